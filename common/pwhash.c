@@ -1,0 +1,111 @@
+/* pwhash.c - salted PBKDF2-HMAC-SHA512 password hashing (see pwhash.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "err.h"
+#include "pwhash.h"
+
+#define PREFIX "$pbkdf2-sha512$"
+#define SALT_LEN 16
+#define KEY_LEN 64
+
+/* base64 lengths with padding: 4 * ceil(n / 3). */
+#define B64_LEN(n) (4 * (((n) + 2) / 3))
+
+static int derive(const char *password, size_t pwlen, const unsigned char *salt,
+		size_t saltlen, unsigned iterations, unsigned char key[KEY_LEN])
+{
+	if(PKCS5_PBKDF2_HMAC(password, (int)pwlen, salt, (int)saltlen, (int)iterations,
+				EVP_sha512(), KEY_LEN, key) != 1){
+		return MQC_ERR_CRYPTO;
+	}
+	return MQC_OK;
+}
+
+int pwhash__make(const char *password, size_t pwlen, unsigned iterations,
+		char *out, size_t outlen)
+{
+	unsigned char salt[SALT_LEN], key[KEY_LEN];
+	char salt64[B64_LEN(SALT_LEN) + 1], key64[B64_LEN(KEY_LEN) + 1];
+	int n, rc;
+
+	if(password == NULL || pwlen > PWHASH_MAX_PASSWORD
+			|| iterations < PWHASH_MIN_ITERATIONS || iterations > PWHASH_MAX_ITERATIONS){
+		return MQC_ERR_INVAL;
+	}
+	if(RAND_bytes(salt, SALT_LEN) != 1) return MQC_ERR_CRYPTO;
+	rc = derive(password, pwlen, salt, SALT_LEN, iterations, key);
+	if(rc) return rc;
+
+	EVP_EncodeBlock((unsigned char *)salt64, salt, SALT_LEN);
+	EVP_EncodeBlock((unsigned char *)key64, key, KEY_LEN);
+	OPENSSL_cleanse(key, sizeof(key));
+
+	n = snprintf(out, outlen, PREFIX "%u$%s$%s", iterations, salt64, key64);
+	if(n < 0 || (size_t)n >= outlen) return MQC_ERR_INVAL;
+	return MQC_OK;
+}
+
+unsigned pwhash__iterations(const char *stored)
+{
+	const char *p;
+	char *end;
+	unsigned long it;
+
+	if(stored == NULL || strncmp(stored, PREFIX, strlen(PREFIX)) != 0) return 0;
+	p = stored + strlen(PREFIX);
+	if(*p < '1' || *p > '9') return 0;
+	it = strtoul(p, &end, 10);
+	if(*end != '$' || it < PWHASH_MIN_ITERATIONS || it > PWHASH_MAX_ITERATIONS) return 0;
+	return (unsigned)it;
+}
+
+/* Decode exactly want bytes of base64 from s[0..len) into out. */
+static bool decode_exact(const char *s, size_t len, unsigned char *out, size_t want)
+{
+	unsigned char buf[B64_LEN(KEY_LEN) + 4];
+	int n;
+	size_t pad = 0;
+
+	if(len != B64_LEN(want) || len > sizeof(buf)) return false;
+	n = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len);
+	if(n < 0) return false;
+	/* EVP_DecodeBlock counts padding bytes as output: take them off. */
+	if(len >= 1 && s[len-1] == '=') pad++;
+	if(len >= 2 && s[len-2] == '=') pad++;
+	if((size_t)n - pad != want) return false;
+	memcpy(out, buf, want);
+	return true;
+}
+
+int pwhash__verify(const char *password, size_t pwlen, const char *stored, bool *ok)
+{
+	unsigned iterations;
+	const char *salt64, *key64, *dollar;
+	unsigned char salt[SALT_LEN], want[KEY_LEN], got[KEY_LEN];
+	int rc;
+
+	*ok = false;
+	iterations = pwhash__iterations(stored);
+	if(iterations == 0) return MQC_ERR_INVAL;
+	salt64 = strchr(stored + strlen(PREFIX), '$') + 1;
+	dollar = strchr(salt64, '$');
+	if(dollar == NULL) return MQC_ERR_INVAL;
+	key64 = dollar + 1;
+	if(!decode_exact(salt64, (size_t)(dollar - salt64), salt, SALT_LEN)
+			|| !decode_exact(key64, strlen(key64), want, KEY_LEN)){
+		return MQC_ERR_INVAL;
+	}
+	if(password == NULL || pwlen > PWHASH_MAX_PASSWORD) return MQC_OK;
+
+	rc = derive(password, pwlen, salt, SALT_LEN, iterations, got);
+	if(rc) return rc;
+	*ok = (CRYPTO_memcmp(got, want, KEY_LEN) == 0);
+	OPENSSL_cleanse(got, sizeof(got));
+	return MQC_OK;
+}

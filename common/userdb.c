@@ -1,0 +1,590 @@
+/* userdb.c - the SQLite user store shared by the plugin and the CLI (see userdb.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "envelope.h"
+#include "err.h"
+#include "timeutil.h"
+#include "userdb.h"
+
+/* The schema, generated at build time from common/userdb_schema.sql. */
+#include "userdb_schema.inc"
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Format a message into the caller's error buffer, if it gave one. */
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if(err == NULL || errlen == 0) return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int map_rc(int rc)
+{
+	switch(rc){
+		case SQLITE_OK:
+		case SQLITE_DONE:
+		case SQLITE_ROW:
+			return MQC_OK;
+		case SQLITE_BUSY:
+		case SQLITE_LOCKED:
+			return MQC_ERR_BUSY;
+		case SQLITE_CONSTRAINT:
+			return MQC_ERR_EXISTS;
+		case SQLITE_NOMEM:
+			return MQC_ERR_NOMEM;
+		default:
+			return MQC_ERR_DB;
+	}
+}
+
+/* Run one statement that returns no rows. */
+static int exec(struct userdb *udb, const char *sql)
+{
+	return map_rc(sqlite3_exec(udb->db, sql, NULL, NULL, NULL));
+}
+
+static int check_schema(struct userdb *udb, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, version = -1;
+
+	rc = sqlite3_prepare_v2(udb->db,
+			"SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL);
+	if(rc != SQLITE_OK){
+		set_err(err, errlen, "%s: not an mqchat user store (%s)", udb->path, sqlite3_errmsg(udb->db));
+		return rc == SQLITE_BUSY ? MQC_ERR_BUSY : MQC_ERR_SCHEMA;
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		if(v) sscanf((const char *)v, "%d", &version);
+	}
+	sqlite3_finalize(st);
+	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
+		set_err(err, errlen, "%s: %s", udb->path, sqlite3_errstr(rc));
+		return map_rc(rc);
+	}
+	if(version != USERDB_SCHEMA_VERSION){
+		set_err(err, errlen, "%s: schema version %d, this build needs %d", udb->path,
+				version, USERDB_SCHEMA_VERSION);
+		return MQC_ERR_SCHEMA;
+	}
+	/* Every table must be there: a half-made or foreign file is refused. */
+	rc = sqlite3_exec(udb->db,
+			"SELECT name, kind, nick, pwhash, enabled, created FROM users LIMIT 0;"
+			"SELECT name, retention_days, created FROM rooms LIMIT 0;"
+			"SELECT room, user FROM members LIMIT 0;"
+			"SELECT user, blocked FROM blocks LIMIT 0;"
+			"SELECT code, uses_left, expires, created FROM invites LIMIT 0;",
+			NULL, NULL, NULL);
+	if(rc != SQLITE_OK){
+		set_err(err, errlen, "%s: wrong schema (%s)", udb->path, sqlite3_errmsg(udb->db));
+		return MQC_ERR_SCHEMA;
+	}
+	return MQC_OK;
+}
+
+int userdb__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen)
+{
+	struct userdb *udb;
+	struct stat st;
+	int rc, oflags;
+
+	*out = NULL;
+	if(path == NULL || strlen(path) >= sizeof(udb->path)){
+		set_err(err, errlen, "invalid user store path");
+		return MQC_ERR_INVAL;
+	}
+	if(!(flags & USERDB_CREATE) && stat(path, &st) != 0){
+		set_err(err, errlen, "%s: no such file (create it with `mqchat-archiver --data DIR init`)", path);
+		return MQC_ERR_NOTFOUND;
+	}
+	udb = calloc(1, sizeof(*udb));
+	if(udb == NULL) return MQC_ERR_NOMEM;
+	snprintf(udb->path, sizeof(udb->path), "%s", path);
+
+	oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	if(flags & USERDB_CREATE) oflags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &udb->db, oflags, NULL);
+	if(rc != SQLITE_OK){
+		set_err(err, errlen, "%s: %s", path, udb->db ? sqlite3_errmsg(udb->db) : sqlite3_errstr(rc));
+		userdb__close(udb);
+		return rc == SQLITE_CANTOPEN ? MQC_ERR_IO : MQC_ERR_DB;
+	}
+	sqlite3_busy_timeout(udb->db, USERDB_BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(udb->db, 0);
+
+	/* WAL lets the broker read while the CLI writes; NORMAL is durable
+	 * against a crashed process, and a power cut can only lose the last
+	 * commits, never corrupt the file. */
+	rc = exec(udb, "PRAGMA journal_mode=WAL;");
+	if(rc == MQC_OK) rc = exec(udb, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+	if(rc != MQC_OK){
+		set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(udb->db));
+		userdb__close(udb);
+		return rc == MQC_ERR_DB ? MQC_ERR_SCHEMA : rc;
+	}
+	if((flags & USERDB_CREATE) && !(flags & USERDB_READONLY)){
+		rc = exec(udb, schema_sql);
+		if(rc != MQC_OK){
+			set_err(err, errlen, "%s: cannot create the schema (%s)", path, sqlite3_errmsg(udb->db));
+			userdb__close(udb);
+			return rc;
+		}
+	}
+	rc = check_schema(udb, err, errlen);
+	if(rc != MQC_OK){
+		userdb__close(udb);
+		return rc;
+	}
+	*out = udb;
+	return MQC_OK;
+}
+
+void userdb__close(struct userdb *udb)
+{
+	if(udb == NULL) return;
+	if(udb->db) sqlite3_close_v2(udb->db);
+	free(udb);
+}
+
+int userdb__begin_read(struct userdb *udb) { return exec(udb, "BEGIN DEFERRED"); }
+int userdb__begin_write(struct userdb *udb) { return exec(udb, "BEGIN IMMEDIATE"); }
+int userdb__commit(struct userdb *udb) { return exec(udb, "COMMIT"); }
+void userdb__rollback(struct userdb *udb)
+{
+	if(!sqlite3_get_autocommit(udb->db)) sqlite3_exec(udb->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+const char *userdb__errmsg(struct userdb *udb)
+{
+	return udb && udb->db ? sqlite3_errmsg(udb->db) : "no database";
+}
+
+int userdb__data_version(struct userdb *udb, int64_t *version)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(udb->db, "PRAGMA data_version", -1, &st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW) *version = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? MQC_OK : map_rc(rc);
+}
+
+const char *user_kind__name(enum user_kind kind)
+{
+	switch(kind){
+		case USER_KIND_USER: return "user";
+		case USER_KIND_DEVICE: return "device";
+		case USER_KIND_SERVICE: return "service";
+	}
+	return "?";
+}
+
+enum user_kind user_kind__parse(const char *s)
+{
+	if(s == NULL) return 0;
+	if(!strcmp(s, "user")) return USER_KIND_USER;
+	if(!strcmp(s, "device")) return USER_KIND_DEVICE;
+	if(!strcmp(s, "service")) return USER_KIND_SERVICE;
+	return 0;
+}
+
+bool nick__valid(const char *s)
+{
+	size_t len, i;
+
+	if(s == NULL) return false;
+	len = strnlen(s, NICK_MAX_LEN + 1);
+	if(len == 0 || len > NICK_MAX_LEN) return false;
+	for(i=0; i<len; i++){
+		if((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
+	}
+	return utf8__valid(s, len);
+}
+
+/* ---- statement helpers ----
+ * run(): prepare, bind the given texts (NULL binds NULL), step to DONE.
+ * Each statement runs rarely (CLI, RPC), so preparing per call is fine. */
+
+static int prepare_bind(struct userdb *udb, const char *sql, sqlite3_stmt **st,
+		int n, const char *const *args)
+{
+	int rc, i;
+
+	rc = sqlite3_prepare_v2(udb->db, sql, -1, st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	for(i=0; i<n; i++){
+		rc = args[i] ? sqlite3_bind_text(*st, i + 1, args[i], -1, SQLITE_STATIC)
+			: sqlite3_bind_null(*st, i + 1);
+		if(rc != SQLITE_OK){
+			sqlite3_finalize(*st);
+			*st = NULL;
+			return map_rc(rc);
+		}
+	}
+	return MQC_OK;
+}
+
+/* Step a prepared statement to completion; *changes gets the rows changed. */
+static int finish(struct userdb *udb, sqlite3_stmt *st, int *changes)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if(changes) *changes = sqlite3_changes(udb->db);
+	if(rc == SQLITE_DONE || rc == SQLITE_ROW) return MQC_OK;
+	return map_rc(rc);
+}
+
+static int run(struct userdb *udb, const char *sql, int *changes, int n, const char *const *args)
+{
+	sqlite3_stmt *st;
+	int rc = prepare_bind(udb, sql, &st, n, args);
+
+	if(rc) return rc;
+	return finish(udb, st, changes);
+}
+
+/* Run a one-row UPDATE/DELETE by key: MQC_ERR_NOTFOUND if no row changed. */
+static int run_one(struct userdb *udb, const char *sql, int n, const char *const *args)
+{
+	int changes = 0, rc = run(udb, sql, &changes, n, args);
+
+	if(rc) return rc;
+	return changes > 0 ? MQC_OK : MQC_ERR_NOTFOUND;
+}
+
+static bool exists(struct userdb *udb, const char *sql, const char *a, const char *b)
+{
+	sqlite3_stmt *st;
+	const char *args[2] = {a, b};
+	bool found;
+
+	if(prepare_bind(udb, sql, &st, b ? 2 : 1, args)) return false;
+	found = (sqlite3_step(st) == SQLITE_ROW);
+	sqlite3_finalize(st);
+	return found;
+}
+
+static bool user_exists(struct userdb *udb, const char *name)
+{
+	return exists(udb, "SELECT 1 FROM users WHERE name=?", name, NULL);
+}
+
+static bool room_exists(struct userdb *udb, const char *room)
+{
+	return exists(udb, "SELECT 1 FROM rooms WHERE name=?", room, NULL);
+}
+
+/* ---- users ---- */
+
+int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
+		const char *nick, const char *pwhash)
+{
+	sqlite3_stmt *st;
+	const char *args[4];
+	int rc;
+
+	if(!names__valid_str(name) || !nick__valid(nick) || pwhash__iterations(pwhash) == 0
+			|| user_kind__name(kind)[0] == '?'){
+		return MQC_ERR_INVAL;
+	}
+	args[0] = name;
+	args[1] = user_kind__name(kind);
+	args[2] = nick;
+	args[3] = pwhash;
+	rc = prepare_bind(udb, "INSERT INTO users(name, kind, nick, pwhash, enabled, created)"
+			" VALUES(?, ?, ?, ?, 1, ?)", &st, 4, args);
+	if(rc) return rc;
+	sqlite3_bind_int64(st, 5, time__now_ms());
+	return finish(udb, st, NULL);
+}
+
+static void row_to_user(sqlite3_stmt *st, struct userdb_user *u)
+{
+	const char *s;
+
+	memset(u, 0, sizeof(*u));
+	s = (const char *)sqlite3_column_text(st, 0);
+	snprintf(u->name, sizeof(u->name), "%s", s ? s : "");
+	u->kind = user_kind__parse((const char *)sqlite3_column_text(st, 1));
+	s = (const char *)sqlite3_column_text(st, 2);
+	snprintf(u->nick, sizeof(u->nick), "%s", s ? s : "");
+	s = (const char *)sqlite3_column_text(st, 3);
+	snprintf(u->pwhash, sizeof(u->pwhash), "%s", s ? s : "");
+	u->enabled = sqlite3_column_int(st, 4) != 0;
+	u->created = sqlite3_column_int64(st, 5);
+}
+
+#define USER_COLS "name, kind, nick, pwhash, enabled, created"
+
+int userdb__user_get(struct userdb *udb, const char *name, struct userdb_user *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if(!names__valid_str(name)) return MQC_ERR_NOTFOUND;
+	rc = prepare_bind(udb, "SELECT " USER_COLS " FROM users WHERE name=?", &st, 1, &name);
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		row_to_user(st, out);
+		sqlite3_finalize(st);
+		return MQC_OK;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+}
+
+int userdb__user_set_enabled(struct userdb *udb, const char *name, bool enabled)
+{
+	const char *args[2] = {enabled ? "1" : "0", name};
+	return run_one(udb, "UPDATE users SET enabled=CAST(? AS INTEGER) WHERE name=?", 2, args);
+}
+
+int userdb__user_set_pwhash(struct userdb *udb, const char *name, const char *pwhash)
+{
+	const char *args[2] = {pwhash, name};
+
+	if(pwhash__iterations(pwhash) == 0) return MQC_ERR_INVAL;
+	return run_one(udb, "UPDATE users SET pwhash=? WHERE name=?", 2, args);
+}
+
+int userdb__user_set_nick(struct userdb *udb, const char *name, const char *nick)
+{
+	const char *args[2] = {nick, name};
+
+	if(!nick__valid(nick)) return MQC_ERR_INVAL;
+	return run_one(udb, "UPDATE users SET nick=? WHERE name=?", 2, args);
+}
+
+int userdb__user_del(struct userdb *udb, const char *name)
+{
+	/* Memberships and blocks go with the row (ON DELETE CASCADE). */
+	return run_one(udb, "DELETE FROM users WHERE name=?", 1, &name);
+}
+
+int userdb__user_each(struct userdb *udb,
+		int (*cb)(const struct userdb_user *user, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct userdb_user u;
+	int rc;
+
+	rc = sqlite3_prepare_v2(udb->db, "SELECT " USER_COLS " FROM users ORDER BY name", -1, &st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		int crc;
+		row_to_user(st, &u);
+		crc = cb(&u, arg);
+		if(crc){
+			sqlite3_finalize(st);
+			return crc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+}
+
+/* ---- rooms ---- */
+
+int userdb__room_create(struct userdb *udb, const char *room, int retention_days)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if(!names__valid_str(room)) return MQC_ERR_INVAL;
+	rc = prepare_bind(udb, "INSERT INTO rooms(name, retention_days, created) VALUES(?, ?, ?)",
+			&st, 1, &room);
+	if(rc) return rc;
+	sqlite3_bind_int(st, 2, retention_days > 0 ? retention_days : 0);
+	sqlite3_bind_int64(st, 3, time__now_ms());
+	return finish(udb, st, NULL);
+}
+
+int userdb__room_del(struct userdb *udb, const char *room)
+{
+	return run_one(udb, "DELETE FROM rooms WHERE name=?", 1, &room);
+}
+
+int userdb__room_get(struct userdb *udb, const char *room, int *retention_days, int64_t *created)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare_bind(udb, "SELECT retention_days, created FROM rooms WHERE name=?", &st, 1, &room);
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		if(retention_days) *retention_days = sqlite3_column_int(st, 0);
+		if(created) *created = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if(rc == SQLITE_ROW) return MQC_OK;
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+}
+
+int userdb__member_add(struct userdb *udb, const char *room, const char *user)
+{
+	const char *args[2] = {room, user};
+
+	if(!room_exists(udb, room) || !user_exists(udb, user)) return MQC_ERR_NOTFOUND;
+	return run(udb, "INSERT INTO members(room, user) VALUES(?, ?)", NULL, 2, args);
+}
+
+int userdb__member_remove(struct userdb *udb, const char *room, const char *user)
+{
+	const char *args[2] = {room, user};
+	return run_one(udb, "DELETE FROM members WHERE room=? AND user=?", 2, args);
+}
+
+bool userdb__is_member(struct userdb *udb, const char *room, const char *user)
+{
+	return exists(udb, "SELECT 1 FROM members WHERE room=? AND user=?", room, user);
+}
+
+int userdb__room_each(struct userdb *udb,
+		int (*cb)(const char *room, int retention_days, int64_t created, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(udb->db, "SELECT name, retention_days, created FROM rooms ORDER BY name",
+			-1, &st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+				sqlite3_column_int64(st, 2), arg);
+		if(crc){
+			sqlite3_finalize(st);
+			return crc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+}
+
+/* Walk (a, b) text pairs from a query with two optional equality filters. */
+static int pair_each(struct userdb *udb, const char *sql, const char *a, const char *b,
+		int (*cb)(const char *, const char *, void *), void *arg)
+{
+	sqlite3_stmt *st;
+	const char *args[2] = {a, b};
+	int rc;
+
+	rc = prepare_bind(udb, sql, &st, 2, args);
+	if(rc) return rc;
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		int crc = cb((const char *)sqlite3_column_text(st, 0),
+				(const char *)sqlite3_column_text(st, 1), arg);
+		if(crc){
+			sqlite3_finalize(st);
+			return crc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+}
+
+int userdb__member_each(struct userdb *udb, const char *room, const char *user,
+		int (*cb)(const char *room, const char *user, void *arg), void *arg)
+{
+	return pair_each(udb, "SELECT room, user FROM members"
+			" WHERE (?1 IS NULL OR room=?1) AND (?2 IS NULL OR user=?2) ORDER BY room, user",
+			room, user, cb, arg);
+}
+
+/* ---- blocks ---- */
+
+int userdb__block_add(struct userdb *udb, const char *user, const char *blocked)
+{
+	const char *args[2] = {user, blocked};
+
+	if(!user_exists(udb, user) || !user_exists(udb, blocked)) return MQC_ERR_NOTFOUND;
+	return run(udb, "INSERT OR IGNORE INTO blocks(user, blocked) VALUES(?, ?)", NULL, 2, args);
+}
+
+int userdb__block_del(struct userdb *udb, const char *user, const char *blocked)
+{
+	const char *args[2] = {user, blocked};
+	return run_one(udb, "DELETE FROM blocks WHERE user=? AND blocked=?", 2, args);
+}
+
+int userdb__block_each(struct userdb *udb, const char *user,
+		int (*cb)(const char *user, const char *blocked, void *arg), void *arg)
+{
+	return pair_each(udb, "SELECT user, blocked FROM blocks"
+			" WHERE (?1 IS NULL OR user=?1) AND ?2 IS NULL ORDER BY user, blocked",
+			user, NULL, cb, arg);
+}
+
+/* ---- invites ---- */
+
+int userdb__invite_create(struct userdb *udb, const char *code, int uses, int64_t expires)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if(code == NULL || !names__valid_msgid(code, strlen(code)) || uses < 1) return MQC_ERR_INVAL;
+	rc = prepare_bind(udb, "INSERT INTO invites(code, uses_left, expires, created) VALUES(?, ?, ?, ?)",
+			&st, 1, &code);
+	if(rc) return rc;
+	sqlite3_bind_int(st, 2, uses);
+	sqlite3_bind_int64(st, 3, expires > 0 ? expires : 0);
+	sqlite3_bind_int64(st, 4, time__now_ms());
+	return finish(udb, st, NULL);
+}
+
+int userdb__invite_use(struct userdb *udb, const char *code, int64_t now)
+{
+	sqlite3_stmt *st;
+	int rc, changes = 0;
+
+	rc = prepare_bind(udb, "UPDATE invites SET uses_left = uses_left - 1"
+			" WHERE code=? AND uses_left > 0 AND (expires = 0 OR expires > ?)", &st, 1, &code);
+	if(rc) return rc;
+	sqlite3_bind_int64(st, 2, now);
+	rc = finish(udb, st, &changes);
+	if(rc) return rc;
+	return changes > 0 ? MQC_OK : MQC_ERR_NOTFOUND;
+}
+
+int userdb__invite_revoke(struct userdb *udb, const char *code)
+{
+	return run_one(udb, "DELETE FROM invites WHERE code=?", 1, &code);
+}
+
+int userdb__invite_each(struct userdb *udb,
+		int (*cb)(const char *code, int uses_left, int64_t expires, int64_t created, void *arg),
+		void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(udb->db, "SELECT code, uses_left, expires, created FROM invites"
+			" ORDER BY created, code", -1, &st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+				sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), arg);
+		if(crc){
+			sqlite3_finalize(st);
+			return crc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+}

@@ -1,0 +1,138 @@
+/* userdb.h - the SQLite user store (auth.db) shared by the plugin and the CLI.
+ *
+ * Schema version 1 (see userdb.c for the SQL):
+ *   meta(key, value)                       schema_version = "1"
+ *   users(name, kind, nick, pwhash, enabled, created)
+ *   rooms(name, retention_days, created)
+ *   members(room, user)                    room membership
+ *   blocks(user, blocked)                  <user> refuses messages from <blocked>
+ *   invites(code, uses_left, expires, created)
+ *
+ * The store runs in WAL mode so the broker's plugin reads while the CLI and
+ * the archiver write. Every writer keeps its transactions short. Times are
+ * milliseconds since the Unix epoch. Names are validated here too (every
+ * entry point refuses invalid names), nicknames are 1..64 bytes of UTF-8. */
+#ifndef MQCHAT_USERDB_H
+#define MQCHAT_USERDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "names.h"
+#include "pwhash.h"
+
+#define USERDB_SCHEMA_VERSION 1
+#define NICK_MAX_LEN 64
+/* How long a writer waits for a lock before MQC_ERR_BUSY. */
+#define USERDB_BUSY_TIMEOUT_MS 5000
+
+enum user_kind {
+	USER_KIND_USER = 1,
+	USER_KIND_DEVICE = 2,
+	USER_KIND_SERVICE = 3,
+};
+
+/* Open flags. */
+#define USERDB_CREATE   0x1 /* create the file and schema if missing */
+#define USERDB_READONLY 0x2 /* no writes (SQLITE_OPEN_READONLY is not used: WAL readers need the -shm) */
+
+struct userdb {
+	sqlite3 *db;
+	char path[4096];
+};
+
+struct userdb_user {
+	char name[NAME_MAX_LEN + 1];
+	enum user_kind kind;
+	char nick[NICK_MAX_LEN + 1];
+	char pwhash[PWHASH_STR_LEN];
+	bool enabled;
+	int64_t created;
+};
+
+/* Open the store at path. Without USERDB_CREATE a missing file is
+ * MQC_ERR_NOTFOUND; a file without our tables or of another schema version is
+ * MQC_ERR_SCHEMA. On failure a message is written to err (if not NULL) and
+ * *out is NULL. The caller frees a success with userdb__close. */
+int userdb__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen);
+/* Close and free; NULL is fine. */
+void userdb__close(struct userdb *udb);
+
+/* Transactions for multi-statement reads or writes. begin_write takes the
+ * write lock at once (BEGIN IMMEDIATE), so a writer waits at the start, not
+ * half way. */
+int userdb__begin_read(struct userdb *udb);
+int userdb__begin_write(struct userdb *udb);
+int userdb__commit(struct userdb *udb);
+void userdb__rollback(struct userdb *udb);
+
+/* PRAGMA data_version: changes whenever another connection commits. */
+int userdb__data_version(struct userdb *udb, int64_t *version);
+
+const char *user_kind__name(enum user_kind kind);
+/* 0 if the text is not a kind. */
+enum user_kind user_kind__parse(const char *s);
+/* True if s is 1..64 bytes of UTF-8 with no control characters. */
+bool nick__valid(const char *s);
+
+/* ---- users ---- */
+/* MQC_ERR_INVAL (bad name/nick/kind), MQC_ERR_EXISTS, MQC_ERR_DB/BUSY. */
+int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
+		const char *nick, const char *pwhash);
+/* MQC_ERR_NOTFOUND if there is no such user. */
+int userdb__user_get(struct userdb *udb, const char *name, struct userdb_user *out);
+int userdb__user_set_enabled(struct userdb *udb, const char *name, bool enabled);
+int userdb__user_set_pwhash(struct userdb *udb, const char *name, const char *pwhash);
+int userdb__user_set_nick(struct userdb *udb, const char *name, const char *nick);
+/* Deletes the user and their memberships and blocks (both directions). */
+int userdb__user_del(struct userdb *udb, const char *name);
+/* Calls cb for every user in name order; a non-zero return from cb stops the
+ * walk and is returned. The struct is only valid during the call. */
+int userdb__user_each(struct userdb *udb,
+		int (*cb)(const struct userdb_user *user, void *arg), void *arg);
+
+/* ---- rooms ---- */
+/* retention_days <= 0 means "the global retention". */
+int userdb__room_create(struct userdb *udb, const char *room, int retention_days);
+int userdb__room_del(struct userdb *udb, const char *room);
+/* MQC_ERR_NOTFOUND if the room does not exist; *retention_days 0 if unset. */
+int userdb__room_get(struct userdb *udb, const char *room, int *retention_days, int64_t *created);
+/* MQC_ERR_NOTFOUND (room or user), MQC_ERR_EXISTS (already a member). */
+int userdb__member_add(struct userdb *udb, const char *room, const char *user);
+/* MQC_ERR_NOTFOUND if not a member. */
+int userdb__member_remove(struct userdb *udb, const char *room, const char *user);
+bool userdb__is_member(struct userdb *udb, const char *room, const char *user);
+int userdb__room_each(struct userdb *udb,
+		int (*cb)(const char *room, int retention_days, int64_t created, void *arg), void *arg);
+/* Every (room, user) pair; room NULL for all rooms, user NULL for all users. */
+int userdb__member_each(struct userdb *udb, const char *room, const char *user,
+		int (*cb)(const char *room, const char *user, void *arg), void *arg);
+
+/* ---- blocks: <user> does not accept messages from <blocked> ---- */
+/* MQC_ERR_NOTFOUND if either user is unknown; blocking twice is MQC_OK. */
+int userdb__block_add(struct userdb *udb, const char *user, const char *blocked);
+/* MQC_ERR_NOTFOUND if there was no such block. */
+int userdb__block_del(struct userdb *udb, const char *user, const char *blocked);
+/* user NULL for every block. */
+int userdb__block_each(struct userdb *udb, const char *user,
+		int (*cb)(const char *user, const char *blocked, void *arg), void *arg);
+
+/* ---- invites ---- */
+/* expires 0 for never. */
+int userdb__invite_create(struct userdb *udb, const char *code, int uses, int64_t expires);
+/* Atomically spend one use of code: MQC_OK, MQC_ERR_NOTFOUND (unknown, used
+ * up or expired at now). Call inside the write transaction that adds the user
+ * so a failed registration does not spend the code. */
+int userdb__invite_use(struct userdb *udb, const char *code, int64_t now);
+int userdb__invite_revoke(struct userdb *udb, const char *code);
+int userdb__invite_each(struct userdb *udb,
+		int (*cb)(const char *code, int uses_left, int64_t expires, int64_t created, void *arg),
+		void *arg);
+
+/* Last SQLite error message of this connection. */
+const char *userdb__errmsg(struct userdb *udb);
+
+#endif
