@@ -1,0 +1,114 @@
+/* archive.h - the message archive (archive.db), owned by the archiver.
+ *
+ * One table of messages keyed by seq (INTEGER PRIMARY KEY AUTOINCREMENT, so a
+ * seq is never reused even after purges or erasures), in WAL mode with
+ * synchronous=NORMAL: a commit is a write() into the WAL, which survives a
+ * killed process. Every function is meant for one thread; the daemon and the
+ * operators' CLI each open their own handle.
+ *
+ * Schema version 1:
+ *   meta(key, value)            schema_version, invalid (count)
+ *   messages(seq, sender, recipient, room, conv, type, id, body, ts,
+ *            server_ts, status, idh)
+ * conv is 'd:<a>|<b>' (the two users sorted) for a DM, 'r:<room>' for a room;
+ * status is 'sent', 'delivered' or 'read'; idh is a 64-bit hash of
+ * (sender, id) used to find duplicates without a UNIQUE index over text. */
+#ifndef MQCHAT_ARCHIVE_H
+#define MQCHAT_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define ARCHIVE_SCHEMA_VERSION 1
+/* Rows deleted per transaction by purge, erase and expiry. */
+#define ARCHIVE_BATCH 1000
+/* How long a statement waits for a lock before it gives up (MQC_ERR_BUSY). */
+#define ARCHIVE_BUSY_TIMEOUT_MS 1000
+
+struct archive;
+
+/* Open (creating the schema if missing) archive.db at path. MQC_OK or an
+ * MQC_ERR_* with err filled. The caller frees a success with archive__close. */
+int archive__open(const char *path, struct archive **out, char *err, size_t errlen);
+void archive__close(struct archive *ar);                               /* NULL-safe */
+/* Delete messages stored before cutoff_ms (server_ts), in small batches; *deleted gets the count. */
+int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted);
+/* Delete every message sent by or to user (DMs; and their room messages as sender). */
+int archive__erase_user(struct archive *ar, const char *user, int64_t *deleted);
+/* New reference: a JSON array of the archived messages sent by or to user, oldest first
+ * (each in the contract's archived-message form). NULL on error. */
+json_t *archive__export_user(struct archive *ar, const char *user);
+/* New reference: {"messages":N,"by_day":{"YYYY-MM-DD":N,...},"invalid":N,"last_seq":N,
+ *  "last_server_ts":ms,"db_bytes":N} ; NULL on error. */
+json_t *archive__stats(struct archive *ar);
+
+/* ---- used by the daemon ---- */
+
+/* One message to store. Strings are borrowed and NUL-terminated; exactly one
+ * of recipient (DM) and room is set; ts < 0 means "the sender gave none". */
+struct archive_msg {
+	const char *sender;
+	const char *recipient;
+	const char *room;
+	const char *id;
+	const char *body;
+	int64_t ts;
+	int64_t server_ts;
+};
+
+/* Store m in its own transaction unless (sender, id) is already there.
+ * *stored (if not NULL) says whether a row was added. MQC_OK,
+ * MQC_ERR_BUSY (locked past the timeout) or MQC_ERR_DB/MQC_ERR_IO (disk full,
+ * read-only, ...: nothing was written). */
+int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored);
+
+/* Raise the status of the message (orig_sender, ref) to status ("delivered"
+ * or "read"; never lowered) if reader may see it: reader is its recipient,
+ * or it is a room message and is_member(room, reader, arg) is true.
+ * *updated says whether a row changed. MQC_OK or an MQC_ERR_*. */
+int archive__receipt(struct archive *ar, const char *orig_sender, const char *ref,
+		const char *reader, const char *status,
+		bool (*is_member)(const char *room, const char *user, void *arg), void *arg,
+		bool *updated);
+
+/* Add n to the persistent count of refused (invalid) payloads. */
+int archive__count_invalid(struct archive *ar, int64_t n);
+
+/* A write that changes nothing visible, to see whether the database can be
+ * written again after a failure. MQC_OK or an MQC_ERR_*. */
+int archive__probe(struct archive *ar);
+
+/* New reference: up to limit messages of conversation conv ('d:<a>|<b>' or
+ * 'r:<room>') with seq < before (before <= 0: no bound), newest first;
+ * *more says whether older ones exist. NULL on error. */
+json_t *archive__history(struct archive *ar, const char *conv, int64_t before,
+		int limit, bool *more);
+
+/* New reference: up to limit messages with seq > after that user sent or
+ * received as a DM, or that were posted in one of rooms[0..nrooms), oldest
+ * first; *more says whether more follow. NULL on error. */
+json_t *archive__sync(struct archive *ar, const char *user, const char *const *rooms,
+		size_t nrooms, int64_t after, int limit, bool *more);
+
+/* Delete, in batches of ARCHIVE_BATCH rows, messages of room stored before
+ * cutoff_ms (room NULL: every message, whatever its room), at most max_rows
+ * in this call (<= 0: no limit). *deleted gets the count. Used by expiry,
+ * which calls it with a small max_rows so ingest never waits long. */
+int archive__expire(struct archive *ar, const char *room, int64_t cutoff_ms,
+		int64_t max_rows, int64_t *deleted);
+
+/* Same, for DMs and the rooms not listed in skip_rooms[0..nskip) (they have
+ * their own retention). */
+int archive__expire_global(struct archive *ar, const char *const *skip_rooms,
+		size_t nskip, int64_t cutoff_ms, int64_t max_rows, int64_t *deleted);
+
+/* Build the conversation key of a DM between a and b into out. */
+void archive__dm_conv(const char *a, const char *b, char *out, size_t outlen);
+
+/* The last SQLite error message of this handle. */
+const char *archive__errmsg(struct archive *ar);
+
+#endif
