@@ -1,21 +1,747 @@
-/* archive.c - the message archive (stub, being written; see archive.h). */
+/* archive.c - the message archive, archive.db (see archive.h). */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
 
 #include "archive.h"
 #include "err.h"
+#include "names.h"
+
+/* Columns of the archived-message form, in the order row_to_json reads them. */
+#define MSG_COLS "seq, id, sender, recipient, room, type, body, ts, server_ts, status"
+
+static const char *schema_sql =
+	"CREATE TABLE IF NOT EXISTS meta("
+	"  key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS messages("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  sender TEXT NOT NULL,"
+	"  recipient TEXT,"
+	"  room TEXT,"
+	"  conv TEXT NOT NULL,"
+	"  type TEXT NOT NULL DEFAULT 'text',"
+	"  id TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  ts INTEGER,"
+	"  server_ts INTEGER NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'sent' CHECK(status IN ('sent','delivered','read')),"
+	"  idh INTEGER NOT NULL,"
+	"  CHECK((recipient IS NULL) <> (room IS NULL)));"
+	/* Duplicates are found by a 64-bit hash of (sender, id): an INTEGER
+	 * index stays small and fast where a UNIQUE index over random text ids
+	 * would halve the insert rate on a large archive. */
+	"CREATE INDEX IF NOT EXISTS messages_idh ON messages(idh);"
+	"CREATE INDEX IF NOT EXISTS messages_conv ON messages(conv, seq);"
+	"CREATE INDEX IF NOT EXISTS messages_recipient ON messages(recipient, seq) WHERE recipient IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender, seq);"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('invalid', '0');";
+
+enum stmt_id {
+	ST_STORE,
+	ST_FIND,
+	ST_SET_STATUS,
+	ST_INVALID,
+	ST_PROBE,
+	ST_HISTORY,
+	ST_HISTORY_ALL,
+	ST_SCAN_CONV,
+	ST_SCAN_ALL,
+	ST_DELETE,
+	ST__COUNT,
+};
+
+static const char *stmt_sql[ST__COUNT] = {
+	[ST_STORE] =
+		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh)"
+		" SELECT ?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9"
+		" WHERE NOT EXISTS(SELECT 1 FROM messages WHERE idh=?9 AND sender=?1 AND id=?5)",
+	[ST_FIND] =
+		"SELECT seq, recipient, room, status FROM messages WHERE idh=?1 AND sender=?2 AND id=?3",
+	[ST_SET_STATUS] = "UPDATE messages SET status=?2 WHERE seq=?1",
+	[ST_INVALID] =
+		"UPDATE meta SET value=CAST(CAST(value AS INTEGER) + ?1 AS TEXT) WHERE key='invalid'",
+	[ST_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
+	[ST_HISTORY] =
+		"SELECT " MSG_COLS " FROM messages WHERE conv=?1 AND seq<?2 ORDER BY seq DESC LIMIT ?3",
+	[ST_HISTORY_ALL] =
+		"SELECT " MSG_COLS " FROM messages WHERE conv=?1 ORDER BY seq DESC LIMIT ?3",
+	[ST_SCAN_CONV] =
+		"SELECT seq, server_ts, room FROM messages WHERE conv=?1 AND seq>?2 ORDER BY seq LIMIT ?3",
+	[ST_SCAN_ALL] =
+		"SELECT seq, server_ts, room FROM messages WHERE seq>?2 ORDER BY seq LIMIT ?3",
+	[ST_DELETE] = "DELETE FROM messages WHERE seq=?1",
+};
+
+struct archive {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST__COUNT];
+	char path[4096];
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if(err == NULL || errlen == 0) return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* SQLite result to our status: a full disk, a read-only file or an I/O error
+ * are all "cannot write here now" (MQC_ERR_IO). */
+static int map_rc(int rc)
+{
+	switch(rc & 0xff){
+		case SQLITE_OK:
+		case SQLITE_DONE:
+		case SQLITE_ROW:
+			return MQC_OK;
+		case SQLITE_BUSY:
+		case SQLITE_LOCKED:
+			return MQC_ERR_BUSY;
+		case SQLITE_NOMEM:
+			return MQC_ERR_NOMEM;
+		case SQLITE_FULL:
+		case SQLITE_READONLY:
+		case SQLITE_IOERR:
+		case SQLITE_CANTOPEN:
+		case SQLITE_PERM:
+			return MQC_ERR_IO;
+		default:
+			return MQC_ERR_DB;
+	}
+}
+
+static int exec(struct archive *ar, const char *sql)
+{
+	return map_rc(sqlite3_exec(ar->db, sql, NULL, NULL, NULL));
+}
+
+/* FNV-1a over sender, a 0 byte and id: the dedup key (collisions are
+ * resolved by comparing the text). */
+static int64_t id_hash(const char *sender, const char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *p;
+
+	for(p = (const unsigned char *)sender; *p; p++){
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	h ^= 0;
+	h *= 1099511628211ULL;
+	for(p = (const unsigned char *)id; *p; p++){
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	return (int64_t)h;
+}
+
+void archive__dm_conv(const char *a, const char *b, char *out, size_t outlen)
+{
+	if(strcmp(a, b) > 0){
+		const char *t = a;
+		a = b;
+		b = t;
+	}
+	snprintf(out, outlen, "d:%s|%s", a, b);
+}
+
+static int check_schema(struct archive *ar, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, version = -1;
+
+	rc = sqlite3_prepare_v2(ar->db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL);
+	if(rc != SQLITE_OK){
+		set_err(err, errlen, "%s: not an mqchat archive (%s)", ar->path, sqlite3_errmsg(ar->db));
+		return map_rc(rc) == MQC_ERR_DB ? MQC_ERR_SCHEMA : map_rc(rc);
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		if(v) sscanf((const char *)v, "%d", &version);
+	}
+	sqlite3_finalize(st);
+	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
+		set_err(err, errlen, "%s: %s", ar->path, sqlite3_errstr(rc));
+		return map_rc(rc);
+	}
+	if(version != ARCHIVE_SCHEMA_VERSION){
+		set_err(err, errlen, "%s: archive schema version %d, this build needs %d", ar->path,
+				version, ARCHIVE_SCHEMA_VERSION);
+		return MQC_ERR_SCHEMA;
+	}
+	return MQC_OK;
+}
 
 int archive__open(const char *path, struct archive **out, char *err, size_t errlen)
 {
-	(void)path;
+	struct archive *ar;
+	int rc, i;
+
 	*out = NULL;
-	if(err && errlen) snprintf(err, errlen, "not implemented yet");
-	return MQC_ERR_DB;
+	if(path == NULL || strlen(path) >= sizeof(ar->path)){
+		set_err(err, errlen, "invalid archive path");
+		return MQC_ERR_INVAL;
+	}
+	ar = calloc(1, sizeof(*ar));
+	if(ar == NULL) return MQC_ERR_NOMEM;
+	snprintf(ar->path, sizeof(ar->path), "%s", path);
+
+	rc = sqlite3_open_v2(path, &ar->db,
+			SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if(rc != SQLITE_OK){
+		set_err(err, errlen, "%s: %s", path, ar->db ? sqlite3_errmsg(ar->db) : sqlite3_errstr(rc));
+		rc = map_rc(rc);
+		goto fail;
+	}
+	sqlite3_busy_timeout(ar->db, ARCHIVE_BUSY_TIMEOUT_MS);
+	/* WAL: readers (the CLI) never block the daemon. synchronous=NORMAL: a
+	 * commit is a write() into the WAL, no fsync, which survives a killed
+	 * process; a power cut can lose the last commits, never corrupt. */
+	rc = exec(ar, "PRAGMA journal_mode=WAL");
+	if(rc == MQC_OK) rc = exec(ar, "PRAGMA synchronous=NORMAL");
+	if(rc == MQC_OK) rc = exec(ar, "PRAGMA cache_size=-32768");
+	if(rc == MQC_OK) rc = exec(ar, schema_sql);
+	if(rc != MQC_OK){
+		set_err(err, errlen, "%s: cannot open the archive (%s)", path, sqlite3_errmsg(ar->db));
+		if(rc == MQC_ERR_DB) rc = MQC_ERR_SCHEMA;
+		goto fail;
+	}
+	rc = check_schema(ar, err, errlen);
+	if(rc != MQC_OK) goto fail;
+	for(i = 0; i < ST__COUNT; i++){
+		if(sqlite3_prepare_v3(ar->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					&ar->st[i], NULL) != SQLITE_OK){
+			set_err(err, errlen, "%s: wrong schema (%s)", path, sqlite3_errmsg(ar->db));
+			rc = MQC_ERR_SCHEMA;
+			goto fail;
+		}
+	}
+	*out = ar;
+	return MQC_OK;
+fail:
+	archive__close(ar);
+	return rc;
 }
 
-void archive__close(struct archive *ar) { (void)ar; }
+void archive__close(struct archive *ar)
+{
+	int i;
+
+	if(ar == NULL) return;
+	for(i = 0; i < ST__COUNT; i++){
+		sqlite3_finalize(ar->st[i]);
+	}
+	sqlite3_close_v2(ar->db);
+	free(ar);
+}
+
+const char *archive__errmsg(struct archive *ar)
+{
+	return ar && ar->db ? sqlite3_errmsg(ar->db) : "no archive";
+}
+
+/* Bind text or NULL. */
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored)
+{
+	sqlite3_stmt *st = ar->st[ST_STORE];
+	char conv[2 * NAME_MAX_LEN + 8];
+	int rc;
+
+	if(stored) *stored = false;
+	if(m->sender == NULL || m->id == NULL || m->body == NULL
+			|| (m->recipient == NULL) == (m->room == NULL)){
+		return MQC_ERR_INVAL;
+	}
+	if(m->recipient){
+		archive__dm_conv(m->sender, m->recipient, conv, sizeof(conv));
+	}else{
+		snprintf(conv, sizeof(conv), "r:%s", m->room);
+	}
+	rc = bind_text(st, 1, m->sender)
+		|| bind_text(st, 2, m->recipient)
+		|| bind_text(st, 3, m->room)
+		|| bind_text(st, 4, conv)
+		|| bind_text(st, 5, m->id)
+		|| sqlite3_bind_text(st, 6, m->body, -1, SQLITE_STATIC)
+		|| (m->ts >= 0 ? sqlite3_bind_int64(st, 7, m->ts) : sqlite3_bind_null(st, 7))
+		|| sqlite3_bind_int64(st, 8, m->server_ts)
+		|| sqlite3_bind_int64(st, 9, id_hash(m->sender, m->id));
+	if(rc != SQLITE_OK){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_DONE && stored) *stored = sqlite3_changes(ar->db) > 0;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return map_rc(rc);
+}
+
+static int status_rank(const char *s)
+{
+	if(s == NULL) return -1;
+	if(strcmp(s, "sent") == 0) return 0;
+	if(strcmp(s, "delivered") == 0) return 1;
+	if(strcmp(s, "read") == 0) return 2;
+	return -1;
+}
+
+int archive__receipt(struct archive *ar, const char *orig_sender, const char *ref,
+		const char *reader, const char *status,
+		bool (*is_member)(const char *room, const char *user, void *arg), void *arg,
+		bool *updated)
+{
+	sqlite3_stmt *st = ar->st[ST_FIND];
+	sqlite3_int64 seq = 0;
+	bool allowed = false;
+	int rc, want = status_rank(status);
+
+	*updated = false;
+	if(want < 1) return MQC_ERR_INVAL;
+	if(sqlite3_bind_int64(st, 1, id_hash(orig_sender, ref))
+			|| sqlite3_bind_text(st, 2, orig_sender, -1, SQLITE_STATIC)
+			|| sqlite3_bind_text(st, 3, ref, -1, SQLITE_STATIC)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		const char *recipient = (const char *)sqlite3_column_text(st, 1);
+		const char *room = (const char *)sqlite3_column_text(st, 2);
+		const char *cur = (const char *)sqlite3_column_text(st, 3);
+
+		seq = sqlite3_column_int64(st, 0);
+		if(recipient){
+			allowed = strcmp(recipient, reader) == 0;
+		}else if(room && is_member){
+			allowed = strcmp(orig_sender, reader) != 0 && is_member(room, reader, arg);
+		}
+		if(status_rank(cur) >= want) allowed = false; /* never downgrade */
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(rc != SQLITE_DONE) return map_rc(rc);
+	if(!allowed) return MQC_OK;
+
+	st = ar->st[ST_SET_STATUS];
+	if(sqlite3_bind_int64(st, 1, seq) || sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(rc != SQLITE_DONE) return map_rc(rc);
+	*updated = true;
+	return MQC_OK;
+}
+
+int archive__count_invalid(struct archive *ar, int64_t n)
+{
+	sqlite3_stmt *st = ar->st[ST_INVALID];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, n);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return map_rc(rc);
+}
+
+int archive__probe(struct archive *ar)
+{
+	sqlite3_stmt *st = ar->st[ST_PROBE];
+	char buf[32];
+	int rc;
+
+	/* A changing value, so the page really is written. */
+	snprintf(buf, sizeof(buf), "%lld", (long long)sqlite3_last_insert_rowid(ar->db) ^ (long long)(uintptr_t)buf);
+	sqlite3_bind_text(st, 1, buf, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return map_rc(rc);
+}
+
+/* New reference: the current row of st (selected with MSG_COLS) in the
+ * contract's archived-message form. NULL if out of memory. */
+static json_t *row_to_json(sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+	const char *recipient, *room;
+
+	if(o == NULL) return NULL;
+	recipient = (const char *)sqlite3_column_text(st, 3);
+	room = (const char *)sqlite3_column_text(st, 4);
+	if(json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, 0)))
+			|| json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(st, 1)))
+			|| json_object_set_new(o, "from", json_string((const char *)sqlite3_column_text(st, 2)))
+			|| (recipient && json_object_set_new(o, "to", json_string(recipient)))
+			|| (room && json_object_set_new(o, "room", json_string(room)))
+			|| json_object_set_new(o, "type", json_string((const char *)sqlite3_column_text(st, 5)))
+			|| json_object_set_new(o, "body", json_stringn((const char *)sqlite3_column_text(st, 6),
+					(size_t)sqlite3_column_bytes(st, 6)))
+			|| json_object_set_new(o, "ts", sqlite3_column_type(st, 7) == SQLITE_NULL
+					? json_null() : json_integer(sqlite3_column_int64(st, 7)))
+			|| json_object_set_new(o, "server_ts", json_integer(sqlite3_column_int64(st, 8)))
+			|| json_object_set_new(o, "status", json_string((const char *)sqlite3_column_text(st, 9)))){
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Step st to the end, appending each row to a new array; at most max rows
+ * (max < 0: all). *extra says whether a row beyond max existed. st is reset.
+ * New reference, NULL on error. */
+static json_t *collect(sqlite3_stmt *st, long max, bool *extra)
+{
+	json_t *arr = json_array();
+	long n = 0;
+	int rc;
+
+	if(extra) *extra = false;
+	if(arr == NULL) goto fail;
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		json_t *m;
+
+		if(max >= 0 && n >= max){
+			if(extra) *extra = true;
+			rc = SQLITE_DONE;
+			break;
+		}
+		m = row_to_json(st);
+		if(m == NULL || json_array_append_new(arr, m)) goto fail;
+		n++;
+	}
+	if(rc != SQLITE_DONE) goto fail;
+	sqlite3_reset(st);
+	return arr;
+fail:
+	sqlite3_reset(st);
+	json_decref(arr);
+	return NULL;
+}
+
+json_t *archive__history(struct archive *ar, const char *conv, int64_t before,
+		int limit, bool *more)
+{
+	sqlite3_stmt *st = ar->st[before > 0 ? ST_HISTORY : ST_HISTORY_ALL];
+	json_t *arr;
+
+	if(sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC)
+			|| (before > 0 && sqlite3_bind_int64(st, 2, before))
+			|| sqlite3_bind_int(st, 3, limit + 1)){
+		sqlite3_reset(st);
+		return NULL;
+	}
+	arr = collect(st, limit, more);
+	sqlite3_clear_bindings(st);
+	return arr;
+}
+
+/* SQLite caps a compound SELECT at 500 terms: past this many rooms, sync
+ * reads rooms through one IN over json_each instead of one term per room. */
+#define SYNC_MAX_ROOM_TERMS 400
+/* The term of one room; ?4.. are the rooms' conversation keys. */
+#define SYNC_ROOM_TERM " UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages" \
+	" WHERE conv=?%d AND seq>?2 ORDER BY seq LIMIT ?3)"
+
+json_t *archive__sync(struct archive *ar, const char *user, const char *const *rooms,
+		size_t nrooms, int64_t after, int limit, bool *more)
+{
+	/* One index range per source (DMs in, DMs out, each room), each already
+	 * in seq order and cut at limit+1, merged by one small sort. */
+	size_t i, cap;
+	char *sql = NULL, *p;
+	sqlite3_stmt *st = NULL;
+	json_t *arr = NULL, *list = NULL;
+	int rc, idx;
+
+	*more = false;
+	cap = 1024 + (nrooms <= SYNC_MAX_ROOM_TERMS ? nrooms * (sizeof(SYNC_ROOM_TERM) + 8) : 256);
+	sql = malloc(cap);
+	if(sql == NULL) return NULL;
+	p = sql;
+	p += sprintf(p,
+			"SELECT * FROM ("
+			"SELECT * FROM (SELECT " MSG_COLS " FROM messages"
+			" WHERE recipient=?1 AND seq>?2 ORDER BY seq LIMIT ?3)"
+			" UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages"
+			" WHERE sender=?1 AND recipient IS NOT NULL AND recipient<>?1 AND seq>?2 ORDER BY seq LIMIT ?3)");
+	if(nrooms <= SYNC_MAX_ROOM_TERMS){
+		for(i = 0; i < nrooms; i++){
+			p += sprintf(p, SYNC_ROOM_TERM, (int)i + 4);
+		}
+	}else{
+		p += sprintf(p, " UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages"
+				" WHERE conv IN (SELECT 'r:' || value FROM json_each(?4)) AND seq>?2"
+				" ORDER BY seq LIMIT ?3)");
+	}
+	p += sprintf(p, ") ORDER BY seq LIMIT ?3");
+
+	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
+	if(rc != SQLITE_OK) goto fail;
+	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)
+			|| sqlite3_bind_int64(st, 2, after)
+			|| sqlite3_bind_int(st, 3, limit + 1)){
+		goto fail;
+	}
+	if(nrooms <= SYNC_MAX_ROOM_TERMS){
+		idx = 4;
+		for(i = 0; i < nrooms; i++){
+			char conv[NAME_MAX_LEN + 3];
+
+			snprintf(conv, sizeof(conv), "r:%s", rooms[i]);
+			if(sqlite3_bind_text(st, idx++, conv, -1, SQLITE_TRANSIENT)) goto fail;
+		}
+	}else{
+		char *js;
+
+		list = json_array();
+		if(list == NULL) goto fail;
+		for(i = 0; i < nrooms; i++){
+			if(json_array_append_new(list, json_string(rooms[i]))) goto fail;
+		}
+		js = json_dumps(list, JSON_COMPACT);
+		if(js == NULL) goto fail;
+		rc = sqlite3_bind_text(st, 4, js, -1, SQLITE_TRANSIENT);
+		free(js);
+		if(rc) goto fail;
+	}
+	arr = collect(st, limit, more);
+fail:
+	sqlite3_finalize(st);
+	json_decref(list);
+	free(sql);
+	return arr;
+}
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+	size_t i;
+
+	if(s == NULL) return false;
+	for(i = 0; i < n; i++){
+		if(strcmp(s, list[i]) == 0) return true;
+	}
+	return false;
+}
+
+int archive__expire_step(struct archive *ar, const char *conv,
+		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
+		int64_t *cursor, int64_t *deleted, bool *done)
+{
+	sqlite3_stmt *scan = ar->st[conv ? ST_SCAN_CONV : ST_SCAN_ALL];
+	sqlite3_stmt *del = ar->st[ST_DELETE];
+	int rc, n = 0;
+
+	*done = false;
+	if(max_scan <= 0) max_scan = ARCHIVE_BATCH;
+	rc = exec(ar, "BEGIN IMMEDIATE");
+	if(rc != MQC_OK) return rc;
+	if((conv && sqlite3_bind_text(scan, 1, conv, -1, SQLITE_STATIC))
+			|| sqlite3_bind_int64(scan, 2, *cursor)
+			|| sqlite3_bind_int(scan, 3, max_scan)){
+		rc = MQC_ERR_DB;
+		goto fail;
+	}
+	while((rc = sqlite3_step(scan)) == SQLITE_ROW){
+		sqlite3_int64 seq = sqlite3_column_int64(scan, 0);
+		int64_t server_ts = sqlite3_column_int64(scan, 1);
+		const char *room = (const char *)sqlite3_column_text(scan, 2);
+
+		n++;
+		/* Rows are in seq order, which is arrival order: the first row not
+		 * yet due ends the pass (a wall clock set back can only delay a
+		 * deletion, by at most the size of the jump). */
+		if(server_ts >= cutoff_ms){
+			*done = true;
+			break;
+		}
+		*cursor = seq;
+		if(in_list(room, skip_rooms, nskip)) continue;
+		sqlite3_bind_int64(del, 1, seq);
+		rc = sqlite3_step(del);
+		sqlite3_reset(del);
+		if(rc != SQLITE_DONE){
+			rc = map_rc(rc);
+			goto fail;
+		}
+		(*deleted)++;
+	}
+	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
+		rc = map_rc(rc);
+		goto fail;
+	}
+	if(n < max_scan) *done = true;
+	sqlite3_reset(scan);
+	sqlite3_clear_bindings(scan);
+	rc = exec(ar, "COMMIT");
+	if(rc != MQC_OK) goto fail;
+	return MQC_OK;
+fail:
+	sqlite3_reset(scan);
+	sqlite3_clear_bindings(scan);
+	exec(ar, "ROLLBACK");
+	return rc;
+}
+
+/* Run sql (one parameter, ?1 = arg, bound as text or as an integer) that
+ * deletes at most ARCHIVE_BATCH rows, until it deletes fewer. */
+static int delete_batches(struct archive *ar, const char *sql, const char *text,
+		int64_t num, int64_t *deleted)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, changes;
+
+	*deleted = 0;
+	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	if(text) rc = sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	else rc = sqlite3_bind_int64(st, 1, num);
+	if(rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, ARCHIVE_BATCH);
+	if(rc != SQLITE_OK) goto done;
+	do{
+		/* Each batch is its own short transaction, so the daemon's inserts
+		 * wait at most one batch. */
+		rc = sqlite3_step(st);
+		changes = sqlite3_changes(ar->db);
+		sqlite3_reset(st);
+		if(rc != SQLITE_DONE) break;
+		*deleted += changes;
+	}while(changes >= ARCHIVE_BATCH);
+done:
+	sqlite3_finalize(st);
+	return map_rc(rc);
+}
+
 int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted)
-{ (void)ar; (void)cutoff_ms; *deleted = 0; return MQC_ERR_DB; }
+{
+	return delete_batches(ar,
+			"DELETE FROM messages WHERE seq IN"
+			" (SELECT seq FROM messages WHERE server_ts<?1 ORDER BY seq LIMIT ?2)",
+			NULL, cutoff_ms, deleted);
+}
+
 int archive__erase_user(struct archive *ar, const char *user, int64_t *deleted)
-{ (void)ar; (void)user; *deleted = 0; return MQC_ERR_DB; }
-json_t *archive__export_user(struct archive *ar, const char *user) { (void)ar; (void)user; return NULL; }
-json_t *archive__stats(struct archive *ar) { (void)ar; return NULL; }
+{
+	if(user == NULL) return MQC_ERR_INVAL;
+	return delete_batches(ar,
+			"DELETE FROM messages WHERE seq IN"
+			" (SELECT seq FROM messages WHERE sender=?1 OR recipient=?1 LIMIT ?2)",
+			user, 0, deleted);
+}
+
+json_t *archive__export_user(struct archive *ar, const char *user)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr;
+
+	if(user == NULL) return NULL;
+	if(sqlite3_prepare_v2(ar->db,
+				"SELECT " MSG_COLS " FROM messages WHERE sender=?1 OR recipient=?1 ORDER BY seq",
+				-1, &st, NULL) != SQLITE_OK){
+		return NULL;
+	}
+	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	arr = collect(st, -1, NULL);
+	sqlite3_finalize(st);
+	return arr;
+}
+
+/* The single integer of a one-row query; def if there is no row. */
+static int query_int(struct archive *ar, const char *sql, int64_t def, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = def;
+	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		if(sqlite3_column_type(st, 0) != SQLITE_NULL) *out = sqlite3_column_int64(st, 0);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	return map_rc(rc);
+}
+
+json_t *archive__stats(struct archive *ar)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *o = NULL, *days = NULL;
+	int64_t count, invalid, last_seq, last_ts, pages, psize;
+	struct stat sb;
+	char wal[4096 + 8];
+	int rc;
+
+	rc = exec(ar, "BEGIN");
+	if(rc != MQC_OK) return NULL;
+	if(query_int(ar, "SELECT count(*) FROM messages", 0, &count)
+			|| query_int(ar, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='invalid'", 0, &invalid)
+			|| query_int(ar, "SELECT seq FROM sqlite_sequence WHERE name='messages'", 0, &last_seq)
+			|| query_int(ar, "SELECT server_ts FROM messages ORDER BY seq DESC LIMIT 1", 0, &last_ts)
+			|| query_int(ar, "PRAGMA page_count", 0, &pages)
+			|| query_int(ar, "PRAGMA page_size", 0, &psize)){
+		goto fail;
+	}
+	days = json_object();
+	if(days == NULL) goto fail;
+	if(sqlite3_prepare_v2(ar->db,
+				"SELECT strftime('%Y-%m-%d', server_ts / 1000, 'unixepoch') AS d, count(*)"
+				" FROM messages GROUP BY d ORDER BY d", -1, &st, NULL) != SQLITE_OK){
+		goto fail;
+	}
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		const char *d = (const char *)sqlite3_column_text(st, 0);
+
+		if(d && json_object_set_new(days, d, json_integer(sqlite3_column_int64(st, 1)))) goto fail;
+	}
+	if(rc != SQLITE_DONE) goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	exec(ar, "COMMIT");
+
+	/* The file and its write-ahead log: what the archive takes on disk. */
+	pages *= psize;
+	snprintf(wal, sizeof(wal), "%s-wal", ar->path);
+	if(stat(wal, &sb) == 0) pages += (int64_t)sb.st_size;
+
+	o = json_pack("{sI sO sI sI sI sI}",
+			"messages", (json_int_t)count,
+			"by_day", days,
+			"invalid", (json_int_t)invalid,
+			"last_seq", (json_int_t)last_seq,
+			"last_server_ts", (json_int_t)last_ts,
+			"db_bytes", (json_int_t)pages);
+	json_decref(days);
+	return o;
+fail:
+	sqlite3_finalize(st);
+	exec(ar, "ROLLBACK");
+	json_decref(days);
+	return NULL;
+}

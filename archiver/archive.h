@@ -93,17 +93,16 @@ json_t *archive__history(struct archive *ar, const char *conv, int64_t before,
 json_t *archive__sync(struct archive *ar, const char *user, const char *const *rooms,
 		size_t nrooms, int64_t after, int limit, bool *more);
 
-/* Delete, in batches of ARCHIVE_BATCH rows, messages of room stored before
- * cutoff_ms (room NULL: every message, whatever its room), at most max_rows
- * in this call (<= 0: no limit). *deleted gets the count. Used by expiry,
- * which calls it with a small max_rows so ingest never waits long. */
-int archive__expire(struct archive *ar, const char *room, int64_t cutoff_ms,
-		int64_t max_rows, int64_t *deleted);
-
-/* Same, for DMs and the rooms not listed in skip_rooms[0..nskip) (they have
- * their own retention). */
-int archive__expire_global(struct archive *ar, const char *const *skip_rooms,
-		size_t nskip, int64_t cutoff_ms, int64_t max_rows, int64_t *deleted);
+/* One step of expiry, in one short transaction: scan at most max_scan rows
+ * with seq > *cursor in seq order (only conversation conv if not NULL,
+ * else every message), deleting those stored before cutoff_ms whose room is
+ * not in skip_rooms[0..nskip) (rooms with a retention of their own). Stops
+ * at the first row not yet due. *cursor advances past the rows scanned,
+ * *deleted is increased by the rows deleted, *done is set when the pass is
+ * over (a row not yet due, or the end). Start a pass with *cursor = 0. */
+int archive__expire_step(struct archive *ar, const char *conv,
+		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
+		int64_t *cursor, int64_t *deleted, bool *done);
 
 /* Build the conversation key of a DM between a and b into out. */
 void archive__dm_conv(const char *a, const char *b, char *out, size_t outlen);
