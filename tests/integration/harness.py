@@ -34,6 +34,69 @@ CLIENT = os.path.join(BUILD, "mqchat")
 SCHEMA = os.path.join(ROOT, "common", "userdb_schema.sql")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
+# Sanitized runs (make test SAN=1: build-san/, -fsanitize=address,undefined).
+# The archiver and the client are sanitized programs: they report on stderr
+# and exit with SAN_EXITCODE, which no program of ours uses, so a test that
+# checks an exit status (or calls Proc.stop) sees the report. The broker is
+# an unsanitized mosquitto loading the sanitized plugin: Broker.start
+# preloads the ASan runtime (and the plugin itself, so a leak report still
+# names the plugin's functions after mosquitto has dlclose()d it), sends its
+# reports to files in the data folder, and Broker.stop raises with them.
+SAN = os.environ.get("SAN") == "1"
+SAN_EXITCODE = 86
+SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+               "SUMMARY: UndefinedBehaviorSanitizer")
+if SAN:
+    os.environ.setdefault("ASAN_OPTIONS", "halt_on_error=1:detect_leaks=1:exitcode=%d" % SAN_EXITCODE)
+    os.environ.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:exitcode=%d" % SAN_EXITCODE)
+
+
+def san_report(text):
+    """The sanitizer report in a process's output, or None."""
+    for m in SAN_MARKERS:
+        i = text.find(m)
+        if i >= 0:
+            return text[text.rfind("\n", 0, i) + 1:]
+    return None
+
+
+def san_own_leaks(report, own):
+    """The report without the leaks that have no stack frame mentioning one
+    of the strings in own (our sources or the plugin): an unsanitized broker
+    leaks a little on its own error exits (e.g. a refused config), which is
+    not ours to fix. Any other error is kept whole. None if nothing is left."""
+    if "ERROR: LeakSanitizer" not in report:
+        return report
+    kept, block = [], None
+    for line in report.splitlines() + [""]:
+        if line.startswith(("Direct leak", "Indirect leak")):
+            block = [line]
+        elif block is not None:
+            if line.strip():
+                block.append(line)
+            else:
+                if any(o in f for f in block[1:] for o in own):
+                    kept.append("\n".join(block))
+                block = None
+    if not kept:
+        return None
+    return "ERROR: LeakSanitizer: detected memory leaks (ours only)\n\n" + "\n\n".join(kept)
+
+
+def asan_runtime(plugin):
+    """Path of the ASan runtime the plugin was linked with (for LD_PRELOAD)."""
+    try:
+        out = subprocess.run(["ldd", plugin], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if parts and parts[0].startswith("libasan.so") and len(parts) >= 3:
+                return parts[2]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cc = os.environ.get("CC") or "cc"
+    return subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
+                          text=True, timeout=10).stdout.strip()
+
 # Low on purpose: tests create many users; the plugin reads the cost per row.
 TEST_ITERATIONS = 1000
 DEFAULT_TIMEOUT = 10.0
@@ -141,6 +204,8 @@ class Broker:
         self.conf = os.path.join(datadir, "mosquitto-%d.conf" % self.port)
         self.logpath = os.path.join(datadir, "mosquitto-%d.log" % self.port)
         self.db = db or os.path.join(datadir, "auth.db")
+        self.plugin = plugin
+        self.san_prefix = os.path.join(datadir, "san-%d" % self.port)
         self.proc = None
         opts = {"db": self.db, "registration": registration}
         opts.update(plugin_opts or {})
@@ -172,7 +237,7 @@ class Broker:
     def start(self, expect_fail=False, timeout=DEFAULT_TIMEOUT):
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT, cwd=self.datadir)
+                                     stderr=subprocess.STDOUT, cwd=self.datadir, env=self.env())
         if expect_fail:
             try:
                 self.proc.wait(timeout=timeout)
@@ -191,14 +256,48 @@ class Broker:
         wait_for(up, timeout, what="broker on port %d" % self.port)
         return 0
 
+    def env(self):
+        """The broker's environment: under SAN=1, the ASan runtime preloaded
+        and every report written to <datadir>/san-<port>.{asan,ubsan}.<pid>."""
+        e = dict(os.environ)
+        if not SAN:
+            return e
+        preload = [asan_runtime(self.plugin)]
+        if os.path.exists(self.plugin):
+            preload.append(self.plugin)
+        e["LD_PRELOAD"] = ":".join(preload)
+        e["ASAN_OPTIONS"] = "halt_on_error=1:detect_leaks=1:exitcode=%d:log_path=%s.asan" % (
+            SAN_EXITCODE, self.san_prefix)
+        e["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1:exitcode=%d:log_path=%s.ubsan" % (
+            SAN_EXITCODE, self.san_prefix)
+        return e
+
+    def san_reports(self):
+        """Sanitizer reports the broker wrote and nobody has seen yet: [(path, text)]."""
+        d = os.path.dirname(self.san_prefix)
+        base = os.path.basename(self.san_prefix) + "."
+        out = []
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+            if name.startswith(base) and not name.endswith(".seen"):
+                path = os.path.join(d, name)
+                with open(path, "rb") as f:
+                    out.append((path, f.read().decode(errors="replace")))
+        return out
+
     def output(self):
         try:
             with open(self.logpath, "rb") as f:
-                return f.read().decode(errors="replace")
+                text = f.read().decode(errors="replace")
         except OSError:
-            return ""
+            text = ""
+        for path, report in self.san_reports():
+            text += "\n---- %s ----\n%s" % (os.path.basename(path), report)
+        return text
 
     def stop(self, sig=signal.SIGTERM):
+        """Stop the broker. Raises AssertionError if a sanitizer reported
+        anything (each report is raised once, then renamed *.seen)."""
+        rc = None
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -207,8 +306,23 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         if self.proc:
+            rc = self.proc.returncode
             self.log.close()
         self.proc = None
+        reports = self.san_reports()
+        own = (ROOT + "/", self.plugin, os.path.basename(self.plugin))
+        mine = []
+        for path, text in reports:
+            os.rename(path, path + ".seen")
+            text = san_own_leaks(text, own)
+            if text:
+                mine.append(text)
+        if mine:
+            raise AssertionError("sanitizer report from the broker on port %d:\n%s" % (
+                self.port, "\n".join(mine)))
+        if SAN and rc == SAN_EXITCODE and not reports:
+            raise AssertionError("broker on port %d exited with the sanitizer's status %d:\n%s" % (
+                self.port, rc, self.output()[-4000:]))
 
     def restart(self):
         self.stop()
@@ -373,6 +487,8 @@ class Proc:
             return f.read().decode(errors="replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stop the process and return its exit status. Under SAN=1, raises
+        AssertionError if its output holds a sanitizer report."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -380,7 +496,13 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
+        if SAN:
+            report = san_report(self.output())
+            if report or self.proc.returncode == SAN_EXITCODE:
+                raise AssertionError("sanitizer report from %s (exit %s):\n%s" % (
+                    self.proc.args[0], self.proc.returncode, report or self.output()[-4000:]))
         return self.proc.returncode
 
 
