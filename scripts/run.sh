@@ -1,0 +1,252 @@
+#!/bin/bash
+# run.sh - start mqchat locally in the foreground (what `make run` runs
+# after `make deps all`): mosquitto with the plugin and config/mosquitto.conf,
+# and the archiver, both on 127.0.0.1. Ctrl-C (SIGINT) or SIGTERM stops both.
+#
+# Environment:
+#   DATA   data folder (default var, git-ignored); a second run reuses it
+#   PORT   MQTT port on 127.0.0.1 (default 1883)
+#   BUILD  build folder (default build)
+#
+# The shipped config is used as is with the defaults; with another DATA,
+# PORT or BUILD a copy with those paths and that port is written to
+# DATA/mosquitto-run.conf (and DATA/archiver-run.conf).
+#
+# Privileges: mosquitto started as root switches to the `mosquitto` user
+# after reading its config and before loading plugins, so the plugin and
+# the data folder must be reachable by that user. When they are not (a
+# checkout under /root, mode 0700), DATA/conf.d/local.conf gets `user root`
+# and the reason is printed. Started by another user, everything runs as
+# that user.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+BUILD=${BUILD:-build}
+DATA=${DATA:-var}
+DATA=${DATA%/}
+PORT=${PORT:-1883}
+PLUGIN=$BUILD/mqchat_auth.so
+ARCHIVER=$BUILD/mqchat-archiver
+BROKER_USER=mosquitto
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+# Bounded waits (seconds).
+START_WAIT=10
+STOP_WAIT=10
+
+say() { printf 'run: %s\n' "$*"; }
+die() { printf 'run: Error: %s\n' "$*" >&2; exit 1; }
+
+# ---- checks that need nothing started ----
+
+# Paths go into a config file: refuse what would need quoting there.
+case $DATA in
+	''|*[!A-Za-z0-9_./-]*) die "DATA must be a path of letters, digits and _ . / - (got '$DATA')";;
+esac
+case $BUILD in
+	''|*[!A-Za-z0-9_./-]*) die "BUILD must be a path of letters, digits and _ . / - (got '$BUILD')";;
+esac
+case $PORT in
+	''|*[!0-9]*) die "PORT must be a number from 1 to 65535 (got '$PORT')";;
+esac
+if [ "${#PORT}" -gt 5 ] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
+	die "PORT must be a number from 1 to 65535 (got '$PORT')"
+fi
+
+[ -x "$MOSQUITTO" ] || die "mosquitto is not installed: run 'make deps' as root"
+[ -r "$PLUGIN" ] || die "$PLUGIN is not built: run 'make' first"
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+if port_busy "$PORT"; then
+	who=""
+	if command -v ss >/dev/null 2>&1; then
+		who=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -n 1)
+	fi
+	{
+		printf 'run: Error: port %s on 127.0.0.1 is already in use%s.\n' "$PORT" "${who:+ (by $who)}"
+		printf 'run: If it is the system mosquitto service: systemctl stop mosquitto\n'
+		printf 'run: Or use another port: make run PORT=%s\n' "$((PORT == 65535 ? 1884 : PORT + 1))"
+	} >&2
+	exit 1
+fi
+
+# ---- the data folder ----
+
+# The folder is given to the broker's user below: never take over a folder
+# that is not (or not going to be) an mqchat data folder, such as DATA=/tmp.
+if [ -d "$DATA" ] && [ ! -e "$DATA/auth.db" ] && [ -n "$(ls -A "$DATA")" ]; then
+	die "$DATA exists, is not empty and holds no auth.db: it is not an mqchat data folder (choose a new or empty folder)"
+fi
+mkdir -p "$DATA" || die "cannot create the data folder $DATA"
+if [ -x "$ARCHIVER" ]; then
+	owner=()
+	[ "$(id -u)" -eq 0 ] && owner=(--owner "$BROKER_USER")
+	"$ARCHIVER" --data "$DATA" init "${owner[@]}" ||
+		die "'$ARCHIVER --data $DATA init ${owner[*]}' failed (see above)"
+	have_archiver=1
+else
+	have_archiver=0
+	if [ ! -e "$DATA/auth.db" ]; then
+		die "$ARCHIVER is not built yet, so the data folder cannot be created ($ARCHIVER --data $DATA init): build it first"
+	fi
+	say "$ARCHIVER is not built yet: starting the broker alone with the existing $DATA/auth.db"
+fi
+mkdir -p "$DATA/mosquitto" "$DATA/conf.d" || die "cannot create $DATA/mosquitto and $DATA/conf.d"
+touch "$DATA/mosquitto.log" || die "cannot create $DATA/mosquitto.log"
+
+# ---- who the broker runs as ----
+
+local_conf="# Written by scripts/run.sh at every start: do not edit.\n"
+if [ "$(id -u)" -eq 0 ]; then
+	if ! getent passwd "$BROKER_USER" >/dev/null; then
+		why="there is no '$BROKER_USER' user"
+	elif ! runuser -u "$BROKER_USER" -- test -r "$PLUGIN"; then
+		why="the '$BROKER_USER' user cannot read $PLUGIN (is the checkout under a private folder such as /root?)"
+	elif ! runuser -u "$BROKER_USER" -- test -x "$DATA"; then
+		why="the '$BROKER_USER' user cannot reach $DATA"
+	else
+		why=""
+		# The broker (as mosquitto) writes its persistence, its log and
+		# SQLite's -wal/-shm beside auth.db.
+		chown "$BROKER_USER:" "$DATA" "$DATA/mosquitto" "$DATA/mosquitto.log" ||
+			die "cannot give $DATA to the '$BROKER_USER' user"
+		for f in "$DATA"/mosquitto/* "$DATA"/auth.db "$DATA"/auth.db-wal "$DATA"/auth.db-shm; do
+			[ -e "$f" ] && { chown "$BROKER_USER:" "$f" || die "cannot give $f to the '$BROKER_USER' user"; }
+		done
+	fi
+	if [ -n "$why" ]; then
+		say "the broker keeps running as root: $why."
+		say "(Mosquitto switches to '$BROKER_USER' before it loads the plugin; clone to a folder that user can read, e.g. under /srv or /opt, to avoid this.)"
+		local_conf="${local_conf}# The broker stays root because $why.\nuser root\n"
+	else
+		say "the broker drops to the '$BROKER_USER' user; $DATA is owned by it"
+	fi
+fi
+printf '%b' "$local_conf" > "$DATA/conf.d/local.conf" || die "cannot write $DATA/conf.d/local.conf"
+
+# ---- the configs ----
+
+conf=config/mosquitto.conf
+aconf=config/archiver.conf
+if [ "$DATA" != var ] || [ "$PORT" != 1883 ] || [ "$BUILD" != build ]; then
+	conf=$DATA/mosquitto-run.conf
+	sed -e "s#^listener 1883 #listener $PORT #" \
+		-e "s#^plugin build/#plugin $BUILD/#" \
+		-e "s#\\([[:space:]]\\)var/#\\1$DATA/#g" \
+		config/mosquitto.conf > "$conf" || die "cannot write $conf"
+	if [ -r config/archiver.conf ]; then
+		aconf=$DATA/archiver-run.conf
+		sed -e "s#^\\([[:space:]]*port[[:space:]]\\{1,\\}\\)1883\\b#\\1$PORT#" \
+			config/archiver.conf > "$aconf" || die "cannot write $aconf"
+	fi
+	say "using $conf (port $PORT, data $DATA, build $BUILD)"
+fi
+
+# ---- start, watch, stop ----
+
+bpid=""
+apid=""
+
+stop_all() {
+	local pid n
+	for pid in $apid $bpid; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in $apid $bpid; do
+		n=0
+		while kill -0 "$pid" 2>/dev/null && [ "$n" -lt $((STOP_WAIT * 10)) ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			say "process $pid did not stop within ${STOP_WAIT}s: killing it"
+			kill -KILL "$pid" 2>/dev/null
+		fi
+		wait "$pid" 2>/dev/null
+	done
+}
+
+on_signal() {
+	trap '' INT TERM
+	say "stopping (broker pid $bpid${apid:+, archiver pid $apid})"
+	stop_all
+	say "stopped"
+	exit 0
+}
+trap on_signal INT TERM
+
+"$MOSQUITTO" -c "$conf" &
+bpid=$!
+n=0
+until port_busy "$PORT"; do
+	if ! kill -0 "$bpid" 2>/dev/null; then
+		wait "$bpid"
+		rc=$?
+		die "mosquitto exited with status $rc before listening on 127.0.0.1:$PORT (its log is above and in $DATA/mosquitto.log)"
+	fi
+	if [ "$n" -ge $((START_WAIT * 10)) ]; then
+		stop_all
+		die "mosquitto did not listen on 127.0.0.1:$PORT within ${START_WAIT}s"
+	fi
+	sleep 0.1
+	n=$((n + 1))
+done
+
+if [ "$have_archiver" -eq 1 ]; then
+	aargs=(--data "$DATA" run)
+	[ -r "$aconf" ] && aargs+=(-c "$aconf")
+	"$ARCHIVER" "${aargs[@]}" &
+	apid=$!
+else
+	say "the archiver is not built yet: no history, RPC or registration answers until it is"
+fi
+
+cat <<EOF
+
+mqchat is running on 127.0.0.1:$PORT (broker pid $bpid${apid:+, archiver pid $apid}).
+Stop both with Ctrl-C.
+
+Add a user (asks for a password):
+    $ARCHIVER --data $DATA user add alice
+Connect as alice with the mosquitto clients:
+    mosquitto_sub -h 127.0.0.1 -p $PORT -u alice -P 'PASSWORD' -i alice -c -q 1 -t 'chat/inbox/alice/#' -v
+    mosquitto_pub -h 127.0.0.1 -p $PORT -u bob -P 'PASSWORD' -i bob -q 1 -t chat/inbox/alice/bob \\
+        -m '{"id":"m1","type":"text","body":"hello"}'
+EOF
+if [ -x "$BUILD/mqchat" ]; then
+	cat <<EOF
+or with the bundled client:
+    $BUILD/mqchat --help
+EOF
+fi
+echo
+
+# One of the two exited by itself (or took the terminal's Ctrl-C before
+# this script did): stop the other and pass on the outcome.
+exited() {
+	local what=$1 pid=$2 rc=$3
+	trap '' INT TERM
+	if [ "$rc" -eq 0 ]; then
+		say "$what (pid $pid) stopped: stopping the rest"
+	else
+		printf 'run: Error: %s (pid %s) exited with status %s: stopping the rest\n' "$what" "$pid" "$rc" >&2
+	fi
+	stop_all
+	say "stopped"
+	exit "$rc"
+}
+
+# Run until a signal (on_signal exits) or until one of the two exits.
+while :; do
+	done_pid=""
+	wait -n -p done_pid
+	rc=$?
+	case $done_pid in
+		"") [ "$rc" -eq 127 ] && exited mosquitto "$bpid" 1;;  # no child left
+		"$bpid") exited mosquitto "$bpid" "$rc";;
+		"$apid") exited "the archiver" "$apid" "$rc";;
+	esac
+done
