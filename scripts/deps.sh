@@ -26,3 +26,16 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
+
+# Debian starts the packaged broker as a service on 127.0.0.1:1883 right
+# after installing it, which is the port `make run` needs. mqchat runs its
+# own broker with its own config, so a service that this script brought in
+# is stopped and disabled again (a broker that was there before is left as is).
+case " $missing " in
+*" mosquitto "*)
+	if [ -d /run/systemd/system ] && systemctl is-active --quiet mosquitto.service 2>/dev/null; then
+		echo "deps: stopping and disabling the mosquitto.service just installed (mqchat starts its own broker; undo: systemctl enable --now mosquitto)"
+		systemctl disable --now mosquitto.service || true
+	fi
+	;;
+esac
