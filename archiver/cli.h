@@ -1,0 +1,136 @@
+/* cli.h - the operators' command-line interface of mqchat-archiver.
+ *
+ * `mqchat-archiver [--data DIR] COMMAND ...`: main.c parses the global
+ * options and dispatches through a table of {name, usage, help, handler};
+ * each command group (user, room, invite, admin) lives in its own file with
+ * its own table. Handlers return a process exit status (enum cli_exit), never
+ * an MQC_ERR_*: cli__exit_of maps those. Errors go to stderr as "Error: ...",
+ * normal output to stdout. */
+#ifndef MQCHAT_CLI_H
+#define MQCHAT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+struct userdb;
+struct archive;
+
+/* Exit statuses. Scripts depend on them: keep them stable (archiver/README.md). */
+enum cli_exit {
+	CLI_OK = 0,
+	CLI_ERR_RUNTIME = 1,   /* database locked past the busy timeout, I/O, ... */
+	CLI_ERR_USAGE = 2,     /* unknown command or option, missing argument */
+	CLI_ERR_NOTFOUND = 3,  /* unknown user, room, member or invite */
+	CLI_ERR_EXISTS = 4,    /* duplicate user, room or member */
+	CLI_ERR_INVALID = 5,   /* invalid name, kind, nick or password */
+	CLI_ERR_NODB = 6,      /* database missing or of the wrong schema */
+};
+
+#define CLI_DEFAULT_DATADIR "var/"
+/* Overrides the busy timeout of the CLI's auth.db connection (tests). */
+#define CLI_BUSY_ENV "MQCHAT_BUSY_TIMEOUT_MS"
+#define CLI_SERVICE_USER "archiver"
+#define CLI_PWFILE "archiver.pw"
+#define CLI_DEFAULT_RETENTION_DAYS 30
+
+/* What every handler gets: the global options. */
+struct cli_cmd;
+struct cli {
+	const char *progname;
+	const char *datadir;   /* --data, default CLI_DEFAULT_DATADIR; borrowed from argv */
+	int busy_ms;           /* busy timeout for auth.db */
+	const char *group;     /* set by cli__dispatch: "user", ... or NULL at the top */
+	const struct cli_cmd *cmd; /* set by cli__dispatch: the running command */
+};
+
+/* argv[0] is the command's own name; returns an enum cli_exit. */
+typedef int (*cli_handler)(struct cli *cli, int argc, char **argv);
+
+struct cli_cmd {
+	const char *name;
+	const char *usage;     /* the arguments after the name */
+	const char *help;      /* one line */
+	cli_handler handler;
+};
+
+/* ---- the command groups (one file each) ---- */
+int cli_user__main(struct cli *cli, int argc, char **argv);     /* cli_user.c */
+int cli_room__main(struct cli *cli, int argc, char **argv);     /* cli_room.c */
+int cli_invite__main(struct cli *cli, int argc, char **argv);   /* cli_invite.c */
+int cli_admin__init(struct cli *cli, int argc, char **argv);    /* cli_admin.c */
+int cli_admin__purge(struct cli *cli, int argc, char **argv);
+int cli_admin__stats(struct cli *cli, int argc, char **argv);
+
+/* ---- helpers (cli_util.c) ---- */
+
+/* Run the entry of table[0..n) named argv[0] (group is the command path for
+ * messages, e.g. "user"), after setting cli->group and cli->cmd and resetting
+ * getopt (optind = 0, opterr = 0: handlers call getopt_long(argc, argv, ":h",
+ * ...) and report with cli__bad_option). "--help"/"-h"/"help" print the
+ * group's usage to stdout; an unknown or missing command is CLI_ERR_USAGE. */
+int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *table,
+		size_t n, int argc, char **argv);
+/* Print "usage: PROG [--data DIR] GROUP NAME USAGE" and the help line of the
+ * running command. */
+void cli__usage(const struct cli *cli, FILE *out);
+/* The running command's usage on stdout (for --help); returns CLI_OK. */
+int cli__help(const struct cli *cli);
+/* Print the usage of every entry of table[0..n) (group NULL: the top level). */
+void cli__group_usage(const struct cli *cli, const char *group, const struct cli_cmd *table,
+		size_t n, FILE *out);
+
+/* Print "Error: <formatted>" to stderr; returns code. */
+int cli__error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The exit status for an MQC_ERR_* status. */
+int cli__exit_of(int mqc_rc);
+/* Report a failed store operation: "Error: <what>: <reason>" (for
+ * MQC_ERR_BUSY exactly "Error: database is locked"); returns the exit status. */
+int cli__fail(int mqc_rc, const char *what);
+/* An unknown option or a missing option argument seen by getopt_long (which
+ * returned c); prints the error and the usage; returns CLI_ERR_USAGE. */
+int cli__bad_option(const struct cli *cli, int c, char **argv);
+/* Wrong operands: prints why and the usage; returns CLI_ERR_USAGE. */
+int cli__bad_args(const struct cli *cli, const char *why);
+
+/* Copy a name from the command line into out for messages, with control
+ * characters and non-ASCII escaped and cut to a sane length. Returns out. */
+const char *cli__quote(const char *s, char *out, size_t outlen);
+/* Validate a user/room name, printing the error; returns CLI_OK or CLI_ERR_INVALID. */
+int cli__check_name(const char *what, const char *name);
+
+/* DIR/name into out; false if it does not fit. */
+bool cli__path(const struct cli *cli, const char *name, char *out, size_t outlen);
+/* Open DIR/auth.db (must exist, schema checked) with the CLI's busy timeout.
+ * Returns CLI_OK and *out (close with userdb__close), or prints the error and
+ * returns CLI_ERR_NODB / CLI_ERR_RUNTIME. */
+int cli__open_auth(struct cli *cli, struct userdb **out);
+/* Open DIR/archive.db, which must exist (init creates it); same contract. */
+int cli__open_archive(struct cli *cli, struct archive **out);
+
+/* Read a password: the first line of stdin (from_stdin) or prompted without
+ * echo on /dev/tty, twice if confirm. Checks PWHASH_MIN_PASSWORD and
+ * PWHASH_MAX_PASSWORD. On success CLI_OK, the password NUL-terminated in
+ * buf and its length in *len; the caller wipes buf. Otherwise prints the
+ * error and returns CLI_ERR_INVALID (empty, short, long, mismatch) or
+ * CLI_ERR_USAGE (no terminal) or CLI_ERR_RUNTIME. */
+int cli__read_password(const char *user, bool from_stdin, bool confirm,
+		char *buf, size_t buflen, size_t *len);
+/* Hash a password with PWHASH_DEFAULT_ITERATIONS; prints the error. */
+int cli__hash_password(const char *pw, size_t len, char *out, size_t outlen);
+/* nbytes of random data, base64url without padding, into out. CLI_OK or an
+ * exit status (error printed). */
+int cli__random_token(size_t nbytes, char *out, size_t outlen);
+
+/* Parse a whole decimal number in [min, max]. */
+bool cli__parse_long(const char *s, long min, long max, long *out);
+/* ms since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out. Returns out. */
+const char *cli__fmt_time(int64_t ms, char *out, size_t outlen);
+/* Print root to stdout (indented, one document, newline) and release it
+ * (root is stolen, NULL means out of memory). Returns an exit status. */
+int cli__print_json(json_t *root);
+
+#endif

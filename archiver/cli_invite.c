@@ -1,0 +1,168 @@
+/* cli_invite.c - `mqchat-archiver invite ...`: create, list and revoke the
+ * invite codes that registration in `invite` mode asks for. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+#include "timeutil.h"
+#include "userdb.h"
+
+/* Random bytes in a code: 16 bytes give 22 base64url characters. */
+#define INVITE_CODE_BYTES 16
+#define INVITE_DEFAULT_HOURS 168
+#define INVITE_MAX_HOURS (24L * 36500)
+#define INVITE_MAX_USES 1000000L
+
+static int invite_create(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"uses", required_argument, NULL, 'u'},
+		{"expires", required_argument, NULL, 'e'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct userdb *udb;
+	char code[INVITE_CODE_BYTES * 2];
+	long uses = 1, hours = INVITE_DEFAULT_HOURS;
+	int64_t expires;
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'u':
+				if(!cli__parse_long(optarg, 1, INVITE_MAX_USES, &uses)){
+					return cli__bad_args(cli, "--uses needs a number (1..1000000)");
+				}
+				break;
+			case 'e':
+				if(!cli__parse_long(optarg, 0, INVITE_MAX_HOURS, &hours)){
+					return cli__bad_args(cli, "--expires needs a number of hours (0 for never, up to 876000)");
+				}
+				break;
+			case 'h': return cli__help(cli);
+			default: return cli__bad_option(cli, c, argv);
+		}
+	}
+	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
+	if((rc = cli__random_token(INVITE_CODE_BYTES, code, sizeof(code))) != CLI_OK) return rc;
+	if(!names__valid_msgid(code, strlen(code))){
+		return cli__error(CLI_ERR_RUNTIME, "made an invalid invite code");  /* cannot happen */
+	}
+	expires = hours > 0 ? time__now_ms() + (int64_t)hours * 3600 * 1000 : 0;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__invite_create(udb, code, (int)uses, expires);
+	if(rc == MQC_OK) rc = userdb__commit(udb);
+	if(rc != MQC_OK) userdb__rollback(udb);
+	userdb__close(udb);
+	if(rc != MQC_OK) return cli__fail(rc, "creating the invite");
+	printf("%s\n", code);
+	return CLI_OK;
+}
+
+struct list_ctx {
+	json_t *arr;   /* NULL: print text */
+	int64_t now;
+};
+
+static const char *state_of(int uses_left, int64_t expires, int64_t now)
+{
+	if(uses_left <= 0) return "used";
+	if(expires > 0 && expires <= now) return "expired";
+	return "valid";
+}
+
+static int invite_cb(const char *code, int uses_left, int64_t expires, int64_t created, void *arg)
+{
+	struct list_ctx *ctx = arg;
+	const char *state = state_of(uses_left, expires, ctx->now);
+	char when[32];
+
+	if(ctx->arr){
+		json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:s}", "code", code, "uses_left", uses_left,
+				"expires", (json_int_t)expires, "created", (json_int_t)created, "state", state);
+		return json_array_append_new(ctx->arr, o) ? MQC_ERR_NOMEM : MQC_OK;
+	}
+	printf("%s %d %s %s\n", code, uses_left,
+			expires > 0 ? cli__fmt_time(expires, when, sizeof(when)) : "never", state);
+	return MQC_OK;
+}
+
+static int invite_list(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct list_ctx ctx = {NULL, time__now_ms()};
+	struct userdb *udb;
+	bool json = false;
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'j': json = true; break;
+			case 'h': return cli__help(cli);
+			default: return cli__bad_option(cli, c, argv);
+		}
+	}
+	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	if(json && (ctx.arr = json_array()) == NULL){
+		userdb__close(udb);
+		return cli__error(CLI_ERR_RUNTIME, "out of memory");
+	}
+	rc = userdb__invite_each(udb, invite_cb, &ctx);
+	userdb__close(udb);
+	if(rc != MQC_OK){
+		json_decref(ctx.arr);
+		return cli__fail(rc, "reading the invites");
+	}
+	return json ? cli__print_json(ctx.arr) : CLI_OK;
+}
+
+static int invite_revoke(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	struct userdb *udb;
+	const char *code;
+	char q[80];
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		if(c == 'h') return cli__help(cli);
+		return cli__bad_option(cli, c, argv);
+	}
+	if(argc - optind != 1) return cli__bad_args(cli, "expected one invite code");
+	code = argv[optind];
+	if(!names__valid_msgid(code, strlen(code))){
+		return cli__error(CLI_ERR_INVALID, "invalid invite code '%s'", cli__quote(code, q, sizeof(q)));
+	}
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__invite_revoke(udb, code);
+	if(rc == MQC_OK) rc = userdb__commit(udb);
+	if(rc != MQC_OK) userdb__rollback(udb);
+	userdb__close(udb);
+	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such invite '%s'", code);
+	if(rc != MQC_OK) return cli__fail(rc, "revoking the invite");
+	printf("invite %s revoked\n", code);
+	return CLI_OK;
+}
+
+static const struct cli_cmd invite_cmds[] = {
+	{.name = "create", .usage = "[--uses N] [--expires HOURS]",
+	 .help = "print a new code good for N registrations (default 1) for HOURS (default 168, 0 never)",
+	 .handler = invite_create},
+	{.name = "list", .usage = "[--json]",
+	 .help = "one code per line: CODE USES_LEFT EXPIRES|never valid|used|expired",
+	 .handler = invite_list},
+	{.name = "revoke", .usage = "CODE", .help = "delete a code", .handler = invite_revoke},
+};
+
+int cli_invite__main(struct cli *cli, int argc, char **argv)
+{
+	return cli__dispatch(cli, "invite", invite_cmds, sizeof(invite_cmds) / sizeof(invite_cmds[0]),
+			argc - 1, argv + 1);
+}

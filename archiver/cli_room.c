@@ -1,0 +1,257 @@
+/* cli_room.c - `mqchat-archiver room ...`: create, add, remove, del and list
+ * rooms and their members in the user store (auth.db). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+#include "userdb.h"
+
+/* Longest retention a room can have (100 years). */
+#define ROOM_MAX_RETENTION_DAYS 36500
+
+/* Parse --help only and check the operand count: at least min, at most max
+ * (max < 0: no limit). Returns CLI_OK, -1 for --help, or an exit status. */
+static int plain_args(struct cli *cli, int argc, char **argv, int min, int max)
+{
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int c, n;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		if(c == 'h') return -1;
+		return cli__bad_option(cli, c, argv);
+	}
+	n = argc - optind;
+	if(n < min) return cli__bad_args(cli, "missing argument");
+	if(max >= 0 && n > max) return cli__bad_args(cli, "too many arguments");
+	return CLI_OK;
+}
+
+/* Commit a write started with userdb__begin_write, or roll it back. */
+static int end_write(struct userdb *udb, int rc)
+{
+	if(rc == MQC_OK) rc = userdb__commit(udb);
+	if(rc != MQC_OK) userdb__rollback(udb);
+	return rc;
+}
+
+static int room_create(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"retention", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct userdb *udb;
+	const char *room;
+	long days = 0;
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'r':
+				if(!cli__parse_long(optarg, 1, ROOM_MAX_RETENTION_DAYS, &days)){
+					return cli__bad_args(cli, "--retention needs a number of days (1..36500)");
+				}
+				break;
+			case 'h': return cli__help(cli);
+			default: return cli__bad_option(cli, c, argv);
+		}
+	}
+	if(argc - optind != 1) return cli__bad_args(cli, "expected one room name");
+	room = argv[optind];
+	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__room_create(udb, room, (int)days);
+	rc = end_write(udb, rc);
+	userdb__close(udb);
+	if(rc == MQC_ERR_EXISTS) return cli__error(CLI_ERR_EXISTS, "room '%s' already exists", room);
+	if(rc != MQC_OK) return cli__fail(rc, "creating the room");
+	printf("room %s created\n", room);
+	return CLI_OK;
+}
+
+/* room add / room remove: every user or none, in one transaction. */
+static int change_members(struct cli *cli, int argc, char **argv, bool add)
+{
+	struct userdb *udb;
+	const char *room, *user = NULL;
+	int i, rc;
+
+	rc = plain_args(cli, argc, argv, 2, -1);
+	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	room = argv[optind];
+	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
+	for(i=optind + 1; i<argc; i++){
+		if((rc = cli__check_name("user", argv[i])) != CLI_OK) return rc;
+	}
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__room_get(udb, room, NULL, NULL);
+	if(rc == MQC_ERR_NOTFOUND){
+		userdb__rollback(udb);
+		userdb__close(udb);
+		return cli__error(CLI_ERR_NOTFOUND, "no such room '%s'", room);
+	}
+	for(i=optind + 1; rc == MQC_OK && i<argc; i++){
+		user = argv[i];
+		rc = add ? userdb__member_add(udb, room, user) : userdb__member_remove(udb, room, user);
+	}
+	rc = end_write(udb, rc);
+	userdb__close(udb);
+	if(rc == MQC_ERR_NOTFOUND && add) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", user);
+	if(rc == MQC_ERR_NOTFOUND){
+		return cli__error(CLI_ERR_NOTFOUND, "'%s' is not a member of '%s'", user, room);
+	}
+	if(rc == MQC_ERR_EXISTS){
+		return cli__error(CLI_ERR_EXISTS, "'%s' is already a member of '%s'", user, room);
+	}
+	if(rc != MQC_OK) return cli__fail(rc, add ? "adding members" : "removing members");
+	for(i=optind + 1; i<argc; i++){
+		printf("%s %s %s\n", argv[i], add ? "added to" : "removed from", room);
+	}
+	return CLI_OK;
+}
+
+static int room_add(struct cli *cli, int argc, char **argv)
+{
+	return change_members(cli, argc, argv, true);
+}
+
+static int room_remove(struct cli *cli, int argc, char **argv)
+{
+	return change_members(cli, argc, argv, false);
+}
+
+static int room_del(struct cli *cli, int argc, char **argv)
+{
+	struct userdb *udb;
+	const char *room;
+	int rc;
+
+	rc = plain_args(cli, argc, argv, 1, 1);
+	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	room = argv[optind];
+	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__room_del(udb, room);
+	rc = end_write(udb, rc);
+	userdb__close(udb);
+	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such room '%s'", room);
+	if(rc != MQC_OK) return cli__fail(rc, "deleting the room");
+	printf("room %s deleted\n", room);
+	return CLI_OK;
+}
+
+struct list_ctx {
+	json_t *rooms;   /* array of room objects, in name order */
+	json_t *byname;  /* name -> that room's members array (borrowed) */
+};
+
+static int room_cb(const char *room, int retention_days, int64_t created, void *arg)
+{
+	struct list_ctx *ctx = arg;
+	json_t *members = json_array(), *obj;
+
+	if(members == NULL) return MQC_ERR_NOMEM;
+	if(json_object_set(ctx->byname, room, members) != 0){
+		json_decref(members);
+		return MQC_ERR_NOMEM;
+	}
+	obj = json_pack("{s:s, s:i, s:I, s:o}", "name", room, "retention_days", retention_days,
+			"created", (json_int_t)created, "members", members);
+	return json_array_append_new(ctx->rooms, obj) ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+static int member_cb(const char *room, const char *user, void *arg)
+{
+	struct list_ctx *ctx = arg;
+	json_t *members = json_object_get(ctx->byname, room);
+
+	if(members == NULL) return MQC_OK;   /* cannot happen inside one read transaction */
+	return json_array_append_new(members, json_string(user)) ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+static int room_list(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct list_ctx ctx = {json_array(), json_object()};
+	struct userdb *udb = NULL;
+	json_t *room, *m;
+	size_t i, j;
+	bool json = false;
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'j': json = true; break;
+			case 'h': rc = cli__help(cli); goto done;
+			default: rc = cli__bad_option(cli, c, argv); goto done;
+		}
+	}
+	if(argc != optind){
+		rc = cli__bad_args(cli, "unexpected argument");
+		goto done;
+	}
+	if(ctx.rooms == NULL || ctx.byname == NULL){
+		rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
+		goto done;
+	}
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) goto done;
+	rc = userdb__begin_read(udb);
+	if(rc == MQC_OK) rc = userdb__room_each(udb, room_cb, &ctx);
+	if(rc == MQC_OK) rc = userdb__member_each(udb, NULL, NULL, member_cb, &ctx);
+	userdb__rollback(udb);
+	if(rc != MQC_OK){
+		rc = cli__fail(rc, "reading the user store");
+		goto done;
+	}
+	if(json){
+		rc = cli__print_json(ctx.rooms);
+		ctx.rooms = NULL;
+		goto done;
+	}
+	/* NAME RETENTION MEMBER...: RETENTION in days, "-" for the global one. */
+	json_array_foreach(ctx.rooms, i, room){
+		json_int_t days = json_integer_value(json_object_get(room, "retention_days"));
+		printf("%s ", json_string_value(json_object_get(room, "name")));
+		if(days > 0) printf("%lld", (long long)days);
+		else fputc('-', stdout);
+		json_array_foreach(json_object_get(room, "members"), j, m) printf(" %s", json_string_value(m));
+		fputc('\n', stdout);
+	}
+	rc = CLI_OK;
+done:
+	userdb__close(udb);
+	json_decref(ctx.rooms);
+	json_decref(ctx.byname);
+	return rc;
+}
+
+static const struct cli_cmd room_cmds[] = {
+	{.name = "create", .usage = "ROOM [--retention DAYS]",
+	 .help = "create a room; its messages are kept DAYS (default: the global retention)",
+	 .handler = room_create},
+	{.name = "add", .usage = "ROOM USER...",
+	 .help = "add members (all or none)", .handler = room_add},
+	{.name = "remove", .usage = "ROOM USER...",
+	 .help = "remove members (all or none); the plugin stops their access within 1 s",
+	 .handler = room_remove},
+	{.name = "del", .usage = "ROOM", .help = "delete a room and its memberships", .handler = room_del},
+	{.name = "list", .usage = "[--json]",
+	 .help = "one room per line: NAME RETENTION(days or -) MEMBER...", .handler = room_list},
+};
+
+int cli_room__main(struct cli *cli, int argc, char **argv)
+{
+	return cli__dispatch(cli, "room", room_cmds, sizeof(room_cmds) / sizeof(room_cmds[0]),
+			argc - 1, argv + 1);
+}

@@ -1,0 +1,455 @@
+/* cli_user.c - `mqchat-archiver user ...`: add, passwd, disable, enable, del,
+ * export, list and show accounts of the user store (auth.db). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "archive.h"
+#include "cli.h"
+#include "err.h"
+#include "userdb.h"
+
+/* New reference: the public profile of u (never the password hash). */
+static json_t *profile_json(const struct userdb_user *u)
+{
+	return json_pack("{s:s, s:s, s:s, s:b, s:I}", "name", u->name, "kind", user_kind__name(u->kind),
+			"nick", u->nick, "enabled", u->enabled, "created", (json_int_t)u->created);
+}
+
+/* Look a user up, printing "not found" the CLI's way. */
+static int get_user(struct userdb *udb, const char *name, struct userdb_user *u)
+{
+	int rc = userdb__user_get(udb, name, u);
+
+	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
+	if(rc != MQC_OK) return cli__fail(rc, "reading the user store");
+	return CLI_OK;
+}
+
+/* Parse options that are only --help, and expect exactly nargs operands. */
+static int plain_args(struct cli *cli, int argc, char **argv, int nargs)
+{
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int c;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		if(c == 'h') return -1;
+		return cli__bad_option(cli, c, argv);
+	}
+	if(argc - optind != nargs) return cli__bad_args(cli, nargs == 1 ? "expected one user name" : "wrong arguments");
+	return CLI_OK;
+}
+
+/* Commit a write started with userdb__begin_write, or roll it back. */
+static int end_write(struct userdb *udb, int rc)
+{
+	if(rc == MQC_OK) rc = userdb__commit(udb);
+	if(rc != MQC_OK) userdb__rollback(udb);
+	return rc;
+}
+
+static int user_add(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"kind", required_argument, NULL, 'k'},
+		{"nick", required_argument, NULL, 'n'},
+		{"password-stdin", no_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct userdb *udb = NULL;
+	struct userdb_user u;
+	enum user_kind kind = USER_KIND_USER;
+	const char *name, *nick = NULL;
+	char pw[PWHASH_MAX_PASSWORD + 2], hash[PWHASH_STR_LEN], q[80];
+	size_t pwlen;
+	bool from_stdin = false;
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'k':
+				kind = user_kind__parse(optarg);
+				if(kind == 0){
+					return cli__error(CLI_ERR_INVALID, "invalid kind '%s': user, device or service",
+							cli__quote(optarg, q, sizeof(q)));
+				}
+				break;
+			case 'n': nick = optarg; break;
+			case 'p': from_stdin = true; break;
+			case 'h': return cli__help(cli);
+			default: return cli__bad_option(cli, c, argv);
+		}
+	}
+	if(argc - optind != 1) return cli__bad_args(cli, "expected one user name");
+	name = argv[optind];
+	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
+	if(nick == NULL) nick = name;
+	if(!nick__valid(nick)){
+		return cli__error(CLI_ERR_INVALID, "invalid nick '%s': 1..%d bytes of UTF-8 without control characters",
+				cli__quote(nick, q, sizeof(q)), NICK_MAX_LEN);
+	}
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	/* Say "exists" before asking for a password nobody will use. */
+	rc = userdb__user_get(udb, name, &u);
+	if(rc == MQC_OK){
+		rc = cli__error(CLI_ERR_EXISTS, "user '%s' already exists", name);
+		goto done;
+	}
+	if(rc != MQC_ERR_NOTFOUND){
+		rc = cli__fail(rc, "reading the user store");
+		goto done;
+	}
+	rc = cli__read_password(name, from_stdin, true, pw, sizeof(pw), &pwlen);
+	if(rc == CLI_OK) rc = cli__hash_password(pw, pwlen, hash, sizeof(hash));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if(rc != CLI_OK) goto done;
+
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__user_add(udb, name, kind, nick, hash);
+	rc = end_write(udb, rc);
+	if(rc == MQC_ERR_EXISTS) rc = cli__error(CLI_ERR_EXISTS, "user '%s' already exists", name);
+	else if(rc != MQC_OK) rc = cli__fail(rc, "adding the user");
+	else printf("user %s added\n", name);
+done:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	userdb__close(udb);
+	return rc;
+}
+
+static int user_passwd(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"password-stdin", no_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct userdb *udb = NULL;
+	struct userdb_user u;
+	const char *name;
+	char pw[PWHASH_MAX_PASSWORD + 2], hash[PWHASH_STR_LEN];
+	size_t pwlen;
+	bool from_stdin = false;
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'p': from_stdin = true; break;
+			case 'h': return cli__help(cli);
+			default: return cli__bad_option(cli, c, argv);
+		}
+	}
+	if(argc - optind != 1) return cli__bad_args(cli, "expected one user name");
+	name = argv[optind];
+	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	if((rc = get_user(udb, name, &u)) != CLI_OK) goto done;
+
+	rc = cli__read_password(name, from_stdin, true, pw, sizeof(pw), &pwlen);
+	if(rc == CLI_OK) rc = cli__hash_password(pw, pwlen, hash, sizeof(hash));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if(rc != CLI_OK) goto done;
+
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__user_set_pwhash(udb, name, hash);
+	rc = end_write(udb, rc);
+	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
+	else if(rc != MQC_OK) rc = cli__fail(rc, "changing the password");
+	else printf("password of %s changed\n", name);
+done:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	userdb__close(udb);
+	return rc;
+}
+
+static int set_enabled(struct cli *cli, int argc, char **argv, bool enabled)
+{
+	struct userdb *udb;
+	const char *name;
+	int rc;
+
+	rc = plain_args(cli, argc, argv, 1);
+	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	name = argv[optind];
+	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__user_set_enabled(udb, name, enabled);
+	rc = end_write(udb, rc);
+	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
+	else if(rc != MQC_OK) rc = cli__fail(rc, enabled ? "enabling the user" : "disabling the user");
+	else printf("user %s %s\n", name, enabled ? "enabled" : "disabled");
+	userdb__close(udb);
+	return rc;
+}
+
+static int user_disable(struct cli *cli, int argc, char **argv)
+{
+	return set_enabled(cli, argc, argv, false);
+}
+
+static int user_enable(struct cli *cli, int argc, char **argv)
+{
+	return set_enabled(cli, argc, argv, true);
+}
+
+static int user_del(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"erase", no_argument, NULL, 'e'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct userdb *udb = NULL;
+	struct archive *ar = NULL;
+	struct userdb_user u;
+	const char *name;
+	int64_t erased = 0;
+	bool erase = false;
+	int c, rc;
+
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'e': erase = true; break;
+			case 'h': return cli__help(cli);
+			default: return cli__bad_option(cli, c, argv);
+		}
+	}
+	if(argc - optind != 1) return cli__bad_args(cli, "expected one user name");
+	name = argv[optind];
+	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	if((rc = get_user(udb, name, &u)) != CLI_OK) goto done;
+
+	/* Messages first: if erasing fails the account is still there and the
+	 * command can simply be run again. */
+	if(erase){
+		if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
+		rc = archive__erase_user(ar, name, &erased);
+		if(rc != MQC_OK){
+			rc = cli__fail(rc, "erasing the messages");
+			goto done;
+		}
+		printf("%lld messages of %s erased\n", (long long)erased, name);
+	}
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__user_del(udb, name);
+	rc = end_write(udb, rc);
+	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
+	else if(rc != MQC_OK) rc = cli__fail(rc, "deleting the user");
+	else printf("user %s deleted\n", name);
+done:
+	archive__close(ar);
+	userdb__close(udb);
+	return rc;
+}
+
+static int append_second_cb(const char *a, const char *b, void *arg)
+{
+	(void)a;
+	return json_array_append_new(arg, json_string(b)) ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+static int append_first_cb(const char *a, const char *b, void *arg)
+{
+	(void)b;
+	return json_array_append_new(arg, json_string(a)) ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+/* New reference: {"profile":..., "rooms":[...], "blocks":[...]} of an
+ * existing user u, read inside the caller's transaction; NULL on error
+ * (*rc set). */
+static json_t *user_json(struct userdb *udb, const struct userdb_user *u, int *rc)
+{
+	json_t *rooms = json_array(), *blocks = json_array(), *obj;
+
+	*rc = MQC_ERR_NOMEM;
+	if(rooms == NULL || blocks == NULL) goto fail;
+	*rc = userdb__member_each(udb, NULL, u->name, append_first_cb, rooms);
+	if(*rc == MQC_OK) *rc = userdb__block_each(udb, u->name, append_second_cb, blocks);
+	if(*rc != MQC_OK) goto fail;
+	obj = json_pack("{s:o, s:o, s:o}", "profile", profile_json(u), "rooms", rooms, "blocks", blocks);
+	if(obj == NULL) *rc = MQC_ERR_NOMEM;
+	return obj;
+fail:
+	json_decref(rooms);
+	json_decref(blocks);
+	return NULL;
+}
+
+static int user_export(struct cli *cli, int argc, char **argv)
+{
+	struct userdb *udb = NULL;
+	struct archive *ar = NULL;
+	struct userdb_user u;
+	json_t *obj = NULL, *msgs;
+	const char *name;
+	int rc;
+
+	rc = plain_args(cli, argc, argv, 1);
+	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	name = argv[optind];
+	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
+
+	rc = userdb__begin_read(udb);
+	if(rc == MQC_OK){
+		rc = userdb__user_get(udb, name, &u);
+		if(rc == MQC_OK) obj = user_json(udb, &u, &rc);
+		userdb__rollback(udb);
+	}
+	if(rc == MQC_ERR_NOTFOUND){
+		rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
+		goto done;
+	}
+	if(rc != MQC_OK){
+		rc = cli__fail(rc, "reading the user store");
+		goto done;
+	}
+	msgs = archive__export_user(ar, name);
+	if(msgs == NULL){
+		rc = cli__error(CLI_ERR_RUNTIME, "reading the archive: %s", archive__errmsg(ar));
+		goto done;
+	}
+	if(json_object_set_new(obj, "messages", msgs) != 0){
+		rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
+		goto done;
+	}
+	rc = cli__print_json(obj);
+	obj = NULL;
+done:
+	json_decref(obj);
+	archive__close(ar);
+	userdb__close(udb);
+	return rc;
+}
+
+struct list_ctx {
+	json_t *arr;  /* NULL: print text */
+};
+
+static int list_cb(const struct userdb_user *u, void *arg)
+{
+	struct list_ctx *ctx = arg;
+
+	if(ctx->arr) return json_array_append_new(ctx->arr, profile_json(u)) ? MQC_ERR_NOMEM : MQC_OK;
+	printf("%s %s %s %s\n", u->name, user_kind__name(u->kind), u->enabled ? "enabled" : "disabled",
+			u->nick);
+	return MQC_OK;
+}
+
+static int json_flag(struct cli *cli, int argc, char **argv, bool *json, int nargs)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	int c;
+
+	*json = false;
+	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+		switch(c){
+			case 'j': *json = true; break;
+			case 'h': return -1;
+			default: return cli__bad_option(cli, c, argv);
+		}
+	}
+	if(argc - optind != nargs){
+		return cli__bad_args(cli, nargs ? "expected one user name" : "unexpected argument");
+	}
+	return CLI_OK;
+}
+
+static int user_list(struct cli *cli, int argc, char **argv)
+{
+	struct userdb *udb;
+	struct list_ctx ctx = {NULL};
+	bool json;
+	int rc;
+
+	rc = json_flag(cli, argc, argv, &json, 0);
+	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	if(json && (ctx.arr = json_array()) == NULL){
+		userdb__close(udb);
+		return cli__error(CLI_ERR_RUNTIME, "out of memory");
+	}
+	rc = userdb__user_each(udb, list_cb, &ctx);
+	userdb__close(udb);
+	if(rc != MQC_OK){
+		json_decref(ctx.arr);
+		return cli__fail(rc, "reading the user store");
+	}
+	return json ? cli__print_json(ctx.arr) : CLI_OK;
+}
+
+static void print_list(const char *key, json_t *arr)
+{
+	size_t i;
+	json_t *v;
+
+	fputs(key, stdout);
+	json_array_foreach(arr, i, v) printf(" %s", json_string_value(v));
+	fputc('\n', stdout);
+}
+
+static int user_show(struct cli *cli, int argc, char **argv)
+{
+	struct userdb *udb;
+	struct userdb_user u;
+	json_t *obj = NULL;
+	const char *name;
+	char when[32];
+	bool json;
+	int rc;
+
+	rc = json_flag(cli, argc, argv, &json, 1);
+	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	name = argv[optind];
+	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	rc = userdb__begin_read(udb);
+	if(rc == MQC_OK){
+		rc = userdb__user_get(udb, name, &u);
+		if(rc == MQC_OK) obj = user_json(udb, &u, &rc);
+		userdb__rollback(udb);
+	}
+	userdb__close(udb);
+	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
+	if(rc != MQC_OK) return cli__fail(rc, "reading the user store");
+	if(json) return cli__print_json(obj);
+
+	printf("name %s\nkind %s\nenabled %s\ncreated %s\nnick %s\n", u.name, user_kind__name(u.kind),
+			u.enabled ? "yes" : "no", cli__fmt_time(u.created, when, sizeof(when)), u.nick);
+	print_list("rooms", json_object_get(obj, "rooms"));
+	print_list("blocks", json_object_get(obj, "blocks"));
+	json_decref(obj);
+	return CLI_OK;
+}
+
+static const struct cli_cmd user_cmds[] = {
+	{.name = "add", .usage = "NAME [--kind user|device|service] [--nick NICK] [--password-stdin]",
+	 .help = "add an account; the password is asked on the terminal or read from stdin's first line",
+	 .handler = user_add},
+	{.name = "passwd", .usage = "NAME [--password-stdin]",
+	 .help = "set a new password", .handler = user_passwd},
+	{.name = "disable", .usage = "NAME",
+	 .help = "refuse logins and close live connections (within 1 s)", .handler = user_disable},
+	{.name = "enable", .usage = "NAME", .help = "allow logins again", .handler = user_enable},
+	{.name = "del", .usage = "NAME [--erase]",
+	 .help = "delete the account, its memberships and blocks; --erase also deletes its messages",
+	 .handler = user_del},
+	{.name = "export", .usage = "NAME",
+	 .help = "print profile, rooms, blocks and messages as one JSON object", .handler = user_export},
+	{.name = "list", .usage = "[--json]",
+	 .help = "one account per line: NAME KIND enabled|disabled NICK", .handler = user_list},
+	{.name = "show", .usage = "NAME [--json]",
+	 .help = "one account with its rooms and blocks", .handler = user_show},
+};
+
+int cli_user__main(struct cli *cli, int argc, char **argv)
+{
+	return cli__dispatch(cli, "user", user_cmds, sizeof(user_cmds) / sizeof(user_cmds[0]),
+			argc - 1, argv + 1);
+}
