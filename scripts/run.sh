@@ -10,7 +10,7 @@
 #
 # The shipped config is used as is with the defaults; with another DATA,
 # PORT or BUILD a copy with those paths and that port is written to
-# DATA/mosquitto-run.conf (and DATA/archiver-run.conf).
+# DATA/mosquitto-run.conf, and the archiver gets --port.
 #
 # Privileges: mosquitto started as root switches to the `mosquitto` user
 # after reading its config and before loading plugins, so the plugin and
@@ -137,11 +137,6 @@ if [ "$DATA" != var ] || [ "$PORT" != 1883 ] || [ "$BUILD" != build ]; then
 		-e "s#^plugin build/#plugin $BUILD/#" \
 		-e "s#\\([[:space:]]\\)var/#\\1$DATA/#g" \
 		config/mosquitto.conf > "$conf" || die "cannot write $conf"
-	if [ -r config/archiver.conf ]; then
-		aconf=$DATA/archiver-run.conf
-		sed -e "s#^\\([[:space:]]*port[[:space:]]\\{1,\\}\\)1883\\b#\\1$PORT#" \
-			config/archiver.conf > "$aconf" || die "cannot write $aconf"
-	fi
 	say "using $conf (port $PORT, data $DATA, build $BUILD)"
 fi
 
@@ -198,6 +193,8 @@ done
 if [ "$have_archiver" -eq 1 ]; then
 	aargs=(--data "$DATA" run)
 	[ -r "$aconf" ] && aargs+=(-c "$aconf")
+	# A flag wins over the archiver's config file.
+	[ "$PORT" != 1883 ] && aargs+=(--port "$PORT")
 	"$ARCHIVER" "${aargs[@]}" &
 	apid=$!
 else
