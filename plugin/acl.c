@@ -1,0 +1,324 @@
+/* acl.c - the topic policy (docs/PROTOCOL.md): everything not listed is denied.
+ *
+ * The hot path: READ runs for every delivery to every subscriber. The topic
+ * is split in place into (pointer, length) levels, names are looked up with
+ * HASH_FIND on those slices; nothing is allocated, nothing is logged except
+ * rate-limited denials. */
+#include <string.h>
+
+#include <jansson.h>
+
+#include "envelope.h"
+#include "plugin.h"
+
+/* The deepest topic any rule needs is 4 levels; one more detects "too deep". */
+#define MAX_LEVELS 5
+/* A registration request is small: user, password, nick, invite, id. */
+#define REGISTER_MAX_PAYLOAD 4096u
+
+struct level {
+	const char *p;
+	size_t n;
+};
+
+struct topic {
+	struct level lv[MAX_LEVELS];
+	int count;                      /* MAX_LEVELS means "at least that many" */
+};
+
+static void split(const char *t, struct topic *out)
+{
+	const char *start = t;
+
+	out->count = 0;
+	for(;;){
+		if(*t == '/' || *t == '\0'){
+			out->lv[out->count].p = start;
+			out->lv[out->count].n = (size_t)(t - start);
+			out->count++;
+			if(*t == '\0' || out->count == MAX_LEVELS) return;
+			start = t + 1;
+		}
+		t++;
+	}
+}
+
+static bool lv_is(const struct level *l, const char *lit)
+{
+	size_t n = strlen(lit);
+	return l->n == n && memcmp(l->p, lit, n) == 0;
+}
+
+static bool lv_eq(const struct level *l, const char *s, size_t n)
+{
+	return l->n == n && memcmp(l->p, s, n) == 0;
+}
+
+/* The last level of a user's filter: "#", "+" or one name. */
+static bool lv_sub_tail(const struct level *l)
+{
+	return lv_is(l, "#") || lv_is(l, "+") || names__valid(l->p, l->n);
+}
+
+const char *acl__reason_name(enum acl_reason reason)
+{
+	switch(reason){
+		case ACL_OK: return "ok";
+		case ACL_DENY_NO_USER: return "unknown user";
+		case ACL_DENY_DISABLED: return "account disabled";
+		case ACL_DENY_TOPIC: return "topic not allowed";
+		case ACL_DENY_NOT_OWNER: return "sender is not the publisher";
+		case ACL_DENY_RETAIN: return "retained publish";
+		case ACL_DENY_TOO_BIG: return "payload too large";
+		case ACL_DENY_ENVELOPE: return "invalid payload";
+		case ACL_DENY_RECIPIENT: return "no such recipient";
+		case ACL_DENY_BLOCKED: return "blocked by recipient";
+		case ACL_DENY_NOT_MEMBER: return "not a room member";
+		case ACL_DENY_REGISTER: return "registration connection";
+		case ACL_REASON_COUNT: break;
+	}
+	return "?";
+}
+
+/* Payload checks shared by every WRITE: not retained, not too big. */
+static enum acl_reason write_basics(const struct mqchat *m, const struct acl_request *req)
+{
+	if(req->retain) return ACL_DENY_RETAIN;
+	if(req->payloadlen > m->cfg.max_payload) return ACL_DENY_TOO_BIG;
+	return ACL_OK;
+}
+
+static enum acl_reason write_envelope(const struct mqchat *m, const struct acl_request *req)
+{
+	struct envelope env;
+	enum acl_reason r = write_basics(m, req);
+
+	if(r) return r;
+	if(!envelope__parse(req->payload, req->payloadlen, &env, NULL)) return ACL_DENY_ENVELOPE;
+	return ACL_OK;
+}
+
+/* A JSON object, by jansson: this runs once per registration attempt, which
+ * is rate limited per address, so an allocation here is fine. */
+static bool json_object_payload(const void *payload, uint32_t len)
+{
+	json_t *j;
+	bool ok;
+
+	if(payload == NULL || len == 0 || !utf8__valid(payload, len)) return false;
+	j = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL);
+	ok = j != NULL && json_is_object(j);
+	json_decref(j);
+	return ok;
+}
+
+/* `_register@<device>`: only its own chat/register/<clientid>/{req,resp}. */
+static enum acl_reason decide_register(const struct mqchat *m, const struct acl_request *req,
+		const struct topic *t)
+{
+	size_t idlen;
+
+	if(m->cfg.registration == REGISTRATION_OFF || req->clientid == NULL) return ACL_DENY_REGISTER;
+	idlen = strlen(req->clientid);
+	if(t->count != 4 || !lv_is(&t->lv[0], "chat") || !lv_is(&t->lv[1], "register")
+			|| !lv_eq(&t->lv[2], req->clientid, idlen)){
+		return ACL_DENY_REGISTER;
+	}
+	switch(req->access){
+		case MOSQ_ACL_SUBSCRIBE:
+		case MOSQ_ACL_UNSUBSCRIBE:
+		case MOSQ_ACL_READ:
+			return lv_is(&t->lv[3], "resp") ? ACL_OK : ACL_DENY_REGISTER;
+		case MOSQ_ACL_WRITE:
+			if(!lv_is(&t->lv[3], "req")) return ACL_DENY_REGISTER;
+			if(req->retain) return ACL_DENY_RETAIN;
+			if(req->payloadlen > m->cfg.max_payload || req->payloadlen > REGISTER_MAX_PAYLOAD){
+				return ACL_DENY_TOO_BIG;
+			}
+			return json_object_payload(req->payload, req->payloadlen) ? ACL_OK : ACL_DENY_ENVELOPE;
+	}
+	return ACL_DENY_REGISTER;
+}
+
+/* Strip one "$share/<group>/" prefix; false if it is malformed. */
+static bool strip_share(const char **topic)
+{
+	const char *t = *topic, *slash;
+
+	if(strncmp(t, "$share/", 7) != 0) return true;
+	t += 7;
+	slash = strchr(t, '/');
+	if(slash == NULL || slash == t) return false;
+	if(memchr(t, '+', (size_t)(slash - t)) || memchr(t, '#', (size_t)(slash - t))) return false;
+	*topic = slash + 1;
+	return true;
+}
+
+static enum acl_reason decide_service(const struct mqchat *m, const struct acl_request *req)
+{
+	const char *topic = req->topic;
+	struct topic t;
+	enum acl_reason r;
+
+	switch(req->access){
+		case MOSQ_ACL_UNSUBSCRIBE:
+			return ACL_OK;
+		case MOSQ_ACL_SUBSCRIBE:
+			if(!strip_share(&topic)) return ACL_DENY_TOPIC;
+			return strncmp(topic, "chat/", 5) == 0 ? ACL_OK : ACL_DENY_TOPIC;
+		case MOSQ_ACL_READ:
+			return strncmp(topic, "chat/", 5) == 0 ? ACL_OK : ACL_DENY_TOPIC;
+		case MOSQ_ACL_WRITE:
+			/* Never inbox, room or presence: a service is never a sender. */
+			split(topic, &t);
+			if(t.count != 4 || !lv_is(&t.lv[0], "chat") || !lv_is(&t.lv[3], "resp")){
+				return ACL_DENY_TOPIC;
+			}
+			if(lv_is(&t.lv[1], "rpc")){
+				if(!names__valid(t.lv[2].p, t.lv[2].n)) return ACL_DENY_TOPIC;
+			}else if(lv_is(&t.lv[1], "register")){
+				size_t ul;
+				const char *dev;
+				size_t devlen;
+				char id[CLIENTID_MAX_LEN + 1];
+
+				if(t.lv[2].n == 0 || t.lv[2].n > CLIENTID_MAX_LEN) return ACL_DENY_TOPIC;
+				memcpy(id, t.lv[2].p, t.lv[2].n);
+				id[t.lv[2].n] = '\0';
+				if(!names__split_clientid(id, &ul, &dev, &devlen) || dev == NULL
+						|| ul != strlen(REGISTER_USER) || memcmp(id, REGISTER_USER, ul) != 0){
+					return ACL_DENY_TOPIC;
+				}
+			}else{
+				return ACL_DENY_TOPIC;
+			}
+			r = write_basics(m, req);
+			return r;
+	}
+	return ACL_DENY_TOPIC;
+}
+
+static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot *s,
+		const struct snap_user *me, const struct acl_request *req)
+{
+	struct topic t;
+	const struct level *a, *b, *c;
+	struct snap_user *to;
+	struct snap_room *room;
+
+	if(req->access == MOSQ_ACL_UNSUBSCRIBE) return ACL_OK;
+
+	split(req->topic, &t);
+	if(t.count < 3 || t.count > 4 || !lv_is(&t.lv[0], "chat")) return ACL_DENY_TOPIC;
+	a = &t.lv[1];
+	b = &t.lv[2];
+	c = t.count == 4 ? &t.lv[3] : NULL;
+
+	if(lv_is(a, "presence")){
+		/* chat/presence/<name>; the plugin alone publishes here. */
+		if(c != NULL) return ACL_DENY_TOPIC;
+		if(req->access == MOSQ_ACL_SUBSCRIBE) return lv_sub_tail(b) ? ACL_OK : ACL_DENY_TOPIC;
+		if(req->access == MOSQ_ACL_READ) return names__valid(b->p, b->n) ? ACL_OK : ACL_DENY_TOPIC;
+		return ACL_DENY_TOPIC;
+	}
+	if(c == NULL) return ACL_DENY_TOPIC;
+
+	if(lv_is(a, "inbox")){
+		switch(req->access){
+			case MOSQ_ACL_WRITE:
+				/* chat/inbox/<to>/<me> */
+				if(!lv_eq(c, me->name, me->len)) return ACL_DENY_NOT_OWNER;
+				to = snapshot__user(s, b->p, b->n);
+				if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
+				if(snapshot__name_in(to->blocked, me->name, me->len)) return ACL_DENY_BLOCKED;
+				return write_envelope(m, req);
+			case MOSQ_ACL_SUBSCRIBE:
+				if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
+				return lv_sub_tail(c) ? ACL_OK : ACL_DENY_TOPIC;
+			case MOSQ_ACL_READ:
+				/* chat/inbox/<me>/<from>, unless I block <from>. */
+				if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
+				if(snapshot__name_in(me->blocked, c->p, c->n)) return ACL_DENY_BLOCKED;
+				return ACL_OK;
+		}
+		return ACL_DENY_TOPIC;
+	}
+	if(lv_is(a, "room")){
+		room = snapshot__room(s, b->p, b->n);
+		if(room == NULL || !snapshot__name_in(room->members, me->name, me->len)){
+			return ACL_DENY_NOT_MEMBER;
+		}
+		switch(req->access){
+			case MOSQ_ACL_WRITE:
+				if(!lv_eq(c, me->name, me->len)) return ACL_DENY_NOT_OWNER;
+				return write_envelope(m, req);
+			case MOSQ_ACL_SUBSCRIBE:
+				return lv_sub_tail(c) ? ACL_OK : ACL_DENY_TOPIC;
+			case MOSQ_ACL_READ:
+				return ACL_OK;
+		}
+		return ACL_DENY_TOPIC;
+	}
+	if(lv_is(a, "rpc")){
+		if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
+		switch(req->access){
+			case MOSQ_ACL_WRITE:
+				return lv_is(c, "req") ? write_basics(m, req) : ACL_DENY_TOPIC;
+			case MOSQ_ACL_SUBSCRIBE:
+			case MOSQ_ACL_READ:
+				return lv_is(c, "resp") ? ACL_OK : ACL_DENY_TOPIC;
+		}
+		return ACL_DENY_TOPIC;
+	}
+	return ACL_DENY_TOPIC;
+}
+
+enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
+		const struct acl_request *req)
+{
+	struct snap_user *me;
+	struct topic t;
+
+	if(req->topic == NULL || req->username == NULL) return ACL_DENY_NO_USER;
+	if(!strcmp(req->username, REGISTER_USER)){
+		split(req->topic, &t);
+		return decide_register(m, req, &t);
+	}
+	me = snapshot__user(s, req->username, strnlen(req->username, NAME_MAX_LEN + 1));
+	if(me == NULL) return ACL_DENY_NO_USER;
+	if(!me->enabled) return ACL_DENY_DISABLED;
+	if(me->kind == USER_KIND_SERVICE) return decide_service(m, req);
+	return decide_user(m, s, me, req);
+}
+
+int acl__check_cb(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct mqchat *m = userdata;
+	struct acl_request req;
+	enum acl_reason r;
+	char ubuf[ESC_LEN], abuf[ESC_LEN], tbuf[ESC_LEN * 2];
+
+	(void)event;
+	req.username = mosquitto_client_username(ed->client);
+	req.clientid = mosquitto_client_id(ed->client);
+	req.access = ed->access;
+	req.topic = ed->topic;
+	req.payload = ed->payload;
+	req.payloadlen = ed->payloadlen;
+	req.retain = ed->retain;
+
+	r = acl__decide(m, m->snap, &req);
+	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;
+
+	m->acl_denied[r]++;
+	plog__notice(&m->log, m->clock_ms(), "mqchat: denied %s of \"%s\" to %s (%s): %s",
+			ed->access == MOSQ_ACL_WRITE ? "publish"
+			: ed->access == MOSQ_ACL_READ ? "delivery"
+			: ed->access == MOSQ_ACL_SUBSCRIBE ? "subscribe" : "unsubscribe",
+			plugin__esc(ed->topic, tbuf, sizeof(tbuf)),
+			plugin__esc(req.username, ubuf, sizeof(ubuf)),
+			plugin__esc(mosquitto_client_address(ed->client), abuf, sizeof(abuf)),
+			acl__reason_name(r));
+	return MOSQ_ERR_ACL_DENIED;
+}

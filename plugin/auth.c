@@ -1,0 +1,208 @@
+/* auth.c - MOSQ_EVT_BASIC_AUTH: who may connect, with which client id.
+ *
+ * Runs on the broker's only thread, so the order of the checks matters:
+ * everything cheap and every throttle comes before the ~2 ms PBKDF2, and a
+ * credential that verified before passes on an HMAC alone. Fail closed;
+ * never log a password. */
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+#include "plugin.h"
+
+/* User throttle: from the 3rd consecutive failure, 0.5 s doubling to 60 s. */
+#define USER_FREE_FAILURES 3
+#define USER_BASE_MS 500
+#define USER_CAP_MS 60000
+/* Address throttle: from the 10th consecutive hashed failure, up to 30 s. */
+#define ADDR_FREE_FAILURES 10
+#define ADDR_BASE_MS 500
+#define ADDR_CAP_MS 30000
+#define THROTTLE_MAX_ENTRIES 65536
+/* Registration connections: 5 per minute per address. */
+#define REGISTER_BURST 5.0
+#define REGISTER_PERIOD_MS 60000
+/* Device part of a registration client id: 8..64 characters. */
+#define REGISTER_MIN_DEVICE 8
+
+/* Dummy password verified for unknown or disabled names, so a miss costs
+ * what a hit costs. Not a secret: nothing ever matches it. */
+#define DUMMY_PASSWORD "mqchat-dummy-password"
+
+int auth__init(struct mqchat *m)
+{
+	int rc;
+
+	throttle__init_backoff(&m->user_throttle, USER_FREE_FAILURES, USER_BASE_MS, USER_CAP_MS,
+			THROTTLE_MAX_ENTRIES);
+	throttle__init_backoff(&m->addr_throttle, ADDR_FREE_FAILURES, ADDR_BASE_MS, ADDR_CAP_MS,
+			THROTTLE_MAX_ENTRIES);
+	throttle__init_bucket(&m->register_limit, REGISTER_BURST, REGISTER_PERIOD_MS,
+			THROTTLE_MAX_ENTRIES);
+	rc = credcache__init(&m->creds, CREDCACHE_MAX_ENTRIES);
+	if(rc) return rc;
+	return pwhash__make(DUMMY_PASSWORD, strlen(DUMMY_PASSWORD), PWHASH_DEFAULT_ITERATIONS,
+			m->dummy_hash, sizeof(m->dummy_hash));
+}
+
+void auth__cleanup(struct mqchat *m)
+{
+	throttle__cleanup(&m->user_throttle);
+	throttle__cleanup(&m->addr_throttle);
+	throttle__cleanup(&m->register_limit);
+	credcache__cleanup(&m->creds);
+}
+
+/* One NOTICE line per refusal, rate limited; username and address escaped. */
+static int refuse(struct mqchat *m, const char *addr, const char *username, const char *clientid,
+		const char *reason)
+{
+	char ubuf[ESC_LEN], abuf[ESC_LEN], cbuf[ESC_LEN * 2];
+
+	m->auth_failed++;
+	plog__notice(&m->log, m->clock_ms(), "mqchat: login refused from %s user \"%s\" client \"%s\": %s",
+			plugin__esc(addr, abuf, sizeof(abuf)), plugin__esc(username, ubuf, sizeof(ubuf)),
+			plugin__esc(clientid, cbuf, sizeof(cbuf)), reason);
+	return MOSQ_ERR_AUTH;
+}
+
+static int register_auth(struct mqchat *m, const struct mosquitto *client, const char *addr,
+		const char *clientid, int64_t now)
+{
+	size_t ulen, devlen;
+	const char *dev;
+
+	if(m->cfg.registration == REGISTRATION_OFF){
+		return refuse(m, addr, REGISTER_USER, clientid, "registration is off");
+	}
+	if(!names__split_clientid(clientid, &ulen, &dev, &devlen) || dev == NULL
+			|| ulen != strlen(REGISTER_USER) || memcmp(clientid, REGISTER_USER, ulen) != 0
+			|| devlen < REGISTER_MIN_DEVICE){
+		return refuse(m, addr, REGISTER_USER, clientid,
+				"registration client id must be _register@<8..64 of A-Za-z0-9_.->");
+	}
+	if(!throttle__take(&m->register_limit, addr, strlen(addr), now)){
+		m->auth_throttled++;
+		return refuse(m, addr, REGISTER_USER, clientid, "too many registration connections");
+	}
+	if(presence__register(m, client, clientid,
+				now + (int64_t)m->cfg.register_timeout_s * 1000) != MQC_OK){
+		return refuse(m, addr, REGISTER_USER, clientid, "too many registration connections open");
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* A name that is not an account (or a disabled one): refuse, after the same
+ * throttles and the same cost as a real check, so neither timing nor the
+ * throttle reveals which names exist. */
+static int refuse_unknown(struct mqchat *m, const char *addr, const char *username,
+		const char *clientid, const char *password, size_t pwlen, const char *reason, int64_t now)
+{
+	size_t ulen = strlen(username), alen = strlen(addr);
+	bool ok;
+
+	if(throttle__locked(&m->user_throttle, username, ulen, now, NULL)){
+		m->auth_throttled++;
+		return refuse(m, addr, username, clientid, "throttled (user)");
+	}
+	if(throttle__locked(&m->addr_throttle, addr, alen, now, NULL)){
+		m->auth_throttled++;
+		return refuse(m, addr, username, clientid, "throttled (address)");
+	}
+	(void)pwhash__verify(password, pwlen, m->dummy_hash, &ok);
+	throttle__fail(&m->user_throttle, username, ulen, now);
+	throttle__fail(&m->addr_throttle, addr, alen, now);
+	return refuse(m, addr, username, clientid, reason);
+}
+
+int auth__check(struct mqchat *m, const struct mosquitto *client, const char *username,
+		const char *password)
+{
+	const char *clientid = mosquitto_client_id(client);
+	const char *addr = mosquitto_client_address(client);
+	const struct snap_user *u;
+	size_t ulen, idlen_user, devlen, pwlen, alen;
+	const char *dev;
+	int64_t now = m->clock_ms();
+	bool ok = false;
+	int rc;
+
+	if(addr == NULL) addr = "?";
+	alen = strlen(addr);
+
+	/* 1. A name is required. */
+	if(username == NULL || username[0] == '\0'){
+		return refuse(m, addr, username, clientid, "no username");
+	}
+	/* 2. The registration pseudo-user. */
+	if(!strcmp(username, REGISTER_USER)){
+		return register_auth(m, client, addr, clientid, now);
+	}
+	/* 3. Name grammar, and a client id that is this user's own: nobody can
+	 * present (and so take over) another user's session. */
+	ulen = strnlen(username, NAME_MAX_LEN + 1);
+	if(!names__valid(username, ulen) || username[ulen] != '\0'){
+		return refuse(m, addr, username, clientid, "invalid username");
+	}
+	if(!names__split_clientid(clientid, &idlen_user, &dev, &devlen)
+			|| idlen_user != ulen || memcmp(clientid, username, ulen) != 0){
+		return refuse(m, addr, username, clientid, "client id must be <username> or <username>@<device>");
+	}
+	/* 4. No password, or one too long to be hashed. */
+	if(password == NULL){
+		return refuse(m, addr, username, clientid, "no password");
+	}
+	pwlen = strnlen(password, PWHASH_MAX_PASSWORD + 1);
+	if(pwlen > PWHASH_MAX_PASSWORD){
+		return refuse(m, addr, username, clientid, "password too long");
+	}
+	/* 5. Unknown or disabled account. */
+	u = snapshot__user(m->snap, username, ulen);
+	if(u == NULL){
+		return refuse_unknown(m, addr, username, clientid, password, pwlen, "unknown user", now);
+	}
+	if(!u->enabled){
+		return refuse_unknown(m, addr, username, clientid, password, pwlen, "account disabled", now);
+	}
+	/* 6. A credential that verified before passes, throttled or not. */
+	if(credcache__check(&m->creds, u->name, password, pwlen, u->pwhash)){
+		m->auth_cached++;
+		goto success;
+	}
+	/* 7. Throttles, before any hashing. A refusal by the user throttle does
+	 * not count against the address: a flood at one account from a shared
+	 * address must not lock out everyone else there. */
+	if(throttle__locked(&m->user_throttle, username, ulen, now, NULL)){
+		m->auth_throttled++;
+		return refuse(m, addr, username, clientid, "throttled (user)");
+	}
+	if(throttle__locked(&m->addr_throttle, addr, alen, now, NULL)){
+		m->auth_throttled++;
+		return refuse(m, addr, username, clientid, "throttled (address)");
+	}
+	/* 8. The real check. */
+	rc = pwhash__verify(password, pwlen, u->pwhash, &ok);
+	if(rc != MQC_OK || !ok){
+		throttle__fail(&m->user_throttle, username, ulen, now);
+		throttle__fail(&m->addr_throttle, addr, alen, now);
+		return refuse(m, addr, username, clientid,
+				rc == MQC_OK ? "wrong password" : "stored password hash unreadable");
+	}
+	credcache__store(&m->creds, u->name, password, pwlen, u->pwhash);
+	throttle__reset(&m->user_throttle, username, ulen);
+
+success:
+	if(presence__connect(m, client, u->name, u->kind) != MQC_OK){
+		return refuse(m, addr, username, clientid, "out of memory");
+	}
+	m->auth_ok++;
+	return MOSQ_ERR_SUCCESS;
+}
+
+int auth__basic_auth_cb(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_basic_auth *ed = event_data;
+
+	(void)event;
+	return auth__check(userdata, ed->client, ed->username, ed->password);
+}

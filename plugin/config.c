@@ -1,0 +1,128 @@
+/* config.c - the plugin's plugin_opt_* options (see plugin/README.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "plugin.h"
+
+void config__defaults(struct mqchat_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->registration = REGISTRATION_OFF;
+	cfg->max_payload = (uint32_t)CONFIG_DEFAULT_MAX_PAYLOAD;
+	cfg->reload_ms = (int)CONFIG_DEFAULT_RELOAD_MS;
+	cfg->register_timeout_s = (int)CONFIG_DEFAULT_REGISTER_TIMEOUT;
+	cfg->log_rate = (int)CONFIG_DEFAULT_LOG_RATE;
+}
+
+void config__cleanup(struct mqchat_config *cfg)
+{
+	free(cfg->db);
+	cfg->db = NULL;
+}
+
+const char *config__registration_name(enum registration_mode mode)
+{
+	switch(mode){
+		case REGISTRATION_OFF: return "off";
+		case REGISTRATION_INVITE: return "invite";
+		case REGISTRATION_OPEN: return "open";
+	}
+	return "?";
+}
+
+/* A whole decimal integer in [min, max]: no sign games, no trailing text. */
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if(s == NULL || *s < '0' || *s > '9') return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if(errno != 0 || *end != '\0' || v < min || v > max) return false;
+	*out = v;
+	return true;
+}
+
+struct int_opt {
+	const char *key;
+	long min, max;
+	size_t offset;
+	bool is_u32;
+};
+
+static const struct int_opt int_opts[] = {
+	{"max_payload", CONFIG_MIN_MAX_PAYLOAD, CONFIG_MAX_MAX_PAYLOAD,
+		offsetof(struct mqchat_config, max_payload), true},
+	{"reload_ms", 10, 60000, offsetof(struct mqchat_config, reload_ms), false},
+	{"register_timeout", 1, 3600, offsetof(struct mqchat_config, register_timeout_s), false},
+	{"log_rate", 1, 100000, offsetof(struct mqchat_config, log_rate), false},
+};
+
+int config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,
+		char *err, size_t errlen)
+{
+	int i;
+	size_t j;
+
+	config__defaults(cfg);
+	for(i=0; i<count; i++){
+		const char *key = opts[i].key, *value = opts[i].value;
+		bool known = false;
+
+		if(key == NULL) continue;
+		if(value == NULL) value = "";
+		if(!strcmp(key, "db")){
+			if(value[0] == '\0'){
+				snprintf(err, errlen, "plugin_opt_db is empty");
+				return MQC_ERR_INVAL;
+			}
+			free(cfg->db);
+			cfg->db = strdup(value);
+			if(cfg->db == NULL){
+				snprintf(err, errlen, "out of memory");
+				return MQC_ERR_NOMEM;
+			}
+			continue;
+		}
+		if(!strcmp(key, "registration")){
+			if(!strcmp(value, "off")) cfg->registration = REGISTRATION_OFF;
+			else if(!strcmp(value, "invite")) cfg->registration = REGISTRATION_INVITE;
+			else if(!strcmp(value, "open")) cfg->registration = REGISTRATION_OPEN;
+			else{
+				snprintf(err, errlen, "plugin_opt_registration must be off, invite or open, not \"%.64s\"",
+						value);
+				return MQC_ERR_INVAL;
+			}
+			continue;
+		}
+		for(j=0; j<sizeof(int_opts)/sizeof(int_opts[0]); j++){
+			const struct int_opt *o = &int_opts[j];
+			long v;
+
+			if(strcmp(key, o->key)) continue;
+			known = true;
+			if(!parse_long(value, o->min, o->max, &v)){
+				snprintf(err, errlen, "plugin_opt_%s must be an integer in %ld..%ld, not \"%.64s\"",
+						o->key, o->min, o->max, value);
+				return MQC_ERR_INVAL;
+			}
+			if(o->is_u32){
+				*(uint32_t *)(void *)((char *)cfg + o->offset) = (uint32_t)v;
+			}else{
+				*(int *)(void *)((char *)cfg + o->offset) = (int)v;
+			}
+		}
+		if(!known){
+			mosquitto_log_printf(MOSQ_LOG_WARNING, "mqchat: unknown option plugin_opt_%.64s ignored", key);
+		}
+	}
+	if(cfg->db == NULL){
+		snprintf(err, errlen, "plugin_opt_db (the user store, auth.db) is required");
+		return MQC_ERR_INVAL;
+	}
+	return MQC_OK;
+}

@@ -1,0 +1,142 @@
+/* credcache.c - the verified-credential cache.
+ *
+ * For each user name it keeps HMAC-SHA256(key, name 0 password 0 pwhash)
+ * of the last password that verified, under a key made at start. A
+ * reconnect with the same password then costs one HMAC instead of PBKDF2,
+ * and a changed stored hash (password change) no longer matches by itself.
+ * A memory image reveals HMACs under a random key, never passwords. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "err.h"
+#include "plugin.h"
+
+int credcache__init(struct credcache *c, size_t max_entries)
+{
+	memset(c, 0, sizeof(*c));
+	c->max_entries = max_entries;
+	if(RAND_bytes(c->key, sizeof(c->key)) != 1) return MQC_ERR_CRYPTO;
+	return MQC_OK;
+}
+
+/* The digest of (name, password, pwhash); false on bad input or failure. */
+static bool digest(const struct credcache *c, const char *name, size_t namelen,
+		const char *password, size_t pwlen, const char *pwhash,
+		unsigned char out[CREDCACHE_DIGEST_LEN])
+{
+	unsigned char buf[NAME_MAX_LEN + 1 + PWHASH_MAX_PASSWORD + 1 + PWHASH_STR_LEN];
+	unsigned int outlen = 0;
+	size_t hlen, n = 0;
+	bool ok;
+
+	if(name == NULL || password == NULL || pwhash == NULL) return false;
+	hlen = strlen(pwhash);
+	if(namelen > NAME_MAX_LEN || pwlen > PWHASH_MAX_PASSWORD || hlen >= PWHASH_STR_LEN) return false;
+	memcpy(buf, name, namelen);
+	n += namelen;
+	buf[n++] = 0;
+	memcpy(buf + n, password, pwlen);
+	n += pwlen;
+	buf[n++] = 0;
+	memcpy(buf + n, pwhash, hlen);
+	n += hlen;
+	ok = HMAC(EVP_sha256(), c->key, (int)sizeof(c->key), buf, n, out, &outlen) != NULL
+		&& outlen == CREDCACHE_DIGEST_LEN;
+	OPENSSL_cleanse(buf, n);
+	return ok;
+}
+
+static struct cred_entry *find(struct credcache *c, const char *name, size_t len)
+{
+	struct cred_entry *e = NULL;
+
+	HASH_FIND(hh, c->head, name, len, e);
+	return e;
+}
+
+bool credcache__check(struct credcache *c, const char *name, const char *password,
+		size_t pwlen, const char *pwhash)
+{
+	unsigned char d[CREDCACHE_DIGEST_LEN];
+	struct cred_entry *e;
+	size_t len;
+	bool hit;
+
+	if(name == NULL) return false;
+	len = strlen(name);
+	e = find(c, name, len);
+	if(e == NULL) return false;
+	if(!digest(c, name, len, password, pwlen, pwhash, d)) return false;
+	hit = CRYPTO_memcmp(d, e->digest, sizeof(d)) == 0;
+	OPENSSL_cleanse(d, sizeof(d));
+	return hit;
+}
+
+void credcache__store(struct credcache *c, const char *name, const char *password,
+		size_t pwlen, const char *pwhash)
+{
+	unsigned char d[CREDCACHE_DIGEST_LEN];
+	struct cred_entry *e;
+	size_t len;
+	bool oom = false;
+
+	if(name == NULL) return;
+	len = strlen(name);
+	if(len == 0 || len > NAME_MAX_LEN) return;
+	if(!digest(c, name, len, password, pwlen, pwhash, d)) return;
+	e = find(c, name, len);
+	if(e){
+		/* Move to the young end of the eviction order. */
+		HASH_DELETE(hh, c->head, e);
+		c->count--;
+	}else{
+		if(c->count >= c->max_entries && c->head){
+			credcache__forget(c, c->head->name);
+		}
+		e = calloc(1, sizeof(*e));
+		if(e == NULL) return;
+		memcpy(e->name, name, len);
+		e->len = (uint8_t)len;
+	}
+	memcpy(e->digest, d, sizeof(d));
+	OPENSSL_cleanse(d, sizeof(d));
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(obj) do{ oom = true; }while(0)
+	HASH_ADD_KEYPTR(hh, c->head, e->name, e->len, e);
+	if(oom){
+		free(e);
+		return;
+	}
+	c->count++;
+}
+
+void credcache__forget(struct credcache *c, const char *name)
+{
+	struct cred_entry *e;
+
+	if(name == NULL) return;
+	e = find(c, name, strlen(name));
+	if(e == NULL) return;
+	HASH_DELETE(hh, c->head, e);
+	OPENSSL_cleanse(e->digest, sizeof(e->digest));
+	free(e);
+	c->count--;
+}
+
+void credcache__cleanup(struct credcache *c)
+{
+	struct cred_entry *e, *tmp;
+
+	HASH_ITER(hh, c->head, e, tmp){
+		HASH_DELETE(hh, c->head, e);
+		OPENSSL_cleanse(e->digest, sizeof(e->digest));
+		free(e);
+	}
+	c->count = 0;
+	OPENSSL_cleanse(c->key, sizeof(c->key));
+}

@@ -1,0 +1,217 @@
+/* loader.c - the background thread that reloads the snapshot.
+ *
+ * It owns its own SQLite connection (PRAGMA data_version only changes for
+ * commits made by other connections, so it must stay the same one), polls it
+ * every reload_ms, and when it changed builds a complete new snapshot and
+ * leaves it in the slot for the broker thread. It never calls into the
+ * broker: log lines are left in the slot too, and TICK logs them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "err.h"
+#include "plugin.h"
+
+/* Leave a log line for the broker thread. Caller holds the mutex. */
+static void post_message(struct loader *l, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void post_message(struct loader *l, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->message, sizeof(l->message), fmt, ap);
+	va_end(ap);
+	l->message_level = level;
+	l->has_message = true;
+}
+
+/* Report a failed reload once per failure streak. */
+static void reload_failed(struct loader *l, const char *why)
+{
+	pthread_mutex_lock(&l->mutex);
+	if(!l->failing){
+		post_message(l, MOSQ_LOG_WARNING,
+				"mqchat: cannot reload user store %s: %s (keeping the last good snapshot)",
+				l->path, why);
+	}
+	l->failing = true;
+	pthread_mutex_unlock(&l->mutex);
+}
+
+/* True if the file at path is no longer the one we have open (replaced by
+ * rename, or deleted): then the connection is reopened. */
+static bool file_replaced(struct loader *l)
+{
+	struct stat st;
+
+	if(stat(l->path, &st) != 0) return true;
+	if(!l->have_ino){
+		l->dev = (unsigned long long)st.st_dev;
+		l->ino = (unsigned long long)st.st_ino;
+		l->have_ino = true;
+		return false;
+	}
+	return (unsigned long long)st.st_dev != l->dev || (unsigned long long)st.st_ino != l->ino;
+}
+
+/* One poll: reopen if needed, compare data_version, rebuild if changed. */
+static void poll_once(struct loader *l, bool force)
+{
+	struct snapshot *s = NULL, *old;
+	char err[400];
+	int64_t version = 0;
+	int rc;
+
+	if(l->udb == NULL || file_replaced(l)){
+		userdb__close(l->udb);
+		l->udb = NULL;
+		l->have_ino = false;
+		rc = userdb__open(l->path, 0, &l->udb, err, sizeof(err));
+		if(rc){
+			reload_failed(l, err);
+			return;
+		}
+		(void)file_replaced(l);
+		force = true;
+	}
+	rc = userdb__data_version(l->udb, &version);
+	if(rc){
+		snprintf(err, sizeof(err), "data_version: %s (%s)", mqc_strerror(rc), userdb__errmsg(l->udb));
+		reload_failed(l, err);
+		return;
+	}
+	if(!force && !l->failing && version == l->version) return;
+
+	rc = snapshot__load(l->udb, &s, err, sizeof(err));
+	if(rc){
+		reload_failed(l, err);
+		return;
+	}
+	s->data_version = version;
+	l->version = version;
+
+	pthread_mutex_lock(&l->mutex);
+	old = l->pending;               /* never seen by the broker thread */
+	l->pending = s;
+	if(l->failing){
+		post_message(l, MOSQ_LOG_NOTICE, "mqchat: user store %s readable again", l->path);
+	}
+	l->failing = false;
+	pthread_mutex_unlock(&l->mutex);
+	snapshot__free(old);
+}
+
+static void *loader_main(void *arg)
+{
+	struct loader *l = arg;
+	struct timespec ts;
+	bool force;
+
+	pthread_mutex_lock(&l->mutex);
+	while(!l->stop){
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += l->reload_ms / 1000;
+		ts.tv_nsec += (long)(l->reload_ms % 1000) * 1000000L;
+		if(ts.tv_nsec >= 1000000000L){
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while(!l->stop && !l->force){
+			if(pthread_cond_timedwait(&l->cond, &l->mutex, &ts) == ETIMEDOUT) break;
+		}
+		if(l->stop) break;
+		force = l->force;
+		l->force = false;
+		pthread_mutex_unlock(&l->mutex);
+
+		poll_once(l, force);
+
+		pthread_mutex_lock(&l->mutex);
+	}
+	pthread_mutex_unlock(&l->mutex);
+	return NULL;
+}
+
+int loader__start(struct loader *l, struct userdb *udb, const char *path, int64_t version,
+		int reload_ms)
+{
+	pthread_condattr_t attr;
+
+	memset(l, 0, sizeof(*l));
+	l->path = strdup(path);
+	if(l->path == NULL) return MQC_ERR_NOMEM;
+	if(pthread_mutex_init(&l->mutex, NULL) != 0) return MQC_ERR_NOMEM;
+	l->mutex_ok = true;
+	if(pthread_condattr_init(&attr) != 0) return MQC_ERR_NOMEM;
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if(pthread_cond_init(&l->cond, &attr) != 0){
+		pthread_condattr_destroy(&attr);
+		return MQC_ERR_NOMEM;
+	}
+	pthread_condattr_destroy(&attr);
+	l->cond_ok = true;
+	l->reload_ms = reload_ms;
+	l->version = version;
+	l->udb = udb;
+	(void)file_replaced(l);
+	if(pthread_create(&l->thread, NULL, loader_main, l) != 0){
+		l->udb = NULL;
+		return MQC_ERR_NOMEM;
+	}
+	l->started = true;
+	return MQC_OK;
+}
+
+void loader__force(struct loader *l)
+{
+	if(!l->started) return;
+	pthread_mutex_lock(&l->mutex);
+	l->force = true;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->mutex);
+}
+
+struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *level,
+		bool *has_msg)
+{
+	struct snapshot *s;
+
+	*has_msg = false;
+	if(!l->started) return NULL;
+	pthread_mutex_lock(&l->mutex);
+	s = l->pending;
+	l->pending = NULL;
+	if(l->has_message){
+		snprintf(msg, msglen, "%s", l->message);
+		*level = l->message_level;
+		*has_msg = true;
+		l->has_message = false;
+	}
+	pthread_mutex_unlock(&l->mutex);
+	return s;
+}
+
+void loader__cleanup(struct loader *l)
+{
+	if(l->started){
+		pthread_mutex_lock(&l->mutex);
+		l->stop = true;
+		pthread_cond_signal(&l->cond);
+		pthread_mutex_unlock(&l->mutex);
+		pthread_join(l->thread, NULL);
+		l->started = false;
+	}
+	snapshot__free(l->pending);
+	l->pending = NULL;
+	userdb__close(l->udb);
+	l->udb = NULL;
+	if(l->cond_ok) pthread_cond_destroy(&l->cond);
+	if(l->mutex_ok) pthread_mutex_destroy(&l->mutex);
+	l->cond_ok = l->mutex_ok = false;
+	free(l->path);
+	l->path = NULL;
+}

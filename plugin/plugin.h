@@ -1,0 +1,395 @@
+/* plugin.h - private header of the mqchat auth/ACL plugin for Mosquitto 2.0.
+ *
+ * One struct mqchat owns everything the plugin holds; the broker hands it
+ * back to every callback as userdata. Everything here runs on the broker's
+ * only thread except the loader (loader.c), which talks to it solely through
+ * struct loader's mutex-protected slot. */
+#ifndef MQCHAT_PLUGIN_H
+#define MQCHAT_PLUGIN_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Out of memory in a hash add must never exit the broker: the add fails
+ * and uthash_nonfatal_oom (redefined where it matters) records it. */
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "names.h"
+#include "pwhash.h"
+#include "userdb.h"
+
+struct mosquitto;
+struct mqchat;
+
+/* ================================================================
+ * Options (config.c)
+ * ================================================================ */
+
+enum registration_mode {
+	REGISTRATION_OFF = 0,
+	REGISTRATION_INVITE = 1,
+	REGISTRATION_OPEN = 2,
+};
+
+#define CONFIG_DEFAULT_MAX_PAYLOAD 65536L
+#define CONFIG_MIN_MAX_PAYLOAD 256L
+#define CONFIG_MAX_MAX_PAYLOAD 268435455L
+#define CONFIG_DEFAULT_RELOAD_MS 250L
+#define CONFIG_DEFAULT_REGISTER_TIMEOUT 30L
+#define CONFIG_DEFAULT_LOG_RATE 20L
+
+struct mqchat_config {
+	char *db;                       /* plugin_opt_db, malloc'd */
+	enum registration_mode registration;
+	uint32_t max_payload;
+	int reload_ms;
+	int register_timeout_s;
+	int log_rate;
+};
+
+/* Set every field to its default (db NULL). */
+void config__defaults(struct mqchat_config *cfg);
+/* Parse the broker's plugin_opt_* list into cfg (defaults first). Unknown
+ * options are logged as a warning and ignored. Returns MQC_OK, or
+ * MQC_ERR_INVAL with a message in err. cfg must be freed with
+ * config__cleanup either way. */
+int config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,
+		char *err, size_t errlen);
+/* Free what cfg owns; safe on a defaulted or half-parsed struct. */
+void config__cleanup(struct mqchat_config *cfg);
+const char *config__registration_name(enum registration_mode mode);
+
+/* ================================================================
+ * Snapshot (snapshot.c): the user store in memory, immutable once built.
+ * ================================================================ */
+
+/* A name in a set (room members, a user's blocked names). */
+struct snap_name {
+	UT_hash_handle hh;
+	uint8_t len;
+	char name[NAME_MAX_LEN + 1];
+};
+
+struct snap_user {
+	UT_hash_handle hh;
+	struct snap_name *blocked;      /* names this user refuses messages from */
+	const char *pwhash;             /* in the snapshot's arena */
+	enum user_kind kind;
+	bool enabled;
+	uint8_t len;
+	char name[NAME_MAX_LEN + 1];
+};
+
+struct snap_room {
+	UT_hash_handle hh;
+	struct snap_name *members;
+	uint8_t len;
+	char name[NAME_MAX_LEN + 1];
+};
+
+struct arena_chunk;
+
+struct snapshot {
+	struct snap_user *users;
+	struct snap_room *rooms;
+	struct arena_chunk *chunks;     /* every node and string lives here */
+	int64_t data_version;
+	size_t user_count, room_count, member_count, block_count;
+	size_t bytes;                   /* arena bytes in use */
+};
+
+/* Build a complete snapshot from udb inside one read transaction.
+ * On success *out is a new snapshot the caller frees with snapshot__free.
+ * On failure returns MQC_ERR_* with a message in err and *out is NULL. */
+int snapshot__load(struct userdb *udb, struct snapshot **out, char *err, size_t errlen);
+/* An empty snapshot (tests build one by hand with the add functions). */
+struct snapshot *snapshot__new(void);
+/* Add helpers used by the loader and by tests; NULL/MQC_ERR_NOMEM on failure. */
+struct snap_user *snapshot__add_user(struct snapshot *s, const char *name, enum user_kind kind,
+		bool enabled, const char *pwhash);
+struct snap_room *snapshot__add_room(struct snapshot *s, const char *name);
+int snapshot__add_member(struct snapshot *s, const char *room, const char *user);
+int snapshot__add_block(struct snapshot *s, const char *user, const char *blocked);
+/* Look-ups on a (pointer, length) slice, for topic levels in place. */
+struct snap_user *snapshot__user(const struct snapshot *s, const char *name, size_t len);
+struct snap_room *snapshot__room(const struct snapshot *s, const char *name, size_t len);
+bool snapshot__name_in(const struct snap_name *set, const char *name, size_t len);
+/* Free everything; NULL is fine. */
+void snapshot__free(struct snapshot *s);
+
+/* ================================================================
+ * Loader thread (loader.c)
+ * ================================================================ */
+
+struct loader {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mutex;
+	pthread_cond_t cond;
+	bool mutex_ok, cond_ok;
+	/* Owned by the thread once started. */
+	struct userdb *udb;
+	char *path;
+	int reload_ms;
+	int64_t version;
+	bool have_ino;
+	unsigned long long dev, ino;
+	bool failing;
+	/* Shared, under mutex. */
+	bool stop;
+	bool force;
+	struct snapshot *pending;       /* built, not yet taken by the broker thread */
+	char message[512];              /* a line for the broker thread to log */
+	int message_level;
+	bool has_message;
+};
+
+/* Start the thread. It takes ownership of udb (already loaded from at
+ * version), polls PRAGMA data_version every reload_ms and leaves each new
+ * snapshot in the slot. Returns MQC_OK or MQC_ERR_*; on failure udb is
+ * still the caller's. */
+int loader__start(struct loader *l, struct userdb *udb, const char *path, int64_t version,
+		int reload_ms);
+/* Ask for a reload at once, whatever data_version says (SIGHUP). */
+void loader__force(struct loader *l);
+/* Take the pending snapshot (NULL if none) and any log line (copied to
+ * msg, *level set; returns true if there was one). Broker thread only. */
+struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *level,
+		bool *has_msg);
+/* Stop and join the thread, free what it holds; safe on a never-started loader. */
+void loader__cleanup(struct loader *l);
+
+/* ================================================================
+ * Rate-limited log (plog.c)
+ * ================================================================ */
+
+struct plog {
+	int rate;                       /* lines per second */
+	int64_t window;                 /* current second (monotonic ms / 1000) */
+	int count;                      /* lines logged in this window */
+	unsigned long suppressed;       /* lines dropped in this window */
+};
+
+/* Log a NOTICE line unless more than rate lines were logged this second;
+ * dropped lines are counted and reported by one "N messages suppressed"
+ * line when the second is over. now_ms is a monotonic time. */
+void plog__notice(struct plog *p, int64_t now_ms, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Emit the pending "suppressed" line if the window is over (from TICK). */
+void plog__flush(struct plog *p, int64_t now_ms);
+
+/* ================================================================
+ * Throttles (throttle.c): exponential backoff and token buckets.
+ * ================================================================ */
+
+struct throttle_entry {
+	UT_hash_handle hh;
+	uint32_t failures;              /* consecutive failures */
+	double tokens;                  /* token bucket mode */
+	int64_t locked_until;           /* backoff mode: refuse before this */
+	int64_t last;                   /* last failure / refill (ms) */
+	uint16_t len;
+	char key[];
+};
+
+struct throttle {
+	struct throttle_entry *head;
+	size_t count;
+	size_t max_entries;
+	/* Backoff: from the free_failures-th consecutive failure lock for
+	 * base_ms * 2^(n - free_failures), at most cap_ms. */
+	uint32_t free_failures;
+	int64_t base_ms;
+	int64_t cap_ms;
+	/* Token bucket: burst tokens, refilled at burst per period_ms. */
+	double burst;
+	int64_t period_ms;
+};
+
+/* A backoff throttle. */
+void throttle__init_backoff(struct throttle *t, uint32_t free_failures, int64_t base_ms,
+		int64_t cap_ms, size_t max_entries);
+/* A token bucket limiter. */
+void throttle__init_bucket(struct throttle *t, double burst, int64_t period_ms,
+		size_t max_entries);
+/* Backoff: true if key is locked at now (*wait_ms gets the rest, may be NULL). */
+bool throttle__locked(struct throttle *t, const char *key, size_t len, int64_t now,
+		int64_t *wait_ms);
+/* Backoff: record one failure for key at now. Returns the consecutive count. */
+uint32_t throttle__fail(struct throttle *t, const char *key, size_t len, int64_t now);
+/* Backoff: forget key (a success). */
+void throttle__reset(struct throttle *t, const char *key, size_t len);
+/* Bucket: take one token for key; false if there is none. */
+bool throttle__take(struct throttle *t, const char *key, size_t len, int64_t now);
+/* Drop entries that no longer hold anything back (idle for > 2 * cap/period). */
+void throttle__prune(struct throttle *t, int64_t now);
+void throttle__cleanup(struct throttle *t);
+
+/* ================================================================
+ * Verified-credential cache (credcache.c)
+ * ================================================================ */
+
+#define CREDCACHE_MAX_ENTRIES 200000
+#define CREDCACHE_DIGEST_LEN 32
+
+struct cred_entry {
+	UT_hash_handle hh;
+	unsigned char digest[CREDCACHE_DIGEST_LEN];
+	uint8_t len;
+	char name[NAME_MAX_LEN + 1];
+};
+
+struct credcache {
+	struct cred_entry *head;
+	size_t count;
+	size_t max_entries;
+	unsigned char key[32];
+};
+
+/* Make a fresh random key. MQC_OK or MQC_ERR_CRYPTO. */
+int credcache__init(struct credcache *c, size_t max_entries);
+/* True if (name, password, pwhash) verified before and nothing changed. */
+bool credcache__check(struct credcache *c, const char *name, const char *password,
+		size_t pwlen, const char *pwhash);
+/* Remember a verified credential (one per name; oldest evicted when full). */
+void credcache__store(struct credcache *c, const char *name, const char *password,
+		size_t pwlen, const char *pwhash);
+void credcache__forget(struct credcache *c, const char *name);
+void credcache__cleanup(struct credcache *c);
+
+/* ================================================================
+ * Presence and connection tracking (presence.c)
+ * ================================================================ */
+
+/* Connections per account name (outside the snapshot). */
+struct conn_user {
+	UT_hash_handle hh;
+	unsigned count;
+	enum user_kind kind;
+	uint8_t len;
+	char name[NAME_MAX_LEN + 1];
+};
+
+/* One authenticated client context. */
+struct conn {
+	UT_hash_handle hh;              /* keyed by the client pointer */
+	const struct mosquitto *client;
+	struct conn_user *user;         /* NULL for a _register connection */
+	int64_t deadline;               /* _register: kick after this (mono ms) */
+	char clientid[CLIENTID_MAX_LEN + 1];
+};
+
+#define REGISTER_MAX_CONNS 1024
+
+struct presence {
+	struct conn *conns;
+	struct conn_user *users;
+	struct conn *registers;         /* _register connections (own table) */
+	size_t register_count;
+};
+
+/* Track an authenticated user/device/service connection; publishes
+ * "online" on the account's first. MQC_OK or MQC_ERR_NOMEM. */
+int presence__connect(struct mqchat *m, const struct mosquitto *client, const char *name,
+		enum user_kind kind);
+/* Track a _register connection that must be closed at deadline.
+ * MQC_ERR_TOOBIG when REGISTER_MAX_CONNS are open. */
+int presence__register(struct mqchat *m, const struct mosquitto *client, const char *clientid,
+		int64_t deadline);
+/* A context went away (any context, tracked or not); publishes "offline"
+ * on the account's last connection. */
+void presence__disconnect(struct mqchat *m, const struct mosquitto *client);
+/* Connections of name (0 if none). */
+unsigned presence__count(struct mqchat *m, const char *name);
+void presence__cleanup(struct presence *p);
+
+/* ================================================================
+ * The plugin
+ * ================================================================ */
+
+enum acl_reason {
+	ACL_OK = 0,
+	ACL_DENY_NO_USER,       /* username unknown or missing */
+	ACL_DENY_DISABLED,      /* account disabled */
+	ACL_DENY_TOPIC,         /* no rule allows this topic/filter */
+	ACL_DENY_NOT_OWNER,     /* sender level is not the publisher */
+	ACL_DENY_RETAIN,        /* retained publish */
+	ACL_DENY_TOO_BIG,       /* payload over max_payload */
+	ACL_DENY_ENVELOPE,      /* payload is not a valid envelope / JSON */
+	ACL_DENY_RECIPIENT,     /* recipient missing, disabled or not a user/device */
+	ACL_DENY_BLOCKED,       /* recipient blocks the sender */
+	ACL_DENY_NOT_MEMBER,    /* room missing or not a member */
+	ACL_DENY_REGISTER,      /* _register outside its own topics / registration off */
+	ACL_REASON_COUNT
+};
+
+const char *acl__reason_name(enum acl_reason reason);
+
+struct mqchat {
+	mosquitto_plugin_id_t *pid;
+	struct mqchat_config cfg;
+	struct snapshot *snap;          /* current; broker thread only */
+	struct loader loader;
+	struct credcache creds;
+	struct throttle user_throttle;
+	struct throttle addr_throttle;
+	struct throttle register_limit;
+	struct presence presence;
+	struct plog log;
+	int64_t (*clock_ms)(void);      /* monotonic ms; tests inject their own */
+	int64_t next_prune;
+	unsigned long acl_denied[ACL_REASON_COUNT];
+	unsigned long auth_ok, auth_failed, auth_throttled, auth_cached;
+	char dummy_hash[PWHASH_STR_LEN];
+};
+
+/* Input to the pure ACL decision. */
+struct acl_request {
+	const char *username;           /* may be NULL */
+	const char *clientid;           /* may be NULL */
+	int access;                     /* MOSQ_ACL_* */
+	const char *topic;
+	const void *payload;
+	uint32_t payloadlen;
+	bool retain;
+};
+
+/* The whole topic policy on the snapshot s. Returns ACL_OK or the reason
+ * of the denial. Allocates nothing and logs nothing. */
+enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
+		const struct acl_request *req);
+
+/* Broker callbacks (event, event_data, userdata = struct mqchat). */
+int auth__basic_auth_cb(int event, void *event_data, void *userdata);
+int acl__check_cb(int event, void *event_data, void *userdata);
+int tick__tick_cb(int event, void *event_data, void *userdata);
+int tick__reload_cb(int event, void *event_data, void *userdata);
+int presence__disconnect_cb(int event, void *event_data, void *userdata);
+
+/* The BASIC_AUTH decision, for the callback and tests. Returns
+ * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH. */
+int auth__check(struct mqchat *m, const struct mosquitto *client, const char *username,
+		const char *password);
+/* Prepare the auth state (cache key, throttles, the dummy hash). */
+int auth__init(struct mqchat *m);
+void auth__cleanup(struct mqchat *m);
+
+/* Swap in a new snapshot: kick connected accounts that are now missing or
+ * disabled, then free the old one. Takes ownership of s. */
+void tick__swap_snapshot(struct mqchat *m, struct snapshot *s);
+/* The periodic work of one TICK at monotonic time now. */
+void tick__run(struct mqchat *m, int64_t now);
+
+/* Escape untrusted text for a log line (see log_escape). */
+#define ESC_LEN 80
+const char *plugin__esc(const char *s, char *buf, size_t buflen);
+
+#endif

@@ -1,0 +1,280 @@
+/* snapshot.c - the user store in memory: users, rooms, members, blocks.
+ *
+ * A snapshot is built whole (by the loader thread, or at init) and never
+ * changed once the broker thread sees it. Every node and string comes from
+ * one arena, so building is a bump of a pointer and freeing is a handful of
+ * free() calls plus the uthash bucket arrays. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "plugin.h"
+
+#define ARENA_CHUNK (1024 * 1024)
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+/* size bytes, zeroed, aligned for any node type; NULL when out of memory. */
+static void *arena_alloc(struct snapshot *s, size_t size)
+{
+	struct arena_chunk *c = s->chunks;
+	const size_t align = sizeof(max_align_t);
+	void *p;
+
+	size = (size + align - 1) / align * align;
+	if(c == NULL || c->size - c->used < size){
+		size_t csize = size > ARENA_CHUNK ? size : ARENA_CHUNK;
+		c = malloc(sizeof(*c) + csize);
+		if(c == NULL) return NULL;
+		c->used = 0;
+		c->size = csize;
+		c->next = s->chunks;
+		s->chunks = c;
+	}
+	p = (char *)c->data + c->used;
+	c->used += size;
+	s->bytes += size;
+	memset(p, 0, size);
+	return p;
+}
+
+struct snapshot *snapshot__new(void)
+{
+	return calloc(1, sizeof(struct snapshot));
+}
+
+void snapshot__free(struct snapshot *s)
+{
+	struct snap_user *u, *utmp;
+	struct snap_room *r, *rtmp;
+	struct arena_chunk *c, *next;
+
+	if(s == NULL) return;
+	/* Nodes live in the arena: only the hash tables' own arrays are freed
+	 * one by one (HASH_CLEAR frees buckets, never items). */
+	HASH_ITER(hh, s->users, u, utmp){
+		HASH_CLEAR(hh, u->blocked);
+	}
+	HASH_CLEAR(hh, s->users);
+	HASH_ITER(hh, s->rooms, r, rtmp){
+		HASH_CLEAR(hh, r->members);
+	}
+	HASH_CLEAR(hh, s->rooms);
+	for(c=s->chunks; c; c=next){
+		next = c->next;
+		free(c);
+	}
+	free(s);
+}
+
+struct snap_user *snapshot__user(const struct snapshot *s, const char *name, size_t len)
+{
+	struct snap_user *u = NULL;
+
+	if(s == NULL || name == NULL || len == 0 || len > NAME_MAX_LEN) return NULL;
+	HASH_FIND(hh, s->users, name, len, u);
+	return u;
+}
+
+struct snap_room *snapshot__room(const struct snapshot *s, const char *name, size_t len)
+{
+	struct snap_room *r = NULL;
+
+	if(s == NULL || name == NULL || len == 0 || len > NAME_MAX_LEN) return NULL;
+	HASH_FIND(hh, s->rooms, name, len, r);
+	return r;
+}
+
+bool snapshot__name_in(const struct snap_name *set, const char *name, size_t len)
+{
+	struct snap_name *n = NULL;
+
+	if(set == NULL || len == 0 || len > NAME_MAX_LEN) return false;
+	HASH_FIND(hh, set, name, len, n);
+	return n != NULL;
+}
+
+/* uthash reports out-of-memory through this macro; the tables are left
+ * consistent, the item simply is not added. Record it so the build fails. */
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(obj) do{ oom = true; }while(0)
+
+struct snap_user *snapshot__add_user(struct snapshot *s, const char *name, enum user_kind kind,
+		bool enabled, const char *pwhash)
+{
+	struct snap_user *u;
+	size_t len, hlen;
+	char *h;
+	bool oom = false;
+
+	if(name == NULL || pwhash == NULL) return NULL;
+	len = strlen(name);
+	if(len == 0 || len > NAME_MAX_LEN) return NULL;
+	if(snapshot__user(s, name, len)) return NULL;
+	hlen = strlen(pwhash);
+	u = arena_alloc(s, sizeof(*u));
+	h = arena_alloc(s, hlen + 1);
+	if(u == NULL || h == NULL) return NULL;
+	memcpy(h, pwhash, hlen + 1);
+	memcpy(u->name, name, len);
+	u->len = (uint8_t)len;
+	u->kind = kind;
+	u->enabled = enabled;
+	u->pwhash = h;
+	HASH_ADD_KEYPTR(hh, s->users, u->name, u->len, u);
+	if(oom) return NULL;
+	s->user_count++;
+	return u;
+}
+
+struct snap_room *snapshot__add_room(struct snapshot *s, const char *name)
+{
+	struct snap_room *r;
+	size_t len;
+	bool oom = false;
+
+	if(name == NULL) return NULL;
+	len = strlen(name);
+	if(len == 0 || len > NAME_MAX_LEN) return NULL;
+	if(snapshot__room(s, name, len)) return NULL;
+	r = arena_alloc(s, sizeof(*r));
+	if(r == NULL) return NULL;
+	memcpy(r->name, name, len);
+	r->len = (uint8_t)len;
+	HASH_ADD_KEYPTR(hh, s->rooms, r->name, r->len, r);
+	if(oom) return NULL;
+	s->room_count++;
+	return r;
+}
+
+/* Add name to *set unless it is there. MQC_OK, MQC_ERR_INVAL or MQC_ERR_NOMEM. */
+static int set_add(struct snapshot *s, struct snap_name **set, const char *name)
+{
+	struct snap_name *n;
+	size_t len = strlen(name);
+	bool oom = false;
+
+	if(len == 0 || len > NAME_MAX_LEN) return MQC_ERR_INVAL;
+	if(snapshot__name_in(*set, name, len)) return MQC_OK;
+	n = arena_alloc(s, sizeof(*n));
+	if(n == NULL) return MQC_ERR_NOMEM;
+	memcpy(n->name, name, len);
+	n->len = (uint8_t)len;
+	HASH_ADD_KEYPTR(hh, *set, n->name, n->len, n);
+	return oom ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+int snapshot__add_member(struct snapshot *s, const char *room, const char *user)
+{
+	struct snap_room *r;
+	int rc;
+
+	if(room == NULL || user == NULL) return MQC_ERR_INVAL;
+	r = snapshot__room(s, room, strlen(room));
+	/* A membership row always has its room (foreign key); be safe anyway. */
+	if(r == NULL) return MQC_OK;
+	rc = set_add(s, &r->members, user);
+	if(rc == MQC_OK) s->member_count++;
+	return rc;
+}
+
+int snapshot__add_block(struct snapshot *s, const char *user, const char *blocked)
+{
+	struct snap_user *u;
+	int rc;
+
+	if(user == NULL || blocked == NULL) return MQC_ERR_INVAL;
+	u = snapshot__user(s, user, strlen(user));
+	if(u == NULL) return MQC_OK;
+	rc = set_add(s, &u->blocked, blocked);
+	if(rc == MQC_OK) s->block_count++;
+	return rc;
+}
+
+/* ---- loading from the store ---- */
+
+static int user_cb(const struct userdb_user *row, void *arg)
+{
+	struct snapshot *s = arg;
+
+	/* The store validates names on write; a row that is not valid anyway
+	 * (written by hand) is left out so it can never log in. */
+	if(!names__valid_str(row->name) || user_kind__name(row->kind)[0] == '?') return MQC_OK;
+	if(snapshot__add_user(s, row->name, row->kind, row->enabled, row->pwhash) == NULL){
+		return snapshot__user(s, row->name, strlen(row->name)) ? MQC_OK : MQC_ERR_NOMEM;
+	}
+	return MQC_OK;
+}
+
+static int room_cb(const char *room, int retention_days, int64_t created, void *arg)
+{
+	struct snapshot *s = arg;
+
+	(void)retention_days;
+	(void)created;
+	if(room == NULL || !names__valid_str(room)) return MQC_OK;
+	if(snapshot__add_room(s, room) == NULL){
+		return snapshot__room(s, room, strlen(room)) ? MQC_OK : MQC_ERR_NOMEM;
+	}
+	return MQC_OK;
+}
+
+static int member_cb(const char *room, const char *user, void *arg)
+{
+	if(room == NULL || user == NULL) return MQC_OK;
+	return snapshot__add_member(arg, room, user) == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+static int block_cb(const char *user, const char *blocked, void *arg)
+{
+	if(user == NULL || blocked == NULL) return MQC_OK;
+	return snapshot__add_block(arg, user, blocked) == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+int snapshot__load(struct userdb *udb, struct snapshot **out, char *err, size_t errlen)
+{
+	struct snapshot *s;
+	int rc;
+	const char *what = "begin";
+
+	*out = NULL;
+	s = snapshot__new();
+	if(s == NULL){
+		snprintf(err, errlen, "out of memory");
+		return MQC_ERR_NOMEM;
+	}
+	/* One read transaction: users, rooms, members and blocks are one
+	 * consistent picture even while the archiver writes. */
+	rc = userdb__begin_read(udb);
+	if(rc) goto fail;
+	what = "users";
+	rc = userdb__user_each(udb, user_cb, s);
+	if(rc) goto fail;
+	what = "rooms";
+	rc = userdb__room_each(udb, room_cb, s);
+	if(rc) goto fail;
+	what = "members";
+	rc = userdb__member_each(udb, NULL, NULL, member_cb, s);
+	if(rc) goto fail;
+	what = "blocks";
+	rc = userdb__block_each(udb, NULL, block_cb, s);
+	if(rc) goto fail;
+	rc = userdb__commit(udb);
+	if(rc){
+		what = "commit";
+		goto fail;
+	}
+	*out = s;
+	return MQC_OK;
+
+fail:
+	snprintf(err, errlen, "reading %s: %s (%s)", what, mqc_strerror(rc), userdb__errmsg(udb));
+	userdb__rollback(udb);
+	snapshot__free(s);
+	return rc;
+}

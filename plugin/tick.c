@@ -1,0 +1,115 @@
+/* tick.c - MOSQ_EVT_TICK and MOSQ_EVT_RELOAD: the broker thread's chores.
+ *
+ * TICK fires once per main-loop pass (about 10/s idle, more under load) and
+ * carries no time in 2.0.11, so the plugin reads its own clock. Each tick:
+ * swap in a snapshot the loader left, kick what it disabled or deleted, log
+ * what the loader reported, close expired registration connections, and now
+ * and then prune the throttle tables. Kicking fires MOSQ_EVT_DISCONNECT
+ * right away, which edits the presence tables: so names and ids to kick are
+ * copied out first and kicked after the walk. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+#define PRUNE_EVERY_MS 10000
+#define REGISTER_KICKS_PER_TICK 64
+
+void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
+{
+	struct snapshot *old = m->snap;
+	struct conn_user *u, *tmp;
+	char (*names)[NAME_MAX_LEN + 1] = NULL;
+	size_t n = 0, i, cap = HASH_COUNT(m->presence.users);
+
+	m->snap = s;
+	if(cap > 0) names = calloc(cap, sizeof(*names));
+	HASH_ITER(hh, m->presence.users, u, tmp){
+		const struct snap_user *su = snapshot__user(s, u->name, u->len);
+
+		if(su != NULL && su->enabled) continue;
+		if(names == NULL){
+			/* Out of memory for the list: kick one by one, restarting the
+			 * walk is not needed since the ACL already denies them. */
+			mosquitto_kick_client_by_username(u->name, false);
+			break;
+		}
+		memcpy(names[n++], u->name, u->len + 1);
+	}
+	for(i=0; i<n; i++){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: closing connections of %s (%s)", names[i],
+				snapshot__user(s, names[i], strlen(names[i])) ? "disabled" : "deleted");
+		mosquitto_kick_client_by_username(names[i], false);
+	}
+	free(names);
+	snapshot__free(old);
+}
+
+/* Close registration connections whose time is up. */
+static void expire_registrations(struct mqchat *m, int64_t now)
+{
+	char ids[REGISTER_KICKS_PER_TICK][CLIENTID_MAX_LEN + 1];
+	struct conn *c, *tmp;
+	int n = 0, i;
+
+	HASH_ITER(hh, m->presence.registers, c, tmp){
+		if(c->deadline > now) continue;
+		memcpy(ids[n], c->clientid, sizeof(ids[n]));
+		if(++n == REGISTER_KICKS_PER_TICK) break;
+	}
+	for(i=0; i<n; i++){
+		mosquitto_kick_client_by_clientid(ids[i], false);
+	}
+	/* A context the broker no longer knows by that id (already replaced)
+	 * would stay; drop whatever is still expired. */
+	HASH_ITER(hh, m->presence.registers, c, tmp){
+		if(c->deadline + 5000 > now) continue;
+		HASH_DELETE(hh, m->presence.registers, c);
+		free(c);
+		m->presence.register_count--;
+	}
+}
+
+void tick__run(struct mqchat *m, int64_t now)
+{
+	struct snapshot *s;
+	char msg[sizeof(m->loader.message)];
+	int level = MOSQ_LOG_NOTICE;
+	bool has_msg;
+
+	s = loader__take(&m->loader, msg, sizeof(msg), &level, &has_msg);
+	if(has_msg) mosquitto_log_printf(level, "%s", msg);
+	if(s) tick__swap_snapshot(m, s);
+
+	if(m->presence.registers) expire_registrations(m, now);
+
+	if(now >= m->next_prune){
+		throttle__prune(&m->user_throttle, now);
+		throttle__prune(&m->addr_throttle, now);
+		throttle__prune(&m->register_limit, now);
+		m->next_prune = now + PRUNE_EVERY_MS;
+	}
+	plog__flush(&m->log, now);
+}
+
+int tick__tick_cb(int event, void *event_data, void *userdata)
+{
+	struct mqchat *m = userdata;
+
+	(void)event;
+	(void)event_data;
+	tick__run(m, m->clock_ms());
+	return MOSQ_ERR_SUCCESS;
+}
+
+int tick__reload_cb(int event, void *event_data, void *userdata)
+{
+	struct mqchat *m = userdata;
+
+	(void)event;
+	(void)event_data;
+	/* SIGHUP: options are not passed again in 2.0; re-read the store. */
+	mosquitto_log_printf(MOSQ_LOG_INFO, "mqchat: reload requested, re-reading the user store");
+	loader__force(&m->loader);
+	return MOSQ_ERR_SUCCESS;
+}
