@@ -75,9 +75,11 @@ int config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, i
 
 		if(key == NULL) continue;
 		if(value == NULL) value = "";
-		if(!strcmp(key, "db")){
+		/* "db" is what the contract names it, but mosquitto 2.0.11 refuses
+		 * plugin_opt_ keys under 3 characters: "dbpath" is the usable name. */
+		if(!strcmp(key, "dbpath") || !strcmp(key, "db")){
 			if(value[0] == '\0'){
-				snprintf(err, errlen, "plugin_opt_db is empty");
+				snprintf(err, errlen, "plugin_opt_dbpath is empty");
 				return MQC_ERR_INVAL;
 			}
 			free(cfg->db);
@@ -121,7 +123,7 @@ int config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, i
 		}
 	}
 	if(cfg->db == NULL){
-		snprintf(err, errlen, "plugin_opt_db (the user store, auth.db) is required");
+		snprintf(err, errlen, "plugin_opt_dbpath (the user store, auth.db) is required");
 		return MQC_ERR_INVAL;
 	}
 	return MQC_OK;

@@ -47,7 +47,7 @@ enum registration_mode {
 #define CONFIG_DEFAULT_LOG_RATE 20L
 
 struct mqchat_config {
-	char *db;                       /* plugin_opt_db, malloc'd */
+	char *db;                       /* plugin_opt_dbpath, malloc'd */
 	enum registration_mode registration;
 	uint32_t max_payload;
 	int reload_ms;

@@ -207,7 +207,9 @@ class Broker:
         self.plugin = plugin
         self.san_prefix = os.path.join(datadir, "san-%d" % self.port)
         self.proc = None
-        opts = {"db": self.db, "registration": registration}
+        # "dbpath", not "db": mosquitto 2.0.11 refuses plugin_opt_ keys
+        # shorter than 3 characters ("Invalid auth_opt_ config option").
+        opts = {"dbpath": self.db, "registration": registration}
         opts.update(plugin_opts or {})
         lines = [
             "per_listener_settings false",
