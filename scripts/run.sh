@@ -80,7 +80,7 @@ fi
 if [ -d "$DATA" ] && [ ! -e "$DATA/auth.db" ] && [ -n "$(ls -A "$DATA")" ]; then
 	die "$DATA exists, is not empty and holds no auth.db: it is not an mqchat data folder (choose a new or empty folder)"
 fi
-mkdir -p "$DATA" || die "cannot create the data folder $DATA"
+mkdir -p "$(dirname "$DATA")" || die "cannot create the folder of $DATA"
 if [ -x "$ARCHIVER" ]; then
 	owner=()
 	[ "$(id -u)" -eq 0 ] && owner=(--owner "$BROKER_USER")
