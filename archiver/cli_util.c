@@ -65,8 +65,9 @@ int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *tabl
 	size_t i;
 
 	if(argc < 1){
+		cli__error(CLI_ERR_USAGE, "missing command%s%s", group ? " after " : "", g);
 		cli__group_usage(cli, group, table, n, stderr);
-		return cli__error(CLI_ERR_USAGE, "missing command%s%s", group ? " after " : "", g);
+		return CLI_ERR_USAGE;
 	}
 	if(!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")){
 		cli__group_usage(cli, group, table, n, stdout);

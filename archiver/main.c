@@ -86,14 +86,16 @@ int main(int argc, char **argv)
 			cli.datadir = argv[a] + 7;
 			a++;
 		}else{
+			cli__error(CLI_ERR_USAGE, "unknown option '%s'", cli__quote(argv[a], q, sizeof(q)));
 			usage(&cli, stderr);
-			return cli__error(CLI_ERR_USAGE, "unknown option '%s'", cli__quote(argv[a], q, sizeof(q)));
+			return CLI_ERR_USAGE;
 		}
 	}
 	if(cli.datadir[0] == '\0') return cli__error(CLI_ERR_USAGE, "empty --data folder");
 	if(a >= argc){
+		cli__error(CLI_ERR_USAGE, "missing command");
 		usage(&cli, stderr);
-		return cli__error(CLI_ERR_USAGE, "missing command");
+		return CLI_ERR_USAGE;
 	}
 	if(!strcmp(argv[a], "help")){
 		usage(&cli, stdout);
