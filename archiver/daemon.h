@@ -1,10 +1,156 @@
-/* daemon.h - the archiver daemon (`mqchat-archiver [--data DIR] run ...`). */
+/* daemon.h - the archiver daemon (`mqchat-archiver [--data DIR] run ...`).
+ *
+ * The public entry point is daemon__main; the rest of this header is shared
+ * by the daemon's own files (daemon.c, ingest.c, rpc.c, register.c,
+ * expiry.c) and by nothing else.
+ *
+ * One thread: a poll() loop over the K broker connections (libmosquitto's
+ * external-loop API), a self-pipe for signals and timers. Every message is
+ * committed to archive.db inside on_message, which libmosquitto calls after
+ * it has sent the PUBACK: a killed process can lose only the message whose
+ * PUBACK went out before its commit. */
 #ifndef MQCHAT_DAEMON_H
 #define MQCHAT_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
 
 /* Run the daemon until SIGTERM/SIGINT. datadir is the data folder (auth.db,
  * archive.db, archiver.pw); argv[0] is "run", the rest its options.
  * Returns the process exit status (0 after a clean stop). */
 int daemon__main(const char *datadir, int argc, char **argv);
+
+/* ---- internal to the daemon ---- */
+
+struct mosquitto;
+struct mosquitto_message;
+struct mqtt5__property;
+struct archive;
+struct userdb;
+struct daemon;
+
+/* The largest inbox/room payload stored; anything larger is refused as
+ * invalid (the plugin's own limit is far lower). */
+#define INGEST_MAX_PAYLOAD (1024 * 1024)
+
+/* One broker connection, client id archiver@<index>. */
+struct conn {
+	struct daemon *d;
+	struct mosquitto *mosq;
+	int index;
+	bool open;           /* socket connected (CONNACK may still be due) */
+	bool ready;          /* CONNACK accepted and subscriptions sent */
+	int64_t next_try;    /* monotonic ms of the next connection attempt */
+	int backoff;         /* ms, doubled after each failure */
+};
+
+/* A message taken from the broker (so acknowledged) but not yet written. */
+struct pending {
+	struct pending *next;
+	char *topic;
+	size_t len;
+	unsigned char payload[];
+};
+
+/* Expiry pass state (expiry.c). */
+struct expiry {
+	int64_t next_run;    /* monotonic ms */
+	bool running;
+	size_t stage;        /* index into rooms; == nrooms: the global stage */
+	char **rooms;        /* rooms with their own retention */
+	int *room_days;
+	size_t nrooms;
+	int64_t cursor;
+	int64_t deleted;
+};
+
+struct daemon_stats {
+	int64_t stored;
+	int64_t duplicates;
+	int64_t receipts;
+	int64_t invalid;
+	int64_t rpc;
+	int64_t registrations;
+	int64_t expired;
+};
+
+struct daemon {
+	struct config cfg;
+	char archive_path[4096];
+	char auth_path[4096];
+	char pending_path[4096];
+	char password[1025];
+	struct archive *ar;
+	struct userdb *udb;
+	struct conn conns[CONFIG_MAX_CONNECTIONS];
+	int nconns;
+
+	bool db_ok;          /* false: the archive cannot be written; stay off the broker */
+	int64_t db_next_try; /* monotonic ms */
+	int db_backoff;
+	struct pending *pend_head, *pend_tail;
+	size_t npending;
+
+	struct expiry exp;
+	struct daemon_stats stats;
+
+	/* invalid payload log limiter */
+	int64_t invalid_window;
+	int invalid_logged;
+	int64_t invalid_suppressed;
+
+	/* registration token bucket */
+	double reg_tokens;
+	int64_t reg_last;
+
+	int sigpipe[2];
+	volatile int stop;
+};
+
+/* ---- daemon.c ---- */
+/* Publish resp (stolen) as JSON on topic at QoS 1 through c, with the MQTT 5
+ * correlation data of the request if it had one (req_props, borrowed). */
+void daemon__reply(struct conn *c, const char *topic, json_t *resp,
+		const struct mqtt5__property *req_props);
+/* The archive cannot be written (rc from the store): leave the broker, so
+ * nothing more is acknowledged into the void, and retry with backoff. */
+void daemon__db_failed(struct daemon *d, int rc, const char *what);
+
+/* ---- ingest.c ---- */
+/* Store (or apply as a receipt) one inbox/room message. If the archive
+ * cannot be written the message is kept in d's pending list and
+ * daemon__db_failed is called. Invalid payloads are counted and logged. */
+void ingest__message(struct daemon *d, const char *topic, const void *payload, size_t len);
+/* Write what is pending, oldest first. MQC_OK when nothing is left. */
+int ingest__flush(struct daemon *d);
+/* Keep a copy of (topic, payload) at the end of the pending list. */
+int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_t len);
+/* Save the pending list to d->pending_path (before an exit with the archive
+ * unwritable) / load it back at start. MQC_OK or an MQC_ERR_*. */
+int ingest__save_pending(struct daemon *d);
+int ingest__load_pending(struct daemon *d);
+/* Is user a member of room (auth.db)? arg is the daemon. */
+bool ingest__is_member(const char *room, const char *user, void *arg);
+
+/* ---- rpc.c ---- */
+/* Answer one request that arrived on chat/rpc/<user>/req. */
+void rpc__handle(struct conn *c, const struct mosquitto_message *msg,
+		const struct mqtt5__property *props);
+
+/* ---- register.c ---- */
+/* Answer one request that arrived on chat/register/<clientid>/req. */
+void register__handle(struct conn *c, const struct mosquitto_message *msg,
+		const struct mqtt5__property *props);
+
+/* ---- expiry.c ---- */
+/* Do a bounded amount of expiry work if due; returns the monotonic ms at
+ * which it wants to run again. */
+int64_t expiry__tick(struct daemon *d, int64_t now);
+void expiry__cleanup(struct expiry *e);
 
 #endif

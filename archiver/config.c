@@ -1,0 +1,310 @@
+/* config.c - the archiver daemon's settings: defaults, config file, flags. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if(err == NULL || errlen == 0) return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Replace *field by a copy of value. */
+static int set_str(char **field, const char *value)
+{
+	char *s = strdup(value);
+
+	if(s == NULL) return MQC_ERR_NOMEM;
+	free(*field);
+	*field = s;
+	return MQC_OK;
+}
+
+const char *reg_mode__name(enum reg_mode mode)
+{
+	switch(mode){
+		case REG_INVITE: return "invite";
+		case REG_OPEN: return "open";
+		default: return "off";
+	}
+}
+
+int config__defaults(struct config *cfg, const char *datadir)
+{
+	size_t len;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->port = 1883;
+	cfg->retention_days = 30;
+	cfg->connections = 1;
+	cfg->registration = REG_OFF;
+	cfg->expiry_interval = 60;
+	cfg->keepalive = 30;
+	if(set_str(&cfg->datadir, datadir) || set_str(&cfg->host, "127.0.0.1")
+			|| set_str(&cfg->user, "archiver")){
+		return MQC_ERR_NOMEM;
+	}
+	len = strlen(datadir) + sizeof("/archiver.pw");
+	cfg->password_file = malloc(len);
+	if(cfg->password_file == NULL) return MQC_ERR_NOMEM;
+	snprintf(cfg->password_file, len, "%s%sarchiver.pw", datadir,
+			datadir[0] && datadir[strlen(datadir) - 1] == '/' ? "" : "/");
+	return MQC_OK;
+}
+
+void config__cleanup(struct config *cfg)
+{
+	free(cfg->datadir);
+	free(cfg->host);
+	free(cfg->user);
+	free(cfg->password_file);
+	free(cfg->cafile);
+	free(cfg->log);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* A whole decimal integer in [min, max]. */
+static bool parse_int(const char *s, long min, long max, int *out)
+{
+	char *end;
+	long v;
+
+	if(s == NULL || *s == '\0') return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if(errno || *end != '\0' || v < min || v > max) return false;
+	*out = (int)v;
+	return true;
+}
+
+/* Apply one setting (from the file or a flag). MQC_OK, MQC_ERR_NOMEM, or
+ * MQC_ERR_INVAL with why filled. */
+static int apply(struct config *cfg, const char *key, const char *value, char *why, size_t whylen)
+{
+	if(strcmp(key, "host") == 0){
+		if(*value == '\0') goto bad;
+		return set_str(&cfg->host, value);
+	}else if(strcmp(key, "port") == 0){
+		if(!parse_int(value, 1, 65535, &cfg->port)) goto bad;
+	}else if(strcmp(key, "user") == 0){
+		if(*value == '\0') goto bad;
+		return set_str(&cfg->user, value);
+	}else if(strcmp(key, "password_file") == 0){
+		if(*value == '\0') goto bad;
+		return set_str(&cfg->password_file, value);
+	}else if(strcmp(key, "cafile") == 0){
+		if(*value == '\0') goto bad;
+		return set_str(&cfg->cafile, value);
+	}else if(strcmp(key, "log") == 0){
+		if(*value == '\0') goto bad;
+		return set_str(&cfg->log, value);
+	}else if(strcmp(key, "retention_days") == 0){
+		if(!parse_int(value, 0, 36500, &cfg->retention_days)) goto bad;
+	}else if(strcmp(key, "connections") == 0){
+		if(!parse_int(value, 1, CONFIG_MAX_CONNECTIONS, &cfg->connections)) goto bad;
+	}else if(strcmp(key, "expiry_interval") == 0){
+		if(!parse_int(value, 1, 86400, &cfg->expiry_interval)) goto bad;
+	}else if(strcmp(key, "keepalive") == 0){
+		if(!parse_int(value, 5, 3600, &cfg->keepalive)) goto bad;
+	}else if(strcmp(key, "registration") == 0){
+		if(strcmp(value, "off") == 0) cfg->registration = REG_OFF;
+		else if(strcmp(value, "invite") == 0) cfg->registration = REG_INVITE;
+		else if(strcmp(value, "open") == 0) cfg->registration = REG_OPEN;
+		else goto bad;
+	}else{
+		set_err(why, whylen, "unknown setting \"%s\"", key);
+		return MQC_ERR_INVAL;
+	}
+	return MQC_OK;
+bad:
+	set_err(why, whylen, "invalid value \"%s\" for %s", value, key);
+	return MQC_ERR_INVAL;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while(isspace((unsigned char)*s)) s++;
+	e = s + strlen(s);
+	while(e > s && isspace((unsigned char)e[-1])) e--;
+	*e = '\0';
+	return s;
+}
+
+int config__load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *fp;
+	char line[4096], why[256];
+	int lineno = 0, rc = MQC_OK;
+
+	fp = fopen(path, "r");
+	if(fp == NULL){
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		return MQC_ERR_IO;
+	}
+	while(fgets(line, sizeof(line), fp)){
+		char *key, *value, *eq;
+
+		lineno++;
+		if(strchr(line, '\n') == NULL && !feof(fp)){
+			set_err(err, errlen, "%s:%d: line too long", path, lineno);
+			rc = MQC_ERR_INVAL;
+			break;
+		}
+		key = trim(line);
+		if(*key == '\0' || *key == '#') continue;
+		eq = strchr(key, '=');
+		if(eq == NULL){
+			set_err(err, errlen, "%s:%d: expected \"key = value\"", path, lineno);
+			rc = MQC_ERR_INVAL;
+			break;
+		}
+		*eq = '\0';
+		value = trim(eq + 1);
+		key = trim(key);
+		rc = apply(cfg, key, value, why, sizeof(why));
+		if(rc != MQC_OK){
+			set_err(err, errlen, "%s:%d: %s", path, lineno, rc == MQC_ERR_NOMEM ? "out of memory" : why);
+			break;
+		}
+	}
+	if(rc == MQC_OK && ferror(fp)){
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		rc = MQC_ERR_IO;
+	}
+	fclose(fp);
+	return rc;
+}
+
+static const struct option long_opts[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"host", required_argument, NULL, 'H'},
+	{"port", required_argument, NULL, 'p'},
+	{"user", required_argument, NULL, 'u'},
+	{"password-file", required_argument, NULL, 'P'},
+	{"retention", required_argument, NULL, 'r'},
+	{"connections", required_argument, NULL, 'k'},
+	{"registration", required_argument, NULL, 'R'},
+	{"expiry-interval", required_argument, NULL, 'e'},
+	{"log", required_argument, NULL, 'l'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static const char *opt_key(int c)
+{
+	switch(c){
+		case 'H': return "host";
+		case 'p': return "port";
+		case 'u': return "user";
+		case 'P': return "password_file";
+		case 'r': return "retention_days";
+		case 'k': return "connections";
+		case 'R': return "registration";
+		case 'e': return "expiry_interval";
+		case 'l': return "log";
+		default: return NULL;
+	}
+}
+
+int config__parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+	const char *file = NULL;
+	char why[256];
+	int c, rc, pass;
+
+	/* Pass 0 finds and loads the file, pass 1 applies the flags over it. */
+	for(pass = 0; pass < 2; pass++){
+		optind = 0;
+		opterr = 0;
+		while((c = getopt_long(argc, argv, ":c:vh", long_opts, NULL)) != -1){
+			if(c == '?' || c == ':'){
+				if(optopt) set_err(err, errlen, "%s option -%c", c == ':' ? "missing argument to" : "unknown", optopt);
+				else set_err(err, errlen, "%s option %s", c == ':' ? "missing argument to" : "unknown",
+						argv[optind - 1]);
+				return MQC_ERR_INVAL;
+			}
+			if(c == 'h'){
+				set_err(err, errlen, "help");
+				return MQC_ERR_INVAL;
+			}
+			if(pass == 0){
+				if(c == 'c') file = optarg;
+				continue;
+			}
+			if(c == 'c') continue;
+			if(c == 'v'){
+				cfg->verbose++;
+				continue;
+			}
+			rc = apply(cfg, opt_key(c), optarg, why, sizeof(why));
+			if(rc != MQC_OK){
+				set_err(err, errlen, "%s", rc == MQC_ERR_NOMEM ? "out of memory" : why);
+				return rc;
+			}
+		}
+		if(pass == 0 && optind < argc){
+			set_err(err, errlen, "unexpected argument \"%s\"", argv[optind]);
+			return MQC_ERR_INVAL;
+		}
+		if(pass == 0 && file){
+			rc = config__load_file(cfg, file, err, errlen);
+			if(rc != MQC_OK) return rc;
+		}
+	}
+	return MQC_OK;
+}
+
+int config__read_password(const struct config *cfg, char *buf, size_t buflen,
+		char *err, size_t errlen)
+{
+	FILE *fp;
+	struct stat st;
+	size_t len;
+
+	fp = fopen(cfg->password_file, "r");
+	if(fp == NULL){
+		set_err(err, errlen, "%s: %s", cfg->password_file, strerror(errno));
+		return MQC_ERR_IO;
+	}
+	if(fstat(fileno(fp), &st) == 0 && (st.st_mode & 077)){
+		log_warnx("%s is readable by others (mode %03o): chmod 600 it",
+				cfg->password_file, (unsigned)(st.st_mode & 0777));
+	}
+	if(fgets(buf, (int)buflen, fp) == NULL){
+		fclose(fp);
+		set_err(err, errlen, "%s: empty", cfg->password_file);
+		return MQC_ERR_INVAL;
+	}
+	fclose(fp);
+	len = strlen(buf);
+	if(len == buflen - 1 && buf[len - 1] != '\n'){
+		set_err(err, errlen, "%s: password too long", cfg->password_file);
+		return MQC_ERR_INVAL;
+	}
+	while(len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
+	if(len == 0){
+		set_err(err, errlen, "%s: empty", cfg->password_file);
+		return MQC_ERR_INVAL;
+	}
+	return MQC_OK;
+}

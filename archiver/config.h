@@ -1,0 +1,60 @@
+/* config.h - the archiver daemon's settings: defaults, config file, flags.
+ *
+ * `run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]
+ *      [--retention DAYS] [--connections K] [--registration MODE]
+ *      [--log FILE] [-v]`
+ * The file holds `key = value` lines (keys as the fields below) and '#'
+ * comments; flags win over the file, the file over the defaults. */
+#ifndef MQCHAT_ARCHIVER_CONFIG_H
+#define MQCHAT_ARCHIVER_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_CONNECTIONS 16
+
+enum reg_mode {
+	REG_OFF = 0,
+	REG_INVITE = 1,
+	REG_OPEN = 2,
+};
+
+struct config {
+	char *datadir;          /* the data folder (auth.db, archive.db, archiver.pw) */
+	char *host;             /* broker address, default 127.0.0.1 */
+	int port;               /* default 1883 */
+	char *user;             /* service account, default "archiver" */
+	char *password_file;    /* default DATADIR/archiver.pw */
+	char *cafile;           /* TLS to the broker when set */
+	char *log;              /* log file; NULL for stderr */
+	int retention_days;     /* global retention, 0 = keep forever; default 30 */
+	int connections;        /* K, 1..CONFIG_MAX_CONNECTIONS; default 1 */
+	enum reg_mode registration; /* default off (answers "closed") */
+	int expiry_interval;    /* seconds between expiry passes, default 60 */
+	int keepalive;          /* seconds, default 30 */
+	int verbose;            /* -v count */
+};
+
+/* Fill cfg with the defaults for data folder datadir. MQC_OK or MQC_ERR_NOMEM.
+ * Free with config__cleanup, even after a failure. */
+int config__defaults(struct config *cfg, const char *datadir);
+/* Free every field; cfg may be half-built. */
+void config__cleanup(struct config *cfg);
+/* Apply the config file at path. MQC_OK, or MQC_ERR_IO / MQC_ERR_INVAL with
+ * "FILE:LINE: why" in err. */
+int config__load_file(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Parse `run` options (argv[0] is "run"): first -c FILE is loaded, then the
+ * other flags applied over it. MQC_OK, or MQC_ERR_INVAL with the reason in
+ * err (the caller prints the usage). */
+int config__parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+/* Read the first line of the password file into buf. MQC_OK, MQC_ERR_IO
+ * (errno set) or MQC_ERR_INVAL (empty or too long) with err filled. */
+int config__read_password(const struct config *cfg, char *buf, size_t buflen,
+		char *err, size_t errlen);
+const char *reg_mode__name(enum reg_mode mode);
+
+#define CONFIG_USAGE \
+	"run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]\n" \
+	"    [--retention DAYS] [--connections K] [--registration off|invite|open]\n" \
+	"    [--log FILE] [-v]"
+
+#endif

@@ -1,0 +1,198 @@
+/* register.c - self-registration: chat/register/<clientid>/req -> .../resp.
+ *
+ * The mode (off, invite, open) is the archiver's `registration` setting; it
+ * must match the plugin's, which decides whether `_register` may connect at
+ * all. A global token bucket bounds the rate of new accounts (the plugin
+ * limits `_register` connections per address). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
+#include "names.h"
+#include "pwhash.h"
+#include "timeutil.h"
+#include "userdb.h"
+
+#define REG_MAX_REQUEST 4096
+#define REG_MAX_ID 128
+/* Token bucket: REG_RATE_PER_MIN accounts a minute, bursts of REG_BURST. */
+#define REG_RATE_PER_MIN 10.0
+#define REG_BURST 20.0
+
+static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* New reference: {"id":..,"ok":false,"error":code,"message":...}. */
+static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{sOsbssss}", "id", id ? id : json_null(), "ok", 0, "error", code, "message", msg);
+}
+
+/* Take one token; false when the bucket is empty. */
+static bool take_token(struct daemon *d)
+{
+	int64_t now = time__mono_ms();
+
+	d->reg_tokens += (double)(now - d->reg_last) * REG_RATE_PER_MIN / 60000.0;
+	if(d->reg_tokens > REG_BURST) d->reg_tokens = REG_BURST;
+	d->reg_last = now;
+	if(d->reg_tokens < 1.0) return false;
+	d->reg_tokens -= 1.0;
+	return true;
+}
+
+/* A string member, or NULL if absent or not a string (*bad set then). */
+static const char *get_str(json_t *req, const char *key, bool *present)
+{
+	json_t *v = json_object_get(req, key);
+
+	*present = v != NULL;
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* New reference: the answer to one registration request. */
+static json_t *answer(struct daemon *d, const char *clientid, const void *payload, size_t len)
+{
+	json_t *req, *id, *resp = NULL, *pw;
+	json_error_t jerr;
+	const char *user, *nick, *invite;
+	char hash[PWHASH_STR_LEN], esc[64];
+	bool present;
+	size_t pwlen;
+	int rc;
+
+	if(len > REG_MAX_REQUEST) return fail(NULL, "bad_request", "request larger than %d bytes", REG_MAX_REQUEST);
+	req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	if(req == NULL) return fail(NULL, "bad_request", "not JSON: %s", jerr.text);
+	if(!json_is_object(req)){
+		json_decref(req);
+		return fail(NULL, "bad_request", "a request is a JSON object");
+	}
+	id = json_object_get(req, "id");
+	if(!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > REG_MAX_ID){
+		resp = fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", REG_MAX_ID);
+		goto done;
+	}
+	if(d->cfg.registration == REG_OFF){
+		resp = fail(id, "closed", "registration is closed");
+		goto done;
+	}
+	if(!take_token(d)){
+		resp = fail(id, "rate_limited", "too many registrations; try again in a minute");
+		goto done;
+	}
+	user = get_str(req, "user", &present);
+	if(user == NULL || !names__valid_str(user)){
+		resp = fail(id, "invalid_name", "a user name is 1 to 32 of a-z 0-9 _ . - starting with a letter or digit");
+		goto done;
+	}
+	pw = json_object_get(req, "password");
+	if(!json_is_string(pw)){
+		resp = fail(id, "bad_request", "\"password\" must be a string");
+		goto done;
+	}
+	pwlen = json_string_length(pw);
+	if(pwlen < PWHASH_MIN_PASSWORD || pwlen > PWHASH_MAX_PASSWORD
+			|| memchr(json_string_value(pw), '\0', pwlen)){
+		resp = fail(id, "weak_password", "a password has %d to %d bytes", PWHASH_MIN_PASSWORD,
+				PWHASH_MAX_PASSWORD);
+		goto done;
+	}
+	nick = get_str(req, "nick", &present);
+	if(present && (nick == NULL || !nick__valid(nick))){
+		resp = fail(id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
+		goto done;
+	}
+	if(nick == NULL) nick = user;
+	invite = get_str(req, "invite", &present);
+	if(present && invite == NULL){
+		resp = fail(id, "bad_request", "\"invite\" must be a string");
+		goto done;
+	}
+	if(d->cfg.registration == REG_INVITE && (invite == NULL || *invite == '\0')){
+		resp = fail(id, "invite_required", "registration needs an invite code");
+		goto done;
+	}
+	/* Hash before the transaction, which stays short. */
+	rc = pwhash__make(json_string_value(pw), pwlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
+	if(rc != MQC_OK){
+		resp = fail(id, "internal", "cannot hash the password");
+		goto done;
+	}
+	rc = userdb__begin_write(d->udb);
+	if(rc != MQC_OK){
+		resp = fail(id, "internal", "user store busy: %s", mqc_strerror(rc));
+		goto done;
+	}
+	if(d->cfg.registration == REG_INVITE){
+		rc = userdb__invite_use(d->udb, invite, time__now_ms());
+		if(rc != MQC_OK){
+			userdb__rollback(d->udb);
+			if(rc == MQC_ERR_NOTFOUND) resp = fail(id, "invite_invalid", "unknown, used up or expired invite");
+			else resp = fail(id, "internal", "%s", mqc_strerror(rc));
+			goto done;
+		}
+	}
+	rc = userdb__user_add(d->udb, user, USER_KIND_USER, nick, hash);
+	if(rc != MQC_OK){
+		userdb__rollback(d->udb);
+		if(rc == MQC_ERR_EXISTS) resp = fail(id, "taken", "that name is taken");
+		else if(rc == MQC_ERR_INVAL) resp = fail(id, "invalid_name", "invalid name or nick");
+		else resp = fail(id, "internal", "%s", mqc_strerror(rc));
+		goto done;
+	}
+	rc = userdb__commit(d->udb);
+	if(rc != MQC_OK){
+		userdb__rollback(d->udb);
+		resp = fail(id, "internal", "cannot commit: %s", mqc_strerror(rc));
+		goto done;
+	}
+	d->stats.registrations++;
+	log_info("%s | register | %s%s", log_escape(clientid, strlen(clientid), esc, sizeof(esc)), user,
+			d->cfg.registration == REG_INVITE ? " (invite)" : "");
+	resp = json_pack("{sOsbss}", "id", id, "ok", 1, "user", user);
+done:
+	memset(hash, 0, sizeof(hash));
+	json_decref(req);
+	return resp;
+}
+
+void register__handle(struct conn *c, const struct mosquitto_message *msg,
+		const struct mqtt5__property *props)
+{
+	char clientid[CLIENTID_MAX_LEN + 1], topic[CLIENTID_MAX_LEN + 32], esc[128];
+	const char *rest = msg->topic + 14, *slash, *device;
+	size_t len, ulen, dlen;
+
+	/* chat/register/_register@<random>/req */
+	slash = strchr(rest, '/');
+	len = slash ? (size_t)(slash - rest) : 0;
+	if(slash == NULL || strcmp(slash, "/req") != 0 || len == 0 || len > CLIENTID_MAX_LEN){
+		goto bad_topic;
+	}
+	memcpy(clientid, rest, len);
+	clientid[len] = '\0';
+	if(!names__split_clientid(clientid, &ulen, &device, &dlen) || device == NULL
+			|| ulen != strlen(REGISTER_USER) || strncmp(clientid, REGISTER_USER, ulen) != 0){
+		goto bad_topic;
+	}
+	snprintf(topic, sizeof(topic), "chat/register/%s/resp", clientid);
+	daemon__reply(c, topic, answer(c->d, clientid, msg->payload,
+				(size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0)), props);
+	return;
+bad_topic:
+	log_warnx("registration on an unexpected topic %s ignored",
+			log_escape(msg->topic, strlen(msg->topic), esc, sizeof(esc)));
+}

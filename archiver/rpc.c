@@ -1,0 +1,467 @@
+/* rpc.c - requests on chat/rpc/<user>/req, answers on chat/rpc/<user>/resp.
+ *
+ * The user is the topic's, never the payload's: the plugin lets only <user>
+ * publish there. A user reads only their own conversations and the rooms
+ * they belong to now (membership read from auth.db on each request). Every
+ * request gets an answer, bad ones an error with a code. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "archive.h"
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
+#include "names.h"
+#include "pwhash.h"
+#include "userdb.h"
+
+/* Larger requests are refused unread. */
+#define RPC_MAX_REQUEST 16384
+#define RPC_MAX_ID 128
+
+struct rpc_req {
+	struct daemon *d;
+	const char *user;
+	json_t *req;   /* borrowed */
+	json_t *id;    /* borrowed: the request's id, or json null */
+};
+
+typedef json_t *(*rpc_fn)(struct rpc_req *r);
+
+/* New reference: {"id":..,"ok":true}. */
+static json_t *ok(struct rpc_req *r)
+{
+	return json_pack("{sOsb}", "id", r->id, "ok", 1);
+}
+
+static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* New reference: {"id":..,"ok":false,"error":code,"message":...}. */
+static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{sOsbssss}", "id", id ? id : json_null(), "ok", 0, "error", code, "message", msg);
+}
+
+/* Read an optional integer member into *out: true if absent (out
+ * untouched) or an integer in [min, max]. */
+static bool opt_int(json_t *req, const char *key, json_int_t min, json_int_t max, json_int_t *out)
+{
+	json_t *v = json_object_get(req, key);
+
+	if(v == NULL) return true;
+	if(!json_is_integer(v)) return false;
+	if(json_integer_value(v) < min || json_integer_value(v) > max) return false;
+	*out = json_integer_value(v);
+	return true;
+}
+
+/* An optional name member: NULL if absent; *bad set if present but not a
+ * valid name. */
+static const char *opt_name(json_t *req, const char *key, bool *bad)
+{
+	json_t *v = json_object_get(req, key);
+
+	if(v == NULL) return NULL;
+	if(!json_is_string(v) || !names__valid_str(json_string_value(v))){
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+struct name_list {
+	char **v;
+	size_t n, cap;
+	int err;
+};
+
+static int push_name(struct name_list *l, const char *s)
+{
+	if(l->n == l->cap){
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		char **v = realloc(l->v, cap * sizeof(*v));
+
+		if(v == NULL) return l->err = MQC_ERR_NOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n] = strdup(s);
+	if(l->v[l->n] == NULL) return l->err = MQC_ERR_NOMEM;
+	l->n++;
+	return MQC_OK;
+}
+
+static void free_names(struct name_list *l)
+{
+	size_t i;
+
+	for(i = 0; i < l->n; i++) free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static int room_of_cb(const char *room, const char *user, void *arg)
+{
+	(void)user;
+	return push_name(arg, room);
+}
+
+static int user_of_cb(const char *room, const char *user, void *arg)
+{
+	(void)room;
+	return push_name(arg, user);
+}
+
+static int blocked_cb(const char *user, const char *blocked, void *arg)
+{
+	(void)user;
+	return push_name(arg, blocked);
+}
+
+/* New reference: the names as a JSON array. */
+static json_t *names_json(const struct name_list *l)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for(i = 0; a && i < l->n; i++){
+		if(json_array_append_new(a, json_string(l->v[i]))){
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
+{
+	json_t *resp;
+
+	if(msgs == NULL){
+		return fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
+	}
+	resp = ok(r);
+	if(resp == NULL || json_object_set_new(resp, "messages", msgs)
+			|| json_object_set_new(resp, "more", json_boolean(more))){
+		json_decref(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+static json_t *op_history(struct rpc_req *r)
+{
+	char conv[2 * NAME_MAX_LEN + 8];
+	const char *with, *room;
+	json_int_t before = 0, limit = 50;
+	bool bad = false, more = false;
+
+	with = opt_name(r->req, "with", &bad);
+	room = opt_name(r->req, "room", &bad);
+	if(bad) return fail(r->id, "bad_request", "\"with\" and \"room\" must be valid names");
+	if((with == NULL) == (room == NULL)){
+		return fail(r->id, "bad_request", "give exactly one of \"with\" and \"room\"");
+	}
+	if(!opt_int(r->req, "before", 1, INT64_MAX, &before)){
+		return fail(r->id, "bad_request", "\"before\" must be a positive integer (a seq)");
+	}
+	if(!opt_int(r->req, "limit", 1, 100, &limit)){
+		return fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 100");
+	}
+	if(room){
+		if(!userdb__is_member(r->d->udb, room, r->user)){
+			return fail(r->id, "forbidden", "you are not a member of that room");
+		}
+		snprintf(conv, sizeof(conv), "r:%s", room);
+	}else{
+		archive__dm_conv(r->user, with, conv, sizeof(conv));
+	}
+	return messages_answer(r, archive__history(r->d->ar, conv, before, (int)limit, &more), more);
+}
+
+static json_t *op_sync(struct rpc_req *r)
+{
+	struct name_list rooms = {0};
+	json_int_t after = 0, limit = 100;
+	json_t *msgs;
+	bool more = false;
+	int rc;
+
+	if(!opt_int(r->req, "after", 0, INT64_MAX, &after)){
+		return fail(r->id, "bad_request", "\"after\" must be an integer >= 0 (a seq)");
+	}
+	if(!opt_int(r->req, "limit", 1, 500, &limit)){
+		return fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 500");
+	}
+	rc = userdb__member_each(r->d->udb, NULL, r->user, room_of_cb, &rooms);
+	if(rc != MQC_OK){
+		free_names(&rooms);
+		return fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
+	}
+	msgs = archive__sync(r->d->ar, r->user, (const char *const *)rooms.v, rooms.n,
+			after, (int)limit, &more);
+	free_names(&rooms);
+	return messages_answer(r, msgs, more);
+}
+
+static json_t *op_rooms(struct rpc_req *r)
+{
+	struct name_list rooms = {0};
+	json_t *arr = json_array(), *resp = NULL;
+	size_t i;
+	int rc;
+
+	if(arr == NULL) return NULL;
+	rc = userdb__member_each(r->d->udb, NULL, r->user, room_of_cb, &rooms);
+	for(i = 0; rc == MQC_OK && i < rooms.n; i++){
+		struct name_list members = {0};
+		json_t *o;
+
+		rc = userdb__member_each(r->d->udb, rooms.v[i], NULL, user_of_cb, &members);
+		if(rc == MQC_OK){
+			o = json_pack("{ssso}", "room", rooms.v[i], "members", names_json(&members));
+			if(o == NULL || json_array_append_new(arr, o)) rc = MQC_ERR_NOMEM;
+		}
+		free_names(&members);
+	}
+	free_names(&rooms);
+	if(rc != MQC_OK){
+		json_decref(arr);
+		return fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
+	}
+	resp = ok(r);
+	if(resp == NULL || json_object_set_new(resp, "rooms", arr)){
+		json_decref(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+/* The answer of profile/whois for u: name, kind, nick. */
+static json_t *profile_answer(struct rpc_req *r, const struct userdb_user *u, const char *key)
+{
+	json_t *resp = ok(r);
+
+	if(resp == NULL || json_object_set_new(resp, key, json_string(u->name))
+			|| json_object_set_new(resp, "kind", json_string(user_kind__name(u->kind)))
+			|| json_object_set_new(resp, "nick", json_string(u->nick))){
+		json_decref(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+static json_t *op_profile(struct rpc_req *r)
+{
+	struct userdb_user u;
+	json_t *nick = json_object_get(r->req, "nick");
+	int rc;
+
+	if(nick){
+		if(!json_is_string(nick) || !nick__valid(json_string_value(nick))){
+			return fail(r->id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
+		}
+		rc = userdb__user_set_nick(r->d->udb, r->user, json_string_value(nick));
+		if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
+		if(rc != MQC_OK) return fail(r->id, "internal", "cannot set the nick: %s", mqc_strerror(rc));
+	}
+	rc = userdb__user_get(r->d->udb, r->user, &u);
+	if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	return profile_answer(r, &u, "name");
+}
+
+static json_t *op_whois(struct rpc_req *r)
+{
+	struct userdb_user u;
+	const char *who;
+	bool bad = false;
+	int rc;
+
+	who = opt_name(r->req, "user", &bad);
+	if(who == NULL) return fail(r->id, "bad_request", "\"user\" must be a valid user name");
+	rc = userdb__user_get(r->d->udb, who, &u);
+	if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	return profile_answer(r, &u, "user");
+}
+
+static json_t *op_passwd(struct rpc_req *r)
+{
+	json_t *old = json_object_get(r->req, "old"), *new = json_object_get(r->req, "new");
+	struct userdb_user u;
+	char hash[PWHASH_STR_LEN];
+	size_t oldlen, newlen;
+	bool match = false;
+	int rc;
+
+	if(!json_is_string(old) || !json_is_string(new)){
+		return fail(r->id, "bad_request", "\"old\" and \"new\" must be strings");
+	}
+	oldlen = json_string_length(old);
+	newlen = json_string_length(new);
+	rc = userdb__user_get(r->d->udb, r->user, &u);
+	if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	if(oldlen > PWHASH_MAX_PASSWORD
+			|| pwhash__verify(json_string_value(old), oldlen, u.pwhash, &match) != MQC_OK || !match){
+		return fail(r->id, "bad_password", "the old password is wrong");
+	}
+	if(newlen < PWHASH_MIN_PASSWORD || newlen > PWHASH_MAX_PASSWORD
+			|| memchr(json_string_value(new), '\0', newlen)){
+		return fail(r->id, "weak_password", "a password has %d to %d bytes",
+				PWHASH_MIN_PASSWORD, PWHASH_MAX_PASSWORD);
+	}
+	rc = pwhash__make(json_string_value(new), newlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
+	if(rc == MQC_OK) rc = userdb__user_set_pwhash(r->d->udb, r->user, hash);
+	if(rc != MQC_OK) return fail(r->id, "internal", "cannot change the password: %s", mqc_strerror(rc));
+	log_info("%s | passwd | *****", r->user);
+	return ok(r);
+}
+
+static json_t *block_op(struct rpc_req *r, bool add)
+{
+	const char *who;
+	bool bad = false;
+	int rc;
+
+	who = opt_name(r->req, "user", &bad);
+	if(who == NULL) return fail(r->id, "bad_request", "\"user\" must be a valid user name");
+	if(strcmp(who, r->user) == 0) return fail(r->id, "bad_request", "you cannot block yourself");
+	rc = add ? userdb__block_add(r->d->udb, r->user, who) : userdb__block_del(r->d->udb, r->user, who);
+	if(rc == MQC_ERR_NOTFOUND){
+		if(!add) return ok(r); /* not blocked: already what was asked */
+		return fail(r->id, "not_found", "no such user");
+	}
+	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	log_info("%s | %s | %s", r->user, add ? "block" : "unblock", who);
+	return ok(r);
+}
+
+static json_t *op_block(struct rpc_req *r)
+{
+	return block_op(r, true);
+}
+
+static json_t *op_unblock(struct rpc_req *r)
+{
+	return block_op(r, false);
+}
+
+static json_t *op_blocked(struct rpc_req *r)
+{
+	struct name_list l = {0};
+	json_t *resp;
+	int rc;
+
+	rc = userdb__block_each(r->d->udb, r->user, blocked_cb, &l);
+	if(rc != MQC_OK){
+		free_names(&l);
+		return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	}
+	resp = ok(r);
+	if(resp == NULL || json_object_set_new(resp, "users", names_json(&l))){
+		json_decref(resp);
+		resp = NULL;
+	}
+	free_names(&l);
+	return resp;
+}
+
+static const struct {
+	const char *name;
+	rpc_fn fn;
+} ops[] = {
+	{"history", op_history},
+	{"sync", op_sync},
+	{"rooms", op_rooms},
+	{"profile", op_profile},
+	{"whois", op_whois},
+	{"passwd", op_passwd},
+	{"block", op_block},
+	{"unblock", op_unblock},
+	{"blocked", op_blocked},
+};
+
+/* New reference: the answer to one request payload. */
+static json_t *answer(struct daemon *d, const char *user, const void *payload, size_t len)
+{
+	struct rpc_req r = {.d = d, .user = user};
+	json_t *req, *id, *op, *resp = NULL;
+	json_error_t jerr;
+	size_t i;
+
+	if(len > RPC_MAX_REQUEST){
+		return fail(NULL, "bad_request", "request larger than %d bytes", RPC_MAX_REQUEST);
+	}
+	req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	if(req == NULL) return fail(NULL, "bad_request", "not JSON: %s", jerr.text);
+	if(!json_is_object(req)){
+		json_decref(req);
+		return fail(NULL, "bad_request", "a request is a JSON object");
+	}
+	id = json_object_get(req, "id");
+	if(!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > RPC_MAX_ID){
+		resp = fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", RPC_MAX_ID);
+		goto done;
+	}
+	r.req = req;
+	r.id = id;
+	op = json_object_get(req, "op");
+	if(!json_is_string(op)){
+		resp = fail(id, "bad_request", "\"op\" must be a string");
+		goto done;
+	}
+	for(i = 0; i < sizeof(ops) / sizeof(ops[0]); i++){
+		if(strcmp(json_string_value(op), ops[i].name) == 0){
+			resp = ops[i].fn(&r);
+			if(resp == NULL) resp = fail(id, "internal", "out of memory");
+			goto done;
+		}
+	}
+	resp = fail(id, "unknown_op", "unknown op");
+done:
+	json_decref(req);
+	return resp;
+}
+
+void rpc__handle(struct conn *c, const struct mosquitto_message *msg,
+		const struct mqtt5__property *props)
+{
+	char user[NAME_MAX_LEN + 1], topic[NAME_MAX_LEN + 32], esc[128];
+	const char *rest = msg->topic + 9, *slash;
+	char *rt = NULL;
+	size_t len;
+
+	/* chat/rpc/<user>/req */
+	slash = strchr(rest, '/');
+	len = slash ? (size_t)(slash - rest) : 0;
+	if(slash == NULL || strcmp(slash, "/req") != 0 || !names__valid(rest, len)){
+		log_warnx("request on an unexpected topic %s ignored",
+				log_escape(msg->topic, strlen(msg->topic), esc, sizeof(esc)));
+		return;
+	}
+	memcpy(user, rest, len);
+	user[len] = '\0';
+	snprintf(topic, sizeof(topic), "chat/rpc/%s/resp", user);
+	if(props && mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false)){
+		/* Only the canonical topic reaches the user (the plugin refuses
+		 * anything else), so that is where the answer goes. */
+		if(strcmp(rt, topic) != 0) log_debug("%s asked for answers on another topic; using %s", user, topic);
+		free(rt);
+	}
+	c->d->stats.rpc++;
+	daemon__reply(c, topic, answer(c->d, user, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0)), props);
+}
