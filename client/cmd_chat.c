@@ -1,0 +1,267 @@
+/* cmd_chat.c - "chat": a conversation with one user or a room. Lines typed
+ * are sent, incoming messages appear as they come with read receipts, and
+ * /history, /who, /quit do what they say. Over a pipe it sends every line,
+ * waits for the PUBACKs and exits at EOF. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+
+#include "feed.h"
+#include "session.h"
+#include "timeutil.h"
+
+#define LINE_MAX_BYTES (BODY_MAX + 2)
+
+struct chat {
+	struct session *s;
+	struct options *opt;
+	const char *peer;       /* NULL in a room */
+	const char *room;       /* NULL with a peer */
+	char topic[128];        /* where my lines go */
+	bool interactive;
+	int *mids;              /* my messages awaiting their PUBACK */
+	int nmids, capmids;
+	int failed;             /* lines refused or invalid */
+	char *buf;              /* stdin bytes not yet a whole line */
+	size_t len;
+	bool discarding;        /* inside an over-long line */
+};
+
+/* Report the PUBACKs that have come in. */
+static void collect(struct chat *c, bool wait)
+{
+	int i = 0, reason, rc;
+
+	while(i < c->nmids){
+		bool done = false;
+		int k;
+		for(k=0; k<c->s->npubs; k++){
+			if(c->s->pubs[k].mid == c->mids[i]) done = c->s->pubs[k].done;
+		}
+		if(!done && !wait){
+			i++;
+			continue;
+		}
+		rc = session__pub_wait(c->s, c->mids[i], &reason);
+		if(rc){
+			c->failed++;
+		}else if(reason >= 0x80){
+			cmd_send__refused(c->peer ? c->peer : c->room, reason);
+			c->failed++;
+		}
+		c->mids[i] = c->mids[--c->nmids];
+	}
+}
+
+static void history(struct chat *c)
+{
+	json_t *req, *resp = NULL, *msgs;
+	size_t n, k;
+
+	req = json_pack("{s:s, s:s, s:i}", "op", "history", c->peer ? "with" : "room",
+			c->peer ? c->peer : c->room, "limit", 20);
+	if(req == NULL) return;
+	if(session__rpc(c->s, req, &resp) == EXIT_OK){
+		msgs = json_object_get(resp, "messages");
+		n = json_array_size(msgs);
+		for(k=n; k>0; k--){
+			feed__print_archived(json_array_get(msgs, k - 1), c->opt->json, false, c->opt->user);
+		}
+		if(n == 0) fprintf(stderr, "(no history)\n");
+	}
+	json_decref(req);
+	json_decref(resp);
+}
+
+static void who(struct chat *c)
+{
+	json_t *req, *resp = NULL, *rooms, *r;
+	size_t i;
+
+	if(c->peer){
+		cmd_who__show(c->s, c->peer, NULL, c->opt->json);
+		return;
+	}
+	req = json_pack("{s:s}", "op", "rooms");
+	if(req == NULL) return;
+	if(session__rpc(c->s, req, &resp) == EXIT_OK){
+		rooms = cmd_rooms__list(resp);
+		json_array_foreach(rooms, i, r){
+			const char *name = json_string_value(json_object_get(r, "name"));
+			if(name && !strcmp(name, c->room)){
+				cmd_who__show(c->s, NULL, json_object_get(r, "members"), c->opt->json);
+			}
+		}
+		json_decref(rooms);
+	}
+	json_decref(req);
+	json_decref(resp);
+}
+
+/* Handle one line; returns false on /quit. */
+static bool line(struct chat *c, char *l, size_t len)
+{
+	char id[MSGID_LEN + 1];
+	int mid = 0;
+
+	if(len > 0 && l[len-1] == '\r') l[--len] = '\0';
+	if(len == 0) return true;
+	if(l[0] == '/' && l[1] != '/'){
+		if(!strcmp(l, "/quit") || !strcmp(l, "/q")) return false;
+		if(!strcmp(l, "/history")) history(c);
+		else if(!strcmp(l, "/who")) who(c);
+		else if(!strcmp(l, "/help")){
+			fprintf(stderr, "/history  the last 20 messages\n/who      presence\n"
+					"/quit     leave\n//text    send a line starting with /\n");
+		}else{
+			fprintf(stderr, "unknown command %s (try /help)\n", l);
+		}
+		return true;
+	}
+	if(l[0] == '/'){
+		l++;
+		len--;
+	}
+	if(util__check_body(l, len)){
+		c->failed++;
+		return true;
+	}
+	if(c->nmids == c->capmids){
+		int cap = c->capmids ? c->capmids * 2 : 32;
+		int *n = realloc(c->mids, (size_t)cap * sizeof(*n));
+		if(n == NULL){
+			util__error("out of memory");
+			c->failed++;
+			return true;
+		}
+		c->mids = n;
+		c->capmids = cap;
+	}
+	if(cmd_send__publish(c->s, c->topic, l, len, id, &mid) != EXIT_OK){
+		c->failed++;
+		return true;
+	}
+	c->mids[c->nmids++] = mid;
+	return true;
+}
+
+/* Read what stdin has; handle whole lines. Returns false at EOF or /quit. */
+static bool read_input(struct chat *c)
+{
+	ssize_t r;
+	size_t start = 0, i;
+
+	r = read(STDIN_FILENO, c->buf + c->len, LINE_MAX_BYTES - c->len);
+	if(r < 0) return errno == EINTR || errno == EAGAIN;
+	if(r == 0){
+		bool go = true;
+		if(c->len > 0 && !c->discarding){
+			c->buf[c->len] = '\0';
+			go = line(c, c->buf, c->len);
+		}
+		c->len = 0;
+		(void)go;
+		return false;
+	}
+	c->len += (size_t)r;
+	for(i=0; i<c->len; i++){
+		if(c->buf[i] != '\n') continue;
+		c->buf[i] = '\0';
+		if(c->discarding){
+			c->discarding = false;
+		}else if(!line(c, c->buf + start, i - start)){
+			return false;
+		}
+		start = i + 1;
+	}
+	memmove(c->buf, c->buf + start, c->len - start);
+	c->len -= start;
+	if(c->len == LINE_MAX_BYTES){
+		util__error("line too long (limit %d bytes): not sent", BODY_MAX);
+		c->failed++;
+		c->discarding = true;
+		c->len = 0;
+	}
+	return true;
+}
+
+int cmd_chat__run(struct options *opt, int argc, char **argv)
+{
+	struct session s;
+	struct feed *f;
+	struct chat c;
+	char rtopic[96];
+	const char *topics[1] = {rtopic};
+	int i, m, rc;
+	enum session_wait w;
+
+	memset(&c, 0, sizeof(c));
+	for(i=1; i<argc; i++){
+		if(!strcmp(argv[i], "--json")) opt->json = true;
+		else if((m = util__optval(argc, argv, &i, "--room", &c.room)) != 0){
+			if(m < 0) return cmd__usage("chat");
+		}else if(argv[i][0] != '-' && c.peer == NULL) c.peer = argv[i];
+		else return cmd__usage("chat");
+	}
+	if((c.peer == NULL) == (c.room == NULL)) return cmd__usage("chat");
+	if(!names__valid_str(c.peer ? c.peer : c.room)){
+		util__error("invalid %s name '%s'", c.peer ? "user" : "room", c.peer ? c.peer : c.room);
+		return EXIT_USAGE;
+	}
+	if((rc = options__need_user(opt))) return rc;
+
+	f = calloc(1, sizeof(*f));
+	c.buf = malloc(LINE_MAX_BYTES + 1);
+	if(f == NULL || c.buf == NULL){
+		free(f);
+		free(c.buf);
+		util__error("out of memory");
+		return EXIT_FAILED;
+	}
+	c.opt = opt;
+	c.s = &s;
+	c.interactive = isatty(STDIN_FILENO);
+	if(c.peer) snprintf(c.topic, sizeof(c.topic), "chat/inbox/%s/%s", c.peer, opt->user);
+	else snprintf(c.topic, sizeof(c.topic), "chat/room/%s/%s", c.room, opt->user);
+
+	if((rc = session__init(&s, opt, SESSION_PERSISTENT))) goto done;
+	feed__init(f, &s, opt->user, opt->json, "read");
+	s.on_message = feed__message_cb;
+	s.ud = f;
+	if((rc = session__connect(&s)) || (rc = cmd_listen__inbox(&s))) goto done;
+	if(c.room){
+		snprintf(rtopic, sizeof(rtopic), "chat/room/%s/#", c.room);
+		if((rc = session__subscribe(&s, topics, 1, 1, true))) goto done;
+		if(s.granted[0] >= 0x80){
+			util__error("not allowed to read room %s (are you a member?)", c.room);
+			rc = EXIT_DENIED;
+			goto done;
+		}
+	}
+	if(c.interactive){
+		fprintf(stderr, "chatting with %s%s as %s (/history, /who, /quit)\n",
+				c.room ? "#" : "", c.peer ? c.peer : c.room, opt->user);
+	}
+	for(;;){
+		w = session__wait(&s, NULL, NULL, 0, STDIN_FILENO);
+		if(w != WAIT_FD) break;
+		if(!read_input(&c)) break;
+		collect(&c, false);
+	}
+	if(w == WAIT_FATAL){
+		rc = s.fatal;
+	}else{
+		session_stop = 0;
+		collect(&c, true);
+		rc = c.failed ? EXIT_FAILED : EXIT_OK;
+	}
+done:
+	session__cleanup(&s);
+	free(c.mids);
+	free(c.buf);
+	free(f);
+	return rc;
+}

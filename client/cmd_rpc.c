@@ -1,0 +1,504 @@
+/* cmd_rpc.c - the commands answered by the archiver over RPC: history,
+ * sync, rooms, whois, profile, passwd, block, unblock, blocked. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "feed.h"
+#include "session.h"
+
+/* Connect a one-shot session, send req (borrowed), return the answer. */
+static int rpc_once(struct options *opt, json_t *req, json_t **resp)
+{
+	struct session s;
+	int rc;
+
+	*resp = NULL;
+	if(req == NULL){
+		util__error("out of memory");
+		return EXIT_FAILED;
+	}
+	if((rc = options__need_user(opt))) return rc;
+	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
+			&& (rc = session__connect(&s)) == EXIT_OK){
+		rc = session__rpc(&s, req, resp);
+	}
+	session__cleanup(&s);
+	return rc;
+}
+
+/* Print an answer as one JSON line without the correlation fields. */
+static void print_answer(json_t *resp)
+{
+	char *line;
+
+	json_object_del(resp, "id");
+	line = json_dumps(resp, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if(line) printf("%s\n", line);
+	free(line);
+}
+
+/* Parse the flags every RPC command shares (--json); anything else left
+ * for the command. Returns 1 if argv[*i] was consumed. */
+static int common_flag(struct options *opt, char **argv, int i)
+{
+	if(!strcmp(argv[i], "--json")){
+		opt->json = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- history ---- */
+
+int cmd_history__run(struct options *opt, int argc, char **argv)
+{
+	const char *with = NULL, *room = NULL, *v;
+	long long limit = 20, before = -1;
+	json_t *req, *resp = NULL, *msgs, *more;
+	size_t n, k;
+	int i, m, rc;
+
+	for(i=1; i<argc; i++){
+		if(common_flag(opt, argv, i)) continue;
+		if((m = util__optval(argc, argv, &i, "--room", &room)) != 0){
+			if(m < 0) return cmd__usage("history");
+		}else if((m = util__optval(argc, argv, &i, "--limit", &v)) != 0){
+			if(m < 0 || (limit = util__number(v, 1, 100)) < 0){
+				util__error("--limit: expected 1..100");
+				return cmd__usage("history");
+			}
+		}else if((m = util__optval(argc, argv, &i, "--before", &v)) != 0){
+			if(m < 0 || (before = util__number(v, 0, 9007199254740991LL)) < 0){
+				util__error("--before: expected a sequence number");
+				return cmd__usage("history");
+			}
+		}else if(argv[i][0] != '-' && with == NULL){
+			with = argv[i];
+		}else{
+			util__error("unexpected argument '%s'", argv[i]);
+			return cmd__usage("history");
+		}
+	}
+	if((with == NULL) == (room == NULL)) return cmd__usage("history");
+	if(!names__valid_str(with ? with : room)){
+		util__error("invalid %s name '%s'", with ? "user" : "room", with ? with : room);
+		return EXIT_USAGE;
+	}
+	req = json_pack("{s:s, s:s, s:I}", "op", "history", with ? "with" : "room",
+			with ? with : room, "limit", (json_int_t)limit);
+	if(req && before >= 0) json_object_set_new(req, "before", json_integer(before));
+	rc = rpc_once(opt, req, &resp);
+	json_decref(req);
+	if(rc) return rc;
+
+	msgs = json_object_get(resp, "messages");
+	more = json_object_get(resp, "more");
+	n = json_array_size(msgs);
+	/* Answers come newest first; a conversation reads oldest first. */
+	for(k=n; k>0; k--){
+		feed__print_archived(json_array_get(msgs, k - 1), opt->json, false, opt->user);
+	}
+	if(json_is_true(more) && n > 0 && !opt->json){
+		json_int_t oldest = json_integer_value(json_object_get(json_array_get(msgs, n - 1), "seq"));
+		fprintf(stderr, "(older messages: --before %lld)\n", (long long)oldest);
+	}
+	json_decref(resp);
+	return EXIT_OK;
+}
+
+/* ---- sync ---- */
+
+static int state_path(const struct options *opt, char *path, size_t len, bool create)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char dir[4096];
+
+	if(xdg && *xdg) snprintf(dir, sizeof(dir), "%s/mqchat", xdg);
+	else if(home && *home) snprintf(dir, sizeof(dir), "%s/.local/state/mqchat", home);
+	else return -1;
+	if(create){
+		char *p;
+		/* mkdir -p with private permissions */
+		for(p = dir + 1; *p; p++){
+			if(*p != '/') continue;
+			*p = '\0';
+			if(mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+			*p = '/';
+		}
+		if(mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+	}
+	snprintf(path, len, "%s/%s@%s.seq", dir, opt->user, opt->device);
+	return 0;
+}
+
+static long long load_seq(const struct options *opt)
+{
+	char path[4200], buf[32];
+	FILE *fp;
+	long long v = 0;
+
+	if(state_path(opt, path, sizeof(path), false) != 0) return 0;
+	fp = fopen(path, "r");
+	if(fp == NULL) return 0;
+	if(fgets(buf, sizeof(buf), fp)){
+		buf[strcspn(buf, "\r\n")] = '\0';
+		v = util__number(buf, 0, 9007199254740991LL);
+		if(v < 0) v = 0;
+	}
+	fclose(fp);
+	return v;
+}
+
+/* Replace the state file atomically (write .new, rename). */
+static int save_seq(const struct options *opt, long long seq)
+{
+	char path[4200], tmp[4300];
+	FILE *fp;
+
+	if(state_path(opt, path, sizeof(path), true) != 0) goto fail;
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fp = fopen(tmp, "w");
+	if(fp == NULL) goto fail;
+	fprintf(fp, "%lld\n", seq);
+	if(fclose(fp) != 0 || rename(tmp, path) != 0) goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "warning: cannot save the sync position: %s\n", strerror(errno));
+	return -1;
+}
+
+int cmd_sync__run(struct options *opt, int argc, char **argv)
+{
+	struct session s;
+	long long after = -1, seq;
+	const char *v;
+	json_t *req, *resp, *msgs;
+	size_t k;
+	int i, m, rc, pages = 0;
+
+	for(i=1; i<argc; i++){
+		if(common_flag(opt, argv, i)) continue;
+		if((m = util__optval(argc, argv, &i, "--after", &v)) != 0){
+			if(m < 0 || (after = util__number(v, 0, 9007199254740991LL)) < 0){
+				util__error("--after: expected a sequence number");
+				return cmd__usage("sync");
+			}
+		}else{
+			util__error("unexpected argument '%s'", argv[i]);
+			return cmd__usage("sync");
+		}
+	}
+	if((rc = options__need_user(opt))) return rc;
+	seq = after >= 0 ? after : load_seq(opt);
+
+	if((rc = session__init(&s, opt, SESSION_ONESHOT)) || (rc = session__connect(&s))) goto done;
+	for(;;){
+		long long last = seq;
+		bool more;
+
+		req = json_pack("{s:s, s:I, s:i}", "op", "sync", "after", (json_int_t)seq, "limit", 500);
+		if(req == NULL){
+			rc = EXIT_FAILED;
+			break;
+		}
+		resp = NULL;
+		rc = session__rpc(&s, req, &resp);
+		json_decref(req);
+		if(rc) break;
+		msgs = json_object_get(resp, "messages");
+		for(k=0; k<json_array_size(msgs); k++){
+			json_t *msg = json_array_get(msgs, k);
+			long long q = (long long)json_integer_value(json_object_get(msg, "seq"));
+			feed__print_archived(msg, opt->json, true, opt->user);
+			if(q > last) last = q;
+		}
+		more = json_is_true(json_object_get(resp, "more"));
+		json_decref(resp);
+		if(last > seq) save_seq(opt, last);
+		/* Guard against an archiver that says "more" without progress. */
+		if(!more || last <= seq || ++pages > 100000) break;
+		seq = last;
+	}
+done:
+	session__cleanup(&s);
+	return rc;
+}
+
+/* ---- rooms ---- */
+
+static json_t *name_list(json_t *arr)
+{
+	json_t *out = json_array(), *e;
+	size_t i;
+
+	json_array_foreach(arr, i, e){
+		const char *n = json_string_value(e);
+		if(n == NULL) n = json_string_value(json_object_get(e, "name"));
+		if(n == NULL) n = json_string_value(json_object_get(e, "user"));
+		if(n) json_array_append_new(out, json_string(n));
+	}
+	return out;
+}
+
+json_t *cmd_rooms__list(json_t *resp)
+{
+	json_t *out, *arr, *e;
+	size_t i;
+
+	arr = json_object_get(resp, "rooms");
+	out = json_array();
+	if(out == NULL) return NULL;
+	json_array_foreach(arr, i, e){
+		const char *n = json_string_value(e);
+		json_t *members = NULL;
+		if(n == NULL){
+			n = json_string_value(json_object_get(e, "name"));
+			if(n == NULL) n = json_string_value(json_object_get(e, "room"));
+			members = json_object_get(e, "members");
+		}
+		if(n == NULL || !names__valid_str(n)) continue;
+		json_array_append_new(out, json_pack("{s:s, s:o}", "name", n, "members",
+					name_list(members)));
+	}
+	return out;
+}
+
+int cmd_rooms__run(struct options *opt, int argc, char **argv)
+{
+	json_t *resp = NULL, *req, *rooms, *r, *mem;
+	size_t i, k;
+	int j, rc;
+
+	for(j=1; j<argc; j++){
+		if(!common_flag(opt, argv, j)) return cmd__usage("rooms");
+	}
+	req = json_pack("{s:s}", "op", "rooms");
+	rc = rpc_once(opt, req, &resp);
+	json_decref(req);
+	if(rc) return rc;
+	rooms = cmd_rooms__list(resp);
+	json_array_foreach(rooms, i, r){
+		if(opt->json){
+			char *line = json_dumps(r, JSON_COMPACT);
+			if(line) printf("%s\n", line);
+			free(line);
+			continue;
+		}
+		printf("%s:", json_string_value(json_object_get(r, "name")));
+		json_array_foreach(json_object_get(r, "members"), k, mem){
+			printf(" %s", json_string_value(mem));
+		}
+		printf("\n");
+	}
+	json_decref(rooms);
+	json_decref(resp);
+	return EXIT_OK;
+}
+
+/* ---- whois, profile ---- */
+
+/* A field of the answer, at the top level or inside "profile"/"user". */
+static const char *field(json_t *resp, const char *key)
+{
+	const char *v = json_string_value(json_object_get(resp, key));
+
+	if(v == NULL) v = json_string_value(json_object_get(json_object_get(resp, "profile"), key));
+	if(v == NULL) v = json_string_value(json_object_get(json_object_get(resp, "user"), key));
+	return v;
+}
+
+static void print_profile(json_t *resp, const char *name)
+{
+	const char *nick = field(resp, "nick"), *kind = field(resp, "kind");
+
+	printf("%s:", name);
+	if(nick){
+		printf(" nick ");
+		util__print_safe(stdout, nick, strlen(nick));
+	}
+	if(kind) printf("%s kind %s", nick ? "," : "", kind);
+	printf("\n");
+}
+
+int cmd_whois__run(struct options *opt, int argc, char **argv)
+{
+	const char *user = NULL;
+	json_t *req, *resp = NULL;
+	int i, rc;
+
+	for(i=1; i<argc; i++){
+		if(common_flag(opt, argv, i)) continue;
+		if(argv[i][0] != '-' && user == NULL) user = argv[i];
+		else return cmd__usage("whois");
+	}
+	if(user == NULL) return cmd__usage("whois");
+	if(!names__valid_str(user)){
+		util__error("invalid user name '%s'", user);
+		return EXIT_USAGE;
+	}
+	req = json_pack("{s:s, s:s}", "op", "whois", "user", user);
+	rc = rpc_once(opt, req, &resp);
+	json_decref(req);
+	if(rc) return rc;
+	if(opt->json) print_answer(resp);
+	else print_profile(resp, user);
+	json_decref(resp);
+	return EXIT_OK;
+}
+
+int cmd_profile__run(struct options *opt, int argc, char **argv)
+{
+	const char *nick = NULL;
+	json_t *req, *resp = NULL;
+	int i, m, rc;
+
+	for(i=1; i<argc; i++){
+		if(common_flag(opt, argv, i)) continue;
+		if((m = util__optval(argc, argv, &i, "--nick", &nick)) != 0){
+			if(m < 0) return cmd__usage("profile");
+		}else return cmd__usage("profile");
+	}
+	if(nick && (strlen(nick) < 1 || strlen(nick) > 64 || !utf8__valid(nick, strlen(nick)))){
+		util__error("a nickname is 1..64 bytes of UTF-8 text");
+		return EXIT_USAGE;
+	}
+	req = json_pack("{s:s}", "op", "profile");
+	if(req && nick) json_object_set_new(req, "nick", json_string(nick));
+	rc = rpc_once(opt, req, &resp);
+	json_decref(req);
+	if(rc) return rc;
+	if(opt->json) print_answer(resp);
+	else print_profile(resp, opt->user);
+	json_decref(resp);
+	return EXIT_OK;
+}
+
+/* ---- passwd ---- */
+
+static int read_stdin_line(char *buf, size_t len)
+{
+	size_t n;
+
+	if(fgets(buf, (int)len, stdin) == NULL) return -1;
+	n = strlen(buf);
+	while(n > 0 && (buf[n-1] == '\n' || buf[n-1] == '\r')) buf[--n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+int cmd_passwd__run(struct options *opt, int argc, char **argv)
+{
+	char old[1024], new1[1024], new2[1024];
+	bool from_stdin = false;
+	json_t *req = NULL, *resp = NULL;
+	int i, rc = EXIT_USAGE;
+
+	for(i=1; i<argc; i++){
+		if(!strcmp(argv[i], "--password-stdin")) from_stdin = true;
+		else if(!common_flag(opt, argv, i)) return cmd__usage("passwd");
+	}
+	if((rc = options__need_user(opt))) return rc;
+	rc = EXIT_USAGE;
+	if(from_stdin){
+		if(read_stdin_line(old, sizeof(old)) || read_stdin_line(new1, sizeof(new1))){
+			util__error("expected two lines on stdin: the old and the new password");
+			goto out;
+		}
+	}else{
+		if(options__prompt("Old password: ", old, sizeof(old))
+				|| options__prompt("New password: ", new1, sizeof(new1))
+				|| options__prompt("New password again: ", new2, sizeof(new2))){
+			util__error("no terminal for the password prompts (use --password-stdin)");
+			goto out;
+		}
+		if(strcmp(new1, new2) != 0){
+			util__error("the new passwords differ");
+			goto out;
+		}
+	}
+	if(old[0] == '\0' || new1[0] == '\0'){
+		util__error("empty password");
+		goto out;
+	}
+	/* Connect with the old password unless another source was given. */
+	if(opt->password_file == NULL && !(getenv("MQCHAT_PASSWORD") && *getenv("MQCHAT_PASSWORD"))){
+		opt->password = strdup(old);
+		if(opt->password == NULL){
+			rc = EXIT_FAILED;
+			goto out;
+		}
+	}
+	req = json_pack("{s:s, s:s, s:s}", "op", "passwd", "old", old, "new", new1);
+	rc = rpc_once(opt, req, &resp);
+	if(rc == EXIT_OK) printf("password changed\n");
+out:
+	explicit_bzero(old, sizeof(old));
+	explicit_bzero(new1, sizeof(new1));
+	explicit_bzero(new2, sizeof(new2));
+	if(req){
+		json_object_del(req, "old");
+		json_object_del(req, "new");
+	}
+	json_decref(req);
+	json_decref(resp);
+	return rc;
+}
+
+/* ---- block, unblock, blocked ---- */
+
+static int block_op(struct options *opt, int argc, char **argv, const char *op)
+{
+	json_t *req, *resp = NULL;
+	int rc;
+
+	if(argc != 2 || argv[1][0] == '-') return cmd__usage(op);
+	if(!names__valid_str(argv[1])){
+		util__error("invalid user name '%s'", argv[1]);
+		return EXIT_USAGE;
+	}
+	req = json_pack("{s:s, s:s}", "op", op, "user", argv[1]);
+	rc = rpc_once(opt, req, &resp);
+	json_decref(req);
+	if(rc) return rc;
+	printf("%sed %s\n", op, argv[1]);
+	json_decref(resp);
+	return EXIT_OK;
+}
+
+int cmd_block__run(struct options *opt, int argc, char **argv)
+{
+	return block_op(opt, argc, argv, "block");
+}
+
+int cmd_unblock__run(struct options *opt, int argc, char **argv)
+{
+	return block_op(opt, argc, argv, "unblock");
+}
+
+int cmd_blocked__run(struct options *opt, int argc, char **argv)
+{
+	json_t *req, *resp = NULL, *list, *e;
+	size_t i;
+	int j, rc;
+
+	for(j=1; j<argc; j++){
+		if(!common_flag(opt, argv, j)) return cmd__usage("blocked");
+	}
+	req = json_pack("{s:s}", "op", "blocked");
+	rc = rpc_once(opt, req, &resp);
+	json_decref(req);
+	if(rc) return rc;
+	if(opt->json){
+		print_answer(resp);
+	}else{
+		e = json_object_get(resp, "blocked");
+		list = name_list(e ? e : json_object_get(resp, "users"));
+		json_array_foreach(list, i, e) printf("%s\n", json_string_value(e));
+		json_decref(list);
+	}
+	json_decref(resp);
+	return EXIT_OK;
+}

@@ -1,0 +1,203 @@
+/* cmd_send.c - "send": one message (or one per line) to a user or a room,
+ * QoS 1, exit 0 only once the broker accepted every one. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "envelope.h"
+#include "session.h"
+#include "timeutil.h"
+
+struct outgoing {
+	char *body;     /* owned */
+	size_t len;
+	char id[MSGID_LEN + 1];
+	int mid;
+};
+
+int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
+		char *id, int *mid)
+{
+	json_t *o;
+	char *payload;
+	struct envelope env;
+	const char *why = NULL;
+	int rc;
+
+	util__msgid(id);
+	o = json_pack("{s:s, s:s, s:s%, s:I}", "id", id, "type", "text", "body", body, len,
+			"ts", (json_int_t)time__now_ms());
+	payload = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if(payload == NULL){
+		util__error("cannot encode the message");
+		return EXIT_FAILED;
+	}
+	/* Our own output must pass the same check the broker applies. */
+	if(!envelope__parse(payload, strlen(payload), &env, &why)){
+		util__error("internal: invalid envelope (%s)", why);
+		free(payload);
+		return EXIT_FAILED;
+	}
+	rc = session__publish(s, topic, payload, strlen(payload), true, mid);
+	free(payload);
+	return rc;
+}
+
+void cmd_send__refused(const char *to, int reason)
+{
+	const char *hint = "";
+
+	if(reason == MQTT_RC_NOT_AUTHORIZED){
+		hint = " (no such user, not a member of the room, blocked by the recipient, "
+			"or too large)";
+	}else if(reason == MQTT_RC_PACKET_TOO_LARGE){
+		hint = " (message too large)";
+	}
+	util__error("message to %s refused by the broker: %s%s", to,
+			mosquitto_reason_string(reason), hint);
+}
+
+static int add_line(struct outgoing **v, int *n, const char *p, size_t len)
+{
+	struct outgoing *nv = realloc(*v, (size_t)(*n + 1) * sizeof(**v));
+
+	if(nv == NULL) return EXIT_FAILED;
+	*v = nv;
+	memset(&nv[*n], 0, sizeof(nv[*n]));
+	nv[*n].body = malloc(len + 1);
+	if(nv[*n].body == NULL) return EXIT_FAILED;
+	memcpy(nv[*n].body, p, len);
+	nv[*n].body[len] = '\0';
+	nv[*n].len = len;
+	(*n)++;
+	return EXIT_OK;
+}
+
+/* Collect the messages: TEXT words, all of stdin, or one per stdin line. */
+static int collect(int argc, char **argv, int first, bool lines, struct outgoing **v, int *n)
+{
+	size_t len = 0, total = 0;
+	char *all, *p, *end;
+	int i, rc = EXIT_OK;
+
+	if(first < argc){
+		for(i=first; i<argc; i++) total += strlen(argv[i]) + 1;
+		all = malloc(total + 1);
+		if(all == NULL) return EXIT_FAILED;
+		all[0] = '\0';
+		for(i=first; i<argc; i++){
+			if(i > first) all[len++] = ' ';
+			memcpy(all + len, argv[i], strlen(argv[i]));
+			len += strlen(argv[i]);
+		}
+		all[len] = '\0';
+		rc = add_line(v, n, all, len);
+		free(all);
+		return rc;
+	}
+	all = util__read_all(stdin, lines ? 64 * 1024 * 1024 : BODY_MAX + 2, &len);
+	if(all == NULL){
+		util__error("cannot read the message from stdin: %s",
+				lines ? "read error or over 64 MiB" : "message too large");
+		return EXIT_FAILED;
+	}
+	if(!lines){
+		while(len > 0 && (all[len-1] == '\n' || all[len-1] == '\r')) len--;
+		rc = add_line(v, n, all, len);
+		free(all);
+		return rc;
+	}
+	p = all;
+	end = all + len;
+	while(rc == EXIT_OK && p < end){
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if(l > 0 && p[l-1] == '\r') l--;
+		if(l > 0) rc = add_line(v, n, p, l);
+		p = nl ? nl + 1 : end;
+	}
+	free(all);
+	if(rc == EXIT_OK && *n == 0){
+		util__error("no message on stdin");
+		rc = EXIT_USAGE;
+	}
+	return rc;
+}
+
+int cmd_send__run(struct options *opt, int argc, char **argv)
+{
+	struct session s;
+	struct outgoing *v = NULL;
+	const char *room = NULL, *to = NULL;
+	char topic[128];
+	bool lines = false;
+	int i, n = 0, rc, refused = 0, m;
+
+	for(i=1; i<argc; i++){
+		if(!strcmp(argv[i], "--lines")) lines = true;
+		else if(!strcmp(argv[i], "--json")) opt->json = true;
+		else if((m = util__optval(argc, argv, &i, "--room", &room)) != 0){
+			if(m < 0) return cmd__usage("send");
+		}else if(!strcmp(argv[i], "--")){
+			i++;
+			break;
+		}else if(argv[i][0] == '-' && argv[i][1] != '\0'){
+			util__error("unknown option '%s'", argv[i]);
+			return cmd__usage("send");
+		}else break;
+	}
+	if(room == NULL){
+		if(i >= argc) return cmd__usage("send");
+		to = argv[i++];
+		if(!names__valid_str(to)){
+			util__error("invalid user name '%s'", to);
+			return EXIT_USAGE;
+		}
+	}else if(!names__valid_str(room)){
+		util__error("invalid room name '%s'", room);
+		return EXIT_USAGE;
+	}
+	if((rc = options__need_user(opt))) return rc;
+
+	rc = collect(argc, argv, i, lines, &v, &n);
+	for(i=0; rc == EXIT_OK && i<n; i++) rc = util__check_body(v[i].body, v[i].len);
+	if(rc){
+		if(n > 1) fprintf(stderr, "nothing was sent\n");
+		goto out;
+	}
+	if(room) snprintf(topic, sizeof(topic), "chat/room/%s/%s", room, opt->user);
+	else snprintf(topic, sizeof(topic), "chat/inbox/%s/%s", to, opt->user);
+
+	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
+			&& (rc = session__connect(&s)) == EXIT_OK){
+		for(i=0; rc == EXIT_OK && i<n; i++){
+			rc = cmd_send__publish(&s, topic, v[i].body, v[i].len, v[i].id, &v[i].mid);
+		}
+		for(i=0; rc == EXIT_OK && i<n; i++){
+			int reason = 0;
+			rc = session__pub_wait(&s, v[i].mid, &reason);
+			if(rc) break;
+			if(reason >= 0x80){
+				cmd_send__refused(room ? room : to, reason);
+				refused++;
+				continue;
+			}
+			if(opt->json){
+				printf("{\"id\":\"%s\",\"%s\":\"%s\",\"status\":\"accepted\"}\n", v[i].id,
+						room ? "room" : "to", room ? room : to);
+			}else{
+				printf("%s\n", v[i].id);
+			}
+		}
+		if(rc == EXIT_OK && refused) rc = EXIT_FAILED;
+	}
+	session__cleanup(&s);
+out:
+	for(i=0; i<n; i++) free(v[i].body);
+	free(v);
+	return rc;
+}

@@ -1,0 +1,198 @@
+/* feed.c - incoming chat messages: print and acknowledge (see feed.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "feed.h"
+#include "session.h"
+#include "timeutil.h"
+
+void feed__init(struct feed *f, struct session *s, const char *me, bool json,
+		const char *status)
+{
+	memset(f, 0, sizeof(*f));
+	f->s = s;
+	f->me = me;
+	f->json = json;
+	f->status = status;
+}
+
+/* True if (from, id) was seen recently: QoS 1 may deliver twice. */
+static bool seen_before(struct feed *f, const char *from, const struct envelope_str *id)
+{
+	char key[sizeof(f->seen[0])];
+	int i;
+
+	snprintf(key, sizeof(key), "%s/%.*s", from, (int)id->len, id->ptr);
+	for(i=0; i<FEED_SEEN; i++){
+		if(!strcmp(f->seen[i], key)) return true;
+	}
+	memcpy(f->seen[f->seen_next], key, sizeof(key));
+	f->seen_next = (f->seen_next + 1) % FEED_SEEN;
+	return false;
+}
+
+/* Split "chat/<kind>/<a>/<b>" into its levels; false for any other shape. */
+static bool split_topic(const char *topic, char *kind, char *a, char *b)
+{
+	const char *p, *q, *r;
+
+	if(strncmp(topic, "chat/", 5) != 0) return false;
+	p = topic + 5;
+	q = strchr(p, '/');
+	if(q == NULL || q - p > 16) return false;
+	r = strchr(q + 1, '/');
+	if(r == NULL || r - q - 1 > NAME_MAX_LEN || strchr(r + 1, '/')) return false;
+	if(strlen(r + 1) > NAME_MAX_LEN) return false;
+	memcpy(kind, p, (size_t)(q - p));
+	kind[q - p] = '\0';
+	memcpy(a, q + 1, (size_t)(r - q - 1));
+	a[r - q - 1] = '\0';
+	strcpy(b, r + 1);
+	return names__valid_str(a) && names__valid_str(b);
+}
+
+static void send_receipt(struct feed *f, const char *to, const struct envelope_str *ref)
+{
+	char topic[128], id[MSGID_LEN + 1], payload[256];
+
+	util__msgid(id);
+	snprintf(topic, sizeof(topic), "chat/inbox/%s/%s", to, f->me);
+	snprintf(payload, sizeof(payload),
+			"{\"id\":\"%s\",\"type\":\"receipt\",\"ref\":\"%.*s\",\"status\":\"%s\"}",
+			id, (int)ref->len, ref->ptr, f->status);
+	/* A lost receipt is no reason to stop reading: untracked. */
+	session__publish(f->s, topic, payload, strlen(payload), false, NULL);
+}
+
+static void print_json(json_t *o)
+{
+	char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+
+	if(line){
+		fputs(line, stdout);
+		fputc('\n', stdout);
+		free(line);
+	}
+	json_decref(o);
+}
+
+static void print_text(struct feed *f, const char *room, const char *from,
+		const struct envelope *env, const char *body, size_t blen)
+{
+	char when[32];
+	int64_t ts = env->has_ts ? env->ts : time__now_ms();
+
+	if(f->json){
+		json_t *o = json_object();
+		json_object_set_new(o, "type", json_string("text"));
+		json_object_set_new(o, "from", json_string(from));
+		if(room) json_object_set_new(o, "room", json_string(room));
+		else json_object_set_new(o, "to", json_string(f->me));
+		json_object_set_new(o, "id", json_stringn(env->id.ptr, env->id.len));
+		json_object_set_new(o, "body", json_stringn(body, blen));
+		if(env->has_ts) json_object_set_new(o, "ts", json_integer(env->ts));
+		print_json(o);
+		return;
+	}
+	util__fmt_time(ts, false, when, sizeof(when));
+	if(room) printf("[%s] #%s %s: ", when, room, from);
+	else printf("[%s] %s: ", when, from);
+	util__print_safe(stdout, body, blen);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+static void print_receipt(struct feed *f, const char *from, const struct envelope *env)
+{
+	const char *status = env->status == ENVELOPE_STATUS_READ ? "read" : "delivered";
+
+	if(f->json){
+		json_t *o = json_object();
+		json_object_set_new(o, "type", json_string("receipt"));
+		json_object_set_new(o, "from", json_string(from));
+		json_object_set_new(o, "id", json_stringn(env->id.ptr, env->id.len));
+		json_object_set_new(o, "ref", json_stringn(env->ref.ptr, env->ref.len));
+		json_object_set_new(o, "status", json_string(status));
+		print_json(o);
+		return;
+	}
+	printf("receipt: %.*s %s by %s\n", (int)env->ref.len, env->ref.ptr, status, from);
+	fflush(stdout);
+}
+
+void feed__message_cb(struct session *s, const char *topic, const void *payload,
+		size_t len, void *ud)
+{
+	struct feed *f = ud;
+	struct envelope env;
+	char kind[17], a[NAME_MAX_LEN + 1], from[NAME_MAX_LEN + 1];
+	const char *why = NULL, *room = NULL;
+	char *body;
+	long blen;
+
+	(void)s;
+	if(!split_topic(topic, kind, a, from)) return;
+	if(!strcmp(kind, "room")){
+		room = a;
+	}else if(strcmp(kind, "inbox") != 0 || strcmp(a, f->me) != 0){
+		return;
+	}
+	if(!envelope__parse(payload, len, &env, &why)){
+		fprintf(stderr, "warning: ignored a malformed message from %s: %s\n", from, why);
+		return;
+	}
+	if(seen_before(f, from, &env.id)) return;
+
+	if(env.type == ENVELOPE_RECEIPT){
+		if(room == NULL){
+			print_receipt(f, from, &env);
+			f->count++;
+		}
+		return;
+	}
+	/* My own room messages come back to me: not news, and no receipt. */
+	if(room && !strcmp(from, f->me)) return;
+
+	body = malloc(env.body.len + 1);
+	if(body == NULL) return;
+	blen = envelope__unescape(&env.body, body, env.body.len + 1);
+	if(blen >= 0){
+		print_text(f, room, from, &env, body, (size_t)blen);
+		f->count++;
+		if(strcmp(from, f->me) != 0) send_receipt(f, from, &env.id);
+	}
+	free(body);
+}
+
+void feed__print_archived(json_t *m, bool json, bool with_to, const char *me)
+{
+	const char *from, *to, *room, *type, *body, *status;
+	json_int_t ts;
+	char when[32];
+
+	if(json){
+		print_json(json_incref(m));
+		return;
+	}
+	from = json_string_value(json_object_get(m, "from"));
+	to = json_string_value(json_object_get(m, "to"));
+	room = json_string_value(json_object_get(m, "room"));
+	type = json_string_value(json_object_get(m, "type"));
+	body = json_string_value(json_object_get(m, "body"));
+	status = json_string_value(json_object_get(m, "status"));
+	ts = json_integer_value(json_object_get(m, "server_ts"));
+	if(ts == 0) ts = json_integer_value(json_object_get(m, "ts"));
+	if(type && strcmp(type, "text") != 0) return; /* receipts show as status */
+	if(from == NULL || body == NULL) return;
+
+	util__fmt_time(ts, true, when, sizeof(when));
+	if(room) printf("[%s] #%s %s: ", when, room, from);
+	else if(with_to && to) printf("[%s] %s -> %s: ", when, from, to);
+	else printf("[%s] %s: ", when, from);
+	util__print_safe(stdout, body, strlen(body));
+	if(me && !strcmp(from, me) && status && strcmp(status, "sent") != 0){
+		printf("  (%s)", status);
+	}
+	fputc('\n', stdout);
+}

@@ -1,0 +1,109 @@
+/* main.c - mqchat, the command-line chat client: global options, then one
+ * command from the table below. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+
+#include "mqchat.h"
+#include "session.h"
+
+static const struct cmd_entry cmd_table[] = {
+	{ .name = "register", .usage = "register USER [--nick N] [--invite CODE]",
+		.handler = cmd_register__run },
+	{ .name = "send", .usage = "send USER|--room ROOM [--lines] [TEXT...]",
+		.handler = cmd_send__run },
+	{ .name = "listen", .usage = "listen [--json] [--count N] [--for SECONDS]",
+		.handler = cmd_listen__run },
+	{ .name = "chat", .usage = "chat USER|--room ROOM",
+		.handler = cmd_chat__run },
+	{ .name = "history", .usage = "history USER|--room ROOM [--limit N] [--before SEQ] [--json]",
+		.handler = cmd_history__run },
+	{ .name = "sync", .usage = "sync [--after SEQ] [--json]",
+		.handler = cmd_sync__run },
+	{ .name = "rooms", .usage = "rooms [--json]",
+		.handler = cmd_rooms__run },
+	{ .name = "who", .usage = "who [USER] [--json]",
+		.handler = cmd_who__run },
+	{ .name = "whois", .usage = "whois USER [--json]",
+		.handler = cmd_whois__run },
+	{ .name = "profile", .usage = "profile [--nick N] [--json]",
+		.handler = cmd_profile__run },
+	{ .name = "passwd", .usage = "passwd [--password-stdin]",
+		.handler = cmd_passwd__run },
+	{ .name = "block", .usage = "block USER",
+		.handler = cmd_block__run },
+	{ .name = "unblock", .usage = "unblock USER",
+		.handler = cmd_unblock__run },
+	{ .name = "blocked", .usage = "blocked [--json]",
+		.handler = cmd_blocked__run },
+};
+
+#define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
+
+static void usage(FILE *fp)
+{
+	size_t i;
+
+	fprintf(fp, "usage: mqchat [--host H] [--port P] [--user U] [--device D] [--cafile F]\n"
+			"              [--password-file F] [--timeout SEC] [--json] COMMAND ...\n"
+			"commands:\n");
+	for(i=0; i<NCMDS; i++) fprintf(fp, "  %s\n", cmd_table[i].usage);
+	fprintf(fp, "The password comes from --password-file, MQCHAT_PASSWORD or a prompt.\n");
+}
+
+int cmd__usage(const char *name)
+{
+	size_t i;
+
+	for(i=0; i<NCMDS; i++){
+		if(!strcmp(cmd_table[i].name, name)){
+			fprintf(stderr, "usage: mqchat %s\n", cmd_table[i].usage);
+		}
+	}
+	return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	struct options opt;
+	const struct cmd_entry *cmd = NULL;
+	int next = 0, rc;
+	size_t i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	options__init(&opt);
+	if(opt.host == NULL || opt.device == NULL){
+		util__error("out of memory");
+		return EXIT_FAILED;
+	}
+	rc = options__parse(&opt, argc, argv, &next);
+	if(rc) goto done;
+	if(next >= argc){
+		usage(stderr);
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	if(!strcmp(argv[next], "help") || !strcmp(argv[next], "--help")){
+		usage(stdout);
+		rc = EXIT_OK;
+		goto done;
+	}
+	for(i=0; i<NCMDS; i++){
+		if(!strcmp(cmd_table[i].name, argv[next])) cmd = &cmd_table[i];
+	}
+	if(cmd == NULL){
+		util__error("unknown command '%s'", argv[next]);
+		usage(stderr);
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	session__signals();
+	mosquitto_lib_init();
+	/* The handler sees argv[0] = the command word. */
+	rc = cmd->handler(&opt, argc - next, argv + next);
+	mosquitto_lib_cleanup();
+done:
+	options__cleanup(&opt);
+	return rc;
+}

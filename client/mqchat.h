@@ -1,0 +1,142 @@
+/* mqchat.h - the chat client's private header: exit codes, options, the
+ * command table and the helpers shared by the command files. */
+#ifndef MQCHAT_CLIENT_H
+#define MQCHAT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "names.h"
+
+/* Exit codes: a stable interface for scripts (client/README.md). */
+enum mqchat_exit {
+	EXIT_OK = 0,        /* done */
+	EXIT_FAILED = 1,    /* publish refused, RPC error answer, operation failed */
+	EXIT_USAGE = 2,     /* bad arguments or bad local input */
+	EXIT_AUTH = 3,      /* wrong username or password at connect */
+	EXIT_DENIED = 4,    /* subscription refused */
+	EXIT_UNREACH = 5,   /* broker unreachable */
+	EXIT_TIMEOUT = 6,   /* no answer in time */
+};
+
+/* Largest text body the client sends (the broker's default envelope limit). */
+#define BODY_MAX (64 * 1024)
+/* Length of the message ids the client makes. */
+#define MSGID_LEN 26
+/* Session expiry of the persistent session used by listen and chat. */
+#define SESSION_EXPIRY_S (7 * 24 * 3600)
+
+/* Global options: config file first, then flags. Every string is owned by
+ * the struct and freed by options__cleanup. */
+struct options {
+	char *host;
+	int port;
+	char *user;
+	char *device;
+	char *cafile;
+	char *password_file;
+	int timeout_s;
+	bool json;
+	char *password;     /* resolved by options__password, then cached */
+};
+
+/* ---- options.c ---- */
+
+/* Fill defaults (localhost:1883, device from the host name, timeout 10 s). */
+void options__init(struct options *opt);
+/* Free every field; accepts a half-filled struct. */
+void options__cleanup(struct options *opt);
+/* Read the config file, then the global flags at argv[1..]. On success returns
+ * EXIT_OK and *next is the index of the command word; otherwise an exit code
+ * after printing "Error: ..." to stderr. */
+int options__parse(struct options *opt, int argc, char **argv, int *next);
+/* Check the user is set and valid; EXIT_OK or EXIT_USAGE (message printed). */
+int options__need_user(const struct options *opt);
+/* Resolve the password: --password-file, MQCHAT_PASSWORD, then a prompt
+ * without echo on /dev/tty. Returns EXIT_OK (opt->password set) or EXIT_USAGE. */
+int options__password(struct options *opt);
+/* Prompt on /dev/tty without echo and read one line into buf (at most len
+ * bytes with the NUL). Returns 0, or -1 if there is no terminal. */
+int options__prompt(const char *prompt, char *buf, size_t len);
+
+/* ---- util.c ---- */
+
+/* Fill out[0..n) with random bytes (getrandom). Returns 0 or -1. */
+int util__random(void *out, size_t n);
+/* A new message id: MSGID_LEN characters of [A-Za-z0-9], NUL-terminated
+ * (out must hold MSGID_LEN + 1 bytes). */
+void util__msgid(char *out);
+/* Hex of n random bytes into out (2n + 1 bytes). */
+void util__randhex(char *out, size_t n);
+/* Match option name at argv[*i]: returns 1 and sets *val (and advances *i)
+ * if argv[*i] is name followed by a value (or "name=value"); returns -1
+ * (message printed) if the value is missing; 0 if argv[*i] is not name. */
+int util__optval(int argc, char **argv, int *i, const char *name, const char **val);
+/* Parse a non-negative integer option value; -1 if not a number in [min,max]. */
+long long util__number(const char *s, long long min, long long max);
+/* Print text to fp with control characters made harmless for a terminal. */
+void util__print_safe(FILE *fp, const char *s, size_t len);
+/* Format a ms timestamp as local "HH:MM:SS" (or with the date if full). */
+void util__fmt_time(int64_t ms, bool full, char *out, size_t len);
+/* Read all of fp into a new NUL-terminated buffer (caller frees); *len is its
+ * length. Returns NULL (errno set) on error or if over max bytes. */
+char *util__read_all(FILE *fp, size_t max, size_t *len);
+/* Validate a text body: non-empty, <= BODY_MAX, valid UTF-8, no NUL.
+ * Returns EXIT_OK, or an exit code after printing "Error: ...". */
+int util__check_body(const char *body, size_t len);
+/* "Error: " + message to stderr. */
+void util__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- the command table (main.c) ---- */
+
+struct session;
+
+struct cmd_entry {
+	const char *name;
+	const char *usage;
+	int (*handler)(struct options *opt, int argc, char **argv);
+};
+
+int cmd_register__run(struct options *opt, int argc, char **argv);
+int cmd_send__run(struct options *opt, int argc, char **argv);
+int cmd_listen__run(struct options *opt, int argc, char **argv);
+int cmd_chat__run(struct options *opt, int argc, char **argv);
+int cmd_history__run(struct options *opt, int argc, char **argv);
+int cmd_sync__run(struct options *opt, int argc, char **argv);
+int cmd_rooms__run(struct options *opt, int argc, char **argv);
+int cmd_who__run(struct options *opt, int argc, char **argv);
+int cmd_whois__run(struct options *opt, int argc, char **argv);
+int cmd_profile__run(struct options *opt, int argc, char **argv);
+int cmd_passwd__run(struct options *opt, int argc, char **argv);
+int cmd_block__run(struct options *opt, int argc, char **argv);
+int cmd_unblock__run(struct options *opt, int argc, char **argv);
+int cmd_blocked__run(struct options *opt, int argc, char **argv);
+
+/* Build a text envelope for body (valid UTF-8, checked by the caller) and
+ * publish it at QoS 1 to topic, tracked; the new id goes to id (MSGID_LEN + 1
+ * bytes) and the message id to *mid. Returns EXIT_OK or EXIT_FAILED. */
+int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
+		char *id, int *mid);
+/* Explain a refused PUBACK reason on stderr. */
+void cmd_send__refused(const char *to, int reason);
+
+/* The rooms of an RPC "rooms" answer (borrowed) as a new array of
+ * {"name": ..., "members": [...]} (NULL on bad input or no memory). */
+json_t *cmd_rooms__list(json_t *resp);
+
+/* Subscribe to chat/inbox/<me>/# (QoS 1, restored on reconnect); prints
+ * and returns EXIT_DENIED if the broker refuses. */
+int cmd_listen__inbox(struct session *s);
+
+/* Show presence (retained chat/presence/<user>, or /+ if user is NULL,
+ * limited to the names in members if not NULL) and return an exit code. */
+int cmd_who__show(struct session *s, const char *user, json_t *members, bool json);
+
+/* Print the usage line of a command to stderr and return EXIT_USAGE. */
+int cmd__usage(const char *name);
+
+#endif

@@ -1,0 +1,319 @@
+/* options.c - the client's configuration: config file, global flags and the
+ * password (file, environment or a prompt, never argv). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "mqchat.h"
+
+#define PASSWORD_MAX 1024
+
+static int set_str(char **field, const char *val)
+{
+	char *s = strdup(val);
+
+	if(s == NULL){
+		util__error("out of memory");
+		return EXIT_FAILED;
+	}
+	free(*field);
+	*field = s;
+	return EXIT_OK;
+}
+
+/* The host name reduced to the device grammar [A-Za-z0-9_.-]{1,64}. */
+static void default_device(char *out, size_t len)
+{
+	char host[256];
+	size_t i, n = 0;
+
+	if(gethostname(host, sizeof(host)) != 0) host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	for(i=0; host[i] && n + 1 < len && n < DEVICE_MAX_LEN; i++){
+		char c = host[i];
+		if((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+				|| c == '_' || c == '.' || c == '-'){
+			out[n++] = c;
+		}
+	}
+	if(n == 0){
+		snprintf(out, len, "cli");
+		return;
+	}
+	out[n] = '\0';
+}
+
+void options__init(struct options *opt)
+{
+	char dev[DEVICE_MAX_LEN + 1];
+
+	memset(opt, 0, sizeof(*opt));
+	opt->port = 1883;
+	opt->timeout_s = 10;
+	default_device(dev, sizeof(dev));
+	opt->host = strdup("localhost");
+	opt->device = strdup(dev);
+}
+
+void options__cleanup(struct options *opt)
+{
+	free(opt->host);
+	free(opt->user);
+	free(opt->device);
+	free(opt->cafile);
+	free(opt->password_file);
+	if(opt->password){
+		explicit_bzero(opt->password, strlen(opt->password));
+		free(opt->password);
+	}
+	memset(opt, 0, sizeof(*opt));
+}
+
+static int set_port(struct options *opt, const char *val, const char *where)
+{
+	long long p = util__number(val, 1, 65535);
+
+	if(p < 0){
+		util__error("%s: invalid port '%s'", where, val);
+		return EXIT_USAGE;
+	}
+	opt->port = (int)p;
+	return EXIT_OK;
+}
+
+static int set_key(struct options *opt, const char *key, const char *val, const char *where)
+{
+	if(!strcmp(key, "host")) return set_str(&opt->host, val);
+	if(!strcmp(key, "port")) return set_port(opt, val, where);
+	if(!strcmp(key, "user")) return set_str(&opt->user, val);
+	if(!strcmp(key, "device")) return set_str(&opt->device, val);
+	if(!strcmp(key, "cafile")) return set_str(&opt->cafile, val);
+	if(!strcmp(key, "password_file")) return set_str(&opt->password_file, val);
+	util__error("%s: unknown key '%s'", where, key);
+	return EXIT_USAGE;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while(*s == ' ' || *s == '\t') s++;
+	e = s + strlen(s);
+	while(e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) e--;
+	*e = '\0';
+	return s;
+}
+
+/* Read "key = value" lines; the file must not be readable by group/others
+ * since it may name a password file. A missing file is no error. */
+static int read_config(struct options *opt)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	char path[4096], line[4096], where[4200];
+	struct stat st;
+	FILE *fp;
+	int lineno = 0, rc = EXIT_OK;
+
+	if(xdg && *xdg) snprintf(path, sizeof(path), "%s/mqchat/config", xdg);
+	else if(home && *home) snprintf(path, sizeof(path), "%s/.config/mqchat/config", home);
+	else return EXIT_OK;
+
+	fp = fopen(path, "r");
+	if(fp == NULL){
+		if(errno == ENOENT) return EXIT_OK;
+		util__error("cannot read %s: %s", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if(fstat(fileno(fp), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO))){
+		util__error("config file %s is accessible by group or others; run: chmod 600 %s",
+				path, path);
+		fclose(fp);
+		return EXIT_USAGE;
+	}
+	while(rc == EXIT_OK && fgets(line, sizeof(line), fp)){
+		char *s = trim(line), *eq;
+
+		lineno++;
+		if(*s == '\0' || *s == '#') continue;
+		eq = strchr(s, '=');
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		if(eq == NULL){
+			util__error("%s: expected 'key = value'", where);
+			rc = EXIT_USAGE;
+			break;
+		}
+		*eq = '\0';
+		rc = set_key(opt, trim(s), trim(eq + 1), where);
+	}
+	fclose(fp);
+	return rc;
+}
+
+int options__parse(struct options *opt, int argc, char **argv, int *next)
+{
+	int i, rc;
+	const char *v;
+
+	rc = read_config(opt);
+	if(rc) return rc;
+
+	for(i=1; i<argc && argv[i][0] == '-'; i++){
+		int m;
+		if(!strcmp(argv[i], "--")){
+			i++;
+			break;
+		}
+		if(!strcmp(argv[i], "--json")){
+			opt->json = true;
+			continue;
+		}
+		if((m = util__optval(argc, argv, &i, "--host", &v)) != 0){
+			if(m < 0) return EXIT_USAGE;
+			if((rc = set_str(&opt->host, v))) return rc;
+		}else if((m = util__optval(argc, argv, &i, "--port", &v)) != 0){
+			if(m < 0 || set_port(opt, v, "--port")) return EXIT_USAGE;
+		}else if((m = util__optval(argc, argv, &i, "--user", &v)) != 0){
+			if(m < 0) return EXIT_USAGE;
+			if((rc = set_str(&opt->user, v))) return rc;
+		}else if((m = util__optval(argc, argv, &i, "--device", &v)) != 0){
+			if(m < 0) return EXIT_USAGE;
+			if((rc = set_str(&opt->device, v))) return rc;
+		}else if((m = util__optval(argc, argv, &i, "--cafile", &v)) != 0){
+			if(m < 0) return EXIT_USAGE;
+			if((rc = set_str(&opt->cafile, v))) return rc;
+		}else if((m = util__optval(argc, argv, &i, "--password-file", &v)) != 0){
+			if(m < 0) return EXIT_USAGE;
+			if((rc = set_str(&opt->password_file, v))) return rc;
+		}else if((m = util__optval(argc, argv, &i, "--timeout", &v)) != 0){
+			long long t;
+			if(m < 0) return EXIT_USAGE;
+			t = util__number(v, 1, 3600);
+			if(t < 0){
+				util__error("--timeout: expected seconds (1..3600), got '%s'", v);
+				return EXIT_USAGE;
+			}
+			opt->timeout_s = (int)t;
+		}else if(!strcmp(argv[i], "--password")){
+			util__error("passwords are never taken from the command line; use "
+					"--password-file, MQCHAT_PASSWORD or the prompt");
+			return EXIT_USAGE;
+		}else{
+			util__error("unknown option '%s'", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if(opt->device == NULL || !names__valid_device(opt->device, strlen(opt->device))){
+		util__error("invalid device name '%s' (1..%d of A-Z a-z 0-9 _ . -)",
+				opt->device ? opt->device : "", DEVICE_MAX_LEN);
+		return EXIT_USAGE;
+	}
+	*next = i;
+	return EXIT_OK;
+}
+
+int options__need_user(const struct options *opt)
+{
+	if(opt->user == NULL){
+		util__error("no user: give --user or 'user = ...' in the config file");
+		return EXIT_USAGE;
+	}
+	if(!names__valid_str(opt->user)){
+		util__error("invalid user name '%s' (lowercase a-z 0-9 _ . -, 1..%d, starting "
+				"with a letter or digit)", opt->user, NAME_MAX_LEN);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+int options__prompt(const char *prompt, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	FILE *tty;
+	bool restore = false;
+	size_t n;
+	int rc = 0;
+
+	tty = fopen("/dev/tty", "r+");
+	if(tty == NULL) return -1;
+	fputs(prompt, tty);
+	fflush(tty);
+	if(tcgetattr(fileno(tty), &old) == 0){
+		quiet = old;
+		quiet.c_lflag &= (tcflag_t)~(ECHO | ECHONL);
+		quiet.c_lflag |= ICANON;
+		restore = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
+	}
+	if(fgets(buf, (int)len, tty) == NULL){
+		rc = -1;
+		buf[0] = '\0';
+	}
+	if(restore) tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fputc('\n', tty);
+	fclose(tty);
+	n = strlen(buf);
+	while(n > 0 && (buf[n-1] == '\n' || buf[n-1] == '\r')) buf[--n] = '\0';
+	return rc;
+}
+
+/* The first line of a private file. */
+static int read_password_file(const char *path, char *buf, size_t len)
+{
+	struct stat st;
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	if(fp == NULL){
+		util__error("cannot read password file %s: %s", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if(fstat(fileno(fp), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO))){
+		util__error("password file %s is accessible by group or others; run: chmod 600 %s",
+				path, path);
+		fclose(fp);
+		return EXIT_USAGE;
+	}
+	if(fgets(buf, (int)len, fp) == NULL) buf[0] = '\0';
+	fclose(fp);
+	n = strlen(buf);
+	while(n > 0 && (buf[n-1] == '\n' || buf[n-1] == '\r')) buf[--n] = '\0';
+	if(n == 0){
+		util__error("password file %s is empty", path);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+int options__password(struct options *opt)
+{
+	char buf[PASSWORD_MAX];
+	const char *env = getenv("MQCHAT_PASSWORD");
+	int rc = EXIT_OK;
+
+	if(opt->password) return EXIT_OK;
+	buf[0] = '\0';
+	if(opt->password_file){
+		rc = read_password_file(opt->password_file, buf, sizeof(buf));
+	}else if(env && *env){
+		snprintf(buf, sizeof(buf), "%s", env);
+	}else{
+		char prompt[128];
+		snprintf(prompt, sizeof(prompt), "Password for %s: ", opt->user ? opt->user : "?");
+		if(options__prompt(prompt, buf, sizeof(buf)) != 0 || buf[0] == '\0'){
+			util__error("no password: use --password-file, MQCHAT_PASSWORD or a terminal");
+			rc = EXIT_USAGE;
+		}
+	}
+	if(rc == EXIT_OK){
+		opt->password = strdup(buf);
+		if(opt->password == NULL){
+			util__error("out of memory");
+			rc = EXIT_FAILED;
+		}
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}

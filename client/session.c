@@ -1,0 +1,655 @@
+/* session.c - one MQTT 5 connection of the chat client (see session.h). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "session.h"
+#include "timeutil.h"
+
+#define KEEPALIVE_S 30
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 4000
+
+volatile sig_atomic_t session_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	session_stop = 1;
+}
+
+void session__signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: poll() returns at once */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int64_t session__deadline(const struct session *s)
+{
+	return time__mono_ms() + (int64_t)s->opt->timeout_s * 1000;
+}
+
+/* ---- callbacks: they only record ---- */
+
+static void resubscribe(struct session *s)
+{
+	int i;
+
+	for(i=0; i<s->nsubs; i++){
+		mosquitto_subscribe_v5(s->mosq, NULL, s->subs[i].topic, s->subs[i].qos, 0, NULL);
+	}
+}
+
+static void connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
+		const mosquitto_property *props)
+{
+	struct session *s = ud;
+
+	(void)mosq;
+	(void)props;
+	s->connack = rc;
+	if(rc != 0){
+		if(s->ever_connected){
+			fprintf(stderr, "Error: reconnect refused: %s\n", mosquitto_reason_string(rc));
+			s->fatal = (rc == MQTT_RC_BAD_USERNAME_OR_PASSWORD || rc == MQTT_RC_NOT_AUTHORIZED)
+				? EXIT_AUTH : EXIT_UNREACH;
+		}
+		return;
+	}
+	s->connected = true;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	if(s->ever_connected){
+		fprintf(stderr, "reconnected%s\n", (flags & 1) ? "" : " (new session)");
+		/* Without the old session the broker forgot our subscriptions. */
+		if(!(flags & 1)) resubscribe(s);
+	}
+	s->ever_connected = true;
+}
+
+static void disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
+		const mosquitto_property *props)
+{
+	struct session *s = ud;
+
+	(void)mosq;
+	(void)props;
+	if(s->connected && s->reconnect && !session_stop){
+		fprintf(stderr, "connection lost (%s), reconnecting\n",
+				rc ? mosquitto_strerror(rc) : "closed");
+	}
+	s->connected = false;
+	s->retry_at = time__mono_ms() + s->backoff_ms;
+}
+
+static void subscribe_cb(struct mosquitto *mosq, void *ud, int mid, int n,
+		const int *granted, const mosquitto_property *props)
+{
+	struct session *s = ud;
+	int i;
+
+	(void)mosq;
+	(void)props;
+	if(mid != s->wait_mid) return;
+	s->ngranted = n < 64 ? n : 64;
+	for(i=0; i<s->ngranted; i++) s->granted[i] = granted[i];
+	s->wait_done = true;
+}
+
+static void unsubscribe_cb(struct mosquitto *mosq, void *ud, int mid,
+		const mosquitto_property *props)
+{
+	struct session *s = ud;
+
+	(void)mosq;
+	(void)props;
+	if(mid == s->wait_mid) s->wait_done = true;
+}
+
+static void publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason,
+		const mosquitto_property *props)
+{
+	struct session *s = ud;
+	int i;
+
+	(void)mosq;
+	(void)props;
+	for(i=0; i<s->npubs; i++){
+		if(s->pubs[i].mid != mid) continue;
+		if(s->pubs[i].track){
+			s->pubs[i].done = true;
+			s->pubs[i].reason = reason;
+		}else{
+			if(reason >= 0x80) s->refused++;
+			s->pubs[i] = s->pubs[--s->npubs];
+		}
+		return;
+	}
+}
+
+static void rpc_answer(struct session *s, const void *payload, size_t len)
+{
+	json_t *j, *id;
+
+	j = json_loadb(payload, len, 0, NULL);
+	if(j == NULL) return;
+	id = json_object_get(j, "id");
+	if(s->rpc_id[0] && json_is_string(id) && !strcmp(json_string_value(id), s->rpc_id)
+			&& s->rpc_resp == NULL){
+		s->rpc_resp = j;
+		return;
+	}
+	json_decref(j); /* a late answer to an earlier request, or another device's */
+}
+
+static void message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_message *m,
+		const mosquitto_property *props)
+{
+	struct session *s = ud;
+
+	(void)mosq;
+	(void)props;
+	if(m->topic == NULL) return;
+	if(s->rpc_topic[0] && !strcmp(m->topic, s->rpc_topic)){
+		rpc_answer(s, m->payload, (size_t)m->payloadlen);
+		return;
+	}
+	if(s->on_message) s->on_message(s, m->topic, m->payload, (size_t)m->payloadlen, s->ud);
+}
+
+/* ---- set-up ---- */
+
+int session__init(struct session *s, struct options *opt, enum session_kind kind)
+{
+	memset(s, 0, sizeof(*s));
+	s->opt = opt;
+	s->kind = kind;
+	s->connack = -1;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	s->reconnect = (kind == SESSION_PERSISTENT);
+
+	if(kind == SESSION_REGISTER){
+		char hex[33];
+		util__randhex(hex, 8);
+		snprintf(s->user, sizeof(s->user), "%s", REGISTER_USER);
+		snprintf(s->client_id, sizeof(s->client_id), "%s@%s", REGISTER_USER, hex);
+		snprintf(s->rpc_topic, sizeof(s->rpc_topic), "chat/register/%s/resp", s->client_id);
+		snprintf(s->rpc_req, sizeof(s->rpc_req), "chat/register/%s/req", s->client_id);
+	}else{
+		snprintf(s->user, sizeof(s->user), "%s", opt->user);
+		snprintf(s->rpc_topic, sizeof(s->rpc_topic), "chat/rpc/%s/resp", opt->user);
+		snprintf(s->rpc_req, sizeof(s->rpc_req), "chat/rpc/%s/req", opt->user);
+		if(kind == SESSION_PERSISTENT){
+			snprintf(s->client_id, sizeof(s->client_id), "%s@%s", opt->user, opt->device);
+		}else{
+			char hex[9];
+			util__randhex(hex, 4);
+			/* device + "." + 8 hex stays within the 64-character device part */
+			snprintf(s->client_id, sizeof(s->client_id), "%s@%.*s.%s", opt->user,
+					DEVICE_MAX_LEN - 9, opt->device, hex);
+		}
+	}
+	s->mosq = mosquitto_new(s->client_id, kind != SESSION_PERSISTENT, s);
+	if(s->mosq == NULL){
+		util__error("cannot create the MQTT client: %s", strerror(errno));
+		return EXIT_FAILED;
+	}
+	mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+	mosquitto_connect_v5_callback_set(s->mosq, connect_cb);
+	mosquitto_disconnect_v5_callback_set(s->mosq, disconnect_cb);
+	mosquitto_subscribe_v5_callback_set(s->mosq, subscribe_cb);
+	mosquitto_unsubscribe_v5_callback_set(s->mosq, unsubscribe_cb);
+	mosquitto_publish_v5_callback_set(s->mosq, publish_cb);
+	mosquitto_message_v5_callback_set(s->mosq, message_cb);
+	return EXIT_OK;
+}
+
+static bool connack_seen(struct session *s, void *arg)
+{
+	(void)arg;
+	return s->connack != -1;
+}
+
+int session__connect(struct session *s)
+{
+	mosquitto_property *props = NULL;
+	const char *pw;
+	enum session_wait w;
+	int rc;
+
+	if(s->kind == SESSION_REGISTER){
+		pw = "register"; /* the pseudo-user takes any password */
+	}else{
+		rc = options__password(s->opt);
+		if(rc) return rc;
+		pw = s->opt->password;
+	}
+	if(mosquitto_username_pw_set(s->mosq, s->user, pw) != MOSQ_ERR_SUCCESS){
+		util__error("out of memory");
+		return EXIT_FAILED;
+	}
+	if(s->opt->cafile){
+		rc = mosquitto_tls_set(s->mosq, s->opt->cafile, NULL, NULL, NULL, NULL);
+		if(rc != MOSQ_ERR_SUCCESS){
+			util__error("cannot use CA file %s: %s", s->opt->cafile, mosquitto_strerror(rc));
+			return EXIT_USAGE;
+		}
+	}
+	if(s->kind == SESSION_PERSISTENT){
+		if(mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+					SESSION_EXPIRY_S) != MOSQ_ERR_SUCCESS){
+			util__error("out of memory");
+			return EXIT_FAILED;
+		}
+	}
+	rc = mosquitto_connect_bind_v5(s->mosq, s->opt->host, s->opt->port, KEEPALIVE_S, NULL, props);
+	mosquitto_property_free_all(&props);
+	if(rc != MOSQ_ERR_SUCCESS){
+		util__error("cannot reach the broker at %s:%d: %s", s->opt->host, s->opt->port,
+				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		return EXIT_UNREACH;
+	}
+	w = session__wait(s, connack_seen, NULL, session__deadline(s), -1);
+	if(s->connack == 0) return EXIT_OK;
+	if(s->connack > 0){
+		switch(s->connack){
+			case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
+			case MQTT_RC_NOT_AUTHORIZED:
+			case MQTT_RC_BAD_AUTHENTICATION_METHOD:
+			case MQTT_RC_BANNED:
+				if(s->kind == SESSION_REGISTER){
+					util__error("registration is not open on this server (%s)",
+							mosquitto_reason_string(s->connack));
+					return EXIT_FAILED;
+				}
+				util__error("wrong username or password for %s (%s)", s->user,
+						mosquitto_reason_string(s->connack));
+				return EXIT_AUTH;
+			case MQTT_RC_CLIENTID_NOT_VALID:
+				util__error("client id %s refused by the broker", s->client_id);
+				return EXIT_AUTH;
+			default:
+				util__error("connection refused by the broker: %s",
+						mosquitto_reason_string(s->connack));
+				return EXIT_UNREACH;
+		}
+	}
+	if(w == WAIT_STOP) return EXIT_FAILED;
+	if(w == WAIT_TIMEOUT){
+		util__error("no answer from the broker at %s:%d within %d s", s->opt->host,
+				s->opt->port, s->opt->timeout_s);
+		return EXIT_TIMEOUT;
+	}
+	util__error("the broker at %s:%d closed the connection", s->opt->host, s->opt->port);
+	return EXIT_UNREACH;
+}
+
+void session__cleanup(struct session *s)
+{
+	int i;
+
+	if(s->mosq){
+		if(s->connected){
+			int64_t deadline = time__mono_ms() + 2000;
+			bool was = s->reconnect;
+			s->reconnect = false;
+			session_stop = 0; /* let the last PUBACKs in after a signal */
+			session__flush(s, deadline);
+			s->reconnect = was;
+			mosquitto_disconnect_v5(s->mosq, 0, NULL);
+		}
+		mosquitto_destroy(s->mosq);
+	}
+	for(i=0; i<s->nsubs; i++) free(s->subs[i].topic);
+	free(s->subs);
+	free(s->pubs);
+	json_decref(s->rpc_resp);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- the loop ---- */
+
+bool session__step(struct session *s, int max_ms, int extra_fd)
+{
+	struct pollfd pfd[2];
+	int n = 0, sock, rc, sock_i = -1, fd_i = -1;
+	int64_t now = time__mono_ms();
+
+	sock = mosquitto_socket(s->mosq);
+	if(sock < 0 && s->reconnect && s->ever_connected && s->fatal == 0){
+		if(now >= s->retry_at){
+			rc = mosquitto_reconnect(s->mosq);
+			if(rc != MOSQ_ERR_SUCCESS){
+				s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+				s->retry_at = now + s->backoff_ms;
+			}
+			sock = mosquitto_socket(s->mosq);
+		}else if(s->retry_at - now < max_ms){
+			max_ms = (int)(s->retry_at - now);
+		}
+	}
+	if(sock >= 0){
+		pfd[n].fd = sock;
+		pfd[n].events = POLLIN | (mosquitto_want_write(s->mosq) ? POLLOUT : 0);
+		pfd[n].revents = 0;
+		sock_i = n++;
+	}
+	if(extra_fd >= 0){
+		pfd[n].fd = extra_fd;
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		fd_i = n++;
+	}
+	if(max_ms > 1000) max_ms = 1000; /* keepalive and retries need a beat */
+	if(max_ms < 0) max_ms = 0;
+	rc = poll(pfd, (nfds_t)n, max_ms);
+	if(rc < 0) return false; /* EINTR: the caller looks at session_stop */
+
+	if(sock_i >= 0){
+		if(pfd[sock_i].revents & (POLLIN | POLLHUP | POLLERR)){
+			mosquitto_loop_read(s->mosq, 1);
+		}
+		if(mosquitto_socket(s->mosq) >= 0 && mosquitto_want_write(s->mosq)){
+			mosquitto_loop_write(s->mosq, 1);
+		}
+		if(mosquitto_socket(s->mosq) >= 0) mosquitto_loop_misc(s->mosq);
+	}
+	return fd_i >= 0 && (pfd[fd_i].revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+enum session_wait session__wait(struct session *s, bool (*cond)(struct session *, void *),
+		void *arg, int64_t deadline, int extra_fd)
+{
+	for(;;){
+		int64_t now;
+		int max_ms = 1000;
+
+		if(cond && cond(s, arg)) return WAIT_DONE;
+		if(session_stop) return WAIT_STOP;
+		if(s->fatal) return WAIT_FATAL;
+		if(mosquitto_socket(s->mosq) < 0 && s->connack != -1
+				&& !(s->reconnect && s->ever_connected)){
+			return WAIT_LOST;
+		}
+		now = time__mono_ms();
+		if(deadline && now >= deadline) return WAIT_TIMEOUT;
+		if(deadline && deadline - now < max_ms) max_ms = (int)(deadline - now);
+		if(session__step(s, max_ms, extra_fd)) return WAIT_FD;
+	}
+}
+
+int session__wait_rc(struct session *s, enum session_wait w, const char *what)
+{
+	switch(w){
+		case WAIT_DONE:
+		case WAIT_FD:
+			return EXIT_OK;
+		case WAIT_TIMEOUT:
+			util__error("no answer %s within %d s", what, s->opt->timeout_s);
+			return EXIT_TIMEOUT;
+		case WAIT_LOST:
+			util__error("connection to the broker lost %s", what);
+			return EXIT_UNREACH;
+		case WAIT_STOP:
+			return EXIT_OK;
+		case WAIT_FATAL:
+			return s->fatal;
+	}
+	return EXIT_FAILED;
+}
+
+/* ---- subscribe / unsubscribe ---- */
+
+static bool wait_done(struct session *s, void *arg)
+{
+	(void)arg;
+	return s->wait_done;
+}
+
+static int remember_sub(struct session *s, const char *topic, int qos)
+{
+	struct sub_entry *n;
+	int i;
+
+	for(i=0; i<s->nsubs; i++){
+		if(!strcmp(s->subs[i].topic, topic)) return EXIT_OK;
+	}
+	n = realloc(s->subs, (size_t)(s->nsubs + 1) * sizeof(*n));
+	if(n == NULL) return EXIT_FAILED;
+	s->subs = n;
+	n[s->nsubs].topic = strdup(topic);
+	if(n[s->nsubs].topic == NULL) return EXIT_FAILED;
+	n[s->nsubs].qos = qos;
+	s->nsubs++;
+	return EXIT_OK;
+}
+
+int session__subscribe(struct session *s, const char *const *topics, int n, int qos,
+		bool remember)
+{
+	char *list[64];
+	int rc, i, mid = 0;
+
+	if(n <= 0 || n > 64) return EXIT_FAILED;
+	s->wait_done = false;
+	s->ngranted = 0;
+	/* libmosquitto's prototype lacks a const it honours */
+	memcpy(list, topics, (size_t)n * sizeof(list[0]));
+	rc = mosquitto_subscribe_multiple(s->mosq, &mid, n, list, qos, 0, NULL);
+	if(rc != MOSQ_ERR_SUCCESS){
+		util__error("cannot subscribe: %s", mosquitto_strerror(rc));
+		return rc == MOSQ_ERR_NO_CONN ? EXIT_UNREACH : EXIT_FAILED;
+	}
+	s->wait_mid = mid;
+	rc = session__wait_rc(s, session__wait(s, wait_done, NULL, session__deadline(s), -1),
+			"to the subscription");
+	if(rc) return rc;
+	if(remember){
+		for(i=0; i<n && i < s->ngranted; i++){
+			if(s->granted[i] < 0x80 && remember_sub(s, topics[i], qos)){
+				util__error("out of memory");
+				return EXIT_FAILED;
+			}
+		}
+	}
+	return EXIT_OK;
+}
+
+int session__unsubscribe(struct session *s, const char *topic)
+{
+	int rc, mid = 0, i;
+
+	for(i=0; i<s->nsubs; i++){
+		if(!strcmp(s->subs[i].topic, topic)){
+			free(s->subs[i].topic);
+			s->subs[i] = s->subs[--s->nsubs];
+			break;
+		}
+	}
+	s->wait_done = false;
+	rc = mosquitto_unsubscribe_v5(s->mosq, &mid, topic, NULL);
+	if(rc != MOSQ_ERR_SUCCESS){
+		util__error("cannot unsubscribe: %s", mosquitto_strerror(rc));
+		return rc == MOSQ_ERR_NO_CONN ? EXIT_UNREACH : EXIT_FAILED;
+	}
+	s->wait_mid = mid;
+	return session__wait_rc(s, session__wait(s, wait_done, NULL, session__deadline(s), -1),
+			"to the unsubscribe");
+}
+
+/* ---- publish ---- */
+
+int session__publish(struct session *s, const char *topic, const void *payload,
+		size_t len, bool track, int *mid)
+{
+	int rc, m = 0;
+
+	if(s->npubs == s->cappubs){
+		int cap = s->cappubs ? s->cappubs * 2 : 16;
+		struct pub_slot *n = realloc(s->pubs, (size_t)cap * sizeof(*n));
+		if(n == NULL){
+			util__error("out of memory");
+			return EXIT_FAILED;
+		}
+		s->pubs = n;
+		s->cappubs = cap;
+	}
+	if(len > 256 * 1024 * 1024){
+		util__error("message too large");
+		return EXIT_FAILED;
+	}
+	rc = mosquitto_publish_v5(s->mosq, &m, topic, (int)len, payload, 1, false, NULL);
+	/* While disconnected libmosquitto queues QoS 1 messages and sends them
+	 * on reconnect (NO_CONN then only means "not sent yet"). */
+	if(rc != MOSQ_ERR_SUCCESS && !(rc == MOSQ_ERR_NO_CONN && s->reconnect)){
+		util__error("cannot publish to %s: %s", topic, mosquitto_strerror(rc));
+		return EXIT_FAILED;
+	}
+	s->pubs[s->npubs].mid = m;
+	s->pubs[s->npubs].track = track;
+	s->pubs[s->npubs].done = false;
+	s->pubs[s->npubs].reason = 0;
+	s->npubs++;
+	if(mid) *mid = m;
+	return EXIT_OK;
+}
+
+static bool pub_done(struct session *s, void *arg)
+{
+	int mid = *(int *)arg, i;
+
+	for(i=0; i<s->npubs; i++){
+		if(s->pubs[i].mid == mid) return s->pubs[i].done;
+	}
+	return true;
+}
+
+int session__pub_wait(struct session *s, int mid, int *reason)
+{
+	int rc, i;
+
+	rc = session__wait_rc(s, session__wait(s, pub_done, &mid, session__deadline(s), -1),
+			"from the broker to the publish");
+	*reason = 0;
+	for(i=0; i<s->npubs; i++){
+		if(s->pubs[i].mid == mid){
+			*reason = s->pubs[i].reason;
+			s->pubs[i] = s->pubs[--s->npubs];
+			break;
+		}
+	}
+	return rc;
+}
+
+static bool all_acked(struct session *s, void *arg)
+{
+	int i;
+
+	(void)arg;
+	for(i=0; i<s->npubs; i++){
+		if(!s->pubs[i].done) return false;
+	}
+	return true;
+}
+
+enum session_wait session__flush(struct session *s, int64_t deadline)
+{
+	return session__wait(s, all_acked, NULL, deadline, -1);
+}
+
+/* ---- RPC ---- */
+
+static bool rpc_answered(struct session *s, void *arg)
+{
+	int mid = *(int *)arg, i;
+
+	if(s->rpc_resp) return true;
+	/* A refused request will never be answered: stop waiting. */
+	for(i=0; i<s->npubs; i++){
+		if(s->pubs[i].mid == mid && s->pubs[i].done && s->pubs[i].reason >= 0x80) return true;
+	}
+	return false;
+}
+
+int session__rpc(struct session *s, json_t *req, json_t **resp)
+{
+	char *payload = NULL;
+	const char *topics[1];
+	json_t *ok, *err, *msg;
+	enum session_wait w;
+	int rc, mid = 0, reason = 0, i;
+
+	*resp = NULL;
+	if(!s->rpc_subscribed){
+		/* QoS 0 in a persistent session: answers are not queued for a later
+		 * run (which could not match them anyway). */
+		topics[0] = s->rpc_topic;
+		rc = session__subscribe(s, topics, 1,
+				s->kind == SESSION_PERSISTENT ? 0 : 1, s->kind == SESSION_PERSISTENT);
+		if(rc) return rc;
+		if(s->granted[0] >= 0x80){
+			util__error("not authorized to subscribe to %s (%s)", s->rpc_topic,
+					mosquitto_reason_string(s->granted[0]));
+			return EXIT_DENIED;
+		}
+		s->rpc_subscribed = true;
+	}
+	util__randhex(s->rpc_id, 12);
+	json_decref(s->rpc_resp);
+	s->rpc_resp = NULL;
+	if(json_object_set_new(req, "id", json_string(s->rpc_id)) != 0
+			|| (payload = json_dumps(req, JSON_COMPACT)) == NULL){
+		util__error("out of memory");
+		return EXIT_FAILED;
+	}
+	rc = session__publish(s, s->rpc_req, payload, strlen(payload), true, &mid);
+	free(payload);
+	if(rc) return rc;
+
+	w = session__wait(s, rpc_answered, &mid, session__deadline(s), -1);
+	rc = (w == WAIT_TIMEOUT && s->quiet) ? EXIT_TIMEOUT
+		: session__wait_rc(s, w, s->kind == SESSION_REGISTER
+				? "to the registration (is the archiver running?)"
+				: "from the archiver (is it running?)");
+	for(i=0; i<s->npubs; i++){
+		if(s->pubs[i].mid == mid){
+			reason = s->pubs[i].reason;
+			s->pubs[i] = s->pubs[--s->npubs];
+			break;
+		}
+	}
+	s->rpc_id[0] = '\0';
+	if(reason >= 0x80){
+		util__error("request refused by the broker: %s", mosquitto_reason_string(reason));
+		return EXIT_FAILED;
+	}
+	if(rc) return rc;
+	if(session_stop && s->rpc_resp == NULL) return EXIT_FAILED;
+
+	ok = json_object_get(s->rpc_resp, "ok");
+	if(!json_is_true(ok) && s->kind != SESSION_REGISTER){
+		err = json_object_get(s->rpc_resp, "error");
+		msg = json_object_get(s->rpc_resp, "message");
+		util__error("%s%s%s%s", json_is_string(msg) ? json_string_value(msg) : "request failed",
+				json_is_string(err) ? " (" : "",
+				json_is_string(err) ? json_string_value(err) : "",
+				json_is_string(err) ? ")" : "");
+		json_decref(s->rpc_resp);
+		s->rpc_resp = NULL;
+		return EXIT_FAILED;
+	}
+	*resp = s->rpc_resp;
+	s->rpc_resp = NULL;
+	return EXIT_OK;
+}

@@ -1,0 +1,146 @@
+/* session.h - one MQTT connection of the chat client (libmosquitto, MQTT 5)
+ * with blocking request/response helpers, each bounded by --timeout.
+ *
+ * The event loop is ours (poll on the broker socket and optionally one more
+ * fd, such as stdin for chat), so commands stay single-threaded: callbacks
+ * only record what arrived, the helpers wait for it. */
+#ifndef MQCHAT_SESSION_H
+#define MQCHAT_SESSION_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "mqchat.h"
+
+enum session_kind {
+	/* <user>@<device>.<random>, clean start: one-shot commands (send, RPC),
+	 * so they never take over the persistent session of the same device. */
+	SESSION_ONESHOT,
+	/* <user>@<device>, clean start false, 7-day session expiry, reconnects
+	 * with backoff: listen and chat, so nothing sent meanwhile is missed. */
+	SESSION_PERSISTENT,
+	/* _register@<16 hex>, clean start: self-registration. */
+	SESSION_REGISTER,
+};
+
+/* Outcome of session__wait. */
+enum session_wait {
+	WAIT_DONE = 0,     /* the condition holds */
+	WAIT_TIMEOUT,      /* the deadline passed */
+	WAIT_LOST,         /* connection lost and not reconnecting */
+	WAIT_STOP,         /* SIGINT/SIGTERM */
+	WAIT_FD,           /* the extra fd is readable */
+	WAIT_FATAL,        /* reconnect refused (credentials changed); see s->fatal */
+};
+
+struct session;
+
+/* Called for each message that is not an RPC answer. Topic and payload are
+ * borrowed for the duration of the call. */
+typedef void (*session_message_cb)(struct session *s, const char *topic,
+		const void *payload, size_t len, void *ud);
+
+struct pub_slot {
+	int mid;
+	bool track;   /* kept until session__pub_result collects it */
+	bool done;
+	int reason;
+};
+
+struct sub_entry {
+	char *topic;
+	int qos;
+};
+
+struct session {
+	struct mosquitto *mosq;
+	struct options *opt;
+	enum session_kind kind;
+	char client_id[CLIENTID_MAX_LEN + 1];
+	char user[NAME_MAX_LEN + 1];
+	bool connected;
+	bool ever_connected;
+	int connack;            /* -1 until the first CONNACK */
+	int fatal;              /* exit code if a reconnect was refused */
+	bool reconnect;         /* reconnect with backoff (persistent sessions) */
+	int64_t retry_at;
+	int backoff_ms;
+	struct sub_entry *subs; /* restored if the broker lost the session */
+	int nsubs;
+	int wait_mid;           /* the SUBSCRIBE/UNSUBSCRIBE being waited for */
+	bool wait_done;
+	int granted[64];
+	int ngranted;
+	struct pub_slot *pubs;  /* publishes awaiting their PUBACK */
+	int npubs, cappubs;
+	int refused;            /* refused untracked publishes */
+	char rpc_topic[128];    /* where answers come: chat/rpc/<me>/resp */
+	char rpc_req[128];      /* where requests go: chat/rpc/<me>/req */
+	bool rpc_subscribed;
+	char rpc_id[40];
+	json_t *rpc_resp;       /* new reference, taken by session__rpc */
+	bool quiet;             /* session__rpc: no message on a timeout */
+	session_message_cb on_message;
+	void *ud;
+};
+
+extern volatile sig_atomic_t session_stop;
+
+/* Install SIGINT/SIGTERM handlers that set session_stop (no SA_RESTART). */
+void session__signals(void);
+
+/* Set up s (no connection yet). opt is borrowed and must outlive s. For
+ * SESSION_REGISTER, opt->user is not needed. Returns EXIT_OK or EXIT_FAILED. */
+int session__init(struct session *s, struct options *opt, enum session_kind kind);
+/* Connect and wait for the CONNACK. Returns EXIT_OK, EXIT_AUTH (bad
+ * credentials / not authorised), EXIT_UNREACH, EXIT_TIMEOUT; prints errors. */
+int session__connect(struct session *s);
+/* Publish the pending messages' PUBACKs (bounded), disconnect, free all. */
+void session__cleanup(struct session *s);
+
+/* Run the loop once: wait at most max_ms for the broker socket or extra_fd
+ * (-1 for none). Returns true if extra_fd is readable. */
+bool session__step(struct session *s, int max_ms, int extra_fd);
+/* Run the loop until cond(s, arg) is true, deadline (monotonic ms, 0 for
+ * none) passes, extra_fd is readable, a signal arrives or the connection is
+ * lost for good. */
+enum session_wait session__wait(struct session *s, bool (*cond)(struct session *, void *),
+		void *arg, int64_t deadline, int extra_fd);
+/* A deadline --timeout seconds from now. */
+int64_t session__deadline(const struct session *s);
+
+/* Subscribe to n filters at qos and wait for the SUBACK; granted codes in
+ * s->granted. remember: restore them after a reconnect without session.
+ * Returns EXIT_OK, EXIT_TIMEOUT or EXIT_UNREACH (the caller judges refusals). */
+int session__subscribe(struct session *s, const char *const *topics, int n, int qos,
+		bool remember);
+/* Unsubscribe and wait for the UNSUBACK: also a barrier, since the broker
+ * answers in order (retained messages of an earlier subscribe come first). */
+int session__unsubscribe(struct session *s, const char *topic);
+
+/* Publish at QoS 1. track: keep the outcome for session__pub_wait. *mid
+ * (may be NULL) receives the message id. Returns EXIT_OK or EXIT_FAILED. */
+int session__publish(struct session *s, const char *topic, const void *payload,
+		size_t len, bool track, int *mid);
+/* Wait for the PUBACK of a tracked publish. Returns EXIT_OK with *reason
+ * the MQTT 5 reason code, or EXIT_TIMEOUT / EXIT_UNREACH. */
+int session__pub_wait(struct session *s, int mid, int *reason);
+/* Wait until every publish is acknowledged or the deadline passes. */
+enum session_wait session__flush(struct session *s, int64_t deadline);
+
+/* Send an RPC request (req is borrowed; its "id" is set here) on
+ * chat/rpc/<me>/req and wait for the matching answer. On EXIT_OK *resp is a
+ * new reference with "ok": true. An error answer prints "Error: ..." and
+ * returns EXIT_FAILED; no answer: EXIT_TIMEOUT. A SESSION_REGISTER session
+ * uses chat/register/<clientid>/req and .../resp and returns every answer,
+ * ok or not, for the caller to judge. */
+int session__rpc(struct session *s, json_t *req, json_t **resp);
+
+/* Map a wait outcome to an exit code, printing what happened. */
+int session__wait_rc(struct session *s, enum session_wait w, const char *what);
+
+#endif

@@ -1,0 +1,210 @@
+/* util.c - small helpers of the chat client: ids, option values, safe
+ * printing, time formats, input checks. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "envelope.h"
+#include "mqchat.h"
+#include "timeutil.h"
+
+int util__random(void *out, size_t n)
+{
+	unsigned char *p = out;
+
+	while(n > 0){
+		ssize_t r = getrandom(p, n, 0);
+		if(r < 0){
+			if(errno == EINTR) continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+void util__msgid(char *out)
+{
+	static const char alphabet[] =
+		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	unsigned char r[64];
+	size_t i = 0, k = sizeof(r);
+
+	/* Rejection sampling keeps the 62 symbols equally likely. */
+	while(i < MSGID_LEN){
+		if(k == sizeof(r)){
+			if(util__random(r, sizeof(r)) != 0){
+				/* getrandom cannot fail on Linux >= 3.17 short of a bad
+				 * pointer; fall back to time so an id is still unique. */
+				int64_t t = time__mono_ns() ^ time__now_ms();
+				memcpy(r, &t, sizeof(t));
+				memset(r + sizeof(t), 0, sizeof(r) - sizeof(t));
+			}
+			k = 0;
+		}
+		if(r[k] < 248) out[i++] = alphabet[r[k] % 62];
+		k++;
+	}
+	out[MSGID_LEN] = '\0';
+}
+
+void util__randhex(char *out, size_t n)
+{
+	unsigned char r[64];
+	size_t i;
+
+	if(n > sizeof(r)) n = sizeof(r);
+	if(util__random(r, n) != 0){
+		int64_t t = time__mono_ns();
+		memset(r, 0, sizeof(r));
+		memcpy(r, &t, sizeof(t) < n ? sizeof(t) : n);
+	}
+	for(i=0; i<n; i++) snprintf(out + 2*i, 3, "%02x", r[i]);
+	out[2*n] = '\0';
+}
+
+int util__optval(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+
+	if(strncmp(a, name, n) != 0) return 0;
+	if(a[n] == '='){
+		*val = a + n + 1;
+		return 1;
+	}
+	if(a[n] != '\0') return 0;
+	if(*i + 1 >= argc){
+		util__error("option %s needs a value", name);
+		return -1;
+	}
+	(*i)++;
+	*val = argv[*i];
+	return 1;
+}
+
+long long util__number(const char *s, long long min, long long max)
+{
+	char *end;
+	long long v;
+
+	if(s == NULL || *s < '0' || *s > '9') return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if(errno || *end != '\0' || v < min || v > max) return -1;
+	return v;
+}
+
+/* Length of the UTF-8 sequence at p (assumed valid), at least 1. */
+static size_t seq_len(unsigned char c)
+{
+	if(c >= 0xF0) return 4;
+	if(c >= 0xE0) return 3;
+	if(c >= 0xC0) return 2;
+	return 1;
+}
+
+void util__print_safe(FILE *fp, const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while(i < len){
+		unsigned char c = (unsigned char)s[i];
+		size_t n = seq_len(c);
+
+		if(c == '\n'){
+			fputs("\n    ", fp);            /* continuation lines are indented */
+		}else if(c < 0x20 || c == 0x7f){
+			fputc('?', fp);                 /* no terminal escapes from peers */
+		}else if(c == 0xC2 && i + 1 < len && (unsigned char)s[i+1] < 0xA0){
+			fputc('?', fp);                 /* C1 controls U+0080..U+009F */
+		}else{
+			if(i + n > len) n = len - i;
+			fwrite(s + i, 1, n, fp);
+		}
+		i += n;
+	}
+}
+
+void util__fmt_time(int64_t ms, bool full, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(out, len, full ? "%Y-%m-%d %H:%M:%S" : "%H:%M:%S", &tm);
+}
+
+char *util__read_all(FILE *fp, size_t max, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+
+	if(buf == NULL) return NULL;
+	for(;;){
+		size_t r;
+		if(n + 1 >= cap){
+			char *nb;
+			if(cap > max + 1){
+				free(buf);
+				errno = EFBIG;
+				return NULL;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap);
+			if(nb == NULL){
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+		}
+		r = fread(buf + n, 1, cap - n - 1, fp);
+		n += r;
+		if(r == 0) break;
+	}
+	if(ferror(fp) || n > max){
+		free(buf);
+		errno = ferror(fp) ? EIO : EFBIG;
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+int util__check_body(const char *body, size_t len)
+{
+	if(len == 0){
+		util__error("empty message");
+		return EXIT_USAGE;
+	}
+	if(len > BODY_MAX){
+		util__error("message too large: %zu bytes (limit %d)", len, BODY_MAX);
+		return EXIT_FAILED;
+	}
+	if(memchr(body, '\0', len) != NULL){
+		util__error("message contains a NUL byte");
+		return EXIT_USAGE;
+	}
+	if(!utf8__valid(body, len)){
+		util__error("message is not valid UTF-8");
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+void util__error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("Error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
