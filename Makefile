@@ -100,6 +100,11 @@ test: deps all unit
 bench: deps all
 	@BUILD=$(BUILD) QUICK=$(QUICK) scripts/bench.sh
 
+# libFuzzer harnesses: tests/fuzz/fuzz.mk; FUZZ_SECONDS per harness (default 30).
+include tests/fuzz/fuzz.mk
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
 clean:
 	rm -rf build build-san
 

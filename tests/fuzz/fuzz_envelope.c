@@ -1,0 +1,180 @@
+/* fuzz_envelope.c - libFuzzer harness for envelope__parse and envelope__unescape.
+ *
+ * The input is a payload as a publisher would send it. Invariants checked:
+ * - the result is deterministic and *why is set exactly when parsing fails;
+ * - an accepted payload is valid UTF-8 and valid JSON to jansson (the
+ *   archiver's parser), and jansson reads the same id, type, body, ref and ts;
+ * - every slice lies inside the payload; id and ref match the message-id
+ *   grammar; the type-specific members are as envelope.h promises;
+ * - the body decodes into a buffer of its raw length + 1 (never more is
+ *   needed), to valid UTF-8 without NUL, identical to the raw bytes when
+ *   nothing was escaped, and a buffer one byte short is refused;
+ * - re-escaping the decoded body gives an envelope that parses and decodes
+ *   to the same bytes (round trip). */
+#include <stdbool.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "envelope.h"
+#include "names.h"
+#include "fuzz.h"
+
+static bool env_inside(const struct envelope_str *s, const uint8_t *data, size_t size)
+{
+	const char *lo = (const char *)data, *hi = lo + size;
+
+	return s->ptr >= lo && s->ptr <= hi && s->len <= (size_t)(hi - s->ptr);
+}
+
+/* JSON-escape buf[0..len) into a new NUL-terminated string (caller frees). */
+static char *env_escape(const char *buf, size_t len)
+{
+	char *out = malloc(len * 6 + 1), *o = out;
+	size_t i;
+
+	if(out == NULL) return NULL;
+	for(i=0; i<len; i++){
+		unsigned char c = (unsigned char)buf[i];
+		if(c == '"' || c == '\\'){
+			*o++ = '\\';
+			*o++ = (char)c;
+		}else if(c < 0x20){
+			o += sprintf(o, "\\u%04x", c);
+		}else{
+			*o++ = (char)c;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Decode s into a new exact-size buffer; FUZZ_ASSERTs the unescape contract. */
+static char *env_decode(const struct envelope_str *s, long *n)
+{
+	char *out = malloc(s->len + 1);
+
+	if(out == NULL) return NULL;
+	*n = envelope__unescape(s, out, s->len + 1);
+	FUZZ_ASSERT(*n >= 0 && (size_t)*n <= s->len);
+	FUZZ_ASSERT(out[*n] == '\0' && strlen(out) == (size_t)*n);
+	FUZZ_ASSERT(utf8__valid(out, (size_t)*n));
+	if(!s->escaped){
+		FUZZ_ASSERT((size_t)*n == s->len && memcmp(out, s->ptr, s->len) == 0);
+	}
+	if(*n > 0){
+		char *small = malloc((size_t)*n);
+		if(small){
+			FUZZ_ASSERT(envelope__unescape(s, small, (size_t)*n) == -1);
+			free(small);
+		}
+	}
+	return out;
+}
+
+static void env_round_trip(const struct envelope *env, const char *body, size_t len)
+{
+	char *esc = env_escape(body, len), *doc;
+	struct envelope again;
+	const char *why;
+	size_t doclen;
+
+	if(esc == NULL) return;
+	doclen = strlen(esc) + env->id.len + 64;
+	doc = malloc(doclen);
+	if(doc){
+		long n;
+		char *back;
+		int k = snprintf(doc, doclen, "{\"id\":\"%.*s\",\"type\":\"text\",\"body\":\"%s\"}",
+				(int)env->id.len, env->id.ptr, esc);
+		FUZZ_ASSERT(k > 0 && (size_t)k < doclen);
+		FUZZ_ASSERT(envelope__parse(doc, (size_t)k, &again, &why));
+		back = env_decode(&again.body, &n);
+		if(back){
+			FUZZ_ASSERT((size_t)n == len && memcmp(back, body, len) == 0);
+			free(back);
+		}
+		free(doc);
+	}
+	free(esc);
+}
+
+/* jansson, an independent parser, must accept what envelope__parse accepts
+ * and read the same values. It refuses numbers it cannot represent, which
+ * the envelope allows inside unknown members: those are skipped. */
+static void env_compare_jansson(const uint8_t *data, size_t size, const struct envelope *env,
+		const char *body, long bodylen)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb((const char *)data, size, 0, &jerr), *v;
+
+	if(root == NULL){
+		FUZZ_ASSERT(strstr(jerr.text, "too big") || strstr(jerr.text, "overflow"));
+		return;
+	}
+	FUZZ_ASSERT(json_is_object(root));
+	v = json_object_get(root, "id");
+	FUZZ_ASSERT(json_is_string(v) && json_string_length(v) == env->id.len
+			&& memcmp(json_string_value(v), env->id.ptr, env->id.len) == 0);
+	v = json_object_get(root, "type");
+	FUZZ_ASSERT(json_is_string(v));
+	FUZZ_ASSERT(!strcmp(json_string_value(v), env->type == ENVELOPE_TEXT ? "text" : "receipt"));
+	if(env->type == ENVELOPE_TEXT){
+		v = json_object_get(root, "body");
+		FUZZ_ASSERT(json_is_string(v) && (long)json_string_length(v) == bodylen
+				&& memcmp(json_string_value(v), body, (size_t)bodylen) == 0);
+	}else{
+		v = json_object_get(root, "ref");
+		FUZZ_ASSERT(json_is_string(v) && json_string_length(v) == env->ref.len
+				&& memcmp(json_string_value(v), env->ref.ptr, env->ref.len) == 0);
+		v = json_object_get(root, "status");
+		FUZZ_ASSERT(json_is_string(v) && !strcmp(json_string_value(v),
+				env->status == ENVELOPE_STATUS_READ ? "read" : "delivered"));
+	}
+	v = json_object_get(root, "ts");
+	if(env->has_ts){
+		FUZZ_ASSERT(json_is_integer(v) && json_integer_value(v) == env->ts);
+	}else{
+		FUZZ_ASSERT(v == NULL);
+	}
+	json_decref(root);
+}
+
+FUZZ_TARGET(envelope)
+{
+	struct envelope env, env2;
+	const char *why = "unset", *why2 = "unset";
+	bool ok = envelope__parse(data, size, &env, &why);
+	bool ok2 = envelope__parse(data, size, &env2, &why2);
+	char *body = NULL;
+	long bodylen = 0;
+
+	FUZZ_ASSERT(ok == ok2 && why == why2);
+	FUZZ_ASSERT(ok ? why == NULL : why != NULL);
+	FUZZ_ASSERT(envelope__parse(data, size, &env2, NULL) == ok);
+	if(!ok) return 0;
+
+	FUZZ_ASSERT(utf8__valid(data, size));
+	FUZZ_ASSERT(env_inside(&env.id, data, size));
+	FUZZ_ASSERT(!env.id.escaped && names__valid_msgid(env.id.ptr, env.id.len));
+	FUZZ_ASSERT(!env.has_ts || (env.ts >= 0 && env.ts <= ENVELOPE_MAX_TS));
+	if(env.type == ENVELOPE_TEXT){
+		FUZZ_ASSERT(env.body.ptr != NULL && env.body.len > 0);
+		FUZZ_ASSERT(env_inside(&env.body, data, size));
+		FUZZ_ASSERT(env.status == ENVELOPE_STATUS_NONE);
+		body = env_decode(&env.body, &bodylen);
+		if(body == NULL) return 0;
+		/* A non-empty raw body never decodes to nothing: NUL is refused. */
+		FUZZ_ASSERT(bodylen > 0);
+		env_round_trip(&env, body, (size_t)bodylen);
+	}else{
+		FUZZ_ASSERT(env.type == ENVELOPE_RECEIPT);
+		FUZZ_ASSERT(env.body.ptr == NULL);
+		FUZZ_ASSERT(env_inside(&env.ref, data, size));
+		FUZZ_ASSERT(!env.ref.escaped && names__valid_msgid(env.ref.ptr, env.ref.len));
+		FUZZ_ASSERT(env.status == ENVELOPE_STATUS_DELIVERED || env.status == ENVELOPE_STATUS_READ);
+	}
+	env_compare_jansson(data, size, &env, body, bodylen);
+	free(body);
+	return 0;
+}
