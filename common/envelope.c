@@ -254,8 +254,29 @@ enum member {
 	M_ID, M_TYPE, M_BODY, M_REF, M_STATUS, M_TS, M_OTHER
 };
 
+/* Longest raw member name that can decode to a known name: "status" with
+ * every character written as \uXXXX. */
+#define KNOWN_KEY_MAX_RAW (6 * 6)
+
 static enum member member_of(const struct envelope_str *key)
 {
+	/* Compare the decoded name, not the raw bytes: "b\u006fdy" is "body" to
+	 * every JSON reader downstream (the archiver's jansson keeps the last of
+	 * duplicate keys), so it must be validated, and refused as a duplicate,
+	 * exactly like "body". */
+	if(key->escaped){
+		char buf[KNOWN_KEY_MAX_RAW + 1];
+		long n;
+		struct envelope_str plain;
+
+		if(key->len > KNOWN_KEY_MAX_RAW) return M_OTHER;
+		n = envelope__unescape(key, buf, sizeof(buf));
+		if(n < 0) return M_OTHER;
+		plain.ptr = buf;
+		plain.len = (size_t)n;
+		plain.escaped = false;
+		return member_of(&plain);
+	}
 	if(str_is(key, "id")) return M_ID;
 	if(str_is(key, "type")) return M_TYPE;
 	if(str_is(key, "body")) return M_BODY;
