@@ -198,10 +198,22 @@ def drain(c):
     return out
 
 
+def stop_loop(c):
+    """paho's loop_stop() waits for the network thread's 1 s select() to time
+    out; wake it through paho's own socketpair so it stops at once."""
+    inner = c.c
+    inner._thread_terminate = True
+    try:
+        inner._sockpairW.send(b"\0")
+    except (OSError, AttributeError):
+        pass
+    inner.loop_stop()
+
+
 def drop(c):
     """Lose the connection without DISCONNECT (the Will fires)."""
     inner = c.c
-    inner.loop_stop()
+    stop_loop(c)
     s = inner._sock
     if s is not None:
         try:
@@ -215,7 +227,7 @@ def drop(c):
 def stall(c):
     """Stop the network loop but keep the socket open: no more PINGREQ, so
     the broker times the client out after 1.5 x keepalive."""
-    c.c.loop_stop()
+    stop_loop(c)
 
 
 def wait_disconnected(c, timeout=RELOAD_BOUND, what="disconnect"):
