@@ -1,0 +1,139 @@
+"""test_client_chat.py - two users chatting through build/mqchat: send,
+listen, receipts, messages sent while offline, chat over a pipe."""
+import json
+import subprocess
+
+from client_util import (FAILED, Listener, mqchat, ok, texts, users)
+
+
+def test_send_and_listen_both_ways(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", timeout=1) as bob, \
+            Listener(b, datadir, "alice", timeout=1) as alice:
+        bob.wait_ready()
+        alice.wait_ready()
+        mid = ok(b, datadir, "alice", "send", "bob", "hello", "bob").out.strip()
+        assert len(mid) == 26 and mid.isalnum()
+        bob.wait_lines(1)
+        assert texts(bob.lines()) == [(None, "alice", "hello bob")]
+        ok(b, datadir, "bob", "send", "alice", "hi alice")
+        # alice sees bob's answer and the delivered receipt for her message
+        lines = alice.wait_lines(2)
+        assert (None, "bob", "hi alice") in texts(lines)
+        assert "receipt: %s delivered by bob" % mid in lines
+    # no archiver: listen says so on stderr but keeps the inbox
+    assert "archiver did not answer" in bob.errors()
+
+
+def test_listen_json_lines(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", "--json", "--count", "1", timeout=1) as bob:
+        bob.wait_ready()
+        mid = ok(b, datadir, "alice", "send", "bob", 'quote " and \u00e9 and\nnewline').out.strip()
+        assert bob.wait_exit() == 0
+        lines = bob.lines()
+    assert len(lines) == 1
+    m = json.loads(lines[0])
+    assert m["type"] == "text" and m["from"] == "alice" and m["to"] == "bob"
+    assert m["id"] == mid and m["body"] == 'quote " and \u00e9 and\nnewline'
+    assert isinstance(m["ts"], int)
+
+
+def test_offline_messages_arrive_on_next_listen(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    # a first listen creates bob's persistent session, then bob goes away
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+    assert bob.proc.returncode == 0
+    for i in range(3):
+        ok(b, datadir, "alice", "send", "bob", "while you were away %d" % i)
+    with Listener(b, datadir, "bob", "--count", "3", timeout=1) as bob:
+        assert bob.wait_exit() == 0
+        got = texts(bob.lines())
+    assert got == [(None, "alice", "while you were away %d" % i) for i in range(3)]
+    # and they are not delivered twice
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        ok(b, datadir, "alice", "send", "bob", "marker")
+        bob.wait_lines(1)
+        assert texts(bob.lines()) == [(None, "alice", "marker")]
+
+
+def test_send_from_stdin_whole_and_lines(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        r = ok(b, datadir, "alice", "send", "bob", stdin="first line\nsecond line\n")
+        assert len(r.out.split()) == 1
+        r = ok(b, datadir, "alice", "send", "--lines", "bob", stdin="one\n\ntwo\r\nthree")
+        assert len(r.out.split()) == 3
+        bob.wait_lines(5)
+    got = [t[2] for t in texts(bob.lines())]
+    # a multi-line message is shown with indented continuation lines
+    assert bob.lines()[1] == "    second line"
+    assert got == ["first line", "one", "two", "three"]
+
+
+def test_chat_over_a_pipe_with_read_receipts(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "alice", timeout=1) as alice:
+        alice.wait_ready()
+        bob = Listener(b, datadir, "bob", "alice", command="chat", stdin=subprocess.PIPE,
+                       timeout=1)
+        try:
+            # bob's chat session exists once it answers; make sure it is up
+            # by sending a line and seeing it at alice
+            bob.proc.stdin.write(b"hi from bob\n")
+            bob.proc.stdin.flush()
+            alice.wait_lines(1)
+            assert texts(alice.lines()) == [(None, "bob", "hi from bob")]
+            r = ok(b, datadir, "alice", "chat", "bob", stdin="line one\nline two\n/quit\nnot sent\n")
+            assert r.out == ""
+            bob.wait_lines(2)
+            assert texts(bob.lines()) == [(None, "alice", "line one"), (None, "alice", "line two")]
+            bob.proc.stdin.close()
+            assert bob.wait_exit() == 0
+        finally:
+            bob.stop()
+        # bob's chat showed alice's lines, so alice gets "read" receipts
+        def receipts():
+            return [ln for ln in alice.lines() if ln.startswith("receipt: ") and "read by bob" in ln]
+        import harness
+        harness.wait_for(lambda: len(receipts()) == 2, what="two read receipts")
+        # bob's own line got a delivered receipt from alice's listen, not shown to alice
+        assert not any("by alice" in ln for ln in alice.lines())
+
+
+def test_chat_pipe_with_bad_line_sends_the_rest_and_fails(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        r = mqchat(b, datadir, "alice", "chat", "bob", stdin=b"good 1\n\xff\xfe bad\ngood 2\n")
+        assert r.rc == FAILED, r
+        assert "Error: message is not valid UTF-8" in r.err
+        bob.wait_lines(2)
+        assert [t[2] for t in texts(bob.lines())] == ["good 1", "good 2"]
+
+
+def test_duplicate_delivery_is_shown_once(store, make_broker, datadir, clients):
+    """QoS 1 may deliver twice; the id is the same and listen shows it once."""
+    import harness
+    users(store, "alice", "bob")
+    b = make_broker()
+    a = clients(b, "alice", "password-xxxx", client_id="alice@py")
+    assert a.connect() == 0
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        env = harness.envelope("twice", id="dup-1")
+        a.publish("chat/inbox/bob/alice", env)
+        a.publish("chat/inbox/bob/alice", env)
+        a.publish("chat/inbox/bob/alice", harness.envelope("after", id="dup-2"))
+        bob.wait_lines(2)
+        a.barrier()
+        assert [t[2] for t in texts(bob.lines())] == ["twice", "after"]
