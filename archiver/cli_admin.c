@@ -87,8 +87,11 @@ static int make_archive(struct init_ctx *ctx)
 	rc = archive__open(ctx->archive, &ar, err, sizeof(err));
 	archive__close(ar);
 	if(rc != MQC_OK){
-		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s: %s", ctx->archive,
-				err[0] ? err : mqc_strerror(rc));
+		if(err[0] == '\0'){
+			return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s: %s", ctx->archive,
+					mqc_strerror(rc));
+		}
+		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 	}
 	chmod(ctx->archive, 0640);
 	printf("created %s\n", ctx->archive);
@@ -129,21 +132,30 @@ static int publish_pwfile(struct init_ctx *ctx)
 	return CLI_OK;
 }
 
+/* Does the service account exist? An account of that name that is not a
+ * service is a conflict init must not paper over. */
+static int check_service(struct userdb *udb, bool *have_user)
+{
+	struct userdb_user u;
+	int rc = userdb__user_get(udb, CLI_SERVICE_USER, &u);
+
+	if(rc != MQC_OK && rc != MQC_ERR_NOTFOUND) return cli__fail(rc, "reading the user store");
+	*have_user = (rc == MQC_OK);
+	if(*have_user && u.kind != USER_KIND_SERVICE){
+		return cli__error(CLI_ERR_EXISTS, "user '%s' exists but is not a service account", CLI_SERVICE_USER);
+	}
+	return CLI_OK;
+}
+
 /* Create the service account, or give it a new password when its password
  * file is gone (the old password cannot be recovered from the hash). */
 static int make_service(struct init_ctx *ctx, struct userdb *udb)
 {
-	struct userdb_user u;
 	char pw[SERVICE_PW_BYTES * 2], hash[PWHASH_STR_LEN];
 	bool have_user, have_file = exists(ctx->pwfile);
 	int rc;
 
-	rc = userdb__user_get(udb, CLI_SERVICE_USER, &u);
-	if(rc != MQC_OK && rc != MQC_ERR_NOTFOUND) return cli__fail(rc, "reading the user store");
-	have_user = (rc == MQC_OK);
-	if(have_user && u.kind != USER_KIND_SERVICE){
-		return cli__error(CLI_ERR_EXISTS, "user '%s' exists but is not a service account", CLI_SERVICE_USER);
-	}
+	if((rc = check_service(udb, &have_user)) != CLI_OK) return rc;
 	if(have_user && have_file) return CLI_OK;
 
 	rc = cli__random_token(SERVICE_PW_BYTES, pw, sizeof(pw));
@@ -226,6 +238,7 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 	struct init_ctx ctx;
 	struct userdb *udb = NULL;
 	const char *owner = NULL;
+	bool have_user;
 	int c, rc;
 
 	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
@@ -248,6 +261,7 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 
 	rc = make_dir(&ctx);
 	if(rc == CLI_OK) rc = open_auth(&ctx, &udb);
+	if(rc == CLI_OK) rc = check_service(udb, &have_user);   /* refuse before creating more */
 	if(rc == CLI_OK) rc = make_archive(&ctx);
 	if(rc == CLI_OK) rc = make_service(&ctx, udb);
 	userdb__close(udb);

@@ -210,8 +210,12 @@ int cli__open_archive(struct cli *cli, struct archive **out)
 	rc = archive__open(path, out, err, sizeof(err));
 	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");
 	if(rc != MQC_OK){
-		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s: %s",
-				path, err[0] ? err : mqc_strerror(rc));
+		/* archive__open's message names the file already. */
+		if(err[0] == '\0'){
+			return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s: %s", path,
+					mqc_strerror(rc));
+		}
+		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 	}
 	return CLI_OK;
 }

@@ -36,14 +36,15 @@ class Result:
         return "rc=%s out=%r err=%r" % (self.rc, self.out, self.err)
 
 
-def cli(datadir, *args, stdin=None, env=None, timeout=20):
-    """Run `mqchat-archiver --data datadir ARGS...`; return a Result."""
+def cli(datadir, *args, stdin=None, env=None, timeout=20, cwd=None):
+    """Run `mqchat-archiver --data datadir ARGS...` (no --data if datadir is
+    None); return a Result."""
     e = dict(os.environ)
     e.update(env or {})
     argv = [harness.ARCHIVER] + (["--data", datadir] if datadir is not None else []) + list(args)
     t = time.monotonic()
     p = subprocess.run(argv, input=stdin if stdin is not None else "", capture_output=True,
-                       text=True, timeout=timeout, env=e, start_new_session=True)
+                       text=True, timeout=timeout, env=e, start_new_session=True, cwd=cwd)
     return Result(p, time.monotonic() - t)
 
 
