@@ -152,7 +152,8 @@ static void subscribe(struct conn *c, const char *filter, bool share)
 
 	snprintf(buf, sizeof(buf), "%s%s", share ? SHARE_GROUP : "", filter);
 	rc = mosquitto_subscribe_v5(c->mosq, NULL, buf, 1, 0, NULL);
-	if(rc != MOSQ_ERR_SUCCESS) log_warnx("archiver@%d: subscribe %s: %s", c->index, buf, mosquitto_strerror(rc));
+	if(rc == MOSQ_ERR_SUCCESS) c->subs_due++;
+	else log_warnx("archiver@%d: subscribe %s: %s", c->index, buf, mosquitto_strerror(rc));
 }
 
 static void unsubscribe(struct conn *c, const char *filter, bool share)
@@ -180,6 +181,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags,
 			c->d->cfg.port, (flags & 1) ? "resumed" : "new");
 	c->ready = true;
 	c->backoff = BACKOFF_MIN_MS;
+	c->subs_due = 0;
 	/* The session keeps these, but say them every time: a new session or a
 	 * changed connection count must not leave a filter out. A filter of
 	 * the other form (shared or not) left by an earlier run would deliver
@@ -195,6 +197,26 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags,
 	}else{
 		unsubscribe(c, "chat/rpc/+/req", false);
 		unsubscribe(c, "chat/register/+/req", false);
+	}
+}
+
+static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int qos_count,
+		const int *granted_qos, const mosquitto_property *props)
+{
+	struct conn *c = obj;
+	int i;
+
+	(void)mosq;
+	(void)mid;
+	(void)props;
+	for(i = 0; i < qos_count; i++){
+		if(granted_qos[i] > 2){
+			log_warnx("archiver@%d: the broker refused a subscription (0x%02x): is %s a service account?",
+					c->index, granted_qos[i], c->d->cfg.user);
+		}
+	}
+	if(c->subs_due > 0 && --c->subs_due == 0){
+		log_info("archiver@%d: subscribed", c->index);
 	}
 }
 
@@ -260,6 +282,7 @@ static int conn_init(struct daemon *d, int i)
 	}
 	mosquitto_connect_v5_callback_set(c->mosq, on_connect_cb);
 	mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect_cb);
+	mosquitto_subscribe_v5_callback_set(c->mosq, on_subscribe_cb);
 	mosquitto_message_v5_callback_set(c->mosq, on_message_cb);
 	return MQC_OK;
 }

@@ -45,6 +45,7 @@ struct conn {
 	int index;
 	bool open;           /* socket connected (CONNACK may still be due) */
 	bool ready;          /* CONNACK accepted and subscriptions sent */
+	int subs_due;        /* SUBACKs still expected since the CONNACK */
 	int64_t next_try;    /* monotonic ms of the next connection attempt */
 	int backoff;         /* ms, doubled after each failure */
 };
