@@ -69,7 +69,7 @@ $(BUILD)/obj/common/userdb.o: $(BUILD)/gen/userdb_schema.inc
 
 # The plugin's broker symbols (mosquitto_*) resolve inside the broker.
 $(PLUGIN_SO): $(PLUGIN_OBJ) $(COMMON_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+	$(CC) -shared -Wl,-Bsymbolic $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
 
 $(ARCHIVER_BIN): $(ARCHIVER_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(LDLIBS_COMMON)
