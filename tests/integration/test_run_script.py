@@ -1,0 +1,214 @@
+"""test_run_script.py - scripts/run.sh (make run): the shipped config with
+the real plugin and archiver, refusals of bad input, a clean stop.
+
+run.sh is started with DATA (a temp folder) and PORT (a free port) so it
+never touches var/ or 1883; the shipped config/mosquitto.conf is then used
+through the copy run.sh generates with those two changed."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import harness
+
+RUN = os.path.join(harness.ROOT, "scripts", "run.sh")
+PW = "alice-secret-1"
+
+
+class Run:
+    """One scripts/run.sh process; always stopped by the fixture."""
+
+    def __init__(self, data, port, extra_env=None):
+        self.data = data
+        self.port = port
+        fd, self.logpath = tempfile.mkstemp(prefix="mqchat-run-", suffix=".log")
+        os.close(fd)
+        env = dict(os.environ, DATA=data, PORT=str(port))
+        env.update(extra_env or {})
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([RUN], cwd=harness.ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.bpid = self.apid = None
+
+    def output(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_running(self, timeout=20):
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("run.sh exited with %s:\n%s" % (self.proc.returncode, self.output()))
+            return re.search(r"is running on 127\.0\.0\.1:\d+ \(broker pid (\d+)(?:, archiver pid (\d+))?\)",
+                             self.output())
+        m = harness.wait_for(up, timeout, what="run.sh to start")
+        self.bpid = int(m.group(1))
+        self.apid = int(m.group(2)) if m.group(2) else None
+        return self
+
+    def wait_exit(self, timeout=20):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("run.sh still running after %ds:\n%s" % (timeout, self.output()))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # Never leave a child behind, whatever happened to run.sh.
+        for pid in (self.bpid, self.apid):
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.log.close()
+        os.unlink(self.logpath)
+
+
+def alive(pid):
+    """True if pid is a live process (a zombie counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def runs():
+    made = []
+
+    def make(data, port, **kw):
+        r = Run(data, port, **kw)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.stop()
+
+
+@pytest.fixture
+def data_root():
+    d = harness.make_datadir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def login_when_loaded(port, user, password, client_id, timeout=5.0):
+    """Connect as a user just added with the CLI: the plugin picks up the
+    change within a second, so retry a few times (not faster, so the
+    refusals stay below the failed-login throttle). Returns the client."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = harness.Client(port, user, password, client_id=client_id)
+        c.c._reconnect_on_failure = False
+        code = c.connect()
+        if code == 0:
+            return c
+        c.close()
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s still refused (CONNACK %s) after %.1fs" % (user, code, timeout))
+        time.sleep(0.4)
+
+
+def add_user(data, name, password):
+    p = subprocess.run([harness.ARCHIVER, "--data", data, "user", "add", name, "--password-stdin"],
+                       input=password + "\n", capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
+def test_run_starts_both_and_stops_on_sigint(runs, data_root):
+    data = os.path.join(data_root, "var")
+    port = harness.free_port()
+    r = runs(data, port).wait_running()
+    out = r.output()
+    assert r.apid is not None, "archiver not started:\n" + out
+    assert "user add alice" in out and "mosquitto_sub -h 127.0.0.1 -p %d" % port in out
+    for f in ("auth.db", "archive.db", "archiver.pw", "conf.d/local.conf", "mosquitto-run.conf"):
+        assert os.path.exists(os.path.join(data, f)), f
+    assert os.stat(os.path.join(data, "archiver.pw")).st_mode & 0o777 == 0o600
+    assert "listener %d 127.0.0.1" % port in open(os.path.join(data, "mosquitto-run.conf")).read()
+
+    # A user added with the CLI can connect and read their inbox at once.
+    add_user(data, "alice", PW)
+    c = login_when_loaded(port, "alice", PW, "alice@test")
+    try:
+        assert c.subscribe("chat/inbox/alice/#") == 1
+        assert c.subscribe("chat/#") >= 0x80
+    finally:
+        c.close()
+
+    r.proc.send_signal(signal.SIGINT)
+    assert r.wait_exit() == 0, r.output()
+    assert not alive(r.bpid), "broker still running"
+    assert not alive(r.apid), "archiver still running"
+    assert "stopped" in r.output()
+
+    # A second run reuses the data folder: alice is still there.
+    r2 = runs(data, port).wait_running()
+    c = harness.Client(port, "alice", PW, client_id="alice@test2")
+    try:
+        assert c.connect() == 0
+    finally:
+        c.close()
+    r2.proc.send_signal(signal.SIGTERM)
+    assert r2.wait_exit() == 0, r2.output()
+    assert not alive(r2.bpid) and not alive(r2.apid)
+
+
+def test_run_refuses_a_port_in_use(runs, data_root):
+    data = os.path.join(data_root, "var")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        r = runs(data, port)
+        assert r.wait_exit() == 1
+    finally:
+        s.close()
+    out = r.output()
+    assert "port %d on 127.0.0.1 is already in use" % port in out, out
+    assert "PORT=" in out
+    assert not os.path.exists(data), "nothing may be created when the port is taken"
+
+
+@pytest.mark.parametrize("env,why", [
+    ({"PORT": "abc"}, "PORT must be a number"),
+    ({"PORT": "0"}, "PORT must be a number"),
+    ({"PORT": "65536"}, "PORT must be a number"),
+    ({"PORT": "1883; id"}, "PORT must be a number"),
+    ({"DATA": "a b"}, "DATA must be a path"),
+    ({"DATA": "x#y"}, "DATA must be a path"),
+    ({"BUILD": "$(id)"}, "BUILD must be a path"),
+])
+def test_run_refuses_bad_settings(runs, data_root, env, why):
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port(), extra_env=env)
+    assert r.wait_exit() == 1
+    assert why in r.output(), r.output()
+    assert not os.path.exists(data)
+
+
+def test_run_refuses_a_folder_that_is_not_a_data_folder(runs, data_root):
+    # DATA=/tmp or DATA=$HOME by mistake must not be taken over.
+    keep = os.path.join(data_root, "notes.txt")
+    with open(keep, "w") as f:
+        f.write("mine\n")
+    before = os.stat(data_root)
+    r = runs(data_root, harness.free_port())
+    assert r.wait_exit() == 1
+    assert "not an mqchat data folder" in r.output(), r.output()
+    after = os.stat(data_root)
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    assert os.listdir(data_root) == ["notes.txt"]
+    assert open(keep).read() == "mine\n"
