@@ -167,6 +167,7 @@ static json_t *op_history(struct rpc_req *r)
 	const char *with, *room;
 	json_int_t before = 0, limit = 50;
 	bool bad = false, more = false;
+	json_t *msgs;
 
 	with = opt_name(r->req, "with", &bad);
 	room = opt_name(r->req, "room", &bad);
@@ -188,7 +189,9 @@ static json_t *op_history(struct rpc_req *r)
 	}else{
 		archive__dm_conv(r->user, with, conv, sizeof(conv));
 	}
-	return messages_answer(r, archive__history(r->d->ar, conv, before, (int)limit, &more), more);
+	/* Two statements: argument evaluation order is unspecified. */
+	msgs = archive__history(r->d->ar, conv, before, (int)limit, &more);
+	return messages_answer(r, msgs, more);
 }
 
 static json_t *op_sync(struct rpc_req *r)
