@@ -1,0 +1,510 @@
+/* test_plugin_acl.c - the plugin's topic policy on a small hand-built snapshot.
+ *
+ * Every allowed row of the policy, the denials next to each, topic edge
+ * cases (empty levels, trailing slash, long levels, odd bytes, $share), the
+ * callback's counting and rate-limited logging, and a micro-benchmark of
+ * the hot path (printed, not asserted). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker_stubs.h"
+#include "plugin.h"
+#include "timeutil.h"
+
+#define ENV "{\"id\":\"m1\",\"type\":\"text\",\"body\":\"hi\"}"
+#define RECEIPT "{\"id\":\"m2\",\"type\":\"receipt\",\"ref\":\"m1\",\"status\":\"read\"}"
+#define HASH "$pbkdf2-sha512$1000$AAAAAAAAAAAAAAAAAAAAAA==$x"
+
+static int64_t fake_now;
+static int64_t fake_clock(void) { return fake_now; }
+
+static struct mqchat *make_plugin(enum registration_mode reg)
+{
+	struct mqchat *m = calloc(1, sizeof(*m));
+	struct snapshot *s = snapshot__new();
+
+	assert_non_null(m);
+	assert_non_null(s);
+	config__defaults(&m->cfg);
+	m->cfg.registration = reg;
+	m->log.rate = 1000;
+	m->clock_ms = fake_clock;
+	assert_non_null(snapshot__add_user(s, "alice", USER_KIND_USER, true, HASH));
+	assert_non_null(snapshot__add_user(s, "bob", USER_KIND_USER, true, HASH));
+	assert_non_null(snapshot__add_user(s, "carol", USER_KIND_USER, false, HASH));
+	assert_non_null(snapshot__add_user(s, "dev1", USER_KIND_DEVICE, true, HASH));
+	assert_non_null(snapshot__add_user(s, "eve", USER_KIND_USER, true, HASH));
+	assert_non_null(snapshot__add_user(s, "archiver", USER_KIND_SERVICE, true, HASH));
+	assert_non_null(snapshot__add_user(s, "oldsvc", USER_KIND_SERVICE, false, HASH));
+	assert_non_null(snapshot__add_room(s, "lobby"));
+	assert_non_null(snapshot__add_room(s, "empty"));
+	assert_int_equal(snapshot__add_member(s, "lobby", "alice"), 0);
+	assert_int_equal(snapshot__add_member(s, "lobby", "bob"), 0);
+	assert_int_equal(snapshot__add_member(s, "lobby", "dev1"), 0);
+	assert_int_equal(snapshot__add_member(s, "lobby", "carol"), 0);
+	/* bob refuses messages from eve. */
+	assert_int_equal(snapshot__add_block(s, "bob", "eve"), 0);
+	m->snap = s;
+	return m;
+}
+
+static void free_plugin(struct mqchat *m)
+{
+	snapshot__free(m->snap);
+	free(m);
+}
+
+static int setup(void **state)
+{
+	stub_reset();
+	*state = make_plugin(REGISTRATION_OPEN);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	free_plugin(*state);
+	return 0;
+}
+
+struct row {
+	const char *user;
+	const char *clientid;
+	int access;
+	const char *topic;
+	const char *payload;
+	bool retain;
+	enum acl_reason want;
+};
+
+#define R MOSQ_ACL_READ
+#define W MOSQ_ACL_WRITE
+#define S MOSQ_ACL_SUBSCRIBE
+#define U MOSQ_ACL_UNSUBSCRIBE
+
+static void run_rows(struct mqchat *m, const struct row *rows, size_t n)
+{
+	size_t i;
+
+	for(i=0; i<n; i++){
+		struct acl_request req = {
+			.username = rows[i].user,
+			.clientid = rows[i].clientid ? rows[i].clientid : rows[i].user,
+			.access = rows[i].access,
+			.topic = rows[i].topic,
+			.payload = rows[i].payload,
+			.payloadlen = rows[i].payload ? (uint32_t)strlen(rows[i].payload) : 0,
+			.retain = rows[i].retain,
+		};
+		enum acl_reason got = acl__decide(m, m->snap, &req);
+		if(got != rows[i].want){
+			print_error("row %zu: %s access %d topic \"%s\": got %s, want %s\n", i,
+					rows[i].user ? rows[i].user : "(null)", rows[i].access, rows[i].topic,
+					acl__reason_name(got), acl__reason_name(rows[i].want));
+			fail();
+		}
+	}
+}
+
+static void test_user_inbox(void **state)
+{
+	static const struct row rows[] = {
+		/* publish to someone's inbox as myself */
+		{"alice", NULL, W, "chat/inbox/bob/alice", ENV, false, ACL_OK},
+		{"alice", NULL, W, "chat/inbox/bob/alice", RECEIPT, false, ACL_OK},
+		{"alice", NULL, W, "chat/inbox/dev1/alice", ENV, false, ACL_OK},
+		{"dev1", NULL, W, "chat/inbox/alice/dev1", ENV, false, ACL_OK},
+		{"alice", NULL, W, "chat/inbox/alice/alice", ENV, false, ACL_OK},
+		/* as someone else */
+		{"alice", NULL, W, "chat/inbox/bob/eve", ENV, false, ACL_DENY_NOT_OWNER},
+		{"alice", NULL, W, "chat/inbox/bob/+", ENV, false, ACL_DENY_NOT_OWNER},
+		/* recipient missing, disabled, a service */
+		{"alice", NULL, W, "chat/inbox/zed/alice", ENV, false, ACL_DENY_RECIPIENT},
+		{"alice", NULL, W, "chat/inbox/carol/alice", ENV, false, ACL_DENY_RECIPIENT},
+		{"alice", NULL, W, "chat/inbox/archiver/alice", ENV, false, ACL_DENY_RECIPIENT},
+		{"alice", NULL, W, "chat/inbox//alice", ENV, false, ACL_DENY_RECIPIENT},
+		/* blocked */
+		{"eve", NULL, W, "chat/inbox/bob/eve", ENV, false, ACL_DENY_BLOCKED},
+		{"bob", NULL, W, "chat/inbox/eve/bob", ENV, false, ACL_OK},
+		/* retained, bad payloads */
+		{"alice", NULL, W, "chat/inbox/bob/alice", ENV, true, ACL_DENY_RETAIN},
+		{"alice", NULL, W, "chat/inbox/bob/alice", "hello", false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/inbox/bob/alice", "", false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/inbox/bob/alice", "{\"id\":\"m1\",\"type\":\"text\"}", false,
+			ACL_DENY_ENVELOPE},
+		/* wrong shapes */
+		{"alice", NULL, W, "chat/inbox/bob", ENV, false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/inbox/bob/alice/", ENV, false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/inbox/bob/alice/x", ENV, false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "/chat/inbox/bob/alice", ENV, false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "Chat/inbox/bob/alice", ENV, false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/Inbox/bob/alice", ENV, false, ACL_DENY_TOPIC},
+		/* subscribe: own inbox only */
+		{"alice", NULL, S, "chat/inbox/alice/#", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/inbox/alice/+", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/inbox/alice/bob", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/inbox/bob/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/+/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/alice", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/alice/", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/alice/Bob", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/alice/#/x", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/alice/a+", NULL, false, ACL_DENY_TOPIC},
+		/* read: own inbox, unless I block the sender */
+		{"bob", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_OK},
+		{"bob", NULL, R, "chat/inbox/bob/eve", ENV, false, ACL_DENY_BLOCKED},
+		{"alice", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_DENY_TOPIC},
+		{"eve", NULL, R, "chat/inbox/eve/bob", ENV, false, ACL_OK},
+		/* unsubscribe: always */
+		{"alice", NULL, U, "chat/inbox/bob/#", NULL, false, ACL_OK},
+		{"alice", NULL, U, "#", NULL, false, ACL_OK},
+	};
+	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+static void test_user_room(void **state)
+{
+	static const struct row rows[] = {
+		{"alice", NULL, W, "chat/room/lobby/alice", ENV, false, ACL_OK},
+		{"dev1", NULL, W, "chat/room/lobby/dev1", ENV, false, ACL_OK},
+		{"alice", NULL, W, "chat/room/lobby/bob", ENV, false, ACL_DENY_NOT_OWNER},
+		{"eve", NULL, W, "chat/room/lobby/eve", ENV, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, W, "chat/room/nowhere/alice", ENV, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, W, "chat/room/empty/alice", ENV, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, W, "chat/room//alice", ENV, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, W, "chat/room/lobby/alice", ENV, true, ACL_DENY_RETAIN},
+		{"alice", NULL, W, "chat/room/lobby/alice", "[1]", false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/room/lobby", ENV, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/room/lobby/#", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/room/lobby/+", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/room/lobby/bob", NULL, false, ACL_OK},
+		{"eve", NULL, S, "chat/room/lobby/#", NULL, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, S, "chat/room/+/#", NULL, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, S, "chat/room/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/room/lobby/bob", ENV, false, ACL_OK},
+		{"alice", NULL, R, "chat/room/lobby/eve", ENV, false, ACL_OK},
+		{"eve", NULL, R, "chat/room/lobby/alice", ENV, false, ACL_DENY_NOT_MEMBER},
+	};
+	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+static void test_user_presence_rpc(void **state)
+{
+	static const struct row rows[] = {
+		{"alice", NULL, S, "chat/presence/bob", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/presence/+", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/presence/#", NULL, false, ACL_OK},
+		{"dev1", NULL, S, "chat/presence/#", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/presence", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/presence/bob/x", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/presence/", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/presence/bob", "{}", true, ACL_OK},
+		{"alice", NULL, W, "chat/presence/alice", "{}", false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/presence/alice", "{}", true, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/presence/alice", "{}", false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/rpc/alice/req", "{\"op\":\"rooms\"}", false, ACL_OK},
+		{"alice", NULL, W, "chat/rpc/alice/req", "anything: the archiver checks", false, ACL_OK},
+		{"alice", NULL, W, "chat/rpc/alice/req", "{}", true, ACL_DENY_RETAIN},
+		{"alice", NULL, W, "chat/rpc/bob/req", "{}", false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/rpc/alice/resp", "{}", false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/rpc/alice/resp", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/rpc/alice/req", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/rpc/bob/resp", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/rpc/+/resp", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/rpc/alice/resp", "{}", false, ACL_OK},
+		{"alice", NULL, R, "chat/rpc/bob/resp", "{}", false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/rpc/alice/req", "{}", false, ACL_DENY_TOPIC},
+		/* everything else */
+		{"alice", NULL, S, "#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "+", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/+/alice/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "$SYS/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "$share/g/chat/inbox/alice/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/register/alice/resp", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/register/_register@abcdefgh/req", "{}", false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "other/topic", "x", false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "", "x", false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat", "x", false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/", "x", false, ACL_DENY_TOPIC},
+	};
+	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+static void test_accounts(void **state)
+{
+	static const struct row rows[] = {
+		/* unknown, disabled, missing names deny everything */
+		{"zed", NULL, S, "chat/inbox/zed/#", NULL, false, ACL_DENY_NO_USER},
+		{"zed", NULL, U, "chat/inbox/zed/#", NULL, false, ACL_DENY_NO_USER},
+		{NULL, "x", R, "chat/presence/bob", "{}", false, ACL_DENY_NO_USER},
+		{"", "x", R, "chat/presence/bob", "{}", false, ACL_DENY_NO_USER},
+		{"carol", NULL, S, "chat/inbox/carol/#", NULL, false, ACL_DENY_DISABLED},
+		{"carol", NULL, R, "chat/room/lobby/alice", ENV, false, ACL_DENY_DISABLED},
+		{"carol", NULL, U, "chat/inbox/carol/#", NULL, false, ACL_DENY_DISABLED},
+		{"oldsvc", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_DENY_DISABLED},
+		/* a name longer than any account */
+		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, R, "chat/presence/bob", "{}", false,
+			ACL_DENY_NO_USER},
+	};
+	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+static void test_service(void **state)
+{
+	static const struct row rows[] = {
+		{"archiver", NULL, S, "chat/#", NULL, false, ACL_OK},
+		{"archiver", NULL, S, "chat/inbox/+/+", NULL, false, ACL_OK},
+		{"archiver", NULL, S, "chat/rpc/+/req", NULL, false, ACL_OK},
+		{"archiver", NULL, S, "$share/arch/chat/#", NULL, false, ACL_OK},
+		{"archiver", NULL, S, "$share/arch/chat/room/+/+", NULL, false, ACL_OK},
+		{"archiver", NULL, S, "#", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "chat", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "+/inbox/#", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "$SYS/#", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "$share/arch/#", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "$share//chat/#", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "$share/a+/chat/#", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "$share/arch", NULL, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, U, "#", NULL, false, ACL_OK},
+		{"archiver", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_OK},
+		{"archiver", NULL, R, "chat/rpc/bob/req", "{}", false, ACL_OK},
+		{"archiver", NULL, R, "other", "x", false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/rpc/alice/resp", "{\"id\":\"1\",\"ok\":true}", false, ACL_OK},
+		{"archiver", NULL, W, "chat/register/_register@abcdefgh/resp", "{}", false, ACL_OK},
+		{"archiver", NULL, W, "chat/rpc/alice/resp", "{}", true, ACL_DENY_RETAIN},
+		{"archiver", NULL, W, "chat/rpc/Alice/resp", "{}", false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/rpc/alice/req", "{}", false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/register/alice/resp", "{}", false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/register//resp", "{}", false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", ENV, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", ENV, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/rpc/alice/resp/x", "{}", false, ACL_DENY_TOPIC},
+	};
+	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+static void test_register(void **state)
+{
+	struct mqchat *m = *state;
+	static const char *id = "_register@abcdefgh";
+	static const struct row rows[] = {
+		{"_register", "_register@abcdefgh", S, "chat/register/_register@abcdefgh/resp", NULL, false, ACL_OK},
+		{"_register", "_register@abcdefgh", U, "chat/register/_register@abcdefgh/resp", NULL, false, ACL_OK},
+		{"_register", "_register@abcdefgh", R, "chat/register/_register@abcdefgh/resp", "{}", false, ACL_OK},
+		{"_register", "_register@abcdefgh", W, "chat/register/_register@abcdefgh/req",
+			"{\"id\":\"1\",\"user\":\"zoe\",\"password\":\"long enough\"}", false, ACL_OK},
+		{"_register", "_register@abcdefgh", W, "chat/register/_register@abcdefgh/req", "{}", true,
+			ACL_DENY_RETAIN},
+		{"_register", "_register@abcdefgh", W, "chat/register/_register@abcdefgh/req", "[]", false,
+			ACL_DENY_ENVELOPE},
+		{"_register", "_register@abcdefgh", W, "chat/register/_register@abcdefgh/req", "{", false,
+			ACL_DENY_ENVELOPE},
+		{"_register", "_register@abcdefgh", W, "chat/register/_register@abcdefgh/req",
+			"{\"a\":1,\"a\":2}", false, ACL_DENY_ENVELOPE},
+		{"_register", "_register@abcdefgh", W, "chat/register/_register@abcdefgh/req", "", false,
+			ACL_DENY_ENVELOPE},
+		{"_register", "_register@abcdefgh", W, "chat/register/_register@abcdefgh/resp", "{}", false,
+			ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", S, "chat/register/_register@abcdefgh/req", NULL, false,
+			ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", S, "chat/register/_register@other123/resp", NULL, false,
+			ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", S, "chat/register/+/resp", NULL, false, ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", S, "chat/register/#", NULL, false, ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", U, "chat/rpc/_register/resp", NULL, false, ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", S, "chat/presence/#", NULL, false, ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", W, "chat/inbox/alice/_register", ENV, false, ACL_DENY_REGISTER},
+		{"_register", "_register@abcdefgh", R, "chat/inbox/alice/bob", ENV, false, ACL_DENY_REGISTER},
+	};
+	struct acl_request req = {.username = "_register", .clientid = id, .access = W,
+		.topic = "chat/register/_register@abcdefgh/req"};
+	char big[5000];
+
+	run_rows(m, rows, sizeof(rows) / sizeof(rows[0]));
+	/* Over the registration request limit. */
+	memset(big, ' ', sizeof(big));
+	big[0] = '{';
+	big[sizeof(big) - 1] = '}';
+	req.payload = big;
+	req.payloadlen = sizeof(big);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOO_BIG);
+	/* Registration off: nothing at all. */
+	m->cfg.registration = REGISTRATION_OFF;
+	req.payload = "{}";
+	req.payloadlen = 2;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_REGISTER);
+}
+
+static void test_max_payload(void **state)
+{
+	struct mqchat *m = *state;
+	char *p;
+	size_t n = 300, body;
+	struct acl_request req = {.username = "alice", .clientid = "alice", .access = W,
+		.topic = "chat/inbox/bob/alice"};
+
+	m->cfg.max_payload = 256;
+	p = malloc(n + 1);
+	assert_non_null(p);
+	/* An envelope of exactly 256 bytes passes, 257 does not. */
+	body = 256 - strlen("{\"id\":\"m\",\"type\":\"text\",\"body\":\"\"}");
+	snprintf(p, n, "{\"id\":\"m\",\"type\":\"text\",\"body\":\"%0*d\"}", (int)body, 0);
+	req.payload = p;
+	req.payloadlen = (uint32_t)strlen(p);
+	assert_int_equal(req.payloadlen, 256);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	snprintf(p, n, "{\"id\":\"m\",\"type\":\"text\",\"body\":\"%0*d\"}", (int)body + 1, 0);
+	req.payloadlen = (uint32_t)strlen(p);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOO_BIG);
+	req.topic = "chat/rpc/alice/req";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOO_BIG);
+	req.topic = "chat/room/lobby/alice";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOO_BIG);
+	free(p);
+}
+
+static void test_odd_topics(void **state)
+{
+	struct mqchat *m = *state;
+	char longlevel[70000];
+	char topic[70100];
+	struct acl_request req = {.username = "alice", .clientid = "alice", .access = R};
+	static const char *const denied[] = {
+		"chat/inbox/alice/\xff\xfe",            /* odd bytes as sender: READ allows, see below */
+		"chat//alice/bob",
+		"chat/inbox/alice\x01/bob",
+		"chat/inbox/ali/ce",
+		"chat/inbox/alice /bob",
+		"chat/inbox/ALICE/bob",
+		"chat/presence/\xc3\xa9",
+		"chat/rpc/alice/resp/",
+		"////",
+		"/",
+		"chat/room/lobby\xff/bob",
+	};
+	size_t i;
+
+	/* Odd bytes in the sender level of my own inbox: the message got there
+	 * through a WRITE check, so READ lets it through (it cannot exist). */
+	req.topic = denied[0];
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	for(i=1; i<sizeof(denied)/sizeof(denied[0]); i++){
+		req.topic = denied[i];
+		if(acl__decide(m, m->snap, &req) == ACL_OK){
+			print_error("allowed: %s\n", denied[i]);
+			fail();
+		}
+	}
+	/* Very long levels: looked up by length, refused, nothing overruns. */
+	memset(longlevel, 'a', sizeof(longlevel) - 1);
+	longlevel[sizeof(longlevel) - 1] = '\0';
+	snprintf(topic, sizeof(topic), "chat/inbox/%s/alice", longlevel);
+	req.topic = topic;
+	req.access = W;
+	req.payload = ENV;
+	req.payloadlen = (uint32_t)strlen(ENV);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_RECIPIENT);
+	snprintf(topic, sizeof(topic), "chat/room/%s/alice", longlevel);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	snprintf(topic, sizeof(topic), "chat/inbox/alice/%s", longlevel);
+	req.access = S;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOPIC);
+	/* A 33-character name is no account even if its first 32 are. */
+	assert_non_null(snapshot__add_user(m->snap, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", USER_KIND_USER,
+			true, HASH));
+	req.topic = "chat/inbox/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/alice";
+	req.access = W;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_RECIPIENT);
+	req.topic = "chat/inbox/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/alice";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+}
+
+static void test_callback_counts_and_logs(void **state)
+{
+	struct mqchat *m = *state;
+	struct mosquitto client = {.id = "alice", .username = "alice", .address = "10.0.0.1"};
+	struct mosquitto_evt_acl_check ed;
+	int i;
+
+	memset(&ed, 0, sizeof(ed));
+	ed.client = &client;
+	ed.access = MOSQ_ACL_SUBSCRIBE;
+	ed.topic = "chat/inbox/alice/#";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	assert_int_equal(stub.log_count, 0);
+
+	m->log.rate = 3;
+	fake_now = 5000;
+	ed.topic = "#";
+	for(i=0; i<10; i++){
+		assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	}
+	assert_int_equal(m->acl_denied[ACL_DENY_TOPIC], 10);
+	assert_int_equal(stub.log_count, 3);
+	assert_int_equal(stub_log_contains("mqchat: denied subscribe of \"#\" to alice (10.0.0.1)"), 3);
+	/* The next second reports what was dropped. */
+	fake_now = 6000;
+	plog__flush(&m->log, fake_now);
+	assert_int_equal(stub_log_contains("mqchat: 7 messages suppressed"), 1);
+
+	/* A username with control bytes is logged escaped. */
+	client.username = "ev\nil";
+	ed.topic = "chat/inbox/x/#";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	assert_null(strchr(stub.last_log, '\n'));
+	assert_int_equal(m->acl_denied[ACL_DENY_NO_USER], 1);
+}
+
+/* Not a correctness test: prints ns per decision for plugin/README.md. */
+static void test_bench(void **state)
+{
+	struct mqchat *m = *state;
+	const long n = getenv("MQCHAT_BENCH") ? 2000000 : 200000;
+	struct acl_request rd = {.username = "bob", .clientid = "bob", .access = R,
+		.topic = "chat/room/lobby/alice", .payload = ENV, .payloadlen = (uint32_t)strlen(ENV)};
+	struct acl_request rdi = rd, wr = rd;
+	int64_t t0, t1, t2, t3;
+	long i, ok = 0;
+
+	rdi.topic = "chat/inbox/bob/alice";
+	wr.username = "alice";
+	wr.access = W;
+	wr.topic = "chat/inbox/bob/alice";
+	t0 = time__mono_ns();
+	for(i=0; i<n; i++) ok += acl__decide(m, m->snap, &rd) == ACL_OK;
+	t1 = time__mono_ns();
+	for(i=0; i<n; i++) ok += acl__decide(m, m->snap, &rdi) == ACL_OK;
+	t2 = time__mono_ns();
+	for(i=0; i<n; i++) ok += acl__decide(m, m->snap, &wr) == ACL_OK;
+	t3 = time__mono_ns();
+	assert_int_equal(ok, 3 * n);
+	printf("# acl bench: READ room %.0f ns, READ inbox %.0f ns, WRITE inbox+envelope (%zu B) %.0f ns\n",
+			(double)(t1 - t0) / (double)n, (double)(t2 - t1) / (double)n, strlen(ENV),
+			(double)(t3 - t2) / (double)n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_user_inbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_presence_rpc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_register, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_payload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_odd_topics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callback_counts_and_logs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bench, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
