@@ -1,5 +1,6 @@
 /* cmd_send.c - "send": one message (or one per line) to a user or a room,
  * QoS 1, exit 0 only once the broker accepted every one. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,8 +102,11 @@ static int collect(int argc, char **argv, int first, bool lines, struct outgoing
 	}
 	all = util__read_all(stdin, lines ? 64 * 1024 * 1024 : BODY_MAX + 2, &len);
 	if(all == NULL){
-		util__error("cannot read the message from stdin: %s",
-				lines ? "read error or over 64 MiB" : "message too large");
+		if(errno == EFBIG && !lines){
+			util__error("message too large: over %d bytes (limit %d)", BODY_MAX, BODY_MAX);
+		}else{
+			util__error("cannot read stdin: %s", strerror(errno));
+		}
 		return EXIT_FAILED;
 	}
 	if(!lines){

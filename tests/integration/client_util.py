@@ -84,7 +84,8 @@ def mqchat(broker, datadir, user, *args, password=PASSWORD, stdin=None, env=None
     p = subprocess.run(argv(broker, user, *args, device=device, timeout=timeout, port=port),
                        input=stdin if stdin is not None else b"",
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=client_env(datadir, password, env), timeout=run_timeout)
+                       env=client_env(datadir, password, env), timeout=run_timeout,
+                       start_new_session=True)  # no controlling tty: no prompt
     return Result(p)
 
 

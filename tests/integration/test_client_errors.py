@@ -1,0 +1,182 @@
+"""test_client_errors.py - every error path of build/mqchat: a clear
+"Error: ..." on stderr, the documented exit code, and nothing lost."""
+import os
+
+import pytest
+
+import harness
+from client_util import (AUTH, DENIED, FAILED, OK, TIMEOUT, UNREACH, USAGE, Listener,
+                         client_env, mqchat, ok, texts, users)
+
+
+@pytest.fixture
+def pair(store, make_broker):
+    users(store, "alice", "bob", "carol")
+    store.add_room("team", ["bob", "carol"])
+    store.block("carol", "alice")
+    return make_broker()
+
+
+def test_wrong_password_is_3(pair, datadir):
+    r = mqchat(pair, datadir, "alice", "send", "bob", "x", password="wrong-password")
+    assert r.rc == AUTH, r
+    assert r.err.startswith("Error: wrong username or password for alice")
+    r = mqchat(pair, datadir, "nobody", "listen", "--for", "1")
+    assert r.rc == AUTH, r
+
+
+def test_unreachable_broker_is_5(pair, datadir):
+    port = harness.free_port()
+    r = mqchat(pair, datadir, "alice", "send", "bob", "x", port=port)
+    assert r.rc == UNREACH, r
+    assert r.err.startswith("Error: cannot reach the broker at 127.0.0.1:%d" % port)
+    r = mqchat(pair, datadir, "alice", "history", "bob", port=port)
+    assert r.rc == UNREACH, r
+
+
+def test_rpc_without_archiver_times_out_with_6(pair, datadir):
+    r = mqchat(pair, datadir, "alice", "history", "bob", timeout=1)
+    assert r.rc == TIMEOUT, r
+    assert "Error: no answer from the archiver (is it running?) within 1 s" in r.err
+    for cmd in (["rooms"], ["whois", "bob"], ["blocked"], ["sync"], ["block", "bob"]):
+        r = mqchat(pair, datadir, "alice", *cmd, timeout=1)
+        assert r.rc == TIMEOUT, (cmd, r)
+
+
+def test_refused_publishes_are_1_and_nothing_reaches_anyone(pair, datadir):
+    with Listener(pair, datadir, "carol", timeout=1) as carol, \
+            Listener(pair, datadir, "bob", timeout=1) as bob:
+        carol.wait_ready()
+        bob.wait_ready()
+        # carol blocked alice
+        r = mqchat(pair, datadir, "alice", "send", "carol", "let me in")
+        assert r.rc == FAILED, r
+        assert "Error: message to carol refused by the broker: Not authorized" in r.err
+        assert r.out == ""
+        # alice is not a member of team
+        r = mqchat(pair, datadir, "alice", "send", "--room", "team", "hello team")
+        assert r.rc == FAILED, r
+        # no such user
+        r = mqchat(pair, datadir, "alice", "send", "nobody", "hi")
+        assert r.rc == FAILED, r
+        # too large for the client itself
+        r = mqchat(pair, datadir, "alice", "send", "bob", stdin="x" * 70000)
+        assert r.rc == FAILED, r
+        assert "Error: message too large: over 65536 bytes (limit 65536)" in r.err
+        r = mqchat(pair, datadir, "alice", "send", "bob", "z" * 65537)
+        assert r.rc == FAILED, r
+        assert "Error: message too large: 65537 bytes (limit 65536)" in r.err
+        # small enough for the client, too large an envelope for the broker
+        r = mqchat(pair, datadir, "alice", "send", "bob", stdin="y" * 65530)
+        assert r.rc == FAILED, r
+        assert "refused by the broker" in r.err
+        # nothing of the above reached anyone
+        ok(pair, datadir, "bob", "send", "carol", "marker")
+        ok(pair, datadir, "carol", "send", "bob", "marker")
+        carol.wait_lines(1)
+        bob.wait_lines(1)
+        assert texts(carol.lines()) == [(None, "bob", "marker")]
+        assert texts(bob.lines()) == [(None, "carol", "marker")]
+        # one refused line in --lines fails the run, and says which; the
+        # good lines still go (each line is its own message)
+        r = mqchat(pair, datadir, "alice", "send", "--lines", "bob",
+                   stdin="good a\n" + "y" * 65530 + "\ngood b\n")
+        assert r.rc == FAILED, r
+        assert r.err.count("refused by the broker") == 1, r
+        assert len(r.out.split()) == 2
+        bob.wait_lines(3)
+        assert [t[2] for t in texts(bob.lines())] == ["marker", "good a", "good b"]
+
+
+@pytest.mark.parametrize("args,stdin,err", [
+    ([], None, "usage: mqchat"),
+    (["fly"], None, "Error: unknown command 'fly'"),
+    (["send"], None, "usage: mqchat send"),
+    (["send", "Bob", "hi"], None, "Error: invalid user name 'Bob'"),
+    (["send", "--room", "a/b", "hi"], None, "Error: invalid room name 'a/b'"),
+    (["send", "bob"], b"", "Error: empty message"),
+    (["send", "bob"], b"\xc3\x28", "Error: message is not valid UTF-8"),
+    (["send", "bob"], b"a\x00b", "Error: message contains a NUL byte"),
+    (["send", "--lines", "bob"], b"ok\n\xff\n", "Error: message is not valid UTF-8"),
+    (["send", "--bogus", "bob", "hi"], None, "Error: unknown option '--bogus'"),
+    (["--port", "http", "send", "bob", "x"], None, "Error: --port: invalid port 'http'"),
+    (["--timeout", "0", "rooms"], None, "Error: --timeout: expected seconds"),
+    (["--password", "secret", "send", "bob", "x"], None, "never taken from the command line"),
+    (["--device", "bad device", "listen"], None, "Error: invalid device name"),
+    (["listen", "--count", "x"], None, "Error: --count: expected a positive number"),
+    (["listen", "extra"], None, "Error: unexpected argument 'extra'"),
+    (["history"], None, "usage: mqchat history"),
+    (["history", "bob", "--limit", "1000"], None, "Error: --limit: expected 1..100"),
+    (["chat"], None, "usage: mqchat chat"),
+    (["whois", "B@d"], None, "Error: invalid user name 'B@d'"),
+    (["block"], None, "usage: mqchat block"),
+    (["register", "Alice"], None, "Error: invalid user name 'Alice'"),
+    (["sync", "--after", "-1"], None, "Error: --after: expected a sequence number"),
+])
+def test_bad_arguments_are_2(pair, datadir, args, stdin, err):
+    with Listener(pair, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        r = mqchat(pair, datadir, "alice", *args, stdin=stdin)
+        assert r.rc == USAGE, r
+        assert err in r.err, r
+        # a bad input sends nothing: only the marker arrives
+        ok(pair, datadir, "alice", "send", "bob", "marker")
+        bob.wait_lines(1)
+        assert texts(bob.lines()) == [(None, "alice", "marker")]
+
+
+def test_no_user_and_no_password_are_2(pair, datadir):
+    r = mqchat(pair, datadir, None, "send", "bob", "x")
+    assert r.rc == USAGE and "Error: no user" in r.err, r
+    r = mqchat(pair, datadir, "alice", "send", "bob", "x", password=None)
+    assert r.rc == USAGE, r
+    assert "Error: no password: use --password-file, MQCHAT_PASSWORD or a terminal" in r.err
+
+
+def test_room_not_a_member_subscribe_refused_is_4(pair, datadir):
+    r = mqchat(pair, datadir, "alice", "chat", "--room", "team", stdin="hi\n")
+    assert r.rc == DENIED, r
+    assert "Error: not allowed to read room team" in r.err
+
+
+def test_config_file_and_password_file(pair, datadir):
+    env = client_env(datadir)
+    cfgdir = os.path.join(env["XDG_CONFIG_HOME"], "mqchat")
+    os.makedirs(cfgdir, exist_ok=True)
+    pwfile = os.path.join(datadir, "alice.pw")
+    with open(pwfile, "w") as f:
+        f.write("password-xxxx\n")
+    os.chmod(pwfile, 0o600)
+    cfg = os.path.join(cfgdir, "config")
+    with open(cfg, "w") as f:
+        f.write("# alice's settings\nhost = 127.0.0.1\nport = %d\nuser = alice\n"
+                "password_file = %s\n" % (pair.port, pwfile))
+    os.chmod(cfg, 0o644)
+    # readable by others: refused before anything else
+    r = mqchat(pair, datadir, None, "send", "bob", "x", password=None, port=1)
+    assert r.rc == USAGE, r
+    assert "is accessible by group or others; run: chmod 600" in r.err
+    os.chmod(cfg, 0o600)
+    with Listener(pair, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        # user, port and password all from the config file
+        import subprocess
+        p = subprocess.run([harness.CLIENT, "send", "bob", "from config"], env=client_env(
+            datadir, password=None), capture_output=True, timeout=30, start_new_session=True)
+        assert p.returncode == OK, p
+        bob.wait_lines(1)
+        assert texts(bob.lines()) == [(None, "alice", "from config")]
+    os.chmod(pwfile, 0o640)
+    r = mqchat(pair, datadir, "alice", "--password-file", pwfile, "send", "bob", "x",
+               password=None)
+    assert r.rc == USAGE and "password file" in r.err and "chmod 600" in r.err, r
+    with open(cfg, "w") as f:
+        f.write("colour = blue\n")
+    r = mqchat(pair, datadir, "alice", "send", "bob", "x")
+    assert r.rc == USAGE and "unknown key 'colour'" in r.err, r
+
+
+def test_register_when_registration_is_off(pair, datadir):
+    r = mqchat(pair, datadir, None, "register", "dave")
+    assert r.rc == FAILED, r
+    assert "Error: registration is not open on this server" in r.err
