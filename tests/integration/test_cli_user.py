@@ -1,9 +1,14 @@
 """test_cli_user.py - `mqchat-archiver user ...`: output, exit codes, bad input."""
 import json
 import os
+import select
 import sqlite3
+import subprocess
+import time
 
 import pytest
+
+import harness
 
 from cli_util import (BAD_NAMES, EXISTS, INVALID, NOTFOUND, PASSWORD, RUNTIME, USAGE, add_user,
                       auth_rows, cli, fails, initdir, message_bodies, ok, put_message,  # noqa: F401
@@ -237,3 +242,50 @@ def test_locked_database_is_a_runtime_error(initdir):
 def test_bad_busy_timeout_env(initdir):
     fails(initdir, USAGE, "user", "list", env={"MQCHAT_BUSY_TIMEOUT_MS": "soon"},
           err="MQCHAT_BUSY_TIMEOUT_MS must be a number of milliseconds")
+
+
+def run_on_tty(datadir, args, typed, timeout=10):
+    """Run the CLI with a pseudo-terminal as its controlling terminal, type
+    the given lines when prompted; return (exit status, terminal output)."""
+    master, slave = os.openpty()
+    slave_name = os.ttyname(slave)
+
+    def become_session_leader():
+        os.setsid()
+        os.close(os.open(slave_name, os.O_RDWR))   # the first tty opened is the controlling one
+
+    p = subprocess.Popen([harness.ARCHIVER, "--data", datadir] + args, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=become_session_leader)
+    seen = b""
+    pending = list(typed)
+    deadline = time.monotonic() + timeout
+    try:
+        while p.poll() is None and time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.05)
+            if r:
+                chunk = os.read(master, 4096)
+                seen += chunk
+                if chunk.rstrip().endswith(b":") and pending:
+                    os.write(master, pending.pop(0).encode() + b"\n")
+        p.wait(timeout=max(0.1, deadline - time.monotonic()))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)   # kept open until here: the terminal never hangs up on the CLI
+    return p.returncode, seen.decode(errors="replace"), p.stdout.read().decode(), p.stderr.read().decode()
+
+
+def test_password_prompt_on_terminal(initdir):
+    d = initdir
+    rc, tty, out, err = run_on_tty(d, ["user", "add", "alice"], ["tty-password", "tty-password"])
+    assert (rc, out, err) == (0, "user alice added\n", ""), (rc, tty, out, err)
+    assert "Password for alice: " in tty and "Retype the password: " in tty
+    assert "tty-password" not in tty            # no echo
+    stored = auth_rows(d, "SELECT pwhash FROM users WHERE name='alice'")[0][0]
+    assert verify_password(stored, "tty-password")
+
+    rc, tty, out, err = run_on_tty(d, ["user", "passwd", "alice"], ["new-password-1", "new-password-2"])
+    assert (rc, out, err) == (INVALID, "", "Error: the passwords do not match\n"), (rc, tty, out, err)
+    assert verify_password(auth_rows(d, "SELECT pwhash FROM users WHERE name='alice'")[0][0], "tty-password")
