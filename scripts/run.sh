@@ -33,6 +33,7 @@ MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 START_WAIT=10
 STOP_WAIT=10
 
+abspath() { case $1 in /*) printf '%s' "$1";; *) printf '%s/%s' "$PWD" "$1";; esac; }
 say() { printf 'run: %s\n' "$*"; }
 die() { printf 'run: Error: %s\n' "$*" >&2; exit 1; }
 
@@ -103,10 +104,12 @@ local_conf="# Written by scripts/run.sh at every start: do not edit.\n"
 if [ "$(id -u)" -eq 0 ]; then
 	if ! getent passwd "$BROKER_USER" >/dev/null; then
 		why="there is no '$BROKER_USER' user"
-	elif ! runuser -u "$BROKER_USER" -- test -r "$PLUGIN"; then
-		why="the '$BROKER_USER' user cannot read $PLUGIN (is the checkout under a private folder such as /root?)"
-	elif ! runuser -u "$BROKER_USER" -- test -x "$DATA"; then
-		why="the '$BROKER_USER' user cannot reach $DATA"
+	# Absolute paths: the check must walk every folder above them, as
+	# SQLite does (it turns a relative path into an absolute one).
+	elif ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$PLUGIN")"; then
+		why="the '$BROKER_USER' user cannot read $(abspath "$PLUGIN") (a checkout under a private folder such as /root?)"
+	elif ! runuser -u "$BROKER_USER" -- test -x "$(abspath "$DATA")"; then
+		why="the '$BROKER_USER' user cannot reach $(abspath "$DATA")"
 	else
 		why=""
 		# The broker (as mosquitto) writes its persistence, its log and
