@@ -11,7 +11,7 @@ import pytest
 import harness
 
 from cli_util import (BAD_NAMES, EXISTS, INVALID, NOTFOUND, PASSWORD, RUNTIME, USAGE, add_user,
-                      auth_rows, cli, fails, initdir, message_bodies, ok, put_message,  # noqa: F401
+                      auth_rows, fails, initdir, message_bodies, ok, put_message,  # noqa: F401
                       verify_password)
 
 
