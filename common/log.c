@@ -48,6 +48,10 @@ void log_reopen(void)
 	}
 }
 
+/* The format attribute lets clang's -Wformat-nonliteral accept vfprintf. */
+static void vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 {
 	static const char *names[] = {"error", "warning", "info", "debug"};
