@@ -5,6 +5,7 @@ run.sh is started with DATA (a temp folder) and PORT (a free port) so it
 never touches var/ or 1883; the shipped config/mosquitto.conf is then used
 through the copy run.sh generates with those two changed."""
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -212,3 +213,40 @@ def test_run_refuses_a_folder_that_is_not_a_data_folder(runs, data_root):
     assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
     assert os.listdir(data_root) == ["notes.txt"]
     assert open(keep).read() == "mine\n"
+
+
+def proc_uid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])   # effective uid
+    raise AssertionError("no Uid line")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the privilege drop only happens when started as root")
+def test_run_keeps_root_when_the_broker_user_cannot_reach_the_data(runs, data_root):
+    # A folder only root may enter, like a checkout under /root.
+    os.chmod(data_root, 0o700)
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port()).wait_running()
+    out = r.output()
+    assert "the broker keeps running as root" in out, out
+    with open(os.path.join(data, "conf.d", "local.conf")) as f:
+        assert "\nuser root\n" in f.read()
+    assert proc_uid(r.bpid) == 0
+    r.proc.send_signal(signal.SIGTERM)
+    assert r.wait_exit() == 0, r.output()
+    assert not alive(r.bpid) and not alive(r.apid)
+
+    # Reachable again: the next run drops to mosquitto, if the build is
+    # reachable too, and says which it did either way.
+    os.chmod(data_root, 0o755)
+    r = runs(data, harness.free_port()).wait_running()
+    out = r.output()
+    with open(os.path.join(data, "conf.d", "local.conf")) as f:
+        local = f.read()
+    if "drops to the 'mosquitto' user" in out:
+        assert "user root" not in local
+        assert proc_uid(r.bpid) == pwd.getpwnam("mosquitto").pw_uid
+    else:
+        assert "cannot read" in out and "user root" in local, out
