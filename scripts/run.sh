@@ -218,8 +218,8 @@ Connect as alice with the mosquitto clients:
 EOF
 if [ -x "$BUILD/mqchat" ]; then
 	cat <<EOF
-or with the bundled client:
-    $BUILD/mqchat --help
+or with the bundled client (asks for the password; no arguments: its commands):
+    $BUILD/mqchat --port $PORT --user alice chat bob
 EOF
 fi
 echo
