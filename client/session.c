@@ -333,6 +333,9 @@ bool session__step(struct session *s, int max_ms, int extra_fd)
 			if(rc != MOSQ_ERR_SUCCESS){
 				s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 				s->retry_at = now + s->backoff_ms;
+				fprintf(stderr, "reconnect failed (%s), retrying in %d ms\n",
+						rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
+						s->backoff_ms);
 			}
 			sock = mosquitto_socket(s->mosq);
 		}else if(s->retry_at - now < max_ms){
