@@ -13,14 +13,19 @@ FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefine
 
 # fuzz_rule(target, sources, libraries)
 define fuzz_rule
-$(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/fuzz.h $(2)
+$(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/fuzz.h $(2) $(BUILD)/gen/userdb_schema.inc
 	@mkdir -p $$(dir $$@)
-	$(FUZZ_CC) $(CPPFLAGS) -Iplugin -Iarchiver $(FUZZ_CFLAGS) $(WARN) -o $$@ $$(filter %.c,$$^) $(3)
+	$(FUZZ_CC) $(CPPFLAGS) -I$(BUILD)/gen -Iplugin -Iarchiver $(FUZZ_CFLAGS) $(WARN) -o $$@ \
+		$$(filter %.c,$$^) $(3)
 FUZZ_BINS += $(FUZZ_DIR)/fuzz_$(1)
 endef
 
+# The plugin's code links whole, with tests/fuzz/broker_stubs.c for the broker.
+FUZZ_PLUGIN := $(PLUGIN_SRC) $(COMMON_SRC) tests/fuzz/broker_stubs.c
+
 $(eval $(call fuzz_rule,envelope,common/envelope.c common/names.c,-ljansson))
 $(eval $(call fuzz_rule,names,common/names.c,))
+$(eval $(call fuzz_rule,acl,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -23,6 +23,7 @@
 #define FUZZ_REPLAY 1
 #include "../fuzz/fuzz_envelope.c"
 #include "../fuzz/fuzz_names.c"
+#include "../fuzz/fuzz_acl.c"
 
 static char current[4096];
 
@@ -122,11 +123,18 @@ static void test_names(void **state)
 	replay("names", fuzz_names__one);
 }
 
+static void test_acl(void **state)
+{
+	(void)state;
+	replay("acl", fuzz_acl__one);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_acl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
