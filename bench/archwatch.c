@@ -10,6 +10,8 @@
 #define SAMPLE_MS 200
 #define DRAIN_LIMIT_MS 30000
 #define DRAIN_STALL_MS 5000
+#define SETTLE_LIMIT_MS 60000
+#define SETTLE_QUIET_MS 500
 
 static int64_t stored_now(struct archwatch *w)
 {
@@ -21,6 +23,8 @@ static int64_t stored_now(struct archwatch *w)
 	sqlite3_reset(w->q);
 	return v;
 }
+
+static int64_t settle(struct archwatch *w);
 
 int archwatch__init(struct archwatch *w, const char *path, const char *sql,
 		char *err, size_t errlen)
@@ -34,12 +38,27 @@ int archwatch__init(struct archwatch *w, const char *path, const char *sql,
 		archwatch__cleanup(w);
 		return MQC_ERR_DB;
 	}
-	w->base = stored_now(w);
-	if(w->base < 0){
-		w->base = 0;
-	}
+	w->base = settle(w);
 	w->t_start = time__mono_ms();
 	return MQC_OK;
+}
+
+/* The stored count once it has stopped moving: what an earlier load left
+ * in flight must not count as this one's. Bounded by SETTLE_LIMIT_MS. */
+static int64_t settle(struct archwatch *w)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	int64_t start = time__mono_ms(), last = start, v, prev = stored_now(w);
+
+	while(time__mono_ms() - start < SETTLE_LIMIT_MS && time__mono_ms() - last < SETTLE_QUIET_MS){
+		nanosleep(&ts, NULL);
+		v = stored_now(w);
+		if(v != prev){
+			prev = v;
+			last = time__mono_ms();
+		}
+	}
+	return prev < 0 ? 0 : prev;
 }
 
 static int64_t take(struct archwatch *w, long sent)

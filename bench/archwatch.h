@@ -30,8 +30,9 @@ struct archwatch {
 	int64_t st[ARCHWATCH_SAMPLES][3]; /* t ms, published, stored (since base) */
 };
 
-/* Open path read-only and prepare sql (one integer column). Returns MQC_OK or
- * an error with a message in err. */
+/* Open path and prepare sql (one integer column; nothing is written), then
+ * wait until the count stops moving (what an earlier run left in flight)
+ * and take it as the base. Returns MQC_OK or an error with a message in err. */
 int archwatch__init(struct archwatch *w, const char *path, const char *sql,
 		char *err, size_t errlen);
 /* Take a sample if 200 ms have passed since the last one. */

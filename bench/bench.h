@@ -23,6 +23,7 @@ struct bench_opts {
 	int qos;
 	int size;                 /* payload bytes */
 	int window;               /* messages in flight per publisher */
+	double rate;              /* offered deliveries/s; 0: as fast as the window allows */
 	long count;               /* measured messages (or connections, requests) */
 	double seconds;           /* bound of the measured phase */
 	int warmup_ms;

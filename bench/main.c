@@ -58,7 +58,7 @@ static void usage(void)
 	size_t i;
 
 	fprintf(stderr, "usage: mqchat-bench MODE [--port N] [--password PW] [--qos 0|1]"
-			" [--size B] [--window W]\n"
+			" [--size B] [--window W] [--rate R]\n"
 			"\t[--count N] [--seconds S] [--warmup-ms MS] [--broker-pid PID]"
 			" [--pairs P] [--archive-db PATH]\n"
 			"\t[--archive-sql SQL] [--members M] [--room R] [--users N]"
@@ -119,6 +119,11 @@ static int parse_opt(struct bench_opts *o, const char *k, const char *v)
 	STR("--with", rpc_with)
 #undef NUM
 #undef STR
+	if(strcmp(k, "--rate") == 0){
+		char *end;
+		o->rate = strtod(v, &end);
+		return (*end || o->rate < 0 || o->rate > 1e8) ? -1 : 0;
+	}
 	if(strcmp(k, "--seconds") == 0){
 		char *end;
 		o->seconds = strtod(v, &end);
