@@ -59,6 +59,7 @@ static void end_pass(struct daemon *d, int64_t now)
 	if(e->deleted > 0){
 		log_info("expiry: %lld message(s) past their retention deleted", (long long)e->deleted);
 	}
+	log_debug("expiry: pass done");
 	expiry__cleanup(e);
 	e->next_run = now + (int64_t)d->cfg.expiry_interval * 1000;
 }
