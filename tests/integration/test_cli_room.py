@@ -41,15 +41,15 @@ def test_empty_list(initdir):
     assert json.loads(ok(initdir, "room", "list", "--json").out) == []
 
 
-@pytest.mark.parametrize("name", BAD_NAMES)
-def test_bad_room_names(people, name):
+def test_bad_room_names(people):
     d = people
     ok(d, "room", "create", "general")
-    for cmd in (["create", name], ["add", name, "alice"], ["remove", name, "alice"], ["del", name]):
-        r = fails(d, INVALID, "room", *cmd)
-        assert "invalid room name" in r.err
-    r = fails(d, INVALID, "room", "add", "general", "alice", name)
-    assert "invalid user name" in r.err
+    for name in BAD_NAMES:
+        for cmd in (["create", name], ["add", name, "alice"], ["remove", name, "alice"], ["del", name]):
+            r = fails(d, INVALID, "room", *cmd)
+            assert "invalid room name" in r.err, (name, r)
+        r = fails(d, INVALID, "room", "add", "general", "alice", name)
+        assert "invalid user name" in r.err, (name, r)
     assert auth_rows(d, "SELECT name FROM rooms") == [("general",)]
     assert members(d) == []
 
@@ -95,11 +95,11 @@ def test_remove_and_del(people):
     assert ok(d, "room", "list").out == "other - alice\n"
 
 
-@pytest.mark.parametrize("days", ["0", "-1", "abc", "36501", "7d", ""])
-def test_bad_retention(people, days):
-    r = fails(people, USAGE, "room", "create", "general", "--retention", days,
-              err="--retention needs a number of days (1..36500)")
-    assert "usage: mqchat-archiver [--data DIR] room create ROOM" in r.err
+def test_bad_retention(people):
+    for days in ["0", "-1", "abc", "36501", "7d", "", " 7"]:
+        r = fails(people, USAGE, "room", "create", "general", "--retention", days,
+                  err="--retention needs a number of days (1..36500)")
+        assert "usage: mqchat-archiver [--data DIR] room create ROOM" in r.err
     assert auth_rows(people, "SELECT name FROM rooms") == []
 
 
