@@ -7,7 +7,7 @@
 #include "err.h"
 #include "plugin.h"
 
-void config__defaults(struct mqchat_config *cfg)
+void plugin_config__defaults(struct mqchat_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->registration = REGISTRATION_OFF;
@@ -17,13 +17,13 @@ void config__defaults(struct mqchat_config *cfg)
 	cfg->log_rate = (int)CONFIG_DEFAULT_LOG_RATE;
 }
 
-void config__cleanup(struct mqchat_config *cfg)
+void plugin_config__cleanup(struct mqchat_config *cfg)
 {
 	free(cfg->db);
 	cfg->db = NULL;
 }
 
-const char *config__registration_name(enum registration_mode mode)
+const char *plugin_config__registration_name(enum registration_mode mode)
 {
 	switch(mode){
 		case REGISTRATION_OFF: return "off";
@@ -62,13 +62,13 @@ static const struct int_opt int_opts[] = {
 	{"log_rate", 1, 100000, offsetof(struct mqchat_config, log_rate), false},
 };
 
-int config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,
+int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,
 		char *err, size_t errlen)
 {
 	int i;
 	size_t j;
 
-	config__defaults(cfg);
+	plugin_config__defaults(cfg);
 	for(i=0; i<count; i++){
 		const char *key = opts[i].key, *value = opts[i].value;
 		bool known = false;

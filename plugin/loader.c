@@ -43,7 +43,7 @@ static void reload_failed(struct loader *l, const char *why)
 }
 
 /* True if the file at path is no longer the one we have open (replaced by
- * rename, or deleted): then the connection is reopened. */
+ * rename, or deleted). */
 static bool file_replaced(struct loader *l)
 {
 	struct stat st;
@@ -58,7 +58,7 @@ static bool file_replaced(struct loader *l)
 	return (unsigned long long)st.st_dev != l->dev || (unsigned long long)st.st_ino != l->ino;
 }
 
-/* One poll: reopen if needed, compare data_version, rebuild if changed. */
+/* One poll: compare data_version, rebuild the snapshot if it changed. */
 static void poll_once(struct loader *l, bool force)
 {
 	struct snapshot *s = NULL, *old;
@@ -66,17 +66,14 @@ static void poll_once(struct loader *l, bool force)
 	int64_t version = 0;
 	int rc;
 
-	if(l->udb == NULL || file_replaced(l)){
-		userdb__close(l->udb);
-		l->udb = NULL;
-		l->have_ino = false;
-		rc = userdb__open(l->path, 0, &l->udb, err, sizeof(err));
-		if(rc){
-			reload_failed(l, err);
-			return;
-		}
-		(void)file_replaced(l);
-		force = true;
+	/* A WAL database must not be replaced or deleted under an open
+	 * connection: SQLite finds the -wal and -shm by name, so a new file
+	 * would be read through the old file's log. Keep what we have, say so
+	 * loudly, and let a restart read the new file. */
+	if(file_replaced(l)){
+		reload_failed(l, "the file was replaced or deleted while in use;"
+				" restart the broker to read the new one");
+		return;
 	}
 	rc = userdb__data_version(l->udb, &version);
 	if(rc){

@@ -47,7 +47,7 @@ static void mqchat_free(struct mqchat *m)
 	snapshot__free(m->snap);
 	presence__cleanup(&m->presence);
 	auth__cleanup(m);
-	config__cleanup(&m->cfg);
+	plugin_config__cleanup(&m->cfg);
 	free(m);
 }
 
@@ -65,7 +65,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	if(m == NULL) return MOSQ_ERR_NOMEM;
 	m->clock_ms = time__mono_ms;
 
-	rc = config__parse(&m->cfg, options, option_count, err, sizeof(err));
+	rc = plugin_config__parse(&m->cfg, options, option_count, err, sizeof(err));
 	if(rc){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "mqchat: %s", err);
 		goto fail;
@@ -95,7 +95,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			" (registration %s, max payload %u)",
 			m->snap->user_count, m->snap->room_count, m->snap->member_count,
 			m->snap->block_count, m->cfg.db, (long long)(time__mono_ms() - t0),
-			config__registration_name(m->cfg.registration), m->cfg.max_payload);
+			plugin_config__registration_name(m->cfg.registration), m->cfg.max_payload);
 
 	rc = loader__start(&m->loader, udb, m->cfg.db, version, m->cfg.reload_ms);
 	if(rc){

@@ -56,16 +56,16 @@ struct mqchat_config {
 };
 
 /* Set every field to its default (db NULL). */
-void config__defaults(struct mqchat_config *cfg);
+void plugin_config__defaults(struct mqchat_config *cfg);
 /* Parse the broker's plugin_opt_* list into cfg (defaults first). Unknown
  * options are logged as a warning and ignored. Returns MQC_OK, or
  * MQC_ERR_INVAL with a message in err. cfg must be freed with
- * config__cleanup either way. */
-int config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,
+ * plugin_config__cleanup either way. */
+int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,
 		char *err, size_t errlen);
 /* Free what cfg owns; safe on a defaulted or half-parsed struct. */
-void config__cleanup(struct mqchat_config *cfg);
-const char *config__registration_name(enum registration_mode mode);
+void plugin_config__cleanup(struct mqchat_config *cfg);
+const char *plugin_config__registration_name(enum registration_mode mode);
 
 /* ================================================================
  * Snapshot (snapshot.c): the user store in memory, immutable once built.

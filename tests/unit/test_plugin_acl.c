@@ -32,7 +32,7 @@ static struct mqchat *make_plugin(enum registration_mode reg)
 
 	assert_non_null(m);
 	assert_non_null(s);
-	config__defaults(&m->cfg);
+	plugin_config__defaults(&m->cfg);
 	m->cfg.registration = reg;
 	m->log.rate = 1000;
 	m->clock_ms = fake_clock;

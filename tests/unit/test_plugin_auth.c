@@ -45,7 +45,7 @@ static int setup(void **state)
 
 	assert_non_null(m);
 	stub_reset();
-	config__defaults(&m->cfg);
+	plugin_config__defaults(&m->cfg);
 	m->cfg.registration = REGISTRATION_OPEN;
 	m->log.rate = 100000;
 	fake_now = 1000000;

@@ -22,7 +22,7 @@
 static int parse(struct mosquitto_opt *opts, int n, struct mqchat_config *cfg, char *err)
 {
 	err[0] = '\0';
-	return config__parse(cfg, opts, n, err, 256);
+	return plugin_config__parse(cfg, opts, n, err, 256);
 }
 
 static void test_defaults(void **state)
@@ -39,7 +39,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.reload_ms, 250);
 	assert_int_equal(cfg.register_timeout_s, 30);
 	assert_int_equal(cfg.log_rate, 20);
-	config__cleanup(&cfg);
+	plugin_config__cleanup(&cfg);
 	assert_null(cfg.db);
 }
 
@@ -63,14 +63,14 @@ static void test_all_options(void **state)
 	assert_int_equal(cfg.register_timeout_s, 5);
 	assert_int_equal(cfg.log_rate, 1);
 	assert_int_equal(stub.log_count, 0);
-	config__cleanup(&cfg);
+	plugin_config__cleanup(&cfg);
 
 	opts[1].value = "open";
 	opts[2].value = "268435455";
 	assert_int_equal(parse(opts, 3, &cfg, err), MQC_OK);
 	assert_int_equal(cfg.registration, REGISTRATION_OPEN);
 	assert_int_equal(cfg.max_payload, 268435455);
-	config__cleanup(&cfg);
+	plugin_config__cleanup(&cfg);
 }
 
 static void test_bad_values(void **state)
@@ -107,7 +107,7 @@ static void test_bad_values(void **state)
 			print_error("%s=%s: \"%s\" lacks \"%s\"\n", bad[i].key, bad[i].value, err, bad[i].msg);
 			fail();
 		}
-		config__cleanup(&cfg);
+		plugin_config__cleanup(&cfg);
 	}
 }
 
@@ -122,9 +122,9 @@ static void test_db_required_unknown_ignored(void **state)
 	assert_int_equal(parse(opts, 2, &cfg, err), MQC_ERR_INVAL);
 	assert_non_null(strstr(err, "plugin_opt_dbpath (the user store, auth.db) is required"));
 	assert_int_equal(stub_log_contains("mqchat: unknown option plugin_opt_colour ignored"), 1);
-	config__cleanup(&cfg);
+	plugin_config__cleanup(&cfg);
 	assert_int_equal(parse(NULL, 0, &cfg, err), MQC_ERR_INVAL);
-	config__cleanup(&cfg);
+	plugin_config__cleanup(&cfg);
 }
 
 /* ---- the whole plugin ---- */
