@@ -112,6 +112,8 @@ int cmd_history__run(struct options *opt, int argc, char **argv)
 
 /* ---- sync ---- */
 
+#define SYNC_PAGE 100
+
 static int state_path(const struct options *opt, char *path, size_t len, bool create)
 {
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
@@ -200,7 +202,10 @@ int cmd_sync__run(struct options *opt, int argc, char **argv)
 		long long last = seq;
 		bool more;
 
-		req = json_pack("{s:s, s:I, s:i}", "op", "sync", "after", (json_int_t)seq, "limit", 500);
+		/* Pages of 100, not the contract's 500: an answer must fit the
+		 * broker's payload limit (64 KiB by default) or it is dropped. */
+		req = json_pack("{s:s, s:I, s:i}", "op", "sync", "after", (json_int_t)seq,
+				"limit", SYNC_PAGE);
 		if(req == NULL){
 			rc = EXIT_FAILED;
 			break;
@@ -218,7 +223,9 @@ int cmd_sync__run(struct options *opt, int argc, char **argv)
 		}
 		more = json_is_true(json_object_get(resp, "more"));
 		json_decref(resp);
-		if(last > seq) save_seq(opt, last);
+		/* --after is a one-off look back: the remembered position is
+		 * only moved by a plain sync. */
+		if(last > seq && after < 0) save_seq(opt, last);
 		/* Guard against an archiver that says "more" without progress. */
 		if(!more || last <= seq || ++pages > 100000) break;
 		seq = last;
