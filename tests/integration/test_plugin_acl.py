@@ -86,6 +86,13 @@ def test_service_subscriptions(world, clients, v5):
     got = {t: w.subscribe(t) for t in ("#", "$SYS/#", "other/#", "+/#")}
     wrong = {t: "0x%02x" % g for t, g in got.items() if g != want}
     assert not wrong, "service: subscriptions outside chat/ should be refused: %s" % wrong
+    # A shared subscription delivers as well.
+    shared = login(clients, world, "archiver", pw(), client_id="archiver@1", v5=v5)
+    subscribe_ok(shared, "$share/g2/chat/inbox/#")
+    alice = login(clients, world, "alice", pw(), v5=v5)
+    m = envelope("via a shared subscription")
+    assert publish(alice, inbox("bob", "alice"), m) == 0
+    expect_msg(shared, inbox("bob", "alice"), m)
 
 
 @pytest.mark.parametrize("v5", PROTOCOLS)

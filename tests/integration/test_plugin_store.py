@@ -8,7 +8,7 @@ import time
 import pytest
 
 import harness
-from plugin_util import envelope, expect_msg, login, subscribe_ok
+from plugin_util import Sync, envelope, expect_msg, login, subscribe_ok
 
 PW = "password-xxxx"
 
@@ -87,7 +87,8 @@ def test_unreadable_store(datadir, store):
 
 @pytest.mark.parametrize("opt,value", [
     ("registration", "maybe"), ("max_payload", "abc"), ("max_payload", "-1"),
-    ("reload_ms", "soon"), ("register_timeout", "x"),
+    ("reload_ms", "soon"), ("register_timeout", "x"), ("log_rate", "lots"),
+    ("dbpath", ""),
 ])
 def test_bad_option_values(datadir, store, opt, value):
     refuses(datadir, "plugin_opt_%s %s" % (opt, value), plugin_opts={opt: value})
@@ -139,3 +140,30 @@ def test_store_goes_bad_while_running(store, make_broker, clients, damage):
         os.unlink(p)
     settle(b)
     working(clients, b, alice, bob, "the store was " + damage)
+
+
+@pytest.mark.parametrize("damage", ["tables dropped", "schema version changed"])
+def test_store_recovers(store, make_broker, clients, damage):
+    """Once the store is good again, its changes are picked up as usual."""
+    for name in ("alice", "bob"):
+        store.add_user(name)
+    b = make_broker()
+    alice = login(clients, b, "alice", PW)
+    bob = login(clients, b, "bob", PW)
+    subscribe_ok(bob, "chat/inbox/bob/#")
+    if damage == "tables dropped":
+        for t in ("members", "blocks", "users", "rooms"):
+            store.sql("DROP TABLE %s" % t)
+    else:
+        store.sql("UPDATE meta SET value='99' WHERE key='schema_version'")
+    settle(b)
+    if damage == "tables dropped":
+        harness.Store(store.path)          # the schema again, empty
+        for name in ("alice", "bob"):
+            store.add_user(name)
+    else:
+        store.sql("UPDATE meta SET value='1' WHERE key='schema_version'")
+    store.add_user("zed", password="zed-password")
+    Sync(store, bob)()     # bob's new room shows once the repaired store is loaded
+    login(clients, b, "zed", "zed-password").close()
+    working(clients, b, alice, bob, "the store was repaired")
