@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from plugin_util import (PROTOCOLS, assert_denied_publish, drop, expect_none, get, login,
+from plugin_util import (PROTOCOLS, assert_denied_publish, assert_refused, connect, drop,
+                         expect_none, get, login,
                          presence, presence_of, publish, quiet, stall, subscribe_ok,
                          wait_disconnected)
 
@@ -120,3 +121,38 @@ def test_clients_cannot_publish_presence(pres, clients, v5):
     c = login(clients, pres, "bob", PW, client_id="bob@check", v5=v5)
     subscribe_ok(c, presence("carol"))
     expect_none(c)   # carol never connected, and alice could not forge hers
+
+
+def test_session_takeover_by_same_device_keeps_online(pres, clients):
+    """alice@phone connecting again takes over her own session (the broker
+    closes the old connection): she is still online, and goes offline only
+    when the new connection ends."""
+    bob = login(clients, pres, "bob", PW)
+    subscribe_ok(bob, presence("alice"))
+    old = login(clients, pres, "alice", PW, client_id="alice@phone")
+    assert next_status(bob, "alice")["status"] == "online"
+    new = login(clients, pres, "alice", PW, client_id="alice@phone")
+    wait_disconnected(old, 3.0, "the takeover by the same client id")
+    quiet(bob, 0.7)
+    assert retained_status(clients, pres, "alice")["status"] == "online", (
+        "alice shown offline after her own session takeover while connected")
+    new.close()
+    assert next_status(bob, "alice")["status"] == "offline", "not offline after the last connection"
+
+
+@pytest.mark.parametrize("v5", PROTOCOLS)
+def test_refused_logins_do_not_change_presence(store, pres, clients, v5):
+    """Refused attempts under alice's name (wrong password, her client id
+    claimed by bob) neither end her session nor mark her offline."""
+    bob = login(clients, pres, "bob", PW, v5=v5)
+    subscribe_ok(bob, presence("alice"))
+    alice = login(clients, pres, "alice", PW, v5=v5)
+    assert next_status(bob, "alice")["status"] == "online"
+    for user, password, cid in (("alice", "wrong-password", "alice"),
+                                ("alice", "wrong-password", "alice@x"),
+                                ("bob", PW, "alice")):
+        _, code = connect(clients, pres, user, password, client_id=cid, v5=v5)
+        assert_refused(code, v5, "%s as %s" % (user, cid))
+    quiet(bob, 0.7)
+    assert not alice.disconnected.is_set(), "alice's connection was closed by a refused login"
+    assert retained_status(clients, pres, "alice", v5=v5)["status"] == "online"
