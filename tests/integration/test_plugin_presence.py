@@ -6,9 +6,8 @@ import time
 import pytest
 
 from plugin_util import (PROTOCOLS, assert_denied_publish, assert_refused, connect, drop,
-                         expect_none, get, login,
-                         presence, presence_of, publish, quiet, stall, subscribe_ok,
-                         wait_disconnected)
+                         expect_none, get, login, presence, presence_of, publish, quiet,
+                         stall, subscribe_ok, wait_disconnected)
 
 PW = "password-xxxx"
 
