@@ -103,6 +103,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		goto fail;
 	}
 	udb = NULL;                     /* the loader's now */
+	/* Retained "online" messages restored from the broker's persistence
+	 * are stale: nobody is connected yet. TICK clears the presence of
+	 * every account that is not connected by the time it gets there. */
+	m->presence.sweep_active = true;
 
 	m->pid = identifier;
 	for(i=0; i<CALLBACK_COUNT; i++){

@@ -294,6 +294,12 @@ struct presence {
 	struct conn_user *users;
 	struct conn *registers;         /* _register connections (own table) */
 	size_t register_count;
+	/* Start-up sweep: clear the retained presence of every account not
+	 * connected, so no "online" from before a broker restart stays behind. */
+	bool sweep_active;
+	bool sweep_started;
+	const struct snapshot *sweep_snap;
+	const struct snap_user *sweep_pos;
 };
 
 /* Track an authenticated user/device/service connection; publishes
@@ -307,6 +313,10 @@ int presence__register(struct mqchat *m, const struct mosquitto *client, const c
 /* A context went away (any context, tracked or not); publishes "offline"
  * on the account's last connection. */
 void presence__disconnect(struct mqchat *m, const struct mosquitto *client);
+/* Clear the retained presence (empty retained message) of up to budget
+ * more accounts of the start-up sweep: users and devices that are not
+ * connected. Call from TICK. */
+void presence__sweep(struct mqchat *m, size_t budget);
 /* Connections of name (0 if none). */
 unsigned presence__count(struct mqchat *m, const char *name);
 void presence__cleanup(struct presence *p);

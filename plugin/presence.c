@@ -31,6 +31,16 @@ static void publish_presence(const char *name, bool online)
 	}
 }
 
+/* Delete the retained presence of name (an empty retained message): the
+ * account has not connected since the broker started. */
+static void clear_presence(const char *name)
+{
+	char topic[sizeof("chat/presence/") + NAME_MAX_LEN];
+
+	snprintf(topic, sizeof(topic), "chat/presence/%s", name);
+	(void)mosquitto_broker_publish_copy(NULL, topic, 0, NULL, 1, true, NULL);
+}
+
 static bool has_presence(enum user_kind kind)
 {
 	return kind == USER_KIND_USER || kind == USER_KIND_DEVICE;
@@ -138,6 +148,34 @@ void presence__disconnect(struct mqchat *m, const struct mosquitto *client)
 		if(has_presence(u->kind)) publish_presence(u->name, false);
 		HASH_DELETE(hh, p->users, u);
 		free(u);
+	}
+}
+
+void presence__sweep(struct mqchat *m, size_t budget)
+{
+	struct presence *p = &m->presence;
+	const struct snap_user *u;
+	struct conn_user *cu;
+
+	if(!p->sweep_active) return;
+	/* (Re)start on the current snapshot: a swap mid-sweep starts over. */
+	if(!p->sweep_started || p->sweep_snap != m->snap){
+		p->sweep_snap = m->snap;
+		p->sweep_pos = m->snap ? m->snap->users : NULL;
+		p->sweep_started = true;
+	}
+	for(u=p->sweep_pos; u && budget > 0; u=u->hh.next){
+		if(!has_presence(u->kind)) continue;
+		cu = NULL;
+		HASH_FIND(hh, p->users, u->name, u->len, cu);
+		if(cu != NULL) continue;        /* connected: "online" is right */
+		clear_presence(u->name);
+		budget--;
+	}
+	p->sweep_pos = u;
+	if(u == NULL){
+		p->sweep_active = false;
+		p->sweep_snap = NULL;
 	}
 }
 

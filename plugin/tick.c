@@ -3,10 +3,10 @@
  * TICK fires once per main-loop pass (about 10/s idle, more under load) and
  * carries no time in 2.0.11, so the plugin reads its own clock. Each tick:
  * swap in a snapshot the loader left, kick what it disabled or deleted, log
- * what the loader reported, close expired registration connections, and now
- * and then prune the throttle tables. Kicking fires MOSQ_EVT_DISCONNECT
- * right away, which edits the presence tables: so names and ids to kick are
- * copied out first and kicked after the walk. */
+ * what the loader reported, close expired registration connections, run
+ * the start-up presence sweep, and now and then prune the throttle tables.
+ * Kicking fires MOSQ_EVT_DISCONNECT right away, which edits the presence
+ * tables: so names and ids to kick are copied out first, kicked after. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +14,8 @@
 
 #define PRUNE_EVERY_MS 10000
 #define REGISTER_KICKS_PER_TICK 64
+/* Start-up presence sweep: 100,000 accounts take 100 ticks (~10 s idle). */
+#define SWEEP_PER_TICK 1000
 
 void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 {
@@ -82,6 +84,7 @@ void tick__run(struct mqchat *m, int64_t now)
 	if(s) tick__swap_snapshot(m, s);
 
 	if(m->presence.registers) expire_registrations(m, now);
+	if(m->presence.sweep_active) presence__sweep(m, SWEEP_PER_TICK);
 
 	if(now >= m->next_prune){
 		throttle__prune(&m->user_throttle, now);

@@ -477,6 +477,49 @@ static void test_presence(void **state)
 	assert_int_equal(stub.publish_count, 2);
 }
 
+static void test_presence_sweep(void **state)
+{
+	struct mqchat *m = *state;
+	struct mosquitto a = {"alice", "alice", "1"};
+	struct snapshot *s;
+	int i, cleared = 0;
+
+	/* alice is connected; bob, carol (disabled), dev1, broken are not;
+	 * archiver is a service (no presence). */
+	presence__connect(m, &a, "alice", USER_KIND_USER);
+	stub_reset();
+	m->presence.sweep_active = true;
+	presence__sweep(m, 2);
+	assert_int_equal(stub.publish_count, 2);
+	assert_true(m->presence.sweep_active);
+	presence__sweep(m, 100);
+	assert_false(m->presence.sweep_active);
+	for(i=0; i<stub.publish_count; i++){
+		assert_true(stub.publishes[i].retain);
+		assert_string_equal(stub.publishes[i].payload, "");
+		assert_string_not_equal(stub.publishes[i].topic, "chat/presence/alice");
+		assert_string_not_equal(stub.publishes[i].topic, "chat/presence/archiver");
+		cleared++;
+	}
+	assert_int_equal(cleared, 4);
+	/* Done: nothing more. */
+	presence__sweep(m, 100);
+	assert_int_equal(stub.publish_count, 4);
+
+	/* A snapshot swapped in mid-sweep: the sweep starts over on it. */
+	stub_reset();
+	m->presence.sweep_active = true;
+	m->presence.sweep_started = false;
+	presence__sweep(m, 1);
+	s = snapshot__new();
+	assert_non_null(snapshot__add_user(s, "zoe", USER_KIND_USER, true, bob_hash));
+	tick__swap_snapshot(m, s);
+	presence__sweep(m, 100);
+	assert_false(m->presence.sweep_active);
+	assert_string_equal(stub.publishes[stub.publish_count - 1].topic, "chat/presence/zoe");
+	presence__disconnect(m, &a);
+}
+
 static void kick_user_disconnects(const char *username)
 {
 	struct conn *c, *tmp;
@@ -562,6 +605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_register_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_presence_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_kicks_disabled_and_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_cb_and_basic_auth_cb, setup, teardown),
 	};
