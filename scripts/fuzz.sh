@@ -42,6 +42,11 @@ fi
 
 make --no-print-directory FUZZ_CC="$FUZZ_CC" fuzz-build || exit 1
 
+# Harnesses that need files (fuzz_rpc's stores) make them here; a crash
+# leaves them behind, so this is emptied after every run.
+MQCHAT_FUZZ_TMP=$(pwd)/$OUT/tmp
+export MQCHAT_FUZZ_TMP
+
 targets=${FUZZ_TARGETS:-$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c | sed 's/^fuzz_//'; done)}
 failed=0
 for t in $targets; do
@@ -50,7 +55,7 @@ for t in $targets; do
 	# New inputs go to the first (scratch) corpus; the seeds stay as committed.
 	work=$OUT/corpus/$t
 	art=$OUT/artifacts/$t
-	mkdir -p "$work" "$art" tests/fuzz/corpus/$t
+	mkdir -p "$work" "$art" "$MQCHAT_FUZZ_TMP" tests/fuzz/corpus/$t
 	dict=""
 	[ -f tests/fuzz/$t.dict ] && dict="-dict=tests/fuzz/$t.dict"
 	reg=""
@@ -61,6 +66,7 @@ for t in $targets; do
 		-artifact_prefix="$art/" $dict "$work" tests/fuzz/corpus/$t $reg \
 		> "$log" 2>&1
 	rc=$?
+	rm -rf "$MQCHAT_FUZZ_TMP"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
 	new=$(sed -n 's/^stat::new_units_added: *//p' "$log")
@@ -72,5 +78,6 @@ for t in $targets; do
 	else
 		echo "ok   fuzz $t: ${execs:-?} executions in ${SECONDS_EACH}s, ${rate:-?}/s, ${new:-0} new inputs"
 	fi
+	grep -h 'OPEN finding' "$log" || true
 done
 exit $failed
