@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +57,29 @@ static int make_dir(struct init_ctx *ctx)
 	return cli__error(CLI_ERR_RUNTIME, "cannot create %s: %s", ctx->dir, strerror(errno));
 }
 
+/* Take an exclusive flock on DIR itself (no lock file left behind), so
+ * inits run one at a time: one that found auth.db half made by another
+ * would take it for a foreign file. Waits up to the busy timeout.
+ * Returns CLI_OK and *fd (close it to unlock) or an exit status. */
+static int lock_dir(struct init_ctx *ctx, int *fd)
+{
+	int64_t deadline = time__mono_ms() + ctx->cli->busy_ms;
+
+	*fd = open(ctx->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if(*fd < 0) return cli__error(CLI_ERR_RUNTIME, "cannot open %s: %s", ctx->dir, strerror(errno));
+	while(flock(*fd, LOCK_EX | LOCK_NB) != 0){
+		if((errno != EWOULDBLOCK && errno != EINTR) || time__mono_ms() >= deadline){
+			int e = errno;
+			close(*fd);
+			*fd = -1;
+			if(e == EWOULDBLOCK) return cli__error(CLI_ERR_RUNTIME, "%s is locked by another init", ctx->dir);
+			return cli__error(CLI_ERR_RUNTIME, "cannot lock %s: %s", ctx->dir, strerror(e));
+		}
+		usleep(10 * 1000);
+	}
+	return CLI_OK;
+}
+
 /* Open auth.db, creating it (0640: it holds password hashes) if missing. */
 static int open_auth(struct init_ctx *ctx, struct userdb **udb)
 {
@@ -99,15 +124,15 @@ static int make_archive(struct init_ctx *ctx)
 	return CLI_OK;
 }
 
-/* Write the password to DIR/archiver.pw.new (0600); publish_pwfile renames
- * it once the database agrees. */
+/* Write the password to a fresh DIR/archiver.pw.XXXXXX (0600, a unique
+ * name so two inits at once cannot swap files); publish_pwfile renames it
+ * once the database agrees. */
 static int write_pwtmp(struct init_ctx *ctx, const char *pw)
 {
 	size_t len = strlen(pw);
 	int fd;
 
-	unlink(ctx->pwtmp);
-	fd = open(ctx->pwtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = mkostemp(ctx->pwtmp, O_CLOEXEC);   /* mode 0600 */
 	if(fd < 0) return cli__error(CLI_ERR_RUNTIME, "cannot create %s: %s", ctx->pwtmp, strerror(errno));
 	if(write(fd, pw, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) != 0){
 		int e = errno;
@@ -173,6 +198,8 @@ static int make_service(struct init_ctx *ctx, struct userdb *udb)
 	if(rc != MQC_OK){
 		userdb__rollback(udb);
 		unlink(ctx->pwtmp);
+		/* Another init made it between our check and our insert. */
+		if(rc == MQC_ERR_EXISTS && !have_user) return CLI_OK;
 		return cli__fail(rc, "creating the service account");
 	}
 	if((rc = publish_pwfile(ctx)) != CLI_OK) return rc;
@@ -239,7 +266,7 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 	struct userdb *udb = NULL;
 	const char *owner = NULL;
 	bool have_user;
-	int c, rc;
+	int c, rc, lockfd = -1;
 
 	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
 		switch(c){
@@ -254,12 +281,13 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 	if(strlen(cli->datadir) >= sizeof(ctx.dir) || !cli__path(cli, "auth.db", ctx.auth, sizeof(ctx.auth))
 			|| !cli__path(cli, "archive.db", ctx.archive, sizeof(ctx.archive))
 			|| !cli__path(cli, CLI_PWFILE, ctx.pwfile, sizeof(ctx.pwfile))
-			|| !cli__path(cli, CLI_PWFILE ".new", ctx.pwtmp, sizeof(ctx.pwtmp))){
+			|| !cli__path(cli, CLI_PWFILE ".XXXXXX", ctx.pwtmp, sizeof(ctx.pwtmp))){
 		return cli__error(CLI_ERR_USAGE, "data folder path too long");
 	}
 	snprintf(ctx.dir, sizeof(ctx.dir), "%s", cli->datadir);
 
 	rc = make_dir(&ctx);
+	if(rc == CLI_OK) rc = lock_dir(&ctx, &lockfd);
 	if(rc == CLI_OK) rc = open_auth(&ctx, &udb);
 	if(rc == CLI_OK) rc = check_service(udb, &have_user);   /* refuse before creating more */
 	if(rc == CLI_OK) rc = make_archive(&ctx);
@@ -267,6 +295,7 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 	userdb__close(udb);
 	if(rc == CLI_OK && owner) rc = set_owner(&ctx, owner);
 	if(rc == CLI_OK && ctx.changes == 0) printf("%s is already initialised: nothing changed\n", ctx.dir);
+	if(lockfd >= 0) close(lockfd);
 	return rc;
 }
 

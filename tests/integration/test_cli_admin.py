@@ -5,9 +5,12 @@ import os
 import pwd
 import sqlite3
 import stat
+import subprocess
 import time
 
 import pytest
+
+import harness
 
 from cli_util import (DAY_MS, EXISTS, NODB, USAGE, add_user, auth_rows, cli, fails, initdir,  # noqa: F401
                       message_bodies, ok, put_message, verify_password)
@@ -34,7 +37,7 @@ def test_init_creates_everything_once(datadir):
     rows = auth_rows(d, "SELECT name, kind, enabled, pwhash FROM users")
     assert [r[:3] for r in rows] == [("archiver", "service", 1)]
     assert verify_password(rows[0][3], pw)
-    assert not os.path.exists(os.path.join(d, "archiver.pw.new"))
+    assert sorted(os.listdir(d)) == ["archive.db", "archiver.pw", "auth.db"]
 
     before = auth_rows(d, "SELECT * FROM users")
     r = ok(d, "init")
@@ -229,3 +232,23 @@ def test_help_and_global_options(initdir):
     fails(d, USAGE, "frobnicate", err="unknown command 'frobnicate' (see `mqchat-archiver --help`)")
     fails(d, USAGE, "stats", "--bogus", err="unknown option '--bogus'")
     fails(d, USAGE, "init", "extra", err="unexpected argument")
+
+
+def test_concurrent_inits(datadir):
+    """Several inits at once: all succeed, one account, one password file
+    that matches it."""
+    d = os.path.join(datadir, "data")
+    procs = [subprocess.Popen([harness.ARCHIVER, "--data", d, "init"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+             for _ in range(4)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=30)
+        results.append((p.returncode, out, err))
+    assert all(rc == 0 and err == "" for rc, out, err in results), results
+    made = [out for rc, out, err in results if "created service account archiver" in out]
+    assert len(made) == 1, results
+    with open(os.path.join(d, "archiver.pw")) as f:
+        pw = f.read().rstrip("\n")
+    assert verify_password(auth_rows(d, "SELECT pwhash FROM users WHERE name='archiver'")[0][0], pw)
+    assert sorted(os.listdir(d)) == ["archive.db", "archiver.pw", "auth.db"]
