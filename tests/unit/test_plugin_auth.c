@@ -576,6 +576,35 @@ static void test_disconnect_cb_and_basic_auth_cb(void **state)
 	assert_int_equal(presence__count(m, "alice"), 0);
 }
 
+/* Not a correctness test: prints what the credential cache saves. */
+static void test_bench_auth(void **state)
+{
+	struct mqchat *m = *state;
+	char h[PWHASH_STR_LEN];
+	struct snapshot *s = snapshot__new();
+	int64_t t0, t1, t2;
+	int i, ok = 0;
+	const int full = 20, cached = 20000;
+
+	assert_int_equal(pwhash__make(PW, strlen(PW), PWHASH_DEFAULT_ITERATIONS, h, sizeof(h)), MQC_OK);
+	assert_non_null(snapshot__add_user(s, "alice", USER_KIND_USER, true, h));
+	snapshot__free(m->snap);
+	m->snap = s;
+	t0 = time__mono_ns();
+	for(i=0; i<full; i++){
+		credcache__forget(&m->creds, "alice");
+		ok += login(m, "alice", "alice", PW, "1") == MOSQ_ERR_SUCCESS;
+	}
+	t1 = time__mono_ns();
+	for(i=0; i<cached; i++) ok += login(m, "alice", "alice", PW, "1") == MOSQ_ERR_SUCCESS;
+	t2 = time__mono_ns();
+	assert_int_equal(ok, full + cached);
+	printf("# auth bench: full check (PBKDF2 %u iterations) %.2f ms, cached %.2f us\n",
+			PWHASH_DEFAULT_ITERATIONS, (double)(t1 - t0) / full / 1e6,
+			(double)(t2 - t1) / cached / 1e3);
+	presence__cleanup(&m->presence);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -608,6 +637,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_presence_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_kicks_disabled_and_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_cb_and_basic_auth_cb, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bench_auth, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -282,6 +282,7 @@ static void test_load_many(void **state)
 	struct snapshot *s;
 	char err[256];
 	long rss0, rss1;
+	size_t arena;
 	int64_t t0, t1, t2;
 
 	fill_many(f->udb, n);
@@ -295,11 +296,13 @@ static void test_load_many(void **state)
 	assert_int_equal(s->room_count, (size_t)n / 10);
 	assert_true(s->member_count >= (size_t)n * 9 / 10);
 	assert_non_null(snapshot__user(s, "user000042", 10));
+	arena = s->bytes;
 	snapshot__free(s);
 	t2 = time__mono_ns();
 	printf("# snapshot: %d users, %d rooms, %d memberships, %d blocks: load %.0f ms,"
-			" RSS +%ld KiB (arena and tables; SQLite cache included), free %.1f ms\n",
-			n, n / 10, n, n / 10, (double)(t1 - t0) / 1e6, rss1 - rss0, (double)(t2 - t1) / 1e6);
+			" RSS +%ld KiB (nodes %zu KiB + hash tables + SQLite cache), free %.1f ms\n",
+			n, n / 10, n, n / 10, (double)(t1 - t0) / 1e6, rss1 - rss0, arena / 1024,
+			(double)(t2 - t1) / 1e6);
 	/* The target is < 1 s for 100k users; be generous on a shared machine. */
 	assert_true(t1 - t0 < 5000000000LL);
 	userdb__close(own);
