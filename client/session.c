@@ -302,11 +302,10 @@ void session__cleanup(struct session *s)
 	if(s->mosq){
 		if(s->connected){
 			int64_t deadline = time__mono_ms() + 2000;
-			bool was = s->reconnect;
 			s->reconnect = false;
 			session_stop = 0; /* let the last PUBACKs in after a signal */
 			session__flush(s, deadline);
-			s->reconnect = was;
+			/* A normal DISCONNECT keeps the session expiry of CONNECT. */
 			mosquitto_disconnect_v5(s->mosq, 0, NULL);
 		}
 		mosquitto_destroy(s->mosq);

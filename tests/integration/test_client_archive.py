@@ -199,3 +199,33 @@ def test_listen_rooms_stay_in_the_session_without_archiver(store, make_broker, d
         assert bob.wait_exit() == 0
         assert texts(bob.lines()) == [("team", "alice", "while you were away")]
         assert "archiver did not answer" in bob.errors()
+
+
+def test_who_and_chat_slash_commands(world, datadir):
+    b = world
+    with Listener(b, datadir, "bob", timeout=5) as bob:
+        bob.wait_ready()
+        r = ok(b, datadir, "alice", "who", "bob")
+        assert r.out.startswith("bob: online since ")
+        assert ok(b, datadir, "alice", "who", "carol").out == "carol: unknown\n"
+        js = json.loads(ok(b, datadir, "alice", "--json", "who", "bob").out)
+        assert js["user"] == "bob" and js["status"] == "online" and isinstance(js["since"], int)
+        everyone = ok(b, datadir, "alice", "who").out.splitlines()
+        assert any(ln.startswith("bob: online") for ln in everyone)
+
+        ok(b, datadir, "bob", "send", "--room", "team", "earlier")
+        harness.wait_for(lambda: "earlier" in ok(b, datadir, "alice", "history", "--room",
+                                                 "team").out, what="archived")
+        r = ok(b, datadir, "alice", "chat", "--room", "team",
+               stdin="/who\n/history\n//slash line\n/bogus\n")
+        out = r.out.splitlines()
+        assert out[0].startswith("alice: online") and out[1].startswith("bob: online")
+        assert out[2] == "carol: unknown"
+        assert out[3].endswith("] #team bob: earlier")
+        assert "unknown command /bogus (try /help)" in r.err
+        assert "connection lost" not in r.err
+        bob.wait_lines(1)
+        assert texts(bob.lines()) == [("team", "alice", "/slash line")]
+    # bob's last connection closed: the plugin says offline
+    harness.wait_for(lambda: ok(b, datadir, "alice", "who", "bob").out.startswith("bob: offline"),
+                     what="bob offline")

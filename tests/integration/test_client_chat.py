@@ -137,3 +137,16 @@ def test_duplicate_delivery_is_shown_once(store, make_broker, datadir, clients):
         bob.wait_lines(2)
         a.barrier()
         assert [t[2] for t in texts(bob.lines())] == ["twice", "after"]
+
+
+def test_listen_stops_on_signals_and_after_for(store, make_broker, datadir):
+    import signal
+    users(store, "bob")
+    b = make_broker()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with Listener(b, datadir, "bob", timeout=1) as bob:
+            bob.wait_ready()
+            assert bob.stop(sig) == 0
+    with Listener(b, datadir, "bob", "--for", "1", timeout=1) as bob:
+        assert bob.wait_exit(timeout=15) == 0
+        assert bob.lines() == []
