@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -118,6 +119,19 @@ done:
 	return rc;
 }
 
+/* The daemon logs in with DIR/archiver.pw: say so when its password changes
+ * behind the file's back. */
+static void service_pw_note(const struct cli *cli)
+{
+	char path[4096];
+	struct stat st;
+
+	if(cli__path(cli, CLI_PWFILE, path, sizeof(path)) && stat(path, &st) == 0){
+		fprintf(stderr, "note: %s still holds the old password: put the new one there"
+				" before the archiver reconnects\n", path);
+	}
+}
+
 static int user_passwd(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -155,7 +169,10 @@ static int user_passwd(struct cli *cli, int argc, char **argv)
 	rc = end_write(udb, rc);
 	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
 	else if(rc != MQC_OK) rc = cli__fail(rc, "changing the password");
-	else printf("password of %s changed\n", name);
+	else{
+		printf("password of %s changed\n", name);
+		if(!strcmp(name, CLI_SERVICE_USER)) service_pw_note(cli);
+	}
 done:
 	OPENSSL_cleanse(hash, sizeof(hash));
 	userdb__close(udb);

@@ -93,6 +93,9 @@ int cli__bad_option(const struct cli *cli, int c, char **argv)
 	if(c == ':'){
 		cli__error(CLI_ERR_USAGE, "option '%s' needs an argument",
 				cli__quote(argv[optind - 1], q, sizeof(q)));
+	}else if(!strncmp(argv[optind - 1], "--data", 6) || !strcmp(argv[optind - 1], "-d")){
+		cli__error(CLI_ERR_USAGE, "'%s' is a global option: put it before the command",
+				cli__quote(argv[optind - 1], q, sizeof(q)));
 	}else{
 		cli__error(CLI_ERR_USAGE, "unknown option '%s'",
 				cli__quote(argv[optind - 1], q, sizeof(q)));

@@ -11,7 +11,7 @@ import pytest
 import harness
 
 from cli_util import (BAD_NAMES, EXISTS, INVALID, NOTFOUND, PASSWORD, RUNTIME, USAGE, add_user,
-                      auth_rows, fails, initdir, message_bodies, ok, put_message,  # noqa: F401
+                      auth_rows, cli, fails, initdir, message_bodies, ok, put_message,  # noqa: F401
                       verify_password)
 
 
@@ -125,6 +125,14 @@ def test_passwd(initdir):
     assert verify_password(stored, "new-password") and not verify_password(stored, PASSWORD)
 
 
+def test_passwd_of_the_service_account_warns(initdir):
+    d = initdir
+    r = cli(d, "user", "passwd", "archiver", "--password-stdin", stdin="new-service-pw\n")
+    assert (r.rc, r.out) == (0, "password of archiver changed\n"), r
+    assert r.err == ("note: %s/archiver.pw still holds the old password: put the new one there"
+                     " before the archiver reconnects\n" % d)
+
+
 def test_disable_enable(initdir):
     d = initdir
     add_user(d, "alice")
@@ -147,6 +155,7 @@ def test_usage_errors(initdir):
     fails(d, USAGE, "user", "frob", err="unknown command 'user frob' (see `mqchat-archiver user --help`)")
     fails(d, USAGE, "user", err="missing command after user")
     fails(d, USAGE, "user", "show", err="expected one user name")
+    fails(d, USAGE, "user", "list", "--data", d, err="'--data' is a global option: put it before the command")
     assert ok(d, "user", "add", "--help").out.startswith("usage: mqchat-archiver [--data DIR] user add NAME")
     help_text = ok(d, "user", "--help").out
     for sub in ("add", "passwd", "disable", "enable", "del", "export", "list", "show"):
