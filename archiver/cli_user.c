@@ -29,7 +29,8 @@ static int get_user(struct userdb *udb, const char *name, struct userdb_user *u)
 	return CLI_OK;
 }
 
-/* Parse options that are only --help, and expect exactly nargs operands. */
+/* Parse options that are only --help, and expect exactly nargs operands.
+ * Returns CLI_OK, -1 for --help, or an exit status (error printed). */
 static int plain_args(struct cli *cli, int argc, char **argv, int nargs)
 {
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
