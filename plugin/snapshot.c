@@ -29,7 +29,9 @@ static void *arena_alloc(struct snapshot *s, size_t size)
 	size = (size + align - 1) / align * align;
 	if(c == NULL || c->size - c->used < size){
 		size_t csize = size > ARENA_CHUNK ? size : ARENA_CHUNK;
-		c = malloc(sizeof(*c) + csize);
+		/* calloc: a chunk this big comes from fresh zeroed pages, so the
+		 * nodes need no memset of their own. */
+		c = calloc(1, sizeof(*c) + csize);
 		if(c == NULL) return NULL;
 		c->used = 0;
 		c->size = csize;
@@ -39,7 +41,6 @@ static void *arena_alloc(struct snapshot *s, size_t size)
 	p = (char *)c->data + c->used;
 	c->used += size;
 	s->bytes += size;
-	memset(p, 0, size);
 	return p;
 }
 
@@ -104,18 +105,15 @@ bool snapshot__name_in(const struct snap_name *set, const char *name, size_t len
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) do{ oom = true; }while(0)
 
-struct snap_user *snapshot__add_user(struct snapshot *s, const char *name, enum user_kind kind,
-		bool enabled, const char *pwhash)
+/* Add a user known not to be there yet (the store's primary key says so). */
+static struct snap_user *add_user(struct snapshot *s, const char *name, size_t len,
+		enum user_kind kind, bool enabled, const char *pwhash)
 {
 	struct snap_user *u;
-	size_t len, hlen;
+	size_t hlen;
 	char *h;
 	bool oom = false;
 
-	if(name == NULL || pwhash == NULL) return NULL;
-	len = strlen(name);
-	if(len == 0 || len > NAME_MAX_LEN) return NULL;
-	if(snapshot__user(s, name, len)) return NULL;
 	hlen = strlen(pwhash);
 	u = arena_alloc(s, sizeof(*u));
 	h = arena_alloc(s, hlen + 1);
@@ -130,6 +128,18 @@ struct snap_user *snapshot__add_user(struct snapshot *s, const char *name, enum 
 	if(oom) return NULL;
 	s->user_count++;
 	return u;
+}
+
+struct snap_user *snapshot__add_user(struct snapshot *s, const char *name, enum user_kind kind,
+		bool enabled, const char *pwhash)
+{
+	size_t len;
+
+	if(name == NULL || pwhash == NULL) return NULL;
+	len = strlen(name);
+	if(len == 0 || len > NAME_MAX_LEN) return NULL;
+	if(snapshot__user(s, name, len)) return NULL;
+	return add_user(s, name, len, kind, enabled, pwhash);
 }
 
 struct snap_room *snapshot__add_room(struct snapshot *s, const char *name)
@@ -205,8 +215,9 @@ static int user_cb(const struct userdb_user *row, void *arg)
 	/* The store validates names on write; a row that is not valid anyway
 	 * (written by hand) is left out so it can never log in. */
 	if(!names__valid_str(row->name) || user_kind__name(row->kind)[0] == '?') return MQC_OK;
-	if(snapshot__add_user(s, row->name, row->kind, row->enabled, row->pwhash) == NULL){
-		return snapshot__user(s, row->name, strlen(row->name)) ? MQC_OK : MQC_ERR_NOMEM;
+	/* Names are the table's primary key: no duplicate check needed. */
+	if(add_user(s, row->name, strlen(row->name), row->kind, row->enabled, row->pwhash) == NULL){
+		return MQC_ERR_NOMEM;
 	}
 	return MQC_OK;
 }
