@@ -84,7 +84,7 @@ $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ)
 # lives); tests/unit/broker_stubs.c stands in for the broker's exports.
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iplugin $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) -lcmocka $(LDLIBS_COMMON)
+	$(CC) $(CPPFLAGS) -Iplugin $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) -lcmocka $(LDLIBS_COMMON)
 
 deps:
 	@scripts/deps.sh

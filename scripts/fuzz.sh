@@ -42,10 +42,14 @@ fi
 
 make --no-print-directory FUZZ_CC="$FUZZ_CC" fuzz-build || exit 1
 
-# Harnesses that need files (fuzz_rpc's stores) make them here; a crash
-# leaves them behind, so this is emptied after every run.
-MQCHAT_FUZZ_TMP=$(pwd)/$OUT/tmp
+# Harnesses that need files (stores, config files) make them here, in
+# memory when /dev/shm is there; a crash leaves them behind, so this is
+# emptied after every run and removed at the end.
+tmpbase=/dev/shm
+[ -d "$tmpbase" ] && [ -w "$tmpbase" ] || tmpbase=${TMPDIR:-/tmp}
+MQCHAT_FUZZ_TMP=$(mktemp -d "$tmpbase/mqchat-fuzz.XXXXXX") || exit 1
 export MQCHAT_FUZZ_TMP
+trap 'rm -rf "$MQCHAT_FUZZ_TMP"' EXIT
 
 targets=${FUZZ_TARGETS:-$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c | sed 's/^fuzz_//'; done)}
 failed=0
@@ -55,7 +59,7 @@ for t in $targets; do
 	# New inputs go to the first (scratch) corpus; the seeds stay as committed.
 	work=$OUT/corpus/$t
 	art=$OUT/artifacts/$t
-	mkdir -p "$work" "$art" "$MQCHAT_FUZZ_TMP" tests/fuzz/corpus/$t
+	mkdir -p "$work" "$art" tests/fuzz/corpus/$t
 	dict=""
 	[ -f tests/fuzz/$t.dict ] && dict="-dict=tests/fuzz/$t.dict"
 	reg=""
@@ -64,9 +68,9 @@ for t in $targets; do
 	# shellcheck disable=SC2086
 	"$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$art/" $dict "$work" tests/fuzz/corpus/$t $reg \
-		> "$log" 2>&1
+		> "$log" 2>&1 < /dev/null
 	rc=$?
-	rm -rf "$MQCHAT_FUZZ_TMP"
+	rm -rf "$MQCHAT_FUZZ_TMP" && mkdir -p "$MQCHAT_FUZZ_TMP"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
 	new=$(sed -n 's/^stat::new_units_added: *//p' "$log")

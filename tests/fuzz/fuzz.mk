@@ -26,7 +26,9 @@ FUZZ_PLUGIN := $(PLUGIN_SRC) $(COMMON_SRC) tests/fuzz/broker_stubs.c
 $(eval $(call fuzz_rule,envelope,common/envelope.c common/names.c,-ljansson))
 $(eval $(call fuzz_rule,names,common/names.c,))
 $(eval $(call fuzz_rule,acl,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
+$(eval $(call fuzz_rule,plugin_config,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,rpc,archiver/rpc.c archiver/archive.c $(COMMON_SRC),-lmosquitto $(LDLIBS_COMMON)))
+$(eval $(call fuzz_rule,archiver_config,archiver/config.c $(COMMON_SRC),$(LDLIBS_COMMON)))
 
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BINS)

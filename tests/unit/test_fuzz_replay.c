@@ -2,9 +2,9 @@
  *
  * Each libFuzzer harness of tests/fuzz/ that tests common/ or plugin/ code is
  * compiled in here (FUZZ_REPLAY, see tests/fuzz/fuzz.h) and replayed by
- * fuzz_replay.h; the archiver's RPC harness has its own file
- * (test_fuzz_replay_rpc.c) because the archiver's objects are not linked
- * into unit tests. */
+ * fuzz_replay.h. The archiver's harnesses have files of their own
+ * (test_fuzz_replay_rpc.c, test_fuzz_replay_archiver_config.c): the
+ * archiver's objects are not linked into unit tests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +19,7 @@
 #include "../fuzz/fuzz_envelope.c"
 #include "../fuzz/fuzz_names.c"
 #include "../fuzz/fuzz_acl.c"
+#include "../fuzz/fuzz_plugin_config.c"
 
 #include "fuzz_replay.h"
 
@@ -40,12 +41,19 @@ static void test_acl(void **state)
 	fuzz_replay__target("acl", fuzz_acl__one);
 }
 
+static void test_plugin_config(void **state)
+{
+	(void)state;
+	fuzz_replay__target("plugin_config", fuzz_plugin_config__one);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_acl),
+		cmocka_unit_test(test_plugin_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
