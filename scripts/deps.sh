@@ -14,6 +14,11 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
+# Node.js and npm only run the MQTT.js interoperability test. Checked as
+# commands, not packages: a node from another source (which brings its own
+# npm) must not get Debian's npm on top of it.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
