@@ -68,7 +68,9 @@ static void connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
 		return;
 	}
 	s->connected = true;
-	s->backoff_ms = BACKOFF_MIN_MS;
+	s->connected_at = time__mono_ms();
+	/* Backoff restarts only after a connection that lasted (see below). */
+	if(s->quick_losses == 0) s->backoff_ms = BACKOFF_MIN_MS;
 	if(s->ever_connected){
 		fprintf(stderr, "reconnected%s\n", (flags & 1) ? "" : " (new session)");
 		/* Without the old session the broker forgot our subscriptions. */
@@ -87,6 +89,19 @@ static void disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
 	if(s->connected && s->reconnect && !session_stop){
 		fprintf(stderr, "connection lost (%s), reconnecting\n",
 				rc ? mosquitto_strerror(rc) : "closed");
+		/* Mosquitto 2.0 closes a session taken over by the same client id
+		 * without a reason code: two programs with one id would throw
+		 * each other out for ever. Connections that die young keep the
+		 * backoff growing, and the user gets a hint. */
+		if(time__mono_ms() - s->connected_at < 2000){
+			if(++s->quick_losses == 3){
+				fprintf(stderr, "warning: the connection keeps closing right after it opens; "
+						"is another listen or chat running as %s? (use --device)\n",
+						s->client_id);
+			}
+		}else{
+			s->quick_losses = 0;
+		}
 	}
 	s->connected = false;
 	s->retry_at = time__mono_ms() + s->backoff_ms;

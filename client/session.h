@@ -69,6 +69,8 @@ struct session {
 	bool reconnect;         /* reconnect with backoff (persistent sessions) */
 	int64_t retry_at;
 	int backoff_ms;
+	int64_t connected_at;   /* monotonic ms of the last CONNACK */
+	int quick_losses;       /* connections lost within 2 s in a row */
 	struct sub_entry *subs; /* restored if the broker lost the session */
 	int nsubs;
 	int wait_mid;           /* the SUBSCRIBE/UNSUBSCRIBE being waited for */

@@ -30,7 +30,8 @@ def test_room_chat_with_three_members(world, datadir):
             who.wait_ready()
             assert "inbox and 1 room" in who.errors()
         ok(b, datadir, "alice", "send", "--room", "team", "hello team")
-        ok(b, datadir, "carol", "chat", "--room", "team", stdin="hi alice\nhi bob\n")
+        ok(b, datadir, "carol", "chat", "--room", "team", device="pipe",
+           stdin="hi alice\nhi bob\n")
         bob.wait_lines(3)
         assert texts(bob.lines()) == [("team", "alice", "hello team"), ("team", "carol", "hi alice"),
                                       ("team", "carol", "hi bob")]

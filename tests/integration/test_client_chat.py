@@ -92,7 +92,9 @@ def test_chat_over_a_pipe_with_read_receipts(store, make_broker, datadir):
             bob.proc.stdin.flush()
             alice.wait_lines(1)
             assert texts(alice.lines()) == [(None, "bob", "hi from bob")]
-            r = ok(b, datadir, "alice", "chat", "bob", stdin="line one\nline two\n/quit\nnot sent\n")
+            # another device of alice (one persistent session per device)
+            r = ok(b, datadir, "alice", "chat", "bob", device="pipe",
+                   stdin="line one\nline two\n/quit\nnot sent\n")
             assert r.out == ""
             bob.wait_lines(2)
             assert texts(bob.lines()) == [(None, "alice", "line one"), (None, "alice", "line two")]
@@ -150,3 +152,17 @@ def test_listen_stops_on_signals_and_after_for(store, make_broker, datadir):
     with Listener(b, datadir, "bob", "--for", "1", timeout=1) as bob:
         assert bob.wait_exit(timeout=15) == 0
         assert bob.lines() == []
+
+
+def test_two_listens_with_one_client_id_get_a_hint(store, make_broker, datadir):
+    """Mosquitto closes a taken-over session without a reason; two programs
+    with one client id would throw each other out. They back off and say why."""
+    import harness
+    users(store, "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", timeout=1) as one:
+        one.wait_ready()
+        with Listener(b, datadir, "bob", timeout=1) as two:
+            hint = "is another listen or chat running as bob@test? (use --device)"
+            harness.wait_for(lambda: hint in one.errors() + two.errors(), timeout=20,
+                             what="the hint")

@@ -88,7 +88,7 @@ def test_refused_publishes_are_1_and_nothing_reaches_anyone(pair, datadir):
         assert [t[2] for t in texts(bob.lines())] == ["marker", "good a", "good b"]
 
 
-@pytest.mark.parametrize("args,stdin,err", [
+BAD_ARGUMENTS = [
     ([], None, "usage: mqchat"),
     (["fly"], None, "Error: unknown command 'fly'"),
     (["send"], None, "usage: mqchat send"),
@@ -112,16 +112,21 @@ def test_refused_publishes_are_1_and_nothing_reaches_anyone(pair, datadir):
     (["block"], None, "usage: mqchat block"),
     (["register", "Alice"], None, "Error: invalid user name 'Alice'"),
     (["sync", "--after", "-1"], None, "Error: --after: expected a sequence number"),
-])
-def test_bad_arguments_are_2(pair, datadir, args, stdin, err):
+]
+
+
+def test_bad_arguments_are_2_and_send_nothing(pair, datadir):
     with Listener(pair, datadir, "bob", timeout=1) as bob:
         bob.wait_ready()
-        r = mqchat(pair, datadir, "alice", *args, stdin=stdin)
-        assert r.rc == USAGE, r
-        assert err in r.err, r
+        for args, stdin, err in BAD_ARGUMENTS:
+            r = mqchat(pair, datadir, "alice", *args, stdin=stdin)
+            assert r.rc == USAGE, (args, r)
+            assert err in r.err, (args, r)
+            assert r.out == "" or r.out.startswith("usage:"), (args, r)
         # a bad input sends nothing: only the marker arrives
         ok(pair, datadir, "alice", "send", "bob", "marker")
         bob.wait_lines(1)
+        bob.stop()
         assert texts(bob.lines()) == [(None, "alice", "marker")]
 
 

@@ -122,7 +122,7 @@ def test_mqttjs_app_and_c_client(store, make_broker, datadir, archivers):
             harness.wait_for(lambda: {"receipt: %s delivered by nora" % mid,
                                       "receipt: %s read by nora" % mid} <= set(alice.lines()),
                              what="receipts from the app")
-            ok(b, datadir, "alice", "chat", "nora", stdin="and a chat line\n")
+            ok(b, datadir, "alice", "chat", "nora", device="pipe", stdin="and a chat line\n")
             got = app.expect(lambda e: e["event"] == "text", "chat line")
             assert got["body"] == "and a chat line"
 
