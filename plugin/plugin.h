@@ -273,6 +273,7 @@ void credcache__cleanup(struct credcache *c);
 struct conn_user {
 	UT_hash_handle hh;
 	unsigned count;
+	bool kick_pending;              /* missing/disabled in a new snapshot */
 	enum user_kind kind;
 	uint8_t len;
 	char name[NAME_MAX_LEN + 1];
@@ -294,6 +295,7 @@ struct presence {
 	struct conn_user *users;
 	struct conn *registers;         /* _register connections (own table) */
 	size_t register_count;
+	size_t kicks_pending;           /* conn_user entries with kick_pending */
 	/* Start-up sweep: clear the retained presence of every account not
 	 * connected, so no "online" from before a broker restart stays behind. */
 	bool sweep_active;
@@ -392,9 +394,13 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 int auth__init(struct mqchat *m);
 void auth__cleanup(struct mqchat *m);
 
-/* Swap in a new snapshot: kick connected accounts that are now missing or
- * disabled, then free the old one. Takes ownership of s. */
+/* Swap in a new snapshot, mark connected accounts that are now missing or
+ * disabled for a kick, and free the old one. Takes ownership of s. */
 void tick__swap_snapshot(struct mqchat *m, struct snapshot *s);
+/* Kick up to max marked accounts (each kick walks every connection in the
+ * broker, so a mass disable is spread over ticks; the ACL already denies
+ * them everything meanwhile). Returns how many were kicked. */
+size_t tick__kick_pending(struct mqchat *m, size_t max);
 /* The periodic work of one TICK at monotonic time now. */
 void tick__run(struct mqchat *m, int64_t now);
 

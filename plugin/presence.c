@@ -145,6 +145,7 @@ void presence__disconnect(struct mqchat *m, const struct mosquitto *client)
 	if(u == NULL) return;
 	if(u->count > 0) u->count--;
 	if(u->count == 0){
+		if(u->kick_pending) p->kicks_pending--;
 		if(has_presence(u->kind)) publish_presence(u->name, false);
 		HASH_DELETE(hh, p->users, u);
 		free(u);
@@ -216,4 +217,5 @@ void presence__cleanup(struct presence *p)
 		free(u);
 	}
 	p->register_count = 0;
+	p->kicks_pending = 0;
 }

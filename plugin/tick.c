@@ -16,35 +16,57 @@
 #define REGISTER_KICKS_PER_TICK 64
 /* Start-up presence sweep: 100,000 accounts take 100 ticks (~10 s idle). */
 #define SWEEP_PER_TICK 1000
+/* Kicks per tick: each walks every connection of the broker. */
+#define KICKS_PER_TICK 100
 
 void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 {
 	struct snapshot *old = m->snap;
 	struct conn_user *u, *tmp;
-	char (*names)[NAME_MAX_LEN + 1] = NULL;
-	size_t n = 0, i, cap = HASH_COUNT(m->presence.users);
 
 	m->snap = s;
-	if(cap > 0) names = calloc(cap, sizeof(*names));
 	HASH_ITER(hh, m->presence.users, u, tmp){
 		const struct snap_user *su = snapshot__user(s, u->name, u->len);
 
 		if(su != NULL && su->enabled) continue;
-		if(names == NULL){
-			/* Out of memory for the list: kick one by one, restarting the
-			 * walk is not needed since the ACL already denies them. */
-			mosquitto_kick_client_by_username(u->name, false);
-			break;
+		if(!u->kick_pending){
+			u->kick_pending = true;
+			m->presence.kicks_pending++;
 		}
-		memcpy(names[n++], u->name, u->len + 1);
 	}
+	snapshot__free(old);
+	tick__kick_pending(m, KICKS_PER_TICK);
+}
+
+size_t tick__kick_pending(struct mqchat *m, size_t max)
+{
+	char (*names)[NAME_MAX_LEN + 1];
+	struct conn_user *u, *tmp;
+	size_t n = 0, i;
+
+	if(m->presence.kicks_pending == 0 || max == 0) return 0;
+	names = calloc(max, sizeof(*names));
+	if(names == NULL) return 0;     /* next tick; the ACL denies them meanwhile */
+	HASH_ITER(hh, m->presence.users, u, tmp){
+		const struct snap_user *su;
+
+		if(!u->kick_pending) continue;
+		u->kick_pending = false;
+		m->presence.kicks_pending--;
+		/* Re-enabled since it was marked: nothing to do. */
+		su = snapshot__user(m->snap, u->name, u->len);
+		if(su != NULL && su->enabled) continue;
+		memcpy(names[n++], u->name, u->len + 1);
+		if(n == max) break;
+	}
+	/* Kicking fires DISCONNECT, which edits presence.users: kick after the walk. */
 	for(i=0; i<n; i++){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: closing connections of %s (%s)", names[i],
-				snapshot__user(s, names[i], strlen(names[i])) ? "disabled" : "deleted");
+				snapshot__user(m->snap, names[i], strlen(names[i])) ? "disabled" : "deleted");
 		mosquitto_kick_client_by_username(names[i], false);
 	}
 	free(names);
-	snapshot__free(old);
+	return n;
 }
 
 /* Close registration connections whose time is up. */
@@ -82,6 +104,7 @@ void tick__run(struct mqchat *m, int64_t now)
 	s = loader__take(&m->loader, msg, sizeof(msg), &level, &has_msg);
 	if(has_msg) mosquitto_log_printf(level, "%s", msg);
 	if(s) tick__swap_snapshot(m, s);
+	else if(m->presence.kicks_pending) tick__kick_pending(m, KICKS_PER_TICK);
 
 	if(m->presence.registers) expire_registrations(m, now);
 	if(m->presence.sweep_active) presence__sweep(m, SWEEP_PER_TICK);

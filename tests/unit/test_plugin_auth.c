@@ -557,6 +557,46 @@ static void test_swap_kicks_disabled_and_deleted(void **state)
 	assert_int_equal(login(m, "bob", "bob", PW, "1"), MOSQ_ERR_AUTH);
 }
 
+static void test_mass_disable_spread_over_ticks(void **state)
+{
+	struct mqchat *m = *state;
+	static struct mosquitto conns[250];
+	static char names[250][16];
+	struct snapshot *s;
+	int i;
+
+	stub.on_kick_user = kick_user_disconnects;
+	s = snapshot__new();
+	for(i=0; i<250; i++){
+		snprintf(names[i], sizeof(names[i]), "u%03d", i);
+		conns[i].id = conns[i].username = names[i];
+		conns[i].address = "1";
+		assert_int_equal(presence__connect(m, &conns[i], names[i], USER_KIND_USER), MQC_OK);
+		/* Every other one stays enabled. */
+		assert_non_null(snapshot__add_user(s, names[i], USER_KIND_USER, i % 2 == 0, bob_hash));
+	}
+	tick__swap_snapshot(m, s);
+	assert_int_equal(stub.kicked_user_count, 100);
+	assert_int_equal(m->presence.kicks_pending, 25);
+	/* Re-enabled before its turn: not kicked. */
+	s = snapshot__new();
+	for(i=0; i<250; i++){
+		assert_non_null(snapshot__add_user(s, names[i], USER_KIND_USER, i % 2 == 0 || i > 240, bob_hash));
+	}
+	snapshot__free(m->snap);
+	m->snap = s;
+	tick__run(m, fake_now);
+	assert_int_equal(m->presence.kicks_pending, 0);
+	for(i=0; i<250; i++){
+		unsigned want = (i % 2 == 0 || i > 240) ? 1 : 0;
+		if(presence__count(m, names[i]) != want){
+			print_error("%s: %u connections, want %u\n", names[i], presence__count(m, names[i]), want);
+			fail();
+		}
+	}
+	assert_int_equal(stub.kicked_user_count, 125 - 5);
+}
+
 static void test_disconnect_cb_and_basic_auth_cb(void **state)
 {
 	struct mqchat *m = *state;
@@ -636,6 +676,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_presence_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_kicks_disabled_and_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mass_disable_spread_over_ticks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_cb_and_basic_auth_cb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_auth, setup, teardown),
 	};
