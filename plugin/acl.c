@@ -312,7 +312,9 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;
 
 	m->acl_denied[r]++;
-	plog__notice(&m->log, m->clock_ms(), "mqchat: denied %s of \"%s\" to %s (%s): %s",
+	/* Escaping costs more than the decision: only for lines that are written. */
+	if(!plog__begin(&m->log, m->clock_ms())) return MOSQ_ERR_ACL_DENIED;
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: denied %s of \"%s\" to %s (%s): %s",
 			ed->access == MOSQ_ACL_WRITE ? "publish"
 			: ed->access == MOSQ_ACL_READ ? "delivery"
 			: ed->access == MOSQ_ACL_SUBSCRIBE ? "subscribe" : "unsubscribe",

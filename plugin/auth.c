@@ -60,7 +60,8 @@ static int refuse(struct mqchat *m, const char *addr, const char *username, cons
 	char ubuf[ESC_LEN], abuf[ESC_LEN], cbuf[ESC_LEN * 2];
 
 	m->auth_failed++;
-	plog__notice(&m->log, m->clock_ms(), "mqchat: login refused from %s user \"%s\" client \"%s\": %s",
+	if(!plog__begin(&m->log, m->clock_ms())) return MOSQ_ERR_AUTH;
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: login refused from %s user \"%s\" client \"%s\": %s",
 			plugin__esc(addr, abuf, sizeof(abuf)), plugin__esc(username, ubuf, sizeof(ubuf)),
 			plugin__esc(clientid, cbuf, sizeof(cbuf)), reason);
 	return MOSQ_ERR_AUTH;

@@ -28,17 +28,23 @@ static void advance(struct plog *p, int64_t now_ms)
 	}
 }
 
+bool plog__begin(struct plog *p, int64_t now_ms)
+{
+	advance(p, now_ms);
+	if(p->count >= p->rate){
+		p->suppressed++;
+		return false;
+	}
+	p->count++;
+	return true;
+}
+
 void plog__notice(struct plog *p, int64_t now_ms, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
 
-	advance(p, now_ms);
-	if(p->count >= p->rate){
-		p->suppressed++;
-		return;
-	}
-	p->count++;
+	if(!plog__begin(p, now_ms)) return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);

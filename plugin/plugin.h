@@ -183,6 +183,11 @@ struct plog {
  * line when the second is over. now_ms is a monotonic time. */
 void plog__notice(struct plog *p, int64_t now_ms, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The rate check of plog__notice alone: true if a line may be written now
+ * (and counted), false if it is to be dropped (and counted as suppressed).
+ * Lets callers skip formatting (escaping) what would be dropped; they then
+ * log with mosquitto_log_printf(MOSQ_LOG_NOTICE, ...). */
+bool plog__begin(struct plog *p, int64_t now_ms);
 /* Emit the pending "suppressed" line if the window is over (from TICK). */
 void plog__flush(struct plog *p, int64_t now_ms);
 
