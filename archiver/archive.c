@@ -1,10 +1,12 @@
 /* archive.c - the message archive, archive.db (see archive.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -60,9 +62,9 @@ static const char *stmt_sql[ST__COUNT] = {
 	[ST_STORE] =
 		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh)"
 		" SELECT ?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9"
-		" WHERE NOT EXISTS(SELECT 1 FROM messages WHERE idh=?9 AND sender=?1 AND id=?5)",
+		" WHERE NOT EXISTS(SELECT 1 FROM messages INDEXED BY messages_idh WHERE idh=?9 AND sender=?1 AND id=?5)",
 	[ST_FIND] =
-		"SELECT seq, recipient, room, status FROM messages WHERE idh=?1 AND sender=?2 AND id=?3",
+		"SELECT seq, recipient, room, status FROM messages INDEXED BY messages_idh WHERE idh=?1 AND sender=?2 AND id=?3",
 	[ST_SET_STATUS] = "UPDATE messages SET status=?2 WHERE seq=?1",
 	[ST_INVALID] =
 		"UPDATE meta SET value=CAST(CAST(value AS INTEGER) + ?1 AS TEXT) WHERE key='invalid'",
@@ -78,10 +80,22 @@ static const char *stmt_sql[ST__COUNT] = {
 	[ST_DELETE] = "DELETE FROM messages WHERE seq=?1",
 };
 
+/* WAL size (pages) past which the checkpointer waits for a gap between
+ * writers to restart the log, so it cannot grow without bound under a
+ * steady load. */
+#define CHECKPOINT_RESTART_PAGES 16384
+
 struct archive {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
 	char path[4096];
+	/* checkpointer thread (archive__start_checkpointer) */
+	pthread_t ckpt_thread;
+	pthread_mutex_t ckpt_mutex;
+	pthread_cond_t ckpt_cond;
+	bool ckpt_running;
+	bool ckpt_stop;
+	int ckpt_interval_ms;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -236,16 +250,103 @@ fail:
 	return rc;
 }
 
+/* The checkpointer: its own connection copies the WAL back into the
+ * database and does the fsyncs that go with it, off the ingest thread. */
+static void *checkpoint_main(void *arg)
+{
+	struct archive *ar = arg;
+	sqlite3 *db = NULL;
+	struct timespec ts;
+	int log_frames, done_frames, rc;
+
+	if(sqlite3_open_v2(ar->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK){
+		sqlite3_close_v2(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 200);
+	pthread_mutex_lock(&ar->ckpt_mutex);
+	while(!ar->ckpt_stop){
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)ar->ckpt_interval_ms * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&ar->ckpt_cond, &ar->ckpt_mutex, &ts);
+		if(ar->ckpt_stop) break;
+		pthread_mutex_unlock(&ar->ckpt_mutex);
+		log_frames = done_frames = 0;
+		rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+		if(rc == SQLITE_OK && log_frames > CHECKPOINT_RESTART_PAGES){
+			/* Blocks writers for a moment (they wait in their busy
+			 * handler), then the log starts over from its beginning. */
+			sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+		}
+		pthread_mutex_lock(&ar->ckpt_mutex);
+	}
+	pthread_mutex_unlock(&ar->ckpt_mutex);
+	sqlite3_close_v2(db);
+	return NULL;
+}
+
+int archive__start_checkpointer(struct archive *ar, int interval_ms)
+{
+	if(ar->ckpt_running) return MQC_OK;
+	ar->ckpt_interval_ms = interval_ms > 0 ? interval_ms : 100;
+	ar->ckpt_stop = false;
+	if(pthread_mutex_init(&ar->ckpt_mutex, NULL) != 0) return MQC_ERR_NOMEM;
+	if(pthread_cond_init(&ar->ckpt_cond, NULL) != 0){
+		pthread_mutex_destroy(&ar->ckpt_mutex);
+		return MQC_ERR_NOMEM;
+	}
+	if(pthread_create(&ar->ckpt_thread, NULL, checkpoint_main, ar) != 0){
+		pthread_cond_destroy(&ar->ckpt_cond);
+		pthread_mutex_destroy(&ar->ckpt_mutex);
+		return MQC_ERR_NOMEM;
+	}
+	ar->ckpt_running = true;
+	/* Only the helper checkpoints from now on. */
+	exec(ar, "PRAGMA wal_autocheckpoint=0");
+	return MQC_OK;
+}
+
+static void stop_checkpointer(struct archive *ar)
+{
+	if(!ar->ckpt_running) return;
+	pthread_mutex_lock(&ar->ckpt_mutex);
+	ar->ckpt_stop = true;
+	pthread_cond_signal(&ar->ckpt_cond);
+	pthread_mutex_unlock(&ar->ckpt_mutex);
+	pthread_join(ar->ckpt_thread, NULL);
+	pthread_cond_destroy(&ar->ckpt_cond);
+	pthread_mutex_destroy(&ar->ckpt_mutex);
+	ar->ckpt_running = false;
+}
+
 void archive__close(struct archive *ar)
 {
 	int i;
 
 	if(ar == NULL) return;
+	stop_checkpointer(ar);
 	for(i = 0; i < ST__COUNT; i++){
 		sqlite3_finalize(ar->st[i]);
 	}
 	sqlite3_close_v2(ar->db);
 	free(ar);
+}
+
+int archive__begin(struct archive *ar)
+{
+	return exec(ar, "BEGIN IMMEDIATE");
+}
+
+int archive__commit(struct archive *ar)
+{
+	return exec(ar, "COMMIT");
+}
+
+void archive__rollback(struct archive *ar)
+{
+	if(!sqlite3_get_autocommit(ar->db)) exec(ar, "ROLLBACK");
 }
 
 const char *archive__errmsg(struct archive *ar)

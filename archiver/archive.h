@@ -59,11 +59,18 @@ struct archive_msg {
 	int64_t server_ts;
 };
 
-/* Store m in its own transaction unless (sender, id) is already there.
+/* Store m (in its own transaction, or in the caller's) unless (sender, id) is already there.
  * *stored (if not NULL) says whether a row was added. MQC_OK,
  * MQC_ERR_BUSY (locked past the timeout) or MQC_ERR_DB/MQC_ERR_IO (disk full,
  * read-only, ...: nothing was written). */
 int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored);
+
+/* A write transaction around several stores (BEGIN IMMEDIATE: the lock is
+ * taken at once). MQC_OK or an MQC_ERR_*; rollback is a no-op outside a
+ * transaction. */
+int archive__begin(struct archive *ar);
+int archive__commit(struct archive *ar);
+void archive__rollback(struct archive *ar);
 
 /* Raise the status of the message (orig_sender, ref) to status ("delivered"
  * or "read"; never lowered) if reader may see it: reader is its recipient,
@@ -73,6 +80,12 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 		const char *reader, const char *status,
 		bool (*is_member)(const char *room, const char *user, void *arg), void *arg,
 		bool *updated);
+
+/* Run WAL checkpoints (and the fsyncs they need) every interval_ms on a
+ * helper thread with its own connection instead of inside commits on this
+ * one: a checkpoint in the ingest thread stalls it for two fsyncs every
+ * few hundred messages. Stopped by archive__close. MQC_OK or MQC_ERR_NOMEM. */
+int archive__start_checkpointer(struct archive *ar, int interval_ms);
 
 /* Add n to the persistent count of refused (invalid) payloads. */
 int archive__count_invalid(struct archive *ar, int64_t n);

@@ -30,6 +30,8 @@
 /* Packets read from one connection per poll wake-up, so K connections and
  * the timers take turns. */
 #define READ_BURST 64
+/* How often the checkpointer thread copies the WAL into archive.db. */
+#define CHECKPOINT_INTERVAL_MS 200
 
 static int sigpipe_w = -1;
 
@@ -112,6 +114,15 @@ void daemon__db_failed(struct daemon *d, int rc, const char *what)
 	}
 }
 
+/* Open archive.db with its checkpointer thread. */
+static int open_archive(struct daemon *d, char *err, size_t errlen)
+{
+	int rc = archive__open(d->archive_path, &d->ar, err, errlen);
+
+	if(rc == MQC_OK) rc = archive__start_checkpointer(d->ar, CHECKPOINT_INTERVAL_MS);
+	return rc;
+}
+
 /* Try to make the archive writable again: (re)open it, write a probe, then
  * the pending messages. On success the connections come back. */
 static void db_retry(struct daemon *d, int64_t now)
@@ -124,7 +135,7 @@ static void db_retry(struct daemon *d, int64_t now)
 		/* A read-only or vanished file stays so on an open handle: reopen. */
 		archive__close(d->ar);
 		d->ar = NULL;
-		rc = archive__open(d->archive_path, &d->ar, err, sizeof(err));
+		rc = open_archive(d, err, sizeof(err));
 		if(rc == MQC_OK) rc = archive__probe(d->ar);
 		else log_debug("%s", err);
 	}
@@ -142,6 +153,8 @@ static void db_retry(struct daemon *d, int64_t now)
 		d->conns[i].backoff = BACKOFF_MIN_MS;
 	}
 }
+
+static void flush(struct daemon *d);
 
 /* ---- libmosquitto callbacks ---- */
 
@@ -248,6 +261,8 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	if(strncmp(msg->topic, "chat/inbox/", 11) == 0 || strncmp(msg->topic, "chat/room/", 10) == 0){
 		ingest__message(d, msg->topic, msg->payload, (size_t)msg->payloadlen);
 	}else if(strncmp(msg->topic, "chat/rpc/", 9) == 0){
+		/* A user asking for history right after sending sees it. */
+		flush(d);
 		rpc__handle(c, msg, props);
 	}else if(strncmp(msg->topic, "chat/register/", 14) == 0){
 		register__handle(c, msg, props);
@@ -307,8 +322,9 @@ static void conn_try(struct conn *c, int64_t now)
 	c->open = true;
 }
 
-/* Read what one connection has, a bounded number of packets. */
-static void conn_read(struct conn *c)
+/* Read what one connection has, a bounded number of packets. Returns true
+ * when its socket has nothing more to read (or it closed). */
+static bool conn_read(struct conn *c)
 {
 	int i, rc;
 
@@ -322,10 +338,22 @@ static void conn_read(struct conn *c)
 				c->ready = false;
 				c->next_try = time__mono_ms() + c->backoff;
 			}
-			break;
+			return true;
 		}
-		if(errno == EAGAIN || errno == EWOULDBLOCK) break;
+		if(errno == EAGAIN || errno == EWOULDBLOCK) return true;
 	}
+	return !c->open;
+}
+
+/* Commit what waits. Called when the sockets are drained (so at low rates
+ * each message is committed at once) and when a batch is full or old. */
+static void flush(struct daemon *d)
+{
+	int rc;
+
+	if(d->pend_head == NULL || !d->db_ok) return;
+	rc = ingest__flush(d);
+	if(rc != MQC_OK) daemon__db_failed(d, rc, "store");
 }
 
 /* ---- the loop ---- */
@@ -353,6 +381,7 @@ static void run_loop(struct daemon *d)
 	int map[CONFIG_MAX_CONNECTIONS + 1];
 	int64_t now, wake, next_exp;
 	int i, n, timeout;
+	bool drained;
 
 	while(!d->stop){
 		now = time__mono_ms();
@@ -396,15 +425,22 @@ static void run_loop(struct daemon *d)
 			log_warn("poll");
 		}
 		if(fds[0].revents & POLLIN) handle_signals(d);
+		drained = true;
 		for(i = 1; i < n; i++){
 			struct conn *c = &d->conns[map[i]];
 
 			if(!c->open) continue;
 			if(fds[i].revents & (POLLIN | POLLERR | POLLHUP)){
-				if(d->db_ok) conn_read(c);
-				else if(fds[i].revents & (POLLERR | POLLHUP)) mosquitto_loop_read(c->mosq, 1);
+				if(d->db_ok){
+					if(!conn_read(c)) drained = false;
+				}else if(fds[i].revents & (POLLERR | POLLHUP)){
+					mosquitto_loop_read(c->mosq, 1);
+				}
 			}
 			if(c->open && (fds[i].revents & POLLOUT)) mosquitto_loop_write(c->mosq, 1);
+		}
+		if(d->pend_head && (drained || time__mono_ms() - d->pend_since >= INGEST_MAX_DELAY_MS)){
+			flush(d);
 		}
 		for(i = 0; i < d->nconns; i++){
 			struct conn *c = &d->conns[i];
@@ -424,16 +460,9 @@ static void shutdown_all(struct daemon *d)
 	int64_t deadline;
 	int i, busy;
 
-	if(d->pend_head && d->ar && ingest__flush(d) != MQC_OK){
-		if(ingest__save_pending(d) == MQC_OK){
-			log_warnx("%zu message(s) could not be archived; kept in %s for the next start",
-					d->npending, d->pending_path);
-		}else{
-			log_error("%zu message(s) could not be archived nor saved to %s", d->npending,
-					d->pending_path);
-		}
-	}else if(d->pend_head && ingest__save_pending(d) == MQC_OK){
-		log_warnx("%zu message(s) kept in %s for the next start", d->npending, d->pending_path);
+	if(d->pend_head && ingest__flush(d) != MQC_OK){
+		log_warnx("%zu message(s) could not be archived; they stay in %s for the next start",
+				d->npending, d->journal_path);
 	}
 	for(i = 0; i < d->nconns; i++){
 		if(d->conns[i].open) mosquitto_disconnect(d->conns[i].mosq);
@@ -470,6 +499,7 @@ static void daemon_cleanup(struct daemon *d)
 	expiry__cleanup(&d->exp);
 	archive__close(d->ar);
 	userdb__close(d->udb);
+	if(d->journal_fd >= 0) close(d->journal_fd);
 	if(d->sigpipe[0] >= 0) close(d->sigpipe[0]);
 	if(d->sigpipe[1] >= 0) close(d->sigpipe[1]);
 	sigpipe_w = -1;
@@ -496,6 +526,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 
 	memset(d, 0, sizeof(*d));
 	d->sigpipe[0] = d->sigpipe[1] = -1;
+	d->journal_fd = -1;
 	if(config__defaults(&d->cfg, datadir) != MQC_OK){
 		fprintf(stderr, "Error: out of memory\n");
 		goto done;
@@ -518,7 +549,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	}
 	if(!data_path(d, "archive.db", d->archive_path, sizeof(d->archive_path))
 			|| !data_path(d, "auth.db", d->auth_path, sizeof(d->auth_path))
-			|| !data_path(d, "archiver.pending", d->pending_path, sizeof(d->pending_path))){
+			|| !data_path(d, "archive.journal", d->journal_path, sizeof(d->journal_path))){
 		log_error("data folder path too long");
 		goto done;
 	}
@@ -532,7 +563,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		goto done;
 	}
 	d->db_ok = true;
-	rc = archive__open(d->archive_path, &d->ar, err, sizeof(err));
+	rc = open_archive(d, err, sizeof(err));
 	if(rc == MQC_ERR_SCHEMA || rc == MQC_ERR_INVAL){
 		log_error("%s", err);
 		goto done;
@@ -541,7 +572,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	if(rc != MQC_OK){
 		daemon__db_failed(d, rc, "open");
 	}
-	if(ingest__load_pending(d) != MQC_OK) goto done;
+	if(ingest__journal_open(d) != MQC_OK) goto done;
 	if(setup_signals(d) != MQC_OK){
 		log_warn("signals");
 		goto done;
@@ -555,8 +586,11 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	d->reg_last = time__mono_ms();
 	d->exp.next_run = time__mono_ms() + 1000;
 	if(d->db_ok && d->pend_head){
+		size_t n = d->npending;
+
 		rc = ingest__flush(d);
-		if(rc != MQC_OK) daemon__db_failed(d, rc, "pending messages");
+		if(rc != MQC_OK) daemon__db_failed(d, rc, "journal replay");
+		else log_info("journal replayed: %zu message(s)", n);
 	}
 	log_info("archiving %s:%d into %s (%d connection%s, retention %d days, registration %s)",
 			d->cfg.host, d->cfg.port, d->archive_path, d->nconns, d->nconns > 1 ? "s" : "",

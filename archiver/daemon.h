@@ -37,6 +37,11 @@ struct daemon;
 /* The largest inbox/room payload stored; anything larger is refused as
  * invalid (the plugin's own limit is far lower). */
 #define INGEST_MAX_PAYLOAD (1024 * 1024)
+/* Messages committed in one transaction at most. */
+#define INGEST_BATCH 1000
+/* A batch is committed at the latest this long after its first message,
+ * even while the sockets never run dry. */
+#define INGEST_MAX_DELAY_MS 50
 
 /* One broker connection, client id archiver@<index>. */
 struct conn {
@@ -78,13 +83,15 @@ struct daemon_stats {
 	int64_t rpc;
 	int64_t registrations;
 	int64_t expired;
+	int64_t batches;
 };
 
 struct daemon {
 	struct config cfg;
 	char archive_path[4096];
 	char auth_path[4096];
-	char pending_path[4096];
+	char journal_path[4096];
+	int journal_fd;
 	char password[1025];
 	struct archive *ar;
 	struct userdb *udb;
@@ -96,6 +103,7 @@ struct daemon {
 	int db_backoff;
 	struct pending *pend_head, *pend_tail;
 	size_t npending;
+	int64_t pend_since;  /* monotonic ms when the oldest pending arrived */
 
 	struct expiry exp;
 	struct daemon_stats stats;
@@ -123,18 +131,20 @@ void daemon__reply(struct conn *c, const char *topic, json_t *resp,
 void daemon__db_failed(struct daemon *d, int rc, const char *what);
 
 /* ---- ingest.c ---- */
-/* Store (or apply as a receipt) one inbox/room message. If the archive
- * cannot be written the message is kept in d's pending list and
- * daemon__db_failed is called. Invalid payloads are counted and logged. */
+/* Take one inbox/room message: journal it (one write()) and add it to the
+ * pending list, committing the list if it is full. If the archive or the
+ * journal cannot be written, daemon__db_failed is called; the message stays
+ * pending. Invalid payloads are counted and logged when committed. */
 void ingest__message(struct daemon *d, const char *topic, const void *payload, size_t len);
-/* Write what is pending, oldest first. MQC_OK when nothing is left. */
+/* Commit the pending list in one transaction, oldest first, then empty the
+ * journal. MQC_OK when nothing is left; otherwise nothing was committed and
+ * the list is intact. */
 int ingest__flush(struct daemon *d);
 /* Keep a copy of (topic, payload) at the end of the pending list. */
 int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_t len);
-/* Save the pending list to d->pending_path (before an exit with the archive
- * unwritable) / load it back at start. MQC_OK or an MQC_ERR_*. */
-int ingest__save_pending(struct daemon *d);
-int ingest__load_pending(struct daemon *d);
+/* Open the journal (d->journal_path), loading what a previous run left in
+ * it into the pending list. MQC_OK or MQC_ERR_IO. */
+int ingest__journal_open(struct daemon *d);
 /* Is user a member of room (auth.db)? arg is the daemon. */
 bool ingest__is_member(const char *room, const char *user, void *arg);
 

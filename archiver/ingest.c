@@ -1,15 +1,25 @@
 /* ingest.c - storing what arrives on chat/inbox/... and chat/room/...
  *
  * Sender, recipient and room come from the topic, never from the payload.
- * Each message is committed in its own transaction before on_message
- * returns. When the archive cannot be written the message in hand is kept
- * in memory (the pending list) and written first once it can. */
+ *
+ * A commit per message costs ~150 us of CPU here (four indexes, WAL frames),
+ * far from the 50,000 messages/s wanted; a batch of 1,000 costs ~30 us a
+ * message. So on_message appends the message to a journal file with one
+ * write() (it then survives a killed process) and to the in-memory pending
+ * list; the list is committed in one transaction when the socket has no
+ * more to read, when INGEST_BATCH messages wait, or before an RPC answer,
+ * and only then is the journal emptied. At start the journal is replayed;
+ * dedup by (sender, id) makes a replay idempotent.
+ *
+ * When the archive cannot be written the pending list stays in memory and
+ * in the journal, and is written first once it can. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -23,6 +33,14 @@
 
 /* Invalid payloads logged per minute; the rest are only counted. */
 #define INVALID_LOG_PER_MIN 10
+/* Journal record: this header, then the topic, then the payload. */
+#define JOURNAL_MAGIC 0x4d514a31u /* "MQJ1" */
+struct journal_hdr {
+	uint32_t magic;
+	uint32_t topic_len;
+	uint32_t payload_len;
+	uint32_t sum;      /* FNV-1a over topic and payload: a torn tail is seen */
+};
 
 bool ingest__is_member(const char *room, const char *user, void *arg)
 {
@@ -164,6 +182,18 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	return rc;
 }
 
+static uint32_t fnv32(uint32_t h, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t i;
+
+	for(i = 0; i < len; i++){
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
 int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_t len)
 {
 	struct pending *p = malloc(sizeof(*p) + len);
@@ -178,9 +208,50 @@ int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_
 	p->len = len;
 	if(len) memcpy(p->payload, payload, len);
 	if(d->pend_tail) d->pend_tail->next = p;
-	else d->pend_head = p;
+	else{
+		d->pend_head = p;
+		d->pend_since = time__mono_ms();
+	}
 	d->pend_tail = p;
 	d->npending++;
+	return MQC_OK;
+}
+
+/* Append one record with a single write(): a killed process leaves it
+ * whole in the page cache, or (killed before the call) not at all. */
+static int journal_append(struct daemon *d, const char *topic, const void *payload, size_t len)
+{
+	struct journal_hdr h;
+	size_t tl = strlen(topic), total = sizeof(h) + tl + len;
+	unsigned char stackbuf[4096], *buf = stackbuf;
+	ssize_t n;
+
+	if(d->journal_fd < 0) return MQC_ERR_IO;
+	if(total > sizeof(stackbuf)){
+		buf = malloc(total);
+		if(buf == NULL) return MQC_ERR_NOMEM;
+	}
+	h.magic = JOURNAL_MAGIC;
+	h.topic_len = (uint32_t)tl;
+	h.payload_len = (uint32_t)len;
+	h.sum = fnv32(fnv32(2166136261u, topic, tl), payload, len);
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), topic, tl);
+	if(len) memcpy(buf + sizeof(h) + tl, payload, len);
+	do{
+		n = write(d->journal_fd, buf, total);
+	}while(n < 0 && errno == EINTR);
+	if(buf != stackbuf) free(buf);
+	if(n != (ssize_t)total){
+		if(n >= 0){
+			/* A short write (disk full): cut it off, so replay stays clean. */
+			off_t end = lseek(d->journal_fd, 0, SEEK_END);
+			if(end >= n && ftruncate(d->journal_fd, end - n) != 0) log_warn("ftruncate journal");
+			errno = ENOSPC;
+		}
+		log_warn("journal %s", d->journal_path);
+		return MQC_ERR_IO;
+	}
 	return MQC_OK;
 }
 
@@ -188,125 +259,107 @@ void ingest__message(struct daemon *d, const char *topic, const void *payload, s
 {
 	int rc;
 
-	/* What waits is older: keep the order. */
-	if(!d->db_ok || d->pend_head){
-		if(ingest__keep(d, topic, payload, len) != MQC_OK){
-			log_error("out of memory: a message on %s was lost", topic);
-		}
-		return;
-	}
-	rc = process(d, topic, payload, len);
-	if(rc == MQC_OK) return;
 	if(ingest__keep(d, topic, payload, len) != MQC_OK){
 		log_error("out of memory: a message on %s was lost", topic);
+		return;
 	}
-	daemon__db_failed(d, rc, "store");
+	/* In memory it is safe from everything but a kill; the journal covers
+	 * that. If the journal cannot be written, stop taking messages. */
+	rc = journal_append(d, topic, payload, len);
+	if(rc != MQC_OK){
+		daemon__db_failed(d, rc, "journal");
+		return;
+	}
+	if(d->db_ok && d->npending >= INGEST_BATCH){
+		rc = ingest__flush(d);
+		if(rc != MQC_OK) daemon__db_failed(d, rc, "store");
+	}
 }
 
 int ingest__flush(struct daemon *d)
 {
-	struct pending *p;
-	bool had = d->pend_head != NULL;
+	struct pending *p, *next;
+	size_t n = d->npending;
 	int rc;
 
-	while((p = d->pend_head) != NULL){
+	if(d->pend_head == NULL) return MQC_OK;
+	if(d->ar == NULL) return MQC_ERR_IO;
+	rc = archive__begin(d->ar);
+	if(rc != MQC_OK) return rc;
+	for(p = d->pend_head; p; p = p->next){
 		rc = process(d, p->topic, p->payload, p->len);
-		if(rc != MQC_OK) return rc;
-		d->pend_head = p->next;
-		if(d->pend_head == NULL) d->pend_tail = NULL;
-		d->npending--;
+		if(rc != MQC_OK){
+			archive__rollback(d->ar);
+			return rc;
+		}
+	}
+	rc = archive__commit(d->ar);
+	if(rc != MQC_OK){
+		archive__rollback(d->ar);
+		return rc;
+	}
+	for(p = d->pend_head; p; p = next){
+		next = p->next;
 		free(p->topic);
 		free(p);
 	}
-	if(had){
-		log_info("pending messages written");
-		if(unlink(d->pending_path) != 0 && errno != ENOENT){
-			log_warn("unlink %s", d->pending_path);
-		}
+	d->pend_head = d->pend_tail = NULL;
+	d->npending = 0;
+	d->stats.batches++;
+	if(n > 1) log_debug("committed a batch of %zu", n);
+	/* Committed: the journal's records are all in archive.db now. */
+	if(d->journal_fd >= 0 && ftruncate(d->journal_fd, 0) != 0){
+		log_warn("truncate %s", d->journal_path);
 	}
 	return MQC_OK;
 }
 
-/* Record: u32 topic length, topic, u32 payload length, payload (host order:
- * the file only ever goes back to the same machine). */
-int ingest__save_pending(struct daemon *d)
+int ingest__journal_open(struct daemon *d)
 {
-	char tmp[sizeof(d->pending_path) + 8];
-	struct pending *p;
+	struct journal_hdr h;
+	unsigned char *buf = NULL;
+	static char topic[65536];
+	size_t n = 0, need;
+	off_t good = 0;
 	FILE *fp;
-	int fd, ok = 1;
+	int fd;
 
-	snprintf(tmp, sizeof(tmp), "%s.new", d->pending_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if(fd < 0) return MQC_ERR_IO;
-	fp = fdopen(fd, "w");
+	fd = open(d->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if(fd < 0){
+		log_warn("%s", d->journal_path);
+		return MQC_ERR_IO;
+	}
+	fp = fdopen(dup(fd), "r");
 	if(fp == NULL){
 		close(fd);
 		return MQC_ERR_IO;
 	}
-	for(p = d->pend_head; p && ok; p = p->next){
-		uint32_t tl = (uint32_t)strlen(p->topic), pl = (uint32_t)p->len;
-
-		ok = fwrite(&tl, sizeof(tl), 1, fp) == 1 && fwrite(p->topic, 1, tl, fp) == tl
-			&& fwrite(&pl, sizeof(pl), 1, fp) == 1 && fwrite(p->payload, 1, pl, fp) == pl;
-	}
-	ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-	if(fclose(fp) != 0) ok = 0;
-	if(!ok || rename(tmp, d->pending_path) != 0){
-		unlink(tmp);
-		return MQC_ERR_IO;
-	}
-	return MQC_OK;
-}
-
-int ingest__load_pending(struct daemon *d)
-{
-	FILE *fp;
-	uint32_t tl, pl;
-	char *topic = NULL;
-	unsigned char *payload = NULL;
-	size_t n = 0;
-	int rc = MQC_OK;
-
-	fp = fopen(d->pending_path, "r");
-	if(fp == NULL){
-		if(errno == ENOENT) return MQC_OK;
-		log_warn("%s", d->pending_path);
-		return MQC_ERR_IO;
-	}
-	while(fread(&tl, sizeof(tl), 1, fp) == 1){
-		if(tl == 0 || tl > 65535){
-			rc = MQC_ERR_INVAL;
+	while(fread(&h, sizeof(h), 1, fp) == 1){
+		if(h.magic != JOURNAL_MAGIC || h.topic_len == 0 || h.topic_len > 65535
+				|| h.payload_len > INGEST_MAX_PAYLOAD + 1){
 			break;
 		}
-		topic = calloc(1, (size_t)tl + 1);
-		if(topic == NULL || fread(topic, 1, tl, fp) != tl || fread(&pl, sizeof(pl), 1, fp) != 1
-				|| pl > INGEST_MAX_PAYLOAD + 1){
-			rc = MQC_ERR_INVAL;
-			break;
-		}
-		payload = malloc(pl ? pl : 1);
-		if(payload == NULL || fread(payload, 1, pl, fp) != pl){
-			rc = MQC_ERR_INVAL;
-			break;
-		}
-		if(ingest__keep(d, topic, payload, pl) != MQC_OK){
-			rc = MQC_ERR_NOMEM;
-			break;
-		}
-		free(topic);
-		free(payload);
-		topic = NULL;
-		payload = NULL;
+		need = (size_t)h.topic_len + h.payload_len;
+		free(buf);
+		buf = malloc(need + 1);
+		if(buf == NULL || fread(buf, 1, need, fp) != need) break;
+		if(fnv32(2166136261u, buf, need) != h.sum) break;
+		memcpy(topic, buf, h.topic_len);
+		topic[h.topic_len] = '\0';
+		if(ingest__keep(d, topic, buf + h.topic_len, h.payload_len) != MQC_OK) break;
+		good += (off_t)(sizeof(h) + need);
 		n++;
 	}
-	free(topic);
-	free(payload);
+	free(buf);
 	fclose(fp);
-	if(rc != MQC_OK){
-		log_error("%s is damaged after %zu message(s); move it away to start", d->pending_path, n);
-		return rc;
+	if(lseek(fd, 0, SEEK_END) > good){
+		/* A record cut by a kill in the middle of nothing we acknowledged:
+		 * write() is all or nothing for a killed process, so this is
+		 * only ever garbage; drop it so appends stay readable. */
+		log_warnx("%s: ignoring a damaged tail after %zu record(s)", d->journal_path, n);
+		if(ftruncate(fd, good) != 0) log_warn("ftruncate %s", d->journal_path);
 	}
-	log_info("%zu pending message(s) loaded from %s", n, d->pending_path);
+	d->journal_fd = fd;
+	if(n) log_info("%zu message(s) to replay from %s", n, d->journal_path);
 	return MQC_OK;
 }

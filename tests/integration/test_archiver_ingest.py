@@ -2,10 +2,21 @@
 sender, recipient and room taken from the topic; receipts raise a message's
 status; what is not a valid envelope is counted, never stored."""
 import json
+import os
+import struct
 import time
 
 import harness
 from archiver_util import arch_env, inbox, room  # noqa: F401 (fixture)
+
+
+def journal_record(topic, payload):
+    """One record of archive.journal: magic, lengths, FNV-1a, topic, payload."""
+    t = topic.encode()
+    h = 2166136261
+    for b in t + payload:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return struct.pack("=IIII", 0x4d514a31, len(t), len(payload), h) + t + payload
 
 
 def test_dm_and_room_stored_with_topic_names(arch_env):
@@ -90,11 +101,11 @@ def test_room_receipt_needs_membership(arch_env):
 
 def test_invalid_payloads_counted_not_stored(arch_env):
     """The plugin refuses these at publish time, so no client can get them to
-    the archiver; its own check is reached through the pending file it
-    replays at start, which goes through the same ingest code."""
+    the archiver; its own check is reached through the journal it replays at
+    start, which goes through the same ingest code. A torn last record (a
+    kill in the middle of a write) is dropped."""
     env = arch_env()
     env.arch.stop()
-    import struct
     recs = [
         ("chat/inbox/bob/alice", b"not json"),
         ("chat/inbox/bob/alice", b'{"id":"x","type":"text"}'),
@@ -106,11 +117,14 @@ def test_invalid_payloads_counted_not_stored(arch_env):
         ("chat/inbox/bob/alice", b'{"id":"nul","type":"text","body":"a\\u0000b"}'),
         ("chat/inbox/bob/alice", b'{"id":"good","type":"text","body":"\\n\\u001b[31m"}'),
     ]
-    with open(env.datadir + "/archiver.pending", "wb") as f:
+    with open(env.datadir + "/archive.journal", "wb") as f:
         for t, p in recs:
-            f.write(struct.pack("=I", len(t)) + t.encode() + struct.pack("=I", len(p)) + p)
+            f.write(journal_record(t, p))
+        f.write(journal_record("chat/inbox/bob/alice", b'{"id":"torn","type":"text","body":"b"}')[:-3])
     env.arch.start()
-    env.arch.wait_log("pending messages written")
+    env.arch.wait_log("journal replayed: 9 message(s)")
+    assert "damaged tail" in env.arch.output()
+    assert os.path.getsize(env.datadir + "/archive.journal") == 0
     assert env.rows("SELECT id, body FROM messages") == [("good", "\n\x1b[31m")]
     assert env.rows("SELECT value FROM meta WHERE key='invalid'")[0][0] == "8"
     out = env.arch.output()
