@@ -6,6 +6,7 @@ from plugin_util import (PROTOCOLS, assert_refused, connect, envelope, expect_ms
                          expect_none, inbox, login, raw_connect, subscribe_ok)
 
 LONG = "x" * 65535   # the longest string MQTT can carry
+LONGEST = "z" + "9" * 30 + "-"   # 32 characters, the longest name
 
 
 @pytest.fixture
@@ -18,6 +19,8 @@ def users(store, make_broker):
     pw["dave"] = store.add_user("dave", password="pw-dave-secret", enabled=False)
     pw["sensor1"] = store.add_user("sensor1", password="pw-sensor1-secret", kind="device")
     pw["archiver"] = store.add_user("archiver", password="pw-archiver-secret", kind="service")
+    for name in (LONGEST, "0.a_b-c"):      # the grammar's edges
+        pw[name] = store.add_user(name, password="pw-edge-secret")
     return pw, make_broker()
 
 
@@ -27,7 +30,9 @@ def test_valid_logins_accepted(users, clients, v5):
     for user, cid in (("alice", "alice"), ("alice", "alice@phone"),
                       ("alice", "alice@" + "A-z_0.9" * 9 + "X"),   # 64-char device
                       ("bob", "bob@Laptop_2.home-1"), ("sensor1", "sensor1"),
-                      ("archiver", "archiver"), ("archiver", "archiver@0")):
+                      ("archiver", "archiver"), ("archiver", "archiver@0"),
+                      (LONGEST, LONGEST), (LONGEST, LONGEST + "@" + "D" * 64),
+                      ("0.a_b-c", "0.a_b-c@X"), ("0.a_b-c", "0.a_b-c@.-_")):
         c = login(clients, b, user, pw[user], client_id=cid, v5=v5)
         c.close()
 
