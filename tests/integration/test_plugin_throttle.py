@@ -89,11 +89,11 @@ def test_other_users_log_in_during_flood(store, make_broker, clients):
             t0 = time.monotonic()
             login(clients, b, user, user + "-password").close()
             took = time.monotonic() - t0
-            assert took < 1.0, "%s needed %.2fs to log in during a flood on eve" % (user, took)
+            assert took < 2.0, "%s needed %.2fs to log in during a flood on eve" % (user, took)
         # The same through a raw socket (no client library in between).
         code, took = attempt(b.port, "frank", "frank-password", cid="frank@raw")
         assert code == 0, "frank refused (CONNACK %r) during a flood on eve" % code
-        assert took < 1.0, "frank needed %.2fs during a flood on eve" % took
+        assert took < 2.0, "frank needed %.2fs during a flood on eve" % took
         assert flood.t.is_alive(), "the flood ended before the logins: nothing shown"
     assert len(flood.results) >= 20, "the flood made only %d attempts" % len(flood.results)
     assert not flood.accepted(), "flood attempts with wrong passwords accepted: %s" % flood.accepted()
@@ -109,7 +109,7 @@ def test_verified_owner_logs_in_during_flood_on_own_account(store, make_broker, 
             code, took = attempt(b.port, "alice", "alice-password", cid=cid)
             assert code == 0, ("alice (verified before) refused with CONNACK %r while her "
                                "account is flooded (%d wrong attempts so far)" % (code, len(flood.results)))
-            assert took < 1.0, "alice needed %.2fs during the flood" % (time.monotonic() - t0)
+            assert took < 2.0, "alice needed %.2fs during the flood" % (time.monotonic() - t0)
         c = login(clients, b, "alice", "alice-password", client_id="alice@paho")
         c.close()
         assert flood.t.is_alive(), "the flood ended before the logins: nothing shown"
