@@ -27,9 +27,6 @@ PROTOCOLS = [pytest.param(False, id="v311"), pytest.param(True, id="v5")]
 # Spec: a live change takes effect within 1 s; tests allow this much.
 RELOAD_BOUND = 3.0
 
-PASSWORD = "password-xxxx"   # harness.Store.add_user's default
-
-
 def inbox(to, frm):
     return "chat/inbox/%s/%s" % (to, frm)
 
@@ -189,13 +186,6 @@ def quiet(c, seconds=0.6):
     fixed window, then assert nothing arrived. Only used to show a negative."""
     time.sleep(seconds)
     expect_none(c)
-
-
-def drain(c):
-    out = []
-    while not c.messages.empty():
-        out.append(c.messages.get_nowait())
-    return out
 
 
 def stop_loop(c):
