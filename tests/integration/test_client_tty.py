@@ -1,0 +1,125 @@
+"""test_client_tty.py - the client on a terminal: the password prompt
+(on /dev/tty, without echo) and an interactive chat."""
+import os
+import pty
+import select
+import signal
+import time
+
+import harness
+from client_util import Listener, argv, client_env, ok, texts, users
+
+
+class Tty:
+    """A client whose controlling terminal is a pseudo-terminal."""
+
+    def __init__(self, args, env):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:                      # child
+            try:
+                os.execve(args[0], args, env)
+            finally:
+                os._exit(127)
+        self.buf = b""
+        self.status = None
+
+    def read_until(self, text, timeout=harness.DEFAULT_TIMEOUT):
+        want = text.encode()
+        deadline = time.monotonic() + timeout
+        while want not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no %r on the terminal within %.1fs; got %r" % (
+                    text, timeout, self.buf))
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                try:
+                    data = os.read(self.fd, 4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    raise AssertionError("terminal closed before %r; got %r" % (text, self.buf))
+                self.buf += data
+        return self.buf.decode(errors="replace")
+
+    def write(self, text):
+        os.write(self.fd, text.encode())
+
+    def wait(self, timeout=harness.DEFAULT_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while self.status is None:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(st)
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError("client still running; terminal: %r" % self.buf)
+            # drain output so the child never blocks on a full terminal
+            r, _, _ = select.select([self.fd], [], [], 0.05)
+            if r:
+                try:
+                    self.buf += os.read(self.fd, 4096)
+                except OSError:
+                    pass
+        return self.status
+
+    def close(self):
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()
+        os.close(self.fd)
+
+
+def test_password_prompt_without_echo(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        t = Tty(argv(b, "alice", "send", "bob", "typed password"),
+                client_env(datadir, password=None))
+        try:
+            t.read_until("Password for alice: ")
+            t.write("password-xxxx\n")
+            assert t.wait() == 0
+            assert "password-xxxx" not in t.buf.decode(), "the password was echoed"
+        finally:
+            t.close()
+        bob.wait_lines(1)
+        assert texts(bob.lines()) == [(None, "alice", "typed password")]
+
+        t = Tty(argv(b, "alice", "send", "bob", "x"), client_env(datadir, password=None))
+        try:
+            t.read_until("Password for alice: ")
+            t.write("wrong-password\n")
+            assert t.wait() == 3
+            assert "Error: wrong username or password" in t.buf.decode()
+        finally:
+            t.close()
+
+
+def test_interactive_chat(store, make_broker, datadir):
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        t = Tty(argv(b, "alice", "chat", "bob"), client_env(datadir))
+        try:
+            t.read_until("chatting with bob as alice (/history, /who, /quit)")
+            t.write("hello from a terminal\n")
+            bob.wait_lines(1)
+            assert texts(bob.lines()) == [(None, "alice", "hello from a terminal")]
+            # bob's delivered receipt and his answer show up live
+            t.read_until("delivered by bob")
+            ok(b, datadir, "bob", "send", "alice", "answer \x1b[31mred\x1b[0m")
+            screen = t.read_until("bob: answer ?[31mred?[0m")
+            assert "\x1b[31m" not in screen, "terminal escapes from a peer must not pass"
+            t.write("/quit\n")
+            assert t.wait() == 0
+        finally:
+            t.close()
+        # alice's chat showed bob's answer, so bob gets a read receipt
+        harness.wait_for(lambda: any("read by alice" in ln for ln in bob.lines()),
+                         what="read receipt")
