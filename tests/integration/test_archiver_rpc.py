@@ -56,6 +56,11 @@ def test_history_paging_both_ways(chat):
     # default limit 50, empty conversation
     ans = rpc.call("history", **{"with": "carol"})
     assert ans == {"id": ans["id"], "ok": True, "messages": [], "more": False}
+    # carol cannot read alice and bob's conversation: she only ever gets her own
+    crpc = Rpc(chat.carol, "carol")
+    assert crpc.call("history", **{"with": "alice"})["messages"] == []
+    assert [m["id"] for m in crpc.call("history", **{"with": "bob"})["messages"]] == ["c0"]
+    assert [m["id"] for m in crpc.call("sync")["messages"]] == ["c0"]
 
 
 def test_room_history_members_only(chat):
