@@ -233,7 +233,7 @@ int session__init(struct session *s, struct options *opt, enum session_kind kind
 static bool connack_seen(struct session *s, void *arg)
 {
 	(void)arg;
-	return s->connack != -1;
+	return s->connack != -1 || s->conn_error != 0;
 }
 
 int session__connect(struct session *s)
@@ -277,6 +277,12 @@ int session__connect(struct session *s)
 	}
 	w = session__wait(s, connack_seen, NULL, session__deadline(s), -1);
 	if(s->connack == 0) return EXIT_OK;
+	if(s->conn_error){
+		util__error("TLS handshake with %s:%d failed (is the server certificate signed "
+				"by the CA in %s?)", s->opt->host, s->opt->port,
+				s->opt->cafile ? s->opt->cafile : "the CA file");
+		return EXIT_UNREACH;
+	}
 	if(s->connack > 0){
 		switch(s->connack){
 			case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
@@ -375,7 +381,11 @@ bool session__step(struct session *s, int max_ms, int extra_fd)
 
 	if(sock_i >= 0){
 		if(pfd[sock_i].revents & (POLLIN | POLLHUP | POLLERR)){
-			mosquitto_loop_read(s->mosq, 1);
+			rc = mosquitto_loop_read(s->mosq, 1);
+			/* A failed TLS handshake leaves the socket open: give up on it. */
+			if((rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE) && s->connack == -1){
+				s->conn_error = rc;
+			}
 		}
 		if(mosquitto_socket(s->mosq) >= 0 && mosquitto_want_write(s->mosq)){
 			mosquitto_loop_write(s->mosq, 1);

@@ -66,6 +66,7 @@ struct session {
 	bool ever_connected;
 	int connack;            /* -1 until the first CONNACK */
 	int fatal;              /* exit code if a reconnect was refused */
+	int conn_error;         /* MOSQ_ERR_TLS* of a failed first handshake */
 	bool reconnect;         /* reconnect with backoff (persistent sessions) */
 	int64_t retry_at;
 	int backoff_ms;
