@@ -14,6 +14,10 @@
 
 #include "err.h"
 #include "plugin.h"
+#include "timeutil.h"
+
+/* After a failed reload, try again this often even without a change. */
+#define LOADER_RETRY_MS 5000
 
 /* Leave a log line for the broker thread. Caller holds the mutex. */
 static void post_message(struct loader *l, int level, const char *fmt, ...)
@@ -81,10 +85,15 @@ static void poll_once(struct loader *l, bool force)
 		reload_failed(l, err);
 		return;
 	}
-	if(!force && !l->failing && version == l->version) return;
+	/* After a failure, retry on the next change, or every few seconds (a
+	 * lock held too long clears by itself): a broken store must not make
+	 * this thread rebuild 100,000 users four times a second. */
+	if(!force && version == l->version && (!l->failing || time__mono_ms() < l->retry_at)) return;
 
 	rc = snapshot__load(l->udb, &s, err, sizeof(err));
 	if(rc){
+		l->version = version;
+		l->retry_at = time__mono_ms() + LOADER_RETRY_MS;
 		reload_failed(l, err);
 		return;
 	}

@@ -143,6 +143,7 @@ struct loader {
 	bool have_ino;
 	unsigned long long dev, ino;
 	bool failing;
+	int64_t retry_at;               /* after a failure: next retry (mono ms) */
 	/* Shared, under mutex. */
 	bool stop;
 	bool force;
