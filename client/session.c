@@ -236,6 +236,14 @@ static bool connack_seen(struct session *s, void *arg)
 	return s->connack != -1 || s->conn_error != 0;
 }
 
+static int tls_failed(struct session *s)
+{
+	util__error("TLS handshake with %s:%d failed (is the server certificate for this "
+			"host and signed by the CA in %s?)", s->opt->host, s->opt->port,
+			s->opt->cafile ? s->opt->cafile : "the CA file");
+	return EXIT_UNREACH;
+}
+
 int session__connect(struct session *s)
 {
 	mosquitto_property *props = NULL;
@@ -270,6 +278,8 @@ int session__connect(struct session *s)
 	}
 	rc = mosquitto_connect_bind_v5(s->mosq, s->opt->host, s->opt->port, KEEPALIVE_S, NULL, props);
 	mosquitto_property_free_all(&props);
+	if(rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE) s->conn_error = rc;
+	if(s->conn_error) return tls_failed(s);
 	if(rc != MOSQ_ERR_SUCCESS){
 		util__error("cannot reach the broker at %s:%d: %s", s->opt->host, s->opt->port,
 				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
@@ -277,12 +287,7 @@ int session__connect(struct session *s)
 	}
 	w = session__wait(s, connack_seen, NULL, session__deadline(s), -1);
 	if(s->connack == 0) return EXIT_OK;
-	if(s->conn_error){
-		util__error("TLS handshake with %s:%d failed (is the server certificate signed "
-				"by the CA in %s?)", s->opt->host, s->opt->port,
-				s->opt->cafile ? s->opt->cafile : "the CA file");
-		return EXIT_UNREACH;
-	}
+	if(s->conn_error) return tls_failed(s);
 	if(s->connack > 0){
 		switch(s->connack){
 			case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
