@@ -129,3 +129,44 @@ def test_read_only_database_waits_then_stores(arch_env):
     env.arch.wait_ready(2)
     barrier(env, alice, inbox("bob", "alice"))
     assert ids_in_order(env)[5:-1] == sent
+
+
+def test_broker_restart_reconnects_and_keeps_the_queue(arch_env):
+    env = arch_env(users=["alice", "bob"])
+    # the broker goes away under a running archiver and comes back
+    env.broker.restart()
+    env.arch.wait_ready(2, timeout=15)
+    alice = env.user("alice")
+    sent = publish_many(alice, inbox("bob", "alice"), 20, prefix="after")
+    env.wait_rows(20)
+    # what is queued for the archiver's session survives a broker restart
+    assert env.arch.stop() == 0
+    queued = publish_many(alice, inbox("bob", "alice"), 100, prefix="queued")
+    alice.close()
+    env.broker.restart()
+    env.arch.start()
+    env.wait_rows(120)
+    assert ids_in_order(env) == sent + queued
+
+
+def test_many_publishers_full_speed_nothing_lost_order_kept(arch_env):
+    senders = ["s%d" % i for i in range(4)]
+    env = arch_env(users=senders + ["bob"])
+    clients = [env.user(s) for s in senders]
+    for c in clients:
+        c.c.max_inflight_messages_set(100)
+    sent = {}
+
+    def pub(c, s):
+        sent[s] = publish_many(c, inbox("bob", s), 1000, prefix=s + "-")
+    threads = [threading.Thread(target=pub, args=(c, s)) for c, s in zip(clients, senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(sent) == senders
+    env.wait_rows(4000, timeout=30)
+    for s in senders:
+        got = [r[0] for r in env.rows("SELECT id FROM messages WHERE sender=? ORDER BY seq", s)]
+        assert got == sent[s], "conversation of %s out of order or incomplete" % s
+    assert "dropped" not in env.broker.output()
