@@ -259,6 +259,7 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	(void)mosq;
 	/* The PUBACK is already on its way: from here the message is ours. */
 	if(strncmp(msg->topic, "chat/inbox/", 11) == 0 || strncmp(msg->topic, "chat/room/", 10) == 0){
+		d->msg_t0 = time__mono_ns();
 		ingest__message(d, msg->topic, msg->payload, (size_t)msg->payloadlen);
 	}else if(strncmp(msg->topic, "chat/rpc/", 9) == 0){
 		/* A user asking for history right after sending sees it. */
@@ -604,6 +605,11 @@ int daemon__main(const char *datadir, int argc, char **argv)
 			(long long)d->stats.stored, (long long)d->stats.duplicates,
 			(long long)d->stats.receipts, (long long)d->stats.invalid, (long long)d->stats.rpc,
 			(long long)d->stats.registrations, (long long)d->stats.expired);
+	if(d->stats.window_n){
+		log_info("PUBACK-to-journal window: mean %.1f us, max %.1f us over %lld messages",
+				(double)d->stats.window_ns_sum / (double)d->stats.window_n / 1000.0,
+				(double)d->stats.window_ns_max / 1000.0, (long long)d->stats.window_n);
+	}
 	status = 0;
 done_lib:
 	daemon_cleanup(d);

@@ -84,6 +84,11 @@ struct daemon_stats {
 	int64_t registrations;
 	int64_t expired;
 	int64_t batches;
+	/* From on_message (just after libmosquitto sent the PUBACK) to the
+	 * journal write done: the window in which a kill loses the message. */
+	int64_t window_ns_sum;
+	int64_t window_ns_max;
+	int64_t window_n;
 };
 
 struct daemon {
@@ -104,6 +109,7 @@ struct daemon {
 	struct pending *pend_head, *pend_tail;
 	size_t npending;
 	int64_t pend_since;  /* monotonic ms when the oldest pending arrived */
+	int64_t msg_t0;      /* monotonic ns when on_message was entered */
 
 	struct expiry exp;
 	struct daemon_stats stats;

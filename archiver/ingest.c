@@ -270,6 +270,14 @@ void ingest__message(struct daemon *d, const char *topic, const void *payload, s
 		daemon__db_failed(d, rc, "journal");
 		return;
 	}
+	if(d->msg_t0){
+		int64_t w = time__mono_ns() - d->msg_t0;
+
+		d->stats.window_ns_sum += w;
+		if(w > d->stats.window_ns_max) d->stats.window_ns_max = w;
+		d->stats.window_n++;
+		d->msg_t0 = 0;
+	}
 	if(d->db_ok && d->npending >= INGEST_BATCH){
 		rc = ingest__flush(d);
 		if(rc != MQC_OK) daemon__db_failed(d, rc, "store");

@@ -71,6 +71,8 @@ def test_signal_under_load(arch_env, sig):
     stored = set(r[0] for r in env.rows("SELECT id FROM messages"))
     lost = [i for i in sent if i not in stored]
     print("signal %s: %d kills, %d of %d lost: %s" % (sig, kills, len(lost), total, lost))
+    env.arch.stop()
+    print([l for l in env.arch.output().splitlines() if "window" in l])
     if sig == signal.SIGKILL:
         assert len(lost) <= kills
     else:
