@@ -8,9 +8,9 @@
 #include "timeutil.h"
 
 #define SAMPLE_MS 200
-#define DRAIN_LIMIT_MS 30000
+#define DRAIN_LIMIT_MS 20000
 #define DRAIN_STALL_MS 5000
-#define SETTLE_LIMIT_MS 60000
+#define SETTLE_LIMIT_MS 20000
 #define SETTLE_QUIET_MS 500
 
 static int64_t stored_now(struct archwatch *w)

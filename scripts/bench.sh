@@ -38,9 +38,7 @@ SCHEMA = os.path.join(ROOT, "common", "userdb_schema.sql")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 OUT = os.environ.get("OUT", os.path.join("bench", "results"))
 QUICK = os.environ.get("QUICK", "") not in ("", "0")
-# a2 repeats (a) at the end of the full run: the spread between (a) and
-# (a2) is this machine's run-to-run noise.
-SETUPS = os.environ.get("SETUPS", "a b c d e" if QUICK else "a b c d e a2").split()
+SETUPS = os.environ.get("SETUPS", "a b c d e").split()
 
 PASSWORD = "bench-password"
 ITERATIONS = 4300          # PWHASH_DEFAULT_ITERATIONS in common/pwhash.h
@@ -48,10 +46,10 @@ ROOM = "bench"
 MEMBERS = 100
 
 if QUICK:
-    SECONDS, WARMUP, CONN_USERS, WARM_COUNT = 0.7, 200, 200, 2000
+    SECONDS, WARMUP, ROUNDS, CONN_USERS, WARM_COUNT = 0.5, 150, 2, 200, 2000
     FLOOD_SECONDS, RPC_COUNT, ARCHIVE_ROWS = 1.5, 200, 100000
 else:
-    SECONDS, WARMUP, CONN_USERS, WARM_COUNT = 5.0, 1000, 1000, 10000
+    SECONDS, WARMUP, ROUNDS, CONN_USERS, WARM_COUNT = 2.0, 500, 3, 1000, 10000
     FLOOD_SECONDS, RPC_COUNT, ARCHIVE_ROWS = 4.0, 1000, 1000000
 BIG_USERS, BIG_ROOMS, BIG_MEMBERS = 100000, 10000, 10
 NPAIRS_USERS = max(100, CONN_USERS // 2)   # s0.., r0..
@@ -71,7 +69,6 @@ TITLES = {
     "c": "mosquitto, dynamic-security plugin",
     "d": "mosquitto + mqchat plugin",
     "e": "mosquitto + mqchat plugin + archiver",
-    "a2": "(a) again, last: run-to-run noise",
 }
 
 
@@ -236,8 +233,7 @@ def setup_e(d, port):
     return mqchat_conf(d, port, db)
 
 
-SETUP_FN = {"a": setup_a, "b": setup_b, "c": setup_c, "d": setup_d, "e": setup_e,
-            "a2": setup_a}
+SETUP_FN = {"a": setup_a, "b": setup_b, "c": setup_c, "d": setup_d, "e": setup_e}
 
 
 class Unavailable(Exception):
@@ -355,7 +351,8 @@ def scrub(text, tmp):
     return str(text).replace(tmp, "<tmp>").replace(ROOT + "/", "")
 
 
-def run_setup(key, tmp):
+def start_setup(key, tmp):
+    """Prepare and start one setup; returns (result dict, Broker or None)."""
     d = os.path.join(tmp, key)
     os.makedirs(d)
     port = free_port()
@@ -366,52 +363,88 @@ def run_setup(key, tmp):
         broker.start()
         res["start_s"] = broker.start_s
         res["rss_kb_idle"] = proc_rss_kb(broker.proc.pid)
-        archive = None
         if key == "e":
             broker.start_archiver()
-            archive = os.path.join(d, "archive.db")
         # First login of every user after the broker started, then again.
+        log("(%s) logins" % key)
         res["connect"] = bench("connect", broker, "--users", 2 * NPAIRS_USERS,
                                "--count", WARM_COUNT, "--seconds", max(SECONDS * 4, 10))
-        if "error" in res["connect"] and key in "de":
+        if "error" in res["connect"] and key in ("d", "e"):
             raise Unavailable("login refused: %s" % res["connect"]["error"])
-        for kind, n, qos in LOADS:
-            name = load_name(kind, n, qos)
-            args = ["--qos", qos, "--seconds", SECONDS, "--warmup-ms", WARMUP,
-                    "--count", 10000000]
-            if kind == "pairs":
-                args += ["--pairs", n, "--window", WINDOW[n]]
-            else:
-                args += ["--members", n, "--room", ROOM, "--window", 4]
-            log("(%s) %s" % (key, name))
-            if archive and kind == "pairs":
-                # Also waits for the archiver to store what came before.
-                args += ["--archive-db", archive,
-                         "--archive-sql", "SELECT count(*) FROM messages"]
-            # Full speed: msgs/s (and the archiver's ingest at that rate).
-            res[name] = bench(kind, broker, *args, timeout=SECONDS * 3 + 160)
-            # Paced: broker CPU per message and latency.
-            res[name + "_paced"] = bench(kind, broker, *(args + ["--rate", PACE[kind]]),
-                                         timeout=SECONDS * 3 + 160)
-        log("(%s) flood" % key)
-        res["flood"] = bench("flood", broker, "--users", 2 * NPAIRS_USERS, "--members", MEMBERS,
-                             "--count", WARM_COUNT, "--seconds", FLOOD_SECONDS)
-        res["rss_kb_end"] = proc_rss_kb(broker.proc.pid)
-        broker.stop()
-        text = broker.log_text()
-        res["dropped_lines"] = text.count(DROP_LINE)
-        res["plugin_log"] = [scrub(l, tmp) for l in text.splitlines() if "mqchat: loaded" in l][:2]
         res["available"] = True
-    except Unavailable as e:
-        res = {"title": TITLES[key], "available": False, "reason": scrub(e, tmp)}
-        log("(%s) not available: %s" % (key, e))
-    except (OSError, subprocess.SubprocessError) as e:
-        res = {"title": TITLES[key], "available": False, "reason": scrub("error: %s" % e, tmp)}
-        log("(%s) not available: %s" % (key, e))
-    finally:
+        return res, broker
+    except (Unavailable, OSError, subprocess.SubprocessError) as e:
         if broker:
             broker.stop()
-    return res
+        log("(%s) not available: %s" % (key, e))
+        return {"title": TITLES[key], "available": False, "reason": scrub(e, tmp)}, None
+
+
+def load_args(kind, n, qos):
+    args = ["--qos", qos, "--seconds", SECONDS, "--warmup-ms", WARMUP, "--count", 10000000]
+    if kind == "pairs":
+        return args + ["--pairs", n, "--window", WINDOW[n]]
+    return args + ["--members", n, "--room", ROOM, "--window", 4]
+
+
+def median_run(runs, field="cpu_us_per_msg"):
+    """The run with the median value of field (errors last); None if none."""
+    ok = [r for r in runs if "error" not in r and isinstance(r.get(field), (int, float))]
+    if not ok:
+        return runs[0] if runs else None
+    ok.sort(key=lambda r: r[field])
+    med = dict(ok[(len(ok) - 1) // 2])
+    vals = [r[field] for r in ok]
+    med["rounds"] = len(ok)
+    med["min"], med["max"] = min(vals), max(vals)
+    med["spread"] = max(vals) / min(vals) if min(vals) > 0 else None
+    return med
+
+
+def run_loads(results, brokers):
+    """Every load on every running setup, interleaved: ROUNDS rounds, the
+    setup order rotated each round, so a change in the machine's background
+    load hits every setup alike. Medians are reported."""
+    keys = list(brokers)
+    for kind, n, qos in LOADS:
+        name = load_name(kind, n, qos)
+        paced, full = {k: [] for k in keys}, {k: [] for k in keys}
+        for rnd in range(ROUNDS):
+            order = keys[rnd % len(keys):] + keys[:rnd % len(keys)]
+            log("%s round %d/%d" % (name, rnd + 1, ROUNDS))
+            for k in order:
+                args = load_args(kind, n, qos)
+                paced[k].append(bench(kind, brokers[k], *(args + ["--rate", PACE[kind]])))
+                full[k].append(bench(kind, brokers[k], *args))
+        for k in keys:
+            results[k][name + "_paced"] = median_run(paced[k], "cpu_us_per_msg")
+            results[k][name] = median_run(full[k], "msgs_per_s")
+
+
+def run_ingest(results, broker):
+    """The archiver's ingest at the broker's full rate (setup e), with the
+    archive watched: waits (up to 20 s) for what earlier loads left, then
+    (up to 20 s) for the archiver to catch up after publishing stops."""
+    archive = os.path.join(broker.d, "archive.db")
+    for kind, n, qos in LOADS:
+        if kind != "pairs":
+            continue
+        name = load_name(kind, n, qos)
+        log("(e) ingest %s" % name)
+        results["ingest_" + name] = bench(kind, broker, *(load_args(kind, n, qos) + [
+            "--archive-db", archive, "--archive-sql", "SELECT count(*) FROM messages"]),
+            timeout=SECONDS * 3 + 120)
+
+
+def finish_setup(key, res, broker, tmp):
+    log("(%s) flood" % key)
+    res["flood"] = bench("flood", broker, "--users", 2 * NPAIRS_USERS, "--members", MEMBERS,
+                         "--count", WARM_COUNT, "--seconds", FLOOD_SECONDS)
+    res["rss_kb_end"] = proc_rss_kb(broker.proc.pid)
+    broker.stop()
+    text = broker.log_text()
+    res["dropped_lines"] = text.count(DROP_LINE)
+    res["plugin_log"] = [scrub(l, tmp) for l in text.splitlines() if "mqchat: loaded" in l][:2]
 
 
 def run_rpc(tmp):
@@ -572,7 +605,7 @@ def build_targets(results, rpc, rss):
     for kind, n, qos in LOADS:
         if kind != "pairs" or not e.get("available"):
             continue
-        arc = (e.get(load_name(kind, n, qos)) or {}).get("archive")
+        arc = (e.get("ingest_" + load_name(kind, n, qos)) or {}).get("archive")
         if arc and (best is None or arc["stored_per_s"] > best[1]["stored_per_s"]):
             best = (load_name(kind, n, qos), arc)
     if best:
@@ -582,7 +615,7 @@ def build_targets(results, rpc, rss):
         lost = 0
         bounded = True
         for kind, n, qos in LOADS:
-            a2 = (e.get(load_name(kind, n, qos)) or {}).get("archive") if kind == "pairs" else None
+            a2 = (e.get("ingest_" + load_name(kind, n, qos)) or {}).get("archive") if kind == "pairs" else None
             if a2:
                 lost += max(0, a2["final_lag"])
                 bounded = bounded and a2["drain_ms"] >= 0
@@ -600,13 +633,14 @@ def build_targets(results, rpc, rss):
 
 def markdown(doc):
     R = doc["setups"]
-    keys = [k for k in ("a", "b", "c", "d", "e", "a2") if k in R]
+    keys = [k for k in "abcde" if k in R]
     L = []
     L.append("# mqchat benchmarks")
     L.append("")
-    L.append("`%s` on %s, %d cores, mosquitto %s, %s run. Each cell: value (ratio to (a) in the "
-             "same run)." % (doc["command"], doc["date"], doc["cores"], doc["mosquitto"],
-                             "QUICK" if doc["quick"] else "full"))
+    L.append("`%s` on %s, %d cores (shared), mosquitto %s, %s run. Loads ran in %d interleaved "
+             "rounds of %.1f s per setup; each cell is the median round: value (ratio to (a))."
+             % (doc["command"], doc["date"], doc["cores"], doc["mosquitto"],
+                "QUICK" if doc["quick"] else "full", doc["rounds"], doc["seconds_per_load"]))
     L.append("")
     for k in keys:
         r = R[k]
@@ -614,25 +648,25 @@ def markdown(doc):
                                   ": **not available** (%s)" % r.get("reason")))
     L.append("")
 
-    def cell(k, test, field, sub=None, nd=0, scale=1.0):
+    def cell(k, test, field, sub=None, nd=0, scale=1.0, with_ratio=True):
         v = get(R, k, test, field, sub)
         if v is None:
             t = (R.get(k, {}).get(test) or {})
             return "error" if R.get(k, {}).get("available") and "error" in t else "n/a"
         a = get(R, "a", test, field, sub)
         s = fmt(v * scale, nd)
-        if a and k != "a":
+        if a and k != "a" and with_ratio:
             s += " (%.2f)" % (v / a)
         return s
 
-    def table(title, rows):
+    def table(title, rows, with_ratio=True):
         L.append("### " + title)
         L.append("")
         L.append("| | " + " | ".join("(%s)" % k for k in keys) + " |")
         L.append("|---|" + "---:|" * len(keys))
         for label, test, field, sub, nd, scale in rows:
-            L.append("| %s | %s |" % (label, " | ".join(cell(k, test, field, sub, nd, scale)
-                                                      for k in keys)))
+            L.append("| %s | %s |" % (label, " | ".join(
+                cell(k, test, field, sub, nd, scale, with_ratio) for k in keys)))
         L.append("")
 
     lrows = lambda field, nd, scale=1.0, sfx="": [
@@ -641,12 +675,15 @@ def markdown(doc):
     table("Broker CPU per delivered message (us), paced at %s deliveries/s (pairs) and "
           "%s (room): the key figure" % (fmt(PACE["pairs"]), fmt(PACE["fanout"])),
           lrows("cpu_us_per_msg", 2, 1.0, "_paced"))
+    table("Noise: max/min of that CPU per message over the %d rounds" % doc["rounds"],
+          lrows("spread", 2, 1.0, "_paced"), with_ratio=False)
     table("Messages delivered per second, end to end, full speed", lrows("msgs_per_s", 0))
     table("Latency p50 (ms), paced", lrows("p50_us", 2, 0.001, "_paced"))
     table("Latency p99 (ms), paced", lrows("p99_us", 2, 0.001, "_paced"))
     table("Broker CPU per delivered message (us), full speed", lrows("cpu_us_per_msg", 2))
     table("Logins", [
         ("cold: first login /s", "connect", "ok_per_s", "cold", 0, 1.0),
+        ("cold: broker CPU per login (us)", "connect", "cpu_us_per_ok", "cold", 0, 1.0),
         ("warm: reconnect /s", "connect", "ok_per_s", "warm", 0, 1.0),
         ("warm: broker CPU per login (us)", "connect", "cpu_us_per_ok", "warm", 0, 1.0),
         ("under wrong-password flood: good logins /s", "flood", "ok_per_s", "good", 0, 1.0),
@@ -660,7 +697,7 @@ def markdown(doc):
         L.append("| load | published/s | stored/s | max lag | drain after stop (ms) | final lag |")
         L.append("|---|---:|---:|---:|---:|---:|")
         for kind, n, q in LOADS:
-            a = (e.get(load_name(kind, n, q)) or {}).get("archive")
+            a = (e.get("ingest_" + load_name(kind, n, q)) or {}).get("archive")
             if a:
                 L.append("| pairs %d, QoS %d | %s | %s | %s | %s | %s |" % (
                     n, q, fmt(a["published_per_s"]), fmt(a["stored_per_s"]), fmt(a["max_lag"]),
@@ -714,17 +751,28 @@ def main():
     doc = {"command": "make bench" + (" QUICK=1" if QUICK else ""),
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "quick": QUICK, "cores": os.cpu_count(), "mosquitto": m.group(1) if m else "?",
-           "seconds_per_load": SECONDS, "setups": {}}
+           "seconds_per_load": SECONDS, "rounds": ROUNDS, "setups": {}}
     tmp = tempfile.mkdtemp(prefix="mqchat-bench-")
+    brokers = {}
     try:
         for key in SETUPS:
             log("setup (%s) %s" % (key, TITLES[key]))
-            doc["setups"][key] = run_setup(key, tmp)
+            doc["setups"][key], b = start_setup(key, tmp)
+            if b:
+                brokers[key] = b
+        if brokers:
+            run_loads(doc["setups"], brokers)
+        if "e" in brokers:
+            run_ingest(doc["setups"]["e"], brokers["e"])
+        for key in list(brokers):
+            finish_setup(key, doc["setups"][key], brokers.pop(key), tmp)
         log("rpc")
         doc["rpc"] = run_rpc(tmp) if "e" in SETUPS else {"available": False, "reason": "not run"}
         log("start-up and memory")
         doc["rss"] = run_rss(tmp)
     finally:
+        for b in brokers.values():
+            b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     doc["targets"] = build_targets(doc["setups"], doc["rpc"], doc["rss"])
     doc["total_s"] = round(time.monotonic() - t0, 1)
