@@ -45,3 +45,16 @@ def test_broker_restart_during_listen_loses_nothing(store, make_broker, datadir,
     assert "new session" not in bob.errors()
     # the messages were published before bob was back, so they were queued
     assert queued, "bob reconnected before the sender published; nothing was queued"
+
+
+def test_listen_stops_with_3_when_its_account_is_disabled(store, make_broker, datadir):
+    """The plugin closes the connections of a disabled account; listen's
+    reconnect is refused, and it stops with the credentials exit code
+    instead of retrying for ever."""
+    users(store, "alice", "bob")
+    b = make_broker()
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        store.set_enabled("bob", False)
+        assert bob.wait_exit(timeout=15) == 3
+        assert "Error: reconnect refused" in bob.errors()
