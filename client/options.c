@@ -239,19 +239,21 @@ int options__prompt(const char *prompt, char *buf, size_t len)
 
 	tty = fopen("/dev/tty", "r+");
 	if(tty == NULL) return -1;
-	fputs(prompt, tty);
-	fflush(tty);
+	/* Echo off before the prompt shows, so nothing typed after it is
+	 * echoed or thrown away. */
 	if(tcgetattr(fileno(tty), &old) == 0){
 		quiet = old;
 		quiet.c_lflag &= (tcflag_t)~(ECHO | ECHONL);
 		quiet.c_lflag |= ICANON;
 		restore = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
 	}
+	fputs(prompt, tty);
+	fflush(tty);
 	if(fgets(buf, (int)len, tty) == NULL){
 		rc = -1;
 		buf[0] = '\0';
 	}
-	if(restore) tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	if(restore) tcsetattr(fileno(tty), TCSADRAIN, &old);
 	fputc('\n', tty);
 	fclose(tty);
 	n = strlen(buf);
