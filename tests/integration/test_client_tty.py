@@ -7,7 +7,7 @@ import signal
 import time
 
 import harness
-from client_util import Listener, argv, client_env, ok, texts, users
+from client_util import Listener, archivers, argv, client_env, ok, texts, users  # noqa: F401
 
 
 class Tty:
@@ -123,3 +123,49 @@ def test_interactive_chat(store, make_broker, datadir):
         # alice's chat showed bob's answer, so bob gets a read receipt
         harness.wait_for(lambda: any("read by alice" in ln for ln in bob.lines()),
                          what="read receipt")
+
+
+def test_passwd_and_register_prompts(store, make_broker, datadir, archivers):
+    from client_util import add_archiver_account, mqchat
+    users(store, "alice")
+    add_archiver_account(store)
+    b = make_broker(registration="open")
+    archivers(datadir, store, b, "alice", extra=["--registration", "open"])
+
+    t = Tty(argv(b, "alice", "passwd"), client_env(datadir, password=None))
+    try:
+        for prompt, answer in (("Old password: ", "password-xxxx"),
+                               ("New password: ", "new-password-2"),
+                               ("New password again: ", "new-password-2")):
+            t.read_until(prompt)
+            t.write(answer + "\n")
+        assert t.wait() == 0
+        screen = t.buf.decode()
+        assert "password changed" in screen
+        assert "password-xxxx" not in screen and "new-password-2" not in screen
+    finally:
+        t.close()
+    harness.wait_for(lambda: mqchat(b, datadir, "alice", "whois", "alice",
+                                    password="new-password-2").rc == 0, what="new password")
+
+    # registration asks twice; a mismatch sends nothing
+    t = Tty(argv(b, None, "register", "zoe"), client_env(datadir, password=None))
+    try:
+        t.read_until("New password for zoe: ")
+        t.write("zoes-password-1\n")
+        t.read_until("Again: ")
+        t.write("zoes-password-2\n")
+        assert t.wait() == 2
+        assert "Error: the passwords differ" in t.buf.decode()
+    finally:
+        t.close()
+    t = Tty(argv(b, None, "register", "zoe"), client_env(datadir, password=None))
+    try:
+        t.read_until("New password for zoe: ")
+        t.write("zoes-password-1\n")
+        t.read_until("Again: ")
+        t.write("zoes-password-1\n")
+        assert t.wait() == 0
+        assert "registered zoe" in t.buf.decode()
+    finally:
+        t.close()
