@@ -487,6 +487,7 @@ int session__subscribe(struct session *s, const char *const *topics, int n, int 
 	rc = session__wait_rc(s, session__wait(s, wait_done, NULL, session__deadline(s), -1),
 			"to the subscription");
 	if(rc) return rc;
+	if(!s->wait_done) return EXIT_FAILED; /* interrupted by a signal */
 	if(remember){
 		for(i=0; i<n && i < s->ngranted; i++){
 			if(s->granted[i] < 0x80 && remember_sub(s, topics[i], qos)){
@@ -576,6 +577,11 @@ int session__pub_wait(struct session *s, int mid, int *reason)
 	*reason = 0;
 	for(i=0; i<s->npubs; i++){
 		if(s->pubs[i].mid == mid){
+			if(rc == EXIT_OK && !s->pubs[i].done){
+				/* interrupted by a signal: not confirmed, so not sent */
+				util__error("interrupted before the broker confirmed the message");
+				rc = EXIT_FAILED;
+			}
 			*reason = s->pubs[i].reason;
 			s->pubs[i] = s->pubs[--s->npubs];
 			break;
