@@ -16,7 +16,8 @@
 static int subscribe_rooms(struct session *s, int *rc)
 {
 	json_t *req, *resp = NULL, *rooms, *r;
-	char *topics[64];
+	char buf[64][NAME_MAX_LEN + 16];
+	const char *topics[64];
 	size_t i;
 	int n = 0, k, r2;
 
@@ -42,24 +43,26 @@ static int subscribe_rooms(struct session *s, int *rc)
 	}
 	rooms = cmd_rooms__list(resp);
 	json_decref(resp);
-	json_array_foreach(rooms, i, r){
-		const char *name = json_string_value(json_object_get(r, "name"));
-		if(name == NULL || n >= 64) continue;
-		topics[n] = malloc(strlen(name) + 16);
-		if(topics[n] == NULL) break;
-		sprintf(topics[n], "chat/room/%s/#", name);
-		n++;
-	}
-	json_decref(rooms);
-	if(n > 0){
-		*rc = session__subscribe(s, (const char *const *)topics, n, 1, true);
+	/* One SUBSCRIBE per 64 rooms (the session's batch size). */
+	for(i=0; *rc == EXIT_OK && i<json_array_size(rooms); ){
+		int batch = 0;
+		for(; i<json_array_size(rooms) && batch < 64; i++){
+			r = json_array_get(rooms, i);
+			snprintf(buf[batch], sizeof(buf[batch]), "chat/room/%s/#",
+					json_string_value(json_object_get(r, "name")));
+			topics[batch] = buf[batch];
+			batch++;
+		}
+		*rc = session__subscribe(s, topics, batch, 1, true);
 		for(k=0; *rc == EXIT_OK && k<s->ngranted; k++){
 			if(s->granted[k] >= 0x80){
 				fprintf(stderr, "warning: not allowed to read %s\n", topics[k]);
+			}else{
+				n++;
 			}
 		}
 	}
-	for(k=0; k<n; k++) free(topics[k]);
+	json_decref(rooms);
 	return *rc ? -1 : n;
 }
 

@@ -230,3 +230,20 @@ def test_who_and_chat_slash_commands(world, datadir):
     # bob's last connection closed: the plugin says offline
     harness.wait_for(lambda: ok(b, datadir, "alice", "who", "bob").out.startswith("bob: offline"),
                      what="bob offline")
+
+
+def test_listen_in_many_rooms(store, make_broker, datadir, archivers):
+    """More rooms than one SUBSCRIBE carries in the client (64)."""
+    users(store, "alice", "bob")
+    for i in range(70):
+        store.add_room("r%02d" % i, ["alice", "bob"])
+    add_archiver_account(store)
+    b = make_broker()
+    archivers(datadir, store, b, "alice")
+    with Listener(b, datadir, "bob", timeout=5) as bob:
+        bob.wait_ready()
+        assert "inbox and 70 rooms" in bob.errors()
+        ok(b, datadir, "alice", "send", "--room", "r00", "first")
+        ok(b, datadir, "alice", "send", "--room", "r69", "last")
+        bob.wait_lines(2)
+        assert texts(bob.lines()) == [("r00", "alice", "first"), ("r69", "alice", "last")]
