@@ -23,6 +23,9 @@
 /* Larger requests are refused unread. */
 #define RPC_MAX_REQUEST 16384
 #define RPC_MAX_ID 128
+/* Largest answer with messages: every payload must stay under the 64 KiB
+ * the contract promises (the broker's message_size_limit is above it). */
+#define RPC_MAX_ANSWER 60000
 
 struct rpc_req {
 	struct daemon *d;
@@ -145,6 +148,28 @@ static json_t *names_json(const struct name_list *l)
 	return a;
 }
 
+/* Cut msgs (borrowed) from its end until the answer fits in
+ * RPC_MAX_ANSWER bytes, keeping at least one message; returns true if it
+ * cut anything. The end is the side the next page starts from (history:
+ * the oldest; sync: the newest), so `more` and the usual paging get the
+ * rest. */
+static bool fit_answer(json_t *msgs)
+{
+	size_t i, n = json_array_size(msgs), total = 256;
+
+	for(i = 0; i < n; i++){
+		size_t len = json_dumpb(json_array_get(msgs, i), NULL, 0, JSON_COMPACT) + 1;
+
+		if(i > 0 && total + len > RPC_MAX_ANSWER) break;
+		total += len;
+	}
+	if(i == n) return false;
+	while(json_array_size(msgs) > i){
+		json_array_remove(msgs, json_array_size(msgs) - 1);
+	}
+	return true;
+}
+
 static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 {
 	json_t *resp;
@@ -152,6 +177,7 @@ static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 	if(msgs == NULL){
 		return fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
 	}
+	if(fit_answer(msgs)) more = true;
 	resp = ok(r);
 	if(resp == NULL || json_object_set_new(resp, "messages", msgs)
 			|| json_object_set_new(resp, "more", json_boolean(more))){

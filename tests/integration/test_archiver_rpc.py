@@ -212,3 +212,35 @@ def test_v5_correlation_data_echoed(arch_env):
     m = c.get()
     assert json.loads(m.payload)["id"] == "q1"
     assert m.properties.CorrelationData == b"\x00corr-42"
+
+
+def test_large_answers_are_cut_to_fit(chat):
+    """Answers stay under 64 KiB: fewer messages and more=true, and paging
+    still reaches every message."""
+    for i in range(5):
+        dm(chat.alice, "bob", "alice", "big%d" % i, body=("%d" % i) * 25000)
+    chat.wait_rows(5)
+    rpc = Rpc(chat.alice, "alice")
+    got, before = [], None
+    while True:
+        args = {"with": "bob", "limit": 100}
+        if before:
+            args["before"] = before
+        ans = rpc.call("history", **args)
+        assert 1 <= len(ans["messages"]) <= 2
+        assert len(json.dumps(ans)) < 64 * 1024
+        got += [m["id"] for m in ans["messages"]]
+        if not ans["more"]:
+            break
+        before = ans["messages"][-1]["seq"]
+    assert got == ["big4", "big3", "big2", "big1", "big0"]
+    brpc = Rpc(chat.bob, "bob")
+    got, after = [], 0
+    while True:
+        ans = brpc.call("sync", after=after, limit=500)
+        assert 1 <= len(ans["messages"]) <= 2 and len(json.dumps(ans)) < 64 * 1024
+        got += [m["id"] for m in ans["messages"]]
+        if not ans["more"]:
+            break
+        after = ans["messages"][-1]["seq"]
+    assert got == ["big0", "big1", "big2", "big3", "big4"]
