@@ -244,3 +244,27 @@ def test_large_answers_are_cut_to_fit(chat):
             break
         after = ans["messages"][-1]["seq"]
     assert got == ["big0", "big1", "big2", "big3", "big4"]
+
+
+def test_sync_with_many_rooms(arch_env):
+    """Past 400 rooms sync reads them through one IN (json_each) instead of
+    one query term per room: same answer."""
+    env = arch_env(users=["alice", "bob"], rooms={"r000": ["alice", "bob"]})
+    import sqlite3
+    import os
+    db = sqlite3.connect(os.path.join(env.datadir, "auth.db"), isolation_level=None, timeout=10)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for i in range(1, 450):
+            db.execute("INSERT INTO rooms(name, retention_days, created) VALUES(?, 0, 0)", ("r%03d" % i,))
+            db.execute("INSERT INTO members(room, user) VALUES(?, 'alice')", ("r%03d" % i,))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    bob = env.user("bob")
+    bob.publish(room("r000", "bob"), json.dumps({"id": "x1", "type": "text", "body": "x"}))
+    dm(bob, "alice", "bob", "x2")
+    env.wait_rows(2)
+    ans = Rpc(env.user("alice"), "alice").call("sync")
+    assert [m["id"] for m in ans["messages"]] == ["x1", "x2"]
+    assert len(Rpc(env.user("alice", client_id="alice@2"), "alice").call("rooms")["rooms"]) == 450
