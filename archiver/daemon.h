@@ -59,6 +59,7 @@ struct conn {
 struct pending {
 	struct pending *next;
 	char *topic;
+	int64_t received;    /* wall clock ms: the message's server_ts */
 	size_t len;
 	unsigned char payload[];
 };

@@ -95,7 +95,8 @@ static bool split_topic(const char *rest, char *a, char *b)
 /* Store or apply one message. MQC_OK when it is dealt with (stored, a
  * duplicate, a receipt applied or ignored, or refused as invalid); an
  * MQC_ERR_* when the archive could not be written. */
-static int process(struct daemon *d, const char *topic, const void *payload, size_t len)
+static int process(struct daemon *d, const char *topic, const void *payload, size_t len,
+		int64_t received)
 {
 	char a[NAME_MAX_LEN + 1], b[NAME_MAX_LEN + 1], id[MSGID_MAX_LEN + 1];
 	struct archive_msg m;
@@ -172,7 +173,7 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	m.id = id;
 	m.body = body;
 	m.ts = env.has_ts ? env.ts : -1;
-	m.server_ts = time__now_ms();
+	m.server_ts = received;
 	rc = archive__store(d->ar, &m, &done);
 	free(body);
 	if(rc == MQC_OK){
@@ -205,6 +206,7 @@ int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_
 		return MQC_ERR_NOMEM;
 	}
 	p->next = NULL;
+	p->received = time__now_ms();
 	p->len = len;
 	if(len) memcpy(p->payload, payload, len);
 	if(d->pend_tail) d->pend_tail->next = p;
@@ -295,7 +297,7 @@ int ingest__flush(struct daemon *d)
 	rc = archive__begin(d->ar);
 	if(rc != MQC_OK) return rc;
 	for(p = d->pend_head; p; p = p->next){
-		rc = process(d, p->topic, p->payload, p->len);
+		rc = process(d, p->topic, p->payload, p->len, p->received);
 		if(rc != MQC_OK){
 			archive__rollback(d->ar);
 			return rc;
