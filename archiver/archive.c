@@ -264,9 +264,12 @@ static void *checkpoint_main(void *arg)
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, 200);
+	/* A connection sees the WAL only once it has read the database:
+	 * before that a checkpoint is a no-op ("not in WAL mode"). */
+	sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
 	pthread_mutex_lock(&ar->ckpt_mutex);
 	while(!ar->ckpt_stop){
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += (long)ar->ckpt_interval_ms * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
@@ -289,14 +292,20 @@ static void *checkpoint_main(void *arg)
 
 int archive__start_checkpointer(struct archive *ar, int interval_ms)
 {
+	pthread_condattr_t attr;
+
 	if(ar->ckpt_running) return MQC_OK;
 	ar->ckpt_interval_ms = interval_ms > 0 ? interval_ms : 100;
 	ar->ckpt_stop = false;
 	if(pthread_mutex_init(&ar->ckpt_mutex, NULL) != 0) return MQC_ERR_NOMEM;
-	if(pthread_cond_init(&ar->ckpt_cond, NULL) != 0){
+	/* The wait is timed on the monotonic clock: a wall clock set back
+	 * must not stop the checkpoints. */
+	if(pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0
+			|| pthread_cond_init(&ar->ckpt_cond, &attr) != 0){
 		pthread_mutex_destroy(&ar->ckpt_mutex);
 		return MQC_ERR_NOMEM;
 	}
+	pthread_condattr_destroy(&attr);
 	if(pthread_create(&ar->ckpt_thread, NULL, checkpoint_main, ar) != 0){
 		pthread_cond_destroy(&ar->ckpt_cond);
 		pthread_mutex_destroy(&ar->ckpt_mutex);
