@@ -144,6 +144,13 @@ class Listener:
                                                                        self.errors()))
         return self.lines()
 
+    def wait_texts(self, n, timeout=harness.DEFAULT_TIMEOUT):
+        """Until n text messages were printed (receipt lines do not count)."""
+        harness.wait_for(lambda: len(texts(self.lines())) >= n, timeout,
+                         what="%d text lines (have %r; stderr %r)" % (n, self.lines(),
+                                                                     self.errors()))
+        return texts(self.lines())
+
     def wait_err(self, text, timeout=harness.DEFAULT_TIMEOUT):
         harness.wait_for(lambda: text in self.errors(), timeout,
                          what="%r on stderr (have %r)" % (text, self.errors()))

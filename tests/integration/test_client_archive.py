@@ -32,11 +32,11 @@ def test_room_chat_with_three_members(world, datadir):
         ok(b, datadir, "alice", "send", "--room", "team", "hello team")
         ok(b, datadir, "carol", "chat", "--room", "team", device="pipe",
            stdin="hi alice\nhi bob\n")
-        bob.wait_lines(3)
+        bob.wait_texts(3)
         assert texts(bob.lines()) == [("team", "alice", "hello team"), ("team", "carol", "hi alice"),
                                       ("team", "carol", "hi bob")]
-        carol.wait_lines(1)
-        alice.wait_lines(2)
+        carol.wait_texts(1)
+        alice.wait_texts(2)
         # nobody sees their own room messages echoed
         assert texts(carol.lines()) == [("team", "alice", "hello team")]
         assert [t for t in texts(alice.lines())] == [("team", "carol", "hi alice"),
@@ -225,7 +225,7 @@ def test_who_and_chat_slash_commands(world, datadir):
         assert out[3].endswith("] #team bob: earlier")
         assert "unknown command /bogus (try /help)" in r.err
         assert "connection lost" not in r.err
-        bob.wait_lines(1)
+        bob.wait_texts(1)
         assert texts(bob.lines()) == [("team", "alice", "/slash line")]
     # bob's last connection closed: the plugin says offline
     harness.wait_for(lambda: ok(b, datadir, "alice", "who", "bob").out.startswith("bob: offline"),
@@ -245,5 +245,5 @@ def test_listen_in_many_rooms(store, make_broker, datadir, archivers):
         assert "inbox and 70 rooms" in bob.errors()
         ok(b, datadir, "alice", "send", "--room", "r00", "first")
         ok(b, datadir, "alice", "send", "--room", "r69", "last")
-        bob.wait_lines(2)
+        bob.wait_texts(2)
         assert texts(bob.lines()) == [("r00", "alice", "first"), ("r69", "alice", "last")]

@@ -73,8 +73,8 @@ def test_refused_publishes_are_1_and_nothing_reaches_anyone(pair, datadir):
         # nothing of the above reached anyone
         ok(pair, datadir, "bob", "send", "carol", "marker")
         ok(pair, datadir, "carol", "send", "bob", "marker")
-        carol.wait_lines(1)
-        bob.wait_lines(1)
+        carol.wait_texts(1)
+        bob.wait_texts(1)
         assert texts(carol.lines()) == [(None, "bob", "marker")]
         assert texts(bob.lines()) == [(None, "carol", "marker")]
         # one refused line in --lines fails the run, and says which; the
@@ -84,7 +84,7 @@ def test_refused_publishes_are_1_and_nothing_reaches_anyone(pair, datadir):
         assert r.rc == FAILED, r
         assert r.err.count("refused by the broker") == 1, r
         assert len(r.out.split()) == 2
-        bob.wait_lines(3)
+        bob.wait_texts(3)
         assert [t[2] for t in texts(bob.lines())] == ["marker", "good a", "good b"]
 
 
@@ -125,7 +125,7 @@ def test_bad_arguments_are_2_and_send_nothing(pair, datadir):
             assert r.out == "" or r.out.startswith("usage:"), (args, r)
         # a bad input sends nothing: only the marker arrives
         ok(pair, datadir, "alice", "send", "bob", "marker")
-        bob.wait_lines(1)
+        bob.wait_texts(1)
         bob.stop()
         assert texts(bob.lines()) == [(None, "alice", "marker")]
 
@@ -169,7 +169,7 @@ def test_config_file_and_password_file(pair, datadir):
         p = subprocess.run([harness.CLIENT, "send", "bob", "from config"], env=client_env(
             datadir, password=None), capture_output=True, timeout=30, start_new_session=True)
         assert p.returncode == OK, p
-        bob.wait_lines(1)
+        bob.wait_texts(1)
         assert texts(bob.lines()) == [(None, "alice", "from config")]
     os.chmod(pwfile, 0o640)
     r = mqchat(pair, datadir, "alice", "--password-file", pwfile, "send", "bob", "x",

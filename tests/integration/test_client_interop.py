@@ -109,7 +109,7 @@ def test_mqttjs_app_and_c_client(store, make_broker, datadir, archivers):
             # app -> C client, and the C client's delivered receipt back
             app.send("send hello from node")
             sent = app.expect(lambda e: e["event"] == "sent", "sent")
-            alice.wait_lines(1)
+            alice.wait_texts(1)
             assert texts(alice.lines()) == [(None, "nora", "hello from node")]
             app.expect(lambda e: e["event"] == "receipt" and e["ref"] == sent["id"]
                        and e["status"] == "delivered" and e["from"] == "alice", "delivered receipt")

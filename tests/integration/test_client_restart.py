@@ -12,7 +12,7 @@ def test_broker_restart_during_listen_loses_nothing(store, make_broker, datadir,
         bob.wait_ready()
         ok(b, datadir, "alice", "send", "bob", "before 1")
         ok(b, datadir, "alice", "send", "bob", "before 2")
-        bob.wait_lines(2)
+        bob.wait_texts(2)
 
         b.stop()
         bob.wait_err("connection lost")
@@ -30,12 +30,12 @@ def test_broker_restart_during_listen_loses_nothing(store, make_broker, datadir,
         log = b.output()
         queued = "as bob@test" not in log[log.rfind("mosquitto version 2.0.11 running"):]
         bob.wait_err("reconnected")
-        bob.wait_lines(7)
+        bob.wait_texts(7)
 
         b.restart()
         bob.wait_err("reconnected", timeout=15)
         ok(b, datadir, "alice", "send", "bob", "after second restart")
-        bob.wait_lines(8)
+        bob.wait_texts(8)
         assert bob.proc.poll() is None, "listen must survive restarts"
     assert bob.proc.returncode == 0
     got = [t[2] for t in texts(bob.lines())]

@@ -39,7 +39,7 @@ def test_send_over_tls(store, make_broker, datadir):
     with Listener(b, datadir, "bob", timeout=1) as bob:
         bob.wait_ready()
         ok(b, datadir, "alice", "--cafile", ca, "send", "bob", "over tls", port=tls_port)
-        bob.wait_lines(1)
+        bob.wait_texts(1)
         # a server certificate from another CA is refused, nothing is sent
         r = mqchat(b, datadir, "alice", "--cafile", other, "send", "bob", "not sent",
                    port=tls_port, timeout=3)
@@ -49,5 +49,5 @@ def test_send_over_tls(store, make_broker, datadir):
         r = mqchat(b, datadir, "alice", "send", "bob", "not sent", port=tls_port, timeout=1)
         assert r.rc != 0, r
         ok(b, datadir, "alice", "send", "bob", "marker")
-        bob.wait_lines(2)
+        bob.wait_texts(2)
         assert texts(bob.lines()) == [(None, "alice", "over tls"), (None, "alice", "marker")]

@@ -87,7 +87,7 @@ def test_password_prompt_without_echo(store, make_broker, datadir):
             assert "password-xxxx" not in t.buf.decode(), "the password was echoed"
         finally:
             t.close()
-        bob.wait_lines(1)
+        bob.wait_texts(1)
         assert texts(bob.lines()) == [(None, "alice", "typed password")]
 
         t = Tty(argv(b, "alice", "send", "bob", "x"), client_env(datadir, password=None))
@@ -109,7 +109,7 @@ def test_interactive_chat(store, make_broker, datadir):
         try:
             t.read_until("chatting with bob as alice (/history, /who, /quit)")
             t.write("hello from a terminal\n")
-            bob.wait_lines(1)
+            bob.wait_texts(1)
             assert texts(bob.lines()) == [(None, "alice", "hello from a terminal")]
             # bob's delivered receipt and his answer show up live
             t.read_until("delivered by bob")
