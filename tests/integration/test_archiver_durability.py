@@ -172,3 +172,17 @@ def test_many_publishers_full_speed_nothing_lost_order_kept(arch_env):
         got = [r[0] for r in env.rows("SELECT id FROM messages WHERE sender=? ORDER BY seq", s)]
         assert got == sent[s], "conversation of %s out of order or incomplete" % s
     assert "dropped" not in env.broker.output()
+
+
+def test_wal_is_checkpointed_while_running(arch_env):
+    """The checkpointer thread copies the WAL into archive.db while the
+    archiver runs (the ingest connection never checkpoints itself)."""
+    env = arch_env(users=["alice", "bob"])
+    alice = env.user("alice")
+    path = os.path.join(env.datadir, "archive.db")
+    before = os.path.getsize(path)
+    publish_many(alice, inbox("bob", "alice"), 2000, body="x" * 200)
+    env.wait_rows(2000)
+    harness.wait_for(lambda: os.path.getsize(path) > before + 300000, 10,
+                     what="archive.db to grow by checkpoints (WAL copied back)")
+    assert env.arch.running()
