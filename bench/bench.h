@@ -114,7 +114,7 @@ int prefill__archive(const struct bench_opts *o);
 
 /* ---- payload.c ---- */
 
-/* Write a valid text envelope of exactly size bytes (size >= 96) whose body
+/* Write a valid text envelope of exactly size bytes (size >= 128) whose body
  * starts with the send time (monotonic ns) and the sequence number.
  * Returns the length written. */
 int payload__make(char *buf, int size, const char *idprefix, long seq, int64_t now_ns);

@@ -96,7 +96,7 @@ static int parse_opt(struct bench_opts *o, const char *k, const char *v)
 	if(strcmp(k, name) == 0){ o->field = v; return 0; }
 	NUM("--port", port, 1, 65535)
 	NUM("--qos", qos, 0, 1)
-	NUM("--size", size, 96, 65000)
+	NUM("--size", size, 128, 65000)
 	NUM("--window", window, 1, 10000)
 	NUM("--count", count, 1, 100000000)
 	NUM("--warmup-ms", warmup_ms, 0, 600000)
