@@ -7,10 +7,14 @@
 #   DATA   data folder (default var, git-ignored); a second run reuses it
 #   PORT   MQTT port on 127.0.0.1 (default 1883)
 #   BUILD  build folder (default build)
+#   TLS_PORT  MQTT over TLS on 127.0.0.1 (default 8883; 0: no TLS listener)
+#   WS_PORT   MQTT over WebSockets on 127.0.0.1 (default 8080; 0: none)
+#   TLS_DIR   folder with the operator's ca.crt, server.crt and server.key;
+#             unset: DATA/tls, made by scripts/mkcert.sh on the first run
 #
 # The shipped config is used as is with the defaults; with another DATA,
-# PORT or BUILD a copy with those paths and that port is written to
-# DATA/mosquitto-run.conf, and the archiver gets --port.
+# PORT, BUILD, TLS_PORT, WS_PORT or TLS_DIR a copy with those paths and
+# ports is written to DATA/mosquitto-run.conf, and the archiver gets --port.
 #
 # Privileges: mosquitto started as root switches to the `mosquitto` user
 # after reading its config and before loading plugins, so the plugin and
@@ -25,6 +29,13 @@ BUILD=${BUILD:-build}
 DATA=${DATA:-var}
 DATA=${DATA%/}
 PORT=${PORT:-1883}
+TLS_PORT=${TLS_PORT:-8883}
+WS_PORT=${WS_PORT:-8080}
+# The operator's certificates, or the local CA made here.
+own_tls=0
+[ -n "${TLS_DIR:-}" ] && own_tls=1
+TLS_DIR=${TLS_DIR:-$DATA/tls}
+TLS_DIR=${TLS_DIR%/}
 PLUGIN=$BUILD/mqchat_auth.so
 ARCHIVER=$BUILD/mqchat-archiver
 BROKER_USER=mosquitto
@@ -52,6 +63,20 @@ esac
 if [ "${#PORT}" -gt 5 ] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
 	die "PORT must be a number from 1 to 65535 (got '$PORT')"
 fi
+for v in TLS_PORT WS_PORT; do
+	p=${!v}
+	case $p in
+		''|*[!0-9]*) die "$v must be a number from 1 to 65535, or 0 for none (got '$p')";;
+	esac
+	if [ "${#p}" -gt 5 ] || [ "$p" -gt 65535 ]; then
+		die "$v must be a number from 1 to 65535, or 0 for none (got '$p')"
+	fi
+	[ "$p" -ne 0 ] && [ "$p" -eq "$PORT" ] && die "$v and PORT are both $p: give each its own port"
+done
+[ "$TLS_PORT" -ne 0 ] && [ "$TLS_PORT" -eq "$WS_PORT" ] && die "TLS_PORT and WS_PORT are both $TLS_PORT: give each its own port"
+case $TLS_DIR in
+	''|*[!A-Za-z0-9_./-]*) die "TLS_DIR must be a path of letters, digits and _ . / - (got '$TLS_DIR')";;
+esac
 
 [ -x "$MOSQUITTO" ] || die "mosquitto is not installed: run 'make deps' as root"
 [ -r "$PLUGIN" ] || die "$PLUGIN is not built: run 'make' first"
@@ -73,6 +98,11 @@ if port_busy "$PORT"; then
 	} >&2
 	exit 1
 fi
+for p in $TLS_PORT $WS_PORT; do
+	if [ "$p" -ne 0 ] && port_busy "$p"; then
+		die "port $p on 127.0.0.1 is already in use (make run TLS_PORT=... WS_PORT=... for others, 0 for none)"
+	fi
+done
 
 # ---- the data folder ----
 
@@ -130,17 +160,44 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 printf '%b' "$local_conf" > "$DATA/conf.d/local.conf" || die "cannot write $DATA/conf.d/local.conf"
 
+# ---- TLS certificates ----
+
+# The broker reads them after it has dropped root: its key must be its own.
+if [ "$TLS_PORT" -ne 0 ]; then
+	drops=0
+	[ "$(id -u)" -eq 0 ] && [ -z "$why" ] && drops=1
+	if [ "$own_tls" -eq 0 ]; then
+		kowner=()
+		[ "$drops" -eq 1 ] && kowner=(--owner "$BROKER_USER")
+		scripts/mkcert.sh "${kowner[@]}" "$TLS_DIR" || die "cannot make the TLS certificates in $TLS_DIR (see above)"
+	fi
+	for f in ca.crt server.crt server.key; do
+		[ -r "$TLS_DIR/$f" ] || die "TLS_DIR=$TLS_DIR has no readable $f (it needs ca.crt, server.crt and server.key; TLS_PORT=0 for no TLS)"
+		if [ "$drops" -eq 1 ] && ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$TLS_DIR/$f")"; then
+			die "the '$BROKER_USER' user cannot read $(abspath "$TLS_DIR/$f"): the broker reads it after dropping root (chown $BROKER_USER it, or TLS_PORT=0)"
+		fi
+	done
+fi
+
 # ---- the configs ----
 
 conf=config/mosquitto.conf
 aconf=config/archiver.conf
-if [ "$DATA" != var ] || [ "$PORT" != 1883 ] || [ "$BUILD" != build ]; then
+if [ "$DATA" != var ] || [ "$PORT" != 1883 ] || [ "$BUILD" != build ] ||
+	[ "$TLS_PORT" != 8883 ] || [ "$WS_PORT" != 8080 ] || [ "$TLS_DIR" != var/tls ]; then
 	conf=$DATA/mosquitto-run.conf
+	# Port 0: the listener's block goes, up to its last line.
+	tls_sed="s#^listener 8883 #listener $TLS_PORT #"
+	[ "$TLS_PORT" -eq 0 ] && tls_sed="/^listener 8883 /,/^tls_version /d"
+	ws_sed="s#^listener 8080 #listener $WS_PORT #"
+	[ "$WS_PORT" -eq 0 ] && ws_sed="/^listener 8080 /,/^protocol websockets/d"
 	sed -e "s#^listener 1883 #listener $PORT #" \
+		-e "$tls_sed" -e "$ws_sed" \
 		-e "s#^plugin build/#plugin $BUILD/#" \
 		-e "s#\\([[:space:]]\\)var/#\\1$DATA/#g" \
+		-e "s#^\\(cafile\\|certfile\\|keyfile\\) $DATA/tls/#\\1 $TLS_DIR/#" \
 		config/mosquitto.conf > "$conf" || die "cannot write $conf"
-	say "using $conf (port $PORT, data $DATA, build $BUILD)"
+	say "using $conf (port $PORT, TLS port $TLS_PORT, WebSockets port $WS_PORT, data $DATA, build $BUILD)"
 fi
 
 # ---- start, watch, stop ----
@@ -179,15 +236,23 @@ trap on_signal INT TERM
 "$MOSQUITTO" -c "$conf" &
 bpid=$!
 n=0
-until port_busy "$PORT"; do
+# Every listener: a TLS one with a bad key makes mosquitto exit after it
+# has opened the plain one.
+all_listening() {
+	local p
+	for p in "$PORT" "$TLS_PORT" "$WS_PORT"; do
+		[ "$p" -eq 0 ] || port_busy "$p" || return 1
+	done
+}
+until all_listening; do
 	if ! kill -0 "$bpid" 2>/dev/null; then
 		wait "$bpid"
 		rc=$?
-		die "mosquitto exited with status $rc before listening on 127.0.0.1:$PORT (its log is above and in $DATA/mosquitto.log)"
+		die "mosquitto exited with status $rc before listening on 127.0.0.1:$PORT (TLS $TLS_PORT, WebSockets $WS_PORT; 0: none) (its log is above and in $DATA/mosquitto.log)"
 	fi
 	if [ "$n" -ge $((START_WAIT * 10)) ]; then
 		stop_all
-		die "mosquitto did not listen on 127.0.0.1:$PORT within ${START_WAIT}s"
+		die "mosquitto did not listen on 127.0.0.1 ports $PORT $TLS_PORT $WS_PORT within ${START_WAIT}s"
 	fi
 	sleep 0.1
 	n=$((n + 1))
@@ -196,7 +261,11 @@ done
 if [ "$have_archiver" -eq 1 ]; then
 	aargs=(--data "$DATA" run)
 	[ -r "$aconf" ] && aargs+=(-c "$aconf")
-	# A flag wins over the archiver's config file.
+	# A flag wins over the archiver's config file. The archiver stays on
+	# the plain listener: it is on the same host, over loopback, where TLS
+	# protects nothing and costs a handshake and encryption per message.
+	# (On another host: cafile = DATA/tls/ca.crt and port = 8883 in its
+	# config.)
 	[ "$PORT" != 1883 ] && aargs+=(--port "$PORT")
 	"$ARCHIVER" "${aargs[@]}" &
 	apid=$!
@@ -222,6 +291,18 @@ or with the bundled client (asks for the password; no arguments: its commands):
     $BUILD/mqchat --port $PORT --user alice chat bob
 EOF
 fi
+if [ "$TLS_PORT" -ne 0 ]; then
+	cat <<EOF
+Over TLS (the server certificate is checked against $TLS_DIR/ca.crt):
+    mosquitto_sub -h 127.0.0.1 -p $TLS_PORT --cafile $TLS_DIR/ca.crt -u alice -P 'PASSWORD' -i alice -c -q 1 -t 'chat/inbox/alice/#' -v
+EOF
+	[ -x "$BUILD/mqchat" ] && cat <<EOF
+    $BUILD/mqchat --cafile $TLS_DIR/ca.crt --port $TLS_PORT --user alice chat bob
+EOF
+fi
+[ "$WS_PORT" -ne 0 ] && cat <<EOF
+Over WebSockets (browser apps): ws://127.0.0.1:$WS_PORT (loopback only)
+EOF
 echo
 
 # One of the two exited by itself (or took the terminal's Ctrl-C before

@@ -30,7 +30,10 @@ class Run:
         self.port = port
         fd, self.logpath = tempfile.mkstemp(prefix="mqchat-run-", suffix=".log")
         os.close(fd)
-        env = dict(os.environ, DATA=data, PORT=str(port))
+        # The TLS and WebSockets listeners get free ports too (8883 and
+        # 8080 may be taken, and tests run in parallel).
+        env = dict(os.environ, DATA=data, PORT=str(port), TLS_PORT=str(harness.free_port()),
+                   WS_PORT=str(harness.free_port()))
         env.update(extra_env or {})
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen([RUN], cwd=harness.ROOT, env=env, stdout=self.log,
