@@ -6,7 +6,7 @@
 # Environment: BUILD (default build), JOBS (pytest workers, default 4),
 # TESTS (pytest selection, e.g. TESTS=tests/integration/test_acl.py).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-4}
 PY=/usr/bin/python3
@@ -36,6 +36,8 @@ done
 
 # Integration tests.
 sel=${TESTS:-tests/integration}
+# $sel unquoted on purpose: TESTS may name several paths.
+# shellcheck disable=SC2086
 $PY -m pytest -p no:cacheprovider -q -n "$JOBS" --timeout=120 \
 	--junitxml="$tmp/junit.xml" $sel
 $PY - "$tmp/junit.xml" > "$tmp/counts" <<'PYEOF'
@@ -52,7 +54,7 @@ except Exception:
     f = 1
 print(p, f)
 PYEOF
-read ip if_ < "$tmp/counts"
+read -r ip if_ < "$tmp/counts"
 passed=$((passed + ip))
 failed=$((failed + if_))
 
