@@ -149,8 +149,10 @@ static bool parse_number(struct cursor *c, int64_t *ival, bool *is_int)
 		c->p++;
 	}else if(*c->p >= '1' && *c->p <= '9'){
 		while(c->p < c->end && *c->p >= '0' && *c->p <= '9'){
-			if(v > (ENVELOPE_MAX_TS - 9) / 10) overflow = true;
-			else v = v * 10 + (*c->p - '0');
+			int d = *c->p - '0';
+			/* Exact bound: v * 10 + d <= ENVELOPE_MAX_TS. */
+			if(overflow || v > (ENVELOPE_MAX_TS - d) / 10) overflow = true;
+			else v = v * 10 + d;
 			c->p++;
 		}
 	}else{

@@ -137,8 +137,12 @@ static void test_envelope_valid(void **state)
 	assert_true(parse("{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"ts\":0}", &env, &why));
 	assert_true(parse("{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"ts\":900719925474099}", &env, &why));
 	assert_int_equal(env.ts, 900719925474099LL);
-	/* Not checked: ts from 9007199254740990 to ENVELOPE_MAX_TS itself are
-	 * refused today (parse_number's overflow guard is one digit early). */
+	/* The exact top of the range, and one past it. */
+	assert_true(parse("{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"ts\":9007199254740990}", &env, &why));
+	assert_int_equal(env.ts, 9007199254740990LL);
+	assert_true(parse("{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"ts\":9007199254740991}", &env, &why));
+	assert_int_equal(env.ts, ENVELOPE_MAX_TS);
+	assert_false(parse("{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"ts\":9007199254740992}", &env, &why));
 	/* Nesting up to the limit is fine. */
 	assert_true(parse("{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"n\":[[[[[[[1]]]]]]]}", &env, &why));
 }
