@@ -253,3 +253,59 @@ def test_run_keeps_root_when_the_broker_user_cannot_reach_the_data(runs, data_ro
         assert proc_uid(r.bpid) == pwd.getpwnam("mosquitto").pw_uid
     else:
         assert "cannot read" in out and "user root" in local, out
+
+
+def fake_build(root, archiver_script=None):
+    """A build folder with the real plugin and, if given, an archiver
+    script instead of build/mqchat-archiver. Returns its path."""
+    b = os.path.join(root, "build")
+    os.mkdir(b)
+    os.symlink(harness.PLUGIN, os.path.join(b, "mqchat_auth.so"))
+    if archiver_script is not None:
+        path = os.path.join(b, "mqchat-archiver")
+        with open(path, "w") as f:
+            f.write(archiver_script)
+        os.chmod(path, 0o755)
+    return b
+
+
+def test_run_without_the_archiver_needs_an_existing_data_folder(runs, data_root):
+    b = fake_build(data_root)
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port(), extra_env={"BUILD": b})
+    assert r.wait_exit() == 1
+    out = r.output()
+    assert "mqchat-archiver is not built yet, so the data folder cannot be created" in out, out
+    assert not os.path.exists(data)
+
+
+def test_run_without_the_archiver_starts_the_broker_alone(runs, data_root):
+    b = fake_build(data_root)
+    data = os.path.join(data_root, "var")
+    p = subprocess.run([harness.ARCHIVER, "--data", data, "init"], capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    add_user(data, "alice", PW)
+    r = runs(data, harness.free_port(), extra_env={"BUILD": b}).wait_running()
+    assert r.apid is None
+    assert "the archiver is not built yet" in r.output()
+    c = login_when_loaded(r.port, "alice", PW, "alice@test")
+    c.close()
+    r.proc.send_signal(signal.SIGINT)
+    assert r.wait_exit() == 0, r.output()
+    assert not alive(r.bpid)
+
+
+def test_run_stops_the_broker_when_the_archiver_fails(runs, data_root):
+    # init is the real one; run fails at once, as a broken archiver would.
+    script = ('#!/bin/sh\n'
+              'for a in "$@"; do [ "$a" = run ] && { echo "archiver: cannot start" >&2; exit 3; }; done\n'
+              'exec "%s" "$@"\n' % harness.ARCHIVER)
+    b = fake_build(data_root, script)
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port(), extra_env={"BUILD": b})
+    assert r.wait_exit() == 3, r.output()
+    out = r.output()
+    assert "the archiver (pid" in out and "exited with status 3: stopping the rest" in out, out
+    m = re.search(r"broker pid (\d+)", out)
+    assert m, out
+    assert not alive(int(m.group(1))), "broker left running"
