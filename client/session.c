@@ -410,8 +410,8 @@ enum session_wait session__wait(struct session *s, bool (*cond)(struct session *
 		if(cond && cond(s, arg)) return WAIT_DONE;
 		if(session_stop) return WAIT_STOP;
 		if(s->fatal) return WAIT_FATAL;
-		if(mosquitto_socket(s->mosq) < 0 && s->connack != -1
-				&& !(s->reconnect && s->ever_connected)){
+		/* Waits only start once connected, so no socket means it was lost. */
+		if(mosquitto_socket(s->mosq) < 0 && !(s->reconnect && s->ever_connected)){
 			return WAIT_LOST;
 		}
 		now = time__mono_ms();

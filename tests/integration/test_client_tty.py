@@ -51,6 +51,7 @@ class Tty:
             pid, st = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.status = os.waitstatus_to_exitcode(st)
+                self._drain()
                 break
             if time.monotonic() > deadline:
                 raise AssertionError("client still running; terminal: %r" % self.buf)
@@ -62,6 +63,20 @@ class Tty:
                 except OSError:
                     pass
         return self.status
+
+    def _drain(self):
+        """Read what the exited child left on the terminal."""
+        while True:
+            r, _, _ = select.select([self.fd], [], [], 0.2)
+            if not r:
+                return
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.buf += data
 
     def close(self):
         if self.status is None:
