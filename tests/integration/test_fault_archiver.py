@@ -1,0 +1,92 @@
+"""The archiver killed again and again while it drains a backlog (the
+live-load case is test_archiver_durability.py): each SIGKILL loses at most
+the one message whose PUBACK went out before its journal write, nothing is
+stored twice, what is stored keeps the order it was sent in, and users
+keep chatting through every kill."""
+import json
+import signal
+import threading
+import time
+
+import pytest
+
+import harness
+from archiver_util import arch_env, inbox, publish_many  # noqa: F401 (fixture)
+from plugin_util import envelope, expect_msg, subscribe_ok
+
+BACKLOG = 3000
+
+
+def in_order(stored, sent):
+    """stored is a subsequence of sent (same relative order)."""
+    it = iter(sent)
+    return all(any(x == y for y in it) for x in stored)
+
+
+@pytest.mark.parametrize("sig,kills", [(signal.SIGKILL, 6), (signal.SIGTERM, 4)], ids=["kill", "term"])
+def test_repeated_signals_while_draining(arch_env, sig, kills):
+    env = arch_env(users=["alice", "bob", "carol"])
+    alice = env.user("alice")
+    bob = env.user("bob")
+    carol = env.user("carol")
+    subscribe_ok(bob, "chat/inbox/bob/#")
+    alice.c.max_inflight_messages_set(100)
+    assert env.arch.stop() == 0
+    sent = publish_many(alice, inbox("carol", "alice"), BACKLOG, prefix="q")
+
+    stop = threading.Event()
+    chatted = []
+    errors = []
+
+    def chat():
+        try:
+            while not stop.is_set():
+                m = envelope("through the kills %d" % len(chatted))
+                carol.publish(inbox("bob", "carol"), m)
+                expect_msg(bob, inbox("bob", "carol"), m)
+                chatted.append(m)
+        except AssertionError as e:
+            errors.append(e)
+    t = threading.Thread(target=chat)
+    t.start()
+    try:
+        for k in range(kills):
+            mark = len(env.arch.output())
+            env.arch.start(wait=(k % 2 == 0))
+            if k % 2 == 0:
+                # after some progress
+                n = env.count()
+                harness.wait_for(lambda: env.count() >= min(n + 150, BACKLOG), 30, what="progress")
+            else:
+                # as early as possible: during the journal replay or the subscribe
+                time.sleep(0.05)
+            rc = env.arch.stop(sig)
+            if sig == signal.SIGTERM:
+                # A SIGTERM before the handler is in place (start-up, before
+                # any connection) ends the process by default: nothing was
+                # taken from the broker yet, so nothing is at stake.
+                run = env.arch.output()[mark:]
+                early = rc == -signal.SIGTERM and "archiver@0: connected" not in run
+                assert rc == 0 or early, "SIGTERM exit status %s:\n%s" % (rc, run[-2000:])
+    finally:
+        stop.set()
+        t.join(30)
+    assert not errors, errors[0]
+    assert chatted, "nobody could chat while the archiver was killed"
+    env.arch.start()
+    barrier = "barrier"
+    alice.publish(inbox("carol", "alice"), json.dumps({"id": barrier, "type": "text", "body": "b"}))
+    harness.wait_for(lambda: env.rows("SELECT 1 FROM messages WHERE id=?", barrier), 30,
+                     what="the barrier message stored")
+    stored = [r[0] for r in env.rows("SELECT id FROM messages WHERE sender='alice' ORDER BY seq")]
+    assert stored[-1] == barrier
+    stored = stored[:-1]
+    lost = sorted(set(sent) - set(stored))
+    print("%s x%d during a drain of %d: %d lost %s; %d chat messages meanwhile" % (
+        signal.Signals(sig).name, kills, BACKLOG, len(lost), lost, len(chatted)))
+    assert len(stored) == len(set(stored)), "a message was stored twice"
+    assert in_order(stored, sent), "stored out of the order sent"
+    if sig == signal.SIGKILL:
+        assert len(lost) <= kills, "%d lost in %d kills: %s" % (len(lost), kills, lost)
+    else:
+        assert lost == []
