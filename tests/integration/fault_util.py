@@ -33,6 +33,16 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
+def nofile_of(pid):
+    """The soft open-file limit of a running process (/proc/<pid>/limits)."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                v = line.split()[3]
+                return float("inf") if v == "unlimited" else int(v)
+    raise AssertionError("no open-file limit for pid %d" % pid)
+
+
 def raise_nofile(want):
     """Raise this process's open-file limit (soft) towards want, up to the
     hard limit; processes started afterwards (the broker) inherit it.

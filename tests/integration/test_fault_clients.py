@@ -10,7 +10,7 @@ import pytest
 
 import harness
 from fault_util import (RssPeak, bulk_users, close_all, closed_by_peer, connect_many,
-                        connect_packet, raise_nofile)
+                        connect_packet, nofile_of, raise_nofile)
 from plugin_util import _varint, envelope, expect_msg, login, subscribe_ok
 
 PW = "password-xxxx"
@@ -36,6 +36,8 @@ def test_1000_clients_at_once(store, make_broker, clients):
     names = ["u%04d" % i for i in range(N)]
     bulk_users(store, names, PW)
     b = make_broker()
+    # mosquitto needs a descriptor per client plus its own few
+    assert nofile_of(b.proc.pid) >= N + 64, "broker's RLIMIT_NOFILE: %s" % nofile_of(b.proc.pid)
     alice = login(clients, b, "alice", PW)
     bob = login(clients, b, "bob", PW)
     subscribe_ok(bob, "chat/inbox/bob/#")
