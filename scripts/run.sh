@@ -173,6 +173,8 @@ if [ "$TLS_PORT" -ne 0 ]; then
 	fi
 	for f in ca.crt server.crt server.key; do
 		[ -r "$TLS_DIR/$f" ] || die "TLS_DIR=$TLS_DIR has no readable $f (it needs ca.crt, server.crt and server.key; TLS_PORT=0 for no TLS)"
+	done
+	for f in ca.crt server.crt server.key; do
 		if [ "$drops" -eq 1 ] && ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$TLS_DIR/$f")"; then
 			die "the '$BROKER_USER' user cannot read $(abspath "$TLS_DIR/$f"): the broker reads it after dropping root (chown $BROKER_USER it, or TLS_PORT=0)"
 		fi

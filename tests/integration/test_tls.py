@@ -13,6 +13,7 @@ MQTT sent to the TLS port; this file covers the rest: paho, listen,
 the archiver and RPC, mkcert.sh itself and make run's TLS setup."""
 import os
 import shutil
+import signal
 import socket
 import ssl
 import stat
@@ -26,12 +27,17 @@ import pytest
 import harness
 import archiver_util
 from archiver_util import inbox
-from client_util import PASSWORD, UNREACH, Listener, ok, texts
+from client_util import PASSWORD, UNREACH, Listener, mqchat, ok, texts
+import test_run_script
+from test_run_script import PW, add_user
 
 MKCERT = os.path.join(harness.ROOT, "scripts", "mkcert.sh")
 OPENSSL = shutil.which("openssl")
 
-arch_env = archiver_util.arch_env   # the fixture, for the archiver tests
+# Fixtures of other modules, used here.
+arch_env = archiver_util.arch_env
+runs = test_run_script.runs
+data_root = test_run_script.data_root
 
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
 
@@ -391,3 +397,153 @@ def test_websockets_through_the_plugin_on_loopback_only(store, tls, paho_clients
 
     wrong = paho_clients(t.ws_port, "bob", "wrong-password", ws=True, client_id="bob@x")
     assert wrong.connect() == 5
+
+
+# ---- make run (scripts/run.sh) ----
+
+def run_env(**kw):
+    """run.sh settings with free ports."""
+    env = {"TLS_PORT": str(harness.free_port()), "WS_PORT": str(harness.free_port())}
+    env.update(kw)
+    return env
+
+
+def test_make_run_makes_certificates_once_and_serves_tls(runs, data_root):
+    data = os.path.join(data_root, "var")
+    port = harness.free_port()
+    env = run_env()
+    tls_port = int(env["TLS_PORT"])
+    r = runs(data, port, extra_env=env).wait_running()
+    tlsdir = os.path.join(data, "tls")
+    ca = os.path.join(tlsdir, "ca.crt")
+    # The banner's last line.
+    r_out = harness.wait_for(lambda: "ws://127.0.0.1:%s" % env["WS_PORT"] in r.output() and r.output(),
+                             what="the banner")
+    assert "made a local CA" in r_out
+    assert "mqchat --cafile %s --port %d --user alice" % (ca, tls_port) in r_out, r_out
+    assert "-p %d --cafile %s " % (tls_port, ca) in r_out, r_out
+    out = r_out
+    key = os.stat(os.path.join(tlsdir, "server.key"))
+    assert stat.S_IMODE(key.st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.join(tlsdir, "ca.key")).st_mode) == 0o600
+    if os.geteuid() == 0 and "the broker drops to the 'mosquitto' user" in out:
+        import pwd
+        assert key.st_uid == pwd.getpwnam("mosquitto").pw_uid
+    conf = open(os.path.join(data, "mosquitto-run.conf")).read()
+    assert "listener %d 127.0.0.1\ncafile %s/ca.crt\n" % (tls_port, tlsdir) in conf, conf
+
+    add_user(data, "alice", PW)
+    add_user(data, "bob", "bob-secret-12")
+    # The plugin picks new users up within a second: retry the first login.
+    b = types.SimpleNamespace(port=port)
+    harness.wait_for(lambda: mqchat(b, data_root, "alice", "--cafile", ca, "send", "bob", "hi",
+                                    port=tls_port, password=PW, timeout=2).rc == 0,
+                     timeout=10, interval=0.4, what="alice's first send over TLS")
+    h = ok(b, data_root, "bob", "--cafile", ca, "history", "alice", port=tls_port,
+           password="bob-secret-12")
+    assert "alice: hi" in h.out, h
+    r.proc.send_signal(signal.SIGTERM)
+    assert r.wait_exit() == 0, r.output()
+
+    # The second run keeps the same CA (clients keep trusting it).
+    before = open(ca, "rb").read()
+    r2 = runs(data, port, extra_env=run_env()).wait_running()
+    assert "made a local CA" not in r2.output()
+    assert open(ca, "rb").read() == before
+
+
+def test_make_run_with_the_operators_certificates(runs, data_root, cas):
+    data = os.path.join(data_root, "var")
+    port = harness.free_port()
+    # The operator's folder, readable by the broker's user (as root, the
+    # broker drops to `mosquitto` when it can reach the data folder).
+    own = os.path.join(data_root, "own-tls")
+    shutil.copytree(cas["good"], own)
+    os.chmod(own, 0o755)
+    if os.geteuid() == 0:
+        import pwd
+        try:
+            os.chown(os.path.join(own, "server.key"), pwd.getpwnam("mosquitto").pw_uid, -1)
+        except KeyError:
+            pass
+    env = run_env(TLS_DIR=own)
+    r = runs(data, port, extra_env=env).wait_running()
+    assert "mkcert" not in r.output()
+    assert not os.path.exists(os.path.join(data, "tls"))
+    ctx = ssl.create_default_context(cafile=os.path.join(own, "ca.crt"))
+    with socket.create_connection(("127.0.0.1", int(env["TLS_PORT"])), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as ts:
+            assert ts.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_make_run_without_tls_and_websockets(runs, data_root):
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port(), extra_env={"TLS_PORT": "0", "WS_PORT": "0"}).wait_running()
+    conf = open(os.path.join(data, "mosquitto-run.conf")).read()
+    assert "cafile" not in "\n".join(ln for ln in conf.splitlines() if not ln.startswith("#"))
+    assert "protocol websockets" not in conf
+    assert conf.count("\nlistener ") == 1
+    assert not os.path.exists(os.path.join(data, "tls"))
+    assert "Over TLS" not in r.output() and "ws://" not in r.output()
+
+
+@pytest.mark.parametrize("env,why", [
+    ({"TLS_PORT": "x"}, "TLS_PORT must be a number"),
+    ({"TLS_PORT": "65536"}, "TLS_PORT must be a number"),
+    ({"WS_PORT": "-1"}, "WS_PORT must be a number"),
+    ({"TLS_PORT": "PORT"}, "TLS_PORT and PORT are both"),
+    ({"TLS_PORT": "WS"}, "TLS_PORT and WS_PORT are both"),
+    ({"TLS_DIR": "a b"}, "TLS_DIR must be a path"),
+])
+def test_make_run_refuses_bad_tls_settings(runs, data_root, env, why):
+    data = os.path.join(data_root, "var")
+    port = harness.free_port()
+    e = run_env()
+    e.update(env)
+    if e["TLS_PORT"] == "PORT":
+        e["TLS_PORT"] = str(port)
+    if e["TLS_PORT"] == "WS":
+        e["TLS_PORT"] = e["WS_PORT"]
+    r = runs(data, port, extra_env=e)
+    assert r.wait_exit() == 1
+    assert why in r.output(), r.output()
+    assert not os.path.exists(data)
+
+
+def test_make_run_refuses_a_tls_dir_without_certificates(runs, data_root, tmp_path):
+    data = os.path.join(data_root, "var")
+    (tmp_path / "ca.crt").write_text("x")
+    r = runs(data, harness.free_port(), extra_env=run_env(TLS_DIR=str(tmp_path)))
+    assert r.wait_exit() == 1
+    assert "has no readable server.crt" in r.output(), r.output()
+    assert not os.path.exists(os.path.join(data, "mosquitto-run.conf"))
+    assert sorted(os.listdir(str(tmp_path))) == ["ca.crt"]
+
+
+def test_make_run_refuses_a_busy_tls_port(runs, data_root):
+    data = os.path.join(data_root, "var")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    try:
+        busy = s.getsockname()[1]
+        r = runs(data, harness.free_port(), extra_env=run_env(TLS_PORT=str(busy)))
+        assert r.wait_exit() == 1
+    finally:
+        s.close()
+    assert "port %d on 127.0.0.1 is already in use" % busy in r.output(), r.output()
+    assert not os.path.exists(data)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root drops to the mosquitto user")
+def test_make_run_refuses_a_tls_dir_the_broker_cannot_read(runs, data_root, cas, tmp_path):
+    data = os.path.join(data_root, "var")
+    own = str(tmp_path / "tls")     # under a 0700 folder of root's
+    shutil.copytree(cas["good"], own)
+    r = runs(data, harness.free_port(), extra_env=run_env(TLS_DIR=own))
+    assert r.wait_exit() == 1
+    out = r.output()
+    if "the broker drops to the 'mosquitto' user" not in out:
+        pytest.skip("the broker keeps running as root here:\n" + out)
+    assert "the 'mosquitto' user cannot read %s/ca.crt" % own in out, out
+    assert "mosquitto version" not in out, "the broker was started:\n" + out
