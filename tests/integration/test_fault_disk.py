@@ -2,7 +2,8 @@
 (loop mount); filled up while messages arrive, the archiver stops taking
 them (leaves the broker, which keeps queueing for its session), says why in
 its log, and stores every one of them, once and in order, when space is
-back. Others keep chatting all along."""
+back. Others keep chatting all along. (A file size limit instead of a full
+disk: test_fault_archiver.py.)"""
 import os
 import shutil
 
@@ -75,3 +76,4 @@ def test_disk_full_then_space_back(arch_env, logdir):
     assert got == pre + sent + last, "lost or reordered: %d stored of %d" % (
         len(got), len(pre + sent + last))
     assert "dropped" not in env.broker.output()
+
