@@ -46,6 +46,7 @@ static const char *schema_sql =
 
 enum stmt_id {
 	ST_STORE,
+	ST_DUP,
 	ST_FIND,
 	ST_SET_STATUS,
 	ST_INVALID,
@@ -59,10 +60,16 @@ enum stmt_id {
 };
 
 static const char *stmt_sql[ST__COUNT] = {
+	/* A plain one-row INSERT ... VALUES: SQLite checks every constraint
+	 * before it writes, so it needs no statement journal. The former
+	 * INSERT ... SELECT ... WHERE NOT EXISTS may insert several rows, so
+	 * each one kept a statement journal, which spilled to a temp file:
+	 * two pwrite()s per message on top of the WAL's. ST_DUP checks first. */
 	[ST_STORE] =
 		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh)"
-		" SELECT ?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9"
-		" WHERE NOT EXISTS(SELECT 1 FROM messages INDEXED BY messages_idh WHERE idh=?9 AND sender=?1 AND id=?5)",
+		" VALUES(?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9)",
+	[ST_DUP] =
+		"SELECT 1 FROM messages INDEXED BY messages_idh WHERE idh=?1 AND sender=?2 AND id=?3",
 	[ST_FIND] =
 		"SELECT seq, recipient, room, status FROM messages INDEXED BY messages_idh WHERE idh=?1 AND sender=?2 AND id=?3",
 	[ST_SET_STATUS] = "UPDATE messages SET status=?2 WHERE seq=?1",
@@ -226,6 +233,9 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 	 * process; a power cut can lose the last commits, never corrupt. */
 	rc = exec(ar, "PRAGMA journal_mode=WAL");
 	if(rc == MQC_OK) rc = exec(ar, "PRAGMA synchronous=NORMAL");
+	/* Statement journals and sort files in memory, never in a temp file:
+	 * a write() there costs as much as one into the WAL. */
+	if(rc == MQC_OK) rc = exec(ar, "PRAGMA temp_store=MEMORY");
 	if(rc == MQC_OK) rc = exec(ar, "PRAGMA cache_size=-32768");
 	if(rc == MQC_OK) rc = exec(ar, schema_sql);
 	if(rc != MQC_OK){
@@ -369,10 +379,36 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s)
 	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
+/* Is (sender, id) stored already? MQC_OK with *found, or an MQC_ERR_*. */
+static int find_dup(struct archive *ar, const char *sender, const char *id, int64_t idh,
+		bool *found)
+{
+	sqlite3_stmt *st = ar->st[ST_DUP];
+	int rc;
+
+	*found = false;
+	if(sqlite3_bind_int64(st, 1, idh)
+			|| sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC)
+			|| sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		*found = true;
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return map_rc(rc);
+}
+
 int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored)
 {
 	sqlite3_stmt *st = ar->st[ST_STORE];
 	char conv[2 * NAME_MAX_LEN + 8];
+	int64_t idh;
+	bool found;
 	int rc;
 
 	if(stored) *stored = false;
@@ -385,6 +421,9 @@ int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored
 	}else{
 		snprintf(conv, sizeof(conv), "r:%s", m->room);
 	}
+	idh = id_hash(m->sender, m->id);
+	rc = find_dup(ar, m->sender, m->id, idh, &found);
+	if(rc != MQC_OK || found) return rc;
 	rc = bind_text(st, 1, m->sender)
 		|| bind_text(st, 2, m->recipient)
 		|| bind_text(st, 3, m->room)
@@ -393,13 +432,13 @@ int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored
 		|| sqlite3_bind_text(st, 6, m->body, -1, SQLITE_STATIC)
 		|| (m->ts >= 0 ? sqlite3_bind_int64(st, 7, m->ts) : sqlite3_bind_null(st, 7))
 		|| sqlite3_bind_int64(st, 8, m->server_ts)
-		|| sqlite3_bind_int64(st, 9, id_hash(m->sender, m->id));
+		|| sqlite3_bind_int64(st, 9, idh);
 	if(rc != SQLITE_OK){
 		sqlite3_reset(st);
 		return MQC_ERR_DB;
 	}
 	rc = sqlite3_step(st);
-	if(rc == SQLITE_DONE && stored) *stored = sqlite3_changes(ar->db) > 0;
+	if(rc == SQLITE_DONE && stored) *stored = true;
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return map_rc(rc);

@@ -29,7 +29,7 @@
 #define SHARE_GROUP "$share/mqchat-archiver/"
 /* Packets read from one connection per poll wake-up, so K connections and
  * the timers take turns. */
-#define READ_BURST 64
+#define READ_BURST 256
 /* How often the checkpointer thread copies the WAL into archive.db. */
 #define CHECKPOINT_INTERVAL_MS 200
 
@@ -323,9 +323,9 @@ static void conn_try(struct conn *c, int64_t now)
 	c->open = true;
 }
 
-/* Read what one connection has, a bounded number of packets. Returns true
- * when its socket has nothing more to read (or it closed). */
-static bool conn_read(struct conn *c)
+/* Read what one connection has, up to READ_BURST packets (libmosquitto
+ * reads one packet per call whatever max_packets says). */
+static void conn_read(struct conn *c)
 {
 	int i, rc;
 
@@ -339,15 +339,19 @@ static bool conn_read(struct conn *c)
 				c->ready = false;
 				c->next_try = time__mono_ms() + c->backoff;
 			}
-			return true;
+			return;
 		}
-		if(errno == EAGAIN || errno == EWOULDBLOCK) return true;
+		if(errno == EAGAIN || errno == EWOULDBLOCK) return;
 	}
-	return !c->open;
 }
 
-/* Commit what waits. Called when the sockets are drained (so at low rates
- * each message is committed at once) and when a batch is full or old. */
+/* Commit what waits. Called when the oldest pending message is
+ * INGEST_MAX_DELAY_MS old, before an RPC answer and at the end; ingest.c
+ * commits a full batch itself. Never when the socket merely runs dry: the
+ * broker hands a QoS 1 subscriber one message per loop pass, so the socket
+ * is dry after nearly every message and that meant a commit per message.
+ * The journal already makes each message durable; the delay costs nothing
+ * but the time before a CLI reader sees it. */
 static void flush(struct daemon *d)
 {
 	int rc;
@@ -382,7 +386,6 @@ static void run_loop(struct daemon *d)
 	int map[CONFIG_MAX_CONNECTIONS + 1];
 	int64_t now, wake, next_exp;
 	int i, n, timeout;
-	bool drained;
 
 	while(!d->stop){
 		now = time__mono_ms();
@@ -390,6 +393,9 @@ static void run_loop(struct daemon *d)
 		if(!d->db_ok){
 			if(now >= d->db_next_try) db_retry(d, now);
 			if(!d->db_ok && d->db_next_try < wake) wake = d->db_next_try;
+		}
+		if(d->db_ok && d->pend_head){
+			if(d->pend_since + INGEST_MAX_DELAY_MS < wake) wake = d->pend_since + INGEST_MAX_DELAY_MS;
 		}
 		if(d->db_ok){
 			for(i = 0; i < d->nconns; i++){
@@ -426,21 +432,20 @@ static void run_loop(struct daemon *d)
 			log_warn("poll");
 		}
 		if(fds[0].revents & POLLIN) handle_signals(d);
-		drained = true;
 		for(i = 1; i < n; i++){
 			struct conn *c = &d->conns[map[i]];
 
 			if(!c->open) continue;
 			if(fds[i].revents & (POLLIN | POLLERR | POLLHUP)){
 				if(d->db_ok){
-					if(!conn_read(c)) drained = false;
+					conn_read(c);
 				}else if(fds[i].revents & (POLLERR | POLLHUP)){
 					mosquitto_loop_read(c->mosq, 1);
 				}
 			}
 			if(c->open && (fds[i].revents & POLLOUT)) mosquitto_loop_write(c->mosq, 1);
 		}
-		if(d->pend_head && (drained || time__mono_ms() - d->pend_since >= INGEST_MAX_DELAY_MS)){
+		if(d->pend_head && time__mono_ms() - d->pend_since >= INGEST_MAX_DELAY_MS){
 			flush(d);
 		}
 		for(i = 0; i < d->nconns; i++){
@@ -601,10 +606,11 @@ int daemon__main(const char *datadir, int argc, char **argv)
 
 	shutdown_all(d);
 	log_info("stopped: %lld stored, %lld duplicates, %lld receipts, %lld invalid, %lld requests,"
-			" %lld registrations, %lld expired",
+			" %lld registrations, %lld expired; %lld commits",
 			(long long)d->stats.stored, (long long)d->stats.duplicates,
 			(long long)d->stats.receipts, (long long)d->stats.invalid, (long long)d->stats.rpc,
-			(long long)d->stats.registrations, (long long)d->stats.expired);
+			(long long)d->stats.registrations, (long long)d->stats.expired,
+			(long long)d->stats.batches);
 	if(d->stats.window_n){
 		log_info("PUBACK-to-journal window: mean %.1f us, max %.1f us over %lld messages",
 				(double)d->stats.window_ns_sum / (double)d->stats.window_n / 1000.0,
