@@ -4,14 +4,12 @@ keep working on the snapshot the plugin holds; the CLI says why it cannot
 write (status 1) and changes nothing; the archiver's RPC answers; once the
 store is writable again, changes flow as usual. (Deleted, corrupted and
 replaced stores: test_plugin_store.py.)"""
-import os
 import sqlite3
 import subprocess
 import time
 
 import pytest
 
-import harness
 from archiver_util import Rpc, arch_env  # noqa: F401 (fixture)
 from cli_util import RUNTIME, cli
 from plugin_util import RELOAD_BOUND, envelope, expect_msg, login, subscribe_ok, wait_login
