@@ -498,8 +498,7 @@ static void daemon_cleanup(struct daemon *d)
 	}
 	for(p = d->pend_head; p; p = next){
 		next = p->next;
-		free(p->topic);
-		free(p);
+		free(p);   /* the topic is in the same allocation (ingest__keep) */
 	}
 	d->pend_head = d->pend_tail = NULL;
 	expiry__cleanup(&d->exp);

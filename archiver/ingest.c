@@ -99,6 +99,7 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 		int64_t received)
 {
 	char a[NAME_MAX_LEN + 1], b[NAME_MAX_LEN + 1], id[MSGID_MAX_LEN + 1];
+	char bodybuf[4096];
 	struct archive_msg m;
 	struct envelope env;
 	const char *why = NULL;
@@ -159,10 +160,10 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 		return rc;
 	}
 
-	body = malloc(env.body.len + 1);
+	body = env.body.len < sizeof(bodybuf) ? bodybuf : malloc(env.body.len + 1);
 	if(body == NULL) return MQC_ERR_NOMEM;
 	if(envelope__unescape(&env.body, body, env.body.len + 1) < 0){
-		free(body);
+		if(body != bodybuf) free(body);
 		invalid(d, topic, "bad body");
 		return MQC_OK;
 	}
@@ -175,7 +176,7 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	m.ts = env.has_ts ? env.ts : -1;
 	m.server_ts = received;
 	rc = archive__store(d->ar, &m, &done);
-	free(body);
+	if(body != bodybuf) free(body);
 	if(rc == MQC_OK){
 		if(done) d->stats.stored++;
 		else d->stats.duplicates++;
@@ -195,16 +196,16 @@ static uint32_t fnv32(uint32_t h, const void *buf, size_t len)
 	return h;
 }
 
+/* One allocation per message: the payload, then the topic, NUL-terminated,
+ * after the struct; p->topic points into it, so free(p) frees both. */
 int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_t len)
 {
-	struct pending *p = malloc(sizeof(*p) + len);
+	size_t tl = strlen(topic);
+	struct pending *p = malloc(sizeof(*p) + len + tl + 1);
 
 	if(p == NULL) return MQC_ERR_NOMEM;
-	p->topic = strdup(topic);
-	if(p->topic == NULL){
-		free(p);
-		return MQC_ERR_NOMEM;
-	}
+	p->topic = (char *)p->payload + len;
+	memcpy(p->topic, topic, tl + 1);
 	p->next = NULL;
 	p->received = time__now_ms();
 	p->len = len;
@@ -310,7 +311,6 @@ int ingest__flush(struct daemon *d)
 	}
 	for(p = d->pend_head; p; p = next){
 		next = p->next;
-		free(p->topic);
 		free(p);
 	}
 	d->pend_head = d->pend_tail = NULL;
