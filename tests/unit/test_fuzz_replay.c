@@ -20,6 +20,7 @@
 #include "../fuzz/fuzz_names.c"
 #include "../fuzz/fuzz_acl.c"
 #include "../fuzz/fuzz_plugin_config.c"
+#include "../fuzz/fuzz_auth.c"
 
 #include "fuzz_replay.h"
 
@@ -47,6 +48,12 @@ static void test_plugin_config(void **state)
 	fuzz_replay__target("plugin_config", fuzz_plugin_config__one);
 }
 
+static void test_auth(void **state)
+{
+	(void)state;
+	fuzz_replay__target("auth", fuzz_auth__one);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -54,6 +61,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_acl),
 		cmocka_unit_test(test_plugin_config),
+		cmocka_unit_test(test_auth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
