@@ -159,6 +159,11 @@ bool ingest__is_member(const char *room, const char *user, void *arg);
 /* Answer one request that arrived on chat/rpc/<user>/req. */
 void rpc__handle(struct conn *c, const struct mosquitto_message *msg,
 		const struct mqtt5__property *props);
+/* New reference: the error answer {"id":id,"ok":false,"error":code,
+ * "message":...} shared by RPC and registration; id is borrowed (NULL gives
+ * "id":null). */
+json_t *rpc__fail(json_t *id, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* ---- register.c ---- */
 /* Answer one request that arrived on chat/register/<clientid>/req. */

@@ -25,21 +25,6 @@
 #define REG_RATE_PER_MIN 10.0
 #define REG_BURST 20.0
 
-static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* New reference: {"id":..,"ok":false,"error":code,"message":...}. */
-static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return json_pack("{sOsbssss}", "id", id ? id : json_null(), "ok", 0, "error", code, "message", msg);
-}
-
 /* Take one token; false when the bucket is empty. */
 static bool take_token(struct daemon *d)
 {
@@ -73,90 +58,90 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 	size_t pwlen;
 	int rc;
 
-	if(len > REG_MAX_REQUEST) return fail(NULL, "bad_request", "request larger than %d bytes", REG_MAX_REQUEST);
+	if(len > REG_MAX_REQUEST) return rpc__fail(NULL, "bad_request", "request larger than %d bytes", REG_MAX_REQUEST);
 	req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-	if(req == NULL) return fail(NULL, "bad_request", "not JSON: %s", jerr.text);
+	if(req == NULL) return rpc__fail(NULL, "bad_request", "not JSON: %s", jerr.text);
 	if(!json_is_object(req)){
 		json_decref(req);
-		return fail(NULL, "bad_request", "a request is a JSON object");
+		return rpc__fail(NULL, "bad_request", "a request is a JSON object");
 	}
 	id = json_object_get(req, "id");
 	if(!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > REG_MAX_ID){
-		resp = fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", REG_MAX_ID);
+		resp = rpc__fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", REG_MAX_ID);
 		goto done;
 	}
 	if(d->cfg.registration == REG_OFF){
-		resp = fail(id, "closed", "registration is closed");
+		resp = rpc__fail(id, "closed", "registration is closed");
 		goto done;
 	}
 	if(!take_token(d)){
-		resp = fail(id, "rate_limited", "too many registrations; try again in a minute");
+		resp = rpc__fail(id, "rate_limited", "too many registrations; try again in a minute");
 		goto done;
 	}
 	user = get_str(req, "user", &present);
 	if(user == NULL || !names__valid_str(user)){
-		resp = fail(id, "invalid_name", "a user name is 1 to 32 of a-z 0-9 _ . - starting with a letter or digit");
+		resp = rpc__fail(id, "invalid_name", "a user name is 1 to 32 of a-z 0-9 _ . - starting with a letter or digit");
 		goto done;
 	}
 	pw = json_object_get(req, "password");
 	if(!json_is_string(pw)){
-		resp = fail(id, "bad_request", "\"password\" must be a string");
+		resp = rpc__fail(id, "bad_request", "\"password\" must be a string");
 		goto done;
 	}
 	pwlen = json_string_length(pw);
 	if(pwlen < PWHASH_MIN_PASSWORD || pwlen > PWHASH_MAX_PASSWORD
 			|| memchr(json_string_value(pw), '\0', pwlen)){
-		resp = fail(id, "weak_password", "a password has %d to %d bytes", PWHASH_MIN_PASSWORD,
+		resp = rpc__fail(id, "weak_password", "a password has %d to %d bytes", PWHASH_MIN_PASSWORD,
 				PWHASH_MAX_PASSWORD);
 		goto done;
 	}
 	nick = get_str(req, "nick", &present);
 	if(present && (nick == NULL || !nick__valid(nick))){
-		resp = fail(id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
+		resp = rpc__fail(id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
 		goto done;
 	}
 	if(nick == NULL) nick = user;
 	invite = get_str(req, "invite", &present);
 	if(present && invite == NULL){
-		resp = fail(id, "bad_request", "\"invite\" must be a string");
+		resp = rpc__fail(id, "bad_request", "\"invite\" must be a string");
 		goto done;
 	}
 	if(d->cfg.registration == REG_INVITE && (invite == NULL || *invite == '\0')){
-		resp = fail(id, "invite_required", "registration needs an invite code");
+		resp = rpc__fail(id, "invite_required", "registration needs an invite code");
 		goto done;
 	}
 	/* Hash before the transaction, which stays short. */
 	rc = pwhash__make(json_string_value(pw), pwlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
 	if(rc != MQC_OK){
-		resp = fail(id, "internal", "cannot hash the password");
+		resp = rpc__fail(id, "internal", "cannot hash the password");
 		goto done;
 	}
 	rc = userdb__begin_write(d->udb);
 	if(rc != MQC_OK){
-		resp = fail(id, "internal", "user store busy: %s", mqc_strerror(rc));
+		resp = rpc__fail(id, "internal", "user store busy: %s", mqc_strerror(rc));
 		goto done;
 	}
 	if(d->cfg.registration == REG_INVITE){
 		rc = userdb__invite_use(d->udb, invite, time__now_ms());
 		if(rc != MQC_OK){
 			userdb__rollback(d->udb);
-			if(rc == MQC_ERR_NOTFOUND) resp = fail(id, "invite_invalid", "unknown, used up or expired invite");
-			else resp = fail(id, "internal", "%s", mqc_strerror(rc));
+			if(rc == MQC_ERR_NOTFOUND) resp = rpc__fail(id, "invite_invalid", "unknown, used up or expired invite");
+			else resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
 			goto done;
 		}
 	}
 	rc = userdb__user_add(d->udb, user, USER_KIND_USER, nick, hash);
 	if(rc != MQC_OK){
 		userdb__rollback(d->udb);
-		if(rc == MQC_ERR_EXISTS) resp = fail(id, "taken", "that name is taken");
-		else if(rc == MQC_ERR_INVAL) resp = fail(id, "invalid_name", "invalid name or nick");
-		else resp = fail(id, "internal", "%s", mqc_strerror(rc));
+		if(rc == MQC_ERR_EXISTS) resp = rpc__fail(id, "taken", "that name is taken");
+		else if(rc == MQC_ERR_INVAL) resp = rpc__fail(id, "invalid_name", "invalid name or nick");
+		else resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
 		goto done;
 	}
 	rc = userdb__commit(d->udb);
 	if(rc != MQC_OK){
 		userdb__rollback(d->udb);
-		resp = fail(id, "internal", "cannot commit: %s", mqc_strerror(rc));
+		resp = rpc__fail(id, "internal", "cannot commit: %s", mqc_strerror(rc));
 		goto done;
 	}
 	d->stats.registrations++;

@@ -42,11 +42,7 @@ static json_t *ok(struct rpc_req *r)
 	return json_pack("{sOsb}", "id", r->id, "ok", 1);
 }
 
-static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* New reference: {"id":..,"ok":false,"error":code,"message":...}. */
-static json_t *fail(json_t *id, const char *code, const char *fmt, ...)
+json_t *rpc__fail(json_t *id, const char *code, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -175,7 +171,7 @@ static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 	json_t *resp;
 
 	if(msgs == NULL){
-		return fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
+		return rpc__fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
 	}
 	if(fit_answer(msgs)) more = true;
 	resp = ok(r);
@@ -197,19 +193,19 @@ static json_t *op_history(struct rpc_req *r)
 
 	with = opt_name(r->req, "with", &bad);
 	room = opt_name(r->req, "room", &bad);
-	if(bad) return fail(r->id, "bad_request", "\"with\" and \"room\" must be valid names");
+	if(bad) return rpc__fail(r->id, "bad_request", "\"with\" and \"room\" must be valid names");
 	if((with == NULL) == (room == NULL)){
-		return fail(r->id, "bad_request", "give exactly one of \"with\" and \"room\"");
+		return rpc__fail(r->id, "bad_request", "give exactly one of \"with\" and \"room\"");
 	}
 	if(!opt_int(r->req, "before", 1, INT64_MAX, &before)){
-		return fail(r->id, "bad_request", "\"before\" must be a positive integer (a seq)");
+		return rpc__fail(r->id, "bad_request", "\"before\" must be a positive integer (a seq)");
 	}
 	if(!opt_int(r->req, "limit", 1, 100, &limit)){
-		return fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 100");
+		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 100");
 	}
 	if(room){
 		if(!userdb__is_member(r->d->udb, room, r->user)){
-			return fail(r->id, "forbidden", "you are not a member of that room");
+			return rpc__fail(r->id, "forbidden", "you are not a member of that room");
 		}
 		snprintf(conv, sizeof(conv), "r:%s", room);
 	}else{
@@ -229,15 +225,15 @@ static json_t *op_sync(struct rpc_req *r)
 	int rc;
 
 	if(!opt_int(r->req, "after", 0, INT64_MAX, &after)){
-		return fail(r->id, "bad_request", "\"after\" must be an integer >= 0 (a seq)");
+		return rpc__fail(r->id, "bad_request", "\"after\" must be an integer >= 0 (a seq)");
 	}
 	if(!opt_int(r->req, "limit", 1, 500, &limit)){
-		return fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 500");
+		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 500");
 	}
 	rc = userdb__member_each(r->d->udb, NULL, r->user, room_of_cb, &rooms);
 	if(rc != MQC_OK){
 		free_names(&rooms);
-		return fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
+		return rpc__fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
 	}
 	msgs = archive__sync(r->d->ar, r->user, (const char *const *)rooms.v, rooms.n,
 			after, (int)limit, &more);
@@ -268,7 +264,7 @@ static json_t *op_rooms(struct rpc_req *r)
 	free_names(&rooms);
 	if(rc != MQC_OK){
 		json_decref(arr);
-		return fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
+		return rpc__fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
 	}
 	resp = ok(r);
 	if(resp == NULL || json_object_set_new(resp, "rooms", arr)){
@@ -300,15 +296,15 @@ static json_t *op_profile(struct rpc_req *r)
 
 	if(nick){
 		if(!json_is_string(nick) || !nick__valid(json_string_value(nick))){
-			return fail(r->id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
+			return rpc__fail(r->id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
 		}
 		rc = userdb__user_set_nick(r->d->udb, r->user, json_string_value(nick));
-		if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
-		if(rc != MQC_OK) return fail(r->id, "internal", "cannot set the nick: %s", mqc_strerror(rc));
+		if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
+		if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot set the nick: %s", mqc_strerror(rc));
 	}
 	rc = userdb__user_get(r->d->udb, r->user, &u);
-	if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
-	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	return profile_answer(r, &u, "name");
 }
 
@@ -320,10 +316,10 @@ static json_t *op_whois(struct rpc_req *r)
 	int rc;
 
 	who = opt_name(r->req, "user", &bad);
-	if(who == NULL) return fail(r->id, "bad_request", "\"user\" must be a valid user name");
+	if(who == NULL) return rpc__fail(r->id, "bad_request", "\"user\" must be a valid user name");
 	rc = userdb__user_get(r->d->udb, who, &u);
-	if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
-	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	return profile_answer(r, &u, "user");
 }
 
@@ -337,25 +333,25 @@ static json_t *op_passwd(struct rpc_req *r)
 	int rc;
 
 	if(!json_is_string(old) || !json_is_string(new)){
-		return fail(r->id, "bad_request", "\"old\" and \"new\" must be strings");
+		return rpc__fail(r->id, "bad_request", "\"old\" and \"new\" must be strings");
 	}
 	oldlen = json_string_length(old);
 	newlen = json_string_length(new);
 	rc = userdb__user_get(r->d->udb, r->user, &u);
-	if(rc == MQC_ERR_NOTFOUND) return fail(r->id, "not_found", "no such user");
-	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	if(oldlen > PWHASH_MAX_PASSWORD
 			|| pwhash__verify(json_string_value(old), oldlen, u.pwhash, &match) != MQC_OK || !match){
-		return fail(r->id, "bad_password", "the old password is wrong");
+		return rpc__fail(r->id, "bad_password", "the old password is wrong");
 	}
 	if(newlen < PWHASH_MIN_PASSWORD || newlen > PWHASH_MAX_PASSWORD
 			|| memchr(json_string_value(new), '\0', newlen)){
-		return fail(r->id, "weak_password", "a password has %d to %d bytes",
+		return rpc__fail(r->id, "weak_password", "a password has %d to %d bytes",
 				PWHASH_MIN_PASSWORD, PWHASH_MAX_PASSWORD);
 	}
 	rc = pwhash__make(json_string_value(new), newlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
 	if(rc == MQC_OK) rc = userdb__user_set_pwhash(r->d->udb, r->user, hash);
-	if(rc != MQC_OK) return fail(r->id, "internal", "cannot change the password: %s", mqc_strerror(rc));
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot change the password: %s", mqc_strerror(rc));
 	log_info("%s | passwd | *****", r->user);
 	return ok(r);
 }
@@ -367,14 +363,14 @@ static json_t *block_op(struct rpc_req *r, bool add)
 	int rc;
 
 	who = opt_name(r->req, "user", &bad);
-	if(who == NULL) return fail(r->id, "bad_request", "\"user\" must be a valid user name");
-	if(strcmp(who, r->user) == 0) return fail(r->id, "bad_request", "you cannot block yourself");
+	if(who == NULL) return rpc__fail(r->id, "bad_request", "\"user\" must be a valid user name");
+	if(strcmp(who, r->user) == 0) return rpc__fail(r->id, "bad_request", "you cannot block yourself");
 	rc = add ? userdb__block_add(r->d->udb, r->user, who) : userdb__block_del(r->d->udb, r->user, who);
 	if(rc == MQC_ERR_NOTFOUND){
 		if(!add) return ok(r); /* not blocked: already what was asked */
-		return fail(r->id, "not_found", "no such user");
+		return rpc__fail(r->id, "not_found", "no such user");
 	}
-	if(rc != MQC_OK) return fail(r->id, "internal", "%s", mqc_strerror(rc));
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	log_info("%s | %s | %s", r->user, add ? "block" : "unblock", who);
 	return ok(r);
 }
@@ -398,7 +394,7 @@ static json_t *op_blocked(struct rpc_req *r)
 	rc = userdb__block_each(r->d->udb, r->user, blocked_cb, &l);
 	if(rc != MQC_OK){
 		free_names(&l);
-		return fail(r->id, "internal", "%s", mqc_strerror(rc));
+		return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	}
 	resp = ok(r);
 	if(resp == NULL || json_object_set_new(resp, "users", names_json(&l))){
@@ -433,34 +429,34 @@ static json_t *answer(struct daemon *d, const char *user, const void *payload, s
 	size_t i;
 
 	if(len > RPC_MAX_REQUEST){
-		return fail(NULL, "bad_request", "request larger than %d bytes", RPC_MAX_REQUEST);
+		return rpc__fail(NULL, "bad_request", "request larger than %d bytes", RPC_MAX_REQUEST);
 	}
 	req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-	if(req == NULL) return fail(NULL, "bad_request", "not JSON: %s", jerr.text);
+	if(req == NULL) return rpc__fail(NULL, "bad_request", "not JSON: %s", jerr.text);
 	if(!json_is_object(req)){
 		json_decref(req);
-		return fail(NULL, "bad_request", "a request is a JSON object");
+		return rpc__fail(NULL, "bad_request", "a request is a JSON object");
 	}
 	id = json_object_get(req, "id");
 	if(!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > RPC_MAX_ID){
-		resp = fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", RPC_MAX_ID);
+		resp = rpc__fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", RPC_MAX_ID);
 		goto done;
 	}
 	r.req = req;
 	r.id = id;
 	op = json_object_get(req, "op");
 	if(!json_is_string(op)){
-		resp = fail(id, "bad_request", "\"op\" must be a string");
+		resp = rpc__fail(id, "bad_request", "\"op\" must be a string");
 		goto done;
 	}
 	for(i = 0; i < sizeof(ops) / sizeof(ops[0]); i++){
 		if(strcmp(json_string_value(op), ops[i].name) == 0){
 			resp = ops[i].fn(&r);
-			if(resp == NULL) resp = fail(id, "internal", "out of memory");
+			if(resp == NULL) resp = rpc__fail(id, "internal", "out of memory");
 			goto done;
 		}
 	}
-	resp = fail(id, "unknown_op", "unknown op");
+	resp = rpc__fail(id, "unknown_op", "unknown op");
 done:
 	json_decref(req);
 	return resp;
