@@ -117,12 +117,9 @@ int cli__error(int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("Error: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	mqc_verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return code;
 }
 

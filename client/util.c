@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "envelope.h"
+#include "err.h"
 #include "mqchat.h"
 #include "timeutil.h"
 
@@ -201,10 +202,7 @@ void util__error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("Error: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	mqc_verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }

@@ -1,4 +1,6 @@
 /* err.c - texts for the status codes of err.h. */
+#include <stdio.h>
+
 #include "err.h"
 
 const char *mqc_strerror(int err)
@@ -19,4 +21,12 @@ const char *mqc_strerror(int err)
 		case MQC_ERR_TIMEOUT: return "timed out";
 	}
 	return "unknown error";
+}
+
+void mqc_verror(const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fputs("Error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
 }

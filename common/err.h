@@ -6,6 +6,8 @@
 #ifndef MQCHAT_ERR_H
 #define MQCHAT_ERR_H
 
+#include <stdarg.h>
+
 enum mqc_err {
 	MQC_OK = 0,
 	MQC_ERR_NOMEM,      /* allocation failed */
@@ -24,5 +26,9 @@ enum mqc_err {
 
 /* A short constant English text for a status; never NULL. */
 const char *mqc_strerror(int err);
+
+/* The command-line tools' error line: flush stdout, then write
+ * "Error: <message>\n" to stderr. */
+void mqc_verror(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif
