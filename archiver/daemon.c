@@ -61,6 +61,9 @@ static int setup_signals(struct daemon *d)
 		return MQC_ERR_IO;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A write past RLIMIT_FSIZE must fail with EFBIG like a full disk
+	 * (stop acknowledging, retry), not kill the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	return MQC_OK;
 }
 

@@ -5,10 +5,13 @@
  * expiry.c) and by nothing else.
  *
  * One thread: a poll() loop over the K broker connections (libmosquitto's
- * external-loop API), a self-pipe for signals and timers. Every message is
- * committed to archive.db inside on_message, which libmosquitto calls after
- * it has sent the PUBACK: a killed process can lose only the message whose
- * PUBACK went out before its commit. */
+ * external-loop API), a self-pipe for signals and timers. on_message, which
+ * libmosquitto calls after it has sent the PUBACK, appends each message to
+ * the journal (archive.journal) with one write(); batches are committed to
+ * archive.db by INGEST_BATCH or INGEST_MAX_DELAY_MS and before every RPC
+ * answer, then the journal is emptied and replayed at start. A killed
+ * process can lose only the message whose PUBACK went out before its
+ * journal write. */
 #ifndef MQCHAT_DAEMON_H
 #define MQCHAT_DAEMON_H
 
@@ -39,8 +42,8 @@ struct daemon;
 #define INGEST_MAX_PAYLOAD (1024 * 1024)
 /* Messages committed in one transaction at most. */
 #define INGEST_BATCH 1000
-/* A batch is committed at the latest this long after its first message,
- * even while the sockets never run dry. */
+/* A batch is committed at the latest this long after its first message
+ * (the journal already makes it durable against a killed process). */
 #define INGEST_MAX_DELAY_MS 50
 
 /* One broker connection, client id archiver@<index>. */

@@ -106,8 +106,6 @@ def prlimit_fsize(pid, limit):
         pytest.skip("prlimit failed: %s" % r.stderr.strip())
 
 
-@pytest.mark.xfail(strict=True, reason="the archiver does not ignore SIGXFSZ: a write past"
-                   " RLIMIT_FSIZE kills it (status -25) instead of failing with EFBIG")
 def test_file_size_limit_then_lifted(arch_env):
     """Every file the archiver writes (journal, WAL, its log on stdout) is
     past a 1-byte limit, so each write fails, or raises SIGXFSZ if that is
