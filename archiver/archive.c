@@ -105,19 +105,6 @@ struct archive {
 	int ckpt_interval_ms;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if(err == NULL || errlen == 0) return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* SQLite result to our status: a full disk, a read-only file or an I/O error
  * are all "cannot write here now" (MQC_ERR_IO). */
 static int map_rc(int rc)
@@ -185,7 +172,7 @@ static int check_schema(struct archive *ar, char *err, size_t errlen)
 
 	rc = sqlite3_prepare_v2(ar->db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL);
 	if(rc != SQLITE_OK){
-		set_err(err, errlen, "%s: not an mqchat archive (%s)", ar->path, sqlite3_errmsg(ar->db));
+		mqc_seterr(err, errlen, "%s: not an mqchat archive (%s)", ar->path, sqlite3_errmsg(ar->db));
 		return map_rc(rc) == MQC_ERR_DB ? MQC_ERR_SCHEMA : map_rc(rc);
 	}
 	rc = sqlite3_step(st);
@@ -195,11 +182,11 @@ static int check_schema(struct archive *ar, char *err, size_t errlen)
 	}
 	sqlite3_finalize(st);
 	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
-		set_err(err, errlen, "%s: %s", ar->path, sqlite3_errstr(rc));
+		mqc_seterr(err, errlen, "%s: %s", ar->path, sqlite3_errstr(rc));
 		return map_rc(rc);
 	}
 	if(version != ARCHIVE_SCHEMA_VERSION){
-		set_err(err, errlen, "%s: archive schema version %d, this build needs %d", ar->path,
+		mqc_seterr(err, errlen, "%s: archive schema version %d, this build needs %d", ar->path,
 				version, ARCHIVE_SCHEMA_VERSION);
 		return MQC_ERR_SCHEMA;
 	}
@@ -213,7 +200,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 
 	*out = NULL;
 	if(path == NULL || strlen(path) >= sizeof(ar->path)){
-		set_err(err, errlen, "invalid archive path");
+		mqc_seterr(err, errlen, "invalid archive path");
 		return MQC_ERR_INVAL;
 	}
 	ar = calloc(1, sizeof(*ar));
@@ -223,7 +210,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 	rc = sqlite3_open_v2(path, &ar->db,
 			SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if(rc != SQLITE_OK){
-		set_err(err, errlen, "%s: %s", path, ar->db ? sqlite3_errmsg(ar->db) : sqlite3_errstr(rc));
+		mqc_seterr(err, errlen, "%s: %s", path, ar->db ? sqlite3_errmsg(ar->db) : sqlite3_errstr(rc));
 		rc = map_rc(rc);
 		goto fail;
 	}
@@ -239,7 +226,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 	if(rc == MQC_OK) rc = exec(ar, "PRAGMA cache_size=-32768");
 	if(rc == MQC_OK) rc = exec(ar, schema_sql);
 	if(rc != MQC_OK){
-		set_err(err, errlen, "%s: cannot open the archive (%s)", path, sqlite3_errmsg(ar->db));
+		mqc_seterr(err, errlen, "%s: cannot open the archive (%s)", path, sqlite3_errmsg(ar->db));
 		if(rc == MQC_ERR_DB) rc = MQC_ERR_SCHEMA;
 		goto fail;
 	}
@@ -248,7 +235,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 	for(i = 0; i < ST__COUNT; i++){
 		if(sqlite3_prepare_v3(ar->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&ar->st[i], NULL) != SQLITE_OK){
-			set_err(err, errlen, "%s: wrong schema (%s)", path, sqlite3_errmsg(ar->db));
+			mqc_seterr(err, errlen, "%s: wrong schema (%s)", path, sqlite3_errmsg(ar->db));
 			rc = MQC_ERR_SCHEMA;
 			goto fail;
 		}

@@ -13,19 +13,6 @@
 #include "err.h"
 #include "log.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if(err == NULL || errlen == 0) return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Replace *field by a copy of value. */
 static int set_str(char **field, const char *value)
 {
@@ -129,12 +116,12 @@ static int apply(struct config *cfg, const char *key, const char *value, char *w
 		else if(strcmp(value, "open") == 0) cfg->registration = REG_OPEN;
 		else goto bad;
 	}else{
-		set_err(why, whylen, "unknown setting \"%s\"", key);
+		mqc_seterr(why, whylen, "unknown setting \"%s\"", key);
 		return MQC_ERR_INVAL;
 	}
 	return MQC_OK;
 bad:
-	set_err(why, whylen, "invalid value \"%s\" for %s", value, key);
+	mqc_seterr(why, whylen, "invalid value \"%s\" for %s", value, key);
 	return MQC_ERR_INVAL;
 }
 
@@ -157,7 +144,7 @@ int config__load_file(struct config *cfg, const char *path, char *err, size_t er
 
 	fp = fopen(path, "r");
 	if(fp == NULL){
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		mqc_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return MQC_ERR_IO;
 	}
 	while(fgets(line, sizeof(line), fp)){
@@ -165,7 +152,7 @@ int config__load_file(struct config *cfg, const char *path, char *err, size_t er
 
 		lineno++;
 		if(strchr(line, '\n') == NULL && !feof(fp)){
-			set_err(err, errlen, "%s:%d: line too long", path, lineno);
+			mqc_seterr(err, errlen, "%s:%d: line too long", path, lineno);
 			rc = MQC_ERR_INVAL;
 			break;
 		}
@@ -173,7 +160,7 @@ int config__load_file(struct config *cfg, const char *path, char *err, size_t er
 		if(*key == '\0' || *key == '#') continue;
 		eq = strchr(key, '=');
 		if(eq == NULL){
-			set_err(err, errlen, "%s:%d: expected \"key = value\"", path, lineno);
+			mqc_seterr(err, errlen, "%s:%d: expected \"key = value\"", path, lineno);
 			rc = MQC_ERR_INVAL;
 			break;
 		}
@@ -182,12 +169,12 @@ int config__load_file(struct config *cfg, const char *path, char *err, size_t er
 		key = trim(key);
 		rc = apply(cfg, key, value, why, sizeof(why));
 		if(rc != MQC_OK){
-			set_err(err, errlen, "%s:%d: %s", path, lineno, rc == MQC_ERR_NOMEM ? "out of memory" : why);
+			mqc_seterr(err, errlen, "%s:%d: %s", path, lineno, rc == MQC_ERR_NOMEM ? "out of memory" : why);
 			break;
 		}
 	}
 	if(rc == MQC_OK && ferror(fp)){
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		mqc_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		rc = MQC_ERR_IO;
 	}
 	fclose(fp);
@@ -238,13 +225,13 @@ int config__parse_args(struct config *cfg, int argc, char **argv, char *err, siz
 		opterr = 0;
 		while((c = getopt_long(argc, argv, ":c:vh", long_opts, NULL)) != -1){
 			if(c == '?' || c == ':'){
-				if(optopt) set_err(err, errlen, "%s option -%c", c == ':' ? "missing argument to" : "unknown", optopt);
-				else set_err(err, errlen, "%s option %s", c == ':' ? "missing argument to" : "unknown",
+				if(optopt) mqc_seterr(err, errlen, "%s option -%c", c == ':' ? "missing argument to" : "unknown", optopt);
+				else mqc_seterr(err, errlen, "%s option %s", c == ':' ? "missing argument to" : "unknown",
 						argv[optind - 1]);
 				return MQC_ERR_INVAL;
 			}
 			if(c == 'h'){
-				set_err(err, errlen, "help");
+				mqc_seterr(err, errlen, "help");
 				return MQC_ERR_INVAL;
 			}
 			if(pass == 0){
@@ -258,12 +245,12 @@ int config__parse_args(struct config *cfg, int argc, char **argv, char *err, siz
 			}
 			rc = apply(cfg, opt_key(c), optarg, why, sizeof(why));
 			if(rc != MQC_OK){
-				set_err(err, errlen, "%s", rc == MQC_ERR_NOMEM ? "out of memory" : why);
+				mqc_seterr(err, errlen, "%s", rc == MQC_ERR_NOMEM ? "out of memory" : why);
 				return rc;
 			}
 		}
 		if(pass == 0 && optind < argc){
-			set_err(err, errlen, "unexpected argument \"%s\"", argv[optind]);
+			mqc_seterr(err, errlen, "unexpected argument \"%s\"", argv[optind]);
 			return MQC_ERR_INVAL;
 		}
 		if(pass == 0 && file){
@@ -283,7 +270,7 @@ int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 
 	fp = fopen(cfg->password_file, "r");
 	if(fp == NULL){
-		set_err(err, errlen, "%s: %s", cfg->password_file, strerror(errno));
+		mqc_seterr(err, errlen, "%s: %s", cfg->password_file, strerror(errno));
 		return MQC_ERR_IO;
 	}
 	if(fstat(fileno(fp), &st) == 0 && (st.st_mode & 077)){
@@ -292,18 +279,18 @@ int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 	}
 	if(fgets(buf, (int)buflen, fp) == NULL){
 		fclose(fp);
-		set_err(err, errlen, "%s: empty", cfg->password_file);
+		mqc_seterr(err, errlen, "%s: empty", cfg->password_file);
 		return MQC_ERR_INVAL;
 	}
 	fclose(fp);
 	len = strlen(buf);
 	if(len == buflen - 1 && buf[len - 1] != '\n'){
-		set_err(err, errlen, "%s: password too long", cfg->password_file);
+		mqc_seterr(err, errlen, "%s: password too long", cfg->password_file);
 		return MQC_ERR_INVAL;
 	}
 	while(len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
 	if(len == 0){
-		set_err(err, errlen, "%s: empty", cfg->password_file);
+		mqc_seterr(err, errlen, "%s: empty", cfg->password_file);
 		return MQC_ERR_INVAL;
 	}
 	return MQC_OK;

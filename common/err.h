@@ -7,6 +7,7 @@
 #define MQCHAT_ERR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum mqc_err {
 	MQC_OK = 0,
@@ -26,6 +27,11 @@ enum mqc_err {
 
 /* A short constant English text for a status; never NULL. */
 const char *mqc_strerror(int err);
+
+/* Format a message into a caller-supplied error buffer; does nothing when
+ * err is NULL or errlen 0. */
+void mqc_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* The command-line tools' error line: flush stdout, then write
  * "Error: <message>\n" to stderr. */

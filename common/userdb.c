@@ -13,20 +13,6 @@
 /* The schema, generated at build time from common/userdb_schema.sql. */
 #include "userdb_schema.inc"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Format a message into the caller's error buffer, if it gave one. */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if(err == NULL || errlen == 0) return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static int map_rc(int rc)
 {
 	switch(rc){
@@ -60,7 +46,7 @@ static int check_schema(struct userdb *udb, char *err, size_t errlen)
 	rc = sqlite3_prepare_v2(udb->db,
 			"SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL);
 	if(rc != SQLITE_OK){
-		set_err(err, errlen, "%s: not an mqchat user store (%s)", udb->path, sqlite3_errmsg(udb->db));
+		mqc_seterr(err, errlen, "%s: not an mqchat user store (%s)", udb->path, sqlite3_errmsg(udb->db));
 		return rc == SQLITE_BUSY ? MQC_ERR_BUSY : MQC_ERR_SCHEMA;
 	}
 	rc = sqlite3_step(st);
@@ -70,11 +56,11 @@ static int check_schema(struct userdb *udb, char *err, size_t errlen)
 	}
 	sqlite3_finalize(st);
 	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
-		set_err(err, errlen, "%s: %s", udb->path, sqlite3_errstr(rc));
+		mqc_seterr(err, errlen, "%s: %s", udb->path, sqlite3_errstr(rc));
 		return map_rc(rc);
 	}
 	if(version != USERDB_SCHEMA_VERSION){
-		set_err(err, errlen, "%s: schema version %d, this build needs %d", udb->path,
+		mqc_seterr(err, errlen, "%s: schema version %d, this build needs %d", udb->path,
 				version, USERDB_SCHEMA_VERSION);
 		return MQC_ERR_SCHEMA;
 	}
@@ -87,7 +73,7 @@ static int check_schema(struct userdb *udb, char *err, size_t errlen)
 			"SELECT code, uses_left, expires, created FROM invites LIMIT 0;",
 			NULL, NULL, NULL);
 	if(rc != SQLITE_OK){
-		set_err(err, errlen, "%s: wrong schema (%s)", udb->path, sqlite3_errmsg(udb->db));
+		mqc_seterr(err, errlen, "%s: wrong schema (%s)", udb->path, sqlite3_errmsg(udb->db));
 		return MQC_ERR_SCHEMA;
 	}
 	return MQC_OK;
@@ -101,11 +87,11 @@ int userdb__open(const char *path, int flags, struct userdb **out, char *err, si
 
 	*out = NULL;
 	if(path == NULL || strlen(path) >= sizeof(udb->path)){
-		set_err(err, errlen, "invalid user store path");
+		mqc_seterr(err, errlen, "invalid user store path");
 		return MQC_ERR_INVAL;
 	}
 	if(!(flags & USERDB_CREATE) && stat(path, &st) != 0){
-		set_err(err, errlen, "%s: no such file (create it with `mqchat-archiver --data DIR init`)", path);
+		mqc_seterr(err, errlen, "%s: no such file (create it with `mqchat-archiver --data DIR init`)", path);
 		return MQC_ERR_NOTFOUND;
 	}
 	udb = calloc(1, sizeof(*udb));
@@ -116,7 +102,7 @@ int userdb__open(const char *path, int flags, struct userdb **out, char *err, si
 	if(flags & USERDB_CREATE) oflags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &udb->db, oflags, NULL);
 	if(rc != SQLITE_OK){
-		set_err(err, errlen, "%s: %s", path, udb->db ? sqlite3_errmsg(udb->db) : sqlite3_errstr(rc));
+		mqc_seterr(err, errlen, "%s: %s", path, udb->db ? sqlite3_errmsg(udb->db) : sqlite3_errstr(rc));
 		userdb__close(udb);
 		return rc == SQLITE_CANTOPEN ? MQC_ERR_IO : MQC_ERR_DB;
 	}
@@ -129,14 +115,14 @@ int userdb__open(const char *path, int flags, struct userdb **out, char *err, si
 	rc = exec(udb, "PRAGMA journal_mode=WAL;");
 	if(rc == MQC_OK) rc = exec(udb, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
 	if(rc != MQC_OK){
-		set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(udb->db));
+		mqc_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(udb->db));
 		userdb__close(udb);
 		return rc == MQC_ERR_DB ? MQC_ERR_SCHEMA : rc;
 	}
 	if((flags & USERDB_CREATE) && !(flags & USERDB_READONLY)){
 		rc = exec(udb, schema_sql);
 		if(rc != MQC_OK){
-			set_err(err, errlen, "%s: cannot create the schema (%s)", path, sqlite3_errmsg(udb->db));
+			mqc_seterr(err, errlen, "%s: cannot create the schema (%s)", path, sqlite3_errmsg(udb->db));
 			userdb__close(udb);
 			return rc;
 		}
