@@ -14,6 +14,7 @@
 
 #include "archive.h"
 #include "daemon.h"
+#include "envelope.h"
 #include "err.h"
 #include "log.h"
 #include "names.h"
@@ -46,10 +47,19 @@ json_t *rpc__fail(json_t *id, const char *code, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
+	size_t i;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* The message may quote the request (jansson's parse error does), which
+	 * can be invalid UTF-8 or cut mid-character: JSON strings must be valid
+	 * UTF-8, so keep only the ASCII of it rather than give no answer. */
+	if(!utf8__valid(msg, strlen(msg))){
+		for(i=0; msg[i]; i++){
+			if((unsigned char)msg[i] >= 0x80) msg[i] = '?';
+		}
+	}
 	return json_pack("{sOsbssss}", "id", id ? id : json_null(), "ok", 0, "error", code, "message", msg);
 }
 

@@ -235,7 +235,14 @@ on_signal() {
 }
 trap on_signal INT TERM
 
-"$MOSQUITTO" -c "$conf" &
+# A plugin built with SAN=1 needs the ASan runtime loaded first into the
+# (unsanitized) broker, or mosquitto refuses to load it.
+asan=$(ldd "$PLUGIN" 2>/dev/null | awk '/libasan/ {print $3}')
+if [ -n "$asan" ]; then
+	LD_PRELOAD="$asan" "$MOSQUITTO" -c "$conf" &
+else
+	"$MOSQUITTO" -c "$conf" &
+fi
 bpid=$!
 n=0
 # Every listener: a TLS one with a bad key makes mosquitto exit after it

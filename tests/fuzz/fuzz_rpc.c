@@ -50,25 +50,11 @@ static struct {
 	const char *user;
 	char id[129];
 	bool has_id;
-	/* OPEN finding in archiver/rpc.c, tolerated so fuzzing can go on: a
-	 * request that is not JSON gets no answer at all when jansson's error
-	 * text quotes invalid UTF-8 from it (fail() puts that text in the
-	 * "message" and json_pack refuses it, so answer() returns NULL; the
-	 * daemon logs "out of memory"). Input:
-	 * tests/fuzz/regressions/rpc/no_answer_invalid_utf8_error. Delete this
-	 * tolerance once rpc.c answers those requests. */
-	bool open_bad_utf8;
-	unsigned long open_hits;
 } rpc_fx;
 
 static void rpc_cleanup(void)
 {
 	char path[512];
-
-	if(rpc_fx.open_hits){
-		fprintf(stderr, "fuzz_rpc: OPEN finding hit %lu times: no answer to a non-JSON request"
-				" whose parse error quotes invalid UTF-8 (see fuzz_rpc.c)\n", rpc_fx.open_hits);
-	}
 
 	archive__close(rpc_fx.d.ar);
 	userdb__close(rpc_fx.d.udb);
@@ -169,10 +155,6 @@ void daemon__reply(struct conn *c, const char *topic, json_t *resp,
 	FUZZ_ASSERT(c == &rpc_fx.c);
 	rpc_fx.answers++;
 	FUZZ_ASSERT(!strcmp(topic, rpc_fx.topic));
-	if(resp == NULL && rpc_fx.open_bad_utf8){
-		rpc_fx.open_hits++;
-		return;
-	}
 	FUZZ_ASSERT(resp != NULL && json_is_object(resp));
 	v = json_object_get(resp, "ok");
 	FUZZ_ASSERT(json_is_boolean(v));
@@ -215,7 +197,6 @@ static void rpc_expect_id(const uint8_t *payload, size_t len)
 	json_t *id = json_object_get(req, "id");
 
 	rpc_fx.has_id = false;
-	rpc_fx.open_bad_utf8 = req == NULL && !utf8__valid(jerr.text, strlen(jerr.text));
 	if(json_is_string(id) && json_string_length(id) >= 1 && json_string_length(id) <= 128
 			&& len <= 16384 && strlen(json_string_value(id)) == json_string_length(id)){
 		memcpy(rpc_fx.id, json_string_value(id), json_string_length(id) + 1);
