@@ -111,6 +111,22 @@ static void poll_once(struct loader *l, bool force)
 	snapshot__free(old);
 }
 
+/* Free the snapshots the broker thread retired. Called with the mutex held;
+ * frees with it released. */
+static void free_retired(struct loader *l)
+{
+	struct snapshot *list = l->retired, *next;
+
+	if(list == NULL) return;
+	l->retired = NULL;
+	pthread_mutex_unlock(&l->mutex);
+	for(; list; list = next){
+		next = list->next_retired;
+		snapshot__free(list);
+	}
+	pthread_mutex_lock(&l->mutex);
+}
+
 static void *loader_main(void *arg)
 {
 	struct loader *l = arg;
@@ -126,8 +142,14 @@ static void *loader_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while(!l->stop && !l->force){
-			if(pthread_cond_timedwait(&l->cond, &l->mutex, &ts) == ETIMEDOUT) break;
+		/* Sleep until the next poll, freeing retired snapshots as they come. */
+		for(;;){
+			free_retired(l);
+			if(l->stop || l->force) break;
+			if(pthread_cond_timedwait(&l->cond, &l->mutex, &ts) == ETIMEDOUT){
+				free_retired(l);
+				break;
+			}
 		}
 		if(l->stop) break;
 		force = l->force;
@@ -201,6 +223,20 @@ struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *l
 	return s;
 }
 
+void loader__retire(struct loader *l, struct snapshot *old)
+{
+	if(old == NULL) return;
+	if(!l->started){
+		snapshot__free(old);
+		return;
+	}
+	pthread_mutex_lock(&l->mutex);
+	old->next_retired = l->retired;
+	l->retired = old;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->mutex);
+}
+
 void loader__cleanup(struct loader *l)
 {
 	if(l->started){
@@ -213,6 +249,11 @@ void loader__cleanup(struct loader *l)
 	}
 	snapshot__free(l->pending);
 	l->pending = NULL;
+	while(l->retired){
+		struct snapshot *next = l->retired->next_retired;
+		snapshot__free(l->retired);
+		l->retired = next;
+	}
 	userdb__close(l->udb);
 	l->udb = NULL;
 	if(l->cond_ok) pthread_cond_destroy(&l->cond);

@@ -104,6 +104,7 @@ struct snapshot {
 	int64_t data_version;
 	size_t user_count, room_count, member_count, block_count;
 	size_t bytes;                   /* arena bytes in use */
+	struct snapshot *next_retired;  /* loader's list of snapshots to free */
 };
 
 /* Build a complete snapshot from udb inside one read transaction.
@@ -148,6 +149,7 @@ struct loader {
 	bool stop;
 	bool force;
 	struct snapshot *pending;       /* built, not yet taken by the broker thread */
+	struct snapshot *retired;       /* replaced by the broker thread, to free here */
 	char message[512];              /* a line for the broker thread to log */
 	int message_level;
 	bool has_message;
@@ -165,6 +167,10 @@ void loader__force(struct loader *l);
  * msg, *level set; returns true if there was one). Broker thread only. */
 struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *level,
 		bool *has_msg);
+/* Hand a snapshot the broker thread no longer uses to the loader thread,
+ * which frees it (freeing 100,000 users takes 7-25 ms: not on the broker's
+ * thread). Frees it at once if the thread is not running. Broker thread only. */
+void loader__retire(struct loader *l, struct snapshot *old);
 /* Stop and join the thread, free what it holds; safe on a never-started loader. */
 void loader__cleanup(struct loader *l);
 

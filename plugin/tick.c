@@ -34,7 +34,7 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 			m->presence.kicks_pending++;
 		}
 	}
-	snapshot__free(old);
+	loader__retire(&m->loader, old);
 	tick__kick_pending(m, KICKS_PER_TICK);
 }
 
