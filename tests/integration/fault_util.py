@@ -80,11 +80,13 @@ def connect_packet(client_id, username, password, keepalive=30):
     return b"\x10" + _varint(len(body)) + body
 
 
-def connect_many(port, creds, timeout=30.0):
+def connect_many(port, creds, timeout=90.0):
     """Open one socket per (client id, username, password), send every
     CONNECT at once, and collect the CONNACKs with one selector. Returns
     (sockets, codes): codes[i] is the CONNACK return code of creds[i], or
-    None if the broker closed without one. The caller closes the sockets
+    None if the broker closed without one or none came within timeout (a
+    connect that overflowed the listen backlog is retried by the kernel after
+    1, 3, 7... s, so the bound is generous). The caller closes the sockets
     (close_all)."""
     socks = []
     try:

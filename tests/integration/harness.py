@@ -485,8 +485,13 @@ class Proc:
                                      stdin=stdin if stdin is not None else subprocess.DEVNULL)
 
     def output(self):
-        with open(self.logpath, "rb") as f:
-            return f.read().decode(errors="replace")
+        """Everything the process wrote so far ("" if its log is gone, as when
+        a test unmounts the file system it was on)."""
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Stop the process and return its exit status. Under SAN=1, raises
