@@ -52,6 +52,9 @@ PROGRAMS := $(PLUGIN_SO) $(if $(ARCHIVER_SRC),$(ARCHIVER_BIN)) $(if $(CLIENT_SRC
 
 .PHONY: all deps run test unit integration bench fuzz clean
 .DEFAULT_GOAL := all
+# Keep every object: test support objects are otherwise "intermediate" and
+# make would delete them (and print so after the test summary).
+.SECONDARY:
 
 all: $(PROGRAMS) $(BENCH_BIN)
 
