@@ -5,11 +5,15 @@
  * duplicate keys. It must be validated and refused as a duplicate exactly
  * like the plain name, or a payload the plugin checked could carry another
  * id, type or body to the archive. Found by tests/fuzz/fuzz_envelope.c
- * (tests/fuzz/regressions/envelope/escaped_key_*.json). */
+ * (tests/fuzz/regressions/envelope/escaped_key_*.json).
+ *
+ * Also: the 8-bytes-a-step ASCII fast path of string parsing gives the same
+ * answer as the byte-by-byte rules for a special byte at every offset. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -86,6 +90,47 @@ static void test_escaped_unknown_keys_are_ignored(void **state)
 			"ts is not a number");
 }
 
+/* One special byte (or sequence) at every offset of a 40-byte body: the
+ * answer and the body's length must not depend on where it falls. */
+static void test_fast_path_every_offset(void **state)
+{
+	static const struct {
+		const char *ins;
+		bool valid;
+	} cases[] = {
+		{"\"", false},           /* ends the string early: trailing junk */
+		{"\\n", true},          /* escape */
+		{"\\q", false},         /* bad escape */
+		{"\x01", false},        /* control character */
+		{"\x7f", true},         /* DEL is allowed raw */
+		{"\xc3\xa9", true},     /* 2-byte UTF-8 */
+		{"\xe2\x82\xac", true}, /* 3-byte UTF-8 */
+		{"\xc3", false},        /* truncated UTF-8 */
+		{"\xff", false},        /* never valid */
+	};
+	char body[128], json[256];
+	size_t i, k;
+
+	(void)state;
+	for(k=0; k<sizeof(cases)/sizeof(cases[0]); k++){
+		for(i=0; i<=40; i++){
+			struct envelope env;
+			const char *why = NULL;
+			bool ok;
+
+			memset(body, 'a', i);
+			snprintf(body + i, sizeof(body) - i, "%s%.*s", cases[k].ins, (int)(40 - i),
+					"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+			snprintf(json, sizeof(json), "{\"id\":\"a\",\"type\":\"text\",\"body\":\"%s\"}", body);
+			ok = envelope__parse(json, strlen(json), &env, &why);
+			if(ok != cases[k].valid){
+				fail_msg("case %zu at offset %zu: got %d (%s)", k, i, ok, why ? why : "-");
+			}
+			if(ok) assert_int_equal(env.body.len, strlen(body));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -93,6 +138,7 @@ int main(void)
 		cmocka_unit_test(test_escaped_known_key_is_a_duplicate),
 		cmocka_unit_test(test_escaped_known_key_is_validated),
 		cmocka_unit_test(test_escaped_unknown_keys_are_ignored),
+		cmocka_unit_test(test_fast_path_every_offset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
