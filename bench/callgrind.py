@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""callgrind.py - broker instructions per message, with and without the plugin.
+
+Instruction counts (valgrind --tool=callgrind) do not depend on what else
+the machine is doing, unlike CPU time. The broker runs under callgrind twice
+per setup, with N1 and N2 messages of the same paced load (10 pairs, QoS 0,
+200-byte envelopes, 2,000 msg/s); (Ir(N2) - Ir(N1)) / (N2 - N1) is the cost
+of one message with start-up, logins and shutdown cancelled out. It counts
+user-space instructions of every thread of the broker (the plugin's loader
+thread included), not the kernel's work.
+
+    bench/callgrind.py [N1 N2]      (default 2000 12000; about 2 minutes)
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+PW = "bench-password"
+
+
+def conf(d, port, plugin):
+    lines = ["per_listener_settings false", "listener %d 127.0.0.1" % port,
+             "set_tcp_nodelay true", "log_dest none", "max_queued_messages 100000"]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    if plugin:
+        lines += ["allow_anonymous false", "plugin %s/mqchat_auth.so" % BUILD,
+                  "plugin_opt_dbpath %s/auth.db" % d]
+    else:
+        lines.append("allow_anonymous true")
+    path = os.path.join(d, "mosquitto.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def instructions(plugin, count):
+    d = harness.make_datadir()
+    try:
+        if plugin:
+            st = harness.Store(os.path.join(d, "auth.db"))
+            for i in range(10):
+                st.add_user("s%d" % i, PW)
+                st.add_user("r%d" % i, PW)
+        port = harness.free_port()
+        out = os.path.join(d, "callgrind.out")
+        p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                              harness.MOSQUITTO, "-c", conf(d, port, plugin)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def up():
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    return True
+                except OSError:
+                    return False
+            harness.wait_for(up, 60, what="broker under callgrind")
+            r = subprocess.run([os.path.join(BUILD, "mqchat-bench"), "pairs", "--port", str(port),
+                                "--password", PW, "--pairs", "10", "--qos", "0",
+                                "--count", str(count), "--seconds", "120", "--rate", "2000",
+                                "--warmup-ms", "0"], capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                raise SystemExit("Error: load failed: " + r.stderr.strip())
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(120)
+        with open(out) as f:
+            for line in f:
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    return int(line.split()[1])
+        raise SystemExit("Error: no totals in the callgrind output")
+    finally:
+        subprocess.run(["rm", "-rf", d])
+
+
+def main():
+    n1, n2 = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) == 3 else (2000, 12000)
+    per = {}
+    for plugin in (False, True):
+        per[plugin] = (instructions(plugin, n2) - instructions(plugin, n1)) / float(n2 - n1)
+    print("broker instructions per message, 10 pairs QoS 0: no auth %.0f, mqchat plugin %.0f"
+          " (%.2fx, +%.0f)" % (per[False], per[True], per[True] / per[False],
+                                per[True] - per[False]))
+
+
+if __name__ == "__main__":
+    main()
