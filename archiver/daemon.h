@@ -167,6 +167,12 @@ void rpc__handle(struct conn *c, const struct mosquitto_message *msg,
  * "id":null). */
 json_t *rpc__fail(json_t *id, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The frame every RPC and registration request shares: at most max_len
+ * bytes of JSON, an object with a string "id" of 1..max_id bytes. Returns the
+ * request (new reference; *id borrowed from it), or NULL with *answer set to
+ * the error answer to send (new reference). */
+json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,
+		json_t **id, json_t **answer);
 
 /* ---- register.c ---- */
 /* Answer one request that arrived on chat/register/<clientid>/req. */

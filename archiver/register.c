@@ -51,25 +51,14 @@ static const char *get_str(json_t *req, const char *key, bool *present)
 static json_t *answer(struct daemon *d, const char *clientid, const void *payload, size_t len)
 {
 	json_t *req, *id, *resp = NULL, *pw;
-	json_error_t jerr;
 	const char *user, *nick, *invite;
 	char hash[PWHASH_STR_LEN], esc[64];
 	bool present;
 	size_t pwlen;
 	int rc;
 
-	if(len > REG_MAX_REQUEST) return rpc__fail(NULL, "bad_request", "request larger than %d bytes", REG_MAX_REQUEST);
-	req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-	if(req == NULL) return rpc__fail(NULL, "bad_request", "not JSON: %s", jerr.text);
-	if(!json_is_object(req)){
-		json_decref(req);
-		return rpc__fail(NULL, "bad_request", "a request is a JSON object");
-	}
-	id = json_object_get(req, "id");
-	if(!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > REG_MAX_ID){
-		resp = rpc__fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", REG_MAX_ID);
-		goto done;
-	}
+	req = rpc__load_request(payload, len, REG_MAX_REQUEST, REG_MAX_ID, &id, &resp);
+	if(req == NULL) return resp;
 	if(d->cfg.registration == REG_OFF){
 		resp = rpc__fail(id, "closed", "registration is closed");
 		goto done;

@@ -430,28 +430,47 @@ static const struct {
 	{"blocked", op_blocked},
 };
 
+json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,
+		json_t **id, json_t **answer)
+{
+	json_t *req;
+	json_error_t jerr;
+
+	*id = NULL;
+	*answer = NULL;
+	if(len > max_len){
+		*answer = rpc__fail(NULL, "bad_request", "request larger than %zu bytes", max_len);
+		return NULL;
+	}
+	req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	if(req == NULL){
+		*answer = rpc__fail(NULL, "bad_request", "not JSON: %s", jerr.text);
+		return NULL;
+	}
+	if(!json_is_object(req)){
+		json_decref(req);
+		*answer = rpc__fail(NULL, "bad_request", "a request is a JSON object");
+		return NULL;
+	}
+	*id = json_object_get(req, "id");
+	if(!json_is_string(*id) || json_string_length(*id) == 0 || json_string_length(*id) > max_id){
+		json_decref(req);
+		*id = NULL;
+		*answer = rpc__fail(NULL, "bad_request", "\"id\" must be a string of 1 to %zu bytes", max_id);
+		return NULL;
+	}
+	return req;
+}
+
 /* New reference: the answer to one request payload. */
 static json_t *answer(struct daemon *d, const char *user, const void *payload, size_t len)
 {
 	struct rpc_req r = {.d = d, .user = user};
 	json_t *req, *id, *op, *resp = NULL;
-	json_error_t jerr;
 	size_t i;
 
-	if(len > RPC_MAX_REQUEST){
-		return rpc__fail(NULL, "bad_request", "request larger than %d bytes", RPC_MAX_REQUEST);
-	}
-	req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-	if(req == NULL) return rpc__fail(NULL, "bad_request", "not JSON: %s", jerr.text);
-	if(!json_is_object(req)){
-		json_decref(req);
-		return rpc__fail(NULL, "bad_request", "a request is a JSON object");
-	}
-	id = json_object_get(req, "id");
-	if(!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > RPC_MAX_ID){
-		resp = rpc__fail(NULL, "bad_request", "\"id\" must be a string of 1 to %d bytes", RPC_MAX_ID);
-		goto done;
-	}
+	req = rpc__load_request(payload, len, RPC_MAX_REQUEST, RPC_MAX_ID, &id, &resp);
+	if(req == NULL) return resp;
 	r.req = req;
 	r.id = id;
 	op = json_object_get(req, "op");
