@@ -196,6 +196,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags,
 	log_info("archiver@%d: connected to %s:%d (%s session)", c->index, c->d->cfg.host,
 			c->d->cfg.port, (flags & 1) ? "resumed" : "new");
 	c->ready = true;
+	c->failing = false;
 	c->backoff = BACKOFF_MIN_MS;
 	c->subs_due = 0;
 	/* The session keeps these, but say them every time: a new session or a
@@ -317,8 +318,14 @@ static void conn_try(struct conn *c, int64_t now)
 			c->d->cfg.keepalive, NULL, props);
 	mosquitto_property_free_all(&props);
 	if(rc != MOSQ_ERR_SUCCESS){
-		log_debug("archiver@%d: connect to %s:%d: %s", c->index, c->d->cfg.host, c->d->cfg.port,
+		/* Once per failure streak at warning level (the broker down, a
+		 * wrong port or CA must be visible without -v), then at debug. */
+		if(!c->failing) log_warnx("archiver@%d: cannot connect to %s:%d: %s; retrying",
+				c->index, c->d->cfg.host, c->d->cfg.port,
 				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		else log_debug("archiver@%d: connect to %s:%d: %s", c->index, c->d->cfg.host, c->d->cfg.port,
+				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		c->failing = true;
 		c->next_try = now + c->backoff;
 		c->backoff = c->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff * 2;
 		return;
@@ -337,7 +344,16 @@ static void conn_read(struct conn *c)
 		rc = mosquitto_loop_read(c->mosq, 1);
 		if(rc != MOSQ_ERR_SUCCESS){
 			if(c->open){
-				/* The library closed the socket; make sure we know. */
+				/* The library closed the socket; make sure we know. Before
+				 * a CONNACK that is a failed connection (a TLS handshake
+				 * with the wrong CA, say): say so once per streak. */
+				if(!c->ready && !c->failing){
+					log_warnx("archiver@%d: connection to %s:%d lost before the broker"
+							" accepted it (%s); retrying", c->index, c->d->cfg.host,
+							c->d->cfg.port, rc == MOSQ_ERR_ERRNO ? strerror(errno)
+							: mosquitto_strerror(rc));
+					c->failing = true;
+				}
 				c->open = false;
 				c->ready = false;
 				c->next_try = time__mono_ms() + c->backoff;

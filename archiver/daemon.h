@@ -56,6 +56,7 @@ struct conn {
 	int subs_due;        /* SUBACKs still expected since the CONNACK */
 	int64_t next_try;    /* monotonic ms of the next connection attempt */
 	int backoff;         /* ms, doubled after each failure */
+	bool failing;        /* a failure was logged; quiet until connected again */
 };
 
 /* A message taken from the broker (so acknowledged) but not yet written. */

@@ -342,8 +342,13 @@ def test_archiver_with_another_ca_keeps_retrying_and_says_why(datadir, arch_env,
                    args=["-c", archiver_tls_conf(datadir, os.path.join(cas["other"], "ca.crt"), port)])
     env.arch.port = port
     env.arch.start(wait=False)
-    # It keeps retrying (with its backoff) and says why on each try (at -v,
-    # the debug level), the broker names the cause; nothing is subscribed.
+    # It says why once at warning level (seen without -v), keeps retrying
+    # with its backoff and says why again on each try at the debug level;
+    # the broker names the cause; nothing is subscribed.
+    harness.wait_for(lambda: any("[warning]: archiver@0:" in line and "TLS error" in line
+                                 and ":%d" % port in line
+                                 for line in env.arch.output().splitlines()),
+                     what="a warning that the TLS connection failed")
     env.arch.wait_log("archiver@0: connect to 127.0.0.1:%d: A TLS error occurred" % port, n=2)
     env.broker.wait_log("tlsv1 alert unknown ca")
     assert env.arch.running(), env.arch.output()
