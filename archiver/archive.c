@@ -13,6 +13,7 @@
 #include "archive.h"
 #include "err.h"
 #include "names.h"
+#include "sqlutil.h"
 
 /* Columns of the archived-message form, in the order row_to_json reads them. */
 #define MSG_COLS "seq, id, sender, recipient, room, type, body, ts, server_ts, status"
@@ -167,21 +168,15 @@ void archive__dm_conv(const char *a, const char *b, char *out, size_t outlen)
 
 static int check_schema(struct archive *ar, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, version = -1;
+	int rc, version;
+	bool prepared;
 
-	rc = sqlite3_prepare_v2(ar->db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL);
-	if(rc != SQLITE_OK){
+	rc = sqlutil__schema_version(ar->db, &version, &prepared);
+	if(!prepared){
 		mqc_seterr(err, errlen, "%s: not an mqchat archive (%s)", ar->path, sqlite3_errmsg(ar->db));
 		return map_rc(rc) == MQC_ERR_DB ? MQC_ERR_SCHEMA : map_rc(rc);
 	}
-	rc = sqlite3_step(st);
-	if(rc == SQLITE_ROW){
-		const unsigned char *v = sqlite3_column_text(st, 0);
-		if(v) sscanf((const char *)v, "%d", &version);
-	}
-	sqlite3_finalize(st);
-	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
+	if(rc != SQLITE_OK){
 		mqc_seterr(err, errlen, "%s: %s", ar->path, sqlite3_errstr(rc));
 		return map_rc(rc);
 	}

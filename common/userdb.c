@@ -7,6 +7,7 @@
 
 #include "envelope.h"
 #include "err.h"
+#include "sqlutil.h"
 #include "timeutil.h"
 #include "userdb.h"
 
@@ -40,22 +41,15 @@ static int exec(struct userdb *udb, const char *sql)
 
 static int check_schema(struct userdb *udb, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, version = -1;
+	int rc, version;
+	bool prepared;
 
-	rc = sqlite3_prepare_v2(udb->db,
-			"SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL);
-	if(rc != SQLITE_OK){
+	rc = sqlutil__schema_version(udb->db, &version, &prepared);
+	if(!prepared){
 		mqc_seterr(err, errlen, "%s: not an mqchat user store (%s)", udb->path, sqlite3_errmsg(udb->db));
 		return rc == SQLITE_BUSY ? MQC_ERR_BUSY : MQC_ERR_SCHEMA;
 	}
-	rc = sqlite3_step(st);
-	if(rc == SQLITE_ROW){
-		const unsigned char *v = sqlite3_column_text(st, 0);
-		if(v) sscanf((const char *)v, "%d", &version);
-	}
-	sqlite3_finalize(st);
-	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
+	if(rc != SQLITE_OK){
 		mqc_seterr(err, errlen, "%s: %s", udb->path, sqlite3_errstr(rc));
 		return map_rc(rc);
 	}
