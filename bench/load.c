@@ -327,6 +327,22 @@ static int fail_json(struct load *L)
 	return 1;
 }
 
+/* Connect the publishers (names pub<i>) and subscribers (sub<i>), subscribe,
+ * run the load and report it; frees L. Returns the exit status. fanout: the
+ * room load, where the publisher is one of the subscribers. */
+static int connect_and_run(struct load *L, const char *pub, const char *sub, bool fanout)
+{
+	int rc;
+
+	if(connect_all(L, pub, sub, fanout) != MQC_OK || subscribe_all(L, fanout) != MQC_OK){
+		rc = fail_json(L);
+	}else{
+		rc = run(L) == MQC_OK ? 0 : 1;
+	}
+	load_cleanup(L);
+	return rc;
+}
+
 int load__pairs(const struct bench_opts *o)
 {
 	struct load L;
@@ -350,13 +366,7 @@ int load__pairs(const struct bench_opts *o)
 				L.err, sizeof(L.err)) != MQC_OK){
 		goto fail;
 	}
-	if(connect_all(&L, "s", "r", false) != MQC_OK
-			|| subscribe_all(&L, false) != MQC_OK){
-		goto fail;
-	}
-	rc = run(&L);
-	load_cleanup(&L);
-	return rc == MQC_OK ? 0 : 1;
+	return connect_and_run(&L, "s", "r", false);
 fail:
 	rc = fail_json(&L);
 	load_cleanup(&L);
@@ -380,13 +390,7 @@ int load__fanout(const struct bench_opts *o)
 	}
 	snprintf(L.topic[0], sizeof(L.topic[0]), "chat/room/%s/m0", o->room);
 	snprintf(L.idprefix[0], sizeof(L.idprefix[0]), "f%x", nonce);
-	if(connect_all(&L, "m", "m", true) != MQC_OK
-			|| subscribe_all(&L, true) != MQC_OK){
-		goto fail;
-	}
-	rc = run(&L);
-	load_cleanup(&L);
-	return rc == MQC_OK ? 0 : 1;
+	return connect_and_run(&L, "m", "m", true);
 fail:
 	rc = fail_json(&L);
 	load_cleanup(&L);
