@@ -74,8 +74,9 @@ $(BUILD)/obj/common/userdb.o: $(BUILD)/gen/userdb_schema.inc
 $(PLUGIN_SO): $(PLUGIN_OBJ) $(COMMON_OBJ)
 	$(CC) -shared -Wl,-Bsymbolic $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
 
+# The archiver speaks MQTT itself (archiver/mqtt.c), with OpenSSL for TLS.
 $(ARCHIVER_BIN): $(ARCHIVER_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(LDLIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ -lssl $(LDLIBS_COMMON)
 
 $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(LDLIBS_COMMON)

@@ -4,14 +4,15 @@
  * by the daemon's own files (daemon.c, ingest.c, rpc.c, register.c,
  * expiry.c) and by nothing else.
  *
- * One thread: a poll() loop over the K broker connections (libmosquitto's
- * external-loop API), a self-pipe for signals and timers. on_message, which
- * libmosquitto calls after it has sent the PUBACK, appends each message to
- * the journal (archive.journal) with one write(); batches are committed to
- * archive.db by INGEST_BATCH or INGEST_MAX_DELAY_MS and before every RPC
- * answer, then the journal is emptied and replayed at start. A killed
- * process can lose only the message whose PUBACK went out before its
- * journal write. */
+ * One thread: a poll() loop over the K broker connections (mqtt.c), a
+ * self-pipe for signals and timers. Each read from a connection hands its
+ * messages to ingest.c, which keeps them in memory and adds them to a
+ * journal buffer; after the read the buffer goes to the journal
+ * (archive.journal) with one write(), and only then do the PUBACKs of those
+ * messages leave, in one write() too. Batches are committed to archive.db by
+ * INGEST_BATCH or INGEST_MAX_DELAY_MS and before every RPC answer, then the
+ * journal is emptied; it is replayed at start. So a killed process loses
+ * nothing it acknowledged. */
 #ifndef MQCHAT_DAEMON_H
 #define MQCHAT_DAEMON_H
 
@@ -30,9 +31,8 @@ int daemon__main(const char *datadir, int argc, char **argv);
 
 /* ---- internal to the daemon ---- */
 
-struct mosquitto;
-struct mosquitto_message;
-struct mqtt5__property;
+struct mqtt;
+struct mqtt_msg;
 struct archive;
 struct userdb;
 struct daemon;
@@ -49,17 +49,17 @@ struct daemon;
 /* One broker connection, client id archiver@<index>. */
 struct conn {
 	struct daemon *d;
-	struct mosquitto *mosq;
+	struct mqtt *mq;
 	int index;
-	bool open;           /* socket connected (CONNACK may still be due) */
-	bool ready;          /* CONNACK accepted and subscriptions sent */
+	char client_id[32];
+	bool ready_once;     /* the broker accepted this connection (CONNACK) */
 	int subs_due;        /* SUBACKs still expected since the CONNACK */
 	int64_t next_try;    /* monotonic ms of the next connection attempt */
 	int backoff;         /* ms, doubled after each failure */
 	bool failing;        /* a failure was logged; quiet until connected again */
 };
 
-/* A message taken from the broker (so acknowledged) but not yet written. */
+/* A message taken from the broker but not yet committed to archive.db. */
 struct pending {
 	struct pending *next;
 	char *topic;
@@ -89,11 +89,7 @@ struct daemon_stats {
 	int64_t registrations;
 	int64_t expired;
 	int64_t batches;
-	/* From on_message (just after libmosquitto sent the PUBACK) to the
-	 * journal write done: the window in which a kill loses the message. */
-	int64_t window_ns_sum;
-	int64_t window_ns_max;
-	int64_t window_n;
+	int64_t journal_writes;
 };
 
 struct daemon {
@@ -102,6 +98,10 @@ struct daemon {
 	char auth_path[4096];
 	char journal_path[4096];
 	int journal_fd;
+	/* Journal records of the messages read since the last journal write;
+	 * their PUBACKs wait until ingest__journal_sync has written them. */
+	unsigned char *jbuf;
+	size_t jlen, jcap;
 	char password[1025];
 	struct archive *ar;
 	struct userdb *udb;
@@ -114,7 +114,6 @@ struct daemon {
 	struct pending *pend_head, *pend_tail;
 	size_t npending;
 	int64_t pend_since;  /* monotonic ms when the oldest pending arrived */
-	int64_t msg_t0;      /* monotonic ns when on_message was entered */
 
 	struct expiry exp;
 	struct daemon_stats stats;
@@ -134,19 +133,21 @@ struct daemon {
 
 /* ---- daemon.c ---- */
 /* Publish resp (stolen) as JSON on topic at QoS 1 through c, with the MQTT 5
- * correlation data of the request if it had one (req_props, borrowed). */
-void daemon__reply(struct conn *c, const char *topic, json_t *resp,
-		const struct mqtt5__property *req_props);
+ * correlation data of the request req if it had one. */
+void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct mqtt_msg *req);
 /* The archive cannot be written (rc from the store): leave the broker, so
  * nothing more is acknowledged into the void, and retry with backoff. */
 void daemon__db_failed(struct daemon *d, int rc, const char *what);
 
 /* ---- ingest.c ---- */
-/* Take one inbox/room message: journal it (one write()) and add it to the
- * pending list, committing the list if it is full. If the archive or the
- * journal cannot be written, daemon__db_failed is called; the message stays
- * pending. Invalid payloads are counted and logged when committed. */
+/* Take one inbox/room message: add it to the pending list and its record to
+ * the journal buffer, committing the list if it is full. If the archive
+ * cannot be written, daemon__db_failed is called; the message stays pending.
+ * Invalid payloads are counted and logged when committed. */
 void ingest__message(struct daemon *d, const char *topic, const void *payload, size_t len);
+/* Write the journal buffer with one write(). MQC_OK when it is on file (or
+ * empty): the PUBACKs of those messages may go. */
+int ingest__journal_sync(struct daemon *d);
 /* Commit the pending list in one transaction, oldest first, then empty the
  * journal. MQC_OK when nothing is left; otherwise nothing was committed and
  * the list is intact. */
@@ -161,8 +162,7 @@ bool ingest__is_member(const char *room, const char *user, void *arg);
 
 /* ---- rpc.c ---- */
 /* Answer one request that arrived on chat/rpc/<user>/req. */
-void rpc__handle(struct conn *c, const struct mosquitto_message *msg,
-		const struct mqtt5__property *props);
+void rpc__handle(struct conn *c, const struct mqtt_msg *msg);
 /* New reference: the error answer {"id":id,"ok":false,"error":code,
  * "message":...} shared by RPC and registration; id is borrowed (NULL gives
  * "id":null). */
@@ -177,8 +177,7 @@ json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_
 
 /* ---- register.c ---- */
 /* Answer one request that arrived on chat/register/<clientid>/req. */
-void register__handle(struct conn *c, const struct mosquitto_message *msg,
-		const struct mqtt5__property *props);
+void register__handle(struct conn *c, const struct mqtt_msg *msg);
 
 /* ---- expiry.c ---- */
 /* Do a bounded amount of expiry work if due; returns the monotonic ms at

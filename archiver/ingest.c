@@ -3,15 +3,16 @@
  * Sender, recipient and room come from the topic, never from the payload.
  *
  * A commit per message costs ~150 us of CPU here (four indexes, WAL frames),
- * far from the 50,000 messages/s wanted. So on_message appends the message
- * to a journal file with one write() (it then survives a killed process)
- * and to the in-memory pending list; the list is committed in one
- * transaction when INGEST_BATCH messages wait, INGEST_MAX_DELAY_MS after the
- * oldest arrived, or before an RPC answer, and only then is the journal
- * emptied. Not when the socket runs dry: the broker sends a QoS 1
- * subscriber one message per loop pass, so it is dry after nearly every
- * message. At start the journal is replayed; dedup by (sender, id) makes a
- * replay idempotent.
+ * far from the 50,000 messages/s wanted. So each message goes to the
+ * in-memory pending list and its record to the journal buffer; after each
+ * read from the broker the buffer is written to the journal file with one
+ * write() (ingest__journal_sync), and only then are the PUBACKs sent. The
+ * list is committed in one transaction when INGEST_BATCH messages wait,
+ * INGEST_MAX_DELAY_MS after the oldest arrived, or before an RPC answer,
+ * and only then is the journal emptied. Not when the socket runs dry: the
+ * broker sends a QoS 1 subscriber one message per loop pass, so it is dry
+ * after nearly every message. At start the journal is replayed; dedup by
+ * (sender, id) makes a replay idempotent.
  *
  * When the archive cannot be written the pending list stays in memory and
  * in the journal, and is written first once it can. */
@@ -222,32 +223,47 @@ int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_
 	return MQC_OK;
 }
 
-/* Append one record with a single write(): a killed process leaves it
- * whole in the page cache, or (killed before the call) not at all. */
+/* Add one record to the journal buffer; ingest__journal_sync writes it. */
 static int journal_append(struct daemon *d, const char *topic, const void *payload, size_t len)
 {
 	struct journal_hdr h;
 	size_t tl = strlen(topic), total = sizeof(h) + tl + len;
-	unsigned char stackbuf[4096], *buf = stackbuf;
-	ssize_t n;
+	unsigned char *p;
 
-	if(d->journal_fd < 0) return MQC_ERR_IO;
-	if(total > sizeof(stackbuf)){
-		buf = malloc(total);
-		if(buf == NULL) return MQC_ERR_NOMEM;
+	if(d->jcap - d->jlen < total){
+		size_t cap = d->jcap ? d->jcap : 64 * 1024;
+
+		while(cap - d->jlen < total) cap *= 2;
+		p = realloc(d->jbuf, cap);
+		if(p == NULL) return MQC_ERR_NOMEM;
+		d->jbuf = p;
+		d->jcap = cap;
 	}
 	h.magic = JOURNAL_MAGIC;
 	h.topic_len = (uint32_t)tl;
 	h.payload_len = (uint32_t)len;
 	h.sum = fnv32(fnv32(2166136261u, topic, tl), payload, len);
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), topic, tl);
-	if(len) memcpy(buf + sizeof(h) + tl, payload, len);
+	p = d->jbuf + d->jlen;
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h), topic, tl);
+	if(len) memcpy(p + sizeof(h) + tl, payload, len);
+	d->jlen += total;
+	return MQC_OK;
+}
+
+/* One write() for every record read since the last: a killed process
+ * leaves it whole in the page cache, or (killed before the call) not at
+ * all, and nothing in it has been acknowledged yet. */
+int ingest__journal_sync(struct daemon *d)
+{
+	ssize_t n;
+
+	if(d->jlen == 0) return MQC_OK;
+	if(d->journal_fd < 0) return MQC_ERR_IO;
 	do{
-		n = write(d->journal_fd, buf, total);
+		n = write(d->journal_fd, d->jbuf, d->jlen);
 	}while(n < 0 && errno == EINTR);
-	if(buf != stackbuf) free(buf);
-	if(n != (ssize_t)total){
+	if(n != (ssize_t)d->jlen){
 		if(n >= 0){
 			/* A short write (disk full): cut it off, so replay stays clean. */
 			off_t end = lseek(d->journal_fd, 0, SEEK_END);
@@ -257,6 +273,8 @@ static int journal_append(struct daemon *d, const char *topic, const void *paylo
 		log_warn("journal %s", d->journal_path);
 		return MQC_ERR_IO;
 	}
+	d->jlen = 0;
+	d->stats.journal_writes++;
 	return MQC_OK;
 }
 
@@ -264,24 +282,11 @@ void ingest__message(struct daemon *d, const char *topic, const void *payload, s
 {
 	int rc;
 
-	if(ingest__keep(d, topic, payload, len) != MQC_OK){
-		log_error("out of memory: a message on %s was lost", topic);
+	if(ingest__keep(d, topic, payload, len) != MQC_OK || journal_append(d, topic, payload, len) != MQC_OK){
+		/* Not acknowledged either: leave, the broker keeps it. */
+		log_error("out of memory taking a message on %s", topic);
+		daemon__db_failed(d, MQC_ERR_NOMEM, "memory");
 		return;
-	}
-	/* In memory it is safe from everything but a kill; the journal covers
-	 * that. If the journal cannot be written, stop taking messages. */
-	rc = journal_append(d, topic, payload, len);
-	if(rc != MQC_OK){
-		daemon__db_failed(d, rc, "journal");
-		return;
-	}
-	if(d->msg_t0){
-		int64_t w = time__mono_ns() - d->msg_t0;
-
-		d->stats.window_ns_sum += w;
-		if(w > d->stats.window_ns_max) d->stats.window_ns_max = w;
-		d->stats.window_n++;
-		d->msg_t0 = 0;
 	}
 	if(d->db_ok && d->npending >= INGEST_BATCH){
 		rc = ingest__flush(d);
@@ -319,7 +324,9 @@ int ingest__flush(struct daemon *d)
 	d->npending = 0;
 	d->stats.batches++;
 	if(n > 1) log_debug("committed a batch of %zu", n);
-	/* Committed: the journal's records are all in archive.db now. */
+	/* Committed: the journal's records, written or not, are all in
+	 * archive.db now. */
+	d->jlen = 0;
 	if(d->journal_fd >= 0 && ftruncate(d->journal_fd, 0) != 0){
 		log_warn("truncate %s", d->journal_path);
 	}

@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mosquitto.h>
-
 #include "daemon.h"
+#include "mqtt.h"
 #include "err.h"
 #include "log.h"
 #include "names.h"
@@ -143,8 +142,7 @@ done:
 	return resp;
 }
 
-void register__handle(struct conn *c, const struct mosquitto_message *msg,
-		const struct mqtt5__property *props)
+void register__handle(struct conn *c, const struct mqtt_msg *msg)
 {
 	char clientid[CLIENTID_MAX_LEN + 1], topic[CLIENTID_MAX_LEN + 32], esc[128];
 	const char *rest = msg->topic + 14, *slash, *device;
@@ -163,8 +161,7 @@ void register__handle(struct conn *c, const struct mosquitto_message *msg,
 		goto bad_topic;
 	}
 	snprintf(topic, sizeof(topic), "chat/register/%s/resp", clientid);
-	daemon__reply(c, topic, answer(c->d, clientid, msg->payload,
-				(size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0)), props);
+	daemon__reply(c, topic, answer(c->d, clientid, msg->payload, msg->len), msg);
 	return;
 bad_topic:
 	log_warnx("registration on an unexpected topic %s ignored",

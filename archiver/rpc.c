@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mosquitto.h>
-#include <mqtt_protocol.h>
+#include "mqtt.h"
 
 #include "archive.h"
 #include "daemon.h"
@@ -491,12 +490,10 @@ done:
 	return resp;
 }
 
-void rpc__handle(struct conn *c, const struct mosquitto_message *msg,
-		const struct mqtt5__property *props)
+void rpc__handle(struct conn *c, const struct mqtt_msg *msg)
 {
 	char user[NAME_MAX_LEN + 1], topic[NAME_MAX_LEN + 32], esc[128];
 	const char *rest = msg->topic + 9, *slash;
-	char *rt = NULL;
 	size_t len;
 
 	/* chat/rpc/<user>/req */
@@ -510,12 +507,11 @@ void rpc__handle(struct conn *c, const struct mosquitto_message *msg,
 	memcpy(user, rest, len);
 	user[len] = '\0';
 	snprintf(topic, sizeof(topic), "chat/rpc/%s/resp", user);
-	if(props && mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false)){
+	if(msg->resp_topic && strcmp(msg->resp_topic, topic) != 0){
 		/* Only the canonical topic reaches the user (the plugin refuses
 		 * anything else), so that is where the answer goes. */
-		if(strcmp(rt, topic) != 0) log_debug("%s asked for answers on another topic; using %s", user, topic);
-		free(rt);
+		log_debug("%s asked for answers on another topic; using %s", user, topic);
 	}
 	c->d->stats.rpc++;
-	daemon__reply(c, topic, answer(c->d, user, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0)), props);
+	daemon__reply(c, topic, answer(c->d, user, msg->payload, msg->len), msg);
 }

@@ -23,11 +23,11 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <mosquitto.h>
 
 #include "../../archiver/archive.h"
 #include "envelope.h"
 #include "../../archiver/daemon.h"
+#include "../../archiver/mqtt.h"
 #include "err.h"
 #include "log.h"
 #include "userdb.h"
@@ -144,14 +144,13 @@ static bool rpc_code(const char *s)
 }
 
 /* Replaces the daemon's: checks the answer instead of publishing it. */
-void daemon__reply(struct conn *c, const char *topic, json_t *resp,
-		const struct mqtt5__property *req_props)
+void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct mqtt_msg *req)
 {
 	json_t *v, *msgs;
 	char *text;
 	size_t i;
 
-	(void)req_props;
+	(void)req;
 	FUZZ_ASSERT(c == &rpc_fx.c);
 	rpc_fx.answers++;
 	FUZZ_ASSERT(!strcmp(topic, rpc_fx.topic));
@@ -207,7 +206,7 @@ static void rpc_expect_id(const uint8_t *payload, size_t len)
 
 FUZZ_TARGET(rpc)
 {
-	struct mosquitto_message msg;
+	struct mqtt_msg msg;
 	char topic[256];
 	uint8_t *payload;
 	const uint8_t *p = data + 1, *end = data + size;
@@ -248,10 +247,9 @@ FUZZ_TARGET(rpc)
 	memset(&msg, 0, sizeof(msg));
 	msg.topic = topic;
 	msg.payload = payload;
-	msg.payloadlen = (int)(end - p);
-	msg.qos = 1;
+	msg.len = (size_t)(end - p);
 	rpc_fx.answers = 0;
-	rpc__handle(&rpc_fx.c, &msg, NULL);
+	rpc__handle(&rpc_fx.c, &msg);
 	FUZZ_ASSERT(rpc_fx.answers == (expect_answer ? 1 : 0));
 	free(payload);
 	return 0;

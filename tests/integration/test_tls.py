@@ -335,6 +335,34 @@ def test_archiver_over_tls_stores_and_answers(datadir, arch_env, cas):
     assert "on port %d" % port in env.broker.output()
 
 
+def test_archiver_checks_the_broker_certificate_names_the_host(datadir, arch_env, cas):
+    """The certificate names 127.0.0.1 and localhost: a broker reached as
+    127.0.0.2 is refused even with the right CA."""
+    port = harness.free_port()
+    ca = os.path.join(cas["good"], "ca.crt")
+    conf = tls_conf(port, cas["good"]).replace("listener %d 127.0.0.1" % port,
+                                               "listener %d 127.0.0.2" % port)
+    env = arch_env(users=("alice", "bob"), start=False, broker_kw={"extra_conf": conf},
+                   args=["-c", archiver_tls_conf(datadir, ca, port), "--host", "127.0.0.2"])
+    env.arch.port = port
+    env.arch.start(wait=False)
+    env.arch.wait_log("archiver@0: connect to 127.0.0.2:%d: TLS error: handshake:"
+                      " IP address mismatch" % port)
+    assert env.arch.running(), env.arch.output()
+    assert "subscribed" not in env.arch.output()
+
+
+def test_archiver_over_tls_by_host_name(datadir, arch_env, cas):
+    port = harness.free_port()
+    ca = os.path.join(cas["good"], "ca.crt")
+    env = arch_env(users=("alice", "bob"), start=False,
+                   broker_kw={"extra_conf": tls_conf(port, cas["good"])},
+                   args=["-c", archiver_tls_conf(datadir, ca, port), "--host", "localhost"])
+    env.arch.port = port
+    env.arch.start()
+    assert "archiver@0: connected to localhost:%d" % port in env.arch.output()
+
+
 def test_archiver_with_another_ca_keeps_retrying_and_says_why(datadir, arch_env, cas):
     port = harness.free_port()
     env = arch_env(users=("alice", "bob"), start=False,
@@ -349,7 +377,7 @@ def test_archiver_with_another_ca_keeps_retrying_and_says_why(datadir, arch_env,
                                  and ":%d" % port in line
                                  for line in env.arch.output().splitlines()),
                      what="a warning that the TLS connection failed")
-    env.arch.wait_log("archiver@0: connect to 127.0.0.1:%d: A TLS error occurred" % port, n=2)
+    env.arch.wait_log("archiver@0: connect to 127.0.0.1:%d: TLS error: handshake: self-signed certificate in certificate chain" % port, n=2)
     env.broker.wait_log("tlsv1 alert unknown ca")
     assert env.arch.running(), env.arch.output()
     assert "subscribed" not in env.arch.output()

@@ -17,18 +17,6 @@
 
 #include "fuzz_replay.h"
 
-/* rpc.c reads the MQTT 5 response topic with libmosquitto, which the unit
- * tests do not link; the harness passes no properties. */
-const mosquitto_property *mosquitto_property_read_string(const mosquitto_property *proplist,
-		int identifier, char **value, bool skip_first)
-{
-	(void)proplist;
-	(void)identifier;
-	(void)skip_first;
-	*value = NULL;
-	return NULL;
-}
-
 static void test_rpc(void **state)
 {
 	(void)state;
