@@ -86,9 +86,10 @@ $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ)
 
 # Unit tests link the plugin's objects too (pure logic is tested where it
 # lives); tests/unit/broker_stubs.c stands in for the broker's exports.
+# -lssl: archiver sources compiled into a test (archiver/mqtt.c) use it.
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iplugin $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) -lcmocka $(LDLIBS_COMMON)
+	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) -lcmocka -lssl $(LDLIBS_COMMON)
 
 deps:
 	@scripts/deps.sh
