@@ -106,6 +106,14 @@ struct archive {
 	int ckpt_interval_ms;
 };
 
+void archive__library_init(void)
+{
+	/* Without this every sqlite3_malloc() takes a global mutex to keep
+	 * memory statistics nobody reads: 7% of the archiver's CPU at full
+	 * ingest. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* SQLite result to our status: a full disk, a read-only file or an I/O error
  * are all "cannot write here now" (MQC_ERR_IO). */
 static int map_rc(int rc)

@@ -30,6 +30,10 @@
 
 struct archive;
 
+/* Process-wide SQLite settings for a long-running writer; call once, before
+ * any other SQLite use. */
+void archive__library_init(void);
+
 /* Open (creating the schema if missing) archive.db at path. MQC_OK or an
  * MQC_ERR_* with err filled. The caller frees a success with archive__close. */
 int archive__open(const char *path, struct archive **out, char *err, size_t errlen);

@@ -522,6 +522,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	memset(d, 0, sizeof(*d));
 	d->sigpipe[0] = d->sigpipe[1] = -1;
 	d->journal_fd = -1;
+	archive__library_init();
 	if(config__defaults(&d->cfg, datadir) != MQC_OK){
 		fprintf(stderr, "Error: out of memory\n");
 		goto done;
