@@ -48,9 +48,11 @@ MEMBERS = 100
 if QUICK:
     SECONDS, WARMUP, ROUNDS, CONN_USERS, WARM_COUNT = 0.5, 150, 2, 200, 2000
     FLOOD_SECONDS, RPC_COUNT, ARCHIVE_ROWS = 1.5, 200, 100000
+    DRAIN_MSGS = 20000
 else:
     SECONDS, WARMUP, ROUNDS, CONN_USERS, WARM_COUNT = 2.0, 500, 3, 1000, 10000
     FLOOD_SECONDS, RPC_COUNT, ARCHIVE_ROWS = 4.0, 1000, 1000000
+    DRAIN_MSGS = 80000   # below the bench brokers' max_queued_messages (100,000)
 BIG_USERS, BIG_ROOMS, BIG_MEMBERS = 100000, 10000, 10
 NPAIRS_USERS = max(100, CONN_USERS // 2)   # s0.., r0..
 LOADS = [("pairs", 10, 0), ("pairs", 10, 1), ("pairs", 100, 0), ("pairs", 100, 1),
@@ -436,6 +438,62 @@ def run_ingest(results, broker):
             timeout=SECONDS * 3 + 120)
 
 
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def archive_count(path):
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    finally:
+        db.close()
+
+
+def run_drain(results, broker):
+    """The archiver's own ingest capacity (setup e): with the archiver
+    stopped, 10 publishers queue DRAIN_MSGS messages (QoS 1) in its
+    session; then it starts, and the time until all are in archive.db gives
+    stored/s. Live loads cannot show this: the publishers and the broker,
+    which share the machine, run out first. ROUNDS rounds, median."""
+    archive = os.path.join(broker.d, "archive.db")
+    rounds = []
+    for rnd in range(ROUNDS):
+        log("(e) drain round %d/%d" % (rnd + 1, ROUNDS))
+        broker.stop_one(broker.archiver)
+        pub = bench("pairs", broker, "--qos", 1, "--seconds", 60, "--warmup-ms", 0,
+                    "--count", DRAIN_MSGS, "--pairs", 10, "--window", 8, timeout=180)
+        if "error" in pub:
+            rounds.append({"error": pub["error"]})
+            break
+        target = archive_count(archive) + pub["sent"]
+        b0 = proc_cpu_s(broker.proc.pid)
+        t0 = time.monotonic()
+        alog = open(os.path.join(broker.d, "archiver.out"), "ab")
+        broker.archiver = subprocess.Popen([ARCHIVER, "--data", broker.d, "run", "--port",
+                                            str(broker.port)], stdout=alog,
+                                           stderr=subprocess.STDOUT, cwd=broker.d)
+        n, el = 0, None
+        while time.monotonic() - t0 < 120 and broker.archiver.poll() is None:
+            n = archive_count(archive)
+            if n >= target:
+                el = time.monotonic() - t0
+                break
+            time.sleep(0.005)
+        if el is None:
+            rounds.append({"error": "%d of %d stored after 120 s" % (n, target)})
+            break
+        a_cpu = proc_cpu_s(broker.archiver.pid)
+        b_cpu = proc_cpu_s(broker.proc.pid) - b0
+        rounds.append({"messages": pub["sent"], "seconds": el, "stored_per_s": pub["sent"] / el,
+                       "archiver_cpu_us_per_msg": a_cpu * 1e6 / pub["sent"],
+                       "broker_cpu_us_per_msg": b_cpu * 1e6 / pub["sent"]})
+    results["drain"] = median_run(rounds, "stored_per_s")
+
+
 def finish_setup(key, res, broker, tmp):
     log("(%s) flood" % key)
     res["flood"] = bench("flood", broker, "--users", 2 * NPAIRS_USERS, "--members", MEMBERS,
@@ -601,17 +659,15 @@ def build_targets(results, rpc, rss):
         add("100k users + 10k rooms: start < 1 s", "d", None, None, "1 s", None)
         add("100k users + 10k rooms: RSS added < 100 MB", "d", None, None, "100 MB", None)
     e = results.get("e", {})
-    best = None
-    for kind, n, qos in LOADS:
-        if kind != "pairs" or not e.get("available"):
-            continue
-        arc = (e.get("ingest_" + load_name(kind, n, qos)) or {}).get("archive")
-        if arc and (best is None or arc["stored_per_s"] > best[1]["stored_per_s"]):
-            best = (load_name(kind, n, qos), arc)
+    dr = e.get("drain")
+    if dr and "error" not in dr:
+        add("archiver ingest >= 50,000 msg/s stored (drain of %s queued)" % fmt(dr["messages"]),
+            "e", dr["stored_per_s"], None, "50,000/s", dr["stored_per_s"] >= 50000, "/s")
+    else:
+        add("archiver ingest >= 50,000 msg/s stored", "e", None, None, "50,000/s", None)
+    best = any((e.get("ingest_" + load_name(k, n, q)) or {}).get("archive")
+               for k, n, q in LOADS if k == "pairs") if e.get("available") else False
     if best:
-        arc = best[1]
-        add("archiver ingest >= 50,000 msg/s stored (%s)" % best[0], "e", arc["stored_per_s"],
-            None, "50,000/s", arc["stored_per_s"] >= 50000, "/s")
         lost = 0
         bounded = True
         for kind, n, qos in LOADS:
@@ -622,7 +678,6 @@ def build_targets(results, rpc, rss):
         add("archiver lag bounded, nothing dropped", "e", lost, None, "0 lost, 0 log lines",
             bounded and lost == 0 and e.get("dropped_lines", 0) == 0, "msgs")
     else:
-        add("archiver ingest >= 50,000 msg/s stored", "e", None, None, "50,000/s", None)
         add("archiver lag bounded, nothing dropped", "e", None, None, "0 lost", None)
     h = rpc.get("history") if rpc.get("available") else None
     v = h.get("p99_us") / 1000.0 if h and "p99_us" in h else None
@@ -705,6 +760,17 @@ def markdown(doc):
         L.append("")
         L.append("Broker log lines \"%s\": %d." % (DROP_LINE, e.get("dropped_lines", 0)))
         L.append("")
+        dr = e.get("drain")
+        if dr and "error" not in dr:
+            L.append("Ingest capacity: %s messages queued while the archiver was stopped, then"
+                     " stored in %.2f s: **%s msg/s** (median of %d rounds, %s to %s);"
+                     " archiver CPU %.1f us/msg, broker CPU %.1f us/msg meanwhile." % (
+                         fmt(dr["messages"]), dr["seconds"], fmt(dr["stored_per_s"]),
+                         dr["rounds"], fmt(dr["min"]), fmt(dr["max"]),
+                         dr["archiver_cpu_us_per_msg"], dr["broker_cpu_us_per_msg"]))
+        elif dr:
+            L.append("Ingest capacity: not measured (%s)." % dr["error"])
+        L.append("")
     rpc = doc["rpc"]
     L.append("### RPC on a %s-message archive (e)" % fmt(rpc.get("rows")))
     L.append("")
@@ -764,6 +830,7 @@ def main():
             run_loads(doc["setups"], brokers)
         if "e" in brokers:
             run_ingest(doc["setups"]["e"], brokers["e"])
+            run_drain(doc["setups"]["e"], brokers["e"])
         for key in list(brokers):
             finish_setup(key, doc["setups"][key], brokers.pop(key), tmp)
         log("rpc")
