@@ -1,12 +1,17 @@
 /* envelope.c - single-pass, allocation-free envelope validation (see envelope.h). */
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "envelope.h"
 #include "names.h"
 
 struct cursor {
 	const unsigned char *p;
 	const unsigned char *end;
+	const unsigned char *begin;     /* the payload: no read ever goes before it */
 	const char *why;
 };
 
@@ -51,11 +56,17 @@ static bool fail(struct cursor *c, const char *why)
 	return false;
 }
 
-static void skip_ws(struct cursor *c)
+static void skip_ws_run(struct cursor *c)
 {
 	while(c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')){
 		c->p++;
 	}
+}
+
+/* Compact JSON has no whitespace: one compare settles the usual case. */
+static inline void skip_ws(struct cursor *c)
+{
+	if(c->p < c->end && *c->p <= ' ') skip_ws_run(c);
 }
 
 static int hexval(unsigned char h)
@@ -80,130 +91,250 @@ static long hex4(const unsigned char *p)
 	return v;
 }
 
+/* Plain string bytes: printable ASCII other than '"' and '\\'. Everything
+ * else (a quote, a backslash, a control byte, any byte of a multi-byte UTF-8
+ * sequence) goes through parse_string's byte-wise rules. */
+static inline bool plain_byte(unsigned char b)
+{
+	return b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
+}
+
+#if defined(__SSE2__)
+/* Bit i set if p[i] (i < 16) is not a plain byte. One signed compare finds
+ * both the control bytes (0x00-0x1F) and the bytes >= 0x80 (negative). */
+static inline unsigned special16(const unsigned char *p)
+{
+	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	const __m128i s = _mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+				_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+			_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+
+	return (unsigned)_mm_movemask_epi8(s);
+}
+
+/* The first byte of p[0..end) that is not plain, or end. Reads nothing
+ * outside [begin, end): the last partial block is one load of the 16 bytes
+ * ending at end (when the payload has that many), with the bytes before p
+ * shifted out of the mask. */
+static inline const unsigned char *scan_plain(const unsigned char *begin,
+		const unsigned char *p, const unsigned char *end)
+{
+	unsigned m;
+
+	while(end - p >= 16){
+		m = special16(p);
+		if(m) return p + __builtin_ctz(m);
+		p += 16;
+	}
+	if(p == end) return p;
+	if(end - begin >= 16){
+		m = special16(end - 16) >> (16 - (end - p));
+		return m ? p + __builtin_ctz(m) : end;
+	}
+	while(p < end && plain_byte(*p)) p++;
+	return p;
+}
+#else
 #define BYTES(b) (0x0101010101010101ULL * (uint64_t)(b))
 /* Any byte of v zero / below n (n <= 0x80): exact as a yes-or-no answer. */
 #define HAS_ZERO(v) (((v) - BYTES(1)) & ~(v) & BYTES(0x80))
 #define HAS_LESS(v, n) (((v) - BYTES(n)) & ~(v) & BYTES(0x80))
 
-/* True if all 8 bytes of v are printable ASCII other than '"' and '\\'. */
-static bool plain8(uint64_t v)
+/* True if all 8 bytes of v are plain. */
+static inline bool plain8(uint64_t v)
 {
 	return ((v & BYTES(0x80)) | HAS_LESS(v, 0x20)
 			| HAS_ZERO(v ^ BYTES('"')) | HAS_ZERO(v ^ BYTES('\\'))) == 0;
 }
 
-/* Parse a JSON string at c->p (which points at the opening quote). */
-static bool parse_string(struct cursor *c, struct envelope_str *out)
+/* Portable form: 8 bytes a step, then byte by byte. */
+static inline const unsigned char *scan_plain(const unsigned char *begin,
+		const unsigned char *p, const unsigned char *end)
 {
-	const unsigned char *start;
+	(void)begin;
+	while(end - p >= 8){
+		uint64_t v;
+		memcpy(&v, p, 8);
+		if(!plain8(v)) break;
+		p += 8;
+	}
+	while(p < end && plain_byte(*p)) p++;
+	return p;
+}
+#endif
 
-	c->p++; /* opening quote */
-	start = c->p;
+/* The rest of parse_string from p, the first byte after start that is not
+ * plain: every such byte gets the exact rules here. */
+static bool parse_string_rest(struct cursor *c, struct envelope_str *out,
+		const unsigned char *start, const unsigned char *p)
+{
+	const unsigned char *end = c->end;
+
 	out->escaped = false;
-	while(c->p < c->end){
+	for(;;){
 		unsigned char ch;
-		const unsigned char *p = c->p, *end = c->end;
 
-		/* Fast path: the run of plain printable ASCII that makes up most
-		 * of a chat message needs no UTF-8 decoding (this runs for every
-		 * publish on the broker's thread): 8 bytes a step, then by byte. */
-		while(end - p >= 8){
-			uint64_t v;
-			memcpy(&v, p, 8);
-			if(!plain8(v)) break;
-			p += 8;
-		}
-		while(p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
-		c->p = p;
 		if(p == end) break;
 		ch = *p;
 		if(ch == '"'){
 			out->ptr = (const char *)start;
-			out->len = (size_t)(c->p - start);
-			c->p++;
+			out->len = (size_t)(p - start);
+			c->p = p + 1;
 			return true;
 		}else if(ch == '\\'){
 			out->escaped = true;
-			if(c->end - c->p < 2) return fail(c, "unterminated string");
-			ch = c->p[1];
+			if(end - p < 2) return fail(c, "unterminated string");
+			ch = p[1];
 			if(ch == 'u'){
 				long cp;
-				if(c->end - c->p < 6) return fail(c, "bad \\u escape");
-				cp = hex4(c->p + 2);
+				if(end - p < 6) return fail(c, "bad \\u escape");
+				cp = hex4(p + 2);
 				if(cp < 0) return fail(c, "bad \\u escape");
 				if(cp == 0) return fail(c, "NUL in string");
-				c->p += 6;
+				p += 6;
 				if(cp >= 0xDC00 && cp <= 0xDFFF) return fail(c, "lone surrogate escape");
 				if(cp >= 0xD800 && cp <= 0xDBFF){
 					long lo;
-					if(c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u'){
+					if(end - p < 6 || p[0] != '\\' || p[1] != 'u'){
 						return fail(c, "lone surrogate escape");
 					}
-					lo = hex4(c->p + 2);
+					lo = hex4(p + 2);
 					if(lo < 0xDC00 || lo > 0xDFFF) return fail(c, "lone surrogate escape");
-					c->p += 6;
+					p += 6;
 				}
 			}else if(ch == '"' || ch == '\\' || ch == '/' || ch == 'b' || ch == 'f'
 					|| ch == 'n' || ch == 'r' || ch == 't'){
-				c->p += 2;
+				p += 2;
 			}else{
 				return fail(c, "bad escape");
 			}
 		}else if(ch < 0x20){
 			return fail(c, "control character in string");
 		}else{
-			size_t n = utf8_seq(c->p, c->end);
+			size_t n = utf8_seq(p, end);
 			if(n == 0) return fail(c, "not valid UTF-8");
-			c->p += n;
+			p += n;
 		}
+		p = scan_plain(c->begin, p, end);
 	}
+	c->p = p;
 	return fail(c, "unterminated string");
 }
 
-/* Parse a JSON number. If it is an integer that fits, *ival and *is_int are set. */
+/* Parse a JSON string at c->p (which points at the opening quote). The run
+ * of plain ASCII that makes up most of a chat message is skipped 16 bytes a
+ * step (this runs for every publish on the broker's thread); a string that
+ * is nothing else ends here, anything else goes on in parse_string_rest. */
+static inline bool parse_string(struct cursor *c, struct envelope_str *out)
+{
+	const unsigned char *start = c->p + 1;
+	const unsigned char *p = scan_plain(c->begin, start, c->end);
+
+	if(p < c->end && *p == '"'){
+		out->ptr = (const char *)start;
+		out->len = (size_t)(p - start);
+		out->escaped = false;
+		c->p = p + 1;
+		return true;
+	}
+	return parse_string_rest(c, out, start, p);
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* True if the 8 bytes of w (little-endian) are all ASCII digits: each byte's
+ * high nibble is 3, and adding 6 to it does not carry out of the low one. */
+static inline bool eight_digits(uint64_t w)
+{
+	return ((w & 0xF0F0F0F0F0F0F0F0u)
+			| (((w + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4))
+		== 0x3333333333333333u;
+}
+
+/* The value of 8 ASCII digits (first byte most significant), by pairs,
+ * then quads, then the whole. */
+static inline uint64_t eight_digits_value(uint64_t w)
+{
+	w = (w & 0x0F0F0F0F0F0F0F0Fu) * 2561 >> 8;
+	w = (w & 0x00FF00FF00FF00FFu) * 6553601 >> 16;
+	return (w & 0x0000FFFF0000FFFFu) * 42949672960001u >> 32;
+}
+
+/* The same for 4 digits. */
+static inline bool four_digits(uint32_t w)
+{
+	return ((w & 0xF0F0F0F0u) | (((w + 0x06060606u) & 0xF0F0F0F0u) >> 4)) == 0x33333333u;
+}
+
+static inline uint32_t four_digits_value(uint32_t w)
+{
+	w = (w & 0x0F0F0F0Fu) * 2561 >> 8;
+	return (w & 0x00FF00FFu) * 6553601 >> 16;
+}
+#endif
+
+/* Parse a JSON number. If it is an integer in [-ENVELOPE_MAX_TS,
+ * ENVELOPE_MAX_TS], *ival is it and *is_int is true; otherwise *is_int is
+ * false. */
 static bool parse_number(struct cursor *c, int64_t *ival, bool *is_int)
 {
-	bool neg = false, overflow = false;
-	int64_t v = 0;
+	const unsigned char *p = c->p, *end = c->end, *digits;
+	bool neg = false;
+	uint64_t v = 0;
 
 	*is_int = true;
-	if(*c->p == '-'){
+	if(*p == '-'){
 		neg = true;
-		c->p++;
+		p++;
 	}
-	if(c->p >= c->end) return fail(c, "bad number");
-	if(*c->p == '0'){
-		c->p++;
-	}else if(*c->p >= '1' && *c->p <= '9'){
-		while(c->p < c->end && *c->p >= '0' && *c->p <= '9'){
-			int d = *c->p - '0';
-			/* Exact bound: v * 10 + d <= ENVELOPE_MAX_TS. */
-			if(overflow || v > ENVELOPE_MAX_TS / 10
-					|| (v == ENVELOPE_MAX_TS / 10 && d > ENVELOPE_MAX_TS % 10)){
-				overflow = true;
-			}else{
-				v = v * 10 + d;
-			}
-			c->p++;
+	if(p >= end) return fail(c, "bad number");
+	digits = p;
+	if(*p == '0'){
+		p++;
+	}else if(*p >= '1' && *p <= '9'){
+		/* Up to 16 digits fit a uint64_t with room to spare (ENVELOPE_MAX_TS
+		 * has 16); more may wrap, but then the digit count alone refuses
+		 * the value. A millisecond time has 13: 8, then 4, then 1. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		while(end - p >= 8){
+			uint64_t w;
+			memcpy(&w, p, 8);
+			if(!eight_digits(w)) break;
+			v = v * 100000000u + eight_digits_value(w);
+			p += 8;
 		}
+		if(end - p >= 4){
+			uint32_t w;
+			memcpy(&w, p, 4);
+			if(four_digits(w)){
+				v = v * 10000u + four_digits_value(w);
+				p += 4;
+			}
+		}
+#endif
+		while(p < end && (unsigned)(*p - '0') < 10){
+			v = v * 10 + (unsigned)(*p - '0');
+			p++;
+		}
+		if(p - digits > 16 || v > (uint64_t)ENVELOPE_MAX_TS) *is_int = false;
 	}else{
 		return fail(c, "bad number");
 	}
-	if(c->p < c->end && *c->p == '.'){
+	if(p < end && *p == '.'){
 		*is_int = false;
-		c->p++;
-		if(c->p >= c->end || *c->p < '0' || *c->p > '9') return fail(c, "bad number");
-		while(c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
+		p++;
+		if(p >= end || *p < '0' || *p > '9') return fail(c, "bad number");
+		while(p < end && *p >= '0' && *p <= '9') p++;
 	}
-	if(c->p < c->end && (*c->p == 'e' || *c->p == 'E')){
+	if(p < end && (*p == 'e' || *p == 'E')){
 		*is_int = false;
-		c->p++;
-		if(c->p < c->end && (*c->p == '+' || *c->p == '-')) c->p++;
-		if(c->p >= c->end || *c->p < '0' || *c->p > '9') return fail(c, "bad number");
-		while(c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
+		p++;
+		if(p < end && (*p == '+' || *p == '-')) p++;
+		if(p >= end || *p < '0' || *p > '9') return fail(c, "bad number");
+		while(p < end && *p >= '0' && *p <= '9') p++;
 	}
-	if(overflow) *is_int = false;
-	*ival = neg ? -v : v;
+	c->p = p;
+	*ival = !*is_int ? 0 : neg ? -(int64_t)v : (int64_t)v;
 	return true;
 }
 
@@ -277,11 +408,9 @@ static bool skip_value(struct cursor *c, int depth)
 	}
 }
 
-static bool str_is(const struct envelope_str *s, const char *lit)
-{
-	size_t n = strlen(lit);
-	return !s->escaped && s->len == n && memcmp(s->ptr, lit, n) == 0;
-}
+/* Unescaped s is exactly the literal lit (length, then bytes). */
+#define STR_IS(s, lit) (!(s)->escaped && (s)->len == sizeof(lit) - 1 \
+		&& memcmp((s)->ptr, lit, sizeof(lit) - 1) == 0)
 
 enum member {
 	M_ID, M_TYPE, M_BODY, M_REF, M_STATUS, M_TS, M_OTHER
@@ -310,12 +439,21 @@ static enum member member_of(const struct envelope_str *key)
 		plain.escaped = false;
 		return member_of(&plain);
 	}
-	if(str_is(key, "id")) return M_ID;
-	if(str_is(key, "type")) return M_TYPE;
-	if(str_is(key, "body")) return M_BODY;
-	if(str_is(key, "ref")) return M_REF;
-	if(str_is(key, "status")) return M_STATUS;
-	if(str_is(key, "ts")) return M_TS;
+	/* By length first: one or two fixed-size compares per member. */
+	switch(key->len){
+		case 2:
+			if(memcmp(key->ptr, "id", 2) == 0) return M_ID;
+			if(memcmp(key->ptr, "ts", 2) == 0) return M_TS;
+			return M_OTHER;
+		case 3:
+			return memcmp(key->ptr, "ref", 3) == 0 ? M_REF : M_OTHER;
+		case 4:
+			if(memcmp(key->ptr, "type", 4) == 0) return M_TYPE;
+			if(memcmp(key->ptr, "body", 4) == 0) return M_BODY;
+			return M_OTHER;
+		case 6:
+			return memcmp(key->ptr, "status", 6) == 0 ? M_STATUS : M_OTHER;
+	}
 	return M_OTHER;
 }
 
@@ -353,8 +491,8 @@ static bool parse_member(struct cursor *c, struct envelope *env, enum member m,
 			return true;
 		case M_STATUS:
 			if(!string_member(c, &status, "status is not a string")) return false;
-			if(str_is(&status, "delivered")) env->status = ENVELOPE_STATUS_DELIVERED;
-			else if(str_is(&status, "read")) env->status = ENVELOPE_STATUS_READ;
+			if(STR_IS(&status, "delivered")) env->status = ENVELOPE_STATUS_DELIVERED;
+			else if(STR_IS(&status, "read")) env->status = ENVELOPE_STATUS_READ;
 			else return fail(c, "invalid status");
 			return true;
 		case M_TS:
@@ -382,6 +520,7 @@ bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 
 	memset(env, 0, sizeof(*env));
 	c.p = payload;
+	c.begin = c.p;
 	c.end = c.p + len;
 	c.why = NULL;
 
@@ -451,12 +590,12 @@ bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 		fail(&c, "missing id");
 	}else if(!(seen & (1u << M_TYPE))){
 		fail(&c, "missing type");
-	}else if(str_is(&type, "text")){
+	}else if(STR_IS(&type, "text")){
 		env->type = ENVELOPE_TEXT;
 		if(!(seen & (1u << M_BODY))) fail(&c, "text without body");
 		else if(env->body.len == 0) fail(&c, "empty body");
 		else if(seen & (1u << M_STATUS)) fail(&c, "text with status");
-	}else if(str_is(&type, "receipt")){
+	}else if(STR_IS(&type, "receipt")){
 		env->type = ENVELOPE_RECEIPT;
 		if(!(seen & (1u << M_REF))) fail(&c, "receipt without ref");
 		else if(!(seen & (1u << M_STATUS))) fail(&c, "receipt without status");

@@ -7,18 +7,25 @@
  * id, type or body to the archive. Found by tests/fuzz/fuzz_envelope.c
  * (tests/fuzz/regressions/envelope/escaped_key_*.json).
  *
- * Also: the 8-bytes-a-step ASCII fast path of string parsing gives the same
- * answer as the byte-by-byte rules for a special byte at every offset. */
+ * Also: the 16-bytes-a-step ASCII fast path of string parsing (and the
+ * 8-digit number and 16-byte id paths) give the same answer as the
+ * byte-by-byte rules wherever the special byte falls: at every offset of a
+ * string within and across 16-byte blocks, at the very end of the payload,
+ * in payloads of every short length cut at every point. Each payload is
+ * parsed from a heap block of exactly its size, so a read past its end is
+ * an error under `make test SAN=1`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "envelope.h"
+#include "names.h"
 
 static bool parse(const char *s, const char **why)
 {
@@ -131,6 +138,280 @@ static void test_fast_path_every_offset(void **state)
 	}
 }
 
+/* envelope__parse on an exact-size heap copy of s[0..len). */
+static bool parse_exact(const char *s, size_t len, struct envelope *env, const char **why)
+{
+	char *copy = malloc(len ? len : 1);
+	bool ok;
+
+	assert_non_null(copy);
+	memcpy(copy, s, len);
+	*why = NULL;
+	ok = envelope__parse(copy, len, env, why);
+	/* Slices point into the copy: report them relative to s. */
+	if(ok){
+		env->id.ptr = s + (env->id.ptr - copy);
+		env->body.ptr = env->body.ptr ? s + (env->body.ptr - copy) : NULL;
+		env->ref.ptr = env->ref.ptr ? s + (env->ref.ptr - copy) : NULL;
+	}
+	free(copy);
+	return ok;
+}
+
+static const struct special {
+	const char *ins;
+	const char *why;        /* NULL: valid */
+	size_t decoded;         /* bytes it stands for (valid ones) */
+} specials[] = {
+	{"\"", "not valid JSON", 0},          /* ends the string early: junk follows */
+	{"\\\\", NULL, 1},                     /* escaped backslash */
+	{"\\n", NULL, 1},
+	{"\\u00e9", NULL, 2},
+	{"\\ud83d\\ude00", NULL, 4},
+	{"\\q", "bad escape", 0},
+	{"\\u12", "bad \\u escape", 0},
+	{"\\udc00", "lone surrogate escape", 0},
+	{"\\u0000", "NUL in string", 0},
+	{"\x01", "control character in string", 0},
+	{"\x1f", "control character in string", 0},
+	{"\t", "control character in string", 0},
+	{"\x7f", NULL, 1},                     /* DEL is allowed raw */
+	{"\xc3\xa9", NULL, 2},                 /* 2-byte UTF-8 */
+	{"\xe2\x82\xac", NULL, 3},             /* 3-byte UTF-8 */
+	{"\xf0\x9f\x98\x80", NULL, 4},         /* 4-byte UTF-8 */
+	{"\xc3", "not valid UTF-8", 0},         /* truncated */
+	{"\x80", "not valid UTF-8", 0},         /* lone continuation */
+	{"\xff", "not valid UTF-8", 0},         /* never valid */
+	{"\xc0\xaf", "not valid UTF-8", 0},     /* overlong */
+	{"\xed\xa0\x80", "not valid UTF-8", 0}, /* surrogate */
+	{"\xf4\x90\x80\x80", "not valid UTF-8", 0}, /* past U+10FFFF */
+};
+
+/* One special byte or sequence at every offset 0..48 of a 48-byte body and
+ * of an unknown member's name, with the payload shifted by 0..15 bytes of
+ * leading whitespace so that the blocks fall everywhere: the answer, the
+ * reason and the body's span must not depend on where it lands. */
+static void test_special_at_every_offset(void **state)
+{
+	char body[160], json[320];
+	size_t k, off, shift;
+
+	(void)state;
+	for(k=0; k<sizeof(specials)/sizeof(specials[0]); k++){
+		const struct special *sp = &specials[k];
+		for(off=0; off<=48; off++){
+			for(shift=0; shift<16; shift++){
+				struct envelope env;
+				const char *why;
+				bool ok;
+				int n;
+
+				memset(body, 'a', off);
+				n = snprintf(body + off, sizeof(body) - off, "%s%.*s", sp->ins, (int)(48 - off),
+						"gggggggggggggggggggggggggggggggggggggggggggggggg");
+				assert_true(n > 0);
+				n = snprintf(json, sizeof(json), "%*s{\"id\":\"a\",\"type\":\"text\",\"body\":\"%s\"}",
+						(int)shift, "", body);
+				ok = parse_exact(json, (size_t)n, &env, &why);
+				if(ok != (sp->why == NULL) || (why && strcmp(why, sp->why) != 0)){
+					fail_msg("body: case %zu at offset %zu shift %zu: got %d (%s)", k, off, shift,
+							ok, why ? why : "-");
+				}
+				if(ok){
+					assert_int_equal(env.body.len, strlen(body));
+					assert_ptr_equal(env.body.ptr, strstr(json, body));
+				}
+				/* The same in a member name the validator does not know. */
+				n = snprintf(json, sizeof(json), "%*s{\"id\":\"a\",\"%s\":1,\"type\":\"text\",\"body\":\"x\"}",
+						(int)shift, "", body);
+				ok = parse_exact(json, (size_t)n, &env, &why);
+				if(ok != (sp->why == NULL) || (why && strcmp(why, k == 0 ? "not valid JSON" : sp->why) != 0)){
+					fail_msg("key: case %zu at offset %zu shift %zu: got %d (%s)", k, off, shift,
+							ok, why ? why : "-");
+				}
+			}
+		}
+	}
+}
+
+/* A string that runs to the last byte of the payload: with its closing
+ * quote (then the object is unfinished), without it, or cut inside an
+ * escape or a UTF-8 sequence. Every length of string 0..48, so the end
+ * falls at every position of a block. */
+static void test_string_at_payload_end(void **state)
+{
+	static const struct {
+		const char *tail;
+		const char *why;
+	} ends[] = {
+		{"\"", "not valid JSON"},
+		{"", "unterminated string"},
+		{"\\", "unterminated string"},
+		{"\\u00", "bad \\u escape"},
+		{"\\ud83d", "lone surrogate escape"},
+		{"\xc3", "not valid UTF-8"},
+		{"\xe2\x82", "not valid UTF-8"},
+		{"\xc3\xa9", "unterminated string"},
+		{"\x01", "control character in string"},
+	};
+	char json[160];
+	size_t k, len;
+
+	(void)state;
+	for(k=0; k<sizeof(ends)/sizeof(ends[0]); k++){
+		for(len=0; len<=48; len++){
+			struct envelope env;
+			const char *why;
+			int n = snprintf(json, sizeof(json), "{\"id\":\"a\",\"type\":\"text\",\"body\":\"%.*s%s",
+					(int)len, "cccccccccccccccccccccccccccccccccccccccccccccccc", ends[k].tail);
+
+			assert_false(parse_exact(json, (size_t)n, &env, &why));
+			if(why == NULL || strcmp(why, ends[k].why) != 0){
+				fail_msg("end %zu after %zu bytes: got %s, want %s", k, len, why ? why : "-", ends[k].why);
+			}
+		}
+	}
+}
+
+/* Payloads of every length 0..64 (the shortest valid envelope has 35
+ * bytes; longer ones carry escapes, UTF-8, a long id or a ts), each cut at
+ * every point: only the whole payload is accepted, and no cut reads past
+ * its end. */
+static void test_every_length_every_cut(void **state)
+{
+	static const char *const fills[] = {
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+		"\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n",
+		"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+			"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+	};
+	char json[128];
+	size_t f, total, cut;
+
+	(void)state;
+	for(f=0; f<sizeof(fills)/sizeof(fills[0]); f++){
+		for(total=0; total<=64; total++){
+			size_t base = strlen("{\"id\":\"a\",\"type\":\"text\",\"body\":\"\"}");
+			size_t fill = total > base ? total - base : 1;
+			int n;
+
+			/* Whole escapes and UTF-8 sequences only: round down to even. */
+			if(f > 0) fill &= ~(size_t)1;
+			if(fill == 0) fill = 2;
+			n = snprintf(json, sizeof(json), "{\"id\":\"a\",\"type\":\"text\",\"body\":\"%.*s\"}",
+					(int)fill, fills[f]);
+			assert_true(n > 0 && (size_t)n < sizeof(json));
+			for(cut=0; cut<=(size_t)n && cut<=total; cut++){
+				struct envelope env;
+				const char *why;
+				bool ok = parse_exact(json, cut, &env, &why);
+
+				if(ok != (cut == (size_t)n)){
+					fail_msg("fill %zu, %d-byte payload cut at %zu: got %d (%s)", f, n, cut, ok,
+							why ? why : "-");
+				}
+				if(!ok) assert_non_null(why);
+			}
+		}
+	}
+	/* Ids of every length 1..64 (the id grammar is checked 16 bytes a
+	 * step) with a bad byte at every position, and a 13..24-digit ts. */
+	for(total=1; total<=64; total++){
+		char id[80];
+		size_t bad;
+
+		memset(id, 'Z', total);
+		id[total] = '\0';
+		for(bad=0; bad<=total; bad++){
+			struct envelope env;
+			const char *why;
+			int n;
+			bool ok;
+
+			if(bad < total) id[bad] = '.';
+			n = snprintf(json, sizeof(json), "{\"id\":\"%s\",\"type\":\"text\",\"body\":\"x\"}", id);
+			ok = parse_exact(json, (size_t)n, &env, &why);
+			if(ok != (bad == total)){
+				fail_msg("id of %zu bytes, '.' at %zu: got %d (%s)", total, bad, ok, why ? why : "-");
+			}
+			if(bad < total) id[bad] = (char)(bad % 3 == 0 ? '-' : bad % 3 == 1 ? '_' : '9');
+		}
+	}
+	for(total=1; total<=24; total++){
+		static const char digits[] = "900719925474099112345678";
+		struct envelope env;
+		const char *why;
+		int n = snprintf(json, sizeof(json), "{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"ts\":%.*s}",
+				(int)total, digits);
+		bool ok = parse_exact(json, (size_t)n, &env, &why);
+
+		assert_int_equal(ok, total <= 16 && strncmp(digits, "9007199254740991", total) <= 0);
+		if(ok){
+			long long want = strtoll(digits + 0, NULL, 10);
+			char buf[32];
+			snprintf(buf, sizeof(buf), "%.*s", (int)total, digits);
+			want = strtoll(buf, NULL, 10);
+			assert_int_equal(env.ts, want);
+		}
+	}
+}
+
+/* Numbers whose digits wrap a 64-bit accumulator to a small value are
+ * still out of range. */
+static void test_ts_wrap(void **state)
+{
+	static const char *const big[] = {
+		"18446744073709551616", "18446744073709551617", "36893488147419103232",
+		"9007199254740992", "9007199254740999", "10000000000000000", "00", "01",
+	};
+	char json[128];
+	size_t i;
+
+	(void)state;
+	for(i=0; i<sizeof(big)/sizeof(big[0]); i++){
+		struct envelope env;
+		const char *why;
+		int n = snprintf(json, sizeof(json), "{\"id\":\"a\",\"type\":\"text\",\"body\":\"x\",\"ts\":%s}",
+				big[i]);
+
+		if(parse_exact(json, (size_t)n, &env, &why)) fail_msg("ts %s accepted", big[i]);
+	}
+}
+
+/* The id grammar, [A-Za-z0-9_-]{1,64}, checked 16 bytes a step for long
+ * ids: every byte value at every position of ids of every length 1..64. */
+static void test_msgid_every_byte(void **state)
+{
+	char id[MSGID_MAX_LEN + 1];
+	size_t len, pos;
+	unsigned b;
+
+	(void)state;
+	for(len=1; len<=MSGID_MAX_LEN; len++){
+		for(pos=0; pos<len; pos++) id[pos] = "aZ09_-"[pos % 6];
+		for(pos=0; pos<len; pos++){
+			char keep = id[pos];
+			for(b=0; b<256; b++){
+				bool want = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')
+					|| (b >= '0' && b <= '9') || b == '_' || b == '-';
+				char *copy = malloc(len);
+
+				assert_non_null(copy);
+				id[pos] = (char)b;
+				memcpy(copy, id, len);
+				if(names__valid_msgid(copy, len) != want){
+					fail_msg("id of %zu bytes, 0x%02x at %zu: got %d", len, b, pos, !want);
+				}
+				free(copy);
+			}
+			id[pos] = keep;
+		}
+	}
+	assert_false(names__valid_msgid(id, 0));
+	memset(id, 'a', sizeof(id));
+	assert_false(names__valid_msgid(id, MSGID_MAX_LEN + 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -139,6 +420,11 @@ int main(void)
 		cmocka_unit_test(test_escaped_known_key_is_validated),
 		cmocka_unit_test(test_escaped_unknown_keys_are_ignored),
 		cmocka_unit_test(test_fast_path_every_offset),
+		cmocka_unit_test(test_special_at_every_offset),
+		cmocka_unit_test(test_string_at_payload_end),
+		cmocka_unit_test(test_every_length_every_cut),
+		cmocka_unit_test(test_ts_wrap),
+		cmocka_unit_test(test_msgid_every_byte),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
