@@ -6,10 +6,15 @@
  * rate-limited denials. */
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <jansson.h>
 
 #include "envelope.h"
 #include "plugin.h"
+#include "snapshot.h"
 
 /* The deepest topic any rule needs is 4 levels; one more detects "too deep". */
 #define MAX_LEVELS 5
@@ -26,21 +31,69 @@ struct topic {
 	int count;                      /* MAX_LEVELS means "at least that many" */
 };
 
+#if defined(__SSE2__)
+/* Bit i set if t[i] is '/', for i < 16. */
+static inline unsigned slashes16(const char *t)
+{
+	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)t);
+
+	return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
+}
+#endif
+
+/* Split t at '/' into at most MAX_LEVELS levels (the last one recorded ends
+ * at its own '/', whatever follows). Reads nothing past t's NUL. */
 static void split(const char *t, struct topic *out)
 {
-	const char *start = t;
+	const size_t len = strlen(t);
+	const char *start = t, *q;
+	size_t off = 0;
+	int n = 0;
 
-	out->count = 0;
-	for(;;){
-		if(*t == '/' || *t == '\0'){
-			out->lv[out->count].p = start;
-			out->lv[out->count].n = (size_t)(t - start);
-			out->count++;
-			if(*t == '\0' || out->count == MAX_LEVELS) return;
-			start = t + 1;
+#if defined(__SSE2__)
+	/* The slashes of the first 64 bytes as one mask, 16 bytes a load; the
+	 * last partial block is the 16 bytes that end at the NUL, shifted. */
+	if(len >= 16){
+		const size_t lim = len < 64 ? len : 64;
+		uint64_t mask = 0;
+
+		for(off=0; off + 16 <= lim; off += 16){
+			mask |= (uint64_t)slashes16(t + off) << off;
 		}
-		t++;
+		if(off < lim){
+			mask |= (uint64_t)(slashes16(t + lim - 16) >> (16 - (lim - off))) << off;
+			off = lim;
+		}
+		for(; mask; mask &= mask - 1){
+			q = t + __builtin_ctzll(mask);
+			out->lv[n].p = start;
+			out->lv[n].n = (size_t)(q - start);
+			if(++n == MAX_LEVELS){
+				out->count = n;
+				return;
+			}
+			start = q + 1;
+		}
 	}
+#endif
+	/* Short topics, and whatever lies past the first 64 bytes. */
+	if(off == len){
+		out->lv[n].p = start;
+		out->lv[n].n = (size_t)(t + len - start);
+		out->count = n + 1;
+		return;
+	}
+	for(;;){
+		q = memchr(t + off, '/', len - off);
+		if(q == NULL) q = t + len;
+		out->lv[n].p = start;
+		out->lv[n].n = (size_t)(q - start);
+		n++;
+		if(q == t + len || n == MAX_LEVELS) break;
+		start = q + 1;
+		off = (size_t)(start - t);
+	}
+	out->count = n;
 }
 
 static bool lv_is(const struct level *l, const char *lit)
@@ -51,7 +104,7 @@ static bool lv_is(const struct level *l, const char *lit)
 
 static bool lv_eq(const struct level *l, const char *s, size_t n)
 {
-	return l->n == n && memcmp(l->p, s, n) == 0;
+	return l->n == n && snapshot__name_eq(l->p, s, n);
 }
 
 /* The last level of a user's filter: "#", "+" or one name. */
@@ -279,12 +332,16 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 	struct snap_user *me;
 	struct topic t;
 
+	size_t ulen;
+
 	if(req->topic == NULL || req->username == NULL) return ACL_DENY_NO_USER;
-	if(!strcmp(req->username, REGISTER_USER)){
+	/* REGISTER_USER is shorter than the bound, so this is strcmp's answer. */
+	ulen = strnlen(req->username, NAME_MAX_LEN + 1);
+	if(ulen == sizeof(REGISTER_USER) - 1 && memcmp(req->username, REGISTER_USER, ulen) == 0){
 		split(req->topic, &t);
 		return decide_register(m, req, &t);
 	}
-	me = snapshot__user(s, req->username, strnlen(req->username, NAME_MAX_LEN + 1));
+	me = snapshot__user(s, req->username, ulen);
 	if(me == NULL) return ACL_DENY_NO_USER;
 	if(!me->enabled) return ACL_DENY_DISABLED;
 	if(me->kind == USER_KIND_SERVICE) return decide_service(m, req);

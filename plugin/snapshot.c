@@ -10,8 +10,15 @@
 
 #include "err.h"
 #include "plugin.h"
+#include "snapshot.h"
 
 #define ARENA_CHUNK (1024 * 1024)
+
+/* The snapshot's tables are hashed and compared here only (snapshot.h). */
+#undef HASH_FUNCTION
+#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = snapshot__name_hash((keyptr), (size_t)(keylen)))
+#undef HASH_KEYCMP
+#define HASH_KEYCMP(a, b, n) (!snapshot__name_eq((a), (b), (size_t)(n)))
 
 struct arena_chunk {
 	struct arena_chunk *next;

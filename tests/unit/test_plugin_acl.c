@@ -3,7 +3,13 @@
  * Every allowed row of the policy, the denials next to each, topic edge
  * cases (empty levels, trailing slash, long levels, odd bytes, $share), the
  * callback's counting and rate-limited logging, and a micro-benchmark of
- * the hot path (printed, not asserted). */
+ * the hot path (printed, not asserted).
+ *
+ * The topic is split 16 bytes a step and names are hashed and compared a
+ * word at a time: names of every length 1..32 in every position, so topic
+ * lengths cross every block boundary, and names that differ from an account
+ * in one byte anywhere. Topics are exact-size heap copies, so a read past
+ * the NUL is an error under `make test SAN=1`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +22,7 @@
 
 #include "broker_stubs.h"
 #include "plugin.h"
+#include "snapshot.h"
 #include "timeutil.h"
 
 #define ENV "{\"id\":\"m1\",\"type\":\"text\",\"body\":\"hi\"}"
@@ -464,6 +471,148 @@ static void test_callback_counts_and_logs(void **state)
 	assert_int_equal(m->acl_denied[ACL_DENY_NO_USER], 1);
 }
 
+/* The first len characters of a 32-byte name: every prefix is an account. */
+static const char NAME32[] = "abcdefghijklmnopqrstuvwxyz012345";
+
+static enum acl_reason decide_topic(struct mqchat *m, const char *user, size_t ulen, int access,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* acl__decide for user[0..ulen) on the formatted topic, an exact-size copy. */
+static enum acl_reason decide_topic(struct mqchat *m, const char *user, size_t ulen, int access,
+		const char *fmt, ...)
+{
+	char buf[256], name[NAME_MAX_LEN + 1], *topic;
+	va_list ap;
+	enum acl_reason r;
+	struct acl_request req = {.access = access, .payload = ENV, .payloadlen = (uint32_t)strlen(ENV)};
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	topic = strdup(buf);
+	assert_non_null(topic);
+	memcpy(name, user, ulen);
+	name[ulen] = '\0';
+	req.username = name;
+	req.clientid = name;
+	req.topic = topic;
+	r = acl__decide(m, m->snap, &req);
+	free(topic);
+	return r;
+}
+
+static void test_name_lengths(void **state)
+{
+	struct mqchat *m = *state;
+	char name[NAME_MAX_LEN + 1];
+	size_t to, from, pos;
+
+	for(to=1; to<=NAME_MAX_LEN; to++){
+		memcpy(name, NAME32, to);
+		name[to] = '\0';
+		assert_non_null(snapshot__add_user(m->snap, name, USER_KIND_USER, true, HASH));
+	}
+	for(to=1; to<=NAME_MAX_LEN; to++){
+		/* Found by its own length, and a prefix finds the shorter account. */
+		assert_non_null(snapshot__user(m->snap, NAME32, to));
+		assert_int_equal(snapshot__user(m->snap, NAME32, to)->len, to);
+		for(from=1; from<=NAME_MAX_LEN; from++){
+			const int tl = (int)to, fl = (int)from;
+
+			assert_int_equal(decide_topic(m, NAME32, from, W, "chat/inbox/%.*s/%.*s", tl, NAME32,
+						fl, NAME32), ACL_OK);
+			assert_int_equal(decide_topic(m, NAME32, to, R, "chat/inbox/%.*s/%.*s", tl, NAME32,
+						fl, NAME32), ACL_OK);
+			if(to != from){
+				assert_int_equal(decide_topic(m, NAME32, from, R, "chat/inbox/%.*s/%.*s", tl,
+							NAME32, fl, NAME32), ACL_DENY_TOPIC);
+				assert_int_equal(decide_topic(m, NAME32, to, W, "chat/inbox/%.*s/%.*s", tl,
+							NAME32, fl, NAME32), ACL_DENY_NOT_OWNER);
+			}
+			assert_int_equal(decide_topic(m, NAME32, from, W, "chat/inbox/%.*s/%.*s/", tl, NAME32,
+						fl, NAME32), ACL_DENY_TOPIC);
+			assert_int_equal(decide_topic(m, NAME32, from, W, "chat/inbox/%.*s/%.*s/x", tl, NAME32,
+						fl, NAME32), ACL_DENY_TOPIC);
+			assert_int_equal(decide_topic(m, NAME32, from, R, "chat/inbox/%.*s/%.*s//%.*s", tl,
+						NAME32, fl, NAME32, tl, NAME32), ACL_DENY_TOPIC);
+		}
+		/* One byte different anywhere: no such account. */
+		for(pos=0; pos<to; pos++){
+			memcpy(name, NAME32, to);
+			name[to] = '\0';
+			name[pos] = '_';
+			assert_null(snapshot__user(m->snap, name, to));
+			assert_int_equal(decide_topic(m, "alice", 5, W, "chat/inbox/%s/alice", name),
+					ACL_DENY_RECIPIENT);
+			assert_int_equal(decide_topic(m, name, to, R, "chat/inbox/%s/alice", name),
+					ACL_DENY_NO_USER);
+		}
+	}
+}
+
+/* The word-wise name compare and hash: any one byte different, at any
+ * position of a key of any length 0..40, is told apart; equal bytes in
+ * different places compare and hash equal. Each key is an exact-size heap
+ * block, so a read outside it is an error under SAN=1. */
+static void test_name_eq_and_hash(void **state)
+{
+	static const unsigned char deltas[] = {0x01, 0x20, 0x80, 0xff};
+	size_t len, pos, d;
+
+	(void)state;
+	for(len=0; len<=40; len++){
+		unsigned char *a = malloc(len + 1), *b = malloc(len + 1);
+
+		assert_non_null(a);
+		assert_non_null(b);
+		for(pos=0; pos<len; pos++) a[pos] = (unsigned char)('a' + pos % 26);
+		memcpy(b, a, len);
+		assert_true(snapshot__name_eq(a, b, len));
+		assert_int_equal(snapshot__name_hash(a, len), snapshot__name_hash(b, len));
+		for(pos=0; pos<len; pos++){
+			for(d=0; d<sizeof(deltas); d++){
+				b[pos] = (unsigned char)(a[pos] ^ deltas[d]);
+				if(snapshot__name_eq(a, b, len) || snapshot__name_eq(b, a, len)){
+					fail_msg("length %zu: byte %zu ^ 0x%02x compares equal", len, pos, deltas[d]);
+				}
+				b[pos] = a[pos];
+			}
+		}
+		free(a);
+		free(b);
+	}
+}
+
+/* A '/' in place of every byte of the names of an allowed 76-byte topic
+ * (32-byte names, so it spans five 16-byte blocks and the 64-byte mask):
+ * the levels change, and the answer is never "allowed". */
+static void test_slash_everywhere(void **state)
+{
+	struct mqchat *m = *state;
+	char topic[128], *copy;
+	size_t len, k;
+	struct acl_request req = {.access = W, .payload = ENV, .payloadlen = (uint32_t)strlen(ENV)};
+
+	assert_non_null(snapshot__add_user(m->snap, NAME32, USER_KIND_USER, true, HASH));
+	req.username = NAME32;
+	req.clientid = NAME32;
+	len = (size_t)snprintf(topic, sizeof(topic), "chat/inbox/%s/%s", NAME32, NAME32);
+	req.topic = topic;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	for(k=0; k<len; k++){
+		char was = topic[k];
+
+		if(was == '/') continue;
+		topic[k] = '/';
+		copy = strdup(topic);
+		assert_non_null(copy);
+		req.topic = copy;
+		if(acl__decide(m, m->snap, &req) == ACL_OK) fail_msg("allowed with '/' at %zu: %s", k, copy);
+		free(copy);
+		topic[k] = was;
+	}
+}
+
 /* Not a correctness test: prints ns per decision for plugin/README.md. */
 static void test_bench(void **state)
 {
@@ -504,6 +653,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_payload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_topics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_counts_and_logs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_lengths, setup, teardown),
+		cmocka_unit_test(test_name_eq_and_hash),
+		cmocka_unit_test_setup_teardown(test_slash_everywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,81 @@
+/* snapshot.h - hashing and comparing the names that key the snapshot's tables.
+ *
+ * Every snapshot table (users, rooms, a room's members, a user's blocks) is
+ * keyed by a name of at most NAME_MAX_LEN bytes and hashed only in
+ * snapshot.c, so it gets a hash made for short keys: a few word loads
+ * (overlapping, never outside the key) and multiplications, instead of
+ * uthash's byte-by-byte Jenkins hash, and a word-wise compare instead of a
+ * memcmp call. The broker thread looks up two or three names per message.
+ * Both read exactly key[0..len), nothing around it. */
+#ifndef MQCHAT_SNAPSHOT_H
+#define MQCHAT_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SNAPSHOT_HASH_K1 0x9E3779B97F4A7C15u
+#define SNAPSHOT_HASH_K2 0xBF58476D1CE4E5B9u
+
+static inline uint64_t snapshot__load64(const unsigned char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+	return w;
+}
+
+static inline uint32_t snapshot__load32(const unsigned char *p)
+{
+	uint32_t w;
+	memcpy(&w, p, 4);
+	return w;
+}
+
+static inline uint64_t snapshot__mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * SNAPSHOT_HASH_K2;
+	return h ^ (h >> 29);
+}
+
+/* Hash of key[0..len); equal keys of equal length hash equal. */
+static inline unsigned snapshot__name_hash(const void *key, size_t len)
+{
+	const unsigned char *p = key;
+	uint64_t h = (uint64_t)len * SNAPSHOT_HASH_K1;
+
+	if(len >= 8){
+		const unsigned char *last = p + len - 8;
+		for(; p < last; p += 8) h = snapshot__mix(h, snapshot__load64(p));
+		h = snapshot__mix(h, snapshot__load64(last));
+	}else if(len >= 4){
+		h = snapshot__mix(h, ((uint64_t)snapshot__load32(p) << 32) | snapshot__load32(p + len - 4));
+	}else if(len > 0){
+		h = snapshot__mix(h, (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16);
+	}
+	return (unsigned)(h ^ (h >> 32));
+}
+
+/* True if a[0..len) and b[0..len) are the same bytes. */
+static inline bool snapshot__name_eq(const void *a, const void *b, size_t len)
+{
+	const unsigned char *x = a, *y = b;
+
+	if(len >= 8){
+		size_t i;
+		for(i=0; i + 8 < len; i += 8){
+			if(snapshot__load64(x + i) != snapshot__load64(y + i)) return false;
+		}
+		return snapshot__load64(x + len - 8) == snapshot__load64(y + len - 8);
+	}
+	if(len >= 4){
+		return snapshot__load32(x) == snapshot__load32(y)
+			&& snapshot__load32(x + len - 4) == snapshot__load32(y + len - 4);
+	}
+	if(len > 0){
+		return x[0] == y[0] && x[len / 2] == y[len / 2] && x[len - 1] == y[len - 1];
+	}
+	return true;
+}
+
+#endif
