@@ -8,6 +8,10 @@
 #include "envelope.h"
 #include "names.h"
 
+/* For the steps of one member (number, string value, dispatch): inlined
+ * into envelope__parse, they cost no call and its cursor stays in registers. */
+#define HOT_INLINE static inline __attribute__((always_inline))
+
 struct cursor {
 	const unsigned char *p;
 	const unsigned char *end;
@@ -276,7 +280,7 @@ static inline uint32_t four_digits_value(uint32_t w)
 /* Parse a JSON number. If it is an integer in [-ENVELOPE_MAX_TS,
  * ENVELOPE_MAX_TS], *ival is it and *is_int is true; otherwise *is_int is
  * false. */
-static bool parse_number(struct cursor *c, int64_t *ival, bool *is_int)
+HOT_INLINE bool parse_number(struct cursor *c, int64_t *ival, bool *is_int)
 {
 	const unsigned char *p = c->p, *end = c->end, *digits;
 	bool neg = false;
@@ -413,7 +417,8 @@ static bool skip_value(struct cursor *c, int depth)
 		&& memcmp((s)->ptr, lit, sizeof(lit) - 1) == 0)
 
 enum member {
-	M_ID, M_TYPE, M_BODY, M_REF, M_STATUS, M_TS, M_OTHER
+	M_ID, M_TYPE, M_BODY, M_REF, M_STATUS, M_TS, M_OTHER,
+	M_UNMATCHED     /* plain_key only: parse the name the general way */
 };
 
 /* Longest raw member name that can decode to a known name: "status" with
@@ -457,15 +462,43 @@ static enum member member_of(const struct envelope_str *key)
 	return M_OTHER;
 }
 
+/* A known member name at p (its opening quote, avail bytes left) written
+ * plainly and followed at once by ':', as compact JSON has it: the member,
+ * and *n the bytes that make up name and colon. M_UNMATCHED for anything
+ * else (whitespace, escapes, another name), which the general path parses;
+ * for these exact bytes it would find the same member. */
+static inline enum member plain_key(const unsigned char *p, size_t avail, size_t *n)
+{
+#define KEY_AT(lit, m) do{ \
+		if(avail >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0){ \
+			*n = sizeof(lit) - 1; \
+			return m; \
+		} \
+	}while(0)
+	if(avail < 5) return M_UNMATCHED;
+	switch(p[1]){
+		case 'i': KEY_AT("\"id\":", M_ID); break;
+		case 't':
+			KEY_AT("\"type\":", M_TYPE);
+			KEY_AT("\"ts\":", M_TS);
+			break;
+		case 'b': KEY_AT("\"body\":", M_BODY); break;
+		case 'r': KEY_AT("\"ref\":", M_REF); break;
+		case 's': KEY_AT("\"status\":", M_STATUS); break;
+	}
+	return M_UNMATCHED;
+#undef KEY_AT
+}
+
 /* Parse the value of a known string member into *out. */
-static bool string_member(struct cursor *c, struct envelope_str *out, const char *why)
+HOT_INLINE bool string_member(struct cursor *c, struct envelope_str *out, const char *why)
 {
 	skip_ws(c);
 	if(c->p >= c->end || *c->p != '"') return fail(c, why);
 	return parse_string(c, out);
 }
 
-static bool parse_member(struct cursor *c, struct envelope *env, enum member m,
+HOT_INLINE bool parse_member(struct cursor *c, struct envelope *env, enum member m,
 		struct envelope_str *type)
 {
 	int64_t iv;
@@ -507,6 +540,8 @@ static bool parse_member(struct cursor *c, struct envelope *env, enum member m,
 			return true;
 		case M_OTHER:
 			return skip_value(c, ENVELOPE_MAX_DEPTH);
+		case M_UNMATCHED:
+			break;
 	}
 	return fail(c, "not valid JSON");
 }
@@ -541,20 +576,26 @@ bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 		for(;;){
 			struct envelope_str key;
 			enum member m;
+			size_t n;
 
 			skip_ws(&c);
 			if(c.p >= c.end || *c.p != '"'){
 				fail(&c, "not valid JSON");
 				goto out;
 			}
-			if(!parse_string(&c, &key)) goto out;
-			skip_ws(&c);
-			if(c.p >= c.end || *c.p != ':'){
-				fail(&c, "not valid JSON");
-				goto out;
+			m = plain_key(c.p, (size_t)(c.end - c.p), &n);
+			if(m != M_UNMATCHED){
+				c.p += n;
+			}else{
+				if(!parse_string(&c, &key)) goto out;
+				skip_ws(&c);
+				if(c.p >= c.end || *c.p != ':'){
+					fail(&c, "not valid JSON");
+					goto out;
+				}
+				c.p++;
+				m = member_of(&key);
 			}
-			c.p++;
-			m = member_of(&key);
 			if(m != M_OTHER){
 				if(seen & (1u << m)){
 					fail(&c, "duplicate member");
