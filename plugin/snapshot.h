@@ -32,10 +32,13 @@ static inline uint32_t snapshot__load32(const unsigned char *p)
 	return w;
 }
 
+/* A multiplication carries a word's bits upwards only: fold the high half
+ * back down after each, so the last bytes of a name (the high bytes of a
+ * little-endian word) reach the low bits that pick the bucket. */
 static inline uint64_t snapshot__mix(uint64_t h, uint64_t w)
 {
 	h = (h ^ w) * SNAPSHOT_HASH_K2;
-	return h ^ (h >> 29);
+	return h ^ (h >> 32);
 }
 
 /* Hash of key[0..len); equal keys of equal length hash equal. */
@@ -53,6 +56,7 @@ static inline unsigned snapshot__name_hash(const void *key, size_t len)
 	}else if(len > 0){
 		h = snapshot__mix(h, (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16);
 	}
+	h = (h ^ (h >> 29)) * SNAPSHOT_HASH_K1;
 	return (unsigned)(h ^ (h >> 32));
 }
 

@@ -583,6 +583,47 @@ static void test_name_eq_and_hash(void **state)
 	}
 }
 
+/* The bucket is picked by the hash's low bits: names that differ only in
+ * their last bytes, their first or their middle ones must still spread over
+ * the buckets about as a random hash would (sum of squared bucket sizes over
+ * the names: 1 + n / buckets for a random one, 1.76 here). */
+static void test_name_hash_spreads(void **state)
+{
+	static const struct {
+		const char *head;
+		int width;
+		const char *tail;
+	} shapes[] = {
+		{"user", 6, ""}, {"u", 0, ""}, {"", 8, "xxxxxxxxxxxxxxxxxxxxxxxx"},
+		{"xxxxxxxxxxxx", 8, "xxxxxxxxxxxx"}, {"xxxxxxxxxxxxxxxxxxxxxxxx", 8, ""},
+		{"x", 5, "y"}, {"room-", 0, ".x"},
+	};
+	enum { NAMES = 100000, BUCKETS = 1 << 17 };
+	unsigned *count = calloc(BUCKETS, sizeof(*count));
+	size_t k;
+	int i;
+
+	(void)state;
+	assert_non_null(count);
+	for(k=0; k<sizeof(shapes)/sizeof(shapes[0]); k++){
+		double sq = 0;
+		char name[64];
+
+		memset(count, 0, BUCKETS * sizeof(*count));
+		for(i=0; i<NAMES; i++){
+			int n = snprintf(name, sizeof(name), "%s%0*d%s", shapes[k].head, shapes[k].width, i,
+					shapes[k].tail);
+			count[snapshot__name_hash(name, (size_t)n) & (BUCKETS - 1)]++;
+		}
+		for(i=0; i<BUCKETS; i++) sq += (double)count[i] * count[i];
+		if(sq / NAMES > 2.0){
+			fail_msg("%s%0*d%s: %.2f items per probe", shapes[k].head, shapes[k].width, 0,
+					shapes[k].tail, sq / NAMES);
+		}
+	}
+	free(count);
+}
+
 /* A '/' in place of every byte of the names of an allowed 76-byte topic
  * (32-byte names, so it spans five 16-byte blocks and the 64-byte mask):
  * the levels change, and the answer is never "allowed". */
@@ -655,6 +696,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_callback_counts_and_logs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_lengths, setup, teardown),
 		cmocka_unit_test(test_name_eq_and_hash),
+		cmocka_unit_test(test_name_hash_spreads),
 		cmocka_unit_test_setup_teardown(test_slash_everywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench, setup, teardown),
 	};
