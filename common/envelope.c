@@ -508,7 +508,8 @@ HOT_INLINE bool parse_member(struct cursor *c, struct envelope *env, enum member
 	switch(m){
 		case M_ID:
 			if(!string_member(c, &env->id, "id is not a string")) return false;
-			if(env->id.escaped || !names__valid_msgid(env->id.ptr, env->id.len)){
+			if(env->id.escaped || !names__valid_msgid_in(env->id.ptr, env->id.len,
+						(const char *)c->begin, (const char *)c->end)){
 				return fail(c, "invalid id");
 			}
 			return true;
@@ -518,7 +519,8 @@ HOT_INLINE bool parse_member(struct cursor *c, struct envelope *env, enum member
 			return string_member(c, &env->body, "body is not a string");
 		case M_REF:
 			if(!string_member(c, &env->ref, "ref is not a string")) return false;
-			if(env->ref.escaped || !names__valid_msgid(env->ref.ptr, env->ref.len)){
+			if(env->ref.escaped || !names__valid_msgid_in(env->ref.ptr, env->ref.len,
+						(const char *)c->begin, (const char *)c->end)){
 				return fail(c, "invalid ref");
 			}
 			return true;

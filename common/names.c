@@ -108,6 +108,32 @@ bool names__valid_msgid(const char *s, size_t len)
 	return all_in(s, len, MSGID_CHARS);
 }
 
+bool names__valid_msgid_in(const char *s, size_t len, const char *lo, const char *hi)
+{
+#if defined(__SSE2__)
+	if(s != NULL && len > 0 && len < 16 && hi - lo >= 16){
+		/* The 16 bytes from s, or the last 16 of the buffer if those run
+		 * past it (then s lies inside them too); bits of other bytes are
+		 * shifted and masked out. */
+		const char *w = hi - s >= 16 ? s : hi - 16;
+		unsigned bad = msgid_bad16(w) >> (s - w);
+
+		return (bad & ((1u << len) - 1)) == 0;
+	}
+	if(s != NULL && len >= 16 && len <= MSGID_MAX_LEN){
+		size_t i;
+		for(i=0; i + 16 < len; i += 16){
+			if(msgid_bad16(s + i)) return false;
+		}
+		return msgid_bad16(s + len - 16) == 0;
+	}
+#else
+	(void)lo;
+	(void)hi;
+#endif
+	return names__valid_msgid(s, len);
+}
+
 bool names__split_clientid(const char *id, size_t *user_len,
 		const char **device, size_t *device_len)
 {

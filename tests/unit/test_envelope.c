@@ -381,7 +381,8 @@ static void test_ts_wrap(void **state)
 }
 
 /* The id grammar, [A-Za-z0-9_-]{1,64}, checked 16 bytes a step for long
- * ids: every byte value at every position of ids of every length 1..64. */
+ * ids and with one load of the buffer around a short one: every byte value
+ * at every position of ids of every length 1..64. */
 static void test_msgid_every_byte(void **state)
 {
 	char id[MSGID_MAX_LEN + 1];
@@ -396,15 +397,29 @@ static void test_msgid_every_byte(void **state)
 			for(b=0; b<256; b++){
 				bool want = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')
 					|| (b >= '0' && b <= '9') || b == '_' || b == '-';
-				char *copy = malloc(len);
+				size_t size = len < 20 ? 20 : len, at;
+				char *copy = malloc(len), *buf = malloc(size);
 
 				assert_non_null(copy);
+				assert_non_null(buf);
 				id[pos] = (char)b;
 				memcpy(copy, id, len);
-				if(names__valid_msgid(copy, len) != want){
+				if(names__valid_msgid(copy, len) != want
+						|| names__valid_msgid_in(copy, len, copy, copy + len) != want){
 					fail_msg("id of %zu bytes, 0x%02x at %zu: got %d", len, b, pos, !want);
 				}
+				/* Inside a larger buffer, at its start, middle and end,
+				 * the rest of it full of bytes the grammar refuses. */
+				for(at=0; at<=size-len; at+=(size-len)/2 ? (size-len)/2 : 1){
+					memset(buf, '.', size);
+					memcpy(buf + at, id, len);
+					if(names__valid_msgid_in(buf + at, len, buf, buf + size) != want){
+						fail_msg("id of %zu bytes at %zu of %zu, 0x%02x at %zu: got %d", len, at,
+								size, b, pos, !want);
+					}
+				}
 				free(copy);
+				free(buf);
 			}
 			id[pos] = keep;
 		}
