@@ -34,6 +34,7 @@ enum {
 
 /* Property identifiers used here. */
 #define PROP_SESSION_EXPIRY 0x11
+#define PROP_SERVER_KEEP_ALIVE 0x13
 #define PROP_RECEIVE_MAXIMUM 0x21
 #define PROP_MAXIMUM_PACKET_SIZE 0x27
 #define PROP_RESPONSE_TOPIC 0x08
@@ -68,6 +69,9 @@ struct mqtt {
 	size_t tls_wlen;      /* length of an SSL_write to repeat, or 0 */
 	bool ready;           /* CONNACK 0 received */
 	bool closing;         /* mqtt__close ran during a dispatch */
+	bool dispatching;     /* inside a callback: no mqtt__connect */
+	char *host;           /* copy of o.host: OpenSSL's SNI setter takes char * */
+	int keepalive;        /* seconds: ours, or the broker's Server Keep Alive */
 
 	struct buf in, out;
 	char topic[65536];    /* the PUBLISH topic, NUL-terminated */
@@ -245,6 +249,11 @@ struct mqtt *mqtt__new(const struct mqtt_opts *opts, const struct mqtt_callbacks
 	m->cb = *cb;
 	m->arg = arg;
 	m->fd = -1;
+	m->host = strdup(opts->host);
+	if(m->host == NULL){
+		free(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -284,6 +293,7 @@ void mqtt__free(struct mqtt *m)
 	if(m == NULL) return;
 	mqtt__close(m);
 	if(m->ctx) SSL_CTX_free(m->ctx);
+	free(m->host);
 	free(m->in.data);
 	free(m->out.data);
 	free(m);
@@ -412,7 +422,7 @@ static int tls_start(struct mqtt *m, int64_t deadline, char *err, size_t errlen)
 	if(inet_pton(AF_INET, m->o.host, &a4) == 1 || inet_pton(AF_INET6, m->o.host, &a6) == 1){
 		rc = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(m->ssl), m->o.host);
 	}else{
-		rc = SSL_set_tlsext_host_name(m->ssl, m->o.host) == 1 && SSL_set1_host(m->ssl, m->o.host) == 1;
+		rc = SSL_set_tlsext_host_name(m->ssl, m->host) == 1 && SSL_set1_host(m->ssl, m->host) == 1;
 	}
 	if(rc != 1){
 		tls_err(m, err, errlen, "host name");
@@ -469,6 +479,12 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 	int64_t deadline = time__mono_ms() + MQTT_CONNECT_TIMEOUT_MS;
 	int rc, saved = 0;
 
+	if(m->dispatching){
+		/* The read buffer and its position belong to the connection being
+		 * dispatched: a new one must wait until mqtt__read returns. */
+		seterr(err, errlen, "connect from inside a callback");
+		return MQC_ERR_INVAL;
+	}
 	mqtt__close(m);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -495,6 +511,7 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 	m->closing = false;
 	m->next_mid = 0;
 	m->quota = 65535;
+	m->keepalive = m->o.keepalive;
 	m->opened = m->last_out = time__mono_ms();
 	if(m->o.cafile && tls_start(m, deadline, err, errlen) != MQC_OK){
 		mqtt__close(m);
@@ -710,6 +727,8 @@ static int handle_connack(struct mqtt *m, const unsigned char *p, size_t rl, cha
 				return MQC_ERR_INVAL;
 			}
 			if(id == PROP_RECEIVE_MAXIMUM && num > 0) m->quota = num;
+			/* The broker's keepalive wins over ours (MQTT 5, 3.2.2.3.14). */
+			if(id == PROP_SERVER_KEEP_ALIVE) m->keepalive = (int)num;
 		}
 	}
 	m->ready = true;
@@ -812,10 +831,12 @@ malformed:
 	return MQC_ERR_INVAL;
 }
 
-static int handle_packet(struct mqtt *m, const unsigned char *pkt, size_t rl, char *err, size_t errlen)
+/* One whole packet: pkt[0] is its type and flags, its body (rl bytes)
+ * starts at p. */
+static int handle_packet(struct mqtt *m, const unsigned char *pkt, const unsigned char *p, size_t rl,
+		char *err, size_t errlen)
 {
 	unsigned type = pkt[0] >> 4, flags = pkt[0] & 0x0f;
-	const unsigned char *p = pkt + 1 + varint_len(rl);
 
 	if(!m->ready && type != PT_CONNACK && type != PT_DISCONNECT){
 		seterr(err, errlen, "packet type %u before CONNACK", type);
@@ -858,7 +879,9 @@ static int dispatch(struct mqtt *m, char *err, size_t errlen)
 
 		used = get_varint(pkt + 1, b->data + b->end, &rl);
 		if(used == 0) break;
-		if(used < 0){
+		if(used < 0 || (size_t)used != varint_len(rl)){
+			/* More than 4 bytes, or more than the value needs: both
+			 * malformed (MQTT 5, 1.5.5). */
 			seterr(err, errlen, "malformed packet length");
 			return MQC_ERR_INVAL;
 		}
@@ -875,7 +898,9 @@ static int dispatch(struct mqtt *m, char *err, size_t errlen)
 			}
 			break;
 		}
-		rc = handle_packet(m, pkt, rl, err, errlen);
+		m->dispatching = true;
+		rc = handle_packet(m, pkt, pkt + 1 + used, rl, err, errlen);
+		m->dispatching = false;
 		if(m->fd < 0) return MQC_OK;   /* closed by a callback */
 		if(rc != MQC_OK) return rc;
 		b->start += total;
@@ -992,7 +1017,7 @@ int mqtt__publish(struct mqtt *m, const char *topic, const void *payload, size_t
 
 int mqtt__tick(struct mqtt *m, int64_t now, int64_t *next, char *err, size_t errlen)
 {
-	int64_t ka = (int64_t)m->o.keepalive * 1000;
+	int64_t ka = (int64_t)m->keepalive * 1000;
 	unsigned char *p;
 
 	*next = now + 1000;
@@ -1008,7 +1033,7 @@ int mqtt__tick(struct mqtt *m, int64_t now, int64_t *next, char *err, size_t err
 	}
 	if(ka <= 0) return MQC_OK;
 	if(m->ping_sent && now - m->ping_sent >= ka){
-		seterr(err, errlen, "no answer to PINGREQ within %d s", m->o.keepalive);
+		seterr(err, errlen, "no answer to PINGREQ within %d s", m->keepalive);
 		mqtt__close(m);
 		return MQC_ERR_IO;
 	}

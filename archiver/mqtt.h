@@ -23,7 +23,9 @@
  *   mqtt__disconnect say DISCONNECT (the session stays), or mqtt__close:
  *                    drop the connection and everything not yet sent.
  * A closed connection can be connected again; the broker's session keeps
- * whatever it had not received a PUBACK for. */
+ * whatever it had not received a PUBACK for. Callbacks may publish,
+ * subscribe, flush, disconnect or close, but not connect (refused with
+ * MQC_ERR_INVAL): that waits until mqtt__read has returned. */
 #ifndef MQCHAT_ARCHIVER_MQTT_H
 #define MQCHAT_ARCHIVER_MQTT_H
 
@@ -44,7 +46,7 @@ struct mqtt_opts {
 	const char *user;
 	const char *password;
 	const char *cafile;        /* TLS, verifying the broker against it, when set */
-	int keepalive;             /* seconds */
+	int keepalive;             /* seconds; a Server Keep Alive in the CONNACK wins */
 	uint32_t session_expiry;   /* seconds the broker keeps the session */
 	uint16_t receive_max;      /* QoS 1 messages the broker may have in flight to us */
 	uint32_t max_packet;       /* largest packet we accept (the broker drops larger) */

@@ -33,7 +33,7 @@ $(eval $(call fuzz_rule,plugin_config,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,auth,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,rpc,archiver/rpc.c archiver/archive.c $(COMMON_SRC),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,archiver_config,archiver/config.c $(COMMON_SRC),$(LDLIBS_COMMON)))
-$(eval $(call fuzz_rule,mqtt,archiver/mqtt.c common/timeutil.c common/err.c,-lssl -lcrypto -Wno-cast-qual))
+$(eval $(call fuzz_rule,mqtt,archiver/mqtt.c common/timeutil.c common/err.c,-lssl -lcrypto))
 
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -724,6 +724,13 @@ static const struct bad bad_varint5 = {
 	"remaining length with 5 continuation bytes", BYTES(0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x01, 'a'),
 	"malformed packet length",
 };
+/* 0x85 0x00 is 5 in two bytes where one would do: malformed (MQTT 5,
+ * 1.5.5), and read as 5 it would shift the body by a byte. */
+static const struct bad bad_varint_long = {
+	"remaining length not in its shortest form",
+	BYTES(0x30, 0x85, 0x00, 0x00, 0x01, 'T', 0x00, 'P', 'Q'),
+	"malformed packet length",
+};
 static const struct bad bad_topic_len = {
 	"topic length past the end", BYTES(0x32, 0x07, 0x00, 0x09, 'a', 'b', 'c', 0x00, 0x01),
 	"malformed PUBLISH",
@@ -987,7 +994,66 @@ static void test_keepalive_pingresp(void **state)
 	EXPECT(f, 0xc0, 0x00);
 }
 
+/* A Server Keep Alive in the CONNACK (10 s here, ours is 30 s) is the one
+ * to keep (MQTT 5, 3.2.2.3.14). */
+static void test_keepalive_from_server(void **state)
+{
+	struct fx *f = *state;
+	int64_t t, next = 0;
+
+	assert_int_equal(DELIVER(f, 0x20, 0x06, 0x00, 0x00, 0x03, 0x13, 0x00, 0x0a), MQC_OK);
+	assert_true(mqtt__is_ready(f->m));
+	t = time__mono_ms();
+	assert_int_equal(mqtt__tick(f->m, t, &next, f->err, sizeof(f->err)), MQC_OK);
+	assert_true(next <= t + 10 * 1000);
+	assert_true(broker_quiet(f));
+	t += 10 * 1000 + 1;
+	assert_int_equal(mqtt__tick(f->m, t, &next, f->err, sizeof(f->err)), MQC_OK);
+	EXPECT(f, 0xc0, 0x00);
+	assert_int_equal(mqtt__tick(f->m, t + 10 * 1000, &next, f->err, sizeof(f->err)), MQC_ERR_IO);
+	assert_err_has(f, "no answer to PINGREQ within 10 s");
+}
+
 /* ---- closing ---- */
+
+static int reconnect_rc;
+
+static void on_message_reconnect(void *arg, const struct mqtt_msg *msg)
+{
+	struct fx *f = arg;
+
+	(void)msg;
+	f->msgs++;
+	mqtt__close(f->m);
+	reconnect_rc = mqtt__connect(f->m, f->err, sizeof(f->err));
+}
+
+/* mqtt__connect from inside a callback is refused: the read buffer being
+ * dispatched belongs to the old connection. */
+static void test_connect_in_callback_refused(void **state)
+{
+	struct fx *f = *state;
+	static const struct mqtt_callbacks cb = { .on_message = on_message_reconnect };
+	struct mqtt *m = f->m;
+
+	f->m = mqtt__new(&f->o, &cb, f);
+	assert_non_null(f->m);
+	mqtt__free(m);
+	close(f->bfd);
+	f->bfd = -1;
+	assert_int_equal(mqtt__connect(f->m, f->err, sizeof(f->err)), MQC_OK);
+	accept_client(f);
+	assert_int_equal(DELIVER(f, 0x20, 0x03, 0x00, 0x00, 0x00,
+			0x32, 0x07, 0x00, 0x01, 'a', 0x00, 0x01, 0x00, '1',
+			0x32, 0x07, 0x00, 0x01, 'b', 0x00, 0x02, 0x00, '2'), MQC_OK);
+	assert_int_equal(f->msgs, 1);
+	assert_int_equal(reconnect_rc, MQC_ERR_INVAL);
+	assert_err_has(f, "connect from inside a callback");
+	assert_false(mqtt__is_open(f->m));
+	/* After mqtt__read returned, connecting works again. */
+	assert_int_equal(mqtt__connect(f->m, f->err, sizeof(f->err)), MQC_OK);
+	assert_true(mqtt__is_open(f->m));
+}
 
 /* on_message closes the connection: no PUBACK (not even for the message
  * before it), the rest of that read is dropped, and after a new connection
@@ -1097,6 +1163,7 @@ int main(void)
 		T_READY(test_split_every_boundary),
 		T_READY(test_large_packet),
 		T_BAD(bad_varint5),
+		T_BAD(bad_varint_long),
 		T_BAD(bad_topic_len),
 		T_BAD(bad_props_len),
 		T_BAD(bad_prop_value),
@@ -1124,6 +1191,8 @@ int main(void)
 		T_READY(test_suback_codes),
 		T_READY(test_keepalive_no_answer),
 		T_READY(test_keepalive_pingresp),
+		T_CONN(test_keepalive_from_server),
+		T_CONN(test_connect_in_callback_refused),
 		T_READY(test_close_in_callback),
 		T_READY(test_close_in_callback_first),
 		T_READY(test_disconnect_drop_unsent),
