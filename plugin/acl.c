@@ -358,7 +358,10 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 
 	(void)event;
 	req.username = mosquitto_client_username(ed->client);
-	req.clientid = mosquitto_client_id(ed->client);
+	/* Only the registration pseudo-user's decision reads the client id:
+	 * no broker call for it on every other check. */
+	req.clientid = req.username != NULL && req.username[0] == REGISTER_USER[0]
+		? mosquitto_client_id(ed->client) : NULL;
 	req.access = ed->access;
 	req.topic = ed->topic;
 	req.payload = ed->payload;

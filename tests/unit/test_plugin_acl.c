@@ -469,6 +469,16 @@ static void test_callback_counts_and_logs(void **state)
 	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
 	assert_null(strchr(stub.last_log, '\n'));
 	assert_int_equal(m->acl_denied[ACL_DENY_NO_USER], 1);
+
+	/* The registration pseudo-user is decided by its client id, which the
+	 * callback fetches for it (and only for it). */
+	client.username = REGISTER_USER;
+	client.id = "_register@dev1";
+	ed.access = MOSQ_ACL_SUBSCRIBE;
+	ed.topic = "chat/register/_register@dev1/resp";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	ed.topic = "chat/register/_register@dev2/resp";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
 }
 
 /* The first len characters of a 32-byte name: every prefix is an account. */
