@@ -89,21 +89,26 @@ static inline unsigned msgid_bad16(const char *p)
 
 	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), punct)) ^ 0xFFFFu;
 }
+
+/* An id of 16..MSGID_MAX_LEN bytes, 16 bytes a step, the last block being
+ * the 16 bytes that end at s + len. */
+static bool msgid_long(const char *s, size_t len)
+{
+	size_t i;
+
+	for(i=0; i + 16 < len; i += 16){
+		if(msgid_bad16(s + i)) return false;
+	}
+	return msgid_bad16(s + len - 16) == 0;
+}
 #endif
 
 bool names__valid_msgid(const char *s, size_t len)
 {
 	if(s == NULL || len == 0 || len > MSGID_MAX_LEN) return false;
 #if defined(__SSE2__)
-	/* Every envelope's id is checked on the broker thread: 16 bytes a
-	 * step, the last block being the 16 bytes that end at s + len. */
-	if(len >= 16){
-		size_t i;
-		for(i=0; i + 16 < len; i += 16){
-			if(msgid_bad16(s + i)) return false;
-		}
-		return msgid_bad16(s + len - 16) == 0;
-	}
+	/* Every envelope's id is checked on the broker thread. */
+	if(len >= 16) return msgid_long(s, len);
 #endif
 	return all_in(s, len, MSGID_CHARS);
 }
@@ -120,13 +125,7 @@ bool names__valid_msgid_in(const char *s, size_t len, const char *lo, const char
 
 		return (bad & ((1u << len) - 1)) == 0;
 	}
-	if(s != NULL && len >= 16 && len <= MSGID_MAX_LEN){
-		size_t i;
-		for(i=0; i + 16 < len; i += 16){
-			if(msgid_bad16(s + i)) return false;
-		}
-		return msgid_bad16(s + len - 16) == 0;
-	}
+	if(s != NULL && len >= 16 && len <= MSGID_MAX_LEN) return msgid_long(s, len);
 #else
 	(void)lo;
 	(void)hi;
