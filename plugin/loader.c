@@ -31,6 +31,7 @@ static void post_message(struct loader *l, int level, const char *fmt, ...)
 	va_end(ap);
 	l->message_level = level;
 	l->has_message = true;
+	__atomic_store_n(&l->news, 1, __ATOMIC_RELEASE);
 }
 
 /* Report a failed reload once per failure streak. */
@@ -103,6 +104,7 @@ static void poll_once(struct loader *l, bool force)
 	pthread_mutex_lock(&l->mutex);
 	old = l->pending;               /* never seen by the broker thread */
 	l->pending = s;
+	__atomic_store_n(&l->news, 1, __ATOMIC_RELEASE);
 	if(l->failing){
 		post_message(l, MOSQ_LOG_NOTICE, "mqchat: user store %s readable again", l->path);
 	}
@@ -210,7 +212,10 @@ struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *l
 
 	*has_msg = false;
 	if(!l->started) return NULL;
+	/* A stale 0 only delays the news to the next tick. */
+	if(!__atomic_load_n(&l->news, __ATOMIC_ACQUIRE)) return NULL;
 	pthread_mutex_lock(&l->mutex);
+	__atomic_store_n(&l->news, 0, __ATOMIC_RELAXED);
 	s = l->pending;
 	l->pending = NULL;
 	if(l->has_message){

@@ -153,6 +153,10 @@ struct loader {
 	char message[512];              /* a line for the broker thread to log */
 	int message_level;
 	bool has_message;
+	/* pending or has_message set: written under mutex, read without it by
+	 * loader__take, so the broker's every-pass tick takes no lock when
+	 * there is nothing to take. */
+	int news;
 };
 
 /* Start the thread. It takes ownership of udb (already loaded from at
