@@ -64,6 +64,10 @@ WINDOW = {10: 8, 100: 2}   # messages in flight per publisher
 # per wake-up in every setup, well below the slowest setup's capacity.
 PACE = {"pairs": 5000, "fanout": 10000}
 DROP_LINE = "Outgoing messages are being dropped"
+# Messages stored so far, cheaply: every stored message takes the next seq
+# (duplicates and receipts take none), and max(seq) is one index look-up
+# where count(*) walks a million rows, stealing a core from what is measured.
+STORED_SQL = "SELECT coalesce(max(seq), 0) FROM messages"
 
 TITLES = {
     "a": "mosquitto, anonymous, no ACL (ceiling)",
@@ -434,7 +438,7 @@ def run_ingest(results, broker):
         name = load_name(kind, n, qos)
         log("(e) ingest %s" % name)
         results["ingest_" + name] = bench(kind, broker, *(load_args(kind, n, qos) + [
-            "--archive-db", archive, "--archive-sql", "SELECT count(*) FROM messages"]),
+            "--archive-db", archive, "--archive-sql", STORED_SQL]),
             timeout=SECONDS * 3 + 120)
 
 
@@ -448,7 +452,7 @@ def proc_cpu_s(pid):
 def archive_count(path):
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
     try:
-        return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        return db.execute(STORED_SQL).fetchone()[0]
     finally:
         db.close()
 
@@ -492,6 +496,7 @@ def run_drain(results, broker):
                        "archiver_cpu_us_per_msg": a_cpu * 1e6 / pub["sent"],
                        "broker_cpu_us_per_msg": b_cpu * 1e6 / pub["sent"]})
     results["drain"] = median_run(rounds, "stored_per_s")
+    results["drain_rounds"] = rounds
 
 
 def finish_setup(key, res, broker, tmp):
