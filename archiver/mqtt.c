@@ -1050,6 +1050,21 @@ int mqtt__tick(struct mqtt *m, int64_t now, int64_t *next, char *err, size_t err
 	return MQC_OK;
 }
 
+/* Read and discard until the broker closes the connection or deadline. */
+static void await_close(struct mqtt *m, int64_t deadline)
+{
+	unsigned char scratch[16384];
+	char err[128];
+	ssize_t n;
+
+	for(;;){
+		n = sock_read(m, scratch, sizeof(scratch), err, sizeof(err));
+		if(n < 0) return;                    /* closed (or failed): done */
+		if(n > 0) continue;
+		if(wait_fd(m->fd, m->tls_want_write ? POLLOUT : POLLIN, deadline) != MQC_OK) return;
+	}
+}
+
 void mqtt__disconnect(struct mqtt *m, bool drop_unsent, int wait_ms)
 {
 	int64_t deadline = time__mono_ms() + wait_ms;
@@ -1070,6 +1085,13 @@ void mqtt__disconnect(struct mqtt *m, bool drop_unsent, int wait_ms)
 		while(mqtt__flush(m, err, sizeof(err)) == MQC_OK && mqtt__want_write(m)){
 			if(wait_fd(m->fd, POLLOUT, deadline) != MQC_OK) break;
 		}
+		/* Wait for the broker to close its side after our DISCONNECT.
+		 * Closing first, with its PUBLISHes still arriving, would answer
+		 * them with a reset, and a reset makes the broker's kernel drop
+		 * what the broker had not read yet: our last PUBACKs, whose
+		 * messages it would then send again. What arrives meanwhile is
+		 * not acknowledged, so the broker keeps it. */
+		if(m->fd >= 0 && !mqtt__want_write(m)) await_close(m, deadline);
 	}
 	mqtt__close(m);
 }

@@ -507,6 +507,8 @@ def finish_setup(key, res, broker, tmp):
     broker.stop()
     text = broker.log_text()
     res["dropped_lines"] = text.count(DROP_LINE)
+    # Whose messages: a recipient of a load, or the archiver.
+    res["dropped_for"] = sorted(set(re.findall(DROP_LINE + r" for client (\S+?)\.?$", text, re.M)))
     res["plugin_log"] = [scrub(l, tmp) for l in text.splitlines() if "mqchat: loaded" in l][:2]
 
 
@@ -763,7 +765,9 @@ def markdown(doc):
                     n, q, fmt(a["published_per_s"]), fmt(a["stored_per_s"]), fmt(a["max_lag"]),
                     fmt(a["drain_ms"]) if a["drain_ms"] >= 0 else "never", fmt(a["final_lag"])))
         L.append("")
-        L.append("Broker log lines \"%s\": %d." % (DROP_LINE, e.get("dropped_lines", 0)))
+        L.append("Broker log lines \"%s\": %d%s." % (
+            DROP_LINE, e.get("dropped_lines", 0),
+            " (for %s)" % ", ".join(e["dropped_for"]) if e.get("dropped_for") else ""))
         L.append("")
         dr = e.get("drain")
         if dr and "error" not in dr:

@@ -1114,6 +1114,8 @@ static void test_disconnect_drop_unsent(void **state)
 	assert_int_equal(f->msgs, 1);
 	assert_int_equal(mqtt__publish(f->m, "t", "x", 1, NULL, 0), MQC_OK);
 	assert_true(mqtt__want_write(f->m));
+	/* The broker closes its side at once (it would after DISCONNECT). */
+	shutdown(f->bfd, SHUT_WR);
 	mqtt__disconnect(f->m, true, 1000);
 	EXPECT(f, 0xe0, 0x00);
 	assert_closed(f);
@@ -1124,8 +1126,44 @@ static void test_disconnect_sends_unsent(void **state)
 	struct fx *f = *state;
 
 	assert_int_equal(DELIVER(f, 0x32, 0x07, 0x00, 0x01, 'a', 0x00, 0x09, 0x00, 'x'), MQC_OK);
+	shutdown(f->bfd, SHUT_WR);
 	mqtt__disconnect(f->m, false, 1000);
 	EXPECT(f, 0x40, 0x02, 0x00, 0x09, 0xe0, 0x00);
+	assert_closed(f);
+}
+
+/* After DISCONNECT the client waits for the broker to close, reading and
+ * acknowledging nothing: a PUBLISH still on its way stays the broker's.
+ * Closing at once would answer it with a reset, and a reset drops the
+ * PUBACKs the broker had not read yet. */
+static void test_disconnect_waits_for_close(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char late[] = { 0x32, 0x07, 0x00, 0x01, 'z', 0x00, 0x0a, 0x00, 'z' };
+	int64_t t0;
+
+	assert_int_equal(DELIVER(f, 0x32, 0x07, 0x00, 0x01, 'a', 0x00, 0x09, 0x00, 'x'), MQC_OK);
+	/* A PUBLISH the client has not read yet, then the broker's close. */
+	assert_int_equal(write(f->bfd, late, sizeof(late)), (ssize_t)sizeof(late));
+	shutdown(f->bfd, SHUT_WR);
+	t0 = time__mono_ms();
+	mqtt__disconnect(f->m, false, 2000);
+	assert_true(time__mono_ms() - t0 < 1000);
+	EXPECT(f, 0x40, 0x02, 0x00, 0x09, 0xe0, 0x00);
+	assert_int_equal(f->msgs, 1);
+	assert_closed(f);
+}
+
+/* A broker that never closes: the wait ends at wait_ms. */
+static void test_disconnect_wait_bounded(void **state)
+{
+	struct fx *f = *state;
+	int64_t t0 = time__mono_ms(), el;
+
+	mqtt__disconnect(f->m, false, 300);
+	el = time__mono_ms() - t0;
+	assert_true(el >= 250 && el < 2000);
+	EXPECT(f, 0xe0, 0x00);
 	assert_closed(f);
 }
 
@@ -1197,6 +1235,8 @@ int main(void)
 		T_READY(test_close_in_callback_first),
 		T_READY(test_disconnect_drop_unsent),
 		T_READY(test_disconnect_sends_unsent),
+		T_READY(test_disconnect_waits_for_close),
+		T_READY(test_disconnect_wait_bounded),
 		cmocka_unit_test(test_reason_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
