@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,19 +113,6 @@ const char *mqtt__reason(int code)
 		if(reasons[i].code == code) return reasons[i].text;
 	}
 	return "unknown reason";
-}
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if(err == NULL || errlen == 0) return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* ---- buffers ---- */
@@ -332,12 +318,12 @@ static void tls_err(struct mqtt *m, char *err, size_t errlen, const char *what)
 	char buf[256];
 
 	if(v != X509_V_OK){
-		seterr(err, errlen, "TLS error: %s: %s", what, X509_verify_cert_error_string(v));
+		mqc_seterr(err, errlen, "TLS error: %s: %s", what, X509_verify_cert_error_string(v));
 	}else if(e){
 		ERR_error_string_n(e, buf, sizeof(buf));
-		seterr(err, errlen, "TLS error: %s: %s", what, buf);
+		mqc_seterr(err, errlen, "TLS error: %s: %s", what, buf);
 	}else{
-		seterr(err, errlen, "TLS error: %s: %s", what, errno ? strerror(errno) : "connection closed");
+		mqc_seterr(err, errlen, "TLS error: %s: %s", what, errno ? strerror(errno) : "connection closed");
 	}
 	ERR_clear_error();
 }
@@ -435,7 +421,7 @@ static int tls_start(struct mqtt *m, int64_t deadline, char *err, size_t errlen)
 		e = SSL_get_error(m->ssl, rc);
 		if(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE){
 			if(wait_fd(m->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) != MQC_OK){
-				seterr(err, errlen, "TLS error: handshake timed out");
+				mqc_seterr(err, errlen, "TLS error: handshake timed out");
 				return MQC_ERR_IO;
 			}
 			continue;
@@ -482,7 +468,7 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 	if(m->dispatching){
 		/* The read buffer and its position belong to the connection being
 		 * dispatched: a new one must wait until mqtt__read returns. */
-		seterr(err, errlen, "connect from inside a callback");
+		mqc_seterr(err, errlen, "connect from inside a callback");
 		return MQC_ERR_INVAL;
 	}
 	mqtt__close(m);
@@ -492,7 +478,7 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 	snprintf(port, sizeof(port), "%d", m->o.port);
 	rc = getaddrinfo(m->o.host, port, &hints, &res);
 	if(rc != 0){
-		seterr(err, errlen, "%s", gai_strerror(rc));
+		mqc_seterr(err, errlen, "%s", gai_strerror(rc));
 		return MQC_ERR_IO;
 	}
 	rc = MQC_ERR_IO;
@@ -505,7 +491,7 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 	}
 	freeaddrinfo(res);
 	if(rc != MQC_OK){
-		seterr(err, errlen, "%s", strerror(saved ? saved : ECONNREFUSED));
+		mqc_seterr(err, errlen, "%s", strerror(saved ? saved : ECONNREFUSED));
 		return MQC_ERR_IO;
 	}
 	m->closing = false;
@@ -519,7 +505,7 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 	}
 	rc = send_connect(m);
 	if(rc != MQC_OK){
-		seterr(err, errlen, "%s", mqc_strerror(rc));
+		mqc_seterr(err, errlen, "%s", mqc_strerror(rc));
 		mqtt__close(m);
 		return rc;
 	}
@@ -546,7 +532,7 @@ static ssize_t sock_read(struct mqtt *m, void *p, size_t n, char *err, size_t er
 			return 0;
 		}
 		if(e == SSL_ERROR_ZERO_RETURN){
-			seterr(err, errlen, "the broker closed the connection");
+			mqc_seterr(err, errlen, "the broker closed the connection");
 		}else{
 			tls_err(m, err, errlen, "read");
 		}
@@ -556,12 +542,12 @@ static ssize_t sock_read(struct mqtt *m, void *p, size_t n, char *err, size_t er
 		r = read(m->fd, p, n);
 		if(r > 0) return r;
 		if(r == 0){
-			seterr(err, errlen, "the broker closed the connection");
+			mqc_seterr(err, errlen, "the broker closed the connection");
 			return -1;
 		}
 		if(errno == EINTR) continue;
 		if(errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-		seterr(err, errlen, "%s", strerror(errno));
+		mqc_seterr(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
 }
@@ -597,7 +583,7 @@ static ssize_t sock_write(struct mqtt *m, const void *p, size_t n, char *err, si
 		if(r >= 0) return r;
 		if(errno == EINTR) continue;
 		if(errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-		seterr(err, errlen, "%s", strerror(errno));
+		mqc_seterr(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
 }
@@ -607,7 +593,7 @@ int mqtt__flush(struct mqtt *m, char *err, size_t errlen)
 	ssize_t n;
 
 	if(m->fd < 0){
-		seterr(err, errlen, "not connected");
+		mqc_seterr(err, errlen, "not connected");
 		return MQC_ERR_IO;
 	}
 	if(m->tls_want_write && m->out.end == m->out.start){
@@ -707,23 +693,23 @@ static int handle_connack(struct mqtt *m, const unsigned char *p, size_t rl, cha
 	int id;
 
 	if(rl < 2){
-		seterr(err, errlen, "malformed CONNACK");
+		mqc_seterr(err, errlen, "malformed CONNACK");
 		return MQC_ERR_INVAL;
 	}
 	if(p[1] != 0){
-		seterr(err, errlen, "the broker refused the connection: %s (0x%02x)", mqtt__reason(p[1]), p[1]);
+		mqc_seterr(err, errlen, "the broker refused the connection: %s (0x%02x)", mqtt__reason(p[1]), p[1]);
 		return MQC_ERR_PERM;
 	}
 	q = p + 2;
 	if(q < end){
 		if(!props_block(&q, end, &props, &pend)){
-			seterr(err, errlen, "malformed CONNACK properties");
+			mqc_seterr(err, errlen, "malformed CONNACK properties");
 			return MQC_ERR_INVAL;
 		}
 		while(props < pend){
 			props = prop_next(props, pend, &id, &val, &vlen, &num);
 			if(props == NULL){
-				seterr(err, errlen, "malformed CONNACK properties");
+				mqc_seterr(err, errlen, "malformed CONNACK properties");
 				return MQC_ERR_INVAL;
 			}
 			if(id == PROP_RECEIVE_MAXIMUM && num > 0) m->quota = num;
@@ -748,7 +734,7 @@ static int handle_publish(struct mqtt *m, unsigned flags, const unsigned char *p
 	int id;
 
 	if(qos > 1){
-		seterr(err, errlen, "PUBLISH at QoS %u, above the subscription's", qos);
+		mqc_seterr(err, errlen, "PUBLISH at QoS %u, above the subscription's", qos);
 		return MQC_ERR_INVAL;
 	}
 	if(rl < 2) goto malformed;
@@ -789,14 +775,14 @@ static int handle_publish(struct mqtt *m, unsigned flags, const unsigned char *p
 		unsigned char *q = out_begin(m, PT_PUBACK << 4, 2);
 
 		if(q == NULL){
-			seterr(err, errlen, "out of memory");
+			mqc_seterr(err, errlen, "out of memory");
 			return MQC_ERR_NOMEM;
 		}
 		put_u16(&q, mid);
 	}
 	return MQC_OK;
 malformed:
-	seterr(err, errlen, "malformed PUBLISH");
+	mqc_seterr(err, errlen, "malformed PUBLISH");
 	return MQC_ERR_INVAL;
 }
 
@@ -827,7 +813,7 @@ static int handle_suback(struct mqtt *m, const unsigned char *p, size_t rl, char
 	if(m->cb.on_suback) m->cb.on_suback(m->arg, p, (size_t)(end - p));
 	return MQC_OK;
 malformed:
-	seterr(err, errlen, "malformed SUBACK");
+	mqc_seterr(err, errlen, "malformed SUBACK");
 	return MQC_ERR_INVAL;
 }
 
@@ -839,7 +825,7 @@ static int handle_packet(struct mqtt *m, const unsigned char *pkt, const unsigne
 	unsigned type = pkt[0] >> 4, flags = pkt[0] & 0x0f;
 
 	if(!m->ready && type != PT_CONNACK && type != PT_DISCONNECT){
-		seterr(err, errlen, "packet type %u before CONNACK", type);
+		mqc_seterr(err, errlen, "packet type %u before CONNACK", type);
 		return MQC_ERR_INVAL;
 	}
 	switch(type){
@@ -858,12 +844,12 @@ static int handle_packet(struct mqtt *m, const unsigned char *pkt, const unsigne
 			m->ping_sent = 0;
 			return MQC_OK;
 		case PT_DISCONNECT:
-			seterr(err, errlen, "the broker disconnected: %s", rl ? mqtt__reason(p[0]) : "normal");
+			mqc_seterr(err, errlen, "the broker disconnected: %s", rl ? mqtt__reason(p[0]) : "normal");
 			return MQC_ERR_IO;
 		default:
 			break;
 	}
-	seterr(err, errlen, "unexpected packet type %u", type);
+	mqc_seterr(err, errlen, "unexpected packet type %u", type);
 	return MQC_ERR_INVAL;
 }
 
@@ -882,18 +868,18 @@ static int dispatch(struct mqtt *m, char *err, size_t errlen)
 		if(used < 0 || (size_t)used != varint_len(rl)){
 			/* More than 4 bytes, or more than the value needs: both
 			 * malformed (MQTT 5, 1.5.5). */
-			seterr(err, errlen, "malformed packet length");
+			mqc_seterr(err, errlen, "malformed packet length");
 			return MQC_ERR_INVAL;
 		}
 		total = 1 + (size_t)used + rl;
 		if(total > (size_t)m->o.max_packet){
-			seterr(err, errlen, "a packet of %zu bytes, above the %u announced", total, m->o.max_packet);
+			mqc_seterr(err, errlen, "a packet of %zu bytes, above the %u announced", total, m->o.max_packet);
 			return MQC_ERR_INVAL;
 		}
 		if(b->end - b->start < total){
 			/* Make room for the rest of it. */
 			if(buf_reserve(b, total - (b->end - b->start)) != MQC_OK){
-				seterr(err, errlen, "out of memory");
+				mqc_seterr(err, errlen, "out of memory");
 				return MQC_ERR_NOMEM;
 			}
 			break;
@@ -916,13 +902,13 @@ int mqtt__read(struct mqtt *m, size_t budget, char *err, size_t errlen)
 	int rc;
 
 	if(m->fd < 0){
-		seterr(err, errlen, "not connected");
+		mqc_seterr(err, errlen, "not connected");
 		return MQC_ERR_IO;
 	}
 	m->closing = false;
 	while(got < budget){
 		if(m->in.cap - m->in.end < IN_CHUNK / 4 && buf_reserve(&m->in, IN_CHUNK / 4) != MQC_OK){
-			seterr(err, errlen, "out of memory");
+			mqc_seterr(err, errlen, "out of memory");
 			mqtt__close(m);
 			return MQC_ERR_NOMEM;
 		}
@@ -1024,7 +1010,7 @@ int mqtt__tick(struct mqtt *m, int64_t now, int64_t *next, char *err, size_t err
 	if(m->fd < 0) return MQC_OK;
 	if(!m->ready){
 		if(now - m->opened >= MQTT_CONNECT_TIMEOUT_MS){
-			seterr(err, errlen, "no CONNACK within %d s", MQTT_CONNECT_TIMEOUT_MS / 1000);
+			mqc_seterr(err, errlen, "no CONNACK within %d s", MQTT_CONNECT_TIMEOUT_MS / 1000);
 			mqtt__close(m);
 			return MQC_ERR_IO;
 		}
@@ -1033,14 +1019,14 @@ int mqtt__tick(struct mqtt *m, int64_t now, int64_t *next, char *err, size_t err
 	}
 	if(ka <= 0) return MQC_OK;
 	if(m->ping_sent && now - m->ping_sent >= ka){
-		seterr(err, errlen, "no answer to PINGREQ within %d s", m->keepalive);
+		mqc_seterr(err, errlen, "no answer to PINGREQ within %d s", m->keepalive);
 		mqtt__close(m);
 		return MQC_ERR_IO;
 	}
 	if(!m->ping_sent && now - m->last_out >= ka){
 		p = out_begin(m, PT_PINGREQ << 4, 0);
 		if(p == NULL){
-			seterr(err, errlen, "out of memory");
+			mqc_seterr(err, errlen, "out of memory");
 			return MQC_ERR_NOMEM;
 		}
 		m->ping_sent = now;
