@@ -38,6 +38,12 @@ static int sigpipe_w = -1;
 
 static void conn_closed(struct conn *c, const char *why);
 
+/* The next retry delay after a failure: doubled, at most BACKOFF_MAX_MS. */
+static int backoff_next(int ms)
+{
+	return ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
+}
+
 static void signal_cb(int sig)
 {
 	char c = sig == SIGHUP ? 'H' : 'T';
@@ -91,9 +97,25 @@ void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct
 	free(text);
 }
 
+/* Say DISCONNECT on every open connection. The PUBACKs waiting to go are
+ * for messages in the journal buffer: they are sent only if that reaches
+ * the file; otherwise they are dropped and the broker sends those messages
+ * again. */
+static void leave_broker(struct daemon *d)
+{
+	int jrc = ingest__journal_sync(d), i;
+
+	for(i = 0; i < d->nconns; i++){
+		struct conn *c = &d->conns[i];
+
+		if(!mqtt__is_open(c->mq)) continue;
+		mqtt__disconnect(c->mq, jrc != MQC_OK, 1000);
+		conn_closed(c, NULL);
+	}
+}
+
 void daemon__db_failed(struct daemon *d, int rc, const char *what)
 {
-	int i, jrc;
 
 	if(!d->db_ok) return;
 	log_warnx("%s cannot be written (%s: %s, %s): leaving the broker, which keeps"
@@ -102,17 +124,7 @@ void daemon__db_failed(struct daemon *d, int rc, const char *what)
 	d->db_ok = false;
 	d->db_backoff = BACKOFF_MIN_MS * 2;
 	d->db_next_try = time__mono_ms() + d->db_backoff;
-	/* The PUBACKs waiting to go are for messages in the journal buffer:
-	 * send them only if that reaches the file; otherwise drop them and the
-	 * broker sends those messages again. */
-	jrc = ingest__journal_sync(d);
-	for(i = 0; i < d->nconns; i++){
-		struct conn *c = &d->conns[i];
-
-		if(!mqtt__is_open(c->mq)) continue;
-		mqtt__disconnect(c->mq, jrc != MQC_OK, 1000);
-		conn_closed(c, NULL);
-	}
+	leave_broker(d);
 }
 
 /* Open archive.db with its checkpointer thread. */
@@ -142,7 +154,7 @@ static void db_retry(struct daemon *d, int64_t now)
 	}
 	if(rc == MQC_OK) rc = ingest__flush(d);
 	if(rc != MQC_OK){
-		d->db_backoff = d->db_backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d->db_backoff * 2;
+		d->db_backoff = backoff_next(d->db_backoff);
 		d->db_next_try = now + d->db_backoff;
 		log_debug("archive still not writable (%s); next try in %d ms", mqc_strerror(rc), d->db_backoff);
 		return;
@@ -183,7 +195,7 @@ static void conn_closed(struct conn *c, const char *why)
 		}
 	}
 	c->ready_once = false;
-	c->backoff = c->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff * 2;
+	c->backoff = backoff_next(c->backoff);
 }
 
 static void subscribe(struct conn *c, const char *filter, bool share)
@@ -312,7 +324,7 @@ static void conn_try(struct conn *c, int64_t now)
 	else log_debug("archiver@%d: connect to %s:%d: %s", c->index, c->d->cfg.host, c->d->cfg.port, err);
 	c->failing = true;
 	c->next_try = now + c->backoff;
-	c->backoff = c->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff * 2;
+	c->backoff = backoff_next(c->backoff);
 }
 
 /* Let the PUBACKs (and answers) waiting on c go, once the messages they
@@ -459,19 +471,11 @@ static void run_loop(struct daemon *d)
  * stay). */
 static void shutdown_all(struct daemon *d)
 {
-	int jrc, i;
-
 	if(d->pend_head && ingest__flush(d) != MQC_OK){
 		log_warnx("%zu message(s) could not be archived; they stay in %s for the next start",
 				d->npending, d->journal_path);
 	}
-	jrc = ingest__journal_sync(d);
-	for(i = 0; i < d->nconns; i++){
-		struct conn *c = &d->conns[i];
-
-		if(!mqtt__is_open(c->mq)) continue;
-		mqtt__disconnect(c->mq, jrc != MQC_OK, 1000);
-	}
+	leave_broker(d);
 }
 
 static void daemon_cleanup(struct daemon *d)

@@ -67,7 +67,6 @@ struct mqtt {
 	bool tls_want_write;  /* SSL_read asked for a writable socket */
 	size_t tls_wlen;      /* length of an SSL_write to repeat, or 0 */
 	bool ready;           /* CONNACK 0 received */
-	bool closing;         /* mqtt__close ran during a dispatch */
 	bool dispatching;     /* inside a callback: no mqtt__connect */
 	char *host;           /* copy of o.host: OpenSSL's SNI setter takes char * */
 	int keepalive;        /* seconds: ours, or the broker's Server Keep Alive */
@@ -264,7 +263,6 @@ void mqtt__close(struct mqtt *m)
 	close(m->fd);
 	m->fd = -1;
 	m->ready = false;
-	m->closing = true;
 	m->tls_want_write = false;
 	m->tls_wlen = 0;
 	m->inflight = 0;
@@ -494,7 +492,6 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 		mqc_seterr(err, errlen, "%s", strerror(saved ? saved : ECONNREFUSED));
 		return MQC_ERR_IO;
 	}
-	m->closing = false;
 	m->next_mid = 0;
 	m->quota = 65535;
 	m->keepalive = m->o.keepalive;
@@ -905,7 +902,6 @@ int mqtt__read(struct mqtt *m, size_t budget, char *err, size_t errlen)
 		mqc_seterr(err, errlen, "not connected");
 		return MQC_ERR_IO;
 	}
-	m->closing = false;
 	while(got < budget){
 		if(m->in.cap - m->in.end < IN_CHUNK / 4 && buf_reserve(&m->in, IN_CHUNK / 4) != MQC_OK){
 			mqc_seterr(err, errlen, "out of memory");
@@ -921,7 +917,9 @@ int mqtt__read(struct mqtt *m, size_t budget, char *err, size_t errlen)
 		m->in.end += (size_t)n;
 		got += (size_t)n;
 		rc = dispatch(m, err, errlen);
-		if(m->closing) return MQC_OK;   /* the caller closed it */
+		/* Closed by a callback (dispatch closes nothing itself; a
+		 * callback cannot reconnect): the caller knows. */
+		if(m->fd < 0) return MQC_OK;
 		if(rc != MQC_OK){
 			mqtt__close(m);
 			return MQC_ERR_IO;
