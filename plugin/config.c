@@ -15,6 +15,7 @@ void plugin_config__defaults(struct mqchat_config *cfg)
 	cfg->reload_ms = (int)CONFIG_DEFAULT_RELOAD_MS;
 	cfg->register_timeout_s = (int)CONFIG_DEFAULT_REGISTER_TIMEOUT;
 	cfg->log_rate = (int)CONFIG_DEFAULT_LOG_RATE;
+	cfg->snapshot_mb = (int)CONFIG_DEFAULT_SNAPSHOT_MB;
 }
 
 void plugin_config__cleanup(struct mqchat_config *cfg)
@@ -60,6 +61,7 @@ static const struct int_opt int_opts[] = {
 	{"reload_ms", 10, 60000, offsetof(struct mqchat_config, reload_ms), false},
 	{"register_timeout", 1, 3600, offsetof(struct mqchat_config, register_timeout_s), false},
 	{"log_rate", 1, 100000, offsetof(struct mqchat_config, log_rate), false},
+	{"snapshot_mb", 1, 65536, offsetof(struct mqchat_config, snapshot_mb), false},
 };
 
 int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,

@@ -43,8 +43,8 @@ static void mqchat_free(struct mqchat *m)
 			mosquitto_callback_unregister(m->pid, callbacks[i].event, callbacks[i].cb, NULL);
 		}
 	}
-	loader__cleanup(&m->loader);
-	snapshot__free(m->snap);
+	loader__cleanup(&m->loader);        /* m->snap lived in its memory */
+	m->snap = NULL;
 	presence__cleanup(&m->presence);
 	auth__cleanup(m);
 	plugin_config__cleanup(&m->cfg);
@@ -55,9 +55,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
 	struct mqchat *m;
-	struct userdb *udb = NULL;
 	char err[512];
-	int64_t version = 0, t0;
+	int64_t t0;
 	size_t i;
 	int rc;
 
@@ -78,18 +77,22 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		goto fail;
 	}
 
-	/* The broker is not serving yet: load synchronously, so the first
-	 * client already sees every account. */
+	/* The broker is not serving yet: the first snapshot is built before
+	 * init returns, so the first client already sees every account. */
 	t0 = time__mono_ms();
-	rc = userdb__open(m->cfg.db, 0, &udb, err, sizeof(err));
-	if(rc == MQC_OK) rc = userdb__data_version(udb, &version);
-	if(rc == MQC_OK) rc = snapshot__load(udb, &m->snap, err, sizeof(err));
+	rc = loader__start(&m->loader, m->cfg.db, m->cfg.reload_ms, m->cfg.snapshot_mb, &m->snap,
+			err, sizeof(err));
 	if(rc){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "mqchat: cannot open user store %s: %s",
-				m->cfg.db, err[0] ? err : mqc_strerror(rc));
+		/* The loader's message already names the store when it could not
+		 * be opened or read. */
+		if(strncmp(err, "mqchat: ", 8) == 0){
+			mosquitto_log_printf(MOSQ_LOG_ERR, "%s", err);
+		}else{
+			mosquitto_log_printf(MOSQ_LOG_ERR, "mqchat: cannot open user store %s: %s",
+					m->cfg.db, err[0] ? err : mqc_strerror(rc));
+		}
 		goto fail;
 	}
-	m->snap->data_version = version;
 	mosquitto_log_printf(MOSQ_LOG_INFO,
 			"mqchat: loaded %zu users, %zu rooms, %zu memberships, %zu blocks from %s in %lld ms"
 			" (registration %s, max payload %u)",
@@ -97,12 +100,6 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			m->snap->block_count, m->cfg.db, (long long)(time__mono_ms() - t0),
 			plugin_config__registration_name(m->cfg.registration), m->cfg.max_payload);
 
-	rc = loader__start(&m->loader, udb, m->cfg.db, version, m->cfg.reload_ms);
-	if(rc){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "mqchat: cannot start the loader thread");
-		goto fail;
-	}
-	udb = NULL;                     /* the loader's now */
 	/* Retained "online" messages restored from the broker's persistence
 	 * are stale: nobody is connected yet. TICK clears the presence of
 	 * every account that is not connected by the time it gets there. */
@@ -121,7 +118,6 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	return MOSQ_ERR_SUCCESS;
 
 fail:
-	userdb__close(udb);
 	mqchat_free(m);
 	return MOSQ_ERR_INVAL;
 }

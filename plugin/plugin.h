@@ -2,16 +2,17 @@
  *
  * One struct mqchat owns everything the plugin holds; the broker hands it
  * back to every callback as userdata. Everything here runs on the broker's
- * only thread except the loader (loader.c), which talks to it solely through
- * struct loader's mutex-protected slot. */
+ * only thread, and the plugin starts no other: snapshots are built by a
+ * child process (loader.c) that talks to it solely through memory shared
+ * before the fork and a socket pair. */
 #ifndef MQCHAT_PLUGIN_H
 #define MQCHAT_PLUGIN_H
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Out of memory in a hash add must never exit the broker: the add fails
  * and uthash_nonfatal_oom (redefined where it matters) records it. */
@@ -45,6 +46,7 @@ enum registration_mode {
 #define CONFIG_DEFAULT_RELOAD_MS 250L
 #define CONFIG_DEFAULT_REGISTER_TIMEOUT 30L
 #define CONFIG_DEFAULT_LOG_RATE 20L
+#define CONFIG_DEFAULT_SNAPSHOT_MB 256L
 
 struct mqchat_config {
 	char *db;                       /* plugin_opt_dbpath, malloc'd */
@@ -53,6 +55,7 @@ struct mqchat_config {
 	int reload_ms;
 	int register_timeout_s;
 	int log_rate;
+	int snapshot_mb;                /* size of each of the two snapshot slots */
 };
 
 /* Set every field to its default (db NULL). */
@@ -100,19 +103,31 @@ struct arena_chunk;
 struct snapshot {
 	struct snap_user *users;
 	struct snap_room *rooms;
-	struct arena_chunk *chunks;     /* every node and string lives here */
+	/* The arena: malloc'd chunks, or (region != NULL) one fixed region
+	 * that starts with this struct. */
+	struct arena_chunk *chunks;
+	unsigned char *region;
+	size_t region_size, region_used;
+	bool full;                      /* the region ran out during the build */
 	int64_t data_version;
 	size_t user_count, room_count, member_count, block_count;
 	size_t bytes;                   /* arena bytes in use */
-	struct snapshot *next_retired;  /* loader's list of snapshots to free */
 };
 
 /* Build a complete snapshot from udb inside one read transaction.
  * On success *out is a new snapshot the caller frees with snapshot__free.
  * On failure returns MQC_ERR_* with a message in err and *out is NULL. */
 int snapshot__load(struct userdb *udb, struct snapshot **out, char *err, size_t errlen);
+/* The same into the empty snapshot s (from snapshot__new or
+ * snapshot__new_in). On failure s holds part of the store: discard it. */
+int snapshot__load_into(struct userdb *udb, struct snapshot *s, char *err, size_t errlen);
 /* An empty snapshot (tests build one by hand with the add functions). */
 struct snapshot *snapshot__new(void);
+/* An empty snapshot built entirely inside region[0..size), which must be
+ * zero bytes and aligned for any type; the struct itself is at region.
+ * A build that does not fit fails with s->full set. NULL if size is too
+ * small for the struct. snapshot__free leaves the region alone. */
+struct snapshot *snapshot__new_in(void *region, size_t size);
 /* Add helpers used by the loader and by tests; NULL/MQC_ERR_NOMEM on failure. */
 struct snap_user *snapshot__add_user(struct snapshot *s, const char *name, enum user_kind kind,
 		bool enabled, const char *pwhash);
@@ -127,55 +142,53 @@ bool snapshot__name_in(const struct snap_name *set, const char *name, size_t len
 void snapshot__free(struct snapshot *s);
 
 /* ================================================================
- * Loader thread (loader.c)
+ * Loader process (loader.c)
  * ================================================================ */
 
+struct loader_shared;
+
 struct loader {
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mutex;
-	pthread_cond_t cond;
-	bool mutex_ok, cond_ok;
-	/* Owned by the thread once started. */
-	struct userdb *udb;
+	struct loader_shared *sh;       /* head of the shared mapping; NULL: not started */
+	unsigned char *map;
+	size_t map_len;
+	unsigned char *slot[2];         /* the two snapshot slots in the mapping */
+	size_t slot_bytes;
 	char *path;
 	int reload_ms;
-	int64_t version;
-	bool have_ino;
-	unsigned long long dev, ino;
-	bool failing;
-	int64_t retry_at;               /* after a failure: next retry (mono ms) */
-	/* Shared, under mutex. */
-	bool stop;
-	bool force;
-	struct snapshot *pending;       /* built, not yet taken by the broker thread */
-	struct snapshot *retired;       /* replaced by the broker thread, to free here */
-	char message[512];              /* a line for the broker thread to log */
-	int message_level;
-	bool has_message;
-	/* pending or has_message set: written under mutex, read without it by
-	 * loader__take, so the broker's every-pass tick takes no lock when
-	 * there is nothing to take. */
-	int news;
+	pid_t pid;                      /* the loader process; 0 when none runs */
+	int fd;                         /* broker's end of the socket pair; -1 */
+	uint32_t news_seen;             /* sh->news when last looked at */
+	uint32_t take_gen;              /* generation handed out by loader__take */
+	int64_t next_check;             /* next look for a dead loader (mono ms) */
+	int64_t restart_at;             /* when a dead loader may be started again */
 };
 
-/* Start the thread. It takes ownership of udb (already loaded from at
- * version), polls PRAGMA data_version every reload_ms and leaves each new
- * snapshot in the slot. Returns MQC_OK or MQC_ERR_*; on failure udb is
- * still the caller's. */
-int loader__start(struct loader *l, struct userdb *udb, const char *path, int64_t version,
-		int reload_ms);
+/* Map the two slots of slot_mb MiB each, fork the loader process and wait
+ * (at most a minute) for its first snapshot of the store at path, which
+ * it then polls every reload_ms. On success *first is that snapshot (in
+ * slot memory: never snapshot__free'd) and MQC_OK is returned; on failure
+ * err says why (the store cannot be opened or read, or no process) and
+ * everything is cleaned up. Call before the broker opens its listeners:
+ * the child closes every inherited descriptor it does not need. */
+int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb,
+		struct snapshot **first, char *err, size_t errlen);
 /* Ask for a reload at once, whatever data_version says (SIGHUP). */
 void loader__force(struct loader *l);
-/* Take the pending snapshot (NULL if none) and any log line (copied to
- * msg, *level set; returns true if there was one). Broker thread only. */
+/* Take the newest snapshot if there is one the broker thread has not seen
+ * (else NULL), and any log line (copied to msg, *level set, *has_msg true).
+ * No system call and no lock when there is no news. Broker thread only. */
 struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *level,
 		bool *has_msg);
-/* Hand a snapshot the broker thread no longer uses to the loader thread,
- * which frees it (freeing 100,000 users takes 7-25 ms: not on the broker's
- * thread). Frees it at once if the thread is not running. Broker thread only. */
+/* The broker thread no longer uses old (the snapshot before the one last
+ * taken): the loader may wipe its slot and build the next one there.
+ * Without a loader process (tests) old is snapshot__free'd. Broker thread
+ * only. */
 void loader__retire(struct loader *l, struct snapshot *old);
-/* Stop and join the thread, free what it holds; safe on a never-started loader. */
+/* From TICK: about once a second, notice a loader process that died (it
+ * is logged) and start a new one, at most every 5 s. */
+void loader__watch(struct loader *l, int64_t now);
+/* Stop the process (bounded wait), unmap; safe on a never-started loader.
+ * Snapshots taken from it are gone afterwards. */
 void loader__cleanup(struct loader *l);
 
 /* ================================================================

@@ -1,9 +1,12 @@
 /* snapshot.c - the user store in memory: users, rooms, members, blocks.
  *
- * A snapshot is built whole (by the loader thread, or at init) and never
- * changed once the broker thread sees it. Every node and string comes from
- * one arena, so building is a bump of a pointer and freeing is a handful of
- * free() calls plus the uthash bucket arrays. */
+ * A snapshot is built whole (by the loader process, see loader.c) and never
+ * changed once the broker thread sees it. Every node, string and hash bucket
+ * array comes from one arena, so building is a bump of a pointer and there
+ * is nothing to free one by one. The arena is either malloc'd chunks
+ * (snapshot__new, for tests and tools) or one fixed region the caller owns
+ * (snapshot__new_in: a slot of the memory shared with the loader process,
+ * so the snapshot's pointers mean the same in both processes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,20 +23,43 @@
 #undef HASH_KEYCMP
 #define HASH_KEYCMP(a, b, n) (!snapshot__name_eq((a), (b), (size_t)(n)))
 
+/* uthash's bucket arrays come from the arena of the snapshot being added
+ * to (set by each add below; builds are single-threaded), so they live in
+ * the region too. A table that grows leaves its old array behind in the
+ * arena: the doublings add up to less than the final array. */
+static struct snapshot *growing;
+#undef uthash_malloc
+#define uthash_malloc(sz) arena_alloc(growing, (sz))
+#undef uthash_free
+#define uthash_free(ptr, sz) do{ (void)(ptr); (void)(sz); }while(0)
+
 struct arena_chunk {
 	struct arena_chunk *next;
 	size_t used, size;
 	max_align_t data[];
 };
 
-/* size bytes, zeroed, aligned for any node type; NULL when out of memory. */
+#define ALIGN_UP(n) (((n) + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t))
+
+/* size bytes, zeroed, aligned for any node type; NULL when out of memory
+ * (or, for a region, when it is full: s->full says so). */
 static void *arena_alloc(struct snapshot *s, size_t size)
 {
 	struct arena_chunk *c = s->chunks;
-	const size_t align = sizeof(max_align_t);
 	void *p;
 
-	size = (size + align - 1) / align * align;
+	size = ALIGN_UP(size);
+	if(s->region != NULL){
+		/* The region was zero when the snapshot was made in it. */
+		if(s->region_size - s->region_used < size){
+			s->full = true;
+			return NULL;
+		}
+		p = s->region + s->region_used;
+		s->region_used += size;
+		s->bytes += size;
+		return p;
+	}
 	if(c == NULL || c->size - c->used < size){
 		size_t csize = size > ARENA_CHUNK ? size : ARENA_CHUNK;
 		/* calloc: a chunk this big comes from fresh zeroed pages, so the
@@ -56,23 +82,25 @@ struct snapshot *snapshot__new(void)
 	return calloc(1, sizeof(struct snapshot));
 }
 
+struct snapshot *snapshot__new_in(void *region, size_t size)
+{
+	struct snapshot *s = region;
+	const size_t head = ALIGN_UP(sizeof(*s));
+
+	if(region == NULL || size < head) return NULL;
+	s->region = region;
+	s->region_size = size;
+	s->region_used = head;
+	return s;
+}
+
 void snapshot__free(struct snapshot *s)
 {
-	struct snap_user *u, *utmp;
-	struct snap_room *r, *rtmp;
 	struct arena_chunk *c, *next;
 
-	if(s == NULL) return;
-	/* Nodes live in the arena: only the hash tables' own arrays are freed
-	 * one by one (HASH_CLEAR frees buckets, never items). */
-	HASH_ITER(hh, s->users, u, utmp){
-		HASH_CLEAR(hh, u->blocked);
-	}
-	HASH_CLEAR(hh, s->users);
-	HASH_ITER(hh, s->rooms, r, rtmp){
-		HASH_CLEAR(hh, r->members);
-	}
-	HASH_CLEAR(hh, s->rooms);
+	/* A snapshot in a region is the region's owner's to wipe. */
+	if(s == NULL || s->region != NULL) return;
+	/* Nodes and bucket arrays all live in the chunks. */
 	for(c=s->chunks; c; c=next){
 		next = c->next;
 		free(c);
@@ -131,6 +159,7 @@ static struct snap_user *add_user(struct snapshot *s, const char *name, size_t l
 	u->kind = kind;
 	u->enabled = enabled;
 	u->pwhash = h;
+	growing = s;
 	HASH_ADD_KEYPTR(hh, s->users, u->name, u->len, u);
 	if(oom) return NULL;
 	s->user_count++;
@@ -163,6 +192,7 @@ struct snap_room *snapshot__add_room(struct snapshot *s, const char *name)
 	if(r == NULL) return NULL;
 	memcpy(r->name, name, len);
 	r->len = (uint8_t)len;
+	growing = s;
 	HASH_ADD_KEYPTR(hh, s->rooms, r->name, r->len, r);
 	if(oom) return NULL;
 	s->room_count++;
@@ -182,6 +212,7 @@ static int set_add(struct snapshot *s, struct snap_name **set, const char *name)
 	if(n == NULL) return MQC_ERR_NOMEM;
 	memcpy(n->name, name, len);
 	n->len = (uint8_t)len;
+	growing = s;
 	HASH_ADD_KEYPTR(hh, *set, n->name, n->len, n);
 	return oom ? MQC_ERR_NOMEM : MQC_OK;
 }
@@ -254,18 +285,11 @@ static int block_cb(const char *user, const char *blocked, void *arg)
 	return snapshot__add_block(arg, user, blocked) == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
 }
 
-int snapshot__load(struct userdb *udb, struct snapshot **out, char *err, size_t errlen)
+int snapshot__load_into(struct userdb *udb, struct snapshot *s, char *err, size_t errlen)
 {
-	struct snapshot *s;
 	int rc;
 	const char *what = "begin";
 
-	*out = NULL;
-	s = snapshot__new();
-	if(s == NULL){
-		snprintf(err, errlen, "out of memory");
-		return MQC_ERR_NOMEM;
-	}
 	/* One read transaction: users, rooms, members and blocks are one
 	 * consistent picture even while the archiver writes. */
 	rc = userdb__begin_read(udb);
@@ -287,12 +311,35 @@ int snapshot__load(struct userdb *udb, struct snapshot **out, char *err, size_t 
 		what = "commit";
 		goto fail;
 	}
-	*out = s;
 	return MQC_OK;
 
 fail:
-	snprintf(err, errlen, "reading %s: %s (%s)", what, mqc_strerror(rc), userdb__errmsg(udb));
+	if(s->full){
+		snprintf(err, errlen, "reading %s: the store needs more than the %zu MiB of"
+				" plugin_opt_snapshot_mb", what, s->region_size >> 20);
+	}else{
+		snprintf(err, errlen, "reading %s: %s (%s)", what, mqc_strerror(rc), userdb__errmsg(udb));
+	}
 	userdb__rollback(udb);
-	snapshot__free(s);
 	return rc;
+}
+
+int snapshot__load(struct userdb *udb, struct snapshot **out, char *err, size_t errlen)
+{
+	struct snapshot *s;
+	int rc;
+
+	*out = NULL;
+	s = snapshot__new();
+	if(s == NULL){
+		snprintf(err, errlen, "out of memory");
+		return MQC_ERR_NOMEM;
+	}
+	rc = snapshot__load_into(udb, s, err, errlen);
+	if(rc){
+		snapshot__free(s);
+		return rc;
+	}
+	*out = s;
+	return MQC_OK;
 }

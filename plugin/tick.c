@@ -25,6 +25,10 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	struct conn_user *u, *tmp;
 
 	m->snap = s;
+	/* Snapshots take turns in two slots, so a new one can sit at an old
+	 * one's address: the sweep restarts on every swap, not on a new
+	 * address only. */
+	m->presence.sweep_started = false;
 	HASH_ITER(hh, m->presence.users, u, tmp){
 		const struct snap_user *su = snapshot__user(s, u->name, u->len);
 
@@ -97,7 +101,7 @@ static void expire_registrations(struct mqchat *m, int64_t now)
 void tick__run(struct mqchat *m, int64_t now)
 {
 	struct snapshot *s;
-	char msg[sizeof(m->loader.message)];
+	char msg[512];
 	int level = MOSQ_LOG_NOTICE;
 	bool has_msg;
 
@@ -105,6 +109,7 @@ void tick__run(struct mqchat *m, int64_t now)
 	if(has_msg) mosquitto_log_printf(level, "%s", msg);
 	if(s) tick__swap_snapshot(m, s);
 	else if(m->presence.kicks_pending) tick__kick_pending(m, KICKS_PER_TICK);
+	loader__watch(&m->loader, now);
 
 	if(m->presence.registers) expire_registrations(m, now);
 	if(m->presence.sweep_active) presence__sweep(m, SWEEP_PER_TICK);

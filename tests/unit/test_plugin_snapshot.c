@@ -1,6 +1,8 @@
 /* test_plugin_snapshot.c - loading the snapshot from a real auth.db, the
- * loader thread (reload on change, on force, after a file replacement;
- * a failed reload keeps the last good snapshot and logs once), and the
+ * loader process (first snapshot, reload on change and on force into the
+ * other slot, no build over a slot still in use, wiping, a failed reload
+ * keeps the last good snapshot and logs once, a file replacement, a dead
+ * loader restarted, a store too big for its slot), and the
  * load-time/memory figure (MQCHAT_BENCH=1 for 100,000 users + 10,000 rooms). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,8 +29,8 @@ struct fixture {
 	char dir[64];
 	char path[128];
 	struct userdb *udb;             /* a writer, as the CLI/archiver */
-	struct loader loader;           /* here, so a failed assertion cannot leave
-	                                 * a thread pointing into a dead stack */
+	struct loader loader;           /* here, so teardown stops its process
+	                                 * even after a failed assertion */
 };
 
 static int setup(void **state)
@@ -158,33 +161,121 @@ static void wait_log(struct loader *l, const char *text, int timeout_ms)
 	}
 }
 
+static void fill_many(struct userdb *udb, int n);
+
+/* A forked loader must inherit no open SQLite connection (SQLite's
+ * in-process lock state would come along): the broker holds none, and
+ * the tests close their writer around every fork. */
+static void writer_close(struct fixture *f)
+{
+	userdb__close(f->udb);
+	f->udb = NULL;
+}
+
+static void writer_open(struct fixture *f)
+{
+	char err[256];
+
+	assert_int_equal(userdb__open(f->path, 0, &f->udb, err, sizeof(err)), MQC_OK);
+}
+
+/* loader__start on path with f's writer closed meanwhile. */
+static int start_at(struct fixture *f, const char *path, int slot_mb, struct snapshot **s,
+		char *err, size_t errlen)
+{
+	int rc;
+
+	writer_close(f);
+	rc = loader__start(&f->loader, path, 20, slot_mb, s, err, errlen);
+	writer_open(f);
+	return rc;
+}
+
+/* Start a loader on f's store with a short poll; its first snapshot. */
+static struct snapshot *start(struct fixture *f, int slot_mb)
+{
+	struct snapshot *s = NULL;
+	char err[512];
+
+	if(start_at(f, f->path, slot_mb, &s, err, sizeof(err)) != MQC_OK){
+		fail_msg("loader__start: %s", err);
+	}
+	assert_non_null(s);
+	return s;
+}
+
+/* Retire cur, take the next one (bounded wait): the broker's TICK. */
+static struct snapshot *next(struct loader *l, struct snapshot *cur, int timeout_ms)
+{
+	struct snapshot *s = wait_snapshot(l, timeout_ms);
+
+	assert_non_null(s);
+	assert_ptr_not_equal(s, cur);
+	loader__retire(l, cur);
+	return s;
+}
+
+static bool pid_alive(pid_t pid)
+{
+	return pid > 0 && kill(pid, 0) == 0;
+}
+
 static void test_loader(void **state)
 {
 	struct fixture *f = *state;
 	struct loader *l = &f->loader;
-	struct userdb *own;
-	struct snapshot *s;
+	struct snapshot *s, *first;
 	char err[256], newpath[160];
-	int64_t version;
+	pid_t pid;
 
 	fill_small(f->udb);
-	assert_int_equal(userdb__open(f->path, 0, &own, err, sizeof(err)), MQC_OK);
-	assert_int_equal(userdb__data_version(own, &version), MQC_OK);
-	assert_int_equal(loader__start(l, own, f->path, version, 20), MQC_OK);
+	s = first = start(f, 4);
+	assert_int_equal(s->user_count, 4);
+	assert_false(snapshot__user(s, "bob", 3)->enabled);
+	pid = l->pid;
+	assert_true(pid_alive(pid));
 
 	/* Nothing changed: nothing comes. */
 	drain(l, 100);
-	/* A change by another connection comes within a few polls. */
+	/* A change by another connection comes within a few polls, in the
+	 * other slot. */
 	assert_int_equal(userdb__user_set_enabled(f->udb, "bob", true), MQC_OK);
-	s = wait_snapshot(l, 5000);
-	assert_non_null(s);
+	s = next(l, s, 5000);
 	assert_true(snapshot__user(s, "bob", 3)->enabled);
-	snapshot__free(s);
-	/* Forced (SIGHUP) without a change. */
+	/* The slot left behind is wiped (its pages returned): reads zero. */
+	{
+		int64_t end = time__mono_ms() + 5000;
+
+		while(first->user_count != 0){
+			assert_true(time__mono_ms() < end);
+			usleep(5000);
+		}
+		assert_null(first->users);
+	}
+	/* Forced (SIGHUP) without a change: back in the first slot. */
 	loader__force(l);
-	s = wait_snapshot(l, 5000);
-	assert_non_null(s);
-	snapshot__free(s);
+	s = next(l, s, 5000);
+	assert_ptr_equal(s, first);
+	assert_int_equal(s->user_count, 4);
+
+	/* While the broker has not retired the one before, the loader must
+	 * not build over it: nothing comes, and both stay intact. */
+	{
+		struct snapshot *held = wait_snapshot(l, 10);
+
+		assert_null(held);
+		loader__force(l);
+		held = wait_snapshot(l, 5000);          /* taken, not retired */
+		assert_non_null(held);
+		assert_int_equal(userdb__user_add(f->udb, "carol", USER_KIND_USER, "Carol", HASH), MQC_OK);
+		drain(l, 200);
+		assert_int_equal(s->user_count, 4);
+		assert_int_equal(held->user_count, 4);
+		assert_non_null(snapshot__user(s, "alice", 5));
+		loader__retire(l, s);
+		s = next(l, held, 5000);
+		assert_int_equal(s->user_count, 5);
+	}
 
 	/* A broken store: no snapshot, one log line however many polls. */
 	assert_int_equal(sqlite3_exec(f->udb->db, "ALTER TABLE blocks RENAME TO blocks_old", NULL, NULL,
@@ -193,14 +284,37 @@ static void test_loader(void **state)
 	drain(l, 200);
 	assert_int_equal(stub_log_contains("mqchat: cannot reload user store"), 1);
 	assert_non_null(strstr(stub.last_log, "keeping the last good snapshot"));
+	assert_int_equal(s->user_count, 5);
 	/* Repaired: a snapshot and a line saying so. */
 	assert_int_equal(sqlite3_exec(f->udb->db, "ALTER TABLE blocks_old RENAME TO blocks", NULL, NULL,
 				NULL), SQLITE_OK);
-	s = wait_snapshot(l, 5000);
-	assert_non_null(s);
-	snapshot__free(s);
+	s = next(l, s, 5000);
 	drain(l, 60);
 	assert_int_equal(stub_log_contains("readable again"), 1);
+
+	/* The loader process dies: TICK notices, logs, starts a new one,
+	 * which reloads; the snapshot in use stays intact meanwhile. */
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	{
+		int64_t now = time__mono_ms() + 2000, end = time__mono_ms() + 5000;
+
+		writer_close(f);
+		while(l->pid == pid){
+			assert_true(time__mono_ms() < end);
+			loader__watch(l, now);
+			now += 1000;
+			usleep(5000);
+		}
+		assert_int_equal(stub_log_contains("the loader process exited (signal 9)"), 1);
+		assert_int_equal(s->user_count, 5);
+		loader__watch(l, now + 10000);
+		writer_open(f);
+		assert_int_equal(stub_log_contains("started a new loader process"), 1);
+		assert_true(pid_alive(l->pid));
+		pid = l->pid;
+		s = next(l, s, 5000);       /* a new loader builds at once */
+		assert_int_equal(s->user_count, 5);
+	}
 
 	/* The file replaced by rename (or deleted) under the open connection:
 	 * no snapshot from a mix of files, one line saying to restart. */
@@ -216,8 +330,67 @@ static void test_loader(void **state)
 	drain(l, 200);
 	assert_int_equal(stub_log_contains("replaced or deleted while in use"), 1);
 
+	/* Cleanup ends the process (reaped: no zombie left). */
 	loader__cleanup(l);
+	assert_int_equal(l->pid, 0);
+	assert_false(pid_alive(pid));
 	/* Cleanup twice is harmless. */
+	loader__cleanup(l);
+}
+
+/* A store that cannot be read at start: loader__start fails with the
+ * loader's reason, and leaves no process behind. */
+static void test_loader_start_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct snapshot *s = (struct snapshot *)(uintptr_t)1;
+	char err[512], path[200];
+
+	snprintf(path, sizeof(path), "%s/missing.db", f->dir);
+	assert_int_not_equal(start_at(f, path, 4, &s, err, sizeof(err)), MQC_OK);
+	assert_null(s);
+	assert_non_null(strstr(err, "cannot open user store"));
+	assert_non_null(strstr(err, "missing.db"));
+	assert_null(f->loader.sh);
+	assert_int_equal(f->loader.pid, 0);
+
+	assert_int_equal(sqlite3_exec(f->udb->db, "DROP TABLE blocks", NULL, NULL, NULL), SQLITE_OK);
+	s = (struct snapshot *)(uintptr_t)1;
+	writer_close(f);                /* of a foreign schema now: no reopening */
+	assert_int_not_equal(loader__start(&f->loader, f->path, 20, 4, &s, err, sizeof(err)), MQC_OK);
+	assert_null(s);
+	assert_non_null(strstr(err, "wrong schema"));
+	assert_int_equal(f->loader.pid, 0);
+}
+
+/* A store larger than a slot: refused at start with the option to raise;
+ * grown past it later: the last good snapshot stays, the reason is logged. */
+static void test_loader_slot_full(void **state)
+{
+	struct fixture *f = *state;
+	struct loader *l = &f->loader;
+	struct snapshot *s = NULL;
+	char err[512];
+
+	fill_many(f->udb, 20000);       /* several MiB of nodes */
+	assert_int_not_equal(start_at(f, f->path, 1, &s, err, sizeof(err)), MQC_OK);
+	assert_null(s);
+	assert_non_null(strstr(err, "plugin_opt_snapshot_mb"));
+
+	assert_int_equal(sqlite3_exec(f->udb->db, "DELETE FROM members; DELETE FROM blocks;"
+				" DELETE FROM rooms; DELETE FROM users WHERE name >= 'user000100'", NULL, NULL, NULL),
+			SQLITE_OK);
+	s = start(f, 1);
+	assert_int_equal(s->user_count, 100);
+	/* One statement: the loader never sees half of it. */
+	assert_int_equal(sqlite3_exec(f->udb->db, "INSERT INTO users(name, kind, nick, pwhash, enabled,"
+				" created) WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c"
+				" WHERE i < 19999) SELECT 'big' || i, 'user', 'big', '" HASH "', 1, 0 FROM c",
+				NULL, NULL, NULL), SQLITE_OK);
+	wait_log(l, "plugin_opt_snapshot_mb", 5000);
+	assert_non_null(strstr(stub.last_log, "keeping the last good snapshot"));
+	assert_int_equal(s->user_count, 100);
+	assert_non_null(snapshot__user(s, "user000042", 10));
 	loader__cleanup(l);
 }
 
@@ -340,6 +513,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_foreign_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_start_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_slot_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_many, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
