@@ -52,16 +52,19 @@ void lat__cleanup(struct lat *l)
 	l->n = l->cap = 0;
 }
 
-/* Time on CPU of every thread, from /proc/<pid>/task/<tid>/schedstat, in
- * nanoseconds: stat's clock ticks (10 ms) are too coarse for short runs. */
-static double schedstat_s(int pid)
+/* Time on CPU of every thread of pid and of its child processes (the
+ * plugin's loader is one), from /proc/<pid>/task/<tid>/schedstat, in
+ * nanoseconds: stat's clock ticks (10 ms) are too coarse for short runs.
+ * Negative if pid has no task list. */
+static double schedstat_s(int pid, int depth)
 {
 	char path[128];
 	unsigned long long ns, sum = 0;
 	struct dirent *d;
 	DIR *dir;
 	FILE *f;
-	int n = 0;
+	int n = 0, child;
+	double c;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	dir = opendir(path);
@@ -82,6 +85,20 @@ static double schedstat_s(int pid)
 			n++;
 		}
 		fclose(f);
+		if(depth <= 0){
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%.32s/children", pid, d->d_name);
+		f = fopen(path, "r");
+		if(f == NULL){
+			continue;
+		}
+		while(fscanf(f, "%d", &child) == 1){
+			if((c = schedstat_s(child, depth - 1)) > 0){
+				sum += (unsigned long long)(c * 1e9);
+			}
+		}
+		fclose(f);
 	}
 	closedir(dir);
 	return n > 0 ? (double)sum / 1e9 : -1.0;
@@ -99,7 +116,7 @@ double proc__cpu_s(int pid)
 	if(pid <= 0){
 		return -1.0;
 	}
-	if((s = schedstat_s(pid)) >= 0){
+	if((s = schedstat_s(pid, 1)) >= 0){
 		return s;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);

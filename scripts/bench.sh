@@ -350,6 +350,30 @@ def proc_rss_kb(pid):
     return -1
 
 
+def proc_tree_pss_kb(pid):
+    """Proportional set size of pid and its child processes (the plugin's
+    loader shares the snapshot's pages with the broker: PSS counts each
+    page once over both, RSS would count it in each)."""
+    total = 0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+                break
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                total += proc_tree_pss_kb(kid)
+            except OSError:
+                pass
+    return total
+
+
 # ---- the runs --------------------------------------------------------------
 
 def scrub(text, tmp):
@@ -554,7 +578,7 @@ def run_rpc(tmp):
 
 
 def run_rss(tmp):
-    """Start-up time and RSS: no plugin vs. the plugin with 100k users, 10k rooms."""
+    """Start-up time and memory: no plugin vs. the plugin with 100k users, 10k rooms."""
     res = {"users": BIG_USERS, "rooms": BIG_ROOMS, "members_per_room": BIG_MEMBERS}
     d = os.path.join(tmp, "rss-a")
     os.makedirs(d)
@@ -563,7 +587,7 @@ def run_rss(tmp):
     try:
         b.start()
         time.sleep(0.3)
-        res["a_start_s"], res["a_rss_kb"] = b.start_s, proc_rss_kb(b.proc.pid)
+        res["a_start_s"], res["a_rss_kb"] = b.start_s, proc_tree_pss_kb(b.proc.pid)
     finally:
         b.stop()
     if not os.path.exists(PLUGIN):
@@ -585,7 +609,7 @@ def run_rss(tmp):
     try:
         b.start()
         time.sleep(0.3)
-        res["d_start_s"], res["d_rss_kb"] = b.start_s, proc_rss_kb(b.proc.pid)
+        res["d_start_s"], res["d_rss_kb"] = b.start_s, proc_tree_pss_kb(b.proc.pid)
         lines = [l for l in b.log_text().splitlines() if "mqchat: loaded" in l]
         res["plugin_log"] = [scrub(l, tmp) for l in lines[:2]]
         m = re.search(r" in (\d+) ms", lines[0]) if lines else None
@@ -660,11 +684,11 @@ def build_targets(results, rpc, rss):
             add("100k users + 10k rooms: plugin's own load time < 1 s", "d", v, None, "1 s",
                 v < 1.0, "s")
         add_mb = (rss["d_rss_kb"] - rss["a_rss_kb"]) / 1024.0
-        add("100k users + 10k rooms: RSS added < 100 MB", "d", add_mb, None, "100 MB",
+        add("100k users + 10k rooms: memory added (PSS, broker + loader) < 100 MB", "d", add_mb, None, "100 MB",
             add_mb < 100, "MB")
     else:
         add("100k users + 10k rooms: start < 1 s", "d", None, None, "1 s", None)
-        add("100k users + 10k rooms: RSS added < 100 MB", "d", None, None, "100 MB", None)
+        add("100k users + 10k rooms: memory added (PSS, broker + loader) < 100 MB", "d", None, None, "100 MB", None)
     e = results.get("e", {})
     dr = e.get("drain")
     if dr and "error" not in dr:
@@ -796,7 +820,7 @@ def markdown(doc):
     rss = doc["rss"]
     L.append("### Start-up and memory with %s users, %s rooms" % (fmt(rss["users"]), fmt(rss["rooms"])))
     L.append("")
-    L.append("| broker | start to listening (s) | RSS (MB) |")
+    L.append("| broker | start to listening (s) | memory, PSS of broker + loader (MB) |")
     L.append("|---|---:|---:|")
     L.append("| (a) no plugin | %.3f | %.1f |" % (rss["a_start_s"], rss["a_rss_kb"] / 1024))
     if rss.get("available"):
