@@ -1,0 +1,121 @@
+"""The plugin's loader process: the broker stays single-threaded, the loader
+dies with the broker, a killed loader is replaced and store changes flow
+again, SIGHUP reaches it, a store too big for a slot keeps the last good
+snapshot."""
+import os
+import signal
+
+import harness
+from plugin_util import login, wait_login
+
+PW = "password-xxxx"
+
+
+def children(pid):
+    kids = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def loader_of(b):
+    """The pid of the broker's loader process (waits for it, bounded)."""
+    found = []
+
+    def one():
+        found[:] = [k for k in children(b.proc.pid) if comm(k) == "mqchat-loader"]
+        return len(found) == 1
+    harness.wait_for(one, 10, what="exactly one mqchat-loader child of the broker")
+    return found[0]
+
+
+def gone(pid):
+    """True once pid has exited (a zombie counts: its parent is gone too or
+    reaps it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_broker_stays_single_threaded(store, make_broker, clients):
+    store.add_user("alice")
+    broker = make_broker()
+    login(clients, broker, "alice", PW).close()
+    store.add_user("bob")
+    wait_login(clients, broker, "bob", PW, timeout=10)[0].close()
+    assert os.listdir("/proc/%d/task" % broker.proc.pid) == [str(broker.proc.pid)], (
+        "the plugin started a thread in the broker")
+    loader_of(broker)
+
+
+def test_loader_dies_with_a_killed_broker(store, make_broker):
+    b = make_broker()
+    pid = loader_of(b)
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(10)
+    harness.wait_for(lambda: gone(pid), 10, what="the loader to exit after the broker was killed")
+
+
+def test_loader_stops_with_the_broker(store, make_broker):
+    b = make_broker()
+    pid = loader_of(b)
+    b.stop()
+    assert gone(pid), "the loader outlived a clean broker stop"
+
+
+def test_killed_loader_is_replaced(store, make_broker, clients):
+    store.add_user("alice")
+    b = make_broker()
+    pid = loader_of(b)
+    alice = login(clients, b, "alice", PW)
+    os.kill(pid, signal.SIGKILL)
+    b.wait_log("mqchat: the loader process exited (signal 9)", 10)
+    # The snapshot in use stays: logins go on meanwhile.
+    login(clients, b, "alice", PW, client_id="alice@two").close()
+    b.wait_log("mqchat: started a new loader process", 15)
+    new = loader_of(b)
+    assert new != pid
+    # And changes to the store reach the broker again.
+    store.add_user("bob")
+    wait_login(clients, b, "bob", PW, timeout=10)[0].close()
+    assert not alice.disconnected.is_set()
+
+
+def test_sighup_reaches_the_loader(store, make_broker, clients):
+    """With a poll once a minute, only SIGHUP makes a new user known soon."""
+    b = make_broker(plugin_opts={"reload_ms": 60000})
+    loader_of(b)
+    store.add_user("carol")
+    b.proc.send_signal(signal.SIGHUP)
+    b.wait_log("mqchat: reload requested", 10)
+    _, took = wait_login(clients, b, "carol", PW, timeout=10)
+    assert took < 10
+
+
+def test_snapshot_too_big_for_its_slot(store, make_broker, clients):
+    """A store that outgrows plugin_opt_snapshot_mb: the last good snapshot
+    stays in force and the log names the option to raise."""
+    store.add_user("alice")
+    b = make_broker(plugin_opts={"snapshot_mb": 1})
+    login(clients, b, "alice", PW).close()
+    big = harness.pbkdf2_hash(PW)
+    store.sql("INSERT INTO users(name, kind, nick, pwhash, enabled, created)"
+              " WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 19999)"
+              " SELECT 'big' || i, 'user', 'big', ?, 1, 0 FROM c", big)
+    b.wait_log("plugin_opt_snapshot_mb", 10)
+    assert "keeping the last good snapshot" in b.output()
+    login(clients, b, "alice", PW, client_id="alice@again").close()
