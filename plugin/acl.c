@@ -326,12 +326,33 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 	return ACL_DENY_TOPIC;
 }
 
+/* The account named username[0..len) (len is its strlen), through cache. */
+static const struct snap_user *find_user(const struct snapshot *s, struct user_cache *cache,
+		const char *username, size_t len)
+{
+	struct user_cache_entry *e;
+	const struct snap_user *u;
+
+	if(cache == NULL) return snapshot__user(s, username, len);
+	e = &cache->e[((uintptr_t)username >> 4) % USER_CACHE_SIZE];
+	/* username holds len bytes before its NUL: the compare stays inside. */
+	if(e->username == username && e->user->len == len
+			&& snapshot__name_eq(e->user->name, username, len)){
+		return e->user;
+	}
+	u = snapshot__user(s, username, len);
+	if(u != NULL){
+		e->username = username;
+		e->user = u;
+	}
+	return u;
+}
+
 enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 		const struct acl_request *req)
 {
-	struct snap_user *me;
+	const struct snap_user *me;
 	struct topic t;
-
 	size_t ulen;
 
 	if(req->topic == NULL || req->username == NULL) return ACL_DENY_NO_USER;
@@ -341,7 +362,7 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 		split(req->topic, &t);
 		return decide_register(m, req, &t);
 	}
-	me = snapshot__user(s, req->username, ulen);
+	me = find_user(s, req->cache, req->username, ulen);
 	if(me == NULL) return ACL_DENY_NO_USER;
 	if(!me->enabled) return ACL_DENY_DISABLED;
 	if(me->kind == USER_KIND_SERVICE) return decide_service(m, req);
@@ -367,6 +388,7 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	req.payload = ed->payload;
 	req.payloadlen = ed->payloadlen;
 	req.retain = ed->retain;
+	req.cache = &m->users;
 
 	r = acl__decide(m, m->snap, &req);
 	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;

@@ -82,7 +82,7 @@ struct snap_name {
 };
 
 struct snap_user {
-	UT_hash_handle hh;
+	struct snap_user *next;         /* every user, in load order (the presence sweep) */
 	struct snap_name *blocked;      /* names this user refuses messages from */
 	const char *pwhash;             /* in the snapshot's arena */
 	enum user_kind kind;
@@ -92,17 +92,33 @@ struct snap_user {
 };
 
 struct snap_room {
-	UT_hash_handle hh;
 	struct snap_name *members;
 	uint8_t len;
 	char name[NAME_MAX_LEN + 1];
 };
 
+/* An open-addressing table of users or of rooms: a snapshot never changes
+ * once built, so a flat array probed linearly (at most half full) beats a
+ * chained table on the broker's every look-up: one hash, usually one slot,
+ * one name compare. */
+struct snap_slot {
+	uint32_t hash;
+	uint32_t len;
+	void *item;                     /* struct snap_user / snap_room; NULL: empty */
+};
+
+struct snap_index {
+	struct snap_slot *slots;        /* mask + 1 of them, in the arena; NULL when empty */
+	size_t mask;
+	size_t count;
+};
+
 struct arena_chunk;
 
 struct snapshot {
-	struct snap_user *users;
-	struct snap_room *rooms;
+	struct snap_user *users;        /* list head (snap_user.next) */
+	struct snap_index user_index;
+	struct snap_index room_index;
 	/* The arena: malloc'd chunks, or (region != NULL) one fixed region
 	 * that starts with this struct. */
 	struct arena_chunk *chunks;
@@ -374,10 +390,28 @@ enum acl_reason {
 
 const char *acl__reason_name(enum acl_reason reason);
 
+/* The broker passes the same username pointer (the client's own copy) to
+ * every check of a connection: remember which account each pointer named,
+ * so the check skips the index look-up. An entry is trusted only if the
+ * account's name equals the string at the pointer (a freed and reused
+ * pointer then simply misses); the table is cleared on every snapshot
+ * swap, so no entry outlives the snapshot its account lives in. */
+#define USER_CACHE_SIZE 64
+
+struct user_cache_entry {
+	const char *username;
+	const struct snap_user *user;
+};
+
+struct user_cache {
+	struct user_cache_entry e[USER_CACHE_SIZE];
+};
+
 struct mqchat {
 	mosquitto_plugin_id_t *pid;
 	struct mqchat_config cfg;
 	struct snapshot *snap;          /* current; broker thread only */
+	struct user_cache users;        /* of m->snap */
 	struct loader loader;
 	struct credcache creds;
 	struct throttle user_throttle;
@@ -401,6 +435,7 @@ struct acl_request {
 	const void *payload;
 	uint32_t payloadlen;
 	bool retain;
+	struct user_cache *cache;       /* of the snapshot decided on; may be NULL */
 };
 
 /* The whole topic policy on the snapshot s. Returns ACL_OK or the reason

@@ -165,7 +165,7 @@ void presence__sweep(struct mqchat *m, size_t budget)
 		p->sweep_pos = m->snap ? m->snap->users : NULL;
 		p->sweep_started = true;
 	}
-	for(u=p->sweep_pos; u && budget > 0; u=u->hh.next){
+	for(u=p->sweep_pos; u && budget > 0; u=u->next){
 		if(!has_presence(u->kind)) continue;
 		cu = NULL;
 		HASH_FIND(hh, p->users, u->name, u->len, cu);

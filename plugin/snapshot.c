@@ -7,6 +7,7 @@
  * (snapshot__new, for tests and tools) or one fixed region the caller owns
  * (snapshot__new_in: a slot of the memory shared with the loader process,
  * so the snapshot's pointers mean the same in both processes). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,22 +109,68 @@ void snapshot__free(struct snapshot *s)
 	free(s);
 }
 
+/* The item named name[0..len) in ix, or NULL. off: where an item keeps
+ * its name. */
+static void *index_find(const struct snap_index *ix, const char *name, size_t len, size_t off)
+{
+	const unsigned h = snapshot__name_hash(name, len);
+	size_t i;
+
+	if(ix->slots == NULL) return NULL;
+	for(i=h & ix->mask; ix->slots[i].item != NULL; i=(i + 1) & ix->mask){
+		const struct snap_slot *sl = &ix->slots[i];
+
+		if(sl->hash == h && sl->len == len
+				&& snapshot__name_eq((const char *)sl->item + off, name, len)){
+			return sl->item;
+		}
+	}
+	return NULL;
+}
+
+/* Put item (named name[0..len), not in ix yet) into ix, doubling the
+ * array past half full (the old array stays behind in the arena: the
+ * doublings add up to less than the last one). MQC_OK or MQC_ERR_NOMEM. */
+static int index_add(struct snapshot *s, struct snap_index *ix, void *item, const char *name,
+		size_t len)
+{
+	const unsigned h = snapshot__name_hash(name, len);
+	struct snap_slot *sl;
+	size_t i;
+
+	if(ix->slots == NULL || (ix->count + 1) * 2 > ix->mask + 1){
+		size_t n = ix->slots == NULL ? 16 : (ix->mask + 1) * 2, j;
+		struct snap_slot *old = ix->slots;
+		const size_t oldn = old == NULL ? 0 : ix->mask + 1;
+
+		sl = arena_alloc(s, n * sizeof(*sl));
+		if(sl == NULL) return MQC_ERR_NOMEM;
+		ix->slots = sl;
+		ix->mask = n - 1;
+		for(j=0; j<oldn; j++){
+			if(old[j].item == NULL) continue;
+			for(i=old[j].hash & ix->mask; sl[i].item != NULL; i=(i + 1) & ix->mask){}
+			sl[i] = old[j];
+		}
+	}
+	for(i=h & ix->mask; ix->slots[i].item != NULL; i=(i + 1) & ix->mask){}
+	ix->slots[i].hash = h;
+	ix->slots[i].len = (uint32_t)len;
+	ix->slots[i].item = item;
+	ix->count++;
+	return MQC_OK;
+}
+
 struct snap_user *snapshot__user(const struct snapshot *s, const char *name, size_t len)
 {
-	struct snap_user *u = NULL;
-
 	if(s == NULL || name == NULL || len == 0 || len > NAME_MAX_LEN) return NULL;
-	HASH_FIND(hh, s->users, name, len, u);
-	return u;
+	return index_find(&s->user_index, name, len, offsetof(struct snap_user, name));
 }
 
 struct snap_room *snapshot__room(const struct snapshot *s, const char *name, size_t len)
 {
-	struct snap_room *r = NULL;
-
 	if(s == NULL || name == NULL || len == 0 || len > NAME_MAX_LEN) return NULL;
-	HASH_FIND(hh, s->rooms, name, len, r);
-	return r;
+	return index_find(&s->room_index, name, len, offsetof(struct snap_room, name));
 }
 
 bool snapshot__name_in(const struct snap_name *set, const char *name, size_t len)
@@ -147,8 +194,7 @@ static struct snap_user *add_user(struct snapshot *s, const char *name, size_t l
 	struct snap_user *u;
 	size_t hlen;
 	char *h;
-	bool oom = false;
-
+	
 	hlen = strlen(pwhash);
 	u = arena_alloc(s, sizeof(*u));
 	h = arena_alloc(s, hlen + 1);
@@ -159,9 +205,10 @@ static struct snap_user *add_user(struct snapshot *s, const char *name, size_t l
 	u->kind = kind;
 	u->enabled = enabled;
 	u->pwhash = h;
-	growing = s;
-	HASH_ADD_KEYPTR(hh, s->users, u->name, u->len, u);
-	if(oom) return NULL;
+	if(index_add(s, &s->user_index, u, u->name, len) != MQC_OK) return NULL;
+	/* Prepended: the sweep's order does not matter. */
+	u->next = s->users;
+	s->users = u;
 	s->user_count++;
 	return u;
 }
@@ -182,7 +229,6 @@ struct snap_room *snapshot__add_room(struct snapshot *s, const char *name)
 {
 	struct snap_room *r;
 	size_t len;
-	bool oom = false;
 
 	if(name == NULL) return NULL;
 	len = strlen(name);
@@ -192,9 +238,7 @@ struct snap_room *snapshot__add_room(struct snapshot *s, const char *name)
 	if(r == NULL) return NULL;
 	memcpy(r->name, name, len);
 	r->len = (uint8_t)len;
-	growing = s;
-	HASH_ADD_KEYPTR(hh, s->rooms, r->name, r->len, r);
-	if(oom) return NULL;
+	if(index_add(s, &s->room_index, r, r->name, len) != MQC_OK) return NULL;
 	s->room_count++;
 	return r;
 }

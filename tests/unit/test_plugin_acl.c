@@ -110,7 +110,18 @@ static void run_rows(struct mqchat *m, const struct row *rows, size_t n)
 			.payloadlen = rows[i].payload ? (uint32_t)strlen(rows[i].payload) : 0,
 			.retain = rows[i].retain,
 		};
-		enum acl_reason got = acl__decide(m, m->snap, &req);
+		enum acl_reason got = acl__decide(m, m->snap, &req), cached;
+
+		/* The same through the plugin's user cache, filled by every
+		 * earlier row: the same verdict. */
+		req.cache = &m->users;
+		cached = acl__decide(m, m->snap, &req);
+		if(cached != got){
+			print_error("row %zu: %s topic \"%s\": %s with the user cache, %s without\n", i,
+					rows[i].user ? rows[i].user : "(null)", rows[i].topic,
+					acl__reason_name(cached), acl__reason_name(got));
+			fail();
+		}
 		if(got != rows[i].want){
 			print_error("row %zu: %s access %d topic \"%s\": got %s, want %s\n", i,
 					rows[i].user ? rows[i].user : "(null)", rows[i].access, rows[i].topic,
@@ -692,6 +703,40 @@ static void test_bench(void **state)
 			(double)(t3 - t2) / (double)n);
 }
 
+/* The user cache: a username pointer reused for another name (a client
+ * freed, another one's name allocated at the same address) resolves to
+ * the new name, a shorter or unknown one to nobody, and a snapshot swap
+ * forgets every entry. */
+static void test_user_cache(void **state)
+{
+	struct mqchat *m = *state;
+	char name[16] = "bob";
+	struct acl_request req = {.username = name, .access = R, .topic = "chat/inbox/bob/alice",
+		.cache = &m->users};
+	struct snapshot *s;
+
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);           /* a hit */
+	strcpy(name, "alice");                  /* same address, another client */
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOPIC);
+	req.topic = "chat/inbox/alice/bob";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	strcpy(name, "alic");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NO_USER);
+	strcpy(name, "alicee");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NO_USER);
+	strcpy(name, "alice");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+
+	/* A new snapshot where alice is disabled: the cached entry must go. */
+	s = snapshot__new();
+	assert_non_null(s);
+	assert_non_null(snapshot__add_user(s, "alice", USER_KIND_USER, false, HASH));
+	assert_non_null(snapshot__add_user(s, "bob", USER_KIND_USER, true, HASH));
+	tick__swap_snapshot(m, s);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_DISABLED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -705,6 +750,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_odd_topics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_counts_and_logs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_lengths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_cache, setup, teardown),
 		cmocka_unit_test(test_name_eq_and_hash),
 		cmocka_unit_test(test_name_hash_spreads),
 		cmocka_unit_test_setup_teardown(test_slash_everywhere, setup, teardown),

@@ -124,6 +124,60 @@ static void test_load_foreign_schema(void **state)
 	assert_non_null(strstr(err, "reading blocks"));
 }
 
+/* The flat user and room indexes through every doubling: each name is
+ * found as itself, names one byte shorter, longer or different are not,
+ * and a duplicate add is refused. */
+static void test_index(void **state)
+{
+	struct snapshot *s = snapshot__new();
+	char name[NAME_MAX_LEN + 2];
+	int i, len;
+
+	(void)state;
+	assert_non_null(s);
+	assert_null(snapshot__user(s, "nobody", 6));
+	assert_null(snapshot__room(s, "nowhere", 7));
+	for(i=0; i<3000; i++){
+		/* Lengths 1..64, so every hash path (1-3, 4-7, 8+ bytes) is used. */
+		len = 1 + i % NAME_MAX_LEN;
+		memset(name, 'a' + i % 26, (size_t)len);
+		snprintf(name, sizeof(name), "%d", i);
+		name[strlen(name)] = 'x';
+		name[len] = '\0';
+		if(snapshot__user(s, name, strlen(name)) != NULL) continue;   /* short names repeat */
+		assert_non_null(snapshot__add_user(s, name, USER_KIND_USER, true, HASH));
+		assert_non_null(snapshot__add_room(s, name));
+		assert_null(snapshot__add_user(s, name, USER_KIND_USER, true, HASH));
+	}
+	assert_true(s->user_count > 2000);
+	assert_int_equal(s->user_index.count, s->user_count);
+	assert_true(s->user_index.count * 2 <= s->user_index.mask + 1);
+	for(i=0; i<3000; i++){
+		struct snap_user *u;
+		size_t n;
+
+		len = 1 + i % NAME_MAX_LEN;
+		memset(name, 'a' + i % 26, (size_t)len);
+		snprintf(name, sizeof(name), "%d", i);
+		name[strlen(name)] = 'x';
+		name[len] = '\0';
+		n = strlen(name);
+		u = snapshot__user(s, name, n);
+		assert_non_null(u);
+		assert_int_equal(u->len, n);
+		assert_memory_equal(u->name, name, n);
+		assert_non_null(snapshot__room(s, name, n));
+		if(n > 1) assert_true(snapshot__user(s, name, n - 1) == NULL
+				|| snapshot__user(s, name, n - 1)->len == n - 1);
+		name[n - 1] ^= 0x20;        /* still a name byte, another name */
+		u = snapshot__user(s, name, n);
+		assert_true(u == NULL || memcmp(u->name, name, n) == 0);
+	}
+	assert_null(snapshot__user(s, name, 0));
+	assert_null(snapshot__user(s, name, NAME_MAX_LEN + 1));
+	snapshot__free(s);
+}
+
 /* Wait (bounded) for the loader to leave a snapshot; NULL on timeout. */
 static struct snapshot *wait_snapshot(struct loader *l, int timeout_ms)
 {
@@ -510,6 +564,7 @@ static void test_load_many(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_index),
 		cmocka_unit_test_setup_teardown(test_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_foreign_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loader, setup, teardown),
