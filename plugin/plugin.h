@@ -421,6 +421,7 @@ struct mqchat {
 	struct plog log;
 	int64_t (*clock_ms)(void);      /* monotonic ms; tests inject their own */
 	int64_t next_prune;
+	int64_t next_tick;              /* TICK's next run (mono ms), see tick.c */
 	unsigned long acl_denied[ACL_REASON_COUNT];
 	unsigned long auth_ok, auth_failed, auth_throttled, auth_cached;
 	char dummy_hash[PWHASH_STR_LEN];
@@ -465,7 +466,8 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s);
  * broker, so a mass disable is spread over ticks; the ACL already denies
  * them everything meanwhile). Returns how many were kicked. */
 size_t tick__kick_pending(struct mqchat *m, size_t max);
-/* The periodic work of one TICK at monotonic time now. */
+/* The periodic work of one TICK at monotonic time now (the callback runs
+ * it at most every TICK_EVERY_MS). */
 void tick__run(struct mqchat *m, int64_t now);
 
 /* Escape untrusted text for a log line (see log_escape). */
