@@ -8,16 +8,15 @@
 #include "envelope.h"
 #include "names.h"
 
-/* For the steps of one member (number, string value, dispatch): inlined
- * into envelope__parse, they cost no call and its cursor stays in registers. */
-#define HOT_INLINE static inline __attribute__((always_inline))
+/* Every step takes the position it starts at and returns the one after what
+ * it read, or NULL after setting *why to the reason: envelope__parse keeps
+ * its position and the payload's end in registers, and only a failure
+ * writes to memory. A step given NULL is never called (callers stop at the
+ * first failure), so the first reason is the one reported. */
 
-struct cursor {
-	const unsigned char *p;
-	const unsigned char *end;
-	const unsigned char *begin;     /* the payload: no read ever goes before it */
-	const char *why;
-};
+/* For the steps of one member (number, string value, dispatch): inlined
+ * into envelope__parse, they cost no call. */
+#define HOT_INLINE static inline __attribute__((always_inline))
 
 /* Length of the UTF-8 sequence starting at p (at most end), or 0 if invalid. */
 static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
@@ -54,23 +53,82 @@ bool utf8__valid(const void *buf, size_t len)
 	return true;
 }
 
-static bool fail(struct cursor *c, const char *why)
+/* Plain string bytes: printable ASCII other than '"' and '\\'. Everything
+ * else (a quote, a backslash, a control byte, any byte of a multi-byte UTF-8
+ * sequence) goes through string_rest's byte-wise rules. */
+static inline bool plain_byte(unsigned char b)
 {
-	if(c->why == NULL) c->why = why;
-	return false;
+	return b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
 }
 
-static void skip_ws_run(struct cursor *c)
+/* The end of the run of UTF-8 text that starts at p (p[0] >= 0x80): its
+ * multi-byte sequences and the single plain ASCII bytes between two of
+ * them (the space between words). Returns the first byte after it (ASCII,
+ * or end), or NULL if a sequence is invalid. The rules of utf8_seq, with
+ * the range of the second byte settled by the lead byte (E0: no overlong
+ * form, ED: no surrogate, F0: no overlong form, F4: nothing past
+ * U+10FFFF), so text in a non-Latin script costs one pass and no call per
+ * character. */
+static const unsigned char *utf8_run(const unsigned char *p, const unsigned char *end)
 {
-	while(c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')){
-		c->p++;
+	for(;;){
+		unsigned c0 = p[0], c1, lo = 0x80, hi = 0xBF;
+
+		if(c0 < 0xC2 || c0 > 0xF4 || end - p < 2) return NULL;
+		c1 = p[1];
+		if(c0 < 0xE0){
+			if((c1 & 0xC0) != 0x80) return NULL;
+			p += 2;
+		}else{
+			if(c0 == 0xE0) lo = 0xA0;
+			else if(c0 == 0xED) hi = 0x9F;
+			else if(c0 == 0xF0) lo = 0x90;
+			else if(c0 == 0xF4) hi = 0x8F;
+			if(c1 < lo || c1 > hi || end - p < 3 || (p[2] & 0xC0) != 0x80) return NULL;
+			if(c0 < 0xF0){
+				p += 3;
+			}else{
+				if(end - p < 4 || (p[3] & 0xC0) != 0x80) return NULL;
+				p += 4;
+			}
+		}
+		if(p == end) return p;
+		if(*p < 0x80){
+			if(end - p < 2 || p[1] < 0x80 || !plain_byte(*p)) return p;
+			p++;
+		}
 	}
 }
 
-/* Compact JSON has no whitespace: one compare settles the usual case. */
-static inline void skip_ws(struct cursor *c)
+/* Set *why and return NULL: a failed step. */
+static const unsigned char *failed(const char **why, const char *reason)
 {
-	if(c->p < c->end && *c->p <= ' ') skip_ws_run(c);
+	*why = reason;
+	return NULL;
+}
+
+/* The first byte at or after p (at most end) that is not JSON whitespace. */
+static const unsigned char *ws_run(const unsigned char *p, const unsigned char *end)
+{
+	while(p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+	return p;
+}
+
+/* Compact JSON has no whitespace: one compare settles the usual case. */
+HOT_INLINE const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+{
+	return p < end && *p <= ' ' ? ws_run(p, end) : p;
+}
+
+/* The byte ch at p, after any whitespace: its position, or NULL (without a
+ * reason) if another byte or the end comes first. Compact JSON has it at p
+ * and costs one compare. */
+HOT_INLINE const unsigned char *expect(const unsigned char *p, const unsigned char *end,
+		unsigned char ch)
+{
+	if(p < end && *p == ch) return p;
+	p = ws_run(p, end);
+	return p < end && *p == ch ? p : NULL;
 }
 
 static int hexval(unsigned char h)
@@ -95,41 +153,45 @@ static long hex4(const unsigned char *p)
 	return v;
 }
 
-/* Plain string bytes: printable ASCII other than '"' and '\\'. Everything
- * else (a quote, a backslash, a control byte, any byte of a multi-byte UTF-8
- * sequence) goes through parse_string's byte-wise rules. */
-static inline bool plain_byte(unsigned char b)
-{
-	return b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
-}
-
 #if defined(__SSE2__)
-/* Bit i set if p[i] (i < 16) is not a plain byte. One signed compare finds
- * both the control bytes (0x00-0x1F) and the bytes >= 0x80 (negative). */
+/* Bit i set if p[i] (i < 16) is not a plain byte. v ^ 0x02 maps '"' (0x22)
+ * to 0x20, keeps 0x00-0x1F among themselves and moves space (0x20) to 0x22:
+ * the quote, the control bytes and the bytes >= 0x80 (negative) are then
+ * the bytes below 0x21, signed, found by one compare. One more finds '\\'. */
 static inline unsigned special16(const unsigned char *p)
 {
 	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 	const __m128i s = _mm_or_si128(
-			_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-				_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-			_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+			_mm_cmplt_epi8(_mm_xor_si128(v, _mm_set1_epi8(0x02)), _mm_set1_epi8(0x21)),
+			_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
 
 	return (unsigned)_mm_movemask_epi8(s);
 }
 
 /* The first byte of p[0..end) that is not plain, or end. Reads nothing
- * outside [begin, end): the last partial block is one load of the 16 bytes
- * ending at end (when the payload has that many), with the bytes before p
- * shifted out of the mask. */
+ * outside [begin, end): 16 bytes first (most strings are short: ids, the
+ * type), then 32 a step (a message body) and 16, then the last partial
+ * block is one load of the 16 bytes ending at end (when the payload has
+ * that many), with the bytes before p shifted out of the mask. */
 static inline const unsigned char *scan_plain(const unsigned char *begin,
 		const unsigned char *p, const unsigned char *end)
 {
 	unsigned m;
 
-	while(end - p >= 16){
+	if(end - p >= 16){
 		m = special16(p);
 		if(m) return p + __builtin_ctz(m);
 		p += 16;
+		while(end - p >= 32){
+			m = special16(p) | special16(p + 16) << 16;
+			if(m) return p + __builtin_ctz(m);
+			p += 32;
+		}
+		if(end - p >= 16){
+			m = special16(p);
+			if(m) return p + __builtin_ctz(m);
+			p += 16;
+		}
 	}
 	if(p == end) return p;
 	if(end - begin >= 16){
@@ -168,81 +230,79 @@ static inline const unsigned char *scan_plain(const unsigned char *begin,
 }
 #endif
 
-/* The rest of parse_string from p, the first byte after start that is not
- * plain: every such byte gets the exact rules here. */
-static bool parse_string_rest(struct cursor *c, struct envelope_str *out,
-		const unsigned char *start, const unsigned char *p)
+/* The rest of a string from p, the first byte after start that is not
+ * plain: every such byte gets the exact rules here. Returns the position
+ * after the closing quote. */
+static const unsigned char *string_rest(const unsigned char *begin, const unsigned char *end,
+		const unsigned char *start, const unsigned char *p, struct envelope_str *out,
+		const char **why)
 {
-	const unsigned char *end = c->end;
+	bool escaped = false;
 
-	out->escaped = false;
-	for(;;){
-		unsigned char ch;
+	while(p < end){
+		unsigned char ch = *p;
 
-		if(p == end) break;
-		ch = *p;
 		if(ch == '"'){
 			out->ptr = (const char *)start;
 			out->len = (size_t)(p - start);
-			c->p = p + 1;
-			return true;
+			out->escaped = escaped;
+			return p + 1;
 		}else if(ch == '\\'){
-			out->escaped = true;
-			if(end - p < 2) return fail(c, "unterminated string");
+			escaped = true;
+			if(end - p < 2) return failed(why, "unterminated string");
 			ch = p[1];
 			if(ch == 'u'){
 				long cp;
-				if(end - p < 6) return fail(c, "bad \\u escape");
+				if(end - p < 6) return failed(why, "bad \\u escape");
 				cp = hex4(p + 2);
-				if(cp < 0) return fail(c, "bad \\u escape");
-				if(cp == 0) return fail(c, "NUL in string");
+				if(cp < 0) return failed(why, "bad \\u escape");
+				if(cp == 0) return failed(why, "NUL in string");
 				p += 6;
-				if(cp >= 0xDC00 && cp <= 0xDFFF) return fail(c, "lone surrogate escape");
+				if(cp >= 0xDC00 && cp <= 0xDFFF) return failed(why, "lone surrogate escape");
 				if(cp >= 0xD800 && cp <= 0xDBFF){
 					long lo;
 					if(end - p < 6 || p[0] != '\\' || p[1] != 'u'){
-						return fail(c, "lone surrogate escape");
+						return failed(why, "lone surrogate escape");
 					}
 					lo = hex4(p + 2);
-					if(lo < 0xDC00 || lo > 0xDFFF) return fail(c, "lone surrogate escape");
+					if(lo < 0xDC00 || lo > 0xDFFF) return failed(why, "lone surrogate escape");
 					p += 6;
 				}
 			}else if(ch == '"' || ch == '\\' || ch == '/' || ch == 'b' || ch == 'f'
 					|| ch == 'n' || ch == 'r' || ch == 't'){
 				p += 2;
 			}else{
-				return fail(c, "bad escape");
+				return failed(why, "bad escape");
 			}
 		}else if(ch < 0x20){
-			return fail(c, "control character in string");
+			return failed(why, "control character in string");
 		}else{
-			size_t n = utf8_seq(p, end);
-			if(n == 0) return fail(c, "not valid UTF-8");
-			p += n;
+			p = utf8_run(p, end);
+			if(p == NULL) return failed(why, "not valid UTF-8");
 		}
-		p = scan_plain(c->begin, p, end);
+		p = scan_plain(begin, p, end);
 	}
-	c->p = p;
-	return fail(c, "unterminated string");
+	return failed(why, "unterminated string");
 }
 
-/* Parse a JSON string at c->p (which points at the opening quote). The run
- * of plain ASCII that makes up most of a chat message is skipped 16 bytes a
- * step (this runs for every publish on the broker's thread); a string that
- * is nothing else ends here, anything else goes on in parse_string_rest. */
-static inline bool parse_string(struct cursor *c, struct envelope_str *out)
+/* A JSON string at p (its opening quote) into *out. The run of plain ASCII
+ * that makes up most of a chat message is skipped 16 and 32 bytes a step
+ * (this runs for every publish on the broker's thread); a string that is
+ * nothing else ends here, anything else goes on in string_rest. */
+HOT_INLINE const unsigned char *parse_string(const unsigned char *begin,
+		const unsigned char *end, const unsigned char *p, struct envelope_str *out,
+		const char **why)
 {
-	const unsigned char *start = c->p + 1;
-	const unsigned char *p = scan_plain(c->begin, start, c->end);
+	const unsigned char *start = p + 1;
 
-	if(p < c->end && *p == '"'){
+	p = scan_plain(begin, start, end);
+	if(p < end && *p == '"'){
 		out->ptr = (const char *)start;
 		out->len = (size_t)(p - start);
 		out->escaped = false;
-		c->p = p + 1;
-		return true;
+		return p + 1;
 	}
-	return parse_string_rest(c, out, start, p);
+	return string_rest(begin, end, start, p, out, why);
 }
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -277,12 +337,13 @@ static inline uint32_t four_digits_value(uint32_t w)
 }
 #endif
 
-/* Parse a JSON number. If it is an integer in [-ENVELOPE_MAX_TS,
- * ENVELOPE_MAX_TS], *ival is it and *is_int is true; otherwise *is_int is
- * false. */
-HOT_INLINE bool parse_number(struct cursor *c, int64_t *ival, bool *is_int)
+/* A JSON number at p (its first byte). If it is an integer in
+ * [-ENVELOPE_MAX_TS, ENVELOPE_MAX_TS], *ival is it and *is_int is true;
+ * otherwise *is_int is false. */
+HOT_INLINE const unsigned char *parse_number(const unsigned char *p, const unsigned char *end,
+		int64_t *ival, bool *is_int, const char **why)
 {
-	const unsigned char *p = c->p, *end = c->end, *digits;
+	const unsigned char *digits;
 	bool neg = false;
 	uint64_t v = 0;
 
@@ -291,7 +352,7 @@ HOT_INLINE bool parse_number(struct cursor *c, int64_t *ival, bool *is_int)
 		neg = true;
 		p++;
 	}
-	if(p >= end) return fail(c, "bad number");
+	if(p >= end) return failed(why, "bad number");
 	digits = p;
 	if(*p == '0'){
 		p++;
@@ -322,93 +383,75 @@ HOT_INLINE bool parse_number(struct cursor *c, int64_t *ival, bool *is_int)
 		}
 		if(p - digits > 16 || v > (uint64_t)ENVELOPE_MAX_TS) *is_int = false;
 	}else{
-		return fail(c, "bad number");
+		return failed(why, "bad number");
 	}
 	if(p < end && *p == '.'){
 		*is_int = false;
 		p++;
-		if(p >= end || *p < '0' || *p > '9') return fail(c, "bad number");
+		if(p >= end || *p < '0' || *p > '9') return failed(why, "bad number");
 		while(p < end && *p >= '0' && *p <= '9') p++;
 	}
 	if(p < end && (*p == 'e' || *p == 'E')){
 		*is_int = false;
 		p++;
 		if(p < end && (*p == '+' || *p == '-')) p++;
-		if(p >= end || *p < '0' || *p > '9') return fail(c, "bad number");
+		if(p >= end || *p < '0' || *p > '9') return failed(why, "bad number");
 		while(p < end && *p >= '0' && *p <= '9') p++;
 	}
-	c->p = p;
 	*ival = !*is_int ? 0 : neg ? -(int64_t)v : (int64_t)v;
-	return true;
+	return p;
 }
 
-static bool literal(struct cursor *c, const char *word)
+static const unsigned char *literal(const unsigned char *p, const unsigned char *end,
+		const char *word, const char **why)
 {
 	size_t n = strlen(word);
 
-	if((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0){
-		return fail(c, "not valid JSON");
-	}
-	c->p += n;
-	return true;
+	if((size_t)(end - p) < n || memcmp(p, word, n) != 0) return failed(why, "not valid JSON");
+	return p + n;
 }
 
 /* Skip any JSON value (for unknown members), at most depth levels deep. */
-static bool skip_value(struct cursor *c, int depth)
+static const unsigned char *skip_value(const unsigned char *begin, const unsigned char *end,
+		const unsigned char *p, int depth, const char **why)
 {
 	struct envelope_str s;
 	int64_t iv;
 	bool is_int;
+	unsigned char close;
 
-	skip_ws(c);
-	if(c->p >= c->end) return fail(c, "not valid JSON");
-	switch(*c->p){
-		case '"':
-			return parse_string(c, &s);
-		case 't': return literal(c, "true");
-		case 'f': return literal(c, "false");
-		case 'n': return literal(c, "null");
+	p = skip_ws(p, end);
+	if(p >= end) return failed(why, "not valid JSON");
+	switch(*p){
+		case '"': return parse_string(begin, end, p, &s, why);
+		case 't': return literal(p, end, "true", why);
+		case 'f': return literal(p, end, "false", why);
+		case 'n': return literal(p, end, "null", why);
 		case '{':
 		case '[':
-		{
-			unsigned char close = (*c->p == '{') ? '}' : ']';
-			bool object = (close == '}');
-
-			if(depth <= 0) return fail(c, "nested too deep");
-			c->p++;
-			skip_ws(c);
-			if(c->p < c->end && *c->p == close){
-				c->p++;
-				return true;
-			}
+			close = (*p == '{') ? '}' : ']';
+			if(depth <= 0) return failed(why, "nested too deep");
+			p = skip_ws(p + 1, end);
+			if(p < end && *p == close) return p + 1;
 			for(;;){
-				if(object){
-					skip_ws(c);
-					if(c->p >= c->end || *c->p != '"') return fail(c, "not valid JSON");
-					if(!parse_string(c, &s)) return false;
-					skip_ws(c);
-					if(c->p >= c->end || *c->p != ':') return fail(c, "not valid JSON");
-					c->p++;
+				if(close == '}'){
+					p = skip_ws(p, end);
+					if(p >= end || *p != '"') return failed(why, "not valid JSON");
+					if((p = parse_string(begin, end, p, &s, why)) == NULL) return NULL;
+					p = skip_ws(p, end);
+					if(p >= end || *p != ':') return failed(why, "not valid JSON");
+					p++;
 				}
-				if(!skip_value(c, depth - 1)) return false;
-				skip_ws(c);
-				if(c->p >= c->end) return fail(c, "not valid JSON");
-				if(*c->p == ','){
-					c->p++;
-					continue;
-				}
-				if(*c->p == close){
-					c->p++;
-					return true;
-				}
-				return fail(c, "not valid JSON");
+				if((p = skip_value(begin, end, p, depth - 1, why)) == NULL) return NULL;
+				p = skip_ws(p, end);
+				if(p >= end) return failed(why, "not valid JSON");
+				if(*p == ',') p++;
+				else if(*p == close) return p + 1;
+				else return failed(why, "not valid JSON");
 			}
-		}
 		default:
-			if(*c->p == '-' || (*c->p >= '0' && *c->p <= '9')){
-				return parse_number(c, &iv, &is_int);
-			}
-			return fail(c, "not valid JSON");
+			if(*p == '-' || (*p >= '0' && *p <= '9')) return parse_number(p, end, &iv, &is_int, why);
+			return failed(why, "not valid JSON");
 	}
 }
 
@@ -462,16 +505,18 @@ static enum member member_of(const struct envelope_str *key)
 	return M_OTHER;
 }
 
-/* A known member name at p (its opening quote, avail bytes left) written
- * plainly and followed at once by ':', as compact JSON has it: the member,
- * and *n the bytes that make up name and colon. M_UNMATCHED for anything
- * else (whitespace, escapes, another name), which the general path parses;
- * for these exact bytes it would find the same member. */
-static inline enum member plain_key(const unsigned char *p, size_t avail, size_t *n)
+/* A known member name at p (its opening quote) written plainly and
+ * followed at once by ':', as compact JSON has it: the member, and *next
+ * the byte after the colon. M_UNMATCHED for anything else (whitespace,
+ * escapes, another name), which the general path parses; for these exact
+ * bytes it would find the same member. */
+HOT_INLINE enum member plain_key(const unsigned char *p, const unsigned char *end,
+		const unsigned char **next)
 {
+	size_t avail = (size_t)(end - p);
 #define KEY_AT(lit, m) do{ \
 		if(avail >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0){ \
-			*n = sizeof(lit) - 1; \
+			*next = p + sizeof(lit) - 1; \
 			return m; \
 		} \
 	}while(0)
@@ -490,167 +535,184 @@ static inline enum member plain_key(const unsigned char *p, size_t avail, size_t
 #undef KEY_AT
 }
 
-/* Parse the value of a known string member into *out. */
-HOT_INLINE bool string_member(struct cursor *c, struct envelope_str *out, const char *why)
+/* The value of a known string member at p into *out; reason if it is not
+ * a string. */
+HOT_INLINE const unsigned char *string_member(const unsigned char *begin,
+		const unsigned char *end, const unsigned char *p, struct envelope_str *out,
+		const char *reason, const char **why)
 {
-	skip_ws(c);
-	if(c->p >= c->end || *c->p != '"') return fail(c, why);
-	return parse_string(c, out);
+	if((p = expect(p, end, '"')) == NULL) return failed(why, reason);
+	return parse_string(begin, end, p, out, why);
 }
 
-HOT_INLINE bool parse_member(struct cursor *c, struct envelope *env, enum member m,
-		struct envelope_str *type)
+/* The value of "id" or "ref": a plain string in the message-id grammar. */
+HOT_INLINE const unsigned char *msgid_member(const unsigned char *begin,
+		const unsigned char *end, const unsigned char *p, struct envelope_str *out,
+		const char *not_string, const char *invalid, const char **why)
 {
+	if((p = expect(p, end, '"')) == NULL) return failed(why, not_string);
+	/* The usual id: 1..15 bytes of the id alphabet (none of them special
+	 * in a JSON string), then the closing quote, found with one 16-byte
+	 * step when the payload has 16 bytes after the opening quote. It is
+	 * what the general way below finds for these bytes; anything else
+	 * (longer, escaped, empty, not an id) takes that way. */
+	if(end - p > 16){
+		unsigned n = names__msgid_span16((const char *)p + 1);
+
+		if(n > 0 && n < 16 && p[n + 1] == '"'){
+			out->ptr = (const char *)p + 1;
+			out->len = n;
+			out->escaped = false;
+			return p + n + 2;
+		}
+	}
+	if((p = parse_string(begin, end, p, out, why)) == NULL) return NULL;
+	if(out->escaped || !names__valid_msgid_in(out->ptr, out->len, (const char *)begin,
+				(const char *)end)){
+		return failed(why, invalid);
+	}
+	return p;
+}
+
+/* The value of a member m whose name ends before p. */
+HOT_INLINE const unsigned char *parse_member(const unsigned char *begin,
+		const unsigned char *end, const unsigned char *p, enum member m,
+		struct envelope *env, enum envelope_type *type, const char **why)
+{
+	struct envelope_str str;
 	int64_t iv;
 	bool is_int;
-	struct envelope_str status;
 
 	switch(m){
 		case M_ID:
-			if(!string_member(c, &env->id, "id is not a string")) return false;
-			if(env->id.escaped || !names__valid_msgid_in(env->id.ptr, env->id.len,
-						(const char *)c->begin, (const char *)c->end)){
-				return fail(c, "invalid id");
-			}
-			return true;
+			return msgid_member(begin, end, p, &env->id, "id is not a string", "invalid id", why);
 		case M_TYPE:
-			return string_member(c, type, "type is not a string");
+			/* A chat message's type as compact JSON writes it: what the
+			 * general way finds for these 6 bytes, without the string scan. */
+			if(end - p >= 6 && memcmp(p, "\"text\"", 6) == 0){
+				*type = ENVELOPE_TEXT;
+				return p + 6;
+			}
+			p = string_member(begin, end, p, &str, "type is not a string", why);
+			if(p == NULL) return NULL;
+			if(STR_IS(&str, "text")) *type = ENVELOPE_TEXT;
+			else if(STR_IS(&str, "receipt")) *type = ENVELOPE_RECEIPT;
+			return p;
 		case M_BODY:
-			return string_member(c, &env->body, "body is not a string");
+			return string_member(begin, end, p, &env->body, "body is not a string", why);
 		case M_REF:
-			if(!string_member(c, &env->ref, "ref is not a string")) return false;
-			if(env->ref.escaped || !names__valid_msgid_in(env->ref.ptr, env->ref.len,
-						(const char *)c->begin, (const char *)c->end)){
-				return fail(c, "invalid ref");
-			}
-			return true;
+			return msgid_member(begin, end, p, &env->ref, "ref is not a string", "invalid ref", why);
 		case M_STATUS:
-			if(!string_member(c, &status, "status is not a string")) return false;
-			if(STR_IS(&status, "delivered")) env->status = ENVELOPE_STATUS_DELIVERED;
-			else if(STR_IS(&status, "read")) env->status = ENVELOPE_STATUS_READ;
-			else return fail(c, "invalid status");
-			return true;
+			p = string_member(begin, end, p, &str, "status is not a string", why);
+			if(p == NULL) return NULL;
+			if(STR_IS(&str, "delivered")) env->status = ENVELOPE_STATUS_DELIVERED;
+			else if(STR_IS(&str, "read")) env->status = ENVELOPE_STATUS_READ;
+			else return failed(why, "invalid status");
+			return p;
 		case M_TS:
-			skip_ws(c);
-			if(c->p >= c->end || (*c->p != '-' && (*c->p < '0' || *c->p > '9'))){
-				return fail(c, "ts is not a number");
+			p = skip_ws(p, end);
+			if(p >= end || (*p != '-' && (*p < '0' || *p > '9'))){
+				return failed(why, "ts is not a number");
 			}
-			if(!parse_number(c, &iv, &is_int)) return false;
-			if(!is_int || iv < 0) return fail(c, "ts is not a non-negative integer");
+			if((p = parse_number(p, end, &iv, &is_int, why)) == NULL) return NULL;
+			if(!is_int || iv < 0) return failed(why, "ts is not a non-negative integer");
 			env->ts = iv;
 			env->has_ts = true;
-			return true;
+			return p;
 		case M_OTHER:
-			return skip_value(c, ENVELOPE_MAX_DEPTH);
-		case M_UNMATCHED:
+		case M_UNMATCHED:       /* never: the name was parsed the general way */
 			break;
 	}
-	return fail(c, "not valid JSON");
+	return skip_value(begin, end, p, ENVELOPE_MAX_DEPTH, why);
 }
 
+/* Stop at the first failure: its reason is the verdict. */
+#define REFUSE(reason) do{ why = (reason); goto out; }while(0)
+
 bool envelope__parse(const void *payload, size_t len, struct envelope *env,
-		const char **why)
+		const char **why_out)
 {
-	struct cursor c;
-	struct envelope_str type = {0};
+	const unsigned char *const begin = payload, *end, *p;
+	const char *why = NULL;
+	enum envelope_type type = 0;      /* of a "type" that is neither: 0 */
 	unsigned seen = 0;
 
-	memset(env, 0, sizeof(*env));
-	c.p = payload;
-	c.begin = c.p;
-	c.end = c.p + len;
-	c.why = NULL;
-
-	if(payload == NULL || len == 0){
-		fail(&c, "empty payload");
-		goto out;
-	}
-	skip_ws(&c);
-	if(c.p >= c.end || *c.p != '{'){
-		fail(&c, "not a JSON object");
-		goto out;
-	}
-	c.p++;
-	skip_ws(&c);
-	if(c.p < c.end && *c.p == '}'){
-		c.p++;
+	/* Member by member, not memset: the compiler's memset of this size
+	 * is a string instruction with a start-up cost. */
+	env->type = 0;
+	env->id = (struct envelope_str){0};
+	env->body = (struct envelope_str){0};
+	env->ref = (struct envelope_str){0};
+	env->status = ENVELOPE_STATUS_NONE;
+	env->has_ts = false;
+	env->ts = 0;
+	if(payload == NULL || len == 0) REFUSE("empty payload");
+	end = begin + len;
+	if((p = expect(begin, end, '{')) == NULL) REFUSE("not a JSON object");
+	p = skip_ws(p + 1, end);
+	if(p < end && *p == '}'){
+		p++;
 	}else{
 		for(;;){
 			struct envelope_str key;
 			enum member m;
-			size_t n;
 
-			skip_ws(&c);
-			if(c.p >= c.end || *c.p != '"'){
-				fail(&c, "not valid JSON");
-				goto out;
-			}
-			m = plain_key(c.p, (size_t)(c.end - c.p), &n);
-			if(m != M_UNMATCHED){
-				c.p += n;
-			}else{
-				if(!parse_string(&c, &key)) goto out;
-				skip_ws(&c);
-				if(c.p >= c.end || *c.p != ':'){
-					fail(&c, "not valid JSON");
-					goto out;
-				}
-				c.p++;
+			if((p = expect(p, end, '"')) == NULL) REFUSE("not valid JSON");
+			m = plain_key(p, end, &p);
+			if(m == M_UNMATCHED){
+				if((p = parse_string(begin, end, p, &key, &why)) == NULL) goto out;
+				if((p = expect(p, end, ':')) == NULL) REFUSE("not valid JSON");
+				p++;
 				m = member_of(&key);
 			}
 			if(m != M_OTHER){
-				if(seen & (1u << m)){
-					fail(&c, "duplicate member");
-					goto out;
-				}
+				if(seen & (1u << m)) REFUSE("duplicate member");
 				seen |= 1u << m;
 			}
-			if(!parse_member(&c, env, m, &type)) goto out;
-			skip_ws(&c);
-			if(c.p >= c.end){
-				fail(&c, "not valid JSON");
-				goto out;
-			}
-			if(*c.p == ','){
-				c.p++;
+			if((p = parse_member(begin, end, p, m, env, &type, &why)) == NULL) goto out;
+			/* A ',' right after the value is the usual case. */
+			if(p < end && *p == ','){
+				p++;
 				continue;
 			}
-			if(*c.p == '}'){
-				c.p++;
+			p = skip_ws(p, end);
+			if(p >= end) REFUSE("not valid JSON");
+			if(*p == ','){
+				p++;
+				continue;
+			}
+			if(*p == '}'){
+				p++;
 				break;
 			}
-			fail(&c, "not valid JSON");
-			goto out;
+			REFUSE("not valid JSON");
 		}
 	}
-	skip_ws(&c);
-	if(c.p != c.end){
-		fail(&c, "trailing data after the object");
-		goto out;
-	}
+	if(p != end && ws_run(p, end) != end) REFUSE("trailing data after the object");
 
 	if(!(seen & (1u << M_ID))){
-		fail(&c, "missing id");
+		why = "missing id";
 	}else if(!(seen & (1u << M_TYPE))){
-		fail(&c, "missing type");
-	}else if(STR_IS(&type, "text")){
+		why = "missing type";
+	}else if(type == ENVELOPE_TEXT){
 		env->type = ENVELOPE_TEXT;
-		if(!(seen & (1u << M_BODY))) fail(&c, "text without body");
-		else if(env->body.len == 0) fail(&c, "empty body");
-		else if(seen & (1u << M_STATUS)) fail(&c, "text with status");
-	}else if(STR_IS(&type, "receipt")){
+		if(!(seen & (1u << M_BODY))) why = "text without body";
+		else if(env->body.len == 0) why = "empty body";
+		else if(seen & (1u << M_STATUS)) why = "text with status";
+	}else if(type == ENVELOPE_RECEIPT){
 		env->type = ENVELOPE_RECEIPT;
-		if(!(seen & (1u << M_REF))) fail(&c, "receipt without ref");
-		else if(!(seen & (1u << M_STATUS))) fail(&c, "receipt without status");
-		else if(seen & (1u << M_BODY)) fail(&c, "receipt with body");
+		if(!(seen & (1u << M_REF))) why = "receipt without ref";
+		else if(!(seen & (1u << M_STATUS))) why = "receipt without status";
+		else if(seen & (1u << M_BODY)) why = "receipt with body";
 	}else{
-		fail(&c, "unknown type");
+		why = "unknown type";
 	}
 
 out:
-	if(why) *why = c.why;
-	return c.why == NULL;
+	if(why_out) *why_out = why;
+	return why == NULL;
 }
+#undef REFUSE
 
 /* Append the UTF-8 form of cp to out[*n..outlen). */
 static bool put_utf8(char *out, size_t outlen, size_t *n, uint32_t cp)

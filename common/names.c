@@ -133,6 +133,19 @@ bool names__valid_msgid_in(const char *s, size_t len, const char *lo, const char
 	return names__valid_msgid(s, len);
 }
 
+unsigned names__msgid_span16(const char *s)
+{
+#if defined(__SSE2__)
+	return (unsigned)__builtin_ctz(msgid_bad16(s) | 0x10000u);
+#else
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned n = 0;
+
+	while(n < 16 && (char_class[p[n]] & MSGID_CHARS)) n++;
+	return n;
+#endif
+}
+
 bool names__split_clientid(const char *id, size_t *user_len,
 		const char **device, size_t *device_len)
 {

@@ -63,6 +63,33 @@ static void test_names(void **state)
 	assert_false(names__valid_msgid("a b", 3));
 }
 
+/* names__msgid_span16: every byte value at every position of an exact
+ * 16-byte heap block (a read past it is an error under SAN=1). */
+static void test_msgid_span16(void **state)
+{
+	char *block = malloc(16);
+	unsigned pos, b;
+
+	(void)state;
+	assert_non_null(block);
+	memcpy(block, "aZ09_-aZ09_-aZ09", 16);
+	assert_int_equal(names__msgid_span16(block), 16);
+	for(pos=0; pos<16; pos++){
+		for(b=0; b<256; b++){
+			bool in = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')
+				|| (b >= '0' && b <= '9') || b == '_' || b == '-';
+			char keep = block[pos];
+
+			block[pos] = (char)b;
+			if(names__msgid_span16(block) != (in ? 16 : pos)){
+				fail_msg("0x%02x at %u: span %u", b, pos, names__msgid_span16(block));
+			}
+			block[pos] = keep;
+		}
+	}
+	free(block);
+}
+
 static void test_split_clientid(void **state)
 {
 	size_t ulen = 99, dlen = 99;
@@ -360,6 +387,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_msgid_span16),
 		cmocka_unit_test(test_split_clientid),
 		cmocka_unit_test(test_envelope_valid),
 		cmocka_unit_test(test_envelope_malformed),

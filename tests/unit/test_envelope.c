@@ -13,7 +13,13 @@
  * string within and across 16-byte blocks, at the very end of the payload,
  * in payloads of every short length cut at every point. Each payload is
  * parsed from a heap block of exactly its size, so a read past its end is
- * an error under `make test SAN=1`. */
+ * an error under `make test SAN=1`.
+ *
+ * And the shortcuts of the common envelope: every byte value at every
+ * offset of the 16- and 32-byte steps, multi-byte UTF-8 checked a run at a
+ * time (utf8__valid is the reference), the 1..15-byte id found with one
+ * 16-byte step, and the type "text" taken at once; each next to the inputs
+ * that must not take it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -429,6 +435,226 @@ static void test_msgid_every_byte(void **state)
 	assert_false(names__valid_msgid(id, MSGID_MAX_LEN + 1));
 }
 
+/* What a body of plain bytes s[0..n) must get: valid UTF-8 with no quote,
+ * backslash or control byte (utf8__valid is the byte-wise reference). */
+static bool body_ok(const unsigned char *s, size_t n)
+{
+	size_t i;
+
+	for(i=0; i<n; i++){
+		if(s[i] < 0x20 || s[i] == '"' || s[i] == '\\') return false;
+	}
+	return utf8__valid(s, n);
+}
+
+/* Every byte value at every offset of a 100-byte body, the payload shifted
+ * by 0..3 bytes: the plain-byte test of the 16- and 32-byte steps and of
+ * the last partial block is exact for all 256 values. */
+static void test_every_byte_every_offset(void **state)
+{
+	char json[256];
+	unsigned char body[100];
+	size_t off, shift;
+	unsigned b;
+
+	(void)state;
+	for(shift=0; shift<4; shift++){
+		for(off=0; off<sizeof(body); off++){
+			for(b=0; b<256; b++){
+				struct envelope env;
+				const char *why;
+				bool ok;
+				int n;
+
+				memset(body, 'k', sizeof(body));
+				body[off] = (unsigned char)b;
+				n = snprintf(json, sizeof(json), "%*s{\"id\":\"a\",\"type\":\"text\",\"body\":\"",
+						(int)shift, "");
+				memcpy(json + n, body, sizeof(body));
+				n += (int)sizeof(body);
+				memcpy(json + n, "\"}", 2);
+				n += 2;
+				ok = parse_exact(json, (size_t)n, &env, &why);
+				if(ok != body_ok(body, sizeof(body))){
+					fail_msg("0x%02x at %zu shift %zu: got %d (%s)", b, off, shift, ok,
+							why ? why : "-");
+				}
+				if(ok) assert_int_equal(env.body.len, sizeof(body));
+			}
+		}
+	}
+}
+
+/* Multi-byte sequences are checked a run at a time, the single plain ASCII
+ * byte between two of them included: every lead byte with every second
+ * byte and the third and fourth bytes around the limits, followed by a
+ * gap byte and another sequence, or by the end of the string or payload. */
+static void test_utf8_runs(void **state)
+{
+	static const unsigned char tails[] = {0x00, 0x20, 0x22, 0x5c, 0x7f, 0x80, 0x8f, 0x90,
+		0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xe0, 0xf0, 0xff};
+	static const unsigned char last[] = {0x7f, 0x80, 0xbf, 0xc0};
+	static const char *const after[] = {"", " \xc3\xa9", " ", "a", "\"", "\\n", "\x01", 
+		"a\xc3\xa9", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", " \x80", "  \xc3\xa9",
+		" \xc3", "\xc3"};
+	char json[128];
+	unsigned char body[32];
+	unsigned b0, b1;
+	size_t t2, t3, a;
+
+	(void)state;
+	for(b0=0x80; b0<256; b0++){
+		for(b1=0; b1<256; b1++){
+			for(t2=0; t2<(b0 >= 0xe0 ? sizeof(tails) : 1); t2++){
+				for(t3=0; t3<(b0 >= 0xf0 ? sizeof(last) : 1); t3++){
+					/* Every continuation after the second byte's limits,
+					 * two of them elsewhere. */
+					bool limit = (b1 & 0x0f) == 0x0f || (b1 & 0x0f) == 0 || b0 < 0xe0;
+					size_t nafter = limit ? sizeof(after)/sizeof(after[0]) : 2;
+
+					for(a=0; a<nafter; a++){
+						size_t n = 0, k;
+						int head;
+						struct envelope env;
+						const char *why;
+						bool ok, want;
+
+						body[n++] = (unsigned char)b0;
+						body[n++] = (unsigned char)b1;
+						if(b0 >= 0xe0) body[n++] = tails[t2];
+						if(b0 >= 0xf0) body[n++] = last[t3];
+						memcpy(body + n, after[a], strlen(after[a]));
+						n += strlen(after[a]);
+						/* The body as the string's whole content ... */
+						head = snprintf(json, sizeof(json), "{\"id\":\"a\",\"type\":\"text\",\"body\":\"");
+						memcpy(json + head, body, n);
+						memcpy(json + head + n, "\"}", 2);
+						ok = parse_exact(json, (size_t)head + n + 2, &env, &why);
+						want = body_ok(body, n);
+						/* (an escape or quote in "after" is JSON's, not a plain byte) */
+						for(k=0; k<n; k++){
+							if(body[k] == '"' || body[k] == '\\') break;
+						}
+						if(k == n && ok != want){
+							fail_msg("%02x %02x +%zu+%zu after %zu: got %d (%s)", b0, b1, t2, t3, a,
+									ok, why ? why : "-");
+						}
+						if(k == n && ok) assert_int_equal(env.body.len, n);
+						/* ... and cut at the end of the payload: never accepted. */
+						ok = parse_exact(json, (size_t)head + n, &env, &why);
+						assert_false(ok);
+						if(k == n && want && strcmp(why, "unterminated string") != 0){
+							fail_msg("%02x %02x +%zu+%zu after %zu, cut: %s", b0, b1, t2, t3, a, why);
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+/* An id or ref of 0..20 bytes (the 1..15-byte one is found with one
+ * 16-byte step when 17 bytes follow its opening quote) at the start and
+ * at the very end of the payload, so that the fast path is taken, just
+ * not taken, and not possible; with a byte outside the id alphabet (or a
+ * quote, a backslash, a UTF-8 byte) at every position. */
+static void test_msgid_member_boundaries(void **state)
+{
+	static const char bad[] = {'.', ' ', '"', '\\', '\x01', '\xc3', '\x7f', '/', ':'};
+	char id[24], json[160];
+	size_t len, pos, k, form;
+
+	(void)state;
+	for(form=0; form<4; form++){
+		for(len=0; len<=20; len++){
+			for(pos=0; pos<=len; pos++){
+				for(k=0; k<(pos < len ? sizeof(bad) : 1); k++){
+					struct envelope env;
+					const char *why;
+					bool ok, want = len > 0 && pos == len;
+					int n;
+
+					for(n=0; n<(int)len; n++) id[n] = "aZ09_-"[n % 6];
+					if(pos < len) id[pos] = bad[k];
+					id[len] = '\0';
+					if(form == 0){
+						n = snprintf(json, sizeof(json), "{\"id\":\"%s\",\"type\":\"text\",\"body\":\"x\"}", id);
+					}else if(form == 1){
+						n = snprintf(json, sizeof(json), "{\"type\":\"text\",\"body\":\"x\",\"id\":\"%s\"}", id);
+					}else if(form == 2){
+						n = snprintf(json, sizeof(json), "{\"type\":\"receipt\",\"status\":\"read\","
+								"\"id\":\"b\",\"ref\":\"%s\"}", id);
+					}else{
+						/* Escaped: never an id, whatever it decodes to. */
+						n = snprintf(json, sizeof(json), "{\"id\":\"%s\\u0061\",\"type\":\"text\",\"body\":\"x\"}", id);
+						want = false;
+					}
+					ok = parse_exact(json, (size_t)n, &env, &why);
+					if(ok != want){
+						fail_msg("form %zu, id of %zu, 0x%02x at %zu: got %d (%s)", form, len,
+								pos < len ? (unsigned char)bad[k] : 0, pos, ok, why ? why : "-");
+					}
+					if(ok){
+						const struct envelope_str *s = form == 2 ? &env.ref : &env.id;
+						assert_int_equal(s->len, len);
+						assert_false(s->escaped);
+						assert_memory_equal(s->ptr, id, len);
+					}
+					/* A good id cut right after its last byte. */
+					if(form == 1 && want){
+						assert_false(parse_exact(json, (size_t)n - 2, &env, &why));
+						assert_string_equal(why, "unterminated string");
+					}
+				}
+			}
+		}
+	}
+	expect_refused("{\"id\":\"\",\"type\":\"text\",\"body\":\"x\"}", "invalid id");
+	expect_refused("{\"type\":\"text\",\"body\":\"x\",\"id\":\"\"}", "invalid id");
+}
+
+/* The type "text" written plainly is taken at once; any other spelling of
+ * it, and what merely starts like it, the general way. */
+static void test_type_text(void **state)
+{
+	static const struct {
+		const char *type;       /* the bytes after "type": */
+		const char *why;        /* NULL: valid */
+	} cases[] = {
+		{"\"text\"", NULL},
+		{" \"text\"", NULL},
+		{"\"te\\u0078t\"", "unknown type"},        /* escaped: as before */
+		{"\"text\" ", NULL},
+		{"\"texts\"", "unknown type"},
+		{"\"tex\"", "unknown type"},
+		{"\"Text\"", "unknown type"},
+		{"\"text", "unterminated string"},
+		{"\"receipt\"", "receipt without ref"},
+		{"text", "type is not a string"},
+		{"1", "type is not a string"},
+	};
+	char json[128];
+	size_t i;
+
+	(void)state;
+	for(i=0; i<sizeof(cases)/sizeof(cases[0]); i++){
+		struct envelope env;
+		const char *why;
+		bool ok;
+		int n;
+
+		n = snprintf(json, sizeof(json), "{\"id\":\"a\",\"body\":\"x\",\"type\":%s}", cases[i].type);
+		ok = parse_exact(json, (size_t)n, &env, &why);
+		if(ok != (cases[i].why == NULL) || (why && strcmp(why, cases[i].why) != 0)){
+			fail_msg("type %s: got %d (%s)", cases[i].type, ok, why ? why : "-");
+		}
+		if(ok) assert_int_equal(env.type, ENVELOPE_TEXT);
+		/* The payload ending right after the value: 6 bytes left at "text". */
+		n = snprintf(json, sizeof(json), "{\"id\":\"a\",\"body\":\"x\",\"type\":%s", cases[i].type);
+		assert_false(parse_exact(json, (size_t)n, &env, &why));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +668,10 @@ int main(void)
 		cmocka_unit_test(test_every_length_every_cut),
 		cmocka_unit_test(test_ts_wrap),
 		cmocka_unit_test(test_msgid_every_byte),
+		cmocka_unit_test(test_every_byte_every_offset),
+		cmocka_unit_test(test_utf8_runs),
+		cmocka_unit_test(test_msgid_member_boundaries),
+		cmocka_unit_test(test_type_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
