@@ -16,20 +16,9 @@
 #include "plugin.h"
 #include "snapshot.h"
 
-/* The deepest topic any rule needs is 4 levels; one more detects "too deep". */
-#define MAX_LEVELS 5
+#define MAX_LEVELS ACL_MAX_LEVELS
 /* A registration request is small: user, password, nick, invite, id. */
 #define REGISTER_MAX_PAYLOAD 4096u
-
-struct level {
-	const char *p;
-	size_t n;
-};
-
-struct topic {
-	struct level lv[MAX_LEVELS];
-	int count;                      /* MAX_LEVELS means "at least that many" */
-};
 
 #if defined(__SSE2__)
 /* Bit i set if t[i] is '/', for i < 16. */
@@ -43,7 +32,7 @@ static inline unsigned slashes16(const char *t)
 
 /* Split t at '/' into at most MAX_LEVELS levels (the last one recorded ends
  * at its own '/', whatever follows). Reads nothing past t's NUL. */
-static void split(const char *t, struct topic *out)
+static void split(const char *t, struct acl_topic *out)
 {
 	const size_t len = strlen(t);
 	const char *start = t, *q;
@@ -96,19 +85,19 @@ static void split(const char *t, struct topic *out)
 	out->count = n;
 }
 
-static bool lv_is(const struct level *l, const char *lit)
+static bool lv_is(const struct acl_level *l, const char *lit)
 {
 	size_t n = strlen(lit);
 	return l->n == n && memcmp(l->p, lit, n) == 0;
 }
 
-static bool lv_eq(const struct level *l, const char *s, size_t n)
+static bool lv_eq(const struct acl_level *l, const char *s, size_t n)
 {
 	return l->n == n && snapshot__name_eq(l->p, s, n);
 }
 
 /* The last level of a user's filter: "#", "+" or one name. */
-static bool lv_sub_tail(const struct level *l)
+static bool lv_sub_tail(const struct acl_level *l)
 {
 	return lv_is(l, "#") || lv_is(l, "+") || names__valid(l->p, l->n);
 }
@@ -167,7 +156,7 @@ static bool json_object_payload(const void *payload, uint32_t len)
 
 /* `_register@<device>`: only its own chat/register/<clientid>/{req,resp}. */
 static enum acl_reason decide_register(const struct mqchat *m, const struct acl_request *req,
-		const struct topic *t)
+		const struct acl_topic *t)
 {
 	size_t idlen;
 
@@ -210,7 +199,7 @@ static bool strip_share(const char **topic)
 static enum acl_reason decide_service(const struct mqchat *m, const struct acl_request *req)
 {
 	const char *topic = req->topic;
-	struct topic t;
+	struct acl_topic t;
 	enum acl_reason r;
 
 	switch(req->access){
@@ -251,15 +240,47 @@ static enum acl_reason decide_service(const struct mqchat *m, const struct acl_r
 	return ACL_DENY_TOPIC;
 }
 
+/* True if topic is the room topic c keeps: the same pointer holding the
+ * same bytes (a freed topic's address may come back with others). */
+static bool room_topic_hit(const struct acl_cache *c, const char *topic)
+{
+	size_t len;
+
+	if(c->topic.topic != topic) return false;
+	len = strlen(topic);
+	return len == c->topic.len && memcmp(c->topic.copy, topic, len) == 0;
+}
+
+/* Keep topic (split into t, 4 levels, chat/room/...) and its room. */
+static void room_topic_keep(struct acl_cache *c, const char *topic, const struct acl_topic *t,
+		const struct snap_room *room)
+{
+	const size_t len = (size_t)(t->lv[3].p + t->lv[3].n - topic);
+
+	if(len >= sizeof(c->topic.copy)) return;
+	memcpy(c->topic.copy, topic, len);
+	c->topic.len = len;
+	c->topic.t = *t;
+	c->topic.room = room;
+	c->topic.topic = topic;
+}
+
 static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot *s,
 		const struct snap_user *me, const struct acl_request *req)
 {
-	struct topic t;
-	const struct level *a, *b, *c;
-	struct snap_user *to;
-	struct snap_room *room;
+	struct acl_topic t;
+	const struct acl_level *a, *b, *c;
+	const struct snap_user *to;
+	const struct snap_room *room;
 
 	if(req->access == MOSQ_ACL_UNSUBSCRIBE) return ACL_OK;
+	/* The 2nd..Nth subscriber of one room message: only membership is
+	 * left to decide. */
+	if(req->access == MOSQ_ACL_READ && req->cache != NULL
+			&& room_topic_hit(req->cache, req->topic)){
+		room = req->cache->topic.room;
+		return room != NULL && snapshot__user_in(&room->members, me) ? ACL_OK : ACL_DENY_NOT_MEMBER;
+	}
 
 	split(req->topic, &t);
 	if(t.count < 3 || t.count > 4 || !lv_is(&t.lv[0], "chat")) return ACL_DENY_TOPIC;
@@ -283,7 +304,7 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 				if(!lv_eq(c, me->name, me->len)) return ACL_DENY_NOT_OWNER;
 				to = snapshot__user(s, b->p, b->n);
 				if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
-				if(snapshot__name_in(to->blocked, me->name, me->len)) return ACL_DENY_BLOCKED;
+				if(snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
 				return write_envelope(m, req);
 			case MOSQ_ACL_SUBSCRIBE:
 				if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
@@ -291,14 +312,17 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 			case MOSQ_ACL_READ:
 				/* chat/inbox/<me>/<from>, unless I block <from>. */
 				if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
-				if(snapshot__name_in(me->blocked, c->p, c->n)) return ACL_DENY_BLOCKED;
+				if(snapshot__name_in(&me->blocked, c->p, c->n)) return ACL_DENY_BLOCKED;
 				return ACL_OK;
 		}
 		return ACL_DENY_TOPIC;
 	}
 	if(lv_is(a, "room")){
 		room = snapshot__room(s, b->p, b->n);
-		if(room == NULL || !snapshot__name_in(room->members, me->name, me->len)){
+		if(req->access == MOSQ_ACL_READ && req->cache != NULL){
+			room_topic_keep(req->cache, req->topic, &t, room);
+		}
+		if(room == NULL || !snapshot__user_in(&room->members, me)){
 			return ACL_DENY_NOT_MEMBER;
 		}
 		switch(req->access){
@@ -327,23 +351,25 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 }
 
 /* The account named username[0..len) (len is its strlen), through cache. */
-static const struct snap_user *find_user(const struct snapshot *s, struct user_cache *cache,
+static const struct snap_user *find_user(const struct snapshot *s, struct acl_cache *cache,
 		const char *username, size_t len)
 {
-	struct user_cache_entry *e;
 	const struct snap_user *u;
+	size_t i;
 
 	if(cache == NULL) return snapshot__user(s, username, len);
-	e = &cache->e[((uintptr_t)username >> 4) % USER_CACHE_SIZE];
+	/* Strings are 16-byte aligned: mix the pointer's other bits. */
+	i = (size_t)((((uintptr_t)username >> 4) * SNAPSHOT_HASH_K1) >> 54) % ACL_CACHE_USERS;
+	u = cache->users[i].user;
 	/* username holds len bytes before its NUL: the compare stays inside. */
-	if(e->username == username && e->user->len == len
-			&& snapshot__name_eq(e->user->name, username, len)){
-		return e->user;
+	if(cache->users[i].username == username && u->len == len
+			&& snapshot__name_eq(u->name, username, len)){
+		return u;
 	}
 	u = snapshot__user(s, username, len);
 	if(u != NULL){
-		e->username = username;
-		e->user = u;
+		cache->users[i].username = username;
+		cache->users[i].user = u;
 	}
 	return u;
 }
@@ -352,7 +378,7 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 		const struct acl_request *req)
 {
 	const struct snap_user *me;
-	struct topic t;
+	struct acl_topic t;
 	size_t ulen;
 
 	if(req->topic == NULL || req->username == NULL) return ACL_DENY_NO_USER;
@@ -388,7 +414,7 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	req.payload = ed->payload;
 	req.payloadlen = ed->payloadlen;
 	req.retain = ed->retain;
-	req.cache = &m->users;
+	req.cache = &m->acl_cache;
 
 	r = acl__decide(m, m->snap, &req);
 	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;

@@ -74,17 +74,33 @@ const char *plugin_config__registration_name(enum registration_mode mode);
  * Snapshot (snapshot.c): the user store in memory, immutable once built.
  * ================================================================ */
 
+/* An open-addressing table of users, rooms or names: a snapshot never
+ * changes once built, so a flat array probed linearly (at most half full)
+ * beats a chained table on the broker's every look-up: one hash (or none,
+ * when the caller has it), usually one slot, one name compare. */
+struct snap_slot {
+	uint32_t hash;
+	uint32_t len;
+	void *item;                     /* snap_user / snap_room / snap_name; NULL: empty */
+};
+
+struct snap_index {
+	struct snap_slot *slots;        /* mask + 1 of them, in the arena; NULL when empty */
+	size_t mask;
+	size_t count;
+};
+
 /* A name in a set (room members, a user's blocked names). */
 struct snap_name {
-	UT_hash_handle hh;
 	uint8_t len;
 	char name[NAME_MAX_LEN + 1];
 };
 
 struct snap_user {
 	struct snap_user *next;         /* every user, in load order (the presence sweep) */
-	struct snap_name *blocked;      /* names this user refuses messages from */
+	struct snap_index blocked;      /* names this user refuses messages from */
 	const char *pwhash;             /* in the snapshot's arena */
+	uint32_t hash;                  /* snapshot__name_hash of name: sets need no rehash */
 	enum user_kind kind;
 	bool enabled;
 	uint8_t len;
@@ -92,25 +108,9 @@ struct snap_user {
 };
 
 struct snap_room {
-	struct snap_name *members;
+	struct snap_index members;
 	uint8_t len;
 	char name[NAME_MAX_LEN + 1];
-};
-
-/* An open-addressing table of users or of rooms: a snapshot never changes
- * once built, so a flat array probed linearly (at most half full) beats a
- * chained table on the broker's every look-up: one hash, usually one slot,
- * one name compare. */
-struct snap_slot {
-	uint32_t hash;
-	uint32_t len;
-	void *item;                     /* struct snap_user / snap_room; NULL: empty */
-};
-
-struct snap_index {
-	struct snap_slot *slots;        /* mask + 1 of them, in the arena; NULL when empty */
-	size_t mask;
-	size_t count;
 };
 
 struct arena_chunk;
@@ -153,7 +153,9 @@ int snapshot__add_block(struct snapshot *s, const char *user, const char *blocke
 /* Look-ups on a (pointer, length) slice, for topic levels in place. */
 struct snap_user *snapshot__user(const struct snapshot *s, const char *name, size_t len);
 struct snap_room *snapshot__room(const struct snapshot *s, const char *name, size_t len);
-bool snapshot__name_in(const struct snap_name *set, const char *name, size_t len);
+bool snapshot__name_in(const struct snap_index *set, const char *name, size_t len);
+/* The same for a user's own name: its hash is already known. */
+bool snapshot__user_in(const struct snap_index *set, const struct snap_user *u);
 /* Free everything; NULL is fine. */
 void snapshot__free(struct snapshot *s);
 
@@ -390,28 +392,51 @@ enum acl_reason {
 
 const char *acl__reason_name(enum acl_reason reason);
 
-/* The broker passes the same username pointer (the client's own copy) to
- * every check of a connection: remember which account each pointer named,
- * so the check skips the index look-up. An entry is trusted only if the
- * account's name equals the string at the pointer (a freed and reused
- * pointer then simply misses); the table is cleared on every snapshot
- * swap, so no entry outlives the snapshot its account lives in. */
-#define USER_CACHE_SIZE 64
+/* What the ACL remembers between checks; cleared on every snapshot swap,
+ * so nothing in it outlives the snapshot it points into.
+ *
+ * users: the broker passes the same username pointer (the client's own
+ * copy) to every check of a connection. Each entry says which account a
+ * pointer named, and is trusted only if that account's name equals the
+ * string at the pointer (a freed and reused pointer then simply misses).
+ *
+ * topic: a message to a room is checked once per subscriber with the same
+ * topic pointer. The last room topic's levels and room are kept with a
+ * copy of its bytes, and reused only for the same pointer holding the
+ * same bytes. */
+#define ACL_CACHE_USERS 1024            /* a power of two */
+#define ACL_MAX_LEVELS 5                /* 4 is the deepest rule; 5 = "too deep" */
+#define ACL_TOPIC_CACHE_MAX 160         /* longer room topics are not kept */
 
-struct user_cache_entry {
-	const char *username;
-	const struct snap_user *user;
+struct acl_level {
+	const char *p;
+	size_t n;
 };
 
-struct user_cache {
-	struct user_cache_entry e[USER_CACHE_SIZE];
+struct acl_topic {
+	struct acl_level lv[ACL_MAX_LEVELS];
+	int count;                      /* ACL_MAX_LEVELS means "at least that many" */
+};
+
+struct acl_cache {
+	struct {
+		const char *username;
+		const struct snap_user *user;
+	} users[ACL_CACHE_USERS];
+	struct {
+		const char *topic;      /* NULL: empty */
+		size_t len;
+		struct acl_topic t;     /* levels point into topic */
+		const struct snap_room *room;
+		char copy[ACL_TOPIC_CACHE_MAX];
+	} topic;
 };
 
 struct mqchat {
 	mosquitto_plugin_id_t *pid;
 	struct mqchat_config cfg;
 	struct snapshot *snap;          /* current; broker thread only */
-	struct user_cache users;        /* of m->snap */
+	struct acl_cache acl_cache;     /* of m->snap */
 	struct loader loader;
 	struct credcache creds;
 	struct throttle user_throttle;
@@ -436,7 +461,7 @@ struct acl_request {
 	const void *payload;
 	uint32_t payloadlen;
 	bool retain;
-	struct user_cache *cache;       /* of the snapshot decided on; may be NULL */
+	struct acl_cache *cache;        /* of the snapshot decided on; may be NULL */
 };
 
 /* The whole topic policy on the snapshot s. Returns ACL_OK or the reason

@@ -1,9 +1,11 @@
 /* snapshot.c - the user store in memory: users, rooms, members, blocks.
  *
  * A snapshot is built whole (by the loader process, see loader.c) and never
- * changed once the broker thread sees it. Every node, string and hash bucket
- * array comes from one arena, so building is a bump of a pointer and there
- * is nothing to free one by one. The arena is either malloc'd chunks
+ * changed once the broker thread sees it. Users, rooms, members and blocked
+ * names are found through flat open-addressing indexes (struct snap_index)
+ * hashed by snapshot.h. Every node, string and index array comes from one
+ * arena, so building is a bump of a pointer and there is nothing to free
+ * one by one. The arena is either malloc'd chunks
  * (snapshot__new, for tests and tools) or one fixed region the caller owns
  * (snapshot__new_in: a slot of the memory shared with the loader process,
  * so the snapshot's pointers mean the same in both processes). */
@@ -18,21 +20,6 @@
 
 #define ARENA_CHUNK (1024 * 1024)
 
-/* The snapshot's tables are hashed and compared here only (snapshot.h). */
-#undef HASH_FUNCTION
-#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = snapshot__name_hash((keyptr), (size_t)(keylen)))
-#undef HASH_KEYCMP
-#define HASH_KEYCMP(a, b, n) (!snapshot__name_eq((a), (b), (size_t)(n)))
-
-/* uthash's bucket arrays come from the arena of the snapshot being added
- * to (set by each add below; builds are single-threaded), so they live in
- * the region too. A table that grows leaves its old array behind in the
- * arena: the doublings add up to less than the final array. */
-static struct snapshot *growing;
-#undef uthash_malloc
-#define uthash_malloc(sz) arena_alloc(growing, (sz))
-#undef uthash_free
-#define uthash_free(ptr, sz) do{ (void)(ptr); (void)(sz); }while(0)
 
 struct arena_chunk {
 	struct arena_chunk *next;
@@ -109,11 +96,11 @@ void snapshot__free(struct snapshot *s)
 	free(s);
 }
 
-/* The item named name[0..len) in ix, or NULL. off: where an item keeps
- * its name. */
-static void *index_find(const struct snap_index *ix, const char *name, size_t len, size_t off)
+/* The item named name[0..len), whose snapshot__name_hash is h, in ix, or
+ * NULL. off: where an item keeps its name. */
+static void *index_find_h(const struct snap_index *ix, unsigned h, const char *name, size_t len,
+		size_t off)
 {
-	const unsigned h = snapshot__name_hash(name, len);
 	size_t i;
 
 	if(ix->slots == NULL) return NULL;
@@ -128,13 +115,18 @@ static void *index_find(const struct snap_index *ix, const char *name, size_t le
 	return NULL;
 }
 
+static void *index_find(const struct snap_index *ix, const char *name, size_t len, size_t off)
+{
+	if(ix->slots == NULL) return NULL;
+	return index_find_h(ix, snapshot__name_hash(name, len), name, len, off);
+}
+
 /* Put item (named name[0..len), not in ix yet) into ix, doubling the
  * array past half full (the old array stays behind in the arena: the
  * doublings add up to less than the last one). MQC_OK or MQC_ERR_NOMEM. */
-static int index_add(struct snapshot *s, struct snap_index *ix, void *item, const char *name,
+static int index_add(struct snapshot *s, struct snap_index *ix, void *item, unsigned h,
 		size_t len)
 {
-	const unsigned h = snapshot__name_hash(name, len);
 	struct snap_slot *sl;
 	size_t i;
 
@@ -173,19 +165,16 @@ struct snap_room *snapshot__room(const struct snapshot *s, const char *name, siz
 	return index_find(&s->room_index, name, len, offsetof(struct snap_room, name));
 }
 
-bool snapshot__name_in(const struct snap_name *set, const char *name, size_t len)
+bool snapshot__name_in(const struct snap_index *set, const char *name, size_t len)
 {
-	struct snap_name *n = NULL;
-
 	if(set == NULL || len == 0 || len > NAME_MAX_LEN) return false;
-	HASH_FIND(hh, set, name, len, n);
-	return n != NULL;
+	return index_find(set, name, len, offsetof(struct snap_name, name)) != NULL;
 }
 
-/* uthash reports out-of-memory through this macro; the tables are left
- * consistent, the item simply is not added. Record it so the build fails. */
-#undef uthash_nonfatal_oom
-#define uthash_nonfatal_oom(obj) do{ oom = true; }while(0)
+bool snapshot__user_in(const struct snap_index *set, const struct snap_user *u)
+{
+	return index_find_h(set, u->hash, u->name, u->len, offsetof(struct snap_name, name)) != NULL;
+}
 
 /* Add a user known not to be there yet (the store's primary key says so). */
 static struct snap_user *add_user(struct snapshot *s, const char *name, size_t len,
@@ -205,7 +194,8 @@ static struct snap_user *add_user(struct snapshot *s, const char *name, size_t l
 	u->kind = kind;
 	u->enabled = enabled;
 	u->pwhash = h;
-	if(index_add(s, &s->user_index, u, u->name, len) != MQC_OK) return NULL;
+	u->hash = snapshot__name_hash(name, len);
+	if(index_add(s, &s->user_index, u, u->hash, len) != MQC_OK) return NULL;
 	/* Prepended: the sweep's order does not matter. */
 	u->next = s->users;
 	s->users = u;
@@ -238,27 +228,24 @@ struct snap_room *snapshot__add_room(struct snapshot *s, const char *name)
 	if(r == NULL) return NULL;
 	memcpy(r->name, name, len);
 	r->len = (uint8_t)len;
-	if(index_add(s, &s->room_index, r, r->name, len) != MQC_OK) return NULL;
+	if(index_add(s, &s->room_index, r, snapshot__name_hash(name, len), len) != MQC_OK) return NULL;
 	s->room_count++;
 	return r;
 }
 
-/* Add name to *set unless it is there. MQC_OK, MQC_ERR_INVAL or MQC_ERR_NOMEM. */
-static int set_add(struct snapshot *s, struct snap_name **set, const char *name)
+/* Add name to set unless it is there. MQC_OK, MQC_ERR_INVAL or MQC_ERR_NOMEM. */
+static int set_add(struct snapshot *s, struct snap_index *set, const char *name)
 {
 	struct snap_name *n;
 	size_t len = strlen(name);
-	bool oom = false;
 
 	if(len == 0 || len > NAME_MAX_LEN) return MQC_ERR_INVAL;
-	if(snapshot__name_in(*set, name, len)) return MQC_OK;
-	n = arena_alloc(s, sizeof(*n));
+	if(snapshot__name_in(set, name, len)) return MQC_OK;
+	n = arena_alloc(s, offsetof(struct snap_name, name) + len + 1);
 	if(n == NULL) return MQC_ERR_NOMEM;
 	memcpy(n->name, name, len);
 	n->len = (uint8_t)len;
-	growing = s;
-	HASH_ADD_KEYPTR(hh, *set, n->name, n->len, n);
-	return oom ? MQC_ERR_NOMEM : MQC_OK;
+	return index_add(s, set, n, snapshot__name_hash(name, len), len);
 }
 
 int snapshot__add_member(struct snapshot *s, const char *room, const char *user)

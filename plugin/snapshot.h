@@ -1,11 +1,10 @@
 /* snapshot.h - hashing and comparing the names that key the snapshot's tables.
  *
- * Every snapshot table (users, rooms, a room's members, a user's blocks) is
- * keyed by a name of at most NAME_MAX_LEN bytes and hashed only in
- * snapshot.c, so it gets a hash made for short keys: a few word loads
- * (overlapping, never outside the key) and multiplications, instead of
- * uthash's byte-by-byte Jenkins hash, and a word-wise compare instead of a
- * memcmp call. The broker thread looks up two or three names per message.
+ * Every snapshot index (users, rooms, a room's members, a user's blocks) is
+ * keyed by a name of at most NAME_MAX_LEN bytes, so it gets a hash made
+ * for short keys: a few word loads (overlapping, never outside the key)
+ * and multiplications, and a word-wise compare instead of a memcmp call.
+ * The broker thread looks up one to three names per check.
  * Both read exactly key[0..len), nothing around it. */
 #ifndef MQCHAT_SNAPSHOT_H
 #define MQCHAT_SNAPSHOT_H

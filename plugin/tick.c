@@ -30,7 +30,7 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	struct conn_user *u, *tmp;
 
 	m->snap = s;
-	memset(&m->users, 0, sizeof(m->users));
+	memset(&m->acl_cache, 0, sizeof(m->acl_cache));
 	/* Snapshots take turns in two slots, so a new one can sit at an old
 	 * one's address: the sweep restarts on every swap, not on a new
 	 * address only. */

@@ -114,7 +114,7 @@ static void run_rows(struct mqchat *m, const struct row *rows, size_t n)
 
 		/* The same through the plugin's user cache, filled by every
 		 * earlier row: the same verdict. */
-		req.cache = &m->users;
+		req.cache = &m->acl_cache;
 		cached = acl__decide(m, m->snap, &req);
 		if(cached != got){
 			print_error("row %zu: %s topic \"%s\": %s with the user cache, %s without\n", i,
@@ -712,7 +712,7 @@ static void test_user_cache(void **state)
 	struct mqchat *m = *state;
 	char name[16] = "bob";
 	struct acl_request req = {.username = name, .access = R, .topic = "chat/inbox/bob/alice",
-		.cache = &m->users};
+		.cache = &m->acl_cache};
 	struct snapshot *s;
 
 	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
@@ -737,6 +737,86 @@ static void test_user_cache(void **state)
 	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_DISABLED);
 }
 
+/* The room-topic cache: one message checked for many subscribers reuses
+ * its levels and room, but a topic at the same address with other bytes,
+ * another access kind, a non-member and a swapped snapshot all get a
+ * full decision. */
+static void test_topic_cache(void **state)
+{
+	struct mqchat *m = *state;
+	char topic[200] = "chat/room/lobby/alice";
+	struct acl_request req = {.access = R, .topic = topic, .cache = &m->acl_cache};
+	struct snapshot *s;
+
+	req.username = "bob";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_ptr_equal(m->acl_cache.topic.topic, topic);
+	req.username = "dev1";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);              /* a hit */
+	req.username = "eve";                   /* not in lobby */
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	req.username = "carol";                 /* a member, but disabled */
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_DISABLED);
+
+	/* Same address, other bytes: a room eve is not in, one that does not
+	 * exist, a topic too deep, an inbox. */
+	strcpy(topic, "chat/room/empty/alice");
+	req.username = "bob";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	strcpy(topic, "chat/room/lobby/alice");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	strcpy(topic, "chat/room/lobbz/alice");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	strcpy(topic, "chat/room/lobby/alice");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	strcpy(topic, "chat/room/lobby/alice/x");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOPIC);
+	strcpy(topic, "chat/room/lobby/alice");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	strcpy(topic, "chat/room/lobby/alic");          /* shorter, same prefix */
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(m->acl_cache.topic.len, strlen(topic));
+	strcpy(topic, "chat/inbox/bob/alice");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	req.username = "dev1";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOPIC);
+
+	/* Other accesses never take the shortcut: a WRITE of a kept topic is
+	 * still checked for the sender and the envelope. */
+	strcpy(topic, "chat/room/lobby/alice");
+	req.username = "bob";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	req.access = W;
+	req.payload = "not json";
+	req.payloadlen = 8;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_OWNER);
+	req.username = "alice";
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_ENVELOPE);
+	req.access = R;
+
+	/* A topic too long to keep is decided in full every time. */
+	memset(topic, 0, sizeof(topic));
+	strcpy(topic, "chat/room/lobby/");
+	memset(topic + strlen(topic), 'a', 150);
+	req.username = "bob";
+	m->acl_cache.topic.topic = NULL;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);      /* READ: membership only */
+	assert_null(m->acl_cache.topic.topic);
+
+	/* A new snapshot without bob in lobby: the kept room must go. */
+	strcpy(topic, "chat/room/lobby/alice");
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	s = snapshot__new();
+	assert_non_null(s);
+	assert_non_null(snapshot__add_user(s, "alice", USER_KIND_USER, true, HASH));
+	assert_non_null(snapshot__add_user(s, "bob", USER_KIND_USER, true, HASH));
+	assert_non_null(snapshot__add_room(s, "lobby"));
+	assert_int_equal(snapshot__add_member(s, "lobby", "alice"), 0);
+	tick__swap_snapshot(m, s);
+	assert_null(m->acl_cache.topic.topic);
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -751,6 +831,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_callback_counts_and_logs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_lengths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topic_cache, setup, teardown),
 		cmocka_unit_test(test_name_eq_and_hash),
 		cmocka_unit_test(test_name_hash_spreads),
 		cmocka_unit_test_setup_teardown(test_slash_everywhere, setup, teardown),
