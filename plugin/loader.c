@@ -258,30 +258,42 @@ static bool poll_once(struct child *c, bool force)
 	return true;
 }
 
-/* The process's own setup: no broker signal handlers, no broker sockets,
- * death with the broker. */
-static void child_setup(struct loader *l, int fd, pid_t parent)
+/* Close every descriptor from lo up to and including hi. */
+static void close_from(unsigned lo, unsigned hi)
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+	unsigned fd;
+
+	if(lo > hi) return;
+	if(close_range(lo, hi, 0) == 0) return;
+	/* Kernels before 5.9: one by one, up to the limit. */
+	if(hi > 65535) hi = 65535;
+	for(fd=lo; fd<=hi; fd++) close((int)fd);
+}
+
+/* The process's own setup: no broker signal handlers, no broker
+ * descriptors (listeners and clients when restarted), death with the
+ * broker. */
+static void child_setup(int fd, pid_t parent)
+{
+	static const int ignored[] = {SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE};
 	sigset_t none;
 	size_t i;
-	int maxfd, i_fd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if(getppid() != parent) _exit(0);
 	prctl(PR_SET_NAME, "mqchat-loader");
-	for(i=0; i<sizeof(sigs)/sizeof(sigs[0]); i++) signal(sigs[i], SIG_DFL);
-	signal(SIGPIPE, SIG_IGN);
+	/* SIGINT/SIGTERM end it (a terminal's Ctrl-C, a service manager
+	 * stopping the whole group); the broker's reload and debug signals
+	 * are the broker's. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	for(i=0; i<sizeof(ignored)/sizeof(ignored[0]); i++) signal(ignored[i], SIG_IGN);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Everything the broker had open (log file, pid file, other plugins'
-	 * descriptors) stays the broker's. */
-	maxfd = (int)sysconf(_SC_OPEN_MAX);
-	if(maxfd < 0 || maxfd > 65536) maxfd = 65536;
-	for(i_fd=3; i_fd<maxfd; i_fd++){
-		if(i_fd != fd) close(i_fd);
-	}
-	(void)l;
+	/* Everything the broker had open (log file, pid file, sockets, other
+	 * plugins' descriptors) stays the broker's. */
+	close_from(3, (unsigned)fd - 1);
+	close_from((unsigned)fd + 1, ~0U);
 }
 
 static void child_main(struct loader *l, int fd, pid_t parent)
@@ -292,7 +304,7 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	char buf[64];
 	ssize_t n;
 
-	child_setup(l, fd, parent);
+	child_setup(fd, parent);
 	memset(&c, 0, sizeof(c));
 	c.l = l;
 	c.sh = l->sh;

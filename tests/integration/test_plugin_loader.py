@@ -41,6 +41,17 @@ def loader_of(b):
     return found[0]
 
 
+def extra_fds(pid, db):
+    """Descriptors of pid beyond stdin/out/err, its own SQLite files and its
+    one socket to the broker: the loader must not keep the broker's
+    listeners or clients."""
+    links = [os.readlink("/proc/%d/fd/%s" % (pid, fd))
+             for fd in os.listdir("/proc/%d/fd" % pid) if int(fd) > 2]
+    own = [l for l in links if not l.startswith(db)]
+    sockets = [l for l in own if l.startswith("socket:")]
+    return [l for l in own if not l.startswith("socket:")] + sockets[1:]
+
+
 def gone(pid):
     """True once pid has exited (a zombie counts: its parent is gone too or
     reaps it)."""
@@ -59,7 +70,8 @@ def test_broker_stays_single_threaded(store, make_broker, clients):
     wait_login(clients, broker, "bob", PW, timeout=10)[0].close()
     assert os.listdir("/proc/%d/task" % broker.proc.pid) == [str(broker.proc.pid)], (
         "the plugin started a thread in the broker")
-    loader_of(broker)
+    pid = loader_of(broker)
+    assert extra_fds(pid, store.path) == [], extra_fds(pid, store.path)
 
 
 def test_loader_dies_with_a_killed_broker(store, make_broker):
@@ -89,6 +101,8 @@ def test_killed_loader_is_replaced(store, make_broker, clients):
     b.wait_log("mqchat: started a new loader process", 15)
     new = loader_of(b)
     assert new != pid
+    # Forked from a serving broker: none of its sockets came along.
+    assert extra_fds(new, store.path) == [], extra_fds(new, store.path)
     # And changes to the store reach the broker again.
     store.add_user("bob")
     wait_login(clients, b, "bob", PW, timeout=10)[0].close()
