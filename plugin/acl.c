@@ -244,11 +244,9 @@ static enum acl_reason decide_service(const struct mqchat *m, const struct acl_r
  * same bytes (a freed topic's address may come back with others). */
 static bool room_topic_hit(const struct acl_cache *c, const char *topic)
 {
-	size_t len;
-
 	if(c->topic.topic != topic) return false;
-	len = strlen(topic);
-	return len == c->topic.len && memcmp(c->topic.copy, topic, len) == 0;
+	/* strcmp stops at topic's NUL: nothing past it is read. */
+	return strcmp(c->topic.copy, topic) == 0;
 }
 
 /* Keep topic (split into t, 4 levels, chat/room/...) and its room. */
@@ -259,6 +257,7 @@ static void room_topic_keep(struct acl_cache *c, const char *topic, const struct
 
 	if(len >= sizeof(c->topic.copy)) return;
 	memcpy(c->topic.copy, topic, len);
+	c->topic.copy[len] = '\0';
 	c->topic.len = len;
 	c->topic.t = *t;
 	c->topic.room = room;

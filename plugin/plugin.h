@@ -154,8 +154,7 @@ int snapshot__add_block(struct snapshot *s, const char *user, const char *blocke
 struct snap_user *snapshot__user(const struct snapshot *s, const char *name, size_t len);
 struct snap_room *snapshot__room(const struct snapshot *s, const char *name, size_t len);
 bool snapshot__name_in(const struct snap_index *set, const char *name, size_t len);
-/* The same for a user's own name: its hash is already known. */
-bool snapshot__user_in(const struct snap_index *set, const struct snap_user *u);
+/* The same for a user's own name: snapshot__user_in (snapshot.h). */
 /* Free everything; NULL is fine. */
 void snapshot__free(struct snapshot *s);
 

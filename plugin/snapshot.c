@@ -96,29 +96,10 @@ void snapshot__free(struct snapshot *s)
 	free(s);
 }
 
-/* The item named name[0..len), whose snapshot__name_hash is h, in ix, or
- * NULL. off: where an item keeps its name. */
-static void *index_find_h(const struct snap_index *ix, unsigned h, const char *name, size_t len,
-		size_t off)
-{
-	size_t i;
-
-	if(ix->slots == NULL) return NULL;
-	for(i=h & ix->mask; ix->slots[i].item != NULL; i=(i + 1) & ix->mask){
-		const struct snap_slot *sl = &ix->slots[i];
-
-		if(sl->hash == h && sl->len == len
-				&& snapshot__name_eq((const char *)sl->item + off, name, len)){
-			return sl->item;
-		}
-	}
-	return NULL;
-}
-
 static void *index_find(const struct snap_index *ix, const char *name, size_t len, size_t off)
 {
 	if(ix->slots == NULL) return NULL;
-	return index_find_h(ix, snapshot__name_hash(name, len), name, len, off);
+	return snapshot__index_find_h(ix, snapshot__name_hash(name, len), name, len, off);
 }
 
 /* Put item (named name[0..len), not in ix yet) into ix, doubling the
@@ -169,11 +150,6 @@ bool snapshot__name_in(const struct snap_index *set, const char *name, size_t le
 {
 	if(set == NULL || len == 0 || len > NAME_MAX_LEN) return false;
 	return index_find(set, name, len, offsetof(struct snap_name, name)) != NULL;
-}
-
-bool snapshot__user_in(const struct snap_index *set, const struct snap_user *u)
-{
-	return index_find_h(set, u->hash, u->name, u->len, offsetof(struct snap_name, name)) != NULL;
 }
 
 /* Add a user known not to be there yet (the store's primary key says so). */

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "plugin.h"
+
 #define SNAPSHOT_HASH_K1 0x9E3779B97F4A7C15u
 #define SNAPSHOT_HASH_K2 0xBF58476D1CE4E5B9u
 
@@ -79,6 +81,34 @@ static inline bool snapshot__name_eq(const void *a, const void *b, size_t len)
 		return x[0] == y[0] && x[len / 2] == y[len / 2] && x[len - 1] == y[len - 1];
 	}
 	return true;
+}
+
+/* The item named name[0..len), whose snapshot__name_hash is h, in ix, or
+ * NULL. off: where an item keeps its name. Inline: the ACL's membership
+ * test runs once per delivery to every room member. */
+static inline void *snapshot__index_find_h(const struct snap_index *ix, unsigned h,
+		const char *name, size_t len, size_t off)
+{
+	size_t i;
+
+	if(ix->slots == NULL) return NULL;
+	for(i=h & ix->mask; ix->slots[i].item != NULL; i=(i + 1) & ix->mask){
+		const struct snap_slot *sl = &ix->slots[i];
+
+		if(sl->hash == h && sl->len == len
+				&& snapshot__name_eq((const char *)sl->item + off, name, len)){
+			return sl->item;
+		}
+	}
+	return NULL;
+}
+
+/* True if u's name is in set (room members, blocked names): its hash is
+ * already known. */
+static inline bool snapshot__user_in(const struct snap_index *set, const struct snap_user *u)
+{
+	return snapshot__index_find_h(set, u->hash, u->name, u->len,
+			offsetof(struct snap_name, name)) != NULL;
 }
 
 #endif
