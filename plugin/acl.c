@@ -16,9 +16,20 @@
 #include "plugin.h"
 #include "snapshot.h"
 
-#define MAX_LEVELS ACL_MAX_LEVELS
+/* The deepest topic any rule needs is 4 levels; one more detects "too deep". */
+#define MAX_LEVELS 5
 /* A registration request is small: user, password, nick, invite, id. */
 #define REGISTER_MAX_PAYLOAD 4096u
+
+struct level {
+	const char *p;
+	size_t n;
+};
+
+struct topic {
+	struct level lv[MAX_LEVELS];
+	int count;                      /* MAX_LEVELS means "at least that many" */
+};
 
 #if defined(__SSE2__)
 /* Bit i set if t[i] is '/', for i < 16. */
@@ -32,7 +43,7 @@ static inline unsigned slashes16(const char *t)
 
 /* Split t at '/' into at most MAX_LEVELS levels (the last one recorded ends
  * at its own '/', whatever follows). Reads nothing past t's NUL. */
-static void split(const char *t, struct acl_topic *out)
+static void split(const char *t, struct topic *out)
 {
 	const size_t len = strlen(t);
 	const char *start = t, *q;
@@ -85,19 +96,19 @@ static void split(const char *t, struct acl_topic *out)
 	out->count = n;
 }
 
-static bool lv_is(const struct acl_level *l, const char *lit)
+static bool lv_is(const struct level *l, const char *lit)
 {
 	size_t n = strlen(lit);
 	return l->n == n && memcmp(l->p, lit, n) == 0;
 }
 
-static bool lv_eq(const struct acl_level *l, const char *s, size_t n)
+static bool lv_eq(const struct level *l, const char *s, size_t n)
 {
 	return l->n == n && snapshot__name_eq(l->p, s, n);
 }
 
 /* The last level of a user's filter: "#", "+" or one name. */
-static bool lv_sub_tail(const struct acl_level *l)
+static bool lv_sub_tail(const struct level *l)
 {
 	return lv_is(l, "#") || lv_is(l, "+") || names__valid(l->p, l->n);
 }
@@ -156,7 +167,7 @@ static bool json_object_payload(const void *payload, uint32_t len)
 
 /* `_register@<device>`: only its own chat/register/<clientid>/{req,resp}. */
 static enum acl_reason decide_register(const struct mqchat *m, const struct acl_request *req,
-		const struct acl_topic *t)
+		const struct topic *t)
 {
 	size_t idlen;
 
@@ -199,7 +210,7 @@ static bool strip_share(const char **topic)
 static enum acl_reason decide_service(const struct mqchat *m, const struct acl_request *req)
 {
 	const char *topic = req->topic;
-	struct acl_topic t;
+	struct topic t;
 	enum acl_reason r;
 
 	switch(req->access){
@@ -249,8 +260,8 @@ static bool room_topic_hit(const struct acl_cache *c, const char *topic)
 	return strcmp(c->topic.copy, topic) == 0;
 }
 
-/* Keep topic (split into t, 4 levels, chat/room/...) and its room. */
-static void room_topic_keep(struct acl_cache *c, const char *topic, const struct acl_topic *t,
+/* Keep topic (split into t: chat/room/<room>/<sender>) and its room. */
+static void room_topic_keep(struct acl_cache *c, const char *topic, const struct topic *t,
 		const struct snap_room *room)
 {
 	const size_t len = (size_t)(t->lv[3].p + t->lv[3].n - topic);
@@ -258,8 +269,6 @@ static void room_topic_keep(struct acl_cache *c, const char *topic, const struct
 	if(len >= sizeof(c->topic.copy)) return;
 	memcpy(c->topic.copy, topic, len);
 	c->topic.copy[len] = '\0';
-	c->topic.len = len;
-	c->topic.t = *t;
 	c->topic.room = room;
 	c->topic.topic = topic;
 }
@@ -267,8 +276,8 @@ static void room_topic_keep(struct acl_cache *c, const char *topic, const struct
 static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot *s,
 		const struct snap_user *me, const struct acl_request *req)
 {
-	struct acl_topic t;
-	const struct acl_level *a, *b, *c;
+	struct topic t;
+	const struct level *a, *b, *c;
 	const struct snap_user *to;
 	const struct snap_room *room;
 
@@ -377,7 +386,7 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 		const struct acl_request *req)
 {
 	const struct snap_user *me;
-	struct acl_topic t;
+	struct topic t;
 	size_t ulen;
 
 	if(req->topic == NULL || req->username == NULL) return ACL_DENY_NO_USER;

@@ -400,22 +400,11 @@ const char *acl__reason_name(enum acl_reason reason);
  * string at the pointer (a freed and reused pointer then simply misses).
  *
  * topic: a message to a room is checked once per subscriber with the same
- * topic pointer. The last room topic's levels and room are kept with a
- * copy of its bytes, and reused only for the same pointer holding the
- * same bytes. */
+ * topic pointer. The last room topic's room is kept with a copy of the
+ * topic's bytes, and reused only for the same pointer holding the same
+ * bytes. */
 #define ACL_CACHE_USERS 1024            /* a power of two */
-#define ACL_MAX_LEVELS 5                /* 4 is the deepest rule; 5 = "too deep" */
 #define ACL_TOPIC_CACHE_MAX 160         /* longer room topics are not kept */
-
-struct acl_level {
-	const char *p;
-	size_t n;
-};
-
-struct acl_topic {
-	struct acl_level lv[ACL_MAX_LEVELS];
-	int count;                      /* ACL_MAX_LEVELS means "at least that many" */
-};
 
 struct acl_cache {
 	struct {
@@ -424,8 +413,6 @@ struct acl_cache {
 	} users[ACL_CACHE_USERS];
 	struct {
 		const char *topic;      /* NULL: empty */
-		size_t len;
-		struct acl_topic t;     /* levels point into topic */
 		const struct snap_room *room;
 		char copy[ACL_TOPIC_CACHE_MAX];
 	} topic;
