@@ -77,7 +77,6 @@ struct loader_shared {
 
 struct child {
 	struct loader *l;               /* the broker's struct, as copied by fork */
-	struct loader_shared *sh;
 	int fd;
 	struct userdb *udb;
 	bool have_version;
@@ -96,7 +95,7 @@ struct child {
 /* Hand the pending line to the broker if it took the last one. */
 static void flush_message(struct child *c)
 {
-	struct loader_shared *sh = c->sh;
+	struct loader_shared *sh = c->l->sh;
 	uint32_t seq = __atomic_load_n(&sh->msg_seq, __ATOMIC_RELAXED);
 
 	if(!c->has_pending || __atomic_load_n(&sh->msg_ack, __ATOMIC_ACQUIRE) != seq) return;
@@ -200,7 +199,7 @@ static bool open_store(struct child *c)
 static bool poll_once(struct child *c, bool force)
 {
 	struct loader *l = c->l;
-	struct loader_shared *sh = c->sh;
+	struct loader_shared *sh = l->sh;
 	struct snapshot *s;
 	char err[400];
 	int64_t version = 0;
@@ -298,6 +297,7 @@ static void child_setup(int fd, pid_t parent)
 
 static void child_main(struct loader *l, int fd, pid_t parent)
 {
+	struct loader_shared *sh = l->sh;
 	struct child c;
 	struct pollfd pfd;
 	bool force = true;              /* the first build is unconditional */
@@ -307,18 +307,17 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	child_setup(fd, parent);
 	memset(&c, 0, sizeof(c));
 	c.l = l;
-	c.sh = l->sh;
 	c.fd = fd;
 	/* A restarted loader: the slot the broker does not use may hold an
 	 * old build; a first one: both are fresh zeros. */
-	c.dirty[0] = c.dirty[1] = __atomic_load_n(&c.sh->published, __ATOMIC_ACQUIRE) != 0;
+	c.dirty[0] = c.dirty[1] = __atomic_load_n(&sh->published, __ATOMIC_ACQUIRE) != 0;
 	for(;;){
 		flush_message(&c);
-		if(__atomic_load_n(&c.sh->taken, __ATOMIC_ACQUIRE)
-				== __atomic_load_n(&c.sh->published, __ATOMIC_RELAXED)
-				&& c.sh->published != 0){
+		if(__atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE)
+				== __atomic_load_n(&sh->published, __ATOMIC_RELAXED)
+				&& sh->published != 0){
 			/* The broker left the other slot: give its memory back now. */
-			wipe(&c, 1 - (int)c.sh->published_slot);
+			wipe(&c, 1 - (int)sh->published_slot);
 		}
 		if(poll_once(&c, force)) force = false;
 
@@ -361,6 +360,9 @@ static int spawn(struct loader *l, char *err, size_t errlen)
 		_exit(0);
 	}
 	close(sv[1]);
+	/* Never wait on the loader: a force byte that does not fit means one
+	 * is pending already, and start bytes are read when poll says so. */
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
 	l->pid = pid;
 	l->fd = sv[0];
 	return MQC_OK;
@@ -402,24 +404,30 @@ static void stop_child(struct loader *l)
 	}
 }
 
+/* Clean up after a failed start; err gets the whole log line. */
+static int start_failed(struct loader *l, const char *path, const char *why, char *err,
+		size_t errlen)
+{
+	snprintf(err, errlen, "mqchat: cannot open user store %s: %s", path, why);
+	loader__cleanup(l);
+	return MQC_ERR_IO;
+}
+
 int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb,
 		struct snapshot **first, char *err, size_t errlen)
 {
 	struct pollfd pfd;
-	char what = 0;
+	char what = 0, why[sizeof(l->sh->message)] = "the loader process failed";
+	char msg[sizeof(l->sh->message)];
 	bool has_msg;
-	int level, rc;
+	int level;
 	int64_t end;
 
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
 	*first = NULL;
-	err[0] = '\0';
 	l->path = strdup(path);
-	if(l->path == NULL){
-		snprintf(err, errlen, "out of memory");
-		return MQC_ERR_NOMEM;
-	}
+	if(l->path == NULL) return start_failed(l, path, "out of memory", err, errlen);
 	l->reload_ms = reload_ms;
 	l->slot_bytes = (size_t)slot_mb << 20;
 	l->map_len = HEAD_BYTES + 2 * l->slot_bytes;
@@ -428,19 +436,14 @@ int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb
 			MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if(l->map == MAP_FAILED){
 		l->map = NULL;
-		snprintf(err, errlen, "cannot map 2 x %d MiB for snapshots: %s", slot_mb, strerror(errno));
-		loader__cleanup(l);
-		return MQC_ERR_NOMEM;
+		snprintf(why, sizeof(why), "cannot map 2 x %d MiB for snapshots: %s", slot_mb, strerror(errno));
+		return start_failed(l, path, why, err, errlen);
 	}
 	l->sh = (struct loader_shared *)(void *)l->map;
 	l->slot[0] = l->map + HEAD_BYTES;
 	l->slot[1] = l->slot[0] + l->slot_bytes;
 
-	rc = spawn(l, err, errlen);
-	if(rc){
-		loader__cleanup(l);
-		return rc;
-	}
+	if(spawn(l, why, sizeof(why)) != MQC_OK) return start_failed(l, path, why, err, errlen);
 	/* Wait for the first build, bounded. */
 	end = time__mono_ms() + LOADER_START_MS;
 	for(;;){
@@ -448,7 +451,7 @@ int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb
 		ssize_t n;
 
 		if(left <= 0){
-			snprintf(err, errlen, "no snapshot after %d s", LOADER_START_MS / 1000);
+			snprintf(why, sizeof(why), "no snapshot after %d s", LOADER_START_MS / 1000);
 			break;
 		}
 		pfd.fd = l->fd;
@@ -456,44 +459,42 @@ int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb
 		pfd.revents = 0;
 		if(poll(&pfd, 1, (int)left) < 0){
 			if(errno == EINTR) continue;
-			snprintf(err, errlen, "poll: %s", strerror(errno));
+			snprintf(why, sizeof(why), "poll: %s", strerror(errno));
 			break;
 		}
 		if(pfd.revents == 0) continue;
 		n = read(l->fd, &what, 1);
-		if(n < 0 && errno == EINTR) continue;
-		if(n <= 0) snprintf(err, errlen, "the loader process exited");
+		if(n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+		if(n <= 0) snprintf(why, sizeof(why), "the loader process exited");
 		break;
 	}
-	if(what != START_OK){
-		/* The loader's own words are better than ours. */
-		char msg[sizeof(l->sh->message)];
-
-		if(__atomic_load_n(&l->sh->msg_seq, __ATOMIC_ACQUIRE) != 0){
-			snprintf(msg, sizeof(msg), "%s", l->sh->message);
-			snprintf(err, errlen, "%s", msg);
-		}else if(err[0] == '\0'){
-			snprintf(err, errlen, "the loader process failed");
-		}
-		loader__cleanup(l);
-		return MQC_ERR_IO;
+	if(what == START_OK){
+		*first = loader__take(l, msg, sizeof(msg), &level, &has_msg);
 	}
-	fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
-	*first = loader__take(l, err, errlen, &level, &has_msg);
-	err[0] = '\0';
+	if(*first == NULL){
+		/* The loader's own line (it names the store and the reason) is
+		 * better than ours. */
+		if(__atomic_load_n(&l->sh->msg_seq, __ATOMIC_ACQUIRE) != 0){
+			snprintf(err, errlen, "%s", l->sh->message);
+			loader__cleanup(l);
+			return MQC_ERR_IO;
+		}
+		return start_failed(l, path, why, err, errlen);
+	}
 	loader__retire(l, NULL);
 	l->next_check = time__mono_ms() + LOADER_WATCH_MS;
-	return *first ? MQC_OK : MQC_ERR_IO;
+	return MQC_OK;
 }
 
 void loader__force(struct loader *l)
 {
 	char b = 'F';
+	ssize_t n;
 
-	/* Non-blocking: a full pipe already holds a request. */
-	if(l->fd >= 0 && write(l->fd, &b, 1) < 0){
-		(void)errno;
-	}
+	if(l->fd < 0) return;
+	/* Non-blocking: a full socket already holds a request. */
+	n = write(l->fd, &b, 1);
+	(void)n;
 }
 
 struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *level,
@@ -559,7 +560,6 @@ void loader__watch(struct loader *l, int64_t now)
 		l->restart_at = now + LOADER_RESTART_MS;
 		return;
 	}
-	fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: started a new loader process");
 }
 

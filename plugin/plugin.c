@@ -83,14 +83,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	rc = loader__start(&m->loader, m->cfg.db, m->cfg.reload_ms, m->cfg.snapshot_mb, &m->snap,
 			err, sizeof(err));
 	if(rc){
-		/* The loader's message already names the store when it could not
-		 * be opened or read. */
-		if(strncmp(err, "mqchat: ", 8) == 0){
-			mosquitto_log_printf(MOSQ_LOG_ERR, "%s", err);
-		}else{
-			mosquitto_log_printf(MOSQ_LOG_ERR, "mqchat: cannot open user store %s: %s",
-					m->cfg.db, err[0] ? err : mqc_strerror(rc));
-		}
+		mosquitto_log_printf(MOSQ_LOG_ERR, "%s", err);
 		goto fail;
 	}
 	mosquitto_log_printf(MOSQ_LOG_INFO,

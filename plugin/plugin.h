@@ -184,8 +184,8 @@ struct loader {
  * (at most a minute) for its first snapshot of the store at path, which
  * it then polls every reload_ms. On success *first is that snapshot (in
  * slot memory: never snapshot__free'd) and MQC_OK is returned; on failure
- * err says why (the store cannot be opened or read, or no process) and
- * everything is cleaned up. Call before the broker opens its listeners:
+ * err holds the whole log line ("mqchat: cannot open user store PATH:
+ * why") and everything is cleaned up. Call before the broker opens its listeners:
  * the child closes every inherited descriptor it does not need. */
 int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb,
 		struct snapshot **first, char *err, size_t errlen);
