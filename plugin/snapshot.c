@@ -88,7 +88,7 @@ void snapshot__free(struct snapshot *s)
 
 	/* A snapshot in a region is the region's owner's to wipe. */
 	if(s == NULL || s->region != NULL) return;
-	/* Nodes and bucket arrays all live in the chunks. */
+	/* Nodes and index arrays all live in the chunks. */
 	for(c=s->chunks; c; c=next){
 		next = c->next;
 		free(c);
@@ -102,6 +102,15 @@ static void *index_find(const struct snap_index *ix, const char *name, size_t le
 	return snapshot__index_find_h(ix, snapshot__name_hash(name, len), name, len, off);
 }
 
+/* The first empty slot of ix's probe sequence for hash h. */
+static struct snap_slot *free_slot(const struct snap_index *ix, unsigned h)
+{
+	size_t i;
+
+	for(i=h & ix->mask; ix->slots[i].item != NULL; i=(i + 1) & ix->mask){}
+	return &ix->slots[i];
+}
+
 /* Put item (named name[0..len), not in ix yet) into ix, doubling the
  * array past half full (the old array stays behind in the arena: the
  * doublings add up to less than the last one). MQC_OK or MQC_ERR_NOMEM. */
@@ -109,27 +118,25 @@ static int index_add(struct snapshot *s, struct snap_index *ix, void *item, unsi
 		size_t len)
 {
 	struct snap_slot *sl;
-	size_t i;
 
 	if(ix->slots == NULL || (ix->count + 1) * 2 > ix->mask + 1){
-		size_t n = ix->slots == NULL ? 16 : (ix->mask + 1) * 2, j;
-		struct snap_slot *old = ix->slots;
+		const size_t n = ix->slots == NULL ? 16 : (ix->mask + 1) * 2;
+		const struct snap_slot *old = ix->slots;
 		const size_t oldn = old == NULL ? 0 : ix->mask + 1;
+		size_t j;
 
 		sl = arena_alloc(s, n * sizeof(*sl));
 		if(sl == NULL) return MQC_ERR_NOMEM;
 		ix->slots = sl;
 		ix->mask = n - 1;
 		for(j=0; j<oldn; j++){
-			if(old[j].item == NULL) continue;
-			for(i=old[j].hash & ix->mask; sl[i].item != NULL; i=(i + 1) & ix->mask){}
-			sl[i] = old[j];
+			if(old[j].item != NULL) *free_slot(ix, old[j].hash) = old[j];
 		}
 	}
-	for(i=h & ix->mask; ix->slots[i].item != NULL; i=(i + 1) & ix->mask){}
-	ix->slots[i].hash = h;
-	ix->slots[i].len = (uint32_t)len;
-	ix->slots[i].item = item;
+	sl = free_slot(ix, h);
+	sl->hash = h;
+	sl->len = (uint32_t)len;
+	sl->item = item;
 	ix->count++;
 	return MQC_OK;
 }
