@@ -399,21 +399,42 @@ const char *acl__reason_name(enum acl_reason reason);
  * pointer named, and is trusted only if that account's name equals the
  * string at the pointer (a freed and reused pointer then simply misses).
  *
- * topic: a message to a room is checked once per subscriber with the same
- * topic pointer. The last room topic's room is kept with a copy of the
- * topic's bytes, and reused only for the same pointer holding the same
- * bytes. */
+ * Each entry also keeps the last topic its account published on whose
+ * topic checks passed (owner, recipient or room, blocks): those depend on
+ * the snapshot, the account and the topic's bytes only, so the next
+ * publish on the same bytes (a conversation goes on) skips them; the
+ * payload is checked every time.
+ *
+ * topic: the broker checks a message's WRITE and then its READ for every
+ * subscriber with the same topic pointer (the stored message's). What the
+ * topic named is kept with a copy of its bytes - a room topic's room, or
+ * an inbox topic's recipient and sender - and reused only for a READ of
+ * the same pointer holding the same bytes. */
 #define ACL_CACHE_USERS 1024            /* a power of two */
-#define ACL_TOPIC_CACHE_MAX 160         /* longer room topics are not kept */
+#define ACL_TOPIC_CACHE_MAX 160         /* longer topics are not kept */
+#define ACL_SENT_TOPIC_MAX 48           /* nor longer published-on topics */
+
+enum acl_topic_kind {
+	ACL_TOPIC_ROOM = 1,             /* chat/room/<room>/<sender> */
+	ACL_TOPIC_INBOX                 /* chat/inbox/<to>/<from>, both accounts */
+};
 
 struct acl_cache {
-	struct {
+	struct acl_cache_user {
 		const char *username;
 		const struct snap_user *user;
+		enum acl_topic_kind sent_kind;  /* of sent; 0: sent is empty */
+		size_t sent_len;
+		const struct snap_room *sent_room;      /* ROOM */
+		const struct snap_user *sent_to;        /* INBOX */
+		char sent[ACL_SENT_TOPIC_MAX];
 	} users[ACL_CACHE_USERS];
 	struct {
 		const char *topic;      /* NULL: empty */
-		const struct snap_room *room;
+		enum acl_topic_kind kind;
+		const struct snap_room *room;   /* ROOM: NULL if there is no such room */
+		const struct snap_user *to;     /* INBOX */
+		const struct snap_user *from;   /* INBOX */
 		char copy[ACL_TOPIC_CACHE_MAX];
 	} topic;
 };

@@ -817,6 +817,139 @@ static void test_topic_cache(void **state)
 	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
 }
 
+/* A WRITE through the cache, of topic (copied to its own heap string, so
+ * every publish has a new topic pointer as the broker's have), by the
+ * account named at username. */
+static enum acl_reason publish(struct mqchat *m, const char *username, const char *topic,
+		const char *payload, bool retain)
+{
+	char *t = strdup(topic);
+	struct acl_request req = {.username = username, .access = W, .topic = t,
+		.payload = payload, .payloadlen = (uint32_t)strlen(payload), .retain = retain,
+		.cache = &m->acl_cache};
+	enum acl_reason r;
+
+	assert_non_null(t);
+	r = acl__decide(m, m->snap, &req);
+	free(t);
+	return r;
+}
+
+/* The published-on topic kept per account: the next publish on the same
+ * bytes skips the topic checks but never the payload's, and nothing kept
+ * for one account, one topic or one snapshot answers for another. */
+static void test_sent_cache(void **state)
+{
+	struct mqchat *m = *state;
+	char name[40] = "alice";
+	char topic[80];
+	struct acl_request rd = {.access = R, .topic = topic, .cache = &m->acl_cache};
+	struct acl_request wr = {.username = name, .access = W, .topic = topic, .payload = ENV,
+		.payloadlen = (uint32_t)strlen(ENV), .cache = &m->acl_cache};
+	struct acl_cache_user *e;
+	struct snapshot *s;
+
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", ENV, false), ACL_OK);
+	e = NULL;
+	for(size_t i=0; i<ACL_CACHE_USERS; i++){
+		if(m->acl_cache.users[i].username == name) e = &m->acl_cache.users[i];
+	}
+	assert_non_null(e);
+	assert_string_equal(e->sent, "chat/inbox/bob/alice");
+	assert_int_equal(e->sent_kind, ACL_TOPIC_INBOX);
+
+	/* The same bytes again: the payload is still checked. */
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", ENV, false), ACL_OK);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", "{\"id\":\"m1\"}", false),
+			ACL_DENY_ENVELOPE);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", "not json", false),
+			ACL_DENY_ENVELOPE);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", ENV, true), ACL_DENY_RETAIN);
+	m->cfg.max_payload = 8;
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", ENV, false), ACL_DENY_TOO_BIG);
+	m->cfg.max_payload = 65536;
+
+	/* A hit keeps the topic for the message's deliveries: bob reads it,
+	 * eve (not the recipient) does not. */
+	strcpy(topic, "chat/inbox/bob/alice");
+	assert_int_equal(acl__decide(m, m->snap, &wr), ACL_OK);
+	assert_ptr_equal(m->acl_cache.topic.topic, topic);
+	rd.username = "bob";
+	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_OK);
+	rd.username = "eve";
+	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_DENY_TOPIC);
+
+	/* Other bytes, however close, get every check - and a denied topic
+	 * does not replace the kept one. */
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice/x", ENV, false), ACL_DENY_TOPIC);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alic", ENV, false), ACL_DENY_NOT_OWNER);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alicee", ENV, false), ACL_DENY_NOT_OWNER);
+	assert_int_equal(publish(m, name, "chat/inbox/bo/alice", ENV, false), ACL_DENY_RECIPIENT);
+	assert_int_equal(publish(m, name, "chat/inbox/carol/alice", ENV, false), ACL_DENY_RECIPIENT);
+	assert_int_equal(publish(m, name, "chat/inbox/archiver/alice", ENV, false),
+			ACL_DENY_RECIPIENT);
+	assert_int_equal(publish(m, name, "chat/room/empty/alice", ENV, false), ACL_DENY_NOT_MEMBER);
+	assert_string_equal(e->sent, "chat/inbox/bob/alice");
+	assert_int_equal(publish(m, name, "chat/inbox/eve/alice", ENV, false), ACL_OK);
+	assert_string_equal(e->sent, "chat/inbox/eve/alice");
+
+	/* Another account never gets alice's topic: bob as the sender in
+	 * alice's name, and alice's username buffer reused for eve and for
+	 * bob (a freed client's address given to another). */
+	assert_int_equal(publish(m, "bob", "chat/inbox/eve/alice", ENV, false), ACL_DENY_NOT_OWNER);
+	strcpy(name, "eve");
+	assert_int_equal(publish(m, name, "chat/inbox/eve/alice", ENV, false), ACL_DENY_NOT_OWNER);
+	strcpy(name, "bob");
+	assert_int_equal(publish(m, name, "chat/inbox/eve/alice", ENV, false), ACL_DENY_NOT_OWNER);
+	/* eve blocks nobody, but bob blocks eve: eve's publish to bob after
+	 * bob's own to eve. */
+	assert_int_equal(publish(m, name, "chat/inbox/eve/bob", ENV, false), ACL_OK);
+	strcpy(name, "eve");
+	assert_int_equal(publish(m, name, "chat/inbox/bob/eve", ENV, false), ACL_DENY_BLOCKED);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/eve", ENV, false), ACL_DENY_BLOCKED);
+
+	/* A room: kept for the room's deliveries too. */
+	strcpy(name, "alice");
+	assert_int_equal(publish(m, name, "chat/room/lobby/alice", ENV, false), ACL_OK);
+	strcpy(topic, "chat/room/lobby/alice");
+	assert_int_equal(acl__decide(m, m->snap, &wr), ACL_OK);
+	rd.username = "dev1";
+	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_OK);
+	rd.username = "eve";
+	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_DENY_NOT_MEMBER);
+	assert_int_equal(publish(m, "eve", "chat/room/lobby/eve", ENV, false), ACL_DENY_NOT_MEMBER);
+
+	/* A topic too long to keep is checked in full every time. */
+#define LONG_A "a234567890123456789012345678901"
+#define LONG_B "b234567890123456789012345678901"
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", ENV, false), ACL_OK);
+	assert_non_null(snapshot__add_user(m->snap, LONG_A, USER_KIND_USER, true, HASH));
+	assert_non_null(snapshot__add_user(m->snap, LONG_B, USER_KIND_USER, true, HASH));
+	strcpy(name, LONG_A);
+	assert_int_equal(publish(m, name, "chat/inbox/" LONG_B "/" LONG_A, ENV, false), ACL_OK);
+	assert_int_equal(e->sent_kind, 0);
+	assert_int_equal(publish(m, name, "chat/inbox/" LONG_B "/" LONG_A, ENV, false), ACL_OK);
+	assert_int_equal(publish(m, name, "chat/inbox/" LONG_B "/" LONG_A, "{}", false),
+			ACL_DENY_ENVELOPE);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/" LONG_A, ENV, false), ACL_OK);
+	assert_string_equal(e->sent, "chat/inbox/bob/" LONG_A);
+#undef LONG_A
+#undef LONG_B
+
+	/* A new snapshot where bob blocks alice and lobby is gone: nothing
+	 * kept answers for it. */
+	strcpy(name, "alice");
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", ENV, false), ACL_OK);
+	s = snapshot__new();
+	assert_non_null(s);
+	assert_non_null(snapshot__add_user(s, "alice", USER_KIND_USER, true, HASH));
+	assert_non_null(snapshot__add_user(s, "bob", USER_KIND_USER, true, HASH));
+	assert_int_equal(snapshot__add_block(s, "bob", "alice"), 0);
+	tick__swap_snapshot(m, s);
+	assert_int_equal(publish(m, name, "chat/inbox/bob/alice", ENV, false), ACL_DENY_BLOCKED);
+	assert_int_equal(publish(m, name, "chat/room/lobby/alice", ENV, false), ACL_DENY_NOT_MEMBER);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -832,6 +965,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_name_lengths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topic_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sent_cache, setup, teardown),
 		cmocka_unit_test(test_name_eq_and_hash),
 		cmocka_unit_test(test_name_hash_spreads),
 		cmocka_unit_test_setup_teardown(test_slash_everywhere, setup, teardown),
