@@ -16,6 +16,7 @@ void plugin_config__defaults(struct mqchat_config *cfg)
 	cfg->register_timeout_s = (int)CONFIG_DEFAULT_REGISTER_TIMEOUT;
 	cfg->log_rate = (int)CONFIG_DEFAULT_LOG_RATE;
 	cfg->snapshot_mb = (int)CONFIG_DEFAULT_SNAPSHOT_MB;
+	cfg->watch = true;
 }
 
 void plugin_config__cleanup(struct mqchat_config *cfg)
@@ -99,6 +100,15 @@ int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *
 			else{
 				snprintf(err, errlen, "plugin_opt_registration must be off, invite or open, not \"%.64s\"",
 						value);
+				return MQC_ERR_INVAL;
+			}
+			continue;
+		}
+		if(!strcmp(key, "watch")){
+			if(!strcmp(value, "on")) cfg->watch = true;
+			else if(!strcmp(value, "off")) cfg->watch = false;
+			else{
+				snprintf(err, errlen, "plugin_opt_watch must be on or off, not \"%.64s\"", value);
 				return MQC_ERR_INVAL;
 			}
 			continue;

@@ -27,9 +27,20 @@
  * A socket pair carries the rest. Broker to loader: a byte = reload now
  * (SIGHUP); end of file = the broker is gone, exit at once. Loader to
  * broker: a byte once its first build is done (or failed), which plugin
- * init waits for. */
+ * init waits for.
+ *
+ * Noticing changes: every commit to the store (WAL mode) writes its -wal
+ * file, and a checkpoint, a replacement or a deletion touches the file
+ * itself. The loader watches both with inotify and checks data_version
+ * when either changes, so an idle store costs no wake-ups (each one costs
+ * ~60 us of CPU on a small VM, and a check with SQLite ~120 more: at 4 a
+ * second that was 0.5% of a busy broker's CPU). It still checks every
+ * LOADER_WATCHED_POLLS * reload_ms in case an event was missed, and every
+ * reload_ms when the files cannot be watched (no -wal yet, no inotify, a
+ * watch lost to a deletion). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +48,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -56,6 +68,9 @@
 #define LOADER_RESTART_MS 5000
 /* Cleanup waits this long for the loader to exit before killing it. */
 #define LOADER_STOP_MS 2000
+
+/* With the store's files watched, poll anyway every this many reload_ms. */
+#define LOADER_WATCHED_POLLS 8
 
 #define START_OK 'R'
 #define START_FAILED 'E'
@@ -90,6 +105,7 @@ struct child {
 	char pending[sizeof(((struct loader_shared *)0)->message)];
 	int pending_level;
 	bool has_pending;
+	int watch_fd;                   /* inotify on the store and its -wal, or -1 */
 };
 
 /* Hand the pending line to the broker if it took the last one. */
@@ -257,6 +273,54 @@ static bool poll_once(struct child *c, bool force)
 	return true;
 }
 
+/* Stop watching the store's files (polling every reload_ms again). */
+static void watch_stop(struct child *c)
+{
+	if(c->watch_fd >= 0) close(c->watch_fd);
+	c->watch_fd = -1;
+}
+
+/* Watch the open store's file and its -wal, if not yet. Both or neither:
+ * a commit shows in the -wal only. */
+static void watch_start(struct child *c)
+{
+	const uint32_t file_events = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVE_SELF
+		| IN_DELETE_SELF;
+	char wal[PATH_MAX];
+
+	if(!c->l->watch || c->watch_fd >= 0 || c->udb == NULL) return;
+	if(snprintf(wal, sizeof(wal), "%s-wal", c->l->path) >= (int)sizeof(wal)) return;
+	c->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if(c->watch_fd < 0) return;
+	if(inotify_add_watch(c->watch_fd, c->l->path, file_events) < 0
+			|| inotify_add_watch(c->watch_fd, wal, file_events) < 0){
+		watch_stop(c);
+	}
+}
+
+/* Read every pending event; stop watching if a watch went away (its file
+ * was deleted or moved) or events were lost, so polling takes over. */
+static void watch_drain(struct child *c)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while((n = read(c->watch_fd, buf, sizeof(buf))) > 0){
+		const char *p = buf;
+
+		while(p < buf + n){
+			const struct inotify_event *ev = (const struct inotify_event *)(const void *)p;
+
+			if(ev->mask & (IN_IGNORED | IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF)){
+				watch_stop(c);
+				return;
+			}
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if(n < 0 && errno != EAGAIN && errno != EINTR) watch_stop(c);
+}
+
 /* Close every descriptor from lo up to and including hi. */
 static void close_from(unsigned lo, unsigned hi)
 {
@@ -299,15 +363,17 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 {
 	struct loader_shared *sh = l->sh;
 	struct child c;
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 	bool force = true;              /* the first build is unconditional */
 	char buf[64];
 	ssize_t n;
+	int timeout;
 
 	child_setup(fd, parent);
 	memset(&c, 0, sizeof(c));
 	c.l = l;
 	c.fd = fd;
+	c.watch_fd = -1;
 	/* A restarted loader: the slot the broker does not use may hold an
 	 * old build; a first one: both are fresh zeros. */
 	c.dirty[0] = c.dirty[1] = __atomic_load_n(&sh->published, __ATOMIC_ACQUIRE) != 0;
@@ -320,17 +386,24 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 			wipe(&c, 1 - (int)sh->published_slot);
 		}
 		if(poll_once(&c, force)) force = false;
+		watch_start(&c);
 
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		if(poll(&pfd, 1, force || c.has_pending ? 20 : l->reload_ms) < 0 && errno != EINTR) break;
-		if(pfd.revents & (POLLIN | POLLHUP | POLLERR)){
+		pfd[0] = (struct pollfd){.fd = fd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = c.watch_fd, .events = POLLIN};
+		/* Soon while something waits: a build, a log line, or the slot
+		 * the broker is about to leave (to be wiped). */
+		timeout = force || c.has_pending
+			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published ? 20
+			: c.watch_fd >= 0 ? l->reload_ms * LOADER_WATCHED_POLLS : l->reload_ms;
+		if(poll(pfd, c.watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
+		if(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)){
 			n = read(fd, buf, sizeof(buf));
 			if(n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
 			if(n > 0) force = true;
 		}
+		if(c.watch_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR))) watch_drain(&c);
 	}
+	watch_stop(&c);
 	userdb__close(c.udb);
 	_exit(0);
 }
@@ -413,7 +486,7 @@ static int start_failed(struct loader *l, const char *path, const char *why, cha
 	return MQC_ERR_IO;
 }
 
-int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb,
+int loader__start(struct loader *l, const char *path, int reload_ms, bool watch, int slot_mb,
 		struct snapshot **first, char *err, size_t errlen)
 {
 	struct pollfd pfd;
@@ -429,6 +502,7 @@ int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb
 	l->path = strdup(path);
 	if(l->path == NULL) return start_failed(l, path, "out of memory", err, errlen);
 	l->reload_ms = reload_ms;
+	l->watch = watch;
 	l->slot_bytes = (size_t)slot_mb << 20;
 	l->map_len = HEAD_BYTES + 2 * l->slot_bytes;
 	/* Address space only: pages are used as a build touches them. */

@@ -80,7 +80,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	/* The broker is not serving yet: the first snapshot is built before
 	 * init returns, so the first client already sees every account. */
 	t0 = time__mono_ms();
-	rc = loader__start(&m->loader, m->cfg.db, m->cfg.reload_ms, m->cfg.snapshot_mb, &m->snap,
+	rc = loader__start(&m->loader, m->cfg.db, m->cfg.reload_ms, m->cfg.watch, m->cfg.snapshot_mb, &m->snap,
 			err, sizeof(err));
 	if(rc){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "%s", err);

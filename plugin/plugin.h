@@ -56,6 +56,7 @@ struct mqchat_config {
 	int register_timeout_s;
 	int log_rate;
 	int snapshot_mb;                /* size of each of the two snapshot slots */
+	bool watch;                     /* plugin_opt_watch: inotify on the store */
 };
 
 /* Set every field to its default (db NULL). */
@@ -172,6 +173,7 @@ struct loader {
 	size_t slot_bytes;
 	char *path;
 	int reload_ms;
+	bool watch;                     /* watch the store's files (inotify) */
 	pid_t pid;                      /* the loader process; 0 when none runs */
 	int fd;                         /* broker's end of the socket pair; -1 */
 	uint32_t news_seen;             /* sh->news when last looked at */
@@ -182,12 +184,13 @@ struct loader {
 
 /* Map the two slots of slot_mb MiB each, fork the loader process and wait
  * (at most a minute) for its first snapshot of the store at path, which
- * it then polls every reload_ms. On success *first is that snapshot (in
+ * it then checks for changes every reload_ms, or (watch) whenever its
+ * files change and every 8 x reload_ms. On success *first is that snapshot (in
  * slot memory: never snapshot__free'd) and MQC_OK is returned; on failure
  * err holds the whole log line ("mqchat: cannot open user store PATH:
  * why") and everything is cleaned up. Call before the broker opens its listeners:
  * the child closes every inherited descriptor it does not need. */
-int loader__start(struct loader *l, const char *path, int reload_ms, int slot_mb,
+int loader__start(struct loader *l, const char *path, int reload_ms, bool watch, int slot_mb,
 		struct snapshot **first, char *err, size_t errlen);
 /* Ask for a reload at once, whatever data_version says (SIGHUP). */
 void loader__force(struct loader *l);

@@ -4,6 +4,7 @@ again, SIGHUP reaches it, a store too big for a slot keeps the last good
 snapshot."""
 import os
 import signal
+import time
 
 import harness
 from plugin_util import login, wait_login
@@ -42,12 +43,12 @@ def loader_of(b):
 
 
 def extra_fds(pid, db):
-    """Descriptors of pid beyond stdin/out/err, its own SQLite files and its
-    one socket to the broker: the loader must not keep the broker's
-    listeners or clients."""
+    """Descriptors of pid beyond stdin/out/err, its own SQLite files, its
+    watch on them and its one socket to the broker: the loader must not keep
+    the broker's listeners or clients."""
     links = [os.readlink("/proc/%d/fd/%s" % (pid, fd))
              for fd in os.listdir("/proc/%d/fd" % pid) if int(fd) > 2]
-    own = [l for l in links if not l.startswith(db)]
+    own = [l for l in links if not l.startswith(db) and l != "anon_inode:inotify"]
     sockets = [l for l in own if l.startswith("socket:")]
     return [l for l in own if not l.startswith("socket:")] + sockets[1:]
 
@@ -109,9 +110,53 @@ def test_killed_loader_is_replaced(store, make_broker, clients):
     assert not alice.disconnected.is_set()
 
 
+def slices(pid):
+    """How many times pid has been given the CPU so far."""
+    with open("/proc/%d/schedstat" % pid) as f:
+        return int(f.read().split()[2])
+
+
+def test_watched_store_is_seen_at_once_and_idle_costs_nothing(store, make_broker, clients):
+    """The loader watches the store's files: with a poll only every 8 s (1 s
+    x 8), a change is in force within a second, and an idle store does not
+    wake it."""
+    store.add_user("alice")
+    b = make_broker(plugin_opts={"reload_ms": 1000})
+    pid = loader_of(b)
+    alice = login(clients, b, "alice", PW)
+    store.add_user("bob")
+    _, took = wait_login(clients, b, "bob", PW, timeout=10)
+    assert took < 1.0, "a new user took %.2f s to be known" % took
+    # Idle: nothing writes the store. Polling every reload_ms would wake the
+    # loader about 3 times in 3 s; watched, only the 8 s poll may come. (A
+    # window in which something must not happen: no condition ends it.)
+    before = slices(pid)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert slices(pid) - before <= 1, "the loader woke up with nothing to do"
+        time.sleep(0.1)
+    # An UPDATE (no new row) is seen as soon: disabling alice closes her
+    # connection.
+    store.sql("UPDATE users SET enabled = 0 WHERE name = 'alice'")
+    harness.wait_for(alice.disconnected.is_set, 2, what="alice kicked after being disabled")
+
+
+def test_unwatched_store_is_polled(store, make_broker, clients):
+    """plugin_opt_watch off: the loader polls every reload_ms, and so
+    still sees changes."""
+    store.add_user("alice")
+    b = make_broker(plugin_opts={"reload_ms": 100, "watch": "off"})
+    pid = loader_of(b)
+    assert "anon_inode:inotify" not in [os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                                        for fd in os.listdir("/proc/%d/fd" % pid)]
+    store.add_user("bob")
+    wait_login(clients, b, "bob", PW, timeout=10)[0].close()
+
+
 def test_sighup_reaches_the_loader(store, make_broker, clients):
-    """With a poll once a minute, only SIGHUP makes a new user known soon."""
-    b = make_broker(plugin_opts={"reload_ms": 60000})
+    """With a poll once a minute and no watch, only SIGHUP makes a new user
+    known soon."""
+    b = make_broker(plugin_opts={"reload_ms": 60000, "watch": "off"})
     loader_of(b)
     store.add_user("carol")
     b.proc.send_signal(signal.SIGHUP)

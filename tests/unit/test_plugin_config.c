@@ -39,6 +39,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.reload_ms, 250);
 	assert_int_equal(cfg.register_timeout_s, 30);
 	assert_int_equal(cfg.log_rate, 20);
+	assert_true(cfg.watch);
 	plugin_config__cleanup(&cfg);
 	assert_null(cfg.db);
 }
@@ -49,13 +50,14 @@ static void test_all_options(void **state)
 	struct mosquitto_opt opts[] = {
 		OPT("db", "a.db"), OPT("registration", "invite"), OPT("max_payload", "256"),
 		OPT("reload_ms", "100"), OPT("register_timeout", "5"), OPT("log_rate", "1"),
-		OPT("dbpath", "b.db"),
+		OPT("watch", "off"), OPT("dbpath", "b.db"),
 	};
 	char err[256];
 
 	(void)state;
 	stub_reset();
-	assert_int_equal(parse(opts, 7, &cfg, err), MQC_OK);
+	assert_int_equal(parse(opts, 8, &cfg, err), MQC_OK);
+	assert_false(cfg.watch);
 	assert_string_equal(cfg.db, "b.db");
 	assert_int_equal(cfg.registration, REGISTRATION_INVITE);
 	assert_int_equal(cfg.max_payload, 256);
@@ -91,6 +93,8 @@ static void test_bad_values(void **state)
 		{"reload_ms", "1.5", "plugin_opt_reload_ms must be"},
 		{"register_timeout", "0", "plugin_opt_register_timeout must be"},
 		{"log_rate", "", "plugin_opt_log_rate must be"},
+		{"watch", "yes", "plugin_opt_watch must be on or off"},
+		{"watch", "", "plugin_opt_watch must be on or off"},
 		{"dbpath", "", "plugin_opt_dbpath is empty"},
 	};
 	struct mqchat_config cfg;

@@ -240,7 +240,7 @@ static int start_at(struct fixture *f, const char *path, int slot_mb, struct sna
 	int rc;
 
 	writer_close(f);
-	rc = loader__start(&f->loader, path, 20, slot_mb, s, err, errlen);
+	rc = loader__start(&f->loader, path, 20, true, slot_mb, s, err, errlen);
 	writer_open(f);
 	return rc;
 }
@@ -411,7 +411,7 @@ static void test_loader_start_fails(void **state)
 	assert_int_equal(sqlite3_exec(f->udb->db, "DROP TABLE blocks", NULL, NULL, NULL), SQLITE_OK);
 	s = (struct snapshot *)(uintptr_t)1;
 	writer_close(f);                /* of a foreign schema now: no reopening */
-	assert_int_not_equal(loader__start(&f->loader, f->path, 20, 4, &s, err, sizeof(err)), MQC_OK);
+	assert_int_not_equal(loader__start(&f->loader, f->path, 20, true, 4, &s, err, sizeof(err)), MQC_OK);
 	assert_null(s);
 	assert_non_null(strstr(err, "wrong schema"));
 	assert_int_equal(f->loader.pid, 0);
