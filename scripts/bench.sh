@@ -45,11 +45,17 @@ ITERATIONS = 4300          # PWHASH_DEFAULT_ITERATIONS in common/pwhash.h
 ROOM = "bench"
 MEMBERS = 100
 
+# The issue's own figure, (d) against (a) on pairs 10 QoS 0, gets many more
+# paired rounds of its own: single rounds move by up to 1.5x here, and 5
+# rounds leave the median of their ratios a few percent either way.
+KEY_LOAD = ("pairs", 10, 0)
 if QUICK:
+    KEY_ROUNDS = 4
     SECONDS, WARMUP, ROUNDS, CONN_USERS, WARM_COUNT = 0.5, 150, 2, 200, 2000
     FLOOD_SECONDS, RPC_COUNT, ARCHIVE_ROWS = 1.5, 200, 100000
     DRAIN_MSGS = 20000
 else:
+    KEY_ROUNDS = 30
     # 5 rounds: the machine's background load moves single rounds by up to
     # 1.5x; the paired ratios below need a few rounds to settle.
     SECONDS, WARMUP, ROUNDS, CONN_USERS, WARM_COUNT = 2.0, 500, 5, 1000, 10000
@@ -471,7 +477,31 @@ def paired(runs, base, field):
         return None
     s = sorted(rs)
     return {"median": s[(len(s) - 1) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2,
-            "ratios": rs}
+            "q1": s[len(s) // 4], "q3": s[(3 * len(s)) // 4], "ratios": rs}
+
+
+def run_key(results, brokers):
+    """KEY_LOAD on (a) and (d) only, KEY_ROUNDS rounds, paced then full
+    speed, the order of the two swapped every round: the paired ratios of
+    the issue's figure from many rounds rather than ROUNDS."""
+    if "a" not in brokers or "d" not in brokers:
+        return None
+    kind, n, qos = KEY_LOAD
+    paced, full = {"a": [], "d": []}, {"a": [], "d": []}
+    for rnd in range(KEY_ROUNDS):
+        if rnd % 10 == 0:
+            log("key figure round %d/%d" % (rnd + 1, KEY_ROUNDS))
+        for k in ("a", "d") if rnd % 2 == 0 else ("d", "a"):
+            args = load_args(kind, n, qos)
+            paced[k].append(bench(kind, brokers[k], *(args + ["--rate", PACE[kind]])))
+            full[k].append(bench(kind, brokers[k], *args))
+    key = {"load": load_name(kind, n, qos), "rounds": KEY_ROUNDS}
+    for k in ("a", "d"):
+        key[k + "_paced"] = median_run(paced[k], "cpu_us_per_msg")
+        key[k + "_full"] = median_run(full[k], "msgs_per_s")
+    key["cpu"] = paired(paced["d"], paced["a"], "cpu_us_per_msg")
+    key["msgs"] = paired(full["d"], full["a"], "msgs_per_s")
+    return key
 
 
 def run_ingest(results, broker):
@@ -674,7 +704,8 @@ def get(results, key, test, field, sub=None):
     return v if isinstance(v, (int, float)) and v >= 0 else None
 
 
-def build_targets(results, rpc, rss):
+def build_targets(results, rpc, rss, kf=None):
+    """kf: run_key's figures, or None."""
     T = []
 
     def add(name, setup, value, base, limit, ok, unit="", paired_ratio=None):
@@ -705,6 +736,13 @@ def build_targets(results, rpc, rss):
             r = pr if pr is not None else (v / a if v is not None and a else None)
             add("msgs/s %s >= 0.95x (a)" % name, key, v, a, "0.95x",
                 None if r is None else r >= 0.95, "/s", pr)
+        if key == "d" and kf and kf.get("cpu") and kf.get("msgs"):
+            a, v = (kf["a_paced"] or {}).get("cpu_us_per_msg"), (kf["d_paced"] or {}).get("cpu_us_per_msg")
+            add("broker CPU/msg %s <= 1.05x (a), %d paired rounds" % (kf["load"], kf["rounds"]), key,
+                v, a, "1.05x", kf["cpu"]["median"] <= 1.05, "us", kf["cpu"]["median"])
+            a, v = (kf["a_full"] or {}).get("msgs_per_s"), (kf["d_full"] or {}).get("msgs_per_s")
+            add("msgs/s %s >= 0.95x (a), %d paired rounds" % (kf["load"], kf["rounds"]), key,
+                v, a, "0.95x", kf["msgs"]["median"] >= 0.95, "/s", kf["msgs"]["median"])
         a = get(results, "a", "connect", "ok_per_s", "warm")
         v = get(results, key, "connect", "ok_per_s", "warm")
         add("warm reconnect rate >= 0.8x (a)", key, v, a, "0.8x",
@@ -863,6 +901,24 @@ def markdown(doc):
     else:
         L.append("| (d) mqchat plugin | n/a | n/a |")
     L.append("")
+    kf = doc.get("key")
+    if kf and kf.get("cpu") and kf.get("msgs"):
+        kind, n, qos = KEY_LOAD
+        L.append("### In depth: (d) against (a), %s %d, QoS %d, %d paired rounds" % (
+            kind, n, qos, kf["rounds"]))
+        L.append("")
+        L.append("Only (a) and (d), the order swapped every round. Each round's ratio (d)/(a);")
+        L.append("their median and quartiles.")
+        L.append("")
+        L.append("| figure | (a) median | (d) median | paired ratio | quartiles |")
+        L.append("|---|---:|---:|---:|---|")
+        for label, fa, fd, field, nd, p in (
+                ("broker CPU per message (us), paced", "a_paced", "d_paced", "cpu_us_per_msg", 2, kf["cpu"]),
+                ("messages per second, full speed", "a_full", "d_full", "msgs_per_s", 0, kf["msgs"])):
+            L.append("| %s | %s | %s | %.3f | %.3f - %.3f |" % (
+                label, fmt((kf[fa] or {}).get(field), nd), fmt((kf[fd] or {}).get(field), nd),
+                p["median"], p["q1"], p["q3"]))
+        L.append("")
     L.append("### Targets")
     L.append("")
     L.append("Ratios to (a): of the two medians, and paired (the median over the rounds of each")
@@ -898,6 +954,8 @@ def main():
                 brokers[key] = b
         if brokers:
             run_loads(doc["setups"], brokers)
+        if brokers:
+            doc["key"] = run_key(doc["setups"], brokers)
         if "e" in brokers:
             run_ingest(doc["setups"]["e"], brokers["e"])
             run_drain(doc["setups"]["e"], brokers["e"])
@@ -911,7 +969,7 @@ def main():
         for b in brokers.values():
             b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    doc["targets"] = build_targets(doc["setups"], doc["rpc"], doc["rss"])
+    doc["targets"] = build_targets(doc["setups"], doc["rpc"], doc["rss"], doc.get("key"))
     doc["total_s"] = round(time.monotonic() - t0, 1)
     md = markdown(doc) + "Total run time: %.0f s.\n" % doc["total_s"]
     os.makedirs(OUT, exist_ok=True)
