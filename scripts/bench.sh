@@ -45,7 +45,7 @@ ITERATIONS = 4300          # PWHASH_DEFAULT_ITERATIONS in common/pwhash.h
 ROOM = "bench"
 MEMBERS = 100
 
-# The issue's own figure, (d) against (a) on pairs 10 QoS 0, gets many more
+# The targets' own figure, (d) against (a) on pairs 10 QoS 0, gets many more
 # paired rounds of its own: single rounds move by up to 1.5x here, and 5
 # rounds leave the median of their ratios a few percent either way.
 KEY_LOAD = ("pairs", 10, 0)
@@ -439,21 +439,30 @@ def median_run(runs, field="cpu_us_per_msg"):
     return med
 
 
+def interleave(brokers, keys, load, rounds):
+    """load on the setups keys, rounds times, paced then full speed, the
+    setup order rotated each round (so a change in the machine's background
+    load hits every setup alike): ({key: paced runs}, {key: full runs})."""
+    kind, n, qos = load
+    name = load_name(kind, n, qos)
+    paced, full = {k: [] for k in keys}, {k: [] for k in keys}
+    for rnd in range(rounds):
+        order = keys[rnd % len(keys):] + keys[:rnd % len(keys)]
+        log("%s round %d/%d (%s)" % (name, rnd + 1, rounds, " ".join(keys)))
+        for k in order:
+            args = load_args(kind, n, qos)
+            paced[k].append(bench(kind, brokers[k], *(args + ["--rate", PACE[kind]])))
+            full[k].append(bench(kind, brokers[k], *args))
+    return paced, full
+
+
 def run_loads(results, brokers):
-    """Every load on every running setup, interleaved: ROUNDS rounds, the
-    setup order rotated each round, so a change in the machine's background
-    load hits every setup alike. Medians are reported."""
+    """Every load on every running setup, interleaved, ROUNDS rounds.
+    Medians are reported."""
     keys = list(brokers)
-    for kind, n, qos in LOADS:
-        name = load_name(kind, n, qos)
-        paced, full = {k: [] for k in keys}, {k: [] for k in keys}
-        for rnd in range(ROUNDS):
-            order = keys[rnd % len(keys):] + keys[:rnd % len(keys)]
-            log("%s round %d/%d" % (name, rnd + 1, ROUNDS))
-            for k in order:
-                args = load_args(kind, n, qos)
-                paced[k].append(bench(kind, brokers[k], *(args + ["--rate", PACE[kind]])))
-                full[k].append(bench(kind, brokers[k], *args))
+    for load in LOADS:
+        name = load_name(*load)
+        paced, full = interleave(brokers, keys, load, ROUNDS)
         for k in keys:
             results[k][name + "_paced"] = median_run(paced[k], "cpu_us_per_msg")
             results[k][name] = median_run(full[k], "msgs_per_s")
@@ -480,22 +489,14 @@ def paired(runs, base, field):
             "q1": s[len(s) // 4], "q3": s[(3 * len(s)) // 4], "ratios": rs}
 
 
-def run_key(results, brokers):
-    """KEY_LOAD on (a) and (d) only, KEY_ROUNDS rounds, paced then full
-    speed, the order of the two swapped every round: the paired ratios of
-    the issue's figure from many rounds rather than ROUNDS."""
+def run_key(brokers):
+    """KEY_LOAD on (a) and (d) only, KEY_ROUNDS rounds (the two swap places
+    every round): the paired ratios of the targets' own figure from many
+    rounds rather than ROUNDS."""
     if "a" not in brokers or "d" not in brokers:
         return None
-    kind, n, qos = KEY_LOAD
-    paced, full = {"a": [], "d": []}, {"a": [], "d": []}
-    for rnd in range(KEY_ROUNDS):
-        if rnd % 10 == 0:
-            log("key figure round %d/%d" % (rnd + 1, KEY_ROUNDS))
-        for k in ("a", "d") if rnd % 2 == 0 else ("d", "a"):
-            args = load_args(kind, n, qos)
-            paced[k].append(bench(kind, brokers[k], *(args + ["--rate", PACE[kind]])))
-            full[k].append(bench(kind, brokers[k], *args))
-    key = {"load": load_name(kind, n, qos), "rounds": KEY_ROUNDS}
+    paced, full = interleave(brokers, ["a", "d"], KEY_LOAD, KEY_ROUNDS)
+    key = {"load": load_name(*KEY_LOAD), "rounds": KEY_ROUNDS}
     for k in ("a", "d"):
         key[k + "_paced"] = median_run(paced[k], "cpu_us_per_msg")
         key[k + "_full"] = median_run(full[k], "msgs_per_s")
@@ -955,7 +956,7 @@ def main():
         if brokers:
             run_loads(doc["setups"], brokers)
         if brokers:
-            doc["key"] = run_key(doc["setups"], brokers)
+            doc["key"] = run_key(brokers)
         if "e" in brokers:
             run_ingest(doc["setups"]["e"], brokers["e"])
             run_drain(doc["setups"]["e"], brokers["e"])
