@@ -121,7 +121,9 @@ int cli__read_password(const char *user, bool from_stdin, bool confirm,
 		char *buf, size_t buflen, size_t *len);
 /* Hash a password with PWHASH_DEFAULT_ITERATIONS; prints the error. */
 int cli__hash_password(const char *pw, size_t len, char *out, size_t outlen);
-/* nbytes of random data, base64url without padding, into out. CLI_OK or an
+/* nbytes of random data, base64url without padding, into out; never
+ * starting with '-', so the token can be typed as a command's argument
+ * (`invite revoke CODE`) without being taken for an option. CLI_OK or an
  * exit status (error printed). */
 int cli__random_token(size_t nbytes, char *out, size_t outlen);
 

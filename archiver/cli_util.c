@@ -370,9 +370,13 @@ int cli__random_token(size_t nbytes, char *out, size_t outlen)
 	if(nbytes > sizeof(raw) || outlen < (nbytes * 4 + 2) / 3 + 1){
 		return cli__error(CLI_ERR_RUNTIME, "token buffer too small");
 	}
-	if(RAND_bytes(raw, (int)nbytes) != 1){
-		return cli__error(CLI_ERR_RUNTIME, "no random bytes from OpenSSL");
-	}
+	/* The first 6 bits pick the first character: draw again for '-' (1 in
+	 * 64), which getopt would read as an option. */
+	do{
+		if(RAND_bytes(raw, (int)nbytes) != 1){
+			return cli__error(CLI_ERR_RUNTIME, "no random bytes from OpenSSL");
+		}
+	}while(nbytes > 0 && raw[0] >> 2 == 62);
 	for(i=0; i<nbytes; i++){
 		v = (v << 8) | raw[i];
 		bits += 8;
