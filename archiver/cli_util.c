@@ -20,6 +20,7 @@
 
 #include "archive.h"
 #include "cli.h"
+#include "datadir.h"
 #include "err.h"
 #include "log.h"
 #include "names.h"
@@ -166,10 +167,16 @@ bool cli__path(const struct cli *cli, const char *name, char *out, size_t outlen
 	return n > 0 && (size_t)n < outlen;
 }
 
-static int no_db(const struct cli *cli, const char *path)
+/* Why path (a store in the data folder) cannot be opened, if it cannot:
+ * missing (exit 6, run init) is told apart from no permission and other
+ * errors (exit 1), which init would not cure. CLI_OK if it is there. */
+static int need_db(const struct cli *cli, const char *path)
 {
-	return cli__error(CLI_ERR_NODB, "%s: no such file (run `mqchat-archiver --data %s init`)",
-			path, cli->datadir);
+	char err[1024];
+	int rc = datadir__need_file(cli->datadir, path, err, sizeof(err));
+
+	if(rc == MQC_OK) return CLI_OK;
+	return cli__error(rc == MQC_ERR_NOTFOUND ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 }
 
 int cli__open_auth(struct cli *cli, struct userdb **out)
@@ -181,8 +188,10 @@ int cli__open_auth(struct cli *cli, struct userdb **out)
 	if(!cli__path(cli, "auth.db", path, sizeof(path))){
 		return cli__error(CLI_ERR_USAGE, "data folder path too long");
 	}
+	rc = need_db(cli, path);
+	if(rc != CLI_OK) return rc;
 	rc = userdb__open(path, 0, out, err, sizeof(err));
-	if(rc == MQC_ERR_NOTFOUND) return no_db(cli, path);
+	if(rc == MQC_ERR_NOTFOUND) return need_db(cli, path);
 	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");
 	if(rc != MQC_OK){
 		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
@@ -194,7 +203,6 @@ int cli__open_auth(struct cli *cli, struct userdb **out)
 int cli__open_archive(struct cli *cli, struct archive **out)
 {
 	char path[PATH_MAX], err[512];
-	struct stat st;
 	int rc;
 
 	*out = NULL;
@@ -202,10 +210,8 @@ int cli__open_archive(struct cli *cli, struct archive **out)
 		return cli__error(CLI_ERR_USAGE, "data folder path too long");
 	}
 	/* archive__open creates a missing file: only init may do that. */
-	if(stat(path, &st) != 0){
-		if(errno == ENOENT) return no_db(cli, path);
-		return cli__error(CLI_ERR_RUNTIME, "%s: %s", path, strerror(errno));
-	}
+	rc = need_db(cli, path);
+	if(rc != CLI_OK) return rc;
 	err[0] = '\0';
 	rc = archive__open(path, out, err, sizeof(err));
 	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");

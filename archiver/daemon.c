@@ -10,6 +10,8 @@
 
 #include "archive.h"
 #include "daemon.h"
+#include "datadir.h"
+#include "datalock.h"
 #include "err.h"
 #include "log.h"
 #include "mqtt.h"
@@ -521,7 +523,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	static struct daemon dd;
 	struct daemon *d = &dd;
 	char err[1024];
-	int rc, i, status = 1;
+	int rc, i, status = 1, lock_fd = -1;
 
 	memset(d, 0, sizeof(*d));
 	d->sigpipe[0] = d->sigpipe[1] = -1;
@@ -551,6 +553,18 @@ int daemon__main(const char *datadir, int argc, char **argv)
 			|| !data_path(d, "auth.db", d->auth_path, sizeof(d->auth_path))
 			|| !data_path(d, "archive.journal", d->journal_path, sizeof(d->journal_path))){
 		log_error("data folder path too long");
+		goto done;
+	}
+	/* Before anything in the folder is read or written: a second daemon on
+	 * the same journal and archive would take messages the first one
+	 * acknowledged. Held until exit; the kernel drops it if we are killed. */
+	if(datalock__take(d->cfg.datadir, DATALOCK_ARCHIVER, "mqchat-archiver run", &lock_fd,
+			err, sizeof(err)) != MQC_OK){
+		log_error("%s", err);
+		goto done;
+	}
+	if(datadir__need_file(d->cfg.datadir, d->auth_path, err, sizeof(err)) != MQC_OK){
+		log_error("%s", err);
 		goto done;
 	}
 	if(config__read_password(&d->cfg, d->password, sizeof(d->password), err, sizeof(err)) != MQC_OK){
@@ -610,5 +624,6 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	status = 0;
 done:
 	daemon_cleanup(d);
+	if(lock_fd >= 0) close(lock_fd);
 	return status;
 }
