@@ -114,12 +114,80 @@ def wait_for(cond, timeout=DEFAULT_TIMEOUT, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+# Ports for test listeners. A port the kernel hands out (bind to port 0,
+# and every outgoing connection's local port) comes from the ephemeral
+# range, so a broker restarted on its old port could find it taken by
+# another test's client connection or listener meanwhile ("address already
+# in use"). Test ports therefore come from below that range, and each is
+# reserved for the life of the test process that got it: a byte-range lock
+# at offset <port> in one shared file (released by the kernel when the
+# process exits, however it exits), so no parallel worker, nor another
+# test run on this machine, is given the same port, and this process never
+# hands it out twice.
+PORT_LOCKS = os.path.join(tempfile.gettempdir(), "mqchat-test-ports.lock")
+_port_lock_fd = None
+_ports_given = set()
+
+
+def port_range():
+    """The [low, high] range test ports are taken from: the 16384 ports
+    below the kernel's ephemeral range (ip_local_port_range), or above it
+    if that leaves too few."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            elow, ehigh = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        elow, ehigh = 32768, 60999
+    if elow - 1 - 10000 >= 2048:
+        return max(10000, elow - 16384), elow - 1
+    return ehigh + 1, 65535
+
+
+def _port_reservable(port):
+    """Lock byte <port> of PORT_LOCKS without waiting: True if this process
+    now holds it (a lock this process already holds succeeds too, hence
+    _ports_given)."""
+    import fcntl
+    global _port_lock_fd
+    if _port_lock_fd is None:
+        fd = os.open(PORT_LOCKS, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            os.fchmod(fd, 0o666)   # shared by root and non-root runs
+        except OSError:
+            pass
+        _port_lock_fd = fd
+    try:
+        fcntl.lockf(_port_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+        return True
+    except OSError:
+        return False
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback TCP port for a test listener, not in the kernel's ephemeral
+    range, free now and reserved for this process until it exits (see
+    PORT_LOCKS): a restart on it finds it free."""
+    low, high = port_range()
+    span = high - low + 1
+    # Start at a different place in each process, then walk.
+    start = (os.getpid() * 7919 + int(time.monotonic() * 1000)) % span
+    for i in range(span):
+        port = low + (start + i) % span
+        if port in _ports_given or not _port_reservable(port):
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # As mosquitto binds (SO_REUSEADDR): a port in TIME_WAIT is usable.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            _ports_given.add(port)   # someone else's: never try it again
+            continue
+        finally:
+            s.close()
+        _ports_given.add(port)
+        return port
+    raise AssertionError("no free test port in %d-%d" % (low, high))
 
 
 def pbkdf2_hash(password, iterations=TEST_ITERATIONS, salt=None):
