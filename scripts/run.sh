@@ -81,37 +81,112 @@ esac
 [ -x "$MOSQUITTO" ] || die "mosquitto is not installed: run 'make deps' as root"
 [ -r "$PLUGIN" ] || die "$PLUGIN is not built: run 'make' first"
 
-# True if something accepts TCP connections on 127.0.0.1:$1.
-port_busy() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# ---- one make run per data folder ----
 
-if port_busy "$PORT"; then
-	who=""
-	if command -v ss >/dev/null 2>&1; then
-		who=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -n 1)
+# DATA/run.lock (common/datalock.h has the protocol): an exclusive flock
+# on descriptor 9, held by this script and inherited by the broker and the
+# archiver, so the folder stays taken while any of them lives, and is free
+# again when the last one dies, however it dies. The file's one line says
+# who holds it: "<pid> <what>".
+lock_held_by() {  # the holder of $DATA/$1 as "pid N (WHAT)", from its line
+	local line
+	line=$(head -n 1 "$DATA/$1" 2>/dev/null)
+	case $line in
+		[0-9]*' '*) printf 'pid %s (%s)' "${line%% *}" "${line#* }";;
+		*) printf 'another process (it holds %s)' "$DATA/$1";;
+	esac
+}
+lock_data() {
+	exec 9<>"$DATA/run.lock" || die "cannot open $DATA/run.lock (is $DATA yours?)"
+	if ! flock -n 9; then
+		exec 9>&-
+		die "$DATA is in use by $(lock_held_by run.lock): one make run per data folder; stop that one first, or give this one another DATA=..."
 	fi
+	printf '%s make run (scripts/run.sh)\n' "$$" > "$DATA/run.lock"
+	# A daemon started by hand holds archiver.lock (a shared lock taken
+	# for a moment here conflicts with its exclusive one).
+	if [ -e "$DATA/archiver.lock" ] && ! flock -n -s "$DATA/archiver.lock" true; then
+		die "$DATA is in use by $(lock_held_by archiver.lock): stop it first (one archiver per data folder)"
+	fi
+}
+locked=0
+# The folder is given to the broker's user below: never take over a folder
+# that is not (or not going to be) an mqchat data folder, such as DATA=/tmp.
+# (run.lock alone is what a first start that failed early leaves.)
+if [ -d "$DATA" ] && [ ! -e "$DATA/auth.db" ] &&
+	[ -n "$(ls -A "$DATA" | grep -vx 'run.lock')" ]; then
+	die "$DATA exists, is not empty and holds no auth.db: it is not an mqchat data folder (choose a new or empty folder)"
+fi
+# Before anything else: the ports below may well be this folder's own
+# broker, and the generated config is the first run's.
+if [ -d "$DATA" ]; then
+	lock_data
+	locked=1
+fi
+
+# ---- ports ----
+
+# True if something listens on TCP port $1 on 127.0.0.1 or on every
+# address: read from /proc rather than by connecting, which a TLS or MQTT
+# listener would log as a failed handshake or a protocol error.
+port_busy() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" '
+		$4 == "0A" && substr($2, length($2) - 4) == p {
+			a = substr($2, 1, length($2) - 5)
+			if (a == "0100007F" || a == "00000000" || a ~ /^0+$/ ||
+			    a == "00000000000000000000000001000000" ||
+			    a == "0000000000000000FFFF00000100007F") { found = 1 }
+		}
+		END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+# The process listening on port $1 as "NAME",pid=N, if ss may tell.
+port_owner() {
+	command -v ss >/dev/null 2>&1 || return 0
+	ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -n 1
+}
+# If pid $1 is a process of a make run, the data folder it runs on.
+run_data_of() {
+	tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | sed -n 's/^MQCHAT_RUN_DATA=//p' | head -n 1
+}
+port_taken() {  # $1 port, $2 what to say to change it
+	local who pid other
+	who=$(port_owner "$1")
+	pid=${who##*pid=}
+	other=""
+	[ -n "$who" ] && other=$(run_data_of "$pid")
 	{
-		printf 'run: Error: port %s on 127.0.0.1 is already in use%s.\n' "$PORT" "${who:+ (by $who)}"
-		printf 'run: If it is the system mosquitto service: systemctl stop mosquitto\n'
-		printf 'run: Or use another port: make run PORT=%s\n' "$((PORT == 65535 ? 1884 : PORT + 1))"
+		if [ -n "$other" ]; then
+			printf 'run: Error: port %s on 127.0.0.1 is already in use by an earlier make run: its broker (pid %s) on DATA=%s.\n' "$1" "$pid" "$other"
+			printf 'run: Stop that one first (Ctrl-C where it runs, or kill %s), or %s\n' \
+				"$(head -n 1 "$other/run.lock" 2>/dev/null | sed -n 's/^\([0-9][0-9]*\) .*/\1/p' | grep . || echo "$pid")" "$2"
+		else
+			printf 'run: Error: port %s on 127.0.0.1 is already in use%s.\n' "$1" "${who:+ (by $who)}"
+			[ "$1" = "$PORT" ] && printf 'run: If it is the system mosquitto service: systemctl stop mosquitto\n'
+			printf 'run: Or %s\n' "$2"
+		fi
 	} >&2
 	exit 1
+}
+if port_busy "$PORT"; then
+	port_taken "$PORT" "use another port: make run PORT=$((PORT == 65535 ? 1884 : PORT + 1))"
 fi
 for p in $TLS_PORT $WS_PORT; do
 	if [ "$p" -ne 0 ] && port_busy "$p"; then
-		die "port $p on 127.0.0.1 is already in use (make run TLS_PORT=... WS_PORT=... for others, 0 for none)"
+		port_taken "$p" "use others: make run TLS_PORT=... WS_PORT=... (0 for none)"
 	fi
 done
 
 # ---- the data folder ----
 
-# The folder is given to the broker's user below: never take over a folder
-# that is not (or not going to be) an mqchat data folder, such as DATA=/tmp.
-if [ -d "$DATA" ] && [ ! -e "$DATA/auth.db" ] && [ -n "$(ls -A "$DATA")" ]; then
-	die "$DATA exists, is not empty and holds no auth.db: it is not an mqchat data folder (choose a new or empty folder)"
+if [ ! -x "$ARCHIVER" ] && [ ! -e "$DATA/auth.db" ]; then
+	die "$ARCHIVER is not built yet, so the data folder cannot be created ($ARCHIVER --data $DATA init): build it first"
 fi
+# 0750 as init makes it (the TLS step below lets others through to ca.crt).
 mkdir -p "$(dirname "$DATA")" || die "cannot create the folder of $DATA"
+[ -d "$DATA" ] || mkdir -m 0750 "$DATA" || die "cannot create $DATA"
+[ "$locked" -eq 1 ] || lock_data
 if [ -x "$ARCHIVER" ]; then
 	owner=()
 	[ "$(id -u)" -eq 0 ] && owner=(--owner "$BROKER_USER")
@@ -120,13 +195,13 @@ if [ -x "$ARCHIVER" ]; then
 	have_archiver=1
 else
 	have_archiver=0
-	if [ ! -e "$DATA/auth.db" ]; then
-		die "$ARCHIVER is not built yet, so the data folder cannot be created ($ARCHIVER --data $DATA init): build it first"
-	fi
 	say "$ARCHIVER is not built yet: starting the broker alone with the existing $DATA/auth.db"
 fi
 mkdir -p "$DATA/mosquitto" "$DATA/conf.d" || die "cannot create $DATA/mosquitto and $DATA/conf.d"
-touch "$DATA/mosquitto.log" || die "cannot create $DATA/mosquitto.log"
+# The logs name users and addresses: not for everyone.
+for f in mosquitto.log archiver.log; do
+	[ -e "$DATA/$f" ] || (umask 027 && : > "$DATA/$f") || die "cannot create $DATA/$f"
+done
 
 # ---- who the broker runs as ----
 
@@ -174,6 +249,13 @@ if [ "$TLS_PORT" -ne 0 ]; then
 	for f in ca.crt server.crt server.key; do
 		[ -r "$TLS_DIR/$f" ] || die "TLS_DIR=$TLS_DIR has no readable $f (it needs ca.crt, server.crt and server.key; TLS_PORT=0 for no TLS)"
 	done
+	# Clients on this host check the server with ca.crt (0644, in a 0755
+	# folder): let everyone through the data folder to it. Others may
+	# pass, not list, and every file keeps its own mode (auth.db 0640,
+	# archiver.pw and the keys 0600, the logs 0640).
+	if [ "$own_tls" -eq 0 ]; then
+		chmod o+x "$DATA" || die "cannot let others reach $TLS_DIR/ca.crt through $DATA"
+	fi
 	for f in ca.crt server.crt server.key; do
 		if [ "$drops" -eq 1 ] && ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$TLS_DIR/$f")"; then
 			die "the '$BROKER_USER' user cannot read $(abspath "$TLS_DIR/$f"): the broker reads it after dropping root (chown $BROKER_USER it, or TLS_PORT=0)"
@@ -235,13 +317,28 @@ on_signal() {
 }
 trap on_signal INT TERM
 
+# Both write to their logs, not to this terminal: what is printed here is
+# this script's, and the banner comes once both are up. MQCHAT_RUN_DATA
+# marks them as this make run's (a later one that finds a port taken says
+# whose it is).
+BLOG=$DATA/mosquitto.log
+ALOG=$DATA/archiver.log
+export MQCHAT_RUN_DATA
+MQCHAT_RUN_DATA=$(abspath "$DATA")
+# The last lines of log $1 on stderr, indented (when something failed).
+show_log() {
+	printf 'run: the last lines of %s:\n' "$1" >&2
+	tail -n "${2:-15}" "$1" 2>/dev/null | sed 's/^/    /' >&2
+}
+
 # A plugin built with SAN=1 needs the ASan runtime loaded first into the
-# (unsanitized) broker, or mosquitto refuses to load it.
+# (unsanitized) broker, or mosquitto refuses to load it. Its stderr (what it
+# says before it has read its config: a config error) goes to its log too.
 asan=$(ldd "$PLUGIN" 2>/dev/null | awk '/libasan/ {print $3}')
 if [ -n "$asan" ]; then
-	LD_PRELOAD="$asan" "$MOSQUITTO" -c "$conf" &
+	LD_PRELOAD="$asan" "$MOSQUITTO" -c "$conf" >> "$BLOG" 2>&1 &
 else
-	"$MOSQUITTO" -c "$conf" &
+	"$MOSQUITTO" -c "$conf" >> "$BLOG" 2>&1 &
 fi
 bpid=$!
 n=0
@@ -257,11 +354,13 @@ until all_listening; do
 	if ! kill -0 "$bpid" 2>/dev/null; then
 		wait "$bpid"
 		rc=$?
-		die "mosquitto exited with status $rc before listening on 127.0.0.1:$PORT (TLS $TLS_PORT, WebSockets $WS_PORT; 0: none) (its log is above and in $DATA/mosquitto.log)"
+		show_log "$BLOG"
+		die "mosquitto exited with status $rc before listening on 127.0.0.1:$PORT (TLS $TLS_PORT, WebSockets $WS_PORT; 0: none); its log: $BLOG"
 	fi
 	if [ "$n" -ge $((START_WAIT * 10)) ]; then
 		stop_all
-		die "mosquitto did not listen on 127.0.0.1 ports $PORT $TLS_PORT $WS_PORT within ${START_WAIT}s"
+		show_log "$BLOG"
+		die "mosquitto did not listen on 127.0.0.1 ports $PORT $TLS_PORT $WS_PORT within ${START_WAIT}s; its log: $BLOG"
 	fi
 	sleep 0.1
 	n=$((n + 1))
@@ -276,16 +375,31 @@ if [ "$have_archiver" -eq 1 ]; then
 	# (On another host: cafile = DATA/tls/ca.crt and port = 8883 in its
 	# config.)
 	[ "$PORT" != 1883 ] && aargs+=(--port "$PORT")
-	"$ARCHIVER" "${aargs[@]}" &
+	aoff=$(stat -c %s "$ALOG" 2>/dev/null || echo 0)
+	"$ARCHIVER" "${aargs[@]}" >> "$ALOG" 2>&1 &
 	apid=$!
+	# Up when it has subscribed (its log says so), within a bound.
+	n=0
+	until tail -c +$((aoff + 1)) "$ALOG" 2>/dev/null | grep -q 'archiver@0: subscribed'; do
+		if ! kill -0 "$apid" 2>/dev/null; then
+			break   # the loop below reports it, with its log
+		fi
+		if [ "$n" -ge $((START_WAIT * 10)) ]; then
+			say "the archiver has not subscribed within ${START_WAIT}s; it keeps trying (see $ALOG)"
+			break
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
 else
 	say "the archiver is not built yet: no history, RPC or registration answers until it is"
 fi
+printf '%s make run; broker pid %s%s\n' "$$" "$bpid" "${apid:+, archiver pid $apid}" > "$DATA/run.lock"
 
 cat <<EOF
 
 mqchat is running on 127.0.0.1:$PORT (broker pid $bpid${apid:+, archiver pid $apid}).
-Stop both with Ctrl-C.
+Stop both with Ctrl-C. Logs: $BLOG${apid:+ and $ALOG} (tail -f them).
 
 Add a user (asks for a password):
     $ARCHIVER --data $DATA user add alice
@@ -317,12 +431,13 @@ echo
 # One of the two exited by itself (or took the terminal's Ctrl-C before
 # this script did): stop the other and pass on the outcome.
 exited() {
-	local what=$1 pid=$2 rc=$3
+	local what=$1 pid=$2 rc=$3   # $4: its log
 	trap '' INT TERM
 	if [ "$rc" -eq 0 ]; then
 		say "$what (pid $pid) stopped: stopping the rest"
 	else
 		printf 'run: Error: %s (pid %s) exited with status %s: stopping the rest\n' "$what" "$pid" "$rc" >&2
+		show_log "$4"
 	fi
 	stop_all
 	say "stopped"
@@ -335,8 +450,8 @@ while :; do
 	wait -n -p done_pid
 	rc=$?
 	case $done_pid in
-		"") [ "$rc" -eq 127 ] && exited mosquitto "$bpid" 1;;  # no child left
-		"$bpid") exited mosquitto "$bpid" "$rc";;
-		"$apid") exited "the archiver" "$apid" "$rc";;
+		"") [ "$rc" -eq 127 ] && exited mosquitto "$bpid" 1 "$BLOG";;  # no child left
+		"$bpid") exited mosquitto "$bpid" "$rc" "$BLOG";;
+		"$apid") exited "the archiver" "$apid" "$rc" "$ALOG";;
 	esac
 done

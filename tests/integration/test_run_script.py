@@ -309,3 +309,122 @@ def test_run_stops_the_broker_when_the_archiver_fails(runs, data_root):
     m = re.search(r"broker pid (\d+)", out)
     assert m, out
     assert not alive(int(m.group(1))), "broker left running"
+
+
+def test_run_refuses_a_data_folder_in_use(runs, data_root):
+    data = os.path.join(data_root, "var")
+    r1 = runs(data, harness.free_port()).wait_running()
+    conf = os.path.join(data, "mosquitto-run.conf")
+    with open(conf) as f:
+        before = f.read()
+    # The same folder, other ports: refused before anything is touched.
+    r2 = runs(data, harness.free_port())
+    assert r2.wait_exit() == 1
+    out = r2.output()
+    assert "run: Error: %s is in use by pid %d (make run; broker pid %d, archiver pid %d)" % (
+        data, r1.proc.pid, r1.bpid, r1.apid) in out, out
+    assert "created" not in out and "using" not in out, out
+    with open(conf) as f:
+        assert f.read() == before, "the first run's config was rewritten"
+    assert alive(r1.bpid) and alive(r1.apid) and r1.proc.poll() is None
+    # A daemon started by hand on it is refused too, naming the first one's.
+    p = subprocess.run([harness.ARCHIVER, "--data", data, "run", "--port", str(r1.port)],
+                       capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1
+    assert "%s is in use by pid %d (mqchat-archiver run)" % (data, r1.apid) in p.stderr, p.stderr
+
+
+def test_run_refuses_a_folder_served_by_a_daemon_started_by_hand(runs, data_root):
+    data = os.path.join(data_root, "var")
+    assert subprocess.run([harness.ARCHIVER, "--data", data, "init"], capture_output=True,
+                          timeout=30).returncode == 0
+    a = harness.Proc([harness.ARCHIVER, "--data", data, "run", "--port", str(harness.free_port())],
+                     os.path.join(data_root, "archiver.out"))
+    try:
+        def locked():
+            try:
+                with open(os.path.join(data, "archiver.lock")) as f:
+                    return f.read().strip() == "%d mqchat-archiver run" % a.proc.pid
+            except FileNotFoundError:
+                return False
+        harness.wait_for(locked, what="the daemon's lock line")
+        r = runs(data, harness.free_port())
+        assert r.wait_exit() == 1
+        assert "%s is in use by pid %d (mqchat-archiver run)" % (data, a.proc.pid) in r.output(), \
+            r.output()
+        assert not os.path.exists(os.path.join(data, "mosquitto-run.conf"))
+    finally:
+        a.stop()
+
+
+def test_run_keeps_the_folder_while_its_broker_lives(runs, data_root):
+    # run.sh killed with SIGKILL: its broker and archiver live on, and so
+    # does the lock they inherited; once they are gone, the folder is free.
+    data = os.path.join(data_root, "var")
+    r1 = runs(data, harness.free_port()).wait_running()
+    r1.proc.kill()
+    r1.proc.wait()
+    r2 = runs(data, harness.free_port())
+    assert r2.wait_exit() == 1
+    assert "is in use by pid %d (make run; broker pid %d" % (r1.proc.pid, r1.bpid) in r2.output(), \
+        r2.output()
+    for pid in (r1.apid, r1.bpid):
+        os.kill(pid, signal.SIGKILL)
+    harness.wait_for(lambda: not alive(r1.bpid) and not alive(r1.apid), what="both gone")
+    r3 = runs(data, harness.free_port()).wait_running()
+    assert r3.apid is not None
+
+
+def test_run_names_our_earlier_run_on_a_busy_port(runs, data_root):
+    port = harness.free_port()
+    first = os.path.join(data_root, "first")
+    r1 = runs(first, port).wait_running()
+    second = os.path.join(data_root, "second")
+    r2 = runs(second, port)
+    assert r2.wait_exit() == 1
+    out = r2.output()
+    assert ("port %d on 127.0.0.1 is already in use by an earlier make run: its broker (pid %d)"
+            " on DATA=%s" % (port, r1.bpid, first)) in out, out
+    assert "kill %d" % r1.proc.pid in out, out
+    assert "systemctl" not in out, out
+    assert not os.path.exists(second)
+
+
+def test_run_starts_quietly_and_says_where_the_logs_are(runs, data_root):
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port()).wait_running()
+    out = r.output()
+    blog, alog = os.path.join(data, "mosquitto.log"), os.path.join(data, "archiver.log")
+    assert "Logs: %s and %s" % (blog, alog) in out, out
+    # The terminal has this script's lines only, the banner last; the
+    # archiver was up before it was printed.
+    assert "mosquitto version" not in out and "archiver@0" not in out, out
+    with open(alog) as f:
+        assert "archiver@0: subscribed" in f.read()
+    # Waiting for the listeners connected to none of them: nothing to log
+    # but the archiver's own connection.
+    with open(blog) as f:
+        log = f.read()
+    assert "mosquitto version 2.0.11 running" in log, log
+    for bad in ("OpenSSL Error", "Protocol error", "unexpected eof", "<unknown>"):
+        assert bad not in log, log
+    assert len(re.findall(r"New connection from", log)) == 1, log
+    assert os.stat(blog).st_mode & 0o777 == 0o640 and os.stat(alog).st_mode & 0o777 == 0o640
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"),
+                    reason="needs root to run a command as nobody")
+def test_run_lets_local_users_read_the_ca_certificate_only(runs, data_root):
+    data = os.path.join(data_root, "var")
+    runs(data, harness.free_port()).wait_running()
+
+    def nobody(*argv):
+        return subprocess.run(["runuser", "-u", "nobody", "--"] + list(argv), capture_output=True,
+                              text=True, timeout=20).returncode
+
+    ca = os.path.join(data, "tls", "ca.crt")
+    assert nobody("openssl", "x509", "-in", ca, "-noout") == 0, "ca.crt unreadable to others"
+    for secret in ("tls/ca.key", "tls/server.key", "auth.db", "archiver.pw", "archive.db",
+                   "mosquitto.log", "archiver.log"):
+        assert nobody("cat", os.path.join(data, secret)) != 0, secret
+    assert nobody("ls", data) != 0, "others may list the data folder"
