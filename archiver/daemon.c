@@ -563,12 +563,12 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		log_error("%s", err);
 		goto done;
 	}
-	if(datadir__need_file(d->cfg.datadir, d->auth_path, err, sizeof(err)) != MQC_OK){
-		log_error("%s", err);
-		goto done;
-	}
 	if(config__read_password(&d->cfg, d->password, sizeof(d->password), err, sizeof(err)) != MQC_OK){
 		log_error("cannot read the service password: %s", err);
+		goto done;
+	}
+	if(datadir__need_file(d->cfg.datadir, d->auth_path, err, sizeof(err)) != MQC_OK){
+		log_error("%s", err);
 		goto done;
 	}
 	rc = userdb__open(d->auth_path, 0, &d->udb, err, sizeof(err));
