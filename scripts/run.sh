@@ -331,6 +331,23 @@ show_log() {
 	tail -n "${2:-15}" "$1" 2>/dev/null | sed 's/^/    /' >&2
 }
 
+# One of the two exited by itself (or took the terminal's Ctrl-C before
+# this script did): stop the other and pass on the outcome.
+exited() {
+	local what=$1 pid=$2 rc=$3   # $4: its log
+	trap '' INT TERM
+	if [ "$rc" -eq 0 ]; then
+		say "$what (pid $pid) stopped: stopping the rest"
+	else
+		printf 'run: Error: %s (pid %s) exited with status %s: stopping the rest\n' "$what" "$pid" "$rc" >&2
+		show_log "$4"
+	fi
+	say "stopping (broker pid $bpid${apid:+, archiver pid $apid})"
+	stop_all
+	say "stopped"
+	exit "$rc"
+}
+
 # A plugin built with SAN=1 needs the ASan runtime loaded first into the
 # (unsanitized) broker, or mosquitto refuses to load it. Its stderr (what it
 # says before it has read its config: a config error) goes to its log too.
@@ -391,6 +408,11 @@ if [ "$have_archiver" -eq 1 ]; then
 		sleep 0.1
 		n=$((n + 1))
 	done
+	# Failed at start: no banner, the reason instead.
+	if ! kill -0 "$apid" 2>/dev/null; then
+		wait "$apid"
+		exited "the archiver" "$apid" "$?" "$ALOG"
+	fi
 else
 	say "the archiver is not built yet: no history, RPC or registration answers until it is"
 fi
@@ -427,22 +449,6 @@ fi
 Over WebSockets (browser apps): ws://127.0.0.1:$WS_PORT (loopback only)
 EOF
 echo
-
-# One of the two exited by itself (or took the terminal's Ctrl-C before
-# this script did): stop the other and pass on the outcome.
-exited() {
-	local what=$1 pid=$2 rc=$3   # $4: its log
-	trap '' INT TERM
-	if [ "$rc" -eq 0 ]; then
-		say "$what (pid $pid) stopped: stopping the rest"
-	else
-		printf 'run: Error: %s (pid %s) exited with status %s: stopping the rest\n' "$what" "$pid" "$rc" >&2
-		show_log "$4"
-	fi
-	stop_all
-	say "stopped"
-	exit "$rc"
-}
 
 # Run until a signal (on_signal exits) or until one of the two exits.
 while :; do

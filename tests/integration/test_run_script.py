@@ -306,6 +306,9 @@ def test_run_stops_the_broker_when_the_archiver_fails(runs, data_root):
     assert r.wait_exit() == 3, r.output()
     out = r.output()
     assert "the archiver (pid" in out and "exited with status 3: stopping the rest" in out, out
+    # No "running" banner for what did not start; its log's end instead.
+    assert "mqchat is running" not in out, out
+    assert "the last lines of %s/archiver.log:\n    archiver: cannot start" % data in out, out
     m = re.search(r"broker pid (\d+)", out)
     assert m, out
     assert not alive(int(m.group(1))), "broker left running"
