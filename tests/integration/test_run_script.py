@@ -36,8 +36,13 @@ class Run:
                    WS_PORT=str(harness.free_port()))
         env.update(extra_env or {})
         self.log = open(self.logpath, "ab")
+        # SIGINT as a terminal's Ctrl-C delivers it, even when the suite
+        # itself was started with it ignored (in the background of a
+        # shell without job control): bash cannot trap a signal that was
+        # ignored when it started.
         self.proc = subprocess.Popen([RUN], cwd=harness.ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.bpid = self.apid = None
 
     def output(self):
