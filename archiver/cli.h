@@ -108,6 +108,11 @@ bool cli__path(const struct cli *cli, const char *name, char *out, size_t outlen
  * Returns CLI_OK and *out (close with userdb__close), or prints the error and
  * returns CLI_ERR_NODB / CLI_ERR_RUNTIME. */
 int cli__open_auth(struct cli *cli, struct userdb **out);
+/* Close what cli__open_auth opened. If this connection committed a change
+ * and a broker reads the store, first wait (at most APPLIED_WAIT_MS) until
+ * the broker has it in force, so that the command returns only then; if the
+ * time runs out, say so on stderr (the change is saved all the same). */
+void cli__close_auth(struct userdb *udb);
 /* Open DIR/archive.db, which must exist (init creates it); same contract. */
 int cli__open_archive(struct cli *cli, struct archive **out);
 

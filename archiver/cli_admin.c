@@ -292,7 +292,7 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 	if(rc == CLI_OK) rc = check_service(udb, &have_user);   /* refuse before creating more */
 	if(rc == CLI_OK) rc = make_archive(&ctx);
 	if(rc == CLI_OK) rc = make_service(&ctx, udb);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc == CLI_OK && owner) rc = set_owner(&ctx, owner);
 	if(rc == CLI_OK && ctx.changes == 0) printf("%s is already initialised: nothing changed\n", ctx.dir);
 	if(lockfd >= 0) close(lockfd);
@@ -471,6 +471,6 @@ done:
 	json_decref(out);
 	json_decref(ast);
 	archive__close(ar);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	return rc;
 }

@@ -55,7 +55,7 @@ static int invite_create(struct cli *cli, int argc, char **argv)
 	if(rc == MQC_OK) rc = userdb__invite_create(udb, code, (int)uses, expires);
 	if(rc == MQC_OK) rc = userdb__commit(udb);
 	if(rc != MQC_OK) userdb__rollback(udb);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc != MQC_OK) return cli__fail(rc, "creating the invite");
 	printf("%s\n", code);
 	return CLI_OK;
@@ -110,11 +110,11 @@ static int invite_list(struct cli *cli, int argc, char **argv)
 	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if(json && (ctx.arr = json_array()) == NULL){
-		userdb__close(udb);
+		cli__close_auth(udb);
 		return cli__error(CLI_ERR_RUNTIME, "out of memory");
 	}
 	rc = userdb__invite_each(udb, invite_cb, &ctx);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc != MQC_OK){
 		json_decref(ctx.arr);
 		return cli__fail(rc, "reading the invites");
@@ -144,7 +144,7 @@ static int invite_revoke(struct cli *cli, int argc, char **argv)
 	if(rc == MQC_OK) rc = userdb__invite_revoke(udb, code);
 	if(rc == MQC_OK) rc = userdb__commit(udb);
 	if(rc != MQC_OK) userdb__rollback(udb);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such invite '%s'", code);
 	if(rc != MQC_OK) return cli__fail(rc, "revoking the invite");
 	printf("invite %s revoked\n", code);

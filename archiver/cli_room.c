@@ -66,7 +66,7 @@ static int room_create(struct cli *cli, int argc, char **argv)
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__room_create(udb, room, (int)days);
 	rc = end_write(udb, rc);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc == MQC_ERR_EXISTS) return cli__error(CLI_ERR_EXISTS, "room '%s' already exists", room);
 	if(rc != MQC_OK) return cli__fail(rc, "creating the room");
 	printf("room %s created\n", room);
@@ -93,7 +93,7 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 	if(rc == MQC_OK) rc = userdb__room_get(udb, room, NULL, NULL);
 	if(rc == MQC_ERR_NOTFOUND){
 		userdb__rollback(udb);
-		userdb__close(udb);
+		cli__close_auth(udb);
 		return cli__error(CLI_ERR_NOTFOUND, "no such room '%s'", room);
 	}
 	for(i=optind + 1; rc == MQC_OK && i<argc; i++){
@@ -101,7 +101,7 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 		rc = add ? userdb__member_add(udb, room, user) : userdb__member_remove(udb, room, user);
 	}
 	rc = end_write(udb, rc);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc == MQC_ERR_NOTFOUND && add) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", user);
 	if(rc == MQC_ERR_NOTFOUND){
 		return cli__error(CLI_ERR_NOTFOUND, "'%s' is not a member of '%s'", user, room);
@@ -141,7 +141,7 @@ static int room_del(struct cli *cli, int argc, char **argv)
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__room_del(udb, room);
 	rc = end_write(udb, rc);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such room '%s'", room);
 	if(rc != MQC_OK) return cli__fail(rc, "deleting the room");
 	printf("room %s deleted\n", room);
@@ -230,7 +230,7 @@ static int room_list(struct cli *cli, int argc, char **argv)
 	}
 	rc = CLI_OK;
 done:
-	userdb__close(udb);
+	cli__close_auth(udb);
 	json_decref(ctx.rooms);
 	json_decref(ctx.byname);
 	return rc;

@@ -116,7 +116,7 @@ static int user_add(struct cli *cli, int argc, char **argv)
 	else printf("user %s added\n", name);
 done:
 	OPENSSL_cleanse(hash, sizeof(hash));
-	userdb__close(udb);
+	cli__close_auth(udb);
 	return rc;
 }
 
@@ -176,7 +176,7 @@ static int user_passwd(struct cli *cli, int argc, char **argv)
 	}
 done:
 	OPENSSL_cleanse(hash, sizeof(hash));
-	userdb__close(udb);
+	cli__close_auth(udb);
 	return rc;
 }
 
@@ -198,7 +198,7 @@ static int set_enabled(struct cli *cli, int argc, char **argv, bool enabled)
 	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
 	else if(rc != MQC_OK) rc = cli__fail(rc, enabled ? "enabling the user" : "disabling the user");
 	else printf("user %s %s\n", name, enabled ? "enabled" : "disabled");
-	userdb__close(udb);
+	cli__close_auth(udb);
 	return rc;
 }
 
@@ -258,7 +258,7 @@ static int user_del(struct cli *cli, int argc, char **argv)
 	else printf("user %s deleted\n", name);
 done:
 	archive__close(ar);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	return rc;
 }
 
@@ -339,7 +339,7 @@ static int user_export(struct cli *cli, int argc, char **argv)
 done:
 	json_decref(obj);
 	archive__close(ar);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	return rc;
 }
 
@@ -390,11 +390,11 @@ static int user_list(struct cli *cli, int argc, char **argv)
 	if(rc) return rc < 0 ? cli__help(cli) : rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if(json && (ctx.arr = json_array()) == NULL){
-		userdb__close(udb);
+		cli__close_auth(udb);
 		return cli__error(CLI_ERR_RUNTIME, "out of memory");
 	}
 	rc = userdb__user_each(udb, list_cb, &ctx);
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc != MQC_OK){
 		json_decref(ctx.arr);
 		return cli__fail(rc, "reading the user store");
@@ -433,7 +433,7 @@ static int user_show(struct cli *cli, int argc, char **argv)
 		if(rc == MQC_OK) obj = user_json(udb, &u, &rc);
 		userdb__rollback(udb);
 	}
-	userdb__close(udb);
+	cli__close_auth(udb);
 	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
 	if(rc != MQC_OK) return cli__fail(rc, "reading the user store");
 	if(json) return cli__print_json(obj);

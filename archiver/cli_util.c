@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "applied.h"
 #include "archive.h"
 #include "cli.h"
 #include "datadir.h"
@@ -198,6 +199,16 @@ int cli__open_auth(struct cli *cli, struct userdb **out)
 	}
 	sqlite3_busy_timeout((*out)->db, cli->busy_ms);
 	return CLI_OK;
+}
+
+void cli__close_auth(struct userdb *udb)
+{
+	if(udb != NULL && udb->committed_ns != 0
+			&& applied__wait(udb->path, udb->committed_ns, APPLIED_WAIT_MS) == APPLIED_NOT_YET){
+		fprintf(stderr, "Warning: the change is saved, but the broker has not applied it after"
+				" %d s; it will when its plugin reloads the user store\n", APPLIED_WAIT_MS / 1000);
+	}
+	userdb__close(udb);
 }
 
 int cli__open_archive(struct cli *cli, struct archive **out)

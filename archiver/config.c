@@ -42,6 +42,7 @@ int config__defaults(struct config *cfg, const char *datadir)
 	cfg->retention_days = 30;
 	cfg->connections = 1;
 	cfg->registration = REG_OFF;
+	cfg->registration_rate = 10;
 	cfg->expiry_interval = 60;
 	cfg->keepalive = 30;
 	if(set_str(&cfg->datadir, datadir) || set_str(&cfg->host, "127.0.0.1")
@@ -110,6 +111,8 @@ static int apply(struct config *cfg, const char *key, const char *value, char *w
 		if(!parse_int(value, 1, 86400, &cfg->expiry_interval)) goto bad;
 	}else if(strcmp(key, "keepalive") == 0){
 		if(!parse_int(value, 5, 3600, &cfg->keepalive)) goto bad;
+	}else if(strcmp(key, "registration_rate") == 0){
+		if(!parse_int(value, 1, 1000000, &cfg->registration_rate)) goto bad;
 	}else if(strcmp(key, "registration") == 0){
 		if(strcmp(value, "off") == 0) cfg->registration = REG_OFF;
 		else if(strcmp(value, "invite") == 0) cfg->registration = REG_INVITE;
@@ -190,6 +193,7 @@ static const struct option long_opts[] = {
 	{"retention", required_argument, NULL, 'r'},
 	{"connections", required_argument, NULL, 'k'},
 	{"registration", required_argument, NULL, 'R'},
+	{"registration-rate", required_argument, NULL, 'G'},
 	{"expiry-interval", required_argument, NULL, 'e'},
 	{"log", required_argument, NULL, 'l'},
 	{"verbose", no_argument, NULL, 'v'},
@@ -207,6 +211,7 @@ static const char *opt_key(int c)
 		case 'r': return "retention_days";
 		case 'k': return "connections";
 		case 'R': return "registration";
+		case 'G': return "registration_rate";
 		case 'e': return "expiry_interval";
 		case 'l': return "log";
 		default: return NULL;

@@ -29,6 +29,7 @@ struct config {
 	int retention_days;     /* global retention, 0 = keep forever; default 30 */
 	int connections;        /* K, 1..CONFIG_MAX_CONNECTIONS; default 1 */
 	enum reg_mode registration; /* default off (answers "closed") */
+	int registration_rate;  /* new accounts a minute over the whole server (bursts of twice it); default 10 */
 	int expiry_interval;    /* seconds between expiry passes, default 60 */
 	int keepalive;          /* seconds, default 30 */
 	int verbose;            /* -v count */
@@ -55,6 +56,7 @@ const char *reg_mode__name(enum reg_mode mode);
 #define CONFIG_USAGE \
 	"run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]\n" \
 	"    [--retention DAYS] [--connections K] [--registration off|invite|open]\n" \
+	"    [--registration-rate PER_MINUTE]\n" \
 	"    [--log FILE] [-v]"
 
 #endif

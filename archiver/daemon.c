@@ -78,10 +78,18 @@ static int setup_signals(struct daemon *d)
 	return MQC_OK;
 }
 
+void daemon__send(struct conn *c, const char *topic, const char *text, size_t len,
+		const unsigned char *corr, size_t corr_len)
+{
+	int rc = mqtt__publish(c->mq, topic, text, len, corr, corr_len);
+
+	if(rc != MQC_OK) log_warnx("cannot answer on %s: %s", topic, mqc_strerror(rc));
+}
+
 void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct mqtt_msg *req)
 {
+	struct daemon *d = c->d;
 	char *text;
-	int rc;
 
 	if(resp == NULL){
 		log_warnx("out of memory building an answer on %s", topic);
@@ -93,9 +101,14 @@ void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct
 		log_warnx("out of memory building an answer on %s", topic);
 		return;
 	}
-	rc = mqtt__publish(c->mq, topic, text, strlen(text), req ? req->corr : NULL,
-			req ? req->corr_len : 0);
-	if(rc != MQC_OK) log_warnx("cannot answer on %s: %s", topic, mqc_strerror(rc));
+	/* Requests are answered one at a time: a commit since the last answer
+	 * is this request's. */
+	if(d->udb != NULL && d->udb->committed_ns != d->answered_ns){
+		d->answered_ns = d->udb->committed_ns;
+		later__add(c, topic, text, req, d->answered_ns);
+		return;
+	}
+	daemon__send(c, topic, text, strlen(text), req ? req->corr : NULL, req ? req->corr_len : 0);
 	free(text);
 }
 
@@ -412,6 +425,10 @@ static void run_loop(struct daemon *d)
 		if(d->db_ok && d->pend_head){
 			if(d->pend_since + INGEST_MAX_DELAY_MS < wake) wake = d->pend_since + INGEST_MAX_DELAY_MS;
 		}
+		if(d->later_head){
+			next = later__run(d, now);
+			if(next < wake) wake = next;
+		}
 		if(d->db_ok){
 			for(i = 0; i < d->nconns; i++){
 				struct conn *c = &d->conns[i];
@@ -498,6 +515,7 @@ static void daemon_cleanup(struct daemon *d)
 	d->jbuf = NULL;
 	d->jlen = d->jcap = 0;
 	expiry__cleanup(&d->exp);
+	later__cleanup(d);
 	archive__close(d->ar);
 	userdb__close(d->udb);
 	if(d->journal_fd >= 0) close(d->journal_fd);
@@ -598,7 +616,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 			goto done;
 		}
 	}
-	d->reg_tokens = 20;
+	d->reg_tokens = 2.0 * d->cfg.registration_rate;
 	d->reg_last = time__mono_ms();
 	d->exp.next_run = time__mono_ms() + 1000;
 	if(d->db_ok && d->pend_head){

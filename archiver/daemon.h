@@ -127,14 +127,24 @@ struct daemon {
 	double reg_tokens;
 	int64_t reg_last;
 
+	/* Answers waiting for the broker to apply their change (later.c), and
+	 * the udb->committed_ns the last answer accounted for. */
+	struct later *later_head, *later_tail;
+	int64_t answered_ns;
+
 	int sigpipe[2];
 	volatile int stop;
 };
 
 /* ---- daemon.c ---- */
 /* Publish resp (stolen) as JSON on topic at QoS 1 through c, with the MQTT 5
- * correlation data of the request req if it had one. */
+ * correlation data of the request req if it had one. If the request
+ * committed a change to auth.db, the answer waits (later.c) until the
+ * broker has applied it. */
 void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct mqtt_msg *req);
+/* Publish text (len bytes) on topic at QoS 1 through c, now. */
+void daemon__send(struct conn *c, const char *topic, const char *text, size_t len,
+		const unsigned char *corr, size_t corr_len);
 /* The archive cannot be written (rc from the store): leave the broker, so
  * nothing more is acknowledged into the void, and retry with backoff. */
 void daemon__db_failed(struct daemon *d, int rc, const char *what);
@@ -178,6 +188,17 @@ json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_
 /* ---- register.c ---- */
 /* Answer one request that arrived on chat/register/<clientid>/req. */
 void register__handle(struct conn *c, const struct mqtt_msg *msg);
+
+/* ---- later.c ---- */
+struct later;
+/* Keep the answer text (stolen) to req until the broker has applied the
+ * change committed at commit_ns (time__mono_ns). */
+void later__add(struct conn *c, const char *topic, char *text, const struct mqtt_msg *req,
+		int64_t commit_ns);
+/* Send the answers that are due; returns when to look again (INT64_MAX:
+ * none waits). */
+int64_t later__run(struct daemon *d, int64_t now);
+void later__cleanup(struct daemon *d);
 
 /* ---- expiry.c ---- */
 /* Do a bounded amount of expiry work if due; returns the monotonic ms at

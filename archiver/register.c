@@ -20,17 +20,16 @@
 
 #define REG_MAX_REQUEST 4096
 #define REG_MAX_ID 128
-/* Token bucket: REG_RATE_PER_MIN accounts a minute, bursts of REG_BURST. */
-#define REG_RATE_PER_MIN 10.0
-#define REG_BURST 20.0
+/* Token bucket: registration_rate accounts a minute, bursts of twice that. */
 
 /* Take one token; false when the bucket is empty. */
 static bool take_token(struct daemon *d)
 {
 	int64_t now = time__mono_ms();
+	double rate = d->cfg.registration_rate, burst = 2.0 * rate;
 
-	d->reg_tokens += (double)(now - d->reg_last) * REG_RATE_PER_MIN / 60000.0;
-	if(d->reg_tokens > REG_BURST) d->reg_tokens = REG_BURST;
+	d->reg_tokens += (double)(now - d->reg_last) * rate / 60000.0;
+	if(d->reg_tokens > burst) d->reg_tokens = burst;
 	d->reg_last = now;
 	if(d->reg_tokens < 1.0) return false;
 	d->reg_tokens -= 1.0;

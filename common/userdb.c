@@ -73,6 +73,21 @@ static int check_schema(struct userdb *udb, char *err, size_t errlen)
 	return MQC_OK;
 }
 
+/* SQLite's own checkpoint threshold (pages), which a WAL hook replaces. */
+#define USERDB_WAL_AUTOCHECKPOINT 1000
+
+/* Called by SQLite after each commit is done and its write lock released:
+ * from now on every new reader sees it. Remember when, and checkpoint as
+ * SQLite's default hook would. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct userdb *udb = arg;
+
+	udb->committed_ns = time__mono_ns();
+	if(frames >= USERDB_WAL_AUTOCHECKPOINT) (void)sqlite3_wal_checkpoint(db, name);
+	return SQLITE_OK;
+}
+
 int userdb__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen)
 {
 	struct userdb *udb;
@@ -102,6 +117,7 @@ int userdb__open(const char *path, int flags, struct userdb **out, char *err, si
 	}
 	sqlite3_busy_timeout(udb->db, USERDB_BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(udb->db, 0);
+	sqlite3_wal_hook(udb->db, wal_hook, udb);
 
 	/* WAL lets the broker read while the CLI writes; NORMAL is durable
 	 * against a crashed process, and a power cut can only lose the last

@@ -41,6 +41,7 @@ enum user_kind {
 
 struct userdb {
 	sqlite3 *db;
+	int64_t committed_ns;   /* time__mono_ns after this connection's last commit; 0: none */
 	char path[4096];
 };
 

@@ -37,7 +37,18 @@
  * second that was 0.5% of a busy broker's CPU). It still checks every
  * LOADER_WATCHED_POLLS * reload_ms in case an event was missed, and every
  * reload_ms when the files cannot be watched (no -wal yet, no inotify, a
- * watch lost to a deletion). */
+ * watch lost to a deletion).
+ *
+ * An event can come before its commit is visible: a writer writes its
+ * frames to the -wal (the event) and only then publishes the commit in the
+ * wal-index (shared memory, no event), and with synchronous=FULL an fsync
+ * sits in between. A check that comes too early finds the old data_version
+ * and no later event follows. So an event with no change is followed by a
+ * few more checks, 5 ms apart and doubling, before the loader sleeps.
+ *
+ * Telling writers: once the broker takes a snapshot, the loader writes when
+ * it began reading it to "<store>-applied" (common/applied.h), so the CLI
+ * and the archiver answer "done" only when a change is in force. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -55,6 +66,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "applied.h"
 #include "err.h"
 #include "plugin.h"
 #include "timeutil.h"
@@ -71,6 +83,13 @@
 
 /* With the store's files watched, poll anyway every this many reload_ms. */
 #define LOADER_WATCHED_POLLS 8
+/* How often the loader looks while the broker has yet to take a build. */
+#define LOADER_BUSY_MS 5
+/* After a change event that showed no new data_version, look again after
+ * 5, 10, 20, ... ms, this many times (5 ms to 635 ms in all): see
+ * "Noticing changes". */
+#define LOADER_RECHECKS 7
+#define LOADER_RECHECK_FIRST_MS 5
 
 #define START_OK 'R'
 #define START_FAILED 'E'
@@ -106,6 +125,12 @@ struct child {
 	int pending_level;
 	bool has_pending;
 	int watch_fd;                   /* inotify on the store and its -wal, or -1 */
+	int rechecks_left;              /* checks still due after an event */
+	int64_t recheck_at;             /* mono ms of the next one */
+	int64_t building_started;       /* mono ns: when the published build began reading */
+	uint32_t applied_gen;           /* generation written to the applied mark */
+	struct applied_mark mark;
+	bool mark_reported;             /* a failure to write it was logged */
 };
 
 /* Hand the pending line to the broker if it took the last one. */
@@ -218,7 +243,7 @@ static bool poll_once(struct child *c, bool force)
 	struct loader_shared *sh = l->sh;
 	struct snapshot *s;
 	char err[400];
-	int64_t version = 0;
+	int64_t version = 0, started = time__mono_ns();
 	uint32_t gen, taken;
 	int rc, slot;
 
@@ -243,8 +268,14 @@ static bool poll_once(struct child *c, bool force)
 	 * this process rebuild 100,000 users four times a second. */
 	if(!force && c->have_version && version == c->version
 			&& (!c->failing || time__mono_ms() < c->retry_at)){
+		if(c->rechecks_left > 0){
+			c->rechecks_left--;
+			c->recheck_at = time__mono_ms()
+				+ (LOADER_RECHECK_FIRST_MS << (LOADER_RECHECKS - 1 - c->rechecks_left));
+		}
 		return true;
 	}
+	c->rechecks_left = 0;
 
 	gen = __atomic_load_n(&sh->published, __ATOMIC_RELAXED);
 	taken = __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE);
@@ -262,6 +293,7 @@ static bool poll_once(struct child *c, bool force)
 		return true;
 	}
 	s->data_version = version;
+	c->building_started = started;
 	sh->published_slot = (uint32_t)slot;
 	__atomic_store_n(&sh->published, gen + 1, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&sh->news, 1, __ATOMIC_RELEASE);
@@ -271,6 +303,33 @@ static bool poll_once(struct child *c, bool force)
 	c->failing = false;
 	send_start(c, START_OK);
 	return true;
+}
+
+/* The broker uses the newest build: tell writers (once per build; a
+ * restarted loader knows nothing of the build it found, and waits for its
+ * own). */
+static void tell_writers(struct child *c)
+{
+	uint32_t gen = __atomic_load_n(&c->l->sh->published, __ATOMIC_RELAXED);
+	int64_t mark = c->building_started, now = time__mono_ns(), version;
+
+	if(gen == c->applied_gen || c->building_started == 0) return;
+	c->applied_gen = gen;
+	/* A commit that was visible when the build began is in it; a writer
+	 * takes its time only after its commit is visible, so a commit made
+	 * just before the build can carry a later time than the build's start.
+	 * If nothing was committed since the build's data_version was read,
+	 * every commit visible now is in the build: say "now". */
+	if(c->udb != NULL && userdb__data_version(c->udb, &version) == MQC_OK && version == c->version){
+		mark = now;
+	}
+	if(applied__publish(&c->mark, c->l->path, mark) == MQC_OK || c->mark_reported){
+		return;
+	}
+	c->mark_reported = true;
+	post(c, MOSQ_LOG_WARNING, "mqchat: cannot write %s%s (%s): the CLI and the archiver"
+			" will not wait for changes to be in force", c->l->path, APPLIED_SUFFIX,
+			strerror(errno));
 }
 
 /* Stop watching the store's files (polling every reload_ms again). */
@@ -374,6 +433,7 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	c.l = l;
 	c.fd = fd;
 	c.watch_fd = -1;
+	c.mark.fd = -1;
 	/* A restarted loader: the slot the broker does not use may hold an
 	 * old build; a first one: both are fresh zeros. */
 	c.dirty[0] = c.dirty[1] = __atomic_load_n(&sh->published, __ATOMIC_ACQUIRE) != 0;
@@ -384,26 +444,37 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 				&& sh->published != 0){
 			/* The broker left the other slot: give its memory back now. */
 			wipe(&c, 1 - (int)sh->published_slot);
+			tell_writers(&c);
 		}
 		if(poll_once(&c, force)) force = false;
 		watch_start(&c);
 
 		pfd[0] = (struct pollfd){.fd = fd, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = c.watch_fd, .events = POLLIN};
-		/* Soon while something waits: a build, a log line, or the slot
-		 * the broker is about to leave (to be wiped). */
+		/* Soon while something waits: a build, a log line, or the broker
+		 * taking the newest build (its old slot is then wiped, and writers
+		 * told). */
 		timeout = force || c.has_pending
-			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published ? 20
+			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published ? LOADER_BUSY_MS
 			: c.watch_fd >= 0 ? l->reload_ms * LOADER_WATCHED_POLLS : l->reload_ms;
+		if(c.rechecks_left > 0){
+			int64_t left = c.recheck_at - time__mono_ms();
+
+			if(left < timeout) timeout = left > 0 ? (int)left : 0;
+		}
 		if(poll(pfd, c.watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
 		if(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)){
 			n = read(fd, buf, sizeof(buf));
 			if(n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
 			if(n > 0) force = true;
 		}
-		if(c.watch_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR))) watch_drain(&c);
+		if(c.watch_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR))){
+			watch_drain(&c);
+			c.rechecks_left = LOADER_RECHECKS;
+		}
 	}
 	watch_stop(&c);
+	applied__close(&c.mark);
 	userdb__close(c.udb);
 	_exit(0);
 }
