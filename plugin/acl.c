@@ -129,9 +129,31 @@ const char *acl__reason_name(enum acl_reason reason)
 		case ACL_DENY_BLOCKED: return "blocked by recipient";
 		case ACL_DENY_NOT_MEMBER: return "not a room member";
 		case ACL_DENY_REGISTER: return "registration connection";
+		case ACL_DENY_RATE: return "sending too fast";
 		case ACL_REASON_COUNT: break;
 	}
 	return "?";
+}
+
+const char *acl__reason_code(enum acl_reason reason)
+{
+	switch(reason){
+		case ACL_OK: return "ok";
+		case ACL_DENY_NO_USER: return "no_account";
+		case ACL_DENY_DISABLED: return "account_disabled";
+		case ACL_DENY_TOPIC: return "topic_not_allowed";
+		case ACL_DENY_NOT_OWNER: return "not_sender";
+		case ACL_DENY_RETAIN: return "retained";
+		case ACL_DENY_TOO_BIG: return "too_large";
+		case ACL_DENY_ENVELOPE: return "invalid_envelope";
+		case ACL_DENY_RECIPIENT: return "no_recipient";
+		case ACL_DENY_BLOCKED: return "blocked";
+		case ACL_DENY_NOT_MEMBER: return "not_member";
+		case ACL_DENY_REGISTER: return "registration_only";
+		case ACL_DENY_RATE: return "rate_limited";
+		case ACL_REASON_COUNT: break;
+	}
+	return "unknown";
 }
 
 /* Payload checks shared by every WRITE: not retained, not too big. */
@@ -166,13 +188,16 @@ static bool json_object_payload(const void *payload, uint32_t len)
 	return ok;
 }
 
-/* `_register@<device>`: only its own chat/register/<clientid>/{req,resp}. */
+/* `_register@<device>`: only its own chat/register/<clientid>/{req,resp}.
+ * With registration off it may still ask login_status, which the callback
+ * answers before the archiver would see it (and says "closed" to any
+ * other request). */
 static enum acl_reason decide_register(const struct mqchat *m, const struct acl_request *req,
 		const struct topic *t)
 {
 	size_t idlen;
 
-	if(m->cfg.registration == REGISTRATION_OFF || req->clientid == NULL) return ACL_DENY_REGISTER;
+	if(req->clientid == NULL) return ACL_DENY_REGISTER;
 	idlen = strlen(req->clientid);
 	if(t->count != 4 || !lv_is(&t->lv[0], "chat") || !lv_is(&t->lv[1], "register")
 			|| !lv_eq(&t->lv[2], req->clientid, idlen)){
@@ -354,6 +379,13 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 		if(req->access == MOSQ_ACL_READ) return names__valid(b->p, b->n) ? ACL_OK : ACL_DENY_TOPIC;
 		return ACL_DENY_TOPIC;
 	}
+	if(lv_is(a, "notice")){
+		/* chat/notice/<me>: refusals of what I sent; the plugin alone
+		 * publishes here, to the connection concerned. */
+		if(c != NULL || !lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
+		return req->access == MOSQ_ACL_SUBSCRIBE || req->access == MOSQ_ACL_READ
+			? ACL_OK : ACL_DENY_TOPIC;
+	}
 	if(c == NULL) return ACL_DENY_TOPIC;
 
 	if(lv_is(a, "inbox")){
@@ -446,7 +478,7 @@ static const struct snap_user *find_user(const struct snapshot *s, struct acl_ca
 }
 
 enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
-		const struct acl_request *req)
+		struct acl_request *req)
 {
 	const struct snap_user *me;
 	struct acl_cache_user *e;
@@ -462,6 +494,7 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 	}
 	me = find_user(s, req->cache, req->username, ulen, &e);
 	if(me == NULL) return ACL_DENY_NO_USER;
+	req->user = me;
 	if(!me->enabled) return ACL_DENY_DISABLED;
 	if(me->kind == USER_KIND_SERVICE) return decide_service(m, req);
 	return decide_user(m, s, me, e, req);
@@ -473,6 +506,7 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	struct mqchat *m = userdata;
 	struct acl_request req;
 	enum acl_reason r;
+	int64_t retry_ms = 0;
 	char ubuf[ESC_LEN], abuf[ESC_LEN], tbuf[ESC_LEN * 2];
 
 	(void)event;
@@ -487,11 +521,26 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	req.payloadlen = ed->payloadlen;
 	req.retain = ed->retain;
 	req.cache = &m->acl_cache;
+	req.user = NULL;
 
 	r = acl__decide(m, m->snap, &req);
+	if(ed->access == MOSQ_ACL_WRITE){
+		if(r == ACL_OK && req.user != NULL && req.user->kind != USER_KIND_SERVICE){
+			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms);
+			if(retry_ms > 0) r = ACL_DENY_RATE;
+		}else if(r == ACL_OK && req.clientid != NULL
+				&& (notice__login_status(m, ed->client, req.clientid, ed->payload, ed->payloadlen)
+					|| notice__register_closed(m, req.clientid, ed->payload, ed->payloadlen))){
+			return MOSQ_ERR_ACL_DENIED;   /* answered here, not by the archiver */
+		}
+	}
 	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;
 
 	m->acl_denied[r]++;
+	if(ed->access == MOSQ_ACL_WRITE && req.user != NULL && req.user->kind != USER_KIND_SERVICE){
+		notice__refused(m, ed->client, req.username, ed->topic, ed->payload, ed->payloadlen, r,
+				retry_ms);
+	}
 	/* Escaping costs more than the decision: only for lines that are written. */
 	if(!plog__begin(&m->log, m->clock_ms())) return MOSQ_ERR_ACL_DENIED;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: denied %s of \"%s\" to %s (%s): %s",

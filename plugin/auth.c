@@ -24,6 +24,9 @@
 #define REGISTER_PERIOD_MS 60000
 /* Device part of a registration client id: 8..64 characters. */
 #define REGISTER_MIN_DEVICE 8
+/* login_status says "disabled" this long after a login showed the right
+ * password of a disabled account from the asking address. */
+#define DISABLED_SEEN_MS 600000
 
 /* Dummy password verified for unknown or disabled names, so a miss costs
  * what a hit costs. Not a secret: nothing ever matches it. */
@@ -39,7 +42,14 @@ int auth__init(struct mqchat *m)
 			THROTTLE_MAX_ENTRIES);
 	throttle__init_bucket(&m->register_limit, REGISTER_BURST, REGISTER_PERIOD_MS,
 			THROTTLE_MAX_ENTRIES);
+	throttle__init_bucket(&m->notice_limit, NOTICE_BURST, NOTICE_PERIOD_MS, THROTTLE_MAX_ENTRIES);
+	/* A backoff entry locked from its first "failure" for DISABLED_SEEN_MS:
+	 * "this address showed the right password of this disabled account". */
+	throttle__init_backoff(&m->disabled_seen, 1, DISABLED_SEEN_MS, DISABLED_SEEN_MS,
+			THROTTLE_MAX_ENTRIES);
 	rc = credcache__init(&m->creds, CREDCACHE_MAX_ENTRIES);
+	if(rc) return rc;
+	rc = ratelimit__init(&m->send_limit, m->cfg.send_rate, m->cfg.send_burst, RATELIMIT_SLOTS);
 	if(rc) return rc;
 	return pwhash__make(DUMMY_PASSWORD, strlen(DUMMY_PASSWORD), PWHASH_DEFAULT_ITERATIONS,
 			m->dummy_hash, sizeof(m->dummy_hash));
@@ -50,6 +60,9 @@ void auth__cleanup(struct mqchat *m)
 	throttle__cleanup(&m->user_throttle);
 	throttle__cleanup(&m->addr_throttle);
 	throttle__cleanup(&m->register_limit);
+	throttle__cleanup(&m->notice_limit);
+	throttle__cleanup(&m->disabled_seen);
+	ratelimit__cleanup(&m->send_limit);
 	credcache__cleanup(&m->creds);
 }
 
@@ -73,9 +86,8 @@ static int register_auth(struct mqchat *m, const struct mosquitto *client, const
 	size_t ulen, devlen;
 	const char *dev;
 
-	if(m->cfg.registration == REGISTRATION_OFF){
-		return refuse(m, addr, REGISTER_USER, clientid, "registration is off");
-	}
+	/* With registration off it connects all the same: it may ask
+	 * login_status, and any registration request is answered "closed". */
 	if(!names__split_clientid(clientid, &ulen, &dev, &devlen) || dev == NULL
 			|| ulen != strlen(REGISTER_USER) || memcmp(clientid, REGISTER_USER, ulen) != 0
 			|| devlen < REGISTER_MIN_DEVICE){
@@ -114,6 +126,34 @@ static int refuse_unknown(struct mqchat *m, const char *addr, const char *userna
 	throttle__fail(&m->user_throttle, username, ulen, now);
 	throttle__fail(&m->addr_throttle, addr, alen, now);
 	return refuse(m, addr, username, clientid, reason);
+}
+
+/* A disabled account: the same throttles and cost as any login, and the
+ * same answer; if the password was right, login_status may then tell this
+ * address that the account is disabled (who knows the password may know). */
+static int refuse_disabled(struct mqchat *m, const char *addr, const struct snap_user *u,
+		const char *clientid, const char *password, size_t pwlen, int64_t now)
+{
+	char key[ESC_LEN + NAME_MAX_LEN + 2];
+	size_t alen = strlen(addr);
+	bool ok = false;
+
+	if(throttle__locked(&m->user_throttle, u->name, u->len, now, NULL)){
+		m->auth_throttled++;
+		return refuse(m, addr, u->name, clientid, "throttled (user)");
+	}
+	if(throttle__locked(&m->addr_throttle, addr, alen, now, NULL)){
+		m->auth_throttled++;
+		return refuse(m, addr, u->name, clientid, "throttled (address)");
+	}
+	if(pwhash__verify(password, pwlen, u->pwhash, &ok) != MQC_OK || !ok){
+		throttle__fail(&m->user_throttle, u->name, u->len, now);
+		throttle__fail(&m->addr_throttle, addr, alen, now);
+		return refuse(m, addr, u->name, clientid, "account disabled (wrong password)");
+	}
+	snprintf(key, sizeof(key), "%s\n%s", addr, u->name);
+	throttle__fail(&m->disabled_seen, key, strlen(key), now);
+	return refuse(m, addr, u->name, clientid, "account disabled");
 }
 
 int auth__check(struct mqchat *m, const struct mosquitto *client, const char *username,
@@ -163,7 +203,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		return refuse_unknown(m, addr, username, clientid, password, pwlen, "unknown user", now);
 	}
 	if(!u->enabled){
-		return refuse_unknown(m, addr, username, clientid, password, pwlen, "account disabled", now);
+		return refuse_disabled(m, addr, u, clientid, password, pwlen, now);
 	}
 	/* 6. A credential that verified before passes, throttled or not. */
 	if(credcache__check(&m->creds, u->name, password, pwlen, u->pwhash)){

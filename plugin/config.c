@@ -13,6 +13,8 @@ void plugin_config__defaults(struct mqchat_config *cfg)
 	cfg->registration = REGISTRATION_OFF;
 	cfg->max_payload = (uint32_t)CONFIG_DEFAULT_MAX_PAYLOAD;
 	cfg->reload_ms = (int)CONFIG_DEFAULT_RELOAD_MS;
+	cfg->send_rate = (int)CONFIG_DEFAULT_SEND_RATE;
+	cfg->send_burst = (int)CONFIG_DEFAULT_SEND_BURST;
 	cfg->register_timeout_s = (int)CONFIG_DEFAULT_REGISTER_TIMEOUT;
 	cfg->log_rate = (int)CONFIG_DEFAULT_LOG_RATE;
 	cfg->snapshot_mb = (int)CONFIG_DEFAULT_SNAPSHOT_MB;
@@ -63,6 +65,8 @@ static const struct int_opt int_opts[] = {
 	{"register_timeout", 1, 3600, offsetof(struct mqchat_config, register_timeout_s), false},
 	{"log_rate", 1, 100000, offsetof(struct mqchat_config, log_rate), false},
 	{"snapshot_mb", 1, 65536, offsetof(struct mqchat_config, snapshot_mb), false},
+	{"send_rate", 0, 1000000, offsetof(struct mqchat_config, send_rate), false},
+	{"send_burst", 1, 1000000, offsetof(struct mqchat_config, send_burst), false},
 };
 
 int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,

@@ -47,6 +47,8 @@ enum registration_mode {
 #define CONFIG_DEFAULT_REGISTER_TIMEOUT 30L
 #define CONFIG_DEFAULT_LOG_RATE 20L
 #define CONFIG_DEFAULT_SNAPSHOT_MB 256L
+#define CONFIG_DEFAULT_SEND_RATE 20L
+#define CONFIG_DEFAULT_SEND_BURST 100L
 
 struct mqchat_config {
 	char *db;                       /* plugin_opt_dbpath, malloc'd */
@@ -57,6 +59,8 @@ struct mqchat_config {
 	int log_rate;
 	int snapshot_mb;                /* size of each of the two snapshot slots */
 	bool watch;                     /* plugin_opt_watch: inotify on the store */
+	int send_rate;                  /* messages a second one account may send; 0: no limit */
+	int send_burst;                 /* ... and at once */
 };
 
 /* Set every field to its default (db NULL). */
@@ -283,6 +287,33 @@ void throttle__prune(struct throttle *t, int64_t now);
 void throttle__cleanup(struct throttle *t);
 
 /* ================================================================
+ * Send rate limit per account (ratelimit.c)
+ * ================================================================ */
+
+struct ratelimit_slot {
+	int64_t tat;                    /* theoretical arrival time (us); <= now: idle */
+	uint8_t len;                    /* 0: never used */
+	char name[NAME_MAX_LEN + 1];
+};
+
+struct ratelimit {
+	struct ratelimit_slot *slots;   /* NULL: no limit */
+	size_t mask;
+	int64_t interval_us;            /* 1 s / rate */
+	int64_t tolerance_us;           /* (burst - 1) intervals */
+};
+
+#define RATELIMIT_SLOTS 16384
+
+/* rate messages a second, bursts of burst; rate 0: no limit (take always
+ * says yes). MQC_OK or MQC_ERR_NOMEM. */
+int ratelimit__init(struct ratelimit *r, int rate, int burst, size_t slots);
+/* One message by u at now_ms: 0 if it may go (and is counted), else the
+ * milliseconds until the next one may. No allocation, no system call. */
+int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms);
+void ratelimit__cleanup(struct ratelimit *r);
+
+/* ================================================================
  * Verified-credential cache (credcache.c)
  * ================================================================ */
 
@@ -388,11 +419,15 @@ enum acl_reason {
 	ACL_DENY_RECIPIENT,     /* recipient missing, disabled or not a user/device */
 	ACL_DENY_BLOCKED,       /* recipient blocks the sender */
 	ACL_DENY_NOT_MEMBER,    /* room missing or not a member */
-	ACL_DENY_REGISTER,      /* _register outside its own topics / registration off */
+	ACL_DENY_REGISTER,      /* _register outside its own topics */
+	ACL_DENY_RATE,          /* over the account's send rate (acl__check_cb) */
 	ACL_REASON_COUNT
 };
 
+/* For the log: "not a room member". */
 const char *acl__reason_name(enum acl_reason reason);
+/* For apps (docs/PROTOCOL.md, "Refusals"): "not_member". Stable. */
+const char *acl__reason_code(enum acl_reason reason);
 
 /* What the ACL remembers between checks; cleared on every snapshot swap,
  * so nothing in it outlives the snapshot it points into.
@@ -452,9 +487,15 @@ struct mqchat {
 	struct throttle user_throttle;
 	struct throttle addr_throttle;
 	struct throttle register_limit;
+	struct throttle notice_limit;   /* refusal notices per account */
+	/* "address\nname" of logins refused for a disabled account whose
+	 * password was right (login_status may say "disabled" to that address). */
+	struct throttle disabled_seen;
+	struct ratelimit send_limit;
 	struct presence presence;
 	struct plog log;
 	int64_t (*clock_ms)(void);      /* monotonic ms; tests inject their own */
+	int64_t now_ms;                 /* clock_ms() at the last TICK: the hot path's clock */
 	int64_t next_prune;
 	int64_t next_tick;              /* TICK's next run (mono ms), see tick.c */
 	unsigned long acl_denied[ACL_REASON_COUNT];
@@ -472,12 +513,13 @@ struct acl_request {
 	uint32_t payloadlen;
 	bool retain;
 	struct acl_cache *cache;        /* of the snapshot decided on; may be NULL */
+	const struct snap_user *user;   /* out: the account decided for, if known */
 };
 
 /* The whole topic policy on the snapshot s. Returns ACL_OK or the reason
  * of the denial. Allocates nothing and logs nothing. */
 enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
-		const struct acl_request *req);
+		struct acl_request *req);
 
 /* Broker callbacks (event, event_data, userdata = struct mqchat). */
 int auth__basic_auth_cb(int event, void *event_data, void *userdata);
@@ -504,6 +546,30 @@ size_t tick__kick_pending(struct mqchat *m, size_t max);
 /* The periodic work of one TICK at monotonic time now (the callback runs
  * it at most every TICK_EVERY_MS). */
 void tick__run(struct mqchat *m, int64_t now);
+
+/* ================================================================
+ * Notices to the client that sent something (notice.c)
+ * ================================================================ */
+
+/* Tell username's subscribed connections why client's publish of payload
+ * on topic was refused, on chat/notice/<username> (QoS 0), at most
+ * NOTICE_BURST at once and NOTICE_BURST a second per account. retry_ms > 0
+ * goes with ACL_DENY_RATE. */
+#define NOTICE_BURST 10.0
+#define NOTICE_PERIOD_MS 1000
+
+void notice__refused(struct mqchat *m, const struct mosquitto *client, const char *username,
+		const char *topic, const void *payload, uint32_t payloadlen, enum acl_reason reason,
+		int64_t retry_ms);
+/* A login_status request on a _register connection: if payload asks for
+ * one, answer it on chat/register/<clientid>/resp and return true (the
+ * request goes no further); false: not such a request. */
+bool notice__login_status(struct mqchat *m, const struct mosquitto *client, const char *clientid,
+		const void *payload, uint32_t payloadlen);
+/* A registration request while plugin_opt_registration is off: answer
+ * "closed" here (whatever the archiver is set to) and return true. */
+bool notice__register_closed(struct mqchat *m, const char *clientid, const void *payload,
+		uint32_t payloadlen);
 
 /* Escape untrusted text for a log line (see log_escape). */
 #define ESC_LEN 80

@@ -124,6 +124,8 @@ void tick__run(struct mqchat *m, int64_t now)
 		throttle__prune(&m->user_throttle, now);
 		throttle__prune(&m->addr_throttle, now);
 		throttle__prune(&m->register_limit, now);
+		throttle__prune(&m->notice_limit, now);
+		throttle__prune(&m->disabled_seen, now);
 		m->next_prune = now + PRUNE_EVERY_MS;
 	}
 	plog__flush(&m->log, now);
@@ -136,6 +138,7 @@ int tick__tick_cb(int event, void *event_data, void *userdata)
 
 	(void)event;
 	(void)event_data;
+	m->now_ms = now;        /* every pass: the send limit's clock */
 	if(now < m->next_tick) return MOSQ_ERR_SUCCESS;
 	m->next_tick = now + TICK_EVERY_MS;
 	tick__run(m, now);

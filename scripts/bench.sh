@@ -219,7 +219,12 @@ def mqchat_conf(d, port, db):
     # per_listener_settings must come before the listener it applies to.
     return ["per_listener_settings false"] + conf_common(d, port) + ["allow_anonymous false",
                                    "plugin " + PLUGIN, "plugin_opt_dbpath " + db,
-                                   "plugin_opt_registration off"]
+                                   "plugin_opt_registration off"] + SEND_LIMIT_OPTS
+
+
+# The send limit is on, so its cost is measured, but high enough that no
+# load here is ever refused (a bench sender is no person).
+SEND_LIMIT_OPTS = ["plugin_opt_send_rate 1000000", "plugin_opt_send_burst 1000000"]
 
 
 def setup_d(d, port):

@@ -277,7 +277,9 @@ class Broker:
         self.proc = None
         # "dbpath", not "db": mosquitto 2.0.11 refuses plugin_opt_ keys
         # shorter than 3 characters ("Invalid auth_opt_ config option").
-        opts = {"dbpath": self.db, "registration": registration}
+        # No send rate limit unless a test asks for one: most tests send
+        # faster than a person (test_plugin_ratelimit.py tests the limit).
+        opts = {"dbpath": self.db, "registration": registration, "send_rate": 0}
         opts.update(plugin_opts or {})
         lines = [
             "per_listener_settings false",

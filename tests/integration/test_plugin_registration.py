@@ -1,5 +1,5 @@
-"""The registration pseudo-user _register: refused when registration is off;
-with it on, it may only talk on its own chat/register/<clientid>/ topics and
+"""The registration pseudo-user _register: answered "closed" by the plugin
+when registration is off; with it on, it may only talk on its own chat/register/<clientid>/ topics and
 is disconnected after register_timeout."""
 import json
 import time
@@ -20,12 +20,25 @@ def req(user="newbie"):
 
 @pytest.mark.parametrize("v5", PROTOCOLS)
 @pytest.mark.parametrize("mode", [None, "off"])
-def test_register_refused_when_off(store, make_broker, clients, v5, mode):
-    """Off is the default (mode None: the option is not given at all)."""
+def test_register_closed_when_off(store, make_broker, clients, v5, mode):
+    """Off is the default (mode None: the option is not given at all).
+    _register still connects (for login_status), but the plugin itself
+    answers every registration request "closed", and nothing reaches the
+    archiver, whatever the archiver is set to."""
+    store.add_user("archiver", kind="service")
     b = make_broker(registration=mode)
+    svc = login(clients, b, "archiver", "password-xxxx", v5=v5)
+    subscribe_ok(svc, "chat/register/+/req")
     for password in ("anything", ""):
-        _, code = connect(clients, b, "_register", password, client_id=CID, v5=v5)
-        assert_refused(code, v5, "_register with registration %s" % (mode or "unset"))
+        r = login(clients, b, "_register", password, client_id=CID, v5=v5)
+        subscribe_ok(r, "chat/register/%s/resp" % CID)
+        code = publish(r, "chat/register/%s/req" % CID, req())
+        assert_denied_publish(r, code, "chat/register/%s/req" % CID)
+        m = expect_msg(r, "chat/register/%s/resp" % CID)
+        assert json.loads(m.payload) == {"id": "q1", "ok": False, "error": "closed",
+                                         "message": "registration is closed"}
+        r.close()
+    expect_none(svc)
 
 
 @pytest.fixture
