@@ -15,6 +15,11 @@
 
 #define LINE_MAX_BYTES (BODY_MAX + 2)
 
+struct pending {
+	int mid;
+	char id[MSGID_LEN + 1];
+};
+
 struct chat {
 	struct session *s;
 	struct options *opt;
@@ -22,7 +27,7 @@ struct chat {
 	const char *room;       /* NULL with a peer */
 	char topic[128];        /* where my lines go */
 	bool interactive;
-	int *mids;              /* my messages awaiting their PUBACK */
+	struct pending *mids;   /* my messages awaiting their PUBACK */
 	int nmids, capmids;
 	int failed;             /* lines refused or invalid */
 	char *buf;              /* stdin bytes not yet a whole line */
@@ -30,7 +35,8 @@ struct chat {
 	bool discarding;        /* inside an over-long line */
 };
 
-/* Report the PUBACKs that have come in. */
+/* Report the PUBACKs that have come in; a refused line gets its reason
+ * ("not sent: bob blocks you"), not a silent loss. */
 static void collect(struct chat *c, bool wait)
 {
 	int i = 0, reason, rc;
@@ -39,17 +45,17 @@ static void collect(struct chat *c, bool wait)
 		bool done = false;
 		int k;
 		for(k=0; k<c->s->npubs; k++){
-			if(c->s->pubs[k].mid == c->mids[i]) done = c->s->pubs[k].done;
+			if(c->s->pubs[k].mid == c->mids[i].mid) done = c->s->pubs[k].done;
 		}
 		if(!done && !wait){
 			i++;
 			continue;
 		}
-		rc = session__pub_wait(c->s, c->mids[i], &reason);
+		rc = session__pub_wait(c->s, c->mids[i].mid, &reason);
 		if(rc){
 			c->failed++;
 		}else if(reason >= 0x80){
-			cmd_send__refused(c->peer ? c->peer : c->room, reason);
+			cmd_send__refused(c->s, c->mids[i].id, reason, NULL);
 			c->failed++;
 		}
 		c->mids[i] = c->mids[--c->nmids];
@@ -131,7 +137,7 @@ static bool line(struct chat *c, char *l, size_t len)
 	}
 	if(c->nmids == c->capmids){
 		int cap = c->capmids ? c->capmids * 2 : 32;
-		int *n = realloc(c->mids, (size_t)cap * sizeof(*n));
+		struct pending *n = realloc(c->mids, (size_t)cap * sizeof(*n));
 		if(n == NULL){
 			util__error("out of memory");
 			c->failed++;
@@ -144,7 +150,9 @@ static bool line(struct chat *c, char *l, size_t len)
 		c->failed++;
 		return true;
 	}
-	c->mids[c->nmids++] = mid;
+	c->mids[c->nmids].mid = mid;
+	memcpy(c->mids[c->nmids].id, id, sizeof(id));
+	c->nmids++;
 	return true;
 }
 
@@ -208,8 +216,7 @@ int cmd_chat__run(struct options *opt, int argc, char **argv)
 	}
 	if((c.peer == NULL) == (c.room == NULL)) return cmd__usage("chat");
 	if(!names__valid_str(c.peer ? c.peer : c.room)){
-		util__error("invalid %s name '%s'", c.peer ? "user" : "room", c.peer ? c.peer : c.room);
-		return EXIT_USAGE;
+		return login__bad_name(c.peer ? "user" : "room", c.peer ? c.peer : c.room);
 	}
 	if((rc = options__need_user(opt))) return rc;
 

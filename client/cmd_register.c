@@ -71,11 +71,7 @@ int cmd_register__run(struct options *opt, int argc, char **argv)
 		}
 	}
 	if(user == NULL) return cmd__usage("register");
-	if(!names__valid_str(user)){
-		util__error("invalid user name '%s' (lowercase a-z 0-9 _ . -, 1..%d, starting "
-				"with a letter or digit)", user, NAME_MAX_LEN);
-		return EXIT_USAGE;
-	}
+	if(!names__valid_str(user)) return login__bad_name("user", user);
 	if(nick && (strlen(nick) < 1 || strlen(nick) > 64 || !utf8__valid(nick, strlen(nick)))){
 		util__error("a nickname is 1..64 bytes of UTF-8 text");
 		return EXIT_USAGE;

@@ -85,8 +85,7 @@ int cmd_history__run(struct options *opt, int argc, char **argv)
 	}
 	if((with == NULL) == (room == NULL)) return cmd__usage("history");
 	if(!names__valid_str(with ? with : room)){
-		util__error("invalid %s name '%s'", with ? "user" : "room", with ? with : room);
-		return EXIT_USAGE;
+		return login__bad_name(with ? "user" : "room", with ? with : room);
 	}
 	req = json_pack("{s:s, s:s, s:I}", "op", "history", with ? "with" : "room",
 			with ? with : room, "limit", (json_int_t)limit);
@@ -343,10 +342,7 @@ int cmd_whois__run(struct options *opt, int argc, char **argv)
 		else return cmd__usage("whois");
 	}
 	if(user == NULL) return cmd__usage("whois");
-	if(!names__valid_str(user)){
-		util__error("invalid user name '%s'", user);
-		return EXIT_USAGE;
-	}
+	if(!names__valid_str(user)) return login__bad_name("user", user);
 	req = json_pack("{s:s, s:s}", "op", "whois", "user", user);
 	rc = rpc_once(opt, req, &resp);
 	json_decref(req);
@@ -462,10 +458,7 @@ static int block_op(struct options *opt, int argc, char **argv, const char *op)
 	int rc;
 
 	if(argc != 2 || argv[1][0] == '-') return cmd__usage(op);
-	if(!names__valid_str(argv[1])){
-		util__error("invalid user name '%s'", argv[1]);
-		return EXIT_USAGE;
-	}
+	if(!names__valid_str(argv[1])) return login__bad_name("user", argv[1]);
 	req = json_pack("{s:s, s:s}", "op", op, "user", argv[1]);
 	rc = rpc_once(opt, req, &resp);
 	json_decref(req);

@@ -17,6 +17,7 @@ struct outgoing {
 	size_t len;
 	char id[MSGID_LEN + 1];
 	int mid;
+	int reason;     /* its PUBACK's reason code */
 };
 
 int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
@@ -48,18 +49,39 @@ int cmd_send__publish(struct session *s, const char *topic, const char *body, si
 	return rc;
 }
 
-void cmd_send__refused(const char *to, int reason)
+void cmd_send__refused(struct session *s, const char *id, int reason, const char *what)
 {
-	const char *hint = "";
+	struct notice n;
+	char why[256];
+	bool have = session__notice(s, id, &n);
 
-	if(reason == MQTT_RC_NOT_AUTHORIZED){
-		hint = " (no such user, not a member of the room, blocked by the recipient, "
-			"or too large)";
-	}else if(reason == MQTT_RC_PACKET_TOO_LARGE){
-		hint = " (message too large)";
-	}
-	util__error("message to %s refused by the broker: %s%s", to,
-			mosquitto_reason_string(reason), hint);
+	notice__explain(have ? &n : NULL, reason, why, sizeof(why));
+	fprintf(stderr, "not sent: %s%s\n", why, what ? what : "");
+}
+
+/* One refused message of send: the reason on stderr (and a JSON line on
+ * stdout with --json, code and retry_ms included, for scripts). line: its
+ * line number when there are several, else 0. */
+static void report_refused(struct session *s, const struct outgoing *o, const char *key,
+		const char *to, int line)
+{
+	struct notice n;
+	char why[256], where[32] = "";
+	bool have = session__notice(s, o->id, &n);
+	json_t *j;
+	char *text;
+
+	notice__explain(have ? &n : NULL, o->reason, why, sizeof(why));
+	if(line > 0) snprintf(where, sizeof(where), " (line %d)", line);
+	fprintf(stderr, "not sent: %s%s\n", why, where);
+	if(!s->opt->json) return;
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", o->id, key, to, "status", "refused",
+			"code", have ? n.code : "refused", "message", why);
+	if(j && have && n.retry_ms > 0) json_object_set_new(j, "retry_ms", json_integer(n.retry_ms));
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if(text) printf("%s\n", text);
+	free(text);
+	json_decref(j);
 }
 
 static int add_line(struct outgoing **v, int *n, const char *p, size_t len)
@@ -157,13 +179,9 @@ int cmd_send__run(struct options *opt, int argc, char **argv)
 	if(room == NULL){
 		if(i >= argc) return cmd__usage("send");
 		to = argv[i++];
-		if(!names__valid_str(to)){
-			util__error("invalid user name '%s'", to);
-			return EXIT_USAGE;
-		}
+		if(!names__valid_str(to)) return login__bad_name("user", to);
 	}else if(!names__valid_str(room)){
-		util__error("invalid room name '%s'", room);
-		return EXIT_USAGE;
+		return login__bad_name("room", room);
 	}
 	if((rc = options__need_user(opt))) return rc;
 
@@ -181,12 +199,13 @@ int cmd_send__run(struct options *opt, int argc, char **argv)
 		for(i=0; rc == EXIT_OK && i<n; i++){
 			rc = cmd_send__publish(&s, topic, v[i].body, v[i].len, v[i].id, &v[i].mid);
 		}
+		/* Every PUBACK first, then the reasons: one round trip after the
+		 * last PUBACK then tells every missing notice from a late one. */
+		for(i=0; rc == EXIT_OK && i<n; i++) rc = session__pub_wait(&s, v[i].mid, &v[i].reason);
 		for(i=0; rc == EXIT_OK && i<n; i++){
-			int reason = 0;
-			rc = session__pub_wait(&s, v[i].mid, &reason);
-			if(rc) break;
-			if(reason >= 0x80){
-				cmd_send__refused(room ? room : to, reason);
+			if(v[i].reason >= 0x80){
+				report_refused(&s, &v[i], room ? "room" : "to", room ? room : to,
+						n > 1 ? i + 1 : 0);
 				refused++;
 				continue;
 			}

@@ -130,10 +130,7 @@ int cmd_who__run(struct options *opt, int argc, char **argv)
 		else if(argv[i][0] != '-' && user == NULL) user = argv[i];
 		else return cmd__usage("who");
 	}
-	if(user && !names__valid_str(user)){
-		util__error("invalid user name '%s'", user);
-		return EXIT_USAGE;
-	}
+	if(user && !names__valid_str(user)) return login__bad_name("user", user);
 	if((rc = options__need_user(opt))) return rc;
 	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
 			&& (rc = session__connect(&s)) == EXIT_OK){

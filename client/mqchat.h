@@ -91,6 +91,22 @@ int util__check_body(const char *body, size_t len);
 /* "Error: " + message to stderr. */
 void util__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- login.c ---- */
+
+/* NULL if s is a valid user or room name; else what is wrong with it, in
+ * words, written to buf (len bytes), which is returned. */
+const char *login__name_problem(const char *s, char *buf, size_t len);
+/* Print "Error: invalid <what> name '<name>': <problem> (the rule)" and
+ * return EXIT_USAGE. */
+int login__bad_name(const char *what, const char *name);
+/* The same as login__name_problem for the device part of a client id. */
+const char *login__device_problem(const char *s, char *buf, size_t len);
+/* After a refused CONNECT of user: ask the plugin's login_status over a
+ * _register connection (bounded, about 3 s) and print what to do ("too many
+ * attempts: wait N s", "account disabled", "wrong user name or password",
+ * or a line naming both causes if there is no answer). Returns EXIT_AUTH. */
+int login__why_refused(struct options *opt, const char *user);
+
 /* ---- the command table (main.c) ---- */
 
 struct session;
@@ -121,8 +137,10 @@ int cmd_blocked__run(struct options *opt, int argc, char **argv);
  * bytes) and the message id to *mid. Returns EXIT_OK or EXIT_FAILED. */
 int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
 		char *id, int *mid);
-/* Explain a refused PUBACK reason on stderr. */
-void cmd_send__refused(const char *to, int reason);
+/* Say why my message with id was refused (PUBACK reason >= 0x80) on
+ * stderr: "not sent: <reason in words><what>" (what: e.g. " (line 3)", or
+ * NULL), waiting for the notice as session__notice does. */
+void cmd_send__refused(struct session *s, const char *id, int reason, const char *what);
 
 /* The rooms of an RPC "rooms" answer (borrowed) as a new array of
  * {"name": ..., "members": [...]} (NULL on bad input or no memory). */

@@ -207,8 +207,13 @@ int options__parse(struct options *opt, int argc, char **argv, int *next)
 		}
 	}
 	if(opt->device == NULL || !names__valid_device(opt->device, strlen(opt->device))){
-		util__error("invalid device name '%s' (1..%d of A-Z a-z 0-9 _ . -)",
-				opt->device ? opt->device : "", DEVICE_MAX_LEN);
+		char why[96];
+		/* The device is the client id's part after '@': say what is wrong
+		 * here, since the broker would only say "not authorized". */
+		util__error("invalid device name '%s': %s (the device is 1..%d of A-Z a-z 0-9 _ . -)",
+				opt->device ? opt->device : "",
+				login__device_problem(opt->device ? opt->device : "", why, sizeof(why)),
+				DEVICE_MAX_LEN);
 		return EXIT_USAGE;
 	}
 	*next = i;
@@ -221,11 +226,7 @@ int options__need_user(const struct options *opt)
 		util__error("no user: give --user or 'user = ...' in the config file");
 		return EXIT_USAGE;
 	}
-	if(!names__valid_str(opt->user)){
-		util__error("invalid user name '%s' (lowercase a-z 0-9 _ . -, 1..%d, starting "
-				"with a letter or digit)", opt->user, NAME_MAX_LEN);
-		return EXIT_USAGE;
-	}
+	if(!names__valid_str(opt->user)) return login__bad_name("user", opt->user);
 	return EXIT_OK;
 }
 

@@ -14,6 +14,9 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
 
+/* Messages of the connect path; a probe (login.c) wants none. */
+#define say(s, ...) do{ if(!(s)->silent) util__error(__VA_ARGS__); }while(0)
+
 volatile sig_atomic_t session_stop;
 
 static void on_signal(int sig)
@@ -37,7 +40,9 @@ void session__signals(void)
 
 int64_t session__deadline(const struct session *s)
 {
-	return time__mono_ms() + (int64_t)s->opt->timeout_s * 1000;
+	int64_t d = time__mono_ms() + (int64_t)s->opt->timeout_s * 1000;
+
+	return s->until && s->until < d ? s->until : d;
 }
 
 /* ---- callbacks: they only record ---- */
@@ -139,6 +144,7 @@ static void publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason,
 
 	(void)mosq;
 	(void)props;
+	s->acks++;
 	for(i=0; i<s->npubs; i++){
 		if(s->pubs[i].mid != mid) continue;
 		if(s->pubs[i].track){
@@ -175,6 +181,16 @@ static void message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_
 	(void)mosq;
 	(void)props;
 	if(m->topic == NULL) return;
+	if(s->notice_topic[0] && !strcmp(m->topic, s->notice_topic)){
+		struct notice n;
+		/* Every device of mine that subscribed gets the notice: only
+		 * those about this connection's messages are ours to explain. */
+		if(notice__parse(m->payload, (size_t)m->payloadlen, &n)
+				&& (n.client[0] == '\0' || !strcmp(n.client, s->client_id))){
+			notice__keep(&s->notices, &n);
+		}
+		return;
+	}
 	if(s->rpc_topic[0] && !strcmp(m->topic, s->rpc_topic)){
 		rpc_answer(s, m->payload, (size_t)m->payloadlen);
 		return;
@@ -204,6 +220,7 @@ int session__init(struct session *s, struct options *opt, enum session_kind kind
 		snprintf(s->user, sizeof(s->user), "%s", opt->user);
 		snprintf(s->rpc_topic, sizeof(s->rpc_topic), "chat/rpc/%s/resp", opt->user);
 		snprintf(s->rpc_req, sizeof(s->rpc_req), "chat/rpc/%s/req", opt->user);
+		snprintf(s->notice_topic, sizeof(s->notice_topic), "chat/notice/%s", opt->user);
 		if(kind == SESSION_PERSISTENT){
 			snprintf(s->client_id, sizeof(s->client_id), "%s@%s", opt->user, opt->device);
 		}else{
@@ -212,6 +229,18 @@ int session__init(struct session *s, struct options *opt, enum session_kind kind
 			/* device + "." + 8 hex stays within the 64-character device part */
 			snprintf(s->client_id, sizeof(s->client_id), "%s@%.*s.%s", opt->user,
 					DEVICE_MAX_LEN - 9, opt->device, hex);
+		}
+	}
+	if(kind != SESSION_REGISTER){
+		size_t ulen, devlen;
+		const char *dev;
+		/* options.c checked the user and the device; this checks the
+		 * client id they make, by the rule the plugin applies. */
+		if(!names__split_clientid(s->client_id, &ulen, &dev, &devlen)
+				|| ulen != strlen(opt->user) || !names__valid(s->client_id, ulen)){
+			util__error("invalid client id '%s' (must be <user>@<device>, device 1..%d of "
+					"A-Z a-z 0-9 _ . -)", s->client_id, DEVICE_MAX_LEN);
+			return EXIT_USAGE;
 		}
 	}
 	s->mosq = mosquitto_new(s->client_id, kind != SESSION_PERSISTENT, s);
@@ -244,6 +273,17 @@ static int tls_failed(struct session *s)
 	return EXIT_UNREACH;
 }
 
+/* Subscribe to chat/notice/<me>, where the plugin says why it refused what
+ * this connection sent. A refusal of the filter is no error: messages still
+ * go, only a refusal's reason would be missing. */
+static int subscribe_notices(struct session *s)
+{
+	const char *topics[1] = {s->notice_topic};
+
+	if(s->notice_topic[0] == '\0') return EXIT_OK;
+	return session__subscribe(s, topics, 1, 0, s->kind == SESSION_PERSISTENT);
+}
+
 int session__connect(struct session *s)
 {
 	mosquitto_property *props = NULL;
@@ -259,35 +299,35 @@ int session__connect(struct session *s)
 		pw = s->opt->password;
 	}
 	if(mosquitto_username_pw_set(s->mosq, s->user, pw) != MOSQ_ERR_SUCCESS){
-		util__error("out of memory");
+		say(s, "out of memory");
 		return EXIT_FAILED;
 	}
 	if(s->opt->cafile){
 		rc = mosquitto_tls_set(s->mosq, s->opt->cafile, NULL, NULL, NULL, NULL);
 		if(rc != MOSQ_ERR_SUCCESS){
-			util__error("cannot use CA file %s: %s", s->opt->cafile, mosquitto_strerror(rc));
+			say(s, "cannot use CA file %s: %s", s->opt->cafile, mosquitto_strerror(rc));
 			return EXIT_USAGE;
 		}
 	}
 	if(s->kind == SESSION_PERSISTENT){
 		if(mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
 					SESSION_EXPIRY_S) != MOSQ_ERR_SUCCESS){
-			util__error("out of memory");
+			say(s, "out of memory");
 			return EXIT_FAILED;
 		}
 	}
 	rc = mosquitto_connect_bind_v5(s->mosq, s->opt->host, s->opt->port, KEEPALIVE_S, NULL, props);
 	mosquitto_property_free_all(&props);
 	if(rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE) s->conn_error = rc;
-	if(s->conn_error) return tls_failed(s);
+	if(s->conn_error) return s->silent ? EXIT_UNREACH : tls_failed(s);
 	if(rc != MOSQ_ERR_SUCCESS){
-		util__error("cannot reach the broker at %s:%d: %s", s->opt->host, s->opt->port,
+		say(s, "cannot reach the broker at %s:%d: %s", s->opt->host, s->opt->port,
 				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		return EXIT_UNREACH;
 	}
 	w = session__wait(s, connack_seen, NULL, session__deadline(s), -1);
-	if(s->connack == 0) return EXIT_OK;
-	if(s->conn_error) return tls_failed(s);
+	if(s->connack == 0) return subscribe_notices(s);
+	if(s->conn_error) return s->silent ? EXIT_UNREACH : tls_failed(s);
 	if(s->connack > 0){
 		switch(s->connack){
 			case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
@@ -295,29 +335,31 @@ int session__connect(struct session *s)
 			case MQTT_RC_BAD_AUTHENTICATION_METHOD:
 			case MQTT_RC_BANNED:
 				if(s->kind == SESSION_REGISTER){
-					util__error("registration is not open on this server (%s)",
-							mosquitto_reason_string(s->connack));
+					/* Every setting of registration lets _register in, up
+					 * to 5 connections a minute from one address. */
+					say(s, "the server refused the registration connection (%s): too many "
+							"from this address, or registration is not open; try again "
+							"in a minute", mosquitto_reason_string(s->connack));
 					return EXIT_FAILED;
 				}
-				util__error("wrong username or password for %s (%s)", s->user,
-						mosquitto_reason_string(s->connack));
-				return EXIT_AUTH;
+				/* The CONNACK cannot say why: ask the plugin. */
+				return s->silent ? EXIT_AUTH : login__why_refused(s->opt, s->user);
 			case MQTT_RC_CLIENTID_NOT_VALID:
-				util__error("client id %s refused by the broker", s->client_id);
+				say(s, "client id %s refused by the broker", s->client_id);
 				return EXIT_AUTH;
 			default:
-				util__error("connection refused by the broker: %s",
+				say(s, "connection refused by the broker: %s",
 						mosquitto_reason_string(s->connack));
 				return EXIT_UNREACH;
 		}
 	}
 	if(w == WAIT_STOP) return EXIT_FAILED;
 	if(w == WAIT_TIMEOUT){
-		util__error("no answer from the broker at %s:%d within %d s", s->opt->host,
+		say(s, "no answer from the broker at %s:%d within %d s", s->opt->host,
 				s->opt->port, s->opt->timeout_s);
 		return EXIT_TIMEOUT;
 	}
-	util__error("the broker at %s:%d closed the connection", s->opt->host, s->opt->port);
+	say(s, "the broker at %s:%d closed the connection", s->opt->host, s->opt->port);
 	return EXIT_UNREACH;
 }
 
@@ -423,6 +465,10 @@ enum session_wait session__wait(struct session *s, bool (*cond)(struct session *
 
 int session__wait_rc(struct session *s, enum session_wait w, const char *what)
 {
+	if(s->silent){
+		if(w == WAIT_DONE || w == WAIT_FD || w == WAIT_STOP) return EXIT_OK;
+		return w == WAIT_TIMEOUT ? EXIT_TIMEOUT : w == WAIT_FATAL ? s->fatal : EXIT_UNREACH;
+	}
 	switch(w){
 		case WAIT_DONE:
 		case WAIT_FD:
@@ -480,7 +526,7 @@ int session__subscribe(struct session *s, const char *const *topics, int n, int 
 	memcpy(list, topics, (size_t)n * sizeof(list[0]));
 	rc = mosquitto_subscribe_multiple(s->mosq, &mid, n, list, qos, 0, NULL);
 	if(rc != MOSQ_ERR_SUCCESS){
-		util__error("cannot subscribe: %s", mosquitto_strerror(rc));
+		say(s, "cannot subscribe: %s", mosquitto_strerror(rc));
 		return rc == MOSQ_ERR_NO_CONN ? EXIT_UNREACH : EXIT_FAILED;
 	}
 	s->wait_mid = mid;
@@ -667,11 +713,26 @@ int session__rpc(struct session *s, json_t *req, json_t **resp)
 			break;
 		}
 	}
-	s->rpc_id[0] = '\0';
+	if(reason >= 0x80 && s->rpc_resp == NULL && s->kind == SESSION_REGISTER){
+		/* The plugin answers some requests itself (registration off,
+		 * login_status): PUBACK 0x87, then the answer, queued before the
+		 * broker reads anything sent after that PUBACK. One round trip
+		 * (subscribing again) tells whether one comes. */
+		topics[0] = s->rpc_topic;
+		if(session__subscribe(s, topics, 1, 1, false) == EXIT_OK && s->rpc_resp){
+			reason = 0;
+		}
+	}
 	if(reason >= 0x80){
-		util__error("request refused by the broker: %s", mosquitto_reason_string(reason));
+		struct notice n;
+		char why[256];
+		bool have = session__notice(s, s->rpc_id, &n);
+		notice__explain(have ? &n : NULL, reason, why, sizeof(why));
+		s->rpc_id[0] = '\0';
+		util__error("request not sent: %s", why);
 		return EXIT_FAILED;
 	}
+	s->rpc_id[0] = '\0';
 	if(rc) return rc;
 	if(session_stop && s->rpc_resp == NULL) return EXIT_FAILED;
 
@@ -690,4 +751,20 @@ int session__rpc(struct session *s, json_t *req, json_t **resp)
 	*resp = s->rpc_resp;
 	s->rpc_resp = NULL;
 	return EXIT_OK;
+}
+
+/* ---- refusal notices ---- */
+
+bool session__notice(struct session *s, const char *ref, struct notice *n)
+{
+	const char *topics[1] = {s->notice_topic};
+
+	if(notice__take(&s->notices, ref, n)) return true;
+	/* No PUBACK came since the last barrier went out: it covers this one. */
+	if(s->acks == s->barrier_acks || s->notice_topic[0] == '\0' || !s->connected) return false;
+	s->barrier_acks = s->acks;
+	/* Re-subscribing changes nothing (no retained messages live there);
+	 * its SUBACK is the round trip. */
+	if(session__subscribe(s, topics, 1, 0, false) != EXIT_OK) return false;
+	return notice__take(&s->notices, ref, n);
 }

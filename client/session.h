@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "mqchat.h"
+#include "notice.h"
 
 enum session_kind {
 	/* <user>@<device>.<random>, clean start: one-shot commands (send, RPC),
@@ -81,12 +82,18 @@ struct session {
 	struct pub_slot *pubs;  /* publishes awaiting their PUBACK */
 	int npubs, cappubs;
 	int refused;            /* refused untracked publishes */
+	unsigned acks;          /* PUBACKs received */
+	unsigned barrier_acks;  /* acks when the last notice barrier was sent */
 	char rpc_topic[128];    /* where answers come: chat/rpc/<me>/resp */
 	char rpc_req[128];      /* where requests go: chat/rpc/<me>/req */
 	bool rpc_subscribed;
 	char rpc_id[40];
 	json_t *rpc_resp;       /* new reference, taken by session__rpc */
 	bool quiet;             /* session__rpc: no message on a timeout */
+	bool silent;            /* connect, subscribe: no message at all (login.c's probe) */
+	int64_t until;          /* if set, no wait lasts past it (monotonic ms) */
+	char notice_topic[64];  /* chat/notice/<me>; "" for _register */
+	struct notice_box notices; /* refusal notices not yet claimed */
 	session_message_cb on_message;
 	void *ud;
 };
@@ -99,8 +106,10 @@ void session__signals(void);
 /* Set up s (no connection yet). opt is borrowed and must outlive s. For
  * SESSION_REGISTER, opt->user is not needed. Returns EXIT_OK or EXIT_FAILED. */
 int session__init(struct session *s, struct options *opt, enum session_kind kind);
-/* Connect and wait for the CONNACK. Returns EXIT_OK, EXIT_AUTH (bad
- * credentials / not authorised), EXIT_UNREACH, EXIT_TIMEOUT; prints errors. */
+/* Connect and wait for the CONNACK, then (but for _register) subscribe to
+ * chat/notice/<me>, where the broker says why it refused what I send.
+ * Returns EXIT_OK, EXIT_AUTH (login refused: login.c asks why and says
+ * what to do), EXIT_UNREACH, EXIT_TIMEOUT; prints errors unless s->silent. */
 int session__connect(struct session *s);
 /* Publish the pending messages' PUBACKs (bounded), disconnect, free all. */
 void session__cleanup(struct session *s);
@@ -113,7 +122,7 @@ bool session__step(struct session *s, int max_ms, int extra_fd);
  * lost for good. */
 enum session_wait session__wait(struct session *s, bool (*cond)(struct session *, void *),
 		void *arg, int64_t deadline, int extra_fd);
-/* A deadline --timeout seconds from now. */
+/* A deadline --timeout seconds from now (or s->until if sooner). */
 int64_t session__deadline(const struct session *s);
 
 /* Subscribe to n filters at qos and wait for the SUBACK; granted codes in
@@ -135,10 +144,21 @@ int session__pub_wait(struct session *s, int mid, int *reason);
 /* Wait until every publish is acknowledged or the deadline passes. */
 enum session_wait session__flush(struct session *s, int64_t deadline);
 
+/* The refusal notice about my message with id ref, whose PUBACK (already
+ * in) said refused: true and *n filled (and claimed) if it came. If it is
+ * not in yet, first a round trip (SUBSCRIBE to the notice topic again),
+ * unless one was sent after every PUBACK so far: the broker queues a
+ * notice before it reads anything sent after the PUBACK, so once that
+ * SUBACK is in, a notice that is not there will not come (the plugin
+ * explains at most 10 refusals a second; a server without the plugin's
+ * notices sends none). */
+bool session__notice(struct session *s, const char *ref, struct notice *n);
+
 /* Send an RPC request (req is borrowed; its "id" is set here) on
  * chat/rpc/<me>/req and wait for the matching answer. On EXIT_OK *resp is a
  * new reference with "ok": true. An error answer prints "Error: ..." and
- * returns EXIT_FAILED; no answer: EXIT_TIMEOUT. A SESSION_REGISTER session
+ * returns EXIT_FAILED, as does a refused request (with the reason, see
+ * session__notice); no answer: EXIT_TIMEOUT. A SESSION_REGISTER session
  * uses chat/register/<clientid>/req and .../resp and returns every answer,
  * ok or not, for the caller to judge. */
 int session__rpc(struct session *s, json_t *req, json_t **resp);

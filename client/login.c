@@ -1,0 +1,167 @@
+/* login.c - why a login is refused: names checked before connecting, with
+ * the exact fault, and after a refused CONNECT (which says only "not
+ * authorized") the plugin's answer to login_status, asked over a
+ * `_register` connection (docs/PROTOCOL.md, "Why a login was refused"). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "session.h"
+#include "timeutil.h"
+
+/* How long to wait for the answer to login_status, connecting included:
+ * the person is waiting, and the fallback line is nearly as useful. */
+#define LOGIN_STATUS_MS 3000
+
+/* The character c as a person reads it: 'B', or "byte 0x0a" for a
+ * control or non-ASCII byte. */
+static void show_char(unsigned char c, char *out, size_t len)
+{
+	if(c > 0x20 && c < 0x7f) snprintf(out, len, "'%c'", c);
+	else if(c == ' ') snprintf(out, len, "a space");
+	else snprintf(out, len, "byte 0x%02x", c);
+}
+
+static bool name_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+const char *login__name_problem(const char *s, char *buf, size_t len)
+{
+	size_t n = strlen(s), i;
+	char ch[16];
+
+	if(names__valid(s, n)) return NULL;
+	if(n == 0){
+		snprintf(buf, len, "it is empty");
+		return buf;
+	}
+	if(n > NAME_MAX_LEN){
+		snprintf(buf, len, "%zu characters, at most %d", n, NAME_MAX_LEN);
+		return buf;
+	}
+	for(i=0; i<n; i++){
+		unsigned char c = (unsigned char)s[i];
+		if(c >= 'A' && c <= 'Z'){
+			snprintf(buf, len, "upper-case '%c': names are lower-case", c);
+			return buf;
+		}
+		if(!name_char(c)){
+			show_char(c, ch, sizeof(ch));
+			snprintf(buf, len, "%s is not allowed (only a-z 0-9 _ . -)", ch);
+			return buf;
+		}
+	}
+	show_char((unsigned char)s[0], ch, sizeof(ch));
+	snprintf(buf, len, "it must start with a letter or a digit, not %s", ch);
+	return buf;
+}
+
+int login__bad_name(const char *what, const char *name)
+{
+	char why[96];
+
+	util__error("invalid %s name '%s': %s (names are 1..%d of a-z 0-9 _ . -, starting "
+			"with a letter or a digit)", what, name, login__name_problem(name, why, sizeof(why)),
+			NAME_MAX_LEN);
+	return EXIT_USAGE;
+}
+
+const char *login__device_problem(const char *s, char *buf, size_t len)
+{
+	size_t n = strlen(s), i;
+	char ch[16];
+
+	if(names__valid_device(s, n)) return NULL;
+	if(n == 0){
+		snprintf(buf, len, "it is empty");
+		return buf;
+	}
+	if(n > DEVICE_MAX_LEN){
+		snprintf(buf, len, "%zu characters, at most %d", n, DEVICE_MAX_LEN);
+		return buf;
+	}
+	for(i=0; i<n; i++){
+		unsigned char c = (unsigned char)s[i];
+		if(!((c >= 'A' && c <= 'Z') || name_char(c))){
+			show_char(c, ch, sizeof(ch));
+			snprintf(buf, len, "%s is not allowed (only A-Z a-z 0-9 _ . -)", ch);
+			return buf;
+		}
+	}
+	snprintf(buf, len, "1..%d of A-Z a-z 0-9 _ . -", DEVICE_MAX_LEN);
+	return buf;
+}
+
+static bool answered(struct session *s, void *arg)
+{
+	(void)arg;
+	return s->rpc_resp != NULL;
+}
+
+/* Ask login_status about user. Returns the answer (new reference) or NULL
+ * if there is none: _register refused (5 a minute per address), no plugin
+ * that knows the request, no answer in time. Prints nothing. */
+static json_t *ask_status(struct options *opt, const char *user)
+{
+	struct session s;
+	const char *topics[1];
+	json_t *req = NULL, *resp = NULL;
+	char *payload = NULL;
+
+	if(session__init(&s, opt, SESSION_REGISTER) != EXIT_OK){
+		session__cleanup(&s);
+		return NULL;
+	}
+	s.silent = true;
+	s.until = time__mono_ms() + LOGIN_STATUS_MS;
+	topics[0] = s.rpc_topic;
+	if(session__connect(&s) != EXIT_OK
+			|| session__subscribe(&s, topics, 1, 1, false) != EXIT_OK
+			|| s.ngranted < 1 || s.granted[0] >= 0x80){
+		goto done;
+	}
+	util__randhex(s.rpc_id, 12);
+	req = json_pack("{s:s, s:s, s:s}", "id", s.rpc_id, "op", "login_status", "user", user);
+	payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	/* The plugin answers it itself, so its PUBACK says "not authorized"
+	 * (it goes no further): untracked, only the answer counts. */
+	if(payload == NULL
+			|| session__publish(&s, s.rpc_req, payload, strlen(payload), false, NULL) != EXIT_OK){
+		goto done;
+	}
+	if(session__wait(&s, answered, NULL, s.until, -1) == WAIT_DONE
+			&& json_is_true(json_object_get(s.rpc_resp, "ok"))){
+		resp = s.rpc_resp;
+		s.rpc_resp = NULL;
+	}
+done:
+	free(payload);
+	json_decref(req);
+	session__cleanup(&s);
+	return resp;
+}
+
+int login__why_refused(struct options *opt, const char *user)
+{
+	json_t *resp = ask_status(opt, user);
+	const char *status = json_string_value(json_object_get(resp, "status"));
+	json_int_t retry = json_integer_value(json_object_get(resp, "retry_ms"));
+
+	if(status && !strcmp(status, "throttled")){
+		/* Rounded up: trying again after N s is never too early. */
+		long long secs = retry > 0 ? (long long)((retry + 999) / 1000) : 1;
+		util__error("login as %s refused: too many attempts: wait %lld s", user, secs);
+	}else if(status && !strcmp(status, "disabled")){
+		util__error("login as %s refused: account disabled: ask the operator", user);
+	}else if(status && !strcmp(status, "refused")){
+		util__error("login as %s refused: wrong user name or password", user);
+	}else{
+		util__error("login as %s refused (wrong user name or password, or too many attempts)",
+				user);
+	}
+	json_decref(resp);
+	return EXIT_AUTH;
+}
