@@ -110,7 +110,7 @@ def test_password_prompt_without_echo(store, make_broker, datadir):
             t.read_until("Password for alice: ")
             t.write("wrong-password\n")
             assert t.wait() == 3
-            assert "Error: wrong username or password" in t.buf.decode()
+            assert "Error: login as alice refused: wrong user name or password" in t.buf.decode()
         finally:
             t.close()
 
