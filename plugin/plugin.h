@@ -292,6 +292,7 @@ void throttle__cleanup(struct throttle *t);
 
 struct ratelimit_slot {
 	int64_t tat;                    /* theoretical arrival time (us); <= now: idle */
+	uint32_t hash;                  /* snapshot__name_hash of name */
 	uint8_t len;                    /* 0: never used */
 	char name[NAME_MAX_LEN + 1];
 };

@@ -17,6 +17,7 @@
 
 #include "err.h"
 #include "plugin.h"
+#include "snapshot.h"
 
 /* Slots looked at from an account's home slot. */
 #define RATELIMIT_PROBE 16
@@ -53,11 +54,14 @@ int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t 
 	for(i=0; i<RATELIMIT_PROBE; i++){
 		at = (u->hash + i) & r->mask;
 		s = &r->slots[at];
-		if(s->len == u->len && memcmp(s->name, u->name, u->len) == 0) goto found;
+		if(s->hash == u->hash && s->len == u->len && snapshot__name_eq(s->name, u->name, u->len)){
+			goto found;
+		}
 		if(victim == NULL || s->tat < victim->tat) victim = s;
 	}
 	/* Not in the table: it takes the free (or nearest to free) slot. */
 	s = victim;
+	s->hash = u->hash;
 	s->len = u->len;
 	memcpy(s->name, u->name, u->len);
 	s->tat = now;
