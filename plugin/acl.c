@@ -164,13 +164,14 @@ static enum acl_reason write_basics(const struct mqchat *m, const struct acl_req
 	return ACL_OK;
 }
 
-static enum acl_reason write_envelope(const struct mqchat *m, const struct acl_request *req)
+static enum acl_reason write_envelope(const struct mqchat *m, struct acl_request *req)
 {
 	struct envelope env;
 	enum acl_reason r = write_basics(m, req);
 
 	if(r) return r;
 	if(!envelope__parse(req->payload, req->payloadlen, &env, NULL)) return ACL_DENY_ENVELOPE;
+	req->receipt = env.type == ENVELOPE_RECEIPT;
 	return ACL_OK;
 }
 
@@ -325,7 +326,7 @@ static void sent_keep(struct acl_cache_user *e, const char *topic, size_t len,
 /* A publish by me on the topic e keeps: the payload is all that is left
  * to check; the topic is kept for the message's deliveries. */
 static enum acl_reason decide_sent(const struct mqchat *m, const struct acl_cache_user *e,
-		const struct snap_user *me, const struct acl_request *req)
+		const struct snap_user *me, struct acl_request *req)
 {
 	topic_keep(req->cache, req->topic, e->sent_len, e->sent_kind, e->sent_room, e->sent_to, me);
 	return write_envelope(m, req);
@@ -346,7 +347,7 @@ static enum acl_reason decide_kept(const struct acl_cache *c, const struct snap_
 
 /* me's decision; e: me's entry in req->cache, or NULL. */
 static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot *s,
-		const struct snap_user *me, struct acl_cache_user *e, const struct acl_request *req)
+		const struct snap_user *me, struct acl_cache_user *e, struct acl_request *req)
 {
 	struct topic t;
 	const struct level *a, *b, *c;
@@ -522,11 +523,12 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	req.retain = ed->retain;
 	req.cache = &m->acl_cache;
 	req.user = NULL;
+	req.receipt = false;
 
 	r = acl__decide(m, m->snap, &req);
 	if(ed->access == MOSQ_ACL_WRITE){
 		if(r == ACL_OK && req.user != NULL && req.user->kind != USER_KIND_SERVICE){
-			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms);
+			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms, req.receipt);
 			if(retry_ms > 0) r = ACL_DENY_RATE;
 		}else if(r == ACL_OK && req.clientid != NULL
 				&& (notice__login_status(m, ed->client, req.clientid, ed->payload, ed->payloadlen)

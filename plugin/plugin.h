@@ -309,9 +309,12 @@ struct ratelimit {
 /* rate messages a second, bursts of burst; rate 0: no limit (take always
  * says yes). MQC_OK or MQC_ERR_NOMEM. */
 int ratelimit__init(struct ratelimit *r, int rate, int burst, size_t slots);
-/* One message by u at now_ms: 0 if it may go (and is counted), else the
- * milliseconds until the next one may. No allocation, no system call. */
-int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms);
+/* One message by u at now_ms (a receipt, light: it counts as
+ * 1/RATELIMIT_LIGHT of one, so a device catching up on a backlog may
+ * acknowledge it): 0 if it may go (and is counted), else the milliseconds
+ * until the next one may. No allocation, no system call. */
+#define RATELIMIT_LIGHT 8
+int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms, bool light);
 void ratelimit__cleanup(struct ratelimit *r);
 
 /* ================================================================
@@ -515,6 +518,7 @@ struct acl_request {
 	bool retain;
 	struct acl_cache *cache;        /* of the snapshot decided on; may be NULL */
 	const struct snap_user *user;   /* out: the account decided for, if known */
+	bool receipt;                   /* out: an accepted envelope was a receipt */
 };
 
 /* The whole topic policy on the snapshot s. Returns ACL_OK or the reason

@@ -43,7 +43,7 @@ void ratelimit__cleanup(struct ratelimit *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms)
+int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms, bool light)
 {
 	const int64_t now = now_ms * 1000;
 	struct ratelimit_slot *s, *victim = NULL;
@@ -68,6 +68,6 @@ int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t 
 found:
 	tat = s->tat > now ? s->tat : now;
 	if(tat - now > r->tolerance_us) return (tat - now - r->tolerance_us + 999) / 1000;
-	s->tat = tat + r->interval_us;
+	s->tat = tat + (light ? r->interval_us / RATELIMIT_LIGHT : r->interval_us);
 	return 0;
 }

@@ -170,7 +170,7 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 	n = acl_split(r->topic, lv);
 
 	if(!strcmp(r->username, REGISTER_USER)){
-		if(m->cfg.registration == REGISTRATION_OFF || r->clientid == NULL) return false;
+		if(r->clientid == NULL) return false;
 		if(n != 4 || !acl_lv(&lv[0], "chat") || !acl_lv(&lv[1], "register")
 				|| !acl_lv(&lv[2], r->clientid)){
 			return false;

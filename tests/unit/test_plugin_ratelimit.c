@@ -48,7 +48,7 @@ static void test_off_never_refuses(void **state)
 
 	(void)state;
 	assert_int_equal(ratelimit__init(&r, 0, 1, 64), MQC_OK);
-	for(i=0; i<100000; i++) assert_int_equal(ratelimit__take(&r, user("alice"), 1000), 0);
+	for(i=0; i<100000; i++) assert_int_equal(ratelimit__take(&r, user("alice"), 1000, false), 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -60,18 +60,18 @@ static void test_burst_then_rate(void **state)
 
 	(void)state;
 	assert_int_equal(ratelimit__init(&r, 10, 5, 64), MQC_OK);
-	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t), 0);
+	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t, false), 0);
 	/* The 6th at the same ms: refused, the next one may go in 100 ms. */
-	assert_int_equal(ratelimit__take(&r, user("alice"), t), 100);
-	assert_int_equal(ratelimit__take(&r, user("alice"), t + 99), 1);
-	assert_int_equal(ratelimit__take(&r, user("alice"), t + 100), 0);
-	assert_true(ratelimit__take(&r, user("alice"), t + 100) > 0);
+	assert_int_equal(ratelimit__take(&r, user("alice"), t, false), 100);
+	assert_int_equal(ratelimit__take(&r, user("alice"), t + 99, false), 1);
+	assert_int_equal(ratelimit__take(&r, user("alice"), t + 100, false), 0);
+	assert_true(ratelimit__take(&r, user("alice"), t + 100, false) > 0);
 	/* Others are not held back by alice. */
-	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("bob"), t + 100), 0);
+	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("bob"), t + 100, false), 0);
 	/* A long pause gives a whole burst back, not more. */
 	t += 100000;
-	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t), 0);
-	assert_true(ratelimit__take(&r, user("alice"), t) > 0);
+	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t, false), 0);
+	assert_true(ratelimit__take(&r, user("alice"), t, false) > 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -85,9 +85,28 @@ static void test_flood_is_cut(void **state)
 	(void)state;
 	assert_int_equal(ratelimit__init(&r, 20, 100, RATELIMIT_SLOTS), MQC_OK);
 	for(i=0; i<1000; i++){
-		if(ratelimit__take(&r, user("eve"), 1000000 + i * 270 / 1000) == 0) sent++;
+		if(ratelimit__take(&r, user("eve"), 1000000 + i * 270 / 1000, false) == 0) sent++;
 	}
 	assert_in_range(sent, 100, 106);
+	ratelimit__cleanup(&r);
+}
+
+/* Receipts weigh an eighth: a device that read a backlog acknowledges
+ * 8 x the burst at once, and 8 x the rate after. */
+static void test_receipts_are_light(void **state)
+{
+	struct ratelimit r;
+	int i, sent = 0;
+
+	(void)state;
+	assert_int_equal(ratelimit__init(&r, 20, 100, 64), MQC_OK);
+	for(i=0; i<1000; i++){
+		if(ratelimit__take(&r, user("bob"), 7000, true) == 0) sent++;
+	}
+	/* The burst is the room for burst - 1 more after one: 99 x 8 + 1. */
+	assert_int_equal(sent, 99 * RATELIMIT_LIGHT + 1);
+	/* A message after them waits its turn like one more receipt would. */
+	assert_true(ratelimit__take(&r, user("bob"), 7000, false) > 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -103,10 +122,10 @@ static void test_full_table(void **state)
 	assert_int_equal(ratelimit__init(&r, 1, 2, 16), MQC_OK);
 	for(i=0; i<40; i++){
 		snprintf(name, sizeof(name), "u%d", i);
-		for(j=0; j<2; j++) assert_int_equal(ratelimit__take(&r, user(name), 1000), 0);
+		for(j=0; j<2; j++) assert_int_equal(ratelimit__take(&r, user(name), 1000, false), 0);
 	}
 	/* The last one in is still in the table: its 3rd is refused. */
-	assert_true(ratelimit__take(&r, user(name), 1000) > 0);
+	assert_true(ratelimit__take(&r, user(name), 1000, false) > 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -148,7 +167,7 @@ static void test_same_answers_as_a_token_bucket(void **state)
 		b->last = now;
 		want = b->credit >= T;
 		if(want) b->credit -= T;
-		got = ratelimit__take(&r, user(names[k]), now) == 0;
+		got = ratelimit__take(&r, user(names[k]), now, false) == 0;
 		assert_int_equal(got, want);
 	}
 	ratelimit__cleanup(&r);
@@ -160,6 +179,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_off_never_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_burst_then_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipts_are_light, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_answers_as_a_token_bucket, setup, teardown),
 	};
