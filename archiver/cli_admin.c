@@ -16,6 +16,7 @@
 
 #include "archive.h"
 #include "cli.h"
+#include "datadir.h"
 #include "err.h"
 #include "timeutil.h"
 #include "userdb.h"
@@ -80,6 +81,16 @@ static int lock_dir(struct init_ctx *ctx, int *fd)
 	return CLI_OK;
 }
 
+/* chmod a file init made, never through a link. */
+static void chmod_own(const char *path, mode_t mode)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if(fd < 0) return;
+	(void)fchmod(fd, mode);
+	close(fd);
+}
+
 /* Open auth.db, creating it (0640: it holds password hashes) if missing. */
 static int open_auth(struct init_ctx *ctx, struct userdb **udb)
 {
@@ -88,11 +99,14 @@ static int open_auth(struct init_ctx *ctx, struct userdb **udb)
 	int rc;
 
 	if(!created) return cli__open_auth(ctx->cli, udb);
+	if(datadir__sqlite_no_link(ctx->auth, err, sizeof(err)) != MQC_OK){
+		return cli__error(CLI_ERR_RUNTIME, "%s", err);
+	}
 	rc = userdb__open(ctx->auth, USERDB_CREATE, udb, err, sizeof(err));
 	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");
 	if(rc != MQC_OK) return cli__error(cli__exit_of(rc) == CLI_ERR_NODB ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 	sqlite3_busy_timeout((*udb)->db, ctx->cli->busy_ms);
-	chmod(ctx->auth, 0640);
+	chmod_own(ctx->auth, 0640);
 	printf("created %s\n", ctx->auth);
 	ctx->changes++;
 	return CLI_OK;
@@ -109,6 +123,9 @@ static int make_archive(struct init_ctx *ctx)
 		archive__close(ar);
 		return rc;
 	}
+	if(datadir__sqlite_no_link(ctx->archive, err, sizeof(err)) != MQC_OK){
+		return cli__error(CLI_ERR_RUNTIME, "%s", err);
+	}
 	rc = archive__open(ctx->archive, &ar, err, sizeof(err));
 	archive__close(ar);
 	if(rc != MQC_OK){
@@ -118,7 +135,7 @@ static int make_archive(struct init_ctx *ctx)
 		}
 		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 	}
-	chmod(ctx->archive, 0640);
+	chmod_own(ctx->archive, 0640);
 	printf("created %s\n", ctx->archive);
 	ctx->changes++;
 	return CLI_OK;
@@ -213,14 +230,31 @@ static int make_service(struct init_ctx *ctx, struct userdb *udb)
 	return CLI_OK;
 }
 
-/* chown path to uid:gid if it exists and is owned by someone else. */
+/* chown path to uid:gid if it exists and is owned by someone else. A link
+ * is refused, never followed: the folder's owner could have put one there
+ * pointing at a file of root's. */
 static int give(struct init_ctx *ctx, const char *path, uid_t uid, gid_t gid, const char *owner)
 {
 	struct stat st;
 
-	if(stat(path, &st) != 0) return CLI_OK;
+	/* The folder itself is the operator's path (it may be a link they made). */
+	if(path == ctx->dir){
+		if(stat(path, &st) != 0) return CLI_OK;
+		if(st.st_uid == uid && st.st_gid == gid) return CLI_OK;
+		if(chown(path, uid, gid) != 0){
+			return cli__error(CLI_ERR_RUNTIME, "cannot chown %s to %s: %s", path, owner, strerror(errno));
+		}
+		printf("owner of %s set to %s\n", path, owner);
+		ctx->changes++;
+		return CLI_OK;
+	}
+	if(lstat(path, &st) != 0) return CLI_OK;
+	if(S_ISLNK(st.st_mode)){
+		return cli__error(CLI_ERR_RUNTIME, "%s is a symbolic link, not a file mqchat made: refusing to"
+				" follow it (remove it)", path);
+	}
 	if(st.st_uid == uid && st.st_gid == gid) return CLI_OK;
-	if(chown(path, uid, gid) != 0){
+	if(fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW) != 0){
 		return cli__error(CLI_ERR_RUNTIME, "cannot chown %s to %s: %s", path, owner, strerror(errno));
 	}
 	printf("owner of %s set to %s\n", path, owner);
@@ -228,12 +262,15 @@ static int give(struct init_ctx *ctx, const char *path, uid_t uid, gid_t gid, co
 	return CLI_OK;
 }
 
-/* --owner USER: let a broker that drops privileges to USER open auth.db
- * (SQLite needs to create -wal/-shm next to it, so the folder too). Only
- * root can do it; otherwise, or if USER does not exist, it is skipped. */
+/* --owner USER: give the folder and the files of the broker and the
+ * archiver to USER, who runs both (`make run` as root: the broker's user,
+ * or root itself when the broker stays root). SQLite creates -wal/-shm
+ * next to each database, so the folder too. Only root can do it;
+ * otherwise, or if USER does not exist, it is skipped. */
 static int set_owner(struct init_ctx *ctx, const char *owner)
 {
 	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	static const char *const others[] = {CLI_PWFILE, "archive.journal", "archiver.lock"};
 	char path[PATH_MAX + 8];
 	struct passwd *pw;
 	size_t i;
@@ -251,6 +288,12 @@ static int set_owner(struct init_ctx *ctx, const char *owner)
 	if((rc = give(ctx, ctx->dir, pw->pw_uid, pw->pw_gid, owner)) != CLI_OK) return rc;
 	for(i=0; i<sizeof(suffixes) / sizeof(suffixes[0]); i++){
 		snprintf(path, sizeof(path), "%s%s", ctx->auth, suffixes[i]);
+		if((rc = give(ctx, path, pw->pw_uid, pw->pw_gid, owner)) != CLI_OK) return rc;
+		snprintf(path, sizeof(path), "%s%s", ctx->archive, suffixes[i]);
+		if((rc = give(ctx, path, pw->pw_uid, pw->pw_gid, owner)) != CLI_OK) return rc;
+	}
+	for(i = 0; i < sizeof(others) / sizeof(others[0]); i++){
+		if(!cli__path(ctx->cli, others[i], path, sizeof(path))) continue;
 		if((rc = give(ctx, path, pw->pw_uid, pw->pw_gid, owner)) != CLI_OK) return rc;
 	}
 	return CLI_OK;

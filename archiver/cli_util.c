@@ -176,6 +176,8 @@ static int need_db(const struct cli *cli, const char *path)
 	char err[1024];
 	int rc = datadir__need_file(cli->datadir, path, err, sizeof(err));
 
+	/* The CLI often runs as root on a folder the broker's user may write. */
+	if(rc == MQC_OK) rc = datadir__sqlite_no_link(path, err, sizeof(err));
 	if(rc == MQC_OK) return CLI_OK;
 	return cli__error(rc == MQC_ERR_NOTFOUND ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 }

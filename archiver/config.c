@@ -1,6 +1,7 @@
 /* config.c - the archiver daemon's settings: defaults, config file, flags. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "err.h"
@@ -272,13 +274,32 @@ int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 	FILE *fp;
 	struct stat st;
 	size_t len;
+	int fd;
 
-	fp = fopen(cfg->password_file, "r");
-	if(fp == NULL){
+	/* Never through a link: one planted in the data folder would send the
+	 * first line of any file this process may read to the broker. */
+	fd = open(cfg->password_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if(fd < 0 && errno == ELOOP){
+		mqc_seterr(err, errlen, "%s is a symbolic link: refusing to follow it (the password file"
+				" must be a regular file; remove the link and run init)", cfg->password_file);
+		return MQC_ERR_PERM;
+	}
+	if(fd < 0){
 		mqc_seterr(err, errlen, "%s: %s", cfg->password_file, strerror(errno));
 		return MQC_ERR_IO;
 	}
-	if(fstat(fileno(fp), &st) == 0 && (st.st_mode & 077)){
+	if(fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)){
+		close(fd);
+		mqc_seterr(err, errlen, "%s: not a regular file", cfg->password_file);
+		return MQC_ERR_PERM;
+	}
+	fp = fdopen(fd, "r");
+	if(fp == NULL){
+		close(fd);
+		mqc_seterr(err, errlen, "%s: %s", cfg->password_file, strerror(errno));
+		return MQC_ERR_IO;
+	}
+	if(st.st_mode & 077){
 		log_warnx("%s is readable by others (mode %03o): chmod 600 it",
 				cfg->password_file, (unsigned)(st.st_mode & 0777));
 	}

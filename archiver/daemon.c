@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "archive.h"
 #include "daemon.h"
@@ -145,8 +147,9 @@ void daemon__db_failed(struct daemon *d, int rc, const char *what)
 /* Open archive.db with its checkpointer thread. */
 static int open_archive(struct daemon *d, char *err, size_t errlen)
 {
-	int rc = archive__open(d->archive_path, &d->ar, err, errlen);
+	int rc = datadir__sqlite_no_link(d->archive_path, err, errlen);
 
+	if(rc == MQC_OK) rc = archive__open(d->archive_path, &d->ar, err, errlen);
 	if(rc == MQC_OK) rc = archive__start_checkpointer(d->ar, CHECKPOINT_INTERVAL_MS);
 	return rc;
 }
@@ -536,6 +539,30 @@ static bool data_path(const struct daemon *d, const char *name, char *out, size_
 	return n > 0 && (size_t)n < outlen;
 }
 
+/* Root only where no one else can plant a file: MQC_OK unless this runs as
+ * root on a data folder that another user owns, or that its group or
+ * others may write. Such a user could put links there for root to follow
+ * (the journal truncated, a root-only file sent as the password), so the
+ * archiver must run as that user instead, as `make run` does. */
+static int refuse_root(const char *dir, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	struct stat st;
+	char uid[32];
+
+	if(geteuid() != 0) return MQC_OK;
+	if(stat(dir, &st) != 0) return MQC_OK;   /* the lock below says why */
+	if(st.st_uid == 0 && (st.st_mode & 022) == 0) return MQC_OK;
+	pw = getpwuid(st.st_uid);
+	snprintf(uid, sizeof(uid), "uid %ld", (long)st.st_uid);
+	mqc_seterr(err, errlen, "refusing to run as root on %s (owned by %s, mode %04o): a user who"
+			" may write there could make root follow links it planted; run the archiver as %s"
+			" (e.g. runuser -u %s -- mqchat-archiver --data %s run), as make run does",
+			dir, pw ? pw->pw_name : uid, (unsigned)(st.st_mode & 07777),
+			pw ? pw->pw_name : "the folder's owner", pw ? pw->pw_name : uid, dir);
+	return MQC_ERR_PERM;
+}
+
 int daemon__main(const char *datadir, int argc, char **argv)
 {
 	static struct daemon dd;
@@ -573,6 +600,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		log_error("data folder path too long");
 		goto done;
 	}
+	if(refuse_root(d->cfg.datadir, err, sizeof(err)) != MQC_OK){
+		log_error("%s", err);
+		goto done;
+	}
 	/* Before anything in the folder is read or written: a second daemon on
 	 * the same journal and archive would take messages the first one
 	 * acknowledged. Held until exit; the kernel drops it if we are killed. */
@@ -589,14 +620,15 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		log_error("%s", err);
 		goto done;
 	}
-	rc = userdb__open(d->auth_path, 0, &d->udb, err, sizeof(err));
+	rc = datadir__sqlite_no_link(d->auth_path, err, sizeof(err));
+	if(rc == MQC_OK) rc = userdb__open(d->auth_path, 0, &d->udb, err, sizeof(err));
 	if(rc != MQC_OK){
 		log_error("%s", err);
 		goto done;
 	}
 	d->db_ok = true;
 	rc = open_archive(d, err, sizeof(err));
-	if(rc == MQC_ERR_SCHEMA || rc == MQC_ERR_INVAL){
+	if(rc == MQC_ERR_SCHEMA || rc == MQC_ERR_INVAL || rc == MQC_ERR_PERM){
 		log_error("%s", err);
 		goto done;
 	}

@@ -340,13 +340,26 @@ int ingest__journal_open(struct daemon *d)
 	static char topic[65536];
 	size_t n = 0, need;
 	off_t good = 0;
+	struct stat st;
 	FILE *fp;
 	int fd;
 
-	fd = open(d->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* Never through a link: one planted in the data folder would have the
+	 * damaged-tail check below truncate any file this process may write. */
+	fd = open(d->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	if(fd < 0 && errno == ELOOP){
+		log_error("%s is a symbolic link: refusing to follow it (the journal is the archiver's"
+				" own file; remove the link)", d->journal_path);
+		return MQC_ERR_PERM;
+	}
 	if(fd < 0){
 		log_warn("%s", d->journal_path);
 		return MQC_ERR_IO;
+	}
+	if(fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)){
+		log_error("%s is not a regular file: refusing to use it as the journal", d->journal_path);
+		close(fd);
+		return MQC_ERR_PERM;
 	}
 	fp = fdopen(dup(fd), "r");
 	if(fp == NULL){

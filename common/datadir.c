@@ -1,5 +1,6 @@
 /* datadir.c - why a data folder or one of its files cannot be used. */
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,4 +67,38 @@ int datadir__need_file(const char *dir, const char *path, char *err, size_t errl
 	}
 	mqc_seterr(err, errlen, "%s: %s", path, strerror(e));
 	return MQC_ERR_IO;
+}
+
+int datadir__no_link(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if(lstat(path, &st) != 0){
+		if(errno == ENOENT) return MQC_OK;
+		mqc_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return MQC_ERR_IO;
+	}
+	if(S_ISREG(st.st_mode)) return MQC_OK;
+	mqc_seterr(err, errlen, "%s is %s, not a file mqchat made: refusing to follow or open it"
+			" (remove it; someone who may write the data folder put it there)", path,
+			S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
+	return MQC_ERR_PERM;
+}
+
+int datadir__sqlite_no_link(const char *db, char *err, size_t errlen)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	char path[PATH_MAX];
+	size_t i;
+	int rc;
+
+	for(i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++){
+		if(snprintf(path, sizeof(path), "%s%s", db, suffixes[i]) >= (int)sizeof(path)){
+			mqc_seterr(err, errlen, "%s: path too long", db);
+			return MQC_ERR_INVAL;
+		}
+		rc = datadir__no_link(path, err, errlen);
+		if(rc != MQC_OK) return rc;
+	}
+	return MQC_OK;
 }
