@@ -519,6 +519,8 @@ static void daemon_cleanup(struct daemon *d)
 	d->jlen = d->jcap = 0;
 	expiry__cleanup(&d->exp);
 	later__cleanup(d);
+	pwthrottle__cleanup(d);
+	register__cleanup(d);
 	archive__close(d->ar);
 	userdb__close(d->udb);
 	if(d->journal_fd >= 0) close(d->journal_fd);

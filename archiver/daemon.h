@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "names.h"
 
 /* Run the daemon until SIGTERM/SIGINT. datadir is the data folder (auth.db,
  * archive.db, archiver.pw); argv[0] is "run", the rest its options.
@@ -66,6 +67,12 @@ struct pending {
 	int64_t received;    /* wall clock ms: the message's server_ts */
 	size_t len;
 	unsigned char payload[];
+};
+
+/* A `_register` client id that made an account, and when (mono ms). */
+struct reg_done {
+	char clientid[CLIENTID_MAX_LEN + 1];
+	int64_t at;
 };
 
 /* Expiry pass state (expiry.c). */
@@ -126,6 +133,12 @@ struct daemon {
 	/* registration token bucket */
 	double reg_tokens;
 	int64_t reg_last;
+	/* accounts whose password was checked lately (pwthrottle.c) */
+	struct pwt_entry *pwt;
+	size_t pwt_n, pwt_cap;
+	/* client ids that made an account (register.c) */
+	struct reg_done *reg_done;
+	size_t reg_done_n, reg_done_cap;
 
 	/* Answers waiting for the broker to apply their change (later.c), and
 	 * the udb->committed_ns the last answer accounted for. */
@@ -188,6 +201,19 @@ json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_
 /* ---- register.c ---- */
 /* Answer one request that arrived on chat/register/<clientid>/req. */
 void register__handle(struct conn *c, const struct mqtt_msg *msg);
+
+/* ---- pwthrottle.c ---- */
+struct pwt_entry;
+/* How many ms user's password may not be checked yet (0: it may). */
+int64_t pwthrottle__locked(struct daemon *d, const char *user, int64_t now);
+/* Record a check of user's password (right or wrong) at now (mono ms).
+ * MQC_OK or MQC_ERR_NOMEM (nothing recorded). */
+int pwthrottle__result(struct daemon *d, const char *user, bool right, int64_t now);
+void pwthrottle__cleanup(struct daemon *d);
+
+/* ---- register.c ---- */
+/* Forget the client ids that made accounts. */
+void register__cleanup(struct daemon *d);
 
 /* ---- later.c ---- */
 struct later;

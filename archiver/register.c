@@ -2,8 +2,11 @@
  *
  * The mode (off, invite, open) is the archiver's `registration` setting; it
  * must match the plugin's, which decides whether `_register` may connect at
- * all. A global token bucket bounds the rate of new accounts (the plugin
- * limits `_register` connections per address). */
+ * all. A global token bucket bounds the rate of new accounts; only a
+ * request that passes every check (it would create an account) takes a
+ * token, so invalid ones cannot spend the budget of real ones. Each
+ * `_register` client id makes one account at most (the plugin limits
+ * `_register` connections per address). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,9 @@
 #define REG_MAX_REQUEST 4096
 #define REG_MAX_ID 128
 /* Token bucket: registration_rate accounts a minute, bursts of twice that. */
+/* A client id that made an account is remembered this long (its connection
+ * is closed by the plugin after 30 s; its id is random). */
+#define REG_ONCE_MS (60 * 60 * 1000)
 
 /* Take one token; false when the bucket is empty. */
 static bool take_token(struct daemon *d)
@@ -34,6 +40,72 @@ static bool take_token(struct daemon *d)
 	if(d->reg_tokens < 1.0) return false;
 	d->reg_tokens -= 1.0;
 	return true;
+}
+
+/* Give back a token taken for a request that then made no account. */
+static void give_token(struct daemon *d)
+{
+	d->reg_tokens += 1.0;
+}
+
+/* Forget client ids remembered longer than REG_ONCE_MS. */
+static void prune_done(struct daemon *d, int64_t now)
+{
+	size_t i = 0;
+
+	while(i < d->reg_done_n){
+		if(now - d->reg_done[i].at >= REG_ONCE_MS){
+			d->reg_done[i] = d->reg_done[--d->reg_done_n];
+		}else{
+			i++;
+		}
+	}
+}
+
+/* Has clientid made an account already (in the last REG_ONCE_MS)? */
+static bool already_done(struct daemon *d, const char *clientid)
+{
+	size_t i;
+
+	prune_done(d, time__mono_ms());
+	for(i = 0; i < d->reg_done_n; i++){
+		if(strcmp(d->reg_done[i].clientid, clientid) == 0) return true;
+	}
+	return false;
+}
+
+/* Remember that clientid made an account. MQC_OK or MQC_ERR_NOMEM. */
+static int remember_done(struct daemon *d, const char *clientid)
+{
+	if(d->reg_done_n == d->reg_done_cap){
+		size_t cap = d->reg_done_cap ? 2 * d->reg_done_cap : 16;
+		struct reg_done *v = realloc(d->reg_done, cap * sizeof(*v));
+
+		if(v == NULL) return MQC_ERR_NOMEM;
+		d->reg_done = v;
+		d->reg_done_cap = cap;
+	}
+	snprintf(d->reg_done[d->reg_done_n].clientid, sizeof(d->reg_done[0].clientid), "%s", clientid);
+	d->reg_done[d->reg_done_n].at = time__mono_ms();
+	d->reg_done_n++;
+	return MQC_OK;
+}
+
+struct invite_find {
+	const char *code;
+	int64_t now;
+	bool usable;
+};
+
+static int invite_find_cb(const char *code, int uses_left, int64_t expires, int64_t created, void *arg)
+{
+	struct invite_find *f = arg;
+
+	(void)created;
+	if(strcmp(code, f->code) == 0 && uses_left > 0 && (expires == 0 || expires > f->now)){
+		f->usable = true;
+	}
+	return MQC_OK;
 }
 
 /* A string member, or NULL if absent or not a string (*bad set then). */
@@ -51,7 +123,7 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 	json_t *req, *id, *resp = NULL, *pw;
 	const char *user, *nick, *invite;
 	char hash[PWHASH_STR_LEN], esc[64];
-	bool present;
+	bool present, ok_done = true;
 	size_t pwlen;
 	int rc;
 
@@ -61,8 +133,9 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 		resp = rpc__fail(id, "closed", "registration is closed");
 		goto done;
 	}
-	if(!take_token(d)){
-		resp = rpc__fail(id, "rate_limited", "too many registrations; try again in a minute");
+	if(already_done(d, clientid)){
+		resp = rpc__fail(id, "already_registered",
+				"this client id has made an account; connect as it, or use a new client id");
 		goto done;
 	}
 	user = get_str(req, "user", &present);
@@ -97,6 +170,46 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 		resp = rpc__fail(id, "invite_required", "registration needs an invite code");
 		goto done;
 	}
+	/* Checks that need no lock, so that only a request that would make an
+	 * account takes a token and costs a hash; the transaction below
+	 * checks again (a race may still lose there, and gives the token back). */
+	{
+		struct userdb_user u;
+
+		rc = userdb__user_get(d->udb, user, &u);
+		if(rc == MQC_OK){
+			resp = rpc__fail(id, "taken", "that name is taken");
+			goto done;
+		}
+		if(rc != MQC_ERR_NOTFOUND){
+			resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
+			goto done;
+		}
+	}
+	if(d->cfg.registration == REG_INVITE){
+		struct invite_find f = {.code = invite, .now = time__now_ms()};
+
+		rc = userdb__invite_each(d->udb, invite_find_cb, &f);
+		if(rc != MQC_OK){
+			resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
+			goto done;
+		}
+		if(!f.usable){
+			resp = rpc__fail(id, "invite_invalid", "unknown, used up or expired invite");
+			goto done;
+		}
+	}
+	if(!take_token(d)){
+		resp = rpc__fail(id, "rate_limited", "too many registrations; try again in a minute");
+		goto done;
+	}
+	if(remember_done(d, clientid) != MQC_OK){
+		give_token(d);
+		resp = rpc__fail(id, "internal", "out of memory");
+		goto done;
+	}
+	/* From here on, a failure gives back the token and the client id. */
+	ok_done = false;
 	/* Hash before the transaction, which stays short. */
 	rc = pwhash__make(json_string_value(pw), pwlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
 	if(rc != MQC_OK){
@@ -135,10 +248,22 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 	log_info("%s | register | %s%s", log_escape(clientid, strlen(clientid), esc, sizeof(esc)), user,
 			d->cfg.registration == REG_INVITE ? " (invite)" : "");
 	resp = json_pack("{sOsbss}", "id", id, "ok", 1, "user", user);
+	ok_done = true;
 done:
+	if(!ok_done){
+		give_token(d);
+		d->reg_done_n--; /* remember_done's entry, still the last one */
+	}
 	memset(hash, 0, sizeof(hash));
 	json_decref(req);
 	return resp;
+}
+
+void register__cleanup(struct daemon *d)
+{
+	free(d->reg_done);
+	d->reg_done = NULL;
+	d->reg_done_n = d->reg_done_cap = 0;
 }
 
 void register__handle(struct conn *c, const struct mqtt_msg *msg)

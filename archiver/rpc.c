@@ -18,6 +18,7 @@
 #include "log.h"
 #include "names.h"
 #include "pwhash.h"
+#include "timeutil.h"
 #include "userdb.h"
 
 /* Larger requests are refused unread. */
@@ -332,13 +333,17 @@ static json_t *op_whois(struct rpc_req *r)
 	return profile_answer(r, &u, "user");
 }
 
+/* passwd: the old password is checked only when pwthrottle allows it, and
+ * the new one's length before any hashing, so a locked or hopeless request
+ * costs no hash. */
 static json_t *op_passwd(struct rpc_req *r)
 {
-	json_t *old = json_object_get(r->req, "old"), *new = json_object_get(r->req, "new");
+	json_t *old = json_object_get(r->req, "old"), *new = json_object_get(r->req, "new"), *resp;
 	struct userdb_user u;
 	char hash[PWHASH_STR_LEN];
 	size_t oldlen, newlen;
 	bool match = false;
+	int64_t now, wait;
 	int rc;
 
 	if(!json_is_string(old) || !json_is_string(new)){
@@ -346,20 +351,40 @@ static json_t *op_passwd(struct rpc_req *r)
 	}
 	oldlen = json_string_length(old);
 	newlen = json_string_length(new);
-	rc = userdb__user_get(r->d->udb, r->user, &u);
-	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
-	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
-	if(oldlen > PWHASH_MAX_PASSWORD
-			|| pwhash__verify(json_string_value(old), oldlen, u.pwhash, &match) != MQC_OK || !match){
-		return rpc__fail(r->id, "bad_password", "the old password is wrong");
-	}
 	if(newlen < PWHASH_MIN_PASSWORD || newlen > PWHASH_MAX_PASSWORD
 			|| memchr(json_string_value(new), '\0', newlen)){
 		return rpc__fail(r->id, "weak_password", "a password has %d to %d bytes",
 				PWHASH_MIN_PASSWORD, PWHASH_MAX_PASSWORD);
 	}
+	now = time__mono_ms();
+	wait = pwthrottle__locked(r->d, r->user, now);
+	if(wait > 0){
+		resp = rpc__fail(r->id, "rate_limited", "too many password checks; try again later");
+		if(resp && json_object_set_new(resp, "retry_ms", json_integer(wait))){
+			json_decref(resp);
+			resp = NULL;
+		}
+		return resp;
+	}
+	rc = userdb__user_get(r->d->udb, r->user, &u);
+	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
+	if(oldlen > PWHASH_MAX_PASSWORD
+			|| pwhash__verify(json_string_value(old), oldlen, u.pwhash, &match) != MQC_OK){
+		match = false;
+	}
+	/* Record before answering: a request that cannot be recorded is not
+	 * answered with the verdict, or a guesser could ignore the throttle. */
+	if(pwthrottle__result(r->d, r->user, match, now) != MQC_OK){
+		return rpc__fail(r->id, "internal", "out of memory");
+	}
+	if(!match){
+		log_info("%s | passwd | wrong old password", r->user);
+		return rpc__fail(r->id, "bad_password", "the old password is wrong");
+	}
 	rc = pwhash__make(json_string_value(new), newlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
 	if(rc == MQC_OK) rc = userdb__user_set_pwhash(r->d->udb, r->user, hash);
+	memset(hash, 0, sizeof(hash));
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot change the password: %s", mqc_strerror(rc));
 	log_info("%s | passwd | *****", r->user);
 	return ok(r);

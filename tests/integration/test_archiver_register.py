@@ -51,6 +51,8 @@ def test_open_registration(arch_env):
     assert env.store.sql("SELECT kind, nick, enabled FROM users WHERE name='alice'") == [
         ("user", "Alice \u00c5", 1)]
     harness.wait_for(lambda: login(env, "alice", "secret-pw-1") == 0, 5, what="new account logs in")
+    assert r.call(user="alice", password="secret-pw-2")["error"] == "already_registered"
+    r = Reg(env)   # this client id has made its account
     assert r.call(user="alice", password="secret-pw-2")["error"] == "taken"
     assert r.call(user="bob", password="secret-pw-2")["error"] == "taken"
     for bad in ("Alice", "a/b", "_register", "", "x" * 33, 5):
@@ -58,8 +60,8 @@ def test_open_registration(arch_env):
     assert r.call(user="carol", password="short")["error"] == "weak_password"
     assert r.call(user="carol", password=12345678)["error"] == "bad_request"
     assert r.call(user="carol", password="secret-pw-1", nick="")["error"] == "bad_request"
-    # nick defaults to the name
-    assert r.call(user="dave", password="secret-pw-1")["ok"] is True
+    # nick defaults to the name (a new client id: each makes one account)
+    assert Reg(env).call(user="dave", password="secret-pw-1")["ok"] is True
     assert env.store.sql("SELECT nick FROM users WHERE name='dave'") == [("dave",)]
     # malformed requests (the plugin already refuses what is not a JSON
     # object): answered with id null
@@ -91,7 +93,7 @@ def test_invite_registration(arch_env):
     assert r.call(user="archiver", password="secret-pw-1", invite="good")["error"] == "taken"
     assert env.store.sql("SELECT uses_left FROM invites WHERE code='good'") == [(1,)]
     assert r.call(user="alice", password="secret-pw-1", invite="good")["ok"] is True
-    assert r.call(user="bob", password="secret-pw-1", invite="good")["error"] == "invite_invalid"
+    assert Reg(env).call(user="bob", password="secret-pw-1", invite="good")["error"] == "invite_invalid"
     assert env.store.sql("SELECT count(*) FROM users WHERE name='bob'") == [(0,)]
 
 
@@ -107,11 +109,47 @@ def test_race_one_name_two_clients(arch_env):
         assert len(oks) == 1, got
         assert [a["error"] for a in got if not a["ok"]] == ["taken"]
         assert env.store.sql("SELECT count(*) FROM users WHERE name=?", name) == [(1,)]
+        # the winner's client id is spent; a new one races the loser next
+        if i < 2:
+            regs = [r for r, a in zip(regs, got) if not a["ok"]] + [Reg(env)]
 
 
-def test_rate_limited(arch_env):
+def test_one_account_per_client_id(arch_env):
+    """One `_register` connection made 6 accounts (issue 14): a client id
+    makes one, and the next request gets `already_registered` and changes
+    nothing."""
     env = arch_env(registration="open")
     r = Reg(env)
-    codes = [r.call(user="Bad Name", password="secret-pw-1")["error"] for _ in range(25)]
-    assert codes[:20] == ["invalid_name"] * 20
-    assert codes[20:] == ["rate_limited"] * 5
+    assert r.call(user="alice", password="secret-pw-1")["ok"] is True
+    for i, name in enumerate(["bob", "carol", "dave", "erin", "frank"]):
+        ans = r.call(user=name, password="secret-pw-%d" % i)
+        assert ans["ok"] is False and ans["error"] == "already_registered", ans
+    assert env.store.sql("SELECT name FROM users WHERE kind='user' ORDER BY name") == [("alice",)]
+    # a failed request does not spend a client id
+    r2 = Reg(env)
+    assert r2.call(user="alice", password="secret-pw-1")["error"] == "taken"
+    assert r2.call(user="Bad Name", password="secret-pw-1")["error"] == "invalid_name"
+    assert r2.call(user="bob", password="secret-pw-1")["ok"] is True
+    assert r2.call(user="carol", password="secret-pw-1")["error"] == "already_registered"
+
+
+def test_invalid_requests_do_not_spend_the_budget(arch_env):
+    """Invalid registrations used up the global budget so a real one was
+    refused `rate_limited` (issue 14): only a request that would make an
+    account takes a token."""
+    env = arch_env(registration="open", users=["bob"], args=["--registration-rate", "1"])  # bursts of 2
+    r = Reg(env)
+    bad = [dict(user="Bad Name", password="secret-pw-1"), dict(user="carol", password="short"),
+           dict(user="bob", password="secret-pw-1"), dict(user="carol", password=12345678),
+           dict(user="carol", password="secret-pw-1", nick="")]
+    want = ["invalid_name", "weak_password", "taken", "bad_request", "bad_request"]
+    for _ in range(6):
+        assert [r.call(**b)["error"] for b in bad] == want
+    assert env.store.sql("SELECT count(*) FROM users WHERE name='carol'") == [(0,)]
+    # the whole burst is still there for real requests ...
+    assert r.call(user="carol", password="secret-pw-1")["ok"] is True
+    assert Reg(env).call(user="dave", password="secret-pw-1")["ok"] is True
+    # ... and past it, the global limit holds
+    ans = Reg(env).call(user="erin", password="secret-pw-1")
+    assert ans["ok"] is False and ans["error"] == "rate_limited", ans
+    assert env.store.sql("SELECT count(*) FROM users WHERE name='erin'") == [(0,)]
