@@ -18,10 +18,13 @@
 #
 # Privileges: mosquitto started as root switches to the `mosquitto` user
 # after reading its config and before loading plugins, so the plugin and
-# the data folder must be reachable by that user. When they are not (a
-# checkout under /root, mode 0700), DATA/conf.d/local.conf gets `user root`
-# and the reason is printed. Started by another user, everything runs as
-# that user.
+# the data folder must be reachable by that user. The archiver then runs
+# as that user too (setpriv), and the folder and its files are that user's:
+# a root archiver in a folder another user may write would follow links
+# planted there (docs/SECURITY.md). When they are not reachable (a
+# checkout under /root, mode 0700), DATA/conf.d/local.conf gets `user
+# root`, the reason is printed, and the folder is root's, as both
+# processes are. Started by another user, everything runs as that user.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -38,6 +41,7 @@ TLS_DIR=${TLS_DIR:-$DATA/tls}
 TLS_DIR=${TLS_DIR%/}
 PLUGIN=$BUILD/mqchat_auth.so
 ARCHIVER=$BUILD/mqchat-archiver
+aconf=config/archiver.conf
 BROKER_USER=mosquitto
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 # Bounded waits (seconds).
@@ -96,7 +100,17 @@ lock_held_by() {  # the holder of $DATA/$1 as "pid N (WHAT)", from its line
 		*) printf 'another process (it holds %s)' "$DATA/$1";;
 	esac
 }
+# Root writes these files in a folder the broker's user owns: never
+# through a link that user may have put there.
+no_link() {
+	local f
+	for f in "$@"; do
+		[ -L "$DATA/$f" ] && die "$DATA/$f is a symbolic link, not a file mqchat made: refusing to follow it (remove it)"
+	done
+	return 0
+}
 lock_data() {
+	no_link run.lock
 	exec 9<>"$DATA/run.lock" || die "cannot open $DATA/run.lock (is $DATA yours?)"
 	if ! flock -n 9; then
 		exec 9>&-
@@ -187,9 +201,39 @@ fi
 mkdir -p "$(dirname "$DATA")" || die "cannot create the folder of $DATA"
 [ -d "$DATA" ] || mkdir -m 0750 "$DATA" || die "cannot create $DATA"
 [ "$locked" -eq 1 ] || lock_data
+# ---- who the broker and the archiver run as ----
+
+# Decided before init, which gives the folder to that user.
+local_conf="# Written by scripts/run.sh at every start: do not edit.\n"
+why=""
+run_user=""     # started as root: whom the folder and its files belong to
+asu=()          # the archiver's command prefix (setpriv to run_user)
+if [ "$(id -u)" -eq 0 ]; then
+	if ! getent passwd "$BROKER_USER" >/dev/null; then
+		why="there is no '$BROKER_USER' user"
+	# Absolute paths: the check must walk every folder above them, as
+	# SQLite does (it turns a relative path into an absolute one).
+	elif ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$PLUGIN")"; then
+		why="the '$BROKER_USER' user cannot read $(abspath "$PLUGIN") (a checkout under a private folder such as /root?)"
+	# (DATA itself is given to that user below.)
+	elif ! runuser -u "$BROKER_USER" -- test -x "$(dirname "$(abspath "$DATA")")"; then
+		why="the '$BROKER_USER' user cannot reach $(abspath "$DATA")"
+	elif [ -x "$ARCHIVER" ] && ! runuser -u "$BROKER_USER" -- test -x "$(abspath "$ARCHIVER")"; then
+		why="the '$BROKER_USER' user cannot run $(abspath "$ARCHIVER")"
+	elif [ -r "$aconf" ] && ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$aconf")"; then
+		why="the '$BROKER_USER' user cannot read $(abspath "$aconf")"
+	fi
+	if [ -n "$why" ]; then
+		run_user=root
+	else
+		run_user=$BROKER_USER
+		asu=(setpriv --reuid="$BROKER_USER" --regid="$BROKER_USER" --init-groups --)
+	fi
+fi
+
 if [ -x "$ARCHIVER" ]; then
 	owner=()
-	[ "$(id -u)" -eq 0 ] && owner=(--owner "$BROKER_USER")
+	[ -n "$run_user" ] && owner=(--owner "$run_user")
 	"$ARCHIVER" --data "$DATA" init "${owner[@]}" ||
 		die "'$ARCHIVER --data $DATA init ${owner[*]}' failed (see above)"
 	have_archiver=1
@@ -198,39 +242,30 @@ else
 	say "$ARCHIVER is not built yet: starting the broker alone with the existing $DATA/auth.db"
 fi
 mkdir -p "$DATA/mosquitto" "$DATA/conf.d" || die "cannot create $DATA/mosquitto and $DATA/conf.d"
+no_link mosquitto mosquitto.log archiver.log conf.d conf.d/local.conf mosquitto-run.conf
 # The logs name users and addresses: not for everyone.
 for f in mosquitto.log archiver.log; do
 	[ -e "$DATA/$f" ] || (umask 027 && : > "$DATA/$f") || die "cannot create $DATA/$f"
 done
 
-# ---- who the broker runs as ----
-
-local_conf="# Written by scripts/run.sh at every start: do not edit.\n"
-if [ "$(id -u)" -eq 0 ]; then
-	if ! getent passwd "$BROKER_USER" >/dev/null; then
-		why="there is no '$BROKER_USER' user"
-	# Absolute paths: the check must walk every folder above them, as
-	# SQLite does (it turns a relative path into an absolute one).
-	elif ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$PLUGIN")"; then
-		why="the '$BROKER_USER' user cannot read $(abspath "$PLUGIN") (a checkout under a private folder such as /root?)"
-	elif ! runuser -u "$BROKER_USER" -- test -x "$(abspath "$DATA")"; then
-		why="the '$BROKER_USER' user cannot reach $(abspath "$DATA")"
-	else
-		why=""
-		# The broker (as mosquitto) writes its persistence, its log and
-		# SQLite's -wal/-shm beside auth.db.
-		chown "$BROKER_USER:" "$DATA" "$DATA/mosquitto" "$DATA/mosquitto.log" ||
-			die "cannot give $DATA to the '$BROKER_USER' user"
-		for f in "$DATA"/mosquitto/* "$DATA"/auth.db "$DATA"/auth.db-wal "$DATA"/auth.db-shm; do
-			[ -e "$f" ] && { chown "$BROKER_USER:" "$f" || die "cannot give $f to the '$BROKER_USER' user"; }
-		done
-	fi
+if [ -n "$run_user" ]; then
+	# The broker (as mosquitto) writes its persistence, its log and
+	# SQLite's -wal/-shm beside auth.db; the archiver its log. init gave
+	# it the rest. -h: a link is changed itself, never what it points to.
+	chown "$run_user:" "$DATA/." || die "cannot give $DATA to the '$run_user' user"
+	for f in "$DATA"/mosquitto "$DATA"/mosquitto/* "$DATA"/mosquitto.log "$DATA"/archiver.log \
+		"$DATA"/auth.db "$DATA"/auth.db-wal "$DATA"/auth.db-shm; do
+		if [ -e "$f" ] || [ -L "$f" ]; then
+			chown -h "$run_user:" "$f" || die "cannot give $f to the '$run_user' user"
+		fi
+	done
 	if [ -n "$why" ]; then
 		say "the broker keeps running as root: $why."
 		say "(Mosquitto switches to '$BROKER_USER' before it loads the plugin; clone to a folder that user can read, e.g. under /srv or /opt, to avoid this.)"
+		say "$DATA is owned by root, as both processes run as root"
 		local_conf="${local_conf}# The broker stays root because $why.\nuser root\n"
 	else
-		say "the broker drops to the '$BROKER_USER' user; $DATA is owned by it"
+		say "the broker drops to the '$BROKER_USER' user and the archiver runs as it; $DATA is owned by it"
 	fi
 fi
 printf '%b' "$local_conf" > "$DATA/conf.d/local.conf" || die "cannot write $DATA/conf.d/local.conf"
@@ -266,7 +301,6 @@ fi
 # ---- the configs ----
 
 conf=config/mosquitto.conf
-aconf=config/archiver.conf
 if [ "$DATA" != var ] || [ "$PORT" != 1883 ] || [ "$BUILD" != build ] ||
 	[ "$TLS_PORT" != 8883 ] || [ "$WS_PORT" != 8080 ] || [ "$TLS_DIR" != var/tls ]; then
 	conf=$DATA/mosquitto-run.conf
@@ -393,7 +427,7 @@ if [ "$have_archiver" -eq 1 ]; then
 	# config.)
 	[ "$PORT" != 1883 ] && aargs+=(--port "$PORT")
 	aoff=$(stat -c %s "$ALOG" 2>/dev/null || echo 0)
-	"$ARCHIVER" "${aargs[@]}" >> "$ALOG" 2>&1 &
+	"${asu[@]}" "$ARCHIVER" "${aargs[@]}" >> "$ALOG" 2>&1 &
 	apid=$!
 	# Up when it has subscribed (its log says so), within a bound.
 	n=0
