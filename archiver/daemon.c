@@ -531,6 +531,23 @@ static void daemon_cleanup(struct daemon *d)
 	config__cleanup(&d->cfg);
 }
 
+/* A data folder made before the fast secret form: store the service
+ * password in it (common/userdb.h), so failing logins on our name can
+ * never keep us out. Not fatal: the old form still logs in. */
+static void upgrade_secret(struct daemon *d)
+{
+	bool changed = false;
+	int rc = userdb__service_secret(d->udb, d->cfg.user, d->password, &changed);
+
+	if(rc != MQC_OK){
+		log_warnx("cannot store the service password in its fast form: %s", mqc_strerror(rc));
+	}else if(changed){
+		log_info("the service password of %s is now stored in its fast form", d->cfg.user);
+	}
+	/* Nothing a request did: no answer waits for this change. */
+	d->answered_ns = d->udb->committed_ns;
+}
+
 static bool data_path(const struct daemon *d, const char *name, char *out, size_t outlen)
 {
 	const char *dir = d->cfg.datadir;
@@ -628,6 +645,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		log_error("%s", err);
 		goto done;
 	}
+	upgrade_secret(d);
 	d->db_ok = true;
 	rc = open_archive(d, err, sizeof(err));
 	if(rc == MQC_ERR_SCHEMA || rc == MQC_ERR_INVAL || rc == MQC_ERR_PERM){

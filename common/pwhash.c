@@ -51,20 +51,6 @@ int pwhash__make(const char *password, size_t pwlen, unsigned iterations,
 	return MQC_OK;
 }
 
-unsigned pwhash__iterations(const char *stored)
-{
-	const char *p;
-	char *end;
-	unsigned long it;
-
-	if(stored == NULL || strncmp(stored, PREFIX, strlen(PREFIX)) != 0) return 0;
-	p = stored + strlen(PREFIX);
-	if(*p < '1' || *p > '9') return 0;
-	it = strtoul(p, &end, 10);
-	if(*end != '$' || it < PWHASH_MIN_ITERATIONS || it > PWHASH_MAX_ITERATIONS) return 0;
-	return (unsigned)it;
-}
-
 /* Decode exactly want bytes of base64 from s[0..len) into out. */
 static bool decode_exact(const char *s, size_t len, unsigned char *out, size_t want)
 {
@@ -83,6 +69,75 @@ static bool decode_exact(const char *s, size_t len, unsigned char *out, size_t w
 	return true;
 }
 
+#define SECRET_PREFIX "$sha256$"
+#define SECRET_KEY_LEN 32
+
+static int secret_digest(const char *secret, size_t len, const unsigned char salt[SALT_LEN],
+		unsigned char out[SECRET_KEY_LEN])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
+		&& EVP_DigestUpdate(ctx, salt, SALT_LEN) == 1
+		&& EVP_DigestUpdate(ctx, secret, len) == 1
+		&& EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+
+	EVP_MD_CTX_free(ctx);
+	return ok ? MQC_OK : MQC_ERR_CRYPTO;
+}
+
+int pwhash__make_secret(const char *secret, size_t len, char *out, size_t outlen)
+{
+	unsigned char salt[SALT_LEN], key[SECRET_KEY_LEN];
+	char salt64[B64_LEN(SALT_LEN) + 1], key64[B64_LEN(SECRET_KEY_LEN) + 1];
+	int n, rc;
+
+	if(secret == NULL || len < PWHASH_MIN_SECRET || len > PWHASH_MAX_PASSWORD) return MQC_ERR_INVAL;
+	if(RAND_bytes(salt, SALT_LEN) != 1) return MQC_ERR_CRYPTO;
+	rc = secret_digest(secret, len, salt, key);
+	if(rc) return rc;
+	EVP_EncodeBlock((unsigned char *)salt64, salt, SALT_LEN);
+	EVP_EncodeBlock((unsigned char *)key64, key, SECRET_KEY_LEN);
+	n = snprintf(out, outlen, SECRET_PREFIX "%s$%s", salt64, key64);
+	if(n < 0 || (size_t)n >= outlen) return MQC_ERR_INVAL;
+	return MQC_OK;
+}
+
+bool pwhash__is_secret(const char *stored)
+{
+	return stored != NULL && strncmp(stored, SECRET_PREFIX, strlen(SECRET_PREFIX)) == 0;
+}
+
+static int verify_secret(const char *secret, size_t len, const char *stored, bool *ok)
+{
+	const char *salt64 = stored + strlen(SECRET_PREFIX), *dollar = strchr(salt64, '$');
+	unsigned char salt[SALT_LEN], want[SECRET_KEY_LEN], got[SECRET_KEY_LEN];
+	int rc;
+
+	if(dollar == NULL || !decode_exact(salt64, (size_t)(dollar - salt64), salt, SALT_LEN)
+			|| !decode_exact(dollar + 1, strlen(dollar + 1), want, SECRET_KEY_LEN)){
+		return MQC_ERR_INVAL;
+	}
+	if(secret == NULL || len > PWHASH_MAX_PASSWORD) return MQC_OK;
+	rc = secret_digest(secret, len, salt, got);
+	if(rc) return rc;
+	*ok = CRYPTO_memcmp(got, want, SECRET_KEY_LEN) == 0;
+	return MQC_OK;
+}
+
+unsigned pwhash__iterations(const char *stored)
+{
+	const char *p;
+	char *end;
+	unsigned long it;
+
+	if(stored == NULL || strncmp(stored, PREFIX, strlen(PREFIX)) != 0) return 0;
+	p = stored + strlen(PREFIX);
+	if(*p < '1' || *p > '9') return 0;
+	it = strtoul(p, &end, 10);
+	if(*end != '$' || it < PWHASH_MIN_ITERATIONS || it > PWHASH_MAX_ITERATIONS) return 0;
+	return (unsigned)it;
+}
+
 int pwhash__verify(const char *password, size_t pwlen, const char *stored, bool *ok)
 {
 	unsigned iterations;
@@ -91,6 +146,7 @@ int pwhash__verify(const char *password, size_t pwlen, const char *stored, bool 
 	int rc;
 
 	*ok = false;
+	if(pwhash__is_secret(stored)) return verify_secret(password, pwlen, stored, ok);
 	iterations = pwhash__iterations(stored);
 	if(iterations == 0) return MQC_ERR_INVAL;
 	salt64 = strchr(stored + strlen(PREFIX), '$') + 1;

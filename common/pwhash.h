@@ -36,4 +36,17 @@ int pwhash__verify(const char *password, size_t pwlen, const char *stored, bool 
 /* The iteration count of a stored form, or 0 if it cannot be parsed. */
 unsigned pwhash__iterations(const char *stored);
 
+/* Secrets: random strings made by a program (the archiver's service
+ * password), never chosen by a person. Guessing one is hopeless, so a slow
+ * hash protects nothing and a fast one lets the broker verify a flood of
+ * wrong ones at no cost (and so never throttle the right one):
+ *   $sha256$<salt, base64>$<SHA-256(salt || secret), base64>
+ * pwhash__verify understands both forms; the plugin accepts this one for
+ * service accounts only. */
+#define PWHASH_MIN_SECRET 32
+/* MQC_ERR_INVAL if secret is shorter than PWHASH_MIN_SECRET or too long. */
+int pwhash__make_secret(const char *secret, size_t len, char *out, size_t outlen);
+/* True if stored is of the secret form. */
+bool pwhash__is_secret(const char *stored);
+
 #endif

@@ -294,8 +294,10 @@ int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
 	const char *args[4];
 	int rc;
 
-	if(!names__valid_str(name) || !nick__valid(nick) || pwhash__iterations(pwhash) == 0
-			|| user_kind__name(kind)[0] == '?'){
+	/* A secret's fast form is for services only (pwhash.h). */
+	if(!names__valid_str(name) || !nick__valid(nick) || user_kind__name(kind)[0] == '?'
+			|| (pwhash__iterations(pwhash) == 0
+				&& !(kind == USER_KIND_SERVICE && pwhash__is_secret(pwhash)))){
 		return MQC_ERR_INVAL;
 	}
 	args[0] = name;
@@ -355,8 +357,32 @@ int userdb__user_set_pwhash(struct userdb *udb, const char *name, const char *pw
 {
 	const char *args[2] = {pwhash, name};
 
+	if(pwhash__is_secret(pwhash)){
+		return run_one(udb, "UPDATE users SET pwhash=? WHERE name=? AND kind='service'", 2, args);
+	}
 	if(pwhash__iterations(pwhash) == 0) return MQC_ERR_INVAL;
 	return run_one(udb, "UPDATE users SET pwhash=? WHERE name=?", 2, args);
+}
+
+int userdb__service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed)
+{
+	struct userdb_user u;
+	char hash[PWHASH_STR_LEN];
+	const char *args[2] = {hash, name};
+	bool ok = false;
+	int rc;
+
+	*changed = false;
+	rc = userdb__user_get(udb, name, &u);
+	if(rc != MQC_OK) return rc;
+	if(u.kind != USER_KIND_SERVICE || pwhash__is_secret(u.pwhash)) return MQC_OK;
+	if(strlen(secret) < PWHASH_MIN_SECRET) return MQC_OK;
+	rc = pwhash__verify(secret, strlen(secret), u.pwhash, &ok);
+	if(rc != MQC_OK || !ok) return MQC_OK;  /* not ours to change: the login will say */
+	rc = pwhash__make_secret(secret, strlen(secret), hash, sizeof(hash));
+	if(rc == MQC_OK) rc = run_one(udb, "UPDATE users SET pwhash=? WHERE name=? AND kind='service'", 2, args);
+	*changed = rc == MQC_OK;
+	return rc;
 }
 
 int userdb__user_set_nick(struct userdb *udb, const char *name, const char *nick)

@@ -88,6 +88,13 @@ int userdb__user_get(struct userdb *udb, const char *name, struct userdb_user *o
 int userdb__user_set_enabled(struct userdb *udb, const char *name, bool enabled);
 int userdb__user_set_pwhash(struct userdb *udb, const char *name, const char *pwhash);
 int userdb__user_set_nick(struct userdb *udb, const char *name, const char *nick);
+/* The service account name logs in with secret (a random string of at
+ * least PWHASH_MIN_SECRET bytes, made by `init`): if its row still holds a
+ * slow hash of it (a data folder from before), store the fast secret form
+ * instead (pwhash.h), which the plugin never throttles. Nothing happens if
+ * the account is not a service, already has that form, or secret does not
+ * verify. *changed says whether the row was rewritten. */
+int userdb__service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed);
 /* Deletes the user and their memberships and blocks (both directions). */
 int userdb__user_del(struct userdb *udb, const char *name);
 /* Calls cb for every user in name order; a non-zero return from cb stops the

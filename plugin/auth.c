@@ -105,50 +105,69 @@ static int register_auth(struct mqchat *m, const struct mosquitto *client, const
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* A name that is not an account (or a disabled one): refuse, after the same
- * throttles and the same cost as a real check, so neither timing nor the
- * throttle reveals which names exist. */
-static int refuse_unknown(struct mqchat *m, const char *addr, const char *username,
-		const char *clientid, const char *password, size_t pwlen, const char *reason, int64_t now)
+size_t auth__user_key(char out[AUTH_USER_KEY_LEN], const char *name, const char *addr)
 {
-	size_t ulen = strlen(username), alen = strlen(addr);
-	bool ok;
+	int n = snprintf(out, AUTH_USER_KEY_LEN, "%s\n%s", name, addr);
 
-	if(throttle__locked(&m->user_throttle, username, ulen, now, NULL)){
+	return n < 0 ? 0 : (size_t)n < AUTH_USER_KEY_LEN ? (size_t)n : AUTH_USER_KEY_LEN - 1;
+}
+
+/* The throttles, before any hashing: this name from this address, then the
+ * address. A refusal by the first does not count against the address: a
+ * flood at one account from a shared address must not lock out everyone
+ * else there. MOSQ_ERR_SUCCESS (go on) or a refusal. */
+static int check_throttles(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
+		const char *username, const char *clientid, int64_t now)
+{
+	if(throttle__locked(&m->user_throttle, ukey, uklen, now, NULL)){
 		m->auth_throttled++;
 		return refuse(m, addr, username, clientid, "throttled (user)");
 	}
-	if(throttle__locked(&m->addr_throttle, addr, alen, now, NULL)){
+	if(throttle__locked(&m->addr_throttle, addr, strlen(addr), now, NULL)){
 		m->auth_throttled++;
 		return refuse(m, addr, username, clientid, "throttled (address)");
 	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* A hashed attempt failed: count it for the name at this address and for
+ * the address. */
+static void count_failure(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
+		int64_t now)
+{
+	throttle__fail(&m->user_throttle, ukey, uklen, now);
+	throttle__fail(&m->addr_throttle, addr, strlen(addr), now);
+}
+
+/* A name that is not an account: refuse, after the same throttles and the
+ * same cost as a real check, so neither timing nor the throttle reveals
+ * which names exist. */
+static int refuse_unknown(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
+		const char *username, const char *clientid, const char *password, size_t pwlen, int64_t now)
+{
+	int rc = check_throttles(m, addr, ukey, uklen, username, clientid, now);
+	bool ok;
+
+	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	(void)pwhash__verify(password, pwlen, m->dummy_hash, &ok);
-	throttle__fail(&m->user_throttle, username, ulen, now);
-	throttle__fail(&m->addr_throttle, addr, alen, now);
-	return refuse(m, addr, username, clientid, reason);
+	count_failure(m, addr, ukey, uklen, now);
+	return refuse(m, addr, username, clientid, "unknown user");
 }
 
 /* A disabled account: the same throttles and cost as any login, and the
  * same answer; if the password was right, login_status may then tell this
  * address that the account is disabled (who knows the password may know). */
-static int refuse_disabled(struct mqchat *m, const char *addr, const struct snap_user *u,
-		const char *clientid, const char *password, size_t pwlen, int64_t now)
+static int refuse_disabled(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
+		const struct snap_user *u, const char *clientid, const char *password, size_t pwlen,
+		int64_t now)
 {
-	char key[ESC_LEN + NAME_MAX_LEN + 2];
-	size_t alen = strlen(addr);
+	char key[AUTH_USER_KEY_LEN];
+	int rc = check_throttles(m, addr, ukey, uklen, u->name, clientid, now);
 	bool ok = false;
 
-	if(throttle__locked(&m->user_throttle, u->name, u->len, now, NULL)){
-		m->auth_throttled++;
-		return refuse(m, addr, u->name, clientid, "throttled (user)");
-	}
-	if(throttle__locked(&m->addr_throttle, addr, alen, now, NULL)){
-		m->auth_throttled++;
-		return refuse(m, addr, u->name, clientid, "throttled (address)");
-	}
+	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	if(pwhash__verify(password, pwlen, u->pwhash, &ok) != MQC_OK || !ok){
-		throttle__fail(&m->user_throttle, u->name, u->len, now);
-		throttle__fail(&m->addr_throttle, addr, alen, now);
+		count_failure(m, addr, ukey, uklen, now);
 		return refuse(m, addr, u->name, clientid, "account disabled (wrong password)");
 	}
 	snprintf(key, sizeof(key), "%s\n%s", addr, u->name);
@@ -162,14 +181,14 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	const char *clientid = mosquitto_client_id(client);
 	const char *addr = mosquitto_client_address(client);
 	const struct snap_user *u;
-	size_t ulen, idlen_user, devlen, pwlen, alen;
+	char ukey[AUTH_USER_KEY_LEN];
+	size_t ulen, idlen_user, devlen, pwlen, uklen;
 	const char *dev;
 	int64_t now = m->clock_ms();
 	bool ok = false;
 	int rc;
 
 	if(addr == NULL) addr = "?";
-	alen = strlen(addr);
 
 	/* 1. A name is required. */
 	if(username == NULL || username[0] == '\0'){
@@ -197,40 +216,46 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	if(pwlen > PWHASH_MAX_PASSWORD){
 		return refuse(m, addr, username, clientid, "password too long");
 	}
-	/* 5. Unknown or disabled account. */
+	/* 5. Unknown or disabled account. The name's throttle is kept per
+	 * address: someone guessing elsewhere cannot lock the owner out. */
+	uklen = auth__user_key(ukey, username, addr);
 	u = snapshot__user(m->snap, username, ulen);
 	if(u == NULL){
-		return refuse_unknown(m, addr, username, clientid, password, pwlen, "unknown user", now);
+		return refuse_unknown(m, addr, ukey, uklen, username, clientid, password, pwlen, now);
 	}
 	if(!u->enabled){
-		return refuse_disabled(m, addr, u, clientid, password, pwlen, now);
+		return refuse_disabled(m, addr, ukey, uklen, u, clientid, password, pwlen, now);
 	}
 	/* 6. A credential that verified before passes, throttled or not. */
 	if(credcache__check(&m->creds, u->name, password, pwlen, u->pwhash)){
 		m->auth_cached++;
 		goto success;
 	}
-	/* 7. Throttles, before any hashing. A refusal by the user throttle does
-	 * not count against the address: a flood at one account from a shared
-	 * address must not lock out everyone else there. */
-	if(throttle__locked(&m->user_throttle, username, ulen, now, NULL)){
-		m->auth_throttled++;
-		return refuse(m, addr, username, clientid, "throttled (user)");
+	/* 7. A service's secret (pwhash.h) costs a SHA-256: no throttle, so
+	 * nobody can keep the archiver out by failing on its name, and a flood
+	 * of wrong ones costs the broker microseconds each. People's passwords
+	 * never have this form (and are refused if a row claims it). */
+	if(pwhash__is_secret(u->pwhash)){
+		if(u->kind != USER_KIND_SERVICE){
+			return refuse(m, addr, username, clientid, "stored password hash unreadable");
+		}
+		rc = pwhash__verify(password, pwlen, u->pwhash, &ok);
+		if(rc != MQC_OK || !ok) return refuse(m, addr, username, clientid, "wrong password");
+		credcache__store(&m->creds, u->name, password, pwlen, u->pwhash);
+		goto success;
 	}
-	if(throttle__locked(&m->addr_throttle, addr, alen, now, NULL)){
-		m->auth_throttled++;
-		return refuse(m, addr, username, clientid, "throttled (address)");
-	}
-	/* 8. The real check. */
+	/* 8. Throttles, before any hashing. */
+	rc = check_throttles(m, addr, ukey, uklen, username, clientid, now);
+	if(rc != MOSQ_ERR_SUCCESS) return rc;
+	/* 9. The real check. */
 	rc = pwhash__verify(password, pwlen, u->pwhash, &ok);
 	if(rc != MQC_OK || !ok){
-		throttle__fail(&m->user_throttle, username, ulen, now);
-		throttle__fail(&m->addr_throttle, addr, alen, now);
+		count_failure(m, addr, ukey, uklen, now);
 		return refuse(m, addr, username, clientid,
 				rc == MQC_OK ? "wrong password" : "stored password hash unreadable");
 	}
 	credcache__store(&m->creds, u->name, password, pwlen, u->pwhash);
-	throttle__reset(&m->user_throttle, username, ulen);
+	throttle__reset(&m->user_throttle, ukey, uklen);
 
 success:
 	if(presence__connect(m, client, u->name, u->kind) != MQC_OK){

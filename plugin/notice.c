@@ -79,11 +79,13 @@ void notice__refused(struct mqchat *m, const struct mosquitto *client, const cha
 static json_t *login_status(struct mqchat *m, const char *addr, const char *name, json_t *id)
 {
 	int64_t now = m->clock_ms(), wait_user = 0, wait_addr = 0;
-	char key[ESC_LEN + NAME_MAX_LEN + 2];
-	size_t ulen = strlen(name);
+	char key[AUTH_USER_KEY_LEN];
+	size_t klen = auth__user_key(key, name, addr);
 	bool by_user, by_addr;
 
-	by_user = throttle__locked(&m->user_throttle, name, ulen, now, &wait_user);
+	/* The name as seen from the asking address: the throttle a login from
+	 * here meets. */
+	by_user = throttle__locked(&m->user_throttle, key, klen, now, &wait_user);
 	by_addr = throttle__locked(&m->addr_throttle, addr, strlen(addr), now, &wait_addr);
 	if(by_user || by_addr){
 		/* Unknown names are throttled alike: nothing about the name leaks. */

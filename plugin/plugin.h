@@ -537,6 +537,9 @@ int presence__disconnect_cb(int event, void *event_data, void *userdata);
  * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH. */
 int auth__check(struct mqchat *m, const struct mosquitto *client, const char *username,
 		const char *password);
+/* The user throttle's key: a name as seen from one address. */
+#define AUTH_USER_KEY_LEN (NAME_MAX_LEN + 2 + 64)
+size_t auth__user_key(char out[AUTH_USER_KEY_LEN], const char *name, const char *addr);
 /* Prepare the auth state (cache key, throttles, the dummy hash). */
 int auth__init(struct mqchat *m);
 void auth__cleanup(struct mqchat *m);

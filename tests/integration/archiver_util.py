@@ -123,7 +123,7 @@ class Env:
             store.add_user(u)
         for r, members in (rooms or {}).items():
             store.add_room(r, members=members)
-        self.pw = "svc-" + secrets.token_hex(12)
+        self.pw = "svc-" + secrets.token_hex(16)   # a secret of 36: init makes 32
         store.add_user("archiver", password=self.pw, kind="service")
         pwfile = os.path.join(datadir, "archiver.pw")
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

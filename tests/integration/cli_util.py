@@ -84,7 +84,12 @@ def auth_rows(datadir, sql, *args):
 
 
 def verify_password(stored, password):
-    """Check a stored $pbkdf2-sha512$<iter>$<salt>$<hash> independently of the C code."""
+    """Check a stored $pbkdf2-sha512$<iter>$<salt>$<hash>, or a service
+    secret's $sha256$<salt>$<hash> (SHA-256 of salt and secret),
+    independently of the C code."""
+    if stored.startswith("$sha256$"):
+        _, scheme, salt, key = stored.split("$")
+        return hashlib.sha256(base64.b64decode(salt) + password.encode()).digest() == base64.b64decode(key)
     _, scheme, iters, salt, key = stored.split("$")
     assert scheme == "pbkdf2-sha512"
     got = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt), int(iters), 64)

@@ -62,6 +62,8 @@ def test_init_replaces_a_lost_password_file(initdir):
     assert r.out == "new password for service account archiver in %s/archiver.pw (the file was missing)\n" % d
     with open(os.path.join(d, "archiver.pw")) as f:
         pw = f.read().rstrip("\n")
+    # A random secret: stored in the fast form the plugin never throttles.
+    assert auth_rows(d, "SELECT pwhash FROM users WHERE name='archiver'")[0][0].startswith("$sha256$")
     assert verify_password(auth_rows(d, "SELECT pwhash FROM users WHERE name='archiver'")[0][0], pw)
     assert mode(os.path.join(d, "archiver.pw")) == 0o600
 

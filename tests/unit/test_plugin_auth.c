@@ -265,26 +265,70 @@ static void test_login_refusals(void **state)
 	assert_int_equal(presence__count(m, "alice"), 0);
 }
 
+/* Is name locked as seen from addr? */
+static bool user_locked(struct mqchat *m, const char *name, const char *addr)
+{
+	char key[AUTH_USER_KEY_LEN];
+	size_t n = auth__user_key(key, name, addr);
+
+	return throttle__locked(&m->user_throttle, key, n, fake_now, NULL);
+}
+
 static void test_user_throttle(void **state)
 {
 	struct mqchat *m = *state;
 	int64_t t0 = fake_now;
 
 	assert_int_equal(login(m, "alice", "alice", "bad1", "1.1.1.1"), MOSQ_ERR_AUTH);
-	assert_int_equal(login(m, "alice", "alice", "bad2", "1.1.1.2"), MOSQ_ERR_AUTH);
-	assert_int_equal(login(m, "alice", "alice", "bad3", "1.1.1.3"), MOSQ_ERR_AUTH);
-	/* Locked for 0.5 s: even the right password is refused, unhashed. */
-	assert_int_equal(login(m, "alice", "alice", PW, "1.1.1.4"), MOSQ_ERR_AUTH);
+	assert_int_equal(login(m, "alice", "alice", "bad2", "1.1.1.1"), MOSQ_ERR_AUTH);
+	assert_int_equal(login(m, "alice", "alice", "bad3", "1.1.1.1"), MOSQ_ERR_AUTH);
+	/* Locked for 0.5 s from that address: even the right password is
+	 * refused there, unhashed. */
+	assert_int_equal(login(m, "alice", "alice", PW, "1.1.1.1"), MOSQ_ERR_AUTH);
 	assert_int_equal(stub_log_contains("throttled (user)"), 1);
 	assert_int_equal(m->auth_throttled, 1);
+	/* The owner elsewhere is not locked out by someone guessing. */
+	assert_int_equal(login(m, "alice", "alice@phone", PW, "1.1.1.4"), MOSQ_ERR_SUCCESS);
+	assert_int_equal(login(m, "alice", "alice", "bad4", "1.1.1.2"), MOSQ_ERR_AUTH);
+	assert_false(user_locked(m, "alice", "1.1.1.2"));
 	/* Other accounts are not affected. */
-	assert_int_equal(login(m, "bob", "bob", PW, "1.1.1.4"), MOSQ_ERR_SUCCESS);
+	assert_int_equal(login(m, "bob", "bob", PW, "1.1.1.1"), MOSQ_ERR_SUCCESS);
 	fake_now = t0 + 500;
-	assert_int_equal(login(m, "alice", "alice", PW, "1.1.1.4"), MOSQ_ERR_SUCCESS);
+	assert_int_equal(login(m, "alice", "alice", "not-cached", "1.1.1.1"), MOSQ_ERR_AUTH);
+	fake_now = t0 + 1500;
+	credcache__forget(&m->creds, "alice");
+	assert_int_equal(login(m, "alice", "alice", PW, "1.1.1.1"), MOSQ_ERR_SUCCESS);
 	/* The success reset the streak: two more failures lock nothing. */
 	assert_int_equal(login(m, "alice", "alice", "bad", "1.1.1.1"), MOSQ_ERR_AUTH);
 	assert_int_equal(login(m, "alice", "alice", "bad", "1.1.1.1"), MOSQ_ERR_AUTH);
-	assert_false(throttle__locked(&m->user_throttle, "alice", 5, fake_now, NULL));
+	assert_false(user_locked(m, "alice", "1.1.1.1"));
+}
+
+/* The archiver's secret: no throttle on its name at all, so failing on it
+ * (from its own address) cannot keep it out; and a person's row cannot
+ * claim that form. */
+static void test_service_secret(void **state)
+{
+	struct mqchat *m = *state;
+	const char *secret = "0123456789abcdef0123456789abcdef-svc";
+	char hash[PWHASH_STR_LEN];
+	struct snapshot *s = snapshot__new();
+	int i;
+
+	assert_int_equal(pwhash__make_secret(secret, strlen(secret), hash, sizeof(hash)), MQC_OK);
+	assert_int_equal(pwhash__make_secret("short", 5, hash + 0, 0), MQC_ERR_INVAL);
+	assert_non_null(snapshot__add_user(s, "archiver", USER_KIND_SERVICE, true, hash));
+	assert_non_null(snapshot__add_user(s, "mallory", USER_KIND_USER, true, hash));
+	snapshot__free(m->snap);
+	m->snap = s;
+	for(i=0; i<200; i++){
+		assert_int_equal(login(m, "archiver", "archiver@0", "wrong", "127.0.0.1"), MOSQ_ERR_AUTH);
+	}
+	assert_int_equal(m->auth_throttled, 0);
+	assert_false(throttle__locked(&m->addr_throttle, "127.0.0.1", 9, fake_now, NULL));
+	assert_int_equal(login(m, "archiver", "archiver@0", secret, "127.0.0.1"), MOSQ_ERR_SUCCESS);
+	assert_int_equal(login(m, "mallory", "mallory", secret, "127.0.0.1"), MOSQ_ERR_AUTH);
+	assert_int_equal(stub_log_contains("stored password hash unreadable"), 1);
 }
 
 static void test_cache_passes_while_throttled(void **state)
@@ -294,7 +338,7 @@ static void test_cache_passes_while_throttled(void **state)
 
 	assert_int_equal(login(m, "alice", "alice", PW, "9.9.9.9"), MOSQ_ERR_SUCCESS);
 	for(i=0; i<6; i++) login(m, "alice", "alice", "bad", "9.9.9.9");
-	assert_true(throttle__locked(&m->user_throttle, "alice", 5, fake_now, NULL));
+	assert_true(user_locked(m, "alice", "9.9.9.9"));
 	/* The credential verified before: it passes on the cache. */
 	assert_int_equal(login(m, "alice", "alice@tablet", PW, "9.9.9.9"), MOSQ_ERR_SUCCESS);
 	assert_int_equal(m->auth_cached, 1);
@@ -316,7 +360,7 @@ static void test_address_throttle(void **state)
 	for(i=0; i<10; i++){
 		snprintf(name, sizeof(name), "%s", i % 2 ? "bob" : "zed");
 		assert_int_equal(login(m, name, name, "bad", "6.6.6.6"), MOSQ_ERR_AUTH);
-		throttle__reset(&m->user_throttle, name, strlen(name));
+		throttle__cleanup(&m->user_throttle);
 	}
 	assert_true(throttle__locked(&m->addr_throttle, "6.6.6.6", 7, fake_now, NULL));
 	/* The address is locked for new verifications, any account. */
@@ -339,7 +383,7 @@ static void test_user_throttle_spares_address(void **state)
 	/* A flood at one account from a shared address: after the account
 	 * locks, refusals do not count against the address. */
 	for(i=0; i<100; i++) login(m, "bob", "bob", "guess", "100.64.0.1");
-	assert_true(throttle__locked(&m->user_throttle, "bob", 3, fake_now, NULL));
+	assert_true(user_locked(m, "bob", "100.64.0.1"));
 	assert_false(throttle__locked(&m->addr_throttle, "100.64.0.1", 10, fake_now, NULL));
 	assert_int_equal(login(m, "alice", "alice", PW, "100.64.0.1"), MOSQ_ERR_SUCCESS);
 }
@@ -351,7 +395,7 @@ static void test_unknown_names_throttled(void **state)
 	int i;
 
 	for(i=0; i<3; i++) assert_int_equal(login(m, "zed", "zed", "x", "5.5.5.5"), MOSQ_ERR_AUTH);
-	assert_true(throttle__locked(&m->user_throttle, "zed", 3, fake_now, NULL));
+	assert_true(user_locked(m, "zed", "5.5.5.5"));
 	/* A throttled attempt costs no hash: measure it against a real one. */
 	t0 = time__mono_ns();
 	for(i=0; i<100; i++) login(m, "zed", "zed", "x", "5.5.5.5");
@@ -666,6 +710,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_login_ok_and_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_throttle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_passes_while_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_address_throttle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_throttle_spares_address, setup, teardown),
