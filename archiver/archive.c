@@ -597,6 +597,24 @@ json_t *archive__history(struct archive *ar, const char *conv, int64_t before,
 	return arr;
 }
 
+json_t *archive__get(struct archive *ar, int64_t seq)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr;
+
+	if(sqlite3_prepare_v2(ar->db, "SELECT " MSG_COLS " FROM messages WHERE seq=?1",
+				-1, &st, NULL) != SQLITE_OK){
+		return NULL;
+	}
+	if(sqlite3_bind_int64(st, 1, seq) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	arr = collect(st, 1, NULL);
+	sqlite3_finalize(st);
+	return arr;
+}
+
 /* SQLite caps a compound SELECT at 500 terms: past this many rooms, sync
  * reads rooms through one IN over json_each instead of one term per room. */
 #define SYNC_MAX_ROOM_TERMS 400

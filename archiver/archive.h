@@ -110,6 +110,10 @@ json_t *archive__history(struct archive *ar, const char *conv, int64_t before,
 json_t *archive__sync(struct archive *ar, const char *user, const char *const *rooms,
 		size_t nrooms, int64_t after, int limit, bool *more);
 
+/* New reference: an array of the message with this seq (empty if there
+ * is none), in the archived-message form. NULL on error. */
+json_t *archive__get(struct archive *ar, int64_t seq);
+
 /* One step of expiry, in one short transaction: scan at most max_scan rows
  * with seq > *cursor in seq order (only conversation conv if not NULL,
  * else every message), deleting those stored before cutoff_ms whose room is

@@ -154,18 +154,93 @@ static json_t *names_json(const struct name_list *l)
 	return a;
 }
 
+/* Room for the rest of an answer around its messages: the id (128 bytes,
+ * up to 6 times that once JSON-escaped), "ok", "more" and the keys. */
+#define RPC_FRAME 1024
+/* The largest JSON text of one message in an answer, and of the body part
+ * of a `get` answer. */
+#define RPC_MAX_MSG (RPC_MAX_ANSWER - RPC_FRAME)
+
+/* How many bytes byte c takes inside a JSON string as jansson writes it
+ * (JSON_COMPACT, no JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH). */
+static size_t esc_len(unsigned char c)
+{
+	if(c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') return 2;
+	return c < 0x20 ? 6 : 1;
+}
+
+/* The length of the longest prefix of the UTF-8 text s (len bytes) that
+ * ends on a character boundary and, as a JSON string with its quotes,
+ * takes at most budget bytes. */
+static size_t fit_prefix(const char *s, size_t len, size_t budget)
+{
+	size_t i = 0, used = 2, fits = 0;
+
+	while(i < len){
+		size_t add = esc_len((unsigned char)s[i]);
+
+		if(used + add > budget) break;
+		used += add;
+		i++;
+		if(i == len || ((unsigned char)s[i] & 0xC0) != 0x80) fits = i;
+	}
+	return fits;
+}
+
+static size_t json_len(json_t *j)
+{
+	return json_dumpb(j, NULL, 0, JSON_COMPACT);
+}
+
+/* Cut the body of message m (borrowed) until m's JSON takes at most max
+ * bytes, marking it "truncated":true with the whole body's length in
+ * "body_bytes" (the `get` op returns the rest). MQC_OK or MQC_ERR_NOMEM. */
+static int truncate_msg(json_t *m, size_t max)
+{
+	json_t *body = json_object_get(m, "body"), *cut;
+	size_t blen, rest, k;
+	char *copy;
+
+	if(!json_is_string(body)) return MQC_OK;
+	blen = json_string_length(body);
+	copy = malloc(blen + 1);
+	if(copy == NULL) return MQC_ERR_NOMEM;
+	memcpy(copy, json_string_value(body), blen + 1);
+	if(json_object_set_new(m, "truncated", json_true())
+			|| json_object_set_new(m, "body_bytes", json_integer((json_int_t)blen))
+			|| json_object_set_new(m, "body", json_string(""))){
+		free(copy);
+		return MQC_ERR_NOMEM;
+	}
+	rest = json_len(m) - 2; /* without the empty body's quotes */
+	k = rest < max ? fit_prefix(copy, blen, max - rest) : 0;
+	cut = json_stringn(copy, k);
+	free(copy);
+	if(cut == NULL || json_object_set_new(m, "body", cut)) return MQC_ERR_NOMEM;
+	return MQC_OK;
+}
+
 /* Cut msgs (borrowed) from its end until the answer fits in
  * RPC_MAX_ANSWER bytes, keeping at least one message; returns true if it
  * cut anything. The end is the side the next page starts from (history:
  * the oldest; sync: the newest), so `more` and the usual paging get the
- * rest. */
-static bool fit_answer(json_t *msgs)
+ * rest. A message too large to share a page comes alone, on the next page;
+ * if even alone it does not fit, its body is truncated (truncate_msg).
+ * MQC_ERR_NOMEM in *rc if a truncation failed. */
+static bool fit_answer(json_t *msgs, int *rc)
 {
-	size_t i, n = json_array_size(msgs), total = 256;
+	size_t i, n = json_array_size(msgs), total = RPC_FRAME;
 
+	*rc = MQC_OK;
 	for(i = 0; i < n; i++){
-		size_t len = json_dumpb(json_array_get(msgs, i), NULL, 0, JSON_COMPACT) + 1;
+		json_t *m = json_array_get(msgs, i);
+		size_t len = json_len(m) + 1;
 
+		if(i == 0 && len > RPC_MAX_MSG){
+			*rc = truncate_msg(m, RPC_MAX_MSG - 1);
+			if(*rc != MQC_OK) return false;
+			len = json_len(m) + 1;
+		}
 		if(i > 0 && total + len > RPC_MAX_ANSWER) break;
 		total += len;
 	}
@@ -179,11 +254,16 @@ static bool fit_answer(json_t *msgs)
 static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 {
 	json_t *resp;
+	int rc;
 
 	if(msgs == NULL){
 		return rpc__fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
 	}
-	if(fit_answer(msgs)) more = true;
+	if(fit_answer(msgs, &rc)) more = true;
+	if(rc != MQC_OK){
+		json_decref(msgs);
+		return NULL;
+	}
 	resp = ok(r);
 	if(resp == NULL || json_object_set_new(resp, "messages", msgs)
 			|| json_object_set_new(resp, "more", json_boolean(more))){
@@ -249,6 +329,66 @@ static json_t *op_sync(struct rpc_req *r)
 			after, (int)limit, &more);
 	free_names(&rooms);
 	return messages_answer(r, msgs, more);
+}
+
+/* get: the body of one message the user may read, in parts that each fit
+ * an answer. The user may read a DM they sent or received, and a room
+ * message while a member of the room (as history and sync); any other seq
+ * is `not_found`, so nobody learns what exists. */
+static json_t *op_get(struct rpc_req *r)
+{
+	json_int_t seq = 0, offset = 0;
+	json_t *found, *m, *body, *resp = NULL, *room, *to, *from;
+	const char *s;
+	size_t blen, k;
+	bool mine;
+
+	if(json_object_get(r->req, "seq") == NULL || !opt_int(r->req, "seq", 1, INT64_MAX, &seq)){
+		return rpc__fail(r->id, "bad_request", "\"seq\" must be a positive integer");
+	}
+	if(!opt_int(r->req, "offset", 0, INT64_MAX, &offset)){
+		return rpc__fail(r->id, "bad_request", "\"offset\" must be an integer >= 0");
+	}
+	found = archive__get(r->d->ar, seq);
+	if(found == NULL) return rpc__fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
+	m = json_array_get(found, 0);
+	room = json_object_get(m, "room");
+	to = json_object_get(m, "to");
+	from = json_object_get(m, "from");
+	if(m == NULL){
+		mine = false;
+	}else if(json_is_string(room)){
+		mine = userdb__is_member(r->d->udb, json_string_value(room), r->user);
+	}else{
+		mine = (json_is_string(to) && strcmp(json_string_value(to), r->user) == 0)
+			|| (json_is_string(from) && strcmp(json_string_value(from), r->user) == 0);
+	}
+	if(!mine){
+		json_decref(found);
+		return rpc__fail(r->id, "not_found", "no such message");
+	}
+	body = json_object_get(m, "body");
+	s = json_string_value(body);
+	blen = json_string_length(body);
+	if((size_t)offset > blen || ((size_t)offset < blen && ((unsigned char)s[offset] & 0xC0) == 0x80)){
+		json_decref(found);
+		return rpc__fail(r->id, "bad_request", "\"offset\" must be a character boundary within the body (%zu bytes)", blen);
+	}
+	/* The part's own frame (seq, offset, next, body_bytes) is under 200 bytes. */
+	k = fit_prefix(s + offset, blen - (size_t)offset, RPC_MAX_MSG - 200);
+	resp = ok(r);
+	if(resp == NULL || json_object_set_new(resp, "seq", json_integer(seq))
+			|| json_object_set_new(resp, "offset", json_integer(offset))
+			|| json_object_set_new(resp, "body_bytes", json_integer((json_int_t)blen))
+			|| json_object_set_new(resp, "body", json_stringn(s + offset, k))
+			|| json_object_set_new(resp, "more", json_boolean((size_t)offset + k < blen))
+			|| ((size_t)offset + k < blen
+				&& json_object_set_new(resp, "next", json_integer(offset + (json_int_t)k)))){
+		json_decref(resp);
+		resp = NULL;
+	}
+	json_decref(found);
+	return resp;
 }
 
 static json_t *op_rooms(struct rpc_req *r)
@@ -445,6 +585,7 @@ static const struct {
 } ops[] = {
 	{"history", op_history},
 	{"sync", op_sync},
+	{"get", op_get},
 	{"rooms", op_rooms},
 	{"profile", op_profile},
 	{"whois", op_whois},
