@@ -20,8 +20,9 @@ PW = "password-xxxx"
 
 
 class Guesser:
-    """Wrong passwords for one name from one loopback address, as fast as
-    connections go, for at most `seconds` (it stops by itself)."""
+    """Wrong passwords for one name from one loopback address, a steady 20
+    a second (faster would only load the machine: a locked name refuses at
+    once), at most `seconds` and 2,000 tries (it stops by itself)."""
 
     def __init__(self, port, name, bind="127.0.0.1", seconds=30):
         self.port, self.name, self.bind = port, name, bind
@@ -31,7 +32,8 @@ class Guesser:
         self.t = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
-        while not self.halt.is_set() and time.monotonic() < self.stop_at:
+        while (not self.halt.wait(0.05) and time.monotonic() < self.stop_at
+               and self.tries < 2000):
             c = mqtt.Client(client_id=self.name + "@guess", protocol=mqtt.MQTTv311)
             c.username_pw_set(self.name, "wrong-%d" % self.tries)
             try:
@@ -39,7 +41,7 @@ class Guesser:
                 c.loop(timeout=0.2)
                 c.loop(timeout=0.2)
             except OSError:
-                self.halt.wait(0.05)    # the broker is restarting: try again soon
+                pass                    # the broker is restarting: try again
             finally:
                 c.disconnect()
                 self.tries += 1
