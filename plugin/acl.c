@@ -382,7 +382,7 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 	}
 	if(lv_is(a, "notice")){
 		/* chat/notice/<me>: refusals of what I sent; the plugin alone
-		 * publishes here, to the connection concerned. */
+		 * publishes here. */
 		if(c != NULL || !lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
 		return req->access == MOSQ_ACL_SUBSCRIBE || req->access == MOSQ_ACL_READ
 			? ACL_OK : ACL_DENY_TOPIC;
@@ -531,8 +531,7 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms, req.receipt);
 			if(retry_ms > 0) r = ACL_DENY_RATE;
 		}else if(r == ACL_OK && req.clientid != NULL
-				&& (notice__login_status(m, ed->client, req.clientid, ed->payload, ed->payloadlen)
-					|| notice__register_closed(m, req.clientid, ed->payload, ed->payloadlen))){
+				&& notice__register_request(m, ed->client, req.clientid, ed->payload, ed->payloadlen)){
 			return MOSQ_ERR_ACL_DENIED;   /* answered here, not by the archiver */
 		}
 	}

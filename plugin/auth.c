@@ -161,7 +161,6 @@ static int refuse_disabled(struct mqchat *m, const char *addr, const char *ukey,
 		const struct snap_user *u, const char *clientid, const char *password, size_t pwlen,
 		int64_t now)
 {
-	char key[AUTH_USER_KEY_LEN];
 	int rc = check_throttles(m, addr, ukey, uklen, u->name, clientid, now);
 	bool ok = false;
 
@@ -170,8 +169,7 @@ static int refuse_disabled(struct mqchat *m, const char *addr, const char *ukey,
 		count_failure(m, addr, ukey, uklen, now);
 		return refuse(m, addr, u->name, clientid, "account disabled (wrong password)");
 	}
-	snprintf(key, sizeof(key), "%s\n%s", addr, u->name);
-	throttle__fail(&m->disabled_seen, key, strlen(key), now);
+	throttle__fail(&m->disabled_seen, ukey, uklen, now);
 	return refuse(m, addr, u->name, clientid, "account disabled");
 }
 

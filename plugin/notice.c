@@ -3,9 +3,10 @@
  * Mosquitto 2.0 lets a plugin refuse a publish only as "not authorized"
  * (MQTT 5 PUBACK 0x87), and MQTT 3.1.1 has no refusal at all, so the plugin
  * says why on a topic of the sender's own: chat/notice/<me>, QoS 0, never
- * retained, naming the client id that sent the refused message. And it cannot say why a CONNECT was refused beyond
- * CONNACK 0x87 / 5, so a client that was refused may ask, over a
- * `_register` connection, what it may know (login_status).
+ * retained, naming the client id that sent the refused message. And it
+ * cannot say why a CONNECT was refused beyond CONNACK 0x87 / 5, so a client
+ * that was refused may ask, over a `_register` connection, what it may know
+ * (login_status).
  *
  * Only refusals reach here, never an accepted message: allocation and
  * jansson are fine, and each account's notices are rate limited so a
@@ -92,8 +93,7 @@ static json_t *login_status(struct mqchat *m, const char *addr, const char *name
 		return json_pack("{sOsbsssssI}", "id", id, "ok", 1, "user", name, "status", "throttled",
 				"retry_ms", (json_int_t)(wait_user > wait_addr ? wait_user : wait_addr));
 	}
-	snprintf(key, sizeof(key), "%s\n%s", addr, name);
-	if(throttle__locked(&m->disabled_seen, key, strlen(key), now, NULL)){
+	if(throttle__locked(&m->disabled_seen, key, klen, now, NULL)){
 		return json_pack("{sOsbssss}", "id", id, "ok", 1, "user", name, "status", "disabled");
 	}
 	/* A wrong password, an unknown name, or a client id that is not the
@@ -117,37 +117,29 @@ static void answer_register(const char *clientid, json_t *resp)
 	send_to(clientid, topic, resp);
 }
 
-bool notice__register_closed(struct mqchat *m, const char *clientid, const void *payload,
-		uint32_t payloadlen)
-{
-	json_t *req;
-
-	if(m->cfg.registration != REGISTRATION_OFF) return false;
-	req = json_loadb(payload, payloadlen, 0, NULL);
-	answer_register(clientid, json_pack("{sOsbssss}", "id", id_of(req), "ok", 0, "error", "closed",
-				"message", "registration is closed"));
-	json_decref(req);
-	return true;
-}
-
-bool notice__login_status(struct mqchat *m, const struct mosquitto *client, const char *clientid,
-		const void *payload, uint32_t payloadlen)
+bool notice__register_request(struct mqchat *m, const struct mosquitto *client,
+		const char *clientid, const void *payload, uint32_t payloadlen)
 {
 	const char *addr = mosquitto_client_address(client), *name;
 	json_t *req, *op, *resp;
 
 	req = json_loadb(payload, payloadlen, JSON_REJECT_DUPLICATES, NULL);
 	op = json_object_get(req, "op");
-	if(!json_is_string(op) || strcmp(json_string_value(op), "login_status") != 0){
-		json_decref(req);
-		return false;
-	}
-	name = json_string_value(json_object_get(req, "user"));
-	if(name == NULL || !names__valid_str(name)){
-		resp = json_pack("{sOsbssss}", "id", id_of(req), "ok", 0, "error", "bad_request",
-				"message", "\"user\" must be an account name");
+	if(json_is_string(op) && strcmp(json_string_value(op), "login_status") == 0){
+		name = json_string_value(json_object_get(req, "user"));
+		if(name == NULL || !names__valid_str(name)){
+			resp = json_pack("{sOsbssss}", "id", id_of(req), "ok", 0, "error", "bad_request",
+					"message", "\"user\" must be an account name");
+		}else{
+			resp = login_status(m, addr ? addr : "?", name, id_of(req));
+		}
+	}else if(m->cfg.registration == REGISTRATION_OFF){
+		/* The plugin's setting wins over the archiver's. */
+		resp = json_pack("{sOsbssss}", "id", id_of(req), "ok", 0, "error", "closed",
+				"message", "registration is closed");
 	}else{
-		resp = login_status(m, addr ? addr : "?", name, id_of(req));
+		json_decref(req);
+		return false;           /* a registration: the archiver's */
 	}
 	answer_register(clientid, resp);
 	json_decref(req);

@@ -492,7 +492,7 @@ struct mqchat {
 	struct throttle addr_throttle;
 	struct throttle register_limit;
 	struct throttle notice_limit;   /* refusal notices per account */
-	/* "address\nname" of logins refused for a disabled account whose
+	/* auth__user_key of logins refused for a disabled account whose
 	 * password was right (login_status may say "disabled" to that address). */
 	struct throttle disabled_seen;
 	struct ratelimit send_limit;
@@ -569,15 +569,13 @@ void tick__run(struct mqchat *m, int64_t now);
 void notice__refused(struct mqchat *m, const struct mosquitto *client, const char *username,
 		const char *topic, const void *payload, uint32_t payloadlen, enum acl_reason reason,
 		int64_t retry_ms);
-/* A login_status request on a _register connection: if payload asks for
- * one, answer it on chat/register/<clientid>/resp and return true (the
- * request goes no further); false: not such a request. */
-bool notice__login_status(struct mqchat *m, const struct mosquitto *client, const char *clientid,
-		const void *payload, uint32_t payloadlen);
-/* A registration request while plugin_opt_registration is off: answer
- * "closed" here (whatever the archiver is set to) and return true. */
-bool notice__register_closed(struct mqchat *m, const char *clientid, const void *payload,
-		uint32_t payloadlen);
+/* A request on a _register connection that the plugin answers itself, on
+ * chat/register/<clientid>/resp: login_status, and any registration while
+ * plugin_opt_registration is off ("closed", whatever the archiver is set
+ * to). True if answered (the request goes no further); false: a
+ * registration for the archiver. */
+bool notice__register_request(struct mqchat *m, const struct mosquitto *client,
+		const char *clientid, const void *payload, uint32_t payloadlen);
 
 /* Escape untrusted text for a log line (see log_escape). */
 #define ESC_LEN 80
