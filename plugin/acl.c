@@ -528,7 +528,8 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	r = acl__decide(m, m->snap, &req);
 	if(ed->access == MOSQ_ACL_WRITE){
 		if(r == ACL_OK && req.user != NULL && req.user->kind != USER_KIND_SERVICE){
-			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms, req.receipt);
+			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms, req.receipt,
+					ed->payloadlen);
 			if(retry_ms > 0) r = ACL_DENY_RATE;
 		}else if(r == ACL_OK && req.clientid != NULL
 				&& notice__register_request(m, ed->client, req.clientid, ed->payload, ed->payloadlen)){

@@ -309,12 +309,17 @@ struct ratelimit {
 /* rate messages a second, bursts of burst; rate 0: no limit (take always
  * says yes). MQC_OK or MQC_ERR_NOMEM. */
 int ratelimit__init(struct ratelimit *r, int rate, int burst, size_t slots);
-/* One message by u at now_ms (a receipt, light: it counts as
- * 1/RATELIMIT_LIGHT of one, so a device catching up on a backlog may
- * acknowledge it): 0 if it may go (and is counted), else the milliseconds
- * until the next one may. No allocation, no system call. */
+/* One message of bytes payload by u at now_ms: 0 if it may go (and is
+ * counted), else the milliseconds until the next one may. It counts as one
+ * message per started RATELIMIT_UNIT_BYTES (a 64 KiB message as 8), so one
+ * account cannot push more than rate x 8 KiB a second at the broker and
+ * the archiver; a receipt (light) counts as 1/RATELIMIT_LIGHT of one, so a
+ * device catching up on a backlog may acknowledge it. No allocation, no
+ * system call. */
 #define RATELIMIT_LIGHT 8
-int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms, bool light);
+#define RATELIMIT_UNIT_BYTES 8192
+int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms, bool light,
+		uint32_t bytes);
 void ratelimit__cleanup(struct ratelimit *r);
 
 /* ================================================================

@@ -5,8 +5,10 @@
  * fixed table made at start, probed from the account's snapshot hash, one
  * 64-bit time per account. The rule is GCRA (the "virtual scheduling" form
  * of a token bucket): each message pushes the account's theoretical arrival
- * time (tat) on by one interval (1 s / rate); a message is refused when tat
- * is more than (burst - 1) intervals ahead of now. An account whose tat is
+ * time (tat) on by one interval (1 s / rate) per started
+ * RATELIMIT_UNIT_BYTES of payload, so the limit bounds bytes as well as
+ * messages; a message is refused when tat is more than (burst - 1)
+ * intervals ahead of now. An account whose tat is
  * in the past holds nothing back, so its slot is free for another: the
  * table only needs room for the accounts sending faster than their rate
  * right now. If all of an account's probe window is busy with such
@@ -43,7 +45,16 @@ void ratelimit__cleanup(struct ratelimit *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms, bool light)
+/* What one message of bytes costs, in intervals. */
+static int64_t cost(const struct ratelimit *r, bool light, uint32_t bytes)
+{
+	int64_t units = bytes > RATELIMIT_UNIT_BYTES ? 1 + (bytes - 1) / RATELIMIT_UNIT_BYTES : 1;
+
+	return light ? r->interval_us / RATELIMIT_LIGHT : r->interval_us * units;
+}
+
+int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms, bool light,
+		uint32_t bytes)
 {
 	const int64_t now = now_ms * 1000;
 	struct ratelimit_slot *s, *victim = NULL;
@@ -68,6 +79,6 @@ int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t 
 found:
 	tat = s->tat > now ? s->tat : now;
 	if(tat - now > r->tolerance_us) return (tat - now - r->tolerance_us + 999) / 1000;
-	s->tat = tat + (light ? r->interval_us / RATELIMIT_LIGHT : r->interval_us);
+	s->tat = tat + cost(r, light, bytes);
 	return 0;
 }

@@ -48,7 +48,7 @@ static void test_off_never_refuses(void **state)
 
 	(void)state;
 	assert_int_equal(ratelimit__init(&r, 0, 1, 64), MQC_OK);
-	for(i=0; i<100000; i++) assert_int_equal(ratelimit__take(&r, user("alice"), 1000, false), 0);
+	for(i=0; i<100000; i++) assert_int_equal(ratelimit__take(&r, user("alice"), 1000, false, 100), 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -60,18 +60,18 @@ static void test_burst_then_rate(void **state)
 
 	(void)state;
 	assert_int_equal(ratelimit__init(&r, 10, 5, 64), MQC_OK);
-	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t, false), 0);
+	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t, false, 100), 0);
 	/* The 6th at the same ms: refused, the next one may go in 100 ms. */
-	assert_int_equal(ratelimit__take(&r, user("alice"), t, false), 100);
-	assert_int_equal(ratelimit__take(&r, user("alice"), t + 99, false), 1);
-	assert_int_equal(ratelimit__take(&r, user("alice"), t + 100, false), 0);
-	assert_true(ratelimit__take(&r, user("alice"), t + 100, false) > 0);
+	assert_int_equal(ratelimit__take(&r, user("alice"), t, false, 100), 100);
+	assert_int_equal(ratelimit__take(&r, user("alice"), t + 99, false, 100), 1);
+	assert_int_equal(ratelimit__take(&r, user("alice"), t + 100, false, 100), 0);
+	assert_true(ratelimit__take(&r, user("alice"), t + 100, false, 100) > 0);
 	/* Others are not held back by alice. */
-	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("bob"), t + 100, false), 0);
+	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("bob"), t + 100, false, 100), 0);
 	/* A long pause gives a whole burst back, not more. */
 	t += 100000;
-	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t, false), 0);
-	assert_true(ratelimit__take(&r, user("alice"), t, false) > 0);
+	for(i=0; i<5; i++) assert_int_equal(ratelimit__take(&r, user("alice"), t, false, 100), 0);
+	assert_true(ratelimit__take(&r, user("alice"), t, false, 100) > 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -85,7 +85,7 @@ static void test_flood_is_cut(void **state)
 	(void)state;
 	assert_int_equal(ratelimit__init(&r, 20, 100, RATELIMIT_SLOTS), MQC_OK);
 	for(i=0; i<1000; i++){
-		if(ratelimit__take(&r, user("eve"), 1000000 + i * 270 / 1000, false) == 0) sent++;
+		if(ratelimit__take(&r, user("eve"), 1000000 + i * 270 / 1000, false, 100) == 0) sent++;
 	}
 	assert_in_range(sent, 100, 106);
 	ratelimit__cleanup(&r);
@@ -101,12 +101,45 @@ static void test_receipts_are_light(void **state)
 	(void)state;
 	assert_int_equal(ratelimit__init(&r, 20, 100, 64), MQC_OK);
 	for(i=0; i<1000; i++){
-		if(ratelimit__take(&r, user("bob"), 7000, true) == 0) sent++;
+		if(ratelimit__take(&r, user("bob"), 7000, true, 100) == 0) sent++;
 	}
 	/* The burst is the room for burst - 1 more after one: 99 x 8 + 1. */
 	assert_int_equal(sent, 99 * RATELIMIT_LIGHT + 1);
 	/* A message after them waits its turn like one more receipt would. */
-	assert_true(ratelimit__take(&r, user("bob"), 7000, false) > 0);
+	assert_true(ratelimit__take(&r, user("bob"), 7000, false, 100) > 0);
+	ratelimit__cleanup(&r);
+}
+
+/* Bytes count: a message counts once per started RATELIMIT_UNIT_BYTES, so
+ * large messages use the burst up 8 times faster and the sustained rate
+ * bounds bytes a second (here 20 x 8 KiB). */
+static void test_large_messages_cost_more(void **state)
+{
+	struct ratelimit r;
+	int i, small = 0, large = 0, later = 0;
+	int64_t t;
+
+	(void)state;
+	assert_int_equal(ratelimit__init(&r, 20, 100, 64), MQC_OK);
+	/* Exactly one unit, and one byte over it. */
+	for(i=0; i<200; i++){
+		if(ratelimit__take(&r, user("carol"), 5000, false, RATELIMIT_UNIT_BYTES) == 0) small++;
+	}
+	assert_int_equal(small, 100);
+	for(i=0; i<200; i++){
+		if(ratelimit__take(&r, user("dave"), 5000, false, 64 * 1024) == 0) large++;
+	}
+	/* 99 intervals of room: 13 messages of 8 units fit (0, 8, ... 96). */
+	assert_int_equal(large, 13);
+	/* Then one 64 KiB message per 8 intervals (400 ms) at 20 a second:
+	 * 10 s give 25 more, never more than 160 KiB a second. */
+	for(t = 5000; t <= 15000; t += 10){
+		if(ratelimit__take(&r, user("dave"), t, false, 64 * 1024) == 0) later++;
+	}
+	assert_true(later >= 24 && later <= 26);
+	assert_true(ratelimit__take(&r, user("erin"), 5000, false, RATELIMIT_UNIT_BYTES + 1) == 0);
+	for(i=0; i<49; i++) assert_int_equal(ratelimit__take(&r, user("erin"), 5000, false, RATELIMIT_UNIT_BYTES + 1), 0);
+	assert_true(ratelimit__take(&r, user("erin"), 5000, false, RATELIMIT_UNIT_BYTES + 1) > 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -122,10 +155,10 @@ static void test_full_table(void **state)
 	assert_int_equal(ratelimit__init(&r, 1, 2, 16), MQC_OK);
 	for(i=0; i<40; i++){
 		snprintf(name, sizeof(name), "u%d", i);
-		for(j=0; j<2; j++) assert_int_equal(ratelimit__take(&r, user(name), 1000, false), 0);
+		for(j=0; j<2; j++) assert_int_equal(ratelimit__take(&r, user(name), 1000, false, 100), 0);
 	}
 	/* The last one in is still in the table: its 3rd is refused. */
-	assert_true(ratelimit__take(&r, user(name), 1000, false) > 0);
+	assert_true(ratelimit__take(&r, user(name), 1000, false, 100) > 0);
 	ratelimit__cleanup(&r);
 }
 
@@ -167,7 +200,7 @@ static void test_same_answers_as_a_token_bucket(void **state)
 		b->last = now;
 		want = b->credit >= T;
 		if(want) b->credit -= T;
-		got = ratelimit__take(&r, user(names[k]), now, false) == 0;
+		got = ratelimit__take(&r, user(names[k]), now, false, 100) == 0;
 		assert_int_equal(got, want);
 	}
 	ratelimit__cleanup(&r);
@@ -180,6 +213,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_burst_then_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receipts_are_light, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_messages_cost_more, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_answers_as_a_token_bucket, setup, teardown),
 	};
