@@ -753,8 +753,11 @@ static int handle_publish(struct mqtt *m, unsigned flags, const unsigned char *p
 		props = prop_next(props, pend, &id, &val, &vlen, &num);
 		if(props == NULL) goto malformed;
 		if(id == PROP_CORRELATION_DATA){
-			msg.corr = val;
-			msg.corr_len = vlen;
+			/* Echoed in the answer: more than MQTT_MAX_CORR would let a
+			 * request push the answer past the broker's packet limit,
+			 * which closes the archiver's connection. Not echoed. */
+			msg.corr = vlen <= MQTT_MAX_CORR ? val : NULL;
+			msg.corr_len = vlen <= MQTT_MAX_CORR ? vlen : 0;
 		}else if(id == PROP_RESPONSE_TOPIC){
 			memcpy(m->rtopic, val, vlen);
 			m->rtopic[vlen] = '\0';

@@ -29,6 +29,9 @@
 #ifndef MQCHAT_ARCHIVER_MQTT_H
 #define MQCHAT_ARCHIVER_MQTT_H
 
+/* Correlation data longer than this is not echoed (mqtt.c). */
+#define MQTT_MAX_CORR 1024
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,7 +61,7 @@ struct mqtt_msg {
 	const char *topic;         /* NUL-terminated */
 	const unsigned char *payload;
 	size_t len;
-	const unsigned char *corr; /* MQTT 5 correlation data, or NULL */
+	const unsigned char *corr; /* MQTT 5 correlation data (<= MQTT_MAX_CORR), or NULL */
 	size_t corr_len;
 	const char *resp_topic;    /* MQTT 5 response topic (NUL-terminated), or NULL */
 };

@@ -156,6 +156,12 @@ int login__why_refused(struct options *opt, const char *user)
 		util__error("login as %s refused: too many attempts: wait %lld s", user, secs);
 	}else if(status && !strcmp(status, "disabled")){
 		util__error("login as %s refused: account disabled: ask the operator", user);
+	}else if(status && !strcmp(status, "too_many_connections")){
+		util__error("login as %s refused: %lld connections are open already: close one",
+				user, (long long)json_integer_value(json_object_get(resp, "limit")));
+	}else if(status && !strcmp(status, "too_many_sessions")){
+		util__error("login as %s refused: %lld devices have sessions already: use one of their "
+				"client ids", user, (long long)json_integer_value(json_object_get(resp, "limit")));
 	}else if(status && !strcmp(status, "refused")){
 		util__error("login as %s refused: wrong user name or password", user);
 	}else{

@@ -130,6 +130,8 @@ const char *acl__reason_name(enum acl_reason reason)
 		case ACL_DENY_NOT_MEMBER: return "not a room member";
 		case ACL_DENY_REGISTER: return "registration connection";
 		case ACL_DENY_RATE: return "sending too fast";
+		case ACL_DENY_QOS: return "messages need a QoS 1 subscription";
+		case ACL_DENY_SUBSCRIPTIONS: return "too many subscriptions";
 		case ACL_REASON_COUNT: break;
 	}
 	return "?";
@@ -151,6 +153,8 @@ const char *acl__reason_code(enum acl_reason reason)
 		case ACL_DENY_NOT_MEMBER: return "not_member";
 		case ACL_DENY_REGISTER: return "registration_only";
 		case ACL_DENY_RATE: return "rate_limited";
+		case ACL_DENY_QOS: return "qos0_subscription";
+		case ACL_DENY_SUBSCRIPTIONS: return "too_many_subscriptions";
 		case ACL_REASON_COUNT: break;
 	}
 	return "unknown";
@@ -501,6 +505,30 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 	return decide_user(m, s, me, e, req);
 }
 
+/* A subscription the topic policy allows, by a person or device: what it
+ * may cost the broker. A QoS 0 subscription to messages would take them
+ * at QoS 0, which Mosquitto 2.0 queues for a connected client by count
+ * only, never by bytes (max_queued_bytes counts QoS 1 and 2): a client
+ * that stops reading could pin 100,000 messages of 64 KiB. With the
+ * broker's upgrade_outgoing_qos (config/mosquitto.conf) every message
+ * then goes out at QoS 1, inside max_inflight_messages and
+ * max_queued_bytes. */
+static enum acl_reason subscribe_limits(const struct mqchat *m,
+		const struct mosquitto_evt_acl_check *ed)
+{
+	if(ed->qos == 0 && (strncmp(ed->topic, "chat/inbox/", 11) == 0
+				|| strncmp(ed->topic, "chat/room/", 10) == 0)){
+		return ACL_DENY_QOS;
+	}
+	/* The broker's count is of slots the connection ever filled (2.0.11
+	 * reuses a freed one): a bound on its memory all the same. */
+	if(m->cfg.max_subscriptions > 0
+			&& mosquitto_client_sub_count(ed->client) >= m->cfg.max_subscriptions){
+		return ACL_DENY_SUBSCRIPTIONS;
+	}
+	return ACL_OK;
+}
+
 int acl__check_cb(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ed = event_data;
@@ -526,7 +554,10 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	req.receipt = false;
 
 	r = acl__decide(m, m->snap, &req);
-	if(ed->access == MOSQ_ACL_WRITE){
+	if(ed->access == MOSQ_ACL_SUBSCRIBE && r == ACL_OK && req.user != NULL
+			&& req.user->kind != USER_KIND_SERVICE){
+		r = subscribe_limits(m, ed);
+	}else if(ed->access == MOSQ_ACL_WRITE){
 		if(r == ACL_OK && req.user != NULL && req.user->kind != USER_KIND_SERVICE){
 			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms, req.receipt,
 					ed->payloadlen);
@@ -539,7 +570,8 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;
 
 	m->acl_denied[r]++;
-	if(ed->access == MOSQ_ACL_WRITE && req.user != NULL && req.user->kind != USER_KIND_SERVICE){
+	if((ed->access == MOSQ_ACL_WRITE || r == ACL_DENY_QOS || r == ACL_DENY_SUBSCRIPTIONS)
+			&& req.user != NULL && req.user->kind != USER_KIND_SERVICE){
 		notice__refused(m, ed->client, req.username, ed->topic, ed->payload, ed->payloadlen, r,
 				retry_ms);
 	}

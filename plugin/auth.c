@@ -27,6 +27,8 @@
 /* login_status says "disabled" this long after a login showed the right
  * password of a disabled account from the asking address. */
 #define DISABLED_SEEN_MS 600000
+/* ... and "at its connection or session limit" this long. */
+#define LIMIT_SEEN_MS 60000
 
 /* Dummy password verified for unknown or disabled names, so a miss costs
  * what a hit costs. Not a secret: nothing ever matches it. */
@@ -47,6 +49,10 @@ int auth__init(struct mqchat *m)
 	 * "this address showed the right password of this disabled account". */
 	throttle__init_backoff(&m->disabled_seen, 1, DISABLED_SEEN_MS, DISABLED_SEEN_MS,
 			THROTTLE_MAX_ENTRIES);
+	throttle__init_backoff(&m->connections_seen, 1, LIMIT_SEEN_MS, LIMIT_SEEN_MS,
+			THROTTLE_MAX_ENTRIES);
+	throttle__init_backoff(&m->sessions_seen, 1, LIMIT_SEEN_MS, LIMIT_SEEN_MS,
+			THROTTLE_MAX_ENTRIES);
 	rc = credcache__init(&m->creds, CREDCACHE_MAX_ENTRIES);
 	if(rc) return rc;
 	rc = ratelimit__init(&m->send_limit, m->cfg.send_rate, m->cfg.send_burst, RATELIMIT_SLOTS);
@@ -62,6 +68,8 @@ void auth__cleanup(struct mqchat *m)
 	throttle__cleanup(&m->register_limit);
 	throttle__cleanup(&m->notice_limit);
 	throttle__cleanup(&m->disabled_seen);
+	throttle__cleanup(&m->connections_seen);
+	throttle__cleanup(&m->sessions_seen);
 	ratelimit__cleanup(&m->send_limit);
 	credcache__cleanup(&m->creds);
 }
@@ -256,7 +264,18 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	throttle__reset(&m->user_throttle, ukey, uklen);
 
 success:
+	/* 10. What the account holds already (limits.c); services are trusted. */
+	if(u->kind != USER_KIND_SERVICE){
+		enum limit_result lr = limits__admit(m, client, u->name, clientid);
+
+		if(lr != LIMIT_OK){
+			if(lr == LIMIT_CONNECTIONS) throttle__fail(&m->connections_seen, ukey, uklen, now);
+			if(lr == LIMIT_SESSIONS) throttle__fail(&m->sessions_seen, ukey, uklen, now);
+			return refuse(m, addr, username, clientid, limits__why(lr));
+		}
+	}
 	if(presence__connect(m, client, u->name, u->kind) != MQC_OK){
+		limits__disconnect(m, client);
 		return refuse(m, addr, username, clientid, "out of memory");
 	}
 	m->auth_ok++;

@@ -15,6 +15,9 @@ void plugin_config__defaults(struct mqchat_config *cfg)
 	cfg->reload_ms = (int)CONFIG_DEFAULT_RELOAD_MS;
 	cfg->send_rate = (int)CONFIG_DEFAULT_SEND_RATE;
 	cfg->send_burst = (int)CONFIG_DEFAULT_SEND_BURST;
+	cfg->max_connections = (int)CONFIG_DEFAULT_MAX_CONNECTIONS;
+	cfg->max_sessions = (int)CONFIG_DEFAULT_MAX_SESSIONS;
+	cfg->max_subscriptions = (int)CONFIG_DEFAULT_MAX_SUBSCRIPTIONS;
 	cfg->register_timeout_s = (int)CONFIG_DEFAULT_REGISTER_TIMEOUT;
 	cfg->log_rate = (int)CONFIG_DEFAULT_LOG_RATE;
 	cfg->snapshot_mb = (int)CONFIG_DEFAULT_SNAPSHOT_MB;
@@ -67,6 +70,9 @@ static const struct int_opt int_opts[] = {
 	{"snapshot_mb", 1, 65536, offsetof(struct mqchat_config, snapshot_mb), false},
 	{"send_rate", 0, 1000000, offsetof(struct mqchat_config, send_rate), false},
 	{"send_burst", 1, 1000000, offsetof(struct mqchat_config, send_burst), false},
+	{"max_connections", 0, 1000000, offsetof(struct mqchat_config, max_connections), false},
+	{"max_sessions", 0, 1000000, offsetof(struct mqchat_config, max_sessions), false},
+	{"max_subscriptions", 0, 1000000, offsetof(struct mqchat_config, max_subscriptions), false},
 };
 
 int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,

@@ -96,6 +96,15 @@ static json_t *login_status(struct mqchat *m, const char *addr, const char *name
 	if(throttle__locked(&m->disabled_seen, key, klen, now, NULL)){
 		return json_pack("{sOsbssss}", "id", id, "ok", 1, "user", name, "status", "disabled");
 	}
+	/* The right password was shown from here, and a limit refused it. */
+	if(throttle__locked(&m->connections_seen, key, klen, now, NULL)){
+		return json_pack("{sOsbsssssi}", "id", id, "ok", 1, "user", name,
+				"status", "too_many_connections", "limit", m->cfg.max_connections);
+	}
+	if(throttle__locked(&m->sessions_seen, key, klen, now, NULL)){
+		return json_pack("{sOsbsssssi}", "id", id, "ok", 1, "user", name,
+				"status", "too_many_sessions", "limit", m->cfg.max_sessions);
+	}
 	/* A wrong password, an unknown name, or a client id that is not the
 	 * name's: the same answer for all. */
 	return json_pack("{sOsbssss}", "id", id, "ok", 1, "user", name, "status", "refused");

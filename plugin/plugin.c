@@ -18,6 +18,8 @@ static const struct {
 	{MOSQ_EVT_ACL_CHECK, acl__check_cb},
 	{MOSQ_EVT_TICK, tick__tick_cb},
 	{MOSQ_EVT_DISCONNECT, presence__disconnect_cb},
+	{MOSQ_EVT_DISCONNECT, limits__disconnect_cb},
+	{MOSQ_EVT_MESSAGE, limits__message_cb},
 	{MOSQ_EVT_RELOAD, tick__reload_cb},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
@@ -46,6 +48,7 @@ static void mqchat_free(struct mqchat *m)
 	loader__cleanup(&m->loader);        /* m->snap lived in its memory */
 	m->snap = NULL;
 	presence__cleanup(&m->presence);
+	limits__cleanup(&m->limits);
 	auth__cleanup(m);
 	plugin_config__cleanup(&m->cfg);
 	free(m);

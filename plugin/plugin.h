@@ -49,6 +49,9 @@ enum registration_mode {
 #define CONFIG_DEFAULT_SNAPSHOT_MB 256L
 #define CONFIG_DEFAULT_SEND_RATE 20L
 #define CONFIG_DEFAULT_SEND_BURST 100L
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 16L
+#define CONFIG_DEFAULT_MAX_SESSIONS 32L
+#define CONFIG_DEFAULT_MAX_SUBSCRIPTIONS 1000L
 
 struct mqchat_config {
 	char *db;                       /* plugin_opt_dbpath, malloc'd */
@@ -61,6 +64,9 @@ struct mqchat_config {
 	bool watch;                     /* plugin_opt_watch: inotify on the store */
 	int send_rate;                  /* messages a second one account may send; 0: no limit */
 	int send_burst;                 /* ... and at once */
+	int max_connections;            /* per account at once; 0: no limit */
+	int max_sessions;               /* client ids keeping a session, per account; 0: no limit */
+	int max_subscriptions;          /* per connection; 0: no limit */
 };
 
 /* Set every field to its default (db NULL). */
@@ -339,6 +345,38 @@ struct cred_entry {
 struct credcache {
 	struct cred_entry *head;
 	size_t count;
+/* ================================================================
+ * What one account may hold (limits.c)
+ * ================================================================ */
+
+struct limit_account;
+struct limit_id;
+struct limit_conn;
+
+struct limits {
+	struct limit_account *accounts;
+	struct limit_id *ids;
+	struct limit_conn *conns;
+};
+
+enum limit_result {
+	LIMIT_OK = 0,
+	LIMIT_CONNECTIONS,              /* plugin_opt_max_connections open already */
+	LIMIT_SESSIONS,                 /* plugin_opt_max_sessions client ids seen */
+	LIMIT_NOMEM
+};
+
+/* A login of name (a person or device) as clientid on client that passed
+ * every other check: LIMIT_OK and it is counted until its DISCONNECT, or
+ * the limit it would break (nothing counted). */
+enum limit_result limits__admit(struct mqchat *m, const struct mosquitto *client,
+		const char *name, const char *clientid);
+/* client went away (any client; untracked ones are ignored). */
+void limits__disconnect(struct mqchat *m, const struct mosquitto *client);
+/* For the log: "too many connections for this account". */
+const char *limits__why(enum limit_result r);
+void limits__cleanup(struct limits *l);
+
 	size_t max_entries;
 	unsigned char key[32];
 };
@@ -490,6 +528,8 @@ struct mqchat {
 	mosquitto_plugin_id_t *pid;
 	struct mqchat_config cfg;
 	struct snapshot *snap;          /* current; broker thread only */
+	ACL_DENY_QOS,           /* QoS 0 subscription to messages (acl__check_cb) */
+	ACL_DENY_SUBSCRIPTIONS, /* max_subscriptions held (acl__check_cb) */
 	struct acl_cache acl_cache;     /* of m->snap */
 	struct loader loader;
 	struct credcache creds;
@@ -560,6 +600,10 @@ size_t tick__kick_pending(struct mqchat *m, size_t max);
  * it at most every TICK_EVERY_MS). */
 void tick__run(struct mqchat *m, int64_t now);
 
+	/* ... and of logins with the right password refused by a limit. */
+	struct throttle connections_seen;
+	struct throttle sessions_seen;
+	struct limits limits;
 /* ================================================================
  * Notices to the client that sent something (notice.c)
  * ================================================================ */
@@ -587,3 +631,5 @@ bool notice__register_request(struct mqchat *m, const struct mosquitto *client,
 const char *plugin__esc(const char *s, char *buf, size_t buflen);
 
 #endif
+int limits__disconnect_cb(int event, void *event_data, void *userdata);
+int limits__message_cb(int event, void *event_data, void *userdata);

@@ -298,6 +298,11 @@ class Broker:
             "log_type information",
             "set_tcp_nodelay true",
             "max_queued_messages 100000",
+            # As config/mosquitto.conf: messages go out at the subscription's
+            # QoS (the plugin refuses QoS 0 ones to messages), packets are
+            # capped near the message limit.
+            "upgrade_outgoing_qos true",
+            "max_packet_size 69632",
         ]
         if os.geteuid() == 0:
             # Tests are no deployment: keep the test user, so the temp folder

@@ -63,7 +63,10 @@ def test_bad_username_refused(users, clients, v5, why, username):
     # all), so only the name grammar can be what refuses it.
     cid = username if 0 < len(username) <= 65535 else "alice"
     _, code = connect(clients, b, username, pw["alice"], client_id=cid, v5=v5)
-    assert_refused(code, v5, "username %s (%r)" % (why, username[:40]), hangup=(why == "control char"))
+    # A 64 KiB name as client id too makes a CONNECT over the broker's
+    # 68 KiB packet cap: closed before anyone reads it.
+    assert_refused(code, v5, "username %s (%r)" % (why, username[:40]),
+                   hangup=why in ("control char", "64 KiB"))
     # Nothing got broken for a good user.
     login(clients, b, "alice", pw["alice"], v5=v5).close()
 

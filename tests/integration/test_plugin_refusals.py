@@ -97,7 +97,7 @@ def test_each_refusal_has_its_code(store, make_broker, clients):
         (carol, "chat/inbox/alice/carol", harness.envelope("x", id="n3"), False, "blocked", "n3"),
         (bob, "chat/inbox/alice/bob", harness.envelope("x", id="n4"), True, "retained", "n4"),
         (bob, "chat/inbox/alice/carol", harness.envelope("x", id="n5"), False, "not_sender", "n5"),
-        (bob, "chat/inbox/alice/bob", json.dumps({"id": "n6", "type": "text", "body": "x" * 70000}),
+        (bob, "chat/inbox/alice/bob", json.dumps({"id": "n6", "type": "text", "body": "x" * 66000}),
          False, "too_large", "n6"),
     ]
     for c, topic, payload, retain, code, ref in cases:
