@@ -329,23 +329,6 @@ int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t 
 void ratelimit__cleanup(struct ratelimit *r);
 
 /* ================================================================
- * Verified-credential cache (credcache.c)
- * ================================================================ */
-
-#define CREDCACHE_MAX_ENTRIES 200000
-#define CREDCACHE_DIGEST_LEN 32
-
-struct cred_entry {
-	UT_hash_handle hh;
-	unsigned char digest[CREDCACHE_DIGEST_LEN];
-	uint8_t len;
-	char name[NAME_MAX_LEN + 1];
-};
-
-struct credcache {
-	struct cred_entry *head;
-	size_t count;
-/* ================================================================
  * What one account may hold (limits.c)
  * ================================================================ */
 
@@ -377,6 +360,23 @@ void limits__disconnect(struct mqchat *m, const struct mosquitto *client);
 const char *limits__why(enum limit_result r);
 void limits__cleanup(struct limits *l);
 
+/* ================================================================
+ * Verified-credential cache (credcache.c)
+ * ================================================================ */
+
+#define CREDCACHE_MAX_ENTRIES 200000
+#define CREDCACHE_DIGEST_LEN 32
+
+struct cred_entry {
+	UT_hash_handle hh;
+	unsigned char digest[CREDCACHE_DIGEST_LEN];
+	uint8_t len;
+	char name[NAME_MAX_LEN + 1];
+};
+
+struct credcache {
+	struct cred_entry *head;
+	size_t count;
 	size_t max_entries;
 	unsigned char key[32];
 };
@@ -396,12 +396,46 @@ void credcache__cleanup(struct credcache *c);
  * Presence and connection tracking (presence.c)
  * ================================================================ */
 
-/* Connections per account name (outside the snapshot). */
+/* When an account's presence is published (presence.c): at most once per
+ * interval, PRESENCE_MIN_MS doubling to PRESENCE_MAX_MS while it keeps
+ * changing. A pure state machine on the caller's clocks. */
+#define PRESENCE_MIN_MS 1000
+#define PRESENCE_MAX_MS 30000
+#define PRESENCE_LEVELS 6               /* intervals 1, 2, 4, 8, 16, 30 s */
+#define PRESENCE_SHOWN_ONLINE 1
+#define PRESENCE_SHOWN_OFFLINE 2
+
+struct presence_gate {
+	int64_t since;                  /* wall ms of the last real change */
+	int64_t due;                    /* mono ms the interval ends; 0: none runs */
+	uint8_t level;                  /* interval: presence__gate_interval(level) */
+	uint8_t shown;                  /* last published: 0 nothing, PRESENCE_SHOWN_* */
+	bool online;                    /* the real state */
+	bool pending;                   /* it changed during the interval */
+	bool cooling;                   /* a quiet interval: a change goes at once */
+};
+
+enum presence_action { PRESENCE_KEEP = 0, PRESENCE_PUBLISH, PRESENCE_FORGET };
+
+/* The account went online/offline at now (mono ms), wall (since). PUBLISH:
+ * publish g->online, g->since now. */
+enum presence_action presence__gate_change(struct presence_gate *g, bool online, int64_t now,
+		int64_t wall);
+/* From TICK once now >= g->due: PUBLISH (as above), KEEP, or FORGET (no
+ * connection and nothing running: the entry may go). */
+enum presence_action presence__gate_fire(struct presence_gate *g, int64_t now, bool connected);
+int64_t presence__gate_interval(unsigned level);
+
+/* Connections per account name (outside the snapshot), and its presence
+ * gate; kept after the last connection while the gate runs. */
 struct conn_user {
 	UT_hash_handle hh;
 	unsigned count;
 	bool kick_pending;              /* missing/disabled in a new snapshot */
 	enum user_kind kind;
+	struct presence_gate gate;
+	struct conn_user *tprev, *tnext;        /* in presence.timers[queued] while gate.due */
+	uint8_t queued;
 	uint8_t len;
 	char name[NAME_MAX_LEN + 1];
 };
@@ -429,6 +463,9 @@ struct presence {
 	bool sweep_started;
 	const struct snapshot *sweep_snap;
 	const struct snap_user *sweep_pos;
+	/* Running presence gates, one FIFO per interval (due order). */
+	struct conn_user *timers[PRESENCE_LEVELS];
+	size_t timed;
 };
 
 /* Track an authenticated user/device/service connection; publishes
@@ -439,9 +476,11 @@ int presence__connect(struct mqchat *m, const struct mosquitto *client, const ch
  * MQC_ERR_TOOBIG when REGISTER_MAX_CONNS are open. */
 int presence__register(struct mqchat *m, const struct mosquitto *client, const char *clientid,
 		int64_t deadline);
-/* A context went away (any context, tracked or not); publishes "offline"
- * on the account's last connection. */
+/* A context went away (any context, tracked or not); "offline" on the
+ * account's last connection. */
 void presence__disconnect(struct mqchat *m, const struct mosquitto *client);
+/* Publish what gates due by now decided (up to budget of them). TICK. */
+void presence__tick(struct mqchat *m, int64_t now, size_t budget);
 /* Clear the retained presence (empty retained message) of up to budget
  * more accounts of the start-up sweep: users and devices that are not
  * connected. Call from TICK. */
@@ -468,6 +507,8 @@ enum acl_reason {
 	ACL_DENY_NOT_MEMBER,    /* room missing or not a member */
 	ACL_DENY_REGISTER,      /* _register outside its own topics */
 	ACL_DENY_RATE,          /* over the account's send rate (acl__check_cb) */
+	ACL_DENY_QOS,           /* QoS 0 subscription to messages (acl__check_cb) */
+	ACL_DENY_SUBSCRIPTIONS, /* max_subscriptions held (acl__check_cb) */
 	ACL_REASON_COUNT
 };
 
@@ -528,8 +569,6 @@ struct mqchat {
 	mosquitto_plugin_id_t *pid;
 	struct mqchat_config cfg;
 	struct snapshot *snap;          /* current; broker thread only */
-	ACL_DENY_QOS,           /* QoS 0 subscription to messages (acl__check_cb) */
-	ACL_DENY_SUBSCRIPTIONS, /* max_subscriptions held (acl__check_cb) */
 	struct acl_cache acl_cache;     /* of m->snap */
 	struct loader loader;
 	struct credcache creds;
@@ -540,6 +579,10 @@ struct mqchat {
 	/* auth__user_key of logins refused for a disabled account whose
 	 * password was right (login_status may say "disabled" to that address). */
 	struct throttle disabled_seen;
+	/* ... and of logins with the right password refused by a limit. */
+	struct throttle connections_seen;
+	struct throttle sessions_seen;
+	struct limits limits;
 	struct ratelimit send_limit;
 	struct presence presence;
 	struct plog log;
@@ -577,6 +620,8 @@ int acl__check_cb(int event, void *event_data, void *userdata);
 int tick__tick_cb(int event, void *event_data, void *userdata);
 int tick__reload_cb(int event, void *event_data, void *userdata);
 int presence__disconnect_cb(int event, void *event_data, void *userdata);
+int limits__disconnect_cb(int event, void *event_data, void *userdata);
+int limits__message_cb(int event, void *event_data, void *userdata);
 
 /* The BASIC_AUTH decision, for the callback and tests. Returns
  * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH. */
@@ -600,10 +645,6 @@ size_t tick__kick_pending(struct mqchat *m, size_t max);
  * it at most every TICK_EVERY_MS). */
 void tick__run(struct mqchat *m, int64_t now);
 
-	/* ... and of logins with the right password refused by a limit. */
-	struct throttle connections_seen;
-	struct throttle sessions_seen;
-	struct limits limits;
 /* ================================================================
  * Notices to the client that sent something (notice.c)
  * ================================================================ */
@@ -631,5 +672,3 @@ bool notice__register_request(struct mqchat *m, const struct mosquitto *client,
 const char *plugin__esc(const char *s, char *buf, size_t buflen);
 
 #endif
-int limits__disconnect_cb(int event, void *event_data, void *userdata);
-int limits__message_cb(int event, void *event_data, void *userdata);

@@ -2,13 +2,42 @@
  *
  * Every authenticated client context is remembered by pointer; accounts
  * count their connections. The first connection of a user or device
- * publishes "online", the last one to go "offline" (retained, QoS 1), so
+ * makes it "online", the last one to go "offline" (retained, QoS 1), so
  * several devices give one correct presence. MOSQ_EVT_DISCONNECT fires for
  * every context (also never-authenticated ones, the old context of a session
- * takeover, kicks and keepalive timeouts); unknown pointers are ignored. */
+ * takeover, kicks and keepalive timeouts); unknown pointers are ignored.
+ *
+ * Coalescing. One account connecting and disconnecting in a loop must not
+ * send every watcher two messages a cycle (presence goes out at QoS 1, so
+ * each is also queued for every offline session subscribed at QoS 1).
+ * So an account's presence is published at most once per interval, and the
+ * gate (struct presence_gate, pure: presence__gate_change and _fire) says
+ * when:
+ *   - a change while no interval runs is published at once, and starts one;
+ *   - a change during an interval waits; when the interval is over, TICK
+ *     publishes the state the account is in then, if it is not what was
+ *     published last, and starts the next interval. "since" is always the
+ *     time of the real change, not of the publish;
+ *   - an interval that ends with nothing to publish is followed by a quiet
+ *     one of the same length, in which a change is published at once;
+ *   - a publish made while an interval (or the quiet one) runs doubles the
+ *     interval, from PRESENCE_MIN_MS up to PRESENCE_MAX_MS; after a quiet
+ *     interval with no change the account starts again from the first.
+ * An account that keeps changing is thus published at 0, 1, 3, 7, 15 and
+ * 31 s and then every 30 s at most, and always ends in its true state.
+ *
+ * Memory. An account's entry (struct conn_user) lives while it has a
+ * connection, and after its last one while its gate runs (a change waits,
+ * or an interval is not over: at most 2 x 30 s), then it is freed: a new
+ * entry behaves exactly as the old one would have. So entries are bounded
+ * by the accounts in the store. Running gates sit in one FIFO per interval
+ * length, appended with due = now + that length: each FIFO is in due order
+ * and TICK looks at its heads only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <utlist.h>
 
 #include "err.h"
 #include "plugin.h"
@@ -17,7 +46,73 @@
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) do{ oom = true; }while(0)
 
-static void publish_presence(const char *name, bool online)
+/* ---- the gate: pure, no clock of its own, no I/O ---- */
+
+int64_t presence__gate_interval(unsigned level)
+{
+	int64_t ms = (int64_t)PRESENCE_MIN_MS << (level < PRESENCE_LEVELS ? level : PRESENCE_LEVELS - 1);
+
+	return ms < PRESENCE_MAX_MS ? ms : PRESENCE_MAX_MS;
+}
+
+static uint8_t shown_of(bool online)
+{
+	return online ? PRESENCE_SHOWN_ONLINE : PRESENCE_SHOWN_OFFLINE;
+}
+
+/* g's state is published now: the next publish waits an interval, twice
+ * the last one if that one still runs (the account keeps changing). */
+static void gate_publish(struct presence_gate *g, int64_t now)
+{
+	if(g->due == 0) g->level = 0;
+	else if(g->level + 1 < PRESENCE_LEVELS) g->level++;
+	g->due = now + presence__gate_interval(g->level);
+	g->cooling = false;
+	g->pending = false;
+	g->shown = shown_of(g->online);
+}
+
+enum presence_action presence__gate_change(struct presence_gate *g, bool online, int64_t now,
+		int64_t wall)
+{
+	g->online = online;
+	g->since = wall;
+	if(g->due != 0 && !g->cooling){
+		/* Inside an interval (or at its end, before TICK got there). */
+		g->pending = true;
+		return PRESENCE_KEEP;
+	}
+	if(g->shown == shown_of(online)) return PRESENCE_KEEP;
+	gate_publish(g, now);
+	return PRESENCE_PUBLISH;
+}
+
+enum presence_action presence__gate_fire(struct presence_gate *g, int64_t now, bool connected)
+{
+	if(g->due == 0 || now < g->due) return PRESENCE_KEEP;
+	if(!g->cooling){
+		if(g->pending && g->shown != shown_of(g->online)){
+			gate_publish(g, now);
+			return PRESENCE_PUBLISH;
+		}
+		/* Nothing to say (no change, or back where it was): a quiet
+		 * interval of the same length follows. */
+		g->pending = false;
+		g->cooling = true;
+		g->due = now + presence__gate_interval(g->level);
+		return PRESENCE_KEEP;
+	}
+	/* Quiet for a whole interval: the next change starts from the first
+	 * interval, as a new account's would. */
+	g->due = 0;
+	g->cooling = false;
+	g->level = 0;
+	return connected ? PRESENCE_KEEP : PRESENCE_FORGET;
+}
+
+/* ---- publishing ---- */
+
+static void publish_presence(const char *name, bool online, int64_t since)
 {
 	char topic[sizeof("chat/presence/") + NAME_MAX_LEN];
 	char payload[64];
@@ -25,7 +120,7 @@ static void publish_presence(const char *name, bool online)
 
 	snprintf(topic, sizeof(topic), "chat/presence/%s", name);
 	plen = snprintf(payload, sizeof(payload), "{\"status\":\"%s\",\"since\":%lld}",
-			online ? "online" : "offline", (long long)time__now_ms());
+			online ? "online" : "offline", (long long)since);
 	if(mosquitto_broker_publish_copy(NULL, topic, plen, payload, 1, true, NULL) != MOSQ_ERR_SUCCESS){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, "mqchat: cannot publish presence of %s", name);
 	}
@@ -52,6 +147,61 @@ static struct conn *find_conn(struct conn *head, const struct mosquitto *client)
 
 	HASH_FIND_PTR(head, &client, c);
 	return c;
+}
+
+/* ---- entries and their timers ---- */
+
+/* Move u to the FIFO its gate now says, from the one it was in when its
+ * gate's due was old_due (none when 0). Call after every gate call that
+ * changed gate.due. */
+static void requeue(struct presence *p, struct conn_user *u, int64_t old_due)
+{
+	if(old_due != 0){
+		DL_DELETE2(p->timers[u->queued], u, tprev, tnext);
+		p->timed--;
+	}
+	if(u->gate.due != 0){
+		u->queued = u->gate.level;
+		DL_APPEND2(p->timers[u->queued], u, tprev, tnext);
+		p->timed++;
+	}
+}
+
+/* Free u, which has no connection left. */
+static void forget(struct presence *p, struct conn_user *u)
+{
+	if(u->gate.due != 0){
+		DL_DELETE2(p->timers[u->queued], u, tprev, tnext);
+		p->timed--;
+	}
+	if(u->kick_pending) p->kicks_pending--;
+	HASH_DELETE(hh, p->users, u);
+	free(u);
+}
+
+/* Carry out what u's gate decided (its due was old_due before). Returns
+ * false if u was freed. */
+static bool apply(struct mqchat *m, struct conn_user *u, enum presence_action a, int64_t old_due)
+{
+	struct presence *p = &m->presence;
+
+	if(u->gate.due != old_due) requeue(p, u, old_due);
+	if(a == PRESENCE_FORGET){
+		forget(p, u);
+		return false;
+	}
+	if(a == PRESENCE_PUBLISH) publish_presence(u->name, u->gate.online, u->gate.since);
+	return true;
+}
+
+/* u's real state changed to online (first connection) or offline (last). */
+static void change(struct mqchat *m, struct conn_user *u, bool online)
+{
+	const int64_t old_due = u->gate.due;
+	enum presence_action a;
+
+	a = presence__gate_change(&u->gate, online, m->clock_ms(), time__now_ms());
+	if(apply(m, u, a, old_due) && u->count == 0 && u->gate.due == 0) forget(&m->presence, u);
 }
 
 int presence__connect(struct mqchat *m, const struct mosquitto *client, const char *name,
@@ -97,7 +247,7 @@ int presence__connect(struct mqchat *m, const struct mosquitto *client, const ch
 	}
 	u->count++;
 	u->kind = kind;
-	if(u->count == 1 && has_presence(kind)) publish_presence(u->name, true);
+	if(u->count == 1 && has_presence(kind)) change(m, u, true);
 	return MQC_OK;
 }
 
@@ -144,11 +294,31 @@ void presence__disconnect(struct mqchat *m, const struct mosquitto *client)
 	free(c);
 	if(u == NULL) return;
 	if(u->count > 0) u->count--;
-	if(u->count == 0){
-		if(u->kick_pending) p->kicks_pending--;
-		if(has_presence(u->kind)) publish_presence(u->name, false);
-		HASH_DELETE(hh, p->users, u);
-		free(u);
+	if(u->count > 0) return;
+	if(u->kick_pending){
+		u->kick_pending = false;
+		p->kicks_pending--;
+	}
+	if(!has_presence(u->kind)){
+		forget(p, u);
+	}else{
+		change(m, u, false);
+	}
+}
+
+void presence__tick(struct mqchat *m, int64_t now, size_t budget)
+{
+	struct presence *p = &m->presence;
+	struct conn_user *u;
+	unsigned level;
+
+	for(level=0; level<PRESENCE_LEVELS; level++){
+		while((u = p->timers[level]) != NULL && u->gate.due <= now && budget > 0){
+			const int64_t old_due = u->gate.due;
+
+			budget--;
+			(void)apply(m, u, presence__gate_fire(&u->gate, now, u->count > 0), old_due);
+		}
 	}
 }
 
@@ -203,6 +373,7 @@ void presence__cleanup(struct presence *p)
 {
 	struct conn *c, *ctmp;
 	struct conn_user *u, *utmp;
+	unsigned level;
 
 	HASH_ITER(hh, p->conns, c, ctmp){
 		HASH_DELETE(hh, p->conns, c);
@@ -216,6 +387,8 @@ void presence__cleanup(struct presence *p)
 		HASH_DELETE(hh, p->users, u);
 		free(u);
 	}
+	for(level=0; level<PRESENCE_LEVELS; level++) p->timers[level] = NULL;
+	p->timed = 0;
 	p->register_count = 0;
 	p->kicks_pending = 0;
 }

@@ -4,8 +4,9 @@
  * once per message) and carries no time in 2.0.11, so the plugin reads its
  * own clock, and does its chores at most every TICK_EVERY_MS. Each run:
  * swap in a snapshot the loader left, kick what it disabled or deleted, log
- * what the loader reported, close expired registration connections, run
- * the start-up presence sweep, and now and then prune the throttle tables.
+ * what the loader reported, close expired registration connections, publish
+ * presence that waited (presence.c), run the start-up presence sweep, and
+ * now and then prune the throttle tables.
  * Kicking fires MOSQ_EVT_DISCONNECT right away, which edits the presence
  * tables: so names and ids to kick are copied out first, kicked after. */
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #define REGISTER_KICKS_PER_TICK 64
 /* Start-up presence sweep: 100,000 accounts take 100 ticks (~10 s idle). */
 #define SWEEP_PER_TICK 1000
+/* Presence gates looked at per tick (each publishes at most once). */
+#define PRESENCE_PER_TICK 1000
 /* Kicks per tick: each walks every connection of the broker. */
 #define KICKS_PER_TICK 100
 /* At most this often: a new snapshot waits at most this long more (the
@@ -38,6 +41,8 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	HASH_ITER(hh, m->presence.users, u, tmp){
 		const struct snap_user *su = snapshot__user(s, u->name, u->len);
 
+		/* No connection left (its presence gate runs): nothing to kick. */
+		if(u->count == 0) continue;
 		if(su != NULL && su->enabled) continue;
 		if(!u->kick_pending){
 			u->kick_pending = true;
@@ -118,6 +123,7 @@ void tick__run(struct mqchat *m, int64_t now)
 	loader__watch(&m->loader, now);
 
 	if(m->presence.registers) expire_registrations(m, now);
+	if(m->presence.timed) presence__tick(m, now, PRESENCE_PER_TICK);
 	if(m->presence.sweep_active) presence__sweep(m, SWEEP_PER_TICK);
 
 	if(now >= m->next_prune){

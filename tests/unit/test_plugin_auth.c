@@ -514,6 +514,11 @@ static void test_presence(void **state)
 	assert_int_equal(presence__count(m, "alice"), 1);
 	presence__disconnect(m, &a2);
 	assert_int_equal(presence__count(m, "alice"), 0);
+	/* Within a second of "online": it waits for its interval
+	 * (test_plugin_presence.c). */
+	assert_int_equal(stub.publish_count, 1);
+	fake_now += PRESENCE_MIN_MS;
+	tick__run(m, fake_now);
 	assert_int_equal(stub.publish_count, 2);
 	assert_non_null(strstr(stub.publishes[1].payload, "{\"status\":\"offline\",\"since\":"));
 	assert_true(stub.publishes[1].retain);
