@@ -212,8 +212,17 @@ static int make_service(struct init_ctx *ctx, struct userdb *udb)
 
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK){
-		rc = have_user ? userdb__user_set_pwhash(udb, CLI_SERVICE_USER, hash)
-			: userdb__user_add(udb, CLI_SERVICE_USER, USER_KIND_SERVICE, CLI_SERVICE_USER, hash);
+		int64_t created, deleted;
+
+		if(have_user){
+			rc = userdb__user_set_pwhash(udb, CLI_SERVICE_USER, hash);
+		}else if(userdb__retired_get(udb, CLI_SERVICE_USER, &created, &deleted) == MQC_OK){
+			/* Deleted by hand: the service is the same, its broker
+			 * sessions and queues are its own, so it gets its name back. */
+			rc = userdb__user_restore(udb, CLI_SERVICE_USER, USER_KIND_SERVICE, CLI_SERVICE_USER, hash);
+		}else{
+			rc = userdb__user_add(udb, CLI_SERVICE_USER, USER_KIND_SERVICE, CLI_SERVICE_USER, hash);
+		}
 	}
 	if(rc == MQC_OK) rc = userdb__commit(udb);
 	if(rc != MQC_OK){

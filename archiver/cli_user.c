@@ -52,21 +52,51 @@ static int end_write(struct userdb *udb, int rc)
 	return rc;
 }
 
+/* Why name cannot be added (or, restore, restored) now, printed the CLI's
+ * way; CLI_OK if it can. Asked before the password, which nobody would
+ * use otherwise, and again if the write finds the store changed. */
+static int check_addable(struct userdb *udb, const char *name, bool restore)
+{
+	struct userdb_user u;
+	char when[32], until[32];
+	int64_t created, deleted;
+	int rc, retired;
+
+	rc = userdb__user_get(udb, name, &u);
+	if(rc == MQC_OK) return cli__error(CLI_ERR_EXISTS, "user '%s' already exists", name);
+	if(rc != MQC_ERR_NOTFOUND) return cli__fail(rc, "reading the user store");
+	retired = userdb__retired_get(udb, name, &created, &deleted);
+	if(retired != MQC_OK && retired != MQC_ERR_NOTFOUND) return cli__fail(retired, "reading the user store");
+	if(restore){
+		if(retired == MQC_OK) return CLI_OK;
+		return cli__error(CLI_ERR_NOTFOUND, "no deleted user '%s' to restore", name);
+	}
+	rc = userdb__name_free(udb, name);
+	if(rc == MQC_OK) return CLI_OK;
+	if(rc != MQC_ERR_EXISTS) return cli__fail(rc, "reading the user store");
+	if(retired != MQC_OK) return cli__error(CLI_ERR_EXISTS, "user '%s' already exists", name);
+	return cli__error(CLI_ERR_EXISTS, "user '%s' was deleted on %s; the name is free again on %s"
+			" (the broker may still hold messages queued for the deleted account until then);"
+			" to give it back to the same person: `user add %s --restore`", name,
+			cli__fmt_time(deleted, when, sizeof(when)),
+			cli__fmt_time(deleted + USERDB_RETIRE_MS, until, sizeof(until)), name);
+}
+
 static int user_add(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"kind", required_argument, NULL, 'k'},
 		{"nick", required_argument, NULL, 'n'},
 		{"password-stdin", no_argument, NULL, 'p'},
+		{"restore", no_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct userdb *udb = NULL;
-	struct userdb_user u;
 	enum user_kind kind = USER_KIND_USER;
 	const char *name, *nick = NULL;
 	char pw[PWHASH_MAX_PASSWORD + 2], hash[PWHASH_STR_LEN], q[80];
 	size_t pwlen;
-	bool from_stdin = false;
+	bool from_stdin = false, restore = false;
 	int c, rc;
 
 	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
@@ -80,6 +110,7 @@ static int user_add(struct cli *cli, int argc, char **argv)
 				break;
 			case 'n': nick = optarg; break;
 			case 'p': from_stdin = true; break;
+			case 'r': restore = true; break;
 			case 'h': return cli__help(cli);
 			default: return cli__bad_option(cli, c, argv);
 		}
@@ -93,27 +124,27 @@ static int user_add(struct cli *cli, int argc, char **argv)
 				cli__quote(nick, q, sizeof(q)), NICK_MAX_LEN);
 	}
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	/* Say "exists" before asking for a password nobody will use. */
-	rc = userdb__user_get(udb, name, &u);
-	if(rc == MQC_OK){
-		rc = cli__error(CLI_ERR_EXISTS, "user '%s' already exists", name);
-		goto done;
-	}
-	if(rc != MQC_ERR_NOTFOUND){
-		rc = cli__fail(rc, "reading the user store");
-		goto done;
-	}
+	if((rc = check_addable(udb, name, restore)) != CLI_OK) goto done;
 	rc = cli__read_password(name, from_stdin, true, pw, sizeof(pw), &pwlen);
 	if(rc == CLI_OK) rc = cli__hash_password(pw, pwlen, hash, sizeof(hash));
 	OPENSSL_cleanse(pw, sizeof(pw));
 	if(rc != CLI_OK) goto done;
 
 	rc = userdb__begin_write(udb);
-	if(rc == MQC_OK) rc = userdb__user_add(udb, name, kind, nick, hash);
+	if(rc == MQC_OK){
+		rc = restore ? userdb__user_restore(udb, name, kind, nick, hash)
+			: userdb__user_add(udb, name, kind, nick, hash);
+	}
 	rc = end_write(udb, rc);
-	if(rc == MQC_ERR_EXISTS) rc = cli__error(CLI_ERR_EXISTS, "user '%s' already exists", name);
-	else if(rc != MQC_OK) rc = cli__fail(rc, "adding the user");
-	else printf("user %s added\n", name);
+	if(rc == MQC_ERR_EXISTS || rc == MQC_ERR_NOTFOUND){
+		/* Changed since the check (another command ran): say how. */
+		rc = check_addable(udb, name, restore);
+		if(rc == CLI_OK) rc = cli__error(CLI_ERR_RUNTIME, "adding the user: the store changed; try again");
+	}else if(rc != MQC_OK){
+		rc = cli__fail(rc, restore ? "restoring the user" : "adding the user");
+	}else{
+		printf("user %s %s\n", name, restore ? "restored" : "added");
+	}
 done:
 	OPENSSL_cleanse(hash, sizeof(hash));
 	cli__close_auth(udb);
@@ -447,8 +478,9 @@ static int user_show(struct cli *cli, int argc, char **argv)
 }
 
 static const struct cli_cmd user_cmds[] = {
-	{.name = "add", .usage = "NAME [--kind user|device|service] [--nick NICK] [--password-stdin]",
-	 .help = "add an account; the password is asked on the terminal or read from stdin's first line",
+	{.name = "add", .usage = "NAME [--kind user|device|service] [--nick NICK] [--password-stdin] [--restore]",
+	 .help = "add an account; the password is asked on the terminal or read from stdin's first line;"
+		 " --restore gives a deleted account's name back to the same person, with its messages",
 	 .handler = user_add},
 	{.name = "passwd", .usage = "NAME [--password-stdin]",
 	 .help = "set a new password", .handler = user_passwd},
@@ -456,7 +488,8 @@ static const struct cli_cmd user_cmds[] = {
 	 .help = "refuse logins and close live connections (within 1 s)", .handler = user_disable},
 	{.name = "enable", .usage = "NAME", .help = "allow logins again", .handler = user_enable},
 	{.name = "del", .usage = "NAME [--erase]",
-	 .help = "delete the account, its memberships and blocks; --erase also deletes its messages",
+	 .help = "delete the account, its memberships and blocks; --erase also deletes its messages;"
+		 " nobody else may take the name for 30 days",
 	 .handler = user_del},
 	{.name = "export", .usage = "NAME",
 	 .help = "print profile, rooms, blocks and messages as one JSON object", .handler = user_export},

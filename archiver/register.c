@@ -173,18 +173,16 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 	/* Checks that need no lock, so that only a request that would make an
 	 * account takes a token and costs a hash; the transaction below
 	 * checks again (a race may still lose there, and gives the token back). */
-	{
-		struct userdb_user u;
-
-		rc = userdb__user_get(d->udb, user, &u);
-		if(rc == MQC_OK){
-			resp = rpc__fail(id, "taken", "that name is taken");
-			goto done;
-		}
-		if(rc != MQC_ERR_NOTFOUND){
-			resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
-			goto done;
-		}
+	/* A name deleted lately is as taken as one in use (userdb__name_free),
+	 * and answered alike: the app learns no more than "taken". */
+	rc = userdb__name_free(d->udb, user);
+	if(rc == MQC_ERR_EXISTS){
+		resp = rpc__fail(id, "taken", "that name is taken");
+		goto done;
+	}
+	if(rc != MQC_OK){
+		resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
+		goto done;
 	}
 	if(d->cfg.registration == REG_INVITE){
 		struct invite_find f = {.code = invite, .now = time__now_ms()};

@@ -39,7 +39,60 @@ static int exec(struct userdb *udb, const char *sql)
 	return map_rc(sqlite3_exec(udb->db, sql, NULL, NULL, NULL));
 }
 
-static int check_schema(struct userdb *udb, char *err, size_t errlen)
+/* Every table must be there: a half-made or foreign file is refused.
+ * V1_TABLES are those of version 1, read as they were by every release. */
+#define V1_TABLES \
+	"SELECT name, kind, nick, pwhash, enabled, created FROM users LIMIT 0;" \
+	"SELECT name, retention_days, created FROM rooms LIMIT 0;" \
+	"SELECT room, user FROM members LIMIT 0;" \
+	"SELECT user, blocked FROM blocks LIMIT 0;" \
+	"SELECT code, uses_left, expires, created FROM invites LIMIT 0;"
+#define V2_TABLES V1_TABLES "SELECT name, created, deleted FROM retired LIMIT 0;"
+
+static int check_tables(struct userdb *udb, const char *sql, char *err, size_t errlen)
+{
+	if(sqlite3_exec(udb->db, sql, NULL, NULL, NULL) != SQLITE_OK){
+		mqc_seterr(err, errlen, "%s: wrong schema (%s)", udb->path, sqlite3_errmsg(udb->db));
+		return MQC_ERR_SCHEMA;
+	}
+	return MQC_OK;
+}
+
+/* Upgrade a store of version 1 to this version in one transaction: the
+ * schema file again (each statement is idempotent: it adds what version 1
+ * lacks) and the new version number. Everything already stored stays as
+ * it is. Another process may upgrade at the same time: the version is read
+ * again under the write lock. */
+static int upgrade_v1(struct userdb *udb, char *err, size_t errlen)
+{
+	char sql[96];
+	bool prepared;
+	int rc, version;
+
+	rc = exec(udb, "BEGIN IMMEDIATE");
+	if(rc == MQC_OK){
+		rc = map_rc(sqlutil__schema_version(udb->db, &version, &prepared));
+		if(rc == MQC_OK && version == USERDB_SCHEMA_VERSION_V1){
+			snprintf(sql, sizeof(sql), "UPDATE meta SET value='%d' WHERE key='schema_version'",
+					USERDB_SCHEMA_VERSION);
+			rc = exec(udb, schema_sql);
+			if(rc == MQC_OK) rc = exec(udb, sql);
+		}
+	}
+	if(rc == MQC_OK) rc = exec(udb, "COMMIT");
+	if(rc != MQC_OK){
+		mqc_seterr(err, errlen, "%s: cannot upgrade the store from schema version %d to %d (%s)",
+				udb->path, USERDB_SCHEMA_VERSION_V1, USERDB_SCHEMA_VERSION, sqlite3_errmsg(udb->db));
+		userdb__rollback(udb);
+		return rc;
+	}
+	/* Nothing any reader uses has changed: not a change for the broker to
+	 * apply before the command that opened the store may return. */
+	udb->committed_ns = 0;
+	return MQC_OK;
+}
+
+static int check_schema(struct userdb *udb, int flags, char *err, size_t errlen)
 {
 	int rc, version;
 	bool prepared;
@@ -53,24 +106,21 @@ static int check_schema(struct userdb *udb, char *err, size_t errlen)
 		mqc_seterr(err, errlen, "%s: %s", udb->path, sqlite3_errstr(rc));
 		return map_rc(rc);
 	}
+	if(version == USERDB_SCHEMA_VERSION_V1){
+		/* The previous release's store: its tables are read as before,
+		 * so a reader takes it as it is; a writer upgrades it. */
+		rc = check_tables(udb, V1_TABLES, err, errlen);
+		if(rc != MQC_OK || (flags & USERDB_READONLY)) return rc;
+		rc = upgrade_v1(udb, err, errlen);
+		if(rc != MQC_OK) return rc;
+		version = USERDB_SCHEMA_VERSION;
+	}
 	if(version != USERDB_SCHEMA_VERSION){
 		mqc_seterr(err, errlen, "%s: schema version %d, this build needs %d", udb->path,
 				version, USERDB_SCHEMA_VERSION);
 		return MQC_ERR_SCHEMA;
 	}
-	/* Every table must be there: a half-made or foreign file is refused. */
-	rc = sqlite3_exec(udb->db,
-			"SELECT name, kind, nick, pwhash, enabled, created FROM users LIMIT 0;"
-			"SELECT name, retention_days, created FROM rooms LIMIT 0;"
-			"SELECT room, user FROM members LIMIT 0;"
-			"SELECT user, blocked FROM blocks LIMIT 0;"
-			"SELECT code, uses_left, expires, created FROM invites LIMIT 0;",
-			NULL, NULL, NULL);
-	if(rc != SQLITE_OK){
-		mqc_seterr(err, errlen, "%s: wrong schema (%s)", udb->path, sqlite3_errmsg(udb->db));
-		return MQC_ERR_SCHEMA;
-	}
-	return MQC_OK;
+	return check_tables(udb, V2_TABLES, err, errlen);
 }
 
 /* SQLite's own checkpoint threshold (pages), which a WAL hook replaces. */
@@ -137,7 +187,7 @@ int userdb__open(const char *path, int flags, struct userdb **out, char *err, si
 			return rc;
 		}
 	}
-	rc = check_schema(udb, err, errlen);
+	rc = check_schema(udb, flags, err, errlen);
 	if(rc != MQC_OK){
 		userdb__close(udb);
 		return rc;
@@ -287,19 +337,69 @@ static bool room_exists(struct userdb *udb, const char *room)
 
 /* ---- users ---- */
 
-int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
-		const char *nick, const char *pwhash)
+/* The one integer of a one-row query on one text argument: MQC_OK,
+ * MQC_ERR_NOTFOUND (no row) or an MQC_ERR_* of SQLite. */
+static int get_int64(struct userdb *udb, const char *sql, const char *arg, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare_bind(udb, sql, &st, 1, &arg);
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if(rc == SQLITE_ROW) return MQC_OK;
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+}
+
+int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, int64_t *deleted)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare_bind(udb, "SELECT created, deleted FROM retired WHERE name=?", &st, 1, &name);
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		*created = sqlite3_column_int64(st, 0);
+		*deleted = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if(rc == SQLITE_ROW) return MQC_OK;
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+}
+
+int userdb__name_free(struct userdb *udb, const char *name)
+{
+	int64_t created, deleted;
+	int rc;
+
+	rc = get_int64(udb, "SELECT created FROM users WHERE name=?", name, &created);
+	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
+	rc = userdb__retired_get(udb, name, &created, &deleted);
+	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+	/* A deletion "in the future" (the clock was set back) is recent too. */
+	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
+}
+
+static bool user_args_valid(const char *name, enum user_kind kind, const char *nick, const char *pwhash)
+{
+	/* A secret's fast form is for services only (pwhash.h). */
+	return names__valid_str(name) && nick__valid(nick) && user_kind__name(kind)[0] != '?'
+		&& (pwhash__iterations(pwhash) != 0
+			|| (kind == USER_KIND_SERVICE && pwhash__is_secret(pwhash)));
+}
+
+/* Insert the account with this created time, and forget the name's
+ * retired row: it has a holder again. */
+static int insert_user(struct userdb *udb, const char *name, enum user_kind kind,
+		const char *nick, const char *pwhash, int64_t created)
 {
 	sqlite3_stmt *st;
 	const char *args[4];
 	int rc;
 
-	/* A secret's fast form is for services only (pwhash.h). */
-	if(!names__valid_str(name) || !nick__valid(nick) || user_kind__name(kind)[0] == '?'
-			|| (pwhash__iterations(pwhash) == 0
-				&& !(kind == USER_KIND_SERVICE && pwhash__is_secret(pwhash)))){
-		return MQC_ERR_INVAL;
-	}
 	args[0] = name;
 	args[1] = user_kind__name(kind);
 	args[2] = nick;
@@ -307,8 +407,35 @@ int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
 	rc = prepare_bind(udb, "INSERT INTO users(name, kind, nick, pwhash, enabled, created)"
 			" VALUES(?, ?, ?, ?, 1, ?)", &st, 4, args);
 	if(rc) return rc;
-	sqlite3_bind_int64(st, 5, time__now_ms());
-	return finish(udb, st, NULL);
+	sqlite3_bind_int64(st, 5, created);
+	rc = finish(udb, st, NULL);
+	if(rc) return rc;
+	return run(udb, "DELETE FROM retired WHERE name=?", NULL, 1, &name);
+}
+
+int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
+		const char *nick, const char *pwhash)
+{
+	int rc;
+
+	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
+	rc = userdb__name_free(udb, name);
+	if(rc) return rc;
+	return insert_user(udb, name, kind, nick, pwhash, time__now_ms());
+}
+
+int userdb__user_restore(struct userdb *udb, const char *name, enum user_kind kind,
+		const char *nick, const char *pwhash)
+{
+	int64_t created;
+	int rc;
+
+	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
+	rc = get_int64(udb, "SELECT created FROM users WHERE name=?", name, &created);
+	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
+	rc = get_int64(udb, "SELECT created FROM retired WHERE name=?", name, &created);
+	if(rc) return rc;
+	return insert_user(udb, name, kind, nick, pwhash, created);
 }
 
 static void row_to_user(sqlite3_stmt *st, struct userdb_user *u)
@@ -395,6 +522,22 @@ int userdb__user_set_nick(struct userdb *udb, const char *name, const char *nick
 
 int userdb__user_del(struct userdb *udb, const char *name)
 {
+	sqlite3_stmt *st;
+	int rc;
+
+	/* The name is retired first, with the account's created: the next
+	 * account of that name is someone else (userdb__name_free), unless an
+	 * operator restores this one (userdb__user_restore). */
+	rc = prepare_bind(udb, "INSERT OR REPLACE INTO retired(name, created, deleted)"
+			" SELECT name, created, ? FROM users WHERE name=?", &st, 0, NULL);
+	if(rc) return rc;
+	if(sqlite3_bind_int64(st, 1, time__now_ms()) != SQLITE_OK
+			|| sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return MQC_ERR_DB;
+	}
+	rc = finish(udb, st, NULL);
+	if(rc) return rc;
 	/* Memberships and blocks go with the row (ON DELETE CASCADE). */
 	return run_one(udb, "DELETE FROM users WHERE name=?", 1, &name);
 }
@@ -476,6 +619,27 @@ int userdb__member_remove(struct userdb *udb, const char *room, const char *user
 bool userdb__is_member(struct userdb *udb, const char *room, const char *user)
 {
 	return exists(udb, "SELECT 1 FROM members WHERE room=? AND user=?", room, user);
+}
+
+int userdb__rooms_of(struct userdb *udb, const char *user,
+		int (*cb)(const char *room, int64_t created, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	/* members_by_user, then one primary-key look-up per room. */
+	rc = prepare_bind(udb, "SELECT m.room, r.created FROM members AS m JOIN rooms AS r ON r.name = m.room"
+			" WHERE m.user=? ORDER BY m.room", &st, 1, &user);
+	if(rc) return rc;
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg);
+		if(crc){
+			sqlite3_finalize(st);
+			return crc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
 }
 
 int userdb__room_each(struct userdb *udb,

@@ -1,12 +1,22 @@
 /* userdb.h - the SQLite user store (auth.db) shared by the plugin and the CLI.
  *
- * Schema version 1 (see userdb.c for the SQL):
- *   meta(key, value)                       schema_version = "1"
+ * Schema version 2 (common/userdb_schema.sql):
+ *   meta(key, value)                       schema_version = "2"
  *   users(name, kind, nick, pwhash, enabled, created)
  *   rooms(name, retention_days, created)
  *   members(room, user)                    room membership
  *   blocks(user, blocked)                  <user> refuses messages from <blocked>
  *   invites(code, uses_left, expires, created)
+ *   retired(name, created, deleted)        names of deleted accounts (version 2)
+ *
+ * A name is not an identity: an account deleted and a new one made under
+ * the same name are two people. `created` tells them apart (the archiver
+ * answers a holder only with what arrived since its account or room was
+ * created), and a deleted account's name is retired for USERDB_RETIRE_DAYS,
+ * while the broker still holds the messages queued for its sessions.
+ *
+ * A store of version 1 (the previous release) is upgraded in place by the
+ * first open that may write; a USERDB_READONLY open reads it as it is.
  *
  * The store runs in WAL mode so the broker's plugin reads while the CLI and
  * the archiver write. Every writer keeps its transactions short. Times are
@@ -24,10 +34,19 @@
 #include "names.h"
 #include "pwhash.h"
 
-#define USERDB_SCHEMA_VERSION 1
+#define USERDB_SCHEMA_VERSION 2
+/* The previous release's version, upgraded on open. */
+#define USERDB_SCHEMA_VERSION_V1 1
 #define NICK_MAX_LEN 64
 /* How long a writer waits for a lock before MQC_ERR_BUSY. */
 #define USERDB_BUSY_TIMEOUT_MS 5000
+/* How long a deleted account's name stays retired. It must not be shorter
+ * than the broker's persistent_client_expiration (config/mosquitto.conf,
+ * 30d): until then the broker may still hold a session of the old account
+ * (<name>@<device>), with the messages queued for it, which the next
+ * holder of the name would be handed on its first login. */
+#define USERDB_RETIRE_DAYS 30
+#define USERDB_RETIRE_MS ((int64_t)USERDB_RETIRE_DAYS * 24 * 3600 * 1000)
 
 enum user_kind {
 	USER_KIND_USER = 1,
@@ -80,9 +99,27 @@ enum user_kind user_kind__parse(const char *s);
 bool nick__valid(const char *s);
 
 /* ---- users ---- */
-/* MQC_ERR_INVAL (bad name/nick/kind), MQC_ERR_EXISTS, MQC_ERR_DB/BUSY. */
+/* Add an account, created now. MQC_ERR_INVAL (bad name/nick/kind),
+ * MQC_ERR_EXISTS (an account has the name, or the name is retired:
+ * userdb__name_free), MQC_ERR_DB/BUSY. A retired row whose time is over
+ * goes in the same statement sequence: call inside a write transaction. */
 int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash);
+/* Give a deleted account's name back to the same person: like user_add,
+ * but with the `created` of the deleted account (so the archive answers
+ * them with their old conversations), retired or not any more.
+ * MQC_ERR_NOTFOUND if the name was never deleted (or has had a holder
+ * since), MQC_ERR_EXISTS if an account has it; call inside a write
+ * transaction. */
+int userdb__user_restore(struct userdb *udb, const char *name, enum user_kind kind,
+		const char *nick, const char *pwhash);
+/* Whether a new account may take name now: MQC_OK, MQC_ERR_EXISTS (an
+ * account has it, or it was deleted less than USERDB_RETIRE_DAYS ago), or
+ * an MQC_ERR_* of the store. The one definition of "taken". */
+int userdb__name_free(struct userdb *udb, const char *name);
+/* When the account that had name was created and deleted (ms), if the
+ * name has no holder since: MQC_OK, MQC_ERR_NOTFOUND, or an MQC_ERR_*. */
+int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, int64_t *deleted);
 /* MQC_ERR_NOTFOUND if there is no such user. */
 int userdb__user_get(struct userdb *udb, const char *name, struct userdb_user *out);
 int userdb__user_set_enabled(struct userdb *udb, const char *name, bool enabled);
@@ -95,7 +132,9 @@ int userdb__user_set_nick(struct userdb *udb, const char *name, const char *nick
  * the account is not a service, already has that form, or secret does not
  * verify. *changed says whether the row was rewritten. */
 int userdb__service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed);
-/* Deletes the user and their memberships and blocks (both directions). */
+/* Deletes the user and their memberships and blocks (both directions), and
+ * retires the name (with the account's `created`, for user_restore). Call
+ * inside a write transaction. MQC_ERR_NOTFOUND if there is no such user. */
 int userdb__user_del(struct userdb *udb, const char *name);
 /* Calls cb for every user in name order; a non-zero return from cb stops the
  * walk and is returned. The struct is only valid during the call. */
@@ -113,6 +152,10 @@ int userdb__member_add(struct userdb *udb, const char *room, const char *user);
 /* MQC_ERR_NOTFOUND if not a member. */
 int userdb__member_remove(struct userdb *udb, const char *room, const char *user);
 bool userdb__is_member(struct userdb *udb, const char *room, const char *user);
+/* Calls cb for each room user is a member of now, in name order, with the
+ * room's `created`; a non-zero return from cb stops the walk and is returned. */
+int userdb__rooms_of(struct userdb *udb, const char *user,
+		int (*cb)(const char *room, int64_t created, void *arg), void *arg);
 int userdb__room_each(struct userdb *udb,
 		int (*cb)(const char *room, int retention_days, int64_t created, void *arg), void *arg);
 /* Every (room, user) pair; room NULL for all rooms, user NULL for all users. */

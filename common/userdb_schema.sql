@@ -1,6 +1,8 @@
--- userdb_schema.sql - schema version 1 of the user store (auth.db).
+-- userdb_schema.sql - schema version 2 of the user store (auth.db).
 -- The single source of the schema: compiled into common/userdb.c at build
--- time and read by the integration tests.
+-- time and read by the integration tests. Every statement is idempotent:
+-- userdb.c runs the whole file again to upgrade a store of version 1
+-- (tests/fixtures/userdb_schema_v1.sql), which lacks only `retired`.
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users(
@@ -29,4 +31,14 @@ CREATE TABLE IF NOT EXISTS invites(
   uses_left INTEGER NOT NULL,
   expires INTEGER NOT NULL DEFAULT 0,
   created INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
+-- Version 2: the names of deleted accounts. The broker keeps a deleted
+-- account's sessions, with the messages queued for them, for 30 days, and
+-- the archive keeps its conversations: a name stays retired (nobody may
+-- take it) for USERDB_RETIRE_DAYS after `deleted`, and `created` is what
+-- `user add NAME --restore` gives back to the same person. The row goes
+-- when the name has a holder again. Times in ms since the epoch.
+CREATE TABLE IF NOT EXISTS retired(
+  name TEXT PRIMARY KEY,
+  created INTEGER NOT NULL,
+  deleted INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '2');

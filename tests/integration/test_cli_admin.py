@@ -135,7 +135,7 @@ def test_default_data_folder(datadir):
     assert os.path.isfile(os.path.join(datadir, "var", "archiver.pw"))
 
 
-@pytest.mark.parametrize("content", ["garbage", "foreign", "version2"])
+@pytest.mark.parametrize("content", ["garbage", "foreign", "version3"])
 def test_wrong_schema(datadir, content):
     path = os.path.join(datadir, "auth.db")
     if content == "garbage":
@@ -147,7 +147,7 @@ def test_wrong_schema(datadir, content):
             db.execute("CREATE TABLE t(x)")
         else:
             db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
-            db.execute("INSERT INTO meta VALUES('schema_version', '2')")
+            db.execute("INSERT INTO meta VALUES('schema_version', '3')")
         db.commit()
         db.close()
     fails(datadir, NODB, "user", "list")
