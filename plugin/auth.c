@@ -19,6 +19,12 @@
 #define ADDR_BASE_MS 500
 #define ADDR_CAP_MS 30000
 #define THROTTLE_MAX_ENTRIES 65536
+/* While an address is locked, logins to real accounts from it are still
+ * checked, 5 a second (bursts of 10): failures on made-up names from a
+ * shared address (a NAT, a WebSocket proxy) must not keep out everyone
+ * behind it who has a password. */
+#define LOCKED_ADDR_BURST 10.0
+#define LOCKED_ADDR_PERIOD_MS 2000
 /* Registration connections: 5 per minute per address. */
 #define REGISTER_BURST 5.0
 #define REGISTER_PERIOD_MS 60000
@@ -45,6 +51,8 @@ int auth__init(struct mqchat *m)
 	throttle__init_bucket(&m->register_limit, REGISTER_BURST, REGISTER_PERIOD_MS,
 			THROTTLE_MAX_ENTRIES);
 	throttle__init_bucket(&m->notice_limit, NOTICE_BURST, NOTICE_PERIOD_MS, THROTTLE_MAX_ENTRIES);
+	throttle__init_bucket(&m->locked_addr_checks, LOCKED_ADDR_BURST, LOCKED_ADDR_PERIOD_MS,
+			THROTTLE_MAX_ENTRIES);
 	/* A backoff entry locked from its first "failure" for DISABLED_SEEN_MS:
 	 * "this address showed the right password of this disabled account". */
 	throttle__init_backoff(&m->disabled_seen, 1, DISABLED_SEEN_MS, DISABLED_SEEN_MS,
@@ -67,6 +75,7 @@ void auth__cleanup(struct mqchat *m)
 	throttle__cleanup(&m->addr_throttle);
 	throttle__cleanup(&m->register_limit);
 	throttle__cleanup(&m->notice_limit);
+	throttle__cleanup(&m->locked_addr_checks);
 	throttle__cleanup(&m->disabled_seen);
 	throttle__cleanup(&m->connections_seen);
 	throttle__cleanup(&m->sessions_seen);
@@ -123,15 +132,23 @@ size_t auth__user_key(char out[AUTH_USER_KEY_LEN], const char *name, const char 
 /* The throttles, before any hashing: this name from this address, then the
  * address. A refusal by the first does not count against the address: a
  * flood at one account from a shared address must not lock out everyone
- * else there. MOSQ_ERR_SUCCESS (go on) or a refusal. */
+ * else there. Nor does a locked address keep out a real account (known:
+ * the name is one) whose name is not locked there: such logins are still
+ * checked, at a bounded rate per address (LOCKED_ADDR_*), so failures on
+ * made-up names cannot lock out the people behind a shared address, and
+ * the broker still hashes at most a few a second for it. (While an
+ * address is locked, a made-up name is refused sooner than a real one:
+ * names are no secret to accounts, chat/presence/+ lists them.)
+ * MOSQ_ERR_SUCCESS (go on) or a refusal. */
 static int check_throttles(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
-		const char *username, const char *clientid, int64_t now)
+		const char *username, const char *clientid, bool known, int64_t now)
 {
 	if(throttle__locked(&m->user_throttle, ukey, uklen, now, NULL)){
 		m->auth_throttled++;
 		return refuse(m, addr, username, clientid, "throttled (user)");
 	}
-	if(throttle__locked(&m->addr_throttle, addr, strlen(addr), now, NULL)){
+	if(throttle__locked(&m->addr_throttle, addr, strlen(addr), now, NULL)
+			&& !(known && throttle__take(&m->locked_addr_checks, addr, strlen(addr), now))){
 		m->auth_throttled++;
 		return refuse(m, addr, username, clientid, "throttled (address)");
 	}
@@ -153,7 +170,7 @@ static void count_failure(struct mqchat *m, const char *addr, const char *ukey, 
 static int refuse_unknown(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
 		const char *username, const char *clientid, const char *password, size_t pwlen, int64_t now)
 {
-	int rc = check_throttles(m, addr, ukey, uklen, username, clientid, now);
+	int rc = check_throttles(m, addr, ukey, uklen, username, clientid, false, now);
 	bool ok;
 
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
@@ -169,7 +186,7 @@ static int refuse_disabled(struct mqchat *m, const char *addr, const char *ukey,
 		const struct snap_user *u, const char *clientid, const char *password, size_t pwlen,
 		int64_t now)
 {
-	int rc = check_throttles(m, addr, ukey, uklen, u->name, clientid, now);
+	int rc = check_throttles(m, addr, ukey, uklen, u->name, clientid, false, now);
 	bool ok = false;
 
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
@@ -251,7 +268,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		goto success;
 	}
 	/* 8. Throttles, before any hashing. */
-	rc = check_throttles(m, addr, ukey, uklen, username, clientid, now);
+	rc = check_throttles(m, addr, ukey, uklen, username, clientid, true, now);
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	/* 9. The real check. */
 	rc = pwhash__verify(password, pwlen, u->pwhash, &ok);

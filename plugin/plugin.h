@@ -597,6 +597,7 @@ struct mqchat {
 
 /* Input to the pure ACL decision. */
 struct acl_request {
+	struct throttle locked_addr_checks; /* logins of real accounts from a locked address */
 	const char *username;           /* may be NULL */
 	const char *clientid;           /* may be NULL */
 	int access;                     /* MOSQ_ACL_* */

@@ -7,7 +7,9 @@ could lock out anyone, the archiver included).
   from reconnecting within seconds. A data folder from before (a slow hash)
   is upgraded when the archiver starts.
 - A person's name is throttled per address: someone guessing alice's
-  password from another address does not lock alice out."""
+  password from another address does not lock alice out.
+- Failures on made-up names lock their address, but the people behind it
+  (a NAT, a WebSocket proxy) still get in with their passwords."""
 import threading
 import time
 
@@ -25,6 +27,7 @@ class Guesser:
     once), at most `seconds` and 2,000 tries (it stops by itself)."""
 
     def __init__(self, port, name, bind="127.0.0.1", seconds=30):
+        """name: one name, or None for a new made-up name at every try."""
         self.port, self.name, self.bind = port, name, bind
         self.stop_at = time.monotonic() + seconds
         self.tries = 0
@@ -34,8 +37,9 @@ class Guesser:
     def run(self):
         while (not self.halt.wait(0.05) and time.monotonic() < self.stop_at
                and self.tries < 2000):
-            c = mqtt.Client(client_id=self.name + "@guess", protocol=mqtt.MQTTv311)
-            c.username_pw_set(self.name, "wrong-%d" % self.tries)
+            name = self.name or "made-up%d" % self.tries
+            c = mqtt.Client(client_id=name + "@guess", protocol=mqtt.MQTTv311)
+            c.username_pw_set(name, "wrong-%d" % self.tries)
             try:
                 c.connect("127.0.0.1", self.port, 30, bind_address=self.bind)
                 c.loop(timeout=0.2)
@@ -113,3 +117,29 @@ def test_person_throttled_at_the_guessing_address_only(store, make_broker):
     assert connack(b.port, "alice", PW, "127.0.0.1") == 5, "the right password from the guessing address"
     assert connack(b.port, "alice", PW, "127.0.0.2") == 0, "the owner from elsewhere was locked out"
     assert "throttled (user)" in b.output()
+
+
+def test_made_up_names_do_not_lock_out_an_address(store, make_broker, clients):
+    """The report: 12 failed logins with made-up names from 127.0.0.1
+    refused alice, bob and carol with their right passwords. A steady
+    flood of made-up names from their own address, across a broker restart
+    (nothing cached): each of them gets in within a few seconds."""
+    for u in ("alice", "bob", "carol"):
+        store.add_user(u)
+    b = make_broker()
+    with Guesser(b.port, None, seconds=40) as g:
+        harness.wait_for(lambda: g.tries >= 5, 10, what="made-up names failing")
+        b.restart()
+        before = b.output().count("throttled (address)")
+        harness.wait_for(lambda: b.output().count("throttled (address)") > before, 30,
+                         what="the address locked again after the restart")
+        for u in ("alice", "bob", "carol"):
+            t0 = time.monotonic()
+            harness.wait_for(lambda: connack(b.port, u, PW, "127.0.0.1") == 0, 5, interval=0.2,
+                             what="%s in from the flooded address" % u)
+            print("%s in after %.2f s" % (u, time.monotonic() - t0))
+        # The flood went on all along, and the address stayed locked to it.
+        assert not g.t.join(0) and g.t.is_alive()
+        after = b.output().count("throttled (address)")
+        harness.wait_for(lambda: b.output().count("throttled (address)") > after, 10,
+                         what="made-up names still refused")

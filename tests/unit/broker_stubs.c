@@ -73,6 +73,30 @@ const char *mosquitto_client_username(const struct mosquitto *client)
 	return client ? client->username : NULL;
 }
 
+int mosquitto_client_protocol_version(const struct mosquitto *client)
+{
+	(void)client;
+	return stub.protocol_version ? stub.protocol_version : 4;
+}
+
+bool mosquitto_client_clean_session(const struct mosquitto *client)
+{
+	(void)client;
+	return stub.clean_session;
+}
+
+int mosquitto_client_sub_count(const struct mosquitto *client)
+{
+	(void)client;
+	return stub.sub_count;
+}
+
+/* The plugin only ever drops a whole list it was handed. */
+void mosquitto_property_free_all(mosquitto_property **properties)
+{
+	*properties = NULL;
+}
+
 int mosquitto_kick_client_by_username(const char *username, bool with_will)
 {
 	(void)with_will;

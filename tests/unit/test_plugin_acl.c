@@ -458,8 +458,22 @@ static void test_callback_counts_and_logs(void **state)
 	ed.client = &client;
 	ed.access = MOSQ_ACL_SUBSCRIBE;
 	ed.topic = "chat/inbox/alice/#";
+	ed.qos = 1;
 	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
 	assert_int_equal(stub.log_count, 0);
+	/* Messages need a QoS 1 subscription; presence may be taken at QoS 0. */
+	ed.qos = 0;
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	assert_int_equal(m->acl_denied[ACL_DENY_QOS], 1);
+	ed.topic = "chat/presence/+";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	/* A connection holding max_subscriptions may take no more. */
+	stub.sub_count = m->cfg.max_subscriptions;
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	assert_int_equal(m->acl_denied[ACL_DENY_SUBSCRIPTIONS], 1);
+	ed.topic = "chat/inbox/alice/#";
+	ed.qos = 1;
+	stub_reset();
 
 	m->log.rate = 3;
 	fake_now = 5000;
