@@ -17,6 +17,8 @@
 
 /* Columns of the archived-message form, in the order row_to_json reads them. */
 #define MSG_COLS "seq, id, sender, recipient, room, type, body, ts, server_ts, status"
+/* The same, of the table named m in a join. */
+#define MSG_COLS_M "m.seq, m.id, m.sender, m.recipient, m.room, m.type, m.body, m.ts, m.server_ts, m.status"
 
 static const char *schema_sql =
 	"CREATE TABLE IF NOT EXISTS meta("
@@ -53,7 +55,9 @@ enum stmt_id {
 	ST_INVALID,
 	ST_PROBE,
 	ST_HISTORY,
-	ST_HISTORY_ALL,
+	ST_FIRST,
+	ST_LAST,
+	ST_AT,
 	ST_SCAN_CONV,
 	ST_SCAN_ALL,
 	ST_DELETE,
@@ -69,18 +73,26 @@ static const char *stmt_sql[ST__COUNT] = {
 	[ST_STORE] =
 		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh)"
 		" VALUES(?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9)",
+	/* The newest row of (sender, id): the next holder of a name may use
+	 * the ids of the one before (archive__store). */
 	[ST_DUP] =
-		"SELECT 1 FROM messages INDEXED BY messages_idh WHERE idh=?1 AND sender=?2 AND id=?3",
+		"SELECT server_ts FROM messages INDEXED BY messages_idh WHERE idh=?1 AND sender=?2 AND id=?3"
+		" ORDER BY seq DESC LIMIT 1",
 	[ST_FIND] =
-		"SELECT seq, recipient, room, status FROM messages INDEXED BY messages_idh WHERE idh=?1 AND sender=?2 AND id=?3",
+		"SELECT seq, recipient, room, status, server_ts FROM messages INDEXED BY messages_idh"
+		" WHERE idh=?1 AND sender=?2 AND id=?3 ORDER BY seq DESC LIMIT 1",
 	[ST_SET_STATUS] = "UPDATE messages SET status=?2 WHERE seq=?1",
 	[ST_INVALID] =
 		"UPDATE meta SET value=CAST(CAST(value AS INTEGER) + ?1 AS TEXT) WHERE key='invalid'",
 	[ST_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
+	/* One range of the (conv, seq) index: [?4, ?2). */
 	[ST_HISTORY] =
-		"SELECT " MSG_COLS " FROM messages WHERE conv=?1 AND seq<?2 ORDER BY seq DESC LIMIT ?3",
-	[ST_HISTORY_ALL] =
-		"SELECT " MSG_COLS " FROM messages WHERE conv=?1 ORDER BY seq DESC LIMIT ?3",
+		"SELECT " MSG_COLS " FROM messages WHERE conv=?1 AND seq<?2 AND seq>=?4 AND server_ts>=?5"
+		" ORDER BY seq DESC LIMIT ?3",
+	/* Primary-key look-ups for seq_floor. */
+	[ST_FIRST] = "SELECT seq, server_ts FROM messages ORDER BY seq LIMIT 1",
+	[ST_LAST] = "SELECT seq, server_ts FROM messages ORDER BY seq DESC LIMIT 1",
+	[ST_AT] = "SELECT seq, server_ts FROM messages WHERE seq>=?1 ORDER BY seq LIMIT 1",
 	[ST_SCAN_CONV] =
 		"SELECT seq, server_ts, room FROM messages WHERE conv=?1 AND seq>?2 ORDER BY seq LIMIT ?3",
 	[ST_SCAN_ALL] =
@@ -369,14 +381,16 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s)
 	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-/* Is (sender, id) stored already? MQC_OK with *found, or an MQC_ERR_*. */
+/* Is (sender, id) stored already? MQC_OK with *found and the newest
+ * copy's server_ts in *server_ts, or an MQC_ERR_*. */
 static int find_dup(struct archive *ar, const char *sender, const char *id, int64_t idh,
-		bool *found)
+		bool *found, int64_t *server_ts)
 {
 	sqlite3_stmt *st = ar->st[ST_DUP];
 	int rc;
 
 	*found = false;
+	*server_ts = 0;
 	if(sqlite3_bind_int64(st, 1, idh)
 			|| sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC)){
@@ -386,6 +400,7 @@ static int find_dup(struct archive *ar, const char *sender, const char *id, int6
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW){
 		*found = true;
+		*server_ts = sqlite3_column_int64(st, 0);
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(st);
@@ -393,12 +408,33 @@ static int find_dup(struct archive *ar, const char *sender, const char *id, int6
 	return map_rc(rc);
 }
 
-int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored)
+/* Is a row of (sender, id) stored at server_ts a copy of a message the
+ * sender sends now? Not if it is older than the sender's account: it was
+ * the previous holder's of the name. Asked only when such a row exists
+ * (a redelivery, or an id reused), so ingest pays nothing for it. A
+ * sender without an account (deleted since it sent) keeps the copy. */
+static int same_holder(const char *sender, int64_t server_ts, archive_created_fn created_of,
+		void *arg, bool *same)
+{
+	int64_t created;
+	int rc;
+
+	*same = true;
+	if(created_of == NULL) return MQC_OK;
+	rc = created_of(sender, &created, arg);
+	if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
+	if(rc != MQC_OK) return rc;
+	*same = server_ts >= created;
+	return MQC_OK;
+}
+
+int archive__store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
+		void *arg, bool *stored)
 {
 	sqlite3_stmt *st = ar->st[ST_STORE];
 	char conv[2 * NAME_MAX_LEN + 8];
-	int64_t idh;
-	bool found;
+	int64_t idh, dup_ts;
+	bool found, same;
 	int rc;
 
 	if(stored) *stored = false;
@@ -412,8 +448,12 @@ int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored
 		snprintf(conv, sizeof(conv), "r:%s", m->room);
 	}
 	idh = id_hash(m->sender, m->id);
-	rc = find_dup(ar, m->sender, m->id, idh, &found);
-	if(rc != MQC_OK || found) return rc;
+	rc = find_dup(ar, m->sender, m->id, idh, &found, &dup_ts);
+	if(rc != MQC_OK) return rc;
+	if(found){
+		rc = same_holder(m->sender, dup_ts, created_of, arg, &same);
+		if(rc != MQC_OK || same) return rc;
+	}
 	rc = bind_text(st, 1, m->sender)
 		|| bind_text(st, 2, m->recipient)
 		|| bind_text(st, 3, m->room)
@@ -444,12 +484,12 @@ static int status_rank(const char *s)
 }
 
 int archive__receipt(struct archive *ar, const char *orig_sender, const char *ref,
-		const char *reader, const char *status,
-		bool (*is_member)(const char *room, const char *user, void *arg), void *arg,
+		const char *reader, const char *status, archive_created_fn created_of, void *arg,
 		bool *updated)
 {
 	sqlite3_stmt *st = ar->st[ST_FIND];
 	sqlite3_int64 seq = 0;
+	int64_t server_ts = 0, created;
 	bool allowed = false;
 	int rc, want = status_rank(status);
 
@@ -464,15 +504,13 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW){
 		const char *recipient = (const char *)sqlite3_column_text(st, 1);
-		const char *room = (const char *)sqlite3_column_text(st, 2);
 		const char *cur = (const char *)sqlite3_column_text(st, 3);
 
 		seq = sqlite3_column_int64(st, 0);
-		if(recipient){
-			allowed = strcmp(recipient, reader) == 0;
-		}else if(room && is_member){
-			allowed = strcmp(orig_sender, reader) != 0 && is_member(room, reader, arg);
-		}
+		server_ts = sqlite3_column_int64(st, 4);
+		/* A room message (recipient NULL) keeps its status: one member's
+		 * receipt says nothing of the others (archive.h). */
+		allowed = recipient != NULL && strcmp(recipient, reader) == 0;
 		if(status_rank(cur) >= want) allowed = false; /* never downgrade */
 		rc = SQLITE_DONE;
 	}
@@ -480,6 +518,14 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 	sqlite3_clear_bindings(st);
 	if(rc != SQLITE_DONE) return map_rc(rc);
 	if(!allowed) return MQC_OK;
+	/* The reader's name may have had another holder, whose message this
+	 * is: only the holder it was sent to may mark it. */
+	if(created_of){
+		rc = created_of(reader, &created, arg);
+		if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
+		if(rc != MQC_OK) return rc;
+		if(server_ts < created) return MQC_OK;
+	}
 
 	st = ar->st[ST_SET_STATUS];
 	if(sqlite3_bind_int64(st, 1, seq) || sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC)){
@@ -580,15 +626,85 @@ fail:
 	return NULL;
 }
 
-json_t *archive__history(struct archive *ar, const char *conv, int64_t before,
+/* Step st (a ST_FIRST, ST_LAST or ST_AT look-up, bound) to its row: MQC_OK
+ * with *seq and *ts, MQC_ERR_NOTFOUND when there is none, or an MQC_ERR_*.
+ * st is reset. */
+static int seq_row(sqlite3_stmt *st, int64_t *seq, int64_t *ts)
+{
+	int rc = sqlite3_step(st);
+
+	if(rc == SQLITE_ROW){
+		*seq = sqlite3_column_int64(st, 0);
+		*ts = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(rc == SQLITE_ROW) return MQC_OK;
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+}
+
+/* The first row with seq >= x. */
+static int row_at(struct archive *ar, int64_t x, int64_t *seq, int64_t *ts)
+{
+	if(sqlite3_bind_int64(ar->st[ST_AT], 1, x) != SQLITE_OK){
+		sqlite3_reset(ar->st[ST_AT]);
+		return MQC_ERR_DB;
+	}
+	return seq_row(ar->st[ST_AT], seq, ts);
+}
+
+/* The lowest seq a message stored at since_ms or later can have, into
+ * *floor (0: no bound). seq is the archive's arrival order and server_ts
+ * its arrival time, so a binary search on the primary key finds where
+ * server_ts reaches since_ms in about log2(seqs) look-ups (one when since_ms
+ * is older than every message, the usual case), and a read then starts its
+ * (.., seq) index range there instead of stepping over the older rows: a
+ * new holder of a name with a long-gone holder's million messages costs
+ * what a new name costs. Reads still compare server_ts, so a wall clock
+ * set back can only hide a message, never show an older holder's. */
+static int seq_floor(struct archive *ar, int64_t since_ms, int64_t *floor)
+{
+	int64_t lo, hi, seq, ts;
+	int rc;
+
+	*floor = 0;
+	if(since_ms <= 0) return MQC_OK;
+	rc = seq_row(ar->st[ST_FIRST], &seq, &ts);
+	if(rc != MQC_OK || ts >= since_ms) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+	lo = seq + 1;                      /* server_ts(first row at or after lo) unknown */
+	rc = seq_row(ar->st[ST_LAST], &seq, &ts);
+	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+	if(ts < since_ms){
+		*floor = seq + 1;          /* nothing yet */
+		return MQC_OK;
+	}
+	hi = seq;                          /* server_ts(hi) >= since_ms */
+	while(lo < hi){
+		int64_t mid = lo + (hi - lo) / 2;
+
+		rc = row_at(ar, mid, &seq, &ts);
+		if(rc != MQC_OK) return rc;   /* hi exists: NOTFOUND cannot happen */
+		if(ts >= since_ms) hi = mid;
+		else lo = seq + 1;
+	}
+	*floor = lo;
+	return MQC_OK;
+}
+
+json_t *archive__history(struct archive *ar, const char *conv, int64_t since_ms, int64_t before,
 		int limit, bool *more)
 {
-	sqlite3_stmt *st = ar->st[before > 0 ? ST_HISTORY : ST_HISTORY_ALL];
+	sqlite3_stmt *st = ar->st[ST_HISTORY];
+	int64_t floor;
 	json_t *arr;
 
+	*more = false;
+	if(seq_floor(ar, since_ms, &floor) != MQC_OK) return NULL;
 	if(sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC)
-			|| (before > 0 && sqlite3_bind_int64(st, 2, before))
-			|| sqlite3_bind_int(st, 3, limit + 1)){
+			|| sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX)
+			|| sqlite3_bind_int(st, 3, limit + 1)
+			|| sqlite3_bind_int64(st, 4, floor)
+			|| sqlite3_bind_int64(st, 5, since_ms)){
 		sqlite3_reset(st);
 		return NULL;
 	}
@@ -616,59 +732,84 @@ json_t *archive__get(struct archive *ar, int64_t seq)
 }
 
 /* SQLite caps a compound SELECT at 500 terms: past this many rooms, sync
- * reads rooms through one IN over json_each instead of one term per room. */
+ * reads rooms through one join with json_each instead of one term per room. */
 #define SYNC_MAX_ROOM_TERMS 400
-/* The term of one room; ?4.. are the rooms' conversation keys. */
+/* The term of one room: its conversation key, the seq it starts after and
+ * its created time are ?N, ?N+1, ?N+2 (N = 5, 8, 11, ...). */
 #define SYNC_ROOM_TERM " UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages" \
-	" WHERE conv=?%d AND seq>?2 ORDER BY seq LIMIT ?3)"
+	" WHERE conv=?%d AND seq>?%d AND server_ts>=?%d ORDER BY seq LIMIT ?3)"
 
-json_t *archive__sync(struct archive *ar, const char *user, const char *const *rooms,
-		size_t nrooms, int64_t after, int limit, bool *more)
+/* The seq a source starts after: after, or just below the floor of since_ms. */
+static int start_after(struct archive *ar, int64_t after, int64_t since_ms, int64_t *out)
+{
+	int64_t floor;
+	int rc = seq_floor(ar, since_ms, &floor);
+
+	*out = floor - 1 > after ? floor - 1 : after;
+	return rc;
+}
+
+json_t *archive__sync(struct archive *ar, const char *user, int64_t user_since,
+		const struct archive_room *rooms, size_t nrooms, int64_t after, int limit, bool *more)
 {
 	/* One index range per source (DMs in, DMs out, each room), each already
-	 * in seq order and cut at limit+1, merged by one small sort. */
+	 * in seq order, starting where its holder's messages can start (the
+	 * user's or the room's created), cut at limit+1, merged by one small
+	 * sort. */
 	size_t i, cap;
 	char *sql = NULL, *p;
 	sqlite3_stmt *st = NULL;
 	json_t *arr = NULL, *list = NULL;
+	int64_t from;
 	int rc, idx;
 
 	*more = false;
-	cap = 1024 + (nrooms <= SYNC_MAX_ROOM_TERMS ? nrooms * (sizeof(SYNC_ROOM_TERM) + 8) : 256);
+	cap = 1024 + (nrooms <= SYNC_MAX_ROOM_TERMS ? nrooms * (sizeof(SYNC_ROOM_TERM) + 32) : 512);
 	sql = malloc(cap);
 	if(sql == NULL) return NULL;
 	p = sql;
 	p += sprintf(p,
 			"SELECT * FROM ("
 			"SELECT * FROM (SELECT " MSG_COLS " FROM messages"
-			" WHERE recipient=?1 AND seq>?2 ORDER BY seq LIMIT ?3)"
+			" WHERE recipient=?1 AND seq>?2 AND server_ts>=?4 ORDER BY seq LIMIT ?3)"
 			" UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages"
-			" WHERE sender=?1 AND recipient IS NOT NULL AND recipient<>?1 AND seq>?2 ORDER BY seq LIMIT ?3)");
+			" WHERE sender=?1 AND recipient IS NOT NULL AND recipient<>?1 AND seq>?2"
+			" AND server_ts>=?4 ORDER BY seq LIMIT ?3)");
 	if(nrooms <= SYNC_MAX_ROOM_TERMS){
 		for(i = 0; i < nrooms; i++){
-			p += sprintf(p, SYNC_ROOM_TERM, (int)i + 4);
+			idx = 5 + 3 * (int)i;
+			p += sprintf(p, SYNC_ROOM_TERM, idx, idx + 1, idx + 2);
 		}
 	}else{
-		p += sprintf(p, " UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages"
-				" WHERE conv IN (SELECT 'r:' || value FROM json_each(?4)) AND seq>?2"
-				" ORDER BY seq LIMIT ?3)");
+		/* ?5: [[conv, after, since], ...]; one (conv, seq) range per room. */
+		p += sprintf(p, " UNION ALL SELECT * FROM (SELECT " MSG_COLS_M
+				" FROM json_each(?5) AS j CROSS JOIN messages AS m"
+				" WHERE m.conv=json_extract(j.value, '$[0]') AND m.seq>json_extract(j.value, '$[1]')"
+				" AND m.server_ts>=json_extract(j.value, '$[2]') ORDER BY m.seq LIMIT ?3)");
 	}
 	p += sprintf(p, ") ORDER BY seq LIMIT ?3");
 
 	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
 	if(rc != SQLITE_OK) goto fail;
-	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)
-			|| sqlite3_bind_int64(st, 2, after)
-			|| sqlite3_bind_int(st, 3, limit + 1)){
+	if(start_after(ar, after, user_since, &from) != MQC_OK
+			|| sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)
+			|| sqlite3_bind_int64(st, 2, from)
+			|| sqlite3_bind_int(st, 3, limit + 1)
+			|| sqlite3_bind_int64(st, 4, user_since)){
 		goto fail;
 	}
 	if(nrooms <= SYNC_MAX_ROOM_TERMS){
-		idx = 4;
 		for(i = 0; i < nrooms; i++){
 			char conv[NAME_MAX_LEN + 3];
 
-			snprintf(conv, sizeof(conv), "r:%s", rooms[i]);
-			if(sqlite3_bind_text(st, idx++, conv, -1, SQLITE_TRANSIENT)) goto fail;
+			idx = 5 + 3 * (int)i;
+			snprintf(conv, sizeof(conv), "r:%s", rooms[i].name);
+			if(start_after(ar, after, rooms[i].since, &from) != MQC_OK
+					|| sqlite3_bind_text(st, idx, conv, -1, SQLITE_TRANSIENT)
+					|| sqlite3_bind_int64(st, idx + 1, from)
+					|| sqlite3_bind_int64(st, idx + 2, rooms[i].since)){
+				goto fail;
+			}
 		}
 	}else{
 		char *js;
@@ -676,11 +817,18 @@ json_t *archive__sync(struct archive *ar, const char *user, const char *const *r
 		list = json_array();
 		if(list == NULL) goto fail;
 		for(i = 0; i < nrooms; i++){
-			if(json_array_append_new(list, json_string(rooms[i]))) goto fail;
+			char conv[NAME_MAX_LEN + 3];
+
+			snprintf(conv, sizeof(conv), "r:%s", rooms[i].name);
+			if(start_after(ar, after, rooms[i].since, &from) != MQC_OK
+					|| json_array_append_new(list, json_pack("[sII]", conv, (json_int_t)from,
+							(json_int_t)rooms[i].since))){
+				goto fail;
+			}
 		}
 		js = json_dumps(list, JSON_COMPACT);
 		if(js == NULL) goto fail;
-		rc = sqlite3_bind_text(st, 4, js, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_bind_text(st, 5, js, -1, SQLITE_TRANSIENT);
 		free(js);
 		if(rc) goto fail;
 	}
@@ -762,24 +910,27 @@ fail:
 	return rc;
 }
 
-/* Run sql (one parameter, ?1 = arg, bound as text or as an integer) that
- * deletes at most ARCHIVE_BATCH rows, until it deletes fewer. */
+/* Run sql, which deletes at most :batch rows, until it deletes fewer;
+ * :text is bound to text and :num to num where sql has them. Each batch
+ * is its own short transaction, so the daemon's inserts wait at most one
+ * batch. */
 static int delete_batches(struct archive *ar, const char *sql, const char *text,
 		int64_t num, int64_t *deleted)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, changes;
+	int rc, changes, i;
 
 	*deleted = 0;
 	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
 	if(rc != SQLITE_OK) return map_rc(rc);
-	if(text) rc = sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-	else rc = sqlite3_bind_int64(st, 1, num);
-	if(rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, ARCHIVE_BATCH);
+	i = sqlite3_bind_parameter_index(st, ":text");
+	rc = i && text ? sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC) : SQLITE_OK;
+	i = sqlite3_bind_parameter_index(st, ":num");
+	if(rc == SQLITE_OK && i) rc = sqlite3_bind_int64(st, i, num);
+	i = sqlite3_bind_parameter_index(st, ":batch");
+	if(rc == SQLITE_OK && i) rc = sqlite3_bind_int(st, i, ARCHIVE_BATCH);
 	if(rc != SQLITE_OK) goto done;
 	do{
-		/* Each batch is its own short transaction, so the daemon's inserts
-		 * wait at most one batch. */
 		rc = sqlite3_step(st);
 		changes = sqlite3_changes(ar->db);
 		sqlite3_reset(st);
@@ -795,31 +946,33 @@ int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted)
 {
 	return delete_batches(ar,
 			"DELETE FROM messages WHERE seq IN"
-			" (SELECT seq FROM messages WHERE server_ts<?1 ORDER BY seq LIMIT ?2)",
+			" (SELECT seq FROM messages WHERE server_ts<:num ORDER BY seq LIMIT :batch)",
 			NULL, cutoff_ms, deleted);
 }
 
-int archive__erase_user(struct archive *ar, const char *user, int64_t *deleted)
+int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, int64_t *deleted)
 {
 	if(user == NULL) return MQC_ERR_INVAL;
 	return delete_batches(ar,
 			"DELETE FROM messages WHERE seq IN"
-			" (SELECT seq FROM messages WHERE sender=?1 OR recipient=?1 LIMIT ?2)",
-			user, 0, deleted);
+			" (SELECT seq FROM messages WHERE (sender=:text OR recipient=:text) AND server_ts>=:num"
+			" LIMIT :batch)",
+			user, since_ms, deleted);
 }
 
-json_t *archive__export_user(struct archive *ar, const char *user)
+json_t *archive__export_user(struct archive *ar, const char *user, int64_t since_ms)
 {
 	sqlite3_stmt *st = NULL;
 	json_t *arr;
 
 	if(user == NULL) return NULL;
 	if(sqlite3_prepare_v2(ar->db,
-				"SELECT " MSG_COLS " FROM messages WHERE sender=?1 OR recipient=?1 ORDER BY seq",
-				-1, &st, NULL) != SQLITE_OK){
+				"SELECT " MSG_COLS " FROM messages WHERE (sender=?1 OR recipient=?1) AND server_ts>=?2"
+				" ORDER BY seq", -1, &st, NULL) != SQLITE_OK){
 		return NULL;
 	}
-	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC) != SQLITE_OK){
+	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC) != SQLITE_OK
+			|| sqlite3_bind_int64(st, 2, since_ms) != SQLITE_OK){
 		sqlite3_finalize(st);
 		return NULL;
 	}

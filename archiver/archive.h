@@ -12,7 +12,15 @@
  *            server_ts, status, idh)
  * conv is 'd:<a>|<b>' (the two users sorted) for a DM, 'r:<room>' for a room;
  * status is 'sent', 'delivered' or 'read'; idh is a 64-bit hash of
- * (sender, id) used to find duplicates without a UNIQUE index over text. */
+ * (sender, id) used to find duplicates without a UNIQUE index over text.
+ *
+ * A name may have several holders over time (an account deleted, the name
+ * taken again later; a room deleted and created again), and the archive
+ * keeps the messages of each. server_ts, when the archiver stored a
+ * message, tells them apart: a holder is answered only with messages
+ * stored since its account or room was created (users.created,
+ * rooms.created in auth.db), the "since" of the functions below. Reads
+ * never scan an older holder's rows (seq_floor in archive.c). */
 #ifndef MQCHAT_ARCHIVE_H
 #define MQCHAT_ARCHIVE_H
 
@@ -40,11 +48,14 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 void archive__close(struct archive *ar);                               /* NULL-safe */
 /* Delete messages stored before cutoff_ms (server_ts), in small batches; *deleted gets the count. */
 int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted);
-/* Delete every message sent by or to user (DMs; and their room messages as sender). */
-int archive__erase_user(struct archive *ar, const char *user, int64_t *deleted);
-/* New reference: a JSON array of the archived messages sent by or to user, oldest first
- * (each in the contract's archived-message form). NULL on error. */
-json_t *archive__export_user(struct archive *ar, const char *user);
+/* Delete every message sent by or to user (DMs; and their room messages as
+ * sender) stored since since_ms (the account's created: an older holder's
+ * messages are not this account's). */
+int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, int64_t *deleted);
+/* New reference: a JSON array of the archived messages sent by or to user
+ * stored since since_ms, oldest first (each in the contract's
+ * archived-message form). NULL on error. */
+json_t *archive__export_user(struct archive *ar, const char *user, int64_t since_ms);
 /* New reference: {"messages":N,"by_day":{"YYYY-MM-DD":N,...},"invalid":N,"last_seq":N,
  *  "last_server_ts":ms,"db_bytes":N} ; NULL on error. */
 json_t *archive__stats(struct archive *ar);
@@ -63,11 +74,21 @@ struct archive_msg {
 	int64_t server_ts;
 };
 
-/* Store m (in its own transaction, or in the caller's) unless (sender, id) is already there.
- * *stored (if not NULL) says whether a row was added. MQC_OK,
- * MQC_ERR_BUSY (locked past the timeout) or MQC_ERR_DB/MQC_ERR_IO (disk full,
- * read-only, ...: nothing was written). */
-int archive__store(struct archive *ar, const struct archive_msg *m, bool *stored);
+/* When the current holder of the account user was created (users.created,
+ * ms) into *created: MQC_OK, MQC_ERR_NOTFOUND (no such account now) or
+ * another MQC_ERR_* (then the caller gives up and tries again later). */
+typedef int (*archive_created_fn)(const char *user, int64_t *created, void *arg);
+
+/* Store m (in its own transaction, or in the caller's) unless it is a copy
+ * of one stored already: (sender, id) stored since the sender's account was
+ * created. The next holder of a name may use ids its previous holder used;
+ * created_of(sender, .., arg) is asked only when (sender, id) is found
+ * (NULL: any copy is one). *stored (if not NULL) says whether a row was
+ * added. MQC_OK, MQC_ERR_BUSY (locked past the timeout),
+ * MQC_ERR_DB/MQC_ERR_IO (disk full, read-only, ...: nothing was written) or
+ * what created_of returned. */
+int archive__store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
+		void *arg, bool *stored);
 
 /* A write transaction around several stores (BEGIN IMMEDIATE: the lock is
  * taken at once). MQC_OK or an MQC_ERR_*; rollback is a no-op outside a
@@ -76,13 +97,17 @@ int archive__begin(struct archive *ar);
 int archive__commit(struct archive *ar);
 void archive__rollback(struct archive *ar);
 
-/* Raise the status of the message (orig_sender, ref) to status ("delivered"
- * or "read"; never lowered) if reader may see it: reader is its recipient,
- * or it is a room message and is_member(room, reader, arg) is true.
- * *updated says whether a row changed. MQC_OK or an MQC_ERR_*. */
+/* Raise the status of the newest message (orig_sender, ref) to status
+ * ("delivered" or "read"; never lowered) if it is a direct message to
+ * reader stored since reader's account was created (created_of(reader, ..,
+ * arg), asked only then; NULL: any time): a new holder of a name cannot
+ * mark what was sent to the previous one. A room message keeps its status
+ * ("sent"): one member's receipt says nothing about the others, and the
+ * receipt itself reaches the sender's inbox, where the sender's apps see
+ * who read it. *updated says whether a row changed. MQC_OK or an MQC_ERR_*
+ * (created_of's included). */
 int archive__receipt(struct archive *ar, const char *orig_sender, const char *ref,
-		const char *reader, const char *status,
-		bool (*is_member)(const char *room, const char *user, void *arg), void *arg,
+		const char *reader, const char *status, archive_created_fn created_of, void *arg,
 		bool *updated);
 
 /* Run WAL checkpoints (and the fsyncs they need) every interval_ms on a
@@ -99,19 +124,28 @@ int archive__count_invalid(struct archive *ar, int64_t n);
 int archive__probe(struct archive *ar);
 
 /* New reference: up to limit messages of conversation conv ('d:<a>|<b>' or
- * 'r:<room>') with seq < before (before <= 0: no bound), newest first;
- * *more says whether older ones exist. NULL on error. */
-json_t *archive__history(struct archive *ar, const char *conv, int64_t before,
+ * 'r:<room>') stored since since_ms (the reader's account's created for a
+ * DM, the room's for a room) with seq < before (before <= 0: no bound),
+ * newest first; *more says whether older ones exist. NULL on error. */
+json_t *archive__history(struct archive *ar, const char *conv, int64_t since_ms, int64_t before,
 		int limit, bool *more);
 
+/* A room of a sync: its name and when it was created (rooms.created). */
+struct archive_room {
+	const char *name;
+	int64_t since;
+};
+
 /* New reference: up to limit messages with seq > after that user sent or
- * received as a DM, or that were posted in one of rooms[0..nrooms), oldest
- * first; *more says whether more follow. NULL on error. */
-json_t *archive__sync(struct archive *ar, const char *user, const char *const *rooms,
-		size_t nrooms, int64_t after, int limit, bool *more);
+ * received as a DM, stored since user_since (the account's created), or
+ * that were posted in one of rooms[0..nrooms) since that room's since,
+ * oldest first; *more says whether more follow. NULL on error. */
+json_t *archive__sync(struct archive *ar, const char *user, int64_t user_since,
+		const struct archive_room *rooms, size_t nrooms, int64_t after, int limit, bool *more);
 
 /* New reference: an array of the message with this seq (empty if there
- * is none), in the archived-message form. NULL on error. */
+ * is none), in the archived-message form. NULL on error. Who may read it
+ * is the caller's to check (as history: server_ts against since). */
 json_t *archive__get(struct archive *ar, int64_t seq);
 
 /* One step of expiry, in one short transaction: scan at most max_scan rows

@@ -274,7 +274,7 @@ static int user_del(struct cli *cli, int argc, char **argv)
 	 * command can simply be run again. */
 	if(erase){
 		if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
-		rc = archive__erase_user(ar, name, &erased);
+		rc = archive__erase_user(ar, name, u.created, &erased);
 		if(rc != MQC_OK){
 			rc = cli__fail(rc, "erasing the messages");
 			goto done;
@@ -356,7 +356,7 @@ static int user_export(struct cli *cli, int argc, char **argv)
 		rc = cli__fail(rc, "reading the user store");
 		goto done;
 	}
-	msgs = archive__export_user(ar, name);
+	msgs = archive__export_user(ar, name, u.created);
 	if(msgs == NULL){
 		rc = cli__error(CLI_ERR_RUNTIME, "reading the archive: %s", archive__errmsg(ar));
 		goto done;

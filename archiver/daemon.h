@@ -180,8 +180,9 @@ int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_
 /* Open the journal (d->journal_path), loading what a previous run left in
  * it into the pending list. MQC_OK or MQC_ERR_IO. */
 int ingest__journal_open(struct daemon *d);
-/* Is user a member of room (auth.db)? arg is the daemon. */
-bool ingest__is_member(const char *room, const char *user, void *arg);
+/* An archive_created_fn (archive.h): when the account user was created,
+ * from auth.db; arg is the daemon. */
+int ingest__created_of(const char *user, int64_t *created, void *arg);
 
 /* ---- rpc.c ---- */
 /* Answer one request that arrived on chat/rpc/<user>/req. */

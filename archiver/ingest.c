@@ -45,11 +45,14 @@ struct journal_hdr {
 	uint32_t sum;      /* FNV-1a over topic and payload: a torn tail is seen */
 };
 
-bool ingest__is_member(const char *room, const char *user, void *arg)
+int ingest__created_of(const char *user, int64_t *created, void *arg)
 {
 	struct daemon *d = arg;
+	struct userdb_user u;
+	int rc = userdb__user_get(d->udb, user, &u);
 
-	return userdb__is_member(d->udb, room, user);
+	if(rc == MQC_OK) *created = u.created;
+	return rc;
 }
 
 /* Count and log (escaped, rate-limited) a payload that is not stored. */
@@ -155,7 +158,7 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 		/* chat/inbox/<original sender>/<reader> */
 		rc = archive__receipt(d->ar, a, ref, b,
 				env.status == ENVELOPE_STATUS_READ ? "read" : "delivered",
-				ingest__is_member, d, &done);
+				ingest__created_of, d, &done);
 		if(rc == MQC_OK){
 			d->stats.receipts++;
 			if(!done) log_debug("receipt from %s for %s/%s changed nothing", b, a, ref);
@@ -178,7 +181,7 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	m.body = body;
 	m.ts = env.has_ts ? env.ts : -1;
 	m.server_ts = received;
-	rc = archive__store(d->ar, &m, &done);
+	rc = archive__store(d->ar, &m, ingest__created_of, d, &done);
 	if(body != bodybuf) free(body);
 	if(rc == MQC_OK){
 		if(done) d->stats.stored++;

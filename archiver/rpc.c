@@ -2,8 +2,10 @@
  *
  * The user is the topic's, never the payload's: the plugin lets only <user>
  * publish there. A user reads only their own conversations and the rooms
- * they belong to now (membership read from auth.db on each request). Every
- * request gets an answer, bad ones an error with a code. */
+ * they belong to now (membership read from auth.db on each request), and of
+ * those only what was stored since their account, or the room, was created:
+ * a name may have had another holder before (archive.h). Every request gets
+ * an answer, bad ones an error with a code. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +127,31 @@ static int room_of_cb(const char *room, const char *user, void *arg)
 {
 	(void)user;
 	return push_name(arg, room);
+}
+
+/* The rooms of a sync, with their created times. */
+struct room_list {
+	struct name_list names;
+	int64_t *since;
+	size_t cap;
+};
+
+static int room_since_cb(const char *room, int64_t created, void *arg)
+{
+	struct room_list *l = arg;
+	int rc;
+
+	if(l->names.n == l->cap){
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		int64_t *v = realloc(l->since, cap * sizeof(*v));
+
+		if(v == NULL) return MQC_ERR_NOMEM;
+		l->since = v;
+		l->cap = cap;
+	}
+	rc = push_name(&l->names, room);
+	if(rc == MQC_OK) l->since[l->names.n - 1] = created;
+	return rc;
 }
 
 static int user_of_cb(const char *room, const char *user, void *arg)
@@ -273,13 +300,44 @@ static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 	return resp;
 }
 
+/* When the requester's account was created, into *created; NULL if so,
+ * else the answer to give (new reference): the account may have been
+ * deleted while its request waited. */
+static json_t *my_created(struct rpc_req *r, int64_t *created)
+{
+	struct userdb_user u;
+	int rc = userdb__user_get(r->d->udb, r->user, &u);
+
+	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot read your account: %s", mqc_strerror(rc));
+	*created = u.created;
+	return NULL;
+}
+
+/* What of room the requester may read: since when (the room's created),
+ * into *since; NULL if so, else the answer to give (new reference). A room
+ * that does not exist is as forbidden as one of others (no probing). */
+static json_t *room_since(struct rpc_req *r, const char *room, int64_t *since)
+{
+	int rc;
+
+	if(!userdb__is_member(r->d->udb, room, r->user)){
+		return rpc__fail(r->id, "forbidden", "you are not a member of that room");
+	}
+	rc = userdb__room_get(r->d->udb, room, NULL, since);
+	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "forbidden", "you are not a member of that room");
+	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot read the room: %s", mqc_strerror(rc));
+	return NULL;
+}
+
 static json_t *op_history(struct rpc_req *r)
 {
 	char conv[2 * NAME_MAX_LEN + 8];
 	const char *with, *room;
 	json_int_t before = 0, limit = 50;
 	bool bad = false, more = false;
-	json_t *msgs;
+	int64_t since = 0;
+	json_t *msgs, *refused;
 
 	with = opt_name(r->req, "with", &bad);
 	room = opt_name(r->req, "room", &bad);
@@ -293,25 +351,33 @@ static json_t *op_history(struct rpc_req *r)
 	if(!opt_int(r->req, "limit", 1, 100, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 100");
 	}
+	/* Membership and created times from one snapshot of auth.db. */
+	if(userdb__begin_read(r->d->udb) != MQC_OK){
+		return rpc__fail(r->id, "internal", "cannot read the user store: %s", userdb__errmsg(r->d->udb));
+	}
 	if(room){
-		if(!userdb__is_member(r->d->udb, room, r->user)){
-			return rpc__fail(r->id, "forbidden", "you are not a member of that room");
-		}
+		refused = room_since(r, room, &since);
 		snprintf(conv, sizeof(conv), "r:%s", room);
 	}else{
+		refused = my_created(r, &since);
 		archive__dm_conv(r->user, with, conv, sizeof(conv));
 	}
+	userdb__rollback(r->d->udb);
+	if(refused) return refused;
 	/* Two statements: argument evaluation order is unspecified. */
-	msgs = archive__history(r->d->ar, conv, before, (int)limit, &more);
+	msgs = archive__history(r->d->ar, conv, since, before, (int)limit, &more);
 	return messages_answer(r, msgs, more);
 }
 
 static json_t *op_sync(struct rpc_req *r)
 {
-	struct name_list rooms = {0};
+	struct room_list rooms = {0};
+	struct archive_room *list = NULL;
 	json_int_t after = 0, limit = 100;
-	json_t *msgs;
+	json_t *msgs, *refused;
+	int64_t since = 0;
 	bool more = false;
+	size_t i;
 	int rc;
 
 	if(!opt_int(r->req, "after", 0, INT64_MAX, &after)){
@@ -320,28 +386,77 @@ static json_t *op_sync(struct rpc_req *r)
 	if(!opt_int(r->req, "limit", 1, 500, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 500");
 	}
-	rc = userdb__member_each(r->d->udb, NULL, r->user, room_of_cb, &rooms);
-	if(rc != MQC_OK){
-		free_names(&rooms);
-		return rpc__fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
+	if(userdb__begin_read(r->d->udb) != MQC_OK){
+		return rpc__fail(r->id, "internal", "cannot read the user store: %s", userdb__errmsg(r->d->udb));
 	}
-	msgs = archive__sync(r->d->ar, r->user, (const char *const *)rooms.v, rooms.n,
-			after, (int)limit, &more);
-	free_names(&rooms);
+	refused = my_created(r, &since);
+	rc = refused ? MQC_OK : userdb__rooms_of(r->d->udb, r->user, room_since_cb, &rooms);
+	userdb__rollback(r->d->udb);
+	if(rc == MQC_OK && refused == NULL && rooms.names.n > 0){
+		list = calloc(rooms.names.n, sizeof(*list));
+		if(list == NULL) rc = MQC_ERR_NOMEM;
+	}
+	if(refused == NULL && rc != MQC_OK){
+		refused = rpc__fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
+	}
+	if(refused){
+		free_names(&rooms.names);
+		free(rooms.since);
+		return refused;
+	}
+	for(i = 0; i < rooms.names.n; i++){
+		list[i].name = rooms.names.v[i];
+		list[i].since = rooms.since[i];
+	}
+	msgs = archive__sync(r->d->ar, r->user, since, list, rooms.names.n, after, (int)limit, &more);
+	free(list);
+	free_names(&rooms.names);
+	free(rooms.since);
 	return messages_answer(r, msgs, more);
 }
 
+/* May the requester read archived message m (borrowed)? As history and
+ * sync: a DM they sent or received since their account was created, a
+ * room message of a room they are in now, since the room was created.
+ * MQC_OK with *mine, or an MQC_ERR_* of the user store. */
+static int may_read(struct rpc_req *r, json_t *m, bool *mine)
+{
+	json_t *room = json_object_get(m, "room"), *to = json_object_get(m, "to");
+	json_t *from = json_object_get(m, "from");
+	json_int_t server_ts = json_integer_value(json_object_get(m, "server_ts"));
+	struct userdb_user u;
+	int64_t since = 0;
+	int rc;
+
+	*mine = false;
+	if(json_is_string(room)){
+		if(!userdb__is_member(r->d->udb, json_string_value(room), r->user)) return MQC_OK;
+		rc = userdb__room_get(r->d->udb, json_string_value(room), NULL, &since);
+	}else{
+		if(!(json_is_string(to) && strcmp(json_string_value(to), r->user) == 0)
+				&& !(json_is_string(from) && strcmp(json_string_value(from), r->user) == 0)){
+			return MQC_OK;
+		}
+		rc = userdb__user_get(r->d->udb, r->user, &u);
+		if(rc == MQC_OK) since = u.created;
+	}
+	if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
+	if(rc != MQC_OK) return rc;
+	*mine = server_ts >= since;
+	return MQC_OK;
+}
+
 /* get: the body of one message the user may read, in parts that each fit
- * an answer. The user may read a DM they sent or received, and a room
- * message while a member of the room (as history and sync); any other seq
- * is `not_found`, so nobody learns what exists. */
+ * an answer. The user may read what history and sync would give them
+ * (may_read); any other seq is `not_found`, so nobody learns what exists. */
 static json_t *op_get(struct rpc_req *r)
 {
 	json_int_t seq = 0, offset = 0;
-	json_t *found, *m, *body, *resp = NULL, *room, *to, *from;
+	json_t *found, *m, *body, *resp = NULL;
 	const char *s;
 	size_t blen, k;
-	bool mine;
+	bool mine = false;
+	int rc = MQC_OK;
 
 	if(json_object_get(r->req, "seq") == NULL || !opt_int(r->req, "seq", 1, INT64_MAX, &seq)){
 		return rpc__fail(r->id, "bad_request", "\"seq\" must be a positive integer");
@@ -352,16 +467,14 @@ static json_t *op_get(struct rpc_req *r)
 	found = archive__get(r->d->ar, seq);
 	if(found == NULL) return rpc__fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
 	m = json_array_get(found, 0);
-	room = json_object_get(m, "room");
-	to = json_object_get(m, "to");
-	from = json_object_get(m, "from");
-	if(m == NULL){
-		mine = false;
-	}else if(json_is_string(room)){
-		mine = userdb__is_member(r->d->udb, json_string_value(room), r->user);
-	}else{
-		mine = (json_is_string(to) && strcmp(json_string_value(to), r->user) == 0)
-			|| (json_is_string(from) && strcmp(json_string_value(from), r->user) == 0);
+	if(m != NULL){
+		rc = userdb__begin_read(r->d->udb);
+		if(rc == MQC_OK) rc = may_read(r, m, &mine);
+		userdb__rollback(r->d->udb);
+	}
+	if(rc != MQC_OK){
+		json_decref(found);
+		return rpc__fail(r->id, "internal", "cannot read the user store: %s", mqc_strerror(rc));
 	}
 	if(!mine){
 		json_decref(found);

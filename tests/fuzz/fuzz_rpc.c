@@ -1,7 +1,9 @@
 /* fuzz_rpc.c - libFuzzer harness for the archiver's RPC requests (archiver/rpc.c).
  *
  * rpc__handle runs on a real auth.db and archive.db made once in a temp
- * folder (users, a disabled user, rooms, DMs and room messages), as:
+ * folder (users, a disabled user, rooms, DMs and room messages, and the
+ * messages of earlier holders of those names, stored before the accounts
+ * and rooms were created), as:
  *   byte 0 < 0xf0: the user alice, bob, eve, ghost (no account) or
  *                  archiver by byte 0 % 5, topic chat/rpc/<user>/req,
  *                  payload = the rest;
@@ -13,7 +15,9 @@
  *     of [a-z_] and a "message";
  *   - the request's "id" (a string of 1..128 bytes) is echoed;
  *   - every archived message in an answer is the user's own: sent by or to
- *     them, or in a room they belong to (the fixture's memberships).
+ *     them, or in a room they belong to (the fixture's memberships), and
+ *     none is an earlier holder's (stored before the fixture was made), nor
+ *     is the body `get` returns (seqs 1..RPC_OLD_MSGS are theirs).
  * Operations that write (passwd, profile, block) change the store as they
  * would in production; the invariants hold whatever the state. The store
  * lives under $MQCHAT_FUZZ_TMP (default /dev/shm or /tmp) and is removed at
@@ -30,8 +34,12 @@
 #include "../../archiver/mqtt.h"
 #include "err.h"
 #include "log.h"
+#include "timeutil.h"
 #include "userdb.h"
 #include "fuzz.h"
+
+/* The first messages stored, an hour before the fixture's accounts and rooms. */
+#define RPC_OLD_MSGS 8
 
 static const char *rpc_users[] = {"alice", "bob", "eve", "ghost", "archiver"};
 /* room, member: fixed (no RPC changes memberships). */
@@ -44,6 +52,7 @@ static struct {
 	struct conn c;
 	char dir[256];
 	bool ready;
+	int64_t made;   /* before the accounts and rooms: older messages are earlier holders' */
 	/* What the current request expects of its answer. */
 	char topic[128];
 	int answers;
@@ -85,6 +94,7 @@ static void rpc_setup(void)
 	snprintf(rpc_fx.d.archive_path, sizeof(rpc_fx.d.archive_path), "%s/archive.db", rpc_fx.dir);
 	FUZZ_ASSERT(userdb__open(rpc_fx.d.auth_path, USERDB_CREATE, &rpc_fx.d.udb, err, sizeof(err)) == MQC_OK);
 	FUZZ_ASSERT(archive__open(rpc_fx.d.archive_path, &rpc_fx.d.ar, err, sizeof(err)) == MQC_OK);
+	rpc_fx.made = time__now_ms();
 	/* Cheapest hash: passwd verifies the old password on every request. */
 	FUZZ_ASSERT(pwhash__make("password-xxxx", 13, 1000, hash, sizeof(hash)) == MQC_OK);
 	for(i=0; i<sizeof(users) / sizeof(users[0]); i++){
@@ -98,7 +108,7 @@ static void rpc_setup(void)
 		FUZZ_ASSERT(userdb__member_add(rpc_fx.d.udb, rpc_members[i][0], rpc_members[i][1]) == MQC_OK);
 	}
 	FUZZ_ASSERT(userdb__block_add(rpc_fx.d.udb, "bob", "eve") == MQC_OK);
-	for(k=0; k<40; k++){
+	for(k=0; k<48; k++){
 		static const char *dm[][2] = {
 			{"alice", "bob"}, {"bob", "alice"}, {"bob", "carol"}, {"eve", "bob"}, {"carol", "eve"},
 		};
@@ -117,8 +127,10 @@ static void rpc_setup(void)
 		m.id = id;
 		m.body = body;
 		m.ts = k % 3 ? 1700000000000 + k : -1;
-		m.server_ts = 1700000000000 + k;
-		FUZZ_ASSERT(archive__store(rpc_fx.d.ar, &m, NULL) == MQC_OK);
+		/* The first ones: the names' earlier holders (and rooms), an hour
+		 * before the fixture was made; then the fixture's own. */
+		m.server_ts = k < RPC_OLD_MSGS ? rpc_fx.made - 3600 * 1000 + k : time__now_ms() + k;
+		FUZZ_ASSERT(archive__store(rpc_fx.d.ar, &m, NULL, NULL, NULL) == MQC_OK);
 	}
 	rpc_fx.c.d = &rpc_fx.d;
 	rpc_fx.ready = true;
@@ -168,6 +180,9 @@ void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct
 	}else{
 		FUZZ_ASSERT(json_is_false(json_object_get(resp, "ok")));
 	}
+	if(json_is_true(json_object_get(resp, "ok")) && json_object_get(resp, "body_bytes")){
+		FUZZ_ASSERT(json_integer_value(json_object_get(resp, "seq")) > RPC_OLD_MSGS);
+	}
 	msgs = json_object_get(resp, "messages");
 	if(msgs){
 		FUZZ_ASSERT(json_is_array(msgs));
@@ -180,6 +195,7 @@ void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct
 			FUZZ_ASSERT(from != NULL && (to != NULL) != (room != NULL));
 			FUZZ_ASSERT(!strcmp(from, rpc_fx.user) || (to && !strcmp(to, rpc_fx.user))
 					|| (room && rpc_member(room, rpc_fx.user)));
+			FUZZ_ASSERT(json_integer_value(json_object_get(msg, "server_ts")) >= rpc_fx.made);
 		}
 	}
 	text = json_dumps(resp, JSON_COMPACT);
