@@ -250,15 +250,8 @@ enum user_kind user_kind__parse(const char *s)
 
 bool nick__valid(const char *s)
 {
-	size_t len, i;
-
-	if(s == NULL) return false;
-	len = strnlen(s, NICK_MAX_LEN + 1);
-	if(len == 0 || len > NICK_MAX_LEN) return false;
-	for(i=0; i<len; i++){
-		if((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
-	}
-	return utf8__valid(s, len);
+	/* The rule is names.h's; the store refuses what it refuses. */
+	return s != NULL && names__nick_valid(s, strnlen(s, NICK_MAX_LEN + 1), NULL, 0);
 }
 
 /* ---- statement helpers ----

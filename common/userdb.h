@@ -95,7 +95,8 @@ int userdb__data_version(struct userdb *udb, int64_t *version);
 const char *user_kind__name(enum user_kind kind);
 /* 0 if the text is not a kind. */
 enum user_kind user_kind__parse(const char *s);
-/* True if s is 1..64 bytes of UTF-8 with no control characters. */
+/* True if s may be a nick (names__nick_valid; common/nick.h also compares
+ * it with the other accounts). */
 bool nick__valid(const char *s);
 
 /* ---- users ---- */

@@ -4,7 +4,8 @@
  * reference written from the grammar in names.h, on the raw input (explicit
  * length, not NUL-terminated: ASan sees any read past it) and on a
  * NUL-terminated copy. names__split_clientid must also return parts that
- * put the id back together. */
+ * put the id back together. Nicks have no second reading to compare with:
+ * their look-alike keys must keep their invariants instead. */
 #include <stdbool.h>
 #include <string.h>
 
@@ -44,6 +45,29 @@ static bool nm_ref_msgid(const char *s, size_t len)
 	return len >= 1 && len <= 64 && nm_all(s, len, NM_ALNUM "_-");
 }
 
+/* names__nick_key: never longer than its text, NUL-terminated; a valid
+ * nick's key is its own key (folding twice changes nothing); ASCII case
+ * never matters. */
+static void nm_nick(const char *s, size_t len)
+{
+	char key[NICK_MAX_LEN + 1], again[NICK_MAX_LEN + 1], flip[NICK_MAX_LEN];
+	size_t k, i;
+
+	if(len > NICK_MAX_LEN) len = NICK_MAX_LEN;
+	k = names__nick_key(s, len, key, sizeof(key));
+	FUZZ_ASSERT(k <= len && key[k] == '\0');
+	if(names__nick_valid(s, len, NULL, 0)){
+		FUZZ_ASSERT(len >= 1);
+		FUZZ_ASSERT(names__nick_key(key, k, again, sizeof(again)) == k && memcmp(key, again, k) == 0);
+	}
+	for(i=0; i<len; i++){
+		char c = s[i];
+
+		flip[i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	FUZZ_ASSERT(names__nick_key(flip, len, again, sizeof(again)) == k && memcmp(key, again, k) == 0);
+}
+
 FUZZ_TARGET(names)
 {
 	char *copy = malloc(size + 1);
@@ -55,6 +79,7 @@ FUZZ_TARGET(names)
 	FUZZ_ASSERT(names__valid((const char *)data, size) == nm_ref_name((const char *)data, size));
 	FUZZ_ASSERT(names__valid_device((const char *)data, size) == nm_ref_device((const char *)data, size));
 	FUZZ_ASSERT(names__valid_msgid((const char *)data, size) == nm_ref_msgid((const char *)data, size));
+	nm_nick((const char *)data, size);
 
 	memcpy(copy, data, size);
 	copy[size] = '\0';
