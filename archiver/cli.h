@@ -64,6 +64,19 @@ int cli_invite__main(struct cli *cli, int argc, char **argv);   /* cli_invite.c 
 int cli_admin__init(struct cli *cli, int argc, char **argv);    /* cli_admin.c */
 int cli_admin__purge(struct cli *cli, int argc, char **argv);
 int cli_admin__stats(struct cli *cli, int argc, char **argv);
+/* `user nick NAME NICK` (cli_nick.c, in the user group's table). */
+int cli_user__nick(struct cli *cli, int argc, char **argv);
+
+/* ---- nicks (cli_nick.c; the rule is common/nick.h) ---- */
+
+/* Check nick's characters, printing why not ("invalid nick '...': U+202E
+ * ... at character 4 ..."); returns CLI_OK or CLI_ERR_INVALID. */
+int cli__check_nick(const char *nick);
+/* May account name have nick, against the other accounts of udb
+ * (new_account: name is being made, so it counts too)? Prints why not,
+ * naming the account it looks like; returns CLI_OK, CLI_ERR_EXISTS,
+ * CLI_ERR_INVALID or a runtime status. */
+int cli__nick_free(struct userdb *udb, const char *name, const char *nick, bool new_account);
 
 /* ---- helpers (cli_util.c) ---- */
 

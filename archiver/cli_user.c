@@ -10,6 +10,7 @@
 #include "archive.h"
 #include "cli.h"
 #include "err.h"
+#include "nick.h"
 #include "userdb.h"
 
 /* New reference: the public profile of u (never the password hash). */
@@ -119,18 +120,18 @@ static int user_add(struct cli *cli, int argc, char **argv)
 	name = argv[optind];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if(nick == NULL) nick = name;
-	if(!nick__valid(nick)){
-		return cli__error(CLI_ERR_INVALID, "invalid nick '%s': 1..%d bytes of UTF-8 without control characters",
-				cli__quote(nick, q, sizeof(q)), NICK_MAX_LEN);
-	}
+	if((rc = cli__check_nick(nick)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = check_addable(udb, name, restore)) != CLI_OK) goto done;
+	if((rc = cli__nick_free(udb, name, nick, !restore)) != CLI_OK) goto done;
 	rc = cli__read_password(name, from_stdin, true, pw, sizeof(pw), &pwlen);
 	if(rc == CLI_OK) rc = cli__hash_password(pw, pwlen, hash, sizeof(hash));
 	OPENSSL_cleanse(pw, sizeof(pw));
 	if(rc != CLI_OK) goto done;
 
 	rc = userdb__begin_write(udb);
+	/* Again under the write lock: no look-alike came in meanwhile. */
+	if(rc == MQC_OK) rc = nick__check(udb, name, nick, strlen(nick), !restore, NULL, NULL, 0);
 	if(rc == MQC_OK){
 		rc = restore ? userdb__user_restore(udb, name, kind, nick, hash)
 			: userdb__user_add(udb, name, kind, nick, hash);
@@ -491,6 +492,9 @@ static const struct cli_cmd user_cmds[] = {
 	 .help = "delete the account, its memberships and blocks; --erase also deletes its messages;"
 		 " nobody else may take the name for 30 days",
 	 .handler = user_del},
+	{.name = "nick", .usage = "NAME NICK",
+	 .help = "set the nick others see (not one that looks like another account's name or nick)",
+	 .handler = cli_user__nick},
 	{.name = "export", .usage = "NAME",
 	 .help = "print profile, rooms, blocks and messages as one JSON object", .handler = user_export},
 	{.name = "list", .usage = "[--json]",

@@ -17,6 +17,8 @@
 #include "err.h"
 #include "log.h"
 #include "names.h"
+#include "nick.h"
+#include "nick_answer.h"
 #include "pwhash.h"
 #include "timeutil.h"
 #include "userdb.h"
@@ -122,9 +124,10 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 {
 	json_t *req, *id, *resp = NULL, *pw;
 	const char *user, *nick, *invite;
-	char hash[PWHASH_STR_LEN], esc[64];
+	char hash[PWHASH_STR_LEN], esc[64], why[160];
+	struct nick_clash clash;
 	bool present, ok_done = true;
-	size_t pwlen;
+	size_t pwlen, nick_len;
 	int rc;
 
 	req = rpc__load_request(payload, len, REG_MAX_REQUEST, REG_MAX_ID, &id, &resp);
@@ -156,10 +159,11 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 		goto done;
 	}
 	nick = get_str(req, "nick", &present);
-	if(present && (nick == NULL || !nick__valid(nick))){
-		resp = rpc__fail(id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
+	if(present && nick == NULL){
+		resp = rpc__fail(id, "bad_request", "\"nick\" must be a string");
 		goto done;
 	}
+	nick_len = nick ? json_string_length(json_object_get(req, "nick")) : strlen(user);
 	if(nick == NULL) nick = user;
 	invite = get_str(req, "invite", &present);
 	if(present && invite == NULL){
@@ -182,6 +186,12 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 	}
 	if(rc != MQC_OK){
 		resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
+		goto done;
+	}
+	/* The nick's characters, and neither it nor the name like another's. */
+	rc = nick__check(d->udb, user, nick, nick_len, true, &clash, why, sizeof(why));
+	if(rc != MQC_OK){
+		resp = nick_answer__refusal(id, rc, &clash, why);
 		goto done;
 	}
 	if(d->cfg.registration == REG_INVITE){
@@ -227,6 +237,12 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 			else resp = rpc__fail(id, "internal", "%s", mqc_strerror(rc));
 			goto done;
 		}
+	}
+	rc = nick__check(d->udb, user, nick, nick_len, true, &clash, why, sizeof(why));
+	if(rc != MQC_OK){
+		userdb__rollback(d->udb);
+		resp = nick_answer__refusal(id, rc, &clash, why);
+		goto done;
 	}
 	rc = userdb__user_add(d->udb, user, USER_KIND_USER, nick, hash);
 	if(rc != MQC_OK){

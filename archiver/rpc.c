@@ -19,6 +19,8 @@
 #include "err.h"
 #include "log.h"
 #include "names.h"
+#include "nick.h"
+#include "nick_answer.h"
 #include "pwhash.h"
 #include "timeutil.h"
 #include "userdb.h"
@@ -558,10 +560,13 @@ static json_t *op_profile(struct rpc_req *r)
 	int rc;
 
 	if(nick){
-		if(!json_is_string(nick) || !nick__valid(json_string_value(nick))){
-			return rpc__fail(r->id, "bad_request", "\"nick\" must be 1..64 bytes of text without control characters");
-		}
-		rc = userdb__user_set_nick(r->d->udb, r->user, json_string_value(nick));
+		struct nick_clash clash;
+		char why[160];
+
+		if(!json_is_string(nick)) return rpc__fail(r->id, "bad_request", "\"nick\" must be a string");
+		rc = nick__set(r->d->udb, r->user, json_string_value(nick), json_string_length(nick), &clash,
+				why, sizeof(why));
+		if(rc == MQC_ERR_INVAL || rc == MQC_ERR_EXISTS) return nick_answer__refusal(r->id, rc, &clash, why);
 		if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
 		if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot set the nick: %s", mqc_strerror(rc));
 	}

@@ -16,6 +16,8 @@ static const struct reg_error reg_errors[] = {
 	{ "taken", EXIT_FAILED, "the name is already taken" },
 	{ "invalid_name", EXIT_USAGE, "the name is not allowed (lowercase a-z 0-9 _ . -, 1..32)" },
 	{ "weak_password", EXIT_USAGE, "the password is too weak" },
+	{ "invalid_nick", EXIT_USAGE, "the nickname is not allowed" },
+	{ "nick_taken", EXIT_FAILED, "the nickname looks like another account's name or nick" },
 	{ "invite_required", EXIT_FAILED, "registration needs an invite code (--invite CODE)" },
 	{ "invite_invalid", EXIT_FAILED, "the invite code is invalid, used or expired" },
 	{ "closed", EXIT_FAILED, "registration is closed on this server" },
@@ -52,6 +54,7 @@ int cmd_register__run(struct options *opt, int argc, char **argv)
 {
 	struct session s;
 	const char *user = NULL, *nick = NULL, *invite = NULL, *code, *msg;
+	char why[160];
 	json_t *req = NULL, *resp = NULL;
 	size_t k;
 	int i, m, rc;
@@ -72,8 +75,8 @@ int cmd_register__run(struct options *opt, int argc, char **argv)
 	}
 	if(user == NULL) return cmd__usage("register");
 	if(!names__valid_str(user)) return login__bad_name("user", user);
-	if(nick && (strlen(nick) < 1 || strlen(nick) > 64 || !utf8__valid(nick, strlen(nick)))){
-		util__error("a nickname is 1..64 bytes of UTF-8 text");
+	if(nick && !names__nick_valid(nick, strlen(nick), why, sizeof(why))){
+		util__error("not a nickname: %s", why);
 		return EXIT_USAGE;
 	}
 	if((rc = new_password(opt, user))) return rc;

@@ -356,6 +356,7 @@ int cmd_whois__run(struct options *opt, int argc, char **argv)
 int cmd_profile__run(struct options *opt, int argc, char **argv)
 {
 	const char *nick = NULL;
+	char why[160];
 	json_t *req, *resp = NULL;
 	int i, m, rc;
 
@@ -365,8 +366,8 @@ int cmd_profile__run(struct options *opt, int argc, char **argv)
 			if(m < 0) return cmd__usage("profile");
 		}else return cmd__usage("profile");
 	}
-	if(nick && (strlen(nick) < 1 || strlen(nick) > 64 || !utf8__valid(nick, strlen(nick)))){
-		util__error("a nickname is 1..64 bytes of UTF-8 text");
+	if(nick && !names__nick_valid(nick, strlen(nick), why, sizeof(why))){
+		util__error("not a nickname: %s", why);
 		return EXIT_USAGE;
 	}
 	req = json_pack("{s:s}", "op", "profile");

@@ -31,7 +31,7 @@ $(eval $(call fuzz_rule,names,common/names.c,))
 $(eval $(call fuzz_rule,acl,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,plugin_config,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,auth,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
-$(eval $(call fuzz_rule,rpc,archiver/rpc.c archiver/pwthrottle.c archiver/archive.c $(COMMON_SRC),$(LDLIBS_COMMON)))
+$(eval $(call fuzz_rule,rpc,archiver/rpc.c archiver/pwthrottle.c archiver/archive.c archiver/nick_answer.c $(COMMON_SRC),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,archiver_config,archiver/config.c $(COMMON_SRC),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,mqtt,archiver/mqtt.c common/timeutil.c common/err.c,-lssl -lcrypto))
 

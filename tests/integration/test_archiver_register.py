@@ -59,7 +59,8 @@ def test_open_registration(arch_env):
         assert r.call(user=bad, password="secret-pw-1")["error"] == "invalid_name", bad
     assert r.call(user="carol", password="short")["error"] == "weak_password"
     assert r.call(user="carol", password=12345678)["error"] == "bad_request"
-    assert r.call(user="carol", password="secret-pw-1", nick="")["error"] == "bad_request"
+    assert r.call(user="carol", password="secret-pw-1", nick="")["error"] == "invalid_nick"
+    assert r.call(user="carol", password="secret-pw-1", nick=5)["error"] == "bad_request"
     # nick defaults to the name (a new client id: each makes one account)
     assert Reg(env).call(user="dave", password="secret-pw-1")["ok"] is True
     assert env.store.sql("SELECT nick FROM users WHERE name='dave'") == [("dave",)]
@@ -142,7 +143,7 @@ def test_invalid_requests_do_not_spend_the_budget(arch_env):
     bad = [dict(user="Bad Name", password="secret-pw-1"), dict(user="carol", password="short"),
            dict(user="bob", password="secret-pw-1"), dict(user="carol", password=12345678),
            dict(user="carol", password="secret-pw-1", nick="")]
-    want = ["invalid_name", "weak_password", "taken", "bad_request", "bad_request"]
+    want = ["invalid_name", "weak_password", "taken", "bad_request", "invalid_nick"]
     for _ in range(6):
         assert [r.call(**b)["error"] for b in bad] == want
     assert env.store.sql("SELECT count(*) FROM users WHERE name='carol'") == [(0,)]
