@@ -363,6 +363,30 @@ int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, 
 	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
 }
 
+int userdb__retired_each(struct userdb *udb,
+		int (*cb)(const char *name, int64_t created, int64_t deleted, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if(!exists(udb, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", "retired", NULL)){
+		return MQC_OK;   /* version 1, read as it is */
+	}
+	rc = sqlite3_prepare_v2(udb->db, "SELECT name, created, deleted FROM retired ORDER BY name",
+			-1, &st, NULL);
+	if(rc != SQLITE_OK) return map_rc(rc);
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+				sqlite3_column_int64(st, 2), arg);
+		if(crc){
+			sqlite3_finalize(st);
+			return crc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+}
+
 int userdb__name_free(struct userdb *udb, const char *name)
 {
 	int64_t created, deleted;

@@ -121,6 +121,13 @@ int userdb__name_free(struct userdb *udb, const char *name);
 /* When the account that had name was created and deleted (ms), if the
  * name has no holder since: MQC_OK, MQC_ERR_NOTFOUND, or an MQC_ERR_*. */
 int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, int64_t *deleted);
+/* Calls cb for every retired name (an account deleted, no holder since),
+ * in name order, with its account's created and deleted times, retired
+ * for USERDB_RETIRE_DAYS or longer ago alike; a non-zero return from cb
+ * stops the walk and is returned. A store of version 1 (opened
+ * USERDB_READONLY) has none. */
+int userdb__retired_each(struct userdb *udb,
+		int (*cb)(const char *name, int64_t created, int64_t deleted, void *arg), void *arg);
 /* MQC_ERR_NOTFOUND if there is no such user. */
 int userdb__user_get(struct userdb *udb, const char *name, struct userdb_user *out);
 int userdb__user_set_enabled(struct userdb *udb, const char *name, bool enabled);

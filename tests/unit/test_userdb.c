@@ -1,0 +1,306 @@
+/* test_userdb.c - the user store's retired names and its upgrade from
+ * schema version 1 (common/userdb.c), on real SQLite files in /tmp. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "err.h"
+#include "pwhash.h"
+#include "timeutil.h"
+#include "userdb.h"
+
+/* The schema the previous release shipped (run from the repository root,
+ * as scripts/test.sh does). */
+#define V1_SCHEMA "tests/fixtures/userdb_schema_v1.sql"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	char hash[PWHASH_STR_LEN];
+	struct userdb *udb;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mqchat-unit-userdb-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/auth.db", f->dir);
+	assert_int_equal(pwhash__make("password-xxxx", 13, 1000, f->hash, sizeof(f->hash)), MQC_OK);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	userdb__close(f->udb);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Run sql on the file with a connection of its own. */
+static void sql(const char *path, const char *text)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static int64_t created_of(struct userdb *udb, const char *name)
+{
+	struct userdb_user u;
+
+	assert_int_equal(userdb__user_get(udb, name, &u), MQC_OK);
+	return u.created;
+}
+
+static int add(struct fx *f, const char *name)
+{
+	int rc = userdb__begin_write(f->udb);
+
+	if(rc == MQC_OK) rc = userdb__user_add(f->udb, name, USER_KIND_USER, name, f->hash);
+	if(rc == MQC_OK) return userdb__commit(f->udb);
+	userdb__rollback(f->udb);
+	return rc;
+}
+
+static int del(struct fx *f, const char *name)
+{
+	int rc = userdb__begin_write(f->udb);
+
+	if(rc == MQC_OK) rc = userdb__user_del(f->udb, name);
+	if(rc == MQC_OK) return userdb__commit(f->udb);
+	userdb__rollback(f->udb);
+	return rc;
+}
+
+static int restore(struct fx *f, const char *name)
+{
+	int rc = userdb__begin_write(f->udb);
+
+	if(rc == MQC_OK) rc = userdb__user_restore(f->udb, name, USER_KIND_USER, name, f->hash);
+	if(rc == MQC_OK) return userdb__commit(f->udb);
+	userdb__rollback(f->udb);
+	return rc;
+}
+
+static void test_a_deleted_name_is_retired(void **state)
+{
+	struct fx *f = *state;
+	int64_t created, deleted, was;
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "alice"), MQC_OK);
+	was = created_of(f->udb, "alice");
+	assert_int_equal(userdb__retired_get(f->udb, "alice", &created, &deleted), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__name_free(f->udb, "alice"), MQC_ERR_EXISTS);
+
+	assert_int_equal(del(f, "alice"), MQC_OK);
+	assert_int_equal(del(f, "alice"), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__retired_get(f->udb, "alice", &created, &deleted), MQC_OK);
+	assert_true(created == was);
+	assert_true(deleted >= was && deleted <= time__now_ms());
+	/* Taken, for add; restore gives it back with the old created. */
+	assert_int_equal(userdb__name_free(f->udb, "alice"), MQC_ERR_EXISTS);
+	assert_int_equal(add(f, "alice"), MQC_ERR_EXISTS);
+	assert_int_equal(restore(f, "alice"), MQC_OK);
+	assert_true(created_of(f->udb, "alice") == was);
+	assert_int_equal(userdb__retired_get(f->udb, "alice", &created, &deleted), MQC_ERR_NOTFOUND);
+	assert_int_equal(restore(f, "alice"), MQC_ERR_EXISTS);
+	assert_int_equal(restore(f, "nobody"), MQC_ERR_NOTFOUND);
+
+	/* Retired a day short of USERDB_RETIRE_DAYS: still taken; past it: free. */
+	assert_int_equal(del(f, "alice"), MQC_OK);
+	sql(f->path, "UPDATE retired SET deleted = deleted - (29 * 86400000)");
+	assert_int_equal(userdb__name_free(f->udb, "alice"), MQC_ERR_EXISTS);
+	sql(f->path, "UPDATE retired SET deleted = deleted - (2 * 86400000)");
+	assert_int_equal(userdb__name_free(f->udb, "alice"), MQC_OK);
+	assert_int_equal(add(f, "alice"), MQC_OK);
+	assert_true(created_of(f->udb, "alice") > was);
+	assert_int_equal(userdb__retired_get(f->udb, "alice", &created, &deleted), MQC_ERR_NOTFOUND);
+	/* A deletion "in the future" (a clock set back) is recent too. */
+	assert_int_equal(del(f, "alice"), MQC_OK);
+	sql(f->path, "UPDATE retired SET deleted = deleted + 86400000");
+	assert_int_equal(userdb__name_free(f->udb, "alice"), MQC_ERR_EXISTS);
+}
+
+struct walk {
+	char names[4][16];
+	int n;
+};
+
+static int walk_cb(const char *name, int64_t created, int64_t deleted, void *arg)
+{
+	struct walk *w = arg;
+
+	assert_true(created > 0 && deleted >= created);
+	assert_true(w->n < 4);
+	snprintf(w->names[w->n++], sizeof(w->names[0]), "%s", name);
+	return MQC_OK;
+}
+
+static void test_retired_each(void **state)
+{
+	struct fx *f = *state;
+	struct walk w = {0};
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "zed"), MQC_OK);
+	assert_int_equal(add(f, "bob"), MQC_OK);
+	assert_int_equal(add(f, "carol"), MQC_OK);
+	assert_int_equal(del(f, "zed"), MQC_OK);
+	assert_int_equal(del(f, "bob"), MQC_OK);
+	assert_int_equal(userdb__retired_each(f->udb, walk_cb, &w), MQC_OK);
+	assert_int_equal(w.n, 2);
+	assert_string_equal(w.names[0], "bob");
+	assert_string_equal(w.names[1], "zed");
+}
+
+/* A store exactly as the previous release made it, with one of each row. */
+static void make_v1(const char *path)
+{
+	FILE *fp = fopen(V1_SCHEMA, "r");
+	char *text;
+	long len;
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	len = ftell(fp);
+	assert_true(len > 0);
+	rewind(fp);
+	text = calloc(1, (size_t)len + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)len, fp), (size_t)len);
+	fclose(fp);
+	sql(path, "PRAGMA journal_mode=WAL");
+	sql(path, text);
+	free(text);
+	sql(path, "PRAGMA foreign_keys=ON;"
+			"INSERT INTO users VALUES('alice','user','Alice','$pbkdf2-sha512$1000$AAAA$AAAA',1,1000);"
+			"INSERT INTO users VALUES('bob','device','bob','$pbkdf2-sha512$1000$AAAA$AAAA',0,2000);"
+			"INSERT INTO rooms VALUES('lab',7,3000);"
+			"INSERT INTO members VALUES('lab','alice');"
+			"INSERT INTO blocks VALUES('alice','bob');"
+			"INSERT INTO invites VALUES('code1',2,0,4000);");
+}
+
+/* The schema version and a digest of every row of the version 1 tables. */
+static void state_of(const char *path, char *out, size_t outlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+			"SELECT (SELECT value FROM meta WHERE key='schema_version')"
+			" || '|' || (SELECT group_concat(name||kind||nick||pwhash||enabled||created) FROM users)"
+			" || '|' || (SELECT group_concat(name||retention_days||created) FROM rooms)"
+			" || '|' || (SELECT group_concat(room||user) FROM members)"
+			" || '|' || (SELECT group_concat(user||blocked) FROM blocks)"
+			" || '|' || (SELECT group_concat(code||uses_left||expires||created) FROM invites)",
+			-1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void state_of_has_no_retired(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name='retired'"
+			" UNION ALL SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void test_upgrade_from_v1(void **state)
+{
+	struct fx *f = *state;
+	char before[512], after[512];
+	struct walk w = {0};
+
+	make_v1(f->path);
+	state_of(f->path, before, sizeof(before));
+	assert_memory_equal(before, "1|", 2);
+
+	/* A reader takes it as it is. */
+	assert_int_equal(userdb__open(f->path, USERDB_READONLY, &f->udb, NULL, 0), MQC_OK);
+	assert_true(userdb__is_member(f->udb, "lab", "alice"));
+	assert_int_equal(userdb__retired_each(f->udb, walk_cb, &w), MQC_OK);
+	assert_int_equal(w.n, 0);
+	userdb__close(f->udb);
+	f->udb = NULL;
+	state_of(f->path, after, sizeof(after));
+	assert_string_equal(after, before);
+
+	/* A writer upgrades it, keeping every row, and says nothing committed
+	 * that a broker would have to apply. */
+	assert_int_equal(userdb__open(f->path, 0, &f->udb, NULL, 0), MQC_OK);
+	assert_true(f->udb->committed_ns == 0);
+	state_of(f->path, after, sizeof(after));
+	assert_string_equal(after + 1, before + 1);
+	assert_int_equal(after[0], '2');
+	assert_int_equal(userdb__name_free(f->udb, "alice"), MQC_ERR_EXISTS);
+	assert_int_equal(del(f, "bob"), MQC_OK);
+	assert_int_equal(add(f, "bob"), MQC_ERR_EXISTS);
+	userdb__close(f->udb);
+	/* Opened again: version 2, nothing to do. */
+	assert_int_equal(userdb__open(f->path, 0, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(userdb__retired_each(f->udb, walk_cb, &w), MQC_OK);
+	assert_int_equal(w.n, 1);
+	assert_string_equal(w.names[0], "bob");
+}
+
+static void test_newer_version_refused(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+
+	make_v1(f->path);
+	sql(f->path, "UPDATE meta SET value='3' WHERE key='schema_version'");
+	assert_int_equal(userdb__open(f->path, 0, &f->udb, err, sizeof(err)), MQC_ERR_SCHEMA);
+	assert_non_null(strstr(err, "schema version 3, this build needs 2"));
+	/* A version 1 store without one of its tables is not upgraded. */
+	snprintf(f->path, sizeof(f->path), "%s/other.db", f->dir);
+	make_v1(f->path);
+	sql(f->path, "DROP TABLE blocks");
+	assert_int_equal(userdb__open(f->path, 0, &f->udb, err, sizeof(err)), MQC_ERR_SCHEMA);
+	assert_null(f->udb);
+	state_of_has_no_retired(f->path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_a_deleted_name_is_retired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retired_each, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
