@@ -576,6 +576,7 @@ struct mqchat {
 	struct throttle addr_throttle;
 	struct throttle register_limit;
 	struct throttle notice_limit;   /* refusal notices per account */
+	struct throttle locked_addr_checks; /* logins of real accounts from a locked address */
 	/* auth__user_key of logins refused for a disabled account whose
 	 * password was right (login_status may say "disabled" to that address). */
 	struct throttle disabled_seen;
@@ -597,7 +598,6 @@ struct mqchat {
 
 /* Input to the pure ACL decision. */
 struct acl_request {
-	struct throttle locked_addr_checks; /* logins of real accounts from a locked address */
 	const char *username;           /* may be NULL */
 	const char *clientid;           /* may be NULL */
 	int access;                     /* MOSQ_ACL_* */
