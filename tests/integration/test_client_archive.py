@@ -220,16 +220,20 @@ def test_who_and_chat_slash_commands(world, datadir):
         r = ok(b, datadir, "alice", "chat", "--room", "team",
                stdin="/who\n/history\n//slash line\n/bogus\n")
         out = r.out.splitlines()
-        assert out[0].startswith("alice: online") and out[1].startswith("bob: online")
+        # alice has just connected a dozen times (one per command above):
+        # her own presence may still wait for its interval (docs/PROTOCOL.md,
+        # Presence), so it says online or offline; bob's has been online.
+        assert out[0].startswith(("alice: online", "alice: offline")) and out[1].startswith("bob: online")
         assert out[2] == "carol: unknown"
         assert out[3].endswith("] #team bob: earlier")
         assert "unknown command /bogus (try /help)" in r.err
         assert "connection lost" not in r.err
         bob.wait_texts(1)
         assert texts(bob.lines()) == [("team", "alice", "/slash line")]
-    # bob's last connection closed: the plugin says offline
+    # bob's last connection closed: the plugin says offline (within a
+    # second here: he came online less than a second ago)
     harness.wait_for(lambda: ok(b, datadir, "alice", "who", "bob").out.startswith("bob: offline"),
-                     what="bob offline")
+                     interval=0.25, what="bob offline")
 
 
 def test_listen_in_many_rooms(store, make_broker, datadir, archivers):
