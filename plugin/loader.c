@@ -285,6 +285,13 @@ static bool poll_once(struct child *c, bool force)
 	c->dirty[slot] = true;
 	s = snapshot__new_in(l->slot[slot], l->slot_bytes);
 	rc = s ? snapshot__load_into(c->udb, s, err, sizeof(err)) : MQC_ERR_NOMEM;
+	/* Accounts the broker's snapshot has and this one lacks (deleted: the
+	 * broker clears their presence), found here rather than on its thread. */
+	if(rc == MQC_OK && gen != 0){
+		rc = snapshot__vanished(s, (const struct snapshot *)(const void *)l->slot[sh->published_slot]);
+		if(rc) snprintf(err, sizeof(err), "noting deleted accounts: the store needs more than the"
+				" %zu MiB of plugin_opt_snapshot_mb", l->slot_bytes >> 20);
+	}
 	c->have_version = true;
 	c->version = version;
 	if(rc){

@@ -126,6 +126,14 @@ struct snap_room {
 
 struct arena_chunk;
 
+/* A name that no account has any more (presence.c clears its topic). */
+struct snap_gone {
+	struct snap_gone *next;
+	enum user_kind kind;            /* 0 when not known (retired) */
+	uint8_t len;
+	char name[NAME_MAX_LEN + 1];
+};
+
 struct snapshot {
 	struct snap_user *users;        /* list head (snap_user.next) */
 	struct snap_index user_index;
@@ -139,6 +147,11 @@ struct snapshot {
 	int64_t data_version;
 	size_t user_count, room_count, member_count, block_count;
 	size_t bytes;                   /* arena bytes in use */
+	/* Accounts of the snapshot built before this one that this one lacks
+	 * (snapshot__vanished), and the store's retired names (deleted
+	 * accounts') that no account has again. */
+	struct snap_gone *vanished, *retired;
+	size_t vanished_count, retired_count;
 };
 
 /* Build a complete snapshot from udb inside one read transaction.
@@ -166,6 +179,10 @@ struct snap_user *snapshot__user(const struct snapshot *s, const char *name, siz
 struct snap_room *snapshot__room(const struct snapshot *s, const char *name, size_t len);
 bool snapshot__name_in(const struct snap_index *set, const char *name, size_t len);
 /* The same for a user's own name: snapshot__user_in (snapshot.h). */
+/* Record in s (built, not yet handed over) every account of prev (the
+ * snapshot the broker uses; NULL: none) that s lacks. MQC_OK or
+ * MQC_ERR_NOMEM (s is full: discard it). */
+int snapshot__vanished(struct snapshot *s, const struct snapshot *prev);
 /* Free everything; NULL is fine. */
 void snapshot__free(struct snapshot *s);
 
@@ -463,6 +480,7 @@ struct presence {
 	bool sweep_started;
 	const struct snapshot *sweep_snap;
 	const struct snap_user *sweep_pos;
+	const struct snap_gone *sweep_retired;  /* then these */
 	/* Running presence gates, one FIFO per interval (due order). */
 	struct conn_user *timers[PRESENCE_LEVELS];
 	size_t timed;
@@ -477,13 +495,16 @@ int presence__connect(struct mqchat *m, const struct mosquitto *client, const ch
 int presence__register(struct mqchat *m, const struct mosquitto *client, const char *clientid,
 		int64_t deadline);
 /* A context went away (any context, tracked or not); "offline" on the
- * account's last connection. */
+ * account's last connection, or a cleared topic if it was deleted. */
 void presence__disconnect(struct mqchat *m, const struct mosquitto *client);
 /* Publish what gates due by now decided (up to budget of them). TICK. */
 void presence__tick(struct mqchat *m, int64_t now, size_t budget);
+/* s was just swapped in: clear the presence of its vanished accounts that
+ * are not connected (those are kicked; their last DISCONNECT clears it). */
+void presence__vanished(struct mqchat *m, const struct snapshot *s);
 /* Clear the retained presence (empty retained message) of up to budget
  * more accounts of the start-up sweep: users and devices that are not
- * connected. Call from TICK. */
+ * connected, then retired names. Call from TICK. */
 void presence__sweep(struct mqchat *m, size_t budget);
 /* Connections of name (0 if none). */
 unsigned presence__count(struct mqchat *m, const char *name);

@@ -32,7 +32,13 @@
  * entry behaves exactly as the old one would have. So entries are bounded
  * by the accounts in the store. Running gates sit in one FIFO per interval
  * length, appended with due = now + that length: each FIFO is in due order
- * and TICK looks at its heads only. */
+ * and TICK looks at its heads only.
+ *
+ * Deleted accounts leave no presence: the last connection of an account
+ * the snapshot no longer has (it was kicked for that) clears the topic (an
+ * empty retained message) instead of saying "offline", and so does the
+ * swap to a snapshot without an account that was not connected
+ * (presence__vanished). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +133,7 @@ static void publish_presence(const char *name, bool online, int64_t since)
 }
 
 /* Delete the retained presence of name (an empty retained message): the
- * account has not connected since the broker started. */
+ * account has not connected since the broker started, or was deleted. */
 static void clear_presence(const char *name)
 {
 	char topic[sizeof("chat/presence/") + NAME_MAX_LEN];
@@ -301,6 +307,11 @@ void presence__disconnect(struct mqchat *m, const struct mosquitto *client)
 	}
 	if(!has_presence(u->kind)){
 		forget(p, u);
+	}else if(snapshot__user(m->snap, u->name, u->len) == NULL){
+		/* Deleted (and kicked for it): no "offline" for the next holder
+		 * of the name to inherit. */
+		clear_presence(u->name);
+		forget(p, u);
 	}else{
 		change(m, u, false);
 	}
@@ -317,34 +328,73 @@ void presence__tick(struct mqchat *m, int64_t now, size_t budget)
 			const int64_t old_due = u->gate.due;
 
 			budget--;
+			if(u->count > 0 && snapshot__user(m->snap, u->name, u->len) == NULL){
+				/* Deleted while connected: the kick comes, and its
+				 * DISCONNECT clears the topic. Nothing to publish. */
+				u->gate.due = 0;
+				requeue(p, u, old_due);
+				continue;
+			}
 			(void)apply(m, u, presence__gate_fire(&u->gate, now, u->count > 0), old_due);
 		}
 	}
+}
+
+void presence__vanished(struct mqchat *m, const struct snapshot *s)
+{
+	struct presence *p = &m->presence;
+	const struct snap_gone *g;
+	struct conn_user *u;
+
+	for(g=s->vanished; g; g=g->next){
+		if(!has_presence(g->kind)) continue;
+		u = NULL;
+		HASH_FIND(hh, p->users, g->name, g->len, u);
+		/* Connected: kicked, and its last DISCONNECT clears the topic. */
+		if(u != NULL && u->count > 0) continue;
+		if(u != NULL) forget(p, u);     /* a change that waited: dropped */
+		clear_presence(g->name);
+	}
+}
+
+/* Clear name unless it is connected or its presence was published since
+ * the broker started (it has an entry). */
+static bool sweep_one(struct presence *p, const char *name, size_t len)
+{
+	struct conn_user *cu = NULL;
+
+	HASH_FIND(hh, p->users, name, len, cu);
+	if(cu != NULL) return false;
+	clear_presence(name);
+	return true;
 }
 
 void presence__sweep(struct mqchat *m, size_t budget)
 {
 	struct presence *p = &m->presence;
 	const struct snap_user *u;
-	struct conn_user *cu;
+	const struct snap_gone *g;
 
 	if(!p->sweep_active) return;
 	/* (Re)start on the current snapshot: a swap mid-sweep starts over. */
 	if(!p->sweep_started || p->sweep_snap != m->snap){
 		p->sweep_snap = m->snap;
 		p->sweep_pos = m->snap ? m->snap->users : NULL;
+		p->sweep_retired = m->snap ? m->snap->retired : NULL;
 		p->sweep_started = true;
 	}
 	for(u=p->sweep_pos; u && budget > 0; u=u->next){
 		if(!has_presence(u->kind)) continue;
-		cu = NULL;
-		HASH_FIND(hh, p->users, u->name, u->len, cu);
-		if(cu != NULL) continue;        /* connected: "online" is right */
-		clear_presence(u->name);
-		budget--;
+		if(sweep_one(p, u->name, u->len)) budget--;
 	}
 	p->sweep_pos = u;
-	if(u == NULL){
+	/* Then the names of accounts deleted, maybe while the broker was down
+	 * (retired, and no account has them again). */
+	for(g=p->sweep_retired; u == NULL && g && budget > 0; g=g->next){
+		if(sweep_one(p, g->name, g->len)) budget--;
+	}
+	if(u == NULL) p->sweep_retired = g;
+	if(u == NULL && g == NULL){
 		p->sweep_active = false;
 		p->sweep_snap = NULL;
 	}

@@ -1,4 +1,5 @@
-/* snapshot.c - the user store in memory: users, rooms, members, blocks.
+/* snapshot.c - the user store in memory: users, rooms, members, blocks,
+ * and the names of deleted accounts (for presence).
  *
  * A snapshot is built whole (by the loader process, see loader.c) and never
  * changed once the broker thread sees it. Users, rooms, members and blocked
@@ -258,6 +259,37 @@ int snapshot__add_block(struct snapshot *s, const char *user, const char *blocke
 	return rc;
 }
 
+/* A gone name in s's arena, prepended to *list. MQC_OK or MQC_ERR_NOMEM. */
+static int gone_add(struct snapshot *s, struct snap_gone **list, const char *name, size_t len,
+		enum user_kind kind)
+{
+	struct snap_gone *g = arena_alloc(s, offsetof(struct snap_gone, name) + len + 1);
+
+	if(g == NULL) return MQC_ERR_NOMEM;
+	memcpy(g->name, name, len);
+	g->len = (uint8_t)len;
+	g->kind = kind;
+	g->next = *list;
+	*list = g;
+	return MQC_OK;
+}
+
+int snapshot__vanished(struct snapshot *s, const struct snapshot *prev)
+{
+	const struct snap_user *u;
+
+	if(prev == NULL) return MQC_OK;
+	for(u=prev->users; u; u=u->next){
+		if(snapshot__index_find_h(&s->user_index, u->hash, u->name, u->len,
+				offsetof(struct snap_user, name)) != NULL){
+			continue;
+		}
+		if(gone_add(s, &s->vanished, u->name, u->len, u->kind) != MQC_OK) return MQC_ERR_NOMEM;
+		s->vanished_count++;
+	}
+	return MQC_OK;
+}
+
 /* ---- loading from the store ---- */
 
 static int user_cb(const struct userdb_user *row, void *arg)
@@ -299,6 +331,24 @@ static int block_cb(const char *user, const char *blocked, void *arg)
 	return snapshot__add_block(arg, user, blocked) == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
 }
 
+/* A retired name (an account deleted, see common/userdb.h) that no account
+ * has again goes to s->retired, for the start-up presence sweep: the
+ * account may have been deleted while the broker was down. */
+static int retired_cb(const char *name, int64_t created, int64_t deleted, void *arg)
+{
+	struct snapshot *s = arg;
+	size_t len;
+
+	(void)created;
+	(void)deleted;
+	if(name == NULL || !names__valid_str(name)) return MQC_OK;
+	len = strlen(name);
+	if(snapshot__user(s, name, len) != NULL) return MQC_OK;        /* restored or taken again */
+	if(gone_add(s, &s->retired, name, len, 0) != MQC_OK) return MQC_ERR_NOMEM;
+	s->retired_count++;
+	return MQC_OK;
+}
+
 int snapshot__load_into(struct userdb *udb, struct snapshot *s, char *err, size_t errlen)
 {
 	int rc;
@@ -310,6 +360,9 @@ int snapshot__load_into(struct userdb *udb, struct snapshot *s, char *err, size_
 	if(rc) goto fail;
 	what = "users";
 	rc = userdb__user_each(udb, user_cb, s);
+	if(rc) goto fail;
+	what = "retired names";
+	rc = userdb__retired_each(udb, retired_cb, s);
 	if(rc) goto fail;
 	what = "rooms";
 	rc = userdb__room_each(udb, room_cb, s);

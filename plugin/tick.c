@@ -38,6 +38,9 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	 * one's address: the sweep restarts on every swap, not on a new
 	 * address only. */
 	m->presence.sweep_started = false;
+	/* Deleted accounts that are not connected: their presence goes now;
+	 * the connected ones are marked below, and clear it as they go. */
+	presence__vanished(m, s);
 	HASH_ITER(hh, m->presence.users, u, tmp){
 		const struct snap_user *su = snapshot__user(s, u->name, u->len);
 

@@ -1,6 +1,8 @@
-/* test_plugin_presence.c - presence coalescing: the pure gate of
+/* test_plugin_presence.c - presence coalescing (the pure gate of
  * plugin/presence.c, then the whole of presence with an injected clock and
- * TICK. */
+ * TICK), and presence of deleted accounts: cleared when a connected one is
+ * kicked, when a snapshot without a not-connected one is swapped in, and by
+ * the start-up sweep for the store's retired names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -324,6 +327,198 @@ static void test_other_device_hides_flapping(void **state)
 	assert_non_null(strstr(last_on("chat/presence/alice")->payload, "\"offline\""));
 }
 
+static void kick_user_disconnects(const char *username)
+{
+	struct conn *c, *tmp;
+
+	HASH_ITER(hh, current->presence.conns, c, tmp){
+		if(c->user && !strcmp(c->user->name, username)) presence__disconnect(current, c->client);
+	}
+}
+
+/* The next snapshot: the current one's accounts but those in drop, with
+ * what vanished noted as the loader does. */
+static struct snapshot *without(struct mqchat *m, const char *const *drop, size_t ndrop)
+{
+	struct snapshot *s = snapshot__new();
+	const struct snap_user *u;
+	size_t i;
+
+	assert_non_null(s);
+	for(u=m->snap->users; u; u=u->next){
+		for(i=0; i<ndrop && strcmp(drop[i], u->name); i++){}
+		if(i < ndrop) continue;
+		assert_non_null(snapshot__add_user(s, u->name, u->kind, u->enabled, u->pwhash));
+	}
+	assert_int_equal(snapshot__vanished(s, m->snap), MQC_OK);
+	return s;
+}
+
+static void test_vanished_lists_deleted_accounts(void **state)
+{
+	struct mqchat *m = *state;
+	static const char *const drop[] = {"bob", "dev1", "archiver"};
+	struct snapshot *s = without(m, drop, 3);
+	const struct snap_gone *g;
+	int seen = 0;
+
+	assert_int_equal(s->vanished_count, 3);
+	for(g=s->vanished; g; g=g->next){
+		enum user_kind want = !strcmp(g->name, "bob") ? USER_KIND_USER
+			: !strcmp(g->name, "dev1") ? USER_KIND_DEVICE : USER_KIND_SERVICE;
+
+		seen |= !strcmp(g->name, "bob") ? 1 : !strcmp(g->name, "dev1") ? 2
+			: !strcmp(g->name, "archiver") ? 4 : 8;
+		assert_int_equal(g->kind, want);
+		assert_int_equal(g->len, strlen(g->name));
+	}
+	assert_int_equal(seen, 7);
+	/* Against no snapshot (the first): nothing vanished. */
+	assert_int_equal(snapshot__vanished(s, NULL), MQC_OK);
+	assert_int_equal(s->vanished_count, 3);
+	snapshot__free(s);
+}
+
+static void test_deleted_accounts_leave_no_presence(void **state)
+{
+	struct mqchat *m = *state;
+	static const char *const drop[] = {"alice", "bob", "dev1", "archiver"};
+	struct mosquitto a = {"alice@phone", "alice", "1"}, b = {"bob", "bob", "1"};
+	struct mosquitto c = {"carol", "carol", "1"}, s1 = {"archiver", "archiver", "1"};
+	const struct stub_publish *p;
+	int i;
+
+	stub.on_kick_user = kick_user_disconnects;
+	/* alice connected; bob went offline a moment ago (it waits); carol
+	 * connected and stays; dev1 never connected; the service is connected. */
+	presence__connect(m, &a, "alice", USER_KIND_USER);
+	presence__connect(m, &c, "carol", USER_KIND_USER);
+	presence__connect(m, &s1, "archiver", USER_KIND_SERVICE);
+	presence__connect(m, &b, "bob", USER_KIND_USER);
+	fake_now += 100;
+	presence__disconnect(m, &b);
+	assert_int_equal(presence_publishes("chat/presence/bob"), 1);         /* online only */
+	stub.publish_count = 0;
+
+	tick__swap_snapshot(m, without(m, drop, 4));
+	/* alice kicked: cleared, not "offline"; bob and dev1 cleared; carol and
+	 * the service untouched. */
+	assert_int_equal(stub.kicked_user_count, 2);
+	for(i=0; i<stub.publish_count; i++){
+		p = &stub.publishes[i];
+		assert_true(p->retain);
+		assert_string_equal(p->payload, "");
+		assert_true(!strcmp(p->topic, "chat/presence/alice") || !strcmp(p->topic, "chat/presence/bob")
+				|| !strcmp(p->topic, "chat/presence/dev1"));
+	}
+	assert_int_equal(presence_publishes("chat/presence/alice"), 1);
+	assert_int_equal(presence_publishes("chat/presence/bob"), 1);
+	assert_int_equal(presence_publishes("chat/presence/dev1"), 1);
+	assert_int_equal(stub.publish_count, 3);
+	/* bob's waiting "offline" is dropped with him: nothing later. */
+	run_until(m, fake_now + 3 * PRESENCE_MAX_MS);
+	assert_int_equal(stub.publish_count, 3);
+	assert_int_equal(presence__count(m, "carol"), 1);
+	assert_int_equal(HASH_COUNT(m->presence.users), 1);
+	presence__disconnect(m, &c);
+	assert_non_null(strstr(last_on("chat/presence/carol")->payload, "\"offline\""));
+}
+
+static void test_deleted_while_change_waits_and_connected(void **state)
+{
+	struct mqchat *m = *state;
+	static const char *const drop[] = {"alice"};
+	struct mosquitto a1 = {"alice@one", "alice", "1"}, a2 = {"alice@two", "alice", "1"};
+
+	/* alice went offline and online again within her interval: "online"
+	 * waits. Deleted now, her kick is left for later (the ACL denies her
+	 * meanwhile): the waiting "online" must not go out. */
+	presence__connect(m, &a1, "alice", USER_KIND_USER);
+	presence__disconnect(m, &a1);
+	presence__connect(m, &a2, "alice", USER_KIND_USER);
+	stub.publish_count = 0;
+	tick__swap_snapshot(m, without(m, drop, 1));
+	assert_int_equal(stub.kicked_user_count, 1);    /* the stub kicks nobody */
+	run_until(m, fake_now + 2 * PRESENCE_MIN_MS);
+	assert_int_equal(stub.publish_count, 0);
+	/* The connection goes: its topic is cleared. */
+	presence__disconnect(m, &a2);
+	assert_int_equal(stub.publish_count, 1);
+	assert_string_equal(stub.publishes[0].payload, "");
+	assert_int_equal(HASH_COUNT(m->presence.users), 0);
+	assert_int_equal(m->presence.timed, 0);
+}
+
+static void test_sweep_clears_retired_names(void **state)
+{
+	struct mqchat *m = *state;
+	struct snap_gone zed = {NULL, 0, 3, "zed"}, old = {&zed, 0, 3, "old"};
+	struct mosquitto a = {"alice", "alice", "1"};
+	int i;
+
+	presence__connect(m, &a, "alice", USER_KIND_USER);
+	m->snap->retired = &old;
+	stub_reset();
+	m->presence.sweep_active = true;
+	/* 3 accounts to clear (bob, carol, dev1; alice is connected, the
+	 * archiver has no presence), then the 2 retired names, 2 at a time. */
+	for(i=0; i<3; i++){
+		assert_true(m->presence.sweep_active);
+		presence__sweep(m, 2);
+		assert_int_equal(stub.publish_count, i < 2 ? 2 * (i + 1) : 5);
+	}
+	assert_false(m->presence.sweep_active);
+	assert_int_equal(presence_publishes("chat/presence/old"), 1);
+	assert_int_equal(presence_publishes("chat/presence/zed"), 1);
+	assert_int_equal(presence_publishes("chat/presence/alice"), 0);
+	presence__sweep(m, 100);
+	assert_int_equal(stub.publish_count, 5);
+	m->snap->retired = NULL;
+}
+
+/* ---- retired names from a real store ---- */
+
+static void test_load_retired_names(void **state)
+{
+	char dir[] = "/tmp/mqchat-unit-XXXXXX", path[64], err[256], cmd[96];
+	struct userdb *udb;
+	struct snapshot *s;
+	const struct snap_gone *g;
+	int n = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/auth.db", dir);
+	assert_int_equal(userdb__open(path, USERDB_CREATE, &udb, err, sizeof(err)), MQC_OK);
+	assert_int_equal(userdb__begin_write(udb), MQC_OK);
+	assert_int_equal(userdb__user_add(udb, "alice", USER_KIND_USER, "Alice", HASH), MQC_OK);
+	assert_int_equal(userdb__user_add(udb, "bob", USER_KIND_USER, "Bob", HASH), MQC_OK);
+	assert_int_equal(userdb__user_add(udb, "dev9", USER_KIND_DEVICE, "dev", HASH), MQC_OK);
+	assert_int_equal(userdb__commit(udb), MQC_OK);
+	assert_int_equal(userdb__begin_write(udb), MQC_OK);
+	assert_int_equal(userdb__user_del(udb, "bob"), MQC_OK);
+	assert_int_equal(userdb__user_del(udb, "dev9"), MQC_OK);
+	assert_int_equal(userdb__user_del(udb, "alice"), MQC_OK);
+	assert_int_equal(userdb__commit(udb), MQC_OK);
+	/* alice gets her name back: hers is no retired name for the sweep. */
+	assert_int_equal(userdb__begin_write(udb), MQC_OK);
+	assert_int_equal(userdb__user_restore(udb, "alice", USER_KIND_USER, "Alice", HASH), MQC_OK);
+	assert_int_equal(userdb__commit(udb), MQC_OK);
+
+	assert_int_equal(snapshot__load(udb, &s, err, sizeof(err)), MQC_OK);
+	for(g=s->retired; g; g=g->next){
+		assert_true(!strcmp(g->name, "bob") || !strcmp(g->name, "dev9"));
+		n++;
+	}
+	assert_int_equal(n, 2);
+	assert_int_equal(s->retired_count, 2);
+	assert_non_null(snapshot__user(s, "alice", 5));
+	snapshot__free(s);
+	userdb__close(udb);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +532,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flapping_account_ends_offline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flapping_account_ends_online, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_device_hides_flapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished_lists_deleted_accounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_accounts_leave_no_presence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_while_change_waits_and_connected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_clears_retired_names, setup, teardown),
+		cmocka_unit_test(test_load_retired_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
