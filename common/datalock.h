@@ -1,8 +1,9 @@
 /* datalock.h - one instance per data folder: an advisory lock file.
  *
  * A process that runs on a data folder (the archiver daemon: archiver.lock;
- * `make run`: run.lock, taken by scripts/run.sh with flock(1)) holds an
- * exclusive flock(2) on DIR/<name> for its whole life and writes one line
+ * `make run`: run.lock, in DIR.run beside the folder, taken by
+ * scripts/run.sh with flock(1)) holds an exclusive flock(2) on its lock
+ * file for its whole life and writes one line
  * into it: "<pid> <what>\n". flock, not fcntl: the kernel drops it when the
  * last descriptor closes, so a killed holder (even SIGKILL) frees the
  * folder, and children that inherit the descriptor (run.sh's broker) keep

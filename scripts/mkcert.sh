@@ -20,6 +20,11 @@
 # key without its certificate, a CA certificate without its key) is an
 # error: this script never overwrites what it did not make.
 #
+# It works inside DIR (cd), which must be a real folder of the user running
+# it that no one else may write: root runs it in a data folder the broker's
+# user owns (make run), and that user could otherwise swap DIR for a link,
+# or a folder of its own, between two commands (docs/SECURITY.md).
+#
 # Keys are ECDSA P-256 (fast handshakes, accepted by every current TLS
 # stack). The CA is valid 10 years, the server certificate --days (default
 # 825, the longest validity common clients accept). A certificate that
@@ -76,23 +81,39 @@ check_expiry() {
 	fi
 }
 
+# The key itself (-h), never what a link there points to.
 give_key() {
 	[ -n "$owner" ] || return 0
-	chown "$owner" "$dir/server.key" || die "cannot give $dir/server.key to the user '$owner'"
+	chown -h "$owner" server.key || die "cannot give $dir/server.key to the user '$owner'"
 }
 
+if [ -L "$dir" ]; then
+	die "$dir is a symbolic link: refusing to follow it (remove it)"
+fi
 if [ -e "$dir" ] && [ ! -d "$dir" ]; then
 	die "$dir exists and is not a folder"
 fi
 if [ ! -d "$dir" ]; then
-	mkdir -p "$dir" && chmod 0755 "$dir" || die "cannot create $dir"
+	# shellcheck disable=SC2174 # the mode is DIR's; folders above it are the caller's
+	mkdir -p -m 0755 "$dir" || die "cannot create $dir"
 fi
+# From here on every name is relative to the folder entered, whatever
+# becomes of its path: it must be the folder named (not a link swapped in
+# since), its runner's, and writable by nobody else.
+was=$(stat -c %d:%i -- "$dir") || die "cannot read $dir"
+cd -P -- "$dir" || die "cannot enter $dir"
+[ "$(stat -c %d:%i .)" = "$was" ] || die "$dir changed while it was being entered: refusing to write keys there"
+[ "$(stat -c %u .)" = "$(id -u)" ] ||
+	die "$dir belongs to $(stat -c %U .), not to $(id -un): refusing to write keys there"
+case $(stat -c %A .) in
+	?????w????|????????w?) die "$dir may be written by others ($(stat -c %A .)): chmod go-w it";;
+esac
 
-have() { [ -e "$dir/$1" ]; }
+have() { [ -e "$1" ]; }
 
 if have ca.crt && have server.crt && have server.key; then
 	give_key
-	check_expiry "$dir/server.crt"
+	check_expiry server.crt
 	exit 0
 fi
 if have server.key || have server.crt; then
@@ -108,7 +129,7 @@ fi
 # Files are made private first and filled afterwards, so no key is ever
 # readable by others, not even for a moment.
 umask 077
-tmp=$(mktemp -d "$dir/.mkcert.XXXXXX") || die "cannot create a temp folder in $dir"
+tmp=$(mktemp -d ./.mkcert.XXXXXX) || die "cannot create a temp folder in $dir"
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
@@ -120,7 +141,7 @@ if ! have ca.crt; then
 		-addext "basicConstraints=critical,CA:TRUE" \
 		-addext "keyUsage=critical,keyCertSign,cRLSign"
 	chmod 0644 "$tmp/ca.crt"
-	mv "$tmp/ca.key" "$dir/ca.key" && mv "$tmp/ca.crt" "$dir/ca.crt" || die "cannot write the CA into $dir"
+	mv "$tmp/ca.key" ca.key && mv "$tmp/ca.crt" ca.crt || die "cannot write the CA into $dir"
 	say "made a local CA: $dir/ca.crt (key $dir/ca.key)"
 fi
 
@@ -132,14 +153,14 @@ subjectAltName=DNS:localhost,IP:127.0.0.1
 EOF
 # shellcheck disable=SC2086
 ossl req $ec -keyout "$tmp/server.key" -out "$tmp/server.csr" -subj "/O=mqchat/CN=localhost"
-ossl x509 -req -in "$tmp/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+ossl x509 -req -in "$tmp/server.csr" -CA ca.crt -CAkey ca.key \
 	-set_serial "0x$("$OPENSSL" rand -hex 16)" -days "$days" -sha256 \
 	-extfile "$tmp/server.ext" -out "$tmp/server.crt"
-ossl verify -CAfile "$dir/ca.crt" "$tmp/server.crt"
+ossl verify -CAfile ca.crt "$tmp/server.crt"
 chmod 0644 "$tmp/server.crt"
 # The key before the certificate: a run interrupted in between leaves a
 # key without certificate, which the next run reports instead of keeping.
-mv "$tmp/server.key" "$dir/server.key" && mv "$tmp/server.crt" "$dir/server.crt" ||
+mv "$tmp/server.key" server.key && mv "$tmp/server.crt" server.crt ||
 	die "cannot write the server certificate into $dir"
 give_key
 say "made a server certificate for localhost and 127.0.0.1: $dir/server.crt (key $dir/server.key)"

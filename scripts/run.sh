@@ -12,19 +12,26 @@
 #   TLS_DIR   folder with the operator's ca.crt, server.crt and server.key;
 #             unset: DATA/tls, made by scripts/mkcert.sh on the first run
 #
-# The shipped config is used as is with the defaults; with another DATA,
-# PORT, BUILD, TLS_PORT, WS_PORT or TLS_DIR a copy with those paths and
-# ports is written to DATA/mosquitto-run.conf, and the archiver gets --port.
+# The broker's config is config/mosquitto.conf with these paths and ports,
+# written at every start to DATA.run/mosquitto.conf: DATA.run is a folder
+# beside DATA (var.run for var) that holds what this script writes for
+# itself and for the broker (the config, run.lock); the archiver gets
+# --port.
 #
-# Privileges: mosquitto started as root switches to the `mosquitto` user
-# after reading its config and before loading plugins, so the plugin and
-# the data folder must be reachable by that user. The archiver then runs
-# as that user too (setpriv), and the folder and its files are that user's:
-# a root archiver in a folder another user may write would follow links
-# planted there (docs/SECURITY.md). When they are not reachable (a
-# checkout under /root, mode 0700), DATA/conf.d/local.conf gets `user
-# root`, the reason is printed, and the folder is root's, as both
-# processes are. Started by another user, everything runs as that user.
+# Privileges, started as root (docs/ARCHITECTURE.md has the table of who
+# owns what): the broker and the archiver run as the `mosquitto` user
+# (setpriv), which owns DATA and every file in it but tls/ (root's, with
+# the CA's key; the server's key is mosquitto's). Root reads, writes and
+# runs nothing inside DATA that the broker's user could have replaced: the
+# broker's config and run.lock are in DATA.run, root's and out of that
+# user's reach; init runs as the owner; root only changes owners there
+# (never through a link) and writes tls/ from inside it (scripts/mkcert.sh).
+# A folder above DATA.run, a file root reads or runs (config, scripts,
+# build) that user may change is refused. When the plugin or the data
+# folder are out of that user's reach (a checkout under /root, mode 0700),
+# both run as root, the config says `user root`, the reason is printed,
+# and DATA is root's. Started by another user, everything runs as that
+# user.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -47,6 +54,8 @@ MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 # Bounded waits (seconds).
 START_WAIT=10
 STOP_WAIT=10
+
+RUNDIR=$DATA.run
 
 abspath() { case $1 in /*) printf '%s' "$1";; *) printf '%s/%s' "$PWD" "$1";; esac; }
 say() { printf 'run: %s\n' "$*"; }
@@ -85,48 +94,91 @@ esac
 [ -x "$MOSQUITTO" ] || die "mosquitto is not installed: run 'make deps' as root"
 [ -r "$PLUGIN" ] || die "$PLUGIN is not built: run 'make' first"
 
+# ---- nothing root reads may be the broker's user's to change ----
+
+# The first of the paths "$@" (absolute), or of the folders above them,
+# that the broker's user may change: its own, or writable without the
+# sticky bit (which keeps others' entries in place). Nothing if none.
+broker_may_change() {
+	runuser -u "$BROKER_USER" -- sh -c '
+		for p; do
+			while :; do
+				if [ -O "$p" ] || { [ -w "$p" ] && { [ ! -d "$p" ] || [ ! -k "$p" ]; }; }; then
+					printf "%s\n" "$p"
+					exit 0
+				fi
+				[ "$p" = / ] && break
+				p=$(dirname -- "$p")
+			done
+		done' sh "$@"
+}
+if [ "$(id -u)" -eq 0 ] && getent passwd "$BROKER_USER" >/dev/null; then
+	# What root writes and the broker reads (DATA.run), what root reads
+	# or runs (the shipped config, mkcert, the build): by its path and by
+	# the path it resolves to.
+	for p in "$RUNDIR" config/mosquitto.conf scripts/mkcert.sh "$PLUGIN" "$ARCHIVER"; do
+		p=$(abspath "$p")
+		bad=$(broker_may_change "$p" "$(readlink -m -- "$p")")
+		[ -z "$bad" ] || die "the '$BROKER_USER' user may change $bad, and root reads or runs $p through it: give it to root (chown root, chmod go-w), or choose another DATA"
+	done
+fi
+
 # ---- one make run per data folder ----
 
-# DATA/run.lock (common/datalock.h has the protocol): an exclusive flock
-# on descriptor 9, held by this script and inherited by the broker and the
-# archiver, so the folder stays taken while any of them lives, and is free
-# again when the last one dies, however it dies. The file's one line says
-# who holds it: "<pid> <what>".
-lock_held_by() {  # the holder of $DATA/$1 as "pid N (WHAT)", from its line
-	local line
-	line=$(head -n 1 "$DATA/$1" 2>/dev/null)
-	case $line in
-		[0-9]*' '*) printf 'pid %s (%s)' "${line%% *}" "${line#* }";;
-		*) printf 'another process (it holds %s)' "$DATA/$1";;
+# RUNDIR/run.lock (common/datalock.h has the protocol): an exclusive flock
+# on descriptor 9 (read-only), held by this script and inherited by the
+# broker and the archiver, so the folder stays taken while any of them
+# lives, and is free again when the last one dies, however it dies. The
+# file's one line says who holds it: "<pid> <what>".
+holder() {  # "pid N (WHAT)" from line $2 of lock file $1
+	case $2 in
+		[0-9]*' '*) printf 'pid %s (%s)' "${2%% *}" "${2#* }";;
+		*) printf 'another process (it holds %s)' "$1";;
 	esac
 }
-# Root writes these files in a folder the broker's user owns: never
-# through a link that user may have put there.
-no_link() {
-	local f
-	for f in "$@"; do
-		[ -L "$DATA/$f" ] && die "$DATA/$f is a symbolic link, not a file mqchat made: refusing to follow it (remove it)"
-	done
-	return 0
+# Run "$@" as the owner of DATA when that is not root: what is in the
+# folder is that user's to replace, so root opens none of it.
+as_owner() {
+	local uid
+	uid=$(stat -c %u "$DATA" 2>/dev/null || echo 0)
+	if [ "$(id -u)" -eq 0 ] && [ "$uid" -ne 0 ]; then
+		setpriv --reuid="$uid" --regid="$(stat -c %g "$DATA")" --clear-groups -- "$@"
+	else
+		"$@"
+	fi
+}
+# RUNDIR: a real folder, ours alone (the broker reads its config there).
+make_rundir() {
+	[ -L "$RUNDIR" ] && die "$RUNDIR is a symbolic link: refusing to follow it (remove it)"
+	[ -d "$RUNDIR" ] || mkdir -m 0755 "$RUNDIR" || die "cannot create $RUNDIR (beside $DATA: make run keeps its own files there)"
+	[ -O "$RUNDIR" ] || die "$RUNDIR belongs to $(stat -c %U "$RUNDIR"), not to $(id -un): make run keeps the broker's config there"
+	case $(stat -c %A "$RUNDIR") in
+		?????w????|????????w?) die "$RUNDIR may be written by others ($(stat -c %A "$RUNDIR")): chmod go-w it";;
+	esac
 }
 lock_data() {
-	no_link run.lock
-	exec 9<>"$DATA/run.lock" || die "cannot open $DATA/run.lock (is $DATA yours?)"
+	make_rundir
+	: >> "$RUNDIR/run.lock" && exec 9<"$RUNDIR/run.lock" || die "cannot open $RUNDIR/run.lock"
 	if ! flock -n 9; then
-		exec 9>&-
-		die "$DATA is in use by $(lock_held_by run.lock): one make run per data folder; stop that one first, or give this one another DATA=..."
+		exec 9<&-
+		die "$DATA is in use by $(holder "$RUNDIR/run.lock" "$(head -n 1 "$RUNDIR/run.lock")"): one make run per data folder; stop that one first, or give this one another DATA=..."
 	fi
-	printf '%s make run (scripts/run.sh)\n' "$$" > "$DATA/run.lock"
-	# A daemon started by hand holds archiver.lock (a shared lock taken
-	# for a moment here conflicts with its exclusive one).
-	if [ -e "$DATA/archiver.lock" ] && ! flock -n -s "$DATA/archiver.lock" true; then
-		die "$DATA is in use by $(lock_held_by archiver.lock): stop it first (one archiver per data folder)"
-	fi
+	printf '%s make run (scripts/run.sh)\n' "$$" > "$RUNDIR/run.lock"
+	# A daemon started by hand holds archiver.lock, and a make run of the
+	# previous release DATA/run.lock (a shared lock taken for a moment
+	# here conflicts with their exclusive ones).
+	for f in archiver.lock run.lock; do
+		[ -L "$DATA/$f" ] && die "$DATA/$f is a symbolic link, not a file mqchat made: refusing to follow it (remove it)"
+		if [ -f "$DATA/$f" ] && ! as_owner flock -n -s "$DATA/$f" true; then
+			die "$DATA is in use by $(holder "$DATA/$f" "$(as_owner head -n 1 "$DATA/$f")"): stop it first (one make run or archiver per data folder)"
+		fi
+	done
 }
 locked=0
 # The folder is given to the broker's user below: never take over a folder
 # that is not (or not going to be) an mqchat data folder, such as DATA=/tmp.
-# (run.lock alone is what a first start that failed early leaves.)
+# (run.lock alone is what a first start of the previous release that
+# failed early left.)
 if [ -d "$DATA" ] && [ ! -e "$DATA/auth.db" ] &&
 	[ -n "$(ls -A "$DATA" | grep -vx 'run.lock')" ]; then
 	die "$DATA exists, is not empty and holds no auth.db: it is not an mqchat data folder (choose a new or empty folder)"
@@ -174,7 +226,7 @@ port_taken() {  # $1 port, $2 what to say to change it
 		if [ -n "$other" ]; then
 			printf 'run: Error: port %s on 127.0.0.1 is already in use by an earlier make run: its broker (pid %s) on DATA=%s.\n' "$1" "$pid" "$other"
 			printf 'run: Stop that one first (Ctrl-C where it runs, or kill %s), or %s\n' \
-				"$(head -n 1 "$other/run.lock" 2>/dev/null | sed -n 's/^\([0-9][0-9]*\) .*/\1/p' | grep . || echo "$pid")" "$2"
+				"$(head -n 1 "$other.run/run.lock" 2>/dev/null | sed -n 's/^\([0-9][0-9]*\) .*/\1/p' | grep . || echo "$pid")" "$2"
 		else
 			printf 'run: Error: port %s on 127.0.0.1 is already in use%s.\n' "$1" "${who:+ (by $who)}"
 			[ "$1" = "$PORT" ] && printf 'run: If it is the system mosquitto service: systemctl stop mosquitto\n'
@@ -203,11 +255,11 @@ mkdir -p "$(dirname "$DATA")" || die "cannot create the folder of $DATA"
 [ "$locked" -eq 1 ] || lock_data
 # ---- who the broker and the archiver run as ----
 
-# Decided before init, which gives the folder to that user.
-local_conf="# Written by scripts/run.sh at every start: do not edit.\n"
+# Decided before init, which runs as that user.
+local_conf=""
 why=""
 run_user=""     # started as root: whom the folder and its files belong to
-asu=()          # the archiver's command prefix (setpriv to run_user)
+asu=()          # the prefix of what runs as run_user (setpriv), if not root
 if [ "$(id -u)" -eq 0 ]; then
 	if ! getent passwd "$BROKER_USER" >/dev/null; then
 		why="there is no '$BROKER_USER' user"
@@ -231,48 +283,66 @@ if [ "$(id -u)" -eq 0 ]; then
 	fi
 fi
 
+# Root changes owners in the folder, and nothing else. Regular files of one
+# link only, each changed itself (-h) from inside its folder (-execdir), so
+# no link, and no folder of root's moved in (tls/), is ever followed.
+give_files() {  # $1: user; the folder's own files and those of mosquitto/
+	local top=("$DATA")
+	[ -d "$DATA/mosquitto" ] && [ ! -L "$DATA/mosquitto" ] && top+=("$DATA/mosquitto")
+	find "${top[@]}" -mindepth 1 -maxdepth 1 -type f -links 1 ! -user "$1" \
+		-execdir chown -h "$1:" {} + || die "cannot give the files of $DATA to the '$1' user"
+}
+# What the previous release wrote here (as root, under make run as root):
+# run.lock and the broker's config are in $RUNDIR now. rm removes a link,
+# never what it points to.
+rm -rf -- "$DATA/conf.d" "$DATA/mosquitto-run.conf" "$DATA/run.lock" ||
+	die "cannot remove the previous release's conf.d, mosquitto-run.conf and run.lock from $DATA"
+if [ -n "$run_user" ]; then
+	if [ "$run_user" = root ]; then
+		# Both run as root: take the folder from whoever had it first, so
+		# nobody else may put anything there, then refuse what another
+		# owner may have left to make root follow.
+		chown -h root: "$DATA" "$DATA/mosquitto" 2>/dev/null
+		chown -R -h -P root: "$DATA" || die "cannot give $DATA to root"
+		link=$(find "$DATA" -type l -print -quit)
+		[ -z "$link" ] || die "$link is a symbolic link, not a file mqchat made: refusing to run as root on it (remove it)"
+	else
+		# The folder last: one of root's (a run that kept root) cannot
+		# change while its files are given away.
+		give_files "$run_user"
+		if [ -d "$DATA/mosquitto" ] && [ ! -L "$DATA/mosquitto" ]; then
+			chown -h "$run_user:" "$DATA/mosquitto" || die "cannot give $DATA/mosquitto to the '$run_user' user"
+		fi
+		chown "$run_user:" "$DATA/." || die "cannot give $DATA to the '$run_user' user"
+	fi
+	if [ -n "$why" ]; then
+		say "the broker keeps running as root: $why."
+		say "(Clone to a folder the '$BROKER_USER' user can read, e.g. under /srv or /opt, to avoid this.)"
+		say "$DATA is owned by root, as both processes run as root"
+		local_conf="# The broker stays root because $why.\nuser root\n"
+	else
+		say "the broker and the archiver run as the '$BROKER_USER' user, which owns $DATA"
+	fi
+fi
+
 if [ -x "$ARCHIVER" ]; then
-	owner=()
-	[ -n "$run_user" ] && owner=(--owner "$run_user")
-	"$ARCHIVER" --data "$DATA" init "${owner[@]}" ||
-		die "'$ARCHIVER --data $DATA init ${owner[*]}' failed (see above)"
+	"${asu[@]}" "$ARCHIVER" --data "$DATA" init || die "'$ARCHIVER --data $DATA init' failed (see above)"
 	have_archiver=1
 else
 	have_archiver=0
 	say "$ARCHIVER is not built yet: starting the broker alone with the existing $DATA/auth.db"
 fi
-mkdir -p "$DATA/mosquitto" "$DATA/conf.d" || die "cannot create $DATA/mosquitto and $DATA/conf.d"
-no_link mosquitto mosquitto.log archiver.log conf.d conf.d/local.conf mosquitto-run.conf
-# The logs name users and addresses: not for everyone.
 for f in mosquitto.log archiver.log; do
-	[ -e "$DATA/$f" ] || (umask 027 && : > "$DATA/$f") || die "cannot create $DATA/$f"
+	[ -L "$DATA/$f" ] && die "$DATA/$f is a symbolic link, not a file mqchat made: remove it (the broker and the archiver append to their logs)"
 done
-
-if [ -n "$run_user" ]; then
-	# The broker (as mosquitto) writes its persistence, its log and
-	# SQLite's -wal/-shm beside auth.db; the archiver its log. init gave
-	# it the rest. -h: a link is changed itself, never what it points to.
-	chown "$run_user:" "$DATA/." || die "cannot give $DATA to the '$run_user' user"
-	for f in "$DATA"/mosquitto "$DATA"/mosquitto/* "$DATA"/mosquitto.log "$DATA"/archiver.log \
-		"$DATA"/auth.db "$DATA"/auth.db-wal "$DATA"/auth.db-shm; do
-		if [ -e "$f" ] || [ -L "$f" ]; then
-			chown -h "$run_user:" "$f" || die "cannot give $f to the '$run_user' user"
-		fi
-	done
-	if [ -n "$why" ]; then
-		say "the broker keeps running as root: $why."
-		say "(Mosquitto switches to '$BROKER_USER' before it loads the plugin; clone to a folder that user can read, e.g. under /srv or /opt, to avoid this.)"
-		say "$DATA is owned by root, as both processes run as root"
-		local_conf="${local_conf}# The broker stays root because $why.\nuser root\n"
-	else
-		say "the broker drops to the '$BROKER_USER' user and the archiver runs as it; $DATA is owned by it"
-	fi
-fi
-printf '%b' "$local_conf" > "$DATA/conf.d/local.conf" || die "cannot write $DATA/conf.d/local.conf"
+# The logs name users and addresses: not for everyone. Made by the folder's
+# owner, as everything in it.
+"${asu[@]}" sh -c 'umask 027 && mkdir -p "$0/mosquitto" && for f; do [ -e "$f" ] || : > "$f" || exit 1; done' \
+	"$DATA" "$DATA/mosquitto.log" "$DATA/archiver.log" || die "cannot create $DATA/mosquitto and the logs in $DATA"
 
 # ---- TLS certificates ----
 
-# The broker reads them after it has dropped root: its key must be its own.
+# The broker reads them as its own user: its key must be that user's.
 if [ "$TLS_PORT" -ne 0 ]; then
 	drops=0
 	[ "$(id -u)" -eq 0 ] && [ -z "$why" ] && drops=1
@@ -293,30 +363,31 @@ if [ "$TLS_PORT" -ne 0 ]; then
 	fi
 	for f in ca.crt server.crt server.key; do
 		if [ "$drops" -eq 1 ] && ! runuser -u "$BROKER_USER" -- test -r "$(abspath "$TLS_DIR/$f")"; then
-			die "the '$BROKER_USER' user cannot read $(abspath "$TLS_DIR/$f"): the broker reads it after dropping root (chown $BROKER_USER it, or TLS_PORT=0)"
+			die "the '$BROKER_USER' user cannot read $(abspath "$TLS_DIR/$f"): the broker runs as that user (chown $BROKER_USER it, or TLS_PORT=0)"
 		fi
 	done
 fi
 
-# ---- the configs ----
+# ---- the broker's config ----
 
-conf=config/mosquitto.conf
-if [ "$DATA" != var ] || [ "$PORT" != 1883 ] || [ "$BUILD" != build ] ||
-	[ "$TLS_PORT" != 8883 ] || [ "$WS_PORT" != 8080 ] || [ "$TLS_DIR" != var/tls ]; then
-	conf=$DATA/mosquitto-run.conf
-	# Port 0: the listener's block goes, up to its last line.
-	tls_sed="s#^listener 8883 #listener $TLS_PORT #"
-	[ "$TLS_PORT" -eq 0 ] && tls_sed="/^listener 8883 /,/^tls_version /d"
-	ws_sed="s#^listener 8080 #listener $WS_PORT #"
-	[ "$WS_PORT" -eq 0 ] && ws_sed="/^listener 8080 /,/^protocol websockets/d"
+# config/mosquitto.conf with this run's paths and ports, in RUNDIR (never in
+# DATA, which the broker's user owns). Port 0: the listener's block goes,
+# up to the blank line that ends it.
+conf=$RUNDIR/mosquitto.conf
+tls_sed="s#^listener 8883 #listener $TLS_PORT #"
+[ "$TLS_PORT" -eq 0 ] && tls_sed="/^listener 8883 /,/^$/d"
+ws_sed="s#^listener 8080 #listener $WS_PORT #"
+[ "$WS_PORT" -eq 0 ] && ws_sed="/^listener 8080 /,/^$/d"
+{
+	printf '# Written by scripts/run.sh at every start from config/mosquitto.conf: do not edit.\n'
 	sed -e "s#^listener 1883 #listener $PORT #" \
 		-e "$tls_sed" -e "$ws_sed" \
 		-e "s#^plugin build/#plugin $BUILD/#" \
 		-e "s#\\([[:space:]]\\)var/#\\1$DATA/#g" \
 		-e "s#^\\(cafile\\|certfile\\|keyfile\\) $DATA/tls/#\\1 $TLS_DIR/#" \
-		config/mosquitto.conf > "$conf" || die "cannot write $conf"
-	say "using $conf (port $PORT, TLS port $TLS_PORT, WebSockets port $WS_PORT, data $DATA, build $BUILD)"
-fi
+		config/mosquitto.conf && printf '%b' "$local_conf"
+} > "$conf.new" && mv -f "$conf.new" "$conf" || die "cannot write $conf"
+say "broker config $conf (port $PORT, TLS port $TLS_PORT, WebSockets port $WS_PORT, data $DATA, build $BUILD)"
 
 # ---- start, watch, stop ----
 
@@ -359,10 +430,11 @@ BLOG=$DATA/mosquitto.log
 ALOG=$DATA/archiver.log
 export MQCHAT_RUN_DATA
 MQCHAT_RUN_DATA=$(abspath "$DATA")
-# The last lines of log $1 on stderr, indented (when something failed).
+# The last lines of log $1 on stderr, indented (when something failed),
+# read as the folder's owner (root opens nothing there).
 show_log() {
 	printf 'run: the last lines of %s:\n' "$1" >&2
-	tail -n "${2:-15}" "$1" 2>/dev/null | sed 's/^/    /' >&2
+	"${asu[@]}" tail -n "${2:-15}" "$1" 2>/dev/null | sed 's/^/    /' >&2
 }
 
 # One of the two exited by itself (or took the terminal's Ctrl-C before
@@ -382,14 +454,23 @@ exited() {
 	exit "$rc"
 }
 
+# "$@" as run_user, its output appended to log $1, which that user opens
+# (so root opens no file in DATA). The shell execs it: $! is its pid.
+start_as_owner() {
+	local log=$1
+	shift
+	"${asu[@]}" sh -c 'exec "$@" >> "$0" 2>&1' "$log" "$@" &
+}
 # A plugin built with SAN=1 needs the ASan runtime loaded first into the
 # (unsanitized) broker, or mosquitto refuses to load it. Its stderr (what it
 # says before it has read its config: a config error) goes to its log too.
+# As run_user from the start: mosquitto 2.0.11 drops root right after its
+# config anyway (before it opens a listener), so root would buy nothing.
 asan=$(ldd "$PLUGIN" 2>/dev/null | awk '/libasan/ {print $3}')
 if [ -n "$asan" ]; then
-	LD_PRELOAD="$asan" "$MOSQUITTO" -c "$conf" >> "$BLOG" 2>&1 &
+	start_as_owner "$BLOG" env LD_PRELOAD="$asan" "$MOSQUITTO" -c "$conf"
 else
-	"$MOSQUITTO" -c "$conf" >> "$BLOG" 2>&1 &
+	start_as_owner "$BLOG" "$MOSQUITTO" -c "$conf"
 fi
 bpid=$!
 n=0
@@ -427,11 +508,11 @@ if [ "$have_archiver" -eq 1 ]; then
 	# config.)
 	[ "$PORT" != 1883 ] && aargs+=(--port "$PORT")
 	aoff=$(stat -c %s "$ALOG" 2>/dev/null || echo 0)
-	"${asu[@]}" "$ARCHIVER" "${aargs[@]}" >> "$ALOG" 2>&1 &
+	start_as_owner "$ALOG" "$ARCHIVER" "${aargs[@]}"
 	apid=$!
 	# Up when it has subscribed (its log says so), within a bound.
 	n=0
-	until tail -c +$((aoff + 1)) "$ALOG" 2>/dev/null | grep -q 'archiver@0: subscribed'; do
+	until "${asu[@]}" tail -c +$((aoff + 1)) "$ALOG" 2>/dev/null | grep -q 'archiver@0: subscribed'; do
 		if ! kill -0 "$apid" 2>/dev/null; then
 			break   # the loop below reports it, with its log
 		fi
@@ -450,7 +531,7 @@ if [ "$have_archiver" -eq 1 ]; then
 else
 	say "the archiver is not built yet: no history, RPC or registration answers until it is"
 fi
-printf '%s make run; broker pid %s%s\n' "$$" "$bpid" "${apid:+, archiver pid $apid}" > "$DATA/run.lock"
+printf '%s make run; broker pid %s%s\n' "$$" "$bpid" "${apid:+, archiver pid $apid}" > "$RUNDIR/run.lock"
 
 cat <<EOF
 

@@ -25,7 +25,7 @@ PW = "alice-secret-1"
 class Run:
     """One scripts/run.sh process; always stopped by the fixture."""
 
-    def __init__(self, data, port, extra_env=None):
+    def __init__(self, data, port, extra_env=None, prefix=()):
         self.data = data
         self.port = port
         fd, self.logpath = tempfile.mkstemp(prefix="mqchat-run-", suffix=".log")
@@ -40,7 +40,8 @@ class Run:
         # itself was started with it ignored (in the background of a
         # shell without job control): bash cannot trap a signal that was
         # ignored when it started.
-        self.proc = subprocess.Popen([RUN], cwd=harness.ROOT, env=env, stdout=self.log,
+        # prefix: a command that starts it as another user (setpriv ...).
+        self.proc = subprocess.Popen(list(prefix) + [RUN], cwd=harness.ROOT, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.bpid = self.apid = None
@@ -141,10 +142,10 @@ def test_run_starts_both_and_stops_on_sigint(runs, data_root):
     out = r.output()
     assert r.apid is not None, "archiver not started:\n" + out
     assert "user add alice" in out and "mosquitto_sub -h 127.0.0.1 -p %d" % port in out
-    for f in ("auth.db", "archive.db", "archiver.pw", "conf.d/local.conf", "mosquitto-run.conf"):
+    for f in ("auth.db", "archive.db", "archiver.pw", "../var.run/mosquitto.conf"):
         assert os.path.exists(os.path.join(data, f)), f
     assert os.stat(os.path.join(data, "archiver.pw")).st_mode & 0o777 == 0o600
-    assert "listener %d 127.0.0.1" % port in open(os.path.join(data, "mosquitto-run.conf")).read()
+    assert "listener %d 127.0.0.1" % port in open(data + ".run/mosquitto.conf").read()
 
     # A user added with the CLI can connect and read their inbox at once.
     add_user(data, "alice", PW)
@@ -239,21 +240,21 @@ def test_run_keeps_root_when_the_broker_user_cannot_reach_the_data(runs, data_ro
     r = runs(data, harness.free_port()).wait_running()
     out = r.output()
     assert "the broker keeps running as root" in out, out
-    with open(os.path.join(data, "conf.d", "local.conf")) as f:
+    with open(data + ".run/mosquitto.conf") as f:
         assert "\nuser root\n" in f.read()
     assert proc_uid(r.bpid) == 0
     r.proc.send_signal(signal.SIGTERM)
     assert r.wait_exit() == 0, r.output()
     assert not alive(r.bpid) and not alive(r.apid)
 
-    # Reachable again: the next run drops to mosquitto, if the build is
+    # Reachable again: the next run is mosquitto's, if the build is
     # reachable too, and says which it did either way.
     os.chmod(data_root, 0o755)
     r = runs(data, harness.free_port()).wait_running()
     out = r.output()
-    with open(os.path.join(data, "conf.d", "local.conf")) as f:
+    with open(data + ".run/mosquitto.conf") as f:
         local = f.read()
-    if "drops to the 'mosquitto' user" in out:
+    if "run as the 'mosquitto' user" in out:
         assert "user root" not in local
         assert proc_uid(r.bpid) == pwd.getpwnam("mosquitto").pw_uid
     else:
@@ -322,7 +323,7 @@ def test_run_stops_the_broker_when_the_archiver_fails(runs, data_root):
 def test_run_refuses_a_data_folder_in_use(runs, data_root):
     data = os.path.join(data_root, "var")
     r1 = runs(data, harness.free_port()).wait_running()
-    conf = os.path.join(data, "mosquitto-run.conf")
+    conf = data + ".run/mosquitto.conf"
     with open(conf) as f:
         before = f.read()
     # The same folder, other ports: refused before anything is touched.
@@ -366,7 +367,7 @@ def test_run_refuses_a_folder_served_by_a_daemon_started_by_hand(runs, data_root
         assert r.wait_exit() == 1
         assert "%s is in use by pid %d (mqchat-archiver run)" % (data, a.proc.pid) in r.output(), \
             r.output()
-        assert not os.path.exists(os.path.join(data, "mosquitto-run.conf"))
+        assert not os.path.exists(data + ".run/mosquitto.conf")
     finally:
         a.stop()
 

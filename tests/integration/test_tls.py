@@ -459,11 +459,11 @@ def test_make_run_makes_certificates_once_and_serves_tls(runs, data_root):
     key = os.stat(os.path.join(tlsdir, "server.key"))
     assert stat.S_IMODE(key.st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.join(tlsdir, "ca.key")).st_mode) == 0o600
-    if os.geteuid() == 0 and "the broker drops to the 'mosquitto' user" in out:
+    if os.geteuid() == 0 and "run as the 'mosquitto' user" in out:
         import pwd
         assert key.st_uid == pwd.getpwnam("mosquitto").pw_uid
-    conf = open(os.path.join(data, "mosquitto-run.conf")).read()
-    assert "listener %d 127.0.0.1\ncafile %s/ca.crt\n" % (tls_port, tlsdir) in conf, conf
+    conf = open(data + ".run/mosquitto.conf").read()
+    assert "\nlistener %d 127.0.0.1\n" % tls_port in conf and "\ncafile %s/ca.crt\n" % tlsdir in conf, conf
 
     add_user(data, "alice", PW)
     add_user(data, "bob", "bob-secret-12")
@@ -489,7 +489,7 @@ def test_make_run_with_the_operators_certificates(runs, data_root, cas):
     data = os.path.join(data_root, "var")
     port = harness.free_port()
     # The operator's folder, readable by the broker's user (as root, the
-    # broker drops to `mosquitto` when it can reach the data folder).
+    # broker runs as `mosquitto` when it can reach the data folder).
     own = os.path.join(data_root, "own-tls")
     shutil.copytree(cas["good"], own)
     os.chmod(own, 0o755)
@@ -512,7 +512,7 @@ def test_make_run_with_the_operators_certificates(runs, data_root, cas):
 def test_make_run_without_tls_and_websockets(runs, data_root):
     data = os.path.join(data_root, "var")
     r = runs(data, harness.free_port(), extra_env={"TLS_PORT": "0", "WS_PORT": "0"}).wait_running()
-    conf = open(os.path.join(data, "mosquitto-run.conf")).read()
+    conf = open(data + ".run/mosquitto.conf").read()
     assert "cafile" not in "\n".join(ln for ln in conf.splitlines() if not ln.startswith("#"))
     assert "protocol websockets" not in conf
     assert conf.count("\nlistener ") == 1
@@ -549,7 +549,7 @@ def test_make_run_refuses_a_tls_dir_without_certificates(runs, data_root, tmp_pa
     r = runs(data, harness.free_port(), extra_env=run_env(TLS_DIR=str(tmp_path)))
     assert r.wait_exit() == 1
     assert "has no readable server.crt" in r.output(), r.output()
-    assert not os.path.exists(os.path.join(data, "mosquitto-run.conf"))
+    assert not os.path.exists(data + ".run/mosquitto.conf")
     assert sorted(os.listdir(str(tmp_path))) == ["ca.crt"]
 
 
@@ -568,7 +568,7 @@ def test_make_run_refuses_a_busy_tls_port(runs, data_root):
     assert not os.path.exists(data)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root drops to the mosquitto user")
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the broker as the mosquitto user")
 def test_make_run_refuses_a_tls_dir_the_broker_cannot_read(runs, data_root, cas, tmp_path):
     data = os.path.join(data_root, "var")
     own = str(tmp_path / "tls")     # under a 0700 folder of root's
@@ -576,7 +576,7 @@ def test_make_run_refuses_a_tls_dir_the_broker_cannot_read(runs, data_root, cas,
     r = runs(data, harness.free_port(), extra_env=run_env(TLS_DIR=own))
     assert r.wait_exit() == 1
     out = r.output()
-    if "the broker drops to the 'mosquitto' user" not in out:
+    if "run as the 'mosquitto' user" not in out:
         pytest.skip("the broker keeps running as root here:\n" + out)
     assert "the 'mosquitto' user cannot read %s/ca.crt" % own in out, out
     assert "mosquitto version" not in out, "the broker was started:\n" + out
