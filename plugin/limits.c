@@ -10,11 +10,15 @@
  *   already connected may always reconnect (the broker then closes the old
  *   connection: a phone that changed networks is never locked out by its
  *   own half-open connection);
- * - sessions: client ids that may keep a session (MQTT 3.1.1 with clean
- *   session false, any MQTT 5 client: a plugin cannot see the session
- *   expiry) seen since the broker started: plugin_opt_max_sessions. A
- *   client id counted once stays counted until the broker restarts (its
- *   session outlives the connection);
+ * - sessions: client ids that ask to keep a session (clean session /
+ *   clean start false) seen since the broker started:
+ *   plugin_opt_max_sessions. A client id counted once stays counted until
+ *   the broker restarts (its session outlives the connection). An MQTT 5
+ *   client that starts clean but sets a session expiry also keeps one, but
+ *   a plugin cannot see the expiry in Mosquitto 2.0.11; counting every
+ *   clean start would refuse apps and tools that start clean with a new
+ *   client id each time (session expiry 0, no session), so those are not
+ *   counted (docs/SECURITY.md says what that leaves);
  * - subscriptions per connection: plugin_opt_max_subscriptions, checked in
  *   acl.c with the broker's own count.
  *
@@ -79,11 +83,10 @@ static void drop_id_if_idle(struct limits *l, struct limit_id *id)
 	}
 }
 
-/* May keep a session after it leaves: the broker's own rule, as far as a
- * plugin can see it. */
+/* Asks to keep (or resume) a session: clean session / clean start false. */
 static bool keeps_session(const struct mosquitto *client)
 {
-	return mosquitto_client_protocol_version(client) == 5 || !mosquitto_client_clean_session(client);
+	return !mosquitto_client_clean_session(client);
 }
 
 enum limit_result limits__admit(struct mqchat *m, const struct mosquitto *client,

@@ -73,12 +73,6 @@ const char *mosquitto_client_username(const struct mosquitto *client)
 	return client ? client->username : NULL;
 }
 
-int mosquitto_client_protocol_version(const struct mosquitto *client)
-{
-	(void)client;
-	return stub.protocol_version ? stub.protocol_version : 4;
-}
-
 bool mosquitto_client_clean_session(const struct mosquitto *client)
 {
 	(void)client;

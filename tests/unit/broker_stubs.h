@@ -43,9 +43,8 @@ struct stub_state {
 	int registered;
 	int unregistered;
 	int register_fail_at;           /* 1-based call that fails; 0 never */
-	/* What every client says it is: mosquitto_client_protocol_version
-	 * (0 is taken as 4, MQTT 3.1.1), _clean_session, _sub_count. */
-	int protocol_version;
+	/* What every client says it is: mosquitto_client_clean_session,
+	 * mosquitto_client_sub_count. */
 	bool clean_session;
 	int sub_count;
 };

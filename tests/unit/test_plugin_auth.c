@@ -62,6 +62,7 @@ static int teardown(void **state)
 	struct mqchat *m = *state;
 
 	presence__cleanup(&m->presence);
+	limits__cleanup(&m->limits);
 	auth__cleanup(m);
 	snapshot__free(m->snap);
 	free(m);
