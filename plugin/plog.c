@@ -39,18 +39,6 @@ bool plog__begin(struct plog *p, int64_t now_ms)
 	return true;
 }
 
-void plog__notice(struct plog *p, int64_t now_ms, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	if(!plog__begin(p, now_ms)) return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, "%s", line);
-}
-
 void plog__flush(struct plog *p, int64_t now_ms)
 {
 	advance(p, now_ms);

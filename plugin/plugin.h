@@ -249,15 +249,12 @@ struct plog {
 	unsigned long suppressed;       /* lines dropped in this window */
 };
 
-/* Log a NOTICE line unless more than rate lines were logged this second;
- * dropped lines are counted and reported by one "N messages suppressed"
- * line when the second is over. now_ms is a monotonic time. */
-void plog__notice(struct plog *p, int64_t now_ms, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* The rate check of plog__notice alone: true if a line may be written now
- * (and counted), false if it is to be dropped (and counted as suppressed).
- * Lets callers skip formatting (escaping) what would be dropped; they then
- * log with mosquitto_log_printf(MOSQ_LOG_NOTICE, ...). */
+/* True if a NOTICE line may be written now (and counted), false if it is
+ * to be dropped: more than rate lines were logged this second. Dropped
+ * lines are counted and reported by one "N messages suppressed" line when
+ * the second is over. Callers skip formatting (escaping) what would be
+ * dropped, then log with mosquitto_log_printf(MOSQ_LOG_NOTICE, ...).
+ * now_ms is a monotonic time. */
 bool plog__begin(struct plog *p, int64_t now_ms);
 /* Emit the pending "suppressed" line if the window is over (from TICK). */
 void plog__flush(struct plog *p, int64_t now_ms);
