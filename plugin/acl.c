@@ -2,9 +2,10 @@
  *
  * The hot path: READ runs for every delivery to every subscriber. The topic
  * is split in place into (pointer, length) levels, names are looked up in
- * the snapshot's indexes by those slices, and what a message's topic named
- * is kept for its deliveries (struct acl_cache); nothing is allocated,
- * nothing is logged except rate-limited denials. */
+ * the snapshot's indexes by those slices; nothing is allocated, nothing is
+ * logged except rate-limited denials. acl__decide is the policy alone; the
+ * callback asks it through the cache of aclcache.c, which keeps what a
+ * message's topic named for its deliveries. */
 #include <string.h>
 
 #if defined(__SSE2__)
@@ -168,7 +169,7 @@ static enum acl_reason write_basics(const struct mqchat *m, const struct acl_req
 	return ACL_OK;
 }
 
-static enum acl_reason write_envelope(const struct mqchat *m, struct acl_request *req)
+enum acl_reason acl__write_payload(const struct mqchat *m, struct acl_request *req)
 {
 	struct envelope env;
 	enum acl_reason r = write_basics(m, req);
@@ -282,94 +283,22 @@ static enum acl_reason decide_service(const struct mqchat *m, const struct acl_r
 	return ACL_DENY_TOPIC;
 }
 
-/* True if topic is the topic c keeps: the same pointer holding the same
- * bytes (a freed topic's address may come back with others). */
-static bool topic_hit(const struct acl_cache *c, const char *topic)
-{
-	if(c->topic.topic != topic) return false;
-	/* strcmp stops at topic's NUL: nothing past it is read. */
-	return strcmp(c->topic.copy, topic) == 0;
-}
-
-/* Keep topic (len bytes) as naming kind: a room (which may be NULL), or
- * an inbox's recipient and sender. */
-static void topic_keep(struct acl_cache *c, const char *topic, size_t len,
-		enum acl_topic_kind kind, const struct snap_room *room,
-		const struct snap_user *to, const struct snap_user *from)
-{
-	if(len >= sizeof(c->topic.copy)) return;
-	memcpy(c->topic.copy, topic, len);
-	c->topic.copy[len] = '\0';
-	c->topic.kind = kind;
-	c->topic.room = room;
-	c->topic.to = to;
-	c->topic.from = from;
-	c->topic.topic = topic;
-}
-
 /* The length of a topic split into exactly 4 levels. */
 static size_t topic_len4(const char *topic, const struct topic *t)
 {
 	return (size_t)(t->lv[3].p + t->lv[3].n - topic);
 }
 
-/* Remember that e's account may publish on topic (len bytes, 4 levels),
- * as far as the topic goes: kind, and its room or recipient. */
-static void sent_keep(struct acl_cache_user *e, const char *topic, size_t len,
-		enum acl_topic_kind kind, const struct snap_room *room, const struct snap_user *to)
-{
-	if(e == NULL || len >= sizeof(e->sent)) return;
-	memcpy(e->sent, topic, len);
-	e->sent[len] = '\0';
-	e->sent_len = len;
-	e->sent_kind = kind;
-	e->sent_room = room;
-	e->sent_to = to;
-}
-
-/* A publish by me on the topic e keeps: the payload is all that is left
- * to check; the topic is kept for the message's deliveries. */
-static enum acl_reason decide_sent(const struct mqchat *m, const struct acl_cache_user *e,
-		const struct snap_user *me, struct acl_request *req)
-{
-	topic_keep(req->cache, req->topic, e->sent_len, e->sent_kind, e->sent_room, e->sent_to, me);
-	return write_envelope(m, req);
-}
-
-/* A READ of the topic c keeps, by me: what decide_user finds in full, from
- * what the topic named. An inbox is mine if I am its recipient (names are
- * unique in a snapshot, and c is of this one). */
-static enum acl_reason decide_kept(const struct acl_cache *c, const struct snap_user *me)
-{
-	if(c->topic.kind == ACL_TOPIC_ROOM){
-		return c->topic.room != NULL && snapshot__user_in(&c->topic.room->members, me)
-			? ACL_OK : ACL_DENY_NOT_MEMBER;
-	}
-	if(c->topic.to != me) return ACL_DENY_TOPIC;
-	return snapshot__user_in(&me->blocked, c->topic.from) ? ACL_DENY_BLOCKED : ACL_OK;
-}
-
-/* me's decision; e: me's entry in req->cache, or NULL. */
+/* The decision for me, a person or a device; named: see acl_named. */
 static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot *s,
-		const struct snap_user *me, struct acl_cache_user *e, struct acl_request *req)
+		const struct snap_user *me, struct acl_request *req, struct acl_named *named)
 {
 	struct topic t;
 	const struct level *a, *b, *c;
 	const struct snap_user *to;
 	const struct snap_room *room;
-	size_t len;
 
 	if(req->access == MOSQ_ACL_UNSUBSCRIBE) return ACL_OK;
-	/* The deliveries of a message whose WRITE (or first READ) was just
-	 * decided: only the reader is left to check. */
-	if(req->access == MOSQ_ACL_READ && req->cache != NULL && topic_hit(req->cache, req->topic)){
-		return decide_kept(req->cache, me);
-	}
-	/* The next message of a conversation: the same topic as my last one. */
-	if(req->access == MOSQ_ACL_WRITE && e != NULL && e->sent_kind != 0
-			&& strcmp(e->sent, req->topic) == 0){
-		return decide_sent(m, e, me, req);
-	}
 
 	split(req->topic, &t);
 	if(t.count < 3 || t.count > 4 || !lv_is(&t.lv[0], "chat")) return ACL_DENY_TOPIC;
@@ -401,12 +330,15 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 				to = snapshot__user(s, b->p, b->n);
 				if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
 				if(snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
-				len = topic_len4(req->topic, &t);
-				sent_keep(e, req->topic, len, ACL_TOPIC_INBOX, NULL, to);
-				if(req->cache != NULL){
-					topic_keep(req->cache, req->topic, len, ACL_TOPIC_INBOX, NULL, to, me);
+				if(named != NULL){
+					named->kind = ACL_TOPIC_INBOX;
+					named->len = topic_len4(req->topic, &t);
+					named->room = NULL;
+					named->to = to;
+					named->from = me;
+					named->sent = true;
 				}
-				return write_envelope(m, req);
+				return acl__write_payload(m, req);
 			case MOSQ_ACL_SUBSCRIBE:
 				if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
 				return lv_sub_tail(c) ? ACL_OK : ACL_DENY_TOPIC;
@@ -420,9 +352,12 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 	}
 	if(lv_is(a, "room")){
 		room = snapshot__room(s, b->p, b->n);
-		len = topic_len4(req->topic, &t);
-		if((req->access == MOSQ_ACL_READ || req->access == MOSQ_ACL_WRITE) && req->cache != NULL){
-			topic_keep(req->cache, req->topic, len, ACL_TOPIC_ROOM, room, NULL, NULL);
+		if((req->access == MOSQ_ACL_READ || req->access == MOSQ_ACL_WRITE) && named != NULL){
+			named->kind = ACL_TOPIC_ROOM;
+			named->len = topic_len4(req->topic, &t);
+			named->room = room;
+			named->to = NULL;
+			named->from = NULL;
 		}
 		if(room == NULL || !snapshot__user_in(&room->members, me)){
 			return ACL_DENY_NOT_MEMBER;
@@ -430,8 +365,8 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 		switch(req->access){
 			case MOSQ_ACL_WRITE:
 				if(!lv_eq(c, me->name, me->len)) return ACL_DENY_NOT_OWNER;
-				sent_keep(e, req->topic, len, ACL_TOPIC_ROOM, room, NULL);
-				return write_envelope(m, req);
+				if(named != NULL) named->sent = true;
+				return acl__write_payload(m, req);
 			case MOSQ_ACL_SUBSCRIBE:
 				return lv_sub_tail(c) ? ACL_OK : ACL_DENY_TOPIC;
 			case MOSQ_ACL_READ:
@@ -453,56 +388,28 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 	return ACL_DENY_TOPIC;
 }
 
-/* The account named username[0..len) (len is its strlen), through cache;
- * *entry: its entry in cache (NULL without a cache or an account). */
-static const struct snap_user *find_user(const struct snapshot *s, struct acl_cache *cache,
-		const char *username, size_t len, struct acl_cache_user **entry)
+enum acl_reason acl__decide_account(const struct mqchat *m, const struct snapshot *s,
+		const struct snap_user *me, struct acl_request *req, struct acl_named *named)
 {
-	struct acl_cache_user *e;
-	const struct snap_user *u;
-
-	*entry = NULL;
-	if(cache == NULL) return snapshot__user(s, username, len);
-	/* Strings are 16-byte aligned: mix the pointer's other bits. */
-	e = &cache->users[(size_t)((((uintptr_t)username >> 4) * SNAPSHOT_HASH_K1) >> 54)
-		% ACL_CACHE_USERS];
-	u = e->user;
-	/* username holds len bytes before its NUL: the compare stays inside. */
-	if(e->username == username && u->len == len && snapshot__name_eq(u->name, username, len)){
-		*entry = e;
-		return u;
-	}
-	u = snapshot__user(s, username, len);
-	if(u != NULL){
-		e->username = username;
-		e->user = u;
-		e->sent_kind = 0;
-		*entry = e;
-	}
-	return u;
+	if(me == NULL) return ACL_DENY_NO_USER;
+	req->user = me;
+	if(!me->enabled) return ACL_DENY_DISABLED;
+	if(me->kind == USER_KIND_SERVICE) return decide_service(m, req);
+	return decide_user(m, s, me, req, named);
 }
 
 enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 		struct acl_request *req)
 {
-	const struct snap_user *me;
-	struct acl_cache_user *e;
 	struct topic t;
 	size_t ulen;
 
 	if(req->topic == NULL || req->username == NULL) return ACL_DENY_NO_USER;
-	/* REGISTER_USER is shorter than the bound, so this is strcmp's answer. */
-	ulen = strnlen(req->username, NAME_MAX_LEN + 1);
-	if(ulen == sizeof(REGISTER_USER) - 1 && memcmp(req->username, REGISTER_USER, ulen) == 0){
+	if(acl__is_register(req->username, &ulen)){
 		split(req->topic, &t);
 		return decide_register(m, req, &t);
 	}
-	me = find_user(s, req->cache, req->username, ulen, &e);
-	if(me == NULL) return ACL_DENY_NO_USER;
-	req->user = me;
-	if(!me->enabled) return ACL_DENY_DISABLED;
-	if(me->kind == USER_KIND_SERVICE) return decide_service(m, req);
-	return decide_user(m, s, me, e, req);
+	return acl__decide_account(m, s, snapshot__user(s, req->username, ulen), req, NULL);
 }
 
 /* A subscription the topic policy allows, by a person or device: what it
@@ -549,11 +456,10 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	req.payload = ed->payload;
 	req.payloadlen = ed->payloadlen;
 	req.retain = ed->retain;
-	req.cache = &m->acl_cache;
 	req.user = NULL;
 	req.receipt = false;
 
-	r = acl__decide(m, m->snap, &req);
+	r = aclcache__decide(m, m->snap, &m->acl_cache, &req);
 	if(ed->access == MOSQ_ACL_SUBSCRIBE && r == ACL_OK && req.user != NULL
 			&& req.user->kind != USER_KIND_SERVICE){
 		r = subscribe_limits(m, ed);

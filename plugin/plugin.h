@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* Out of memory in a hash add must never exit the broker: the add fails
@@ -614,7 +615,7 @@ struct mqchat {
 	char dummy_hash[PWHASH_STR_LEN];
 };
 
-/* Input to the pure ACL decision. */
+/* Input to the ACL decision. */
 struct acl_request {
 	const char *username;           /* may be NULL */
 	const char *clientid;           /* may be NULL */
@@ -623,15 +624,52 @@ struct acl_request {
 	const void *payload;
 	uint32_t payloadlen;
 	bool retain;
-	struct acl_cache *cache;        /* of the snapshot decided on; may be NULL */
 	const struct snap_user *user;   /* out: the account decided for, if known */
 	bool receipt;                   /* out: an accepted envelope was a receipt */
 };
 
-/* The whole topic policy on the snapshot s. Returns ACL_OK or the reason
- * of the denial. Allocates nothing and logs nothing. */
+/* What a decision found a message topic to name, for the cache: kind 0
+ * if nothing. A READ or WRITE of chat/room/<room>/<sender> names the room
+ * (NULL if there is none), whatever the verdict; a WRITE of
+ * chat/inbox/<to>/<me> whose topic checks passed names both accounts.
+ * sent: a WRITE whose topic checks all passed (the payload's are left). */
+struct acl_named {
+	enum acl_topic_kind kind;
+	size_t len;                     /* the topic's length */
+	const struct snap_room *room;   /* ROOM */
+	const struct snap_user *to;     /* INBOX */
+	const struct snap_user *from;   /* INBOX: the publisher */
+	bool sent;
+};
+
+/* How the ACL reads a username: its length, bounded (NAME_MAX_LEN + 1 if
+ * longer), and true if it is the registration pseudo-user. */
+static inline bool acl__is_register(const char *username, size_t *len)
+{
+	/* REGISTER_USER is shorter than the bound, so this is strcmp's answer. */
+	*len = strnlen(username, NAME_MAX_LEN + 1);
+	return *len == sizeof(REGISTER_USER) - 1 && memcmp(username, REGISTER_USER, *len) == 0;
+}
+
+/* The whole topic policy on the snapshot s (acl.c): a pure function of s,
+ * the configuration and req. Returns ACL_OK or the reason of the denial.
+ * Allocates nothing, logs nothing, remembers nothing. */
 enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 		struct acl_request *req);
+/* The same for an account: me is what req->username (not REGISTER_USER)
+ * names in s, or NULL. named: if not NULL, gets what the topic named
+ * (the caller sets named->kind = 0 and named->sent = false first). */
+enum acl_reason acl__decide_account(const struct mqchat *m, const struct snapshot *s,
+		const struct snap_user *me, struct acl_request *req, struct acl_named *named);
+/* The payload's checks of a WRITE on an inbox or room topic, the part of
+ * the policy a kept topic leaves (sets req->receipt). */
+enum acl_reason acl__write_payload(const struct mqchat *m, struct acl_request *req);
+
+/* The cached decision (aclcache.c): acl__decide's answer, through cache
+ * (which must belong to s: cleared whenever s is swapped). What the
+ * broker calls for every check. */
+enum acl_reason aclcache__decide(const struct mqchat *m, const struct snapshot *s,
+		struct acl_cache *cache, struct acl_request *req);
 
 /* Broker callbacks (event, event_data, userdata = struct mqchat). */
 int auth__basic_auth_cb(int event, void *event_data, void *userdata);

@@ -8,7 +8,14 @@
  * The decision must equal acl_ref_allows, an independent reading of the
  * topic table of docs/PROTOCOL.md written here (whole topic split, no level
  * cap, lookups by string), and be deterministic. The topic and payload sit
- * in exact-size buffers, so ASan sees any read past them. */
+ * in exact-size buffers, so ASan sees any read past them.
+ *
+ * Then the cached path (aclcache__decide, what the broker calls) must give
+ * the policy's verdict every time while its caches fill and hit: the
+ * request itself, a WRITE of the topic and payload twice (the second finds
+ * the account's kept topic), a READ of it by every account (finding the
+ * kept topic), and the READs again after the topic's bytes change at the
+ * same address (one byte, then one byte shorter). */
 #include <stdbool.h>
 #include <string.h>
 
@@ -249,6 +256,64 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 	return false;
 }
 
+/* req through the policy and through cache: the same verdict, account
+ * and receipt flag. */
+static void acl_same(const struct mqchat *m, const struct snapshot *s, struct acl_cache *cache,
+		const struct acl_request *req)
+{
+	struct acl_request pure = *req, cached = *req;
+	enum acl_reason r = acl__decide(m, s, &pure);
+
+	FUZZ_ASSERT(aclcache__decide(m, s, cache, &cached) == r);
+	FUZZ_ASSERT(cached.user == pure.user);
+	FUZZ_ASSERT(cached.receipt == pure.receipt);
+}
+
+/* A READ of req's topic by every account, by the unknown "nobody", and by
+ * req's own username, each compared. */
+static void acl_same_reads(const struct mqchat *m, const struct snapshot *s,
+		struct acl_cache *cache, const struct acl_request *req)
+{
+	struct acl_request rd = *req;
+	size_t i;
+
+	rd.access = MOSQ_ACL_READ;
+	rd.payload = NULL;
+	rd.payloadlen = 0;
+	for(i=0; i<=ACL_N(acl_ref_users); i++){
+		rd.username = i < ACL_N(acl_ref_users) ? acl_ref_users[i].name : "nobody";
+		rd.clientid = rd.username;
+		acl_same(m, s, cache, &rd);
+	}
+	rd.username = req->username;
+	rd.clientid = req->clientid;
+	acl_same(m, s, cache, &rd);
+}
+
+static void acl_cached_path(const struct mqchat *m, const struct snapshot *s,
+		const struct acl_request *req, char *topic)
+{
+	/* Static: too big for a fuzzer's stack; emptied for every input, as
+	 * the plugin empties it for every snapshot. */
+	static struct acl_cache cache;
+	struct acl_request wr = *req;
+	size_t len;
+
+	memset(&cache, 0, sizeof(cache));
+	acl_same(m, s, &cache, req);
+	wr.access = MOSQ_ACL_WRITE;
+	acl_same(m, s, &cache, &wr);
+	acl_same(m, s, &cache, &wr);
+	acl_same_reads(m, s, &cache, req);
+	if(topic == NULL || (len = strlen(topic)) == 0) return;
+	topic[len - 1] = topic[len - 1] == 'a' ? 'b' : 'a';
+	acl_same_reads(m, s, &cache, req);
+	acl_same(m, s, &cache, &wr);
+	topic[len - 1] = '\0';
+	acl_same_reads(m, s, &cache, req);
+	acl_same(m, s, &cache, &wr);
+}
+
 /* Cut the next NUL-terminated part off [*p, end); NULL if there is none. */
 static char *acl_part(const uint8_t **p, const uint8_t *end)
 {
@@ -305,6 +370,7 @@ FUZZ_TARGET(acl)
 	FUZZ_ASSERT(r >= ACL_OK && r < ACL_REASON_COUNT);
 	FUZZ_ASSERT(acl__decide(&m, s, &req) == r);
 	FUZZ_ASSERT((r == ACL_OK) == acl_ref_allows(&m, &req));
+	acl_cached_path(&m, s, &req, topic);
 
 	free(payload);
 	free(topic);

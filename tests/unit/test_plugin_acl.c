@@ -112,10 +112,9 @@ static void run_rows(struct mqchat *m, const struct row *rows, size_t n)
 		};
 		enum acl_reason got = acl__decide(m, m->snap, &req), cached;
 
-		/* The same through the plugin's user cache, filled by every
+		/* The same through the plugin's cache, filled by every
 		 * earlier row: the same verdict. */
-		req.cache = &m->acl_cache;
-		cached = acl__decide(m, m->snap, &req);
+		cached = aclcache__decide(m, m->snap, &m->acl_cache, &req);
 		if(cached != got){
 			print_error("row %zu: %s topic \"%s\": %s with the user cache, %s without\n", i,
 					rows[i].user ? rows[i].user : "(null)", rows[i].topic,
@@ -726,22 +725,21 @@ static void test_user_cache(void **state)
 {
 	struct mqchat *m = *state;
 	char name[16] = "bob";
-	struct acl_request req = {.username = name, .access = R, .topic = "chat/inbox/bob/alice",
-		.cache = &m->acl_cache};
+	struct acl_request req = {.username = name, .access = R, .topic = "chat/inbox/bob/alice"};
 	struct snapshot *s;
 
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);           /* a hit */
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);           /* a hit */
 	strcpy(name, "alice");                  /* same address, another client */
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOPIC);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_TOPIC);
 	req.topic = "chat/inbox/alice/bob";
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	strcpy(name, "alic");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NO_USER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_NO_USER);
 	strcpy(name, "alicee");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NO_USER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_NO_USER);
 	strcpy(name, "alice");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 
 	/* A new snapshot where alice is disabled: the cached entry must go. */
 	s = snapshot__new();
@@ -749,7 +747,7 @@ static void test_user_cache(void **state)
 	assert_non_null(snapshot__add_user(s, "alice", USER_KIND_USER, false, HASH));
 	assert_non_null(snapshot__add_user(s, "bob", USER_KIND_USER, true, HASH));
 	tick__swap_snapshot(m, s);
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_DISABLED);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_DISABLED);
 }
 
 /* The room-topic cache: one message checked for many subscribers reuses
@@ -760,53 +758,53 @@ static void test_topic_cache(void **state)
 {
 	struct mqchat *m = *state;
 	char topic[200] = "chat/room/lobby/alice";
-	struct acl_request req = {.access = R, .topic = topic, .cache = &m->acl_cache};
+	struct acl_request req = {.access = R, .topic = topic};
 	struct snapshot *s;
 
 	req.username = "bob";
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	assert_ptr_equal(m->acl_cache.topic.topic, topic);
 	req.username = "dev1";
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);              /* a hit */
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);              /* a hit */
 	req.username = "eve";                   /* not in lobby */
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_NOT_MEMBER);
 	req.username = "carol";                 /* a member, but disabled */
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_DISABLED);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_DISABLED);
 
 	/* Same address, other bytes: a room eve is not in, one that does not
 	 * exist, a topic too deep, an inbox. */
 	strcpy(topic, "chat/room/empty/alice");
 	req.username = "bob";
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_NOT_MEMBER);
 	strcpy(topic, "chat/room/lobby/alice");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	strcpy(topic, "chat/room/lobbz/alice");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_NOT_MEMBER);
 	strcpy(topic, "chat/room/lobby/alice");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	strcpy(topic, "chat/room/lobby/alice/x");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOPIC);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_TOPIC);
 	strcpy(topic, "chat/room/lobby/alice");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	strcpy(topic, "chat/room/lobby/alic");          /* shorter, same prefix */
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	assert_string_equal(m->acl_cache.topic.copy, topic);
 	strcpy(topic, "chat/inbox/bob/alice");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	req.username = "dev1";
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOPIC);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_TOPIC);
 
 	/* Other accesses never take the shortcut: a WRITE of a kept topic is
 	 * still checked for the sender and the envelope. */
 	strcpy(topic, "chat/room/lobby/alice");
 	req.username = "bob";
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	req.access = W;
 	req.payload = "not json";
 	req.payloadlen = 8;
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_OWNER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_NOT_OWNER);
 	req.username = "alice";
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_ENVELOPE);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_ENVELOPE);
 	req.access = R;
 
 	/* A topic too long to keep is decided in full every time. */
@@ -815,12 +813,12 @@ static void test_topic_cache(void **state)
 	memset(topic + strlen(topic), 'a', 150);
 	req.username = "bob";
 	m->acl_cache.topic.topic = NULL;
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);      /* READ: membership only */
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);      /* READ: membership only */
 	assert_null(m->acl_cache.topic.topic);
 
 	/* A new snapshot without bob in lobby: the kept room must go. */
 	strcpy(topic, "chat/room/lobby/alice");
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	s = snapshot__new();
 	assert_non_null(s);
 	assert_non_null(snapshot__add_user(s, "alice", USER_KIND_USER, true, HASH));
@@ -829,7 +827,7 @@ static void test_topic_cache(void **state)
 	assert_int_equal(snapshot__add_member(s, "lobby", "alice"), 0);
 	tick__swap_snapshot(m, s);
 	assert_null(m->acl_cache.topic.topic);
-	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_NOT_MEMBER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_NOT_MEMBER);
 }
 
 /* A WRITE through the cache, of topic (copied to its own heap string, so
@@ -840,12 +838,11 @@ static enum acl_reason publish(struct mqchat *m, const char *username, const cha
 {
 	char *t = strdup(topic);
 	struct acl_request req = {.username = username, .access = W, .topic = t,
-		.payload = payload, .payloadlen = (uint32_t)strlen(payload), .retain = retain,
-		.cache = &m->acl_cache};
+		.payload = payload, .payloadlen = (uint32_t)strlen(payload), .retain = retain};
 	enum acl_reason r;
 
 	assert_non_null(t);
-	r = acl__decide(m, m->snap, &req);
+	r = aclcache__decide(m, m->snap, &m->acl_cache, &req);
 	free(t);
 	return r;
 }
@@ -858,9 +855,9 @@ static void test_sent_cache(void **state)
 	struct mqchat *m = *state;
 	char name[40] = "alice";
 	char topic[80];
-	struct acl_request rd = {.access = R, .topic = topic, .cache = &m->acl_cache};
+	struct acl_request rd = {.access = R, .topic = topic};
 	struct acl_request wr = {.username = name, .access = W, .topic = topic, .payload = ENV,
-		.payloadlen = (uint32_t)strlen(ENV), .cache = &m->acl_cache};
+		.payloadlen = (uint32_t)strlen(ENV)};
 	struct acl_cache_user *e;
 	struct snapshot *s;
 
@@ -887,12 +884,12 @@ static void test_sent_cache(void **state)
 	/* A hit keeps the topic for the message's deliveries: bob reads it,
 	 * eve (not the recipient) does not. */
 	strcpy(topic, "chat/inbox/bob/alice");
-	assert_int_equal(acl__decide(m, m->snap, &wr), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &wr), ACL_OK);
 	assert_ptr_equal(m->acl_cache.topic.topic, topic);
 	rd.username = "bob";
-	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &rd), ACL_OK);
 	rd.username = "eve";
-	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_DENY_TOPIC);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &rd), ACL_DENY_TOPIC);
 
 	/* Other bytes, however close, get every check - and a denied topic
 	 * does not replace the kept one. */
@@ -927,11 +924,11 @@ static void test_sent_cache(void **state)
 	strcpy(name, "alice");
 	assert_int_equal(publish(m, name, "chat/room/lobby/alice", ENV, false), ACL_OK);
 	strcpy(topic, "chat/room/lobby/alice");
-	assert_int_equal(acl__decide(m, m->snap, &wr), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &wr), ACL_OK);
 	rd.username = "dev1";
-	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_OK);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &rd), ACL_OK);
 	rd.username = "eve";
-	assert_int_equal(acl__decide(m, m->snap, &rd), ACL_DENY_NOT_MEMBER);
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &rd), ACL_DENY_NOT_MEMBER);
 	assert_int_equal(publish(m, "eve", "chat/room/lobby/eve", ENV, false), ACL_DENY_NOT_MEMBER);
 
 	/* A topic too long to keep is checked in full every time. */
