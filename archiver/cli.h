@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 
+#include "cmdline.h"
+
 struct userdb;
 struct archive;
 
@@ -45,6 +47,7 @@ struct cli {
 	int busy_ms;           /* busy timeout for auth.db */
 	const char *group;     /* set by cli__dispatch: "user", ... or NULL at the top */
 	const struct cli_cmd *cmd; /* set by cli__dispatch: the running command */
+	char path[64];         /* set by cli__dispatch: "user add", for messages */
 };
 
 /* argv[0] is the command's own name; returns an enum cli_exit. */
@@ -80,13 +83,26 @@ int cli__nick_free(struct userdb *udb, const char *name, const char *nick, bool 
 
 /* ---- helpers (cli_util.c) ---- */
 
-/* Run the entry of table[0..n) named argv[0] (group is the command path for
- * messages, e.g. "user"), after setting cli->group and cli->cmd and resetting
- * getopt (optind = 0, opterr = 0: handlers call getopt_long(argc, argv, ":h",
- * ...) and report with cli__bad_option). "--help"/"-h"/"help" print the
- * group's usage to stdout; an unknown or missing command is CLI_ERR_USAGE. */
+/* The program's own options (--data DIR, -d DIR), before the command. */
+extern const struct cmdline_opt cli__global_opts[];
+
+/* Run the entry of table[0..n) named by the first operand of argv[0..argc)
+ * (group is the command path for messages, e.g. "user"; NULL at the top,
+ * where main.c has read the global options), after setting cli->group,
+ * cli->cmd and cli->path. "--help"/"-h"/"help" print the group's usage to
+ * stdout; an unknown or missing command or an option there is
+ * CLI_ERR_USAGE with one line. Handlers parse their options with
+ * cli__options and common/cmdline.h. */
 int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *table,
 		size_t n, int argc, char **argv);
+/* Start parsing the running command's options and operands (argv[0] is its
+ * name) against opts, with the CLI's names in the messages. */
+void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdline_opt *opts,
+		int argc, char **argv);
+/* After cmdline__next returned c < 0 but not CMDLINE_DONE: --help prints
+ * the command's usage on stdout (CLI_OK); an error prints its one line
+ * (CLI_ERR_USAGE). */
+int cli__options_end(const struct cli *cli, const struct cmdline *cl, int c);
 /* Print "usage: PROG [--data DIR] GROUP NAME USAGE" and the help line of the
  * running command. */
 void cli__usage(const struct cli *cli, FILE *out);
@@ -103,9 +119,6 @@ int cli__exit_of(int mqc_rc);
 /* Report a failed store operation: "Error: <what>: <reason>" (for
  * MQC_ERR_BUSY exactly "Error: database is locked"); returns the exit status. */
 int cli__fail(int mqc_rc, const char *what);
-/* An unknown option or a missing option argument seen by getopt_long (which
- * returned c); prints the error and the usage; returns CLI_ERR_USAGE. */
-int cli__bad_option(const struct cli *cli, int c, char **argv);
 /* Wrong operands: prints why and the usage; returns CLI_ERR_USAGE. */
 int cli__bad_args(const struct cli *cli, const char *why);
 

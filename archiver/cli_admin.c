@@ -2,7 +2,6 @@
  * folder, delete old messages by hand, and report counts and sizes. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -314,24 +313,22 @@ static int set_owner(struct init_ctx *ctx, const char *owner)
 
 int cli_admin__init(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"owner", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"owner", 0, CMDLINE_REQUIRED, 'o'},
+		{0}};
+	struct cmdline cl;
 	struct init_ctx ctx;
 	struct userdb *udb = NULL;
 	const char *owner = NULL;
 	bool have_user;
 	int c, rc, lockfd = -1;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'o': owner = optarg; break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
-		}
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'o') owner = cl.value;
 	}
-	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cli = cli;
 	if(strlen(cli->datadir) >= sizeof(ctx.dir) || !cli__path(cli, "auth.db", ctx.auth, sizeof(ctx.auth))
@@ -359,27 +356,23 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 
 int cli_admin__purge(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"older-than", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"older-than", 0, CMDLINE_REQUIRED, 'o'},
+		{0}};
+	struct cmdline cl;
 	struct archive *ar;
 	long days = CLI_DEFAULT_RETENTION_DAYS;
 	int64_t deleted = 0;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'o':
-				if(!cli__parse_long(optarg, 0, MAX_DAYS, &days)){
-					return cli__bad_args(cli, "--older-than needs a number of days (0..36500)");
-				}
-				break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'o' && !cli__parse_long(cl.value, 0, MAX_DAYS, &days)){
+			return cli__bad_args(cli, "--older-than needs a number of days (0..36500)");
 		}
 	}
-	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) return rc;
 	rc = archive__purge(ar, time__now_ms() - (int64_t)days * DAY_MS, &deleted);
 	archive__close(ar);
@@ -464,10 +457,10 @@ static void print_flat(const char *prefix, json_t *obj)
 
 int cli_admin__stats(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
+	struct cmdline cl;
 	struct count_ctx n;
 	struct userdb *udb = NULL;
 	struct archive *ar = NULL;
@@ -475,14 +468,12 @@ int cli_admin__stats(struct cli *cli, int argc, char **argv)
 	bool json = false;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'j': json = true; break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
-		}
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'j') json = true;
 	}
-	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
 

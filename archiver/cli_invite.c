@@ -1,6 +1,5 @@
 /* cli_invite.c - `mqchat-archiver invite ...`: create, list and revoke the
  * invite codes that registration in `invite` mode asks for. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,34 +16,34 @@
 
 static int invite_create(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"uses", required_argument, NULL, 'u'},
-		{"expires", required_argument, NULL, 'e'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"uses", 0, CMDLINE_REQUIRED, 'u'},
+		{"expires", 0, CMDLINE_REQUIRED, 'e'},
+		{0}};
+	struct cmdline cl;
 	struct userdb *udb;
 	char code[INVITE_CODE_BYTES * 2];
 	long uses = 1, hours = INVITE_DEFAULT_HOURS;
 	int64_t expires;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
 		switch(c){
 			case 'u':
-				if(!cli__parse_long(optarg, 1, INVITE_MAX_USES, &uses)){
+				if(!cli__parse_long(cl.value, 1, INVITE_MAX_USES, &uses)){
 					return cli__bad_args(cli, "--uses needs a number (1..1000000)");
 				}
 				break;
 			case 'e':
-				if(!cli__parse_long(optarg, 0, INVITE_MAX_HOURS, &hours)){
+				if(!cli__parse_long(cl.value, 0, INVITE_MAX_HOURS, &hours)){
 					return cli__bad_args(cli, "--expires needs a number of hours (0 for never, up to 876000)");
 				}
 				break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
 		}
 	}
-	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
 	if((rc = cli__random_token(INVITE_CODE_BYTES, code, sizeof(code))) != CLI_OK) return rc;
 	if(!names__valid_msgid(code, strlen(code))){
 		return cli__error(CLI_ERR_RUNTIME, "made an invalid invite code");  /* cannot happen */
@@ -91,23 +90,21 @@ static int invite_cb(const char *code, int uses_left, int64_t expires, int64_t c
 
 static int invite_list(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
+	struct cmdline cl;
 	struct list_ctx ctx = {NULL, time__now_ms()};
 	struct userdb *udb;
 	bool json = false;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'j': json = true; break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
-		}
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'j') json = true;
 	}
-	if(argc != optind) return cli__bad_args(cli, "unexpected argument");
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if(json && (ctx.arr = json_array()) == NULL){
 		cli__close_auth(udb);
@@ -124,18 +121,18 @@ static int invite_list(struct cli *cli, int argc, char **argv)
 
 static int invite_revoke(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {{0}};
+	struct cmdline cl;
 	struct userdb *udb;
 	const char *code;
 	char q[80];
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		if(c == 'h') return cli__help(cli);
-		return cli__bad_option(cli, c, argv);
-	}
-	if(argc - optind != 1) return cli__bad_args(cli, "expected one invite code");
-	code = argv[optind];
+	cli__options(cli, &cl, opts, argc, argv);
+	c = cmdline__next(&cl);
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 1) return cli__bad_args(cli, "expected one invite code");
+	code = cl.args[0];
 	if(!names__valid_msgid(code, strlen(code))){
 		return cli__error(CLI_ERR_INVALID, "invalid invite code '%s'", cli__quote(code, q, sizeof(q)));
 	}

@@ -1,6 +1,5 @@
 /* cli_nick.c - nicks in the operators' CLI: the checks `user add` makes and
  * `mqchat-archiver user nick NAME NICK`. The rule is common/nick.h's. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,19 +29,19 @@ int cli__nick_free(struct userdb *udb, const char *name, const char *nick, bool 
 
 int cli_user__nick(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {{0}};
+	struct cmdline cl;
 	struct userdb *udb = NULL;
 	const char *name, *nick;
 	char why[256];
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		if(c == 'h') return cli__help(cli);
-		return cli__bad_option(cli, c, argv);
-	}
-	if(argc - optind != 2) return cli__bad_args(cli, "expected a user name and a nick");
-	name = argv[optind];
-	nick = argv[optind + 1];
+	cli__options(cli, &cl, opts, argc, argv);
+	c = cmdline__next(&cl);
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 2) return cli__bad_args(cli, "expected a user name and a nick");
+	name = cl.args[0];
+	nick = cl.args[1];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if((rc = cli__check_nick(nick)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;

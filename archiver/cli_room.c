@@ -1,6 +1,5 @@
 /* cli_room.c - `mqchat-archiver room ...`: create, add, remove, del and list
  * rooms and their members in the user store (auth.db). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,18 +10,19 @@
 /* Longest retention a room can have (100 years). */
 #define ROOM_MAX_RETENTION_DAYS 36500
 
-/* Parse --help only and check the operand count: at least min, at most max
- * (max < 0: no limit). Returns CLI_OK, -1 for --help, or an exit status. */
-static int plain_args(struct cli *cli, int argc, char **argv, int min, int max)
+/* Parse --help only and check the operand count (then in cl): at least
+ * min, at most max (max < 0: no limit). Returns CLI_OK, -1 for --help, or
+ * an exit status. */
+static int plain_args(struct cli *cli, struct cmdline *cl, int argc, char **argv, int min, int max)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {{0}};
 	int c, n;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		if(c == 'h') return -1;
-		return cli__bad_option(cli, c, argv);
-	}
-	n = argc - optind;
+	cli__options(cli, cl, opts, argc, argv);
+	c = cmdline__next(cl);
+	if(c == CMDLINE_HELP) return -1;
+	if(c < 0) return cli__options_end(cli, cl, c);
+	n = cl->nargs;
 	if(n < min) return cli__bad_args(cli, "missing argument");
 	if(max >= 0 && n > max) return cli__bad_args(cli, "too many arguments");
 	return CLI_OK;
@@ -38,28 +38,24 @@ static int end_write(struct userdb *udb, int rc)
 
 static int room_create(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"retention", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"retention", 0, CMDLINE_REQUIRED, 'r'},
+		{0}};
+	struct cmdline cl;
 	struct userdb *udb;
 	const char *room;
 	long days = 0;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'r':
-				if(!cli__parse_long(optarg, 1, ROOM_MAX_RETENTION_DAYS, &days)){
-					return cli__bad_args(cli, "--retention needs a number of days (1..36500)");
-				}
-				break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'r' && !cli__parse_long(cl.value, 1, ROOM_MAX_RETENTION_DAYS, &days)){
+			return cli__bad_args(cli, "--retention needs a number of days (1..36500)");
 		}
 	}
-	if(argc - optind != 1) return cli__bad_args(cli, "expected one room name");
-	room = argv[optind];
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 1) return cli__bad_args(cli, "expected one room name");
+	room = cl.args[0];
 	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 
@@ -76,16 +72,17 @@ static int room_create(struct cli *cli, int argc, char **argv)
 /* room add / room remove: every user or none, in one transaction. */
 static int change_members(struct cli *cli, int argc, char **argv, bool add)
 {
+	struct cmdline cl;
 	struct userdb *udb;
 	const char *room, *user = NULL;
 	int i, rc;
 
-	rc = plain_args(cli, argc, argv, 2, -1);
+	rc = plain_args(cli, &cl, argc, argv, 2, -1);
 	if(rc) return rc < 0 ? cli__help(cli) : rc;
-	room = argv[optind];
+	room = cl.args[0];
 	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
-	for(i=optind + 1; i<argc; i++){
-		if((rc = cli__check_name("user", argv[i])) != CLI_OK) return rc;
+	for(i=1; i<cl.nargs; i++){
+		if((rc = cli__check_name("user", cl.args[i])) != CLI_OK) return rc;
 	}
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 
@@ -96,8 +93,8 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 		cli__close_auth(udb);
 		return cli__error(CLI_ERR_NOTFOUND, "no such room '%s'", room);
 	}
-	for(i=optind + 1; rc == MQC_OK && i<argc; i++){
-		user = argv[i];
+	for(i=1; rc == MQC_OK && i<cl.nargs; i++){
+		user = cl.args[i];
 		rc = add ? userdb__member_add(udb, room, user) : userdb__member_remove(udb, room, user);
 	}
 	rc = end_write(udb, rc);
@@ -110,8 +107,8 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 		return cli__error(CLI_ERR_EXISTS, "'%s' is already a member of '%s'", user, room);
 	}
 	if(rc != MQC_OK) return cli__fail(rc, add ? "adding members" : "removing members");
-	for(i=optind + 1; i<argc; i++){
-		printf("%s %s %s\n", argv[i], add ? "added to" : "removed from", room);
+	for(i=1; i<cl.nargs; i++){
+		printf("%s %s %s\n", cl.args[i], add ? "added to" : "removed from", room);
 	}
 	return CLI_OK;
 }
@@ -128,13 +125,14 @@ static int room_remove(struct cli *cli, int argc, char **argv)
 
 static int room_del(struct cli *cli, int argc, char **argv)
 {
+	struct cmdline cl;
 	struct userdb *udb;
 	const char *room;
 	int rc;
 
-	rc = plain_args(cli, argc, argv, 1, 1);
+	rc = plain_args(cli, &cl, argc, argv, 1, 1);
 	if(rc) return rc < 0 ? cli__help(cli) : rc;
-	room = argv[optind];
+	room = cl.args[0];
 	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 
@@ -179,10 +177,10 @@ static int member_cb(const char *room, const char *user, void *arg)
 
 static int room_list(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
+	struct cmdline cl;
 	struct list_ctx ctx = {json_array(), json_object()};
 	struct userdb *udb = NULL;
 	json_t *room, *m;
@@ -190,14 +188,15 @@ static int room_list(struct cli *cli, int argc, char **argv)
 	bool json = false;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'j': json = true; break;
-			case 'h': rc = cli__help(cli); goto done;
-			default: rc = cli__bad_option(cli, c, argv); goto done;
-		}
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'j') json = true;
 	}
-	if(argc != optind){
+	if(c < 0){
+		rc = cli__options_end(cli, &cl, c);
+		goto done;
+	}
+	if(cl.nargs != 0){
 		rc = cli__bad_args(cli, "unexpected argument");
 		goto done;
 	}

@@ -1,6 +1,5 @@
 /* cli_user.c - `mqchat-archiver user ...`: add, passwd, disable, enable, del,
  * export, list and show accounts of the user store (auth.db). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,18 +29,19 @@ static int get_user(struct userdb *udb, const char *name, struct userdb_user *u)
 	return CLI_OK;
 }
 
-/* Parse options that are only --help, and expect exactly nargs operands.
- * Returns CLI_OK, -1 for --help, or an exit status (error printed). */
-static int plain_args(struct cli *cli, int argc, char **argv, int nargs)
+/* Parse a command without options of its own (only --help), expecting
+ * exactly nargs operands (then in cl). Returns CLI_OK, -1 for --help, or an
+ * exit status (error printed). */
+static int plain_args(struct cli *cli, struct cmdline *cl, int argc, char **argv, int nargs)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {{0}};
 	int c;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		if(c == 'h') return -1;
-		return cli__bad_option(cli, c, argv);
-	}
-	if(argc - optind != nargs) return cli__bad_args(cli, nargs == 1 ? "expected one user name" : "wrong arguments");
+	cli__options(cli, cl, opts, argc, argv);
+	c = cmdline__next(cl);
+	if(c == CMDLINE_HELP) return -1;
+	if(c != CMDLINE_DONE) return cli__options_end(cli, cl, c);
+	if(cl->nargs != nargs) return cli__bad_args(cli, nargs == 1 ? "expected one user name" : "wrong arguments");
 	return CLI_OK;
 }
 
@@ -85,13 +85,13 @@ static int check_addable(struct userdb *udb, const char *name, bool restore)
 
 static int user_add(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"kind", required_argument, NULL, 'k'},
-		{"nick", required_argument, NULL, 'n'},
-		{"password-stdin", no_argument, NULL, 'p'},
-		{"restore", no_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"kind", 0, CMDLINE_REQUIRED, 'k'},
+		{"nick", 0, CMDLINE_REQUIRED, 'n'},
+		{"password-stdin", 0, CMDLINE_NO_ARG, 'p'},
+		{"restore", 0, CMDLINE_NO_ARG, 'r'},
+		{0}};
+	struct cmdline cl;
 	struct userdb *udb = NULL;
 	enum user_kind kind = USER_KIND_USER;
 	const char *name, *nick = NULL;
@@ -100,24 +100,24 @@ static int user_add(struct cli *cli, int argc, char **argv)
 	bool from_stdin = false, restore = false;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
 		switch(c){
 			case 'k':
-				kind = user_kind__parse(optarg);
+				kind = user_kind__parse(cl.value);
 				if(kind == 0){
 					return cli__error(CLI_ERR_INVALID, "invalid kind '%s': user, device or service",
-							cli__quote(optarg, q, sizeof(q)));
+							cli__quote(cl.value, q, sizeof(q)));
 				}
 				break;
-			case 'n': nick = optarg; break;
+			case 'n': nick = cl.value; break;
 			case 'p': from_stdin = true; break;
 			case 'r': restore = true; break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
 		}
 	}
-	if(argc - optind != 1) return cli__bad_args(cli, "expected one user name");
-	name = argv[optind];
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 1) return cli__bad_args(cli, "expected one user name");
+	name = cl.args[0];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if(nick == NULL) nick = name;
 	if((rc = cli__check_nick(nick)) != CLI_OK) return rc;
@@ -167,10 +167,10 @@ static void service_pw_note(const struct cli *cli)
 
 static int user_passwd(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"password-stdin", no_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"password-stdin", 0, CMDLINE_NO_ARG, 'p'},
+		{0}};
+	struct cmdline cl;
 	struct userdb *udb = NULL;
 	struct userdb_user u;
 	const char *name;
@@ -179,15 +179,13 @@ static int user_passwd(struct cli *cli, int argc, char **argv)
 	bool from_stdin = false;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'p': from_stdin = true; break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
-		}
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'p') from_stdin = true;
 	}
-	if(argc - optind != 1) return cli__bad_args(cli, "expected one user name");
-	name = argv[optind];
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 1) return cli__bad_args(cli, "expected one user name");
+	name = cl.args[0];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = get_user(udb, name, &u)) != CLI_OK) goto done;
@@ -214,13 +212,14 @@ done:
 
 static int set_enabled(struct cli *cli, int argc, char **argv, bool enabled)
 {
+	struct cmdline cl;
 	struct userdb *udb;
 	const char *name;
 	int rc;
 
-	rc = plain_args(cli, argc, argv, 1);
+	rc = plain_args(cli, &cl, argc, argv, 1);
 	if(rc) return rc < 0 ? cli__help(cli) : rc;
-	name = argv[optind];
+	name = cl.args[0];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 
@@ -246,10 +245,10 @@ static int user_enable(struct cli *cli, int argc, char **argv)
 
 static int user_del(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"erase", no_argument, NULL, 'e'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"erase", 0, CMDLINE_NO_ARG, 'e'},
+		{0}};
+	struct cmdline cl;
 	struct userdb *udb = NULL;
 	struct archive *ar = NULL;
 	struct userdb_user u;
@@ -258,15 +257,13 @@ static int user_del(struct cli *cli, int argc, char **argv)
 	bool erase = false;
 	int c, rc;
 
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'e': erase = true; break;
-			case 'h': return cli__help(cli);
-			default: return cli__bad_option(cli, c, argv);
-		}
+	cli__options(cli, &cl, opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'e') erase = true;
 	}
-	if(argc - optind != 1) return cli__bad_args(cli, "expected one user name");
-	name = argv[optind];
+	if(c < 0) return cli__options_end(cli, &cl, c);
+	if(cl.nargs != 1) return cli__bad_args(cli, "expected one user name");
+	name = cl.args[0];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = get_user(udb, name, &u)) != CLI_OK) goto done;
@@ -329,6 +326,7 @@ fail:
 
 static int user_export(struct cli *cli, int argc, char **argv)
 {
+	struct cmdline cl;
 	struct userdb *udb = NULL;
 	struct archive *ar = NULL;
 	struct userdb_user u;
@@ -336,9 +334,9 @@ static int user_export(struct cli *cli, int argc, char **argv)
 	const char *name;
 	int rc;
 
-	rc = plain_args(cli, argc, argv, 1);
+	rc = plain_args(cli, &cl, argc, argv, 1);
 	if(rc) return rc < 0 ? cli__help(cli) : rc;
-	name = argv[optind];
+	name = cl.args[0];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
@@ -389,23 +387,23 @@ static int list_cb(const struct userdb_user *u, void *arg)
 	return MQC_OK;
 }
 
-static int json_flag(struct cli *cli, int argc, char **argv, bool *json, int nargs)
+/* Parse [--json] and exactly nargs operands (then in cl); CLI_OK, -1 for
+ * --help, or an exit status (error printed). */
+static int json_flag(struct cli *cli, struct cmdline *cl, int argc, char **argv, bool *json, int nargs)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct cmdline_opt opts[] = {
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
 	int c;
 
 	*json = false;
-	while((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1){
-		switch(c){
-			case 'j': *json = true; break;
-			case 'h': return -1;
-			default: return cli__bad_option(cli, c, argv);
-		}
+	cli__options(cli, cl, opts, argc, argv);
+	while((c = cmdline__next(cl)) > 0){
+		if(c == 'j') *json = true;
 	}
-	if(argc - optind != nargs){
+	if(c == CMDLINE_HELP) return -1;
+	if(c < 0) return cli__options_end(cli, cl, c);
+	if(cl->nargs != nargs){
 		return cli__bad_args(cli, nargs ? "expected one user name" : "unexpected argument");
 	}
 	return CLI_OK;
@@ -413,12 +411,13 @@ static int json_flag(struct cli *cli, int argc, char **argv, bool *json, int nar
 
 static int user_list(struct cli *cli, int argc, char **argv)
 {
+	struct cmdline cl;
 	struct userdb *udb;
 	struct list_ctx ctx = {NULL};
 	bool json;
 	int rc;
 
-	rc = json_flag(cli, argc, argv, &json, 0);
+	rc = json_flag(cli, &cl, argc, argv, &json, 0);
 	if(rc) return rc < 0 ? cli__help(cli) : rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if(json && (ctx.arr = json_array()) == NULL){
@@ -446,6 +445,7 @@ static void print_list(const char *key, json_t *arr)
 
 static int user_show(struct cli *cli, int argc, char **argv)
 {
+	struct cmdline cl;
 	struct userdb *udb;
 	struct userdb_user u;
 	json_t *obj = NULL;
@@ -454,9 +454,9 @@ static int user_show(struct cli *cli, int argc, char **argv)
 	bool json;
 	int rc;
 
-	rc = json_flag(cli, argc, argv, &json, 1);
+	rc = json_flag(cli, &cl, argc, argv, &json, 1);
 	if(rc) return rc < 0 ? cli__help(cli) : rc;
-	name = argv[optind];
+	name = cl.args[0];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_read(udb);

@@ -3,15 +3,12 @@
  * reading passwords, random tokens, number, time and JSON output. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +22,7 @@
 #include "err.h"
 #include "log.h"
 #include "names.h"
+#include "prompt.h"
 #include "pwhash.h"
 #include "userdb.h"
 
@@ -59,51 +57,58 @@ void cli__group_usage(const struct cli *cli, const char *group, const struct cli
 	}
 }
 
+const struct cmdline_opt cli__global_opts[] = {
+	{"data", 'd', CMDLINE_REQUIRED, 'd'},
+	{0},
+};
+
 int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *table,
 		size_t n, int argc, char **argv)
 {
-	const char *g = group ? group : "", *sp = group ? " " : "";
+	static const struct cmdline_opt none[] = {{0}};
+	const char *g = group ? group : "", *sp = group ? " " : "", *word;
+	struct cmdline cl;
 	char q[80];
 	size_t i;
+	int c;
 
-	if(argc < 1){
+	/* A group takes no options of its own: only --help, and `--`. */
+	cmdline__init(&cl, cli->progname, group, none, cli__global_opts, argc, argv, 0,
+			CMDLINE_STOP_AT_OPERAND);
+	c = cmdline__next(&cl);
+	if(c == CMDLINE_ERROR) return cmdline__fail(&cl);
+	if(c == CMDLINE_HELP || (cl.nargs > 0 && !strcmp(cl.args[0], "help"))){
+		cli__group_usage(cli, group, table, n, stdout);
+		return CLI_OK;
+	}
+	if(cl.nargs < 1){
 		cli__error(CLI_ERR_USAGE, "missing command%s%s", group ? " after " : "", g);
 		cli__group_usage(cli, group, table, n, stderr);
 		return CLI_ERR_USAGE;
 	}
-	if(!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")){
-		cli__group_usage(cli, group, table, n, stdout);
-		return CLI_OK;
-	}
+	word = cl.args[0];
 	for(i=0; i<n; i++){
-		if(strcmp(argv[0], table[i].name)) continue;
+		if(strcmp(word, table[i].name)) continue;
 		cli->group = group;
 		cli->cmd = &table[i];
-		optind = 0;
-		opterr = 0;
-		return table[i].handler(cli, argc, argv);
+		snprintf(cli->path, sizeof(cli->path), "%s%s%s", g, sp, table[i].name);
+		return table[i].handler(cli, cl.nargs, cl.args);
 	}
 	return cli__error(CLI_ERR_USAGE, "unknown command '%s%s%s' (see `%s %s%s--help`)",
-			g, sp, cli__quote(argv[0], q, sizeof(q)), cli->progname, g, sp);
+			g, sp, cli__quote(word, q, sizeof(q)), cli->progname, g, sp);
 }
 
-int cli__bad_option(const struct cli *cli, int c, char **argv)
+void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdline_opt *opts,
+		int argc, char **argv)
 {
-	char q[80];
+	cmdline__init(cl, cli->progname, cli->path, opts, cli__global_opts, argc, argv, 1, 0);
+}
 
-	/* getopt_long leaves the offending word just before optind. */
-	if(c == ':'){
-		cli__error(CLI_ERR_USAGE, "option '%s' needs an argument",
-				cli__quote(argv[optind - 1], q, sizeof(q)));
-	}else if(!strncmp(argv[optind - 1], "--data", 6) || !strcmp(argv[optind - 1], "-d")){
-		cli__error(CLI_ERR_USAGE, "'%s' is a global option: put it before the command",
-				cli__quote(argv[optind - 1], q, sizeof(q)));
-	}else{
-		cli__error(CLI_ERR_USAGE, "unknown option '%s'",
-				cli__quote(argv[optind - 1], q, sizeof(q)));
-	}
-	cli__usage(cli, stderr);
-	return CLI_ERR_USAGE;
+int cli__options_end(const struct cli *cli, const struct cmdline *cl, int c)
+{
+	if(c == CMDLINE_HELP) return cli__help(cli);
+	if(c == CMDLINE_ERROR) return cmdline__fail(cl);
+	return CLI_OK;
 }
 
 int cli__bad_args(const struct cli *cli, const char *why)
@@ -241,74 +246,6 @@ int cli__open_archive(struct cli *cli, struct archive **out)
 
 /* ---- passwords ---- */
 
-static volatile sig_atomic_t tty_signal;
-
-static void tty_signal_cb(int sig)
-{
-	tty_signal = sig;
-}
-
-/* Read one line from fd into buf without the newline. Returns the length,
- * or -1 on error/interrupt, or buflen if the line did not fit (the rest of
- * the line is consumed). */
-static ssize_t read_line_fd(int fd, char *buf, size_t buflen)
-{
-	size_t n = 0;
-	bool over = false;
-	char c;
-
-	for(;;){
-		ssize_t r = read(fd, &c, 1);
-		if(r < 0){
-			if(errno == EINTR && !tty_signal) continue;
-			return -1;
-		}
-		if(r == 0 || c == '\n') break;
-		if(n + 1 < buflen) buf[n++] = c;
-		else over = true;
-	}
-	if(n > 0 && buf[n - 1] == '\r') n--;
-	buf[n] = '\0';
-	return over ? (ssize_t)buflen : (ssize_t)n;
-}
-
-/* Prompt on the terminal with echo off; restores the terminal even when
- * interrupted, then re-raises the signal. */
-static ssize_t prompt_tty(int fd, const char *prompt, char *buf, size_t buflen)
-{
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
-	struct sigaction sa, old[sizeof(sigs) / sizeof(sigs[0])];
-	struct termios saved, noecho;
-	ssize_t n;
-	size_t i;
-	bool restore;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = tty_signal_cb;   /* no SA_RESTART: read() returns EINTR */
-	sigemptyset(&sa.sa_mask);
-	tty_signal = 0;
-	for(i=0; i<sizeof(sigs) / sizeof(sigs[0]); i++) sigaction(sigs[i], &sa, &old[i]);
-
-	restore = (tcgetattr(fd, &saved) == 0);
-	if(restore){
-		noecho = saved;
-		noecho.c_lflag &= (tcflag_t)~(ECHO | ECHOE | ECHOK | ECHONL);
-		tcsetattr(fd, TCSAFLUSH, &noecho);
-	}
-	if(write(fd, prompt, strlen(prompt)) < 0) n = -1;
-	else n = read_line_fd(fd, buf, buflen);
-	if(restore) tcsetattr(fd, TCSAFLUSH, &saved);
-	if(write(fd, "\n", 1) < 0) n = -1;
-
-	for(i=0; i<sizeof(sigs) / sizeof(sigs[0]); i++) sigaction(sigs[i], &old[i], NULL);
-	if(tty_signal){
-		OPENSSL_cleanse(buf, buflen);
-		raise(tty_signal);
-		return -1;
-	}
-	return n;
-}
-
 static int check_password(size_t len, size_t buflen)
 {
 	if(len == 0) return cli__error(CLI_ERR_INVALID, "empty password");
@@ -326,26 +263,25 @@ int cli__read_password(const char *user, bool from_stdin, bool confirm,
 {
 	char prompt[128], again[PWHASH_MAX_PASSWORD + 2];
 	ssize_t n, n2;
-	int fd, rc;
+	int rc;
 
 	*len = 0;
 	if(from_stdin){
-		n = read_line_fd(STDIN_FILENO, buf, buflen);
+		n = prompt__read_line(STDIN_FILENO, buf, buflen);
 		if(n < 0) return cli__error(CLI_ERR_RUNTIME, "reading the password from stdin: %s", strerror(errno));
 		rc = check_password((size_t)n, buflen);
 		if(rc) OPENSSL_cleanse(buf, buflen);
 		else *len = (size_t)n;
 		return rc;
 	}
-	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if(fd < 0){
+	snprintf(prompt, sizeof(prompt), "Password for %s: ", user);
+	n = prompt__secret(prompt, buf, buflen);
+	if(n == PROMPT_NO_TTY){
 		return cli__error(CLI_ERR_USAGE, "no terminal to ask for the password (use --password-stdin)");
 	}
-	snprintf(prompt, sizeof(prompt), "Password for %s: ", user);
-	n = prompt_tty(fd, prompt, buf, buflen);
 	if(n >= 0 && (rc = check_password((size_t)n, buflen)) != CLI_OK) goto fail;
 	if(n >= 0 && confirm){
-		n2 = prompt_tty(fd, "Retype the password: ", again, sizeof(again));
+		n2 = prompt__secret("Retype the password: ", again, sizeof(again));
 		if(n2 < 0) n = -1;
 		else if(n2 != n || memcmp(buf, again, (size_t)n) != 0){
 			OPENSSL_cleanse(again, sizeof(again));
@@ -358,12 +294,10 @@ int cli__read_password(const char *user, bool from_stdin, bool confirm,
 		rc = cli__error(CLI_ERR_RUNTIME, "reading the password from the terminal failed");
 		goto fail;
 	}
-	close(fd);
 	*len = (size_t)n;
 	return CLI_OK;
 fail:
 	OPENSSL_cleanse(buf, buflen);
-	close(fd);
 	return rc;
 }
 
@@ -390,7 +324,7 @@ int cli__random_token(size_t nbytes, char *out, size_t outlen)
 		return cli__error(CLI_ERR_RUNTIME, "token buffer too small");
 	}
 	/* The first 6 bits pick the first character: draw again for '-' (1 in
-	 * 64), which getopt would read as an option. */
+	 * 64), which the command line would read as an option. */
 	do{
 		if(RAND_bytes(raw, (int)nbytes) != 1){
 			return cli__error(CLI_ERR_RUNTIME, "no random bytes from OpenSSL");

@@ -2,7 +2,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -186,21 +186,20 @@ int config__load_file(struct config *cfg, const char *path, char *err, size_t er
 	return rc;
 }
 
-static const struct option long_opts[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"host", required_argument, NULL, 'H'},
-	{"port", required_argument, NULL, 'p'},
-	{"user", required_argument, NULL, 'u'},
-	{"password-file", required_argument, NULL, 'P'},
-	{"retention", required_argument, NULL, 'r'},
-	{"connections", required_argument, NULL, 'k'},
-	{"registration", required_argument, NULL, 'R'},
-	{"registration-rate", required_argument, NULL, 'G'},
-	{"expiry-interval", required_argument, NULL, 'e'},
-	{"log", required_argument, NULL, 'l'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+const struct cmdline_opt config__opts[] = {
+	{"config", 'c', CMDLINE_REQUIRED, 'c'},
+	{"host", 0, CMDLINE_REQUIRED, 'H'},
+	{"port", 0, CMDLINE_REQUIRED, 'p'},
+	{"user", 0, CMDLINE_REQUIRED, 'u'},
+	{"password-file", 0, CMDLINE_REQUIRED, 'P'},
+	{"retention", 0, CMDLINE_REQUIRED, 'r'},
+	{"connections", 0, CMDLINE_REQUIRED, 'k'},
+	{"registration", 0, CMDLINE_REQUIRED, 'R'},
+	{"registration-rate", 0, CMDLINE_REQUIRED, 'G'},
+	{"expiry-interval", 0, CMDLINE_REQUIRED, 'e'},
+	{"log", 0, CMDLINE_REQUIRED, 'l'},
+	{"verbose", 'v', CMDLINE_NO_ARG, 'v'},
+	{0},
 };
 
 static const char *opt_key(int c)
@@ -222,27 +221,18 @@ static const char *opt_key(int c)
 
 int config__parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
+	struct cmdline cl;
 	const char *file = NULL;
 	char why[256];
 	int c, rc, pass;
 
-	/* Pass 0 finds and loads the file, pass 1 applies the flags over it. */
+	/* Pass 0 finds and loads the file, pass 1 applies the flags over it.
+	 * Pass 0 refuses operands, so it leaves argv as it was for pass 1. */
 	for(pass = 0; pass < 2; pass++){
-		optind = 0;
-		opterr = 0;
-		while((c = getopt_long(argc, argv, ":c:vh", long_opts, NULL)) != -1){
-			if(c == '?' || c == ':'){
-				if(optopt) mqc_seterr(err, errlen, "%s option -%c", c == ':' ? "missing argument to" : "unknown", optopt);
-				else mqc_seterr(err, errlen, "%s option %s", c == ':' ? "missing argument to" : "unknown",
-						argv[optind - 1]);
-				return MQC_ERR_INVAL;
-			}
-			if(c == 'h'){
-				mqc_seterr(err, errlen, "help");
-				return MQC_ERR_INVAL;
-			}
+		cmdline__init(&cl, "mqchat-archiver", "run", config__opts, NULL, argc, argv, 1, 0);
+		while((c = cmdline__next(&cl)) > 0){
 			if(pass == 0){
-				if(c == 'c') file = optarg;
+				if(c == 'c') file = cl.value;
 				continue;
 			}
 			if(c == 'c') continue;
@@ -250,14 +240,22 @@ int config__parse_args(struct config *cfg, int argc, char **argv, char *err, siz
 				cfg->verbose++;
 				continue;
 			}
-			rc = apply(cfg, opt_key(c), optarg, why, sizeof(why));
+			rc = apply(cfg, opt_key(c), cl.value, why, sizeof(why));
 			if(rc != MQC_OK){
 				mqc_seterr(err, errlen, "%s", rc == MQC_ERR_NOMEM ? "out of memory" : why);
 				return rc;
 			}
 		}
-		if(pass == 0 && optind < argc){
-			mqc_seterr(err, errlen, "unexpected argument \"%s\"", argv[optind]);
+		if(c == CMDLINE_HELP){
+			mqc_seterr(err, errlen, "help");
+			return MQC_ERR_INVAL;
+		}
+		if(c == CMDLINE_ERROR){
+			mqc_seterr(err, errlen, "%s", cl.err);
+			return MQC_ERR_INVAL;
+		}
+		if(pass == 0 && cl.nargs > 0){
+			mqc_seterr(err, errlen, "unexpected argument \"%s\"", cl.args[0]);
 			return MQC_ERR_INVAL;
 		}
 		if(pass == 0 && file){

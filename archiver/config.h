@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "cmdline.h"
+
 #define CONFIG_MAX_CONNECTIONS 16
 
 enum reg_mode {
@@ -43,9 +45,13 @@ void config__cleanup(struct config *cfg);
 /* Apply the config file at path. MQC_OK, or MQC_ERR_IO / MQC_ERR_INVAL with
  * "FILE:LINE: why" in err. */
 int config__load_file(struct config *cfg, const char *path, char *err, size_t errlen);
-/* Parse `run` options (argv[0] is "run"): first -c FILE is loaded, then the
- * other flags applied over it. MQC_OK, or MQC_ERR_INVAL with the reason in
- * err (the caller prints the usage). */
+/* The `run` options, in common/cmdline.h's form (main.c checks them with
+ * the CLI's conventions before the daemon starts). */
+extern const struct cmdline_opt config__opts[];
+/* Parse `run` options (argv[0] is "run"; common/cmdline.h's convention):
+ * first -c FILE is loaded, then the other flags applied over it. MQC_OK,
+ * or MQC_ERR_INVAL with the reason in err ("help" for -h/--help; the
+ * caller prints the usage). */
 int config__parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 /* Read the first line of the password file into buf. MQC_OK, MQC_ERR_IO
  * (errno set) or MQC_ERR_INVAL (empty or too long) with err filled. */

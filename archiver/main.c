@@ -2,6 +2,8 @@
  *
  *   mqchat-archiver [--data DIR] COMMAND [ARGS...]
  *
+ * Options and arguments follow common/cmdline.h (any order after the
+ * command, `--`, --help everywhere, one line for a bad option).
  * `run` is the archiver daemon (daemon.h); every other command is the
  * operators' CLI (cli.h). The exit statuses are listed in cli.h and
  * archiver/README.md. */
@@ -10,11 +12,25 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmdline.h"
+#include "config.h"
 #include "daemon.h"
 #include "userdb.h"
 
+/* `run`: --help and option errors the CLI's way (help on stdout, one line
+ * for a bad option) before the daemon starts; it checks the values. */
 static int run_cmd(struct cli *cli, int argc, char **argv)
 {
+	struct cmdline cl;
+	int c;
+
+	cli__options(cli, &cl, config__opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0) ;
+	if(c == CMDLINE_HELP){
+		printf("usage: %s [--data DIR] %s\n", cli->progname, CONFIG_USAGE);
+		return CLI_OK;
+	}
+	if(c == CMDLINE_ERROR) return cmdline__fail(&cl);
 	return daemon__main(cli->datadir, argc, argv);
 }
 
@@ -67,41 +83,34 @@ static int busy_timeout(int *ms)
 int main(int argc, char **argv)
 {
 	struct cli cli = {.progname = "mqchat-archiver", .datadir = CLI_DEFAULT_DATADIR};
-	char q[80];
-	int rc, a = 1;
+	struct cmdline cl;
+	int rc, c;
 
 	rc = busy_timeout(&cli.busy_ms);
 	if(rc) return rc;
 
 	/* Global options come before the command; the command parses the rest. */
-	while(a < argc && argv[a][0] == '-'){
-		if(!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")){
-			usage(&cli, stdout);
-			return CLI_OK;
-		}else if(!strcmp(argv[a], "--data") || !strcmp(argv[a], "-d")){
-			if(a + 1 >= argc) return cli__error(CLI_ERR_USAGE, "option '%s' needs an argument", argv[a]);
-			cli.datadir = argv[a + 1];
-			a += 2;
-		}else if(!strncmp(argv[a], "--data=", 7)){
-			cli.datadir = argv[a] + 7;
-			a++;
-		}else{
-			cli__error(CLI_ERR_USAGE, "unknown option '%s'", cli__quote(argv[a], q, sizeof(q)));
-			usage(&cli, stderr);
-			return CLI_ERR_USAGE;
-		}
+	cmdline__init(&cl, cli.progname, NULL, cli__global_opts, NULL, argc, argv, 1,
+			CMDLINE_STOP_AT_OPERAND);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'd') cli.datadir = cl.value;
 	}
+	if(c == CMDLINE_HELP){
+		usage(&cli, stdout);
+		return CLI_OK;
+	}
+	if(c == CMDLINE_ERROR) return cmdline__fail(&cl);
 	if(cli.datadir[0] == '\0') return cli__error(CLI_ERR_USAGE, "empty --data folder");
-	if(a >= argc){
+	if(cl.nargs == 0){
 		cli__error(CLI_ERR_USAGE, "missing command");
 		usage(&cli, stderr);
 		return CLI_ERR_USAGE;
 	}
-	if(!strcmp(argv[a], "help")){
+	if(!strcmp(cl.args[0], "help")){
 		usage(&cli, stdout);
 		return CLI_OK;
 	}
-	rc = cli__dispatch(&cli, NULL, commands, NCOMMANDS, argc - a, argv + a);
+	rc = cli__dispatch(&cli, NULL, commands, NCOMMANDS, cl.nargs, cl.args);
 	/* Output lost (disk full, closed pipe) is a failure too. */
 	if(fflush(stdout) != 0 && rc == CLI_OK){
 		rc = cli__error(CLI_ERR_RUNTIME, "writing to stdout failed");

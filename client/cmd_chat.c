@@ -203,17 +203,23 @@ int cmd_chat__run(struct options *opt, int argc, char **argv)
 	struct chat c;
 	char rtopic[96];
 	const char *topics[1] = {rtopic};
-	int i, m, rc;
+	static const struct cmdline_opt opts[] = {
+		{"room", 0, CMDLINE_REQUIRED, 'r'},
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
+	struct cmdline cl;
+	int o, rc;
 	enum session_wait w;
 
 	memset(&c, 0, sizeof(c));
-	for(i=1; i<argc; i++){
-		if(!strcmp(argv[i], "--json")) opt->json = true;
-		else if((m = util__optval(argc, argv, &i, "--room", &c.room)) != 0){
-			if(m < 0) return cmd__usage("chat");
-		}else if(argv[i][0] != '-' && c.peer == NULL) c.peer = argv[i];
-		else return cmd__usage("chat");
+	cmd__options(&cl, "chat", opts, argc, argv);
+	while((o = cmdline__next(&cl)) > 0){
+		if(o == 'j') opt->json = true;
+		else if(o == 'r') c.room = cl.value;
 	}
+	if(o < 0) return cmd__options_end(&cl, "chat", o);
+	if(cl.nargs > 1) return cmd__usage("chat");
+	if(cl.nargs == 1) c.peer = cl.args[0];
 	if((c.peer == NULL) == (c.room == NULL)) return cmd__usage("chat");
 	if(!names__valid_str(c.peer ? c.peer : c.room)){
 		return login__bad_name(c.peer ? "user" : "room", c.peer ? c.peer : c.room);

@@ -6,6 +6,7 @@
 #include <mosquitto.h>
 
 #include "feed.h"
+#include "log.h"
 #include "session.h"
 #include "timeutil.h"
 
@@ -103,27 +104,36 @@ int cmd_listen__run(struct options *opt, int argc, char **argv)
 	struct listen_stop st = {0};
 	long long secs = 0;
 	int64_t deadline = 0;
-	const char *v;
-	int i, m, rc, nrooms;
+	static const struct cmdline_opt opts[] = {
+		{"count", 0, CMDLINE_REQUIRED, 'c'},
+		{"for", 0, CMDLINE_REQUIRED, 'f'},
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
+	struct cmdline cl;
+	int c, rc, nrooms;
 	enum session_wait w;
 
-	for(i=1; i<argc; i++){
-		if(!strcmp(argv[i], "--json")){
+	cmd__options(&cl, "listen", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'j'){
 			opt->json = true;
-		}else if((m = util__optval(argc, argv, &i, "--count", &v)) != 0){
-			if(m < 0 || (st.count = (long)util__number(v, 1, 1000000000)) < 0){
+		}else if(c == 'c'){
+			if((st.count = (long)util__number(cl.value, 1, 1000000000)) < 0){
 				util__error("--count: expected a positive number");
 				return cmd__usage("listen");
 			}
-		}else if((m = util__optval(argc, argv, &i, "--for", &v)) != 0){
-			if(m < 0 || (secs = util__number(v, 1, 100000000)) < 0){
+		}else if(c == 'f'){
+			if((secs = util__number(cl.value, 1, 100000000)) < 0){
 				util__error("--for: expected seconds");
 				return cmd__usage("listen");
 			}
-		}else{
-			util__error("unexpected argument '%s'", argv[i]);
-			return cmd__usage("listen");
 		}
+	}
+	if(c < 0) return cmd__options_end(&cl, "listen", c);
+	if(cl.nargs > 0){
+		char q[80];
+		util__error("unexpected argument '%s'", log_escape(cl.args[0], strlen(cl.args[0]), q, sizeof(q)));
+		return cmd__usage("listen");
 	}
 	if((rc = options__need_user(opt))) return rc;
 	f = calloc(1, sizeof(*f));

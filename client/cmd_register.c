@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "log.h"
 #include "session.h"
 
 struct reg_error {
@@ -56,24 +57,29 @@ int cmd_register__run(struct options *opt, int argc, char **argv)
 	const char *user = NULL, *nick = NULL, *invite = NULL, *code, *msg;
 	char why[160];
 	json_t *req = NULL, *resp = NULL;
+	static const struct cmdline_opt opts[] = {
+		{"nick", 0, CMDLINE_REQUIRED, 'n'},
+		{"invite", 0, CMDLINE_REQUIRED, 'i'},
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
+	struct cmdline cl;
 	size_t k;
-	int i, m, rc;
+	int c, rc;
 
-	for(i=1; i<argc; i++){
-		if(!strcmp(argv[i], "--json")){
-			opt->json = true;
-		}else if((m = util__optval(argc, argv, &i, "--nick", &nick)) != 0){
-			if(m < 0) return cmd__usage("register");
-		}else if((m = util__optval(argc, argv, &i, "--invite", &invite)) != 0){
-			if(m < 0) return cmd__usage("register");
-		}else if(argv[i][0] != '-' && user == NULL){
-			user = argv[i];
-		}else{
-			util__error("unexpected argument '%s'", argv[i]);
-			return cmd__usage("register");
-		}
+	cmd__options(&cl, "register", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'j') opt->json = true;
+		else if(c == 'n') nick = cl.value;
+		else if(c == 'i') invite = cl.value;
 	}
-	if(user == NULL) return cmd__usage("register");
+	if(c < 0) return cmd__options_end(&cl, "register", c);
+	if(cl.nargs > 1){
+		char q[80];
+		util__error("unexpected argument '%s'", log_escape(cl.args[1], strlen(cl.args[1]), q, sizeof(q)));
+		return cmd__usage("register");
+	}
+	if(cl.nargs == 0) return cmd__usage("register");
+	user = cl.args[0];
 	if(!names__valid_str(user)) return login__bad_name("user", user);
 	if(nick && !names__nick_valid(nick, strlen(nick), why, sizeof(why))){
 		util__error("not a nickname: %s", why);

@@ -8,6 +8,8 @@
 
 #include "envelope.h"
 #include "feed.h"
+#include "log.h"
+#include "prompt.h"
 #include "session.h"
 
 /* Connect a one-shot session, send req (borrowed), return the answer. */
@@ -41,15 +43,22 @@ static void print_answer(json_t *resp)
 	free(line);
 }
 
-/* Parse the flags every RPC command shares (--json); anything else left
- * for the command. Returns 1 if argv[*i] was consumed. */
-static int common_flag(struct options *opt, char **argv, int i)
+/* The flag every RPC command has: --json. */
+#define OPT_JSON {"json", 0, CMDLINE_NO_ARG, 'j'}
+
+/* Parse a command whose only option is --json, with at most max operands
+ * (then in cl). Returns -1 to go on, else the exit code (help, error). */
+static int json_only(struct options *opt, struct cmdline *cl, const char *name, int argc,
+		char **argv, int max)
 {
-	if(!strcmp(argv[i], "--json")){
-		opt->json = true;
-		return 1;
-	}
-	return 0;
+	static const struct cmdline_opt opts[] = {OPT_JSON, {0}};
+	int c;
+
+	cmd__options(cl, name, opts, argc, argv);
+	while((c = cmdline__next(cl)) > 0) opt->json = true;
+	if(c < 0) return cmd__options_end(cl, name, c);
+	if(cl->nargs > max) return cmd__usage(name);
+	return -1;
 }
 
 /* ---- history ---- */
@@ -59,30 +68,36 @@ int cmd_history__run(struct options *opt, int argc, char **argv)
 	const char *with = NULL, *room = NULL, *v;
 	long long limit = 20, before = -1;
 	json_t *req, *resp = NULL, *msgs, *more;
+	static const struct cmdline_opt opts[] = {
+		{"room", 0, CMDLINE_REQUIRED, 'r'},
+		{"limit", 0, CMDLINE_REQUIRED, 'l'},
+		{"before", 0, CMDLINE_REQUIRED, 'b'},
+		OPT_JSON,
+		{0}};
+	struct cmdline cl;
 	size_t n, k;
-	int i, m, rc;
+	int c, rc;
 
-	for(i=1; i<argc; i++){
-		if(common_flag(opt, argv, i)) continue;
-		if((m = util__optval(argc, argv, &i, "--room", &room)) != 0){
-			if(m < 0) return cmd__usage("history");
-		}else if((m = util__optval(argc, argv, &i, "--limit", &v)) != 0){
-			if(m < 0 || (limit = util__number(v, 1, 100)) < 0){
-				util__error("--limit: expected 1..100");
-				return cmd__usage("history");
-			}
-		}else if((m = util__optval(argc, argv, &i, "--before", &v)) != 0){
-			if(m < 0 || (before = util__number(v, 0, 9007199254740991LL)) < 0){
-				util__error("--before: expected a sequence number");
-				return cmd__usage("history");
-			}
-		}else if(argv[i][0] != '-' && with == NULL){
-			with = argv[i];
-		}else{
-			util__error("unexpected argument '%s'", argv[i]);
+	cmd__options(&cl, "history", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		v = cl.value;
+		if(c == 'j') opt->json = true;
+		else if(c == 'r') room = v;
+		else if(c == 'l' && (limit = util__number(v, 1, 100)) < 0){
+			util__error("--limit: expected 1..100");
+			return cmd__usage("history");
+		}else if(c == 'b' && (before = util__number(v, 0, 9007199254740991LL)) < 0){
+			util__error("--before: expected a sequence number");
 			return cmd__usage("history");
 		}
 	}
+	if(c < 0) return cmd__options_end(&cl, "history", c);
+	if(cl.nargs > 1){
+		char q[80];
+		util__error("unexpected argument '%s'", log_escape(cl.args[1], strlen(cl.args[1]), q, sizeof(q)));
+		return cmd__usage("history");
+	}
+	if(cl.nargs == 1) with = cl.args[0];
 	if((with == NULL) == (room == NULL)) return cmd__usage("history");
 	if(!names__valid_str(with ? with : room)){
 		return login__bad_name(with ? "user" : "room", with ? with : room);
@@ -178,20 +193,28 @@ int cmd_sync__run(struct options *opt, int argc, char **argv)
 	long long after = -1, seq;
 	const char *v;
 	json_t *req, *resp, *msgs;
+	static const struct cmdline_opt opts[] = {
+		{"after", 0, CMDLINE_REQUIRED, 'a'},
+		OPT_JSON,
+		{0}};
+	struct cmdline cl;
 	size_t k;
-	int i, m, rc, pages = 0;
+	int c, rc, pages = 0;
 
-	for(i=1; i<argc; i++){
-		if(common_flag(opt, argv, i)) continue;
-		if((m = util__optval(argc, argv, &i, "--after", &v)) != 0){
-			if(m < 0 || (after = util__number(v, 0, 9007199254740991LL)) < 0){
-				util__error("--after: expected a sequence number");
-				return cmd__usage("sync");
-			}
-		}else{
-			util__error("unexpected argument '%s'", argv[i]);
+	cmd__options(&cl, "sync", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		v = cl.value;
+		if(c == 'j') opt->json = true;
+		else if(c == 'a' && (after = util__number(v, 0, 9007199254740991LL)) < 0){
+			util__error("--after: expected a sequence number");
 			return cmd__usage("sync");
 		}
+	}
+	if(c < 0) return cmd__options_end(&cl, "sync", c);
+	if(cl.nargs > 0){
+		char q[80];
+		util__error("unexpected argument '%s'", log_escape(cl.args[0], strlen(cl.args[0]), q, sizeof(q)));
+		return cmd__usage("sync");
 	}
 	if((rc = options__need_user(opt))) return rc;
 	seq = after >= 0 ? after : load_seq(opt);
@@ -276,12 +299,11 @@ json_t *cmd_rooms__list(json_t *resp)
 int cmd_rooms__run(struct options *opt, int argc, char **argv)
 {
 	json_t *resp = NULL, *req, *rooms, *r, *mem;
+	struct cmdline cl;
 	size_t i, k;
-	int j, rc;
+	int rc;
 
-	for(j=1; j<argc; j++){
-		if(!common_flag(opt, argv, j)) return cmd__usage("rooms");
-	}
+	if((rc = json_only(opt, &cl, "rooms", argc, argv, 0)) >= 0) return rc;
 	req = json_pack("{s:s}", "op", "rooms");
 	rc = rpc_once(opt, req, &resp);
 	json_decref(req);
@@ -332,16 +354,14 @@ static void print_profile(json_t *resp, const char *name)
 
 int cmd_whois__run(struct options *opt, int argc, char **argv)
 {
+	struct cmdline cl;
 	const char *user = NULL;
 	json_t *req, *resp = NULL;
-	int i, rc;
+	int rc;
 
-	for(i=1; i<argc; i++){
-		if(common_flag(opt, argv, i)) continue;
-		if(argv[i][0] != '-' && user == NULL) user = argv[i];
-		else return cmd__usage("whois");
-	}
-	if(user == NULL) return cmd__usage("whois");
+	if((rc = json_only(opt, &cl, "whois", argc, argv, 1)) >= 0) return rc;
+	if(cl.nargs == 0) return cmd__usage("whois");
+	user = cl.args[0];
 	if(!names__valid_str(user)) return login__bad_name("user", user);
 	req = json_pack("{s:s, s:s}", "op", "whois", "user", user);
 	rc = rpc_once(opt, req, &resp);
@@ -357,15 +377,21 @@ int cmd_profile__run(struct options *opt, int argc, char **argv)
 {
 	const char *nick = NULL;
 	char why[160];
+	static const struct cmdline_opt opts[] = {
+		{"nick", 0, CMDLINE_REQUIRED, 'n'},
+		OPT_JSON,
+		{0}};
+	struct cmdline cl;
 	json_t *req, *resp = NULL;
-	int i, m, rc;
+	int c, rc;
 
-	for(i=1; i<argc; i++){
-		if(common_flag(opt, argv, i)) continue;
-		if((m = util__optval(argc, argv, &i, "--nick", &nick)) != 0){
-			if(m < 0) return cmd__usage("profile");
-		}else return cmd__usage("profile");
+	cmd__options(&cl, "profile", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'j') opt->json = true;
+		else if(c == 'n') nick = cl.value;
 	}
+	if(c < 0) return cmd__options_end(&cl, "profile", c);
+	if(cl.nargs > 0) return cmd__usage("profile");
 	if(nick && !names__nick_valid(nick, strlen(nick), why, sizeof(why))){
 		util__error("not a nickname: %s", why);
 		return EXIT_USAGE;
@@ -383,27 +409,33 @@ int cmd_profile__run(struct options *opt, int argc, char **argv)
 
 /* ---- passwd ---- */
 
+/* One non-empty line of stdin that fits in buf: 0, else -1. */
 static int read_stdin_line(char *buf, size_t len)
 {
-	size_t n;
+	ssize_t n = prompt__read_line(STDIN_FILENO, buf, len);
 
-	if(fgets(buf, (int)len, stdin) == NULL) return -1;
-	n = strlen(buf);
-	while(n > 0 && (buf[n-1] == '\n' || buf[n-1] == '\r')) buf[--n] = '\0';
-	return n > 0 ? 0 : -1;
+	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
 int cmd_passwd__run(struct options *opt, int argc, char **argv)
 {
 	char old[1024], new1[1024], new2[1024];
 	bool from_stdin = false;
+	static const struct cmdline_opt opts[] = {
+		{"password-stdin", 0, CMDLINE_NO_ARG, 'p'},
+		OPT_JSON,
+		{0}};
+	struct cmdline cl;
 	json_t *req = NULL, *resp = NULL;
-	int i, rc = EXIT_USAGE;
+	int c, rc = EXIT_USAGE;
 
-	for(i=1; i<argc; i++){
-		if(!strcmp(argv[i], "--password-stdin")) from_stdin = true;
-		else if(!common_flag(opt, argv, i)) return cmd__usage("passwd");
+	cmd__options(&cl, "passwd", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'j') opt->json = true;
+		else if(c == 'p') from_stdin = true;
 	}
+	if(c < 0) return cmd__options_end(&cl, "passwd", c);
+	if(cl.nargs > 0) return cmd__usage("passwd");
 	if((rc = options__need_user(opt))) return rc;
 	rc = EXIT_USAGE;
 	if(from_stdin){
@@ -455,16 +487,23 @@ out:
 
 static int block_op(struct options *opt, int argc, char **argv, const char *op)
 {
+	static const struct cmdline_opt opts[] = {{0}};
+	struct cmdline cl;
 	json_t *req, *resp = NULL;
-	int rc;
+	const char *user;
+	int c, rc;
 
-	if(argc != 2 || argv[1][0] == '-') return cmd__usage(op);
-	if(!names__valid_str(argv[1])) return login__bad_name("user", argv[1]);
-	req = json_pack("{s:s, s:s}", "op", op, "user", argv[1]);
+	cmd__options(&cl, op, opts, argc, argv);
+	c = cmdline__next(&cl);
+	if(c < 0) return cmd__options_end(&cl, op, c);
+	if(cl.nargs != 1) return cmd__usage(op);
+	user = cl.args[0];
+	if(!names__valid_str(user)) return login__bad_name("user", user);
+	req = json_pack("{s:s, s:s}", "op", op, "user", user);
 	rc = rpc_once(opt, req, &resp);
 	json_decref(req);
 	if(rc) return rc;
-	printf("%sed %s\n", op, argv[1]);
+	printf("%sed %s\n", op, user);
 	json_decref(resp);
 	return EXIT_OK;
 }
@@ -482,12 +521,11 @@ int cmd_unblock__run(struct options *opt, int argc, char **argv)
 int cmd_blocked__run(struct options *opt, int argc, char **argv)
 {
 	json_t *req, *resp = NULL, *list, *e;
+	struct cmdline cl;
 	size_t i;
-	int j, rc;
+	int rc;
 
-	for(j=1; j<argc; j++){
-		if(!common_flag(opt, argv, j)) return cmd__usage("blocked");
-	}
+	if((rc = json_only(opt, &cl, "blocked", argc, argv, 0)) >= 0) return rc;
 	req = json_pack("{s:s}", "op", "blocked");
 	rc = rpc_once(opt, req, &resp);
 	json_decref(req);

@@ -160,32 +160,34 @@ int cmd_send__run(struct options *opt, int argc, char **argv)
 	struct outgoing *v = NULL;
 	const char *room = NULL, *to = NULL;
 	char topic[128];
+	static const struct cmdline_opt opts[] = {
+		{"room", 0, CMDLINE_REQUIRED, 'r'},
+		{"lines", 0, CMDLINE_NO_ARG, 'l'},
+		{"json", 0, CMDLINE_NO_ARG, 'j'},
+		{0}};
+	struct cmdline cl;
 	bool lines = false;
-	int i, n = 0, rc, refused = 0, m;
+	int i, n = 0, rc, refused = 0, c;
 
-	for(i=1; i<argc; i++){
-		if(!strcmp(argv[i], "--lines")) lines = true;
-		else if(!strcmp(argv[i], "--json")) opt->json = true;
-		else if((m = util__optval(argc, argv, &i, "--room", &room)) != 0){
-			if(m < 0) return cmd__usage("send");
-		}else if(!strcmp(argv[i], "--")){
-			i++;
-			break;
-		}else if(argv[i][0] == '-' && argv[i][1] != '\0'){
-			util__error("unknown option '%s'", argv[i]);
-			return cmd__usage("send");
-		}else break;
+	/* Options anywhere: a text starting with '-' comes after `--`. */
+	cmd__options(&cl, "send", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0){
+		if(c == 'r') room = cl.value;
+		else if(c == 'l') lines = true;
+		else if(c == 'j') opt->json = true;
 	}
+	if(c < 0) return cmd__options_end(&cl, "send", c);
+	i = 0;
 	if(room == NULL){
-		if(i >= argc) return cmd__usage("send");
-		to = argv[i++];
+		if(i >= cl.nargs) return cmd__usage("send");
+		to = cl.args[i++];
 		if(!names__valid_str(to)) return login__bad_name("user", to);
 	}else if(!names__valid_str(room)){
 		return login__bad_name("room", room);
 	}
 	if((rc = options__need_user(opt))) return rc;
 
-	rc = collect(argc, argv, i, lines, &v, &n);
+	rc = collect(cl.nargs, cl.args, i, lines, &v, &n);
 	for(i=0; rc == EXIT_OK && i<n; i++) rc = util__check_body(v[i].body, v[i].len);
 	if(rc){
 		if(n > 1) fprintf(stderr, "nothing was sent\n");

@@ -122,14 +122,16 @@ int cmd_who__show(struct session *s, const char *user, json_t *members, bool jso
 int cmd_who__run(struct options *opt, int argc, char **argv)
 {
 	struct session s;
+	static const struct cmdline_opt opts[] = {{"json", 0, CMDLINE_NO_ARG, 'j'}, {0}};
+	struct cmdline cl;
 	const char *user = NULL;
-	int i, rc;
+	int c, rc;
 
-	for(i=1; i<argc; i++){
-		if(!strcmp(argv[i], "--json")) opt->json = true;
-		else if(argv[i][0] != '-' && user == NULL) user = argv[i];
-		else return cmd__usage("who");
-	}
+	cmd__options(&cl, "who", opts, argc, argv);
+	while((c = cmdline__next(&cl)) > 0) opt->json = true;
+	if(c < 0) return cmd__options_end(&cl, "who", c);
+	if(cl.nargs > 1) return cmd__usage("who");
+	if(cl.nargs == 1) user = cl.args[0];
 	if(user && !names__valid_str(user)) return login__bad_name("user", user);
 	if((rc = options__need_user(opt))) return rc;
 	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK

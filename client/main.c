@@ -1,21 +1,24 @@
 /* main.c - mqchat, the command-line chat client: global options, then one
- * command from the table below. */
+ * command from the table below. Options and operands follow
+ * common/cmdline.h: any order after the command, `--`, -h/--help on every
+ * command, one line for a bad option. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <mosquitto.h>
 
+#include "log.h"
 #include "mqchat.h"
 #include "session.h"
 
 static const struct cmd_entry cmd_table[] = {
-	{ .name = "register", .usage = "register USER [--nick N] [--invite CODE]",
+	{ .name = "register", .usage = "register USER [--nick N] [--invite CODE] [--json]",
 		.handler = cmd_register__run },
-	{ .name = "send", .usage = "send USER|--room ROOM [--lines] [TEXT...]",
+	{ .name = "send", .usage = "send USER|--room ROOM [--lines] [--json] [--] [TEXT...]",
 		.handler = cmd_send__run },
 	{ .name = "listen", .usage = "listen [--json] [--count N] [--for SECONDS]",
 		.handler = cmd_listen__run },
-	{ .name = "chat", .usage = "chat USER|--room ROOM",
+	{ .name = "chat", .usage = "chat USER|--room ROOM [--json]",
 		.handler = cmd_chat__run },
 	{ .name = "history", .usage = "history USER|--room ROOM [--limit N] [--before SEQ] [--json]",
 		.handler = cmd_history__run },
@@ -29,7 +32,7 @@ static const struct cmd_entry cmd_table[] = {
 		.handler = cmd_whois__run },
 	{ .name = "profile", .usage = "profile [--nick N] [--json]",
 		.handler = cmd_profile__run },
-	{ .name = "passwd", .usage = "passwd [--password-stdin]",
+	{ .name = "passwd", .usage = "passwd [--password-stdin] [--json]",
 		.handler = cmd_passwd__run },
 	{ .name = "block", .usage = "block USER",
 		.handler = cmd_block__run },
@@ -49,19 +52,40 @@ static void usage(FILE *fp)
 			"              [--password-file F] [--timeout SEC] [--json] COMMAND ...\n"
 			"commands:\n");
 	for(i=0; i<NCMDS; i++) fprintf(fp, "  %s\n", cmd_table[i].usage);
-	fprintf(fp, "The password comes from --password-file, MQCHAT_PASSWORD or a prompt.\n");
+	fprintf(fp, "Options and arguments in any order after the command; `--` ends the options\n"
+			"(a TEXT starting with '-'); `mqchat COMMAND --help` for one command.\n"
+			"The password comes from --password-file, MQCHAT_PASSWORD or a prompt.\n");
 }
 
-int cmd__usage(const char *name)
+static void cmd_usage(const char *name, FILE *fp)
 {
 	size_t i;
 
 	for(i=0; i<NCMDS; i++){
-		if(!strcmp(cmd_table[i].name, name)){
-			fprintf(stderr, "usage: mqchat %s\n", cmd_table[i].usage);
-		}
+		if(!strcmp(cmd_table[i].name, name)) fprintf(fp, "usage: mqchat %s\n", cmd_table[i].usage);
 	}
+}
+
+int cmd__usage(const char *name)
+{
+	cmd_usage(name, stderr);
 	return EXIT_USAGE;
+}
+
+void cmd__options(struct cmdline *cl, const char *name, const struct cmdline_opt *opts,
+		int argc, char **argv)
+{
+	cmdline__init(cl, "mqchat", name, opts, options__global_opts, argc, argv, 1, 0);
+}
+
+int cmd__options_end(const struct cmdline *cl, const char *name, int c)
+{
+	if(c == CMDLINE_HELP){
+		cmd_usage(name, stdout);
+		return EXIT_OK;
+	}
+	if(c == CMDLINE_ERROR) return cmdline__fail(cl);
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -69,6 +93,7 @@ int main(int argc, char **argv)
 	struct options opt;
 	const struct cmd_entry *cmd = NULL;
 	int next = 0, rc;
+	bool help;
 	size_t i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -77,14 +102,18 @@ int main(int argc, char **argv)
 		util__error("out of memory");
 		return EXIT_FAILED;
 	}
-	rc = options__parse(&opt, argc, argv, &next);
+	rc = options__parse(&opt, argc, argv, &next, &help);
 	if(rc) goto done;
+	if(help){
+		usage(stdout);
+		goto done;
+	}
 	if(next >= argc){
 		usage(stderr);
 		rc = EXIT_USAGE;
 		goto done;
 	}
-	if(!strcmp(argv[next], "help") || !strcmp(argv[next], "--help")){
+	if(!strcmp(argv[next], "help")){
 		usage(stdout);
 		rc = EXIT_OK;
 		goto done;
@@ -93,8 +122,9 @@ int main(int argc, char **argv)
 		if(!strcmp(cmd_table[i].name, argv[next])) cmd = &cmd_table[i];
 	}
 	if(cmd == NULL){
-		util__error("unknown command '%s'", argv[next]);
-		usage(stderr);
+		char q[80];
+		util__error("unknown command '%s' (see `mqchat --help`)",
+				log_escape(argv[next], strlen(argv[next]), q, sizeof(q)));
 		rc = EXIT_USAGE;
 		goto done;
 	}

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "cmdline.h"
 #include "names.h"
 
 /* Exit codes: a stable interface for scripts (client/README.md). */
@@ -50,17 +51,21 @@ struct options {
 void options__init(struct options *opt);
 /* Free every field; accepts a half-filled struct. */
 void options__cleanup(struct options *opt);
+/* The global options (before the command word), common/cmdline.h's form. */
+extern const struct cmdline_opt options__global_opts[];
 /* Read the config file, then the global flags at argv[1..]. On success returns
- * EXIT_OK and *next is the index of the command word; otherwise an exit code
- * after printing "Error: ..." to stderr. */
-int options__parse(struct options *opt, int argc, char **argv, int *next);
+ * EXIT_OK and *next is the index of the command word (argc if none), or
+ * *help is set for -h/--help; otherwise an exit code after printing
+ * "Error: ..." to stderr. */
+int options__parse(struct options *opt, int argc, char **argv, int *next, bool *help);
 /* Check the user is set and valid; EXIT_OK or EXIT_USAGE (message printed). */
 int options__need_user(const struct options *opt);
 /* Resolve the password: --password-file, MQCHAT_PASSWORD, then a prompt
  * without echo on /dev/tty. Returns EXIT_OK (opt->password set) or EXIT_USAGE. */
 int options__password(struct options *opt);
-/* Prompt on /dev/tty without echo and read one line into buf (at most len
- * bytes with the NUL). Returns 0, or -1 if there is no terminal. */
+/* Prompt on /dev/tty without echo (common/prompt.h) and read one line into
+ * buf (at most len bytes with the NUL). Returns 0, -1 if there is no
+ * terminal or the read failed, EXIT_USAGE (said) if the line is too long. */
 int options__prompt(const char *prompt, char *buf, size_t len);
 
 /* ---- util.c ---- */
@@ -72,10 +77,6 @@ int util__random(void *out, size_t n);
 void util__msgid(char *out);
 /* Hex of n random bytes into out (2n + 1 bytes). */
 void util__randhex(char *out, size_t n);
-/* Match option name at argv[*i]: returns 1 and sets *val (and advances *i)
- * if argv[*i] is name followed by a value (or "name=value"); returns -1
- * (message printed) if the value is missing; 0 if argv[*i] is not name. */
-int util__optval(int argc, char **argv, int *i, const char *name, const char **val);
 /* Parse a non-negative integer option value; -1 if not a number in [min,max]. */
 long long util__number(const char *s, long long min, long long max);
 /* Print text to fp with control characters made harmless for a terminal. */
@@ -156,5 +157,13 @@ int cmd_who__show(struct session *s, const char *user, json_t *members, bool jso
 
 /* Print the usage line of a command to stderr and return EXIT_USAGE. */
 int cmd__usage(const char *name);
+/* Start parsing the options and operands of command name (argv[0]) by
+ * common/cmdline.h's convention: any order, `--`, -h/--help. */
+void cmd__options(struct cmdline *cl, const char *name, const struct cmdline_opt *opts,
+		int argc, char **argv);
+/* After cmdline__next returned c < 0 but not CMDLINE_DONE: -h/--help prints
+ * the command's usage on stdout (EXIT_OK); an error its one line on stderr
+ * (EXIT_USAGE). */
+int cmd__options_end(const struct cmdline *cl, const char *name, int c);
 
 #endif

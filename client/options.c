@@ -5,10 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "mqchat.h"
+#include "prompt.h"
 
 #define PASSWORD_MAX 1024
 
@@ -153,58 +154,65 @@ static int read_config(struct options *opt)
 	return rc;
 }
 
-int options__parse(struct options *opt, int argc, char **argv, int *next)
-{
-	int i, rc;
-	const char *v;
+/* The global options, before the command word. */
+enum { OPT_HOST = 1, OPT_PORT, OPT_USER, OPT_DEVICE, OPT_CAFILE, OPT_PWFILE, OPT_TIMEOUT,
+	OPT_JSON, OPT_PASSWORD };
 
+const struct cmdline_opt options__global_opts[] = {
+	{"host", 0, CMDLINE_REQUIRED, OPT_HOST},
+	{"port", 0, CMDLINE_REQUIRED, OPT_PORT},
+	{"user", 0, CMDLINE_REQUIRED, OPT_USER},
+	{"device", 0, CMDLINE_REQUIRED, OPT_DEVICE},
+	{"cafile", 0, CMDLINE_REQUIRED, OPT_CAFILE},
+	{"password-file", 0, CMDLINE_REQUIRED, OPT_PWFILE},
+	{"timeout", 0, CMDLINE_REQUIRED, OPT_TIMEOUT},
+	{"json", 0, CMDLINE_NO_ARG, OPT_JSON},
+	/* Known only to be refused, with or without a value. */
+	{"password", 0, CMDLINE_OPTIONAL, OPT_PASSWORD},
+	{0},
+};
+
+int options__parse(struct options *opt, int argc, char **argv, int *next, bool *help)
+{
+	struct cmdline cl;
+	long long t;
+	int c, rc;
+
+	*help = false;
 	rc = read_config(opt);
 	if(rc) return rc;
 
-	for(i=1; i<argc && argv[i][0] == '-'; i++){
-		int m;
-		if(!strcmp(argv[i], "--")){
-			i++;
-			break;
-		}
-		if(!strcmp(argv[i], "--json")){
-			opt->json = true;
-			continue;
-		}
-		if((m = util__optval(argc, argv, &i, "--host", &v)) != 0){
-			if(m < 0) return EXIT_USAGE;
-			if((rc = set_str(&opt->host, v))) return rc;
-		}else if((m = util__optval(argc, argv, &i, "--port", &v)) != 0){
-			if(m < 0 || set_port(opt, v, "--port")) return EXIT_USAGE;
-		}else if((m = util__optval(argc, argv, &i, "--user", &v)) != 0){
-			if(m < 0) return EXIT_USAGE;
-			if((rc = set_str(&opt->user, v))) return rc;
-		}else if((m = util__optval(argc, argv, &i, "--device", &v)) != 0){
-			if(m < 0) return EXIT_USAGE;
-			if((rc = set_str(&opt->device, v))) return rc;
-		}else if((m = util__optval(argc, argv, &i, "--cafile", &v)) != 0){
-			if(m < 0) return EXIT_USAGE;
-			if((rc = set_str(&opt->cafile, v))) return rc;
-		}else if((m = util__optval(argc, argv, &i, "--password-file", &v)) != 0){
-			if(m < 0) return EXIT_USAGE;
-			if((rc = set_str(&opt->password_file, v))) return rc;
-		}else if((m = util__optval(argc, argv, &i, "--timeout", &v)) != 0){
-			long long t;
-			if(m < 0) return EXIT_USAGE;
-			t = util__number(v, 1, 3600);
-			if(t < 0){
-				util__error("--timeout: expected seconds (1..3600), got '%s'", v);
+	cmdline__init(&cl, "mqchat", NULL, options__global_opts, NULL, argc, argv, 1,
+			CMDLINE_STOP_AT_OPERAND);
+	while((c = cmdline__next(&cl)) > 0){
+		const char *v = cl.value;
+		switch(c){
+			case OPT_HOST: rc = set_str(&opt->host, v); break;
+			case OPT_PORT: rc = set_port(opt, v, "--port"); break;
+			case OPT_USER: rc = set_str(&opt->user, v); break;
+			case OPT_DEVICE: rc = set_str(&opt->device, v); break;
+			case OPT_CAFILE: rc = set_str(&opt->cafile, v); break;
+			case OPT_PWFILE: rc = set_str(&opt->password_file, v); break;
+			case OPT_JSON: opt->json = true; break;
+			case OPT_TIMEOUT:
+				t = util__number(v, 1, 3600);
+				if(t < 0){
+					util__error("--timeout: expected seconds (1..3600), got '%s'", v);
+					return EXIT_USAGE;
+				}
+				opt->timeout_s = (int)t;
+				break;
+			case OPT_PASSWORD:
+				util__error("passwords are never taken from the command line; use "
+						"--password-file, MQCHAT_PASSWORD or the prompt");
 				return EXIT_USAGE;
-			}
-			opt->timeout_s = (int)t;
-		}else if(!strcmp(argv[i], "--password")){
-			util__error("passwords are never taken from the command line; use "
-					"--password-file, MQCHAT_PASSWORD or the prompt");
-			return EXIT_USAGE;
-		}else{
-			util__error("unknown option '%s'", argv[i]);
-			return EXIT_USAGE;
 		}
+		if(rc) return rc;
+	}
+	if(c == CMDLINE_ERROR) return cmdline__fail(&cl);
+	if(c == CMDLINE_HELP){
+		*help = true;
+		return EXIT_OK;
 	}
 	if(opt->device == NULL || !names__valid_device(opt->device, strlen(opt->device))){
 		char why[96];
@@ -216,7 +224,7 @@ int options__parse(struct options *opt, int argc, char **argv, int *next)
 				DEVICE_MAX_LEN);
 		return EXIT_USAGE;
 	}
-	*next = i;
+	*next = cl.rest;
 	return EXIT_OK;
 }
 
@@ -228,38 +236,6 @@ int options__need_user(const struct options *opt)
 	}
 	if(!names__valid_str(opt->user)) return login__bad_name("user", opt->user);
 	return EXIT_OK;
-}
-
-int options__prompt(const char *prompt, char *buf, size_t len)
-{
-	struct termios old, quiet;
-	FILE *tty;
-	bool restore = false;
-	size_t n;
-	int rc = 0;
-
-	tty = fopen("/dev/tty", "r+");
-	if(tty == NULL) return -1;
-	/* Echo off before the prompt shows, so nothing typed after it is
-	 * echoed or thrown away. */
-	if(tcgetattr(fileno(tty), &old) == 0){
-		quiet = old;
-		quiet.c_lflag &= (tcflag_t)~(ECHO | ECHONL);
-		quiet.c_lflag |= ICANON;
-		restore = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
-	}
-	fputs(prompt, tty);
-	fflush(tty);
-	if(fgets(buf, (int)len, tty) == NULL){
-		rc = -1;
-		buf[0] = '\0';
-	}
-	if(restore) tcsetattr(fileno(tty), TCSADRAIN, &old);
-	fputc('\n', tty);
-	fclose(tty);
-	n = strlen(buf);
-	while(n > 0 && (buf[n-1] == '\n' || buf[n-1] == '\r')) buf[--n] = '\0';
-	return rc;
 }
 
 /* The first line of a private file. */
@@ -305,7 +281,7 @@ int options__password(struct options *opt)
 	}else{
 		char prompt[128];
 		snprintf(prompt, sizeof(prompt), "Password for %s: ", opt->user ? opt->user : "?");
-		if(options__prompt(prompt, buf, sizeof(buf)) != 0 || buf[0] == '\0'){
+		if(options__prompt(prompt, buf, sizeof(buf)) != EXIT_OK || buf[0] == '\0'){
 			util__error("no password: use --password-file, MQCHAT_PASSWORD or a terminal");
 			rc = EXIT_USAGE;
 		}
@@ -319,4 +295,17 @@ int options__password(struct options *opt)
 	}
 	explicit_bzero(buf, sizeof(buf));
 	return rc;
+}
+
+int options__prompt(const char *prompt, char *buf, size_t len)
+{
+	ssize_t n = prompt__secret(prompt, buf, len);
+
+	if(n == PROMPT_NO_TTY || n < 0) return -1;
+	if((size_t)n >= len){
+		explicit_bzero(buf, len);
+		util__error("password too long (at most %zu bytes)", len - 1);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
 }

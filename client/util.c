@@ -1,5 +1,5 @@
-/* util.c - small helpers of the chat client: ids, option values, safe
- * printing, time formats, input checks. */
+/* util.c - small helpers of the chat client: ids, numbers, safe printing,
+ * time formats, input checks. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -66,26 +66,6 @@ void util__randhex(char *out, size_t n)
 	}
 	for(i=0; i<n; i++) snprintf(out + 2*i, 3, "%02x", r[i]);
 	out[2*n] = '\0';
-}
-
-int util__optval(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-	const char *a = argv[*i];
-
-	if(strncmp(a, name, n) != 0) return 0;
-	if(a[n] == '='){
-		*val = a + n + 1;
-		return 1;
-	}
-	if(a[n] != '\0') return 0;
-	if(*i + 1 >= argc){
-		util__error("option %s needs a value", name);
-		return -1;
-	}
-	(*i)++;
-	*val = argv[*i];
-	return 1;
 }
 
 long long util__number(const char *s, long long min, long long max)

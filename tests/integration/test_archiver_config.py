@@ -22,8 +22,6 @@ def test_bad_options_and_files(datadir):
         (["--connections", "17"], 2, "for connections"),
         (["--retention", "-1"], 2, "for retention_days"),
         (["--registration", "maybe"], 2, "for registration"),
-        (["--bogus"], 2, "unknown option"),
-        (["--port"], 2, "missing argument"),
         (["extra"], 2, 'unexpected argument "extra"'),
         (["-c", os.path.join(datadir, "missing.conf")], 1, "missing.conf"),
     ]
@@ -32,6 +30,12 @@ def test_bad_options_and_files(datadir):
         assert r.returncode == rc, (args, r)
         assert "Error: " in r.stderr and text in r.stderr, (args, r.stderr)
         assert "usage:" in r.stderr
+    # An unknown option or a missing value: one line, as every command says it.
+    for args, text in ((["--bogus"], "unknown option '--bogus'"),
+                       (["--port"], "option '--port' needs an argument")):
+        r = run(datadir, *args)
+        assert r.returncode == 2, (args, r)
+        assert r.stderr == "Error: %s (see `mqchat-archiver run --help`)\n" % text, (args, r)
     conf = os.path.join(datadir, "bad.conf")
     for body, text in (("port = 1883\nfrobnicate = 1\n", "bad.conf:2: unknown setting \"frobnicate\""),
                        ("# c\n\nport 1883\n", "bad.conf:3: expected \"key = value\""),

@@ -229,11 +229,11 @@ def test_help_and_global_options(initdir):
     assert ok(None, "--data=" + d, "user", "list").out == ok(None, "-d", d, "user", "list").out
     r = cli(None)
     assert r.rc == USAGE and r.out == "" and r.err.startswith("Error: missing command\n"), r
-    fails(None, USAGE, "--bogus", "user", "list", err="unknown option '--bogus'")
-    fails(None, USAGE, "--data", err="option '--data' needs an argument")
+    fails(None, USAGE, "--bogus", "user", "list", err="unknown option '--bogus' (see `mqchat-archiver --help`)")
+    fails(None, USAGE, "--data", err="option '--data' needs an argument (see `mqchat-archiver --help`)")
     fails(None, USAGE, "--data", "", "user", "list", err="empty --data folder")
     fails(d, USAGE, "frobnicate", err="unknown command 'frobnicate' (see `mqchat-archiver --help`)")
-    fails(d, USAGE, "stats", "--bogus", err="unknown option '--bogus'")
+    fails(d, USAGE, "stats", "--bogus", err="unknown option '--bogus' (see `mqchat-archiver stats --help`)")
     fails(d, USAGE, "init", "extra", err="unexpected argument")
 
 

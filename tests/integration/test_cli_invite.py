@@ -69,7 +69,7 @@ def test_bad_codes(initdir, code):
     (["--uses", "-3"], "--uses needs a number (1..1000000)"),
     (["--expires", "-1"], "--expires needs a number of hours (0 for never, up to 876000)"),
     (["--expires", "1.5"], "--expires needs a number of hours (0 for never, up to 876000)"),
-    (["--uses"], "option '--uses' needs an argument"),
+    (["--uses"], "option '--uses' needs an argument (see `mqchat-archiver invite create --help`)"),
     (["extra"], "unexpected argument"),
 ])
 def test_bad_options(initdir, args, why):

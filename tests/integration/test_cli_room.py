@@ -108,7 +108,8 @@ def test_usage(people):
     fails(d, USAGE, "room", "add", "general", err="missing argument")
     fails(d, USAGE, "room", "create", err="expected one room name")
     fails(d, USAGE, "room", "del", "a", "b", err="too many arguments")
-    fails(d, USAGE, "room", "list", "--bogus", err="unknown option '--bogus'")
+    fails(d, USAGE, "room", "list", "--bogus",
+          err="unknown option '--bogus' (see `mqchat-archiver room list --help`)")
     fails(d, USAGE, "room", "rename", "a", err="unknown command 'room rename' (see `mqchat-archiver room --help`)")
     assert "  room create ROOM [--retention DAYS]" in ok(d, "room", "--help").out
 

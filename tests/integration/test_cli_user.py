@@ -149,13 +149,14 @@ def test_usage_errors(initdir):
     r = fails(d, USAGE, "user", "add", err="expected one user name")
     assert "usage: mqchat-archiver [--data DIR] user add NAME" in r.err
     fails(d, USAGE, "user", "add", "a", "b", err="expected one user name")
-    fails(d, USAGE, "user", "add", "bob", "--bogus", err="unknown option '--bogus'")
-    fails(d, USAGE, "user", "add", "bob", "--kind", err="option '--kind' needs an argument")
+    fails(d, USAGE, "user", "add", "bob", "--bogus", err="unknown option '--bogus' (see `mqchat-archiver user add --help`)")
+    fails(d, USAGE, "user", "add", "bob", "--kind", err="option '--kind' needs an argument (see `mqchat-archiver user add --help`)")
     fails(d, USAGE, "user", "list", "extra", err="unexpected argument")
     fails(d, USAGE, "user", "frob", err="unknown command 'user frob' (see `mqchat-archiver user --help`)")
     fails(d, USAGE, "user", err="missing command after user")
     fails(d, USAGE, "user", "show", err="expected one user name")
-    fails(d, USAGE, "user", "list", "--data", d, err="'--data' is a global option: put it before the command")
+    fails(d, USAGE, "user", "list", "--data", d, err="'--data' is a global option: put it before the command"
+          " (see `mqchat-archiver --help`)")
     assert ok(d, "user", "add", "--help").out.startswith("usage: mqchat-archiver [--data DIR] user add NAME")
     help_text = ok(d, "user", "--help").out
     for sub in ("add", "passwd", "disable", "enable", "del", "export", "list", "show"):
