@@ -130,6 +130,17 @@ def test_watched_store_is_seen_at_once_and_idle_costs_nothing(store, make_broker
     # Idle: nothing writes the store. Polling every reload_ms would wake the
     # loader about 3 times in 3 s; watched, only the 8 s poll may come. (A
     # window in which something must not happen: no condition ends it.)
+    # First let the last change settle: the store's writer closing its
+    # connection checkpoints the WAL, an event the loader rechecks a few
+    # times over about 0.6 s (loader.c).
+    quiet = [slices(pid), time.monotonic()]
+
+    def settled():
+        now = slices(pid)
+        if now != quiet[0]:
+            quiet[:] = [now, time.monotonic()]
+        return time.monotonic() - quiet[1] >= 1.0
+    harness.wait_for(settled, 10, interval=0.1, what="the loader quiet for a second")
     before = slices(pid)
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
