@@ -45,8 +45,9 @@ static const struct cmdline_opt *find_short(const struct cmdline_opt *t, char c)
 	return NULL;
 }
 
-/* Set cl->err to "<pre>'<word>'<post> (see `PROG [CMD] --help`)" and end
- * with an error. The word is escaped: it comes from the command line. */
+/* Set cl->err to "<pre>'<word>'<post> (see `PROG [CMD] --help`)" (cmd NULL:
+ * the program's help) and end with an error. The word is escaped: it comes
+ * from the command line. */
 static int fail_in(struct cmdline *cl, const char *pre, const char *word, size_t wlen,
 		const char *post, const char *cmd)
 {
@@ -92,15 +93,15 @@ static int done(struct cmdline *cl, int from)
 	return cl->status = CMDLINE_DONE;
 }
 
-/* Unknown option word (the whole word, e.g. "--x=1" or "-x"): one line,
- * better worded if it is the program's own option. */
+/* Unknown option word ("--x=1", "-x"): one line naming it without its
+ * value (which may be a secret), better worded if it is the program's own
+ * option. */
 static int unknown(struct cmdline *cl, const char *word, const struct cmdline_opt *global)
 {
-	size_t len = strlen(word);
+	const char *eq = word[1] == '-' ? strchr(word, '=') : NULL;
+	size_t len = eq ? (size_t)(eq - word) : strlen(word);
 
 	if(global){
-		const char *eq = strchr(word, '=');
-		if(eq && word[1] == '-') len = (size_t)(eq - word);
 		/* The program's option: its help is the program's. */
 		return fail_in(cl, "", word, len, " is a global option: put it before the command", NULL);
 	}

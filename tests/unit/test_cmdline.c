@@ -136,6 +136,7 @@ static void test_errors_are_one_line(void **state)
 	char *help_value[] = {"send", "--help=1", NULL};
 	char *global[] = {"send", "--data=x", NULL};
 	char *control[] = {"send", "--a\033[2J", NULL};
+	char *secret[] = {"send", "--pasword=hunter2", NULL};
 
 	(void)state;
 	expect_error(unknown, "unknown option '--bogus' (see `prog send --help`)");
@@ -149,6 +150,7 @@ static void test_errors_are_one_line(void **state)
 	expect_error(global, "'--data' is a global option: put it before the command"
 			" (see `prog --help`)");
 	expect_error(control, "unknown option '--a\\x1b[2J' (see `prog send --help`)");
+	expect_error(secret, "unknown option '--pasword' (see `prog send --help`)");
 }
 
 int main(void)
