@@ -1,11 +1,9 @@
 /* envelope.c - single-pass, allocation-free envelope validation (see envelope.h). */
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "envelope.h"
+#include "fast_digits.h"
+#include "fast_scan.h"
 #include "names.h"
 
 /* Every step takes the position it starts at and returns the one after what
@@ -53,14 +51,6 @@ bool utf8__valid(const void *buf, size_t len)
 	return true;
 }
 
-/* Plain string bytes: printable ASCII other than '"' and '\\'. Everything
- * else (a quote, a backslash, a control byte, any byte of a multi-byte UTF-8
- * sequence) goes through string_rest's byte-wise rules. */
-static inline bool plain_byte(unsigned char b)
-{
-	return b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
-}
-
 /* The end of the run of UTF-8 text that starts at p (p[0] >= 0x80): its
  * multi-byte sequences and the single plain ASCII bytes between two of
  * them (the space between words). Returns the first byte after it (ASCII,
@@ -94,7 +84,7 @@ static const unsigned char *utf8_run(const unsigned char *p, const unsigned char
 		}
 		if(p == end) return p;
 		if(*p < 0x80){
-			if(end - p < 2 || p[1] < 0x80 || !plain_byte(*p)) return p;
+			if(end - p < 2 || p[1] < 0x80 || !fast_scan__plain_byte(*p)) return p;
 			p++;
 		}
 	}
@@ -153,83 +143,6 @@ static long hex4(const unsigned char *p)
 	return v;
 }
 
-#if defined(__SSE2__)
-/* Bit i set if p[i] (i < 16) is not a plain byte. v ^ 0x02 maps '"' (0x22)
- * to 0x20, keeps 0x00-0x1F among themselves and moves space (0x20) to 0x22:
- * the quote, the control bytes and the bytes >= 0x80 (negative) are then
- * the bytes below 0x21, signed, found by one compare. One more finds '\\'. */
-static inline unsigned special16(const unsigned char *p)
-{
-	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	const __m128i s = _mm_or_si128(
-			_mm_cmplt_epi8(_mm_xor_si128(v, _mm_set1_epi8(0x02)), _mm_set1_epi8(0x21)),
-			_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-
-	return (unsigned)_mm_movemask_epi8(s);
-}
-
-/* The first byte of p[0..end) that is not plain, or end. Reads nothing
- * outside [begin, end): 16 bytes first (most strings are short: ids, the
- * type), then 32 a step (a message body) and 16, then the last partial
- * block is one load of the 16 bytes ending at end (when the payload has
- * that many), with the bytes before p shifted out of the mask. */
-static inline const unsigned char *scan_plain(const unsigned char *begin,
-		const unsigned char *p, const unsigned char *end)
-{
-	unsigned m;
-
-	if(end - p >= 16){
-		m = special16(p);
-		if(m) return p + __builtin_ctz(m);
-		p += 16;
-		while(end - p >= 32){
-			m = special16(p) | special16(p + 16) << 16;
-			if(m) return p + __builtin_ctz(m);
-			p += 32;
-		}
-		if(end - p >= 16){
-			m = special16(p);
-			if(m) return p + __builtin_ctz(m);
-			p += 16;
-		}
-	}
-	if(p == end) return p;
-	if(end - begin >= 16){
-		m = special16(end - 16) >> (16 - (end - p));
-		return m ? p + __builtin_ctz(m) : end;
-	}
-	while(p < end && plain_byte(*p)) p++;
-	return p;
-}
-#else
-#define BYTES(b) (0x0101010101010101ULL * (uint64_t)(b))
-/* Any byte of v zero / below n (n <= 0x80): exact as a yes-or-no answer. */
-#define HAS_ZERO(v) (((v) - BYTES(1)) & ~(v) & BYTES(0x80))
-#define HAS_LESS(v, n) (((v) - BYTES(n)) & ~(v) & BYTES(0x80))
-
-/* True if all 8 bytes of v are plain. */
-static inline bool plain8(uint64_t v)
-{
-	return ((v & BYTES(0x80)) | HAS_LESS(v, 0x20)
-			| HAS_ZERO(v ^ BYTES('"')) | HAS_ZERO(v ^ BYTES('\\'))) == 0;
-}
-
-/* Portable form: 8 bytes a step, then byte by byte. */
-static inline const unsigned char *scan_plain(const unsigned char *begin,
-		const unsigned char *p, const unsigned char *end)
-{
-	(void)begin;
-	while(end - p >= 8){
-		uint64_t v;
-		memcpy(&v, p, 8);
-		if(!plain8(v)) break;
-		p += 8;
-	}
-	while(p < end && plain_byte(*p)) p++;
-	return p;
-}
-#endif
-
 /* The rest of a string from p, the first byte after start that is not
  * plain: every such byte gets the exact rules here. Returns the position
  * after the closing quote. */
@@ -280,7 +193,7 @@ static const unsigned char *string_rest(const unsigned char *begin, const unsign
 			p = utf8_run(p, end);
 			if(p == NULL) return failed(why, "not valid UTF-8");
 		}
-		p = scan_plain(begin, p, end);
+		p = fast_scan__plain_run(begin, p, end);
 	}
 	return failed(why, "unterminated string");
 }
@@ -295,7 +208,7 @@ HOT_INLINE const unsigned char *parse_string(const unsigned char *begin,
 {
 	const unsigned char *start = p + 1;
 
-	p = scan_plain(begin, start, end);
+	p = fast_scan__plain_run(begin, start, end);
 	if(p < end && *p == '"'){
 		out->ptr = (const char *)start;
 		out->len = (size_t)(p - start);
@@ -304,38 +217,6 @@ HOT_INLINE const unsigned char *parse_string(const unsigned char *begin,
 	}
 	return string_rest(begin, end, start, p, out, why);
 }
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* True if the 8 bytes of w (little-endian) are all ASCII digits: each byte's
- * high nibble is 3, and adding 6 to it does not carry out of the low one. */
-static inline bool eight_digits(uint64_t w)
-{
-	return ((w & 0xF0F0F0F0F0F0F0F0u)
-			| (((w + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4))
-		== 0x3333333333333333u;
-}
-
-/* The value of 8 ASCII digits (first byte most significant), by pairs,
- * then quads, then the whole. */
-static inline uint64_t eight_digits_value(uint64_t w)
-{
-	w = (w & 0x0F0F0F0F0F0F0F0Fu) * 2561 >> 8;
-	w = (w & 0x00FF00FF00FF00FFu) * 6553601 >> 16;
-	return (w & 0x0000FFFF0000FFFFu) * 42949672960001u >> 32;
-}
-
-/* The same for 4 digits. */
-static inline bool four_digits(uint32_t w)
-{
-	return ((w & 0xF0F0F0F0u) | (((w + 0x06060606u) & 0xF0F0F0F0u) >> 4)) == 0x33333333u;
-}
-
-static inline uint32_t four_digits_value(uint32_t w)
-{
-	w = (w & 0x0F0F0F0Fu) * 2561 >> 8;
-	return (w & 0x00FF00FFu) * 6553601 >> 16;
-}
-#endif
 
 /* A JSON number at p (its first byte). If it is an integer in
  * [-ENVELOPE_MAX_TS, ENVELOPE_MAX_TS], *ival is it and *is_int is true;
@@ -360,19 +241,19 @@ HOT_INLINE const unsigned char *parse_number(const unsigned char *p, const unsig
 		/* Up to 16 digits fit a uint64_t with room to spare (ENVELOPE_MAX_TS
 		 * has 16); more may wrap, but then the digit count alone refuses
 		 * the value. A millisecond time has 13: 8, then 4, then 1. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if FAST_DIGITS_SWAR
 		while(end - p >= 8){
 			uint64_t w;
 			memcpy(&w, p, 8);
-			if(!eight_digits(w)) break;
-			v = v * 100000000u + eight_digits_value(w);
+			if(!fast_digits__eight(w)) break;
+			v = v * 100000000u + fast_digits__eight_value(w);
 			p += 8;
 		}
 		if(end - p >= 4){
 			uint32_t w;
 			memcpy(&w, p, 4);
-			if(four_digits(w)){
-				v = v * 10000u + four_digits_value(w);
+			if(fast_digits__four(w)){
+				v = v * 10000u + fast_digits__four_value(w);
 				p += 4;
 			}
 		}
@@ -557,7 +438,7 @@ HOT_INLINE const unsigned char *msgid_member(const unsigned char *begin,
 	 * what the general way below finds for these bytes; anything else
 	 * (longer, escaped, empty, not an id) takes that way. */
 	if(end - p > 16){
-		unsigned n = names__msgid_span16((const char *)p + 1);
+		unsigned n = fast_scan__msgid_span16((const char *)p + 1);
 
 		if(n > 0 && n < 16 && p[n + 1] == '"'){
 			out->ptr = (const char *)p + 1;
@@ -567,7 +448,7 @@ HOT_INLINE const unsigned char *msgid_member(const unsigned char *begin,
 		}
 	}
 	if((p = parse_string(begin, end, p, out, why)) == NULL) return NULL;
-	if(out->escaped || !names__valid_msgid_in(out->ptr, out->len, (const char *)begin,
+	if(out->escaped || !fast_scan__msgid_in(out->ptr, out->len, (const char *)begin,
 				(const char *)end)){
 		return failed(why, invalid);
 	}

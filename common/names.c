@@ -3,10 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
+#include "fast_scan.h"
 #include "names.h"
 
 /* Character classes of the grammar, one table look-up per byte. */
@@ -75,77 +72,12 @@ bool names__valid_device(const char *s, size_t len)
 	return all_in(s, len, DEVICE_CHARS);
 }
 
-#if defined(__SSE2__)
-/* Bit i set if p[i] (i < 16) is not in [A-Za-z0-9_-]. Signed compares:
- * bytes >= 0x80 are negative and fall outside every range. */
-static inline unsigned msgid_bad16(const char *p)
-{
-	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	const __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));   /* A-Z to a-z */
-	const __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
-			_mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
-	const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-			_mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
-	const __m128i punct = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('_')),
-			_mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
-
-	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), punct)) ^ 0xFFFFu;
-}
-
-/* An id of 16..MSGID_MAX_LEN bytes, 16 bytes a step, the last block being
- * the 16 bytes that end at s + len. */
-static bool msgid_long(const char *s, size_t len)
-{
-	size_t i;
-
-	for(i=0; i + 16 < len; i += 16){
-		if(msgid_bad16(s + i)) return false;
-	}
-	return msgid_bad16(s + len - 16) == 0;
-}
-#endif
-
 bool names__valid_msgid(const char *s, size_t len)
 {
 	if(s == NULL || len == 0 || len > MSGID_MAX_LEN) return false;
-#if defined(__SSE2__)
 	/* Every envelope's id is checked on the broker thread. */
-	if(len >= 16) return msgid_long(s, len);
-#endif
+	if(FAST_SCAN_SIMD && len >= 16) return fast_scan__msgid_long(s, len);
 	return all_in(s, len, MSGID_CHARS);
-}
-
-bool names__valid_msgid_in(const char *s, size_t len, const char *lo, const char *hi)
-{
-#if defined(__SSE2__)
-	if(s != NULL && len > 0 && len < 16 && hi - lo >= 16){
-		/* The 16 bytes from s, or the last 16 of the buffer if those run
-		 * past it (then s lies inside them too); bits of other bytes are
-		 * shifted and masked out. */
-		const char *w = hi - s >= 16 ? s : hi - 16;
-		unsigned bad = msgid_bad16(w) >> (s - w);
-
-		return (bad & ((1u << len) - 1)) == 0;
-	}
-	if(s != NULL && len >= 16 && len <= MSGID_MAX_LEN) return msgid_long(s, len);
-#else
-	(void)lo;
-	(void)hi;
-#endif
-	return names__valid_msgid(s, len);
-}
-
-unsigned names__msgid_span16(const char *s)
-{
-#if defined(__SSE2__)
-	return (unsigned)__builtin_ctz(msgid_bad16(s) | 0x10000u);
-#else
-	const unsigned char *p = (const unsigned char *)s;
-	unsigned n = 0;
-
-	while(n < 16 && (char_class[p[n]] & MSGID_CHARS)) n++;
-	return n;
-#endif
 }
 
 bool names__split_clientid(const char *id, size_t *user_len,

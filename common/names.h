@@ -33,15 +33,6 @@ bool names__valid_str(const char *s);
 bool names__valid_device(const char *s, size_t len);
 /* True if s[0..len) is a valid message id. */
 bool names__valid_msgid(const char *s, size_t len);
-/* The same answer, for s[0..len) inside a buffer lo[0..hi - lo) that may be
- * read whole: a short id is then checked with one 16-byte load of the
- * buffer around it (the envelope's id, within its payload). */
-bool names__valid_msgid_in(const char *s, size_t len, const char *lo, const char *hi);
-/* How many of the 16 bytes at s, from the first, are in the message-id
- * alphabet [A-Za-z0-9_-] (16 if all are): s[0..16) must be readable. An id
- * followed by a byte outside the alphabet (the envelope's closing quote)
- * is checked, and its end found, with one 16-byte step. */
-unsigned names__msgid_span16(const char *s);
 
 /* Split a client id into its user part and device part.
  * On success returns true, *user_len is the length of the user part and

@@ -8,13 +8,10 @@
  * message's topic named for its deliveries. */
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include <jansson.h>
 
 #include "envelope.h"
+#include "fast_topic.h"
 #include "plugin.h"
 #include "snapshot.h"
 
@@ -33,16 +30,6 @@ struct topic {
 	int count;                      /* MAX_LEVELS means "at least that many" */
 };
 
-#if defined(__SSE2__)
-/* Bit i set if t[i] is '/', for i < 16. */
-static inline unsigned slashes16(const char *t)
-{
-	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)t);
-
-	return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
-}
-#endif
-
 /* Split t at '/' into at most MAX_LEVELS levels (the last one recorded ends
  * at its own '/', whatever follows). Reads nothing past t's NUL. */
 static void split(const char *t, struct topic *out)
@@ -52,20 +39,12 @@ static void split(const char *t, struct topic *out)
 	size_t off = 0;
 	int n = 0;
 
-#if defined(__SSE2__)
-	/* The slashes of the first 64 bytes as one mask, 16 bytes a load; the
-	 * last partial block is the 16 bytes that end at the NUL, shifted. */
+	/* The slashes of the first 64 bytes as one mask (fast_topic.h). */
 	if(len >= 16){
 		const size_t lim = len < 64 ? len : 64;
-		uint64_t mask = 0;
+		uint64_t mask = fast_topic__slashes(t, lim);
 
-		for(off=0; off + 16 <= lim; off += 16){
-			mask |= (uint64_t)slashes16(t + off) << off;
-		}
-		if(off < lim){
-			mask |= (uint64_t)(slashes16(t + lim - 16) >> (16 - (lim - off))) << off;
-			off = lim;
-		}
+		off = lim;
 		for(; mask; mask &= mask - 1){
 			q = t + __builtin_ctzll(mask);
 			out->lv[n].p = start;
@@ -77,7 +56,6 @@ static void split(const char *t, struct topic *out)
 			start = q + 1;
 		}
 	}
-#endif
 	/* Short topics, and whatever lies past the first 64 bytes. */
 	if(off == len){
 		out->lv[n].p = start;

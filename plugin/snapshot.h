@@ -5,7 +5,9 @@
  * for short keys: a few word loads (overlapping, never outside the key)
  * and multiplications, and a word-wise compare instead of a memcmp call.
  * The broker thread looks up one to three names per check.
- * Both read exactly key[0..len), nothing around it. */
+ * Both read exactly key[0..len), nothing around it. Each has a plain twin
+ * below it (_plain: byte by byte), which tests/unit/test_fast_kernels.c
+ * checks gives the same answers; the rule: docs/CONTRIBUTING.md. */
 #ifndef MQCHAT_SNAPSHOT_H
 #define MQCHAT_SNAPSHOT_H
 
@@ -61,6 +63,37 @@ static inline unsigned snapshot__name_hash(const void *key, size_t len)
 	return (unsigned)(h ^ (h >> 32));
 }
 
+/* The little-endian word of the n <= 8 bytes at p, byte by byte: what
+ * snapshot__load64 and snapshot__load32 read on this machine. */
+static inline uint64_t snapshot__load_plain(const unsigned char *p, size_t n)
+{
+	uint64_t w = 0;
+	size_t i;
+
+	for(i=0; i<n; i++) w |= (uint64_t)p[i] << (8 * i);
+	return w;
+}
+
+/* snapshot__name_hash, every word built byte by byte and every step
+ * written out: its plain twin (on a little-endian machine). */
+static inline unsigned snapshot__name_hash_plain(const void *key, size_t len)
+{
+	const unsigned char *p = key;
+	uint64_t h = (uint64_t)len * SNAPSHOT_HASH_K1;
+	size_t i;
+
+	if(len >= 8){
+		for(i=0; i + 8 < len; i += 8) h = snapshot__mix(h, snapshot__load_plain(p + i, 8));
+		h = snapshot__mix(h, snapshot__load_plain(p + len - 8, 8));
+	}else if(len >= 4){
+		h = snapshot__mix(h, snapshot__load_plain(p, 4) << 32 | snapshot__load_plain(p + len - 4, 4));
+	}else if(len > 0){
+		h = snapshot__mix(h, (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16);
+	}
+	h = (h ^ (h >> 29)) * SNAPSHOT_HASH_K1;
+	return (unsigned)(h ^ (h >> 32));
+}
+
 /* True if a[0..len) and b[0..len) are the same bytes. */
 static inline bool snapshot__name_eq(const void *a, const void *b, size_t len)
 {
@@ -81,6 +114,12 @@ static inline bool snapshot__name_eq(const void *a, const void *b, size_t len)
 		return x[0] == y[0] && x[len / 2] == y[len / 2] && x[len - 1] == y[len - 1];
 	}
 	return true;
+}
+
+/* snapshot__name_eq's plain twin. */
+static inline bool snapshot__name_eq_plain(const void *a, const void *b, size_t len)
+{
+	return len == 0 || memcmp(a, b, len) == 0;
 }
 
 /* The item named name[0..len), whose snapshot__name_hash is h, in ix, or

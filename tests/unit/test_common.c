@@ -13,6 +13,7 @@
 
 #include "envelope.h"
 #include "err.h"
+#include "fast_scan.h"
 #include "names.h"
 #include "pwhash.h"
 
@@ -63,7 +64,7 @@ static void test_names(void **state)
 	assert_false(names__valid_msgid("a b", 3));
 }
 
-/* names__msgid_span16: every byte value at every position of an exact
+/* fast_scan__msgid_span16: every byte value at every position of an exact
  * 16-byte heap block (a read past it is an error under SAN=1). */
 static void test_msgid_span16(void **state)
 {
@@ -73,7 +74,7 @@ static void test_msgid_span16(void **state)
 	(void)state;
 	assert_non_null(block);
 	memcpy(block, "aZ09_-aZ09_-aZ09", 16);
-	assert_int_equal(names__msgid_span16(block), 16);
+	assert_int_equal(fast_scan__msgid_span16(block), 16);
 	for(pos=0; pos<16; pos++){
 		for(b=0; b<256; b++){
 			bool in = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')
@@ -81,8 +82,8 @@ static void test_msgid_span16(void **state)
 			char keep = block[pos];
 
 			block[pos] = (char)b;
-			if(names__msgid_span16(block) != (in ? 16 : pos)){
-				fail_msg("0x%02x at %u: span %u", b, pos, names__msgid_span16(block));
+			if(fast_scan__msgid_span16(block) != (in ? 16 : pos)){
+				fail_msg("0x%02x at %u: span %u", b, pos, fast_scan__msgid_span16(block));
 			}
 			block[pos] = keep;
 		}

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "envelope.h"
+#include "fast_scan.h"
 #include "names.h"
 
 static bool parse(const char *s, const char **why)
@@ -411,7 +412,7 @@ static void test_msgid_every_byte(void **state)
 				id[pos] = (char)b;
 				memcpy(copy, id, len);
 				if(names__valid_msgid(copy, len) != want
-						|| names__valid_msgid_in(copy, len, copy, copy + len) != want){
+						|| fast_scan__msgid_in(copy, len, copy, copy + len) != want){
 					fail_msg("id of %zu bytes, 0x%02x at %zu: got %d", len, b, pos, !want);
 				}
 				/* Inside a larger buffer, at its start, middle and end,
@@ -419,7 +420,7 @@ static void test_msgid_every_byte(void **state)
 				for(at=0; at<=size-len; at+=(size-len)/2 ? (size-len)/2 : 1){
 					memset(buf, '.', size);
 					memcpy(buf + at, id, len);
-					if(names__valid_msgid_in(buf + at, len, buf, buf + size) != want){
+					if(fast_scan__msgid_in(buf + at, len, buf, buf + size) != want){
 						fail_msg("id of %zu bytes at %zu of %zu, 0x%02x at %zu: got %d", len, at,
 								size, b, pos, !want);
 					}
