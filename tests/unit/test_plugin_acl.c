@@ -64,6 +64,8 @@ static struct mqchat *make_plugin(enum registration_mode reg)
 
 static void free_plugin(struct mqchat *m)
 {
+	/* The callback's refusal notices fill it (test_callback_counts_and_logs). */
+	throttle__cleanup(&m->notice_limit);
 	snapshot__free(m->snap);
 	free(m);
 }
