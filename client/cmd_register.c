@@ -28,14 +28,17 @@ static const struct reg_error reg_errors[] = {
 static int new_password(struct options *opt, const char *user)
 {
 	char a[1024], b[1024], prompt[96];
-	int rc = EXIT_OK;
+	int rc = EXIT_OK, p;
 
 	if(opt->password_file || (getenv("MQCHAT_PASSWORD") && *getenv("MQCHAT_PASSWORD"))){
 		return options__password(opt);
 	}
 	snprintf(prompt, sizeof(prompt), "New password for %s: ", user);
-	if(options__prompt(prompt, a, sizeof(a)) || options__prompt("Again: ", b, sizeof(b))){
-		util__error("no password: use --password-file, MQCHAT_PASSWORD or a terminal");
+	p = options__prompt(prompt, a, sizeof(a));
+	if(p == EXIT_OK) p = options__prompt("Again: ", b, sizeof(b));
+	if(p != EXIT_OK){
+		/* Too long was said already. */
+		if(p != EXIT_USAGE) util__error("no password: use --password-file, MQCHAT_PASSWORD or a terminal");
 		rc = EXIT_USAGE;
 	}else if(strcmp(a, b) != 0){
 		util__error("the passwords differ");

@@ -444,10 +444,12 @@ int cmd_passwd__run(struct options *opt, int argc, char **argv)
 			goto out;
 		}
 	}else{
-		if(options__prompt("Old password: ", old, sizeof(old))
-				|| options__prompt("New password: ", new1, sizeof(new1))
-				|| options__prompt("New password again: ", new2, sizeof(new2))){
-			util__error("no terminal for the password prompts (use --password-stdin)");
+		int p = options__prompt("Old password: ", old, sizeof(old));
+		if(p == EXIT_OK) p = options__prompt("New password: ", new1, sizeof(new1));
+		if(p == EXIT_OK) p = options__prompt("New password again: ", new2, sizeof(new2));
+		if(p != EXIT_OK){
+			/* Too long was said already. */
+			if(p != EXIT_USAGE) util__error("no terminal for the password prompts (use --password-stdin)");
 			goto out;
 		}
 		if(strcmp(new1, new2) != 0){

@@ -281,8 +281,10 @@ int options__password(struct options *opt)
 	}else{
 		char prompt[128];
 		snprintf(prompt, sizeof(prompt), "Password for %s: ", opt->user ? opt->user : "?");
-		if(options__prompt(prompt, buf, sizeof(buf)) != EXIT_OK || buf[0] == '\0'){
-			util__error("no password: use --password-file, MQCHAT_PASSWORD or a terminal");
+		int p = options__prompt(prompt, buf, sizeof(buf));
+		if(p != EXIT_OK || buf[0] == '\0'){
+			/* Too long was said already. */
+			if(p != EXIT_USAGE) util__error("no password: use --password-file, MQCHAT_PASSWORD or a terminal");
 			rc = EXIT_USAGE;
 		}
 	}

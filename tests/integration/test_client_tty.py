@@ -115,6 +115,24 @@ def test_password_prompt_without_echo(store, make_broker, datadir):
             t.close()
 
 
+def test_password_prompt_refuses_a_line_too_long(store, make_broker, datadir):
+    """The prompt (common/prompt.h) reads at most 1023 bytes: a longer line
+    is refused in one line, not cut into a password nobody typed."""
+    users(store, "alice")
+    b = make_broker()
+    t = Tty(argv(b, "alice", "send", "alice", "x"), client_env(datadir, password=None))
+    try:
+        t.read_until("Password for alice: ")
+        t.write("p" * 1100 + "\n")
+        assert t.wait() == 2
+        screen = t.buf.decode()
+        assert screen.count("Error: ") == 1, screen
+        assert "Error: password too long (at most 1023 bytes)" in screen
+        assert "p" * 40 not in screen, "the password was echoed"
+    finally:
+        t.close()
+
+
 def test_interactive_chat(store, make_broker, datadir):
     users(store, "alice", "bob")
     b = make_broker()
