@@ -1,5 +1,6 @@
 /* log.c - logging for the archiver daemon and the command-line tools (see log.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,9 @@ int log_verbosity = LOG_LVL_INFO;
 static const char *log_progname = "mqchat";
 static FILE *log_fp;
 static char log_path[4096];
+/* The archiver logs from more than one thread (its worker answers
+ * requests): a line is written whole, and never to a file being swapped. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void log_init(const char *progname, int verbosity)
 {
@@ -23,17 +27,21 @@ int log_open(const char *path)
 	FILE *fp;
 
 	if(path == NULL){
+		pthread_mutex_lock(&log_mu);
 		if(log_fp) fclose(log_fp);
 		log_fp = NULL;
 		log_path[0] = '\0';
+		pthread_mutex_unlock(&log_mu);
 		return 0;
 	}
 	fp = fopen(path, "a");
 	if(fp == NULL) return -1;
 	setvbuf(fp, NULL, _IOLBF, 0);
+	pthread_mutex_lock(&log_mu);
 	if(log_fp) fclose(log_fp);
 	log_fp = fp;
 	snprintf(log_path, sizeof(log_path), "%s", path);
+	pthread_mutex_unlock(&log_mu);
 	return 0;
 }
 
@@ -55,19 +63,22 @@ static void vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap
 static void vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 {
 	static const char *names[] = {"error", "warning", "info", "debug"};
-	FILE *fp = log_fp ? log_fp : stderr;
 	int saved = errno;
 	char stamp[32];
 	struct tm tm;
 	time_t now = time(NULL);
+	FILE *fp;
 
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pthread_mutex_lock(&log_mu);
+	fp = log_fp ? log_fp : stderr;
 	fprintf(fp, "%s %s[%s]: ", stamp, log_progname, names[lvl]);
 	vfprintf(fp, fmt, ap);
 	if(with_errno) fprintf(fp, ": %s", strerror(saved));
 	fputc('\n', fp);
 	fflush(fp);
+	pthread_mutex_unlock(&log_mu);
 	errno = saved;
 }
 
