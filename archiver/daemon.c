@@ -88,32 +88,6 @@ void daemon__send(struct conn *c, const char *topic, const char *text, size_t le
 	if(rc != MQC_OK) log_warnx("cannot answer on %s: %s", topic, mqc_strerror(rc));
 }
 
-void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct mqtt_msg *req)
-{
-	struct daemon *d = c->d;
-	char *text;
-
-	if(resp == NULL){
-		log_warnx("out of memory building an answer on %s", topic);
-		return;
-	}
-	text = json_dumps(resp, JSON_COMPACT);
-	json_decref(resp);
-	if(text == NULL){
-		log_warnx("out of memory building an answer on %s", topic);
-		return;
-	}
-	/* Requests are answered one at a time: a commit since the last answer
-	 * is this request's. */
-	if(d->udb != NULL && d->udb->committed_ns != d->answered_ns){
-		d->answered_ns = d->udb->committed_ns;
-		later__add(c, topic, text, req, d->answered_ns);
-		return;
-	}
-	daemon__send(c, topic, text, strlen(text), req ? req->corr : NULL, req ? req->corr_len : 0);
-	free(text);
-}
-
 /* Say DISCONNECT on every open connection. The PUBACKs waiting to go are
  * for messages in the journal buffer: they are sent only if that reaches
  * the file; otherwise they are dropped and the broker sends those messages
@@ -281,6 +255,28 @@ static void on_suback(void *arg, const unsigned char *codes, size_t n)
 	}
 }
 
+/* Hand a request on to the worker, or refuse it at once if its queue is
+ * full: never wait for it here, where every message behind it waits too. */
+static void request(struct conn *c, const struct mqtt_msg *msg, bool registration)
+{
+	struct daemon *d = c->d;
+	int rc;
+
+	if(!worker__room(d->worker, registration, msg->topic, msg->len)){
+		worker__refuse(c, msg);
+		return;
+	}
+	/* A user asking for history right after sending sees it: the worker
+	 * reads archive.db, so commit what is pending first. */
+	if(!registration){
+		flush(d);
+		if(!d->db_ok) return;
+	}
+	rc = worker__submit(d->worker, c, registration, msg);
+	if(rc == MQC_ERR_BUSY) worker__refuse(c, msg);
+	else if(rc != MQC_OK) log_warnx("a request is not answered: %s", mqc_strerror(rc));
+}
+
 static void on_message(void *arg, const struct mqtt_msg *msg)
 {
 	struct conn *c = arg;
@@ -289,11 +285,9 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 	if(strncmp(msg->topic, "chat/inbox/", 11) == 0 || strncmp(msg->topic, "chat/room/", 10) == 0){
 		ingest__message(d, msg->topic, msg->payload, msg->len);
 	}else if(strncmp(msg->topic, "chat/rpc/", 9) == 0){
-		/* A user asking for history right after sending sees it. */
-		flush(d);
-		if(d->db_ok) rpc__handle(c, msg);
+		request(c, msg, false);
 	}else if(strncmp(msg->topic, "chat/register/", 14) == 0){
-		register__handle(c, msg);
+		request(c, msg, true);
 	}else{
 		log_debug("archiver@%d: ignoring a message on an unexpected topic", c->index);
 	}
@@ -412,8 +406,8 @@ static void handle_signals(struct daemon *d)
 
 static void run_loop(struct daemon *d)
 {
-	struct pollfd fds[CONFIG_MAX_CONNECTIONS + 1];
-	int map[CONFIG_MAX_CONNECTIONS + 1];
+	struct pollfd fds[CONFIG_MAX_CONNECTIONS + 2];
+	int map[CONFIG_MAX_CONNECTIONS + 2];
 	int64_t now, wake, next;
 	char err[512];
 	int i, n, timeout;
@@ -455,7 +449,10 @@ static void run_loop(struct daemon *d)
 		fds[0].fd = d->sigpipe[0];
 		fds[0].events = POLLIN;
 		map[0] = -1;
-		n = 1;
+		fds[1].fd = worker__fd(d->worker);
+		fds[1].events = POLLIN;
+		map[1] = -1;
+		n = 2;
 		for(i = 0; i < d->nconns; i++){
 			struct conn *c = &d->conns[i];
 
@@ -473,7 +470,8 @@ static void run_loop(struct daemon *d)
 			log_warn("poll");
 		}
 		if(fds[0].revents & POLLIN) handle_signals(d);
-		for(i = 1; i < n; i++){
+		if(fds[1].revents & POLLIN) worker__deliver(d->worker, d);
+		for(i = 2; i < n; i++){
 			struct conn *c = &d->conns[map[i]];
 
 			if(!mqtt__is_open(c->mq)) continue;
@@ -505,6 +503,9 @@ static void daemon_cleanup(struct daemon *d)
 	int i;
 	struct pending *p, *next;
 
+	/* Before the connections go: it may hand answers to them. */
+	worker__stop(d->worker, d);
+	d->worker = NULL;
 	for(i = 0; i < CONFIG_MAX_CONNECTIONS; i++){
 		mqtt__free(d->conns[i].mq);
 		d->conns[i].mq = NULL;
@@ -519,8 +520,6 @@ static void daemon_cleanup(struct daemon *d)
 	d->jlen = d->jcap = 0;
 	expiry__cleanup(&d->exp);
 	later__cleanup(d);
-	pwthrottle__cleanup(d);
-	register__cleanup(d);
 	archive__close(d->ar);
 	userdb__close(d->udb);
 	if(d->journal_fd >= 0) close(d->journal_fd);
@@ -544,8 +543,6 @@ static void upgrade_secret(struct daemon *d)
 	}else if(changed){
 		log_info("the service password of %s is now stored in its fast form", d->cfg.user);
 	}
-	/* Nothing a request did: no answer waits for this change. */
-	d->answered_ns = d->udb->committed_ns;
 }
 
 static bool data_path(const struct daemon *d, const char *name, char *out, size_t outlen)
@@ -668,8 +665,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 			goto done;
 		}
 	}
-	d->reg_tokens = 2.0 * d->cfg.registration_rate;
-	d->reg_last = time__mono_ms();
+	if(worker__start(d, &d->worker) != MQC_OK){
+		log_error("cannot start the thread that answers requests");
+		goto done;
+	}
 	d->exp.next_run = time__mono_ms() + 1000;
 	if(d->db_ok && d->pend_head){
 		size_t n = d->npending;
@@ -684,6 +683,9 @@ int daemon__main(const char *datadir, int argc, char **argv)
 
 	run_loop(d);
 
+	/* Its last answers go out before the DISCONNECT. */
+	worker__stop(d->worker, d);
+	d->worker = NULL;
 	shutdown_all(d);
 	log_info("stopped: %lld stored, %lld duplicates, %lld receipts, %lld invalid, %lld requests,"
 			" %lld registrations, %lld expired; %lld commits, %lld journal writes",

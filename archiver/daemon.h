@@ -4,15 +4,21 @@
  * by the daemon's own files (daemon.c, ingest.c, rpc.c, register.c,
  * expiry.c) and by nothing else.
  *
- * One thread: a poll() loop over the K broker connections (mqtt.c), a
+ * The poll loop: one thread over the K broker connections (mqtt.c), a
  * self-pipe for signals and timers. Each read from a connection hands its
  * messages to ingest.c, which keeps them in memory and adds them to a
  * journal buffer; after the read the buffer goes to the journal
  * (archive.journal) with one write(), and only then do the PUBACKs of those
  * messages leave, in one write() too. Batches are committed to archive.db by
- * INGEST_BATCH or INGEST_MAX_DELAY_MS and before every RPC answer, then the
- * journal is emptied; it is replayed at start. So a killed process loses
- * nothing it acknowledged. */
+ * INGEST_BATCH or INGEST_MAX_DELAY_MS and before every RPC request is handed
+ * on, then the journal is emptied; it is replayed at start. So a killed
+ * process loses nothing it acknowledged.
+ *
+ * Requests (RPC, registration) never run on the loop: it copies each into
+ * the worker's bounded queue (worker.c) and goes on storing; the worker
+ * thread answers with its own connections to both stores (struct
+ * responder), and the loop publishes its answers. A third thread, the
+ * archive's checkpointer (archive.c), copies the WAL back. */
 #ifndef MQCHAT_DAEMON_H
 #define MQCHAT_DAEMON_H
 
@@ -130,6 +136,29 @@ struct daemon {
 	int invalid_logged;
 	int64_t invalid_suppressed;
 
+	/* The thread that answers requests (worker.c). */
+	struct worker *worker;
+	/* Answers waiting for the broker to apply their change (later.c). */
+	struct later *later_head, *later_tail;
+
+	int sigpipe[2];
+	volatile int stop;
+};
+
+/* What answering requests needs (rpc.c, register.c, pwthrottle.c). It
+ * belongs to the worker thread (worker.c), which opens its own connections
+ * to both stores: the poll loop never shares a handle with it, and SQLite
+ * connections are never used by two threads. */
+struct responder {
+	const struct config *cfg;      /* the daemon's, read only */
+	const char *auth_path;         /* the daemon's */
+	const char *archive_path;
+	struct userdb *udb;            /* its own connection to auth.db */
+	struct archive *ar;            /* its own connection to archive.db (reads) */
+	struct worker *w;              /* where its answers go */
+	int conn;                      /* connection of the request being answered */
+	/* udb->committed_ns the last answer accounted for */
+	int64_t answered_ns;
 	/* registration token bucket */
 	double reg_tokens;
 	int64_t reg_last;
@@ -139,22 +168,10 @@ struct daemon {
 	/* client ids that made an account (register.c) */
 	struct reg_done *reg_done;
 	size_t reg_done_n, reg_done_cap;
-
-	/* Answers waiting for the broker to apply their change (later.c), and
-	 * the udb->committed_ns the last answer accounted for. */
-	struct later *later_head, *later_tail;
-	int64_t answered_ns;
-
-	int sigpipe[2];
-	volatile int stop;
+	int64_t rpc, registrations;    /* requests answered, accounts made */
 };
 
 /* ---- daemon.c ---- */
-/* Publish resp (stolen) as JSON on topic at QoS 1 through c, with the MQTT 5
- * correlation data of the request req if it had one. If the request
- * committed a change to auth.db, the answer waits (later.c) until the
- * broker has applied it. */
-void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct mqtt_msg *req);
 /* Publish text (len bytes) on topic at QoS 1 through c, now. */
 void daemon__send(struct conn *c, const char *topic, const char *text, size_t len,
 		const unsigned char *corr, size_t corr_len);
@@ -185,8 +202,8 @@ int ingest__journal_open(struct daemon *d);
 int ingest__created_of(const char *user, int64_t *created, void *arg);
 
 /* ---- rpc.c ---- */
-/* Answer one request that arrived on chat/rpc/<user>/req. */
-void rpc__handle(struct conn *c, const struct mqtt_msg *msg);
+/* Answer one request that arrived on chat/rpc/<user>/req. Worker thread. */
+void rpc__handle(struct responder *rs, const struct mqtt_msg *msg);
 /* New reference: the error answer {"id":id,"ok":false,"error":code,
  * "message":...} shared by RPC and registration; id is borrowed (NULL gives
  * "id":null). */
@@ -200,21 +217,50 @@ json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_
 		json_t **id, json_t **answer);
 
 /* ---- register.c ---- */
-/* Answer one request that arrived on chat/register/<clientid>/req. */
-void register__handle(struct conn *c, const struct mqtt_msg *msg);
+/* Answer one request that arrived on chat/register/<clientid>/req. Worker
+ * thread. */
+void register__handle(struct responder *rs, const struct mqtt_msg *msg);
 
 /* ---- pwthrottle.c ---- */
 struct pwt_entry;
 /* How many ms user's password may not be checked yet (0: it may). */
-int64_t pwthrottle__locked(struct daemon *d, const char *user, int64_t now);
+int64_t pwthrottle__locked(struct responder *d, const char *user, int64_t now);
 /* Record a check of user's password (right or wrong) at now (mono ms).
  * MQC_OK or MQC_ERR_NOMEM (nothing recorded). */
-int pwthrottle__result(struct daemon *d, const char *user, bool right, int64_t now);
-void pwthrottle__cleanup(struct daemon *d);
+int pwthrottle__result(struct responder *d, const char *user, bool right, int64_t now);
+void pwthrottle__cleanup(struct responder *d);
 
 /* ---- register.c ---- */
 /* Forget the client ids that made accounts. */
-void register__cleanup(struct daemon *d);
+void register__cleanup(struct responder *d);
+
+/* ---- worker.c ---- */
+struct worker;
+/* Start the worker thread, with a responder for the daemon d's stores and
+ * settings (its connections are opened by the thread, when the first
+ * request comes). MQC_OK, or MQC_ERR_NOMEM / MQC_ERR_IO (no thread). */
+int worker__start(struct daemon *d, struct worker **out);
+/* Readable when answers wait: poll it, then call worker__deliver. */
+int worker__fd(const struct worker *w);
+/* Is there room for a request of len bytes on topic (a registration if
+ * registration)? The poll loop's answer to "flush and submit, or refuse". */
+bool worker__room(struct worker *w, bool registration, const char *topic, size_t len);
+/* Queue a copy of the request msg that arrived on c. MQC_OK; MQC_ERR_BUSY
+ * when there is no room (worker__room), MQC_ERR_NOMEM. */
+int worker__submit(struct worker *w, struct conn *c, bool registration, const struct mqtt_msg *msg);
+/* Answer msg at once with rate_limited and retry_ms: no room for it. */
+void worker__refuse(struct conn *c, const struct mqtt_msg *msg);
+/* Publish the answers the worker has made (later.c keeps those that wait
+ * for the broker). Poll loop. */
+void worker__deliver(struct worker *w, struct daemon *d);
+/* Stop the thread once its current request is answered, deliver what it
+ * answered, drop what still waits (logged), add its counts to d->stats and
+ * free w. NULL is fine. */
+void worker__stop(struct worker *w, struct daemon *d);
+/* Hand the answer resp (stolen) to req, on topic, to the poll loop. If the
+ * request committed a change to auth.db, the answer waits (later.c) until
+ * the broker has applied it. Worker thread. */
+void responder__reply(struct responder *rs, const char *topic, json_t *resp, const struct mqtt_msg *req);
 
 /* ---- later.c ---- */
 struct later;

@@ -1,14 +1,15 @@
 /* pwthrottle.c - how often an account may have its password checked over RPC.
  *
  * `passwd` checks the old password with a deliberately slow hash, on the
- * archiver's one thread. Unthrottled, one user could guess hundreds of
- * passwords a second past the plugin's login throttle, and stall everybody
- * else's requests meanwhile. The rule follows the plugin's login throttle:
+ * worker thread (worker.c), which answers everybody's requests in turns.
+ * Unthrottled, one user could guess hundreds of passwords a second past the
+ * plugin's login throttle, and keep the worker hashing meanwhile. The rule follows the plugin's login throttle:
  * from the third wrong password in a row an account is locked for 0.5 s,
  * doubling up to 60 s; a right one clears the count but locks the account
  * for PWT_AFTER_OK_MS, so even someone who knows the password cannot keep
  * the archiver hashing. While locked a request is answered at once, without
- * hashing. State lives in memory only (a restart forgets it). */
+ * hashing. State lives in memory only (a restart forgets it), the worker
+ * thread's alone. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ struct pwt_entry {
 };
 
 /* Drop entries that say nothing any more. */
-static void prune(struct daemon *d, int64_t now)
+static void prune(struct responder *d, int64_t now)
 {
 	size_t i = 0;
 
@@ -46,7 +47,7 @@ static void prune(struct daemon *d, int64_t now)
 	}
 }
 
-static struct pwt_entry *find(struct daemon *d, const char *user)
+static struct pwt_entry *find(struct responder *d, const char *user)
 {
 	size_t i;
 
@@ -56,14 +57,14 @@ static struct pwt_entry *find(struct daemon *d, const char *user)
 	return NULL;
 }
 
-int64_t pwthrottle__locked(struct daemon *d, const char *user, int64_t now)
+int64_t pwthrottle__locked(struct responder *d, const char *user, int64_t now)
 {
 	struct pwt_entry *e = find(d, user);
 
 	return e && e->locked_until > now ? e->locked_until - now : 0;
 }
 
-int pwthrottle__result(struct daemon *d, const char *user, bool right, int64_t now)
+int pwthrottle__result(struct responder *d, const char *user, bool right, int64_t now)
 {
 	struct pwt_entry *e;
 
@@ -100,7 +101,7 @@ int pwthrottle__result(struct daemon *d, const char *user, bool right, int64_t n
 	return MQC_OK;
 }
 
-void pwthrottle__cleanup(struct daemon *d)
+void pwthrottle__cleanup(struct responder *d)
 {
 	free(d->pwt);
 	d->pwt = NULL;

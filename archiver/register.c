@@ -31,10 +31,10 @@
 #define REG_ONCE_MS (60 * 60 * 1000)
 
 /* Take one token; false when the bucket is empty. */
-static bool take_token(struct daemon *d)
+static bool take_token(struct responder *d)
 {
 	int64_t now = time__mono_ms();
-	double rate = d->cfg.registration_rate, burst = 2.0 * rate;
+	double rate = d->cfg->registration_rate, burst = 2.0 * rate;
 
 	d->reg_tokens += (double)(now - d->reg_last) * rate / 60000.0;
 	if(d->reg_tokens > burst) d->reg_tokens = burst;
@@ -45,13 +45,13 @@ static bool take_token(struct daemon *d)
 }
 
 /* Give back a token taken for a request that then made no account. */
-static void give_token(struct daemon *d)
+static void give_token(struct responder *d)
 {
 	d->reg_tokens += 1.0;
 }
 
 /* Forget client ids remembered longer than REG_ONCE_MS. */
-static void prune_done(struct daemon *d, int64_t now)
+static void prune_done(struct responder *d, int64_t now)
 {
 	size_t i = 0;
 
@@ -65,7 +65,7 @@ static void prune_done(struct daemon *d, int64_t now)
 }
 
 /* Has clientid made an account already (in the last REG_ONCE_MS)? */
-static bool already_done(struct daemon *d, const char *clientid)
+static bool already_done(struct responder *d, const char *clientid)
 {
 	size_t i;
 
@@ -77,7 +77,7 @@ static bool already_done(struct daemon *d, const char *clientid)
 }
 
 /* Remember that clientid made an account. MQC_OK or MQC_ERR_NOMEM. */
-static int remember_done(struct daemon *d, const char *clientid)
+static int remember_done(struct responder *d, const char *clientid)
 {
 	if(d->reg_done_n == d->reg_done_cap){
 		size_t cap = d->reg_done_cap ? 2 * d->reg_done_cap : 16;
@@ -120,7 +120,7 @@ static const char *get_str(json_t *req, const char *key, bool *present)
 }
 
 /* New reference: the answer to one registration request. */
-static json_t *answer(struct daemon *d, const char *clientid, const void *payload, size_t len)
+static json_t *answer(struct responder *d, const char *clientid, const void *payload, size_t len)
 {
 	json_t *req, *id, *resp = NULL, *pw;
 	const char *user, *nick, *invite;
@@ -132,7 +132,7 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 
 	req = rpc__load_request(payload, len, REG_MAX_REQUEST, REG_MAX_ID, &id, &resp);
 	if(req == NULL) return resp;
-	if(d->cfg.registration == REG_OFF){
+	if(d->cfg->registration == REG_OFF){
 		resp = rpc__fail(id, "closed", "registration is closed");
 		goto done;
 	}
@@ -170,7 +170,7 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 		resp = rpc__fail(id, "bad_request", "\"invite\" must be a string");
 		goto done;
 	}
-	if(d->cfg.registration == REG_INVITE && (invite == NULL || *invite == '\0')){
+	if(d->cfg->registration == REG_INVITE && (invite == NULL || *invite == '\0')){
 		resp = rpc__fail(id, "invite_required", "registration needs an invite code");
 		goto done;
 	}
@@ -194,7 +194,7 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 		resp = nick_answer__refusal(id, rc, &clash, why);
 		goto done;
 	}
-	if(d->cfg.registration == REG_INVITE){
+	if(d->cfg->registration == REG_INVITE){
 		struct invite_find f = {.code = invite, .now = time__now_ms()};
 
 		rc = userdb__invite_each(d->udb, invite_find_cb, &f);
@@ -229,7 +229,7 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 		resp = rpc__fail(id, "internal", "user store busy: %s", mqc_strerror(rc));
 		goto done;
 	}
-	if(d->cfg.registration == REG_INVITE){
+	if(d->cfg->registration == REG_INVITE){
 		rc = userdb__invite_use(d->udb, invite, time__now_ms());
 		if(rc != MQC_OK){
 			userdb__rollback(d->udb);
@@ -258,9 +258,9 @@ static json_t *answer(struct daemon *d, const char *clientid, const void *payloa
 		resp = rpc__fail(id, "internal", "cannot commit: %s", mqc_strerror(rc));
 		goto done;
 	}
-	d->stats.registrations++;
+	d->registrations++;
 	log_info("%s | register | %s%s", log_escape(clientid, strlen(clientid), esc, sizeof(esc)), user,
-			d->cfg.registration == REG_INVITE ? " (invite)" : "");
+			d->cfg->registration == REG_INVITE ? " (invite)" : "");
 	resp = json_pack("{sOsbss}", "id", id, "ok", 1, "user", user);
 	ok_done = true;
 done:
@@ -273,14 +273,14 @@ done:
 	return resp;
 }
 
-void register__cleanup(struct daemon *d)
+void register__cleanup(struct responder *d)
 {
 	free(d->reg_done);
 	d->reg_done = NULL;
 	d->reg_done_n = d->reg_done_cap = 0;
 }
 
-void register__handle(struct conn *c, const struct mqtt_msg *msg)
+void register__handle(struct responder *rs, const struct mqtt_msg *msg)
 {
 	char clientid[CLIENTID_MAX_LEN + 1], topic[CLIENTID_MAX_LEN + 32], esc[128];
 	const char *rest = msg->topic + 14, *slash, *device;
@@ -299,7 +299,7 @@ void register__handle(struct conn *c, const struct mqtt_msg *msg)
 		goto bad_topic;
 	}
 	snprintf(topic, sizeof(topic), "chat/register/%s/resp", clientid);
-	daemon__reply(c, topic, answer(c->d, clientid, msg->payload, msg->len), msg);
+	responder__reply(rs, topic, answer(rs, clientid, msg->payload, msg->len), msg);
 	return;
 bad_topic:
 	log_warnx("registration on an unexpected topic %s ignored",

@@ -33,7 +33,7 @@
 #define RPC_MAX_ANSWER 60000
 
 struct rpc_req {
-	struct daemon *d;
+	struct responder *d;   /* the worker's: its own store connections */
 	const char *user;
 	json_t *req;   /* borrowed */
 	json_t *id;    /* borrowed: the request's id, or json null */
@@ -746,7 +746,7 @@ json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_
 }
 
 /* New reference: the answer to one request payload. */
-static json_t *answer(struct daemon *d, const char *user, const void *payload, size_t len)
+static json_t *answer(struct responder *d, const char *user, const void *payload, size_t len)
 {
 	struct rpc_req r = {.d = d, .user = user};
 	json_t *req, *id, *op, *resp = NULL;
@@ -774,7 +774,7 @@ done:
 	return resp;
 }
 
-void rpc__handle(struct conn *c, const struct mqtt_msg *msg)
+void rpc__handle(struct responder *rs, const struct mqtt_msg *msg)
 {
 	char user[NAME_MAX_LEN + 1], topic[NAME_MAX_LEN + 32], esc[128];
 	const char *rest = msg->topic + 9, *slash;
@@ -796,6 +796,6 @@ void rpc__handle(struct conn *c, const struct mqtt_msg *msg)
 		 * anything else), so that is where the answer goes. */
 		log_debug("%s asked for answers on another topic; using %s", user, topic);
 	}
-	c->d->stats.rpc++;
-	daemon__reply(c, topic, answer(c->d, user, msg->payload, msg->len), msg);
+	rs->rpc++;
+	responder__reply(rs, topic, answer(rs, user, msg->payload, msg->len), msg);
 }

@@ -8,7 +8,7 @@
  *                  archiver by byte 0 % 5, topic chat/rpc/<user>/req,
  *                  payload = the rest;
  *   byte 0 >= 0xf0: topic = the bytes up to the first NUL, payload after.
- * daemon__reply is replaced here to check every answer:
+ * responder__reply is replaced here to check every answer:
  *   - exactly one answer per request on a valid topic, on
  *     chat/rpc/<user>/resp, none otherwise;
  *   - a JSON object with "ok" true or false; a failure has an "error" code
@@ -48,8 +48,8 @@ static const char *rpc_members[][2] = {
 };
 
 static struct {
-	struct daemon d;
-	struct conn c;
+	struct responder d;
+	char auth_path[512], archive_path[512];
 	char dir[256];
 	bool ready;
 	int64_t made;   /* before the accounts and rooms: older messages are earlier holders' */
@@ -90,10 +90,10 @@ static void rpc_setup(void)
 	snprintf(rpc_fx.dir, sizeof(rpc_fx.dir), "%s/mqchat-fuzz-rpc-XXXXXX", tmp);
 	FUZZ_ASSERT(mkdtemp(rpc_fx.dir) != NULL);
 	atexit(rpc_cleanup);
-	snprintf(rpc_fx.d.auth_path, sizeof(rpc_fx.d.auth_path), "%s/auth.db", rpc_fx.dir);
-	snprintf(rpc_fx.d.archive_path, sizeof(rpc_fx.d.archive_path), "%s/archive.db", rpc_fx.dir);
-	FUZZ_ASSERT(userdb__open(rpc_fx.d.auth_path, USERDB_CREATE, &rpc_fx.d.udb, err, sizeof(err)) == MQC_OK);
-	FUZZ_ASSERT(archive__open(rpc_fx.d.archive_path, &rpc_fx.d.ar, err, sizeof(err)) == MQC_OK);
+	snprintf(rpc_fx.auth_path, sizeof(rpc_fx.auth_path), "%s/auth.db", rpc_fx.dir);
+	snprintf(rpc_fx.archive_path, sizeof(rpc_fx.archive_path), "%s/archive.db", rpc_fx.dir);
+	FUZZ_ASSERT(userdb__open(rpc_fx.auth_path, USERDB_CREATE, &rpc_fx.d.udb, err, sizeof(err)) == MQC_OK);
+	FUZZ_ASSERT(archive__open(rpc_fx.archive_path, &rpc_fx.d.ar, err, sizeof(err)) == MQC_OK);
 	rpc_fx.made = time__now_ms();
 	/* Cheapest hash: passwd verifies the old password on every request. */
 	FUZZ_ASSERT(pwhash__make("password-xxxx", 13, 1000, hash, sizeof(hash)) == MQC_OK);
@@ -132,7 +132,6 @@ static void rpc_setup(void)
 		m.server_ts = k < RPC_OLD_MSGS ? rpc_fx.made - 3600 * 1000 + k : time__now_ms() + k;
 		FUZZ_ASSERT(archive__store(rpc_fx.d.ar, &m, NULL, NULL, NULL) == MQC_OK);
 	}
-	rpc_fx.c.d = &rpc_fx.d;
 	rpc_fx.ready = true;
 }
 
@@ -155,15 +154,15 @@ static bool rpc_code(const char *s)
 	return true;
 }
 
-/* Replaces the daemon's: checks the answer instead of publishing it. */
-void daemon__reply(struct conn *c, const char *topic, json_t *resp, const struct mqtt_msg *req)
+/* Replaces worker.c's: checks the answer instead of handing it on. */
+void responder__reply(struct responder *rs, const char *topic, json_t *resp, const struct mqtt_msg *req)
 {
 	json_t *v, *msgs;
 	char *text;
 	size_t i;
 
 	(void)req;
-	FUZZ_ASSERT(c == &rpc_fx.c);
+	FUZZ_ASSERT(rs == &rpc_fx.d);
 	rpc_fx.answers++;
 	FUZZ_ASSERT(!strcmp(topic, rpc_fx.topic));
 	FUZZ_ASSERT(resp != NULL && json_is_object(resp));
@@ -265,7 +264,7 @@ FUZZ_TARGET(rpc)
 	msg.payload = payload;
 	msg.len = (size_t)(end - p);
 	rpc_fx.answers = 0;
-	rpc__handle(&rpc_fx.c, &msg);
+	rpc__handle(&rpc_fx.d, &msg);
 	FUZZ_ASSERT(rpc_fx.answers == (expect_answer ? 1 : 0));
 	free(payload);
 	return 0;
