@@ -126,34 +126,9 @@ void archive__library_init(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-/* SQLite result to our status: a full disk, a read-only file or an I/O error
- * are all "cannot write here now" (MQC_ERR_IO). */
-static int map_rc(int rc)
-{
-	switch(rc & 0xff){
-		case SQLITE_OK:
-		case SQLITE_DONE:
-		case SQLITE_ROW:
-			return MQC_OK;
-		case SQLITE_BUSY:
-		case SQLITE_LOCKED:
-			return MQC_ERR_BUSY;
-		case SQLITE_NOMEM:
-			return MQC_ERR_NOMEM;
-		case SQLITE_FULL:
-		case SQLITE_READONLY:
-		case SQLITE_IOERR:
-		case SQLITE_CANTOPEN:
-		case SQLITE_PERM:
-			return MQC_ERR_IO;
-		default:
-			return MQC_ERR_DB;
-	}
-}
-
 static int exec(struct archive *ar, const char *sql)
 {
-	return map_rc(sqlite3_exec(ar->db, sql, NULL, NULL, NULL));
+	return sqlutil__status(sqlite3_exec(ar->db, sql, NULL, NULL, NULL));
 }
 
 /* FNV-1a over sender, a 0 byte and id: the dedup key (collisions are
@@ -194,11 +169,11 @@ static int check_schema(struct archive *ar, char *err, size_t errlen)
 	rc = sqlutil__schema_version(ar->db, &version, &prepared);
 	if(!prepared){
 		mqc_seterr(err, errlen, "%s: not an mqchat archive (%s)", ar->path, sqlite3_errmsg(ar->db));
-		return map_rc(rc) == MQC_ERR_DB ? MQC_ERR_SCHEMA : map_rc(rc);
+		return sqlutil__status(rc) == MQC_ERR_DB ? MQC_ERR_SCHEMA : sqlutil__status(rc);
 	}
 	if(rc != SQLITE_OK){
 		mqc_seterr(err, errlen, "%s: %s", ar->path, sqlite3_errstr(rc));
-		return map_rc(rc);
+		return sqlutil__status(rc);
 	}
 	if(version != ARCHIVE_SCHEMA_VERSION){
 		mqc_seterr(err, errlen, "%s: archive schema version %d, this build needs %d", ar->path,
@@ -226,7 +201,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 			SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if(rc != SQLITE_OK){
 		mqc_seterr(err, errlen, "%s: %s", path, ar->db ? sqlite3_errmsg(ar->db) : sqlite3_errstr(rc));
-		rc = map_rc(rc);
+		rc = sqlutil__status(rc);
 		goto fail;
 	}
 	sqlite3_busy_timeout(ar->db, ARCHIVE_BUSY_TIMEOUT_MS);
@@ -405,7 +380,7 @@ static int find_dup(struct archive *ar, const char *sender, const char *id, int6
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return map_rc(rc);
+	return sqlutil__status(rc);
 }
 
 /* Is a row of (sender, id) stored at server_ts a copy of a message the
@@ -471,7 +446,7 @@ int archive__store(struct archive *ar, const struct archive_msg *m, archive_crea
 	if(rc == SQLITE_DONE && stored) *stored = true;
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return map_rc(rc);
+	return sqlutil__status(rc);
 }
 
 static int status_rank(const char *s)
@@ -516,7 +491,7 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if(rc != SQLITE_DONE) return map_rc(rc);
+	if(rc != SQLITE_DONE) return sqlutil__status(rc);
 	if(!allowed) return MQC_OK;
 	/* The reader's name may have had another holder, whose message this
 	 * is: only the holder it was sent to may mark it. */
@@ -535,7 +510,7 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if(rc != SQLITE_DONE) return map_rc(rc);
+	if(rc != SQLITE_DONE) return sqlutil__status(rc);
 	*updated = true;
 	return MQC_OK;
 }
@@ -548,7 +523,7 @@ int archive__count_invalid(struct archive *ar, int64_t n)
 	sqlite3_bind_int64(st, 1, n);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return map_rc(rc);
+	return sqlutil__status(rc);
 }
 
 int archive__probe(struct archive *ar)
@@ -563,7 +538,7 @@ int archive__probe(struct archive *ar)
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return map_rc(rc);
+	return sqlutil__status(rc);
 }
 
 /* New reference: the current row of st (selected with MSG_COLS) in the
@@ -640,7 +615,7 @@ static int seq_row(sqlite3_stmt *st, int64_t *seq, int64_t *ts)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if(rc == SQLITE_ROW) return MQC_OK;
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
 }
 
 /* The first row with seq >= x. */
@@ -888,13 +863,13 @@ int archive__expire_step(struct archive *ar, const char *conv,
 		rc = sqlite3_step(del);
 		sqlite3_reset(del);
 		if(rc != SQLITE_DONE){
-			rc = map_rc(rc);
+			rc = sqlutil__status(rc);
 			goto fail;
 		}
 		(*deleted)++;
 	}
 	if(rc != SQLITE_ROW && rc != SQLITE_DONE){
-		rc = map_rc(rc);
+		rc = sqlutil__status(rc);
 		goto fail;
 	}
 	if(n < max_scan) *done = true;
@@ -922,7 +897,7 @@ static int delete_batches(struct archive *ar, const char *sql, const char *text,
 
 	*deleted = 0;
 	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	i = sqlite3_bind_parameter_index(st, ":text");
 	rc = i && text ? sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC) : SQLITE_OK;
 	i = sqlite3_bind_parameter_index(st, ":num");
@@ -939,7 +914,7 @@ static int delete_batches(struct archive *ar, const char *sql, const char *text,
 	}while(changes >= ARCHIVE_BATCH);
 done:
 	sqlite3_finalize(st);
-	return map_rc(rc);
+	return sqlutil__status(rc);
 }
 
 int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted)
@@ -989,14 +964,14 @@ static int query_int(struct archive *ar, const char *sql, int64_t def, int64_t *
 
 	*out = def;
 	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW){
 		if(sqlite3_column_type(st, 0) != SQLITE_NULL) *out = sqlite3_column_int64(st, 0);
 		rc = SQLITE_DONE;
 	}
 	sqlite3_finalize(st);
-	return map_rc(rc);
+	return sqlutil__status(rc);
 }
 
 json_t *archive__stats(struct archive *ar)

@@ -1,6 +1,7 @@
 /* sqlutil.c - small SQLite helpers shared by the stores (see sqlutil.h). */
 #include <stdio.h>
 
+#include "err.h"
 #include "sqlutil.h"
 
 int sqlutil__schema_version(sqlite3 *db, int *version, bool *prepared)
@@ -19,4 +20,29 @@ int sqlutil__schema_version(sqlite3 *db, int *version, bool *prepared)
 	}
 	sqlite3_finalize(st);
 	return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
+}
+
+int sqlutil__status(int rc)
+{
+	switch(rc & 0xff){
+		case SQLITE_OK:
+		case SQLITE_DONE:
+		case SQLITE_ROW:
+			return MQC_OK;
+		case SQLITE_BUSY:
+		case SQLITE_LOCKED:
+			return MQC_ERR_BUSY;
+		case SQLITE_CONSTRAINT:
+			return MQC_ERR_EXISTS;
+		case SQLITE_NOMEM:
+			return MQC_ERR_NOMEM;
+		case SQLITE_FULL:
+		case SQLITE_READONLY:
+		case SQLITE_IOERR:
+		case SQLITE_CANTOPEN:
+		case SQLITE_PERM:
+			return MQC_ERR_IO;
+		default:
+			return MQC_ERR_DB;
+	}
 }

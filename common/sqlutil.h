@@ -12,4 +12,11 @@
  * prepared at all (false: no meta table, so not one of our stores). */
 int sqlutil__schema_version(sqlite3 *db, int *version, bool *prepared);
 
+/* The one mapping of an SQLite result (primary or extended code) to an
+ * MQC_ status, for every store: OK/ROW/DONE are MQC_OK; BUSY and LOCKED are
+ * MQC_ERR_BUSY; CONSTRAINT is MQC_ERR_EXISTS; a full disk, a read-only file,
+ * an I/O error, a file that cannot be opened or a denied lock are all "cannot
+ * write here now" (MQC_ERR_IO); anything else is MQC_ERR_DB. */
+int sqlutil__status(int rc);
+
 #endif

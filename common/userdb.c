@@ -14,29 +14,10 @@
 /* The schema, generated at build time from common/userdb_schema.sql. */
 #include "userdb_schema.inc"
 
-static int map_rc(int rc)
-{
-	switch(rc){
-		case SQLITE_OK:
-		case SQLITE_DONE:
-		case SQLITE_ROW:
-			return MQC_OK;
-		case SQLITE_BUSY:
-		case SQLITE_LOCKED:
-			return MQC_ERR_BUSY;
-		case SQLITE_CONSTRAINT:
-			return MQC_ERR_EXISTS;
-		case SQLITE_NOMEM:
-			return MQC_ERR_NOMEM;
-		default:
-			return MQC_ERR_DB;
-	}
-}
-
 /* Run one statement that returns no rows. */
 static int exec(struct userdb *udb, const char *sql)
 {
-	return map_rc(sqlite3_exec(udb->db, sql, NULL, NULL, NULL));
+	return sqlutil__status(sqlite3_exec(udb->db, sql, NULL, NULL, NULL));
 }
 
 /* Every table must be there: a half-made or foreign file is refused.
@@ -71,7 +52,7 @@ static int upgrade_v1(struct userdb *udb, char *err, size_t errlen)
 
 	rc = exec(udb, "BEGIN IMMEDIATE");
 	if(rc == MQC_OK){
-		rc = map_rc(sqlutil__schema_version(udb->db, &version, &prepared));
+		rc = sqlutil__status(sqlutil__schema_version(udb->db, &version, &prepared));
 		if(rc == MQC_OK && version == USERDB_SCHEMA_VERSION_V1){
 			snprintf(sql, sizeof(sql), "UPDATE meta SET value='%d' WHERE key='schema_version'",
 					USERDB_SCHEMA_VERSION);
@@ -104,7 +85,7 @@ static int check_schema(struct userdb *udb, int flags, char *err, size_t errlen)
 	}
 	if(rc != SQLITE_OK){
 		mqc_seterr(err, errlen, "%s: %s", udb->path, sqlite3_errstr(rc));
-		return map_rc(rc);
+		return sqlutil__status(rc);
 	}
 	if(version == USERDB_SCHEMA_VERSION_V1){
 		/* The previous release's store: its tables are read as before,
@@ -222,11 +203,11 @@ int userdb__data_version(struct userdb *udb, int64_t *version)
 	int rc;
 
 	rc = sqlite3_prepare_v2(udb->db, "PRAGMA data_version", -1, &st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW) *version = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? MQC_OK : map_rc(rc);
+	return rc == SQLITE_ROW ? MQC_OK : sqlutil__status(rc);
 }
 
 const char *user_kind__name(enum user_kind kind)
@@ -264,14 +245,14 @@ static int prepare_bind(struct userdb *udb, const char *sql, sqlite3_stmt **st,
 	int rc, i;
 
 	rc = sqlite3_prepare_v2(udb->db, sql, -1, st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	for(i=0; i<n; i++){
 		rc = args[i] ? sqlite3_bind_text(*st, i + 1, args[i], -1, SQLITE_STATIC)
 			: sqlite3_bind_null(*st, i + 1);
 		if(rc != SQLITE_OK){
 			sqlite3_finalize(*st);
 			*st = NULL;
-			return map_rc(rc);
+			return sqlutil__status(rc);
 		}
 	}
 	return MQC_OK;
@@ -285,7 +266,7 @@ static int finish(struct userdb *udb, sqlite3_stmt *st, int *changes)
 	sqlite3_finalize(st);
 	if(changes) *changes = sqlite3_changes(udb->db);
 	if(rc == SQLITE_DONE || rc == SQLITE_ROW) return MQC_OK;
-	return map_rc(rc);
+	return sqlutil__status(rc);
 }
 
 static int run(struct userdb *udb, const char *sql, int *changes, int n, const char *const *args)
@@ -343,7 +324,7 @@ static int get_int64(struct userdb *udb, const char *sql, const char *arg, int64
 	if(rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if(rc == SQLITE_ROW) return MQC_OK;
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
 }
 
 int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, int64_t *deleted)
@@ -360,7 +341,7 @@ int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, 
 	}
 	sqlite3_finalize(st);
 	if(rc == SQLITE_ROW) return MQC_OK;
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
 }
 
 int userdb__retired_each(struct userdb *udb,
@@ -374,7 +355,7 @@ int userdb__retired_each(struct userdb *udb,
 	}
 	rc = sqlite3_prepare_v2(udb->db, "SELECT name, created, deleted FROM retired ORDER BY name",
 			-1, &st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	while((rc = sqlite3_step(st)) == SQLITE_ROW){
 		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
 				sqlite3_column_int64(st, 2), arg);
@@ -384,7 +365,7 @@ int userdb__retired_each(struct userdb *udb,
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
 }
 
 int userdb__name_free(struct userdb *udb, const char *name)
@@ -488,7 +469,7 @@ int userdb__user_get(struct userdb *udb, const char *name, struct userdb_user *o
 		return MQC_OK;
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
 }
 
 int userdb__user_set_enabled(struct userdb *udb, const char *name, bool enabled)
@@ -567,7 +548,7 @@ int userdb__user_each(struct userdb *udb,
 	int rc;
 
 	rc = sqlite3_prepare_v2(udb->db, "SELECT " USER_COLS " FROM users ORDER BY name", -1, &st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	while((rc = sqlite3_step(st)) == SQLITE_ROW){
 		int crc;
 		row_to_user(st, &u);
@@ -578,7 +559,7 @@ int userdb__user_each(struct userdb *udb,
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
 }
 
 /* ---- rooms ---- */
@@ -616,7 +597,7 @@ int userdb__room_get(struct userdb *udb, const char *room, int *retention_days, 
 	}
 	sqlite3_finalize(st);
 	if(rc == SQLITE_ROW) return MQC_OK;
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
 }
 
 int userdb__member_add(struct userdb *udb, const char *room, const char *user)
@@ -656,7 +637,7 @@ int userdb__rooms_of(struct userdb *udb, const char *user,
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
 }
 
 int userdb__room_each(struct userdb *udb,
@@ -667,7 +648,7 @@ int userdb__room_each(struct userdb *udb,
 
 	rc = sqlite3_prepare_v2(udb->db, "SELECT name, retention_days, created FROM rooms ORDER BY name",
 			-1, &st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	while((rc = sqlite3_step(st)) == SQLITE_ROW){
 		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
 				sqlite3_column_int64(st, 2), arg);
@@ -677,7 +658,7 @@ int userdb__room_each(struct userdb *udb,
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
 }
 
 /* Walk (a, b) text pairs from a query with two optional equality filters. */
@@ -699,7 +680,7 @@ static int pair_each(struct userdb *udb, const char *sql, const char *a, const c
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
 }
 
 int userdb__member_each(struct userdb *udb, const char *room, const char *user,
@@ -779,7 +760,7 @@ int userdb__invite_each(struct userdb *udb,
 
 	rc = sqlite3_prepare_v2(udb->db, "SELECT code, uses_left, expires, created FROM invites"
 			" ORDER BY created, code", -1, &st, NULL);
-	if(rc != SQLITE_OK) return map_rc(rc);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
 	while((rc = sqlite3_step(st)) == SQLITE_ROW){
 		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
 				sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), arg);
@@ -789,5 +770,5 @@ int userdb__invite_each(struct userdb *udb,
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
 }

@@ -1,6 +1,7 @@
 /* test_common.c - the shared code the plugin relies on: the name grammar
- * (common/names.c), the envelope validator (common/envelope.c) and password
- * hashing (common/pwhash.c). */
+ * (common/names.c), the envelope validator (common/envelope.c), password
+ * hashing (common/pwhash.c) and the SQLite status mapping both stores use
+ * (common/sqlutil.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,57 @@
 #include "fast_scan.h"
 #include "names.h"
 #include "pwhash.h"
+#include "sqlutil.h"
+
+/* ---- SQLite status: one meaning for auth.db and archive.db ---- */
+
+static void test_sqlutil_status(void **state)
+{
+	(void)state;
+	assert_int_equal(sqlutil__status(SQLITE_OK), MQC_OK);
+	assert_int_equal(sqlutil__status(SQLITE_ROW), MQC_OK);
+	assert_int_equal(sqlutil__status(SQLITE_DONE), MQC_OK);
+	assert_int_equal(sqlutil__status(SQLITE_BUSY), MQC_ERR_BUSY);
+	assert_int_equal(sqlutil__status(SQLITE_LOCKED), MQC_ERR_BUSY);
+	assert_int_equal(sqlutil__status(SQLITE_NOMEM), MQC_ERR_NOMEM);
+	assert_int_equal(sqlutil__status(SQLITE_CONSTRAINT), MQC_ERR_EXISTS);
+	assert_int_equal(sqlutil__status(SQLITE_CONSTRAINT_UNIQUE), MQC_ERR_EXISTS);
+	/* a full disk is "cannot write here now", like a read-only file */
+	assert_int_equal(sqlutil__status(SQLITE_FULL), MQC_ERR_IO);
+	assert_int_equal(sqlutil__status(SQLITE_IOERR), MQC_ERR_IO);
+	assert_int_equal(sqlutil__status(SQLITE_IOERR_WRITE), MQC_ERR_IO);
+	assert_int_equal(sqlutil__status(SQLITE_READONLY), MQC_ERR_IO);
+	assert_int_equal(sqlutil__status(SQLITE_CANTOPEN), MQC_ERR_IO);
+	assert_int_equal(sqlutil__status(SQLITE_PERM), MQC_ERR_IO);
+	assert_int_equal(sqlutil__status(SQLITE_CORRUPT), MQC_ERR_DB);
+	assert_int_equal(sqlutil__status(SQLITE_NOTADB), MQC_ERR_DB);
+	assert_int_equal(sqlutil__status(SQLITE_ERROR), MQC_ERR_DB);
+}
+
+/* A real full database (page limit reached) and a real duplicate key. */
+static void test_sqlutil_status_real(void **state)
+{
+	sqlite3 *db = NULL;
+	int rc, i;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(k TEXT PRIMARY KEY, v BLOB);"
+			"INSERT INTO t VALUES('a', NULL);", NULL, NULL, NULL), SQLITE_OK);
+	rc = sqlite3_exec(db, "INSERT INTO t VALUES('a', NULL);", NULL, NULL, NULL);
+	assert_int_equal(sqlutil__status(rc), MQC_ERR_EXISTS);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count=8;", NULL, NULL, NULL), SQLITE_OK);
+	rc = SQLITE_OK;
+	for(i = 0; i < 100 && rc == SQLITE_OK; i++){
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "INSERT INTO t VALUES('k%d', zeroblob(4000));", i);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
+	assert_int_equal(rc, SQLITE_FULL);
+	assert_int_equal(sqlutil__status(rc), MQC_ERR_IO);
+	sqlite3_close(db);
+}
 
 /* ---- names ---- */
 
@@ -396,6 +448,8 @@ int main(void)
 		cmocka_unit_test(test_pwhash_round_trip),
 		cmocka_unit_test(test_pwhash_limits),
 		cmocka_unit_test(test_pwhash_malformed),
+		cmocka_unit_test(test_sqlutil_status),
+		cmocka_unit_test(test_sqlutil_status_real),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
