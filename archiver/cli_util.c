@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "applied.h"
 #include "archive.h"
@@ -24,6 +23,7 @@
 #include "names.h"
 #include "prompt.h"
 #include "pwhash.h"
+#include "rand.h"
 #include "userdb.h"
 
 /* ---- dispatch and usage ---- */
@@ -326,7 +326,7 @@ int cli__random_token(size_t nbytes, char *out, size_t outlen)
 	/* The first 6 bits pick the first character: draw again for '-' (1 in
 	 * 64), which the command line would read as an option. */
 	do{
-		if(RAND_bytes(raw, (int)nbytes) != 1){
+		if(rand__bytes(raw, nbytes) != MQC_OK){
 			return cli__error(CLI_ERR_RUNTIME, "no random bytes from OpenSSL");
 		}
 	}while(nbytes > 0 && raw[0] >> 2 == 62);

@@ -70,8 +70,6 @@ int options__prompt(const char *prompt, char *buf, size_t len);
 
 /* ---- util.c ---- */
 
-/* Fill out[0..n) with random bytes (getrandom). Returns 0 or -1. */
-int util__random(void *out, size_t n);
 /* A new message id: MSGID_LEN characters of [A-Za-z0-9], NUL-terminated
  * (out must hold MSGID_LEN + 1 bytes). */
 void util__msgid(char *out);

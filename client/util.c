@@ -4,29 +4,13 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "envelope.h"
 #include "err.h"
 #include "mqchat.h"
+#include "rand.h"
 #include "timeutil.h"
-
-int util__random(void *out, size_t n)
-{
-	unsigned char *p = out;
-
-	while(n > 0){
-		ssize_t r = getrandom(p, n, 0);
-		if(r < 0){
-			if(errno == EINTR) continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
 
 void util__msgid(char *out)
 {
@@ -38,9 +22,9 @@ void util__msgid(char *out)
 	/* Rejection sampling keeps the 62 symbols equally likely. */
 	while(i < MSGID_LEN){
 		if(k == sizeof(r)){
-			if(util__random(r, sizeof(r)) != 0){
-				/* getrandom cannot fail on Linux >= 3.17 short of a bad
-				 * pointer; fall back to time so an id is still unique. */
+			if(rand__bytes(r, sizeof(r)) != MQC_OK){
+				/* OpenSSL's generator fails only when it cannot seed;
+				 * fall back to time so an id is still unique. */
 				int64_t t = time__mono_ns() ^ time__now_ms();
 				memcpy(r, &t, sizeof(t));
 				memset(r + sizeof(t), 0, sizeof(r) - sizeof(t));
@@ -59,7 +43,7 @@ void util__randhex(char *out, size_t n)
 	size_t i;
 
 	if(n > sizeof(r)) n = sizeof(r);
-	if(util__random(r, n) != 0){
+	if(rand__bytes(r, n) != MQC_OK){
 		int64_t t = time__mono_ns();
 		memset(r, 0, sizeof(r));
 		memcpy(r, &t, sizeof(t) < n ? sizeof(t) : n);

@@ -5,10 +5,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "err.h"
 #include "pwhash.h"
+#include "rand.h"
 
 #define PREFIX "$pbkdf2-sha512$"
 #define SALT_LEN 16
@@ -38,7 +38,7 @@ int pwhash__make(const char *password, size_t pwlen, unsigned iterations,
 			|| iterations < PWHASH_MIN_ITERATIONS || iterations > PWHASH_MAX_ITERATIONS){
 		return MQC_ERR_INVAL;
 	}
-	if(RAND_bytes(salt, SALT_LEN) != 1) return MQC_ERR_CRYPTO;
+	if(rand__bytes(salt, SALT_LEN) != MQC_OK) return MQC_ERR_CRYPTO;
 	rc = derive(password, pwlen, salt, SALT_LEN, iterations, key);
 	if(rc) return rc;
 
@@ -92,7 +92,7 @@ int pwhash__make_secret(const char *secret, size_t len, char *out, size_t outlen
 	int n, rc;
 
 	if(secret == NULL || len < PWHASH_MIN_SECRET || len > PWHASH_MAX_PASSWORD) return MQC_ERR_INVAL;
-	if(RAND_bytes(salt, SALT_LEN) != 1) return MQC_ERR_CRYPTO;
+	if(rand__bytes(salt, SALT_LEN) != MQC_OK) return MQC_ERR_CRYPTO;
 	rc = secret_digest(secret, len, salt, key);
 	if(rc) return rc;
 	EVP_EncodeBlock((unsigned char *)salt64, salt, SALT_LEN);

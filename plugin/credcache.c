@@ -11,16 +11,16 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
 #include "err.h"
 #include "plugin.h"
+#include "rand.h"
 
 int credcache__init(struct credcache *c, size_t max_entries)
 {
 	memset(c, 0, sizeof(*c));
 	c->max_entries = max_entries;
-	if(RAND_bytes(c->key, sizeof(c->key)) != 1) return MQC_ERR_CRYPTO;
+	if(rand__bytes(c->key, sizeof(c->key)) != MQC_OK) return MQC_ERR_CRYPTO;
 	return MQC_OK;
 }
 

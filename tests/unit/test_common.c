@@ -1,7 +1,7 @@
 /* test_common.c - the shared code the plugin relies on: the name grammar
  * (common/names.c), the envelope validator (common/envelope.c), password
- * hashing (common/pwhash.c) and the SQLite status mapping both stores use
- * (common/sqlutil.c). */
+ * hashing (common/pwhash.c), the one random source (common/rand.c) and the
+ * SQLite status mapping both stores use (common/sqlutil.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +17,24 @@
 #include "fast_scan.h"
 #include "names.h"
 #include "pwhash.h"
+#include "rand.h"
 #include "sqlutil.h"
+
+/* ---- random bytes ---- */
+
+static void test_rand_bytes(void **state)
+{
+	unsigned char a[32], b[32], zero[32] = {0};
+
+	(void)state;
+	assert_int_equal(rand__bytes(a, 0), MQC_OK);
+	memset(a, 0, sizeof(a));
+	assert_int_equal(rand__bytes(a, sizeof(a)), MQC_OK);
+	assert_int_equal(rand__bytes(b, sizeof(b)), MQC_OK);
+	/* 2^-256 odds of a false failure */
+	assert_memory_not_equal(a, zero, sizeof(a));
+	assert_memory_not_equal(a, b, sizeof(a));
+}
 
 /* ---- SQLite status: one meaning for auth.db and archive.db ---- */
 
@@ -448,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_pwhash_round_trip),
 		cmocka_unit_test(test_pwhash_limits),
 		cmocka_unit_test(test_pwhash_malformed),
+		cmocka_unit_test(test_rand_bytes),
 		cmocka_unit_test(test_sqlutil_status),
 		cmocka_unit_test(test_sqlutil_status_real),
 	};
