@@ -104,6 +104,17 @@ bool names__split_clientid(const char *id, size_t *user_len,
 	return names__valid_device(*device, *device_len);
 }
 
+bool names__register_clientid(const char *id, size_t len, size_t *device_len)
+{
+	const size_t plen = sizeof(REGISTER_USER "@") - 1;
+
+	if(id == NULL || len <= plen || len > CLIENTID_MAX_LEN) return false;
+	if(memcmp(id, REGISTER_USER "@", plen) != 0) return false;
+	if(!names__valid_device(id + plen, len - plen)) return false;
+	if(device_len) *device_len = len - plen;
+	return true;
+}
+
 /* ---- nicks (see names.h) ---- */
 
 /* The code point at p (p < end) into *cp; returns its length in bytes, or

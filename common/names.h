@@ -43,6 +43,12 @@ bool names__valid_msgid(const char *s, size_t len);
 bool names__split_clientid(const char *id, size_t *user_len,
 		const char **device, size_t *device_len);
 
+/* True if id[0..len) is a registration client id, REGISTER_USER "@" and a
+ * valid device suffix, the one rule the plugin's auth and ACL and the
+ * archiver's registration apply. *device_len (if not NULL) gets the length
+ * of the suffix, which the plugin's auth also bounds below. */
+bool names__register_clientid(const char *id, size_t len, size_t *device_len);
+
 /* ---- nicks ----
  *
  * A nick is what other people see in place of an account's name, so it

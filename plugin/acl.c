@@ -240,18 +240,7 @@ static enum acl_reason decide_service(const struct mqchat *m, const struct acl_r
 			if(lv_is(&t.lv[1], "rpc")){
 				if(!names__valid(t.lv[2].p, t.lv[2].n)) return ACL_DENY_TOPIC;
 			}else if(lv_is(&t.lv[1], "register")){
-				size_t ul;
-				const char *dev;
-				size_t devlen;
-				char id[CLIENTID_MAX_LEN + 1];
-
-				if(t.lv[2].n == 0 || t.lv[2].n > CLIENTID_MAX_LEN) return ACL_DENY_TOPIC;
-				memcpy(id, t.lv[2].p, t.lv[2].n);
-				id[t.lv[2].n] = '\0';
-				if(!names__split_clientid(id, &ul, &dev, &devlen) || dev == NULL
-						|| ul != strlen(REGISTER_USER) || memcmp(id, REGISTER_USER, ul) != 0){
-					return ACL_DENY_TOPIC;
-				}
+				if(!names__register_clientid(t.lv[2].p, t.lv[2].n, NULL)) return ACL_DENY_TOPIC;
 			}else{
 				return ACL_DENY_TOPIC;
 			}

@@ -100,13 +100,11 @@ static int refuse(struct mqchat *m, const char *addr, const char *username, cons
 static int register_auth(struct mqchat *m, const struct mosquitto *client, const char *addr,
 		const char *clientid, int64_t now)
 {
-	size_t ulen, devlen;
-	const char *dev;
+	size_t devlen;
 
 	/* With registration off it connects all the same: it may ask
 	 * login_status, and any registration request is answered "closed". */
-	if(!names__split_clientid(clientid, &ulen, &dev, &devlen) || dev == NULL
-			|| ulen != strlen(REGISTER_USER) || memcmp(clientid, REGISTER_USER, ulen) != 0
+	if(!names__register_clientid(clientid, strlen(clientid), &devlen)
 			|| devlen < REGISTER_MIN_DEVICE){
 		return refuse(m, addr, REGISTER_USER, clientid,
 				"registration client id must be _register@<8..64 of A-Za-z0-9_.->");

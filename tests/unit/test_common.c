@@ -160,6 +160,48 @@ static void test_msgid_span16(void **state)
 	free(block);
 }
 
+/* The registration client id, and the split-then-compare reading it
+ * replaces in the plugin and the archiver: both agree on every case. */
+static bool register_by_split(const char *id)
+{
+	size_t ulen, dlen;
+	const char *dev;
+
+	return names__split_clientid(id, &ulen, &dev, &dlen) && dev != NULL
+			&& ulen == strlen(REGISTER_USER) && memcmp(id, REGISTER_USER, ulen) == 0;
+}
+
+static void test_register_clientid(void **state)
+{
+	static const char *const good[] = {
+		"_register@a", "_register@abcdefgh", "_register@A-b_c.9",
+		"_register@0123456789012345678901234567890123456789012345678901234567890123",
+	};
+	static const char *const bad[] = {
+		"", "_register", "_register@", "_register@a@b", "_register@a/b", "_register@a b",
+		"_registe@abcdefgh", "_registerx@abcdefgh", "register@abcdefgh", "alice@abcdefgh",
+		"_Register@abcdefgh", "@abcdefgh", "_register@abc+", "_register@abc#",
+		"_register@01234567890123456789012345678901234567890123456789012345678901234",
+	};
+	size_t i, dlen = 0;
+
+	(void)state;
+	for(i = 0; i < sizeof(good) / sizeof(good[0]); i++){
+		assert_true(names__register_clientid(good[i], strlen(good[i]), NULL));
+		assert_true(register_by_split(good[i]));
+	}
+	for(i = 0; i < sizeof(bad) / sizeof(bad[0]); i++){
+		assert_false(names__register_clientid(bad[i], strlen(bad[i]), NULL));
+		assert_false(register_by_split(bad[i]));
+	}
+	assert_true(names__register_clientid("_register@abcdefgh", 18, &dlen));
+	assert_int_equal(dlen, 8);
+	/* the length is the id's, not the string's: a topic level in place */
+	assert_true(names__register_clientid("_register@abc/resp", 13, NULL));
+	assert_false(names__register_clientid("_register@abc/resp", 18, NULL));
+	assert_false(names__register_clientid(NULL, 0, NULL));
+}
+
 static void test_split_clientid(void **state)
 {
 	size_t ulen = 99, dlen = 99;
@@ -459,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_msgid_span16),
 		cmocka_unit_test(test_split_clientid),
+		cmocka_unit_test(test_register_clientid),
 		cmocka_unit_test(test_envelope_valid),
 		cmocka_unit_test(test_envelope_malformed),
 		cmocka_unit_test(test_utf8),
