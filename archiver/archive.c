@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "archkey.h"
 #include "err.h"
 #include "names.h"
 #include "sqlutil.h"
@@ -131,34 +132,9 @@ static int exec(struct archive *ar, const char *sql)
 	return sqlutil__status(sqlite3_exec(ar->db, sql, NULL, NULL, NULL));
 }
 
-/* FNV-1a over sender, a 0 byte and id: the dedup key (collisions are
- * resolved by comparing the text). */
-static int64_t id_hash(const char *sender, const char *id)
-{
-	uint64_t h = 1469598103934665603ULL;
-	const unsigned char *p;
-
-	for(p = (const unsigned char *)sender; *p; p++){
-		h ^= *p;
-		h *= 1099511628211ULL;
-	}
-	h ^= 0;
-	h *= 1099511628211ULL;
-	for(p = (const unsigned char *)id; *p; p++){
-		h ^= *p;
-		h *= 1099511628211ULL;
-	}
-	return (int64_t)h;
-}
-
 void archive__dm_conv(const char *a, const char *b, char *out, size_t outlen)
 {
-	if(strcmp(a, b) > 0){
-		const char *t = a;
-		a = b;
-		b = t;
-	}
-	snprintf(out, outlen, "d:%s|%s", a, b);
+	archkey__dm_conv(a, b, out, outlen);
 }
 
 static int check_schema(struct archive *ar, char *err, size_t errlen)
@@ -422,7 +398,7 @@ int archive__store(struct archive *ar, const struct archive_msg *m, archive_crea
 	}else{
 		snprintf(conv, sizeof(conv), "r:%s", m->room);
 	}
-	idh = id_hash(m->sender, m->id);
+	idh = archkey__id_hash(m->sender, m->id);
 	rc = find_dup(ar, m->sender, m->id, idh, &found, &dup_ts);
 	if(rc != MQC_OK) return rc;
 	if(found){
@@ -470,7 +446,7 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 
 	*updated = false;
 	if(want < 1) return MQC_ERR_INVAL;
-	if(sqlite3_bind_int64(st, 1, id_hash(orig_sender, ref))
+	if(sqlite3_bind_int64(st, 1, archkey__id_hash(orig_sender, ref))
 			|| sqlite3_bind_text(st, 2, orig_sender, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 3, ref, -1, SQLITE_STATIC)){
 		sqlite3_reset(st);

@@ -3,43 +3,17 @@
  * latency runs.
  *
  * Mix: 5% in the DM s0 <-> r0 (a deep history), 10% in room --room, the
- * rest DMs between random s<i> and r<j> (i, j < --pairs). Rows get the same
- * dedup hash the archiver computes (FNV-1a over sender, 0, id). */
+ * rest DMs between random s<i> and r<j> (i, j < --pairs). Rows get the keys
+ * the archiver computes (common/archkey.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <sqlite3.h>
 
+#include "archkey.h"
 #include "bench.h"
 #include "timeutil.h"
-
-static int64_t id_hash(const char *sender, const char *id)
-{
-	uint64_t h = 1469598103934665603ULL;
-	const unsigned char *p;
-
-	for(p = (const unsigned char *)sender; *p; p++){
-		h ^= *p;
-		h *= 1099511628211ULL;
-	}
-	h *= 1099511628211ULL;
-	for(p = (const unsigned char *)id; *p; p++){
-		h ^= *p;
-		h *= 1099511628211ULL;
-	}
-	return (int64_t)h;
-}
-
-static void dm_conv(const char *a, const char *b, char *out, size_t outlen)
-{
-	if(strcmp(a, b) > 0){
-		const char *t = a;
-		a = b;
-		b = t;
-	}
-	snprintf(out, outlen, "d:%s|%s", a, b);
-}
 
 int prefill__archive(const struct bench_opts *o)
 {
@@ -90,7 +64,7 @@ int prefill__archive(const struct bench_opts *o)
 			}
 		}
 		if(!room){
-			dm_conv(sender, rcpt, conv, sizeof(conv));
+			archkey__dm_conv(sender, rcpt, conv, sizeof(conv));
 		}
 		snprintf(id, sizeof(id), "pf%ld", i);
 		if(sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC) != SQLITE_OK
@@ -100,7 +74,7 @@ int prefill__archive(const struct bench_opts *o)
 				|| sqlite3_bind_text(st, 5, id, -1, SQLITE_STATIC) != SQLITE_OK
 				|| sqlite3_bind_text(st, 6, body, 40 + (int)(rnd % 100), SQLITE_STATIC) != SQLITE_OK
 				|| sqlite3_bind_int64(st, 7, base_ts + i) != SQLITE_OK
-				|| sqlite3_bind_int64(st, 8, id_hash(sender, id)) != SQLITE_OK){
+				|| sqlite3_bind_int64(st, 8, archkey__id_hash(sender, id)) != SQLITE_OK){
 			goto fail;
 		}
 		if(sqlite3_step(st) != SQLITE_DONE){

@@ -1,7 +1,8 @@
 /* test_common.c - the shared code the plugin relies on: the name grammar
  * (common/names.c), the envelope validator (common/envelope.c), password
- * hashing (common/pwhash.c), the one random source (common/rand.c) and the
- * SQLite status mapping both stores use (common/sqlutil.c). */
+ * hashing (common/pwhash.c), the archive's keys (common/archkey.c), the one
+ * random source (common/rand.c) and the SQLite status mapping both stores use
+ * (common/sqlutil.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "archkey.h"
 #include "envelope.h"
 #include "err.h"
 #include "fast_scan.h"
@@ -19,6 +21,25 @@
 #include "pwhash.h"
 #include "rand.h"
 #include "sqlutil.h"
+
+/* ---- archive keys ---- */
+
+/* The dedup hash is stored in every row of archive.db: its values are
+ * pinned (FNV-1a 64 of "alice\0m1", computed apart). */
+static void test_archkey(void **state)
+{
+	char a[96], b[96];
+
+	(void)state;
+	assert_true(archkey__id_hash("alice", "m1") == INT64_C(5529305734151787813));
+	assert_true(archkey__id_hash("", "") == INT64_C(4953163356653287321));
+	assert_true(archkey__id_hash("bob", "AbC-_9") == INT64_C(-3026648388415089699));
+	assert_true(archkey__id_hash("alice", "m1") != archkey__id_hash("alicem", "1"));
+	archkey__dm_conv("bob", "alice", a, sizeof(a));
+	archkey__dm_conv("alice", "bob", b, sizeof(b));
+	assert_string_equal(a, "d:alice|bob");
+	assert_string_equal(b, "d:alice|bob");
+}
 
 /* ---- random bytes ---- */
 
@@ -508,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_pwhash_round_trip),
 		cmocka_unit_test(test_pwhash_limits),
 		cmocka_unit_test(test_pwhash_malformed),
+		cmocka_unit_test(test_archkey),
 		cmocka_unit_test(test_rand_bytes),
 		cmocka_unit_test(test_sqlutil_status),
 		cmocka_unit_test(test_sqlutil_status_real),
