@@ -101,8 +101,6 @@ void lat__cleanup(struct lat *l);
 /* CPU time of a process (all threads) in seconds, -1 if unreadable:
  * schedstat (ns) where the kernel has it, else utime + stime of stat. */
 double proc__cpu_s(int pid);
-/* Resident set size in KiB, -1 if unreadable. */
-long proc__rss_kb(int pid);
 
 /* ---- the modes; each prints one JSON object and returns an exit status ---- */
 int load__pairs(const struct bench_opts *o);

@@ -135,23 +135,3 @@ double proc__cpu_s(int pid)
 	}
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
-
-long proc__rss_kb(int pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "r");
-	if(f == NULL){
-		return -1;
-	}
-	while(fgets(line, sizeof(line), f)){
-		if(sscanf(line, "VmRSS: %ld kB", &kb) == 1){
-			break;
-		}
-	}
-	fclose(f);
-	return kb;
-}
