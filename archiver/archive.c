@@ -132,11 +132,6 @@ static int exec(struct archive *ar, const char *sql)
 	return sqlutil__status(sqlite3_exec(ar->db, sql, NULL, NULL, NULL));
 }
 
-void archive__dm_conv(const char *a, const char *b, char *out, size_t outlen)
-{
-	archkey__dm_conv(a, b, out, outlen);
-}
-
 static int check_schema(struct archive *ar, char *err, size_t errlen)
 {
 	int rc, version;
@@ -394,7 +389,7 @@ int archive__store(struct archive *ar, const struct archive_msg *m, archive_crea
 		return MQC_ERR_INVAL;
 	}
 	if(m->recipient){
-		archive__dm_conv(m->sender, m->recipient, conv, sizeof(conv));
+		archkey__dm_conv(m->sender, m->recipient, conv, sizeof(conv));
 	}else{
 		snprintf(conv, sizeof(conv), "r:%s", m->room);
 	}

@@ -159,10 +159,6 @@ int archive__expire_step(struct archive *ar, const char *conv,
 		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
 		int64_t *cursor, int64_t *deleted, bool *done);
 
-/* Build the conversation key of a DM between a and b into out: the rule is
- * archkey__dm_conv (common/archkey.h), which callers may use directly. */
-void archive__dm_conv(const char *a, const char *b, char *out, size_t outlen);
-
 /* The last SQLite error message of this handle. */
 const char *archive__errmsg(struct archive *ar);
 

@@ -283,8 +283,8 @@ void register__cleanup(struct responder *d)
 void register__handle(struct responder *rs, const struct mqtt_msg *msg)
 {
 	char clientid[CLIENTID_MAX_LEN + 1], topic[CLIENTID_MAX_LEN + 32], esc[128];
-	const char *rest = msg->topic + 14, *slash, *device;
-	size_t len, ulen, dlen;
+	const char *rest = msg->topic + 14, *slash;
+	size_t len;
 
 	/* chat/register/_register@<random>/req */
 	slash = strchr(rest, '/');
@@ -294,8 +294,7 @@ void register__handle(struct responder *rs, const struct mqtt_msg *msg)
 	}
 	memcpy(clientid, rest, len);
 	clientid[len] = '\0';
-	if(!names__split_clientid(clientid, &ulen, &device, &dlen) || device == NULL
-			|| ulen != strlen(REGISTER_USER) || strncmp(clientid, REGISTER_USER, ulen) != 0){
+	if(!names__register_clientid(clientid, len, NULL)){
 		goto bad_topic;
 	}
 	snprintf(topic, sizeof(topic), "chat/register/%s/resp", clientid);

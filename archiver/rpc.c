@@ -14,6 +14,7 @@
 #include "mqtt.h"
 
 #include "archive.h"
+#include "archkey.h"
 #include "daemon.h"
 #include "envelope.h"
 #include "err.h"
@@ -362,7 +363,7 @@ static json_t *op_history(struct rpc_req *r)
 		snprintf(conv, sizeof(conv), "r:%s", room);
 	}else{
 		refused = my_created(r, &since);
-		archive__dm_conv(r->user, with, conv, sizeof(conv));
+		archkey__dm_conv(r->user, with, conv, sizeof(conv));
 	}
 	userdb__rollback(r->d->udb);
 	if(refused) return refused;

@@ -101,16 +101,6 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
-void fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vlog(LOG_LVL_ERROR, 0, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
 char *log_escape(const char *in, size_t inlen, char *out, size_t outlen)
 {
 	size_t i, n = 0;

@@ -1,7 +1,7 @@
 /* log.h - logging for the archiver daemon and the command-line tools.
  *
  * After the OpenBSD log.c API: log_warn appends strerror(errno), log_warnx
- * does not; fatal/fatalx log and exit(1). The daemon logs to stderr (or to a
+ * does not; fatal logs and exits(1). The daemon logs to stderr (or to a
  * file given with log_open, reopened on SIGHUP). The level test happens inside
  * the macro, before any argument is evaluated. Chat text is untrusted: pass
  * it through log_escape before logging it. */
@@ -30,7 +30,6 @@ void log_reopen(void);
 void log_write(enum log_level lvl, int with_errno, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #define log_warn(...)  do{ if(log_verbosity >= LOG_LVL_WARN) log_write(LOG_LVL_WARN, 1, __VA_ARGS__); }while(0)
 #define log_warnx(...) do{ if(log_verbosity >= LOG_LVL_WARN) log_write(LOG_LVL_WARN, 0, __VA_ARGS__); }while(0)
