@@ -23,6 +23,10 @@ from plugin_util import (PROTOCOLS, _s, _varint, connect, envelope, expect_msg, 
                          refused_sub_code, subscribe_ok)
 
 PW = "password-xxxx"
+# Under SAN=1 the broker's RSS also holds what ASan keeps of freed memory
+# (its quarantine, 256 MB): the memory bounds are checked in the plain
+# build, the behaviour in both.
+CHECK_RSS = not harness.SAN
 # The shipped broker settings this file depends on.
 SHIPPED = "upgrade_outgoing_qos true\nmax_packet_size 69632\nmax_inflight_messages 100\n"
 
@@ -90,7 +94,7 @@ def test_properties_do_not_pile_up_in_queues(store, make_broker, clients):
         harness.wait_for(lambda: all(i.is_published() for i in infos), 60, what="600 PUBACKs")
     grown_mb = (r.peak - r.start) / 1024.0
     print("600 x 60 KB of user properties queued: broker +%.1f MB" % grown_mb)
-    assert grown_mb < 12, grown_mb
+    assert grown_mb < 12 or not CHECK_RSS, grown_mb
     # ... and the queued messages are all there for bob.
     bob = login(clients, b, "bob", PW, client_id="bob@phone", clean=False)
     got = set()
@@ -158,7 +162,7 @@ def test_a_client_that_stops_reading_is_held_to_the_queue_limit(store, make_brok
         grown_mb = (r.peak - r.start) / 1024.0
         print("1,500 x 60 KB to a client that does not read: broker +%.1f MB" % grown_mb)
         # 8 MiB queued + 100 x 60 KB in flight + what sits in socket buffers.
-        assert grown_mb < 40, grown_mb
+        assert grown_mb < 40 or not CHECK_RSS, grown_mb
     finally:
         s.close()
 
