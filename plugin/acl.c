@@ -390,8 +390,7 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 static enum acl_reason subscribe_limits(const struct mqchat *m,
 		const struct mosquitto_evt_acl_check *ed)
 {
-	if(ed->qos == 0 && (strncmp(ed->topic, "chat/inbox/", 11) == 0
-				|| strncmp(ed->topic, "chat/room/", 10) == 0)){
+	if(ed->qos == 0 && limits__message_topic(ed->topic)){
 		return ACL_DENY_QOS;
 	}
 	/* The broker's count is of slots the connection ever filled (2.0.11

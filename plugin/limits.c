@@ -170,10 +170,12 @@ const char *limits__why(enum limit_result r)
 	return "?";
 }
 
-/* chat/inbox/... or chat/room/...: where the envelope is everything. */
-static bool chat_topic(const char *topic)
+bool limits__message_topic(const char *topic)
 {
-	return strncmp(topic, "chat/inbox/", 11) == 0 || strncmp(topic, "chat/room/", 10) == 0;
+	static const char inbox[] = "chat/inbox/", room[] = "chat/room/";
+
+	return strncmp(topic, inbox, sizeof(inbox) - 1) == 0
+		|| strncmp(topic, room, sizeof(room) - 1) == 0;
 }
 
 int limits__message_cb(int event, void *event_data, void *userdata)
@@ -183,7 +185,7 @@ int limits__message_cb(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 	/* MQTT 3.1.1 and plain MQTT 5 publishes stop at the first test. */
-	if(ed->properties != NULL && ed->topic != NULL && chat_topic(ed->topic)){
+	if(ed->properties != NULL && ed->topic != NULL && limits__message_topic(ed->topic)){
 		mosquitto_property_free_all(&ed->properties);
 	}
 	return MOSQ_ERR_SUCCESS;
