@@ -1,6 +1,7 @@
 /* fast_topic.h - where a topic's '/' are, 16 bytes a step, beside its
- * plain twin. Private to plugin/acl.c (every check splits its topic) and
- * its tests; nothing here is part of a public signature.
+ * plain twin. Private to common/topic.c (the plugin's ACL splits every
+ * topic it checks) and its tests; nothing here is part of a public
+ * signature.
  *
  * tests/unit/test_fast_kernels.c checks fast_topic__slashes against
  * fast_topic__slashes_plain on every length, every position of a slash
