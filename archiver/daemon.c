@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mqtt.h"
 #include "timeutil.h"
+#include "topic.h"
 #include "userdb.h"
 
 /* The broker keeps the session (subscriptions and queued messages) this
@@ -224,17 +225,17 @@ static void on_connack(void *arg, bool session_present)
 	 * changed connection count must not leave a filter out. A filter of
 	 * the other form (shared or not) left by an earlier run would deliver
 	 * everything twice: drop it. */
-	subscribe(c, "chat/inbox/#", share);
-	subscribe(c, "chat/room/#", share);
-	unsubscribe(c, "chat/inbox/#", !share);
-	unsubscribe(c, "chat/room/#", !share);
+	subscribe(c, topic__filter_all(TOPIC_INBOX), share);
+	subscribe(c, topic__filter_all(TOPIC_ROOM), share);
+	unsubscribe(c, topic__filter_all(TOPIC_INBOX), !share);
+	unsubscribe(c, topic__filter_all(TOPIC_ROOM), !share);
 	/* Requests go to connection 0 only, so each is answered once. */
 	if(c->index == 0){
-		subscribe(c, "chat/rpc/+/req", false);
-		subscribe(c, "chat/register/+/req", false);
+		subscribe(c, topic__filter_all(TOPIC_RPC_REQ), false);
+		subscribe(c, topic__filter_all(TOPIC_REGISTER_REQ), false);
 	}else{
-		unsubscribe(c, "chat/rpc/+/req", false);
-		unsubscribe(c, "chat/register/+/req", false);
+		unsubscribe(c, topic__filter_all(TOPIC_RPC_REQ), false);
+		unsubscribe(c, topic__filter_all(TOPIC_REGISTER_REQ), false);
 	}
 }
 
@@ -281,12 +282,17 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 {
 	struct conn *c = arg;
 	struct daemon *d = c->d;
+	struct topic_parts tp;
 
-	if(strncmp(msg->topic, "chat/inbox/", 11) == 0 || strncmp(msg->topic, "chat/room/", 10) == 0){
+	/* Everything under the message filters is ingest's, malformed or not
+	 * (it counts those as invalid); requests come only in the shape of
+	 * their filter, chat/<kind>/+/req. */
+	topic__parse(msg->topic, &tp);
+	if(ingest__takes(msg->topic)){
 		ingest__message(d, msg->topic, msg->payload, msg->len);
-	}else if(strncmp(msg->topic, "chat/rpc/", 9) == 0){
+	}else if(tp.kind == TOPIC_RPC_REQ){
 		request(c, msg, false);
-	}else if(strncmp(msg->topic, "chat/register/", 14) == 0){
+	}else if(tp.kind == TOPIC_REGISTER_REQ){
 		request(c, msg, true);
 	}else{
 		log_debug("archiver@%d: ignoring a message on an unexpected topic", c->index);

@@ -180,6 +180,10 @@ void daemon__send(struct conn *c, const char *topic, const char *text, size_t le
 void daemon__db_failed(struct daemon *d, int rc, const char *what);
 
 /* ---- ingest.c ---- */
+/* True if topic lies under one of the message filters, chat/inbox/# or
+ * chat/room/#: ingest__message takes it, and counts it as invalid unless
+ * it is chat/inbox/<to>/<from> or chat/room/<room>/<from> of valid names. */
+bool ingest__takes(const char *topic);
 /* Take one inbox/room message: add it to the pending list and its record to
  * the journal buffer, committing the list if it is full. If the archive
  * cannot be written, daemon__db_failed is called; the message stays pending.

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "names.h"
 #include "timeutil.h"
+#include "topic.h"
 #include "userdb.h"
 
 /* Invalid payloads logged per minute; the rest are only counted. */
@@ -80,21 +81,26 @@ static void invalid(struct daemon *d, const char *topic, const char *why)
 			log_escape(topic, strlen(topic), esc, sizeof(esc)), why);
 }
 
-/* Split "chat/<kind>/<a>/<b>" into a and b (copied, NUL-terminated).
- * False unless both are valid names and nothing else follows. */
-static bool split_topic(const char *rest, char *a, char *b)
+/* True if topic lies under the filter of every topic of kind, a filter
+ * ending in "/#" (inbox, room): it begins with the filter less its '#'. */
+static bool under(const char *topic, enum topic_kind kind)
 {
-	const char *slash = strchr(rest, '/');
-	size_t la, lb;
+	const char *f = topic__filter_all(kind);
 
-	if(slash == NULL) return false;
-	la = (size_t)(slash - rest);
-	lb = strlen(slash + 1);
-	if(!names__valid(rest, la) || !names__valid(slash + 1, lb)) return false;
-	memcpy(a, rest, la);
-	a[la] = '\0';
-	memcpy(b, slash + 1, lb);
-	b[lb] = '\0';
+	return strncmp(topic, f, strlen(f) - 1) == 0;
+}
+
+bool ingest__takes(const char *topic)
+{
+	return under(topic, TOPIC_INBOX) || under(topic, TOPIC_ROOM);
+}
+
+/* Copy a level that is a valid name into out (NAME_MAX_LEN + 1 bytes). */
+static bool copy_name(const struct topic_level *l, char *out)
+{
+	if(!names__valid(l->p, l->n)) return false;
+	memcpy(out, l->p, l->n);
+	out[l->n] = '\0';
 	return true;
 }
 
@@ -108,25 +114,22 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	char bodybuf[4096];
 	struct archive_msg m;
 	struct envelope env;
+	struct topic_parts tp;
 	const char *why = NULL;
 	bool room, done = false;
 	char *body;
 	int rc;
 
-	if(strncmp(topic, "chat/inbox/", 11) == 0){
-		room = false;
-		if(!split_topic(topic + 11, a, b)){
-			invalid(d, topic, "not chat/inbox/<to>/<from>");
-			return MQC_OK;
-		}
-	}else if(strncmp(topic, "chat/room/", 10) == 0){
-		room = true;
-		if(!split_topic(topic + 10, a, b)){
-			invalid(d, topic, "not chat/room/<room>/<from>");
-			return MQC_OK;
-		}
-	}else{
+	/* Sender, recipient and room come from the topic table's parse
+	 * (common/topic.h); the message says which shape it missed. */
+	topic__parse(topic, &tp);
+	room = under(topic, TOPIC_ROOM);
+	if(!room && !under(topic, TOPIC_INBOX)){
 		invalid(d, topic, "unexpected topic");
+		return MQC_OK;
+	}
+	if(tp.kind != (room ? TOPIC_ROOM : TOPIC_INBOX) || !copy_name(&tp.a, a) || !copy_name(&tp.b, b)){
+		invalid(d, topic, room ? "not chat/room/<room>/<from>" : "not chat/inbox/<to>/<from>");
 		return MQC_OK;
 	}
 	if(len > INGEST_MAX_PAYLOAD){

@@ -21,6 +21,7 @@
 #include "nick_answer.h"
 #include "pwhash.h"
 #include "timeutil.h"
+#include "topic.h"
 #include "userdb.h"
 
 #define REG_MAX_REQUEST 4096
@@ -282,22 +283,20 @@ void register__cleanup(struct responder *d)
 
 void register__handle(struct responder *rs, const struct mqtt_msg *msg)
 {
-	char clientid[CLIENTID_MAX_LEN + 1], topic[CLIENTID_MAX_LEN + 32], esc[128];
-	const char *rest = msg->topic + 14, *slash;
-	size_t len;
+	char clientid[CLIENTID_MAX_LEN + 1], topic[TOPIC_MAX_LEN + 1], esc[128];
+	struct topic_parts tp;
 
 	/* chat/register/_register@<random>/req */
-	slash = strchr(rest, '/');
-	len = slash ? (size_t)(slash - rest) : 0;
-	if(slash == NULL || strcmp(slash, "/req") != 0 || len == 0 || len > CLIENTID_MAX_LEN){
+	if(!topic__parse(msg->topic, &tp) || tp.kind != TOPIC_REGISTER_REQ || tp.a.n == 0
+			|| tp.a.n > CLIENTID_MAX_LEN){
 		goto bad_topic;
 	}
-	memcpy(clientid, rest, len);
-	clientid[len] = '\0';
-	if(!names__register_clientid(clientid, len, NULL)){
+	memcpy(clientid, tp.a.p, tp.a.n);
+	clientid[tp.a.n] = '\0';
+	if(!names__register_clientid(clientid, tp.a.n, NULL)){
 		goto bad_topic;
 	}
-	snprintf(topic, sizeof(topic), "chat/register/%s/resp", clientid);
+	topic__build(topic, sizeof(topic), TOPIC_REGISTER_RESP, clientid, NULL);
 	responder__reply(rs, topic, answer(rs, clientid, msg->payload, msg->len), msg);
 	return;
 bad_topic:

@@ -24,6 +24,7 @@
 #include "nick_answer.h"
 #include "pwhash.h"
 #include "timeutil.h"
+#include "topic.h"
 #include "userdb.h"
 
 /* Larger requests are refused unread. */
@@ -777,21 +778,18 @@ done:
 
 void rpc__handle(struct responder *rs, const struct mqtt_msg *msg)
 {
-	char user[NAME_MAX_LEN + 1], topic[NAME_MAX_LEN + 32], esc[128];
-	const char *rest = msg->topic + 9, *slash;
-	size_t len;
+	char user[NAME_MAX_LEN + 1], topic[TOPIC_MAX_LEN + 1], esc[128];
+	struct topic_parts tp;
 
 	/* chat/rpc/<user>/req */
-	slash = strchr(rest, '/');
-	len = slash ? (size_t)(slash - rest) : 0;
-	if(slash == NULL || strcmp(slash, "/req") != 0 || !names__valid(rest, len)){
+	if(!topic__parse(msg->topic, &tp) || tp.kind != TOPIC_RPC_REQ || !names__valid(tp.a.p, tp.a.n)){
 		log_warnx("request on an unexpected topic %s ignored",
 				log_escape(msg->topic, strlen(msg->topic), esc, sizeof(esc)));
 		return;
 	}
-	memcpy(user, rest, len);
-	user[len] = '\0';
-	snprintf(topic, sizeof(topic), "chat/rpc/%s/resp", user);
+	memcpy(user, tp.a.p, tp.a.n);
+	user[tp.a.n] = '\0';
+	topic__build(topic, sizeof(topic), TOPIC_RPC_RESP, user, NULL);
 	if(msg->resp_topic && strcmp(msg->resp_topic, topic) != 0){
 		/* Only the canonical topic reaches the user (the plugin refuses
 		 * anything else), so that is where the answer goes. */

@@ -42,6 +42,7 @@
 #include "log.h"
 #include "mqtt.h"
 #include "timeutil.h"
+#include "topic.h"
 #include "userdb.h"
 
 /* Requests waiting at most, all accounts together. */
@@ -113,18 +114,16 @@ struct worker {
  * handler then ignores the request). */
 static void job_key(enum job_kind kind, const char *topic, char *key, size_t keylen)
 {
-	const char *rest, *slash;
+	struct topic_parts tp;
 	size_t len;
 
 	if(kind == JOB_REGISTER){
 		snprintf(key, keylen, "%s", REGISTER_USER);
 		return;
 	}
-	rest = topic + strlen("chat/rpc/");
-	slash = strchr(rest, '/');
-	len = slash ? (size_t)(slash - rest) : 0;
+	len = topic__parse(topic, &tp) && tp.kind == TOPIC_RPC_REQ ? tp.a.n : 0;
 	if(len >= keylen) len = 0;
-	memcpy(key, rest, len);
+	memcpy(key, tp.a.p, len);
 	key[len] = '\0';
 }
 
@@ -189,17 +188,18 @@ static int responder_open(struct worker *w)
  * any other topic (the handlers ignore those requests too). */
 static bool resp_topic(const char *topic, char *out, size_t outlen)
 {
-	size_t pre, len = strlen(topic);
-	const char *slash;
-	int n;
+	struct topic_parts tp;
+	enum topic_kind kind;
+	char a[256];
 
-	if(strncmp(topic, "chat/rpc/", 9) == 0) pre = 9;
-	else if(strncmp(topic, "chat/register/", 14) == 0) pre = 14;
+	topic__parse(topic, &tp);
+	if(tp.kind == TOPIC_RPC_REQ) kind = TOPIC_RPC_RESP;
+	else if(tp.kind == TOPIC_REGISTER_REQ) kind = TOPIC_REGISTER_RESP;
 	else return false;
-	slash = strchr(topic + pre, '/');
-	if(slash == NULL || slash == topic + pre || strcmp(slash, "/req") != 0) return false;
-	n = snprintf(out, outlen, "%.*s/resp", (int)(len - 4), topic);
-	return n > 0 && (size_t)n < outlen;
+	if(tp.a.n == 0 || tp.a.n >= sizeof(a)) return false;
+	memcpy(a, tp.a.p, tp.a.n);
+	a[tp.a.n] = '\0';
+	return topic__build(out, outlen, kind, a, NULL) > 0;
 }
 
 /* New reference: the refusal {"id":..,"ok":false,"error":code,...} of the
