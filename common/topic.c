@@ -137,6 +137,21 @@ bool topic__is_chat(const char *topic)
 	return strncmp(topic, ROOT "/", sizeof(ROOT)) == 0;
 }
 
+/* True if s starts with word and a '/'. */
+static bool starts_with_level(const char *s, const char *word)
+{
+	size_t n = strlen(word);
+	return strncmp(s, word, n) == 0 && s[n] == '/';
+}
+
+bool topic__is_message(const char *topic)
+{
+	if(!topic__is_chat(topic)) return false;
+	topic += sizeof(ROOT);
+	return starts_with_level(topic, rows[TOPIC_INBOX].word)
+		|| starts_with_level(topic, rows[TOPIC_ROOM].word);
+}
+
 const char *topic__kind_word(enum topic_kind kind)
 {
 	if(kind <= TOPIC_NONE || kind >= TOPIC_KIND_COUNT) return "";

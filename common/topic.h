@@ -74,6 +74,10 @@ const char *topic__filter_all(enum topic_kind kind);
 /* True if topic (or filter) lies under the service's root, "chat/". */
 bool topic__is_chat(const char *topic);
 
+/* True if topic (or filter) lies under chat/inbox/ or chat/room/: where
+ * chat messages travel. A prefix test, cheap enough for every publish. */
+bool topic__is_message(const char *topic);
+
 /* The word of kind in its topic ("inbox", "room", ...); "" for TOPIC_NONE. */
 const char *topic__kind_word(enum topic_kind kind);
 

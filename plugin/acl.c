@@ -1,9 +1,9 @@
 /* acl.c - the topic policy (docs/PROTOCOL.md): everything not listed is denied.
  *
  * The hot path: READ runs for every delivery to every subscriber. The topic
- * is split in place into (pointer, length) levels, names are looked up in
- * the snapshot's indexes by those slices; nothing is allocated, nothing is
- * logged except rate-limited denials. acl__decide is the policy alone; the
+ * is split in place into (pointer, length) levels by common/topic.c; names
+ * are looked up in the snapshot's indexes by those slices; nothing is
+ * allocated, nothing is logged except rate-limited denials. acl__decide is the policy alone; the
  * callback asks it through the cache of aclcache.c, which keeps what a
  * message's topic named for its deliveries. */
 #include <string.h>
@@ -11,86 +11,22 @@
 #include <jansson.h>
 
 #include "envelope.h"
-#include "fast_topic.h"
 #include "plugin.h"
 #include "snapshot.h"
+#include "topic.h"
 
-/* The deepest topic any rule needs is 4 levels; one more detects "too deep". */
-#define MAX_LEVELS 5
 /* A registration request is small: user, password, nick, invite, id. */
 #define REGISTER_MAX_PAYLOAD 4096u
 
-struct level {
-	const char *p;
-	size_t n;
-};
-
-struct topic {
-	struct level lv[MAX_LEVELS];
-	int count;                      /* MAX_LEVELS means "at least that many" */
-};
-
-/* Split t at '/' into at most MAX_LEVELS levels (the last one recorded ends
- * at its own '/', whatever follows). Reads nothing past t's NUL. */
-static void split(const char *t, struct topic *out)
-{
-	const size_t len = strlen(t);
-	const char *start = t, *q;
-	size_t off = 0;
-	int n = 0;
-
-	/* The slashes of the first 64 bytes as one mask (fast_topic.h). */
-	if(len >= 16){
-		const size_t lim = len < 64 ? len : 64;
-		uint64_t mask = fast_topic__slashes(t, lim);
-
-		off = lim;
-		for(; mask; mask &= mask - 1){
-			q = t + __builtin_ctzll(mask);
-			out->lv[n].p = start;
-			out->lv[n].n = (size_t)(q - start);
-			if(++n == MAX_LEVELS){
-				out->count = n;
-				return;
-			}
-			start = q + 1;
-		}
-	}
-	/* Short topics, and whatever lies past the first 64 bytes. */
-	if(off == len){
-		out->lv[n].p = start;
-		out->lv[n].n = (size_t)(t + len - start);
-		out->count = n + 1;
-		return;
-	}
-	for(;;){
-		q = memchr(t + off, '/', len - off);
-		if(q == NULL) q = t + len;
-		out->lv[n].p = start;
-		out->lv[n].n = (size_t)(q - start);
-		n++;
-		if(q == t + len || n == MAX_LEVELS) break;
-		start = q + 1;
-		off = (size_t)(start - t);
-	}
-	out->count = n;
-}
-
-static bool lv_is(const struct level *l, const char *lit)
-{
-	size_t n = strlen(lit);
-	return l->n == n && memcmp(l->p, lit, n) == 0;
-}
-
-static bool lv_eq(const struct level *l, const char *s, size_t n)
+static bool lv_eq(const struct topic_level *l, const char *s, size_t n)
 {
 	return l->n == n && snapshot__name_eq(l->p, s, n);
 }
 
 /* The last level of a user's filter: "#", "+" or one name. */
-static bool lv_sub_tail(const struct level *l)
+static bool lv_sub_tail(const struct topic_level *l)
 {
-	return lv_is(l, "#") || lv_is(l, "+") || names__valid(l->p, l->n);
+	return topic__level_is(l, "#") || topic__level_is(l, "+") || names__valid(l->p, l->n);
 }
 
 const char *acl__reason_name(enum acl_reason reason)
@@ -176,24 +112,21 @@ static bool json_object_payload(const void *payload, uint32_t len)
  * With registration off it may still ask login_status, which the callback
  * answers before the archiver would see it (and says "closed" to any
  * other request). */
-static enum acl_reason decide_register(const struct mqchat *m, const struct acl_request *req,
-		const struct topic *t)
+static enum acl_reason decide_register(const struct mqchat *m, const struct acl_request *req)
 {
-	size_t idlen;
+	struct topic_parts t;
 
-	if(req->clientid == NULL) return ACL_DENY_REGISTER;
-	idlen = strlen(req->clientid);
-	if(t->count != 4 || !lv_is(&t->lv[0], "chat") || !lv_is(&t->lv[1], "register")
-			|| !lv_eq(&t->lv[2], req->clientid, idlen)){
+	if(req->clientid == NULL || !topic__parse(req->topic, &t)
+			|| !lv_eq(&t.a, req->clientid, strlen(req->clientid))){
 		return ACL_DENY_REGISTER;
 	}
 	switch(req->access){
 		case MOSQ_ACL_SUBSCRIBE:
 		case MOSQ_ACL_UNSUBSCRIBE:
 		case MOSQ_ACL_READ:
-			return lv_is(&t->lv[3], "resp") ? ACL_OK : ACL_DENY_REGISTER;
+			return t.kind == TOPIC_REGISTER_RESP ? ACL_OK : ACL_DENY_REGISTER;
 		case MOSQ_ACL_WRITE:
-			if(!lv_is(&t->lv[3], "req")) return ACL_DENY_REGISTER;
+			if(t.kind != TOPIC_REGISTER_REQ) return ACL_DENY_REGISTER;
 			if(req->retain) return ACL_DENY_RETAIN;
 			if(req->payloadlen > m->cfg.max_payload || req->payloadlen > REGISTER_MAX_PAYLOAD){
 				return ACL_DENY_TOO_BIG;
@@ -220,139 +153,114 @@ static bool strip_share(const char **topic)
 static enum acl_reason decide_service(const struct mqchat *m, const struct acl_request *req)
 {
 	const char *topic = req->topic;
-	struct topic t;
-	enum acl_reason r;
+	struct topic_parts t;
 
 	switch(req->access){
 		case MOSQ_ACL_UNSUBSCRIBE:
 			return ACL_OK;
 		case MOSQ_ACL_SUBSCRIBE:
 			if(!strip_share(&topic)) return ACL_DENY_TOPIC;
-			return strncmp(topic, "chat/", 5) == 0 ? ACL_OK : ACL_DENY_TOPIC;
+			return topic__is_chat(topic) ? ACL_OK : ACL_DENY_TOPIC;
 		case MOSQ_ACL_READ:
-			return strncmp(topic, "chat/", 5) == 0 ? ACL_OK : ACL_DENY_TOPIC;
+			return topic__is_chat(topic) ? ACL_OK : ACL_DENY_TOPIC;
 		case MOSQ_ACL_WRITE:
-			/* Never inbox, room or presence: a service is never a sender. */
-			split(topic, &t);
-			if(t.count != 4 || !lv_is(&t.lv[0], "chat") || !lv_is(&t.lv[3], "resp")){
-				return ACL_DENY_TOPIC;
-			}
-			if(lv_is(&t.lv[1], "rpc")){
-				if(!names__valid(t.lv[2].p, t.lv[2].n)) return ACL_DENY_TOPIC;
-			}else if(lv_is(&t.lv[1], "register")){
-				if(!names__register_clientid(t.lv[2].p, t.lv[2].n, NULL)) return ACL_DENY_TOPIC;
+			/* Answers only: never inbox, room or presence, a service is
+			 * never a sender. */
+			topic__parse(topic, &t);
+			if(t.kind == TOPIC_RPC_RESP){
+				if(!names__valid(t.a.p, t.a.n)) return ACL_DENY_TOPIC;
+			}else if(t.kind == TOPIC_REGISTER_RESP){
+				if(!names__register_clientid(t.a.p, t.a.n, NULL)) return ACL_DENY_TOPIC;
 			}else{
 				return ACL_DENY_TOPIC;
 			}
-			r = write_basics(m, req);
-			return r;
+			return write_basics(m, req);
 	}
 	return ACL_DENY_TOPIC;
-}
-
-/* The length of a topic split into exactly 4 levels. */
-static size_t topic_len4(const char *topic, const struct topic *t)
-{
-	return (size_t)(t->lv[3].p + t->lv[3].n - topic);
 }
 
 /* The decision for me, a person or a device; named: see acl_named. */
 static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot *s,
 		const struct snap_user *me, struct acl_request *req, struct acl_named *named)
 {
-	struct topic t;
-	const struct level *a, *b, *c;
+	struct topic_parts t;
 	const struct snap_user *to;
 	const struct snap_room *room;
 
 	if(req->access == MOSQ_ACL_UNSUBSCRIBE) return ACL_OK;
 
-	split(req->topic, &t);
-	if(t.count < 3 || t.count > 4 || !lv_is(&t.lv[0], "chat")) return ACL_DENY_TOPIC;
-	a = &t.lv[1];
-	b = &t.lv[2];
-	c = t.count == 4 ? &t.lv[3] : NULL;
-
-	if(lv_is(a, "presence")){
-		/* chat/presence/<name>; the plugin alone publishes here. */
-		if(c != NULL) return ACL_DENY_TOPIC;
-		if(req->access == MOSQ_ACL_SUBSCRIBE) return lv_sub_tail(b) ? ACL_OK : ACL_DENY_TOPIC;
-		if(req->access == MOSQ_ACL_READ) return names__valid(b->p, b->n) ? ACL_OK : ACL_DENY_TOPIC;
-		return ACL_DENY_TOPIC;
+	switch(topic__parse(req->topic, &t) ? t.kind : TOPIC_NONE){
+		case TOPIC_PRESENCE:
+			/* chat/presence/<name>; the plugin alone publishes here. */
+			if(req->access == MOSQ_ACL_SUBSCRIBE) return lv_sub_tail(&t.a) ? ACL_OK : ACL_DENY_TOPIC;
+			if(req->access == MOSQ_ACL_READ) return names__valid(t.a.p, t.a.n) ? ACL_OK : ACL_DENY_TOPIC;
+			return ACL_DENY_TOPIC;
+		case TOPIC_NOTICE:
+			/* chat/notice/<me>: refusals of what I sent; the plugin alone
+			 * publishes here. */
+			if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
+			return req->access == MOSQ_ACL_SUBSCRIBE || req->access == MOSQ_ACL_READ
+				? ACL_OK : ACL_DENY_TOPIC;
+		case TOPIC_INBOX:
+			switch(req->access){
+				case MOSQ_ACL_WRITE:
+					/* chat/inbox/<to>/<me> */
+					if(!lv_eq(&t.b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
+					to = snapshot__user(s, t.a.p, t.a.n);
+					if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
+					if(snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
+					if(named != NULL){
+						named->kind = ACL_TOPIC_INBOX;
+						named->len = t.len;
+						named->room = NULL;
+						named->to = to;
+						named->from = me;
+						named->sent = true;
+					}
+					return acl__write_payload(m, req);
+				case MOSQ_ACL_SUBSCRIBE:
+					if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
+					return lv_sub_tail(&t.b) ? ACL_OK : ACL_DENY_TOPIC;
+				case MOSQ_ACL_READ:
+					/* chat/inbox/<me>/<from>, unless I block <from>. */
+					if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
+					if(snapshot__name_in(&me->blocked, t.b.p, t.b.n)) return ACL_DENY_BLOCKED;
+					return ACL_OK;
+			}
+			return ACL_DENY_TOPIC;
+		case TOPIC_ROOM:
+			room = snapshot__room(s, t.a.p, t.a.n);
+			if((req->access == MOSQ_ACL_READ || req->access == MOSQ_ACL_WRITE) && named != NULL){
+				named->kind = ACL_TOPIC_ROOM;
+				named->len = t.len;
+				named->room = room;
+				named->to = NULL;
+				named->from = NULL;
+			}
+			if(room == NULL || !snapshot__user_in(&room->members, me)){
+				return ACL_DENY_NOT_MEMBER;
+			}
+			switch(req->access){
+				case MOSQ_ACL_WRITE:
+					if(!lv_eq(&t.b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
+					if(named != NULL) named->sent = true;
+					return acl__write_payload(m, req);
+				case MOSQ_ACL_SUBSCRIBE:
+					return lv_sub_tail(&t.b) ? ACL_OK : ACL_DENY_TOPIC;
+				case MOSQ_ACL_READ:
+					return ACL_OK;
+			}
+			return ACL_DENY_TOPIC;
+		case TOPIC_RPC_REQ:
+			if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
+			return req->access == MOSQ_ACL_WRITE ? write_basics(m, req) : ACL_DENY_TOPIC;
+		case TOPIC_RPC_RESP:
+			if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
+			return req->access == MOSQ_ACL_SUBSCRIBE || req->access == MOSQ_ACL_READ
+				? ACL_OK : ACL_DENY_TOPIC;
+		default:
+			return ACL_DENY_TOPIC;
 	}
-	if(lv_is(a, "notice")){
-		/* chat/notice/<me>: refusals of what I sent; the plugin alone
-		 * publishes here. */
-		if(c != NULL || !lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
-		return req->access == MOSQ_ACL_SUBSCRIBE || req->access == MOSQ_ACL_READ
-			? ACL_OK : ACL_DENY_TOPIC;
-	}
-	if(c == NULL) return ACL_DENY_TOPIC;
-
-	if(lv_is(a, "inbox")){
-		switch(req->access){
-			case MOSQ_ACL_WRITE:
-				/* chat/inbox/<to>/<me> */
-				if(!lv_eq(c, me->name, me->len)) return ACL_DENY_NOT_OWNER;
-				to = snapshot__user(s, b->p, b->n);
-				if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
-				if(snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
-				if(named != NULL){
-					named->kind = ACL_TOPIC_INBOX;
-					named->len = topic_len4(req->topic, &t);
-					named->room = NULL;
-					named->to = to;
-					named->from = me;
-					named->sent = true;
-				}
-				return acl__write_payload(m, req);
-			case MOSQ_ACL_SUBSCRIBE:
-				if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
-				return lv_sub_tail(c) ? ACL_OK : ACL_DENY_TOPIC;
-			case MOSQ_ACL_READ:
-				/* chat/inbox/<me>/<from>, unless I block <from>. */
-				if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
-				if(snapshot__name_in(&me->blocked, c->p, c->n)) return ACL_DENY_BLOCKED;
-				return ACL_OK;
-		}
-		return ACL_DENY_TOPIC;
-	}
-	if(lv_is(a, "room")){
-		room = snapshot__room(s, b->p, b->n);
-		if((req->access == MOSQ_ACL_READ || req->access == MOSQ_ACL_WRITE) && named != NULL){
-			named->kind = ACL_TOPIC_ROOM;
-			named->len = topic_len4(req->topic, &t);
-			named->room = room;
-			named->to = NULL;
-			named->from = NULL;
-		}
-		if(room == NULL || !snapshot__user_in(&room->members, me)){
-			return ACL_DENY_NOT_MEMBER;
-		}
-		switch(req->access){
-			case MOSQ_ACL_WRITE:
-				if(!lv_eq(c, me->name, me->len)) return ACL_DENY_NOT_OWNER;
-				if(named != NULL) named->sent = true;
-				return acl__write_payload(m, req);
-			case MOSQ_ACL_SUBSCRIBE:
-				return lv_sub_tail(c) ? ACL_OK : ACL_DENY_TOPIC;
-			case MOSQ_ACL_READ:
-				return ACL_OK;
-		}
-		return ACL_DENY_TOPIC;
-	}
-	if(lv_is(a, "rpc")){
-		if(!lv_eq(b, me->name, me->len)) return ACL_DENY_TOPIC;
-		switch(req->access){
-			case MOSQ_ACL_WRITE:
-				return lv_is(c, "req") ? write_basics(m, req) : ACL_DENY_TOPIC;
-			case MOSQ_ACL_SUBSCRIBE:
-			case MOSQ_ACL_READ:
-				return lv_is(c, "resp") ? ACL_OK : ACL_DENY_TOPIC;
-		}
-		return ACL_DENY_TOPIC;
-	}
-	return ACL_DENY_TOPIC;
 }
 
 enum acl_reason acl__decide_account(const struct mqchat *m, const struct snapshot *s,
@@ -368,14 +276,10 @@ enum acl_reason acl__decide_account(const struct mqchat *m, const struct snapsho
 enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 		struct acl_request *req)
 {
-	struct topic t;
 	size_t ulen;
 
 	if(req->topic == NULL || req->username == NULL) return ACL_DENY_NO_USER;
-	if(acl__is_register(req->username, &ulen)){
-		split(req->topic, &t);
-		return decide_register(m, req, &t);
-	}
+	if(acl__is_register(req->username, &ulen)) return decide_register(m, req);
 	return acl__decide_account(m, s, snapshot__user(s, req->username, ulen), req, NULL);
 }
 
@@ -390,7 +294,7 @@ enum acl_reason acl__decide(const struct mqchat *m, const struct snapshot *s,
 static enum acl_reason subscribe_limits(const struct mqchat *m,
 		const struct mosquitto_evt_acl_check *ed)
 {
-	if(ed->qos == 0 && limits__message_topic(ed->topic)){
+	if(ed->qos == 0 && topic__is_message(ed->topic)){
 		return ACL_DENY_QOS;
 	}
 	/* The broker's count is of slots the connection ever filled (2.0.11

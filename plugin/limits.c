@@ -34,6 +34,7 @@
 
 #include "err.h"
 #include "plugin.h"
+#include "topic.h"
 
 struct limit_account {
 	UT_hash_handle hh;              /* by name */
@@ -170,14 +171,8 @@ const char *limits__why(enum limit_result r)
 	return "?";
 }
 
-bool limits__message_topic(const char *topic)
-{
-	static const char inbox[] = "chat/inbox/", room[] = "chat/room/";
-
-	return strncmp(topic, inbox, sizeof(inbox) - 1) == 0
-		|| strncmp(topic, room, sizeof(room) - 1) == 0;
-}
-
+/* On chat message topics the envelope is everything: MQTT 5 properties
+ * (user properties, correlation data) are dropped before delivery. */
 int limits__message_cb(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -185,7 +180,7 @@ int limits__message_cb(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 	/* MQTT 3.1.1 and plain MQTT 5 publishes stop at the first test. */
-	if(ed->properties != NULL && ed->topic != NULL && limits__message_topic(ed->topic)){
+	if(ed->properties != NULL && ed->topic != NULL && topic__is_message(ed->topic)){
 		mosquitto_property_free_all(&ed->properties);
 	}
 	return MOSQ_ERR_SUCCESS;

@@ -21,6 +21,7 @@
 #include "err.h"
 #include "plugin.h"
 #include "timeutil.h"
+#include "topic.h"
 
 /* A message id is echoed only if it is a string of at most this many bytes. */
 #define NOTICE_MAX_REF 128
@@ -59,12 +60,12 @@ void notice__refused(struct mqchat *m, const struct mosquitto *client, const cha
 		int64_t retry_ms)
 {
 	const char *clientid = mosquitto_client_id(client);
-	char ntopic[sizeof("chat/notice/") + NAME_MAX_LEN];
+	char ntopic[TOPIC_MAX_LEN + 1];
 	json_t *n;
 
 	if(clientid == NULL || username == NULL || strlen(username) > NAME_MAX_LEN) return;
 	if(!throttle__take(&m->notice_limit, username, strlen(username), m->clock_ms())) return;
-	snprintf(ntopic, sizeof(ntopic), "chat/notice/%s", username);
+	topic__build(ntopic, sizeof(ntopic), TOPIC_NOTICE, username, NULL);
 	n = json_pack("{sssosssosssssI}", "type", "refused", "ref", ref_of(payload, payloadlen),
 			"client", clientid, "topic", json_string(topic), "code", acl__reason_code(reason),
 			"message", acl__reason_name(reason), "ts", (json_int_t)time__now_ms());
@@ -120,9 +121,9 @@ static json_t *id_of(json_t *req)
 
 static void answer_register(const char *clientid, json_t *resp)
 {
-	char topic[CLIENTID_MAX_LEN + sizeof("chat/register//resp")];
+	char topic[TOPIC_MAX_LEN + 1];
 
-	snprintf(topic, sizeof(topic), "chat/register/%s/resp", clientid);
+	topic__build(topic, sizeof(topic), TOPIC_REGISTER_RESP, clientid, NULL);
 	send_to(clientid, topic, resp);
 }
 

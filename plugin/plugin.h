@@ -371,10 +371,6 @@ enum limit_result limits__admit(struct mqchat *m, const struct mosquitto *client
 		const char *name, const char *clientid);
 /* client went away (any client; untracked ones are ignored). */
 void limits__disconnect(struct mqchat *m, const struct mosquitto *client);
-/* A topic (or filter) of chat messages, chat/inbox/... or chat/room/...:
- * where the envelope is everything (no MQTT 5 properties, no QoS 0
- * subscription). */
-bool limits__message_topic(const char *topic);
 /* For the log: "too many connections for this account". */
 const char *limits__why(enum limit_result r);
 void limits__cleanup(struct limits *l);

@@ -48,6 +48,7 @@
 #include "err.h"
 #include "plugin.h"
 #include "timeutil.h"
+#include "topic.h"
 
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) do{ oom = true; }while(0)
@@ -120,11 +121,11 @@ enum presence_action presence__gate_fire(struct presence_gate *g, int64_t now, b
 
 static void publish_presence(const char *name, bool online, int64_t since)
 {
-	char topic[sizeof("chat/presence/") + NAME_MAX_LEN];
+	char topic[TOPIC_MAX_LEN + 1];
 	char payload[64];
 	int plen;
 
-	snprintf(topic, sizeof(topic), "chat/presence/%s", name);
+	topic__build(topic, sizeof(topic), TOPIC_PRESENCE, name, NULL);
 	plen = snprintf(payload, sizeof(payload), "{\"status\":\"%s\",\"since\":%lld}",
 			online ? "online" : "offline", (long long)since);
 	if(mosquitto_broker_publish_copy(NULL, topic, plen, payload, 1, true, NULL) != MOSQ_ERR_SUCCESS){
@@ -136,9 +137,9 @@ static void publish_presence(const char *name, bool online, int64_t since)
  * account has not connected since the broker started, or was deleted. */
 static void clear_presence(const char *name)
 {
-	char topic[sizeof("chat/presence/") + NAME_MAX_LEN];
+	char topic[TOPIC_MAX_LEN + 1];
 
-	snprintf(topic, sizeof(topic), "chat/presence/%s", name);
+	topic__build(topic, sizeof(topic), TOPIC_PRESENCE, name, NULL);
 	(void)mosquitto_broker_publish_copy(NULL, topic, 0, NULL, 1, true, NULL);
 }
 
