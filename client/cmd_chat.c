@@ -25,7 +25,7 @@ struct chat {
 	struct options *opt;
 	const char *peer;       /* NULL in a room */
 	const char *room;       /* NULL with a peer */
-	char topic[128];        /* where my lines go */
+	char topic[TOPIC_MAX_LEN + 1];  /* where my lines go */
 	bool interactive;
 	struct pending *mids;   /* my messages awaiting their PUBACK */
 	int nmids, capmids;
@@ -201,7 +201,7 @@ int cmd_chat__run(struct options *opt, int argc, char **argv)
 	struct session s;
 	struct feed *f;
 	struct chat c;
-	char rtopic[96];
+	char rtopic[TOPIC_MAX_LEN + 1];
 	const char *topics[1] = {rtopic};
 	static const struct cmdline_opt opts[] = {
 		{"room", 0, CMDLINE_REQUIRED, 'r'},
@@ -237,8 +237,8 @@ int cmd_chat__run(struct options *opt, int argc, char **argv)
 	c.opt = opt;
 	c.s = &s;
 	c.interactive = isatty(STDIN_FILENO);
-	if(c.peer) snprintf(c.topic, sizeof(c.topic), "chat/inbox/%s/%s", c.peer, opt->user);
-	else snprintf(c.topic, sizeof(c.topic), "chat/room/%s/%s", c.room, opt->user);
+	topic__build(c.topic, sizeof(c.topic), c.peer ? TOPIC_INBOX : TOPIC_ROOM,
+			c.peer ? c.peer : c.room, opt->user);
 
 	if((rc = session__init(&s, opt, SESSION_PERSISTENT))) goto done;
 	feed__init(f, &s, opt->user, opt->json, "read");
@@ -246,7 +246,7 @@ int cmd_chat__run(struct options *opt, int argc, char **argv)
 	s.ud = f;
 	if((rc = session__connect(&s)) || (rc = cmd_listen__inbox(&s))) goto done;
 	if(c.room){
-		snprintf(rtopic, sizeof(rtopic), "chat/room/%s/#", c.room);
+		topic__build(rtopic, sizeof(rtopic), TOPIC_ROOM, c.room, "#");
 		if((rc = session__subscribe(&s, topics, 1, 1, true))) goto done;
 		if(s.granted[0] >= 0x80){
 			util__error("not allowed to read room %s (are you a member?)", c.room);

@@ -17,7 +17,7 @@
 static int subscribe_rooms(struct session *s, int *rc)
 {
 	json_t *req, *resp = NULL, *rooms, *r;
-	char buf[64][NAME_MAX_LEN + 16];
+	char buf[64][TOPIC_MAX_LEN + 1];
 	const char *topics[64];
 	size_t i;
 	int n = 0, k, r2;
@@ -49,8 +49,8 @@ static int subscribe_rooms(struct session *s, int *rc)
 		int batch = 0;
 		for(; i<json_array_size(rooms) && batch < 64; i++){
 			r = json_array_get(rooms, i);
-			snprintf(buf[batch], sizeof(buf[batch]), "chat/room/%s/#",
-					json_string_value(json_object_get(r, "name")));
+			topic__build(buf[batch], sizeof(buf[batch]), TOPIC_ROOM,
+					json_string_value(json_object_get(r, "name")), "#");
 			topics[batch] = buf[batch];
 			batch++;
 		}
@@ -69,11 +69,11 @@ static int subscribe_rooms(struct session *s, int *rc)
 
 int cmd_listen__inbox(struct session *s)
 {
-	char topic[64];
+	char topic[TOPIC_MAX_LEN + 1];
 	const char *topics[1] = {topic};
 	int rc;
 
-	snprintf(topic, sizeof(topic), "chat/inbox/%s/#", s->user);
+	topic__build(topic, sizeof(topic), TOPIC_INBOX, s->user, "#");
 	rc = session__subscribe(s, topics, 1, 1, true);
 	if(rc) return rc;
 	if(s->granted[0] >= 0x80){

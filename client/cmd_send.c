@@ -159,7 +159,7 @@ int cmd_send__run(struct options *opt, int argc, char **argv)
 	struct session s;
 	struct outgoing *v = NULL;
 	const char *room = NULL, *to = NULL;
-	char topic[128];
+	char topic[TOPIC_MAX_LEN + 1];
 	static const struct cmdline_opt opts[] = {
 		{"room", 0, CMDLINE_REQUIRED, 'r'},
 		{"lines", 0, CMDLINE_NO_ARG, 'l'},
@@ -193,8 +193,8 @@ int cmd_send__run(struct options *opt, int argc, char **argv)
 		if(n > 1) fprintf(stderr, "nothing was sent\n");
 		goto out;
 	}
-	if(room) snprintf(topic, sizeof(topic), "chat/room/%s/%s", room, opt->user);
-	else snprintf(topic, sizeof(topic), "chat/inbox/%s/%s", to, opt->user);
+	topic__build(topic, sizeof(topic), room ? TOPIC_ROOM : TOPIC_INBOX, room ? room : to,
+			opt->user);
 
 	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
 			&& (rc = session__connect(&s)) == EXIT_OK){

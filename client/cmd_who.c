@@ -19,21 +19,21 @@ static void presence_cb(struct session *s, const char *topic, const void *payloa
 		size_t len, void *ud)
 {
 	struct presence *p = ud;
-	const char *user;
+	struct topic_parts t;
 	json_t *j;
 
-	if(strncmp(topic, "chat/presence/", 14) != 0){
+	if(!topic__parse(topic, &t) || t.kind != TOPIC_PRESENCE){
 		if(p->saved) p->saved(s, topic, payload, len, p->saved_ud);
 		return;
 	}
-	user = topic + 14;
-	if(!names__valid_str(user)) return;
+	/* The last level: t.a runs to the topic's NUL. */
+	if(!names__valid(t.a.p, t.a.n)) return;
 	j = json_loadb(payload, len, 0, NULL);
 	if(j == NULL || !json_is_object(j)){
 		json_decref(j);
 		return;
 	}
-	json_object_set_new(p->states, user, j);
+	json_object_set_new(p->states, t.a.p, j);
 }
 
 static bool wanted(json_t *members, const char *user)
@@ -75,7 +75,7 @@ static void print_state(const char *user, json_t *st, bool json)
 int cmd_who__show(struct session *s, const char *user, json_t *members, bool json)
 {
 	struct presence p;
-	char topic[64];
+	char topic[TOPIC_MAX_LEN + 1];
 	const char *topics[1] = {topic};
 	const char *key;
 	json_t *st, *e;
@@ -85,7 +85,7 @@ int cmd_who__show(struct session *s, const char *user, json_t *members, bool jso
 
 	p.states = json_object();
 	if(p.states == NULL) return EXIT_FAILED;
-	snprintf(topic, sizeof(topic), "chat/presence/%s", user ? user : "+");
+	topic__build(topic, sizeof(topic), TOPIC_PRESENCE, user ? user : "+", NULL);
 	p.saved = s->on_message;
 	p.saved_ud = saved_ud;
 	s->on_message = presence_cb;

@@ -32,32 +32,29 @@ static bool seen_before(struct feed *f, const char *from, const struct envelope_
 	return false;
 }
 
-/* Split "chat/<kind>/<a>/<b>" into its levels; false for any other shape. */
-static bool split_topic(const char *topic, char *kind, char *a, char *b)
+/* A message topic, inbox or room, of two valid names copied into a and
+ * b; TOPIC_NONE for anything else. */
+static enum topic_kind split_topic(const char *topic, char *a, char *b)
 {
-	const char *p, *q, *r;
+	struct topic_parts t;
 
-	if(strncmp(topic, "chat/", 5) != 0) return false;
-	p = topic + 5;
-	q = strchr(p, '/');
-	if(q == NULL || q - p > 16) return false;
-	r = strchr(q + 1, '/');
-	if(r == NULL || r - q - 1 > NAME_MAX_LEN || strchr(r + 1, '/')) return false;
-	if(strlen(r + 1) > NAME_MAX_LEN) return false;
-	memcpy(kind, p, (size_t)(q - p));
-	kind[q - p] = '\0';
-	memcpy(a, q + 1, (size_t)(r - q - 1));
-	a[r - q - 1] = '\0';
-	strcpy(b, r + 1);
-	return names__valid_str(a) && names__valid_str(b);
+	if(!topic__parse(topic, &t) || (t.kind != TOPIC_INBOX && t.kind != TOPIC_ROOM)
+			|| !names__valid(t.a.p, t.a.n) || !names__valid(t.b.p, t.b.n)){
+		return TOPIC_NONE;
+	}
+	memcpy(a, t.a.p, t.a.n);
+	a[t.a.n] = '\0';
+	memcpy(b, t.b.p, t.b.n);
+	b[t.b.n] = '\0';
+	return t.kind;
 }
 
 static void send_receipt(struct feed *f, const char *to, const struct envelope_str *ref)
 {
-	char topic[128], id[MSGID_LEN + 1], payload[256];
+	char topic[TOPIC_MAX_LEN + 1], id[MSGID_LEN + 1], payload[256];
 
 	util__msgid(id);
-	snprintf(topic, sizeof(topic), "chat/inbox/%s/%s", to, f->me);
+	topic__build(topic, sizeof(topic), TOPIC_INBOX, to, f->me);
 	snprintf(payload, sizeof(payload),
 			"{\"id\":\"%s\",\"type\":\"receipt\",\"ref\":\"%.*s\",\"status\":\"%s\"}",
 			id, (int)ref->len, ref->ptr, f->status);
@@ -126,16 +123,17 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 {
 	struct feed *f = ud;
 	struct envelope env;
-	char kind[17], a[NAME_MAX_LEN + 1], from[NAME_MAX_LEN + 1];
+	char a[NAME_MAX_LEN + 1], from[NAME_MAX_LEN + 1];
+	enum topic_kind kind;
 	const char *why = NULL, *room = NULL;
 	char *body;
 	long blen;
 
 	(void)s;
-	if(!split_topic(topic, kind, a, from)) return;
-	if(!strcmp(kind, "room")){
+	kind = split_topic(topic, a, from);
+	if(kind == TOPIC_ROOM){
 		room = a;
-	}else if(strcmp(kind, "inbox") != 0 || strcmp(a, f->me) != 0){
+	}else if(kind != TOPIC_INBOX || strcmp(a, f->me) != 0){
 		return;
 	}
 	if(!envelope__parse(payload, len, &env, &why)){

@@ -12,6 +12,7 @@
 
 #include "cmdline.h"
 #include "names.h"
+#include "topic.h"
 
 /* Exit codes: a stable interface for scripts (client/README.md). */
 enum mqchat_exit {

@@ -6,6 +6,7 @@
 #include <mqtt_protocol.h>
 
 #include "notice.h"
+#include "topic.h"
 
 /* Copy a JSON string (borrowed) into out, control characters as '?'. */
 static void copy_str(json_t *v, char *out, size_t len)
@@ -22,27 +23,18 @@ static void copy_str(json_t *v, char *out, size_t len)
 	out[i] = '\0';
 }
 
-/* "chat/inbox/<to>/<me>" or "chat/room/<room>/<me>": kind and target. */
+/* A message topic, inbox or room: its kind and target. */
 static void split_topic(const char *topic, struct notice *n)
 {
-	const char *p, *q;
-	size_t klen, tlen;
+	struct topic_parts t;
 
-	if(topic == NULL || strncmp(topic, "chat/", 5) != 0) return;
-	p = topic + 5;
-	q = strchr(p, '/');
-	if(q == NULL) return;
-	klen = (size_t)(q - p);
-	if(!((klen == 5 && !memcmp(p, "inbox", 5)) || (klen == 4 && !memcmp(p, "room", 4)))) return;
-	p = q + 1;
-	q = strchr(p, '/');
-	tlen = q ? (size_t)(q - p) : strlen(p);
+	if(topic == NULL || !topic__parse(topic, &t)) return;
+	if(t.kind != TOPIC_INBOX && t.kind != TOPIC_ROOM) return;
 	/* Only a valid name is shown: the topic came from the wire. */
-	if(!names__valid(p, tlen)) return;
-	memcpy(n->kind, topic + 5, klen);
-	n->kind[klen] = '\0';
-	memcpy(n->target, p, tlen);
-	n->target[tlen] = '\0';
+	if(!names__valid(t.a.p, t.a.n)) return;
+	snprintf(n->kind, sizeof(n->kind), "%s", topic__kind_word(t.kind));
+	memcpy(n->target, t.a.p, t.a.n);
+	n->target[t.a.n] = '\0';
 }
 
 bool notice__parse(const void *payload, size_t len, struct notice *n)

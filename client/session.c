@@ -214,13 +214,13 @@ int session__init(struct session *s, struct options *opt, enum session_kind kind
 		util__randhex(hex, 8);
 		snprintf(s->user, sizeof(s->user), "%s", REGISTER_USER);
 		snprintf(s->client_id, sizeof(s->client_id), "%s@%s", REGISTER_USER, hex);
-		snprintf(s->rpc_topic, sizeof(s->rpc_topic), "chat/register/%s/resp", s->client_id);
-		snprintf(s->rpc_req, sizeof(s->rpc_req), "chat/register/%s/req", s->client_id);
+		topic__build(s->rpc_topic, sizeof(s->rpc_topic), TOPIC_REGISTER_RESP, s->client_id, NULL);
+		topic__build(s->rpc_req, sizeof(s->rpc_req), TOPIC_REGISTER_REQ, s->client_id, NULL);
 	}else{
 		snprintf(s->user, sizeof(s->user), "%s", opt->user);
-		snprintf(s->rpc_topic, sizeof(s->rpc_topic), "chat/rpc/%s/resp", opt->user);
-		snprintf(s->rpc_req, sizeof(s->rpc_req), "chat/rpc/%s/req", opt->user);
-		snprintf(s->notice_topic, sizeof(s->notice_topic), "chat/notice/%s", opt->user);
+		topic__build(s->rpc_topic, sizeof(s->rpc_topic), TOPIC_RPC_RESP, opt->user, NULL);
+		topic__build(s->rpc_req, sizeof(s->rpc_req), TOPIC_RPC_REQ, opt->user, NULL);
+		topic__build(s->notice_topic, sizeof(s->notice_topic), TOPIC_NOTICE, opt->user, NULL);
 		if(kind == SESSION_PERSISTENT){
 			snprintf(s->client_id, sizeof(s->client_id), "%s@%s", opt->user, opt->device);
 		}else{

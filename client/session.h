@@ -84,15 +84,15 @@ struct session {
 	int refused;            /* refused untracked publishes */
 	unsigned acks;          /* PUBACKs received */
 	unsigned barrier_acks;  /* acks when the last notice barrier was sent */
-	char rpc_topic[128];    /* where answers come: chat/rpc/<me>/resp */
-	char rpc_req[128];      /* where requests go: chat/rpc/<me>/req */
+	char rpc_topic[TOPIC_MAX_LEN + 1];/* where answers come: chat/rpc/<me>/resp */
+	char rpc_req[TOPIC_MAX_LEN + 1];  /* where requests go: chat/rpc/<me>/req */
 	bool rpc_subscribed;
 	char rpc_id[40];
 	json_t *rpc_resp;       /* new reference, taken by session__rpc */
 	bool quiet;             /* session__rpc: no message on a timeout */
 	bool silent;            /* connect, subscribe: no message at all (login.c's probe) */
 	int64_t until;          /* if set, no wait lasts past it (monotonic ms) */
-	char notice_topic[64];  /* chat/notice/<me>; "" for _register */
+	char notice_topic[TOPIC_MAX_LEN + 1];/* chat/notice/<me>; "" for _register */
 	struct notice_box notices; /* refusal notices not yet claimed */
 	session_message_cb on_message;
 	void *ud;
