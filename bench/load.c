@@ -23,6 +23,7 @@
 #include "bench.h"
 #include "err.h"
 #include "timeutil.h"
+#include "topic.h"
 
 #define CONNECT_TIMEOUT_MS 30000
 #define STALL_MS 1000
@@ -219,7 +220,7 @@ static int connect_all(struct load *L, const char *pubprefix, const char *subpre
 static int subscribe_all(struct load *L, bool pub_is_sub)
 {
 	struct bclient **subs;
-	char filter[128];
+	char filter[TOPIC_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
 	size_t i, n = 0;
 	int rc = MQC_OK;
 
@@ -230,9 +231,10 @@ static int subscribe_all(struct load *L, bool pub_is_sub)
 	for(i = 0; i < L->nsub; i++){
 		struct bclient *c = (pub_is_sub && i == 0) ? &L->pub[0] : &L->sub[i];
 		if(L->fan > 1){
-			snprintf(filter, sizeof(filter), "chat/room/%s/#", L->o->room);
+			topic__build(filter, sizeof(filter), TOPIC_ROOM, L->o->room, "#");
 		}else{
-			snprintf(filter, sizeof(filter), "chat/inbox/r%zu/#", i);
+			snprintf(name, sizeof(name), "r%zu", i);
+			topic__build(filter, sizeof(filter), TOPIC_INBOX, name, "#");
 		}
 		c->idx = L->fan > 1 ? 0 : (int)i;
 		/* The plugin refuses QoS 0 subscriptions to messages; a QoS 1
@@ -363,7 +365,11 @@ int load__pairs(const struct bench_opts *o)
 		goto fail;
 	}
 	for(i = 0; i < L.npub; i++){
-		snprintf(L.topic[i], sizeof(L.topic[i]), "chat/inbox/r%zu/s%zu", i, i);
+		char to[NAME_MAX_LEN + 1], from[NAME_MAX_LEN + 1];
+
+		snprintf(to, sizeof(to), "r%zu", i);
+		snprintf(from, sizeof(from), "s%zu", i);
+		topic__build(L.topic[i], sizeof(L.topic[i]), TOPIC_INBOX, to, from);
 		snprintf(L.idprefix[i], sizeof(L.idprefix[i]), "b%x-%zu", nonce, i);
 	}
 	if(o->archive_db && archwatch__init(&L.aw, o->archive_db, o->archive_sql,
@@ -392,7 +398,7 @@ int load__fanout(const struct bench_opts *o)
 	if(load_alloc(&L) != MQC_OK){
 		goto fail;
 	}
-	snprintf(L.topic[0], sizeof(L.topic[0]), "chat/room/%s/m0", o->room);
+	topic__build(L.topic[0], sizeof(L.topic[0]), TOPIC_ROOM, o->room, "m0");
 	snprintf(L.idprefix[0], sizeof(L.idprefix[0]), "f%x", nonce);
 	return connect_and_run(&L, "m", "m", true);
 fail:

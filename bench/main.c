@@ -19,8 +19,8 @@ struct mode {
 };
 
 static const struct mode modes[] = {
-	{ "pairs", load__pairs, "s<i> -> chat/inbox/r<i>/s<i> for i < --pairs" },
-	{ "fanout", load__fanout, "m0 -> chat/room/<room>/m0, --members m<i> subscribed" },
+	{ "pairs", load__pairs, "s<i> sends to the inbox of r<i> for i < --pairs" },
+	{ "fanout", load__fanout, "m0 sends to --room, its --members m<i> subscribed" },
 	{ "connect", conn__rate, "cold then warm logins of --users users (s<i>, r<i>)" },
 	{ "flood", conn__flood, "warm logins while --flood connections send wrong passwords" },
 	{ "rpc", rpc__latency, "--op history|sync round trips as --user" },

@@ -12,6 +12,7 @@
 #include "bench.h"
 #include "err.h"
 #include "timeutil.h"
+#include "topic.h"
 
 #define RPC_TIMEOUT_MS 5000
 
@@ -47,7 +48,7 @@ int rpc__latency(const struct bench_opts *o)
 	struct bclient c, *cs[1] = { &c };
 	struct rpc r;
 	struct lat lat;
-	char topic[128], filter[128], req[256], err[256];
+	char topic[TOPIC_MAX_LEN + 1], filter[TOPIC_MAX_LEN + 1], req[256], err[256];
 	long i, ok = 0, failed = 0, timeouts = 0;
 	int64_t t0, start, end, deadline;
 	unsigned long long rnd = 88172645463325252ULL;
@@ -59,8 +60,8 @@ int rpc__latency(const struct bench_opts *o)
 	if(lat__init(&lat, (size_t)o->count + 1) != MQC_OK){
 		return 1;
 	}
-	snprintf(topic, sizeof(topic), "chat/rpc/%s/req", o->rpc_user);
-	snprintf(filter, sizeof(filter), "chat/rpc/%s/resp", o->rpc_user);
+	topic__build(topic, sizeof(topic), TOPIC_RPC_REQ, o->rpc_user, NULL);
+	topic__build(filter, sizeof(filter), TOPIC_RPC_RESP, o->rpc_user, NULL);
 	if(bclient__start(&c, o, o->rpc_user, o->rpc_user, o->password, NULL, message_cb,
 				err, sizeof(err)) != MQC_OK){
 		goto fail;
