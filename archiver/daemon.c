@@ -95,7 +95,7 @@ void daemon__send(struct conn *c, const char *topic, const char *text, size_t le
  * again. */
 static void leave_broker(struct daemon *d)
 {
-	int jrc = ingest__journal_sync(d), i;
+	int jrc = ingest__journal_sync(&d->ing), i;
 
 	for(i = 0; i < d->nconns; i++){
 		struct conn *c = &d->conns[i];
@@ -145,7 +145,7 @@ static void db_retry(struct daemon *d, int64_t now)
 		if(rc == MQC_OK) rc = archive__probe(d->ar);
 		else log_debug("%s", err);
 	}
-	if(rc == MQC_OK) rc = ingest__flush(d);
+	if(rc == MQC_OK) rc = ingest__flush(&d->ing, d->ar, d->udb);
 	if(rc != MQC_OK){
 		d->db_backoff = backoff_next(d->db_backoff);
 		d->db_next_try = now + d->db_backoff;
@@ -278,6 +278,23 @@ static void request(struct conn *c, const struct mqtt_msg *msg, bool registratio
 	else if(rc != MQC_OK) log_warnx("a request is not answered: %s", mqc_strerror(rc));
 }
 
+/* Hand a chat message to ingest and do what it asks: commit a full batch,
+ * or leave the broker when it could not keep the message (not
+ * acknowledged either, so the broker keeps it). */
+static void take(struct daemon *d, const struct mqtt_msg *msg)
+{
+	switch(ingest__message(&d->ing, msg->topic, msg->payload, msg->len)){
+	case INGEST_KEPT:
+		break;
+	case INGEST_FULL:
+		flush(d);
+		break;
+	case INGEST_NOMEM:
+		daemon__db_failed(d, MQC_ERR_NOMEM, "memory");
+		break;
+	}
+}
+
 static void on_message(void *arg, const struct mqtt_msg *msg)
 {
 	struct conn *c = arg;
@@ -289,7 +306,7 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 	 * their filter, chat/<kind>/+/req. */
 	topic__parse(msg->topic, &tp);
 	if(ingest__takes(msg->topic)){
-		ingest__message(d, msg->topic, msg->payload, msg->len);
+		take(d, msg);
 	}else if(tp.kind == TOPIC_RPC_REQ){
 		request(c, msg, false);
 	}else if(tp.kind == TOPIC_REGISTER_REQ){
@@ -353,7 +370,7 @@ static void conn_send(struct conn *c)
 	int rc;
 
 	if(!mqtt__is_open(c->mq)) return;
-	rc = ingest__journal_sync(c->d);
+	rc = ingest__journal_sync(&c->d->ing);
 	if(rc != MQC_OK){
 		daemon__db_failed(c->d, rc, "journal");
 		return;
@@ -378,16 +395,16 @@ static void conn_read(struct conn *c)
 }
 
 /* Commit what waits. Called when the oldest pending message is
- * INGEST_MAX_DELAY_MS old, before an RPC answer and at the end; ingest.c
- * commits a full batch itself. The journal already makes each message
+ * INGEST_MAX_DELAY_MS old (ingest__due), when ingest says a batch is full,
+ * before an RPC answer and at the end. The journal already makes each message
  * durable; the delay costs nothing but the time before a CLI reader sees
  * it. */
 static void flush(struct daemon *d)
 {
 	int rc;
 
-	if(d->pend_head == NULL || !d->db_ok) return;
-	rc = ingest__flush(d);
+	if(ingest__pending(&d->ing) == 0 || !d->db_ok) return;
+	rc = ingest__flush(&d->ing, d->ar, d->udb);
 	if(rc != MQC_OK) daemon__db_failed(d, rc, "store");
 }
 
@@ -425,8 +442,9 @@ static void run_loop(struct daemon *d)
 			if(now >= d->db_next_try) db_retry(d, now);
 			if(!d->db_ok && d->db_next_try < wake) wake = d->db_next_try;
 		}
-		if(d->db_ok && d->pend_head){
-			if(d->pend_since + INGEST_MAX_DELAY_MS < wake) wake = d->pend_since + INGEST_MAX_DELAY_MS;
+		if(d->db_ok){
+			next = ingest__due(&d->ing);
+			if(next < wake) wake = next;
 		}
 		if(d->later_head){
 			next = later__run(d, now);
@@ -486,9 +504,7 @@ static void run_loop(struct daemon *d)
 			}
 			if(mqtt__is_open(c->mq) && (fds[i].revents & POLLOUT)) conn_send(c);
 		}
-		if(d->pend_head && time__mono_ms() - d->pend_since >= INGEST_MAX_DELAY_MS){
-			flush(d);
-		}
+		if(time__mono_ms() >= ingest__due(&d->ing)) flush(d);
 	}
 }
 
@@ -497,9 +513,9 @@ static void run_loop(struct daemon *d)
  * stay). */
 static void shutdown_all(struct daemon *d)
 {
-	if(d->pend_head && ingest__flush(d) != MQC_OK){
+	if(ingest__pending(&d->ing) && ingest__flush(&d->ing, d->ar, d->udb) != MQC_OK){
 		log_warnx("%zu message(s) could not be archived; they stay in %s for the next start",
-				d->npending, d->journal_path);
+				ingest__pending(&d->ing), ingest__journal_path(&d->ing));
 	}
 	leave_broker(d);
 }
@@ -507,7 +523,6 @@ static void shutdown_all(struct daemon *d)
 static void daemon_cleanup(struct daemon *d)
 {
 	int i;
-	struct pending *p, *next;
 
 	/* Before the connections go: it may hand answers to them. */
 	worker__stop(d->worker, d);
@@ -516,19 +531,11 @@ static void daemon_cleanup(struct daemon *d)
 		mqtt__free(d->conns[i].mq);
 		d->conns[i].mq = NULL;
 	}
-	for(p = d->pend_head; p; p = next){
-		next = p->next;
-		free(p);   /* the topic is in the same allocation (ingest__keep) */
-	}
-	d->pend_head = d->pend_tail = NULL;
-	free(d->jbuf);
-	d->jbuf = NULL;
-	d->jlen = d->jcap = 0;
+	ingest__cleanup(&d->ing);
 	expiry__cleanup(&d->exp);
 	later__cleanup(d);
 	archive__close(d->ar);
 	userdb__close(d->udb);
-	if(d->journal_fd >= 0) close(d->journal_fd);
 	if(d->sigpipe[0] >= 0) close(d->sigpipe[0]);
 	if(d->sigpipe[1] >= 0) close(d->sigpipe[1]);
 	sigpipe_w = -1;
@@ -589,12 +596,12 @@ int daemon__main(const char *datadir, int argc, char **argv)
 {
 	static struct daemon dd;
 	struct daemon *d = &dd;
-	char err[1024];
+	char err[1024], journal_path[4096];
 	int rc, i, status = 1, lock_fd = -1;
 
 	memset(d, 0, sizeof(*d));
 	d->sigpipe[0] = d->sigpipe[1] = -1;
-	d->journal_fd = -1;
+	ingest__init(&d->ing);
 	archive__library_init();
 	if(config__defaults(&d->cfg, datadir) != MQC_OK){
 		fprintf(stderr, "Error: out of memory\n");
@@ -618,7 +625,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	}
 	if(!data_path(d, "archive.db", d->archive_path, sizeof(d->archive_path))
 			|| !data_path(d, "auth.db", d->auth_path, sizeof(d->auth_path))
-			|| !data_path(d, "archive.journal", d->journal_path, sizeof(d->journal_path))){
+			|| !data_path(d, "archive.journal", journal_path, sizeof(journal_path))){
 		log_error("data folder path too long");
 		goto done;
 	}
@@ -659,7 +666,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	if(rc != MQC_OK){
 		daemon__db_failed(d, rc, "open");
 	}
-	if(ingest__journal_open(d) != MQC_OK) goto done;
+	if(ingest__journal_open(&d->ing, journal_path) != MQC_OK) goto done;
 	if(setup_signals(d) != MQC_OK){
 		log_warn("signals");
 		goto done;
@@ -676,10 +683,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		goto done;
 	}
 	d->exp.next_run = time__mono_ms() + 1000;
-	if(d->db_ok && d->pend_head){
-		size_t n = d->npending;
+	if(d->db_ok && ingest__pending(&d->ing)){
+		size_t n = ingest__pending(&d->ing);
 
-		rc = ingest__flush(d);
+		rc = ingest__flush(&d->ing, d->ar, d->udb);
 		if(rc != MQC_OK) daemon__db_failed(d, rc, "journal replay");
 		else log_info("journal replayed: %zu message(s)", n);
 	}
@@ -695,10 +702,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	shutdown_all(d);
 	log_info("stopped: %lld stored, %lld duplicates, %lld receipts, %lld invalid, %lld requests,"
 			" %lld registrations, %lld expired; %lld commits, %lld journal writes",
-			(long long)d->stats.stored, (long long)d->stats.duplicates,
-			(long long)d->stats.receipts, (long long)d->stats.invalid, (long long)d->stats.rpc,
+			(long long)d->ing.stats.stored, (long long)d->ing.stats.duplicates,
+			(long long)d->ing.stats.receipts, (long long)d->ing.stats.invalid, (long long)d->stats.rpc,
 			(long long)d->stats.registrations, (long long)d->stats.expired,
-			(long long)d->stats.batches, (long long)d->stats.journal_writes);
+			(long long)d->ing.stats.batches, (long long)d->ing.stats.journal_writes);
 	status = 0;
 done:
 	daemon_cleanup(d);

@@ -1,8 +1,8 @@
 /* daemon.h - the archiver daemon (`mqchat-archiver [--data DIR] run ...`).
  *
  * The public entry point is daemon__main; the rest of this header is shared
- * by the daemon's own files (daemon.c, ingest.c, rpc.c, register.c,
- * expiry.c) and by nothing else.
+ * by the daemon's own files (daemon.c, rpc.c, register.c, worker.c,
+ * later.c, expiry.c) and by nothing else. Ingest has its own (ingest.h).
  *
  * The poll loop: one thread over the K broker connections (mqtt.c), a
  * self-pipe for signals and timers. Each read from a connection hands its
@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "ingest.h"
 #include "names.h"
 
 /* Run the daemon until SIGTERM/SIGINT. datadir is the data folder (auth.db,
@@ -44,15 +45,6 @@ struct archive;
 struct userdb;
 struct daemon;
 
-/* The largest inbox/room payload stored; anything larger is refused as
- * invalid (the plugin's own limit is far lower). */
-#define INGEST_MAX_PAYLOAD (1024 * 1024)
-/* Messages committed in one transaction at most. */
-#define INGEST_BATCH 1000
-/* A batch is committed at the latest this long after its first message
- * (the journal already makes it durable against a killed process). */
-#define INGEST_MAX_DELAY_MS 50
-
 /* One broker connection, client id archiver@<index>. */
 struct conn {
 	struct daemon *d;
@@ -64,15 +56,6 @@ struct conn {
 	int64_t next_try;    /* monotonic ms of the next connection attempt */
 	int backoff;         /* ms, doubled after each failure */
 	bool failing;        /* a failure was logged; quiet until connected again */
-};
-
-/* A message taken from the broker but not yet committed to archive.db. */
-struct pending {
-	struct pending *next;
-	char *topic;
-	int64_t received;    /* wall clock ms: the message's server_ts */
-	size_t len;
-	unsigned char payload[];
 };
 
 /* A `_register` client id that made an account, and when (mono ms). */
@@ -93,28 +76,17 @@ struct expiry {
 	int64_t deleted;
 };
 
+/* The daemon's counts beside ingest's (struct ingest_stats). */
 struct daemon_stats {
-	int64_t stored;
-	int64_t duplicates;
-	int64_t receipts;
-	int64_t invalid;
 	int64_t rpc;
 	int64_t registrations;
 	int64_t expired;
-	int64_t batches;
-	int64_t journal_writes;
 };
 
 struct daemon {
 	struct config cfg;
 	char archive_path[4096];
 	char auth_path[4096];
-	char journal_path[4096];
-	int journal_fd;
-	/* Journal records of the messages read since the last journal write;
-	 * their PUBACKs wait until ingest__journal_sync has written them. */
-	unsigned char *jbuf;
-	size_t jlen, jcap;
 	char password[1025];
 	struct archive *ar;
 	struct userdb *udb;
@@ -124,17 +96,11 @@ struct daemon {
 	bool db_ok;          /* false: the archive cannot be written; stay off the broker */
 	int64_t db_next_try; /* monotonic ms */
 	int db_backoff;
-	struct pending *pend_head, *pend_tail;
-	size_t npending;
-	int64_t pend_since;  /* monotonic ms when the oldest pending arrived */
+	/* Messages taken, their journal (ingest.c). */
+	struct ingest ing;
 
 	struct expiry exp;
 	struct daemon_stats stats;
-
-	/* invalid payload log limiter */
-	int64_t invalid_window;
-	int invalid_logged;
-	int64_t invalid_suppressed;
 
 	/* The thread that answers requests (worker.c). */
 	struct worker *worker;
@@ -178,32 +144,6 @@ void daemon__send(struct conn *c, const char *topic, const char *text, size_t le
 /* The archive cannot be written (rc from the store): leave the broker, so
  * nothing more is acknowledged into the void, and retry with backoff. */
 void daemon__db_failed(struct daemon *d, int rc, const char *what);
-
-/* ---- ingest.c ---- */
-/* True if topic lies under one of the message filters, chat/inbox/# or
- * chat/room/#: ingest__message takes it, and counts it as invalid unless
- * it is chat/inbox/<to>/<from> or chat/room/<room>/<from> of valid names. */
-bool ingest__takes(const char *topic);
-/* Take one inbox/room message: add it to the pending list and its record to
- * the journal buffer, committing the list if it is full. If the archive
- * cannot be written, daemon__db_failed is called; the message stays pending.
- * Invalid payloads are counted and logged when committed. */
-void ingest__message(struct daemon *d, const char *topic, const void *payload, size_t len);
-/* Write the journal buffer with one write(). MQC_OK when it is on file (or
- * empty): the PUBACKs of those messages may go. */
-int ingest__journal_sync(struct daemon *d);
-/* Commit the pending list in one transaction, oldest first, then empty the
- * journal. MQC_OK when nothing is left; otherwise nothing was committed and
- * the list is intact. */
-int ingest__flush(struct daemon *d);
-/* Keep a copy of (topic, payload) at the end of the pending list. */
-int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_t len);
-/* Open the journal (d->journal_path), loading what a previous run left in
- * it into the pending list. MQC_OK or MQC_ERR_IO. */
-int ingest__journal_open(struct daemon *d);
-/* An archive_created_fn (archive.h): when the account user was created,
- * from auth.db; arg is the daemon. */
-int ingest__created_of(const char *user, int64_t *created, void *arg);
 
 /* ---- rpc.c ---- */
 /* Answer one request that arrived on chat/rpc/<user>/req. Worker thread. */

@@ -26,9 +26,9 @@
 #include <unistd.h>
 
 #include "archive.h"
-#include "daemon.h"
 #include "envelope.h"
 #include "err.h"
+#include "ingest.h"
 #include "log.h"
 #include "names.h"
 #include "timeutil.h"
@@ -46,37 +46,55 @@ struct journal_hdr {
 	uint32_t sum;      /* FNV-1a over topic and payload: a torn tail is seen */
 };
 
-int ingest__created_of(const char *user, int64_t *created, void *arg)
+/* A message taken from the broker but not yet committed to archive.db. */
+struct pending {
+	struct pending *next;
+	char *topic;
+	int64_t received;    /* wall clock ms: the message's server_ts */
+	size_t len;
+	unsigned char payload[];
+};
+
+/* The stores a commit writes to, borrowed from the daemon for its length. */
+struct commit {
+	struct ingest *in;
+	struct archive *ar;
+	struct userdb *udb;
+};
+
+/* An archive_created_fn (archive.h): when the account user was created,
+ * from auth.db; arg is the userdb. */
+static int created_of(const char *user, int64_t *created, void *arg)
 {
-	struct daemon *d = arg;
 	struct userdb_user u;
-	int rc = userdb__user_get(d->udb, user, &u);
+	int rc = userdb__user_get(arg, user, &u);
 
 	if(rc == MQC_OK) *created = u.created;
 	return rc;
 }
 
 /* Count and log (escaped, rate-limited) a payload that is not stored. */
-static void invalid(struct daemon *d, const char *topic, const char *why)
+static void invalid(struct commit *cm, const char *topic, const char *why)
 {
+	struct ingest *in = cm->in;
 	char esc[160];
 	int64_t now = time__mono_ms();
 
-	d->stats.invalid++;
-	if(d->ar) archive__count_invalid(d->ar, 1);
-	if(now - d->invalid_window >= 60000){
-		if(d->invalid_suppressed){
-			log_warnx("%lld more invalid message(s) not logged", (long long)d->invalid_suppressed);
+	in->stats.invalid++;
+	archive__count_invalid(cm->ar, 1);
+	if(now - in->invalid_window >= 60000){
+		if(in->invalid_suppressed){
+			log_warnx("%lld more invalid message(s) not logged", (long long)in->invalid_suppressed);
 		}
-		d->invalid_window = now;
-		d->invalid_logged = 0;
-		d->invalid_suppressed = 0;
+		in->invalid_window = now;
+		in->invalid_logged = 0;
+		in->invalid_suppressed = 0;
 	}
-	if(d->invalid_logged >= INVALID_LOG_PER_MIN){
-		d->invalid_suppressed++;
+	if(in->invalid_logged >= INVALID_LOG_PER_MIN){
+		in->invalid_suppressed++;
 		return;
 	}
-	d->invalid_logged++;
+	in->invalid_logged++;
 	log_warnx("invalid message on %s not archived: %s",
 			log_escape(topic, strlen(topic), esc, sizeof(esc)), why);
 }
@@ -107,9 +125,10 @@ static bool copy_name(const struct topic_level *l, char *out)
 /* Store or apply one message. MQC_OK when it is dealt with (stored, a
  * duplicate, a receipt applied or ignored, or refused as invalid); an
  * MQC_ERR_* when the archive could not be written. */
-static int process(struct daemon *d, const char *topic, const void *payload, size_t len,
+static int process(struct commit *cm, const char *topic, const void *payload, size_t len,
 		int64_t received)
 {
+	struct ingest *in = cm->in;
 	char a[NAME_MAX_LEN + 1], b[NAME_MAX_LEN + 1], id[MSGID_MAX_LEN + 1];
 	char bodybuf[4096];
 	struct archive_msg m;
@@ -125,23 +144,23 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	topic__parse(topic, &tp);
 	room = under(topic, TOPIC_ROOM);
 	if(!room && !under(topic, TOPIC_INBOX)){
-		invalid(d, topic, "unexpected topic");
+		invalid(cm, topic, "unexpected topic");
 		return MQC_OK;
 	}
 	if(tp.kind != (room ? TOPIC_ROOM : TOPIC_INBOX) || !copy_name(&tp.a, a) || !copy_name(&tp.b, b)){
-		invalid(d, topic, room ? "not chat/room/<room>/<from>" : "not chat/inbox/<to>/<from>");
+		invalid(cm, topic, room ? "not chat/room/<room>/<from>" : "not chat/inbox/<to>/<from>");
 		return MQC_OK;
 	}
 	if(len > INGEST_MAX_PAYLOAD){
-		invalid(d, topic, "payload too large");
+		invalid(cm, topic, "payload too large");
 		return MQC_OK;
 	}
 	if(!envelope__parse(payload, len, &env, &why)){
-		invalid(d, topic, why ? why : "not an envelope");
+		invalid(cm, topic, why ? why : "not an envelope");
 		return MQC_OK;
 	}
 	if(envelope__unescape(&env.id, id, sizeof(id)) < 0 || !names__valid_msgid(id, strlen(id))){
-		invalid(d, topic, "bad id");
+		invalid(cm, topic, "bad id");
 		return MQC_OK;
 	}
 
@@ -155,15 +174,15 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 			return MQC_OK;
 		}
 		if(envelope__unescape(&env.ref, ref, sizeof(ref)) < 0 || !names__valid_msgid(ref, strlen(ref))){
-			invalid(d, topic, "bad ref");
+			invalid(cm, topic, "bad ref");
 			return MQC_OK;
 		}
 		/* chat/inbox/<original sender>/<reader> */
-		rc = archive__receipt(d->ar, a, ref, b,
+		rc = archive__receipt(cm->ar, a, ref, b,
 				env.status == ENVELOPE_STATUS_READ ? "read" : "delivered",
-				ingest__created_of, d, &done);
+				created_of, cm->udb, &done);
 		if(rc == MQC_OK){
-			d->stats.receipts++;
+			in->stats.receipts++;
 			if(!done) log_debug("receipt from %s for %s/%s changed nothing", b, a, ref);
 		}
 		return rc;
@@ -173,7 +192,7 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	if(body == NULL) return MQC_ERR_NOMEM;
 	if(envelope__unescape(&env.body, body, env.body.len + 1) < 0){
 		if(body != bodybuf) free(body);
-		invalid(d, topic, "bad body");
+		invalid(cm, topic, "bad body");
 		return MQC_OK;
 	}
 	memset(&m, 0, sizeof(m));
@@ -184,11 +203,11 @@ static int process(struct daemon *d, const char *topic, const void *payload, siz
 	m.body = body;
 	m.ts = env.has_ts ? env.ts : -1;
 	m.server_ts = received;
-	rc = archive__store(d->ar, &m, ingest__created_of, d, &done);
+	rc = archive__store(cm->ar, &m, created_of, cm->udb, &done);
 	if(body != bodybuf) free(body);
 	if(rc == MQC_OK){
-		if(done) d->stats.stored++;
-		else d->stats.duplicates++;
+		if(done) in->stats.stored++;
+		else in->stats.duplicates++;
 	}
 	return rc;
 }
@@ -205,9 +224,10 @@ static uint32_t fnv32(uint32_t h, const void *buf, size_t len)
 	return h;
 }
 
-/* One allocation per message: the payload, then the topic, NUL-terminated,
+/* Keep a copy of (topic, payload) at the end of the pending list. One
+ * allocation per message: the payload, then the topic, NUL-terminated,
  * after the struct; p->topic points into it, so free(p) frees both. */
-int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_t len)
+static int keep(struct ingest *in, const char *topic, const void *payload, size_t len)
 {
 	size_t tl = strlen(topic);
 	struct pending *p = malloc(sizeof(*p) + len + tl + 1);
@@ -219,127 +239,123 @@ int ingest__keep(struct daemon *d, const char *topic, const void *payload, size_
 	p->received = time__now_ms();
 	p->len = len;
 	if(len) memcpy(p->payload, payload, len);
-	if(d->pend_tail) d->pend_tail->next = p;
+	if(in->pend_tail) in->pend_tail->next = p;
 	else{
-		d->pend_head = p;
-		d->pend_since = time__mono_ms();
+		in->pend_head = p;
+		in->pend_since = time__mono_ms();
 	}
-	d->pend_tail = p;
-	d->npending++;
+	in->pend_tail = p;
+	in->npending++;
 	return MQC_OK;
 }
 
 /* Add one record to the journal buffer; ingest__journal_sync writes it. */
-static int journal_append(struct daemon *d, const char *topic, const void *payload, size_t len)
+static int journal_append(struct ingest *in, const char *topic, const void *payload, size_t len)
 {
 	struct journal_hdr h;
 	size_t tl = strlen(topic), total = sizeof(h) + tl + len;
 	unsigned char *p;
 
-	if(d->jcap - d->jlen < total){
-		size_t cap = d->jcap ? d->jcap : 64 * 1024;
+	if(in->jcap - in->jlen < total){
+		size_t cap = in->jcap ? in->jcap : 64 * 1024;
 
-		while(cap - d->jlen < total) cap *= 2;
-		p = realloc(d->jbuf, cap);
+		while(cap - in->jlen < total) cap *= 2;
+		p = realloc(in->jbuf, cap);
 		if(p == NULL) return MQC_ERR_NOMEM;
-		d->jbuf = p;
-		d->jcap = cap;
+		in->jbuf = p;
+		in->jcap = cap;
 	}
 	h.magic = JOURNAL_MAGIC;
 	h.topic_len = (uint32_t)tl;
 	h.payload_len = (uint32_t)len;
 	h.sum = fnv32(fnv32(2166136261u, topic, tl), payload, len);
-	p = d->jbuf + d->jlen;
+	p = in->jbuf + in->jlen;
 	memcpy(p, &h, sizeof(h));
 	memcpy(p + sizeof(h), topic, tl);
 	if(len) memcpy(p + sizeof(h) + tl, payload, len);
-	d->jlen += total;
+	in->jlen += total;
 	return MQC_OK;
 }
 
 /* One write() for every record read since the last: a killed process
  * leaves it whole in the page cache, or (killed before the call) not at
  * all, and nothing in it has been acknowledged yet. */
-int ingest__journal_sync(struct daemon *d)
+int ingest__journal_sync(struct ingest *in)
 {
 	ssize_t n;
 
-	if(d->jlen == 0) return MQC_OK;
-	if(d->journal_fd < 0) return MQC_ERR_IO;
+	if(in->jlen == 0) return MQC_OK;
+	if(in->journal_fd < 0) return MQC_ERR_IO;
 	do{
-		n = write(d->journal_fd, d->jbuf, d->jlen);
+		n = write(in->journal_fd, in->jbuf, in->jlen);
 	}while(n < 0 && errno == EINTR);
-	if(n != (ssize_t)d->jlen){
+	if(n != (ssize_t)in->jlen){
 		if(n >= 0){
 			/* A short write (disk full): cut it off, so replay stays clean. */
-			off_t end = lseek(d->journal_fd, 0, SEEK_END);
-			if(end >= n && ftruncate(d->journal_fd, end - n) != 0) log_warn("ftruncate journal");
+			off_t end = lseek(in->journal_fd, 0, SEEK_END);
+			if(end >= n && ftruncate(in->journal_fd, end - n) != 0) log_warn("ftruncate journal");
 			errno = ENOSPC;
 		}
-		log_warn("journal %s", d->journal_path);
+		log_warn("journal %s", in->journal_path);
 		return MQC_ERR_IO;
 	}
-	d->jlen = 0;
-	d->stats.journal_writes++;
+	in->jlen = 0;
+	in->stats.journal_writes++;
 	return MQC_OK;
 }
 
-void ingest__message(struct daemon *d, const char *topic, const void *payload, size_t len)
+enum ingest_result ingest__message(struct ingest *in, const char *topic, const void *payload,
+		size_t len)
 {
-	int rc;
-
-	if(ingest__keep(d, topic, payload, len) != MQC_OK || journal_append(d, topic, payload, len) != MQC_OK){
-		/* Not acknowledged either: leave, the broker keeps it. */
+	if(keep(in, topic, payload, len) != MQC_OK || journal_append(in, topic, payload, len) != MQC_OK){
+		/* Not acknowledged either: the daemon leaves, the broker keeps it. */
 		log_error("out of memory taking a message on %s", topic);
-		daemon__db_failed(d, MQC_ERR_NOMEM, "memory");
-		return;
+		return INGEST_NOMEM;
 	}
-	if(d->db_ok && d->npending >= INGEST_BATCH){
-		rc = ingest__flush(d);
-		if(rc != MQC_OK) daemon__db_failed(d, rc, "store");
-	}
+	return in->npending >= INGEST_BATCH ? INGEST_FULL : INGEST_KEPT;
 }
 
-int ingest__flush(struct daemon *d)
+int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb)
 {
+	struct commit cm = { .in = in, .ar = ar, .udb = udb };
 	struct pending *p, *next;
-	size_t n = d->npending;
+	size_t n = in->npending;
 	int rc;
 
-	if(d->pend_head == NULL) return MQC_OK;
-	if(d->ar == NULL) return MQC_ERR_IO;
-	rc = archive__begin(d->ar);
+	if(in->pend_head == NULL) return MQC_OK;
+	if(ar == NULL) return MQC_ERR_IO;
+	rc = archive__begin(ar);
 	if(rc != MQC_OK) return rc;
-	for(p = d->pend_head; p; p = p->next){
-		rc = process(d, p->topic, p->payload, p->len, p->received);
+	for(p = in->pend_head; p; p = p->next){
+		rc = process(&cm, p->topic, p->payload, p->len, p->received);
 		if(rc != MQC_OK){
-			archive__rollback(d->ar);
+			archive__rollback(ar);
 			return rc;
 		}
 	}
-	rc = archive__commit(d->ar);
+	rc = archive__commit(ar);
 	if(rc != MQC_OK){
-		archive__rollback(d->ar);
+		archive__rollback(ar);
 		return rc;
 	}
-	for(p = d->pend_head; p; p = next){
+	for(p = in->pend_head; p; p = next){
 		next = p->next;
 		free(p);
 	}
-	d->pend_head = d->pend_tail = NULL;
-	d->npending = 0;
-	d->stats.batches++;
+	in->pend_head = in->pend_tail = NULL;
+	in->npending = 0;
+	in->stats.batches++;
 	if(n > 1) log_debug("committed a batch of %zu", n);
 	/* Committed: the journal's records, written or not, are all in
 	 * archive.db now. */
-	d->jlen = 0;
-	if(d->journal_fd >= 0 && ftruncate(d->journal_fd, 0) != 0){
-		log_warn("truncate %s", d->journal_path);
+	in->jlen = 0;
+	if(in->journal_fd >= 0 && ftruncate(in->journal_fd, 0) != 0){
+		log_warn("truncate %s", in->journal_path);
 	}
 	return MQC_OK;
 }
 
-int ingest__journal_open(struct daemon *d)
+int ingest__journal_open(struct ingest *in, const char *path)
 {
 	struct journal_hdr h;
 	unsigned char *buf = NULL;
@@ -350,20 +366,21 @@ int ingest__journal_open(struct daemon *d)
 	FILE *fp;
 	int fd;
 
+	snprintf(in->journal_path, sizeof(in->journal_path), "%s", path);
 	/* Never through a link: one planted in the data folder would have the
 	 * damaged-tail check below truncate any file this process may write. */
-	fd = open(d->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	fd = open(in->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 	if(fd < 0 && errno == ELOOP){
 		log_error("%s is a symbolic link: refusing to follow it (the journal is the archiver's"
-				" own file; remove the link)", d->journal_path);
+				" own file; remove the link)", in->journal_path);
 		return MQC_ERR_PERM;
 	}
 	if(fd < 0){
-		log_warn("%s", d->journal_path);
+		log_warn("%s", in->journal_path);
 		return MQC_ERR_IO;
 	}
 	if(fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)){
-		log_error("%s is not a regular file: refusing to use it as the journal", d->journal_path);
+		log_error("%s is not a regular file: refusing to use it as the journal", in->journal_path);
 		close(fd);
 		return MQC_ERR_PERM;
 	}
@@ -384,7 +401,7 @@ int ingest__journal_open(struct daemon *d)
 		if(fnv32(2166136261u, buf, need) != h.sum) break;
 		memcpy(topic, buf, h.topic_len);
 		topic[h.topic_len] = '\0';
-		if(ingest__keep(d, topic, buf + h.topic_len, h.payload_len) != MQC_OK) break;
+		if(keep(in, topic, buf + h.topic_len, h.payload_len) != MQC_OK) break;
 		good += (off_t)(sizeof(h) + need);
 		n++;
 	}
@@ -394,10 +411,48 @@ int ingest__journal_open(struct daemon *d)
 		/* A record cut by a kill in the middle of nothing we acknowledged:
 		 * write() is all or nothing for a killed process, so this is
 		 * only ever garbage; drop it so appends stay readable. */
-		log_warnx("%s: ignoring a damaged tail after %zu record(s)", d->journal_path, n);
-		if(ftruncate(fd, good) != 0) log_warn("ftruncate %s", d->journal_path);
+		log_warnx("%s: ignoring a damaged tail after %zu record(s)", in->journal_path, n);
+		if(ftruncate(fd, good) != 0) log_warn("ftruncate %s", in->journal_path);
 	}
-	d->journal_fd = fd;
-	if(n) log_info("%zu message(s) to replay from %s", n, d->journal_path);
+	in->journal_fd = fd;
+	if(n) log_info("%zu message(s) to replay from %s", n, in->journal_path);
 	return MQC_OK;
+}
+
+void ingest__init(struct ingest *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->journal_fd = -1;
+}
+
+size_t ingest__pending(const struct ingest *in)
+{
+	return in->npending;
+}
+
+int64_t ingest__due(const struct ingest *in)
+{
+	return in->pend_head ? in->pend_since + INGEST_MAX_DELAY_MS : INT64_MAX;
+}
+
+const char *ingest__journal_path(const struct ingest *in)
+{
+	return in->journal_path;
+}
+
+void ingest__cleanup(struct ingest *in)
+{
+	struct pending *p, *next;
+
+	for(p = in->pend_head; p; p = next){
+		next = p->next;
+		free(p);   /* the topic is in the same allocation (keep) */
+	}
+	in->pend_head = in->pend_tail = NULL;
+	in->npending = 0;
+	free(in->jbuf);
+	in->jbuf = NULL;
+	in->jlen = in->jcap = 0;
+	if(in->journal_fd >= 0) close(in->journal_fd);
+	in->journal_fd = -1;
 }
