@@ -3,7 +3,7 @@
  * One process, one thread: every client is a libmosquitto handle driven by
  * our own poll() loop (net.c), so the generator costs one core at most and
  * its figures do not depend on thread scheduling. Each mode prints one JSON
- * object on stdout; scripts/bench.sh turns those into the results table. */
+ * object on stdout; bench/bench.py turns those into the results table. */
 #ifndef MQCHAT_BENCH_H
 #define MQCHAT_BENCH_H
 

@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 import harness  # noqa: E402
 from archiver_util import Archiver, count  # noqa: E402
+from topics import topic  # noqa: E402
 
 SENDERS = ["s%d" % i for i in range(5)]
 ATTACKERS = ["m%d" % i for i in range(4)]
@@ -85,13 +86,13 @@ def run(kind, n_msgs, n_reqs):
             c = harness.Client(broker.port, u, "password-xxxx", client_id=u + "@b")
             clients.append(c)
             assert c.connect() == 0
-            assert c.subscribe("chat/rpc/%s/resp" % u) in (0, 1)
+            assert c.subscribe(topic("rpc_resp", u)) in (0, 1)
             attackers.append(c)
         every = max(1, n_msgs // n_reqs) if kind != "none" else 0
         infos, sent_reqs = [], 0
         for i in range(n_msgs):
             s = senders[i % len(senders)]
-            infos.append(s.c.publish("chat/inbox/r0/%s" % s.client_id.split("@")[0],
+            infos.append(s.c.publish(topic("inbox", "r0", s.client_id.split("@")[0]),
                                      harness.envelope("m%d" % i, id="d%06d" % i), qos=1))
             if every and i % every == 0 and sent_reqs < n_reqs:
                 a = attackers[sent_reqs % len(attackers)]
@@ -101,7 +102,7 @@ def run(kind, n_msgs, n_reqs):
                     req.update(old="guess-%d" % sent_reqs, new="new-password-1")
                 else:
                     req.update(limit=500)
-                a.c.publish("chat/rpc/%s/req" % user, json.dumps(req), qos=0)
+                a.c.publish(topic("rpc_req", user), json.dumps(req), qos=0)
                 sent_reqs += 1
             if len(infos) >= 1000:
                 for info in infos:
@@ -113,7 +114,7 @@ def run(kind, n_msgs, n_reqs):
             # every request of a is at the broker (a round trip behind
             # them), then its answers topic again (the barrier leaves it)
             a.barrier()
-            assert a.subscribe("chat/rpc/%s/resp" % a.client_id.split("@")[0]) in (0, 1)
+            assert a.subscribe(topic("rpc_resp", a.client_id.split("@")[0])) in (0, 1)
         want = SEEDED + n_msgs
         t0 = time.monotonic()
         arch.start(wait=False)

@@ -2,8 +2,9 @@
  *
  *   mqchat-bench MODE [--option value ...]
  *
- * Modes: pairs, fanout, connect, flood, rpc, prefill (see bench/README.md). Each
- * prints one JSON object on stdout; errors go to stderr as "Error: ...". */
+ * Modes: pairs, fanout, connect, flood, rpc, prefill, topics (see
+ * bench/README.md). Each prints one JSON object on stdout; errors go to
+ * stderr as "Error: ...". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,25 @@
 #include <mosquitto.h>
 
 #include "bench.h"
+#include "topic.h"
+
+/* The topic table of common/topic.c for the Python benches, as templates:
+ * {"inbox": "<...>/{a}/{b}", ...} (str.format fields a and b). */
+static int print_topics(const struct bench_opts *o)
+{
+	char buf[TOPIC_MAX_LEN + 1];
+	int k;
+
+	(void)o;
+	printf("{");
+	for(k = TOPIC_NONE + 1; k < TOPIC_KIND_COUNT; k++){
+		topic__build(buf, sizeof(buf), (enum topic_kind)k, "{a}", "{b}");
+		printf("%s\"%s\": \"%s\"", k > TOPIC_NONE + 1 ? ", " : "",
+				topic__kind_name((enum topic_kind)k), buf);
+	}
+	printf("}\n");
+	return 0;
+}
 
 struct mode {
 	const char *name;
@@ -25,6 +45,7 @@ static const struct mode modes[] = {
 	{ "flood", conn__flood, "warm logins while --flood connections send wrong passwords" },
 	{ "rpc", rpc__latency, "--op history|sync round trips as --user" },
 	{ "prefill", prefill__archive, "add --count messages to --archive-db (archiver schema)" },
+	{ "topics", print_topics, "the topic table, as str.format templates" },
 };
 
 void bench__opts_defaults(struct bench_opts *o)

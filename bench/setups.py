@@ -17,6 +17,7 @@ import time
 from procs import Unavailable, require_built
 from settings import (ARCHIVER, DYNSEC, ITERATIONS, MEMBERS, NPAIRS_USERS, PASSWORD, PLUGIN,
                       ROOM, SCHEMA, SEND_LIMIT_OPTS)
+from topics import topic
 
 
 def users():
@@ -107,12 +108,14 @@ def setup_b(d, port):
     subprocess.run(["mosquitto_passwd", "-U", pw], check=True, timeout=120)
     acl = os.path.join(d, "acl")
     with open(acl, "w") as f:
-        f.write("# the inbox rule of the mqchat plugin, as %u patterns\n"
-                "pattern write chat/inbox/+/%u\n"
-                "pattern read chat/inbox/%u/#\n"
+        f.write("# the inbox rule of the mqchat plugin, as %%u patterns\n"
+                "pattern write %s\n"
+                "pattern read %s\n"
                 "# one room: everybody reads it, writes as themselves\n"
-                "pattern write chat/room/" + ROOM + "/%u\n"
-                "pattern read chat/room/" + ROOM + "/#\n")
+                "pattern write %s\n"
+                "pattern read %s\n"
+                % (topic("inbox", "+", "%u"), topic("inbox", "%u", "#"),
+                   topic("room", ROOM, "%u"), topic("room", ROOM, "#")))
     return conf_common(d, port) + ["allow_anonymous false", "password_file " + pw,
                                    "acl_file " + acl]
 
@@ -124,11 +127,11 @@ def setup_c(d, port):
         salt = os.urandom(12)
         key = hashlib.pbkdf2_hmac("sha512", PASSWORD.encode(), salt, 101, 64)
         rl = [{"rolename": "u_" + n}]
-        acls = [{"acltype": "publishClientSend", "topic": "chat/inbox/+/" + n, "allow": True},
-                {"acltype": "subscribePattern", "topic": "chat/inbox/%s/#" % n, "allow": True},
-                {"acltype": "publishClientReceive", "topic": "chat/inbox/%s/#" % n, "allow": True}]
+        acls = [{"acltype": "publishClientSend", "topic": topic("inbox", "+", n), "allow": True},
+                {"acltype": "subscribePattern", "topic": topic("inbox", n, "#"), "allow": True},
+                {"acltype": "publishClientReceive", "topic": topic("inbox", n, "#"), "allow": True}]
         if n.startswith("m"):
-            acls.append({"acltype": "publishClientSend", "topic": "chat/room/%s/%s" % (ROOM, n),
+            acls.append({"acltype": "publishClientSend", "topic": topic("room", ROOM, n),
                          "allow": True})
             rl.append({"rolename": "room_" + ROOM})
         roles.append({"rolename": "u_" + n, "acls": acls})
@@ -136,8 +139,8 @@ def setup_c(d, port):
                         "salt": base64.b64encode(salt).decode(), "iterations": 101,
                         "roles": rl})
     roles.append({"rolename": "room_" + ROOM, "acls": [
-        {"acltype": "subscribePattern", "topic": "chat/room/%s/#" % ROOM, "allow": True},
-        {"acltype": "publishClientReceive", "topic": "chat/room/%s/#" % ROOM, "allow": True}]})
+        {"acltype": "subscribePattern", "topic": topic("room", ROOM, "#"), "allow": True},
+        {"acltype": "publishClientReceive", "topic": topic("room", ROOM, "#"), "allow": True}]})
     cfg = {"clients": clients, "roles": roles, "groups": [],
            "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
                                 "subscribe": False, "unsubscribe": True}}

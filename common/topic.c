@@ -15,6 +15,7 @@
 #define MAX_LEVELS 5
 
 struct kind_row {
+	const char *name;               /* the kind's name, for tables */
 	const char *word;               /* chat/<word>/... */
 	int levels;                     /* 3 or 4 */
 	const char *last;               /* the fixed 4th level, or NULL for <b> */
@@ -23,15 +24,15 @@ struct kind_row {
 
 /* The table: the messages first, they are parsed most often. */
 static const struct kind_row rows[TOPIC_KIND_COUNT] = {
-	[TOPIC_NONE]          = { "",         0, NULL,   ROOT "/#" },
-	[TOPIC_INBOX]         = { "inbox",    4, NULL,   ROOT "/inbox/#" },
-	[TOPIC_ROOM]          = { "room",     4, NULL,   ROOT "/room/#" },
-	[TOPIC_PRESENCE]      = { "presence", 3, NULL,   ROOT "/presence/+" },
-	[TOPIC_NOTICE]        = { "notice",   3, NULL,   ROOT "/notice/+" },
-	[TOPIC_RPC_REQ]       = { "rpc",      4, "req",  ROOT "/rpc/+/req" },
-	[TOPIC_RPC_RESP]      = { "rpc",      4, "resp", ROOT "/rpc/+/resp" },
-	[TOPIC_REGISTER_REQ]  = { "register", 4, "req",  ROOT "/register/+/req" },
-	[TOPIC_REGISTER_RESP] = { "register", 4, "resp", ROOT "/register/+/resp" },
+	[TOPIC_NONE]          = { "none",         "",         0, NULL,   ROOT "/#" },
+	[TOPIC_INBOX]         = { "inbox",        "inbox",    4, NULL,   ROOT "/inbox/#" },
+	[TOPIC_ROOM]          = { "room",         "room",     4, NULL,   ROOT "/room/#" },
+	[TOPIC_PRESENCE]      = { "presence",     "presence", 3, NULL,   ROOT "/presence/+" },
+	[TOPIC_NOTICE]        = { "notice",       "notice",   3, NULL,   ROOT "/notice/+" },
+	[TOPIC_RPC_REQ]       = { "rpc_req",      "rpc",      4, "req",  ROOT "/rpc/+/req" },
+	[TOPIC_RPC_RESP]      = { "rpc_resp",     "rpc",      4, "resp", ROOT "/rpc/+/resp" },
+	[TOPIC_REGISTER_REQ]  = { "register_req", "register", 4, "req",  ROOT "/register/+/req" },
+	[TOPIC_REGISTER_RESP] = { "register_resp","register", 4, "resp", ROOT "/register/+/resp" },
 };
 
 bool topic__level_is(const struct topic_level *l, const char *s)
@@ -150,6 +151,12 @@ bool topic__is_message(const char *topic)
 	topic += sizeof(ROOT);
 	return starts_with_level(topic, rows[TOPIC_INBOX].word)
 		|| starts_with_level(topic, rows[TOPIC_ROOM].word);
+}
+
+const char *topic__kind_name(enum topic_kind kind)
+{
+	if(kind < TOPIC_NONE || kind >= TOPIC_KIND_COUNT) kind = TOPIC_NONE;
+	return rows[kind].name;
 }
 
 const char *topic__kind_word(enum topic_kind kind)

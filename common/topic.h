@@ -78,6 +78,11 @@ bool topic__is_chat(const char *topic);
  * chat messages travel. A prefix test, cheap enough for every publish. */
 bool topic__is_message(const char *topic);
 
+/* The name of kind for tables and programs that are not in C:
+ * "inbox", "room", "presence", "notice", "rpc_req", "rpc_resp",
+ * "register_req", "register_resp"; "none" for TOPIC_NONE. */
+const char *topic__kind_name(enum topic_kind kind);
+
 /* The word of kind in its topic ("inbox", "room", ...); "" for TOPIC_NONE. */
 const char *topic__kind_word(enum topic_kind kind);
 
