@@ -8,7 +8,9 @@
 #   make SAN=1 ...  everything built with AddressSanitizer + UBSan
 #
 # Every object is built with -fPIC so the same common/ objects go into the
-# plugin and the programs, and the unit tests link exactly what ships.
+# plugin and the programs, and the unit tests link exactly what ships: the
+# archiver's objects but main's are build/libmqchat-archiver.a, which the
+# archiver (daemon and CLI) and the unit tests link.
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -38,13 +40,18 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
 PLUGIN_OBJ := $(call obj,$(PLUGIN_SRC))
 ARCHIVER_OBJ := $(call obj,$(ARCHIVER_SRC))
+ARCHIVER_MAIN_OBJ := $(call obj,archiver/main.c)
+ARCHIVER_LIB_OBJ := $(filter-out $(ARCHIVER_MAIN_OBJ),$(ARCHIVER_OBJ))
 CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
 BENCH_OBJ := $(call obj,$(BENCH_SRC))
 UNIT_SUPPORT_OBJ := $(call obj,$(UNIT_SUPPORT_SRC))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# The fuzz harnesses as objects for the replay tests (tests/fuzz/fuzz.h).
+FUZZ_REPLAY_OBJ := $(call obj,$(wildcard tests/fuzz/fuzz_*.c))
 
 PLUGIN_SO := $(BUILD)/mqchat_auth.so
 ARCHIVER_BIN := $(BUILD)/mqchat-archiver
+ARCHIVER_LIB := $(BUILD)/libmqchat-archiver.a
 CLIENT_BIN := $(BUILD)/mqchat
 BENCH_BIN := $(if $(BENCH_SRC),$(BUILD)/mqchat-bench)
 
@@ -75,8 +82,12 @@ $(PLUGIN_SO): $(PLUGIN_OBJ) $(COMMON_OBJ)
 	$(CC) -shared -Wl,-Bsymbolic $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
 
 # The archiver speaks MQTT itself (archiver/mqtt.c), with OpenSSL for TLS.
-$(ARCHIVER_BIN): $(ARCHIVER_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ -lssl $(LDLIBS_COMMON)
+$(ARCHIVER_LIB): $(ARCHIVER_LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(ARCHIVER_BIN): $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ) -lssl $(LDLIBS_COMMON)
 
 $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(LDLIBS_COMMON)
@@ -85,11 +96,21 @@ $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(LDLIBS_COMMON) -lm
 
 # Unit tests link the plugin's objects too (pure logic is tested where it
-# lives); tests/unit/broker_stubs.c stands in for the broker's exports.
-# -lssl: archiver sources compiled into a test (archiver/mqtt.c) use it.
-$(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
+# lives); tests/unit/broker_stubs.c stands in for the broker's exports. The
+# archiver's library comes last: the linker takes from it only the objects
+# a test needs, so a function the test defines itself (a link-time stand-in,
+# test_archiver_worker.c) keeps its object out. -lssl: archiver/mqtt.o.
+$(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ) $(ARCHIVER_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) -lcmocka -lssl $(LDLIBS_COMMON)
+	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) \
+		$(ARCHIVER_LIB) -lcmocka -lssl $(LDLIBS_COMMON)
+
+# The harnesses each replay test links (FUZZ_REPLAY: entry fuzz_<name>__one).
+$(FUZZ_REPLAY_OBJ): CPPFLAGS += -DFUZZ_REPLAY -Iplugin -Iarchiver
+$(BUILD)/tests/test_fuzz_replay: $(call obj,$(patsubst %,tests/fuzz/fuzz_%.c,envelope names acl plugin_config auth))
+$(BUILD)/tests/test_fuzz_replay_archiver_config: $(call obj,tests/fuzz/fuzz_archiver_config.c)
+$(BUILD)/tests/test_fuzz_replay_mqtt: $(call obj,tests/fuzz/fuzz_mqtt.c)
+$(BUILD)/tests/test_fuzz_replay_rpc: $(call obj,tests/fuzz/fuzz_rpc.c)
 
 deps:
 	@scripts/deps.sh

@@ -3,13 +3,12 @@
  * A harness defines its entry point with FUZZ_TARGET(name) and checks its
  * invariants with FUZZ_ASSERT. Built by clang with -fsanitize=fuzzer (see
  * tests/fuzz/fuzz.mk) the entry point is LLVMFuzzerTestOneInput and a broken
- * invariant aborts, which libFuzzer records as a crash. Built into the unit
- * test tests/unit/test_fuzz_replay.c (FUZZ_REPLAY defined) the entry point is
- * fuzz_<name>__one, so the seed corpora and tests/fuzz/regressions/ replay on
- * every `make test`, and a broken invariant fails that cmocka test.
- *
- * Harnesses may be included into one translation unit: give static helpers a
- * per-harness prefix. */
+ * invariant aborts, which libFuzzer records as a crash. Compiled with
+ * FUZZ_REPLAY defined (the top-level Makefile) each harness is an object
+ * whose entry point is fuzz_<name>__one, declared by FUZZ_ENTRY(name); the
+ * replay unit tests (tests/unit/test_fuzz_replay*.c) link those objects, so
+ * the seed corpora and tests/fuzz/regressions/ replay on every `make test`,
+ * and a broken invariant fails that cmocka test. */
 #ifndef MQCHAT_FUZZ_H
 #define MQCHAT_FUZZ_H
 
@@ -21,9 +20,11 @@
 #ifdef FUZZ_REPLAY
 /* Defined by the replay test: fails the current cmocka test. */
 void fuzz__fail(const char *cond, const char *file, int line);
+/* The replay entry point of harness name (a declaration with a ';'). */
+#define FUZZ_ENTRY(name) int fuzz_##name##__one(const uint8_t *data, size_t size)
 #define FUZZ_TARGET(name) \
-	int fuzz_##name##__one(const uint8_t *data, size_t size); \
-	int fuzz_##name##__one(const uint8_t *data, size_t size)
+	FUZZ_ENTRY(name); \
+	FUZZ_ENTRY(name)
 #else
 static inline void fuzz__fail(const char *cond, const char *file, int line)
 {

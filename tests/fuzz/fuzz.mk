@@ -3,8 +3,9 @@
 # Each tests/fuzz/fuzz_<target>.c is linked with the real sources it tests,
 # by clang with -fsanitize=fuzzer,address,undefined, into build/fuzz/.
 # scripts/fuzz.sh (`make fuzz`) builds them with `make fuzz-build` and runs
-# each for a bounded time. The same harnesses replay their corpora on every
-# `make test` through tests/unit/test_fuzz_replay.c.
+# each for a bounded time. The same harnesses, compiled by the top-level
+# Makefile as objects with FUZZ_REPLAY (tests/fuzz/fuzz.h), replay their
+# corpora on every `make test` through tests/unit/test_fuzz_replay*.c.
 
 FUZZ_CC ?= clang
 FUZZ_DIR := build/fuzz

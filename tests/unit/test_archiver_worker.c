@@ -3,20 +3,36 @@
  * once, answers reach the poll loop (later.c for those that changed
  * auth.db), and a stop drops only what waits.
  *
- * worker.c is compiled in here with stand-ins for what it calls in the
- * daemon's other files: rpc__handle records the request's topic and holds
- * the worker until the test opens a gate, so requests pile up in a known
- * order; daemon__send and later__add record the answers. The responder's
- * auth.db is a real one in a temp folder; archive.db is never opened. Every
- * wait is bounded. */
-#include "../../archiver/worker.c"
-
+ * worker.o comes from the archiver's library; this file gives link-time
+ * stand-ins for what it calls in the daemon's other files, so the linker
+ * takes those from here and leaves their objects in the library:
+ * rpc__handle records the request's topic and holds the worker until the
+ * test opens a gate, so requests pile up in a known order; daemon__send and
+ * later__add record the answers. worker_internal.h gives the queue's limits
+ * and the lock the test holds. The responder's auth.db is a real one in a
+ * temp folder; archive.db is never opened. Every wait is bounded. */
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <time.h>
+
+#include <jansson.h>
+
+#include "archive.h"
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
+#include "mqtt.h"
+#include "timeutil.h"
+#include "userdb.h"
+#include "worker_internal.h"
 
 #include <cmocka.h>
 

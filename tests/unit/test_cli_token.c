@@ -2,24 +2,17 @@
  * passwords): base64url of the asked length, and never a leading '-',
  * which getopt would take for an option (`invite revoke -Xy...` failed
  * with "unknown option" for 1 code in 64). */
-#include "../../archiver/cli_util.c"
-
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
-/* cli_util.c opens the archive for some commands; no test here does. */
-int archive__open(const char *path, struct archive **out, char *err, size_t errlen)
-{
-	(void)path;
-	(void)out;
-	(void)err;
-	(void)errlen;
-	return MQC_ERR_IO;
-}
+#include "cli.h"
 
 /* 20,000 tokens: with a leading '-' allowed, about 312 would have one. */
 static void test_no_leading_dash(void **state)

@@ -1,10 +1,10 @@
 /* test_fuzz_replay.c - replay the fuzz corpora and regressions on every test run.
  *
  * Each libFuzzer harness of tests/fuzz/ that tests common/ or plugin/ code is
- * compiled in here (FUZZ_REPLAY, see tests/fuzz/fuzz.h) and replayed by
- * fuzz_replay.h. The archiver's harnesses have files of their own
- * (test_fuzz_replay_rpc.c, test_fuzz_replay_archiver_config.c): the
- * archiver's objects are not linked into unit tests. */
+ * an object (FUZZ_REPLAY, see tests/fuzz/fuzz.h) linked into this test and
+ * replayed by fuzz_replay.h. The archiver's harnesses have files of their
+ * own (test_fuzz_replay_rpc.c, test_fuzz_replay_archiver_config.c,
+ * test_fuzz_replay_mqtt.c): fuzz_rpc.c stands in for part of the daemon. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,11 +16,13 @@
 #include <cmocka.h>
 
 #define FUZZ_REPLAY 1
-#include "../fuzz/fuzz_envelope.c"
-#include "../fuzz/fuzz_names.c"
-#include "../fuzz/fuzz_acl.c"
-#include "../fuzz/fuzz_plugin_config.c"
-#include "../fuzz/fuzz_auth.c"
+#include "../fuzz/fuzz.h"
+
+FUZZ_ENTRY(envelope);
+FUZZ_ENTRY(names);
+FUZZ_ENTRY(acl);
+FUZZ_ENTRY(plugin_config);
+FUZZ_ENTRY(auth);
 
 #include "fuzz_replay.h"
 

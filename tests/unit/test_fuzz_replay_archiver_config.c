@@ -1,13 +1,12 @@
 /* test_fuzz_replay_archiver_config.c - replay the fuzz_archiver_config corpus
  * and regressions on every test run.
  *
- * archiver/config.c is compiled in here with the harness, the archiver's
- * objects not being linked into unit tests (see test_fuzz_replay.c for the
- * scheme); a file of its own because its static helpers share names with
- * archive.c's. */
+ * archiver/config.c comes from the archiver's library, the harness is an
+ * object of its own (see test_fuzz_replay.c for the scheme). */
 #define FUZZ_REPLAY 1
-#include "../../archiver/config.c"
-#include "../fuzz/fuzz_archiver_config.c"
+#include "../fuzz/fuzz.h"
+
+FUZZ_ENTRY(archiver_config);
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,13 +1,12 @@
 /* test_fuzz_replay_mqtt.c - replay the fuzz_mqtt corpus and regressions on
  * every test run.
  *
- * archiver/mqtt.c is compiled in here with the harness, the archiver's
- * objects not being linked into unit tests (see test_fuzz_replay.c for the
- * scheme); both come before cmocka.h, whose fail() macro would meet
- * mqtt.c's "fail" label. */
+ * archiver/mqtt.c comes from the archiver's library, the harness is an
+ * object of its own (see test_fuzz_replay.c for the scheme). */
 #define FUZZ_REPLAY 1
-#include "../../archiver/mqtt.c"
-#include "../fuzz/fuzz_mqtt.c"
+#include "../fuzz/fuzz.h"
+
+FUZZ_ENTRY(mqtt);
 
 #include <setjmp.h>
 #include <stdarg.h>

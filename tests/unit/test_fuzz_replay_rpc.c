@@ -1,16 +1,14 @@
 /* test_fuzz_replay_rpc.c - replay the fuzz_rpc corpus and regressions on every test run.
  *
- * The archiver's objects are not linked into the unit tests, so its RPC
- * code (archiver/rpc.c, archiver/pwthrottle.c, archiver/archive.c,
- * archiver/nick_answer.c) is compiled in here with the harness (see
- * tests/unit/test_fuzz_replay.c for the scheme). They come
- * before cmocka.h, whose fail() macro would clash with rpc.c's fail(). */
+ * The RPC code (archiver/rpc.c and what it calls: pwthrottle.c,
+ * archive.c, nick_answer.c) comes from the archiver's library; the harness
+ * is an object of its own (see test_fuzz_replay.c for the scheme) and its
+ * responder__reply stands in for the worker's, so worker.o stays in the
+ * library. */
 #define FUZZ_REPLAY 1
-#include "../../archiver/archive.c"
-#include "../../archiver/pwthrottle.c"
-#include "../../archiver/nick_answer.c"
-#include "../../archiver/rpc.c"
-#include "../fuzz/fuzz_rpc.c"
+#include "../fuzz/fuzz.h"
+
+FUZZ_ENTRY(rpc);
 
 #include <setjmp.h>
 #include <stdarg.h>

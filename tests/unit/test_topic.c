@@ -96,6 +96,10 @@ static void test_build_round_trip(void **state)
 	assert_int_equal(topic__build(buf, sizeof(buf), TOPIC_RPC_REQ, "+", NULL), 14);
 	assert_string_equal(buf, "chat/rpc/+/req");
 	assert_string_equal(topic__filter_all(TOPIC_INBOX), "chat/inbox/#");
+	assert_string_equal(topic__kind_name(TOPIC_RPC_RESP), "rpc_resp");
+	assert_string_equal(topic__kind_name(TOPIC_NONE), "none");
+	assert_string_equal(topic__kind_word(TOPIC_RPC_RESP), "rpc");
+	assert_string_equal(topic__kind_word(TOPIC_NONE), "");
 	assert_string_equal(topic__filter_all(TOPIC_REGISTER_REQ), "chat/register/+/req");
 }
 
@@ -119,6 +123,31 @@ static void test_build_refusals(void **state)
 }
 
 /* Levels placed across the 16- and 64-byte edges of the slash mask. */
+/* The message prefix test agrees with the parser on every kind. */
+static void test_is_message(void **state)
+{
+	char buf[TOPIC_MAX_LEN + 1];
+	int k, j;
+
+	(void)state;
+	for(k = TOPIC_INBOX; k < TOPIC_KIND_COUNT; k++){
+		topic__build(buf, sizeof(buf), (enum topic_kind)k, "x", "y");
+		assert_int_equal(topic__is_message(buf), k == TOPIC_INBOX || k == TOPIC_ROOM);
+		/* Names of kinds are distinct: programs look kinds up by them. */
+		for(j = TOPIC_NONE; j < k; j++){
+			assert_string_not_equal(topic__kind_name((enum topic_kind)k),
+					topic__kind_name((enum topic_kind)j));
+		}
+	}
+	assert_true(topic__is_message("chat/inbox/#"));
+	assert_true(topic__is_message("chat/room/+/#"));
+	assert_false(topic__is_message("chat/inbox"));
+	assert_false(topic__is_message("chat/inboxes/a/b"));
+	assert_false(topic__is_message("chat/#"));
+	assert_false(topic__is_message("xchat/inbox/a/b"));
+	assert_false(topic__is_message(""));
+}
+
 static void test_split_edges(void **state)
 {
 	char topic[300], a[128], b[128];
@@ -148,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_other_shapes),
 		cmocka_unit_test(test_build_round_trip),
 		cmocka_unit_test(test_build_refusals),
+		cmocka_unit_test(test_is_message),
 		cmocka_unit_test(test_split_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
