@@ -6,7 +6,6 @@
 #include <mosquitto.h>
 
 #include "feed.h"
-#include "log.h"
 #include "session.h"
 #include "timeutil.h"
 
@@ -130,11 +129,7 @@ int cmd_listen__run(struct options *opt, int argc, char **argv)
 		}
 	}
 	if(c < 0) return cmd__options_end(&cl, "listen", c);
-	if(cl.nargs > 0){
-		char q[80];
-		util__error("unexpected argument '%s'", log_escape(cl.args[0], strlen(cl.args[0]), q, sizeof(q)));
-		return cmd__usage("listen");
-	}
+	if((rc = cmd__extra_args(&cl, "listen", 0))) return rc;
 	if((rc = options__need_user(opt))) return rc;
 	f = calloc(1, sizeof(*f));
 	if(f == NULL){

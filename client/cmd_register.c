@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "envelope.h"
-#include "log.h"
 #include "session.h"
 
 struct reg_error {
@@ -76,11 +75,7 @@ int cmd_register__run(struct options *opt, int argc, char **argv)
 		else if(c == 'i') invite = cl.value;
 	}
 	if(c < 0) return cmd__options_end(&cl, "register", c);
-	if(cl.nargs > 1){
-		char q[80];
-		util__error("unexpected argument '%s'", log_escape(cl.args[1], strlen(cl.args[1]), q, sizeof(q)));
-		return cmd__usage("register");
-	}
+	if((rc = cmd__extra_args(&cl, "register", 1))) return rc;
 	if(cl.nargs == 0) return cmd__usage("register");
 	user = cl.args[0];
 	if(!names__valid_str(user)) return login__bad_name("user", user);

@@ -8,7 +8,6 @@
 
 #include "envelope.h"
 #include "feed.h"
-#include "log.h"
 #include "prompt.h"
 #include "session.h"
 
@@ -92,11 +91,7 @@ int cmd_history__run(struct options *opt, int argc, char **argv)
 		}
 	}
 	if(c < 0) return cmd__options_end(&cl, "history", c);
-	if(cl.nargs > 1){
-		char q[80];
-		util__error("unexpected argument '%s'", log_escape(cl.args[1], strlen(cl.args[1]), q, sizeof(q)));
-		return cmd__usage("history");
-	}
+	if((rc = cmd__extra_args(&cl, "history", 1))) return rc;
 	if(cl.nargs == 1) with = cl.args[0];
 	if((with == NULL) == (room == NULL)) return cmd__usage("history");
 	if(!names__valid_str(with ? with : room)){
@@ -211,11 +206,7 @@ int cmd_sync__run(struct options *opt, int argc, char **argv)
 		}
 	}
 	if(c < 0) return cmd__options_end(&cl, "sync", c);
-	if(cl.nargs > 0){
-		char q[80];
-		util__error("unexpected argument '%s'", log_escape(cl.args[0], strlen(cl.args[0]), q, sizeof(q)));
-		return cmd__usage("sync");
-	}
+	if((rc = cmd__extra_args(&cl, "sync", 0))) return rc;
 	if((rc = options__need_user(opt))) return rc;
 	seq = after >= 0 ? after : load_seq(opt);
 

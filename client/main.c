@@ -88,6 +88,16 @@ int cmd__options_end(const struct cmdline *cl, const char *name, int c)
 	return EXIT_OK;
 }
 
+int cmd__extra_args(const struct cmdline *cl, const char *name, int max)
+{
+	char q[80];
+
+	if(cl->nargs <= max) return EXIT_OK;
+	util__error("unexpected argument '%s'",
+			log_escape(cl->args[max], strlen(cl->args[max]), q, sizeof(q)));
+	return cmd__usage(name);
+}
+
 int main(int argc, char **argv)
 {
 	struct options opt;

@@ -164,5 +164,8 @@ void cmd__options(struct cmdline *cl, const char *name, const struct cmdline_opt
  * the command's usage on stdout (EXIT_OK); an error its one line on stderr
  * (EXIT_USAGE). */
 int cmd__options_end(const struct cmdline *cl, const char *name, int c);
+/* More than max operands: print "Error: unexpected argument '<the first
+ * extra one>'" (escaped) and the usage line, return EXIT_USAGE; else EXIT_OK. */
+int cmd__extra_args(const struct cmdline *cl, const char *name, int max);
 
 #endif
