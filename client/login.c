@@ -28,35 +28,61 @@ static bool name_char(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
-const char *login__name_problem(const char *s, char *buf, size_t len)
+/* What a name of one kind may be, as the checks below tell it. */
+struct name_rule {
+	bool (*valid)(const char *s, size_t len);
+	size_t max;
+	bool upper;             /* A-Z allowed (else "names are lower-case") */
+	const char *alphabet;   /* the allowed characters, in words */
+	bool first_alnum;       /* the first one a letter or a digit */
+};
+
+static const struct name_rule user_rule = {
+	names__valid, NAME_MAX_LEN, false, "a-z 0-9 _ . -", true };
+static const struct name_rule device_rule = {
+	names__valid_device, DEVICE_MAX_LEN, true, "A-Z a-z 0-9 _ . -", false };
+
+/* NULL if s is valid by r, else the first fault found, written to buf. */
+static const char *name_problem(const struct name_rule *r, const char *s, char *buf, size_t len)
 {
 	size_t n = strlen(s), i;
 	char ch[16];
 
-	if(names__valid(s, n)) return NULL;
+	if(r->valid(s, n)) return NULL;
 	if(n == 0){
 		snprintf(buf, len, "it is empty");
 		return buf;
 	}
-	if(n > NAME_MAX_LEN){
-		snprintf(buf, len, "%zu characters, at most %d", n, NAME_MAX_LEN);
+	if(n > r->max){
+		snprintf(buf, len, "%zu characters, at most %zu", n, r->max);
 		return buf;
 	}
 	for(i=0; i<n; i++){
 		unsigned char c = (unsigned char)s[i];
-		if(c >= 'A' && c <= 'Z'){
+		bool upper = c >= 'A' && c <= 'Z';
+		if(upper && !r->upper){
 			snprintf(buf, len, "upper-case '%c': names are lower-case", c);
 			return buf;
 		}
-		if(!name_char(c)){
+		if(!upper && !name_char(c)){
 			show_char(c, ch, sizeof(ch));
-			snprintf(buf, len, "%s is not allowed (only a-z 0-9 _ . -)", ch);
+			snprintf(buf, len, "%s is not allowed (only %s)", ch, r->alphabet);
 			return buf;
 		}
+	}
+	/* Every character is allowed: only the first one's rule is left. */
+	if(!r->first_alnum){
+		snprintf(buf, len, "1..%zu of %s", r->max, r->alphabet);
+		return buf;
 	}
 	show_char((unsigned char)s[0], ch, sizeof(ch));
 	snprintf(buf, len, "it must start with a letter or a digit, not %s", ch);
 	return buf;
+}
+
+const char *login__name_problem(const char *s, char *buf, size_t len)
+{
+	return name_problem(&user_rule, s, buf, len);
 }
 
 int login__bad_name(const char *what, const char *name)
@@ -71,28 +97,7 @@ int login__bad_name(const char *what, const char *name)
 
 const char *login__device_problem(const char *s, char *buf, size_t len)
 {
-	size_t n = strlen(s), i;
-	char ch[16];
-
-	if(names__valid_device(s, n)) return NULL;
-	if(n == 0){
-		snprintf(buf, len, "it is empty");
-		return buf;
-	}
-	if(n > DEVICE_MAX_LEN){
-		snprintf(buf, len, "%zu characters, at most %d", n, DEVICE_MAX_LEN);
-		return buf;
-	}
-	for(i=0; i<n; i++){
-		unsigned char c = (unsigned char)s[i];
-		if(!((c >= 'A' && c <= 'Z') || name_char(c))){
-			show_char(c, ch, sizeof(ch));
-			snprintf(buf, len, "%s is not allowed (only A-Z a-z 0-9 _ . -)", ch);
-			return buf;
-		}
-	}
-	snprintf(buf, len, "1..%d of A-Z a-z 0-9 _ . -", DEVICE_MAX_LEN);
-	return buf;
+	return name_problem(&device_rule, s, buf, len);
 }
 
 static bool answered(struct session *s, void *arg)
