@@ -109,13 +109,27 @@ static char *trim(char *s)
 	return s;
 }
 
+/* EXIT_OK if only its owner may access the open file fp (what, path: how
+ * to name it); else EXIT_USAGE, said, with the command that fixes it. The
+ * caller closes fp either way. */
+static int check_private(FILE *fp, const char *what, const char *path)
+{
+	struct stat st;
+
+	if(fstat(fileno(fp), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO))){
+		util__error("%s %s is accessible by group or others; run: chmod 600 %s",
+				what, path, path);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
 /* Read "key = value" lines; the file must not be readable by group/others
  * since it may name a password file. A missing file is no error. */
 static int read_config(struct options *opt)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	char path[4096], line[4096], where[4200];
-	struct stat st;
 	FILE *fp;
 	int lineno = 0, rc = EXIT_OK;
 
@@ -129,11 +143,9 @@ static int read_config(struct options *opt)
 		util__error("cannot read %s: %s", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if(fstat(fileno(fp), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO))){
-		util__error("config file %s is accessible by group or others; run: chmod 600 %s",
-				path, path);
+	if((rc = check_private(fp, "config file", path))){
 		fclose(fp);
-		return EXIT_USAGE;
+		return rc;
 	}
 	while(rc == EXIT_OK && fgets(line, sizeof(line), fp)){
 		char *s = trim(line), *eq;
@@ -241,7 +253,6 @@ int options__need_user(const struct options *opt)
 /* The first line of a private file. */
 static int read_password_file(const char *path, char *buf, size_t len)
 {
-	struct stat st;
 	FILE *fp = fopen(path, "r");
 	size_t n;
 
@@ -249,9 +260,7 @@ static int read_password_file(const char *path, char *buf, size_t len)
 		util__error("cannot read password file %s: %s", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if(fstat(fileno(fp), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO))){
-		util__error("password file %s is accessible by group or others; run: chmod 600 %s",
-				path, path);
+	if(check_private(fp, "password file", path)){
 		fclose(fp);
 		return EXIT_USAGE;
 	}
