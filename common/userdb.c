@@ -299,6 +299,16 @@ static bool exists(struct userdb *udb, const char *sql, const char *a, const cha
 	return found;
 }
 
+/* End a walk over st's rows (the *_each functions): finalize st, then
+ * return crc, the callback's non-zero answer that stopped the walk, or
+ * MQC_OK if rc (the last step) is SQLITE_DONE, or rc's MQC_ERR_*. */
+static int walk_end(sqlite3_stmt *st, int rc, int crc)
+{
+	sqlite3_finalize(st);
+	if(crc) return crc;
+	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+}
+
 static bool user_exists(struct userdb *udb, const char *name)
 {
 	return exists(udb, "SELECT 1 FROM users WHERE name=?", name, NULL);
@@ -348,24 +358,18 @@ int userdb__retired_each(struct userdb *udb,
 		int (*cb)(const char *name, int64_t created, int64_t deleted, void *arg), void *arg)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, crc = 0;
 
 	if(!exists(udb, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", "retired", NULL)){
 		return MQC_OK;   /* version 1, read as it is */
 	}
-	rc = sqlite3_prepare_v2(udb->db, "SELECT name, created, deleted FROM retired ORDER BY name",
-			-1, &st, NULL);
-	if(rc != SQLITE_OK) return sqlutil__status(rc);
-	while((rc = sqlite3_step(st)) == SQLITE_ROW){
-		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+	rc = prepare_bind(udb, "SELECT name, created, deleted FROM retired ORDER BY name", &st, 0, NULL);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
 				sqlite3_column_int64(st, 2), arg);
-		if(crc){
-			sqlite3_finalize(st);
-			return crc;
-		}
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+	return walk_end(st, rc, crc);
 }
 
 int userdb__name_free(struct userdb *udb, const char *name)
@@ -545,21 +549,15 @@ int userdb__user_each(struct userdb *udb,
 {
 	sqlite3_stmt *st;
 	struct userdb_user u;
-	int rc;
+	int rc, crc = 0;
 
-	rc = sqlite3_prepare_v2(udb->db, "SELECT " USER_COLS " FROM users ORDER BY name", -1, &st, NULL);
-	if(rc != SQLITE_OK) return sqlutil__status(rc);
-	while((rc = sqlite3_step(st)) == SQLITE_ROW){
-		int crc;
+	rc = prepare_bind(udb, "SELECT " USER_COLS " FROM users ORDER BY name", &st, 0, NULL);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
 		row_to_user(st, &u);
 		crc = cb(&u, arg);
-		if(crc){
-			sqlite3_finalize(st);
-			return crc;
-		}
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+	return walk_end(st, rc, crc);
 }
 
 /* ---- rooms ---- */
@@ -623,42 +621,31 @@ int userdb__rooms_of(struct userdb *udb, const char *user,
 		int (*cb)(const char *room, int64_t created, void *arg), void *arg)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, crc = 0;
 
 	/* members_by_user, then one primary-key look-up per room. */
 	rc = prepare_bind(udb, "SELECT m.room, r.created FROM members AS m JOIN rooms AS r ON r.name = m.room"
 			" WHERE m.user=? ORDER BY m.room", &st, 1, &user);
 	if(rc) return rc;
-	while((rc = sqlite3_step(st)) == SQLITE_ROW){
-		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg);
-		if(crc){
-			sqlite3_finalize(st);
-			return crc;
-		}
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg);
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+	return walk_end(st, rc, crc);
 }
 
 int userdb__room_each(struct userdb *udb,
 		int (*cb)(const char *room, int retention_days, int64_t created, void *arg), void *arg)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, crc = 0;
 
-	rc = sqlite3_prepare_v2(udb->db, "SELECT name, retention_days, created FROM rooms ORDER BY name",
-			-1, &st, NULL);
-	if(rc != SQLITE_OK) return sqlutil__status(rc);
-	while((rc = sqlite3_step(st)) == SQLITE_ROW){
-		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+	rc = prepare_bind(udb, "SELECT name, retention_days, created FROM rooms ORDER BY name", &st, 0, NULL);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
 				sqlite3_column_int64(st, 2), arg);
-		if(crc){
-			sqlite3_finalize(st);
-			return crc;
-		}
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+	return walk_end(st, rc, crc);
 }
 
 /* Walk (a, b) text pairs from a query with two optional equality filters. */
@@ -667,20 +654,15 @@ static int pair_each(struct userdb *udb, const char *sql, const char *a, const c
 {
 	sqlite3_stmt *st;
 	const char *args[2] = {a, b};
-	int rc;
+	int rc, crc = 0;
 
 	rc = prepare_bind(udb, sql, &st, 2, args);
 	if(rc) return rc;
-	while((rc = sqlite3_step(st)) == SQLITE_ROW){
-		int crc = cb((const char *)sqlite3_column_text(st, 0),
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0),
 				(const char *)sqlite3_column_text(st, 1), arg);
-		if(crc){
-			sqlite3_finalize(st);
-			return crc;
-		}
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+	return walk_end(st, rc, crc);
 }
 
 int userdb__member_each(struct userdb *udb, const char *room, const char *user,
@@ -756,19 +738,14 @@ int userdb__invite_each(struct userdb *udb,
 		void *arg)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, crc = 0;
 
-	rc = sqlite3_prepare_v2(udb->db, "SELECT code, uses_left, expires, created FROM invites"
-			" ORDER BY created, code", -1, &st, NULL);
-	if(rc != SQLITE_OK) return sqlutil__status(rc);
-	while((rc = sqlite3_step(st)) == SQLITE_ROW){
-		int crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+	rc = prepare_bind(udb, "SELECT code, uses_left, expires, created FROM invites"
+			" ORDER BY created, code", &st, 0, NULL);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
 				sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), arg);
-		if(crc){
-			sqlite3_finalize(st);
-			return crc;
-		}
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+	return walk_end(st, rc, crc);
 }
