@@ -192,16 +192,7 @@ void limits__cleanup(struct limits *l)
 	struct limit_id *id, *itmp;
 	struct limit_account *a, *atmp;
 
-	HASH_ITER(hh, l->conns, c, ctmp){
-		HASH_DELETE(hh, l->conns, c);
-		free(c);
-	}
-	HASH_ITER(hh, l->ids, id, itmp){
-		HASH_DELETE(hh, l->ids, id);
-		free(id);
-	}
-	HASH_ITER(hh, l->accounts, a, atmp){
-		HASH_DELETE(hh, l->accounts, a);
-		free(a);
-	}
+	HASH_FREE_ALL(l->conns, c, ctmp);
+	HASH_FREE_ALL(l->ids, id, itmp);
+	HASH_FREE_ALL(l->accounts, a, atmp);
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -19,6 +20,16 @@
  * and uthash_nonfatal_oom (redefined where it matters) records it. */
 #define HASH_NONFATAL_OOM 1
 #include <uthash.h>
+
+/* Delete every element of the uthash table head (handle hh) and free() it;
+ * head is NULL after. el and tmp are scratch pointers of the element type.
+ * For tables whose elements hold nothing else to release. */
+#define HASH_FREE_ALL(head, el, tmp) do{ \
+		HASH_ITER(hh, head, el, tmp){ \
+			HASH_DELETE(hh, head, el); \
+			free(el); \
+		} \
+	}while(0)
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>

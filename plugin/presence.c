@@ -426,18 +426,9 @@ void presence__cleanup(struct presence *p)
 	struct conn_user *u, *utmp;
 	unsigned level;
 
-	HASH_ITER(hh, p->conns, c, ctmp){
-		HASH_DELETE(hh, p->conns, c);
-		free(c);
-	}
-	HASH_ITER(hh, p->registers, c, ctmp){
-		HASH_DELETE(hh, p->registers, c);
-		free(c);
-	}
-	HASH_ITER(hh, p->users, u, utmp){
-		HASH_DELETE(hh, p->users, u);
-		free(u);
-	}
+	HASH_FREE_ALL(p->conns, c, ctmp);
+	HASH_FREE_ALL(p->registers, c, ctmp);
+	HASH_FREE_ALL(p->users, u, utmp);
 	for(level=0; level<PRESENCE_LEVELS; level++) p->timers[level] = NULL;
 	p->timed = 0;
 	p->register_count = 0;
