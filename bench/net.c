@@ -157,18 +157,41 @@ void net__pass(struct bclient **cs, size_t n, int timeout_ms)
 	}
 }
 
-size_t net__wait_connack(struct bclient **cs, size_t n, int timeout_ms)
+/* Where a client stands on one handshake: 1 answered and accepted, 0 done
+ * without that (refused, lost, never started), -1 still waiting. */
+static int connack_state(const struct bclient *c)
+{
+	if(c->connack && c->connack_rc == 0 && !c->lost){
+		return 1;
+	}
+	return (c->connack || c->lost || c->mosq == NULL) ? 0 : -1;
+}
+
+static int suback_state(const struct bclient *c)
+{
+	if(c->suback && c->granted >= 0 && c->granted < 128){
+		return 1;
+	}
+	return (c->suback || c->lost || c->mosq == NULL) ? 0 : -1;
+}
+
+/* Run passes until no client is waiting by state() or timeout_ms; returns
+ * the number accepted. */
+static size_t wait_all(struct bclient **cs, size_t n, int timeout_ms,
+		int (*state)(const struct bclient *c))
 {
 	int64_t end = time__mono_ms() + timeout_ms;
 	size_t i, done, ok;
+	int st;
 
 	for(;;){
 		done = ok = 0;
 		for(i = 0; i < n; i++){
-			if(cs[i]->connack || cs[i]->lost || cs[i]->mosq == NULL){
+			st = state(cs[i]);
+			if(st >= 0){
 				done++;
 			}
-			if(cs[i]->connack && cs[i]->connack_rc == 0 && !cs[i]->lost){
+			if(st > 0){
 				ok++;
 			}
 		}
@@ -179,24 +202,12 @@ size_t net__wait_connack(struct bclient **cs, size_t n, int timeout_ms)
 	}
 }
 
+size_t net__wait_connack(struct bclient **cs, size_t n, int timeout_ms)
+{
+	return wait_all(cs, n, timeout_ms, connack_state);
+}
+
 size_t net__wait_suback(struct bclient **cs, size_t n, int timeout_ms)
 {
-	int64_t end = time__mono_ms() + timeout_ms;
-	size_t i, done, ok;
-
-	for(;;){
-		done = ok = 0;
-		for(i = 0; i < n; i++){
-			if(cs[i]->suback || cs[i]->lost || cs[i]->mosq == NULL){
-				done++;
-			}
-			if(cs[i]->suback && cs[i]->granted >= 0 && cs[i]->granted < 128){
-				ok++;
-			}
-		}
-		if(done == n || time__mono_ms() >= end){
-			return ok;
-		}
-		net__pass(cs, n, 10);
-	}
+	return wait_all(cs, n, timeout_ms, suback_state);
 }
