@@ -105,19 +105,6 @@ static bool stream_active(const struct stream *s)
 	return false;
 }
 
-static void stream_cleanup(struct stream *s)
-{
-	int i;
-
-	for(i = 0; i < s->conc; i++){
-		if(s->busy[i]){
-			bclient__cleanup(&s->slot[i]);
-			s->busy[i] = false;
-		}
-	}
-	lat__cleanup(&s->lat);
-}
-
 /* Drive the streams until the first one is done (its limit reached and its
  * slots idle) or seconds passed. Returns the elapsed seconds. */
 static double drive(struct stream **ss, int nss, const struct bench_opts *o, double seconds)
@@ -168,10 +155,16 @@ static void print_stream(struct stream *s, double secs, double cpu_s)
 			(cpu_s >= 0 && s->ok > 0) ? cpu_s * 1e6 / (double)s->ok : -1.0);
 }
 
-static int stream_init(struct stream *s, const char *label, const struct bench_opts *o,
-		int conc, long limit)
+/* A new stream of limit attempts (<0: no limit), conc at a time, as the
+ * login set's users; NULL if out of memory. stream_free frees it. */
+static struct stream *stream_new(const char *label, const struct bench_opts *o, int conc,
+		long limit)
 {
-	memset(s, 0, sizeof(*s));
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if(s == NULL){
+		return NULL;
+	}
 	s->label = label;
 	s->prefix[0] = "s";
 	s->prefix[1] = "r";
@@ -180,7 +173,28 @@ static int stream_init(struct stream *s, const char *label, const struct bench_o
 	s->bind = o->bind_good;
 	s->conc = conc < 1 ? 1 : conc > MAX_SLOTS ? MAX_SLOTS : conc;
 	s->limit = limit;
-	return lat__init(&s->lat, (size_t)(limit > 0 ? limit : o->count) + 16);
+	if(lat__init(&s->lat, (size_t)(limit > 0 ? limit : o->count) + 16) != MQC_OK){
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Close the stream's connections and free it; NULL is fine. */
+static void stream_free(struct stream *s)
+{
+	int i;
+
+	if(s == NULL){
+		return;
+	}
+	for(i = 0; i < s->conc; i++){
+		if(s->busy[i]){
+			bclient__cleanup(&s->slot[i]);
+		}
+	}
+	lat__cleanup(&s->lat);
+	free(s);
 }
 
 int conn__rate(const struct bench_opts *o)
@@ -190,11 +204,9 @@ int conn__rate(const struct bench_opts *o)
 	double c0, c1, c2, secs_cold, secs_warm;
 	int rc = 1;
 
-	cold = calloc(1, sizeof(*cold));
-	warm = calloc(1, sizeof(*warm));
-	if(cold == NULL || warm == NULL
-			|| stream_init(cold, "cold", o, o->concurrency, o->users) != MQC_OK
-			|| stream_init(warm, "warm", o, o->concurrency, o->count) != MQC_OK){
+	cold = stream_new("cold", o, o->concurrency, o->users);
+	warm = stream_new("warm", o, o->concurrency, o->count);
+	if(cold == NULL || warm == NULL){
 		fprintf(stderr, "Error: out of memory\n");
 		goto out;
 	}
@@ -216,14 +228,8 @@ int conn__rate(const struct bench_opts *o)
 				cold->ok, warm->ok, cold->err);
 	}
 out:
-	if(cold){
-		stream_cleanup(cold);
-	}
-	if(warm){
-		stream_cleanup(warm);
-	}
-	free(cold);
-	free(warm);
+	stream_free(cold);
+	stream_free(warm);
 	return rc;
 }
 
@@ -234,11 +240,9 @@ int conn__flood(const struct bench_opts *o)
 	double c0, c1, secs;
 	int rc = 1;
 
-	good = calloc(1, sizeof(*good));
-	bad = calloc(1, sizeof(*bad));
-	if(good == NULL || bad == NULL
-			|| stream_init(good, "good", o, o->concurrency, o->count) != MQC_OK
-			|| stream_init(bad, "bad", o, o->flood, -1) != MQC_OK){
+	good = stream_new("good", o, o->concurrency, o->count);
+	bad = stream_new("bad", o, o->flood, -1);
+	if(good == NULL || bad == NULL){
 		fprintf(stderr, "Error: out of memory\n");
 		goto out;
 	}
@@ -264,13 +268,7 @@ int conn__flood(const struct bench_opts *o)
 		fprintf(stderr, "Error: flood: no good login succeeded %s\n", good->err);
 	}
 out:
-	if(good){
-		stream_cleanup(good);
-	}
-	if(bad){
-		stream_cleanup(bad);
-	}
-	free(good);
-	free(bad);
+	stream_free(good);
+	stream_free(bad);
 	return rc;
 }
