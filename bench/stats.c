@@ -52,6 +52,15 @@ void lat__cleanup(struct lat *l)
 	l->n = l->cap = 0;
 }
 
+/* /proc/<pid>/task/<tid>/<name> opened for reading, or NULL. */
+static FILE *open_task_file(int pid, const char *tid, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%.32s/%s", pid, tid, name);
+	return fopen(path, "r");
+}
+
 /* Time on CPU of every thread of pid and of its child processes (the
  * plugin's loader is one), from /proc/<pid>/task/<tid>/schedstat, in
  * nanoseconds: stat's clock ticks (10 ms) are too coarse for short runs.
@@ -75,8 +84,7 @@ static double schedstat_s(int pid, int depth)
 		if(d->d_name[0] == '.'){
 			continue;
 		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%.32s/schedstat", pid, d->d_name);
-		f = fopen(path, "r");
+		f = open_task_file(pid, d->d_name, "schedstat");
 		if(f == NULL){
 			continue;
 		}
@@ -85,12 +93,7 @@ static double schedstat_s(int pid, int depth)
 			n++;
 		}
 		fclose(f);
-		if(depth <= 0){
-			continue;
-		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%.32s/children", pid, d->d_name);
-		f = fopen(path, "r");
-		if(f == NULL){
+		if(depth <= 0 || (f = open_task_file(pid, d->d_name, "children")) == NULL){
 			continue;
 		}
 		while(fscanf(f, "%d", &child) == 1){
