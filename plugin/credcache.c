@@ -51,12 +51,26 @@ static bool digest(const struct credcache *c, const char *name, size_t namelen,
 	return ok;
 }
 
-static struct cred_entry *find(struct credcache *c, const char *name, size_t len)
+/* name's entry or NULL. *len gets name's length, or 0 for a name the
+ * cache never holds (NULL, empty, longer than NAME_MAX_LEN). */
+static struct cred_entry *find(struct credcache *c, const char *name, size_t *len)
 {
 	struct cred_entry *e = NULL;
 
-	HASH_FIND(hh, c->head, name, len, e);
+	*len = name ? strnlen(name, NAME_MAX_LEN + 1) : 0;
+	if(*len > NAME_MAX_LEN) *len = 0;
+	if(*len == 0) return NULL;
+	HASH_FIND(hh, c->head, name, *len, e);
 	return e;
+}
+
+/* Unlink e, wipe its digest and free it. */
+static void drop(struct credcache *c, struct cred_entry *e)
+{
+	HASH_DELETE(hh, c->head, e);
+	OPENSSL_cleanse(e->digest, sizeof(e->digest));
+	free(e);
+	c->count--;
 }
 
 bool credcache__check(struct credcache *c, const char *name, const char *password,
@@ -67,9 +81,7 @@ bool credcache__check(struct credcache *c, const char *name, const char *passwor
 	size_t len;
 	bool hit;
 
-	if(name == NULL) return false;
-	len = strlen(name);
-	e = find(c, name, len);
+	e = find(c, name, &len);
 	if(e == NULL) return false;
 	if(!digest(c, name, len, password, pwlen, pwhash, d)) return false;
 	hit = CRYPTO_memcmp(d, e->digest, sizeof(d)) == 0;
@@ -85,18 +97,15 @@ void credcache__store(struct credcache *c, const char *name, const char *passwor
 	size_t len;
 	bool oom = false;
 
-	if(name == NULL) return;
-	len = strlen(name);
-	if(len == 0 || len > NAME_MAX_LEN) return;
-	if(!digest(c, name, len, password, pwlen, pwhash, d)) return;
-	e = find(c, name, len);
+	e = find(c, name, &len);
+	if(len == 0 || !digest(c, name, len, password, pwlen, pwhash, d)) return;
 	if(e){
 		/* Move to the young end of the eviction order. */
 		HASH_DELETE(hh, c->head, e);
 		c->count--;
 	}else{
 		if(c->count >= c->max_entries && c->head){
-			credcache__forget(c, c->head->name);
+			drop(c, c->head);   /* the oldest */
 		}
 		e = calloc(1, sizeof(*e));
 		if(e == NULL) return;
@@ -117,15 +126,10 @@ void credcache__store(struct credcache *c, const char *name, const char *passwor
 
 void credcache__forget(struct credcache *c, const char *name)
 {
-	struct cred_entry *e;
+	size_t len;
+	struct cred_entry *e = find(c, name, &len);
 
-	if(name == NULL) return;
-	e = find(c, name, strlen(name));
-	if(e == NULL) return;
-	HASH_DELETE(hh, c->head, e);
-	OPENSSL_cleanse(e->digest, sizeof(e->digest));
-	free(e);
-	c->count--;
+	if(e) drop(c, e);
 }
 
 void credcache__cleanup(struct credcache *c)
@@ -133,10 +137,7 @@ void credcache__cleanup(struct credcache *c)
 	struct cred_entry *e, *tmp;
 
 	HASH_ITER(hh, c->head, e, tmp){
-		HASH_DELETE(hh, c->head, e);
-		OPENSSL_cleanse(e->digest, sizeof(e->digest));
-		free(e);
+		drop(c, e);
 	}
-	c->count = 0;
 	OPENSSL_cleanse(c->key, sizeof(c->key));
 }
