@@ -60,6 +60,23 @@ static int json_only(struct options *opt, struct cmdline *cl, const char *name, 
 	return -1;
 }
 
+/* A command with only --json and no operand that asks {"op": name}: parse,
+ * ask, and return -1 with the answer in *resp (new reference) to go on, else
+ * the exit code (help, error; *resp NULL). */
+static int ask_op(struct options *opt, const char *name, int argc, char **argv, json_t **resp)
+{
+	struct cmdline cl;
+	json_t *req;
+	int rc;
+
+	*resp = NULL;
+	if((rc = json_only(opt, &cl, name, argc, argv, 0)) >= 0) return rc;
+	req = json_pack("{s:s}", "op", name);
+	rc = rpc_once(opt, req, resp);
+	json_decref(req);
+	return rc ? rc : -1;
+}
+
 /* ---- history ---- */
 
 int cmd_history__run(struct options *opt, int argc, char **argv)
@@ -289,16 +306,11 @@ json_t *cmd_rooms__list(json_t *resp)
 
 int cmd_rooms__run(struct options *opt, int argc, char **argv)
 {
-	json_t *resp = NULL, *req, *rooms, *r, *mem;
-	struct cmdline cl;
+	json_t *resp = NULL, *rooms, *r, *mem;
 	size_t i, k;
 	int rc;
 
-	if((rc = json_only(opt, &cl, "rooms", argc, argv, 0)) >= 0) return rc;
-	req = json_pack("{s:s}", "op", "rooms");
-	rc = rpc_once(opt, req, &resp);
-	json_decref(req);
-	if(rc) return rc;
+	if((rc = ask_op(opt, "rooms", argc, argv, &resp)) >= 0) return rc;
 	rooms = cmd_rooms__list(resp);
 	json_array_foreach(rooms, i, r){
 		if(opt->json){
@@ -513,16 +525,11 @@ int cmd_unblock__run(struct options *opt, int argc, char **argv)
 
 int cmd_blocked__run(struct options *opt, int argc, char **argv)
 {
-	json_t *req, *resp = NULL, *list, *e;
-	struct cmdline cl;
+	json_t *resp = NULL, *list, *e;
 	size_t i;
 	int rc;
 
-	if((rc = json_only(opt, &cl, "blocked", argc, argv, 0)) >= 0) return rc;
-	req = json_pack("{s:s}", "op", "blocked");
-	rc = rpc_once(opt, req, &resp);
-	json_decref(req);
-	if(rc) return rc;
+	if((rc = ask_op(opt, "blocked", argc, argv, &resp)) >= 0) return rc;
 	if(opt->json){
 		print_answer(resp);
 	}else{
