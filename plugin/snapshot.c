@@ -232,31 +232,36 @@ static int set_add(struct snapshot *s, struct snap_index *set, const char *name)
 	return index_add(s, set, n, snapshot__name_hash(name, len), len);
 }
 
+/* set_add to the set of a row's owner (a room's members, a user's
+ * blocks) and count the row in *count. An owner not in the snapshot
+ * (set NULL) skips the row: it always has one (foreign key); be safe. */
+static int owner_set_add(struct snapshot *s, struct snap_index *set, const char *name,
+		size_t *count)
+{
+	int rc;
+
+	if(set == NULL) return MQC_OK;
+	rc = set_add(s, set, name);
+	if(rc == MQC_OK) (*count)++;
+	return rc;
+}
+
 int snapshot__add_member(struct snapshot *s, const char *room, const char *user)
 {
 	struct snap_room *r;
-	int rc;
 
 	if(room == NULL || user == NULL) return MQC_ERR_INVAL;
 	r = snapshot__room(s, room, strlen(room));
-	/* A membership row always has its room (foreign key); be safe anyway. */
-	if(r == NULL) return MQC_OK;
-	rc = set_add(s, &r->members, user);
-	if(rc == MQC_OK) s->member_count++;
-	return rc;
+	return owner_set_add(s, r ? &r->members : NULL, user, &s->member_count);
 }
 
 int snapshot__add_block(struct snapshot *s, const char *user, const char *blocked)
 {
 	struct snap_user *u;
-	int rc;
 
 	if(user == NULL || blocked == NULL) return MQC_ERR_INVAL;
 	u = snapshot__user(s, user, strlen(user));
-	if(u == NULL) return MQC_OK;
-	rc = set_add(s, &u->blocked, blocked);
-	if(rc == MQC_OK) s->block_count++;
-	return rc;
+	return owner_set_add(s, u ? &u->blocked : NULL, blocked, &s->block_count);
 }
 
 /* A gone name in s's arena, prepended to *list. MQC_OK or MQC_ERR_NOMEM. */
