@@ -210,22 +210,28 @@ int userdb__data_version(struct userdb *udb, int64_t *version)
 	return rc == SQLITE_ROW ? MQC_OK : sqlutil__status(rc);
 }
 
+/* Each kind's name (in the store, on the wire, in the CLI) by value: the
+ * one spelling that user_kind__name and user_kind__parse both read. */
+static const char *const kind_names[] = {
+	[USER_KIND_USER] = "user",
+	[USER_KIND_DEVICE] = "device",
+	[USER_KIND_SERVICE] = "service",
+};
+#define KIND_NAMES (sizeof(kind_names) / sizeof(kind_names[0]))
+
 const char *user_kind__name(enum user_kind kind)
 {
-	switch(kind){
-		case USER_KIND_USER: return "user";
-		case USER_KIND_DEVICE: return "device";
-		case USER_KIND_SERVICE: return "service";
-	}
-	return "?";
+	if((size_t)kind >= KIND_NAMES || kind_names[kind] == NULL) return "?";
+	return kind_names[kind];
 }
 
 enum user_kind user_kind__parse(const char *s)
 {
-	if(s == NULL) return 0;
-	if(!strcmp(s, "user")) return USER_KIND_USER;
-	if(!strcmp(s, "device")) return USER_KIND_DEVICE;
-	if(!strcmp(s, "service")) return USER_KIND_SERVICE;
+	size_t i;
+
+	for(i=0; s != NULL && i<KIND_NAMES; i++){
+		if(kind_names[i] != NULL && !strcmp(s, kind_names[i])) return (enum user_kind)i;
+	}
 	return 0;
 }
 
