@@ -211,7 +211,11 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 
 	if(addr == NULL) addr = "?";
 
-	/* 1. A name is required. */
+	/* 1. A name and a client id are required (the broker makes one up for
+	 * a client that sends none; this is for a broker that would not). */
+	if(clientid == NULL){
+		return refuse(m, addr, username, "", "no client id");
+	}
 	if(username == NULL || username[0] == '\0'){
 		return refuse(m, addr, username, clientid, "no username");
 	}
