@@ -255,7 +255,8 @@ static void test_login_refusals(void **state)
 	assert_int_equal(login(m, "broken", "broken", PW, "c"), MOSQ_ERR_AUTH);
 	assert_int_equal(m->auth_ok, 0);
 	assert_int_equal(stub_log_contains("mqchat: login refused"), (int)m->auth_failed);
-	assert_int_equal(stub_log_contains("client id must be <username> or <username>@<device>"), 8);
+	assert_int_equal(stub_log_contains("client id must be <username> or <username>@<device>"), 7);
+	assert_int_equal(stub_log_contains("no client id"), 1);
 	assert_int_equal(stub_log_contains("invalid username"), 6);
 	assert_int_equal(stub_log_contains("unknown user"), 1);
 	assert_int_equal(stub_log_contains("account disabled"), 1);
