@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "devtoken.h"
 #include "envelope.h"
 #include "err.h"
 #include "sqlutil.h"
@@ -29,6 +30,8 @@ static int exec(struct userdb *udb, const char *sql)
 	"SELECT user, blocked FROM blocks LIMIT 0;" \
 	"SELECT code, uses_left, expires, created FROM invites LIMIT 0;"
 #define V2_TABLES V1_TABLES "SELECT name, created, deleted FROM retired LIMIT 0;"
+#define V3_TABLES V2_TABLES \
+	"SELECT user, device, token_sha256, created, last_seen FROM devices LIMIT 0;"
 
 static int check_tables(struct userdb *udb, const char *sql, char *err, size_t errlen)
 {
@@ -39,12 +42,12 @@ static int check_tables(struct userdb *udb, const char *sql, char *err, size_t e
 	return MQC_OK;
 }
 
-/* Upgrade a store of version 1 to this version in one transaction: the
- * schema file again (each statement is idempotent: it adds what version 1
- * lacks) and the new version number. Everything already stored stays as
- * it is. Another process may upgrade at the same time: the version is read
- * again under the write lock. */
-static int upgrade_v1(struct userdb *udb, char *err, size_t errlen)
+/* Upgrade a store of version from (1 or 2) to this version in one
+ * transaction: the schema file again (each statement is idempotent: it
+ * adds what an older version lacks) and the new version number.
+ * Everything already stored stays as it is. Another process may upgrade at
+ * the same time: the version is read again under the write lock. */
+static int upgrade(struct userdb *udb, int from, char *err, size_t errlen)
 {
 	char sql[96];
 	bool prepared;
@@ -53,7 +56,7 @@ static int upgrade_v1(struct userdb *udb, char *err, size_t errlen)
 	rc = exec(udb, "BEGIN IMMEDIATE");
 	if(rc == MQC_OK){
 		rc = sqlutil__status(sqlutil__schema_version(udb->db, &version, &prepared));
-		if(rc == MQC_OK && version == USERDB_SCHEMA_VERSION_V1){
+		if(rc == MQC_OK && version == from){
 			snprintf(sql, sizeof(sql), "UPDATE meta SET value='%d' WHERE key='schema_version'",
 					USERDB_SCHEMA_VERSION);
 			rc = exec(udb, schema_sql);
@@ -63,7 +66,7 @@ static int upgrade_v1(struct userdb *udb, char *err, size_t errlen)
 	if(rc == MQC_OK) rc = exec(udb, "COMMIT");
 	if(rc != MQC_OK){
 		mqc_seterr(err, errlen, "%s: cannot upgrade the store from schema version %d to %d (%s)",
-				udb->path, USERDB_SCHEMA_VERSION_V1, USERDB_SCHEMA_VERSION, sqlite3_errmsg(udb->db));
+				udb->path, from, USERDB_SCHEMA_VERSION, sqlite3_errmsg(udb->db));
 		userdb__rollback(udb);
 		return rc;
 	}
@@ -87,21 +90,25 @@ static int check_schema(struct userdb *udb, int flags, char *err, size_t errlen)
 		mqc_seterr(err, errlen, "%s: %s", udb->path, sqlite3_errstr(rc));
 		return sqlutil__status(rc);
 	}
-	if(version == USERDB_SCHEMA_VERSION_V1){
-		/* The previous release's store: its tables are read as before,
-		 * so a reader takes it as it is; a writer upgrades it. */
-		rc = check_tables(udb, V1_TABLES, err, errlen);
+	if(version == USERDB_SCHEMA_VERSION_V1 || version == USERDB_SCHEMA_VERSION_V2){
+		/* A previous release's store: its tables are read as before, so a
+		 * reader takes it as it is (with no devices); a writer upgrades
+		 * it. */
+		rc = check_tables(udb, version == USERDB_SCHEMA_VERSION_V1 ? V1_TABLES : V2_TABLES,
+				err, errlen);
+		udb->version = version;
 		if(rc != MQC_OK || (flags & USERDB_READONLY)) return rc;
-		rc = upgrade_v1(udb, err, errlen);
+		rc = upgrade(udb, version, err, errlen);
 		if(rc != MQC_OK) return rc;
 		version = USERDB_SCHEMA_VERSION;
 	}
+	udb->version = version;
 	if(version != USERDB_SCHEMA_VERSION){
 		mqc_seterr(err, errlen, "%s: schema version %d, this build needs %d", udb->path,
 				version, USERDB_SCHEMA_VERSION);
 		return MQC_ERR_SCHEMA;
 	}
-	return check_tables(udb, V2_TABLES, err, errlen);
+	return check_tables(udb, V3_TABLES, err, errlen);
 }
 
 /* SQLite's own checkpoint threshold (pages), which a WAL hook replaces. */
@@ -701,6 +708,83 @@ int userdb__block_each(struct userdb *udb, const char *user,
 	return pair_each(udb, "SELECT user, blocked FROM blocks"
 			" WHERE (?1 IS NULL OR user=?1) AND ?2 IS NULL ORDER BY user, blocked",
 			user, NULL, cb, arg);
+}
+
+/* ---- devices ---- */
+
+int userdb__device_set(struct userdb *udb, const char *user, const char *device,
+		const char *token_sha256, int64_t now)
+{
+	sqlite3_stmt *st;
+	const char *args[3] = {user, device, token_sha256};
+	unsigned char digest[DEVTOKEN_DIGEST_LEN];
+	int rc;
+
+	if(device == NULL || !names__valid_device(device, strlen(device))
+			|| !devtoken__from_hex(token_sha256, digest)){
+		return MQC_ERR_INVAL;
+	}
+	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
+	rc = prepare_bind(udb, "INSERT OR REPLACE INTO devices(user, device, token_sha256, created,"
+			" last_seen) VALUES(?, ?, ?, ?4, ?4)", &st, 3, args);
+	if(rc) return rc;
+	if(sqlite3_bind_int64(st, 4, now) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return MQC_ERR_DB;
+	}
+	return finish(udb, st, NULL);
+}
+
+int userdb__device_del(struct userdb *udb, const char *user, const char *device)
+{
+	const char *args[2] = {user, device};
+	return run_one(udb, "DELETE FROM devices WHERE user=? AND device=?", 2, args);
+}
+
+int userdb__device_del_others(struct userdb *udb, const char *user, const char *keep, int *count)
+{
+	const char *args[2] = {user, keep};
+	return run(udb, "DELETE FROM devices WHERE user=?1 AND (?2 IS NULL OR device<>?2)",
+			count, 2, args);
+}
+
+int userdb__device_each(struct userdb *udb, const char *user,
+		int (*cb)(const struct userdb_device *d, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct userdb_device d;
+	int rc, crc = 0;
+
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;   /* read-only, older: none */
+	rc = prepare_bind(udb, "SELECT user, device, token_sha256, created, last_seen FROM devices"
+			" WHERE ?1 IS NULL OR user=?1 ORDER BY user, device", &st, 1, &user);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		snprintf(d.user, sizeof(d.user), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(d.device, sizeof(d.device), "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(d.token_sha256, sizeof(d.token_sha256), "%s",
+				(const char *)sqlite3_column_text(st, 2));
+		d.created = sqlite3_column_int64(st, 3);
+		d.last_seen = sqlite3_column_int64(st, 4);
+		crc = cb(&d, arg);
+	}
+	return walk_end(st, rc, crc);
+}
+
+int userdb__device_seen(struct userdb *udb, const char *user, const char *device, int64_t ts)
+{
+	sqlite3_stmt *st;
+	const char *args[2] = {user, device};
+	int rc;
+
+	rc = prepare_bind(udb, "UPDATE devices SET last_seen=?3 WHERE user=?1 AND device=?2"
+			" AND last_seen<?3", &st, 2, args);
+	if(rc) return rc;
+	if(sqlite3_bind_int64(st, 3, ts) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return MQC_ERR_DB;
+	}
+	return finish(udb, st, NULL);
 }
 
 /* ---- invites ---- */

@@ -34,9 +34,10 @@
 #include "names.h"
 #include "pwhash.h"
 
-#define USERDB_SCHEMA_VERSION 2
-/* The previous release's version, upgraded on open. */
+#define USERDB_SCHEMA_VERSION 3
+/* Previous releases' versions, upgraded on open by a writer. */
 #define USERDB_SCHEMA_VERSION_V1 1
+#define USERDB_SCHEMA_VERSION_V2 2
 #define NICK_MAX_LEN 64
 /* How long a writer waits for a lock before MQC_ERR_BUSY. */
 #define USERDB_BUSY_TIMEOUT_MS 5000
@@ -61,6 +62,7 @@ enum user_kind {
 struct userdb {
 	sqlite3 *db;
 	int64_t committed_ns;   /* time__mono_ns after this connection's last commit; 0: none */
+	int version;            /* the schema version as opened (a reader does not upgrade) */
 	char path[4096];
 };
 
@@ -178,6 +180,33 @@ int userdb__block_del(struct userdb *udb, const char *user, const char *blocked)
 /* user NULL for every block. */
 int userdb__block_each(struct userdb *udb, const char *user,
 		int (*cb)(const char *user, const char *blocked, void *arg), void *arg);
+
+/* ---- devices: the device tokens of a person (common/devtoken.h) ---- */
+struct userdb_device {
+	char user[NAME_MAX_LEN + 1];
+	char device[DEVICE_MAX_LEN + 1];
+	char token_sha256[64 + 1];      /* hex */
+	int64_t created;
+	int64_t last_seen;              /* 0: not since the token was issued */
+};
+/* Give user's device a token of digest token_sha256 (hex), issued at now:
+ * a device that had one gets the new one (the old one stops working).
+ * MQC_ERR_NOTFOUND if the user is unknown, MQC_ERR_INVAL for a bad device
+ * name or digest. */
+int userdb__device_set(struct userdb *udb, const char *user, const char *device,
+		const char *token_sha256, int64_t now);
+/* Revoke one device: MQC_ERR_NOTFOUND if it has no token. */
+int userdb__device_del(struct userdb *udb, const char *user, const char *device);
+/* Revoke every device of user but keep (NULL: every device); *count (if
+ * not NULL) gets how many. */
+int userdb__device_del_others(struct userdb *udb, const char *user, const char *keep, int *count);
+/* The devices of user (NULL: of everybody), by user then device. A store
+ * opened read-only at an older version has none. */
+int userdb__device_each(struct userdb *udb, const char *user,
+		int (*cb)(const struct userdb_device *d, void *arg), void *arg);
+/* user's device logged in at ts: last_seen moves forward only; nothing if
+ * the device has no token. */
+int userdb__device_seen(struct userdb *udb, const char *user, const char *device, int64_t ts);
 
 /* ---- invites ---- */
 /* expires 0 for never. */

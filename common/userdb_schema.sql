@@ -1,8 +1,10 @@
--- userdb_schema.sql - schema version 2 of the user store (auth.db).
+-- userdb_schema.sql - schema version 3 of the user store (auth.db).
 -- The single source of the schema: compiled into common/userdb.c at build
 -- time and read by the integration tests. Every statement is idempotent:
 -- userdb.c runs the whole file again to upgrade a store of version 1
--- (tests/fixtures/userdb_schema_v1.sql), which lacks only `retired`.
+-- (tests/fixtures/userdb_schema_v1.sql, which lacks `retired` and
+-- `devices`) or 2 (tests/fixtures/userdb_schema_v2.sql, which lacks
+-- `devices`). No semicolon in a comment: tests split the file on them.
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users(
@@ -41,4 +43,16 @@ CREATE TABLE IF NOT EXISTS retired(
   name TEXT PRIMARY KEY,
   created INTEGER NOT NULL,
   deleted INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '2');
+-- Version 3: the devices of a person that hold a device token
+-- (common/devtoken.h). One token per device: the store keeps its SHA-256
+-- in hex, never the token. created: when the token was issued, last_seen:
+-- the device's last login as the broker reported it (a minute coarse), 0
+-- before its first. A row goes with its account (ON DELETE CASCADE).
+CREATE TABLE IF NOT EXISTS devices(
+  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  device TEXT NOT NULL,
+  token_sha256 TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(user, device)) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '3');

@@ -147,7 +147,7 @@ def test_wrong_schema(datadir, content):
             db.execute("CREATE TABLE t(x)")
         else:
             db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
-            db.execute("INSERT INTO meta VALUES('schema_version', '3')")
+            db.execute("INSERT INTO meta VALUES('schema_version', '4')")
         db.commit()
         db.close()
     fails(datadir, NODB, "user", "list")

@@ -66,11 +66,11 @@ def test_store_without_schema(datadir):
 
 
 def test_store_with_other_schema_version(datadir, store):
-    """A store of a newer release (version 1, the previous release's, is
-    upgraded: test_userdb_upgrade.py)."""
+    """A store of a newer release (versions 1 and 2, the previous releases',
+    are upgraded: test_userdb_upgrade.py)."""
     store.add_user("alice")
-    store.sql("UPDATE meta SET value='3' WHERE key='schema_version'")
-    refuses(datadir, "schema version 3")
+    store.sql("UPDATE meta SET value='4' WHERE key='schema_version'")
+    refuses(datadir, "schema version 4")
 
 
 def test_store_missing_a_table(datadir, store):
@@ -181,7 +181,7 @@ def test_store_recovers(store, make_broker, clients, damage):
     if damage == "tables dropped":
         repair(store.path, ("alice", "bob"))
     else:
-        store.sql("UPDATE meta SET value='2' WHERE key='schema_version'")
+        store.sql("UPDATE meta SET value='3' WHERE key='schema_version'")
     store.add_user("zed", password="zed-password")
     Sync(store, bob)()     # bob's new room shows once the repaired store is loaded
     login(clients, b, "zed", "zed-password").close()

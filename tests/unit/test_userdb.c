@@ -20,6 +20,9 @@
 /* The schema the previous release shipped (run from the repository root,
  * as scripts/test.sh does). */
 #define V1_SCHEMA "tests/fixtures/userdb_schema_v1.sql"
+#define V2_SCHEMA "tests/fixtures/userdb_schema_v2.sql"
+#define HEX_A "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define HEX_B "0000000000000000000000000000000000000000000000000000000000000001"
 
 struct fx {
 	char dir[64];
@@ -173,10 +176,11 @@ static void test_retired_each(void **state)
 	assert_string_equal(w.names[1], "zed");
 }
 
-/* A store exactly as the previous release made it, with one of each row. */
-static void make_v1(const char *path)
+/* A store exactly as a previous release made it (schema file fixture),
+ * with one of each row of the version 1 tables. */
+static void make_old(const char *path, const char *fixture)
 {
-	FILE *fp = fopen(V1_SCHEMA, "r");
+	FILE *fp = fopen(fixture, "r");
 	char *text;
 	long len;
 
@@ -238,21 +242,35 @@ static void state_of_has_no_retired(const char *path)
 	sqlite3_close(db);
 }
 
-static void test_upgrade_from_v1(void **state)
+static void make_v1(const char *path)
 {
-	struct fx *f = *state;
+	make_old(path, V1_SCHEMA);
+}
+
+static int count_devices(const struct userdb_device *d, void *arg)
+{
+	(void)d;
+	++*(int *)arg;
+	return 0;
+}
+
+static void upgrade_from(struct fx *f, const char *fixture, char version)
+{
 	char before[512], after[512];
 	struct walk w = {0};
+	int n = 0;
 
-	make_v1(f->path);
+	make_old(f->path, fixture);
 	state_of(f->path, before, sizeof(before));
-	assert_memory_equal(before, "1|", 2);
+	assert_int_equal(before[0], version);
 
 	/* A reader takes it as it is. */
 	assert_int_equal(userdb__open(f->path, USERDB_READONLY, &f->udb, NULL, 0), MQC_OK);
 	assert_true(userdb__is_member(f->udb, "lab", "alice"));
 	assert_int_equal(userdb__retired_each(f->udb, walk_cb, &w), MQC_OK);
 	assert_int_equal(w.n, 0);
+	assert_int_equal(userdb__device_each(f->udb, NULL, count_devices, &n), MQC_OK);
+	assert_int_equal(n, 0);
 	userdb__close(f->udb);
 	f->udb = NULL;
 	state_of(f->path, after, sizeof(after));
@@ -264,16 +282,97 @@ static void test_upgrade_from_v1(void **state)
 	assert_true(f->udb->committed_ns == 0);
 	state_of(f->path, after, sizeof(after));
 	assert_string_equal(after + 1, before + 1);
-	assert_int_equal(after[0], '2');
+	assert_int_equal(after[0], '3');
 	assert_int_equal(userdb__name_free(f->udb, "alice"), MQC_ERR_EXISTS);
 	assert_int_equal(del(f, "bob"), MQC_OK);
 	assert_int_equal(add(f, "bob"), MQC_ERR_EXISTS);
 	userdb__close(f->udb);
-	/* Opened again: version 2, nothing to do. */
+	/* Opened again: version 3, nothing to do; devices can be stored. */
 	assert_int_equal(userdb__open(f->path, 0, &f->udb, NULL, 0), MQC_OK);
 	assert_int_equal(userdb__retired_each(f->udb, walk_cb, &w), MQC_OK);
 	assert_int_equal(w.n, 1);
 	assert_string_equal(w.names[0], "bob");
+	assert_int_equal(userdb__device_set(f->udb, "alice", "phone", HEX_A, 5000), MQC_OK);
+	assert_int_equal(userdb__device_each(f->udb, NULL, count_devices, &n), MQC_OK);
+	assert_int_equal(n, 1);
+}
+
+static void test_upgrade_from_v1(void **state)
+{
+	upgrade_from(*state, V1_SCHEMA, '1');
+}
+
+static void test_upgrade_from_v2(void **state)
+{
+	upgrade_from(*state, V2_SCHEMA, '2');
+}
+
+struct devs {
+	int n;
+	struct userdb_device d[4];
+};
+
+static int devs_cb(const struct userdb_device *d, void *arg)
+{
+	struct devs *l = arg;
+
+	if(l->n < 4) l->d[l->n] = *d;
+	l->n++;
+	return 0;
+}
+
+static void test_devices(void **state)
+{
+	struct fx *f = *state;
+	struct devs l = {0};
+	int count = -1;
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "alice"), MQC_OK);
+	assert_int_equal(add(f, "bob"), MQC_OK);
+	/* Bad input changes nothing. */
+	assert_int_equal(userdb__device_set(f->udb, "alice", "ph/one", HEX_A, 1), MQC_ERR_INVAL);
+	assert_int_equal(userdb__device_set(f->udb, "alice", "", HEX_A, 1), MQC_ERR_INVAL);
+	assert_int_equal(userdb__device_set(f->udb, "alice", "phone", "xyz", 1), MQC_ERR_INVAL);
+	assert_int_equal(userdb__device_set(f->udb, "zed", "phone", HEX_A, 1), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__device_each(f->udb, NULL, devs_cb, &l), MQC_OK);
+	assert_int_equal(l.n, 0);
+
+	assert_int_equal(userdb__device_set(f->udb, "alice", "phone", HEX_A, 1000), MQC_OK);
+	assert_int_equal(userdb__device_set(f->udb, "alice", "laptop", HEX_A, 1100), MQC_OK);
+	assert_int_equal(userdb__device_set(f->udb, "alice", "tablet", HEX_A, 1200), MQC_OK);
+	assert_int_equal(userdb__device_set(f->udb, "bob", "phone", HEX_A, 1300), MQC_OK);
+	/* A new token for a device replaces the old one. */
+	assert_int_equal(userdb__device_set(f->udb, "alice", "phone", HEX_B, 2000), MQC_OK);
+	assert_int_equal(userdb__device_seen(f->udb, "alice", "phone", 3000), MQC_OK);
+	assert_int_equal(userdb__device_seen(f->udb, "alice", "phone", 2500), MQC_OK);   /* never back */
+	assert_int_equal(userdb__device_seen(f->udb, "alice", "watch", 3000), MQC_OK);   /* no row: nothing */
+	assert_int_equal(userdb__device_each(f->udb, "alice", devs_cb, &l), MQC_OK);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.d[0].device, "laptop");
+	assert_string_equal(l.d[2].device, "tablet");
+	assert_string_equal(l.d[1].device, "phone");
+	assert_string_equal(l.d[1].token_sha256, HEX_B);
+	assert_int_equal(l.d[1].created, 2000);
+	assert_int_equal(l.d[1].last_seen, 3000);
+
+	assert_int_equal(userdb__device_del(f->udb, "alice", "watch"), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__device_del(f->udb, "alice", "tablet"), MQC_OK);
+	assert_int_equal(userdb__device_del_others(f->udb, "alice", "phone", &count), MQC_OK);
+	assert_int_equal(count, 1);
+	l.n = 0;
+	assert_int_equal(userdb__device_each(f->udb, NULL, devs_cb, &l), MQC_OK);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.d[0].user, "alice");
+	assert_string_equal(l.d[0].device, "phone");
+	assert_string_equal(l.d[1].user, "bob");
+	assert_int_equal(userdb__device_del_others(f->udb, "alice", NULL, &count), MQC_OK);
+	assert_int_equal(count, 1);
+	/* Devices go with their account. */
+	assert_int_equal(del(f, "bob"), MQC_OK);
+	l.n = 0;
+	assert_int_equal(userdb__device_each(f->udb, NULL, devs_cb, &l), MQC_OK);
+	assert_int_equal(l.n, 0);
 }
 
 static void test_newer_version_refused(void **state)
@@ -282,9 +381,9 @@ static void test_newer_version_refused(void **state)
 	char err[256] = "";
 
 	make_v1(f->path);
-	sql(f->path, "UPDATE meta SET value='3' WHERE key='schema_version'");
+	sql(f->path, "UPDATE meta SET value='4' WHERE key='schema_version'");
 	assert_int_equal(userdb__open(f->path, 0, &f->udb, err, sizeof(err)), MQC_ERR_SCHEMA);
-	assert_non_null(strstr(err, "schema version 3, this build needs 2"));
+	assert_non_null(strstr(err, "schema version 4, this build needs 3"));
 	/* A version 1 store without one of its tables is not upgraded. */
 	snprintf(f->path, sizeof(f->path), "%s/other.db", f->dir);
 	make_v1(f->path);
@@ -300,6 +399,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_deleted_name_is_retired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retired_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
