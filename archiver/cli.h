@@ -95,6 +95,26 @@ extern const struct cmdline_opt cli__global_opts[];
  * cli__options and common/cmdline.h. */
 int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *table,
 		size_t n, int argc, char **argv);
+/* One option of a command, for cli__args: set exactly one of flag, text
+ * and num. */
+struct cli_opt {
+	const char *name;     /* the long name, without "--" */
+	bool *flag;           /* a flag: set to true when given */
+	const char **text;    /* a value: the last one given (borrowed from argv) */
+	long *num;            /* a whole number in [min, max] (cli__parse_long); */
+	long min, max;
+	const char *bad;      /* ... any other value stops with this usage error */
+};
+#define CLI_MAX_OPTS 4
+
+/* Parse the running command's options (argv[0] is its name) against opts
+ * (at most CLI_MAX_OPTS, ending with {0}; NULL for none), in the order given,
+ * and check that exactly nargs operands follow (nargs < 0: any number; why
+ * tells the user otherwise). true: go on, the operands in cl->args. false:
+ * stop and return *rc (--help printed: CLI_OK; an error printed: its exit
+ * status). */
+bool cli__args(const struct cli *cli, struct cmdline *cl, const struct cli_opt *opts,
+		int argc, char **argv, int nargs, const char *why, int *rc);
 /* Start parsing the running command's options and operands (argv[0] is its
  * name) against opts, with the CLI's names in the messages. */
 void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdline_opt *opts,
@@ -134,6 +154,9 @@ bool cli__path(const struct cli *cli, const char *name, char *out, size_t outlen
  * Returns CLI_OK and *out (close with userdb__close), or prints the error and
  * returns CLI_ERR_NODB / CLI_ERR_RUNTIME. */
 int cli__open_auth(struct cli *cli, struct userdb **out);
+/* Check name (what: "user" or "room") with cli__check_name, then
+ * cli__open_auth: the start of every command on one named thing. */
+int cli__open_auth_for(struct cli *cli, const char *what, const char *name, struct userdb **out);
 /* Close what cli__open_auth opened. If this connection committed a change
  * and a broker reads the store, first wait (at most APPLIED_WAIT_MS) until
  * the broker has it in force, so that the command returns only then; if the
@@ -141,6 +164,29 @@ int cli__open_auth(struct cli *cli, struct userdb **out);
 void cli__close_auth(struct userdb *udb);
 /* Open DIR/archive.db, which must exist (init creates it); same contract. */
 int cli__open_archive(struct cli *cli, struct archive **out);
+/* Why a store did not open: rc of userdb__open or archive__open and its
+ * message err (empty: "<path>: <reason>" instead). "database is locked"
+ * for MQC_ERR_BUSY; CLI_ERR_NODB for the wrong schema, else
+ * CLI_ERR_RUNTIME. Returns the exit status. */
+int cli__open_failed(int rc, const char *path, const char *err);
+
+/* Commit a write begun with userdb__begin_write when rc (the status of what
+ * it did) is MQC_OK, or roll it back; returns the status. */
+int cli__end_write(struct userdb *udb, int rc);
+/* The end of a change to the <what> called name, begun with
+ * userdb__begin_write (rc the status of what it did): cli__end_write, then
+ * cli__close_auth (the wait for the broker), then the outcome: "<what>
+ * <name> <done>" on stdout (done NULL: nothing), or "no such <what>
+ * '<name>'", "<what> '<name>' already exists", or cli__fail(rc, doing).
+ * Returns the exit status. */
+int cli__finish(struct userdb *udb, int rc, const char *what, const char *name,
+		const char *done, const char *doing);
+/* A list command: open auth.db, run each(udb, arg), close, and print *arr
+ * as JSON (cli__print_json) if arr is not NULL; each then appends to *arr,
+ * a new array, or else prints text. On failure the error is
+ * cli__fail(rc, doing). Returns the exit status. */
+int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, void *arg), void *arg,
+		const char *doing);
 
 /* Read a password: the first line of stdin (from_stdin) or prompted without
  * echo on /dev/tty, twice if confirm. Checks PWHASH_MIN_PASSWORD and

@@ -93,7 +93,7 @@ static void chmod_own(const char *path, mode_t mode)
 /* Open auth.db, creating it (0640: it holds password hashes) if missing. */
 static int open_auth(struct init_ctx *ctx, struct userdb **udb)
 {
-	char err[512];
+	char err[512] = "";
 	bool created = !exists(ctx->auth);
 	int rc;
 
@@ -102,8 +102,7 @@ static int open_auth(struct init_ctx *ctx, struct userdb **udb)
 		return cli__error(CLI_ERR_RUNTIME, "%s", err);
 	}
 	rc = userdb__open(ctx->auth, USERDB_CREATE, udb, err, sizeof(err));
-	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");
-	if(rc != MQC_OK) return cli__error(cli__exit_of(rc) == CLI_ERR_NODB ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
+	if(rc != MQC_OK) return cli__open_failed(rc, ctx->auth, err);
 	sqlite3_busy_timeout((*udb)->db, ctx->cli->busy_ms);
 	chmod_own(ctx->auth, 0640);
 	printf("created %s\n", ctx->auth);
@@ -127,13 +126,7 @@ static int make_archive(struct init_ctx *ctx)
 	}
 	rc = archive__open(ctx->archive, &ar, err, sizeof(err));
 	archive__close(ar);
-	if(rc != MQC_OK){
-		if(err[0] == '\0'){
-			return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s: %s", ctx->archive,
-					mqc_strerror(rc));
-		}
-		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
-	}
+	if(rc != MQC_OK) return cli__open_failed(rc, ctx->archive, err);
 	chmod_own(ctx->archive, 0640);
 	printf("created %s\n", ctx->archive);
 	ctx->changes++;
@@ -313,22 +306,17 @@ static int set_owner(struct init_ctx *ctx, const char *owner)
 
 int cli_admin__init(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"owner", 0, CMDLINE_REQUIRED, 'o'},
+	const char *owner = NULL;
+	const struct cli_opt opts[] = {
+		{"owner", .text = &owner},
 		{0}};
 	struct cmdline cl;
 	struct init_ctx ctx;
 	struct userdb *udb = NULL;
-	const char *owner = NULL;
 	bool have_user;
-	int c, rc, lockfd = -1;
+	int rc, lockfd = -1;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'o') owner = cl.value;
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
+	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cli = cli;
 	if(strlen(cli->datadir) >= sizeof(ctx.dir) || !cli__path(cli, "auth.db", ctx.auth, sizeof(ctx.auth))
@@ -356,23 +344,17 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 
 int cli_admin__purge(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"older-than", 0, CMDLINE_REQUIRED, 'o'},
+	long days = CLI_DEFAULT_RETENTION_DAYS;
+	const struct cli_opt opts[] = {
+		{"older-than", .num = &days, .min = 0, .max = MAX_DAYS,
+		 .bad = "--older-than needs a number of days (0..36500)"},
 		{0}};
 	struct cmdline cl;
 	struct archive *ar;
-	long days = CLI_DEFAULT_RETENTION_DAYS;
 	int64_t deleted = 0;
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'o' && !cli__parse_long(cl.value, 0, MAX_DAYS, &days)){
-			return cli__bad_args(cli, "--older-than needs a number of days (0..36500)");
-		}
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
+	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) return rc;
 	rc = archive__purge(ar, time__now_ms() - (int64_t)days * DAY_MS, &deleted);
 	archive__close(ar);
@@ -457,23 +439,18 @@ static void print_flat(const char *prefix, json_t *obj)
 
 int cli_admin__stats(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
+	bool json = false;
+	const struct cli_opt opts[] = {
+		{"json", .flag = &json},
 		{0}};
 	struct cmdline cl;
 	struct count_ctx n;
 	struct userdb *udb = NULL;
 	struct archive *ar = NULL;
 	json_t *out = NULL, *ast = NULL;
-	bool json = false;
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'j') json = true;
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
+	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
 

@@ -16,34 +16,20 @@
 
 static int invite_create(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"uses", 0, CMDLINE_REQUIRED, 'u'},
-		{"expires", 0, CMDLINE_REQUIRED, 'e'},
+	long uses = 1, hours = INVITE_DEFAULT_HOURS;
+	const struct cli_opt opts[] = {
+		{"uses", .num = &uses, .min = 1, .max = INVITE_MAX_USES,
+		 .bad = "--uses needs a number (1..1000000)"},
+		{"expires", .num = &hours, .min = 0, .max = INVITE_MAX_HOURS,
+		 .bad = "--expires needs a number of hours (0 for never, up to 876000)"},
 		{0}};
 	struct cmdline cl;
 	struct userdb *udb;
 	char code[INVITE_CODE_BYTES * 2];
-	long uses = 1, hours = INVITE_DEFAULT_HOURS;
 	int64_t expires;
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		switch(c){
-			case 'u':
-				if(!cli__parse_long(cl.value, 1, INVITE_MAX_USES, &uses)){
-					return cli__bad_args(cli, "--uses needs a number (1..1000000)");
-				}
-				break;
-			case 'e':
-				if(!cli__parse_long(cl.value, 0, INVITE_MAX_HOURS, &hours)){
-					return cli__bad_args(cli, "--expires needs a number of hours (0 for never, up to 876000)");
-				}
-				break;
-		}
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
+	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	if((rc = cli__random_token(INVITE_CODE_BYTES, code, sizeof(code))) != CLI_OK) return rc;
 	if(!names__valid_msgid(code, strlen(code))){
 		return cli__error(CLI_ERR_RUNTIME, "made an invalid invite code");  /* cannot happen */
@@ -52,8 +38,7 @@ static int invite_create(struct cli *cli, int argc, char **argv)
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__invite_create(udb, code, (int)uses, expires);
-	if(rc == MQC_OK) rc = userdb__commit(udb);
-	if(rc != MQC_OK) userdb__rollback(udb);
+	rc = cli__end_write(udb, rc);
 	cli__close_auth(udb);
 	if(rc != MQC_OK) return cli__fail(rc, "creating the invite");
 	printf("%s\n", code);
@@ -88,50 +73,34 @@ static int invite_cb(const char *code, int uses_left, int64_t expires, int64_t c
 	return MQC_OK;
 }
 
+static int each_invite(struct userdb *udb, void *ctx)
+{
+	return userdb__invite_each(udb, invite_cb, ctx);
+}
+
 static int invite_list(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
+	bool json = false;
+	const struct cli_opt opts[] = {
+		{"json", .flag = &json},
 		{0}};
 	struct cmdline cl;
 	struct list_ctx ctx = {NULL, time__now_ms()};
-	struct userdb *udb;
-	bool json = false;
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'j') json = true;
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 0) return cli__bad_args(cli, "unexpected argument");
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	if(json && (ctx.arr = json_array()) == NULL){
-		cli__close_auth(udb);
-		return cli__error(CLI_ERR_RUNTIME, "out of memory");
-	}
-	rc = userdb__invite_each(udb, invite_cb, &ctx);
-	cli__close_auth(udb);
-	if(rc != MQC_OK){
-		json_decref(ctx.arr);
-		return cli__fail(rc, "reading the invites");
-	}
-	return json ? cli__print_json(ctx.arr) : CLI_OK;
+	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
+	return cli__list(cli, json ? &ctx.arr : NULL, each_invite, &ctx, "reading the invites");
 }
 
 static int invite_revoke(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {{0}};
 	struct cmdline cl;
 	struct userdb *udb;
 	const char *code;
 	char q[80];
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	c = cmdline__next(&cl);
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 1) return cli__bad_args(cli, "expected one invite code");
+	if(!cli__args(cli, &cl, NULL, argc, argv, 1, "expected one invite code", &rc)) return rc;
 	code = cl.args[0];
 	if(!names__valid_msgid(code, strlen(code))){
 		return cli__error(CLI_ERR_INVALID, "invalid invite code '%s'", cli__quote(code, q, sizeof(q)));
@@ -139,13 +108,7 @@ static int invite_revoke(struct cli *cli, int argc, char **argv)
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__invite_revoke(udb, code);
-	if(rc == MQC_OK) rc = userdb__commit(udb);
-	if(rc != MQC_OK) userdb__rollback(udb);
-	cli__close_auth(udb);
-	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such invite '%s'", code);
-	if(rc != MQC_OK) return cli__fail(rc, "revoking the invite");
-	printf("invite %s revoked\n", code);
-	return CLI_OK;
+	return cli__finish(udb, rc, "invite", code, "revoked", "revoking the invite");
 }
 
 static const struct cli_cmd invite_cmds[] = {

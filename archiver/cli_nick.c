@@ -29,17 +29,13 @@ int cli__nick_free(struct userdb *udb, const char *name, const char *nick, bool 
 
 int cli_user__nick(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {{0}};
 	struct cmdline cl;
 	struct userdb *udb = NULL;
 	const char *name, *nick;
 	char why[256];
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	c = cmdline__next(&cl);
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 2) return cli__bad_args(cli, "expected a user name and a nick");
+	if(!cli__args(cli, &cl, NULL, argc, argv, 2, "expected a user name and a nick", &rc)) return rc;
 	name = cl.args[0];
 	nick = cl.args[1];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;

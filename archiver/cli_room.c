@@ -11,62 +11,35 @@
 #define ROOM_MAX_RETENTION_DAYS 36500
 
 /* Parse --help only and check the operand count (then in cl): at least
- * min, at most max (max < 0: no limit). Returns CLI_OK, -1 for --help, or
- * an exit status. */
-static int plain_args(struct cli *cli, struct cmdline *cl, int argc, char **argv, int min, int max)
+ * min, at most max (max < 0: no limit). true to go on, false to stop with
+ * *rc (cli__args). */
+static bool plain_args(struct cli *cli, struct cmdline *cl, int argc, char **argv, int min, int max,
+		int *rc)
 {
-	static const struct cmdline_opt opts[] = {{0}};
-	int c, n;
-
-	cli__options(cli, cl, opts, argc, argv);
-	c = cmdline__next(cl);
-	if(c == CMDLINE_HELP) return -1;
-	if(c < 0) return cli__options_end(cli, cl, c);
-	n = cl->nargs;
-	if(n < min) return cli__bad_args(cli, "missing argument");
-	if(max >= 0 && n > max) return cli__bad_args(cli, "too many arguments");
-	return CLI_OK;
-}
-
-/* Commit a write started with userdb__begin_write, or roll it back. */
-static int end_write(struct userdb *udb, int rc)
-{
-	if(rc == MQC_OK) rc = userdb__commit(udb);
-	if(rc != MQC_OK) userdb__rollback(udb);
-	return rc;
+	if(!cli__args(cli, cl, NULL, argc, argv, -1, NULL, rc)) return false;
+	if(cl->nargs < min) *rc = cli__bad_args(cli, "missing argument");
+	else if(max >= 0 && cl->nargs > max) *rc = cli__bad_args(cli, "too many arguments");
+	return *rc == CLI_OK;
 }
 
 static int room_create(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"retention", 0, CMDLINE_REQUIRED, 'r'},
+	long days = 0;
+	const struct cli_opt opts[] = {
+		{"retention", .num = &days, .min = 1, .max = ROOM_MAX_RETENTION_DAYS,
+		 .bad = "--retention needs a number of days (1..36500)"},
 		{0}};
 	struct cmdline cl;
 	struct userdb *udb;
 	const char *room;
-	long days = 0;
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'r' && !cli__parse_long(cl.value, 1, ROOM_MAX_RETENTION_DAYS, &days)){
-			return cli__bad_args(cli, "--retention needs a number of days (1..36500)");
-		}
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 1) return cli__bad_args(cli, "expected one room name");
+	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one room name", &rc)) return rc;
 	room = cl.args[0];
-	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-
+	if((rc = cli__open_auth_for(cli, "room", room, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__room_create(udb, room, (int)days);
-	rc = end_write(udb, rc);
-	cli__close_auth(udb);
-	if(rc == MQC_ERR_EXISTS) return cli__error(CLI_ERR_EXISTS, "room '%s' already exists", room);
-	if(rc != MQC_OK) return cli__fail(rc, "creating the room");
-	printf("room %s created\n", room);
-	return CLI_OK;
+	return cli__finish(udb, rc, "room", room, "created", "creating the room");
 }
 
 /* room add / room remove: every user or none, in one transaction. */
@@ -77,8 +50,7 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 	const char *room, *user = NULL;
 	int i, rc;
 
-	rc = plain_args(cli, &cl, argc, argv, 2, -1);
-	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	if(!plain_args(cli, &cl, argc, argv, 2, -1, &rc)) return rc;
 	room = cl.args[0];
 	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
 	for(i=1; i<cl.nargs; i++){
@@ -97,7 +69,7 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 		user = cl.args[i];
 		rc = add ? userdb__member_add(udb, room, user) : userdb__member_remove(udb, room, user);
 	}
-	rc = end_write(udb, rc);
+	rc = cli__end_write(udb, rc);
 	cli__close_auth(udb);
 	if(rc == MQC_ERR_NOTFOUND && add) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", user);
 	if(rc == MQC_ERR_NOTFOUND){
@@ -130,20 +102,12 @@ static int room_del(struct cli *cli, int argc, char **argv)
 	const char *room;
 	int rc;
 
-	rc = plain_args(cli, &cl, argc, argv, 1, 1);
-	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	if(!plain_args(cli, &cl, argc, argv, 1, 1, &rc)) return rc;
 	room = cl.args[0];
-	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-
+	if((rc = cli__open_auth_for(cli, "room", room, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__room_del(udb, room);
-	rc = end_write(udb, rc);
-	cli__close_auth(udb);
-	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such room '%s'", room);
-	if(rc != MQC_OK) return cli__fail(rc, "deleting the room");
-	printf("room %s deleted\n", room);
-	return CLI_OK;
+	return cli__finish(udb, rc, "room", room, "deleted", "deleting the room");
 }
 
 struct list_ctx {
@@ -177,29 +141,18 @@ static int member_cb(const char *room, const char *user, void *arg)
 
 static int room_list(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
+	bool json = false;
+	const struct cli_opt opts[] = {
+		{"json", .flag = &json},
 		{0}};
 	struct cmdline cl;
 	struct list_ctx ctx = {json_array(), json_object()};
 	struct userdb *udb = NULL;
 	json_t *room, *m;
 	size_t i, j;
-	bool json = false;
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'j') json = true;
-	}
-	if(c < 0){
-		rc = cli__options_end(cli, &cl, c);
-		goto done;
-	}
-	if(cl.nargs != 0){
-		rc = cli__bad_args(cli, "unexpected argument");
-		goto done;
-	}
+	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) goto done;
 	if(ctx.rooms == NULL || ctx.byname == NULL){
 		rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
 		goto done;

@@ -19,37 +19,33 @@ static json_t *profile_json(const struct userdb_user *u)
 			"nick", u->nick, "enabled", u->enabled, "created", (json_int_t)u->created);
 }
 
-/* Look a user up, printing "not found" the CLI's way. */
-static int get_user(struct userdb *udb, const char *name, struct userdb_user *u)
+/* The outcome rc of reading user name, printed the CLI's way; the exit
+ * status. */
+static int read_status(int rc, const char *name)
 {
-	int rc = userdb__user_get(udb, name, u);
-
 	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
 	if(rc != MQC_OK) return cli__fail(rc, "reading the user store");
 	return CLI_OK;
 }
 
-/* Parse a command without options of its own (only --help), expecting
- * exactly nargs operands (then in cl). Returns CLI_OK, -1 for --help, or an
- * exit status (error printed). */
-static int plain_args(struct cli *cli, struct cmdline *cl, int argc, char **argv, int nargs)
+/* Look a user up, printing "not found" the CLI's way. */
+static int get_user(struct userdb *udb, const char *name, struct userdb_user *u)
 {
-	static const struct cmdline_opt opts[] = {{0}};
-	int c;
-
-	cli__options(cli, cl, opts, argc, argv);
-	c = cmdline__next(cl);
-	if(c == CMDLINE_HELP) return -1;
-	if(c != CMDLINE_DONE) return cli__options_end(cli, cl, c);
-	if(cl->nargs != nargs) return cli__bad_args(cli, nargs == 1 ? "expected one user name" : "wrong arguments");
-	return CLI_OK;
+	return read_status(userdb__user_get(udb, name, u), name);
 }
 
-/* Commit a write started with userdb__begin_write, or roll it back. */
-static int end_write(struct userdb *udb, int rc)
+/* Ask name's new password (from stdin's first line or the terminal, twice)
+ * and hash it into hash (PWHASH_STR_LEN bytes); the password itself is
+ * wiped. CLI_OK or an exit status (error printed). */
+static int new_hash(const char *name, bool from_stdin, char *hash, size_t hashlen)
 {
-	if(rc == MQC_OK) rc = userdb__commit(udb);
-	if(rc != MQC_OK) userdb__rollback(udb);
+	char pw[PWHASH_MAX_PASSWORD + 2];
+	size_t pwlen;
+	int rc = cli__read_password(name, from_stdin, true, pw, sizeof(pw), &pwlen);
+
+	if(rc == CLI_OK) rc = cli__hash_password(pw, pwlen, hash, hashlen);
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if(rc != CLI_OK) OPENSSL_cleanse(hash, hashlen);
 	return rc;
 }
 
@@ -95,8 +91,7 @@ static int user_add(struct cli *cli, int argc, char **argv)
 	struct userdb *udb = NULL;
 	enum user_kind kind = USER_KIND_USER;
 	const char *name, *nick = NULL;
-	char pw[PWHASH_MAX_PASSWORD + 2], hash[PWHASH_STR_LEN], q[80];
-	size_t pwlen;
+	char hash[PWHASH_STR_LEN], q[80];
 	bool from_stdin = false, restore = false;
 	int c, rc;
 
@@ -124,10 +119,7 @@ static int user_add(struct cli *cli, int argc, char **argv)
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = check_addable(udb, name, restore)) != CLI_OK) goto done;
 	if((rc = cli__nick_free(udb, name, nick, !restore)) != CLI_OK) goto done;
-	rc = cli__read_password(name, from_stdin, true, pw, sizeof(pw), &pwlen);
-	if(rc == CLI_OK) rc = cli__hash_password(pw, pwlen, hash, sizeof(hash));
-	OPENSSL_cleanse(pw, sizeof(pw));
-	if(rc != CLI_OK) goto done;
+	if((rc = new_hash(name, from_stdin, hash, sizeof(hash))) != CLI_OK) goto done;
 
 	rc = userdb__begin_write(udb);
 	/* Again under the write lock: no look-alike came in meanwhile. */
@@ -136,7 +128,7 @@ static int user_add(struct cli *cli, int argc, char **argv)
 		rc = restore ? userdb__user_restore(udb, name, kind, nick, hash)
 			: userdb__user_add(udb, name, kind, nick, hash);
 	}
-	rc = end_write(udb, rc);
+	rc = cli__end_write(udb, rc);
 	if(rc == MQC_ERR_EXISTS || rc == MQC_ERR_NOTFOUND){
 		/* Changed since the check (another command ran): say how. */
 		rc = check_addable(udb, name, restore);
@@ -167,46 +159,34 @@ static void service_pw_note(const struct cli *cli)
 
 static int user_passwd(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"password-stdin", 0, CMDLINE_NO_ARG, 'p'},
+	bool from_stdin = false;
+	const struct cli_opt opts[] = {
+		{"password-stdin", .flag = &from_stdin},
 		{0}};
 	struct cmdline cl;
-	struct userdb *udb = NULL;
+	struct userdb *udb;
 	struct userdb_user u;
 	const char *name;
-	char pw[PWHASH_MAX_PASSWORD + 2], hash[PWHASH_STR_LEN];
-	size_t pwlen;
-	bool from_stdin = false;
-	int c, rc;
+	char hash[PWHASH_STR_LEN];
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'p') from_stdin = true;
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 1) return cli__bad_args(cli, "expected one user name");
+	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
 	name = cl.args[0];
-	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	if((rc = get_user(udb, name, &u)) != CLI_OK) goto done;
-
-	rc = cli__read_password(name, from_stdin, true, pw, sizeof(pw), &pwlen);
-	if(rc == CLI_OK) rc = cli__hash_password(pw, pwlen, hash, sizeof(hash));
-	OPENSSL_cleanse(pw, sizeof(pw));
-	if(rc != CLI_OK) goto done;
-
+	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
+	rc = get_user(udb, name, &u);
+	if(rc == CLI_OK) rc = new_hash(name, from_stdin, hash, sizeof(hash));
+	if(rc != CLI_OK){
+		cli__close_auth(udb);
+		return rc;
+	}
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__user_set_pwhash(udb, name, hash);
-	rc = end_write(udb, rc);
-	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
-	else if(rc != MQC_OK) rc = cli__fail(rc, "changing the password");
-	else{
+	OPENSSL_cleanse(hash, sizeof(hash));
+	rc = cli__finish(udb, rc, "user", name, NULL, "changing the password");
+	if(rc == CLI_OK){
 		printf("password of %s changed\n", name);
 		if(!strcmp(name, CLI_SERVICE_USER)) service_pw_note(cli);
 	}
-done:
-	OPENSSL_cleanse(hash, sizeof(hash));
-	cli__close_auth(udb);
 	return rc;
 }
 
@@ -217,20 +197,13 @@ static int set_enabled(struct cli *cli, int argc, char **argv, bool enabled)
 	const char *name;
 	int rc;
 
-	rc = plain_args(cli, &cl, argc, argv, 1);
-	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	if(!cli__args(cli, &cl, NULL, argc, argv, 1, "expected one user name", &rc)) return rc;
 	name = cl.args[0];
-	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-
+	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__user_set_enabled(udb, name, enabled);
-	rc = end_write(udb, rc);
-	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
-	else if(rc != MQC_OK) rc = cli__fail(rc, enabled ? "enabling the user" : "disabling the user");
-	else printf("user %s %s\n", name, enabled ? "enabled" : "disabled");
-	cli__close_auth(udb);
-	return rc;
+	return cli__finish(udb, rc, "user", name, enabled ? "enabled" : "disabled",
+			enabled ? "enabling the user" : "disabling the user");
 }
 
 static int user_disable(struct cli *cli, int argc, char **argv)
@@ -243,52 +216,47 @@ static int user_enable(struct cli *cli, int argc, char **argv)
 	return set_enabled(cli, argc, argv, true);
 }
 
+/* Erase the archived messages of user name (made at created). */
+static int erase_messages(struct cli *cli, const char *name, int64_t created)
+{
+	struct archive *ar;
+	int64_t erased = 0;
+	int rc;
+
+	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) return rc;
+	rc = archive__erase_user(ar, name, created, &erased);
+	archive__close(ar);
+	if(rc != MQC_OK) return cli__fail(rc, "erasing the messages");
+	printf("%lld messages of %s erased\n", (long long)erased, name);
+	return CLI_OK;
+}
+
 static int user_del(struct cli *cli, int argc, char **argv)
 {
-	static const struct cmdline_opt opts[] = {
-		{"erase", 0, CMDLINE_NO_ARG, 'e'},
+	bool erase = false;
+	const struct cli_opt opts[] = {
+		{"erase", .flag = &erase},
 		{0}};
 	struct cmdline cl;
-	struct userdb *udb = NULL;
-	struct archive *ar = NULL;
+	struct userdb *udb;
 	struct userdb_user u;
 	const char *name;
-	int64_t erased = 0;
-	bool erase = false;
-	int c, rc;
+	int rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'e') erase = true;
-	}
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 1) return cli__bad_args(cli, "expected one user name");
+	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
 	name = cl.args[0];
-	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	if((rc = get_user(udb, name, &u)) != CLI_OK) goto done;
-
+	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
+	rc = get_user(udb, name, &u);
 	/* Messages first: if erasing fails the account is still there and the
 	 * command can simply be run again. */
-	if(erase){
-		if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
-		rc = archive__erase_user(ar, name, u.created, &erased);
-		if(rc != MQC_OK){
-			rc = cli__fail(rc, "erasing the messages");
-			goto done;
-		}
-		printf("%lld messages of %s erased\n", (long long)erased, name);
+	if(rc == CLI_OK && erase) rc = erase_messages(cli, name, u.created);
+	if(rc != CLI_OK){
+		cli__close_auth(udb);
+		return rc;
 	}
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__user_del(udb, name);
-	rc = end_write(udb, rc);
-	if(rc == MQC_ERR_NOTFOUND) rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
-	else if(rc != MQC_OK) rc = cli__fail(rc, "deleting the user");
-	else printf("user %s deleted\n", name);
-done:
-	archive__close(ar);
-	cli__close_auth(udb);
-	return rc;
+	return cli__finish(udb, rc, "user", name, "deleted", "deleting the user");
 }
 
 static int append_second_cb(const char *a, const char *b, void *arg)
@@ -324,37 +292,36 @@ fail:
 	return NULL;
 }
 
+/* User name (into u) and its user_json (into *obj, a new reference), read
+ * in one transaction. CLI_OK or an exit status (error printed). */
+static int read_user(struct userdb *udb, const char *name, struct userdb_user *u, json_t **obj)
+{
+	int rc = userdb__begin_read(udb);
+
+	*obj = NULL;
+	if(rc == MQC_OK){
+		rc = userdb__user_get(udb, name, u);
+		if(rc == MQC_OK) *obj = user_json(udb, u, &rc);
+		userdb__rollback(udb);
+	}
+	return read_status(rc, name);
+}
+
 static int user_export(struct cli *cli, int argc, char **argv)
 {
 	struct cmdline cl;
-	struct userdb *udb = NULL;
+	struct userdb *udb;
 	struct archive *ar = NULL;
 	struct userdb_user u;
 	json_t *obj = NULL, *msgs;
 	const char *name;
 	int rc;
 
-	rc = plain_args(cli, &cl, argc, argv, 1);
-	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	if(!cli__args(cli, &cl, NULL, argc, argv, 1, "expected one user name", &rc)) return rc;
 	name = cl.args[0];
-	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
-
-	rc = userdb__begin_read(udb);
-	if(rc == MQC_OK){
-		rc = userdb__user_get(udb, name, &u);
-		if(rc == MQC_OK) obj = user_json(udb, &u, &rc);
-		userdb__rollback(udb);
-	}
-	if(rc == MQC_ERR_NOTFOUND){
-		rc = cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
-		goto done;
-	}
-	if(rc != MQC_OK){
-		rc = cli__fail(rc, "reading the user store");
-		goto done;
-	}
+	if((rc = read_user(udb, name, &u, &obj)) != CLI_OK) goto done;
 	msgs = archive__export_user(ar, name, u.created);
 	if(msgs == NULL){
 		rc = cli__error(CLI_ERR_RUNTIME, "reading the archive: %s", archive__errmsg(ar));
@@ -373,64 +340,35 @@ done:
 	return rc;
 }
 
-struct list_ctx {
-	json_t *arr;  /* NULL: print text */
-};
-
 static int list_cb(const struct userdb_user *u, void *arg)
 {
-	struct list_ctx *ctx = arg;
+	json_t *arr = arg;   /* NULL: print text */
 
-	if(ctx->arr) return json_array_append_new(ctx->arr, profile_json(u)) ? MQC_ERR_NOMEM : MQC_OK;
+	if(arr) return json_array_append_new(arr, profile_json(u)) ? MQC_ERR_NOMEM : MQC_OK;
 	printf("%s %s %s %s\n", u->name, user_kind__name(u->kind), u->enabled ? "enabled" : "disabled",
 			u->nick);
 	return MQC_OK;
 }
 
-/* Parse [--json] and exactly nargs operands (then in cl); CLI_OK, -1 for
- * --help, or an exit status (error printed). */
-static int json_flag(struct cli *cli, struct cmdline *cl, int argc, char **argv, bool *json, int nargs)
+/* cli__list's each for user_list: arr is user_list's array pointer, which
+ * cli__list has set (or left NULL for text). */
+static int each_user(struct userdb *udb, void *arr)
 {
-	static const struct cmdline_opt opts[] = {
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
-		{0}};
-	int c;
-
-	*json = false;
-	cli__options(cli, cl, opts, argc, argv);
-	while((c = cmdline__next(cl)) > 0){
-		if(c == 'j') *json = true;
-	}
-	if(c == CMDLINE_HELP) return -1;
-	if(c < 0) return cli__options_end(cli, cl, c);
-	if(cl->nargs != nargs){
-		return cli__bad_args(cli, nargs ? "expected one user name" : "unexpected argument");
-	}
-	return CLI_OK;
+	return userdb__user_each(udb, list_cb, *(json_t **)arr);
 }
 
 static int user_list(struct cli *cli, int argc, char **argv)
 {
+	bool json = false;
+	const struct cli_opt opts[] = {
+		{"json", .flag = &json},
+		{0}};
 	struct cmdline cl;
-	struct userdb *udb;
-	struct list_ctx ctx = {NULL};
-	bool json;
+	json_t *arr = NULL;
 	int rc;
 
-	rc = json_flag(cli, &cl, argc, argv, &json, 0);
-	if(rc) return rc < 0 ? cli__help(cli) : rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	if(json && (ctx.arr = json_array()) == NULL){
-		cli__close_auth(udb);
-		return cli__error(CLI_ERR_RUNTIME, "out of memory");
-	}
-	rc = userdb__user_each(udb, list_cb, &ctx);
-	cli__close_auth(udb);
-	if(rc != MQC_OK){
-		json_decref(ctx.arr);
-		return cli__fail(rc, "reading the user store");
-	}
-	return json ? cli__print_json(ctx.arr) : CLI_OK;
+	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
+	return cli__list(cli, json ? &arr : NULL, each_user, &arr, "reading the user store");
 }
 
 static void print_list(const char *key, json_t *arr)
@@ -445,29 +383,24 @@ static void print_list(const char *key, json_t *arr)
 
 static int user_show(struct cli *cli, int argc, char **argv)
 {
+	bool json = false;
+	const struct cli_opt opts[] = {
+		{"json", .flag = &json},
+		{0}};
 	struct cmdline cl;
 	struct userdb *udb;
 	struct userdb_user u;
-	json_t *obj = NULL;
+	json_t *obj;
 	const char *name;
 	char when[32];
-	bool json;
 	int rc;
 
-	rc = json_flag(cli, &cl, argc, argv, &json, 1);
-	if(rc) return rc < 0 ? cli__help(cli) : rc;
+	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
 	name = cl.args[0];
-	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
-	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	rc = userdb__begin_read(udb);
-	if(rc == MQC_OK){
-		rc = userdb__user_get(udb, name, &u);
-		if(rc == MQC_OK) obj = user_json(udb, &u, &rc);
-		userdb__rollback(udb);
-	}
+	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
+	rc = read_user(udb, name, &u, &obj);
 	cli__close_auth(udb);
-	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
-	if(rc != MQC_OK) return cli__fail(rc, "reading the user store");
+	if(rc != CLI_OK) return rc;
 	if(json) return cli__print_json(obj);
 
 	printf("name %s\nkind %s\nenabled %s\ncreated %s\nnick %s\n", u.name, user_kind__name(u.kind),

@@ -104,6 +104,45 @@ void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdlin
 	cmdline__init(cl, cli->progname, cli->path, opts, cli__global_opts, argc, argv, 1, 0);
 }
 
+bool cli__args(const struct cli *cli, struct cmdline *cl, const struct cli_opt *opts,
+		int argc, char **argv, int nargs, const char *why, int *rc)
+{
+	struct cmdline_opt table[CLI_MAX_OPTS + 1];
+	const struct cli_opt *o;
+	int c, n;
+
+	memset(table, 0, sizeof(table));
+	for(n = 0; opts && opts[n].name; n++){
+		if(n == CLI_MAX_OPTS){
+			*rc = cli__error(CLI_ERR_RUNTIME, "%s: too many options", cli->path);   /* a bug */
+			return false;
+		}
+		table[n].name = opts[n].name;
+		table[n].arg = opts[n].flag ? CMDLINE_NO_ARG : CMDLINE_REQUIRED;
+		table[n].id = n + 1;
+	}
+	cli__options(cli, cl, table, argc, argv);
+	while((c = cmdline__next(cl)) > 0){
+		o = &opts[c - 1];
+		if(o->flag) *o->flag = true;
+		else if(o->text) *o->text = cl->value;
+		else if(!cli__parse_long(cl->value, o->min, o->max, o->num)){
+			*rc = cli__bad_args(cli, o->bad);
+			return false;
+		}
+	}
+	if(c < 0){
+		*rc = cli__options_end(cli, cl, c);
+		return false;
+	}
+	if(nargs >= 0 && cl->nargs != nargs){
+		*rc = cli__bad_args(cli, why);
+		return false;
+	}
+	*rc = CLI_OK;
+	return true;
+}
+
 int cli__options_end(const struct cli *cli, const struct cmdline *cl, int c)
 {
 	if(c == CMDLINE_HELP) return cli__help(cli);
@@ -187,25 +226,43 @@ static int need_db(const struct cli *cli, const char *path)
 	return cli__error(rc == MQC_ERR_NOTFOUND ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 }
 
+/* DIR/name into path (pathlen bytes), which must be there: CLI_OK or an
+ * exit status (error printed). */
+static int existing_store(const struct cli *cli, const char *name, char *path, size_t pathlen)
+{
+	if(!cli__path(cli, name, path, pathlen)) return cli__error(CLI_ERR_USAGE, "data folder path too long");
+	return need_db(cli, path);
+}
+
+int cli__open_failed(int rc, const char *path, const char *err)
+{
+	int code = rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME;
+
+	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");
+	if(err[0] == '\0') return cli__error(code, "%s: %s", path, mqc_strerror(rc));
+	return cli__error(code, "%s", err);
+}
+
 int cli__open_auth(struct cli *cli, struct userdb **out)
 {
-	char path[PATH_MAX], err[512];
+	char path[PATH_MAX], err[512] = "";
 	int rc;
 
 	*out = NULL;
-	if(!cli__path(cli, "auth.db", path, sizeof(path))){
-		return cli__error(CLI_ERR_USAGE, "data folder path too long");
-	}
-	rc = need_db(cli, path);
-	if(rc != CLI_OK) return rc;
+	if((rc = existing_store(cli, "auth.db", path, sizeof(path))) != CLI_OK) return rc;
 	rc = userdb__open(path, 0, out, err, sizeof(err));
 	if(rc == MQC_ERR_NOTFOUND) return need_db(cli, path);
-	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");
-	if(rc != MQC_OK){
-		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
-	}
+	if(rc != MQC_OK) return cli__open_failed(rc, path, err);
 	sqlite3_busy_timeout((*out)->db, cli->busy_ms);
 	return CLI_OK;
+}
+
+int cli__open_auth_for(struct cli *cli, const char *what, const char *name, struct userdb **out)
+{
+	int rc = cli__check_name(what, name);
+
+	*out = NULL;
+	return rc != CLI_OK ? rc : cli__open_auth(cli, out);
 }
 
 void cli__close_auth(struct userdb *udb)
@@ -220,28 +277,56 @@ void cli__close_auth(struct userdb *udb)
 
 int cli__open_archive(struct cli *cli, struct archive **out)
 {
-	char path[PATH_MAX], err[512];
+	char path[PATH_MAX], err[512] = "";
 	int rc;
 
 	*out = NULL;
-	if(!cli__path(cli, "archive.db", path, sizeof(path))){
-		return cli__error(CLI_ERR_USAGE, "data folder path too long");
-	}
 	/* archive__open creates a missing file: only init may do that. */
-	rc = need_db(cli, path);
-	if(rc != CLI_OK) return rc;
-	err[0] = '\0';
+	if((rc = existing_store(cli, "archive.db", path, sizeof(path))) != CLI_OK) return rc;
 	rc = archive__open(path, out, err, sizeof(err));
-	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "database is locked");
-	if(rc != MQC_OK){
-		/* archive__open's message names the file already. */
-		if(err[0] == '\0'){
-			return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s: %s", path,
-					mqc_strerror(rc));
-		}
-		return cli__error(rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
-	}
+	/* archive__open's message names the file already. */
+	return rc == MQC_OK ? CLI_OK : cli__open_failed(rc, path, err);
+}
+
+/* ---- changes and lists ---- */
+
+int cli__end_write(struct userdb *udb, int rc)
+{
+	if(rc == MQC_OK) rc = userdb__commit(udb);
+	if(rc != MQC_OK) userdb__rollback(udb);
+	return rc;
+}
+
+int cli__finish(struct userdb *udb, int rc, const char *what, const char *name,
+		const char *done, const char *doing)
+{
+	rc = cli__end_write(udb, rc);
+	cli__close_auth(udb);
+	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such %s '%s'", what, name);
+	if(rc == MQC_ERR_EXISTS) return cli__error(CLI_ERR_EXISTS, "%s '%s' already exists", what, name);
+	if(rc != MQC_OK) return cli__fail(rc, doing);
+	if(done) printf("%s %s %s\n", what, name, done);
 	return CLI_OK;
+}
+
+int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, void *arg), void *arg,
+		const char *doing)
+{
+	struct userdb *udb;
+	int rc;
+
+	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
+	if(arr && (*arr = json_array()) == NULL){
+		cli__close_auth(udb);
+		return cli__error(CLI_ERR_RUNTIME, "out of memory");
+	}
+	rc = each(udb, arg);
+	cli__close_auth(udb);
+	if(rc != MQC_OK){
+		if(arr) json_decref(*arr);
+		return cli__fail(rc, doing);
+	}
+	return arr ? cli__print_json(*arr) : CLI_OK;
 }
 
 /* ---- passwords ---- */
