@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "err.h"
+#include "grow.h"
 #include "names.h"
 
 #define PWT_FREE_FAILS 3
@@ -71,14 +72,10 @@ int pwthrottle__result(struct responder *d, const char *user, bool right, int64_
 	prune(d, now);
 	e = find(d, user);
 	if(e == NULL){
-		if(d->pwt_n == d->pwt_cap){
-			size_t cap = d->pwt_cap ? 2 * d->pwt_cap : 16;
-			struct pwt_entry *v = realloc(d->pwt, cap * sizeof(*v));
+		struct pwt_entry *v = grow__one(d->pwt, &d->pwt_cap, d->pwt_n, sizeof(*v), 16);
 
-			if(v == NULL) return MQC_ERR_NOMEM;
-			d->pwt = v;
-			d->pwt_cap = cap;
-		}
+		if(v == NULL) return MQC_ERR_NOMEM;
+		d->pwt = v;
 		e = &d->pwt[d->pwt_n++];
 		memset(e, 0, sizeof(*e));
 		strncpy(e->user, user, NAME_MAX_LEN);

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "mqtt.h"
 #include "err.h"
+#include "grow.h"
 #include "log.h"
 #include "names.h"
 #include "nick.h"
@@ -80,14 +81,10 @@ static bool already_done(struct responder *d, const char *clientid)
 /* Remember that clientid made an account. MQC_OK or MQC_ERR_NOMEM. */
 static int remember_done(struct responder *d, const char *clientid)
 {
-	if(d->reg_done_n == d->reg_done_cap){
-		size_t cap = d->reg_done_cap ? 2 * d->reg_done_cap : 16;
-		struct reg_done *v = realloc(d->reg_done, cap * sizeof(*v));
+	struct reg_done *v = grow__one(d->reg_done, &d->reg_done_cap, d->reg_done_n, sizeof(*v), 16);
 
-		if(v == NULL) return MQC_ERR_NOMEM;
-		d->reg_done = v;
-		d->reg_done_cap = cap;
-	}
+	if(v == NULL) return MQC_ERR_NOMEM;
+	d->reg_done = v;
 	snprintf(d->reg_done[d->reg_done_n].clientid, sizeof(d->reg_done[0].clientid), "%s", clientid);
 	d->reg_done[d->reg_done_n].at = time__mono_ms();
 	d->reg_done_n++;
