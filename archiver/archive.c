@@ -327,6 +327,19 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s)
 	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
+/* Bind a message's key (the id's hash, sender, id) to st's first three
+ * parameters: MQC_OK, or MQC_ERR_DB with st reset. */
+static int bind_key(sqlite3_stmt *st, int64_t idh, const char *sender, const char *id)
+{
+	if(sqlite3_bind_int64(st, 1, idh)
+			|| sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC)
+			|| sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	return MQC_OK;
+}
+
 /* Is (sender, id) stored already? MQC_OK with *found and the newest
  * copy's server_ts in *server_ts, or an MQC_ERR_*. */
 static int find_dup(struct archive *ar, const char *sender, const char *id, int64_t idh,
@@ -337,12 +350,7 @@ static int find_dup(struct archive *ar, const char *sender, const char *id, int6
 
 	*found = false;
 	*server_ts = 0;
-	if(sqlite3_bind_int64(st, 1, idh)
-			|| sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC)
-			|| sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC)){
-		sqlite3_reset(st);
-		return MQC_ERR_DB;
-	}
+	if(bind_key(st, idh, sender, id) != MQC_OK) return MQC_ERR_DB;
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW){
 		*found = true;
@@ -441,12 +449,7 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 
 	*updated = false;
 	if(want < 1) return MQC_ERR_INVAL;
-	if(sqlite3_bind_int64(st, 1, archkey__id_hash(orig_sender, ref))
-			|| sqlite3_bind_text(st, 2, orig_sender, -1, SQLITE_STATIC)
-			|| sqlite3_bind_text(st, 3, ref, -1, SQLITE_STATIC)){
-		sqlite3_reset(st);
-		return MQC_ERR_DB;
-	}
+	if(bind_key(st, archkey__id_hash(orig_sender, ref), orig_sender, ref) != MQC_OK) return MQC_ERR_DB;
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW){
 		const char *recipient = (const char *)sqlite3_column_text(st, 1);

@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "envelope.h"
 #include "err.h"
+#include "grow.h"
 #include "log.h"
 #include "names.h"
 #include "nick.h"
@@ -104,14 +105,10 @@ struct name_list {
 
 static int push_name(struct name_list *l, const char *s)
 {
-	if(l->n == l->cap){
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		char **v = realloc(l->v, cap * sizeof(*v));
+	char **v = grow__one(l->v, &l->cap, l->n, sizeof(*v), 8);
 
-		if(v == NULL) return l->err = MQC_ERR_NOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if(v == NULL) return l->err = MQC_ERR_NOMEM;
+	l->v = v;
 	l->v[l->n] = strdup(s);
 	if(l->v[l->n] == NULL) return l->err = MQC_ERR_NOMEM;
 	l->n++;
@@ -143,16 +140,11 @@ struct room_list {
 static int room_since_cb(const char *room, int64_t created, void *arg)
 {
 	struct room_list *l = arg;
+	int64_t *v = grow__one(l->since, &l->cap, l->names.n, sizeof(*v), 8);
 	int rc;
 
-	if(l->names.n == l->cap){
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		int64_t *v = realloc(l->since, cap * sizeof(*v));
-
-		if(v == NULL) return MQC_ERR_NOMEM;
-		l->since = v;
-		l->cap = cap;
-	}
+	if(v == NULL) return MQC_ERR_NOMEM;
+	l->since = v;
 	rc = push_name(&l->names, room);
 	if(rc == MQC_OK) l->since[l->names.n - 1] = created;
 	return rc;
@@ -334,6 +326,14 @@ static json_t *room_since(struct rpc_req *r, const char *room, int64_t *since)
 	return NULL;
 }
 
+/* Start a read transaction of auth.db for r: NULL, or the answer when it
+ * cannot start. */
+static json_t *begin_read(struct rpc_req *r)
+{
+	if(userdb__begin_read(r->d->udb) == MQC_OK) return NULL;
+	return rpc__fail(r->id, "internal", "cannot read the user store: %s", userdb__errmsg(r->d->udb));
+}
+
 static json_t *op_history(struct rpc_req *r)
 {
 	char conv[2 * NAME_MAX_LEN + 8];
@@ -356,9 +356,7 @@ static json_t *op_history(struct rpc_req *r)
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 100");
 	}
 	/* Membership and created times from one snapshot of auth.db. */
-	if(userdb__begin_read(r->d->udb) != MQC_OK){
-		return rpc__fail(r->id, "internal", "cannot read the user store: %s", userdb__errmsg(r->d->udb));
-	}
+	if((refused = begin_read(r)) != NULL) return refused;
 	if(room){
 		refused = room_since(r, room, &since);
 		snprintf(conv, sizeof(conv), "r:%s", room);
@@ -390,9 +388,7 @@ static json_t *op_sync(struct rpc_req *r)
 	if(!opt_int(r->req, "limit", 1, 500, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 500");
 	}
-	if(userdb__begin_read(r->d->udb) != MQC_OK){
-		return rpc__fail(r->id, "internal", "cannot read the user store: %s", userdb__errmsg(r->d->udb));
-	}
+	if((refused = begin_read(r)) != NULL) return refused;
 	refused = my_created(r, &since);
 	rc = refused ? MQC_OK : userdb__rooms_of(r->d->udb, r->user, room_since_cb, &rooms);
 	userdb__rollback(r->d->udb);
