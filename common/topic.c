@@ -33,6 +33,7 @@ static const struct kind_row rows[TOPIC_KIND_COUNT] = {
 	[TOPIC_RPC_RESP]      = { "rpc_resp",     "rpc",      4, "resp", ROOT "/rpc/+/resp" },
 	[TOPIC_REGISTER_REQ]  = { "register_req", "register", 4, "req",  ROOT "/register/+/req" },
 	[TOPIC_REGISTER_RESP] = { "register_resp","register", 4, "resp", ROOT "/register/+/resp" },
+	[TOPIC_SEEN]          = { "seen",         "seen",     3, NULL,   ROOT "/seen/+" },
 };
 
 bool topic__level_is(const struct topic_level *l, const char *s)

@@ -13,6 +13,8 @@
  *   TOPIC_RPC_RESP       chat/rpc/<name>/resp         their answers
  *   TOPIC_REGISTER_REQ   chat/register/<clientid>/req registration
  *   TOPIC_REGISTER_RESP  chat/register/<clientid>/resp
+ *   TOPIC_SEEN           chat/seen/<node>             device logins, by the
+ *                                                     plugin, for services
  *
  * Parsing checks the shape only (kind, number of levels, the fixed last
  * level of rpc and register); whether <a> and <b> are valid names, or
@@ -35,6 +37,7 @@ enum topic_kind {
 	TOPIC_RPC_RESP,
 	TOPIC_REGISTER_REQ,
 	TOPIC_REGISTER_RESP,
+	TOPIC_SEEN,
 	TOPIC_KIND_COUNT
 };
 
@@ -80,7 +83,7 @@ bool topic__is_message(const char *topic);
 
 /* The name of kind for tables and programs that are not in C:
  * "inbox", "room", "presence", "notice", "rpc_req", "rpc_resp",
- * "register_req", "register_resp"; "none" for TOPIC_NONE. */
+ * "register_req", "register_resp", "seen"; "none" for TOPIC_NONE. */
 const char *topic__kind_name(enum topic_kind kind);
 
 /* The word of kind in its topic ("inbox", "room", ...); "" for TOPIC_NONE. */

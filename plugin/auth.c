@@ -196,12 +196,43 @@ static int refuse_disabled(struct mqchat *m, const char *addr, const char *ukey,
 	return refuse(m, addr, u->name, clientid, "account disabled");
 }
 
+/* A device token (common/devtoken.h) instead of the password: one
+ * SHA-256 and a comparison with the snapshot's digest of this device's
+ * token, so it is never throttled. A token is 256 random bits: guessing
+ * is hopeless, and a device with a valid token gets in while someone
+ * guesses its account's password. Unknown, disabled, no token: the same
+ * answer and the same cost. *dev_out: the device, for tracking. */
+static int token_auth(struct mqchat *m, const char *addr, const char *username,
+		const char *clientid, const struct snap_user *u, const char *dev, size_t devlen,
+		const char *token, const struct snap_device **dev_out)
+{
+	unsigned char digest[DEVTOKEN_DIGEST_LEN];
+	const struct snap_device *d;
+
+	if(devlen == 0){
+		return refuse(m, addr, username, clientid,
+				"a device token needs the client id <username>@<device>");
+	}
+	if(devtoken__digest(token, DEVTOKEN_LEN, digest) != MQC_OK){
+		return refuse(m, addr, username, clientid, "out of memory");
+	}
+	d = u != NULL && u->enabled && u->kind != USER_KIND_SERVICE
+		? snapshot__device(u, dev, devlen) : NULL;
+	if(d == NULL || !devtoken__digest_eq(d->digest, digest)){
+		return refuse(m, addr, username, clientid, "invalid device token");
+	}
+	*dev_out = d;
+	return MOSQ_ERR_SUCCESS;
+}
+
 int auth__check(struct mqchat *m, const struct mosquitto *client, const char *username,
 		const char *password)
 {
 	const char *clientid = mosquitto_client_id(client);
 	const char *addr = mosquitto_client_address(client);
 	const struct snap_user *u;
+	const struct snap_device *device = NULL;
+	bool by_token = false;
 	char ukey[AUTH_USER_KEY_LEN];
 	size_t ulen, idlen_user, devlen, pwlen, uklen;
 	const char *dev;
@@ -241,22 +272,30 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	if(pwlen > PWHASH_MAX_PASSWORD){
 		return refuse(m, addr, username, clientid, "password too long");
 	}
-	/* 5. Unknown or disabled account. The name's throttle is kept per
+	u = snapshot__user(m->snap, username, ulen);
+	/* 5. A device token: no throttle, no slow hash. */
+	if(devtoken__is_token(password, pwlen)){
+		rc = token_auth(m, addr, username, clientid, u, dev, devlen, password, &device);
+		if(rc != MOSQ_ERR_SUCCESS) return rc;
+		by_token = true;
+		uklen = auth__user_key(ukey, username, addr);
+		goto success;
+	}
+	/* 6. Unknown or disabled account. The name's throttle is kept per
 	 * address: someone guessing elsewhere cannot lock the owner out. */
 	uklen = auth__user_key(ukey, username, addr);
-	u = snapshot__user(m->snap, username, ulen);
 	if(u == NULL){
 		return refuse_unknown(m, addr, ukey, uklen, username, clientid, password, pwlen, now);
 	}
 	if(!u->enabled){
 		return refuse_disabled(m, addr, ukey, uklen, u, clientid, password, pwlen, now);
 	}
-	/* 6. A credential that verified before passes, throttled or not. */
+	/* 7. A credential that verified before passes, throttled or not. */
 	if(credcache__check(&m->creds, u->name, password, pwlen, u->pwhash)){
 		m->auth_cached++;
 		goto success;
 	}
-	/* 7. A service's secret (pwhash.h) costs a SHA-256: no throttle, so
+	/* 8. A service's secret (pwhash.h) costs a SHA-256: no throttle, so
 	 * nobody can keep the archiver out by failing on its name, and a flood
 	 * of wrong ones costs the broker microseconds each. People's passwords
 	 * never have this form (and are refused if a row claims it). */
@@ -269,10 +308,10 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		credcache__store(&m->creds, u->name, password, pwlen, u->pwhash);
 		goto success;
 	}
-	/* 8. Throttles, before any hashing. */
+	/* 9. Throttles, before any hashing. */
 	rc = check_throttles(m, addr, ukey, uklen, username, clientid, true, now);
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
-	/* 9. The real check. */
+	/* 10. The real check. */
 	rc = pwhash__verify(password, pwlen, u->pwhash, &ok);
 	if(rc != MQC_OK || !ok){
 		count_failure(m, addr, ukey, uklen, now);
@@ -283,7 +322,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	throttle__reset(&m->user_throttle, ukey, uklen);
 
 success:
-	/* 10. What the account holds already (limits.c); services are trusted. */
+	/* 11. What the account holds already (limits.c); services are trusted. */
 	if(u->kind != USER_KIND_SERVICE){
 		enum limit_result lr = limits__admit(m, client, u->name, clientid);
 
@@ -293,8 +332,16 @@ success:
 			return refuse(m, addr, username, clientid, limits__why(lr));
 		}
 	}
+	/* 12. A device that holds a token is tracked (devices.c), however it
+	 * logged in: revoking its token closes it. */
+	if(device == NULL && devlen > 0) device = snapshot__device(u, dev, devlen);
+	if(device != NULL && devices__login(m, client, clientid, ulen, device, by_token) != MQC_OK){
+		limits__disconnect(m, client);
+		return refuse(m, addr, username, clientid, "out of memory");
+	}
 	if(presence__connect(m, client, u->name, u->kind) != MQC_OK){
 		limits__disconnect(m, client);
+		devices__disconnect(m, client);
 		return refuse(m, addr, username, clientid, "out of memory");
 	}
 	m->auth_ok++;

@@ -19,6 +19,7 @@ static const struct {
 	{MOSQ_EVT_TICK, tick__tick_cb},
 	{MOSQ_EVT_DISCONNECT, presence__disconnect_cb},
 	{MOSQ_EVT_DISCONNECT, limits__disconnect_cb},
+	{MOSQ_EVT_DISCONNECT, devices__disconnect_cb},
 	{MOSQ_EVT_MESSAGE, limits__message_cb},
 	{MOSQ_EVT_RELOAD, tick__reload_cb},
 };
@@ -49,6 +50,7 @@ static void mqchat_free(struct mqchat *m)
 	m->snap = NULL;
 	presence__cleanup(&m->presence);
 	limits__cleanup(&m->limits);
+	devices__cleanup(m);
 	auth__cleanup(m);
 	plugin_config__cleanup(&m->cfg);
 	free(m);

@@ -35,6 +35,7 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "devtoken.h"
 #include "names.h"
 #include "pwhash.h"
 #include "userdb.h"
@@ -119,10 +120,19 @@ struct snap_name {
 	char name[NAME_MAX_LEN + 1];
 };
 
+/* A device of a person that holds a token (common/devtoken.h). */
+struct snap_device {
+	struct snap_device *next;
+	unsigned char digest[DEVTOKEN_DIGEST_LEN];  /* the token's SHA-256 */
+	uint8_t len;
+	char name[DEVICE_MAX_LEN + 1];
+};
+
 struct snap_user {
 	struct snap_user *next;         /* every user, in load order (the presence sweep) */
 	struct snap_index blocked;      /* names this user refuses messages from */
 	const char *pwhash;             /* in the snapshot's arena */
+	struct snap_device *devices;    /* logins only: never read per message */
 	uint32_t hash;                  /* snapshot__name_hash of name: sets need no rehash */
 	enum user_kind kind;
 	bool enabled;
@@ -157,7 +167,12 @@ struct snapshot {
 	size_t region_size, region_used;
 	bool full;                      /* the region ran out during the build */
 	int64_t data_version;
-	size_t user_count, room_count, member_count, block_count;
+	size_t user_count, room_count, member_count, block_count, device_count;
+	/* A digest of every (user, device, token) of the snapshot: equal in
+	 * two snapshots when no token was issued or revoked in between (a
+	 * new last_seen changes nothing here), so the broker looks at its
+	 * token connections only when it differs. */
+	uint64_t devices_sum;
 	size_t bytes;                   /* arena bytes in use */
 	/* Accounts of the snapshot built before this one that this one lacks
 	 * (snapshot__vanished), and the store's retired names (deleted
@@ -186,6 +201,12 @@ struct snap_user *snapshot__add_user(struct snapshot *s, const char *name, enum 
 struct snap_room *snapshot__add_room(struct snapshot *s, const char *name);
 int snapshot__add_member(struct snapshot *s, const char *room, const char *user);
 int snapshot__add_block(struct snapshot *s, const char *user, const char *blocked);
+/* user's device device holds the token of SHA-256 digest. MQC_OK,
+ * MQC_ERR_NOTFOUND (no such user), MQC_ERR_INVAL, MQC_ERR_NOMEM. */
+int snapshot__add_device(struct snapshot *s, const char *user, const char *device,
+		const unsigned char digest[DEVTOKEN_DIGEST_LEN]);
+/* The device of u named name[0..len), or NULL. */
+const struct snap_device *snapshot__device(const struct snap_user *u, const char *name, size_t len);
 /* Look-ups on a (pointer, length) slice, for topic levels in place. */
 struct snap_user *snapshot__user(const struct snapshot *s, const char *name, size_t len);
 struct snap_room *snapshot__room(const struct snapshot *s, const char *name, size_t len);
@@ -595,6 +616,34 @@ struct acl_cache {
 	} topic;
 };
 
+/* ================================================================
+ * Devices that hold a token (devices.c)
+ * ================================================================ */
+
+struct device_conn;
+struct device_seen;
+
+struct devices {
+	struct device_conn *conns;      /* tracked connections, by client pointer */
+	struct device_seen *seen;       /* logins not yet reported, by client id */
+	uint64_t devices_sum;           /* of the snapshot last checked */
+	int64_t next_report;            /* mono ms */
+};
+
+/* client logged in as clientid (<user>@<device>, the user ulen bytes
+ * long), whose device holds the token d, with that token (by_token) or
+ * the password. MQC_OK, or MQC_ERR_NOMEM: not tracked, so refuse it. */
+int devices__login(struct mqchat *m, const struct mosquitto *client, const char *clientid,
+		size_t ulen, const struct snap_device *d, bool by_token);
+void devices__disconnect(struct mqchat *m, const struct mosquitto *client);
+/* The broker takes snapshot s: close every tracked connection whose
+ * device lost its token (or, logged in with one, whose token changed).
+ * Returns how many were closed. */
+size_t devices__snapshot(struct mqchat *m, const struct snapshot *s);
+/* Report the logins seen (chat/seen/<node>) when it is time. */
+void devices__tick(struct mqchat *m, int64_t now);
+void devices__cleanup(struct mqchat *m);
+
 struct mqchat {
 	mosquitto_plugin_id_t *pid;
 	struct mqchat_config cfg;
@@ -616,6 +665,7 @@ struct mqchat {
 	struct limits limits;
 	struct ratelimit send_limit;
 	struct presence presence;
+	struct devices devices;
 	struct plog log;
 	int64_t (*clock_ms)(void);      /* monotonic ms; tests inject their own */
 	int64_t now_ms;                 /* clock_ms() at the last TICK: the hot path's clock */
@@ -689,6 +739,7 @@ int tick__tick_cb(int event, void *event_data, void *userdata);
 int tick__reload_cb(int event, void *event_data, void *userdata);
 int presence__disconnect_cb(int event, void *event_data, void *userdata);
 int limits__disconnect_cb(int event, void *event_data, void *userdata);
+int devices__disconnect_cb(int event, void *event_data, void *userdata);
 int limits__message_cb(int event, void *event_data, void *userdata);
 
 /* The BASIC_AUTH decision, for the callback and tests. Returns

@@ -330,6 +330,58 @@ static int member_cb(const char *room, const char *user, void *arg)
 	return snapshot__add_member(arg, room, user) == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
 }
 
+int snapshot__add_device(struct snapshot *s, const char *user, const char *device,
+		const unsigned char digest[DEVTOKEN_DIGEST_LEN])
+{
+	struct snap_user *u;
+	struct snap_device *d;
+	size_t len;
+	uint64_t h;
+
+	if(user == NULL || device == NULL) return MQC_ERR_INVAL;
+	len = strlen(device);
+	if(!names__valid_device(device, len)) return MQC_ERR_INVAL;
+	u = snapshot__user(s, user, strlen(user));
+	if(u == NULL) return MQC_ERR_NOTFOUND;
+	if(snapshot__device(u, device, len)) return MQC_ERR_INVAL;
+	d = arena_alloc(s, sizeof(*d));
+	if(d == NULL) return MQC_ERR_NOMEM;
+	memcpy(d->digest, digest, DEVTOKEN_DIGEST_LEN);
+	memcpy(d->name, device, len);
+	d->len = (uint8_t)len;
+	d->next = u->devices;
+	u->devices = d;
+	s->device_count++;
+	/* Order-free (a sum) and keyed by the whole row: the token's digest
+	 * is random, so its first bytes are hash enough. */
+	h = snapshot__mix(u->hash, snapshot__name_hash(device, len));
+	h = snapshot__mix(h, snapshot__load64(digest));
+	s->devices_sum += h;
+	return MQC_OK;
+}
+
+const struct snap_device *snapshot__device(const struct snap_user *u, const char *name, size_t len)
+{
+	const struct snap_device *d;
+
+	for(d = u->devices; d != NULL; d = d->next){
+		if(d->len == len && memcmp(d->name, name, len) == 0) return d;
+	}
+	return NULL;
+}
+
+static int device_cb(const struct userdb_device *row, void *arg)
+{
+	unsigned char digest[DEVTOKEN_DIGEST_LEN];
+	int rc;
+
+	/* A row written by hand that is not valid is left out: no token
+	 * can match it. */
+	if(!devtoken__from_hex(row->token_sha256, digest)) return MQC_OK;
+	rc = snapshot__add_device(arg, row->user, row->device, digest);
+	return rc == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
+}
+
 static int block_cb(const char *user, const char *blocked, void *arg)
 {
 	if(user == NULL || blocked == NULL) return MQC_OK;
@@ -377,6 +429,9 @@ int snapshot__load_into(struct userdb *udb, struct snapshot *s, char *err, size_
 	if(rc) goto fail;
 	what = "blocks";
 	rc = userdb__block_each(udb, NULL, block_cb, s);
+	if(rc) goto fail;
+	what = "devices";
+	rc = userdb__device_each(udb, NULL, device_cb, s);
 	if(rc) goto fail;
 	rc = userdb__commit(udb);
 	if(rc){

@@ -54,6 +54,7 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	}
 	loader__retire(&m->loader, old);
 	tick__kick_pending(m, KICKS_PER_TICK);
+	devices__snapshot(m, s);
 }
 
 size_t tick__kick_pending(struct mqchat *m, size_t max)
@@ -128,6 +129,7 @@ void tick__run(struct mqchat *m, int64_t now)
 	if(m->presence.registers) expire_registrations(m, now);
 	if(m->presence.timed) presence__tick(m, now, PRESENCE_PER_TICK);
 	if(m->presence.sweep_active) presence__sweep(m, SWEEP_PER_TICK);
+	devices__tick(m, now);
 
 	if(now >= m->next_prune){
 		throttle__prune(&m->user_throttle, now);

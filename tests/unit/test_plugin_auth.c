@@ -63,6 +63,7 @@ static int teardown(void **state)
 
 	presence__cleanup(&m->presence);
 	limits__cleanup(&m->limits);
+	devices__cleanup(m);
 	auth__cleanup(m);
 	snapshot__free(m->snap);
 	free(m);
@@ -70,15 +71,18 @@ static int teardown(void **state)
 	return 0;
 }
 
+static struct mosquitto login_pool[4096];
+static bool login_kicked[4096];         /* its DISCONNECT fired (kick hook) */
+
 static int login(struct mqchat *m, const char *user, const char *id, const char *pw,
 		const char *addr)
 {
 	/* One context per attempt, as the broker makes; kept alive (static
 	 * pool) because presence remembers the pointer. */
-	static struct mosquitto pool[4096];
 	static int next;
-	struct mosquitto *c = &pool[next++ % 4096];
+	struct mosquitto *c = &login_pool[next % 4096];
 
+	login_kicked[next++ % 4096] = false;
 	c->username = user;
 	c->id = id;
 	c->address = addr;
@@ -719,6 +723,164 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* ---- device tokens ---- */
+
+static void add_token(struct snapshot *s, const char *user, const char *device, const char *token)
+{
+	unsigned char d[DEVTOKEN_DIGEST_LEN];
+
+	assert_int_equal(devtoken__digest(token, strlen(token), d), MQC_OK);
+	assert_int_equal(snapshot__add_device(s, user, device, d), MQC_OK);
+}
+
+static void test_token_login(void **state)
+{
+	struct mqchat *m = *state;
+	char tok[DEVTOKEN_LEN + 1], other[DEVTOKEN_LEN + 1], carol[DEVTOKEN_LEN + 1];
+	int i;
+
+	assert_int_equal(devtoken__make(tok), MQC_OK);
+	assert_int_equal(devtoken__make(other), MQC_OK);
+	assert_int_equal(devtoken__make(carol), MQC_OK);
+	add_token(m->snap, "alice", "phone", tok);
+	add_token(m->snap, "carol", "phone", carol);
+	add_token(m->snap, "archiver", "x", other);
+	assert_int_equal(login(m, "alice", "alice@phone", tok, "a"), MOSQ_ERR_SUCCESS);
+	/* Bound to its account and device; the whole token. */
+	assert_int_equal(login(m, "alice", "alice@laptop", tok, "a"), MOSQ_ERR_AUTH);
+	assert_int_equal(login(m, "alice", "alice", tok, "a"), MOSQ_ERR_AUTH);
+	assert_int_equal(stub_log_contains("a device token needs the client id"), 1);
+	assert_int_equal(login(m, "alice", "alice@phone", other, "a"), MOSQ_ERR_AUTH);
+	assert_int_equal(login(m, "bob", "bob@phone", tok, "a"), MOSQ_ERR_AUTH);
+	assert_int_equal(login(m, "zed", "zed@phone", tok, "a"), MOSQ_ERR_AUTH);
+	/* A disabled account's token, and a service's, are no good. */
+	assert_int_equal(login(m, "carol", "carol@phone", carol, "a"), MOSQ_ERR_AUTH);
+	assert_int_equal(login(m, "archiver", "archiver@x", other, "a"), MOSQ_ERR_AUTH);
+	assert_int_equal(stub_log_contains("invalid device token"), 6);
+	/* Never throttled: someone guessing alice's password from this
+	 * address locks the password out, not the device. */
+	for(i = 0; i < 20; i++) login(m, "alice", "alice@phone", "wrong password", "a");
+	assert_int_equal(login(m, "alice", "alice@phone", PW, "a"), MOSQ_ERR_AUTH);
+	assert_true(stub_log_contains("throttled") > 0);
+	assert_int_equal(login(m, "alice", "alice@phone", tok, "a"), MOSQ_ERR_SUCCESS);
+	/* Wrong tokens count against nothing. */
+	for(i = 0; i < 50; i++) login(m, "bob", "bob@phone", other, "b");
+	assert_int_equal(login(m, "bob", "bob", PW, "b"), MOSQ_ERR_SUCCESS);
+}
+
+/* The broker fires every DISCONNECT callback for a kicked context at
+ * once: for the contexts login() made last, by client id. */
+static void kick_id_fires_disconnect(const char *clientid)
+{
+	int i;
+
+	for(i = 0; i < 4096; i++){
+		struct mosquitto *c = &login_pool[i];
+
+		if(c->id == NULL || strcmp(c->id, clientid) != 0 || login_kicked[i]) continue;
+		login_kicked[i] = true;
+		presence__disconnect(current, c);
+		limits__disconnect(current, c);
+		devices__disconnect(current, c);
+	}
+}
+
+static void test_revoked_device_is_closed(void **state)
+{
+	struct mqchat *m = *state;
+	char phone[DEVTOKEN_LEN + 1], laptop[DEVTOKEN_LEN + 1], laptop2[DEVTOKEN_LEN + 1];
+	struct snapshot *s;
+
+	memset(login_pool, 0, sizeof(login_pool));
+	memset(login_kicked, 0, sizeof(login_kicked));
+	stub.on_kick_id = kick_id_fires_disconnect;
+	assert_int_equal(devtoken__make(phone), MQC_OK);
+	assert_int_equal(devtoken__make(laptop), MQC_OK);
+	assert_int_equal(devtoken__make(laptop2), MQC_OK);
+	add_token(m->snap, "alice", "phone", phone);
+	add_token(m->snap, "alice", "laptop", laptop);
+	assert_int_equal(login(m, "alice", "alice@phone", phone, "a"), MOSQ_ERR_SUCCESS);
+	/* The laptop logs in with the password: tracked all the same. */
+	assert_int_equal(login(m, "alice", "alice@laptop", PW, "a"), MOSQ_ERR_SUCCESS);
+	/* A device without a token is not. */
+	assert_int_equal(login(m, "alice", "alice@tablet", PW, "a"), MOSQ_ERR_SUCCESS);
+
+	/* Nothing about tokens changed: nobody is looked at or closed. */
+	s = make_snapshot(alice_hash);
+	add_token(s, "alice", "laptop", laptop);
+	add_token(s, "alice", "phone", phone);
+	tick__swap_snapshot(m, s);
+	assert_int_equal(stub.kicked_id_count, 0);
+
+	/* The phone's token revoked: the phone goes, nobody else. */
+	s = make_snapshot(alice_hash);
+	add_token(s, "alice", "laptop", laptop);
+	tick__swap_snapshot(m, s);
+	assert_int_equal(stub.kicked_id_count, 1);
+	assert_string_equal(stub.kicked_ids[0], "alice@phone");
+	assert_int_equal(stub_log_contains("closing alice@phone (device token revoked)"), 1);
+	assert_int_equal(login(m, "alice", "alice@phone", phone, "a"), MOSQ_ERR_AUTH);
+
+	/* A new token for the laptop: its password login stays. */
+	s = make_snapshot(alice_hash);
+	add_token(s, "alice", "laptop", laptop2);
+	tick__swap_snapshot(m, s);
+	assert_int_equal(stub.kicked_id_count, 1);
+	assert_int_equal(login(m, "alice", "alice@laptop", laptop, "a"), MOSQ_ERR_AUTH);
+	assert_int_equal(login(m, "alice", "alice@laptop", laptop2, "a"), MOSQ_ERR_SUCCESS);
+
+	/* ... and a token login with the old one would have gone: the laptop
+	 * that logged in with laptop2 goes when its token is replaced. */
+	s = make_snapshot(alice_hash);
+	add_token(s, "alice", "laptop", phone);
+	tick__swap_snapshot(m, s);
+	assert_int_equal(stub.kicked_id_count, 2);
+	assert_string_equal(stub.kicked_ids[1], "alice@laptop");
+}
+
+/* The reports on chat/seen/... published so far; *last: the latest. */
+static int seen_reports(const struct stub_publish **last)
+{
+	int i, n = 0;
+
+	for(i = 0; i < stub.publish_count; i++){
+		if(strcmp(stub.publishes[i].topic, "chat/seen/broker") != 0) continue;
+		*last = &stub.publishes[i];
+		n++;
+	}
+	return n;
+}
+
+static void test_device_logins_reported(void **state)
+{
+	struct mqchat *m = *state;
+	const struct stub_publish *p = NULL;
+	char tok[DEVTOKEN_LEN + 1];
+	int64_t now = 5000;
+
+	assert_int_equal(devtoken__make(tok), MQC_OK);
+	add_token(m->snap, "alice", "phone", tok);
+	assert_int_equal(login(m, "alice", "alice@phone", tok, "a"), MOSQ_ERR_SUCCESS);
+	assert_int_equal(login(m, "alice", "alice@phone", tok, "a"), MOSQ_ERR_SUCCESS);
+	assert_int_equal(login(m, "bob", "bob@phone", PW, "a"), MOSQ_ERR_SUCCESS);   /* no token */
+	devices__tick(m, now);
+	assert_int_equal(seen_reports(&p), 1);
+	assert_int_equal(p->qos, 1);
+	assert_false(p->retain);
+	assert_non_null(strstr(p->payload, "\"user\":\"alice\",\"device\":\"phone\""));
+	assert_null(strstr(p->payload, "bob"));
+	/* One entry for two logins; nothing new, nothing sent. */
+	assert_null(strstr(strstr(p->payload, "alice") + 1, "alice"));
+	devices__tick(m, now + 60000);
+	assert_int_equal(seen_reports(&p), 1);
+	/* The next login waits for the next report. */
+	assert_int_equal(login(m, "alice", "alice@phone", tok, "a"), MOSQ_ERR_SUCCESS);
+	devices__tick(m, now + 61000);
+	assert_int_equal(seen_reports(&p), 1);
+	devices__tick(m, now + 90000);
+	assert_int_equal(seen_reports(&p), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -743,6 +905,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mass_disable_spread_over_ticks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_cb_and_basic_auth_cb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_login, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_device_is_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_logins_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -44,6 +44,7 @@ static void test_every_kind(void **state)
 	expect_parts("chat/rpc/alice/resp", TOPIC_RPC_RESP, "alice", "");
 	expect_parts("chat/register/_register@ph1/req", TOPIC_REGISTER_REQ, "_register@ph1", "");
 	expect_parts("chat/register/_register@ph1/resp", TOPIC_REGISTER_RESP, "_register@ph1", "");
+	expect_parts("chat/seen/broker", TOPIC_SEEN, "broker", "");
 	/* Filters parse too; their wildcards are the caller's rule. */
 	expect_parts("chat/inbox/bob/#", TOPIC_INBOX, "bob", "#");
 	expect_parts("chat/presence/+", TOPIC_PRESENCE, "+", "");
