@@ -13,8 +13,9 @@
  *   as soon as the broker takes the change (the archiver and the CLI answer
  *   only then), and refused after.
  * - Last seen: each tracked login is remembered (one entry per device,
- *   the latest time), and every DEVICES_REPORT_MS the plugin publishes them
- *   on chat/seen/<node> for the archiver, which writes them to the store.
+ *   the latest time), and every plugin_opt_seen_report_s (30 s) the plugin
+ *   publishes them on chat/seen/<node> for the archiver, which writes them
+ *   to the store.
  *   Batched, so that logins never write to the store one by one: each
  *   write makes the loader read the store again.
  *
@@ -29,9 +30,8 @@
 #include "timeutil.h"
 #include "topic.h"
 
-/* How often logins are reported, and how many go in one message (each
- * entry is ~60 bytes of JSON: 500 stay far below any packet limit). */
-#define DEVICES_REPORT_MS 30000
+/* How many logins go in one report (each entry is ~60 bytes of JSON: 500
+ * stay far below any packet limit); how often: plugin_opt_seen_report_s. */
 #define DEVICES_REPORT_BATCH 500
 /* The one node of a single-broker service: the <node> of chat/seen/<node>. */
 #define DEVICES_NODE "broker"
@@ -183,7 +183,7 @@ void devices__tick(struct mqchat *m, int64_t now)
 	struct devices *dv = &m->devices;
 
 	if(now < dv->next_report) return;
-	dv->next_report = now + DEVICES_REPORT_MS;
+	dv->next_report = now + (int64_t)m->cfg.seen_report_s * 1000;
 	while(dv->seen != NULL && report_batch(dv)){}
 }
 

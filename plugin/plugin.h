@@ -60,6 +60,7 @@ enum registration_mode {
 #define CONFIG_DEFAULT_REGISTER_TIMEOUT 30L
 #define CONFIG_DEFAULT_LOG_RATE 20L
 #define CONFIG_DEFAULT_SNAPSHOT_MB 256L
+#define CONFIG_DEFAULT_SEEN_REPORT_S 30L
 #define CONFIG_DEFAULT_SEND_RATE 20L
 #define CONFIG_DEFAULT_SEND_BURST 100L
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 16L
@@ -80,6 +81,7 @@ struct mqchat_config {
 	int max_connections;            /* per account at once; 0: no limit */
 	int max_sessions;               /* client ids keeping a session, per account; 0: no limit */
 	int max_subscriptions;          /* per connection; 0: no limit */
+	int seen_report_s;              /* device logins reported this often (devices.c) */
 };
 
 /* Set every field to its default (db NULL). */
