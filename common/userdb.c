@@ -31,7 +31,9 @@ static int exec(struct userdb *udb, const char *sql)
 	"SELECT code, uses_left, expires, created FROM invites LIMIT 0;"
 #define V2_TABLES V1_TABLES "SELECT name, created, deleted FROM retired LIMIT 0;"
 #define V3_TABLES V2_TABLES \
-	"SELECT user, device, token_sha256, created, last_seen FROM devices LIMIT 0;"
+	"SELECT user, device, token_sha256, created, last_seen FROM devices LIMIT 0;" \
+	"SELECT user, presence, room_adds FROM privacy LIMIT 0;" \
+	"SELECT user, contact, since FROM contacts LIMIT 0;"
 
 static int check_tables(struct userdb *udb, const char *sql, char *err, size_t errlen)
 {
@@ -785,6 +787,132 @@ int userdb__device_seen(struct userdb *udb, const char *user, const char *device
 		return MQC_ERR_DB;
 	}
 	return finish(udb, st, NULL);
+}
+
+/* ---- privacy and contacts ---- */
+
+static const char *const privacy_names[PRIVACY_LEVEL_COUNT] = {
+	[PRIVACY_CONTACTS] = "contacts",
+	[PRIVACY_EVERYONE] = "everyone",
+	[PRIVACY_NOBODY] = "nobody",
+};
+
+const char *privacy__name(enum privacy_level level)
+{
+	if((unsigned)level >= PRIVACY_LEVEL_COUNT) return "?";
+	return privacy_names[level];
+}
+
+bool privacy__parse(const char *s, enum privacy_level *out)
+{
+	int i;
+
+	for(i = 0; s != NULL && i < PRIVACY_LEVEL_COUNT; i++){
+		if(!strcmp(s, privacy_names[i])){
+			*out = (enum privacy_level)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A level as the store spells it; the default for anything it should not
+ * hold (the table's CHECK keeps that from happening). */
+static enum privacy_level column_level(sqlite3_stmt *st, int col)
+{
+	enum privacy_level level = PRIVACY_CONTACTS;
+
+	privacy__parse((const char *)sqlite3_column_text(st, col), &level);
+	return level;
+}
+
+int userdb__privacy_get(struct userdb *udb, const char *user, struct userdb_privacy *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	out->presence = out->room_adds = PRIVACY_CONTACTS;
+	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;
+	rc = prepare_bind(udb, "SELECT presence, room_adds FROM privacy WHERE user=?", &st, 1, &user);
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		out->presence = column_level(st, 0);
+		out->room_adds = column_level(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? MQC_OK : sqlutil__status(rc);
+}
+
+int userdb__privacy_set(struct userdb *udb, const char *user, const struct userdb_privacy *p)
+{
+	const char *args[3] = {user, privacy__name(p->presence), privacy__name(p->room_adds)};
+
+	if(args[1][0] == '?' || args[2][0] == '?') return MQC_ERR_INVAL;
+	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
+	return run(udb, "INSERT OR REPLACE INTO privacy(user, presence, room_adds) VALUES(?, ?, ?)",
+			NULL, 3, args);
+}
+
+int userdb__privacy_each(struct userdb *udb,
+		int (*cb)(const char *user, const struct userdb_privacy *p, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct userdb_privacy p;
+	int rc, crc = 0;
+
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;
+	rc = prepare_bind(udb, "SELECT user, presence, room_adds FROM privacy ORDER BY user",
+			&st, 0, NULL);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		p.presence = column_level(st, 1);
+		p.room_adds = column_level(st, 2);
+		crc = cb((const char *)sqlite3_column_text(st, 0), &p, arg);
+	}
+	return walk_end(st, rc, crc);
+}
+
+int userdb__contact_add(struct userdb *udb, const char *user, const char *contact, int64_t since)
+{
+	sqlite3_stmt *st;
+	const char *args[2] = {user, contact};
+	int rc;
+
+	if(user == NULL || contact == NULL || !strcmp(user, contact)) return MQC_ERR_INVAL;
+	if(!user_exists(udb, user) || !user_exists(udb, contact)) return MQC_ERR_NOTFOUND;
+	rc = prepare_bind(udb, "INSERT OR IGNORE INTO contacts(user, contact, since) VALUES(?, ?, ?3)",
+			&st, 2, args);
+	if(rc) return rc;
+	if(sqlite3_bind_int64(st, 3, since) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return MQC_ERR_DB;
+	}
+	return finish(udb, st, NULL);
+}
+
+int userdb__contact_del(struct userdb *udb, const char *user, const char *contact)
+{
+	const char *args[2] = {user, contact};
+	return run_one(udb, "DELETE FROM contacts WHERE user=? AND contact=?", 2, args);
+}
+
+int userdb__contact_each(struct userdb *udb, const char *user,
+		int (*cb)(const char *user, const char *contact, int64_t since, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, crc = 0;
+
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;
+	rc = prepare_bind(udb, "SELECT user, contact, since FROM contacts"
+			" WHERE ?1 IS NULL OR user=?1 ORDER BY user, contact", &st, 1, &user);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+				sqlite3_column_int64(st, 2), arg);
+	}
+	return walk_end(st, rc, crc);
 }
 
 /* ---- invites ---- */

@@ -208,6 +208,38 @@ int userdb__device_each(struct userdb *udb, const char *user,
  * the device has no token. */
 int userdb__device_seen(struct userdb *udb, const char *user, const char *device, int64_t ts);
 
+/* ---- privacy and contacts (docs/PROTOCOL.md, "Privacy") ---- */
+enum privacy_level {
+	PRIVACY_CONTACTS = 0,           /* the default */
+	PRIVACY_EVERYONE,
+	PRIVACY_NOBODY,
+	PRIVACY_LEVEL_COUNT
+};
+struct userdb_privacy {
+	enum privacy_level presence;    /* who sees my presence and whois */
+	enum privacy_level room_adds;   /* who may add me to a room */
+};
+/* "contacts", "everyone", "nobody"; "?" for anything else. */
+const char *privacy__name(enum privacy_level level);
+/* The level named s; false (out unchanged) if s names none. */
+bool privacy__parse(const char *s, enum privacy_level *out);
+/* user's settings (the defaults if never set). MQC_ERR_NOTFOUND: no user. */
+int userdb__privacy_get(struct userdb *udb, const char *user, struct userdb_privacy *out);
+int userdb__privacy_set(struct userdb *udb, const char *user, const struct userdb_privacy *p);
+/* Every user who has settings (the others have the defaults). */
+int userdb__privacy_each(struct userdb *udb,
+		int (*cb)(const char *user, const struct userdb_privacy *p, void *arg), void *arg);
+/* user makes contact one of their contacts (contact may then see user).
+ * MQC_ERR_NOTFOUND if either is unknown, MQC_ERR_INVAL for oneself;
+ * twice is MQC_OK (since is kept). */
+int userdb__contact_add(struct userdb *udb, const char *user, const char *contact, int64_t since);
+/* MQC_ERR_NOTFOUND if contact was not one. */
+int userdb__contact_del(struct userdb *udb, const char *user, const char *contact);
+/* user's contacts (NULL: everybody's), by user then contact. A store
+ * opened read-only at an older version has none. */
+int userdb__contact_each(struct userdb *udb, const char *user,
+		int (*cb)(const char *user, const char *contact, int64_t since, void *arg), void *arg);
+
 /* ---- invites ---- */
 /* expires 0 for never. */
 int userdb__invite_create(struct userdb *udb, const char *code, int uses, int64_t expires);

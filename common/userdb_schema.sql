@@ -55,4 +55,21 @@ CREATE TABLE IF NOT EXISTS devices(
   created INTEGER NOT NULL,
   last_seen INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(user, device)) WITHOUT ROWID;
+-- Version 3 too: privacy. Who sees a person's presence and whois
+-- (`presence`), and who may add them to a room (`room_adds`): 'everyone',
+-- 'contacts' or 'nobody'. No row: 'contacts' for both. A person's
+-- contacts are the people they share a room with, and those in
+-- `contacts`: whom they added, and whom they sent a direct message
+-- (the archiver adds that row as it stores the message).
+CREATE TABLE IF NOT EXISTS privacy(
+  user TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+  presence TEXT NOT NULL DEFAULT 'contacts' CHECK(presence IN ('everyone','contacts','nobody')),
+  room_adds TEXT NOT NULL DEFAULT 'contacts' CHECK(room_adds IN ('everyone','contacts','nobody'))
+  ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contacts(
+  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  contact TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  since INTEGER NOT NULL,
+  PRIMARY KEY(user, contact)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contacts_by_contact ON contacts(contact, user);
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '3');

@@ -393,6 +393,69 @@ static void test_newer_version_refused(void **state)
 	state_of_has_no_retired(f->path);
 }
 
+static int contact_cb(const char *user, const char *contact, int64_t since, void *arg)
+{
+	struct walk *w = arg;
+
+	(void)since;
+	if(w->n < 4) snprintf(w->names[w->n], sizeof(w->names[0]), "%s>%s", user, contact);
+	w->n++;
+	return 0;
+}
+
+static void test_privacy_and_contacts(void **state)
+{
+	struct fx *f = *state;
+	struct userdb_privacy p, q;
+	struct walk w = {0};
+	enum privacy_level level = PRIVACY_NOBODY;
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "alice"), MQC_OK);
+	assert_int_equal(add(f, "bob"), MQC_OK);
+	/* Names both ways; nothing else parses. */
+	assert_true(privacy__parse("everyone", &level));
+	assert_int_equal(level, PRIVACY_EVERYONE);
+	assert_false(privacy__parse("Everyone", &level));
+	assert_false(privacy__parse(NULL, &level));
+	assert_int_equal(level, PRIVACY_EVERYONE);
+	assert_string_equal(privacy__name(PRIVACY_CONTACTS), "contacts");
+	assert_string_equal(privacy__name(PRIVACY_LEVEL_COUNT), "?");
+
+	/* Defaults until set; unknown users and bad levels change nothing. */
+	assert_int_equal(userdb__privacy_get(f->udb, "alice", &p), MQC_OK);
+	assert_int_equal(p.presence, PRIVACY_CONTACTS);
+	assert_int_equal(p.room_adds, PRIVACY_CONTACTS);
+	assert_int_equal(userdb__privacy_get(f->udb, "zed", &p), MQC_ERR_NOTFOUND);
+	p.presence = PRIVACY_NOBODY;
+	p.room_adds = PRIVACY_EVERYONE;
+	assert_int_equal(userdb__privacy_set(f->udb, "zed", &p), MQC_ERR_NOTFOUND);
+	q.presence = PRIVACY_LEVEL_COUNT;
+	q.room_adds = PRIVACY_CONTACTS;
+	assert_int_equal(userdb__privacy_set(f->udb, "alice", &q), MQC_ERR_INVAL);
+	assert_int_equal(userdb__privacy_set(f->udb, "alice", &p), MQC_OK);
+	assert_int_equal(userdb__privacy_get(f->udb, "alice", &q), MQC_OK);
+	assert_int_equal(q.presence, PRIVACY_NOBODY);
+	assert_int_equal(q.room_adds, PRIVACY_EVERYONE);
+
+	assert_int_equal(userdb__contact_add(f->udb, "alice", "alice", 1), MQC_ERR_INVAL);
+	assert_int_equal(userdb__contact_add(f->udb, "alice", "zed", 1), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__contact_add(f->udb, "alice", "bob", 1), MQC_OK);
+	assert_int_equal(userdb__contact_add(f->udb, "alice", "bob", 2), MQC_OK);
+	assert_int_equal(userdb__contact_add(f->udb, "bob", "alice", 3), MQC_OK);
+	assert_int_equal(userdb__contact_each(f->udb, "alice", contact_cb, &w), MQC_OK);
+	assert_int_equal(w.n, 1);
+	assert_string_equal(w.names[0], "alice>bob");
+	assert_int_equal(userdb__contact_del(f->udb, "alice", "bob"), MQC_OK);
+	assert_int_equal(userdb__contact_del(f->udb, "alice", "bob"), MQC_ERR_NOTFOUND);
+	/* Rows go with their accounts. */
+	assert_int_equal(del(f, "alice"), MQC_OK);
+	w.n = 0;
+	assert_int_equal(userdb__contact_each(f->udb, NULL, contact_cb, &w), MQC_OK);
+	assert_int_equal(w.n, 0);
+	assert_int_equal(userdb__privacy_get(f->udb, "alice", &q), MQC_ERR_NOTFOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +464,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_privacy_and_contacts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
