@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,38 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+
+/* The settings of the file and of `run`'s flags, one table per kind of
+ * value, so that adding one is a row. Each string setting owns its copy:
+ * config__cleanup frees those this table lists (and datadir, which is not
+ * a setting). registration, the only enum, stays in apply(). */
+static const struct str_setting {
+	const char *key;
+	size_t off;             /* of the char * in struct config */
+} str_settings[] = {
+	{"host", offsetof(struct config, host)},
+	{"user", offsetof(struct config, user)},
+	{"password_file", offsetof(struct config, password_file)},
+	{"cafile", offsetof(struct config, cafile)},
+	{"log", offsetof(struct config, log)},
+};
+
+static const struct int_setting {
+	const char *key;
+	size_t off;             /* of the int in struct config */
+	long min, max;
+} int_settings[] = {
+	{"port", offsetof(struct config, port), 1, 65535},
+	{"retention_days", offsetof(struct config, retention_days), 0, 36500},
+	{"connections", offsetof(struct config, connections), 1, CONFIG_MAX_CONNECTIONS},
+	{"expiry_interval", offsetof(struct config, expiry_interval), 1, 86400},
+	{"keepalive", offsetof(struct config, keepalive), 5, 3600},
+	{"registration_rate", offsetof(struct config, registration_rate), 1, 1000000},
+};
+
+#define NSETTINGS(t) (sizeof(t) / sizeof((t)[0]))
+/* The field at byte offset off of cfg, as a type *. */
+#define FIELD(cfg, type, off) ((type *)(void *)((char *)(cfg) + (off)))
 
 /* Replace *field by a copy of value. */
 static int set_str(char **field, const char *value)
@@ -61,12 +94,12 @@ int config__defaults(struct config *cfg, const char *datadir)
 
 void config__cleanup(struct config *cfg)
 {
+	size_t i;
+
 	free(cfg->datadir);
-	free(cfg->host);
-	free(cfg->user);
-	free(cfg->password_file);
-	free(cfg->cafile);
-	free(cfg->log);
+	for(i = 0; i < NSETTINGS(str_settings); i++){
+		free(*FIELD(cfg, char *, str_settings[i].off));
+	}
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -88,43 +121,32 @@ static bool parse_int(const char *s, long min, long max, int *out)
  * MQC_ERR_INVAL with why filled. */
 static int apply(struct config *cfg, const char *key, const char *value, char *why, size_t whylen)
 {
-	if(strcmp(key, "host") == 0){
-		if(*value == '\0') goto bad;
-		return set_str(&cfg->host, value);
-	}else if(strcmp(key, "port") == 0){
-		if(!parse_int(value, 1, 65535, &cfg->port)) goto bad;
-	}else if(strcmp(key, "user") == 0){
-		if(*value == '\0') goto bad;
-		return set_str(&cfg->user, value);
-	}else if(strcmp(key, "password_file") == 0){
-		if(*value == '\0') goto bad;
-		return set_str(&cfg->password_file, value);
-	}else if(strcmp(key, "cafile") == 0){
-		if(*value == '\0') goto bad;
-		return set_str(&cfg->cafile, value);
-	}else if(strcmp(key, "log") == 0){
-		if(*value == '\0') goto bad;
-		return set_str(&cfg->log, value);
-	}else if(strcmp(key, "retention_days") == 0){
-		if(!parse_int(value, 0, 36500, &cfg->retention_days)) goto bad;
-	}else if(strcmp(key, "connections") == 0){
-		if(!parse_int(value, 1, CONFIG_MAX_CONNECTIONS, &cfg->connections)) goto bad;
-	}else if(strcmp(key, "expiry_interval") == 0){
-		if(!parse_int(value, 1, 86400, &cfg->expiry_interval)) goto bad;
-	}else if(strcmp(key, "keepalive") == 0){
-		if(!parse_int(value, 5, 3600, &cfg->keepalive)) goto bad;
-	}else if(strcmp(key, "registration_rate") == 0){
-		if(!parse_int(value, 1, 1000000, &cfg->registration_rate)) goto bad;
-	}else if(strcmp(key, "registration") == 0){
+	size_t i;
+
+	for(i = 0; i < NSETTINGS(str_settings); i++){
+		if(strcmp(key, str_settings[i].key) == 0){
+			if(*value == '\0') goto bad;
+			return set_str(FIELD(cfg, char *, str_settings[i].off), value);
+		}
+	}
+	for(i = 0; i < NSETTINGS(int_settings); i++){
+		if(strcmp(key, int_settings[i].key) == 0){
+			if(!parse_int(value, int_settings[i].min, int_settings[i].max,
+					FIELD(cfg, int, int_settings[i].off))){
+				goto bad;
+			}
+			return MQC_OK;
+		}
+	}
+	if(strcmp(key, "registration") == 0){
 		if(strcmp(value, "off") == 0) cfg->registration = REG_OFF;
 		else if(strcmp(value, "invite") == 0) cfg->registration = REG_INVITE;
 		else if(strcmp(value, "open") == 0) cfg->registration = REG_OPEN;
 		else goto bad;
-	}else{
-		mqc_seterr(why, whylen, "unknown setting \"%s\"", key);
-		return MQC_ERR_INVAL;
+		return MQC_OK;
 	}
-	return MQC_OK;
+	mqc_seterr(why, whylen, "unknown setting \"%s\"", key);
+	return MQC_ERR_INVAL;
 bad:
 	mqc_seterr(why, whylen, "invalid value \"%s\" for %s", value, key);
 	return MQC_ERR_INVAL;
