@@ -16,6 +16,7 @@
 #include "archive.h"
 #include "archkey.h"
 #include "daemon.h"
+#include "devtoken.h"
 #include "envelope.h"
 #include "err.h"
 #include "grow.h"
@@ -24,6 +25,7 @@
 #include "nick.h"
 #include "nick_answer.h"
 #include "pwhash.h"
+#include "rpc_internal.h"
 #include "timeutil.h"
 #include "topic.h"
 #include "userdb.h"
@@ -35,17 +37,9 @@
  * the contract promises (the broker's message_size_limit is above it). */
 #define RPC_MAX_ANSWER 60000
 
-struct rpc_req {
-	struct responder *d;   /* the worker's: its own store connections */
-	const char *user;
-	json_t *req;   /* borrowed */
-	json_t *id;    /* borrowed: the request's id, or json null */
-};
-
 typedef json_t *(*rpc_fn)(struct rpc_req *r);
 
-/* New reference: {"id":..,"ok":true}. */
-static json_t *ok(struct rpc_req *r)
+json_t *rpc__ok(struct rpc_req *r)
 {
 	return json_pack("{sOsb}", "id", r->id, "ok", 1);
 }
@@ -287,7 +281,7 @@ static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 		json_decref(msgs);
 		return NULL;
 	}
-	resp = ok(r);
+	resp = rpc__ok(r);
 	if(resp == NULL || json_object_set_new(resp, "messages", msgs)
 			|| json_object_set_new(resp, "more", json_boolean(more))){
 		json_decref(resp);
@@ -489,7 +483,7 @@ static json_t *op_get(struct rpc_req *r)
 	}
 	/* The part's own frame (seq, offset, next, body_bytes) is under 200 bytes. */
 	k = fit_prefix(s + offset, blen - (size_t)offset, RPC_MAX_MSG - 200);
-	resp = ok(r);
+	resp = rpc__ok(r);
 	if(resp == NULL || json_object_set_new(resp, "seq", json_integer(seq))
 			|| json_object_set_new(resp, "offset", json_integer(offset))
 			|| json_object_set_new(resp, "body_bytes", json_integer((json_int_t)blen))
@@ -529,7 +523,7 @@ static json_t *op_rooms(struct rpc_req *r)
 		json_decref(arr);
 		return rpc__fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
 	}
-	resp = ok(r);
+	resp = rpc__ok(r);
 	if(resp == NULL || json_object_set_new(resp, "rooms", arr)){
 		json_decref(resp);
 		return NULL;
@@ -540,7 +534,7 @@ static json_t *op_rooms(struct rpc_req *r)
 /* The answer of profile/whois for u: name, kind, nick. */
 static json_t *profile_answer(struct rpc_req *r, const struct userdb_user *u, const char *key)
 {
-	json_t *resp = ok(r);
+	json_t *resp = rpc__ok(r);
 
 	if(resp == NULL || json_object_set_new(resp, key, json_string(u->name))
 			|| json_object_set_new(resp, "kind", json_string(user_kind__name(u->kind)))
@@ -589,29 +583,15 @@ static json_t *op_whois(struct rpc_req *r)
 	return profile_answer(r, &u, "user");
 }
 
-/* passwd: the old password is checked only when pwthrottle allows it, and
- * the new one's length before any hashing, so a locked or hopeless request
- * costs no hash. */
-static json_t *op_passwd(struct rpc_req *r)
+json_t *rpc__check_password(struct rpc_req *r, json_t *pw, const char *op, const char *wrong)
 {
-	json_t *old = json_object_get(r->req, "old"), *new = json_object_get(r->req, "new"), *resp;
 	struct userdb_user u;
-	char hash[PWHASH_STR_LEN];
-	size_t oldlen, newlen;
+	json_t *resp;
+	size_t len = json_string_length(pw);
 	bool match = false;
 	int64_t now, wait;
 	int rc;
 
-	if(!json_is_string(old) || !json_is_string(new)){
-		return rpc__fail(r->id, "bad_request", "\"old\" and \"new\" must be strings");
-	}
-	oldlen = json_string_length(old);
-	newlen = json_string_length(new);
-	if(newlen < PWHASH_MIN_PASSWORD || newlen > PWHASH_MAX_PASSWORD
-			|| memchr(json_string_value(new), '\0', newlen)){
-		return rpc__fail(r->id, "weak_password", "a password has %d to %d bytes",
-				PWHASH_MIN_PASSWORD, PWHASH_MAX_PASSWORD);
-	}
 	now = time__mono_ms();
 	wait = pwthrottle__locked(r->d, r->user, now);
 	if(wait > 0){
@@ -625,8 +605,8 @@ static json_t *op_passwd(struct rpc_req *r)
 	rc = userdb__user_get(r->d->udb, r->user, &u);
 	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
-	if(oldlen > PWHASH_MAX_PASSWORD
-			|| pwhash__verify(json_string_value(old), oldlen, u.pwhash, &match) != MQC_OK){
+	if(!json_is_string(pw) || len > PWHASH_MAX_PASSWORD
+			|| pwhash__verify(json_string_value(pw), len, u.pwhash, &match) != MQC_OK){
 		match = false;
 	}
 	/* Record before answering: a request that cannot be recorded is not
@@ -635,15 +615,58 @@ static json_t *op_passwd(struct rpc_req *r)
 		return rpc__fail(r->id, "internal", "out of memory");
 	}
 	if(!match){
-		log_info("%s | passwd | wrong old password", r->user);
-		return rpc__fail(r->id, "bad_password", "the old password is wrong");
+		log_info("%s | %s | wrong password", r->user, op);
+		return rpc__fail(r->id, "bad_password", "%s", wrong);
 	}
+	return NULL;
+}
+
+/* passwd: the old password is checked only when pwthrottle allows it, and
+ * the new one's length and form, and what to revoke, before any hashing,
+ * so a locked or hopeless request costs no hash. The new password and the
+ * revocation are one write: both in force, or neither. */
+static json_t *op_passwd(struct rpc_req *r)
+{
+	json_t *old = json_object_get(r->req, "old"), *new = json_object_get(r->req, "new"), *resp;
+	struct rpc_revoke_ask ask;
+	char hash[PWHASH_STR_LEN];
+	size_t newlen;
+	int rc, revoked = 0;
+
+	if(!json_is_string(old) || !json_is_string(new)){
+		return rpc__fail(r->id, "bad_request", "\"old\" and \"new\" must be strings");
+	}
+	newlen = json_string_length(new);
+	if(newlen < PWHASH_MIN_PASSWORD || newlen > PWHASH_MAX_PASSWORD
+			|| memchr(json_string_value(new), '\0', newlen)){
+		return rpc__fail(r->id, "weak_password", "a password has %d to %d bytes",
+				PWHASH_MIN_PASSWORD, PWHASH_MAX_PASSWORD);
+	}
+	/* The plugin takes a password of this form for a token: it could
+	 * never log in. */
+	if(devtoken__is_token(json_string_value(new), newlen)){
+		return rpc__fail(r->id, "weak_password", "a password may not have the form of a device token"
+				" (%s and 43 characters)", DEVTOKEN_PREFIX);
+	}
+	if((resp = rpc__revoke_arg(r, &ask)) != NULL) return resp;
+	if((resp = rpc__check_password(r, old, "passwd", "the old password is wrong")) != NULL) return resp;
 	rc = pwhash__make(json_string_value(new), newlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
-	if(rc == MQC_OK) rc = userdb__user_set_pwhash(r->d->udb, r->user, hash);
+	if(rc == MQC_OK) rc = userdb__begin_write(r->d->udb);
+	if(rc == MQC_OK){
+		rc = userdb__user_set_pwhash(r->d->udb, r->user, hash);
+		if(rc == MQC_OK && ask.what != RPC_REVOKE_NONE) rc = rpc__revoke(r, &ask, &revoked);
+		if(rc == MQC_OK) rc = userdb__commit(r->d->udb);
+		if(rc != MQC_OK) userdb__rollback(r->d->udb);
+	}
 	memset(hash, 0, sizeof(hash));
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot change the password: %s", mqc_strerror(rc));
-	log_info("%s | passwd | *****", r->user);
-	return ok(r);
+	log_info("%s | passwd | ***** (%d device token(s) revoked)", r->user, revoked);
+	resp = rpc__ok(r);
+	if(resp && ask.what != RPC_REVOKE_NONE && json_object_set_new(resp, "revoked", json_integer(revoked))){
+		json_decref(resp);
+		resp = NULL;
+	}
+	return resp;
 }
 
 static json_t *block_op(struct rpc_req *r, bool add)
@@ -657,12 +680,12 @@ static json_t *block_op(struct rpc_req *r, bool add)
 	if(strcmp(who, r->user) == 0) return rpc__fail(r->id, "bad_request", "you cannot block yourself");
 	rc = add ? userdb__block_add(r->d->udb, r->user, who) : userdb__block_del(r->d->udb, r->user, who);
 	if(rc == MQC_ERR_NOTFOUND){
-		if(!add) return ok(r); /* not blocked: already what was asked */
+		if(!add) return rpc__ok(r); /* not blocked: already what was asked */
 		return rpc__fail(r->id, "not_found", "no such user");
 	}
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	log_info("%s | %s | %s", r->user, add ? "block" : "unblock", who);
-	return ok(r);
+	return rpc__ok(r);
 }
 
 static json_t *op_block(struct rpc_req *r)
@@ -686,7 +709,7 @@ static json_t *op_blocked(struct rpc_req *r)
 		free_names(&l);
 		return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	}
-	resp = ok(r);
+	resp = rpc__ok(r);
 	if(resp == NULL || json_object_set_new(resp, "users", names_json(&l))){
 		json_decref(resp);
 		resp = NULL;
@@ -709,6 +732,9 @@ static const struct {
 	{"block", op_block},
 	{"unblock", op_unblock},
 	{"blocked", op_blocked},
+	{"device_token", rpc__op_device_token},
+	{"devices", rpc__op_devices},
+	{"device_revoke", rpc__op_device_revoke},
 };
 
 json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,

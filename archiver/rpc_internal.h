@@ -1,0 +1,61 @@
+/* rpc_internal.h - what rpc.c shares with the files of its other ops
+ * (rpc_devices.c): the request being answered and the helpers every op
+ * answers with. Nothing outside the RPC files includes it; the daemon sees
+ * rpc__handle in daemon.h. */
+#ifndef MQCHAT_RPC_INTERNAL_H
+#define MQCHAT_RPC_INTERNAL_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "daemon.h"
+
+/* At most this many devices of one account hold a token
+ * (docs/PROTOCOL.md, "Device tokens": too_many_devices). */
+#define RPC_MAX_DEVICES 32
+
+struct rpc_req {
+	struct responder *d;   /* the worker's: its own store connections */
+	const char *user;
+	json_t *req;   /* borrowed */
+	json_t *id;    /* borrowed: the request's id, or json null */
+};
+
+/* New reference: {"id":..,"ok":true}. */
+json_t *rpc__ok(struct rpc_req *r);
+
+/* Check the password pw (borrowed, any JSON) of the requester as `passwd`
+ * checks `old`: throttled per account (pwthrottle.c), the result recorded
+ * before the verdict is told. NULL if it is right; else the answer to give
+ * (new reference): rate_limited with retry_ms, bad_password (wrong says
+ * what was wrong, op names the op in the log), not_found or internal. */
+json_t *rpc__check_password(struct rpc_req *r, json_t *pw, const char *op, const char *wrong);
+
+/* Which devices lose their token: passwd's revoke_devices, device_revoke. */
+enum rpc_revoke {
+	RPC_REVOKE_NONE = 0,   /* nothing asked */
+	RPC_REVOKE_ONE,        /* the device named */
+	RPC_REVOKE_OTHERS,     /* all but the device named */
+	RPC_REVOKE_ALL,
+};
+
+struct rpc_revoke_ask {
+	enum rpc_revoke what;
+	const char *device;    /* borrowed from the request; NULL for ALL and NONE */
+};
+
+/* passwd's optional "revoke_devices" ("others" with "device", or "all")
+ * into *ask: NULL, or the bad_request answer (new reference). */
+json_t *rpc__revoke_arg(struct rpc_req *r, struct rpc_revoke_ask *ask);
+/* Revoke what ask says of the requester's devices, inside the caller's
+ * write transaction; *count gets how many. MQC_ERR_NOTFOUND when RPC_REVOKE_ONE
+ * names a device without a token, else MQC_OK or the store's MQC_ERR_*. */
+int rpc__revoke(struct rpc_req *r, const struct rpc_revoke_ask *ask, int *count);
+
+/* ---- the ops of rpc_devices.c ---- */
+json_t *rpc__op_device_token(struct rpc_req *r);
+json_t *rpc__op_devices(struct rpc_req *r);
+json_t *rpc__op_device_revoke(struct rpc_req *r);
+
+#endif
