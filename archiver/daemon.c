@@ -229,13 +229,16 @@ static void on_connack(void *arg, bool session_present)
 	subscribe(c, topic__filter_all(TOPIC_ROOM), share);
 	unsubscribe(c, topic__filter_all(TOPIC_INBOX), !share);
 	unsubscribe(c, topic__filter_all(TOPIC_ROOM), !share);
-	/* Requests go to connection 0 only, so each is answered once. */
+	/* Requests, and the plugin's device login reports, go to connection
+	 * 0 only, so each is answered (stored) once. */
 	if(c->index == 0){
 		subscribe(c, topic__filter_all(TOPIC_RPC_REQ), false);
 		subscribe(c, topic__filter_all(TOPIC_REGISTER_REQ), false);
+		subscribe(c, topic__filter_all(TOPIC_SEEN), false);
 	}else{
 		unsubscribe(c, topic__filter_all(TOPIC_RPC_REQ), false);
 		unsubscribe(c, topic__filter_all(TOPIC_REGISTER_REQ), false);
+		unsubscribe(c, topic__filter_all(TOPIC_SEEN), false);
 	}
 }
 
@@ -256,25 +259,28 @@ static void on_suback(void *arg, const unsigned char *codes, size_t n)
 	}
 }
 
-/* Hand a request on to the worker, or refuse it at once if its queue is
- * full: never wait for it here, where every message behind it waits too. */
-static void request(struct conn *c, const struct mqtt_msg *msg, bool registration)
+/* Hand a request (or a device login report) on to the worker, or refuse
+ * it at once if its queue is full: never wait for it here, where every
+ * message behind it waits too. A report has nobody to refuse to: it is
+ * dropped, which costs a last_seen. */
+static void request(struct conn *c, const struct mqtt_msg *msg, enum job_kind kind)
 {
 	struct daemon *d = c->d;
 	int rc;
 
-	if(!worker__room(d->worker, registration, msg->topic, msg->len)){
-		worker__refuse(c, msg);
+	if(!worker__room(d->worker, kind, msg->topic, msg->len)){
+		if(kind == JOB_SEEN) log_warnx("a device login report is dropped: too many requests waiting");
+		else worker__refuse(c, msg);
 		return;
 	}
 	/* A user asking for history right after sending sees it: the worker
 	 * reads archive.db, so commit what is pending first. */
-	if(!registration){
+	if(kind == JOB_RPC){
 		flush(d);
 		if(!d->db_ok) return;
 	}
-	rc = worker__submit(d->worker, c, registration, msg);
-	if(rc == MQC_ERR_BUSY) worker__refuse(c, msg);
+	rc = worker__submit(d->worker, c, kind, msg);
+	if(rc == MQC_ERR_BUSY && kind != JOB_SEEN) worker__refuse(c, msg);
 	else if(rc != MQC_OK) log_warnx("a request is not answered: %s", mqc_strerror(rc));
 }
 
@@ -303,14 +309,16 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 
 	/* Everything under the message filters is ingest's, malformed or not
 	 * (it counts those as invalid); requests come only in the shape of
-	 * their filter, chat/<kind>/+/req. */
+	 * their filter, chat/<kind>/+/req, reports in that of chat/seen/+. */
 	topic__parse(msg->topic, &tp);
 	if(ingest__takes(msg->topic)){
 		take(d, msg);
 	}else if(tp.kind == TOPIC_RPC_REQ){
-		request(c, msg, false);
+		request(c, msg, JOB_RPC);
 	}else if(tp.kind == TOPIC_REGISTER_REQ){
-		request(c, msg, true);
+		request(c, msg, JOB_REGISTER);
+	}else if(tp.kind == TOPIC_SEEN){
+		request(c, msg, JOB_SEEN);
 	}else{
 		log_debug("archiver@%d: ignoring a message on an unexpected topic", c->index);
 	}

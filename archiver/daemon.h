@@ -135,6 +135,10 @@ struct responder {
 	struct reg_done *reg_done;
 	size_t reg_done_n, reg_done_cap;
 	int64_t rpc, registrations;    /* requests answered, accounts made */
+	/* bad device login reports (seen.c): when one was last told, and how
+	 * many since were not */
+	int64_t seen_warned;
+	int64_t seen_quiet;
 };
 
 /* ---- daemon.c ---- */
@@ -160,6 +164,32 @@ json_t *rpc__fail(json_t *id, const char *code, const char *fmt, ...)
 json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,
 		json_t **id, json_t **answer);
 
+/* ---- seen.c ---- */
+/* Entries a report may hold (the plugin sends at most 500), and how far
+ * ahead of the archiver's clock a login time may be. */
+#define SEEN_MAX_ENTRIES 4096
+#define SEEN_MAX_AHEAD_MS (10 * 60 * 1000)
+
+/* One device login of a report on chat/seen/<node>. */
+struct seen_entry {
+	char user[NAME_MAX_LEN + 1];
+	char device[DEVICE_MAX_LEN + 1];
+	int64_t ts;             /* wall clock ms */
+};
+/* Parse the report payload[0..len) received at now (wall clock ms):
+ * {"seen":[{"user":NAME,"device":DEVICE,"ts":MS},...]}, 1 to
+ * SEEN_MAX_ENTRIES entries, each a valid name and device and 0 < ts <= now
+ * + SEEN_MAX_AHEAD_MS (other members are ignored). MQC_OK with *out (the
+ * caller free()s it) and *n; otherwise MQC_ERR_INVAL (or MQC_ERR_NOMEM),
+ * why says what, *out is NULL: a report is taken whole or not at all. */
+int seen__parse(const void *payload, size_t len, int64_t now, struct seen_entry **out, size_t *n,
+		char *why, size_t whylen);
+/* userdb__device_seen for each of v[0..n) in one write transaction. */
+int seen__apply(struct userdb *udb, const struct seen_entry *v, size_t n);
+/* Store the report msg (a message on chat/seen/<node>), or log why not
+ * (rate limited). Worker thread. */
+void seen__handle(struct responder *rs, const struct mqtt_msg *msg);
+
 /* ---- register.c ---- */
 /* Answer one request that arrived on chat/register/<clientid>/req. Worker
  * thread. */
@@ -180,18 +210,24 @@ void register__cleanup(struct responder *d);
 
 /* ---- worker.c ---- */
 struct worker;
+/* What the worker is handed. */
+enum job_kind {
+	JOB_RPC,                /* chat/rpc/<user>/req */
+	JOB_REGISTER,           /* chat/register/<clientid>/req */
+	JOB_SEEN,               /* chat/seen/<node>: stored, never answered */
+};
 /* Start the worker thread, with a responder for the daemon d's stores and
  * settings (its connections are opened by the thread, when the first
  * request comes). MQC_OK, or MQC_ERR_NOMEM / MQC_ERR_IO (no thread). */
 int worker__start(struct daemon *d, struct worker **out);
 /* Readable when answers wait: poll it, then call worker__deliver. */
 int worker__fd(const struct worker *w);
-/* Is there room for a request of len bytes on topic (a registration if
- * registration)? The poll loop's answer to "flush and submit, or refuse". */
-bool worker__room(struct worker *w, bool registration, const char *topic, size_t len);
-/* Queue a copy of the request msg that arrived on c. MQC_OK; MQC_ERR_BUSY
- * when there is no room (worker__room), MQC_ERR_NOMEM. */
-int worker__submit(struct worker *w, struct conn *c, bool registration, const struct mqtt_msg *msg);
+/* Is there room for a job of kind, of len bytes on topic? The poll loop's
+ * answer to "flush and submit, or refuse". */
+bool worker__room(struct worker *w, enum job_kind kind, const char *topic, size_t len);
+/* Queue a copy of the message msg that arrived on c, a job of kind.
+ * MQC_OK; MQC_ERR_BUSY when there is no room (worker__room), MQC_ERR_NOMEM. */
+int worker__submit(struct worker *w, struct conn *c, enum job_kind kind, const struct mqtt_msg *msg);
 /* Answer msg at once with rate_limited and retry_ms: no room for it. */
 void worker__refuse(struct conn *c, const struct mqtt_msg *msg);
 /* Publish the answers the worker has made (later.c keeps those that wait

@@ -47,15 +47,15 @@
 #include "worker_internal.h"
 
 /* The account a request counts against: the user of chat/rpc/<user>/req;
- * every registration the same. Empty when the topic has no such part (the
+ * every registration the same, every device login report another. Empty when the topic has no such part (the
  * handler then ignores the request). */
 static void job_key(enum job_kind kind, const char *topic, char *key, size_t keylen)
 {
 	struct topic_parts tp;
 	size_t len;
 
-	if(kind == JOB_REGISTER){
-		snprintf(key, keylen, "%s", REGISTER_USER);
+	if(kind == JOB_REGISTER || kind == JOB_SEEN){
+		snprintf(key, keylen, "%s", kind == JOB_REGISTER ? REGISTER_USER : WORKER_SEEN_KEY);
 		return;
 	}
 	len = topic__parse(topic, &tp) && tp.kind == TOPIC_RPC_REQ ? tp.a.n : 0;
@@ -173,14 +173,27 @@ static void run_job(struct worker *w, struct job *j)
 	msg.resp_topic = j->resp_topic;
 	rs->conn = j->conn;
 	if(responder_open(w) != MQC_OK){
+		/* A device login report has no answer: it is lost (logged once
+		 * by responder_open), which costs a last_seen, nothing more. */
 		if(resp_topic(j->topic, topic, sizeof(topic))){
 			responder__reply(rs, topic, refusal(j->payload, j->len, "internal", 0,
 					"the archiver cannot read its stores now; try again later"), &msg);
 		}
 		return;
 	}
-	if(j->kind == JOB_RPC) rpc__handle(rs, &msg);
-	else register__handle(rs, &msg);
+	switch(j->kind){
+	case JOB_RPC:
+		rpc__handle(rs, &msg);
+		break;
+	case JOB_REGISTER:
+		register__handle(rs, &msg);
+		break;
+	case JOB_SEEN:
+		seen__handle(rs, &msg);
+		/* Nobody waits for this commit: the next answer must not. */
+		rs->answered_ns = rs->udb->committed_ns;
+		break;
+	}
 }
 
 /* Charge key for spent ms of the worker's time: its waiting requests go
@@ -305,13 +318,13 @@ int worker__fd(const struct worker *w)
 	return w->wake[0];
 }
 
-bool worker__room(struct worker *w, bool registration, const char *topic, size_t len)
+bool worker__room(struct worker *w, enum job_kind kind, const char *topic, size_t len)
 {
 	char key[CLIENTID_MAX_LEN + 1];
 	uint64_t last = 0;
 	bool room;
 
-	job_key(registration ? JOB_REGISTER : JOB_RPC, topic, key, sizeof(key));
+	job_key(kind, topic, key, sizeof(key));
 	pthread_mutex_lock(&w->mu);
 	room = w->njobs < WORKER_MAX_JOBS && w->bytes + len <= WORKER_MAX_BYTES
 		&& key_count(w, key, &last) < WORKER_MAX_PER_KEY;
@@ -319,7 +332,7 @@ bool worker__room(struct worker *w, bool registration, const char *topic, size_t
 	return room;
 }
 
-int worker__submit(struct worker *w, struct conn *c, bool registration, const struct mqtt_msg *msg)
+int worker__submit(struct worker *w, struct conn *c, enum job_kind kind, const struct mqtt_msg *msg)
 {
 	size_t tlen = strlen(msg->topic) + 1, clen = msg->corr ? msg->corr_len : 0, n;
 	size_t rlen = msg->resp_topic ? strlen(msg->resp_topic) + 1 : 0;
@@ -328,7 +341,7 @@ int worker__submit(struct worker *w, struct conn *c, bool registration, const st
 
 	if(j == NULL) return MQC_ERR_NOMEM;
 	j->next = NULL;
-	j->kind = registration ? JOB_REGISTER : JOB_RPC;
+	j->kind = kind;
 	j->conn = c->index;
 	j->topic = (char *)(j + 1);
 	j->resp_topic = rlen ? j->topic + tlen : NULL;

@@ -31,11 +31,9 @@
  * (rpc.c's own limit; a larger request gets "id":null, as from rpc.c). */
 #define WORKER_MAX_PARSE 16384
 #define WORKER_MAX_ID 128
-
-enum job_kind {
-	JOB_RPC,
-	JOB_REGISTER,
-};
+/* The account device login reports count against (not a name anyone can
+ * have, as "_register"). */
+#define WORKER_SEEN_KEY "_seen"
 
 /* One request waiting. */
 struct job {

@@ -205,7 +205,8 @@ static int submit(struct worker *w, const char *topic, const char *payload)
 {
 	struct mqtt_msg m = {.topic = topic, .payload = (const unsigned char *)payload, .len = strlen(payload)};
 
-	return worker__submit(w, &dd.conns[0], strncmp(topic, "chat/register/", 14) == 0, &m);
+	return worker__submit(w, &dd.conns[0], strncmp(topic, "chat/register/", 14) == 0
+			? JOB_REGISTER : JOB_RPC, &m);
 }
 
 static int setup(void **state)
@@ -313,22 +314,22 @@ static void test_bounds_refuse_at_once(void **state)
 	wait_entered(1);
 	/* one account: WORKER_MAX_PER_KEY waiting, then no room */
 	for(i = 0; i < WORKER_MAX_PER_KEY; i++){
-		assert_true(worker__room(w, false, "chat/rpc/a/req", 2));
+		assert_true(worker__room(w, JOB_RPC, "chat/rpc/a/req", 2));
 		assert_int_equal(submit(w, "chat/rpc/a/req", "{}"), MQC_OK);
 	}
-	assert_false(worker__room(w, false, "chat/rpc/a/req", 2));
+	assert_false(worker__room(w, JOB_RPC, "chat/rpc/a/req", 2));
 	assert_int_equal(submit(w, "chat/rpc/a/req", "{}"), MQC_ERR_BUSY);
-	assert_true(worker__room(w, false, "chat/rpc/b/req", 2));
+	assert_true(worker__room(w, JOB_RPC, "chat/rpc/b/req", 2));
 	/* all accounts: WORKER_MAX_JOBS */
 	for(k = 1; k < WORKER_MAX_JOBS / WORKER_MAX_PER_KEY; k++){
 		snprintf(topic, sizeof(topic), "chat/rpc/u%d/req", k);
 		for(i = 0; i < WORKER_MAX_PER_KEY; i++) assert_int_equal(submit(w, topic, "{}"), MQC_OK);
 	}
-	assert_false(worker__room(w, false, "chat/rpc/fresh/req", 2));
-	assert_false(worker__room(w, true, "chat/register/_register@x/req", 2));
+	assert_false(worker__room(w, JOB_RPC, "chat/rpc/fresh/req", 2));
+	assert_false(worker__room(w, JOB_REGISTER, "chat/register/_register@x/req", 2));
 	assert_int_equal(submit(w, "chat/rpc/fresh/req", "{}"), MQC_ERR_BUSY);
 	/* and bytes, whatever the count */
-	assert_false(worker__room(w, false, "chat/rpc/fresh/req", WORKER_MAX_BYTES + 1));
+	assert_false(worker__room(w, JOB_RPC, "chat/rpc/fresh/req", WORKER_MAX_BYTES + 1));
 	/* the refusal the poll loop sends: rate_limited, the id, retry_ms */
 	{
 		struct mqtt_msg m = {.topic = "chat/rpc/a/req", .payload = (const unsigned char *)"{\"id\":\"q7\",\"op\":\"sync\"}"};
