@@ -69,6 +69,10 @@ int cli_admin__purge(struct cli *cli, int argc, char **argv);
 int cli_admin__stats(struct cli *cli, int argc, char **argv);
 /* `user nick NAME NICK` (cli_nick.c, in the user group's table). */
 int cli_user__nick(struct cli *cli, int argc, char **argv);
+/* `user devices NAME [--json]` and `user revoke NAME DEVICE|--all`
+ * (cli_device.c, in the user group's table). */
+int cli_user__devices(struct cli *cli, int argc, char **argv);
+int cli_user__revoke(struct cli *cli, int argc, char **argv);
 
 /* ---- nicks (cli_nick.c; the rule is common/nick.h) ---- */
 
@@ -190,9 +194,11 @@ int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, voi
 
 /* Read a password: the first line of stdin (from_stdin) or prompted without
  * echo on /dev/tty, twice if confirm. Checks PWHASH_MIN_PASSWORD and
- * PWHASH_MAX_PASSWORD. On success CLI_OK, the password NUL-terminated in
- * buf and its length in *len; the caller wipes buf. Otherwise prints the
- * error and returns CLI_ERR_INVALID (empty, short, long, mismatch) or
+ * PWHASH_MAX_PASSWORD and refuses the form of a device token
+ * (devtoken__is_token: the plugin would take it for one). On success
+ * CLI_OK, the password NUL-terminated in buf and its length in *len; the
+ * caller wipes buf. Otherwise prints the
+ * error and returns CLI_ERR_INVALID (empty, short, long, token, mismatch) or
  * CLI_ERR_USAGE (no terminal) or CLI_ERR_RUNTIME. */
 int cli__read_password(const char *user, bool from_stdin, bool confirm,
 		char *buf, size_t buflen, size_t *len);

@@ -1,5 +1,6 @@
 /* cli_user.c - `mqchat-archiver user ...`: add, passwd, disable, enable, del,
- * export, list and show accounts of the user store (auth.db). */
+ * export, list and show accounts of the user store (auth.db); the table
+ * also holds nick (cli_nick.c), devices and revoke (cli_device.c). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -434,6 +435,12 @@ static const struct cli_cmd user_cmds[] = {
 	 .help = "one account per line: NAME KIND enabled|disabled NICK", .handler = user_list},
 	{.name = "show", .usage = "NAME [--json]",
 	 .help = "one account with its rooms and blocks", .handler = user_show},
+	{.name = "devices", .usage = "NAME [--json]",
+	 .help = "the devices that hold a device token, one per line: DEVICE CREATED LAST_SEEN|never",
+	 .handler = cli_user__devices},
+	{.name = "revoke", .usage = "NAME DEVICE|--all",
+	 .help = "take back a device's token (--all: every device's) and close its connections",
+	 .handler = cli_user__revoke},
 };
 
 int cli_user__main(struct cli *cli, int argc, char **argv)

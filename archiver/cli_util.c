@@ -18,6 +18,7 @@
 #include "archive.h"
 #include "cli.h"
 #include "datadir.h"
+#include "devtoken.h"
 #include "err.h"
 #include "log.h"
 #include "names.h"
@@ -331,7 +332,9 @@ int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, voi
 
 /* ---- passwords ---- */
 
-static int check_password(size_t len, size_t buflen)
+/* Is the password pw (len bytes, read into a buffer of buflen) one to
+ * keep? CLI_OK, or the error printed and CLI_ERR_INVALID. */
+static int check_password(const char *pw, size_t len, size_t buflen)
 {
 	if(len == 0) return cli__error(CLI_ERR_INVALID, "empty password");
 	if(len >= buflen || len > PWHASH_MAX_PASSWORD){
@@ -339,6 +342,12 @@ static int check_password(size_t len, size_t buflen)
 	}
 	if(len < PWHASH_MIN_PASSWORD){
 		return cli__error(CLI_ERR_INVALID, "password too short (at least %d bytes)", PWHASH_MIN_PASSWORD);
+	}
+	/* The plugin takes a password of this form for a token: it could
+	 * never log in. */
+	if(devtoken__is_token(pw, len)){
+		return cli__error(CLI_ERR_INVALID, "a password may not have the form of a device token"
+				" (%s and 43 characters of A-Z a-z 0-9 _ -)", DEVTOKEN_PREFIX);
 	}
 	return CLI_OK;
 }
@@ -354,7 +363,7 @@ int cli__read_password(const char *user, bool from_stdin, bool confirm,
 	if(from_stdin){
 		n = prompt__read_line(STDIN_FILENO, buf, buflen);
 		if(n < 0) return cli__error(CLI_ERR_RUNTIME, "reading the password from stdin: %s", strerror(errno));
-		rc = check_password((size_t)n, buflen);
+		rc = check_password(buf, (size_t)n, buflen);
 		if(rc) OPENSSL_cleanse(buf, buflen);
 		else *len = (size_t)n;
 		return rc;
@@ -364,7 +373,7 @@ int cli__read_password(const char *user, bool from_stdin, bool confirm,
 	if(n == PROMPT_NO_TTY){
 		return cli__error(CLI_ERR_USAGE, "no terminal to ask for the password (use --password-stdin)");
 	}
-	if(n >= 0 && (rc = check_password((size_t)n, buflen)) != CLI_OK) goto fail;
+	if(n >= 0 && (rc = check_password(buf, (size_t)n, buflen)) != CLI_OK) goto fail;
 	if(n >= 0 && confirm){
 		n2 = prompt__secret("Retype the password: ", again, sizeof(again));
 		if(n2 < 0) n = -1;

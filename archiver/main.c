@@ -40,7 +40,7 @@ static const struct cli_cmd commands[] = {
 	{.name = "init", .usage = "[--owner USER]",
 	 .help = "create DIR, auth.db, archive.db and the service account (idempotent)",
 	 .handler = cli_admin__init},
-	{.name = "user", .usage = "add|passwd|disable|enable|del|export|list|show ...",
+	{.name = "user", .usage = "add|passwd|disable|enable|del|nick|export|list|show|devices|revoke ...",
 	 .help = "manage accounts (see `user --help`)", .handler = cli_user__main},
 	{.name = "room", .usage = "create|add|remove|del|list ...",
 	 .help = "manage rooms and members (see `room --help`)", .handler = cli_room__main},

@@ -1,0 +1,109 @@
+/* cli_device.c - `mqchat-archiver user devices NAME [--json]` and `user
+ * revoke NAME DEVICE|--all`: the devices of a person that hold a device
+ * token (docs/PROTOCOL.md, "Device tokens"), and taking tokens back. The
+ * store keeps only each token's SHA-256, which is never printed. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+#include "names.h"
+#include "userdb.h"
+
+struct devices_ctx {
+	const char *name;
+	json_t *arr;            /* NULL: print text */
+};
+
+static int device_cb(const struct userdb_device *d, void *arg)
+{
+	struct devices_ctx *ctx = arg;
+	char created[32], seen[32];
+
+	if(ctx->arr){
+		json_t *o = json_pack("{s:s, s:I, s:I}", "device", d->device, "created", (json_int_t)d->created,
+				"last_seen", (json_int_t)d->last_seen);
+		return o == NULL || json_array_append_new(ctx->arr, o) ? MQC_ERR_NOMEM : MQC_OK;
+	}
+	printf("%s %s %s\n", d->device, cli__fmt_time(d->created, created, sizeof(created)),
+			d->last_seen > 0 ? cli__fmt_time(d->last_seen, seen, sizeof(seen)) : "never");
+	return MQC_OK;
+}
+
+/* cli__list's each: the user's devices, read in one transaction with the
+ * check that the user exists (MQC_ERR_NOTFOUND if not). */
+static int each_device(struct userdb *udb, void *arg)
+{
+	struct devices_ctx *ctx = arg;
+	struct userdb_user u;
+	int rc = userdb__begin_read(udb);
+
+	if(rc != MQC_OK) return rc;
+	rc = userdb__user_get(udb, ctx->name, &u);
+	if(rc == MQC_OK) rc = userdb__device_each(udb, ctx->name, device_cb, ctx);
+	userdb__rollback(udb);
+	return rc;
+}
+
+int cli_user__devices(struct cli *cli, int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_opt opts[] = {
+		{"json", .flag = &json},
+		{0}};
+	struct cmdline cl;
+	struct devices_ctx ctx = {NULL, NULL};
+	int rc;
+
+	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
+	ctx.name = cl.args[0];
+	if((rc = cli__check_name("user", ctx.name)) != CLI_OK) return rc;
+	rc = cli__list(cli, json ? &ctx.arr : NULL, each_device, &ctx, "reading the devices");
+	return rc;
+}
+
+int cli_user__revoke(struct cli *cli, int argc, char **argv)
+{
+	bool all = false, known;
+	const struct cli_opt opts[] = {
+		{"all", .flag = &all},
+		{0}};
+	struct cmdline cl;
+	struct userdb *udb;
+	struct userdb_user u;
+	const char *name, *device = NULL;
+	char q[80];
+	int rc, count = 0;
+
+	if(!cli__args(cli, &cl, opts, argc, argv, -1, NULL, &rc)) return rc;
+	if(cl.nargs != (all ? 1 : 2)){
+		return cli__bad_args(cli, all ? "expected one user name with --all"
+				: "expected a user name and a device (or --all)");
+	}
+	name = cl.args[0];
+	if(!all){
+		device = cl.args[1];
+		if(!names__valid_device(device, strlen(device))){
+			return cli__error(CLI_ERR_INVALID, "invalid device name '%s': 1..%d of A-Z a-z 0-9 _ . -",
+					cli__quote(device, q, sizeof(q)), DEVICE_MAX_LEN);
+		}
+	}
+	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
+	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK) rc = userdb__user_get(udb, name, &u);
+	/* Unknown user and unknown device are both NOTFOUND. */
+	known = rc == MQC_OK;
+	if(known) rc = all ? userdb__device_del_others(udb, name, NULL, &count)
+		: userdb__device_del(udb, name, device);
+	rc = cli__end_write(udb, rc);
+	/* Returns once the broker has closed the revoked devices. */
+	cli__close_auth(udb);
+	if(rc == MQC_ERR_NOTFOUND && !known) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", name);
+	if(rc == MQC_ERR_NOTFOUND){
+		return cli__error(CLI_ERR_NOTFOUND, "user '%s' has no device '%s' with a token", name, device);
+	}
+	if(rc != MQC_OK) return cli__fail(rc, "revoking");
+	if(all) printf("%d device%s of %s revoked\n", count, count == 1 ? "" : "s", name);
+	else printf("device %s of %s revoked\n", device, name);
+	return CLI_OK;
+}
