@@ -47,6 +47,7 @@ const char *acl__reason_name(enum acl_reason reason)
 		case ACL_DENY_RATE: return "sending too fast";
 		case ACL_DENY_QOS: return "messages need a QoS 1 subscription";
 		case ACL_DENY_SUBSCRIPTIONS: return "too many subscriptions";
+		case ACL_DENY_PRIVATE: return "not shown to this account";
 		case ACL_REASON_COUNT: break;
 	}
 	return "?";
@@ -70,6 +71,7 @@ const char *acl__reason_code(enum acl_reason reason)
 		case ACL_DENY_RATE: return "rate_limited";
 		case ACL_DENY_QOS: return "qos0_subscription";
 		case ACL_DENY_SUBSCRIPTIONS: return "too_many_subscriptions";
+		case ACL_DENY_PRIVATE: return "private";
 		case ACL_REASON_COUNT: break;
 	}
 	return "unknown";
@@ -191,10 +193,13 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 
 	switch(topic__parse(req->topic, &t) ? t.kind : TOPIC_NONE){
 		case TOPIC_PRESENCE:
-			/* chat/presence/<name>; the plugin alone publishes here. */
+			/* chat/presence/<name>; the plugin alone publishes here, and
+			 * each delivery goes only to whom <name> shows it (a name no
+			 * account has: only the clearing of its topic travels). */
 			if(req->access == MOSQ_ACL_SUBSCRIBE) return lv_sub_tail(&t.a) ? ACL_OK : ACL_DENY_TOPIC;
-			if(req->access == MOSQ_ACL_READ) return names__valid(t.a.p, t.a.n) ? ACL_OK : ACL_DENY_TOPIC;
-			return ACL_DENY_TOPIC;
+			if(req->access != MOSQ_ACL_READ || !names__valid(t.a.p, t.a.n)) return ACL_DENY_TOPIC;
+			to = snapshot__user(s, t.a.p, t.a.n);
+			return to == NULL || snapshot__sees(to, me) ? ACL_OK : ACL_DENY_PRIVATE;
 		case TOPIC_NOTICE:
 			/* chat/notice/<me>: refusals of what I sent; the plugin alone
 			 * publishes here. */
@@ -346,6 +351,9 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;
 
 	m->acl_denied[r]++;
+	/* Privacy is policy, not misuse: every presence change meets it once
+	 * per subscriber it is not shown to. Counted, never logged. */
+	if(r == ACL_DENY_PRIVATE) return MOSQ_ERR_ACL_DENIED;
 	if((ed->access == MOSQ_ACL_WRITE || r == ACL_DENY_QOS || r == ACL_DENY_SUBSCRIPTIONS)
 			&& req.user != NULL && req.user->kind != USER_KIND_SERVICE){
 		notice__refused(m, ed->client, req.username, ed->topic, ed->payload, ed->payloadlen, r,

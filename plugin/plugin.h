@@ -130,11 +130,22 @@ struct snap_device {
 	char name[DEVICE_MAX_LEN + 1];
 };
 
+/* One room of a user's (snap_user.rooms). */
+struct snap_room_ref {
+	struct snap_room_ref *next;
+	const struct snap_room *room;
+};
+
 struct snap_user {
 	struct snap_user *next;         /* every user, in load order (the presence sweep) */
 	struct snap_index blocked;      /* names this user refuses messages from */
 	const char *pwhash;             /* in the snapshot's arena */
 	struct snap_device *devices;    /* logins only: never read per message */
+	/* Privacy (docs/PROTOCOL.md): read for presence, never per message. */
+	struct snap_index contacts;     /* names this user added or wrote to */
+	struct snap_room_ref *rooms;    /* the rooms this user is in */
+	uint8_t presence_vis;           /* enum privacy_level */
+	uint8_t room_adds;              /* enum privacy_level */
 	uint32_t hash;                  /* snapshot__name_hash of name: sets need no rehash */
 	enum user_kind kind;
 	bool enabled;
@@ -169,7 +180,7 @@ struct snapshot {
 	size_t region_size, region_used;
 	bool full;                      /* the region ran out during the build */
 	int64_t data_version;
-	size_t user_count, room_count, member_count, block_count, device_count;
+	size_t user_count, room_count, member_count, block_count, device_count, contact_count;
 	/* A digest of every (user, device, token) of the snapshot: equal in
 	 * two snapshots when no token was issued or revoked in between (a
 	 * new last_seen changes nothing here), so the broker looks at its
@@ -207,6 +218,15 @@ int snapshot__add_block(struct snapshot *s, const char *user, const char *blocke
  * MQC_ERR_NOTFOUND (no such user), MQC_ERR_INVAL, MQC_ERR_NOMEM. */
 int snapshot__add_device(struct snapshot *s, const char *user, const char *device,
 		const unsigned char digest[DEVTOKEN_DIGEST_LEN]);
+/* user's privacy settings, and one of their contacts (contact may see
+ * user). MQC_OK, MQC_ERR_NOTFOUND (no such user), MQC_ERR_NOMEM. */
+int snapshot__set_privacy(struct snapshot *s, const char *user, enum privacy_level presence,
+		enum privacy_level room_adds);
+int snapshot__add_contact(struct snapshot *s, const char *user, const char *contact);
+/* May viewer see target's presence (and whois)? Themselves always;
+ * others by target's setting: everyone, nobody, or its contacts (in
+ * target's contacts, or sharing a room with target). */
+bool snapshot__sees(const struct snap_user *target, const struct snap_user *viewer);
 /* The device of u named name[0..len), or NULL. */
 const struct snap_device *snapshot__device(const struct snap_user *u, const char *name, size_t len);
 /* Look-ups on a (pointer, length) slice, for topic levels in place. */
@@ -562,6 +582,7 @@ enum acl_reason {
 	ACL_DENY_RATE,          /* over the account's send rate (acl__check_cb) */
 	ACL_DENY_QOS,           /* QoS 0 subscription to messages (acl__check_cb) */
 	ACL_DENY_SUBSCRIPTIONS, /* max_subscriptions held (acl__check_cb) */
+	ACL_DENY_PRIVATE,       /* a presence its owner does not show the reader */
 	ACL_REASON_COUNT
 };
 

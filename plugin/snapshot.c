@@ -249,10 +249,59 @@ static int owner_set_add(struct snapshot *s, struct snap_index *set, const char 
 int snapshot__add_member(struct snapshot *s, const char *room, const char *user)
 {
 	struct snap_room *r;
+	struct snap_user *u;
+	struct snap_room_ref *ref;
+	int rc;
 
 	if(room == NULL || user == NULL) return MQC_ERR_INVAL;
 	r = snapshot__room(s, room, strlen(room));
-	return owner_set_add(s, r ? &r->members : NULL, user, &s->member_count);
+	rc = owner_set_add(s, r ? &r->members : NULL, user, &s->member_count);
+	u = snapshot__user(s, user, strlen(user));
+	if(rc != MQC_OK || r == NULL || u == NULL) return rc;
+	/* The user's side, for snapshot__sees (a membership row is unique). */
+	ref = arena_alloc(s, sizeof(*ref));
+	if(ref == NULL) return MQC_ERR_NOMEM;
+	ref->room = r;
+	ref->next = u->rooms;
+	u->rooms = ref;
+	return MQC_OK;
+}
+
+int snapshot__set_privacy(struct snapshot *s, const char *user, enum privacy_level presence,
+		enum privacy_level room_adds)
+{
+	struct snap_user *u = user ? snapshot__user(s, user, strlen(user)) : NULL;
+
+	if(u == NULL) return MQC_ERR_NOTFOUND;
+	u->presence_vis = (uint8_t)presence;
+	u->room_adds = (uint8_t)room_adds;
+	return MQC_OK;
+}
+
+int snapshot__add_contact(struct snapshot *s, const char *user, const char *contact)
+{
+	struct snap_user *u;
+
+	if(user == NULL || contact == NULL) return MQC_ERR_INVAL;
+	u = snapshot__user(s, user, strlen(user));
+	return owner_set_add(s, u ? &u->contacts : NULL, contact, &s->contact_count);
+}
+
+bool snapshot__sees(const struct snap_user *target, const struct snap_user *viewer)
+{
+	const struct snap_room_ref *r;
+
+	if(target == viewer) return true;
+	switch((enum privacy_level)target->presence_vis){
+		case PRIVACY_EVERYONE: return true;
+		case PRIVACY_NOBODY: return false;
+		case PRIVACY_CONTACTS: case PRIVACY_LEVEL_COUNT: break;
+	}
+	if(snapshot__user_in(&target->contacts, viewer)) return true;
+	for(r = target->rooms; r != NULL; r = r->next){
+		if(snapshot__user_in(&r->room->members, viewer)) return true;
+	}
+	return false;
 }
 
 int snapshot__add_block(struct snapshot *s, const char *user, const char *blocked)
@@ -382,6 +431,21 @@ static int device_cb(const struct userdb_device *row, void *arg)
 	return rc == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
 }
 
+static int privacy_cb(const char *user, const struct userdb_privacy *p, void *arg)
+{
+	int rc = snapshot__set_privacy(arg, user, p->presence, p->room_adds);
+	return rc == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+static int contact_cb(const char *user, const char *contact, int64_t since, void *arg)
+{
+	int rc;
+
+	(void)since;
+	rc = snapshot__add_contact(arg, user, contact);
+	return rc == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
+}
+
 static int block_cb(const char *user, const char *blocked, void *arg)
 {
 	if(user == NULL || blocked == NULL) return MQC_OK;
@@ -432,6 +496,12 @@ int snapshot__load_into(struct userdb *udb, struct snapshot *s, char *err, size_
 	if(rc) goto fail;
 	what = "devices";
 	rc = userdb__device_each(udb, NULL, device_cb, s);
+	if(rc) goto fail;
+	what = "privacy";
+	rc = userdb__privacy_each(udb, privacy_cb, s);
+	if(rc) goto fail;
+	what = "contacts";
+	rc = userdb__contact_each(udb, NULL, contact_cb, s);
 	if(rc) goto fail;
 	rc = userdb__commit(udb);
 	if(rc){

@@ -261,6 +261,18 @@ class Store:
     def unblock(self, user, blocked):
         self.sql("DELETE FROM blocks WHERE user=? AND blocked=?", user, blocked)
 
+    def add_contact(self, user, contact):
+        """contact may see user's presence (user added them)."""
+        self.sql("INSERT OR IGNORE INTO contacts(user, contact, since) VALUES(?,?,?)",
+                 user, contact, int(time.time() * 1000))
+
+    def remove_contact(self, user, contact):
+        self.sql("DELETE FROM contacts WHERE user=? AND contact=?", user, contact)
+
+    def set_privacy(self, user, presence="contacts", room_adds="contacts"):
+        self.sql("INSERT OR REPLACE INTO privacy(user, presence, room_adds) VALUES(?,?,?)",
+                 user, presence, room_adds)
+
 
 class Broker:
     """A real mosquitto with the real plugin on a free loopback port."""

@@ -33,6 +33,8 @@ def presence_now(c, user):
 def test_queued_messages_and_presence_survive_restart(store, make_broker, clients, v5):
     for n in ("alice", "bob", "carol"):
         store.add_user(n)
+    # One room: everyone here is everyone's contact, and sees their presence.
+    store.add_room("team", ("alice", "bob", "carol"))
     b = make_broker()
     # bob's phone: persistent session, subscribed at QoS 1, then offline
     bob = login(clients, b, "bob", PW, client_id="bob@phone", v5=v5, clean=False)

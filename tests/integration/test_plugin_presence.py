@@ -16,6 +16,8 @@ PW = "password-xxxx"
 def pres(store, make_broker):
     for name in ("alice", "bob", "carol"):
         store.add_user(name)
+    # One room: everyone here is everyone's contact, and sees their presence.
+    store.add_room("team", ("alice", "bob", "carol"))
     return make_broker()
 
 

@@ -52,6 +52,8 @@ def assert_nothing_retained(clients, b, watcher, users):
 def test_deleted_accounts_leave_no_presence(datadir, store, make_broker, clients):
     for name in ("alice", "bob", "carol", "dave"):
         store.add_user(name)
+    # One room: everyone here is everyone's contact, and sees their presence.
+    store.add_room("team", ("alice", "bob", "carol", "dave"))
     b = make_broker()
     dave = login(clients, b, "dave", PW)
     # bob and carol were here and left; alice is connected.
@@ -75,6 +77,8 @@ def test_deleted_accounts_leave_no_presence(datadir, store, make_broker, clients
     # A new alice (same name, given back) inherits nothing, and what she
     # shows is not cleared by later reloads.
     ok(datadir, "user", "add", "alice", "--restore", "--password-stdin", stdin=CLI_PW + "\n")
+    store.add_member("team", "alice")   # her room went with the account
+    Sync(store, dave)()
     again = login(clients, b, "alice", CLI_PW, client_id="alice@again")
     assert status(dave, "alice") == "online"
     Sync(store, dave)()
@@ -87,6 +91,8 @@ def test_deleted_accounts_leave_no_presence(datadir, store, make_broker, clients
 def test_deleted_while_the_broker_was_down(datadir, store, make_broker, clients):
     for name in ("bob", "erin", "dave"):
         store.add_user(name)
+    # One room: everyone here is everyone's contact, and sees their presence.
+    store.add_room("team", ("bob", "erin", "dave"))
     b = make_broker()
     dave = login(clients, b, "dave", PW)
     for name in ("bob", "erin"):

@@ -27,6 +27,8 @@ SLACK = 2.0            # seconds of TICK and scheduling lag allowed on a busy ma
 def pres(store, make_broker):
     for name in ("alice", "bob"):
         store.add_user(name)
+    # One room: everyone here is everyone's contact, and sees their presence.
+    store.add_room("team", ("alice", "bob"))
     return make_broker()
 
 

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "broker_stubs.h"
+#include "err.h"
 #include "plugin.h"
 #include "snapshot.h"
 #include "timeutil.h"
@@ -226,6 +227,19 @@ static void test_user_presence_rpc(void **state)
 		{"alice", NULL, S, "chat/presence/bob/x", NULL, false, ACL_DENY_TOPIC},
 		{"alice", NULL, S, "chat/presence/", NULL, false, ACL_DENY_TOPIC},
 		{"alice", NULL, R, "chat/presence/bob", "{}", true, ACL_OK},
+		/* Presence reaches contacts only (default): alice and bob share
+		 * lobby; eve shares nothing; a name with no account is free. */
+		{"eve", NULL, R, "chat/presence/bob", "{}", true, ACL_DENY_PRIVATE},
+		{"eve", NULL, R, "chat/presence/eve", "{}", true, ACL_OK},
+		{"alice", NULL, R, "chat/presence/zed", "", true, ACL_OK},
+		{"archiver", NULL, R, "chat/presence/bob", "{}", true, ACL_OK},
+		{"eve", NULL, S, "chat/presence/bob", NULL, false, ACL_OK},
+		/* Device logins are for services. */
+		{"alice", NULL, S, "chat/seen/+", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/seen/broker", "{}", false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/seen/broker", "{}", false, ACL_DENY_TOPIC},
+		{"archiver", NULL, S, "chat/seen/+", NULL, false, ACL_OK},
+		{"archiver", NULL, W, "chat/seen/broker", "{}", false, ACL_DENY_TOPIC},
 		{"alice", NULL, W, "chat/presence/alice", "{}", false, ACL_DENY_TOPIC},
 		{"alice", NULL, W, "chat/presence/alice", "{}", true, ACL_DENY_TOPIC},
 		{"archiver", NULL, W, "chat/presence/alice", "{}", false, ACL_DENY_TOPIC},
@@ -964,12 +978,47 @@ static void test_sent_cache(void **state)
 	assert_int_equal(publish(m, name, "chat/room/lobby/alice", ENV, false), ACL_DENY_NOT_MEMBER);
 }
 
+static void test_presence_privacy(void **state)
+{
+	struct mqchat *m = *state;
+	static const struct row before[] = {
+		{"eve", NULL, R, "chat/presence/bob", "{}", true, ACL_DENY_PRIVATE},
+		{"bob", NULL, R, "chat/presence/eve", "{}", true, ACL_DENY_PRIVATE},
+		{"alice", NULL, R, "chat/presence/bob", "{}", true, ACL_OK},
+	};
+	static const struct row added[] = {
+		/* bob added eve: she sees him; it does not make him hers. */
+		{"eve", NULL, R, "chat/presence/bob", "{}", true, ACL_OK},
+		{"bob", NULL, R, "chat/presence/eve", "{}", true, ACL_DENY_PRIVATE},
+	};
+	static const struct row settings[] = {
+		/* eve shows herself to everyone; alice to nobody, not even to
+		 * bob in her room, but to herself. */
+		{"bob", NULL, R, "chat/presence/eve", "{}", true, ACL_OK},
+		{"dev1", NULL, R, "chat/presence/eve", "{}", true, ACL_OK},
+		{"bob", NULL, R, "chat/presence/alice", "{}", true, ACL_DENY_PRIVATE},
+		{"alice", NULL, R, "chat/presence/alice", "{}", true, ACL_OK},
+	};
+
+	run_rows(m, before, sizeof(before) / sizeof(before[0]));
+	assert_int_equal(snapshot__add_contact(m->snap, "bob", "eve"), MQC_OK);
+	memset(&m->acl_cache, 0, sizeof(m->acl_cache));
+	run_rows(m, added, sizeof(added) / sizeof(added[0]));
+	assert_int_equal(snapshot__set_privacy(m->snap, "eve", PRIVACY_EVERYONE, PRIVACY_CONTACTS), MQC_OK);
+	assert_int_equal(snapshot__set_privacy(m->snap, "alice", PRIVACY_NOBODY, PRIVACY_CONTACTS), MQC_OK);
+	assert_int_equal(snapshot__set_privacy(m->snap, "zed", PRIVACY_NOBODY, PRIVACY_CONTACTS),
+			MQC_ERR_NOTFOUND);
+	memset(&m->acl_cache, 0, sizeof(m->acl_cache));
+	run_rows(m, settings, sizeof(settings) / sizeof(settings[0]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_user_inbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_presence_rpc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_presence_privacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register, setup, teardown),

@@ -1,0 +1,107 @@
+"""Privacy of presence (docs/PROTOCOL.md, "Privacy"): chat/presence/<name>
+reaches only those <name> shows it to: their contacts by default (people
+who share a room with them, and whom they added or wrote to), everyone,
+or nobody; themselves always. A subscription to chat/presence/+ lists
+only those."""
+import time
+
+import pytest
+
+import harness
+from plugin_util import Sync, expect_none, get, login, presence, presence_of, subscribe_ok
+
+PW = "password-xxxx"
+
+
+@pytest.fixture
+def priv(store, make_broker):
+    for name in ("alice", "bob", "carol", "dave"):
+        store.add_user(name)
+    store.add_room("team", ("alice", "bob"))
+    return make_broker()
+
+
+def seen(c, seconds=1.0):
+    """{name: status} of every presence delivered to c within seconds."""
+    out = {}
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return out
+        try:
+            m = get(c, left, "presence")
+        except AssertionError:
+            return out
+        if m.topic.startswith(presence("")) and m.payload:
+            out[m.topic[len(presence("")):]] = presence_of(m)["status"]
+
+
+def online(clients, b, *names):
+    return [login(clients, b, n, PW, client_id=n + "@phone") for n in names]
+
+
+def watcher(clients, b, name):
+    c = login(clients, b, name, PW, client_id=name + "@watch")
+    subscribe_ok(c, presence("+"))
+    return c
+
+
+def test_only_contacts_see_presence(priv, clients):
+    online(clients, priv, "alice", "bob", "carol")
+    # bob shares a room with alice: he sees her, and himself; not carol.
+    bob = watcher(clients, priv, "bob")
+    got = seen(bob)
+    assert got.get("alice") == "online" and got.get("bob") == "online", got
+    assert "carol" not in got and "dave" not in got, "bob saw presence he may not: %r" % got
+    # dave shares nothing: only himself, and nothing about the others
+    # arrives later either.
+    dave = watcher(clients, priv, "dave")
+    assert set(seen(dave)) == {"dave"}
+    login(clients, priv, "carol", PW, client_id="carol@laptop").close()
+    expect_none(dave)
+
+
+def test_a_contact_sees_and_stops_seeing(priv, store, clients):
+    carol, = online(clients, priv, "carol")
+    dave = watcher(clients, priv, "dave")
+    assert "carol" not in seen(dave, 0.5)
+    # carol adds dave: from the next change on (and on subscribing again)
+    # dave sees her.
+    store.add_contact("carol", "dave")
+    Sync(store, dave)()
+    dave.c.unsubscribe(presence("+"))
+    subscribe_ok(dave, presence("+"))
+    assert seen(dave).get("carol") == "online"
+    carol.close()
+    assert seen(dave).get("carol") == "offline"
+    # ... and removes him: nothing more.
+    store.remove_contact("carol", "dave")
+    Sync(store, dave)()
+    login(clients, priv, "carol", PW, client_id="carol@phone")
+    assert "carol" not in seen(dave)
+
+
+def test_everyone_and_nobody(priv, store, clients):
+    alice, = online(clients, priv, "alice")
+    store.set_privacy("carol", presence="everyone")
+    store.set_privacy("alice", presence="nobody")
+    dave = watcher(clients, priv, "dave")
+    Sync(store, dave)()
+    online(clients, priv, "carol")
+    got = seen(dave)
+    assert got.get("carol") == "online", "carol shows herself to everyone: %r" % got
+    # alice shows herself to nobody: not even to bob, who shares a room
+    # with her; she still sees herself.
+    bob = watcher(clients, priv, "bob")
+    assert "alice" not in seen(bob)
+    me = watcher(clients, priv, "alice")
+    assert seen(me).get("alice") == "online"
+
+
+def test_refused_deliveries_are_not_logged(priv, clients):
+    online(clients, priv, "alice", "bob", "carol")
+    dave = watcher(clients, priv, "dave")
+    assert set(seen(dave)) == {"dave"}
+    log = priv.output()
+    assert "denied delivery" not in log, "a privacy refusal was logged: %s" % log[-2000:]
