@@ -19,21 +19,11 @@ enum {
 #define DEVICE_CHARS (C_LOWER | C_UPPER | C_UNDER | C_DOT | C_DASH)
 #define MSGID_CHARS (C_LOWER | C_UPPER | C_UNDER | C_DASH)
 
+/* Ranges are GNU C designators (gcc and clang): the same 256 bytes. */
 static const unsigned char char_class[256] = {
-	['0'] = C_LOWER, ['1'] = C_LOWER, ['2'] = C_LOWER, ['3'] = C_LOWER, ['4'] = C_LOWER,
-	['5'] = C_LOWER, ['6'] = C_LOWER, ['7'] = C_LOWER, ['8'] = C_LOWER, ['9'] = C_LOWER,
-	['a'] = C_LOWER, ['b'] = C_LOWER, ['c'] = C_LOWER, ['d'] = C_LOWER, ['e'] = C_LOWER,
-	['f'] = C_LOWER, ['g'] = C_LOWER, ['h'] = C_LOWER, ['i'] = C_LOWER, ['j'] = C_LOWER,
-	['k'] = C_LOWER, ['l'] = C_LOWER, ['m'] = C_LOWER, ['n'] = C_LOWER, ['o'] = C_LOWER,
-	['p'] = C_LOWER, ['q'] = C_LOWER, ['r'] = C_LOWER, ['s'] = C_LOWER, ['t'] = C_LOWER,
-	['u'] = C_LOWER, ['v'] = C_LOWER, ['w'] = C_LOWER, ['x'] = C_LOWER, ['y'] = C_LOWER,
-	['z'] = C_LOWER,
-	['A'] = C_UPPER, ['B'] = C_UPPER, ['C'] = C_UPPER, ['D'] = C_UPPER, ['E'] = C_UPPER,
-	['F'] = C_UPPER, ['G'] = C_UPPER, ['H'] = C_UPPER, ['I'] = C_UPPER, ['J'] = C_UPPER,
-	['K'] = C_UPPER, ['L'] = C_UPPER, ['M'] = C_UPPER, ['N'] = C_UPPER, ['O'] = C_UPPER,
-	['P'] = C_UPPER, ['Q'] = C_UPPER, ['R'] = C_UPPER, ['S'] = C_UPPER, ['T'] = C_UPPER,
-	['U'] = C_UPPER, ['V'] = C_UPPER, ['W'] = C_UPPER, ['X'] = C_UPPER, ['Y'] = C_UPPER,
-	['Z'] = C_UPPER,
+	['0' ... '9'] = C_LOWER,
+	['a' ... 'z'] = C_LOWER,
+	['A' ... 'Z'] = C_UPPER,
 	['_'] = C_UNDER, ['-'] = C_DASH, ['.'] = C_DOT,
 };
 
