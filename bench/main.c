@@ -5,6 +5,8 @@
  * Modes: pairs, fanout, connect, flood, rpc, prefill, topics (see
  * bench/README.md). Each prints one JSON object on stdout; errors go to
  * stderr as "Error: ...". */
+#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,109 +50,138 @@ static const struct mode modes[] = {
 	{ "topics", print_topics, "the topic table, as str.format templates" },
 };
 
+/* Every option, in the order of struct bench_opts: its name, the name of
+ * its value in the usage, where it goes, its default and, for numbers, the
+ * range. The one table drives the defaults, the parsing and the usage. */
+enum opt_kind { OPT_INT, OPT_LONG, OPT_REAL, OPT_STR };
+
+struct opt {
+	const char *name;
+	const char *arg;
+	enum opt_kind kind;
+	size_t off;             /* of the field in struct bench_opts */
+	const char *def_str;    /* the default of OPT_STR (NULL: none) */
+	double def, lo, hi;     /* the default and range of the numbers */
+};
+
+#define OFF(field) offsetof(struct bench_opts, field)
+
+static const struct opt opts[] = {
+	{ .name = "--host", .arg = "ADDR", .kind = OPT_STR, .off = OFF(host), .def_str = "127.0.0.1" },
+	{ .name = "--port", .arg = "N", .kind = OPT_INT, .off = OFF(port), .def = 1883, .lo = 1, .hi = 65535 },
+	{ .name = "--password", .arg = "PW", .kind = OPT_STR, .off = OFF(password), .def_str = "bench-password" },
+	{ .name = "--qos", .arg = "0|1", .kind = OPT_INT, .off = OFF(qos), .lo = 0, .hi = 1 },
+	{ .name = "--size", .arg = "B", .kind = OPT_INT, .off = OFF(size), .def = 200, .lo = 128, .hi = 65000 },
+	{ .name = "--window", .arg = "W", .kind = OPT_INT, .off = OFF(window), .def = 8, .lo = 1, .hi = 10000 },
+	{ .name = "--rate", .arg = "R", .kind = OPT_REAL, .off = OFF(rate), .lo = 0, .hi = 1e8 },
+	{ .name = "--count", .arg = "N", .kind = OPT_LONG, .off = OFF(count), .def = 100000, .lo = 1, .hi = 100000000 },
+	/* A thousandth of a second at least: less measures nothing. */
+	{ .name = "--seconds", .arg = "S", .kind = OPT_REAL, .off = OFF(seconds), .def = 5, .lo = 1e-3, .hi = 3600 },
+	{ .name = "--warmup-ms", .arg = "MS", .kind = OPT_INT, .off = OFF(warmup_ms), .def = 500, .lo = 0, .hi = 600000 },
+	{ .name = "--broker-pid", .arg = "PID", .kind = OPT_INT, .off = OFF(broker_pid), .lo = 0, .hi = 1L << 30 },
+	{ .name = "--pairs", .arg = "P", .kind = OPT_INT, .off = OFF(pairs), .def = 10, .lo = 1, .hi = 10000 },
+	{ .name = "--archive-db", .arg = "PATH", .kind = OPT_STR, .off = OFF(archive_db) },
+	{ .name = "--archive-sql", .arg = "SQL", .kind = OPT_STR, .off = OFF(archive_sql), .def_str = "SELECT count(*) FROM messages" },
+	{ .name = "--members", .arg = "M", .kind = OPT_INT, .off = OFF(members), .def = 100, .lo = 1, .hi = 10000 },
+	{ .name = "--room", .arg = "R", .kind = OPT_STR, .off = OFF(room), .def_str = "bench" },
+	{ .name = "--users", .arg = "N", .kind = OPT_INT, .off = OFF(users), .def = 200, .lo = 1, .hi = 1000000 },
+	{ .name = "--concurrency", .arg = "C", .kind = OPT_INT, .off = OFF(concurrency), .def = 8, .lo = 1, .hi = 256 },
+	{ .name = "--flood", .arg = "F", .kind = OPT_INT, .off = OFF(flood), .def = 8, .lo = 1, .hi = 256 },
+	{ .name = "--bind-flood", .arg = "ADDR", .kind = OPT_STR, .off = OFF(bind_flood), .def_str = "127.0.0.2" },
+	{ .name = "--op", .arg = "history|sync", .kind = OPT_STR, .off = OFF(op), .def_str = "history" },
+	{ .name = "--user", .arg = "U", .kind = OPT_STR, .off = OFF(rpc_user), .def_str = "s0" },
+	{ .name = "--with", .arg = "U", .kind = OPT_STR, .off = OFF(rpc_with), .def_str = "r0" },
+	{ .name = "--limit", .arg = "N", .kind = OPT_INT, .off = OFF(rpc_limit), .def = 50, .lo = 1, .hi = 1000 },
+	{ .name = "--max-seq", .arg = "N", .kind = OPT_LONG, .off = OFF(max_seq), .lo = 0, .hi = 1L << 50 },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Set op's field of o to str (OPT_STR) or num (the others). */
+static void set_field(struct bench_opts *o, const struct opt *op, const char *str, double num)
+{
+	char *field = (char *)o + op->off;
+
+	switch(op->kind){
+		case OPT_STR:
+			*(const char **)(void *)field = str;
+			break;
+		case OPT_REAL:
+			*(double *)(void *)field = num;
+			break;
+		case OPT_INT:
+			*(int *)(void *)field = (int)num;
+			break;
+		case OPT_LONG:
+			*(long *)(void *)field = (long)num;
+			break;
+	}
+}
+
 void bench__opts_defaults(struct bench_opts *o)
 {
+	size_t i;
+
 	memset(o, 0, sizeof(*o));
-	o->host = "127.0.0.1";
-	o->port = 1883;
-	o->password = "bench-password";
-	o->qos = 0;
-	o->size = 200;
-	o->window = 8;
-	o->count = 100000;
-	o->seconds = 5.0;
-	o->warmup_ms = 500;
-	o->pairs = 10;
-	o->archive_sql = "SELECT count(*) FROM messages";
-	o->members = 100;
-	o->room = "bench";
-	o->users = 200;
-	o->concurrency = 8;
-	o->flood = 8;
-	o->bind_flood = "127.0.0.2";
-	o->op = "history";
-	o->rpc_user = "s0";
-	o->rpc_with = "r0";
-	o->rpc_limit = 50;
+	for(i = 0; i < NELEM(opts); i++){
+		set_field(o, &opts[i], opts[i].def_str, opts[i].def);
+	}
 }
 
 static void usage(void)
 {
 	size_t i;
+	int col, w;
 
-	fprintf(stderr, "usage: mqchat-bench MODE [--port N] [--password PW] [--qos 0|1]"
-			" [--size B] [--window W] [--rate R]\n"
-			"\t[--count N] [--seconds S] [--warmup-ms MS] [--broker-pid PID]"
-			" [--pairs P] [--archive-db PATH]\n"
-			"\t[--archive-sql SQL] [--members M] [--room R] [--users N]"
-			" [--concurrency C] [--flood F]\n"
-			"\t[--bind-flood ADDR] [--op history|sync] [--user U] [--with U]"
-			" [--limit N] [--max-seq N]\nmodes:\n");
-	for(i = 0; i < sizeof(modes) / sizeof(modes[0]); i++){
+	col = fprintf(stderr, "usage: mqchat-bench MODE");
+	for(i = 0; i < NELEM(opts); i++){
+		w = snprintf(NULL, 0, "[%s %s]", opts[i].name, opts[i].arg);
+		if(col + 1 + w > 78){
+			fprintf(stderr, "\n\t");
+			col = 8;
+		}else{
+			col += fprintf(stderr, " ");
+		}
+		col += fprintf(stderr, "[%s %s]", opts[i].name, opts[i].arg);
+	}
+	fprintf(stderr, "\nmodes:\n");
+	for(i = 0; i < NELEM(modes); i++){
 		fprintf(stderr, "  %-8s %s\n", modes[i].name, modes[i].help);
 	}
 }
 
-static int parse_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	v = strtol(s, &end, 10);
-	if(*s == '\0' || *end != '\0' || v < min || v > max){
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
+/* Set the option named k from the text v. 0, or -1 when k names no option
+ * or v is not a value of it. */
 static int parse_opt(struct bench_opts *o, const char *k, const char *v)
 {
+	const struct opt *op = NULL;
+	char *end = NULL;
+	double d = 0;
 	long n;
+	size_t i;
 
-#define NUM(name, field, lo, hi) \
-	if(strcmp(k, name) == 0){ \
-		if(parse_long(v, lo, hi, &n)) return -1; \
-		o->field = (typeof(o->field))n; return 0; \
+	for(i = 0; i < NELEM(opts) && op == NULL; i++){
+		if(strcmp(k, opts[i].name) == 0) op = &opts[i];
 	}
-#define STR(name, field) \
-	if(strcmp(k, name) == 0){ o->field = v; return 0; }
-	NUM("--port", port, 1, 65535)
-	NUM("--qos", qos, 0, 1)
-	NUM("--size", size, 128, 65000)
-	NUM("--window", window, 1, 10000)
-	NUM("--count", count, 1, 100000000)
-	NUM("--warmup-ms", warmup_ms, 0, 600000)
-	NUM("--broker-pid", broker_pid, 0, 1L << 30)
-	NUM("--pairs", pairs, 1, 10000)
-	NUM("--members", members, 1, 10000)
-	NUM("--users", users, 1, 1000000)
-	NUM("--concurrency", concurrency, 1, 256)
-	NUM("--flood", flood, 1, 256)
-	NUM("--limit", rpc_limit, 1, 1000)
-	NUM("--max-seq", max_seq, 0, 1L << 50)
-	STR("--host", host)
-	STR("--password", password)
-	STR("--archive-db", archive_db)
-	STR("--archive-sql", archive_sql)
-	STR("--room", room)
-	STR("--bind-flood", bind_flood)
-	STR("--op", op)
-	STR("--user", rpc_user)
-	STR("--with", rpc_with)
-#undef NUM
-#undef STR
-	if(strcmp(k, "--rate") == 0){
-		char *end;
-		o->rate = strtod(v, &end);
-		return (*end || o->rate < 0 || o->rate > 1e8) ? -1 : 0;
+	if(op == NULL) return -1;
+	switch(op->kind){
+		case OPT_STR:
+			set_field(o, op, v, 0);
+			return 0;
+		case OPT_REAL:
+			d = strtod(v, &end);
+			break;
+		case OPT_INT:
+		case OPT_LONG:
+			errno = 0;
+			n = strtol(v, &end, 10);
+			if(errno) return -1;
+			d = (double)n;
+			break;
 	}
-	if(strcmp(k, "--seconds") == 0){
-		char *end;
-		o->seconds = strtod(v, &end);
-		return (*end || o->seconds <= 0 || o->seconds > 3600) ? -1 : 0;
-	}
-	return -1;
+	if(*v == '\0' || *end != '\0' || !(d >= op->lo && d <= op->hi)) return -1;
+	set_field(o, op, NULL, d);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -164,7 +195,7 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	for(i = 0; i < sizeof(modes) / sizeof(modes[0]); i++){
+	for(i = 0; i < NELEM(modes); i++){
 		if(strcmp(argv[1], modes[i].name) == 0){
 			m = &modes[i];
 		}
