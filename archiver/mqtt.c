@@ -509,8 +509,16 @@ int mqtt__connect(struct mqtt *m, char *err, size_t errlen)
 	return mqtt__flush(m, err, errlen);
 }
 
+/* For sock_read and sock_write when the connection is over: close it here,
+ * once for every caller, and return their -1. */
+static ssize_t sock_fail(struct mqtt *m)
+{
+	mqtt__close(m);
+	return -1;
+}
+
 /* Read into p. Returns bytes read, 0 when nothing is there now, -1 when the
- * connection ended or failed (reason in err). */
+ * connection ended or failed (reason in err); it is closed then. */
 static ssize_t sock_read(struct mqtt *m, void *p, size_t n, char *err, size_t errlen)
 {
 	ssize_t r;
@@ -533,24 +541,24 @@ static ssize_t sock_read(struct mqtt *m, void *p, size_t n, char *err, size_t er
 		}else{
 			tls_err(m, err, errlen, "read");
 		}
-		return -1;
+		return sock_fail(m);
 	}
 	for(;;){
 		r = read(m->fd, p, n);
 		if(r > 0) return r;
 		if(r == 0){
 			mqc_seterr(err, errlen, "the broker closed the connection");
-			return -1;
+			return sock_fail(m);
 		}
 		if(errno == EINTR) continue;
 		if(errno == EAGAIN || errno == EWOULDBLOCK) return 0;
 		mqc_seterr(err, errlen, "%s", strerror(errno));
-		return -1;
+		return sock_fail(m);
 	}
 }
 
 /* Write from p. Returns bytes written, 0 when the socket is full, -1 on
- * failure (reason in err). */
+ * failure (reason in err); the connection is closed then. */
 static ssize_t sock_write(struct mqtt *m, const void *p, size_t n, char *err, size_t errlen)
 {
 	ssize_t r;
@@ -573,7 +581,7 @@ static ssize_t sock_write(struct mqtt *m, const void *p, size_t n, char *err, si
 			return 0;
 		}
 		tls_err(m, err, errlen, "write");
-		return -1;
+		return sock_fail(m);
 	}
 	for(;;){
 		r = send(m->fd, p, n, MSG_NOSIGNAL);
@@ -581,7 +589,7 @@ static ssize_t sock_write(struct mqtt *m, const void *p, size_t n, char *err, si
 		if(errno == EINTR) continue;
 		if(errno == EAGAIN || errno == EWOULDBLOCK) return 0;
 		mqc_seterr(err, errlen, "%s", strerror(errno));
-		return -1;
+		return sock_fail(m);
 	}
 }
 
@@ -599,10 +607,7 @@ int mqtt__flush(struct mqtt *m, char *err, size_t errlen)
 	}
 	while(m->out.end > m->out.start){
 		n = sock_write(m, m->out.data + m->out.start, m->out.end - m->out.start, err, errlen);
-		if(n < 0){
-			mqtt__close(m);
-			return MQC_ERR_IO;
-		}
+		if(n < 0) return MQC_ERR_IO;
 		if(n == 0) break;
 		m->out.start += (size_t)n;
 		m->last_out = time__mono_ms();
@@ -912,10 +917,7 @@ int mqtt__read(struct mqtt *m, size_t budget, char *err, size_t errlen)
 			return MQC_ERR_NOMEM;
 		}
 		n = sock_read(m, m->in.data + m->in.end, m->in.cap - m->in.end, err, errlen);
-		if(n < 0){
-			mqtt__close(m);
-			return MQC_ERR_IO;
-		}
+		if(n < 0) return MQC_ERR_IO;
 		if(n == 0) break;
 		m->in.end += (size_t)n;
 		got += (size_t)n;
