@@ -30,11 +30,10 @@ static int device_cb(const struct userdb_device *d, void *arg)
 	return MQC_OK;
 }
 
-/* cli__list's each: the user's devices, read in one transaction with the
- * check that the user exists (MQC_ERR_NOTFOUND if not). */
-static int each_device(struct userdb *udb, void *arg)
+/* The user's devices, read in one transaction with the check that the
+ * user exists (MQC_ERR_NOTFOUND if not). */
+static int each_device(struct userdb *udb, struct devices_ctx *ctx)
 {
-	struct devices_ctx *ctx = arg;
 	struct userdb_user u;
 	int rc = userdb__begin_read(udb);
 
@@ -53,13 +52,19 @@ int cli_user__devices(struct cli *cli, int argc, char **argv)
 		{0}};
 	struct cmdline cl;
 	struct devices_ctx ctx = {NULL, NULL};
+	struct userdb *udb;
 	int rc;
 
 	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
 	ctx.name = cl.args[0];
-	if((rc = cli__check_name("user", ctx.name)) != CLI_OK) return rc;
-	rc = cli__list(cli, json ? &ctx.arr : NULL, each_device, &ctx, "reading the devices");
-	return rc;
+	if((rc = cli__open_auth_for(cli, "user", ctx.name, &udb)) != CLI_OK) return rc;
+	/* Not cli__list: an unknown user is "no such user", not a failed read. */
+	rc = json && (ctx.arr = json_array()) == NULL ? MQC_ERR_NOMEM : each_device(udb, &ctx);
+	cli__close_auth(udb);
+	if(rc != MQC_OK) json_decref(ctx.arr);
+	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", ctx.name);
+	if(rc != MQC_OK) return cli__fail(rc, "reading the devices");
+	return json ? cli__print_json(ctx.arr) : CLI_OK;
 }
 
 int cli_user__revoke(struct cli *cli, int argc, char **argv)
