@@ -26,8 +26,10 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "archkey.h"
 #include "envelope.h"
 #include "err.h"
+#include "grow.h"
 #include "ingest.h"
 #include "log.h"
 #include "names.h"
@@ -122,6 +124,94 @@ static bool copy_name(const struct topic_level *l, char *out)
 	return true;
 }
 
+/* ---- contacts (docs/PROTOCOL.md, "Privacy") ----
+ * Whom a person writes to may see them: the first direct message from
+ * <from> to <to> makes <to> a contact of <from> in auth.db. The pairs
+ * known to be there are remembered by a 64-bit hash (a collision would
+ * only skip a write), so the next messages cost a lookup, not a write;
+ * the new ones of a batch are written after its commit, in one
+ * transaction. The table is emptied when it is 3/4 full (its pairs are
+ * then written again as they come: INSERT OR IGNORE). */
+
+struct contact_pair {
+	char user[NAME_MAX_LEN + 1];
+	char contact[NAME_MAX_LEN + 1];
+};
+
+/* The slot of key in the table: where it is, or the empty one where it
+ * would go. */
+static uint64_t *contact_slot(struct ingest_contacts *c, uint64_t key)
+{
+	size_t i = (size_t)key & (INGEST_CONTACT_SLOTS - 1);
+
+	while(c->known[i] != 0 && c->known[i] != key) i = (i + 1) & (INGEST_CONTACT_SLOTS - 1);
+	return &c->known[i];
+}
+
+static void contacts_forget(struct ingest_contacts *c)
+{
+	if(c->known) memset(c->known, 0, INGEST_CONTACT_SLOTS * sizeof(*c->known));
+	c->nknown = 0;
+}
+
+/* from wrote to to: note the pair if it is new. Best effort: a pair not
+ * noted (out of memory) is noted by the next message. */
+static void note_contact(struct ingest *in, const char *from, const char *to)
+{
+	struct ingest_contacts *c = &in->contacts;
+	uint64_t key = (uint64_t)archkey__id_hash(from, to) | 1, *slot;
+	struct contact_pair *fresh;
+
+	if(c->known == NULL && (c->known = calloc(INGEST_CONTACT_SLOTS, sizeof(*c->known))) == NULL){
+		return;
+	}
+	if(c->nknown >= INGEST_CONTACT_SLOTS / 4 * 3) contacts_forget(c);
+	slot = contact_slot(c, key);
+	if(*slot == key) return;
+	fresh = grow__one(c->fresh, &c->capfresh, c->nfresh, sizeof(*c->fresh), 64);
+	if(fresh == NULL) return;
+	c->fresh = fresh;
+	snprintf(fresh[c->nfresh].user, sizeof(fresh->user), "%s", from);
+	snprintf(fresh[c->nfresh].contact, sizeof(fresh->contact), "%s", to);
+	c->nfresh++;
+	*slot = key;
+	c->nknown++;
+}
+
+/* The batch was not committed: its pairs come again with its messages. */
+static void drop_batch_contacts(struct ingest_contacts *c)
+{
+	c->nfresh = 0;
+	contacts_forget(c);
+}
+
+/* Write the batch's new pairs to auth.db. A failure is logged and the
+ * table forgotten, so the pairs are tried again with the next messages;
+ * the messages themselves are committed already. */
+static void write_contacts(struct ingest *in, struct userdb *udb)
+{
+	struct ingest_contacts *c = &in->contacts;
+	int64_t now = time__now_ms();
+	size_t i;
+	int rc;
+
+	if(c->nfresh == 0) return;
+	rc = udb ? userdb__begin_write(udb) : MQC_ERR_IO;
+	for(i = 0; rc == MQC_OK && i < c->nfresh; i++){
+		rc = userdb__contact_add(udb, c->fresh[i].user, c->fresh[i].contact, now);
+		/* An account deleted since: nothing to write. */
+		if(rc == MQC_ERR_NOTFOUND || rc == MQC_ERR_INVAL) rc = MQC_OK;
+	}
+	if(rc == MQC_OK) rc = userdb__commit(udb);
+	if(rc != MQC_OK){
+		if(udb) userdb__rollback(udb);
+		log_warnx("cannot record %zu new contact(s) in the user store: %s", c->nfresh,
+				mqc_strerror(rc));
+		contacts_forget(c);
+	}
+	c->nfresh = 0;
+}
+
 /* Store or apply one message. MQC_OK when it is dealt with (stored, a
  * duplicate, a receipt applied or ignored, or refused as invalid); an
  * MQC_ERR_* when the archive could not be written. */
@@ -208,6 +298,7 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 	if(rc == MQC_OK){
 		if(done) in->stats.stored++;
 		else in->stats.duplicates++;
+		if(done && !room) note_contact(in, b, a);
 	}
 	return rc;
 }
@@ -330,14 +421,17 @@ int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb)
 		rc = process(&cm, p->topic, p->payload, p->len, p->received);
 		if(rc != MQC_OK){
 			archive__rollback(ar);
+			drop_batch_contacts(&in->contacts);
 			return rc;
 		}
 	}
 	rc = archive__commit(ar);
 	if(rc != MQC_OK){
 		archive__rollback(ar);
+		drop_batch_contacts(&in->contacts);
 		return rc;
 	}
+	write_contacts(in, udb);
 	for(p = in->pend_head; p; p = next){
 		next = p->next;
 		free(p);
@@ -453,6 +547,9 @@ void ingest__cleanup(struct ingest *in)
 	free(in->jbuf);
 	in->jbuf = NULL;
 	in->jlen = in->jcap = 0;
+	free(in->contacts.known);
+	free(in->contacts.fresh);
+	memset(&in->contacts, 0, sizeof(in->contacts));
 	if(in->journal_fd >= 0) close(in->journal_fd);
 	in->journal_fd = -1;
 }

@@ -35,6 +35,17 @@ struct ingest_stats {
 	int64_t journal_writes;
 };
 
+/* Contacts made by direct messages (ingest.c): the pairs known to be in
+ * auth.db, and the new ones of the batch being committed. */
+struct contact_pair;
+struct ingest_contacts {
+	uint64_t *known;            /* INGEST_CONTACT_SLOTS hashes; 0: empty */
+	size_t nknown;
+	struct contact_pair *fresh;
+	size_t nfresh, capfresh;
+};
+#define INGEST_CONTACT_SLOTS 65536
+
 /* The fields are ingest.c's; the daemon reads stats only. */
 struct ingest {
 	char journal_path[4096];
@@ -51,6 +62,7 @@ struct ingest {
 	int64_t invalid_window;
 	int invalid_logged;
 	int64_t invalid_suppressed;
+	struct ingest_contacts contacts;
 	struct ingest_stats stats;
 };
 

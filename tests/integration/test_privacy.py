@@ -8,6 +8,7 @@ import time
 import pytest
 
 import harness
+from archiver_util import arch_env, publish_many  # noqa: F401 (a fixture)
 from plugin_util import Sync, expect_none, get, login, presence, presence_of, subscribe_ok
 
 PW = "password-xxxx"
@@ -105,3 +106,34 @@ def test_refused_deliveries_are_not_logged(priv, clients):
     assert set(seen(dave)) == {"dave"}
     log = priv.output()
     assert "denied delivery" not in log, "a privacy refusal was logged: %s" % log[-2000:]
+
+
+def contacts(store):
+    return sorted(store.sql("SELECT user, contact FROM contacts"))
+
+
+def test_writing_to_someone_makes_you_their_contact(arch_env):
+    """The archiver records, as it stores a direct message, that its
+    recipient may see its sender: dave writes to alice, so alice sees
+    dave; room messages and receipts make nobody a contact."""
+    env = arch_env(users=("alice", "dave", "erin"), rooms={"hall": ("dave", "erin")})
+    alice, dave = env.user("alice", client_id="alice@phone"), env.user("dave", client_id="dave@phone")
+    subscribe_ok(alice, presence("+"))
+    assert "dave" not in seen(alice, 0.5)
+    publish_many(dave, "chat/inbox/alice/dave", 3)
+    publish_many(dave, "chat/room/hall/dave", 2, prefix="h")
+    publish_many(alice, "chat/inbox/dave/alice", 1, prefix="r")
+    env.wait_rows(6)
+    harness.wait_for(lambda: contacts(env.store) == [("alice", "dave"), ("dave", "alice")], 5,
+                     what="the two direct-message contacts")
+    Sync(env.store, alice)()
+    alice.c.unsubscribe(presence("+"))
+    subscribe_ok(alice, presence("+"))
+    assert seen(alice).get("dave") == "online"
+    # One row per pair, however many messages: a restart of the archiver
+    # does not add them twice either.
+    env.arch.stop()
+    env.arch.start()
+    publish_many(dave, "chat/inbox/alice/dave", 2, prefix="again")
+    env.wait_rows(8)
+    assert contacts(env.store) == [("alice", "dave"), ("dave", "alice")]
