@@ -302,6 +302,36 @@ static int run_one(struct userdb *udb, const char *sql, int n, const char *const
 	return changes > 0 ? MQC_OK : MQC_ERR_NOTFOUND;
 }
 
+/* run with an integer after the n texts: parameter n + 1 is v. */
+static int run_int64(struct userdb *udb, const char *sql, int n, const char *const *args, int64_t v)
+{
+	sqlite3_stmt *st;
+	int rc = prepare_bind(udb, sql, &st, n, args);
+
+	if(rc) return rc;
+	if(sqlite3_bind_int64(st, n + 1, v) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return MQC_ERR_DB;
+	}
+	return finish(udb, st, NULL);
+}
+
+/* run and run_one for the many statements of two text parameters, a row
+ * (a, b) of a two-column relation such as members or blocks. */
+static int run_pair(struct userdb *udb, const char *sql, const char *a, const char *b)
+{
+	const char *args[2] = {a, b};
+
+	return run(udb, sql, NULL, 2, args);
+}
+
+static int run_pair_one(struct userdb *udb, const char *sql, const char *a, const char *b)
+{
+	const char *args[2] = {a, b};
+
+	return run_one(udb, sql, 2, args);
+}
+
 static bool exists(struct userdb *udb, const char *sql, const char *a, const char *b)
 {
 	sqlite3_stmt *st;
@@ -312,6 +342,15 @@ static bool exists(struct userdb *udb, const char *sql, const char *a, const cha
 	found = (sqlite3_step(st) == SQLITE_ROW);
 	sqlite3_finalize(st);
 	return found;
+}
+
+/* End a look-up of one row by key: finalize st, then MQC_OK if rc (the
+ * step) found the row, MQC_ERR_NOTFOUND if there was none, or rc's MQC_ERR_*. */
+static int row_end(sqlite3_stmt *st, int rc)
+{
+	sqlite3_finalize(st);
+	if(rc == SQLITE_ROW) return MQC_OK;
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
 }
 
 /* End a walk over st's rows (the *_each functions): finalize st, then
@@ -347,9 +386,7 @@ static int get_int64(struct userdb *udb, const char *sql, const char *arg, int64
 	if(rc) return rc;
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if(rc == SQLITE_ROW) return MQC_OK;
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
+	return row_end(st, rc);
 }
 
 int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, int64_t *deleted)
@@ -364,9 +401,7 @@ int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, 
 		*created = sqlite3_column_int64(st, 0);
 		*deleted = sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
-	if(rc == SQLITE_ROW) return MQC_OK;
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
+	return row_end(st, rc);
 }
 
 int userdb__retired_each(struct userdb *udb,
@@ -413,7 +448,6 @@ static bool user_args_valid(const char *name, enum user_kind kind, const char *n
 static int insert_user(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash, int64_t created)
 {
-	sqlite3_stmt *st;
 	const char *args[4];
 	int rc;
 
@@ -421,11 +455,8 @@ static int insert_user(struct userdb *udb, const char *name, enum user_kind kind
 	args[1] = user_kind__name(kind);
 	args[2] = nick;
 	args[3] = pwhash;
-	rc = prepare_bind(udb, "INSERT INTO users(name, kind, nick, pwhash, enabled, created)"
-			" VALUES(?, ?, ?, ?, 1, ?)", &st, 4, args);
-	if(rc) return rc;
-	sqlite3_bind_int64(st, 5, created);
-	rc = finish(udb, st, NULL);
+	rc = run_int64(udb, "INSERT INTO users(name, kind, nick, pwhash, enabled, created)"
+			" VALUES(?, ?, ?, ?, 1, ?)", 4, args, created);
 	if(rc) return rc;
 	return run(udb, "DELETE FROM retired WHERE name=?", NULL, 1, &name);
 }
@@ -608,23 +639,18 @@ int userdb__room_get(struct userdb *udb, const char *room, int *retention_days, 
 		if(retention_days) *retention_days = sqlite3_column_int(st, 0);
 		if(created) *created = sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
-	if(rc == SQLITE_ROW) return MQC_OK;
-	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
+	return row_end(st, rc);
 }
 
 int userdb__member_add(struct userdb *udb, const char *room, const char *user)
 {
-	const char *args[2] = {room, user};
-
 	if(!room_exists(udb, room) || !user_exists(udb, user)) return MQC_ERR_NOTFOUND;
-	return run(udb, "INSERT INTO members(room, user) VALUES(?, ?)", NULL, 2, args);
+	return run_pair(udb, "INSERT INTO members(room, user) VALUES(?, ?)", room, user);
 }
 
 int userdb__member_remove(struct userdb *udb, const char *room, const char *user)
 {
-	const char *args[2] = {room, user};
-	return run_one(udb, "DELETE FROM members WHERE room=? AND user=?", 2, args);
+	return run_pair_one(udb, "DELETE FROM members WHERE room=? AND user=?", room, user);
 }
 
 bool userdb__is_member(struct userdb *udb, const char *room, const char *user)
@@ -692,16 +718,13 @@ int userdb__member_each(struct userdb *udb, const char *room, const char *user,
 
 int userdb__block_add(struct userdb *udb, const char *user, const char *blocked)
 {
-	const char *args[2] = {user, blocked};
-
 	if(!user_exists(udb, user) || !user_exists(udb, blocked)) return MQC_ERR_NOTFOUND;
-	return run(udb, "INSERT OR IGNORE INTO blocks(user, blocked) VALUES(?, ?)", NULL, 2, args);
+	return run_pair(udb, "INSERT OR IGNORE INTO blocks(user, blocked) VALUES(?, ?)", user, blocked);
 }
 
 int userdb__block_del(struct userdb *udb, const char *user, const char *blocked)
 {
-	const char *args[2] = {user, blocked};
-	return run_one(udb, "DELETE FROM blocks WHERE user=? AND blocked=?", 2, args);
+	return run_pair_one(udb, "DELETE FROM blocks WHERE user=? AND blocked=?", user, blocked);
 }
 
 int userdb__block_each(struct userdb *udb, const char *user,
@@ -717,30 +740,21 @@ int userdb__block_each(struct userdb *udb, const char *user,
 int userdb__device_set(struct userdb *udb, const char *user, const char *device,
 		const char *token_sha256, int64_t now)
 {
-	sqlite3_stmt *st;
 	const char *args[3] = {user, device, token_sha256};
 	unsigned char digest[DEVTOKEN_DIGEST_LEN];
-	int rc;
 
 	if(device == NULL || !names__valid_device(device, strlen(device))
 			|| !devtoken__from_hex(token_sha256, digest)){
 		return MQC_ERR_INVAL;
 	}
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
-	rc = prepare_bind(udb, "INSERT OR REPLACE INTO devices(user, device, token_sha256, created,"
-			" last_seen) VALUES(?, ?, ?, ?4, ?4)", &st, 3, args);
-	if(rc) return rc;
-	if(sqlite3_bind_int64(st, 4, now) != SQLITE_OK){
-		sqlite3_finalize(st);
-		return MQC_ERR_DB;
-	}
-	return finish(udb, st, NULL);
+	return run_int64(udb, "INSERT OR REPLACE INTO devices(user, device, token_sha256, created,"
+			" last_seen) VALUES(?, ?, ?, ?4, ?4)", 3, args, now);
 }
 
 int userdb__device_del(struct userdb *udb, const char *user, const char *device)
 {
-	const char *args[2] = {user, device};
-	return run_one(udb, "DELETE FROM devices WHERE user=? AND device=?", 2, args);
+	return run_pair_one(udb, "DELETE FROM devices WHERE user=? AND device=?", user, device);
 }
 
 int userdb__device_del_others(struct userdb *udb, const char *user, const char *keep, int *count)
@@ -775,18 +789,10 @@ int userdb__device_each(struct userdb *udb, const char *user,
 
 int userdb__device_seen(struct userdb *udb, const char *user, const char *device, int64_t ts)
 {
-	sqlite3_stmt *st;
 	const char *args[2] = {user, device};
-	int rc;
 
-	rc = prepare_bind(udb, "UPDATE devices SET last_seen=?3 WHERE user=?1 AND device=?2"
-			" AND last_seen<?3", &st, 2, args);
-	if(rc) return rc;
-	if(sqlite3_bind_int64(st, 3, ts) != SQLITE_OK){
-		sqlite3_finalize(st);
-		return MQC_ERR_DB;
-	}
-	return finish(udb, st, NULL);
+	return run_int64(udb, "UPDATE devices SET last_seen=?3 WHERE user=?1 AND device=?2"
+			" AND last_seen<?3", 2, args, ts);
 }
 
 /* ---- privacy and contacts ---- */
@@ -876,26 +882,17 @@ int userdb__privacy_each(struct userdb *udb,
 
 int userdb__contact_add(struct userdb *udb, const char *user, const char *contact, int64_t since)
 {
-	sqlite3_stmt *st;
 	const char *args[2] = {user, contact};
-	int rc;
 
 	if(user == NULL || contact == NULL || !strcmp(user, contact)) return MQC_ERR_INVAL;
 	if(!user_exists(udb, user) || !user_exists(udb, contact)) return MQC_ERR_NOTFOUND;
-	rc = prepare_bind(udb, "INSERT OR IGNORE INTO contacts(user, contact, since) VALUES(?, ?, ?3)",
-			&st, 2, args);
-	if(rc) return rc;
-	if(sqlite3_bind_int64(st, 3, since) != SQLITE_OK){
-		sqlite3_finalize(st);
-		return MQC_ERR_DB;
-	}
-	return finish(udb, st, NULL);
+	return run_int64(udb, "INSERT OR IGNORE INTO contacts(user, contact, since) VALUES(?, ?, ?3)",
+			2, args, since);
 }
 
 int userdb__contact_del(struct userdb *udb, const char *user, const char *contact)
 {
-	const char *args[2] = {user, contact};
-	return run_one(udb, "DELETE FROM contacts WHERE user=? AND contact=?", 2, args);
+	return run_pair_one(udb, "DELETE FROM contacts WHERE user=? AND contact=?", user, contact);
 }
 
 int userdb__contact_each(struct userdb *udb, const char *user,
