@@ -79,7 +79,7 @@ static bool opt_int(json_t *req, const char *key, json_int_t min, json_int_t max
 
 /* An optional name member: NULL if absent; *bad set if present but not a
  * valid name. */
-static const char *opt_name(json_t *req, const char *key, bool *bad)
+const char *rpc__opt_name(json_t *req, const char *key, bool *bad)
 {
 	json_t *v = json_object_get(req, key);
 
@@ -337,8 +337,8 @@ static json_t *op_history(struct rpc_req *r)
 	int64_t since = 0;
 	json_t *msgs, *refused;
 
-	with = opt_name(r->req, "with", &bad);
-	room = opt_name(r->req, "room", &bad);
+	with = rpc__opt_name(r->req, "with", &bad);
+	room = rpc__opt_name(r->req, "room", &bad);
 	if(bad) return rpc__fail(r->id, "bad_request", "\"with\" and \"room\" must be valid names");
 	if((with == NULL) == (room == NULL)){
 		return rpc__fail(r->id, "bad_request", "give exactly one of \"with\" and \"room\"");
@@ -572,12 +572,16 @@ static json_t *op_whois(struct rpc_req *r)
 {
 	struct userdb_user u;
 	const char *who;
-	bool bad = false;
+	bool bad = false, shown = false;
 	int rc;
 
-	who = opt_name(r->req, "user", &bad);
+	who = rpc__opt_name(r->req, "user", &bad);
 	if(who == NULL) return rpc__fail(r->id, "bad_request", "\"user\" must be a valid user name");
-	rc = userdb__user_get(r->d->udb, who, &u);
+	/* Someone who does not show me their presence is, to me, nobody:
+	 * the same answer as a name no account has. */
+	rc = userdb__sees(r->d->udb, who, r->user, &shown);
+	if(rc == MQC_OK && !shown) rc = MQC_ERR_NOTFOUND;
+	if(rc == MQC_OK) rc = userdb__user_get(r->d->udb, who, &u);
 	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	return profile_answer(r, &u, "user");
@@ -675,7 +679,7 @@ static json_t *block_op(struct rpc_req *r, bool add)
 	bool bad = false;
 	int rc;
 
-	who = opt_name(r->req, "user", &bad);
+	who = rpc__opt_name(r->req, "user", &bad);
 	if(who == NULL) return rpc__fail(r->id, "bad_request", "\"user\" must be a valid user name");
 	if(strcmp(who, r->user) == 0) return rpc__fail(r->id, "bad_request", "you cannot block yourself");
 	rc = add ? userdb__block_add(r->d->udb, r->user, who) : userdb__block_del(r->d->udb, r->user, who);
@@ -735,6 +739,10 @@ static const struct {
 	{"device_token", rpc__op_device_token},
 	{"devices", rpc__op_devices},
 	{"device_revoke", rpc__op_device_revoke},
+	{"privacy", rpc__op_privacy},
+	{"contacts", rpc__op_contacts},
+	{"contact_add", rpc__op_contact_add},
+	{"contact_remove", rpc__op_contact_remove},
 };
 
 json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,

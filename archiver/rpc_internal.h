@@ -1,5 +1,5 @@
 /* rpc_internal.h - what rpc.c shares with the files of its other ops
- * (rpc_devices.c): the request being answered and the helpers every op
+ * (rpc_devices.c, rpc_privacy.c): the request being answered and the helpers every op
  * answers with. Nothing outside the RPC files includes it; the daemon sees
  * rpc__handle in daemon.h. */
 #ifndef MQCHAT_RPC_INTERNAL_H
@@ -53,9 +53,19 @@ json_t *rpc__revoke_arg(struct rpc_req *r, struct rpc_revoke_ask *ask);
  * names a device without a token, else MQC_OK or the store's MQC_ERR_*. */
 int rpc__revoke(struct rpc_req *r, const struct rpc_revoke_ask *ask, int *count);
 
+/* An optional name member of req: NULL if absent; *bad set if present but
+ * not a valid account or room name. */
+const char *rpc__opt_name(json_t *req, const char *key, bool *bad);
+
 /* ---- the ops of rpc_devices.c ---- */
 json_t *rpc__op_device_token(struct rpc_req *r);
 json_t *rpc__op_devices(struct rpc_req *r);
 json_t *rpc__op_device_revoke(struct rpc_req *r);
+
+/* ---- the ops of rpc_privacy.c ---- */
+json_t *rpc__op_privacy(struct rpc_req *r);
+json_t *rpc__op_contacts(struct rpc_req *r);
+json_t *rpc__op_contact_add(struct rpc_req *r);
+json_t *rpc__op_contact_remove(struct rpc_req *r);
 
 #endif

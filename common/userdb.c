@@ -749,7 +749,7 @@ int userdb__device_set(struct userdb *udb, const char *user, const char *device,
 	}
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
 	return run_int64(udb, "INSERT OR REPLACE INTO devices(user, device, token_sha256, created,"
-			" last_seen) VALUES(?, ?, ?, ?4, ?4)", 3, args, now);
+			" last_seen) VALUES(?, ?, ?, ?4, 0)", 3, args, now);
 }
 
 int userdb__device_del(struct userdb *udb, const char *user, const char *device)
@@ -893,6 +893,24 @@ int userdb__contact_add(struct userdb *udb, const char *user, const char *contac
 int userdb__contact_del(struct userdb *udb, const char *user, const char *contact)
 {
 	return run_pair_one(udb, "DELETE FROM contacts WHERE user=? AND contact=?", user, contact);
+}
+
+int userdb__sees(struct userdb *udb, const char *target, const char *viewer, bool *out)
+{
+	struct userdb_privacy p;
+	int rc = userdb__privacy_get(udb, target, &p);
+
+	*out = false;
+	if(rc != MQC_OK) return rc;
+	if(!strcmp(target, viewer) || p.presence == PRIVACY_EVERYONE){
+		*out = true;
+		return MQC_OK;
+	}
+	if(p.presence == PRIVACY_NOBODY) return MQC_OK;
+	*out = exists(udb, "SELECT 1 FROM contacts WHERE user=?1 AND contact=?2"
+			" UNION ALL SELECT 1 FROM members a JOIN members b ON a.room=b.room"
+			" WHERE a.user=?1 AND b.user=?2 LIMIT 1", target, viewer);
+	return MQC_OK;
 }
 
 int userdb__contact_each(struct userdb *udb, const char *user,

@@ -235,6 +235,11 @@ int userdb__privacy_each(struct userdb *udb,
 int userdb__contact_add(struct userdb *udb, const char *user, const char *contact, int64_t since);
 /* MQC_ERR_NOTFOUND if contact was not one. */
 int userdb__contact_del(struct userdb *udb, const char *user, const char *contact);
+/* May viewer see target's presence and whois? The rule of
+ * docs/PROTOCOL.md ("Privacy"), read from the store: the plugin applies
+ * the same rule to its snapshot (snapshot__sees). MQC_OK with *out, or
+ * MQC_ERR_NOTFOUND when target is no account. */
+int userdb__sees(struct userdb *udb, const char *target, const char *viewer, bool *out);
 /* user's contacts (NULL: everybody's), by user then contact. A store
  * opened read-only at an older version has none. */
 int userdb__contact_each(struct userdb *udb, const char *user,

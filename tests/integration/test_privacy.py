@@ -8,7 +8,7 @@ import time
 import pytest
 
 import harness
-from archiver_util import arch_env, publish_many  # noqa: F401 (a fixture)
+from archiver_util import Rpc, arch_env, publish_many  # noqa: F401 (a fixture)
 from plugin_util import Sync, expect_none, get, login, presence, presence_of, subscribe_ok
 
 PW = "password-xxxx"
@@ -137,3 +137,59 @@ def test_writing_to_someone_makes_you_their_contact(arch_env):
     publish_many(dave, "chat/inbox/alice/dave", 2, prefix="again")
     env.wait_rows(8)
     assert contacts(env.store) == [("alice", "dave"), ("dave", "alice")]
+
+
+def test_privacy_ops(arch_env):
+    env = arch_env(users=("alice", "bob", "carol"), rooms={"team": ("alice", "bob")})
+    alice, carol = env.user("alice", client_id="alice@phone"), env.user("carol", client_id="carol@phone")
+    ra, rc = Rpc(alice, "alice"), Rpc(carol, "carol")
+
+    def fails(rpc, code, op, **args):
+        ans = rpc.call(op, **args)
+        assert ans["ok"] is False and ans["error"] == code, ans
+        return ans
+
+    ans = ra.call("privacy")
+    assert (ans["ok"], ans["presence"], ans["room_adds"]) == (True, "contacts", "contacts")
+    # Bad values change nothing.
+    for bad in ({"presence": "friends"}, {"presence": 1}, {"room_adds": None}, {"room_adds": "Everyone"}):
+        fails(ra, "bad_request", "privacy", **bad)
+    assert ra.call("privacy")["presence"] == "contacts"
+    assert env.store.sql("SELECT count(*) FROM privacy") == [(0,)]
+
+    # whois: carol shares nothing with alice: alice is nobody to her.
+    fails(rc, "not_found", "whois", user="alice")
+    assert rc.call("whois", user="carol")["user"] == "carol"
+    assert ra.call("whois", user="bob")["user"] == "bob"            # a shared room
+    ans = ra.call("privacy", presence="everyone")
+    assert (ans["presence"], ans["room_adds"]) == ("everyone", "contacts")
+    assert rc.call("whois", user="alice")["user"] == "alice"
+    ans = ra.call("privacy", presence="nobody", room_adds="nobody")
+    assert (ans["presence"], ans["room_adds"]) == ("nobody", "nobody")
+    fails(rc, "not_found", "whois", user="alice")
+    # Even bob, in her room, no longer gets her presence: in force with
+    # the answer.
+    bob = env.user("bob", client_id="bob@phone")
+    subscribe_ok(bob, presence("alice"))
+    assert "alice" not in seen(bob, 0.5)
+    ra.call("privacy", presence="contacts")
+
+    # Contacts: alice adds carol, who then sees her at once.
+    fails(ra, "bad_request", "contact_add", user="alice")
+    fails(ra, "bad_request", "contact_add", user="Carol")
+    fails(ra, "bad_request", "contact_add")
+    fails(ra, "not_found", "contact_add", user="zed")
+    assert ra.call("contacts")["contacts"] == []
+    assert ra.call("contact_add", user="carol")["ok"] is True
+    assert ra.call("contact_add", user="carol")["ok"] is True     # twice: the same
+    got = ra.call("contacts")["contacts"]
+    assert [c["user"] for c in got] == ["carol"] and isinstance(got[0]["since"], int)
+    assert rc.call("whois", user="alice")["user"] == "alice"
+    subscribe_ok(carol, presence("alice"))
+    assert seen(carol).get("alice") == "online"
+    # One way: carol did not become visible to alice by it.
+    fails(ra, "not_found", "whois", user="carol")
+    assert ra.call("contact_remove", user="carol")["ok"] is True
+    assert ra.call("contact_remove", user="carol")["ok"] is True
+    fails(rc, "not_found", "whois", user="alice")
+    assert ra.call("contacts")["contacts"] == []
