@@ -148,17 +148,7 @@ static int state_path(const struct options *opt, char *path, size_t len, bool cr
 	if(xdg && *xdg) snprintf(dir, sizeof(dir), "%s/mqchat", xdg);
 	else if(home && *home) snprintf(dir, sizeof(dir), "%s/.local/state/mqchat", home);
 	else return -1;
-	if(create){
-		char *p;
-		/* mkdir -p with private permissions */
-		for(p = dir + 1; *p; p++){
-			if(*p != '/') continue;
-			*p = '\0';
-			if(mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
-			*p = '/';
-		}
-		if(mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
-	}
+	if(create && util__mkdirs(dir) != 0) return -1;
 	snprintf(path, len, "%s/%s@%s.seq", dir, opt->user, opt->device);
 	return 0;
 }

@@ -106,10 +106,7 @@ static bool answered(struct session *s, void *arg)
 	return s->rpc_resp != NULL;
 }
 
-/* Ask login_status about user. Returns the answer (new reference) or NULL
- * if there is none: _register refused (5 a minute per address), no plugin
- * that knows the request, no answer in time. Prints nothing. */
-static json_t *ask_status(struct options *opt, const char *user)
+json_t *login__status(struct options *opt, const char *user)
 {
 	struct session s;
 	const char *topics[1];
@@ -151,7 +148,11 @@ done:
 
 int login__why_refused(struct options *opt, const char *user)
 {
-	json_t *resp = ask_status(opt, user);
+	return login__say_status(user, login__status(opt, user));
+}
+
+int login__say_status(const char *user, json_t *resp)
+{
 	const char *status = json_string_value(json_object_get(resp, "status"));
 	json_int_t retry = json_integer_value(json_object_get(resp, "retry_ms"));
 

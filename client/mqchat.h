@@ -44,6 +44,8 @@ struct options {
 	int timeout_s;
 	bool json;
 	char *password;     /* resolved by options__password, then cached */
+	bool prompted;      /* ... and it came from the prompt */
+	bool want_token;    /* store a device token after a password login (login) */
 };
 
 /* ---- options.c ---- */
@@ -62,8 +64,19 @@ int options__parse(struct options *opt, int argc, char **argv, int *next, bool *
 /* Check the user is set and valid; EXIT_OK or EXIT_USAGE (message printed). */
 int options__need_user(const struct options *opt);
 /* Resolve the password: --password-file, MQCHAT_PASSWORD, then a prompt
- * without echo on /dev/tty. Returns EXIT_OK (opt->password set) or EXIT_USAGE. */
+ * without echo on /dev/tty (then opt->prompted). Returns EXIT_OK
+ * (opt->password set) or EXIT_USAGE. */
 int options__password(struct options *opt);
+/* True if a password was given (--password-file, MQCHAT_PASSWORD, or set
+ * by the command): it wins over a stored device token. */
+bool options__explicit_password(const struct options *opt);
+/* The client's folder: $XDG_CONFIG_HOME/mqchat or ~/.config/mqchat, into
+ * dir (len bytes). 0, or -1 if neither variable is set. */
+int options__config_dir(char *dir, size_t len);
+/* EXIT_OK if only its owner may access the open file fp (what, path: how
+ * to name it); else EXIT_USAGE, said, with the command that fixes it. The
+ * caller closes fp either way. */
+int options__check_private(FILE *fp, const char *what, const char *path);
 /* Prompt on /dev/tty without echo (common/prompt.h) and read one line into
  * buf (at most len bytes with the NUL). Returns 0, -1 if there is no
  * terminal or the read failed, EXIT_USAGE (said) if the line is too long. */
@@ -85,6 +98,9 @@ void util__fmt_time(int64_t ms, bool full, char *out, size_t len);
 /* Read all of fp into a new NUL-terminated buffer (caller frees); *len is its
  * length. Returns NULL (errno set) on error or if over max bytes. */
 char *util__read_all(FILE *fp, size_t max, size_t *len);
+/* mkdir -p dir, every folder it makes private (0700); dir is restored
+ * after. 0, or -1 with errno set. */
+int util__mkdirs(char *dir);
 /* Validate a text body: non-empty, <= BODY_MAX, valid UTF-8, no NUL.
  * Returns EXIT_OK, or an exit code after printing "Error: ...". */
 int util__check_body(const char *body, size_t len);
@@ -106,6 +122,13 @@ const char *login__device_problem(const char *s, char *buf, size_t len);
  * attempts: wait N s", "account disabled", "wrong user name or password",
  * or a line naming both causes if there is no answer). Returns EXIT_AUTH. */
 int login__why_refused(struct options *opt, const char *user);
+/* Ask login_status about user. Returns the answer (new reference) or NULL
+ * if there is none: _register refused (5 a minute per address), no plugin
+ * that knows the request, no answer in time. Prints nothing. */
+json_t *login__status(struct options *opt, const char *user);
+/* Print what the login_status answer resp (taken: freed here; NULL for
+ * none) means for user, as login__why_refused does. Returns EXIT_AUTH. */
+int login__say_status(const char *user, json_t *resp);
 
 /* ---- the command table (main.c) ---- */
 

@@ -109,10 +109,7 @@ static char *trim(char *s)
 	return s;
 }
 
-/* EXIT_OK if only its owner may access the open file fp (what, path: how
- * to name it); else EXIT_USAGE, said, with the command that fixes it. The
- * caller closes fp either way. */
-static int check_private(FILE *fp, const char *what, const char *path)
+int options__check_private(FILE *fp, const char *what, const char *path)
 {
 	struct stat st;
 
@@ -124,18 +121,26 @@ static int check_private(FILE *fp, const char *what, const char *path)
 	return EXIT_OK;
 }
 
+int options__config_dir(char *dir, size_t len)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if(xdg && *xdg) snprintf(dir, len, "%s/mqchat", xdg);
+	else if(home && *home) snprintf(dir, len, "%s/.config/mqchat", home);
+	else return -1;
+	return 0;
+}
+
 /* Read "key = value" lines; the file must not be readable by group/others
  * since it may name a password file. A missing file is no error. */
 static int read_config(struct options *opt)
 {
-	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-	char path[4096], line[4096], where[4200];
+	char dir[4096], path[4200], line[4096], where[4300];
 	FILE *fp;
 	int lineno = 0, rc = EXIT_OK;
 
-	if(xdg && *xdg) snprintf(path, sizeof(path), "%s/mqchat/config", xdg);
-	else if(home && *home) snprintf(path, sizeof(path), "%s/.config/mqchat/config", home);
-	else return EXIT_OK;
+	if(options__config_dir(dir, sizeof(dir)) != 0) return EXIT_OK;
+	snprintf(path, sizeof(path), "%s/config", dir);
 
 	fp = fopen(path, "r");
 	if(fp == NULL){
@@ -143,7 +148,7 @@ static int read_config(struct options *opt)
 		util__error("cannot read %s: %s", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if((rc = check_private(fp, "config file", path))){
+	if((rc = options__check_private(fp, "config file", path))){
 		fclose(fp);
 		return rc;
 	}
@@ -260,7 +265,7 @@ static int read_password_file(const char *path, char *buf, size_t len)
 		util__error("cannot read password file %s: %s", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if(check_private(fp, "password file", path)){
+	if(options__check_private(fp, "password file", path)){
 		fclose(fp);
 		return EXIT_USAGE;
 	}
@@ -298,6 +303,7 @@ int options__password(struct options *opt)
 		}
 	}
 	if(rc == EXIT_OK){
+		opt->prompted = opt->password_file == NULL && !(env && *env);
 		opt->password = strdup(buf);
 		if(opt->password == NULL){
 			util__error("out of memory");
@@ -306,6 +312,13 @@ int options__password(struct options *opt)
 	}
 	explicit_bzero(buf, sizeof(buf));
 	return rc;
+}
+
+bool options__explicit_password(const struct options *opt)
+{
+	const char *env = getenv("MQCHAT_PASSWORD");
+
+	return opt->password != NULL || opt->password_file != NULL || (env && *env);
 }
 
 int options__prompt(const char *prompt, char *buf, size_t len)

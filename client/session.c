@@ -3,12 +3,16 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include <openssl/crypto.h>
+
 #include "session.h"
 #include "timeutil.h"
+#include "token.h"
 
 #define KEEPALIVE_S 30
 #define BACKOFF_MIN_MS 250
@@ -66,7 +70,9 @@ static void connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
 	s->connack = rc;
 	if(rc != 0){
 		if(s->ever_connected){
-			fprintf(stderr, "Error: reconnect refused: %s\n", mosquitto_reason_string(rc));
+			fprintf(stderr, "Error: reconnect refused: %s%s\n", mosquitto_reason_string(rc),
+					s->use_token ? " (the device token was revoked or replaced: run a "
+					"command with the password to log in again)" : "");
 			s->fatal = (rc == MQTT_RC_BAD_USERNAME_OR_PASSWORD || rc == MQTT_RC_NOT_AUTHORIZED)
 				? EXIT_AUTH : EXIT_UNREACH;
 		}
@@ -200,9 +206,76 @@ static void message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_
 
 /* ---- set-up ---- */
 
+/* The client id of a one-shot command without a token: a new one each
+ * run, device + "." + 8 hex within the 64-character device part. */
+static void random_client_id(struct session *s)
+{
+	char hex[9];
+
+	util__randhex(hex, 4);
+	snprintf(s->client_id, sizeof(s->client_id), "%s@%.*s.%s", s->opt->user,
+			DEVICE_MAX_LEN - 9, s->opt->device, hex);
+}
+
+static void drop_token(struct session *s)
+{
+	OPENSSL_cleanse(s->token, sizeof(s->token));
+	s->token[0] = '\0';
+	s->use_token = false;
+	if(s->lock_fd >= 0) close(s->lock_fd);
+	s->lock_fd = -1;
+}
+
+/* Use the stored token of this kind of session, unless a password is
+ * given (it wins) or `login` wants a new one. */
+static int pick_token(struct session *s)
+{
+	char dev[DEVICE_MAX_LEN + 1];
+	int rc;
+
+	if(options__explicit_password(s->opt) || s->opt->want_token) return EXIT_OK;
+	if(s->kind == SESSION_PERSISTENT) snprintf(dev, sizeof(dev), "%s", s->opt->device);
+	else token__oneshot_device(s->opt->device, dev);
+	rc = token__load(s->opt, dev, s->token);
+	if(rc || s->token[0] == '\0') return rc;
+	if(s->kind == SESSION_ONESHOT){
+		s->lock_fd = token__lock(s->opt, dev, session__deadline(s));
+		if(s->lock_fd < 0){
+			drop_token(s); /* busy for --timeout: the password, as before tokens */
+			return EXIT_OK;
+		}
+	}
+	snprintf(s->token_dev, sizeof(s->token_dev), "%s", dev);
+	s->use_token = true;
+	return EXIT_OK;
+}
+
+/* A new libmosquitto client for s->client_id (the old one, if any, goes). */
+static int new_client(struct session *s)
+{
+	if(s->mosq) mosquitto_destroy(s->mosq);
+	s->mosq = mosquitto_new(s->client_id, s->kind != SESSION_PERSISTENT, s);
+	if(s->mosq == NULL){
+		util__error("cannot create the MQTT client: %s", strerror(errno));
+		return EXIT_FAILED;
+	}
+	mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+	mosquitto_connect_v5_callback_set(s->mosq, connect_cb);
+	mosquitto_disconnect_v5_callback_set(s->mosq, disconnect_cb);
+	mosquitto_subscribe_v5_callback_set(s->mosq, subscribe_cb);
+	mosquitto_unsubscribe_v5_callback_set(s->mosq, unsubscribe_cb);
+	mosquitto_publish_v5_callback_set(s->mosq, publish_cb);
+	mosquitto_message_v5_callback_set(s->mosq, message_cb);
+	return EXIT_OK;
+}
+
 int session__init(struct session *s, struct options *opt, enum session_kind kind)
 {
+	int rc;
+
 	memset(s, 0, sizeof(*s));
+	s->lock_fd = -1;
 	s->opt = opt;
 	s->kind = kind;
 	s->connack = -1;
@@ -221,14 +294,13 @@ int session__init(struct session *s, struct options *opt, enum session_kind kind
 		topic__build(s->rpc_topic, sizeof(s->rpc_topic), TOPIC_RPC_RESP, opt->user, NULL);
 		topic__build(s->rpc_req, sizeof(s->rpc_req), TOPIC_RPC_REQ, opt->user, NULL);
 		topic__build(s->notice_topic, sizeof(s->notice_topic), TOPIC_NOTICE, opt->user, NULL);
+		if((rc = pick_token(s))) return rc;
 		if(kind == SESSION_PERSISTENT){
 			snprintf(s->client_id, sizeof(s->client_id), "%s@%s", opt->user, opt->device);
+		}else if(s->use_token){
+			snprintf(s->client_id, sizeof(s->client_id), "%s@%s", opt->user, s->token_dev);
 		}else{
-			char hex[9];
-			util__randhex(hex, 4);
-			/* device + "." + 8 hex stays within the 64-character device part */
-			snprintf(s->client_id, sizeof(s->client_id), "%s@%.*s.%s", opt->user,
-					DEVICE_MAX_LEN - 9, opt->device, hex);
+			random_client_id(s);
 		}
 	}
 	if(kind != SESSION_REGISTER){
@@ -243,20 +315,7 @@ int session__init(struct session *s, struct options *opt, enum session_kind kind
 			return EXIT_USAGE;
 		}
 	}
-	s->mosq = mosquitto_new(s->client_id, kind != SESSION_PERSISTENT, s);
-	if(s->mosq == NULL){
-		util__error("cannot create the MQTT client: %s", strerror(errno));
-		return EXIT_FAILED;
-	}
-	mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-	mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-	mosquitto_connect_v5_callback_set(s->mosq, connect_cb);
-	mosquitto_disconnect_v5_callback_set(s->mosq, disconnect_cb);
-	mosquitto_subscribe_v5_callback_set(s->mosq, subscribe_cb);
-	mosquitto_unsubscribe_v5_callback_set(s->mosq, unsubscribe_cb);
-	mosquitto_publish_v5_callback_set(s->mosq, publish_cb);
-	mosquitto_message_v5_callback_set(s->mosq, message_cb);
-	return EXIT_OK;
+	return new_client(s);
 }
 
 static bool connack_seen(struct session *s, void *arg)
@@ -284,6 +343,34 @@ static int subscribe_notices(struct session *s)
 	return session__subscribe(s, topics, 1, 0, s->kind == SESSION_PERSISTENT);
 }
 
+/* The broker refused the stored token. Only "refused" (or no answer)
+ * blames the token: then it is deleted, and the login is made again with
+ * the password (a one-shot command with a new random client id), which
+ * asks for a new token. Any other status is the account's, said as for a
+ * password. */
+static int token_refused(struct session *s)
+{
+	json_t *st = login__status(s->opt, s->user);
+	const char *status = json_string_value(json_object_get(st, "status"));
+
+	if(status && strcmp(status, "refused") != 0) return login__say_status(s->user, st);
+	json_decref(st);
+	token__forget(s->opt, s->token_dev);
+	s->token_refused = true;
+	if(s->no_fallback){
+		drop_token(s);
+		return EXIT_AUTH;
+	}
+	fprintf(stderr, "the device token of %s@%s was refused (revoked or replaced): "
+			"logging in with the password\n", s->user, s->token_dev);
+	drop_token(s);
+	if(s->kind == SESSION_ONESHOT) random_client_id(s);
+	s->connack = -1;
+	s->conn_error = 0;
+	if(new_client(s) != EXIT_OK) return EXIT_FAILED;
+	return session__connect(s);
+}
+
 int session__connect(struct session *s)
 {
 	mosquitto_property *props = NULL;
@@ -293,6 +380,8 @@ int session__connect(struct session *s)
 
 	if(s->kind == SESSION_REGISTER){
 		pw = "register"; /* the pseudo-user takes any password */
+	}else if(s->use_token){
+		pw = s->token;
 	}else{
 		rc = options__password(s->opt);
 		if(rc) return rc;
@@ -326,7 +415,14 @@ int session__connect(struct session *s)
 		return EXIT_UNREACH;
 	}
 	w = session__wait(s, connack_seen, NULL, session__deadline(s), -1);
-	if(s->connack == 0) return subscribe_notices(s);
+	if(s->connack == 0){
+		rc = subscribe_notices(s);
+		if(rc == EXIT_OK && s->kind != SESSION_REGISTER && !s->use_token
+				&& (s->opt->prompted || s->opt->want_token || s->token_refused)){
+			token__obtain(s, s->opt->password);
+		}
+		return rc;
+	}
 	if(s->conn_error) return s->silent ? EXIT_UNREACH : tls_failed(s);
 	if(s->connack > 0){
 		switch(s->connack){
@@ -342,6 +438,7 @@ int session__connect(struct session *s)
 							"in a minute", mosquitto_reason_string(s->connack));
 					return EXIT_FAILED;
 				}
+				if(s->use_token) return token_refused(s);
 				/* The CONNACK cannot say why: ask the plugin. */
 				return s->silent ? EXIT_AUTH : login__why_refused(s->opt, s->user);
 			case MQTT_RC_CLIENTID_NOT_VALID:
@@ -382,7 +479,9 @@ void session__cleanup(struct session *s)
 	free(s->subs);
 	free(s->pubs);
 	json_decref(s->rpc_resp);
+	drop_token(s);
 	memset(s, 0, sizeof(*s));
+	s->lock_fd = -1;
 }
 
 /* ---- the loop ---- */
@@ -689,6 +788,8 @@ int session__rpc(struct session *s, json_t *req, json_t **resp)
 		}
 		s->rpc_subscribed = true;
 	}
+	s->rpc_error[0] = s->rpc_code[0] = '\0';
+	s->rpc_retry_ms = 0;
 	util__randhex(s->rpc_id, 12);
 	json_decref(s->rpc_resp);
 	s->rpc_resp = NULL;
@@ -729,7 +830,8 @@ int session__rpc(struct session *s, json_t *req, json_t **resp)
 		bool have = session__notice(s, s->rpc_id, &n);
 		notice__explain(have ? &n : NULL, reason, why, sizeof(why));
 		s->rpc_id[0] = '\0';
-		util__error("request not sent: %s", why);
+		snprintf(s->rpc_error, sizeof(s->rpc_error), "request not sent: %s", why);
+		say(s, "%s", s->rpc_error);
 		return EXIT_FAILED;
 	}
 	s->rpc_id[0] = '\0';
@@ -740,10 +842,15 @@ int session__rpc(struct session *s, json_t *req, json_t **resp)
 	if(!json_is_true(ok) && s->kind != SESSION_REGISTER){
 		err = json_object_get(s->rpc_resp, "error");
 		msg = json_object_get(s->rpc_resp, "message");
-		util__error("%s%s%s%s", json_is_string(msg) ? json_string_value(msg) : "request failed",
+		snprintf(s->rpc_code, sizeof(s->rpc_code), "%s",
+				json_is_string(err) ? json_string_value(err) : "");
+		s->rpc_retry_ms = json_integer_value(json_object_get(s->rpc_resp, "retry_ms"));
+		snprintf(s->rpc_error, sizeof(s->rpc_error), "%s%s%s%s",
+				json_is_string(msg) ? json_string_value(msg) : "request failed",
 				json_is_string(err) ? " (" : "",
 				json_is_string(err) ? json_string_value(err) : "",
 				json_is_string(err) ? ")" : "");
+		say(s, "%s", s->rpc_error);
 		json_decref(s->rpc_resp);
 		s->rpc_resp = NULL;
 		return EXIT_FAILED;

@@ -14,12 +14,15 @@
 
 #include <jansson.h>
 
+#include "devtoken.h"
 #include "mqchat.h"
 #include "notice.h"
 
 enum session_kind {
 	/* <user>@<device>.<random>, clean start: one-shot commands (send, RPC),
-	 * so they never take over the persistent session of the same device. */
+	 * so they never take over the persistent session of the same device.
+	 * With the stored device token: <user>@<device>.cmd (token.h), one
+	 * command of the device at a time. */
 	SESSION_ONESHOT,
 	/* <user>@<device>, clean start false, 7-day session expiry, reconnects
 	 * with backoff: listen and chat, so nothing sent meanwhile is missed. */
@@ -88,6 +91,9 @@ struct session {
 	char rpc_req[TOPIC_MAX_LEN + 1];  /* where requests go: chat/rpc/<me>/req */
 	bool rpc_subscribed;
 	char rpc_id[40];
+	char rpc_error[300];    /* why the last session__rpc failed, in words */
+	char rpc_code[32];      /* ... and the error answer's code, if any */
+	int64_t rpc_retry_ms;   /* ... and its retry_ms (rate_limited) */
 	json_t *rpc_resp;       /* new reference, taken by session__rpc */
 	bool quiet;             /* session__rpc: no message on a timeout */
 	bool silent;            /* connect, subscribe: no message at all (login.c's probe) */
@@ -96,6 +102,15 @@ struct session {
 	struct notice_box notices; /* refusal notices not yet claimed */
 	session_message_cb on_message;
 	void *ud;
+	/* Device tokens (token.h): unless a password is given, a stored token
+	 * is the MQTT password; if the broker refuses it, it is deleted and
+	 * the password used, and a new token asked for. */
+	bool use_token;         /* logging in with token */
+	bool token_refused;     /* the stored token was refused and deleted */
+	bool no_fallback;       /* then EXIT_AUTH, no password (logout) */
+	int lock_fd;            /* the one-shot token client id's lock, or -1 */
+	char token[DEVTOKEN_LEN + 1];
+	char token_dev[DEVICE_MAX_LEN + 1]; /* the device the token is bound to */
 };
 
 extern volatile sig_atomic_t session_stop;
@@ -104,10 +119,17 @@ extern volatile sig_atomic_t session_stop;
 void session__signals(void);
 
 /* Set up s (no connection yet). opt is borrowed and must outlive s. For
- * SESSION_REGISTER, opt->user is not needed. Returns EXIT_OK or EXIT_FAILED. */
+ * SESSION_REGISTER, opt->user is not needed. Without a password given
+ * (options__explicit_password), a stored device token is read (and for a
+ * one-shot session its client id locked, waiting up to --timeout, else
+ * the password is used). Returns EXIT_OK, EXIT_FAILED, or EXIT_USAGE (a
+ * token file readable by others or corrupt, said). */
 int session__init(struct session *s, struct options *opt, enum session_kind kind);
 /* Connect and wait for the CONNACK, then (but for _register) subscribe to
  * chat/notice/<me>, where the broker says why it refused what I send.
+ * A refused token: see struct session. After a login with a prompted
+ * password (or one that replaced a refused token, or for `login`), asks
+ * for the device tokens this installation lacks (token__obtain).
  * Returns EXIT_OK, EXIT_AUTH (login refused: login.c asks why and says
  * what to do), EXIT_UNREACH, EXIT_TIMEOUT; prints errors unless s->silent. */
 int session__connect(struct session *s);
@@ -160,7 +182,8 @@ bool session__notice(struct session *s, const char *ref, struct notice *n);
  * returns EXIT_FAILED, as does a refused request (with the reason, see
  * session__notice); no answer: EXIT_TIMEOUT. A SESSION_REGISTER session
  * uses chat/register/<clientid>/req and .../resp and returns every answer,
- * ok or not, for the caller to judge. */
+ * ok or not, for the caller to judge. Failing, s->rpc_error says why (and
+ * with s->silent nothing is printed). */
 int session__rpc(struct session *s, json_t *req, json_t **resp);
 
 /* Map a wait outcome to an exit code, printing what happened. */

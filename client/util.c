@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "envelope.h"
@@ -169,4 +170,20 @@ void util__error(const char *fmt, ...)
 	va_start(ap, fmt);
 	mqc_verror(fmt, ap);
 	va_end(ap);
+}
+
+int util__mkdirs(char *dir)
+{
+	char *p;
+
+	for(p = dir + 1; *p; p++){
+		if(*p != '/') continue;
+		*p = '\0';
+		if(mkdir(dir, 0700) != 0 && errno != EEXIST){
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
