@@ -1,5 +1,6 @@
 /* cmd_rpc.c - the commands answered by the archiver over RPC: history,
- * sync, rooms, whois, profile, passwd, block, unblock, blocked. */
+ * sync, rooms, whois, profile, passwd (--logout-others), block, unblock,
+ * blocked. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "feed.h"
 #include "prompt.h"
 #include "session.h"
+#include "token.h"
 
 /* Connect a one-shot session, send req (borrowed), return the answer. */
 static int rpc_once(struct options *opt, json_t *req, json_t **resp)
@@ -410,12 +412,42 @@ static int read_stdin_line(char *buf, size_t len)
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
+/* Send the passwd request req over a one-shot session. With --logout-others
+ * (renew: the new password) the server kept only this device's persistent
+ * token, so the one-shot commands' token, if this installation had one,
+ * is asked for again with the new password (a failure only warns). */
+static int passwd_once(struct options *opt, json_t *req, json_t **resp, const char *renew)
+{
+	char dev[DEVICE_MAX_LEN + 1], why[300];
+	struct session s;
+	int rc;
+
+	*resp = NULL;
+	if(req == NULL){
+		util__error("out of memory");
+		return EXIT_FAILED;
+	}
+	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
+			&& (rc = session__connect(&s)) == EXIT_OK){
+		rc = session__rpc(&s, req, resp);
+	}
+	token__oneshot_device(opt->device, dev);
+	if(rc == EXIT_OK && renew && token__forget(opt, dev)
+			&& token__request(&s, dev, renew, why, sizeof(why)) != EXIT_OK){
+		fprintf(stderr, "warning: no new device token for %s@%s: %s; the password will be "
+				"needed next time\n", opt->user, dev, why);
+	}
+	session__cleanup(&s);
+	return rc;
+}
+
 int cmd_passwd__run(struct options *opt, int argc, char **argv)
 {
 	char old[1024], new1[1024], new2[1024];
-	bool from_stdin = false;
+	bool from_stdin = false, others = false;
 	static const struct cmdline_opt opts[] = {
 		{"password-stdin", 0, CMDLINE_NO_ARG, 'p'},
+		{"logout-others", 0, CMDLINE_NO_ARG, 'o'},
 		OPT_JSON,
 		{0}};
 	struct cmdline cl;
@@ -426,6 +458,7 @@ int cmd_passwd__run(struct options *opt, int argc, char **argv)
 	while((c = cmdline__next(&cl)) > 0){
 		if(c == 'j') opt->json = true;
 		else if(c == 'p') from_stdin = true;
+		else if(c == 'o') others = true;
 	}
 	if(c < 0) return cmd__options_end(&cl, "passwd", c);
 	if(cl.nargs > 0) return cmd__usage("passwd");
@@ -463,8 +496,18 @@ int cmd_passwd__run(struct options *opt, int argc, char **argv)
 		}
 	}
 	req = json_pack("{s:s, s:s, s:s}", "op", "passwd", "old", old, "new", new1);
-	rc = rpc_once(opt, req, &resp);
-	if(rc == EXIT_OK) printf("password changed\n");
+	if(req && others){
+		json_object_set_new(req, "revoke_devices", json_string("others"));
+		json_object_set_new(req, "device", json_string(opt->device));
+	}
+	rc = passwd_once(opt, req, &resp, others ? new1 : NULL);
+	if(rc == EXIT_OK && others){
+		printf("password changed; %lld device token%s revoked (this device's one-shot commands "
+				"get a new one)\n", (long long)json_integer_value(json_object_get(resp, "revoked")),
+				json_integer_value(json_object_get(resp, "revoked")) == 1 ? "" : "s");
+	}else if(rc == EXIT_OK){
+		printf("password changed\n");
+	}
 out:
 	explicit_bzero(old, sizeof(old));
 	explicit_bzero(new1, sizeof(new1));

@@ -32,7 +32,7 @@ static const struct cmd_entry cmd_table[] = {
 		.handler = cmd_whois__run },
 	{ .name = "profile", .usage = "profile [--nick N] [--json]",
 		.handler = cmd_profile__run },
-	{ .name = "passwd", .usage = "passwd [--password-stdin] [--json]",
+	{ .name = "passwd", .usage = "passwd [--password-stdin] [--logout-others] [--json]",
 		.handler = cmd_passwd__run },
 	{ .name = "block", .usage = "block USER",
 		.handler = cmd_block__run },
@@ -40,6 +40,14 @@ static const struct cmd_entry cmd_table[] = {
 		.handler = cmd_unblock__run },
 	{ .name = "blocked", .usage = "blocked [--json]",
 		.handler = cmd_blocked__run },
+	{ .name = "devices", .usage = "devices [--json]",
+		.handler = cmd_devices__run },
+	{ .name = "devices", .usage = "devices revoke DEVICE|--others|--all [--json]",
+		.handler = cmd_devices__run },
+	{ .name = "login", .usage = "login",
+		.handler = cmd_login__run },
+	{ .name = "logout", .usage = "logout",
+		.handler = cmd_logout__run },
 };
 
 #define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
@@ -54,7 +62,8 @@ static void usage(FILE *fp)
 	for(i=0; i<NCMDS; i++) fprintf(fp, "  %s\n", cmd_table[i].usage);
 	fprintf(fp, "Options and arguments in any order after the command; `--` ends the options\n"
 			"(a TEXT starting with '-'); `mqchat COMMAND --help` for one command.\n"
-			"The password comes from --password-file, MQCHAT_PASSWORD or a prompt.\n");
+			"The password comes from --password-file, MQCHAT_PASSWORD or a prompt;\n"
+			"without one, from the device token stored by a login (`mqchat login`).\n");
 }
 
 static void cmd_usage(const char *name, FILE *fp)
@@ -128,7 +137,7 @@ int main(int argc, char **argv)
 		rc = EXIT_OK;
 		goto done;
 	}
-	for(i=0; i<NCMDS; i++){
+	for(i=0; i<NCMDS && cmd == NULL; i++){
 		if(!strcmp(cmd_table[i].name, argv[next])) cmd = &cmd_table[i];
 	}
 	if(cmd == NULL){
