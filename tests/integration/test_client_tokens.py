@@ -334,3 +334,20 @@ def test_archiver_down_the_password_still_works_with_a_warning(world, datadir):
                            "time") == 1, shown
         bob.wait_texts(1)
     assert not os.path.exists(path)
+
+
+def test_revoke_all_takes_this_device_too(world, datadir):
+    b, _ = world
+    login(b, datadir, device="phone")
+    login(b, datadir)
+    # By token: the revocation closes this very connection before the answer.
+    r = ok(b, datadir, "alice", "devices", "revoke", "--all", password=None)
+    assert r.out == "revoked every device token, this device's too\n", r
+    assert sorted(n for n in os.listdir(token_dir(datadir)) if not n.endswith(".lock")) == \
+        ["alice@phone", "alice@phone.cmd"]
+    r = ok(b, datadir, "alice", "devices")
+    assert r.out == "", r
+    # With the password the answer comes, with its count.
+    login(b, datadir)
+    r = ok(b, datadir, "alice", "--json", "devices", "revoke", "--all", device="other")
+    assert r.out == '{"revoked":2}\n', r
