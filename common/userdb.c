@@ -898,11 +898,14 @@ int userdb__contact_del(struct userdb *udb, const char *user, const char *contac
 int userdb__sees(struct userdb *udb, const char *target, const char *viewer, bool *out)
 {
 	struct userdb_privacy p;
-	int rc = userdb__privacy_get(udb, target, &p);
+	struct userdb_user u;
+	int rc = userdb__user_get(udb, target, &u);
 
 	*out = false;
+	if(rc == MQC_OK) rc = userdb__privacy_get(udb, target, &p);
 	if(rc != MQC_OK) return rc;
-	if(!strcmp(target, viewer) || p.presence == PRIVACY_EVERYONE){
+	/* A service (the archiver) is the system's own: shown to all. */
+	if(!strcmp(target, viewer) || p.presence == PRIVACY_EVERYONE || u.kind == USER_KIND_SERVICE){
 		*out = true;
 		return MQC_OK;
 	}

@@ -237,7 +237,8 @@ int userdb__contact_add(struct userdb *udb, const char *user, const char *contac
 int userdb__contact_del(struct userdb *udb, const char *user, const char *contact);
 /* May viewer see target's presence and whois? The rule of
  * docs/PROTOCOL.md ("Privacy"), read from the store: the plugin applies
- * the same rule to its snapshot (snapshot__sees). MQC_OK with *out, or
+ * the same rule to its snapshot (snapshot__sees); a service is shown to
+ * everyone. MQC_OK with *out, or
  * MQC_ERR_NOTFOUND when target is no account. */
 int userdb__sees(struct userdb *udb, const char *target, const char *viewer, bool *out);
 /* user's contacts (NULL: everybody's), by user then contact. A store

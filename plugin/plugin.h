@@ -223,8 +223,8 @@ int snapshot__add_device(struct snapshot *s, const char *user, const char *devic
 int snapshot__set_privacy(struct snapshot *s, const char *user, enum privacy_level presence,
 		enum privacy_level room_adds);
 int snapshot__add_contact(struct snapshot *s, const char *user, const char *contact);
-/* May viewer see target's presence (and whois)? Themselves always;
- * others by target's setting: everyone, nobody, or its contacts (in
+/* May viewer see target's presence (and whois)? Themselves and services
+ * always; others by target's setting: everyone, nobody, or its contacts (in
  * target's contacts, or sharing a room with target). */
 bool snapshot__sees(const struct snap_user *target, const struct snap_user *viewer);
 /* The device of u named name[0..len), or NULL. */

@@ -291,7 +291,7 @@ bool snapshot__sees(const struct snap_user *target, const struct snap_user *view
 {
 	const struct snap_room_ref *r;
 
-	if(target == viewer) return true;
+	if(target == viewer || target->kind == USER_KIND_SERVICE) return true;
 	switch((enum privacy_level)target->presence_vis){
 		case PRIVACY_EVERYONE: return true;
 		case PRIVACY_NOBODY: return false;

@@ -65,7 +65,7 @@ def still_serving(env, clients, alice, bob, what):
 
 
 def test_store_immutable_while_running(arch_env, clients):
-    env = arch_env(users=["alice", "bob", "carol"])
+    env = arch_env(users=["alice", "bob", "carol"], rooms={"team": ["alice", "bob"]})
     alice, bob = start_chat(env)
     path = env.store.path
     if not chattr("+i", path):
@@ -93,7 +93,7 @@ def test_store_immutable_while_running(arch_env, clients):
 
 
 def test_store_locked_while_running(arch_env, clients):
-    env = arch_env(users=["alice", "bob", "carol"])
+    env = arch_env(users=["alice", "bob", "carol"], rooms={"team": ["alice", "bob"]})
     alice, bob = start_chat(env)
     db = sqlite3.connect(env.store.path, isolation_level=None, timeout=10)
     t0 = time.monotonic()

@@ -160,6 +160,7 @@ def test_privacy_ops(arch_env):
     # whois: carol shares nothing with alice: alice is nobody to her.
     fails(rc, "not_found", "whois", user="alice")
     assert rc.call("whois", user="carol")["user"] == "carol"
+    assert rc.call("whois", user="archiver")["kind"] == "service"   # shown to everyone
     assert ra.call("whois", user="bob")["user"] == "bob"            # a shared room
     ans = ra.call("privacy", presence="everyone")
     assert (ans["presence"], ans["room_adds"]) == ("everyone", "contacts")
