@@ -64,6 +64,7 @@ struct cli_cmd {
 int cli_user__main(struct cli *cli, int argc, char **argv);     /* cli_user.c */
 int cli_room__main(struct cli *cli, int argc, char **argv);     /* cli_room.c */
 int cli_invite__main(struct cli *cli, int argc, char **argv);   /* cli_invite.c */
+int cli_settings__main(struct cli *cli, int argc, char **argv); /* cli_settings.c */
 int cli_admin__init(struct cli *cli, int argc, char **argv);    /* cli_admin.c */
 int cli_admin__purge(struct cli *cli, int argc, char **argv);
 int cli_admin__stats(struct cli *cli, int argc, char **argv);

@@ -59,15 +59,6 @@ static int set_str(char **field, const char *value)
 	return MQC_OK;
 }
 
-const char *reg_mode__name(enum reg_mode mode)
-{
-	switch(mode){
-		case REG_INVITE: return "invite";
-		case REG_OPEN: return "open";
-		default: return "off";
-	}
-}
-
 int config__defaults(struct config *cfg, const char *datadir)
 {
 	size_t len;
@@ -76,7 +67,7 @@ int config__defaults(struct config *cfg, const char *datadir)
 	cfg->port = 1883;
 	cfg->retention_days = 30;
 	cfg->connections = 1;
-	cfg->registration = REG_OFF;
+	cfg->registration = REGISTRATION_OFF;
 	cfg->registration_rate = 10;
 	cfg->expiry_interval = 60;
 	cfg->keepalive = 30;
@@ -139,10 +130,7 @@ static int apply(struct config *cfg, const char *key, const char *value, char *w
 		}
 	}
 	if(strcmp(key, "registration") == 0){
-		if(strcmp(value, "off") == 0) cfg->registration = REG_OFF;
-		else if(strcmp(value, "invite") == 0) cfg->registration = REG_INVITE;
-		else if(strcmp(value, "open") == 0) cfg->registration = REG_OPEN;
-		else goto bad;
+		if(!registration__parse(value, &cfg->registration)) goto bad;
 		return MQC_OK;
 	}
 	mqc_seterr(why, whylen, "unknown setting \"%s\"", key);

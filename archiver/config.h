@@ -11,14 +11,9 @@
 #include <stddef.h>
 
 #include "cmdline.h"
+#include "settings.h"
 
 #define CONFIG_MAX_CONNECTIONS 16
-
-enum reg_mode {
-	REG_OFF = 0,
-	REG_INVITE = 1,
-	REG_OPEN = 2,
-};
 
 struct config {
 	char *datadir;          /* the data folder (auth.db, archive.db, archiver.pw) */
@@ -30,7 +25,8 @@ struct config {
 	char *log;              /* log file; NULL for stderr */
 	int retention_days;     /* global retention, 0 = keep forever; default 30 */
 	int connections;        /* K, 1..CONFIG_MAX_CONNECTIONS; default 1 */
-	enum reg_mode registration; /* default off (answers "closed") */
+	enum registration_mode registration; /* default off (answers "closed"); the store's
+	                                      * registration setting wins (common/settings.h) */
 	int registration_rate;  /* new accounts a minute over the whole server (bursts of twice it); default 10 */
 	int expiry_interval;    /* seconds between expiry passes, default 60 */
 	int keepalive;          /* seconds, default 30 */
@@ -57,7 +53,6 @@ int config__parse_args(struct config *cfg, int argc, char **argv, char *err, siz
  * (errno set) or MQC_ERR_INVAL (empty or too long) with err filled. */
 int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 		char *err, size_t errlen);
-const char *reg_mode__name(enum reg_mode mode);
 
 #define CONFIG_USAGE \
 	"run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]\n" \

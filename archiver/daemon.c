@@ -700,7 +700,7 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	}
 	log_info("archiving %s:%d into %s (%d connection%s, retention %d days, registration %s)",
 			d->cfg.host, d->cfg.port, d->archive_path, d->nconns, d->nconns > 1 ? "s" : "",
-			d->cfg.retention_days, reg_mode__name(d->cfg.registration));
+			d->cfg.retention_days, registration__name(d->cfg.registration));
 
 	run_loop(d);
 

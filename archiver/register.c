@@ -117,9 +117,25 @@ static const char *get_str(json_t *req, const char *key, bool *present)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* The mode in force: the store's registration setting (common/settings.h,
+ * `mqchat-archiver settings set registration ...`) if it holds one, else
+ * the archiver's own. Read for each request (a registration is rate
+ * limited and costs a hash: one more read is nothing). */
+static enum registration_mode mode_of(struct responder *d)
+{
+	enum registration_mode mode = d->cfg->registration;
+	char value[16];
+
+	if(userdb__setting_get(d->udb, SETTING_REGISTRATION, value, sizeof(value)) == MQC_OK){
+		registration__parse(value, &mode);
+	}
+	return mode;
+}
+
 /* New reference: the answer to one registration request. */
 static json_t *answer(struct responder *d, const char *clientid, const void *payload, size_t len)
 {
+	enum registration_mode mode = mode_of(d);
 	json_t *req, *id, *resp = NULL, *pw;
 	const char *user, *nick, *invite;
 	char hash[PWHASH_STR_LEN], esc[64], why[160];
@@ -130,7 +146,7 @@ static json_t *answer(struct responder *d, const char *clientid, const void *pay
 
 	req = rpc__load_request(payload, len, REG_MAX_REQUEST, REG_MAX_ID, &id, &resp);
 	if(req == NULL) return resp;
-	if(d->cfg->registration == REG_OFF){
+	if(mode == REGISTRATION_OFF){
 		resp = rpc__fail(id, "closed", "registration is closed");
 		goto done;
 	}
@@ -168,7 +184,7 @@ static json_t *answer(struct responder *d, const char *clientid, const void *pay
 		resp = rpc__fail(id, "bad_request", "\"invite\" must be a string");
 		goto done;
 	}
-	if(d->cfg->registration == REG_INVITE && (invite == NULL || *invite == '\0')){
+	if(mode == REGISTRATION_INVITE && (invite == NULL || *invite == '\0')){
 		resp = rpc__fail(id, "invite_required", "registration needs an invite code");
 		goto done;
 	}
@@ -192,7 +208,7 @@ static json_t *answer(struct responder *d, const char *clientid, const void *pay
 		resp = nick_answer__refusal(id, rc, &clash, why);
 		goto done;
 	}
-	if(d->cfg->registration == REG_INVITE){
+	if(mode == REGISTRATION_INVITE){
 		struct invite_find f = {.code = invite, .now = time__now_ms()};
 
 		rc = userdb__invite_each(d->udb, invite_find_cb, &f);
@@ -227,7 +243,7 @@ static json_t *answer(struct responder *d, const char *clientid, const void *pay
 		resp = rpc__fail(id, "internal", "user store busy: %s", mqc_strerror(rc));
 		goto done;
 	}
-	if(d->cfg->registration == REG_INVITE){
+	if(mode == REGISTRATION_INVITE){
 		rc = userdb__invite_use(d->udb, invite, time__now_ms());
 		if(rc != MQC_OK){
 			userdb__rollback(d->udb);
@@ -258,7 +274,7 @@ static json_t *answer(struct responder *d, const char *clientid, const void *pay
 	}
 	d->registrations++;
 	log_info("%s | register | %s%s", log_escape(clientid, strlen(clientid), esc, sizeof(esc)), user,
-			d->cfg->registration == REG_INVITE ? " (invite)" : "");
+			mode == REGISTRATION_INVITE ? " (invite)" : "");
 	resp = json_pack("{sOsbss}", "id", id, "ok", 1, "user", user);
 	ok_done = true;
 done:

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 
 #include "devtoken.h"
+#include "enumname.h"
 #include "envelope.h"
+#include "settings.h"
 #include "err.h"
 #include "sqlutil.h"
 #include "timeutil.h"
@@ -33,7 +35,8 @@ static int exec(struct userdb *udb, const char *sql)
 #define V3_TABLES V2_TABLES \
 	"SELECT user, device, token_sha256, created, last_seen FROM devices LIMIT 0;" \
 	"SELECT user, presence, room_adds FROM privacy LIMIT 0;" \
-	"SELECT user, contact, since FROM contacts LIMIT 0;"
+	"SELECT user, contact, since FROM contacts LIMIT 0;" \
+	"SELECT key, value FROM settings LIMIT 0;"
 
 static int check_tables(struct userdb *udb, const char *sql, char *err, size_t errlen)
 {
@@ -230,18 +233,14 @@ static const char *const kind_names[] = {
 
 const char *user_kind__name(enum user_kind kind)
 {
-	if((size_t)kind >= KIND_NAMES || kind_names[kind] == NULL) return "?";
-	return kind_names[kind];
+	return enumname__name(kind_names, KIND_NAMES, (int)kind);
 }
 
 enum user_kind user_kind__parse(const char *s)
 {
-	size_t i;
+	int v = enumname__parse(kind_names, KIND_NAMES, s);
 
-	for(i=0; s != NULL && i<KIND_NAMES; i++){
-		if(kind_names[i] != NULL && !strcmp(s, kind_names[i])) return (enum user_kind)i;
-	}
-	return 0;
+	return v < 0 ? 0 : (enum user_kind)v;
 }
 
 bool nick__valid(const char *s)
@@ -805,21 +804,16 @@ static const char *const privacy_names[PRIVACY_LEVEL_COUNT] = {
 
 const char *privacy__name(enum privacy_level level)
 {
-	if((unsigned)level >= PRIVACY_LEVEL_COUNT) return "?";
-	return privacy_names[level];
+	return enumname__name(privacy_names, PRIVACY_LEVEL_COUNT, (int)level);
 }
 
 bool privacy__parse(const char *s, enum privacy_level *out)
 {
-	int i;
+	int v = enumname__parse(privacy_names, PRIVACY_LEVEL_COUNT, s);
 
-	for(i = 0; s != NULL && i < PRIVACY_LEVEL_COUNT; i++){
-		if(!strcmp(s, privacy_names[i])){
-			*out = (enum privacy_level)i;
-			return true;
-		}
-	}
-	return false;
+	if(v < 0) return false;
+	*out = (enum privacy_level)v;
+	return true;
 }
 
 /* A level as the store spells it; the default for anything it should not
@@ -929,6 +923,54 @@ int userdb__contact_each(struct userdb *udb, const char *user,
 	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
 		crc = cb((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
 				sqlite3_column_int64(st, 2), arg);
+	}
+	return walk_end(st, rc, crc);
+}
+
+/* ---- settings ---- */
+
+int userdb__setting_get(struct userdb *udb, const char *key, char *out, size_t outlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if(outlen > 0) out[0] = '\0';
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_ERR_NOTFOUND;
+	rc = prepare_bind(udb, "SELECT value FROM settings WHERE key=?", &st, 1, &key);
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW) snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if(rc == SQLITE_ROW) return MQC_OK;
+	return rc == SQLITE_DONE ? MQC_ERR_NOTFOUND : sqlutil__status(rc);
+}
+
+int userdb__setting_set(struct userdb *udb, const char *key, const char *value)
+{
+	const char *args[2] = {key, value};
+	const struct setting_def *d = settings__find(key);
+
+	if(d == NULL || settings__check(d, value) != NULL) return MQC_ERR_INVAL;
+	return run(udb, "INSERT OR REPLACE INTO settings(key, value) VALUES(?, ?)", NULL, 2, args);
+}
+
+int userdb__setting_unset(struct userdb *udb, const char *key)
+{
+	return run_one(udb, "DELETE FROM settings WHERE key=?", 1, &key);
+}
+
+int userdb__setting_each(struct userdb *udb,
+		int (*cb)(const char *key, const char *value, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, crc = 0;
+
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;
+	rc = prepare_bind(udb, "SELECT key, value FROM settings ORDER BY key", &st, 0, NULL);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+				arg);
 	}
 	return walk_end(st, rc, crc);
 }

@@ -246,6 +246,20 @@ int userdb__sees(struct userdb *udb, const char *target, const char *viewer, boo
 int userdb__contact_each(struct userdb *udb, const char *user,
 		int (*cb)(const char *user, const char *contact, int64_t since, void *arg), void *arg);
 
+/* ---- settings (common/settings.h): key -> value ---- */
+/* The value of key into out: MQC_OK, MQC_ERR_NOTFOUND (not set: the
+ * program's own configuration applies). */
+int userdb__setting_get(struct userdb *udb, const char *key, char *out, size_t outlen);
+/* MQC_ERR_INVAL for a key settings.h does not know or a value it does not
+ * take. */
+int userdb__setting_set(struct userdb *udb, const char *key, const char *value);
+/* MQC_ERR_NOTFOUND if it was not set. */
+int userdb__setting_unset(struct userdb *udb, const char *key);
+/* Every setting the store holds, by key (only those settings.h knows
+ * matter; others are left alone). */
+int userdb__setting_each(struct userdb *udb,
+		int (*cb)(const char *key, const char *value, void *arg), void *arg);
+
 /* ---- invites ---- */
 /* expires 0 for never. */
 int userdb__invite_create(struct userdb *udb, const char *code, int uses, int64_t expires);

@@ -72,4 +72,10 @@ CREATE TABLE IF NOT EXISTS contacts(
   since INTEGER NOT NULL,
   PRIMARY KEY(user, contact)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS contacts_by_contact ON contacts(contact, user);
+-- Version 3 too: the service's settings that the plugin and the archiver
+-- both obey (common/settings.h), set with `mqchat-archiver settings`. A
+-- key not here takes each program's own configuration.
+CREATE TABLE IF NOT EXISTS settings(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '3');

@@ -25,38 +25,16 @@ void plugin_config__defaults(struct mqchat_config *cfg)
 	cfg->watch = true;
 }
 
+enum registration_mode plugin_config__registration(const struct mqchat_config *cfg,
+		const struct snapshot *s)
+{
+	return s != NULL && s->has_registration ? s->registration : cfg->registration;
+}
+
 void plugin_config__cleanup(struct mqchat_config *cfg)
 {
 	free(cfg->db);
 	cfg->db = NULL;
-}
-
-/* plugin_opt_registration's values by mode: the one spelling that
- * plugin_config__registration_name and the option's parser both read. */
-static const char *const registration_names[] = {
-	[REGISTRATION_OFF] = "off",
-	[REGISTRATION_INVITE] = "invite",
-	[REGISTRATION_OPEN] = "open",
-};
-#define REGISTRATION_NAMES (sizeof(registration_names) / sizeof(registration_names[0]))
-
-const char *plugin_config__registration_name(enum registration_mode mode)
-{
-	return (size_t)mode < REGISTRATION_NAMES ? registration_names[mode] : "?";
-}
-
-/* The mode named s, false if none is. */
-static bool registration_parse(const char *s, enum registration_mode *out)
-{
-	size_t i;
-
-	for(i=0; i<REGISTRATION_NAMES; i++){
-		if(!strcmp(s, registration_names[i])){
-			*out = (enum registration_mode)i;
-			return true;
-		}
-	}
-	return false;
 }
 
 /* A whole decimal integer in [min, max]: no sign games, no trailing text. */
@@ -124,7 +102,7 @@ int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *
 			continue;
 		}
 		if(!strcmp(key, "registration")){
-			if(!registration_parse(value, &cfg->registration)){
+			if(!registration__parse(value, &cfg->registration)){
 				snprintf(err, errlen, "plugin_opt_registration must be off, invite or open, not \"%.64s\"",
 						value);
 				return MQC_ERR_INVAL;

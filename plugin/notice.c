@@ -143,8 +143,8 @@ bool notice__register_request(struct mqchat *m, const struct mosquitto *client,
 		}else{
 			resp = login_status(m, addr ? addr : "?", name, id_of(req));
 		}
-	}else if(m->cfg.registration == REGISTRATION_OFF){
-		/* The plugin's setting wins over the archiver's. */
+	}else if(plugin_config__registration(&m->cfg, m->snap) == REGISTRATION_OFF){
+		/* Off is answered here: the archiver need not be up for it. */
 		resp = json_pack("{sOsbssss}", "id", id_of(req), "ok", 0, "error", "closed",
 				"message", "registration is closed");
 	}else{

@@ -96,7 +96,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			" (registration %s, max payload %u)",
 			m->snap->user_count, m->snap->room_count, m->snap->member_count,
 			m->snap->block_count, m->cfg.db, (long long)(time__mono_ms() - t0),
-			plugin_config__registration_name(m->cfg.registration), m->cfg.max_payload);
+			registration__name(m->cfg.registration), m->cfg.max_payload);
 
 	/* Retained "online" messages restored from the broker's persistence
 	 * are stale: nobody is connected yet. TICK clears the presence of

@@ -38,6 +38,7 @@
 #include "devtoken.h"
 #include "names.h"
 #include "pwhash.h"
+#include "settings.h"
 #include "userdb.h"
 
 struct mosquitto;
@@ -46,12 +47,6 @@ struct mqchat;
 /* ================================================================
  * Options (config.c)
  * ================================================================ */
-
-enum registration_mode {
-	REGISTRATION_OFF = 0,
-	REGISTRATION_INVITE = 1,
-	REGISTRATION_OPEN = 2,
-};
 
 #define CONFIG_DEFAULT_MAX_PAYLOAD 65536L
 #define CONFIG_MIN_MAX_PAYLOAD 256L
@@ -86,6 +81,11 @@ struct mqchat_config {
 
 /* Set every field to its default (db NULL). */
 void plugin_config__defaults(struct mqchat_config *cfg);
+struct snapshot;
+/* The registration mode in force: the store's setting if it has one
+ * (snapshot s, may be NULL), else plugin_opt_registration. */
+enum registration_mode plugin_config__registration(const struct mqchat_config *cfg,
+		const struct snapshot *s);
 /* Parse the broker's plugin_opt_* list into cfg (defaults first). Unknown
  * options are logged as a warning and ignored. Returns MQC_OK, or
  * MQC_ERR_INVAL with a message in err. cfg must be freed with
@@ -94,7 +94,6 @@ int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *
 		char *err, size_t errlen);
 /* Free what cfg owns; safe on a defaulted or half-parsed struct. */
 void plugin_config__cleanup(struct mqchat_config *cfg);
-const char *plugin_config__registration_name(enum registration_mode mode);
 
 /* ================================================================
  * Snapshot (snapshot.c): the user store in memory, immutable once built.
@@ -186,6 +185,10 @@ struct snapshot {
 	 * new last_seen changes nothing here), so the broker looks at its
 	 * token connections only when it differs. */
 	uint64_t devices_sum;
+	/* The store's settings (common/settings.h) the plugin obeys; has_*
+	 * false: not set there, the plugin_opt_* applies. */
+	bool has_registration;
+	enum registration_mode registration;
 	size_t bytes;                   /* arena bytes in use */
 	/* Accounts of the snapshot built before this one that this one lacks
 	 * (snapshot__vanished), and the store's retired names (deleted

@@ -446,6 +446,18 @@ static int contact_cb(const char *user, const char *contact, int64_t since, void
 	return rc == MQC_ERR_NOMEM ? MQC_ERR_NOMEM : MQC_OK;
 }
 
+static int setting_cb(const char *key, const char *value, void *arg)
+{
+	struct snapshot *s = arg;
+
+	/* A value settings.h does not take (written by hand) is left out:
+	 * the plugin's own option applies. */
+	if(strcmp(key, SETTING_REGISTRATION) == 0){
+		s->has_registration = registration__parse(value, &s->registration);
+	}
+	return MQC_OK;
+}
+
 static int block_cb(const char *user, const char *blocked, void *arg)
 {
 	if(user == NULL || blocked == NULL) return MQC_OK;
@@ -502,6 +514,9 @@ int snapshot__load_into(struct userdb *udb, struct snapshot *s, char *err, size_
 	if(rc) goto fail;
 	what = "contacts";
 	rc = userdb__contact_each(udb, NULL, contact_cb, s);
+	if(rc) goto fail;
+	what = "settings";
+	rc = userdb__setting_each(udb, setting_cb, s);
 	if(rc) goto fail;
 	rc = userdb__commit(udb);
 	if(rc){

@@ -59,8 +59,8 @@ static void acfg_check_ok(const struct config *cfg)
 	FUZZ_ASSERT(cfg->connections >= 1 && cfg->connections <= CONFIG_MAX_CONNECTIONS);
 	FUZZ_ASSERT(cfg->expiry_interval >= 1 && cfg->expiry_interval <= 86400);
 	FUZZ_ASSERT(cfg->keepalive >= 5 && cfg->keepalive <= 3600);
-	FUZZ_ASSERT(cfg->registration == REG_OFF || cfg->registration == REG_INVITE
-			|| cfg->registration == REG_OPEN);
+	FUZZ_ASSERT(cfg->registration == REGISTRATION_OFF || cfg->registration == REGISTRATION_INVITE
+			|| cfg->registration == REGISTRATION_OPEN);
 	FUZZ_ASSERT(cfg->host && cfg->host[0] && cfg->user && cfg->user[0]);
 	FUZZ_ASSERT(cfg->password_file && cfg->password_file[0]);
 	FUZZ_ASSERT(cfg->log == NULL || cfg->log[0]);

@@ -264,8 +264,11 @@ static void test_apply_moves_forward_only(void **state)
 		{"ghost", "phone", 7000},       /* no such user: nothing */
 		{"alice", "laptop", 500},       /* older than what is stored */
 	};
-	int64_t before = f->udb->committed_ns;
+	int64_t before;
 
+	/* The laptop was seen at 1000 already. */
+	assert_int_equal(userdb__device_seen(f->udb, "alice", "laptop", 1000), MQC_OK);
+	before = f->udb->committed_ns;
 	assert_int_equal(seen__apply(f->udb, v, 4), MQC_OK);
 	assert_true(f->udb->committed_ns != before);
 	assert_int_equal(last_seen(f, "phone"), 5000);

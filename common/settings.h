@@ -1,0 +1,45 @@
+/* settings.h - the service's settings that the broker's plugin and the
+ * archiver both obey, kept in one place: the settings table of the user
+ * store (auth.db), written by `mqchat-archiver settings set` and in force
+ * within a second in both (the plugin reads it with the rest of the store,
+ * the archiver when it answers). A setting the store does not hold takes
+ * the value of the program's own configuration (plugin_opt_*, the
+ * archiver's config), as before there was a table. README.md lists them. */
+#ifndef MQCHAT_SETTINGS_H
+#define MQCHAT_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum registration_mode {
+	REGISTRATION_OFF = 0,
+	REGISTRATION_INVITE = 1,
+	REGISTRATION_OPEN = 2,
+	REGISTRATION_MODE_COUNT
+};
+
+/* "off", "invite", "open"; "?" for anything else. */
+const char *registration__name(enum registration_mode mode);
+/* The mode named s; false (out unchanged) if s names none. */
+bool registration__parse(const char *s, enum registration_mode *out);
+
+#define SETTING_REGISTRATION "registration"
+
+/* One setting: its key, and the values it takes (a list of words, or a
+ * whole number in [min, max] when words is NULL). */
+struct setting_def {
+	const char *key;
+	const char *const *words;
+	size_t nwords;
+	long min, max;
+	const char *help;               /* one line, for `settings` */
+};
+
+/* The setting called key, or NULL. */
+const struct setting_def *settings__find(const char *key);
+/* Every setting: n of them. */
+const struct setting_def *settings__all(size_t *n);
+/* NULL if value is one d takes, else why not (for an error message). */
+const char *settings__check(const struct setting_def *d, const char *value);
+
+#endif

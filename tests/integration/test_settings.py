@@ -1,0 +1,77 @@
+"""One place for the settings both the broker's plugin and the archiver
+obey (common/settings.h): `mqchat-archiver settings list|set|unset`
+writes the user store, and both follow it within a second, over their own
+configuration (plugin_opt_registration, the archiver's registration)."""
+import json
+import time
+
+import harness
+from archiver_util import arch_env  # noqa: F401 (fixture)
+from cli_util import INVALID, USAGE, fails, ok
+from test_archiver_register import Reg, login
+
+PW = "secret-pw-1"
+
+
+def settings(datadir):
+    return {s["key"]: s["value"] for s in json.loads(ok(datadir, "settings", "list", "--json").out)}
+
+
+def test_list_set_unset_and_bad_input(arch_env):
+    env = arch_env()
+    d = env.datadir
+    assert settings(d) == {"registration": None}
+    assert ok(d, "settings", "list").out.startswith("registration -\t")
+    assert ok(d, "settings", "set", "registration", "invite").out == "setting registration invite\n"
+    assert settings(d) == {"registration": "invite"}
+    assert ok(d, "settings", "list").out.startswith("registration invite\t")
+    # Bad input: a clear error, nothing changed.
+    r = fails(d, INVALID, "settings", "set", "registration", "Open")
+    assert "invalid value 'Open' for registration" in r.err and "off, invite" in r.err, r.err
+    r = fails(d, INVALID, "settings", "set", "colour", "blue")
+    assert "no setting 'colour'" in r.err, r.err
+    fails(d, INVALID, "settings", "unset", "colour")
+    fails(d, USAGE, "settings", "set", "registration")
+    fails(d, USAGE, "settings", "set", "registration", "open", "now")
+    fails(d, USAGE, "settings", "frobnicate")
+    fails(d, USAGE, "settings", "list", "--colour")
+    assert ok(d, "settings", "set", "--help").out.startswith("usage:")
+    assert settings(d) == {"registration": "invite"}
+    assert env.store.sql("SELECT key, value FROM settings") == [("registration", "invite")]
+    assert ok(d, "settings", "unset", "registration").out == "setting registration unset\n"
+    assert ok(d, "settings", "unset", "registration").out == "setting registration unset\n"
+    assert settings(d) == {"registration": None}
+
+
+def test_registration_follows_the_one_setting(arch_env):
+    """The broker's plugin and the archiver are both configured "off"; the
+    store's setting opens, restricts and closes registration for both."""
+    env = arch_env(registration="off")
+    d = env.datadir
+    assert Reg(env).call(user="alice", password=PW)["error"] == "closed"
+
+    t0 = time.monotonic()
+    ok(d, "settings", "set", "registration", "open")
+    ans = Reg(env).call(user="alice", password=PW)
+    assert ans["ok"] is True, ans
+    assert time.monotonic() - t0 < 5
+    harness.wait_for(lambda: login(env, "alice", PW) == 0, 5, what="the new account logs in")
+
+    ok(d, "settings", "set", "registration", "invite")
+    assert Reg(env).call(user="bob", password=PW)["error"] == "invite_required"
+    code = ok(d, "invite", "create").out.strip()
+    assert Reg(env).call(user="bob", password=PW, invite=code)["ok"] is True
+
+    # Back to each program's own configuration: off.
+    ok(d, "settings", "unset", "registration")
+    assert Reg(env).call(user="carol", password=PW)["error"] == "closed"
+    # And "off" in the store closes a service configured open.
+    assert env.store.sql("SELECT count(*) FROM users WHERE name='carol'") == [(0,)]
+
+
+def test_the_store_can_close_what_the_configuration_opens(arch_env):
+    env = arch_env(registration="open")
+    ok(env.datadir, "settings", "set", "registration", "off")
+    assert Reg(env).call(user="dave", password=PW)["error"] == "closed"
+    ok(env.datadir, "settings", "unset", "registration")
+    assert Reg(env).call(user="dave", password=PW)["ok"] is True
