@@ -47,6 +47,10 @@ struct bench_opts {
 	const char *rpc_with;
 	int rpc_limit;
 	long max_seq;
+	/* resume */
+	const char *prefix;       /* users <prefix>0..<prefix><users-1> */
+	int persistent;           /* 1: clean session false, client id <user>@bench */
+	const char *token_seed;   /* log in with device tokens derived from it (bench/README.md) */
 };
 
 void bench__opts_defaults(struct bench_opts *o);
@@ -107,6 +111,7 @@ int load__pairs(const struct bench_opts *o);
 int load__fanout(const struct bench_opts *o);
 int conn__rate(const struct bench_opts *o);
 int conn__flood(const struct bench_opts *o);
+int conn__resume(const struct bench_opts *o);
 int rpc__latency(const struct bench_opts *o);
 int prefill__archive(const struct bench_opts *o);
 

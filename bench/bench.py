@@ -39,8 +39,8 @@ import time
 
 from procs import log
 from report import build_targets, markdown
-from runs import (finish_setup, run_drain, run_ingest, run_key, run_loads, run_rpc, run_rss,
-                  start_setup)
+from runs import (finish_setup, run_drain, run_ingest, run_key, run_loads, run_resume, run_rpc,
+                  run_rss, start_setup)
 from settings import BENCH, BUILD, MOSQUITTO, OUT, QUICK, ROOT, ROUNDS, SECONDS, SETUPS, TITLES
 
 
@@ -104,11 +104,13 @@ def main():
         doc["rpc"] = run_rpc(tmp) if "e" in SETUPS else {"available": False, "reason": "not run"}
         log("start-up and memory")
         doc["rss"] = run_rss(tmp)
+        doc["resume"] = run_resume(tmp) if "d" in SETUPS else {}
     finally:
         for b in brokers.values():
             b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    doc["targets"] = build_targets(doc["setups"], doc["rpc"], doc["rss"], doc.get("key"))
+    doc["targets"] = build_targets(doc["setups"], doc["rpc"], doc["rss"], doc.get("key"),
+                                   doc.get("resume"))
     doc["total_s"] = round(time.monotonic() - t0, 1)
     md = markdown(doc) + "Total run time: %.0f s.\n" % doc["total_s"]
     write_results(doc, md)

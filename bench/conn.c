@@ -1,6 +1,7 @@
 /* conn.c - connect+auth rates: cold (first login after the broker started),
- * warm (the same users again) and under a flood of wrong passwords sent
- * from another loopback address. */
+ * warm (the same users again), under a flood of wrong passwords sent from
+ * another loopback address, and resume: persistent sessions logging in
+ * again after a broker restart, with passwords or device tokens. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <mosquitto.h>
 
 #include "bench.h"
+#include "devtoken.h"
 #include "err.h"
 #include "timeutil.h"
 
@@ -20,6 +22,8 @@ struct stream {
 	const char *prefix[2];    /* names: prefix[k % 2] + k / 2, or prefix[0] + k */
 	long nnames;
 	const char *password;     /* NULL: a wrong one per attempt */
+	const char *token_seed;   /* not NULL: each user's device token instead */
+	bool persistent;          /* client id <user>@bench, keeping its session */
 	const char *bind;
 	int conc;
 	long limit;               /* attempts to start; <0 for no limit */
@@ -43,9 +47,25 @@ static void name_of(const struct stream *s, long k, char *out, size_t len)
 	}
 }
 
+/* The device token of user name, derived from seed: the base64url of
+ * SHA-256("<seed>:<name>") behind the token prefix. bench/setups.py
+ * derives the same to store its digest. */
+static void token_of(const char *seed, const char *name, char out[DEVTOKEN_LEN + 1])
+{
+	unsigned char raw[DEVTOKEN_DIGEST_LEN];
+	char in[256];
+	int n = snprintf(in, sizeof(in), "%s:%s", seed, name);
+
+	if(n < 0 || (size_t)n >= sizeof(in) || devtoken__digest(in, (size_t)n, raw) != MQC_OK){
+		memset(raw, 0, sizeof(raw));
+	}
+	devtoken__encode(raw, out);
+}
+
 static void stream_fill(struct stream *s, const struct bench_opts *o)
 {
-	char name[64], wrong[64];
+	char name[64], wrong[64], id[80], token[DEVTOKEN_LEN + 1];
+	const char *pw;
 	int i;
 
 	for(i = 0; i < s->conc; i++){
@@ -54,12 +74,17 @@ static void stream_fill(struct stream *s, const struct bench_opts *o)
 		}
 		name_of(s, s->next, name, sizeof(name));
 		snprintf(wrong, sizeof(wrong), "wrong-password-%ld", s->next);
+		snprintf(id, sizeof(id), s->persistent || s->token_seed ? "%s@bench" : "%s", name);
+		pw = s->password ? s->password : wrong;
+		if(s->token_seed){
+			token_of(s->token_seed, name, token);
+			pw = token;
+		}
 		s->next++;
 		s->attempts++;
 		memset(&s->slot[i], 0, sizeof(s->slot[i]));
 		s->started[i] = time__mono_ns();
-		if(bclient__start(&s->slot[i], o, name, name, s->password ? s->password : wrong,
-					s->bind, NULL, s->err, sizeof(s->err)) != MQC_OK){
+		if(bclient__start(&s->slot[i], o, id, name, pw, s->bind, NULL, s->err, sizeof(s->err)) != MQC_OK){
 			s->errors++;
 			continue;
 		}
@@ -230,6 +255,40 @@ int conn__rate(const struct bench_opts *o)
 out:
 	stream_free(cold);
 	stream_free(warm);
+	return rc;
+}
+
+int conn__resume(const struct bench_opts *o)
+{
+	struct stream *s;
+	struct stream *ss[1];
+	double c0, c1, secs;
+	int rc;
+
+	/* Every user of the resume set once: --prefix 0..--users-1. */
+	s = stream_new("resume", o, o->concurrency, o->users);
+	if(s == NULL){
+		fprintf(stderr, "Error: out of memory\n");
+		return 1;
+	}
+	s->prefix[0] = o->prefix;
+	s->prefix[1] = NULL;
+	s->persistent = o->persistent != 0;
+	s->token_seed = o->token_seed;
+	ss[0] = s;
+	c0 = proc__cpu_s(o->broker_pid);
+	secs = drive(ss, 1, o, o->seconds);
+	c1 = proc__cpu_s(o->broker_pid);
+	printf("{\"mode\":\"resume\",\"users\":%d,\"concurrency\":%d,\"tokens\":%s,",
+			o->users, s->conc, o->token_seed ? "true" : "false");
+	print_stream(s, secs, c0 >= 0 ? c1 - c0 : -1.0);
+	printf("}\n");
+	rc = s->ok == o->users ? 0 : 1;
+	if(rc){
+		fprintf(stderr, "Error: resume: %ld of %d logins (refused %ld, timeouts %ld) %s\n",
+				s->ok, o->users, s->refused, s->timeouts, s->err);
+	}
+	stream_free(s);
 	return rc;
 }
 

@@ -44,6 +44,7 @@ static const struct mode modes[] = {
 	{ "pairs", load__pairs, "s<i> sends to the inbox of r<i> for i < --pairs" },
 	{ "fanout", load__fanout, "m0 sends to --room, its --members m<i> subscribed" },
 	{ "connect", conn__rate, "cold then warm logins of --users users (s<i>, r<i>)" },
+	{ "resume", conn__resume, "one login each of --prefix<i> for i < --users (--persistent, --token-seed)" },
 	{ "flood", conn__flood, "warm logins while --flood connections send wrong passwords" },
 	{ "rpc", rpc__latency, "--op history|sync round trips as --user" },
 	{ "prefill", prefill__archive, "add --count messages to --archive-db (archiver schema)" },
@@ -93,6 +94,9 @@ static const struct opt opts[] = {
 	{ .name = "--with", .arg = "U", .kind = OPT_STR, .off = OFF(rpc_with), .def_str = "r0" },
 	{ .name = "--limit", .arg = "N", .kind = OPT_INT, .off = OFF(rpc_limit), .def = 50, .lo = 1, .hi = 1000 },
 	{ .name = "--max-seq", .arg = "N", .kind = OPT_LONG, .off = OFF(max_seq), .lo = 0, .hi = 1L << 50 },
+	{ .name = "--prefix", .arg = "P", .kind = OPT_STR, .off = OFF(prefix), .def_str = "p" },
+	{ .name = "--persistent", .arg = "0|1", .kind = OPT_INT, .off = OFF(persistent), .lo = 0, .hi = 1 },
+	{ .name = "--token-seed", .arg = "SEED", .kind = OPT_STR, .off = OFF(token_seed) },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -49,7 +49,7 @@ int bclient__start(struct bclient *c, const struct bench_opts *o, const char *cl
 	c->connack = c->suback = c->lost = false;
 	c->connack_rc = -1;
 	c->granted = -1;
-	c->mosq = mosquitto_new(clientid, true, c);
+	c->mosq = mosquitto_new(clientid, !o->persistent, c);
 	if(c->mosq == NULL){
 		snprintf(err, errlen, "mosquitto_new: out of memory");
 		return MQC_ERR_NOMEM;

@@ -54,9 +54,16 @@ def ingest_runs(e):
     return runs
 
 
-def build_targets(results, rpc, rss, kf=None):
+def resume_of(resume, name, field):
+    """A figure of run_resume's variant name ("a", "d_token", ...), or None."""
+    r = ((resume or {}).get(name) or {}).get("resume") or {}
+    v = r.get(field)
+    return v if isinstance(v, (int, float)) and v >= 0 else None
+
+
+def build_targets(results, rpc, rss, kf=None, resume=None):
     """Every target with its value, (a)'s and the verdict; kf: run_key's
-    figures, or None."""
+    figures, resume: run_resume's, or None."""
     T = []
 
     def add(name, setup, value, base, limit, ok, unit="", paired_ratio=None):
@@ -96,6 +103,14 @@ def build_targets(results, rpc, rss, kf=None):
                       in_depth)
         rounds_against_a("warm reconnect rate", ">=", 0.8, key, "connect", "ok_per_s", "/s",
                          "warm")
+    if resume:
+        users = fmt(resume.get("users"))
+        against_a("%s sessions after a restart, device tokens: logins/s" % users, ">=", 0.8, "d",
+                  resume_of(resume, "d_token", "ok_per_s"), resume_of(resume, "a", "ok_per_s"),
+                  None, "/s")
+        against_a("%s sessions after a restart, device tokens: broker CPU per login" % users,
+                  "<=", 1.5, "d", resume_of(resume, "d_token", "cpu_us_per_ok"),
+                  resume_of(resume, "a", "cpu_us_per_ok"), None, "us")
     if rss.get("available"):
         load_s = rss["d_start_s"]
         add("100k users + 10k rooms: start to listening < 1 s", "d", load_s, rss["a_start_s"],
@@ -194,6 +209,26 @@ def markdown(doc):
         ("flood: wrong-password attempts /s", "flood", "attempts_per_s", "bad", 0, 1.0),
         ("flood: wrong passwords accepted", "flood", "ok", "bad", 0, 1.0),
     ])
+    rs = doc.get("resume") or {}
+    if rs:
+        L.append("### Logins after a broker restart: %s persistent sessions at once, %d at a time"
+                 % (fmt(rs.get("users")), rs.get("concurrency", 0)))
+        L.append("")
+        L.append("| | (a) no auth | (d) device tokens | (d) passwords |")
+        L.append("|---|---:|---:|---:|")
+        for label, field, nd in (("logins /s", "ok_per_s", 0), ("broker CPU per login (us)",
+                                                                 "cpu_us_per_ok", 0),
+                                 ("login p99 (ms)", "p99_us", 1)):
+            a = resume_of(rs, "a", field)
+            cells = []
+            for name in ("a", "d_token", "d_password"):
+                v = resume_of(rs, name, field)
+                c = "n/a" if v is None else fmt(v / 1000.0 if field == "p99_us" else v, nd)
+                if v is not None and a and name != "a":
+                    c += " (%.2f)" % (v / a)
+                cells.append(c)
+            L.append("| %s | %s |" % (label, " | ".join(cells)))
+        L.append("")
     e = R.get("e", {})
     if e.get("available"):
         L.append("### Archiver ingest (e)")

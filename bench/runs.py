@@ -17,9 +17,11 @@ from procs import (Broker, Unavailable, free_port, log, proc_cpu_s, proc_rss_kb,
                    proc_tree_pss_kb, require_built)
 from settings import (ARCHIVE_ROWS, BENCH, BIG_MEMBERS, BIG_ROOMS, BIG_USERS, DRAIN_MSGS,
                       DROP_LINE, FLOOD_SECONDS, KEY_LOAD, KEY_ROUNDS, LOADS, MEMBERS,
-                      NPAIRS_USERS, PACE, PASSWORD, PLUGIN, ROOM, ROOT, ROUNDS, RPC_COUNT,
-                      SECONDS, STORED_SQL, TITLES, WARM_COUNT, WARMUP, WINDOW, load_name)
-from setups import SETUP_FN, mqchat_conf, mqchat_hash, setup_a, setup_e, write_userdb
+                      NPAIRS_USERS, PACE, PASSWORD, PLUGIN, RESUME_CONCURRENCY, RESUME_USERS,
+                      ROOM, ROOT, ROUNDS, RPC_COUNT, SECONDS, STORED_SQL, TITLES, TOKEN_SEED,
+                      WARM_COUNT, WARMUP, WINDOW, load_name)
+from setups import (SETUP_FN, add_bench_devices, mqchat_conf, mqchat_hash, setup_a, setup_e,
+                    write_userdb)
 
 
 def bench(mode, broker, *args, timeout=None):
@@ -283,6 +285,58 @@ def run_rpc(tmp):
     finally:
         if broker:
             broker.stop()
+    return res
+
+
+def resume_variant(tmp, name, how):
+    """One broker with RESUME_USERS persistent sessions (clean session
+    false, client id p<i>@bench), restarted, and every session logging in
+    again at once: the bench's resume result. how: None for (a), no auth;
+    "token" or "password" for (d)."""
+    d = new_dir(tmp, "resume-" + name)
+    port = free_port()
+    names = ["p%d" % i for i in range(RESUME_USERS)]
+    if how is None:
+        lines = setup_a(d, port)
+    else:
+        require_built(PLUGIN)
+        db = os.path.join(d, "auth.db")
+        # One hash for every user: 15,000 PBKDF2 runs in Python would take
+        # a minute, and the broker hashes each login all the same.
+        write_userdb(db, [(n, mqchat_hash("resume")) for n in names])
+        add_bench_devices(db, names)
+        lines = mqchat_conf(d, port, db)
+    lines = [x for x in lines if not x.startswith("persistence ")] + [
+        "persistence true", "persistence_location %s/" % d]
+    args = ["--users", RESUME_USERS, "--prefix", "p", "--persistent", 1,
+            "--concurrency", RESUME_CONCURRENCY, "--seconds", 600]
+    b = Broker(d, port, lines)
+    try:
+        b.start()
+        # The sessions, made with the quick way in: the token where the
+        # broker checks one.
+        made = bench("resume", b, *args, *(["--token-seed", TOKEN_SEED] if how else []), timeout=900)
+        if "error" in made:
+            return {"error": "making the sessions: %s" % made["error"]}
+        b.stop()
+        b.start()
+        return bench("resume", b, *args, *(["--token-seed", TOKEN_SEED] if how == "token" else []),
+                     timeout=900)
+    finally:
+        b.stop()
+
+
+def run_resume(tmp):
+    """After a broker restart every phone logs in again at once: (a)
+    without auth, (d) with device tokens, (d) with passwords (nothing
+    cached after a restart: one PBKDF2 each on the broker's thread)."""
+    res = {"users": RESUME_USERS, "concurrency": RESUME_CONCURRENCY}
+    for name, how in (("a", None), ("d_token", "token"), ("d_password", "password")):
+        log("resume (%s): %d persistent sessions after a restart" % (name, RESUME_USERS))
+        try:
+            res[name] = resume_variant(tmp, name, how)
+        except Unavailable as e:
+            res[name] = {"error": scrub(e, tmp)}
     return res
 
 

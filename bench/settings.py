@@ -41,6 +41,11 @@ else:
     FLOOD_SECONDS, RPC_COUNT, ARCHIVE_ROWS = 4.0, 1000, 1000000
     DRAIN_MSGS = 80000   # below the bench brokers' max_queued_messages (100,000)
 BIG_USERS, BIG_ROOMS, BIG_MEMBERS = 100000, 10000, 10
+# Persistent sessions logging in again after a broker restart (runs.py
+# run_resume), each with its own device token or its password.
+RESUME_USERS = 1000 if QUICK else 15000
+RESUME_CONCURRENCY = 64
+TOKEN_SEED = "mqchat-bench"
 NPAIRS_USERS = max(100, CONN_USERS // 2)   # s0.., r0..
 LOADS = [("pairs", 10, 0), ("pairs", 10, 1), ("pairs", 100, 0), ("pairs", 100, 1),
          ("fanout", MEMBERS, 0), ("fanout", MEMBERS, 1)]

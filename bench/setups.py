@@ -16,7 +16,7 @@ import time
 
 from procs import Unavailable, require_built
 from settings import (ARCHIVER, DYNSEC, ITERATIONS, MEMBERS, NPAIRS_USERS, PASSWORD, PLUGIN,
-                      ROOM, SCHEMA, SEND_LIMIT_OPTS)
+                      ROOM, SCHEMA, SEND_LIMIT_OPTS, TOKEN_SEED)
 from topics import topic
 
 
@@ -59,6 +59,26 @@ def write_userdb(path, names, rooms=(), members=()):
     db.executemany("INSERT OR IGNORE INTO rooms(name, retention_days, created) VALUES(?,0,?)",
                    ((r, now) for r in rooms))
     db.executemany("INSERT OR IGNORE INTO members(room, user) VALUES(?,?)", members)
+    db.execute("COMMIT")
+    db.close()
+
+
+def bench_token(name):
+    """The device token mqchat-bench --token-seed TOKEN_SEED derives for
+    name (bench/conn.c token_of): base64url of SHA-256("<seed>:<name>")."""
+    raw = hashlib.sha256(("%s:%s" % (TOKEN_SEED, name)).encode()).digest()
+    return "mqt1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def add_bench_devices(path, names):
+    """Give each of names the device "bench" with its bench_token: the
+    store keeps the token's SHA-256 only."""
+    now = int(time.time() * 1000)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    db.executemany("INSERT OR REPLACE INTO devices(user, device, token_sha256, created, last_seen)"
+                   " VALUES(?, 'bench', ?, ?, 0)",
+                   ((n, hashlib.sha256(bench_token(n).encode()).hexdigest(), now) for n in names))
     db.execute("COMMIT")
     db.close()
 

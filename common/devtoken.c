@@ -39,10 +39,15 @@ int devtoken__make(char out[DEVTOKEN_LEN + 1])
 
 	out[0] = '\0';
 	if(rc != MQC_OK) return rc;
-	memcpy(out, DEVTOKEN_PREFIX, DEVTOKEN_PREFIX_LEN);
-	encode32(raw, out + DEVTOKEN_PREFIX_LEN);
+	devtoken__encode(raw, out);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	return MQC_OK;
+}
+
+void devtoken__encode(const unsigned char raw[DEVTOKEN_RANDOM_BYTES], char out[DEVTOKEN_LEN + 1])
+{
+	memcpy(out, DEVTOKEN_PREFIX, DEVTOKEN_PREFIX_LEN);
+	encode32(raw, out + DEVTOKEN_PREFIX_LEN);
 }
 
 bool devtoken__is_token(const char *s, size_t len)

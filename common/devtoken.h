@@ -22,6 +22,9 @@
 
 /* A new token into out (NUL-terminated). MQC_OK or MQC_ERR_CRYPTO. */
 int devtoken__make(char out[DEVTOKEN_LEN + 1]);
+/* The token of 32 given bytes (devtoken__make's form): for the bench,
+ * which derives its users' tokens from a seed. */
+void devtoken__encode(const unsigned char raw[DEVTOKEN_RANDOM_BYTES], char out[DEVTOKEN_LEN + 1]);
 
 /* True if s[0..len) has the form of a token: the prefix, then exactly 43
  * base64url characters. A password of that form is refused at login as a
