@@ -13,10 +13,51 @@
 #include "session.h"
 #include "token.h"
 
-/* Connect a one-shot session, send req (borrowed), return the answer. */
-static int rpc_once(struct options *opt, json_t *req, json_t **resp)
+/* ---- an op, and its failure in words ---- */
+
+/* Say why the request on s failed with rc: an error answer by its code,
+ * in words about what say names; anything else as the session put it. */
+static void say_failure(const struct session *s, int rc, const struct rpc_say *say)
 {
-	struct session s;
+	const char *code = s->rpc_code, *room = say->room, *user = say->user;
+	char w[400];
+
+	if(!strcmp(code, "not_found") && room && user){
+		snprintf(w, sizeof(w), "no such user %s, or you are in no room %s", user, room);
+	}else if(!strcmp(code, "not_found") && room){
+		snprintf(w, sizeof(w), "you are in no room %s", room);
+	}else if(!strcmp(code, "not_found") && user){
+		snprintf(w, sizeof(w), "no such user %s", user);
+	}else if(!strcmp(code, "forbidden") && say->forbidden){
+		snprintf(w, sizeof(w), "%s", say->forbidden);
+	}else if(!strcmp(code, "exists")){
+		snprintf(w, sizeof(w), "room %s exists already (or was deleted less than 30 days ago)",
+				room ? room : "");
+	}else if(!strcmp(code, "not_member")){
+		snprintf(w, sizeof(w), "%s is not a member of %s", user ? user : "", room ? room : "");
+	}else if(!strcmp(code, "too_many_rooms")){
+		snprintf(w, sizeof(w), "you own as many rooms as the server allows");
+	}else if(!strcmp(code, "room_full")){
+		snprintf(w, sizeof(w), "%s has as many members as the server allows", room ? room : "");
+	}else if(!strcmp(code, "rate_limited")){
+		long long tenths = ((long long)s->rpc_retry_ms + 99) / 100;
+		snprintf(w, sizeof(w), "the archiver is busy: retry in %lld.%lld s", tenths / 10,
+				tenths % 10);
+	}else if(!strcmp(code, "internal")){
+		snprintf(w, sizeof(w), "the archiver cannot do it now: retry later");
+	}else if(s->rpc_error[0]){
+		snprintf(w, sizeof(w), "%s", s->rpc_error);
+	}else if(rc == EXIT_TIMEOUT){
+		snprintf(w, sizeof(w), "no answer from the archiver within %d s (is it running?)",
+				s->opt->timeout_s);
+	}else{
+		snprintf(w, sizeof(w), "connection to the broker lost before the archiver answered");
+	}
+	util__error("cannot %s: %s", say->doing, w);
+}
+
+int cmd_rpc__op(struct session *s, json_t *req, json_t **resp, const struct rpc_say *say)
+{
 	int rc;
 
 	*resp = NULL;
@@ -24,17 +65,38 @@ static int rpc_once(struct options *opt, json_t *req, json_t **resp)
 		util__error("out of memory");
 		return EXIT_FAILED;
 	}
+	/* With say, the failure is said here, in words about the op. */
+	s->silent = s->quiet = say != NULL;
+	rc = session__rpc(s, req, resp);
+	s->silent = s->quiet = false;
+	if(rc && say) say_failure(s, rc, say);
+	return rc;
+}
+
+/* Connect a one-shot session, send req (borrowed), return the answer;
+ * failures said by the session. */
+static int rpc_once(struct options *opt, json_t *req, json_t **resp)
+{
+	return cmd_rpc__op_once(opt, req, resp, NULL);
+}
+
+int cmd_rpc__op_once(struct options *opt, json_t *req, json_t **resp, const struct rpc_say *say)
+{
+	struct session s;
+	int rc;
+
+	*resp = NULL;
 	if((rc = options__need_user(opt))) return rc;
 	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
 			&& (rc = session__connect(&s)) == EXIT_OK){
-		rc = session__rpc(&s, req, resp);
+		rc = cmd_rpc__op(&s, req, resp, say);
 	}
 	session__cleanup(&s);
 	return rc;
 }
 
 /* Print an answer as one JSON line without the correlation fields. */
-static void print_answer(json_t *resp)
+void cmd_rpc__print_answer(json_t *resp)
 {
 	char *line;
 
@@ -275,7 +337,8 @@ static json_t *name_list(json_t *arr)
 
 json_t *cmd_rooms__list(json_t *resp)
 {
-	json_t *out, *arr, *e;
+	json_t *out, *arr, *e, *r;
+	const char *title, *role;
 	size_t i;
 
 	arr = json_object_get(resp, "rooms");
@@ -290,8 +353,13 @@ json_t *cmd_rooms__list(json_t *resp)
 			members = json_object_get(e, "members");
 		}
 		if(n == NULL || !names__valid_str(n)) continue;
-		json_array_append_new(out, json_pack("{s:s, s:o}", "name", n, "members",
-					name_list(members)));
+		r = json_pack("{s:s, s:o}", "name", n, "members", name_list(members));
+		/* Left out when they say nothing: no title, an ordinary member. */
+		title = json_string_value(json_object_get(e, "title"));
+		role = json_string_value(json_object_get(e, "role"));
+		if(r && title && *title) json_object_set_new(r, "title", json_string(title));
+		if(r && role && (!strcmp(role, "owner") || !strcmp(role, "admin"))) json_object_set_new(r, "role", json_string(role));
+		json_array_append_new(out, r);
 	}
 	return out;
 }
@@ -299,6 +367,7 @@ json_t *cmd_rooms__list(json_t *resp)
 int cmd_rooms__run(struct options *opt, int argc, char **argv)
 {
 	json_t *resp = NULL, *rooms, *r, *mem;
+	const char *title, *role;
 	size_t i, k;
 	int rc;
 
@@ -311,7 +380,16 @@ int cmd_rooms__run(struct options *opt, int argc, char **argv)
 			free(line);
 			continue;
 		}
-		printf("%s:", json_string_value(json_object_get(r, "name")));
+		title = json_string_value(json_object_get(r, "title"));
+		role = json_string_value(json_object_get(r, "role"));
+		printf("%s", json_string_value(json_object_get(r, "name")));
+		if(title){
+			printf(" \"");
+			util__print_safe(stdout, title, strlen(title));
+			printf("\"");
+		}
+		if(role) printf(" (%s)", role);
+		printf(":");
 		json_array_foreach(json_object_get(r, "members"), k, mem){
 			printf(" %s", json_string_value(mem));
 		}
@@ -362,7 +440,7 @@ int cmd_whois__run(struct options *opt, int argc, char **argv)
 	rc = rpc_once(opt, req, &resp);
 	json_decref(req);
 	if(rc) return rc;
-	if(opt->json) print_answer(resp);
+	if(opt->json) cmd_rpc__print_answer(resp);
 	else print_profile(resp, user);
 	json_decref(resp);
 	return EXIT_OK;
@@ -396,7 +474,7 @@ int cmd_profile__run(struct options *opt, int argc, char **argv)
 	rc = rpc_once(opt, req, &resp);
 	json_decref(req);
 	if(rc) return rc;
-	if(opt->json) print_answer(resp);
+	if(opt->json) cmd_rpc__print_answer(resp);
 	else print_profile(resp, opt->user);
 	json_decref(resp);
 	return EXIT_OK;
@@ -564,7 +642,7 @@ int cmd_blocked__run(struct options *opt, int argc, char **argv)
 
 	if((rc = ask_op(opt, "blocked", argc, argv, &resp)) >= 0) return rc;
 	if(opt->json){
-		print_answer(resp);
+		cmd_rpc__print_answer(resp);
 	}else{
 		e = json_object_get(resp, "blocked");
 		list = name_list(e ? e : json_object_get(resp, "users"));

@@ -66,13 +66,22 @@ static void usage(FILE *fp)
 			"without one, from the device token stored by a login (`mqchat login`).\n");
 }
 
+/* The usage lines of name: a command ("room": all of its lines) or a
+ * command and its subcommand ("room add"). */
 static void cmd_usage(const char *name, FILE *fp)
 {
-	size_t i;
+	size_t i, n = strlen(name);
 
 	for(i=0; i<NCMDS; i++){
-		if(!strcmp(cmd_table[i].name, name)) fprintf(fp, "usage: mqchat %s\n", cmd_table[i].usage);
+		const char *u = cmd_table[i].usage;
+		if(!strncmp(u, name, n) && (u[n] == ' ' || u[n] == '\0')) fprintf(fp, "usage: mqchat %s\n", u);
 	}
+}
+
+int cmd__help(const char *name)
+{
+	cmd_usage(name, stdout);
+	return EXIT_OK;
 }
 
 int cmd__usage(const char *name)
@@ -89,10 +98,7 @@ void cmd__options(struct cmdline *cl, const char *name, const struct cmdline_opt
 
 int cmd__options_end(const struct cmdline *cl, const char *name, int c)
 {
-	if(c == CMDLINE_HELP){
-		cmd_usage(name, stdout);
-		return EXIT_OK;
-	}
+	if(c == CMDLINE_HELP) return cmd__help(name);
 	if(c == CMDLINE_ERROR) return cmdline__fail(cl);
 	return EXIT_OK;
 }

@@ -168,8 +168,31 @@ int cmd_send__publish(struct session *s, const char *topic, const char *body, si
  * NULL), waiting for the notice as session__notice does. */
 void cmd_send__refused(struct session *s, const char *id, int reason, const char *what);
 
+/* What an op is about, for the words of its failure (cmd_rpc.c). Strings
+ * are borrowed. */
+struct rpc_say {
+	const char *doing;      /* "add bob to hikers": said as "cannot add bob to hikers: ..." */
+	const char *room;       /* the room and the user it names, or NULL */
+	const char *user;
+	const char *forbidden;  /* what `forbidden` means for this op, or NULL */
+};
+
+/* Send req (borrowed; NULL: out of memory) on s and wait for the answer:
+ * EXIT_OK with *resp a new reference. Else, with say, one line on stderr
+ * that names the op and says why in words ("Error: cannot add bob to
+ * hikers: bob is not a member of hikers"; an error answer's code from
+ * docs/PROTOCOL.md mapped to words, a code without words by the archiver's
+ * message), or without say, the session's words; and the exit code
+ * (EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACH). */
+int cmd_rpc__op(struct session *s, json_t *req, json_t **resp, const struct rpc_say *say);
+/* The same on a one-shot session of its own (opt->user needed). */
+int cmd_rpc__op_once(struct options *opt, json_t *req, json_t **resp, const struct rpc_say *say);
+/* Print an answer (borrowed; its "id" removed) as one JSON line. */
+void cmd_rpc__print_answer(json_t *resp);
+
 /* The rooms of an RPC "rooms" answer (borrowed) as a new array of
- * {"name": ..., "members": [...]} (NULL on bad input or no memory). */
+ * {"name": ..., "members": [...]}, with "title" if it has one and "role"
+ * if mine is not "member" (NULL on bad input or no memory). */
 json_t *cmd_rooms__list(json_t *resp);
 
 /* Subscribe to chat/inbox/<me>/# (QoS 1, restored on reconnect); prints
@@ -180,8 +203,12 @@ int cmd_listen__inbox(struct session *s);
  * limited to the names in members if not NULL) and return an exit code. */
 int cmd_who__show(struct session *s, const char *user, json_t *members, bool json);
 
-/* Print the usage line of a command to stderr and return EXIT_USAGE. */
+/* Print the usage line of a command to stderr and return EXIT_USAGE. name
+ * is a command ("room": all its lines) or a command and its subcommand
+ * ("room add"). */
 int cmd__usage(const char *name);
+/* The same on stdout (asked for: -h, --help), returning EXIT_OK. */
+int cmd__help(const char *name);
 /* Start parsing the options and operands of command name (argv[0]) by
  * common/cmdline.h's convention: any order, `--`, -h/--help. */
 void cmd__options(struct cmdline *cl, const char *name, const struct cmdline_opt *opts,
