@@ -157,6 +157,9 @@ int cmd_blocked__run(struct options *opt, int argc, char **argv);
 int cmd_devices__run(struct options *opt, int argc, char **argv);
 int cmd_login__run(struct options *opt, int argc, char **argv);
 int cmd_logout__run(struct options *opt, int argc, char **argv);
+int cmd_room__run(struct options *opt, int argc, char **argv);
+int cmd_privacy__run(struct options *opt, int argc, char **argv);
+int cmd_contacts__run(struct options *opt, int argc, char **argv);
 
 /* Build a text envelope for body (valid UTF-8, checked by the caller) and
  * publish it at QoS 1 to topic, tracked; the new id goes to id (MSGID_LEN + 1
