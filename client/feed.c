@@ -118,6 +118,97 @@ static void print_receipt(struct feed *f, const char *from, const struct envelop
 	fflush(stdout);
 }
 
+/* The words of the membership events (docs/PROTOCOL.md, "Rooms run by
+ * their members"): about a person, "<by> <verb> <user><tail>", or without
+ * by "<user><alone>"; about the room, "<by> <verb>", or "<alone>". */
+static const struct {
+	const char *event;
+	bool about_user;
+	const char *verb, *tail, *alone;
+} event_words[] = {
+	{"created", false, "created the room", NULL, "the room was created"},
+	{"joined", true, NULL, NULL, " joined"},
+	{"added", true, "added", "", " was added"},
+	{"removed", true, "removed", "", " was removed"},
+	{"left", true, NULL, NULL, " left"},
+	{"promoted", true, "made", " an admin", " is now an admin"},
+	{"demoted", true, "made", " a member (no longer an admin)", " is no longer an admin"},
+	{"changed", false, "changed the title or description", NULL,
+		"the title or description was changed"},
+	{"deleted", false, "deleted the room", NULL, "the room was deleted"},
+};
+
+/* A name member of an event, if it is a valid name. */
+static const char *event_name(json_t *ev, const char *key)
+{
+	const char *v = json_string_value(json_object_get(ev, key));
+
+	return v && names__valid_str(v) ? v : NULL;
+}
+
+/* Print the words of the event ev (borrowed) and a newline. */
+static void print_event_words(json_t *ev)
+{
+	const char *event = json_string_value(json_object_get(ev, "event"));
+	const char *user = event_name(ev, "user"), *by = event_name(ev, "by");
+	size_t i;
+
+	for(i=0; event && i<sizeof(event_words) / sizeof(event_words[0]); i++){
+		if(strcmp(event, event_words[i].event) != 0) continue;
+		if(event_words[i].about_user && user == NULL) break;
+		if(event_words[i].verb == NULL || by == NULL){
+			printf("%s%s\n", event_words[i].about_user ? user : "", event_words[i].alone);
+		}else if(event_words[i].about_user){
+			printf("%s %s %s%s\n", by, event_words[i].verb, user, event_words[i].tail);
+		}else{
+			printf("%s %s\n", by, event_words[i].verb);
+		}
+		return;
+	}
+	/* One this client does not know yet: its name and whom it concerns. */
+	printf("event ");
+	util__print_safe(stdout, event ? event : "?", event ? strlen(event) : 1);
+	if(user) printf(": %s", user);
+	if(by) printf(" (by %s)", by);
+	printf("\n");
+}
+
+/* A membership event in room from the archiver's account (from): printed
+ * as a line of its own, "[12:00:01] #hikers * alice added bob", or as JSON;
+ * never answered with a receipt. False if payload is no event. */
+static bool show_event(struct feed *f, const char *room, const char *from,
+		const void *payload, size_t len)
+{
+	json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL);
+	struct envelope_str id = { .ptr = json_string_value(json_object_get(ev, "id")) };
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	json_int_t ts = json_integer_value(json_object_get(ev, "ts"));
+	char when[32];
+
+	if(id.ptr == NULL || type == NULL || strcmp(type, "event") != 0){
+		json_decref(ev);
+		return false;
+	}
+	id.len = strlen(id.ptr);
+	if(!names__valid_msgid(id.ptr, id.len) || seen_before(f, from, &id)){
+		json_decref(ev);
+		return true;
+	}
+	f->count++;
+	if(f->json){
+		json_object_set_new(ev, "from", json_string(from));
+		json_object_set_new(ev, "room", json_string(room));
+		print_json(ev);
+		return true;
+	}
+	util__fmt_time(ts > 0 ? ts : time__now_ms(), false, when, sizeof(when));
+	printf("[%s] #%s * ", when, room);
+	print_event_words(ev);
+	fflush(stdout);
+	json_decref(ev);
+	return true;
+}
+
 void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		size_t len, void *ud)
 {
@@ -137,7 +228,15 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		return;
 	}
 	if(!envelope__parse(payload, len, &env, &why)){
-		fprintf(stderr, "warning: ignored a malformed message from %s: %s\n", from, why);
+		/* A membership event: the plugin lets only services publish one,
+		 * and this parser may not know the type. */
+		if(room == NULL || !show_event(f, room, from, payload, len)){
+			fprintf(stderr, "warning: ignored a malformed message from %s: %s\n", from, why);
+		}
+		return;
+	}
+	if(env.type != ENVELOPE_TEXT && env.type != ENVELOPE_RECEIPT){
+		if(room) show_event(f, room, from, payload, len);
 		return;
 	}
 	if(seen_before(f, from, &env.id)) return;
@@ -181,10 +280,16 @@ void feed__print_archived(json_t *m, bool json, bool with_to, const char *me)
 	status = json_string_value(json_object_get(m, "status"));
 	ts = json_integer_value(json_object_get(m, "server_ts"));
 	if(ts == 0) ts = json_integer_value(json_object_get(m, "ts"));
+	util__fmt_time(ts, true, when, sizeof(when));
+	if(type && !strcmp(type, "event")){
+		if(room) printf("[%s] #%s * ", when, room);
+		else printf("[%s] * ", when);
+		print_event_words(m);
+		return;
+	}
 	if(type && strcmp(type, "text") != 0) return; /* receipts show as status */
 	if(from == NULL || body == NULL) return;
 
-	util__fmt_time(ts, true, when, sizeof(when));
 	if(room) printf("[%s] #%s %s: ", when, room, from);
 	else if(with_to && to) printf("[%s] %s -> %s: ", when, from, to);
 	else printf("[%s] %s: ", when, from);
