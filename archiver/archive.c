@@ -911,23 +911,7 @@ int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, 
 
 json_t *archive__export_user(struct archive *ar, const char *user, int64_t since_ms)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *arr;
-
-	if(user == NULL) return NULL;
-	if(sqlite3_prepare_v2(ar->db,
-				"SELECT " MSG_COLS " FROM messages WHERE (sender=?1 OR recipient=?1) AND server_ts>=?2"
-				" ORDER BY seq", -1, &st, NULL) != SQLITE_OK){
-		return NULL;
-	}
-	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC) != SQLITE_OK
-			|| sqlite3_bind_int64(st, 2, since_ms) != SQLITE_OK){
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	arr = collect(st, -1, NULL);
-	sqlite3_finalize(st);
-	return arr;
+	return archive__export_page(ar, user, since_ms, 0, -1, NULL);
 }
 
 /* The single integer of a one-row query; def if there is no row. */
@@ -1003,4 +987,34 @@ fail:
 	exec(ar, "ROLLBACK");
 	json_decref(days);
 	return NULL;
+}
+
+json_t *archive__export_page(struct archive *ar, const char *user, int64_t since_ms, int64_t after,
+		int limit, bool *more)
+{
+	/* Two index ranges (messages_sender, messages_recipient), each in seq
+	 * order and cut at limit+1, merged: a page costs its own rows, not
+	 * every row of the user before it. A DM to oneself is in the first. */
+	static const char *sql =
+		"SELECT * FROM (SELECT " MSG_COLS " FROM messages WHERE sender=?1 AND seq>?3"
+		" AND server_ts>=?2 ORDER BY seq LIMIT ?4)"
+		" UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages WHERE recipient=?1"
+		" AND sender<>?1 AND seq>?3 AND server_ts>=?2 ORDER BY seq LIMIT ?4)"
+		" ORDER BY seq LIMIT ?4";
+	sqlite3_stmt *st = NULL;
+	json_t *arr;
+
+	if(more) *more = false;
+	if(user == NULL) return NULL;
+	if(sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC) != SQLITE_OK
+			|| sqlite3_bind_int64(st, 2, since_ms) != SQLITE_OK
+			|| sqlite3_bind_int64(st, 3, after) != SQLITE_OK
+			|| sqlite3_bind_int64(st, 4, limit < 0 ? -1 : (int64_t)limit + 1) != SQLITE_OK){
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	arr = collect(st, limit, more);
+	sqlite3_finalize(st);
+	return arr;
 }

@@ -56,6 +56,11 @@ int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, 
  * stored since since_ms, oldest first (each in the contract's
  * archived-message form). NULL on error. */
 json_t *archive__export_user(struct archive *ar, const char *user, int64_t since_ms);
+/* New reference: the page of archive__export_user's messages with seq >
+ * after, oldest first: at most limit (limit < 0: all); *more (if not NULL)
+ * says whether more follow. NULL on error. */
+json_t *archive__export_page(struct archive *ar, const char *user, int64_t since_ms, int64_t after,
+		int limit, bool *more);
 /* New reference: {"messages":N,"by_day":{"YYYY-MM-DD":N,...},"invalid":N,"last_seq":N,
  *  "last_server_ts":ms,"db_bytes":N} ; NULL on error. */
 json_t *archive__stats(struct archive *ar);
