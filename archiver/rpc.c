@@ -33,9 +33,6 @@
 /* Larger requests are refused unread. */
 #define RPC_MAX_REQUEST 16384
 #define RPC_MAX_ID 128
-/* Largest answer with messages: every payload must stay under the 64 KiB
- * the contract promises (the broker's message_size_limit is above it). */
-#define RPC_MAX_ANSWER 60000
 
 typedef json_t *(*rpc_fn)(struct rpc_req *r);
 
@@ -171,9 +168,6 @@ static json_t *names_json(const struct name_list *l)
 	return a;
 }
 
-/* Room for the rest of an answer around its messages: the id (128 bytes,
- * up to 6 times that once JSON-escaped), "ok", "more" and the keys. */
-#define RPC_FRAME 1024
 /* The largest JSON text of one message in an answer, and of the body part
  * of a `get` answer. */
 #define RPC_MAX_MSG (RPC_MAX_ANSWER - RPC_FRAME)
@@ -237,22 +231,17 @@ static int truncate_msg(json_t *m, size_t max)
 	return MQC_OK;
 }
 
-/* Cut msgs (borrowed) from its end until the answer fits in
- * RPC_MAX_ANSWER bytes, keeping at least one message; returns true if it
- * cut anything. The end is the side the next page starts from (history:
- * the oldest; sync: the newest), so `more` and the usual paging get the
- * rest. A message too large to share a page comes alone, on the next page;
- * if even alone it does not fit, its body is truncated (truncate_msg).
- * MQC_ERR_NOMEM in *rc if a truncation failed. */
-static bool fit_answer(json_t *msgs, int *rc)
+bool rpc__fit_messages(json_t *msgs, size_t frame, int *rc)
 {
-	size_t i, n = json_array_size(msgs), total = RPC_FRAME;
+	size_t i, n = json_array_size(msgs), total = frame;
+	bool alone = frame <= RPC_FRAME;
 
 	*rc = MQC_OK;
 	for(i = 0; i < n; i++){
 		json_t *m = json_array_get(msgs, i);
 		size_t len = json_len(m) + 1;
 
+		if(i == 0 && !alone && total + len > RPC_MAX_ANSWER) break;
 		if(i == 0 && len > RPC_MAX_MSG){
 			*rc = truncate_msg(m, RPC_MAX_MSG - 1);
 			if(*rc != MQC_OK) return false;
@@ -268,7 +257,7 @@ static bool fit_answer(json_t *msgs, int *rc)
 	return true;
 }
 
-static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
+json_t *rpc__messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 {
 	json_t *resp;
 	int rc;
@@ -276,7 +265,7 @@ static json_t *messages_answer(struct rpc_req *r, json_t *msgs, bool more)
 	if(msgs == NULL){
 		return rpc__fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
 	}
-	if(fit_answer(msgs, &rc)) more = true;
+	if(rpc__fit_messages(msgs, RPC_FRAME, &rc)) more = true;
 	if(rc != MQC_OK){
 		json_decref(msgs);
 		return NULL;
@@ -362,7 +351,7 @@ static json_t *op_history(struct rpc_req *r)
 	if(refused) return refused;
 	/* Two statements: argument evaluation order is unspecified. */
 	msgs = archive__history(r->d->ar, conv, since, before, (int)limit, &more);
-	return messages_answer(r, msgs, more);
+	return rpc__messages_answer(r, msgs, more);
 }
 
 static json_t *op_sync(struct rpc_req *r)
@@ -406,7 +395,7 @@ static json_t *op_sync(struct rpc_req *r)
 	free(list);
 	free_names(&rooms.names);
 	free(rooms.since);
-	return messages_answer(r, msgs, more);
+	return rpc__messages_answer(r, msgs, more);
 }
 
 /* May the requester read archived message m (borrowed)? As history and

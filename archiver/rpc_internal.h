@@ -15,6 +15,13 @@
  * (docs/PROTOCOL.md, "Device tokens": too_many_devices). */
 #define RPC_MAX_DEVICES 32
 
+/* Largest answer with messages: every payload must stay under the 64 KiB
+ * the contract promises (the broker's message_size_limit is above it). */
+#define RPC_MAX_ANSWER 60000
+/* Room for the rest of an answer around its messages: the id (128 bytes,
+ * up to 6 times that once JSON-escaped), "ok", "more" and the keys. */
+#define RPC_FRAME 1024
+
 struct rpc_req {
 	struct responder *d;   /* the worker's: its own store connections */
 	const char *user;
@@ -52,6 +59,21 @@ json_t *rpc__revoke_arg(struct rpc_req *r, struct rpc_revoke_ask *ask);
  * write transaction; *count gets how many. MQC_ERR_NOTFOUND when RPC_REVOKE_ONE
  * names a device without a token, else MQC_OK or the store's MQC_ERR_*. */
 int rpc__revoke(struct rpc_req *r, const struct rpc_revoke_ask *ask, int *count);
+
+/* Cut msgs (borrowed, archived messages in paging order) from its end
+ * until they fit in an answer whose other members take frame bytes (at
+ * least RPC_FRAME): true if it cut anything (the answer then says
+ * "more"). The end is the side the next page starts from. With frame ==
+ * RPC_FRAME (an answer of messages only) at least one message stays: one
+ * too large to share a page comes alone on the next one, and one that
+ * does not fit even alone has its body cut ("truncated", "body_bytes";
+ * the `get` op gives the rest). A larger frame may leave none. MQC_OK, or
+ * MQC_ERR_NOMEM in *rc if a truncation failed. */
+bool rpc__fit_messages(json_t *msgs, size_t frame, int *rc);
+/* New reference: {"id","ok":true,"messages":msgs,"more"} with msgs (a new
+ * reference, stolen; NULL: the archive read failed) cut to fit
+ * (rpc__fit_messages); NULL if out of memory. */
+json_t *rpc__messages_answer(struct rpc_req *r, json_t *msgs, bool more);
 
 /* An optional name member of req: NULL if absent; *bad set if present but
  * not a valid account or room name. */
