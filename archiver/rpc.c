@@ -732,6 +732,8 @@ static const struct {
 	{"contacts", rpc__op_contacts},
 	{"contact_add", rpc__op_contact_add},
 	{"contact_remove", rpc__op_contact_remove},
+	{"export", rpc__op_export},
+	{"delete_account", rpc__op_delete_account},
 };
 
 json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,

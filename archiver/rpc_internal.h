@@ -1,7 +1,7 @@
 /* rpc_internal.h - what rpc.c shares with the files of its other ops
- * (rpc_devices.c, rpc_privacy.c): the request being answered and the helpers every op
- * answers with. Nothing outside the RPC files includes it; the daemon sees
- * rpc__handle in daemon.h. */
+ * (rpc_devices.c, rpc_privacy.c, rpc_account.c): the request being
+ * answered and the helpers every op answers with. Nothing outside the RPC
+ * files includes it; the daemon sees rpc__handle in daemon.h. */
 #ifndef MQCHAT_RPC_INTERNAL_H
 #define MQCHAT_RPC_INTERNAL_H
 
@@ -89,5 +89,9 @@ json_t *rpc__op_privacy(struct rpc_req *r);
 json_t *rpc__op_contacts(struct rpc_req *r);
 json_t *rpc__op_contact_add(struct rpc_req *r);
 json_t *rpc__op_contact_remove(struct rpc_req *r);
+
+/* ---- the ops of rpc_account.c ---- */
+json_t *rpc__op_export(struct rpc_req *r);
+json_t *rpc__op_delete_account(struct rpc_req *r);
 
 #endif
