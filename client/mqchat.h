@@ -157,6 +157,8 @@ int cmd_blocked__run(struct options *opt, int argc, char **argv);
 int cmd_devices__run(struct options *opt, int argc, char **argv);
 int cmd_login__run(struct options *opt, int argc, char **argv);
 int cmd_logout__run(struct options *opt, int argc, char **argv);
+int cmd_export__run(struct options *opt, int argc, char **argv);
+int cmd_delete_account__run(struct options *opt, int argc, char **argv);
 int cmd_room__run(struct options *opt, int argc, char **argv);
 int cmd_privacy__run(struct options *opt, int argc, char **argv);
 int cmd_contacts__run(struct options *opt, int argc, char **argv);
