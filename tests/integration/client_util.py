@@ -257,3 +257,12 @@ def archivers():
     yield make
     for a in made:
         a.stop()
+
+
+# A membership event line of listen and chat: "[12:00:01] #hikers * alice added bob".
+EVENT_LINE = re.compile(r"^\[(\d\d:\d\d:\d\d)\] #(\S+) \* (.*)$")
+
+
+def events(lines):
+    """(room, words) of the membership event lines of listen's output."""
+    return [(m.group(2), m.group(3)) for m in map(EVENT_LINE.match, lines) if m]

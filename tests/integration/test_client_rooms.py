@@ -1,0 +1,127 @@
+"""test_client_rooms.py - the client's room, privacy and contacts commands
+(client/README.md; docs/PROTOCOL.md, "Rooms run by their members" and
+"Privacy: presence, contacts and room adds") against the real broker,
+plugin and archiver: what each prints, its exit code, every error answer
+said in words; and the membership events as listen and history show them."""
+import json
+import re
+
+import pytest
+
+from client_util import (FAILED, OK, TIMEOUT, USAGE, add_archiver_account,  # noqa: F401
+                         archivers, mqchat, ok, users)
+
+ROOM_SUBS = ["create", "add", "remove", "promote", "demote", "set", "leave", "delete", "info"]
+# Each command as run for help and option checks: its words and operands.
+COMMANDS = [["room", s, "hikers"] + (["bob"] if s in ("add", "remove", "promote", "demote")
+                                     else []) for s in ROOM_SUBS] + \
+    [["privacy"], ["contacts"], ["contacts", "add", "bob"], ["contacts", "remove", "bob"]]
+SINCE = re.compile(r"^bob \(since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)$")
+
+
+@pytest.fixture
+def world(store, make_broker, datadir, archivers):
+    users(store, "alice", "bob", "carol", "dave")
+    add_archiver_account(store)
+    b = make_broker()
+    archivers(datadir, store, b, "alice")
+    return b
+
+
+def fails(b, datadir, user, *args, rc=FAILED):
+    """A run that fails with rc: nothing on stdout, its one line on stderr."""
+    r = mqchat(b, datadir, user, *args)
+    assert r.rc == rc and r.out == "" and r.err.count("\n") == 1, r
+    return r.err.rstrip("\n")
+
+
+# ---- the command line, decided before connecting ----
+
+def offline(datadir, *args):
+    return mqchat(None, datadir, "alice", *args, port=1)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_help_and_unknown_option(datadir, cmd):
+    path = " ".join(w for w in cmd if w in ROOM_SUBS + ["room", "privacy", "contacts"])
+    for flag in ("--help", "-h"):
+        r = offline(datadir, *cmd, flag)
+        assert r.rc == OK and r.err == "" and r.out.startswith("usage: mqchat %s" % path), r
+    r = offline(datadir, *cmd, "--bogus")
+    assert (r.rc, r.out) == (USAGE, ""), r
+    assert r.err == "Error: unknown option '--bogus' (see `mqchat %s --help`)\n" % path, r
+
+
+def test_group_help_and_bad_words(datadir):
+    r = offline(datadir, "room", "--help")
+    assert r.rc == OK and r.err == "", r
+    assert [ln.split()[3] for ln in r.out.splitlines()] == ROOM_SUBS
+    assert offline(datadir, "contacts", "--help").out.splitlines() == [
+        "usage: mqchat contacts [--json]", "usage: mqchat contacts add USER",
+        "usage: mqchat contacts remove USER"]
+    top = offline(datadir, "--help").out
+    for line in ("\n  room create ROOM", "\n  privacy [", "\n  contacts add USER"):
+        assert line in top
+    r = offline(datadir, "room")
+    assert r.rc == USAGE and r.err.startswith("Error: missing command after room\n"), r
+    r = offline(datadir, "room", "join", "hikers")
+    assert (r.rc, r.err) == (USAGE, "Error: unknown command 'room join' (see `mqchat room "
+                                    "--help`)\n"), r
+    r = offline(datadir, "room", "add", "Hikers", "bob")
+    assert r.rc == USAGE and r.err.startswith("Error: invalid room name 'Hikers': "), r
+    r = offline(datadir, "room", "add", "hikers", "bob", "Carol")
+    assert r.rc == USAGE and r.err.startswith("Error: invalid user name 'Carol': "), r
+    r = offline(datadir, "room", "promote", "hikers", "bob", "carol")
+    assert r.rc == USAGE and r.err.startswith("Error: unexpected argument 'carol'"), r
+    r = offline(datadir, "room", "set", "hikers")
+    assert r.rc == USAGE and r.err.startswith("Error: nothing to change: give --title, "
+                                              "--description or both\n"), r
+    r = offline(datadir, "privacy", "--presence", "friends")
+    assert r.rc == USAGE and r.err.startswith(
+        "Error: --presence: expected everyone, contacts or nobody, not 'friends'\n"), r
+    r = offline(datadir, "contacts", "add")
+    assert (r.rc, r.err) == (USAGE, "usage: mqchat contacts add USER\n"), r
+
+
+# ---- privacy and contacts ----
+
+def test_privacy_shows_and_sets(world, datadir):
+    b = world
+    assert ok(b, datadir, "alice", "privacy").out == "presence: contacts\nroom adds: contacts\n"
+    r = ok(b, datadir, "alice", "privacy", "--presence", "everyone")
+    assert r.out == "presence: everyone\nroom adds: contacts\n"
+    r = ok(b, datadir, "alice", "privacy", "--room-adds", "nobody", "--json")
+    assert json.loads(r.out) == {"ok": True, "presence": "everyone", "room_adds": "nobody"}
+    r = ok(b, datadir, "alice", "privacy", "--presence=nobody", "--room-adds", "contacts")
+    assert r.out == "presence: nobody\nroom adds: contacts\n"
+    # bob's are his own
+    assert ok(b, datadir, "bob", "privacy").out == "presence: contacts\nroom adds: contacts\n"
+
+
+def test_contacts_add_list_remove(world, datadir):
+    b = world
+    assert ok(b, datadir, "alice", "contacts").out == ""
+    assert ok(b, datadir, "alice", "contacts", "add", "bob").out == "bob added to your contacts\n"
+    r = ok(b, datadir, "alice", "contacts")
+    assert SINCE.match(r.out.rstrip("\n")) and r.out.count("\n") == 1, r
+    doc = json.loads(ok(b, datadir, "alice", "contacts", "--json").out)
+    assert doc["user"] == "bob" and isinstance(doc["since"], int)
+    r = ok(b, datadir, "alice", "contacts", "remove", "bob")
+    assert r.out == "bob removed from your contacts\n"
+    assert ok(b, datadir, "alice", "contacts").out == ""
+    # removing one who is none is no error (the contract)
+    ok(b, datadir, "alice", "contacts", "remove", "bob")
+    assert fails(b, datadir, "alice", "contacts", "add", "nemo") == \
+        "Error: cannot add nemo to your contacts: no such user nemo"
+    assert fails(b, datadir, "alice", "contacts", "add", "alice").startswith(
+        "Error: cannot add alice to your contacts: ")
+
+
+def test_without_archiver_the_op_is_named(store, make_broker, datadir):
+    users(store, "alice")
+    b = make_broker()
+    r = mqchat(b, datadir, "alice", "contacts", "add", "bob", timeout=1)
+    assert r.rc == TIMEOUT and r.err == "Error: cannot add bob to your contacts: no answer from " \
+        "the archiver within 1 s (is it running?)\n", r
+    r = mqchat(b, datadir, "alice", "room", "create", "hikers", timeout=1)
+    assert r.rc == TIMEOUT and r.err.startswith("Error: cannot create room hikers: no answer"), r
