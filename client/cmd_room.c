@@ -53,8 +53,8 @@ static const struct room_cmd room_cmds[] = {
 
 #define NROOM_CMDS (sizeof(room_cmds) / sizeof(room_cmds[0]))
 
-/* The answer of room_info, as lines of "key: value". */
-static void print_info(json_t *resp)
+/* The answer of room_info about room, as lines of "key: value". */
+static void print_info(const char *room, json_t *resp)
 {
 	const char *keys[] = {"title", "description", "owner"};
 	json_t *e;
@@ -62,7 +62,7 @@ static void print_info(json_t *resp)
 	char when[32];
 	size_t i;
 
-	printf("room: %s\n", json_string_value(json_object_get(resp, "room")));
+	printf("room: %s\n", room);
 	for(i=0; i<sizeof(keys) / sizeof(keys[0]); i++){
 		v = json_string_value(json_object_get(resp, keys[i]));
 		if(v == NULL || *v == '\0') continue;
@@ -107,7 +107,7 @@ static int room_op(struct session *s, const struct room_cmd *c, const char *room
 	json_decref(req);
 	if(rc == EXIT_OK && strcmp(c->name, "info") == 0){
 		if(s->opt->json) cmd_rpc__print_answer(resp);
-		else print_info(resp);
+		else print_info(room, resp);
 	}else if(rc == EXIT_OK){
 		printf("%s%s%s%s\n", user ? user : "", c->done_mid, room, c->done_end ? c->done_end : "");
 	}
