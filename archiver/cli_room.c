@@ -38,6 +38,14 @@ static int room_create(struct cli *cli, int argc, char **argv)
 	room = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "room", room, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
+	if(rc == MQC_OK && (rc = userdb__room_name_free(udb, room)) == MQC_ERR_EXISTS
+			&& userdb__room_get(udb, room, NULL, NULL) == MQC_ERR_NOTFOUND){
+		/* Not a room: a retired name (userdb.h), as for accounts. */
+		userdb__rollback(udb);
+		cli__close_auth(udb);
+		return cli__error(CLI_ERR_EXISTS, "room '%s' was deleted less than %d days ago: its name is"
+				" retired until then", room, USERDB_RETIRE_DAYS);
+	}
 	if(rc == MQC_OK) rc = userdb__room_create(udb, room, (int)days);
 	return cli__finish(udb, rc, "room", room, "created", "creating the room");
 }

@@ -26,9 +26,17 @@ bool registration__parse(const char *s, enum registration_mode *out)
 	return true;
 }
 
+static const char *const room_create_names[] = {"everyone", "nobody"};
+
 static const struct setting_def defs[] = {
 	{SETTING_REGISTRATION, registration_names, REGISTRATION_MODE_COUNT, 0, 0,
 		"who may make an account: off, invite (with a code) or open"},
+	{SETTING_ROOM_CREATE, room_create_names, 2, 0, 0,
+		"who may create rooms with the room_create op: everyone (default) or nobody"},
+	{SETTING_ROOMS_PER_OWNER, NULL, 0, 0, 100000,
+		"rooms one person may own (default 20)"},
+	{SETTING_ROOM_MEMBERS_MAX, NULL, 0, 1, 1000000,
+		"members one room may have when its members add them (default 1000)"},
 };
 
 const struct setting_def *settings__find(const char *key)

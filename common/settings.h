@@ -24,6 +24,15 @@ const char *registration__name(enum registration_mode mode);
 bool registration__parse(const char *s, enum registration_mode *out);
 
 #define SETTING_REGISTRATION "registration"
+/* Rooms run by their members (docs/PROTOCOL.md): who may create one
+ * ("everyone" or "nobody"), how many one person may own, how many members
+ * one may have. The archiver's defaults below when unset. */
+#define SETTING_ROOM_CREATE "room_create"
+#define SETTING_ROOMS_PER_OWNER "rooms_per_owner"
+#define SETTING_ROOM_MEMBERS_MAX "room_members_max"
+#define ROOM_CREATE_DEFAULT "everyone"
+#define ROOMS_PER_OWNER_DEFAULT 20
+#define ROOM_MEMBERS_MAX_DEFAULT 1000
 
 /* One setting: its key, and the values it takes (a list of words, or a
  * whole number in [min, max] when words is NULL). */

@@ -36,7 +36,11 @@ static int exec(struct userdb *udb, const char *sql)
 	"SELECT user, device, token_sha256, created, last_seen FROM devices LIMIT 0;" \
 	"SELECT user, presence, room_adds FROM privacy LIMIT 0;" \
 	"SELECT user, contact, since FROM contacts LIMIT 0;" \
-	"SELECT key, value FROM settings LIMIT 0;"
+	"SELECT key, value FROM settings LIMIT 0;" \
+	"SELECT room, owner, title, description FROM room_meta LIMIT 0;" \
+	"SELECT room, user, since FROM room_admins LIMIT 0;" \
+	"SELECT room, user, since FROM room_joined LIMIT 0;" \
+	"SELECT name, deleted FROM rooms_retired LIMIT 0;"
 
 static int check_tables(struct userdb *udb, const char *sql, char *err, size_t errlen)
 {
@@ -607,22 +611,55 @@ int userdb__user_each(struct userdb *udb,
 
 /* ---- rooms ---- */
 
+int userdb__room_name_free(struct userdb *udb, const char *room)
+{
+	int64_t deleted;
+	int rc;
+
+	if(room_exists(udb, room)) return MQC_ERR_EXISTS;
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;
+	rc = get_int64(udb, "SELECT deleted FROM rooms_retired WHERE name=?", room, &deleted);
+	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+	/* As for accounts: a deletion "in the future" is recent too. */
+	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
+}
+
+int userdb__room_retired_get(struct userdb *udb, const char *room, int64_t *deleted)
+{
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_ERR_NOTFOUND;
+	return get_int64(udb, "SELECT deleted FROM rooms_retired WHERE name=?", room, deleted);
+}
+
 int userdb__room_create(struct userdb *udb, const char *room, int retention_days)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	if(!names__valid_str(room)) return MQC_ERR_INVAL;
+	rc = userdb__room_name_free(udb, room);
+	if(rc) return rc;
 	rc = prepare_bind(udb, "INSERT INTO rooms(name, retention_days, created) VALUES(?, ?, ?)",
 			&st, 1, &room);
 	if(rc) return rc;
 	sqlite3_bind_int(st, 2, retention_days > 0 ? retention_days : 0);
 	sqlite3_bind_int64(st, 3, time__now_ms());
-	return finish(udb, st, NULL);
+	rc = finish(udb, st, NULL);
+	if(rc) return rc;
+	/* The name has a holder again. */
+	return run(udb, "DELETE FROM rooms_retired WHERE name=?", NULL, 1, &room);
 }
 
 int userdb__room_del(struct userdb *udb, const char *room)
 {
+	const char *args[1] = {room};
+	int rc;
+
+	if(!room_exists(udb, room)) return MQC_ERR_NOTFOUND;
+	/* Retired first: nobody may create it again for USERDB_RETIRE_DAYS.
+	 * Members, admins and the room's metadata go with the row. */
+	rc = run_int64(udb, "INSERT OR REPLACE INTO rooms_retired(name, deleted) VALUES(?, ?2)",
+			1, args, time__now_ms());
+	if(rc) return rc;
 	return run_one(udb, "DELETE FROM rooms WHERE name=?", 1, &room);
 }
 
@@ -643,8 +680,14 @@ int userdb__room_get(struct userdb *udb, const char *room, int *retention_days, 
 
 int userdb__member_add(struct userdb *udb, const char *room, const char *user)
 {
+	const char *args[2] = {room, user};
+	int rc;
+
 	if(!room_exists(udb, room) || !user_exists(udb, user)) return MQC_ERR_NOTFOUND;
-	return run_pair(udb, "INSERT INTO members(room, user) VALUES(?, ?)", room, user);
+	rc = run_pair(udb, "INSERT INTO members(room, user) VALUES(?, ?)", room, user);
+	if(rc) return rc;
+	return run_int64(udb, "INSERT OR REPLACE INTO room_joined(room, user, since) VALUES(?, ?, ?3)",
+			2, args, time__now_ms());
 }
 
 int userdb__member_remove(struct userdb *udb, const char *room, const char *user)
@@ -711,6 +754,171 @@ int userdb__member_each(struct userdb *udb, const char *room, const char *user,
 	return pair_each(udb, "SELECT room, user FROM members"
 			" WHERE (?1 IS NULL OR room=?1) AND (?2 IS NULL OR user=?2) ORDER BY room, user",
 			room, user, cb, arg);
+}
+
+/* ---- rooms run by their members ---- */
+
+static const char *const role_names[ROOM_ROLE_COUNT] = {
+	[ROOM_ROLE_MEMBER] = "member",
+	[ROOM_ROLE_ADMIN] = "admin",
+	[ROOM_ROLE_OWNER] = "owner",
+};
+
+const char *room_role__name(enum room_role role)
+{
+	return enumname__name(role_names, ROOM_ROLE_COUNT, (int)role);
+}
+
+bool room_text__valid(const char *s, size_t max_chars)
+{
+	size_t i, chars = 0, len;
+
+	if(s == NULL) return false;
+	len = strlen(s);
+	if(!utf8__valid(s, len)) return false;
+	for(i = 0; i < len; i++){
+		unsigned char c = (unsigned char)s[i];
+
+		if(c < 0x20 || c == 0x7f) return false;
+		if((c & 0xC0) != 0x80) chars++;
+	}
+	return chars <= max_chars;
+}
+
+/* A text column into out (outlen bytes), "" for NULL. */
+static void column_copy(sqlite3_stmt *st, int col, char *out, size_t outlen)
+{
+	const char *v = (const char *)sqlite3_column_text(st, col);
+
+	snprintf(out, outlen, "%s", v ? v : "");
+}
+
+int userdb__room_meta_get(struct userdb *udb, const char *room, struct userdb_room_meta *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if(udb->version < USERDB_SCHEMA_VERSION){
+		return userdb__room_get(udb, room, NULL, &out->created);
+	}
+	rc = prepare_bind(udb, "SELECT r.created, m.owner, m.title, m.description FROM rooms AS r"
+			" LEFT JOIN room_meta AS m ON m.room = r.name WHERE r.name=?", &st, 1, &room);
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		out->created = sqlite3_column_int64(st, 0);
+		column_copy(st, 1, out->owner, sizeof(out->owner));
+		column_copy(st, 2, out->title, sizeof(out->title));
+		column_copy(st, 3, out->description, sizeof(out->description));
+	}
+	return row_end(st, rc);
+}
+
+int userdb__room_meta_set(struct userdb *udb, const char *room, const struct userdb_room_meta *m)
+{
+	const char *args[4] = {room, m->owner[0] ? m->owner : NULL, m->title, m->description};
+
+	if(!room_text__valid(m->title, ROOM_TITLE_MAX_CHARS)
+			|| !room_text__valid(m->description, ROOM_DESCRIPTION_MAX_CHARS)){
+		return MQC_ERR_INVAL;
+	}
+	if(!room_exists(udb, room) || (args[1] && !user_exists(udb, args[1]))) return MQC_ERR_NOTFOUND;
+	return run(udb, "INSERT OR REPLACE INTO room_meta(room, owner, title, description)"
+			" VALUES(?, ?, ?, ?)", NULL, 4, args);
+}
+
+/* The role of a member row: owner, admin or member. */
+#define ROLE_SQL "CASE WHEN mt.owner = mb.user THEN 3 WHEN ad.user IS NOT NULL THEN 2 ELSE 1 END"
+#define ROLE_FROM " FROM members AS mb LEFT JOIN room_meta AS mt ON mt.room = mb.room" \
+	" LEFT JOIN room_admins AS ad ON ad.room = mb.room AND ad.user = mb.user"
+
+int userdb__room_role(struct userdb *udb, const char *room, const char *user, enum room_role *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = ROOM_ROLE_NONE;
+	if(udb->version < USERDB_SCHEMA_VERSION){
+		if(userdb__is_member(udb, room, user)) *out = ROOM_ROLE_MEMBER;
+		return MQC_OK;
+	}
+	rc = prepare_bind(udb, "SELECT " ROLE_SQL ROLE_FROM " WHERE mb.room=?1 AND mb.user=?2",
+			&st, 2, (const char *const[]){room, user});
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW) *out = (enum room_role)sqlite3_column_int(st, 0);
+	rc = row_end(st, rc);
+	return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+}
+
+int userdb__room_roles(struct userdb *udb, const char *room,
+		int (*cb)(const char *user, enum room_role role, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, crc = 0;
+
+	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;
+	/* Owner first, then admins, then members, each by name. */
+	rc = prepare_bind(udb, "SELECT mb.user, " ROLE_SQL " AS role" ROLE_FROM
+			" WHERE mb.room=? ORDER BY role DESC, mb.user", &st, 1, &room);
+	if(rc) return rc;
+	while(!crc && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		crc = cb((const char *)sqlite3_column_text(st, 0), (enum room_role)sqlite3_column_int(st, 1),
+				arg);
+	}
+	return walk_end(st, rc, crc);
+}
+
+int userdb__room_admin_set(struct userdb *udb, const char *room, const char *user, bool admin,
+		int64_t now)
+{
+	const char *args[2] = {room, user};
+
+	if(!admin) return run_pair(udb, "DELETE FROM room_admins WHERE room=? AND user=?", room, user);
+	if(!userdb__is_member(udb, room, user)) return MQC_ERR_NOTFOUND;
+	return run_int64(udb, "INSERT OR IGNORE INTO room_admins(room, user, since) VALUES(?, ?, ?3)",
+			2, args, now);
+}
+
+/* The one integer of a count query on one text argument. */
+static int count_of(struct userdb *udb, const char *sql, const char *arg, int *n)
+{
+	int64_t v = 0;
+	int rc = get_int64(udb, sql, arg, &v);
+
+	*n = (int)v;
+	return rc;
+}
+
+int userdb__rooms_owned(struct userdb *udb, const char *owner, int *n)
+{
+	return count_of(udb, "SELECT count(*) FROM room_meta WHERE owner=?", owner, n);
+}
+
+int userdb__room_size(struct userdb *udb, const char *room, int *n)
+{
+	return count_of(udb, "SELECT count(*) FROM members WHERE room=?", room, n);
+}
+
+int userdb__room_successor(struct userdb *udb, const char *room, const char *leaving,
+		char *out, size_t outlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	/* The longest-standing admin, else member; a member without a
+	 * room_joined row (from before) counts as the longest-standing. */
+	rc = prepare_bind(udb, "SELECT mb.user FROM members AS mb"
+			" LEFT JOIN room_admins AS ad ON ad.room = mb.room AND ad.user = mb.user"
+			" LEFT JOIN room_joined AS j ON j.room = mb.room AND j.user = mb.user"
+			" WHERE mb.room=?1 AND mb.user<>?2"
+			" ORDER BY ad.user IS NULL, ad.since, COALESCE(j.since, 0), mb.user LIMIT 1",
+			&st, 2, (const char *const[]){room, leaving});
+	if(rc) return rc;
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW) column_copy(st, 0, out, outlen);
+	return row_end(st, rc);
 }
 
 /* ---- blocks ---- */
@@ -889,6 +1097,15 @@ int userdb__contact_del(struct userdb *udb, const char *user, const char *contac
 	return run_pair_one(udb, "DELETE FROM contacts WHERE user=? AND contact=?", user, contact);
 }
 
+/* Is other one of user's contacts: in user's contacts table, or in a room
+ * with them? (docs/PROTOCOL.md, "Privacy") */
+static bool is_contact(struct userdb *udb, const char *user, const char *other)
+{
+	return exists(udb, "SELECT 1 FROM contacts WHERE user=?1 AND contact=?2"
+			" UNION ALL SELECT 1 FROM members a JOIN members b ON a.room=b.room"
+			" WHERE a.user=?1 AND b.user=?2 LIMIT 1", user, other);
+}
+
 int userdb__sees(struct userdb *udb, const char *target, const char *viewer, bool *out)
 {
 	struct userdb_privacy p;
@@ -904,9 +1121,19 @@ int userdb__sees(struct userdb *udb, const char *target, const char *viewer, boo
 		return MQC_OK;
 	}
 	if(p.presence == PRIVACY_NOBODY) return MQC_OK;
-	*out = exists(udb, "SELECT 1 FROM contacts WHERE user=?1 AND contact=?2"
-			" UNION ALL SELECT 1 FROM members a JOIN members b ON a.room=b.room"
-			" WHERE a.user=?1 AND b.user=?2 LIMIT 1", target, viewer);
+	*out = is_contact(udb, target, viewer);
+	return MQC_OK;
+}
+
+int userdb__may_add(struct userdb *udb, const char *target, const char *adder, bool *out)
+{
+	struct userdb_privacy p;
+	int rc = userdb__privacy_get(udb, target, &p);
+
+	*out = false;
+	if(rc != MQC_OK) return rc;
+	if(!strcmp(target, adder) || p.room_adds == PRIVACY_EVERYONE) *out = true;
+	else if(p.room_adds == PRIVACY_CONTACTS) *out = is_contact(udb, target, adder);
 	return MQC_OK;
 }
 

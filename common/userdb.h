@@ -1,6 +1,6 @@
 /* userdb.h - the SQLite user store (auth.db) shared by the plugin and the CLI.
  *
- * Schema version 2 (common/userdb_schema.sql):
+ * Schema version 3 (common/userdb_schema.sql):
  *   meta(key, value)                       schema_version = "2"
  *   users(name, kind, nick, pwhash, enabled, created)
  *   rooms(name, retention_days, created)
@@ -8,6 +8,8 @@
  *   blocks(user, blocked)                  <user> refuses messages from <blocked>
  *   invites(code, uses_left, expires, created)
  *   retired(name, created, deleted)        names of deleted accounts (version 2)
+ *   devices, privacy, contacts, settings,  (version 3: see the schema file)
+ *   room_meta, room_admins, room_joined, rooms_retired
  *
  * A name is not an identity: an account deleted and a new one made under
  * the same name are two people. `created` tells them apart (the archiver
@@ -152,8 +154,11 @@ int userdb__user_each(struct userdb *udb,
 		int (*cb)(const struct userdb_user *user, void *arg), void *arg);
 
 /* ---- rooms ---- */
-/* retention_days <= 0 means "the global retention". */
+/* retention_days <= 0 means "the global retention". MQC_ERR_EXISTS if the
+ * name is taken or retired (userdb__room_name_free). */
 int userdb__room_create(struct userdb *udb, const char *room, int retention_days);
+/* Delete room, its memberships and metadata, and retire its name. Call
+ * inside a write transaction. MQC_ERR_NOTFOUND: no such room. */
 int userdb__room_del(struct userdb *udb, const char *room);
 /* MQC_ERR_NOTFOUND if the room does not exist; *retention_days 0 if unset. */
 int userdb__room_get(struct userdb *udb, const char *room, int *retention_days, int64_t *created);
@@ -171,6 +176,65 @@ int userdb__room_each(struct userdb *udb,
 /* Every (room, user) pair; room NULL for all rooms, user NULL for all users. */
 int userdb__member_each(struct userdb *udb, const char *room, const char *user,
 		int (*cb)(const char *room, const char *user, void *arg), void *arg);
+
+/* ---- rooms run by their members (docs/PROTOCOL.md) ----
+ * A room's owner, title and description (room_meta), its admins
+ * (room_admins), when each member joined (room_joined), and the names of
+ * deleted rooms, retired for USERDB_RETIRE_DAYS (rooms_retired):
+ * userdb__room_create refuses one with MQC_ERR_EXISTS, userdb__room_del
+ * retires the name. */
+#define ROOM_TITLE_MAX_CHARS 100
+#define ROOM_DESCRIPTION_MAX_CHARS 1000
+
+enum room_role {
+	ROOM_ROLE_NONE = 0,             /* not a member */
+	ROOM_ROLE_MEMBER,
+	ROOM_ROLE_ADMIN,
+	ROOM_ROLE_OWNER,
+	ROOM_ROLE_COUNT
+};
+/* "member", "admin", "owner"; "?" for anything else. */
+const char *room_role__name(enum room_role role);
+/* A title or description: UTF-8 without control characters, at most
+ * max_chars characters. */
+bool room_text__valid(const char *s, size_t max_chars);
+
+struct userdb_room_meta {
+	char owner[NAME_MAX_LEN + 1];   /* "": nobody owns the room */
+	char title[ROOM_TITLE_MAX_CHARS * 4 + 1];
+	char description[ROOM_DESCRIPTION_MAX_CHARS * 4 + 1];
+	int64_t created;                /* the room's (read only) */
+};
+/* Whether a room may be created under room now: MQC_OK, MQC_ERR_EXISTS
+ * (a room has it, or one was deleted less than USERDB_RETIRE_DAYS ago),
+ * or an MQC_ERR_* of the store. */
+int userdb__room_name_free(struct userdb *udb, const char *room);
+/* When the room that had the name was deleted: MQC_OK, MQC_ERR_NOTFOUND. */
+int userdb__room_retired_get(struct userdb *udb, const char *room, int64_t *deleted);
+/* room's metadata (owner "", title and description "" when never set).
+ * MQC_ERR_NOTFOUND: no such room. */
+int userdb__room_meta_get(struct userdb *udb, const char *room, struct userdb_room_meta *out);
+/* Write all of m (created is ignored). MQC_ERR_INVAL for a title or
+ * description room_text__valid refuses, MQC_ERR_NOTFOUND for no such room
+ * or owner. */
+int userdb__room_meta_set(struct userdb *udb, const char *room, const struct userdb_room_meta *m);
+/* user's role in room into *out (ROOM_ROLE_NONE: not a member). */
+int userdb__room_role(struct userdb *udb, const char *room, const char *user, enum room_role *out);
+/* Every member of room with their role: the owner, then admins, then
+ * members, each in name order. */
+int userdb__room_roles(struct userdb *udb, const char *room,
+		int (*cb)(const char *user, enum room_role role, void *arg), void *arg);
+/* Make a member an admin (since now; twice is MQC_OK) or not (MQC_OK
+ * either way). MQC_ERR_NOTFOUND: user is not a member. */
+int userdb__room_admin_set(struct userdb *udb, const char *room, const char *user, bool admin,
+		int64_t now);
+/* How many rooms owner owns, and how many members room has. */
+int userdb__rooms_owned(struct userdb *udb, const char *owner, int *n);
+int userdb__room_size(struct userdb *udb, const char *room, int *n);
+/* Who takes room over when leaving leaves: the longest-standing admin,
+ * else the longest-standing member. MQC_ERR_NOTFOUND: nobody else. */
+int userdb__room_successor(struct userdb *udb, const char *room, const char *leaving,
+		char *out, size_t outlen);
 
 /* ---- blocks: <user> does not accept messages from <blocked> ---- */
 /* MQC_ERR_NOTFOUND if either user is unknown; blocking twice is MQC_OK. */
@@ -241,6 +305,10 @@ int userdb__contact_del(struct userdb *udb, const char *user, const char *contac
  * everyone. MQC_OK with *out, or
  * MQC_ERR_NOTFOUND when target is no account. */
 int userdb__sees(struct userdb *udb, const char *target, const char *viewer, bool *out);
+/* May adder add target to a room? target's room_adds setting: everyone,
+ * nobody, or contacts (adder is in target's contacts table or shares a
+ * room with them); oneself always. MQC_ERR_NOTFOUND: no such target. */
+int userdb__may_add(struct userdb *udb, const char *target, const char *adder, bool *out);
 /* user's contacts (NULL: everybody's), by user then contact. A store
  * opened read-only at an older version has none. */
 int userdb__contact_each(struct userdb *udb, const char *user,

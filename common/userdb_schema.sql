@@ -78,4 +78,36 @@ CREATE INDEX IF NOT EXISTS contacts_by_contact ON contacts(contact, user);
 CREATE TABLE IF NOT EXISTS settings(
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL) WITHOUT ROWID;
+-- Version 3 too: rooms run by their members (docs/PROTOCOL.md, "Rooms
+-- run by their members"). room_meta: the owner (a member, or NULL for a
+-- room an operator made and nobody owns yet), title and description.
+-- room_admins: the members who run the room with its owner (the owner is
+-- not listed). since: when they were made admin, for the hand-over of an
+-- owner who leaves. Both go with their room (ON DELETE CASCADE), an
+-- admin row with its account too.
+CREATE TABLE IF NOT EXISTS room_meta(
+  room TEXT PRIMARY KEY REFERENCES rooms(name) ON DELETE CASCADE,
+  owner TEXT REFERENCES users(name) ON DELETE SET NULL,
+  title TEXT NOT NULL DEFAULT '',
+  description TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_admins(
+  room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  since INTEGER NOT NULL,
+  PRIMARY KEY(room, user)) WITHOUT ROWID;
+-- room_joined: when each member joined (for the same hand-over), a row
+-- per members row. A member without one (added by a release before)
+-- counts as the longest-standing.
+CREATE TABLE IF NOT EXISTS room_joined(
+  room TEXT NOT NULL,
+  user TEXT NOT NULL,
+  since INTEGER NOT NULL,
+  PRIMARY KEY(room, user),
+  FOREIGN KEY(room, user) REFERENCES members(room, user) ON DELETE CASCADE) WITHOUT ROWID;
+-- Version 3 too: the names of deleted rooms, retired like account names
+-- for USERDB_RETIRE_DAYS after `deleted`: nobody may create a room of
+-- that name until then. The row goes when the name is taken again.
+CREATE TABLE IF NOT EXISTS rooms_retired(
+  name TEXT PRIMARY KEY,
+  deleted INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '3');

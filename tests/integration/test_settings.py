@@ -13,6 +13,10 @@ from test_archiver_register import Reg, login
 PW = "secret-pw-1"
 
 
+# The settings of rooms run by their members, unset.
+ROOMS = {"room_create": None, "rooms_per_owner": None, "room_members_max": None}
+
+
 def settings(datadir):
     return {s["key"]: s["value"] for s in json.loads(ok(datadir, "settings", "list", "--json").out)}
 
@@ -20,10 +24,10 @@ def settings(datadir):
 def test_list_set_unset_and_bad_input(arch_env):
     env = arch_env()
     d = env.datadir
-    assert settings(d) == {"registration": None}
+    assert settings(d) == dict(ROOMS, registration=None)
     assert ok(d, "settings", "list").out.startswith("registration -\t")
     assert ok(d, "settings", "set", "registration", "invite").out == "setting registration invite\n"
-    assert settings(d) == {"registration": "invite"}
+    assert settings(d) == dict(ROOMS, registration="invite")
     assert ok(d, "settings", "list").out.startswith("registration invite\t")
     # Bad input: a clear error, nothing changed.
     r = fails(d, INVALID, "settings", "set", "registration", "Open")
@@ -36,11 +40,11 @@ def test_list_set_unset_and_bad_input(arch_env):
     fails(d, USAGE, "settings", "frobnicate")
     fails(d, USAGE, "settings", "list", "--colour")
     assert ok(d, "settings", "set", "--help").out.startswith("usage:")
-    assert settings(d) == {"registration": "invite"}
+    assert settings(d) == dict(ROOMS, registration="invite")
     assert env.store.sql("SELECT key, value FROM settings") == [("registration", "invite")]
     assert ok(d, "settings", "unset", "registration").out == "setting registration unset\n"
     assert ok(d, "settings", "unset", "registration").out == "setting registration unset\n"
-    assert settings(d) == {"registration": None}
+    assert settings(d) == dict(ROOMS, registration=None)
 
 
 def test_registration_follows_the_one_setting(arch_env):

@@ -63,7 +63,8 @@ def dump(path):
         out = {t: db.execute("SELECT * FROM %s ORDER BY %s" % (t, k)).fetchall() for t, k in TABLES.items()}
         out["version"] = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchall()
         out["tables"] = [t for (t,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('retired', 'devices')"
+            "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('retired', 'devices',"
+            " 'room_meta', 'room_admins', 'room_joined', 'rooms_retired')"
             " ORDER BY name")]
         if "retired" in out["tables"]:
             out["retired"] = db.execute("SELECT * FROM retired ORDER BY name").fetchall()
@@ -74,10 +75,12 @@ def dump(path):
 
 def upgraded(before, after, version):
     """after is before at version 3: every row kept, the retired table
-    (empty if version 1 had none) and an empty devices table added."""
+    (empty if version 1 had none), an empty devices table and the tables of
+    rooms run by their members added."""
     assert before["version"] == [(str(version),)]
     assert before["tables"] == ([] if version == 1 else ["retired"])
-    assert after["version"] == [("3",)] and after["tables"] == ["devices", "retired"]
+    assert after["version"] == [("3",)] and after["tables"] == [
+        "devices", "retired", "room_admins", "room_joined", "room_meta", "rooms_retired"]
     for t in TABLES:
         assert after[t] == before[t], t
     assert after["retired"] == before.get("retired", [])
@@ -93,6 +96,7 @@ def test_the_cli_upgrades_an_old_store_in_place(datadir, version):
         "sensor1 device disabled sensor1\n")
     upgraded(before, dump(path), version)
     assert sqlite3.connect(path).execute("SELECT count(*) FROM devices").fetchone() == (0,)
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM room_meta").fetchone() == (0,)
     # A second open finds version 3 and changes nothing.
     assert ok(folder, "room", "list").out == "hall - alice\nlab 7 alice bob sensor1\n"
     upgraded(before, dump(path), version)

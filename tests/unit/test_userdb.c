@@ -456,6 +456,105 @@ static void test_privacy_and_contacts(void **state)
 	assert_int_equal(userdb__privacy_get(f->udb, "alice", &q), MQC_ERR_NOTFOUND);
 }
 
+static int role_cb(const char *user, enum room_role role, void *arg)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s:%s ", user, room_role__name(role));
+	return MQC_OK;
+}
+
+/* Rooms run by their members: metadata, roles, admins, the hand-over
+ * order, the counts, room_adds, and retired room names. */
+static void test_rooms_run_by_members(void **state)
+{
+	struct fx *f = *state;
+	struct userdb_room_meta m;
+	enum room_role role;
+	char list[256] = "", next[NAME_MAX_LEN + 1];
+	struct userdb_privacy p = {PRIVACY_CONTACTS, PRIVACY_NOBODY};
+	int64_t deleted;
+	bool may;
+	int n;
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "alice"), MQC_OK);
+	assert_int_equal(add(f, "bob"), MQC_OK);
+	assert_int_equal(add(f, "carol"), MQC_OK);
+	assert_int_equal(add(f, "dave"), MQC_OK);
+	assert_int_equal(userdb__room_create(f->udb, "hall", 0), MQC_OK);
+	assert_int_equal(userdb__room_meta_get(f->udb, "hall", &m), MQC_OK);
+	assert_string_equal(m.owner, "");
+	assert_string_equal(m.title, "");
+	assert_true(m.created > 0);
+	assert_int_equal(userdb__room_meta_get(f->udb, "nowhere", &m), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__member_add(f->udb, "hall", "alice"), MQC_OK);
+	assert_int_equal(userdb__member_add(f->udb, "hall", "bob"), MQC_OK);
+	assert_int_equal(userdb__member_add(f->udb, "hall", "carol"), MQC_OK);
+	snprintf(m.owner, sizeof(m.owner), "alice");
+	snprintf(m.title, sizeof(m.title), "Hall \xc3\xa9");
+	assert_int_equal(userdb__room_meta_set(f->udb, "hall", &m), MQC_OK);
+	snprintf(m.title, sizeof(m.title), "a\tb");
+	assert_int_equal(userdb__room_meta_set(f->udb, "hall", &m), MQC_ERR_INVAL);
+	snprintf(m.title, sizeof(m.title), "Hall");
+	assert_int_equal(userdb__room_meta_set(f->udb, "nowhere", &m), MQC_ERR_NOTFOUND);
+	assert_true(room_text__valid("\xc3\xa9\xc3\xa9", 2));
+	assert_false(room_text__valid("\xc3\xa9\xc3\xa9x", 2));
+	assert_false(room_text__valid("\xc3", 2));
+	/* Roles: the owner, admins (since), members. */
+	assert_int_equal(userdb__room_admin_set(f->udb, "hall", "carol", true, 10), MQC_OK);
+	assert_int_equal(userdb__room_admin_set(f->udb, "hall", "dave", true, 10), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__room_role(f->udb, "hall", "alice", &role), MQC_OK);
+	assert_int_equal(role, ROOM_ROLE_OWNER);
+	assert_int_equal(userdb__room_role(f->udb, "hall", "carol", &role), MQC_OK);
+	assert_int_equal(role, ROOM_ROLE_ADMIN);
+	assert_int_equal(userdb__room_role(f->udb, "hall", "dave", &role), MQC_OK);
+	assert_int_equal(role, ROOM_ROLE_NONE);
+	assert_int_equal(userdb__room_roles(f->udb, "hall", role_cb, list), MQC_OK);
+	assert_string_equal(list, "alice:owner carol:admin bob:member ");
+	/* The hand-over: the longest-standing admin, else member. */
+	assert_int_equal(userdb__room_successor(f->udb, "hall", "alice", next, sizeof(next)), MQC_OK);
+	assert_string_equal(next, "carol");
+	assert_int_equal(userdb__room_admin_set(f->udb, "hall", "carol", false, 0), MQC_OK);
+	assert_int_equal(userdb__room_successor(f->udb, "hall", "alice", next, sizeof(next)), MQC_OK);
+	assert_string_equal(next, "bob");
+	assert_int_equal(userdb__rooms_owned(f->udb, "alice", &n), MQC_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(userdb__room_size(f->udb, "hall", &n), MQC_OK);
+	assert_int_equal(n, 3);
+	/* room_adds: contacts (a shared room or the contacts table), nobody, everyone. */
+	assert_int_equal(userdb__may_add(f->udb, "bob", "alice", &may), MQC_OK);
+	assert_true(may);
+	assert_int_equal(userdb__may_add(f->udb, "dave", "alice", &may), MQC_OK);
+	assert_false(may);
+	assert_int_equal(userdb__contact_add(f->udb, "dave", "alice", 1), MQC_OK);
+	assert_int_equal(userdb__may_add(f->udb, "dave", "alice", &may), MQC_OK);
+	assert_true(may);
+	assert_int_equal(userdb__privacy_set(f->udb, "dave", &p), MQC_OK);
+	assert_int_equal(userdb__may_add(f->udb, "dave", "alice", &may), MQC_OK);
+	assert_false(may);
+	p.room_adds = PRIVACY_EVERYONE;
+	assert_int_equal(userdb__privacy_set(f->udb, "bob", &p), MQC_OK);
+	assert_int_equal(userdb__may_add(f->udb, "bob", "dave", &may), MQC_OK);
+	assert_true(may);
+	assert_int_equal(userdb__may_add(f->udb, "zed", "dave", &may), MQC_ERR_NOTFOUND);
+	/* A deleted room takes its rows along and its name is retired. */
+	assert_int_equal(userdb__room_del(f->udb, "hall"), MQC_OK);
+	assert_int_equal(userdb__room_del(f->udb, "hall"), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__rooms_owned(f->udb, "alice", &n), MQC_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(userdb__room_retired_get(f->udb, "hall", &deleted), MQC_OK);
+	assert_int_equal(userdb__room_name_free(f->udb, "hall"), MQC_ERR_EXISTS);
+	assert_int_equal(userdb__room_create(f->udb, "hall", 0), MQC_ERR_EXISTS);
+	/* ... until USERDB_RETIRE_DAYS have passed. */
+	sql(f->path, "UPDATE rooms_retired SET deleted = deleted - 31 * 86400000");
+	assert_int_equal(userdb__room_name_free(f->udb, "hall"), MQC_OK);
+	assert_int_equal(userdb__room_create(f->udb, "hall", 0), MQC_OK);
+	assert_int_equal(userdb__room_retired_get(f->udb, "hall", &deleted), MQC_ERR_NOTFOUND);
+	assert_int_equal(userdb__room_name_free(f->udb, "hall"), MQC_ERR_EXISTS);
+	assert_string_equal(room_role__name(ROOM_ROLE_NONE), "?");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +564,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_privacy_and_contacts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rooms_run_by_members, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
