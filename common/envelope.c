@@ -455,6 +455,105 @@ HOT_INLINE const unsigned char *msgid_member(const unsigned char *begin,
 	return p;
 }
 
+static const char *const event_names[ENVELOPE_EVENT_COUNT] = {
+	[ENVELOPE_EVENT_CREATED] = "created",
+	[ENVELOPE_EVENT_JOINED] = "joined",
+	[ENVELOPE_EVENT_ADDED] = "added",
+	[ENVELOPE_EVENT_REMOVED] = "removed",
+	[ENVELOPE_EVENT_LEFT] = "left",
+	[ENVELOPE_EVENT_PROMOTED] = "promoted",
+	[ENVELOPE_EVENT_DEMOTED] = "demoted",
+	[ENVELOPE_EVENT_CHANGED] = "changed",
+	[ENVELOPE_EVENT_DELETED] = "deleted",
+};
+
+const char *envelope__event_name(enum envelope_event ev)
+{
+	return ev > ENVELOPE_EVENT_NONE && ev < ENVELOPE_EVENT_COUNT ? event_names[ev] : "?";
+}
+
+/* The event named by the raw string s (escapes are not names). */
+static enum envelope_event event_of(const struct envelope_str *s)
+{
+	size_t i;
+
+	if(s->escaped) return ENVELOPE_EVENT_NONE;
+	for(i = 1; i < ENVELOPE_EVENT_COUNT; i++){
+		if(s->len == strlen(event_names[i]) && memcmp(s->ptr, event_names[i], s->len) == 0){
+			return (enum envelope_event)i;
+		}
+	}
+	return ENVELOPE_EVENT_NONE;
+}
+
+/* An event's "user" or "by": absent (ptr NULL, !seen), or a plain valid
+ * account name. */
+static bool event_name_ok(const struct envelope_str *s, bool seen)
+{
+	return !seen || (s->ptr != NULL && !s->escaped && names__valid(s->ptr, s->len));
+}
+
+/* Which of an event's own members the name key is, by its decoded bytes
+ * as member_of reads the others: 1 event, 2 user, 3 by, 0 none. */
+static int event_key(const struct envelope_str *key)
+{
+	char buf[6 * 5 + 1];
+	long n = (long)key->len;
+	const char *k = key->ptr;
+
+	if(key->escaped){
+		if(key->len >= sizeof(buf) || (n = envelope__unescape(key, buf, sizeof(buf))) < 0) return 0;
+		k = buf;
+	}
+	if(n == 5 && memcmp(k, "event", 5) == 0) return 1;
+	if(n == 4 && memcmp(k, "user", 4) == 0) return 2;
+	if(n == 2 && memcmp(k, "by", 2) == 0) return 3;
+	return 0;
+}
+
+/* The members of a membership event (the whole object at begin..end,
+ * valid already): event, user and by into env, each once at most. A
+ * second pass of its own, out of line, so that a chat message's parse
+ * never looks for them. NULL, or why the event is refused. */
+static __attribute__((noinline)) const char *event_members(const unsigned char *begin,
+		const unsigned char *end, struct envelope *env)
+{
+	const unsigned char *p = expect(begin, end, '{');
+	struct envelope_str key, str, *out;
+	unsigned seen = 0;
+	const char *why = NULL;
+	int k;
+
+	env->event = ENVELOPE_EVENT_NONE;
+	env->user = (struct envelope_str){0};
+	env->by = (struct envelope_str){0};
+	p = p ? skip_ws(p + 1, end) : NULL;
+	while(p != NULL && p < end && *p == '"'){
+		if((p = parse_string(begin, end, p, &key, &why)) == NULL) return why;
+		if((p = expect(p, end, ':')) == NULL) return "not valid JSON";
+		p = skip_ws(p + 1, end);
+		k = event_key(&key);
+		if(k != 0){
+			if(seen & (1u << k)) return "duplicate member";
+			seen |= 1u << k;
+		}
+		if(k != 0 && p < end && *p == '"'){
+			out = k == 2 ? &env->user : k == 3 ? &env->by : &str;
+			if((p = parse_string(begin, end, p, out, &why)) == NULL) return why;
+			if(k == 1) env->event = event_of(&str);
+		}else{
+			if(k == 2 || k == 3) return k == 2 ? "invalid user" : "invalid by";
+			if((p = skip_value(begin, end, p, ENVELOPE_MAX_DEPTH, &why)) == NULL) return why;
+		}
+		p = skip_ws(p, end);
+		if(p < end && *p == ',') p = skip_ws(p + 1, end);
+	}
+	if(env->event == ENVELOPE_EVENT_NONE) return "invalid event";
+	if(!event_name_ok(&env->user, seen & (1u << 2))) return "invalid user";
+	if(!event_name_ok(&env->by, seen & (1u << 3))) return "invalid by";
+	return NULL;
+}
+
 /* The value of a member m whose name ends before p. */
 HOT_INLINE const unsigned char *parse_member(const unsigned char *begin,
 		const unsigned char *end, const unsigned char *p, enum member m,
@@ -478,6 +577,7 @@ HOT_INLINE const unsigned char *parse_member(const unsigned char *begin,
 			if(p == NULL) return NULL;
 			if(STR_IS(&str, "text")) *type = ENVELOPE_TEXT;
 			else if(STR_IS(&str, "receipt")) *type = ENVELOPE_RECEIPT;
+			else if(STR_IS(&str, "event")) *type = ENVELOPE_EVENT;
 			return p;
 		case M_BODY:
 			return string_member(begin, end, p, &env->body, "body is not a string", why);
@@ -585,6 +685,10 @@ bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 		if(!(seen & (1u << M_REF))) why = "receipt without ref";
 		else if(!(seen & (1u << M_STATUS))) why = "receipt without status";
 		else if(seen & (1u << M_BODY)) why = "receipt with body";
+	}else if(type == ENVELOPE_EVENT){
+		env->type = ENVELOPE_EVENT;
+		if(seen & ((1u << M_BODY) | (1u << M_REF) | (1u << M_STATUS))) why = "event with body, ref or status";
+		else why = event_members(begin, end, env);
 	}else{
 		why = "unknown type";
 	}

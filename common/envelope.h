@@ -22,6 +22,23 @@
 enum envelope_type {
 	ENVELOPE_TEXT = 1,
 	ENVELOPE_RECEIPT = 2,
+	ENVELOPE_EVENT = 3,     /* a room's membership event, from a service only */
+};
+
+/* The "event" of a membership event (docs/PROTOCOL.md, "Rooms run by
+ * their members"). */
+enum envelope_event {
+	ENVELOPE_EVENT_NONE = 0,
+	ENVELOPE_EVENT_CREATED,
+	ENVELOPE_EVENT_JOINED,
+	ENVELOPE_EVENT_ADDED,
+	ENVELOPE_EVENT_REMOVED,
+	ENVELOPE_EVENT_LEFT,
+	ENVELOPE_EVENT_PROMOTED,
+	ENVELOPE_EVENT_DEMOTED,
+	ENVELOPE_EVENT_CHANGED,
+	ENVELOPE_EVENT_DELETED,
+	ENVELOPE_EVENT_COUNT
 };
 
 enum envelope_status {
@@ -43,6 +60,11 @@ struct envelope {
 	struct envelope_str body;    /* text only */
 	struct envelope_str ref;     /* receipt only */
 	enum envelope_status status; /* receipt only */
+	/* event only (not set for the other types, so that their parse never
+	 * spends a store on them): */
+	enum envelope_event event;
+	struct envelope_str user;    /* whom it concerns; ptr NULL if absent */
+	struct envelope_str by;      /* who did it; ptr NULL if absent */
 	bool has_ts;
 	int64_t ts;
 };
@@ -53,7 +75,9 @@ struct envelope {
  * allowed), no member name is repeated among the known ones, "id" matches the
  * message-id grammar, "type" is "text" (with a non-empty "body" string and no
  * "status") or "receipt" (with "ref" matching the id grammar, "status"
- * "delivered" or "read", and no "body"), "ts" if present is an integer in
+ * "delivered" or "read", and no "body") or "event" (with "event" one of
+ * envelope__event_name's, "user" and "by" valid account names if present,
+ * and no "body", "ref" or "status"), "ts" if present is an integer in
  * [0, ENVELOPE_MAX_TS]; unknown members are allowed if they are valid JSON
  * nested at most ENVELOPE_MAX_DEPTH deep.
  *
@@ -62,6 +86,9 @@ struct envelope {
  * Never allocates; env may be partly written on failure. */
 bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 		const char **why);
+
+/* "created", "joined", ...; "?" for anything else. */
+const char *envelope__event_name(enum envelope_event ev);
 
 /* True if buf[0..len) is well-formed UTF-8 (no overlong forms, no surrogates,
  * nothing past U+10FFFF). NUL bytes are allowed here; JSON strings forbid them

@@ -92,7 +92,27 @@ enum acl_reason acl__write_payload(const struct mqchat *m, struct acl_request *r
 
 	if(r) return r;
 	if(!envelope__parse(req->payload, req->payloadlen, &env, NULL)) return ACL_DENY_ENVELOPE;
+	/* Membership events come from a service only (decide_service). */
+	if(env.type == ENVELOPE_EVENT) return ACL_DENY_ENVELOPE;
 	req->receipt = env.type == ENVELOPE_RECEIPT;
+	return ACL_OK;
+}
+
+/* A service's publish on chat/room/<room>/<itself>: a membership event
+ * (docs/PROTOCOL.md, "Rooms run by their members") of a room that exists,
+ * nothing else. */
+static enum acl_reason service_event(const struct mqchat *m, const struct snapshot *s,
+		const struct snap_user *me, const struct topic_parts *t, const struct acl_request *req)
+{
+	struct envelope env;
+	enum acl_reason r;
+
+	if(!lv_eq(&t->b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
+	if(snapshot__room(s, t->a.p, t->a.n) == NULL) return ACL_DENY_NOT_MEMBER;
+	if((r = write_basics(m, req)) != ACL_OK) return r;
+	if(!envelope__parse(req->payload, req->payloadlen, &env, NULL) || env.type != ENVELOPE_EVENT){
+		return ACL_DENY_ENVELOPE;
+	}
 	return ACL_OK;
 }
 
@@ -152,7 +172,8 @@ static bool strip_share(const char **topic)
 	return true;
 }
 
-static enum acl_reason decide_service(const struct mqchat *m, const struct acl_request *req)
+static enum acl_reason decide_service(const struct mqchat *m, const struct snapshot *s,
+		const struct snap_user *me, const struct acl_request *req)
 {
 	const char *topic = req->topic;
 	struct topic_parts t;
@@ -166,10 +187,12 @@ static enum acl_reason decide_service(const struct mqchat *m, const struct acl_r
 		case MOSQ_ACL_READ:
 			return topic__is_chat(topic) ? ACL_OK : ACL_DENY_TOPIC;
 		case MOSQ_ACL_WRITE:
-			/* Answers only: never inbox, room or presence, a service is
-			 * never a sender. */
+			/* Answers, and a room's membership events: never inbox or
+			 * presence, a service is never a sender of chat. */
 			topic__parse(topic, &t);
-			if(t.kind == TOPIC_RPC_RESP){
+			if(t.kind == TOPIC_ROOM){
+				return service_event(m, s, me, &t, req);
+			}else if(t.kind == TOPIC_RPC_RESP){
 				if(!names__valid(t.a.p, t.a.n)) return ACL_DENY_TOPIC;
 			}else if(t.kind == TOPIC_REGISTER_RESP){
 				if(!names__register_clientid(t.a.p, t.a.n, NULL)) return ACL_DENY_TOPIC;
@@ -274,7 +297,7 @@ enum acl_reason acl__decide_account(const struct mqchat *m, const struct snapsho
 	if(me == NULL) return ACL_DENY_NO_USER;
 	req->user = me;
 	if(!me->enabled) return ACL_DENY_DISABLED;
-	if(me->kind == USER_KIND_SERVICE) return decide_service(m, req);
+	if(me->kind == USER_KIND_SERVICE) return decide_service(m, s, me, req);
 	return decide_user(m, s, me, req, named);
 }
 

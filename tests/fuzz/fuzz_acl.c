@@ -145,12 +145,15 @@ static bool acl_sub_tail(const struct acl_ref_level *l)
 	return acl_lv(l, "#") || acl_lv(l, "+") || names__valid(l->p, l->n);
 }
 
-static bool acl_envelope_ok(const struct mqchat *m, const struct acl_request *r)
+/* A valid envelope of the types a person may send (text, receipt) or,
+ * with event, a service's membership event only. */
+static bool acl_envelope_ok(const struct mqchat *m, const struct acl_request *r, bool event)
 {
 	struct envelope env;
 
 	return !r->retain && r->payloadlen <= m->cfg.max_payload
-		&& envelope__parse(r->payload, r->payloadlen, &env, NULL);
+		&& envelope__parse(r->payload, r->payloadlen, &env, NULL)
+		&& (env.type == ENVELOPE_EVENT) == event;
 }
 
 static bool acl_json_object(const struct acl_request *r)
@@ -201,6 +204,10 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 		}
 		if(sub || rd) return !strncmp(t, "chat/", 5);
 		if(!wr || r->retain || r->payloadlen > m->cfg.max_payload) return false;
+		/* A room's membership event, as itself, of a room that exists. */
+		if(n == 4 && acl_lv(&lv[0], "chat") && acl_lv(&lv[1], "room")){
+			return acl_ref_room(&lv[2]) && acl_lv(&lv[3], me->name) && acl_envelope_ok(m, r, true);
+		}
 		if(n != 4 || !acl_lv(&lv[0], "chat") || !acl_lv(&lv[3], "resp")) return false;
 		if(acl_lv(&lv[1], "rpc")) return names__valid(lv[2].p, lv[2].n);
 		if(acl_lv(&lv[1], "register")){
@@ -227,7 +234,7 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 			if(acl_ref_pair(acl_ref_blocks, ACL_N(acl_ref_blocks), to->name, me->name, strlen(me->name))){
 				return false;
 			}
-			return acl_envelope_ok(m, r);
+			return acl_envelope_ok(m, r, false);
 		}
 		if(!acl_lv(&lv[2], me->name)) return false;
 		if(sub) return acl_sub_tail(&lv[3]);
@@ -244,7 +251,7 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 			}
 		}
 		if(!member) return false;
-		if(wr) return acl_lv(&lv[3], me->name) && acl_envelope_ok(m, r);
+		if(wr) return acl_lv(&lv[3], me->name) && acl_envelope_ok(m, r, false);
 		if(sub) return acl_sub_tail(&lv[3]);
 		return rd;
 	}

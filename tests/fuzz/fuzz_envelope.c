@@ -5,7 +5,8 @@
  * - an accepted payload is valid UTF-8 and valid JSON to jansson (the
  *   archiver's parser), and jansson reads the same id, type, body, ref and ts;
  * - every slice lies inside the payload; id and ref match the message-id
- *   grammar; the type-specific members are as envelope.h promises;
+ *   grammar; the type-specific members are as envelope.h promises (an
+ *   event's event, user and by too);
  * - the body decodes into a buffer of its raw length + 1 (never more is
  *   needed), to valid UTF-8 without NUL, identical to the raw bytes when
  *   nothing was escaped, and a buffer one byte short is refused;
@@ -113,6 +114,18 @@ static void env_round_trip(const struct envelope *env, const char *body, size_t 
 	free(esc);
 }
 
+/* An event's "user" or "by" as jansson read it (v) and as the envelope
+ * did (s): both absent, or the same name. */
+static void env_same_name(json_t *v, const struct envelope_str *s)
+{
+	if(s->ptr == NULL){
+		FUZZ_ASSERT(v == NULL);
+		return;
+	}
+	FUZZ_ASSERT(json_is_string(v) && json_string_length(v) == s->len
+			&& memcmp(json_string_value(v), s->ptr, s->len) == 0);
+}
+
 /* jansson, an independent parser, must accept what envelope__parse accepts
  * and read the same values. It refuses numbers it cannot represent, which
  * the envelope allows inside unknown members: those are skipped. */
@@ -132,8 +145,14 @@ static void env_compare_jansson(const uint8_t *data, size_t size, const struct e
 			&& memcmp(json_string_value(v), env->id.ptr, env->id.len) == 0);
 	v = json_object_get(root, "type");
 	FUZZ_ASSERT(json_is_string(v));
-	FUZZ_ASSERT(!strcmp(json_string_value(v), env->type == ENVELOPE_TEXT ? "text" : "receipt"));
-	if(env->type == ENVELOPE_TEXT){
+	FUZZ_ASSERT(!strcmp(json_string_value(v), env->type == ENVELOPE_TEXT ? "text"
+				: env->type == ENVELOPE_RECEIPT ? "receipt" : "event"));
+	if(env->type == ENVELOPE_EVENT){
+		v = json_object_get(root, "event");
+		FUZZ_ASSERT(json_is_string(v) && !strcmp(json_string_value(v), envelope__event_name(env->event)));
+		env_same_name(json_object_get(root, "user"), &env->user);
+		env_same_name(json_object_get(root, "by"), &env->by);
+	}else if(env->type == ENVELOPE_TEXT){
 		v = json_object_get(root, "body");
 		FUZZ_ASSERT(json_is_string(v) && (long)json_string_length(v) == bodylen
 				&& memcmp(json_string_value(v), body, (size_t)bodylen) == 0);
@@ -181,6 +200,15 @@ FUZZ_TARGET(envelope)
 		/* A non-empty raw body never decodes to nothing: NUL is refused. */
 		FUZZ_ASSERT(bodylen > 0);
 		env_round_trip(&env, body, (size_t)bodylen, data, size);
+	}else if(env.type == ENVELOPE_EVENT){
+		/* A membership event: one of the fixed events, plain valid names,
+		 * no body, ref or status. */
+		FUZZ_ASSERT(env.body.ptr == NULL && env.ref.ptr == NULL && env.status == ENVELOPE_STATUS_NONE);
+		FUZZ_ASSERT(envelope__event_name(env.event)[0] != '?');
+		FUZZ_ASSERT(env.user.ptr == NULL || (env_inside(&env.user, data, size) && !env.user.escaped
+					&& names__valid(env.user.ptr, env.user.len)));
+		FUZZ_ASSERT(env.by.ptr == NULL || (env_inside(&env.by, data, size) && !env.by.escaped
+					&& names__valid(env.by.ptr, env.by.len)));
 	}else{
 		FUZZ_ASSERT(env.type == ENVELOPE_RECEIPT);
 		FUZZ_ASSERT(env.body.ptr == NULL);

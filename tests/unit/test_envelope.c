@@ -656,6 +656,63 @@ static void test_type_text(void **state)
 	}
 }
 
+/* A membership event: the fixed list of events, user and by plain valid
+ * names if present, no body, ref or status; its members are only
+ * unknown members to a text or a receipt. */
+static void test_type_event(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *why;        /* NULL: valid */
+	} cases[] = {
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"user\":\"bob\",\"by\":\"alice\",\"ts\":5}", NULL},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"deleted\"}", NULL},
+		{"{\"type\" : \"event\", \"by\" : \"a\", \"event\" : \"left\", \"id\" : \"e\"}", NULL},
+		{"{\"id\":\"e1\",\"type\":\"event\"}", "invalid event"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"kicked\"}", "invalid event"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"add\\u0065d\"}", "invalid event"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":1}", "invalid event"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"user\":\"Bob\"}", "invalid user"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"user\":null}", "invalid user"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"by\":\"\"}", "invalid by"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"body\":\"x\"}",
+			"event with body, ref or status"},
+		{"{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"user\":\"a\",\"user\":\"b\"}",
+			"duplicate member"},
+		/* In a text, they are unknown members: any value, even twice. */
+		{"{\"id\":\"m1\",\"type\":\"text\",\"body\":\"x\",\"event\":7,\"user\":[1],\"user\":\"Q\"}", NULL},
+	};
+	size_t i;
+
+	(void)state;
+	for(i=0; i<sizeof(cases)/sizeof(cases[0]); i++){
+		struct envelope env;
+		const char *why;
+		bool ok = parse_exact(cases[i].json, strlen(cases[i].json), &env, &why);
+
+		if(ok != (cases[i].why == NULL) || (why && strcmp(why, cases[i].why) != 0)){
+			fail_msg("%s: got %d (%s)", cases[i].json, ok, why ? why : "-");
+		}
+	}
+	{
+		struct envelope env;
+		const char *why, *j = cases[0].json;
+
+		assert_true(parse_exact(j, strlen(j), &env, &why));
+		assert_int_equal(env.type, ENVELOPE_EVENT);
+		assert_int_equal(env.event, ENVELOPE_EVENT_ADDED);
+		assert_string_equal(envelope__event_name(env.event), "added");
+		assert_true(env.user.len == 3 && memcmp(env.user.ptr, "bob", 3) == 0);
+		assert_true(env.by.len == 5 && memcmp(env.by.ptr, "alice", 5) == 0);
+		assert_true(env.has_ts && env.ts == 5);
+		j = cases[1].json;
+		assert_true(parse_exact(j, strlen(j), &env, &why));
+		assert_null(env.user.ptr);
+		assert_null(env.by.ptr);
+		assert_string_equal(envelope__event_name(ENVELOPE_EVENT_COUNT), "?");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -673,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_runs),
 		cmocka_unit_test(test_msgid_member_boundaries),
 		cmocka_unit_test(test_type_text),
+		cmocka_unit_test(test_type_event),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include "timeutil.h"
 
 #define ENV "{\"id\":\"m1\",\"type\":\"text\",\"body\":\"hi\"}"
+#define EVENT "{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"user\":\"bob\",\"by\":\"alice\"}"
 #define RECEIPT "{\"id\":\"m2\",\"type\":\"receipt\",\"ref\":\"m1\",\"status\":\"read\"}"
 #define HASH "$pbkdf2-sha512$1000$AAAAAAAAAAAAAAAAAAAAAA==$x"
 
@@ -202,6 +203,9 @@ static void test_user_room(void **state)
 		{"alice", NULL, W, "chat/room//alice", ENV, false, ACL_DENY_NOT_MEMBER},
 		{"alice", NULL, W, "chat/room/lobby/alice", ENV, true, ACL_DENY_RETAIN},
 		{"alice", NULL, W, "chat/room/lobby/alice", "[1]", false, ACL_DENY_ENVELOPE},
+		/* A membership event comes from a service only. */
+		{"alice", NULL, W, "chat/room/lobby/alice", EVENT, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/inbox/bob/alice", EVENT, false, ACL_DENY_ENVELOPE},
 		{"alice", NULL, W, "chat/room/lobby", ENV, false, ACL_DENY_TOPIC},
 		{"alice", NULL, S, "chat/room/lobby/#", NULL, false, ACL_OK},
 		{"alice", NULL, S, "chat/room/lobby/+", NULL, false, ACL_OK},
@@ -319,7 +323,15 @@ static void test_service(void **state)
 		{"archiver", NULL, W, "chat/register/alice/resp", "{}", false, ACL_DENY_TOPIC},
 		{"archiver", NULL, W, "chat/register//resp", "{}", false, ACL_DENY_TOPIC},
 		{"archiver", NULL, W, "chat/inbox/alice/archiver", ENV, false, ACL_DENY_TOPIC},
-		{"archiver", NULL, W, "chat/room/lobby/archiver", ENV, false, ACL_DENY_TOPIC},
+		/* Membership events: as itself, of a room that exists, type event
+		 * only. */
+		{"archiver", NULL, W, "chat/room/lobby/archiver", ENV, false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", EVENT, false, ACL_OK},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", EVENT, true, ACL_DENY_RETAIN},
+		{"archiver", NULL, W, "chat/room/lobby/alice", EVENT, false, ACL_DENY_NOT_OWNER},
+		{"archiver", NULL, W, "chat/room/nowhere/archiver", EVENT, false, ACL_DENY_NOT_MEMBER},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", "{\"id\":\"e\",\"type\":\"event\"}", false,
+		 ACL_DENY_ENVELOPE},
 		{"archiver", NULL, W, "chat/rpc/alice/resp/x", "{}", false, ACL_DENY_TOPIC},
 	};
 	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
