@@ -8,8 +8,10 @@ import re
 
 import pytest
 
-from client_util import (FAILED, OK, TIMEOUT, USAGE, add_archiver_account,  # noqa: F401
-                         archivers, mqchat, ok, users)
+import harness
+from client_util import (ARCHIVER_PASSWORD, FAILED, OK, PASSWORD, TIMEOUT, USAGE,  # noqa: F401
+                         Listener, add_archiver_account, archivers, events, mqchat, ok, users)
+from plugin_util import expect_none, get, login
 
 ROOM_SUBS = ["create", "add", "remove", "promote", "demote", "set", "leave", "delete", "info"]
 # Each command as run for help and option checks: its words and operands.
@@ -125,3 +127,50 @@ def test_without_archiver_the_op_is_named(store, make_broker, datadir):
         "the archiver within 1 s (is it running?)\n", r
     r = mqchat(b, datadir, "alice", "room", "create", "hikers", timeout=1)
     assert r.rc == TIMEOUT and r.err.startswith("Error: cannot create room hikers: no answer"), r
+
+
+# ---- membership events, as listen shows them ----
+
+def test_events_are_lines_without_receipts(store, make_broker, datadir, archivers, clients):
+    """Events published by hand from the archiver's account (a service)."""
+    users(store, "alice", "bob")
+    store.add_room("team", ["alice", "bob"])
+    add_archiver_account(store)
+    b = make_broker()
+    archivers(datadir, store, b, "alice")
+    arch = login(clients, b, "archiver", ARCHIVER_PASSWORD, client_id="archiver@test", v5=True)
+    # alice's notices: a receipt sent to the archiver would be refused, and said here
+    watch = login(clients, b, "alice", PASSWORD, client_id="alice@watch", v5=True)
+    assert watch.subscribe("chat/notice/alice") == 1
+    sent = [{"event": "added", "user": "carol", "by": "bob"}, {"event": "joined", "user": "dave"},
+            {"event": "promoted", "user": "carol", "by": "bob"}, {"event": "changed", "by": "bob"},
+            {"event": "left", "user": "dave"}]
+    with Listener(b, datadir, "alice", timeout=5) as alice, \
+            Listener(b, datadir, "bob", "--json", device="json", timeout=5) as bob:
+        alice.wait_ready()
+        bob.wait_ready()
+        for i, ev in enumerate(sent):
+            arch.publish("chat/room/team/archiver", dict(ev, id="ev-%d" % i, type="event",
+                                                         ts=1764892801000 + i))
+        arch.publish("chat/room/team/archiver", dict(sent[0], id="ev-0", type="event"))  # again
+        ok(b, datadir, "bob", "send", "--room", "team", "after the events")
+        alice.wait_texts(1)
+        assert events(alice.lines()) == [
+            ("team", "bob added carol"), ("team", "dave joined"),
+            ("team", "bob promoted carol to admin"),
+            ("team", "bob changed the title or description"), ("team", "dave left")]
+        assert len(alice.lines()) == 6, alice.lines()
+        # bob: the 5 events, then alice's receipt of his text (his own text is not echoed)
+        harness.wait_for(lambda: len(bob.lines()) == 6, harness.DEFAULT_TIMEOUT,
+                         what="6 lines (have %r)" % bob.lines())
+        got = [json.loads(ln) for ln in bob.lines()]
+        assert got[0] == {"id": "ev-0", "type": "event", "event": "added", "user": "carol",
+                          "by": "bob", "ts": 1764892801000, "from": "archiver", "room": "team"}
+        assert [g["type"] for g in got] == ["event"] * 5 + ["receipt"] and \
+            got[5]["from"] == "alice", got
+        assert "warning" not in alice.errors() + bob.errors()
+    # alice answered the text, never the events: no refused receipt to the archiver
+    expect_none(watch)
+    watch.publish("chat/inbox/archiver/alice", {"id": "r1", "type": "receipt", "ref": "ev-0",
+                                                "status": "read"})
+    assert json.loads(get(watch).payload)["ref"] == "r1"   # and it would have been said
