@@ -73,7 +73,7 @@ static const char *stmt_sql[ST__COUNT] = {
 	 * two pwrite()s per message on top of the WAL's. ST_DUP checks first. */
 	[ST_STORE] =
 		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh)"
-		" VALUES(?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9)",
+		" VALUES(?1, ?2, ?3, ?4, COALESCE(?10, 'text'), ?5, ?6, ?7, ?8, ?9)",
 	/* The newest row of (sender, id): the next holder of a name may use
 	 * the ids of the one before (archive__store). */
 	[ST_DUP] =
@@ -416,7 +416,8 @@ int archive__store(struct archive *ar, const struct archive_msg *m, archive_crea
 		|| sqlite3_bind_text(st, 6, m->body, -1, SQLITE_STATIC)
 		|| (m->ts >= 0 ? sqlite3_bind_int64(st, 7, m->ts) : sqlite3_bind_null(st, 7))
 		|| sqlite3_bind_int64(st, 8, m->server_ts)
-		|| sqlite3_bind_int64(st, 9, idh);
+		|| sqlite3_bind_int64(st, 9, idh)
+		|| bind_text(st, 10, m->type);
 	if(rc != SQLITE_OK){
 		sqlite3_reset(st);
 		return MQC_ERR_DB;
@@ -515,6 +516,36 @@ int archive__probe(struct archive *ar)
 	return sqlutil__status(rc);
 }
 
+/* The body column of a row of type into o: a membership event's members
+ * (its body holds them as a JSON object: event, user, by), any other
+ * message's "body". Non-zero if out of memory. */
+static int body_to_json(json_t *o, const char *type, const char *body, size_t len)
+{
+	static const char *const keys[] = {"event", "user", "by"};
+	json_t *ev;
+
+	if(type == NULL || strcmp(type, ARCHIVE_TYPE_EVENT) != 0){
+		return json_object_set_new(o, "body", json_stringn(body ? body : "", body ? len : 0));
+	}
+	ev = json_loadb(body ? body : "{}", body ? len : 2, 0, NULL);
+	if(!json_is_object(ev)){
+		/* Only the archiver writes these: cannot happen, but say nothing
+		 * rather than something wrong. */
+		json_decref(ev);
+		return 0;
+	}
+	for(size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
+		json_t *v = json_object_get(ev, keys[i]);
+
+		if(json_is_string(v) && json_object_set(o, keys[i], v)){
+			json_decref(ev);
+			return -1;
+		}
+	}
+	json_decref(ev);
+	return 0;
+}
+
 /* New reference: the current row of st (selected with MSG_COLS) in the
  * contract's archived-message form. NULL if out of memory. */
 static json_t *row_to_json(sqlite3_stmt *st)
@@ -531,8 +562,8 @@ static json_t *row_to_json(sqlite3_stmt *st)
 			|| (recipient && json_object_set_new(o, "to", json_string(recipient)))
 			|| (room && json_object_set_new(o, "room", json_string(room)))
 			|| json_object_set_new(o, "type", json_string((const char *)sqlite3_column_text(st, 5)))
-			|| json_object_set_new(o, "body", json_stringn((const char *)sqlite3_column_text(st, 6),
-					(size_t)sqlite3_column_bytes(st, 6)))
+			|| body_to_json(o, (const char *)sqlite3_column_text(st, 5),
+					(const char *)sqlite3_column_text(st, 6), (size_t)sqlite3_column_bytes(st, 6))
 			|| json_object_set_new(o, "ts", sqlite3_column_type(st, 7) == SQLITE_NULL
 					? json_null() : json_integer(sqlite3_column_int64(st, 7)))
 			|| json_object_set_new(o, "server_ts", json_integer(sqlite3_column_int64(st, 8)))

@@ -67,6 +67,12 @@ json_t *archive__stats(struct archive *ar);
 
 /* ---- used by the daemon ---- */
 
+/* The type of a room's membership event (docs/PROTOCOL.md). Its body
+ * column holds the event's own members as a compact JSON object
+ * ({"event":..,"user":..,"by":..}), which reads (history, sync, get)
+ * return in place of "body". */
+#define ARCHIVE_TYPE_EVENT "event"
+
 /* One message to store. Strings are borrowed and NUL-terminated; exactly one
  * of recipient (DM) and room is set; ts < 0 means "the sender gave none". */
 struct archive_msg {
@@ -74,6 +80,7 @@ struct archive_msg {
 	const char *recipient;
 	const char *room;
 	const char *id;
+	const char *type;       /* NULL: "text"; or ARCHIVE_TYPE_EVENT */
 	const char *body;
 	int64_t ts;
 	int64_t server_ts;

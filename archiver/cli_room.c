@@ -1,14 +1,61 @@
 /* cli_room.c - `mqchat-archiver room ...`: create, add, remove, del and list
  * rooms and their members in the user store (auth.db). */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "archive.h"
 #include "cli.h"
+#include "envelope.h"
 #include "err.h"
+#include "timeutil.h"
 #include "userdb.h"
 
 /* Longest retention a room can have (100 years). */
 #define ROOM_MAX_RETENTION_DAYS 36500
+
+/* The membership events of an operator's change of room (docs/PROTOCOL.md,
+ * "Rooms run by their members": no "by"): event ev about each of users[0..n)
+ * (n 0: one event about nobody). The CLI does not talk to the broker, so
+ * they are not sent live: they go straight into archive.db, from the
+ * service account, where history and sync return them like the daemon's.
+ * A data folder without an archive (never run) keeps none; a failure is a
+ * note on stderr, the change itself is made. */
+static void archive_events(struct cli *cli, const char *room, enum envelope_event ev,
+		char **users, int n)
+{
+	char path[PATH_MAX], err[512] = "", id[48], body[128];
+	struct archive *ar = NULL;
+	struct archive_msg m;
+	struct stat st;
+	int64_t now = time__now_ms();
+	int i, rc;
+
+	snprintf(path, sizeof(path), "%s/archive.db", cli->datadir);
+	if(stat(path, &st) != 0) return;
+	rc = archive__open(path, &ar, err, sizeof(err));
+	for(i = 0; rc == MQC_OK && i < (n > 0 ? n : 1); i++){
+		memset(&m, 0, sizeof(m));
+		snprintf(id, sizeof(id), "cli-%llx-%d", (unsigned long long)now, i);
+		if(n > 0) snprintf(body, sizeof(body), "{\"event\":\"%s\",\"user\":\"%s\"}",
+				envelope__event_name(ev), users[i]);
+		else snprintf(body, sizeof(body), "{\"event\":\"%s\"}", envelope__event_name(ev));
+		m.sender = CLI_SERVICE_USER;
+		m.room = room;
+		m.id = id;
+		m.type = ARCHIVE_TYPE_EVENT;
+		m.body = body;
+		m.ts = now;
+		m.server_ts = now;
+		rc = archive__store(ar, &m, NULL, NULL, NULL);
+		if(rc != MQC_OK) snprintf(err, sizeof(err), "%s", mqc_strerror(rc));
+	}
+	if(rc != MQC_OK){
+		fprintf(stderr, "Note: done, but the room's membership event is not archived: %s\n", err);
+	}
+	archive__close(ar);
+}
 
 /* Parse --help only and check the operand count (then in cl): at least
  * min, at most max (max < 0: no limit). true to go on, false to stop with
@@ -47,7 +94,9 @@ static int room_create(struct cli *cli, int argc, char **argv)
 				" retired until then", room, USERDB_RETIRE_DAYS);
 	}
 	if(rc == MQC_OK) rc = userdb__room_create(udb, room, (int)days);
-	return cli__finish(udb, rc, "room", room, "created", "creating the room");
+	rc = cli__finish(udb, rc, "room", room, "created", "creating the room");
+	if(rc == CLI_OK) archive_events(cli, room, ENVELOPE_EVENT_CREATED, NULL, 0);
+	return rc;
 }
 
 /* room add / room remove: every user or none, in one transaction. */
@@ -90,6 +139,8 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 	for(i=1; i<cl.nargs; i++){
 		printf("%s %s %s\n", cl.args[i], add ? "added to" : "removed from", room);
 	}
+	archive_events(cli, room, add ? ENVELOPE_EVENT_JOINED : ENVELOPE_EVENT_REMOVED, cl.args + 1,
+			cl.nargs - 1);
 	return CLI_OK;
 }
 
@@ -115,7 +166,9 @@ static int room_del(struct cli *cli, int argc, char **argv)
 	if((rc = cli__open_auth_for(cli, "room", room, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__room_del(udb, room);
-	return cli__finish(udb, rc, "room", room, "deleted", "deleting the room");
+	rc = cli__finish(udb, rc, "room", room, "deleted", "deleting the room");
+	if(rc == CLI_OK) archive_events(cli, room, ENVELOPE_EVENT_DELETED, NULL, 0);
+	return rc;
 }
 
 struct list_ctx {

@@ -242,6 +242,16 @@ void worker__stop(struct worker *w, struct daemon *d);
  * the broker has applied it. Worker thread. */
 void responder__reply(struct responder *rs, const char *topic, json_t *resp, const struct mqtt_msg *req);
 
+/* Publish msg (stolen) on topic at QoS 1 through the request's
+ * connection: a message of the archiver's own (a room's membership
+ * event). It leaves once the change the request committed is in force, as
+ * its answer will (which it precedes), or with now at once. Returns its
+ * number for responder__sent (0: dropped, logged). Worker thread. */
+uint64_t responder__publish(struct responder *rs, const char *topic, json_t *msg, bool now);
+/* Wait until the poll loop has sent message n of responder__publish, at
+ * most timeout_ms: true if it has. Worker thread. */
+bool responder__sent(struct responder *rs, uint64_t n, int timeout_ms);
+
 /* ---- later.c ---- */
 struct later;
 /* Keep the answer text (stolen) to req until the broker has applied the

@@ -212,6 +212,26 @@ static void write_contacts(struct ingest *in, struct userdb *udb)
 	c->nfresh = 0;
 }
 
+/* An event's members (env from envelope__parse, type event) as the
+ * compact JSON object the archive keeps in its body (archive.h). The names
+ * are plain (envelope__parse refuses escapes there). MQC_OK, or
+ * MQC_ERR_INVAL if it does not fit. */
+static int event_body(const struct envelope *env, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "{\"event\":\"%s\"", envelope__event_name(env->event));
+
+	if(n > 0 && env->user.ptr && (size_t)n < outlen){
+		n += snprintf(out + n, outlen - (size_t)n, ",\"user\":\"%.*s\"", (int)env->user.len,
+				env->user.ptr);
+	}
+	if(n > 0 && env->by.ptr && (size_t)n < outlen){
+		n += snprintf(out + n, outlen - (size_t)n, ",\"by\":\"%.*s\"", (int)env->by.len,
+				env->by.ptr);
+	}
+	if(n > 0 && (size_t)n < outlen) n += snprintf(out + n, outlen - (size_t)n, "}");
+	return n > 0 && (size_t)n < outlen ? MQC_OK : MQC_ERR_INVAL;
+}
+
 /* Store or apply one message. MQC_OK when it is dealt with (stored, a
  * duplicate, a receipt applied or ignored, or refused as invalid); an
  * MQC_ERR_* when the archive could not be written. */
@@ -278,9 +298,23 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 		return rc;
 	}
 
-	body = env.body.len < sizeof(bodybuf) ? bodybuf : malloc(env.body.len + 1);
+	if(env.type == ENVELOPE_EVENT){
+		/* Only a service may publish one, on a room (the plugin's
+		 * rule): its members are the stored body (archive.h). */
+		if(!room){
+			invalid(cm, topic, "event outside a room");
+			return MQC_OK;
+		}
+		if(event_body(&env, bodybuf, sizeof(bodybuf)) != MQC_OK){
+			invalid(cm, topic, "bad event");
+			return MQC_OK;
+		}
+		body = bodybuf;
+	}else{
+		body = env.body.len < sizeof(bodybuf) ? bodybuf : malloc(env.body.len + 1);
+	}
 	if(body == NULL) return MQC_ERR_NOMEM;
-	if(envelope__unescape(&env.body, body, env.body.len + 1) < 0){
+	if(env.type != ENVELOPE_EVENT && envelope__unescape(&env.body, body, env.body.len + 1) < 0){
 		if(body != bodybuf) free(body);
 		invalid(cm, topic, "bad body");
 		return MQC_OK;
@@ -290,6 +324,7 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 	if(room) m.room = a;
 	else m.recipient = a;
 	m.id = id;
+	m.type = env.type == ENVELOPE_EVENT ? ARCHIVE_TYPE_EVENT : NULL;
 	m.body = body;
 	m.ts = env.has_ts ? env.ts : -1;
 	m.server_ts = received;

@@ -429,6 +429,28 @@ static int may_read(struct rpc_req *r, json_t *m, bool *mine)
 	return MQC_OK;
 }
 
+/* get's answer for a membership event m (borrowed): seq, type and the
+ * event's members, no body. */
+static json_t *event_answer(struct rpc_req *r, json_int_t seq, json_t *m)
+{
+	static const char *const keys[] = {"type", "event", "user", "by"};
+	json_t *resp = rpc__ok(r), *v;
+	size_t i;
+
+	if(resp == NULL || json_object_set_new(resp, "seq", json_integer(seq))){
+		json_decref(resp);
+		return NULL;
+	}
+	for(i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
+		v = json_object_get(m, keys[i]);
+		if(v != NULL && json_object_set(resp, keys[i], v)){
+			json_decref(resp);
+			return NULL;
+		}
+	}
+	return resp;
+}
+
 /* get: the body of one message the user may read, in parts that each fit
  * an answer. The user may read what history and sync would give them
  * (may_read); any other seq is `not_found`, so nobody learns what exists. */
@@ -462,6 +484,13 @@ static json_t *op_get(struct rpc_req *r)
 	if(!mine){
 		json_decref(found);
 		return rpc__fail(r->id, "not_found", "no such message");
+	}
+	if(!json_is_string(json_object_get(m, "body"))){
+		/* A membership event has no body: its own members are the
+		 * answer (docs/PROTOCOL.md, "get"). */
+		resp = event_answer(r, seq, m);
+		json_decref(found);
+		return resp;
 	}
 	body = json_object_get(m, "body");
 	s = json_string_value(body);
@@ -503,7 +532,9 @@ static json_t *op_rooms(struct rpc_req *r)
 		rc = userdb__member_each(r->d->udb, rooms.v[i], NULL, user_of_cb, &members);
 		if(rc == MQC_OK){
 			o = json_pack("{ssso}", "room", rooms.v[i], "members", names_json(&members));
-			if(o == NULL || json_array_append_new(arr, o)) rc = MQC_ERR_NOMEM;
+			rc = o == NULL ? MQC_ERR_NOMEM : rpc__room_summary(r->d->udb, rooms.v[i], r->user, o);
+			if(rc == MQC_OK && json_array_append_new(arr, o)) rc = MQC_ERR_NOMEM;
+			else if(rc != MQC_OK) json_decref(o);
 		}
 		free_names(&members);
 	}
@@ -734,6 +765,15 @@ static const struct {
 	{"contact_remove", rpc__op_contact_remove},
 	{"export", rpc__op_export},
 	{"delete_account", rpc__op_delete_account},
+	{"room_create", rpc__op_room_create},
+	{"room_add", rpc__op_room_add},
+	{"room_remove", rpc__op_room_remove},
+	{"room_promote", rpc__op_room_promote},
+	{"room_demote", rpc__op_room_demote},
+	{"room_set", rpc__op_room_set},
+	{"room_leave", rpc__op_room_leave},
+	{"room_delete", rpc__op_room_delete},
+	{"room_info", rpc__op_room_info},
 };
 
 json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,

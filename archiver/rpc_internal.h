@@ -1,7 +1,7 @@
 /* rpc_internal.h - what rpc.c shares with the files of its other ops
- * (rpc_devices.c, rpc_privacy.c, rpc_account.c): the request being
- * answered and the helpers every op answers with. Nothing outside the RPC
- * files includes it; the daemon sees rpc__handle in daemon.h. */
+ * (rpc_devices.c, rpc_privacy.c, rpc_account.c, rpc_rooms.c): the request
+ * being answered and the helpers every op answers with. Nothing outside the
+ * RPC files includes it; the daemon sees rpc__handle in daemon.h. */
 #ifndef MQCHAT_RPC_INTERNAL_H
 #define MQCHAT_RPC_INTERNAL_H
 
@@ -93,5 +93,19 @@ json_t *rpc__op_contact_remove(struct rpc_req *r);
 /* ---- the ops of rpc_account.c ---- */
 json_t *rpc__op_export(struct rpc_req *r);
 json_t *rpc__op_delete_account(struct rpc_req *r);
+
+/* ---- the ops of rpc_rooms.c ---- */
+json_t *rpc__op_room_create(struct rpc_req *r);
+json_t *rpc__op_room_add(struct rpc_req *r);
+json_t *rpc__op_room_remove(struct rpc_req *r);
+json_t *rpc__op_room_promote(struct rpc_req *r);
+json_t *rpc__op_room_demote(struct rpc_req *r);
+json_t *rpc__op_room_set(struct rpc_req *r);
+json_t *rpc__op_room_leave(struct rpc_req *r);
+json_t *rpc__op_room_delete(struct rpc_req *r);
+json_t *rpc__op_room_info(struct rpc_req *r);
+/* Add room's "title" and user's "role" in it to o (borrowed), for `rooms`.
+ * MQC_OK or an MQC_ERR_*. */
+int rpc__room_summary(struct userdb *udb, const char *room, const char *user, json_t *o);
 
 #endif

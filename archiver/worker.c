@@ -232,11 +232,48 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-void responder__reply(struct responder *rs, const char *topic, json_t *resp, const struct mqtt_msg *req)
+/* Queue text (stolen) for the poll loop to publish on topic through the
+ * request's connection, with corr (clen bytes) as correlation data, once
+ * the change committed at commit_ns is in force (0: at once). Returns the
+ * message's number (responder__sent), 0 if it was dropped. */
+static uint64_t queue(struct responder *rs, const char *topic, char *text, const unsigned char *corr,
+		size_t clen, int64_t commit_ns)
 {
 	struct worker *w = rs->w;
-	size_t tlen = strlen(topic) + 1, clen = req && req->corr ? req->corr_len : 0;
-	struct answer *a;
+	size_t tlen = strlen(topic) + 1;
+	struct answer *a = text ? malloc(sizeof(*a) + tlen + clen) : NULL;
+	uint64_t n;
+
+	if(a == NULL){
+		free(text);
+		log_warnx("out of memory building a message on %s", topic);
+		return 0;
+	}
+	a->next = NULL;
+	a->conn = rs->conn;
+	a->text = text;
+	a->topic = (char *)(a + 1);
+	a->corr = (unsigned char *)a->topic + tlen;
+	a->corr_len = clen;
+	a->commit_ns = commit_ns;
+	memcpy(a->topic, topic, tlen);
+	if(clen) memcpy(a->corr, corr, clen);
+	pthread_mutex_lock(&w->mu);
+	*(w->ans_tail ? &w->ans_tail->next : &w->ans_head) = a;
+	w->ans_tail = a;
+	n = ++w->queued;
+	a->seq = n;
+	pthread_mutex_unlock(&w->mu);
+	if(write(w->wake[1], "a", 1) < 0){
+		/* The pipe is full: a wake-up is already pending. */
+	}
+	return n;
+}
+
+void responder__reply(struct responder *rs, const char *topic, json_t *resp, const struct mqtt_msg *req)
+{
+	size_t clen = req && req->corr ? req->corr_len : 0;
+	int64_t commit_ns = 0;
 	char *text;
 
 	if(resp == NULL){
@@ -245,34 +282,48 @@ void responder__reply(struct responder *rs, const char *topic, json_t *resp, con
 	}
 	text = json_dumps(resp, JSON_COMPACT);
 	json_decref(resp);
-	a = text ? malloc(sizeof(*a) + tlen + clen) : NULL;
-	if(a == NULL){
-		free(text);
-		log_warnx("out of memory building an answer on %s", topic);
-		return;
-	}
-	a->next = NULL;
-	a->conn = rs->conn;
-	a->text = text;
-	a->topic = (char *)(a + 1);
-	a->corr = (unsigned char *)a->topic + tlen;
-	a->corr_len = clen;
-	memcpy(a->topic, topic, tlen);
-	if(clen) memcpy(a->corr, req->corr, clen);
 	/* Requests are answered one at a time: a commit since the last answer
 	 * is this request's, and the answer waits until the broker has it. */
-	a->commit_ns = 0;
 	if(rs->udb != NULL && rs->udb->committed_ns != rs->answered_ns){
 		rs->answered_ns = rs->udb->committed_ns;
-		a->commit_ns = rs->answered_ns;
+		commit_ns = rs->answered_ns;
+	}
+	queue(rs, topic, text, clen ? req->corr : NULL, clen, commit_ns);
+}
+
+uint64_t responder__publish(struct responder *rs, const char *topic, json_t *msg, bool now)
+{
+	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	int64_t commit_ns = 0;
+
+	json_decref(msg);
+	/* After the request's commit (not yet answered), like its answer. */
+	if(!now && rs->udb != NULL && rs->udb->committed_ns != rs->answered_ns){
+		commit_ns = rs->udb->committed_ns;
+	}
+	return queue(rs, topic, text, NULL, 0, commit_ns);
+}
+
+bool responder__sent(struct responder *rs, uint64_t n, int timeout_ms)
+{
+	struct worker *w = rs->w;
+	struct timespec until;
+	bool done;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if(until.tv_nsec >= 1000000000L){
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&w->mu);
-	*(w->ans_tail ? &w->ans_tail->next : &w->ans_head) = a;
-	w->ans_tail = a;
-	pthread_mutex_unlock(&w->mu);
-	if(write(w->wake[1], "a", 1) < 0){
-		/* The pipe is full: a wake-up is already pending. */
+	while(w->delivered < n && !w->stop){
+		if(pthread_cond_timedwait(&w->sent, &w->mu, &until) != 0) break;
 	}
+	done = w->delivered >= n;
+	pthread_mutex_unlock(&w->mu);
+	return done;
 }
 
 int worker__start(struct daemon *d, struct worker **out)
@@ -295,6 +346,10 @@ int worker__start(struct daemon *d, struct worker **out)
 	}
 	if(pthread_mutex_init(&w->mu, NULL) != 0) goto fail_pipe;
 	if(pthread_cond_init(&w->cond, NULL) != 0) goto fail_mutex;
+	if(pthread_cond_init(&w->sent, NULL) != 0){
+		pthread_cond_destroy(&w->cond);
+		goto fail_mutex;
+	}
 	/* jansson picks its hash seed when the first object is made; pick it
 	 * now, before a second thread makes objects too. */
 	json_object_seed(0);
@@ -303,6 +358,7 @@ int worker__start(struct daemon *d, struct worker **out)
 	*out = w;
 	return MQC_OK;
 fail_cond:
+	pthread_cond_destroy(&w->sent);
 	pthread_cond_destroy(&w->cond);
 fail_mutex:
 	pthread_mutex_destroy(&w->mu);
@@ -398,6 +454,7 @@ void worker__refuse(struct conn *c, const struct mqtt_msg *msg)
 void worker__deliver(struct worker *w, struct daemon *d)
 {
 	struct answer *a, *next;
+	uint64_t last = 0;
 	char buf[64];
 
 	while(read(w->wake[0], buf, sizeof(buf)) > 0){
@@ -408,6 +465,7 @@ void worker__deliver(struct worker *w, struct daemon *d)
 	w->ans_head = w->ans_tail = NULL;
 	pthread_mutex_unlock(&w->mu);
 	for(; a; a = next){
+		last = a->seq;
 		struct conn *c = &d->conns[a->conn];
 		struct mqtt_msg req;
 
@@ -425,6 +483,12 @@ void worker__deliver(struct worker *w, struct daemon *d)
 			free(a->text);
 		}
 		free(a);
+	}
+	if(last != 0){
+		pthread_mutex_lock(&w->mu);
+		w->delivered = last;
+		pthread_cond_broadcast(&w->sent);
+		pthread_mutex_unlock(&w->mu);
 	}
 }
 
@@ -455,6 +519,7 @@ void worker__stop(struct worker *w, struct daemon *d)
 	register__cleanup(&w->rs);
 	archive__close(w->rs.ar);
 	userdb__close(w->rs.udb);
+	pthread_cond_destroy(&w->sent);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->mu);
 	close(w->wake[0]);

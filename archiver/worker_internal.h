@@ -54,6 +54,7 @@ struct answer {
 	struct answer *next;
 	int conn;
 	int64_t commit_ns;       /* 0: send now; else wait for the broker (later.c) */
+	uint64_t seq;            /* its number among the worker's (w->queued) */
 	char *text;              /* from json_dumps: handed on to later__add */
 	char *topic;             /* these two in the same allocation */
 	unsigned char *corr;
@@ -73,6 +74,11 @@ struct worker {
 	int64_t quantum_ms;      /* WORKER_QUANTUM_MS (a test may change it) */
 	bool open_failing;       /* the stores did not open (logged); worker thread */
 	struct answer *ans_head, *ans_tail;
+	/* Messages of the worker's own (responder__publish) handed to the
+	 * poll loop, and of those the loop has sent: a worker waits on
+	 * `sent` for its own (responder__sent). */
+	uint64_t queued, delivered;
+	pthread_cond_t sent;
 	int wake[2];             /* a byte in wake[1] when answers wait */
 };
 

@@ -138,22 +138,13 @@ static const struct {
 	{"deleted", false, "deleted the room", NULL, "the room was deleted"},
 };
 
-/* A name member of an event, if it is a valid name. */
-static const char *event_name(json_t *ev, const char *key)
+/* Print the words of event (its name), about user, done by by (either
+ * NULL if absent), and a newline. */
+static void print_event_words(const char *event, const char *user, const char *by)
 {
-	const char *v = json_string_value(json_object_get(ev, key));
-
-	return v && names__valid_str(v) ? v : NULL;
-}
-
-/* Print the words of the event ev (borrowed) and a newline. */
-static void print_event_words(json_t *ev)
-{
-	const char *event = json_string_value(json_object_get(ev, "event"));
-	const char *user = event_name(ev, "user"), *by = event_name(ev, "by");
 	size_t i;
 
-	for(i=0; event && i<sizeof(event_words) / sizeof(event_words[0]); i++){
+	for(i=0; i<sizeof(event_words) / sizeof(event_words[0]); i++){
 		if(strcmp(event, event_words[i].event) != 0) continue;
 		if(event_words[i].about_user && user == NULL) break;
 		if(event_words[i].verb == NULL || by == NULL){
@@ -165,48 +156,50 @@ static void print_event_words(json_t *ev)
 		}
 		return;
 	}
-	/* One this client does not know yet: its name and whom it concerns. */
+	/* One this client has no words for: its name and whom it concerns. */
 	printf("event ");
-	util__print_safe(stdout, event ? event : "?", event ? strlen(event) : 1);
+	util__print_safe(stdout, event, strlen(event));
 	if(user) printf(": %s", user);
 	if(by) printf(" (by %s)", by);
 	printf("\n");
 }
 
-/* A membership event in room from the archiver's account (from): printed
- * as a line of its own, "[12:00:01] #hikers * alice added bob", or as JSON;
- * never answered with a receipt. False if payload is no event. */
-static bool show_event(struct feed *f, const char *room, const char *from,
-		const void *payload, size_t len)
+/* The name in s (of a parsed envelope; ptr NULL if absent) decoded into
+ * out (NAME_MAX_LEN + 1 bytes), or NULL. */
+static const char *event_name(const struct envelope_str *s, char *out)
 {
-	json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL);
-	struct envelope_str id = { .ptr = json_string_value(json_object_get(ev, "id")) };
-	const char *type = json_string_value(json_object_get(ev, "type"));
-	json_int_t ts = json_integer_value(json_object_get(ev, "ts"));
-	char when[32];
+	if(s->ptr == NULL || envelope__unescape(s, out, NAME_MAX_LEN + 1) < 0) return NULL;
+	return out;
+}
 
-	if(id.ptr == NULL || type == NULL || strcmp(type, "event") != 0){
-		json_decref(ev);
-		return false;
-	}
-	id.len = strlen(id.ptr);
-	if(!names__valid_msgid(id.ptr, id.len) || seen_before(f, from, &id)){
-		json_decref(ev);
-		return true;
-	}
+/* A membership event in room, from the archiver's account (from): a line
+ * of its own, "[12:00:01] #hikers * alice added bob", or an object with
+ * --json; never answered with a receipt. */
+static void show_event(struct feed *f, const char *room, const char *from,
+		const struct envelope *env)
+{
+	char ubuf[NAME_MAX_LEN + 1], bbuf[NAME_MAX_LEN + 1], when[32];
+	const char *event = envelope__event_name(env->event);
+	const char *user = event_name(&env->user, ubuf), *by = event_name(&env->by, bbuf);
+
 	f->count++;
 	if(f->json){
-		json_object_set_new(ev, "from", json_string(from));
-		json_object_set_new(ev, "room", json_string(room));
-		print_json(ev);
-		return true;
+		json_t *o = json_object();
+		json_object_set_new(o, "type", json_string("event"));
+		json_object_set_new(o, "from", json_string(from));
+		json_object_set_new(o, "room", json_string(room));
+		json_object_set_new(o, "id", json_stringn(env->id.ptr, env->id.len));
+		json_object_set_new(o, "event", json_string(event));
+		if(user) json_object_set_new(o, "user", json_string(user));
+		if(by) json_object_set_new(o, "by", json_string(by));
+		if(env->has_ts) json_object_set_new(o, "ts", json_integer(env->ts));
+		print_json(o);
+		return;
 	}
-	util__fmt_time(ts > 0 ? ts : time__now_ms(), false, when, sizeof(when));
+	util__fmt_time(env->has_ts ? env->ts : time__now_ms(), false, when, sizeof(when));
 	printf("[%s] #%s * ", when, room);
-	print_event_words(ev);
+	print_event_words(event, user, by);
 	fflush(stdout);
-	json_decref(ev);
-	return true;
 }
 
 void feed__message_cb(struct session *s, const char *topic, const void *payload,
@@ -228,18 +221,16 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		return;
 	}
 	if(!envelope__parse(payload, len, &env, &why)){
-		/* A membership event: the plugin lets only services publish one,
-		 * and this parser may not know the type. */
-		if(room == NULL || !show_event(f, room, from, payload, len)){
-			fprintf(stderr, "warning: ignored a malformed message from %s: %s\n", from, why);
-		}
-		return;
-	}
-	if(env.type != ENVELOPE_TEXT && env.type != ENVELOPE_RECEIPT){
-		if(room) show_event(f, room, from, payload, len);
+		fprintf(stderr, "warning: ignored a malformed message from %s: %s\n", from, why);
 		return;
 	}
 	if(seen_before(f, from, &env.id)) return;
+
+	if(env.type == ENVELOPE_EVENT){
+		/* Only a service may publish one (the plugin sees to it). */
+		if(room) show_event(f, room, from, &env);
+		return;
+	}
 
 	if(env.type == ENVELOPE_RECEIPT){
 		if(room == NULL){
@@ -260,6 +251,16 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		if(strcmp(from, f->me) != 0) send_receipt(f, from, &env.id);
 	}
 	free(body);
+}
+
+/* A member of an archived event: a name (NULL if absent or no valid name),
+ * or the event's name ("?" if absent). */
+static const char *archived_str(json_t *m, const char *key, bool name)
+{
+	const char *v = json_string_value(json_object_get(m, key));
+
+	if(name) return v && names__valid_str(v) ? v : NULL;
+	return v ? v : "?";
 }
 
 void feed__print_archived(json_t *m, bool json, bool with_to, const char *me)
@@ -284,7 +285,8 @@ void feed__print_archived(json_t *m, bool json, bool with_to, const char *me)
 	if(type && !strcmp(type, "event")){
 		if(room) printf("[%s] #%s * ", when, room);
 		else printf("[%s] * ", when);
-		print_event_words(m);
+		print_event_words(archived_str(m, "event", false), archived_str(m, "user", true),
+				archived_str(m, "by", true));
 		return;
 	}
 	if(type && strcmp(type, "text") != 0) return; /* receipts show as status */
