@@ -10,7 +10,8 @@ import pytest
 
 import harness
 from client_util import (ARCHIVER_PASSWORD, FAILED, OK, PASSWORD, TIMEOUT, USAGE,  # noqa: F401
-                         Listener, add_archiver_account, archivers, events, mqchat, ok, users)
+                         Listener, add_archiver_account, archivers, events, mqchat, ok, texts,
+                         users)
 from plugin_util import expect_none, get, login
 
 ROOM_SUBS = ["create", "add", "remove", "promote", "demote", "set", "leave", "delete", "info"]
@@ -174,3 +175,138 @@ def test_events_are_lines_without_receipts(store, make_broker, datadir, archiver
     watch.publish("chat/inbox/archiver/alice", {"id": "r1", "type": "receipt", "ref": "ev-0",
                                                 "status": "read"})
     assert json.loads(get(watch).payload)["ref"] == "r1"   # and it would have been said
+
+
+# ---- rooms (the archiver's room_* ops) ----
+
+def rooms(b, datadir, user):
+    """`rooms` as {room: (the line's head, sorted members)}."""
+    out = {}
+    for ln in ok(b, datadir, user, "rooms").out.splitlines():
+        head, members = ln.split(": ", 1) if ": " in ln else (ln.rstrip(":"), "")
+        out[head.split()[0]] = (head, sorted(members.split()))
+    return out
+
+
+def test_room_lifecycle(world, datadir):
+    b = world
+    ok(b, datadir, "bob", "contacts", "add", "alice")     # bob lets alice add him
+    ok(b, datadir, "carol", "privacy", "--room-adds", "everyone")
+    r = ok(b, datadir, "alice", "room", "create", "hikers", "--title", "Hikers",
+           "--description", "Sundays")
+    assert r.out == "room hikers created\n"
+    r = ok(b, datadir, "alice", "room", "add", "hikers", "bob", "carol")
+    assert r.out == "bob added to hikers\ncarol added to hikers\n"
+    assert rooms(b, datadir, "alice") == {"hikers": ('hikers "Hikers" (owner)',
+                                                     ["alice", "bob", "carol"])}
+    assert rooms(b, datadir, "bob")["hikers"][0] == 'hikers "Hikers"'
+    doc = json.loads(ok(b, datadir, "alice", "rooms", "--json").out)
+    assert doc["title"] == "Hikers" and doc["role"] == "owner"
+
+    assert ok(b, datadir, "alice", "room", "promote", "hikers", "bob").out == \
+        "bob is now an admin of hikers\n"
+    assert rooms(b, datadir, "bob")["hikers"][0] == 'hikers "Hikers" (admin)'
+    r = ok(b, datadir, "bob", "room", "set", "hikers", "--title", "Hikers 2026")
+    assert r.out == "room hikers changed\n"
+    lines = ok(b, datadir, "carol", "room", "info", "hikers").out.splitlines()
+    assert lines[:4] == ["room: hikers", "title: Hikers 2026", "description: Sundays",
+                         "owner: alice"]
+    assert re.match(r"^created: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", lines[4]), lines
+    assert lines[5] == "members: alice (owner), bob (admin), carol" and len(lines) == 6, lines
+    doc = json.loads(ok(b, datadir, "carol", "room", "info", "hikers", "--json").out)
+    assert doc["room"] == "hikers" and doc["owner"] == "alice" and \
+        {m["user"]: m["role"] for m in doc["members"]} == {"alice": "owner", "bob": "admin",
+                                                           "carol": "member"}
+    assert ok(b, datadir, "alice", "room", "demote", "hikers", "bob").out == \
+        "bob is now a member of hikers\n"
+    assert ok(b, datadir, "alice", "room", "remove", "hikers", "carol").out == \
+        "carol removed from hikers\n"
+    assert ok(b, datadir, "bob", "room", "leave", "hikers").out == "you left hikers\n"
+    assert rooms(b, datadir, "bob") == {}
+    assert ok(b, datadir, "alice", "room", "delete", "hikers").out == "room hikers deleted\n"
+    assert rooms(b, datadir, "alice") == {}
+
+
+def test_room_errors_in_words(world, datadir):
+    b = world
+    ok(b, datadir, "bob", "privacy", "--room-adds", "everyone")
+    ok(b, datadir, "alice", "room", "create", "hikers")
+    ok(b, datadir, "alice", "room", "add", "hikers", "bob")
+    not_admin = "you are not the room's owner or an admin"
+    said = [  # who, what, the words after "Error: cannot "
+        ("carol", "create hikers", "create room hikers: room hikers exists already (or was "
+         "deleted less than 30 days ago)"),
+        ("carol", "info hikers", "show room hikers: you are in no room hikers"),
+        ("alice", "leave nowhere", "leave nowhere: you are in no room nowhere"),
+        ("alice", "add hikers nemo", "add nemo to hikers: no such user nemo, or you are in no "
+         "room hikers"),
+        # dave lets only his contacts add him
+        ("alice", "add hikers dave", "add dave to hikers: " + not_admin + ", or they do not let "
+         "you add them (they may add you as a contact, or set room adds to everyone)"),
+        # a member is no admin
+        ("bob", "set hikers --title Mine", "change room hikers: " + not_admin),
+        ("bob", "delete hikers", "delete room hikers: " + not_admin),
+        ("alice", "remove hikers carol", "remove carol from hikers: carol is not a member of "
+         "hikers"),
+        ("alice", "promote hikers carol", "promote carol in hikers: carol is not a member of "
+         "hikers"),
+        ("alice", "promote hikers bob", None),
+        ("bob", "demote hikers alice", "demote alice in hikers: " + not_admin + ", or they own "
+         "it (an owner cannot be demoted)"),
+        ("bob", "remove hikers alice", "remove alice from hikers: " + not_admin + ", or they "
+         "own it (an owner cannot be removed)"),
+    ]
+    for who, what, words in said:
+        if words is None:
+            ok(b, datadir, who, "room", *what.split())
+        else:
+            assert fails(b, datadir, who, "room", *what.split()) == "Error: cannot " + words
+    e = "Error: cannot "
+    # an invalid title is the archiver's to judge: its words, and the code
+    r = mqchat(b, datadir, "alice", "room", "set", "hikers", "--title", "x" * 101)
+    assert r.rc == FAILED and r.err.startswith(e + "change room hikers: ") and \
+        r.err.endswith("(bad_request)\n"), r
+    # several people: one refused, the others still added, exit 1
+    ok(b, datadir, "carol", "privacy", "--room-adds", "everyone")
+    r = mqchat(b, datadir, "alice", "room", "add", "hikers", "dave", "carol")
+    assert r.rc == FAILED and r.out == "carol added to hikers\n", r
+    assert r.err.startswith(e + "add dave to hikers: "), r
+
+
+def test_listen_shows_membership_events(world, datadir):
+    b = world
+    for who in ("bob", "carol", "dave"):
+        ok(b, datadir, who, "privacy", "--room-adds", "everyone")
+    ok(b, datadir, "alice", "room", "create", "hikers")
+    ok(b, datadir, "alice", "room", "add", "hikers", "bob")
+    ok(b, datadir, "alice", "room", "promote", "hikers", "bob")
+    with Listener(b, datadir, "alice", timeout=5) as alice:
+        alice.wait_ready()
+        ok(b, datadir, "alice", "room", "add", "hikers", "carol")
+        # carol's listen subscribes to the rooms she is in when it starts
+        with Listener(b, datadir, "carol", "--json", timeout=5) as carol_json:
+            carol_json.wait_ready()
+            ok(b, datadir, "bob", "room", "add", "hikers", "dave")
+            ok(b, datadir, "bob", "send", "--room", "hikers", "welcome dave")
+            ok(b, datadir, "dave", "room", "leave", "hikers")
+            harness.wait_for(lambda: len(events(alice.lines())) >= 3, harness.DEFAULT_TIMEOUT,
+                             what="3 events (have %r)" % alice.lines())
+            assert events(alice.lines()) == [("hikers", "alice added carol"),
+                                              ("hikers", "bob added dave"),
+                                              ("hikers", "dave left")]
+            # an event is no text: the message between them is the only one
+            assert texts(alice.lines()) == [("hikers", "bob", "welcome dave")]
+            harness.wait_for(lambda: len(carol_json.lines()) >= 3, harness.DEFAULT_TIMEOUT,
+                             what="3 lines (have %r)" % carol_json.lines())
+            got = [json.loads(ln) for ln in carol_json.lines()]
+            assert [(g["type"], g.get("event"), g.get("user"), g.get("by")) for g in got] == [
+                ("event", "added", "dave", "bob"), ("text", None, None, None),
+                ("event", "left", "dave", "dave")]
+            assert got[0]["room"] == "hikers" and got[0]["from"] == "archiver"
+            assert "warning" not in alice.errors() + carol_json.errors()
+    # history shows them the same way, oldest first, with the date
+    lines = ok(b, datadir, "alice", "history", "--room", "hikers").out.splitlines()
+    shown = [ln.split("] ", 1)[1] for ln in lines]
+    assert shown[-4:] == ["#hikers * alice added carol", "#hikers * bob added dave",
+                          "#hikers bob: welcome dave", "#hikers * dave left"], lines
+    assert all(re.match(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ", ln) for ln in lines)
