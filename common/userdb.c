@@ -588,6 +588,11 @@ int userdb__user_del(struct userdb *udb, const char *name)
 		return MQC_ERR_DB;
 	}
 	rc = finish(udb, st, NULL);
+	/* The rooms it owned have no owner until an admin or member leaves
+	 * or an operator acts; its admin rows go (the schema says why these
+	 * two are not cascades). */
+	if(rc == MQC_OK) rc = run(udb, "UPDATE room_meta SET owner=NULL WHERE owner=?", NULL, 1, &name);
+	if(rc == MQC_OK) rc = run(udb, "DELETE FROM room_admins WHERE user=?", NULL, 1, &name);
 	if(rc) return rc;
 	/* Memberships and blocks go with the row (ON DELETE CASCADE). */
 	return run_one(udb, "DELETE FROM users WHERE name=?", 1, &name);

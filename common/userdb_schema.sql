@@ -83,16 +83,18 @@ CREATE TABLE IF NOT EXISTS settings(
 -- room an operator made and nobody owns yet), title and description.
 -- room_admins: the members who run the room with its owner (the owner is
 -- not listed). since: when they were made admin, for the hand-over of an
--- owner who leaves. Both go with their room (ON DELETE CASCADE), an
--- admin row with its account too.
+-- owner who leaves. Both go with their room (ON DELETE CASCADE). Neither
+-- has users as a parent table (userdb__user_del clears a deleted
+-- account's rows): with two parents every delete of a room looks up both,
+-- and a store whose users table is gone could not lose its rooms either.
 CREATE TABLE IF NOT EXISTS room_meta(
   room TEXT PRIMARY KEY REFERENCES rooms(name) ON DELETE CASCADE,
-  owner TEXT REFERENCES users(name) ON DELETE SET NULL,
+  owner TEXT,
   title TEXT NOT NULL DEFAULT '',
   description TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS room_admins(
   room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
-  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  user TEXT NOT NULL,
   since INTEGER NOT NULL,
   PRIMARY KEY(room, user)) WITHOUT ROWID;
 -- room_joined: when each member joined (for the same hand-over), a row

@@ -538,6 +538,18 @@ static void test_rooms_run_by_members(void **state)
 	assert_int_equal(userdb__may_add(f->udb, "bob", "dave", &may), MQC_OK);
 	assert_true(may);
 	assert_int_equal(userdb__may_add(f->udb, "zed", "dave", &may), MQC_ERR_NOTFOUND);
+	/* A deleted account's owner and admin rows go with it. */
+	assert_int_equal(userdb__room_admin_set(f->udb, "hall", "bob", true, 20), MQC_OK);
+	assert_int_equal(del(f, "alice"), MQC_OK);
+	assert_int_equal(del(f, "bob"), MQC_OK);
+	assert_int_equal(userdb__room_meta_get(f->udb, "hall", &m), MQC_OK);
+	assert_string_equal(m.owner, "");
+	list[0] = '\0';
+	assert_int_equal(userdb__room_roles(f->udb, "hall", role_cb, list), MQC_OK);
+	assert_string_equal(list, "carol:member ");
+	/* No admin row left: the statement fails (abs overflows) otherwise. */
+	sql(f->path, "SELECT CASE WHEN (SELECT count(*) FROM room_admins) = 0 THEN 0"
+			" ELSE abs(-9223372036854775807 - 1) END");
 	/* A deleted room takes its rows along and its name is retired. */
 	assert_int_equal(userdb__room_del(f->udb, "hall"), MQC_OK);
 	assert_int_equal(userdb__room_del(f->udb, "hall"), MQC_ERR_NOTFOUND);
