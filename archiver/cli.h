@@ -38,8 +38,33 @@ enum cli_exit {
 #define CLI_SERVICE_USER "archiver"
 #define CLI_PWFILE "archiver.pw"
 #define CLI_DEFAULT_RETENTION_DAYS 30
+/* The most days `purge --older-than` takes (100 years). */
+#define CLI_MAX_PURGE_DAYS 36500L
 
-/* What every handler gets: the global options. */
+/* One option of a command, declared in its entry of a command table:
+ * cli__dispatch parses it and the handler asks for its value by name
+ * (cli__given, cli__text, cli__num). */
+enum cli_opt_kind {
+	CLI_FLAG = 0,          /* --name */
+	CLI_TEXT,              /* --name VALUE (borrowed from argv) */
+	CLI_NUM,               /* --name N, a whole number in [min, max] (cli__parse_long) */
+};
+struct cli_opt {
+	const char *name;      /* the long name, without "--" */
+	enum cli_opt_kind kind;
+	long min, max;         /* CLI_NUM: the range */
+	const char *bad;       /* CLI_NUM: any other value stops with this usage error */
+};
+#define CLI_MAX_OPTS 4
+/* What the command line gave for one option. */
+struct cli_val {
+	bool given;
+	const char *text;      /* CLI_TEXT: the last value given */
+	long num;              /* CLI_NUM: the last value given */
+};
+
+/* What every handler gets: the global options and, for a command that
+ * cli__dispatch parses, its options. */
 struct cli_cmd;
 struct cli {
 	const char *progname;
@@ -48,32 +73,56 @@ struct cli {
 	const char *group;     /* set by cli__dispatch: "user", ... or NULL at the top */
 	const struct cli_cmd *cmd; /* set by cli__dispatch: the running command */
 	char path[64];         /* set by cli__dispatch: "user add", for messages */
+	bool json;             /* set by cli__dispatch: --json given (cmd->json) */
+	struct cli_val val[CLI_MAX_OPTS]; /* set by cli__dispatch: cmd->opts[i] as given */
+	/* set by cli__dispatch: the operands (the options parsed), or for a raw
+	 * command its own words (args[0] its name); borrowed from argv */
+	char **args;
+	int nargs;
 };
 
-/* argv[0] is the command's own name; returns an enum cli_exit. */
-typedef int (*cli_handler)(struct cli *cli, int argc, char **argv);
+/* A command's handler (cli->args what it runs on); returns an enum cli_exit. */
+typedef int (*cli_handler)(struct cli *cli);
+
+/* How many operands a command takes, and what a wrong count says (why;
+ * NULL: "missing argument", "too many arguments"). */
+struct cli_operands {
+	int min, max;          /* max CLI_ANY: no upper bound */
+	const char *why;
+};
+#define CLI_ANY (-1)
 
 struct cli_cmd {
 	const char *name;
 	const char *usage;     /* the arguments after the name */
 	const char *help;      /* one line */
 	cli_handler handler;
+	/* true: handler parses cli->args itself (a group, or options of its own
+	 * kind); the fields below are not used. */
+	bool raw;
+	/* What cli__dispatch parses, in order, before calling handler: the
+	 * options (the entries with a name), --json if json, then the count of
+	 * operands (operands NULL: none; "unexpected argument" otherwise). A
+	 * wrong one prints its error and the usage (CLI_ERR_USAGE). */
+	struct cli_opt opts[CLI_MAX_OPTS];
+	bool json;
+	const struct cli_operands *operands;
 };
 
 /* ---- the command groups (one file each) ---- */
-int cli_user__main(struct cli *cli, int argc, char **argv);     /* cli_user.c */
-int cli_room__main(struct cli *cli, int argc, char **argv);     /* cli_room.c */
-int cli_invite__main(struct cli *cli, int argc, char **argv);   /* cli_invite.c */
-int cli_settings__main(struct cli *cli, int argc, char **argv); /* cli_settings.c */
-int cli_admin__init(struct cli *cli, int argc, char **argv);    /* cli_admin.c */
-int cli_admin__purge(struct cli *cli, int argc, char **argv);
-int cli_admin__stats(struct cli *cli, int argc, char **argv);
+int cli_user__main(struct cli *cli);     /* cli_user.c */
+int cli_room__main(struct cli *cli);     /* cli_room.c */
+int cli_invite__main(struct cli *cli);   /* cli_invite.c */
+int cli_settings__main(struct cli *cli); /* cli_settings.c */
+int cli_admin__init(struct cli *cli);    /* cli_admin.c */
+int cli_admin__purge(struct cli *cli);
+int cli_admin__stats(struct cli *cli);
 /* `user nick NAME NICK` (cli_nick.c, in the user group's table). */
-int cli_user__nick(struct cli *cli, int argc, char **argv);
+int cli_user__nick(struct cli *cli);
 /* `user devices NAME [--json]` and `user revoke NAME DEVICE|--all`
  * (cli_device.c, in the user group's table). */
-int cli_user__devices(struct cli *cli, int argc, char **argv);
-int cli_user__revoke(struct cli *cli, int argc, char **argv);
+int cli_user__devices(struct cli *cli);
+int cli_user__revoke(struct cli *cli);
 
 /* ---- nicks (cli_nick.c; the rule is common/nick.h) ---- */
 
@@ -96,30 +145,17 @@ extern const struct cmdline_opt cli__global_opts[];
  * where main.c has read the global options), after setting cli->group,
  * cli->cmd and cli->path. "--help"/"-h"/"help" print the group's usage to
  * stdout; an unknown or missing command or an option there is
- * CLI_ERR_USAGE with one line. Handlers parse their options with
- * cli__options and common/cmdline.h. */
+ * CLI_ERR_USAGE with one line. The entry's options and operands are
+ * parsed here (struct cli_cmd) unless it is raw: then the handler parses
+ * them with cli__options and common/cmdline.h. */
 int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *table,
 		size_t n, int argc, char **argv);
-/* One option of a command, for cli__args: set exactly one of flag, text
- * and num. */
-struct cli_opt {
-	const char *name;     /* the long name, without "--" */
-	bool *flag;           /* a flag: set to true when given */
-	const char **text;    /* a value: the last one given (borrowed from argv) */
-	long *num;            /* a whole number in [min, max] (cli__parse_long); */
-	long min, max;
-	const char *bad;      /* ... any other value stops with this usage error */
-};
-#define CLI_MAX_OPTS 4
-
-/* Parse the running command's options (argv[0] is its name) against opts
- * (at most CLI_MAX_OPTS, ending with {0}; NULL for none), in the order given,
- * and check that exactly nargs operands follow (nargs < 0: any number; why
- * tells the user otherwise). true: go on, the operands in cl->args. false:
- * stop and return *rc (--help printed: CLI_OK; an error printed: its exit
- * status). */
-bool cli__args(const struct cli *cli, struct cmdline *cl, const struct cli_opt *opts,
-		int argc, char **argv, int nargs, const char *why, int *rc);
+/* The value of the running command's option name (one of cli->cmd->opts):
+ * was it given; its text (NULL if not given); its number (dflt if not
+ * given). */
+bool cli__given(const struct cli *cli, const char *name);
+const char *cli__text(const struct cli *cli, const char *name);
+long cli__num(const struct cli *cli, const char *name, long dflt);
 /* Start parsing the running command's options and operands (argv[0] is its
  * name) against opts, with the CLI's names in the messages. */
 void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdline_opt *opts,
@@ -187,9 +223,10 @@ int cli__end_write(struct userdb *udb, int rc);
 int cli__finish(struct userdb *udb, int rc, const char *what, const char *name,
 		const char *done, const char *doing);
 /* A list command: open auth.db, run each(udb, arg), close, and print *arr
- * as JSON (cli__print_json) if arr is not NULL; each then appends to *arr,
- * a new array, or else prints text. On failure the error is
- * cli__fail(rc, doing). Returns the exit status. */
+ * as JSON (cli__print_json) if the command was given --json (cli->json);
+ * each then appends to *arr, a new array, or else (*arr left NULL) prints
+ * text. On failure the error is cli__fail(rc, doing). Returns the exit
+ * status. */
 int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, void *arg), void *arg,
 		const char *doing);
 

@@ -22,7 +22,6 @@
 
 /* Random bytes of the service account's password (32 base64url characters). */
 #define SERVICE_PW_BYTES 24
-#define MAX_DAYS 36500L
 #define DAY_MS (86400LL * 1000)
 
 /* ---- init ---- */
@@ -304,19 +303,14 @@ static int set_owner(struct init_ctx *ctx, const char *owner)
 	return CLI_OK;
 }
 
-int cli_admin__init(struct cli *cli, int argc, char **argv)
+int cli_admin__init(struct cli *cli)
 {
-	const char *owner = NULL;
-	const struct cli_opt opts[] = {
-		{"owner", .text = &owner},
-		{0}};
-	struct cmdline cl;
+	const char *owner = cli__text(cli, "owner");
 	struct init_ctx ctx;
 	struct userdb *udb = NULL;
 	bool have_user;
 	int rc, lockfd = -1;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cli = cli;
 	if(strlen(cli->datadir) >= sizeof(ctx.dir) || !cli__path(cli, "auth.db", ctx.auth, sizeof(ctx.auth))
@@ -342,19 +336,13 @@ int cli_admin__init(struct cli *cli, int argc, char **argv)
 
 /* ---- purge ---- */
 
-int cli_admin__purge(struct cli *cli, int argc, char **argv)
+int cli_admin__purge(struct cli *cli)
 {
-	long days = CLI_DEFAULT_RETENTION_DAYS;
-	const struct cli_opt opts[] = {
-		{"older-than", .num = &days, .min = 0, .max = MAX_DAYS,
-		 .bad = "--older-than needs a number of days (0..36500)"},
-		{0}};
-	struct cmdline cl;
+	long days = cli__num(cli, "older-than", CLI_DEFAULT_RETENTION_DAYS);
 	struct archive *ar;
 	int64_t deleted = 0;
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) return rc;
 	rc = archive__purge(ar, time__now_ms() - (int64_t)days * DAY_MS, &deleted);
 	archive__close(ar);
@@ -437,20 +425,14 @@ static void print_flat(const char *prefix, json_t *obj)
 	}
 }
 
-int cli_admin__stats(struct cli *cli, int argc, char **argv)
+int cli_admin__stats(struct cli *cli)
 {
-	bool json = false;
-	const struct cli_opt opts[] = {
-		{"json", .flag = &json},
-		{0}};
-	struct cmdline cl;
 	struct count_ctx n;
 	struct userdb *udb = NULL;
 	struct archive *ar = NULL;
 	json_t *out = NULL, *ast = NULL;
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
 
@@ -484,7 +466,7 @@ int cli_admin__stats(struct cli *cli, int argc, char **argv)
 		rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
 		goto done;
 	}
-	if(json){
+	if(cli->json){
 		rc = cli__print_json(out);
 		out = NULL;
 	}else{

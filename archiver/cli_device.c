@@ -44,50 +44,38 @@ static int each_device(struct userdb *udb, struct devices_ctx *ctx)
 	return rc;
 }
 
-int cli_user__devices(struct cli *cli, int argc, char **argv)
+int cli_user__devices(struct cli *cli)
 {
-	bool json = false;
-	const struct cli_opt opts[] = {
-		{"json", .flag = &json},
-		{0}};
-	struct cmdline cl;
-	struct devices_ctx ctx = {NULL, NULL};
+	struct devices_ctx ctx = {cli->args[0], NULL};
 	struct userdb *udb;
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
-	ctx.name = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "user", ctx.name, &udb)) != CLI_OK) return rc;
 	/* Not cli__list: an unknown user is "no such user", not a failed read. */
-	rc = json && (ctx.arr = json_array()) == NULL ? MQC_ERR_NOMEM : each_device(udb, &ctx);
+	rc = cli->json && (ctx.arr = json_array()) == NULL ? MQC_ERR_NOMEM : each_device(udb, &ctx);
 	cli__close_auth(udb);
 	if(rc != MQC_OK) json_decref(ctx.arr);
 	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", ctx.name);
 	if(rc != MQC_OK) return cli__fail(rc, "reading the devices");
-	return json ? cli__print_json(ctx.arr) : CLI_OK;
+	return cli->json ? cli__print_json(ctx.arr) : CLI_OK;
 }
 
-int cli_user__revoke(struct cli *cli, int argc, char **argv)
+int cli_user__revoke(struct cli *cli)
 {
-	bool all = false, known;
-	const struct cli_opt opts[] = {
-		{"all", .flag = &all},
-		{0}};
-	struct cmdline cl;
+	bool all = cli__given(cli, "all"), known;
 	struct userdb *udb;
 	struct userdb_user u;
 	const char *name, *device = NULL;
 	char q[80];
 	int rc, count = 0;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, -1, NULL, &rc)) return rc;
-	if(cl.nargs != (all ? 1 : 2)){
+	if(cli->nargs != (all ? 1 : 2)){
 		return cli__bad_args(cli, all ? "expected one user name with --all"
 				: "expected a user name and a device (or --all)");
 	}
-	name = cl.args[0];
+	name = cli->args[0];
 	if(!all){
-		device = cl.args[1];
+		device = cli->args[1];
 		if(!names__valid_device(device, strlen(device))){
 			return cli__error(CLI_ERR_INVALID, "invalid device name '%s': 1..%d of A-Z a-z 0-9 _ . -",
 					cli__quote(device, q, sizeof(q)), DEVICE_MAX_LEN);

@@ -14,22 +14,14 @@
 #define INVITE_MAX_HOURS (24L * 36500)
 #define INVITE_MAX_USES 1000000L
 
-static int invite_create(struct cli *cli, int argc, char **argv)
+static int invite_create(struct cli *cli)
 {
-	long uses = 1, hours = INVITE_DEFAULT_HOURS;
-	const struct cli_opt opts[] = {
-		{"uses", .num = &uses, .min = 1, .max = INVITE_MAX_USES,
-		 .bad = "--uses needs a number (1..1000000)"},
-		{"expires", .num = &hours, .min = 0, .max = INVITE_MAX_HOURS,
-		 .bad = "--expires needs a number of hours (0 for never, up to 876000)"},
-		{0}};
-	struct cmdline cl;
+	long uses = cli__num(cli, "uses", 1), hours = cli__num(cli, "expires", INVITE_DEFAULT_HOURS);
 	struct userdb *udb;
 	char code[INVITE_CODE_BYTES * 2];
 	int64_t expires;
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
 	if((rc = cli__random_token(INVITE_CODE_BYTES, code, sizeof(code))) != CLI_OK) return rc;
 	if(!names__valid_msgid(code, strlen(code))){
 		return cli__error(CLI_ERR_RUNTIME, "made an invalid invite code");  /* cannot happen */
@@ -78,30 +70,20 @@ static int each_invite(struct userdb *udb, void *ctx)
 	return userdb__invite_each(udb, invite_cb, ctx);
 }
 
-static int invite_list(struct cli *cli, int argc, char **argv)
+static int invite_list(struct cli *cli)
 {
-	bool json = false;
-	const struct cli_opt opts[] = {
-		{"json", .flag = &json},
-		{0}};
-	struct cmdline cl;
 	struct list_ctx ctx = {NULL, time__now_ms()};
-	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
-	return cli__list(cli, json ? &ctx.arr : NULL, each_invite, &ctx, "reading the invites");
+	return cli__list(cli, &ctx.arr, each_invite, &ctx, "reading the invites");
 }
 
-static int invite_revoke(struct cli *cli, int argc, char **argv)
+static int invite_revoke(struct cli *cli)
 {
-	struct cmdline cl;
 	struct userdb *udb;
-	const char *code;
+	const char *code = cli->args[0];
 	char q[80];
 	int rc;
 
-	if(!cli__args(cli, &cl, NULL, argc, argv, 1, "expected one invite code", &rc)) return rc;
-	code = cl.args[0];
 	if(!names__valid_msgid(code, strlen(code))){
 		return cli__error(CLI_ERR_INVALID, "invalid invite code '%s'", cli__quote(code, q, sizeof(q)));
 	}
@@ -111,18 +93,24 @@ static int invite_revoke(struct cli *cli, int argc, char **argv)
 	return cli__finish(udb, rc, "invite", code, "revoked", "revoking the invite");
 }
 
+static const struct cli_operands one_code = {1, 1, "expected one invite code"};
+
 static const struct cli_cmd invite_cmds[] = {
 	{.name = "create", .usage = "[--uses N] [--expires HOURS]",
 	 .help = "print a new code good for N registrations (default 1) for HOURS (default 168, 0 never)",
-	 .handler = invite_create},
+	 .handler = invite_create,
+	 .opts = {{"uses", CLI_NUM, 1, INVITE_MAX_USES, "--uses needs a number (1..1000000)"},
+		  {"expires", CLI_NUM, 0, INVITE_MAX_HOURS,
+		   "--expires needs a number of hours (0 for never, up to 876000)"}}},
 	{.name = "list", .usage = "[--json]",
 	 .help = "one code per line: CODE USES_LEFT EXPIRES|never valid|used|expired",
-	 .handler = invite_list},
-	{.name = "revoke", .usage = "CODE", .help = "delete a code", .handler = invite_revoke},
+	 .handler = invite_list, .json = true},
+	{.name = "revoke", .usage = "CODE", .help = "delete a code", .handler = invite_revoke,
+	 .operands = &one_code},
 };
 
-int cli_invite__main(struct cli *cli, int argc, char **argv)
+int cli_invite__main(struct cli *cli)
 {
 	return cli__dispatch(cli, "invite", invite_cmds, sizeof(invite_cmds) / sizeof(invite_cmds[0]),
-			argc - 1, argv + 1);
+			cli->nargs - 1, cli->args + 1);
 }

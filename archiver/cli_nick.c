@@ -27,17 +27,13 @@ int cli__nick_free(struct userdb *udb, const char *name, const char *nick, bool 
 	return cli__fail(rc, "reading the user store");
 }
 
-int cli_user__nick(struct cli *cli, int argc, char **argv)
+int cli_user__nick(struct cli *cli)
 {
-	struct cmdline cl;
 	struct userdb *udb = NULL;
-	const char *name, *nick;
+	const char *name = cli->args[0], *nick = cli->args[1];
 	char why[256];
 	int rc;
 
-	if(!cli__args(cli, &cl, NULL, argc, argv, 2, "expected a user name and a nick", &rc)) return rc;
-	name = cl.args[0];
-	nick = cl.args[1];
 	if((rc = cli__check_name("user", name)) != CLI_OK) return rc;
 	if((rc = cli__check_nick(nick)) != CLI_OK) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;

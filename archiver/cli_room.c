@@ -57,32 +57,13 @@ static void archive_events(struct cli *cli, const char *room, enum envelope_even
 	archive__close(ar);
 }
 
-/* Parse --help only and check the operand count (then in cl): at least
- * min, at most max (max < 0: no limit). true to go on, false to stop with
- * *rc (cli__args). */
-static bool plain_args(struct cli *cli, struct cmdline *cl, int argc, char **argv, int min, int max,
-		int *rc)
+static int room_create(struct cli *cli)
 {
-	if(!cli__args(cli, cl, NULL, argc, argv, -1, NULL, rc)) return false;
-	if(cl->nargs < min) *rc = cli__bad_args(cli, "missing argument");
-	else if(max >= 0 && cl->nargs > max) *rc = cli__bad_args(cli, "too many arguments");
-	return *rc == CLI_OK;
-}
-
-static int room_create(struct cli *cli, int argc, char **argv)
-{
-	long days = 0;
-	const struct cli_opt opts[] = {
-		{"retention", .num = &days, .min = 1, .max = ROOM_MAX_RETENTION_DAYS,
-		 .bad = "--retention needs a number of days (1..36500)"},
-		{0}};
-	struct cmdline cl;
+	long days = cli__num(cli, "retention", 0);
 	struct userdb *udb;
-	const char *room;
+	const char *room = cli->args[0];
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one room name", &rc)) return rc;
-	room = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "room", room, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK && (rc = userdb__room_name_free(udb, room)) == MQC_ERR_EXISTS
@@ -100,18 +81,15 @@ static int room_create(struct cli *cli, int argc, char **argv)
 }
 
 /* room add / room remove: every user or none, in one transaction. */
-static int change_members(struct cli *cli, int argc, char **argv, bool add)
+static int change_members(struct cli *cli, bool add)
 {
-	struct cmdline cl;
 	struct userdb *udb;
-	const char *room, *user = NULL;
+	const char *room = cli->args[0], *user = NULL;
 	int i, rc;
 
-	if(!plain_args(cli, &cl, argc, argv, 2, -1, &rc)) return rc;
-	room = cl.args[0];
 	if((rc = cli__check_name("room", room)) != CLI_OK) return rc;
-	for(i=1; i<cl.nargs; i++){
-		if((rc = cli__check_name("user", cl.args[i])) != CLI_OK) return rc;
+	for(i=1; i<cli->nargs; i++){
+		if((rc = cli__check_name("user", cli->args[i])) != CLI_OK) return rc;
 	}
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 
@@ -122,8 +100,8 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 		cli__close_auth(udb);
 		return cli__error(CLI_ERR_NOTFOUND, "no such room '%s'", room);
 	}
-	for(i=1; rc == MQC_OK && i<cl.nargs; i++){
-		user = cl.args[i];
+	for(i=1; rc == MQC_OK && i<cli->nargs; i++){
+		user = cli->args[i];
 		rc = add ? userdb__member_add(udb, room, user) : userdb__member_remove(udb, room, user);
 	}
 	rc = cli__end_write(udb, rc);
@@ -136,33 +114,30 @@ static int change_members(struct cli *cli, int argc, char **argv, bool add)
 		return cli__error(CLI_ERR_EXISTS, "'%s' is already a member of '%s'", user, room);
 	}
 	if(rc != MQC_OK) return cli__fail(rc, add ? "adding members" : "removing members");
-	for(i=1; i<cl.nargs; i++){
-		printf("%s %s %s\n", cl.args[i], add ? "added to" : "removed from", room);
+	for(i=1; i<cli->nargs; i++){
+		printf("%s %s %s\n", cli->args[i], add ? "added to" : "removed from", room);
 	}
-	archive_events(cli, room, add ? ENVELOPE_EVENT_JOINED : ENVELOPE_EVENT_REMOVED, cl.args + 1,
-			cl.nargs - 1);
+	archive_events(cli, room, add ? ENVELOPE_EVENT_JOINED : ENVELOPE_EVENT_REMOVED, cli->args + 1,
+			cli->nargs - 1);
 	return CLI_OK;
 }
 
-static int room_add(struct cli *cli, int argc, char **argv)
+static int room_add(struct cli *cli)
 {
-	return change_members(cli, argc, argv, true);
+	return change_members(cli, true);
 }
 
-static int room_remove(struct cli *cli, int argc, char **argv)
+static int room_remove(struct cli *cli)
 {
-	return change_members(cli, argc, argv, false);
+	return change_members(cli, false);
 }
 
-static int room_del(struct cli *cli, int argc, char **argv)
+static int room_del(struct cli *cli)
 {
-	struct cmdline cl;
 	struct userdb *udb;
-	const char *room;
+	const char *room = cli->args[0];
 	int rc;
 
-	if(!plain_args(cli, &cl, argc, argv, 1, 1, &rc)) return rc;
-	room = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "room", room, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__room_del(udb, room);
@@ -200,20 +175,14 @@ static int member_cb(const char *room, const char *user, void *arg)
 	return json_array_append_new(members, json_string(user)) ? MQC_ERR_NOMEM : MQC_OK;
 }
 
-static int room_list(struct cli *cli, int argc, char **argv)
+static int room_list(struct cli *cli)
 {
-	bool json = false;
-	const struct cli_opt opts[] = {
-		{"json", .flag = &json},
-		{0}};
-	struct cmdline cl;
 	struct list_ctx ctx = {json_array(), json_object()};
 	struct userdb *udb = NULL;
 	json_t *room, *m;
 	size_t i, j;
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) goto done;
 	if(ctx.rooms == NULL || ctx.byname == NULL){
 		rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
 		goto done;
@@ -227,7 +196,7 @@ static int room_list(struct cli *cli, int argc, char **argv)
 		rc = cli__fail(rc, "reading the user store");
 		goto done;
 	}
-	if(json){
+	if(cli->json){
 		rc = cli__print_json(ctx.rooms);
 		ctx.rooms = NULL;
 		goto done;
@@ -249,22 +218,31 @@ done:
 	return rc;
 }
 
+static const struct cli_operands one_room = {1, 1, "expected one room name"};
+/* del says "missing argument" or "too many arguments", as add and remove do. */
+static const struct cli_operands room_only = {1, 1, NULL};
+static const struct cli_operands room_users = {2, CLI_ANY, NULL};
+
 static const struct cli_cmd room_cmds[] = {
 	{.name = "create", .usage = "ROOM [--retention DAYS]",
 	 .help = "create a room; its messages are kept DAYS (default: the global retention)",
-	 .handler = room_create},
+	 .handler = room_create, .operands = &one_room,
+	 .opts = {{"retention", CLI_NUM, 1, ROOM_MAX_RETENTION_DAYS,
+		   "--retention needs a number of days (1..36500)"}}},
 	{.name = "add", .usage = "ROOM USER...",
-	 .help = "add members (all or none)", .handler = room_add},
+	 .help = "add members (all or none)", .handler = room_add, .operands = &room_users},
 	{.name = "remove", .usage = "ROOM USER...",
 	 .help = "remove members (all or none); the plugin stops their access within 1 s",
-	 .handler = room_remove},
-	{.name = "del", .usage = "ROOM", .help = "delete a room and its memberships", .handler = room_del},
+	 .handler = room_remove, .operands = &room_users},
+	{.name = "del", .usage = "ROOM", .help = "delete a room and its memberships", .handler = room_del,
+	 .operands = &room_only},
 	{.name = "list", .usage = "[--json]",
-	 .help = "one room per line: NAME RETENTION(days or -) MEMBER...", .handler = room_list},
+	 .help = "one room per line: NAME RETENTION(days or -) MEMBER...", .handler = room_list,
+	 .json = true},
 };
 
-int cli_room__main(struct cli *cli, int argc, char **argv)
+int cli_room__main(struct cli *cli)
 {
 	return cli__dispatch(cli, "room", room_cmds, sizeof(room_cmds) / sizeof(room_cmds[0]),
-			argc - 1, argv + 1);
+			cli->nargs - 1, cli->args + 1);
 }

@@ -49,18 +49,11 @@ static int each_setting(struct userdb *udb, void *arg)
 	return rc;
 }
 
-static int settings_list(struct cli *cli, int argc, char **argv)
+static int settings_list(struct cli *cli)
 {
-	bool json = false;
-	const struct cli_opt opts[] = {
-		{"json", .flag = &json},
-		{0}};
-	struct cmdline cl;
 	struct list_ctx ctx = {NULL, NULL};
-	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
-	return cli__list(cli, json ? &ctx.arr : NULL, each_setting, &ctx, "reading the settings");
+	return cli__list(cli, &ctx.arr, each_setting, &ctx, "reading the settings");
 }
 
 /* The setting named key, or NULL after printing why not. */
@@ -76,36 +69,32 @@ static const struct setting_def *known(const char *key, int *rc)
 	return d;
 }
 
-static int settings_set(struct cli *cli, int argc, char **argv)
+static int settings_set(struct cli *cli)
 {
 	const struct setting_def *d;
-	struct cmdline cl;
 	struct userdb *udb;
-	const char *why;
+	const char *why, *value = cli->args[1];
 	char q[80];
 	int rc;
 
-	if(!cli__args(cli, &cl, NULL, argc, argv, 2, "expected a setting and its value", &rc)) return rc;
-	if((d = known(cl.args[0], &rc)) == NULL) return rc;
-	if((why = settings__check(d, cl.args[1])) != NULL){
+	if((d = known(cli->args[0], &rc)) == NULL) return rc;
+	if((why = settings__check(d, value)) != NULL){
 		return cli__error(CLI_ERR_INVALID, "invalid value '%s' for %s: %s (%s)",
-				cli__quote(cl.args[1], q, sizeof(q)), d->key, why, d->help);
+				cli__quote(value, q, sizeof(q)), d->key, why, d->help);
 	}
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
-	if(rc == MQC_OK) rc = userdb__setting_set(udb, d->key, cl.args[1]);
-	return cli__finish(udb, rc, "setting", d->key, cl.args[1], "changing the setting");
+	if(rc == MQC_OK) rc = userdb__setting_set(udb, d->key, value);
+	return cli__finish(udb, rc, "setting", d->key, value, "changing the setting");
 }
 
-static int settings_unset(struct cli *cli, int argc, char **argv)
+static int settings_unset(struct cli *cli)
 {
 	const struct setting_def *d;
-	struct cmdline cl;
 	struct userdb *udb;
 	int rc;
 
-	if(!cli__args(cli, &cl, NULL, argc, argv, 1, "expected a setting", &rc)) return rc;
-	if((d = known(cl.args[0], &rc)) == NULL) return rc;
+	if((d = known(cli->args[0], &rc)) == NULL) return rc;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__setting_unset(udb, d->key);
@@ -114,18 +103,23 @@ static int settings_unset(struct cli *cli, int argc, char **argv)
 	return cli__finish(udb, rc, "setting", d->key, "unset", "changing the setting");
 }
 
+static const struct cli_operands key_value = {2, 2, "expected a setting and its value"};
+static const struct cli_operands key = {1, 1, "expected a setting"};
+
 static const struct cli_cmd settings_cmds[] = {
 	{.name = "list", .usage = "[--json]",
 	 .help = "one setting per line: KEY VALUE (- when not set: each program's own configuration)",
-	 .handler = settings_list},
+	 .handler = settings_list, .json = true},
 	{.name = "set", .usage = "KEY VALUE",
-	 .help = "set KEY for the broker's plugin and the archiver at once", .handler = settings_set},
+	 .help = "set KEY for the broker's plugin and the archiver at once", .handler = settings_set,
+	 .operands = &key_value},
 	{.name = "unset", .usage = "KEY",
-	 .help = "forget KEY: each program's own configuration applies again", .handler = settings_unset},
+	 .help = "forget KEY: each program's own configuration applies again", .handler = settings_unset,
+	 .operands = &key},
 };
 
-int cli_settings__main(struct cli *cli, int argc, char **argv)
+int cli_settings__main(struct cli *cli)
 {
 	return cli__dispatch(cli, "settings", settings_cmds,
-			sizeof(settings_cmds) / sizeof(settings_cmds[0]), argc - 1, argv + 1);
+			sizeof(settings_cmds) / sizeof(settings_cmds[0]), cli->nargs - 1, cli->args + 1);
 }

@@ -80,7 +80,7 @@ static int check_addable(struct userdb *udb, const char *name, bool restore)
 			cli__fmt_time(deleted + USERDB_RETIRE_MS, until, sizeof(until)), name);
 }
 
-static int user_add(struct cli *cli, int argc, char **argv)
+static int user_add(struct cli *cli)
 {
 	static const struct cmdline_opt opts[] = {
 		{"kind", 0, CMDLINE_REQUIRED, 'k'},
@@ -96,7 +96,7 @@ static int user_add(struct cli *cli, int argc, char **argv)
 	bool from_stdin = false, restore = false;
 	int c, rc;
 
-	cli__options(cli, &cl, opts, argc, argv);
+	cli__options(cli, &cl, opts, cli->nargs, cli->args);
 	while((c = cmdline__next(&cl)) > 0){
 		switch(c){
 			case 'k':
@@ -158,21 +158,15 @@ static void service_pw_note(const struct cli *cli)
 	}
 }
 
-static int user_passwd(struct cli *cli, int argc, char **argv)
+static int user_passwd(struct cli *cli)
 {
-	bool from_stdin = false;
-	const struct cli_opt opts[] = {
-		{"password-stdin", .flag = &from_stdin},
-		{0}};
-	struct cmdline cl;
+	bool from_stdin = cli__given(cli, "password-stdin");
 	struct userdb *udb;
 	struct userdb_user u;
-	const char *name;
+	const char *name = cli->args[0];
 	char hash[PWHASH_STR_LEN];
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
-	name = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
 	rc = get_user(udb, name, &u);
 	if(rc == CLI_OK) rc = new_hash(name, from_stdin, hash, sizeof(hash));
@@ -191,15 +185,12 @@ static int user_passwd(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
-static int set_enabled(struct cli *cli, int argc, char **argv, bool enabled)
+static int set_enabled(struct cli *cli, bool enabled)
 {
-	struct cmdline cl;
 	struct userdb *udb;
-	const char *name;
+	const char *name = cli->args[0];
 	int rc;
 
-	if(!cli__args(cli, &cl, NULL, argc, argv, 1, "expected one user name", &rc)) return rc;
-	name = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__user_set_enabled(udb, name, enabled);
@@ -207,14 +198,14 @@ static int set_enabled(struct cli *cli, int argc, char **argv, bool enabled)
 			enabled ? "enabling the user" : "disabling the user");
 }
 
-static int user_disable(struct cli *cli, int argc, char **argv)
+static int user_disable(struct cli *cli)
 {
-	return set_enabled(cli, argc, argv, false);
+	return set_enabled(cli, false);
 }
 
-static int user_enable(struct cli *cli, int argc, char **argv)
+static int user_enable(struct cli *cli)
 {
-	return set_enabled(cli, argc, argv, true);
+	return set_enabled(cli, true);
 }
 
 /* Erase the archived messages of user name (made at created). */
@@ -232,20 +223,14 @@ static int erase_messages(struct cli *cli, const char *name, int64_t created)
 	return CLI_OK;
 }
 
-static int user_del(struct cli *cli, int argc, char **argv)
+static int user_del(struct cli *cli)
 {
-	bool erase = false;
-	const struct cli_opt opts[] = {
-		{"erase", .flag = &erase},
-		{0}};
-	struct cmdline cl;
+	bool erase = cli__given(cli, "erase");
 	struct userdb *udb;
 	struct userdb_user u;
-	const char *name;
+	const char *name = cli->args[0];
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
-	name = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
 	rc = get_user(udb, name, &u);
 	/* Messages first: if erasing fails the account is still there and the
@@ -308,18 +293,15 @@ static int read_user(struct userdb *udb, const char *name, struct userdb_user *u
 	return read_status(rc, name);
 }
 
-static int user_export(struct cli *cli, int argc, char **argv)
+static int user_export(struct cli *cli)
 {
-	struct cmdline cl;
 	struct userdb *udb;
 	struct archive *ar = NULL;
 	struct userdb_user u;
 	json_t *obj = NULL, *msgs;
-	const char *name;
+	const char *name = cli->args[0];
 	int rc;
 
-	if(!cli__args(cli, &cl, NULL, argc, argv, 1, "expected one user name", &rc)) return rc;
-	name = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
 	if((rc = cli__open_archive(cli, &ar)) != CLI_OK) goto done;
 	if((rc = read_user(udb, name, &u, &obj)) != CLI_OK) goto done;
@@ -358,18 +340,11 @@ static int each_user(struct userdb *udb, void *arr)
 	return userdb__user_each(udb, list_cb, *(json_t **)arr);
 }
 
-static int user_list(struct cli *cli, int argc, char **argv)
+static int user_list(struct cli *cli)
 {
-	bool json = false;
-	const struct cli_opt opts[] = {
-		{"json", .flag = &json},
-		{0}};
-	struct cmdline cl;
 	json_t *arr = NULL;
-	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 0, "unexpected argument", &rc)) return rc;
-	return cli__list(cli, json ? &arr : NULL, each_user, &arr, "reading the user store");
+	return cli__list(cli, &arr, each_user, &arr, "reading the user store");
 }
 
 static void print_list(const char *key, json_t *arr)
@@ -382,27 +357,20 @@ static void print_list(const char *key, json_t *arr)
 	fputc('\n', stdout);
 }
 
-static int user_show(struct cli *cli, int argc, char **argv)
+static int user_show(struct cli *cli)
 {
-	bool json = false;
-	const struct cli_opt opts[] = {
-		{"json", .flag = &json},
-		{0}};
-	struct cmdline cl;
 	struct userdb *udb;
 	struct userdb_user u;
 	json_t *obj;
-	const char *name;
+	const char *name = cli->args[0];
 	char when[32];
 	int rc;
 
-	if(!cli__args(cli, &cl, opts, argc, argv, 1, "expected one user name", &rc)) return rc;
-	name = cl.args[0];
 	if((rc = cli__open_auth_for(cli, "user", name, &udb)) != CLI_OK) return rc;
 	rc = read_user(udb, name, &u, &obj);
 	cli__close_auth(udb);
 	if(rc != CLI_OK) return rc;
-	if(json) return cli__print_json(obj);
+	if(cli->json) return cli__print_json(obj);
 
 	printf("name %s\nkind %s\nenabled %s\ncreated %s\nnick %s\n", u.name, user_kind__name(u.kind),
 			u.enabled ? "yes" : "no", cli__fmt_time(u.created, when, sizeof(when)), u.nick);
@@ -412,39 +380,45 @@ static int user_show(struct cli *cli, int argc, char **argv)
 	return CLI_OK;
 }
 
+static const struct cli_operands one_user = {1, 1, "expected one user name"};
+static const struct cli_operands user_and_nick = {2, 2, "expected a user name and a nick"};
+/* revoke checks its count itself: it depends on --all. */
+static const struct cli_operands any = {0, CLI_ANY, NULL};
+
 static const struct cli_cmd user_cmds[] = {
 	{.name = "add", .usage = "NAME [--kind user|device|service] [--nick NICK] [--password-stdin] [--restore]",
 	 .help = "add an account; the password is asked on the terminal or read from stdin's first line;"
 		 " --restore gives a deleted account's name back to the same person, with its messages",
-	 .handler = user_add},
+	 .handler = user_add, .raw = true},
 	{.name = "passwd", .usage = "NAME [--password-stdin]",
-	 .help = "set a new password", .handler = user_passwd},
+	 .help = "set a new password", .handler = user_passwd, .operands = &one_user, .opts = {{"password-stdin"}}},
 	{.name = "disable", .usage = "NAME",
-	 .help = "refuse logins and close live connections (within 1 s)", .handler = user_disable},
-	{.name = "enable", .usage = "NAME", .help = "allow logins again", .handler = user_enable},
+	 .help = "refuse logins and close live connections (within 1 s)", .handler = user_disable, .operands = &one_user},
+	{.name = "enable", .usage = "NAME", .help = "allow logins again", .handler = user_enable, .operands = &one_user},
 	{.name = "del", .usage = "NAME [--erase]",
 	 .help = "delete the account, its memberships and blocks; --erase also deletes its messages;"
 		 " nobody else may take the name for 30 days",
-	 .handler = user_del},
+	 .handler = user_del, .operands = &one_user, .opts = {{"erase"}}},
 	{.name = "nick", .usage = "NAME NICK",
 	 .help = "set the nick others see (not one that looks like another account's name or nick)",
-	 .handler = cli_user__nick},
+	 .handler = cli_user__nick, .operands = &user_and_nick},
 	{.name = "export", .usage = "NAME",
-	 .help = "print profile, rooms, blocks and messages as one JSON object", .handler = user_export},
+	 .help = "print profile, rooms, blocks and messages as one JSON object", .handler = user_export,
+	 .operands = &one_user},
 	{.name = "list", .usage = "[--json]",
-	 .help = "one account per line: NAME KIND enabled|disabled NICK", .handler = user_list},
+	 .help = "one account per line: NAME KIND enabled|disabled NICK", .handler = user_list, .json = true},
 	{.name = "show", .usage = "NAME [--json]",
-	 .help = "one account with its rooms and blocks", .handler = user_show},
+	 .help = "one account with its rooms and blocks", .handler = user_show, .operands = &one_user, .json = true},
 	{.name = "devices", .usage = "NAME [--json]",
 	 .help = "the devices that hold a device token, one per line: DEVICE CREATED LAST_SEEN|never",
-	 .handler = cli_user__devices},
+	 .handler = cli_user__devices, .operands = &one_user, .json = true},
 	{.name = "revoke", .usage = "NAME DEVICE|--all",
 	 .help = "take back a device's token (--all: every device's) and close its connections",
-	 .handler = cli_user__revoke},
+	 .handler = cli_user__revoke, .opts = {{"all"}}, .operands = &any},
 };
 
-int cli_user__main(struct cli *cli, int argc, char **argv)
+int cli_user__main(struct cli *cli)
 {
 	return cli__dispatch(cli, "user", user_cmds, sizeof(user_cmds) / sizeof(user_cmds[0]),
-			argc - 1, argv + 1);
+			cli->nargs - 1, cli->args + 1);
 }

@@ -63,15 +63,61 @@ const struct cmdline_opt cli__global_opts[] = {
 	{0},
 };
 
+/* Parse the options and operands that cmd declares (argv[0] is its name)
+ * into cli->json and cli->val, in the order given; true to go on with the
+ * operands in cl->args, false to stop and return *rc (--help printed:
+ * CLI_OK; an error printed: its exit status). */
+static bool parse_declared(struct cli *cli, const struct cli_cmd *cmd, struct cmdline *cl,
+		int argc, char **argv, int *rc)
+{
+	struct cmdline_opt table[CLI_MAX_OPTS + 2];
+	const struct cli_operands *n_ops = cmd->operands;
+	const struct cli_opt *o;
+	int c, n;
+
+	memset(table, 0, sizeof(table));
+	memset(cli->val, 0, sizeof(cli->val));
+	cli->json = false;
+	for(n = 0; n < CLI_MAX_OPTS && cmd->opts[n].name; n++){
+		table[n].name = cmd->opts[n].name;
+		table[n].arg = cmd->opts[n].kind == CLI_FLAG ? CMDLINE_NO_ARG : CMDLINE_REQUIRED;
+		table[n].id = n + 1;
+	}
+	if(cmd->json) table[n] = (struct cmdline_opt){"json", 0, CMDLINE_NO_ARG, CLI_MAX_OPTS + 1};
+	cli__options(cli, cl, table, argc, argv);
+	while((c = cmdline__next(cl)) > 0){
+		if(c == CLI_MAX_OPTS + 1){
+			cli->json = true;
+			continue;
+		}
+		o = &cmd->opts[c - 1];
+		cli->val[c - 1].given = true;
+		cli->val[c - 1].text = cl->value;
+		if(o->kind == CLI_NUM && !cli__parse_long(cl->value, o->min, o->max, &cli->val[c - 1].num)){
+			*rc = cli__bad_args(cli, o->bad);
+			return false;
+		}
+	}
+	*rc = CLI_OK;
+	if(c < 0) *rc = cli__options_end(cli, cl, c);
+	else if(n_ops == NULL && cl->nargs > 0) *rc = cli__bad_args(cli, "unexpected argument");
+	else if(n_ops && cl->nargs < n_ops->min){
+		*rc = cli__bad_args(cli, n_ops->why ? n_ops->why : "missing argument");
+	}else if(n_ops && n_ops->max != CLI_ANY && cl->nargs > n_ops->max){
+		*rc = cli__bad_args(cli, n_ops->why ? n_ops->why : "too many arguments");
+	}
+	return c == CMDLINE_DONE && *rc == CLI_OK;
+}
+
 int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *table,
 		size_t n, int argc, char **argv)
 {
 	static const struct cmdline_opt none[] = {{0}};
 	const char *g = group ? group : "", *sp = group ? " " : "", *word;
-	struct cmdline cl;
+	struct cmdline cl, args;
 	char q[80];
 	size_t i;
-	int c;
+	int c, rc;
 
 	/* A group takes no options of its own: only --help, and `--`. */
 	cmdline__init(&cl, cli->progname, group, none, cli__global_opts, argc, argv, 0,
@@ -93,7 +139,14 @@ int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *tabl
 		cli->group = group;
 		cli->cmd = &table[i];
 		snprintf(cli->path, sizeof(cli->path), "%s%s%s", g, sp, table[i].name);
-		return table[i].handler(cli, cl.nargs, cl.args);
+		cli->args = cl.args;
+		cli->nargs = cl.nargs;
+		if(!table[i].raw){
+			if(!parse_declared(cli, &table[i], &args, cl.nargs, cl.args, &rc)) return rc;
+			cli->args = args.args;
+			cli->nargs = args.nargs;
+		}
+		return table[i].handler(cli);
 	}
 	return cli__error(CLI_ERR_USAGE, "unknown command '%s%s%s' (see `%s %s%s--help`)",
 			g, sp, cli__quote(word, q, sizeof(q)), cli->progname, g, sp);
@@ -105,43 +158,37 @@ void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdlin
 	cmdline__init(cl, cli->progname, cli->path, opts, cli__global_opts, argc, argv, 1, 0);
 }
 
-bool cli__args(const struct cli *cli, struct cmdline *cl, const struct cli_opt *opts,
-		int argc, char **argv, int nargs, const char *why, int *rc)
+/* The index of the running command's option name in cli->val, or -1 (a
+ * bug: the handler asks for an option its entry does not declare). */
+static int opt_index(const struct cli *cli, const char *name)
 {
-	struct cmdline_opt table[CLI_MAX_OPTS + 1];
-	const struct cli_opt *o;
-	int c, n;
+	int i;
 
-	memset(table, 0, sizeof(table));
-	for(n = 0; opts && opts[n].name; n++){
-		if(n == CLI_MAX_OPTS){
-			*rc = cli__error(CLI_ERR_RUNTIME, "%s: too many options", cli->path);   /* a bug */
-			return false;
-		}
-		table[n].name = opts[n].name;
-		table[n].arg = opts[n].flag ? CMDLINE_NO_ARG : CMDLINE_REQUIRED;
-		table[n].id = n + 1;
+	for(i = 0; i < CLI_MAX_OPTS && cli->cmd->opts[i].name; i++){
+		if(!strcmp(cli->cmd->opts[i].name, name)) return i;
 	}
-	cli__options(cli, cl, table, argc, argv);
-	while((c = cmdline__next(cl)) > 0){
-		o = &opts[c - 1];
-		if(o->flag) *o->flag = true;
-		else if(o->text) *o->text = cl->value;
-		else if(!cli__parse_long(cl->value, o->min, o->max, o->num)){
-			*rc = cli__bad_args(cli, o->bad);
-			return false;
-		}
-	}
-	if(c < 0){
-		*rc = cli__options_end(cli, cl, c);
-		return false;
-	}
-	if(nargs >= 0 && cl->nargs != nargs){
-		*rc = cli__bad_args(cli, why);
-		return false;
-	}
-	*rc = CLI_OK;
-	return true;
+	return -1;
+}
+
+bool cli__given(const struct cli *cli, const char *name)
+{
+	int i = opt_index(cli, name);
+
+	return i >= 0 && cli->val[i].given;
+}
+
+const char *cli__text(const struct cli *cli, const char *name)
+{
+	int i = opt_index(cli, name);
+
+	return i >= 0 && cli->val[i].given ? cli->val[i].text : NULL;
+}
+
+long cli__num(const struct cli *cli, const char *name, long dflt)
+{
+	int i = opt_index(cli, name);
+
+	return i >= 0 && cli->val[i].given ? cli->val[i].num : dflt;
 }
 
 int cli__options_end(const struct cli *cli, const struct cmdline *cl, int c)
@@ -316,18 +363,19 @@ int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, voi
 	struct userdb *udb;
 	int rc;
 
+	*arr = NULL;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	if(arr && (*arr = json_array()) == NULL){
+	if(cli->json && (*arr = json_array()) == NULL){
 		cli__close_auth(udb);
 		return cli__error(CLI_ERR_RUNTIME, "out of memory");
 	}
 	rc = each(udb, arg);
 	cli__close_auth(udb);
 	if(rc != MQC_OK){
-		if(arr) json_decref(*arr);
+		json_decref(*arr);
 		return cli__fail(rc, doing);
 	}
-	return arr ? cli__print_json(*arr) : CLI_OK;
+	return cli->json ? cli__print_json(*arr) : CLI_OK;
 }
 
 /* ---- passwords ---- */

@@ -19,40 +19,44 @@
 
 /* `run`: --help and option errors the CLI's way (help on stdout, one line
  * for a bad option) before the daemon starts; it checks the values. */
-static int run_cmd(struct cli *cli, int argc, char **argv)
+static int run_cmd(struct cli *cli)
 {
 	struct cmdline cl;
 	int c;
 
-	cli__options(cli, &cl, config__opts, argc, argv);
+	cli__options(cli, &cl, config__opts, cli->nargs, cli->args);
 	while((c = cmdline__next(&cl)) > 0) ;
 	if(c == CMDLINE_HELP){
 		printf("usage: %s [--data DIR] %s\n", cli->progname, CONFIG_USAGE);
 		return CLI_OK;
 	}
 	if(c == CMDLINE_ERROR) return cmdline__fail(&cl);
-	return daemon__main(cli->datadir, argc, argv);
+	return daemon__main(cli->datadir, cli->nargs, cli->args);
 }
 
 static const struct cli_cmd commands[] = {
 	{.name = "run", .usage = "[OPTIONS]",
-	 .help = "run the archiver daemon (see `run --help`)", .handler = run_cmd},
+	 .help = "run the archiver daemon (see `run --help`)", .handler = run_cmd, .raw = true},
 	{.name = "init", .usage = "[--owner USER]",
 	 .help = "create DIR, auth.db, archive.db and the service account (idempotent)",
-	 .handler = cli_admin__init},
+	 .handler = cli_admin__init, .opts = {{"owner", CLI_TEXT}}},
 	{.name = "user", .usage = "add|passwd|disable|enable|del|nick|export|list|show|devices|revoke ...",
-	 .help = "manage accounts (see `user --help`)", .handler = cli_user__main},
+	 .help = "manage accounts (see `user --help`)", .handler = cli_user__main, .raw = true},
 	{.name = "room", .usage = "create|add|remove|del|list ...",
-	 .help = "manage rooms and members (see `room --help`)", .handler = cli_room__main},
+	 .help = "manage rooms and members (see `room --help`)", .handler = cli_room__main, .raw = true},
 	{.name = "invite", .usage = "create|list|revoke ...",
-	 .help = "manage registration invites (see `invite --help`)", .handler = cli_invite__main},
+	 .help = "manage registration invites (see `invite --help`)", .handler = cli_invite__main,
+	 .raw = true},
 	{.name = "settings", .usage = "list|set|unset ...",
 	 .help = "settings the broker and the archiver both obey (see `settings --help`)",
-	 .handler = cli_settings__main},
+	 .handler = cli_settings__main, .raw = true},
 	{.name = "purge", .usage = "[--older-than DAYS]",
-	 .help = "delete archived messages older than DAYS (default 30)", .handler = cli_admin__purge},
+	 .help = "delete archived messages older than DAYS (default 30)", .handler = cli_admin__purge,
+	 .opts = {{"older-than", CLI_NUM, 0, CLI_MAX_PURGE_DAYS,
+		   "--older-than needs a number of days (0..36500)"}}},
 	{.name = "stats", .usage = "[--json]",
-	 .help = "counts of users, rooms and messages, database sizes", .handler = cli_admin__stats},
+	 .help = "counts of users, rooms and messages, database sizes", .handler = cli_admin__stats,
+	 .json = true},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
