@@ -41,28 +41,6 @@ enum cli_exit {
 /* The most days `purge --older-than` takes (100 years). */
 #define CLI_MAX_PURGE_DAYS 36500L
 
-/* One option of a command, declared in its entry of a command table:
- * cli__dispatch parses it and the handler asks for its value by name
- * (cli__given, cli__text, cli__num). */
-enum cli_opt_kind {
-	CLI_FLAG = 0,          /* --name */
-	CLI_TEXT,              /* --name VALUE (borrowed from argv) */
-	CLI_NUM,               /* --name N, a whole number in [min, max] (cli__parse_long) */
-};
-struct cli_opt {
-	const char *name;      /* the long name, without "--" */
-	enum cli_opt_kind kind;
-	long min, max;         /* CLI_NUM: the range */
-	const char *bad;       /* CLI_NUM: any other value stops with this usage error */
-};
-#define CLI_MAX_OPTS 4
-/* What the command line gave for one option. */
-struct cli_val {
-	bool given;
-	const char *text;      /* CLI_TEXT: the last value given */
-	long num;              /* CLI_NUM: the last value given */
-};
-
 /* What every handler gets: the global options and, for a command that
  * cli__dispatch parses, its options. */
 struct cli_cmd;
@@ -73,8 +51,9 @@ struct cli {
 	const char *group;     /* set by cli__dispatch: "user", ... or NULL at the top */
 	const struct cli_cmd *cmd; /* set by cli__dispatch: the running command */
 	char path[64];         /* set by cli__dispatch: "user add", for messages */
-	bool json;             /* set by cli__dispatch: --json given (cmd->json) */
-	struct cli_val val[CLI_MAX_OPTS]; /* set by cli__dispatch: cmd->opts[i] as given */
+	/* set by cli__dispatch: what was given of cmd->opts and --json (ask
+	 * with cmdline__given, cmdline__value, cmdline__num) */
+	struct cmdline_vals opt;
 	/* set by cli__dispatch: the operands (the options parsed), or for a raw
 	 * command its own words (args[0] its name); borrowed from argv */
 	char **args;
@@ -104,7 +83,7 @@ struct cli_cmd {
 	 * options (the entries with a name), --json if json, then the count of
 	 * operands (operands NULL: none; "unexpected argument" otherwise). A
 	 * wrong one prints its error and the usage (CLI_ERR_USAGE). */
-	struct cli_opt opts[CLI_MAX_OPTS];
+	struct cmdline_decl opts[CMDLINE_MAX_DECL];
 	bool json;
 	const struct cli_operands *operands;
 };
@@ -150,12 +129,6 @@ extern const struct cmdline_opt cli__global_opts[];
  * them with cli__options and common/cmdline.h. */
 int cli__dispatch(struct cli *cli, const char *group, const struct cli_cmd *table,
 		size_t n, int argc, char **argv);
-/* The value of the running command's option name (one of cli->cmd->opts):
- * was it given; its text (NULL if not given); its number (dflt if not
- * given). */
-bool cli__given(const struct cli *cli, const char *name);
-const char *cli__text(const struct cli *cli, const char *name);
-long cli__num(const struct cli *cli, const char *name, long dflt);
 /* Start parsing the running command's options and operands (argv[0] is its
  * name) against opts, with the CLI's names in the messages. */
 void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdline_opt *opts,
@@ -223,7 +196,7 @@ int cli__end_write(struct userdb *udb, int rc);
 int cli__finish(struct userdb *udb, int rc, const char *what, const char *name,
 		const char *done, const char *doing);
 /* A list command: open auth.db, run each(udb, arg), close, and print *arr
- * as JSON (cli__print_json) if the command was given --json (cli->json);
+ * as JSON (cli__print_json) if the command was given --json (cli->opt.json);
  * each then appends to *arr, a new array, or else (*arr left NULL) prints
  * text. On failure the error is cli__fail(rc, doing). Returns the exit
  * status. */

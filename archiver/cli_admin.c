@@ -305,7 +305,7 @@ static int set_owner(struct init_ctx *ctx, const char *owner)
 
 int cli_admin__init(struct cli *cli)
 {
-	const char *owner = cli__text(cli, "owner");
+	const char *owner = cmdline__value(&cli->opt, "owner");
 	struct init_ctx ctx;
 	struct userdb *udb = NULL;
 	bool have_user;
@@ -338,7 +338,7 @@ int cli_admin__init(struct cli *cli)
 
 int cli_admin__purge(struct cli *cli)
 {
-	long days = cli__num(cli, "older-than", CLI_DEFAULT_RETENTION_DAYS);
+	long days = cmdline__num(&cli->opt, "older-than", CLI_DEFAULT_RETENTION_DAYS);
 	struct archive *ar;
 	int64_t deleted = 0;
 	int rc;
@@ -466,7 +466,7 @@ int cli_admin__stats(struct cli *cli)
 		rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
 		goto done;
 	}
-	if(cli->json){
+	if(cli->opt.json){
 		rc = cli__print_json(out);
 		out = NULL;
 	}else{

@@ -52,17 +52,17 @@ int cli_user__devices(struct cli *cli)
 
 	if((rc = cli__open_auth_for(cli, "user", ctx.name, &udb)) != CLI_OK) return rc;
 	/* Not cli__list: an unknown user is "no such user", not a failed read. */
-	rc = cli->json && (ctx.arr = json_array()) == NULL ? MQC_ERR_NOMEM : each_device(udb, &ctx);
+	rc = cli->opt.json && (ctx.arr = json_array()) == NULL ? MQC_ERR_NOMEM : each_device(udb, &ctx);
 	cli__close_auth(udb);
 	if(rc != MQC_OK) json_decref(ctx.arr);
 	if(rc == MQC_ERR_NOTFOUND) return cli__error(CLI_ERR_NOTFOUND, "no such user '%s'", ctx.name);
 	if(rc != MQC_OK) return cli__fail(rc, "reading the devices");
-	return cli->json ? cli__print_json(ctx.arr) : CLI_OK;
+	return cli->opt.json ? cli__print_json(ctx.arr) : CLI_OK;
 }
 
 int cli_user__revoke(struct cli *cli)
 {
-	bool all = cli__given(cli, "all"), known;
+	bool all = cmdline__given(&cli->opt, "all"), known;
 	struct userdb *udb;
 	struct userdb_user u;
 	const char *name, *device = NULL;

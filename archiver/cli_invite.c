@@ -16,7 +16,7 @@
 
 static int invite_create(struct cli *cli)
 {
-	long uses = cli__num(cli, "uses", 1), hours = cli__num(cli, "expires", INVITE_DEFAULT_HOURS);
+	long uses = cmdline__num(&cli->opt, "uses", 1), hours = cmdline__num(&cli->opt, "expires", INVITE_DEFAULT_HOURS);
 	struct userdb *udb;
 	char code[INVITE_CODE_BYTES * 2];
 	int64_t expires;
@@ -99,8 +99,8 @@ static const struct cli_cmd invite_cmds[] = {
 	{.name = "create", .usage = "[--uses N] [--expires HOURS]",
 	 .help = "print a new code good for N registrations (default 1) for HOURS (default 168, 0 never)",
 	 .handler = invite_create,
-	 .opts = {{"uses", CLI_NUM, 1, INVITE_MAX_USES, "--uses needs a number (1..1000000)"},
-		  {"expires", CLI_NUM, 0, INVITE_MAX_HOURS,
+	 .opts = {{"uses", CMDLINE_REQUIRED, 1, INVITE_MAX_USES, "--uses needs a number (1..1000000)"},
+		  {"expires", CMDLINE_REQUIRED, 0, INVITE_MAX_HOURS,
 		   "--expires needs a number of hours (0 for never, up to 876000)"}}},
 	{.name = "list", .usage = "[--json]",
 	 .help = "one code per line: CODE USES_LEFT EXPIRES|never valid|used|expired",

@@ -59,7 +59,7 @@ static void archive_events(struct cli *cli, const char *room, enum envelope_even
 
 static int room_create(struct cli *cli)
 {
-	long days = cli__num(cli, "retention", 0);
+	long days = cmdline__num(&cli->opt, "retention", 0);
 	struct userdb *udb;
 	const char *room = cli->args[0];
 	int rc;
@@ -196,7 +196,7 @@ static int room_list(struct cli *cli)
 		rc = cli__fail(rc, "reading the user store");
 		goto done;
 	}
-	if(cli->json){
+	if(cli->opt.json){
 		rc = cli__print_json(ctx.rooms);
 		ctx.rooms = NULL;
 		goto done;
@@ -227,7 +227,7 @@ static const struct cli_cmd room_cmds[] = {
 	{.name = "create", .usage = "ROOM [--retention DAYS]",
 	 .help = "create a room; its messages are kept DAYS (default: the global retention)",
 	 .handler = room_create, .operands = &one_room,
-	 .opts = {{"retention", CLI_NUM, 1, ROOM_MAX_RETENTION_DAYS,
+	 .opts = {{"retention", CMDLINE_REQUIRED, 1, ROOM_MAX_RETENTION_DAYS,
 		   "--retention needs a number of days (1..36500)"}}},
 	{.name = "add", .usage = "ROOM USER...",
 	 .help = "add members (all or none)", .handler = room_add, .operands = &room_users},

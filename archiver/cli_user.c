@@ -160,7 +160,7 @@ static void service_pw_note(const struct cli *cli)
 
 static int user_passwd(struct cli *cli)
 {
-	bool from_stdin = cli__given(cli, "password-stdin");
+	bool from_stdin = cmdline__given(&cli->opt, "password-stdin");
 	struct userdb *udb;
 	struct userdb_user u;
 	const char *name = cli->args[0];
@@ -225,7 +225,7 @@ static int erase_messages(struct cli *cli, const char *name, int64_t created)
 
 static int user_del(struct cli *cli)
 {
-	bool erase = cli__given(cli, "erase");
+	bool erase = cmdline__given(&cli->opt, "erase");
 	struct userdb *udb;
 	struct userdb_user u;
 	const char *name = cli->args[0];
@@ -370,7 +370,7 @@ static int user_show(struct cli *cli)
 	rc = read_user(udb, name, &u, &obj);
 	cli__close_auth(udb);
 	if(rc != CLI_OK) return rc;
-	if(cli->json) return cli__print_json(obj);
+	if(cli->opt.json) return cli__print_json(obj);
 
 	printf("name %s\nkind %s\nenabled %s\ncreated %s\nnick %s\n", u.name, user_kind__name(u.kind),
 			u.enabled ? "yes" : "no", cli__fmt_time(u.created, when, sizeof(when)), u.nick);

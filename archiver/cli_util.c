@@ -64,39 +64,27 @@ const struct cmdline_opt cli__global_opts[] = {
 };
 
 /* Parse the options and operands that cmd declares (argv[0] is its name)
- * into cli->json and cli->val, in the order given; true to go on with the
- * operands in cl->args, false to stop and return *rc (--help printed:
- * CLI_OK; an error printed: its exit status). */
+ * into cli->opt, in the order given; true to go on with the operands in
+ * cl->args, false to stop and return *rc (--help printed: CLI_OK; an error
+ * printed: its exit status). */
 static bool parse_declared(struct cli *cli, const struct cli_cmd *cmd, struct cmdline *cl,
 		int argc, char **argv, int *rc)
 {
-	struct cmdline_opt table[CLI_MAX_OPTS + 2];
 	const struct cli_operands *n_ops = cmd->operands;
-	const struct cli_opt *o;
-	int c, n;
+	const struct cmdline_decl *d;
+	long num;
+	int c;
 
-	memset(table, 0, sizeof(table));
-	memset(cli->val, 0, sizeof(cli->val));
-	cli->json = false;
-	for(n = 0; n < CLI_MAX_OPTS && cmd->opts[n].name; n++){
-		table[n].name = cmd->opts[n].name;
-		table[n].arg = cmd->opts[n].kind == CLI_FLAG ? CMDLINE_NO_ARG : CMDLINE_REQUIRED;
-		table[n].id = n + 1;
-	}
-	if(cmd->json) table[n] = (struct cmdline_opt){"json", 0, CMDLINE_NO_ARG, CLI_MAX_OPTS + 1};
-	cli__options(cli, cl, table, argc, argv);
-	while((c = cmdline__next(cl)) > 0){
-		if(c == CLI_MAX_OPTS + 1){
-			cli->json = true;
-			continue;
-		}
-		o = &cmd->opts[c - 1];
-		cli->val[c - 1].given = true;
-		cli->val[c - 1].text = cl->value;
-		if(o->kind == CLI_NUM && !cli__parse_long(cl->value, o->min, o->max, &cli->val[c - 1].num)){
-			*rc = cli__bad_args(cli, o->bad);
+	cmdline__init_decl(cl, &cli->opt, cmd->opts, cmd->json, cli->progname, cli->path,
+			cli__global_opts, argc, argv);
+	while((c = cmdline__next_decl(cl, &cli->opt)) > 0){
+		d = &cmd->opts[c - 1];
+		if(d->max <= 0) continue;
+		if(!cli__parse_long(cl->value, (long)d->min, (long)d->max, &num)){
+			*rc = cli__bad_args(cli, d->bad);
 			return false;
 		}
+		cli->opt.num[c - 1] = num;
 	}
 	*rc = CLI_OK;
 	if(c < 0) *rc = cli__options_end(cli, cl, c);
@@ -156,39 +144,6 @@ void cli__options(const struct cli *cli, struct cmdline *cl, const struct cmdlin
 		int argc, char **argv)
 {
 	cmdline__init(cl, cli->progname, cli->path, opts, cli__global_opts, argc, argv, 1, 0);
-}
-
-/* The index of the running command's option name in cli->val, or -1 (a
- * bug: the handler asks for an option its entry does not declare). */
-static int opt_index(const struct cli *cli, const char *name)
-{
-	int i;
-
-	for(i = 0; i < CLI_MAX_OPTS && cli->cmd->opts[i].name; i++){
-		if(!strcmp(cli->cmd->opts[i].name, name)) return i;
-	}
-	return -1;
-}
-
-bool cli__given(const struct cli *cli, const char *name)
-{
-	int i = opt_index(cli, name);
-
-	return i >= 0 && cli->val[i].given;
-}
-
-const char *cli__text(const struct cli *cli, const char *name)
-{
-	int i = opt_index(cli, name);
-
-	return i >= 0 && cli->val[i].given ? cli->val[i].text : NULL;
-}
-
-long cli__num(const struct cli *cli, const char *name, long dflt)
-{
-	int i = opt_index(cli, name);
-
-	return i >= 0 && cli->val[i].given ? cli->val[i].num : dflt;
 }
 
 int cli__options_end(const struct cli *cli, const struct cmdline *cl, int c)
@@ -365,7 +320,7 @@ int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, voi
 
 	*arr = NULL;
 	if((rc = cli__open_auth(cli, &udb)) != CLI_OK) return rc;
-	if(cli->json && (*arr = json_array()) == NULL){
+	if(cli->opt.json && (*arr = json_array()) == NULL){
 		cli__close_auth(udb);
 		return cli__error(CLI_ERR_RUNTIME, "out of memory");
 	}
@@ -375,7 +330,7 @@ int cli__list(struct cli *cli, json_t **arr, int (*each)(struct userdb *udb, voi
 		json_decref(*arr);
 		return cli__fail(rc, doing);
 	}
-	return cli->json ? cli__print_json(*arr) : CLI_OK;
+	return cli->opt.json ? cli__print_json(*arr) : CLI_OK;
 }
 
 /* ---- passwords ---- */

@@ -193,3 +193,66 @@ int cmdline__fail(const struct cmdline *cl)
 	fprintf(stderr, "Error: %s\n", cl->err);
 	return 2;
 }
+
+/* ---- options declared as data ---- */
+
+#define DECL_JSON_ID (CMDLINE_MAX_DECL + 1)
+
+void cmdline__init_decl(struct cmdline *cl, struct cmdline_vals *v, const struct cmdline_decl *decl,
+		bool json, const char *prog, const char *cmd, const struct cmdline_opt *globals,
+		int argc, char **argv)
+{
+	int n;
+
+	memset(v, 0, sizeof(*v));
+	v->decl = decl;
+	for(n = 0; n < CMDLINE_MAX_DECL && decl[n].name; n++){
+		v->table[n] = (struct cmdline_opt){decl[n].name, 0, decl[n].arg, n + 1};
+	}
+	if(json) v->table[n] = (struct cmdline_opt){"json", 0, CMDLINE_NO_ARG, DECL_JSON_ID};
+	cmdline__init(cl, prog, cmd, v->table, globals, argc, argv, 1, 0);
+}
+
+int cmdline__next_decl(struct cmdline *cl, struct cmdline_vals *v)
+{
+	int c;
+
+	while((c = cmdline__next(cl)) == DECL_JSON_ID) v->json = true;
+	if(c > 0){
+		v->given[c - 1] = true;
+		v->value[c - 1] = cl->value;
+	}
+	return c;
+}
+
+/* The index of the declared option name, or -1. */
+static int decl_index(const struct cmdline_vals *v, const char *name)
+{
+	int i;
+
+	for(i = 0; i < CMDLINE_MAX_DECL && v->decl[i].name; i++){
+		if(!strcmp(v->decl[i].name, name)) return i;
+	}
+	return -1;
+}
+
+bool cmdline__given(const struct cmdline_vals *v, const char *name)
+{
+	int i = decl_index(v, name);
+
+	return i >= 0 && v->given[i];
+}
+
+const char *cmdline__value(const struct cmdline_vals *v, const char *name)
+{
+	int i = decl_index(v, name);
+
+	return i >= 0 && v->given[i] ? v->value[i] : NULL;
+}
+
+long long cmdline__num(const struct cmdline_vals *v, const char *name, long long dflt)
+{
+	int i = decl_index(v, name);
+
+	return i >= 0 && v->given[i] ? v->num[i] : dflt;
+}

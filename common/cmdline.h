@@ -96,4 +96,46 @@ int cmdline__next(struct cmdline *cl);
  * status of both programs. */
 int cmdline__fail(const struct cmdline *cl);
 
+/* ---- options declared as data ----
+ *
+ * A command can declare its options in its entry of a command table
+ * instead of parsing them in its handler: the program's dispatcher parses
+ * them once (cmdline__init_decl, cmdline__next_decl) and the handler asks
+ * for each value by name (cmdline__given, cmdline__value, cmdline__num). */
+
+/* One declared option. */
+struct cmdline_decl {
+	const char *name;       /* the long name, without "--" */
+	enum cmdline_arg arg;   /* CMDLINE_NO_ARG (a flag) or CMDLINE_REQUIRED */
+	long long min, max;     /* max > 0: the value must be a whole number in [min, max]; */
+	const char *bad;        /* ... else the dispatcher stops with this usage error */
+};
+/* Options a command may declare (besides --json). */
+#define CMDLINE_MAX_DECL 4
+
+/* What the command line gave for a command's declared options. */
+struct cmdline_vals {
+	const struct cmdline_decl *decl;  /* CMDLINE_MAX_DECL entries; unused ones have no name */
+	bool json;                        /* --json given (declared apart: most commands have it) */
+	bool given[CMDLINE_MAX_DECL];
+	const char *value[CMDLINE_MAX_DECL];  /* the last value given (borrowed from argv) */
+	long long num[CMDLINE_MAX_DECL];      /* the dispatcher's number for a numeric one */
+	struct cmdline_opt table[CMDLINE_MAX_DECL + 2];  /* the parser's table */
+};
+
+/* cmdline__init (first 1: argv[0] is the command word, no flags) against
+ * the options of decl, and --json if json; v records what is given. */
+void cmdline__init_decl(struct cmdline *cl, struct cmdline_vals *v, const struct cmdline_decl *decl,
+		bool json, const char *prog, const char *cmd, const struct cmdline_opt *globals,
+		int argc, char **argv);
+/* cmdline__next for it: --json sets v->json and is not returned; another
+ * option is recorded in v and its index in decl + 1 returned (cl->value
+ * its value); else CMDLINE_DONE, CMDLINE_HELP or CMDLINE_ERROR. */
+int cmdline__next_decl(struct cmdline *cl, struct cmdline_vals *v);
+/* The declared option name (a name not declared is a bug: not given): was
+ * it given; its value (NULL if not given); its number (dflt if not given). */
+bool cmdline__given(const struct cmdline_vals *v, const char *name);
+const char *cmdline__value(const struct cmdline_vals *v, const char *name);
+long long cmdline__num(const struct cmdline_vals *v, const char *name, long long dflt);
+
 #endif
