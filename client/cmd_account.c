@@ -175,7 +175,7 @@ static int write_private(const char *path, json_t *doc)
 	return EXIT_OK;
 }
 
-int cmd_export__run(struct options *opt, int argc, char **argv)
+int cmd_export__run(struct options *opt, const struct cmd_args *a)
 {
 	static const struct cmdline_opt opts[] = {
 		{"output", 0, CMDLINE_REQUIRED, 'o'},
@@ -186,7 +186,7 @@ int cmd_export__run(struct options *opt, int argc, char **argv)
 	json_t *doc = NULL;
 	int c, rc;
 
-	cmd__options(&cl, "export", opts, argc, argv);
+	cmd__options(&cl, "export", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0) output = cl.value;
 	if(c < 0) return cmd__options_end(&cl, "export", c);
 	if((rc = cmd__extra_args(&cl, "export", 0))) return rc;
@@ -329,7 +329,7 @@ static int delete_once(struct options *opt, bool erase)
 	return rc;
 }
 
-int cmd_delete_account__run(struct options *opt, int argc, char **argv)
+int cmd_delete_account__run(struct options *opt, const struct cmd_args *a)
 {
 	static const struct cmdline_opt opts[] = {
 		{"erase", 0, CMDLINE_NO_ARG, 'e'},
@@ -340,7 +340,7 @@ int cmd_delete_account__run(struct options *opt, int argc, char **argv)
 	struct cmdline cl;
 	int c, rc;
 
-	cmd__options(&cl, "delete-account", opts, argc, argv);
+	cmd__options(&cl, "delete-account", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0){
 		if(c == 'e') erase = true;
 		else if(c == 'y') yes = true;

@@ -196,7 +196,7 @@ static bool read_input(struct chat *c)
 	return true;
 }
 
-int cmd_chat__run(struct options *opt, int argc, char **argv)
+int cmd_chat__run(struct options *opt, const struct cmd_args *a)
 {
 	struct session s;
 	struct feed *f;
@@ -212,7 +212,7 @@ int cmd_chat__run(struct options *opt, int argc, char **argv)
 	enum session_wait w;
 
 	memset(&c, 0, sizeof(c));
-	cmd__options(&cl, "chat", opts, argc, argv);
+	cmd__options(&cl, "chat", opts, a->nargs, a->args);
 	while((o = cmdline__next(&cl)) > 0){
 		if(o == 'j') opt->json = true;
 		else if(o == 'r') c.room = cl.value;

@@ -190,32 +190,18 @@ static int revoke_all(struct options *opt, struct session *s)
 	return EXIT_OK;
 }
 
-int cmd_devices__run(struct options *opt, int argc, char **argv)
+int cmd_devices__run(struct options *opt, const struct cmd_args *a)
 {
-	static const struct cmdline_opt opts[] = {
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
-		{"others", 0, CMDLINE_NO_ARG, 'o'},
-		{"all", 0, CMDLINE_NO_ARG, 'a'},
-		{0}};
-	struct cmdline cl;
 	struct session s;
-	bool others = false, all = false, rev;
+	bool others = cmdline__given(&a->vals, "others"), all = cmdline__given(&a->vals, "all");
+	bool rev = a->nargs > 0 && !strcmp(a->args[0], "revoke");
 	const char *device = NULL;
 	json_t *devs;
 	char why[96];
-	int c, rc;
+	int rc;
 
-	cmd__options(&cl, "devices", opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'j') opt->json = true;
-		else if(c == 'o') others = true;
-		else if(c == 'a') all = true;
-	}
-	if(c < 0) return cmd__options_end(&cl, "devices", c);
-	if((rc = cmd__extra_args(&cl, "devices", 2))) return rc;
-	rev = cl.nargs > 0 && !strcmp(cl.args[0], "revoke");
-	if(cl.nargs > 0 && !rev) return cmd__extra_args(&cl, "devices", 0);
-	if(rev && cl.nargs == 2) device = cl.args[1];
+	if(a->nargs > 0 && !rev) return cmd__unexpected(a->args[0], "devices");
+	if(rev && a->nargs == 2) device = a->args[1];
 	/* revoke takes exactly one of DEVICE, --others, --all; a list none. */
 	if(rev ? (device != NULL) + others + all != 1 : others || all) return cmd__usage("devices");
 	if(device && !names__valid_device(device, strlen(device))){
@@ -256,14 +242,14 @@ static bool have_tokens(const struct options *opt, int *rc)
 	return have && *rc == EXIT_OK;
 }
 
-int cmd_login__run(struct options *opt, int argc, char **argv)
+int cmd_login__run(struct options *opt, const struct cmd_args *a)
 {
 	static const struct cmdline_opt opts[] = {{0}};
 	struct cmdline cl;
 	struct session s;
 	int c, rc;
 
-	cmd__options(&cl, "login", opts, argc, argv);
+	cmd__options(&cl, "login", opts, a->nargs, a->args);
 	c = cmdline__next(&cl);
 	if(c < 0) return cmd__options_end(&cl, "login", c);
 	if((rc = cmd__extra_args(&cl, "login", 0))) return rc;
@@ -285,7 +271,7 @@ int cmd_login__run(struct options *opt, int argc, char **argv)
 	return EXIT_OK;
 }
 
-int cmd_logout__run(struct options *opt, int argc, char **argv)
+int cmd_logout__run(struct options *opt, const struct cmd_args *a)
 {
 	static const struct cmdline_opt opts[] = {{0}};
 	char mine[2][DEVICE_MAX_LEN + 1];
@@ -293,7 +279,7 @@ int cmd_logout__run(struct options *opt, int argc, char **argv)
 	struct session s;
 	int c, rc, n = 0;
 
-	cmd__options(&cl, "logout", opts, argc, argv);
+	cmd__options(&cl, "logout", opts, a->nargs, a->args);
 	c = cmdline__next(&cl);
 	if(c < 0) return cmd__options_end(&cl, "logout", c);
 	if((rc = cmd__extra_args(&cl, "logout", 0))) return rc;

@@ -96,40 +96,17 @@ static bool count_reached(struct session *s, void *arg)
 	return st->count > 0 && st->f->count >= st->count;
 }
 
-int cmd_listen__run(struct options *opt, int argc, char **argv)
+int cmd_listen__run(struct options *opt, const struct cmd_args *a)
 {
 	struct session s;
 	struct feed *f = NULL;
 	struct listen_stop st = {0};
-	long long secs = 0;
+	long long secs = cmdline__num(&a->vals, "for", 0);
 	int64_t deadline = 0;
-	static const struct cmdline_opt opts[] = {
-		{"count", 0, CMDLINE_REQUIRED, 'c'},
-		{"for", 0, CMDLINE_REQUIRED, 'f'},
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
-		{0}};
-	struct cmdline cl;
-	int c, rc, nrooms;
+	int rc, nrooms;
 	enum session_wait w;
 
-	cmd__options(&cl, "listen", opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'j'){
-			opt->json = true;
-		}else if(c == 'c'){
-			if((st.count = (long)util__number(cl.value, 1, 1000000000)) < 0){
-				util__error("--count: expected a positive number");
-				return cmd__usage("listen");
-			}
-		}else if(c == 'f'){
-			if((secs = util__number(cl.value, 1, 100000000)) < 0){
-				util__error("--for: expected seconds");
-				return cmd__usage("listen");
-			}
-		}
-	}
-	if(c < 0) return cmd__options_end(&cl, "listen", c);
-	if((rc = cmd__extra_args(&cl, "listen", 0))) return rc;
+	st.count = (long)cmdline__num(&a->vals, "count", 0);
 	if((rc = options__need_user(opt))) return rc;
 	f = calloc(1, sizeof(*f));
 	if(f == NULL){

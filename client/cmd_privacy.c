@@ -20,27 +20,14 @@ static int check_level(const char *flag, const char *v)
 	return cmd__usage("privacy");
 }
 
-int cmd_privacy__run(struct options *opt, int argc, char **argv)
+int cmd_privacy__run(struct options *opt, const struct cmd_args *a)
 {
-	static const struct cmdline_opt opts[] = {
-		{"presence", 0, CMDLINE_REQUIRED, 'p'},
-		{"room-adds", 0, CMDLINE_REQUIRED, 'r'},
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
-		{0}};
 	struct rpc_say say = { .doing = "show the privacy settings" };
-	const char *presence = NULL, *room_adds = NULL;
-	struct cmdline cl;
+	const char *presence = cmdline__value(&a->vals, "presence");
+	const char *room_adds = cmdline__value(&a->vals, "room-adds");
 	json_t *req, *resp = NULL;
-	int c, rc;
+	int rc;
 
-	cmd__options(&cl, "privacy", opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'p') presence = cl.value;
-		else if(c == 'r') room_adds = cl.value;
-		else if(c == 'j') opt->json = true;
-	}
-	if(c < 0) return cmd__options_end(&cl, "privacy", c);
-	if((rc = cmd__extra_args(&cl, "privacy", 0))) return rc;
 	if((presence && (rc = check_level("--presence", presence)))
 			|| (room_adds && (rc = check_level("--room-adds", room_adds)))){
 		return rc;
@@ -97,7 +84,7 @@ static int contact_change(struct options *opt, bool add, int argc, char **argv)
 	return EXIT_OK;
 }
 
-int cmd_contacts__run(struct options *opt, int argc, char **argv)
+int cmd_contacts__run(struct options *opt, const struct cmd_args *a)
 {
 	static const struct cmdline_opt opts[] = {{"json", 0, CMDLINE_NO_ARG, 'j'}, {0}};
 	const struct rpc_say say = { .doing = "list your contacts" };
@@ -108,10 +95,10 @@ int cmd_contacts__run(struct options *opt, int argc, char **argv)
 	size_t i;
 	int c, rc;
 
-	if(argc > 1 && (!strcmp(argv[1], "add") || !strcmp(argv[1], "remove"))){
-		return contact_change(opt, !strcmp(argv[1], "add"), argc - 1, argv + 1);
+	if(a->nargs > 1 && (!strcmp(a->args[1], "add") || !strcmp(a->args[1], "remove"))){
+		return contact_change(opt, !strcmp(a->args[1], "add"), a->nargs - 1, a->args + 1);
 	}
-	cmd__options(&cl, "contacts", opts, argc, argv);
+	cmd__options(&cl, "contacts", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0) opt->json = true;
 	if(c < 0) return cmd__options_end(&cl, "contacts", c);
 	if((rc = cmd__extra_args(&cl, "contacts", 0))) return rc;

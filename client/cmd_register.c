@@ -53,31 +53,18 @@ static int new_password(struct options *opt, const char *user)
 	return rc;
 }
 
-int cmd_register__run(struct options *opt, int argc, char **argv)
+int cmd_register__run(struct options *opt, const struct cmd_args *a)
 {
 	struct session s;
-	const char *user = NULL, *nick = NULL, *invite = NULL, *code, *msg;
+	const char *nick = cmdline__value(&a->vals, "nick"), *invite = cmdline__value(&a->vals, "invite");
+	const char *user, *code, *msg;
 	char why[160];
 	json_t *req = NULL, *resp = NULL;
-	static const struct cmdline_opt opts[] = {
-		{"nick", 0, CMDLINE_REQUIRED, 'n'},
-		{"invite", 0, CMDLINE_REQUIRED, 'i'},
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
-		{0}};
-	struct cmdline cl;
 	size_t k;
-	int c, rc;
+	int rc;
 
-	cmd__options(&cl, "register", opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'j') opt->json = true;
-		else if(c == 'n') nick = cl.value;
-		else if(c == 'i') invite = cl.value;
-	}
-	if(c < 0) return cmd__options_end(&cl, "register", c);
-	if((rc = cmd__extra_args(&cl, "register", 1))) return rc;
-	if(cl.nargs == 0) return cmd__usage("register");
-	user = cl.args[0];
+	if(a->nargs == 0) return cmd__usage("register");
+	user = a->args[0];
 	if(!names__valid_str(user)) return login__bad_name("user", user);
 	if(nick && !names__nick_valid(nick, strlen(nick), why, sizeof(why))){
 		util__error("not a nickname: %s", why);

@@ -167,23 +167,23 @@ done:
 	return rc;
 }
 
-int cmd_room__run(struct options *opt, int argc, char **argv)
+int cmd_room__run(struct options *opt, const struct cmd_args *a)
 {
 	char path[64], q[80];
-	const char *word = argc > 1 ? argv[1] : "";
+	const char *word = a->nargs > 1 ? a->args[1] : "";
 	size_t i;
 
 	if(!strcmp(word, "--help") || !strcmp(word, "-h") || !strcmp(word, "help")){
 		return cmd__help("room");
 	}
-	if(argc < 2){
+	if(a->nargs < 2){
 		util__error("missing command after room");
 		return cmd__usage("room");
 	}
 	for(i=0; i<NROOM_CMDS; i++){
 		if(strcmp(word, room_cmds[i].name)) continue;
 		snprintf(path, sizeof(path), "room %s", room_cmds[i].name);
-		return room_run(opt, &room_cmds[i], path, argc - 1, argv + 1);
+		return room_run(opt, &room_cmds[i], path, a->nargs - 1, a->args + 1);
 	}
 	util__error("unknown %s '%s%s' (see `mqchat room --help`)",
 			word[0] == '-' ? "option" : "command", word[0] == '-' ? "" : "room ",

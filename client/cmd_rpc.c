@@ -143,7 +143,7 @@ static int ask_op(struct options *opt, const char *name, int argc, char **argv, 
 
 /* ---- history ---- */
 
-int cmd_history__run(struct options *opt, int argc, char **argv)
+int cmd_history__run(struct options *opt, const struct cmd_args *a)
 {
 	const char *with = NULL, *room = NULL, *v;
 	long long limit = 20, before = -1;
@@ -158,7 +158,7 @@ int cmd_history__run(struct options *opt, int argc, char **argv)
 	size_t n, k;
 	int c, rc;
 
-	cmd__options(&cl, "history", opts, argc, argv);
+	cmd__options(&cl, "history", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0){
 		v = cl.value;
 		if(c == 'j') opt->json = true;
@@ -253,7 +253,7 @@ fail:
 	return -1;
 }
 
-int cmd_sync__run(struct options *opt, int argc, char **argv)
+int cmd_sync__run(struct options *opt, const struct cmd_args *a)
 {
 	struct session s;
 	long long after = -1, seq;
@@ -267,7 +267,7 @@ int cmd_sync__run(struct options *opt, int argc, char **argv)
 	size_t k;
 	int c, rc, pages = 0;
 
-	cmd__options(&cl, "sync", opts, argc, argv);
+	cmd__options(&cl, "sync", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0){
 		v = cl.value;
 		if(c == 'j') opt->json = true;
@@ -364,14 +364,14 @@ json_t *cmd_rooms__list(json_t *resp)
 	return out;
 }
 
-int cmd_rooms__run(struct options *opt, int argc, char **argv)
+int cmd_rooms__run(struct options *opt, const struct cmd_args *a)
 {
 	json_t *resp = NULL, *rooms, *r, *mem;
 	const char *title, *role;
 	size_t i, k;
 	int rc;
 
-	if((rc = ask_op(opt, "rooms", argc, argv, &resp)) >= 0) return rc;
+	if((rc = ask_op(opt, "rooms", a->nargs, a->args, &resp)) >= 0) return rc;
 	rooms = cmd_rooms__list(resp);
 	json_array_foreach(rooms, i, r){
 		if(opt->json){
@@ -425,14 +425,14 @@ static void print_profile(json_t *resp, const char *name)
 	printf("\n");
 }
 
-int cmd_whois__run(struct options *opt, int argc, char **argv)
+int cmd_whois__run(struct options *opt, const struct cmd_args *a)
 {
 	struct cmdline cl;
 	const char *user = NULL;
 	json_t *req, *resp = NULL;
 	int rc;
 
-	if((rc = json_only(opt, &cl, "whois", argc, argv, 1)) >= 0) return rc;
+	if((rc = json_only(opt, &cl, "whois", a->nargs, a->args, 1)) >= 0) return rc;
 	if(cl.nargs == 0) return cmd__usage("whois");
 	user = cl.args[0];
 	if(!names__valid_str(user)) return login__bad_name("user", user);
@@ -446,7 +446,7 @@ int cmd_whois__run(struct options *opt, int argc, char **argv)
 	return EXIT_OK;
 }
 
-int cmd_profile__run(struct options *opt, int argc, char **argv)
+int cmd_profile__run(struct options *opt, const struct cmd_args *a)
 {
 	const char *nick = NULL;
 	char why[160];
@@ -458,7 +458,7 @@ int cmd_profile__run(struct options *opt, int argc, char **argv)
 	json_t *req, *resp = NULL;
 	int c, rc;
 
-	cmd__options(&cl, "profile", opts, argc, argv);
+	cmd__options(&cl, "profile", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0){
 		if(c == 'j') opt->json = true;
 		else if(c == 'n') nick = cl.value;
@@ -519,7 +519,7 @@ static int passwd_once(struct options *opt, json_t *req, json_t **resp, const ch
 	return rc;
 }
 
-int cmd_passwd__run(struct options *opt, int argc, char **argv)
+int cmd_passwd__run(struct options *opt, const struct cmd_args *a)
 {
 	char old[1024], new1[1024], new2[1024];
 	bool from_stdin = false, others = false;
@@ -532,7 +532,7 @@ int cmd_passwd__run(struct options *opt, int argc, char **argv)
 	json_t *req = NULL, *resp = NULL;
 	int c, rc = EXIT_USAGE;
 
-	cmd__options(&cl, "passwd", opts, argc, argv);
+	cmd__options(&cl, "passwd", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0){
 		if(c == 'j') opt->json = true;
 		else if(c == 'p') from_stdin = true;
@@ -624,23 +624,23 @@ static int block_op(struct options *opt, int argc, char **argv, const char *op)
 	return EXIT_OK;
 }
 
-int cmd_block__run(struct options *opt, int argc, char **argv)
+int cmd_block__run(struct options *opt, const struct cmd_args *a)
 {
-	return block_op(opt, argc, argv, "block");
+	return block_op(opt, a->nargs, a->args, "block");
 }
 
-int cmd_unblock__run(struct options *opt, int argc, char **argv)
+int cmd_unblock__run(struct options *opt, const struct cmd_args *a)
 {
-	return block_op(opt, argc, argv, "unblock");
+	return block_op(opt, a->nargs, a->args, "unblock");
 }
 
-int cmd_blocked__run(struct options *opt, int argc, char **argv)
+int cmd_blocked__run(struct options *opt, const struct cmd_args *a)
 {
 	json_t *resp = NULL, *list, *e;
 	size_t i;
 	int rc;
 
-	if((rc = ask_op(opt, "blocked", argc, argv, &resp)) >= 0) return rc;
+	if((rc = ask_op(opt, "blocked", a->nargs, a->args, &resp)) >= 0) return rc;
 	if(opt->json){
 		cmd_rpc__print_answer(resp);
 	}else{

@@ -154,40 +154,26 @@ static int collect(int argc, char **argv, int first, bool lines, struct outgoing
 	return rc;
 }
 
-int cmd_send__run(struct options *opt, int argc, char **argv)
+int cmd_send__run(struct options *opt, const struct cmd_args *a)
 {
 	struct session s;
 	struct outgoing *v = NULL;
-	const char *room = NULL, *to = NULL;
+	/* Options anywhere (main.c): a text starting with '-' comes after `--`. */
+	const char *room = cmdline__value(&a->vals, "room"), *to = NULL;
 	char topic[TOPIC_MAX_LEN + 1];
-	static const struct cmdline_opt opts[] = {
-		{"room", 0, CMDLINE_REQUIRED, 'r'},
-		{"lines", 0, CMDLINE_NO_ARG, 'l'},
-		{"json", 0, CMDLINE_NO_ARG, 'j'},
-		{0}};
-	struct cmdline cl;
-	bool lines = false;
-	int i, n = 0, rc, refused = 0, c;
+	bool lines = cmdline__given(&a->vals, "lines");
+	int i = 0, n = 0, rc, refused = 0;
 
-	/* Options anywhere: a text starting with '-' comes after `--`. */
-	cmd__options(&cl, "send", opts, argc, argv);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'r') room = cl.value;
-		else if(c == 'l') lines = true;
-		else if(c == 'j') opt->json = true;
-	}
-	if(c < 0) return cmd__options_end(&cl, "send", c);
-	i = 0;
 	if(room == NULL){
-		if(i >= cl.nargs) return cmd__usage("send");
-		to = cl.args[i++];
+		if(i >= a->nargs) return cmd__usage("send");
+		to = a->args[i++];
 		if(!names__valid_str(to)) return login__bad_name("user", to);
 	}else if(!names__valid_str(room)){
 		return login__bad_name("room", room);
 	}
 	if((rc = options__need_user(opt))) return rc;
 
-	rc = collect(cl.nargs, cl.args, i, lines, &v, &n);
+	rc = collect(a->nargs, a->args, i, lines, &v, &n);
 	for(i=0; rc == EXIT_OK && i<n; i++) rc = util__check_body(v[i].body, v[i].len);
 	if(rc){
 		if(n > 1) fprintf(stderr, "nothing was sent\n");

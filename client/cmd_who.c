@@ -119,7 +119,7 @@ int cmd_who__show(struct session *s, const char *user, json_t *members, bool jso
 	return rc;
 }
 
-int cmd_who__run(struct options *opt, int argc, char **argv)
+int cmd_who__run(struct options *opt, const struct cmd_args *a)
 {
 	struct session s;
 	static const struct cmdline_opt opts[] = {{"json", 0, CMDLINE_NO_ARG, 'j'}, {0}};
@@ -127,7 +127,7 @@ int cmd_who__run(struct options *opt, int argc, char **argv)
 	const char *user = NULL;
 	int c, rc;
 
-	cmd__options(&cl, "who", opts, argc, argv);
+	cmd__options(&cl, "who", opts, a->nargs, a->args);
 	while((c = cmdline__next(&cl)) > 0) opt->json = true;
 	if(c < 0) return cmd__options_end(&cl, "who", c);
 	if(cl.nargs > 1) return cmd__usage("who");

@@ -13,72 +13,78 @@
 
 static const struct cmd_entry cmd_table[] = {
 	{ .name = "register", .usage = "register USER [--nick N] [--invite CODE] [--json]",
-		.handler = cmd_register__run },
+		.handler = cmd_register__run, .json = true, .max_args = 1,
+		.opts = {{"nick", CMDLINE_REQUIRED}, {"invite", CMDLINE_REQUIRED}} },
 	{ .name = "send", .usage = "send USER|--room ROOM [--lines] [--json] [--] [TEXT...]",
-		.handler = cmd_send__run },
+		.handler = cmd_send__run, .json = true, .max_args = CMD_ANY,
+		.opts = {{"room", CMDLINE_REQUIRED}, {"lines"}} },
 	{ .name = "listen", .usage = "listen [--json] [--count N] [--for SECONDS]",
-		.handler = cmd_listen__run },
+		.handler = cmd_listen__run, .json = true,
+		.opts = {{"count", CMDLINE_REQUIRED, 1, 1000000000, "--count: expected a positive number"},
+			{"for", CMDLINE_REQUIRED, 1, 100000000, "--for: expected seconds"}} },
 	{ .name = "chat", .usage = "chat USER|--room ROOM [--json]",
-		.handler = cmd_chat__run },
+		.handler = cmd_chat__run, .raw = true },
 	{ .name = "history", .usage = "history USER|--room ROOM [--limit N] [--before SEQ] [--json]",
-		.handler = cmd_history__run },
+		.handler = cmd_history__run, .raw = true },
 	{ .name = "sync", .usage = "sync [--after SEQ] [--json]",
-		.handler = cmd_sync__run },
+		.handler = cmd_sync__run, .raw = true },
 	{ .name = "rooms", .usage = "rooms [--json]",
-		.handler = cmd_rooms__run },
+		.handler = cmd_rooms__run, .raw = true },
 	{ .name = "who", .usage = "who [USER] [--json]",
-		.handler = cmd_who__run },
+		.handler = cmd_who__run, .raw = true },
 	{ .name = "whois", .usage = "whois USER [--json]",
-		.handler = cmd_whois__run },
+		.handler = cmd_whois__run, .raw = true },
 	{ .name = "profile", .usage = "profile [--nick N] [--json]",
-		.handler = cmd_profile__run },
+		.handler = cmd_profile__run, .raw = true },
 	{ .name = "passwd", .usage = "passwd [--password-stdin] [--logout-others] [--json]",
-		.handler = cmd_passwd__run },
+		.handler = cmd_passwd__run, .raw = true },
 	{ .name = "block", .usage = "block USER",
-		.handler = cmd_block__run },
+		.handler = cmd_block__run, .raw = true },
 	{ .name = "unblock", .usage = "unblock USER",
-		.handler = cmd_unblock__run },
+		.handler = cmd_unblock__run, .raw = true },
 	{ .name = "blocked", .usage = "blocked [--json]",
-		.handler = cmd_blocked__run },
+		.handler = cmd_blocked__run, .raw = true },
 	{ .name = "devices", .usage = "devices [--json]",
-		.handler = cmd_devices__run },
+		.handler = cmd_devices__run, .json = true, .max_args = 2,
+		.opts = {{"others"}, {"all"}} },
 	{ .name = "devices", .usage = "devices revoke DEVICE|--others|--all [--json]",
-		.handler = cmd_devices__run },
+		.handler = cmd_devices__run, .raw = true },
 	{ .name = "login", .usage = "login",
-		.handler = cmd_login__run },
+		.handler = cmd_login__run, .raw = true },
 	{ .name = "logout", .usage = "logout",
-		.handler = cmd_logout__run },
+		.handler = cmd_logout__run, .raw = true },
 	{ .name = "export", .usage = "export [--output FILE]",
-		.handler = cmd_export__run },
+		.handler = cmd_export__run, .raw = true },
 	{ .name = "delete-account", .usage = "delete-account [--erase] [--yes] [--json]",
-		.handler = cmd_delete_account__run },
+		.handler = cmd_delete_account__run, .raw = true },
 	{ .name = "room", .usage = "room create ROOM [--title T] [--description D]",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room add ROOM USER...",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room remove ROOM USER...",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room promote ROOM USER",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room demote ROOM USER",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room set ROOM [--title T] [--description D]",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room leave ROOM",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room delete ROOM",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "room", .usage = "room info ROOM [--json]",
-		.handler = cmd_room__run },
+		.handler = cmd_room__run, .raw = true },
 	{ .name = "privacy", .usage = "privacy [--presence everyone|contacts|nobody] "
 		"[--room-adds everyone|contacts|nobody] [--json]",
-		.handler = cmd_privacy__run },
+		.handler = cmd_privacy__run, .json = true,
+		.opts = {{"presence", CMDLINE_REQUIRED}, {"room-adds", CMDLINE_REQUIRED}} },
 	{ .name = "contacts", .usage = "contacts [--json]",
-		.handler = cmd_contacts__run },
+		.handler = cmd_contacts__run, .raw = true },
 	{ .name = "contacts", .usage = "contacts add USER",
-		.handler = cmd_contacts__run },
+		.handler = cmd_contacts__run, .raw = true },
 	{ .name = "contacts", .usage = "contacts remove USER",
-		.handler = cmd_contacts__run },
+		.handler = cmd_contacts__run, .raw = true },
 };
 
 #define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
@@ -134,20 +140,51 @@ int cmd__options_end(const struct cmdline *cl, const char *name, int c)
 	return EXIT_OK;
 }
 
-int cmd__extra_args(const struct cmdline *cl, const char *name, int max)
+int cmd__unexpected(const char *word, const char *name)
 {
 	char q[80];
 
-	if(cl->nargs <= max) return EXIT_OK;
-	util__error("unexpected argument '%s'",
-			log_escape(cl->args[max], strlen(cl->args[max]), q, sizeof(q)));
+	util__error("unexpected argument '%s'", log_escape(word, strlen(word), q, sizeof(q)));
 	return cmd__usage(name);
+}
+
+int cmd__extra_args(const struct cmdline *cl, const char *name, int max)
+{
+	return cl->nargs <= max ? EXIT_OK : cmd__unexpected(cl->args[max], name);
+}
+
+/* Parse the options and operands that cmd declares (argv[0] is its name)
+ * into a; --json sets opt->json. -1 to run the handler, else the exit
+ * code (help, error). */
+static int parse_declared(struct options *opt, const struct cmd_entry *cmd, int argc, char **argv,
+		struct cmd_args *a)
+{
+	const struct cmdline_decl *d;
+	struct cmdline cl;
+	int c, rc;
+
+	cmdline__init_decl(&cl, &a->vals, cmd->opts, cmd->json, "mqchat", cmd->name,
+			options__global_opts, argc, argv);
+	while((c = cmdline__next_decl(&cl, &a->vals)) > 0){
+		d = &cmd->opts[c - 1];
+		if(d->max > 0 && (a->vals.num[c - 1] = util__number(cl.value, d->min, d->max)) < 0){
+			util__error("%s", d->bad);
+			return cmd__usage(cmd->name);
+		}
+	}
+	if(a->vals.json) opt->json = true;
+	if(c < 0) return cmd__options_end(&cl, cmd->name, c);
+	if(cmd->max_args != CMD_ANY && (rc = cmd__extra_args(&cl, cmd->name, cmd->max_args))) return rc;
+	a->args = cl.args;
+	a->nargs = cl.nargs;
+	return -1;
 }
 
 int main(int argc, char **argv)
 {
 	struct options opt;
 	const struct cmd_entry *cmd = NULL;
+	struct cmd_args args;
 	int next = 0, rc;
 	bool help;
 	size_t i;
@@ -186,8 +223,11 @@ int main(int argc, char **argv)
 	}
 	session__signals();
 	mosquitto_lib_init();
-	/* The handler sees argv[0] = the command word. */
-	rc = cmd->handler(&opt, argc - next, argv + next);
+	/* A raw handler sees args[0] = the command word. */
+	args = (struct cmd_args){.args = argv + next, .nargs = argc - next};
+	if(cmd->raw || (rc = parse_declared(&opt, cmd, argc - next, argv + next, &args)) < 0){
+		rc = cmd->handler(&opt, &args);
+	}
 	mosquitto_lib_cleanup();
 done:
 	options__cleanup(&opt);

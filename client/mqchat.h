@@ -134,34 +134,58 @@ int login__say_status(const char *user, json_t *resp);
 
 struct session;
 
+/* Operands without an upper bound (cmd_entry.max_args). */
+#define CMD_ANY (-1)
+
+/* What main.c parsed for the running command: its operands (for a raw
+ * command, its own words: args[0] the command) and what was given of its
+ * declared options (ask with cmdline__given, cmdline__value, cmdline__num). */
+struct cmd_args {
+	char **args;
+	int nargs;
+	struct cmdline_vals vals;
+};
+
+/* An entry of the command table. Only the first entry of a name runs; the
+ * others add usage lines (a command's subcommands). */
 struct cmd_entry {
 	const char *name;
 	const char *usage;
-	int (*handler)(struct options *opt, int argc, char **argv);
+	int (*handler)(struct options *opt, const struct cmd_args *a);
+	/* true: the handler parses a->args itself (subcommands with options of
+	 * their own); the fields below are not used. */
+	bool raw;
+	/* What main.c parses, in order, before calling handler: the options
+	 * (the entries with a name), --json if json (it sets opt->json), then
+	 * at most max_args operands (more: "unexpected argument '...'" and the
+	 * usage, EXIT_USAGE; CMD_ANY: no limit). */
+	struct cmdline_decl opts[CMDLINE_MAX_DECL];
+	bool json;
+	int max_args;
 };
 
-int cmd_register__run(struct options *opt, int argc, char **argv);
-int cmd_send__run(struct options *opt, int argc, char **argv);
-int cmd_listen__run(struct options *opt, int argc, char **argv);
-int cmd_chat__run(struct options *opt, int argc, char **argv);
-int cmd_history__run(struct options *opt, int argc, char **argv);
-int cmd_sync__run(struct options *opt, int argc, char **argv);
-int cmd_rooms__run(struct options *opt, int argc, char **argv);
-int cmd_who__run(struct options *opt, int argc, char **argv);
-int cmd_whois__run(struct options *opt, int argc, char **argv);
-int cmd_profile__run(struct options *opt, int argc, char **argv);
-int cmd_passwd__run(struct options *opt, int argc, char **argv);
-int cmd_block__run(struct options *opt, int argc, char **argv);
-int cmd_unblock__run(struct options *opt, int argc, char **argv);
-int cmd_blocked__run(struct options *opt, int argc, char **argv);
-int cmd_devices__run(struct options *opt, int argc, char **argv);
-int cmd_login__run(struct options *opt, int argc, char **argv);
-int cmd_logout__run(struct options *opt, int argc, char **argv);
-int cmd_export__run(struct options *opt, int argc, char **argv);
-int cmd_delete_account__run(struct options *opt, int argc, char **argv);
-int cmd_room__run(struct options *opt, int argc, char **argv);
-int cmd_privacy__run(struct options *opt, int argc, char **argv);
-int cmd_contacts__run(struct options *opt, int argc, char **argv);
+int cmd_register__run(struct options *opt, const struct cmd_args *a);
+int cmd_send__run(struct options *opt, const struct cmd_args *a);
+int cmd_listen__run(struct options *opt, const struct cmd_args *a);
+int cmd_chat__run(struct options *opt, const struct cmd_args *a);
+int cmd_history__run(struct options *opt, const struct cmd_args *a);
+int cmd_sync__run(struct options *opt, const struct cmd_args *a);
+int cmd_rooms__run(struct options *opt, const struct cmd_args *a);
+int cmd_who__run(struct options *opt, const struct cmd_args *a);
+int cmd_whois__run(struct options *opt, const struct cmd_args *a);
+int cmd_profile__run(struct options *opt, const struct cmd_args *a);
+int cmd_passwd__run(struct options *opt, const struct cmd_args *a);
+int cmd_block__run(struct options *opt, const struct cmd_args *a);
+int cmd_unblock__run(struct options *opt, const struct cmd_args *a);
+int cmd_blocked__run(struct options *opt, const struct cmd_args *a);
+int cmd_devices__run(struct options *opt, const struct cmd_args *a);
+int cmd_login__run(struct options *opt, const struct cmd_args *a);
+int cmd_logout__run(struct options *opt, const struct cmd_args *a);
+int cmd_export__run(struct options *opt, const struct cmd_args *a);
+int cmd_delete_account__run(struct options *opt, const struct cmd_args *a);
+int cmd_room__run(struct options *opt, const struct cmd_args *a);
+int cmd_privacy__run(struct options *opt, const struct cmd_args *a);
+int cmd_contacts__run(struct options *opt, const struct cmd_args *a);
 
 /* Build a text envelope for body (valid UTF-8, checked by the caller) and
  * publish it at QoS 1 to topic, tracked; the new id goes to id (MSGID_LEN + 1
@@ -225,5 +249,8 @@ int cmd__options_end(const struct cmdline *cl, const char *name, int c);
 /* More than max operands: print "Error: unexpected argument '<the first
  * extra one>'" (escaped) and the usage line, return EXIT_USAGE; else EXIT_OK. */
 int cmd__extra_args(const struct cmdline *cl, const char *name, int max);
+/* The same for the operand word: "Error: unexpected argument '<word>'" and
+ * the usage line; returns EXIT_USAGE. */
+int cmd__unexpected(const char *word, const char *name);
 
 #endif
