@@ -177,19 +177,11 @@ static int write_private(const char *path, json_t *doc)
 
 int cmd_export__run(struct options *opt, const struct cmd_args *a)
 {
-	static const struct cmdline_opt opts[] = {
-		{"output", 0, CMDLINE_REQUIRED, 'o'},
-		{0}};
-	const char *output = NULL;
-	struct cmdline cl;
+	const char *output = cmdline__value(&a->vals, "output");
 	struct session s;
 	json_t *doc = NULL;
-	int c, rc;
+	int rc;
 
-	cmd__options(&cl, "export", opts, a->nargs, a->args);
-	while((c = cmdline__next(&cl)) > 0) output = cl.value;
-	if(c < 0) return cmd__options_end(&cl, "export", c);
-	if((rc = cmd__extra_args(&cl, "export", 0))) return rc;
 	if(output && output[0] == '\0'){
 		util__error("--output: expected a file name");
 		return cmd__usage("export");
@@ -331,22 +323,10 @@ static int delete_once(struct options *opt, bool erase)
 
 int cmd_delete_account__run(struct options *opt, const struct cmd_args *a)
 {
-	static const struct cmdline_opt opts[] = {
-		{"erase", 0, CMDLINE_NO_ARG, 'e'},
-		{"yes", 0, CMDLINE_NO_ARG, 'y'},
-		{0}};
 	char dev[DEVICE_MAX_LEN + 1];
-	bool erase = false, yes = false;
-	struct cmdline cl;
-	int c, rc;
+	bool erase = cmdline__given(&a->vals, "erase"), yes = cmdline__given(&a->vals, "yes");
+	int rc;
 
-	cmd__options(&cl, "delete-account", opts, a->nargs, a->args);
-	while((c = cmdline__next(&cl)) > 0){
-		if(c == 'e') erase = true;
-		else if(c == 'y') yes = true;
-	}
-	if(c < 0) return cmd__options_end(&cl, "delete-account", c);
-	if((rc = cmd__extra_args(&cl, "delete-account", 0))) return rc;
 	if((rc = options__need_user(opt))) return rc;
 	if(!yes && (rc = confirm(opt, erase))) return rc;
 	/* The password, never a stored token: the request needs it, and the

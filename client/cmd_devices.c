@@ -244,15 +244,10 @@ static bool have_tokens(const struct options *opt, int *rc)
 
 int cmd_login__run(struct options *opt, const struct cmd_args *a)
 {
-	static const struct cmdline_opt opts[] = {{0}};
-	struct cmdline cl;
 	struct session s;
-	int c, rc;
+	int rc;
 
-	cmd__options(&cl, "login", opts, a->nargs, a->args);
-	c = cmdline__next(&cl);
-	if(c < 0) return cmd__options_end(&cl, "login", c);
-	if((rc = cmd__extra_args(&cl, "login", 0))) return rc;
+	(void)a;   /* no options, no operands (main.c checked) */
 	if((rc = options__need_user(opt))) return rc;
 	if(have_tokens(opt, &rc)){
 		printf("already logged in as %s@%s (`mqchat logout` forgets the device token)\n",
@@ -273,16 +268,11 @@ int cmd_login__run(struct options *opt, const struct cmd_args *a)
 
 int cmd_logout__run(struct options *opt, const struct cmd_args *a)
 {
-	static const struct cmdline_opt opts[] = {{0}};
 	char mine[2][DEVICE_MAX_LEN + 1];
-	struct cmdline cl;
 	struct session s;
-	int c, rc, n = 0;
+	int rc, n = 0;
 
-	cmd__options(&cl, "logout", opts, a->nargs, a->args);
-	c = cmdline__next(&cl);
-	if(c < 0) return cmd__options_end(&cl, "logout", c);
-	if((rc = cmd__extra_args(&cl, "logout", 0))) return rc;
+	(void)a;   /* no options, no operands (main.c checked) */
 	if((rc = options__need_user(opt))) return rc;
 	my_devices(opt, mine);
 	if(!token__exists(opt, mine[0]) && !token__exists(opt, mine[1])){
