@@ -16,7 +16,8 @@
 
 static int invite_create(struct cli *cli)
 {
-	long uses = cmdline__num(&cli->opt, "uses", 1), hours = cmdline__num(&cli->opt, "expires", INVITE_DEFAULT_HOURS);
+	long uses = cmdline__num(&cli->opt, "uses", 1);
+	long hours = cmdline__num(&cli->opt, "expires", INVITE_DEFAULT_HOURS);
 	struct userdb *udb;
 	char code[INVITE_CODE_BYTES * 2];
 	int64_t expires;

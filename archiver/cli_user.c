@@ -393,8 +393,10 @@ static const struct cli_cmd user_cmds[] = {
 	{.name = "passwd", .usage = "NAME [--password-stdin]",
 	 .help = "set a new password", .handler = user_passwd, .operands = &one_user, .opts = {{"password-stdin"}}},
 	{.name = "disable", .usage = "NAME",
-	 .help = "refuse logins and close live connections (within 1 s)", .handler = user_disable, .operands = &one_user},
-	{.name = "enable", .usage = "NAME", .help = "allow logins again", .handler = user_enable, .operands = &one_user},
+	 .help = "refuse logins and close live connections (within 1 s)", .handler = user_disable,
+	 .operands = &one_user},
+	{.name = "enable", .usage = "NAME", .help = "allow logins again", .handler = user_enable,
+	 .operands = &one_user},
 	{.name = "del", .usage = "NAME [--erase]",
 	 .help = "delete the account, its memberships and blocks; --erase also deletes its messages;"
 		 " nobody else may take the name for 30 days",

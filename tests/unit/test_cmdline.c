@@ -153,6 +153,52 @@ static void test_errors_are_one_line(void **state)
 	expect_error(secret, "unknown option '--pasword' (see `prog send --help`)");
 }
 
+/* Options declared as data: --json apart, each other option recorded by
+ * its place in the declaration and asked for by name, operands gathered. */
+static void test_declared(void **state)
+{
+	static const struct cmdline_decl decl[CMDLINE_MAX_DECL] = {
+		{.name = "room", .arg = CMDLINE_REQUIRED},
+		{.name = "lines", .arg = CMDLINE_NO_ARG},
+		{.name = "count", .arg = CMDLINE_REQUIRED, .min = 1, .max = 10, .bad = "--count: 1..10"},
+	};
+	char *w[] = {"send", "bob", "--json", "--lines", "--room=a", "hi", "--room", "b", "--count", "3",
+		NULL};
+	char *w2[] = {"send", "--json", NULL};
+	struct cmdline_vals v;
+	struct cmdline cl;
+	int c, argc = 0, ids[8], n = 0;
+
+	(void)state;
+	while(w[argc]) argc++;
+	cmdline__init_decl(&cl, &v, decl, true, "prog", "send", globals, argc, w);
+	while((c = cmdline__next_decl(&cl, &v)) > 0 && n < 8) ids[n++] = c;
+	assert_int_equal(c, CMDLINE_DONE);
+	/* --json is not returned; lines, room, room, count by place + 1. */
+	assert_int_equal(n, 4);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(ids[1], 1);
+	assert_int_equal(ids[2], 1);
+	assert_int_equal(ids[3], 3);
+	assert_true(v.json);
+	assert_true(cmdline__given(&v, "lines"));
+	assert_string_equal(cmdline__value(&v, "room"), "b");   /* the last one given */
+	assert_string_equal(cmdline__value(&v, "count"), "3");
+	/* The number is the caller's to check and set: not given, the default. */
+	assert_int_equal(cmdline__num(&v, "count", 7), 0);
+	assert_false(cmdline__given(&v, "nope"));
+	assert_null(cmdline__value(&v, "nope"));
+	assert_int_equal(cmdline__num(&v, "nope", 7), 7);
+	assert_int_equal(cl.nargs, 2);
+	assert_string_equal(cl.args[0], "bob");
+	assert_string_equal(cl.args[1], "hi");
+
+	/* Without json declared, --json is an unknown option. */
+	cmdline__init_decl(&cl, &v, decl, false, "prog", "send", globals, 2, w2);
+	assert_int_equal(cmdline__next_decl(&cl, &v), CMDLINE_ERROR);
+	assert_false(v.json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +208,7 @@ int main(void)
 		cmocka_unit_test(test_stop_at_operand),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_errors_are_one_line),
+		cmocka_unit_test(test_declared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
