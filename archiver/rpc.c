@@ -41,6 +41,21 @@ json_t *rpc__ok(struct rpc_req *r)
 	return json_pack("{sOsb}", "id", r->id, "ok", 1);
 }
 
+json_t *rpc__ok_with(struct rpc_req *r, const char *key, json_t *value)
+{
+	json_t *resp = rpc__ok(r);
+
+	if(resp == NULL){
+		json_decref(value);
+		return NULL;
+	}
+	if(json_object_set_new(resp, key, value)){
+		json_decref(resp);
+		return NULL;
+	}
+	return resp;
+}
+
 json_t *rpc__fail(json_t *id, const char *code, const char *fmt, ...)
 {
 	char msg[256];
@@ -519,7 +534,7 @@ static json_t *op_get(struct rpc_req *r)
 static json_t *op_rooms(struct rpc_req *r)
 {
 	struct name_list rooms = {0};
-	json_t *arr = json_array(), *resp = NULL;
+	json_t *arr = json_array();
 	size_t i;
 	int rc;
 
@@ -543,12 +558,7 @@ static json_t *op_rooms(struct rpc_req *r)
 		json_decref(arr);
 		return rpc__fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
 	}
-	resp = rpc__ok(r);
-	if(resp == NULL || json_object_set_new(resp, "rooms", arr)){
-		json_decref(resp);
-		return NULL;
-	}
-	return resp;
+	return rpc__ok_with(r, "rooms", arr);
 }
 
 /* The answer of profile/whois for u: name, kind, nick. */
@@ -685,15 +695,12 @@ static json_t *op_passwd(struct rpc_req *r)
 	memset(hash, 0, sizeof(hash));
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot change the password: %s", mqc_strerror(rc));
 	log_info("%s | passwd | ***** (%d device token(s) revoked)", r->user, revoked);
-	resp = rpc__ok(r);
-	if(resp && ask.what != RPC_REVOKE_NONE && json_object_set_new(resp, "revoked", json_integer(revoked))){
-		json_decref(resp);
-		resp = NULL;
-	}
-	return resp;
+	if(ask.what == RPC_REVOKE_NONE) return rpc__ok(r);
+	return rpc__ok_with(r, "revoked", json_integer(revoked));
 }
 
-static json_t *block_op(struct rpc_req *r, bool add)
+json_t *rpc__list_op(struct rpc_req *r, bool add, const char *op, const char *self,
+		int (*change)(struct userdb *udb, const char *me, const char *who, bool add))
 {
 	const char *who;
 	bool bad = false;
@@ -701,15 +708,25 @@ static json_t *block_op(struct rpc_req *r, bool add)
 
 	who = rpc__opt_name(r->req, "user", &bad);
 	if(who == NULL) return rpc__fail(r->id, "bad_request", "\"user\" must be a valid user name");
-	if(strcmp(who, r->user) == 0) return rpc__fail(r->id, "bad_request", "you cannot block yourself");
-	rc = add ? userdb__block_add(r->d->udb, r->user, who) : userdb__block_del(r->d->udb, r->user, who);
+	if(strcmp(who, r->user) == 0) return rpc__fail(r->id, "bad_request", "%s", self);
+	rc = change(r->d->udb, r->user, who, add);
 	if(rc == MQC_ERR_NOTFOUND){
-		if(!add) return rpc__ok(r); /* not blocked: already what was asked */
+		if(!add) return rpc__ok(r); /* not on the list: already what was asked */
 		return rpc__fail(r->id, "not_found", "no such user");
 	}
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
-	log_info("%s | %s | %s", r->user, add ? "block" : "unblock", who);
+	log_info("%s | %s | %s", r->user, op, who);
 	return rpc__ok(r);
+}
+
+static int block_change(struct userdb *udb, const char *me, const char *who, bool add)
+{
+	return add ? userdb__block_add(udb, me, who) : userdb__block_del(udb, me, who);
+}
+
+static json_t *block_op(struct rpc_req *r, bool add)
+{
+	return rpc__list_op(r, add, add ? "block" : "unblock", "you cannot block yourself", block_change);
 }
 
 static json_t *op_block(struct rpc_req *r)
@@ -733,11 +750,7 @@ static json_t *op_blocked(struct rpc_req *r)
 		free_names(&l);
 		return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	}
-	resp = rpc__ok(r);
-	if(resp == NULL || json_object_set_new(resp, "users", names_json(&l))){
-		json_decref(resp);
-		resp = NULL;
-	}
+	resp = rpc__ok_with(r, "users", names_json(&l));
 	free_names(&l);
 	return resp;
 }

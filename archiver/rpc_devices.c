@@ -128,7 +128,7 @@ static int device_json_cb(const struct userdb_device *d, void *arg)
 
 json_t *rpc__op_devices(struct rpc_req *r)
 {
-	json_t *arr = json_array(), *resp;
+	json_t *arr = json_array();
 	int rc;
 
 	if(arr == NULL) return NULL;
@@ -137,12 +137,7 @@ json_t *rpc__op_devices(struct rpc_req *r)
 		json_decref(arr);
 		return rpc__fail(r->id, "internal", "cannot read your devices: %s", mqc_strerror(rc));
 	}
-	resp = rpc__ok(r);
-	if(resp == NULL || json_object_set_new(resp, "devices", arr)){
-		json_decref(resp);
-		return NULL;
-	}
-	return resp;
+	return rpc__ok_with(r, "devices", arr);
 }
 
 int rpc__revoke(struct rpc_req *r, const struct rpc_revoke_ask *ask, int *count)
@@ -192,7 +187,7 @@ json_t *rpc__revoke_arg(struct rpc_req *r, struct rpc_revoke_ask *ask)
 /* device_revoke: exactly one of "device", "others" and "all":true. */
 json_t *rpc__op_device_revoke(struct rpc_req *r)
 {
-	json_t *all = json_object_get(r->req, "all"), *resp;
+	json_t *all = json_object_get(r->req, "all");
 	struct rpc_revoke_ask ask = {RPC_REVOKE_NONE, NULL};
 	const char *one, *others;
 	bool bad = false;
@@ -225,10 +220,5 @@ json_t *rpc__op_device_revoke(struct rpc_req *r)
 	log_info("%s | device_revoke | %s%s (%d revoked)", r->user,
 			ask.what == RPC_REVOKE_ALL ? "all" : ask.what == RPC_REVOKE_OTHERS ? "all but " : "",
 			ask.device ? ask.device : "", count);
-	resp = rpc__ok(r);
-	if(resp && json_object_set_new(resp, "revoked", json_integer(count))){
-		json_decref(resp);
-		resp = NULL;
-	}
-	return resp;
+	return rpc__ok_with(r, "revoked", json_integer(count));
 }

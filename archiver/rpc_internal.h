@@ -31,6 +31,16 @@ struct rpc_req {
 
 /* New reference: {"id":..,"ok":true}. */
 json_t *rpc__ok(struct rpc_req *r);
+/* rpc__ok with key set to value (taken, whatever happens); NULL if out of
+ * memory. */
+json_t *rpc__ok_with(struct rpc_req *r, const char *key, json_t *value);
+/* The answer to an op on one of the requester's lists of other accounts
+ * (blocks, contacts): the request's "user" must be a valid name and not the
+ * requester's (self: the bad_request message then); change(udb, me, who,
+ * add) does it. Removing one who is not on the list is done already;
+ * adding an unknown account is not_found. Logged as "<me> | <op> | <who>". */
+json_t *rpc__list_op(struct rpc_req *r, bool add, const char *op, const char *self,
+		int (*change)(struct userdb *udb, const char *me, const char *who, bool add));
 
 /* Check the password pw (borrowed, any JSON) of the requester as `passwd`
  * checks `old`: throttled per account (pwthrottle.c), the result recorded

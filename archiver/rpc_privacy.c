@@ -67,42 +67,26 @@ static int contact_cb(const char *user, const char *contact, int64_t since, void
 
 json_t *rpc__op_contacts(struct rpc_req *r)
 {
-	json_t *list = json_array(), *resp;
+	json_t *list = json_array();
 	int rc = list ? userdb__contact_each(r->d->udb, r->user, contact_cb, list) : MQC_ERR_NOMEM;
 
 	if(rc != MQC_OK){
 		json_decref(list);
 		return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
 	}
-	resp = rpc__ok(r);
-	if(resp == NULL || json_object_set_new(resp, "contacts", list)){
-		json_decref(resp);
-		return NULL;
-	}
-	return resp;
+	return rpc__ok_with(r, "contacts", list);
+}
+
+static int contact_change(struct userdb *udb, const char *me, const char *who, bool add)
+{
+	return add ? userdb__contact_add(udb, me, who, time__now_ms()) : userdb__contact_del(udb, me, who);
 }
 
 /* contact_add and contact_remove: the other account, checked. */
 static json_t *contact_op(struct rpc_req *r, bool add)
 {
-	const char *who;
-	bool bad = false;
-	int rc;
-
-	who = rpc__opt_name(r->req, "user", &bad);
-	if(who == NULL) return rpc__fail(r->id, "bad_request", "\"user\" must be a valid user name");
-	if(strcmp(who, r->user) == 0){
-		return rpc__fail(r->id, "bad_request", "you are always your own contact");
-	}
-	rc = add ? userdb__contact_add(r->d->udb, r->user, who, time__now_ms())
-		: userdb__contact_del(r->d->udb, r->user, who);
-	if(rc == MQC_ERR_NOTFOUND){
-		if(!add) return rpc__ok(r);     /* not a contact: already what was asked */
-		return rpc__fail(r->id, "not_found", "no such user");
-	}
-	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "%s", mqc_strerror(rc));
-	log_info("%s | %s | %s", r->user, add ? "contact_add" : "contact_remove", who);
-	return rpc__ok(r);
+	return rpc__list_op(r, add, add ? "contact_add" : "contact_remove",
+			"you are always your own contact", contact_change);
 }
 
 json_t *rpc__op_contact_add(struct rpc_req *r)
