@@ -1,9 +1,10 @@
 /* cli.h - the operators' command-line interface of mqchat-archiver.
  *
  * `mqchat-archiver [--data DIR] COMMAND ...`: main.c parses the global
- * options and dispatches through a table of {name, usage, help, handler};
- * each command group (user, room, invite, admin) lives in its own file with
- * its own table. Handlers return a process exit status (enum cli_exit), never
+ * options and dispatches through a table of {name, usage, help, handler}
+ * whose entries also declare the command's options and operands, which
+ * cli__dispatch parses before the handler runs; each command group (user,
+ * room, invite, admin) lives in its own file with its own table. Handlers return a process exit status (enum cli_exit), never
  * an MQC_ERR_*: cli__exit_of maps those. Errors go to stderr as "Error: ...",
  * normal output to stdout. */
 #ifndef MQCHAT_CLI_H
