@@ -46,10 +46,22 @@ static int append_new(json_t *arr, json_t *e)
 	return e == NULL || json_array_append_new(arr, e) ? MQC_ERR_NOMEM : MQC_OK;
 }
 
+/* The rooms of user, each with user's role in it. */
+struct room_ctx {
+	struct userdb *udb;
+	const char *user;
+	json_t *list;
+};
+
 static int room_cb(const char *room, int64_t created, void *arg)
 {
+	struct room_ctx *c = arg;
+	enum room_role role;
+	int rc = userdb__room_role(c->udb, room, c->user, &role);
+
 	(void)created;
-	return append_new(arg, json_pack("{s:s}", "room", room));
+	if(rc != MQC_OK) return rc;
+	return append_new(c->list, json_pack("{s:s, s:s}", "room", room, "role", room_role__name(role)));
 }
 
 static int contact_cb(const char *user, const char *contact, int64_t since, void *arg)
@@ -85,6 +97,7 @@ static void export_free(struct export_data *x)
 static int export_read(struct rpc_req *r, struct export_data *x)
 {
 	struct userdb *udb = r->d->udb;
+	struct room_ctx rooms;
 	int rc, k;
 
 	memset(x, 0, sizeof(*x));
@@ -97,7 +110,10 @@ static int export_read(struct rpc_req *r, struct export_data *x)
 	rc = userdb__user_get(udb, r->user, &x->u);
 	if(rc == MQC_OK) rc = userdb__privacy_get(udb, r->user, &x->p);
 	if(rc == MQC_OK) rc = userdb__device_each(udb, r->user, device_cb, x->devices);
-	if(rc == MQC_OK) rc = userdb__rooms_of(udb, r->user, room_cb, x->list[LIST_ROOMS]);
+	rooms.udb = udb;
+	rooms.user = r->user;
+	rooms.list = x->list[LIST_ROOMS];
+	if(rc == MQC_OK) rc = userdb__rooms_of(udb, r->user, room_cb, &rooms);
 	if(rc == MQC_OK) rc = userdb__contact_each(udb, r->user, contact_cb, x->list[LIST_CONTACTS]);
 	if(rc == MQC_OK) rc = userdb__block_each(udb, r->user, block_cb, x->list[LIST_BLOCKS]);
 	userdb__rollback(udb);

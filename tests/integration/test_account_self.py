@@ -163,6 +163,8 @@ def chat_some(env, big=40):
 def test_export_pages_all_of_mine_and_nothing_else(world):
     env = world()
     chat_some(env)
+    # A room of her own: the export says she owns it.
+    assert Rpc(env.alice, "alice").call("room_create", room="mine")["ok"] is True
     pages = export_pages(env.alice, "alice")
     assert len(pages) >= 3, [len(p["messages"]) for p in pages]
     first = pages[0]
@@ -171,7 +173,7 @@ def test_export_pages_all_of_mine_and_nothing_else(world):
     assert first["privacy"] == {"presence": "everyone", "room_adds": "contacts"}
     assert [set(d) for d in first["devices"]] == [{"device", "created", "last_seen"}]
     assert first["devices"][0]["device"] == "phone"
-    assert first["rooms"] == [{"room": "lobby"}]
+    assert first["rooms"] == [{"room": "lobby", "role": "member"}, {"room": "mine", "role": "owner"}]
     assert [c["user"] for c in first["contacts"]] == ["bob"]
     assert first["blocks"] == ["dave"]
     for p in pages[1:]:
@@ -207,7 +209,7 @@ def test_export_lists_that_do_not_fit_one_answer(world):
     doc = assemble(pages)
     assert [c["user"] for c in doc["contacts"]] == ["bob"] + names
     assert doc["blocks"] == names + ["dave"]
-    assert doc["rooms"] == [{"room": "lobby"}]
+    assert doc["rooms"] == [{"room": "lobby", "role": "member"}]
     assert [m["id"] for m in doc["messages"]] == ["hello"]
 
 
