@@ -37,6 +37,9 @@ static const struct setting_def defs[] = {
 		"rooms one person may own (default 20)"},
 	{SETTING_ROOM_MEMBERS_MAX, NULL, 0, 1, 1000000,
 		"members one room may have when its members add them (default 1000)"},
+	{SETTING_EDIT_WINDOW, NULL, 0, 0, EDIT_WINDOW_MAX,
+		"seconds after sending in which people may edit or delete their own texts"
+		" (default 3600; 0: never)"},
 };
 
 const struct setting_def *settings__find(const char *key)

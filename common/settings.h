@@ -33,6 +33,12 @@ bool registration__parse(const char *s, enum registration_mode *out);
 #define ROOM_CREATE_DEFAULT "everyone"
 #define ROOMS_PER_OWNER_DEFAULT 20
 #define ROOM_MEMBERS_MAX_DEFAULT 1000
+/* How long after sending (seconds, by the archiver's clock) a person may
+ * edit or delete their own text (the edit and delete RPCs); 0: never. A
+ * room's owner and admins delete others' texts there at any time. */
+#define SETTING_EDIT_WINDOW "edit_window"
+#define EDIT_WINDOW_DEFAULT 3600
+#define EDIT_WINDOW_MAX 2592000
 
 /* One setting: its key, and the values it takes (a list of words, or a
  * whole number in [min, max] when words is NULL). */

@@ -13,8 +13,9 @@ from test_archiver_register import Reg, login
 PW = "secret-pw-1"
 
 
-# The settings of rooms run by their members, unset.
-ROOMS = {"room_create": None, "rooms_per_owner": None, "room_members_max": None}
+# The settings of rooms run by their members, and the edit window, unset.
+ROOMS = {"room_create": None, "rooms_per_owner": None, "room_members_max": None,
+         "edit_window": None}
 
 
 def settings(datadir):
@@ -79,3 +80,22 @@ def test_the_store_can_close_what_the_configuration_opens(arch_env):
     assert Reg(env).call(user="dave", password=PW)["error"] == "closed"
     ok(env.datadir, "settings", "unset", "registration")
     assert Reg(env).call(user="dave", password=PW)["ok"] is True
+
+
+def test_edit_window_takes_seconds_from_0_to_30_days(arch_env):
+    """edit_window (seconds; the edit and delete RPCs read it for each
+    request): a whole number from 0 (no edits) to 2592000 (30 days);
+    anything else is refused and changes nothing."""
+    env = arch_env()
+    d = env.datadir
+    assert "edit_window -\t" in ok(d, "settings", "list").out
+    for good in ("0", "60", "2592000"):
+        assert ok(d, "settings", "set", "edit_window", good).out == "setting edit_window %s\n" % good
+        assert settings(d)["edit_window"] == good
+    for bad in ("2592001", "1h", "", "60s", "1e3", " 60"):
+        r = fails(d, INVALID, "settings", "set", "edit_window", bad)
+        assert "invalid value '%s' for edit_window" % bad in r.err, r.err
+    fails(d, USAGE, "settings", "set", "edit_window", "-1")   # read as an option
+    assert env.store.sql("SELECT value FROM settings WHERE key='edit_window'") == [("2592000",)]
+    assert ok(d, "settings", "unset", "edit_window").out == "setting edit_window unset\n"
+    assert settings(d) == dict(ROOMS, registration=None)
