@@ -21,10 +21,22 @@
 /* The same, of the table named m in a join. */
 #define MSG_COLS_M "m.seq, m.id, m.sender, m.recipient, m.room, m.type, m.body, m.ts, m.server_ts, m.status"
 
-static const char *schema_sql =
-	"CREATE TABLE IF NOT EXISTS meta("
+/* The tables and indexes of schema version 1 that version 2 keeps as they
+ * are (messages gains columns: see MESSAGES_V2_COLS). */
+#define SCHEMA_V1_INDEXES \
+	/* Duplicates are found by a 64-bit hash of (sender, id): an INTEGER \
+	 * index stays small and fast where a UNIQUE index over random text ids \
+	 * would halve the insert rate on a large archive. */ \
+	"CREATE INDEX IF NOT EXISTS messages_idh ON messages(idh);" \
+	"CREATE INDEX IF NOT EXISTS messages_conv ON messages(conv, seq);" \
+	"CREATE INDEX IF NOT EXISTS messages_recipient ON messages(recipient, seq) WHERE recipient IS NOT NULL;" \
+	"CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender, seq);"
+
+/* A new archive: version 2 at once. */
+static const char *schema_fresh_sql =
+	"CREATE TABLE meta("
 	"  key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS messages("
+	"CREATE TABLE messages("
 	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  sender TEXT NOT NULL,"
 	"  recipient TEXT,"
@@ -37,16 +49,108 @@ static const char *schema_sql =
 	"  server_ts INTEGER NOT NULL,"
 	"  status TEXT NOT NULL DEFAULT 'sent' CHECK(status IN ('sent','delivered','read')),"
 	"  idh INTEGER NOT NULL,"
+	"  ref TEXT, of TEXT, reply_to TEXT, reply_from TEXT, emoji TEXT, remove INTEGER,"
+	"  edited INTEGER, deleted INTEGER, deleted_by TEXT, n INTEGER,"
 	"  CHECK((recipient IS NULL) <> (room IS NULL)));"
-	/* Duplicates are found by a 64-bit hash of (sender, id): an INTEGER
-	 * index stays small and fast where a UNIQUE index over random text ids
-	 * would halve the insert rate on a large archive. */
-	"CREATE INDEX IF NOT EXISTS messages_idh ON messages(idh);"
-	"CREATE INDEX IF NOT EXISTS messages_conv ON messages(conv, seq);"
-	"CREATE INDEX IF NOT EXISTS messages_recipient ON messages(recipient, seq) WHERE recipient IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender, seq);"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES('invalid', '0');";
+	SCHEMA_V1_INDEXES
+	"INSERT INTO meta(key, value) VALUES('invalid', '0');";
+
+/* Version 1 to 2: the new columns of messages (NULL in the old rows). */
+static const char *schema_v1_columns_sql =
+	"ALTER TABLE messages ADD COLUMN ref TEXT;"
+	"ALTER TABLE messages ADD COLUMN of TEXT;"
+	"ALTER TABLE messages ADD COLUMN reply_to TEXT;"
+	"ALTER TABLE messages ADD COLUMN reply_from TEXT;"
+	"ALTER TABLE messages ADD COLUMN emoji TEXT;"
+	"ALTER TABLE messages ADD COLUMN remove INTEGER;"
+	"ALTER TABLE messages ADD COLUMN edited INTEGER;"
+	"ALTER TABLE messages ADD COLUMN deleted INTEGER;"
+	"ALTER TABLE messages ADD COLUMN deleted_by TEXT;"
+	"ALTER TABLE messages ADD COLUMN n INTEGER;";
+
+/* What version 2 adds beside the columns (archive.h): the conversations,
+ * the read markers, the reactions, the full-text index of the texts, and
+ * the triggers that keep them right whoever writes messages (ingest, the
+ * edit and delete ops, retention, purge, erasure). */
+static const char *schema_v2_sql =
+	"CREATE TABLE convs(conv TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, n INTEGER NOT NULL)"
+	"  WITHOUT ROWID;"
+	"CREATE TABLE reads(user TEXT NOT NULL, conv TEXT NOT NULL, peer TEXT, room TEXT,"
+	"  read_seq INTEGER NOT NULL DEFAULT 0, read_n INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY(user, conv)) WITHOUT ROWID;"
+	/* For the markers of a conversation emptied by retention (below). */
+	"CREATE INDEX reads_conv ON reads(conv);"
+	"CREATE TABLE reactions(seq INTEGER NOT NULL, user TEXT NOT NULL, emoji TEXT NOT NULL,"
+	"  at INTEGER NOT NULL, PRIMARY KEY(seq, user, emoji)) WITHOUT ROWID;"
+	"CREATE VIRTUAL TABLE msg_fts USING fts5(body, content='messages', content_rowid='seq',"
+	"  tokenize='trigram');"
+	/* The index holds the texts that are not deleted, each with its
+	 * current body: an edit replaces it, a delete (tombstone) or a row
+	 * going away removes it. An external-content 'delete' must be given
+	 * the body that was indexed: the old one. */
+	"CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages"
+	"  WHEN new.type='text' AND new.deleted IS NULL BEGIN"
+	"  INSERT INTO msg_fts(rowid, body) VALUES(new.seq, new.body);"
+	"END;"
+	"CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages"
+	"  WHEN old.type='text' AND old.deleted IS NULL BEGIN"
+	"  INSERT INTO msg_fts(msg_fts, rowid, body) VALUES('delete', old.seq, old.body);"
+	"END;"
+	"CREATE TRIGGER messages_fts_au AFTER UPDATE OF body, deleted ON messages"
+	"  WHEN old.type='text' BEGIN"
+	"  INSERT INTO msg_fts(msg_fts, rowid, body) SELECT 'delete', old.seq, old.body"
+	"    WHERE old.deleted IS NULL;"
+	"  INSERT INTO msg_fts(rowid, body) SELECT new.seq, new.body WHERE new.deleted IS NULL;"
+	"END;"
+	/* A deleted text (tombstone) has no reactions. */
+	"CREATE TRIGGER messages_tombstone AFTER UPDATE OF deleted ON messages"
+	"  WHEN new.deleted IS NOT NULL BEGIN"
+	"  DELETE FROM reactions WHERE seq=new.seq;"
+	"END;"
+	/* A text or event going away (retention, purge, erasure): its
+	 * reactions with it, and its conversation's last_seq back to the last
+	 * text or event left (0: none left). */
+	"CREATE TRIGGER messages_gone AFTER DELETE ON messages"
+	"  WHEN old.type IN ('text','event') BEGIN"
+	"  DELETE FROM reactions WHERE seq=old.seq;"
+	"  UPDATE convs SET last_seq=COALESCE((SELECT seq FROM messages WHERE conv=old.conv"
+	"      AND type IN ('text','event') ORDER BY seq DESC LIMIT 1), 0)"
+	"    WHERE conv=old.conv AND last_seq=old.seq;"
+	"END;"
+	/* A conversation with nothing left has nothing unread: every marker
+	 * goes to its end, so texts that come later count from there. */
+	"CREATE TRIGGER convs_emptied AFTER UPDATE OF last_seq ON convs"
+	"  WHEN new.last_seq=0 BEGIN"
+	"  UPDATE reads SET read_n=new.n, read_seq=MAX(read_seq, old.last_seq) WHERE conv=new.conv;"
+	"END;";
+
+/* Version 1 to 2: what the new tables hold for the rows already there, as
+ * if version 2 had stored them: n numbers each conversation's texts; a
+ * conversation's last text or event and its count; a read marker per
+ * person of a direct conversation and per person who wrote in a room, at
+ * their own last text or, for direct messages to them, the last they
+ * marked read; every text indexed. */
+static const char *schema_v1_fill_sql =
+	"UPDATE messages SET n=o.rn FROM (SELECT seq AS s,"
+	"    ROW_NUMBER() OVER (PARTITION BY conv ORDER BY seq) AS rn"
+	"    FROM messages WHERE type='text') AS o"
+	"  WHERE messages.seq=o.s;"
+	"INSERT INTO convs(conv, last_seq, n)"
+	"  SELECT conv, COALESCE(MAX(CASE WHEN type IN ('text','event') THEN seq END), 0),"
+	"    COALESCE(MAX(n), 0) FROM messages GROUP BY conv;"
+	"INSERT INTO reads(user, conv, peer, room, read_seq, read_n)"
+	"  SELECT u, conv, MAX(peer), MAX(rm), MAX(rs), 0 FROM ("
+	"    SELECT sender AS u, conv, recipient AS peer, NULL AS rm,"
+	"      CASE WHEN type='text' THEN seq ELSE 0 END AS rs FROM messages WHERE recipient IS NOT NULL"
+	"    UNION ALL SELECT recipient, conv, sender, NULL,"
+	"      CASE WHEN type='text' AND status='read' THEN seq ELSE 0 END"
+	"      FROM messages WHERE recipient IS NOT NULL AND recipient<>sender"
+	"    UNION ALL SELECT sender, conv, NULL, room, seq FROM messages"
+	"      WHERE room IS NOT NULL AND type='text')"
+	"  GROUP BY u, conv;"
+	"UPDATE reads SET read_n=COALESCE((SELECT n FROM messages WHERE seq=reads.read_seq), 0)"
+	"  WHERE read_seq>0;"
+	"INSERT INTO msg_fts(rowid, body) SELECT seq, body FROM messages WHERE type='text';";
 
 enum stmt_id {
 	ST_STORE,
@@ -132,26 +236,71 @@ static int exec(struct archive *ar, const char *sql)
 	return sqlutil__status(sqlite3_exec(ar->db, sql, NULL, NULL, NULL));
 }
 
-static int check_schema(struct archive *ar, char *err, size_t errlen)
+/* Is there a table called name? */
+static bool has_table(struct archive *ar, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = false;
+
+	if(sqlite3_prepare_v2(ar->db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
+				-1, &st, NULL) == SQLITE_OK
+			&& sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK){
+		found = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static int set_version(struct archive *ar)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '%d')",
+			ARCHIVE_SCHEMA_VERSION);
+	return exec(ar, sql);
+}
+
+/* Bring the schema to ARCHIVE_SCHEMA_VERSION inside the caller's write
+ * transaction: create it in an empty file, upgrade a version 1 archive in
+ * place (archive.h), accept the current version, refuse anything else. */
+static int migrate(struct archive *ar, char *err, size_t errlen)
 {
 	int rc, version;
 	bool prepared;
 
 	rc = sqlutil__schema_version(ar->db, &version, &prepared);
 	if(!prepared){
-		mqc_seterr(err, errlen, "%s: not an mqchat archive (%s)", ar->path, sqlite3_errmsg(ar->db));
-		return sqlutil__status(rc) == MQC_ERR_DB ? MQC_ERR_SCHEMA : sqlutil__status(rc);
+		if(has_table(ar, "messages")){
+			mqc_seterr(err, errlen, "%s: not an mqchat archive (%s)", ar->path, sqlite3_errmsg(ar->db));
+			return MQC_ERR_SCHEMA;
+		}
+		rc = exec(ar, schema_fresh_sql);
+		if(rc == MQC_OK) rc = exec(ar, schema_v2_sql);
+		if(rc == MQC_OK) rc = set_version(ar);
+		goto done;
 	}
 	if(rc != SQLITE_OK){
 		mqc_seterr(err, errlen, "%s: %s", ar->path, sqlite3_errstr(rc));
 		return sqlutil__status(rc);
 	}
-	if(version != ARCHIVE_SCHEMA_VERSION){
+	if(version == ARCHIVE_SCHEMA_VERSION) return MQC_OK;
+	if(version != 1){
 		mqc_seterr(err, errlen, "%s: archive schema version %d, this build needs %d", ar->path,
 				version, ARCHIVE_SCHEMA_VERSION);
 		return MQC_ERR_SCHEMA;
 	}
-	return MQC_OK;
+	/* Version 1: nothing lost, everything filled in (archive.h). */
+	rc = exec(ar, schema_v1_columns_sql);
+	if(rc == MQC_OK) rc = exec(ar, schema_v2_sql);
+	if(rc == MQC_OK) rc = exec(ar, schema_v1_fill_sql);
+	if(rc == MQC_OK) rc = set_version(ar);
+done:
+	if(rc != MQC_OK){
+		mqc_seterr(err, errlen, "%s: cannot %s the archive (%s)", ar->path,
+				prepared ? "upgrade" : "create", sqlite3_errmsg(ar->db));
+		if(rc == MQC_ERR_DB) rc = MQC_ERR_SCHEMA;
+	}
+	return rc;
 }
 
 int archive__open(const char *path, struct archive **out, char *err, size_t errlen)
@@ -185,14 +334,21 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 	 * a write() there costs as much as one into the WAL. */
 	if(rc == MQC_OK) rc = exec(ar, "PRAGMA temp_store=MEMORY");
 	if(rc == MQC_OK) rc = exec(ar, "PRAGMA cache_size=-32768");
-	if(rc == MQC_OK) rc = exec(ar, schema_sql);
+	if(rc == MQC_OK) rc = exec(ar, "BEGIN IMMEDIATE");
 	if(rc != MQC_OK){
 		mqc_seterr(err, errlen, "%s: cannot open the archive (%s)", path, sqlite3_errmsg(ar->db));
 		if(rc == MQC_ERR_DB) rc = MQC_ERR_SCHEMA;
 		goto fail;
 	}
-	rc = check_schema(ar, err, errlen);
-	if(rc != MQC_OK) goto fail;
+	rc = migrate(ar, err, errlen);
+	if(rc == MQC_OK){
+		rc = exec(ar, "COMMIT");
+		if(rc != MQC_OK) mqc_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(ar->db));
+	}
+	if(rc != MQC_OK){
+		archive__rollback(ar);
+		goto fail;
+	}
 	for(i = 0; i < ST__COUNT; i++){
 		if(sqlite3_prepare_v3(ar->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&ar->st[i], NULL) != SQLITE_OK){
@@ -314,6 +470,11 @@ int archive__commit(struct archive *ar)
 void archive__rollback(struct archive *ar)
 {
 	if(!sqlite3_get_autocommit(ar->db)) exec(ar, "ROLLBACK");
+}
+
+sqlite3 *archive__db(struct archive *ar)
+{
+	return ar->db;
 }
 
 const char *archive__errmsg(struct archive *ar)

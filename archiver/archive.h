@@ -6,13 +6,34 @@
  * killed process. Every function is meant for one thread; the daemon and the
  * operators' CLI each open their own handle.
  *
- * Schema version 1:
+ * Schema version 2 (docs/PROTOCOL.md; version 1 is upgraded in place on
+ * first open, nothing lost):
  *   meta(key, value)            schema_version, invalid (count)
  *   messages(seq, sender, recipient, room, conv, type, id, body, ts,
- *            server_ts, status, idh)
+ *            server_ts, status, idh,
+ *            ref, of,               target of a reaction, edit or delete row
+ *            reply_to, reply_from,  a text's quote
+ *            emoji, remove,         a reaction row
+ *            edited, deleted,       ms, NULL: never / not (a deleted text
+ *            deleted_by,            is a tombstone: body '')
+ *            n)                     a text's ordinal in its conversation
+ *   convs(conv, last_seq, n)    per conversation: seq of its last text or
+ *                               event (0: none left), texts so far
+ *   reads(user, conv, peer, room, read_seq, read_n)
+ *                               a person's read marker in a conversation;
+ *                               unread = convs.n - read_n
+ *   reactions(seq, user, emoji, at)   on the message seq, at (ms) when
+ *   msg_fts                     FTS5 trigram index of texts not deleted
+ *                               (external content messages.body, rowid seq)
  * conv is 'd:<a>|<b>' (the two users sorted) for a DM, 'r:<room>' for a room;
- * status is 'sent', 'delivered' or 'read'; idh is a 64-bit hash of
- * (sender, id) used to find duplicates without a UNIQUE index over text.
+ * type is 'text', 'event', 'reaction', 'edit' or 'delete' (rows other than
+ * texts and events have body '' but for an edit's new text); status is
+ * 'sent', 'delivered' or 'read'; idh is a 64-bit hash of (sender, id) used
+ * to find duplicates without a UNIQUE index over text. Triggers keep
+ * msg_fts, reactions and convs right whoever updates or deletes messages:
+ * an edit (UPDATE body) reindexes, a delete (UPDATE deleted) unindexes and
+ * drops the reactions, a row going away takes its index entry and
+ * reactions with it and moves its conversation's last_seq back.
  *
  * A name may have several holders over time (an account deleted, the name
  * taken again later; a room deleted and created again), and the archive
@@ -29,8 +50,9 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
-#define ARCHIVE_SCHEMA_VERSION 1
+#define ARCHIVE_SCHEMA_VERSION 2
 /* Rows deleted per transaction by purge, erase and expiry. */
 #define ARCHIVE_BATCH 1000
 /* How long a statement waits for a lock before it gives up (MQC_ERR_BUSY). */
@@ -170,6 +192,11 @@ json_t *archive__get(struct archive *ar, int64_t seq);
 int archive__expire_step(struct archive *ar, const char *conv,
 		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
 		int64_t *cursor, int64_t *deleted, bool *done);
+
+/* The handle's own SQLite connection, for the archive's other files
+ * (archive_edit.c, archive_search.c) to prepare their statements on: same
+ * thread, same transactions. Never closed by the caller. */
+sqlite3 *archive__db(struct archive *ar);
 
 /* The last SQLite error message of this handle. */
 const char *archive__errmsg(struct archive *ar);
