@@ -341,13 +341,15 @@ static const unsigned char *skip_value(const unsigned char *begin, const unsigne
 		&& memcmp((s)->ptr, lit, sizeof(lit) - 1) == 0)
 
 enum member {
-	M_ID, M_TYPE, M_BODY, M_REF, M_STATUS, M_TS, M_OTHER,
+	M_ID, M_TYPE, M_BODY, M_REF, M_STATUS, M_TS,
+	M_REPLY,        /* "reply_to" or "reply_from": read by extra_members */
+	M_OTHER,
 	M_UNMATCHED     /* plain_key only: parse the name the general way */
 };
 
-/* Longest raw member name that can decode to a known name: "status" with
- * every character written as \uXXXX. */
-#define KNOWN_KEY_MAX_RAW (6 * 6)
+/* Longest raw member name that can decode to a known name: "reply_from"
+ * with every character written as \uXXXX. */
+#define KNOWN_KEY_MAX_RAW (6 * 10)
 
 static enum member member_of(const struct envelope_str *key)
 {
@@ -382,6 +384,10 @@ static enum member member_of(const struct envelope_str *key)
 			return M_OTHER;
 		case 6:
 			return memcmp(key->ptr, "status", 6) == 0 ? M_STATUS : M_OTHER;
+		case 8:
+			return memcmp(key->ptr, "reply_to", 8) == 0 ? M_REPLY : M_OTHER;
+		case 10:
+			return memcmp(key->ptr, "reply_from", 10) == 0 ? M_REPLY : M_OTHER;
 	}
 	return M_OTHER;
 }
@@ -486,73 +492,269 @@ static enum envelope_event event_of(const struct envelope_str *s)
 	return ENVELOPE_EVENT_NONE;
 }
 
-/* An event's "user" or "by": absent (ptr NULL, !seen), or a plain valid
- * account name. */
-static bool event_name_ok(const struct envelope_str *s, bool seen)
+static const char *const type_names[] = {
+	[ENVELOPE_TEXT] = "text",
+	[ENVELOPE_RECEIPT] = "receipt",
+	[ENVELOPE_EVENT] = "event",
+	[ENVELOPE_REACTION] = "reaction",
+	[ENVELOPE_EDIT] = "edit",
+	[ENVELOPE_DELETE] = "delete",
+	[ENVELOPE_READ] = "read",
+};
+#define TYPE_COUNT (sizeof(type_names) / sizeof(type_names[0]))
+
+const char *envelope__type_name(enum envelope_type type)
 {
-	return !seen || (s->ptr != NULL && !s->escaped && names__valid(s->ptr, s->len));
+	return (unsigned)type < TYPE_COUNT && type_names[type] ? type_names[type] : "?";
 }
 
-/* Which of an event's own members the name key is, by its decoded bytes
- * as member_of reads the others: 1 event, 2 user, 3 by, 0 none. */
-static int event_key(const struct envelope_str *key)
+/* The members only some types have. The first pass skips them (a text's
+ * reply marks that it saw one); a second pass of their own, out of line,
+ * reads those of the parsed type, so that a chat message's parse never
+ * looks for them. */
+enum extra {
+	X_NONE, X_EVENT, X_USER, X_BY, X_REPLY_TO, X_REPLY_FROM, X_OF, X_EMOJI,
+	X_REMOVE, X_WITH, X_ROOM, X_SEQ, X_UNREAD, X_COUNT
+};
+
+static const char *const extra_names[X_COUNT] = {
+	[X_EVENT] = "event", [X_USER] = "user", [X_BY] = "by",
+	[X_REPLY_TO] = "reply_to", [X_REPLY_FROM] = "reply_from", [X_OF] = "of",
+	[X_EMOJI] = "emoji", [X_REMOVE] = "remove", [X_WITH] = "with",
+	[X_ROOM] = "room", [X_SEQ] = "seq", [X_UNREAD] = "unread",
+};
+
+/* Why a member of the type is refused when it is not what it must be. */
+static const char *const extra_invalid[X_COUNT] = {
+	[X_EVENT] = "invalid event", [X_USER] = "invalid user", [X_BY] = "invalid by",
+	[X_REPLY_TO] = "invalid reply_to", [X_REPLY_FROM] = "invalid reply_from",
+	[X_OF] = "invalid of", [X_EMOJI] = "invalid emoji", [X_REMOVE] = "invalid remove",
+	[X_WITH] = "invalid with", [X_ROOM] = "invalid room", [X_SEQ] = "invalid seq",
+	[X_UNREAD] = "invalid unread",
+};
+
+#define X(k) (1u << (k))
+
+/* Which of them each type has. */
+static const unsigned extra_of_type[TYPE_COUNT] = {
+	[ENVELOPE_TEXT] = X(X_REPLY_TO) | X(X_REPLY_FROM),
+	[ENVELOPE_EVENT] = X(X_EVENT) | X(X_USER) | X(X_BY),
+	[ENVELOPE_REACTION] = X(X_OF) | X(X_EMOJI) | X(X_REMOVE),
+	[ENVELOPE_EDIT] = X(X_OF) | X(X_BY) | X(X_WITH),
+	[ENVELOPE_DELETE] = X(X_OF) | X(X_BY) | X(X_WITH),
+	[ENVELOPE_READ] = X(X_WITH) | X(X_ROOM) | X(X_SEQ) | X(X_UNREAD),
+};
+
+/* Longest raw member name that can decode to one of them: "reply_from"
+ * with every character written as \uXXXX. */
+#define EXTRA_KEY_MAX_RAW (6 * 10)
+
+/* Which of them the name key is, by its decoded bytes as member_of reads
+ * the others; X_NONE if none. */
+static enum extra extra_key(const struct envelope_str *key)
 {
-	char buf[6 * 5 + 1];
+	char buf[EXTRA_KEY_MAX_RAW + 1];
 	long n = (long)key->len;
 	const char *k = key->ptr;
+	int i;
 
 	if(key->escaped){
-		if(key->len >= sizeof(buf) || (n = envelope__unescape(key, buf, sizeof(buf))) < 0) return 0;
+		if(key->len > EXTRA_KEY_MAX_RAW || (n = envelope__unescape(key, buf, sizeof(buf))) < 0){
+			return X_NONE;
+		}
 		k = buf;
 	}
-	if(n == 5 && memcmp(k, "event", 5) == 0) return 1;
-	if(n == 4 && memcmp(k, "user", 4) == 0) return 2;
-	if(n == 2 && memcmp(k, "by", 2) == 0) return 3;
-	return 0;
+	for(i = X_NONE + 1; i < X_COUNT; i++){
+		if((size_t)n == strlen(extra_names[i]) && memcmp(k, extra_names[i], (size_t)n) == 0){
+			return (enum extra)i;
+		}
+	}
+	return X_NONE;
 }
 
-/* The members of a membership event (the whole object at begin..end,
- * valid already): event, user and by into env, each once at most. A
- * second pass of its own, out of line, so that a chat message's parse
- * never looks for them. NULL, or why the event is refused. */
-static __attribute__((noinline)) const char *event_members(const unsigned char *begin,
-		const unsigned char *end, struct envelope *env)
+/* The field of env that the string member k fills. */
+static struct envelope_str *extra_field(struct envelope *env, enum extra k)
+{
+	switch(k){
+		case X_USER: return &env->user;
+		case X_BY: return &env->by;
+		case X_REPLY_TO: return &env->reply_to;
+		case X_REPLY_FROM: return &env->reply_from;
+		case X_OF: return &env->of;
+		case X_EMOJI: return &env->emoji;
+		case X_WITH: return &env->with;
+		case X_ROOM: return &env->room;
+		default: return NULL;
+	}
+}
+
+/* A plain account (or room) name. */
+static bool name_ok(const struct envelope_str *s)
+{
+	return !s->escaped && names__valid(s->ptr, s->len);
+}
+
+/* The code point at p (valid UTF-8, as a decoded string is); *p moves past. */
+static uint32_t next_cp(const unsigned char **p)
+{
+	const unsigned char *q = *p;
+	uint32_t cp;
+
+	if(q[0] < 0x80){ *p = q + 1; return q[0]; }
+	if(q[0] < 0xE0){ *p = q + 2; return (uint32_t)(q[0] & 0x1F) << 6 | (q[1] & 0x3F); }
+	if(q[0] < 0xF0){
+		*p = q + 3;
+		return (uint32_t)(q[0] & 0x0F) << 12 | (uint32_t)(q[1] & 0x3F) << 6 | (q[2] & 0x3F);
+	}
+	cp = (uint32_t)(q[0] & 0x07) << 18 | (uint32_t)(q[1] & 0x3F) << 12
+		| (uint32_t)(q[2] & 0x3F) << 6 | (q[3] & 0x3F);
+	*p = q + 4;
+	return cp;
+}
+
+/* A control or space character: C0, space, DEL, C1, and the rest of
+ * Unicode's White_Space (U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029,
+ * U+202F, U+205F, U+3000). */
+static bool control_or_space(uint32_t cp)
+{
+	return cp <= 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0x1680
+		|| (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029
+		|| cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+/* A reaction's emoji: decodes to 1..ENVELOPE_EMOJI_MAX bytes, none of them
+ * a control or space character. */
+static bool emoji_ok(const struct envelope_str *s)
+{
+	char buf[ENVELOPE_EMOJI_MAX + 1];
+	const unsigned char *p = (const unsigned char *)buf, *end;
+	long n = envelope__unescape(s, buf, sizeof(buf));
+
+	if(n <= 0) return false;
+	end = p + n;
+	while(p < end){
+		if(control_or_space(next_cp(&p))) return false;
+	}
+	return true;
+}
+
+/* The members of its type that only the type has (the whole object at
+ * begin..end, valid already), each once at most, into env; then the rules
+ * of the type on them. NULL, or why the envelope is refused. */
+static __attribute__((noinline)) const char *extra_members(const unsigned char *begin,
+		const unsigned char *end, struct envelope *env, enum envelope_type type)
 {
 	const unsigned char *p = expect(begin, end, '{');
-	struct envelope_str key, str, *out;
+	const unsigned want = extra_of_type[type];
+	struct envelope_str key, str;
 	unsigned seen = 0;
 	const char *why = NULL;
+	int64_t iv;
+	bool is_int;
 	int k;
 
-	env->event = ENVELOPE_EVENT_NONE;
-	env->user = (struct envelope_str){0};
-	env->by = (struct envelope_str){0};
+	for(k = X_NONE + 1; k < X_COUNT; k++){
+		struct envelope_str *f = extra_field(env, (enum extra)k);
+		if(f && (want & X(k))) *f = (struct envelope_str){0};
+	}
+	if(type == ENVELOPE_EVENT) env->event = ENVELOPE_EVENT_NONE;
+	if(type == ENVELOPE_REACTION) env->remove = false;
+	if(type == ENVELOPE_READ){
+		env->has_seq = false;
+		env->seq = 0;
+		env->unread = 0;
+	}
 	p = p ? skip_ws(p + 1, end) : NULL;
 	while(p != NULL && p < end && *p == '"'){
 		if((p = parse_string(begin, end, p, &key, &why)) == NULL) return why;
 		if((p = expect(p, end, ':')) == NULL) return "not valid JSON";
 		p = skip_ws(p + 1, end);
-		k = event_key(&key);
-		if(k != 0){
-			if(seen & (1u << k)) return "duplicate member";
-			seen |= 1u << k;
+		if(p >= end) return "not valid JSON";
+		k = extra_key(&key);
+		if(!(want & X(k))) k = X_NONE;
+		if(k != X_NONE){
+			if(seen & X(k)) return "duplicate member";
+			seen |= X(k);
 		}
-		if(k != 0 && p < end && *p == '"'){
-			out = k == 2 ? &env->user : k == 3 ? &env->by : &str;
-			if((p = parse_string(begin, end, p, out, &why)) == NULL) return why;
-			if(k == 1) env->event = event_of(&str);
-		}else{
-			if(k == 2 || k == 3) return k == 2 ? "invalid user" : "invalid by";
-			if((p = skip_value(begin, end, p, ENVELOPE_MAX_DEPTH, &why)) == NULL) return why;
+		switch(k){
+			case X_NONE:
+				p = skip_value(begin, end, p, ENVELOPE_MAX_DEPTH, &why);
+				break;
+			case X_EVENT:
+				/* Not a string: no event, refused below. */
+				if(*p != '"'){
+					p = skip_value(begin, end, p, ENVELOPE_MAX_DEPTH, &why);
+					break;
+				}
+				p = parse_string(begin, end, p, &str, &why);
+				if(p) env->event = event_of(&str);
+				break;
+			case X_REMOVE:
+				if(*p == 't') env->remove = true;
+				else if(*p != 'f') return extra_invalid[k];
+				p = skip_value(begin, end, p, 0, &why);
+				break;
+			case X_SEQ:
+			case X_UNREAD:
+				if(*p != '-' && (*p < '0' || *p > '9')) return extra_invalid[k];
+				if((p = parse_number(p, end, &iv, &is_int, &why)) == NULL) return why;
+				if(!is_int || iv < 0) return extra_invalid[k];
+				if(k == X_SEQ){
+					env->seq = iv;
+					env->has_seq = true;
+				}else{
+					env->unread = iv;
+				}
+				break;
+			default:
+				if(*p != '"') return extra_invalid[k];
+				p = parse_string(begin, end, p, extra_field(env, (enum extra)k), &why);
+				break;
 		}
+		if(p == NULL) return why;
 		p = skip_ws(p, end);
 		if(p < end && *p == ',') p = skip_ws(p + 1, end);
 	}
-	if(env->event == ENVELOPE_EVENT_NONE) return "invalid event";
-	if(!event_name_ok(&env->user, seen & (1u << 2))) return "invalid user";
-	if(!event_name_ok(&env->by, seen & (1u << 3))) return "invalid by";
+	/* Names in the name grammar, the quoted id in the id grammar. */
+	for(k = X_NONE + 1; k < X_COUNT; k++){
+		const struct envelope_str *f = extra_field(env, (enum extra)k);
+
+		if(f == NULL || !(seen & X(k))) continue;
+		if(k == X_EMOJI ? !emoji_ok(f)
+				: k == X_REPLY_TO ? f->escaped || !names__valid_msgid(f->ptr, f->len)
+				: !name_ok(f)){
+			return extra_invalid[k];
+		}
+	}
+	switch(type){
+		case ENVELOPE_TEXT:
+			if((seen & X(X_REPLY_TO)) && !(seen & X(X_REPLY_FROM))) return "reply_to without reply_from";
+			if(!(seen & X(X_REPLY_TO)) && (seen & X(X_REPLY_FROM))) return "reply_from without reply_to";
+			break;
+		case ENVELOPE_EVENT:
+			if(env->event == ENVELOPE_EVENT_NONE) return "invalid event";
+			break;
+		case ENVELOPE_REACTION:
+			if(!(seen & X(X_OF))) return "reaction without of";
+			if(!(seen & X(X_EMOJI))) return "reaction without emoji";
+			break;
+		case ENVELOPE_EDIT:
+		case ENVELOPE_DELETE:
+			if(!(seen & X(X_OF))) return type == ENVELOPE_EDIT ? "edit without of" : "delete without of";
+			if(!(seen & X(X_BY))) return type == ENVELOPE_EDIT ? "edit without by" : "delete without by";
+			break;
+		case ENVELOPE_READ:
+			if(!(seen & (X(X_WITH) | X(X_ROOM)))) return "read without with or room";
+			if((seen & X(X_WITH)) && (seen & X(X_ROOM))) return "read with both with and room";
+			if(!(seen & X(X_SEQ))) return "read without seq";
+			if(!(seen & X(X_UNREAD))) return "read without unread";
+			break;
+		default:
+			break;
+	}
 	return NULL;
 }
+#undef X
 
 /* The value of a member m whose name ends before p. */
 HOT_INLINE const unsigned char *parse_member(const unsigned char *begin,
@@ -578,6 +780,10 @@ HOT_INLINE const unsigned char *parse_member(const unsigned char *begin,
 			if(STR_IS(&str, "text")) *type = ENVELOPE_TEXT;
 			else if(STR_IS(&str, "receipt")) *type = ENVELOPE_RECEIPT;
 			else if(STR_IS(&str, "event")) *type = ENVELOPE_EVENT;
+			else if(STR_IS(&str, "reaction")) *type = ENVELOPE_REACTION;
+			else if(STR_IS(&str, "edit")) *type = ENVELOPE_EDIT;
+			else if(STR_IS(&str, "delete")) *type = ENVELOPE_DELETE;
+			else if(STR_IS(&str, "read")) *type = ENVELOPE_READ;
 			return p;
 		case M_BODY:
 			return string_member(begin, end, p, &env->body, "body is not a string", why);
@@ -600,12 +806,50 @@ HOT_INLINE const unsigned char *parse_member(const unsigned char *begin,
 			env->ts = iv;
 			env->has_ts = true;
 			return p;
+		case M_REPLY:           /* never: the loop made it M_OTHER */
 		case M_OTHER:
 		case M_UNMATCHED:       /* never: the name was parsed the general way */
 			break;
 	}
 	return skip_value(begin, end, p, ENVELOPE_MAX_DEPTH, why);
 }
+
+#define SEEN(m) (seen & (1u << (m)))
+
+/* The rules of the types other than text and receipt on the members of
+ * the first pass, then extra_members. Out of line: a chat message's parse
+ * never comes here. */
+static __attribute__((noinline)) const char *other_type(const unsigned char *begin,
+		const unsigned char *end, struct envelope *env, enum envelope_type type, unsigned seen)
+{
+	env->type = type;
+	switch(type){
+		case ENVELOPE_EVENT:
+			if(SEEN(M_BODY) || SEEN(M_REF) || SEEN(M_STATUS)) return "event with body, ref or status";
+			break;
+		case ENVELOPE_REACTION:
+			if(!SEEN(M_REF)) return "reaction without ref";
+			if(SEEN(M_BODY) || SEEN(M_STATUS)) return "reaction with body or status";
+			break;
+		case ENVELOPE_EDIT:
+			if(!SEEN(M_REF)) return "edit without ref";
+			if(!SEEN(M_BODY)) return "edit without body";
+			if(env->body.len == 0) return "empty body";
+			if(SEEN(M_STATUS)) return "edit with status";
+			break;
+		case ENVELOPE_DELETE:
+			if(!SEEN(M_REF)) return "delete without ref";
+			if(SEEN(M_BODY) || SEEN(M_STATUS)) return "delete with body or status";
+			break;
+		case ENVELOPE_READ:
+			if(SEEN(M_BODY) || SEEN(M_REF) || SEEN(M_STATUS)) return "read with body, ref or status";
+			break;
+		default:
+			return "unknown type";
+	}
+	return extra_members(begin, end, env, type);
+}
+#undef SEEN
 
 /* Stop at the first failure: its reason is the verdict. */
 #define REFUSE(reason) do{ why = (reason); goto out; }while(0)
@@ -645,6 +889,13 @@ bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 				if((p = expect(p, end, ':')) == NULL) REFUSE("not valid JSON");
 				p++;
 				m = member_of(&key);
+				/* Only a text has it: the type is not known yet, so
+				 * note it (many are allowed: extra_members finds a
+				 * repeated one) and read it after the pass. */
+				if(m == M_REPLY){
+					seen |= 1u << M_REPLY;
+					m = M_OTHER;
+				}
 			}
 			if(m != M_OTHER){
 				if(seen & (1u << m)) REFUSE("duplicate member");
@@ -680,17 +931,20 @@ bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 		if(!(seen & (1u << M_BODY))) why = "text without body";
 		else if(env->body.len == 0) why = "empty body";
 		else if(seen & (1u << M_STATUS)) why = "text with status";
+		else if(seen & (1u << M_REPLY)) why = extra_members(begin, end, env, ENVELOPE_TEXT);
+		else{
+			env->reply_to = (struct envelope_str){0};
+			env->reply_from = (struct envelope_str){0};
+		}
 	}else if(type == ENVELOPE_RECEIPT){
 		env->type = ENVELOPE_RECEIPT;
 		if(!(seen & (1u << M_REF))) why = "receipt without ref";
 		else if(!(seen & (1u << M_STATUS))) why = "receipt without status";
 		else if(seen & (1u << M_BODY)) why = "receipt with body";
-	}else if(type == ENVELOPE_EVENT){
-		env->type = ENVELOPE_EVENT;
-		if(seen & ((1u << M_BODY) | (1u << M_REF) | (1u << M_STATUS))) why = "event with body, ref or status";
-		else why = event_members(begin, end, env);
-	}else{
+	}else if(type == 0){
 		why = "unknown type";
+	}else{
+		why = other_type(begin, end, env, type, seen);
 	}
 
 out:

@@ -6,7 +6,8 @@
  *   archiver's parser), and jansson reads the same id, type, body, ref and ts;
  * - every slice lies inside the payload; id and ref match the message-id
  *   grammar; the type-specific members are as envelope.h promises (an
- *   event's event, user and by too);
+ *   event's event, user and by; a reply, a reaction, an edit, a delete and
+ *   a read too), and jansson reads the same;
  * - the body decodes into a buffer of its raw length + 1 (never more is
  *   needed), to valid UTF-8 without NUL, identical to the raw bytes when
  *   nothing was escaped, and a buffer one byte short is refused;
@@ -126,6 +127,58 @@ static void env_same_name(json_t *v, const struct envelope_str *s)
 			&& memcmp(json_string_value(v), s->ptr, s->len) == 0);
 }
 
+/* A string member as jansson read it (v) and as the envelope did (s),
+ * decoded: both absent, or the same bytes. */
+static void env_same_str(json_t *v, const struct envelope_str *s)
+{
+	char buf[256];
+	long n;
+
+	if(s->ptr == NULL){
+		FUZZ_ASSERT(v == NULL);
+		return;
+	}
+	FUZZ_ASSERT(json_is_string(v));
+	n = envelope__unescape(s, buf, sizeof(buf));
+	if(n < 0) return;
+	FUZZ_ASSERT(json_string_length(v) == (size_t)n && memcmp(json_string_value(v), buf, (size_t)n) == 0);
+}
+
+/* The members of the conversation types, as jansson reads them. */
+static void env_compare_conversation(json_t *root, const struct envelope *env)
+{
+	json_t *v;
+
+	switch(env->type){
+		case ENVELOPE_TEXT:
+			env_same_str(json_object_get(root, "reply_to"), &env->reply_to);
+			env_same_str(json_object_get(root, "reply_from"), &env->reply_from);
+			break;
+		case ENVELOPE_REACTION:
+			env_same_str(json_object_get(root, "of"), &env->of);
+			env_same_str(json_object_get(root, "emoji"), &env->emoji);
+			v = json_object_get(root, "remove");
+			FUZZ_ASSERT(v == NULL ? !env->remove : json_is_boolean(v) && json_is_true(v) == env->remove);
+			break;
+		case ENVELOPE_EDIT:
+		case ENVELOPE_DELETE:
+			env_same_str(json_object_get(root, "of"), &env->of);
+			env_same_str(json_object_get(root, "by"), &env->by);
+			env_same_str(json_object_get(root, "with"), &env->with);
+			break;
+		case ENVELOPE_READ:
+			env_same_str(json_object_get(root, "with"), &env->with);
+			env_same_str(json_object_get(root, "room"), &env->room);
+			v = json_object_get(root, "seq");
+			FUZZ_ASSERT(json_is_integer(v) && json_integer_value(v) == env->seq);
+			v = json_object_get(root, "unread");
+			FUZZ_ASSERT(json_is_integer(v) && json_integer_value(v) == env->unread);
+			break;
+		default:
+			break;
+	}
+}
+
 /* jansson, an independent parser, must accept what envelope__parse accepts
  * and read the same values. It refuses numbers it cannot represent, which
  * the envelope allows inside unknown members: those are skipped. */
@@ -145,21 +198,24 @@ static void env_compare_jansson(const uint8_t *data, size_t size, const struct e
 			&& memcmp(json_string_value(v), env->id.ptr, env->id.len) == 0);
 	v = json_object_get(root, "type");
 	FUZZ_ASSERT(json_is_string(v));
-	FUZZ_ASSERT(!strcmp(json_string_value(v), env->type == ENVELOPE_TEXT ? "text"
-				: env->type == ENVELOPE_RECEIPT ? "receipt" : "event"));
+	FUZZ_ASSERT(!strcmp(json_string_value(v), envelope__type_name(env->type)));
+	env_compare_conversation(root, env);
 	if(env->type == ENVELOPE_EVENT){
 		v = json_object_get(root, "event");
 		FUZZ_ASSERT(json_is_string(v) && !strcmp(json_string_value(v), envelope__event_name(env->event)));
 		env_same_name(json_object_get(root, "user"), &env->user);
 		env_same_name(json_object_get(root, "by"), &env->by);
-	}else if(env->type == ENVELOPE_TEXT){
+	}else if(env->type == ENVELOPE_TEXT || env->type == ENVELOPE_EDIT){
 		v = json_object_get(root, "body");
 		FUZZ_ASSERT(json_is_string(v) && (long)json_string_length(v) == bodylen
 				&& memcmp(json_string_value(v), body, (size_t)bodylen) == 0);
-	}else{
+	}
+	if(env->type != ENVELOPE_TEXT && env->type != ENVELOPE_EVENT && env->type != ENVELOPE_READ){
 		v = json_object_get(root, "ref");
 		FUZZ_ASSERT(json_is_string(v) && json_string_length(v) == env->ref.len
 				&& memcmp(json_string_value(v), env->ref.ptr, env->ref.len) == 0);
+	}
+	if(env->type == ENVELOPE_RECEIPT){
 		v = json_object_get(root, "status");
 		FUZZ_ASSERT(json_is_string(v) && !strcmp(json_string_value(v),
 				env->status == ENVELOPE_STATUS_READ ? "read" : "delivered"));
@@ -171,6 +227,60 @@ static void env_compare_jansson(const uint8_t *data, size_t size, const struct e
 		FUZZ_ASSERT(v == NULL);
 	}
 	json_decref(root);
+}
+
+/* A plain valid account name inside the payload, or absent if it may be. */
+static void env_name(const struct envelope_str *s, const uint8_t *data, size_t size, bool optional)
+{
+	if(s->ptr == NULL){
+		FUZZ_ASSERT(optional);
+		return;
+	}
+	FUZZ_ASSERT(env_inside(s, data, size) && !s->escaped && names__valid(s->ptr, s->len));
+}
+
+/* A text's reply: both absent, or an id and a name. */
+static void env_check_reply(const struct envelope *env, const uint8_t *data, size_t size)
+{
+	FUZZ_ASSERT((env->reply_to.ptr == NULL) == (env->reply_from.ptr == NULL));
+	if(env->reply_to.ptr == NULL) return;
+	FUZZ_ASSERT(env_inside(&env->reply_to, data, size) && !env->reply_to.escaped
+			&& names__valid_msgid(env->reply_to.ptr, env->reply_to.len));
+	env_name(&env->reply_from, data, size, false);
+}
+
+/* A reaction, an edit, a delete, a read: the members envelope.h promises. */
+static void env_check_conversation(const struct envelope *env, const uint8_t *data, size_t size)
+{
+	char emoji[ENVELOPE_EMOJI_MAX + 1];
+	long n;
+
+	FUZZ_ASSERT(env->status == ENVELOPE_STATUS_NONE);
+	if(env->type == ENVELOPE_READ){
+		FUZZ_ASSERT(env->body.ptr == NULL && env->ref.ptr == NULL);
+		FUZZ_ASSERT((env->with.ptr == NULL) != (env->room.ptr == NULL));
+		env_name(&env->with, data, size, true);
+		env_name(&env->room, data, size, true);
+		FUZZ_ASSERT(env->has_seq && env->seq >= 0 && env->seq <= ENVELOPE_MAX_TS);
+		FUZZ_ASSERT(env->unread >= 0 && env->unread <= ENVELOPE_MAX_TS);
+		return;
+	}
+	FUZZ_ASSERT(env->type == ENVELOPE_REACTION || env->type == ENVELOPE_EDIT
+			|| env->type == ENVELOPE_DELETE);
+	FUZZ_ASSERT(env_inside(&env->ref, data, size));
+	FUZZ_ASSERT(!env->ref.escaped && names__valid_msgid(env->ref.ptr, env->ref.len));
+	env_name(&env->of, data, size, false);
+	if(env->type == ENVELOPE_REACTION){
+		FUZZ_ASSERT(env->body.ptr == NULL);
+		FUZZ_ASSERT(env_inside(&env->emoji, data, size));
+		n = envelope__unescape(&env->emoji, emoji, sizeof(emoji));
+		FUZZ_ASSERT(n >= 1 && n <= ENVELOPE_EMOJI_MAX && utf8__valid(emoji, (size_t)n));
+		FUZZ_ASSERT(strchr(emoji, ' ') == NULL);
+		return;
+	}
+	FUZZ_ASSERT((env->type == ENVELOPE_EDIT) == (env->body.ptr != NULL));
+	env_name(&env->by, data, size, false);
+	env_name(&env->with, data, size, true);
 }
 
 FUZZ_TARGET(envelope)
@@ -209,13 +319,20 @@ FUZZ_TARGET(envelope)
 					&& names__valid(env.user.ptr, env.user.len)));
 		FUZZ_ASSERT(env.by.ptr == NULL || (env_inside(&env.by, data, size) && !env.by.escaped
 					&& names__valid(env.by.ptr, env.by.len)));
-	}else{
-		FUZZ_ASSERT(env.type == ENVELOPE_RECEIPT);
+	}else if(env.type == ENVELOPE_RECEIPT){
 		FUZZ_ASSERT(env.body.ptr == NULL);
 		FUZZ_ASSERT(env_inside(&env.ref, data, size));
 		FUZZ_ASSERT(!env.ref.escaped && names__valid_msgid(env.ref.ptr, env.ref.len));
 		FUZZ_ASSERT(env.status == ENVELOPE_STATUS_DELIVERED || env.status == ENVELOPE_STATUS_READ);
+	}else{
+		env_check_conversation(&env, data, size);
+		if(env.type == ENVELOPE_EDIT){
+			body = env_decode(&env.body, &bodylen);
+			if(body == NULL) return 0;
+			FUZZ_ASSERT(bodylen > 0);
+		}
 	}
+	if(env.type == ENVELOPE_TEXT) env_check_reply(&env, data, size);
 	env_compare_jansson(data, size, &env, body, bodylen);
 	free(body);
 	return 0;
