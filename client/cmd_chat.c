@@ -74,7 +74,8 @@ static void history(struct chat *c)
 		msgs = json_object_get(resp, "messages");
 		n = json_array_size(msgs);
 		for(k=n; k>0; k--){
-			feed__print_archived(json_array_get(msgs, k - 1), c->opt->json, false, c->opt->user);
+			feed__print_archived(json_array_get(msgs, k - 1), c->opt->json, false,
+					c->opt->user, msgs);
 		}
 		if(n == 0) fprintf(stderr, "(no history)\n");
 	}
@@ -146,7 +147,7 @@ static bool line(struct chat *c, char *l, size_t len)
 		c->mids = n;
 		c->capmids = cap;
 	}
-	if(cmd_send__publish(c->s, c->topic, l, len, id, &mid) != EXIT_OK){
+	if(cmd_send__publish(c->s, c->topic, l, len, NULL, NULL, id, &mid) != EXIT_OK){
 		c->failed++;
 		return true;
 	}

@@ -22,7 +22,9 @@ static void say_failure(const struct session *s, int rc, const struct rpc_say *s
 	const char *code = s->rpc_code, *room = say->room, *user = say->user;
 	char w[400];
 
-	if(!strcmp(code, "not_found") && room && user){
+	if(!strcmp(code, "not_found") && say->not_found){
+		snprintf(w, sizeof(w), "%s", say->not_found);
+	}else if(!strcmp(code, "not_found") && room && user){
 		snprintf(w, sizeof(w), "no such user %s, or you are in no room %s", user, room);
 	}else if(!strcmp(code, "not_found") && room){
 		snprintf(w, sizeof(w), "you are in no room %s", room);
@@ -30,6 +32,9 @@ static void say_failure(const struct session *s, int rc, const struct rpc_say *s
 		snprintf(w, sizeof(w), "no such user %s", user);
 	}else if(!strcmp(code, "forbidden") && say->forbidden){
 		snprintf(w, sizeof(w), "%s", say->forbidden);
+	}else if(!strcmp(code, "too_late")){
+		snprintf(w, sizeof(w), "it was sent longer ago than the server lets messages be "
+				"changed (its edit window)");
 	}else if(!strcmp(code, "exists")){
 		snprintf(w, sizeof(w), "room %s exists already (or was deleted less than 30 days ago)",
 				room ? room : "");
@@ -190,7 +195,7 @@ int cmd_history__run(struct options *opt, const struct cmd_args *a)
 	n = json_array_size(msgs);
 	/* Answers come newest first; a conversation reads oldest first. */
 	for(k=n; k>0; k--){
-		feed__print_archived(json_array_get(msgs, k - 1), opt->json, false, opt->user);
+		feed__print_archived(json_array_get(msgs, k - 1), opt->json, false, opt->user, msgs);
 	}
 	if(json_is_true(more) && n > 0 && !opt->json){
 		json_int_t oldest = json_integer_value(json_object_get(json_array_get(msgs, n - 1), "seq"));
@@ -302,7 +307,7 @@ int cmd_sync__run(struct options *opt, const struct cmd_args *a)
 		for(k=0; k<json_array_size(msgs); k++){
 			json_t *msg = json_array_get(msgs, k);
 			long long q = (long long)json_integer_value(json_object_get(msg, "seq"));
-			feed__print_archived(msg, opt->json, true, opt->user);
+			feed__print_archived(msg, opt->json, true, opt->user, msgs);
 			if(q > last) last = q;
 		}
 		more = json_is_true(json_object_get(resp, "more"));

@@ -9,6 +9,7 @@
 #include <mqtt_protocol.h>
 
 #include "envelope.h"
+#include "log.h"
 #include "session.h"
 #include "timeutil.h"
 
@@ -20,33 +21,66 @@ struct outgoing {
 	int reason;     /* its PUBACK's reason code */
 };
 
+/* Encode o (borrowed) and check it as the broker will: a new string, or
+ * NULL with why set (the parser's reason, or "cannot encode"). */
+static char *encode_checked(json_t *o, const char **why)
+{
+	struct envelope env;
+	char *payload = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	*why = "cannot encode";
+	if(payload && !envelope__parse(payload, strlen(payload), &env, why)){
+		free(payload);
+		payload = NULL;
+	}
+	return payload;
+}
+
 int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
-		char *id, int *mid)
+		const char *reply_to, const char *reply_from, char *id, int *mid)
 {
 	json_t *o;
 	char *payload;
-	struct envelope env;
-	const char *why = NULL;
+	const char *why;
 	int rc;
 
 	util__msgid(id);
 	o = json_pack("{s:s, s:s, s:s%, s:I}", "id", id, "type", "text", "body", body, len,
 			"ts", (json_int_t)time__now_ms());
-	payload = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if(payload == NULL){
-		util__error("cannot encode the message");
-		return EXIT_FAILED;
+	if(o && reply_to && reply_from){
+		json_object_set_new(o, "reply_to", json_string(reply_to));
+		json_object_set_new(o, "reply_from", json_string(reply_from));
 	}
 	/* Our own output must pass the same check the broker applies. */
-	if(!envelope__parse(payload, strlen(payload), &env, &why)){
+	payload = encode_checked(o, &why);
+	json_decref(o);
+	if(payload == NULL){
 		util__error("internal: invalid envelope (%s)", why);
-		free(payload);
 		return EXIT_FAILED;
 	}
 	rc = session__publish(s, topic, payload, strlen(payload), true, mid);
 	free(payload);
 	return rc;
+}
+
+/* Check the --reply-to REF --reply-from USER pair (both or neither):
+ * EXIT_OK, or EXIT_USAGE said. */
+static int check_reply(const char *reply_to, const char *reply_from, const char *cmd)
+{
+	char q[80];
+
+	if((reply_to == NULL) != (reply_from == NULL)){
+		util__error("--reply-to and --reply-from go together: the id of the message quoted "
+				"and who sent it");
+		return cmd__usage(cmd);
+	}
+	if(reply_to && !names__valid_msgid(reply_to, strlen(reply_to))){
+		util__error("--reply-to: invalid message id '%s'",
+				log_escape(reply_to, strlen(reply_to), q, sizeof(q)));
+		return EXIT_USAGE;
+	}
+	if(reply_from && !names__valid_str(reply_from)) return login__bad_name("user", reply_from);
+	return EXIT_OK;
 }
 
 void cmd_send__refused(struct session *s, const char *id, int reason, const char *what)
@@ -160,10 +194,13 @@ int cmd_send__run(struct options *opt, const struct cmd_args *a)
 	struct outgoing *v = NULL;
 	/* Options anywhere (main.c): a text starting with '-' comes after `--`. */
 	const char *room = cmdline__value(&a->vals, "room"), *to = NULL;
+	const char *reply_to = cmdline__value(&a->vals, "reply-to");
+	const char *reply_from = cmdline__value(&a->vals, "reply-from");
 	char topic[TOPIC_MAX_LEN + 1];
 	bool lines = cmdline__given(&a->vals, "lines");
 	int i = 0, n = 0, rc, refused = 0;
 
+	if((rc = check_reply(reply_to, reply_from, "send"))) return rc;
 	if(room == NULL){
 		if(i >= a->nargs) return cmd__usage("send");
 		to = a->args[i++];
@@ -185,7 +222,8 @@ int cmd_send__run(struct options *opt, const struct cmd_args *a)
 	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
 			&& (rc = session__connect(&s)) == EXIT_OK){
 		for(i=0; rc == EXIT_OK && i<n; i++){
-			rc = cmd_send__publish(&s, topic, v[i].body, v[i].len, v[i].id, &v[i].mid);
+			rc = cmd_send__publish(&s, topic, v[i].body, v[i].len, reply_to, reply_from,
+					v[i].id, &v[i].mid);
 		}
 		/* Every PUBACK first, then the reasons: one round trip after the
 		 * last PUBACK then tells every missing notice from a late one. */
@@ -210,5 +248,71 @@ int cmd_send__run(struct options *opt, const struct cmd_args *a)
 out:
 	for(i=0; i<n; i++) free(v[i].body);
 	free(v);
+	return rc;
+}
+
+/* ---- react ---- */
+
+int cmd_react__run(struct options *opt, const struct cmd_args *a)
+{
+	const char *target, *of, *ref, *emoji, *room = NULL, *to = NULL, *why;
+	bool remove = cmdline__given(&a->vals, "remove");
+	char topic[TOPIC_MAX_LEN + 1], id[MSGID_LEN + 1], q[80];
+	struct session s;
+	json_t *o;
+	char *payload;
+	int rc, mid = 0, reason = 0;
+
+	if(a->nargs < 4) return cmd__usage("react");
+	target = a->args[0];
+	of = a->args[1];
+	ref = a->args[2];
+	emoji = a->args[3];
+	if(target[0] == '#'){
+		room = target + 1;
+		if(!names__valid_str(room)) return login__bad_name("room", room);
+	}else{
+		to = target;
+		if(!names__valid_str(to)) return login__bad_name("user", to);
+	}
+	if(!names__valid_str(of)) return login__bad_name("user", of);
+	if(!names__valid_msgid(ref, strlen(ref))){
+		util__error("invalid message id '%s'", log_escape(ref, strlen(ref), q, sizeof(q)));
+		return EXIT_USAGE;
+	}
+	if(!utf8__valid(emoji, strlen(emoji))){
+		util__error("invalid reaction: the emoji is not valid UTF-8");
+		return EXIT_USAGE;
+	}
+	if((rc = options__need_user(opt))) return rc;
+	util__msgid(id);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", id, "type", "reaction", "ref", ref,
+			"of", of, "emoji", emoji, "ts", (json_int_t)time__now_ms());
+	if(o && remove) json_object_set_new(o, "remove", json_true());
+	/* The one rule of emojis is the envelope's: what it refuses, we do. */
+	payload = encode_checked(o, &why);
+	json_decref(o);
+	if(payload == NULL){
+		util__error("invalid reaction: %s", why);
+		return EXIT_USAGE;
+	}
+	topic__build(topic, sizeof(topic), room ? TOPIC_ROOM : TOPIC_INBOX, room ? room : to,
+			opt->user);
+	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
+			&& (rc = session__connect(&s)) == EXIT_OK
+			&& (rc = session__publish(&s, topic, payload, strlen(payload), true, &mid)) == EXIT_OK
+			&& (rc = session__pub_wait(&s, mid, &reason)) == EXIT_OK){
+		if(reason >= 0x80){
+			cmd_send__refused(&s, id, reason, NULL);
+			rc = EXIT_FAILED;
+		}else if(opt->json){
+			printf("{\"id\":\"%s\",\"%s\":\"%s\",\"status\":\"accepted\"}\n", id,
+					room ? "room" : "to", room ? room : to);
+		}else{
+			printf("%s\n", id);
+		}
+	}
+	session__cleanup(&s);
+	free(payload);
 	return rc;
 }

@@ -253,6 +253,36 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 	free(body);
 }
 
+/* ---- changes to a message: edit, delete, reaction ---- */
+
+/* The words of a change to the message ref of of, done by who, without
+ * the time or the conversation, and a newline:
+ *   "bob edited m-5: see you!"          (body: the new text)
+ *   "bob deleted m-6", "alice deleted carol's m-9"
+ *   "alice reacted 👍 to m-5", "alice removed 👍 from m-5"
+ * where tail (or NULL) goes before the colon or the end: " (with bob)".
+ * Names are valid names; emoji and body are printed safely. */
+static void print_change(enum envelope_type type, const char *who, const char *ref,
+		const char *of, const char *emoji, bool remove, const char *body, size_t blen,
+		const char *tail)
+{
+	if(tail == NULL) tail = "";
+	if(type == ENVELOPE_EDIT){
+		printf("%s edited %s%s: ", who, ref, tail);
+		util__print_safe(stdout, body ? body : "", body ? blen : 0);
+		printf("\n");
+	}else if(type == ENVELOPE_DELETE){
+		if(of && strcmp(of, who) != 0) printf("%s deleted %s's %s%s\n", who, of, ref, tail);
+		else printf("%s deleted %s%s\n", who, ref, tail);
+	}else{
+		printf("%s %s ", who, remove ? "removed" : "reacted");
+		util__print_safe(stdout, emoji ? emoji : "?", emoji ? strlen(emoji) : 1);
+		printf(" %s %s%s\n", remove ? "from" : "to", ref, tail);
+	}
+}
+
+/* ---- archived messages: history, sync, search, the conversation list ---- */
+
 /* A member of an archived event: a name (NULL if absent or no valid name),
  * or the event's name ("?" if absent). */
 static const char *archived_str(json_t *m, const char *key, bool name)
@@ -263,10 +293,134 @@ static const char *archived_str(json_t *m, const char *key, bool name)
 	return v ? v : "?";
 }
 
-void feed__print_archived(json_t *m, bool json, bool with_to, const char *me)
+void feed__print_json(json_t *o)
 {
-	const char *from, *to, *room, *type, *body, *status;
-	json_int_t ts;
+	print_json(json_incref(o));
+}
+
+/* Print the beginning of body: its first line, at most PREVIEW_CHARS
+ * characters, "..." if there is more. */
+#define PREVIEW_CHARS 60
+static void print_preview_text(const char *body)
+{
+	size_t i = 0, chars = 0, len = strlen(body);
+
+	while(i < len && body[i] != '\n' && chars < PREVIEW_CHARS){
+		unsigned char c = (unsigned char)body[i++];
+		/* Count a character at its first byte; skip its continuation bytes. */
+		while(i < len && ((unsigned char)body[i] & 0xC0) == 0x80 && c >= 0xC0) i++;
+		chars++;
+	}
+	util__print_safe(stdout, body, i);
+	if(i < len) printf("...");
+}
+
+/* The time of an archived message: when the archiver stored it, else what
+ * the sender claimed. */
+static void archived_time(json_t *m, char *when, size_t len)
+{
+	json_int_t ts = json_integer_value(json_object_get(m, "server_ts"));
+
+	if(ts == 0) ts = json_integer_value(json_object_get(m, "ts"));
+	util__fmt_time(ts, true, when, len);
+}
+
+void feed__print_preview(json_t *m, const char *me)
+{
+	const char *from = archived_str(m, "from", true), *type = json_string_value(json_object_get(m, "type"));
+	const char *body = json_string_value(json_object_get(m, "body"));
+	char when[32];
+
+	if(!json_is_object(m)){
+		printf("(no messages)\n");
+		return;
+	}
+	archived_time(m, when, sizeof(when));
+	printf("[%s] ", when);
+	if(type && !strcmp(type, "event")){
+		printf("* ");
+		print_event_words(archived_str(m, "event", false), archived_str(m, "user", true),
+				archived_str(m, "by", true));
+		return;
+	}
+	printf("%s: ", from == NULL ? "?" : me && !strcmp(from, me) ? "me" : from);
+	if(json_object_get(m, "deleted")) printf("(message deleted)");
+	else if(body) print_preview_text(body);
+	printf("\n");
+}
+
+/* The message of page (an array of archived messages, or NULL) with id
+ * ref from of, or NULL. */
+static json_t *find_in_page(json_t *page, const char *of, const char *ref)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(page, i, e){
+		const char *f = json_string_value(json_object_get(e, "from"));
+		const char *id = json_string_value(json_object_get(e, "id"));
+		if(f && id && !strcmp(f, of) && !strcmp(id, ref)) return e;
+	}
+	return NULL;
+}
+
+/* The lines under an archived text: what it replies to ("  > in reply to
+ * alice: hello there", the quote from page if it is there, else "  > in
+ * reply to alice (m-1)") and its reactions ("  reactions: 👍 alice, carol;
+ * ❤ bob"). */
+static void print_text_extras(json_t *m, json_t *page)
+{
+	const char *to = json_string_value(json_object_get(m, "reply_to"));
+	const char *from = archived_str(m, "reply_from", true);
+	json_t *reactions = json_object_get(m, "reactions"), *r, *u, *q;
+	size_t i, k;
+
+	if(to && from && names__valid_msgid(to, strlen(to))){
+		q = find_in_page(page, from, to);
+		if(q && json_object_get(q, "deleted")){
+			printf("  > in reply to %s: (message deleted)\n", from);
+		}else if(q && json_string_value(json_object_get(q, "body"))){
+			printf("  > in reply to %s: ", from);
+			print_preview_text(json_string_value(json_object_get(q, "body")));
+			printf("\n");
+		}else{
+			printf("  > in reply to %s (%s)\n", from, to);
+		}
+	}
+	if(json_array_size(reactions) == 0) return;
+	printf("  reactions:");
+	json_array_foreach(reactions, i, r){
+		const char *emoji = json_string_value(json_object_get(r, "emoji"));
+		if(emoji == NULL) continue;
+		printf("%s ", i ? ";" : "");
+		util__print_safe(stdout, emoji, strlen(emoji));
+		json_array_foreach(json_object_get(r, "users"), k, u){
+			const char *n = json_string_value(u);
+			if(n && names__valid_str(n)) printf("%s %s", k ? "," : "", n);
+		}
+	}
+	printf("\n");
+}
+
+/* An archived edit, delete or reaction row (sync): its line. */
+static void print_archived_change(json_t *m, enum envelope_type type, const char *when,
+		const char *room)
+{
+	const char *from = archived_str(m, "from", true), *by = archived_str(m, "by", true);
+	const char *ref = json_string_value(json_object_get(m, "ref"));
+	const char *body = json_string_value(json_object_get(m, "body"));
+
+	if(ref == NULL || !names__valid_msgid(ref, strlen(ref))) return;
+	printf("[%s] ", when);
+	if(room) printf("#%s ", room);
+	print_change(type, type == ENVELOPE_REACTION ? (from ? from : "?") : (by ? by : "?"), ref,
+			archived_str(m, "of", true), json_string_value(json_object_get(m, "emoji")),
+			json_is_true(json_object_get(m, "remove")), body, body ? strlen(body) : 0, NULL);
+}
+
+void feed__print_archived(json_t *m, bool json, bool with_to, const char *me, json_t *page)
+{
+	const char *from, *to, *room, *type, *body, *status, *by;
 	char when[32];
 
 	if(json){
@@ -275,13 +429,11 @@ void feed__print_archived(json_t *m, bool json, bool with_to, const char *me)
 	}
 	from = json_string_value(json_object_get(m, "from"));
 	to = json_string_value(json_object_get(m, "to"));
-	room = json_string_value(json_object_get(m, "room"));
+	room = archived_str(m, "room", true);
 	type = json_string_value(json_object_get(m, "type"));
 	body = json_string_value(json_object_get(m, "body"));
 	status = json_string_value(json_object_get(m, "status"));
-	ts = json_integer_value(json_object_get(m, "server_ts"));
-	if(ts == 0) ts = json_integer_value(json_object_get(m, "ts"));
-	util__fmt_time(ts, true, when, sizeof(when));
+	archived_time(m, when, sizeof(when));
 	if(type && !strcmp(type, "event")){
 		if(room) printf("[%s] #%s * ", when, room);
 		else printf("[%s] * ", when);
@@ -289,15 +441,32 @@ void feed__print_archived(json_t *m, bool json, bool with_to, const char *me)
 				archived_str(m, "by", true));
 		return;
 	}
-	if(type && strcmp(type, "text") != 0) return; /* receipts show as status */
-	if(from == NULL || body == NULL) return;
+	if(type && (!strcmp(type, "edit") || !strcmp(type, "delete") || !strcmp(type, "reaction"))){
+		print_archived_change(m, !strcmp(type, "edit") ? ENVELOPE_EDIT : !strcmp(type, "delete")
+				? ENVELOPE_DELETE : ENVELOPE_REACTION, when, room);
+		return;
+	}
+	/* Receipts show as the status of a text; a type this client does not
+	 * know is left out (forward compatibility). */
+	if(type && strcmp(type, "text") != 0) return;
+	if(from == NULL || !names__valid_str(from)) return;
 
 	if(room) printf("[%s] #%s %s: ", when, room, from);
-	else if(with_to && to) printf("[%s] %s -> %s: ", when, from, to);
+	else if(with_to && to && names__valid_str(to)) printf("[%s] %s -> %s: ", when, from, to);
 	else printf("[%s] %s: ", when, from);
+	if(json_object_get(m, "deleted")){
+		/* A tombstone: the text is gone, who took it away stays. */
+		by = archived_str(m, "deleted_by", true);
+		if(by && strcmp(by, from) != 0) printf("(message deleted by %s)\n", by);
+		else printf("(message deleted)\n");
+		return;
+	}
+	if(body == NULL) body = "";
 	util__print_safe(stdout, body, strlen(body));
+	if(json_object_get(m, "edited")) printf("  (edited)");
 	if(me && !strcmp(from, me) && status && strcmp(status, "sent") != 0){
 		printf("  (%s)", status);
 	}
 	fputc('\n', stdout);
+	print_text_extras(m, page);
 }

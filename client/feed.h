@@ -31,9 +31,20 @@ void feed__init(struct feed *f, struct session *s, const char *me, bool json,
 /* The session's message callback (ud is the struct feed). */
 void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		size_t len, void *ud);
-/* Print one archived message (an object of a history/sync answer, borrowed).
- * with_to: show "from -> to" for direct messages (sync shows every
- * conversation); me marks the status of my own messages. */
-void feed__print_archived(json_t *m, bool json, bool with_to, const char *me);
+/* Print one archived message (an object of a history/sync/search answer,
+ * borrowed): a text with its marks ("  (edited)", its status if mine) and
+ * the lines under it (what it replies to, its reactions), a tombstone as
+ * "(message deleted)", an event, or an edit, delete or reaction row (sync)
+ * in the words listen uses. with_to: show "from -> to" for direct messages
+ * (sync shows every conversation); me marks the status of my own messages;
+ * page (borrowed, or NULL): the answer's messages, where the text a reply
+ * quotes is looked up. */
+void feed__print_archived(json_t *m, bool json, bool with_to, const char *me, json_t *page);
+/* Print the last message of a conversation (archived form, borrowed; NULL:
+ * "(no messages)") as one line: "[2026-12-05 01:00:00] bob: see you", my
+ * own as "me: ...", the text cut to its first line and 60 characters. */
+void feed__print_preview(json_t *m, const char *me);
+/* Print o (borrowed) as one JSON line. */
+void feed__print_json(json_t *o);
 
 #endif

@@ -186,12 +186,20 @@ int cmd_delete_account__run(struct options *opt, const struct cmd_args *a);
 int cmd_room__run(struct options *opt, const struct cmd_args *a);
 int cmd_privacy__run(struct options *opt, const struct cmd_args *a);
 int cmd_contacts__run(struct options *opt, const struct cmd_args *a);
+int cmd_conversations__run(struct options *opt, const struct cmd_args *a);
+int cmd_read__run(struct options *opt, const struct cmd_args *a);
+int cmd_edit__run(struct options *opt, const struct cmd_args *a);
+int cmd_delete__run(struct options *opt, const struct cmd_args *a);
+int cmd_search__run(struct options *opt, const struct cmd_args *a);
+int cmd_react__run(struct options *opt, const struct cmd_args *a);
 
-/* Build a text envelope for body (valid UTF-8, checked by the caller) and
- * publish it at QoS 1 to topic, tracked; the new id goes to id (MSGID_LEN + 1
- * bytes) and the message id to *mid. Returns EXIT_OK or EXIT_FAILED. */
+/* Build a text envelope for body (valid UTF-8, checked by the caller),
+ * quoting (reply_from, reply_to) if both are not NULL (valid, checked by
+ * the caller), and publish it at QoS 1 to topic, tracked; the new id goes
+ * to id (MSGID_LEN + 1 bytes) and the message id to *mid. Returns EXIT_OK
+ * or EXIT_FAILED. */
 int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
-		char *id, int *mid);
+		const char *reply_to, const char *reply_from, char *id, int *mid);
 /* Say why my message with id was refused (PUBACK reason >= 0x80) on
  * stderr: "not sent: <reason in words><what>" (what: e.g. " (line 3)", or
  * NULL), waiting for the notice as session__notice does. */
@@ -204,6 +212,8 @@ struct rpc_say {
 	const char *room;       /* the room and the user it names, or NULL */
 	const char *user;
 	const char *forbidden;  /* what `forbidden` means for this op, or NULL */
+	const char *not_found;  /* what `not_found` means for this op, or NULL (then
+	                         * said of room and user) */
 };
 
 /* Send req (borrowed; NULL: out of memory) on s and wait for the answer:
