@@ -25,6 +25,7 @@
 #include "nick.h"
 #include "nick_answer.h"
 #include "pwhash.h"
+#include "rpc_edit.h"
 #include "rpc_internal.h"
 #include "timeutil.h"
 #include "topic.h"
@@ -787,6 +788,9 @@ static const struct {
 	{"room_leave", rpc__op_room_leave},
 	{"room_delete", rpc__op_room_delete},
 	{"room_info", rpc__op_room_info},
+	{"edit", rpc__op_edit},
+	{"delete", rpc__op_delete},
+	{"search", rpc__op_search},
 };
 
 json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,

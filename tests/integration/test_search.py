@@ -1,0 +1,203 @@
+"""search (docs/PROTOCOL.md, "search"): case-insensitive substrings of the
+texts the asker may read (what history would give them: direct messages to
+or from them since their account was created, rooms they are in now since
+the room was created), newest first, in pages; the text is always a
+literal, never FTS syntax; edits, deletes, purges and erasures take their
+texts out of the index."""
+import json
+
+import harness
+from archiver_util import arch_env, inbox, room  # noqa: F401 (a fixture)
+from cli_util import ok
+from test_rooms_members import Person, call_ok, fails
+
+
+def send(client, topic, body, mid):
+    client.publish(topic, harness.envelope(body, id=mid))
+
+
+def wait_ids(env, *ids):
+    want = set(ids)
+    harness.wait_for(lambda: want <= set(r[0] for r in env.rows("SELECT id FROM messages")),
+                     what="%s archived" % sorted(want))
+
+
+def found(rpc, text, **args):
+    ans = call_ok(rpc, "search", text=text, **args)
+    return [m["id"] for m in ans["messages"]]
+
+
+def world(env):
+    """alice and bob write each other; the lobby (alice, bob, carol) too."""
+    alice, bob = Person(env, "alice"), Person(env, "bob")
+    send(alice.c, inbox("bob", "alice"), "Let's have LUNCH at noon", "a-1")
+    send(bob.c, inbox("alice", "bob"), "my lunchbox is ready", "b-1")
+    send(bob.c, room("lobby", "bob"), "no Lunch today", "b-2")
+    send(alice.c, inbox("bob", "alice"), "dinner then", "a-2")
+    wait_ids(env, "a-1", "b-1", "b-2", "a-2")
+    return alice, bob
+
+
+def test_substrings_case_insensitive_newest_first_with_scopes(arch_env):
+    env = arch_env(users=("alice", "bob", "carol"), rooms={"lobby": ["alice", "bob", "carol"]})
+    alice, bob = world(env)
+    for text in ("lunch", "LUNCH", "unc", "Lunch"):
+        assert found(alice, text) == ["b-2", "b-1", "a-1"], text
+    ans = call_ok(alice, "search", text="lunchbox")
+    assert ans["more"] is False and "next" not in ans
+    (m,) = ans["messages"]
+    assert (m["id"], m["from"], m["to"], m["type"], m["body"]) == ("b-1", "bob", "alice", "text", "my lunchbox is ready")
+    assert isinstance(m["seq"], int) and m["status"] in ("sent", "delivered", "read")
+    assert found(alice, "lunch", **{"with": "bob"}) == ["b-1", "a-1"]
+    assert found(alice, "lunch", room="lobby") == ["b-2"]
+    assert found(bob, "lunch", **{"with": "carol"}) == []
+    carol = Person(env, "carol")
+    assert found(carol, "lunch") == ["b-2"]
+    assert found(alice, "noon at") == [] and found(alice, "h at n") == ["a-1"]
+    # Unicode folds too.
+    send(alice.c, inbox("bob", "alice"), "ÉCOLE fermée", "a-3")
+    wait_ids(env, "a-3")
+    assert found(bob, "école") == ["a-3"]
+
+
+def test_never_what_the_asker_may_not_read(arch_env):
+    env = arch_env(users=("alice", "bob", "carol", "dave", "erin"),
+                   rooms={"lobby": ["alice", "bob"], "secret": ["carol", "dave"], "old": ["alice", "carol"]})
+    alice, bob = Person(env, "alice"), Person(env, "bob")
+    carol, dave, erin = Person(env, "carol"), Person(env, "dave"), Person(env, "erin")
+    send(carol.c, inbox("dave", "carol"), "zebra for dave", "c-1")          # another pair's DM
+    send(carol.c, room("secret", "carol"), "zebra in secret", "c-2")        # a room alice is not in
+    send(carol.c, room("old", "carol"), "zebra in old", "c-3")              # a room alice leaves
+    send(bob.c, inbox("erin", "bob"), "zebra for the first erin", "b-1")    # a previous holder
+    send(bob.c, inbox("alice", "bob"), "zebra for alice", "b-2")
+    wait_ids(env, "c-1", "c-2", "c-3", "b-1", "b-2")
+    assert found(alice, "zebra") == ["b-2", "c-3"]
+    call_ok(alice, "room_leave", room="old")
+    assert found(alice, "zebra") == ["b-2"]
+    assert found(dave, "zebra") == ["c-2", "c-1"]
+    assert found(erin, "zebra") == ["b-1"]
+    # erin's name changes hands: the new erin finds nothing of the old one.
+    erin.c.close()
+    ok(env.datadir, "user", "del", "erin")
+    env.store.sql("DELETE FROM retired WHERE name='erin'")   # 30 days later
+    env.store.add_user("erin")
+    erin = Person(env, "erin")
+    assert found(erin, "zebra") == []
+    assert found(erin, "zebra", **{"with": "bob"}) == []
+    # A room one is not in is refused, as history refuses it.
+    fails(alice, "forbidden", "search", text="zebra", room="secret")
+    fails(alice, "forbidden", "search", text="zebra", room="nosuchroom")
+
+
+def test_pages_with_before_and_next(arch_env):
+    env = arch_env(users=("alice", "bob"))
+    alice, bob = Person(env, "alice"), Person(env, "bob")
+    ids = ["p-%02d" % i for i in range(25)]
+    for i, mid in enumerate(ids):
+        send(bob.c, inbox("alice", "bob"), "page item %d" % i, mid)
+        send(bob.c, inbox("alice", "bob"), "unrelated %d" % i, "u-%02d" % i)
+    wait_ids(env, *ids)
+    got, before, pages = [], None, 0
+    while True:
+        args = {"limit": 10}
+        if before is not None:
+            args["before"] = before
+        ans = call_ok(alice, "search", text="page item", **args)
+        pages += 1
+        got += [m["id"] for m in ans["messages"]]
+        assert len(ans["messages"]) <= 10
+        seqs = [m["seq"] for m in ans["messages"]]
+        assert seqs == sorted(seqs, reverse=True)
+        if not ans["more"]:
+            assert "next" not in ans
+            break
+        assert ans["next"] <= (seqs[-1] if seqs else ans["next"])
+        before = ans["next"]
+    assert got == list(reversed(ids)) and pages == 3
+    assert found(alice, "page item", limit=1) == ["p-24"]
+    assert len(found(alice, "page item", limit=100)) == 25
+    assert len(found(alice, "page item")) == 20   # the default limit
+
+
+def test_bad_requests(arch_env):
+    env = arch_env(users=("alice", "bob"))
+    alice = Person(env, "alice")
+    for args in ({}, {"text": "lu"}, {"text": ""}, {"text": 123}, {"text": None},
+                 {"text": "x" * 257}, {"text": "é" * 129},
+                 {"text": "日本"},                          # 6 bytes, 2 characters: no trigram
+                 {"text": "lunch", "limit": 0}, {"text": "lunch", "limit": 101},
+                 {"text": "lunch", "limit": "5"}, {"text": "lunch", "before": 0},
+                 {"text": "lunch", "before": -3}, {"text": "lunch", "with": "bob", "room": "lobby"},
+                 {"text": "lunch", "with": "Not A Name"}, {"text": "lunch", "room": "Bad Room"}):
+        ans = fails(alice, "bad_request", "search", **args)
+        assert ans["message"], ans
+    assert call_ok(alice, "search", text="x" * 256)["messages"] == []
+    assert call_ok(alice, "search", text="日本語")["messages"] == []
+
+
+def test_fts_syntax_is_literal(arch_env):
+    env = arch_env(users=("alice", "bob"))
+    alice, bob = Person(env, "alice"), Person(env, "bob")
+    texts = {"q-1": 'she said "quoted" twice', "q-2": "apples AND pears", "q-3": "food",
+             "q-4": "foo* is a glob", "q-5": "NEAR(a b) call", "q-6": "col:umn and (paren",
+             "q-7": "^start here", "q-8": "apples OR pears"}
+    for mid, body in texts.items():
+        send(bob.c, inbox("alice", "bob"), body, mid)
+    wait_ids(env, *texts)
+    assert found(alice, '"quoted"') == ["q-1"]
+    assert found(alice, 'd "quo') == ["q-1"]
+    assert found(alice, "AND pears") == ["q-2"]
+    assert found(alice, "foo*") == ["q-4"]
+    assert found(alice, "NEAR(a b)") == ["q-5"]
+    assert found(alice, "col:umn") == ["q-6"]
+    assert found(alice, "(paren") == ["q-6"]
+    assert found(alice, "^start") == ["q-7"]
+    assert found(alice, "apples OR") == ["q-8"]
+    assert sorted(found(alice, "apples")) == ["q-2", "q-8"]
+    for text in ('"""', '" OR "', "a*b", "x:y", "NOT apples", "-pears", "{a b}"):
+        call_ok(alice, "search", text=text)
+
+
+def test_edits_deletes_purge_and_erasure_leave_the_index(arch_env):
+    env = arch_env(users=("alice", "bob", "carol"))
+    alice, bob = Person(env, "alice"), Person(env, "bob")
+    send(alice.c, inbox("bob", "alice"), "lunch at noon", "a-1")
+    send(alice.c, inbox("bob", "alice"), "lunch tomorrow", "a-2")
+    wait_ids(env, "a-1", "a-2")
+    call_ok(alice, "edit", ref="a-1", body="dinner at eight")
+    assert found(bob, "lunch") == ["a-2"] and found(bob, "dinner") == ["a-1"]
+    call_ok(alice, "delete", ref="a-2")
+    assert found(bob, "lunch") == [] and found(alice, "tomorrow") == []
+    # Erasure: carol's account goes with her messages.
+    carol = Person(env, "carol")
+    send(carol.c, inbox("bob", "carol"), "carol says lunch", "c-1")
+    wait_ids(env, "c-1")
+    assert found(bob, "lunch") == ["c-1"]
+    carol.c.close()
+    ok(env.datadir, "user", "del", "carol", "--erase")
+    assert found(bob, "lunch") == []
+    assert env.rows("SELECT count(*) FROM msg_fts WHERE msg_fts MATCH '\"carol says\"'") == [(0,)]
+    # Purge: everything older than now.
+    assert found(bob, "dinner") == ["a-1"]
+    ok(env.datadir, "purge", "--older-than", "0")
+    assert found(bob, "dinner") == [] and found(alice, "eight") == []
+    assert env.rows("SELECT count(*) FROM msg_fts WHERE msg_fts MATCH '\"dinner\"'") == [(0,)]
+
+
+def test_answers_fit(arch_env):
+    """Hits too large to share an answer come on the next page."""
+    env = arch_env(users=("alice", "bob"))
+    alice, bob = Person(env, "alice"), Person(env, "bob")
+    for i in range(4):
+        send(bob.c, inbox("alice", "bob"), "needle " + "x" * 15000 + str(i), "n-%d" % i)
+    wait_ids(env, *["n-%d" % i for i in range(4)])
+    got, before = [], None
+    for _ in range(10):
+        args = {} if before is None else {"before": before}
+        ans = call_ok(alice, "search", text="needle", **args)
+        assert len(json.dumps(ans)) < 64 * 1024
+        got += [m["id"] for m in ans["messages"]]
+        if not ans["more"]:
+            break
+        before = ans["next"]
+    assert got == ["n-3", "n-2", "n-1", "n-0"]
