@@ -35,6 +35,9 @@ static void say_failure(const struct session *s, int rc, const struct rpc_say *s
 	}else if(!strcmp(code, "too_late")){
 		snprintf(w, sizeof(w), "it was sent longer ago than the server lets messages be "
 				"changed (its edit window)");
+	}else if(!strcmp(code, "unknown_op")){
+		snprintf(w, sizeof(w), "the archiver does not offer it (a server older than this "
+				"client)");
 	}else if(!strcmp(code, "exists")){
 		snprintf(w, sizeof(w), "room %s exists already (or was deleted less than 30 days ago)",
 				room ? room : "");
