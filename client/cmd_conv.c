@@ -171,6 +171,7 @@ int cmd_read__run(struct options *opt, const struct cmd_args *a)
 {
 	const char *with, *room;
 	char where[NAME_MAX_LEN + 16], doing[NAME_MAX_LEN + 64], nf[NAME_MAX_LEN + 128];
+	char forbidden[NAME_MAX_LEN + 32];
 	struct rpc_say say = { .doing = doing };
 	long long seq = cmdline__num(&a->vals, "seq", -1);
 	json_t *req, *resp = NULL;
@@ -184,7 +185,8 @@ int cmd_read__run(struct options *opt, const struct cmd_args *a)
 	snprintf(doing, sizeof(doing), "mark the conversation %s read", where);
 	say.room = room;
 	say.user = with;
-	say.forbidden = room ? "you are not a member of that room" : NULL;
+	snprintf(forbidden, sizeof(forbidden), "you are in no room %s", room ? room : "");
+	say.forbidden = room ? forbidden : NULL;
 	if((rc = session__init(&s, opt, SESSION_ONESHOT)) || (rc = session__connect(&s))) goto done;
 	if(seq < 0){
 		if((rc = last_seq_of(&s, with, room, &say, &seq))) goto done;
@@ -301,8 +303,9 @@ int cmd_search__run(struct options *opt, const struct cmd_args *a)
 	const char *with = cmdline__value(&a->vals, "with"), *room = cmdline__value(&a->vals, "room");
 	long long limit = cmdline__num(&a->vals, "limit", 20);
 	long long before = cmdline__num(&a->vals, "before", -1);
+	char forbidden[NAME_MAX_LEN + 32];
 	const struct rpc_say say = { .doing = "search", .user = with, .room = room,
-		.forbidden = "you are not a member of that room" };
+		.forbidden = forbidden };
 	json_t *req, *resp = NULL, *msgs, *next;
 	char *text;
 	size_t i;
@@ -315,6 +318,7 @@ int cmd_search__run(struct options *opt, const struct cmd_args *a)
 	}
 	if(with && !names__valid_str(with)) return login__bad_name("user", with);
 	if(room && !names__valid_str(room)) return login__bad_name("room", room);
+	snprintf(forbidden, sizeof(forbidden), "you are in no room %s", room ? room : "");
 	if((text = join_words(a->args, 0, a->nargs)) == NULL) return EXIT_FAILED;
 	if(!utf8__valid(text, strlen(text))){
 		free(text);
