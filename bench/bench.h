@@ -42,11 +42,16 @@ struct bench_opts {
 	const char *bind_good;
 	const char *bind_flood;
 	/* rpc */
-	const char *op;           /* history | sync */
+	const char *op;           /* history | sync | conversations | search | catchup */
 	const char *rpc_user;
 	const char *rpc_with;
 	int rpc_limit;
 	long max_seq;
+	const char *text;         /* search: what to look for */
+	int depth;                /* conversations: the page asked (0: the first) */
+	long after;               /* catchup: the device's last seq */
+	/* prefill */
+	int peers;                /* c0's direct conversations, with c1..c<peers> */
 	/* resume */
 	const char *prefix;       /* users <prefix>0..<prefix><users-1> */
 	int persistent;           /* 1: clean session false, client id <user>@bench */

@@ -18,7 +18,8 @@ ratios to (a), and checks the targets. bench/README.md says what each
 figure means.
 
 Environment: BUILD (default build), QUICK=1 for the short run (< 2 min),
-SETUPS (e.g. "a d", default all), OUT (default bench/results).
+SETUPS (e.g. "a d", default all), OUT (default bench/results), ONLY=rpc for
+the RPC phase alone (rpc.md and rpc.json in OUT).
 
     bench/bench.py              (or scripts/bench.sh, or make bench)
 
@@ -38,10 +39,11 @@ import tempfile
 import time
 
 from procs import log
-from report import build_targets, markdown
+from report import build_targets, markdown, markdown_rpc, rpc_targets
 from runs import (finish_setup, run_drain, run_ingest, run_key, run_loads, run_resume, run_rpc,
                   run_rss, start_setup)
-from settings import BENCH, BUILD, MOSQUITTO, OUT, QUICK, ROOT, ROUNDS, SECONDS, SETUPS, TITLES
+from settings import (BENCH, BUILD, MOSQUITTO, ONLY, OUT, QUICK, ROOT, ROUNDS, SECONDS, SETUPS,
+                      TITLES)
 
 
 def prepare():
@@ -63,14 +65,31 @@ def prepare():
     return subprocess.run(["make", os.path.join(BUILD, "mqchat-bench")]).returncode
 
 
-def write_results(doc, md):
-    """latest.json and latest.md in OUT, each replaced atomically."""
+def write_results(doc, md, base="latest"):
+    """<base>.json and <base>.md in OUT, each replaced atomically."""
     os.makedirs(OUT, exist_ok=True)
-    for name, text in (("latest.json", json.dumps(doc, indent=1) + "\n"), ("latest.md", md)):
+    for name, text in ((base + ".json", json.dumps(doc, indent=1) + "\n"), (base + ".md", md)):
         tmpf = os.path.join(OUT, name + ".tmp")
         with open(tmpf, "w") as f:
             f.write(text)
         os.replace(tmpf, os.path.join(OUT, name))
+
+
+def main_rpc(doc, t0):
+    """ONLY=rpc: the RPC phase alone, into rpc.json and rpc.md (latest.*
+    stay the whole run's)."""
+    tmp = tempfile.mkdtemp(prefix="mqchat-bench-")
+    try:
+        log("rpc")
+        doc["rpc"] = run_rpc(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    doc["targets"] = rpc_targets(doc["rpc"])
+    doc["total_s"] = round(time.monotonic() - t0, 1)
+    md = markdown_rpc(doc) + "Total run time: %.0f s.\n" % doc["total_s"]
+    write_results(doc, md, "rpc")
+    print(md)
+    return 0
 
 
 def main():
@@ -84,6 +103,9 @@ def main():
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "quick": QUICK, "cores": os.cpu_count(), "mosquitto": m.group(1) if m else "?",
            "seconds_per_load": SECONDS, "rounds": ROUNDS, "setups": {}}
+    if ONLY == "rpc":
+        doc["command"] = "ONLY=rpc " + doc["command"]
+        return main_rpc(doc, t0)
     tmp = tempfile.mkdtemp(prefix="mqchat-bench-")
     brokers = {}
     try:

@@ -46,8 +46,8 @@ static const struct mode modes[] = {
 	{ "connect", conn__rate, "cold then warm logins of --users users (s<i>, r<i>)" },
 	{ "resume", conn__resume, "one login each of --prefix<i> for i < --users (--persistent, --token-seed)" },
 	{ "flood", conn__flood, "warm logins while --flood connections send wrong passwords" },
-	{ "rpc", rpc__latency, "--op history|sync round trips as --user" },
-	{ "prefill", prefill__archive, "add --count messages to --archive-db (archiver schema)" },
+	{ "rpc", rpc__latency, "--op history|sync|conversations|search|catchup round trips as --user" },
+	{ "prefill", prefill__archive, "add --count messages to --archive-db with the archiver's code" },
 	{ "topics", print_topics, "the topic table, as str.format templates" },
 };
 
@@ -89,17 +89,24 @@ static const struct opt opts[] = {
 	{ .name = "--concurrency", .arg = "C", .kind = OPT_INT, .off = OFF(concurrency), .def = 8, .lo = 1, .hi = 256 },
 	{ .name = "--flood", .arg = "F", .kind = OPT_INT, .off = OFF(flood), .def = 8, .lo = 1, .hi = 256 },
 	{ .name = "--bind-flood", .arg = "ADDR", .kind = OPT_STR, .off = OFF(bind_flood), .def_str = "127.0.0.2" },
-	{ .name = "--op", .arg = "history|sync", .kind = OPT_STR, .off = OFF(op), .def_str = "history" },
+	{ .name = "--op", .arg = "OP", .kind = OPT_STR, .off = OFF(op), .def_str = "history" },
 	{ .name = "--user", .arg = "U", .kind = OPT_STR, .off = OFF(rpc_user), .def_str = "s0" },
 	{ .name = "--with", .arg = "U", .kind = OPT_STR, .off = OFF(rpc_with), .def_str = "r0" },
 	{ .name = "--limit", .arg = "N", .kind = OPT_INT, .off = OFF(rpc_limit), .def = 50, .lo = 1, .hi = 1000 },
 	{ .name = "--max-seq", .arg = "N", .kind = OPT_LONG, .off = OFF(max_seq), .lo = 0, .hi = 1L << 50 },
+	{ .name = "--text", .arg = "T", .kind = OPT_STR, .off = OFF(text) },
+	{ .name = "--depth", .arg = "PAGE", .kind = OPT_INT, .off = OFF(depth), .lo = 0, .hi = 1000 },
+	{ .name = "--after", .arg = "SEQ", .kind = OPT_LONG, .off = OFF(after), .lo = 0, .hi = 1L << 50 },
+	{ .name = "--peers", .arg = "P", .kind = OPT_INT, .off = OFF(peers), .lo = 0, .hi = 100000 },
 	{ .name = "--prefix", .arg = "P", .kind = OPT_STR, .off = OFF(prefix), .def_str = "p" },
 	{ .name = "--persistent", .arg = "0|1", .kind = OPT_INT, .off = OFF(persistent), .lo = 0, .hi = 1 },
 	{ .name = "--token-seed", .arg = "SEED", .kind = OPT_STR, .off = OFF(token_seed) },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The values of --op (bench/rpc.c). */
+static const char *const rpc_ops[] = { "history", "sync", "conversations", "search", "catchup" };
 
 /* Set op's field of o to str (OPT_STR) or num (the others). */
 static void set_field(struct bench_opts *o, const struct opt *op, const char *str, double num)
@@ -218,8 +225,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if(strcmp(o.op, "history") != 0 && strcmp(o.op, "sync") != 0){
-		fprintf(stderr, "Error: --op must be history or sync\n");
+	for(i = 0; i < NELEM(rpc_ops) && strcmp(o.op, rpc_ops[i]) != 0; i++){
+	}
+	if(i == NELEM(rpc_ops)){
+		fprintf(stderr, "Error: --op must be history, sync, conversations, search or catchup\n");
 		return 2;
 	}
 	mosquitto_lib_init();

@@ -4,7 +4,8 @@ build_targets() checks every target against its figure from the results;
 markdown() turns the whole results document (what latest.json holds) into
 latest.md. Neither measures anything.
 """
-from settings import DROP_LINE, KEY_LOAD, LOADS, PACE, load_name
+from settings import (ASKER, ASKER_PEERS, CATCHUP_LIMIT, CATCHUP_MSGS, CONV_DEEP_PAGE, CONV_LIMIT,
+                      DROP_LINE, KEY_LOAD, LOADS, PACE, ROOM, SEARCH_LIMIT, SEARCHES, load_name)
 
 
 def fmt(v, nd=0):
@@ -61,17 +62,65 @@ def resume_of(resume, name, field):
     return v if isinstance(v, (int, float)) and v >= 0 else None
 
 
+def target(name, setup, value, base, limit, ok, unit="", paired_ratio=None):
+    """One row of the targets table; ok None: not measured."""
+    return {"target": name, "setup": setup, "value": value, "a": base,
+            "ratio": ratio(value, base) if base is not None else None,
+            "paired": paired_ratio,
+            "limit": limit, "unit": unit,
+            "verdict": "n/a" if ok is None else ("pass" if ok else "short")}
+
+
+def feature_rows(rpc):
+    """(key, label) of each issue 17 figure of run_rpc, in report order."""
+    rows = [("conversations_first", "conversation list, first page of %d" % CONV_LIMIT),
+            ("conversations_deep", "conversation list, page %d (conversations %d-%d)" % (
+                CONV_DEEP_PAGE + 1, CONV_DEEP_PAGE * CONV_LIMIT + 1,
+                (CONV_DEEP_PAGE + 1) * CONV_LIMIT))]
+    for k, (label, text) in enumerate(SEARCHES):
+        rows.append(("search_%d" % k, "search \"%s\" (%s), limit %d" % (text, label, SEARCH_LIMIT)))
+    rows.append(("catchup", "new device: sync from its last seq, pages of %d, until done"
+                 % CATCHUP_LIMIT))
+    return rows
+
+
+def rpc_targets(rpc):
+    """The RPC targets: history, and issue 17's conversation list, search
+    and catch-up, each on the p99 of its requests (the catch-up on the
+    median of its runs, each run a whole catch-up)."""
+    T = []
+    rows = fmt(rpc.get("rows"))
+    h = rpc.get("history") if rpc.get("available") else None
+    v = h.get("p99_us") / 1000.0 if h and "p99_us" in h else None
+    T.append(target("history 50 on %s messages p99 < 5 ms" % rows, "e", v, None, "5 ms",
+                    None if v is None else v < 5.0, "ms"))
+    F = rpc.get("features") or {}
+    for key, label in feature_rows(rpc):
+        r = F.get(key) or {}
+        ok = "error" not in r and r.get("ok", 0) > 0
+        if key == "catchup":
+            v = r["p50_us"] / 1e6 if ok else None
+            T.append(target("%s: %s messages < 1 s (median of %s runs)" % (
+                label, fmt(r.get("messages_per_run", CATCHUP_MSGS)), r.get("ok", "n/a")), "e", v,
+                None, "1 s", None if v is None else v < 1.0, "s"))
+            continue
+        v = r["p99_us"] / 1000.0 if ok else None
+        limit = 10.0 if key.startswith("conversations") else 50.0
+        what = label
+        if key.startswith("conversations") and ok:
+            what += " of %s's %s" % (ASKER, fmt(r.get("conversations_total")))
+        T.append(target("%s on %s messages p99 < %g ms" % (what, rows, limit), "e", v, None,
+                        "%g ms" % limit, None if v is None else v < limit, "ms"))
+    return T
+
+
 def build_targets(results, rpc, rss, kf=None, resume=None):
     """Every target with its value, (a)'s and the verdict; kf: run_key's
     figures, resume: run_resume's, or None."""
     T = []
 
     def add(name, setup, value, base, limit, ok, unit="", paired_ratio=None):
-        T.append({"target": name, "setup": setup, "value": value, "a": base,
-                  "ratio": ratio(value, base) if base is not None else None,
-                  "paired": paired_ratio,
-                  "limit": limit, "unit": unit,
-                  "verdict": "n/a" if ok is None else ("pass" if ok else "short")})
+        T.append(target(name, setup, value, base, limit, ok, unit, paired_ratio))
 
     def against_a(what, op, limit, key, v, a, pr, unit, suffix=""):
         # The verdict is on the paired ratio (median of per-round ratios)
@@ -141,11 +190,87 @@ def build_targets(results, rpc, rss, kf=None, resume=None):
             bounded and lost == 0 and e.get("dropped_lines", 0) == 0, "msgs")
     else:
         add("archiver lag bounded, nothing dropped", "e", None, None, "0 lost", None)
-    h = rpc.get("history") if rpc.get("available") else None
-    v = h.get("p99_us") / 1000.0 if h and "p99_us" in h else None
-    add("history 50 on %s messages p99 < 5 ms" % fmt(rpc.get("rows")), "e", v, None, "5 ms",
-        None if v is None else v < 5.0, "ms")
+    T.extend(rpc_targets(rpc))
     return T
+
+
+def rpc_section(rpc, L):
+    """The RPC tables of latest.md (and of rpc.md, ONLY=rpc), appended to L."""
+    L.append("### RPC on a %s-message archive (e)" % fmt(rpc.get("rows")))
+    L.append("")
+    if rpc.get("prefill_s") is not None:
+        L.append("Archive filled by `mqchat-bench prefill` with the archiver's own code "
+                 "(archive__store): %s messages (%s of them %s's) in %.1f s, %s messages/s, "
+                 "%.0f MB." % (fmt(rpc["rows"]), fmt(rpc.get("asker_rows")), ASKER,
+                               rpc["prefill_s"], fmt(rpc["prefill_rows_per_s"]),
+                               rpc.get("db_mb", 0)))
+        L.append("")
+    if rpc.get("available"):
+        L.append("| op | requests | ok | p50 (ms) | p99 (ms) |")
+        L.append("|---|---:|---:|---:|---:|")
+        for op in ("history", "sync"):
+            r = rpc[op]
+            L.append("| %s limit %d | %d | %d | %.2f | %.2f |" % (
+                op, r["limit"], r["requests"], r["ok"], r["p50_us"] / 1000, r["p99_us"] / 1000))
+    else:
+        L.append("Not available: %s" % rpc.get("reason"))
+    L.append("")
+    F = rpc.get("features")
+    if not F:
+        return
+    L.append("Issue 17, as %s (%s direct conversations and the room %s), one request at a time "
+             "over MQTT; the catch-up row times whole catch-ups (each run all its pages)."
+             % (ASKER, fmt(ASKER_PEERS), ROOM))
+    L.append("")
+    L.append("| figure | requests (runs) | ok | p50 (ms) | p99 (ms) | max (ms) | answers |")
+    L.append("|---|---:|---:|---:|---:|---:|---|")
+    for key, label in feature_rows(rpc):
+        r = F.get(key) or {"error": "not run"}
+        if "p50_us" not in r or not r.get("ok"):
+            L.append("| %s | | | | | | error: %s |" % (
+                label, str(r.get("error", "no ok answer")).replace("|", "/")[:160]))
+            continue
+        if key.startswith("conversations"):
+            what = "%s conversations in %s pages" % (fmt(r.get("conversations_total")),
+                                                    r.get("pages"))
+        elif key == "catchup":
+            what = "%s messages in %s pages a run" % (fmt(r.get("messages_per_run")),
+                                                     r.get("pages_per_run"))
+        else:
+            what = "%.1f messages an answer, more in %.0f%%" % (r.get("mean_found", 0),
+                                                                100 * r.get("more_share", 0))
+        if "error" in r:
+            what += "; error: %s" % str(r["error"]).replace("|", "/")[:120]
+        L.append("| %s | %s | %s | %.2f | %.2f | %.2f | %s |" % (
+            label, fmt(r.get("requests")), fmt(r.get("ok")), r["p50_us"] / 1000,
+            r["p99_us"] / 1000, r.get("max_us", 0) / 1000, what))
+    L.append("")
+
+
+def targets_table(targets, L):
+    """The targets table, appended to L."""
+    L.append("| target | setup | value | (a) | ratio | paired | verdict |")
+    L.append("|---|---|---:|---:|---:|---:|---|")
+    for t in targets:
+        nd = 2 if t["unit"] in ("us", "ms", "s") else 0
+        L.append("| %s | (%s) | %s | %s | %s | %s | %s |" % (
+            t["target"], t["setup"], fmt(t["value"], nd) + (" " + t["unit"] if t["value"] is not None else ""),
+            fmt(t["a"], nd) if t["a"] is not None else "", "%.2f" % t["ratio"] if t["ratio"] else "",
+            "%.2f" % t["paired"] if t.get("paired") else "", t["verdict"]))
+    L.append("")
+
+
+def markdown_rpc(doc):
+    """rpc.md: the RPC phase alone (ONLY=rpc)."""
+    L = ["# mqchat benchmarks: RPC only", "",
+         "`%s` on %s, %d cores (shared), mosquitto %s, %s run." % (
+             doc["command"], doc["date"], doc["cores"], doc["mosquitto"],
+             "QUICK" if doc["quick"] else "full"), ""]
+    rpc_section(doc["rpc"], L)
+    L.append("### Targets")
+    L.append("")
+    targets_table(doc["targets"], L)
+    return "\n".join(L)
 
 
 def markdown(doc):
@@ -255,19 +380,7 @@ def markdown(doc):
         elif dr:
             L.append("Ingest capacity: not measured (%s)." % dr["error"])
         L.append("")
-    rpc = doc["rpc"]
-    L.append("### RPC on a %s-message archive (e)" % fmt(rpc.get("rows")))
-    L.append("")
-    if rpc.get("available"):
-        L.append("| op | requests | ok | p50 (ms) | p99 (ms) |")
-        L.append("|---|---:|---:|---:|---:|")
-        for op in ("history", "sync"):
-            r = rpc[op]
-            L.append("| %s limit %d | %d | %d | %.2f | %.2f |" % (
-                op, r["limit"], r["requests"], r["ok"], r["p50_us"] / 1000, r["p99_us"] / 1000))
-    else:
-        L.append("Not available: %s" % rpc.get("reason"))
-    L.append("")
+    rpc_section(doc["rpc"], L)
     rss = doc["rss"]
     L.append("### Start-up and memory with %s users, %s rooms" % (fmt(rss["users"]), fmt(rss["rooms"])))
     L.append("")
@@ -303,13 +416,5 @@ def markdown(doc):
     L.append("Ratios to (a): of the two medians, and paired (the median over the rounds of each")
     L.append("round's own ratio; the verdict uses it where there is one).")
     L.append("")
-    L.append("| target | setup | value | (a) | ratio | paired | verdict |")
-    L.append("|---|---|---:|---:|---:|---:|---|")
-    for t in doc["targets"]:
-        nd = 2 if t["unit"] in ("us", "ms", "s") else 0
-        L.append("| %s | (%s) | %s | %s | %s | %s | %s |" % (
-            t["target"], t["setup"], fmt(t["value"], nd) + (" " + t["unit"] if t["value"] is not None else ""),
-            fmt(t["a"], nd) if t["a"] is not None else "", "%.2f" % t["ratio"] if t["ratio"] else "",
-            "%.2f" % t["paired"] if t.get("paired") else "", t["verdict"]))
-    L.append("")
+    targets_table(doc["targets"], L)
     return "\n".join(L)

@@ -15,12 +15,13 @@ import time
 
 from procs import (Broker, Unavailable, free_port, log, proc_cpu_s, proc_rss_kb,
                    proc_tree_pss_kb, require_built)
-from settings import (ARCHIVE_ROWS, BENCH, BIG_MEMBERS, BIG_ROOMS, BIG_USERS, DRAIN_MSGS,
-                      DROP_LINE, FLOOD_SECONDS, KEY_LOAD, KEY_ROUNDS, LOADS, MEMBERS,
-                      NPAIRS_USERS, PACE, PASSWORD, PLUGIN, RESUME_CONCURRENCY, RESUME_USERS,
-                      ROOM, ROOT, ROUNDS, RPC_COUNT, SECONDS, STORED_SQL, TITLES, TOKEN_SEED,
-                      WARM_COUNT, WARMUP, WINDOW, load_name)
-from setups import (SETUP_FN, add_bench_devices, mqchat_conf, mqchat_hash, setup_a, setup_e,
+from settings import (ARCHIVE_ROWS, ASKER, ASKER_PEERS, BENCH, BIG_MEMBERS, BIG_ROOMS, BIG_USERS,
+                      CATCHUP_LIMIT, CATCHUP_MSGS, CATCHUP_RUNS, CONV_DEEP_PAGE, CONV_LIMIT,
+                      DRAIN_MSGS, DROP_LINE, FEATURE_COUNT, FLOOD_SECONDS, KEY_LOAD, KEY_ROUNDS,
+                      LOADS, MEMBERS, NPAIRS_USERS, PACE, PASSWORD, PLUGIN, RESUME_CONCURRENCY,
+                      RESUME_USERS, ROOM, ROOT, ROUNDS, RPC_COUNT, SEARCH_LIMIT, SEARCHES, SECONDS,
+                      STORED_SQL, TITLES, TOKEN_SEED, WARM_COUNT, WARMUP, WINDOW, load_name)
+from setups import (SETUP_FN, add_bench_devices, mqchat_conf, mqchat_hash, setup_a, setup_rpc,
                     write_userdb)
 
 
@@ -250,8 +251,49 @@ def finish_setup(key, res, broker, tmp):
     res["plugin_log"] = [scrub(line, tmp) for line in loaded_lines(text)[:2]]
 
 
+def catchup_after(path, user, rooms, n):
+    """The seq after which exactly n of user's messages (direct ones and
+    those of rooms) follow in the archive at path: where a device that
+    missed the last n left off. 0 when there are fewer."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+    try:
+        marks = ",".join("?" * len(rooms))
+        row = db.execute("SELECT seq FROM messages WHERE recipient=? OR (sender=? AND recipient"
+                         " IS NOT NULL) OR room IN (%s) ORDER BY seq DESC LIMIT 1 OFFSET ?" % marks,
+                         [user, user] + list(rooms) + [n]).fetchone()
+        return row[0] if row else 0
+    finally:
+        db.close()
+
+
+def rpc_features(broker, after):
+    """Issue 17's figures as ASKER: the conversation list (first and a
+    deeper page), search (SEARCHES) and a new device's catch-up from
+    after. {name: bench result}; an RPC the archiver does not have yet
+    gives its error answer as the error."""
+    res = {}
+    common = ["--user", ASKER, "--seconds", 60]
+    for name, depth in (("conversations_first", 0), ("conversations_deep", CONV_DEEP_PAGE)):
+        log("(e) rpc conversations, page %d" % depth)
+        res[name] = bench("rpc", broker, "--op", "conversations", "--limit", CONV_LIMIT,
+                          "--depth", depth, "--count", FEATURE_COUNT, *common, timeout=180)
+    for k, (label, text) in enumerate(SEARCHES):
+        log("(e) rpc search %r" % text)
+        res["search_%d" % k] = bench("rpc", broker, "--op", "search", "--text", text,
+                                     "--limit", SEARCH_LIMIT, "--count", FEATURE_COUNT,
+                                     *common, timeout=180)
+        res["search_%d" % k]["label"] = label
+    log("(e) rpc catch-up of %d messages" % CATCHUP_MSGS)
+    res["catchup"] = bench("rpc", broker, "--op", "catchup", "--after", after,
+                           "--limit", CATCHUP_LIMIT, "--count", CATCHUP_RUNS, *common,
+                           timeout=240)
+    return res
+
+
 def run_rpc(tmp):
-    """history and sync on a prefilled archive (setup e)."""
+    """history and sync, then issue 17's conversation list, search and
+    catch-up, on an archive prefilled with the archiver's own code
+    (bench/prefill.c), behind setup (e)."""
     d = new_dir(tmp, "rpc")
     port = free_port()
     res = {"rows": ARCHIVE_ROWS}
@@ -259,15 +301,22 @@ def run_rpc(tmp):
     try:
         if not os.path.exists(os.path.join(ROOT, "archiver", "archive.c")):
             raise Unavailable("archiver/archive.c does not exist")
-        conf = setup_e(d, port)
+        conf = setup_rpc(d, port)
+        archive = os.path.join(d, "archive.db")
+        log("(e) prefill %d messages" % ARCHIVE_ROWS)
         t0 = time.monotonic()
-        pf = subprocess.run([BENCH, "prefill", "--archive-db", os.path.join(d, "archive.db"),
+        pf = subprocess.run([BENCH, "prefill", "--archive-db", archive,
                              "--count", str(ARCHIVE_ROWS), "--pairs", str(NPAIRS_USERS),
-                             "--members", str(MEMBERS), "--room", ROOM],
-                            capture_output=True, text=True, timeout=600)
+                             "--members", str(MEMBERS), "--room", ROOM,
+                             "--peers", str(ASKER_PEERS)],
+                            capture_output=True, text=True, timeout=900)
         if pf.returncode != 0:
             raise Unavailable("prefill failed: %s" % pf.stderr.strip()[-300:])
         res["prefill_s"] = time.monotonic() - t0
+        res["prefill_rows_per_s"] = ARCHIVE_ROWS / res["prefill_s"]
+        res["asker_rows"] = json.loads(pf.stdout.strip().splitlines()[-1]).get("asker_rows")
+        res["db_mb"] = os.path.getsize(archive) / 1e6
+        after = catchup_after(archive, ASKER, [ROOM], CATCHUP_MSGS)
         broker = Broker(d, port, conf)
         broker.start()
         broker.start_archiver()
@@ -279,6 +328,7 @@ def run_rpc(tmp):
         res["available"] = all("error" not in res[op] for op in ("history", "sync"))
         if not res["available"]:
             res["reason"] = res["history"].get("error") or res["sync"].get("error")
+        res["features"] = rpc_features(broker, after)
     except Unavailable as e:
         res.update(available=False, reason=scrub(e, tmp))
         log("rpc not available: %s" % e)

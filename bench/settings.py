@@ -41,6 +41,22 @@ else:
     FLOOD_SECONDS, RPC_COUNT, ARCHIVE_ROWS = 4.0, 1000, 1000000
     DRAIN_MSGS = 80000   # below the bench brokers' max_queued_messages (100,000)
 BIG_USERS, BIG_ROOMS, BIG_MEMBERS = 100000, 10000, 10
+# Issue 17's RPCs on the prefilled archive (runs.py run_rpc): the asker c0
+# has a direct conversation with each of c1..c<ASKER_PEERS> and is in the
+# room ROOM (bench/prefill.c puts 25% of the archive there), so 1,000
+# conversations. Each latency figure gets FEATURE_COUNT requests (enough
+# for a p99); the conversation list is asked at its first page and at page
+# CONV_DEEP_PAGE (conversations 501-550); a new device catches up on the
+# newest CATCHUP_MSGS of c0's messages in sync pages of CATCHUP_LIMIT,
+# CATCHUP_RUNS times. The search words are in prefill.c's bodies.
+ASKER, ASKER_PEERS = "c0", 999
+CONV_LIMIT, CONV_DEEP_PAGE = 50, 10
+SEARCH_LIMIT = 20
+SEARCHES = [("rare word", "zeppelin"), ("common word", "meeting"), ("3-byte substring", "ing")]
+CATCHUP_MSGS, CATCHUP_LIMIT = 10000, 500
+FEATURE_COUNT, CATCHUP_RUNS = (200, 5) if QUICK else (500, 20)
+# ONLY=rpc: the RPC phase alone (bench/results/rpc.md and rpc.json).
+ONLY = os.environ.get("ONLY", "")
 # Persistent sessions logging in again after a broker restart (runs.py
 # run_resume), each with its own device token or its password.
 RESUME_USERS = 1000 if QUICK else 15000

@@ -15,8 +15,8 @@ import subprocess
 import time
 
 from procs import Unavailable, require_built
-from settings import (ARCHIVER, DYNSEC, ITERATIONS, MEMBERS, NPAIRS_USERS, PASSWORD, PLUGIN,
-                      ROOM, SCHEMA, SEND_LIMIT_OPTS, TOKEN_SEED)
+from settings import (ARCHIVER, ASKER, ASKER_PEERS, DYNSEC, ITERATIONS, MEMBERS, NPAIRS_USERS,
+                      PASSWORD, PLUGIN, ROOM, SCHEMA, SEND_LIMIT_OPTS, TOKEN_SEED)
 from topics import topic
 
 
@@ -44,15 +44,16 @@ def mqchat_hash(name):
     return h
 
 
-def write_userdb(path, names, rooms=(), members=()):
+def write_userdb(path, names, rooms=(), members=(), created=None):
     """An auth.db in common/userdb_schema.sql: names is (user, pwhash) pairs,
-    members (room, user) pairs."""
+    members (room, user) pairs; accounts and rooms created at created (ms;
+    None: now)."""
     with open(SCHEMA) as f:
         schema = f.read()
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.executescript(schema)
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if created is None else created
     db.execute("BEGIN")
     db.executemany("INSERT OR IGNORE INTO users(name, kind, nick, pwhash, enabled, created)"
                    " VALUES(?,?,?,?,1,?)", ((n, "user", n, h, now) for n, h in names))
@@ -86,6 +87,19 @@ def add_bench_devices(path, names):
 def mqchat_userdb(path):
     write_userdb(path, [(n, mqchat_hash(n)) for n in users()], [ROOM],
                  [(ROOM, "m%d" % i) for i in range(MEMBERS)])
+
+
+def rpc_userdb(path):
+    """The accounts of the prefilled archive (bench/prefill.c): those of
+    mqchat_userdb and the asker ASKER with its ASKER_PEERS peers
+    c1..c<ASKER_PEERS>, the asker a member of ROOM too. All created ten
+    days ago: before every prefilled message (two days at most), which
+    history, sync and the rest answer only if stored since then."""
+    ago = int(time.time() * 1000) - 10 * 86400 * 1000
+    peers = ["c%d" % i for i in range(1, ASKER_PEERS + 1)]
+    h = mqchat_hash(ASKER)
+    write_userdb(path, [(n, mqchat_hash(n)) for n in users()] + [(n, h) for n in [ASKER] + peers],
+                 [ROOM], [(ROOM, "m%d" % i) for i in range(MEMBERS)] + [(ROOM, ASKER)], ago)
 
 
 def conf_common(d, port):
@@ -182,6 +196,15 @@ def setup_e(d, port):
     """(d) on a data folder the archiver has initialised."""
     archiver_init(d)
     return setup_d(d, port)
+
+
+def setup_rpc(d, port):
+    """(e) with rpc_userdb's accounts, for the prefilled archive."""
+    archiver_init(d)
+    require_built(PLUGIN)
+    db = os.path.join(d, "auth.db")
+    rpc_userdb(db)
+    return mqchat_conf(d, port, db)
 
 
 SETUP_FN = {"a": setup_a, "b": setup_b, "c": setup_c, "d": setup_d, "e": setup_e}
