@@ -951,6 +951,70 @@ out:
 	if(why_out) *why_out = why;
 	return why == NULL;
 }
+
+/* The name key decodes to "typing". */
+static bool typing_key(const struct envelope_str *key)
+{
+	char buf[6 * 6 + 1];
+	long n = (long)key->len;
+	const char *k = key->ptr;
+
+	if(key->escaped){
+		if(key->len >= sizeof(buf) || (n = envelope__unescape(key, buf, sizeof(buf))) < 0) return false;
+		k = buf;
+	}
+	return n == 6 && memcmp(k, "typing", 6) == 0;
+}
+
+bool envelope__parse_typing(const void *payload, size_t len, bool *typing, const char **why_out)
+{
+	const unsigned char *const begin = payload, *end, *p;
+	const char *why = NULL;
+	bool seen = false;
+
+	*typing = false;
+	if(payload == NULL || len == 0) REFUSE("empty payload");
+	if(len > ENVELOPE_TYPING_MAX) REFUSE("typing payload too large");
+	end = begin + len;
+	if((p = expect(begin, end, '{')) == NULL) REFUSE("not a JSON object");
+	p = skip_ws(p + 1, end);
+	if(p < end && *p == '}'){
+		p++;
+	}else{
+		for(;;){
+			struct envelope_str key;
+
+			if((p = expect(p, end, '"')) == NULL) REFUSE("not valid JSON");
+			if((p = parse_string(begin, end, p, &key, &why)) == NULL) goto out;
+			if((p = expect(p, end, ':')) == NULL) REFUSE("not valid JSON");
+			p = skip_ws(p + 1, end);
+			if(typing_key(&key)){
+				if(seen) REFUSE("duplicate member");
+				seen = true;
+				if(p < end && *p == 't') *typing = true;
+				else if(p >= end || *p != 'f') REFUSE("typing is not a boolean");
+			}
+			if((p = skip_value(begin, end, p, ENVELOPE_MAX_DEPTH, &why)) == NULL) goto out;
+			p = skip_ws(p, end);
+			if(p >= end) REFUSE("not valid JSON");
+			if(*p == ','){
+				p++;
+				continue;
+			}
+			if(*p == '}'){
+				p++;
+				break;
+			}
+			REFUSE("not valid JSON");
+		}
+	}
+	if(p != end && ws_run(p, end) != end) REFUSE("trailing data after the object");
+	if(!seen) why = "missing typing";
+
+out:
+	if(why_out) *why_out = why;
+	return why == NULL;
+}
 #undef REFUSE
 
 /* Append the UTF-8 form of cp to out[*n..outlen). */

@@ -133,6 +133,17 @@ struct envelope {
 bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 		const char **why);
 
+/* Most bytes of a typing indicator's payload. */
+#define ENVELOPE_TYPING_MAX 256
+
+/* Validate payload[0..len) as a typing indicator (chat/typing/...,
+ * chat/roomtyping/...): at most ENVELOPE_TYPING_MAX bytes of one JSON
+ * object, as envelope__parse reads JSON, with a boolean member "typing"
+ * (once); unknown members are allowed. *typing is its value. Returns true
+ * on success; on failure false and, if why is not NULL, a short constant
+ * reason. Never allocates. */
+bool envelope__parse_typing(const void *payload, size_t len, bool *typing, const char **why);
+
 /* "created", "joined", ...; "?" for anything else. */
 const char *envelope__event_name(enum envelope_event ev);
 

@@ -34,6 +34,8 @@ static const struct kind_row rows[TOPIC_KIND_COUNT] = {
 	[TOPIC_REGISTER_REQ]  = { "register_req", "register", 4, "req",  ROOT "/register/+/req" },
 	[TOPIC_REGISTER_RESP] = { "register_resp","register", 4, "resp", ROOT "/register/+/resp" },
 	[TOPIC_SEEN]          = { "seen",         "seen",     3, NULL,   ROOT "/seen/+" },
+	[TOPIC_TYPING]        = { "typing",       "typing",   4, NULL,   ROOT "/typing/#" },
+	[TOPIC_ROOMTYPING]    = { "roomtyping",   "roomtyping", 4, NULL, ROOT "/roomtyping/#" },
 };
 
 bool topic__level_is(const struct topic_level *l, const char *s)
@@ -152,6 +154,14 @@ bool topic__is_message(const char *topic)
 	topic += sizeof(ROOT);
 	return starts_with_level(topic, rows[TOPIC_INBOX].word)
 		|| starts_with_level(topic, rows[TOPIC_ROOM].word);
+}
+
+bool topic__is_typing(const char *topic)
+{
+	if(!topic__is_chat(topic)) return false;
+	topic += sizeof(ROOT);
+	return starts_with_level(topic, rows[TOPIC_TYPING].word)
+		|| starts_with_level(topic, rows[TOPIC_ROOMTYPING].word);
 }
 
 const char *topic__kind_name(enum topic_kind kind)

@@ -15,6 +15,8 @@
  *   TOPIC_REGISTER_RESP  chat/register/<clientid>/resp
  *   TOPIC_SEEN           chat/seen/<node>             device logins, by the
  *                                                     plugin, for services
+ *   TOPIC_TYPING         chat/typing/<to>/<from>      typing to a person
+ *   TOPIC_ROOMTYPING     chat/roomtyping/<room>/<from> typing in a room
  *
  * Parsing checks the shape only (kind, number of levels, the fixed last
  * level of rpc and register); whether <a> and <b> are valid names, or
@@ -38,6 +40,8 @@ enum topic_kind {
 	TOPIC_REGISTER_REQ,
 	TOPIC_REGISTER_RESP,
 	TOPIC_SEEN,
+	TOPIC_TYPING,
+	TOPIC_ROOMTYPING,
 	TOPIC_KIND_COUNT
 };
 
@@ -50,7 +54,7 @@ struct topic_level {
 struct topic_parts {
 	enum topic_kind kind;
 	struct topic_level a;           /* <to>, <room>, <name> or <clientid> */
-	struct topic_level b;           /* <from> of inbox and room, else empty */
+	struct topic_level b;           /* <from> of inbox, room and typing, else empty */
 	size_t len;                     /* strlen of the whole topic */
 };
 
@@ -65,8 +69,8 @@ struct topic_parts {
 bool topic__parse(const char *topic, struct topic_parts *out);
 
 /* Write the topic of kind with its levels into buf: a names the person,
- * room or client id; b is the sender of inbox and room and is ignored for
- * the others. Either may be a wildcard ("+", "#") to build a filter, for
+ * room or client id; b is the sender of inbox, room and the typing topics
+ * and is ignored for the others. Either may be a wildcard ("+", "#") to build a filter, for
  * example topic__build(.., TOPIC_INBOX, me, "#") is chat/inbox/<me>/#.
  * Returns the length, or -1 (buf holds "") if it does not fit. */
 int topic__build(char *buf, size_t size, enum topic_kind kind, const char *a, const char *b);
@@ -81,9 +85,14 @@ bool topic__is_chat(const char *topic);
  * chat messages travel. A prefix test, cheap enough for every publish. */
 bool topic__is_message(const char *topic);
 
+/* True if topic (or filter) lies under chat/typing/ or chat/roomtyping/:
+ * typing indicators, never queued. A prefix test. */
+bool topic__is_typing(const char *topic);
+
 /* The name of kind for tables and programs that are not in C:
  * "inbox", "room", "presence", "notice", "rpc_req", "rpc_resp",
- * "register_req", "register_resp", "seen"; "none" for TOPIC_NONE. */
+ * "register_req", "register_resp", "seen", "typing", "roomtyping"; "none"
+ * for TOPIC_NONE. */
 const char *topic__kind_name(enum topic_kind kind);
 
 /* The word of kind in its topic ("inbox", "room", ...); "" for TOPIC_NONE. */

@@ -4,6 +4,8 @@
  * - the result is deterministic and *why is set exactly when parsing fails;
  * - an accepted payload is valid UTF-8 and valid JSON to jansson (the
  *   archiver's parser), and jansson reads the same id, type, body, ref and ts;
+ * - a typing indicator (envelope__parse_typing) is accepted only as jansson
+ *   reads it, with the same boolean;
  * - every slice lies inside the payload; id and ref match the message-id
  *   grammar; the type-specific members are as envelope.h promises (an
  *   event's event, user and by; a reply, a reaction, an edit, a delete and
@@ -283,6 +285,31 @@ static void env_check_conversation(const struct envelope *env, const uint8_t *da
 	env_name(&env->with, data, size, true);
 }
 
+/* The same input as a typing indicator: accepted only if it is at most
+ * ENVELOPE_TYPING_MAX bytes, and then jansson reads the same boolean. */
+static void env_typing(const uint8_t *data, size_t size)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *why = "unset";
+	bool typing, again;
+
+	if(!envelope__parse_typing(data, size, &typing, &why)){
+		FUZZ_ASSERT(why != NULL);
+		return;
+	}
+	FUZZ_ASSERT(why == NULL && size <= ENVELOPE_TYPING_MAX && utf8__valid(data, size));
+	FUZZ_ASSERT(envelope__parse_typing(data, size, &again, NULL) && again == typing);
+	root = json_loadb((const char *)data, size, 0, &jerr);
+	if(root == NULL){
+		FUZZ_ASSERT(strstr(jerr.text, "too big") || strstr(jerr.text, "overflow"));
+		return;
+	}
+	v = json_object_get(root, "typing");
+	FUZZ_ASSERT(json_is_boolean(v) && json_is_true(v) == typing);
+	json_decref(root);
+}
+
 FUZZ_TARGET(envelope)
 {
 	struct envelope env, env2;
@@ -292,6 +319,7 @@ FUZZ_TARGET(envelope)
 	char *body = NULL;
 	long bodylen = 0;
 
+	env_typing(data, size);
 	FUZZ_ASSERT(ok == ok2 && why == why2);
 	FUZZ_ASSERT(ok ? why == NULL : why != NULL);
 	FUZZ_ASSERT(envelope__parse(data, size, &env2, NULL) == ok);

@@ -3,7 +3,8 @@
  * A text's reply (reply_to, reply_from), and the types reaction, edit,
  * delete and read (docs/PROTOCOL.md): each rule once accepted and once
  * refused with its reason, the fields each type sets, and that the members
- * of one type are only unknown members to the others. Every payload is
+ * of one type are only unknown members to the others. And the typing
+ * indicator's payload (envelope__parse_typing). Every payload is
  * parsed from a heap block of exactly its size (a read past its end is an
  * error under `make test SAN=1`). */
 #include <setjmp.h>
@@ -347,6 +348,67 @@ static void test_type_names(void **state)
 		}, 4);
 }
 
+/* A typing indicator: {"typing":true|false}, unknown members ignored, at
+ * most ENVELOPE_TYPING_MAX bytes. */
+static void test_typing(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *why;
+		bool typing;
+	} cases[] = {
+		{"{\"typing\":true}", NULL, true},
+		{"{\"typing\":false}", NULL, false},
+		{" { \"x\" : [1, {\"a\": null}], \"typing\" : true , \"y\":\"\u00e9\" }\n", NULL, true},
+		{"{\"t\\u0079ping\":true}", NULL, true},
+		{"{}", "missing typing", false},
+		{"{\"Typing\":true}", "missing typing", false},
+		{"{\"typing\":1}", "typing is not a boolean", false},
+		{"{\"typing\":\"true\"}", "typing is not a boolean", false},
+		{"{\"typing\":null}", "typing is not a boolean", false},
+		{"{\"typing\":tru}", "not valid JSON", false},
+		{"{\"typing\":true,\"typing\":false}", "duplicate member", false},
+		{"{\"typing\":true,\"typ\\u0069ng\":false}", "duplicate member", false},
+		{"{\"typing\":true", "not valid JSON", false},
+		{"{\"typing\":true}x", "trailing data after the object", false},
+		{"[true]", "not a JSON object", false},
+		{"true", "not a JSON object", false},
+		{"", "empty payload", false},
+		{"{\"typing\":true,\"x\":\"\xff\"}", "not valid UTF-8", false},
+	};
+	char big[ENVELOPE_TYPING_MAX + 2];
+	size_t i, n;
+
+	(void)state;
+	for(i=0; i<sizeof(cases)/sizeof(cases[0]); i++){
+		size_t len = strlen(cases[i].json);
+		char *copy = malloc(len ? len : 1);
+		const char *why = NULL;
+		bool typing = !cases[i].typing, ok;
+
+		assert_non_null(copy);
+		memcpy(copy, cases[i].json, len);
+		ok = envelope__parse_typing(copy, len, &typing, &why);
+		free(copy);
+		if(ok != (cases[i].why == NULL) || (why && (cases[i].why == NULL
+						|| strcmp(why, cases[i].why) != 0))){
+			fail_msg("%s: got %d (%s)", cases[i].json, ok, why ? why : "-");
+		}
+		if(ok) assert_int_equal(typing, cases[i].typing);
+	}
+	assert_false(envelope__parse_typing(NULL, 0, &(bool){false}, NULL));
+	/* The largest accepted, and one byte more. */
+	for(n = ENVELOPE_TYPING_MAX; n <= ENVELOPE_TYPING_MAX + 1; n++){
+		const char *why = NULL;
+		bool typing;
+
+		memset(big, ' ', n);
+		memcpy(big, "{\"typing\":true}", 15);
+		assert_int_equal(envelope__parse_typing(big, n, &typing, &why), n == ENVELOPE_TYPING_MAX);
+		if(n > ENVELOPE_TYPING_MAX) assert_string_equal(why, "typing payload too large");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +418,7 @@ int main(void)
 		cmocka_unit_test(test_delete),
 		cmocka_unit_test(test_read),
 		cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_typing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

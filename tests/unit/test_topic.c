@@ -45,6 +45,9 @@ static void test_every_kind(void **state)
 	expect_parts("chat/register/_register@ph1/req", TOPIC_REGISTER_REQ, "_register@ph1", "");
 	expect_parts("chat/register/_register@ph1/resp", TOPIC_REGISTER_RESP, "_register@ph1", "");
 	expect_parts("chat/seen/broker", TOPIC_SEEN, "broker", "");
+	expect_parts("chat/typing/bob/alice", TOPIC_TYPING, "bob", "alice");
+	expect_parts("chat/roomtyping/lobby/alice", TOPIC_ROOMTYPING, "lobby", "alice");
+	expect_parts("chat/typing/alice/+", TOPIC_TYPING, "alice", "+");
 	/* Filters parse too; their wildcards are the caller's rule. */
 	expect_parts("chat/inbox/bob/#", TOPIC_INBOX, "bob", "#");
 	expect_parts("chat/presence/+", TOPIC_PRESENCE, "+", "");
@@ -71,6 +74,13 @@ static void test_other_shapes(void **state)
 	expect_none("chat/#");
 	expect_none("chat/+/bob/alice");
 	expect_none("$share/g/chat/inbox/bob/alice");
+	expect_none("chat/typing/bob");
+	expect_none("chat/typing/#");
+	expect_none("chat/typing/bob/alice/x");
+	expect_none("chat/roomtyping/lobby");
+	expect_none("chat/room/typing");
+	expect_none("chat/Typing/bob/alice");
+	expect_none("chat/typin/bob/alice");
 }
 
 static void test_build_round_trip(void **state)
@@ -102,6 +112,13 @@ static void test_build_round_trip(void **state)
 	assert_string_equal(topic__kind_word(TOPIC_RPC_RESP), "rpc");
 	assert_string_equal(topic__kind_word(TOPIC_NONE), "");
 	assert_string_equal(topic__filter_all(TOPIC_REGISTER_REQ), "chat/register/+/req");
+	assert_int_equal(topic__build(buf, sizeof(buf), TOPIC_TYPING, "bob", "alice"), 21);
+	assert_string_equal(buf, "chat/typing/bob/alice");
+	assert_int_equal(topic__build(buf, sizeof(buf), TOPIC_ROOMTYPING, "lobby", "+"), 23);
+	assert_string_equal(buf, "chat/roomtyping/lobby/+");
+	assert_string_equal(topic__kind_name(TOPIC_TYPING), "typing");
+	assert_string_equal(topic__kind_name(TOPIC_ROOMTYPING), "roomtyping");
+	assert_string_equal(topic__filter_all(TOPIC_ROOMTYPING), "chat/roomtyping/#");
 }
 
 static void test_build_refusals(void **state)
@@ -123,8 +140,7 @@ static void test_build_refusals(void **state)
 			(int)TOPIC_MAX_LEN);
 }
 
-/* Levels placed across the 16- and 64-byte edges of the slash mask. */
-/* The message prefix test agrees with the parser on every kind. */
+/* The message and typing prefix tests agree with the parser on every kind. */
 static void test_is_message(void **state)
 {
 	char buf[TOPIC_MAX_LEN + 1];
@@ -134,6 +150,7 @@ static void test_is_message(void **state)
 	for(k = TOPIC_INBOX; k < TOPIC_KIND_COUNT; k++){
 		topic__build(buf, sizeof(buf), (enum topic_kind)k, "x", "y");
 		assert_int_equal(topic__is_message(buf), k == TOPIC_INBOX || k == TOPIC_ROOM);
+		assert_int_equal(topic__is_typing(buf), k == TOPIC_TYPING || k == TOPIC_ROOMTYPING);
 		/* Names of kinds are distinct: programs look kinds up by them. */
 		for(j = TOPIC_NONE; j < k; j++){
 			assert_string_not_equal(topic__kind_name((enum topic_kind)k),
@@ -147,8 +164,16 @@ static void test_is_message(void **state)
 	assert_false(topic__is_message("chat/#"));
 	assert_false(topic__is_message("xchat/inbox/a/b"));
 	assert_false(topic__is_message(""));
+	assert_true(topic__is_typing("chat/typing/alice/#"));
+	assert_true(topic__is_typing("chat/roomtyping/+/#"));
+	assert_false(topic__is_typing("chat/typing"));
+	assert_false(topic__is_typing("chat/typingx/a/b"));
+	assert_false(topic__is_typing("chat/room/typing/a"));
+	assert_false(topic__is_typing("chat/#"));
+	assert_false(topic__is_typing(""));
 }
 
+/* Levels placed across the 16- and 64-byte edges of the slash mask. */
 static void test_split_edges(void **state)
 {
 	char topic[300], a[128], b[128];
