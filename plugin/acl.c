@@ -48,6 +48,7 @@ const char *acl__reason_name(enum acl_reason reason)
 		case ACL_DENY_QOS: return "messages need a QoS 1 subscription";
 		case ACL_DENY_SUBSCRIPTIONS: return "too many subscriptions";
 		case ACL_DENY_PRIVATE: return "not shown to this account";
+		case ACL_DENY_TYPING_QOS: return "typing needs a QoS 0 subscription";
 		case ACL_REASON_COUNT: break;
 	}
 	return "?";
@@ -72,6 +73,7 @@ const char *acl__reason_code(enum acl_reason reason)
 		case ACL_DENY_QOS: return "qos0_subscription";
 		case ACL_DENY_SUBSCRIPTIONS: return "too_many_subscriptions";
 		case ACL_DENY_PRIVATE: return "private";
+		case ACL_DENY_TYPING_QOS: return "typing_qos";
 		case ACL_REASON_COUNT: break;
 	}
 	return "unknown";
@@ -92,25 +94,52 @@ enum acl_reason acl__write_payload(const struct mqchat *m, struct acl_request *r
 
 	if(r) return r;
 	if(!envelope__parse(req->payload, req->payloadlen, &env, NULL)) return ACL_DENY_ENVELOPE;
-	/* Membership events come from a service only (decide_service). */
-	if(env.type == ENVELOPE_EVENT) return ACL_DENY_ENVELOPE;
+	/* A person sends texts, receipts and reactions; membership events,
+	 * edits, deletes and read markers come from a service only
+	 * (decide_service). One compare for a text or a receipt. */
+	if(env.type > ENVELOPE_RECEIPT && env.type != ENVELOPE_REACTION) return ACL_DENY_ENVELOPE;
 	req->receipt = env.type == ENVELOPE_RECEIPT;
 	return ACL_OK;
 }
 
-/* A service's publish on chat/room/<room>/<itself>: a membership event
- * (docs/PROTOCOL.md, "Rooms run by their members") of a room that exists,
- * nothing else. */
-static enum acl_reason service_event(const struct mqchat *m, const struct snapshot *s,
+/* A typing indicator's payload (docs/PROTOCOL.md, "Typing"). */
+static enum acl_reason typing_payload(const struct mqchat *m, struct acl_request *req)
+{
+	enum acl_reason r = write_basics(m, req);
+	bool typing;
+
+	req->typing = true;
+	if(r) return r;
+	return envelope__parse_typing(req->payload, req->payloadlen, &typing, NULL)
+		? ACL_OK : ACL_DENY_ENVELOPE;
+}
+
+/* The envelope types a service may publish on a room's topic and on a
+ * person's inbox (docs/PROTOCOL.md, "Conversations"). */
+#define SERVICE_ROOM_TYPES ((1u << ENVELOPE_EVENT) | (1u << ENVELOPE_EDIT) | (1u << ENVELOPE_DELETE))
+#define SERVICE_INBOX_TYPES ((1u << ENVELOPE_EDIT) | (1u << ENVELOPE_DELETE) | (1u << ENVELOPE_READ))
+
+/* A service's publish on chat/room/<room>/<itself> (a room that exists)
+ * or chat/inbox/<person>/<itself> (an enabled person or device): an
+ * envelope of one of the types it may send there, nothing else. */
+static enum acl_reason service_message(const struct mqchat *m, const struct snapshot *s,
 		const struct snap_user *me, const struct topic_parts *t, const struct acl_request *req)
 {
+	const struct snap_user *to;
 	struct envelope env;
 	enum acl_reason r;
+	unsigned types = SERVICE_ROOM_TYPES;
 
 	if(!lv_eq(&t->b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
-	if(snapshot__room(s, t->a.p, t->a.n) == NULL) return ACL_DENY_NOT_MEMBER;
+	if(t->kind == TOPIC_ROOM){
+		if(snapshot__room(s, t->a.p, t->a.n) == NULL) return ACL_DENY_NOT_MEMBER;
+	}else{
+		to = snapshot__user(s, t->a.p, t->a.n);
+		if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
+		types = SERVICE_INBOX_TYPES;
+	}
 	if((r = write_basics(m, req)) != ACL_OK) return r;
-	if(!envelope__parse(req->payload, req->payloadlen, &env, NULL) || env.type != ENVELOPE_EVENT){
+	if(!envelope__parse(req->payload, req->payloadlen, &env, NULL) || !(types & (1u << env.type))){
 		return ACL_DENY_ENVELOPE;
 	}
 	return ACL_OK;
@@ -187,11 +216,12 @@ static enum acl_reason decide_service(const struct mqchat *m, const struct snaps
 		case MOSQ_ACL_READ:
 			return topic__is_chat(topic) ? ACL_OK : ACL_DENY_TOPIC;
 		case MOSQ_ACL_WRITE:
-			/* Answers, and a room's membership events: never inbox or
-			 * presence, a service is never a sender of chat. */
+			/* Answers; a room's membership events, edits and deletes;
+			 * a person's edits, deletes and read markers: never a text,
+			 * never presence or typing. */
 			topic__parse(topic, &t);
-			if(t.kind == TOPIC_ROOM){
-				return service_event(m, s, me, &t, req);
+			if(t.kind == TOPIC_ROOM || t.kind == TOPIC_INBOX){
+				return service_message(m, s, me, &t, req);
 			}else if(t.kind == TOPIC_RPC_RESP){
 				if(!names__valid(t.a.p, t.a.n)) return ACL_DENY_TOPIC;
 			}else if(t.kind == TOPIC_REGISTER_RESP){
@@ -247,12 +277,49 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 					}
 					return acl__write_payload(m, req);
 				case MOSQ_ACL_SUBSCRIBE:
+					/* chat/inbox/<me>/..., and chat/inbox/+/<me>: what I
+					 * send, for my other devices (carbons). */
+					if(topic__level_is(&t.a, "+")) return lv_eq(&t.b, me->name, me->len) ? ACL_OK : ACL_DENY_TOPIC;
 					if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
 					return lv_sub_tail(&t.b) ? ACL_OK : ACL_DENY_TOPIC;
 				case MOSQ_ACL_READ:
-					/* chat/inbox/<me>/<from>, unless I block <from>. */
+					/* chat/inbox/<me>/<from>, unless I block <from>;
+					 * chat/inbox/<to>/<me>, my own message's copy. */
+					if(!lv_eq(&t.a, me->name, me->len)){
+						return lv_eq(&t.b, me->name, me->len) ? ACL_OK : ACL_DENY_TOPIC;
+					}
+					if(snapshot__name_in(&me->blocked, t.b.p, t.b.n)) return ACL_DENY_BLOCKED;
+					return ACL_OK;
+			}
+			return ACL_DENY_TOPIC;
+		case TOPIC_TYPING:
+			switch(req->access){
+				case MOSQ_ACL_WRITE:
+					/* chat/typing/<to>/<me>: whom I may write to. */
+					if(!lv_eq(&t.b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
+					to = snapshot__user(s, t.a.p, t.a.n);
+					if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
+					if(snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
+					return typing_payload(m, req);
+				case MOSQ_ACL_SUBSCRIBE:
+					if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
+					return lv_sub_tail(&t.b) ? ACL_OK : ACL_DENY_TOPIC;
+				case MOSQ_ACL_READ:
 					if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
 					if(snapshot__name_in(&me->blocked, t.b.p, t.b.n)) return ACL_DENY_BLOCKED;
+					return ACL_OK;
+			}
+			return ACL_DENY_TOPIC;
+		case TOPIC_ROOMTYPING:
+			room = snapshot__room(s, t.a.p, t.a.n);
+			if(room == NULL || !snapshot__user_in(&room->members, me)) return ACL_DENY_NOT_MEMBER;
+			switch(req->access){
+				case MOSQ_ACL_WRITE:
+					if(!lv_eq(&t.b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
+					return typing_payload(m, req);
+				case MOSQ_ACL_SUBSCRIBE:
+					return lv_sub_tail(&t.b) ? ACL_OK : ACL_DENY_TOPIC;
+				case MOSQ_ACL_READ:
 					return ACL_OK;
 			}
 			return ACL_DENY_TOPIC;
@@ -325,6 +392,12 @@ static enum acl_reason subscribe_limits(const struct mqchat *m,
 	if(ed->qos == 0 && topic__is_message(ed->topic)){
 		return ACL_DENY_QOS;
 	}
+	/* Typing is the other way round: at QoS 0 the broker never queues it
+	 * for a session that is away (queue_qos0_messages false), and with
+	 * upgrade_outgoing_qos a QoS 1 subscription would. */
+	if(ed->qos > 0 && topic__is_typing(ed->topic)){
+		return ACL_DENY_TYPING_QOS;
+	}
 	/* The broker's count is of slots the connection ever filled (2.0.11
 	 * reuses a freed one): a bound on its memory all the same. */
 	if(m->cfg.max_subscriptions > 0
@@ -356,6 +429,7 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	req.retain = ed->retain;
 	req.user = NULL;
 	req.receipt = false;
+	req.typing = false;
 
 	r = aclcache__decide(m, m->snap, &m->acl_cache, &req);
 	if(ed->access == MOSQ_ACL_SUBSCRIBE && r == ACL_OK && req.user != NULL
@@ -363,8 +437,8 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 		r = subscribe_limits(m, ed);
 	}else if(ed->access == MOSQ_ACL_WRITE){
 		if(r == ACL_OK && req.user != NULL && req.user->kind != USER_KIND_SERVICE){
-			retry_ms = ratelimit__take(&m->send_limit, req.user, m->now_ms, req.receipt,
-					ed->payloadlen);
+			retry_ms = ratelimit__take(req.typing ? &m->typing_limit : &m->send_limit, req.user,
+					m->now_ms, req.receipt, ed->payloadlen);
 			if(retry_ms > 0) r = ACL_DENY_RATE;
 		}else if(r == ACL_OK && req.clientid != NULL
 				&& notice__register_request(m, ed->client, req.clientid, ed->payload, ed->payloadlen)){
@@ -377,7 +451,8 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	/* Privacy is policy, not misuse: every presence change meets it once
 	 * per subscriber it is not shown to. Counted, never logged. */
 	if(r == ACL_DENY_PRIVATE) return MOSQ_ERR_ACL_DENIED;
-	if((ed->access == MOSQ_ACL_WRITE || r == ACL_DENY_QOS || r == ACL_DENY_SUBSCRIPTIONS)
+	if((ed->access == MOSQ_ACL_WRITE || r == ACL_DENY_QOS || r == ACL_DENY_SUBSCRIPTIONS
+				|| r == ACL_DENY_TYPING_QOS)
 			&& req.user != NULL && req.user->kind != USER_KIND_SERVICE){
 		notice__refused(m, ed->client, req.username, ed->topic, ed->payload, ed->payloadlen, r,
 				retry_ms);

@@ -55,15 +55,16 @@ static void sent_keep(struct acl_cache_user *e, const char *topic, size_t len,
 }
 
 /* A READ of the topic c keeps, by me: what the policy finds in full, from
- * what the topic named. An inbox is mine if I am its recipient (names are
- * unique in a snapshot, and c is of this one). */
+ * what the topic named. An inbox is mine if I am its recipient, and its
+ * sent copy (a carbon) mine if I am its sender (names are unique in a
+ * snapshot, and c is of this one). */
 static enum acl_reason decide_kept(const struct acl_cache *c, const struct snap_user *me)
 {
 	if(c->topic.kind == ACL_TOPIC_ROOM){
 		return c->topic.room != NULL && snapshot__user_in(&c->topic.room->members, me)
 			? ACL_OK : ACL_DENY_NOT_MEMBER;
 	}
-	if(c->topic.to != me) return ACL_DENY_TOPIC;
+	if(c->topic.to != me) return c->topic.from == me ? ACL_OK : ACL_DENY_TOPIC;
 	return snapshot__user_in(&me->blocked, c->topic.from) ? ACL_DENY_BLOCKED : ACL_OK;
 }
 

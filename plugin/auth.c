@@ -65,6 +65,8 @@ int auth__init(struct mqchat *m)
 	if(rc) return rc;
 	rc = ratelimit__init(&m->send_limit, m->cfg.send_rate, m->cfg.send_burst, RATELIMIT_SLOTS);
 	if(rc) return rc;
+	rc = ratelimit__init(&m->typing_limit, TYPING_RATE, TYPING_BURST, TYPING_SLOTS);
+	if(rc) return rc;
 	return pwhash__make(DUMMY_PASSWORD, strlen(DUMMY_PASSWORD), PWHASH_DEFAULT_ITERATIONS,
 			m->dummy_hash, sizeof(m->dummy_hash));
 }
@@ -80,6 +82,7 @@ void auth__cleanup(struct mqchat *m)
 	throttle__cleanup(&m->connections_seen);
 	throttle__cleanup(&m->sessions_seen);
 	ratelimit__cleanup(&m->send_limit);
+	ratelimit__cleanup(&m->typing_limit);
 	credcache__cleanup(&m->creds);
 }
 

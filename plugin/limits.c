@@ -171,8 +171,9 @@ const char *limits__why(enum limit_result r)
 	return "?";
 }
 
-/* On chat message topics the envelope is everything: MQTT 5 properties
- * (user properties, correlation data) are dropped before delivery. */
+/* On chat message and typing topics the payload is everything: MQTT 5
+ * properties (user properties, correlation data) are dropped before
+ * delivery. */
 int limits__message_cb(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -180,7 +181,8 @@ int limits__message_cb(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 	/* MQTT 3.1.1 and plain MQTT 5 publishes stop at the first test. */
-	if(ed->properties != NULL && ed->topic != NULL && topic__is_message(ed->topic)){
+	if(ed->properties != NULL && ed->topic != NULL
+			&& (topic__is_message(ed->topic) || topic__is_typing(ed->topic))){
 		mosquitto_property_free_all(&ed->properties);
 	}
 	return MOSQ_ERR_SUCCESS;

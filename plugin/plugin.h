@@ -396,6 +396,11 @@ int ratelimit__init(struct ratelimit *r, int rate, int burst, size_t slots);
  * system call. */
 #define RATELIMIT_LIGHT 8
 #define RATELIMIT_UNIT_BYTES 8192
+/* Typing indicators (chat/typing/..., chat/roomtyping/...) per account:
+ * a bucket of their own, so that typing never holds a message back. */
+#define TYPING_RATE 2
+#define TYPING_BURST 6
+#define TYPING_SLOTS 4096
 int64_t ratelimit__take(struct ratelimit *r, const struct snap_user *u, int64_t now_ms, bool light,
 		uint32_t bytes);
 void ratelimit__cleanup(struct ratelimit *r);
@@ -586,6 +591,7 @@ enum acl_reason {
 	ACL_DENY_QOS,           /* QoS 0 subscription to messages (acl__check_cb) */
 	ACL_DENY_SUBSCRIPTIONS, /* max_subscriptions held (acl__check_cb) */
 	ACL_DENY_PRIVATE,       /* a presence its owner does not show the reader */
+	ACL_DENY_TYPING_QOS,    /* QoS 1 or 2 subscription to typing (acl__check_cb) */
 	ACL_REASON_COUNT
 };
 
@@ -690,6 +696,7 @@ struct mqchat {
 	struct throttle sessions_seen;
 	struct limits limits;
 	struct ratelimit send_limit;
+	struct ratelimit typing_limit;  /* typing indicators: a bucket of their own */
 	struct presence presence;
 	struct devices devices;
 	struct plog log;
@@ -713,6 +720,7 @@ struct acl_request {
 	bool retain;
 	const struct snap_user *user;   /* out: the account decided for, if known */
 	bool receipt;                   /* out: an accepted envelope was a receipt */
+	bool typing;                    /* out: a WRITE on a typing topic */
 };
 
 /* What a decision found a message topic to name, for the cache: kind 0

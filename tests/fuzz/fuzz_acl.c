@@ -6,7 +6,8 @@
  *   byte 1  bit 0 retain, bits 1-2 registration mode, bit 3 small max_payload
  *   then    username \0 clientid \0 topic \0 payload   (a missing part is NULL)
  * The decision must equal acl_ref_allows, an independent reading of the
- * topic table of docs/PROTOCOL.md written here (whole topic split, no level
+ * topic table of docs/PROTOCOL.md (with carbons, typing and the envelope
+ * types of each sender) written here (whole topic split, no level
  * cap, lookups by string), and be deterministic. The topic and payload sit
  * in exact-size buffers, so ASan sees any read past them.
  *
@@ -145,15 +146,70 @@ static bool acl_sub_tail(const struct acl_ref_level *l)
 	return acl_lv(l, "#") || acl_lv(l, "+") || names__valid(l->p, l->n);
 }
 
-/* A valid envelope of the types a person may send (text, receipt) or,
- * with event, a service's membership event only. */
-static bool acl_envelope_ok(const struct mqchat *m, const struct acl_request *r, bool event)
+#define ACL_T(t) (1u << (t))
+/* What a person may send (text, receipt, reaction); what a service may
+ * send to a room (event, edit, delete) and to a person (edit, delete,
+ * read). */
+#define ACL_PERSON (ACL_T(ENVELOPE_TEXT) | ACL_T(ENVELOPE_RECEIPT) | ACL_T(ENVELOPE_REACTION))
+#define ACL_SERVICE_ROOM (ACL_T(ENVELOPE_EVENT) | ACL_T(ENVELOPE_EDIT) | ACL_T(ENVELOPE_DELETE))
+#define ACL_SERVICE_INBOX (ACL_T(ENVELOPE_EDIT) | ACL_T(ENVELOPE_DELETE) | ACL_T(ENVELOPE_READ))
+
+/* A valid envelope of one of the types. */
+static bool acl_envelope_ok(const struct mqchat *m, const struct acl_request *r, unsigned types)
 {
 	struct envelope env;
 
 	return !r->retain && r->payloadlen <= m->cfg.max_payload
 		&& envelope__parse(r->payload, r->payloadlen, &env, NULL)
-		&& (env.type == ENVELOPE_EVENT) == event;
+		&& (types & ACL_T(env.type)) != 0;
+}
+
+/* A valid typing indicator. */
+static bool acl_typing_ok(const struct mqchat *m, const struct acl_request *r)
+{
+	bool typing;
+
+	return !r->retain && r->payloadlen <= m->cfg.max_payload
+		&& envelope__parse_typing(r->payload, r->payloadlen, &typing, NULL);
+}
+
+/* me is a member of the room named by l. */
+static bool acl_ref_member(const struct acl_ref_level *l, const struct acl_ref_user *me)
+{
+	size_t i;
+
+	if(!acl_ref_room(l)) return false;
+	for(i=0; i<ACL_N(acl_ref_members); i++){
+		if(acl_lv(l, acl_ref_members[i][0]) && !strcmp(acl_ref_members[i][1], me->name)) return true;
+	}
+	return false;
+}
+
+/* a and b are members of one room. */
+static bool acl_ref_share_room(const struct acl_ref_user *a, const struct acl_ref_user *b)
+{
+	size_t i, j;
+
+	for(i=0; i<ACL_N(acl_ref_members); i++){
+		if(strcmp(acl_ref_members[i][1], a->name) != 0) continue;
+		for(j=0; j<ACL_N(acl_ref_members); j++){
+			if(!strcmp(acl_ref_members[j][0], acl_ref_members[i][0])
+					&& !strcmp(acl_ref_members[j][1], b->name)){
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* A person or device me may write to the account named by l: it exists,
+ * is enabled, is no service, and does not block me. */
+static bool acl_ref_writable(const struct acl_ref_level *l, const struct acl_ref_user *me)
+{
+	const struct acl_ref_user *to = acl_ref_user(l->p, l->n);
+
+	return to != NULL && to->enabled && to->kind != USER_KIND_SERVICE
+		&& !acl_ref_pair(acl_ref_blocks, ACL_N(acl_ref_blocks), to->name, me->name, strlen(me->name));
 }
 
 static bool acl_json_object(const struct acl_request *r)
@@ -204,9 +260,17 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 		}
 		if(sub || rd) return !strncmp(t, "chat/", 5);
 		if(!wr || r->retain || r->payloadlen > m->cfg.max_payload) return false;
-		/* A room's membership event, as itself, of a room that exists. */
+		/* A room's membership event, edit or delete, as itself, of a
+		 * room that exists. */
 		if(n == 4 && acl_lv(&lv[0], "chat") && acl_lv(&lv[1], "room")){
-			return acl_ref_room(&lv[2]) && acl_lv(&lv[3], me->name) && acl_envelope_ok(m, r, true);
+			return acl_ref_room(&lv[2]) && acl_lv(&lv[3], me->name)
+				&& acl_envelope_ok(m, r, ACL_SERVICE_ROOM);
+		}
+		/* A person's edit, delete or read marker, as itself. */
+		if(n == 4 && acl_lv(&lv[0], "chat") && acl_lv(&lv[1], "inbox")){
+			to = acl_ref_user(lv[2].p, lv[2].n);
+			return to != NULL && to->enabled && to->kind != USER_KIND_SERVICE
+				&& acl_lv(&lv[3], me->name) && acl_envelope_ok(m, r, ACL_SERVICE_INBOX);
 		}
 		if(n != 4 || !acl_lv(&lv[0], "chat") || !acl_lv(&lv[3], "resp")) return false;
 		if(acl_lv(&lv[1], "rpc")) return names__valid(lv[2].p, lv[2].n);
@@ -222,7 +286,14 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 	if(unsub) return true;
 	if(n == 3 && acl_lv(&lv[0], "chat") && acl_lv(&lv[1], "presence")){
 		if(sub) return acl_sub_tail(&lv[2]);
-		if(rd) return names__valid(lv[2].p, lv[2].n);
+		if(rd){
+			/* Shown by default to contacts: a shared room (the snapshot
+			 * has no added contacts); a name no account has is free. */
+			const struct acl_ref_user *t = acl_ref_user(lv[2].p, lv[2].n);
+
+			if(!names__valid(lv[2].p, lv[2].n)) return false;
+			return t == NULL || t == me || t->kind == USER_KIND_SERVICE || acl_ref_share_room(t, me);
+		}
 		return false;
 	}
 	if(n != 4 || !acl_lv(&lv[0], "chat")) return false;
@@ -234,12 +305,28 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 			if(acl_ref_pair(acl_ref_blocks, ACL_N(acl_ref_blocks), to->name, me->name, strlen(me->name))){
 				return false;
 			}
-			return acl_envelope_ok(m, r, false);
+			return acl_envelope_ok(m, r, ACL_PERSON);
 		}
+		/* My copies of what I send (carbons). */
+		if(sub && acl_lv(&lv[2], "+")) return acl_lv(&lv[3], me->name);
+		if(rd && !acl_lv(&lv[2], me->name)) return acl_lv(&lv[3], me->name);
 		if(!acl_lv(&lv[2], me->name)) return false;
 		if(sub) return acl_sub_tail(&lv[3]);
 		if(rd) return !acl_ref_pair(acl_ref_blocks, ACL_N(acl_ref_blocks), me->name, lv[3].p, lv[3].n);
 		return false;
+	}
+	if(acl_lv(&lv[1], "typing")){
+		if(wr) return acl_lv(&lv[3], me->name) && acl_ref_writable(&lv[2], me) && acl_typing_ok(m, r);
+		if(!acl_lv(&lv[2], me->name)) return false;
+		if(sub) return acl_sub_tail(&lv[3]);
+		if(rd) return !acl_ref_pair(acl_ref_blocks, ACL_N(acl_ref_blocks), me->name, lv[3].p, lv[3].n);
+		return false;
+	}
+	if(acl_lv(&lv[1], "roomtyping")){
+		if(!acl_ref_member(&lv[2], me)) return false;
+		if(wr) return acl_lv(&lv[3], me->name) && acl_typing_ok(m, r);
+		if(sub) return acl_sub_tail(&lv[3]);
+		return rd;
 	}
 	if(acl_lv(&lv[1], "room")){
 		size_t i;
@@ -251,7 +338,7 @@ static bool acl_ref_allows(const struct mqchat *m, const struct acl_request *r)
 			}
 		}
 		if(!member) return false;
-		if(wr) return acl_lv(&lv[3], me->name) && acl_envelope_ok(m, r, false);
+		if(wr) return acl_lv(&lv[3], me->name) && acl_envelope_ok(m, r, ACL_PERSON);
 		if(sub) return acl_sub_tail(&lv[3]);
 		return rd;
 	}
@@ -274,6 +361,7 @@ static void acl_same(const struct mqchat *m, const struct snapshot *s, struct ac
 	FUZZ_ASSERT(aclcache__decide(m, s, cache, &cached) == r);
 	FUZZ_ASSERT(cached.user == pure.user);
 	FUZZ_ASSERT(cached.receipt == pure.receipt);
+	FUZZ_ASSERT(cached.typing == pure.typing);
 }
 
 /* A READ of req's topic by every account, by the unknown "nobody", and by

@@ -44,12 +44,13 @@ ALLOWED_SUBS = [
     "chat/room/r1/#", "chat/room/r1/+", "chat/room/r1/bob",
     "chat/presence/bob", "chat/presence/+", "chat/presence/#",
     "chat/rpc/alice/resp",
+    "chat/inbox/+/alice",
 ]
 
 DENIED_SUBS = [
     "#", "+", "+/#", "chat/#", "chat/+", "chat/+/#",
     "chat/inbox/#", "chat/inbox/+", "chat/inbox/+/#", "chat/inbox/+/+",
-    "chat/inbox/+/alice", "chat/inbox/+/bob",
+    "chat/inbox/+/bob",
     "chat/inbox/bob/#", "chat/inbox/bob/+", "chat/inbox/bob/alice", "chat/inbox/Alice/#",
     "$SYS/#", "$SYS/broker/uptime",
     "$share/x/chat/inbox/bob/#", "$share/x/chat/inbox/alice/#", "$share/x/chat/room/r1/#",

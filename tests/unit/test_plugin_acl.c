@@ -29,6 +29,12 @@
 #define ENV "{\"id\":\"m1\",\"type\":\"text\",\"body\":\"hi\"}"
 #define EVENT "{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"user\":\"bob\",\"by\":\"alice\"}"
 #define RECEIPT "{\"id\":\"m2\",\"type\":\"receipt\",\"ref\":\"m1\",\"status\":\"read\"}"
+#define REACTION "{\"id\":\"x1\",\"type\":\"reaction\",\"ref\":\"m1\",\"of\":\"bob\",\"emoji\":\"+1\"}"
+#define REPLY "{\"id\":\"m3\",\"type\":\"text\",\"body\":\"y\",\"reply_to\":\"m1\",\"reply_from\":\"bob\"}"
+#define EDIT "{\"id\":\"ed\",\"type\":\"edit\",\"ref\":\"m1\",\"of\":\"bob\",\"body\":\"new\",\"by\":\"bob\"}"
+#define DELETE "{\"id\":\"dl\",\"type\":\"delete\",\"ref\":\"m1\",\"of\":\"bob\",\"by\":\"bob\"}"
+#define READ "{\"id\":\"rd\",\"type\":\"read\",\"with\":\"bob\",\"seq\":5,\"unread\":0}"
+#define TYPING "{\"typing\":true}"
 #define HASH "$pbkdf2-sha512$1000$AAAAAAAAAAAAAAAAAAAAAA==$x"
 
 static int64_t fake_now;
@@ -182,7 +188,9 @@ static void test_user_inbox(void **state)
 		/* read: own inbox, unless I block the sender */
 		{"bob", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_OK},
 		{"bob", NULL, R, "chat/inbox/bob/eve", ENV, false, ACL_DENY_BLOCKED},
-		{"alice", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_DENY_TOPIC},
+		/* A copy of my own message (carbons), not someone else's. */
+		{"alice", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_OK},
+		{"eve", NULL, R, "chat/inbox/bob/alice", ENV, false, ACL_DENY_TOPIC},
 		{"eve", NULL, R, "chat/inbox/eve/bob", ENV, false, ACL_OK},
 		/* unsubscribe: always */
 		{"alice", NULL, U, "chat/inbox/bob/#", NULL, false, ACL_OK},
@@ -322,7 +330,7 @@ static void test_service(void **state)
 		{"archiver", NULL, W, "chat/rpc/alice/req", "{}", false, ACL_DENY_TOPIC},
 		{"archiver", NULL, W, "chat/register/alice/resp", "{}", false, ACL_DENY_TOPIC},
 		{"archiver", NULL, W, "chat/register//resp", "{}", false, ACL_DENY_TOPIC},
-		{"archiver", NULL, W, "chat/inbox/alice/archiver", ENV, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", ENV, false, ACL_DENY_ENVELOPE},
 		/* Membership events: as itself, of a room that exists, type event
 		 * only. */
 		{"archiver", NULL, W, "chat/room/lobby/archiver", ENV, false, ACL_DENY_ENVELOPE},
@@ -335,6 +343,191 @@ static void test_service(void **state)
 		{"archiver", NULL, W, "chat/rpc/alice/resp/x", "{}", false, ACL_DENY_TOPIC},
 	};
 	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+/* Conversations (docs/PROTOCOL.md): carbons, the types a person and a
+ * service may send, typing. */
+static void test_conversations(void **state)
+{
+	static const struct row rows[] = {
+		/* Carbons: chat/inbox/+/<me>, nothing wider, nobody else's. */
+		{"alice", NULL, S, "chat/inbox/+/alice", NULL, false, ACL_OK},
+		{"dev1", NULL, S, "chat/inbox/+/dev1", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/inbox/+/bob", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/+/+", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/+/#", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/bob/alice", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/inbox/#/alice", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/inbox/alice/alice", ENV, false, ACL_OK},
+		{"alice", NULL, R, "chat/inbox/eve/alice", ENV, false, ACL_OK},
+		{"bob", NULL, R, "chat/inbox/eve/alice", ENV, false, ACL_DENY_TOPIC},
+		/* A person sends texts (with a reply), receipts, reactions. */
+		{"alice", NULL, W, "chat/inbox/bob/alice", REPLY, false, ACL_OK},
+		{"alice", NULL, W, "chat/inbox/bob/alice", REACTION, false, ACL_OK},
+		{"alice", NULL, W, "chat/room/lobby/alice", REACTION, false, ACL_OK},
+		{"alice", NULL, W, "chat/inbox/bob/alice", EDIT, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/inbox/bob/alice", DELETE, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/inbox/bob/alice", READ, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/room/lobby/alice", EDIT, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/room/lobby/alice", DELETE, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/room/lobby/alice", READ, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/inbox/alice/archiver", READ, false, ACL_DENY_NOT_OWNER},
+		/* A service: edits, deletes, read markers to a person as itself;
+		 * events, edits, deletes to a room; never a text or a reaction. */
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", EDIT, false, ACL_OK},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", DELETE, false, ACL_OK},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", READ, false, ACL_OK},
+		{"archiver", NULL, W, "chat/inbox/dev1/archiver", READ, false, ACL_OK},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", READ, true, ACL_DENY_RETAIN},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", EVENT, false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", REACTION, false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", RECEIPT, false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/inbox/alice/archiver", "{}", false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/inbox/alice/bob", READ, false, ACL_DENY_NOT_OWNER},
+		{"archiver", NULL, W, "chat/inbox/zed/archiver", READ, false, ACL_DENY_RECIPIENT},
+		{"archiver", NULL, W, "chat/inbox/carol/archiver", READ, false, ACL_DENY_RECIPIENT},
+		{"archiver", NULL, W, "chat/inbox/oldsvc/archiver", READ, false, ACL_DENY_RECIPIENT},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", EDIT, false, ACL_OK},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", DELETE, false, ACL_OK},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", READ, false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/room/lobby/archiver", REACTION, false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/room/nowhere/archiver", EDIT, false, ACL_DENY_NOT_MEMBER},
+		{"archiver", NULL, R, "chat/typing/alice/bob", TYPING, false, ACL_OK},
+		{"archiver", NULL, W, "chat/typing/alice/archiver", TYPING, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/roomtyping/lobby/archiver", TYPING, false, ACL_DENY_TOPIC},
+		{"alice", NULL, R, "chat/inbox/alice/archiver", READ, false, ACL_OK},
+		/* Typing to a person: as myself, to whom I may write. */
+		{"alice", NULL, W, "chat/typing/bob/alice", TYPING, false, ACL_OK},
+		{"alice", NULL, W, "chat/typing/bob/alice", "{\"typing\":false,\"x\":[1]}", false, ACL_OK},
+		{"alice", NULL, W, "chat/typing/alice/alice", TYPING, false, ACL_OK},
+		{"dev1", NULL, W, "chat/typing/alice/dev1", TYPING, false, ACL_OK},
+		{"alice", NULL, W, "chat/typing/bob/eve", TYPING, false, ACL_DENY_NOT_OWNER},
+		{"eve", NULL, W, "chat/typing/bob/eve", TYPING, false, ACL_DENY_BLOCKED},
+		{"alice", NULL, W, "chat/typing/zed/alice", TYPING, false, ACL_DENY_RECIPIENT},
+		{"alice", NULL, W, "chat/typing/carol/alice", TYPING, false, ACL_DENY_RECIPIENT},
+		{"alice", NULL, W, "chat/typing/archiver/alice", TYPING, false, ACL_DENY_RECIPIENT},
+		{"alice", NULL, W, "chat/typing/bob/alice", TYPING, true, ACL_DENY_RETAIN},
+		{"alice", NULL, W, "chat/typing/bob/alice", ENV, false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/typing/bob/alice", "{\"typing\":1}", false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/typing/bob/alice", "", false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, W, "chat/typing/bob", TYPING, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/typing/alice/+", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/typing/alice/#", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/typing/alice/bob", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/typing/bob/+", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/typing/+/alice", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/typing/+/+", NULL, false, ACL_DENY_TOPIC},
+		{"alice", NULL, S, "chat/typing/#", NULL, false, ACL_DENY_TOPIC},
+		{"bob", NULL, R, "chat/typing/bob/alice", TYPING, false, ACL_OK},
+		{"bob", NULL, R, "chat/typing/bob/eve", TYPING, false, ACL_DENY_BLOCKED},
+		{"alice", NULL, R, "chat/typing/bob/alice", TYPING, false, ACL_DENY_TOPIC},
+		{"eve", NULL, R, "chat/typing/bob/alice", TYPING, false, ACL_DENY_TOPIC},
+		/* Typing in a room: members only. */
+		{"alice", NULL, W, "chat/roomtyping/lobby/alice", TYPING, false, ACL_OK},
+		{"alice", NULL, W, "chat/roomtyping/lobby/bob", TYPING, false, ACL_DENY_NOT_OWNER},
+		{"eve", NULL, W, "chat/roomtyping/lobby/eve", TYPING, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, W, "chat/roomtyping/nowhere/alice", TYPING, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, W, "chat/roomtyping/lobby/alice", TYPING, true, ACL_DENY_RETAIN},
+		{"alice", NULL, W, "chat/roomtyping/lobby/alice", "{\"typing\":\"yes\"}", false, ACL_DENY_ENVELOPE},
+		{"alice", NULL, S, "chat/roomtyping/lobby/+", NULL, false, ACL_OK},
+		{"alice", NULL, S, "chat/roomtyping/lobby/#", NULL, false, ACL_OK},
+		{"eve", NULL, S, "chat/roomtyping/lobby/#", NULL, false, ACL_DENY_NOT_MEMBER},
+		{"alice", NULL, S, "chat/roomtyping/+/#", NULL, false, ACL_DENY_NOT_MEMBER},
+		{"bob", NULL, R, "chat/roomtyping/lobby/alice", TYPING, false, ACL_OK},
+		{"eve", NULL, R, "chat/roomtyping/lobby/alice", TYPING, false, ACL_DENY_NOT_MEMBER},
+	};
+	struct mqchat *m = *state;
+	struct acl_request req = {.username = "alice", .clientid = "alice", .access = W,
+		.topic = "chat/typing/bob/alice", .payload = TYPING, .payloadlen = sizeof(TYPING) - 1};
+
+	run_rows(m, rows, sizeof(rows) / sizeof(rows[0]));
+	/* Typing says so (its own rate bucket); a message does not. */
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_true(req.typing);
+	req.typing = false;
+	req.topic = "chat/inbox/bob/alice";
+	req.payload = ENV;
+	req.payloadlen = sizeof(ENV) - 1;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	assert_false(req.typing);
+}
+
+#define LAST_PUBLISH (stub.publishes[stub.publish_count > 0 ? stub.publish_count - 1 : 0].payload)
+
+/* Typing: QoS 0 subscriptions only (typing_qos), its own rate bucket of
+ * TYPING_BURST at once and TYPING_RATE a second, not counted against the
+ * send rate; each refusal noticed. */
+static void test_typing_callback(void **state)
+{
+	struct mqchat *m = *state;
+	struct mosquitto client = {.id = "alice@ph", .username = "alice", .address = "10.0.0.1"};
+	struct mosquitto_evt_acl_check ed;
+	int i;
+
+	throttle__init_bucket(&m->notice_limit, 1000, 1000, 1000);
+	assert_int_equal(ratelimit__init(&m->typing_limit, TYPING_RATE, TYPING_BURST, 64), MQC_OK);
+	assert_int_equal(ratelimit__init(&m->send_limit, 1, 1, 64), MQC_OK);
+	memset(&ed, 0, sizeof(ed));
+	ed.client = &client;
+	ed.access = MOSQ_ACL_SUBSCRIBE;
+	ed.topic = "chat/typing/alice/+";
+	ed.qos = 0;
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	ed.topic = "chat/roomtyping/lobby/#";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	for(i=1; i<=2; i++){
+		ed.qos = i;
+		assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	}
+	ed.topic = "chat/typing/alice/#";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	assert_int_equal(m->acl_denied[ACL_DENY_TYPING_QOS], 3);
+	assert_string_equal(acl__reason_code(ACL_DENY_TYPING_QOS), "typing_qos");
+	assert_non_null(strstr(LAST_PUBLISH, "\"code\":\"typing_qos\""));
+	/* The policy's refusal comes first: not my typing. */
+	ed.topic = "chat/typing/bob/+";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	assert_int_equal(m->acl_denied[ACL_DENY_TYPING_QOS], 3);
+
+	ed.access = MOSQ_ACL_WRITE;
+	ed.qos = 0;
+	ed.topic = "chat/typing/bob/alice";
+	ed.payload = TYPING;
+	ed.payloadlen = sizeof(TYPING) - 1;
+	m->now_ms = 100000;
+	for(i=0; i<TYPING_BURST; i++){
+		assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	}
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	assert_int_equal(m->acl_denied[ACL_DENY_RATE], 1);
+	assert_non_null(strstr(LAST_PUBLISH, "\"code\":\"rate_limited\""));
+	assert_non_null(strstr(LAST_PUBLISH, "\"retry_ms\":"));
+	/* The room's typing shares the bucket. */
+	ed.topic = "chat/roomtyping/lobby/alice";
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	/* Half a second later, one more. */
+	m->now_ms += 1000 / TYPING_RATE;
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	/* Messages have their own bucket (here 1 a second), untouched. */
+	ed.topic = "chat/inbox/bob/alice";
+	ed.payload = ENV;
+	ed.payloadlen = sizeof(ENV) - 1;
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	/* ... which typing does not touch either. */
+	ed.topic = "chat/typing/bob/alice";
+	ed.payload = TYPING;
+	ed.payloadlen = sizeof(TYPING) - 1;
+	m->now_ms += 1000;
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_SUCCESS);
+	/* A bad payload: invalid_envelope, before any bucket. */
+	ed.payload = "{\"typing\":\"no\"}";
+	ed.payloadlen = (uint32_t)strlen(ed.payload);
+	assert_int_equal(acl__check_cb(MOSQ_EVT_ACL_CHECK, &ed, m), MOSQ_ERR_ACL_DENIED);
+	assert_non_null(strstr(LAST_PUBLISH, "\"code\":\"invalid_envelope\""));
+	ratelimit__cleanup(&m->typing_limit);
+	ratelimit__cleanup(&m->send_limit);
 }
 
 static void test_register(void **state)
@@ -586,8 +779,15 @@ static void test_name_lengths(void **state)
 						fl, NAME32), ACL_OK);
 			assert_int_equal(decide_topic(m, NAME32, to, R, "chat/inbox/%.*s/%.*s", tl, NAME32,
 						fl, NAME32), ACL_OK);
+			/* The sender reads its own message's copy (carbons); a
+			 * name one longer or shorter than both is nobody's. */
+			assert_int_equal(decide_topic(m, NAME32, from, R, "chat/inbox/%.*s/%.*s", tl,
+						NAME32, fl, NAME32), ACL_OK);
 			if(to != from){
-				assert_int_equal(decide_topic(m, NAME32, from, R, "chat/inbox/%.*s/%.*s", tl,
+				size_t other = 1;
+
+				while(other == to || other == from) other++;
+				assert_int_equal(decide_topic(m, NAME32, other, R, "chat/inbox/%.*s/%.*s", tl,
 							NAME32, fl, NAME32), ACL_DENY_TOPIC);
 				assert_int_equal(decide_topic(m, NAME32, to, W, "chat/inbox/%.*s/%.*s", tl,
 							NAME32, fl, NAME32), ACL_DENY_NOT_OWNER);
@@ -758,8 +958,10 @@ static void test_user_cache(void **state)
 
 	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);           /* a hit */
-	strcpy(name, "alice");                  /* same address, another client */
+	strcpy(name, "eve");                    /* same address, another client */
 	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_DENY_TOPIC);
+	strcpy(name, "alice");                  /* the sender: its own copy */
+	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	req.topic = "chat/inbox/alice/bob";
 	assert_int_equal(aclcache__decide(m, m->snap, &m->acl_cache, &req), ACL_OK);
 	strcpy(name, "alic");
@@ -1033,6 +1235,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_presence_privacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_typing_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_payload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_topics, setup, teardown),
