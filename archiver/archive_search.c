@@ -4,9 +4,10 @@
  * double-quoted string matches the texts holding it as a substring, case
  * folded. Its entries come newest first (rowid = seq, descending, which
  * FTS5 walks without sorting); each is looked up by its primary key and
- * kept if the asker may read it. At most max_scan entries per page: a
- * text that matches a great many messages of other people costs a page of
- * bounded work that says "more", never a walk over the whole index. */
+ * kept if the asker may read it. At most max_scan entries and budget_ms
+ * per page: a text that matches a great many messages of other people
+ * costs a page of bounded work that says "more", never a walk over the
+ * whole index. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "archive_ext.h"
 #include "err.h"
 #include "sqlutil.h"
+#include "timeutil.h"
 
 bool archive__fts_literal(const char *text, char *out, size_t outlen)
 {
@@ -98,7 +100,9 @@ json_t *archive__search(struct archive *ar, const struct archive_search *q, bool
 	json_t *arr = NULL;
 	int64_t last_scanned = 0, last_hit = 0;
 	int rc, hits = 0, scanned = 0, max_scan = q->max_scan > 0 ? q->max_scan : ARCHIVE_SEARCH_SCAN;
-	bool extra = false;
+	int64_t until = time__mono_ns()
+		+ (int64_t)(q->budget_ms > 0 ? q->budget_ms : ARCHIVE_SEARCH_BUDGET_MS) * 1000000;
+	bool extra = false, cut = false;
 
 	*more = false;
 	*next = 0;
@@ -127,6 +131,12 @@ json_t *archive__search(struct archive *ar, const struct archive_search *q, bool
 
 		scanned++;
 		last_scanned = seq;
+		/* The time is up: this entry starts the next page. */
+		if(scanned > 1 && time__mono_ns() > until){
+			cut = true;
+			last_scanned = seq + 1;
+			break;
+		}
 		sqlite3_bind_int64(row, 1, seq);
 		rc = sqlite3_step(row);
 		if(rc != SQLITE_ROW){
@@ -155,7 +165,7 @@ json_t *archive__search(struct archive *ar, const struct archive_search *q, bool
 	if(extra){
 		*more = true;
 		*next = last_hit;
-	}else if(scanned >= max_scan){
+	}else if(cut || scanned >= max_scan){
 		*more = true;
 		*next = last_scanned;
 	}
