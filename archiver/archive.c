@@ -17,9 +17,18 @@
 #include "sqlutil.h"
 
 /* Columns of the archived-message form, in the order row_to_json reads them. */
-#define MSG_COLS "seq, id, sender, recipient, room, type, body, ts, server_ts, status"
+#define MSG_COLS "seq, id, sender, recipient, room, type, body, ts, server_ts, status," \
+	" ref, of, reply_to, reply_from, emoji, remove, edited, deleted, deleted_by"
 /* The same, of the table named m in a join. */
-#define MSG_COLS_M "m.seq, m.id, m.sender, m.recipient, m.room, m.type, m.body, m.ts, m.server_ts, m.status"
+#define MSG_COLS_M "m.seq, m.id, m.sender, m.recipient, m.room, m.type, m.body, m.ts, m.server_ts," \
+	" m.status, m.ref, m.of, m.reply_to, m.reply_from, m.emoji, m.remove, m.edited, m.deleted," \
+	" m.deleted_by"
+/* Their indexes. */
+enum msg_col {
+	MC_SEQ, MC_ID, MC_SENDER, MC_RECIPIENT, MC_ROOM, MC_TYPE, MC_BODY, MC_TS, MC_SERVER_TS,
+	MC_STATUS, MC_REF, MC_OF, MC_REPLY_TO, MC_REPLY_FROM, MC_EMOJI, MC_REMOVE, MC_EDITED,
+	MC_DELETED, MC_DELETED_BY,
+};
 
 /* The tables and indexes of schema version 1 that version 2 keeps as they
  * are (messages gains columns: see MESSAGES_V2_COLS). */
@@ -86,21 +95,48 @@ static const char *schema_v2_sql =
 	"  tokenize='trigram');"
 	/* The index holds the texts that are not deleted, each with its
 	 * current body: an edit replaces it, a delete (tombstone) or a row
-	 * going away removes it. An external-content 'delete' must be given
-	 * the body that was indexed: the old one. */
-	"CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages"
-	"  WHEN new.type='text' AND new.deleted IS NULL BEGIN"
-	"  INSERT INTO msg_fts(rowid, body) VALUES(new.seq, new.body);"
-	"END;"
+	 * going away removes it. It is filled in batches after the commits
+	 * (archive__index_step): meta fts_seq is the watermark, every text
+	 * with seq <= fts_seq is indexed as it is now, those above are not
+	 * (yet), so the triggers touch the index only below it. An
+	 * external-content 'delete' must be given the body that was indexed:
+	 * the old one. */
 	"CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages"
-	"  WHEN old.type='text' AND old.deleted IS NULL BEGIN"
+	"  WHEN old.type='text' AND old.deleted IS NULL"
+	"  AND old.seq <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq') BEGIN"
 	"  INSERT INTO msg_fts(msg_fts, rowid, body) VALUES('delete', old.seq, old.body);"
 	"END;"
 	"CREATE TRIGGER messages_fts_au AFTER UPDATE OF body, deleted ON messages"
-	"  WHEN old.type='text' BEGIN"
+	"  WHEN old.type='text'"
+	"  AND old.seq <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq') BEGIN"
 	"  INSERT INTO msg_fts(msg_fts, rowid, body) SELECT 'delete', old.seq, old.body"
 	"    WHERE old.deleted IS NULL;"
 	"  INSERT INTO msg_fts(rowid, body) SELECT new.seq, new.body WHERE new.deleted IS NULL;"
+	"END;"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('fts_seq', '0');"
+	/* A text or event moves its conversation on: last_seq, and for a text
+	 * n (the INSERT numbers it: convs.n + 1). A text moves its sender's
+	 * read marker to it (sending means having read the conversation;
+	 * never back) and gives the other person of a direct conversation a
+	 * marker row. Triggers, not statements of archive__store: one
+	 * statement per message instead of four. */
+	"CREATE TRIGGER messages_conv_ai AFTER INSERT ON messages"
+	"  WHEN new.type IN ('text','event') BEGIN"
+	"  INSERT INTO convs(conv, last_seq, n) VALUES(new.conv, new.seq, COALESCE(new.n, new.type='text'))"
+	"    ON CONFLICT(conv) DO UPDATE SET last_seq=excluded.last_seq,"
+	"    n=COALESCE(new.n, n + (new.type='text'));"
+	/* A text inserted by hand without its n (tools, tests) is numbered
+	 * here: archive__store's INSERT numbers its own. */
+	"  UPDATE messages SET n=(SELECT n FROM convs WHERE conv=new.conv)"
+	"    WHERE seq=new.seq AND new.n IS NULL AND new.type='text';"
+	"  INSERT INTO reads(user, conv, peer, room, read_seq, read_n)"
+	"    SELECT new.sender, new.conv, new.recipient, new.room, new.seq,"
+	"      (SELECT n FROM convs WHERE conv=new.conv) WHERE new.type='text'"
+	"    ON CONFLICT(user, conv) DO UPDATE SET read_seq=MAX(read_seq, excluded.read_seq),"
+	"    read_n=MAX(read_n, excluded.read_n);"
+	"  INSERT OR IGNORE INTO reads(user, conv, peer, room, read_seq, read_n)"
+	"    SELECT new.recipient, new.conv, new.sender, NULL, 0, 0"
+	"    WHERE new.type='text' AND new.recipient IS NOT NULL AND new.recipient<>new.sender;"
 	"END;"
 	/* A deleted text (tombstone) has no reactions. */
 	"CREATE TRIGGER messages_tombstone AFTER UPDATE OF deleted ON messages"
@@ -129,7 +165,7 @@ static const char *schema_v2_sql =
  * conversation's last text or event and its count; a read marker per
  * person of a direct conversation and per person who wrote in a room, at
  * their own last text or, for direct messages to them, the last they
- * marked read; every text indexed. */
+ * marked read; every text indexed (the watermark at the last). */
 static const char *schema_v1_fill_sql =
 	"UPDATE messages SET n=o.rn FROM (SELECT seq AS s,"
 	"    ROW_NUMBER() OVER (PARTITION BY conv ORDER BY seq) AS rn"
@@ -150,7 +186,9 @@ static const char *schema_v1_fill_sql =
 	"  GROUP BY u, conv;"
 	"UPDATE reads SET read_n=COALESCE((SELECT n FROM messages WHERE seq=reads.read_seq), 0)"
 	"  WHERE read_seq>0;"
-	"INSERT INTO msg_fts(rowid, body) SELECT seq, body FROM messages WHERE type='text';";
+	"INSERT INTO msg_fts(rowid, body) SELECT seq, body FROM messages WHERE type='text';"
+	"UPDATE meta SET value=CAST(COALESCE((SELECT MAX(seq) FROM messages), 0) AS TEXT)"
+	"  WHERE key='fts_seq';";
 
 enum stmt_id {
 	ST_STORE,
@@ -166,6 +204,10 @@ enum stmt_id {
 	ST_SCAN_CONV,
 	ST_SCAN_ALL,
 	ST_DELETE,
+	ST_TARGET,
+	ST_REACT_ADD,
+	ST_REACT_DEL,
+	ST_REACTIONS,
 	ST__COUNT,
 };
 
@@ -176,8 +218,11 @@ static const char *stmt_sql[ST__COUNT] = {
 	 * each one kept a statement journal, which spilled to a temp file:
 	 * two pwrite()s per message on top of the WAL's. ST_DUP checks first. */
 	[ST_STORE] =
-		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh)"
-		" VALUES(?1, ?2, ?3, ?4, COALESCE(?10, 'text'), ?5, ?6, ?7, ?8, ?9)",
+		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh,"
+		" ref, of, reply_to, reply_from, emoji, remove, n)"
+		" VALUES(?1, ?2, ?3, ?4, COALESCE(?10, 'text'), ?5, ?6, ?7, ?8, ?9,"
+		" ?11, ?12, ?13, ?14, ?15, ?16,"
+		" CASE WHEN ?10 IS NULL THEN COALESCE((SELECT n FROM convs WHERE conv=?4), 0) + 1 END)",
 	/* The newest row of (sender, id): the next holder of a name may use
 	 * the ids of the one before (archive__store). */
 	[ST_DUP] =
@@ -193,7 +238,7 @@ static const char *stmt_sql[ST__COUNT] = {
 	/* One range of the (conv, seq) index: [?4, ?2). */
 	[ST_HISTORY] =
 		"SELECT " MSG_COLS " FROM messages WHERE conv=?1 AND seq<?2 AND seq>=?4 AND server_ts>=?5"
-		" ORDER BY seq DESC LIMIT ?3",
+		" AND type IN ('text','event') ORDER BY seq DESC LIMIT ?3",
 	/* Primary-key look-ups for seq_floor. */
 	[ST_FIRST] = "SELECT seq, server_ts FROM messages ORDER BY seq LIMIT 1",
 	[ST_LAST] = "SELECT seq, server_ts FROM messages ORDER BY seq DESC LIMIT 1",
@@ -203,6 +248,13 @@ static const char *stmt_sql[ST__COUNT] = {
 	[ST_SCAN_ALL] =
 		"SELECT seq, server_ts, room FROM messages WHERE seq>?2 ORDER BY seq LIMIT ?3",
 	[ST_DELETE] = "DELETE FROM messages WHERE seq=?1",
+	/* The newest (of, ref) of a conversation: what a reaction is about. */
+	[ST_TARGET] =
+		"SELECT seq, type, deleted FROM messages INDEXED BY messages_idh"
+		" WHERE idh=?1 AND sender=?2 AND id=?3 AND conv=?4 ORDER BY seq DESC LIMIT 1",
+	[ST_REACT_ADD] = "INSERT OR IGNORE INTO reactions(seq, user, emoji, at) VALUES(?1, ?2, ?3, ?4)",
+	[ST_REACT_DEL] = "DELETE FROM reactions WHERE seq=?1 AND user=?2 AND emoji=?3",
+	[ST_REACTIONS] = "SELECT emoji, user FROM reactions WHERE seq=?1 ORDER BY at, user, emoji",
 };
 
 /* WAL size (pages) past which the checkpointer waits for a gap between
@@ -543,13 +595,59 @@ static int same_holder(const char *sender, int64_t server_ts, archive_created_fn
 	return MQC_OK;
 }
 
-int archive__store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
+/* Step the bound statement st once and reset it: MQC_OK or an MQC_ERR_*. */
+static int step_once(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return sqlutil__status(rc);
+}
+
+/* A reaction row m was stored: add or take back the sender's reaction on
+ * its target, the newest (of, ref) of the conversation, if that is a text
+ * not deleted. No target: nothing to apply (the row still tells sync). */
+static int apply_reaction(struct archive *ar, const struct archive_msg *m, const char *conv)
+{
+	sqlite3_stmt *st = ar->st[ST_TARGET];
+	sqlite3_int64 seq = 0;
+	bool ok = false;
+	int rc;
+
+	if(bind_key(st, archkey__id_hash(m->of, m->ref), m->of, m->ref) != MQC_OK) return MQC_ERR_DB;
+	if(bind_text(st, 4, conv)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		const char *type = (const char *)sqlite3_column_text(st, 1);
+
+		seq = sqlite3_column_int64(st, 0);
+		ok = type && strcmp(type, "text") == 0 && sqlite3_column_type(st, 2) == SQLITE_NULL;
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(rc != SQLITE_DONE) return sqlutil__status(rc);
+	if(!ok) return MQC_OK;
+	st = ar->st[m->remove ? ST_REACT_DEL : ST_REACT_ADD];
+	if(sqlite3_bind_int64(st, 1, seq) || bind_text(st, 2, m->sender) || bind_text(st, 3, m->emoji)
+			|| (!m->remove && sqlite3_bind_int64(st, 4, m->server_ts))){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	return step_once(st);
+}
+
+static int store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
 		void *arg, bool *stored)
 {
 	sqlite3_stmt *st = ar->st[ST_STORE];
 	char conv[2 * NAME_MAX_LEN + 8];
 	int64_t idh, dup_ts;
-	bool found, same;
+	bool found, same, text, reaction;
 	int rc;
 
 	if(stored) *stored = false;
@@ -557,6 +655,9 @@ int archive__store(struct archive *ar, const struct archive_msg *m, archive_crea
 			|| (m->recipient == NULL) == (m->room == NULL)){
 		return MQC_ERR_INVAL;
 	}
+	text = m->type == NULL || strcmp(m->type, "text") == 0;
+	reaction = !text && strcmp(m->type, ARCHIVE_TYPE_REACTION) == 0;
+	if(reaction && (m->ref == NULL || m->of == NULL || m->emoji == NULL)) return MQC_ERR_INVAL;
 	if(m->recipient){
 		archkey__dm_conv(m->sender, m->recipient, conv, sizeof(conv));
 	}else{
@@ -578,16 +679,40 @@ int archive__store(struct archive *ar, const struct archive_msg *m, archive_crea
 		|| (m->ts >= 0 ? sqlite3_bind_int64(st, 7, m->ts) : sqlite3_bind_null(st, 7))
 		|| sqlite3_bind_int64(st, 8, m->server_ts)
 		|| sqlite3_bind_int64(st, 9, idh)
-		|| bind_text(st, 10, m->type);
+		|| bind_text(st, 10, text ? NULL : m->type)
+		|| bind_text(st, 11, m->ref)
+		|| bind_text(st, 12, m->of)
+		|| bind_text(st, 13, text ? m->reply_to : NULL)
+		|| bind_text(st, 14, text ? m->reply_from : NULL)
+		|| bind_text(st, 15, reaction ? m->emoji : NULL)
+		|| (reaction ? sqlite3_bind_int(st, 16, m->remove ? 1 : 0) : sqlite3_bind_null(st, 16));
 	if(rc != SQLITE_OK){
 		sqlite3_reset(st);
 		return MQC_ERR_DB;
 	}
-	rc = sqlite3_step(st);
-	if(rc == SQLITE_DONE && stored) *stored = true;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return sqlutil__status(rc);
+	rc = step_once(st);
+	if(rc != MQC_OK) return rc;
+	if(reaction) rc = apply_reaction(ar, m, conv);
+	if(rc == MQC_OK && stored) *stored = true;
+	return rc;
+}
+
+int archive__store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
+		void *arg, bool *stored)
+{
+	int rc;
+
+	/* A store is several statements (archive.h): all or none. */
+	if(!sqlite3_get_autocommit(ar->db)) return store(ar, m, created_of, arg, stored);
+	rc = archive__begin(ar);
+	if(rc != MQC_OK) return rc;
+	rc = store(ar, m, created_of, arg, stored);
+	if(rc == MQC_OK) rc = archive__commit(ar);
+	if(rc != MQC_OK){
+		archive__rollback(ar);
+		if(stored) *stored = false;
+	}
+	return rc;
 }
 
 static int status_rank(const char *s)
@@ -707,38 +832,139 @@ static int body_to_json(json_t *o, const char *type, const char *body, size_t le
 	return 0;
 }
 
+/* Set key of o to column col of st as a string, if it is not NULL. */
+static int opt_str(json_t *o, const char *key, sqlite3_stmt *st, int col)
+{
+	if(sqlite3_column_type(st, col) == SQLITE_NULL) return 0;
+	return json_object_set_new(o, key, json_string((const char *)sqlite3_column_text(st, col)));
+}
+
+/* The same, as an integer. */
+static int opt_int(json_t *o, const char *key, sqlite3_stmt *st, int col)
+{
+	if(sqlite3_column_type(st, col) == SQLITE_NULL) return 0;
+	return json_object_set_new(o, key, json_integer(sqlite3_column_int64(st, col)));
+}
+
+/* The reactions on message seq into o as "reactions":[{"emoji","users"}]
+ * (emojis in the order of their first reaction, users in the order they
+ * reacted); nothing when there are none. Non-zero on error. */
+static int reactions_to_json(struct archive *ar, json_t *o, int64_t seq)
+{
+	sqlite3_stmt *st = ar->st[ST_REACTIONS];
+	json_t *arr = NULL;
+	int rc;
+
+	if(sqlite3_bind_int64(st, 1, seq) != SQLITE_OK){
+		sqlite3_reset(st);
+		return -1;
+	}
+	while((rc = sqlite3_step(st)) == SQLITE_ROW){
+		const char *emoji = (const char *)sqlite3_column_text(st, 0);
+		const char *user = (const char *)sqlite3_column_text(st, 1);
+		json_t *e = NULL, *users;
+		size_t i;
+
+		if(arr == NULL && (arr = json_array()) == NULL) break;
+		for(i = 0; i < json_array_size(arr); i++){
+			json_t *x = json_array_get(arr, i);
+
+			if(strcmp(json_string_value(json_object_get(x, "emoji")), emoji) == 0){
+				e = x;
+				break;
+			}
+		}
+		if(e == NULL){
+			e = json_pack("{sss[]}", "emoji", emoji, "users");
+			if(e == NULL || json_array_append_new(arr, e)) break;
+		}
+		users = json_object_get(e, "users");
+		if(json_array_append_new(users, json_string(user))) break;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(rc != SQLITE_DONE){
+		json_decref(arr);
+		return -1;
+	}
+	return arr ? json_object_set_new(o, "reactions", arr) : 0;
+}
+
 /* New reference: the current row of st (selected with MSG_COLS) in the
- * contract's archived-message form. NULL if out of memory. */
-static json_t *row_to_json(sqlite3_stmt *st)
+ * contract's archived-message form, as it is now (docs/PROTOCOL.md):
+ * a text with its quote, edit time and reactions, or as a tombstone (no
+ * body: deleted, deleted_by); an event with its members; a reaction, edit
+ * or delete row with its target (ref, of) and what it says, "by" being
+ * its sender. Members appear only when set. NULL if out of memory. */
+static json_t *row_to_json(struct archive *ar, sqlite3_stmt *st)
 {
 	json_t *o = json_object();
-	const char *recipient, *room;
+	const char *recipient, *room, *type;
+	bool text, deleted, change;
 
 	if(o == NULL) return NULL;
-	recipient = (const char *)sqlite3_column_text(st, 3);
-	room = (const char *)sqlite3_column_text(st, 4);
-	if(json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, 0)))
-			|| json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(st, 1)))
-			|| json_object_set_new(o, "from", json_string((const char *)sqlite3_column_text(st, 2)))
+	recipient = (const char *)sqlite3_column_text(st, MC_RECIPIENT);
+	room = (const char *)sqlite3_column_text(st, MC_ROOM);
+	type = (const char *)sqlite3_column_text(st, MC_TYPE);
+	if(type == NULL) type = "text";
+	text = strcmp(type, "text") == 0;
+	deleted = text && sqlite3_column_type(st, MC_DELETED) != SQLITE_NULL;
+	change = strcmp(type, "edit") == 0 || strcmp(type, "delete") == 0;
+	if(json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, MC_SEQ)))
+			|| json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(st, MC_ID)))
+			|| json_object_set_new(o, "from", json_string((const char *)sqlite3_column_text(st, MC_SENDER)))
 			|| (recipient && json_object_set_new(o, "to", json_string(recipient)))
 			|| (room && json_object_set_new(o, "room", json_string(room)))
-			|| json_object_set_new(o, "type", json_string((const char *)sqlite3_column_text(st, 5)))
-			|| body_to_json(o, (const char *)sqlite3_column_text(st, 5),
-					(const char *)sqlite3_column_text(st, 6), (size_t)sqlite3_column_bytes(st, 6))
-			|| json_object_set_new(o, "ts", sqlite3_column_type(st, 7) == SQLITE_NULL
-					? json_null() : json_integer(sqlite3_column_int64(st, 7)))
-			|| json_object_set_new(o, "server_ts", json_integer(sqlite3_column_int64(st, 8)))
-			|| json_object_set_new(o, "status", json_string((const char *)sqlite3_column_text(st, 9)))){
-		json_decref(o);
-		return NULL;
+			|| json_object_set_new(o, "type", json_string(type))){
+		goto fail;
+	}
+	if(text || strcmp(type, ARCHIVE_TYPE_EVENT) == 0){
+		if(!deleted && body_to_json(o, type, (const char *)sqlite3_column_text(st, MC_BODY),
+					(size_t)sqlite3_column_bytes(st, MC_BODY))){
+			goto fail;
+		}
+		if(text && !deleted && (opt_str(o, "reply_to", st, MC_REPLY_TO)
+					|| opt_str(o, "reply_from", st, MC_REPLY_FROM))){
+			goto fail;
+		}
+	}else{
+		if(opt_str(o, "ref", st, MC_REF) || opt_str(o, "of", st, MC_OF)) goto fail;
+		if(strcmp(type, ARCHIVE_TYPE_REACTION) == 0){
+			if(opt_str(o, "emoji", st, MC_EMOJI)
+					|| json_object_set_new(o, "remove",
+						json_boolean(sqlite3_column_int(st, MC_REMOVE) != 0))){
+				goto fail;
+			}
+		}else if(strcmp(type, "edit") == 0 && json_object_set_new(o, "body",
+					json_stringn((const char *)sqlite3_column_text(st, MC_BODY),
+						(size_t)sqlite3_column_bytes(st, MC_BODY)))){
+			goto fail;
+		}
+		if(change && opt_str(o, "by", st, MC_SENDER)) goto fail;
+	}
+	if(json_object_set_new(o, "ts", sqlite3_column_type(st, MC_TS) == SQLITE_NULL
+				? json_null() : json_integer(sqlite3_column_int64(st, MC_TS)))
+			|| json_object_set_new(o, "server_ts", json_integer(sqlite3_column_int64(st, MC_SERVER_TS)))
+			|| json_object_set_new(o, "status", json_string((const char *)sqlite3_column_text(st, MC_STATUS)))){
+		goto fail;
+	}
+	if(text && !deleted && (opt_int(o, "edited", st, MC_EDITED)
+				|| reactions_to_json(ar, o, sqlite3_column_int64(st, MC_SEQ)))){
+		goto fail;
+	}
+	if(deleted && (opt_int(o, "deleted", st, MC_DELETED) || opt_str(o, "deleted_by", st, MC_DELETED_BY))){
+		goto fail;
 	}
 	return o;
+fail:
+	json_decref(o);
+	return NULL;
 }
 
 /* Step st to the end, appending each row to a new array; at most max rows
  * (max < 0: all). *extra says whether a row beyond max existed. st is reset.
  * New reference, NULL on error. */
-static json_t *collect(sqlite3_stmt *st, long max, bool *extra)
+static json_t *collect(struct archive *ar, sqlite3_stmt *st, long max, bool *extra)
 {
 	json_t *arr = json_array();
 	long n = 0;
@@ -754,7 +980,7 @@ static json_t *collect(sqlite3_stmt *st, long max, bool *extra)
 			rc = SQLITE_DONE;
 			break;
 		}
-		m = row_to_json(st);
+		m = row_to_json(ar, st);
 		if(m == NULL || json_array_append_new(arr, m)) goto fail;
 		n++;
 	}
@@ -849,7 +1075,7 @@ json_t *archive__history(struct archive *ar, const char *conv, int64_t since_ms,
 		sqlite3_reset(st);
 		return NULL;
 	}
-	arr = collect(st, limit, more);
+	arr = collect(ar, st, limit, more);
 	sqlite3_clear_bindings(st);
 	return arr;
 }
@@ -867,7 +1093,7 @@ json_t *archive__get(struct archive *ar, int64_t seq)
 		sqlite3_finalize(st);
 		return NULL;
 	}
-	arr = collect(st, 1, NULL);
+	arr = collect(ar, st, 1, NULL);
 	sqlite3_finalize(st);
 	return arr;
 }
@@ -973,7 +1199,7 @@ json_t *archive__sync(struct archive *ar, const char *user, int64_t user_since,
 		free(js);
 		if(rc) goto fail;
 	}
-	arr = collect(st, limit, more);
+	arr = collect(ar, st, limit, more);
 fail:
 	sqlite3_finalize(st);
 	json_decref(list);
@@ -1083,29 +1309,6 @@ done:
 	return sqlutil__status(rc);
 }
 
-int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted)
-{
-	return delete_batches(ar,
-			"DELETE FROM messages WHERE seq IN"
-			" (SELECT seq FROM messages WHERE server_ts<:num ORDER BY seq LIMIT :batch)",
-			NULL, cutoff_ms, deleted);
-}
-
-int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, int64_t *deleted)
-{
-	if(user == NULL) return MQC_ERR_INVAL;
-	return delete_batches(ar,
-			"DELETE FROM messages WHERE seq IN"
-			" (SELECT seq FROM messages WHERE (sender=:text OR recipient=:text) AND server_ts>=:num"
-			" LIMIT :batch)",
-			user, since_ms, deleted);
-}
-
-json_t *archive__export_user(struct archive *ar, const char *user, int64_t since_ms)
-{
-	return archive__export_page(ar, user, since_ms, 0, -1, NULL);
-}
-
 /* The single integer of a one-row query; def if there is no row. */
 static int query_int(struct archive *ar, const char *sql, int64_t def, int64_t *out)
 {
@@ -1122,6 +1325,99 @@ static int query_int(struct archive *ar, const char *sql, int64_t def, int64_t *
 	}
 	sqlite3_finalize(st);
 	return sqlutil__status(rc);
+}
+
+/* Run sql, with ?1 and ?2 bound to a and b, once. */
+static int exec_range(struct archive *ar, const char *sql, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ar->db, sql, -1, &st, NULL);
+	if(rc != SQLITE_OK) return sqlutil__status(rc);
+	rc = sqlite3_bind_int64(st, 1, a);
+	if(rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, b);
+	if(rc == SQLITE_OK) rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return sqlutil__status(rc);
+}
+
+int archive__index_step(struct archive *ar, int max_rows, int64_t *left)
+{
+	int64_t mark, last, upto;
+	int rc;
+
+	*left = 0;
+	if(max_rows <= 0) max_rows = ARCHIVE_INDEX_BATCH;
+	/* Nothing new (the usual answer when idle): no write lock taken. */
+	rc = query_int(ar, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq'", 0, &mark);
+	if(rc == MQC_OK) rc = query_int(ar, "SELECT seq FROM messages ORDER BY seq DESC LIMIT 1", 0, &last);
+	if(rc != MQC_OK || last <= mark) return rc;
+	rc = archive__begin(ar);
+	if(rc != MQC_OK) return rc;
+	/* Again inside the transaction: another writer may have moved it. */
+	rc = query_int(ar, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq'", 0, &mark);
+	if(rc == MQC_OK) rc = query_int(ar, "SELECT seq FROM messages ORDER BY seq DESC LIMIT 1", 0, &last);
+	if(rc != MQC_OK || last <= mark){
+		archive__rollback(ar);
+		return rc;
+	}
+	/* A range of seq, whatever its rows are: texts not deleted are
+	 * indexed as they are now. */
+	upto = last - mark > max_rows ? mark + max_rows : last;
+	rc = exec_range(ar, "INSERT INTO msg_fts(rowid, body) SELECT seq, body FROM messages"
+			" WHERE seq>?1 AND seq<=?2 AND type='text' AND deleted IS NULL", mark, upto);
+	if(rc == MQC_OK){
+		rc = exec_range(ar, "UPDATE meta SET value=CAST(?2 AS TEXT) WHERE key='fts_seq' AND ?1=?1",
+				mark, upto);
+	}
+	if(rc == MQC_OK) rc = archive__commit(ar);
+	if(rc != MQC_OK){
+		archive__rollback(ar);
+		return rc;
+	}
+	*left = last - upto;
+	return MQC_OK;
+}
+
+int archive__index_mark(struct archive *ar, int64_t *mark)
+{
+	return query_int(ar, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq'", 0, mark);
+}
+
+int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted)
+{
+	return delete_batches(ar,
+			"DELETE FROM messages WHERE seq IN"
+			" (SELECT seq FROM messages WHERE server_ts<:num ORDER BY seq LIMIT :batch)",
+			NULL, cutoff_ms, deleted);
+}
+
+int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, int64_t *deleted)
+{
+	int64_t n;
+	int rc;
+
+	if(user == NULL) return MQC_ERR_INVAL;
+	/* The messages (the triggers take their index entries, the reactions
+	 * on them and their conversations' last_seq along), then what the
+	 * user did to others': reactions, read markers. */
+	rc = delete_batches(ar,
+			"DELETE FROM messages WHERE seq IN"
+			" (SELECT seq FROM messages WHERE (sender=:text OR recipient=:text) AND server_ts>=:num"
+			" LIMIT :batch)",
+			user, since_ms, deleted);
+	if(rc == MQC_OK){
+		rc = delete_batches(ar, "DELETE FROM reactions WHERE (seq, user, emoji) IN (SELECT seq, user,"
+				" emoji FROM reactions WHERE user=:text AND at>=:num LIMIT :batch)", user, since_ms, &n);
+	}
+	if(rc == MQC_OK) rc = delete_batches(ar, "DELETE FROM reads WHERE user=:text", user, 0, &n);
+	return rc;
+}
+
+json_t *archive__export_user(struct archive *ar, const char *user, int64_t since_ms)
+{
+	return archive__export_page(ar, user, since_ms, 0, -1, NULL);
 }
 
 json_t *archive__stats(struct archive *ar)
@@ -1206,7 +1502,7 @@ json_t *archive__export_page(struct archive *ar, const char *user, int64_t since
 		sqlite3_finalize(st);
 		return NULL;
 	}
-	arr = collect(st, limit, more);
+	arr = collect(ar, st, limit, more);
 	sqlite3_finalize(st);
 	return arr;
 }

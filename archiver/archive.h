@@ -24,7 +24,8 @@
  *                               unread = convs.n - read_n
  *   reactions(seq, user, emoji, at)   on the message seq, at (ms) when
  *   msg_fts                     FTS5 trigram index of texts not deleted
- *                               (external content messages.body, rowid seq)
+ *                               (external content messages.body, rowid seq),
+ *                               up to meta fts_seq (archive__index_step)
  * conv is 'd:<a>|<b>' (the two users sorted) for a DM, 'r:<room>' for a room;
  * type is 'text', 'event', 'reaction', 'edit' or 'delete' (rows other than
  * texts and events have body '' but for an edit's new text); status is
@@ -94,6 +95,9 @@ json_t *archive__stats(struct archive *ar);
  * ({"event":..,"user":..,"by":..}), which reads (history, sync, get)
  * return in place of "body". */
 #define ARCHIVE_TYPE_EVENT "event"
+/* A reaction row: ref and of name the message reacted to, emoji the
+ * reaction, remove whether it takes it back; body ''. */
+#define ARCHIVE_TYPE_REACTION "reaction"
 
 /* One message to store. Strings are borrowed and NUL-terminated; exactly one
  * of recipient (DM) and room is set; ts < 0 means "the sender gave none". */
@@ -102,10 +106,16 @@ struct archive_msg {
 	const char *recipient;
 	const char *room;
 	const char *id;
-	const char *type;       /* NULL: "text"; or ARCHIVE_TYPE_EVENT */
-	const char *body;
+	const char *type;       /* NULL: "text"; ARCHIVE_TYPE_EVENT, ARCHIVE_TYPE_REACTION */
+	const char *body;       /* "" for a reaction */
 	int64_t ts;
 	int64_t server_ts;
+	const char *reply_to;   /* a text's quote: both or neither; NULL: none */
+	const char *reply_from;
+	const char *ref;        /* a reaction's target: (of, ref) */
+	const char *of;
+	const char *emoji;      /* a reaction's */
+	bool remove;            /* a reaction taken back */
 };
 
 /* When the current holder of the account user was created (users.created,
@@ -115,7 +125,11 @@ typedef int (*archive_created_fn)(const char *user, int64_t *created, void *arg)
 
 /* Store m (in its own transaction, or in the caller's) unless it is a copy
  * of one stored already: (sender, id) stored since the sender's account was
- * created. The next holder of a name may use ids its previous holder used;
+ * created. A text or event also moves its conversation on (convs: last_seq,
+ * and a text's ordinal n); a text moves its sender's read marker to it and
+ * gives the recipient of a direct message a marker row (reads); a reaction
+ * adds or takes back the sender's reaction on its target, the newest
+ * (of, ref) of the conversation if that is a text not deleted. The next holder of a name may use ids its previous holder used;
  * created_of(sender, .., arg) is asked only when (sender, id) is found
  * (NULL: any copy is one). *stored (if not NULL) says whether a row was
  * added. MQC_OK, MQC_ERR_BUSY (locked past the timeout),
@@ -192,6 +206,20 @@ json_t *archive__get(struct archive *ar, int64_t seq);
 int archive__expire_step(struct archive *ar, const char *conv,
 		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
 		int64_t *cursor, int64_t *deleted, bool *done);
+
+/* Texts indexed per step of archive__index_step at most (by default). */
+#define ARCHIVE_INDEX_BATCH 2048
+
+/* Add the texts stored since the last step to the full-text index
+ * (msg_fts), at most max_rows seqs of them (<= 0: ARCHIVE_INDEX_BATCH) in
+ * one transaction, and move the watermark (meta fts_seq) past them; *left
+ * gets how many seqs are still above it. Indexing a batch at a time costs
+ * a fifth of indexing each text in the commit that stores it (FTS5 writes
+ * a segment per transaction). MQC_OK or an MQC_ERR_*. */
+int archive__index_step(struct archive *ar, int max_rows, int64_t *left);
+/* The watermark into *mark: every text with seq <= *mark is in msg_fts as
+ * it is now; those above are not yet (a search looks at them itself). */
+int archive__index_mark(struct archive *ar, int64_t *mark);
 
 /* The handle's own SQLite connection, for the archive's other files
  * (archive_edit.c, archive_search.c) to prepare their statements on: same

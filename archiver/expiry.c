@@ -4,7 +4,10 @@
  * > 0 in auth.db), then everything else against the global retention
  * (retention_days, 0 = keep forever). Each call does one small step (at most
  * EXPIRY_SCAN rows in one transaction) and hands control back to the poll
- * loop, so ingest never waits behind a long delete. */
+ * loop, so ingest never waits behind a long delete. The same tick runs
+ * the full-text indexing steps (ingest__index_tick). Deleting a message
+ * takes its index entry, its reactions and its place as its
+ * conversation's last with it (the archive's triggers). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,7 +67,7 @@ static void end_pass(struct daemon *d, int64_t now)
 	e->next_run = now + (int64_t)d->cfg.expiry_interval * 1000;
 }
 
-int64_t expiry__tick(struct daemon *d, int64_t now)
+static int64_t expire_tick(struct daemon *d, int64_t now)
 {
 	struct expiry *e = &d->exp;
 	char conv[NAME_MAX_LEN + 3];
@@ -115,4 +118,13 @@ int64_t expiry__tick(struct daemon *d, int64_t now)
 	}
 	/* More to do: again soon, after the sockets had their turn. */
 	return now + 1;
+}
+
+int64_t expiry__tick(struct daemon *d, int64_t now)
+{
+	/* The archive's other background work: the full-text index of what
+	 * was stored, in batches (ingest.h). */
+	int64_t a = expire_tick(d, now), b = ingest__index_tick(&d->ing, d->ar, now);
+
+	return a < b ? a : b;
 }

@@ -212,6 +212,17 @@ static void write_contacts(struct ingest *in, struct userdb *udb)
 	c->nfresh = 0;
 }
 
+/* Decode s (an id if id, else an account name) into out: false if it does
+ * not fit or breaks its grammar (the plugin checked it: this is the
+ * archiver's second look). */
+static bool copy_field(const struct envelope_str *s, char *out, size_t outlen, bool id)
+{
+	long n = s->ptr ? envelope__unescape(s, out, outlen) : -1;
+
+	if(n <= 0) return false;
+	return id ? names__valid_msgid(out, (size_t)n) : names__valid(out, (size_t)n);
+}
+
 /* An event's members (env from envelope__parse, type event) as the
  * compact JSON object the archive keeps in its body (archive.h). The names
  * are plain (envelope__parse refuses escapes there). MQC_OK, or
@@ -240,7 +251,8 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 {
 	struct ingest *in = cm->in;
 	char a[NAME_MAX_LEN + 1], b[NAME_MAX_LEN + 1], id[MSGID_MAX_LEN + 1];
-	char bodybuf[4096];
+	char bodybuf[4096], ref[MSGID_MAX_LEN + 1], of[NAME_MAX_LEN + 1];
+	char reply_to[MSGID_MAX_LEN + 1], reply_from[NAME_MAX_LEN + 1], emoji[ENVELOPE_EMOJI_MAX * 2 + 1];
 	struct archive_msg m;
 	struct envelope env;
 	struct topic_parts tp;
@@ -275,8 +287,6 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 	}
 
 	if(env.type == ENVELOPE_RECEIPT){
-		char ref[MSGID_MAX_LEN + 1];
-
 		if(room){
 			/* Receipts go to the original sender's inbox; one in a room
 			 * refers to nothing we can check. */
@@ -298,7 +308,35 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 		return rc;
 	}
 
-	if(env.type == ENVELOPE_EVENT){
+	if(env.type == ENVELOPE_EDIT || env.type == ENVELOPE_DELETE || env.type == ENVELOPE_READ){
+		/* The archiver's own, published after the RPC that already
+		 * wrote what they say (edit and delete rows, read markers). */
+		return MQC_OK;
+	}
+	memset(&m, 0, sizeof(m));
+	if(env.type == ENVELOPE_TEXT && env.reply_to.ptr){
+		if(!copy_field(&env.reply_to, reply_to, sizeof(reply_to), true)
+				|| !copy_field(&env.reply_from, reply_from, sizeof(reply_from), false)){
+			invalid(cm, topic, "bad reply_to or reply_from");
+			return MQC_OK;
+		}
+		m.reply_to = reply_to;
+		m.reply_from = reply_from;
+	}
+	if(env.type == ENVELOPE_REACTION){
+		if(!copy_field(&env.ref, ref, sizeof(ref), true) || !copy_field(&env.of, of, sizeof(of), false)
+				|| envelope__unescape(&env.emoji, emoji, sizeof(emoji)) <= 0){
+			invalid(cm, topic, "bad reaction");
+			return MQC_OK;
+		}
+		m.ref = ref;
+		m.of = of;
+		m.emoji = emoji;
+		m.remove = env.remove;
+		m.type = ARCHIVE_TYPE_REACTION;
+		body = bodybuf;
+		bodybuf[0] = '\0';
+	}else if(env.type == ENVELOPE_EVENT){
 		/* Only a service may publish one, on a room (the plugin's
 		 * rule): its members are the stored body (archive.h). */
 		if(!room){
@@ -310,21 +348,23 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 			return MQC_OK;
 		}
 		body = bodybuf;
-	}else{
+		m.type = ARCHIVE_TYPE_EVENT;
+	}else if(env.type == ENVELOPE_TEXT){
 		body = env.body.len < sizeof(bodybuf) ? bodybuf : malloc(env.body.len + 1);
-	}
-	if(body == NULL) return MQC_ERR_NOMEM;
-	if(env.type != ENVELOPE_EVENT && envelope__unescape(&env.body, body, env.body.len + 1) < 0){
-		if(body != bodybuf) free(body);
-		invalid(cm, topic, "bad body");
+		if(body == NULL) return MQC_ERR_NOMEM;
+		if(envelope__unescape(&env.body, body, env.body.len + 1) < 0){
+			if(body != bodybuf) free(body);
+			invalid(cm, topic, "bad body");
+			return MQC_OK;
+		}
+	}else{
+		invalid(cm, topic, "unexpected type");
 		return MQC_OK;
 	}
-	memset(&m, 0, sizeof(m));
 	m.sender = b;
 	if(room) m.room = a;
 	else m.recipient = a;
 	m.id = id;
-	m.type = env.type == ENVELOPE_EVENT ? ARCHIVE_TYPE_EVENT : NULL;
 	m.body = body;
 	m.ts = env.has_ts ? env.ts : -1;
 	m.server_ts = received;
@@ -333,7 +373,8 @@ static int process(struct commit *cm, const char *topic, const void *payload, si
 	if(rc == MQC_OK){
 		if(done) in->stats.stored++;
 		else in->stats.duplicates++;
-		if(done && !room) note_contact(in, b, a);
+		/* Writing to someone makes them a contact; reacting does not. */
+		if(done && !room && env.type == ENVELOPE_TEXT) note_contact(in, b, a);
 	}
 	return rc;
 }
@@ -552,6 +593,26 @@ void ingest__init(struct ingest *in)
 {
 	memset(in, 0, sizeof(*in));
 	in->journal_fd = -1;
+}
+
+int64_t ingest__index_tick(struct ingest *in, struct archive *ar, int64_t now)
+{
+	int64_t left = 0, took;
+	int rc;
+
+	if(now < in->index_next) return in->index_next;
+	if(ar == NULL){
+		in->index_next = now + INGEST_INDEX_IDLE_MS;
+		return in->index_next;
+	}
+	rc = archive__index_step(ar, INGEST_INDEX_ROWS, &left);
+	took = time__mono_ms() - now;
+	if(rc != MQC_OK){
+		log_warnx("full-text index: %s (%s); trying again later", mqc_strerror(rc), archive__errmsg(ar));
+		left = 0;
+	}
+	in->index_next = now + (left > 0 ? 5 * (took > 0 ? took : 1) : INGEST_INDEX_IDLE_MS);
+	return in->index_next;
 }
 
 size_t ingest__pending(const struct ingest *in)

@@ -63,6 +63,8 @@ struct ingest {
 	int invalid_logged;
 	int64_t invalid_suppressed;
 	struct ingest_contacts contacts;
+	/* full-text indexing (ingest__index_tick): when the next step may run */
+	int64_t index_next;
 	struct ingest_stats stats;
 };
 
@@ -103,6 +105,17 @@ int ingest__journal_sync(struct ingest *in);
  * borrowed; ar may be NULL (not open: MQC_ERR_IO). MQC_OK when nothing is
  * left; otherwise nothing was committed and the list is intact. */
 int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb);
+
+/* Index what was stored since the last step (archive__index_step), if it
+ * is time: a step of at most INGEST_INDEX_ROWS seqs, then none for four
+ * times as long as it took while more wait (indexing takes at most a
+ * fifth of the thread that stores: under a load above what the rest can
+ * store the index falls behind and catches up when the load drops), or
+ * for INGEST_INDEX_IDLE_MS once it has caught up. now is monotonic ms;
+ * returns when to call again. A failure is logged and retried then. */
+int64_t ingest__index_tick(struct ingest *in, struct archive *ar, int64_t now);
+#define INGEST_INDEX_ROWS 2048
+#define INGEST_INDEX_IDLE_MS 250
 
 /* Messages waiting to be committed. */
 size_t ingest__pending(const struct ingest *in);

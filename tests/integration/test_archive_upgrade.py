@@ -122,6 +122,26 @@ def test_new_members_filled_in(old):
     assert rows(d, "SELECT rowid FROM msg_fts WHERE msg_fts MATCH '\u00e9t\u00e9'") == [(seqs["r-2"],)]
     assert rows(d, "SELECT count(*) FROM msg_fts WHERE msg_fts MATCH 'event'") == [(0,)]
     assert rows(d, "SELECT count(*) FROM msg_fts_docsize") == [(8,)]
+    assert rows(d, "SELECT value FROM meta WHERE key='fts_seq'") == [(str(old.before[-1][0]),)]
+
+
+def test_new_messages_count_on(old):
+    bob = old.user("bob")
+    bob.publish(inbox("alice", "bob"), json.dumps({"id": "m-5", "type": "text", "body": "after the upgrade"}))
+    harness.wait_for(lambda: rows(old.datadir, "SELECT n FROM messages WHERE id='m-5'") == [(5,)],
+                     what="m-5 stored as the 5th text")
+    seq = rows(old.datadir, "SELECT seq FROM messages WHERE id='m-5'")[0][0]
+    assert seq > old.before[-1][0]
+    assert rows(old.datadir, "SELECT last_seq, n FROM convs WHERE conv='d:alice|bob'") == [(seq, 5)]
+    # sending moved bob's marker; alice has two texts unread (m-3 no, m-4 and m-5)
+    assert rows(old.datadir, "SELECT read_seq, read_n FROM reads WHERE user='bob' AND conv='d:alice|bob'") \
+        == [(seq, 5)]
+    # indexed by the next step (ingest__index_tick), within a second
+    harness.wait_for(lambda: rows(old.datadir, "SELECT rowid FROM msg_fts WHERE msg_fts MATCH 'upgrade'")
+                     == [(seq,)], what="m-5 in the full-text index")
+    assert int(rows(old.datadir, "SELECT value FROM meta WHERE key='fts_seq'")[0][0]) >= seq
+    ans = Rpc(old.alice, "alice").call("history", **{"with": "bob", "limit": 1})
+    assert ans["messages"][0]["id"] == "m-5" and ans["more"] is True
 
 
 def test_opened_again_stays(old):
