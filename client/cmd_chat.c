@@ -1,6 +1,8 @@
 /* cmd_chat.c - "chat": a conversation with one user or a room. Lines typed
- * are sent, incoming messages appear as they come with read receipts, and
- * /history, /who, /quit do what they say. Over a pipe it sends every line,
+ * are sent, incoming messages appear as they come with read receipts (and
+ * who is typing to me, or in the room: a line reader only sees whole
+ * lines, so chat itself sends no typing), and /history, /who, /quit do
+ * what they say. Over a pipe it sends every line,
  * waits for the PUBACKs and exits at EOF. */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ struct pending {
 struct chat {
 	struct session *s;
 	struct options *opt;
+	struct feed *f;
 	const char *peer;       /* NULL in a room */
 	const char *room;       /* NULL with a peer */
 	char topic[TOPIC_MAX_LEN + 1];  /* where my lines go */
@@ -151,6 +154,9 @@ static bool line(struct chat *c, char *l, size_t len)
 		c->failed++;
 		return true;
 	}
+	/* My own copy (chat/inbox/<peer>/<me>) comes back: the line is on
+	 * the screen already. */
+	feed__sent(c->f, id);
 	c->mids[c->nmids].mid = mid;
 	memcpy(c->mids[c->nmids].id, id, sizeof(id));
 	c->nmids++;
@@ -237,6 +243,7 @@ int cmd_chat__run(struct options *opt, const struct cmd_args *a)
 	}
 	c.opt = opt;
 	c.s = &s;
+	c.f = f;
 	c.interactive = isatty(STDIN_FILENO);
 	topic__build(c.topic, sizeof(c.topic), c.peer ? TOPIC_INBOX : TOPIC_ROOM,
 			c.peer ? c.peer : c.room, opt->user);
@@ -254,6 +261,12 @@ int cmd_chat__run(struct options *opt, const struct cmd_args *a)
 			rc = EXIT_DENIED;
 			goto done;
 		}
+		/* Who is typing in the room (QoS 0, never queued); a server
+		 * without typing refuses it, and chat goes on without. */
+		topic__build(rtopic, sizeof(rtopic), TOPIC_ROOMTYPING, c.room, "+");
+		if((rc = session__subscribe(&s, topics, 1, 0, true))) goto done;
+	}else if((rc = cmd_listen__typing(&s, c.peer, false))){
+		goto done;
 	}
 	if(c.interactive){
 		fprintf(stderr, "chatting with %s%s as %s (/history, /who, /quit)\n",

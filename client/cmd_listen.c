@@ -1,4 +1,5 @@
-/* cmd_listen.c - "listen": print what arrives in my inbox and my rooms, send
+/* cmd_listen.c - "listen": print what arrives in my inbox and my rooms (and
+ * what I send from my other devices, and with --typing who is typing), send
  * delivered receipts, survive broker restarts (persistent session). */
 #include <stdlib.h>
 #include <string.h>
@@ -9,21 +10,17 @@
 #include "session.h"
 #include "timeutil.h"
 
-/* Subscribe to chat/room/<name>/# for every room the archiver names; a
- * missing answer is no error (the persistent session still holds the rooms
- * of earlier runs). Returns the number of rooms, or -1 on a fatal error
- * with *rc set. */
-static int subscribe_rooms(struct session *s, int *rc)
+/* The rooms the archiver names (a new array of cmd_rooms__list's objects),
+ * or NULL: no answer (said on stderr, as "listening to the inbox (and rooms
+ * of earlier runs) only"), or a fatal error with *rc set. */
+static json_t *my_rooms(struct session *s, int *rc)
 {
-	json_t *req, *resp = NULL, *rooms, *r;
-	char buf[64][TOPIC_MAX_LEN + 1];
-	const char *topics[64];
-	size_t i;
-	int n = 0, k, r2;
+	json_t *req, *resp = NULL, *rooms;
+	int r2;
 
 	*rc = EXIT_OK;
 	req = json_pack("{s:s}", "op", "rooms");
-	if(req == NULL) return 0;
+	if(req == NULL) return NULL;
 	s->quiet = true;
 	r2 = session__rpc(s, req, &resp);
 	s->quiet = false;
@@ -31,56 +28,94 @@ static int subscribe_rooms(struct session *s, int *rc)
 	if(r2 == EXIT_TIMEOUT){
 		fprintf(stderr, "warning: the archiver did not answer within %d s: listening to "
 				"the inbox (and rooms of earlier runs) only\n", s->opt->timeout_s);
-		return 0;
+		return NULL;
 	}
 	if(r2 == EXIT_UNREACH || r2 == EXIT_AUTH){
 		*rc = r2;
-		return -1;
+		return NULL;
 	}
 	if(r2){
 		fprintf(stderr, "warning: could not list my rooms: listening to the inbox only\n");
-		return 0;
+		return NULL;
 	}
 	rooms = cmd_rooms__list(resp);
 	json_decref(resp);
-	/* One SUBSCRIBE per 64 rooms (the session's batch size). */
+	return rooms;
+}
+
+/* Subscribe at qos to the topic of kind (TOPIC_ROOM or TOPIC_ROOMTYPING)
+ * with "+"/"#" as sender (last) for every room of rooms, 64 to a
+ * SUBSCRIBE (the session's batch size). Refusals are said (what: "read",
+ * "see typing in") unless quiet; returns the number granted, or -1 on a
+ * fatal error with *rc set. */
+static int subscribe_rooms(struct session *s, json_t *rooms, enum topic_kind kind,
+		const char *last, int qos, const char *what, int *rc)
+{
+	char buf[64][TOPIC_MAX_LEN + 1];
+	const char *topics[64];
+	size_t i;
+	int n = 0, k;
+
+	*rc = EXIT_OK;
 	for(i=0; *rc == EXIT_OK && i<json_array_size(rooms); ){
 		int batch = 0;
 		for(; i<json_array_size(rooms) && batch < 64; i++){
-			r = json_array_get(rooms, i);
-			topic__build(buf[batch], sizeof(buf[batch]), TOPIC_ROOM,
-					json_string_value(json_object_get(r, "name")), "#");
+			json_t *r = json_array_get(rooms, i);
+			topic__build(buf[batch], sizeof(buf[batch]), kind,
+					json_string_value(json_object_get(r, "name")), last);
 			topics[batch] = buf[batch];
 			batch++;
 		}
-		*rc = session__subscribe(s, topics, batch, 1, true);
+		*rc = session__subscribe(s, topics, batch, qos, true);
 		for(k=0; *rc == EXIT_OK && k<s->ngranted; k++){
 			if(s->granted[k] >= 0x80){
-				fprintf(stderr, "warning: not allowed to read %s\n", topics[k]);
+				fprintf(stderr, "warning: not allowed to %s %s\n", what, topics[k]);
 			}else{
 				n++;
 			}
 		}
 	}
-	json_decref(rooms);
 	return *rc ? -1 : n;
 }
 
 int cmd_listen__inbox(struct session *s)
 {
+	char inbox[TOPIC_MAX_LEN + 1], mine[TOPIC_MAX_LEN + 1];
+	const char *topics[2] = {inbox, mine};
+	int rc;
+
+	/* chat/inbox/<me>/# brings what others send me; chat/inbox/+/<me>
+	 * what I send from my other devices. */
+	topic__build(inbox, sizeof(inbox), TOPIC_INBOX, s->user, "#");
+	topic__build(mine, sizeof(mine), TOPIC_INBOX, "+", s->user);
+	rc = session__subscribe(s, topics, 2, 1, true);
+	if(rc) return rc;
+	if(s->granted[0] >= 0x80){
+		util__error("not authorized to subscribe to %s (%s)", inbox,
+				mosquitto_reason_string(s->granted[0]));
+		return EXIT_DENIED;
+	}
+	if(s->granted[1] >= 0x80){
+		/* A server before the issue 17 contract: the rest still works. */
+		fprintf(stderr, "warning: the server refused %s: messages I send from my other "
+				"devices will not show\n", mine);
+	}
+	return EXIT_OK;
+}
+
+int cmd_listen__typing(struct session *s, const char *peer, bool warn)
+{
 	char topic[TOPIC_MAX_LEN + 1];
 	const char *topics[1] = {topic};
 	int rc;
 
-	topic__build(topic, sizeof(topic), TOPIC_INBOX, s->user, "#");
-	rc = session__subscribe(s, topics, 1, 1, true);
-	if(rc) return rc;
-	if(s->granted[0] >= 0x80){
-		util__error("not authorized to subscribe to %s (%s)", topic,
-				mosquitto_reason_string(s->granted[0]));
-		return EXIT_DENIED;
+	/* QoS 0: typing is never queued, and the broker refuses it at 1. */
+	topic__build(topic, sizeof(topic), TOPIC_TYPING, s->user, peer ? peer : "+");
+	rc = session__subscribe(s, topics, 1, 0, true);
+	if(rc == EXIT_OK && warn && s->granted[0] >= 0x80){
+		fprintf(stderr, "warning: the server refused %s: typing will not show\n", topic);
 	}
-	return EXIT_OK;
+	return rc;
 }
 
 struct listen_stop {
@@ -102,8 +137,10 @@ int cmd_listen__run(struct options *opt, const struct cmd_args *a)
 	struct feed *f = NULL;
 	struct listen_stop st = {0};
 	long long secs = cmdline__num(&a->vals, "for", 0);
+	bool typing = cmdline__given(&a->vals, "typing");
+	json_t *rooms = NULL;
 	int64_t deadline = 0;
-	int rc, nrooms;
+	int rc, nrooms = 0;
 	enum session_wait w;
 
 	st.count = (long)cmdline__num(&a->vals, "count", 0);
@@ -122,8 +159,14 @@ int cmd_listen__run(struct options *opt, const struct cmd_args *a)
 
 	if((rc = session__connect(&s))) goto done;
 	if((rc = cmd_listen__inbox(&s))) goto done;
-	nrooms = subscribe_rooms(&s, &rc);
+	rooms = my_rooms(&s, &rc);
 	if(rc) goto done;
+	nrooms = subscribe_rooms(&s, rooms, TOPIC_ROOM, "#", 1, "read", &rc);
+	if(rc) goto done;
+	if(typing && ((rc = cmd_listen__typing(&s, NULL, true))
+			|| subscribe_rooms(&s, rooms, TOPIC_ROOMTYPING, "+", 0, "see typing in", &rc) < 0)){
+		goto done;
+	}
 	fprintf(stderr, "listening as %s (inbox and %d room%s)\n", s.client_id, nrooms,
 			nrooms == 1 ? "" : "s");
 
@@ -133,6 +176,7 @@ int cmd_listen__run(struct options *opt, const struct cmd_args *a)
 	else if(w == WAIT_LOST) rc = session__wait_rc(&s, w, "while listening");
 	else rc = EXIT_OK;
 done:
+	json_decref(rooms);
 	session__cleanup(&s);
 	free(f);
 	return rc;

@@ -17,36 +17,55 @@ void feed__init(struct feed *f, struct session *s, const char *me, bool json,
 	f->status = status;
 }
 
-/* True if (from, id) was seen recently: QoS 1 may deliver twice. */
-static bool seen_before(struct feed *f, const char *from, const struct envelope_str *id)
+/* The key of (from, id) in f->seen. */
+static void seen_key(struct feed *f, const char *from, const char *id, size_t idlen, char *key)
 {
-	char key[sizeof(f->seen[0])];
+	snprintf(key, sizeof(f->seen[0]), "%s/%.*s", from, (int)idlen, id);
+}
+
+static bool seen_has(struct feed *f, const char *key)
+{
 	int i;
 
-	snprintf(key, sizeof(key), "%s/%.*s", from, (int)id->len, id->ptr);
 	for(i=0; i<FEED_SEEN; i++){
 		if(!strcmp(f->seen[i], key)) return true;
 	}
-	memcpy(f->seen[f->seen_next], key, sizeof(key));
-	f->seen_next = (f->seen_next + 1) % FEED_SEEN;
 	return false;
 }
 
-/* A message topic, inbox or room, of two valid names copied into a and
- * b; TOPIC_NONE for anything else. */
-static enum topic_kind split_topic(const char *topic, char *a, char *b)
+static void seen_add(struct feed *f, const char *key)
 {
-	struct topic_parts t;
+	memcpy(f->seen[f->seen_next], key, sizeof(f->seen[0]));
+	f->seen_next = (f->seen_next + 1) % FEED_SEEN;
+}
 
-	if(!topic__parse(topic, &t) || (t.kind != TOPIC_INBOX && t.kind != TOPIC_ROOM)
-			|| !names__valid(t.a.p, t.a.n) || !names__valid(t.b.p, t.b.n)){
-		return TOPIC_NONE;
-	}
-	memcpy(a, t.a.p, t.a.n);
-	a[t.a.n] = '\0';
-	memcpy(b, t.b.p, t.b.n);
-	b[t.b.n] = '\0';
-	return t.kind;
+/* True if (from, id) was seen recently: QoS 1 may deliver twice, and a
+ * note to self comes on both inbox filters. */
+static bool seen_before(struct feed *f, const char *from, const struct envelope_str *id)
+{
+	char key[sizeof(f->seen[0])];
+
+	seen_key(f, from, id->ptr, id->len, key);
+	if(seen_has(f, key)) return true;
+	seen_add(f, key);
+	return false;
+}
+
+void feed__sent(struct feed *f, const char *id)
+{
+	char key[sizeof(f->seen[0])];
+
+	seen_key(f, f->me, id, strlen(id), key);
+	if(!seen_has(f, key)) seen_add(f, key);
+}
+
+/* Copy level l (a valid name, checked) into out (NAME_MAX_LEN + 1). */
+static bool level_name(const struct topic_level *l, char *out)
+{
+	if(!names__valid(l->p, l->n)) return false;
+	memcpy(out, l->p, l->n);
+	out[l->n] = '\0';
+	return true;
 }
 
 static void send_receipt(struct feed *f, const char *to, const struct envelope_str *ref)
@@ -74,29 +93,71 @@ static void print_json(json_t *o)
 	json_decref(o);
 }
 
-static void print_text(struct feed *f, const char *room, const char *from,
-		const struct envelope *env, const char *body, size_t blen)
+/* The plain string s of a parsed envelope (a name or an id: no escapes,
+ * checked by the parser) into out (len bytes), or NULL if absent. */
+static const char *env_plain(const struct envelope_str *s, char *out, size_t len)
+{
+	if(s->ptr == NULL || envelope__unescape(s, out, len) < 0) return NULL;
+	return out;
+}
+
+/* Where a live message belongs, for its line and its JSON object. */
+struct where {
+	const char *room;       /* a room's message: its name; else NULL */
+	const char *from;       /* who published it */
+	const char *to;         /* a direct message: its recipient (me, or the peer of
+	                         * my own copy); else NULL */
+	bool mine;              /* my own, from a device of mine */
+};
+
+/* "[12:00:01] " and "#room " if in a room. */
+static void print_prefix(const struct where *w, const struct envelope *env)
 {
 	char when[32];
-	int64_t ts = env->has_ts ? env->ts : time__now_ms();
+
+	util__fmt_time(env->has_ts ? env->ts : time__now_ms(), false, when, sizeof(when));
+	printf("[%s] ", when);
+	if(w->room) printf("#%s ", w->room);
+}
+
+/* A new JSON object with type, from, room or to, and id of env. */
+static json_t *json_head(const char *type, const struct where *w, const struct envelope *env)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "type", json_string(type));
+	json_object_set_new(o, "from", json_string(w->from));
+	if(w->room) json_object_set_new(o, "room", json_string(w->room));
+	else if(w->to) json_object_set_new(o, "to", json_string(w->to));
+	json_object_set_new(o, "id", json_stringn(env->id.ptr, env->id.len));
+	return o;
+}
+
+static void print_text(struct feed *f, const struct where *w, const struct envelope *env,
+		const char *body, size_t blen)
+{
+	char rto[MSGID_MAX_LEN + 1], rfrom[NAME_MAX_LEN + 1];
+	const char *reply_to = env_plain(&env->reply_to, rto, sizeof(rto));
+	const char *reply_from = env_plain(&env->reply_from, rfrom, sizeof(rfrom));
 
 	if(f->json){
-		json_t *o = json_object();
-		json_object_set_new(o, "type", json_string("text"));
-		json_object_set_new(o, "from", json_string(from));
-		if(room) json_object_set_new(o, "room", json_string(room));
-		else json_object_set_new(o, "to", json_string(f->me));
-		json_object_set_new(o, "id", json_stringn(env->id.ptr, env->id.len));
+		json_t *o = json_head("text", w, env);
 		json_object_set_new(o, "body", json_stringn(body, blen));
+		if(reply_to && reply_from){
+			json_object_set_new(o, "reply_to", json_string(reply_to));
+			json_object_set_new(o, "reply_from", json_string(reply_from));
+		}
 		if(env->has_ts) json_object_set_new(o, "ts", json_integer(env->ts));
 		print_json(o);
 		return;
 	}
-	util__fmt_time(ts, false, when, sizeof(when));
-	if(room) printf("[%s] #%s %s: ", when, room, from);
-	else printf("[%s] %s: ", when, from);
+	print_prefix(w, env);
+	/* My own, from another device: to whom it went. */
+	if(w->mine) printf("me -> %s: ", w->to);
+	else printf("%s: ", w->from);
 	util__print_safe(stdout, body, blen);
 	fputc('\n', stdout);
+	if(reply_to && reply_from) printf("  > in reply to %s (%s)\n", reply_from, reply_to);
 	fflush(stdout);
 }
 
@@ -115,6 +176,118 @@ static void print_receipt(struct feed *f, const char *from, const struct envelop
 		return;
 	}
 	printf("receipt: %.*s %s by %s\n", (int)env->ref.len, env->ref.ptr, status, from);
+	fflush(stdout);
+}
+
+static void print_change(enum envelope_type type, const char *who, const char *ref,
+		const char *of, const char *emoji, bool remove, const char *body, size_t blen,
+		const char *tail);
+
+/* A reaction (from anyone), an edit or a delete (from the archiver) as a
+ * line: "[12:00:01] alice reacted 👍 to m-5", "[..] #lobby bob edited m-5:
+ * see you!", "[..] bob deleted m-6"; a change of mine in a direct
+ * conversation says with whom: "alice reacted 👍 to m-5 (with bob)". */
+static void show_change(struct feed *f, const struct where *w, const struct envelope *env)
+{
+	char ref[MSGID_MAX_LEN + 1], of[NAME_MAX_LEN + 1], by[NAME_MAX_LEN + 1];
+	char with[NAME_MAX_LEN + 1], tail[NAME_MAX_LEN + 16] = "";
+	char *emoji = NULL, *body = NULL;
+	const struct envelope_str *text = env->type == ENVELOPE_REACTION ? &env->emoji : &env->body;
+	const char *who, *peer;
+	long tlen = 0;
+
+	if(!env_plain(&env->ref, ref, sizeof(ref)) || !env_plain(&env->of, of, sizeof(of))) return;
+	who = env->type == ENVELOPE_REACTION ? w->from : env_plain(&env->by, by, sizeof(by));
+	if(who == NULL) return;
+	if(env->type == ENVELOPE_REACTION) peer = w->mine ? w->to : NULL;
+	else peer = env_plain(&env->with, with, sizeof(with));
+	if(env->type != ENVELOPE_DELETE && text->ptr){
+		char *t = malloc(text->len + 1);
+		if(t == NULL || (tlen = envelope__unescape(text, t, text->len + 1)) < 0){
+			free(t);
+			return;
+		}
+		if(env->type == ENVELOPE_REACTION) emoji = t;
+		else body = t;
+	}
+	f->count++;
+	if(f->json){
+		json_t *o = json_head(envelope__type_name(env->type), w, env);
+		json_object_set_new(o, "ref", json_string(ref));
+		json_object_set_new(o, "of", json_string(of));
+		if(emoji) json_object_set_new(o, "emoji", json_stringn(emoji, (size_t)tlen));
+		if(env->type == ENVELOPE_REACTION && env->remove) json_object_set_new(o, "remove", json_true());
+		if(env->type != ENVELOPE_REACTION) json_object_set_new(o, "by", json_string(who));
+		if(env->type != ENVELOPE_REACTION && peer) json_object_set_new(o, "with", json_string(peer));
+		if(body) json_object_set_new(o, "body", json_stringn(body, (size_t)tlen));
+		if(env->has_ts) json_object_set_new(o, "ts", json_integer(env->ts));
+		print_json(o);
+	}else{
+		/* In a direct conversation, a change of mine says with whom. */
+		if(w->room == NULL && peer && !strcmp(who, f->me)){
+			snprintf(tail, sizeof(tail), " (with %s)", peer);
+		}
+		print_prefix(w, env);
+		print_change(env->type, who, ref, of, emoji, env->remove, body,
+				(size_t)(body ? tlen : 0), tail);
+		fflush(stdout);
+	}
+	free(emoji);
+	free(body);
+}
+
+/* My read marker moved (from the archiver, on any device of mine): "read
+ * up to seq 57 with bob (0 unread)", "... in #lobby ...". */
+static void show_read(struct feed *f, const struct where *w, const struct envelope *env)
+{
+	char with[NAME_MAX_LEN + 1], room[NAME_MAX_LEN + 1];
+	const char *p = env_plain(&env->with, with, sizeof(with));
+	const char *r = env_plain(&env->room, room, sizeof(room));
+
+	if(p == NULL && r == NULL) return;
+	f->count++;
+	if(f->json){
+		json_t *o = json_head("read", w, env);
+		json_object_set_new(o, r ? "room" : "with", json_string(r ? r : p));
+		json_object_set_new(o, "seq", json_integer(env->seq));
+		json_object_set_new(o, "unread", json_integer(env->unread));
+		print_json(o);
+		return;
+	}
+	print_prefix(w, env);
+	printf("read up to seq %lld %s%s (%lld unread)\n", (long long)env->seq, r ? "in #" : "with ",
+			r ? r : p, (long long)env->unread);
+	fflush(stdout);
+}
+
+/* A typing indicator on chat/typing/<me>/<from> or
+ * chat/roomtyping/<room>/<from>: "[12:00:01] bob is typing" (a stop is
+ * said with --json only). Not counted for --count: it is no message. */
+static void show_typing(struct feed *f, const char *room, const char *from,
+		const void *payload, size_t len)
+{
+	bool typing = false;
+	const char *why = NULL;
+	char when[32];
+
+	/* My own, from another device of mine: not news. */
+	if(!strcmp(from, f->me)) return;
+	if(!envelope__parse_typing(payload, len, &typing, &why)) return;
+	if(f->json){
+		json_t *o = json_object();
+		json_object_set_new(o, "type", json_string("typing"));
+		json_object_set_new(o, "from", json_string(from));
+		if(room) json_object_set_new(o, "room", json_string(room));
+		else json_object_set_new(o, "to", json_string(f->me));
+		json_object_set_new(o, "typing", json_boolean(typing));
+		print_json(o);
+		return;
+	}
+	if(!typing) return;
+	util__fmt_time(time__now_ms(), false, when, sizeof(when));
+	printf("[%s] ", when);
+	if(room) printf("#%s ", room);
+	printf("%s is typing\n", from);
 	fflush(stdout);
 }
 
@@ -207,48 +380,78 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 {
 	struct feed *f = ud;
 	struct envelope env;
+	struct topic_parts t;
 	char a[NAME_MAX_LEN + 1], from[NAME_MAX_LEN + 1];
-	enum topic_kind kind;
-	const char *why = NULL, *room = NULL;
+	struct where w = {0};
+	const char *why = NULL;
 	char *body;
 	long blen;
 
 	(void)s;
-	kind = split_topic(topic, a, from);
-	if(kind == TOPIC_ROOM){
-		room = a;
-	}else if(kind != TOPIC_INBOX || strcmp(a, f->me) != 0){
+	if(!topic__parse(topic, &t) || !level_name(&t.a, a) || !level_name(&t.b, from)) return;
+	w.from = from;
+	if(t.kind == TOPIC_TYPING || t.kind == TOPIC_ROOMTYPING){
+		if(t.kind == TOPIC_ROOMTYPING || !strcmp(a, f->me)){
+			show_typing(f, t.kind == TOPIC_ROOMTYPING ? a : NULL, from, payload, len);
+		}
+		return;
+	}
+	if(t.kind == TOPIC_ROOM){
+		w.room = a;
+		w.mine = !strcmp(from, f->me);
+	}else if(t.kind == TOPIC_INBOX && (!strcmp(a, f->me) || !strcmp(from, f->me))){
+		/* chat/inbox/<me>/<from>, or my own copy on chat/inbox/<to>/<me>
+		 * (a note to self is both: shown as mine, once). */
+		w.to = a;
+		w.mine = !strcmp(from, f->me);
+	}else{
 		return;
 	}
 	if(!envelope__parse(payload, len, &env, &why)){
-		fprintf(stderr, "warning: ignored a malformed message from %s: %s\n", from, why);
+		/* A type of a later contract is no fault: left out quietly. */
+		if(why == NULL || strcmp(why, "unknown type") != 0){
+			fprintf(stderr, "warning: ignored a malformed message from %s: %s\n", from,
+					why ? why : "?");
+		}
 		return;
 	}
 	if(seen_before(f, from, &env.id)) return;
 
-	if(env.type == ENVELOPE_EVENT){
+	switch(env.type){
+	case ENVELOPE_EVENT:
 		/* Only a service may publish one (the plugin sees to it). */
-		if(room) show_event(f, room, from, &env);
+		if(w.room) show_event(f, w.room, from, &env);
 		return;
-	}
-
-	if(env.type == ENVELOPE_RECEIPT){
-		if(room == NULL){
+	case ENVELOPE_RECEIPT:
+		/* My own receipts (this device's included) are no news. */
+		if(w.room == NULL && !w.mine){
 			print_receipt(f, from, &env);
 			f->count++;
 		}
 		return;
+	case ENVELOPE_REACTION:
+	case ENVELOPE_EDIT:
+	case ENVELOPE_DELETE:
+		show_change(f, &w, &env);
+		return;
+	case ENVELOPE_READ:
+		if(w.room == NULL && !strcmp(a, f->me)) show_read(f, &w, &env);
+		return;
+	case ENVELOPE_TEXT:
+		break;
+	default:
+		return;
 	}
 	/* My own room messages come back to me: not news, and no receipt. */
-	if(room && !strcmp(from, f->me)) return;
+	if(w.room && w.mine) return;
 
 	body = malloc(env.body.len + 1);
 	if(body == NULL) return;
 	blen = envelope__unescape(&env.body, body, env.body.len + 1);
 	if(blen >= 0){
-		print_text(f, room, from, &env, body, (size_t)blen);
+		print_text(f, &w, &env, body, (size_t)blen);
 		f->count++;
-		if(strcmp(from, f->me) != 0) send_receipt(f, from, &env.id);
+		if(!w.mine) send_receipt(f, from, &env.id);
 	}
 	free(body);
 }

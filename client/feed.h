@@ -28,7 +28,13 @@ struct feed {
 /* Set up f for session s (borrowed); status is a string constant. */
 void feed__init(struct feed *f, struct session *s, const char *me, bool json,
 		const char *status);
-/* The session's message callback (ud is the struct feed). */
+/* Mark my message id (sent by this program) as seen: my own copy of it
+ * (chat/inbox/<to>/<me>) is not shown. */
+void feed__sent(struct feed *f, const char *id);
+/* The session's message callback (ud is the struct feed): texts, receipts,
+ * events, reactions, edits, deletes, read markers, my own copies from my
+ * other devices, typing indicators; an envelope type of a later contract
+ * is left out quietly. */
 void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		size_t len, void *ud);
 /* Print one archived message (an object of a history/sync/search answer,

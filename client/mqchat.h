@@ -234,9 +234,15 @@ void cmd_rpc__print_answer(json_t *resp);
  * if mine is not "member" (NULL on bad input or no memory). */
 json_t *cmd_rooms__list(json_t *resp);
 
-/* Subscribe to chat/inbox/<me>/# (QoS 1, restored on reconnect); prints
- * and returns EXIT_DENIED if the broker refuses. */
+/* Subscribe to chat/inbox/<me>/# and chat/inbox/+/<me> (my own messages
+ * from my other devices) at QoS 1, restored on reconnect; prints and
+ * returns EXIT_DENIED if the broker refuses the first (the second refused
+ * is a warning: a server before that contract). */
 int cmd_listen__inbox(struct session *s);
+/* Subscribe at QoS 0 to chat/typing/<me>/<peer> (peer NULL: "+"),
+ * restored on reconnect; a refusal is a warning if warn, else silent.
+ * Returns EXIT_OK, EXIT_TIMEOUT or EXIT_UNREACH. */
+int cmd_listen__typing(struct session *s, const char *peer, bool warn);
 
 /* Show presence (retained chat/presence/<user>, or /+ if user is NULL,
  * limited to the names in members if not NULL) and return an exit code. */
