@@ -16,10 +16,20 @@ def send(client, topic, body, mid):
     client.publish(topic, harness.envelope(body, id=mid))
 
 
+def indexed(env):
+    """Has the archiver indexed every text it stored (texts are indexed in
+    batches, within a second: meta fts_seq is how far)?"""
+    mark = env.rows("SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq'")
+    last = env.rows("SELECT max(seq) FROM messages WHERE type='text'")[0][0] or 0
+    return bool(mark) and mark[0][0] >= last
+
+
 def wait_ids(env, *ids):
+    """Wait until the messages ids are archived and indexed."""
     want = set(ids)
     harness.wait_for(lambda: want <= set(r[0] for r in env.rows("SELECT id FROM messages")),
                      what="%s archived" % sorted(want))
+    harness.wait_for(lambda: indexed(env), what="the texts indexed")
 
 
 def found(rpc, text, **args):
