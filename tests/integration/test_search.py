@@ -211,3 +211,28 @@ def test_answers_fit(arch_env):
             break
         before = ans["next"]
     assert got == ["n-3", "n-2", "n-1", "n-0"]
+
+
+def test_the_newest_texts_are_found_before_they_are_indexed(arch_env):
+    """Texts are indexed in batches, a moment after they are stored: a
+    search looks at those not indexed yet itself, by the same rules."""
+    env = arch_env(users=("alice", "bob", "carol"), rooms={"lobby": ["alice", "bob"]})
+    alice, bob, carol = Person(env, "alice"), Person(env, "bob"), Person(env, "carol")
+    send(bob.c, inbox("alice", "bob"), "old Walrus", "o-1")
+    wait_ids(env, "o-1")
+    for i in range(3):
+        send(bob.c, inbox("alice", "bob"), "new walrus %d" % i, "n-%d" % i)
+        send(carol.c, inbox("bob", "carol"), "walrus for bob only", "c-%d" % i)
+        send(bob.c, room("lobby", "bob"), "lobby WALRUS %d" % i, "l-%d" % i)
+    harness.wait_for(lambda: env.rows("SELECT count(*) FROM messages WHERE type='text'") == [(10,)],
+                     what="the texts archived")
+    want = ["l-2", "n-2", "l-1", "n-1", "l-0", "n-0", "o-1"]
+    assert found(alice, "walrus") == want
+    ans = call_ok(alice, "search", text="walrus", limit=4)
+    assert [m["id"] for m in ans["messages"]] == want[:4] and ans["more"] is True
+    assert found(alice, "walrus", before=ans["next"]) == want[4:]
+    assert found(alice, "walrus", **{"with": "bob"}) == ["n-2", "n-1", "n-0", "o-1"]
+    assert found(alice, "walrus", room="lobby") == ["l-2", "l-1", "l-0"]
+    # And the same once everything is indexed.
+    harness.wait_for(lambda: indexed(env), what="the texts indexed")
+    assert found(alice, "walrus") == want
