@@ -15,9 +15,11 @@
  * The schema's triggers (archive.c) keep msg_fts (an edit reindexes, a
  * tombstone leaves the index) and reactions (a tombstone has none) right.
  *
- * Search reads msg_fts (a trigram index of the texts not deleted), newest
- * first, and keeps the hits the asker may read, as history would give
- * them: direct messages to or from them stored since their account was
+ * Search reads msg_fts (a trigram index of the texts not deleted, filled
+ * in batches up to a watermark: archive__index_mark), newest first, after
+ * the texts above the watermark (matched through a small index of the
+ * connection's own), and keeps the hits the asker may read, as history
+ * would give them: direct messages to or from them stored since their account was
  * created, messages of rooms they are in now stored since the room was
  * created. It looks at a bounded number of index entries per page, so a
  * page costs about the same on any archive, whatever the text; a page may
