@@ -930,11 +930,15 @@ bool envelope__parse(const void *payload, size_t len, struct envelope *env,
 		env->type = ENVELOPE_TEXT;
 		if(!(seen & (1u << M_BODY))) why = "text without body";
 		else if(env->body.len == 0) why = "empty body";
-		else if(seen & (1u << M_STATUS)) why = "text with status";
-		else if(seen & (1u << M_REPLY)) why = extra_members(begin, end, env, ENVELOPE_TEXT);
-		else{
-			env->reply_to = (struct envelope_str){0};
-			env->reply_from = (struct envelope_str){0};
+		else if(seen & ((1u << M_STATUS) | (1u << M_REPLY))){
+			/* One test for the usual text, which has neither. */
+			why = seen & (1u << M_STATUS) ? "text with status"
+				: extra_members(begin, end, env, ENVELOPE_TEXT);
+		}else{
+			/* Absent: ptr NULL and len 0 (escaped is not read then); a
+			 * whole struct's store costs a text twice as much. */
+			env->reply_to.ptr = env->reply_from.ptr = NULL;
+			env->reply_to.len = env->reply_from.len = 0;
 		}
 	}else if(type == ENVELOPE_RECEIPT){
 		env->type = ENVELOPE_RECEIPT;

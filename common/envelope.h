@@ -71,7 +71,8 @@ struct envelope_str {
  * spends a store on the others' members; ptr NULL means absent):
  *   id, has_ts, ts              every type
  *   body, ref, status           every type (ptr NULL / NONE if absent)
- *   reply_to, reply_from        text: both, or both absent
+ *   reply_to, reply_from        text: both, or both absent (ptr NULL, len 0;
+ *                               escaped is not set then)
  *   event, user, by             event (user, by optional)
  *   of, emoji, remove           reaction (remove false if absent)
  *   of, by, with                edit, delete (with optional)

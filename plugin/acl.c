@@ -102,6 +102,20 @@ enum acl_reason acl__write_payload(const struct mqchat *m, struct acl_request *r
 	return ACL_OK;
 }
 
+/* The account a topic's level l names as the recipient of what me writes
+ * (an inbox, typing; a service's inbox envelope with me NULL) into *out:
+ * it exists, is enabled, is a person or device, and does not block me. */
+static inline enum acl_reason recipient(const struct snapshot *s, const struct topic_level *l,
+		const struct snap_user *me, const struct snap_user **out)
+{
+	const struct snap_user *to = snapshot__user(s, l->p, l->n);
+
+	*out = to;
+	if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
+	if(me != NULL && snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
+	return ACL_OK;
+}
+
 /* A typing indicator's payload (docs/PROTOCOL.md, "Typing"). */
 static enum acl_reason typing_payload(const struct mqchat *m, struct acl_request *req)
 {
@@ -134,8 +148,8 @@ static enum acl_reason service_message(const struct mqchat *m, const struct snap
 	if(t->kind == TOPIC_ROOM){
 		if(snapshot__room(s, t->a.p, t->a.n) == NULL) return ACL_DENY_NOT_MEMBER;
 	}else{
-		to = snapshot__user(s, t->a.p, t->a.n);
-		if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
+		/* Nobody blocks a service. */
+		if((r = recipient(s, &t->a, NULL, &to)) != ACL_OK) return r;
 		types = SERVICE_INBOX_TYPES;
 	}
 	if((r = write_basics(m, req)) != ACL_OK) return r;
@@ -241,6 +255,7 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 	struct topic_parts t;
 	const struct snap_user *to;
 	const struct snap_room *room;
+	enum acl_reason r;
 
 	if(req->access == MOSQ_ACL_UNSUBSCRIBE) return ACL_OK;
 
@@ -264,9 +279,7 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 				case MOSQ_ACL_WRITE:
 					/* chat/inbox/<to>/<me> */
 					if(!lv_eq(&t.b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
-					to = snapshot__user(s, t.a.p, t.a.n);
-					if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
-					if(snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
+					if((r = recipient(s, &t.a, me, &to)) != ACL_OK) return r;
 					if(named != NULL){
 						named->kind = ACL_TOPIC_INBOX;
 						named->len = t.len;
@@ -279,7 +292,9 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 				case MOSQ_ACL_SUBSCRIBE:
 					/* chat/inbox/<me>/..., and chat/inbox/+/<me>: what I
 					 * send, for my other devices (carbons). */
-					if(topic__level_is(&t.a, "+")) return lv_eq(&t.b, me->name, me->len) ? ACL_OK : ACL_DENY_TOPIC;
+					if(topic__level_is(&t.a, "+")){
+						return lv_eq(&t.b, me->name, me->len) ? ACL_OK : ACL_DENY_TOPIC;
+					}
 					if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
 					return lv_sub_tail(&t.b) ? ACL_OK : ACL_DENY_TOPIC;
 				case MOSQ_ACL_READ:
@@ -297,9 +312,7 @@ static enum acl_reason decide_user(const struct mqchat *m, const struct snapshot
 				case MOSQ_ACL_WRITE:
 					/* chat/typing/<to>/<me>: whom I may write to. */
 					if(!lv_eq(&t.b, me->name, me->len)) return ACL_DENY_NOT_OWNER;
-					to = snapshot__user(s, t.a.p, t.a.n);
-					if(to == NULL || !to->enabled || to->kind == USER_KIND_SERVICE) return ACL_DENY_RECIPIENT;
-					if(snapshot__user_in(&to->blocked, me)) return ACL_DENY_BLOCKED;
+					if((r = recipient(s, &t.a, me, &to)) != ACL_OK) return r;
 					return typing_payload(m, req);
 				case MOSQ_ACL_SUBSCRIBE:
 					if(!lv_eq(&t.a, me->name, me->len)) return ACL_DENY_TOPIC;
