@@ -228,8 +228,8 @@ static void show_change(struct feed *f, const struct where *w, const struct enve
 			snprintf(tail, sizeof(tail), " (with %s)", peer);
 		}
 		print_prefix(w, env);
-		print_change(env->type, who, ref, of, emoji, env->remove, body,
-				(size_t)(body ? tlen : 0), tail);
+		print_change(env->type, who, ref, of, emoji, env->type == ENVELOPE_REACTION && env->remove,
+				body, (size_t)(body ? tlen : 0), tail);
 		fflush(stdout);
 	}
 	free(emoji);
@@ -388,6 +388,8 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 	long blen;
 
 	(void)s;
+	/* The parser sets only the members of the type it found. */
+	memset(&env, 0, sizeof(env));
 	if(!topic__parse(topic, &t) || !level_name(&t.a, a) || !level_name(&t.b, from)) return;
 	w.from = from;
 	if(t.kind == TOPIC_TYPING || t.kind == TOPIC_ROOMTYPING){
