@@ -208,6 +208,13 @@ enum stmt_id {
 	ST_REACT_ADD,
 	ST_REACT_DEL,
 	ST_REACTIONS,
+	ST_GET,
+	ST_DM_CONVS,
+	ST_CONV_GET,
+	ST_N_AT,
+	ST_TARGET_SEQ,
+	ST_TARGET_REF,
+	ST_READ_SET,
 	ST__COUNT,
 };
 
@@ -255,6 +262,28 @@ static const char *stmt_sql[ST__COUNT] = {
 	[ST_REACT_ADD] = "INSERT OR IGNORE INTO reactions(seq, user, emoji, at) VALUES(?1, ?2, ?3, ?4)",
 	[ST_REACT_DEL] = "DELETE FROM reactions WHERE seq=?1 AND user=?2 AND emoji=?3",
 	[ST_REACTIONS] = "SELECT emoji, user FROM reactions WHERE seq=?1 ORDER BY at, user, emoji",
+	[ST_GET] = "SELECT " MSG_COLS " FROM messages WHERE seq=?1",
+	/* A person's direct conversations: their markers' rows (peer set),
+	 * each joined to its conversation by primary key. */
+	[ST_DM_CONVS] =
+		"SELECT r.conv, r.peer, c.last_seq, c.n, r.read_seq, r.read_n FROM reads AS r"
+		" JOIN convs AS c ON c.conv=r.conv"
+		" WHERE r.user=?1 AND r.peer IS NOT NULL AND c.last_seq>=?2 AND c.last_seq<?3",
+	[ST_CONV_GET] =
+		"SELECT c.last_seq, c.n, r.read_seq, r.read_n, r.peer FROM (SELECT ?2 AS k) AS q"
+		" LEFT JOIN convs AS c ON c.conv=q.k LEFT JOIN reads AS r ON r.user=?1 AND r.conv=q.k",
+	/* Backwards in the (conv, seq) index to the first text. */
+	[ST_N_AT] =
+		"SELECT n FROM messages WHERE conv=?1 AND seq<=?2 AND type='text' ORDER BY seq DESC LIMIT 1",
+	[ST_TARGET_SEQ] =
+		"SELECT seq FROM messages WHERE seq=?1 AND conv=?2 AND type IN ('text','event') AND server_ts>=?3",
+	[ST_TARGET_REF] =
+		"SELECT seq, type, server_ts FROM messages INDEXED BY messages_idh"
+		" WHERE idh=?1 AND sender=?2 AND id=?3 AND conv=?4 ORDER BY seq DESC LIMIT 1",
+	[ST_READ_SET] =
+		"INSERT INTO reads(user, conv, peer, room, read_seq, read_n) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+		" ON CONFLICT(user, conv) DO UPDATE SET read_seq=MAX(read_seq, excluded.read_seq),"
+		" read_n=MAX(read_n, excluded.read_n)",
 };
 
 /* WAL size (pages) past which the checkpointer waits for a gap between
@@ -1082,20 +1111,154 @@ json_t *archive__history(struct archive *ar, const char *conv, int64_t since_ms,
 
 json_t *archive__get(struct archive *ar, int64_t seq)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = ar->st[ST_GET];
 	json_t *arr;
 
-	if(sqlite3_prepare_v2(ar->db, "SELECT " MSG_COLS " FROM messages WHERE seq=?1",
-				-1, &st, NULL) != SQLITE_OK){
-		return NULL;
-	}
 	if(sqlite3_bind_int64(st, 1, seq) != SQLITE_OK){
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 		return NULL;
 	}
 	arr = collect(ar, st, 1, NULL);
-	sqlite3_finalize(st);
+	sqlite3_clear_bindings(st);
 	return arr;
+}
+
+int archive__seq_floor(struct archive *ar, int64_t since_ms, int64_t *floor)
+{
+	return seq_floor(ar, since_ms, floor);
+}
+
+int archive__dm_convs(struct archive *ar, const char *user, int64_t min_seq, int64_t before,
+		int (*fn)(const struct archive_conv *c, void *arg), void *arg)
+{
+	sqlite3_stmt *st = ar->st[ST_DM_CONVS];
+	struct archive_conv c;
+	int rc = SQLITE_DONE, frc = MQC_OK;
+
+	if(bind_text(st, 1, user) || sqlite3_bind_int64(st, 2, min_seq)
+			|| sqlite3_bind_int64(st, 3, before > 0 ? before : INT64_MAX)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	while(frc == MQC_OK && (rc = sqlite3_step(st)) == SQLITE_ROW){
+		memset(&c, 0, sizeof(c));
+		snprintf(c.conv, sizeof(c.conv), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(c.peer, sizeof(c.peer), "%s", (const char *)sqlite3_column_text(st, 1));
+		c.last_seq = sqlite3_column_int64(st, 2);
+		c.n = sqlite3_column_int64(st, 3);
+		c.read_seq = sqlite3_column_int64(st, 4);
+		c.read_n = sqlite3_column_int64(st, 5);
+		frc = fn(&c, arg);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(frc != MQC_OK) return frc;
+	return sqlutil__status(rc);
+}
+
+int archive__conv_get(struct archive *ar, const char *user, const char *conv, struct archive_conv *out)
+{
+	sqlite3_stmt *st = ar->st[ST_CONV_GET];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->conv, sizeof(out->conv), "%s", conv);
+	if(bind_text(st, 1, user) || bind_text(st, 2, conv)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		out->last_seq = sqlite3_column_int64(st, 0);
+		out->n = sqlite3_column_int64(st, 1);
+		out->read_seq = sqlite3_column_int64(st, 2);
+		out->read_n = sqlite3_column_int64(st, 3);
+		if(sqlite3_column_type(st, 4) != SQLITE_NULL){
+			snprintf(out->peer, sizeof(out->peer), "%s", (const char *)sqlite3_column_text(st, 4));
+		}
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return sqlutil__status(rc);
+}
+
+int archive__text_n_at(struct archive *ar, const char *conv, int64_t seq, int64_t *n)
+{
+	sqlite3_stmt *st = ar->st[ST_N_AT];
+	int rc;
+
+	*n = 0;
+	if(bind_text(st, 1, conv) || sqlite3_bind_int64(st, 2, seq)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	rc = sqlite3_step(st);
+	if(rc == SQLITE_ROW){
+		*n = sqlite3_column_int64(st, 0);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return sqlutil__status(rc);
+}
+
+int archive__conv_target(struct archive *ar, const char *conv, int64_t seq, const char *of,
+		const char *ref, int64_t since_ms, int64_t *found)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*found = 0;
+	if(seq > 0){
+		st = ar->st[ST_TARGET_SEQ];
+		if(sqlite3_bind_int64(st, 1, seq) || bind_text(st, 2, conv) || sqlite3_bind_int64(st, 3, since_ms)){
+			sqlite3_reset(st);
+			return MQC_ERR_DB;
+		}
+		rc = sqlite3_step(st);
+		if(rc == SQLITE_ROW){
+			*found = sqlite3_column_int64(st, 0);
+			rc = SQLITE_DONE;
+		}
+	}else{
+		if(of == NULL || ref == NULL) return MQC_ERR_INVAL;
+		st = ar->st[ST_TARGET_REF];
+		if(bind_key(st, archkey__id_hash(of, ref), of, ref) != MQC_OK) return MQC_ERR_DB;
+		if(bind_text(st, 4, conv)){
+			sqlite3_reset(st);
+			return MQC_ERR_DB;
+		}
+		rc = sqlite3_step(st);
+		if(rc == SQLITE_ROW){
+			const char *type = (const char *)sqlite3_column_text(st, 1);
+
+			/* The newest (of, ref) of the conversation, if it is a
+			 * text or event the reader may see. */
+			if(type && (strcmp(type, "text") == 0 || strcmp(type, ARCHIVE_TYPE_EVENT) == 0)
+					&& sqlite3_column_int64(st, 2) >= since_ms){
+				*found = sqlite3_column_int64(st, 0);
+			}
+			rc = SQLITE_DONE;
+		}
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(rc != SQLITE_DONE) return sqlutil__status(rc);
+	return *found > 0 ? MQC_OK : MQC_ERR_NOTFOUND;
+}
+
+int archive__read_set(struct archive *ar, const char *user, const char *conv, const char *peer,
+		const char *room, int64_t seq, int64_t n)
+{
+	sqlite3_stmt *st = ar->st[ST_READ_SET];
+
+	if(bind_text(st, 1, user) || bind_text(st, 2, conv) || bind_text(st, 3, peer)
+			|| bind_text(st, 4, room) || sqlite3_bind_int64(st, 5, seq) || sqlite3_bind_int64(st, 6, n)){
+		sqlite3_reset(st);
+		return MQC_ERR_DB;
+	}
+	return step_once(st);
 }
 
 /* SQLite caps a compound SELECT at 500 terms: past this many rooms, sync

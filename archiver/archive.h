@@ -53,6 +53,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "names.h"
+
 #define ARCHIVE_SCHEMA_VERSION 2
 /* Rows deleted per transaction by purge, erase and expiry. */
 #define ARCHIVE_BATCH 1000
@@ -206,6 +208,44 @@ json_t *archive__get(struct archive *ar, int64_t seq);
 int archive__expire_step(struct archive *ar, const char *conv,
 		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
 		int64_t *cursor, int64_t *deleted, bool *done);
+
+/* ---- conversations and read markers (the conversations and read RPCs) ---- */
+
+/* A conversation as one person sees it. */
+struct archive_conv {
+	char conv[2 * NAME_MAX_LEN + 8];
+	char peer[NAME_MAX_LEN + 1];   /* a DM's other person (oneself for a note to self); "" for a room */
+	int64_t last_seq;              /* its last text or event; 0: none (left) */
+	int64_t n;                     /* its texts so far */
+	int64_t read_seq;              /* the person's marker; 0: none */
+	int64_t read_n;                /* texts up to the marker */
+};
+
+/* Call fn(c, arg) for each direct conversation of user whose last_seq is
+ * in [min_seq, before) (before <= 0: no bound), in no order: an index range
+ * of the person's markers and one look-up per conversation, never their
+ * messages. fn's non-MQC_OK stops and is returned. */
+int archive__dm_convs(struct archive *ar, const char *user, int64_t min_seq, int64_t before,
+		int (*fn)(const struct archive_conv *c, void *arg), void *arg);
+/* Conversation conv as user sees it into *out (zeros where there is no
+ * row: a conversation without messages, a person without a marker). */
+int archive__conv_get(struct archive *ar, const char *user, const char *conv, struct archive_conv *out);
+/* The lowest seq a message stored at since_ms or later can have (0: no
+ * bound): where a holder's messages start (see the top of this file). */
+int archive__seq_floor(struct archive *ar, int64_t since_ms, int64_t *floor);
+/* The number of texts of conv up to seq (the n of its last text with seq
+ * <= seq; 0 if none) into *n. */
+int archive__text_n_at(struct archive *ar, const char *conv, int64_t seq, int64_t *n);
+/* The text or event of conv a read marker may be put at, stored since
+ * since_ms: the one with seq if seq > 0, else the newest (of, ref). Its
+ * seq into *found; MQC_ERR_NOTFOUND if there is none. */
+int archive__conv_target(struct archive *ar, const char *conv, int64_t seq, const char *of,
+		const char *ref, int64_t since_ms, int64_t *found);
+/* Move user's marker in conv forward to (seq, n) (never back; peer or
+ * room say what the conversation is, for a new row). MQC_OK or an
+ * MQC_ERR_*. */
+int archive__read_set(struct archive *ar, const char *user, const char *conv, const char *peer,
+		const char *room, int64_t seq, int64_t n);
 
 /* Texts indexed per step of archive__index_step at most (by default). */
 #define ARCHIVE_INDEX_BATCH 2048

@@ -26,6 +26,7 @@
 #include "nick_answer.h"
 #include "pwhash.h"
 #include "rpc_edit.h"
+#include "rpc_conv.h"
 #include "rpc_internal.h"
 #include "timeutil.h"
 #include "topic.h"
@@ -449,7 +450,7 @@ static int may_read(struct rpc_req *r, json_t *m, bool *mine)
  * event's members, no body. */
 static json_t *event_answer(struct rpc_req *r, json_int_t seq, json_t *m)
 {
-	static const char *const keys[] = {"type", "event", "user", "by"};
+	static const char *const keys[] = {"type", "event", "user", "by", "deleted", "deleted_by"};
 	json_t *resp = rpc__ok(r), *v;
 	size_t i;
 
@@ -788,6 +789,9 @@ static const struct {
 	{"room_leave", rpc__op_room_leave},
 	{"room_delete", rpc__op_room_delete},
 	{"room_info", rpc__op_room_info},
+	{"hello", rpc__op_hello},
+	{"conversations", rpc__op_conversations},
+	{"read", rpc__op_read},
 	{"edit", rpc__op_edit},
 	{"delete", rpc__op_delete},
 	{"search", rpc__op_search},
