@@ -200,10 +200,12 @@ def rpc_section(rpc, L):
     L.append("")
     if rpc.get("prefill_s") is not None:
         L.append("Archive filled by `mqchat-bench prefill` with the archiver's own code "
-                 "(archive__store): %s messages (%s of them %s's) in %.1f s, %s messages/s, "
-                 "%.0f MB." % (fmt(rpc["rows"]), fmt(rpc.get("asker_rows")), ASKER,
-                               rpc["prefill_s"], fmt(rpc["prefill_rows_per_s"]),
-                               rpc.get("db_mb", 0)))
+                 "(archive__store, then archive__index_step): %s messages (%s of them %s's) in "
+                 "%.1f s (%s of indexing), %s messages/s, %.0f MB. The archiver's first answer "
+                 "came %s s after it connected." % (
+                     fmt(rpc["rows"]), fmt(rpc.get("asker_rows")), ASKER, rpc["prefill_s"],
+                     fmt(rpc.get("index_s"), 1), fmt(rpc["prefill_rows_per_s"]),
+                     rpc.get("db_mb", 0), fmt(rpc.get("first_answer_s"), 2)))
         L.append("")
     if rpc.get("available"):
         L.append("| op | requests | ok | p50 (ms) | p99 (ms) |")

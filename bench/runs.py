@@ -266,6 +266,19 @@ def catchup_after(path, user, rooms, n):
         db.close()
 
 
+def first_answer(broker, limit_s=60):
+    """Seconds until the archiver, just started, answers a history request
+    (on a big archive it may have work of its own first), or None after
+    limit_s: the figures below are of an archiver that answers."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        r = bench("rpc", broker, "--op", "history", "--limit", 1, "--user", "s0", "--with", "r0",
+                  "--count", 1, "--seconds", 10, timeout=30)
+        if "error" not in r:
+            return time.monotonic() - t0
+    return None
+
+
 def rpc_features(broker, after):
     """Issue 17's figures as ASKER: the conversation list (first and a
     deeper page), search (SEARCHES) and a new device's catch-up from
@@ -314,12 +327,14 @@ def run_rpc(tmp):
             raise Unavailable("prefill failed: %s" % pf.stderr.strip()[-300:])
         res["prefill_s"] = time.monotonic() - t0
         res["prefill_rows_per_s"] = ARCHIVE_ROWS / res["prefill_s"]
-        res["asker_rows"] = json.loads(pf.stdout.strip().splitlines()[-1]).get("asker_rows")
+        pfr = json.loads(pf.stdout.strip().splitlines()[-1])
+        res["asker_rows"], res["index_s"] = pfr.get("asker_rows"), pfr.get("index_seconds")
         res["db_mb"] = os.path.getsize(archive) / 1e6
         after = catchup_after(archive, ASKER, [ROOM], CATCHUP_MSGS)
         broker = Broker(d, port, conf)
         broker.start()
         broker.start_archiver()
+        res["first_answer_s"] = first_answer(broker)
         for op, limit in (("history", 50), ("sync", 100)):
             log("(e) rpc %s" % op)
             res[op] = bench("rpc", broker, "--op", op, "--limit", limit, "--user", "s0",
