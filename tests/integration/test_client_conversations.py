@@ -300,8 +300,13 @@ def test_room_admin_deletes_a_members_message(world, datadir):
     b = world
     for who in ("bob", "carol"):
         ok(b, datadir, who, "privacy", "--room-adds", "everyone")
-    ok(b, datadir, "alice", "room", "create", "hikers")
+    ok(b, datadir, "alice", "room", "create", "hikers", "--title", "Hikers \u26f0")
     ok(b, datadir, "alice", "room", "add", "hikers", "bob", "carol")
+    # a room's last message may be an event: said as in history (events are
+    # never unread: texts are)
+    lines = until(b, datadir, "bob", "conversations", cond=lambda ls: len(ls) == 1)
+    assert re.sub(r"\[[-0-9: ]+\] ", "", lines[0]) == \
+        '#hikers "Hikers \u26f0": * alice added carol', lines
     with Listener(b, datadir, "carol", timeout=5) as carol:
         carol.wait_ready()
         mid = send(b, datadir, "bob", "--room", "hikers", "buy my stuff")
@@ -316,6 +321,9 @@ def test_room_admin_deletes_a_members_message(world, datadir):
         wait_line(carol, "#hikers alice deleted bob's %s" % mid)
     assert history(b, datadir, "carol", "--room", "hikers")[-1] == \
         "#hikers bob: (message deleted by alice)"
+    lines = ok(b, datadir, "carol", "conversations").out.splitlines()
+    assert re.sub(r"\[[-0-9: ]+\] ", "", lines[0]) == \
+        '#hikers "Hikers \u26f0" (1 unread): bob: (message deleted)', lines
     err = fails(b, datadir, "alice", "delete", "--room", "hikers", "--of", "bob", "nope")
     assert err == "Error: cannot delete bob's nope in #hikers: bob sent no message nope in " \
         "#hikers (or it was deleted, or you are in no room hikers)"
