@@ -13,6 +13,7 @@ from archiver_util import Rpc, arch_env, inbox, room  # noqa: F401 (a fixture)
 from cli_util import ok
 from plugin_util import subscribe_ok
 from test_rooms_members import Person, call_ok, fails
+from test_search import found
 
 ARCH_INBOX = "chat/inbox/%s/archiver"
 ARCH_ROOM = "chat/room/%s/archiver"
@@ -113,6 +114,8 @@ def test_delete_leaves_a_tombstone_with_no_body_anywhere(arch_env):
     text_seq = by_id(history(alice, **{"with": "bob"}), "m-2")["seq"]
 
     ans = call_ok(alice, "delete", ref="m-2")
+    # The envelope left before the answer: alice's phone has it already.
+    assert [m.topic for m in alice.kept] == [ARCH_INBOX % "alice"], alice.kept
     got = change_of(bob, ARCH_INBOX % "bob")
     assert {k: got.get(k) for k in ("type", "ref", "of", "by", "with", "body")} == {
         "type": "delete", "ref": "m-2", "of": "alice", "by": "alice", "with": "alice", "body": None}
@@ -124,8 +127,8 @@ def test_delete_leaves_a_tombstone_with_no_body_anywhere(arch_env):
         m = by_id(history(rpc, **{"with": peer}), "m-2")
         assert "body" not in m and (m["deleted"], m["deleted_by"]) == (deleted, "alice"), m
         g = call_ok(rpc, "get", seq=text_seq)
-        assert "body" not in g and g["type"] == "text", g
-        assert call_ok(rpc, "search", text="secret")["messages"] == []
+        assert "body" not in g and (g["type"], g["deleted"], g["deleted_by"]) == ("text", deleted, "alice"), g
+        assert found(rpc, "secret") == []
         rows = [x for x in call_ok(rpc, "sync")["messages"] if x["type"] == "delete"]
         assert [(x["seq"], x["ref"], x["of"], x["by"]) for x in rows] == [(ans["seq"], "m-2", "alice", "alice")]
         assert "body" not in by_id(call_ok(rpc, "sync")["messages"], "m-2")
@@ -216,6 +219,7 @@ def test_window_passed_is_too_late(arch_env):
     send(alice.c, inbox("bob", "alice"), "first", "m-1")
     wait_text(env, "alice", "m-1")
     ok(env.datadir, "settings", "set", "edit_window", "0")
+    assert call_ok(alice, "hello")["edit_window_s"] == 0
     before = snapshot(env)
     ans = fails(alice, "too_late", "edit", ref="m-1", body="changed")
     assert "0 s" in ans["message"], ans

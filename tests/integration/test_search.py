@@ -32,9 +32,28 @@ def wait_ids(env, *ids):
     harness.wait_for(lambda: indexed(env), what="the texts indexed")
 
 
+def pages(rpc, text, **args):
+    """Every page of a search, following next while more (a page looks at
+    a bounded number of messages for a bounded time: a slow machine may
+    need more pages than a fast one); each checked for order and size."""
+    out, limit = [], args.get("limit", 20)
+    while True:
+        ans = call_ok(rpc, "search", text=text, **args)
+        seqs = [m["seq"] for m in ans["messages"]]
+        assert seqs == sorted(seqs, reverse=True) and len(seqs) <= limit, ans
+        if "before" in args and seqs:
+            assert seqs[0] < args["before"]
+        out.append(ans)
+        if not ans["more"]:
+            assert "next" not in ans
+            return out
+        assert ans["next"] < args.get("before", 2 ** 62) and len(out) < 1000, ans
+        args = dict(args, before=ans["next"])
+
+
 def found(rpc, text, **args):
-    ans = call_ok(rpc, "search", text=text, **args)
-    return [m["id"] for m in ans["messages"]]
+    """The ids of every hit of a search, newest first, over all its pages."""
+    return [m["id"] for ans in pages(rpc, text, **args) for m in ans["messages"]]
 
 
 def world(env):
@@ -53,9 +72,7 @@ def test_substrings_case_insensitive_newest_first_with_scopes(arch_env):
     alice, bob = world(env)
     for text in ("lunch", "LUNCH", "unc", "Lunch"):
         assert found(alice, text) == ["b-2", "b-1", "a-1"], text
-    ans = call_ok(alice, "search", text="lunchbox")
-    assert ans["more"] is False and "next" not in ans
-    (m,) = ans["messages"]
+    (m,) = [m for ans in pages(alice, "lunchbox") for m in ans["messages"]]
     assert (m["id"], m["from"], m["to"], m["type"], m["body"]) == ("b-1", "bob", "alice", "text", "my lunchbox is ready")
     assert isinstance(m["seq"], int) and m["status"] in ("sent", "delivered", "read")
     assert found(alice, "lunch", **{"with": "bob"}) == ["b-1", "a-1"]
@@ -107,26 +124,17 @@ def test_pages_with_before_and_next(arch_env):
         send(bob.c, inbox("alice", "bob"), "page item %d" % i, mid)
         send(bob.c, inbox("alice", "bob"), "unrelated %d" % i, "u-%02d" % i)
     wait_ids(env, *ids)
-    got, before, pages = [], None, 0
-    while True:
-        args = {"limit": 10}
-        if before is not None:
-            args["before"] = before
-        ans = call_ok(alice, "search", text="page item", **args)
-        pages += 1
-        got += [m["id"] for m in ans["messages"]]
-        assert len(ans["messages"]) <= 10
-        seqs = [m["seq"] for m in ans["messages"]]
-        assert seqs == sorted(seqs, reverse=True)
-        if not ans["more"]:
-            assert "next" not in ans
-            break
-        assert ans["next"] <= (seqs[-1] if seqs else ans["next"])
-        before = ans["next"]
-    assert got == list(reversed(ids)) and pages == 3
-    assert found(alice, "page item", limit=1) == ["p-24"]
-    assert len(found(alice, "page item", limit=100)) == 25
-    assert len(found(alice, "page item")) == 20   # the default limit
+    for limit in (1, 7, 10, 20, 100):
+        ps = pages(alice, "page item", limit=limit)
+        got = [m["id"] for ans in ps for m in ans["messages"]]
+        assert got == list(reversed(ids)), (limit, got)
+        assert len(ps) >= -(-25 // limit)
+    # Without limit: at most 20 a page.
+    ps = pages(alice, "page item")
+    assert max(len(a["messages"]) for a in ps) <= 20 and len(ps) >= 2
+    # A page from the middle: only what is older.
+    (p12,) = env.rows("SELECT seq FROM messages WHERE id='p-12'")[0]
+    assert found(alice, "page item", before=p12) == list(reversed(ids[:12]))
 
 
 def test_bad_requests(arch_env):
@@ -228,9 +236,7 @@ def test_the_newest_texts_are_found_before_they_are_indexed(arch_env):
                      what="the texts archived")
     want = ["l-2", "n-2", "l-1", "n-1", "l-0", "n-0", "o-1"]
     assert found(alice, "walrus") == want
-    ans = call_ok(alice, "search", text="walrus", limit=4)
-    assert [m["id"] for m in ans["messages"]] == want[:4] and ans["more"] is True
-    assert found(alice, "walrus", before=ans["next"]) == want[4:]
+    assert found(alice, "walrus", limit=4) == want
     assert found(alice, "walrus", **{"with": "bob"}) == ["n-2", "n-1", "n-0", "o-1"]
     assert found(alice, "walrus", room="lobby") == ["l-2", "l-1", "l-0"]
     # And the same once everything is indexed.
