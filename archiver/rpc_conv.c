@@ -137,7 +137,7 @@ struct conv_item {
 	struct archive_conv c;
 	char room[NAME_MAX_LEN + 1];   /* "" for a DM */
 	int64_t since;                 /* my account's created, or the room's */
-	int64_t floor;
+	int64_t floor;                 /* archive__seq_floor(since); -1: not yet known */
 };
 
 struct conv_list {
@@ -222,13 +222,17 @@ static int preview(json_t *m)
 /* New reference: the list entry of it, or NULL with *rc set (MQC_OK: the
  * conversation is not mine to see after all: its last message predates
  * my start, which a wall clock set back can make). */
-static json_t *entry(struct rpc_req *r, const struct conv_item *it, int *rc)
+static json_t *entry(struct rpc_req *r, struct conv_item *it, int *rc)
 {
 	struct userdb_room_meta meta;
 	json_t *found, *m, *e;
 	int64_t read_seq, read_n;
 
 	*rc = MQC_OK;
+	if(it->floor < 0){
+		*rc = archive__seq_floor(r->d->ar, it->since, &it->floor);
+		if(*rc != MQC_OK) return NULL;
+	}
 	found = archive__get(r->d->ar, it->c.last_seq);
 	if(found == NULL){
 		*rc = MQC_ERR_DB;
@@ -268,7 +272,6 @@ static json_t *gather(struct rpc_req *r, int64_t before, struct conv_list *l)
 	struct userdb_user u;
 	struct archive_conv c;
 	char conv[NAME_MAX_LEN + 3];
-	int64_t floor;
 	json_t *refused = NULL;
 	size_t i;
 	int rc;
@@ -286,11 +289,12 @@ static json_t *gather(struct rpc_req *r, int64_t before, struct conv_list *l)
 	for(i = 0; rc == MQC_OK && i < rooms.n; i++){
 		snprintf(conv, sizeof(conv), "r:%s", rooms.name[i]);
 		rc = archive__conv_get(r->d->ar, r->user, conv, &c);
-		if(rc == MQC_OK) rc = archive__seq_floor(r->d->ar, rooms.since[i], &floor);
-		if(rc != MQC_OK || c.last_seq <= 0 || c.last_seq < floor) continue;
+		if(rc != MQC_OK || c.last_seq <= 0) continue;
 		if(before > 0 && c.last_seq >= before) continue;
 		c.peer[0] = '\0';
-		rc = add_item(l, &c, rooms.name[i], rooms.since[i], floor);
+		/* The room's floor only for the entries of the page (entry):
+		 * a binary search per room would be most of a list's cost. */
+		rc = add_item(l, &c, rooms.name[i], rooms.since[i], -1);
 	}
 	if(rc != MQC_OK) refused = internal(r, "cannot read the archive", rc);
 done:

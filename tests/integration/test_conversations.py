@@ -393,3 +393,52 @@ def test_bad_inputs(chat):
     fails(a, "forbidden", "read", room="secret", seq=b1)
     fails(a, "forbidden", "read", room="nope", seq=b1)
     assert snapshot(chat) == before
+
+
+def test_retention_and_erasure_keep_it_sane(chat):
+    """Messages going away (purge and retention delete alike) take their
+    index entries and reactions along; a conversation's last message moves
+    back to what is left, and one with nothing left leaves the list with
+    nothing unread; erasing a person also takes their reactions and
+    markers."""
+    from cli_util import cli, put_message
+    old = int(time.time() * 1000) - 40 * 86400 * 1000
+    # an old conversation of bob and carol, and an old text in bob and alice's
+    o1 = put_message(chat.datadir, "carol", "ancient zebra talk", recipient="bob", server_ts=old, msg_id="o1")
+    o2 = put_message(chat.datadir, "bob", "old giraffe news", recipient="alice", server_ts=old + 1, msg_id="o2")
+    text(chat.bob, inbox("alice", "bob"), "new1", body="fresh okapi news")
+    wait_stored(chat, "new1")
+    react(chat.carol, room("lobby", "carol"), "l0", "bob", "\U0001F44D", mid="x0")   # nothing yet: no target
+    text(chat.bob, room("lobby", "bob"), "l1", body="lobby llama")
+    wait_stored(chat, "l1")
+    react(chat.carol, room("lobby", "carol"), "l1", "bob", "\U0001F44D", mid="x1")
+    react(chat.alice, inbox("bob", "alice"), "new1", "bob", "\u2764", mid="x2")
+    wait_stored(chat, "x1", "x2")
+    db = sqlite3.connect(os.path.join(chat.datadir, "archive.db"), timeout=10)
+    with db:
+        db.execute("INSERT INTO reactions(seq, user, emoji, at) VALUES(?, 'bob', 'z', ?)", (o1, old))
+    db.close()
+    for word, seq in (("zebra", o1), ("giraffe", o2), ("okapi", seq_of(chat, "new1"))):
+        harness.wait_for(lambda: chat.rows("SELECT rowid FROM msg_fts WHERE msg_fts MATCH ?", word) == [(seq,)],
+                         what="%s indexed" % word)
+    assert chat.rows("SELECT last_seq, n FROM convs WHERE conv='d:bob|carol'") == [(o1, 1)]
+    r = cli(chat.datadir, "purge", "--older-than", "30")
+    assert r.rc == 0, r
+    assert "2 messages purged" in r.out
+    assert chat.rows("SELECT count(*) FROM msg_fts WHERE msg_fts MATCH 'zebra OR giraffe'") == [(0,)]
+    assert chat.rows("SELECT count(*) FROM msg_fts WHERE msg_fts MATCH 'okapi'") == [(1,)]
+    assert chat.rows("SELECT seq FROM reactions ORDER BY seq") == [(seq_of(chat, "new1"),), (seq_of(chat, "l1"),)]
+    # nothing left between bob and carol: out of the list, nothing unread; n kept
+    assert chat.rows("SELECT last_seq, n FROM convs WHERE conv='d:bob|carol'") == [(0, 1)]
+    assert chat.rows("SELECT read_n FROM reads WHERE user='bob' AND conv='d:bob|carol'") == [(1,)]
+    assert "carol" not in [key(c) for c in convs(chat.brpc)["conversations"]]
+    assert chat.rows("SELECT last_seq FROM convs WHERE conv='d:alice|bob'") == [(seq_of(chat, "new1"),)]
+    # carol erased: her messages, reactions and markers
+    chat.carol.close()
+    r = cli(chat.datadir, "user", "del", "carol", "--erase")
+    assert r.rc == 0, r
+    assert chat.rows("SELECT count(*) FROM messages WHERE sender='carol' OR recipient='carol'") == [(0,)]
+    assert chat.rows("SELECT user FROM reactions") == [("alice",)]
+    assert chat.rows("SELECT count(*) FROM reads WHERE user='carol'") == [(0,)]
+    h = history(chat.arpc, room="lobby")
+    assert h[0]["id"] == "l1" and "reactions" not in h[0]
