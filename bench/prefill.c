@@ -10,6 +10,9 @@
  * --peers P > 0 15% in the DMs of c0 with c1..c<P> (the asker of the
  * conversation list, search and catch-up runs: P direct conversations and
  * the room), the rest DMs between random s<i> and r<j> (i, j < --pairs).
+ * In c0's conversations 3% of the rows after a text are reactions to it
+ * and 5% replies quoting it, stored like the others (archive__store applies
+ * a reaction to its target).
  * Stored times (server_ts) are spread evenly over the PREFILL_SPAN_MS before
  * now, inside the archiver's default retention, so the accounts must be
  * created before that (bench/setups.py rpc_userdb).
@@ -21,6 +24,7 @@
  * 10,000 (bench/README.md, "RPC"). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "archive.h"
@@ -72,6 +76,23 @@ static const char *const words[] = {
 
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
+/* In c0's conversations (--peers), the share of reactions and of replies
+ * among the rows that follow a text (percent). */
+#define PREFILL_REACTION_PCT 3
+#define PREFILL_REPLY_PCT 5
+
+/* Thumbs up, red heart, face with tears of joy (UTF-8). */
+static const char *const emojis[] = { "\xf0\x9f\x91\x8d", "\xe2\x9d\xa4\xef\xb8\x8f", "\xf0\x9f\x98\x82" };
+
+#define NEMOJIS (sizeof(emojis) / sizeof(emojis[0]))
+
+/* The last text of one of c0's conversations: its index + 1 (0: none yet)
+ * and sender. */
+struct conv_last {
+	long idx1;
+	char from[40];
+};
+
 static unsigned long long next_rnd(unsigned long long *s)
 {
 	*s ^= *s << 13;
@@ -115,18 +136,24 @@ int prefill__archive(const struct bench_opts *o)
 {
 	struct archive *ar = NULL;
 	struct archive_msg m;
-	char sender[40], rcpt[40], id[40], body[256], err[256];
+	struct conv_last *lasts = NULL;
+	char sender[40], rcpt[40], id[40], ref[40], body[256], err[256];
 	unsigned long long rnd = 88172645463325252ULL, r;
 	int64_t t0 = time__mono_ns(), t1, index_ns = 0, base_ts, step;
-	long i, asker_rows = 0;
+	long i, asker_rows = 0, reactions = 0, replies = 0;
 	bool stored;
-	int rc;
+	int rc, conv;
 
 	if(o->archive_db == NULL){
 		fprintf(stderr, "Error: prefill needs --archive-db\n");
 		return 2;
 	}
 	err[0] = '\0';
+	lasts = calloc((size_t)o->peers + 1, sizeof(*lasts));
+	if(lasts == NULL){
+		fprintf(stderr, "Error: prefill: out of memory\n");
+		return 1;
+	}
 	base_ts = time__now_ms() - PREFILL_SPAN_MS;
 	step = PREFILL_SPAN_MS / o->count > 0 ? PREFILL_SPAN_MS / o->count : 1;
 	archive__library_init();
@@ -137,6 +164,8 @@ int prefill__archive(const struct bench_opts *o)
 		r = next_rnd(&rnd);
 		memset(&m, 0, sizeof(m));
 		m.sender = sender;
+		rcpt[0] = '\0';
+		conv = -1;
 		if(r % 100 < 5){
 			snprintf(sender, sizeof(sender), (i & 1) ? "s0" : "r0");
 			snprintf(rcpt, sizeof(rcpt), (i & 1) ? "r0" : "s0");
@@ -148,9 +177,11 @@ int prefill__archive(const struct bench_opts *o)
 				snprintf(sender, sizeof(sender), "m%llu", (r >> 8) % (unsigned long long)o->members);
 			}
 			m.room = o->room;
+			conv = o->peers > 0 ? 0 : -1;
 		}else if(o->peers > 0 && r % 100 < 30){
 			snprintf(sender, sizeof(sender), "c0");
-			snprintf(rcpt, sizeof(rcpt), "c%llu", 1 + (r >> 8) % (unsigned long long)o->peers);
+			conv = 1 + (int)((r >> 8) % (unsigned long long)o->peers);
+			snprintf(rcpt, sizeof(rcpt), "c%d", conv);
 			if(r & (1ULL << 40)){
 				memcpy(sender, rcpt, sizeof(sender));
 				snprintf(rcpt, sizeof(rcpt), "c0");
@@ -174,6 +205,29 @@ int prefill__archive(const struct bench_opts *o)
 		make_body(&rnd, body, sizeof(body));
 		m.id = id;
 		m.body = body;
+		if(conv >= 0 && lasts[conv].idx1 > 0){
+			/* In c0's conversations, a few reactions and replies to the
+			 * conversation's last text, as apps send them. */
+			unsigned long long r2 = next_rnd(&rnd);
+
+			snprintf(ref, sizeof(ref), "pf%ld", lasts[conv].idx1 - 1);
+			if(r2 % 100 < PREFILL_REACTION_PCT){
+				m.type = ARCHIVE_TYPE_REACTION;
+				m.ref = ref;
+				m.of = lasts[conv].from;
+				m.emoji = emojis[(r2 >> 8) % NEMOJIS];
+				m.body = "";
+				reactions++;
+			}else if(r2 % 100 < PREFILL_REACTION_PCT + PREFILL_REPLY_PCT){
+				m.reply_to = ref;
+				m.reply_from = lasts[conv].from;
+				replies++;
+			}
+		}
+		if(conv >= 0 && m.type == NULL){
+			lasts[conv].idx1 = i + 1;
+			snprintf(lasts[conv].from, sizeof(lasts[conv].from), "%s", sender);
+		}
 		m.server_ts = base_ts + i * step;
 		m.ts = m.server_ts - 40;
 		rc = archive__store(ar, &m, NULL, NULL, &stored);
@@ -195,14 +249,16 @@ int prefill__archive(const struct bench_opts *o)
 	index_ns += time__mono_ns() - t1;
 	if(rc != MQC_OK) goto fail;
 	archive__close(ar);
-	printf("{\"mode\":\"prefill\",\"rows\":%ld,\"asker_rows\":%ld,\"seconds\":%.2f,"
-			"\"index_seconds\":%.2f}\n", o->count, asker_rows,
-			(double)(time__mono_ns() - t0) / 1e9, (double)index_ns / 1e9);
+	free(lasts);
+	printf("{\"mode\":\"prefill\",\"rows\":%ld,\"asker_rows\":%ld,\"reactions\":%ld,"
+			"\"replies\":%ld,\"seconds\":%.2f,\"index_seconds\":%.2f}\n", o->count, asker_rows,
+			reactions, replies, (double)(time__mono_ns() - t0) / 1e9, (double)index_ns / 1e9);
 	return 0;
 fail:
 	fprintf(stderr, "Error: prefill %s: %s\n", o->archive_db,
 			err[0] ? err : ar ? archive__errmsg(ar) : mqc_strerror(rc));
 	if(ar) archive__rollback(ar);
 	archive__close(ar);
+	free(lasts);
 	return 1;
 }

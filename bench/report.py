@@ -220,9 +220,12 @@ def rpc_section(rpc, L):
     F = rpc.get("features")
     if not F:
         return
-    L.append("Issue 17, as %s (%s direct conversations and the room %s), one request at a time "
-             "over MQTT; the catch-up row times whole catch-ups (each run all its pages)."
-             % (ASKER, fmt(ASKER_PEERS), ROOM))
+    L.append("Issue 17, as %s (%s direct conversations and the room %s; %s reactions and %s "
+             "replies among its messages), one request at a time over MQTT; the catch-up row "
+             "times whole catch-ups (each run all its pages). Load average (1 min) of the "
+             "machine at the phase's start and end: %s."
+             % (ASKER, fmt(ASKER_PEERS), ROOM, fmt(rpc.get("reactions")), fmt(rpc.get("replies")),
+                ", ".join("%.1f" % x for x in rpc.get("loadavg", []))))
     L.append("")
     L.append("| figure | requests (runs) | ok | p50 (ms) | p99 (ms) | max (ms) | answers |")
     L.append("|---|---:|---:|---:|---:|---:|---|")

@@ -309,7 +309,7 @@ def run_rpc(tmp):
     (bench/prefill.c), behind setup (e)."""
     d = new_dir(tmp, "rpc")
     port = free_port()
-    res = {"rows": ARCHIVE_ROWS}
+    res = {"rows": ARCHIVE_ROWS, "loadavg": [os.getloadavg()[0]]}
     broker = None
     try:
         if not os.path.exists(os.path.join(ROOT, "archiver", "archive.c")):
@@ -329,6 +329,7 @@ def run_rpc(tmp):
         res["prefill_rows_per_s"] = ARCHIVE_ROWS / res["prefill_s"]
         pfr = json.loads(pf.stdout.strip().splitlines()[-1])
         res["asker_rows"], res["index_s"] = pfr.get("asker_rows"), pfr.get("index_seconds")
+        res["reactions"], res["replies"] = pfr.get("reactions"), pfr.get("replies")
         res["db_mb"] = os.path.getsize(archive) / 1e6
         after = catchup_after(archive, ASKER, [ROOM], CATCHUP_MSGS)
         broker = Broker(d, port, conf)
@@ -344,6 +345,7 @@ def run_rpc(tmp):
         if not res["available"]:
             res["reason"] = res["history"].get("error") or res["sync"].get("error")
         res["features"] = rpc_features(broker, after)
+        res["loadavg"].append(os.getloadavg()[0])
     except Unavailable as e:
         res.update(available=False, reason=scrub(e, tmp))
         log("rpc not available: %s" % e)
