@@ -112,6 +112,14 @@ def test_delete_leaves_a_tombstone_with_no_body_anywhere(arch_env):
     send(alice.c, inbox("bob", "alice"), "a secret plan", "m-2")
     wait_text(env, "alice", "m-2")
     text_seq = by_id(history(alice, **{"with": "bob"}), "m-2")["seq"]
+    # bob reacts to it: the tombstone drops the reaction.
+    bob.c.publish(inbox("alice", "bob"), {"id": "x-1", "type": "reaction", "ref": "m-2", "of": "alice",
+                                          "emoji": "\U0001F44D"})
+    harness.wait_for(lambda: env.rows("SELECT count(*) FROM reactions WHERE seq=?", text_seq) == [(1,)],
+                     what="bob's reaction applied")
+    assert by_id(history(alice, **{"with": "bob"}), "m-2")["reactions"] == [
+        {"emoji": "\U0001F44D", "users": ["bob"]}]
+    alice.kept.clear()
 
     ans = call_ok(alice, "delete", ref="m-2")
     # The envelope left before the answer: alice's phone has it already.
@@ -132,6 +140,8 @@ def test_delete_leaves_a_tombstone_with_no_body_anywhere(arch_env):
         rows = [x for x in call_ok(rpc, "sync")["messages"] if x["type"] == "delete"]
         assert [(x["seq"], x["ref"], x["of"], x["by"]) for x in rows] == [(ans["seq"], "m-2", "alice", "alice")]
         assert "body" not in by_id(call_ok(rpc, "sync")["messages"], "m-2")
+    assert env.rows("SELECT count(*) FROM reactions") == [(0,)]
+    assert "reactions" not in by_id(history(bob, **{"with": "alice"}), "m-2")
     # Nothing left in the index.
     assert env.rows("SELECT count(*) FROM msg_fts WHERE msg_fts MATCH '\"secret\"'") == [(0,)]
     # Gone is gone: neither edited nor deleted again.

@@ -5,9 +5,12 @@ the room was created), newest first, in pages; the text is always a
 literal, never FTS syntax; edits, deletes, purges and erasures take their
 texts out of the index."""
 import json
+import os
+import sqlite3
+import time
 
 import harness
-from archiver_util import arch_env, inbox, room  # noqa: F401 (a fixture)
+from archiver_util import DAY_MS, arch_env, inbox, room  # noqa: F401 (a fixture)
 from cli_util import ok
 from test_rooms_members import Person, call_ok, fails
 
@@ -242,3 +245,29 @@ def test_the_newest_texts_are_found_before_they_are_indexed(arch_env):
     # And the same once everything is indexed.
     harness.wait_for(lambda: indexed(env), what="the texts indexed")
     assert found(alice, "walrus") == want
+
+
+def test_retention_takes_hits_away(arch_env):
+    """Texts past the retention are deleted by the archiver (expiry), and
+    from the index with them."""
+    env = arch_env(users=("alice", "bob"))
+    env.store.sql("UPDATE users SET created=0")          # accounts older than the texts
+    alice = Person(env, "alice")
+    old = int(time.time() * 1000) - 40 * DAY_MS
+    db = sqlite3.connect(os.path.join(env.datadir, "archive.db"), isolation_level=None, timeout=10)
+    try:
+        for i in range(3):
+            db.execute("INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts,"
+                       " idh) VALUES('bob', 'alice', NULL, 'd:alice|bob', 'text', ?, ?, NULL, ?, ?)",
+                       ("old-%d" % i, "ancient mammoth %d" % i, old + i, 1000 + i))
+    finally:
+        db.close()
+    send(Person(env, "bob").c, inbox("alice", "bob"), "a young mammoth", "new-1")
+    wait_ids(env, "new-1")
+    assert found(alice, "mammoth") == ["new-1", "old-2", "old-1", "old-0"]
+    env.arch.stop()
+    env.arch.start(args=["--expiry-interval", "1", "--retention", "30"])
+    harness.wait_for(lambda: env.rows("SELECT count(*) FROM messages WHERE id LIKE 'old-%'") == [(0,)],
+                     what="expiry")
+    assert found(alice, "mammoth") == ["new-1"]
+    assert env.rows("SELECT count(*) FROM msg_fts WHERE msg_fts MATCH 'ancient'") == [(0,)]
