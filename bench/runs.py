@@ -21,7 +21,7 @@ from settings import (ARCHIVE_ROWS, ASKER, ASKER_PEERS, BENCH, BIG_MEMBERS, BIG_
                       LOADS, MEMBERS, NPAIRS_USERS, PACE, PASSWORD, PLUGIN, RESUME_CONCURRENCY,
                       RESUME_USERS, ROOM, ROOT, ROUNDS, RPC_COUNT, SEARCH_LIMIT, SEARCHES, SECONDS,
                       STORED_SQL, TITLES, TOKEN_SEED, WARM_COUNT, WARMUP, WINDOW, load_name)
-from setups import (SETUP_FN, add_bench_devices, mqchat_conf, mqchat_hash, setup_a, setup_rpc,
+from setups import (SETUP_FN, add_bench_devices, mqchat_conf, mqchat_hash, rpc_data, setup_a,
                     write_userdb)
 
 
@@ -308,13 +308,12 @@ def run_rpc(tmp):
     catch-up, on an archive prefilled with the archiver's own code
     (bench/prefill.c), behind setup (e)."""
     d = new_dir(tmp, "rpc")
-    port = free_port()
     res = {"rows": ARCHIVE_ROWS, "loadavg": [os.getloadavg()[0]]}
     broker = None
     try:
         if not os.path.exists(os.path.join(ROOT, "archiver", "archive.c")):
             raise Unavailable("archiver/archive.c does not exist")
-        conf = setup_rpc(d, port)
+        db = rpc_data(d)
         archive = os.path.join(d, "archive.db")
         log("(e) prefill %d messages" % ARCHIVE_ROWS)
         t0 = time.monotonic()
@@ -332,7 +331,8 @@ def run_rpc(tmp):
         res["reactions"], res["replies"] = pfr.get("reactions"), pfr.get("replies")
         res["db_mb"] = os.path.getsize(archive) / 1e6
         after = catchup_after(archive, ASKER, [ROOM], CATCHUP_MSGS)
-        broker = Broker(d, port, conf)
+        port = free_port()
+        broker = Broker(d, port, mqchat_conf(d, port, db))
         broker.start()
         broker.start_archiver()
         res["first_answer_s"] = first_answer(broker)

@@ -198,13 +198,16 @@ def setup_e(d, port):
     return setup_d(d, port)
 
 
-def setup_rpc(d, port):
-    """(e) with rpc_userdb's accounts, for the prefilled archive."""
+def rpc_data(d):
+    """Data folder d for (e) with rpc_userdb's accounts, for the prefilled
+    archive; its auth.db's path. The broker's configuration comes after the
+    fill (mqchat_conf): a port taken before a minute of filling may be
+    someone else's by then."""
     archiver_init(d)
     require_built(PLUGIN)
     db = os.path.join(d, "auth.db")
     rpc_userdb(db)
-    return mqchat_conf(d, port, db)
+    return db
 
 
 SETUP_FN = {"a": setup_a, "b": setup_b, "c": setup_c, "d": setup_d, "e": setup_e}
