@@ -402,7 +402,8 @@ done:
 int archive__open(const char *path, struct archive **out, char *err, size_t errlen)
 {
 	struct archive *ar;
-	int rc, i;
+	bool prepared = false;
+	int rc, i, version = 0;
 
 	*out = NULL;
 	if(path == NULL || strlen(path) >= sizeof(ar->path)){
@@ -430,6 +431,13 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 	 * a write() there costs as much as one into the WAL. */
 	if(rc == MQC_OK) rc = exec(ar, "PRAGMA temp_store=MEMORY");
 	if(rc == MQC_OK) rc = exec(ar, "PRAGMA cache_size=-32768");
+	/* The usual case, an archive of this version, takes no write lock:
+	 * the daemon's other connection, or the CLI beside a busy daemon,
+	 * opens without waiting for a commit. */
+	if(rc == MQC_OK && sqlutil__schema_version(ar->db, &version, &prepared) == SQLITE_OK && prepared
+			&& version == ARCHIVE_SCHEMA_VERSION){
+		goto ready;
+	}
 	if(rc == MQC_OK) rc = exec(ar, "BEGIN IMMEDIATE");
 	if(rc != MQC_OK){
 		mqc_seterr(err, errlen, "%s: cannot open the archive (%s)", path, sqlite3_errmsg(ar->db));
@@ -445,6 +453,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 		archive__rollback(ar);
 		goto fail;
 	}
+ready:
 	for(i = 0; i < ST__COUNT; i++){
 		if(sqlite3_prepare_v3(ar->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&ar->st[i], NULL) != SQLITE_OK){
