@@ -92,11 +92,15 @@ json_t *rpc__op_hello(struct rpc_req *r)
 			list = NULL;
 		}
 	}
-	if(resp == NULL || list == NULL
-			|| json_object_set_new(resp, "protocol", json_integer(CONV_PROTOCOL))
+	if(resp == NULL || list == NULL){
+		json_decref(resp);
+		json_decref(list);
+		return NULL;
+	}
+	/* json_object_set_new takes list whatever happens. */
+	if(json_object_set_new(resp, "protocol", json_integer(CONV_PROTOCOL))
 			|| json_object_set_new(resp, "features", list)
 			|| json_object_set_new(resp, "edit_window_s", json_integer(edit_window(r->d->udb)))){
-		if(resp && json_object_get(resp, "features") == NULL) json_decref(list);
 		json_decref(resp);
 		return NULL;
 	}
@@ -254,9 +258,19 @@ static json_t *entry(struct rpc_req *r, struct conv_item *it, int *rc)
 	}
 	if(it->room[0]) e = json_pack("{sssssI}", "room", it->room, "title", meta.title, "last_seq", (json_int_t)it->c.last_seq);
 	else e = json_pack("{sssI}", "with", it->c.peer, "last_seq", (json_int_t)it->c.last_seq);
-	if(e == NULL || json_object_set_new(e, "read_seq", json_integer(read_seq))
-			|| json_object_set_new(e, "unread", json_integer(unread_of(&it->c, read_n)))
-			|| json_object_set_new(e, "last", m)){
+	if(e == NULL){
+		json_decref(m);
+		*rc = MQC_ERR_NOMEM;
+		return NULL;
+	}
+	if(json_object_set_new(e, "read_seq", json_integer(read_seq))
+			|| json_object_set_new(e, "unread", json_integer(unread_of(&it->c, read_n)))){
+		json_decref(m);
+		json_decref(e);
+		*rc = MQC_ERR_NOMEM;
+		return NULL;
+	}
+	if(json_object_set_new(e, "last", m)){     /* takes m whatever happens */
 		json_decref(e);
 		*rc = MQC_ERR_NOMEM;
 		return NULL;
@@ -324,7 +338,7 @@ json_t *rpc__op_conversations(struct rpc_req *r)
 	}
 	resp = gather(r, before, &l);
 	if(resp != NULL) goto done;
-	qsort(l.v, l.n, sizeof(*l.v), by_last_desc);
+	if(l.n > 1) qsort(l.v, l.n, sizeof(*l.v), by_last_desc);
 	list = json_array();
 	if(list == NULL) goto done;
 	for(i = 0; i < l.n; i++){
@@ -434,7 +448,7 @@ json_t *rpc__op_read(struct rpc_req *r)
 		snprintf(conv, sizeof(conv), "r:%s", room);
 	}else{
 		rc = userdb__user_get(r->d->udb, r->user, &u);
-		since = u.created;
+		if(rc == MQC_OK) since = u.created;
 		archkey__dm_conv(r->user, with, conv, sizeof(conv));
 	}
 	userdb__rollback(r->d->udb);
