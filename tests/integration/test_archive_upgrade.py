@@ -159,3 +159,17 @@ def test_opened_again_stays(old):
         rows(old.datadir, "SELECT * FROM reads ORDER BY user, conv")
     assert after == before
     assert rows(old.datadir, "SELECT count(*) FROM msg_fts_docsize") == [(8,)]
+
+
+def test_conversations_after_the_upgrade(old):
+    """The conversation list of an upgraded archive: newest first, unread
+    counted from the markers the upgrade set."""
+    seqs = {r[6]: r[0] for r in old.before}
+    ans = Rpc(old.alice, "alice").call("conversations")
+    assert ans["ok"] is True and ans["more"] is False
+    got = [(c.get("with") or "#" + c["room"], c["last_seq"], c["read_seq"], c["unread"], c["last"]["id"])
+           for c in ans["conversations"]]
+    assert got == [("#lobby", seqs["ev-2"], seqs["r-1"], 1, "ev-2"),
+                   ("bob", seqs["m-4"], seqs["m-2"], 2, "m-4"),
+                   ("alice", seqs["n-1"], seqs["n-1"], 0, "n-1")]
+    assert ans["conversations"][0]["title"] == ""
