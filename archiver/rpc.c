@@ -78,9 +78,7 @@ json_t *rpc__fail(json_t *id, const char *code, const char *fmt, ...)
 	return json_pack("{sOsbssss}", "id", id ? id : json_null(), "ok", 0, "error", code, "message", msg);
 }
 
-/* Read an optional integer member into *out: true if absent (out
- * untouched) or an integer in [min, max]. */
-static bool opt_int(json_t *req, const char *key, json_int_t min, json_int_t max, json_int_t *out)
+bool rpc__opt_int(json_t *req, const char *key, json_int_t min, json_int_t max, json_int_t *out)
 {
 	json_t *v = json_object_get(req, key);
 
@@ -349,10 +347,10 @@ static json_t *op_history(struct rpc_req *r)
 	if((with == NULL) == (room == NULL)){
 		return rpc__fail(r->id, "bad_request", "give exactly one of \"with\" and \"room\"");
 	}
-	if(!opt_int(r->req, "before", 1, INT64_MAX, &before)){
+	if(!rpc__opt_int(r->req, "before", 1, INT64_MAX, &before)){
 		return rpc__fail(r->id, "bad_request", "\"before\" must be a positive integer (a seq)");
 	}
-	if(!opt_int(r->req, "limit", 1, 100, &limit)){
+	if(!rpc__opt_int(r->req, "limit", 1, 100, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 100");
 	}
 	/* Membership and created times from one snapshot of auth.db. */
@@ -382,10 +380,10 @@ static json_t *op_sync(struct rpc_req *r)
 	size_t i;
 	int rc;
 
-	if(!opt_int(r->req, "after", 0, INT64_MAX, &after)){
+	if(!rpc__opt_int(r->req, "after", 0, INT64_MAX, &after)){
 		return rpc__fail(r->id, "bad_request", "\"after\" must be an integer >= 0 (a seq)");
 	}
-	if(!opt_int(r->req, "limit", 1, 500, &limit)){
+	if(!rpc__opt_int(r->req, "limit", 1, 500, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 500");
 	}
 	if((refused = begin_read(r)) != NULL) return refused;
@@ -480,10 +478,10 @@ static json_t *op_get(struct rpc_req *r)
 	bool mine = false;
 	int rc = MQC_OK;
 
-	if(json_object_get(r->req, "seq") == NULL || !opt_int(r->req, "seq", 1, INT64_MAX, &seq)){
+	if(json_object_get(r->req, "seq") == NULL || !rpc__opt_int(r->req, "seq", 1, INT64_MAX, &seq)){
 		return rpc__fail(r->id, "bad_request", "\"seq\" must be a positive integer");
 	}
-	if(!opt_int(r->req, "offset", 0, INT64_MAX, &offset)){
+	if(!rpc__opt_int(r->req, "offset", 0, INT64_MAX, &offset)){
 		return rpc__fail(r->id, "bad_request", "\"offset\" must be an integer >= 0");
 	}
 	found = archive__get(r->d->ar, seq);

@@ -26,8 +26,8 @@
 #include "log.h"
 #include "names.h"
 #include "rpc_conv.h"
+#include "rpc_edit.h"
 #include "rpc_internal.h"
-#include "settings.h"
 #include "timeutil.h"
 #include "topic.h"
 #include "userdb.h"
@@ -37,9 +37,6 @@
 static const char *const features[] = {
 	"carbons", "conversations", "read", "edit", "delete", "reactions", "replies", "typing", "search",
 };
-/* The edit window when the store sets none (seconds). */
-#define EDIT_WINDOW_DEFAULT 3600
-#define SETTING_KEY_EDIT_WINDOW "edit_window"
 
 /* conversations' limit and default. */
 #define CONV_LIMIT_MAX 100
@@ -49,37 +46,12 @@ static const char *const features[] = {
  * preview; the whole is a `get` away. */
 #define CONV_PREVIEW_BYTES 1024
 
-/* An optional integer member: true if absent (out untouched) or an
- * integer in [min, max]. */
-static bool opt_int(json_t *req, const char *key, json_int_t min, json_int_t max, json_int_t *out)
-{
-	json_t *v = json_object_get(req, key);
-
-	if(v == NULL) return true;
-	if(!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) return false;
-	*out = json_integer_value(v);
-	return true;
-}
-
 static json_t *internal(struct rpc_req *r, const char *what, int rc)
 {
 	return rpc__fail(r->id, "internal", "%s: %s", what, mqc_strerror(rc));
 }
 
 /* ---- hello ---- */
-
-/* The edit window the store sets (settings.h), or the default. */
-static long edit_window(struct userdb *udb)
-{
-	const struct setting_def *d = settings__find(SETTING_KEY_EDIT_WINDOW);
-	char v[32];
-
-	if(d == NULL || userdb__setting_get(udb, SETTING_KEY_EDIT_WINDOW, v, sizeof(v)) != MQC_OK
-			|| settings__check(d, v) != NULL){
-		return EDIT_WINDOW_DEFAULT;
-	}
-	return strtol(v, NULL, 10);
-}
 
 json_t *rpc__op_hello(struct rpc_req *r)
 {
@@ -100,7 +72,7 @@ json_t *rpc__op_hello(struct rpc_req *r)
 	/* json_object_set_new takes list whatever happens. */
 	if(json_object_set_new(resp, "protocol", json_integer(CONV_PROTOCOL))
 			|| json_object_set_new(resp, "features", list)
-			|| json_object_set_new(resp, "edit_window_s", json_integer(edit_window(r->d->udb)))){
+			|| json_object_set_new(resp, "edit_window_s", json_integer(rpc__edit_window_s(r->d->udb)))){
 		json_decref(resp);
 		return NULL;
 	}
@@ -326,10 +298,10 @@ json_t *rpc__op_conversations(struct rpc_req *r)
 	bool more = false;
 	int rc = MQC_OK;
 
-	if(!opt_int(r->req, "limit", 1, CONV_LIMIT_MAX, &limit)){
+	if(!rpc__opt_int(r->req, "limit", 1, CONV_LIMIT_MAX, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to %d", CONV_LIMIT_MAX);
 	}
-	if(!opt_int(r->req, "before", 1, INT64_MAX, &before)){
+	if(!rpc__opt_int(r->req, "before", 1, INT64_MAX, &before)){
 		return rpc__fail(r->id, "bad_request", "\"before\" must be a positive integer (a last_seq)");
 	}
 	/* One snapshot of auth.db for my account, my rooms and their titles. */
@@ -425,7 +397,7 @@ json_t *rpc__op_read(struct rpc_req *r)
 	if(has_seq == (jref != NULL || jof != NULL)){
 		return rpc__fail(r->id, "bad_request", "give either \"seq\" or \"ref\" with \"of\"");
 	}
-	if(has_seq && !opt_int(r->req, "seq", 1, INT64_MAX, &seq)){
+	if(has_seq && !rpc__opt_int(r->req, "seq", 1, INT64_MAX, &seq)){
 		return rpc__fail(r->id, "bad_request", "\"seq\" must be a positive integer");
 	}
 	if(!has_seq){

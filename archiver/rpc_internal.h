@@ -88,6 +88,9 @@ json_t *rpc__messages_answer(struct rpc_req *r, json_t *msgs, bool more);
 /* An optional name member of req: NULL if absent; *bad set if present but
  * not a valid account or room name. */
 const char *rpc__opt_name(json_t *req, const char *key, bool *bad);
+/* An optional integer member into *out: true if absent (out untouched)
+ * or an integer in [min, max]. */
+bool rpc__opt_int(json_t *req, const char *key, json_int_t min, json_int_t max, json_int_t *out);
 
 /* ---- the ops of rpc_devices.c ---- */
 json_t *rpc__op_device_token(struct rpc_req *r);

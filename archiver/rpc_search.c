@@ -67,18 +67,6 @@ static size_t chars(const char *s)
 	return n;
 }
 
-/* An optional integer member in [min, max] into *out: true if absent or
- * valid. */
-static bool int_arg(json_t *req, const char *key, json_int_t min, json_int_t max, json_int_t *out)
-{
-	json_t *v = json_object_get(req, key);
-
-	if(v == NULL) return true;
-	if(!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) return false;
-	*out = json_integer_value(v);
-	return true;
-}
-
 /* Read the asker's created time and the rooms q may search (all of
  * theirs, or the one of the scope) into q and l. NULL, or the answer. */
 static json_t *read_scope(struct rpc_req *r, struct archive_search *q, struct rooms *l)
@@ -143,10 +131,10 @@ json_t *rpc__op_search(struct rpc_req *r)
 	q.room = rpc__opt_name(r->req, "room", &bad);
 	if(bad) return rpc__fail(r->id, "bad_request", "\"with\" and \"room\" must be valid names");
 	if(q.with && q.room) return rpc__fail(r->id, "bad_request", "give at most one of \"with\" and \"room\"");
-	if(!int_arg(r->req, "limit", 1, SEARCH_LIMIT_MAX, &limit)){
+	if(!rpc__opt_int(r->req, "limit", 1, SEARCH_LIMIT_MAX, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to %d", SEARCH_LIMIT_MAX);
 	}
-	if(!int_arg(r->req, "before", 1, INT64_MAX, &before)){
+	if(!rpc__opt_int(r->req, "before", 1, INT64_MAX, &before)){
 		return rpc__fail(r->id, "bad_request", "\"before\" must be a positive integer (a seq)");
 	}
 	q.limit = (int)limit;
