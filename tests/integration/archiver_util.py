@@ -196,6 +196,22 @@ class Rpc:
             assert time.monotonic() < deadline, "no answer with id %r" % want
 
 
+def rpc_ok(rpc, op, **args):
+    """Call op and return its answer, which must be ok."""
+    ans = rpc.call(op, **args)
+    assert ans["ok"] is True, (op, args, ans)
+    return ans
+
+
+def rpc_fails(rpc, code, op, **args):
+    """Call op and return its answer, which must be the error code, with a
+    message for people."""
+    ans = rpc.call(op, **args)
+    assert ans["ok"] is False and ans["error"] == code, (op, args, ans)
+    assert ans["message"], ans
+    return ans
+
+
 @pytest.fixture
 def arch_env(datadir, store, make_broker, clients, request):
     """Factory: arch_env(registration="off", args=[...], start=True) -> Env."""

@@ -16,6 +16,7 @@ import pytest
 
 import harness
 from archiver_util import Rpc, arch_env, inbox, room  # noqa: F401 (fixture)
+from archiver_util import rpc_fails as fails, rpc_ok as ok
 
 READ_TOPIC = "chat/inbox/%s/archiver"
 
@@ -32,19 +33,6 @@ def react(client, topic, ref, of, emoji, remove=None, mid=None):
     if remove is not None:
         env["remove"] = remove
     client.publish(topic, json.dumps(env))
-
-
-def ok(rpc, op, **args):
-    ans = rpc.call(op, **args)
-    assert ans["ok"] is True, (op, args, ans)
-    return ans
-
-
-def fails(rpc, code, op, **args):
-    ans = rpc.call(op, **args)
-    assert ans["ok"] is False and ans["error"] == code, (op, args, ans)
-    assert ans["message"]
-    return ans
 
 
 def seq_of(env, mid):

@@ -9,6 +9,7 @@ import pytest
 
 import harness
 from archiver_util import Rpc, arch_env, publish_many  # noqa: F401 (a fixture)
+from archiver_util import rpc_fails as fails
 from plugin_util import Sync, expect_none, get, login, presence, presence_of, subscribe_ok
 
 PW = "password-xxxx"
@@ -143,11 +144,6 @@ def test_privacy_ops(arch_env):
     env = arch_env(users=("alice", "bob", "carol"), rooms={"team": ("alice", "bob")})
     alice, carol = env.user("alice", client_id="alice@phone"), env.user("carol", client_id="carol@phone")
     ra, rc = Rpc(alice, "alice"), Rpc(carol, "carol")
-
-    def fails(rpc, code, op, **args):
-        ans = rpc.call(op, **args)
-        assert ans["ok"] is False and ans["error"] == code, ans
-        return ans
 
     ans = ra.call("privacy")
     assert (ans["ok"], ans["presence"], ans["room_adds"]) == (True, "contacts", "contacts")

@@ -8,22 +8,11 @@ import time
 
 import harness
 from archiver_util import Rpc, arch_env  # noqa: F401 (a fixture)
+from archiver_util import rpc_fails as fails, rpc_ok as call_ok
 from cli_util import EXISTS, cli, ok
 from plugin_util import subscribe_ok
 
 ROOM_EVENT = "chat/room/%s/archiver"
-
-
-def call_ok(rpc, op, **args):
-    ans = rpc.call(op, **args)
-    assert ans["ok"] is True, (op, args, ans)
-    return ans
-
-
-def fails(rpc, code, op, **args):
-    ans = rpc.call(op, **args)
-    assert ans["ok"] is False and ans["error"] == code, (op, args, ans)
-    return ans
 
 
 def members(store, room):
