@@ -136,24 +136,32 @@ static int room_of_cb(const char *room, const char *user, void *arg)
 	return push_name(arg, room);
 }
 
-/* The rooms of a sync, with their created times. */
-struct room_list {
-	struct name_list names;
-	int64_t *since;
-	size_t cap;
-};
-
-static int room_since_cb(const char *room, int64_t created, void *arg)
+int rpc__rooms_add(const char *room, int64_t created, void *rooms)
 {
-	struct room_list *l = arg;
-	int64_t *v = grow__one(l->since, &l->cap, l->names.n, sizeof(*v), 8);
-	int rc;
+	struct rpc_rooms *l = rooms;
+	struct archive_room *v = grow__one(l->v, &l->cap, l->n, sizeof(*v), 8);
+	char **names;
 
 	if(v == NULL) return MQC_ERR_NOMEM;
-	l->since = v;
-	rc = push_name(&l->names, room);
-	if(rc == MQC_OK) l->since[l->names.n - 1] = created;
-	return rc;
+	l->v = v;
+	names = grow__one(l->names, &l->ncap, l->n, sizeof(*names), 8);
+	if(names == NULL) return MQC_ERR_NOMEM;
+	l->names = names;
+	if((l->names[l->n] = strdup(room)) == NULL) return MQC_ERR_NOMEM;
+	l->v[l->n].name = l->names[l->n];
+	l->v[l->n].since = created;
+	l->n++;
+	return MQC_OK;
+}
+
+void rpc__rooms_free(struct rpc_rooms *l)
+{
+	size_t i;
+
+	for(i = 0; i < l->n; i++) free(l->names[i]);
+	free(l->names);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
 }
 
 static int user_of_cb(const char *room, const char *user, void *arg)
@@ -371,13 +379,11 @@ static json_t *op_history(struct rpc_req *r)
 
 static json_t *op_sync(struct rpc_req *r)
 {
-	struct room_list rooms = {0};
-	struct archive_room *list = NULL;
+	struct rpc_rooms rooms = {0};
 	json_int_t after = 0, limit = 100;
 	json_t *msgs, *refused;
 	int64_t since = 0;
 	bool more = false;
-	size_t i;
 	int rc;
 
 	if(!rpc__opt_int(r->req, "after", 0, INT64_MAX, &after)){
@@ -388,28 +394,17 @@ static json_t *op_sync(struct rpc_req *r)
 	}
 	if((refused = begin_read(r)) != NULL) return refused;
 	refused = my_created(r, &since);
-	rc = refused ? MQC_OK : userdb__rooms_of(r->d->udb, r->user, room_since_cb, &rooms);
+	rc = refused ? MQC_OK : userdb__rooms_of(r->d->udb, r->user, rpc__rooms_add, &rooms);
 	userdb__rollback(r->d->udb);
-	if(rc == MQC_OK && refused == NULL && rooms.names.n > 0){
-		list = calloc(rooms.names.n, sizeof(*list));
-		if(list == NULL) rc = MQC_ERR_NOMEM;
-	}
 	if(refused == NULL && rc != MQC_OK){
 		refused = rpc__fail(r->id, "internal", "cannot read your rooms: %s", mqc_strerror(rc));
 	}
 	if(refused){
-		free_names(&rooms.names);
-		free(rooms.since);
+		rpc__rooms_free(&rooms);
 		return refused;
 	}
-	for(i = 0; i < rooms.names.n; i++){
-		list[i].name = rooms.names.v[i];
-		list[i].since = rooms.since[i];
-	}
-	msgs = archive__sync(r->d->ar, r->user, since, list, rooms.names.n, after, (int)limit, &more);
-	free(list);
-	free_names(&rooms.names);
-	free(rooms.since);
+	msgs = archive__sync(r->d->ar, r->user, since, rooms.v, rooms.n, after, (int)limit, &more);
+	rpc__rooms_free(&rooms);
 	return rpc__messages_answer(r, msgs, more);
 }
 

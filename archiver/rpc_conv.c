@@ -146,29 +146,6 @@ static int dm_cb(const struct archive_conv *c, void *arg)
 }
 
 /* The rooms I am in now, with their created times. */
-struct my_rooms {
-	char (*name)[NAME_MAX_LEN + 1];
-	int64_t *since;
-	size_t n, cap, capsince;
-};
-
-static int room_cb(const char *room, int64_t created, void *arg)
-{
-	struct my_rooms *m = arg;
-	char (*name)[NAME_MAX_LEN + 1] = grow__one(m->name, &m->cap, m->n, sizeof(*name), 8);
-	int64_t *since;
-
-	if(name == NULL) return MQC_ERR_NOMEM;
-	m->name = name;
-	since = grow__one(m->since, &m->capsince, m->n, sizeof(*since), 8);
-	if(since == NULL) return MQC_ERR_NOMEM;
-	m->since = since;
-	snprintf(m->name[m->n], sizeof(m->name[m->n]), "%s", room);
-	m->since[m->n] = created;
-	m->n++;
-	return MQC_OK;
-}
-
 static int by_last_desc(const void *a, const void *b)
 {
 	const struct conv_item *x = a, *y = b;
@@ -254,7 +231,7 @@ static json_t *entry(struct rpc_req *r, struct conv_item *it, int *rc)
  * direct ones from my markers, rooms from my memberships. */
 static json_t *gather(struct rpc_req *r, int64_t before, struct conv_list *l)
 {
-	struct my_rooms rooms = {0};
+	struct rpc_rooms rooms = {0};
 	struct userdb_user u;
 	struct archive_conv c;
 	char conv[NAME_MAX_LEN + 3];
@@ -264,7 +241,7 @@ static json_t *gather(struct rpc_req *r, int64_t before, struct conv_list *l)
 
 	rc = userdb__user_get(r->d->udb, r->user, &u);
 	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
-	if(rc == MQC_OK) rc = userdb__rooms_of(r->d->udb, r->user, room_cb, &rooms);
+	if(rc == MQC_OK) rc = userdb__rooms_of(r->d->udb, r->user, rpc__rooms_add, &rooms);
 	if(rc != MQC_OK){
 		refused = internal(r, "cannot read your account", rc);
 		goto done;
@@ -273,19 +250,18 @@ static json_t *gather(struct rpc_req *r, int64_t before, struct conv_list *l)
 	rc = archive__seq_floor(r->d->ar, u.created, &l->floor);
 	if(rc == MQC_OK) rc = archive__dm_convs(r->d->ar, r->user, l->floor > 1 ? l->floor : 1, before, dm_cb, l);
 	for(i = 0; rc == MQC_OK && i < rooms.n; i++){
-		snprintf(conv, sizeof(conv), "r:%s", rooms.name[i]);
+		snprintf(conv, sizeof(conv), "r:%s", rooms.v[i].name);
 		rc = archive__conv_get(r->d->ar, r->user, conv, &c);
 		if(rc != MQC_OK || c.last_seq <= 0) continue;
 		if(before > 0 && c.last_seq >= before) continue;
 		c.peer[0] = '\0';
 		/* The room's floor only for the entries of the page (entry):
 		 * a binary search per room would be most of a list's cost. */
-		rc = add_item(l, &c, rooms.name[i], rooms.since[i], -1);
+		rc = add_item(l, &c, rooms.v[i].name, rooms.v[i].since, -1);
 	}
 	if(rc != MQC_OK) refused = internal(r, "cannot read the archive", rc);
 done:
-	free(rooms.name);
-	free(rooms.since);
+	rpc__rooms_free(&rooms);
 	return refused;
 }
 

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "archive.h"
 #include "daemon.h"
 
 /* At most this many devices of one account hold a token
@@ -88,6 +89,16 @@ json_t *rpc__messages_answer(struct rpc_req *r, json_t *msgs, bool more);
 /* An optional name member of req: NULL if absent; *bad set if present but
  * not a valid account or room name. */
 const char *rpc__opt_name(json_t *req, const char *key, bool *bad);
+/* The rooms an account is in, with their created times, in the form the
+ * archive's reads take (archive_room: v[i].name is names[i]). */
+struct rpc_rooms {
+	struct archive_room *v;
+	char **names;           /* the same names, to free */
+	size_t n, cap, ncap;
+};
+/* Add one (also a userdb__rooms_of callback): MQC_OK or MQC_ERR_NOMEM. */
+int rpc__rooms_add(const char *room, int64_t created, void *rooms);
+void rpc__rooms_free(struct rpc_rooms *l);
 /* An optional integer member into *out: true if absent (out untouched)
  * or an integer in [min, max]. */
 bool rpc__opt_int(json_t *req, const char *key, json_int_t min, json_int_t max, json_int_t *out);

@@ -11,6 +11,7 @@
 #include "err.h"
 #include "grow.h"
 #include "rpc_edit.h"
+#include "rpc_internal.h"
 #include "userdb.h"
 
 /* The text's bounds, in bytes of UTF-8; and at least this many
@@ -19,42 +20,6 @@
 #define SEARCH_TEXT_MAX 256
 #define SEARCH_LIMIT_DEFAULT 20
 #define SEARCH_LIMIT_MAX 100
-
-/* The asker's rooms, with their created times. */
-struct rooms {
-	struct archive_room *v;
-	char **names;           /* the same names, to free */
-	size_t n, cap, ncap;
-};
-
-static int room_cb(const char *room, int64_t created, void *arg)
-{
-	struct rooms *l = arg;
-	struct archive_room *v = grow__one(l->v, &l->cap, l->n, sizeof(*v), 8);
-	char **names, *name;
-
-	if(v == NULL) return MQC_ERR_NOMEM;
-	l->v = v;
-	names = grow__one(l->names, &l->ncap, l->n, sizeof(*names), 8);
-	if(names == NULL) return MQC_ERR_NOMEM;
-	l->names = names;
-	name = strdup(room);
-	if(name == NULL) return MQC_ERR_NOMEM;
-	l->names[l->n] = name;
-	l->v[l->n].name = name;
-	l->v[l->n].since = created;
-	l->n++;
-	return MQC_OK;
-}
-
-static void rooms_free(struct rooms *l)
-{
-	size_t i;
-
-	for(i = 0; i < l->n; i++) free(l->names[i]);
-	free(l->names);
-	free(l->v);
-}
 
 /* Characters of the UTF-8 text s. */
 static size_t chars(const char *s)
@@ -69,7 +34,7 @@ static size_t chars(const char *s)
 
 /* Read the asker's created time and the rooms q may search (all of
  * theirs, or the one of the scope) into q and l. NULL, or the answer. */
-static json_t *read_scope(struct rpc_req *r, struct archive_search *q, struct rooms *l)
+static json_t *read_scope(struct rpc_req *r, struct archive_search *q, struct rpc_rooms *l)
 {
 	struct userdb *udb = r->d->udb;
 	struct userdb_user u;
@@ -91,13 +56,13 @@ static json_t *read_scope(struct rpc_req *r, struct archive_search *q, struct ro
 			if(!userdb__is_member(udb, q->room, r->user)){
 				refused = rpc__fail(r->id, "forbidden", "you are not a member of that room");
 			}else if((rc = userdb__room_get(udb, q->room, NULL, &since)) == MQC_OK){
-				rc = room_cb(q->room, since, l);
+				rc = rpc__rooms_add(q->room, since, l);
 			}else if(rc == MQC_ERR_NOTFOUND){
 				refused = rpc__fail(r->id, "forbidden", "you are not a member of that room");
 				rc = MQC_OK;
 			}
 		}else if(q->with == NULL){
-			rc = userdb__rooms_of(udb, r->user, room_cb, l);
+			rc = userdb__rooms_of(udb, r->user, rpc__rooms_add, l);
 		}
 	}
 	userdb__rollback(udb);
@@ -110,7 +75,7 @@ static json_t *read_scope(struct rpc_req *r, struct archive_search *q, struct ro
 json_t *rpc__op_search(struct rpc_req *r)
 {
 	struct archive_search q;
-	struct rooms l = {0};
+	struct rpc_rooms l = {0};
 	json_t *text = json_object_get(r->req, "text"), *msgs, *resp, *refused, *last;
 	json_int_t limit = SEARCH_LIMIT_DEFAULT, before = 0;
 	bool bad = false, more = false;
@@ -140,13 +105,13 @@ json_t *rpc__op_search(struct rpc_req *r)
 	q.limit = (int)limit;
 	q.before = before;
 	if((refused = read_scope(r, &q, &l)) != NULL){
-		rooms_free(&l);
+		rpc__rooms_free(&l);
 		return refused;
 	}
 	q.rooms = l.v;
 	q.nrooms = l.n;
 	msgs = archive__search(r->d->ar, &q, &more, &next);
-	rooms_free(&l);
+	rpc__rooms_free(&l);
 	if(msgs == NULL) return rpc__fail(r->id, "internal", "archive read failed: %s", archive__errmsg(r->d->ar));
 	/* Cut to fit: the next page starts below the last one kept. */
 	if(rpc__fit_messages(msgs, RPC_FRAME, &rc)){
