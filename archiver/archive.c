@@ -230,6 +230,10 @@ enum stmt_id {
 	ST_TARGET_SEQ,
 	ST_TARGET_REF,
 	ST_READ_SET,
+	ST_STORE_N,
+	ST_CONV_N,
+	ST_CONV_PUT,
+	ST_READ_ADD,
 	ST__COUNT,
 };
 
@@ -299,6 +303,21 @@ static const char *stmt_sql[ST__COUNT] = {
 		"INSERT INTO reads(user, conv, peer, room, read_seq, read_n) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
 		" ON CONFLICT(user, conv) DO UPDATE SET read_seq=MAX(read_seq, excluded.read_seq),"
 		" read_n=MAX(read_n, excluded.read_n)",
+	/* The batch path (archive__batch_begin): ST_STORE with the text's n
+	 * given (?17, NULL for other types), and what the triggers
+	 * messages_conv_ai and messages_conv_event write, once per
+	 * conversation and marker of the batch. */
+	[ST_STORE_N] =
+		"INSERT INTO messages(sender, recipient, room, conv, type, id, body, ts, server_ts, idh,"
+		" ref, of, reply_to, reply_from, emoji, remove, n)"
+		" VALUES(?1, ?2, ?3, ?4, COALESCE(?10, 'text'), ?5, ?6, ?7, ?8, ?9,"
+		" ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	[ST_CONV_N] = "SELECT n FROM convs WHERE conv=?1",
+	[ST_CONV_PUT] =
+		"INSERT INTO convs(conv, last_seq, n) VALUES(?1, ?2, ?3)"
+		" ON CONFLICT(conv) DO UPDATE SET last_seq=excluded.last_seq, n=excluded.n",
+	[ST_READ_ADD] =
+		"INSERT OR IGNORE INTO reads(user, conv, peer, room, read_seq, read_n) VALUES(?1, ?2, ?3, NULL, 0, 0)",
 };
 
 /* WAL size (pages) past which the checkpointer waits for a gap between
@@ -306,9 +325,42 @@ static const char *stmt_sql[ST__COUNT] = {
  * steady load. */
 #define CHECKPOINT_RESTART_PAGES 16384
 
+#define CONV_LEN (2 * NAME_MAX_LEN + 8)
+
+/* The batch path's memory (archive__batch_begin): per conversation of the
+ * batch its texts so far and its last text or event; per read marker the
+ * batch touches, what the triggers would have written last. */
+struct batch_conv {
+	char conv[CONV_LEN];
+	int64_t n;          /* texts so far (convs.n, read once, then counted here) */
+	int64_t last_seq;   /* 0: no text or event of the batch yet */
+};
+struct batch_read {
+	char user[NAME_MAX_LEN + 1];
+	char conv[CONV_LEN];
+	char peer[NAME_MAX_LEN + 1];   /* "" with has_peer false: NULL */
+	char room[NAME_MAX_LEN + 1];
+	bool has_peer, has_room;
+	bool upsert;        /* the person wrote: marker to (seq, n); else a row if none (0, 0) */
+	int64_t seq, n;
+};
+struct batch {
+	bool on;
+	struct batch_conv *convs;
+	size_t nconvs, capconvs;
+	struct batch_read *reads;
+	size_t nreads, capreads;
+	/* open addressing, entry index + 1 (0: empty); sizes powers of 2 */
+	uint32_t *cslot, *rslot;
+	size_t ncslot, nrslot;
+};
+
+static void batch_free(struct batch *b);
+
 struct archive {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
+	struct batch batch;
 	char path[4096];
 	/* checkpointer thread (archive__start_checkpointer) */
 	pthread_t ckpt_thread;
@@ -555,6 +607,7 @@ void archive__close(struct archive *ar)
 
 	if(ar == NULL) return;
 	stop_checkpointer(ar);
+	batch_free(&ar->batch);
 	for(i = 0; i < ST__COUNT; i++){
 		sqlite3_finalize(ar->st[i]);
 	}
@@ -694,11 +747,304 @@ static int apply_reaction(struct archive *ar, const struct archive_msg *m, const
 	return step_once(st);
 }
 
+/* ---- the batch path (archive__batch_begin) ----
+ * The plain path is the triggers: each stored text upserts its
+ * conversation, its sender's marker and its recipient's (three statements
+ * per message, each a trigger program). The batch path switches the
+ * triggers off for this connection while it stores, keeps the same
+ * effects in memory (per conversation its n, read from convs once, and its
+ * last seq; per marker the last upsert), and writes each conversation and
+ * marker once before the commit: the same rows, as messages_conv_ai and
+ * messages_conv_event would leave them (tests/unit/test_archive.c runs
+ * both paths and compares). */
+
+static uint64_t batch_hash(const char *a, const char *b)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for(; *a; a++) h = (h ^ (unsigned char)*a) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for(; *b; b++) h = (h ^ (unsigned char)*b) * 1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+/* Make the slot table of at least 2 * want entries and fill it from the
+ * entries (key of entry i: keyf(i)). Non-zero if out of memory. */
+static int batch_rehash(uint32_t **slot, size_t *nslot, size_t want, size_t n,
+		uint64_t (*keyf)(const struct batch *, size_t), const struct batch *b)
+{
+	size_t cap = 64, i, j;
+	uint32_t *t;
+
+	while(cap < 2 * want) cap *= 2;
+	if(cap <= *nslot) return 0;
+	t = calloc(cap, sizeof(*t));
+	if(t == NULL) return -1;
+	for(i = 0; i < n; i++){
+		for(j = (size_t)keyf(b, i) & (cap - 1); t[j]; j = (j + 1) & (cap - 1)){
+		}
+		t[j] = (uint32_t)(i + 1);
+	}
+	free(*slot);
+	*slot = t;
+	*nslot = cap;
+	return 0;
+}
+
+static uint64_t conv_key(const struct batch *b, size_t i)
+{
+	return batch_hash(b->convs[i].conv, "");
+}
+
+static uint64_t read_key(const struct batch *b, size_t i)
+{
+	return batch_hash(b->reads[i].user, b->reads[i].conv);
+}
+
+/* The batch's entry for conv, made (n from convs) if new; NULL with *rc
+ * set on error. */
+static struct batch_conv *batch_conv(struct archive *ar, const char *conv, int *rc)
+{
+	struct batch *b = &ar->batch;
+	sqlite3_stmt *st = ar->st[ST_CONV_N];
+	struct batch_conv *c;
+	uint64_t h = batch_hash(conv, "");
+	size_t j;
+	int src;
+
+	*rc = MQC_OK;
+	if(b->ncslot){
+		for(j = (size_t)h & (b->ncslot - 1); b->cslot[j]; j = (j + 1) & (b->ncslot - 1)){
+			c = &b->convs[b->cslot[j] - 1];
+			if(strcmp(c->conv, conv) == 0) return c;
+		}
+	}
+	if(b->nconvs == b->capconvs){
+		size_t cap = b->capconvs ? 2 * b->capconvs : 256;
+
+		c = realloc(b->convs, cap * sizeof(*c));
+		if(c == NULL) goto nomem;
+		b->convs = c;
+		b->capconvs = cap;
+	}
+	if(batch_rehash(&b->cslot, &b->ncslot, b->nconvs + 1, b->nconvs, conv_key, b)) goto nomem;
+	c = &b->convs[b->nconvs];
+	snprintf(c->conv, sizeof(c->conv), "%s", conv);
+	c->n = 0;
+	c->last_seq = 0;
+	if(bind_text(st, 1, conv)){
+		sqlite3_reset(st);
+		*rc = MQC_ERR_DB;
+		return NULL;
+	}
+	src = sqlite3_step(st);
+	if(src == SQLITE_ROW){
+		c->n = sqlite3_column_int64(st, 0);
+		src = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if(src != SQLITE_DONE){
+		*rc = sqlutil__status(src);
+		return NULL;
+	}
+	for(j = (size_t)h & (b->ncslot - 1); b->cslot[j]; j = (j + 1) & (b->ncslot - 1)){
+	}
+	b->cslot[j] = (uint32_t)(++b->nconvs);
+	return c;
+nomem:
+	*rc = MQC_ERR_NOMEM;
+	return NULL;
+}
+
+/* The batch's entry for user's marker in conv, made if new (peer and
+ * room as the row would get them if the batch inserts it); NULL if out
+ * of memory. */
+static struct batch_read *batch_read(struct archive *ar, const char *user, const char *conv,
+		const char *peer, const char *room)
+{
+	struct batch *b = &ar->batch;
+	struct batch_read *r;
+	uint64_t h = batch_hash(user, conv);
+	size_t j;
+
+	if(b->nrslot){
+		for(j = (size_t)h & (b->nrslot - 1); b->rslot[j]; j = (j + 1) & (b->nrslot - 1)){
+			r = &b->reads[b->rslot[j] - 1];
+			if(strcmp(r->user, user) == 0 && strcmp(r->conv, conv) == 0) return r;
+		}
+	}
+	if(b->nreads == b->capreads){
+		size_t cap = b->capreads ? 2 * b->capreads : 512;
+
+		r = realloc(b->reads, cap * sizeof(*r));
+		if(r == NULL) return NULL;
+		b->reads = r;
+		b->capreads = cap;
+	}
+	if(batch_rehash(&b->rslot, &b->nrslot, b->nreads + 1, b->nreads, read_key, b)) return NULL;
+	r = &b->reads[b->nreads];
+	snprintf(r->user, sizeof(r->user), "%s", user);
+	snprintf(r->conv, sizeof(r->conv), "%s", conv);
+	snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "");
+	snprintf(r->room, sizeof(r->room), "%s", room ? room : "");
+	r->has_peer = peer != NULL;
+	r->has_room = room != NULL;
+	r->upsert = false;
+	r->seq = r->n = 0;
+	for(j = (size_t)h & (b->nrslot - 1); b->rslot[j]; j = (j + 1) & (b->nrslot - 1)){
+	}
+	b->rslot[j] = (uint32_t)(++b->nreads);
+	return r;
+}
+
+/* What messages_conv_ai / messages_conv_event do for the row m just
+ * stored at seq (n: a text's, 0 for an event), into the batch's memory. */
+static int batch_note(struct archive *ar, const struct archive_msg *m, struct batch_conv *c,
+		bool text, int64_t seq)
+{
+	struct batch_read *r;
+
+	c->last_seq = seq;
+	if(!text) return MQC_OK;
+	c->n++;
+	r = batch_read(ar, m->sender, c->conv, m->recipient, m->room);
+	if(r == NULL) return MQC_ERR_NOMEM;
+	/* seq and n only grow within a batch: the last is the MAX */
+	r->upsert = true;
+	r->seq = seq;
+	r->n = c->n;
+	if(m->recipient && strcmp(m->recipient, m->sender) != 0
+			&& batch_read(ar, m->recipient, c->conv, m->sender, NULL) == NULL){
+		return MQC_ERR_NOMEM;
+	}
+	return MQC_OK;
+}
+
+static void batch_clear(struct batch *b)
+{
+	b->nconvs = b->nreads = 0;
+	if(b->cslot) memset(b->cslot, 0, b->ncslot * sizeof(*b->cslot));
+	if(b->rslot) memset(b->rslot, 0, b->nrslot * sizeof(*b->rslot));
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->convs);
+	free(b->reads);
+	free(b->cslot);
+	free(b->rslot);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The triggers on or off for this connection (SQLITE_DBCONFIG_ENABLE_TRIGGER). */
+static int set_triggers(struct archive *ar, bool on)
+{
+	int now = -1;
+
+	if(sqlite3_db_config(ar->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, &now) != SQLITE_OK
+			|| now != (on ? 1 : 0)){
+		return MQC_ERR_DB;
+	}
+	return MQC_OK;
+}
+
+/* Write what the batch's memory holds: each conversation once, each
+ * marker once. (In key order it was no faster: convs and reads are small
+ * beside the messages and stay in the cache.) */
+static int batch_write(struct archive *ar)
+{
+	struct batch *b = &ar->batch;
+	sqlite3_stmt *st;
+	size_t i;
+	int rc = MQC_OK;
+
+
+	st = ar->st[ST_CONV_PUT];
+	for(i = 0; rc == MQC_OK && i < b->nconvs; i++){
+		const struct batch_conv *c = &b->convs[i];
+
+		if(c->last_seq == 0) continue;   /* only reactions: nothing moves */
+		if(bind_text(st, 1, c->conv) || sqlite3_bind_int64(st, 2, c->last_seq)
+				|| sqlite3_bind_int64(st, 3, c->n)){
+			sqlite3_reset(st);
+			return MQC_ERR_DB;
+		}
+		rc = step_once(st);
+	}
+	for(i = 0; rc == MQC_OK && i < b->nreads; i++){
+		const struct batch_read *r = &b->reads[i];
+
+		if(r->upsert){
+			st = ar->st[ST_READ_SET];
+			if(bind_text(st, 1, r->user) || bind_text(st, 2, r->conv)
+					|| bind_text(st, 3, r->has_peer ? r->peer : NULL)
+					|| bind_text(st, 4, r->has_room ? r->room : NULL)
+					|| sqlite3_bind_int64(st, 5, r->seq) || sqlite3_bind_int64(st, 6, r->n)){
+				sqlite3_reset(st);
+				return MQC_ERR_DB;
+			}
+		}else{
+			st = ar->st[ST_READ_ADD];
+			if(bind_text(st, 1, r->user) || bind_text(st, 2, r->conv)
+					|| bind_text(st, 3, r->has_peer ? r->peer : NULL)){
+				sqlite3_reset(st);
+				return MQC_ERR_DB;
+			}
+		}
+		rc = step_once(st);
+	}
+	return rc;
+}
+
+int archive__batch_begin(struct archive *ar)
+{
+	int rc;
+
+	if(ar->batch.on) return MQC_ERR_INVAL;
+	rc = archive__begin(ar);
+	if(rc != MQC_OK) return rc;
+	rc = set_triggers(ar, false);
+	if(rc != MQC_OK){
+		set_triggers(ar, true);
+		archive__rollback(ar);
+		return rc;
+	}
+	batch_clear(&ar->batch);
+	ar->batch.on = true;
+	return MQC_OK;
+}
+
+int archive__batch_commit(struct archive *ar)
+{
+	int rc;
+
+	if(!ar->batch.on) return MQC_ERR_INVAL;
+	rc = batch_write(ar);
+	ar->batch.on = false;
+	batch_clear(&ar->batch);
+	if(set_triggers(ar, true) != MQC_OK && rc == MQC_OK) rc = MQC_ERR_DB;
+	if(rc == MQC_OK) rc = archive__commit(ar);
+	if(rc != MQC_OK) archive__rollback(ar);
+	return rc;
+}
+
+void archive__batch_rollback(struct archive *ar)
+{
+	if(ar->batch.on){
+		ar->batch.on = false;
+		batch_clear(&ar->batch);
+		set_triggers(ar, true);
+	}
+	archive__rollback(ar);
+}
+
 static int store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
 		void *arg, bool *stored)
 {
-	sqlite3_stmt *st = ar->st[ST_STORE];
-	char conv[2 * NAME_MAX_LEN + 8];
+	sqlite3_stmt *st = ar->st[ar->batch.on ? ST_STORE_N : ST_STORE];
+	char conv[CONV_LEN];
+	struct batch_conv *bc = NULL;
 	int64_t idh, dup_ts;
 	bool found, same, text, reaction;
 	int rc;
@@ -723,6 +1069,11 @@ static int store(struct archive *ar, const struct archive_msg *m, archive_create
 		rc = same_holder(m->sender, dup_ts, created_of, arg, &same);
 		if(rc != MQC_OK || same) return rc;
 	}
+	if(ar->batch.on && (text || strcmp(m->type, ARCHIVE_TYPE_EVENT) == 0)){
+		bc = batch_conv(ar, conv, &rc);
+		if(bc == NULL) return rc;
+		if(text && sqlite3_bind_int64(st, 17, bc->n + 1) != SQLITE_OK) return MQC_ERR_DB;
+	}
 	rc = bind_text(st, 1, m->sender)
 		|| bind_text(st, 2, m->recipient)
 		|| bind_text(st, 3, m->room)
@@ -741,11 +1092,13 @@ static int store(struct archive *ar, const struct archive_msg *m, archive_create
 		|| (reaction ? sqlite3_bind_int(st, 16, m->remove ? 1 : 0) : sqlite3_bind_null(st, 16));
 	if(rc != SQLITE_OK){
 		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
 		return MQC_ERR_DB;
 	}
 	rc = step_once(st);
 	if(rc != MQC_OK) return rc;
-	if(reaction) rc = apply_reaction(ar, m, conv);
+	if(bc) rc = batch_note(ar, m, bc, text, sqlite3_last_insert_rowid(ar->db));
+	if(rc == MQC_OK && reaction) rc = apply_reaction(ar, m, conv);
 	if(rc == MQC_OK && stored) *stored = true;
 	return rc;
 }

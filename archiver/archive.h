@@ -147,6 +147,19 @@ int archive__begin(struct archive *ar);
 int archive__commit(struct archive *ar);
 void archive__rollback(struct archive *ar);
 
+/* The same transaction on the batch path: between archive__batch_begin
+ * and archive__batch_commit, archive__store keeps each conversation's and
+ * each read marker's bookkeeping (convs, reads) in memory and writes it
+ * once per conversation and marker before the commit, instead of the
+ * triggers doing it per message (they are off for this connection
+ * meanwhile; archive.c). The rows are the same; nothing but stores and
+ * receipts may run in such a batch. archive__batch_rollback ends it
+ * without writing (and turns the triggers back on). Both MQC_OK or an
+ * MQC_ERR_*; a failed archive__batch_commit has rolled back. */
+int archive__batch_begin(struct archive *ar);
+int archive__batch_commit(struct archive *ar);
+void archive__batch_rollback(struct archive *ar);
+
 /* Raise the status of the newest message (orig_sender, ref) to status
  * ("delivered" or "read"; never lowered) if it is a direct message to
  * reader stored since reader's account was created (created_of(reader, ..,

@@ -491,19 +491,20 @@ int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb)
 
 	if(in->pend_head == NULL) return MQC_OK;
 	if(ar == NULL) return MQC_ERR_IO;
-	rc = archive__begin(ar);
+	/* The batch path: conversations and read markers written once per
+	 * batch, not per message (archive.h). */
+	rc = archive__batch_begin(ar);
 	if(rc != MQC_OK) return rc;
 	for(p = in->pend_head; p; p = p->next){
 		rc = process(&cm, p->topic, p->payload, p->len, p->received);
 		if(rc != MQC_OK){
-			archive__rollback(ar);
+			archive__batch_rollback(ar);
 			drop_batch_contacts(&in->contacts);
 			return rc;
 		}
 	}
-	rc = archive__commit(ar);
+	rc = archive__batch_commit(ar);
 	if(rc != MQC_OK){
-		archive__rollback(ar);
 		drop_batch_contacts(&in->contacts);
 		return rc;
 	}
