@@ -7,7 +7,8 @@
  * in-memory pending list and its record to the journal buffer; after each
  * read from the broker the buffer is written to the journal file with one
  * write() (ingest__journal_sync), and only then are the PUBACKs sent. The
- * list is committed in one transaction when INGEST_BATCH messages wait,
+ * list is committed in one transaction when a batch is full (INGEST_BATCH
+ * messages, up to INGEST_BATCH_MAX while a backlog drains: ingest.h),
  * INGEST_MAX_DELAY_MS after the oldest arrived, or before an RPC answer,
  * and only then is the journal emptied. Not when the socket runs dry: the
  * broker sends a QoS 1 subscriber one message per loop pass, so it is dry
@@ -479,7 +480,8 @@ enum ingest_result ingest__message(struct ingest *in, const char *topic, const v
 		log_error("out of memory taking a message on %s", topic);
 		return INGEST_NOMEM;
 	}
-	return in->npending >= INGEST_BATCH ? INGEST_FULL : INGEST_KEPT;
+	in->last_msg = time__mono_ms();
+	return in->npending >= in->batch_limit ? INGEST_FULL : INGEST_KEPT;
 }
 
 int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb)
@@ -517,6 +519,13 @@ int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb)
 	in->npending = 0;
 	in->stats.batches++;
 	if(n > 1) log_debug("committed a batch of %zu", n);
+	/* A full batch: a backlog is draining, the next may be larger
+	 * (ingest.h); any other commit (timer, RPC, end) starts again small. */
+	if(n >= in->batch_limit){
+		in->batch_limit = 2 * in->batch_limit < INGEST_BATCH_MAX ? 2 * in->batch_limit : INGEST_BATCH_MAX;
+	}else{
+		in->batch_limit = INGEST_BATCH;
+	}
 	/* Committed: the journal's records, written or not, are all in
 	 * archive.db now. */
 	in->jlen = 0;
@@ -594,6 +603,7 @@ void ingest__init(struct ingest *in)
 {
 	memset(in, 0, sizeof(*in));
 	in->journal_fd = -1;
+	in->batch_limit = INGEST_BATCH;
 }
 
 int64_t ingest__index_tick(struct ingest *in, struct archive *ar, int64_t now)
@@ -612,7 +622,15 @@ int64_t ingest__index_tick(struct ingest *in, struct archive *ar, int64_t now)
 		log_warnx("full-text index: %s (%s); trying again later", mqc_strerror(rc), archive__errmsg(ar));
 		left = 0;
 	}
-	in->index_next = now + (left > 0 ? 5 * (took > 0 ? took : 1) : INGEST_INDEX_IDLE_MS);
+	if(took <= 0) took = 1;
+	if(left <= 0) in->index_next = now + INGEST_INDEX_IDLE_MS;
+	else if(left > INGEST_INDEX_LAG || now - in->last_msg >= INGEST_MAX_DELAY_MS){
+		/* too far behind, or nothing arrives: half the thread (the
+		 * gaps leave the write lock to the worker's connection) */
+		in->index_next = now + took;
+	}else{
+		in->index_next = now + 5 * took;
+	}
 	return in->index_next;
 }
 
