@@ -1298,8 +1298,8 @@ static int reactions_to_json(struct archive *ar, json_t *o, int64_t seq)
 
 /* New reference: the current row of st (selected with MSG_COLS) in the
  * contract's archived-message form, as it is now (docs/PROTOCOL.md):
- * a text with its quote, edit time and reactions, or as a tombstone (no
- * body: deleted, deleted_by); an event with its members; a reaction, edit
+ * a text with its quote, edit time and reactions, or as a tombstone (body
+ * "", deleted, deleted_by); an event with its members; a reaction, edit
  * or delete row with its target (ref, of) and what it says, "by" being
  * its sender. Members appear only when set. NULL if out of memory. */
 static json_t *row_to_json(struct archive *ar, sqlite3_stmt *st)
@@ -1325,7 +1325,10 @@ static json_t *row_to_json(struct archive *ar, sqlite3_stmt *st)
 		goto fail;
 	}
 	if(text || strcmp(type, ARCHIVE_TYPE_EVENT) == 0){
-		if(!deleted && body_to_json(o, type, (const char *)sqlite3_column_text(st, MC_BODY),
+		/* A tombstone's body is "": apps of protocol 1 read a body on
+		 * every text. */
+		if(deleted ? json_object_set_new(o, "body", json_string(""))
+				: body_to_json(o, type, (const char *)sqlite3_column_text(st, MC_BODY),
 					(size_t)sqlite3_column_bytes(st, MC_BODY))){
 			goto fail;
 		}
@@ -1644,7 +1647,9 @@ int archive__read_set(struct archive *ar, const char *user, const char *conv, co
 /* The term of one room: its conversation key, the seq it starts after and
  * its created time are ?N, ?N+1, ?N+2 (N = 5, 8, 11, ...). */
 #define SYNC_ROOM_TERM " UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages" \
-	" WHERE conv=?%d AND seq>?%d AND server_ts>=?%d ORDER BY seq LIMIT ?3)"
+	" WHERE conv=?%d AND seq>?%d AND server_ts>=?%d%s ORDER BY seq LIMIT ?3)"
+/* What a sync without the change rows keeps (as history). */
+#define SYNC_CONTENT_ONLY " AND type IN ('text','event')"
 
 /* The seq a source starts after: after, or just below the floor of since_ms. */
 static int start_after(struct archive *ar, int64_t after, int64_t since_ms, int64_t *out)
@@ -1657,7 +1662,8 @@ static int start_after(struct archive *ar, int64_t after, int64_t since_ms, int6
 }
 
 json_t *archive__sync(struct archive *ar, const char *user, int64_t user_since,
-		const struct archive_room *rooms, size_t nrooms, int64_t after, int limit, bool *more)
+		const struct archive_room *rooms, size_t nrooms, int64_t after, int limit, bool changes,
+		bool *more)
 {
 	/* One index range per source (DMs in, DMs out, each room), each already
 	 * in seq order, starting where its holder's messages can start (the
@@ -1667,32 +1673,35 @@ json_t *archive__sync(struct archive *ar, const char *user, int64_t user_since,
 	char *sql = NULL, *p;
 	sqlite3_stmt *st = NULL;
 	json_t *arr = NULL, *list = NULL;
+	const char *kinds = changes ? "" : SYNC_CONTENT_ONLY;
 	int64_t from;
 	int rc, idx;
 
 	*more = false;
-	cap = 1024 + (nrooms <= SYNC_MAX_ROOM_TERMS ? nrooms * (sizeof(SYNC_ROOM_TERM) + 32) : 512);
+	cap = 1024 + (nrooms <= SYNC_MAX_ROOM_TERMS
+			? nrooms * (sizeof(SYNC_ROOM_TERM) + sizeof(SYNC_CONTENT_ONLY) + 32) : 512);
 	sql = malloc(cap);
 	if(sql == NULL) return NULL;
 	p = sql;
 	p += sprintf(p,
 			"SELECT * FROM ("
 			"SELECT * FROM (SELECT " MSG_COLS " FROM messages"
-			" WHERE recipient=?1 AND seq>?2 AND server_ts>=?4 ORDER BY seq LIMIT ?3)"
+			" WHERE recipient=?1 AND seq>?2 AND server_ts>=?4%s ORDER BY seq LIMIT ?3)"
 			" UNION ALL SELECT * FROM (SELECT " MSG_COLS " FROM messages"
 			" WHERE sender=?1 AND recipient IS NOT NULL AND recipient<>?1 AND seq>?2"
-			" AND server_ts>=?4 ORDER BY seq LIMIT ?3)");
+			" AND server_ts>=?4%s ORDER BY seq LIMIT ?3)", kinds, kinds);
 	if(nrooms <= SYNC_MAX_ROOM_TERMS){
 		for(i = 0; i < nrooms; i++){
 			idx = 5 + 3 * (int)i;
-			p += sprintf(p, SYNC_ROOM_TERM, idx, idx + 1, idx + 2);
+			p += sprintf(p, SYNC_ROOM_TERM, idx, idx + 1, idx + 2, kinds);
 		}
 	}else{
 		/* ?5: [[conv, after, since], ...]; one (conv, seq) range per room. */
 		p += sprintf(p, " UNION ALL SELECT * FROM (SELECT " MSG_COLS_M
 				" FROM json_each(?5) AS j CROSS JOIN messages AS m"
 				" WHERE m.conv=json_extract(j.value, '$[0]') AND m.seq>json_extract(j.value, '$[1]')"
-				" AND m.server_ts>=json_extract(j.value, '$[2]') ORDER BY m.seq LIMIT ?3)");
+				" AND m.server_ts>=json_extract(j.value, '$[2]')%s ORDER BY m.seq LIMIT ?3)",
+				changes ? "" : " AND m.type IN ('text','event')");
 	}
 	p += sprintf(p, ") ORDER BY seq LIMIT ?3");
 

@@ -202,9 +202,11 @@ struct archive_room {
 /* New reference: up to limit messages with seq > after that user sent or
  * received as a DM, stored since user_since (the account's created), or
  * that were posted in one of rooms[0..nrooms) since that room's since,
- * oldest first; *more says whether more follow. NULL on error. */
+ * oldest first: texts and events, and with changes the reaction, edit and
+ * delete rows too; *more says whether more follow. NULL on error. */
 json_t *archive__sync(struct archive *ar, const char *user, int64_t user_since,
-		const struct archive_room *rooms, size_t nrooms, int64_t after, int limit, bool *more);
+		const struct archive_room *rooms, size_t nrooms, int64_t after, int limit, bool changes,
+		bool *more);
 
 /* New reference: an array of the message with this seq (empty if there
  * is none), in the archived-message form. NULL on error. Who may read it

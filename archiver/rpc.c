@@ -381,7 +381,7 @@ static json_t *op_sync(struct rpc_req *r)
 {
 	struct rpc_rooms rooms = {0};
 	json_int_t after = 0, limit = 100;
-	json_t *msgs, *refused;
+	json_t *msgs, *refused, *changes;
 	int64_t since = 0;
 	bool more = false;
 	int rc;
@@ -391,6 +391,10 @@ static json_t *op_sync(struct rpc_req *r)
 	}
 	if(!rpc__opt_int(r->req, "limit", 1, 500, &limit)){
 		return rpc__fail(r->id, "bad_request", "\"limit\" must be an integer from 1 to 500");
+	}
+	changes = json_object_get(r->req, "changes");
+	if(changes != NULL && !json_is_boolean(changes)){
+		return rpc__fail(r->id, "bad_request", "\"changes\" must be true or false");
 	}
 	if((refused = begin_read(r)) != NULL) return refused;
 	refused = my_created(r, &since);
@@ -403,7 +407,8 @@ static json_t *op_sync(struct rpc_req *r)
 		rpc__rooms_free(&rooms);
 		return refused;
 	}
-	msgs = archive__sync(r->d->ar, r->user, since, rooms.v, rooms.n, after, (int)limit, &more);
+	msgs = archive__sync(r->d->ar, r->user, since, rooms.v, rooms.n, after, (int)limit,
+			json_is_true(changes), &more);
 	rpc__rooms_free(&rooms);
 	return rpc__messages_answer(r, msgs, more);
 }
@@ -495,9 +500,10 @@ static json_t *op_get(struct rpc_req *r)
 		json_decref(found);
 		return rpc__fail(r->id, "not_found", "no such message");
 	}
-	if(!json_is_string(json_object_get(m, "body"))){
+	if(!json_is_string(json_object_get(m, "body")) || json_object_get(m, "deleted") != NULL){
 		/* A membership event has no body: its own members are the
-		 * answer (docs/PROTOCOL.md, "get"). */
+		 * answer; a tombstone's is when and by whom (docs/PROTOCOL.md,
+		 * "get"). */
 		resp = event_answer(r, seq, m);
 		json_decref(found);
 		return resp;

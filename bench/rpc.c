@@ -203,7 +203,9 @@ static int catchup(struct rpc *r, long after, int limit, long *msgs, int *pages,
 			mqc_seterr(err, errlen, "catch-up not done after %d pages", *pages);
 			return MQC_ERR_TOOBIG;
 		}
-		snprintf(members, sizeof(members), "\"op\":\"sync\",\"after\":%ld,\"limit\":%d", after, limit);
+		/* With the change rows: a device that held messages before applies them. */
+		snprintf(members, sizeof(members), "\"op\":\"sync\",\"after\":%ld,\"limit\":%d,\"changes\":true",
+				after, limit);
 		rc = call(r, members, &ns, err, errlen);
 		if(rc != MQC_OK) return rc;
 		a = parsed(r);

@@ -296,8 +296,10 @@ int cmd_sync__run(struct options *opt, const struct cmd_args *a)
 
 		/* Pages of 100, not the contract's 500: an answer must fit the
 		 * broker's payload limit (64 KiB by default) or it is dropped. */
-		req = json_pack("{s:s, s:I, s:i}", "op", "sync", "after", (json_int_t)seq,
-				"limit", SYNC_PAGE);
+		/* With the change rows: the edits, deletes and reactions are
+		 * shown as lines of their own. */
+		req = json_pack("{s:s, s:I, s:i, s:b}", "op", "sync", "after", (json_int_t)seq,
+				"limit", SYNC_PAGE, "changes", 1);
 		if(req == NULL){
 			rc = EXIT_FAILED;
 			break;

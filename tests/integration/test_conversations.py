@@ -285,14 +285,21 @@ def test_replies_and_reactions(chat):
     react(chat.bob, t, "nope", "alice", "\U0001F600", mid="x6")
     wait_stored(chat, "x6")
     assert chat.rows("SELECT count(*) FROM reactions") == [(2,)]
-    # sync: every row, the reactions as rows of their own, oldest first
-    s = ok(chat.arpc, "sync", limit=500)["messages"]
+    # sync with the change rows: the reactions as rows of their own, oldest first
+    s = ok(chat.arpc, "sync", limit=500, changes=True)["messages"]
     dm = [m for m in s if m.get("to") in ("alice", "bob")]
     assert [m["id"] for m in dm] == ["m1", "m2", "x1", "x2", "x3", "x4", "x5", "x6"]
     x1 = dm[2]
     assert (x1["type"], x1["ref"], x1["of"], x1["emoji"], x1["remove"], x1["from"], x1["to"]) == \
         ("reaction", "m1", "bob", "\U0001F44D", False, "alice", "bob")
     assert "body" not in x1
+    # sync without them (an app of protocol 1): texts as they are now, and
+    # events, as history gives them; a bad flag changes nothing.
+    plain = [m for m in ok(chat.arpc, "sync", limit=500)["messages"] if m.get("to") in ("alice", "bob")]
+    assert [m["id"] for m in plain] == ["m1", "m2"] and all(m["type"] == "text" for m in plain)
+    assert plain[0]["reactions"] == m1["reactions"]
+    for bad in ("yes", 1, None):
+        fails(chat.arpc, "bad_request", "sync", changes=bad)
     assert dm[6]["remove"] is True
     # a reaction in a room
     text(chat.bob, room("lobby", "bob"), "l1")
@@ -324,7 +331,7 @@ def test_tombstone_drops_reactions_and_index(chat):
     assert chat.rows("SELECT count(*) FROM reactions") == [(0,)]
     assert chat.rows("SELECT rowid FROM msg_fts WHERE msg_fts MATCH 'lunch'") == []
     m = history(chat.arpc, **{"with": "bob"})[0]
-    assert m == {"seq": seq, "id": "m1", "from": "bob", "to": "alice", "type": "text", "ts": m["ts"],
+    assert m == {"seq": seq, "id": "m1", "from": "bob", "to": "alice", "type": "text", "body": "", "ts": m["ts"],
                  "server_ts": m["server_ts"], "status": "sent", "deleted": 1764892950000,
                  "deleted_by": "bob"}
     ans = ok(chat.arpc, "get", seq=seq)

@@ -90,7 +90,7 @@ def test_edit_reaches_the_peer_and_my_other_device_and_shows_everywhere(arch_env
         m = by_id(history(rpc, **{"with": peer}), "m-1")
         assert (m["body"], m["edited"]) == ("see you!", ans["edited"]), m
         assert "deleted" not in m
-        msgs = call_ok(rpc, "sync")["messages"]
+        msgs = call_ok(rpc, "sync", changes=True)["messages"]
         edits = [x for x in msgs if x["type"] == "edit"]
         assert len(edits) == 1, msgs
         e = edits[0]
@@ -133,13 +133,13 @@ def test_delete_leaves_a_tombstone_with_no_body_anywhere(arch_env):
 
     for rpc, peer in ((bob, "alice"), (alice, "bob")):
         m = by_id(history(rpc, **{"with": peer}), "m-2")
-        assert "body" not in m and (m["deleted"], m["deleted_by"]) == (deleted, "alice"), m
+        assert m["body"] == "" and (m["deleted"], m["deleted_by"]) == (deleted, "alice"), m
         g = call_ok(rpc, "get", seq=text_seq)
         assert "body" not in g and (g["type"], g["deleted"], g["deleted_by"]) == ("text", deleted, "alice"), g
         assert found(rpc, "secret") == []
-        rows = [x for x in call_ok(rpc, "sync")["messages"] if x["type"] == "delete"]
+        rows = [x for x in call_ok(rpc, "sync", changes=True)["messages"] if x["type"] == "delete"]
         assert [(x["seq"], x["ref"], x["of"], x["by"]) for x in rows] == [(ans["seq"], "m-2", "alice", "alice")]
-        assert "body" not in by_id(call_ok(rpc, "sync")["messages"], "m-2")
+        assert by_id(call_ok(rpc, "sync")["messages"], "m-2")["body"] == ""
     assert env.rows("SELECT count(*) FROM reactions") == [(0,)]
     assert "reactions" not in by_id(history(bob, **{"with": "alice"}), "m-2")
     # Nothing left in the index.
@@ -185,8 +185,8 @@ def test_owner_and_admins_delete_others_texts_a_member_cannot(arch_env):
         assert {k: got.get(k) for k in ("type", "ref", "of", "by", "with")} == {
             "type": "delete", "ref": "c-1", "of": "carol", "by": "alice", "with": None}
     m = by_id(history(carol, room="hikers"), "c-1")
-    assert "body" not in m and m["deleted_by"] == "alice"
-    row = [x for x in call_ok(bob, "sync")["messages"] if x["type"] == "delete"]
+    assert m["body"] == "" and m["deleted_by"] == "alice"
+    row = [x for x in call_ok(bob, "sync", changes=True)["messages"] if x["type"] == "delete"]
     assert [(x["seq"], x["from"], x["room"], x["ref"], x["of"], x["by"]) for x in row] == [
         (ans["seq"], "alice", "hikers", "c-1", "carol", "alice")]
 

@@ -516,7 +516,8 @@ static void test_reactions_in_the_read_form(void **state)
 	arr = archive__get(f->ar, 1);
 	s = json_dumps(json_array_get(arr, 0), JSON_COMPACT);
 	assert_string_equal(s, "{\"seq\":1,\"id\":\"t1\",\"from\":\"ann\",\"to\":\"ben\",\"type\":\"text\","
-			"\"ts\":null,\"server_ts\":10,\"status\":\"sent\",\"deleted\":99,\"deleted_by\":\"ann\"}");
+			"\"body\":\"\",\"ts\":null,\"server_ts\":10,\"status\":\"sent\",\"deleted\":99,"
+			"\"deleted_by\":\"ann\"}");
 	free(s);
 	json_decref(arr);
 	assert_int_equal(one(f, "SELECT count(*) FROM reactions", -1), 0);
