@@ -10,7 +10,8 @@
  * journal buffer; after the read the buffer goes to the journal
  * (archive.journal) with one write(), and only then do the PUBACKs of those
  * messages leave, in one write() too. Batches are committed to archive.db by
- * INGEST_BATCH or INGEST_MAX_DELAY_MS and before every RPC request is handed
+ * the batch size (INGEST_BATCH, up to INGEST_BATCH_MAX while a backlog
+ * drains: ingest.h) or INGEST_MAX_DELAY_MS and before every RPC request is handed
  * on, then the journal is emptied; it is replayed at start. So a killed
  * process loses nothing it acknowledged.
  *
