@@ -226,8 +226,9 @@ int cmd_chat__run(struct options *opt, const struct cmd_args *a)
 	}
 	if(o < 0) return cmd__options_end(&cl, "chat", o);
 	if(cl.nargs > 1) return cmd__usage("chat");
-	if(cl.nargs == 1) c.peer = cl.args[0];
-	if((c.peer == NULL) == (c.room == NULL)) return cmd__usage("chat");
+	if(cl.nargs == 1 && c.room != NULL) return cmd__usage("chat");
+	if(cl.nargs == 1 && (rc = login__conv_operand(cl.args[0], &c.peer, &c.room))) return rc;
+	if(c.peer == NULL && c.room == NULL) return cmd__usage("chat");
 	if(!names__valid_str(c.peer ? c.peer : c.room)){
 		return login__bad_name(c.peer ? "user" : "room", c.peer ? c.peer : c.room);
 	}

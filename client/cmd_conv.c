@@ -16,20 +16,6 @@
 /* Pages of the conversation list read looks through at most. */
 #define CONV_PAGES_MAX 1000
 
-/* A conversation operand: "bob" (a person) or "#lobby" (a room). Sets
- * *with or *room (borrowed from arg), the other NULL. Returns EXIT_OK, or
- * EXIT_USAGE with the name's fault said. */
-static int conv_target(const char *arg, const char **with, const char **room)
-{
-	*with = *room = NULL;
-	if(arg[0] == '#'){
-		*room = arg + 1;
-		return names__valid_str(*room) ? EXIT_OK : login__bad_name("room", *room);
-	}
-	*with = arg;
-	return names__valid_str(arg) ? EXIT_OK : login__bad_name("user", arg);
-}
-
 /* "with bob" or "in #lobby", for the lines about a conversation. */
 static void conv_words(const char *with, const char *room, char *out, size_t len)
 {
@@ -179,7 +165,7 @@ int cmd_read__run(struct options *opt, const struct cmd_args *a)
 	int rc;
 
 	if(a->nargs < 1) return cmd__usage("read");
-	if((rc = conv_target(a->args[0], &with, &room))) return rc;
+	if((rc = login__conv_operand(a->args[0], &with, &room))) return rc;
 	if((rc = options__need_user(opt))) return rc;
 	conv_words(with, room, where, sizeof(where));
 	snprintf(doing, sizeof(doing), "mark the conversation %s read", where);

@@ -181,8 +181,9 @@ int cmd_history__run(struct options *opt, const struct cmd_args *a)
 	}
 	if(c < 0) return cmd__options_end(&cl, "history", c);
 	if((rc = cmd__extra_args(&cl, "history", 1))) return rc;
-	if(cl.nargs == 1) with = cl.args[0];
-	if((with == NULL) == (room == NULL)) return cmd__usage("history");
+	if(cl.nargs == 1 && room != NULL) return cmd__usage("history");
+	if(cl.nargs == 1 && (rc = login__conv_operand(cl.args[0], &with, &room))) return rc;
+	if(with == NULL && room == NULL) return cmd__usage("history");
 	if(!names__valid_str(with ? with : room)){
 		return login__bad_name(with ? "user" : "room", with ? with : room);
 	}

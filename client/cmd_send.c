@@ -203,8 +203,7 @@ int cmd_send__run(struct options *opt, const struct cmd_args *a)
 	if((rc = check_reply(reply_to, reply_from, "send"))) return rc;
 	if(room == NULL){
 		if(i >= a->nargs) return cmd__usage("send");
-		to = a->args[i++];
-		if(!names__valid_str(to)) return login__bad_name("user", to);
+		if((rc = login__conv_operand(a->args[i++], &to, &room))) return rc;
 	}else if(!names__valid_str(room)){
 		return login__bad_name("room", room);
 	}
@@ -268,13 +267,7 @@ int cmd_react__run(struct options *opt, const struct cmd_args *a)
 	of = a->args[1];
 	ref = a->args[2];
 	emoji = a->args[3];
-	if(target[0] == '#'){
-		room = target + 1;
-		if(!names__valid_str(room)) return login__bad_name("room", room);
-	}else{
-		to = target;
-		if(!names__valid_str(to)) return login__bad_name("user", to);
-	}
+	if((rc = login__conv_operand(target, &to, &room))) return rc;
 	if(!names__valid_str(of)) return login__bad_name("user", of);
 	if(!names__valid_msgid(ref, strlen(ref))){
 		util__error("invalid message id '%s'", log_escape(ref, strlen(ref), q, sizeof(q)));

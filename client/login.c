@@ -95,6 +95,17 @@ int login__bad_name(const char *what, const char *name)
 	return EXIT_USAGE;
 }
 
+int login__conv_operand(const char *arg, const char **with, const char **room)
+{
+	*with = *room = NULL;
+	if(arg[0] == '#'){
+		*room = arg + 1;
+		return names__valid_str(*room) ? EXIT_OK : login__bad_name("room", *room);
+	}
+	*with = arg;
+	return names__valid_str(arg) ? EXIT_OK : login__bad_name("user", arg);
+}
+
 const char *login__device_problem(const char *s, char *buf, size_t len)
 {
 	return name_problem(&device_rule, s, buf, len);

@@ -18,7 +18,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ .name = "register", .usage = "register USER [--nick N] [--invite CODE] [--json]",
 		.handler = cmd_register__run, .json = true, .max_args = 1,
 		.opts = {{"nick", CMDLINE_REQUIRED}, {"invite", CMDLINE_REQUIRED}} },
-	{ .name = "send", .usage = "send USER|--room ROOM [--reply-to REF --reply-from USER] [--lines] "
+	{ .name = "send", .usage = "send USER|#ROOM|--room ROOM [--reply-to REF --reply-from USER] [--lines] "
 		"[--json] [--] [TEXT...]",
 		.handler = cmd_send__run, .json = true, .max_args = CMD_ANY,
 		.opts = {{"room", CMDLINE_REQUIRED}, {"lines"}, {"reply-to", CMDLINE_REQUIRED},
@@ -27,9 +27,9 @@ static const struct cmd_entry cmd_table[] = {
 		.handler = cmd_listen__run, .json = true,
 		.opts = {{"count", CMDLINE_REQUIRED, 1, 1000000000, "--count: expected a positive number"},
 			{"for", CMDLINE_REQUIRED, 1, 100000000, "--for: expected seconds"}, {"typing"}} },
-	{ .name = "chat", .usage = "chat USER|--room ROOM [--json]",
+	{ .name = "chat", .usage = "chat USER|#ROOM|--room ROOM [--json]",
 		.handler = cmd_chat__run, .raw = true },
-	{ .name = "history", .usage = "history USER|--room ROOM [--limit N] [--before SEQ] [--json]",
+	{ .name = "history", .usage = "history USER|#ROOM|--room ROOM [--limit N] [--before SEQ] [--json]",
 		.handler = cmd_history__run, .raw = true },
 	{ .name = "sync", .usage = "sync [--after SEQ] [--json]",
 		.handler = cmd_sync__run, .raw = true },

@@ -115,6 +115,10 @@ const char *login__name_problem(const char *s, char *buf, size_t len);
 /* Print "Error: invalid <what> name '<name>': <problem> (the rule)" and
  * return EXIT_USAGE. */
 int login__bad_name(const char *what, const char *name);
+/* A conversation operand: "bob" (a person) or "#lobby" (a room), as the
+ * conversation list shows them. Sets *with or *room (borrowed from arg),
+ * the other NULL. EXIT_OK, or EXIT_USAGE with the name's fault said. */
+int login__conv_operand(const char *arg, const char **with, const char **room);
 /* The same as login__name_problem for the device part of a client id. */
 const char *login__device_problem(const char *s, char *buf, size_t len);
 /* After a refused CONNECT of user: ask the plugin's login_status over a

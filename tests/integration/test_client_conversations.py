@@ -112,6 +112,12 @@ BAD_ARGUMENTS = [
     (["delete", "--room", "Lobby", "--of", "bob", "m-1"], "Error: invalid room name 'Lobby'"),
     (["delete", "--room", "lobby", "--of", "Bob", "m-1"], "Error: invalid user name 'Bob'"),
     (["delete", "m/1"], "Error: invalid message id 'm/1'"),
+    (["send", "#Lobby", "hi"], "Error: invalid room name 'Lobby'"),
+    (["send", "#", "hi"], "Error: invalid room name ''"),
+    (["history", "#Lobby"], "Error: invalid room name 'Lobby'"),
+    (["history", "--room", "lobby", "#lobby"], "usage: mqchat history"),
+    (["chat", "#Lobby"], "Error: invalid room name 'Lobby'"),
+    (["chat", "--room", "lobby", "bob"], "usage: mqchat chat"),
     (["react", "bob", "bob", "m-1"], "usage: mqchat react"),
     (["react", "Bob", "bob", "m-1", "x"], "Error: invalid user name 'Bob'"),
     (["react", "#Lobby", "bob", "m-1", "x"], "Error: invalid room name 'Lobby'"),
@@ -388,6 +394,22 @@ def test_reply_shows_what_it_quotes(world, datadir):
                             "  > in reply to bob: lunch at noon?"], lines
     doc = json.loads(ok(b, datadir, "bob", "history", "alice", "--json").out.splitlines()[1])
     assert (doc["reply_to"], doc["reply_from"]) == (mid, "bob")
+
+
+def test_a_room_is_named_as_the_list_shows_it(world, datadir):
+    """#lobby names the room in send, history and chat as in read and react
+    (and as the conversation list shows it); --room still works."""
+    b = world
+    first = send(b, datadir, "alice", "#lobby", "hello lobby")
+    second = send(b, datadir, "bob", "--room", "lobby", "hi all")
+    lines = until(b, datadir, "carol", "history", "#lobby", cond=lambda ls: len(ls) >= 2)
+    assert shown(lines)[-2:] == ["#lobby alice: hello lobby", "#lobby bob: hi all"], lines
+    assert shown(ok(b, datadir, "carol", "history", "--room", "lobby").out.splitlines()) == shown(lines)
+    out = ok(b, datadir, "carol", "history", "#lobby", "--json").out
+    docs = [json.loads(ln) for ln in out.splitlines()]
+    assert [(d["id"], d["room"]) for d in docs if d["type"] == "text"] == [(first, "lobby"), (second, "lobby")]
+    # nothing went to a person called "lobby"
+    assert ok(b, datadir, "alice", "history", "lobby").out == ""
 
 
 # ---- search ----
