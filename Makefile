@@ -1,6 +1,7 @@
 # mqchat - top-level build.
 #
 #   make            build build/mqchat_auth.so, build/mqchat-archiver, build/mqchat
+#                   and the web app in build/web/ (make web)
 #   make deps       install the Debian packages the project needs (no-op if present)
 #   make run        deps + build + start broker, plugin and archiver on loopback
 #   make test       deps + build + unit and integration tests
@@ -18,6 +19,9 @@ WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototyp
 	-Wpointer-arith -Wcast-qual -Wsign-compare -Wundef -Wvla -Werror
 CPPFLAGS += -D_GNU_SOURCE -Icommon
 LDLIBS_COMMON := -lsqlite3 -lcrypto -ljansson -lpthread
+# The archiver serves the web app with libmicrohttpd (archiver/http.c).
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -57,13 +61,13 @@ BENCH_BIN := $(if $(BENCH_SRC),$(BUILD)/mqchat-bench)
 
 PROGRAMS := $(PLUGIN_SO) $(if $(ARCHIVER_SRC),$(ARCHIVER_BIN)) $(if $(CLIENT_SRC),$(CLIENT_BIN))
 
-.PHONY: all deps run test unit integration bench fuzz clean
+.PHONY: all web deps run test unit integration bench fuzz clean
 .DEFAULT_GOAL := all
 # Keep every object: test support objects are otherwise "intermediate" and
 # make would delete them (and print so after the test summary).
 .SECONDARY:
 
-all: $(PROGRAMS) $(BENCH_BIN)
+all: $(PROGRAMS) $(BENCH_BIN) web
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -81,13 +85,16 @@ $(BUILD)/obj/common/userdb.o: $(BUILD)/gen/userdb_schema.inc
 $(PLUGIN_SO): $(PLUGIN_OBJ) $(COMMON_OBJ)
 	$(CC) -shared -Wl,-Bsymbolic $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
 
-# The archiver speaks MQTT itself (archiver/mqtt.c), with OpenSSL for TLS.
+# The archiver speaks MQTT itself (archiver/mqtt.c), with OpenSSL for TLS,
+# and serves the web app over HTTP with libmicrohttpd (archiver/http.c).
+$(call obj,archiver/http.c): CPPFLAGS += $(MHD_CFLAGS)
 $(ARCHIVER_LIB): $(ARCHIVER_LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(ARCHIVER_BIN): $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ) -lssl $(LDLIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ) -lssl $(MHD_LIBS) \
+		$(LDLIBS_COMMON)
 
 $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(LDLIBS_COMMON)
@@ -96,7 +103,7 @@ $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
 $(BENCH_OBJ): CPPFLAGS += -Iarchiver
 $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(ARCHIVER_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(COMMON_OBJ) $(ARCHIVER_LIB) -lmosquitto -lssl \
-		$(LDLIBS_COMMON) -lm
+		$(MHD_LIBS) $(LDLIBS_COMMON) -lm
 
 # Unit tests link the plugin's objects too (pure logic is tested where it
 # lives); tests/unit/broker_stubs.c stands in for the broker's exports. The
@@ -106,7 +113,7 @@ $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(ARCHIVER_LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ) $(ARCHIVER_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) \
-		$(ARCHIVER_LIB) -lcmocka -lssl $(LDLIBS_COMMON)
+		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(LDLIBS_COMMON)
 
 # The harnesses each replay test links (FUZZ_REPLAY: entry fuzz_<name>__one).
 $(FUZZ_REPLAY_OBJ): CPPFLAGS += -DFUZZ_REPLAY -Iplugin -Iarchiver
@@ -114,6 +121,42 @@ $(BUILD)/tests/test_fuzz_replay: $(call obj,$(patsubst %,tests/fuzz/fuzz_%.c,env
 $(BUILD)/tests/test_fuzz_replay_archiver_config: $(call obj,tests/fuzz/fuzz_archiver_config.c)
 $(BUILD)/tests/test_fuzz_replay_mqtt: $(call obj,tests/fuzz/fuzz_mqtt.c)
 $(BUILD)/tests/test_fuzz_replay_rpc: $(call obj,tests/fuzz/fuzz_rpc.c)
+
+# ---- the web app (client/web/) ----
+# $(BUILD)/web/ is what the archiver serves (archiver/http.c, `run
+# --web-dir`): index.html, the style sheets, js/*.js, MQTT.js as
+# vendor/mqtt.esm.js (from npm, pinned by client/web/package-lock.json),
+# each with a .gz beside it (gzip -9 -n: the same bytes at every build)
+# that is sent to browsers that accept gzip. No bundler: the files are the
+# app's own ES modules, copied. Files that are not there yet are skipped.
+WEB_SRC := $(wildcard client/web/index.html client/web/*.css client/web/js/*.js)
+MQTT_ESM := client/web/node_modules/mqtt/dist/mqtt.esm.js
+WEB_OUT := $(patsubst client/web/%,$(BUILD)/web/%,$(WEB_SRC)) $(BUILD)/web/vendor/mqtt.esm.js
+WEB_GZ := $(addsuffix .gz,$(WEB_OUT))
+
+web: $(WEB_OUT) $(WEB_GZ)
+	@# A file removed from client/web/ must not stay online from an old build.
+	@find $(BUILD)/web -type f $(foreach f,$(WEB_OUT) $(WEB_GZ),! -path '$(f)') -print -delete \
+		| sed 's/^/removed stale /'
+
+$(BUILD)/web/%: client/web/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/web/vendor/mqtt.esm.js: $(MQTT_ESM)
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/web/%.gz: $(BUILD)/web/%
+	gzip -9 -n -c $< > $@.tmp && mv -f $@.tmp $@
+
+# npm ci when node_modules is missing or older than the lock file. Under a
+# lock: builds in several BUILD folders share client/web/node_modules, and
+# npm ci removes it first.
+$(MQTT_ESM): client/web/package-lock.json client/web/package.json
+	cd client/web && flock package.json sh -c \
+		'[ node_modules/mqtt/dist/mqtt.esm.js -nt package-lock.json ] || npm ci --no-audit --no-fund'
+	@touch $@
 
 deps:
 	@scripts/deps.sh
