@@ -29,6 +29,9 @@ static const struct str_setting {
 	{"password_file", offsetof(struct config, password_file)},
 	{"cafile", offsetof(struct config, cafile)},
 	{"log", offsetof(struct config, log)},
+	{"http_bind", offsetof(struct config, http_bind)},
+	{"web_dir", offsetof(struct config, web_dir)},
+	{"web_mqtt_url", offsetof(struct config, web_mqtt_url)},
 };
 
 static const struct int_setting {
@@ -42,6 +45,7 @@ static const struct int_setting {
 	{"expiry_interval", offsetof(struct config, expiry_interval), 1, 86400},
 	{"keepalive", offsetof(struct config, keepalive), 5, 3600},
 	{"registration_rate", offsetof(struct config, registration_rate), 1, 1000000},
+	{"http_port", offsetof(struct config, http_port), 0, 65535},
 };
 
 #define NSETTINGS(t) (sizeof(t) / sizeof((t)[0]))
@@ -72,7 +76,7 @@ int config__defaults(struct config *cfg, const char *datadir)
 	cfg->expiry_interval = 60;
 	cfg->keepalive = 30;
 	if(set_str(&cfg->datadir, datadir) || set_str(&cfg->host, "127.0.0.1")
-			|| set_str(&cfg->user, "archiver")){
+			|| set_str(&cfg->user, "archiver") || set_str(&cfg->http_bind, "127.0.0.1")){
 		return MQC_ERR_NOMEM;
 	}
 	len = strlen(datadir) + sizeof("/archiver.pw");
@@ -208,6 +212,10 @@ const struct cmdline_opt config__opts[] = {
 	{"registration-rate", 0, CMDLINE_REQUIRED, 'G'},
 	{"expiry-interval", 0, CMDLINE_REQUIRED, 'e'},
 	{"log", 0, CMDLINE_REQUIRED, 'l'},
+	{"http-port", 0, CMDLINE_REQUIRED, 'T'},
+	{"http-bind", 0, CMDLINE_REQUIRED, 'B'},
+	{"web-dir", 0, CMDLINE_REQUIRED, 'W'},
+	{"web-mqtt-url", 0, CMDLINE_REQUIRED, 'M'},
 	{"verbose", 'v', CMDLINE_NO_ARG, 'v'},
 	{0},
 };
@@ -225,6 +233,10 @@ static const char *opt_key(int c)
 		case 'G': return "registration_rate";
 		case 'e': return "expiry_interval";
 		case 'l': return "log";
+		case 'T': return "http_port";
+		case 'B': return "http_bind";
+		case 'W': return "web_dir";
+		case 'M': return "web_mqtt_url";
 		default: return NULL;
 	}
 }

@@ -2,6 +2,7 @@
  *
  * `run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]
  *      [--retention DAYS] [--connections K] [--registration MODE]
+ *      [--http-port N] [--http-bind ADDR] [--web-dir DIR] [--web-mqtt-url URL]
  *      [--log FILE] [-v]`
  * The file holds `key = value` lines (keys as the fields below) and '#'
  * comments; flags win over the file, the file over the defaults. */
@@ -30,6 +31,11 @@ struct config {
 	int registration_rate;  /* new accounts a minute over the whole server (bursts of twice it); default 10 */
 	int expiry_interval;    /* seconds between expiry passes, default 60 */
 	int keepalive;          /* seconds, default 30 */
+	/* The web app (http.h): served when http_port is not 0 (the default). */
+	int http_port;
+	char *http_bind;        /* default 127.0.0.1 */
+	char *web_dir;          /* the folder served (make web's BUILD/web); needed with http_port */
+	char *web_mqtt_url;     /* config.json's mqtt_url; NULL: HTTP_DEFAULT_MQTT_URL */
 	int verbose;            /* -v count */
 };
 
@@ -58,6 +64,7 @@ int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 	"run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]\n" \
 	"    [--retention DAYS] [--connections K] [--registration off|invite|open]\n" \
 	"    [--registration-rate PER_MINUTE]\n" \
+	"    [--http-port N] [--http-bind ADDR] [--web-dir DIR] [--web-mqtt-url URL]\n" \
 	"    [--log FILE] [-v]"
 
 #endif

@@ -15,6 +15,7 @@
 #include "datadir.h"
 #include "datalock.h"
 #include "err.h"
+#include "http.h"
 #include "log.h"
 #include "mqtt.h"
 #include "timeutil.h"
@@ -535,6 +536,8 @@ static void daemon_cleanup(struct daemon *d)
 	/* Before the connections go: it may hand answers to them. */
 	worker__stop(d->worker, d);
 	d->worker = NULL;
+	http__stop(d->http);
+	d->http = NULL;
 	for(i = 0; i < CONFIG_MAX_CONNECTIONS; i++){
 		mqtt__free(d->conns[i].mq);
 		d->conns[i].mq = NULL;
@@ -600,6 +603,26 @@ static int refuse_root(const char *dir, char *err, size_t errlen)
 	return MQC_ERR_PERM;
 }
 
+/* Serve the web app when http_port says so (http.h). MQC_OK (also when
+ * there is nothing to serve), or an error with err filled. */
+static int start_http(struct daemon *d, char *err, size_t errlen)
+{
+	struct http_opts o = {
+		.bind = d->cfg.http_bind,
+		.port = d->cfg.http_port,
+		.dir = d->cfg.web_dir,
+		.mqtt_url = d->cfg.web_mqtt_url,
+	};
+
+	if(d->cfg.http_port == 0) return MQC_OK;
+	if(d->cfg.web_dir == NULL){
+		mqc_seterr(err, errlen, "http_port %d needs web_dir, the folder to serve (make web builds"
+				" BUILD/web)", d->cfg.http_port);
+		return MQC_ERR_INVAL;
+	}
+	return http__start(&o, &d->http, err, errlen);
+}
+
 int daemon__main(const char *datadir, int argc, char **argv)
 {
 	static struct daemon dd;
@@ -647,6 +670,12 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	if(datalock__take(d->cfg.datadir, DATALOCK_ARCHIVER, "mqchat-archiver run", &lock_fd,
 			err, sizeof(err)) != MQC_OK){
 		log_error("%s", err);
+		goto done;
+	}
+	/* Early, so that a wrong folder or a taken port stops the start before
+	 * anything is opened (one process per data folder: the lock first). */
+	if(start_http(d, err, sizeof(err)) != MQC_OK){
+		log_error("http: %s", err);
 		goto done;
 	}
 	if(config__read_password(&d->cfg, d->password, sizeof(d->password), err, sizeof(err)) != MQC_OK){
@@ -704,6 +733,9 @@ int daemon__main(const char *datadir, int argc, char **argv)
 
 	run_loop(d);
 
+	/* No new page loads while the archiver stops. */
+	http__stop(d->http);
+	d->http = NULL;
 	/* Its last answers go out before the DISCONNECT. */
 	worker__stop(d->worker, d);
 	d->worker = NULL;

@@ -45,6 +45,7 @@ struct mqtt_msg;
 struct archive;
 struct userdb;
 struct daemon;
+struct http;
 
 /* One broker connection, client id archiver@<index>. */
 struct conn {
@@ -107,6 +108,9 @@ struct daemon {
 	struct worker *worker;
 	/* Answers waiting for the broker to apply their change (later.c). */
 	struct later *later_head, *later_tail;
+	/* The web app's HTTP server (http.h), on a thread of its own; NULL
+	 * without http_port. */
+	struct http *http;
 
 	int sigpipe[2];
 	volatile int stop;

@@ -9,6 +9,9 @@
 #   BUILD  build folder (default build)
 #   TLS_PORT  MQTT over TLS on 127.0.0.1 (default 8883; 0: no TLS listener)
 #   WS_PORT   MQTT over WebSockets on 127.0.0.1 (default 8080; 0: none)
+#   HTTP_PORT the web app on http://127.0.0.1:HTTP_PORT/ (default 8090; 0:
+#             none), served by the archiver from BUILD/web (make web); the
+#             app speaks MQTT over WebSockets, so WS_PORT=0 means no web app
 #   TLS_DIR   folder with the operator's ca.crt, server.crt and server.key;
 #             unset: DATA/tls, made by scripts/mkcert.sh on the first run
 #
@@ -41,6 +44,7 @@ DATA=${DATA%/}
 PORT=${PORT:-1883}
 TLS_PORT=${TLS_PORT:-8883}
 WS_PORT=${WS_PORT:-8080}
+HTTP_PORT=${HTTP_PORT:-8090}
 # The operator's certificates, or the local CA made here.
 own_tls=0
 [ -n "${TLS_DIR:-}" ] && own_tls=1
@@ -76,7 +80,7 @@ esac
 if [ "${#PORT}" -gt 5 ] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
 	die "PORT must be a number from 1 to 65535 (got '$PORT')"
 fi
-for v in TLS_PORT WS_PORT; do
+for v in TLS_PORT WS_PORT HTTP_PORT; do
 	p=${!v}
 	case $p in
 		''|*[!0-9]*) die "$v must be a number from 1 to 65535, or 0 for none (got '$p')";;
@@ -87,6 +91,9 @@ for v in TLS_PORT WS_PORT; do
 	[ "$p" -ne 0 ] && [ "$p" -eq "$PORT" ] && die "$v and PORT are both $p: give each its own port"
 done
 [ "$TLS_PORT" -ne 0 ] && [ "$TLS_PORT" -eq "$WS_PORT" ] && die "TLS_PORT and WS_PORT are both $TLS_PORT: give each its own port"
+for v in TLS_PORT WS_PORT; do
+	[ "$HTTP_PORT" -ne 0 ] && [ "$HTTP_PORT" -eq "${!v}" ] && die "HTTP_PORT and $v are both $HTTP_PORT: give each its own port"
+done
 case $TLS_DIR in
 	''|*[!A-Za-z0-9_./-]*) die "TLS_DIR must be a path of letters, digits and _ . / - (got '$TLS_DIR')";;
 esac
@@ -238,9 +245,9 @@ port_taken() {  # $1 port, $2 what to say to change it
 if port_busy "$PORT"; then
 	port_taken "$PORT" "use another port: make run PORT=$((PORT == 65535 ? 1884 : PORT + 1))"
 fi
-for p in $TLS_PORT $WS_PORT; do
+for p in $TLS_PORT $WS_PORT $HTTP_PORT; do
 	if [ "$p" -ne 0 ] && port_busy "$p"; then
-		port_taken "$p" "use others: make run TLS_PORT=... WS_PORT=... (0 for none)"
+		port_taken "$p" "use others: make run TLS_PORT=... WS_PORT=... HTTP_PORT=... (0 for none)"
 	fi
 done
 
@@ -393,6 +400,7 @@ say "broker config $conf (port $PORT, TLS port $TLS_PORT, WebSockets port $WS_PO
 
 bpid=""
 apid=""
+web=0           # 1: the archiver serves the web app
 
 stop_all() {
 	local pid n
@@ -507,6 +515,18 @@ if [ "$have_archiver" -eq 1 ]; then
 	# (On another host: cafile = DATA/tls/ca.crt and port = 8883 in its
 	# config.)
 	[ "$PORT" != 1883 ] && aargs+=(--port "$PORT")
+	# The web app, served by the archiver (archiver/README.md, "The web
+	# app"): it connects to the broker's WebSockets listener.
+	if [ "$HTTP_PORT" -eq 0 ]; then
+		:
+	elif [ "$WS_PORT" -eq 0 ]; then
+		say "no web app: it speaks MQTT over WebSockets, and WS_PORT is 0 (HTTP_PORT=0 says no web app)"
+	elif [ ! -r "$BUILD/web/index.html" ]; then
+		say "no web app: $BUILD/web/index.html is not built (make web builds it)"
+	else
+		aargs+=(--http-port "$HTTP_PORT" --web-dir "$BUILD/web" --web-mqtt-url "ws://127.0.0.1:$WS_PORT")
+		web=1
+	fi
 	aoff=$(stat -c %s "$ALOG" 2>/dev/null || echo 0)
 	start_as_owner "$ALOG" "$ARCHIVER" "${aargs[@]}"
 	apid=$!
@@ -537,6 +557,12 @@ cat <<EOF
 
 mqchat is running on 127.0.0.1:$PORT (broker pid $bpid${apid:+, archiver pid $apid}).
 Stop both with Ctrl-C. Logs: $BLOG${apid:+ and $ALOG} (tail -f them).
+EOF
+[ "$web" -eq 1 ] && cat <<EOF
+
+Web app: http://127.0.0.1:$HTTP_PORT/ (register there, or add a user as below)
+EOF
+cat <<EOF
 
 Add a user (asks for a password):
     $ARCHIVER --data $DATA user add alice
