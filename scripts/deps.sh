@@ -3,10 +3,14 @@
 # A no-op (and no apt-get at all) when everything is there.
 set -eu
 
+# libmicrohttpd-dev: the archiver serves the web app over HTTP
+# (archiver/http.c). chromium: the web app's tests drive it headless
+# (tests/web/, through npm's puppeteer-core).
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
-libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev
-python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-paho-mqtt"
+libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
+python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-paho-mqtt
+chromium"
 
 missing=""
 for p in $PKGS; do
@@ -14,7 +18,8 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-# Node.js and npm only run the MQTT.js interoperability test. Checked as
+# Node.js and npm run the MQTT.js interoperability test, install MQTT.js
+# for the web app (make web) and run its browser tests. Checked as
 # commands, not packages: a node from another source (which brings its own
 # npm) must not get Debian's npm on top of it.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
