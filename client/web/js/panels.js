@@ -159,6 +159,14 @@ export function confirmAction(message, okLabel = 'OK', detail = '') {
 		el('p', {id: 'confirm-text'}, message),
 		detail ? el('p', {id: 'confirm-detail', class: 'panel-hint'}, detail) : null,
 		el('div', {class: 'panel-buttons'}, cancel, ok));
+		// Escape answers Cancel here, and goes no further (app.js leaves
+		// the view on an Escape nobody took).
+		dlg.addEventListener('keydown', (ev) => {
+			if (ev.key !== 'Escape') return;
+			ev.preventDefault();
+			ev.stopPropagation();
+			finish(false);
+		});
 		dlg.addEventListener('cancel', (ev) => {
 			ev.preventDefault();
 			finish(false);
@@ -337,7 +345,7 @@ class RoomPanel {
 			el('section', {class: 'panel-card'},
 				el('h3', {id: 'room-members-h'}, 'Members ', this.count),
 				this.members, this.addBox),
-			el('section', {class: 'panel-card'}, el('h3', {}, 'Leave'), this.leaveBox));
+			el('section', {class: 'panel-card'}, this.leaveH = el('h3', {}, 'Leave'), this.leaveBox));
 		text(this.about, 'Loading\u2026');
 	}
 
@@ -570,6 +578,7 @@ class RoomPanel {
 		const del = this.isAdmin()
 			? el('button', {id: 'room-delete', type: 'button', class: 'danger', onclick: () => this.del(del)}, 'Delete room')
 			: null;
+		text(this.leaveH, del ? 'Leave or delete' : 'Leave');
 		fill(this.leaveBox, leave, del);
 	}
 
@@ -945,8 +954,6 @@ class Settings {
 				return say(status, 'Type an account name: 1 to 32 of a-z, 0-9, _ . - starting with a letter or digit.');
 			}
 			if (user === conn.me) return say(status, 'You cannot block yourself.');
-			if (!await confirmAction('Block ' + nickOf(user) + '?', 'Block',
-				'Their direct messages to you are refused from now on (rooms are not affected). You can unblock them here.')) return;
 			say(status, '');
 			await busy([go], async () => {
 				try {
@@ -967,6 +974,7 @@ class Settings {
 		this.blocksStatus = status;
 		return el('section', {class: 'panel-card', id: 'settings-blocks', 'aria-labelledby': 'settings-blocks-h'},
 			el('h3', {id: 'settings-blocks-h'}, 'Blocked people'),
+			el('p', {class: 'panel-hint'}, 'Their direct messages to you are refused, and this app hides what they write.'),
 			this.blocks, this.blocksEmpty, form, status);
 	}
 
@@ -1066,7 +1074,11 @@ class Settings {
 			(y.last_seen || y.created || 0) - (x.last_seen || x.created || 0));
 		fill(this.devices, sorted.map((d) => {
 			const current = d.device === conn.device;
-			const seen = current ? 'now' : d.last_seen ? fmtTime(d.last_seen) : 'not since then';
+			// last_seen 0: no login since the token was issued.
+			const times = ['Token issued ' + (d.created ? fmtTime(d.created) : '?')];
+			if (current) times.push('in use now');
+			else if (d.last_seen) times.push('last login ' + fmtTime(d.last_seen));
+			else times.push('no login with it since');
 			let revoke = null;
 			if (!current) {
 				revoke = el('button', {type: 'button', class: 'device-revoke danger', 'aria-label': 'Log out ' + d.device,
@@ -1075,8 +1087,7 @@ class Settings {
 			return el('li', {class: 'device' + (current ? ' current' : ''), 'data-device': d.device},
 				el('span', {class: 'device-info'},
 					el('span', {class: 'device-name'}, d.device, current ? el('span', {class: 'device-this'}, ' (this device)') : null),
-					el('span', {class: 'device-times panel-hint'},
-						'Logged in ' + (d.created ? fmtTime(d.created) : '?') + ' \u00b7 last seen ' + seen)),
+					el('span', {class: 'device-times panel-hint'}, times.join(' \u00b7 '))),
 				revoke);
 		}));
 		this.devicesEmpty.hidden = sorted.length > 0;
