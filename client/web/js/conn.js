@@ -143,8 +143,14 @@ class Conn extends EventTarget {
 		this.inflight = new Set();    // ids published on the current client
 		this.password = null;         // only during the first login
 		window.addEventListener('online', () => this.kick());
+		// The browser lost the network: the socket is as good as dead (the
+		// keepalive would take a minute to say so). Drop it; MQTT.js keeps
+		// what is in flight and the reconnect sends it again.
 		window.addEventListener('offline', () => {
-			if (this.client && this.state !== 'online') this.setState('offline');
+			const c = this.client;
+			if (!c || this.state === 'login') return;
+			this.setState('offline');
+			if (c.connected && c.stream) c.stream.destroy();
 		});
 	}
 
@@ -425,6 +431,16 @@ class Conn extends EventTarget {
 		const a = await this.rpc('rooms');
 		await this.setRooms(a.rooms || []);
 		return a.rooms;
+	}
+
+	// Presence of people who just became contacts comes with their next
+	// change; subscribing again brings the retained ones now
+	// (PROTOCOL.md "Presence").
+	refreshPresence() {
+		clearTimeout(this.presenceTimer);
+		this.presenceTimer = setTimeout(() => {
+			if (this.client && this.client.connected) this.subscribe({'chat/presence/+': {qos: 1}});
+		}, 1500);
 	}
 
 	subscribeRoom(room) {

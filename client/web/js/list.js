@@ -43,6 +43,27 @@ function preview(c) {
 	return body;
 }
 
+// Small line icons, drawn with SVG nodes (no markup strings).
+const ICONS = {
+	search: [['circle', {cx: 10.5, cy: 10.5, r: 6.5}], ['path', {d: 'M15.5 15.5 L21 21'}]],
+	settings: [['circle', {cx: 12, cy: 12, r: 3.2}],
+		['path', {d: 'M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1'}]],
+};
+export function icon(name) {
+	const NS = 'http://www.w3.org/2000/svg';
+	const svg = document.createElementNS(NS, 'svg');
+	for (const [k, v] of Object.entries({viewBox: '0 0 24 24', width: 20, height: 20, fill: 'none',
+		stroke: 'currentColor', 'stroke-width': 2, 'stroke-linecap': 'round', 'aria-hidden': 'true', class: 'icon-svg'})) {
+		svg.setAttribute(k, String(v));
+	}
+	for (const [tag, attrs] of ICONS[name] || []) {
+		const n = document.createElementNS(NS, tag);
+		for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+		svg.appendChild(n);
+	}
+	return svg;
+}
+
 function convHash(c) {
 	return (c.kind === 'room' ? '#/r/' : '#/u/') + encodeURIComponent(c.name);
 }
@@ -191,9 +212,9 @@ export function mountList(side) {
 			el('span', {class: 'me-wrap'}, el('span', {class: 'status-dot', 'aria-hidden': 'true'}), meEl),
 			el('span', {class: 'side-actions'},
 				el('button', {id: 'open-search', type: 'button', class: 'icon', title: 'Search (Ctrl+K)',
-					'aria-label': 'Search', onclick: () => navigate('#/search')}, '\u{1F50D}\uFE0E'),
+					'aria-label': 'Search', onclick: () => navigate('#/search')}, icon('search')),
 				el('button', {id: 'open-settings', type: 'button', class: 'icon', title: 'Settings',
-					'aria-label': 'Settings', onclick: () => navigate('#/settings')}, '\u2699\uFE0E'))),
+					'aria-label': 'Settings', onclick: () => navigate('#/settings')}, icon('settings')))),
 		el('div', {class: 'side-new'},
 			el('button', {id: 'new-chat', type: 'button', 'aria-expanded': 'false', onclick: () => {
 				box.hidden = !box.hidden;

@@ -42,6 +42,7 @@ class Store extends EventTarget {
 		this.whoisBusy = 0;
 		this.myNick = '';
 		this.pres = new Map();
+		this.presAsked = new Set();
 		this.typers = new Map();      // key -> Map(user -> timer)
 		this.blocks = new Set();
 		this.mine = new Map();        // id -> {key, msg} of my texts
@@ -230,6 +231,7 @@ class Store extends EventTarget {
 			try {
 				const args = c.kind === 'room' ? {room: c.name} : {with: c.name};
 				args.limit = PAGE;
+				await this.online();
 				const before = oldestSeq(c);
 				if (before) args.before = before;
 				const a = await conn.rpc('history', args);
@@ -378,7 +380,16 @@ class Store extends EventTarget {
 	hookConn() {
 		conn.addEventListener('envelope', (e) => this.onEnvelope(e.detail));
 		conn.addEventListener('outbox', (e) => this.onOutbox(e.detail));
-		conn.addEventListener('puback', (e) => this.onStatus(e.detail.key, e.detail.id, 'sent'));
+		conn.addEventListener('puback', (e) => {
+			const {key, id} = e.detail;
+			this.onStatus(key, id, 'sent');
+			// A first message makes a contact: their presence shows now.
+			const p = parseConv(key);
+			if (p && p.kind === 'user' && p.name !== conn.me && !this.pres.has(p.name) && !this.presAsked.has(p.name)) {
+				this.presAsked.add(p.name);
+				conn.refreshPresence();
+			}
+		});
 		conn.addEventListener('failed', (e) => this.onStatus(e.detail.key, e.detail.id, 'failed', e.detail.code));
 		conn.addEventListener('presence', (e) => {
 			const d = e.detail;
@@ -731,7 +742,7 @@ class Store extends EventTarget {
 			args.ref = newest.id;
 			args.of = newest.from;
 		}
-		conn.rpc('read', args).then((a) => {
+		this.online().then(() => conn.rpc('read', args)).then((a) => {
 			if (a.read_seq >= c.read_seq) {
 				c.read_seq = a.read_seq;
 				c.unread = a.unread || 0;
@@ -752,6 +763,20 @@ class Store extends EventTarget {
 		}
 		if (conn.state !== 'online' && conn.state !== 'connecting') return;
 		conn.publish(`chat/inbox/${m.from}/${conn.me}`, {id: ulid(), type: 'receipt', ref: m.id, status}).catch(() => {});
+	}
+
+	// Resolves once connected (at once when online): what a view asks while
+	// the connection opens waits for it instead of failing.
+	online() {
+		if (conn.state === 'online') return Promise.resolve();
+		return new Promise((resolve) => {
+			const on = () => {
+				if (conn.state !== 'online') return;
+				conn.removeEventListener('ready', on);
+				resolve();
+			};
+			conn.addEventListener('ready', on);
+		});
 	}
 
 	// ---- typing ----
