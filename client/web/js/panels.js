@@ -132,6 +132,22 @@ function charLen(s) {
 // by their members").
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
+// Enter in a description's text area submits its form, as in a field: a
+// description is one line.
+function enterSubmits(area, form) {
+	area.addEventListener('keydown', (ev) => {
+		if (ev.key === 'Enter' && !ev.isComposing) {
+			ev.preventDefault();
+			form.requestSubmit();
+		}
+	});
+}
+
+// A description is one line: line breaks typed or pasted become spaces.
+function oneLine(s) {
+	return s.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
 // ---- the confirmation dialog ----
 
 // Ask before something that cannot be undone. Resolves true for the
@@ -215,6 +231,7 @@ function roomNewView() {
 				field('Description (optional)', desc),
 				status,
 				el('div', {class: 'panel-buttons'}, go));
+			enterSubmits(desc, form);
 			name.addEventListener('input', () => {
 				const v = name.value;
 				const bad = v !== '' && !NAME_RE.test(v);
@@ -225,7 +242,7 @@ function roomNewView() {
 				ev.preventDefault();
 				const room = name.value.trim().toLowerCase();
 				const t = title.value.trim();
-				const d = desc.value.trim();
+				const d = oneLine(desc.value);
 				let problem = '';
 				if (!NAME_RE.test(room)) {
 					problem = 'A room name is 1 to 32 of a-z, 0-9, _ . - and starts with a letter or digit.';
@@ -233,7 +250,7 @@ function roomNewView() {
 				} else if (charLen(t) > 100 || CONTROL_RE.test(t)) {
 					problem = 'A title has at most 100 characters, without control characters.';
 					title.focus();
-				} else if (charLen(d) > 1000 || /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(d)) {
+				} else if (charLen(d) > 1000 || CONTROL_RE.test(d)) {
 					problem = 'A description has at most 1,000 characters.';
 					desc.focus();
 				}
@@ -331,21 +348,22 @@ class RoomPanel {
 		this.about = el('div', {class: 'room-about'});
 		this.count = el('span', {class: 'room-count'});
 		this.members = el('ul', {id: 'room-members', class: 'room-members', 'aria-labelledby': 'room-members-h'});
+		this.memberStatus = statusLine('room-members-status');
+		this.leaveStatus = statusLine('room-leave-status');
 		this.addBox = el('div', {class: 'room-add'});
 		this.leaveBox = el('div', {class: 'panel-buttons room-danger'});
 		this.panel.setAttribute('aria-labelledby', 'room-panel-h');
-		fill(this.panel,
-			el('header', {class: 'panel-head'},
-				el('a', {class: 'panel-back', id: 'room-back', href: '#/r/' + encodeURIComponent(room),
-					'aria-label': 'Back to the conversation', title: 'Back to the conversation'}, '\u2190'),
-				this.titleH,
-				el('span', {class: 'panel-sub'}, '#' + room)),
-			this.status,
+		this.sub = el('span', {class: 'panel-sub', hidden: true}, '#' + room);
+		this.head = el('header', {class: 'panel-head'},
+			el('a', {class: 'panel-back', id: 'room-back', href: '#/r/' + encodeURIComponent(room),
+				'aria-label': 'Back to the conversation', title: 'Back to the conversation'}, '\u2190'),
+			this.titleH, this.sub);
+		fill(this.panel, this.head, this.status,
 			el('section', {class: 'panel-card'}, el('h3', {}, 'About'), this.about),
 			el('section', {class: 'panel-card'},
 				el('h3', {id: 'room-members-h'}, 'Members ', this.count),
-				this.members, this.addBox),
-			el('section', {class: 'panel-card'}, this.leaveH = el('h3', {}, 'Leave'), this.leaveBox));
+				this.members, this.memberStatus, this.addBox),
+			el('section', {class: 'panel-card'}, this.leaveH = el('h3', {}, 'Leave'), this.leaveBox, this.leaveStatus));
 		text(this.about, 'Loading\u2026');
 	}
 
@@ -372,16 +390,16 @@ class RoomPanel {
 		this.load();
 	}
 
+	// Not (or no longer) in the room: say so in place of the panel.
 	goneAway(why) {
 		if (this.gone || !this.life.alive()) return;
 		this.gone = true;
-		say(this.status, why, 'info');
-		fill(this.about, el('p', {}, why), el('p', {}, el('a', {href: '#/'}, 'Back to the conversations')));
-		this.members.replaceChildren();
-		this.addBox.replaceChildren();
-		this.leaveBox.replaceChildren();
-		text(this.count, '');
+		this.panel.dataset.gone = 'true';
 		this.panel.setAttribute('aria-busy', 'false');
+		fill(this.panel, this.head,
+			el('section', {class: 'panel-card'},
+				el('p', {id: 'room-error', class: 'room-gone', role: 'status'}, why),
+				el('p', {}, el('a', {href: '#/'}, 'Back to the conversations'))));
 	}
 
 	async load() {
@@ -426,8 +444,15 @@ class RoomPanel {
 		const list = Array.isArray(a.members) ? a.members : [];
 		const mine = list.find((m) => m.user === conn.me);
 		this.myRole = mine ? mine.role : '';
+		// A member of a room this connection does not follow (added from
+		// another device or by someone else since the last start): follow
+		// it now, so its messages and events come live.
+		if (mine && conn.rooms && !conn.rooms.has(this.room)) {
+			Promise.resolve(conn.subscribeRoom(this.room)).catch(() => {});
+		}
 		this.panel.dataset.role = this.myRole;
 		text(this.titleH, a.title ? a.title : '#' + this.room);
+		this.sub.hidden = !a.title;
 		if (prevRole !== this.myRole || !this.aboutBuilt) this.buildAbout();
 		this.updateAbout();
 		this.renderMembers(list);
@@ -454,20 +479,14 @@ class RoomPanel {
 		const form = el('form', {id: 'room-about-form', class: 'panel-form', novalidate: true},
 			field('Title', title), field('Description', desc), status,
 			el('div', {class: 'panel-buttons'}, save));
-		// Enter in the description saves too (Shift+Enter: a new line).
-		desc.addEventListener('keydown', (ev) => {
-			if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
-				ev.preventDefault();
-				form.requestSubmit();
-			}
-		});
+		enterSubmits(desc, form);
 		for (const n of [title, desc]) n.addEventListener('input', () => { n.dataset.dirty = '1'; });
 		form.addEventListener('submit', async (ev) => {
 			ev.preventDefault();
 			const t = title.value.trim();
-			const d = desc.value.trim();
+			const d = oneLine(desc.value);
 			if (charLen(t) > 100 || CONTROL_RE.test(t)) return say(status, 'A title has at most 100 characters, without control characters.');
-			if (charLen(d) > 1000 || /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(d)) return say(status, 'A description has at most 1,000 characters.');
+			if (charLen(d) > 1000 || CONTROL_RE.test(d)) return say(status, 'A description has at most 1,000 characters.');
 			const args = {room: this.room, title: t, description: d};
 			say(status, '');
 			await busy([save], async () => {
@@ -500,7 +519,8 @@ class RoomPanel {
 			if (!this.titleInput.dataset.dirty) this.titleInput.value = a.title || '';
 			if (!this.descInput.dataset.dirty) this.descInput.value = a.description || '';
 		} else {
-			text(this.titleText, a.title || '#' + this.room);
+			text(this.titleText, a.title || 'No title');
+			this.titleText.classList.toggle('muted', !a.title);
 			text(this.descText, a.description || 'No description.');
 			this.descText.classList.toggle('muted', !a.description);
 		}
@@ -616,12 +636,12 @@ class RoomPanel {
 	}
 
 	async rank(btn, user, promote) {
-		say(this.status, '');
+		say(this.memberStatus, '');
 		await busy([btn], async () => {
 			try {
 				await conn.rpc(promote ? 'room_promote' : 'room_demote', {room: this.room, user});
 				if (!this.life.alive()) return;
-				toast(nickOf(user) + (promote ? ' is now an admin.' : ' is now a member.'), 'info');
+				say(this.memberStatus, nickOf(user) + (promote ? ' is now an admin.' : ' is now a member.'), 'info');
 				this.load();
 			} catch (e) {
 				if (!this.life.alive()) return;
@@ -637,12 +657,12 @@ class RoomPanel {
 		const nick = nickOf(user);
 		if (!await confirmAction('Remove ' + nick + ' from #' + this.room + '?', 'Remove',
 			'They stop receiving the room\u2019s messages at once.')) return;
-		say(this.status, '');
+		say(this.memberStatus, '');
 		await busy([btn], async () => {
 			try {
 				await conn.rpc('room_remove', {room: this.room, user});
 				if (!this.life.alive()) return;
-				toast(nick + ' was removed.', 'info');
+				say(this.memberStatus, nick + ' was removed.', 'info');
 				this.load();
 			} catch (e) {
 				if (!this.life.alive()) return;
@@ -654,10 +674,9 @@ class RoomPanel {
 		});
 	}
 
-	fail(e, ctx) {
-		const msg = errorText(e, ctx);
-		say(this.status, msg);
-		toast(msg, 'error');
+	// A refusal, said where the person acted.
+	fail(e, ctx, where = this.memberStatus) {
+		say(where, errorText(e, ctx));
 		this.load();
 	}
 
@@ -674,7 +693,7 @@ class RoomPanel {
 			} catch (e) {
 				if (!this.life.alive()) return;
 				if (e.code === 'not_found') return this.done('You are not in #' + this.room + ' any more.');
-				this.fail(e, {});
+				this.fail(e, {}, this.leaveStatus);
 			}
 		});
 	}
@@ -688,7 +707,7 @@ class RoomPanel {
 				this.done('Room #' + this.room + ' deleted.');
 			} catch (e) {
 				if (!this.life.alive()) return;
-				this.fail(e, {forbidden: 'Only the room\u2019s owner and admins may delete it.'});
+				this.fail(e, {forbidden: 'Only the room\u2019s owner and admins may delete it.'}, this.leaveStatus);
 			}
 		});
 	}
