@@ -1,5 +1,16 @@
 #!/bin/sh
 # bench.sh - what `make bench` runs: the benchmark driver bench/bench.py
-# (five broker setups, the same loads, one table in bench/results/).
-# Environment: BUILD, QUICK=1, SETUPS, OUT; see bench/README.md.
-exec /usr/bin/python3 "$(dirname "$0")/../bench/bench.py" "$@"
+# (five broker setups, the same loads, one table in bench/results/), then
+# the web app's figures (bench/web_bench.py: bench/results/web.md).
+# Environment: BUILD, QUICK=1, SETUPS, OUT; ONLY=rpc or ONLY=web for one
+# phase; see bench/README.md.
+dir=$(dirname "$0")
+if [ "${ONLY:-}" = web ]; then
+	exec /usr/bin/python3 "$dir/../bench/web_bench.py"
+fi
+/usr/bin/python3 "$dir/../bench/bench.py" "$@"
+rc=$?
+if [ -z "${ONLY:-}" ]; then
+	/usr/bin/python3 "$dir/../bench/web_bench.py" || rc=1
+fi
+exit $rc

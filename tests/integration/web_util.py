@@ -57,6 +57,9 @@ NODE = shutil.which("node")
 NPM = shutil.which("npm")
 PASSWORD = "password-xxxx"       # harness.Store.add_user's default
 SHOTS = os.environ.get("MQCHAT_SCREENSHOTS")
+# Every screenshot (failures' too) also kept in <dir>/<test name>/: pytest
+# removes old tmp dirs, and other runs on the machine make new ones.
+KEEP = os.environ.get("MQCHAT_WEB_ARTIFACTS")
 
 # Under load (2 cores, four pytest workers) a step of the app can take a
 # while; every wait is bounded by this unless the test says otherwise.
@@ -323,8 +326,9 @@ class People:
     """The browser contexts of one test: opened, logged in, closed; the
     errors their pages logged checked at the end."""
 
-    def __init__(self, drv, stack, shotdir):
+    def __init__(self, drv, stack, shotdir, test=""):
         self.d = drv
+        self.test = re.sub(r"[^A-Za-z0-9_.-]", "_", test)
         self.stack = stack
         self.shotdir = shotdir
         self.ctxs = []
@@ -365,11 +369,18 @@ class People:
         when readme)."""
         path = os.path.join(self.shotdir, name + ".png")
         page.shot(path)
+        self.keep(path)
         if readme and SHOTS:
             dest = SHOTS if os.path.isabs(SHOTS) else os.path.join(harness.ROOT, SHOTS)
             os.makedirs(dest, exist_ok=True)
             shutil.copyfile(path, os.path.join(dest, name + ".png"))
         return path
+
+    def keep(self, path):
+        if KEEP:
+            d = os.path.join(KEEP, self.test)
+            os.makedirs(d, exist_ok=True)
+            shutil.copyfile(path, os.path.join(d, os.path.basename(path)))
 
     def errors(self):
         errs = self.d.call("errors", clear=True)
@@ -381,7 +392,9 @@ class People:
         if failed:
             for p in list(self.pages):
                 try:
-                    self.d.call("screenshot", page=p, path=os.path.join(self.shotdir, "fail-%s.png" % p))
+                    path = os.path.join(self.shotdir, "fail-%s.png" % p)
+                    self.d.call("screenshot", page=p, path=path)
+                    self.keep(path)
                 except DriverError:
                     pass
         for c in self.ctxs:
@@ -532,7 +545,7 @@ web_env = stack_fixture()
 @pytest.fixture
 def people(request, driver, web_env, tmp_path):
     """The browser side of one test; fails it on any page error."""
-    p = People(driver, web_env, str(tmp_path))
+    p = People(driver, web_env, str(tmp_path), request.node.name)
     yield p
     call = getattr(request.node, "rep_call", None)
     errs = p.finish(failed=call is not None and call.failed)
