@@ -553,16 +553,16 @@ else
 fi
 printf '%s make run; broker pid %s%s\n' "$$" "$bpid" "${apid:+, archiver pid $apid}" > "$RUNDIR/run.lock"
 
+# The banner is one write (a reader of this output sees all of it or none).
+webline=""
+[ "$web" -eq 1 ] && webline="
+
+Web app: http://127.0.0.1:$HTTP_PORT/ (register there, or add a user as below)"
+
 cat <<EOF
 
 mqchat is running on 127.0.0.1:$PORT (broker pid $bpid${apid:+, archiver pid $apid}).
-Stop both with Ctrl-C. Logs: $BLOG${apid:+ and $ALOG} (tail -f them).
-EOF
-[ "$web" -eq 1 ] && cat <<EOF
-
-Web app: http://127.0.0.1:$HTTP_PORT/ (register there, or add a user as below)
-EOF
-cat <<EOF
+Stop both with Ctrl-C. Logs: $BLOG${apid:+ and $ALOG} (tail -f them).$webline
 
 Add a user (asks for a password):
     $ARCHIVER --data $DATA user add alice

@@ -4,6 +4,7 @@ the real plugin and archiver, refusals of bad input, a clean stop.
 run.sh is started with DATA (a temp folder) and PORT (a free port) so it
 never touches var/ or 1883; the shipped config/mosquitto.conf is then used
 through the copy run.sh generates with those two changed."""
+import json
 import os
 import pwd
 import re
@@ -30,11 +31,12 @@ class Run:
         self.port = port
         fd, self.logpath = tempfile.mkstemp(prefix="mqchat-run-", suffix=".log")
         os.close(fd)
-        # The TLS and WebSockets listeners get free ports too (8883 and
-        # 8080 may be taken, and tests run in parallel).
+        # The TLS, WebSockets and web app listeners get free ports too
+        # (8883, 8080 and 8090 may be taken, and tests run in parallel).
         env = dict(os.environ, DATA=data, PORT=str(port), TLS_PORT=str(harness.free_port()),
-                   WS_PORT=str(harness.free_port()))
+                   WS_PORT=str(harness.free_port()), HTTP_PORT=str(harness.free_port()))
         env.update(extra_env or {})
+        self.env = env
         self.log = open(self.logpath, "ab")
         # SIGINT as a terminal's Ctrl-C delivers it, even when the suite
         # itself was started with it ignored (in the background of a
@@ -200,6 +202,10 @@ def test_run_refuses_a_port_in_use(runs, data_root):
     ({"DATA": "a b"}, "DATA must be a path"),
     ({"DATA": "x#y"}, "DATA must be a path"),
     ({"BUILD": "$(id)"}, "BUILD must be a path"),
+    ({"HTTP_PORT": "abc"}, "HTTP_PORT must be a number"),
+    ({"HTTP_PORT": "65536"}, "HTTP_PORT must be a number"),
+    ({"HTTP_PORT": "-1"}, "HTTP_PORT must be a number"),
+    ({"HTTP_PORT": "8090 --web-dir /"}, "HTTP_PORT must be a number"),
 ])
 def test_run_refuses_bad_settings(runs, data_root, env, why):
     data = os.path.join(data_root, "var")
@@ -443,3 +449,83 @@ def test_run_lets_local_users_read_the_ca_certificate_only(runs, data_root):
                    "mosquitto.log", "archiver.log"):
         assert nobody("cat", os.path.join(data, secret)) != 0, secret
     assert nobody("ls", data) != 0, "others may list the data folder"
+
+
+# ---- the web app (HTTP_PORT) ----
+
+WEB_BUILT = os.path.join(harness.BUILD, "web", "index.html")
+
+
+def http_get(port, path):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.getheader("Content-Type"), r.read()
+    finally:
+        c.close()
+
+
+def test_run_serves_the_web_app_and_prints_its_address(runs, data_root):
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port()).wait_running()
+    out = r.output()
+    http_port, ws_port = int(r.env["HTTP_PORT"]), int(r.env["WS_PORT"])
+    if not os.path.exists(WEB_BUILT):
+        assert "no web app: %s is not built (make web builds it)" % os.path.relpath(
+            WEB_BUILT, harness.ROOT) in out or "no web app:" in out, out
+        assert "Web app:" not in out
+        pytest.skip("make web has not built BUILD/web/index.html")
+    assert "Web app: http://127.0.0.1:%d/" % http_port in out, out
+    status, ctype, body = http_get(http_port, "/")
+    assert status == 200 and ctype == "text/html; charset=utf-8"
+    status, ctype, body = http_get(http_port, "/config.json")
+    assert status == 200 and ctype == "application/json"
+    assert json.loads(body) == {"mqtt_url": "ws://127.0.0.1:%d" % ws_port}
+    with open(os.path.join(data, "archiver.log")) as f:
+        assert "http: serving" in f.read()
+
+
+def test_run_without_websockets_has_no_web_app(runs, data_root):
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port(), extra_env={"WS_PORT": "0"}).wait_running()
+    out = r.output()
+    assert "no web app: it speaks MQTT over WebSockets, and WS_PORT is 0" in out, out
+    assert "Web app:" not in out
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(r.env["HTTP_PORT"])), timeout=2).close()
+
+
+def test_run_with_http_port_0_has_no_web_app(runs, data_root):
+    data = os.path.join(data_root, "var")
+    r = runs(data, harness.free_port(), extra_env={"HTTP_PORT": "0"}).wait_running()
+    out = r.output()
+    assert "Web app:" not in out and "no web app" not in out, out
+
+
+def test_run_refuses_an_http_port_of_another_listener(runs, data_root):
+    data = os.path.join(data_root, "var")
+    ws = str(harness.free_port())
+    r = runs(data, harness.free_port(), extra_env={"WS_PORT": ws, "HTTP_PORT": ws})
+    assert r.wait_exit() == 1
+    assert "HTTP_PORT and WS_PORT are both %s" % ws in r.output(), r.output()
+    assert not os.path.exists(data)
+
+
+def test_run_refuses_a_taken_http_port(runs, data_root):
+    data = os.path.join(data_root, "var")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    busy = s.getsockname()[1]
+    try:
+        r = runs(data, harness.free_port(), extra_env={"HTTP_PORT": str(busy)})
+        assert r.wait_exit() == 1
+    finally:
+        s.close()
+    out = r.output()
+    assert "port %d on 127.0.0.1 is already in use" % busy in out, out
+    assert "HTTP_PORT=" in out, out
+    assert not os.path.exists(data)
