@@ -90,8 +90,16 @@ function statusLine(id) {
 	return el('p', {id, class: 'panel-status', 'aria-live': 'polite', hidden: true});
 }
 
+// say(node, text, kind): an error stays until the next try; a short note
+// ('Saved.') goes after a few seconds.
 function say(node, msg, kind = 'error') {
 	if (!node) return;
+	clearTimeout(node._clear);
+	if (kind === 'info' && msg === 'Saved.') {
+		node._clear = setTimeout(() => {
+			if (node.textContent === msg) node.hidden = true;
+		}, 4000);
+	}
 	text(node, msg || '');
 	node.hidden = !msg;
 	node.dataset.kind = kind;
@@ -232,7 +240,13 @@ function roomNewView() {
 				status,
 				el('div', {class: 'panel-buttons'}, go));
 			enterSubmits(desc, form);
+			// Names are lowercase: shown as they will be.
 			name.addEventListener('input', () => {
+				if (name.value !== name.value.toLowerCase()) {
+					const at = name.selectionStart;
+					name.value = name.value.toLowerCase();
+					name.setSelectionRange(at, at);
+				}
 				const v = name.value;
 				const bad = v !== '' && !NAME_RE.test(v);
 				name.setAttribute('aria-invalid', bad ? 'true' : 'false');
@@ -273,7 +287,8 @@ function roomNewView() {
 						} catch {
 							// The connection's next start subscribes it again.
 						}
-						toast('Room #' + made + ' created.', 'info');
+						// The conversation opens on its "created" line: no toast
+						// over the page.
 						navigate('#/r/' + made);
 					} catch (e) {
 						if (!life.alive()) return;
