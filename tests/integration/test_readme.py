@@ -201,3 +201,20 @@ def test_readme_commands_work_as_written():
         if run:
             run.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_readme_gives_the_web_app_address_run_sh_serves():
+    # The address make run prints for the web app (scripts/run.sh's
+    # HTTP_PORT default) is the one the README names.
+    with open(rs.RUN) as f:
+        port = re.search(r"^HTTP_PORT=\$\{HTTP_PORT:-(\d+)\}$", f.read(), flags=re.M).group(1)
+    s = sections()
+    addr = "http://127.0.0.1:%s/" % port
+    assert addr in s["Two commands"] and addr in s["The web app"]
+    with open(rs.RUN) as f:
+        assert "Web app: http://127.0.0.1:$HTTP_PORT/" in f.read()
+    # Production: TLS in front, wss:// to the broker, and the policy to keep.
+    web = s["The web app"]
+    for words in ("wss://", "Content-Security-Policy: default-src 'self'", "gzip_static",
+                  "### Screenshots"):
+        assert words in web, words
