@@ -777,7 +777,8 @@ class Settings {
 			this.blocksCard(),
 			this.devicesCard(),
 			this.dataCard(),
-			this.sessionCard());
+			this.sessionCard(),
+			this.deleteCard());
 	}
 
 	start() {
@@ -1203,6 +1204,86 @@ class Settings {
 		setTimeout(() => URL.revokeObjectURL(url), 60000);
 		if (this.life.alive()) {
 			say(status, 'Downloaded: ' + messages.length + (messages.length === 1 ? ' message.' : ' messages.'), 'info');
+		}
+	}
+
+	// -- delete the account (PROTOCOL.md "Your data": how the app learns
+	// it worked) --
+
+	deleteCard() {
+		const pw = el('input', {id: 'delete-password', type: 'password', autocomplete: 'current-password'});
+		const erase = el('input', {id: 'delete-erase', type: 'checkbox'});
+		const go = el('button', {id: 'delete-account', type: 'submit', class: 'danger'}, 'Delete my account');
+		const status = statusLine('delete-status');
+		const form = el('form', {id: 'delete-form', class: 'panel-form', novalidate: true},
+			field('Your password', pw),
+			el('div', {class: 'panel-check'}, erase, el('label', {for: 'delete-erase'},
+				'Also erase every message I sent or received')),
+			status, el('div', {class: 'panel-buttons'}, go));
+		form.addEventListener('submit', async (ev) => {
+			ev.preventDefault();
+			if (!pw.value) {
+				pw.focus();
+				return say(status, 'Type your password.');
+			}
+			if (!await confirmAction('Delete the account ' + conn.me + ' for good?', 'Delete my account',
+				(erase.checked ? 'Your messages are erased for everyone. ' : 'The people you wrote with keep your messages. ') +
+				'Every device is logged out, and the name cannot be registered again for 30 days. This cannot be undone.')) return;
+			say(status, '');
+			await busy([go, pw, erase], () => this.deleteAccount(pw.value, erase.checked, status, pw));
+		});
+		return el('section', {class: 'panel-card panel-danger', id: 'settings-delete', 'aria-labelledby': 'settings-delete-h'},
+			el('h3', {id: 'settings-delete-h'}, 'Delete account'), form);
+	}
+
+	async deleteAccount(password, erase, status, pw) {
+		// The server closes every connection of the account, this one
+		// too, before its answer can leave: the `ok` rarely comes. The
+		// connection then fails to log in again with this device's token
+		// (refused), and the app goes back to its login: say why there.
+		const me = conn.me;
+		let pending = true;
+		const stop = () => {
+			pending = false;
+			conn.removeEventListener('login', onLogin);
+			conn.removeEventListener('state', onState);
+		};
+		const deleted = () => {
+			stop();
+			toast('The account ' + me + ' was deleted.', 'info');
+		};
+		const onLogin = () => {
+			if (pending) deleted();
+		};
+		// A connection that logged in with the password (this session's
+		// first) goes to state 'login' without a 'login' event: forget
+		// the session here, which shows the login.
+		const onState = (ev) => {
+			if (!pending || !ev.detail || ev.detail.state !== 'login') return;
+			deleted();
+			conn.logout().catch(() => {});
+		};
+		conn.addEventListener('login', onLogin);
+		conn.addEventListener('state', onState);
+		try {
+			await conn.rpc('delete_account', {password, erase}, {timeout: 15000});
+			if (!pending) return;
+			deleted();
+			await conn.logout();
+		} catch (e) {
+			if (!pending) return;
+			stop();
+			if (!this.life.alive()) return;
+			if (e.code === 'timeout' || e.code === 'offline') {
+				say(status, 'No answer from the server. If this app is still logged in, the account was not deleted: try again.');
+				return;
+			}
+			say(status, errorText(e, {
+				bad_password: 'The password is wrong: nothing was deleted.',
+				rate_limited: (err) => 'Too many password checks lately: nothing was deleted. Try again in ' + seconds(err) + '.',
+				forbidden: 'This account is a service: only an operator may delete it.',
+			}));
+			pw.focus();
 		}
 	}
 
