@@ -85,6 +85,17 @@ async function busy(nodes, fn) {
 	}
 }
 
+// A list or setting that could not be read (offline, timeout): said in
+// its status line until a later read works (after the reconnect).
+function loadFailed(node, e) {
+	say(node, 'Could not load this: ' + errorText(e));
+	node.dataset.from = 'load';
+}
+
+function loaded(node) {
+	if (node.dataset.from === 'load') say(node, '');
+}
+
 // An inline status line: an error (role=alert) or a note.
 function statusLine(id) {
 	return el('p', {id, class: 'panel-status', 'aria-live': 'polite', hidden: true});
@@ -95,6 +106,7 @@ function statusLine(id) {
 function say(node, msg, kind = 'error') {
 	if (!node) return;
 	clearTimeout(node._clear);
+	delete node.dataset.from;
 	if (kind === 'info' && msg === 'Saved.') {
 		node._clear = setTimeout(() => {
 			if (node.textContent === msg) node.hidden = true;
@@ -199,6 +211,13 @@ export function confirmAction(message, okLabel = 'OK', detail = '') {
 		dlg.showModal();
 		cancel.focus();
 	});
+}
+
+// A view just shown: keyboard and screen reader users start at its
+// heading (the button that opened it is gone).
+function focusHeading(root) {
+	const h = root.querySelector('.panel-title');
+	if (h && !root.contains(document.activeElement)) h.focus({preventScroll: true});
 }
 
 // A view's life: `alive()` turns false once it is unmounted, so answers
@@ -326,6 +345,7 @@ function roomView() {
 			const panel = el('section', {id: 'room-panel', class: 'panel', 'data-room': room, 'aria-busy': 'true'});
 			fill(root, panel);
 			new RoomPanel(panel, room, life).start();
+			focusHeading(panel);
 		},
 		unmount() {
 			if (life) life.end();
@@ -428,6 +448,7 @@ class RoomPanel {
 		try {
 			const a = await conn.rpc('room_info', {room: this.room});
 			if (!this.life.alive() || this.gone) return;
+			loaded(this.status);
 			this.render(a);
 		} catch (e) {
 			if (!this.life.alive()) return;
@@ -437,7 +458,7 @@ class RoomPanel {
 				fill(this.about, el('p', {}, errorText(e)),
 					el('button', {type: 'button', class: 'room-retry', onclick: () => this.load()}, 'Try again'));
 			} else {
-				say(this.status, errorText(e));
+				loadFailed(this.status, e);
 			}
 		} finally {
 			this.loading = null;
@@ -756,6 +777,7 @@ function settingsView() {
 			const s = new Settings(life);
 			fill(root, s.node);
 			s.start();
+			focusHeading(s.node);
 		},
 		unmount() {
 			if (life) life.end();
@@ -839,9 +861,10 @@ class Settings {
 		try {
 			const a = await conn.rpc('profile');
 			if (!this.life.alive()) return;
+			loaded(this.profileStatus);
 			if (!this.nick.dataset.dirty) this.nick.value = a.nick || '';
 		} catch (e) {
-			if (this.life.alive()) say(this.profileStatus, errorText(e));
+			if (this.life.alive()) loadFailed(this.profileStatus, e);
 		}
 	}
 
@@ -963,9 +986,11 @@ class Settings {
 	async loadPrivacy() {
 		try {
 			const a = await conn.rpc('privacy');
-			if (this.life.alive()) this.showPrivacy(a);
+			if (!this.life.alive()) return;
+			loaded(this.privacyStatus);
+			this.showPrivacy(a);
 		} catch (e) {
-			if (this.life.alive()) say(this.privacyStatus, errorText(e));
+			if (this.life.alive()) loadFailed(this.privacyStatus, e);
 		}
 	}
 
@@ -1019,10 +1044,11 @@ class Settings {
 		try {
 			const a = await conn.rpc('blocked');
 			if (!this.life.alive()) return;
+			loaded(this.blocksStatus);
 			const users = (a.users || []).slice().sort();
 			this.renderBlocks(users);
 		} catch (e) {
-			if (this.life.alive()) say(this.blocksStatus, errorText(e));
+			if (this.life.alive()) loadFailed(this.blocksStatus, e);
 		}
 	}
 
@@ -1095,9 +1121,10 @@ class Settings {
 		try {
 			const a = await conn.rpc('devices');
 			if (!this.life.alive()) return;
+			loaded(this.devicesStatus);
 			this.renderDevices(a.devices || []);
 		} catch (e) {
-			if (this.life.alive()) say(this.devicesStatus, errorText(e));
+			if (this.life.alive()) loadFailed(this.devicesStatus, e);
 		}
 	}
 
