@@ -306,6 +306,28 @@ class Page:
             " if (b && b.textContent === %s) return m.dataset.id || true; } return false; })()"
             % json.dumps(body), timeout)
 
+    def wait_bodies(self, want, timeout=T):
+        """Wait until the open conversation shows exactly these texts, in
+        this order (history pages may come after live messages)."""
+        try:
+            self.wait_fn("JSON.stringify([...document.querySelectorAll('#messages .msg:not(.event) .msg-body')]"
+                         ".map(b => b.textContent)) === %s" % json.dumps(json.dumps(want, separators=(",", ":"), ensure_ascii=False)),
+                         timeout)
+        except DriverError:
+            raise AssertionError("%s shows %r, not %r" % (self.name, self.bodies(), want))
+
+    def load_all(self, timeout=T):
+        """Scroll the conversation to its top until every history page is
+        loaded (#messages[data-more=false])."""
+        self.wait("#messages[data-more]", visible=False, timeout=timeout)
+        self.wait_fn("(() => { const m = document.querySelector('#messages'); m.scrollTop = 0;"
+                     " return m.dataset.more === 'false'; })()", timeout)
+
+    def confirm(self, timeout=T):
+        """Accept the app's confirmation dialog (#confirm-dialog)."""
+        self.click("#confirm-dialog #confirm-ok", timeout=timeout)
+        self.wait_gone("#confirm-dialog", timeout=timeout)
+
     def msg_with(self, body):
         """The selector of the message whose body is exactly body (by its id)."""
         mid = self.wait_body(body)

@@ -201,12 +201,25 @@ const commands = {
     }
     throw new Error('waitFor needs fn or sel');
   },
+  // Click where a person would (the element's middle, real mouse events)
+  // once it is visible; again if the app re-rendered it in between.
   async click(c) {
     const p = page(c.page);
-    await poll(p, `(${VISIBLE})(document.querySelector(${q(c.sel)}))`, c.timeout || 10000,
-      c.sel + ' visible');
-    await p.click(c.sel);
-    return true;
+    const t = c.timeout || 10000;
+    const deadline = Date.now() + t;
+    for (;;) {
+      await poll(p, `(${VISIBLE})(document.querySelector(${q(c.sel)}))`, Math.max(1, deadline - Date.now()),
+        c.sel + ' visible');
+      try {
+        await p.click(c.sel);
+        return true;
+      } catch (e) {
+        const m = String(e && e.message);
+        if (!/detached|not clickable|not an Element|No node found|Execution context was destroyed/.test(m) ||
+            Date.now() >= deadline) throw e;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
   },
   async focus(c) {
     await page(c.page).focus(c.sel);
