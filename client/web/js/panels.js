@@ -452,7 +452,7 @@ class RoomPanel {
 			this.render(a);
 		} catch (e) {
 			if (!this.life.alive()) return;
-			if (e.code === 'not_found' || e.code === 'forbidden') {
+			if (e.code === 'not_found' || e.code === 'forbidden' || e.code === 'bad_request') {
 				this.goneAway('You are not in a room named #' + this.room + ' (or it does not exist).');
 			} else if (!this.info) {
 				fill(this.about, el('p', {}, errorText(e)),
