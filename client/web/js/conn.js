@@ -82,7 +82,7 @@ function registerRequest(url, req, timeout = 8000) {
 		const resp = `chat/register/${cid}/resp`;
 		let done = false;
 		const client = mqtt.connect(url, {
-			protocolVersion: 5, clean: true, clientId: cid, username: '_register',
+			protocolVersion: 5, clean: true, clientId: cid, username: '_register', timerVariant: 'native',
 			password: 'x', keepalive: 30, reconnectPeriod: 0, connectTimeout: timeout,
 		});
 		const finish = (err, answer) => {
@@ -222,6 +222,9 @@ class Conn extends EventTarget {
 			let settled = false;
 			const client = mqtt.connect(this.url, {
 				protocolVersion: 5,
+				// The worker timers MQTT.js would make from a blob: URL are
+				// refused by the page's CSP (script-src 'self').
+				timerVariant: 'native',
 				clean: false,
 				clientId: `${user}@${this.device}`,
 				username: user,
@@ -257,7 +260,14 @@ class Conn extends EventTarget {
 				this.inflight.clear();
 				this.failRpcsOnClose();
 				if (this.state === 'login') return;
-				this.setState(navigator.onLine === false ? 'offline' : (this.connects ? 'reconnecting' : 'connecting'));
+				if (navigator.onLine === false) {
+					// No network: try again when the browser says it is back
+					// (kick), not in a loop of failing sockets.
+					client._clearReconnect();
+					this.setState('offline');
+					return;
+				}
+				this.setState(this.connects ? 'reconnecting' : 'connecting');
 				// Back off: 1 s, 2 s, 4 s ... 15 s, a little jitter.
 				const period = Math.min(this.backoff, BACKOFF_MAX);
 				this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);

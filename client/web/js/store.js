@@ -23,6 +23,10 @@ const WHOIS_PARALLEL = 6;
 
 const mkey = (from, id) => from + '\n' + id;
 
+function utf8Len(s) {
+	return new TextEncoder().encode(s).length;
+}
+
 function msgTime(m) {
 	return m ? (m.server_ts || m.ts || 0) : 0;
 }
@@ -232,15 +236,21 @@ class Store extends EventTarget {
 				const args = c.kind === 'room' ? {room: c.name} : {with: c.name};
 				args.limit = PAGE;
 				await this.online();
-				const before = oldestSeq(c);
-				if (before) args.before = before;
-				const a = await conn.rpc('history', args);
-				const ids = [];
-				for (const row of a.messages || []) {
-					const m = this.mergeRow(c, row, false);
-					if (m) ids.push(m.id);
+				// Live messages have no seq until a page gives them one, and
+				// they sort after those that have: while some that came
+				// before this request are still without, take the next page
+				// too (a large message comes alone on a page of its own).
+				const asked = ++this.arrival;
+				let a;
+				for (let pages = 0; ; pages++) {
+					const before = oldestSeq(c);
+					if (before) args.before = before;
+					a = await conn.rpc('history', args);
+					for (const row of a.messages || []) this.mergeRow(c, row, false);
+					if (!a.more || !(a.messages || []).length || pages >= 4 || !unseqBefore(c, asked)) break;
 				}
 				c._more = !!a.more && (a.messages || []).length > 0;
+				if (c._receiptFloor !== undefined) this.readReceipts(c);
 				this.changed(key, null);
 				return c._more;
 			} finally {
@@ -346,19 +356,26 @@ class Store extends EventTarget {
 				m.reactions = [];
 				delete m.edited;
 			} else {
-				if (!m.edited || (r.edited || 0) >= m.edited || m.body === undefined) {
+				// A body cut to fit the page: the whole one held already
+				// (it came live) stays; otherwise `get` brings it.
+				const whole = r.truncated && typeof m.body === 'string' && !m.truncated &&
+					utf8Len(m.body) === r.body_bytes;
+				if (!whole && (!m.edited || (r.edited || 0) >= m.edited || m.body === undefined)) {
 					m.body = r.body;
 					if (r.edited) m.edited = r.edited;
+					if (r.truncated) {
+						m.truncated = true;
+						m.body_bytes = r.body_bytes;
+						queueMicrotask(() => this.fetchFull(c.key, m).catch(() => {}));
+					} else {
+						delete m.truncated;
+					}
 				}
 				if (r.reply_to) {
 					m.reply_to = r.reply_to;
 					m.reply_from = r.reply_from;
 				}
 				m.reactions = Array.isArray(r.reactions) ? r.reactions.map((x) => ({emoji: x.emoji, users: [...(x.users || [])]})) : [];
-				if (r.truncated) {
-					m.truncated = true;
-					m.body_bytes = r.body_bytes;
-				}
 			}
 		}
 		if (r.status && (m.status === undefined || (RANK[r.status] || 0) > (RANK[m.status] || 0) || m.status === 'failed')) {
@@ -722,18 +739,12 @@ class Store extends EventTarget {
 			c.unread = 0;
 			this.changedConvs();
 		}
+		// What others wrote after the marker as it stood at the first look
+		// gets a `read` receipt, also what a history page shows later.
+		if (c._receiptFloor === undefined) c._receiptFloor = c.read_seq;
+		this.readReceipts(c);
 		if (c._readSig === sig) return;
 		c._readSig = sig;
-		// Receipts for what others wrote after the marker.
-		let n = 0;
-		for (let i = list.length - 1; i >= 0 && n < 50; i--) {
-			const m = list[i];
-			if (m.seq && m.seq <= c.read_seq) break;
-			if (m.type !== 'text' || m.from === conn.me || m.from === SERVICE || m.deleted || m._readSent) continue;
-			if (c.kind === 'user' && m.status === 'read') continue;
-			this.receipt(m, 'read');
-			n++;
-		}
 		if (newest.seq && newest.seq <= c.read_seq) return;
 		if (newest.from === conn.me && !newest.seq) return; // sending moved the marker already
 		const args = c.kind === 'room' ? {room: c.name} : {with: c.name};
@@ -751,6 +762,19 @@ class Store extends EventTarget {
 		}).catch(() => {
 			c._readSig = '';
 		});
+	}
+
+	readReceipts(c) {
+		const list = this.messages(c.key);
+		let n = 0;
+		for (let i = list.length - 1; i >= 0 && n < 100; i--) {
+			const m = list[i];
+			if (m.seq && m.seq <= c._receiptFloor) break;
+			if (m.type !== 'text' || m.from === conn.me || m.from === SERVICE || m.deleted || m._readSent) continue;
+			if (c.kind === 'user' && m.status === 'read') continue;
+			this.receipt(m, 'read');
+			n++;
+		}
 	}
 
 	receipt(m, status) {
@@ -873,6 +897,17 @@ class Store extends EventTarget {
 			}
 		});
 	}
+}
+
+// Is a message of c that came before arrival number `asked` still without
+// a seq (not counting mine that the broker has not taken yet)?
+function unseqBefore(c, asked) {
+	for (const m of c._msgs.values()) {
+		if (m.seq || m._arrival >= asked) continue;
+		if (m.status === 'pending' || m.status === 'failed') continue;
+		return true;
+	}
+	return false;
 }
 
 function oldestSeq(c) {
