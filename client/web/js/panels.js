@@ -911,6 +911,7 @@ class Settings {
 					if (!this.life.alive()) return;
 					old.value = '';
 					nw.value = '';
+					others.checked = false;
 					// This device logs in with its token, which a password
 					// change leaves alone: nothing to renew here.
 					let msg = 'Password changed. This device stays logged in; new logins need the new password.';
