@@ -182,7 +182,13 @@ class Conn extends EventTarget {
 		if (!NAME_RE.test(user)) return Promise.reject(rpcError('bad_name', 'Names are 1 to 32 of a-z, 0-9, _ . - (starting with a letter or digit).'));
 		if (!password) return Promise.reject(rpcError('bad_password', 'Type your password.'));
 		this.password = password;
-		return this.open(user, password, true);
+		return this.open(user, password, true).then((gotToken) => {
+			this.password = null;
+			// Everything from now on rides on the token: a revoked device's
+			// connection is closed (one made with the password would stay).
+			if (gotToken) return this.resume();
+			return undefined;
+		});
 	}
 
 	// Connect with the stored token; resolves once connected. Rejects when
@@ -240,10 +246,10 @@ class Conn extends EventTarget {
 				if (client !== this.client) return;
 				this.backoff = BACKOFF_MIN;
 				client.options.reconnectPeriod = BACKOFF_MIN;
-				this.onConnect(connack, withPassword).then(() => {
+				this.onConnect(connack, withPassword).then((v) => {
 					if (!settled) {
 						settled = true;
-						resolve();
+						resolve(v);
 					}
 				}, (err) => {
 					if (!settled) {
@@ -290,7 +296,10 @@ class Conn extends EventTarget {
 						st = null;
 					}
 					if (client !== this.client) return;
-					const reason = loginStatusText(st);
+					let reason = loginStatusText(st);
+					if (!withPassword && (!st || st.status === 'refused')) {
+						reason = 'This browser was logged out (from another device, or its login was replaced): log in again.';
+					}
 					if (st && st.status === 'throttled' && !withPassword) {
 						// A token is never throttled, but the address may be:
 						// try again when it says.
@@ -358,9 +367,25 @@ class Conn extends EventTarget {
 	// ---- after each connect ----
 
 	async onConnect(connack, withPassword) {
+		const me = this.me;
+		if (withPassword && this.connects === 0 && this.password) {
+			// The password's one use: a token for this device. Resolves
+			// true when there is one (login() then connects with it).
+			const password = this.password;
+			await this.subscribe({[`chat/rpc/${me}/resp`]: {qos: 1}});
+			try {
+				const t = await this.rpc('device_token', {device: this.device, password}, {timeout: 15000});
+				save(SESSION_KEY, {user: me, device: this.device, token: t.token});
+				this.close();
+				return true;
+			} catch (e) {
+				// No token (too many devices, say): carry on with the
+				// password, kept in memory for the reconnects.
+				this.emit('notice', {type: 'local', code: e.code, message: 'This browser could not keep the login: ' + e.message});
+			}
+		}
 		const first = this.connects === 0;
 		this.connects++;
-		const me = this.me;
 		const filters = {
 			[`chat/rpc/${me}/resp`]: {qos: 1},
 			[`chat/inbox/${me}/#`]: {qos: 1},
@@ -381,18 +406,6 @@ class Conn extends EventTarget {
 		]);
 		this.hello = hello || {protocol: 1, features: [], edit_window_s: 0};
 		if (rooms && Array.isArray(rooms.rooms)) await this.setRooms(rooms.rooms);
-		if (withPassword && first && this.password) {
-			const password = this.password;
-			this.password = null;
-			try {
-				const t = await this.rpc('device_token', {device: this.device, password}, {timeout: 15000});
-				save(SESSION_KEY, {user: me, device: this.device, token: t.token});
-				// Reconnects use the token from now on.
-				if (this.client) this.client.options.password = t.token;
-			} catch (e) {
-				this.emit('notice', {type: 'local', code: e.code, message: 'Could not keep this login: ' + e.message});
-			}
-		}
 		this.setState('online');
 		this.emit('ready', {first});
 	}
