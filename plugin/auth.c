@@ -335,10 +335,10 @@ success:
 			return refuse(m, addr, username, clientid, limits__why(lr));
 		}
 	}
-	/* 12. A device that holds a token is tracked (devices.c), however it
-	 * logged in: revoking its token closes it. */
+	/* 12. A device is tracked (devices.c), however it logged in: revoking
+	 * its token, held now or given later, closes it. */
 	if(device == NULL && devlen > 0) device = snapshot__device(u, dev, devlen);
-	if(device != NULL && devices__login(m, client, clientid, ulen, device, by_token) != MQC_OK){
+	if(devlen > 0 && devices__login(m, client, clientid, ulen, device, by_token) != MQC_OK){
 		limits__disconnect(m, client);
 		return refuse(m, addr, username, clientid, "out of memory");
 	}

@@ -2,16 +2,18 @@
  * logins as the archiver learns them (docs/PROTOCOL.md, "Device tokens").
  *
  * A device holds a token when the store has a row for it (common/userdb.h,
- * devices); the snapshot has the token's SHA-256 (snap_device). A login
- * with the token, or with the password from a client id whose device has
- * one, is tracked here until its DISCONNECT:
+ * devices); the snapshot has the token's SHA-256 (snap_device). Every
+ * login from a client id with a device part (<user>@<device>) is tracked
+ * here until its DISCONNECT, with the token or the password:
  *
  * - Revocation: when a snapshot comes whose tokens differ from the last
  *   one's (snapshot.devices_sum), every tracked connection is checked: a
- *   device that no longer has a token, or that logged in with a token that
- *   is no longer its own, is closed. So a revoked device is disconnected
- *   as soon as the broker takes the change (the archiver and the CLI answer
- *   only then), and refused after.
+ *   device that held a token (at login, or given one since: an app logs in
+ *   with the password, then asks for its token on that connection) and no
+ *   longer does, or that logged in with a token that is no longer its own,
+ *   is closed. So a revoked device is disconnected as soon as the broker
+ *   takes the change (the archiver and the CLI answer only then), and
+ *   refused after. A device that never held a token is left alone.
  * - Last seen: each tracked login is remembered (one entry per device,
  *   the latest time), and every plugin_opt_seen_report_s (30 s) the plugin
  *   publishes them on chat/seen/<node> for the archiver, which writes them
@@ -40,7 +42,8 @@ struct device_conn {
 	UT_hash_handle hh;              /* by client pointer */
 	const struct mosquitto *client;
 	bool by_token;                  /* logged in with the token (else the password) */
-	unsigned char digest[DEVTOKEN_DIGEST_LEN];  /* the device's token at login */
+	bool had_token;                 /* its device held a token at login or since */
+	unsigned char digest[DEVTOKEN_DIGEST_LEN];  /* the device's token at login (by_token) */
 	size_t ulen;                    /* clientid[0..ulen) is the user */
 	char clientid[CLIENTID_MAX_LEN + 1];        /* <user>@<device> */
 };
@@ -69,11 +72,14 @@ int devices__login(struct mqchat *m, const struct mosquitto *client, const char 
 		HASH_ADD(hh, dv->conns, client, sizeof(c->client), c);
 	}
 	c->by_token = by_token;
-	memcpy(c->digest, d->digest, sizeof(c->digest));
+	c->had_token = d != NULL;
+	if(d != NULL) memcpy(c->digest, d->digest, sizeof(c->digest));
 	c->ulen = ulen;
 	memcpy(c->clientid, clientid, idlen + 1);
 
-	/* Last seen: a failure here loses a time, not the login. */
+	/* Last seen, of devices with a token (devices lists those): a failure
+	 * here loses a time, not the login. */
+	if(d == NULL) return MQC_OK;
 	HASH_FIND(hh, dv->seen, clientid, idlen, s);
 	if(s == NULL && (s = calloc(1, sizeof(*s))) != NULL){
 		memcpy(s->clientid, clientid, idlen + 1);
@@ -103,8 +109,10 @@ int devices__disconnect_cb(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* Does connection c keep its right to be connected in snapshot s? */
-static bool still_valid(const struct snapshot *s, const struct device_conn *c)
+/* Does connection c keep its right to be connected in snapshot s? A
+ * device given its first token since c logged in is marked as holding one
+ * (so that revoking it closes c). */
+static bool still_valid(const struct snapshot *s, struct device_conn *c)
 {
 	const struct snap_user *u = snapshot__user(s, c->clientid, c->ulen);
 	const char *dev = c->clientid + c->ulen + 1;
@@ -113,7 +121,8 @@ static bool still_valid(const struct snapshot *s, const struct device_conn *c)
 	/* A deleted or disabled account is closed by tick.c already. */
 	if(u == NULL || !u->enabled) return true;
 	d = snapshot__device(u, dev, strlen(dev));
-	if(d == NULL) return false;                     /* revoked */
+	if(d == NULL) return !c->had_token;             /* revoked, or never had one */
+	c->had_token = true;
 	return !c->by_token || devtoken__digest_eq(d->digest, c->digest);
 }
 

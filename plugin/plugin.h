@@ -663,8 +663,9 @@ struct devices {
 };
 
 /* client logged in as clientid (<user>@<device>, the user ulen bytes
- * long), whose device holds the token d, with that token (by_token) or
- * the password. MQC_OK, or MQC_ERR_NOMEM: not tracked, so refuse it. */
+ * long), whose device holds the token d (NULL: none yet), with that token
+ * (by_token) or the password. MQC_OK, or MQC_ERR_NOMEM: not tracked, so
+ * refuse it. */
 int devices__login(struct mqchat *m, const struct mosquitto *client, const char *clientid,
 		size_t ulen, const struct snap_device *d, bool by_token);
 void devices__disconnect(struct mqchat *m, const struct mosquitto *client);

@@ -212,6 +212,25 @@ def test_revoke_others_closes_password_logins_of_token_devices_too(env):
     assert [r[0] for r in devices_rows(env)] == ["phone"]
 
 
+def test_revoke_closes_the_password_login_that_asked_for_the_token(env):
+    """An app logs in with the password, then asks for its device's token
+    on that connection (PROTOCOL "Writing an app", step 2): revoking the
+    token closes that connection too, though it logged in without one."""
+    web = login(env, "alice", PASSWORD, "alice@web")
+    ans = ask(Rpc(web, "alice"), "device_token", device="web", password=PASSWORD)
+    assert ans["ok"] is True, ans
+    still_open(web)
+    # Another device's token coming and going leaves it alone.
+    provision(env, "alice", "phone")
+    assert env.rpc.call("device_revoke", device="phone")["ok"] is True
+    still_open(web)
+    ans = env.rpc.call("device_revoke", others="rpc")
+    answered = time.monotonic()
+    assert ans == {"id": ans["id"], "ok": True, "revoked": 1}, ans
+    closed_within(web, answered)
+    still_open(env.alice)     # alice@rpc never held a token
+
+
 def test_revoke_all(env):
     tokens = {d: provision(env, "alice", d) for d in ("phone", "laptop")}
     conns = [login(env, "alice", t, "alice@" + d) for d, t in tokens.items()]
