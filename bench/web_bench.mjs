@@ -34,7 +34,10 @@ const SCROLL_PEER = arg('--scroll-peer', 'dora');
 const PASSWORD = arg('--password');
 const LOADS = Number(arg('--loads', '20'));
 const MESSAGES = Number(arg('--messages', '200'));
-const SCROLL_LIMIT_S = Number(arg('--scroll-seconds', '180'));
+const SCROLL_LIMIT_S = Number(arg('--scroll-seconds', '300'));
+// Pixels per wheel event: a fast flick of several notches, so that 10,000
+// messages (some 600,000 px) take a few hundred events.
+const WHEEL = Number(arg('--wheel', '4000'));
 const CHROMIUM = arg('--chromium', '/usr/bin/chromium');
 
 const log = (...a) => process.stderr.write('web_bench: ' + a.join(' ') + '\n');
@@ -223,10 +226,10 @@ async function scrollBack(browser) {
   let wheels = 0;
   let lastN = -1;
   let lastChange = Date.now();
-  // A person flicking the wheel upwards, one notch-burst per frame or so,
-  // until the first message is loaded and in view.
+  // A person flicking the wheel upwards, a burst of notches per frame or
+  // so, until the first message is loaded and in view.
   for (;;) {
-    await page.mouse.wheel({ deltaY: -1200 });
+    await page.mouse.wheel({ deltaY: -WHEEL });
     wheels++;
     const st = await page.evaluate(() => {
       const m = document.querySelector('#messages');

@@ -152,7 +152,9 @@ def markdown(doc):
          "`make bench` (bench/web_bench.py + bench/web_bench.mjs), %s, %s, %s." % (
              doc["date"], doc["chromium"], "QUICK=1" if QUICK else "full run"),
          "Headless Chromium on loopback, the archiver serving `$(BUILD)/web` with gzip, "
-         "a broker with the plugin and a WebSockets listener; %d-message conversation." % LONG, "",
+         "a broker with the plugin and a WebSockets listener; %d-message conversation." % LONG,
+         "Load average (1, 5, 15 min) before %s, after %s on %d cores: figures taken on a busy "
+         "machine are upper bounds." % (doc.get("loadavg_before"), doc.get("loadavg_after"), os.cpu_count() or 0), "",
          "| target | got | target | met |", "|---|---|---|---|"]
     for k, t in f["targets"].items():
         got = "n/a" if t["got"] is None else ("%d bytes" % t["got"] if t["unit"] == "bytes" else "%.1f ms" % t["got"])
@@ -182,7 +184,12 @@ def markdown(doc):
     return "\n".join(L) + "\n"
 
 
+LOAD_BEFORE = None
+
+
 def main():
+    global LOAD_BEFORE
+    LOAD_BEFORE = [round(x, 2) for x in os.getloadavg()]
     t0 = time.monotonic()
     res, why = run()
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -194,6 +201,8 @@ def main():
     if res.get("error"):
         doc["error"] = res["error"]
     doc["figures"] = figures(res)
+    doc["loadavg_before"] = LOAD_BEFORE
+    doc["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     doc["seconds"] = round(time.monotonic() - t0, 1)
     os.makedirs(OUT, exist_ok=True)
     md = markdown(doc)

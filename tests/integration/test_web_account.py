@@ -31,8 +31,8 @@ def test_register_in_the_app(web_env, people):
     assert web_env.login_code("nadia", "nadias-password-1", "nadia") == 0
     other = people.open("latecomer")
     other.click("#show-register")
-    other.type("#reg-user", "nadia")
-    other.type("#reg-password", "another-password-1")
+    other.fill("#reg-user", "nadia")
+    other.fill("#reg-password", "another-password-1")
     other.click("#reg-submit")
     other.wait_fn("(document.querySelector('#reg-error').textContent || '').trim() !== ''")
     people.shot(other, "register-taken")
@@ -51,6 +51,7 @@ def test_log_out_revokes_the_token(web_env, people):
              what="the revoked token to be refused")
     # The password still logs in, with a new token.
     wes.login("wes")
+    wes.wait_fn("!!localStorage.getItem('mqchat.session')")
     s2 = wes.session()
     assert s2["token"] != s["token"]
 
@@ -66,7 +67,7 @@ def test_block_hides_messages(web_env, people):
 
     xena.click("#open-settings")
     xena.wait("#settings")
-    xena.type("#block-user", "yuri")
+    xena.fill("#block-user", "yuri")
     xena.click("#block-go")
     xena.wait(".blocked[data-user=yuri]")
 

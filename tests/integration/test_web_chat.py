@@ -38,7 +38,7 @@ def test_two_people_chat_both_ways_then_a_reload_logs_in_with_the_token(web_env,
     alice.press("Enter")
     alice.wait_fn("location.hash === '#/u/bob'")
     alice.wait("#chat[data-conv='u:bob'] #composer")
-    alice.send("hi bob")
+    alice.send("hi bob", typed=True)
     alice.wait_body("hi bob")
     assert alice.text("#composer") == "" and alice.js("document.querySelector('#composer').value") == ""
 
@@ -141,7 +141,7 @@ def test_an_edit_and_a_delete_reach_the_other_browser(web_env, people):
     hugo.action("the meeting is at 10", "edit")
     hugo.wait("#composer[data-mode=edit]")
     assert hugo.js("document.querySelector('#composer').value") == "the meeting is at 10"
-    hugo.type("#composer", "the meeting is at 11", clear=True)
+    hugo.fill("#composer", "the meeting is at 11")
     hugo.press("Enter", sel="#composer")
     hugo.wait_body("the meeting is at 11")
     ines.wait_body("the meeting is at 11")
@@ -217,7 +217,7 @@ def test_reply_and_react(web_env, people):
     olaf.action("lunch at noon?", "reply")
     olaf.wait("#reply-bar")
     assert "lunch at noon?" in olaf.text("#reply-bar")
-    olaf.type("#composer", "yes, the usual place")
+    olaf.fill("#composer", "yes, the usual place")
     olaf.press("Enter", sel="#composer")
     olaf.wait_gone("#reply-bar")
     for p in (nia, olaf):

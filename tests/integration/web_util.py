@@ -60,6 +60,7 @@ SHOTS = os.environ.get("MQCHAT_SCREENSHOTS")
 # Every screenshot (failures' too) also kept in <dir>/<test name>/: pytest
 # removes old tmp dirs, and other runs on the machine make new ones.
 KEEP = os.environ.get("MQCHAT_WEB_ARTIFACTS")
+TRACE = os.environ.get("MQCHAT_WEB_TRACE") == "1"   # every driver command and its time
 
 # Under load (2 cores, four pytest workers) a step of the app can take a
 # while; every wait is bounded by this unless the test says otherwise.
@@ -149,6 +150,7 @@ class Driver:
     def call(self, cmd, timeout=None, **args):
         """Run one command; the answer's value. timeout (s) bounds the
         command's own wait, and this call waits that plus a margin."""
+        t0 = time.monotonic()
         with self.lock:
             self.next_id += 1
             cid = self.next_id
@@ -166,6 +168,9 @@ class Driver:
                     break
                 if ans.get("event") in ("eof", "browser-gone", "error"):
                     raise DriverError("the driver stopped: %r\n%s" % (ans, self.stderr()))
+        if TRACE:
+            print("%8.3f %6.0f ms %s %s" % (time.monotonic() % 1000, (time.monotonic() - t0) * 1000, cmd,
+                                           json.dumps(args)[:150]), flush=True)
         if not ans.get("ok"):
             raise DriverError("%s %s: %s" % (cmd, json.dumps(args)[:300], ans.get("error")))
         return ans.get("value")
@@ -267,8 +272,10 @@ class Page:
     def login(self, user, password=PASSWORD):
         self.user, self.password = user, password
         self.wait("#login-form")
-        self.type("#login-user", user, clear=True)
-        self.type("#login-password", password, clear=True)
+        # Filled at once, as a password manager does (typing key by key
+        # costs ~40 ms a character on a loaded machine).
+        self.fill("#login-user", user)
+        self.fill("#login-password", password)
         self.click("#login-submit")
         self.wait_online()
         self.wait("#convs", visible=False)
@@ -281,12 +288,13 @@ class Page:
                      " return !!c && c.dataset.conv === %s; })()" % json.dumps(key))
         self.wait("#composer")
 
-    def send(self, text, fill=False):
-        """Type a message in the composer and press Enter."""
-        if fill:
-            self.fill("#composer", text)
-        else:
+    def send(self, text, typed=False):
+        """Put a message in the composer (typed key by key if typed) and
+        press Enter."""
+        if typed:
             self.type("#composer", text)
+        else:
+            self.fill("#composer", text)
         self.press("Enter", sel="#composer")
 
     def msg_sel(self, body=None, mid=None):
