@@ -163,6 +163,7 @@ function backToLogin(reason) {
 }
 
 function onLoggedIn() {
+	store.cacheUser = conn.me;
 	showApp();
 }
 
@@ -195,8 +196,8 @@ function onKey(e) {
 			e.preventDefault();
 			return;
 		}
-		// Nothing of this page was open: leave the view (back to the list).
-		if (!typing && current && current.name) {
+		// Nothing open and nothing focused: leave the view (back to the list).
+		if (!typing && current && current.name && (!t || t === document.body)) {
 			e.preventDefault();
 			navigate('#/');
 		}
@@ -222,6 +223,7 @@ async function config() {
 }
 
 async function boot() {
+	performance.mark('mqchat:boot');
 	if (!views) views = new Map();
 	conn.addEventListener('state', showState);
 	conn.addEventListener('login', (e) => backToLogin(e.detail.reason));
@@ -237,13 +239,15 @@ async function boot() {
 	store.addEventListener('warn', (e) => toast(e.detail.message, 'error'));
 	window.addEventListener('hashchange', () => route(false));
 	document.addEventListener('keydown', onKey);
+	const url = config();
 	mountList(document.getElementById('side'));
 	booted = true;
-	conn.configure(await config());
+	conn.configure(await url);
 	if (conn.session()) {
 		// resume() sets conn.me at once: the list and the route show while
 		// the connection opens.
 		const p = conn.resume();
+		store.loadCache(conn.me);
 		showApp();
 		p.catch((e) => {
 			if (conn.state === 'login') backToLogin(e.message);

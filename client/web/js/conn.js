@@ -28,7 +28,7 @@ const SERVICE = 'archiver';
 
 // Words for login_status answers (PROTOCOL.md "Why a login was refused").
 export function loginStatusText(st) {
-	if (!st) return 'The server refused the login.';
+	if (!st) return 'Wrong name or password (or too many tries: wait a minute).';
 	switch (st.status) {
 	case 'throttled':
 		return `Too many attempts: wait ${Math.ceil((st.retry_ms || 1000) / 1000)} s and try again.`;
@@ -94,7 +94,9 @@ function registerRequest(url, req, timeout = 8000) {
 			else resolve(answer);
 		};
 		const timer = setTimeout(() => finish(rpcError('timeout', 'The server did not answer.')), timeout);
-		client.on('error', (err) => finish(rpcError('offline', 'Cannot reach the server: ' + err.message)));
+		client.on('error', (err) => finish(err && err.code === 135
+			? rpcError('throttled', 'Too many tries from this address: wait a minute and try again.')
+			: rpcError('offline', 'Cannot reach the server: ' + err.message)));
 		client.on('close', () => {
 			if (!done) setTimeout(() => finish(rpcError('offline', 'Cannot reach the server.')), 50);
 		});
@@ -244,6 +246,7 @@ class Conn extends EventTarget {
 			this.client = client;
 			client.on('connect', (connack) => {
 				if (client !== this.client) return;
+				performance.mark('mqchat:connected');
 				this.backoff = BACKOFF_MIN;
 				client.options.reconnectPeriod = BACKOFF_MIN;
 				this.onConnect(connack, withPassword).then((v) => {
@@ -399,6 +402,7 @@ class Conn extends EventTarget {
 			filters[`chat/roomtyping/${room}/+`] = {qos: 0};
 		}
 		await this.subscribe(filters);
+		performance.mark('mqchat:subscribed');
 		this.flushOutbox();
 		const [hello, rooms] = await Promise.all([
 			this.rpc('hello').catch(() => null),
@@ -407,6 +411,7 @@ class Conn extends EventTarget {
 		this.hello = hello || {protocol: 1, features: [], edit_window_s: 0};
 		if (rooms && Array.isArray(rooms.rooms)) await this.setRooms(rooms.rooms);
 		this.setState('online');
+		performance.mark('mqchat:ready');
 		this.emit('ready', {first});
 	}
 

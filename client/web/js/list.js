@@ -46,9 +46,20 @@ function preview(c) {
 // Small line icons, drawn with SVG nodes (no markup strings).
 const ICONS = {
 	search: [['circle', {cx: 10.5, cy: 10.5, r: 6.5}], ['path', {d: 'M15.5 15.5 L21 21'}]],
-	settings: [['circle', {cx: 12, cy: 12, r: 3.2}],
-		['path', {d: 'M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1'}]],
+	settings: [['circle', {cx: 12, cy: 12, r: 3}], ['path', {d: gear(), 'stroke-linejoin': 'round'}]],
 };
+
+// A gear of 8 teeth as one closed path.
+function gear() {
+	const pts = [];
+	for (let k = 0; k < 8; k++) {
+		const a = (k * Math.PI) / 4;
+		for (const [da, r] of [[-0.42, 7], [-0.22, 9.6], [0.22, 9.6], [0.42, 7]]) {
+			pts.push((12 + r * Math.cos(a + da)).toFixed(2) + ' ' + (12 + r * Math.sin(a + da)).toFixed(2));
+		}
+	}
+	return 'M' + pts.join(' L') + ' Z';
+}
 export function icon(name) {
 	const NS = 'http://www.w3.org/2000/svg';
 	const svg = document.createElementNS(NS, 'svg');
@@ -131,6 +142,9 @@ function render() {
 			r.li.remove();
 			rows.delete(key);
 		}
+	}
+	if ((list.length || store.listLoaded) && !performance.getEntriesByName('mqchat:list').length) {
+		performance.mark('mqchat:list');
 	}
 	const empty = document.getElementById('convs-empty');
 	if (empty) empty.hidden = list.length > 0 || !store.listLoaded;

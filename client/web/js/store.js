@@ -23,6 +23,16 @@ const WHOIS_PARALLEL = 6;
 
 const mkey = (from, id) => from + '\n' + id;
 
+const cacheKey = (me) => 'mqchat.convs.' + me;
+
+function forget(key) {
+	try {
+		localStorage.removeItem(key);
+	} catch {
+		// Nothing to forget.
+	}
+}
+
 function utf8Len(s) {
 	return new TextEncoder().encode(s).length;
 }
@@ -153,10 +163,20 @@ class Store extends EventTarget {
 	open(key) {
 		const c = this.ensure(key);
 		if (c) {
-			c.listed = c.listed || false;
 			if (c.gone && c.kind === 'room' && conn.rooms.has(c.name)) c.gone = false;
+			this.followRoom(c);
 		}
 		return c;
+	}
+
+	// A room shown that this connection does not follow yet (someone added
+	// me a moment ago): ask `rooms`, which subscribes it.
+	followRoom(c) {
+		if (c.kind !== 'room' || conn.rooms.has(c.name) || c._asked) return;
+		c._asked = true;
+		this.online().then(() => conn.refreshRooms()).catch(() => {}).finally(() => {
+			setTimeout(() => { c._asked = false; }, 5000);
+		});
 	}
 
 	fromConvEntry(e) {
@@ -166,6 +186,7 @@ class Store extends EventTarget {
 		if (!c) return;
 		c.listed = true;
 		c.gone = false;
+		c._cached = false;
 		c.unread = e.unread || 0;
 		c.read_seq = e.read_seq || 0;
 		if (c.kind === 'room') c.title = e.title || c.name;
@@ -180,10 +201,73 @@ class Store extends EventTarget {
 		return c;
 	}
 
+	// The list as this browser last saw it, shown while the connection
+	// opens (the `conversations` answer replaces it).
+	loadCache(me) {
+		this.cacheUser = me;
+		let data = null;
+		try {
+			data = JSON.parse(localStorage.getItem(cacheKey(me)) || 'null');
+		} catch {
+			data = null;
+		}
+		if (!data || !Array.isArray(data.convs)) return;
+		if (typeof data.me === 'string') this.myNick = data.me;
+		for (const e of data.convs) {
+			if (!e || typeof e.key !== 'string' || this.cs.has(e.key)) continue;
+			const p = parseConv(e.key);
+			if (p && p.kind === 'user' && typeof e.nick === 'string' && e.nick && !this.nicks.has(p.name)) {
+				// Shown now, asked again once connected.
+				this.nicks.set(p.name, e.nick);
+				this.whoisQueue.push(p.name);
+			}
+			const c = this.ensure(e.key);
+			if (!c) continue;
+			c._cached = true;
+			c.listed = true;
+			c.title = typeof e.title === 'string' ? e.title : c.title;
+			c.unread = e.unread | 0;
+			c.read_seq = e.read_seq | 0;
+			c.ts = +e.ts || 0;
+			c.last = e.last && typeof e.last === 'object' ? e.last : null;
+		}
+		this.changedConvs();
+	}
+
+	saveCache() {
+		const me = this.cacheUser;
+		if (!me || me !== conn.me || !this.listLoaded) return;
+		const convs = this.convs().slice(0, CONV_PAGE).map((c) => {
+			const m = c.last;
+			const last = m ? {from: m.from, id: m.id, type: m.type, seq: m.seq, ts: m.ts, server_ts: m.server_ts,
+				body: typeof m.body === 'string' ? m.body.slice(0, 200) : undefined,
+				event: m.event, user: m.user, by: m.by, deleted: m.deleted} : null;
+			return {key: c.key, title: c.title, unread: c.unread, read_seq: c.read_seq, ts: c.ts, last,
+				nick: c.kind === 'user' ? this.nicks.get(c.name) || undefined : undefined};
+		});
+		try {
+			localStorage.setItem(cacheKey(me), JSON.stringify({me: this.myNick, convs}));
+		} catch {
+			// Full or denied: no cache, the list comes from the server.
+		}
+	}
+
 	// The first page of the list (again after a reconnect).
 	async loadConvs() {
 		const a = await conn.rpc('conversations', {limit: CONV_PAGE});
+		performance.mark('mqchat:conversations');
 		for (const e of a.conversations || []) this.fromConvEntry(e);
+		// What the cache had and this page leaves out, where the page
+		// would have shown it, is gone (a room left elsewhere).
+		const oldest = Math.min(...(a.conversations || []).map((e) => msgTime(e.last) || 0), Infinity);
+		for (const [key, c] of this.cs) {
+			if (!c._cached) continue;
+			c._cached = false;
+			if (!a.more || c.ts >= oldest) {
+				if (c._msgs.size) c.gone = c.kind === 'room';
+				else this.cs.delete(key);
+			}
+		}
 		this.listLoaded = true;
 		if (!this.listBefore || !this.listMore) {
 			this.listMore = !!a.more;
@@ -235,6 +319,7 @@ class Store extends EventTarget {
 			try {
 				const args = c.kind === 'room' ? {room: c.name} : {with: c.name};
 				args.limit = PAGE;
+				this.followRoom(c);
 				await this.online();
 				// Live messages have no seq until a page gives them one, and
 				// they sort after those that have: while some that came
@@ -417,7 +502,11 @@ class Store extends EventTarget {
 		conn.addEventListener('typing', (e) => this.onTyping(e.detail));
 		conn.addEventListener('ready', (e) => this.onReady(e.detail));
 		conn.addEventListener('rooms', (e) => this.onRooms(e.detail));
-		conn.addEventListener('login', () => this.reset());
+		conn.addEventListener('login', () => {
+			if (this.cacheUser) forget(cacheKey(this.cacheUser));
+			this.cacheUser = '';
+			this.reset();
+		});
 		document.addEventListener('visibilitychange', () => {
 			if (document.visibilityState === 'visible' && conn.state === 'online') {
 				conn.refreshRooms().catch(() => {});
@@ -426,7 +515,7 @@ class Store extends EventTarget {
 		// Rooms someone added me to show in `rooms`: look now and then.
 		setInterval(() => {
 			if (conn.state === 'online' && document.visibilityState === 'visible') conn.refreshRooms().catch(() => {});
-		}, 60000);
+		}, 30000);
 	}
 
 	reset() {
@@ -894,6 +983,8 @@ class Store extends EventTarget {
 			if (this.pendingConvs) {
 				this.pendingConvs = false;
 				this.emit('convs', {});
+				clearTimeout(this.cacheTimer);
+				this.cacheTimer = setTimeout(() => this.saveCache(), 1000);
 			}
 		});
 	}
