@@ -14,7 +14,7 @@ from web_util import people  # noqa: F401
 
 web_env = stack_fixture(
     users=["alice", "bob", "carol", "dave", "erin", "fred", "gina", "hugo", "ines", "jon",
-           "kim", "lea", "max", "nia", "olaf", "pia", "quin", "rob"],
+           "kim", "lea", "max", "nia", "olaf", "pia", "quin", "rob", "sol", "tom"],
     rooms={"lab": ["carol", "dave", "erin"]})
 
 
@@ -262,3 +262,58 @@ def test_search_finds_a_message(web_env, people):
     pia.click(hit)
     pia.wait("#chat[data-conv='u:quin']")
     pia.wait_body("the zebrafish arrived on tuesday")
+
+
+def tab_to(p, js_pred, what, limit=40):
+    """Press Tab until the focused element satisfies js_pred (a function
+    of the element, in JS); bounded."""
+    for _ in range(limit):
+        if p.js("(%s)(document.activeElement)" % js_pred):
+            return
+        p.press("Tab")
+    raise AssertionError("%s: %s not reached in %d Tabs (focus on %s)" % (
+        p.name, what, limit, p.js("document.activeElement && document.activeElement.outerHTML.slice(0, 120)")))
+
+
+def test_the_keyboard_alone(web_env, people):
+    # Tom writes first (over plain MQTT), so Sol's list has him.
+    import harness
+    web_env.wait_login("tom")
+    c = harness.Client(web_env.broker.port, "tom", "password-xxxx", client_id="tom@kb")
+    assert c.connect() == 0
+    c.publish("chat/inbox/sol/tom", harness.envelope("knock knock"))
+    c.close()
+
+    sol = people.open("sol")
+    sol.wait("#login-form")
+    tab_to(sol, "e => e && e.id === 'login-user'", "#login-user")
+    sol.d.call("type", page="sol", text="sol")
+    sol.press("Tab")
+    assert sol.js("document.activeElement.id") == "login-password"
+    sol.d.call("type", page="sol", text="password-xxxx")
+    sol.press("Enter")
+    sol.wait_online()
+    # To the conversation in the list, and open it with Enter.
+    sol.wait(conv("u:tom"))
+    tab_to(sol, "e => !!e && !!e.closest && !!e.closest(%s)" % json.dumps(conv("u:tom")), "the conversation with tom")
+    # The focus is visible (an outline or a ring).
+    assert sol.js("(() => { const s = getComputedStyle(document.activeElement);"
+                  " return s.outlineStyle !== 'none' && s.outlineWidth !== '0px' || s.boxShadow !== 'none'; })()")
+    sol.press("Enter")
+    sol.wait("#chat[data-conv='u:tom']")
+    sol.wait_body("knock knock")
+    tab_to(sol, "e => e && e.id === 'composer'", "#composer")
+    # Shift+Enter is a new line, Enter sends.
+    sol.d.call("type", page="sol", text="who is there")
+    sol.press("Enter", modifiers=["Shift"])
+    sol.d.call("type", page="sol", text="(a second line)")
+    sol.press("Enter")
+    sol.wait_body("who is there\n(a second line)")
+    assert sol.js("document.querySelector('#composer').value") == ""
+    # A message's menu opens from the keyboard and Escape closes it.
+    sel = sol.msg_with("knock knock") + " .msg-menu"
+    sol.focus(sel=sel)
+    sol.press("Enter")
+    sol.wait(".msg-actions")
+    sol.press("Escape")
+    sol.wait_gone(".msg-actions")
