@@ -167,6 +167,25 @@ function onLoggedIn() {
 	showApp();
 }
 
+// Another tab of this browser uses the connection (one per device).
+function showElsewhere() {
+	let box = document.getElementById('elsewhere');
+	if (!box) {
+		box = el('div', {id: 'elsewhere', class: 'elsewhere', role: 'dialog', 'aria-modal': 'true',
+			'aria-labelledby': 'elsewhere-h'},
+		el('div', {class: 'elsewhere-card'},
+			el('h2', {id: 'elsewhere-h'}, 'mqchat is open in another tab'),
+			el('p', null, 'This browser keeps one connection. Use mqchat here, and the other tab lets go.'),
+			el('button', {id: 'use-here', type: 'button', class: 'primary', onclick: () => {
+				box.hidden = true;
+				conn.takeOver().catch((e) => toast(e.message, 'error'));
+			}}, 'Use here')));
+		document.body.appendChild(box);
+	}
+	box.hidden = false;
+	document.getElementById('use-here').focus();
+}
+
 // ---- keyboard ----
 
 function onKey(e) {
@@ -227,6 +246,7 @@ async function boot() {
 	if (!views) views = new Map();
 	conn.addEventListener('state', showState);
 	conn.addEventListener('login', (e) => backToLogin(e.detail.reason));
+	conn.addEventListener('elsewhere', showElsewhere);
 	conn.addEventListener('notice', (e) => {
 		const n = e.detail;
 		if (n.type === 'local') toast(n.message, 'error');

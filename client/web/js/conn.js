@@ -226,6 +226,54 @@ class Conn extends EventTarget {
 		this.setState('connecting');
 		// Messages left in the outbox by an earlier page show as pending.
 		for (const o of this.outbox) this.emit('outbox', {key: o.key, env: o.env, state: 'pending'});
+		// One tab per device: two would take the session from each other
+		// in a loop. Logging in here takes it from the other tab.
+		return this.lock(withPassword).then((ok) => {
+			if (!ok) {
+				this.setState('offline');
+				this.emit('elsewhere', {});
+				throw rpcError('elsewhere', 'mqchat is open in another tab.');
+			}
+			return this.connect(user, password, withPassword);
+		});
+	}
+
+	// Hold this device's Web Lock while the tab is connected (steal: take
+	// it from the tab that holds it). Resolves whether it is held.
+	lock(steal) {
+		if (this.holding || !navigator.locks) return Promise.resolve(true);
+		return new Promise((resolve) => {
+			navigator.locks.request('mqchat.device.' + this.device, steal ? {steal: true} : {ifAvailable: true}, (l) => {
+				if (!l) {
+					resolve(false);
+					return undefined;
+				}
+				this.holding = true;
+				resolve(true);
+				return new Promise((release) => {
+					this.unlock = () => {
+						this.holding = false;
+						this.unlock = null;
+						release();
+					};
+				});
+			}).catch(() => {
+				// Another tab took this device over: leave it the session.
+				this.holding = false;
+				this.unlock = null;
+				this.close();
+				this.setState('offline');
+				this.emit('elsewhere', {});
+			});
+		});
+	}
+
+	// Use the app in this tab again (after 'elsewhere').
+	takeOver() {
+		return this.lock(true).then(() => this.resume());
+	}
+
+	connect(user, password, withPassword) {
 		return new Promise((resolve, reject) => {
 			let settled = false;
 			const client = mqtt.connect(this.url, {
@@ -268,7 +316,7 @@ class Conn extends EventTarget {
 				if (client !== this.client) return;
 				this.inflight.clear();
 				this.failRpcsOnClose();
-				if (this.state === 'login') return;
+				if (this.state === 'login' || this.loggingOut) return;
 				if (navigator.onLine === false) {
 					// No network: try again when the browser says it is back
 					// (kick), not in a loop of failing sockets.
@@ -349,16 +397,25 @@ class Conn extends EventTarget {
 	}
 
 	// Log out: revoke this device's token, forget it, back to the login.
+	// The revocation closes this very connection, so its answer may never
+	// come: the close is as good.
 	async logout() {
+		const c = this.client;
+		this.loggingOut = true;
 		try {
-			if (this.client && this.client.connected) {
-				await this.rpc('device_revoke', {device: this.device}, {timeout: 4000});
+			if (c && c.connected) {
+				c.options.reconnectPeriod = 0;
+				await Promise.race([
+					this.rpc('device_revoke', {device: this.device}, {timeout: 4000}).catch(() => {}),
+					new Promise((resolve) => c.once('close', resolve)),
+				]);
 			}
-		} catch {
-			// Revoked already, or offline: forget the token all the same.
+		} finally {
+			this.loggingOut = false;
 		}
 		save(SESSION_KEY, null);
 		this.close();
+		if (this.unlock) this.unlock();
 		this.me = '';
 		this.hello = null;
 		this.rooms.clear();

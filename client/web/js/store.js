@@ -567,7 +567,9 @@ class Store extends EventTarget {
 			c.listed = true;
 			const info = conn.rooms.get(r);
 			if (info && info.title) c.title = info.title;
-			if (!c.ts) c.ts = Date.now();
+			// Found later (someone added me): new, so on top. Those of the
+			// first `rooms` answer wait for their place in the list.
+			if (!c.ts && this.listLoaded) c.ts = Date.now();
 		}
 		for (const r of gone) {
 			const c = this.cs.get('r:' + r);
