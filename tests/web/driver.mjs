@@ -274,8 +274,8 @@ const commands = {
   // Set a field's value at once (long texts) and fire input, as a paste would.
   async fill(c) {
     const p = page(c.page);
-    await p.focus(c.sel);
     await p.$eval(c.sel, (e, v) => {
+      e.focus();
       e.value = v;
       e.dispatchEvent(new InputEvent('input', { bubbles: true, inputType: 'insertFromPaste' }));
     }, c.text);
