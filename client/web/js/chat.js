@@ -247,6 +247,8 @@ class ChatView {
 		this.on(conn, 'ready', () => {
 			this.me = conn.me;
 			if (this.kind === 'room') this.loadRoom();
+			this.header();
+			this.onScroll();
 		});
 		this.on(conn, 'rooms', () => {
 			if (this.kind === 'room') this.loadRoom();
@@ -269,7 +271,16 @@ class ChatView {
 		this.on(this.composer, 'keydown', (e) => this.onComposerKey(e));
 		this.on(this.composer, 'input', () => this.onInput());
 		this.on(this.composer, 'blur', () => this.saveDraft());
-		// A timer keeps "last seen" and the edit window current.
+		// The view shrinks (reply bar, composer lines, a phone's keyboard):
+		// stay at the newest when there.
+		if (window.ResizeObserver) {
+			const ro = new ResizeObserver(() => {
+				if (this.atBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
+			});
+			ro.observe(this.scroller);
+			this.off.push(() => ro.disconnect());
+		}
+		// A timer keeps "last seen" current.
 		const t = setInterval(() => this.showPresence(), 60000);
 		this.off.push(() => clearInterval(t));
 	}
@@ -664,7 +675,8 @@ class ChatView {
 		try {
 			await store.loadOlder(this.key);
 		} catch (e) {
-			if (view === this) toast('Could not load older messages: ' + (e.message || e.code || e), 'error');
+			// Offline: the next connect ('ready') tries again.
+			if (view === this && e.code !== 'offline') toast(rpcError('Could not load older messages', e), 'error');
 			this.loading = false;
 			this.showTop(this.hasMore(), false);
 			return;
