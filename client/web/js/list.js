@@ -35,6 +35,7 @@ function preview(c) {
 	if (!m) return c.kind === 'room' ? 'No messages yet' : '';
 	if (m.type === 'event') return eventText(m);
 	if (m.deleted) return 'This message was deleted';
+	if (m.from !== conn.me && store.blocked(m.from)) return 'A message from someone you blocked';
 	let body = typeof m.body === 'string' ? m.body : '';
 	body = body.replace(/\s+/g, ' ').trim();
 	if (body.length > 120) body = body.slice(0, 120) + '\u2026';
@@ -240,6 +241,7 @@ export function mountList(side) {
 		scroller);
 	store.addEventListener('convs', queueRender);
 	store.addEventListener('presence', queueRender);
+	store.addEventListener('blocks', queueRender);
 	store.addEventListener('nick', (e) => {
 		if (e.detail.user === conn.me) renderMe();
 		queueRender();
