@@ -73,6 +73,19 @@ function save(key, v) {
 	}
 }
 
+// The WebSocket MQTT.js talks through. A write to a socket that is closing
+// (the broker went away a moment ago, the close event is on its way) is
+// dropped here rather than logged by the browser as an error: the
+// connection is dead anyway, and QoS 1 goes again after the reconnect.
+function makeSocket(url, protocols) {
+	const ws = new WebSocket(url, protocols);
+	const send = ws.send.bind(ws);
+	ws.send = (data) => {
+		if (ws.readyState === WebSocket.OPEN) send(data);
+	};
+	return ws;
+}
+
 // A short-lived `_register` connection (PROTOCOL.md "Registration"): one
 // request on chat/register/<clientid>/req, one answer. Used for
 // registration and for login_status.
@@ -83,6 +96,7 @@ function registerRequest(url, req, timeout = 8000) {
 		let done = false;
 		const client = mqtt.connect(url, {
 			protocolVersion: 5, clean: true, clientId: cid, username: '_register', timerVariant: 'native',
+			createWebsocket: makeSocket,
 			password: 'x', keepalive: 30, reconnectPeriod: 0, connectTimeout: timeout,
 		});
 		const finish = (err, answer) => {
@@ -281,6 +295,7 @@ class Conn extends EventTarget {
 				// The worker timers MQTT.js would make from a blob: URL are
 				// refused by the page's CSP (script-src 'self').
 				timerVariant: 'native',
+				createWebsocket: makeSocket,
 				clean: false,
 				clientId: `${user}@${this.device}`,
 				username: user,
@@ -295,6 +310,7 @@ class Conn extends EventTarget {
 			client.on('connect', (connack) => {
 				if (client !== this.client) return;
 				performance.mark('mqchat:connected');
+				this.unknownRefusals = 0;
 				this.backoff = BACKOFF_MIN;
 				client.options.reconnectPeriod = BACKOFF_MIN;
 				this.onConnect(connack, withPassword).then((v) => {
@@ -359,7 +375,25 @@ class Conn extends EventTarget {
 						this.setState('reconnecting');
 						return;
 					}
-					if (withPassword || (st && st.status !== 'throttled')) {
+					if (!withPassword && !st && (this.unknownRefusals = (this.unknownRefusals || 0) + 1) <= 3) {
+						// Refused, and no word why (login_status did not
+						// answer): try a few times before asking the password.
+						client.options.reconnectPeriod = BACKOFF_MAX;
+						client._setupReconnect();
+						this.setState('reconnecting');
+						return;
+					}
+					if (!withPassword && st && st.status !== 'refused') {
+						// The token is good, the account cannot come in now
+						// (disabled, too many connections): say why, try later.
+						this.emit('notice', {type: 'local', code: st.status, message: reason});
+						client.options.reconnectPeriod = 30000;
+						client._setupReconnect();
+						this.setState('reconnecting');
+						return;
+					}
+					{
+						this.unknownRefusals = 0;
 						if (!withPassword && (!st || st.status === 'refused')) save(SESSION_KEY, null);
 						client.end(true);
 						this.client = null;
