@@ -218,6 +218,17 @@ export function mountList(side) {
 		input,
 		el('button', {id: 'new-chat-go', type: 'button', class: 'primary', onclick: goNewChat}, 'Chat'));
 	convsEl = el('ul', {id: 'convs', class: 'convs', 'aria-label': 'Conversations'});
+	// Up and down walk the list (Tab leaves it).
+	convsEl.addEventListener('keydown', (e) => {
+		if (!['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(e.key) || e.altKey || e.ctrlKey || e.metaKey) return;
+		const links = [...convsEl.querySelectorAll('.conv-link')];
+		if (!links.length) return;
+		const i = links.indexOf(document.activeElement);
+		const j = e.key === 'Home' ? 0 : e.key === 'End' ? links.length - 1
+			: e.key === 'ArrowDown' ? Math.min(i + 1, links.length - 1) : Math.max(i - 1, 0);
+		e.preventDefault();
+		links[j].focus();
+	});
 	const scroller = el('div', {class: 'convs-scroll'}, convsEl,
 		el('p', {id: 'convs-empty', class: 'convs-empty', hidden: true},
 			'No conversations yet. Start one with New chat.'));
