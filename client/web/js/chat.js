@@ -204,7 +204,7 @@ class ChatView {
 			el('button', {id: 'edit-cancel', type: 'button', title: 'Cancel edit', 'aria-label': 'Cancel edit',
 				onclick: () => this.setEdit(null)}));
 		this.composer = el('textarea', {id: 'composer', rows: '1', 'data-mode': 'send',
-			placeholder: 'Message', 'aria-label': 'Message', maxlength: '16000'});
+			placeholder: 'Message', 'aria-label': 'Message'});
 		this.sendBtn = el('button', {id: 'send', type: 'submit', title: 'Send', 'aria-label': 'Send'});
 		const form = el('form', {class: 'composer-row', onsubmit: (e) => {
 			e.preventDefault();
@@ -395,11 +395,13 @@ class ChatView {
 			hi = this.tail ? len : hiIdx + 1;
 		}
 		if (opts.up) {
+			// Trimmed back to WINDOW only past WINDOW + BATCH: every other
+			// step adds without dropping.
 			lo = Math.max(0, lo - BATCH);
-			hi = Math.min(hi, lo + WINDOW);
+			if (hi - lo > WINDOW + BATCH) hi = lo + WINDOW;
 		} else if (opts.down) {
 			hi = Math.min(len, hi + BATCH);
-			lo = Math.max(lo, hi - WINDOW);
+			if (hi - lo > WINDOW + BATCH) lo = hi - WINDOW;
 		} else if (hi - lo > WINDOW + BATCH) {
 			// Live messages pushed the window past its size: drop the oldest.
 			lo = hi - WINDOW;
