@@ -18,6 +18,7 @@ line saying why, when Chromium or node is missing.
 import datetime
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -105,9 +106,16 @@ def run():
                 "--loads", str(LOADS), "--messages", str(MESSAGES), "--chromium", web_util.CHROMIUM,
                 "--phases", PHASES]
         log("running", " ".join(a if a != PASSWORD else "***" for a in argv[1:]))
-        p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, timeout=900)
+        # Its own process group: Chromium goes with it whatever happens.
+        p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True)
         try:
-            res = json.loads(p.stdout.decode().strip().splitlines()[-1])
+            out, _ = p.communicate(timeout=900)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        try:
+            res = json.loads(out.decode().strip().splitlines()[-1])
         except (ValueError, IndexError):
             return None, "web_bench.mjs printed no result (exit %d)" % p.returncode
         return res, None
@@ -223,5 +231,12 @@ def main():
     return 1 if doc.get("error") else 0
 
 
+def stop(signum, frame):
+    # SIGTERM (Ctrl-C's SIGINT already does) unwinds, so every finally
+    # stops what it started.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, stop)
     sys.exit(main())
