@@ -721,7 +721,11 @@ class Conn extends EventTarget {
 					if (!p) return;
 					this.rpcs.delete(id);
 					clearTimeout(p.timer);
-					const e = rpcError(n ? n.code : 'refused', n ? n.message : 'The server refused the request.', n);
+					if (n && n.code === 'rate_limited') this.rateLimited = {at: Date.now(), retry_ms: n.retry_ms || 500};
+					const rl = this.rateLimited;
+					const e = n ? rpcError(n.code, n.message, n)
+						: rl && Date.now() - rl.at < 5000 ? rpcError('rate_limited', 'Sending too fast.', {retry_ms: rl.retry_ms})
+						: rpcError('refused', 'The server refused the request.');
 					reject(e);
 				}
 				// Other errors (connection closed): the answer may still
@@ -838,12 +842,23 @@ class Conn extends EventTarget {
 			}
 			if (err.code === 135) {
 				const n = await this.waitNotice(id);
-				if (n && n.code === 'rate_limited') {
+				if (n && n.code === 'rate_limited') this.rateLimited = {at: Date.now(), retry_ms: n.retry_ms || 500};
+				// Notices are capped at 10 a second: a refusal without one
+				// while sending too fast is that too; otherwise try a few
+				// times before calling it failed.
+				const rl = this.rateLimited;
+				const limited = (n && n.code === 'rate_limited') || (!n && rl && Date.now() - rl.at < 5000);
+				o.tries = (o.tries || 0) + 1;
+				if (limited || (!n && o.tries <= 3)) {
 					o.waiting = true;
+					// Spread the retries at the send rate (20 a second).
+					this.retrying = (this.retrying || 0) + 1;
+					const wait = (limited ? Math.max(n ? n.retry_ms : rl.retry_ms, 50) : 1000 * o.tries) + this.retrying * 55;
 					setTimeout(() => {
+						this.retrying--;
 						o.waiting = false;
 						if (this.outbox.includes(o)) this.publishOutbox(o);
-					}, Math.max(n.retry_ms || 500, 50));
+					}, wait);
 					return;
 				}
 				this.dropOutbox(o);
