@@ -247,6 +247,7 @@ class Store extends EventTarget {
 		});
 		try {
 			localStorage.setItem(cacheKey(me), JSON.stringify({me: this.myNick, convs}));
+			this.cacheSaved = true;
 		} catch {
 			// Full or denied: no cache, the list comes from the server.
 		}
@@ -507,6 +508,7 @@ class Store extends EventTarget {
 			this.cacheUser = '';
 			this.reset();
 		});
+		window.addEventListener('pagehide', () => this.saveCache());
 		document.addEventListener('visibilitychange', () => {
 			if (document.visibilityState === 'visible' && conn.state === 'online') {
 				conn.refreshRooms().catch(() => {});
@@ -519,6 +521,7 @@ class Store extends EventTarget {
 	}
 
 	reset() {
+		this.cacheSaved = false;
 		this.cs.clear();
 		this.listMore = false;
 		this.listBefore = 0;
@@ -986,7 +989,10 @@ class Store extends EventTarget {
 				this.pendingConvs = false;
 				this.emit('convs', {});
 				clearTimeout(this.cacheTimer);
-				this.cacheTimer = setTimeout(() => this.saveCache(), 1000);
+				// The first list at once (a page may be left right away),
+				// then at most once a second.
+				if (!this.cacheSaved) this.saveCache();
+				else this.cacheTimer = setTimeout(() => this.saveCache(), 1000);
 			}
 		});
 	}
