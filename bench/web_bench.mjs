@@ -130,14 +130,29 @@ async function listLoads(browser) {
   await page.evaluateOnNewDocument(LIST_PROBE);
   await page.goto('about:blank');
   const ms = [];
+  const steps = [];
   for (let i = 0; i < LOADS; i++) {
     await page.goto(URL_, { waitUntil: 'load', timeout: 30000 });
     const t = await until(() => page.evaluate(() => window.__listShown), 20000, 'the list');
     ms.push(t);
+    // Where the time went: the document, the app's own marks (connected,
+    // subscribed, ready, ...), every resource's end.
+    await sleep(200);
+    steps.push(await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0] || {};
+      const res = performance.getEntriesByType('resource');
+      return {
+        list: window.__listShown,
+        dcl: Math.round(nav.domContentLoadedEventEnd || 0),
+        load: Math.round(nav.loadEventEnd || 0),
+        last_resource: Math.round(Math.max(0, ...res.map((r) => r.responseEnd))),
+        marks: Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, Math.round(m.startTime)])),
+      };
+    }));
     await page.goto('about:blank');
   }
   await ctx.close();
-  return { ms, errors };
+  return { ms, steps, errors };
 }
 
 // 3. Send to show: A clicks #send, B's MutationObserver sees the body.

@@ -123,6 +123,16 @@ def run():
         stack.stop()
 
 
+def steps_median(steps):
+    """Per step name, the median of its times over the loads."""
+    keys = {}
+    for st in steps:
+        for k, v in list(st.items()) + list((st.get("marks") or {}).items()):
+            if isinstance(v, (int, float)):
+                keys.setdefault(k, []).append(v)
+    return {k: round(statistics.median(v)) for k, v in sorted(keys.items(), key=lambda kv: statistics.median(kv[1]))}
+
+
 def figures(res):
     tr = res.get("transfer") or {}
     lst = summary((res.get("list") or {}).get("ms", []))
@@ -144,6 +154,7 @@ def figures(res):
                      "requests": tr.get("requests"),
                      "files": sorted(tr.get("files") or [], key=lambda f: -f.get("bytes", 0))},
         "list_ms": lst,
+        "list_steps": steps_median((res.get("list") or {}).get("steps", [])),
         "latency_ms": lat,
         "scroll": {"frames": fr, "frames_over_50ms": sum(1 for f in frames if f >= 50),
                    "frames_over_16_7ms": sum(1 for f in frames if f > 16.7 * 1.5),
@@ -184,6 +195,10 @@ def markdown(doc):
     s = f["latency_ms"]
     L.append("- Send to show (click on #send in one page, MutationObserver in the other; %s messages one "
              "after another): p50 %s ms, p99 %s ms, max %s ms." % (s.get("n"), s.get("p50"), s.get("p99"), s.get("max")))
+    st = f.get("list_steps") or {}
+    if st:
+        L.append("  Medians of where that time goes (ms from navigation start): %s." % ", ".join(
+            "%s %s" % (k, v) for k, v in st.items()))
     sc = f["scroll"]
     fr = sc["frames"]
     L.append("- Scroll back to the first of %d messages with the mouse wheel (%s wheel steps, %.1f s): "
