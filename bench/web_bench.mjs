@@ -179,8 +179,28 @@ async function latency(browser) {
       }
     }).observe(document.body, { childList: true, subtree: true, characterData: true });
   });
+  // The WebSocket frames, stamped by the browser's network service (one
+  // monotonic clock for both pages): the click-to-frame-out time of A, the
+  // broker's transit (A's frame out to B's frame in), and B's own time
+  // from its frame in to the body in its DOM follow.
+  const wsOut = new Map();   // body -> monotonic s
+  const wsIn = new Map();
+  const watchWs = async (p, ev, into) => {
+    const cdp = await p.createCDPSession();
+    await cdp.send('Network.enable');
+    cdp.on(ev, (e) => {
+      const r = e.response || {};
+      let text = r.payloadData || '';
+      if (r.opcode === 2) text = Buffer.from(text, 'base64').toString('latin1');
+      const m = /bench [0-9a-z]+ [0-9]+/.exec(text);
+      if (m && !into.has(m[0])) into.set(m[0], e.timestamp);
+    });
+  };
+  await watchWs(a.page, 'Network.webSocketFrameSent', wsOut);
+  await watchWs(b.page, 'Network.webSocketFrameReceived', wsIn);
   const run = Date.now().toString(36);
   const out = [];
+  const transit = [];
   // A few unmeasured first: the first sends warm the code paths up.
   const warm = 5;
   for (let i = 0; i < MESSAGES + warm; i++) {
@@ -202,12 +222,15 @@ async function latency(browser) {
       };
       chk();
     }), body);
-    if (i >= warm) out.push(t1 - t0);
+    if (i >= warm) {
+      out.push(t1 - t0);
+      if (wsOut.has(body) && wsIn.has(body)) transit.push((wsIn.get(body) - wsOut.get(body)) * 1000);
+    }
   }
   const errors = a.errors.concat(b.errors);
   await a.ctx.close();
   await b.ctx.close();
-  return { ms: out, errors };
+  return { ms: out, transit_ms: transit, errors };
 }
 
 // 4. Scroll back through the long conversation, recording every frame.
