@@ -156,9 +156,46 @@ async function listLoads(browser) {
 }
 
 // 3. Send to show: A clicks #send, B's MutationObserver sees the body.
+// Stamps, in the page, when a frame holding a bench body is handed to the
+// WebSocket (send) and when one arrives (its message event, before MQTT.js
+// sees it): the sender's and the receiver's own work then split apart.
+function stampFrames() {
+  window.__wsSent = new Map();
+  window.__wsRecv = new Map();
+  const dec = new TextDecoder();
+  const key = (d) => {
+    try {
+      const s = typeof d === 'string' ? d : dec.decode(d instanceof ArrayBuffer ? new Uint8Array(d) : d);
+      const m = /bench [0-9a-z]+ [0-9]+/.exec(s);
+      return m ? m[0] : null;
+    } catch { return null; }
+  };
+  const now = () => performance.timeOrigin + performance.now();
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (d) {
+    const k = key(d);
+    if (k && !window.__wsSent.has(k)) window.__wsSent.set(k, now());
+    return send.call(this, d);
+  };
+  const add = WebSocket.prototype.addEventListener;
+  WebSocket.prototype.addEventListener = function (type, fn, opts) {
+    if (type === 'message' && typeof fn === 'function') {
+      const inner = fn;
+      fn = function (ev) {
+        const k = key(ev.data);
+        if (k && !window.__wsRecv.has(k)) window.__wsRecv.set(k, now());
+        return inner.call(this, ev);
+      };
+    }
+    return add.call(this, type, fn, opts);
+  };
+}
+
 async function latency(browser) {
   const a = await newPage(browser);
   const b = await newPage(browser);
+  await a.page.evaluateOnNewDocument(stampFrames);
+  await b.page.evaluateOnNewDocument(stampFrames);
   await a.page.goto(URL_, { waitUntil: 'load' });
   await login(a.page, USER, PASSWORD);
   await b.page.goto(URL_, { waitUntil: 'load' });
@@ -201,6 +238,8 @@ async function latency(browser) {
   const run = Date.now().toString(36);
   const out = [];
   const transit = [];
+  const t0s = new Map();
+  const t1s = new Map();
   // A few unmeasured first: the first sends warm the code paths up.
   const warm = 5;
   for (let i = 0; i < MESSAGES + warm; i++) {
@@ -223,14 +262,26 @@ async function latency(browser) {
       chk();
     }), body);
     if (i >= warm) {
+      t0s.set(body, t0);
+      t1s.set(body, t1);
       out.push(t1 - t0);
       if (wsOut.has(body) && wsIn.has(body)) transit.push((wsIn.get(body) - wsOut.get(body)) * 1000);
     }
   }
+  // The sender's page: click to frame handed to its WebSocket; the
+  // receiver's: frame's message event to body in the DOM.
+  const sent = new Map(await a.page.evaluate(() => [...window.__wsSent]));
+  const recv = new Map(await b.page.evaluate(() => [...window.__wsRecv]));
+  const sender = [];
+  const receiver = [];
+  for (const [body, t0] of t0s) {
+    if (sent.has(body)) sender.push(sent.get(body) - t0);
+    if (recv.has(body)) receiver.push(t1s.get(body) - recv.get(body));
+  }
   const errors = a.errors.concat(b.errors);
   await a.ctx.close();
   await b.ctx.close();
-  return { ms: out, transit_ms: transit, errors };
+  return { ms: out, transit_ms: transit, sender_ms: sender, receiver_ms: receiver, errors };
 }
 
 // 4. Scroll back through the long conversation, recording every frame.

@@ -157,6 +157,8 @@ def figures(res):
         "list_steps": steps_median((res.get("list") or {}).get("steps", [])),
         "latency_ms": lat,
         "transit_ms": summary((res.get("latency") or {}).get("transit_ms", [])),
+        "sender_ms": summary((res.get("latency") or {}).get("sender_ms", [])),
+        "receiver_ms": summary((res.get("latency") or {}).get("receiver_ms", [])),
         "scroll": {"frames": fr, "frames_over_50ms": sum(1 for f in frames if f >= 50),
                    "frames_over_16_7ms": sum(1 for f in frames if f > 16.7 * 1.5),
                    "longtask_max_ms": round(max(lt), 1) if lt else (0 if lt == [] else None),
@@ -205,6 +207,12 @@ def markdown(doc):
         L.append("  Of which the WebSocket frame's way from the sender's page out to the other page in "
                  "(broker and plugin; the browser's own stamps): p50 %s ms, p99 %s ms; the rest is the two "
                  "pages' own work (the click to the frame out, the frame in to the DOM)." % (tr2.get("p50"), tr2.get("p99")))
+    se, re_ = f.get("sender_ms") or {}, f.get("receiver_ms") or {}
+    if se.get("n") and re_.get("n"):
+        L.append("  In the pages (their own clock): the sender's, from the click to the frame handed to its "
+                 "WebSocket, p50 %s ms, p99 %s ms; the receiver's, from the frame's message event to the "
+                 "body in its DOM, p50 %s ms, p99 %s ms." % (se.get("p50"), se.get("p99"), re_.get("p50"),
+                                                             re_.get("p99")))
     sc = f["scroll"]
     fr = sc["frames"]
     L.append("- Scroll back to the first of %d messages with the mouse wheel (%s wheel steps, %.1f s): "
