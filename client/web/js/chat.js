@@ -746,8 +746,18 @@ class ChatView {
 		setTimeout(() => node.classList.remove('highlight'), 2500);
 	}
 
-	// PROTOCOL "Writing an app" 8: once per look, when the newest is shown.
+	// PROTOCOL "Writing an app" 8: once per look, when the newest is shown;
+	// asked after the next frame, so that a new message is drawn first.
 	markRead() {
+		if (this.readQueued) return;
+		this.readQueued = true;
+		requestAnimationFrame(() => setTimeout(() => {
+			this.readQueued = false;
+			this.markReadNow();
+		}, 0));
+	}
+
+	markReadNow() {
 		if (view !== this || document.visibilityState !== 'visible') return;
 		if (!this.atBottom || !this.lastNewest || this.lastRead === this.lastNewest) return;
 		this.lastRead = this.lastNewest;

@@ -880,7 +880,11 @@ class Store extends EventTarget {
 			m._deliveredSent = true;
 		}
 		if (conn.state !== 'online' && conn.state !== 'connecting') return;
-		conn.publish(`chat/inbox/${m.from}/${conn.me}`, {id: ulid(), type: 'receipt', ref: m.id, status}).catch(() => {});
+		// After the message is drawn (the views draw in a microtask): a
+		// receipt is not worth holding the new message back for.
+		setTimeout(() => {
+			conn.publish(`chat/inbox/${m.from}/${conn.me}`, {id: ulid(), type: 'receipt', ref: m.id, status}).catch(() => {});
+		}, 0);
 	}
 
 	// Resolves once connected (at once when online): what a view asks while
