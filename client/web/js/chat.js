@@ -20,7 +20,7 @@
 
 import {el, fill, text, fmtTime, convKey} from './util.js';
 import {conn} from './conn.js';
-import {store} from './store.js';
+import {store, eventText} from './store.js';
 import {registerView, navigate, toast} from './app.js';
 
 const INITIAL = 60;       // messages rendered when a conversation opens
@@ -64,14 +64,6 @@ function hello() {
 	};
 }
 
-function nick(user) {
-	try {
-		return store.nick(user) || user;
-	} catch {
-		return user;
-	}
-}
-
 // Formatters made once: Date's toLocale*String make one per call, which
 // costs more than the rest of a message's node.
 const TIME_FMT = new Intl.DateTimeFormat([], {hour: '2-digit', minute: '2-digit'});
@@ -101,23 +93,6 @@ function dayLabel(m) {
 	y.setDate(now.getDate() - 1);
 	if (d.toDateString() === y.toDateString()) return 'Yesterday';
 	return DAY_FMT.format(d);
-}
-
-// "alice added bob", with nicks (PROTOCOL "Rooms run by their members").
-export function eventText(m) {
-	const u = m.user ? nick(m.user) : '', b = m.by ? nick(m.by) : '';
-	switch (m.event) {
-	case 'created': return b ? `${b} created the room` : 'The room was created';
-	case 'joined': return `${u} joined`;
-	case 'added': return b ? `${b} added ${u}` : `${u} was added`;
-	case 'removed': return b ? `${b} removed ${u}` : `${u} was removed`;
-	case 'left': return `${u || b} left`;
-	case 'promoted': return b ? `${b} made ${u} an admin` : `${u} is now an admin`;
-	case 'demoted': return b ? `${b} made ${u} a member` : `${u} is no longer an admin`;
-	case 'changed': return `${b || u || 'Someone'} changed the room's title or description`;
-	case 'deleted': return b ? `${b} deleted the room` : 'The room was deleted';
-	default: return [b, m.event || 'event', u].filter(Boolean).join(' ');
-	}
 }
 
 const STATUS_LABEL = {
@@ -306,7 +281,7 @@ class ChatView {
 			const c = store.conv(this.key);
 			title = (c && c.title) || this.roomTitle || this.name;
 		} else {
-			title = nick(this.name);
+			title = store.nick(this.name);
 			if (this.name === this.me) title += ' (notes)';
 		}
 		if (this.title.textContent !== title) text(this.title, title);
@@ -332,7 +307,7 @@ class ChatView {
 	}
 
 	showTyping() {
-		const who = (store.typing(this.key) || []).filter((u) => u !== this.me).map(nick);
+		const who = (store.typing(this.key) || []).filter((u) => u !== this.me).map((u) => store.nick(u));
 		let s = '';
 		if (who.length === 1) s = `${who[0]} is typing...`;
 		else if (who.length === 2) s = `${who[0]} and ${who[1]} are typing...`;
@@ -518,7 +493,7 @@ class ChatView {
 
 	// What a message's node shows, as one string: rebuilt when it changes.
 	sig(m) {
-		let s = (this.kind === 'room' ? nick(m.from) + '|' + (m.read_by ? m.read_by.length : '') + '/' +
+		let s = (this.kind === 'room' ? store.nick(m.from) + '|' + (m.read_by ? m.read_by.length : '') + '/' +
 			(m.delivered_to ? m.delivered_to.length : '') : '') + '|' + m.type + '|' + (m.seq || '') + '|' + (m.status || '') + '|' + (m.edited || '') + '|' +
 			(m.deleted ? 'D' + (m.deleted_by || '') : '') + '|' + (m.failed_code || '') + '|' +
 			(m.truncated ? 'T' : '') + '|';
@@ -527,7 +502,7 @@ class ChatView {
 		}
 		if (m.reply_to) {
 			const q = this.byKey.get((m.reply_from || '') + '/' + m.reply_to);
-			s += '|Q' + nick(m.reply_from || '') + (q ? (q.deleted ? 'D' : q.body) : '-');
+			s += '|Q' + store.nick(m.reply_from || '') + (q ? (q.deleted ? 'D' : q.body) : '-');
 		}
 		return s + '|' + (m.type === 'event' ? (m.event || '') + (m.user || '') + (m.by || '') : m.body);
 	}
@@ -550,7 +525,7 @@ class ChatView {
 		}
 		const parts = [];
 		if (room && !mine) {
-			parts.push(el('div', {class: 'msg-author', 'data-user': m.from}, nick(m.from)));
+			parts.push(el('div', {class: 'msg-author', 'data-user': m.from}, store.nick(m.from)));
 		}
 		if (m.reply_to && !m.deleted) {
 			const q = this.byKey.get((m.reply_from || '') + '/' + m.reply_to);
@@ -561,7 +536,7 @@ class ChatView {
 			else qt = q.body.length > 200 ? q.body.slice(0, 200) + '…' : q.body;
 			parts.push(el('button', {class: 'msg-reply', type: 'button', 'data-ref': m.reply_to,
 				'data-of': m.reply_from || '', title: 'Show the original message'},
-			el('span', {class: 'msg-reply-author'}, nick(m.reply_from || '')),
+			el('span', {class: 'msg-reply-author'}, store.nick(m.reply_from || '')),
 			el('span', {class: 'msg-reply-text' + (q && q.deleted ? ' gone' : '')}, qt)));
 		}
 		if (m.deleted) {
@@ -577,9 +552,9 @@ class ChatView {
 		if (m.edited && !m.deleted) meta.push(el('span', {class: 'msg-edited', title: 'Edited ' + full(m.edited)}, 'edited'));
 		let tt = full(t);
 		if (mine && room && (m.read_by || m.delivered_to)) {
-			if (m.read_by && m.read_by.length) tt += '\nRead by ' + m.read_by.map(nick).join(', ');
+			if (m.read_by && m.read_by.length) tt += '\nRead by ' + m.read_by.map((u) => store.nick(u)).join(', ');
 			const got = (m.delivered_to || []).filter((u) => !(m.read_by || []).includes(u));
-			if (got.length) tt += '\nDelivered to ' + got.map(nick).join(', ');
+			if (got.length) tt += '\nDelivered to ' + got.map((u) => store.nick(u)).join(', ');
 		}
 		meta.push(el('time', {class: 'msg-time', datetime: t ? new Date(t).toISOString() : '', title: tt}, hhmm(t)));
 		if (mine && !room && m.status) {
@@ -598,7 +573,7 @@ class ChatView {
 				const minePicked = r.users.includes(this.me);
 				return el('button', {class: 'reaction' + (minePicked ? ' picked' : ''), type: 'button',
 					'data-emoji': r.emoji, 'aria-pressed': minePicked ? 'true' : 'false',
-					title: r.users.map(nick).join(', ') + (minePicked ? ' (click to remove yours)' : '')},
+					title: r.users.map((u) => store.nick(u)).join(', ') + (minePicked ? ' (click to remove yours)' : '')},
 				r.emoji + ' ' + r.users.length);
 			})));
 		}
@@ -919,7 +894,7 @@ class ChatView {
 		case 'delete': {
 			this.closeMenu(true);
 			const q = m.from === this.me ? 'Delete this message for everyone?'
-				: `Delete ${nick(m.from)}'s message for everyone?`;
+				: `Delete ${store.nick(m.from)}'s message for everyone?`;
 			if (window.confirm(q)) this.remove(m);
 			break;
 		}
@@ -1004,7 +979,7 @@ class ChatView {
 		if (m && this.editing) this.setEdit(null);
 		this.replyTo = m;
 		if (m) {
-			fill(this.replyText, el('strong', null, nick(m.from)), ' ',
+			fill(this.replyText, el('strong', null, store.nick(m.from)), ' ',
 				el('span', {class: 'bar-quote'}, (m.body || '').slice(0, 120)));
 			this.replyBar.hidden = false;
 			this.composer.focus();

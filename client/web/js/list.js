@@ -3,7 +3,7 @@
 // time and presence, kept live from the store and paged as it scrolls.
 
 import {conn} from './conn.js';
-import {store} from './store.js';
+import {store, eventText} from './store.js';
 import {el, fill, text, fmtTime, NAME_RE} from './util.js';
 import {navigate, toast} from './app.js';
 
@@ -11,23 +11,6 @@ let convsEl, meEl, box, input;
 const rows = new Map(); // key -> {li, name, last, time, badge, dot}
 let activeKey = '';
 let renderQueued = false;
-
-// Words for a membership event (PROTOCOL.md "Rooms run by their members").
-export function eventText(m) {
-	const by = m.by || '', user = m.user || '';
-	switch (m.event) {
-	case 'created': return by ? `${by} created the room` : 'The room was created';
-	case 'joined': return `${user} joined`;
-	case 'added': return by ? `${by} added ${user}` : `${user} was added`;
-	case 'removed': return by ? `${by} removed ${user}` : `${user} was removed`;
-	case 'left': return `${user} left`;
-	case 'promoted': return by ? `${by} made ${user} an admin` : `${user} became an admin`;
-	case 'demoted': return by ? `${by} made ${user} a member` : `${user} is a member again`;
-	case 'changed': return by ? `${by} changed the room's details` : 'The room\'s details changed';
-	case 'deleted': return by ? `${by} deleted the room` : 'The room was deleted';
-	default: return m.event ? `${m.event}` : 'Room event';
-	}
-}
 
 // The preview of a conversation's last message: plain text, one line.
 function preview(c) {

@@ -9,7 +9,7 @@
 // (util.js el/fill/text). Every request disables what started it until
 // its answer, and every refusal is said in words (errorText).
 
-import {el, fill, text, NAME_RE, fmtTime, debounce} from './util.js';
+import {el, fill, text, NAME_RE, fmtTime, debounce, utf8Len} from './util.js';
 import {conn} from './conn.js';
 import {store} from './store.js';
 import {registerView, toast, navigate} from './app.js';
@@ -118,15 +118,6 @@ function say(node, msg, kind = 'error') {
 	node.setAttribute('role', kind === 'error' ? 'alert' : 'status');
 }
 
-function nickOf(user) {
-	try {
-		const n = store.nick(user);
-		return n || user;
-	} catch {
-		return user;
-	}
-}
-
 function field(label, input, hint) {
 	const id = input.id;
 	const hintNode = hint ? el('p', {class: 'panel-hint', id: id + '-hint'}, hint) : null;
@@ -138,10 +129,6 @@ function panelHead(title, backHref, backLabel) {
 	return el('header', {class: 'panel-head'},
 		el('a', {class: 'panel-back', href: backHref, 'aria-label': backLabel, title: backLabel}, '\u2190'),
 		el('h2', {class: 'panel-title', tabIndex: -1}, title));
-}
-
-function utf8Len(s) {
-	return new TextEncoder().encode(s).length;
 }
 
 function charLen(s) {
@@ -409,7 +396,7 @@ class RoomPanel {
 			const d = ev.detail || {};
 			if (d.key !== 'r:' + this.room || !d.env || d.env.type !== 'event') return;
 			const env = d.env;
-			if (env.event === 'deleted') return this.goneAway('This room was deleted' + (env.by && env.by !== conn.me ? ' by ' + nickOf(env.by) : '') + '.');
+			if (env.event === 'deleted') return this.goneAway('This room was deleted' + (env.by && env.by !== conn.me ? ' by ' + store.nick(env.by) : '') + '.');
 			if (env.event === 'removed' && env.user === conn.me) return this.goneAway('You were removed from this room.');
 			this.reloadSoon();
 		});
@@ -561,7 +548,7 @@ class RoomPanel {
 			this.descText.classList.toggle('muted', !a.description);
 		}
 		const bits = [];
-		if (a.owner) bits.push('Owner: ' + nickOf(a.owner) + (nickOf(a.owner) !== a.owner ? ' (' + a.owner + ')' : ''));
+		if (a.owner) bits.push('Owner: ' + store.nick(a.owner) + (store.nick(a.owner) !== a.owner ? ' (' + a.owner + ')' : ''));
 		else bits.push('No owner (made by the operator)');
 		if (a.created) bits.push('created ' + fmtTime(a.created));
 		bits.push('your role: ' + (ROLE_WORD[this.myRole] || 'none').toLowerCase());
@@ -582,7 +569,7 @@ class RoomPanel {
 		text(this.count, '(' + sorted.length + ')');
 		const mine = ROLE_RANK[this.myRole] || 0;
 		const rows = sorted.map((m) => {
-			const nick = nickOf(m.user);
+			const nick = store.nick(m.user);
 			const me = m.user === conn.me;
 			const buttons = [];
 			if (mine >= 2 && !me && m.role !== 'owner') {
@@ -677,20 +664,20 @@ class RoomPanel {
 			try {
 				await conn.rpc(promote ? 'room_promote' : 'room_demote', {room: this.room, user});
 				if (!this.life.alive()) return;
-				say(this.memberStatus, nickOf(user) + (promote ? ' is now an admin.' : ' is now a member.'), 'info');
+				say(this.memberStatus, store.nick(user) + (promote ? ' is now an admin.' : ' is now a member.'), 'info');
 				this.load();
 			} catch (e) {
 				if (!this.life.alive()) return;
 				this.fail(e, {
 					forbidden: promote ? 'Only the owner and admins may make admins.' : 'The owner cannot be demoted, and only the owner and admins may demote.',
-					not_member: nickOf(user) + ' is no longer a member.',
+					not_member: store.nick(user) + ' is no longer a member.',
 				});
 			}
 		});
 	}
 
 	async remove(btn, user) {
-		const nick = nickOf(user);
+		const nick = store.nick(user);
 		if (!await confirmAction('Remove ' + nick + ' from #' + this.room + '?', 'Remove',
 			'They stop receiving the room\u2019s messages at once.')) return;
 		say(this.memberStatus, '');
@@ -1021,7 +1008,7 @@ class Settings {
 					await conn.rpc('block', {user});
 					if (!this.life.alive()) return;
 					input.value = '';
-					say(status, nickOf(user) + ' is blocked.', 'info');
+					say(status, store.nick(user) + ' is blocked.', 'info');
 					this.loadBlocks();
 				} catch (e) {
 					if (!this.life.alive()) return;
@@ -1057,7 +1044,7 @@ class Settings {
 		this.blockUsers = users;
 		const hadFocus = this.blocks.contains(document.activeElement);
 		fill(this.blocks, users.map((u) => {
-			const nick = nickOf(u);
+			const nick = store.nick(u);
 			const b = el('button', {type: 'button', class: 'unblock', 'aria-label': 'Unblock ' + nick,
 				onclick: () => this.unblock(b, u)}, 'Unblock');
 			return el('li', {class: 'blocked', 'data-user': u},
@@ -1079,7 +1066,7 @@ class Settings {
 			try {
 				await conn.rpc('unblock', {user});
 				if (!this.life.alive()) return;
-				say(this.blocksStatus, nickOf(user) + ' is unblocked.', 'info');
+				say(this.blocksStatus, store.nick(user) + ' is unblocked.', 'info');
 				await this.loadBlocks();
 			} catch (e) {
 				if (this.life.alive()) say(this.blocksStatus, errorText(e));

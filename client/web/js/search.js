@@ -3,7 +3,7 @@
 // paged with `before` = `next`; a hit opens its conversation at that
 // message.
 
-import {el, fill, text, fmtTime, debounce} from './util.js';
+import {el, fill, text, fmtTime, debounce, utf8Len} from './util.js';
 import {conn} from './conn.js';
 import {store} from './store.js';
 import {registerView, toast} from './app.js';
@@ -15,14 +15,6 @@ const CONTEXT = 60;       // characters shown on each side of the match
 
 let last = {q: '', scope: 'all'};   // kept across visits: back from a hit shows the same results
 let view = null;
-
-function nick(user) {
-	try {
-		return store.nick(user) || user;
-	} catch {
-		return user;
-	}
-}
 
 function convOf(m) {
 	if (m.room) return 'r:' + m.room;
@@ -36,11 +28,7 @@ function convName(key) {
 		return (c && c.title) || '#' + key.slice(2);
 	}
 	const name = key.slice(2);
-	return name === conn.me ? nick(name) + ' (notes)' : nick(name);
-}
-
-function utf8Len(s) {
-	return new TextEncoder().encode(s).length;
+	return name === conn.me ? store.nick(name) + ' (notes)' : store.nick(name);
 }
 
 // The body cut around the first match, the match in <mark> (all text nodes).
@@ -202,7 +190,7 @@ class SearchView {
 					el('span', {class: 'hit-conv'}, convName(key)),
 					el('time', {datetime: t ? new Date(t).toISOString() : ''}, fmtTime(t))),
 				el('div', {class: 'hit-text'},
-					el('span', {class: 'hit-from'}, (m.from === conn.me ? 'You' : nick(m.from)) + ': '),
+					el('span', {class: 'hit-from'}, (m.from === conn.me ? 'You' : store.nick(m.from)) + ': '),
 					snippet(m.body || '', q))));
 	}
 }

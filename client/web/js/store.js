@@ -12,7 +12,7 @@
 // blocks {}, nick {user}.
 
 import {conn} from './conn.js';
-import {ulid, parseConv} from './util.js';
+import {ulid, parseConv, utf8Len} from './util.js';
 
 const SERVICE = 'archiver';
 const RANK = {failed: -1, pending: 0, sent: 1, delivered: 2, read: 3};
@@ -31,10 +31,6 @@ function forget(key) {
 	} catch {
 		// Nothing to forget.
 	}
-}
-
-function utf8Len(s) {
-	return new TextEncoder().encode(s).length;
 }
 
 function msgTime(m) {
@@ -1058,3 +1054,20 @@ conn.addEventListener('rpc', (e) => {
 		store.changedConvs();
 	}
 });
+
+// "alice added bob", with nicks (PROTOCOL "Rooms run by their members").
+export function eventText(m) {
+	const u = m.user ? store.nick(m.user) : '', b = m.by ? store.nick(m.by) : '';
+	switch (m.event) {
+	case 'created': return b ? `${b} created the room` : 'The room was created';
+	case 'joined': return `${u} joined`;
+	case 'added': return b ? `${b} added ${u}` : `${u} was added`;
+	case 'removed': return b ? `${b} removed ${u}` : `${u} was removed`;
+	case 'left': return `${u || b} left`;
+	case 'promoted': return b ? `${b} made ${u} an admin` : `${u} is now an admin`;
+	case 'demoted': return b ? `${b} made ${u} a member` : `${u} is no longer an admin`;
+	case 'changed': return `${b || u || 'Someone'} changed the room's title or description`;
+	case 'deleted': return b ? `${b} deleted the room` : 'The room was deleted';
+	default: return [b, m.event || 'event', u].filter(Boolean).join(' ');
+	}
+}

@@ -106,6 +106,11 @@ export function parseConv(key) {
 // Names: PROTOCOL.md "Connecting".
 export const NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
 
+// Bytes of s in UTF-8 (the server's limits are in bytes).
+export function utf8Len(s) {
+	return new TextEncoder().encode(s).length;
+}
+
 export function debounce(fn, ms) {
 	let t = null;
 	return (...args) => {
