@@ -17,10 +17,7 @@
 //   scroll     every frame's duration (requestAnimationFrame) and the long
 //              tasks while scrolling a 10,000-message conversation back to
 //              its first message
-import { createRequire } from 'node:module';
-
-const require = createRequire(new URL('../tests/web/package.json', import.meta.url));
-const puppeteer = require('puppeteer-core');
+import { launchChromium } from '../tests/web/chromium.mjs';
 
 const argv = process.argv.slice(2);
 function arg(name, dflt) {
@@ -355,15 +352,7 @@ async function scrollBack(browser) {
 }
 
 async function main() {
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
-           '--disable-extensions', '--disable-background-networking', '--disable-sync',
-           '--disable-renderer-backgrounding', '--disable-background-timer-throttling',
-           '--disable-backgrounding-occluded-windows', '--mute-audio'],
-    protocolTimeout: 120000,
-  });
+  const browser = await launchChromium(CHROMIUM, 120000);
   const result = { chromium: await browser.version() };
   try {
     if (PHASES.includes('transfer')) {

@@ -17,7 +17,7 @@
 // Content-Security-Policy violations are collected; "errors" hands them
 // over (the tests fail on any they did not expect).
 import { createInterface } from 'node:readline';
-import puppeteer from 'puppeteer-core';
+import { launchChromium } from './chromium.mjs';
 
 const args = process.argv.slice(2);
 function arg(name, dflt) {
@@ -352,17 +352,7 @@ const commands = {
 };
 
 async function main() {
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Root has no user namespace sandbox here; no first-run, sync or
-    // extension traffic; shared memory in /tmp (small /dev/shm in containers).
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
-           '--disable-extensions', '--disable-background-networking', '--disable-sync',
-           '--disable-renderer-backgrounding', '--disable-background-timer-throttling',
-           '--disable-backgrounding-occluded-windows', '--mute-audio'],
-    protocolTimeout: 60000,
-  });
+  browser = await launchChromium(CHROMIUM, 60000);
   browser.on('disconnected', () => {
     if (quitting) return;
     out({ event: 'browser-gone' });
