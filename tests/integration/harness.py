@@ -10,6 +10,7 @@ format the CLI writes, so the plugin is tested against the format, not
 against our own C helpers.
 """
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -161,6 +162,20 @@ def _port_reservable(port):
         return True
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def port_in_use():
+    """A 127.0.0.1 port something listens on while the with block lasts:
+    one a program must refuse as taken. Yields the port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        yield s.getsockname()[1]
+    finally:
+        s.close()
 
 
 def free_port():

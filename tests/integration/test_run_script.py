@@ -181,16 +181,9 @@ def test_run_starts_both_and_stops_on_sigint(runs, data_root):
 
 def test_run_refuses_a_port_in_use(runs, data_root):
     data = os.path.join(data_root, "var")
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    s.listen(1)
-    port = s.getsockname()[1]
-    try:
+    with harness.port_in_use() as port:
         r = runs(data, port)
         assert r.wait_exit() == 1
-    finally:
-        s.close()
     out = r.output()
     assert "port %d on 127.0.0.1 is already in use" % port in out, out
     assert "PORT=" in out
@@ -518,16 +511,9 @@ def test_run_refuses_an_http_port_of_another_listener(runs, data_root):
 
 def test_run_refuses_a_taken_http_port(runs, data_root):
     data = os.path.join(data_root, "var")
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    s.listen(1)
-    busy = s.getsockname()[1]
-    try:
+    with harness.port_in_use() as busy:
         r = runs(data, harness.free_port(), extra_env={"HTTP_PORT": str(busy)})
         assert r.wait_exit() == 1
-    finally:
-        s.close()
     out = r.output()
     assert "port %d on 127.0.0.1 is already in use" % busy in out, out
     assert "HTTP_PORT=" in out, out

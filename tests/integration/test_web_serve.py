@@ -427,15 +427,8 @@ def test_refuses_a_bad_http_port(arch_env, port):  # noqa: F811
 
 def test_refuses_a_taken_port(arch_env, datadir):  # noqa: F811
     web = make_web(datadir)
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    s.listen(1)
-    port = s.getsockname()[1]
-    try:
+    with harness.port_in_use() as port:
         rc, out = start_failing(arch_env, ["--http-port", str(port), "--web-dir", web])
-    finally:
-        s.close()
     assert rc == 1, out
     assert "http: cannot listen on 127.0.0.1:%d: Address already in use" % port in out, out
 
