@@ -96,8 +96,12 @@ $(ARCHIVER_BIN): $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ) -lssl $(MHD_LIBS) \
 		$(LDLIBS_COMMON)
 
+# The terminal app draws with ncursesw (wide characters: UTF-8 names and texts).
+NCURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
+$(call obj,$(filter client/tui%.c,$(CLIENT_SRC))): CPPFLAGS += -DNCURSES_WIDECHAR=1
+
 $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(LDLIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto $(NCURSES_LIBS) $(LDLIBS_COMMON)
 
 # The bench fills archives with the archiver's own code (bench/prefill.c).
 $(BENCH_OBJ): CPPFLAGS += -Iarchiver
@@ -114,6 +118,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) \
 		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(LDLIBS_COMMON)
+
+# The terminal app's pure parts (client/tui_line.c, client/tui_store.c) are
+# tested where they live: each test links its own client object.
+$(BUILD)/tests/test_tui_line: $(call obj,client/tui_line.c)
+$(BUILD)/tests/test_tui_store: $(call obj,client/tui_store.c)
+$(BUILD)/tests/test_tui_%: CPPFLAGS += -Iclient
 
 # The harnesses each replay test links (FUZZ_REPLAY: entry fuzz_<name>__one).
 $(FUZZ_REPLAY_OBJ): CPPFLAGS += -DFUZZ_REPLAY -Iplugin -Iarchiver

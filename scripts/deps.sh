@@ -5,12 +5,13 @@ set -eu
 
 # libmicrohttpd-dev: the archiver serves the web app over HTTP
 # (archiver/http.c). chromium: the web app's tests drive it headless
-# (tests/web/, through npm's puppeteer-core).
+# (tests/web/, through npm's puppeteer-core). libncurses-dev: the terminal
+# app (ncursesw); tmux: its tests drive it in a real terminal.
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
 python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-paho-mqtt
-chromium"
+chromium libncurses-dev tmux"
 
 missing=""
 for p in $PKGS; do
