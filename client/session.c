@@ -1,6 +1,8 @@
 /* session.c - one MQTT 5 connection of the chat client (see session.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -109,6 +111,7 @@ static void disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
 				fprintf(stderr, "warning: the connection keeps closing right after it opens; "
 						"is another listen or chat running as %s? (use --device)\n",
 						s->client_id);
+				if(s->pause_on_takeover) s->taken_over = true;
 			}
 		}else{
 			s->quick_losses = 0;
@@ -176,7 +179,10 @@ static void rpc_answer(struct session *s, const void *payload, size_t len)
 		s->rpc_resp = j;
 		return;
 	}
-	json_decref(j); /* a late answer to an earlier request, or another device's */
+	/* An answer to session__rpc_send, a late answer to an earlier request,
+	 * or another device's: the owner of on_rpc tells them apart by id. */
+	if(s->on_rpc) s->on_rpc(s, j, s->ud);
+	json_decref(j);
 }
 
 static void message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_message *m,
@@ -222,8 +228,12 @@ static void drop_token(struct session *s)
 	OPENSSL_cleanse(s->token, sizeof(s->token));
 	s->token[0] = '\0';
 	s->use_token = false;
-	if(s->lock_fd >= 0) close(s->lock_fd);
-	s->lock_fd = -1;
+	/* A one-shot command's lock goes with its token's client id; a
+	 * persistent session keeps its client id, and its lock, to the end. */
+	if(s->kind == SESSION_ONESHOT && s->lock_fd >= 0){
+		close(s->lock_fd);
+		s->lock_fd = -1;
+	}
 }
 
 /* Use the stored token of this kind of session, unless a password is
@@ -247,6 +257,30 @@ static int pick_token(struct session *s)
 	}
 	snprintf(s->token_dev, sizeof(s->token_dev), "%s", dev);
 	s->use_token = true;
+	return EXIT_OK;
+}
+
+/* One persistent session per client id on this machine: a second chat or
+ * listen as <user>@<device> would take the session over from the first,
+ * and the two would throw each other out for ever. The lock is a flock on
+ * "<token file>.lock" (no token needed); a machine without a config folder
+ * goes without it. */
+static int lock_persistent(struct session *s)
+{
+	char path[4200], lock[4300];
+	int fd;
+
+	if(token__path(s->opt, s->opt->device, path, sizeof(path), true) != 0) return EXIT_OK;
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if(fd < 0) return EXIT_OK;
+	if(flock(fd, LOCK_EX | LOCK_NB) != 0){
+		close(fd);
+		util__error("another mqchat (chat or listen) is running as %s on this machine; "
+				"one device runs one at a time (use --device NAME for another)", s->client_id);
+		return EXIT_FAILED;
+	}
+	s->lock_fd = fd;
 	return EXIT_OK;
 }
 
@@ -297,6 +331,7 @@ int session__init(struct session *s, struct options *opt, enum session_kind kind
 		if((rc = pick_token(s))) return rc;
 		if(kind == SESSION_PERSISTENT){
 			snprintf(s->client_id, sizeof(s->client_id), "%s@%s", opt->user, opt->device);
+			if((rc = lock_persistent(s))) return rc;
 		}else if(s->use_token){
 			snprintf(s->client_id, sizeof(s->client_id), "%s@%s", opt->user, s->token_dev);
 		}else{
@@ -410,7 +445,9 @@ int session__connect(struct session *s)
 	if(rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE) s->conn_error = rc;
 	if(s->conn_error) return s->silent ? EXIT_UNREACH : tls_failed(s);
 	if(rc != MOSQ_ERR_SUCCESS){
-		say(s, "cannot reach the broker at %s:%d: %s", s->opt->host, s->opt->port,
+		say(s, "cannot reach the broker at %s:%d: %s (set it with --host and --port, "
+				"MQCHAT_HOST and MQCHAT_PORT, or host and port in the config file)",
+				s->opt->host, s->opt->port,
 				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		return EXIT_UNREACH;
 	}
@@ -480,6 +517,7 @@ void session__cleanup(struct session *s)
 	free(s->pubs);
 	json_decref(s->rpc_resp);
 	drop_token(s);
+	if(s->lock_fd >= 0) close(s->lock_fd);
 	memset(s, 0, sizeof(*s));
 	s->lock_fd = -1;
 }
@@ -493,7 +531,7 @@ bool session__step(struct session *s, int max_ms, int extra_fd)
 	int64_t now = time__mono_ms();
 
 	sock = mosquitto_socket(s->mosq);
-	if(sock < 0 && s->reconnect && s->ever_connected && s->fatal == 0){
+	if(sock < 0 && s->reconnect && s->ever_connected && s->fatal == 0 && !s->taken_over){
 		if(now >= s->retry_at){
 			rc = mosquitto_reconnect(s->mosq);
 			if(rc != MOSQ_ERR_SUCCESS){
@@ -765,6 +803,50 @@ static bool rpc_answered(struct session *s, void *arg)
 	return false;
 }
 
+int session__rpc_subscribe(struct session *s)
+{
+	const char *topics[1];
+	int rc;
+
+	if(s->rpc_subscribed) return EXIT_OK;
+	/* QoS 0 in a persistent session: answers are not queued for a later
+	 * run (which could not match them anyway). */
+	topics[0] = s->rpc_topic;
+	rc = session__subscribe(s, topics, 1,
+			s->kind == SESSION_PERSISTENT ? 0 : 1, s->kind == SESSION_PERSISTENT);
+	if(rc) return rc;
+	if(s->granted[0] >= 0x80){
+		util__error("not authorized to subscribe to %s (%s)", s->rpc_topic,
+				mosquitto_reason_string(s->granted[0]));
+		return EXIT_DENIED;
+	}
+	s->rpc_subscribed = true;
+	return EXIT_OK;
+}
+
+int session__rpc_send(struct session *s, json_t *req, char *id)
+{
+	char *payload;
+	int rc;
+
+	util__randhex(id, 12);
+	if(json_object_set_new(req, "id", json_string(id)) != 0
+			|| (payload = json_dumps(req, JSON_COMPACT)) == NULL){
+		return EXIT_FAILED;
+	}
+	rc = session__publish(s, s->rpc_req, payload, strlen(payload), false, NULL);
+	free(payload);
+	return rc;
+}
+
+void session__resume(struct session *s)
+{
+	s->taken_over = false;
+	s->quick_losses = 0;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	s->retry_at = 0;
+}
+
 int session__rpc(struct session *s, json_t *req, json_t **resp)
 {
 	char *payload = NULL;
@@ -774,20 +856,7 @@ int session__rpc(struct session *s, json_t *req, json_t **resp)
 	int rc, mid = 0, reason = 0, i;
 
 	*resp = NULL;
-	if(!s->rpc_subscribed){
-		/* QoS 0 in a persistent session: answers are not queued for a later
-		 * run (which could not match them anyway). */
-		topics[0] = s->rpc_topic;
-		rc = session__subscribe(s, topics, 1,
-				s->kind == SESSION_PERSISTENT ? 0 : 1, s->kind == SESSION_PERSISTENT);
-		if(rc) return rc;
-		if(s->granted[0] >= 0x80){
-			util__error("not authorized to subscribe to %s (%s)", s->rpc_topic,
-					mosquitto_reason_string(s->granted[0]));
-			return EXIT_DENIED;
-		}
-		s->rpc_subscribed = true;
-	}
+	if((rc = session__rpc_subscribe(s))) return rc;
 	s->rpc_error[0] = s->rpc_code[0] = '\0';
 	s->rpc_retry_ms = 0;
 	util__randhex(s->rpc_id, 12);

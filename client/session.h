@@ -47,6 +47,9 @@ struct session;
  * borrowed for the duration of the call. */
 typedef void (*session_message_cb)(struct session *s, const char *topic,
 		const void *payload, size_t len, void *ud);
+/* Called for each RPC answer that session__rpc is not waiting for (the
+ * answers to session__rpc_send). answer is borrowed for the call. */
+typedef void (*session_rpc_cb)(struct session *s, json_t *answer, void *ud);
 
 struct pub_slot {
 	int mid;
@@ -101,14 +104,21 @@ struct session {
 	char notice_topic[TOPIC_MAX_LEN + 1];/* chat/notice/<me>; "" for _register */
 	struct notice_box notices; /* refusal notices not yet claimed */
 	session_message_cb on_message;
+	session_rpc_cb on_rpc;
 	void *ud;
+	/* Another connection with my client id keeps taking the session over
+	 * (connections closed right after they open, 3 in a row): with
+	 * pause_on_takeover, reconnecting stops and taken_over is set, until
+	 * session__resume. */
+	bool pause_on_takeover;
+	bool taken_over;
 	/* Device tokens (token.h): unless a password is given, a stored token
 	 * is the MQTT password; if the broker refuses it, it is deleted and
 	 * the password used, and a new token asked for. */
 	bool use_token;         /* logging in with token */
 	bool token_refused;     /* the stored token was refused and deleted */
 	bool no_fallback;       /* then EXIT_AUTH, no password (logout) */
-	int lock_fd;            /* the one-shot token client id's lock, or -1 */
+	int lock_fd;            /* the client id's lock (one-shot with a token, or persistent), or -1 */
 	char token[DEVTOKEN_LEN + 1];
 	char token_dev[DEVICE_MAX_LEN + 1]; /* the device the token is bound to */
 };
@@ -185,6 +195,17 @@ bool session__notice(struct session *s, const char *ref, struct notice *n);
  * ok or not, for the caller to judge. Failing, s->rpc_error says why (and
  * with s->silent nothing is printed). */
 int session__rpc(struct session *s, json_t *req, json_t **resp);
+
+/* Send an RPC request (req borrowed; its "id" set here and copied to id,
+ * 40 bytes) without waiting: the answer goes to s->on_rpc. The answer topic
+ * must be subscribed (session__rpc does it once; or session__rpc_subscribe).
+ * Returns EXIT_OK, or EXIT_FAILED (not connected and not reconnecting, no
+ * memory). */
+int session__rpc_send(struct session *s, json_t *req, char *id);
+/* Subscribe to the RPC answer topic if not done yet (as session__rpc). */
+int session__rpc_subscribe(struct session *s);
+/* After taken_over: reconnect now. */
+void session__resume(struct session *s);
 
 /* Map a wait outcome to an exit code, printing what happened. */
 int session__wait_rc(struct session *s, enum session_wait w, const char *what);

@@ -1,6 +1,7 @@
 """test_client_chat.py - two users chatting through build/mqchat: send,
 listen, receipts, messages sent while offline, chat over a pipe."""
 import json
+import os
 import subprocess
 
 import harness
@@ -154,14 +155,22 @@ def test_listen_stops_on_signals_and_after_for(store, make_broker, datadir):
         assert bob.lines() == []
 
 
-def test_two_listens_with_one_client_id_get_a_hint(store, make_broker, datadir):
-    """Mosquitto closes a taken-over session without a reason; two programs
-    with one client id would throw each other out. They back off and say why."""
+def test_two_listens_with_one_client_id(store, make_broker, datadir):
+    """One device runs one persistent session: a second listen (or chat) as
+    the same <user>@<device> on this machine is refused at once, saying why.
+    From another machine (another config folder) the broker takes the
+    session over without a reason: the two back off and say why."""
     users(store, "bob")
     b = make_broker()
     with Listener(b, datadir, "bob", timeout=1) as one:
         one.wait_ready()
         with Listener(b, datadir, "bob", timeout=1) as two:
+            assert two.wait_exit() == FAILED
+            assert ("another mqchat (chat or listen) is running as bob@test on this machine"
+                    in two.errors())
+        assert one.proc.poll() is None
+        elsewhere = os.path.join(datadir, "elsewhere")
+        with Listener(b, elsewhere, "bob", timeout=1) as three:
             hint = "is another listen or chat running as bob@test? (use --device)"
-            harness.wait_for(lambda: hint in one.errors() + two.errors(), timeout=20,
+            harness.wait_for(lambda: hint in one.errors() + three.errors(), timeout=20,
                              what="the hint")
