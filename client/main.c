@@ -4,12 +4,14 @@
  * command, one line for a bad option. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 
 #include "log.h"
 #include "mqchat.h"
 #include "session.h"
+#include "tui.h"
 
 /* Largest seq the archive gives (2^53 - 1, exact in every JSON reader). */
 #define SEQ_MAX 9007199254740991LL
@@ -207,11 +209,38 @@ static int parse_declared(struct options *opt, const struct cmd_entry *cmd, int 
 	return -1;
 }
 
+/* `chat` on a terminal is the app, opened at its conversation (conv: the
+ * operand, "#room" for --room ROOM, or NULL); with --json, -h or lines on
+ * stdin it is the line mode (cmd_chat.c). A bad operand is the app's to
+ * say. */
+static bool app_wanted(int argc, char **argv, const char **conv)
+{
+	static char room[NAME_MAX_LEN + 2];
+	int i;
+
+	*conv = NULL;
+	if(!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) return false;
+	for(i=1; i<argc; i++){
+		if(!strcmp(argv[i], "--room") && i + 1 < argc && strlen(argv[i + 1]) <= NAME_MAX_LEN){
+			snprintf(room, sizeof(room), "#%s", argv[++i]);
+			*conv = room;
+		}else if(argv[i][0] == '-'){
+			return false;   /* --json, --help, or what the line mode explains */
+		}else if(*conv == NULL){
+			*conv = argv[i];
+		}else{
+			return false;
+		}
+	}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct options opt;
 	const struct cmd_entry *cmd = NULL;
 	struct cmd_args args;
+	const char *conv = NULL;
 	int next = 0, rc;
 	bool help;
 	size_t i;
@@ -229,6 +258,14 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	if(next >= argc){
+		/* On a terminal, `mqchat` alone is the chat app. */
+		if(isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && opt.user){
+			session__signals();
+			mosquitto_lib_init();
+			rc = tui__run(&opt, NULL);
+			mosquitto_lib_cleanup();
+			goto done;
+		}
 		usage(stderr);
 		rc = EXIT_USAGE;
 		goto done;
@@ -252,7 +289,9 @@ int main(int argc, char **argv)
 	mosquitto_lib_init();
 	/* A raw handler sees args[0] = the command word. */
 	args = (struct cmd_args){.args = argv + next, .nargs = argc - next};
-	if(cmd->raw || (rc = parse_declared(&opt, cmd, argc - next, argv + next, &args)) < 0){
+	if(!strcmp(cmd->name, "chat") && app_wanted(argc - next, argv + next, &conv)){
+		rc = tui__run(&opt, conv);
+	}else if(cmd->raw || (rc = parse_declared(&opt, cmd, argc - next, argv + next, &args)) < 0){
 		rc = cmd->handler(&opt, &args);
 	}
 	mosquitto_lib_cleanup();
