@@ -15,7 +15,9 @@
 #include "session.h"
 #include "timeutil.h"
 
-#define LINE_MAX_BYTES (BODY_MAX + 2)
+/* A line longer than this cannot fit in a message (the envelope adds to
+ * it): it is dropped as it comes, and only its length kept. */
+#define LINE_MAX_BYTES (PAYLOAD_MAX + 2)
 
 struct pending {
 	int mid;
@@ -36,6 +38,7 @@ struct chat {
 	char *buf;              /* stdin bytes not yet a whole line */
 	size_t len;
 	bool discarding;        /* inside an over-long line */
+	size_t dropped;         /* ... and the bytes of it dropped so far */
 };
 
 /* Report the PUBACKs that have come in; a refused line gets its reason
@@ -135,7 +138,8 @@ static bool line(struct chat *c, char *l, size_t len)
 		l++;
 		len--;
 	}
-	if(util__check_body(l, len)){
+	/* Its size is checked as the envelope is built (cmd_send__publish). */
+	if(util__check_text(l, len)){
 		c->failed++;
 		return true;
 	}
@@ -163,6 +167,24 @@ static bool line(struct chat *c, char *l, size_t len)
 	return true;
 }
 
+/* A line too long to keep (len bytes) was dropped: say so as for any text
+ * too large, with how much fits (measured on a one-byte text's envelope). */
+static void too_long(struct chat *c, size_t len)
+{
+	char id[MSGID_LEN + 1], why[300], *p = NULL;
+	size_t rest = 0;
+
+	if(cmd_send__envelope("x", 1, NULL, NULL, id, &p, why, sizeof(why)) == EXIT_OK){
+		rest = strlen(p) - 1;
+	}
+	free(p);
+	if(util__envelope_fits(rest + len, NULL, len, why, sizeof(why)) == EXIT_OK){
+		snprintf(why, sizeof(why), "message too large: %zu bytes", len);
+	}
+	util__error("%s", why);
+	c->failed++;
+}
+
 /* Read what stdin has; handle whole lines. Returns false at EOF or /quit. */
 static bool read_input(struct chat *c)
 {
@@ -172,13 +194,13 @@ static bool read_input(struct chat *c)
 	r = read(STDIN_FILENO, c->buf + c->len, LINE_MAX_BYTES - c->len);
 	if(r < 0) return errno == EINTR || errno == EAGAIN;
 	if(r == 0){
-		bool go = true;
-		if(c->len > 0 && !c->discarding){
+		if(c->discarding){
+			too_long(c, c->dropped + c->len);
+		}else if(c->len > 0){
 			c->buf[c->len] = '\0';
-			go = line(c, c->buf, c->len);
+			(void)line(c, c->buf, c->len);
 		}
 		c->len = 0;
-		(void)go;
 		return false;
 	}
 	c->len += (size_t)r;
@@ -186,6 +208,8 @@ static bool read_input(struct chat *c)
 		if(c->buf[i] != '\n') continue;
 		c->buf[i] = '\0';
 		if(c->discarding){
+			/* While discarding, the buffer starts inside the long line. */
+			too_long(c, c->dropped + i - start);
 			c->discarding = false;
 		}else if(!line(c, c->buf + start, i - start)){
 			return false;
@@ -194,10 +218,12 @@ static bool read_input(struct chat *c)
 	}
 	memmove(c->buf, c->buf + start, c->len - start);
 	c->len -= start;
-	if(c->len == LINE_MAX_BYTES){
-		util__error("line too long (limit %d bytes): not sent", BODY_MAX);
-		c->failed++;
+	if(c->discarding){
+		c->dropped += c->len;
+		c->len = 0;
+	}else if(c->len == LINE_MAX_BYTES){
 		c->discarding = true;
+		c->dropped = c->len;
 		c->len = 0;
 	}
 	return true;

@@ -13,9 +13,13 @@
 #include "session.h"
 #include "timeutil.h"
 
+/* The most of stdin read: one message's text, or --lines' lines. */
+#define STDIN_MAX (64 * 1024 * 1024)
+
 struct outgoing {
 	char *body;     /* owned */
 	size_t len;
+	char *payload;  /* its envelope, owned */
 	char id[MSGID_LEN + 1];
 	int mid;
 	int reason;     /* its PUBACK's reason code */
@@ -36,12 +40,11 @@ static char *encode_checked(json_t *o, const char **why)
 	return payload;
 }
 
-int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
-		const char *reply_to, const char *reply_from, char *id, int *mid)
+int cmd_send__envelope(const char *body, size_t len, const char *reply_to,
+		const char *reply_from, char *id, char **payload, char *why, size_t why_len)
 {
 	json_t *o;
-	char *payload;
-	const char *why;
+	const char *bad;
 	int rc;
 
 	util__msgid(id);
@@ -52,11 +55,29 @@ int cmd_send__publish(struct session *s, const char *topic, const char *body, si
 		json_object_set_new(o, "reply_from", json_string(reply_from));
 	}
 	/* Our own output must pass the same check the broker applies. */
-	payload = encode_checked(o, &why);
+	*payload = encode_checked(o, &bad);
 	json_decref(o);
-	if(payload == NULL){
-		util__error("internal: invalid envelope (%s)", why);
+	if(*payload == NULL){
+		snprintf(why, why_len, "internal: invalid envelope (%s)", bad);
 		return EXIT_FAILED;
+	}
+	/* Measured as it goes out: the broker counts the escaped JSON. */
+	if((rc = util__envelope_fits(strlen(*payload), body, len, why, why_len))){
+		free(*payload);
+		*payload = NULL;
+	}
+	return rc;
+}
+
+int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
+		const char *reply_to, const char *reply_from, char *id, int *mid)
+{
+	char *payload, why[300];
+	int rc = cmd_send__envelope(body, len, reply_to, reply_from, id, &payload, why, sizeof(why));
+
+	if(rc){
+		util__error("%s", why);
+		return rc;
 	}
 	rc = session__publish(s, topic, payload, strlen(payload), true, mid);
 	free(payload);
@@ -156,13 +177,15 @@ static int collect(int argc, char **argv, int first, bool lines, struct outgoing
 		free(all);
 		return rc;
 	}
-	all = util__read_all(stdin, lines ? 64 * 1024 * 1024 : BODY_MAX + 2, &len);
+	/* All of it, however long: a text too large is said with its length. */
+	all = util__read_all(stdin, STDIN_MAX, &len);
 	if(all == NULL){
-		if(errno == EFBIG && !lines){
-			util__error("message too large: over %d bytes (limit %d)", BODY_MAX, BODY_MAX);
-		}else{
-			util__error("cannot read stdin: %s", strerror(errno));
+		if(errno == EFBIG){
+			util__error("stdin too large: over %d MiB (one message holds at most %d bytes)",
+					STDIN_MAX / (1024 * 1024), PAYLOAD_MAX);
+			return EXIT_USAGE;
 		}
+		util__error("cannot read stdin: %s", strerror(errno));
 		return EXIT_FAILED;
 	}
 	if(!lines){
@@ -209,8 +232,17 @@ int cmd_send__run(struct options *opt, const struct cmd_args *a)
 	}
 	if((rc = options__need_user(opt))) return rc;
 
+	/* Every message is checked, its envelope built and measured, before
+	 * anything is sent: a run sends all or nothing of what it was given. */
 	rc = collect(a->nargs, a->args, i, lines, &v, &n);
-	for(i=0; rc == EXIT_OK && i<n; i++) rc = util__check_body(v[i].body, v[i].len);
+	for(i=0; rc == EXIT_OK && i<n; i++){
+		char why[300];
+		if((rc = util__check_text(v[i].body, v[i].len))) break;
+		rc = cmd_send__envelope(v[i].body, v[i].len, reply_to, reply_from, v[i].id,
+				&v[i].payload, why, sizeof(why));
+		if(rc && n > 1) util__error("%s (line %d)", why, i + 1);
+		else if(rc) util__error("%s", why);
+	}
 	if(rc){
 		if(n > 1) fprintf(stderr, "nothing was sent\n");
 		goto out;
@@ -221,8 +253,8 @@ int cmd_send__run(struct options *opt, const struct cmd_args *a)
 	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
 			&& (rc = session__connect(&s)) == EXIT_OK){
 		for(i=0; rc == EXIT_OK && i<n; i++){
-			rc = cmd_send__publish(&s, topic, v[i].body, v[i].len, reply_to, reply_from,
-					v[i].id, &v[i].mid);
+			rc = session__publish(&s, topic, v[i].payload, strlen(v[i].payload), true,
+					&v[i].mid);
 		}
 		/* Every PUBACK first, then the reasons: one round trip after the
 		 * last PUBACK then tells every missing notice from a late one. */
@@ -245,7 +277,10 @@ int cmd_send__run(struct options *opt, const struct cmd_args *a)
 	}
 	session__cleanup(&s);
 out:
-	for(i=0; i<n; i++) free(v[i].body);
+	for(i=0; i<n; i++){
+		free(v[i].body);
+		free(v[i].payload);
+	}
 	free(v);
 	return rc;
 }

@@ -25,8 +25,11 @@ enum mqchat_exit {
 	EXIT_TIMEOUT = 6,   /* no answer in time */
 };
 
-/* Largest text body the client sends (the broker's default envelope limit). */
-#define BODY_MAX (64 * 1024)
+/* Largest payload the broker takes by default (the plugin's max_payload,
+ * plugin/plugin.h): the whole envelope as published, JSON escaping
+ * included. A text fits in one message if its envelope does
+ * (util__envelope_fits), so the longest text is a little shorter. */
+#define PAYLOAD_MAX 65536
 /* Length of the message ids the client makes. */
 #define MSGID_LEN 26
 /* Session expiry of the persistent session used by listen and chat. */
@@ -101,9 +104,23 @@ char *util__read_all(FILE *fp, size_t max, size_t *len);
 /* mkdir -p dir, every folder it makes private (0700); dir is restored
  * after. 0, or -1 with errno set. */
 int util__mkdirs(char *dir);
-/* Validate a text body: non-empty, <= BODY_MAX, valid UTF-8, no NUL.
- * Returns EXIT_OK, or an exit code after printing "Error: ...". */
+/* Validate a text: non-empty, valid UTF-8, no NUL. Its size is its
+ * envelope's to judge (util__envelope_fits). Returns EXIT_OK, or
+ * EXIT_USAGE after printing "Error: ...". */
+int util__check_text(const char *body, size_t len);
+/* util__check_text, and at most PAYLOAD_MAX bytes: for a text whose
+ * envelope someone else builds (edit: the archiver's), where only a
+ * longer one is sure not to fit. EXIT_OK, EXIT_USAGE or EXIT_FAILED (too
+ * large), said. */
 int util__check_body(const char *body, size_t len);
+/* Does a text fit in one message? env_len: the length of its envelope as
+ * it will be published (JSON, escaped); body, len: the text (body may be
+ * NULL if only its length is known: then it is counted unescaped). Builds
+ * nothing: EXIT_OK if env_len <= PAYLOAD_MAX; else EXIT_USAGE with why
+ * (why_len bytes) set to one line without "Error: ", e.g. "message too
+ * large: 65,536 bytes of text; at most 65,458 fit in one message" (with
+ * the escaped length too when escaping makes it longer). */
+int util__envelope_fits(size_t env_len, const char *body, size_t len, char *why, size_t why_len);
 /* "Error: " + message to stderr. */
 void util__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -197,11 +214,18 @@ int cmd_delete__run(struct options *opt, const struct cmd_args *a);
 int cmd_search__run(struct options *opt, const struct cmd_args *a);
 int cmd_react__run(struct options *opt, const struct cmd_args *a);
 
-/* Build a text envelope for body (valid UTF-8, checked by the caller),
- * quoting (reply_from, reply_to) if both are not NULL (valid, checked by
- * the caller), and publish it at QoS 1 to topic, tracked; the new id goes
- * to id (MSGID_LEN + 1 bytes) and the message id to *mid. Returns EXIT_OK
- * or EXIT_FAILED. */
+/* Build the text envelope of body (util__check_text passed) as it will be
+ * published, quoting (reply_from, reply_to) if both are not NULL (valid,
+ * checked by the caller), with a new id in id (MSGID_LEN + 1 bytes), and
+ * check that it fits (util__envelope_fits). EXIT_OK with *payload a new
+ * NUL-terminated string (the caller frees it); else *payload NULL, why
+ * (why_len bytes) says why and EXIT_USAGE (too large: nothing to send) or
+ * EXIT_FAILED (out of memory, or an envelope the broker would refuse). */
+int cmd_send__envelope(const char *body, size_t len, const char *reply_to,
+		const char *reply_from, char *id, char **payload, char *why, size_t why_len);
+/* cmd_send__envelope, then publish it at QoS 1 to topic, tracked; the new
+ * id goes to id (MSGID_LEN + 1 bytes) and the message id to *mid. Returns
+ * EXIT_OK, or EXIT_USAGE (too large) or EXIT_FAILED, said ("Error: ..."). */
 int cmd_send__publish(struct session *s, const char *topic, const char *body, size_t len,
 		const char *reply_to, const char *reply_from, char *id, int *mid);
 /* Say why my message with id was refused (PUBACK reason >= 0x80) on

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "envelope.h"
 #include "err.h"
 #include "mqchat.h"
@@ -142,15 +144,11 @@ char *util__read_all(FILE *fp, size_t max, size_t *len)
 	return buf;
 }
 
-int util__check_body(const char *body, size_t len)
+int util__check_text(const char *body, size_t len)
 {
 	if(len == 0){
 		util__error("empty message");
 		return EXIT_USAGE;
-	}
-	if(len > BODY_MAX){
-		util__error("message too large: %zu bytes (limit %d)", len, BODY_MAX);
-		return EXIT_FAILED;
 	}
 	if(memchr(body, '\0', len) != NULL){
 		util__error("message contains a NUL byte");
@@ -161,6 +159,64 @@ int util__check_body(const char *body, size_t len)
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
+}
+
+int util__check_body(const char *body, size_t len)
+{
+	if(len > PAYLOAD_MAX){
+		util__error("message too large: %zu bytes (limit %d)", len, PAYLOAD_MAX);
+		return EXIT_FAILED;
+	}
+	return util__check_text(body, len);
+}
+
+/* n with a comma every three digits ("65,536") into out (32 bytes). */
+static const char *grouped(size_t n, char *out)
+{
+	char digits[24];
+	int nd = snprintf(digits, sizeof(digits), "%zu", n), i, k = 0;
+
+	for(i=0; i<nd; i++){
+		if(i > 0 && (nd - i) % 3 == 0) out[k++] = ',';
+		out[k++] = digits[i];
+	}
+	out[k] = '\0';
+	return out;
+}
+
+/* The bytes body takes inside a JSON string as jansson writes it (the
+ * envelope's encoder): len, or more with quotes, backslashes and control
+ * characters escaped. */
+static size_t escaped_len(const char *body, size_t len)
+{
+	json_t *j = json_stringn(body, len);
+	size_t n = j ? json_dumpb(j, NULL, 0, JSON_ENCODE_ANY) : 0;
+
+	json_decref(j);
+	return n >= 2 ? n - 2 : len;      /* without the quotes */
+}
+
+int util__envelope_fits(size_t env_len, const char *body, size_t len, char *why, size_t why_len)
+{
+	char a[32], b[32], c[32];
+	size_t esc, rest, fit;
+
+	if(env_len <= PAYLOAD_MAX) return EXIT_OK;
+	esc = body ? escaped_len(body, len) : len;
+	/* What the envelope holds besides the text: id, type, ts, a reply's
+	 * quote. The text may take what is left. */
+	rest = env_len > esc ? env_len - esc : 0;
+	fit = rest < PAYLOAD_MAX ? PAYLOAD_MAX - rest : 0;
+	if(esc > len){
+		snprintf(why, why_len, "message too large: %s bytes of text, %s once escaped (a line "
+				"break, tab, quote or backslash takes 2 bytes, another control character "
+				"6); at most %s fit in one message", grouped(len, a), grouped(esc, b),
+				grouped(fit, c));
+	}else{
+		snprintf(why, why_len, "message too large: %s bytes of text; at most %s fit in one "
+				"message", grouped(len, a), grouped(fit, c));
+	}
+	return EXIT_USAGE;
 }
 
 void util__error(const char *fmt, ...)

@@ -1,12 +1,14 @@
 """test_client_errors.py - every error path of build/mqchat: a clear
 "Error: ..." on stderr, the documented exit code, and nothing lost."""
+import json
 import os
+import time
 
 import pytest
 
 import harness
-from client_util import (AUTH, DENIED, FAILED, OK, TIMEOUT, UNREACH, USAGE, Listener,
-                         client_env, mqchat, ok, texts, users)
+from client_util import (AUTH, DENIED, FAILED, OK, TIMEOUT, UNREACH, USAGE,
+                         Listener, client_env, mqchat, ok, texts, users)
 
 
 @pytest.fixture
@@ -59,17 +61,6 @@ def test_refused_publishes_are_1_and_nothing_reaches_anyone(pair, datadir):
         # no such user
         r = mqchat(pair, datadir, "alice", "send", "nobody", "hi")
         assert r.rc == FAILED, r
-        # too large for the client itself
-        r = mqchat(pair, datadir, "alice", "send", "bob", stdin="x" * 70000)
-        assert r.rc == FAILED, r
-        assert "Error: message too large: over 65536 bytes (limit 65536)" in r.err
-        r = mqchat(pair, datadir, "alice", "send", "bob", "z" * 65537)
-        assert r.rc == FAILED, r
-        assert "Error: message too large: 65537 bytes (limit 65536)" in r.err
-        # small enough for the client, too large an envelope for the broker
-        r = mqchat(pair, datadir, "alice", "send", "bob", stdin="y" * 65530)
-        assert r.rc == FAILED, r
-        assert "not sent: message too large for the server" in r.err, r
         # nothing of the above reached anyone
         ok(pair, datadir, "bob", "send", "carol", "marker")
         ok(pair, datadir, "carol", "send", "bob", "marker")
@@ -77,15 +68,6 @@ def test_refused_publishes_are_1_and_nothing_reaches_anyone(pair, datadir):
         bob.wait_texts(1)
         assert texts(carol.lines()) == [(None, "bob", "marker")]
         assert texts(bob.lines()) == [(None, "carol", "marker")]
-        # one refused line in --lines fails the run, and says which; the
-        # good lines still go (each line is its own message)
-        r = mqchat(pair, datadir, "alice", "send", "--lines", "bob",
-                   stdin="good a\n" + "y" * 65530 + "\ngood b\n")
-        assert r.rc == FAILED, r
-        assert r.err.count("not sent: ") == 1 and "(line 2)" in r.err, r
-        assert len(r.out.split()) == 2
-        bob.wait_texts(3)
-        assert [t[2] for t in texts(bob.lines())] == ["marker", "good a", "good b"]
 
 
 BAD_ARGUMENTS = [
@@ -186,3 +168,94 @@ def test_register_when_registration_is_off(pair, datadir):
     assert r.rc == FAILED, r
     # _register connects (it may ask login_status); the request is answered
     assert "Error: registration is closed on this server" in r.err, r
+
+
+# ---- how long a text may be: its envelope, as published, within the
+# broker's 65,536 bytes ----
+
+PAYLOAD_MAX = 65536   # plugin/plugin.h CONFIG_DEFAULT_MAX_PAYLOAD
+
+
+def envelope_len(body, **extra):
+    """The length of the envelope the client publishes for body, measured
+    with Python's JSON writer (not the client's)."""
+    env = {"id": "A" * 26, "type": "text", "body": body, "ts": int(time.time() * 1000)}
+    env.update(extra)
+    return len(json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def most(**extra):
+    """The longest plain text that fits in one message."""
+    return PAYLOAD_MAX - envelope_len("", **extra)
+
+
+def too_large(n, fit, escaped=None):
+    if escaped is None:
+        return "Error: message too large: {:,} bytes of text; at most {:,} fit in one message" \
+            .format(n, fit)
+    return ("Error: message too large: {:,} bytes of text, {:,} once escaped (a line break, tab, "
+            "quote or backslash takes 2 bytes, another control character 6); at most {:,} fit "
+            "in one message").format(n, escaped, fit)
+
+
+def test_text_limit_is_the_envelope_the_broker_takes(pair, datadir):
+    fit = most()
+    reply = {"reply_to": "m-1", "reply_from": "bob"}
+    rfit = most(**reply)
+    assert fit == 65458 and rfit < fit
+    with Listener(pair, datadir, "bob", "--json", timeout=1) as bob:
+        bob.wait_ready()
+        # too large: one line that says how long it is and how much fits,
+        # exit 2, before connecting (nothing sent, no output)
+        refused = [
+            (["bob", "b" * (fit + 1)], None, too_large(fit + 1, fit)),
+            (["bob"], "c" * 70000 + "\n", too_large(70000, fit)),
+            # escaping counts: a quote takes 2 bytes of the envelope
+            (["bob"], '"' * (fit // 2 + 1),
+             too_large(fit // 2 + 1, fit, escaped=2 * (fit // 2 + 1))),
+            # a reply's quote takes room too
+            (["bob", "--reply-to", "m-1", "--reply-from", "bob", "e" * (rfit + 1)], None,
+             too_large(rfit + 1, rfit)),
+            # --lines: every line is checked before any is sent
+            (["--lines", "bob"], "fine\n" + "d" * (fit + 1) + "\nfine too\n",
+             too_large(fit + 1, fit) + " (line 2)\nnothing was sent"),
+        ]
+        for args, stdin, err in refused:
+            r = mqchat(pair, datadir, "alice", "send", *args, stdin=stdin)
+            assert (r.rc, r.out, r.err) == (USAGE, "", err + "\n"), (args, r)
+        # what fits arrives whole
+        ok(pair, datadir, "alice", "send", "bob", "a" * fit)
+        ok(pair, datadir, "alice", "send", "bob", stdin='"' * (fit // 2))
+        ok(pair, datadir, "alice", "send", "bob", "--reply-to", "m-1", "--reply-from", "bob",
+           "e" * rfit)
+        ok(pair, datadir, "alice", "send", "--lines", "bob", stdin="f" * fit + "\nshort\n")
+        # chat over a pipe: a line too large is said (one too long to keep
+        # too) and not sent; the others go
+        r = mqchat(pair, datadir, "alice", "chat", "bob", device="pipe",
+                   stdin="g" * (fit + 1) + "\n" + "h" * 200000 + "\n" + "i" * fit + "\n")
+        assert r.rc == FAILED, r
+        assert r.err.splitlines() == [too_large(fit + 1, fit), too_large(200000, fit)], r
+        ok(pair, datadir, "alice", "send", "bob", "marker")
+        bob.wait_lines(7)
+        got = [json.loads(ln) for ln in bob.lines()]
+    assert [(m["type"], m["body"]) for m in got] == [
+        ("text", "a" * fit), ("text", '"' * (fit // 2)), ("text", "e" * rfit),
+        ("text", "f" * fit), ("text", "short"), ("text", "i" * fit), ("text", "marker")]
+    assert (got[2]["reply_to"], got[2]["reply_from"]) == ("m-1", "bob")
+
+
+def test_a_server_with_a_lower_limit_refuses_with_a_reason(store, make_broker, datadir):
+    """The client knows the default limit only: a server set lower refuses
+    what is over its own, and says so; the other lines still go."""
+    users(store, "alice", "bob")
+    b = make_broker(plugin_opts={"max_payload": 1024})
+    with Listener(b, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        r = mqchat(b, datadir, "alice", "send", "--lines", "bob",
+                   stdin="good a\n" + "y" * 2000 + "\ngood b\n")
+        assert r.rc == FAILED, r
+        assert r.err.count("not sent: ") == 1, r
+        assert "not sent: message too large for the server" in r.err and "(line 2)" in r.err, r
+        assert len(r.out.split()) == 2
+        bob.wait_texts(2)
+        assert [t[2] for t in texts(bob.lines())] == ["good a", "good b"]
