@@ -229,6 +229,44 @@ static bool read_input(struct chat *c)
 	return true;
 }
 
+int cmd_chat__probe(struct session *s, const char *peer, const char *room, char *why,
+		size_t why_len)
+{
+	char topic[TOPIC_MAX_LEN + 1], id[MSGID_LEN + 1], payload[80];
+	struct notice n;
+	int rc, mid = 0, reason = 0;
+
+	/* A typing stop reaches nobody who matters (it says what they see
+	 * already), is never queued or archived, and the plugin judges its
+	 * topic as it judges a message to the same peer or room. The id is
+	 * not part of the typing payload (unknown members are ignored): the
+	 * plugin puts it in the notice's ref, so the notice can be claimed. */
+	util__msgid(id);
+	snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"typing\":false}", id);
+	topic__build(topic, sizeof(topic), peer ? TOPIC_TYPING : TOPIC_ROOMTYPING,
+			peer ? peer : room, s->opt->user);
+	rc = session__publish(s, topic, payload, strlen(payload), true, &mid);
+	if(rc == EXIT_OK) rc = session__pub_wait(s, mid, &reason);
+	if(rc){
+		snprintf(why, why_len, "%s", rc == EXIT_TIMEOUT ? "no answer from the broker in time"
+				: rc == EXIT_UNREACH ? "connection to the broker lost" : "cannot ask the broker");
+		return rc;
+	}
+	if(reason < 0x80 || !session__notice(s, id, &n)) return EXIT_OK;
+	if(!strcmp(n.code, "no_recipient") && peer){
+		snprintf(why, why_len, "no account named '%s'", peer);
+	}else if(!strcmp(n.code, "blocked") && peer){
+		snprintf(why, why_len, "%s blocks you", peer);
+	}else if(!strcmp(n.code, "not_member") && room){
+		snprintf(why, why_len, "you are not a member of room %s, or there is no such room",
+				room);
+	}else{
+		/* rate_limited, a server without typing, ...: it cannot tell. */
+		return EXIT_OK;
+	}
+	return EXIT_FAILED;
+}
+
 int cmd_chat__run(struct options *opt, const struct cmd_args *a)
 {
 	struct session s;
@@ -279,7 +317,17 @@ int cmd_chat__run(struct options *opt, const struct cmd_args *a)
 	feed__init(f, &s, opt->user, opt->json, "read");
 	s.on_message = feed__message_cb;
 	s.ud = f;
-	if((rc = session__connect(&s)) || (rc = cmd_listen__inbox(&s))) goto done;
+	if((rc = session__connect(&s))) goto done;
+	/* A peer who cannot get my lines is said at once, not after the first
+	 * line (a room I am not in: its subscription is refused below). */
+	if(c.peer){
+		char why[200];
+		if((rc = cmd_chat__probe(&s, c.peer, NULL, why, sizeof(why)))){
+			if(rc == EXIT_FAILED) util__error("%s", why);
+			goto done;
+		}
+	}
+	if((rc = cmd_listen__inbox(&s))) goto done;
 	if(c.room){
 		topic__build(rtopic, sizeof(rtopic), TOPIC_ROOM, c.room, "#");
 		if((rc = session__subscribe(&s, topics, 1, 1, true))) goto done;

@@ -262,6 +262,20 @@ void cmd_rpc__print_answer(json_t *resp);
  * if mine is not "member" (NULL on bad input or no memory). */
 json_t *cmd_rooms__list(json_t *resp);
 
+/* May I write to peer, or to room (one of the two NULL), on the connected
+ * session s? Asks the broker without sending a message: publishes
+ * {"id":..,"typing":false} at QoS 1 to chat/typing/<peer>/<me> or
+ * chat/roomtyping/<room>/<me> (a harmless "stopped typing") and waits for
+ * its PUBACK and, if refused, the notice (bounded by --timeout). Returns
+ * EXIT_OK (yes, or the broker did not say why it refused: rate limited,
+ * a server without typing), EXIT_FAILED with why set (why_len bytes,
+ * without "Error: "): "no account named 'nobody'", "bob blocks you", "you
+ * are not a member of room lab, or there is no such room"; or
+ * EXIT_TIMEOUT / EXIT_UNREACH with why set to what happened (the session
+ * says it on stderr too, unless s->silent). */
+int cmd_chat__probe(struct session *s, const char *peer, const char *room, char *why,
+		size_t why_len);
+
 /* Subscribe to chat/inbox/<me>/# and chat/inbox/+/<me> (my own messages
  * from my other devices) at QoS 1, restored on reconnect; prints and
  * returns EXIT_DENIED if the broker refuses the first (the second refused

@@ -5,7 +5,7 @@ import os
 import subprocess
 
 import harness
-from client_util import (FAILED, Listener, mqchat, ok, texts, users)
+from client_util import (DENIED, FAILED, Listener, mqchat, ok, texts, users)
 
 
 def test_send_and_listen_both_ways(store, make_broker, datadir):
@@ -174,3 +174,38 @@ def test_two_listens_with_one_client_id(store, make_broker, datadir):
             hint = "is another listen or chat running as bob@test? (use --device)"
             harness.wait_for(lambda: hint in one.errors() + three.errors(), timeout=20,
                              what="the hint")
+
+
+def test_chat_with_someone_who_cannot_get_my_lines_says_so_at_once(store, make_broker, datadir):
+    """No such account (or a disabled one), or a peer who blocks me: chat
+    says so and exits 1 before reading a line, instead of taking lines that
+    would all be refused. It asks the broker with a typing stop, which the
+    peer who exists is not shown."""
+    users(store, "alice", "bob", "carol")
+    store.add_user("gone", enabled=False)
+    store.block("carol", "alice")
+    store.add_room("team", ["bob", "carol"])
+    b = make_broker()
+    with Listener(b, datadir, "bob", "--typing", timeout=1) as bob:
+        bob.wait_ready()
+        for peer, err in (("nobody", "Error: no account named 'nobody'"),
+                          ("gone", "Error: no account named 'gone'"),
+                          ("carol", "Error: carol blocks you")):
+            # stdin stays open: the answer cannot wait for a line or for EOF
+            chat = Listener(b, datadir, "alice", peer, command="chat", stdin=subprocess.PIPE,
+                            timeout=5)
+            try:
+                assert chat.wait_exit() == FAILED, (peer, chat.errors())
+            finally:
+                chat.proc.stdin.close()
+                chat.stop()
+            assert (chat.lines(), chat.errors()) == ([], err), peer
+        # a room I am not in: its subscription is refused, as before
+        r = mqchat(b, datadir, "alice", "chat", "#team", stdin="hi\n")
+        assert r.rc == DENIED and "Error: not allowed to read room team" in r.err, r
+        # bob exists: the chat goes on, and bob sees the line, not the probe
+        r = ok(b, datadir, "alice", "chat", "bob", stdin="hello bob\n")
+        ok(b, datadir, "alice", "send", "bob", "marker")
+        bob.wait_texts(2)
+        assert bob.lines() == ["[%s] alice: hello bob" % bob.lines()[0][1:9],
+                               "[%s] alice: marker" % bob.lines()[1][1:9]]
