@@ -35,11 +35,21 @@ enum mqchat_exit {
 /* Session expiry of the persistent session used by listen and chat. */
 #define SESSION_EXPIRY_S (7 * 24 * 3600)
 
-/* Global options: config file first, then flags. Every string is owned by
- * the struct and freed by options__cleanup. */
+/* Where the broker's host or port came from (the order of precedence,
+ * lowest first): said when the broker cannot be reached. */
+enum options_from {
+	FROM_DEFAULT = 0,   /* localhost, 1883 */
+	FROM_CONFIG,        /* host = ..., port = ... in the config file */
+	FROM_ENV,           /* MQCHAT_HOST, MQCHAT_PORT */
+	FROM_FLAG,          /* --host, --port */
+};
+
+/* Global options: config file first, then the environment, then flags.
+ * Every string is owned by the struct and freed by options__cleanup. */
 struct options {
 	char *host;
 	int port;
+	enum options_from host_from, port_from;
 	char *user;
 	char *device;
 	char *cafile;
@@ -59,11 +69,18 @@ void options__init(struct options *opt);
 void options__cleanup(struct options *opt);
 /* The global options (before the command word), common/cmdline.h's form. */
 extern const struct cmdline_opt options__global_opts[];
-/* Read the config file, then the global flags at argv[1..]. On success returns
- * EXIT_OK and *next is the index of the command word (argc if none), or
- * *help is set for -h/--help; otherwise an exit code after printing
- * "Error: ..." to stderr. */
+/* Read the config file, then MQCHAT_HOST and MQCHAT_PORT (an empty one is
+ * unset; a bad port is an error even if --port follows), then the global
+ * flags at argv[1..]: the later wins. On success returns EXIT_OK and *next
+ * is the index of the command word (argc if none), or *help is set for
+ * -h/--help; otherwise an exit code after printing "Error: ..." to stderr. */
 int options__parse(struct options *opt, int argc, char **argv, int *next, bool *help);
+/* Where the broker's address came from and how to set it, in words, into
+ * buf (len bytes), which is returned: "the default host and port; set it
+ * with --host and --port, MQCHAT_HOST and MQCHAT_PORT, or host and port in
+ * the config file <path>" (or "host from MQCHAT_HOST, port by default;
+ * ..."). For the errors that name the broker's host:port. */
+const char *options__broker_hint(const struct options *opt, char *buf, size_t len);
 /* Check the user is set and valid; EXIT_OK or EXIT_USAGE (message printed). */
 int options__need_user(const struct options *opt);
 /* Resolve the password: --password-file, MQCHAT_PASSWORD, then a prompt

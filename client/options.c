@@ -1,5 +1,6 @@
-/* options.c - the client's configuration: config file, global flags and the
- * password (file, environment or a prompt, never argv). */
+/* options.c - the client's configuration: config file, MQCHAT_HOST and
+ * MQCHAT_PORT, global flags (each over the one before) and the password
+ * (file, environment or a prompt, never argv). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -86,10 +87,45 @@ static int set_port(struct options *opt, const char *val, const char *where)
 	return EXIT_OK;
 }
 
+/* The broker's host or port from a place of the precedence order. */
+static int set_host_from(struct options *opt, const char *val, enum options_from from)
+{
+	int rc = set_str(&opt->host, val);
+
+	if(rc == EXIT_OK) opt->host_from = from;
+	return rc;
+}
+
+static int set_port_from(struct options *opt, const char *val, const char *where,
+		enum options_from from)
+{
+	int rc = set_port(opt, val, where);
+
+	if(rc == EXIT_OK) opt->port_from = from;
+	return rc;
+}
+
+/* MQCHAT_HOST and MQCHAT_PORT, over the config file and under the flags
+ * (a shell or a service unit sets the broker once for every command). An
+ * empty one counts as unset, as for MQCHAT_PASSWORD. */
+static int read_env(struct options *opt)
+{
+	const char *host = getenv("MQCHAT_HOST"), *port = getenv("MQCHAT_PORT");
+	int rc = EXIT_OK;
+
+	if(host && *host) rc = set_host_from(opt, host, FROM_ENV);
+	if(rc == EXIT_OK && port && *port){
+		rc = set_port_from(opt, port, "MQCHAT_PORT", FROM_ENV);
+		if(rc) fprintf(stderr, "(MQCHAT_PORT is the broker's port, 1..65535: "
+				"fix it or unset it)\n");
+	}
+	return rc;
+}
+
 static int set_key(struct options *opt, const char *key, const char *val, const char *where)
 {
-	if(!strcmp(key, "host")) return set_str(&opt->host, val);
-	if(!strcmp(key, "port")) return set_port(opt, val, where);
+	if(!strcmp(key, "host")) return set_host_from(opt, val, FROM_CONFIG);
+	if(!strcmp(key, "port")) return set_port_from(opt, val, where, FROM_CONFIG);
 	if(!strcmp(key, "user")) return set_str(&opt->user, val);
 	if(!strcmp(key, "device")) return set_str(&opt->device, val);
 	if(!strcmp(key, "cafile")) return set_str(&opt->cafile, val);
@@ -196,16 +232,15 @@ int options__parse(struct options *opt, int argc, char **argv, int *next, bool *
 	int c, rc;
 
 	*help = false;
-	rc = read_config(opt);
-	if(rc) return rc;
+	if((rc = read_config(opt)) || (rc = read_env(opt))) return rc;
 
 	cmdline__init(&cl, "mqchat", NULL, options__global_opts, NULL, argc, argv, 1,
 			CMDLINE_STOP_AT_OPERAND);
 	while((c = cmdline__next(&cl)) > 0){
 		const char *v = cl.value;
 		switch(c){
-			case OPT_HOST: rc = set_str(&opt->host, v); break;
-			case OPT_PORT: rc = set_port(opt, v, "--port"); break;
+			case OPT_HOST: rc = set_host_from(opt, v, FROM_FLAG); break;
+			case OPT_PORT: rc = set_port_from(opt, v, "--port", FROM_FLAG); break;
 			case OPT_USER: rc = set_str(&opt->user, v); break;
 			case OPT_DEVICE: rc = set_str(&opt->device, v); break;
 			case OPT_CAFILE: rc = set_str(&opt->cafile, v); break;
@@ -243,6 +278,41 @@ int options__parse(struct options *opt, int argc, char **argv, int *next, bool *
 	}
 	*next = cl.rest;
 	return EXIT_OK;
+}
+
+/* Where one of host and port came from, in words. */
+static const char *from_words(enum options_from from, bool host)
+{
+	switch(from){
+		case FROM_FLAG: return host ? "from --host" : "from --port";
+		case FROM_ENV: return host ? "from MQCHAT_HOST" : "from MQCHAT_PORT";
+		case FROM_CONFIG: return "from the config file";
+		case FROM_DEFAULT: break;
+	}
+	return "by default";
+}
+
+const char *options__broker_hint(const struct options *opt, char *buf, size_t len)
+{
+	char dir[4096], cfg[4200] = "";
+	size_t n;
+
+	if(options__config_dir(dir, sizeof(dir)) == 0) snprintf(cfg, sizeof(cfg), " %s/config", dir);
+	/* A forgotten --port looks like any unreachable broker: say first that
+	 * nothing set the address. */
+	if(opt->host_from == FROM_DEFAULT && opt->port_from == FROM_DEFAULT){
+		snprintf(buf, len, "the default host and port");
+	}else if(opt->host_from == opt->port_from && opt->host_from != FROM_ENV
+			&& opt->host_from != FROM_FLAG){
+		snprintf(buf, len, "host and port %s", from_words(opt->host_from, true));
+	}else{
+		snprintf(buf, len, "host %s, port %s", from_words(opt->host_from, true),
+				from_words(opt->port_from, false));
+	}
+	n = strlen(buf);
+	snprintf(buf + n, len - n, "; set it with --host and --port, MQCHAT_HOST and MQCHAT_PORT, "
+			"or host and port in the config file%s", cfg);
+	return buf;
 }
 
 int options__need_user(const struct options *opt)

@@ -53,7 +53,8 @@ def users(store, *names, password=PASSWORD):
 def client_env(datadir, password=PASSWORD, extra=None):
     """The environment of a client run: private config/state folders."""
     env = dict(os.environ)
-    for k in ("MQCHAT_PASSWORD", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+    for k in ("MQCHAT_PASSWORD", "MQCHAT_HOST", "MQCHAT_PORT", "XDG_CONFIG_HOME",
+              "XDG_STATE_HOME"):
         env.pop(k, None)
     home = os.path.join(datadir, "home")
     os.makedirs(home, exist_ok=True)

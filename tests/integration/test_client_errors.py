@@ -2,13 +2,14 @@
 "Error: ..." on stderr, the documented exit code, and nothing lost."""
 import json
 import os
+import subprocess
 import time
 
 import pytest
 
 import harness
-from client_util import (AUTH, DENIED, FAILED, OK, TIMEOUT, UNREACH, USAGE,
-                         Listener, client_env, mqchat, ok, texts, users)
+from client_util import (AUTH, DENIED, FAILED, OK, RUN_TIMEOUT, TIMEOUT, UNREACH, USAGE,
+                         Listener, Result, client_env, mqchat, ok, texts, users)
 
 
 @pytest.fixture
@@ -168,6 +169,81 @@ def test_register_when_registration_is_off(pair, datadir):
     assert r.rc == FAILED, r
     # _register connects (it may ask login_status); the request is answered
     assert "Error: registration is closed on this server" in r.err, r
+
+
+# ---- the broker's address: flags, then MQCHAT_HOST/MQCHAT_PORT, then the
+# config file, then localhost:1883 ----
+
+def bare(datadir, *args, env=None, config=None):
+    """Run alice's client without --host and --port: the address comes from
+    env and config (the config file's text; None: no config file)."""
+    e = client_env(datadir, extra=env)
+    path = os.path.join(e["XDG_CONFIG_HOME"], "mqchat", "config")
+    if config is None:
+        if os.path.exists(path):
+            os.unlink(path)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(config)
+        os.chmod(path, 0o600)
+    p = subprocess.run([harness.CLIENT, "--device", "test", "--user", "alice", "--timeout", "5"]
+                       + list(args), env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT, start_new_session=True)
+    return Result(p)
+
+
+HOW_TO_SET = ("set it with --host and --port, MQCHAT_HOST and MQCHAT_PORT, or host and port "
+              "in the config file")
+
+
+def test_broker_address_from_the_environment(pair, datadir):
+    port, dead = str(pair.port), str(harness.free_port())
+    here = {"MQCHAT_HOST": "127.0.0.1", "MQCHAT_PORT": port}
+    there = {"MQCHAT_HOST": "127.0.0.1", "MQCHAT_PORT": dead}
+    with Listener(pair, datadir, "bob", timeout=1) as bob:
+        bob.wait_ready()
+        # no flags, no config file: the environment says where
+        assert bare(datadir, "send", "bob", "by env", env=here).rc == OK
+        # the environment wins over the config file
+        r = bare(datadir, "send", "bob", "env over config", env=here,
+                 config="host = localhost\nport = %s\n" % dead)
+        assert r.rc == OK, r
+        # an empty variable is unset: the config file's port then
+        r = bare(datadir, "send", "bob", "config under an empty env",
+                 env={"MQCHAT_HOST": "", "MQCHAT_PORT": ""},
+                 config="host = 127.0.0.1\nport = %s\n" % port)
+        assert r.rc == OK, r
+        # the flags win over the environment
+        r = bare(datadir, "--host", "127.0.0.1", "--port", port, "send", "bob", "flags over env",
+                 env=there)
+        assert r.rc == OK, r
+        r = bare(datadir, "--port", dead, "send", "bob", "not sent", env=here)
+        assert r.rc == UNREACH, r
+        assert r.err.startswith("Error: cannot reach the broker at 127.0.0.1:%s: " % dead), r
+        # an address that leads nowhere says which it was and how to set it
+        r = bare(datadir, "send", "bob", "not sent either", env=there)
+        assert r.rc == UNREACH and r.out == "", r
+        assert r.err.startswith("Error: cannot reach the broker at 127.0.0.1:%s: " % dead), r
+        assert HOW_TO_SET in r.err, r
+        assert len(r.err.splitlines()) == 1, r
+        ok(pair, datadir, "alice", "send", "bob", "marker")
+        bob.wait_texts(5)
+        assert [t[2] for t in texts(bob.lines())] == [
+            "by env", "env over config", "config under an empty env", "flags over env", "marker"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "65536", "-1", " 1883", "1883x", "0x75b"])
+def test_a_bad_MQCHAT_PORT_is_2_before_connecting(pair, datadir, value):
+    env = {"MQCHAT_HOST": "127.0.0.1", "MQCHAT_PORT": value}
+    # a bad value is an error even when --port would not need it: it is
+    # set for every command, and would surprise the next one
+    for flags in ([], ["--port", str(pair.port)]):
+        r = bare(datadir, *flags, "send", "bob", "x", env=env)
+        assert r.rc == USAGE and r.out == "", r
+        assert r.err.splitlines() == [
+            "Error: MQCHAT_PORT: invalid port '%s'" % value,
+            "(MQCHAT_PORT is the broker's port, 1..65535: fix it or unset it)"], r
 
 
 # ---- how long a text may be: its envelope, as published, within the
