@@ -21,7 +21,7 @@
 #define TYPING_AGAIN_MS 3000
 #define TYPING_IDLE_MS 5000
 /* Rooms added elsewhere show up within this long. */
-#define ROOMS_EVERY_MS 30000
+#define ROOMS_EVERY_MS 15000
 /* Pages of one catch-up sync after a reconnect (500 messages each). */
 #define SYNC_PAGES_MAX 20
 /* A history page. */
@@ -730,13 +730,21 @@ static void on_answer(struct tui *t, struct tui_rpc *r, json_t *resp)
 	}
 }
 
+/* Answers are handled outside libmosquitto's callback: a handler may wait
+ * for a SUBACK (a room's topics), which reads from the socket again. */
 static void on_rpc(struct session *s, json_t *answer, void *ud)
 {
 	struct tui *t = ud;
+
+	(void)s;
+	json_array_append(t->answers, answer);
+}
+
+static void answer(struct tui *t, json_t *answer)
+{
 	const char *id = json_string_value(json_object_get(answer, "id"));
 	int i;
 
-	(void)s;
 	if(id == NULL) return;
 	for(i=0; i<t->nrpcs; i++){
 		if(strcmp(t->rpcs[i].id, id)) continue;
@@ -1037,6 +1045,12 @@ static void tick(struct tui *t)
 		}
 		t->was_connected = t->s.connected;
 	}
+	while(json_array_size(t->answers) > 0){
+		json_t *a = json_incref(json_array_get(t->answers, 0));
+		json_array_remove(t->answers, 0);
+		answer(t, a);
+		json_decref(a);
+	}
 	collect_acks(t);
 	expire_rpcs(t);
 	if(t->typing_on && now - t->typing_key_ms >= TYPING_IDLE_MS) typing_stop(t);
@@ -1132,7 +1146,8 @@ int tui__run(struct options *opt, const char *conv)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
-	rc = setup(t, conv);
+	t->answers = json_array();
+	rc = t->answers ? setup(t, conv) : EXIT_FAILED;
 	if(rc == EXIT_OK){
 		/* Nothing may write over the screen: what the session would say on
 		 * stderr shows in the top bar instead. */
@@ -1146,7 +1161,10 @@ int tui__run(struct options *opt, const char *conv)
 		tui_view__start(t);
 		define_keys();
 		while(!t->quit && !session_stop && t->s.fatal == 0){
-			if(session__step(&t->s, t->dirty ? 0 : 200, STDIN_FILENO)) read_keys(t);
+			/* Keys, and KEY_RESIZE: a SIGWINCH only interrupts the poll,
+			 * curses tells of it at the next read. */
+			session__step(&t->s, t->dirty ? 0 : 200, STDIN_FILENO);
+			read_keys(t);
 			tick(t);
 			if(t->dirty){
 				t->dirty = false;
@@ -1184,6 +1202,7 @@ int tui__run(struct options *opt, const char *conv)
 	for(i=0; i<t->nsubscribed; i++) free(t->subscribed_rooms[i]);
 	free(t->subscribed_rooms);
 	clear_info(t);
+	json_decref(t->answers);
 	tui_line__free(&t->line);
 	tui_store__free(&t->st);
 	free(t);

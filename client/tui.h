@@ -71,6 +71,7 @@ struct tui {
 	char *info[TUI_INFO_MAX];   /* "-!- " lines under the open conversation */
 	int ninfo;
 	char notice[256];           /* the status line's latest word */
+	json_t *answers;            /* RPC answers come in, not yet handled */
 	struct tui_rpc rpcs[TUI_RPCS];
 	int nrpcs;
 	struct tui_out *outs;

@@ -21,6 +21,9 @@ static const char *split(const char *line, char *buf, size_t len, int want, stru
 	char *p;
 
 	snprintf(buf, len, "%s", line);
+	/* Completion leaves a space after a name: it is not part of it. */
+	p = buf + strlen(buf);
+	while(p > buf && p[-1] == ' ') *--p = '\0';
 	p = buf;
 	ws->n = 0;
 	while(ws->n < want && ws->n < WORDS_MAX){
