@@ -318,20 +318,3 @@ def test_text_limit_is_the_envelope_the_broker_takes(pair, datadir):
         ("text", "a" * fit), ("text", '"' * (fit // 2)), ("text", "e" * rfit),
         ("text", "f" * fit), ("text", "short"), ("text", "i" * fit), ("text", "marker")]
     assert (got[2]["reply_to"], got[2]["reply_from"]) == ("m-1", "bob")
-
-
-def test_a_server_with_a_lower_limit_refuses_with_a_reason(store, make_broker, datadir):
-    """The client knows the default limit only: a server set lower refuses
-    what is over its own, and says so; the other lines still go."""
-    users(store, "alice", "bob")
-    b = make_broker(plugin_opts={"max_payload": 1024})
-    with Listener(b, datadir, "bob", timeout=1) as bob:
-        bob.wait_ready()
-        r = mqchat(b, datadir, "alice", "send", "--lines", "bob",
-                   stdin="good a\n" + "y" * 2000 + "\ngood b\n")
-        assert r.rc == FAILED, r
-        assert r.err.count("not sent: ") == 1, r
-        assert "not sent: message too large for the server" in r.err and "(line 2)" in r.err, r
-        assert len(r.out.split()) == 2
-        bob.wait_texts(2)
-        assert [t[2] for t in texts(bob.lines())] == ["good a", "good b"]

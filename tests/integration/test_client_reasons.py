@@ -43,10 +43,11 @@ def test_send_names_the_reason(world, datadir):
         assert r.rc == FAILED, (args, r)
         assert r.err.splitlines() == [line], (args, r)
         assert r.out == "", (args, r)
-    # small enough for the client, too large an envelope for the broker
+    # too large an envelope: the client says so itself, before sending
     r = mqchat(world, datadir, "alice", "send", "bob", stdin="y" * 65530)
-    assert r.rc == FAILED, r
-    assert r.err.splitlines() == ["not sent: message too large for the server (64 KiB at most)"], r
+    assert r.rc == USAGE, r
+    assert r.err.splitlines() == [
+        "Error: message too large: 65,530 bytes of text; at most 65,458 fit in one message"], r
     # accepted: no reason line, the id on stdout
     r = mqchat(world, datadir, "alice", "send", "bob", "fine")
     assert r.rc == OK and r.err == "" and len(r.out.split()) == 1, r
@@ -60,11 +61,15 @@ def test_send_json_gives_the_code(world, datadir):
     assert reasons(r) == ["not sent: carol blocks you"], r
 
 
-def test_send_lines_says_which_line(world, datadir):
-    with Listener(world, datadir, "bob", timeout=2) as bob:
+def test_send_lines_says_which_line(store, make_broker, datadir):
+    """A server set below the client's 65,536 bytes refuses what is over its
+    own limit (too_large); the good lines still go."""
+    users(store, "alice", "bob")
+    b = make_broker(plugin_opts={"max_payload": 1024})
+    with Listener(b, datadir, "bob", timeout=2) as bob:
         bob.wait_ready()
-        r = mqchat(world, datadir, "alice", "send", "--lines", "bob",
-                   stdin="good a\n" + "y" * 65530 + "\ngood b\n")
+        r = mqchat(b, datadir, "alice", "send", "--lines", "bob",
+                   stdin="good a\n" + "y" * 2000 + "\ngood b\n")
         assert r.rc == FAILED, r
         assert reasons(r) == ["not sent: message too large for the server (64 KiB at most) "
                               "(line 2)"], r
@@ -73,13 +78,25 @@ def test_send_lines_says_which_line(world, datadir):
         assert [t[2] for t in texts(bob.lines())] == ["good a", "good b"]
 
 
-def test_chat_prints_the_reason_instead_of_losing_the_line(world, datadir):
-    r = mqchat(world, datadir, "alice", "chat", "carol", stdin="hello carol\n")
-    assert r.rc == FAILED, r
-    assert reasons(r) == ["not sent: carol blocks you"], r
-    r = mqchat(world, datadir, "alice", "chat", "nobody", stdin="one\ntwo\n")
-    assert r.rc == FAILED, r
-    assert reasons(r) == ["not sent: no such user nobody"] * 2, r
+def test_chat_prints_the_reason_instead_of_losing_the_line(store, make_broker, datadir):
+    users(store, "alice", "bob", "carol")
+    store.block("carol", "alice")
+    b = make_broker(plugin_opts={"max_payload": 1024})
+    # a peer who can get no line is said before the first one
+    r = mqchat(b, datadir, "alice", "chat", "carol", stdin="hello carol\n")
+    assert (r.rc, r.err) == (FAILED, "Error: carol blocks you\n"), r
+    r = mqchat(b, datadir, "alice", "chat", "nobody", stdin="one\ntwo\n")
+    assert (r.rc, r.err) == (FAILED, "Error: no account named 'nobody'\n"), r
+    # a line the server refuses (over its own limit here) says why, and
+    # the others still go
+    with Listener(b, datadir, "bob", timeout=2) as bob:
+        bob.wait_ready()
+        r = mqchat(b, datadir, "alice", "chat", "bob", device="pipe",
+                   stdin="one\n" + "y" * 2000 + "\ntwo\n")
+        assert r.rc == FAILED, r
+        assert reasons(r) == ["not sent: message too large for the server (64 KiB at most)"], r
+        bob.wait_texts(2)
+        assert [t[2] for t in texts(bob.lines())] == ["one", "two"]
 
 
 def test_sending_too_fast(store, make_broker, datadir):
