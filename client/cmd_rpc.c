@@ -213,26 +213,13 @@ int cmd_history__run(struct options *opt, const struct cmd_args *a)
 
 #define SYNC_PAGE 100
 
-static int state_path(const struct options *opt, char *path, size_t len, bool create)
-{
-	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char dir[4096];
-
-	if(xdg && *xdg) snprintf(dir, sizeof(dir), "%s/mqchat", xdg);
-	else if(home && *home) snprintf(dir, sizeof(dir), "%s/.local/state/mqchat", home);
-	else return -1;
-	if(create && util__mkdirs(dir) != 0) return -1;
-	snprintf(path, len, "%s/%s@%s.seq", dir, opt->user, opt->device);
-	return 0;
-}
-
 static long long load_seq(const struct options *opt)
 {
 	char path[4200], buf[32];
 	FILE *fp;
 	long long v = 0;
 
-	if(state_path(opt, path, sizeof(path), false) != 0) return 0;
+	if(options__state_path(opt, ".seq", path, sizeof(path), false) != 0) return 0;
 	fp = fopen(path, "r");
 	if(fp == NULL) return 0;
 	if(fgets(buf, sizeof(buf), fp)){
@@ -250,7 +237,7 @@ static int save_seq(const struct options *opt, long long seq)
 	char path[4200], tmp[4300];
 	FILE *fp;
 
-	if(state_path(opt, path, sizeof(path), true) != 0) goto fail;
+	if(options__state_path(opt, ".seq", path, sizeof(path), true) != 0) goto fail;
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	fp = fopen(tmp, "w");
 	if(fp == NULL) goto fail;

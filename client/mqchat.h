@@ -93,6 +93,12 @@ bool options__explicit_password(const struct options *opt);
 /* The client's folder: $XDG_CONFIG_HOME/mqchat or ~/.config/mqchat, into
  * dir (len bytes). 0, or -1 if neither variable is set. */
 int options__config_dir(char *dir, size_t len);
+/* The file of this user and device in the client's state folder
+ * ($XDG_STATE_HOME/mqchat or ~/.local/state/mqchat, made private if create):
+ * "<dir>/<user>@<device><suffix>" into path (len bytes). 0, or -1 (no
+ * folder, or it cannot be made). */
+int options__state_path(const struct options *opt, const char *suffix, char *path, size_t len,
+		bool create);
 /* EXIT_OK if only its owner may access the open file fp (what, path: how
  * to name it); else EXIT_USAGE, said, with the command that fixes it. The
  * caller closes fp either way. */

@@ -167,6 +167,20 @@ int options__config_dir(char *dir, size_t len)
 	return 0;
 }
 
+int options__state_path(const struct options *opt, const char *suffix, char *path, size_t len,
+		bool create)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char dir[4096];
+
+	if(xdg && *xdg) snprintf(dir, sizeof(dir), "%s/mqchat", xdg);
+	else if(home && *home) snprintf(dir, sizeof(dir), "%s/.local/state/mqchat", home);
+	else return -1;
+	if(create && util__mkdirs(dir) != 0) return -1;
+	snprintf(path, len, "%s/%s@%s%s", dir, opt->user, opt->device, suffix);
+	return 0;
+}
+
 /* Read "key = value" lines; the file must not be readable by group/others
  * since it may name a password file. A missing file is no error. */
 static int read_config(struct options *opt)

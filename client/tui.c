@@ -258,6 +258,20 @@ static void conv_topic(const struct tui *t, const struct tconv *c, char *topic, 
 	else topic__build(topic, len, TOPIC_INBOX, c->name, t->st.me);
 }
 
+static int grow_outs(struct tui *t)
+{
+	int cap;
+	struct tui_out *n;
+
+	if(t->nouts < t->capouts) return 0;
+	cap = t->capouts ? t->capouts * 2 : 16;
+	n = realloc(t->outs, (size_t)cap * sizeof(*n));
+	if(n == NULL) return -1;
+	t->outs = n;
+	t->capouts = cap;
+	return 0;
+}
+
 void tui__send_text(struct tui *t, const char *body, const struct tmsg *reply)
 {
 	char id[MSGID_LEN + 1], why[200];
@@ -276,15 +290,9 @@ void tui__send_text(struct tui *t, const char *body, const struct tmsg *reply)
 		return;
 	}
 	len = strlen(payload);
-	if(t->nouts == t->capouts){
-		int cap = t->capouts ? t->capouts * 2 : 16;
-		struct tui_out *n = realloc(t->outs, (size_t)cap * sizeof(*n));
-		if(n == NULL){
-			free(payload);
-			return;
-		}
-		t->outs = n;
-		t->capouts = cap;
+	if(grow_outs(t) != 0){
+		free(payload);
+		return;
 	}
 	o = &t->outs[t->nouts];
 	memset(o, 0, sizeof(*o));
@@ -1080,6 +1088,97 @@ static void define_keys(void)
 	for(i=0; i<sizeof(keys)/sizeof(keys[0]); i++) define_key(keys[i].seq, keys[i].code);
 }
 
+/* ---- the outbox: texts not acknowledged when the app closed ---- */
+
+/* <state dir>/<user>@<device>.outbox: a JSON array of {"topic","payload"},
+ * written at exit and sent again (the same ids) at the next start. */
+static int outbox_path(const struct tui *t, char *path, size_t len, bool create)
+{
+	return options__state_path(t->opt, ".outbox", path, len, create);
+}
+
+static int save_outbox(struct tui *t)
+{
+	char path[4200], tmp[4300];
+	json_t *arr = json_array();
+	int i, rc = -1;
+
+	if(arr == NULL || outbox_path(t, path, sizeof(path), true) != 0){
+		json_decref(arr);
+		return -1;
+	}
+	for(i=0; i<t->nouts; i++){
+		json_array_append_new(arr, json_pack("{s:s, s:s}", "topic", t->outs[i].topic,
+					"payload", t->outs[i].payload));
+	}
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	{
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if(fd >= 0){
+			if(json_dumpfd(arr, fd, JSON_COMPACT) == 0 && fsync(fd) == 0) rc = 0;
+			if(close(fd) != 0) rc = -1;
+			if(rc == 0 && rename(tmp, path) != 0) rc = -1;
+		}
+	}
+	json_decref(arr);
+	return rc;
+}
+
+/* Publish again what the last run could not, each shown as waiting in its
+ * conversation; the same ids, so whoever has one already keeps one. */
+static void load_outbox(struct tui *t)
+{
+	char path[4200];
+	json_t *arr, *e;
+	size_t i;
+	int n = 0;
+
+	if(outbox_path(t, path, sizeof(path), false) != 0) return;
+	arr = json_load_file(path, 0, NULL);
+	json_array_foreach(arr, i, e){
+		const char *topic = json_string_value(json_object_get(e, "topic"));
+		const char *payload = json_string_value(json_object_get(e, "payload"));
+		json_t *env = payload ? json_loads(payload, 0, NULL) : NULL;
+		const char *id = json_string_value(json_object_get(env, "id"));
+		const char *body = json_string_value(json_object_get(env, "body"));
+		struct topic_parts tp;
+		char name[NAME_MAX_LEN + 1];
+		struct tconv *c;
+		struct tui_out *o;
+		if(topic && id && body && strlen(id) == MSGID_LEN && topic__parse(topic, &tp)
+				&& (tp.kind == TOPIC_INBOX || tp.kind == TOPIC_ROOM) && tp.a.n <= NAME_MAX_LEN
+				&& tp.b.n == strlen(t->st.me) && !memcmp(tp.b.p, t->st.me, tp.b.n)
+				&& strlen(topic) <= TOPIC_MAX_LEN && t->nouts < 1000){
+			memcpy(name, tp.a.p, tp.a.n);
+			name[tp.a.n] = '\0';
+			c = tui_store__conv(&t->st, tp.kind == TOPIC_ROOM ? TCONV_ROOM : TCONV_DIRECT, name, true);
+			if(c && grow_outs(t) == 0){
+				o = &t->outs[t->nouts];
+				memset(o, 0, sizeof(*o));
+				snprintf(o->id, sizeof(o->id), "%s", id);
+				o->ckind = c->kind;
+				snprintf(o->cname, sizeof(o->cname), "%s", c->name);
+				snprintf(o->topic, sizeof(o->topic), "%s", topic);
+				o->payload = strdup(payload);
+				tui_store__outgoing(&t->st, c, id, body,
+						json_string_value(json_object_get(env, "reply_to")),
+						json_string_value(json_object_get(env, "reply_from")), tui__now(t));
+				if(o->payload && session__publish(&t->s, o->topic, o->payload,
+							strlen(o->payload), true, &o->mid) == EXIT_OK){
+					t->nouts++;
+					n++;
+				}else{
+					free(o->payload);
+				}
+			}
+		}
+		json_decref(env);
+	}
+	json_decref(arr);
+	unlink(path);
+	if(n > 0) tui__info(t, "sending %d message%s kept from the last run", n, n == 1 ? "" : "s");
+}
+
 static int setup(struct tui *t, const char *conv)
 {
 	const char *with = NULL, *room = NULL;
@@ -1111,6 +1210,7 @@ static int setup(struct tui *t, const char *conv)
 	}
 	t->was_connected = true;
 	t->sel = -1;
+	load_outbox(t);
 	ask_all(t, false);
 	if(with || room){
 		struct tconv *c = tui_store__conv(&t->st, room ? TCONV_ROOM : TCONV_DIRECT,
@@ -1192,9 +1292,12 @@ int tui__run(struct options *opt, const char *conv)
 	}
 	unsent = t->nouts;
 	session__cleanup(&t->s);
-	if(unsent > 0){
-		fprintf(stderr, "%d message%s had no acknowledgement from the broker when mqchat "
-				"closed: check the conversation when you come back\n", unsent,
+	if(unsent > 0 && save_outbox(t) == 0){
+		fprintf(stderr, "%d message%s not acknowledged by the broker yet: kept, and sent "
+				"again when mqchat starts next\n", unsent, unsent == 1 ? "" : "s");
+	}else if(unsent > 0){
+		fprintf(stderr, "%d message%s not acknowledged by the broker, and they could not "
+				"be kept: check the conversation when you come back\n", unsent,
 				unsent == 1 ? "" : "s");
 	}
 	for(i=0; i<t->nouts; i++) free(t->outs[i].payload);
