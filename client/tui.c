@@ -1210,13 +1210,13 @@ static int setup(struct tui *t, const char *conv)
 	}
 	t->was_connected = true;
 	t->sel = -1;
-	load_outbox(t);
 	ask_all(t, false);
 	if(with || room){
 		struct tconv *c = tui_store__conv(&t->st, room ? TCONV_ROOM : TCONV_DIRECT,
 				room ? room : with, true);
 		if(c) tui__open(t, c);
 	}
+	load_outbox(t);
 	return EXIT_OK;
 }
 
