@@ -3,7 +3,7 @@
 test_tui_* says nothing about the app."""
 import os
 
-from tui_util import TERM, cells, col, tmux  # noqa: F401 (fixture)
+from tui_util import TERM, cells, col, split, tmux  # noqa: F401 (fixture)
 
 SH = "/bin/sh"
 
@@ -18,7 +18,8 @@ def test_screen_keys_cursor_and_exit_status(tmux):
     p = tmux.start("one", [SH, "-c", 'printf "%s|%s|%s|\\n" "$LANG" "$TERM" "$SECRET_OF_THE_CALLER";'
                                      'printf "wide: \\360\\237\\221\\215 \\342\\234\\224\\342\\234\\224 end\\n";'
                                      'printf "> "; read line; printf "got [%s]\\n" "$line"; exit 7'],
-                   {k: v for k, v in env().items() if k != "SECRET_OF_THE_CALLER"})
+                   dict({k: v for k, v in env().items() if k != "SECRET_OF_THE_CALLER"},
+                        TERM="vt52", LC_ALL="C"))
     rows = p.wait_screen(r"^>$")   # capture-pane drops trailing spaces
     assert rows[0] == "C.UTF-8|%s||" % TERM
     assert rows[1] == "wide: \U0001f44d \u2714\u2714 end"
@@ -63,3 +64,5 @@ def test_ctrl_c_and_cells(tmux):
     p.send_keys("C-c")
     assert p.wait_exit() == -2     # killed by SIGINT
     assert cells("a\u2714\U0001f44d\u00e9") == 1 + 1 + 2 + 1
+    assert split(">\u25cfbob            2\u2502bob \u00b7 online") == (">\u25cfbob            2", "bob \u00b7 online")
+    assert split("\u2502 not in column 18") == ("", "\u2502 not in column 18")

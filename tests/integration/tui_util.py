@@ -113,15 +113,16 @@ class Tmux:
                                                            p.stderr.decode(errors="replace")))
         return p.stdout.decode("utf-8", errors="replace")
 
-    def start(self, name, args, env, x=80, y=24, banner=None):
+    def start(self, name, args, env, x=80, y=24, banner=None, lang="C.UTF-8"):
         """Run args in a new detached session `name` of x by y cells, with
-        exactly the environment env (plus LANG=C.UTF-8 and TERM unless env
-        has them). banner, if given, is printed on the terminal first (what
-        the screen shows before the program starts, and again after it
-        exits if it restores the terminal). Returns the Pane."""
+        exactly the environment env, but TERM the terminal tmux emulates
+        (not the caller's) and the locale LANG=lang (no LC_*). banner, if
+        given, is printed on the terminal first (what the screen shows
+        before the program starts, and again after it exits if it restores
+        the terminal). Returns the Pane."""
         e = {k: v for k, v in env.items() if not k.startswith("LC_")}
-        e.setdefault("LANG", "C.UTF-8")
-        e.setdefault("TERM", TERM)
+        e["LANG"] = lang
+        e["TERM"] = TERM
         for k in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES"):
             e.pop(k, None)
         cmd = ["/usr/bin/env", "-i"] + ["%s=%s" % kv for kv in sorted(e.items())]
@@ -235,6 +236,21 @@ class Pane:
                     self.name, what, timeout, dead, show(rows, self.name)))
             time.sleep(0.05)
 
+    def wait_check(self, check, timeout=T, what="a correct screen"):
+        """Poll until check(rows) returns no problems (a list of strings
+        saying what is wrong) and return the rows; on timeout, fail with the
+        last problems and screen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.screen()
+            problems = check(rows)
+            if not problems:
+                return rows
+            if time.monotonic() >= deadline:
+                raise AssertionError("%s: no %s within %.1fs:\n  %s\n%s" % (
+                    self.name, what, timeout, "\n  ".join(problems), show(rows, self.name)))
+            time.sleep(0.05)
+
     def wait_gone(self, regex, timeout=T):
         """Until regex no longer matches the screen."""
         rx = re.compile(regex, re.M)
@@ -310,6 +326,59 @@ def tmux(request, tmp_path):
         t.kill()
 
 
+# ---- the app's screen (the contract in client/README.md) --------------------
+
+LIST_W = 18          # the conversation list's width; its border is in column 18
+BORDER = "\u2502"    # │
+
+
+def split(row):
+    """(list part, conversation part) of a row: the left pane and the right
+    one when the row has the border in column 18, else ("", row)."""
+    n = 0
+    for i, ch in enumerate(row):
+        if n == LIST_W:
+            return (row[:i], row[i + 1:]) if ch == BORDER else ("", row)
+        if n > LIST_W:
+            break
+        n += cells(ch)
+    return "", row
+
+
+def left(row):
+    return split(row)[0]
+
+
+def right(row):
+    return split(row)[1]
+
+
+def top_bar(me, state="online"):
+    """Regex of row 0: ' mqchat · <me> · <state>' ... 'HH:MM' at the end."""
+    return r"^ mqchat \u00b7 %s \u00b7 %s" % (re.escape(me), state)
+
+
+def start_app(tmux, stack, user, *args, name=None, x=80, y=24, banner=None, state="online"):
+    """Start build/mqchat ARGS as user on a terminal of x by y cells and
+    wait until its top bar says state (None: do not wait). The Pane."""
+    p = tmux.start(name or user, stack.argv(user, *args), stack.env(user), x=x, y=y,
+                   banner=banner)
+    if state:
+        p.wait_screen(top_bar(user, state), what="the top bar '%s · %s'" % (user, state))
+    return p
+
+
+def msg_re(name, body):
+    """Regex of a text's row: 'HH:MM <name> body' (the name bare or in angle
+    brackets: the contract leaves it open)."""
+    return r"\d\d:\d\d <?%s>? %s" % (re.escape(name), re.escape(body))
+
+
+def mark_re(body, mark):
+    """A row that ends with my text body and then exactly mark."""
+    return re.escape(body) + r"\s*" + re.escape(mark) + "$"
+
+
 # ---- a broker + plugin + archiver for a test module -------------------------
 
 class Stack:
@@ -317,7 +386,7 @@ class Stack:
     with pairs of fresh accounts so the tests of a module do not see each
     other's conversations."""
 
-    def __init__(self, pairs=8):
+    def __init__(self, pairs=10):
         self.datadir = harness.make_datadir()
         self.store = harness.Store(os.path.join(self.datadir, "auth.db"))
         self.n = 0

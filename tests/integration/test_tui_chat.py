@@ -1,0 +1,227 @@
+"""test_tui_chat.py - the terminal app (build/mqchat on a terminal) in a
+real tmux: two people chat, history on open, the 80x24 layout, a line
+half typed when a message comes, and the commands.
+
+One broker + plugin + archiver for the module (tui_util.tui_stack); each
+test has accounts of its own (alice<n>, bob<n>, carol<n>), so the tests do
+not see each other's conversations. What is checked is what a person sees:
+text on rows, per the screen contract in client/README.md.
+"""
+import re
+import time
+
+import harness
+from tui_util import (BORDER, T, cells, left, mark_re, msg_re, right, start_app, top_bar,
+                      tmux, tui_stack)  # noqa: F401 (fixtures)
+
+
+def conv_rows(rows):
+    """The conversation's message rows (2..LINES-4), right pane only."""
+    return [right(r) for r in rows[2:len(rows) - 3]]
+
+
+def test_two_people_chat_both_ways_with_history_and_marks(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    # Before either app runs: one message each way (the history).
+    s.ok(b, "send", a, "from bob before the app")
+    s.ok(a, "send", b, "from alice before the app")
+
+    pa = start_app(tmux, s, a, "chat", b)
+    # History shows on open, oldest first, with the server's time.
+    rows = pa.wait_screen(msg_re(a, "from alice before the app"), what="the history")
+    text = "\n".join(rows)
+    assert text.index("from bob before the app") < text.index("from alice before the app")
+    assert re.search(msg_re(b, "from bob before the app") + "$", text, re.M), text
+
+    # The 80x24 layout.
+    assert len(rows) == 24
+    # the time at the right end (a margin of one cell or none)
+    assert re.match(top_bar(a) + r"\s+\d\d:\d\d$", rows[0]) and cells(rows[0]) in (79, 80), rows[0]
+    for i in range(1, 22):
+        assert left(rows[i]) != "" or cells(rows[i]) > 18, "row %d has no list border: %r" % (i, rows[i])
+        assert rows[i][:19].endswith(BORDER), "row %d: %r" % (i, rows[i])
+    assert left(rows[1]).startswith(">") and b in left(rows[1]), rows[1]
+    assert right(rows[1]).startswith("%s \u00b7 " % b) or right(rows[1]) == b, rows[1]
+    assert rows[22].strip(), "the status row is empty"
+    assert rows[23] == "[%s]" % b
+    assert pa.cursor() == (len("[%s] " % b), 23)
+
+    # Alice writes while bob runs no app: the broker has it (one mark).
+    pa.type("hi bob, from the app")
+    pa.send_keys("Enter")
+    pa.wait_screen(mark_re("hi bob, from the app", "\u2713"))
+    assert pa.row(23) == "[%s]" % b
+
+    # Bob starts with nothing open: his list shows alice with 2 unread.
+    pb = start_app(tmux, s, b)
+    rows = pb.wait_screen(lambda rows: re.search(r"%s\s+2$" % a, left(rows[1])),
+                          what="%s with 2 unread in the list" % a)
+    assert "no conversation open: /open NAME or /help" in right(rows[1])
+    assert rows[23] == "[mqchat]"
+    # His app got alice's message by sync: delivered (docs/PROTOCOL.md,
+    # "Writing an app", step 10: "delivered when it arrives (live or by
+    # sync)"). Checked at the end, so that the rest is seen too.
+    late = []
+    try:
+        pa.wait_screen(mark_re("hi bob, from the app", "\u2713\u2713"),
+                       what="\u2713\u2713 (delivered) once bob's app has the message by sync", timeout=T / 2)
+    except AssertionError as e:
+        late.append(str(e))
+
+    # A message while bob's app runs but has nothing open: delivered, unread 3.
+    pa.type("are you there?")
+    pa.send_keys("Enter")
+    pa.wait_screen(mark_re("are you there?", "\u2713\u2713"), what="\u2713\u2713 on a live message")
+    pb.wait_screen(lambda rows: re.search(r"%s\s+3$" % a, left(rows[1])),
+                   what="%s with 3 unread" % a)
+
+    # Bob opens the conversation: he reads it, the count goes, alice sees it read.
+    pb.type("/open %s" % a)
+    pb.send_keys("Enter")
+    rows = pb.wait_screen(msg_re(a, "are you there?"))
+    pb.wait_screen(lambda rows: rows[23] == "[%s]" % a and re.match(r"^>.?%s\s*$" % a, left(rows[1])),
+                   what="the conversation open, no unread count")
+    assert right(rows[1]).startswith(a), rows[1]
+    for body in ("hi bob, from the app", "are you there?"):
+        pa.wait_screen(mark_re(body, "\u2714\u2714"), what="\u2714\u2714 (read) on %r" % body)
+
+    # Bob answers; alice, who has the conversation open, reads it at once.
+    pb.type("hello alice")
+    pb.send_keys("Enter")
+    pa.wait_screen(msg_re(b, "hello alice") + "$")
+    pb.wait_screen(mark_re("hello alice", "\u2714\u2714"))
+    # Alice's list has no unread count for the open conversation.
+    assert re.match(r"^>.?%s\s*$" % b, left(pa.row(1))), pa.row(1)
+    assert not late, late[0]
+
+
+def test_a_message_arriving_leaves_a_half_typed_line_alone(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    pa = start_app(tmux, s, a, "chat", b)
+    prompt = "[%s] " % b
+    pa.type("a half typed line")
+    pa.send_keys("Left", "Left", "Left", "Left")      # the cursor before "line"
+    pa.wait_cursor(len(prompt + "a half typed "), 23)
+
+    s.ok(b, "send", a, "arrives while alice types")
+    s.ok(b, "send", a, "and another one")
+    rows = pa.wait_screen(msg_re(b, "and another one"))
+    assert re.search(msg_re(b, "arrives while alice types"), "\n".join(rows))
+    assert rows[23] == prompt + "a half typed line"
+    assert pa.cursor() == (len(prompt + "a half typed "), 23)
+
+    # Typing goes on where the cursor was; Enter sends the whole line.
+    pa.type("whole ")
+    pa.wait_screen(lambda rows: rows[23] == prompt + "a half typed whole line", what="the edited line")
+    pa.send_keys("Enter")
+    pa.wait_screen(msg_re(a, "a half typed whole line"))
+    pa.wait_screen(lambda rows: rows[23] == prompt.rstrip(), what="an empty input line")
+    pa.wait_cursor(len(prompt), 23)
+    harness.wait_for(lambda: "] %s: a half typed whole line" % a in s.run(b, "history", a).out,
+                     T, interval=0.2, what="the whole line in the archive")
+
+
+def test_open_of_an_unknown_account_says_so_at_once(tmux, tui_stack):
+    s = tui_stack
+    a, = s.people(1)
+    pa = start_app(tmux, s, a)
+    pa.type("/open nobody")
+    t0 = time.monotonic()
+    pa.send_keys("Enter")
+    rows = pa.wait_screen(r"-!- no account\b.*\bnobody\b", timeout=T)
+    assert time.monotonic() - t0 < 8, "not at once: after %.1fs" % (time.monotonic() - t0)
+    assert rows[23] == "[mqchat]"
+
+
+def test_room_create_and_tab_completion(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    room = "hikers" + a[len("alice"):]
+    s.ok(b, "send", a, "hi, it's bob")          # so alice's app knows bob's name
+    pa = start_app(tmux, s, a)
+    pa.wait_screen(lambda rows: any(b in left(r) for r in rows[1:21]), what="%s in the list" % b)
+
+    # Tab completes a command.
+    pa.type("/sea")
+    pa.send_keys("Tab")
+    pa.wait_screen(lambda rows: rows[23].startswith("[mqchat] /search"), what="/sea completed to /search")
+    pa.send_keys("C-u")
+    pa.wait_screen(lambda rows: rows[23] == "[mqchat]", what="an empty line after Ctrl-U")
+
+    pa.type("/room create %s" % room)
+    pa.send_keys("Enter")
+    pa.wait_screen(lambda rows: any(("#" + room) in left(r) for r in rows[1:21]) or
+                   any(re.search(r"-!- .*#%s\b" % room, r) for r in rows),
+                   what="#%s in the list or said created" % room)
+    assert s.ok(a, "rooms").out.startswith(room), "the archiver has no room %s" % room
+
+    # Tab completes a room's name, then a person's.
+    pa.type("/open #%s" % room[:4])
+    pa.send_keys("Tab")
+    pa.wait_screen(lambda rows: re.match(r"^\[mqchat\] /open #%s ?$" % room, rows[23]),
+                   what="/open #%s completed" % room[:4])
+    pa.send_keys("Enter")
+    rows = pa.wait_screen(lambda rows: rows[23] == "[#%s]" % room, what="the room open")
+    assert right(rows[1]).startswith("#" + room), rows[1]
+    pa.type("/room add %s" % b[:2])
+    pa.send_keys("Tab")
+    pa.wait_screen(lambda rows: re.match(r"^\[#%s\] /room add %s ?$" % (room, b), rows[23]),
+                   what="/room add %s completed" % b[:2])
+    pa.send_keys("Enter")
+    pa.wait_screen(r"\d\d:\d\d -- %s added %s" % (a, b))
+
+
+def test_search_finds_a_message(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    s.ok(b, "send", a, "lunch at noon?")
+    s.ok(b, "send", a, "something else")
+    pa = start_app(tmux, s, a, "chat", b)
+    pa.wait_screen(msg_re(b, "something else"))
+    pa.type("/search at noon")
+    pa.send_keys("Enter")
+    rows = pa.wait_screen(r"-!- .*lunch at noon\?")
+    hits = [r for r in rows if "-!- " in r and "something else" in r]
+    assert not hits, "a message without the text was found: %r" % hits
+
+
+def test_edit_delete_and_reactions_show_as_they_are(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    id1 = s.ok(b, "send", a, "see you at 5").out.strip()
+    id2 = s.ok(b, "send", a, "this one goes away").out.strip()
+    pa = start_app(tmux, s, a, "chat", b)
+    pa.wait_screen(msg_re(b, "this one goes away"))
+
+    # Bob edits his first message and reacts to it, from his one-shot commands.
+    s.ok(b, "edit", id1, "see you at 6")
+    rows = pa.wait_screen(msg_re(b, "see you at 6 (edited)"))
+    assert "see you at 5" not in "\n".join(rows)
+    s.ok(b, "react", a, b, id1, "\U0001f44d")
+
+    def reaction_under(who, emoji):
+        def check(rows):
+            for i, r in enumerate(rows[:-1]):
+                if "see you at 6" in r:
+                    return re.search("%s[^\n]*%s" % (emoji, who), right(rows[i + 1]))
+            return False
+        check.__name__ = "%s %s under the message" % (emoji, who)
+        return check
+    pa.wait_screen(reaction_under(b, "\U0001f44d"))
+
+    # Alice selects it (Alt-Up: the newest, then the one before) and reacts.
+    pa.send_keys("M-Up")
+    pa.send_keys("M-Up")
+    pa.type("/react \U0001f389")
+    pa.send_keys("Enter")
+    rows = pa.wait_screen(reaction_under(a, "\U0001f389"))
+    assert "\U0001f44d" in "\n".join(rows), "bob's reaction went"
+    harness.wait_for(lambda: "\U0001f389 %s" % a in s.run(b, "history", a).out, T, interval=0.2,
+                     what="alice's reaction in the archive")
+
+    # Bob deletes his second message.
+    s.ok(b, "delete", id2)
+    rows = pa.wait_screen(msg_re(b, "(message deleted)"))
+    assert "this one goes away" not in "\n".join(rows)

@@ -1,0 +1,120 @@
+"""test_tui_screen.py - the terminal app's screen as a whole: a resize
+redraws every part at the new size with nothing left over, and every way
+out (/quit, Ctrl-C, Ctrl-D) exits 0 and gives the terminal back as it was.
+
+One broker + plugin + archiver for the module (tui_util.tui_stack).
+"""
+import re
+
+from tui_util import (BORDER, cells, left, msg_re, right, start_app, top_bar,
+                      tmux, tui_stack)  # noqa: F401 (fixtures)
+
+LONG = ("the last message, long enough to wrap on a narrow terminal: "
+        "one two three four five six seven eight")
+
+
+def words(text):
+    return " ".join(text.split())
+
+
+def layout_problems(rows, w, h, me, peer, typed):
+    """What is wrong with the screen of me's app (conversation with peer open,
+    typed half typed, LONG the last message) at w x h; [] if nothing."""
+    bad = []
+    if len(rows) != h:
+        return ["%d rows, not %d" % (len(rows), h)]
+    if not re.match(top_bar(me) + r"\s+\d\d:\d\d$", rows[0]) or cells(rows[0]) not in (w - 1, w):
+        bad.append("row 0 is not the top bar with the time at the right end: %r" % rows[0])
+    prompt = "[%s] " % peer
+    if rows[h - 1] != prompt + typed:
+        bad.append("the input line is %r, not %r" % (rows[h - 1], prompt + typed))
+    wide = w >= 60
+    for i in range(1, h - 2):
+        has = rows[i][:19].endswith(BORDER) and cells(rows[i][:18]) == 18
+        if wide and not has:
+            bad.append("row %d has no list border in column 18: %r" % (i, rows[i]))
+    if not wide and any(BORDER in r for r in rows):
+        bad.append("a list border at %d columns (the list shows from 60)" % w)
+    if wide and peer not in left(rows[1]):
+        bad.append("%s is not in the list: %r" % (peer, rows[1]))
+    if not right(rows[1]).startswith(peer):
+        bad.append("row 1 is not the title %r: %r" % (peer, rows[1]))
+    if right(rows[h - 3]).strip():
+        bad.append("the typing row is not blank: %r" % rows[h - 3])
+    if not rows[h - 2].strip():
+        bad.append("the status row is empty")
+    # Messages: rows 2..h-4, the last one LONG, word-wrapped, shown once.
+    body = [right(r) for r in rows[2:h - 3]]
+    text = "\n".join(body)
+    m = re.search(msg_re(peer, LONG.split()[0]), text)
+    if not m:
+        bad.append("the last message does not start on a row of its own")
+    else:
+        start = text.count("\n", 0, m.start())
+        tail = [r for r in body[start:] if r.strip()]
+        if words(" ".join(tail)).split(" ", 2)[-1] != words(LONG):
+            bad.append("the message rows from its start to the bottom are not the message: %r" % tail)
+        if any(cells(r) > (w - 19 if wide else w) for r in tail):
+            bad.append("a message row is wider than its pane")
+    for frag in (" mqchat \u00b7 ", prompt.strip()):
+        n = sum(r.count(frag) for r in rows)
+        if n != 1:
+            bad.append("%r shows %d times" % (frag, n))
+    if sum(r.count("eight") for r in rows) != 1:
+        bad.append("the message's last word shows more than once (a leftover?)")
+    return bad
+
+
+def test_resize_redraws_every_part(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    s.ok(b, "send", a, "an older message")
+    s.ok(b, "send", a, LONG)
+    pa = start_app(tmux, s, a, "chat", b)
+    pa.wait_screen(msg_re(b, "an older message"))
+    typed = "half typed"
+    pa.type(typed)
+    for w, h in ((80, 24), (60, 20), (100, 30), (40, 12), (80, 24)):
+        if (w, h) != pa.size():
+            pa.resize(w, h)
+        pa.wait_check(lambda rows: layout_problems(rows, w, h, a, b, typed),
+                      what="screen at %dx%d" % (w, h))
+        pa.wait_cursor(cells("[%s] %s" % (b, typed)), h - 1)
+    # Still working: the half typed line is sent whole.
+    pa.type(" and sent")
+    pa.send_keys("Enter")
+    pa.wait_screen(msg_re(a, "half typed and sent"))
+
+
+def exits_clean(tmux, s, user, name, keys):
+    banner = "$ mqchat   (the terminal before the app: %s)" % name
+    p = start_app(tmux, s, user, name=name, banner=banner)
+    assert p.alternate_on(), "the app does not use the alternate screen"
+    for k in keys:
+        if k.startswith("/"):
+            p.type(k)
+        else:
+            p.send_keys(k)
+    st = p.wait_exit()
+    rows = p.screen()
+    assert st == 0, "exit status %s after %s" % (st, name)
+    assert not p.alternate_on(), "the alternate screen is still on after %s" % name
+    assert rows[0] == banner, rows
+    assert not any(" mqchat \u00b7 " in r or BORDER in r or r.startswith("[mqchat]") for r in rows), \
+        "the app's frame is left on the terminal after %s:\n%s" % (name, "\n".join(rows))
+
+
+def test_quit_ctrl_c_and_ctrl_d_leave_the_terminal_as_it_was(tmux, tui_stack):
+    s = tui_stack
+    a, = s.people(1)
+    exits_clean(tmux, s, a, "quit", ["/quit", "Enter"])
+    exits_clean(tmux, s, a, "ctrl-c", ["C-c"])
+    exits_clean(tmux, s, a, "ctrl-d", ["C-d"])
+    # Ctrl-C with a line typed exits too; Ctrl-D then deletes, it does not exit.
+    p = start_app(tmux, s, a, name="ctrl-d-typed")
+    p.type("some text")
+    p.send_keys("Home", "C-d")
+    p.wait_screen(lambda rows: rows[-1] == "[mqchat] ome text", what="Ctrl-D deleting a character")
+    p.send_keys("C-c")
+    assert p.wait_exit() == 0
+    assert not p.alternate_on()
