@@ -225,3 +225,62 @@ def test_edit_delete_and_reactions_show_as_they_are(tmux, tui_stack):
     s.ok(b, "delete", id2)
     rows = pa.wait_screen(msg_re(b, "(message deleted)"))
     assert "this one goes away" not in "\n".join(rows)
+
+
+def test_ctrl_n_and_ctrl_p_go_through_the_conversations(tmux, tui_stack):
+    s = tui_stack
+    a, b, c = s.people(3)
+    said = {b: "from bob", c: "from carol"}
+    s.ok(b, "send", a, said[b])
+    s.ok(c, "send", a, said[c])
+    pa = start_app(tmux, s, a)
+    pa.wait_screen(lambda rows: b in left(rows[2]) and c in left(rows[1]),
+                   what="carol, then bob in the list (latest first)")
+    seen = []
+    for key in ("C-n", "C-n", "C-p"):
+        before = pa.row(23)
+        pa.send_keys(key)
+        rows = pa.wait_screen(lambda rows: rows[23] != before and rows[23] in ("[%s]" % b, "[%s]" % c),
+                              what="another conversation open after %s" % key)
+        name = rows[23][1:-1]
+        other = b if name == c else c
+        seen.append(name)
+        rows = pa.wait_screen(msg_re(name, said[name]), what="%s's message" % name)
+        assert not any(said[other] in right(r) for r in rows[2:21]), "the other conversation's message shows"
+        assert re.match(r"^>.?%s\b" % name, left(rows[1 + [c, b].index(name)])), "no > at %s in the list" % name
+    assert seen[0] != seen[1] and seen[2] == seen[0], seen
+
+
+def test_page_up_scrolls_back_and_loads_older_history(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    n = 70
+    s.ok(b, "send", "--lines", a, stdin="".join("line %02d\n" % i for i in range(1, n + 1)))
+    pa = start_app(tmux, s, a, "chat", b)
+    rows = pa.wait_screen(msg_re(b, "line %02d" % n))
+
+    def numbers(rows):
+        return [int(m.group(1)) for r in rows[2:21] for m in [re.search(r"line (\d\d)$", right(r))] if m]
+    seen = set(numbers(rows))
+    assert max(seen) == n
+    for _ in range(12):
+        if 1 in seen:
+            break
+        top = min(numbers(pa.screen()))
+        pa.send_keys("PPage")
+        rows = pa.wait_screen(lambda rows: numbers(rows) and min(numbers(rows)) < top,
+                              what="older messages above line %02d after PgUp" % top)
+        got = numbers(rows)
+        assert got == sorted(got), "not in order: %r" % got
+        assert max(got) >= top - 1, "PgUp skipped messages: the page shows %r, the last one began at %d" % (got, top)
+        seen |= set(got)
+    assert seen == set(range(1, n + 1)), "never shown: %r" % sorted(set(range(1, n + 1)) - seen)
+    # PgDn goes back down to the newest.
+    for _ in range(12):
+        if n in numbers(pa.screen()):
+            break
+        bottom = max(numbers(pa.screen()))
+        pa.send_keys("NPage")
+        pa.wait_screen(lambda rows: numbers(rows) and max(numbers(rows)) > bottom,
+                       what="newer messages after PgDn")
+    assert n in numbers(pa.screen())

@@ -118,3 +118,53 @@ def test_quit_ctrl_c_and_ctrl_d_leave_the_terminal_as_it_was(tmux, tui_stack):
     p.send_keys("C-c")
     assert p.wait_exit() == 0
     assert not p.alternate_on()
+
+
+def test_input_line_keys(tmux, tui_stack):
+    s = tui_stack
+    a, = s.people(1)
+    p = start_app(tmux, s, a)
+    P = len("[mqchat] ")
+
+    def line(text, x):
+        p.wait_screen(lambda rows: rows[-1] == ("[mqchat] " + text).rstrip(),
+                      what="the input line %r" % text)
+        p.wait_cursor(P + x, 23)
+
+    p.type("one two three")
+    line("one two three", 13)
+    for keys, x in ((["Home"], 0), (["End"], 13), (["C-a"], 0), (["C-e"], 13), (["Left"], 12),
+                    (["Right"], 13), (["C-b"], 12), (["C-f"], 13), (["M-b"], 8), (["M-b"], 4),
+                    (["M-f"], 7)):
+        p.send_keys(*keys)
+        p.wait_cursor(P + x, 23)
+    p.send_keys("C-k")
+    line("one two", 7)
+    p.send_keys("C-w")
+    line("one ", 4)
+    # A base character and its combining mark edit as one; a wide one is 2 cells.
+    p.type("cafe\u0301 \u65e5\u672c")
+    line("one cafe\u0301 \u65e5\u672c", 4 + 5 + 4)
+    p.send_keys("Left")
+    line("one cafe\u0301 \u65e5\u672c", 4 + 5 + 2)
+    p.send_keys("End", "BSpace", "BSpace", "BSpace", "BSpace")   # 本, 日, the space, e + its accent
+    line("one caf", 7)
+    p.send_keys("C-a", "DC")
+    line("ne caf", 0)
+    p.send_keys("C-e", "C-u")
+    line("", 0)
+
+    # Up/Down recall the lines typed, and come back to the one being typed.
+    for cmd in ("/help", "/blocked"):
+        p.type(cmd)
+        p.send_keys("Enter")
+        line("", 0)
+    p.type("draft")
+    p.send_keys("Up")
+    line("/blocked", 8)
+    p.send_keys("Up")
+    line("/help", 5)
+    p.send_keys("Down")
+    line("/blocked", 8)
+    p.send_keys("Down")
+    line("draft", 5)

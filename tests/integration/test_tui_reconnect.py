@@ -1,0 +1,59 @@
+"""test_tui_reconnect.py - the terminal app through a broker restart: the
+top bar says offline, a text typed meanwhile waits (… and "1 queued"),
+and once the broker is back the app is online again and the text reaches
+the other person exactly once, on the screen and in the archive.
+
+A broker + plugin + archiver of its own (the test stops the broker)."""
+import json
+import re
+
+import harness
+from tui_util import T, mark_re, msg_re, start_app, top_bar, tmux, tui_stack  # noqa: F401 (fixtures)
+
+TEXT = "typed while the broker was down"
+
+
+def archived(s, user, peer):
+    """The bodies of the archive's history of user's conversation with peer."""
+    r = s.ok(user, "--json", "history", peer, "--limit", "100")
+    return [json.loads(ln).get("body") for ln in r.out.splitlines() if ln.startswith("{")]
+
+
+def test_broker_restart_queues_and_sends_once(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    s.ok(b, "send", a, "before the restart")
+    pa = start_app(tmux, s, a, "chat", b)
+    pb = start_app(tmux, s, b, "chat", a)
+    pa.wait_screen(msg_re(b, "before the restart"))
+
+    s.broker.stop()
+    try:
+        pa.wait_screen(top_bar(a, r"offline \u00b7 retry in \d+ s"), what="the top bar saying offline")
+        pb.wait_screen(top_bar(b, "(offline|connecting)"), what="bob's top bar saying offline")
+        pa.type(TEXT)
+        pa.send_keys("Enter")
+        rows = pa.wait_screen(top_bar(a, r"offline \u00b7 retry in \d+ s \u00b7 1 queued") + r"\s+\d\d:\d\d$",
+                              what="1 queued in the top bar")
+        assert any(re.search(mark_re(TEXT, "\u2026"), r) for r in rows), \
+            "the text is not shown pending (\u2026):\n" + "\n".join(rows)
+        assert rows[-1] == "[%s]" % b, "the input line kept the text: %r" % rows[-1]
+    finally:
+        s.broker.start()
+
+    # Back: online, nothing queued, the text on its way and then read by bob,
+    # who has the conversation open.
+    pa.wait_screen(top_bar(a, "online") + r"\s+\d\d:\d\d$", what="online with nothing queued")
+    pb.wait_screen(top_bar(b, "online"), what="bob online again")
+    pb.wait_screen(msg_re(a, TEXT))
+    pa.wait_screen(mark_re(TEXT, "\u2714\u2714"), what="\u2714\u2714 (read by bob)")
+    # Once on bob's screen and once in the archive.
+    assert sum(r.count(TEXT) for r in pb.screen()) == 1, "\n".join(pb.screen())
+    assert sum(r.count(TEXT) for r in pa.screen()) == 1, "\n".join(pa.screen())
+    harness.wait_for(lambda: TEXT in archived(s, b, a), T, interval=0.2, what="the text in the archive")
+    assert archived(s, b, a).count(TEXT) == 1, archived(s, b, a)
+
+    # And the conversation goes on both ways.
+    pb.type("got it once")
+    pb.send_keys("Enter")
+    pa.wait_screen(msg_re(b, "got it once"))
