@@ -445,10 +445,10 @@ int session__connect(struct session *s)
 	if(rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE) s->conn_error = rc;
 	if(s->conn_error) return s->silent ? EXIT_UNREACH : tls_failed(s);
 	if(rc != MOSQ_ERR_SUCCESS){
-		say(s, "cannot reach the broker at %s:%d: %s (set it with --host and --port, "
-				"MQCHAT_HOST and MQCHAT_PORT, or host and port in the config file)",
-				s->opt->host, s->opt->port,
-				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		char hint[512];
+		say(s, "cannot reach the broker at %s:%d: %s (%s)", s->opt->host, s->opt->port,
+				rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
+				options__broker_hint(s->opt, hint, sizeof(hint)));
 		return EXIT_UNREACH;
 	}
 	w = session__wait(s, connack_seen, NULL, session__deadline(s), -1);

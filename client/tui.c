@@ -82,7 +82,7 @@ struct tui_rpc *tui__rpc(struct tui *t, json_t *req, enum tui_rpc_kind kind)
 	if(req == NULL) return NULL;
 	if(!t->s.connected || t->nrpcs == TUI_RPCS){
 		if(kind == TRPC_PLAIN || kind == TRPC_SEARCH || kind == TRPC_DEVICES
-				|| kind == TRPC_ROOM_INFO || kind == TRPC_WHOIS){
+				|| kind == TRPC_ROOM_INFO){
 			tui__info(t, "%s", t->s.connected ? "too many requests on their way: try again"
 					: "offline: try again once connected");
 		}
@@ -389,6 +389,32 @@ static void collect_acks(struct tui *t)
 
 /* ---- reading ---- */
 
+/* "delivered" for the newest text from someone else in c that came by
+ * the list or a sync (step 10 of "Writing an app": it says "got up to
+ * here"), once per message; the open conversation is read instead. */
+static void deliver_newest(struct tui *t, struct tconv *c)
+{
+	char key[NAME_MAX_LEN + MSGID_MAX_LEN + 2];
+	struct tmsg *m = NULL;
+	int i;
+
+	if(c == NULL || c == t->open || c->unread <= 0) return;
+	for(i=c->nmsgs - 1; i>=0 && m == NULL; i--){
+		if(!c->msgs[i]->is_event) m = c->msgs[i];
+	}
+	if(m == NULL || m->receipt_sent || !strcmp(m->from, t->st.me)
+			|| (m->seq > 0 && m->seq <= c->read_seq)){
+		return;
+	}
+	snprintf(key, sizeof(key), "%s/%s", m->from, m->id);
+	for(i=0; i<TUI_DELIVERED; i++){
+		if(!strcmp(t->delivered[i], key)) return;
+	}
+	snprintf(t->delivered[t->ndelivered % TUI_DELIVERED], sizeof(t->delivered[0]), "%s", key);
+	t->ndelivered++;
+	send_receipt(t, m, "delivered");
+}
+
 /* The open conversation is on screen up to its newest message: move my
  * read marker there (once per look) and tell the senders. */
 static void mark_read(struct tui *t)
@@ -664,6 +690,7 @@ static void on_answer(struct tui *t, struct tui_rpc *r, json_t *resp)
 			json_array_foreach(json_object_get(resp, "conversations"), i, m){
 				struct tconv *e = tui_store__conv_entry(&t->st, m);
 				if(e && e->kind == TCONV_ROOM) tui__room_subscribe(t, e->name);
+				if(i < 20) deliver_newest(t, e);
 			}
 			tui_store__sort(&t->st);
 			break;
@@ -684,13 +711,29 @@ static void on_answer(struct tui *t, struct tui_rpc *r, json_t *resp)
 			c->history_loaded = true;
 			c->more_before = json_is_true(json_object_get(resp, "more"));
 			break;
-		case TRPC_SYNC:
-			json_array_foreach(msgs, i, m) tui_store__archived(&t->st, m);
+		case TRPC_SYNC: {
+			struct tconv *got[20];
+			int ngot = 0, k;
+			json_array_foreach(msgs, i, m){
+				struct tmsg *x = tui_store__archived(&t->st, m);
+				const char *with = json_string_value(json_object_get(m, "to"));
+				const char *from = json_string_value(json_object_get(m, "from"));
+				const char *room = json_string_value(json_object_get(m, "room"));
+				struct tconv *xc;
+				bool have = false;
+				if(x == NULL || from == NULL || !strcmp(from, t->st.me)) continue;
+				xc = room ? tui_store__conv(&t->st, TCONV_ROOM, room, false)
+					: with ? tui_store__conv(&t->st, TCONV_DIRECT, from, false) : NULL;
+				for(k=0; k<ngot; k++) have = have || got[k] == xc;
+				if(xc && !have && ngot < 20) got[ngot++] = xc;
+			}
+			for(k=0; k<ngot; k++) deliver_newest(t, got[k]);
 			if(json_is_true(json_object_get(resp, "more")) && ++t->sync_pages < SYNC_PAGES_MAX){
 				ask_sync(t);
 			}
 			tui_store__sort(&t->st);
 			break;
+		}
 		case TRPC_READ:
 			if(c){
 				c->unread = (int)json_integer_value(json_object_get(resp, "unread"));
@@ -713,6 +756,7 @@ static void on_answer(struct tui *t, struct tui_rpc *r, json_t *resp)
 			const char *nick = json_string_value(json_object_get(resp, "nick"));
 			const char *kind = json_string_value(json_object_get(resp, "kind"));
 			if(u) tui_store__set_nick(&t->st, u, nick);
+			if(r->silent) break;
 			tui__info(t, "%s%s%s%s · %s", u ? u : "?", nick ? " (" : "", nick ? nick : "",
 					nick ? ")" : "", kind ? kind : "user");
 			break;
@@ -882,6 +926,12 @@ void tui__open(struct tui *t, struct tconv *c)
 	t->history_asked = false;
 	t->dirty = true;
 	if(c && !c->history_loaded) ask_history(t, c, 0);
+	/* The person's nick, shown in place of the name (if they show it to me). */
+	if(c && c->kind == TCONV_DIRECT && strcmp(c->name, t->st.me) != 0){
+		struct tui_rpc *r = tui__rpc(t, json_pack("{s:s, s:s}", "op", "whois", "user", c->name),
+				TRPC_WHOIS);
+		if(r) r->silent = true;
+	}
 }
 
 /* Older history when the view is scrolled to the top of what is held. */
@@ -1187,6 +1237,9 @@ static int setup(struct tui *t, const char *conv)
 	int rc;
 
 	if(conv && (rc = login__conv_operand(conv, &with, &room))) return rc;
+	/* Before connecting: what the subscriptions bring goes in at once. */
+	tui_store__init(&t->st, t->opt->user);
+	tui_line__init(&t->line);
 	if((rc = session__init(&t->s, t->opt, SESSION_PERSISTENT))) return rc;
 	t->s.on_message = on_message;
 	t->s.on_rpc = on_rpc;
@@ -1197,8 +1250,6 @@ static int setup(struct tui *t, const char *conv)
 	if((rc = cmd_listen__typing(&t->s, NULL, false))) return rc;
 	if((rc = session__subscribe(&t->s, presence, 1, 1, true))) return rc;
 	if((rc = session__rpc_subscribe(&t->s))) return rc;
-	tui_store__init(&t->st, t->opt->user);
-	tui_line__init(&t->line);
 	if(with && strcmp(with, t->opt->user) != 0
 			&& cmd_chat__probe(&t->s, with, NULL, why, sizeof(why)) != EXIT_OK){
 		util__error("%s", why);

@@ -36,6 +36,7 @@ enum tui_rpc_kind {
 
 #define TUI_RPCS 64
 #define TUI_INFO_MAX 200
+#define TUI_DELIVERED 64
 
 struct tui_rpc {
 	char id[40];
@@ -91,6 +92,9 @@ struct tui {
 	char **subscribed_rooms;    /* rooms whose topics this session subscribed */
 	int nsubscribed;
 	int sync_pages;             /* sync pages asked in this catch-up */
+	/* "from/id" of the texts I said delivered for (deliver_newest). */
+	char delivered[TUI_DELIVERED][NAME_MAX_LEN + MSGID_MAX_LEN + 2];
+	int ndelivered;
 	bool history_asked;         /* a history request for open is on its way */
 };
 

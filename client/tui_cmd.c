@@ -412,6 +412,10 @@ void tui_cmd__run(struct tui *t, const char *line)
 			tui__info(t, "usage: /whois USER");
 			return;
 		}
+		if(!t->s.connected){
+			tui__info(t, "offline: try again once connected");
+			return;
+		}
 		r = tui__rpc(t, json_pack("{s:s, s:s}", "op", "whois", "user", rest), TRPC_WHOIS);
 		if(r) snprintf(r->doing, sizeof(r->doing), "look up %.100s", rest);
 	}else if(!strcmp(cmd, "/who")){
