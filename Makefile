@@ -22,6 +22,8 @@ LDLIBS_COMMON := -lsqlite3 -lcrypto -ljansson -lpthread
 # The archiver serves the web app with libmicrohttpd (archiver/http.c).
 MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+# Push notifications (archiver/push*.c) send with libcurl (HTTP/2 for APNs).
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -94,7 +96,7 @@ $(ARCHIVER_LIB): $(ARCHIVER_LIB_OBJ)
 
 $(ARCHIVER_BIN): $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ) -lssl $(MHD_LIBS) \
-		$(LDLIBS_COMMON)
+		$(CURL_LIBS) $(LDLIBS_COMMON)
 
 # The terminal app draws with ncursesw (wide characters: UTF-8 names and texts).
 NCURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
@@ -107,7 +109,7 @@ $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
 $(BENCH_OBJ): CPPFLAGS += -Iarchiver
 $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(ARCHIVER_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(COMMON_OBJ) $(ARCHIVER_LIB) -lmosquitto -lssl \
-		$(MHD_LIBS) $(LDLIBS_COMMON) -lm
+		$(MHD_LIBS) $(CURL_LIBS) $(LDLIBS_COMMON) -lm
 
 # Unit tests link the plugin's objects too (pure logic is tested where it
 # lives); tests/unit/broker_stubs.c stands in for the broker's exports. The
@@ -117,7 +119,7 @@ $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(ARCHIVER_LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ) $(ARCHIVER_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) \
-		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(LDLIBS_COMMON)
+		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS_COMMON)
 
 # The terminal app's pure parts (client/tui_line.c, client/tui_store.c) are
 # tested where they live: each test links its own client object.
