@@ -284,3 +284,72 @@ def test_page_up_scrolls_back_and_loads_older_history(tmux, tui_stack):
         pa.wait_screen(lambda rows: numbers(rows) and max(numbers(rows)) > bottom,
                        what="newer messages after PgDn")
     assert n in numbers(pa.screen())
+
+
+def test_typing_a_reply_and_a_refused_text(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    pa = start_app(tmux, s, a, "chat", b)
+    pb = start_app(tmux, s, b, "chat", a)
+
+    # Bob types: alice sees it above her status row until he sends.
+    pb.type("I am typing")
+    pa.wait_screen(lambda rows: re.match(r"^%s is typing\u2026$" % b, right(rows[21])),
+                   what="'%s is typing\u2026' on the row above the status row" % b)
+    pb.send_keys("Enter")
+    pa.wait_screen(msg_re(b, "I am typing"))
+    pa.wait_screen(lambda rows: not right(rows[21]).strip(), what="the typing row cleared by the text")
+
+    # Alice selects bob's text (Alt-Up: the newest) and replies to it.
+    pa.send_keys("M-Up")
+    pa.type("/reply a reply to you")
+    pa.send_keys("Enter")
+
+    def quoted(rows):
+        for i in range(3, 21):
+            if re.search(msg_re(a, "a reply to you"), rows[i]):
+                return re.search(r"^\s+\u250c <?%s>? I am typing" % b, right(rows[i - 1]))
+        return False
+    quoted.__name__ = "the reply under a quote of bob's text"
+    pb.wait_screen(quoted)
+    pa.wait_screen(quoted)
+    harness.wait_for(lambda: "in reply to %s: I am typing" % b in s.run(b, "history", a).out, T,
+                     interval=0.2, what="the reply in the archive")
+
+    # Bob blocks alice: her next text is refused and says why.
+    s.ok(b, "block", a)
+    harness.wait_for(lambda: s.run(a, "send", b, "probe").rc == 1, T, interval=0.3,
+                     what="the plugin refusing alice's texts to bob")
+    pa.type("are you blocking me?")
+    pa.send_keys("Enter")
+    pa.wait_screen(re.escape("are you blocking me?") + r"\s*\u2717 not sent: \S.*$",
+                   what="the text marked \u2717 not sent, with the reason")
+
+
+def test_a_room_marks_delivered_and_read_by_every_member(tmux, tui_stack):
+    s = tui_stack
+    a, b, c = s.people(3)
+    room = "lab" + a[len("alice"):]
+    for who in (b, c):
+        s.store.set_privacy(who, room_adds="everyone")
+    s.ok(a, "room", "create", room)
+    s.ok(a, "room", "add", room, b, c)
+    pb = start_app(tmux, s, b, "chat", "#" + room)      # reads it as it comes
+    pc = start_app(tmux, s, c)                          # has it, does not look
+    pa = start_app(tmux, s, a, "chat", "#" + room)
+    rows = pa.wait_screen(r"\d\d:\d\d -- %s added %s" % (a, b), what="the membership events")
+    assert re.match(r"^#%s\b" % room, right(rows[1])) and "3 members" in right(rows[1]), rows[1]
+    assert rows[23] == "[#%s]" % room
+    pc.wait_screen(lambda rows: any(("#" + room) in left(r) for r in rows[1:21]), what="the room in carol's list")
+
+    pa.type("hello room")
+    pa.send_keys("Enter")
+    pb.wait_screen(msg_re(a, "hello room"))
+    pc.wait_screen(lambda rows: any(re.search(r"#%s\s+1$" % room, left(r)) for r in rows[1:21]),
+                   what="#%s with 1 unread in carol's list" % room)
+    # Bob read it, carol only has it: delivered to all, not read by all.
+    pa.wait_screen(mark_re("hello room", "\u2713\u2713"), what="\u2713\u2713: every member got it")
+    pc.type("/open #%s" % room)
+    pc.send_keys("Enter")
+    pc.wait_screen(msg_re(a, "hello room"))
+    pa.wait_screen(mark_re("hello room", "\u2714\u2714"), what="\u2714\u2714: every member read it")

@@ -125,6 +125,13 @@ class Tmux:
         e["TERM"] = TERM
         for k in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES"):
             e.pop(k, None)
+        if harness.SAN:
+            # Reports to files: a terminal shows them only until the next redraw.
+            prefix = os.path.join(self.cwd, "san-%s" % name)
+            e["ASAN_OPTIONS"] = "halt_on_error=1:detect_leaks=1:exitcode=%d:log_path=%s.asan" % (
+                harness.SAN_EXITCODE, prefix)
+            e["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1:exitcode=%d:log_path=%s.ubsan" % (
+                harness.SAN_EXITCODE, prefix)
         cmd = ["/usr/bin/env", "-i"] + ["%s=%s" % kv for kv in sorted(e.items())]
         if banner is not None:
             cmd += ["/bin/sh", "-c", 'printf "%s\\n" "$0"; exec "$@"', banner]
@@ -132,6 +139,7 @@ class Tmux:
         pid = self.run("new-session", "-d", "-s", name, "-x", str(x), "-y", str(y),
                        "-c", self.cwd, "-P", "-F", "#{pane_id}", *cmd).strip()
         p = Pane(self, name, pid)
+        p.pid = int(p.fmt("#{pane_pid}"))
         self.panes.append(p)
         return p
 
@@ -147,6 +155,32 @@ class Tmux:
             except Exception as ex:   # the server may be gone
                 out.append("---- %s: %s" % (p.name, ex))
         return "\n".join(out)
+
+    def san_reports(self):
+        """Sanitizer reports the programs wrote (SAN=1), as one text, or ""."""
+        out = []
+        for n in sorted(os.listdir(self.cwd)):
+            if n.startswith("san-") and (".asan." in n or ".ubsan." in n):
+                with open(os.path.join(self.cwd, n), errors="replace") as f:
+                    out.append("---- %s ----\n%s" % (n, f.read()))
+        return "\n".join(out)
+
+    def wait_programs_gone(self, timeout=10):
+        """After kill(): until every program it ran has exited (so that a
+        sanitizer has written its report)."""
+        def gone():
+            for p in self.panes:
+                try:
+                    with open("/proc/%d/stat" % p.pid) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            return False
+                except (OSError, IndexError):
+                    pass
+            return True
+        try:
+            harness.wait_for(gone, timeout, interval=0.05, what="the programs to exit")
+        except AssertionError:
+            pass
 
     def kill(self):
         """Kill this server (and so every program it runs); only ours."""
@@ -164,6 +198,7 @@ class Pane:
         self.name = name
         self.id = pane_id
         self.last = []
+        self.pid = None
 
     def fmt(self, f):
         """A tmux format about this pane (display-message -p)."""
@@ -305,6 +340,9 @@ class Pane:
             # tmux has reaped the program: wait for the status too.
             st = self.exit_status()
             if st is not None:
+                if harness.SAN and st == harness.SAN_EXITCODE:
+                    raise AssertionError("%s: exit %d, a sanitizer report:\n%s" % (
+                        self.name, st, self.tmux.san_reports() or "\n".join(self.screen())))
                 return st
             if time.monotonic() >= deadline:
                 raise AssertionError("%s: still running after %.1fs (pane_dead=%s)\n%s" % (
@@ -315,7 +353,8 @@ class Pane:
 @pytest.fixture
 def tmux(request, tmp_path):
     """A private tmux server for one test, killed at its end; on failure the
-    screens of all its panes are printed."""
+    screens of all its panes are printed. Under SAN=1 the test fails if a
+    program in it wrote a sanitizer report (when it exited or was killed)."""
     t = Tmux(cwd=str(tmp_path))
     try:
         yield t
@@ -324,6 +363,11 @@ def tmux(request, tmp_path):
         if rep is not None and rep.failed:
             print(t.dump())
         t.kill()
+    if harness.SAN:
+        t.wait_programs_gone()
+        reports = t.san_reports()
+        if reports:
+            pytest.fail("sanitizer reports from the programs in tmux:\n" + reports, pytrace=False)
 
 
 # ---- the app's screen (the contract in client/README.md) --------------------
