@@ -353,3 +353,21 @@ def test_a_room_marks_delivered_and_read_by_every_member(tmux, tui_stack):
     pc.send_keys("Enter")
     pc.wait_screen(msg_re(a, "hello room"))
     pa.wait_screen(mark_re("hello room", "\u2714\u2714"), what="\u2714\u2714: every member read it")
+
+
+def test_presence_in_the_list_and_the_title(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    s.store.add_contact(b, a)               # bob shows alice his presence
+    s.ok(b, "send", a, "I'll be around")
+    pa = start_app(tmux, s, a, "chat", b)
+    pa.wait_screen(msg_re(b, "I'll be around"))
+    pb = start_app(tmux, s, b)
+    rows = pa.wait_screen(lambda rows: right(rows[1]) == "%s \u00b7 online" % b,
+                          what="the title '%s \u00b7 online'" % b)
+    assert re.match(r"^>\u25cf%s\b" % b, left(rows[1])), "no \u25cf at %s in the list: %r" % (b, rows[1])
+    pb.send_keys("C-c")
+    assert pb.wait_exit() == 0
+    rows = pa.wait_screen(lambda rows: re.match(r"^%s \u00b7 last seen \d\d:\d\d$" % b, right(rows[1])),
+                          what="the title '%s \u00b7 last seen HH:MM'" % b)
+    assert re.match(r"^> %s\b" % b, left(rows[1])), "\u25cf still at %s: %r" % (b, rows[1])

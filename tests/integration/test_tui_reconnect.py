@@ -57,3 +57,33 @@ def test_broker_restart_queues_and_sends_once(tmux, tui_stack):
     pb.type("got it once")
     pb.send_keys("Enter")
     pa.wait_screen(msg_re(b, "got it once"))
+
+
+def test_taken_over_by_another_machine_then_reconnect(tmux, tui_stack):
+    """The same device from another machine (another config folder, so no
+    lock between them) takes the session over: the app says so and stops
+    reconnecting, until /reconnect takes it back."""
+    s = tui_stack
+    a, b = s.pair()
+    s.wait_archiver(a)
+    s.ok(b, "send", a, "hello from bob")
+    pa = start_app(tmux, s, a, "chat", b)
+    pa.wait_screen(msg_re(b, "hello from bob"))
+    other = s.env(a + "-elsewhere")
+    p2 = tmux.start("elsewhere", s.argv(a, "chat", b), other)
+    p2.wait_screen(top_bar(a, "online"))
+    rows = pa.wait_screen(top_bar(a, r"taken over by another mqchat as %s@tui" % a),
+                          what="the top bar saying taken over")
+    assert rows[-1] == "[%s]" % b
+    # It stays so: the other one keeps the session.
+    p2.wait_screen(msg_re(b, "hello from bob"))
+    assert re.match(top_bar(a, "online"), p2.row(0)), p2.row(0)
+    p2.type("/quit")
+    p2.send_keys("Enter")
+    assert p2.wait_exit() == 0
+    assert re.match(top_bar(a, "taken over"), pa.row(0)), pa.row(0)
+    pa.type("/reconnect")
+    pa.send_keys("Enter")
+    pa.wait_screen(top_bar(a, "online"), what="online again after /reconnect")
+    s.ok(b, "send", a, "still there?")
+    pa.wait_screen(msg_re(b, "still there?"))
