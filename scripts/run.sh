@@ -573,8 +573,8 @@ Connect as alice with the mosquitto clients:
 EOF
 if [ -x "$BUILD/mqchat" ]; then
 	cat <<EOF
-or with the bundled client (asks for the password; no arguments: its commands):
-    $BUILD/mqchat --port $PORT --user alice chat bob
+or with the bundled client, a full-screen chat on this terminal (asks for the password):
+    $BUILD/mqchat --port $PORT --user alice
 EOF
 fi
 if [ "$TLS_PORT" -ne 0 ]; then
