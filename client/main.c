@@ -114,6 +114,20 @@ static const struct cmd_entry cmd_table[] = {
 		.handler = cmd_contacts__run, .raw = true },
 	{ .name = "contacts", .usage = "contacts remove USER",
 		.handler = cmd_contacts__run, .raw = true },
+	{ .name = "push", .usage = "push webhook URL [--json]",
+		.handler = cmd_push__run, .raw = true },
+	{ .name = "push", .usage = "push list [--json]",
+		.handler = cmd_push__run, .raw = true },
+	{ .name = "push", .usage = "push remove [DEVICE] [--json]",
+		.handler = cmd_push__run, .raw = true },
+	{ .name = "push", .usage = "push previews [on|off] [--json]",
+		.handler = cmd_push__run, .raw = true },
+	{ .name = "mute", .usage = "mute USER|#ROOM [--for 30m|8h|2d|SECONDS] [--json]",
+		.handler = cmd_mute__run, .json = true, .max_args = 1, .opts = {{"for", CMDLINE_REQUIRED}} },
+	{ .name = "unmute", .usage = "unmute USER|#ROOM [--json]",
+		.handler = cmd_unmute__run, .json = true, .max_args = 1 },
+	{ .name = "mutes", .usage = "mutes [--json]",
+		.handler = cmd_mutes__run, .json = true },
 };
 
 #define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))

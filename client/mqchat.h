@@ -236,6 +236,10 @@ int cmd_edit__run(struct options *opt, const struct cmd_args *a);
 int cmd_delete__run(struct options *opt, const struct cmd_args *a);
 int cmd_search__run(struct options *opt, const struct cmd_args *a);
 int cmd_react__run(struct options *opt, const struct cmd_args *a);
+int cmd_push__run(struct options *opt, const struct cmd_args *a);
+int cmd_mute__run(struct options *opt, const struct cmd_args *a);
+int cmd_unmute__run(struct options *opt, const struct cmd_args *a);
+int cmd_mutes__run(struct options *opt, const struct cmd_args *a);
 
 /* Build the text envelope of body (util__check_text passed) as it will be
  * published, quoting (reply_from, reply_to) if both are not NULL (valid,
