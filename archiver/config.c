@@ -32,6 +32,15 @@ static const struct str_setting {
 	{"http_bind", offsetof(struct config, http_bind)},
 	{"web_dir", offsetof(struct config, web_dir)},
 	{"web_mqtt_url", offsetof(struct config, web_mqtt_url)},
+	{"push_vapid_key", offsetof(struct config, push_vapid_key)},
+	{"push_vapid_subject", offsetof(struct config, push_vapid_subject)},
+	{"push_fcm_credentials", offsetof(struct config, push_fcm_credentials)},
+	{"push_fcm_url", offsetof(struct config, push_fcm_url)},
+	{"push_apns_key", offsetof(struct config, push_apns_key)},
+	{"push_apns_key_id", offsetof(struct config, push_apns_key_id)},
+	{"push_apns_team_id", offsetof(struct config, push_apns_team_id)},
+	{"push_apns_topic", offsetof(struct config, push_apns_topic)},
+	{"push_apns_url", offsetof(struct config, push_apns_url)},
 };
 
 static const struct int_setting {
@@ -46,6 +55,17 @@ static const struct int_setting {
 	{"keepalive", offsetof(struct config, keepalive), 5, 3600},
 	{"registration_rate", offsetof(struct config, registration_rate), 1, 1000000},
 	{"http_port", offsetof(struct config, http_port), 0, 65535},
+	{"push_allow_http", offsetof(struct config, push_allow_http), 0, 1},
+	{"push_collapse_ms", offsetof(struct config, push_collapse_ms), 0, 600000},
+};
+
+/* Settings that are on or off. */
+static const struct onoff_setting {
+	const char *key;
+	size_t off;             /* of the int (0 or 1) in struct config */
+} onoff_settings[] = {
+	{"push", offsetof(struct config, push)},
+	{"push_webhook", offsetof(struct config, push_webhook)},
 };
 
 #define NSETTINGS(t) (sizeof(t) / sizeof((t)[0]))
@@ -63,9 +83,20 @@ static int set_str(char **field, const char *value)
 	return MQC_OK;
 }
 
+/* *out = a new string "datadir/name". */
+static int data_file(const char *datadir, const char *name, char **out)
+{
+	size_t len = strlen(datadir) + strlen(name) + 2;
+
+	*out = malloc(len);
+	if(*out == NULL) return MQC_ERR_NOMEM;
+	snprintf(*out, len, "%s%s%s", datadir,
+			datadir[0] && datadir[strlen(datadir) - 1] == '/' ? "" : "/", name);
+	return MQC_OK;
+}
+
 int config__defaults(struct config *cfg, const char *datadir)
 {
-	size_t len;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->port = 1883;
@@ -75,15 +106,19 @@ int config__defaults(struct config *cfg, const char *datadir)
 	cfg->registration_rate = 10;
 	cfg->expiry_interval = 60;
 	cfg->keepalive = 30;
+	cfg->push = 1;
+	cfg->push_collapse_ms = 2000;
 	if(set_str(&cfg->datadir, datadir) || set_str(&cfg->host, "127.0.0.1")
-			|| set_str(&cfg->user, "archiver") || set_str(&cfg->http_bind, "127.0.0.1")){
+			|| set_str(&cfg->user, "archiver") || set_str(&cfg->http_bind, "127.0.0.1")
+			|| set_str(&cfg->push_vapid_subject, "mailto:postmaster@localhost")
+			|| set_str(&cfg->push_fcm_url, "https://fcm.googleapis.com")
+			|| set_str(&cfg->push_apns_url, "https://api.push.apple.com")){
 		return MQC_ERR_NOMEM;
 	}
-	len = strlen(datadir) + sizeof("/archiver.pw");
-	cfg->password_file = malloc(len);
-	if(cfg->password_file == NULL) return MQC_ERR_NOMEM;
-	snprintf(cfg->password_file, len, "%s%sarchiver.pw", datadir,
-			datadir[0] && datadir[strlen(datadir) - 1] == '/' ? "" : "/");
+	if(data_file(datadir, "archiver.pw", &cfg->password_file)
+			|| data_file(datadir, "vapid.pem", &cfg->push_vapid_key)){
+		return MQC_ERR_NOMEM;
+	}
 	return MQC_OK;
 }
 
@@ -130,6 +165,14 @@ static int apply(struct config *cfg, const char *key, const char *value, char *w
 					FIELD(cfg, int, int_settings[i].off))){
 				goto bad;
 			}
+			return MQC_OK;
+		}
+	}
+	for(i = 0; i < NSETTINGS(onoff_settings); i++){
+		if(strcmp(key, onoff_settings[i].key) == 0){
+			if(strcmp(value, "on") == 0) *FIELD(cfg, int, onoff_settings[i].off) = 1;
+			else if(strcmp(value, "off") == 0) *FIELD(cfg, int, onoff_settings[i].off) = 0;
+			else goto bad;
 			return MQC_OK;
 		}
 	}
@@ -216,6 +259,12 @@ const struct cmdline_opt config__opts[] = {
 	{"http-bind", 0, CMDLINE_REQUIRED, 'B'},
 	{"web-dir", 0, CMDLINE_REQUIRED, 'W'},
 	{"web-mqtt-url", 0, CMDLINE_REQUIRED, 'M'},
+	{"push", 0, CMDLINE_REQUIRED, 'N'},
+	{"push-webhook", 0, CMDLINE_REQUIRED, 'K'},
+	{"push-allow-http", 0, CMDLINE_REQUIRED, 'A'},
+	{"push-collapse-ms", 0, CMDLINE_REQUIRED, 'C'},
+	{"push-fcm-url", 0, CMDLINE_REQUIRED, 'F'},
+	{"push-apns-url", 0, CMDLINE_REQUIRED, 'U'},
 	{"verbose", 'v', CMDLINE_NO_ARG, 'v'},
 	{0},
 };
@@ -237,6 +286,12 @@ static const char *opt_key(int c)
 		case 'B': return "http_bind";
 		case 'W': return "web_dir";
 		case 'M': return "web_mqtt_url";
+		case 'N': return "push";
+		case 'K': return "push_webhook";
+		case 'A': return "push_allow_http";
+		case 'C': return "push_collapse_ms";
+		case 'F': return "push_fcm_url";
+		case 'U': return "push_apns_url";
 		default: return NULL;
 	}
 }

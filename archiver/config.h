@@ -3,6 +3,8 @@
  * `run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]
  *      [--retention DAYS] [--connections K] [--registration MODE]
  *      [--http-port N] [--http-bind ADDR] [--web-dir DIR] [--web-mqtt-url URL]
+ *      [--push on|off] [--push-webhook on|off] [--push-allow-http 0|1]
+ *      [--push-collapse-ms MS] [--push-fcm-url URL] [--push-apns-url URL]
  *      [--log FILE] [-v]`
  * The file holds `key = value` lines (keys as the fields below) and '#'
  * comments; flags win over the file, the file over the defaults. */
@@ -36,6 +38,24 @@ struct config {
 	char *http_bind;        /* default 127.0.0.1 */
 	char *web_dir;          /* the folder served (make web's BUILD/web); needed with http_port */
 	char *web_mqtt_url;     /* config.json's mqtt_url; NULL: HTTP_DEFAULT_MQTT_URL */
+	/* Push notifications (push.h; archiver/README.md "Push notifications").
+	 * A provider is on when its settings are: Web Push when the VAPID key
+	 * file exists (`init`, or `run` at start, makes the default one), FCM
+	 * with push_fcm_credentials, APNs with all four push_apns_*, webhooks
+	 * with push_webhook. push__check_config (push.h) validates them at start. */
+	int push;               /* 0: no push thread at all; default 1 */
+	char *push_vapid_key;   /* PEM (P-256); default DATADIR/vapid.pem */
+	char *push_vapid_subject; /* VAPID "sub"; default mailto:postmaster@localhost */
+	char *push_fcm_credentials; /* service account JSON; NULL: no FCM */
+	char *push_fcm_url;     /* default https://fcm.googleapis.com */
+	char *push_apns_key;    /* .p8 file; with the three below, APNs is on */
+	char *push_apns_key_id;
+	char *push_apns_team_id;
+	char *push_apns_topic;  /* the app's bundle id */
+	char *push_apns_url;    /* default https://api.push.apple.com */
+	int push_webhook;       /* 1: people may register webhooks; default 0 */
+	int push_allow_http;    /* 1: http:// endpoints and URLs too (tests); default 0 */
+	int push_collapse_ms;   /* a new job waits this long for more; default 2000 */
 	int verbose;            /* -v count */
 };
 
@@ -65,6 +85,8 @@ int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 	"    [--retention DAYS] [--connections K] [--registration off|invite|open]\n" \
 	"    [--registration-rate PER_MINUTE]\n" \
 	"    [--http-port N] [--http-bind ADDR] [--web-dir DIR] [--web-mqtt-url URL]\n" \
+	"    [--push on|off] [--push-webhook on|off] [--push-allow-http 0|1]\n" \
+	"    [--push-collapse-ms MS] [--push-fcm-url URL] [--push-apns-url URL]\n" \
 	"    [--log FILE] [-v]"
 
 #endif
