@@ -14,6 +14,9 @@
 /* The list pane: this wide, shown from this many columns. */
 #define LIST_W 18
 #define LIST_FROM_COLS 60
+/* The separator dot, in ASCII without a UTF-8 locale. */
+#define DOT(t) ((t)->utf8 ? "\u00b7" : "-")
+#define SEP(t) ((t)->utf8 ? " \u00b7 " : " - ")
 /* Indent of a message's continuation rows, quote and reactions. */
 #define INDENT 6
 
@@ -509,7 +512,7 @@ static void draw_list(struct tui *t, int rows)
 static void draw_top(struct tui *t, int cols)
 {
 	char left[300], state[200], clock[8];
-	const char *dot = t->utf8 ? "·" : "-";
+	const char *dot = DOT(t);
 	int64_t now = time__mono_ms();
 	struct tm tm;
 
@@ -546,20 +549,20 @@ static void draw_title(struct tui *t, int x0, int cols)
 	if(c == NULL){
 		snprintf(text, sizeof(text), "no conversation open: /open NAME or /help");
 	}else if(c->kind == TCONV_ROOM){
-		snprintf(text, sizeof(text), "#%s%s%s · %d member%s", c->name,
-				c->title && c->title[0] ? " · " : "", c->title ? c->title : "",
-				c->nmembers, c->nmembers == 1 ? "" : "s");
+		snprintf(text, sizeof(text), "#%s%s%s %s %d member%s", c->name,
+				c->title && c->title[0] ? SEP(t) : "", c->title ? c->title : "",
+				DOT(t), c->nmembers, c->nmembers == 1 ? "" : "s");
 	}else if(!strcmp(c->name, t->st.me)){
-		snprintf(text, sizeof(text), "%s · notes to yourself", c->name);
+		snprintf(text, sizeof(text), "%s %s notes to yourself", c->name, DOT(t));
 	}else{
 		const struct tpresence *p = tui_store__presence_of(&t->st, c->name);
 		const char *nick = tui_store__nick(&t->st, c->name);
 		char seen[64] = "";
-		if(p && p->online) snprintf(seen, sizeof(seen), " · online");
+		if(p && p->online) snprintf(seen, sizeof(seen), " %s online", DOT(t));
 		else if(p && p->since > 0){
 			char when[48];
 			fmt_seen(t, p->since, when, sizeof(when));
-			snprintf(seen, sizeof(seen), " · last seen %s", when);
+			snprintf(seen, sizeof(seen), " %s last seen %s", DOT(t), when);
 		}
 		snprintf(text, sizeof(text), "%s%s%s%s%s", c->name, strcmp(nick, c->name) ? " (" : "",
 				strcmp(nick, c->name) ? nick : "", strcmp(nick, c->name) ? ")" : "", seen);
@@ -689,15 +692,15 @@ static void draw_status(struct tui *t, int y, int cols)
 	if(t->notice[0]){
 		snprintf(text, sizeof(text), " %s", t->notice);
 	}else if(t->sel >= 0){
-		snprintf(text, sizeof(text), " selected: /reply /react /edit /delete · Esc unselects");
+		snprintf(text, sizeof(text), " selected: /reply /react /edit /delete %s Esc unselects", DOT(t));
 	}else if(t->scroll > 0){
-		snprintf(text, sizeof(text), " scrolled back · PgDn for newer");
+		snprintf(text, sizeof(text), " scrolled back %s PgDn for newer", DOT(t));
 	}else{
-		snprintf(text, sizeof(text), " /help · Ctrl-N/P next/prev · PgUp/PgDn scroll");
+		snprintf(text, sizeof(text), " /help %s Ctrl-N/P next/prev %s PgUp/PgDn scroll", DOT(t), DOT(t));
 	}
 	if(others > 0 && COLS < LIST_FROM_COLS){
 		size_t l = strlen(text);
-		snprintf(text + l, sizeof(text) - l, " · %d unread", others);
+		snprintf(text + l, sizeof(text) - l, " %s %d unread", DOT(t), others);
 	}
 	attrset(A_REVERSE);
 	move(y, 0);
