@@ -33,6 +33,8 @@ def test_two_people_chat_both_ways_with_history_and_marks(tmux, tui_stack):
     text = "\n".join(rows)
     assert text.index("from bob before the app") < text.index("from alice before the app")
     assert re.search(msg_re(b, "from bob before the app") + "$", text, re.M), text
+    assert "\u2500\u2500 Today \u2500\u2500" in text.split("from bob before the app")[0], \
+        "no day separator above today's first message"
 
     # The 80x24 layout.
     assert len(rows) == 24
@@ -171,6 +173,10 @@ def test_room_create_and_tab_completion(tmux, tui_stack):
                    what="/room add %s completed" % b[:2])
     pa.send_keys("Enter")
     pa.wait_screen(r"\d\d:\d\d -- %s added %s" % (a, b))
+    pa.type("/room title Hiking club")
+    pa.send_keys("Enter")
+    pa.wait_screen(lambda rows: right(rows[1]) == "#%s \u00b7 Hiking club \u00b7 2 members" % room,
+                   what="the title row '#%s \u00b7 Hiking club \u00b7 2 members'" % room)
 
 
 def test_search_finds_a_message(tmux, tui_stack):
@@ -371,3 +377,62 @@ def test_presence_in_the_list_and_the_title(tmux, tui_stack):
     rows = pa.wait_screen(lambda rows: re.match(r"^%s \u00b7 last seen \d\d:\d\d$" % b, right(rows[1])),
                           what="the title '%s \u00b7 last seen HH:MM'" % b)
     assert re.match(r"^> %s\b" % b, left(rows[1])), "\u25cf still at %s: %r" % (b, rows[1])
+
+
+def test_my_own_edit_delete_and_msg(tmux, tui_stack):
+    s = tui_stack
+    a, b, c = s.people(3)
+    pa = start_app(tmux, s, a, "chat", b)
+    pa.type("my typo")
+    pa.send_keys("Enter")
+    pa.wait_screen(mark_re("my typo", "\u2713"))
+    # /edit and /delete act on my newest text when nothing is selected.
+    pa.type("/edit my fix")
+    pa.send_keys("Enter")
+    rows = pa.wait_screen(msg_re(a, "my fix (edited)"))
+    assert "my typo" not in "\n".join(rows)
+    harness.wait_for(lambda: "] %s: my fix  (edited)" % a in s.run(b, "history", a).out, T,
+                     interval=0.2, what="the edit in the archive")
+    pa.type("/delete")
+    pa.send_keys("Enter")
+    rows = pa.wait_screen(msg_re(a, "(message deleted)"))
+    assert "my fix" not in "\n".join(rows)
+    # /msg sends to someone else.
+    pa.type("/msg %s psst, carol" % c)
+    pa.send_keys("Enter")
+    harness.wait_for(lambda: "] %s: psst, carol" % a in s.run(c, "history", a).out, T,
+                     interval=0.2, what="the /msg text at carol's")
+    pa.wait_screen(lambda rows: any(c in left(r) for r in rows[1:21]), what="%s in the list" % c)
+
+
+def test_every_command_answers_and_the_app_stays_responsive(tmux, tui_stack):
+    """Each command says something (a -!- line, or a change on the screen)
+    and the input line works right after it: none blocks the app."""
+    s = tui_stack
+    a, b = s.pair()
+    room = "club" + a[len("alice"):]
+    s.store.set_privacy(b, room_adds="everyone")
+    s.ok(b, "send", a, "hi")
+    pa = start_app(tmux, s, a, "chat", b)
+    pa.wait_screen(msg_re(b, "hi"))
+    commands = ["/help", "/who", "/whois %s" % b, "/profile", "/rooms", "/blocked", "/devices",
+                "/block %s" % b, "/blocked", "/unblock %s" % b, "/search nothing like this",
+                "/room create %s" % room, "/open #%s" % room, "/room add %s" % b, "/room info",
+                "/room promote %s" % b, "/room demote %s" % b, "/room remove %s" % b,
+                "/rooms", "/room delete %s" % room, "/open %s" % b, "/nick Ally", "/profile",
+                "/react \U0001f44d", "/unreact \U0001f44d", "/bogus"]
+    for i, cmd in enumerate(commands):
+        before = pa.screen()
+        pa.type(cmd)
+        pa.send_keys("Enter")
+        pa.wait_screen(lambda rows: rows[2:22] != before[2:22] or rows[1] != before[1],
+                       what="an answer to %r" % cmd)
+        marker = "still here %d" % i
+        pa.type(marker)
+        pa.wait_screen(lambda rows: rows[23].endswith(marker), timeout=T,
+                       what="the input line working after %r" % cmd)
+        pa.send_keys("C-u")
+        pa.wait_screen(lambda rows: not rows[23].endswith(marker), what="an empty input line")
+        assert not pa.dead(), "the app exited after %r" % cmd
+    rows = pa.screen()
+    assert re.search(r"-!- .*bogus", "\n".join(rows)), "no word about an unknown command"

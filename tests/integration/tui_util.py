@@ -219,12 +219,11 @@ class Pane:
     def screen(self):
         """The visible rows, top to bottom, without trailing spaces (no -J:
         a wrapped line stays two rows)."""
-        out = self.tmux.run("capture-pane", "-p", "-t", self.id)
-        rows = out.split("\n")
+        # capture-pane prints one line per row of the pane, each ended by
+        # a newline: exactly the pane's height.
+        rows = self.tmux.run("capture-pane", "-p", "-t", self.id).split("\n")
         if rows and rows[-1] == "":
             rows.pop()
-        h = self.size()[1]
-        rows = (rows + [""] * h)[:h]
         self.last = rows
         return rows
 
