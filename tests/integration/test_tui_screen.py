@@ -168,3 +168,18 @@ def test_input_line_keys(tmux, tui_stack):
     line("/blocked", 8)
     p.send_keys("Down")
     line("draft", 5)
+
+
+def test_without_a_utf8_locale_the_screen_is_ascii(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    s.ok(b, "send", a, "plain words")
+    p = tmux.start(a, s.argv(a, "chat", b), s.env(a), lang="C")
+    rows = p.wait_screen(r"^ mqchat - %s - online\s+\d\d:\d\d$" % a, what="an ASCII top bar")
+    p.wait_screen(msg_re(b, "plain words"))
+    p.type("hello")
+    p.send_keys("Enter")
+    rows = p.wait_screen(re.escape("hello") + r"\s*\+$", what="the ASCII mark + (sent)")
+    bad = [(i, r) for i, r in enumerate(rows) if any(ord(ch) > 0x7e for ch in r)]
+    assert not bad, "characters outside ASCII without a UTF-8 locale: %r" % bad
+    assert all(r[18] == "|" for r in rows[1:21]), "no ASCII list border in column 18"
