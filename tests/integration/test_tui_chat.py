@@ -46,6 +46,7 @@ def test_two_people_chat_both_ways_with_history_and_marks(tmux, tui_stack):
     assert left(rows[1]).startswith(">") and b in left(rows[1]), rows[1]
     assert right(rows[1]).startswith("%s \u00b7 " % b) or right(rows[1]) == b, rows[1]
     assert rows[22].strip(), "the status row is empty"
+    assert pa.styled()[22].startswith("\x1b[7m"), "the status row is not in reverse video: %r" % pa.styled()[22]
     assert rows[23] == "[%s]" % b
     assert pa.cursor() == (len("[%s] " % b), 23)
 

@@ -37,7 +37,7 @@ def test_broker_restart_queues_and_sends_once(tmux, tui_stack):
                               what="1 queued in the top bar")
         assert any(re.search(mark_re(TEXT, "\u2026"), r) for r in rows), \
             "the text is not shown pending (\u2026):\n" + "\n".join(rows)
-        assert rows[-1] == "[%s]" % b, "the input line kept the text: %r" % rows[-1]
+        assert rows[-1] == "[%s]" % b, "the input line still holds the text sent: %r" % rows[-1]
     finally:
         s.broker.start()
 
@@ -53,10 +53,14 @@ def test_broker_restart_queues_and_sends_once(tmux, tui_stack):
     harness.wait_for(lambda: TEXT in archived(s, b, a), T, interval=0.2, what="the text in the archive")
     assert archived(s, b, a).count(TEXT) == 1, archived(s, b, a)
 
-    # And the conversation goes on both ways.
+    # And the conversation goes on both ways; after that round trip the
+    # text is still there once (no late resend).
     pb.type("got it once")
     pb.send_keys("Enter")
     pa.wait_screen(msg_re(b, "got it once"))
+    pb.wait_screen(mark_re("got it once", "\u2714\u2714"))
+    assert sum(r.count(TEXT) for r in pb.screen()) == 1, "\n".join(pb.screen())
+    assert archived(s, b, a).count(TEXT) == 1, archived(s, b, a)
 
 
 def test_taken_over_by_another_machine_then_reconnect(tmux, tui_stack):

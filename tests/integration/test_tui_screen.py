@@ -13,8 +13,18 @@ LONG = ("the last message, long enough to wrap on a narrow terminal: "
         "one two three four five six seven eight")
 
 
+OLDER = "an older message"
+
+
 def words(text):
     return " ".join(text.split())
+
+
+def norm(text, name):
+    """text with its words separated by one space, times as 12:00 and
+    name without angle brackets."""
+    text = re.sub(r"\b\d\d:\d\d\b", "12:00", text)
+    return words(text.replace("<%s>" % name, name))
 
 
 def layout_problems(rows, w, h, me, peer, typed):
@@ -56,6 +66,15 @@ def layout_problems(rows, w, h, me, peer, typed):
             bad.append("the message rows from its start to the bottom are not the message: %r" % tail)
         if any(cells(r) > (w - 19 if wide else w) for r in tail):
             bad.append("a message row is wider than its pane")
+    # Nothing else in the message area (no leftovers of an earlier frame):
+    # its rows, top to bottom, are the end of what the conversation holds,
+    # with no gap before the bottom.
+    shown = [r for r in body if r.strip()]
+    if shown and any(not r.strip() for r in body[body.index(shown[0]):]):
+        bad.append("a blank row between messages: the messages are not at the bottom")
+    held = norm("\u2500\u2500 Today \u2500\u2500 12:00 <%s> %s 12:00 <%s> %s" % (peer, OLDER, peer, LONG), peer)
+    if not held.endswith(norm(" ".join(shown), peer)):
+        bad.append("the message area shows something else than the conversation's end: %r" % shown)
     for frag in (" mqchat \u00b7 ", prompt.strip()):
         n = sum(r.count(frag) for r in rows)
         if n != 1:
@@ -68,13 +87,13 @@ def layout_problems(rows, w, h, me, peer, typed):
 def test_resize_redraws_every_part(tmux, tui_stack):
     s = tui_stack
     a, b = s.pair()
-    s.ok(b, "send", a, "an older message")
+    s.ok(b, "send", a, OLDER)
     s.ok(b, "send", a, LONG)
     pa = start_app(tmux, s, a, "chat", b)
-    pa.wait_screen(msg_re(b, "an older message"))
+    pa.wait_screen(msg_re(b, OLDER))
     typed = "half typed"
     pa.type(typed)
-    for w, h in ((80, 24), (60, 20), (100, 30), (40, 12), (80, 24)):
+    for w, h in ((80, 24), (60, 20), (100, 30), (40, 12), (40, 10), (80, 24)):
         if (w, h) != pa.size():
             pa.resize(w, h)
         pa.wait_check(lambda rows: layout_problems(rows, w, h, a, b, typed),
