@@ -202,3 +202,42 @@ def test_without_a_utf8_locale_the_screen_is_ascii(tmux, tui_stack):
     bad = [(i, r) for i, r in enumerate(rows) if any(ord(ch) > 0x7e for ch in r)]
     assert not bad, "characters outside ASCII without a UTF-8 locale: %r" % bad
     assert all(r[18] == "|" for r in rows[1:21]), "no ASCII list border in column 18"
+
+
+def test_escape_drops_the_selection_and_ctrl_l_redraws(tmux, tui_stack):
+    s = tui_stack
+    a, b = s.pair()
+    s.ok(b, "send", a, "the older one")
+    s.ok(b, "send", a, "the newest one")
+    p = start_app(tmux, s, a, "chat", b)
+    p.wait_screen(msg_re(b, "the newest one"))
+    # The messages with their colours and attributes (not the clock's row).
+    plain = p.styled()[2:21]
+    # Alt-Up twice: the older message is selected (drawn otherwise).
+    p.send_keys("M-Up")
+    p.wait_screen(lambda rows: p.styled()[2:21] != plain, what="a message drawn as selected")
+    p.send_keys("M-Up")
+    p.send_keys("Escape")
+    p.wait_screen(lambda rows: p.styled()[2:21] == plain, what="the messages drawn as before the selection after Esc")
+    # With nothing selected, /react goes to the newest message.
+    p.type("/react \U0001f44d")
+    p.send_keys("Enter")
+
+    def under(body):
+        def check(rows):
+            for i, r in enumerate(rows[:-1]):
+                if r.endswith(body):
+                    return "\U0001f44d" in rows[i + 1]
+            return False
+        return check
+    rows = p.wait_screen(under("the newest one"), what="the reaction under the newest message")
+    assert not under("the older one")(rows), "the reaction went to the message Esc unselected"
+
+    # Something else writes on the terminal; Ctrl-L draws the app again.
+    with open(p.fmt("#{pane_tty}"), "w") as tty:
+        tty.write("\x1b[5;30HSCRIBBLE FROM ELSEWHERE")
+    p.wait_screen("SCRIBBLE FROM ELSEWHERE")
+    p.send_keys("C-l")
+    p.wait_gone("SCRIBBLE")
+    p.wait_screen(msg_re(b, "the newest one"))
+    assert p.row(0).startswith(" mqchat \u00b7 ")
