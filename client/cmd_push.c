@@ -15,8 +15,9 @@
 
 /* The archiver refuses longer URLs (bad_request). */
 #define PUSH_URL_MAX 2048
-/* The longest mute --for takes: a year (without --for: for ever). */
-#define MUTE_FOR_MAX (366LL * 24 * 3600)
+/* The longest mute --for takes: a year, as the archiver (without --for:
+ * for ever). */
+#define MUTE_FOR_MAX (365LL * 24 * 3600)
 
 /* ---- an op, and its failure in words ---- */
 
@@ -66,12 +67,11 @@ static void say_failure(const struct session *s, int rc, const struct push_say *
 	util__error("cannot %s: %s", say->doing, w);
 }
 
-/* Send req (borrowed; NULL: out of memory) on a one-shot session and wait
- * for the answer: EXIT_OK with *resp a new reference, else the exit code
- * after one line on stderr (say). */
-static int push_op(struct options *opt, json_t *req, json_t **resp, const struct push_say *say)
+/* Send req (borrowed; NULL: out of memory) on the connected session s and
+ * wait for the answer: EXIT_OK with *resp a new reference, else the exit
+ * code after one line on stderr (say). */
+static int op_on(struct session *s, json_t *req, json_t **resp, const struct push_say *say)
 {
-	struct session s;
 	int rc;
 
 	*resp = NULL;
@@ -79,14 +79,32 @@ static int push_op(struct options *opt, json_t *req, json_t **resp, const struct
 		util__error("out of memory");
 		return EXIT_FAILED;
 	}
+	s->silent = s->quiet = true;
+	rc = session__rpc(s, req, resp);
+	s->silent = s->quiet = false;
+	if(rc) say_failure(s, rc, say);
+	return rc;
+}
+
+/* Connect a one-shot session s (cleaned up by the caller either way;
+ * opt->user checked). */
+static int connect_once(struct options *opt, struct session *s)
+{
+	int rc;
+
+	if((rc = session__init(s, opt, SESSION_ONESHOT))) return rc;
+	return session__connect(s);
+}
+
+/* op_on on a one-shot session of its own. */
+static int push_op(struct options *opt, json_t *req, json_t **resp, const struct push_say *say)
+{
+	struct session s;
+	int rc;
+
+	*resp = NULL;
 	if((rc = options__need_user(opt))) return rc;
-	if((rc = session__init(&s, opt, SESSION_ONESHOT)) == EXIT_OK
-			&& (rc = session__connect(&s)) == EXIT_OK){
-		s.silent = s.quiet = true;
-		rc = session__rpc(&s, req, resp);
-		s.silent = s.quiet = false;
-		if(rc) say_failure(&s, rc, say);
-	}
+	if((rc = connect_once(opt, &s)) == EXIT_OK) rc = op_on(&s, req, resp, say);
 	session__cleanup(&s);
 	return rc;
 }
@@ -389,11 +407,35 @@ static int conv_operand(const char *arg, const char **with, const char **room, c
 	return EXIT_OK;
 }
 
+/* Am I in room? Asks `rooms` on s: 1 yes, 0 no (said as say's not_found),
+ * or an exit code (said). The archiver mutes any name it is given: a room
+ * I am not in would be a mute of nothing, and most likely a typo. */
+static int check_room(struct session *s, const char *room, const struct push_say *say)
+{
+	json_t *req = json_pack("{s:s}", "op", "rooms"), *resp = NULL, *list, *e;
+	size_t i;
+	int rc, in = 0;
+
+	rc = op_on(s, req, &resp, say);
+	json_decref(req);
+	if(rc) return rc;
+	list = cmd_rooms__list(resp);
+	json_decref(resp);
+	json_array_foreach(list, i, e){
+		const char *name = json_string_value(json_object_get(e, "name"));
+		if(name && !strcmp(name, room)) in = 1;
+	}
+	json_decref(list);
+	if(!in) util__error("cannot %s: %s", say->doing, say->not_found);
+	return in ? EXIT_OK : EXIT_FAILED;
+}
+
 int cmd_mute__run(struct options *opt, const struct cmd_args *a)
 {
 	const char *v = cmdline__value(&a->vals, "for"), *with, *room;
 	char doing[120], nf[120], dur[40], until_s[32], q[80];
 	struct push_say say = { .doing = doing, .not_found = nf };
+	struct session s;
 	json_t *req, *resp = NULL;
 	long long for_s = 0;
 	int64_t until;
@@ -401,7 +443,7 @@ int cmd_mute__run(struct options *opt, const struct cmd_args *a)
 
 	if(a->nargs != 1) return cmd__usage("mute");
 	if(v && (for_s = duration(v)) < 0){
-		util__error("--for: expected a duration like 30m, 8h, 2d or seconds (at most 366 days), "
+		util__error("--for: expected a duration like 30m, 8h, 2d or seconds (at most 365 days), "
 				"not '%s'", log_escape(v, strlen(v), q, sizeof(q)));
 		return cmd__usage("mute");
 	}
@@ -409,7 +451,15 @@ int cmd_mute__run(struct options *opt, const struct cmd_args *a)
 	snprintf(doing, sizeof(doing), "mute %s%s", room ? "#" : "", room ? room : with);
 	req = json_pack("{s:s, s:s}", "op", "mute", room ? "room" : "with", room ? room : with);
 	if(req && for_s > 0) json_object_set_new(req, "for_s", json_integer(for_s));
-	rc = push_op(opt, req, &resp, &say);
+	if((rc = options__need_user(opt))){
+		json_decref(req);
+		return rc;
+	}
+	if((rc = connect_once(opt, &s)) == EXIT_OK
+			&& (room == NULL || (rc = check_room(&s, room, &say)) == EXIT_OK)){
+		rc = op_on(&s, req, &resp, &say);
+	}
+	session__cleanup(&s);
 	json_decref(req);
 	if(rc) return rc;
 	until = json_integer_value(json_object_get(resp, "until"));
