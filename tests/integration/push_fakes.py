@@ -685,10 +685,6 @@ class FcmFake(HttpFake):
         data = msg.get("data", {})
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise Refused("data must map strings to strings: %r" % data, 400, fcm_error(400))
-        for k in data:
-            # As FCM: "from", "message_type" and the google./gcm. prefixes are reserved.
-            if k in ("from", "message_type") or k.startswith(("google.", "gcm.")):
-                raise Refused("Invalid data payload key: %s (reserved)" % k, 400, fcm_error(400))
         if len(json.dumps(data).encode()) > 4096:
             raise Refused("data payload over 4096 bytes", 400, fcm_error(400))
         android = msg.get("android", {})
@@ -700,6 +696,10 @@ class FcmFake(HttpFake):
             raise Refused("android.ttl %r is not a duration like \"86400s\"" % android["ttl"], 400, fcm_error(400))
         if "collapse_key" in android and not isinstance(android["collapse_key"], str):
             raise Refused("android.collapse_key %r" % android["collapse_key"], 400, fcm_error(400))
+        for k in data:
+            # As FCM: "from", "message_type" and the google./gcm. prefixes are reserved.
+            if k in ("from", "message_type") or k.startswith(("google.", "gcm.")):
+                raise Refused("Invalid data payload key: %s (reserved)" % k, 400, fcm_error(400))
         status, h, payload = self.planned(msg["token"], 200)
         if status == 200:
             h["Content-Type"] = "application/json"
