@@ -46,7 +46,8 @@ def test_two_people_chat_both_ways_with_history_and_marks(tmux, tui_stack):
     assert left(rows[1]).startswith(">") and b in left(rows[1]), rows[1]
     assert right(rows[1]).startswith("%s \u00b7 " % b) or right(rows[1]) == b, rows[1]
     assert rows[22].strip(), "the status row is empty"
-    assert pa.styled()[22].startswith("\x1b[7m"), "the status row is not in reverse video: %r" % pa.styled()[22]
+    status = pa.styled()[22]
+    assert status.startswith("\x1b[7m"), "the status row is not in reverse video: %r" % status
     assert rows[23] == "[%s]" % b
     assert pa.cursor() == (len("[%s] " % b), 23)
 
@@ -254,7 +255,8 @@ def test_ctrl_n_and_ctrl_p_go_through_the_conversations(tmux, tui_stack):
         seen.append(name)
         rows = pa.wait_screen(msg_re(name, said[name]), what="%s's message" % name)
         assert not any(said[other] in right(r) for r in rows[2:21]), "the other conversation's message shows"
-        assert re.match(r"^>.?%s\b" % name, left(rows[1 + [c, b].index(name)])), "no > at %s in the list" % name
+        row = rows[1 + [c, b].index(name)]          # the list: carol, then bob
+        assert re.match(r"^>.?%s\b" % name, left(row)), "no > at %s in the list: %r" % (name, row)
     assert seen[0] != seen[1] and seen[2] == seen[0], seen
 
 
@@ -279,7 +281,8 @@ def test_page_up_scrolls_back_and_loads_older_history(tmux, tui_stack):
                               what="older messages above line %02d after PgUp" % top)
         got = numbers(rows)
         assert got == sorted(got), "not in order: %r" % got
-        assert max(got) >= top - 1, "PgUp skipped messages: the page shows %r, the last one began at %d" % (got, top)
+        assert max(got) >= top - 1, \
+            "PgUp skipped messages: the page shows %r, the one before began at %d" % (got, top)
         seen |= set(got)
     assert seen == set(range(1, n + 1)), "never shown: %r" % sorted(set(range(1, n + 1)) - seen)
     # PgDn goes back down to the newest.
@@ -347,7 +350,8 @@ def test_a_room_marks_delivered_and_read_by_every_member(tmux, tui_stack):
     rows = pa.wait_screen(r"\d\d:\d\d -- %s added %s" % (a, b), what="the membership events")
     assert re.match(r"^#%s\b" % room, right(rows[1])) and "3 members" in right(rows[1]), rows[1]
     assert rows[23] == "[#%s]" % room
-    pc.wait_screen(lambda rows: any(("#" + room) in left(r) for r in rows[1:21]), what="the room in carol's list")
+    pc.wait_screen(lambda rows: any(("#" + room) in left(r) for r in rows[1:21]),
+                   what="the room in carol's list")
 
     pa.type("hello room")
     pa.send_keys("Enter")

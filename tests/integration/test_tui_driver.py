@@ -64,5 +64,6 @@ def test_ctrl_c_and_cells(tmux):
     p.send_keys("C-c")
     assert p.wait_exit() == -2     # killed by SIGINT
     assert cells("a\u2714\U0001f44d\u00e9") == 1 + 1 + 2 + 1
-    assert split(">\u25cfbob            2\u2502bob \u00b7 online") == (">\u25cfbob            2", "bob \u00b7 online")
+    entry = ">\u25cfbob            2"          # 18 cells, then the border
+    assert split(entry + "\u2502bob \u00b7 online") == (entry, "bob \u00b7 online")
     assert split("\u2502 not in column 18") == ("", "\u2502 not in column 18")

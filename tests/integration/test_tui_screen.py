@@ -72,7 +72,8 @@ def layout_problems(rows, w, h, me, peer, typed):
     shown = [r for r in body if r.strip()]
     if shown and any(not r.strip() for r in body[body.index(shown[0]):]):
         bad.append("a blank row between messages: the messages are not at the bottom")
-    held = norm("\u2500\u2500 Today \u2500\u2500 12:00 <%s> %s 12:00 <%s> %s" % (peer, OLDER, peer, LONG), peer)
+    held = norm("\u2500\u2500 Today \u2500\u2500 12:00 <%s> %s 12:00 <%s> %s" % (
+        peer, OLDER, peer, LONG), peer)
     if not held.endswith(norm(" ".join(shown), peer)):
         bad.append("the message area shows something else than the conversation's end: %r" % shown)
     for frag in (" mqchat \u00b7 ", prompt.strip()):
@@ -218,7 +219,8 @@ def test_escape_drops_the_selection_and_ctrl_l_redraws(tmux, tui_stack):
     p.wait_screen(lambda rows: p.styled()[2:21] != plain, what="a message drawn as selected")
     p.send_keys("M-Up")
     p.send_keys("Escape")
-    p.wait_screen(lambda rows: p.styled()[2:21] == plain, what="the messages drawn as before the selection after Esc")
+    p.wait_screen(lambda rows: p.styled()[2:21] == plain,
+                  what="the messages drawn as before the selection, after Esc")
     # With nothing selected, /react goes to the newest message.
     p.type("/react \U0001f44d")
     p.send_keys("Enter")

@@ -1,14 +1,14 @@
 """tui_util.py - drive the terminal app (build/mqchat on a terminal) in a
 real tmux, and read the screen the way a person sees it.
 
-    from tui_util import tmux, tui_stack  # noqa: F401 (fixtures)
+    from tui_util import msg_re, start_app, tmux, tui_stack  # noqa: F401 (fixtures)
 
     def test_x(tmux, tui_stack):
-        alice, bob = tui_stack.pair()
-        a = tmux.start("alice", tui_stack.argv(alice, "chat", bob), tui_stack.env(alice))
-        a.wait_screen(r"mqchat . %s . online" % alice)
+        alice, bob = tui_stack.pair()           # fresh accounts of this module's stack
+        a = start_app(tmux, tui_stack, alice, "chat", bob)   # waits for "online"
         a.type("hello")
         a.send_keys("Enter")
+        rows = a.wait_screen(msg_re(alice, "hello"))          # the screen, a list of rows
 
 Each test gets its own tmux server (`tmux -L <unique socket> -f /dev/null`:
 none of the user's configuration applies), with no status line, the pane
@@ -90,16 +90,19 @@ class Tmux:
         self.socket = "mqchat-test-%d-%s" % (os.getpid(), os.urandom(4).hex())
         self.cwd = cwd or os.getcwd()
         self.panes = []
-        # In one command list, so the options hold before any program runs:
-        # the server stays up with no session until kill-server.
-        self.run("start-server", ";",
-                 "set", "-s", "exit-empty", "off", ";",
-                 "set", "-s", "escape-time", "10", ";",
+        # exit-empty off in the same command list as start-server, so the
+        # server stays up with no session (until kill-server); the other
+        # options then hold before any program runs.
+        self.run("start-server", ";", "set", "-s", "exit-empty", "off")
+        self.run("set", "-s", "escape-time", "10", ";",
                  "set", "-g", "default-terminal", TERM, ";",
                  "set", "-g", "status", "off", ";",
                  "set", "-g", "history-limit", "1000", ";",
-                 "set", "-g", "remain-on-exit", "on", ";",
-                 "set", "-g", "remain-on-exit-format", "")
+                 "set", "-g", "remain-on-exit", "on")
+        # tmux 3.3 writes "Pane is dead ..." into the pane at the bottom,
+        # scrolling the screen by a row, unless this is empty (older tmux
+        # has no such option, and writes nothing).
+        self.run("set", "-g", "remain-on-exit-format", "", check=False)
 
     def run(self, *args, check=True, timeout=10):
         """Run one tmux command on this server; its stdout."""
@@ -136,9 +139,9 @@ class Tmux:
         if banner is not None:
             cmd += ["/bin/sh", "-c", 'printf "%s\\n" "$0"; exec "$@"', banner]
         cmd += list(args)
-        pid = self.run("new-session", "-d", "-s", name, "-x", str(x), "-y", str(y),
-                       "-c", self.cwd, "-P", "-F", "#{pane_id}", *cmd).strip()
-        p = Pane(self, name, pid)
+        pane_id = self.run("new-session", "-d", "-s", name, "-x", str(x), "-y", str(y),
+                           "-c", self.cwd, "-P", "-F", "#{pane_id}", *cmd).strip()
+        p = Pane(self, name, pane_id)
         p.pid = int(p.fmt("#{pane_pid}"))
         self.panes.append(p)
         return p
@@ -148,10 +151,10 @@ class Tmux:
         out = []
         for p in self.panes:
             try:
-                out.append(show(p.screen(), "%s (%s): %s" % (
-                    p.name, p.id, p.fmt("#{pane_width}x#{pane_height} dead=#{pane_dead} "
-                                        "status=#{pane_dead_status} signal=#{pane_dead_signal} cursor=#{cursor_x},#{cursor_y} "
-                                        "alternate=#{alternate_on}"))))
+                state = p.fmt("#{pane_width}x#{pane_height} dead=#{pane_dead} "
+                              "status=#{pane_dead_status} signal=#{pane_dead_signal} "
+                              "cursor=#{cursor_x},#{cursor_y} alternate=#{alternate_on}")
+                out.append(show(p.screen(), "%s (%s): %s" % (p.name, p.id, state)))
             except Exception as ex:   # the server may be gone
                 out.append("---- %s: %s" % (p.name, ex))
         return "\n".join(out)
@@ -229,7 +232,10 @@ class Pane:
 
     def styled(self):
         """The visible rows with their SGR escapes (capture-pane -e)."""
-        return self.tmux.run("capture-pane", "-p", "-e", "-t", self.id).split("\n")
+        rows = self.tmux.run("capture-pane", "-p", "-e", "-t", self.id).split("\n")
+        if rows and rows[-1] == "":
+            rows.pop()
+        return rows
 
     def row(self, n):
         """Row n of the screen (negative: from the bottom)."""
@@ -265,7 +271,7 @@ class Pane:
             if time.monotonic() >= deadline:
                 dead = ""
                 if self.dead():
-                    dead = " (the program exited with status %s)" % self.fmt("#{pane_dead_status}")
+                    dead = " (the program exited with status %s)" % self.exit_status()
                 raise AssertionError("%s: no %s within %.1fs%s\n%s" % (
                     self.name, what, timeout, dead, show(rows, self.name)))
             time.sleep(0.05)
