@@ -103,6 +103,12 @@ int cli_user__nick(struct cli *cli);
  * (cli_device.c, in the user group's table). */
 int cli_user__devices(struct cli *cli);
 int cli_user__revoke(struct cli *cli);
+/* After user's device (NULL: every device) lost its token, or with account
+ * the whole account was deleted: remove from DIR/push.db what went with
+ * it (push targets, queued notifications; with account also mutes and
+ * settings). No push.db: nothing to do; a failure is a note on stderr
+ * (the change itself is made). */
+void cli__push_forget(struct cli *cli, const char *user, const char *device, bool account);
 
 /* ---- nicks (cli_nick.c; the rule is common/nick.h) ---- */
 

@@ -1,13 +1,18 @@
 /* cli_device.c - `mqchat-archiver user devices NAME [--json]` and `user
  * revoke NAME DEVICE|--all`: the devices of a person that hold a device
- * token (docs/PROTOCOL.md, "Device tokens"), and taking tokens back. The
- * store keeps only each token's SHA-256, which is never printed. */
+ * token (docs/PROTOCOL.md, "Device tokens"), and taking tokens back (with
+ * their push targets, push.db). The store keeps only each token's
+ * SHA-256, which is never printed. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "cli.h"
 #include "err.h"
 #include "names.h"
+#include "push_store.h"
 #include "userdb.h"
 
 struct devices_ctx {
@@ -60,6 +65,24 @@ int cli_user__devices(struct cli *cli)
 	return cli->opt.json ? cli__print_json(ctx.arr) : CLI_OK;
 }
 
+void cli__push_forget(struct cli *cli, const char *user, const char *device, bool account)
+{
+	char path[4096], err[512] = "";
+	struct sqlite3 *db = NULL;
+	int rc, removed = 0;
+
+	snprintf(path, sizeof(path), "%s/push.db", cli->datadir);
+	if(access(path, F_OK) != 0) return;
+	rc = push_store__open(cli->datadir, &db, err, sizeof(err));
+	if(rc == MQC_OK){
+		sqlite3_busy_timeout(db, cli->busy_ms);
+		rc = account ? push_store__user_forget(db, user) : push_store__target_remove(db, user, device, &removed);
+		if(rc != MQC_OK) snprintf(err, sizeof(err), "%s", mqc_strerror(rc));
+	}
+	push_store__close(db);
+	if(rc != MQC_OK) fprintf(stderr, "note: the push targets of %s stay in %s: %s\n", user, path, err);
+}
+
 int cli_user__revoke(struct cli *cli)
 {
 	bool all = cmdline__given(&cli->opt, "all"), known;
@@ -96,6 +119,7 @@ int cli_user__revoke(struct cli *cli)
 		return cli__error(CLI_ERR_NOTFOUND, "user '%s' has no device '%s' with a token", name, device);
 	}
 	if(rc != MQC_OK) return cli__fail(rc, "revoking");
+	cli__push_forget(cli, name, device, false);
 	if(all) printf("%d device%s of %s revoked\n", count, count == 1 ? "" : "s", name);
 	else printf("device %s of %s revoked\n", device, name);
 	return CLI_OK;

@@ -242,7 +242,9 @@ static int user_del(struct cli *cli)
 	}
 	rc = userdb__begin_write(udb);
 	if(rc == MQC_OK) rc = userdb__user_del(udb, name);
-	return cli__finish(udb, rc, "user", name, "deleted", "deleting the user");
+	rc = cli__finish(udb, rc, "user", name, "deleted", "deleting the user");
+	if(rc == CLI_OK) cli__push_forget(cli, name, NULL, true);
+	return rc;
 }
 
 static int append_second_cb(const char *a, const char *b, void *arg)

@@ -346,6 +346,31 @@ int push_store__target_remove_others(struct sqlite3 *db, const char *user, const
 	return remove_targets(db, user, keep, true, removed);
 }
 
+int push_store__user_forget(struct sqlite3 *db, const char *user)
+{
+	static const char *const tables[] = {"queue", "targets", "mutes", "prefs"};
+	char sql[64];
+	sqlite3_stmt *st;
+	size_t i;
+	bool own;
+	int rc;
+
+	if(user == NULL) return MQC_ERR_INVAL;
+	rc = write_begin(db, &own);
+	for(i = 0; rc == MQC_OK && i < sizeof(tables) / sizeof(tables[0]); i++){
+		snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE user = ?1", tables[i]);
+		rc = prep(db, sql, &st);
+		if(rc != MQC_OK) break;
+		if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC) != SQLITE_OK){
+			sqlite3_finalize(st);
+			rc = MQC_ERR_DB;
+			break;
+		}
+		rc = run(st);
+	}
+	return write_end(db, own, rc);
+}
+
 /* Prepare sql and bind user to ?1. */
 static int prep_user(sqlite3 *db, const char *sql, const char *user, sqlite3_stmt **st)
 {

@@ -80,6 +80,9 @@ int push_store__target_remove(struct sqlite3 *db, const char *user, const char *
 /* Every device of user except keep (device_revoke "others"). */
 int push_store__target_remove_others(struct sqlite3 *db, const char *user, const char *keep,
 		int *removed);
+/* Everything of user's: targets, jobs, mutes, previews (the account is
+ * deleted; a later holder of the name starts afresh). */
+int push_store__user_forget(struct sqlite3 *db, const char *user);
 /* user's targets for the push_targets answer: an array of {"device",
  * "provider","created","last_ok","failures"} (new reference). */
 int push_store__targets_json(struct sqlite3 *db, const char *user, json_t **out);

@@ -1,6 +1,7 @@
 /* test_push_store.c - archiver/push_store.c, push.db: the schema made once
  * and found again, targets set, replaced and removed (with their jobs),
- * webhook secrets, mutes and their expiry, previews, the queue's collapse
+ * webhook secrets, a deleted account's everything, mutes and their
+ * expiry, previews, the queue's collapse
  * into one job per conversation, its order, retries and drops, the
  * cursor, and a batch (begin/commit) that is whole or absent. */
 #include <setjmp.h>
@@ -237,6 +238,30 @@ static void test_remove_others_keeps_one(void **state)
 	/* keep NULL: every one */
 	assert_int_equal(push_store__target_remove_others(f->db, "alice", NULL, &removed), MQC_OK);
 	assert_int_equal(removed, 1);
+}
+
+static void test_user_forget_takes_everything_of_one_person(void **state)
+{
+	struct fx *f = *state;
+	const char *const tables[] = {"targets", "mutes", "prefs", "queue"};
+	char sql[96];
+
+	for(int k = 0; k < 2; k++){
+		const char *u = k ? "bob" : "alice";
+
+		set(f->db, u, "phone", PUSH_FCM, "t");
+		assert_int_equal(push_store__mute(f->db, u, "r:lobby", 0), MQC_OK);
+		assert_int_equal(push_store__previews_set(f->db, u, true), MQC_OK);
+		assert_int_equal(push_store__enqueue(f->db, u, "phone", "r:lobby", 1, "m", "carol", NULL, NOW), MQC_OK);
+	}
+	assert_int_equal(push_store__user_forget(f->db, "alice"), MQC_OK);
+	for(size_t i = 0; i < 4; i++){
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE user = ?1", tables[i]);
+		assert_int_equal(one(f->db, sql, "alice"), 0);
+		assert_int_equal(one(f->db, sql, "bob"), 1);
+	}
+	assert_false(push_store__previews(f->db, "alice"));
+	assert_int_equal(push_store__user_forget(f->db, "nobody"), MQC_OK);
 }
 
 static void test_up_to_the_most_targets(void **state)
@@ -541,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_providers_by_name),
 		cmocka_unit_test_setup_teardown(test_targets_set_replace_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_others_keeps_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_forget_takes_everything_of_one_person, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_up_to_the_most_targets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_targets_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_secret_made, setup, teardown),
