@@ -641,15 +641,17 @@ int http__start(const struct http_opts *o, struct http **out, char *err, size_t 
 		return MQC_ERR_NOMEM;
 	}
 	h->listen_fd = -1;
-	csplen = strlen(sources) + 256;
+	csplen = strlen(sources) + 320;
 	h->csp = malloc(csplen);
 	if(h->csp == NULL){
 		mqc_seterr(err, errlen, "out of memory");
 		rc = MQC_ERR_NOMEM;
 		goto fail;
 	}
+	/* worker-src: the service worker of Web Push (client/web/sw.js, at
+	 * the root so that its scope is the whole app). */
 	snprintf(h->csp, csplen, "default-src 'self'; script-src 'self'; style-src 'self';"
-			" img-src 'self' data:; connect-src 'self' %s; object-src 'none';"
+			" img-src 'self' data:; connect-src 'self' %s; worker-src 'self'; object-src 'none';"
 			" base-uri 'none'; form-action 'none'; frame-ancestors 'none'", sources);
 
 	fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -22,7 +22,7 @@ from archiver_util import arch_env  # noqa: F401 (fixture)
 
 WS_URL = "ws://127.0.0.1:18080"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
-       " connect-src 'self' %s; object-src 'none'; base-uri 'none'; form-action 'none';"
+       " connect-src 'self' %s; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none';"
        " frame-ancestors 'none'")
 
 INDEX = b"<!doctype html>\n<html><head><script type=\"module\" src=\"js/app.js\"></script>" \
