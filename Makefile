@@ -136,12 +136,13 @@ $(BUILD)/tests/test_fuzz_replay_rpc: $(call obj,tests/fuzz/fuzz_rpc.c)
 
 # ---- the web app (client/web/) ----
 # $(BUILD)/web/ is what the archiver serves (archiver/http.c, `run
-# --web-dir`): index.html, the style sheets, js/*.js, MQTT.js as
+# --web-dir`): index.html, sw.js (the service worker: at the root, so its
+# scope is the whole app), the style sheets, js/*.js, MQTT.js as
 # vendor/mqtt.esm.js (from npm, pinned by client/web/package-lock.json),
 # each with a .gz beside it (gzip -9 -n: the same bytes at every build)
 # that is sent to browsers that accept gzip. No bundler: the files are the
 # app's own ES modules, copied. Files that are not there yet are skipped.
-WEB_SRC := $(wildcard client/web/index.html client/web/*.css client/web/js/*.js)
+WEB_SRC := $(wildcard client/web/index.html client/web/sw.js client/web/*.css client/web/js/*.js)
 MQTT_ESM := client/web/node_modules/mqtt/dist/mqtt.esm.js
 WEB_OUT := $(patsubst client/web/%,$(BUILD)/web/%,$(WEB_SRC)) $(BUILD)/web/vendor/mqtt.esm.js
 WEB_GZ := $(addsuffix .gz,$(WEB_OUT))
