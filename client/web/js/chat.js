@@ -1,6 +1,7 @@
 // chat.js - the conversation view (#/u/<user>, #/r/<room>): the messages
 // with scroll-back, live updates, replies, reactions, edits, deletes,
-// receipts and typing, and the composer.
+// receipts and typing, the composer, and the conversation's menu (mute
+// for an hour, 8 hours or always, unmute: push.js).
 //
 // Every text from another person (bodies, nicks, titles) goes into the page
 // through el()/text(): inert. The view only reads the store; what it sends
@@ -22,6 +23,8 @@ import {el, fill, text, fmtTime, convKey} from './util.js';
 import {conn} from './conn.js';
 import {store, eventText} from './store.js';
 import {registerView, navigate, toast} from './app.js';
+import {mutes} from './push.js';
+import {icon} from './list.js';
 
 const INITIAL = 60;       // messages rendered when a conversation opens
 const BATCH = 50;         // messages added (and dropped) per step of scrolling
@@ -164,6 +167,12 @@ class ChatView {
 		this.title = el('h2', {id: 'chat-title'});
 		this.presence = el('span', {id: 'chat-presence'});
 		this.typingEl = el('span', {id: 'chat-typing', 'aria-live': 'polite'});
+		this.mutedText = el('span', {class: 'muted-text'});
+		this.mutedEl = el('span', {id: 'chat-muted', class: 'muted-mark', hidden: true}, icon('muted'), this.mutedText);
+		this.convMenuBtn = el('button', {id: 'chat-menu', type: 'button', title: 'Conversation menu',
+			'aria-label': 'Conversation menu', 'aria-haspopup': 'menu', 'aria-expanded': 'false', hidden: true,
+			onclick: () => (this.convMenu ? this.closeConvMenu(true) : this.openConvMenu())});
+		this.convMenu = null;
 		this.top = el('div', {class: 'msg-top'});
 		this.list = el('div', {class: 'msg-list', role: 'log', 'aria-label': 'Messages'});
 		this.scroller = el('div', {id: 'messages', tabIndex: 0, 'data-more': 'true'}, this.top, this.list);
@@ -189,7 +198,8 @@ class ChatView {
 			el('header', {class: 'chat-head'},
 				el('a', {id: 'chat-back', href: '#/', title: 'Back to the list', 'aria-label': 'Back'}),
 				el('div', {class: 'chat-head-text'}, this.title,
-					el('div', {class: 'chat-sub'}, this.presence, this.typingEl)),
+					el('div', {class: 'chat-sub'}, this.mutedEl, this.presence, this.typingEl)),
+				el('div', {class: 'chat-menu-wrap'}, this.convMenuBtn),
 				room ? el('a', {id: 'chat-info', href: '#/room/' + this.name, title: 'Room info',
 					'aria-label': 'Room info'}) : null),
 			el('div', {class: 'messages-wrap'}, this.scroller, this.pill),
@@ -215,6 +225,10 @@ class ChatView {
 			if (this.kind === 'user' && (!e.detail || e.detail.user === this.name)) this.showPresence();
 		});
 		this.on(store, 'convs', () => this.header());
+		this.on(mutes, 'mutes', () => this.showMuted());
+		this.on(document, 'click', (e) => {
+			if (this.convMenu && !this.convMenu.contains(e.target) && e.target !== this.convMenuBtn) this.closeConvMenu();
+		}, true);
 		this.on(store, 'nick', () => {
 			this.header();
 			this.render({});
@@ -261,6 +275,7 @@ class ChatView {
 	}
 
 	destroy() {
+		this.closeConvMenu();
 		this.stopTyping();
 		this.saveDraft();
 		for (const f of this.off) f();
@@ -288,6 +303,72 @@ class ChatView {
 		document.title = title + ' - mqchat';
 		this.showPresence();
 		this.showTyping();
+		this.showMuted();
+	}
+
+	// ---- the conversation menu: mute, unmute ---------------------------
+
+	showMuted() {
+		const until = mutes.until(this.key);
+		const label = until === null ? '' : until ? 'Muted until ' + fmtTime(until) : 'Muted';
+		this.mutedEl.hidden = until === null;
+		text(this.mutedText, label);
+		this.convMenuBtn.hidden = !mutes.supported();
+		if (this.convMenu) this.fillConvMenu();
+	}
+
+	fillConvMenu() {
+		const items = mutes.muted(this.key) ? [['unmute', 'Unmute', 0]]
+			: [['mute-1h', 'Mute for 1 hour', 3600], ['mute-8h', 'Mute for 8 hours', 8 * 3600], ['mute-always', 'Mute always', 0]];
+		fill(this.convMenu, items.map(([a, label, forS]) => el('button', {type: 'button', role: 'menuitem', 'data-action': a,
+			onclick: () => this.muteAction(a, forS)}, label)));
+	}
+
+	openConvMenu() {
+		this.closeMenu();
+		this.convMenu = el('div', {id: 'chat-menu-list', class: 'conv-actions', role: 'menu', 'aria-label': 'Conversation menu'});
+		this.fillConvMenu();
+		this.convMenu.addEventListener('keydown', (e) => {
+			const btns = Array.from(this.convMenu.querySelectorAll('button'));
+			const i = btns.indexOf(e.target);
+			if (e.key === 'Escape') {
+				e.preventDefault();
+				this.closeConvMenu(true);
+			} else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+				e.preventDefault();
+				btns[(i + (e.key === 'ArrowDown' ? 1 : btns.length - 1)) % btns.length].focus();
+			} else if (e.key === 'Tab') {
+				this.closeConvMenu();
+			}
+		});
+		this.convMenuBtn.after(this.convMenu);
+		this.convMenuBtn.setAttribute('aria-expanded', 'true');
+		this.convMenu.querySelector('button').focus();
+	}
+
+	closeConvMenu(refocus) {
+		if (!this.convMenu) return;
+		this.convMenu.remove();
+		this.convMenu = null;
+		this.convMenuBtn.setAttribute('aria-expanded', 'false');
+		if (refocus) this.convMenuBtn.focus();
+	}
+
+	async muteAction(a, forS) {
+		const key = this.key;
+		this.closeConvMenu(true);
+		const name = this.kind === 'room' ? '#' + this.name : store.nick(this.name);
+		try {
+			if (a === 'unmute') {
+				await mutes.unmute(key);
+				toast(name + ' is unmuted.', 'info');
+			} else {
+				const r = await mutes.mute(key, forS);
+				toast(r.until ? name + ' is muted until ' + fmtTime(r.until) + '.' : name + ' is muted.', 'info');
+			}
+		} catch (e) {
+			toast((a === 'unmute' ? 'Could not unmute: ' : 'Could not mute: ') + (e.message || e.code), 'error');
+		}
 	}
 
 	showPresence() {

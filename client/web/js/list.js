@@ -1,11 +1,13 @@
 // list.js - the side pane: who I am, the actions (search, new chat, new
 // room, settings) and the conversation list with its badges, last message,
-// time and presence, kept live from the store and paged as it scrolls.
+// time, presence and a muted mark, kept live from the store and paged as it
+// scrolls.
 
 import {conn} from './conn.js';
 import {store, eventText} from './store.js';
 import {el, fill, text, fmtTime, NAME_RE} from './util.js';
 import {navigate, toast} from './app.js';
+import {mutes} from './push.js';
 
 let convsEl, meEl, box, input;
 const rows = new Map(); // key -> {li, name, last, time, badge, dot}
@@ -31,6 +33,9 @@ function preview(c) {
 const ICONS = {
 	search: [['circle', {cx: 10.5, cy: 10.5, r: 6.5}], ['path', {d: 'M15.5 15.5 L21 21'}]],
 	settings: [['circle', {cx: 12, cy: 12, r: 3}], ['path', {d: gear(), 'stroke-linejoin': 'round'}]],
+	// A bell struck through: a muted conversation.
+	muted: [['path', {d: 'M18 13.5V10a6 6 0 0 0-9.4-4.9 M6.3 7.6A6 6 0 0 0 6 10v4l-2 3h13', 'stroke-linejoin': 'round'}],
+		['path', {d: 'M10 20a2.2 2.2 0 0 0 4 0'}], ['path', {d: 'M3 3 L21 21'}]],
 };
 
 // A gear of 8 teeth as one closed path.
@@ -65,6 +70,7 @@ function convHash(c) {
 
 function makeRow(c) {
 	const name = el('span', {class: 'conv-name'});
+	const muted = el('span', {class: 'conv-muted', title: 'Muted', hidden: true}, icon('muted'));
 	const time = el('time', {class: 'conv-time'});
 	const last = el('span', {class: 'conv-last'});
 	const badge = el('span', {class: 'conv-badge', hidden: true});
@@ -73,10 +79,10 @@ function makeRow(c) {
 	const link = el('a', {class: 'conv-link', href: convHash(c)},
 		el('span', {class: 'avatar-wrap'}, avatar, dot),
 		el('span', {class: 'conv-text'},
-			el('span', {class: 'conv-top'}, name, time),
+			el('span', {class: 'conv-top'}, name, muted, time),
 			el('span', {class: 'conv-bottom'}, last, badge)));
 	const li = el('li', {class: 'conv', 'data-conv': c.key}, link);
-	return {li, link, name, time, last, badge, dot, avatar};
+	return {li, link, name, muted, time, last, badge, dot, avatar};
 }
 
 function updateRow(r, c) {
@@ -93,10 +99,13 @@ function updateRow(r, c) {
 	r.badge.hidden = n === 0;
 	r.badge.setAttribute('aria-label', n + ' unread');
 	r.li.classList.toggle('unread', n > 0);
+	const isMuted = mutes.muted(c.key);
+	r.muted.hidden = !isMuted;
+	r.li.classList.toggle('muted', isMuted);
 	const p = c.kind === 'user' ? store.presence(c.name) : null;
 	r.dot.hidden = c.kind !== 'user';
 	r.dot.classList.toggle('online', !!(p && p.online));
-	r.link.setAttribute('aria-label', `${title}${n ? `, ${n} unread` : ''}${p && p.online ? ', online' : ''}: ${preview(c)}`);
+	r.link.setAttribute('aria-label', `${title}${n ? `, ${n} unread` : ''}${p && p.online ? ', online' : ''}${isMuted ? ', muted' : ''}: ${preview(c)}`);
 	const active = c.key === activeKey;
 	r.li.classList.toggle('active', active);
 	if (active) r.link.setAttribute('aria-current', 'page');
@@ -236,6 +245,7 @@ export function mountList(side) {
 	store.addEventListener('convs', queueRender);
 	store.addEventListener('presence', queueRender);
 	store.addEventListener('blocks', queueRender);
+	mutes.addEventListener('mutes', queueRender);
 	store.addEventListener('nick', (e) => {
 		if (e.detail.user === conn.me) renderMe();
 		queueRender();

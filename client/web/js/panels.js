@@ -1,7 +1,7 @@
 // panels.js - the panels beside the conversations: creating a room
 // (#/room-new), a room's information and administration (#/room/<room>) and
-// the settings (#/settings: profile, password, privacy, blocks, devices,
-// export, log out). PROTOCOL.md "Rooms run by their members", "profile",
+// the settings (#/settings: profile, password, privacy, notifications,
+// blocks, devices, export, log out). PROTOCOL.md "Rooms run by their members", "profile",
 // "passwd", "Device tokens", "block, unblock, blocked", "Privacy", "Your
 // data".
 //
@@ -13,6 +13,7 @@ import {el, fill, text, NAME_RE, fmtTime, debounce, utf8Len} from './util.js';
 import {conn} from './conn.js';
 import {store} from './store.js';
 import {registerView, toast, navigate} from './app.js';
+import {pushSupported, enablePush, disablePush, pushEnabled} from './push.js';
 
 // ---- errors in words ----
 
@@ -783,6 +784,7 @@ class Settings {
 			this.profileCard(),
 			this.passwordCard(),
 			this.privacyCard(),
+			this.notificationsCard(),
 			this.blocksCard(),
 			this.devicesCard(),
 			this.dataCard(),
@@ -793,6 +795,7 @@ class Settings {
 	start() {
 		this.loadProfile();
 		this.loadPrivacy();
+		this.loadNotifications();
 		this.loadBlocks();
 		this.loadDevices();
 		// Nicks come in as whois answers arrive.
@@ -803,6 +806,7 @@ class Settings {
 		this.life.listen(conn, 'ready', () => {
 			this.loadProfile();
 			this.loadPrivacy();
+			this.loadNotifications();
 			this.loadBlocks();
 			this.loadDevices();
 		});
@@ -979,6 +983,88 @@ class Settings {
 			this.showPrivacy(a);
 		} catch (e) {
 			if (this.life.alive()) loadFailed(this.privacyStatus, e);
+		}
+	}
+
+	// -- notifications (push.js; docs/PUSH.md) --
+
+	notificationsCard() {
+		const on = el('input', {id: 'push-toggle', type: 'checkbox', role: 'switch'});
+		const previews = el('input', {id: 'push-previews', type: 'checkbox', role: 'switch'});
+		const status = statusLine('push-status');
+		const supported = pushSupported();
+		on.disabled = !supported;
+		on.addEventListener('change', () => {
+			const want = on.checked;
+			say(status, '');
+			busy([on], async () => {
+				try {
+					if (want) await enablePush();
+					else await disablePush();
+					if (!this.life.alive()) return;
+					say(status, want ? 'Notifications are on for this device.' : 'Notifications are off for this device.', 'info');
+				} catch (e) {
+					if (!this.life.alive()) return;
+					on.checked = !want;
+					say(status, errorText(e, {
+						not_configured: 'This server does not send notifications to browsers.',
+						not_found: 'Notifications were off already.',
+						too_many_devices: 'You have notifications on as many devices as this server allows: turn them off on one.',
+						bad_request: 'The server did not accept this browser’s subscription.',
+					}));
+				}
+			});
+		});
+		previews.addEventListener('change', () => {
+			const want = previews.checked;
+			say(status, '');
+			busy([previews], async () => {
+				try {
+					const a = await conn.rpc('push_settings', {previews: want});
+					if (!this.life.alive()) return;
+					previews.checked = !!a.previews;
+					say(status, 'Saved.', 'info');
+				} catch (e) {
+					if (!this.life.alive()) return;
+					previews.checked = !want;
+					say(status, errorText(e));
+				}
+			});
+		});
+		this.pushToggle = on;
+		this.pushPreviews = previews;
+		this.pushStatus = status;
+		return el('section', {class: 'panel-card', id: 'settings-notifications', 'aria-labelledby': 'settings-notifications-h'},
+			el('h3', {id: 'settings-notifications-h'}, 'Notifications'),
+			el('div', {class: 'panel-check'}, on, el('label', {for: 'push-toggle'}, 'Notifications on this device')),
+			el('p', {class: 'panel-hint', id: 'push-hint'}, supported
+				? 'New messages show as notifications while mqchat is closed. Muted conversations stay quiet.'
+				: 'This browser cannot show notifications from mqchat.'),
+			el('div', {class: 'panel-check'}, previews, el('label', {for: 'push-previews'}, 'Message previews')),
+			el('p', {class: 'panel-hint'}, 'Show the start of each message in its notification. Off: a notification says only who wrote.'),
+			status);
+	}
+
+	async loadNotifications() {
+		if (!conn.hello) return;  // not connected yet: 'ready' loads it
+		const f = conn.hello && Array.isArray(conn.hello.features) ? conn.hello.features : [];
+		if (!f.includes('push')) {
+			this.pushToggle.disabled = this.pushPreviews.disabled = true;
+			say(this.pushStatus, 'This server does not send notifications.', 'info');
+			this.pushStatus.dataset.from = 'load';
+			return;
+		}
+		this.pushPreviews.disabled = false;
+		this.pushToggle.disabled = !pushSupported();
+		try {
+			const [settings, enabled] = await Promise.all([conn.rpc('push_settings'),
+				pushSupported() ? pushEnabled() : false]);
+			if (!this.life.alive()) return;
+			loaded(this.pushStatus);
+			this.pushPreviews.checked = !!settings.previews;
+			if (!this.pushToggle.matches('[aria-busy]')) this.pushToggle.checked = enabled;
+		} catch (e) {
+			if (this.life.alive()) loadFailed(this.pushStatus, e);
 		}
 	}
 
