@@ -329,6 +329,43 @@ const commands = {
     await page(c.page).setOfflineMode(!!c.offline);
     return true;
   },
+  // A script run in every document of the page before its own (puppeteer
+  // evaluateOnNewDocument): replaces what headless Chromium cannot do,
+  // e.g. PushManager.subscribe (no push service to reach).
+  async initScript(c) {
+    await page(c.page).evaluateOnNewDocument(c.js);
+    return true;
+  },
+  // Grant the page's context permissions for origin (['notifications']),
+  // as a person's "Allow" in the browser's prompt would.
+  async grant(c) {
+    const entry = pages.get(c.page);
+    if (!entry) throw new Error('no page ' + JSON.stringify(c.page));
+    await contexts.get(entry.ctx).overridePermissions(c.origin, c.permissions);
+    return true;
+  },
+  // Deliver a push message (c.data, text) to the service worker of
+  // c.origin, as the browser does when its push service brings one (CDP
+  // ServiceWorker.deliverPushMessage).
+  async swPush(c) {
+    const p = page(c.page);
+    const cdp = await p.createCDPSession();
+    try {
+      const reg = new Promise((resolve) => {
+        cdp.on('ServiceWorker.workerRegistrationUpdated', (ev) => {
+          const r = ev.registrations.find((x) => x.scopeURL.startsWith(c.origin) && !x.isDeleted);
+          if (r) resolve(r.registrationId);
+        });
+      });
+      await cdp.send('ServiceWorker.enable');
+      const id = await Promise.race([reg, new Promise((_, rej) => setTimeout(
+        () => rej(new Error('no service worker registration for ' + c.origin)), c.timeout || 10000))]);
+      await cdp.send('ServiceWorker.deliverPushMessage', { origin: c.origin, registrationId: id, data: c.data });
+      return id;
+    } finally {
+      await cdp.detach().catch(() => {});
+    }
+  },
   async errors(c) {
     const got = c.page ? errors.filter((e) => e.page === c.page) : errors.slice();
     if (c.clear !== false) {
