@@ -717,9 +717,17 @@ class ApnsFake(Fake):
     name = "apns"
 
     def __init__(self, port=None, folder=None, team_id="TEAM123456", key_id="KEY1234567",
-                 topic="org.mqchat.app"):
+                 topic="org.mqchat.app", one_connection_per_request=True):
         super().__init__()
         self.port = port or harness.free_port()
+        # APNs keeps connections open. But libcurl before 8.0 (Debian 12 has
+        # 7.88.1) fails every request that reuses an HTTP/2 connection made
+        # with prior knowledge, "Error in the HTTP2 framing layer" before
+        # anything is sent (curl issue 10634, fixed by pull request 10643).
+        # Only plain-text tests use prior knowledge (https negotiates h2 with
+        # ALPN), so by default the fake ends each connection once it is idle
+        # (GOAWAY), and the next request opens a new one.
+        self.one_connection_per_request = one_connection_per_request
         self.url = "http://127.0.0.1:%d" % self.port
         self.team_id = team_id
         self.key_id = key_id
@@ -795,6 +803,7 @@ class ApnsFake(Fake):
         conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False,
                                                                           header_encoding="utf-8"))
         streams = {}   # stream id -> [headers dict, body bytes]
+        answered = False
         try:
             conn.initiate_connection()
             sock.sendall(conn.data_to_send())
@@ -823,6 +832,12 @@ class ApnsFake(Fake):
                     elif isinstance(ev, h2.events.ConnectionTerminated):
                         sock.sendall(conn.data_to_send())
                         return
+                answered = answered or any(isinstance(ev, h2.events.StreamEnded) for ev in events)
+                if self.one_connection_per_request and answered and not streams:
+                    conn.close_connection()
+                    sock.sendall(conn.data_to_send())
+                    self._linger(sock)
+                    return
                 out = conn.data_to_send()
                 if out:
                     sock.sendall(out)
@@ -835,6 +850,18 @@ class ApnsFake(Fake):
                 sock.close()
             except OSError:
                 pass
+
+    @staticmethod
+    def _linger(sock):
+        """After GOAWAY: no more writes, and read until the client closes
+        (closing with its bytes unread would reset the connection)."""
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(5)
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def _respond(self, conn, stream_id, hdrs, body):
         headers = {}

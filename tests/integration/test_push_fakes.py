@@ -457,6 +457,23 @@ def test_apns_planned_answers(fakes):
 
 
 @needs_curl
+def test_apns_one_connection_per_request(fakes):
+    """Two requests of one curl run: each gets its connection (GOAWAY when
+    idle; libcurl 7.88 cannot reuse a prior-knowledge one) and its 200."""
+    apns = fakes(ApnsFake)
+    tok = push_fakes.apns_token()
+    h = ["-H", "authorization: bearer " + apns_jwt(apns), "-H", "apns-topic: " + apns.topic,
+         "-H", "apns-push-type: alert"]
+    url = "%s/3/device/%s" % (apns.url, tok)
+    one = ["--http2-prior-knowledge"] + h + ["--data-binary", '{"aps":{"alert":"x"}}', url]
+    r = subprocess.run([CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}\n"] + one + ["--next", "-o", "/dev/null",
+                       "-w", "%{http_code}\n"] + one, capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and r.stdout.split() == ["200", "200"], r
+    assert len(apns.deliveries(tok)) == 2 and apns.connections == 2
+    apns.assert_refused_nothing()
+
+
+@needs_curl
 def test_apns_down_and_up(fakes):
     apns = fakes(ApnsFake)
     tok = push_fakes.apns_token()
