@@ -126,6 +126,7 @@ struct responder {
 	const char *archive_path;
 	struct userdb *udb;            /* its own connection to auth.db */
 	struct archive *ar;            /* its own connection to archive.db (reads) */
+	struct sqlite3 *push;          /* its own connection to push.db (rpc_push.c opens it) */
 	struct worker *w;              /* where its answers go */
 	int conn;                      /* connection of the request being answered */
 	/* udb->committed_ns the last answer accounted for */

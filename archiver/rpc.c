@@ -695,6 +695,7 @@ static json_t *op_passwd(struct rpc_req *r)
 	}
 	memset(hash, 0, sizeof(hash));
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot change the password: %s", mqc_strerror(rc));
+	rpc__push_forget(r, &ask);
 	log_info("%s | passwd | ***** (%d device token(s) revoked)", r->user, revoked);
 	if(ask.what == RPC_REVOKE_NONE) return rpc__ok(r);
 	return rpc__ok_with(r, "revoked", json_integer(revoked));
@@ -794,6 +795,14 @@ static const struct {
 	{"edit", rpc__op_edit},
 	{"delete", rpc__op_delete},
 	{"search", rpc__op_search},
+	{"push_config", rpc__op_push_config},
+	{"push_register", rpc__op_push_register},
+	{"push_unregister", rpc__op_push_unregister},
+	{"push_targets", rpc__op_push_targets},
+	{"push_settings", rpc__op_push_settings},
+	{"mute", rpc__op_mute},
+	{"unmute", rpc__op_unmute},
+	{"mutes", rpc__op_mutes},
 };
 
 json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_t max_id,

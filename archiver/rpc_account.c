@@ -330,6 +330,7 @@ json_t *rpc__op_delete_account(struct rpc_req *r)
 	}
 	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "no such user");
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot delete the account: %s", mqc_strerror(rc));
+	rpc__push_forget(r, NULL);
 	log_info("%s | delete_account | %s (%lld messages erased)", r->user,
 			json_is_true(erase) ? "erase" : "messages kept", (long long)erased);
 	return rpc__ok(r);

@@ -36,6 +36,7 @@
 #define CONV_PROTOCOL 2
 static const char *const features[] = {
 	"carbons", "conversations", "read", "edit", "delete", "reactions", "replies", "typing", "search",
+	"push", "mute",
 };
 
 /* conversations' limit and default. */

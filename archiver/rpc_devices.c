@@ -217,6 +217,7 @@ json_t *rpc__op_device_revoke(struct rpc_req *r)
 	if(rc != MQC_OK) userdb__rollback(r->d->udb);
 	if(rc == MQC_ERR_NOTFOUND) return rpc__fail(r->id, "not_found", "that device has no token");
 	if(rc != MQC_OK) return rpc__fail(r->id, "internal", "cannot revoke: %s", mqc_strerror(rc));
+	rpc__push_forget(r, &ask);
 	log_info("%s | device_revoke | %s%s (%d revoked)", r->user,
 			ask.what == RPC_REVOKE_ALL ? "all" : ask.what == RPC_REVOKE_OTHERS ? "all but " : "",
 			ask.device ? ask.device : "", count);

@@ -118,6 +118,21 @@ json_t *rpc__op_contact_remove(struct rpc_req *r);
 json_t *rpc__op_export(struct rpc_req *r);
 json_t *rpc__op_delete_account(struct rpc_req *r);
 
+/* ---- the ops of rpc_push.c ---- */
+json_t *rpc__op_push_config(struct rpc_req *r);
+json_t *rpc__op_push_register(struct rpc_req *r);
+json_t *rpc__op_push_unregister(struct rpc_req *r);
+json_t *rpc__op_push_targets(struct rpc_req *r);
+json_t *rpc__op_push_settings(struct rpc_req *r);
+json_t *rpc__op_mute(struct rpc_req *r);
+json_t *rpc__op_unmute(struct rpc_req *r);
+json_t *rpc__op_mutes(struct rpc_req *r);
+/* After a revocation committed: remove the push targets of the devices
+ * ask revoked (and their queued notifications); ask NULL: the account is
+ * deleted, everything of it in push.db goes. A failure is logged, never
+ * answered: the revocation stands. */
+void rpc__push_forget(struct rpc_req *r, const struct rpc_revoke_ask *ask);
+
 /* ---- the ops of rpc_rooms.c ---- */
 json_t *rpc__op_room_create(struct rpc_req *r);
 json_t *rpc__op_room_add(struct rpc_req *r);

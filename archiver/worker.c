@@ -41,6 +41,7 @@
 #include "err.h"
 #include "log.h"
 #include "mqtt.h"
+#include "push_store.h"
 #include "timeutil.h"
 #include "topic.h"
 #include "userdb.h"
@@ -519,6 +520,7 @@ void worker__stop(struct worker *w, struct daemon *d)
 	register__cleanup(&w->rs);
 	archive__close(w->rs.ar);
 	userdb__close(w->rs.udb);
+	push_store__close(w->rs.push);
 	pthread_cond_destroy(&w->sent);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->mu);
