@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "datadir.h"
 #include "err.h"
+#include "push.h"
 #include "timeutil.h"
 #include "userdb.h"
 
@@ -33,6 +34,7 @@ struct init_ctx {
 	char archive[PATH_MAX];
 	char pwfile[PATH_MAX];
 	char pwtmp[PATH_MAX];
+	char vapid[PATH_MAX];
 	int changes;             /* things created or changed */
 };
 
@@ -234,6 +236,23 @@ static int make_service(struct init_ctx *ctx, struct userdb *udb)
 	return CLI_OK;
 }
 
+/* The Web Push (VAPID) key pair, DIR/vapid.pem (0600), if missing: the
+ * archiver signs with it, and apps subscribe with its public half. */
+static int make_vapid(struct init_ctx *ctx)
+{
+	char err[512] = "";
+	bool made = false;
+
+	if(push__vapid_ensure(ctx->vapid, &made, err, sizeof(err)) != MQC_OK){
+		return cli__error(CLI_ERR_RUNTIME, "%s", err);
+	}
+	if(made){
+		printf("created %s (the Web Push key)\n", ctx->vapid);
+		ctx->changes++;
+	}
+	return CLI_OK;
+}
+
 /* chown path to uid:gid if it exists and is owned by someone else. A link
  * is refused, never followed: the folder's owner could have put one there
  * pointing at a file of root's. */
@@ -274,7 +293,8 @@ static int give(struct init_ctx *ctx, const char *path, uid_t uid, gid_t gid, co
 static int set_owner(struct init_ctx *ctx, const char *owner)
 {
 	static const char *const suffixes[] = {"", "-wal", "-shm"};
-	static const char *const others[] = {CLI_PWFILE, "archive.journal", "archiver.lock"};
+	static const char *const others[] = {CLI_PWFILE, "archive.journal", "archiver.lock", "vapid.pem",
+		"push.db", "push.db-wal", "push.db-shm"};
 	char path[PATH_MAX + 8];
 	struct passwd *pw;
 	size_t i;
@@ -316,7 +336,8 @@ int cli_admin__init(struct cli *cli)
 	if(strlen(cli->datadir) >= sizeof(ctx.dir) || !cli__path(cli, "auth.db", ctx.auth, sizeof(ctx.auth))
 			|| !cli__path(cli, "archive.db", ctx.archive, sizeof(ctx.archive))
 			|| !cli__path(cli, CLI_PWFILE, ctx.pwfile, sizeof(ctx.pwfile))
-			|| !cli__path(cli, CLI_PWFILE ".XXXXXX", ctx.pwtmp, sizeof(ctx.pwtmp))){
+			|| !cli__path(cli, CLI_PWFILE ".XXXXXX", ctx.pwtmp, sizeof(ctx.pwtmp))
+			|| !cli__path(cli, "vapid.pem", ctx.vapid, sizeof(ctx.vapid))){
 		return cli__error(CLI_ERR_USAGE, "data folder path too long");
 	}
 	snprintf(ctx.dir, sizeof(ctx.dir), "%s", cli->datadir);
@@ -328,6 +349,7 @@ int cli_admin__init(struct cli *cli)
 	if(rc == CLI_OK) rc = make_archive(&ctx);
 	if(rc == CLI_OK) rc = make_service(&ctx, udb);
 	cli__close_auth(udb);
+	if(rc == CLI_OK) rc = make_vapid(&ctx);
 	if(rc == CLI_OK && owner) rc = set_owner(&ctx, owner);
 	if(rc == CLI_OK && ctx.changes == 0) printf("%s is already initialised: nothing changed\n", ctx.dir);
 	if(lockfd >= 0) close(lockfd);

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "mqtt.h"
+#include "push.h"
 #include "timeutil.h"
 #include "topic.h"
 #include "userdb.h"
@@ -241,6 +242,11 @@ static void on_connack(void *arg, bool session_present)
 		unsubscribe(c, topic__filter_all(TOPIC_REGISTER_REQ), false);
 		unsubscribe(c, topic__filter_all(TOPIC_SEEN), false);
 	}
+	/* Who is online, for the push thread: on connection 0 too. The
+	 * retained presence of everyone arrives with each SUBACK, so a
+	 * reconnection starts from the broker's state. */
+	if(c->index == 0 && c->d->push) subscribe(c, topic__filter_all(TOPIC_PRESENCE), false);
+	else unsubscribe(c, topic__filter_all(TOPIC_PRESENCE), false);
 }
 
 static void on_suback(void *arg, const unsigned char *codes, size_t n)
@@ -320,6 +326,8 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 		request(c, msg, JOB_REGISTER);
 	}else if(tp.kind == TOPIC_SEEN){
 		request(c, msg, JOB_SEEN);
+	}else if(tp.kind == TOPIC_PRESENCE){
+		push__presence(d->push, tp.a.p, tp.a.n, msg->payload, msg->len);
 	}else{
 		log_debug("archiver@%d: ignoring a message on an unexpected topic", c->index);
 	}
@@ -415,6 +423,7 @@ static void flush(struct daemon *d)
 	if(ingest__pending(&d->ing) == 0 || !d->db_ok) return;
 	rc = ingest__flush(&d->ing, d->ar, d->udb);
 	if(rc != MQC_OK) daemon__db_failed(d, rc, "store");
+	else push__wake(d->push);
 }
 
 /* ---- the loop ---- */
@@ -536,6 +545,8 @@ static void daemon_cleanup(struct daemon *d)
 	/* Before the connections go: it may hand answers to them. */
 	worker__stop(d->worker, d);
 	d->worker = NULL;
+	push__stop(d->push);
+	d->push = NULL;
 	http__stop(d->http);
 	d->http = NULL;
 	for(i = 0; i < CONFIG_MAX_CONNECTIONS; i++){
@@ -672,6 +683,11 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		log_error("%s", err);
 		goto done;
 	}
+	/* Wrong push settings stop the start, as any bad setting does. */
+	if(d->cfg.push && push__check_config(&d->cfg, err, sizeof(err)) != MQC_OK){
+		log_error("%s", err);
+		goto done;
+	}
 	/* Early, so that a wrong folder or a taken port stops the start before
 	 * anything is opened (one process per data folder: the lock first). */
 	if(start_http(d, err, sizeof(err)) != MQC_OK){
@@ -727,6 +743,17 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		if(rc != MQC_OK) daemon__db_failed(d, rc, "journal replay");
 		else log_info("journal replayed: %zu message(s)", n);
 	}
+	/* After the replay, so that a new push.db starts after what was
+	 * there. A bad key stops the start like a bad setting; a store it
+	 * cannot open costs notifications, not storing. */
+	if(d->cfg.push){
+		rc = push__start(&d->cfg, d->archive_path, d->auth_path, &d->push, err, sizeof(err));
+		if(rc == MQC_ERR_INVAL){
+			log_error("%s", err);
+			goto done;
+		}
+		if(rc != MQC_OK) log_warnx("push: off: %s", err);
+	}
 	log_info("archiving %s:%d into %s (%d connection%s, retention %d days, registration %s)",
 			d->cfg.host, d->cfg.port, d->archive_path, d->nconns, d->nconns > 1 ? "s" : "",
 			d->cfg.retention_days, registration__name(d->cfg.registration));
@@ -739,6 +766,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	/* Its last answers go out before the DISCONNECT. */
 	worker__stop(d->worker, d);
 	d->worker = NULL;
+	/* Requests in flight get their grace (PUSH_STOP_GRACE_MS); the rest
+	 * stays in push.db. */
+	push__stop(d->push);
+	d->push = NULL;
 	shutdown_all(d);
 	log_info("stopped: %lld stored, %lld duplicates, %lld receipts, %lld invalid, %lld requests,"
 			" %lld registrations, %lld expired; %lld commits, %lld journal writes",

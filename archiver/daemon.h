@@ -46,6 +46,7 @@ struct archive;
 struct userdb;
 struct daemon;
 struct http;
+struct push;
 
 /* One broker connection, client id archiver@<index>. */
 struct conn {
@@ -111,6 +112,9 @@ struct daemon {
 	/* The web app's HTTP server (http.h), on a thread of its own; NULL
 	 * without http_port. */
 	struct http *http;
+	/* The push thread (push.h); NULL with push off or when it could not
+	 * start. */
+	struct push *push;
 
 	int sigpipe[2];
 	volatile int stop;

@@ -24,11 +24,13 @@ def test_init_creates_everything_once(datadir):
     d = os.path.join(datadir, "data")
     r = ok(d, "init")
     assert r.out == ("created {d}\ncreated {d}/auth.db\ncreated {d}/archive.db\n"
-                     "created service account archiver (password in {d}/archiver.pw)\n").format(d=d)
+                     "created service account archiver (password in {d}/archiver.pw)\n"
+                     "created {d}/vapid.pem (the Web Push key)\n").format(d=d)
     assert mode(d) == 0o750
     assert mode(os.path.join(d, "archiver.pw")) == 0o600
     assert mode(os.path.join(d, "auth.db")) == 0o640
     assert mode(os.path.join(d, "archive.db")) == 0o640
+    assert mode(os.path.join(d, "vapid.pem")) == 0o600
     with open(os.path.join(d, "archiver.pw")) as f:
         content = f.read()
     pw = content.rstrip("\n")
@@ -37,7 +39,10 @@ def test_init_creates_everything_once(datadir):
     rows = auth_rows(d, "SELECT name, kind, enabled, pwhash FROM users")
     assert [r[:3] for r in rows] == [("archiver", "service", 1)]
     assert verify_password(rows[0][3], pw)
-    assert sorted(os.listdir(d)) == ["archive.db", "archiver.pw", "auth.db"]
+    assert sorted(os.listdir(d)) == ["archive.db", "archiver.pw", "auth.db", "vapid.pem"]
+    with open(os.path.join(d, "vapid.pem")) as f:
+        vapid = f.read()
+    assert "PRIVATE KEY" in vapid
 
     before = auth_rows(d, "SELECT * FROM users")
     r = ok(d, "init")
@@ -45,13 +50,25 @@ def test_init_creates_everything_once(datadir):
     assert auth_rows(d, "SELECT * FROM users") == before
     with open(os.path.join(d, "archiver.pw")) as f:
         assert f.read() == content
+    with open(os.path.join(d, "vapid.pem")) as f:
+        assert f.read() == vapid
+
+
+def test_init_makes_a_lost_vapid_key(initdir):
+    """A data folder of a release before push notifications has no
+    vapid.pem: init adds it and changes nothing else."""
+    os.unlink(os.path.join(initdir, "vapid.pem"))
+    r = ok(initdir, "init")
+    assert r.out == "created %s/vapid.pem (the Web Push key)\n" % initdir
+    assert mode(os.path.join(initdir, "vapid.pem")) == 0o600
 
 
 def test_init_on_existing_store_keeps_users(datadir, store):
     store.add_user("alice")
     r = ok(datadir, "init")
     assert r.out == ("created {d}/archive.db\n"
-                     "created service account archiver (password in {d}/archiver.pw)\n").format(d=datadir)
+                     "created service account archiver (password in {d}/archiver.pw)\n"
+                     "created {d}/vapid.pem (the Web Push key)\n").format(d=datadir)
     assert [u[0] for u in auth_rows(datadir, "SELECT name FROM users ORDER BY name")] == ["alice", "archiver"]
 
 
@@ -98,10 +115,12 @@ def test_init_owner(datadir):
         return
     assert r.out.endswith("owner of {d} set to mosquitto\nowner of {d}/auth.db set to mosquitto\n"
                           "owner of {d}/archive.db set to mosquitto\n"
-                          "owner of {d}/archiver.pw set to mosquitto\n".format(d=d))
+                          "owner of {d}/archiver.pw set to mosquitto\n"
+                          "owner of {d}/vapid.pem set to mosquitto\n".format(d=d))
     # The archiver's files too: it runs as the folder's owner, never as
     # root in a folder another user owns (docs/SECURITY.md).
-    for p in (d, os.path.join(d, "auth.db"), os.path.join(d, "archiver.pw"), os.path.join(d, "archive.db")):
+    for p in (d, os.path.join(d, "auth.db"), os.path.join(d, "archiver.pw"), os.path.join(d, "archive.db"),
+              os.path.join(d, "vapid.pem")):
         assert (os.stat(p).st_uid, os.stat(p).st_gid) == (broker_user.pw_uid, broker_user.pw_gid)
     assert ok(d, "init", "--owner", "mosquitto").out == "%s is already initialised: nothing changed\n" % d
     add_user(d, "alice")   # root still writes the store, -wal/-shm get the file's owner
@@ -256,4 +275,4 @@ def test_concurrent_inits(datadir):
     with open(os.path.join(d, "archiver.pw")) as f:
         pw = f.read().rstrip("\n")
     assert verify_password(auth_rows(d, "SELECT pwhash FROM users WHERE name='archiver'")[0][0], pw)
-    assert sorted(os.listdir(d)) == ["archive.db", "archiver.pw", "auth.db"]
+    assert sorted(os.listdir(d)) == ["archive.db", "archiver.pw", "auth.db", "vapid.pem"]
