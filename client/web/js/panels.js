@@ -993,7 +993,8 @@ class Settings {
 		const previews = el('input', {id: 'push-previews', type: 'checkbox', role: 'switch'});
 		const status = statusLine('push-status');
 		const supported = pushSupported();
-		on.disabled = !supported;
+		// Until the server says what it offers (loadNotifications).
+		on.disabled = previews.disabled = true;
 		on.addEventListener('change', () => {
 			const want = on.checked;
 			say(status, '');
@@ -1037,7 +1038,7 @@ class Settings {
 		return el('section', {class: 'panel-card', id: 'settings-notifications', 'aria-labelledby': 'settings-notifications-h'},
 			el('h3', {id: 'settings-notifications-h'}, 'Notifications'),
 			el('div', {class: 'panel-check'}, on, el('label', {for: 'push-toggle'}, 'Notifications on this device')),
-			el('p', {class: 'panel-hint', id: 'push-hint'}, supported
+			this.pushHint = el('p', {class: 'panel-hint', id: 'push-hint'}, supported
 				? 'New messages show as notifications while mqchat is closed. Muted conversations stay quiet.'
 				: 'This browser cannot show notifications from mqchat.'),
 			el('div', {class: 'panel-check'}, previews, el('label', {for: 'push-previews'}, 'Message previews')),
@@ -1055,13 +1056,16 @@ class Settings {
 			return;
 		}
 		this.pushPreviews.disabled = false;
-		this.pushToggle.disabled = !pushSupported();
 		try {
-			const [settings, enabled] = await Promise.all([conn.rpc('push_settings'),
-				pushSupported() ? pushEnabled() : false]);
+			const [settings, cfg, enabled] = await Promise.all([conn.rpc('push_settings'),
+				conn.rpc('push_config'), pushSupported() ? pushEnabled() : false]);
 			if (!this.life.alive()) return;
 			loaded(this.pushStatus);
 			this.pushPreviews.checked = !!settings.previews;
+			// A browser can have them only where the server sends Web Push.
+			const webpush = Array.isArray(cfg.providers) && cfg.providers.includes('webpush');
+			if (pushSupported() && !webpush) text(this.pushHint, 'This server does not send notifications to browsers.');
+			this.pushToggle.disabled = !pushSupported() || (!webpush && !enabled);
 			if (!this.pushToggle.matches('[aria-busy]')) this.pushToggle.checked = enabled;
 		} catch (e) {
 			if (this.life.alive()) loadFailed(this.pushStatus, e);

@@ -204,4 +204,5 @@ if ('serviceWorker' in navigator) {
 			location.hash = d.hash;
 		}
 	});
+	navigator.serviceWorker.startMessages();
 }
