@@ -111,10 +111,19 @@ static void disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
 				fprintf(stderr, "warning: the connection keeps closing right after it opens; "
 						"is another listen or chat running as %s? (use --device)\n",
 						s->client_id);
-				if(s->pause_on_takeover) s->taken_over = true;
+			}
+			/* Which of the two gives way: the one that was there first
+			 * (its connection had lasted when this began), so the one
+			 * just started on another machine wins; one that never had
+			 * a lasting connection gives way later, if the other never
+			 * does (a listen, which does not pause). */
+			if(s->pause_on_takeover
+					&& s->quick_losses >= (s->lasted_then_lost ? 3 : 8)){
+				s->taken_over = true;
 			}
 		}else{
 			s->quick_losses = 0;
+			s->lasted_then_lost = true;
 		}
 	}
 	s->connected = false;
@@ -843,6 +852,7 @@ void session__resume(struct session *s)
 {
 	s->taken_over = false;
 	s->quick_losses = 0;
+	s->lasted_then_lost = false;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	s->retry_at = 0;
 }

@@ -79,6 +79,7 @@ struct session {
 	int backoff_ms;
 	int64_t connected_at;   /* monotonic ms of the last CONNACK */
 	int quick_losses;       /* connections lost within 2 s in a row */
+	bool lasted_then_lost;  /* the last connection before them had lasted */
 	struct sub_entry *subs; /* restored if the broker lost the session */
 	int nsubs;
 	int wait_mid;           /* the SUBSCRIBE/UNSUBSCRIBE being waited for */
@@ -107,9 +108,9 @@ struct session {
 	session_rpc_cb on_rpc;
 	void *ud;
 	/* Another connection with my client id keeps taking the session over
-	 * (connections closed right after they open, 3 in a row): with
-	 * pause_on_takeover, reconnecting stops and taken_over is set, until
-	 * session__resume. */
+	 * (connections closed right after they open, 3 in a row after one that
+	 * had lasted; 8 if none had): with pause_on_takeover, reconnecting
+	 * stops and taken_over is set, until session__resume. */
 	bool pause_on_takeover;
 	bool taken_over;
 	/* Device tokens (token.h): unless a password is given, a stored token
