@@ -66,6 +66,7 @@ struct push_sender {
 	int64_t fcm_token_at;          /* mono ms it was fetched */
 	int64_t fcm_failed_until;      /* mono ms: the token endpoint failed */
 	bool fcm_fetching;
+	bool fcm_after_401;            /* the token was fetched because FCM refused the last */
 	/* APNs */
 	EVP_PKEY *apns_key;
 	char apns_jwt[HEADER_MAX];
@@ -745,12 +746,15 @@ static void job_result(struct push_sender *s, struct request *q, CURLcode code, 
 	/* FCM: a token the service no longer takes is fetched again, once;
 	 * APNs: a provider token it refuses is made again. */
 	if(q->provider == PUSH_FCM && r->status == 401){
-		if(strcmp(q->fcm_token, s->fcm_token) == 0 && time__mono_ms() - s->fcm_token_at > FCM_EARLY_MS){
-			s->fcm_token[0] = '\0';
-			r->outcome = PUSH_RETRY;
-		}else if(strcmp(q->fcm_token, s->fcm_token) != 0){
+		if(strcmp(q->fcm_token, s->fcm_token) != 0){
 			r->outcome = PUSH_RETRY;   /* a newer token is there already */
+		}else if(!s->fcm_after_401){
+			s->fcm_token[0] = '\0';   /* fetched again, once */
+			s->fcm_after_401 = true;
+			r->outcome = PUSH_RETRY;
 		}
+	}else if(q->provider == PUSH_FCM && r->outcome == PUSH_SENT){
+		s->fcm_after_401 = false;
 	}
 	if(q->provider == PUSH_APNS && r->status == 403 && strstr(q->resp, "ProviderToken")){
 		s->apns_at = 0;
