@@ -17,6 +17,7 @@ import os
 
 import pytest
 
+import harness
 from client_util import mqchat
 from push_fakes import WebPushFake, b64u, p256_raw
 from web_util import T, Stack, driver, module_failed, people  # noqa: F401 (fixtures)
@@ -93,6 +94,12 @@ def cli(env, user, *args):
     return [json.loads(ln) for ln in r.out.splitlines()]
 
 
+def presence(env, viewer, user):
+    """user's presence status as viewer's `mqchat who` sees it."""
+    r = mqchat(env.broker, env.datadir, viewer, "who", user, "--json")
+    return json.loads(r.out)["status"] if r.rc == 0 and r.out else None
+
+
 def open_with_fake_push(people, env, name, sub, ctx=None):  # noqa: F811
     """A page of name (in context ctx) whose browser 'has' Web Push through
     the fake, with notifications allowed; not logged in yet."""
@@ -139,19 +146,22 @@ def test_toggle_registers_and_removes_a_webpush_target(web_env, people):  # noqa
     # browser would): "New message", who wrote (the text only with
     # previews), tagged with the conversation so that the next replaces it
     origin = env.url.rstrip("/")
-    shown = ("navigator.serviceWorker.getRegistration().then((r) => r.getNotifications())"
-             ".then((ns) => ns.length >= %d && ns.map((x) => ({title: x.title, body: x.body, tag: x.tag})))")
+    shown = ("navigator.serviceWorker.getRegistration().then((r) => r.getNotifications({tag: %s}))"
+             ".then((ns) => ns.length > 0 && {title: ns[0].title, body: ns[0].body, tag: ns[0].tag})")
     alice.swPush(origin=origin, data=json.dumps({"type": "message", "with": "bob", "from": "bob",
                                                  "id": "m-1", "seq": 7, "count": 1}))
-    assert alice.wait_fn(shown % 1) == [{"title": "New message", "body": "from bob", "tag": "#/u/bob"}]
+    assert alice.wait_fn(shown % json.dumps("#/u/bob")) == \
+        {"title": "New message", "body": "from bob", "tag": "#/u/bob"}
     alice.swPush(origin=origin, data=json.dumps({"type": "message", "room": "lobby", "from": "bob",
                                                  "id": "m-2", "seq": 9, "count": 3, "body": "see you at 8"}))
-    got = alice.wait_fn(shown % 2)
-    assert {"title": "3 new messages", "body": "bob: see you at 8", "tag": "#/r/lobby"} in got, got
+    assert alice.wait_fn(shown % json.dumps("#/r/lobby")) == \
+        {"title": "3 new messages", "body": "bob: see you at 8", "tag": "#/r/lobby"}
 
     # alice offline: bob's text reaches her through the push service,
     # encrypted for her subscription and signed with the server's key
     people.close(alice)
+    harness.wait_for(lambda: presence(env, "bob", "alice") != "online", T,
+                     what="alice's presence to go offline")
     mqchat(env.broker, env.datadir, "bob", "send", "alice", "are you there?")
     env.webpush.wait_delivered(1, key=sub.id, timeout=T)
     env.webpush.assert_refused_nothing()
