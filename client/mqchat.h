@@ -144,6 +144,13 @@ int util__check_body(const char *body, size_t len);
  * large: 65,536 bytes of text; at most 65,458 fit in one message" (with
  * the escaped length too when escaping makes it longer). */
 int util__envelope_fits(size_t env_len, const char *body, size_t len, char *why, size_t why_len);
+/* The longest duration util__duration takes: a year. */
+#define UTIL_DURATION_MAX (365LL * 24 * 3600)
+/* A duration as people write it: "30m", "8h", "2d", "90s" or seconds,
+ * more than 0 and at most UTIL_DURATION_MAX. Its seconds, or -1. */
+long long util__duration(const char *v);
+/* s seconds in words into buf: "8 hours", "30 minutes", "2 days". */
+const char *util__say_duration(long long s, char *buf, size_t len);
 /* "Error: " + message to stderr. */
 void util__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -123,15 +123,14 @@ static struct tui_rpc *conv_rpc(struct tui *t, json_t *req, enum tui_rpc_kind ki
 	return r;
 }
 
-/* The conversation c's member of a request: "with" or "room". */
-static json_t *conv_req(const char *op, const struct tconv *c)
+json_t *tui__conv_req(const char *op, const struct tconv *c)
 {
 	return json_pack("{s:s, s:s}", "op", op, c->kind == TCONV_ROOM ? "room" : "with", c->name);
 }
 
 static void ask_history(struct tui *t, struct tconv *c, int64_t before)
 {
-	json_t *req = conv_req("history", c);
+	json_t *req = tui__conv_req("history", c);
 	struct tui_rpc *r;
 
 	if(req == NULL || t->history_asked){
@@ -156,6 +155,30 @@ static void ask_sync(struct tui *t)
 	if(r) r->silent = true;
 }
 
+void tui__ask_mutes(struct tui *t)
+{
+	struct tui_rpc *r = tui__rpc(t, json_pack("{s:s}", "op", "mutes"), TRPC_MUTES);
+
+	if(r) r->silent = true;   /* a server without mute answers unknown_op */
+}
+
+bool tui__muted(const struct tui *t, const struct tconv *c, int64_t *until)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(t->mutes, i, m){
+		const char *name = json_string_value(json_object_get(m,
+					c->kind == TCONV_ROOM ? "room" : "with"));
+		int64_t u = json_integer_value(json_object_get(m, "until"));
+		if(name == NULL || strcmp(name, c->name) != 0) continue;
+		if(u != 0 && u <= tui__now(t)) return false;
+		if(until) *until = u;
+		return true;
+	}
+	return false;
+}
+
 /* What the app asks at every connection: the contract it speaks, the rooms
  * (their topics), the list, the blocks, my nick; and after a reconnect what
  * was missed (sync from the largest seq seen). */
@@ -175,6 +198,7 @@ static void ask_all(struct tui *t, bool catch_up)
 	r = tui__rpc(t, json_pack("{s:s, s:i}", "op", "conversations", "limit", 100),
 			TRPC_CONVERSATIONS);
 	if(r) r->silent = true;
+	tui__ask_mutes(t);
 	if(catch_up && t->st.max_seq > 0){
 		t->sync_pages = 0;
 		ask_sync(t);
@@ -429,7 +453,7 @@ static void mark_read(struct tui *t)
 	n = c->msgs[c->nmsgs - 1];
 	if(n->receipt_sent && c->unread == 0) return;
 	if(strcmp(n->from, t->st.me) != 0 && (n->seq == 0 || n->seq > c->read_seq || c->unread > 0)){
-		req = conv_req("read", c);
+		req = tui__conv_req("read", c);
 		if(req && n->seq > 0){
 			json_object_set_new(req, "seq", json_integer(n->seq));
 		}else if(req){
@@ -761,8 +785,13 @@ static void on_answer(struct tui *t, struct tui_rpc *r, json_t *resp)
 					nick ? ")" : "", kind ? kind : "user");
 			break;
 		}
+		case TRPC_MUTES:
+			json_decref(t->mutes);
+			t->mutes = json_incref(json_object_get(resp, "mutes"));
+			break;
 		case TRPC_PLAIN:
 			if(r->done[0]) tui__info(t, "%s", r->done);
+			if(!strncmp(r->doing, "mute", 4) || !strncmp(r->doing, "unmute", 6)) tui__ask_mutes(t);
 			/* What a command changed shows in the lists at once. */
 			if(!strncmp(r->done, "blocked", 7) || !strncmp(r->done, "unblocked", 9)){
 				struct tui_rpc *b = tui__rpc(t, json_pack("{s:s}", "op", "blocked"), TRPC_BLOCKED);
@@ -1357,6 +1386,7 @@ int tui__run(struct options *opt, const char *conv)
 	free(t->subscribed_rooms);
 	clear_info(t);
 	json_decref(t->answers);
+	json_decref(t->mutes);
 	tui_line__free(&t->line);
 	tui_store__free(&t->st);
 	free(t);

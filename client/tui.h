@@ -31,6 +31,7 @@ enum tui_rpc_kind {
 	TRPC_DEVICES,
 	TRPC_ROOM_INFO,
 	TRPC_WHOIS,
+	TRPC_MUTES,
 	TRPC_PLAIN,         /* a command: "-!- <done>" on success, its error otherwise */
 };
 
@@ -73,6 +74,7 @@ struct tui {
 	int ninfo;
 	char notice[256];           /* the status line's latest word */
 	json_t *answers;            /* RPC answers come in, not yet handled */
+	json_t *mutes;              /* the mutes answer's list, or NULL (none, or an older server) */
 	struct tui_rpc rpcs[TUI_RPCS];
 	int nrpcs;
 	struct tui_out *outs;
@@ -109,6 +111,8 @@ int tui__run(struct options *opt, const char *conv);
 struct tui_rpc *tui__rpc(struct tui *t, json_t *req, enum tui_rpc_kind kind);
 /* A TRPC_PLAIN request: on success say done, on failure "cannot doing: why". */
 void tui__rpc_plain(struct tui *t, json_t *req, const char *done, const char *doing);
+/* A request {"op": op, "with"|"room": c's name} (new reference). */
+json_t *tui__conv_req(const char *op, const struct tconv *c);
 /* Open a conversation (loads its history if not yet), or NULL to close. */
 void tui__open(struct tui *t, struct tconv *c);
 /* Send a text to the open conversation (reply: the message it answers, or NULL). */
@@ -121,6 +125,10 @@ void tui__room_subscribe(struct tui *t, const char *room);
 void tui__info(struct tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The server's clock now (ms since the epoch). */
 int64_t tui__now(const struct tui *t);
+/* Is c muted (push notifications), and until when (0: for ever)? */
+bool tui__muted(const struct tui *t, const struct tconv *c, int64_t *until);
+/* Ask for the mutes again (after /mute, /unmute). */
+void tui__ask_mutes(struct tui *t);
 
 /* ---- tui_cmd.c ---- */
 

@@ -40,7 +40,7 @@ static const char *split(const char *line, char *buf, size_t len, int want, stru
 static const char *const commands[] = {
 	"/open", "/msg", "/reply", "/react", "/unreact", "/edit", "/delete", "/search", "/rooms",
 	"/room", "/block", "/unblock", "/blocked", "/devices", "/nick", "/profile", "/whois",
-	"/who", "/reconnect", "/help", "/quit",
+	"/who", "/mute", "/unmute", "/reconnect", "/help", "/quit",
 };
 static const char *const room_subs[] = {
 	"create", "add", "remove", "promote", "demote", "title", "info", "leave", "delete",
@@ -62,6 +62,7 @@ static const char *const help[] = {
 	"/block USER, /unblock USER, /blocked",
 	"/devices · /devices revoke DEVICE|--others   devices holding a token",
 	"/nick NICK · /profile · /whois USER · /who   names and presence",
+	"/mute [30m|8h|2d], /unmute    push notifications of this conversation",
 	"/reconnect · /quit            a text starting with / is sent as //text",
 };
 
@@ -84,6 +85,7 @@ struct tmsg *tui_cmd__target(struct tui *t, bool mine)
 }
 
 /* ---- conversations ---- */
+
 
 /* Open NAME or #ROOM; a person is probed first (does the account exist,
  * does it take my messages). */
@@ -322,6 +324,34 @@ static void cmd_who(struct tui *t)
 	if(n == 0) tui__info(t, "nobody who shows you their presence is online");
 }
 
+/* ---- mute ---- */
+
+/* /mute [DURATION] and /unmute: the open conversation's notifications. */
+static void cmd_mute(struct tui *t, const char *arg, bool unmute)
+{
+	struct tconv *c = t->open;
+	char done[160], doing[160], label[NAME_MAX_LEN + 2], dur[48] = "";
+	long long for_s = 0;
+	json_t *req;
+
+	if(c == NULL){
+		tui__info(t, "open a conversation first, then /%s", unmute ? "unmute" : "mute");
+		return;
+	}
+	if(!unmute && arg[0] && (for_s = util__duration(arg)) < 0){
+		tui__info(t, "usage: /mute [30m|8h|2d|SECONDS] (without: for ever)");
+		return;
+	}
+	tui_view__label(c, label, sizeof(label));
+	req = tui__conv_req(unmute ? "unmute" : "mute", c);
+	if(req && for_s > 0) json_object_set_new(req, "for_s", json_integer(for_s));
+	if(for_s > 0) util__say_duration(for_s, dur, sizeof(dur));
+	snprintf(done, sizeof(done), unmute ? "%s unmuted: notifications again"
+			: "%s muted%s%s: no notifications for it", label, for_s ? " for " : "", dur);
+	snprintf(doing, sizeof(doing), "%s %s", unmute ? "unmute" : "mute", label);
+	tui__rpc_plain(t, req, done, doing);
+}
+
 /* ---- the table ---- */
 
 void tui_cmd__run(struct tui *t, const char *line)
@@ -420,6 +450,8 @@ void tui_cmd__run(struct tui *t, const char *line)
 		if(r) snprintf(r->doing, sizeof(r->doing), "look up %.100s", rest);
 	}else if(!strcmp(cmd, "/who")){
 		cmd_who(t);
+	}else if(!strcmp(cmd, "/mute") || !strcmp(cmd, "/unmute")){
+		cmd_mute(t, rest, !strcmp(cmd, "/unmute"));
 	}else if(!strcmp(cmd, "/reconnect")){
 		session__resume(&t->s);
 		tui__info(t, "reconnecting");

@@ -485,6 +485,7 @@ static void draw_list(struct tui *t, int rows)
 		if(c->unread > 0) snprintf(count, sizeof(count), c->unread > 999 ? "999+" : "%d", c->unread);
 		room = LIST_W - 2 - (count[0] ? (int)strlen(count) + 1 : 0);
 		if(c == t->open) attrset(A_BOLD | A_REVERSE);
+		else if(tui__muted(t, c, NULL)) attrset(A_DIM);
 		move(y, 0);
 		hline(' ', LIST_W);
 		mvaddstr(y, 0, c == t->open ? ">" : " ");
@@ -566,6 +567,16 @@ static void draw_title(struct tui *t, int x0, int cols)
 		}
 		snprintf(text, sizeof(text), "%s%s%s%s%s", c->name, strcmp(nick, c->name) ? " (" : "",
 				strcmp(nick, c->name) ? nick : "", strcmp(nick, c->name) ? ")" : "", seen);
+	}
+	if(c){
+		int64_t until = 0;
+		if(tui__muted(t, c, &until)){
+			size_t l = strlen(text);
+			char when[48] = "";
+			if(until > 0) fmt_seen(t, until, when, sizeof(when));
+			snprintf(text + l, sizeof(text) - l, " %s muted%s%s", DOT(t), until ? " until " : "",
+					when);
+		}
 	}
 	{
 		char *s = safe_text(text, false);

@@ -243,3 +243,41 @@ int util__mkdirs(char *dir)
 	}
 	return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
+
+long long util__duration(const char *v)
+{
+	char *end;
+	long long n, unit = 1;
+
+	if(*v < '0' || *v > '9') return -1;
+	n = strtoll(v, &end, 10);
+	if(*end && end[1] == '\0'){
+		switch(*end){
+		case 's': unit = 1; break;
+		case 'm': unit = 60; break;
+		case 'h': unit = 3600; break;
+		case 'd': unit = 86400; break;
+		default: return -1;
+		}
+	}else if(*end){
+		return -1;
+	}
+	if(n <= 0 || n > UTIL_DURATION_MAX / unit) return -1;
+	return n * unit;
+}
+
+const char *util__say_duration(long long s, char *buf, size_t len)
+{
+	static const struct { long long unit; const char *name; } units[] = {
+		{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+	size_t i;
+
+	for(i=0; i<sizeof(units) / sizeof(units[0]); i++){
+		if(s % units[i].unit == 0){
+			long long n = s / units[i].unit;
+			snprintf(buf, len, "%lld %s%s", n, units[i].name, n == 1 ? "" : "s");
+			break;
+		}
+	}
+	return buf;
+}
