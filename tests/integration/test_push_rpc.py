@@ -192,7 +192,7 @@ def test_providers_the_operator_did_not_set_up(world):
     assert targets_of(env) == []
 
 
-def test_webhooks_and_web_push_off_by_default(world):
+def test_webhooks_off_unless_the_operator_turns_them_on(world):
     env = world(args=["--push-webhook", "off"], vapid=False)
     providers = rpc_ok(env.rpc, "push_config")["providers"]
     assert "webhook" not in providers
