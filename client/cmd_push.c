@@ -8,16 +8,12 @@
  * and Web Push targets themselves. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "session.h"
 
 /* The archiver refuses longer URLs (bad_request). */
 #define PUSH_URL_MAX 2048
-/* The longest mute --for takes: a year, as the archiver (without --for:
- * for ever). */
-#define MUTE_FOR_MAX (365LL * 24 * 3600)
 
 /* ---- an op, and its failure in words ---- */
 
@@ -353,47 +349,6 @@ int cmd_push__run(struct options *opt, const struct cmd_args *a)
 
 /* ---- mute, unmute, mutes ---- */
 
-/* A --for value: "30m", "8h", "2d", "90s" or seconds, more than 0 and at
- * most MUTE_FOR_MAX. Its seconds, or -1. */
-static long long duration(const char *v)
-{
-	char *end;
-	long long n, unit = 1;
-
-	if(*v < '0' || *v > '9') return -1;
-	n = strtoll(v, &end, 10);
-	if(*end && end[1] == '\0'){
-		switch(*end){
-		case 's': unit = 1; break;
-		case 'm': unit = 60; break;
-		case 'h': unit = 3600; break;
-		case 'd': unit = 86400; break;
-		default: return -1;
-		}
-	}else if(*end){
-		return -1;
-	}
-	if(n <= 0 || n > MUTE_FOR_MAX / unit) return -1;
-	return n * unit;
-}
-
-/* "8 hours", "30 minutes", "2 days", "90 seconds" into buf. */
-static const char *say_duration(long long s, char *buf, size_t len)
-{
-	static const struct { long long unit; const char *name; } units[] = {
-		{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
-	size_t i;
-
-	for(i=0; i<sizeof(units) / sizeof(units[0]); i++){
-		if(s % units[i].unit == 0){
-			long long n = s / units[i].unit;
-			snprintf(buf, len, "%lld %s%s", n, units[i].name, n == 1 ? "" : "s");
-			break;
-		}
-	}
-	return buf;
-}
-
 /* The conversation operand of mute and unmute, with what not_found means
  * for it. EXIT_OK, or EXIT_USAGE said. */
 static int conv_operand(const char *arg, const char **with, const char **room, char *nf,
@@ -442,7 +397,7 @@ int cmd_mute__run(struct options *opt, const struct cmd_args *a)
 	int rc;
 
 	if(a->nargs != 1) return cmd__usage("mute");
-	if(v && (for_s = duration(v)) < 0){
+	if(v && (for_s = util__duration(v)) < 0){
 		util__error("--for: expected a duration like 30m, 8h, 2d or seconds (at most 365 days), "
 				"not '%s'", log_escape(v, strlen(v), q, sizeof(q)));
 		return cmd__usage("mute");
@@ -468,7 +423,7 @@ int cmd_mute__run(struct options *opt, const struct cmd_args *a)
 	}else if(until > 0){
 		util__fmt_time(until, true, until_s, sizeof(until_s));
 		printf("muted %s for %s (until %s): no notifications from it\n", doing + 5,
-				say_duration(for_s, dur, sizeof(dur)), until_s);
+				util__say_duration(for_s, dur, sizeof(dur)), until_s);
 	}else{
 		printf("muted %s until you unmute it: no notifications from it\n", doing + 5);
 	}
