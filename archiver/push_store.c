@@ -735,6 +735,30 @@ int push_store__job_done(struct sqlite3 *db, int64_t id)
 	return job_write(db, "DELETE FROM queue WHERE id = ?1", id, 0);
 }
 
+int push_store__job_sent(struct sqlite3 *db, const struct push_job *j)
+{
+	sqlite3_stmt *st;
+	bool own;
+	int rc, k;
+
+	rc = write_begin(db, &own);
+	for(k = 0; rc == MQC_OK && k < 2; k++){
+		rc = prep(db, k == 0 ? "DELETE FROM queue WHERE id = ?1 AND last_seq = ?2"
+				: "UPDATE queue SET count = max(count - ?3, 1), attempts = 0 WHERE id = ?1"
+				" AND last_seq <> ?2", &st);
+		if(rc != MQC_OK) break;
+		if(sqlite3_bind_int64(st, 1, j->id) || sqlite3_bind_int64(st, 2, j->last_seq)
+				|| (k == 1 && sqlite3_bind_int(st, 3, j->count))){
+			sqlite3_finalize(st);
+			rc = MQC_ERR_DB;
+			break;
+		}
+		rc = run(st);
+		if(rc == MQC_OK && k == 0 && sqlite3_changes(db) > 0) break;   /* nothing came meanwhile */
+	}
+	return write_end(db, own, rc);
+}
+
 int push_store__job_retry(struct sqlite3 *db, int64_t id, int64_t due_ms)
 {
 	return job_write(db, "UPDATE queue SET due = ?2, attempts = attempts + 1 WHERE id = ?1", id, due_ms);

@@ -124,6 +124,11 @@ void push_store__job_free(struct push_job *j);
 int push_store__next_due(struct sqlite3 *db, int64_t *due_ms);
 /* A job accepted by its provider (or given up): removed. */
 int push_store__job_done(struct sqlite3 *db, int64_t id);
+/* Job j (as push_store__due gave it) accepted by its provider: removed,
+ * unless messages were enqueued into it while it was on its way (its
+ * last_seq moved on): then it stays, due as it was, with count those
+ * messages only, so they are notified too (job_done would drop them). */
+int push_store__job_sent(struct sqlite3 *db, const struct push_job *j);
 /* Try again at due_ms (attempts + 1). */
 int push_store__job_retry(struct sqlite3 *db, int64_t id, int64_t due_ms);
 /* Drop user's jobs (they came online: nothing to notify; or muted). */

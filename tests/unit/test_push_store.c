@@ -468,6 +468,46 @@ static void test_due_order_retry_done(void **state)
 	assert_int_equal(one(f->db, "SELECT count FROM queue WHERE user='u2'", NULL), 2);
 }
 
+/* A message enqueued while its conversation's job is on its way is not
+ * lost when the provider accepts the job. */
+static void test_job_sent_keeps_what_came_meanwhile(void **state)
+{
+	struct fx *f = *state;
+	struct push_job j[2], k[2];
+	int n;
+
+	assert_int_equal(push_store__enqueue(f->db, "alice", "phone", "d:bob", 1, "a", "bob", NULL, NOW), MQC_OK);
+	assert_int_equal(push_store__enqueue(f->db, "alice", "phone", "d:bob", 2, "b", "bob", NULL, NOW), MQC_OK);
+	assert_int_equal(push_store__due(f->db, NOW, j, 2, &n), MQC_OK);
+	assert_int_equal(n, 1);
+	/* nothing came: gone */
+	assert_int_equal(push_store__job_sent(f->db, &j[0]), MQC_OK);
+	assert_int_equal(one(f->db, "SELECT count(*) FROM queue", NULL), 0);
+	push_store__job_free(&j[0]);
+	/* two came while it was sent: it stays for them */
+	assert_int_equal(push_store__enqueue(f->db, "alice", "phone", "d:bob", 3, "c", "bob", NULL, NOW), MQC_OK);
+	assert_int_equal(push_store__due(f->db, NOW, j, 2, &n), MQC_OK);
+	assert_int_equal(push_store__job_retry(f->db, j[0].id, NOW + 10), MQC_OK);
+	j[0].attempts = 1;
+	assert_int_equal(push_store__enqueue(f->db, "alice", "phone", "d:bob", 4, "d", "bob", NULL, NOW + 5), MQC_OK);
+	assert_int_equal(push_store__enqueue(f->db, "alice", "phone", "d:bob", 5, "e", "bob", "hi", NOW + 6), MQC_OK);
+	assert_int_equal(push_store__job_sent(f->db, &j[0]), MQC_OK);
+	push_store__job_free(&j[0]);
+	assert_int_equal(push_store__due(f->db, NOW + 10, k, 2, &n), MQC_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(k[0].count, 2);
+	assert_int_equal(k[0].last_seq, 5);
+	assert_string_equal(k[0].msg_id, "e");
+	assert_string_equal(k[0].preview, "hi");
+	assert_int_equal(k[0].attempts, 0);
+	assert_int_equal(k[0].due, NOW + 10);
+	assert_int_equal(push_store__job_sent(f->db, &k[0]), MQC_OK);
+	push_store__job_free(&k[0]);
+	assert_int_equal(one(f->db, "SELECT count(*) FROM queue", NULL), 0);
+	/* a job removed meanwhile (its target went): nothing, ok */
+	assert_int_equal(push_store__job_sent(f->db, &k[0]), MQC_OK);
+}
+
 static void test_jobs_drop(void **state)
 {
 	struct fx *f = *state;
@@ -574,6 +614,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_previews_off_unless_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enqueue_collapses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_due_order_retry_done, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_sent_keeps_what_came_meanwhile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_drop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_begin_commit_rollback, setup, teardown),
