@@ -124,6 +124,7 @@ class Mutes extends EventTarget {
 	constructor() {
 		super();
 		this.map = new Map();   // key -> until (ms; 0 for ever)
+		this.changes = 0;       // mutes and unmutes sent: a `mutes` answer older than one is stale
 	}
 
 	supported() {
@@ -145,7 +146,12 @@ class Mutes extends EventTarget {
 
 	async load() {
 		if (!this.supported()) return;
+		const at = this.changes;
 		const a = await conn.rpc('mutes');
+		// A mute or unmute went out meanwhile: this answer may not have it
+		// (requests may be answered out of order), and that one's answer set
+		// the map already.
+		if (at !== this.changes) return;
 		const next = new Map();
 		for (const m of a.mutes || []) {
 			if (typeof m.with === 'string') next.set('u:' + m.with, m.until || 0);
@@ -163,6 +169,7 @@ class Mutes extends EventTarget {
 	async mute(key, forS) {
 		const args = Mutes.target(key);
 		if (forS) args.for_s = forS;
+		this.changes++;
 		const a = await conn.rpc('mute', args);
 		this.map.set(key, a.until || 0);
 		this.dispatchEvent(new CustomEvent('mutes', {detail: {key}}));
@@ -170,6 +177,7 @@ class Mutes extends EventTarget {
 	}
 
 	async unmute(key) {
+		this.changes++;
 		await conn.rpc('unmute', Mutes.target(key));
 		this.map.delete(key);
 		this.dispatchEvent(new CustomEvent('mutes', {detail: {key}}));
