@@ -628,7 +628,8 @@ static void outcome(struct push *p, const struct push_job *job, enum push_provid
 		p->sent++;
 		log_debug("push: %s: notified %s@%s of %s (%d)", name, job->user, job->device, job->conv,
 				job->count);
-		rc = push_store__job_done(p->db, job->id);
+		/* A message that joined the job on its way stays queued. */
+		rc = push_store__job_sent(p->db, job);
 		if(rc == MQC_OK) rc = push_store__target_result(p->db, job->user, job->device, true, now);
 		break;
 	case PUSH_GONE:
