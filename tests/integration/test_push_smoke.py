@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -132,3 +133,93 @@ def test_run_makes_the_vapid_key_of_an_older_data_folder(arch_env):
     with open(key) as f:
         assert f.read() == pem
     assert env.arch.output().count("push: made the Web Push") == 1
+
+
+def run(datadir, *args, timeout=20):
+    return subprocess.run([harness.ARCHIVER, "--data", datadir, "run", "--port", "1"] + list(args),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_push_settings_stop_the_start(arch_env):
+    env = arch_env(start=False)
+    d = env.datadir
+    conf = os.path.join(d, "push.conf")
+    cases = [
+        (["--push-fcm-url", "http://127.0.0.1:9"], 1, "push_fcm_url http://127.0.0.1:9: not an https URL"),
+        (["--push-apns-url", "ftp://x"], 1, "push_apns_url ftp://x"),
+        (["--push-allow-http", "2"], 2, 'invalid value "2" for push_allow_http'),
+        (["--push", "maybe"], 2, 'invalid value "maybe" for push'),
+        (["--push-collapse-ms", "-1"], 2, "for push_collapse_ms"),
+    ]
+    for args, rc, text in cases:
+        r = run(d, *args)
+        assert r.returncode == rc and text in r.stderr, (args, r)
+    for body, text in (("push_apns_key = %s/archiver.pw\n" % d, "go together: 1 of 4 set"),
+                       ("push_fcm_credentials = %s/none.json\n" % d, "push_fcm_credentials %s/none.json" % d),
+                       ("push_vapid_key = %s/none.pem\n" % d, "push_vapid_key %s/none.pem" % d),
+                       ("push_vapid_subject = postmaster\n", "push_vapid_subject postmaster")):
+        with open(conf, "w") as f:
+            f.write(body)
+        r = run(d, "-c", conf)
+        assert r.returncode == 1 and text in r.stderr, (body, r)
+    assert not os.path.exists(os.path.join(d, "vapid.pem"))
+    # http URLs pass with push_allow_http; a bad service account is a bad setting too.
+    with open(os.path.join(d, "sa.json"), "w") as f:
+        f.write('{"project_id": "p"}')
+    with open(conf, "w") as f:
+        f.write("push_allow_http = 1\npush_fcm_url = http://127.0.0.1:9\npush_fcm_credentials = %s/sa.json\n" % d)
+    r = run(d, "-c", conf)
+    assert r.returncode == 1 and "not a service account" in r.stderr, r
+
+
+def test_push_off(arch_env):
+    env = arch_env(args=["--push", "off"])
+    assert not os.path.exists(os.path.join(env.datadir, "vapid.pem"))
+    assert not os.path.exists(os.path.join(env.datadir, "push.db"))
+    assert "push: on" not in env.arch.output()
+    assert env.arch.stop() == 0
+
+
+class Hanging(Receiver):
+    """A webhook endpoint that takes every request and never answers
+    (until stopped)."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        super().__init__()
+        outer = self
+
+        def do_POST(handler):
+            outer.got.put(handler.path)
+            outer.release.wait(60)
+        self.server.RequestHandlerClass.do_POST = do_POST
+
+    def stop(self):
+        self.release.set()
+        super().stop()
+
+
+def test_sigterm_leaves_unsent_jobs_for_the_next_start(arch_env, store):
+    hooks = Hanging()
+    for u in ("alice", "bob"):
+        store.add_user(u)
+    env = arch_env(args=["--push-webhook", "on", "--push-allow-http", "1", "--push-collapse-ms", "0"])
+    try:
+        bob, _ = register(env, "bob", hooks.url + "/bob")
+        bob.close()
+        alice = env.user("alice")
+        # bob's presence may lag his leaving: send until a request comes.
+        deadline = time.monotonic() + 40
+        while hooks.got.empty():
+            assert time.monotonic() < deadline, env.arch.output()[-3000:]
+            alice.publish(inbox("bob", "alice"), harness.envelope("are you there?"))
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        assert env.arch.stop() == 0
+        took = time.monotonic() - t0
+        assert took < 8, took       # the request in flight had 2 s, then was dropped
+        out = env.arch.output()
+        assert "push: 1 request(s) still in flight at the stop" in out, out[-3000:]
+        assert queue_len(env.datadir) == 1
+    finally:
+        hooks.stop()
