@@ -223,6 +223,16 @@ def test_mute_from_the_conversation_menu(web_env, people):  # noqa: F811
     bob.click("#chat-menu-list [data-action=unmute]")
     bob.wait_gone(".conv[data-conv='u:alice'] .conv-muted")
     assert [m.get("room") for m in cli(env, "bob", "mutes")] == ["lobby"]
+    # on a phone the menu stays on the screen
+    bob.viewport(width=360, height=740)
+    bob.click("#chat-menu")
+    bob.wait("#chat-menu-list")
+    assert bob.js("(() => { const r = document.querySelector('#chat-menu-list').getBoundingClientRect();"
+                  " return r.left >= 0 && r.right <= innerWidth; })()") is True
+    people.shot(bob, "web-conversation-menu-phone")
+    bob.press("Escape")
+    bob.wait_gone("#chat-menu-list")
+    bob.viewport(width=1280, height=800)
     # a reload shows the mutes the server keeps
     bob.reload()
     bob.wait_online()
