@@ -26,8 +26,7 @@ struct push_say {
 };
 
 /* Say why the request on s failed with rc: the codes of push ops in
- * words here, the others in cmd_rpc.c's words (its say_failure is static;
- * the lines below follow it). */
+ * words here, the others in cmd_rpc.c's (cmd_rpc__words). */
 static void say_failure(const struct session *s, int rc, const struct push_say *say)
 {
 	const char *code = s->rpc_code;
@@ -43,22 +42,8 @@ static void say_failure(const struct session *s, int rc, const struct push_say *
 		snprintf(w, sizeof(w), "%s", say->not_found);
 	}else if(!strcmp(code, "bad_request")){
 		snprintf(w, sizeof(w), "%s%s", s->rpc_error, say->hint ? say->hint : "");
-	}else if(!strcmp(code, "unknown_op")){
-		snprintf(w, sizeof(w), "the archiver does not offer it (a server older than this "
-				"client)");
-	}else if(!strcmp(code, "rate_limited")){
-		long long tenths = ((long long)s->rpc_retry_ms + 99) / 100;
-		snprintf(w, sizeof(w), "the archiver is busy: retry in %lld.%lld s", tenths / 10,
-				tenths % 10);
-	}else if(!strcmp(code, "internal")){
-		snprintf(w, sizeof(w), "the archiver cannot do it now: retry later");
-	}else if(s->rpc_error[0]){
-		snprintf(w, sizeof(w), "%s", s->rpc_error);
-	}else if(rc == EXIT_TIMEOUT){
-		snprintf(w, sizeof(w), "no answer from the archiver within %d s (is it running?)",
-				s->opt->timeout_s);
 	}else{
-		snprintf(w, sizeof(w), "connection to the broker lost before the archiver answered");
+		cmd_rpc__words(s, rc, w, sizeof(w));
 	}
 	util__error("cannot %s: %s", say->doing, w);
 }

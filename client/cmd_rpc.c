@@ -35,9 +35,6 @@ static void say_failure(const struct session *s, int rc, const struct rpc_say *s
 	}else if(!strcmp(code, "too_late")){
 		snprintf(w, sizeof(w), "it was sent longer ago than the server lets messages be "
 				"changed (its edit window)");
-	}else if(!strcmp(code, "unknown_op")){
-		snprintf(w, sizeof(w), "the archiver does not offer it (a server older than this "
-				"client)");
 	}else if(!strcmp(code, "exists")){
 		snprintf(w, sizeof(w), "room %s exists already (or was deleted less than 30 days ago)",
 				room ? room : "");
@@ -47,21 +44,31 @@ static void say_failure(const struct session *s, int rc, const struct rpc_say *s
 		snprintf(w, sizeof(w), "you own as many rooms as the server allows");
 	}else if(!strcmp(code, "room_full")){
 		snprintf(w, sizeof(w), "%s has as many members as the server allows", room ? room : "");
-	}else if(!strcmp(code, "rate_limited")){
-		long long tenths = ((long long)s->rpc_retry_ms + 99) / 100;
-		snprintf(w, sizeof(w), "the archiver is busy: retry in %lld.%lld s", tenths / 10,
-				tenths % 10);
-	}else if(!strcmp(code, "internal")){
-		snprintf(w, sizeof(w), "the archiver cannot do it now: retry later");
-	}else if(s->rpc_error[0]){
-		snprintf(w, sizeof(w), "%s", s->rpc_error);
-	}else if(rc == EXIT_TIMEOUT){
-		snprintf(w, sizeof(w), "no answer from the archiver within %d s (is it running?)",
-				s->opt->timeout_s);
 	}else{
-		snprintf(w, sizeof(w), "connection to the broker lost before the archiver answered");
+		cmd_rpc__words(s, rc, w, sizeof(w));
 	}
 	util__error("cannot %s: %s", say->doing, w);
+}
+
+void cmd_rpc__words(const struct session *s, int rc, char *w, size_t len)
+{
+	const char *code = s->rpc_code;
+
+	if(!strcmp(code, "unknown_op")){
+		snprintf(w, len, "the archiver does not offer it (a server older than this client)");
+	}else if(!strcmp(code, "rate_limited")){
+		long long tenths = ((long long)s->rpc_retry_ms + 99) / 100;
+		snprintf(w, len, "the archiver is busy: retry in %lld.%lld s", tenths / 10, tenths % 10);
+	}else if(!strcmp(code, "internal")){
+		snprintf(w, len, "the archiver cannot do it now: retry later");
+	}else if(s->rpc_error[0]){
+		snprintf(w, len, "%s", s->rpc_error);
+	}else if(rc == EXIT_TIMEOUT){
+		snprintf(w, len, "no answer from the archiver within %d s (is it running?)",
+				s->opt->timeout_s);
+	}else{
+		snprintf(w, len, "connection to the broker lost before the archiver answered");
+	}
 }
 
 int cmd_rpc__op(struct session *s, json_t *req, json_t **resp, const struct rpc_say *say)

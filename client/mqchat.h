@@ -286,6 +286,10 @@ struct rpc_say {
  * message), or without say, the session's words; and the exit code
  * (EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACH). */
 int cmd_rpc__op(struct session *s, json_t *req, json_t **resp, const struct rpc_say *say);
+/* The words of a failed request on s (rc from session__rpc) that no op
+ * has words of its own for: unknown_op, rate_limited, internal, the
+ * archiver's message, no answer, the connection lost. Into w (len bytes). */
+void cmd_rpc__words(const struct session *s, int rc, char *w, size_t len);
 /* The same on a one-shot session of its own (opt->user needed). */
 int cmd_rpc__op_once(struct options *opt, json_t *req, json_t **resp, const struct rpc_say *say);
 /* Print an answer (borrowed; its "id" removed) as one JSON line. */
