@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -27,6 +29,7 @@
 #define PRESENCE_BUCKETS_MIN 256
 #define IDLE_SCAN_MS 1000       /* a look at archive.db at least this often */
 #define BUSY_WAIT_MS 100        /* due jobs wait for a token or a slot */
+#define PUSH_NICE 10            /* the thread's nice value (Linux: per thread) */
 
 /* One name of a string set (presence; a batch's cache of recipients). */
 struct entry {
@@ -466,10 +469,15 @@ static void recipient_free(void *v)
 	free(r);
 }
 
+static char muted_yes, muted_no;
+#define MUTED (&muted_yes)
+#define NOT_MUTED (&muted_no)
+
 /* One text being decided (push__recipients' callback state). */
 struct text {
 	struct push *p;
 	struct set *cache;         /* name -> struct recipient, for the batch */
+	struct set *muted;         /* "name conv" -> MUTED or NOT_MUTED, for the batch */
 	const char *sender, *room, *id;
 	char *preview;             /* read when a recipient wants it */
 	bool preview_read;
@@ -503,7 +511,7 @@ static void notify_cb(const char *name, void *arg)
 	struct push *p = t->p;
 	struct entry *e;
 	struct recipient *r;
-	char conv[NAME_MAX_LEN + 3];
+	char conv[NAME_MAX_LEN + 3], key[2 * NAME_MAX_LEN + 8];
 	int i, rc;
 
 	if(t->rc != MQC_OK || push__online(p, name)) return;
@@ -524,7 +532,15 @@ static void notify_cb(const char *name, void *arg)
 	r = e->val;
 	if(r->n == 0) return;
 	if(!push__conv(t->sender, t->room, conv, sizeof(conv))) return;
-	if(push_store__muted(p->db, name, conv, t->now)) return;
+	/* A batch is mostly a few conversations: each person's mute of each
+	 * is read once. */
+	snprintf(key, sizeof(key), "%s %s", name, conv);
+	if((e = set_add(t->muted, key)) == NULL){
+		t->rc = MQC_ERR_NOMEM;
+		return;
+	}
+	if(e->val == NULL) e->val = push_store__muted(p->db, name, conv, t->now) ? MUTED : NOT_MUTED;
+	if(e->val == MUTED) return;
 	if(r->previews && !t->preview_read){
 		t->rc = text_preview(p, t);
 		if(t->rc != MQC_OK) return;
@@ -541,7 +557,7 @@ static void notify_cb(const char *name, void *arg)
  * read (0: none new), or -1 after an error (logged; tried again later). */
 static int scan(struct push *p)
 {
-	struct set cache = {0};
+	struct set cache = {0}, muted = {0};
 	struct text t;
 	int64_t last = p->cursor, now = time__now_ms();
 	int rows = 0, s, rc;
@@ -549,6 +565,7 @@ static int scan(struct push *p)
 	memset(&t, 0, sizeof(t));
 	t.p = p;
 	t.cache = &cache;
+	t.muted = &muted;
 	t.now = now;
 	if(sqlite3_bind_int64(p->scan, 1, p->cursor) || sqlite3_bind_int(p->scan, 2, PUSH_BATCH)){
 		log_warnx("push: archive.db: %s", sqlite3_errmsg(p->ar));
@@ -592,6 +609,7 @@ static int scan(struct push *p)
 	free(t.preview);
 	members_clear(p);
 	set_clear(&cache, recipient_free);
+	set_clear(&muted, NULL);
 	if(rc == MQC_OK && rows > 0) rc = push_store__set_cursor(p->db, last);
 	if(rc == MQC_OK) rc = push_store__commit(p->db);
 	else push_store__rollback(p->db);
@@ -767,6 +785,11 @@ static void *push_main(void *arg)
 	bool waiting;
 	int timeout, rows, moved, i;
 
+	/* Below the poll loop: on a busy machine storing gets the CPU first,
+	 * and notifications catch up when it is idle. */
+	if(setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PUSH_NICE) != 0){
+		log_debug("push: cannot lower the thread's priority: %s", strerror(errno));
+	}
 	while(!atomic_load(&p->stop)){
 		atomic_store(&p->kicked, 0);
 		rows = scan(p);
