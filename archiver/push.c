@@ -924,7 +924,8 @@ int push__start(const struct config *cfg, const char *archive_path, const char *
 		return rc;
 	}
 	p->started = true;
-	log_info("push: on (%s%s%s%s), from seq %lld", push_send__has(p->snd, PUSH_WEBPUSH) ? " webpush" : "",
+	log_info("push: on (providers:%s%s%s%s), from seq %lld",
+			push_send__has(p->snd, PUSH_WEBPUSH) ? " webpush" : "",
 			push_send__has(p->snd, PUSH_FCM) ? " fcm" : "", push_send__has(p->snd, PUSH_APNS) ? " apns" : "",
 			push_send__has(p->snd, PUSH_WEBHOOK) ? " webhook" : "", (long long)p->cursor);
 	*out = p;

@@ -65,6 +65,13 @@ static void acfg_check_ok(const struct config *cfg)
 	FUZZ_ASSERT(cfg->password_file && cfg->password_file[0]);
 	FUZZ_ASSERT(cfg->log == NULL || cfg->log[0]);
 	FUZZ_ASSERT(cfg->cafile == NULL || cfg->cafile[0]);
+	FUZZ_ASSERT((cfg->push == 0 || cfg->push == 1) && (cfg->push_webhook == 0 || cfg->push_webhook == 1));
+	FUZZ_ASSERT(cfg->push_allow_http == 0 || cfg->push_allow_http == 1);
+	FUZZ_ASSERT(cfg->push_collapse_ms >= 0 && cfg->push_collapse_ms <= 600000);
+	FUZZ_ASSERT(cfg->push_vapid_key && cfg->push_vapid_key[0] && cfg->push_vapid_subject
+			&& cfg->push_vapid_subject[0]);
+	FUZZ_ASSERT(cfg->push_fcm_url && cfg->push_fcm_url[0] && cfg->push_apns_url && cfg->push_apns_url[0]);
+	FUZZ_ASSERT(cfg->push_fcm_credentials == NULL || cfg->push_fcm_credentials[0]);
 }
 
 /* True if arg would name a config file: a short cluster holding 'c', or a
