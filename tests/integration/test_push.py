@@ -36,7 +36,7 @@ COLLAPSE_MS = 600
 T = 20            # seconds a notification may take on a busy machine
 PROVIDERS = ("webpush", "fcm", "apns", "webhook")
 PEOPLE = ("alice", "bob", "carol", "dora", "lena", "kate", "mona", "ivan", "henry", "grace",
-          "frank", "sam", "mike", "nina", "paul", "olga", "quinn", "zed")
+          "frank", "sam", "mike", "nina", "paul", "olga", "quinn", "rita", "zed")
 ROOMS = {"den": ("alice", "carol", "dora"), "attic": ("alice", "ivan"), "yard": ("sam", "frank")}
 
 
@@ -405,6 +405,20 @@ def test_online_person_not_notified(stack):
         stack.nothing_for(kate)
     mid, seq = stack.send("kate", body="now you are not")
     expect(kate, kate.wait(1), direct("alice", mid, seq))
+
+
+def test_a_job_whose_person_came_online_is_dropped(stack):
+    rita = stack.register("rita", webhook="bot")
+    key = rita.by["webhook"][2]
+    # The first try fails and the next waits 6 s: time enough to come online
+    # (the person's presence may wait for the interval of her last change).
+    stack.webhook.answer(key, 503, times=1, retry_after=6)
+    stack.send("rita", body="are you there?")
+    stack.webhook.wait_requests(1, key=key)
+    with stack.session("rita"):
+        stack.barrier()
+        until(lambda: stack.jobs("rita") == [], "rita's job dropped", lambda: stack.jobs("rita"), timeout=T)
+    assert [r["status"] for r in stack.webhook.requests_of(key)] == [503]
 
 
 def test_messages_collapse_into_one_notification(stack):
