@@ -147,10 +147,13 @@ class Stack:
         self.arch = Archiver(self.datadir, self.broker.port, ["-c", self.conf])
         self.alice = self.presence = None
         self.vapid_key = None
+        self.runs = 0             # archiver runs: each may make its own tokens
+        self.fcm_expired = 0      # times a test expired the FCM tokens
 
     def start(self):
         self.broker.start()
         self.arch.start()
+        self.runs += 1
         self.alice = harness.Client(self.broker.port, "alice", PASSWORD, client_id="alice@sender")
         assert self.alice.connect() == 0
         self.rpc = Rpc(self.alice, "alice")
@@ -301,8 +304,8 @@ def stack(request):
 @pytest.fixture(autouse=True)
 def refused_nothing(stack):
     """No fake refused anything during the test (what a real service would
-    refuse never reaches a phone). The refusals are then forgotten, so that
-    the next test starts clean."""
+    refuse never reaches a phone; the refusals are then forgotten, so that
+    the next test starts clean), and the archiver reused its tokens."""
     yield
     refused = {}
     for f in stack.fakes:
@@ -310,6 +313,11 @@ def refused_nothing(stack):
             if f.refused:
                 refused[f.name], f.refused[:] = list(f.refused), []
     assert not refused, "refused: %s" % json.dumps(refused, indent=1)
+    # An APNs provider token is reused for up to 50 min (APNs refuses
+    # updates more often than every 20), FCM's OAuth token until it is near
+    # its end or refused: one of each per archiver run.
+    assert len(stack.apns.provider_tokens) <= stack.runs, stack.apns.provider_tokens
+    assert len(stack.fcm.token_requests) <= stack.runs + stack.fcm_expired, stack.fcm.token_requests
 
 
 def direct(sender, mid, seq, count=1):
@@ -528,6 +536,7 @@ def test_fcm_token_expired_is_fetched_again(stack):
     quinn.wait(1)
     tokens = len(stack.fcm.token_requests)
     stack.fcm.expire_tokens()
+    stack.fcm_expired += 1
     try:
         mid, seq = stack.send("quinn", body="two")
         harness.wait_for(lambda: len(stack.fcm.deliveries(key)) >= 2, T, what="quinn's second FCM notification")
@@ -564,6 +573,7 @@ def test_provider_down_and_archiver_restart_lose_nothing(stack):
         with stack.session("sam", barrier=False) as r:
             r.c.publish(room("yard", "sam"), harness.envelope("in the yard", id=ymid))
         stack.arch.start()
+        stack.runs += 1
         seq = stack.seq_of(ids[-1])
         yseq = stack.seq_of(ymid, "sam")
         until(lambda: sorted((conv, n) for _, conv, n in stack.jobs("frank")) ==
