@@ -247,3 +247,22 @@ def test_escape_drops_the_selection_and_ctrl_l_redraws(tmux, tui_stack):
     p.wait_gone("SCRIBBLE")
     p.wait_screen(msg_re(b, "the newest one"))
     assert p.row(0).startswith(" mqchat \u00b7 ")
+
+
+def test_narrow_the_status_row_counts_the_unread_of_the_others(tmux, tui_stack):
+    """client/README.md: the list hides below 60 columns, and the status row
+    then counts the unread (of the conversations not open)."""
+    s = tui_stack
+    a, b, c = s.people(3)
+    s.ok(b, "send", a, "hi from bob")
+    p = start_app(tmux, s, a, "chat", b, x=40, y=12)
+    p.wait_screen(msg_re(b, "hi from bob"))
+    s.ok(c, "send", a, "hi from carol")
+    s.ok(c, "send", a, "again from carol")
+    p.wait_screen(lambda rows: re.search(r"\b2 unread\b", rows[10]),
+                  what="'2 unread' on the status row at 40 columns")
+    assert not any(BORDER in r for r in p.screen())
+    p.resize(80, 24)
+    rows = p.wait_screen(lambda rows: any(re.search(r"%s\s+2$" % c, left(r)) for r in rows[1:21]),
+                         what="carol with 2 unread in the list at 80 columns")
+    assert "unread" not in rows[22], "the list shows the counts: the status row need not"
