@@ -384,7 +384,7 @@ def test_presence_in_the_list_and_the_title(tmux, tui_stack):
     assert re.match(r"^> %s\b" % b, left(rows[1])), "\u25cf still at %s: %r" % (b, rows[1])
 
 
-def test_my_own_edit_delete_and_msg(tmux, tui_stack):
+def test_my_own_edit_delete_slash_text_and_msg(tmux, tui_stack):
     s = tui_stack
     a, b, c = s.people(3)
     pa = start_app(tmux, s, a, "chat", b)
@@ -402,6 +402,12 @@ def test_my_own_edit_delete_and_msg(tmux, tui_stack):
     pa.send_keys("Enter")
     rows = pa.wait_screen(msg_re(a, "(message deleted)"))
     assert "my fix" not in "\n".join(rows)
+    # A text that starts with / is written //.
+    pa.type("//etc/hosts is a path")
+    pa.send_keys("Enter")
+    pa.wait_screen(msg_re(a, "/etc/hosts is a path"))
+    harness.wait_for(lambda: "] %s: /etc/hosts is a path" % a in s.run(b, "history", a).out, T,
+                     interval=0.2, what="the text with its / in the archive")
     # /msg sends to someone else.
     pa.type("/msg %s psst, carol" % c)
     pa.send_keys("Enter")
