@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """push_drain.py - what push notifications cost the archiver's storing.
 
-    BUILD=build bench/push_drain.py [--messages N] [--rounds R]
+    BUILD=build bench/push_drain.py [--messages N] [--rounds R] [--out DIR]
+
+`make bench` runs it last (ONLY=push: alone); QUICK=1 makes it 5,000
+messages and 2 rounds instead of 20,000 and 3; OUT is the results folder.
 
 One broker (plugin, no send limit) and data folder. 60 people have a
 webhook target each (a receiver in this process that answers 200 at once)
@@ -102,9 +105,10 @@ def drain(datadir, arch, push, want):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--messages", type=int, default=20000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    quick = os.environ.get("QUICK", "") not in ("", "0")
+    ap.add_argument("--messages", type=int, default=5000 if quick else 20000)
+    ap.add_argument("--rounds", type=int, default=2 if quick else 3)
+    ap.add_argument("--out", default=os.environ.get("OUT") or os.path.join(HERE, "results"))
     args = ap.parse_args()
     datadir = harness.make_datadir()
     store = harness.Store(os.path.join(datadir, "auth.db"))
