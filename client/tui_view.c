@@ -694,24 +694,27 @@ static void draw_typing(struct tui *t, int y, int x0, int cols)
 
 static void draw_status(struct tui *t, int y, int cols)
 {
-	char text[400];
+	char text[400], count[48] = "";
 	int others = 0, i;
 
 	for(i=0; i<t->st.nconvs; i++){
 		if(t->st.convs[i] != t->open) others += t->st.convs[i]->unread;
 	}
-	if(t->notice[0]){
-		snprintf(text, sizeof(text), " %s", t->notice);
-	}else if(t->sel >= 0){
-		snprintf(text, sizeof(text), " selected: /reply /react /edit /delete %s Esc unselects", DOT(t));
-	}else if(t->scroll > 0){
-		snprintf(text, sizeof(text), " scrolled back %s PgDn for newer", DOT(t));
-	}else{
-		snprintf(text, sizeof(text), " /help %s Ctrl-N/P next/prev %s PgUp/PgDn scroll", DOT(t), DOT(t));
-	}
+	/* Without the list the status row says what waits elsewhere, first,
+	 * so a narrow terminal still shows it. */
 	if(others > 0 && COLS < LIST_FROM_COLS){
-		size_t l = strlen(text);
-		snprintf(text + l, sizeof(text) - l, " %s %d unread", DOT(t), others);
+		snprintf(count, sizeof(count), " %d unread %s", others, DOT(t));
+	}
+	if(t->notice[0]){
+		snprintf(text, sizeof(text), "%s %s", count, t->notice);
+	}else if(t->sel >= 0){
+		snprintf(text, sizeof(text), "%s selected: /reply /react /edit /delete %s Esc unselects",
+				count, DOT(t));
+	}else if(t->scroll > 0){
+		snprintf(text, sizeof(text), "%s scrolled back %s PgDn for newer", count, DOT(t));
+	}else{
+		snprintf(text, sizeof(text), "%s /help %s Ctrl-N/P next/prev %s PgUp/PgDn scroll", count,
+				DOT(t), DOT(t));
 	}
 	attrset(A_REVERSE);
 	move(y, 0);
