@@ -7,6 +7,9 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -39,6 +42,7 @@ struct request {
 	enum push_provider provider;
 	bool token_request;            /* FCM's OAuth token, not a job */
 	char fcm_token[HEADER_MAX];    /* the token this request used (401 tells) */
+	bool refused_addr;             /* a person's URL led to an address not public */
 	void *arg;
 	struct request *prev, *next;
 };
@@ -145,6 +149,56 @@ bool push_send__origin(const char *url, char *out, size_t outlen)
 	curl_free(port);
 	curl_url_cleanup(u);
 	return ok;
+}
+
+bool push_send__public_addr(const struct sockaddr *sa)
+{
+	const unsigned char *b;
+
+	if(sa->sa_family == AF_INET6){
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		b = a->s6_addr;
+		if(IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)){
+			b += 12;           /* judged as the IPv4 address it carries */
+			goto v4;
+		}
+		if(IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a)
+				|| IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a)){
+			return false;
+		}
+		if((b[0] & 0xfe) == 0xfc) return false;                  /* fc00::/7, unique local */
+		if(b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return false;   /* documentation */
+		if(b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) return false;   /* NAT64 */
+		return true;
+	}
+	if(sa->sa_family != AF_INET) return false;
+	b = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+v4:
+	return !(b[0] == 0 || b[0] == 10 || b[0] == 127 || b[0] >= 224           /* this, private, loopback, multicast and reserved */
+		|| (b[0] == 100 && (b[1] & 0xc0) == 64)                             /* 100.64/10, shared */
+		|| (b[0] == 169 && b[1] == 254)                                     /* link local */
+		|| (b[0] == 172 && (b[1] & 0xf0) == 16)                             /* 172.16/12 */
+		|| (b[0] == 192 && b[1] == 168)                                     /* 192.168/16 */
+		|| (b[0] == 192 && b[1] == 0 && (b[2] == 0 || b[2] == 2))           /* protocol assignments, documentation */
+		|| (b[0] == 198 && (b[1] & 0xfe) == 18)                             /* 198.18/15, benchmarking */
+		|| (b[0] == 198 && b[1] == 51 && b[2] == 100)
+		|| (b[0] == 203 && b[1] == 0 && b[2] == 113));
+}
+
+/* The connection of a request to a person's URL (Web Push endpoint,
+ * webhook): only to a public address, checked on the address connected
+ * to, so a name that resolves (or is re-resolved) to an inside address
+ * is refused too. */
+static curl_socket_t open_public_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	struct request *q = arg;
+
+	if(purpose == CURLSOCKTYPE_IPCXN && !push_send__public_addr(&addr->addr)){
+		q->refused_addr = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 /* ---- setup ---- */
@@ -357,6 +411,14 @@ static struct request *request_new(struct push_sender *s, enum push_provider p, 
 			|| curl_easy_setopt(q->easy, CURLOPT_HEADERDATA, q)
 			|| curl_easy_setopt(q->easy, CURLOPT_PRIVATE, q)
 			|| add_header(q, "Expect:")){
+		request_free(q);
+		return NULL;
+	}
+	/* People choose these URLs: never let one reach inside the operator's
+	 * network (http, for tests and development, allows loopback). */
+	if((p == PUSH_WEBPUSH || p == PUSH_WEBHOOK) && !s->cfg->push_allow_http
+			&& (curl_easy_setopt(q->easy, CURLOPT_OPENSOCKETFUNCTION, open_public_cb)
+				|| curl_easy_setopt(q->easy, CURLOPT_OPENSOCKETDATA, q))){
 		request_free(q);
 		return NULL;
 	}
@@ -730,7 +792,10 @@ static void job_result(struct push_sender *s, struct request *q, CURLcode code, 
 	r->outcome = push_send__classify(q->provider, r->status, q->resp);
 	if(q->retry_after[0]) r->retry_after_ms = push__retry_after_ms(q->retry_after, time__now_ms());
 	if(r->retry_after_ms < 0) r->retry_after_ms = 0;
-	if(code != CURLE_OK){
+	if(q->refused_addr){
+		r->outcome = PUSH_FAILED;
+		snprintf(r->why, sizeof(r->why), "its host is not at a public address");
+	}else if(code != CURLE_OK){
 		snprintf(r->why, sizeof(r->why), "%s", curl_easy_strerror(code));
 	}else{
 		/* The answer's first line, printable only (it is the provider's text). */

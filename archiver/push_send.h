@@ -82,6 +82,12 @@ enum push_outcome push_send__classify(enum push_provider p, int status, const ch
 /* Web Push's Topic for conv: base64url of its SHA-256's first 24 bytes (32
  * characters). */
 void push_send__topic(const char *conv, char out[33]);
+/* Is sa (AF_INET or AF_INET6) a public address: not loopback, private,
+ * shared, link local, unique local, multicast, documentation or otherwise
+ * reserved? People's URLs (Web Push endpoints, webhooks) are connected to
+ * only there unless push_allow_http. */
+struct sockaddr;
+bool push_send__public_addr(const struct sockaddr *sa);
 /* The origin (scheme://host[:port]) of url into out; false if it does not parse. */
 bool push_send__origin(const char *url, char *out, size_t outlen);
 

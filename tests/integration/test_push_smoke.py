@@ -223,3 +223,33 @@ def test_sigterm_leaves_unsent_jobs_for_the_next_start(arch_env, store):
         assert queue_len(env.datadir) == 1
     finally:
         hooks.stop()
+
+
+def test_a_url_inside_the_network_is_never_connected_to(arch_env, store):
+    """Without push_allow_http, people's URLs reach public addresses only:
+    a webhook at https://127.0.0.1 is given up without a connection."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0)
+    for u in ("alice", "bob"):
+        store.add_user(u)
+    env = arch_env(args=["--push-webhook", "on", "--push-collapse-ms", "0"])
+    try:
+        bob, _ = register(env, "bob", "https://127.0.0.1:%d/hook" % listener.getsockname()[1])
+        bob.close()
+        alice = env.user("alice")
+        deadline = time.monotonic() + 40
+        while "its host is not at a public address; given up" not in env.arch.output():
+            assert time.monotonic() < deadline, env.arch.output()[-3000:]
+            alice.publish(inbox("bob", "alice"), harness.envelope("are you there?"))
+            time.sleep(0.5)
+        try:
+            conn, _ = listener.accept()
+            conn.close()
+            raise AssertionError("the archiver connected to 127.0.0.1")
+        except BlockingIOError:
+            pass
+    finally:
+        listener.close()

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "push.h"
@@ -254,6 +257,46 @@ static void test_url_ok(void **state)
 	assert_false(push__url_ok(big, 0));
 }
 
+/* Is text (an IPv4 or IPv6 address) public? */
+static bool public_addr(const char *text)
+{
+	struct sockaddr_in a4;
+	struct sockaddr_in6 a6;
+
+	memset(&a4, 0, sizeof(a4));
+	memset(&a6, 0, sizeof(a6));
+	if(inet_pton(AF_INET, text, &a4.sin_addr) == 1){
+		a4.sin_family = AF_INET;
+		return push_send__public_addr((const struct sockaddr *)&a4);
+	}
+	assert_int_equal(inet_pton(AF_INET6, text, &a6.sin6_addr), 1);
+	a6.sin6_family = AF_INET6;
+	return push_send__public_addr((const struct sockaddr *)&a6);
+}
+
+static void test_public_addresses_only(void **state)
+{
+	static const char *inside[] = {
+		"127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
+		"169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "192.0.2.1",
+		"198.18.0.1", "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "2001:db8::1",
+		"::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254", "64:ff9b::a00:1",
+	};
+	static const char *outside[] = {
+		"1.1.1.1", "8.8.8.8", "172.32.0.1", "172.15.255.255", "100.128.0.1", "142.250.74.110",
+		"2a00:1450:4001:80b::200a", "2606:4700:4700::1111", "::ffff:8.8.8.8",
+	};
+	size_t i;
+
+	(void)state;
+	for(i = 0; i < sizeof(inside) / sizeof(inside[0]); i++){
+		if(public_addr(inside[i])) fail_msg("%s taken for public", inside[i]);
+	}
+	for(i = 0; i < sizeof(outside) / sizeof(outside[0]); i++){
+		if(!public_addr(outside[i])) fail_msg("%s taken for inside", outside[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_notification),
 		cmocka_unit_test(test_topic_and_origin),
 		cmocka_unit_test(test_url_ok),
+		cmocka_unit_test(test_public_addresses_only),
 	};
 
 	log_init("test_push", LOG_LVL_ERROR);
