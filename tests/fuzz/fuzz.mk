@@ -35,8 +35,10 @@ $(eval $(call fuzz_rule,auth,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 # The archiver's RPC code is several files (rpc*.c, archive*.c) that call
 # each other: all of the archiver but its main, its operator CLI, its
 # daemon loop, and the worker, whose responder the harness stands in for.
+# libmicrohttpd (http.c) and libcurl (push.c, push_send.c, rpc_push.c) are
+# among them.
 FUZZ_RPC := $(filter-out archiver/main.c archiver/worker.c archiver/daemon.c archiver/later.c archiver/cli_%.c,$(ARCHIVER_SRC))
-$(eval $(call fuzz_rule,rpc,$(FUZZ_RPC) $(COMMON_SRC),$(LDLIBS_COMMON) -lssl))
+$(eval $(call fuzz_rule,rpc,$(FUZZ_RPC) $(COMMON_SRC),$(LDLIBS_COMMON) -lssl $(MHD_LIBS) $(CURL_LIBS)))
 $(eval $(call fuzz_rule,archiver_config,archiver/config.c $(COMMON_SRC),$(LDLIBS_COMMON)))
 $(eval $(call fuzz_rule,mqtt,archiver/mqtt.c common/timeutil.c common/err.c,-lssl -lcrypto))
 
