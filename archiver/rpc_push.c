@@ -12,13 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include "err.h"
 #include "log.h"
 #include "names.h"
 #include "push_crypto.h"
+#include "push.h"
 #include "push_store.h"
 #include "rpc_internal.h"
 #include "timeutil.h"
@@ -160,9 +160,6 @@ static const char *url_member(struct rpc_req *r, const char *key, char *why, siz
 	json_t *v = json_object_get(r->req, key);
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
-	CURLU *u;
-	char *scheme = NULL, *host = NULL;
-	bool ok;
 
 	if(!json_is_string(v) || n == 0){
 		snprintf(why, whylen, "\"%s\" must be a URL", key);
@@ -176,20 +173,13 @@ static const char *url_member(struct rpc_req *r, const char *key, char *why, siz
 		snprintf(why, whylen, "\"%s\" must be a URL of printable ASCII without spaces", key);
 		return NULL;
 	}
-	u = curl_url();
-	ok = u && curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK
-		&& curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
-		&& curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0];
-	if(!ok){
-		snprintf(why, whylen, "\"%s\" is not a URL", key);
-	}else if(strcmp(scheme, "https") != 0 && !(strcmp(scheme, "http") == 0 && r->d->cfg->push_allow_http)){
-		snprintf(why, whylen, "\"%s\" must be an https:// URL", key);
-		ok = false;
+	/* The rule the push thread sends by (push.c). */
+	if(!push__url_ok(s, r->d->cfg->push_allow_http)){
+		snprintf(why, whylen, "\"%s\" must be an https:// URL with a host and no user or "
+				"password%s", key, r->d->cfg->push_allow_http ? " (or http://)" : "");
+		return NULL;
 	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return ok ? s : NULL;
+	return s;
 }
 
 /* The string member key, base64url of exactly want bytes; NULL if not. */
