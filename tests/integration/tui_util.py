@@ -23,6 +23,7 @@ All waits are bounded polls of capture-pane; none sleeps a fixed time.
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import unicodedata
@@ -74,6 +75,16 @@ def col(row, sub):
     return -1 if i < 0 else cells(row[:i])
 
 
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (state first,
+    start time at [19]), or None if there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def show(rows, title=""):
     """A screen framed for an error message: row numbers, the right edge."""
     out = ["---- %s ----" % title if title else "----"]
@@ -103,6 +114,8 @@ class Tmux:
         # scrolling the screen by a row, unless this is empty (older tmux
         # has no such option, and writes nothing).
         self.run("set", "-g", "remain-on-exit-format", "", check=False)
+        # tmux 3.3 leaves its socket behind after kill-server: kill() removes it.
+        self.socket_path = self.run("display-message", "-p", "#{socket_path}").strip()
 
     def run(self, *args, check=True, timeout=10):
         """Run one tmux command on this server; its stdout."""
@@ -143,6 +156,7 @@ class Tmux:
                            "-c", self.cwd, "-P", "-F", "#{pane_id}", *cmd).strip()
         p = Pane(self, name, pane_id)
         p.pid = int(p.fmt("#{pane_pid}"))
+        p.started = proc_stat(p.pid)[19]       # start time: the pid is this program's
         self.panes.append(p)
         return p
 
@@ -168,29 +182,46 @@ class Tmux:
                     out.append("---- %s ----\n%s" % (n, f.read()))
         return "\n".join(out)
 
-    def wait_programs_gone(self, timeout=10):
-        """After kill(): until every program it ran has exited (so that a
-        sanitizer has written its report)."""
-        def gone():
-            for p in self.panes:
-                try:
-                    with open("/proc/%d/stat" % p.pid) as f:
-                        if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                            return False
-                except (OSError, IndexError):
-                    pass
-            return True
+    def running(self):
+        """The panes whose program still runs (not exited, not a zombie)."""
+        out = []
+        for p in self.panes:
+            st = proc_stat(p.pid) if p.pid else None
+            if st and st[19] == p.started and st[0] != "Z":
+                out.append(p)
+        return out
+
+    def stop_programs(self, timeout=5):
+        """After kill(): wait until every program it ran has exited (the
+        terminal hung up: SIGHUP), so a sanitizer has written its report.
+        Any still running then is killed (SIGKILL, by its pid); returns
+        their names."""
         try:
-            harness.wait_for(gone, timeout, interval=0.05, what="the programs to exit")
+            harness.wait_for(lambda: not self.running(), timeout, interval=0.05,
+                             what="the programs to exit")
+            return []
         except AssertionError:
             pass
+        stuck = self.running()
+        for p in stuck:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return [p.name for p in stuck]
 
     def kill(self):
-        """Kill this server (and so every program it runs); only ours."""
+        """Kill this server (its programs get SIGHUP) and remove its socket;
+        only ours."""
         try:
             self.run("kill-server", check=False)
         except (OSError, subprocess.SubprocessError):
             pass
+        if getattr(self, "socket_path", None):
+            try:
+                os.unlink(self.socket_path)
+            except OSError:
+                pass
 
 
 class Pane:
@@ -202,6 +233,7 @@ class Pane:
         self.id = pane_id
         self.last = []
         self.pid = None
+        self.started = None
 
     def fmt(self, f):
         """A tmux format about this pane (display-message -p)."""
@@ -326,10 +358,8 @@ class Pane:
             return None
         if status or sig:
             return int(status) if status else -int(sig)
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        fields = proc_stat(int(pid))
+        if fields is None:
             return None          # reaped meanwhile: tmux has the status now
         if fields[0] != "Z" or len(fields) < 50:
             return None
@@ -358,8 +388,9 @@ class Pane:
 @pytest.fixture
 def tmux(request, tmp_path):
     """A private tmux server for one test, killed at its end; on failure the
-    screens of all its panes are printed. Under SAN=1 the test fails if a
-    program in it wrote a sanitizer report (when it exited or was killed)."""
+    screens of all its panes are printed. A program that does not exit when
+    its terminal goes away (SIGHUP from kill-server) fails the test, and is
+    killed; under SAN=1 so does a sanitizer report."""
     t = Tmux(cwd=str(tmp_path))
     try:
         yield t
@@ -368,8 +399,11 @@ def tmux(request, tmp_path):
         if rep is not None and rep.failed:
             print(t.dump())
         t.kill()
+        stuck = t.stop_programs()
+    if stuck:
+        pytest.fail("still running when their terminal went away (SIGHUP), killed: %s" % ", ".join(stuck),
+                    pytrace=False)
     if harness.SAN:
-        t.wait_programs_gone()
         reports = t.san_reports()
         if reports:
             pytest.fail("sanitizer reports from the programs in tmux:\n" + reports, pytrace=False)
@@ -520,21 +554,9 @@ class Stack:
         return logs
 
 
-def module_failed(request):
-    return any(getattr(item, "rep_call", None) is not None and item.rep_call.failed
-               for item in request.session.items if item.module is request.module)
-
-
 @pytest.fixture(scope="module")
 def tui_stack(request):
     """One broker + plugin + archiver for the module."""
     if skip_reason():
         pytest.skip(skip_reason())
-    s = Stack()
-    try:
-        s.start()
-    except BaseException:
-        print(s.stop(failed=True))
-        raise
-    yield s
-    print(s.stop(failed=module_failed(request)))
+    yield from harness.serve_stack(request, Stack())
