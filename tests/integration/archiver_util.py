@@ -41,7 +41,12 @@ def room(name, frm):
 def rows(datadir, sql="SELECT sender, recipient, room, conv, type, id, body, ts, server_ts, status"
          " FROM messages ORDER BY seq", *args):
     """Read archive.db directly (read-only, so a test never writes by accident)."""
-    path = os.path.join(datadir, "archive.db")
+    return read_db(os.path.join(datadir, "archive.db"), sql, *args)
+
+
+def read_db(path, sql, *args):
+    """Rows of sql on the SQLite file at path, opened read-only; [] if the
+    file or the table is not there yet."""
     if not os.path.exists(path):
         return []
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)

@@ -626,3 +626,29 @@ def make_datadir():
     d = tempfile.mkdtemp(prefix="mqchat-test-")
     os.chmod(d, 0o755)
     return d
+
+
+def module_failed(request):
+    """True if a test of request's module failed (its logs are then worth printing)."""
+    return any(getattr(item, "rep_call", None) is not None and item.rep_call.failed
+               for item in request.session.items if item.module is request.module)
+
+
+def serve_stack(request, s, also_stop=()):
+    """The body of a module-scoped fixture: start s (a stack with start()
+    and stop(failed) -> logs), yield it, stop it, printing its logs if it
+    failed to start or a test of the module failed. also_stop: more things
+    with stop() (fakes) that go with it."""
+    try:
+        s.start()
+    except BaseException:
+        for o in also_stop:
+            o.stop()
+        print(s.stop(failed=True))
+        raise
+    try:
+        yield s
+    finally:
+        for o in also_stop:
+            o.stop()
+        print(s.stop(failed=module_failed(request)))

@@ -19,7 +19,6 @@ import json
 import os
 import queue
 import shutil
-import sqlite3
 import subprocess
 import time
 import uuid
@@ -28,7 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import harness
-from archiver_util import Archiver, Rpc, inbox, room, rpc_fails, rpc_ok
+from archiver_util import Archiver, Rpc, inbox, read_db, room, rpc_fails, rpc_ok
 from push_fakes import ApnsFake, FcmFake, WebhookFake, WebPushFake, apns_token, b64u, p256_raw
 
 PASSWORD = "password-xxxx"
@@ -248,27 +247,11 @@ class Stack:
         return harness.wait_for(stored, T, what="message %s stored" % mid)
 
     def rows(self, sql, *args):
-        path = os.path.join(self.datadir, "archive.db")
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
+        return read_db(os.path.join(self.datadir, "archive.db"), sql, *args)
 
     def push_db(self, sql, *args):
         """Read push.db as it is now ([] if it has no such table yet)."""
-        path = os.path.join(self.datadir, "push.db")
-        if not os.path.exists(path):
-            return []
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-        try:
-            return db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError as e:
-            if "no such table" in str(e):
-                return []
-            raise
-        finally:
-            db.close()
+        return read_db(os.path.join(self.datadir, "push.db"), sql, *args)
 
     def jobs(self, user):
         return self.push_db("SELECT device, conv, count FROM queue WHERE user=?", user)
@@ -284,21 +267,10 @@ class Stack:
             assert all(not reqs for reqs in t.requests().values()), (t.user, t.requests())
             assert self.jobs(t.user) == [], (t.user, self.jobs(t.user))
 
-def module_failed(request):
-    return any(getattr(item, "rep_call", None) is not None and item.rep_call.failed
-               for item in request.session.items if item.module is request.module)
-
 
 @pytest.fixture(scope="module")
 def stack(request):
-    s = Stack()
-    try:
-        s.start()
-    except BaseException:
-        print(s.stop(failed=True))
-        raise
-    yield s
-    print(s.stop(failed=module_failed(request)))
+    yield from harness.serve_stack(request, Stack())
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ import pytest
 import harness
 from client_util import mqchat
 from push_fakes import WebPushFake, b64u, p256_raw
-from web_util import T, Stack, driver, module_failed, people  # noqa: F401 (fixtures)
+from web_util import T, Stack, driver, people  # noqa: F401 (fixtures)
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -76,15 +76,7 @@ def web_env(request, driver):  # noqa: F811 (web_util's, with push set up)
               arch_args=["--push-allow-http", "1", "--push-collapse-ms", "100"])
     s.vapid_public = vapid_key(os.path.join(s.datadir, "vapid.pem"))
     s.webpush = WebPushFake()
-    try:
-        s.start()
-    except BaseException:
-        s.webpush.stop()
-        print(s.stop(failed=True))
-        raise
-    yield s
-    s.webpush.stop()
-    print(s.stop(failed=module_failed(request)))
+    yield from harness.serve_stack(request, s, also_stop=[s.webpush])
 
 
 def cli(env, user, *args):

@@ -549,23 +549,11 @@ def driver():
     d.close()
 
 
-def module_failed(request):
-    return any(getattr(item, "rep_call", None) is not None and item.rep_call.failed
-               for item in request.session.items if item.module is request.module)
-
-
 def stack_fixture(**kw):
     """A module-scoped fixture of one Stack (users, rooms, registration)."""
     @pytest.fixture(scope="module")
     def fixture(request, driver):
-        s = Stack(**kw)
-        try:
-            s.start()
-        except BaseException:
-            print(s.stop(failed=True))
-            raise
-        yield s
-        print(s.stop(failed=module_failed(request)))
+        yield from harness.serve_stack(request, Stack(**kw))
     return fixture
 
 
