@@ -103,6 +103,18 @@ const char *rpc__opt_name(json_t *req, const char *key, bool *bad)
 	return json_string_value(v);
 }
 
+const char *rpc__opt_device(json_t *req, const char *key, bool *bad)
+{
+	json_t *v = json_object_get(req, key);
+
+	if(v == NULL) return NULL;
+	if(!json_is_string(v) || !names__valid_device(json_string_value(v), json_string_length(v))){
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
 struct name_list {
 	char **v;
 	size_t n, cap;

@@ -19,20 +19,6 @@
 #include "timeutil.h"
 #include "userdb.h"
 
-/* An optional device name member: NULL if absent; *bad set if present but
- * not a valid device suffix. */
-static const char *opt_device(json_t *req, const char *key, bool *bad)
-{
-	json_t *v = json_object_get(req, key);
-
-	if(v == NULL) return NULL;
-	if(!json_is_string(v) || !names__valid_device(json_string_value(v), json_string_length(v))){
-		*bad = true;
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
 static json_t *bad_device(struct rpc_req *r, const char *key)
 {
 	return rpc__fail(r->id, "bad_request", "\"%s\" must be a device name: 1 to %d of"
@@ -84,7 +70,7 @@ json_t *rpc__op_device_token(struct rpc_req *r)
 	int64_t now;
 	int rc;
 
-	device = opt_device(r->req, "device", &bad);
+	device = rpc__opt_device(r->req, "device", &bad);
 	if(device == NULL) return bad_device(r, "device");
 	if(!json_is_string(pw)) return rpc__fail(r->id, "bad_request", "\"password\" must be a string");
 	if((resp = rpc__check_password(r, pw, "device_token", "the password is wrong")) != NULL) return resp;
@@ -176,7 +162,7 @@ json_t *rpc__revoke_arg(struct rpc_req *r, struct rpc_revoke_ask *ask)
 		return rpc__fail(r->id, "bad_request", "\"revoke_devices\" must be \"others\" or \"all\"");
 	}
 	ask->what = RPC_REVOKE_OTHERS;
-	ask->device = opt_device(r->req, "device", &bad);
+	ask->device = rpc__opt_device(r->req, "device", &bad);
 	if(ask->device == NULL){
 		return rpc__fail(r->id, "bad_request", "\"revoke_devices\":\"others\" needs \"device\":"
 				" the device to keep (1 to %d of A-Z a-z 0-9 _ . -)", DEVICE_MAX_LEN);
@@ -193,9 +179,9 @@ json_t *rpc__op_device_revoke(struct rpc_req *r)
 	bool bad = false;
 	int given, rc, count = 0;
 
-	one = opt_device(r->req, "device", &bad);
+	one = rpc__opt_device(r->req, "device", &bad);
 	if(bad) return bad_device(r, "device");
-	others = opt_device(r->req, "others", &bad);
+	others = rpc__opt_device(r->req, "others", &bad);
 	if(bad) return bad_device(r, "others");
 	if(all != NULL && !json_is_true(all)) return rpc__fail(r->id, "bad_request", "\"all\" must be true");
 	given = (one != NULL) + (others != NULL) + (all != NULL);

@@ -89,6 +89,8 @@ json_t *rpc__messages_answer(struct rpc_req *r, json_t *msgs, bool more);
 /* An optional name member of req: NULL if absent; *bad set if present but
  * not a valid account or room name. */
 const char *rpc__opt_name(json_t *req, const char *key, bool *bad);
+/* The same for a device name (the client id's device part). */
+const char *rpc__opt_device(json_t *req, const char *key, bool *bad);
 /* The rooms an account is in, with their created times, in the form the
  * archive's reads take (archive_room: v[i].name is names[i]). */
 struct rpc_rooms {

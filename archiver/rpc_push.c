@@ -121,19 +121,6 @@ json_t *rpc__op_push_config(struct rpc_req *r)
 
 /* ---- push_register ---- */
 
-/* An optional device name member: NULL if absent; *bad if not valid. */
-static const char *opt_device(json_t *req, const char *key, bool *bad)
-{
-	json_t *v = json_object_get(req, key);
-
-	if(v == NULL) return NULL;
-	if(!json_is_string(v) || !names__valid_device(json_string_value(v), json_string_length(v))){
-		*bad = true;
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
 static json_t *bad_device(struct rpc_req *r)
 {
 	return rpc__fail(r->id, "bad_request", "\"device\" must be a device name: 1 to %d of"
@@ -292,7 +279,7 @@ json_t *rpc__op_push_register(struct rpc_req *r)
 	bool bad = false, full = false;
 	int p, rc;
 
-	device = opt_device(r->req, "device", &bad);
+	device = rpc__opt_device(r->req, "device", &bad);
 	if(device == NULL) return bad_device(r);
 	p = push_store__provider_parse(json_string_value(prov));
 	if(p == 0){
@@ -335,7 +322,7 @@ json_t *rpc__op_push_unregister(struct rpc_req *r)
 	bool bad = false;
 	int rc, removed = 0;
 
-	device = opt_device(r->req, "device", &bad);
+	device = rpc__opt_device(r->req, "device", &bad);
 	if(device == NULL) return bad_device(r);
 	if((db = push_db(r->d)) == NULL) return no_store(r);
 	rc = push_store__target_remove(db, r->user, device, &removed);
