@@ -537,8 +537,13 @@ static void draw_top(struct tui *t, int cols)
 	attrset(A_REVERSE);
 	move(0, 0);
 	hline(' ', cols);
-	mvaddnstr(0, 0, left, (int)fit(left, strlen(left), cols - 7));
-	mvaddstr(0, cols - 6, clock);
+	/* On a narrow terminal the state matters more than the clock. */
+	if(fit(left, strlen(left), cols - 7) == strlen(left)){
+		mvaddstr(0, 0, left);
+		mvaddstr(0, cols - 6, clock);
+	}else{
+		mvaddnstr(0, 0, left, (int)fit(left, strlen(left), cols));
+	}
 	attrset(A_NORMAL);
 }
 
