@@ -46,8 +46,14 @@ def extra_fds(pid, db):
     """Descriptors of pid beyond stdin/out/err, its own SQLite files, its
     watch on them and its one socket to the broker: the loader must not keep
     the broker's listeners or clients."""
-    links = [os.readlink("/proc/%d/fd/%s" % (pid, fd))
-             for fd in os.listdir("/proc/%d/fd" % pid) if int(fd) > 2]
+    links = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        if int(fd) <= 2:
+            continue
+        try:
+            links.append(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except FileNotFoundError:
+            pass    # closed between the listing and the look: not kept
     own = [l for l in links if not l.startswith(db) and l != "anon_inode:inotify"]
     sockets = [l for l in own if l.startswith("socket:")]
     return [l for l in own if not l.startswith("socket:")] + sockets[1:]
