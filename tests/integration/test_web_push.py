@@ -20,7 +20,7 @@ import pytest
 import harness
 from client_util import mqchat
 from push_fakes import WebPushFake, b64u, p256_raw
-from web_util import T, Stack, driver, people  # noqa: F401 (fixtures)
+from web_util import T, DriverError, Stack, driver, people  # noqa: F401 (fixtures)
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -140,13 +140,23 @@ def test_toggle_registers_and_removes_a_webpush_target(web_env, people):  # noqa
     origin = env.url.rstrip("/")
     shown = ("navigator.serviceWorker.getRegistration().then((r) => r.getNotifications({tag: %s}))"
              ".then((ns) => ns.length > 0 && {title: ns[0].title, body: ns[0].body, tag: ns[0].tag})")
-    alice.swPush(origin=origin, data=json.dumps({"type": "message", "with": "bob", "from": "bob",
-                                                 "id": "m-1", "seq": 7, "count": 1}))
-    assert alice.wait_fn(shown % json.dumps("#/u/bob")) == \
+    def push_shown(data, tag):
+        """Deliver data to the service worker and return the notification
+        it shows with tag. DevTools' delivery to a worker it is just
+        waking was seen lost once in a full run: delivered again (at most
+        3 times; the tag makes a second one replace the first)."""
+        for attempt in range(3):
+            alice.swPush(origin=origin, data=json.dumps(data))
+            try:
+                return alice.wait_fn(shown % json.dumps(tag), timeout=T / 2)
+            except DriverError:
+                if attempt == 2:
+                    raise
+    assert push_shown({"type": "message", "with": "bob", "from": "bob", "id": "m-1", "seq": 7,
+                       "count": 1}, "#/u/bob") == \
         {"title": "New message", "body": "from bob", "tag": "#/u/bob"}
-    alice.swPush(origin=origin, data=json.dumps({"type": "message", "room": "lobby", "from": "bob",
-                                                 "id": "m-2", "seq": 9, "count": 3, "body": "see you at 8"}))
-    assert alice.wait_fn(shown % json.dumps("#/r/lobby")) == \
+    assert push_shown({"type": "message", "room": "lobby", "from": "bob", "id": "m-2", "seq": 9,
+                       "count": 3, "body": "see you at 8"}, "#/r/lobby") == \
         {"title": "3 new messages", "body": "bob: see you at 8", "tag": "#/r/lobby"}
 
     # alice offline: bob's text reaches her through the push service,
