@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 import harness  # noqa: E402
 from archiver_util import Archiver, count  # noqa: E402
+from procs import proc_cpu_s  # noqa: E402
 from topics import topic  # noqa: E402
 
 SENDERS = ["s%d" % i for i in range(5)]
@@ -47,12 +48,6 @@ def seed_room(datadir):
         db.execute("COMMIT")
     finally:
         db.close()
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(kind, n_msgs, n_reqs):
@@ -119,10 +114,10 @@ def run(kind, n_msgs, n_reqs):
         t0 = time.monotonic()
         arch.start(wait=False)
         pid = arch.proc.proc.pid
-        cpu0 = cpu_s(pid)
+        cpu0 = proc_cpu_s(pid)
         harness.wait_for(lambda: count(datadir) >= want, 600, interval=0.05, what="the drain")
         t_stored = time.monotonic() - t0
-        cpu_stored = cpu_s(pid) - cpu0
+        cpu_stored = proc_cpu_s(pid) - cpu0
 
         def answered():
             return sum(c.messages.qsize() for c in attackers) >= sent_reqs

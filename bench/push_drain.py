@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import statistics
 import sys
 import time
@@ -32,7 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
-from archiver_util import Archiver, Rpc, count, rpc_ok  # noqa: E402
+from archiver_util import Archiver, Rpc, count, read_db, rpc_ok  # noqa: E402
+from procs import proc_cpu_s  # noqa: E402
 from test_push_smoke import Receiver  # noqa: E402
 from topics import topic  # noqa: E402
 
@@ -44,26 +44,13 @@ ARGS = ["--push-webhook", "on", "--push-allow-http", "1"]
 
 
 def push_db(datadir, sql):
-    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(datadir, "push.db"), uri=True, timeout=10)
-    try:
-        row = db.execute(sql).fetchone()
-        return row[0] if row else 0
-    finally:
-        db.close()
+    rows = read_db(os.path.join(datadir, "push.db"), sql)
+    return rows[0][0] if rows else 0
 
 
 def max_seq(datadir):
-    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(datadir, "archive.db"), uri=True, timeout=10)
-    try:
-        return db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
-    finally:
-        db.close()
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return read_db(os.path.join(datadir, "archive.db"),
+                   "SELECT COALESCE(MAX(seq), 0) FROM messages")[0][0]
 
 
 def queue_messages(senders, n, tag):
@@ -88,9 +75,9 @@ def drain(datadir, arch, push, want):
     t0 = time.monotonic()
     arch.start(wait=False, args=["--push", "on" if push else "off"])
     pid = arch.proc.proc.pid
-    cpu0 = cpu_s(pid)
+    cpu0 = proc_cpu_s(pid)
     harness.wait_for(lambda: count(datadir) >= want, 600, interval=0.02, what="the drain")
-    out = {"push": push, "stored_s": round(time.monotonic() - t0, 3), "cpu_s": round(cpu_s(pid) - cpu0, 2)}
+    out = {"push": push, "stored_s": round(time.monotonic() - t0, 3), "cpu_s": round(proc_cpu_s(pid) - cpu0, 2)}
     if push:
         last = max_seq(datadir)
         harness.wait_for(lambda: push_db(datadir, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='cursor'")
