@@ -432,6 +432,10 @@ static int migrate(struct archive *ar, char *err, size_t errlen)
 		return sqlutil__status(rc);
 	}
 	if(version == ARCHIVE_SCHEMA_VERSION) return MQC_OK;
+	if(version > ARCHIVE_SCHEMA_VERSION){
+		sqlutil__newer_error(err, errlen, ar->path, "archive", version, ARCHIVE_SCHEMA_VERSION);
+		return MQC_ERR_SCHEMA;
+	}
 	if(version != 1){
 		mqc_seterr(err, errlen, "%s: archive schema version %d, this build needs %d", ar->path,
 				version, ARCHIVE_SCHEMA_VERSION);

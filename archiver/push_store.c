@@ -135,6 +135,9 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		if(rc != MQC_OK){
 			mqc_seterr(err, errlen, "%s: cannot create the schema (%s)", path, sqlite3_errmsg(db));
 		}
+	}else if(rc == MQC_OK && version > PUSH_STORE_SCHEMA){
+		sqlutil__newer_error(err, errlen, path, "push store", version, PUSH_STORE_SCHEMA);
+		rc = MQC_ERR_SCHEMA;
 	}else if(rc == MQC_OK && version != PUSH_STORE_SCHEMA){
 		mqc_seterr(err, errlen, "%s: push store schema version %d, this build needs %d", path,
 				version, PUSH_STORE_SCHEMA);

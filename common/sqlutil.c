@@ -46,3 +46,11 @@ int sqlutil__status(int rc)
 			return MQC_ERR_DB;
 	}
 }
+
+void sqlutil__newer_error(char *err, size_t errlen, const char *path, const char *what,
+		int version, int known)
+{
+	mqc_seterr(err, errlen, "%s: %s schema version %d is newer than this program's (%d):"
+			" it was written by a newer mqchat; run that release, or restore a backup"
+			" made by this one (the file is left as it is)", path, what, version, known);
+}

@@ -19,4 +19,11 @@ int sqlutil__schema_version(sqlite3 *db, int *version, bool *prepared);
  * write here now" (MQC_ERR_IO); anything else is MQC_ERR_DB. */
 int sqlutil__status(int rc);
 
+/* The one refusal of a store written by a newer mqchat (schema version
+ * newer than known, the one this program reads), into err: the file, both
+ * versions and what to do. what names the store ("user store", "archive",
+ * "push store"). The refusing program changes nothing in the file. */
+void sqlutil__newer_error(char *err, size_t errlen, const char *path, const char *what,
+		int version, int known);
+
 #endif

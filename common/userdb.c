@@ -112,6 +112,10 @@ static int check_schema(struct userdb *udb, int flags, char *err, size_t errlen)
 		version = USERDB_SCHEMA_VERSION;
 	}
 	udb->version = version;
+	if(version > USERDB_SCHEMA_VERSION){
+		sqlutil__newer_error(err, errlen, udb->path, "user store", version, USERDB_SCHEMA_VERSION);
+		return MQC_ERR_SCHEMA;
+	}
 	if(version != USERDB_SCHEMA_VERSION){
 		mqc_seterr(err, errlen, "%s: schema version %d, this build needs %d", udb->path,
 				version, USERDB_SCHEMA_VERSION);

@@ -383,7 +383,7 @@ static void test_newer_version_refused(void **state)
 	make_v1(f->path);
 	sql(f->path, "UPDATE meta SET value='4' WHERE key='schema_version'");
 	assert_int_equal(userdb__open(f->path, 0, &f->udb, err, sizeof(err)), MQC_ERR_SCHEMA);
-	assert_non_null(strstr(err, "schema version 4, this build needs 3"));
+	assert_non_null(strstr(err, "user store schema version 4 is newer than this program's (3)"));
 	/* A version 1 store without one of its tables is not upgraded. */
 	snprintf(f->path, sizeof(f->path), "%s/other.db", f->dir);
 	make_v1(f->path);
