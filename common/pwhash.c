@@ -1,4 +1,5 @@
-/* pwhash.c - salted PBKDF2-HMAC-SHA512 password hashing (see pwhash.h). */
+/* pwhash.c - salted PBKDF2-HMAC-SHA512 password hashing, and the verification
+ * of Mosquitto's $6$ and $7$ forms (see pwhash.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +125,8 @@ static int verify_secret(const char *secret, size_t len, const char *stored, boo
 	return MQC_OK;
 }
 
-unsigned pwhash__iterations(const char *stored)
+/* The iteration count of a $pbkdf2-sha512$ form, or 0 if its head does not parse. */
+static unsigned pbkdf2_iterations(const char *stored)
 {
 	const char *p;
 	char *end;
@@ -138,6 +140,83 @@ unsigned pwhash__iterations(const char *stored)
 	return (unsigned)it;
 }
 
+/* ---- Mosquitto's forms (pwhash.h) ---- */
+
+#define MOSQ_SHA512_PREFIX "$6$"
+#define MOSQ_PBKDF2_PREFIX "$7$"
+#define MOSQ_SALT_LEN 12
+#define MOSQ_HASH_LEN 64
+
+struct mosq_form {
+	bool pbkdf2;                    /* $7$; false: $6$ */
+	unsigned iterations;            /* $7$ only */
+	unsigned char salt[MOSQ_SALT_LEN];
+	unsigned char hash[MOSQ_HASH_LEN];
+};
+
+bool pwhash__is_legacy(const char *stored)
+{
+	return stored != NULL && (strncmp(stored, MOSQ_SHA512_PREFIX, 3) == 0
+			|| strncmp(stored, MOSQ_PBKDF2_PREFIX, 3) == 0);
+}
+
+/* Parse a whole $6$ or $7$ form into f; false if it is not one. The count
+ * is 1..PWHASH_MAX_ITERATIONS in plain decimal (no sign, no leading zero),
+ * salt and hash exactly Mosquitto's sizes, nothing after the hash. */
+static bool mosq_parse(const char *stored, struct mosq_form *f)
+{
+	const char *p, *dollar;
+	char *end;
+	unsigned long it;
+
+	if(!pwhash__is_legacy(stored)) return false;
+	f->pbkdf2 = stored[1] == '7';
+	f->iterations = 1;
+	p = stored + 3;
+	if(f->pbkdf2){
+		if(*p < '1' || *p > '9') return false;
+		it = strtoul(p, &end, 10);
+		if(*end != '$' || it > PWHASH_MAX_ITERATIONS) return false;
+		f->iterations = (unsigned)it;
+		p = end + 1;
+	}
+	dollar = strchr(p, '$');
+	return dollar != NULL
+		&& decode_exact(p, (size_t)(dollar - p), f->salt, MOSQ_SALT_LEN)
+		&& decode_exact(dollar + 1, strlen(dollar + 1), f->hash, MOSQ_HASH_LEN);
+}
+
+/* Verify password against a parsed Mosquitto form (constant-time compare). */
+static int mosq_verify(const char *password, size_t pwlen, const struct mosq_form *f, bool *ok)
+{
+	unsigned char got[MOSQ_HASH_LEN];
+	EVP_MD_CTX *ctx;
+	int good;
+
+	if(f->pbkdf2){
+		good = PKCS5_PBKDF2_HMAC(password, (int)pwlen, f->salt, MOSQ_SALT_LEN, (int)f->iterations,
+				EVP_sha512(), MOSQ_HASH_LEN, got) == 1;
+	}else{
+		ctx = EVP_MD_CTX_new();
+		good = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) == 1
+			&& EVP_DigestUpdate(ctx, password, pwlen) == 1
+			&& EVP_DigestUpdate(ctx, f->salt, MOSQ_SALT_LEN) == 1
+			&& EVP_DigestFinal_ex(ctx, got, NULL) == 1;
+		EVP_MD_CTX_free(ctx);
+	}
+	if(good) *ok = CRYPTO_memcmp(got, f->hash, MOSQ_HASH_LEN) == 0;
+	OPENSSL_cleanse(got, sizeof(got));
+	return good ? MQC_OK : MQC_ERR_CRYPTO;
+}
+
+unsigned pwhash__iterations(const char *stored)
+{
+	struct mosq_form f;
+
+	if(pwhash__is_legacy(stored)) return mosq_parse(stored, &f) ? f.iterations : 0;
+	return pbkdf2_iterations(stored);
+}
+
 int pwhash__verify(const char *password, size_t pwlen, const char *stored, bool *ok)
 {
 	unsigned iterations;
@@ -147,7 +226,14 @@ int pwhash__verify(const char *password, size_t pwlen, const char *stored, bool 
 
 	*ok = false;
 	if(pwhash__is_secret(stored)) return verify_secret(password, pwlen, stored, ok);
-	iterations = pwhash__iterations(stored);
+	if(pwhash__is_legacy(stored)){
+		struct mosq_form f;
+
+		if(!mosq_parse(stored, &f)) return MQC_ERR_INVAL;
+		if(password == NULL || pwlen > PWHASH_MAX_PASSWORD) return MQC_OK;
+		return mosq_verify(password, pwlen, &f, ok);
+	}
+	iterations = pbkdf2_iterations(stored);
 	if(iterations == 0) return MQC_ERR_INVAL;
 	salt64 = strchr(stored + strlen(PREFIX), '$') + 1;
 	dollar = strchr(salt64, '$');

@@ -28,13 +28,35 @@
 int pwhash__make(const char *password, size_t pwlen, unsigned iterations,
 		char *out, size_t outlen);
 
-/* Verify password[0..pwlen) against a stored form, comparing in constant
- * time. Returns MQC_OK and sets *ok; MQC_ERR_INVAL if stored is not a form
- * this code understands (then *ok is false); MQC_ERR_CRYPTO on OpenSSL failure. */
+/* Verify password[0..pwlen) against a stored form (this file's three:
+ * the one above, a secret's, and Mosquitto's two below), comparing in
+ * constant time. Returns MQC_OK and sets *ok; MQC_ERR_INVAL if stored is
+ * not a form this code understands (then *ok is false); MQC_ERR_CRYPTO on
+ * OpenSSL failure. */
 int pwhash__verify(const char *password, size_t pwlen, const char *stored, bool *ok);
 
-/* The iteration count of a stored form, or 0 if it cannot be parsed. */
+/* The cost of a stored password form: the iteration count of
+ * $pbkdf2-sha512$ and of Mosquitto's $7$, 1 for Mosquitto's $6$ (one
+ * SHA-512); 0 if stored is not a password form this code verifies (a
+ * secret's form is not one). The user store takes a row's hash only if
+ * this is not 0. Mosquitto's forms are checked whole (salt and hash
+ * decoded), $pbkdf2-sha512$ up to its count. */
 unsigned pwhash__iterations(const char *stored);
+
+/* Mosquitto's forms (a password_file made by mosquitto_passwd, the
+ * dynamic-security plugin's JSON), imported with `mqchat-archiver import`
+ * and verified here so their people keep their passwords:
+ *   $6$<salt, base64>$<hash, base64>   SHA-512(password || salt), once
+ *   $7$<iterations>$<salt, base64>$<hash, base64>
+ *                                      PBKDF2-HMAC-SHA512 (Mosquitto's
+ *                                      default: 101 iterations)
+ * with a 12-byte salt (16 base64 characters) and a 64-byte hash (88 with
+ * padding), as Mosquitto 2.0 writes and reads them. Both are far cheaper to
+ * guess than our form: after a login with one, the plugin stores
+ * pwhash__make's form of the same password (plugin/loader.c).
+ * True if stored starts like one of them (well formed or not:
+ * pwhash__verify decides); a prefix test, cheap enough for every login. */
+bool pwhash__is_legacy(const char *stored);
 
 /* Secrets: random strings made by a program (the archiver's service
  * password), never chosen by a person. Guessing one is hopeless, so a slow
