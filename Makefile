@@ -185,6 +185,110 @@ test: deps all unit
 bench: deps all
 	@BUILD=$(BUILD) QUICK=$(QUICK) scripts/bench.sh
 
+# ---- install, uninstall, the Debian package (packaging/, docs/INSTALL.md) ----
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [LOCALSTATEDIR=/var]
+# installs what $(BUILD) holds, as it was built (`make` first; nothing is
+# rebuilt, so `sudo make install` writes no root-owned objects). The files
+# under packaging/ name the Debian layout (/usr/bin, /usr/lib/mqchat,
+# /etc/mqchat, /var/lib/mqchat); INSTALL_SED writes the
+# chosen one into the units and configs. The data folder is made by
+# `mqchat-archiver --data LOCALSTATEDIR/lib/mqchat init` (the unit runs it),
+# never by make. A config that is already there is kept as it is.
+# make uninstall removes every file install put there but the data folder
+# and a config that was changed (it says which).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+LOCALSTATEDIR ?= /var
+BINDIR = $(PREFIX)/bin
+PKGLIBDIR = $(PREFIX)/lib/mqchat
+WEBDIR = $(PREFIX)/share/mqchat/web
+MANDIR = $(PREFIX)/share/man
+CONFDIR = $(SYSCONFDIR)/mqchat
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+LOGROTATEDIR = $(SYSCONFDIR)/logrotate.d
+INSTALL_SED = -e 's\#/usr/bin/mqchat\#$(BINDIR)/mqchat\#g' \
+	-e 's\#/usr/lib/mqchat/\#$(PKGLIBDIR)/\#g' \
+	-e 's\#/usr/share/mqchat/\#$(PREFIX)/share/mqchat/\#g' \
+	-e 's\#/etc/mqchat\#$(CONFDIR)\#g' \
+	-e 's\#/var/lib/mqchat\#$(LOCALSTATEDIR)/lib/mqchat\#g' \
+	-e 's\#/var/log/mqchat\#$(LOCALSTATEDIR)/log/mqchat\#g'
+# path in the tree : where it goes : mode (sed'ed with INSTALL_SED)
+INSTALL_TEXT = packaging/archiver.conf:$(CONFDIR)/archiver.conf:0644 \
+	packaging/mosquitto.conf:$(CONFDIR)/mosquitto.conf:0644 \
+	packaging/systemd/mqchat-archiver.service:$(SYSTEMDUNITDIR)/mqchat-archiver.service:0644 \
+	packaging/systemd/mosquitto-mqchat.conf:$(SYSTEMDUNITDIR)/mosquitto.service.d/mqchat.conf:0644 \
+	packaging/logrotate:$(LOGROTATEDIR)/mqchat:0644
+
+.PHONY: install uninstall deb test-package
+install:
+	@for f in $(PLUGIN_SO) $(ARCHIVER_BIN) $(CLIENT_BIN) $(BUILD)/web/index.html; do [ -f "$$f" ] || \
+		{ echo "install: $$f is not built: run make$(if $(filter-out build,$(BUILD)), BUILD=$(BUILD)) first" >&2; exit 1; }; done
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(WEBDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(CONFDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/mosquitto.service.d $(DESTDIR)$(LOGROTATEDIR)
+	install -m 0755 $(ARCHIVER_BIN) $(CLIENT_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PKGLIBDIR)/
+	install -m 0644 docs/man/mqchat.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 docs/man/mqchat-archiver.8 $(DESTDIR)$(MANDIR)/man8/
+	cd $(BUILD)/web && find . -type f | while read -r f; do \
+		install -D -m 0644 "$$f" "$(DESTDIR)$(WEBDIR)/$$f" || exit 1; done
+	@for e in $(INSTALL_TEXT); do \
+		src=$${e%%:*}; rest=$${e#*:}; dst=$(DESTDIR)$${rest%%:*}; mode=$${rest#*:}; \
+		case $$dst in $(DESTDIR)$(CONFDIR)/*) if [ -e "$$dst" ]; then \
+			echo "kept $$dst (there already; the new example is $$src)"; continue; fi;; esac; \
+		sed $(INSTALL_SED) "$$src" > "$$dst.tmp" && chmod "$$mode" "$$dst.tmp" && \
+		mv -f "$$dst.tmp" "$$dst" && echo "installed $$dst" || exit 1; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mqchat $(DESTDIR)$(BINDIR)/mqchat-archiver \
+		$(DESTDIR)$(PKGLIBDIR)/mqchat_auth.so \
+		$(DESTDIR)$(MANDIR)/man1/mqchat.1 $(DESTDIR)$(MANDIR)/man8/mqchat-archiver.8
+	rm -rf $(DESTDIR)$(WEBDIR)
+	@for e in $(INSTALL_TEXT); do \
+		src=$${e%%:*}; rest=$${e#*:}; dst=$(DESTDIR)$${rest%%:*}; \
+		[ -e "$$dst" ] || continue; \
+		if sed $(INSTALL_SED) "$$src" | cmp -s - "$$dst"; then rm -f "$$dst" && echo "removed $$dst"; \
+		else echo "kept $$dst (changed since it was installed)"; fi; \
+	done
+	-rmdir $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(PREFIX)/share/mqchat $(DESTDIR)$(CONFDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/mosquitto.service.d 2>/dev/null
+	@[ ! -d $(DESTDIR)$(LOCALSTATEDIR)/lib/mqchat ] || \
+		echo "kept $(DESTDIR)$(LOCALSTATEDIR)/lib/mqchat (the data: every account and message; remove it yourself)"
+
+# make deb: $(BUILD)/mqchat_<version>_<arch>.deb with dpkg-deb, from `make
+# install PREFIX=/usr` into $(BUILD)/deb/root (binaries stripped, man pages
+# gzipped as Debian wants), the maintainer scripts of packaging/debian/ and
+# Depends from dpkg-shlibdeps (packaging/debian/depends.sh). The version
+# is the last commit's time and hash: later commits sort higher.
+DEB_VERSION ?= $(shell TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=0.0~git%cd.%h 2>/dev/null || echo 0.0)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB := $(BUILD)/mqchat_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_ROOT := $(BUILD)/deb/root
+deb: all
+	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
+	$(MAKE) --no-print-directory install BUILD=$(BUILD) DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr \
+		SYSCONFDIR=/etc LOCALSTATEDIR=/var SYSTEMDUNITDIR=/lib/systemd/system
+	strip --strip-unneeded --remove-section=.comment --remove-section=.note \
+		$(DEB_ROOT)/usr/bin/mqchat $(DEB_ROOT)/usr/bin/mqchat-archiver $(DEB_ROOT)/usr/lib/mqchat/mqchat_auth.so
+	gzip -9 -n $(DEB_ROOT)/usr/share/man/man1/mqchat.1 $(DEB_ROOT)/usr/share/man/man8/mqchat-archiver.8
+	install -m 0644 packaging/debian/conffiles $(DEB_ROOT)/DEBIAN/
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
+	depends=$$(packaging/debian/depends.sh $(DEB_ROOT)/usr/bin/mqchat $(DEB_ROOT)/usr/bin/mqchat-archiver \
+		$(DEB_ROOT)/usr/lib/mqchat/mqchat_auth.so) && \
+	size=$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1) && \
+	sed -e "s/@VERSION@/$(DEB_VERSION)/" -e "s/@ARCH@/$(DEB_ARCH)/" -e "s/@SIZE@/$$size/" \
+		-e "s/@DEPENDS@/$$depends/" packaging/debian/control.in > $(DEB_ROOT)/DEBIAN/control
+	cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort | \
+		xargs md5sum > DEBIAN/md5sums
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
+	@echo "built $(DEB)"
+
+# Installs the package on this machine (root), runs its services' command
+# lines in a private network namespace, then purges it (tests/package/).
+test-package: deps deb
+	@BUILD=$(BUILD) DEB=$(DEB) /usr/bin/python3 -m pytest -p no:cacheprovider -q --timeout=280 tests/package
+
 # libFuzzer harnesses: tests/fuzz/fuzz.mk; FUZZ_SECONDS per harness (default 30).
 include tests/fuzz/fuzz.mk
 fuzz:
