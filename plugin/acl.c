@@ -215,20 +215,32 @@ static bool strip_share(const char **topic)
 	return true;
 }
 
+/* The broker's $SYS tree (a topic, or a filter whose first level is
+ * $SYS): in Mosquitto 2.0 $SYS/broker/... from the broker and
+ * $SYS/mqchat/plugin from this plugin (stats.c), the figures a service
+ * (the archiver's metrics) reads. Nobody may write there: the broker
+ * refuses it before asking, and decide_service denies every WRITE outside
+ * chat/. */
+static bool is_sys(const char *topic)
+{
+	return strncmp(topic, "$SYS/", 5) == 0;
+}
+
 static enum acl_reason decide_service(const struct mqchat *m, const struct snapshot *s,
 		const struct snap_user *me, const struct acl_request *req)
 {
 	const char *topic = req->topic;
 	struct topic_parts t;
 
+	/* chat/ first: the archiver reads every message. */
 	switch(req->access){
 		case MOSQ_ACL_UNSUBSCRIBE:
 			return ACL_OK;
 		case MOSQ_ACL_SUBSCRIBE:
 			if(!strip_share(&topic)) return ACL_DENY_TOPIC;
-			return topic__is_chat(topic) ? ACL_OK : ACL_DENY_TOPIC;
+			return topic__is_chat(topic) || is_sys(topic) ? ACL_OK : ACL_DENY_TOPIC;
 		case MOSQ_ACL_READ:
-			return topic__is_chat(topic) ? ACL_OK : ACL_DENY_TOPIC;
+			return topic__is_chat(topic) || is_sys(topic) ? ACL_OK : ACL_DENY_TOPIC;
 		case MOSQ_ACL_WRITE:
 			/* Answers; a room's membership events, edits and deletes;
 			 * a person's edits, deletes and read markers: never a text,

@@ -86,13 +86,15 @@ void auth__cleanup(struct mqchat *m)
 	credcache__cleanup(&m->creds);
 }
 
-/* One NOTICE line per refusal, rate limited; username and address escaped. */
-static int refuse(struct mqchat *m, const char *addr, const char *username, const char *clientid,
-		const char *reason)
+/* One NOTICE line per refusal, rate limited; username and address escaped.
+ * why: its figure (stats.c); reason: the log's words. */
+static int refuse(struct mqchat *m, enum login_reason why, const char *addr, const char *username,
+		const char *clientid, const char *reason)
 {
 	char ubuf[ESC_LEN], abuf[ESC_LEN], cbuf[ESC_LEN * 2];
 
 	m->auth_failed++;
+	m->stats.logins[why]++;
 	if(!plog__begin(&m->log, m->clock_ms())) return MOSQ_ERR_AUTH;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: login refused from %s user \"%s\" client \"%s\": %s",
 			plugin__esc(addr, abuf, sizeof(abuf)), plugin__esc(username, ubuf, sizeof(ubuf)),
@@ -109,17 +111,20 @@ static int register_auth(struct mqchat *m, const struct mosquitto *client, const
 	 * login_status, and any registration request is answered "closed". */
 	if(!names__register_clientid(clientid, strlen(clientid), &devlen)
 			|| devlen < REGISTER_MIN_DEVICE){
-		return refuse(m, addr, REGISTER_USER, clientid,
+		return refuse(m, LOGIN_REGISTER_CLIENT_ID, addr, REGISTER_USER, clientid,
 				"registration client id must be _register@<8..64 of A-Za-z0-9_.->");
 	}
 	if(!throttle__take(&m->register_limit, addr, strlen(addr), now)){
 		m->auth_throttled++;
-		return refuse(m, addr, REGISTER_USER, clientid, "too many registration connections");
+		return refuse(m, LOGIN_THROTTLED_REGISTER, addr, REGISTER_USER, clientid,
+				"too many registration connections");
 	}
 	if(presence__register(m, client, clientid,
 				now + (int64_t)m->cfg.register_timeout_s * 1000) != MQC_OK){
-		return refuse(m, addr, REGISTER_USER, clientid, "too many registration connections open");
+		return refuse(m, LOGIN_REGISTER_FULL, addr, REGISTER_USER, clientid,
+				"too many registration connections open");
 	}
+	m->stats.logins[LOGIN_OK_REGISTER]++;
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -146,12 +151,12 @@ static int check_throttles(struct mqchat *m, const char *addr, const char *ukey,
 {
 	if(throttle__locked(&m->user_throttle, ukey, uklen, now, NULL)){
 		m->auth_throttled++;
-		return refuse(m, addr, username, clientid, "throttled (user)");
+		return refuse(m, LOGIN_THROTTLED_USER, addr, username, clientid, "throttled (user)");
 	}
 	if(throttle__locked(&m->addr_throttle, addr, strlen(addr), now, NULL)
 			&& !(known && throttle__take(&m->locked_addr_checks, addr, strlen(addr), now))){
 		m->auth_throttled++;
-		return refuse(m, addr, username, clientid, "throttled (address)");
+		return refuse(m, LOGIN_THROTTLED_ADDRESS, addr, username, clientid, "throttled (address)");
 	}
 	return MOSQ_ERR_SUCCESS;
 }
@@ -177,7 +182,7 @@ static int refuse_unknown(struct mqchat *m, const char *addr, const char *ukey, 
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	(void)pwhash__verify(password, pwlen, m->dummy_hash, &ok);
 	count_failure(m, addr, ukey, uklen, now);
-	return refuse(m, addr, username, clientid, "unknown user");
+	return refuse(m, LOGIN_UNKNOWN_USER, addr, username, clientid, "unknown user");
 }
 
 /* A disabled account: the same throttles and cost as any login, and the
@@ -193,10 +198,11 @@ static int refuse_disabled(struct mqchat *m, const char *addr, const char *ukey,
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	if(pwhash__verify(password, pwlen, u->pwhash, &ok) != MQC_OK || !ok){
 		count_failure(m, addr, ukey, uklen, now);
-		return refuse(m, addr, u->name, clientid, "account disabled (wrong password)");
+		return refuse(m, LOGIN_DISABLED, addr, u->name, clientid,
+				"account disabled (wrong password)");
 	}
 	throttle__fail(&m->disabled_seen, ukey, uklen, now);
-	return refuse(m, addr, u->name, clientid, "account disabled");
+	return refuse(m, LOGIN_DISABLED, addr, u->name, clientid, "account disabled");
 }
 
 /* A device token (common/devtoken.h) instead of the password: one
@@ -213,16 +219,16 @@ static int token_auth(struct mqchat *m, const char *addr, const char *username,
 	const struct snap_device *d;
 
 	if(devlen == 0){
-		return refuse(m, addr, username, clientid,
+		return refuse(m, LOGIN_BAD_CLIENT_ID, addr, username, clientid,
 				"a device token needs the client id <username>@<device>");
 	}
 	if(devtoken__digest(token, DEVTOKEN_LEN, digest) != MQC_OK){
-		return refuse(m, addr, username, clientid, "out of memory");
+		return refuse(m, LOGIN_NOMEM, addr, username, clientid, "out of memory");
 	}
 	d = u != NULL && u->enabled && u->kind != USER_KIND_SERVICE
 		? snapshot__device(u, dev, devlen) : NULL;
 	if(d == NULL || !devtoken__digest_eq(d->digest, digest)){
-		return refuse(m, addr, username, clientid, "invalid device token");
+		return refuse(m, LOGIN_BAD_TOKEN, addr, username, clientid, "invalid device token");
 	}
 	*dev_out = d;
 	return MOSQ_ERR_SUCCESS;
@@ -235,6 +241,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	const char *addr = mosquitto_client_address(client);
 	const struct snap_user *u;
 	const struct snap_device *device = NULL;
+	enum login_reason how = LOGIN_OK_PASSWORD;  /* its figure, if it succeeds */
 	bool by_token = false;
 	char ukey[AUTH_USER_KEY_LEN];
 	size_t ulen, idlen_user, devlen, pwlen, uklen;
@@ -248,10 +255,10 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	/* 1. A name and a client id are required (the broker makes one up for
 	 * a client that sends none; this is for a broker that would not). */
 	if(clientid == NULL){
-		return refuse(m, addr, username, "", "no client id");
+		return refuse(m, LOGIN_BAD_CLIENT_ID, addr, username, "", "no client id");
 	}
 	if(username == NULL || username[0] == '\0'){
-		return refuse(m, addr, username, clientid, "no username");
+		return refuse(m, LOGIN_NO_USERNAME, addr, username, clientid, "no username");
 	}
 	/* 2. The registration pseudo-user. */
 	if(!strcmp(username, REGISTER_USER)){
@@ -261,19 +268,20 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	 * present (and so take over) another user's session. */
 	ulen = strnlen(username, NAME_MAX_LEN + 1);
 	if(!names__valid(username, ulen) || username[ulen] != '\0'){
-		return refuse(m, addr, username, clientid, "invalid username");
+		return refuse(m, LOGIN_BAD_USERNAME, addr, username, clientid, "invalid username");
 	}
 	if(!names__split_clientid(clientid, &idlen_user, &dev, &devlen)
 			|| idlen_user != ulen || memcmp(clientid, username, ulen) != 0){
-		return refuse(m, addr, username, clientid, "client id must be <username> or <username>@<device>");
+		return refuse(m, LOGIN_BAD_CLIENT_ID, addr, username, clientid,
+				"client id must be <username> or <username>@<device>");
 	}
 	/* 4. No password, or one too long to be hashed. */
 	if(password == NULL){
-		return refuse(m, addr, username, clientid, "no password");
+		return refuse(m, LOGIN_NO_PASSWORD, addr, username, clientid, "no password");
 	}
 	pwlen = strnlen(password, PWHASH_MAX_PASSWORD + 1);
 	if(pwlen > PWHASH_MAX_PASSWORD){
-		return refuse(m, addr, username, clientid, "password too long");
+		return refuse(m, LOGIN_PASSWORD_TOO_LONG, addr, username, clientid, "password too long");
 	}
 	u = snapshot__user(m->snap, username, ulen);
 	/* 5. A device token: no throttle, no slow hash. */
@@ -281,6 +289,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		rc = token_auth(m, addr, username, clientid, u, dev, devlen, password, &device);
 		if(rc != MOSQ_ERR_SUCCESS) return rc;
 		by_token = true;
+		how = LOGIN_OK_TOKEN;
 		uklen = auth__user_key(ukey, username, addr);
 		goto success;
 	}
@@ -296,6 +305,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	/* 7. A credential that verified before passes, throttled or not. */
 	if(credcache__check(&m->creds, u->name, password, pwlen, u->pwhash)){
 		m->auth_cached++;
+		how = LOGIN_CACHED;
 		goto success;
 	}
 	/* 8. A service's secret (pwhash.h) costs a SHA-256: no throttle, so
@@ -304,11 +314,15 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	 * never have this form (and are refused if a row claims it). */
 	if(pwhash__is_secret(u->pwhash)){
 		if(u->kind != USER_KIND_SERVICE){
-			return refuse(m, addr, username, clientid, "stored password hash unreadable");
+			return refuse(m, LOGIN_BAD_HASH, addr, username, clientid,
+					"stored password hash unreadable");
 		}
 		rc = pwhash__verify(password, pwlen, u->pwhash, &ok);
-		if(rc != MQC_OK || !ok) return refuse(m, addr, username, clientid, "wrong password");
+		if(rc != MQC_OK || !ok){
+			return refuse(m, LOGIN_BAD_PASSWORD, addr, username, clientid, "wrong password");
+		}
 		credcache__store(&m->creds, u->name, password, pwlen, u->pwhash);
+		how = LOGIN_OK_SECRET;
 		goto success;
 	}
 	/* 9. Throttles, before any hashing. */
@@ -318,8 +332,8 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	rc = pwhash__verify(password, pwlen, u->pwhash, &ok);
 	if(rc != MQC_OK || !ok){
 		count_failure(m, addr, ukey, uklen, now);
-		return refuse(m, addr, username, clientid,
-				rc == MQC_OK ? "wrong password" : "stored password hash unreadable");
+		return refuse(m, rc == MQC_OK ? LOGIN_BAD_PASSWORD : LOGIN_BAD_HASH, addr, username,
+				clientid, rc == MQC_OK ? "wrong password" : "stored password hash unreadable");
 	}
 	credcache__store(&m->creds, u->name, password, pwlen, u->pwhash);
 	throttle__reset(&m->user_throttle, ukey, uklen);
@@ -332,7 +346,9 @@ success:
 		if(lr != LIMIT_OK){
 			if(lr == LIMIT_CONNECTIONS) throttle__fail(&m->connections_seen, ukey, uklen, now);
 			if(lr == LIMIT_SESSIONS) throttle__fail(&m->sessions_seen, ukey, uklen, now);
-			return refuse(m, addr, username, clientid, limits__why(lr));
+			return refuse(m, lr == LIMIT_CONNECTIONS ? LOGIN_CONNECTIONS
+					: lr == LIMIT_SESSIONS ? LOGIN_SESSIONS : LOGIN_NOMEM,
+					addr, username, clientid, limits__why(lr));
 		}
 	}
 	/* 12. A device is tracked (devices.c), however it logged in: revoking
@@ -340,14 +356,15 @@ success:
 	if(device == NULL && devlen > 0) device = snapshot__device(u, dev, devlen);
 	if(devlen > 0 && devices__login(m, client, clientid, ulen, device, by_token) != MQC_OK){
 		limits__disconnect(m, client);
-		return refuse(m, addr, username, clientid, "out of memory");
+		return refuse(m, LOGIN_NOMEM, addr, username, clientid, "out of memory");
 	}
 	if(presence__connect(m, client, u->name, u->kind) != MQC_OK){
 		limits__disconnect(m, client);
 		devices__disconnect(m, client);
-		return refuse(m, addr, username, clientid, "out of memory");
+		return refuse(m, LOGIN_NOMEM, addr, username, clientid, "out of memory");
 	}
 	m->auth_ok++;
+	m->stats.logins[how]++;
 	return MOSQ_ERR_SUCCESS;
 }
 

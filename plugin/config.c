@@ -22,6 +22,7 @@ void plugin_config__defaults(struct mqchat_config *cfg)
 	cfg->log_rate = (int)CONFIG_DEFAULT_LOG_RATE;
 	cfg->snapshot_mb = (int)CONFIG_DEFAULT_SNAPSHOT_MB;
 	cfg->seen_report_s = (int)CONFIG_DEFAULT_SEEN_REPORT_S;
+	cfg->stats_interval_s = (int)CONFIG_DEFAULT_STATS_INTERVAL;
 	cfg->watch = true;
 }
 
@@ -71,6 +72,7 @@ static const struct int_opt int_opts[] = {
 	{"max_sessions", 0, 1000000, offsetof(struct mqchat_config, max_sessions), false},
 	{"max_subscriptions", 0, 1000000, offsetof(struct mqchat_config, max_subscriptions), false},
 	{"seen_report_s", 1, 3600, offsetof(struct mqchat_config, seen_report_s), false},
+	{"stats_interval", 0, 3600, offsetof(struct mqchat_config, stats_interval_s), false},
 };
 
 int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,

@@ -61,6 +61,7 @@ struct mqchat;
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 16L
 #define CONFIG_DEFAULT_MAX_SESSIONS 32L
 #define CONFIG_DEFAULT_MAX_SUBSCRIPTIONS 1000L
+#define CONFIG_DEFAULT_STATS_INTERVAL 5L
 
 struct mqchat_config {
 	char *db;                       /* plugin_opt_dbpath, malloc'd */
@@ -77,6 +78,7 @@ struct mqchat_config {
 	int max_sessions;               /* client ids keeping a session, per account; 0: no limit */
 	int max_subscriptions;          /* per connection; 0: no limit */
 	int seen_report_s;              /* device logins reported this often (devices.c) */
+	int stats_interval_s;           /* figures on $SYS/mqchat/plugin this often (stats.c); 0: off */
 };
 
 /* Set every field to its default (db NULL). */
@@ -677,6 +679,80 @@ size_t devices__snapshot(struct mqchat *m, const struct snapshot *s);
 void devices__tick(struct mqchat *m, int64_t now);
 void devices__cleanup(struct mqchat *m);
 
+/* ================================================================
+ * Figures (stats.c): counted where they happen, published from TICK.
+ * ================================================================ */
+
+/* How a login ended (auth.c), one counter each: the label pair
+ * result/reason of mqchat_plugin_logins_total (stats__login_result,
+ * stats__login_reason). */
+enum login_reason {
+	LOGIN_OK_PASSWORD = 0,          /* ok: a person's password, hashed */
+	LOGIN_OK_SECRET,                /* ok: a service's secret */
+	LOGIN_OK_TOKEN,                 /* ok: a device token */
+	LOGIN_OK_REGISTER,              /* ok: a _register connection */
+	LOGIN_CACHED,                   /* cached: a credential that verified before */
+	LOGIN_THROTTLED_USER,           /* throttled: this name from this address */
+	LOGIN_THROTTLED_ADDRESS,        /* throttled: this address */
+	LOGIN_THROTTLED_REGISTER,       /* throttled: registration connections per address */
+	LOGIN_BAD_PASSWORD,             /* refused: ... */
+	LOGIN_UNKNOWN_USER,
+	LOGIN_DISABLED,
+	LOGIN_BAD_TOKEN,
+	LOGIN_NO_USERNAME,
+	LOGIN_BAD_USERNAME,
+	LOGIN_BAD_CLIENT_ID,
+	LOGIN_NO_PASSWORD,
+	LOGIN_PASSWORD_TOO_LONG,
+	LOGIN_BAD_HASH,                 /* the stored hash is unreadable */
+	LOGIN_CONNECTIONS,              /* plugin_opt_max_connections */
+	LOGIN_SESSIONS,                 /* plugin_opt_max_sessions */
+	LOGIN_REGISTER_CLIENT_ID,
+	LOGIN_REGISTER_FULL,            /* REGISTER_MAX_CONNS open */
+	LOGIN_NOMEM,
+	LOGIN_REASON_COUNT
+};
+
+/* Why the plugin closed connections (tick.c): one per kick call. */
+enum kick_reason {
+	KICK_DISABLED = 0,              /* an account disabled: all its connections */
+	KICK_DELETED,                   /* an account deleted: all its connections */
+	KICK_REVOKED,                   /* a device's token revoked or replaced: that connection */
+	KICK_REGISTER_TIMEOUT,          /* a _register connection past register_timeout */
+	KICK_REASON_COUNT
+};
+
+#define STATS_TOPIC "$SYS/mqchat/plugin"
+/* The buffer the figures are built in; a payload is always shorter (the
+ * archiver takes at most 16 KiB). */
+#define STATS_MAX_BYTES 16384
+
+struct plugin_stats {
+	unsigned long logins[LOGIN_REASON_COUNT];
+	unsigned long kicks[KICK_REASON_COUNT];
+	unsigned long reloads;          /* snapshots swapped in since start */
+	int64_t snapshot_since;         /* mono ms the snapshot in use was swapped in */
+	int64_t next;                   /* next publish (mono ms); 0: not yet started */
+	bool warned;                    /* "does not fit" was logged */
+	char buf[STATS_MAX_BYTES];
+};
+
+/* Label values of mqchat_plugin_logins_total and _kicks_total. */
+const char *stats__login_result(enum login_reason r);
+const char *stats__login_reason(enum login_reason r);
+const char *stats__kick_reason(enum kick_reason r);
+/* value as a Prometheus label value (\\, \" and \n escaped) into out,
+ * NUL-terminated. False if it does not fit in outlen bytes. */
+bool stats__escape(char *out, size_t outlen, const char *value);
+/* m's figures at now (mono ms) in the Prometheus text format 0.0.4 into
+ * buf[0..buflen): MQC_OK and *len bytes (plus a NUL), or MQC_ERR_TOOBIG:
+ * buf then holds, in *len bytes, the whole families that fitted. Reads m
+ * only; no allocation, no system call. */
+int stats__build(const struct mqchat *m, int64_t now, char *buf, size_t buflen, size_t *len);
+/* From TICK: publish the figures on STATS_TOPIC (QoS 0, not retained) at
+ * the first call and then every plugin_opt_stats_interval seconds. */
+void stats__tick(struct mqchat *m, int64_t now);
+
 struct mqchat {
 	mosquitto_plugin_id_t *pid;
 	struct mqchat_config cfg;
@@ -708,6 +784,7 @@ struct mqchat {
 	unsigned long acl_denied[ACL_REASON_COUNT];
 	unsigned long auth_ok, auth_failed, auth_throttled, auth_cached;
 	char dummy_hash[PWHASH_STR_LEN];
+	struct plugin_stats stats;      /* the figures (stats.c) */
 };
 
 /* Input to the ACL decision. */

@@ -5,8 +5,9 @@
  * own clock, and does its chores at most every TICK_EVERY_MS. Each run:
  * swap in a snapshot the loader left, kick what it disabled or deleted, log
  * what the loader reported, close expired registration connections, publish
- * presence that waited (presence.c), run the start-up presence sweep, and
- * now and then prune the throttle tables.
+ * presence that waited (presence.c), run the start-up presence sweep,
+ * now and then prune the throttle tables, and publish the figures
+ * (stats.c) every plugin_opt_stats_interval.
  * Kicking fires MOSQ_EVT_DISCONNECT right away, which edits the presence
  * tables: so names and ids to kick are copied out first, kicked after. */
 #include <stdlib.h>
@@ -33,6 +34,8 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	struct conn_user *u, *tmp;
 
 	m->snap = s;
+	m->stats.reloads++;
+	m->stats.snapshot_since = m->clock_ms();
 	memset(&m->acl_cache, 0, sizeof(m->acl_cache));
 	/* Snapshots take turns in two slots, so a new one can sit at an old
 	 * one's address: the sweep restarts on every swap, not on a new
@@ -54,7 +57,7 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	}
 	loader__retire(&m->loader, old);
 	tick__kick_pending(m, KICKS_PER_TICK);
-	devices__snapshot(m, s);
+	m->stats.kicks[KICK_REVOKED] += devices__snapshot(m, s);
 }
 
 size_t tick__kick_pending(struct mqchat *m, size_t max)
@@ -80,8 +83,11 @@ size_t tick__kick_pending(struct mqchat *m, size_t max)
 	}
 	/* Kicking fires DISCONNECT, which edits presence.users: kick after the walk. */
 	for(i=0; i<n; i++){
+		bool deleted = snapshot__user(m->snap, names[i], strlen(names[i])) == NULL;
+
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: closing connections of %s (%s)", names[i],
-				snapshot__user(m->snap, names[i], strlen(names[i])) ? "disabled" : "deleted");
+				deleted ? "deleted" : "disabled");
+		m->stats.kicks[deleted ? KICK_DELETED : KICK_DISABLED]++;
 		mosquitto_kick_client_by_username(names[i], false);
 	}
 	free(names);
@@ -103,6 +109,7 @@ static void expire_registrations(struct mqchat *m, int64_t now)
 	for(i=0; i<n; i++){
 		mosquitto_kick_client_by_clientid(ids[i], false);
 	}
+	m->stats.kicks[KICK_REGISTER_TIMEOUT] += (unsigned long)n;
 	/* A context the broker no longer knows by that id (already replaced)
 	 * would stay; drop whatever is still expired. */
 	HASH_ITER(hh, m->presence.registers, c, tmp){
@@ -130,6 +137,7 @@ void tick__run(struct mqchat *m, int64_t now)
 	if(m->presence.timed) presence__tick(m, now, PRESENCE_PER_TICK);
 	if(m->presence.sweep_active) presence__sweep(m, SWEEP_PER_TICK);
 	devices__tick(m, now);
+	stats__tick(m, now);
 
 	if(now >= m->next_prune){
 		throttle__prune(&m->user_throttle, now);

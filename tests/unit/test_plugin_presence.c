@@ -204,6 +204,7 @@ static int setup(void **state)
 	assert_non_null(m);
 	stub_reset();
 	plugin_config__defaults(&m->cfg);
+	m->cfg.stats_interval_s = 0;     /* these count presence publishes (stats: test_plugin_stats.c) */
 	m->log.rate = 100000;
 	fake_now = 1000000;
 	m->clock_ms = fake_clock;
