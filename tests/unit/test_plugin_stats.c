@@ -581,6 +581,8 @@ static void test_sys_for_services_only(void **state)
 		{"archiver", MOSQ_ACL_SUBSCRIBE, "$SYS/#", ACL_OK},
 		{"archiver", MOSQ_ACL_SUBSCRIBE, "$SYS/broker/#", ACL_OK},
 		{"archiver", MOSQ_ACL_SUBSCRIBE, "$SYS/mqchat/plugin", ACL_OK},
+		{"archiver", MOSQ_ACL_SUBSCRIBE, "$share/m/$SYS/broker/#", ACL_OK},
+		{"archiver", MOSQ_ACL_SUBSCRIBE, "$share//$SYS/#", ACL_DENY_TOPIC},
 		{"archiver", MOSQ_ACL_READ, "$SYS/mqchat/plugin", ACL_OK},
 		{"archiver", MOSQ_ACL_READ, "$SYS/broker/clients/connected", ACL_OK},
 		{"archiver", MOSQ_ACL_WRITE, "$SYS/mqchat/plugin", ACL_DENY_TOPIC},
