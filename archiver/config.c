@@ -32,6 +32,7 @@ static const struct str_setting {
 	{"http_bind", offsetof(struct config, http_bind)},
 	{"web_dir", offsetof(struct config, web_dir)},
 	{"web_mqtt_url", offsetof(struct config, web_mqtt_url)},
+	{"metrics_bind", offsetof(struct config, metrics_bind)},
 	{"push_vapid_key", offsetof(struct config, push_vapid_key)},
 	{"push_vapid_subject", offsetof(struct config, push_vapid_subject)},
 	{"push_fcm_credentials", offsetof(struct config, push_fcm_credentials)},
@@ -55,6 +56,7 @@ static const struct int_setting {
 	{"keepalive", offsetof(struct config, keepalive), 5, 3600},
 	{"registration_rate", offsetof(struct config, registration_rate), 1, 1000000},
 	{"http_port", offsetof(struct config, http_port), 0, 65535},
+	{"metrics_port", offsetof(struct config, metrics_port), 0, 65535},
 	{"push_allow_http", offsetof(struct config, push_allow_http), 0, 1},
 	{"push_collapse_ms", offsetof(struct config, push_collapse_ms), 0, 600000},
 };
@@ -110,6 +112,7 @@ int config__defaults(struct config *cfg, const char *datadir)
 	cfg->push_collapse_ms = 2000;
 	if(set_str(&cfg->datadir, datadir) || set_str(&cfg->host, "127.0.0.1")
 			|| set_str(&cfg->user, "archiver") || set_str(&cfg->http_bind, "127.0.0.1")
+			|| set_str(&cfg->metrics_bind, "127.0.0.1")
 			|| set_str(&cfg->push_vapid_subject, "mailto:postmaster@localhost")
 			|| set_str(&cfg->push_fcm_url, "https://fcm.googleapis.com")
 			|| set_str(&cfg->push_apns_url, "https://api.push.apple.com")){
@@ -259,6 +262,8 @@ const struct cmdline_opt config__opts[] = {
 	{"http-bind", 0, CMDLINE_REQUIRED, 'B'},
 	{"web-dir", 0, CMDLINE_REQUIRED, 'W'},
 	{"web-mqtt-url", 0, CMDLINE_REQUIRED, 'M'},
+	{"metrics-port", 0, CMDLINE_REQUIRED, 'X'},
+	{"metrics-bind", 0, CMDLINE_REQUIRED, 'Y'},
 	{"push", 0, CMDLINE_REQUIRED, 'N'},
 	{"push-webhook", 0, CMDLINE_REQUIRED, 'K'},
 	{"push-allow-http", 0, CMDLINE_REQUIRED, 'A'},
@@ -286,6 +291,8 @@ static const char *opt_key(int c)
 		case 'B': return "http_bind";
 		case 'W': return "web_dir";
 		case 'M': return "web_mqtt_url";
+		case 'X': return "metrics_port";
+		case 'Y': return "metrics_bind";
 		case 'N': return "push";
 		case 'K': return "push_webhook";
 		case 'A': return "push_allow_http";

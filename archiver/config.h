@@ -3,6 +3,7 @@
  * `run [-c FILE] [--host H] [--port P] [--user U] [--password-file F]
  *      [--retention DAYS] [--connections K] [--registration MODE]
  *      [--http-port N] [--http-bind ADDR] [--web-dir DIR] [--web-mqtt-url URL]
+ *      [--metrics-port N] [--metrics-bind ADDR]
  *      [--push on|off] [--push-webhook on|off] [--push-allow-http 0|1]
  *      [--push-collapse-ms MS] [--push-fcm-url URL] [--push-apns-url URL]
  *      [--log FILE] [-v]`
@@ -38,6 +39,10 @@ struct config {
 	char *http_bind;        /* default 127.0.0.1 */
 	char *web_dir;          /* the folder served (make web's BUILD/web); needed with http_port */
 	char *web_mqtt_url;     /* config.json's mqtt_url; NULL: HTTP_DEFAULT_MQTT_URL */
+	/* /metrics and /health (metrics_http.h): served when metrics_port is
+	 * not 0 (the default). */
+	int metrics_port;
+	char *metrics_bind;     /* default 127.0.0.1 */
 	/* Push notifications (push.h; archiver/README.md "Push notifications").
 	 * A provider is on when its settings are: Web Push when the VAPID key
 	 * file exists (`init`, or `run` at start, makes the default one), FCM
@@ -85,6 +90,7 @@ int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 	"    [--retention DAYS] [--connections K] [--registration off|invite|open]\n" \
 	"    [--registration-rate PER_MINUTE]\n" \
 	"    [--http-port N] [--http-bind ADDR] [--web-dir DIR] [--web-mqtt-url URL]\n" \
+	"    [--metrics-port N] [--metrics-bind ADDR]\n" \
 	"    [--push on|off] [--push-webhook on|off] [--push-allow-http 0|1]\n" \
 	"    [--push-collapse-ms MS] [--push-fcm-url URL] [--push-apns-url URL]\n" \
 	"    [--log FILE] [-v]"

@@ -17,6 +17,8 @@
 #include "err.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "mqtt.h"
 #include "push.h"
 #include "timeutil.h"
@@ -32,6 +34,9 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SHARE_GROUP "$share/mqchat-archiver/"
+/* The broker's figures and the plugin's, for /metrics (metrics.h). */
+#define SYS_BROKER_FILTER "$SYS/broker/#"
+#define SYS_PLUGIN_TOPIC "$SYS/mqchat/plugin"
 /* Bytes read from one connection per poll wake-up, so K connections and
  * the timers take turns. */
 #define READ_BUDGET (256 * 1024)
@@ -111,6 +116,7 @@ static void leave_broker(struct daemon *d)
 void daemon__db_failed(struct daemon *d, int rc, const char *what)
 {
 
+	metrics__store_write(MS_ARCHIVE, rc);
 	if(!d->db_ok) return;
 	log_warnx("%s cannot be written (%s: %s, %s): leaving the broker, which keeps"
 			" queueing for the archiver, until a test write succeeds",
@@ -155,6 +161,7 @@ static void db_retry(struct daemon *d, int64_t now)
 		return;
 	}
 	log_info("%s is writable again: reconnecting", d->archive_path);
+	metrics__store_write(MS_ARCHIVE, MQC_OK);
 	d->db_ok = true;
 	for(i = 0; i < d->nconns; i++){
 		d->conns[i].next_try = now;
@@ -169,6 +176,15 @@ static void flush(struct daemon *d);
 
 /* The connection c has closed (why: the reason, or NULL when we closed it):
  * schedule the next try. */
+/* The broker connections up, for /metrics. */
+static void count_up(const struct daemon *d)
+{
+	int i, n = 0;
+
+	for(i = 0; i < d->nconns; i++) n += d->conns[i].ready_once;
+	metrics__set(MG_BROKER_CONNECTIONS, n);
+}
+
 static void conn_closed(struct conn *c, const char *why)
 {
 	struct daemon *d = c->d;
@@ -191,6 +207,11 @@ static void conn_closed(struct conn *c, const char *why)
 	}
 	c->ready_once = false;
 	c->backoff = backoff_next(c->backoff);
+	count_up(d);
+	if(c->index == 0){
+		metrics__broker_up(false);
+		metrics__broker_forget();
+	}
 }
 
 static void subscribe(struct conn *c, const char *filter, bool share)
@@ -200,8 +221,32 @@ static void subscribe(struct conn *c, const char *filter, bool share)
 
 	snprintf(buf, sizeof(buf), "%s%s", share ? SHARE_GROUP : "", filter);
 	rc = mqtt__subscribe(c->mq, buf);
-	if(rc == MQC_OK) c->subs_due++;
-	else log_warnx("archiver@%d: subscribe %s: %s", c->index, buf, mqc_strerror(rc));
+	if(rc == MQC_OK){
+		c->subs_due++;
+		c->subs_sent++;
+	}else log_warnx("archiver@%d: subscribe %s: %s", c->index, buf, mqc_strerror(rc));
+}
+
+/* The broker's and the plugin's figures, on connection 0 while metrics
+ * are served. QoS 0: figures are not queued for the session while the
+ * archiver is away (with upgrade_outgoing_qos, a QoS 1 subscription would
+ * queue them in front of the messages). The plugin lets service accounts
+ * read $SYS; a broker that refuses (an older plugin) costs the figures
+ * only (on_suback). */
+static void subscribe_sys(struct conn *c)
+{
+	const char *f[2] = {SYS_BROKER_FILTER, SYS_PLUGIN_TOPIC};
+	int i, rc;
+
+	for(i = 0; i < 2; i++){
+		rc = mqtt__subscribe_qos0(c->mq, f[i]);
+		if(rc != MQC_OK){
+			log_warnx("archiver@%d: subscribe %s: %s", c->index, f[i], mqc_strerror(rc));
+			continue;
+		}
+		c->sys_sub[i] = c->subs_sent++;
+		c->subs_due++;
+	}
 }
 
 static void unsubscribe(struct conn *c, const char *filter, bool share)
@@ -223,6 +268,10 @@ static void on_connack(void *arg, bool session_present)
 	c->failing = false;
 	c->backoff = BACKOFF_MIN_MS;
 	c->subs_due = 0;
+	c->subs_sent = c->subacks_seen = 0;
+	c->sys_sub[0] = c->sys_sub[1] = -1;
+	count_up(c->d);
+	if(c->index == 0) metrics__broker_up(true);
 	/* The session keeps these, but say them every time: a new session or a
 	 * changed connection count must not leave a filter out. A filter of
 	 * the other form (shared or not) left by an earlier run would deliver
@@ -247,13 +296,32 @@ static void on_connack(void *arg, bool session_present)
 	 * reconnection starts from the broker's state. */
 	if(c->index == 0 && c->d->push) subscribe(c, topic__filter_all(TOPIC_PRESENCE), false);
 	else unsubscribe(c, topic__filter_all(TOPIC_PRESENCE), false);
+	if(c->index == 0 && c->d->metrics){
+		subscribe_sys(c);
+	}else{
+		unsubscribe(c, SYS_BROKER_FILTER, false);
+		unsubscribe(c, SYS_PLUGIN_TOPIC, false);
+	}
 }
 
 static void on_suback(void *arg, const unsigned char *codes, size_t n)
 {
 	struct conn *c = arg;
+	int nth = c->subacks_seen++;
 	size_t i;
 
+	if(nth == c->sys_sub[0] || nth == c->sys_sub[1]){
+		/* No figures of the broker (or the plugin) in /metrics, and
+		 * nothing else lost: said once per run. */
+		if(n > 0 && codes[0] >= 0x80 && !c->d->sys_refused_told){
+			log_warnx("archiver@%d: the broker refused %s (%s): /metrics has no %s figures (the"
+					" plugin lets service accounts read $SYS from this release on)", c->index,
+					nth == c->sys_sub[0] ? SYS_BROKER_FILTER : SYS_PLUGIN_TOPIC,
+					mqtt__reason(codes[0]), nth == c->sys_sub[0] ? "mosquitto_*" : "mqchat_plugin_*");
+			c->d->sys_refused_told = true;
+		}
+		n = 0;
+	}
 	for(i = 0; i < n; i++){
 		if(codes[i] >= 0x80){
 			log_warnx("archiver@%d: the broker refused a subscription (%s, 0x%02x): is %s a"
@@ -317,6 +385,11 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 	/* Everything under the message filters is ingest's, malformed or not
 	 * (it counts those as invalid); requests come only in the shape of
 	 * their filter, chat/<kind>/+/req, reports in that of chat/seen/+. */
+	/* $SYS figures (QoS 0) for /metrics: never a chat message. */
+	if(msg->topic[0] == '$'){
+		metrics__sys_message(msg->topic, msg->payload, msg->len, time__mono_ms());
+		return;
+	}
 	topic__parse(msg->topic, &tp);
 	if(ingest__takes(msg->topic)){
 		take(d, msg);
@@ -423,7 +496,10 @@ static void flush(struct daemon *d)
 	if(ingest__pending(&d->ing) == 0 || !d->db_ok) return;
 	rc = ingest__flush(&d->ing, d->ar, d->udb);
 	if(rc != MQC_OK) daemon__db_failed(d, rc, "store");
-	else push__wake(d->push);
+	else{
+		metrics__store_write(MS_ARCHIVE, MQC_OK);
+		push__wake(d->push);
+	}
 }
 
 /* ---- the loop ---- */
@@ -549,6 +625,8 @@ static void daemon_cleanup(struct daemon *d)
 	d->push = NULL;
 	http__stop(d->http);
 	d->http = NULL;
+	metrics_http__stop(d->metrics);
+	d->metrics = NULL;
 	for(i = 0; i < CONFIG_MAX_CONNECTIONS; i++){
 		mqtt__free(d->conns[i].mq);
 		d->conns[i].mq = NULL;
@@ -634,6 +712,22 @@ static int start_http(struct daemon *d, char *err, size_t errlen)
 	return http__start(&o, &d->http, err, errlen);
 }
 
+/* Serve /metrics and /health when metrics_port says so (metrics_http.h).
+ * MQC_OK (also when there is nothing to serve), or an error with err
+ * filled. */
+static int start_metrics(struct daemon *d, char *err, size_t errlen)
+{
+	struct metrics_http_opts o = {
+		.bind = d->cfg.metrics_bind,
+		.port = d->cfg.metrics_port,
+		.datadir = d->cfg.datadir,
+		.push = d->cfg.push != 0,
+	};
+
+	if(d->cfg.metrics_port == 0) return MQC_OK;
+	return metrics_http__start(&o, &d->metrics, err, errlen);
+}
+
 int daemon__main(const char *datadir, int argc, char **argv)
 {
 	static struct daemon dd;
@@ -692,6 +786,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	 * anything is opened (one process per data folder: the lock first). */
 	if(start_http(d, err, sizeof(err)) != MQC_OK){
 		log_error("http: %s", err);
+		goto done;
+	}
+	if(start_metrics(d, err, sizeof(err)) != MQC_OK){
+		log_error("metrics: %s", err);
 		goto done;
 	}
 	if(config__read_password(&d->cfg, d->password, sizeof(d->password), err, sizeof(err)) != MQC_OK){
@@ -760,9 +858,11 @@ int daemon__main(const char *datadir, int argc, char **argv)
 
 	run_loop(d);
 
-	/* No new page loads while the archiver stops. */
+	/* No new page loads (or scrapes) while the archiver stops. */
 	http__stop(d->http);
 	d->http = NULL;
+	metrics_http__stop(d->metrics);
+	d->metrics = NULL;
 	/* Its last answers go out before the DISCONNECT. */
 	worker__stop(d->worker, d);
 	d->worker = NULL;

@@ -46,6 +46,7 @@ struct archive;
 struct userdb;
 struct daemon;
 struct http;
+struct metrics_http;
 struct push;
 
 /* One broker connection, client id archiver@<index>. */
@@ -59,6 +60,11 @@ struct conn {
 	int64_t next_try;    /* monotonic ms of the next connection attempt */
 	int backoff;         /* ms, doubled after each failure */
 	bool failing;        /* a failure was logged; quiet until connected again */
+	/* SUBACKs come back in the order of the SUBSCRIBEs (the broker
+	 * answers each packet as it reads it): which of them, counted since
+	 * the CONNACK, are for the $SYS filters (-1: none). */
+	int subs_sent, subacks_seen;
+	int sys_sub[2];
 };
 
 /* A `_register` client id that made an account, and when (mono ms). */
@@ -112,6 +118,10 @@ struct daemon {
 	/* The web app's HTTP server (http.h), on a thread of its own; NULL
 	 * without http_port. */
 	struct http *http;
+	/* /metrics and /health (metrics_http.h), on a thread of its own; NULL
+	 * without metrics_port. */
+	struct metrics_http *metrics;
+	bool sys_refused_told;   /* a refused $SYS subscription was logged */
 	/* The push thread (push.h); NULL with push off or when it could not
 	 * start. */
 	struct push *push;
@@ -133,6 +143,7 @@ struct responder {
 	struct sqlite3 *push;          /* its own connection to push.db (rpc_push.c opens it) */
 	struct worker *w;              /* where its answers go */
 	int conn;                      /* connection of the request being answered */
+	int64_t arrived_ns;            /* when it arrived (time__mono_ns): its latency's start */
 	/* udb->committed_ns the last answer accounted for */
 	int64_t answered_ns;
 	/* registration token bucket */

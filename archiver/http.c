@@ -523,33 +523,43 @@ static enum MHD_Result answer_file(const struct http *h, struct MHD_Connection *
 	return ret;
 }
 
-/* libmicrohttpd's request handler: called once the request line and the
- * headers are in, then again for each piece of a body and once at its
- * end. GET and HEAD are answered at that end (answered at the first call,
- * libmicrohttpd would close the connection, not knowing whether a body
- * follows); anything else at once, and the body is never read. */
+enum http_step http__get_step(const char *method, size_t *upload_data_size, void **req_cls)
+{
+	static int seen;         /* *req_cls after the first call: its address */
+
+	if(strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0){
+		return HTTP_STEP_NOT_ALLOWED;
+	}
+	if(*req_cls == NULL){
+		*req_cls = &seen;
+		return HTTP_STEP_WAIT;
+	}
+	/* A body on a GET: not ours to read. */
+	if(*upload_data_size != 0){
+		*upload_data_size = 0;
+		return HTTP_STEP_WAIT;
+	}
+	return HTTP_STEP_ANSWER;
+}
+
+/* libmicrohttpd's request handler (http__get_step says when to answer). */
 static enum MHD_Result request_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		const char *method, const char *version, const char *upload_data,
 		size_t *upload_data_size, void **req_cls)
 {
-	static int seen;         /* *req_cls after the first call: its address */
 	const struct http *h = cls;
 	const struct web_file *f;
 	char esc[128];
 
 	(void)version;
 	(void)upload_data;
-	if(strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0){
+	switch(http__get_step(method, upload_data_size, req_cls)){
+	case HTTP_STEP_NOT_ALLOWED:
 		return answer_text(h, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
-	}
-	if(*req_cls == NULL){
-		*req_cls = &seen;
+	case HTTP_STEP_WAIT:
 		return MHD_YES;
-	}
-	/* A body on a GET: not ours to read. */
-	if(*upload_data_size != 0){
-		*upload_data_size = 0;
-		return MHD_YES;
+	case HTTP_STEP_ANSWER:
+		break;
 	}
 	f = find_file(h, url);
 	if(f == NULL){
@@ -570,24 +580,23 @@ static size_t no_unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
 
 /* libmicrohttpd's own messages (a client gone mid-answer, a request too
  * large): debug level, they are about clients, not about us. */
-static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
+void http__mhd_log_cb(void *cls, const char *fmt, va_list ap)
 {
+	const char *prefix = cls;
 	char buf[512];
 	size_t n;
 
-	(void)cls;
 	if(log_verbosity < LOG_LVL_DEBUG) return;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while(n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-	log_debug("http: %s", buf);
+	log_debug("%s: %s", prefix, buf);
 }
 
 /* ---- start and stop ---- */
 
-/* A listening socket on bind:port, so that a taken port or a wrong
- * address is said plainly before libmicrohttpd takes the socket. */
-static int listen_on(const char *bind_addr, int port, int *fd, bool *v6, char *err, size_t errlen)
+int http__listen(const char *setting, const char *bind_addr, int port, int *fd, bool *v6,
+		char *err, size_t errlen)
 {
 	struct addrinfo hints, *ai = NULL;
 	char portstr[8];
@@ -600,7 +609,7 @@ static int listen_on(const char *bind_addr, int port, int *fd, bool *v6, char *e
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	rc = getaddrinfo(bind_addr, portstr, &hints, &ai);
 	if(rc != 0 || ai == NULL){
-		mqc_seterr(err, errlen, "http_bind \"%.100s\" is not an IP address (%s)", bind_addr,
+		mqc_seterr(err, errlen, "%s_bind \"%.100s\" is not an IP address (%s)", setting, bind_addr,
 				rc ? gai_strerror(rc) : "none");
 		return MQC_ERR_INVAL;
 	}
@@ -610,10 +619,10 @@ static int listen_on(const char *bind_addr, int port, int *fd, bool *v6, char *e
 			|| setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
 			|| bind(*fd, ai->ai_addr, ai->ai_addrlen) != 0
 			|| listen(*fd, 64) != 0){
-		mqc_seterr(err, errlen, "cannot listen on %s%s%s:%d: %s%s", *v6 ? "[" : "", bind_addr,
+		mqc_seterr(err, errlen, "cannot listen on %s%s%s:%d: %s%s%s%s", *v6 ? "[" : "", bind_addr,
 				*v6 ? "]" : "", port, strerror(errno),
-				errno == EADDRINUSE ? " (another program has that port: choose another"
-				" http_port)" : "");
+				errno == EADDRINUSE ? " (another program has that port: choose another " : "",
+				errno == EADDRINUSE ? setting : "", errno == EADDRINUSE ? "_port)" : "");
 		if(*fd >= 0) close(*fd);
 		*fd = -1;
 		freeaddrinfo(ai);
@@ -666,13 +675,13 @@ int http__start(const struct http_opts *o, struct http **out, char *err, size_t 
 	if(rc != MQC_OK) goto fail;
 	if(find_file(h, "/") == NULL) log_warnx("http: %s has no index.html: / answers 404", o->dir);
 
-	rc = listen_on(o->bind, o->port, &h->listen_fd, &v6, err, errlen);
+	rc = http__listen("http", o->bind, o->port, &h->listen_fd, &v6, err, errlen);
 	if(rc != MQC_OK) goto fail;
 	/* One thread of libmicrohttpd's own polls every connection: the files
 	 * are in memory, so no answer waits on a disk. */
 	h->mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG
 			| (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, request_cb, h,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
+			MHD_OPTION_EXTERNAL_LOGGER, http__mhd_log_cb, (void *)(uintptr_t)"http",
 			MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_REQUEST_MEMORY,

@@ -36,6 +36,8 @@
 #ifndef MQCHAT_HTTP_H
 #define MQCHAT_HTTP_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define HTTP_MAX_FILE (8u * 1024 * 1024)
@@ -67,5 +69,30 @@ int http__start(const struct http_opts *o, struct http **out, char *err, size_t 
 /* Stop serving: close the socket and every connection, wait for the
  * server's thread, free everything. NULL is fine. */
 void http__stop(struct http *h);
+
+/* ---- shared with the metrics server (metrics_http.c) ---- */
+
+/* A listening socket on bind_addr:port (a numeric address), so that a
+ * taken port or a wrong address is said plainly before libmicrohttpd
+ * takes the socket; setting ("http", "metrics") names the settings in the
+ * message ("<setting>_bind", "<setting>_port"). MQC_OK with *fd and *v6
+ * (an IPv6 address); MQC_ERR_INVAL (not an address) or MQC_ERR_IO with
+ * err filled and *fd -1. */
+int http__listen(const char *setting, const char *bind_addr, int port, int *fd, bool *v6,
+		char *err, size_t errlen);
+/* libmicrohttpd's logger (MHD_OPTION_EXTERNAL_LOGGER): its messages at
+ * debug level, after the prefix cls (a const char *). */
+void http__mhd_log_cb(void *cls, const char *fmt, va_list ap);
+/* Where a request handler stands: libmicrohttpd calls it once the request
+ * line and headers are in, then for each piece of a body and once at its
+ * end. GET and HEAD are answered at that end (answered at the first call,
+ * libmicrohttpd would close the connection, not knowing whether a body
+ * follows); any other method at once (405), its body never read. */
+enum http_step {
+	HTTP_STEP_WAIT,          /* return MHD_YES, answer later */
+	HTTP_STEP_ANSWER,        /* answer now */
+	HTTP_STEP_NOT_ALLOWED,   /* answer 405 now */
+};
+enum http_step http__get_step(const char *method, size_t *upload_data_size, void **req_cls);
 
 #endif

@@ -935,7 +935,7 @@ int mqtt__read(struct mqtt *m, size_t budget, char *err, size_t errlen)
 
 /* ---- outgoing packets ---- */
 
-static int sub_unsub(struct mqtt *m, unsigned type, const char *filter)
+static int sub_unsub(struct mqtt *m, unsigned type, const char *filter, unsigned qos)
 {
 	size_t fl = strlen(filter), rl;
 	unsigned char *p;
@@ -948,18 +948,23 @@ static int sub_unsub(struct mqtt *m, unsigned type, const char *filter)
 	put_u16(&p, next_mid(m));
 	put_u8(&p, 0);                     /* no properties */
 	put_bytes(&p, filter, fl);
-	if(type == PT_SUBSCRIBE) put_u8(&p, 1);   /* QoS 1 */
+	if(type == PT_SUBSCRIBE) put_u8(&p, qos);
 	return MQC_OK;
 }
 
 int mqtt__subscribe(struct mqtt *m, const char *filter)
 {
-	return sub_unsub(m, PT_SUBSCRIBE, filter);
+	return sub_unsub(m, PT_SUBSCRIBE, filter, 1);
+}
+
+int mqtt__subscribe_qos0(struct mqtt *m, const char *filter)
+{
+	return sub_unsub(m, PT_SUBSCRIBE, filter, 0);
 }
 
 int mqtt__unsubscribe(struct mqtt *m, const char *filter)
 {
-	return sub_unsub(m, PT_UNSUBSCRIBE, filter);
+	return sub_unsub(m, PT_UNSUBSCRIBE, filter, 0);
 }
 
 int mqtt__publish(struct mqtt *m, const char *topic, const void *payload, size_t len,

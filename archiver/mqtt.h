@@ -106,6 +106,10 @@ int mqtt__flush(struct mqtt *m, char *err, size_t errlen);
 /* Queue SUBSCRIBE (QoS 1) / UNSUBSCRIBE of one filter. */
 int mqtt__subscribe(struct mqtt *m, const char *filter);
 int mqtt__unsubscribe(struct mqtt *m, const char *filter);
+/* SUBSCRIBE at QoS 0: what the broker sends on it is never queued for the
+ * session while we are away (figures that would be stale by then, which
+ * must not take the queue's room from messages). */
+int mqtt__subscribe_qos0(struct mqtt *m, const char *filter);
 /* Queue a QoS 1 PUBLISH, with correlation data when corr is not NULL.
  * Beyond the broker's receive maximum it waits for a PUBACK. */
 int mqtt__publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
