@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "userdb.h"
 
@@ -72,6 +73,7 @@ static int64_t expire_tick(struct daemon *d, int64_t now)
 	struct expiry *e = &d->exp;
 	char conv[NAME_MAX_LEN + 3];
 	int64_t cutoff, wall = time__now_ms();
+	int64_t deleted0;
 	bool done = false;
 	int rc;
 
@@ -88,6 +90,7 @@ static int64_t expire_tick(struct daemon *d, int64_t now)
 		e->cursor = 0;
 		e->deleted = 0;
 	}
+	deleted0 = e->deleted;
 	if(e->stage < e->nrooms){
 		snprintf(conv, sizeof(conv), "r:%s", e->rooms[e->stage]);
 		cutoff = wall - e->room_days[e->stage] * DAY_MS;
@@ -101,6 +104,9 @@ static int64_t expire_tick(struct daemon *d, int64_t now)
 		rc = MQC_OK;
 		done = true;
 	}
+	/* A step that deleted (or failed) was a write. */
+	metrics__add(MC_EXPIRED, e->deleted - deleted0);
+	if(rc != MQC_OK || e->deleted != deleted0) metrics__store_write(MS_ARCHIVE, rc);
 	if(rc != MQC_OK){
 		/* Not a lost message: try again at the next pass. */
 		log_warnx("expiry: %s (%s); next pass later", mqc_strerror(rc), archive__errmsg(d->ar));

@@ -33,6 +33,7 @@
 #include "grow.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "timeutil.h"
 #include "topic.h"
@@ -204,6 +205,7 @@ static void write_contacts(struct ingest *in, struct userdb *udb)
 		if(rc == MQC_ERR_NOTFOUND || rc == MQC_ERR_INVAL) rc = MQC_OK;
 	}
 	if(rc == MQC_OK) rc = userdb__commit(udb);
+	metrics__store_write(MS_AUTH, rc);
 	if(rc != MQC_OK){
 		if(udb) userdb__rollback(udb);
 		log_warnx("cannot record %zu new contact(s) in the user store: %s", c->nfresh,
@@ -414,6 +416,7 @@ static int keep(struct ingest *in, const char *topic, const void *payload, size_
 	}
 	in->pend_tail = p;
 	in->npending++;
+	metrics__set(MG_PENDING, (int64_t)in->npending);
 	return MQC_OK;
 }
 
@@ -487,6 +490,7 @@ enum ingest_result ingest__message(struct ingest *in, const char *topic, const v
 int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb)
 {
 	struct commit cm = { .in = in, .ar = ar, .udb = udb };
+	const struct ingest_stats before = in->stats;
 	struct pending *p, *next;
 	size_t n = in->npending;
 	int rc;
@@ -510,6 +514,7 @@ int ingest__flush(struct ingest *in, struct archive *ar, struct userdb *udb)
 		drop_batch_contacts(&in->contacts);
 		return rc;
 	}
+	metrics__committed(&before, &in->stats, time__mono_ms() - in->pend_since);
 	write_contacts(in, udb);
 	for(p = in->pend_head; p; p = next){
 		next = p->next;

@@ -17,6 +17,7 @@
 #include "datadir.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "push.h"
 #include "push_crypto.h"
@@ -613,6 +614,7 @@ static int scan(struct push *p)
 	if(rc == MQC_OK && rows > 0) rc = push_store__set_cursor(p->db, last);
 	if(rc == MQC_OK) rc = push_store__commit(p->db);
 	else push_store__rollback(p->db);
+	metrics__store_write(MS_PUSH, rc);
 	if(rc != MQC_OK){
 		log_warnx("push: queueing after seq %lld: %s", (long long)p->cursor, mqc_strerror(rc));
 		return -1;
@@ -620,6 +622,7 @@ static int scan(struct push *p)
 	if(t.enqueued) log_debug("push: %d notification(s) queued from seq %lld to %lld", t.enqueued,
 			(long long)p->cursor + 1, (long long)last);
 	p->cursor = last;
+	metrics__add(MC_PUSH_QUEUED, t.enqueued);
 	return rows;
 }
 
@@ -644,6 +647,7 @@ static void outcome(struct push *p, const struct push_job *job, enum push_provid
 	switch(r->outcome){
 	case PUSH_SENT:
 		p->sent++;
+		metrics__count(MF_PUSH_SENT, name, NULL);
 		log_debug("push: %s: notified %s@%s of %s (%d)", name, job->user, job->device, job->conv,
 				job->count);
 		/* A message that joined the job on its way stays queued. */
@@ -652,6 +656,7 @@ static void outcome(struct push *p, const struct push_job *job, enum push_provid
 		break;
 	case PUSH_GONE:
 		p->gone++;
+		metrics__count(MF_PUSH_GONE, name, NULL);
 		log_info("push: %s: the target of %s@%s is gone (%s): removed", name, job->user, job->device,
 				r->why);
 		rc = push_store__target_remove(p->db, job->user, job->device, NULL);
@@ -670,11 +675,13 @@ static void outcome(struct push *p, const struct push_job *job, enum push_provid
 		__attribute__((fallthrough));
 	case PUSH_FAILED:
 		p->failed++;
+		metrics__count(MF_PUSH_FAILED, name, NULL);
 		log_warnx("push: %s: %s@%s: %s; given up", name, job->user, job->device, r->why);
 		rc = push_store__job_done(p->db, job->id);
 		if(rc == MQC_OK) rc = push_store__target_result(p->db, job->user, job->device, false, now);
 		break;
 	}
+	metrics__store_write(MS_PUSH, rc);
 	if(rc != MQC_OK) log_warnx("push: push.db: %s", mqc_strerror(rc));
 }
 
@@ -717,6 +724,7 @@ static bool dispatch_one(struct push *p, struct push_job *job, int64_t now)
 	if(push__online(p, job->user) || push_store__muted(p->db, job->user, job->conv, now)){
 		/* Came online (or muted it) since: nothing to say. */
 		p->dropped++;
+		metrics__add(MC_PUSH_DROPPED, 1);
 		rc = push_store__job_done(p->db, job->id);
 		if(rc != MQC_OK) log_warnx("push: push.db: %s", mqc_strerror(rc));
 		push_store__job_free(job);

@@ -17,6 +17,7 @@
 #include "err.h"
 #include "grow.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "nick.h"
 #include "nick_answer.h"
@@ -267,6 +268,7 @@ static json_t *answer(struct responder *d, const char *clientid, const void *pay
 		goto done;
 	}
 	rc = userdb__commit(d->udb);
+	metrics__store_write(MS_AUTH, rc);
 	if(rc != MQC_OK){
 		userdb__rollback(d->udb);
 		resp = rpc__fail(id, "internal", "cannot commit: %s", mqc_strerror(rc));
@@ -297,7 +299,9 @@ void register__cleanup(struct responder *d)
 void register__handle(struct responder *rs, const struct mqtt_msg *msg)
 {
 	char clientid[CLIENTID_MAX_LEN + 1], topic[TOPIC_MAX_LEN + 1], esc[128];
+	const char *error;
 	struct topic_parts tp;
+	json_t *resp;
 
 	/* chat/register/_register@<random>/req */
 	if(!topic__parse(msg->topic, &tp) || tp.kind != TOPIC_REGISTER_REQ || tp.a.n == 0
@@ -310,7 +314,10 @@ void register__handle(struct responder *rs, const struct mqtt_msg *msg)
 		goto bad_topic;
 	}
 	topic__build(topic, sizeof(topic), TOPIC_REGISTER_RESP, clientid, NULL);
-	responder__reply(rs, topic, answer(rs, clientid, msg->payload, msg->len), msg);
+	resp = answer(rs, clientid, msg->payload, msg->len);
+	error = json_string_value(json_object_get(resp, "error"));
+	metrics__count(MF_REGISTRATIONS, resp == NULL ? "internal" : error ? error : "ok", NULL);
+	responder__reply(rs, topic, resp, msg);
 	return;
 bad_topic:
 	log_warnx("registration on an unexpected topic %s ignored",

@@ -21,6 +21,7 @@
 #include "err.h"
 #include "grow.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "nick.h"
 #include "nick_answer.h"
@@ -849,8 +850,11 @@ json_t *rpc__load_request(const void *payload, size_t len, size_t max_len, size_
 	return req;
 }
 
-/* New reference: the answer to one request payload. */
-static json_t *answer(struct responder *d, const char *user, const void *payload, size_t len)
+/* New reference: the answer to one request payload; *opname the op's
+ * name for the metrics (the table's: NULL when the request has none,
+ * "unknown" when it is not one of ours). */
+static json_t *answer(struct responder *d, const char *user, const void *payload, size_t len,
+		const char **opname)
 {
 	struct rpc_req r = {.d = d, .user = user};
 	json_t *req, *id, *op, *resp = NULL;
@@ -865,8 +869,10 @@ static json_t *answer(struct responder *d, const char *user, const void *payload
 		resp = rpc__fail(id, "bad_request", "\"op\" must be a string");
 		goto done;
 	}
+	*opname = "unknown";
 	for(i = 0; i < sizeof(ops) / sizeof(ops[0]); i++){
 		if(strcmp(json_string_value(op), ops[i].name) == 0){
+			*opname = ops[i].name;
 			resp = ops[i].fn(&r);
 			if(resp == NULL) resp = rpc__fail(id, "internal", "out of memory");
 			goto done;
@@ -881,7 +887,9 @@ done:
 void rpc__handle(struct responder *rs, const struct mqtt_msg *msg)
 {
 	char user[NAME_MAX_LEN + 1], topic[TOPIC_MAX_LEN + 1], esc[128];
+	const char *op = NULL;
 	struct topic_parts tp;
+	json_t *resp;
 
 	/* chat/rpc/<user>/req */
 	if(!topic__parse(msg->topic, &tp) || tp.kind != TOPIC_RPC_REQ || !names__valid(tp.a.p, tp.a.n)){
@@ -898,5 +906,7 @@ void rpc__handle(struct responder *rs, const struct mqtt_msg *msg)
 		log_debug("%s asked for answers on another topic; using %s", user, topic);
 	}
 	rs->rpc++;
-	responder__reply(rs, topic, answer(rs, user, msg->payload, msg->len), msg);
+	resp = answer(rs, user, msg->payload, msg->len, &op);
+	metrics__rpc(op, json_string_value(json_object_get(resp, "error")), time__mono_ns() - rs->arrived_ns);
+	responder__reply(rs, topic, resp, msg);
 }

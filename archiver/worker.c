@@ -40,6 +40,7 @@
 #include "datadir.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "push_store.h"
 #include "timeutil.h"
@@ -173,6 +174,7 @@ static void run_job(struct worker *w, struct job *j)
 	msg.corr_len = j->corr_len;
 	msg.resp_topic = j->resp_topic;
 	rs->conn = j->conn;
+	rs->arrived_ns = j->arrived_ns;
 	if(responder_open(w) != MQC_OK){
 		/* A device login report has no answer: it is lost (logged once
 		 * by responder_open), which costs a last_seen, nothing more. */
@@ -400,6 +402,7 @@ int worker__submit(struct worker *w, struct conn *c, enum job_kind kind, const s
 	j->next = NULL;
 	j->kind = kind;
 	j->conn = c->index;
+	j->arrived_ns = time__mono_ns();
 	j->topic = (char *)(j + 1);
 	j->resp_topic = rlen ? j->topic + tlen : NULL;
 	j->payload = (unsigned char *)j->topic + tlen + rlen;
@@ -440,6 +443,7 @@ void worker__refuse(struct conn *c, const struct mqtt_msg *msg)
 	json_t *resp;
 
 	if(!resp_topic(msg->topic, topic, sizeof(topic))) return;
+	metrics__add(MC_REQUESTS_REFUSED, 1);
 	resp = refusal(msg->payload, msg->len, "rate_limited", WORKER_RETRY_MS,
 			"too many requests waiting; try again later");
 	text = resp ? json_dumps(resp, JSON_COMPACT) : NULL;

@@ -40,6 +40,7 @@ struct job {
 	struct job *next;
 	enum job_kind kind;
 	int conn;                /* index of the connection it came on */
+	int64_t arrived_ns;      /* time__mono_ns when the loop handed it on */
 	uint64_t round;          /* its turn (fair queueing) */
 	char key[CLIENTID_MAX_LEN + 1];
 	char *topic;             /* these four in the same allocation */
