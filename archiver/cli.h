@@ -97,6 +97,11 @@ int cli_settings__main(struct cli *cli); /* cli_settings.c */
 int cli_admin__init(struct cli *cli);    /* cli_admin.c */
 int cli_admin__purge(struct cli *cli);
 int cli_admin__stats(struct cli *cli);
+/* `backup DEST [--config FILE]... [--json]` and `restore SRC` (backup.c):
+ * a consistent copy of the data folder while the daemon runs, and a new
+ * data folder made from one. */
+int cli_backup__backup(struct cli *cli);
+int cli_backup__restore(struct cli *cli);
 /* `user nick NAME NICK` (cli_nick.c, in the user group's table). */
 int cli_user__nick(struct cli *cli);
 /* `user devices NAME [--json]` and `user revoke NAME DEVICE|--all`

@@ -57,6 +57,12 @@ static const struct cli_cmd commands[] = {
 	{.name = "stats", .usage = "[--json]",
 	 .help = "counts of users, rooms and messages, database sizes", .handler = cli_admin__stats,
 	 .json = true},
+	{.name = "backup", .usage = "DEST [--config FILE]... [--json]",
+	 .help = "copy the stores and settings into DEST (new or empty), also while the daemon runs",
+	 .handler = cli_backup__backup, .raw = true},
+	{.name = "restore", .usage = "SRC",
+	 .help = "make DIR (new or empty) from the backup SRC, checked first", .handler = cli_backup__restore,
+	 .raw = true},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
