@@ -285,18 +285,19 @@ bool metrics__broker_name(const char *path, char *out, size_t outlen, bool *coun
 bool metrics__broker_value(const void *payload, size_t len, double *out)
 {
 	char buf[64], *end;
+	size_t n;
 	double v;
 
 	if(len == 0 || len >= sizeof(buf)) return false;
 	memcpy(buf, payload, len);
 	buf[len] = '\0';
-	/* Digits first: strtod would take "inf", "nan" and hex too. */
-	if(!(buf[0] >= '0' && buf[0] <= '9') && !(buf[0] == '-' && buf[1] >= '0' && buf[1] <= '9')){
-		return false;
-	}
+	/* Decimal only: strtod would take "inf", "nan", hex and exponents
+	 * too. */
+	n = strspn(buf, "-.0123456789");
+	if(n == 0 || (buf[n] != '\0' && strcmp(buf + n, " seconds") != 0)) return false;
 	v = strtod(buf, &end);
-	if(end == buf || !isfinite(v)) return false;
-	if(*end != '\0' && strcmp(end, " seconds") != 0) return false;
+	if(end != buf + n) return false;
+	if(!isfinite(v)) return false;
 	*out = v;
 	return true;
 }
