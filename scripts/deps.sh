@@ -10,12 +10,15 @@ set -eu
 # libcurl4-openssl-dev: push notifications (HTTP/2 to APNs, HTTPS to the
 # others); python3-cryptography, python3-h2: the tests' fake push
 # providers decrypt, verify signatures and speak HTTP/2 as the real ones.
+# python3-prometheus-client: the metrics tests read /metrics with
+# Prometheus' own text parser.
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
 python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-paho-mqtt
 chromium libncurses-dev tmux
-libcurl4-openssl-dev python3-cryptography python3-h2"
+libcurl4-openssl-dev python3-cryptography python3-h2
+python3-prometheus-client"
 
 missing=""
 for p in $PKGS; do
