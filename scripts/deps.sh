@@ -12,13 +12,18 @@ set -eu
 # providers decrypt, verify signatures and speak HTTP/2 as the real ones.
 # python3-prometheus-client: the metrics tests read /metrics with
 # Prometheus' own text parser.
+# systemd (systemd-analyze verify), groff-base and man-db: the install
+# test checks the units and the man pages; dpkg-dev: make deb computes
+# Depends with dpkg-shlibdeps; iproute2: make test-package brings up
+# loopback in its private network namespace (ip).
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
 python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-paho-mqtt
 chromium libncurses-dev tmux
 libcurl4-openssl-dev python3-cryptography python3-h2
-python3-prometheus-client"
+python3-prometheus-client
+systemd groff-base man-db dpkg-dev iproute2"
 
 missing=""
 for p in $PKGS; do
