@@ -12,6 +12,8 @@
 #   HTTP_PORT the web app on http://127.0.0.1:HTTP_PORT/ (default 8090; 0:
 #             none), served by the archiver from BUILD/web (make web); the
 #             app speaks MQTT over WebSockets, so WS_PORT=0 means no web app
+#   METRICS_PORT  the archiver's /metrics (Prometheus) and /health on
+#             http://127.0.0.1:METRICS_PORT/ (default 9464; 0: none)
 #   TLS_DIR   folder with the operator's ca.crt, server.crt and server.key;
 #             unset: DATA/tls, made by scripts/mkcert.sh on the first run
 #
@@ -45,6 +47,7 @@ PORT=${PORT:-1883}
 TLS_PORT=${TLS_PORT:-8883}
 WS_PORT=${WS_PORT:-8080}
 HTTP_PORT=${HTTP_PORT:-8090}
+METRICS_PORT=${METRICS_PORT:-9464}
 # The operator's certificates, or the local CA made here.
 own_tls=0
 [ -n "${TLS_DIR:-}" ] && own_tls=1
@@ -80,7 +83,7 @@ esac
 if [ "${#PORT}" -gt 5 ] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
 	die "PORT must be a number from 1 to 65535 (got '$PORT')"
 fi
-for v in TLS_PORT WS_PORT HTTP_PORT; do
+for v in TLS_PORT WS_PORT HTTP_PORT METRICS_PORT; do
 	p=${!v}
 	case $p in
 		''|*[!0-9]*) die "$v must be a number from 1 to 65535, or 0 for none (got '$p')";;
@@ -93,6 +96,9 @@ done
 [ "$TLS_PORT" -ne 0 ] && [ "$TLS_PORT" -eq "$WS_PORT" ] && die "TLS_PORT and WS_PORT are both $TLS_PORT: give each its own port"
 for v in TLS_PORT WS_PORT; do
 	[ "$HTTP_PORT" -ne 0 ] && [ "$HTTP_PORT" -eq "${!v}" ] && die "HTTP_PORT and $v are both $HTTP_PORT: give each its own port"
+done
+for v in TLS_PORT WS_PORT HTTP_PORT; do
+	[ "$METRICS_PORT" -ne 0 ] && [ "$METRICS_PORT" -eq "${!v}" ] && die "METRICS_PORT and $v are both $METRICS_PORT: give each its own port"
 done
 case $TLS_DIR in
 	''|*[!A-Za-z0-9_./-]*) die "TLS_DIR must be a path of letters, digits and _ . / - (got '$TLS_DIR')";;
@@ -245,9 +251,9 @@ port_taken() {  # $1 port, $2 what to say to change it
 if port_busy "$PORT"; then
 	port_taken "$PORT" "use another port: make run PORT=$((PORT == 65535 ? 1884 : PORT + 1))"
 fi
-for p in $TLS_PORT $WS_PORT $HTTP_PORT; do
+for p in $TLS_PORT $WS_PORT $HTTP_PORT $METRICS_PORT; do
 	if [ "$p" -ne 0 ] && port_busy "$p"; then
-		port_taken "$p" "use others: make run TLS_PORT=... WS_PORT=... HTTP_PORT=... (0 for none)"
+		port_taken "$p" "use others: make run TLS_PORT=... WS_PORT=... HTTP_PORT=... METRICS_PORT=... (0 for none)"
 	fi
 done
 
@@ -527,6 +533,9 @@ if [ "$have_archiver" -eq 1 ]; then
 		aargs+=(--http-port "$HTTP_PORT" --web-dir "$BUILD/web" --web-mqtt-url "ws://127.0.0.1:$WS_PORT")
 		web=1
 	fi
+	# Its figures and health (archiver/README.md, "Metrics and health"),
+	# on loopback.
+	[ "$METRICS_PORT" -ne 0 ] && aargs+=(--metrics-port "$METRICS_PORT")
 	aoff=$(stat -c %s "$ALOG" 2>/dev/null || echo 0)
 	start_as_owner "$ALOG" "$ARCHIVER" "${aargs[@]}"
 	apid=$!
@@ -558,6 +567,8 @@ webline=""
 [ "$web" -eq 1 ] && webline="
 
 Web app: http://127.0.0.1:$HTTP_PORT/ (register there, or add a user as below)"
+[ "$have_archiver" -eq 1 ] && [ "$METRICS_PORT" -ne 0 ] && webline="$webline
+Metrics: http://127.0.0.1:$METRICS_PORT/metrics (Prometheus), health: http://127.0.0.1:$METRICS_PORT/health"
 
 cat <<EOF
 

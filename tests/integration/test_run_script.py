@@ -31,10 +31,12 @@ class Run:
         self.port = port
         fd, self.logpath = tempfile.mkstemp(prefix="mqchat-run-", suffix=".log")
         os.close(fd)
-        # The TLS, WebSockets and web app listeners get free ports too
-        # (8883, 8080 and 8090 may be taken, and tests run in parallel).
+        # The TLS, WebSockets, web app and metrics listeners get free ports
+        # too (8883, 8080, 8090 and 9464 may be taken, and tests run in
+        # parallel).
         env = dict(os.environ, DATA=data, PORT=str(port), TLS_PORT=str(harness.free_port()),
-                   WS_PORT=str(harness.free_port()), HTTP_PORT=str(harness.free_port()))
+                   WS_PORT=str(harness.free_port()), HTTP_PORT=str(harness.free_port()),
+                   METRICS_PORT=str(harness.free_port()))
         env.update(extra_env or {})
         self.env = env
         self.log = open(self.logpath, "ab")
