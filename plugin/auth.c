@@ -339,6 +339,12 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	throttle__reset(&m->user_throttle, ukey, uklen);
 
 success:
+	/* The password verified against one of Mosquitto's weak forms (an
+	 * imported account): the loader process stores ours (loader__rehash;
+	 * never waits, never hashes here). */
+	if(!by_token && pwhash__is_legacy(u->pwhash)){
+		loader__rehash(&m->loader, u->name, password, pwlen, u->pwhash);
+	}
 	/* 11. What the account holds already (limits.c); services are trusted. */
 	if(u->kind != USER_KIND_SERVICE){
 		enum limit_result lr = limits__admit(m, client, u->name, clientid);

@@ -24,10 +24,11 @@
  * Log lines go the same way (message, msg_seq; msg_ack from the broker):
  * the loader never calls into the broker.
  *
- * A socket pair carries the rest. Broker to loader: a byte = reload now
- * (SIGHUP); end of file = the broker is gone, exit at once. Loader to
- * broker: a byte once its first build is done (or failed), which plugin
- * init waits for.
+ * A socket pair (SOCK_SEQPACKET: each write is one message, sent whole or
+ * not at all) carries the rest. Broker to loader: a byte = reload now
+ * (SIGHUP); a struct rehash_req = a rehash (below); end of file = the
+ * broker is gone, exit at once. Loader to broker: a byte once its first
+ * build is done (or failed), which plugin init waits for.
  *
  * Noticing changes: every commit to the store (WAL mode) writes its -wal
  * file, and a checkpoint, a replacement or a deletion touches the file
@@ -48,7 +49,22 @@
  *
  * Telling writers: once the broker takes a snapshot, the loader writes when
  * it began reading it to "<store>-applied" (common/applied.h), so the CLI
- * and the archiver answer "done" only when a change is in force. */
+ * and the archiver answer "done" only when a change is in force.
+ *
+ * Rehashing: accounts imported from Mosquitto (archiver/cli_import.c) keep
+ * Mosquitto's hash ($6$: one SHA-512; $7$: PBKDF2 with 101 iterations)
+ * until their first login. After a login with one, the broker thread
+ * sends name, password and the hash it verified over the socket pair
+ * (loader__rehash): one message, sent whole or refused (EAGAIN: the
+ * socket is full, the request dropped; the next login asks again); nothing
+ * waits. The loader checks the password against that hash again, makes our
+ * form (pwhash__make, PWHASH_DEFAULT_ITERATIONS: ~2 ms, here and not on
+ * the broker's thread) and stores it only if the row still holds the old
+ * hash (a transaction: BEGIN IMMEDIATE, read, compare, update; the busy
+ * timeout of every writer), then rebuilds at once: PRAGMA data_version
+ * does not change for a connection's own commits. The plaintext never
+ * leaves the two processes' memory (no MQTT, no log, no file) and each
+ * copy is wiped after use. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -65,6 +81,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "applied.h"
 #include "err.h"
@@ -93,6 +111,14 @@
 
 #define START_OK 'R'
 #define START_FAILED 'E'
+
+/* One rehash request (loader__rehash); lengths exclude any NUL. */
+struct rehash_req {
+	uint16_t namelen, pwlen, hashlen;
+	char name[NAME_MAX_LEN];
+	char password[PWHASH_MAX_PASSWORD];
+	char hash[PWHASH_STR_LEN];
+};
 
 struct loader_shared {
 	uint32_t news;                  /* loader: bumped after a publish or a message */
@@ -387,6 +413,73 @@ static void watch_drain(struct child *c)
 	if(n < 0 && errno != EAGAIN && errno != EINTR) watch_stop(c);
 }
 
+/* Store our form of r's password if r's name still holds r's hash (see
+ * "Rehashing"). True if the row was changed. */
+static bool rehash_one(struct child *c, const struct rehash_req *r)
+{
+	char name[NAME_MAX_LEN + 1], old[PWHASH_STR_LEN], hash[PWHASH_STR_LEN];
+	struct userdb_user u;
+	bool ok = false;
+	int rc;
+
+	if(r->namelen == 0 || r->namelen > NAME_MAX_LEN || r->pwlen > PWHASH_MAX_PASSWORD
+			|| r->hashlen == 0 || r->hashlen >= PWHASH_STR_LEN){
+		return false;
+	}
+	memcpy(name, r->name, r->namelen);
+	name[r->namelen] = '\0';
+	memcpy(old, r->hash, r->hashlen);
+	old[r->hashlen] = '\0';
+	/* The broker verified it; so does this process, before it writes. */
+	if(!pwhash__is_legacy(old) || pwhash__verify(r->password, r->pwlen, old, &ok) != MQC_OK || !ok
+			|| !open_store(c)){
+		return false;
+	}
+	rc = pwhash__make(r->password, r->pwlen, PWHASH_DEFAULT_ITERATIONS, hash, sizeof(hash));
+	if(rc == MQC_OK) rc = userdb__begin_write(c->udb);
+	if(rc == MQC_OK){
+		rc = userdb__user_get(c->udb, name, &u);
+		/* Changed meanwhile (a new password, a new account): not ours to touch. */
+		if(rc == MQC_OK && strcmp(u.pwhash, old) != 0) rc = MQC_ERR_NOTFOUND;
+		if(rc == MQC_OK) rc = userdb__user_set_pwhash(c->udb, name, hash);
+		if(rc == MQC_OK) rc = userdb__commit(c->udb);
+		if(rc != MQC_OK) userdb__rollback(c->udb);
+	}
+	OPENSSL_cleanse(hash, sizeof(hash));
+	OPENSSL_cleanse(&u, sizeof(u));
+	if(rc == MQC_OK){
+		post(c, MOSQ_LOG_INFO, "mqchat: user \"%s\": Mosquitto's %.3s password hash replaced by"
+				" $pbkdf2-sha512$ after a login", name, old);
+	}else if(rc != MQC_ERR_NOTFOUND){
+		post(c, MOSQ_LOG_WARNING, "mqchat: user \"%s\": cannot store the stronger password hash"
+				" (%s: %s); the next login tries again", name, mqc_strerror(rc),
+				userdb__errmsg(c->udb));
+	}
+	return rc == MQC_OK;
+}
+
+/* Read every message the broker has sent: a byte asks for a reload, a
+ * struct rehash_req for a rehash (a rebuild if a row changed: our own
+ * commit does not move data_version). False once the broker is gone. */
+static bool serve_broker(struct child *c, bool *force)
+{
+	struct rehash_req r;
+	bool alive = true;
+	ssize_t n;
+
+	for(;;){
+		n = recv(c->fd, &r, sizeof(r), MSG_DONTWAIT);
+		if(n < 0 && errno == EINTR) continue;
+		if(n <= 0){
+			alive = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+			break;
+		}
+		if(n != (ssize_t)sizeof(r) || rehash_one(c, &r)) *force = true;
+	}
+	OPENSSL_cleanse(&r, sizeof(r));
+	return alive;
+}
+
 /* Close every descriptor from lo up to and including hi. */
 static void close_from(unsigned lo, unsigned hi)
 {
@@ -431,8 +524,6 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	struct child c;
 	struct pollfd pfd[2];
 	bool force = true;              /* the first build is unconditional */
-	char buf[64];
-	ssize_t n;
 	int timeout;
 
 	child_setup(fd, parent);
@@ -470,11 +561,7 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 			if(left < timeout) timeout = left > 0 ? (int)left : 0;
 		}
 		if(poll(pfd, c.watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
-		if(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)){
-			n = read(fd, buf, sizeof(buf));
-			if(n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
-			if(n > 0) force = true;
-		}
+		if((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && !serve_broker(&c, &force)) break;
 		if(c.watch_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR))){
 			watch_drain(&c);
 			c.rechecks_left = LOADER_RECHECKS;
@@ -494,7 +581,7 @@ static int spawn(struct loader *l, char *err, size_t errlen)
 	int sv[2];
 	pid_t pid, parent = getpid();
 
-	if(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0){
+	if(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0){
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return MQC_ERR_IO;
 	}
@@ -512,7 +599,8 @@ static int spawn(struct loader *l, char *err, size_t errlen)
 	}
 	close(sv[1]);
 	/* Never wait on the loader: a force byte that does not fit means one
-	 * is pending already, and start bytes are read when poll says so. */
+	 * is pending already, a rehash request that does not fit is dropped,
+	 * and start bytes are read when poll says so. */
 	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
 	l->pid = pid;
 	l->fd = sv[0];
@@ -647,6 +735,30 @@ void loader__force(struct loader *l)
 	/* Non-blocking: a full socket already holds a request. */
 	n = write(l->fd, &b, 1);
 	(void)n;
+}
+
+void loader__rehash(struct loader *l, const char *name, const char *password, size_t pwlen,
+		const char *stored)
+{
+	struct rehash_req r;
+	size_t namelen = strnlen(name, NAME_MAX_LEN + 1), hashlen = strnlen(stored, PWHASH_STR_LEN);
+	ssize_t n;
+
+	if(l->sh == NULL || l->fd < 0 || namelen > NAME_MAX_LEN || pwlen > PWHASH_MAX_PASSWORD
+			|| hashlen >= PWHASH_STR_LEN){
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.namelen = (uint16_t)namelen;
+	r.pwlen = (uint16_t)pwlen;
+	r.hashlen = (uint16_t)hashlen;
+	memcpy(r.name, name, namelen);
+	memcpy(r.password, password, pwlen);
+	memcpy(r.hash, stored, hashlen);
+	/* One message, whole or EAGAIN; a failure just drops it. */
+	n = send(l->fd, &r, sizeof(r), MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)n;
+	OPENSSL_cleanse(&r, sizeof(r));
 }
 
 struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *level,

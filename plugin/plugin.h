@@ -281,6 +281,15 @@ int loader__start(struct loader *l, const char *path, int reload_ms, bool watch,
 		struct snapshot **first, char *err, size_t errlen);
 /* Ask for a reload at once, whatever data_version says (SIGHUP). */
 void loader__force(struct loader *l);
+/* name logged in with password[0..pwlen), which verified against stored,
+ * one of Mosquitto's forms (pwhash__is_legacy): ask the loader process to
+ * store pwhash__make's form of it instead, if the row still holds stored
+ * (compare-and-set), and to reload. One non-blocking message on the
+ * loader's socket: dropped if the socket is full (the next login asks
+ * again), the copy wiped. No loader process (tests): nothing. Broker
+ * thread only. */
+void loader__rehash(struct loader *l, const char *name, const char *password, size_t pwlen,
+		const char *stored);
 /* Take the newest snapshot if there is one the broker thread has not seen
  * (else NULL), and any log line (copied to msg, *level set, *has_msg true).
  * No system call and no lock when there is no news. Broker thread only. */
