@@ -97,6 +97,8 @@ int cli_settings__main(struct cli *cli); /* cli_settings.c */
 int cli_admin__init(struct cli *cli);    /* cli_admin.c */
 int cli_admin__purge(struct cli *cli);
 int cli_admin__stats(struct cli *cli);
+/* `import mosquitto-passwd|dynsec|csv FILE [--dry-run]` (cli_import.c). */
+int cli_import__main(struct cli *cli);
 /* `backup DEST [--config FILE]... [--json]` and `restore SRC` (backup.c):
  * a consistent copy of the data folder while the daemon runs, and a new
  * data folder made from one. */
