@@ -257,32 +257,35 @@ uninstall:
 		echo "kept $(DESTDIR)$(LOCALSTATEDIR)/lib/mqchat (the data: every account and message; remove it yourself)"
 
 # make deb: $(BUILD)/mqchat_<version>_<arch>.deb with dpkg-deb, from `make
-# install PREFIX=/usr` into $(BUILD)/deb/root (binaries stripped, man pages
+# install PREFIX=/usr` into a temp folder (binaries stripped, man pages
 # gzipped as Debian wants), the maintainer scripts of packaging/debian/ and
 # Depends from dpkg-shlibdeps (packaging/debian/depends.sh). The version
-# is the last commit's time and hash: later commits sort higher.
+# is the last commit's time and hash: later commits sort higher. The
+# staging folder is not in $(BUILD): its logrotate.d/ and
+# mosquitto.service.d/ would be taken for dependency files (*.d).
 DEB_VERSION ?= $(shell TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=0.0~git%cd.%h 2>/dev/null || echo 0.0)
 DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB := $(BUILD)/mqchat_$(DEB_VERSION)_$(DEB_ARCH).deb
-DEB_ROOT := $(BUILD)/deb/root
 deb: all
-	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
-	$(MAKE) --no-print-directory install BUILD=$(BUILD) DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr \
-		SYSCONFDIR=/etc LOCALSTATEDIR=/var SYSTEMDUNITDIR=/lib/systemd/system
+	@set -e; root=$$(mktemp -d "$${TMPDIR:-/tmp}/mqchat-deb.XXXXXX"); trap 'rm -rf "$$root"' EXIT; \
+	chmod 0755 "$$root"; \
+	$(MAKE) -s --no-print-directory install BUILD=$(BUILD) DESTDIR="$$root" PREFIX=/usr \
+		SYSCONFDIR=/etc LOCALSTATEDIR=/var SYSTEMDUNITDIR=/lib/systemd/system >/dev/null; \
 	strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-		$(DEB_ROOT)/usr/bin/mqchat $(DEB_ROOT)/usr/bin/mqchat-archiver $(DEB_ROOT)/usr/lib/mqchat/mqchat_auth.so
-	gzip -9 -n $(DEB_ROOT)/usr/share/man/man1/mqchat.1 $(DEB_ROOT)/usr/share/man/man8/mqchat-archiver.8
-	install -m 0644 packaging/debian/conffiles $(DEB_ROOT)/DEBIAN/
-	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
-	depends=$$(packaging/debian/depends.sh $(DEB_ROOT)/usr/bin/mqchat $(DEB_ROOT)/usr/bin/mqchat-archiver \
-		$(DEB_ROOT)/usr/lib/mqchat/mqchat_auth.so) && \
-	size=$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1) && \
+		"$$root/usr/bin/mqchat" "$$root/usr/bin/mqchat-archiver" "$$root/usr/lib/mqchat/mqchat_auth.so"; \
+	gzip -9 -n "$$root/usr/share/man/man1/mqchat.1" "$$root/usr/share/man/man8/mqchat-archiver.8"; \
+	install -d -m 0755 "$$root/DEBIAN"; \
+	install -m 0644 packaging/debian/conffiles "$$root/DEBIAN/"; \
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$$root/DEBIAN/"; \
+	depends=$$(packaging/debian/depends.sh "$$root/usr/bin/mqchat" "$$root/usr/bin/mqchat-archiver" \
+		"$$root/usr/lib/mqchat/mqchat_auth.so"); \
+	size=$$(du -sk --exclude=DEBIAN "$$root" | cut -f1); \
 	sed -e "s/@VERSION@/$(DEB_VERSION)/" -e "s/@ARCH@/$(DEB_ARCH)/" -e "s/@SIZE@/$$size/" \
-		-e "s/@DEPENDS@/$$depends/" packaging/debian/control.in > $(DEB_ROOT)/DEBIAN/control
-	cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort | \
-		xargs md5sum > DEBIAN/md5sums
-	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
-	@echo "built $(DEB)"
+		-e "s/@DEPENDS@/$$depends/" packaging/debian/control.in > "$$root/DEBIAN/control"; \
+	(cd "$$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort | \
+		xargs md5sum > DEBIAN/md5sums); \
+	dpkg-deb --root-owner-group -Zxz --build "$$root" $(DEB) >/dev/null; \
+	echo "built $(DEB)"
 
 # Installs the package on this machine (root), runs its services' command
 # lines in a private network namespace, then purges it (tests/package/).
