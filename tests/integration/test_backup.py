@@ -317,7 +317,9 @@ def test_backup_under_load_restores_every_account_room_and_message(original):
 
     # Restore into an empty folder and serve it with a new broker and archiver.
     new = os.path.join(s.top, "restored")
+    t0 = time.monotonic()
     r = cli(new, "restore", dest, timeout=120)
+    print("restore %.2f s" % (time.monotonic() - t0))
     assert r.rc == OK and r.err == "", r
     modes = {p: os.stat(os.path.join(new, p)).st_mode & 0o777 for p in os.listdir(new)}
     assert modes == {"archive.journal": 0o600, "archive.db": 0o640, "auth.db": 0o640, "push.db": 0o640,
