@@ -182,6 +182,38 @@ def test_postinst_made_the_data_folder(installed):
     assert os.path.islink(ENABLED[0])
 
 
+def test_upgrade_keeps_configs_and_data(installed, tmp_path):
+    """An upgrade (the same package with a higher version): prerm stops,
+    the files are replaced, postinst runs init again (nothing to do); the
+    operator's change to a conffile and the accounts stay."""
+    conf = "/etc/mqchat/archiver.conf"
+    with open(conf, "a") as f:
+        f.write("# changed by the operator\n")
+    r = run(as_user("mosquitto") + ["/usr/bin/mqchat-archiver", "--data", "/var/lib/mqchat", "user", "add",
+                                    "before", "--password-stdin"], input=PASSWORD + "\n", env=ENV)
+    assert r.returncode == 0, r.stderr
+    old = run(["dpkg-query", "-W", "-f=${Version}", "mqchat"]).stdout
+    unpacked = str(tmp_path / "pkg")
+    r = run(["dpkg-deb", "-R", installed["deb"], unpacked])
+    assert r.returncode == 0, r.stderr
+    control = os.path.join(unpacked, "DEBIAN", "control")
+    text = open(control).read()
+    assert "\nVersion: %s\n" % old in text
+    with open(control, "w") as f:
+        f.write(text.replace("\nVersion: %s\n" % old, "\nVersion: %s+1\n" % old))
+    newer = str(tmp_path / "newer.deb")
+    r = run(["dpkg-deb", "--root-owner-group", "-b", unpacked, newer])
+    assert r.returncode == 0, r.stderr
+    r = run(["dpkg", "-i", "--force-confold", newer])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert run(["dpkg-query", "-W", "-f=${Version}", "mqchat"]).stdout == old + "+1"
+    assert open(conf).read().endswith("# changed by the operator\n")
+    r = run(as_user("mosquitto") + ["/usr/bin/mqchat-archiver", "--data", "/var/lib/mqchat", "user", "show",
+                                    "before"], env=ENV)
+    assert r.returncode == 0 and "before" in r.stdout, r.stderr
+    assert owner("/var/lib/mqchat") == ("mosquitto", 0o750)
+
+
 def proc_user(pid):
     """The user a process runs as (its real uid: /proc/PID itself stays
     root's once a process has changed its own user)."""
