@@ -8,7 +8,7 @@
  *                     from which data folder, and per file its path, size,
  *                     sha256, mode and (a store) schema version
  *   archive.journal   messages acknowledged but not yet committed
- *   archive.db, auth.db, push.db
+ *   push.db, archive.db, auth.db
  *   archiver.pw, vapid.pem
  *   tls/NAME          the files of DIR/tls this process could read
  *   config/NAME       each --config FILE (kept in the backup: a restore
@@ -105,8 +105,14 @@ static const struct store_info {
 };
 
 /* The files of a data folder a backup holds, in the order a backup copies
- * them (archive.journal before archive.db: see above), with their modes in
- * a restored folder (docs/ARCHITECTURE.md, "Data folder"). */
+ * them, with their modes in a restored folder (docs/ARCHITECTURE.md, "Data
+ * folder"). archive.journal before archive.db: see above. push.db before
+ * archive.db too: its cursor (the last archive seq the push thread has
+ * handled) must not be past the archive's snapshot, or the first messages
+ * stored after a restore would get no notification (a few notifications
+ * sent again is the price). auth.db after archive.db: every sender and
+ * room of the archive's snapshot is in it, and the contacts ingest writes
+ * there after its commits. */
 static const struct data_file {
 	const char *name;
 	enum store_kind store;
@@ -114,9 +120,9 @@ static const struct data_file {
 	bool required;      /* init makes it: a folder without it is not one */
 } data_files[] = {
 	{"archive.journal", NOT_A_STORE, 0600, false},
+	{"push.db", STORE_PUSH, 0640, false},
 	{"archive.db", STORE_ARCHIVE, 0640, true},
 	{"auth.db", STORE_AUTH, 0640, true},
-	{"push.db", STORE_PUSH, 0640, false},
 	{CLI_PWFILE, NOT_A_STORE, 0600, false},
 	{"vapid.pem", NOT_A_STORE, 0600, false},
 };
