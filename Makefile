@@ -264,8 +264,8 @@ uninstall:
 # staging folder is not in $(BUILD): its logrotate.d/ and
 # mosquitto.service.d/ would be taken for dependency files (*.d).
 DEB_VERSION ?= $(shell TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=0.0~git%cd.%h 2>/dev/null || echo 0.0)
-DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
-DEB := $(BUILD)/mqchat_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB = $(BUILD)/mqchat_$(DEB_VERSION)_$(DEB_ARCH).deb
 deb: all
 	@set -e; root=$$(mktemp -d "$${TMPDIR:-/tmp}/mqchat-deb.XXXXXX"); trap 'rm -rf "$$root"' EXIT; \
 	chmod 0755 "$$root"; \
