@@ -659,3 +659,24 @@ def test_messages_only_in_the_journal_come_back_from_it(arch_env, datadir):
         failed = False
     finally:
         print(t.stop(failed=failed))
+
+
+@pytest.mark.parametrize("side", ["backup", "restore"])
+def test_a_full_disk_leaves_nothing_behind(folder, datadir, side):
+    # 12 MB of archive, onto an 8 MB file system: the copy fails half way
+    # and what was written is removed, on either side.
+    from fault_util import small_fs
+    prefill(folder, 3000)
+    mnt = os.path.join(datadir, "mnt")
+    os.mkdir(mnt)
+    with small_fs(mnt, mb=8):
+        before = listing(mnt)
+        if side == "backup":
+            r = cli(folder, "backup", os.path.join(mnt, "bk"))
+        else:
+            bk = os.path.join(datadir, "bk")
+            assert cli(folder, "backup", bk).rc == OK
+            r = cli(os.path.join(mnt, "new"), "restore", bk)
+        assert r.rc == RUNTIME and r.out == "", r
+        assert r.err.startswith("Error: ") and ("full" in r.err or "No space" in r.err), r
+        assert listing(mnt) == before
