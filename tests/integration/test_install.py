@@ -388,8 +388,8 @@ def test_production_configs_keep_the_shared_facts():
               "max_queued_bytes", "max_inflight_messages", "upgrade_outgoing_qos",
               "max_packet_size", "persistence", "autosave_interval", "connection_messages"):
         assert prod_b[k] == dev_b[k], k
-    if "sys_interval" in dev_b:
-        assert prod_b["sys_interval"] == dev_b["sys_interval"]
+    for k in ("sys_interval", "plugin_opt_stats_interval"):
+        assert prod_b[k] == dev_b[k], k
     assert prod_b["plugin"] == "/usr/lib/mqchat/mqchat_auth.so"
     assert prod_b["plugin_opt_dbpath"] == "/var/lib/mqchat/auth.db"
     assert prod_b["persistence_location"] == "/var/lib/mqchat/mosquitto/"
@@ -560,8 +560,17 @@ def test_units_exec_lines_run_against_the_install(destdir, tmp_path):
             except OSError:
                 return False
         harness.wait_for(health, 20, what="/health answering 200")
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % inst.metrics_port, timeout=5) as resp:
-            assert "mqchat_archiver_" in resp.read().decode()
+        # All three parts, as the production configs wire them: the
+        # archiver's own, the plugin's (plugin_opt_stats_interval, on
+        # $SYS/mqchat/plugin) and the broker's (sys_interval, $SYS/broker).
+        def metrics():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % inst.metrics_port,
+                                        timeout=5) as resp:
+                text = resp.read().decode()
+            return ("mqchat_archiver_" in text and "\nmqchat_plugin_up 1\n" in text
+                    and "\nmosquitto_uptime_seconds " in text) and text
+        harness.wait_for(metrics, 30, interval=0.5, what="/metrics with the archiver's, the plugin's "
+                         "and the broker's figures")
 
         # SIGTERM, as systemctl stop sends it: both leave with status 0.
         assert inst.stop_all() == [0, 0]
