@@ -680,3 +680,34 @@ def test_a_full_disk_leaves_nothing_behind(folder, datadir, side):
         assert r.rc == RUNTIME and r.out == "", r
         assert r.err.startswith("Error: ") and ("full" in r.err or "No space" in r.err), r
         assert listing(mnt) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root to run as nobody")
+def test_a_backup_by_the_folders_owner_leaves_out_the_tls_files_it_may_not_read(folder, datadir):
+    # As make run leaves it: the folder is the service user's, tls/ is
+    # root's with the CA key root's only.
+    tls = os.path.join(folder, "tls")
+    os.mkdir(tls, 0o755)
+    for name, mode in (("ca.crt", 0o644), ("ca.key", 0o600), ("server.key", 0o600)):
+        with open(os.path.join(tls, name), "w") as f:
+            f.write(name)
+        os.chmod(os.path.join(tls, name), mode)
+    for p in [folder] + [os.path.join(folder, n) for n in os.listdir(folder) if n != "tls"]:
+        os.chown(p, 65534, 65534)
+    os.chown(os.path.join(tls, "server.key"), 65534, 65534)
+    open_dir = os.path.join(datadir, "open")
+    os.mkdir(open_dir)
+    os.chmod(open_dir, 0o777)
+    dest = os.path.join(open_dir, "bk")
+    p = subprocess.run(["runuser", "-u", "nobody", "--", harness.ARCHIVER, "--data", folder, "backup", dest,
+                        "--json"], capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert p.returncode == OK, p
+    assert p.stderr == "note: %s/ca.key: Permission denied: not in the backup\n" % tls, p.stderr
+    m = json.loads(p.stdout)
+    assert [e["path"] for e in m["files"] if e["path"].startswith("tls/")] == ["tls/ca.crt", "tls/server.key"]
+    assert m["skipped"] == [{"path": "tls/ca.key", "why": "Permission denied"}]
+    new = os.path.join(datadir, "new")
+    r = cli(new, "restore", dest)
+    assert r.rc == OK, r
+    assert {n: os.stat(os.path.join(new, "tls", n)).st_mode & 0o777 for n in os.listdir(os.path.join(new, "tls"))} \
+        == {"ca.crt": 0o644, "server.key": 0o600}
