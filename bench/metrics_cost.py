@@ -10,8 +10,10 @@ plugin's figures every second) and data folder: the archiver is stopped;
 --metrics-port and a scraper reading /metrics every second, or without
 either, and its CPU time (from /proc) until archive.db holds every message
 gives the CPU per stored message. Rounds alternate off/on (R of each), so
-a slow moment of the machine falls on both; the medians are printed as the
-last JSON line. Needs no root; everything is on loopback."""
+a slow moment of the machine falls on both; the medians are printed as a
+JSON line. Then, on an idle archiver, what one scrape of /metrics and one
+/health cost it (CPU over 500 and 100 back-to-back requests, less its idle
+CPU for as long). Needs no root; everything is on loopback."""
 import argparse
 import json
 import os
@@ -109,6 +111,47 @@ def run(n_msgs, metrics):
         shutil.rmtree(datadir, ignore_errors=True)
 
 
+def scrape_cost():
+    """Archiver CPU per /metrics scrape and per /health, idle archiver."""
+    datadir = harness.make_datadir()
+    store = harness.Store(os.path.join(datadir, "auth.db"))
+    broker = arch = None
+    try:
+        pw = "svc-" + os.urandom(16).hex()
+        store.add_user("archiver", password=pw, kind="service")
+        with open(os.path.join(datadir, "archiver.pw"), "w") as f:
+            f.write(pw + "\n")
+        os.chmod(os.path.join(datadir, "archiver.pw"), 0o600)
+        broker = harness.Broker(datadir, plugin_opts={"stats_interval": 1}, extra_conf="sys_interval 1")
+        broker.start()
+        port = harness.free_port()
+        arch = Archiver(datadir, broker.port, ["--metrics-port", str(port)])
+        arch.start()
+        base = "http://127.0.0.1:%d" % port
+        harness.wait_for(lambda: b"mosquitto_uptime_seconds" in urllib.request.urlopen(base + "/metrics").read(),
+                         30, what="the broker's figures")
+        pid = arch.proc.proc.pid
+        c0, t0 = proc_cpu_s(pid), time.monotonic()
+        time.sleep(5)
+        idle = (proc_cpu_s(pid) - c0) / (time.monotonic() - t0)
+        out = {"idle_cpu_s_per_s": round(idle, 4)}
+        for path, n in (("/metrics", 500), ("/health", 100)):
+            c0, t0 = proc_cpu_s(pid), time.monotonic()
+            for _ in range(n):
+                with urllib.request.urlopen(base + path, timeout=10) as r:
+                    size = len(r.read())
+            cpu = proc_cpu_s(pid) - c0 - idle * (time.monotonic() - t0)
+            out[path + "_us"] = round(cpu / n * 1e6)
+            out[path + "_bytes"] = size
+        print(json.dumps(out), flush=True)
+    finally:
+        if arch:
+            arch.stop()
+        if broker:
+            broker.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=40000)
@@ -122,6 +165,7 @@ def main():
     print(json.dumps({"summary": "cpu_us_per_msg", "messages": args.messages, "rounds": args.rounds,
                       "off": res[False], "on": res[True], "median_off": off, "median_on": on,
                       "on_vs_off_pct": round((on - off) / off * 100, 1)}), flush=True)
+    scrape_cost()
 
 
 if __name__ == "__main__":
