@@ -264,6 +264,25 @@ def test_refused_and_disabled_logins_do_not_upgrade(st, broker, clients):
     assert st.pwhash("od-off") == off
 
 
+def test_login_burst_upgrades_every_row(st, broker, clients):
+    """Logins of imported accounts as fast as one client can make them:
+    the kernel queues only 10 requests on the loader's socket (~40 ms of
+    rehashing), so the loader takes them into its own queue as they come;
+    every row is upgraded (none dropped)."""
+    n = 400
+    pw = st.write("passwd-burst", "".join(
+        "bu-%03d:%s\n" % (i, pbkdf2_form("burst-password-%d" % i, salt=b"burst-salt12"))
+        for i in range(n)))
+    assert cli(st.datadir, "import", "mosquitto-passwd", pw).out == "imported %d, skipped 0\n" % n
+    for i in range(n):
+        c = harness.Client(broker.port, "bu-%03d" % i, "burst-password-%d" % i)
+        assert c.connect() == 0
+        c.close()
+    harness.wait_for(lambda: st.rows("SELECT count(*) FROM users WHERE name LIKE 'bu-%'"
+                                     " AND pwhash LIKE '$pbkdf2-sha512$%'")[0][0] == n,
+                     UPGRADE_BOUND * 3, what="all %d rows upgraded" % n)
+
+
 # ---- dynsec ----
 
 def test_dynsec_import(st, broker, clients):
