@@ -842,11 +842,13 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		else log_info("journal replayed: %zu message(s)", n);
 	}
 	/* After the replay, so that a new push.db starts after what was
-	 * there. A bad key stops the start like a bad setting; a store it
-	 * cannot open costs notifications, not storing. */
+	 * there. A bad key stops the start like a bad setting, and so does a
+	 * push.db newer than this program (a downgrade: what it holds is not
+	 * ours to ignore); a store it cannot open costs notifications, not
+	 * storing. */
 	if(d->cfg.push){
 		rc = push__start(&d->cfg, d->archive_path, d->auth_path, &d->push, err, sizeof(err));
-		if(rc == MQC_ERR_INVAL){
+		if(rc == MQC_ERR_INVAL || rc == MQC_ERR_SCHEMA){
 			log_error("%s", err);
 			goto done;
 		}

@@ -161,7 +161,7 @@ def test_the_broker_refuses_a_newer_user_store(newer):
     n.unchanged()
 
 
-@pytest.mark.parametrize("name", ["auth.db", "archive.db"])
+@pytest.mark.parametrize("name", ["auth.db", "archive.db", "push.db"])
 def test_the_archiver_refuses_to_run(newer, name):
     n = newer(name)
     arch = Archiver(n.d, harness.free_port())
@@ -169,21 +169,6 @@ def test_the_archiver_refuses_to_run(newer, name):
     harness.wait_for(lambda: not arch.running(), what="the archiver to exit")
     assert arch.stop() == 1, arch.output()
     n.says(arch.output())
-    n.unchanged()
-
-
-def test_the_archiver_runs_without_a_newer_push_store(newer):
-    """A push.db it cannot read costs notifications, not storing (as any
-    push.db that does not open): the archiver says why and leaves it."""
-    n = newer("push.db")
-    arch = Archiver(n.d, harness.free_port())
-    try:
-        arch.start(wait=False)
-        arch.wait_log("push: off: ")
-        n.says(arch.output())
-        assert arch.running()
-    finally:
-        assert arch.stop() == 0, arch.output()
     n.unchanged()
 
 
