@@ -92,17 +92,22 @@ def main_rpc(doc, t0):
     return 0
 
 
+def run_doc(command):
+    """What every results file starts with: the command, when, on what."""
+    mv = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True).stdout
+    m = re.search(r"mosquitto version (\S+)", mv)
+    return {"command": command + (" QUICK=1" if QUICK else ""),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "quick": QUICK, "cores": os.cpu_count(), "mosquitto": m.group(1) if m else "?"}
+
+
 def main():
     rc = prepare()
     if rc:
         return rc
     t0 = time.monotonic()
-    mv = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True).stdout
-    m = re.search(r"mosquitto version (\S+)", mv)
-    doc = {"command": "make bench" + (" QUICK=1" if QUICK else ""),
-           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "quick": QUICK, "cores": os.cpu_count(), "mosquitto": m.group(1) if m else "?",
-           "seconds_per_load": SECONDS, "rounds": ROUNDS, "setups": {}}
+    doc = run_doc("make bench")
+    doc.update({"seconds_per_load": SECONDS, "rounds": ROUNDS, "setups": {}})
     if ONLY == "rpc":
         doc["command"] = "ONLY=rpc " + doc["command"]
         return main_rpc(doc, t0)

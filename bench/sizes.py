@@ -39,10 +39,8 @@ sizes.md into OUT (default bench/results). What each figure is:
   push_store__target_set writes them, checkpointed: bytes per target.
 """
 import concurrent.futures
-import datetime
 import json
 import os
-import re
 import shutil
 import socket
 import sqlite3
@@ -52,12 +50,11 @@ import sys
 import tempfile
 import time
 
-from bench import prepare, write_results
+from bench import prepare, run_doc, write_results
 from procs import (Broker, Unavailable, free_port, log, proc_rss_kb, proc_tree_pss_kb,
                    require_built)
 from runs import archive_count, bench, new_dir, scrub
-from settings import (ARCHIVER, BENCH, MEMBERS, MOSQUITTO, NPAIRS_USERS, PASSWORD, PLUGIN, QUICK,
-                      ROOM)
+from settings import (ARCHIVER, BENCH, MEMBERS, NPAIRS_USERS, PASSWORD, PLUGIN, QUICK, ROOM)
 from setups import archiver_init, mqchat_conf, mqchat_hash, setup_e, write_userdb
 
 if QUICK:
@@ -461,11 +458,7 @@ def main():
     if rc:
         return rc
     t0 = time.monotonic()
-    mv = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True).stdout
-    m = re.search(r"mosquitto version (\S+)", mv)
-    doc = {"command": "ONLY=sizes make bench" + (" QUICK=1" if QUICK else ""),
-           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "quick": QUICK, "cores": os.cpu_count(), "mosquitto": m.group(1) if m else "?"}
+    doc = run_doc("ONLY=sizes make bench")
     tmp = tempfile.mkdtemp(prefix="mqchat-sizes-")
     try:
         doc.update(run(tmp))
