@@ -1,6 +1,7 @@
-/* backup.c - `mqchat-archiver backup DEST` and `restore SRC` (cli.h): a copy
- * of a data folder taken while the daemon runs under load, and a new data
- * folder made from one.
+/* backup.c - `mqchat-archiver backup DEST` (cli.h): a copy of a data folder
+ * taken while the daemon runs under load; and what `restore SRC`
+ * (restore.c), which makes a new data folder from one, shares with it
+ * (backup_internal.h).
  *
  * A backup is a folder (0700, every file in it 0600):
  *   MANIFEST          JSON, written last: the format and its version, when,
@@ -42,11 +43,8 @@
  *
  * Nothing half-written: every file is written as NAME.part (O_EXCL, never
  * through a link), fsynced and renamed, and the folders fsynced; a
- * backup's MANIFEST comes last, so a folder without one is no backup. A
- * restore checks the MANIFEST, every file's size and checksum and the
- * stores' schema versions before it writes anything, writes every file as
- * NAME.part, renames them all at the end, and on a failure removes what it
- * wrote (and the data folder, if it made it). */
+ * backup's MANIFEST comes last, so a folder without one is no backup. On a
+ * failure what was written is removed (struct job). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -62,6 +60,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "backup_internal.h"
 #include "cli.h"
 #include "datadir.h"
 #include "err.h"
@@ -70,35 +69,14 @@
 #include "timeutil.h"
 #include "userdb.h"
 
-#define BACKUP_FORMAT "mqchat-backup"
-#define BACKUP_FORMAT_VERSION 1
-#define MANIFEST_NAME "MANIFEST"
-#define PART ".part"
-/* A MANIFEST larger than this is not one of ours. */
-#define MANIFEST_MAX (16 * 1024 * 1024)
-/* push.db's schema version: PUSH_STORE_SCHEMA of archiver/push_store.c,
- * private there (tests/integration/test_backup.py trips if they differ). */
-#define PUSH_SCHEMA_VERSION 1
 /* The program's version, when the build gives one. */
 #ifndef MQCHAT_VERSION
 #define MQCHAT_VERSION "dev"
 #endif
-#define COPY_CHUNK (256 * 1024)
-#define SHA256_HEX 65
 /* The longest name a backup holds under tls/ or config/. */
 #define NAME_MAX_BACKUP 128
 
-enum store_kind {
-	NOT_A_STORE = 0,
-	STORE_AUTH,
-	STORE_ARCHIVE,
-	STORE_PUSH,
-};
-
-static const struct store_info {
-	const char *what;
-	int version;        /* this program's */
-} store_info[] = {
+const struct store_info backup__store_info[] = {
 	[STORE_AUTH] = {"user store", USERDB_SCHEMA_VERSION},
 	[STORE_ARCHIVE] = {"archive", ARCHIVE_SCHEMA_VERSION},
 	[STORE_PUSH] = {"push store", PUSH_SCHEMA_VERSION},
@@ -113,12 +91,7 @@ static const struct store_info {
  * sent again is the price). auth.db after archive.db: every sender and
  * room of the archive's snapshot is in it, and the contacts ingest writes
  * there after its commits. */
-static const struct data_file {
-	const char *name;
-	enum store_kind store;
-	mode_t mode;
-	bool required;      /* init makes it: a folder without it is not one */
-} data_files[] = {
+const struct data_file backup__data_files[] = {
 	{"archive.journal", NOT_A_STORE, 0600, false},
 	{"push.db", STORE_PUSH, 0640, false},
 	{"archive.db", STORE_ARCHIVE, 0640, true},
@@ -126,29 +99,14 @@ static const struct data_file {
 	{CLI_PWFILE, NOT_A_STORE, 0600, false},
 	{"vapid.pem", NOT_A_STORE, 0600, false},
 };
-#define N_DATA_FILES (sizeof(data_files) / sizeof(data_files[0]))
+const size_t backup__n_data_files = sizeof(backup__data_files) / sizeof(backup__data_files[0]);
 
-/* The folders below a backup's: tls/ (also in a restored data folder,
- * 0755 there as `make run` makes it) and config/. */
-enum { SUB_TLS, SUB_CONFIG, N_SUBS };
 static const char *const subs[N_SUBS] = {"tls", "config"};
-
-/* One backup or restore: where it writes, and everything it wrote there,
- * so that a failure removes all of it and leaves root as it was. */
-struct job {
-	struct cli *cli;
-	const char *root;        /* DEST, or the data folder a restore makes */
-	bool made_root;
-	bool made_sub[N_SUBS];
-	char **written;          /* paths of the files made under root (.part or final) */
-	size_t nwritten, cap;
-	unsigned char *buf;      /* COPY_CHUNK bytes */
-};
 
 /* ---- paths, folders, cleanup ---- */
 
 /* dir/rel into out; false if it does not fit. */
-static bool join(char *out, size_t outlen, const char *dir, const char *rel)
+bool backup__join(char *out, size_t outlen, const char *dir, const char *rel)
 {
 	size_t dl = strlen(dir);
 	const char *sep = (dl > 0 && dir[dl - 1] == '/') ? "" : "/";
@@ -159,7 +117,7 @@ static bool join(char *out, size_t outlen, const char *dir, const char *rel)
 
 /* A name a backup may hold under tls/ or config/: one path component, not
  * hidden, printable ASCII, not ending in .part (the temporary names). */
-static bool safe_name(const char *s)
+bool backup__safe_name(const char *s)
 {
 	size_t i, n = strlen(s), np = strlen(PART);
 
@@ -171,7 +129,7 @@ static bool safe_name(const char *s)
 }
 
 /* The folder path is in, into out ("." for a bare name). */
-static void parent_of(const char *path, char *out, size_t outlen)
+void backup__parent_of(const char *path, char *out, size_t outlen)
 {
 	size_t n;
 	char *slash;
@@ -185,7 +143,7 @@ static void parent_of(const char *path, char *out, size_t outlen)
 	else *slash = '\0';
 }
 
-static int sync_dir(const char *dir)
+int backup__sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -200,7 +158,7 @@ static int sync_dir(const char *dir)
 
 /* Remember that path (a file just made, O_EXCL: ours) is j's to remove on
  * failure. Out of memory: it is removed at once. */
-static int note_written(struct job *j, const char *path)
+int backup__note_written(struct job *j, const char *path)
 {
 	char **w = grow__one(j->written, &j->cap, j->nwritten, sizeof(*w), 16);
 	char *p = w ? strdup(path) : NULL;
@@ -224,7 +182,7 @@ static int create_file(struct job *j, const char *path, mode_t mode)
 		cli__error(CLI_ERR_RUNTIME, "cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if(note_written(j, path) != CLI_OK){
+	if(backup__note_written(j, path) != CLI_OK){
 		close(fd);
 		return -1;
 	}
@@ -238,7 +196,7 @@ static int create_file(struct job *j, const char *path, mode_t mode)
 }
 
 /* Rename part to final, both under root; j then removes final on failure. */
-static int publish(struct job *j, const char *part, const char *final)
+int backup__publish(struct job *j, const char *part, const char *final)
 {
 	char *f = strdup(final);
 	size_t i;
@@ -261,7 +219,7 @@ static int publish(struct job *j, const char *part, const char *final)
 
 /* root must be a new or an empty folder; a new one is made with mode.
  * CLI_OK, CLI_ERR_EXISTS if it holds anything, or another exit status. */
-static int empty_root(struct job *j, mode_t mode, const char *doing)
+int backup__empty_root(struct job *j, mode_t mode, const char *doing)
 {
 	char parent[PATH_MAX];
 	struct dirent *e;
@@ -273,8 +231,8 @@ static int empty_root(struct job *j, mode_t mode, const char *doing)
 		if(chmod(j->root, mode) != 0){
 			return cli__error(CLI_ERR_RUNTIME, "cannot chmod %s: %s", j->root, strerror(errno));
 		}
-		parent_of(j->root, parent, sizeof(parent));
-		return sync_dir(parent);
+		backup__parent_of(j->root, parent, sizeof(parent));
+		return backup__sync_dir(parent);
 	}
 	if(errno != EEXIST) return cli__error(CLI_ERR_RUNTIME, "cannot create %s: %s", j->root, strerror(errno));
 	d = opendir(j->root);
@@ -294,12 +252,12 @@ static int empty_root(struct job *j, mode_t mode, const char *doing)
 }
 
 /* root/<subs[which]>, made with mode the first time it is needed. */
-static int make_sub(struct job *j, int which, mode_t mode)
+int backup__make_sub(struct job *j, int which, mode_t mode)
 {
 	char path[PATH_MAX];
 
 	if(j->made_sub[which]) return CLI_OK;
-	if(!join(path, sizeof(path), j->root, subs[which])) return cli__error(CLI_ERR_USAGE, "path too long");
+	if(!backup__join(path, sizeof(path), j->root, subs[which])) return cli__error(CLI_ERR_USAGE, "path too long");
 	if(mkdir(path, mode) != 0) return cli__error(CLI_ERR_RUNTIME, "cannot create %s: %s", path, strerror(errno));
 	j->made_sub[which] = true;
 	if(chmod(path, mode) != 0) return cli__error(CLI_ERR_RUNTIME, "cannot chmod %s: %s", path, strerror(errno));
@@ -307,21 +265,21 @@ static int make_sub(struct job *j, int which, mode_t mode)
 }
 
 /* fsync root's subfolders that j made, then root. */
-static int sync_all(struct job *j)
+int backup__sync_all(struct job *j)
 {
 	char path[PATH_MAX];
 	int i, rc;
 
 	for(i = 0; i < N_SUBS; i++){
 		if(!j->made_sub[i]) continue;
-		if(!join(path, sizeof(path), j->root, subs[i])) return cli__error(CLI_ERR_USAGE, "path too long");
-		if((rc = sync_dir(path)) != CLI_OK) return rc;
+		if(!backup__join(path, sizeof(path), j->root, subs[i])) return cli__error(CLI_ERR_USAGE, "path too long");
+		if((rc = backup__sync_dir(path)) != CLI_OK) return rc;
 	}
-	return sync_dir(j->root);
+	return backup__sync_dir(j->root);
 }
 
 /* A failure: remove everything j wrote, and the folders it made. */
-static void job_undo(struct job *j)
+void backup__job_undo(struct job *j)
 {
 	char path[PATH_MAX];
 	size_t i;
@@ -329,12 +287,12 @@ static void job_undo(struct job *j)
 
 	for(i = j->nwritten; i-- > 0;) unlink(j->written[i]);
 	for(k = 0; k < N_SUBS; k++){
-		if(j->made_sub[k] && join(path, sizeof(path), j->root, subs[k])) rmdir(path);
+		if(j->made_sub[k] && backup__join(path, sizeof(path), j->root, subs[k])) rmdir(path);
 	}
 	if(j->made_root) rmdir(j->root);
 }
 
-static void job_free(struct job *j)
+void backup__job_free(struct job *j)
 {
 	size_t i;
 
@@ -373,7 +331,7 @@ static int digest_hex(EVP_MD_CTX *md, char hex[SHA256_HEX])
 /* Read the regular file open as in to its end; with out >= 0 write each
  * chunk there too. *size and hex get its size and sha256. 0, or -1 with
  * errno (*wrote: the write failed, not the read). */
-static int pump(struct job *j, int in, int out, int64_t *size, char hex[SHA256_HEX], bool *wrote)
+int backup__pump(struct job *j, int in, int out, int64_t *size, char hex[SHA256_HEX], bool *wrote)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	ssize_t n;
@@ -412,7 +370,7 @@ done:
 
 /* Open path to read: a regular file, never through a link. The descriptor,
  * or -1 with errno (ELOOP: a link; EINVAL: not a regular file). */
-static int open_regular(const char *path)
+int backup__open_regular(const char *path)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -427,7 +385,7 @@ static int open_regular(const char *path)
 }
 
 /* Why open_regular failed on path, as a message part. */
-static const char *open_why(int e)
+const char *backup__open_why(int e)
 {
 	if(e == ELOOP) return "a symbolic link: refusing to follow it";
 	if(e == EINVAL) return "not a regular file";
@@ -436,14 +394,14 @@ static const char *open_why(int e)
 
 /* Copy the regular file open as in (from: its path, for messages) to a new
  * file path with mode, fsynced; *size and hex get what was copied. */
-static int copy_fd(struct job *j, int in, const char *from, const char *path, mode_t mode,
+int backup__copy_fd(struct job *j, int in, const char *from, const char *path, mode_t mode,
 		int64_t *size, char hex[SHA256_HEX])
 {
 	bool wrote;
 	int out = create_file(j, path, mode), e;
 
 	if(out < 0) return CLI_ERR_RUNTIME;
-	if(pump(j, in, out, size, hex, &wrote) != 0){
+	if(backup__pump(j, in, out, size, hex, &wrote) != 0){
 		e = errno;
 		close(out);
 		return cli__error(CLI_ERR_RUNTIME, "cannot %s %s: %s", wrote ? "write" : "read",
@@ -461,9 +419,9 @@ static int copy_fd(struct job *j, int in, const char *from, const char *path, mo
 static int seal_copy(struct job *j, const char *path, int64_t *size, char hex[SHA256_HEX])
 {
 	bool wrote;
-	int fd = open_regular(path), e;
+	int fd = backup__open_regular(path), e;
 
-	if(fd < 0 || pump(j, fd, -1, size, hex, &wrote) != 0 || fsync(fd) != 0){
+	if(fd < 0 || backup__pump(j, fd, -1, size, hex, &wrote) != 0 || fsync(fd) != 0){
 		e = errno;
 		if(fd >= 0) close(fd);
 		return cli__error(CLI_ERR_RUNTIME, "cannot read back %s: %s", path, strerror(e));
@@ -508,7 +466,7 @@ static int add_entry(json_t *files, const char *path, int64_t size, const char *
 /* The schema version of a store of kind, open as db: MQC_OK and *version,
  * MQC_ERR_SCHEMA when it is not one of ours (no meta row), or another
  * MQC_ERR_*. */
-static int store_version(sqlite3 *db, enum store_kind kind, int *version)
+int backup__store_version(sqlite3 *db, enum store_kind kind, int *version)
 {
 	sqlite3_stmt *st = NULL;
 	const unsigned char *v;
@@ -537,9 +495,9 @@ static int store_version(sqlite3 *db, enum store_kind kind, int *version)
 
 /* Can this program take version of a store of kind (path: for messages)?
  * CLI_OK; a newer one is CLI_ERR_NODB, saying what to do. */
-static int check_version(const char *path, enum store_kind kind, int version)
+int backup__check_version(const char *path, enum store_kind kind, int version)
 {
-	const struct store_info *s = &store_info[kind];
+	const struct store_info *s = &backup__store_info[kind];
 	char err[PATH_MAX + 256];
 
 	if(version <= s->version) return CLI_OK;
@@ -548,10 +506,10 @@ static int check_version(const char *path, enum store_kind kind, int version)
 }
 
 /* The error of a failed store_version on path. */
-static int version_failed(int rc, const char *path, enum store_kind kind, sqlite3 *db)
+int backup__version_failed(int rc, const char *path, enum store_kind kind, sqlite3 *db)
 {
 	if(rc == MQC_ERR_BUSY) return cli__error(CLI_ERR_RUNTIME, "%s: database is locked", path);
-	if(rc == MQC_ERR_SCHEMA) return cli__error(CLI_ERR_NODB, "%s: not an mqchat %s", path, store_info[kind].what);
+	if(rc == MQC_ERR_SCHEMA) return cli__error(CLI_ERR_NODB, "%s: not an mqchat %s", path, backup__store_info[kind].what);
 	return cli__error(CLI_ERR_RUNTIME, "%s: %s", path, db ? sqlite3_errmsg(db) : mqc_strerror(rc));
 }
 
@@ -574,8 +532,8 @@ static int open_source(struct job *j, const char *datadir, const char *path, enu
 		return rc;
 	}
 	sqlite3_busy_timeout(*db, j->cli->busy_ms);
-	rc = store_version(*db, kind, version);
-	rc = rc == MQC_OK ? check_version(path, kind, *version) : version_failed(rc, path, kind, *db);
+	rc = backup__store_version(*db, kind, version);
+	rc = rc == MQC_OK ? backup__check_version(path, kind, *version) : backup__version_failed(rc, path, kind, *db);
 	if(rc != CLI_OK){
 		sqlite3_close_v2(*db);
 		*db = NULL;
@@ -595,7 +553,7 @@ static int backup_store(struct job *j, const char *datadir, const struct data_fi
 	int64_t deadline, size;
 	struct stat st;
 
-	if(!join(src, sizeof(src), datadir, f->name) || !join(dst, sizeof(dst), j->root, f->name)
+	if(!backup__join(src, sizeof(src), datadir, f->name) || !backup__join(dst, sizeof(dst), j->root, f->name)
 			|| (size_t)snprintf(part, sizeof(part), "%s%s", dst, PART) >= sizeof(part)){
 		return cli__error(CLI_ERR_USAGE, "path too long");
 	}
@@ -644,8 +602,8 @@ static int backup_store(struct job *j, const char *datadir, const struct data_fi
 	}
 	/* The snapshot's own version: the store may have been upgraded since
 	 * the check. */
-	rc = store_version(ddb, f->store, &copied);
-	rc = rc == MQC_OK ? check_version(src, f->store, copied) : version_failed(rc, src, f->store, ddb);
+	rc = backup__store_version(ddb, f->store, &copied);
+	rc = rc == MQC_OK ? backup__check_version(src, f->store, copied) : backup__version_failed(rc, src, f->store, ddb);
 	if(rc != CLI_OK) goto done;
 	if(sqlite3_close(ddb) != SQLITE_OK){
 		rc = cli__error(CLI_ERR_RUNTIME, "%s: %s", part, sqlite3_errmsg(ddb));
@@ -653,7 +611,7 @@ static int backup_store(struct job *j, const char *datadir, const struct data_fi
 	}
 	ddb = NULL;
 	rc = seal_copy(j, part, &size, hex);
-	if(rc == CLI_OK) rc = publish(j, part, dst);
+	if(rc == CLI_OK) rc = backup__publish(j, part, dst);
 	if(rc == CLI_OK) rc = add_entry(files, f->name, size, hex, st.st_mode, copied, NULL);
 done:
 	sqlite3_close_v2(ddb);
@@ -672,13 +630,13 @@ static int backup_fd(struct job *j, int in, const char *from, const char *rel, j
 	int64_t size;
 	int rc;
 
-	if(!join(dst, sizeof(dst), j->root, rel)
+	if(!backup__join(dst, sizeof(dst), j->root, rel)
 			|| (size_t)snprintf(part, sizeof(part), "%s%s", dst, PART) >= sizeof(part)){
 		return cli__error(CLI_ERR_USAGE, "path too long");
 	}
 	if(fstat(in, &st) != 0) return cli__error(CLI_ERR_RUNTIME, "%s: %s", from, strerror(errno));
-	rc = copy_fd(j, in, from, part, 0600, &size, hex);
-	if(rc == CLI_OK) rc = publish(j, part, dst);
+	rc = backup__copy_fd(j, in, from, part, 0600, &size, hex);
+	if(rc == CLI_OK) rc = backup__publish(j, part, dst);
 	if(rc == CLI_OK) rc = add_entry(files, rel, size, hex, st.st_mode, -1, origin);
 	return rc;
 }
@@ -690,14 +648,14 @@ static int backup_plain(struct job *j, const char *datadir, const struct data_fi
 	char src[PATH_MAX], err[1024];
 	int fd, rc;
 
-	if(!join(src, sizeof(src), datadir, f->name)) return cli__error(CLI_ERR_USAGE, "path too long");
-	fd = open_regular(src);
+	if(!backup__join(src, sizeof(src), datadir, f->name)) return cli__error(CLI_ERR_USAGE, "path too long");
+	fd = backup__open_regular(src);
 	if(fd < 0 && errno == ENOENT && !f->required) return CLI_OK;
 	if(fd < 0 && (errno == EACCES || errno == ENOENT)){
 		rc = datadir__need_file(datadir, src, err, sizeof(err));
 		return cli__error(rc == MQC_ERR_NOTFOUND ? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
 	}
-	if(fd < 0) return cli__error(CLI_ERR_RUNTIME, "%s: %s", src, open_why(errno));
+	if(fd < 0) return cli__error(CLI_ERR_RUNTIME, "%s: %s", src, backup__open_why(errno));
 	rc = backup_fd(j, fd, src, f->name, files, NULL);
 	close(fd);
 	return rc;
@@ -732,7 +690,7 @@ static int backup_tls(struct job *j, const char *datadir, json_t *files, json_t 
 	int dfd, fd, rc = CLI_OK;
 	DIR *d;
 
-	if(!join(dir, sizeof(dir), datadir, "tls")) return cli__error(CLI_ERR_USAGE, "path too long");
+	if(!backup__join(dir, sizeof(dir), datadir, "tls")) return cli__error(CLI_ERR_USAGE, "path too long");
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if(dfd < 0 && errno == ENOENT) return CLI_OK;
 	if(dfd < 0) return skip(skipped, dir, "tls", errno == ELOOP || errno == ENOTDIR ? "not a folder" : strerror(errno));
@@ -755,11 +713,11 @@ static int backup_tls(struct job *j, const char *datadir, json_t *files, json_t 
 	}
 	if(n > 1) qsort(names, n, sizeof(*names), cmp_names);
 	for(i = 0; rc == CLI_OK && i < n; i++){
-		if(!join(path, sizeof(path), dir, names[i]) || !join(rel, sizeof(rel), "tls", names[i])){
+		if(!backup__join(path, sizeof(path), dir, names[i]) || !backup__join(rel, sizeof(rel), "tls", names[i])){
 			rc = cli__error(CLI_ERR_USAGE, "path too long");
 			break;
 		}
-		if(!safe_name(names[i])){
+		if(!backup__safe_name(names[i])){
 			rc = skip(skipped, path, rel, "not a name a backup holds");
 			continue;
 		}
@@ -770,10 +728,10 @@ static int backup_tls(struct job *j, const char *datadir, json_t *files, json_t 
 			errno = EINVAL;
 		}
 		if(fd < 0){
-			rc = skip(skipped, path, rel, open_why(errno));
+			rc = skip(skipped, path, rel, backup__open_why(errno));
 			continue;
 		}
-		rc = make_sub(j, SUB_TLS, 0700);
+		rc = backup__make_sub(j, SUB_TLS, 0700);
 		if(rc == CLI_OK) rc = backup_fd(j, fd, path, rel, files, NULL);
 		close(fd);
 	}
@@ -803,7 +761,7 @@ static int check_configs(const char *const *configs, size_t n)
 			return cli__error(CLI_ERR_RUNTIME, "--config %s: %s", configs[i], strerror(errno));
 		}
 		if(!S_ISREG(st.st_mode)) return cli__error(CLI_ERR_USAGE, "--config %s: not a regular file", configs[i]);
-		if(!safe_name(config_name(configs[i]))){
+		if(!backup__safe_name(config_name(configs[i]))){
 			return cli__error(CLI_ERR_USAGE, "--config %s: a file name a backup cannot hold", configs[i]);
 		}
 		for(k = 0; k < i; k++){
@@ -829,7 +787,7 @@ static int backup_configs(struct job *j, const char *const *configs, size_t n, j
 		fd = open(configs[i], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if(fd < 0) return cli__error(CLI_ERR_RUNTIME, "--config %s: %s", configs[i], strerror(errno));
 		real = realpath(configs[i], NULL);
-		rc = make_sub(j, SUB_CONFIG, 0700);
+		rc = backup__make_sub(j, SUB_CONFIG, 0700);
 		if(rc == CLI_OK) rc = backup_fd(j, fd, configs[i], rel, files, real ? real : configs[i]);
 		free(real);
 		close(fd);
@@ -848,7 +806,7 @@ static int write_manifest(struct job *j, json_t *manifest)
 
 	json_decref(manifest);
 	if(text == NULL) return cli__error(CLI_ERR_RUNTIME, "out of memory");
-	if(!join(path, sizeof(path), j->root, MANIFEST_NAME)
+	if(!backup__join(path, sizeof(path), j->root, MANIFEST_NAME)
 			|| (size_t)snprintf(part, sizeof(part), "%s%s", path, PART) >= sizeof(part)){
 		free(text);
 		return cli__error(CLI_ERR_USAGE, "path too long");
@@ -866,8 +824,8 @@ static int write_manifest(struct job *j, json_t *manifest)
 	}
 	free(text);
 	if(close(fd) != 0) return cli__error(CLI_ERR_RUNTIME, "cannot write %s: %s", part, strerror(errno));
-	rc = publish(j, part, path);
-	return rc == CLI_OK ? sync_dir(j->root) : rc;
+	rc = backup__publish(j, part, path);
+	return rc == CLI_OK ? backup__sync_dir(j->root) : rc;
 }
 
 /* The data folder must be there to be backed up. */
@@ -915,21 +873,21 @@ static int do_backup(struct cli *cli, const char *dest, const char *const *confi
 	if(rc == CLI_OK && (files == NULL || skipped == NULL || (j.buf = malloc(COPY_CHUNK)) == NULL)){
 		rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
 	}
-	if(rc == CLI_OK) rc = empty_root(&j, 0700, "backup");
-	for(i = 0; rc == CLI_OK && i < N_DATA_FILES; i++){
-		rc = data_files[i].store ? backup_store(&j, cli->datadir, &data_files[i], files)
-				: backup_plain(&j, cli->datadir, &data_files[i], files);
+	if(rc == CLI_OK) rc = backup__empty_root(&j, 0700, "backup");
+	for(i = 0; rc == CLI_OK && i < backup__n_data_files; i++){
+		rc = backup__data_files[i].store ? backup_store(&j, cli->datadir, &backup__data_files[i], files)
+				: backup_plain(&j, cli->datadir, &backup__data_files[i], files);
 	}
 	if(rc == CLI_OK) rc = backup_tls(&j, cli->datadir, files, skipped);
 	if(rc == CLI_OK) rc = backup_configs(&j, configs, nconf, files);
-	if(rc == CLI_OK) rc = sync_all(&j);
+	if(rc == CLI_OK) rc = backup__sync_all(&j);
 	if(rc == CLI_OK){
 		manifest = manifest_new(cli->datadir, created, time__mono_ms() - t0, json_incref(files),
 				json_incref(skipped));
 		rc = write_manifest(&j, json_incref(manifest));
 	}
 	if(rc != CLI_OK){
-		job_undo(&j);
+		backup__job_undo(&j);
 	}else if(json_out){
 		rc = cli__print_json(json_incref(manifest));
 	}else{
@@ -944,7 +902,7 @@ static int do_backup(struct cli *cli, const char *dest, const char *const *confi
 	json_decref(manifest);
 	json_decref(files);
 	json_decref(skipped);
-	job_free(&j);
+	backup__job_free(&j);
 	return rc;
 }
 
@@ -985,354 +943,4 @@ int cli_backup__backup(struct cli *cli)
 	}
 	free(configs);
 	return rc;
-}
-
-/* ---- restore ---- */
-
-/* One file the MANIFEST lists. */
-struct rfile {
-	const char *path;            /* borrowed from the MANIFEST */
-	const struct data_file *df;  /* a file of the data folder's, or NULL */
-	bool config;                 /* config/NAME: checked, left in the backup */
-	int64_t size;
-	const char *sha256;
-	int version;                 /* a store's, as the MANIFEST says */
-	mode_t mode;                 /* in the restored folder */
-	const char *from;            /* a config file's place, or NULL */
-};
-
-struct restore {
-	const char *src;
-	json_t *manifest;
-	struct rfile *files;
-	size_t n;
-};
-
-/* The MANIFEST is damaged (why), or not one of ours: nothing restored. */
-static int bad_manifest(const struct restore *r, const char *why, const char *what)
-{
-	return cli__error(CLI_ERR_INVALID, "%s/%s: %s%s%s: not a backup this program can restore", r->src,
-			MANIFEST_NAME, why, what ? " " : "", what ? what : "");
-}
-
-/* Read SRC/MANIFEST into r->manifest. */
-static int load_manifest(struct restore *r)
-{
-	char path[PATH_MAX], *text = NULL;
-	size_t len = 0, cap = 0;
-	json_error_t jerr;
-	struct stat st;
-	ssize_t got;
-	int fd, rc = CLI_OK;
-
-	if(stat(r->src, &st) != 0){
-		return cli__error(errno == ENOENT ? CLI_ERR_NOTFOUND : CLI_ERR_RUNTIME, "%s: %s", r->src,
-				errno == ENOENT ? "no such folder" : strerror(errno));
-	}
-	if(!S_ISDIR(st.st_mode)) return cli__error(CLI_ERR_INVALID, "%s: not a folder", r->src);
-	if(!join(path, sizeof(path), r->src, MANIFEST_NAME)) return cli__error(CLI_ERR_USAGE, "path too long");
-	fd = open_regular(path);
-	if(fd < 0 && errno == ENOENT){
-		return cli__error(CLI_ERR_INVALID, "%s: no such file: not a backup, or one that did not finish"
-				" (a backup writes its MANIFEST last)", path);
-	}
-	if(fd < 0) return cli__error(CLI_ERR_INVALID, "%s: %s", path, open_why(errno));
-	for(;;){
-		if(cap - len < 65536){
-			char *t = cap + 65536 > MANIFEST_MAX ? NULL : realloc(text, cap + 65536);
-			if(t == NULL){
-				rc = cap + 65536 > MANIFEST_MAX ? bad_manifest(r, "larger than 16 MiB", NULL)
-						: cli__error(CLI_ERR_RUNTIME, "out of memory");
-				break;
-			}
-			text = t;
-			cap += 65536;
-		}
-		got = read(fd, text + len, cap - len);
-		if(got < 0 && errno == EINTR) continue;
-		if(got < 0){
-			rc = cli__error(CLI_ERR_RUNTIME, "cannot read %s: %s", path, strerror(errno));
-			break;
-		}
-		if(got == 0) break;
-		len += (size_t)got;
-	}
-	close(fd);
-	if(rc == CLI_OK){
-		r->manifest = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-		if(r->manifest == NULL || !json_is_object(r->manifest)){
-			char why[256];
-			snprintf(why, sizeof(why), "not valid JSON (line %d: %s)", jerr.line,
-					r->manifest ? "not an object" : jerr.text);
-			rc = bad_manifest(r, why, NULL);
-		}
-	}
-	free(text);
-	return rc;
-}
-
-static bool is_sha256_hex(const char *s)
-{
-	size_t i;
-
-	for(i = 0; i < 64; i++){
-		if(!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
-	}
-	return s[64] == '\0';
-}
-
-/* Fill f from the MANIFEST entry e; CLI_OK or the error printed. */
-static int parse_file(const struct restore *r, json_t *e, struct rfile *f)
-{
-	json_t *path = json_object_get(e, "path"), *size = json_object_get(e, "size");
-	json_t *sha = json_object_get(e, "sha256"), *ver = json_object_get(e, "schema_version");
-	json_t *mode = json_object_get(e, "mode"), *from = json_object_get(e, "from");
-	const char *p, *m;
-	char *end;
-	long mv = 0600;
-	size_t i;
-
-	memset(f, 0, sizeof(*f));
-	if(!json_is_string(path)) return bad_manifest(r, "a file without a path", NULL);
-	p = json_string_value(path);
-	if(!json_is_integer(size) || json_integer_value(size) < 0) return bad_manifest(r, "no size for", p);
-	if(!json_is_string(sha) || !is_sha256_hex(json_string_value(sha))) return bad_manifest(r, "no sha256 for", p);
-	if(mode){
-		m = json_string_value(mode);
-		if(m == NULL || m[0] == '\0') return bad_manifest(r, "a bad mode for", p);
-		mv = strtol(m, &end, 8);
-		if(*end != '\0' || mv < 0 || mv > 07777) return bad_manifest(r, "a bad mode for", p);
-	}
-	if(from && !json_is_string(from)) return bad_manifest(r, "a bad origin for", p);
-	f->path = p;
-	f->size = json_integer_value(size);
-	f->sha256 = json_string_value(sha);
-	f->version = -1;
-	f->from = from ? json_string_value(from) : NULL;
-	for(i = 0; i < N_DATA_FILES; i++){
-		if(strcmp(p, data_files[i].name) == 0) f->df = &data_files[i];
-	}
-	if(f->df){
-		f->mode = f->df->mode;
-		if(f->df->store){
-			if(!json_is_integer(ver) || json_integer_value(ver) < 1 || json_integer_value(ver) > INT_MAX){
-				return bad_manifest(r, "no schema version for", p);
-			}
-			f->version = (int)json_integer_value(ver);
-		}
-	}else if(strncmp(p, "tls/", 4) == 0 && safe_name(p + 4)){
-		/* Keys stay the owner's only; nothing becomes executable or
-		 * writable by others. */
-		f->mode = (mode_t)mv & 0644;
-	}else if(strncmp(p, "config/", 7) == 0 && safe_name(p + 7)){
-		f->config = true;
-	}else{
-		return bad_manifest(r, "a file no backup holds:", p);
-	}
-	return CLI_OK;
-}
-
-/* Check the MANIFEST's head and list its files in r->files. */
-static int parse_manifest(struct restore *r)
-{
-	json_t *m = r->manifest, *files = json_object_get(m, "files"), *fv = json_object_get(m, "format_version");
-	const char *format = json_string_value(json_object_get(m, "format"));
-	bool have_auth = false, have_archive = false;
-	size_t i, k;
-	int rc;
-
-	if(format == NULL || strcmp(format, BACKUP_FORMAT) != 0) return bad_manifest(r, "no \"format\": \"" BACKUP_FORMAT "\"", NULL);
-	if(!json_is_integer(fv) || json_integer_value(fv) < 1) return bad_manifest(r, "no format version", NULL);
-	if(json_integer_value(fv) > BACKUP_FORMAT_VERSION){
-		return cli__error(CLI_ERR_NODB, "%s/%s: backup format version %lld is newer than this program's"
-				" (%d): restore with the mqchat-archiver that made it, or a newer one", r->src,
-				MANIFEST_NAME, (long long)json_integer_value(fv), BACKUP_FORMAT_VERSION);
-	}
-	if(!json_is_array(files) || json_array_size(files) == 0) return bad_manifest(r, "no files", NULL);
-	r->files = calloc(json_array_size(files), sizeof(*r->files));
-	if(r->files == NULL) return cli__error(CLI_ERR_RUNTIME, "out of memory");
-	for(i = 0; i < json_array_size(files); i++){
-		if((rc = parse_file(r, json_array_get(files, i), &r->files[i])) != CLI_OK) return rc;
-		for(k = 0; k < i; k++){
-			if(strcmp(r->files[k].path, r->files[i].path) == 0) return bad_manifest(r, "twice:", r->files[i].path);
-		}
-		r->n++;
-		have_auth |= r->files[i].df && r->files[i].df->store == STORE_AUTH;
-		have_archive |= r->files[i].df && r->files[i].df->store == STORE_ARCHIVE;
-	}
-	if(!have_auth || !have_archive) return bad_manifest(r, "no", have_auth ? "archive.db" : "auth.db");
-	return CLI_OK;
-}
-
-/* SRC/f->path's size and checksum against the MANIFEST's. */
-static int verify_file(struct job *j, const struct restore *r, const struct rfile *f)
-{
-	char path[PATH_MAX], hex[SHA256_HEX];
-	int64_t size;
-	bool wrote;
-	int fd, e;
-
-	if(!join(path, sizeof(path), r->src, f->path)) return cli__error(CLI_ERR_USAGE, "path too long");
-	fd = open_regular(path);
-	if(fd < 0 && errno == ENOENT){
-		return cli__error(CLI_ERR_INVALID, "%s: missing (the MANIFEST lists it): the backup is"
-				" incomplete; nothing restored", path);
-	}
-	if(fd < 0) return cli__error(CLI_ERR_INVALID, "%s: %s; nothing restored", path, open_why(errno));
-	if(pump(j, fd, -1, &size, hex, &wrote) != 0){
-		e = errno;
-		close(fd);
-		return cli__error(CLI_ERR_RUNTIME, "cannot read %s: %s", path, strerror(e));
-	}
-	close(fd);
-	if(size != f->size || strcmp(hex, f->sha256) != 0){
-		return cli__error(CLI_ERR_INVALID, "%s: checksum mismatch (%lld bytes, sha256 %s; the MANIFEST"
-				" says %lld bytes, %s): the backup is damaged; nothing restored", path, (long long)size,
-				hex, (long long)f->size, f->sha256);
-	}
-	return CLI_OK;
-}
-
-/* A store of the backup: its own schema version must be the MANIFEST's,
- * and one this program can take. Read without writing a byte (immutable:
- * a backup's stores are whole files, no WAL beside them). */
-static int verify_store(const struct restore *r, const struct rfile *f)
-{
-	char path[PATH_MAX], uri[PATH_MAX * 3 + 32], *u;
-	const char *s;
-	sqlite3 *db = NULL;
-	int rc, version;
-
-	if(!join(path, sizeof(path), r->src, f->path)) return cli__error(CLI_ERR_USAGE, "path too long");
-	u = uri + sprintf(uri, "file:");
-	for(s = path; *s; s++){
-		if(*s == '%' || *s == '?' || *s == '#') u += sprintf(u, "%%%02X", (unsigned char)*s);
-		else *u++ = *s;
-	}
-	strcpy(u, "?immutable=1");
-	if(sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL)
-			!= SQLITE_OK){
-		rc = cli__error(CLI_ERR_INVALID, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close_v2(db);
-		return rc;
-	}
-	rc = store_version(db, f->df->store, &version);
-	if(rc != MQC_OK){
-		rc = rc == MQC_ERR_SCHEMA ? cli__error(CLI_ERR_INVALID, "%s: not an mqchat %s", path,
-				store_info[f->df->store].what) : version_failed(rc, path, f->df->store, db);
-	}else if(version != f->version){
-		rc = cli__error(CLI_ERR_INVALID, "%s: schema version %d, the MANIFEST says %d: the backup is"
-				" damaged; nothing restored", path, version, f->version);
-	}else{
-		rc = check_version(path, f->df->store, version);
-	}
-	sqlite3_close_v2(db);
-	return rc;
-}
-
-/* Copy SRC/f->path into the data folder as NAME.part (renamed by
- * restore_publish), checking it is still what the MANIFEST says. */
-static int restore_copy(struct job *j, const struct restore *r, const struct rfile *f)
-{
-	char src[PATH_MAX], part[PATH_MAX], hex[SHA256_HEX];
-	int64_t size;
-	int fd, rc;
-
-	if(!join(src, sizeof(src), r->src, f->path) || !join(part, sizeof(part), j->root, f->path)
-			|| strlen(part) + strlen(PART) >= sizeof(part)){
-		return cli__error(CLI_ERR_USAGE, "path too long");
-	}
-	strcat(part, PART);
-	if(f->df == NULL && (rc = make_sub(j, SUB_TLS, 0755)) != CLI_OK) return rc;
-	fd = open_regular(src);
-	if(fd < 0) return cli__error(CLI_ERR_INVALID, "%s: %s", src, open_why(errno));
-	rc = copy_fd(j, fd, src, part, f->mode, &size, hex);
-	close(fd);
-	if(rc == CLI_OK && (size != f->size || strcmp(hex, f->sha256) != 0)){
-		rc = cli__error(CLI_ERR_INVALID, "%s changed while it was restored: the backup is damaged;"
-				" nothing restored", src);
-	}
-	return rc;
-}
-
-static int restore_publish(struct job *j, const struct rfile *f)
-{
-	char final[PATH_MAX], part[PATH_MAX];
-
-	if(!join(final, sizeof(final), j->root, f->path)
-			|| (size_t)snprintf(part, sizeof(part), "%s%s", final, PART) >= sizeof(part)){
-		return cli__error(CLI_ERR_USAGE, "path too long");
-	}
-	return publish(j, part, final);
-}
-
-static int do_restore(struct cli *cli, const char *src)
-{
-	struct job j = {.cli = cli, .root = cli->datadir};
-	struct restore r = {.src = src};
-	char when[32] = "", parent[PATH_MAX];
-	int64_t bytes = 0;
-	size_t i;
-	int rc = CLI_OK;
-
-	if((j.buf = malloc(COPY_CHUNK)) == NULL) rc = cli__error(CLI_ERR_RUNTIME, "out of memory");
-	/* Everything is checked before anything is written. */
-	if(rc == CLI_OK) rc = load_manifest(&r);
-	if(rc == CLI_OK) rc = parse_manifest(&r);
-	for(i = 0; rc == CLI_OK && i < r.n; i++) rc = verify_file(&j, &r, &r.files[i]);
-	for(i = 0; rc == CLI_OK && i < r.n; i++){
-		if(r.files[i].df && r.files[i].df->store) rc = verify_store(&r, &r.files[i]);
-	}
-	if(rc == CLI_OK) rc = empty_root(&j, 0750, "restore");
-	for(i = 0; rc == CLI_OK && i < r.n; i++){
-		if(!r.files[i].config) rc = restore_copy(&j, &r, &r.files[i]);
-	}
-	for(i = 0; rc == CLI_OK && i < r.n; i++){
-		if(!r.files[i].config) rc = restore_publish(&j, &r.files[i]);
-	}
-	if(rc == CLI_OK) rc = sync_all(&j);
-	if(rc == CLI_OK && j.made_root){
-		parent_of(j.root, parent, sizeof(parent));
-		rc = sync_dir(parent);
-	}
-	if(rc != CLI_OK){
-		job_undo(&j);
-		goto done;
-	}
-	for(i = 0; i < r.n; i++){
-		const struct rfile *f = &r.files[i];
-
-		if(f->config){
-			printf("%s/%s (was %s) is not restored: copy it back if it is needed\n", src, f->path,
-					f->from ? f->from : "a --config file");
-			continue;
-		}
-		bytes += f->size;
-		printf("%s %lld\n", f->path, (long long)f->size);
-		if(f->df && f->df->store && f->version < store_info[f->df->store].version){
-			printf("%s has schema version %d: it is upgraded to %d when it is first opened\n", f->path,
-					f->version, store_info[f->df->store].version);
-		}
-	}
-	snprintf(when, sizeof(when), "%s", json_string_value(json_object_get(r.manifest, "created"))
-			? json_string_value(json_object_get(r.manifest, "created")) : "?");
-	printf("%s restored from %s (backup of %s): %lld bytes\n", cli->datadir, src, when, (long long)bytes);
-done:
-	free(r.files);
-	json_decref(r.manifest);
-	job_free(&j);
-	return rc;
-}
-
-int cli_backup__restore(struct cli *cli)
-{
-	static const struct cmdline_opt none[] = {{0}};
-	struct cmdline cl;
-	int c;
-
-	cli__options(cli, &cl, none, cli->nargs, cli->args);
-	while((c = cmdline__next(&cl)) > 0) ;
-	if(c < 0) return cli__options_end(cli, &cl, c);
-	if(cl.nargs != 1) return cli__bad_args(cli, cl.nargs == 0 ? "missing the backup folder SRC" : "too many arguments");
-	return do_restore(cli, cl.args[0]);
 }
