@@ -1,0 +1,305 @@
+"""cluster_util.py - K mqchat nodes on loopback behind HAProxy, for tests.
+
+    cluster = Cluster(k=3)          # node i on 127.0.0.(i+1), HAProxy on 127.0.0.1
+    cluster.start()                 # bounded waits; every node UP in HAProxy
+    c = cluster.client("alice", pw, client_id="alice@phone")
+    cluster.node_of("alice@phone")  # the node whose own log accepted that client id
+    cluster.stop()                  # everything stopped by PID, the folder removed
+
+Each node is a real mosquitto with the real plugin (harness.Broker, with its
+listener moved from 127.0.0.1 to the node's own loopback address, on a free
+port), plus a WebSockets listener; all nodes read one auth.db (the plugin
+only reads it, so sharing one file is fine on one machine). Each node has its
+own folder for its config, log and persistence. HAProxy runs config/haproxy.cfg
+itself, with only its addresses, ports, log target and stats socket rewritten
+for the test (rewrite_config: every rewrite must match, so a changed config
+fails here loudly instead of testing something else).
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+HAPROXY_CFG = os.path.join(harness.ROOT, "config", "haproxy.cfg")
+PASSWORD = "password-cluster"
+
+# The bounds the config promises (config/haproxy.cfg, "Health checks"),
+# with the slack of a shared 2-core test machine.
+MARK_DOWN_BOUND = 3.0     # fall 2 x inter 1 s (+ timeout check) after a kill
+MARK_UP_BOUND = 4.0       # rise 2 x inter 1 s after a restart
+
+
+class Node(harness.Broker):
+    """A mosquitto node with the real plugin on 127.0.0.<n>:<free port>,
+    plus MQTT over WebSockets on 127.0.0.1:<ws_port> (mosquitto 2.0 hands a
+    WebSockets listener's address to libwebsockets as an interface name:
+    `lo`, as config/mosquitto.conf does, keeps it on loopback)."""
+
+    def __init__(self, name, host, datadir, db):
+        self.name = name
+        self.host = host
+        self.ws_port = harness.free_port()
+        extra = "listener %d lo\nprotocol websockets\n" % self.ws_port
+        super().__init__(datadir, db=db, extra_conf=extra)
+        with open(self.conf) as f:
+            text = f.read()
+        mine = "listener %d 127.0.0.1\n" % self.port
+        assert text.count(mine) == 1, "harness.Broker's listener line changed:\n" + text
+        with open(self.conf, "w") as f:
+            f.write(text.replace(mine, "listener %d %s\n" % (self.port, host)))
+
+    def start(self, timeout=harness.DEFAULT_TIMEOUT):
+        """Start and wait (bounded) until the node accepts on its address."""
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([harness.MOSQUITTO, "-c", self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.datadir, env=self.env())
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("node %s exited with %s:\n%s" % (
+                    self.name, self.proc.returncode, self.output()))
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    pass
+                with socket.create_connection(("127.0.0.1", self.ws_port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+        harness.wait_for(up, timeout, what="node %s on %s:%d" % (self.name, self.host, self.port))
+        return 0
+
+    def kill(self):
+        """SIGKILL, as a crash: no clean save, no goodbye to clients."""
+        self.stop(sig=signal.SIGKILL)
+
+    def accepted(self, client_id):
+        """How many times this node's own log says it accepted client_id.
+        mosquitto writes "New client connected from <addr> as <id> (...)"
+        once it has taken the CONNECT, before the CONNACK leaves."""
+        pat = re.compile(r"New client connected from \S+ as %s \(" % re.escape(client_id))
+        return len(pat.findall(self.output()))
+
+
+def rewrite_config(text, listen, ws_listen, nodes, sock):
+    """config/haproxy.cfg for a test: the MQTT and WebSockets frontends bound
+    to listen and ws_listen ("127.0.0.1:port"), each backend's server lines
+    replaced by one line per node (same name, id and options, the node's
+    address and port), logs to stderr, the stats socket at sock, and the
+    process kept in the foreground as the test's child (no chroot, user or
+    daemon)."""
+    out, section, done = [], None, set()
+    for line in text.splitlines():
+        s = line.strip()
+        head = re.match(r"(global|defaults|frontend|backend|listen)\b\s*(\S*)", s)
+        if head and not line[:1].isspace():
+            section = head.group(2) or head.group(1)
+        if s.startswith(("chroot ", "user ", "group ")) or s == "daemon":
+            continue
+        if s.startswith("log ") and section == "global":
+            if "log" not in done:
+                out.append("    log stderr format raw local0 info")
+            done.add("log")
+            continue
+        if s.startswith("maxconn ") and section == "global":
+            # Two descriptors a connection: within this machine's hard limit.
+            out.append("    maxconn %d" % min(int(s.split()[1]), (hard_nofile() - 200) // 2))
+            done.add("maxconn")
+            continue
+        if s.startswith("stats socket "):
+            out.append("    stats socket %s mode 600 level admin" % sock)
+            done.add("sock")
+            continue
+        if s.startswith("bind "):
+            addr = {"mqtt": listen, "mqtt_ws": ws_listen}[section]
+            out.append("    bind %s" % addr)
+            done.add("bind " + section)
+            continue
+        m = re.match(r"server\s+(node\d+)\s+\S+:(\d+)(.*)$", s)
+        if m:
+            # Node lines come from the first server line of each backend.
+            if "server " + section in done:
+                continue
+            done.add("server " + section)
+            rest = re.sub(r"\bid \d+", "", m.group(3))
+            rest = re.sub(r"track (\S+)/node\d+", r"track \1/{name}", rest)
+            for i, n in enumerate(nodes):
+                port = n.ws_port if m.group(2) == "8080" else n.port
+                host = "127.0.0.1" if m.group(2) == "8080" else n.host
+                out.append("    server %s %s:%d id %d%s" % (
+                    n.name, host, port, i + 1, rest.replace("{name}", n.name)))
+            continue
+        out.append(line)
+    want = {"log", "maxconn", "sock", "bind mqtt", "bind mqtt_ws", "server mqtt_nodes", "server mqtt_ws_nodes"}
+    assert done == want, "config/haproxy.cfg no longer has %s" % sorted(want - done)
+    return "\n".join(out) + "\n"
+
+
+def hard_nofile():
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
+
+
+class Front:
+    """HAProxy from config/haproxy.cfg, rewritten for the test, in the
+    foreground (-db) as this process's child, stopped by PID."""
+
+    def __init__(self, root, nodes):
+        self.root = root
+        self.port = harness.free_port()
+        self.ws_port = harness.free_port()
+        self.sock = os.path.join(root, "haproxy.sock")
+        self.cfg = os.path.join(root, "haproxy.cfg")
+        self.logpath = os.path.join(root, "haproxy.log")
+        with open(HAPROXY_CFG) as f:
+            text = f.read()
+        with open(self.cfg, "w") as f:
+            f.write(rewrite_config(text, "127.0.0.1:%d" % self.port, "127.0.0.1:%d" % self.ws_port,
+                                   nodes, self.sock))
+        self.nodes = nodes
+        self.proc = None
+
+    def start(self, timeout=harness.DEFAULT_TIMEOUT):
+        self.proc = harness.Proc([HAPROXY, "-db", "-f", self.cfg], self.logpath)
+
+        def up():
+            if self.proc.proc.poll() is not None:
+                raise AssertionError("haproxy exited with %s:\n%s" % (
+                    self.proc.proc.returncode, self.proc.output()))
+            return os.path.exists(self.sock) and all(
+                s == "UP" for s in self.states().values())
+        harness.wait_for(up, timeout, what="haproxy with every node UP")
+
+    def command(self, cmd, timeout=5.0):
+        """One command on the stats socket; its whole answer."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.sock)
+            s.sendall(cmd.encode() + b"\n")
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return buf.decode()
+                buf += chunk
+        finally:
+            s.close()
+
+    def states(self, backend="mqtt_nodes"):
+        """{server name: status ("UP", "DOWN", "UP 1/2", ...)} of a backend."""
+        out = {}
+        lines = self.command("show stat").splitlines()
+        if not lines:
+            return out
+        cols = lines[0].lstrip("# ").split(",")
+        for line in lines[1:]:
+            row = dict(zip(cols, line.split(",")))
+            if row.get("pxname") == backend and row.get("svname") not in ("BACKEND", "FRONTEND"):
+                out[row["svname"]] = row["status"]
+        return out
+
+    def cpu_seconds(self):
+        """User + system CPU haproxy has used so far (/proc/<pid>/stat)."""
+        with open("/proc/%d/stat" % self.proc.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+
+class Cluster:
+    """k nodes (node1 on 127.0.0.2, node2 on 127.0.0.3, ...) sharing one
+    auth.db, and HAProxy in front. start()/stop(failed) fit
+    harness.serve_stack."""
+
+    def __init__(self, k=3):
+        self.root = tempfile.mkdtemp(prefix="mqchat-cluster-")
+        os.chmod(self.root, 0o755)
+        self.store = harness.Store(os.path.join(self.root, "auth.db"))
+        self.nodes = []
+        for i in range(k):
+            d = os.path.join(self.root, "node%d" % (i + 1))
+            os.mkdir(d)
+            self.nodes.append(Node("node%d" % (i + 1), "127.0.0.%d" % (i + 2), d, self.store.path))
+        self.front = Front(self.root, self.nodes)
+        self.made = []
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+        self.front.start()
+
+    def stop(self, failed=False):
+        """Stop every client, HAProxy and every node (by PID), remove the
+        folder; return the logs if failed."""
+        for c in self.made:
+            c.close()
+        out = ""
+        if failed:
+            out = "---- haproxy ----\n%s" % (self.front.proc.output() if self.front.proc else "")
+            for n in self.nodes:
+                out += "\n---- %s (%s:%d) ----\n%s" % (n.name, n.host, n.port, n.output())
+        self.front.stop()
+        try:
+            for n in self.nodes:
+                n.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+        return out
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def client(self, username, password=PASSWORD, client_id=None, v5=False, ws=False, **kw):
+        """A harness.Client through HAProxy (MQTT, or WebSockets with the
+        client id in the URL as ?cid=, as config/haproxy.cfg asks). Closed
+        by stop()."""
+        c = harness.Client(self.front.ws_port if ws else self.front.port, username, password,
+                           client_id=client_id, v5=v5, **kw)
+        if ws:
+            import paho.mqtt.client as mqtt
+            proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+            cid = c.client_id
+            if v5:
+                c.c = _rebuild(c, mqtt.Client(client_id=cid, protocol=proto, transport="websockets"))
+            else:
+                c.c = _rebuild(c, mqtt.Client(client_id=cid, protocol=proto, clean_session=c.clean,
+                                              transport="websockets"))
+            c.c.ws_set_options(path="/mqtt?cid=%s" % cid)
+            if username is not None:
+                c.c.username_pw_set(username, password)
+        self.made.append(c)
+        return c
+
+    def node_of(self, client_id, count=1, timeout=harness.DEFAULT_TIMEOUT):
+        """The one node whose log shows client_id accepted `count` times;
+        fails if another node accepted it too. Polls (bounded): the log line
+        can come a moment after the CONNACK."""
+        def where():
+            seen = {n.name: n.accepted(client_id) for n in self.nodes if n.proc is not None}
+            hits = [name for name, k in seen.items() if k]
+            total = sum(seen.values())
+            if total > count or len(hits) > 1:
+                raise AssertionError("%s accepted by several nodes or too often: %s" % (
+                    client_id, seen))
+            return hits[0] if total == count else None
+        return harness.wait_for(where, timeout, what="a node accepting %s" % client_id)
+
+
+def _rebuild(c, new):
+    """Move harness.Client c's callbacks onto a new paho client."""
+    for name in ("on_connect", "on_message", "on_disconnect", "on_subscribe", "on_publish"):
+        setattr(new, name, getattr(c.c, name))
+    return new
