@@ -15,7 +15,8 @@ set -eu
 # systemd (systemd-analyze verify), groff-base and man-db: the install
 # test checks the units and the man pages; dpkg-dev: make deb computes
 # Depends with dpkg-shlibdeps; iproute2: make test-package brings up
-# loopback in its private network namespace (ip).
+# loopback in its private network namespace (ip). haproxy: the front of
+# several nodes (config/haproxy.cfg), which make test-cluster runs.
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
@@ -23,7 +24,8 @@ python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-paho-
 chromium libncurses-dev tmux
 libcurl4-openssl-dev python3-cryptography python3-h2
 python3-prometheus-client
-systemd groff-base man-db dpkg-dev iproute2"
+systemd groff-base man-db dpkg-dev iproute2
+haproxy"
 
 missing=""
 for p in $PKGS; do
