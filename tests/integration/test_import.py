@@ -138,19 +138,6 @@ def broker(st, request):
             print("---- broker log (port %d) ----\n%s" % (b.port, b.output()))
 
 
-@pytest.fixture
-def clients():
-    made = []
-
-    def make(broker, username, password, **kw):
-        c = harness.Client(broker.port, username, password, **kw)
-        made.append(c)
-        return c
-    yield make
-    for c in made:
-        c.close()
-
-
 def refused(clients, st, name, password):
     c, code = connect(clients, st.broker, name, password)
     assert_refused(code, False, "%s with %r" % (name, password))
