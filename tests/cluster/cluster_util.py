@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
@@ -277,7 +278,9 @@ class Cluster:
             else:
                 c.c = _rebuild(c, mqtt.Client(client_id=cid, protocol=proto, clean_session=c.clean,
                                               transport="websockets"))
-            c.c.ws_set_options(path="/mqtt?cid=%s" % cid)
+            # Percent-encoded as a browser's encodeURIComponent does ("@" is
+            # %40): the front decodes it (url_dec) before hashing.
+            c.c.ws_set_options(path="/mqtt?cid=%s" % urllib.parse.quote(cid, safe=""))
             if username is not None:
                 c.c.username_pw_set(username, password)
         self.made.append(c)
