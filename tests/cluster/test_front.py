@@ -165,13 +165,16 @@ def test_client_ids_spread_over_the_nodes(cluster):
     assert min(per_node.values()) >= 5, per_node
 
 
-@pytest.mark.parametrize("what,data", [
+NOT_CONNECT = [
     ("http", b"GET / HTTP/1.1\r\nHost: mqchat\r\n\r\n"),
     ("tls hello", bytes.fromhex("160301002e010000") + b"\x00" * 46),
     ("pingreq first", b"\xc0\x00"),
     ("connack first", b"\x20\x02\x00\x00"),
     ("publish first", b"\x30\x07\x00\x03a/b" + b"hi"),
-])
+]
+
+
+@pytest.mark.parametrize("what,data", [pytest.param(w, d, id=w) for w, d in NOT_CONNECT])
 def test_not_mqtt_connect_refused(cluster, what, data):
     before = int(stat(cluster, "mqtt", "FRONTEND")["dreq"] or 0)
     sessions = int(stat(cluster, "mqtt_nodes", "BACKEND")["stot"] or 0)
@@ -204,7 +207,7 @@ def malformed():
     ]
 
 
-@pytest.mark.parametrize("what,data", malformed())
+@pytest.mark.parametrize("what,data", [pytest.param(w, d, id=w) for w, d in malformed()])
 def test_malformed_connect_refused(cluster, what, data):
     sessions = int(stat(cluster, "mqtt_nodes", "BACKEND")["stot"] or 0)
     got, took = send_raw(cluster.front.port, data)
@@ -409,7 +412,6 @@ def test_front_config_agrees_with_the_broker_config():
     assert room >= int(broker["max_packet_size"]) + 5, (room, broker["max_packet_size"])
     for key in ("timeout client", "timeout server", "timeout tunnel"):
         word, _, rest = key.partition(" ")
-        values = []
         with open(cluster_util.HAPROXY_CFG) as f:
             values = [line.split()[2] for line in f if line.split()[:2] == [word, rest]]
         assert values, key
