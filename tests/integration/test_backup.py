@@ -26,7 +26,14 @@ acknowledges stays in the journal, and the restored archiver stores it
 from the journal's copy, once.
 
 The bad inputs run the CLI on small folders made by `init`: nothing is
-written (checked by listing the folders), and each error says what."""
+written (checked by listing the folders), and each error says what.
+
+The numbering after a restore: messages stored after the backup are lost,
+but an app saw their seqs; on a real stack, the first message stored after
+the restore gets a seq above them and a sync from the largest brings it
+(and search finds it: the index's watermark moved with the numbering).
+The jump's bounds (a day's worth at least, refused near 2^53) and an
+archive of schema version 1 run on small folders."""
 import hashlib
 import json
 import os
@@ -40,6 +47,7 @@ import uuid
 import pytest
 
 import harness
+import archiver_util
 from archiver_util import Archiver, Rpc, arch_env, inbox, read_db, room, rpc_ok  # noqa: F401 (arch_env: a fixture)
 from cli_util import EXISTS, INVALID, NODB, OK, RUNTIME, USAGE, cli
 
@@ -51,6 +59,12 @@ PER_LOADER = 500           # 3,000 messages in all
 RATE = 100                 # per loader per second: about 5 s of load
 OLD_ROWS = 25000           # ~100 MB of old history, so the archive's copy takes a while
 OLD_BODY = "lorem ipsum dolor sit amet " * 150
+# The numbering after a restore (restore.c): a million seqs a second since
+# the backup began, at least a day's worth, and ten years' worth left below
+# 2^53 - 1.
+SEQ_PER_MS = 1000
+DAY_MS = 86400 * 1000
+SEQ_LIMIT = 2 ** 53 - 1 - 3653 * DAY_MS * SEQ_PER_MS
 # The largest pause between two commits of the original archiver while the
 # backup runs. Ingest commits every 50 ms under this load; a copy that held
 # the writers out would pause them for the whole copy of archive.db.
@@ -711,3 +725,154 @@ def test_a_backup_by_the_folders_owner_leaves_out_the_tls_files_it_may_not_read(
     assert r.rc == OK, r
     assert {n: os.stat(os.path.join(new, "tls", n)).st_mode & 0o777 for n in os.listdir(os.path.join(new, "tls"))} \
         == {"ca.crt": 0o644, "server.key": 0o600}
+
+
+# ---- the numbering after a restore ----
+
+def last_seq(path):
+    """sqlite_sequence's seq for messages in the archive at path (0: none)."""
+    row = read_db(path, "SELECT seq FROM sqlite_sequence WHERE name='messages'")
+    return row[0][0] if row else 0
+
+
+def fts_seq(path):
+    """The search index's watermark in the archive at path."""
+    return int(read_db(path, "SELECT value FROM meta WHERE key='fts_seq'")[0][0])
+
+
+def test_after_a_restore_an_app_that_saw_later_messages_misses_nothing_new(arch_env, datadir):
+    # Messages stored after the backup are lost with the old service, but an
+    # app saw them and keeps the largest seq it saw (S_after). The restored
+    # archive numbers its next message above every seq the old service can
+    # have given, so a sync from max(S_after) brings what is stored after
+    # the restore.
+    env = arch_env(users=["alice", "bob"])
+    alice = env.user("alice")
+    for i in range(3):
+        alice.publish(inbox("bob", "alice"), harness.envelope("before %d" % i, id="b-%d" % i))
+    env.wait_rows(3)
+    dest = os.path.join(datadir, "bk")
+    r = cli(env.datadir, "backup", dest)
+    assert r.rc == OK and r.err == "", r
+    for i in range(3):
+        alice.publish(inbox("bob", "alice"), harness.envelope("after %d" % i, id="a-%d" % i))
+    env.wait_rows(6)
+    bob = Rpc(env.user("bob"), "bob")
+    seen = rpc_ok(bob, "sync", after=0, limit=100)["messages"]
+    s_after = [m["seq"] for m in seen if m["id"].startswith("a-")]
+    assert len(s_after) == 3, seen
+    backup_seq = last_seq(os.path.join(dest, "archive.db"))
+    assert backup_seq < min(s_after), (backup_seq, s_after)
+    with open(os.path.join(dest, "MANIFEST")) as f:
+        created = json.load(f)["created_ms"]
+
+    new = os.path.join(datadir, "restored")
+    t0 = int(time.time() * 1000)
+    r = cli(new, "restore", dest)
+    t1 = int(time.time() * 1000)
+    assert r.rc == OK and r.err == "", r
+    # Nothing SQLite made is left beside the stores (the test's reads
+    # below make their own).
+    assert not [n for n in os.listdir(new) if n.endswith(("-wal", "-shm", "-journal", ".part"))], os.listdir(new)
+    base = last_seq(os.path.join(new, "archive.db"))
+    lo = backup_seq + max(t0 - created, DAY_MS) * SEQ_PER_MS
+    hi = backup_seq + max(t1 - created, DAY_MS) * SEQ_PER_MS
+    assert lo <= base <= hi < 2 ** 53, (lo, base, hi)
+    assert "archive.db numbers its next message above %d (its last seq %d, " % (base, backup_seq) in r.out, r
+    # The search index's watermark moved with it (no seq lies between).
+    assert fts_seq(os.path.join(new, "archive.db")) == base
+
+    t = Stack(new, os.path.join(datadir, "empty.conf"))
+    open(t.conf, "w").close()
+    failed = True
+    try:
+        t.start()
+        a2 = t.login("alice", password=archiver_util.PASSWORD)
+        b2 = Rpc(t.login("bob", password=archiver_util.PASSWORD), "bob")
+        a2.publish(inbox("bob", "alice"), harness.envelope("hello again", id="n-1"))
+        got = harness.wait_for(lambda: read_db(os.path.join(new, "archive.db"),
+                                               "SELECT seq FROM messages WHERE id='n-1'"), 20, what="n-1 stored")
+        seq = got[0][0]
+        assert seq > base > max(s_after), (seq, base, s_after)
+        ans = rpc_ok(b2, "sync", after=max(s_after), limit=100)
+        assert [(m["id"], m["seq"]) for m in ans["messages"]] == [("n-1", seq)], ans
+        # The index catches up at once: its watermark does not walk the gap.
+        harness.wait_for(lambda: fts_seq(os.path.join(new, "archive.db")) >= seq, 20, what="n-1 indexed")
+        found = rpc_ok(b2, "search", text="hello again")["messages"]
+        assert [m["id"] for m in found] == ["n-1"], found
+        assert [m["id"] for m in rpc_ok(b2, "search", text="before 1")["messages"]] == ["b-1"]
+        failed = False
+    finally:
+        print(t.stop(failed=failed))
+
+
+def test_the_numbering_gap_is_a_day_at_least_and_stays_below_2_to_the_53(backup, datadir):
+    now = int(time.time() * 1000)
+    # A MANIFEST made by a clock that was ahead counts as made now: a day's
+    # worth, the least (the backup's archive has no message: last seq 0).
+    rewrite_manifest(backup, lambda m: m.update(created_ms=now + 10 * DAY_MS))
+    new = os.path.join(datadir, "new1")
+    r = cli(new, "restore", backup)
+    assert r.rc == OK and r.err == "", r
+    assert last_seq(os.path.join(new, "archive.db")) == DAY_MS * SEQ_PER_MS
+    # Made three days ago: three days' worth.
+    created = int(time.time() * 1000) - 3 * DAY_MS
+    rewrite_manifest(backup, lambda m: m.update(created_ms=created))
+    new = os.path.join(datadir, "new2")
+    t0 = int(time.time() * 1000)
+    r = cli(new, "restore", backup)
+    t1 = int(time.time() * 1000)
+    assert r.rc == OK, r
+    assert (t0 - created) * SEQ_PER_MS <= last_seq(os.path.join(new, "archive.db")) <= (t1 - created) * SEQ_PER_MS
+
+    # An archive so far on that a day's worth leaves less than ten years'
+    # worth below 2^53 - 1: refused, nothing written. One seq less fits.
+    def numbered(seq):
+        db = sqlite3.connect(os.path.join(backup, "archive.db"))
+        db.execute("DELETE FROM sqlite_sequence WHERE name='messages'")
+        db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES('messages', ?)", (seq,))
+        db.commit()
+        db.close()
+        reseal(backup, "archive.db")
+    rewrite_manifest(backup, lambda m: m.update(created_ms=now + 10 * DAY_MS))
+    numbered(SEQ_LIMIT - DAY_MS * SEQ_PER_MS + 1)
+    new = os.path.join(datadir, "new3")
+    r = fails(new, INVALID, "restore", backup, says="%s/archive.db: last seq %d, backup begun " % (
+        backup, SEQ_LIMIT - DAY_MS * SEQ_PER_MS + 1))
+    assert "the largest seq an app holds exactly: check the clock and the MANIFEST's created_ms;" \
+        " nothing restored" in r.err, r
+    assert not os.path.exists(new)
+    numbered(SEQ_LIMIT - DAY_MS * SEQ_PER_MS)
+    r = cli(new, "restore", backup)
+    assert r.rc == OK, r
+    assert last_seq(os.path.join(new, "archive.db")) == SEQ_LIMIT
+    # No time of its own: not a backup this program can restore.
+    rewrite_manifest(backup, lambda m: m.pop("created_ms"))
+    fails(os.path.join(datadir, "new4"), INVALID, "restore", backup, says="no created_ms")
+    assert not os.path.exists(os.path.join(datadir, "new4"))
+
+
+def test_an_older_archive_is_upgraded_by_the_restore_to_move_its_numbering(datadir):
+    # A folder of the release before: archive.db of schema version 1, which
+    # has no search index yet. The restore upgrades the copy (the backup
+    # stays as it was), indexes every text and moves the watermark with the
+    # numbering.
+    old = os.path.join(datadir, "old")
+    assert cli(old, "init").rc == OK
+    os.unlink(os.path.join(old, "archive.db"))
+    db = sqlite3.connect(os.path.join(old, "archive.db"))
+    with open(os.path.join(harness.ROOT, "tests", "fixtures", "archive_schema_v1.sql")) as f:
+        db.executescript(f.read())
+    last = db.execute("SELECT max(seq) FROM messages").fetchone()[0]
+    db.close()
+    bk = os.path.join(datadir, "bk")
+    assert cli(old, "backup", bk).rc == OK
+    new = os.path.join(datadir, "new")
+    r = cli(new, "restore", bk)
+    assert r.rc == OK and r.err == "", r
+    assert "archive.db had schema version 1: it is upgraded to 2\n" in r.out, r
+    assert read_db(os.path.join(bk, "archive.db"), "SELECT value FROM meta WHERE key='schema_version'") == [("1",)]
+    path = os.path.join(new, "archive.db")
+    assert read_db(path, "SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+    assert last_seq(path) == last + DAY_MS * SEQ_PER_MS == fts_seq(path)
+    assert read_db(path, "SELECT count(*) FROM msg_fts WHERE msg_fts MATCH '\"lunch\"'") == [(1,)]
