@@ -86,6 +86,14 @@ function makeSocket(url, protocols) {
 	return ws;
 }
 
+// The MQTT client id in the URL too (`cid`): a load balancer in front of
+// several nodes cannot read MQTT inside WebSocket frames, so it routes a
+// browser by this parameter to the node its MQTT client id hashes to
+// (config/haproxy.cfg); a single broker ignores it.
+function urlWithClientId(url, cid) {
+	return url + (url.includes('?') ? '&' : '?') + 'cid=' + encodeURIComponent(cid);
+}
+
 // A short-lived `_register` connection (PROTOCOL.md "Registration"): one
 // request on chat/register/<clientid>/req, one answer. Used for
 // registration and for login_status.
@@ -94,7 +102,7 @@ function registerRequest(url, req, timeout = 8000) {
 		const cid = '_register@' + randomId(12);
 		const resp = `chat/register/${cid}/resp`;
 		let done = false;
-		const client = mqtt.connect(url, {
+		const client = mqtt.connect(urlWithClientId(url, cid), {
 			protocolVersion: 5, clean: true, clientId: cid, username: '_register', timerVariant: 'native',
 			createWebsocket: makeSocket,
 			password: 'x', keepalive: 30, reconnectPeriod: 0, connectTimeout: timeout,
@@ -300,7 +308,7 @@ class Conn extends EventTarget {
 	connect(user, password, withPassword) {
 		return new Promise((resolve, reject) => {
 			let settled = false;
-			const client = mqtt.connect(this.url, {
+			const client = mqtt.connect(urlWithClientId(this.url, `${user}@${this.device}`), {
 				protocolVersion: 5,
 				// The worker timers MQTT.js would make from a blob: URL are
 				// refused by the page's CSP (script-src 'self').
