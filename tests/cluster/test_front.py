@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster_util  # noqa: E402
 from cluster_util import PASSWORD, Cluster  # noqa: E402
 import harness  # noqa: E402
-from plugin_util import _s, _varint  # noqa: E402
+from plugin_util import connect_packet  # noqa: E402
 
 PROTOCOLS = [pytest.param(False, id="v311"), pytest.param(True, id="v5")]
 USERS = ["u%d" % i for i in range(40)]
@@ -65,26 +65,6 @@ def cluster(request):
 def fresh_cluster(request):
     """A cluster of its own, for the tests that kill or stop a node."""
     yield from start_cluster(request)
-
-
-def connect_packet(client_id, username=None, password=None, v5=False, will=None):
-    """A CONNECT as bytes (clean session, keepalive 30; will: (topic, payload))."""
-    flags = 0x02
-    payload = _s(client_id)
-    if will:
-        flags |= 0x04 | 0x08          # will flag, will QoS 1
-        payload += (b"\x00" if v5 else b"") + _s(will[0]) + _s(will[1])
-    if username is not None:
-        flags |= 0x80
-        payload += _s(username)
-    if password is not None:
-        flags |= 0x40
-        payload += _s(password)
-    var = _s("MQTT") + bytes([5 if v5 else 4, flags]) + struct.pack("!H", 30)
-    if v5:
-        var += b"\x00"
-    body = var + payload
-    return b"\x10" + _varint(len(body)) + body
 
 
 def send_raw(port, data, timeout=10.0):

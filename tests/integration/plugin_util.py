@@ -287,12 +287,13 @@ def _s(b):
     return struct.pack("!H", len(b)) + b
 
 
-def raw_connect(port, client_id, username=None, password=None, v5=False, timeout=5.0):
-    """Send one CONNECT on a fresh socket; return the CONNACK return/reason
-    code, or None if the broker closed the connection without one. The
-    socket is closed before returning (a DISCONNECT is sent when accepted)."""
+def connect_packet(client_id, username=None, password=None, v5=False, will=None):
+    """A CONNECT as bytes (clean session, keepalive 30; will: (topic, payload))."""
     flags = 0x02
     payload = _s(client_id)
+    if will:
+        flags |= 0x04 | 0x08          # will flag, will QoS 1
+        payload += (b"\x00" if v5 else b"") + _s(will[0]) + _s(will[1])
     if username is not None:
         flags |= 0x80
         payload += _s(username)
@@ -303,7 +304,14 @@ def raw_connect(port, client_id, username=None, password=None, v5=False, timeout
     if v5:
         var += b"\x00"
     body = var + payload
-    pkt = b"\x10" + _varint(len(body)) + body
+    return b"\x10" + _varint(len(body)) + body
+
+
+def raw_connect(port, client_id, username=None, password=None, v5=False, timeout=5.0):
+    """Send one CONNECT on a fresh socket; return the CONNACK return/reason
+    code, or None if the broker closed the connection without one. The
+    socket is closed before returning (a DISCONNECT is sent when accepted)."""
+    pkt = connect_packet(client_id, username, password, v5)
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(pkt)
