@@ -27,7 +27,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 import harness  # noqa: E402
 from archiver_util import Archiver, count  # noqa: E402
-from procs import proc_cpu_s  # noqa: E402
+from procs import proc_cpu_s, publish_all  # noqa: E402
 from topics import topic  # noqa: E402
 
 SENDERS = ["s%d" % i for i in range(4)]
@@ -60,17 +60,9 @@ def run(n_msgs, metrics):
             clients.append(c)
             assert c.connect() == 0
             senders.append(c)
-        infos = []
-        for i in range(n_msgs):
-            s = senders[i % len(senders)]
-            infos.append(s.c.publish(topic("inbox", "r0", s.client_id.split("@")[0]),
-                                     harness.envelope("m%d" % i, id="d%06d" % i), qos=1))
-            if len(infos) >= 1000:
-                for info in infos:
-                    info.wait_for_publish(timeout=60)
-                infos = []
-        for info in infos:
-            info.wait_for_publish(timeout=60)
+        publish_all((senders[i % len(senders)],
+                     topic("inbox", "r0", senders[i % len(senders)].client_id.split("@")[0]),
+                     harness.envelope("m%d" % i, id="d%06d" % i)) for i in range(n_msgs))
 
         def scraper():
             url = "http://127.0.0.1:%d/metrics" % port

@@ -169,3 +169,19 @@ def proc_cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f:
         st = f.read().rsplit(")", 1)[1].split()
     return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def publish_all(messages, window=1000):
+    """Publish (client, topic, payload) at QoS 1 with paho, waiting for the
+    acknowledgements a window at a time: the broker queues them all (the
+    archiver is stopped) without any one client holding more than a window
+    unacknowledged."""
+    infos = []
+    for c, t, payload in messages:
+        infos.append(c.c.publish(t, payload, qos=1))
+        if len(infos) >= window:
+            for info in infos:
+                info.wait_for_publish(timeout=60)
+            infos = []
+    for info in infos:
+        info.wait_for_publish(timeout=60)

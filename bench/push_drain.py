@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
 from archiver_util import Archiver, Rpc, count, read_db, rpc_ok  # noqa: E402
-from procs import proc_cpu_s  # noqa: E402
+from procs import proc_cpu_s, publish_all  # noqa: E402
 from test_push_smoke import Receiver  # noqa: E402
 from topics import topic  # noqa: E402
 
@@ -54,21 +54,16 @@ def max_seq(datadir):
 
 
 def queue_messages(senders, n, tag):
-    infos = []
-    for i in range(n):
-        s = senders[i % len(senders)]
-        me = s.client_id.split("@")[0]
-        if i % 2:
-            t = topic("room", "big", me)
-        else:
-            t = topic("inbox", DM_TO[(i // 2) % len(DM_TO)], me)
-        infos.append(s.c.publish(t, harness.envelope("m%d" % i, id="%s-%06d" % (tag, i)), qos=1))
-        if len(infos) >= 1000:
-            for info in infos:
-                info.wait_for_publish(timeout=60)
-            infos = []
-    for info in infos:
-        info.wait_for_publish(timeout=60)
+    def messages():
+        for i in range(n):
+            s = senders[i % len(senders)]
+            me = s.client_id.split("@")[0]
+            if i % 2:
+                t = topic("room", "big", me)
+            else:
+                t = topic("inbox", DM_TO[(i // 2) % len(DM_TO)], me)
+            yield s, t, harness.envelope("m%d" % i, id="%s-%06d" % (tag, i))
+    publish_all(messages())
 
 
 def drain(datadir, arch, push, want):
