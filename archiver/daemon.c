@@ -382,14 +382,14 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 	struct daemon *d = c->d;
 	struct topic_parts tp;
 
-	/* Everything under the message filters is ingest's, malformed or not
-	 * (it counts those as invalid); requests come only in the shape of
-	 * their filter, chat/<kind>/+/req, reports in that of chat/seen/+. */
 	/* $SYS figures (QoS 0) for /metrics: never a chat message. */
 	if(msg->topic[0] == '$'){
 		metrics__sys_message(msg->topic, msg->payload, msg->len, time__mono_ms());
 		return;
 	}
+	/* Everything under the message filters is ingest's, malformed or not
+	 * (it counts those as invalid); requests come only in the shape of
+	 * their filter, chat/<kind>/+/req, reports in that of chat/seen/+. */
 	topic__parse(msg->topic, &tp);
 	if(ingest__takes(msg->topic)){
 		take(d, msg);
