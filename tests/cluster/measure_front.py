@@ -32,7 +32,9 @@ import test_front as tf  # noqa: E402
 
 
 def raw_cycle(port, pkt):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # Each from its own address, as real clients: the front limits per address.
+    s = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                 source_address=(cluster_util.next_source(), 0))
     try:
         s.sendall(pkt)
         got = s.recv(4)
@@ -84,7 +86,8 @@ def idle_memory(bufsize=None):
         r0 = rss_kb(pid)
         socks = []
         for i in range(1000):
-            s = socket.create_connection(("127.0.0.1", cl.front.port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", cl.front.port), timeout=5,
+                                         source_address=(cluster_util.next_source(), 0))
             u = "m%d" % (i % 250)
             s.sendall(tf.connect_packet("%s@idle%d" % (u, i), u, PASSWORD))
             assert s.recv(4)[:1] == b"\x20"
