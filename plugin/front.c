@@ -23,6 +23,8 @@
 
 /* "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128" and a little more. */
 #define FRONT_TOKEN_MAX 64
+/* Between entries (a line's end too, should a config file have CRLFs). */
+#define FRONT_SEPARATORS " \t\r\n,"
 
 static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -120,14 +122,16 @@ int front__add(struct mqchat_config *cfg, const char *value, char *err, size_t e
 	int rc;
 
 	for(;;){
-		size_t len;
+		size_t len, take;
 
-		p += strspn(p, " \t,");
+		p += strspn(p, FRONT_SEPARATORS);
 		if(*p == '\0') break;
-		len = strcspn(p, " \t,");
-		/* Too long to be an address: cut, so the message shows its start. */
-		memcpy(token, p, len > FRONT_TOKEN_MAX + 1 ? FRONT_TOKEN_MAX + 1 : len);
-		token[len > FRONT_TOKEN_MAX + 1 ? FRONT_TOKEN_MAX + 1 : len] = '\0';
+		len = strcspn(p, FRONT_SEPARATORS);
+		/* One longer than an address can be is enough for add_one to
+		 * refuse it, and for the message to show its start. */
+		take = len < sizeof(token) - 1 ? len : sizeof(token) - 1;
+		memcpy(token, p, take);
+		token[take] = '\0';
 		rc = add_one(cfg, token, err, errlen);
 		if(rc != MQC_OK) return rc;
 		any = true;
