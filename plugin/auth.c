@@ -103,7 +103,7 @@ static int refuse(struct mqchat *m, enum login_reason why, const char *addr, con
 }
 
 static int register_auth(struct mqchat *m, const struct mosquitto *client, const char *addr,
-		const char *clientid, int64_t now)
+		const char *taddr, const char *clientid, int64_t now)
 {
 	size_t devlen;
 
@@ -114,7 +114,8 @@ static int register_auth(struct mqchat *m, const struct mosquitto *client, const
 		return refuse(m, LOGIN_REGISTER_CLIENT_ID, addr, REGISTER_USER, clientid,
 				"registration client id must be _register@<8..64 of A-Za-z0-9_.->");
 	}
-	if(!throttle__take(&m->register_limit, addr, strlen(addr), now)){
+	/* Per address; through a front (taddr NULL) the front counts them. */
+	if(taddr != NULL && !throttle__take(&m->register_limit, taddr, strlen(taddr), now)){
 		m->auth_throttled++;
 		return refuse(m, LOGIN_THROTTLED_REGISTER, addr, REGISTER_USER, clientid,
 				"too many registration connections");
@@ -145,16 +146,18 @@ size_t auth__user_key(char out[AUTH_USER_KEY_LEN], const char *name, const char 
  * the broker still hashes at most a few a second for it. (While an
  * address is locked, a made-up name is refused sooner than a real one:
  * names are no secret to accounts, chat/presence/+ lists them.)
- * MOSQ_ERR_SUCCESS (go on) or a refusal. */
-static int check_throttles(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
-		const char *username, const char *clientid, bool known, int64_t now)
+ * taddr: the address to key on, NULL for a front's (no address throttle;
+ * ukey is then the name alone). MOSQ_ERR_SUCCESS (go on) or a refusal. */
+static int check_throttles(struct mqchat *m, const char *addr, const char *taddr,
+		const char *ukey, size_t uklen, const char *username, const char *clientid, bool known,
+		int64_t now)
 {
 	if(throttle__locked(&m->user_throttle, ukey, uklen, now, NULL)){
 		m->auth_throttled++;
 		return refuse(m, LOGIN_THROTTLED_USER, addr, username, clientid, "throttled (user)");
 	}
-	if(throttle__locked(&m->addr_throttle, addr, strlen(addr), now, NULL)
-			&& !(known && throttle__take(&m->locked_addr_checks, addr, strlen(addr), now))){
+	if(taddr != NULL && throttle__locked(&m->addr_throttle, taddr, strlen(taddr), now, NULL)
+			&& !(known && throttle__take(&m->locked_addr_checks, taddr, strlen(taddr), now))){
 		m->auth_throttled++;
 		return refuse(m, LOGIN_THROTTLED_ADDRESS, addr, username, clientid, "throttled (address)");
 	}
@@ -162,42 +165,43 @@ static int check_throttles(struct mqchat *m, const char *addr, const char *ukey,
 }
 
 /* A hashed attempt failed: count it for the name at this address and for
- * the address. */
-static void count_failure(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
+ * the address (not a front's: taddr NULL). */
+static void count_failure(struct mqchat *m, const char *taddr, const char *ukey, size_t uklen,
 		int64_t now)
 {
 	throttle__fail(&m->user_throttle, ukey, uklen, now);
-	throttle__fail(&m->addr_throttle, addr, strlen(addr), now);
+	if(taddr != NULL) throttle__fail(&m->addr_throttle, taddr, strlen(taddr), now);
 }
 
 /* A name that is not an account: refuse, after the same throttles and the
  * same cost as a real check, so neither timing nor the throttle reveals
  * which names exist. */
-static int refuse_unknown(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
-		const char *username, const char *clientid, const char *password, size_t pwlen, int64_t now)
+static int refuse_unknown(struct mqchat *m, const char *addr, const char *taddr, const char *ukey,
+		size_t uklen, const char *username, const char *clientid, const char *password,
+		size_t pwlen, int64_t now)
 {
-	int rc = check_throttles(m, addr, ukey, uklen, username, clientid, false, now);
+	int rc = check_throttles(m, addr, taddr, ukey, uklen, username, clientid, false, now);
 	bool ok;
 
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	(void)pwhash__verify(password, pwlen, m->dummy_hash, &ok);
-	count_failure(m, addr, ukey, uklen, now);
+	count_failure(m, taddr, ukey, uklen, now);
 	return refuse(m, LOGIN_UNKNOWN_USER, addr, username, clientid, "unknown user");
 }
 
 /* A disabled account: the same throttles and cost as any login, and the
  * same answer; if the password was right, login_status may then tell this
  * address that the account is disabled (who knows the password may know). */
-static int refuse_disabled(struct mqchat *m, const char *addr, const char *ukey, size_t uklen,
-		const struct snap_user *u, const char *clientid, const char *password, size_t pwlen,
-		int64_t now)
+static int refuse_disabled(struct mqchat *m, const char *addr, const char *taddr,
+		const char *ukey, size_t uklen, const struct snap_user *u, const char *clientid,
+		const char *password, size_t pwlen, int64_t now)
 {
-	int rc = check_throttles(m, addr, ukey, uklen, u->name, clientid, false, now);
+	int rc = check_throttles(m, addr, taddr, ukey, uklen, u->name, clientid, false, now);
 	bool ok = false;
 
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	if(pwhash__verify(password, pwlen, u->pwhash, &ok) != MQC_OK || !ok){
-		count_failure(m, addr, ukey, uklen, now);
+		count_failure(m, taddr, ukey, uklen, now);
 		return refuse(m, LOGIN_DISABLED, addr, u->name, clientid,
 				"account disabled (wrong password)");
 	}
@@ -238,7 +242,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		const char *password)
 {
 	const char *clientid = mosquitto_client_id(client);
-	const char *addr = mosquitto_client_address(client);
+	const char *addr = mosquitto_client_address(client), *taddr;
 	const struct snap_user *u;
 	const struct snap_device *device = NULL;
 	enum login_reason how = LOGIN_OK_PASSWORD;  /* its figure, if it succeeds */
@@ -251,6 +255,9 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	int rc;
 
 	if(addr == NULL) addr = "?";
+	/* The address the throttles key on; NULL for a front's, whose
+	 * connections are many clients (front.c). */
+	taddr = auth__throttle_address(m, addr);
 
 	/* 1. A name and a client id are required (the broker makes one up for
 	 * a client that sends none; this is for a broker that would not). */
@@ -262,7 +269,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	}
 	/* 2. The registration pseudo-user. */
 	if(!strcmp(username, REGISTER_USER)){
-		return register_auth(m, client, addr, clientid, now);
+		return register_auth(m, client, addr, taddr, clientid, now);
 	}
 	/* 3. Name grammar, and a client id that is this user's own: nobody can
 	 * present (and so take over) another user's session. */
@@ -290,17 +297,19 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		if(rc != MOSQ_ERR_SUCCESS) return rc;
 		by_token = true;
 		how = LOGIN_OK_TOKEN;
-		uklen = auth__user_key(ukey, username, addr);
+		uklen = auth__user_key(ukey, username, taddr ? taddr : "");
 		goto success;
 	}
 	/* 6. Unknown or disabled account. The name's throttle is kept per
-	 * address: someone guessing elsewhere cannot lock the owner out. */
-	uklen = auth__user_key(ukey, username, addr);
+	 * address: someone guessing elsewhere cannot lock the owner out.
+	 * Through a front, whose address is everyone's, by the name alone. */
+	uklen = auth__user_key(ukey, username, taddr ? taddr : "");
 	if(u == NULL){
-		return refuse_unknown(m, addr, ukey, uklen, username, clientid, password, pwlen, now);
+		return refuse_unknown(m, addr, taddr, ukey, uklen, username, clientid, password, pwlen,
+				now);
 	}
 	if(!u->enabled){
-		return refuse_disabled(m, addr, ukey, uklen, u, clientid, password, pwlen, now);
+		return refuse_disabled(m, addr, taddr, ukey, uklen, u, clientid, password, pwlen, now);
 	}
 	/* 7. A credential that verified before passes, throttled or not. */
 	if(credcache__check(&m->creds, u->name, password, pwlen, u->pwhash)){
@@ -326,12 +335,12 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		goto success;
 	}
 	/* 9. Throttles, before any hashing. */
-	rc = check_throttles(m, addr, ukey, uklen, username, clientid, true, now);
+	rc = check_throttles(m, addr, taddr, ukey, uklen, username, clientid, true, now);
 	if(rc != MOSQ_ERR_SUCCESS) return rc;
 	/* 10. The real check. */
 	rc = pwhash__verify(password, pwlen, u->pwhash, &ok);
 	if(rc != MQC_OK || !ok){
-		count_failure(m, addr, ukey, uklen, now);
+		count_failure(m, taddr, ukey, uklen, now);
 		return refuse(m, rc == MQC_OK ? LOGIN_BAD_PASSWORD : LOGIN_BAD_HASH, addr, username,
 				clientid, rc == MQC_OK ? "wrong password" : "stored password hash unreadable");
 	}

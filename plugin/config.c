@@ -114,6 +114,12 @@ int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *
 			}
 			continue;
 		}
+		if(!strcmp(key, "front_addresses")){
+			int rc = front__add(cfg, value, err, errlen);
+
+			if(rc != MQC_OK) return rc;
+			continue;
+		}
 		if(!strcmp(key, "watch")){
 			if(!strcmp(value, "on")) cfg->watch = true;
 			else if(!strcmp(value, "off")) cfg->watch = false;

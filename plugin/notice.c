@@ -82,13 +82,15 @@ static json_t *login_status(struct mqchat *m, const char *addr, const char *name
 {
 	int64_t now = m->clock_ms(), wait_user = 0, wait_addr = 0;
 	char key[AUTH_USER_KEY_LEN];
-	size_t klen = auth__user_key(key, name, addr);
+	const char *taddr = auth__throttle_address(m, addr);   /* NULL: a front's */
+	size_t klen = auth__user_key(key, name, taddr ? taddr : "");
 	bool by_user, by_addr;
 
 	/* The name as seen from the asking address: the throttle a login from
-	 * here meets. */
+	 * here meets (auth.c keys them the same way). */
 	by_user = throttle__locked(&m->user_throttle, key, klen, now, &wait_user);
-	by_addr = throttle__locked(&m->addr_throttle, addr, strlen(addr), now, &wait_addr);
+	by_addr = taddr != NULL && throttle__locked(&m->addr_throttle, taddr, strlen(taddr), now,
+			&wait_addr);
 	if(by_user || by_addr){
 		/* Unknown names are throttled alike: nothing about the name leaks. */
 		return json_pack("{sOsbsssssI}", "id", id, "ok", 1, "user", name, "status", "throttled",

@@ -63,6 +63,8 @@ struct mqchat;
 #define CONFIG_DEFAULT_MAX_SUBSCRIPTIONS 1000L
 #define CONFIG_DEFAULT_STATS_INTERVAL 5L
 #define CONFIG_DEFAULT_SPOOL_MB 0L      /* no spool */
+/* Entries plugin_opt_front_addresses may hold (a front is a few machines). */
+#define FRONT_MAX 64
 
 struct mqchat_config {
 	char *db;                       /* plugin_opt_dbpath, malloc'd */
@@ -81,6 +83,13 @@ struct mqchat_config {
 	int seen_report_s;              /* device logins reported this often (devices.c) */
 	int stats_interval_s;           /* figures on $SYS/mqchat/plugin this often (stats.c); 0: off */
 	int spool_mb;                   /* the node's spool, MiB (spool.c); 0: none */
+	/* plugin_opt_front_addresses (front.c): networks whose connections
+	 * skip the per-address throttles; addr as IPv6 (IPv4 mapped). */
+	struct front_net {
+		unsigned char addr[16];
+		unsigned prefix;                /* 0..128 */
+	} front[FRONT_MAX];
+	size_t front_count;
 };
 
 /* Set every field to its default (db NULL). */
@@ -98,6 +107,12 @@ int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *
 		char *err, size_t errlen);
 /* Free what cfg owns; safe on a defaulted or half-parsed struct. */
 void plugin_config__cleanup(struct mqchat_config *cfg);
+/* Add the addresses and networks of one plugin_opt_front_addresses value
+ * (separated by spaces or commas: "10.0.0.5, 10.0.1.0/24 fd00::/64") to
+ * cfg (front.c). MQC_OK, or MQC_ERR_INVAL with a message in err. */
+int front__add(struct mqchat_config *cfg, const char *value, char *err, size_t errlen);
+/* Is addr (a client's address as the broker gives it) a front's? */
+bool front__match(const struct mqchat_config *cfg, const char *addr);
 
 /* ================================================================
  * Snapshot (snapshot.c): the user store in memory, immutable once built.
@@ -906,7 +921,11 @@ int limits__message_cb(int event, void *event_data, void *userdata);
  * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH. */
 int auth__check(struct mqchat *m, const struct mosquitto *client, const char *username,
 		const char *password);
-/* The user throttle's key: a name as seen from one address. */
+/* The address the per-address throttles key on: addr, or NULL when addr
+ * is a front's (plugin_opt_front_addresses), which skips them. */
+const char *auth__throttle_address(const struct mqchat *m, const char *addr);
+/* The user throttle's key: a name as seen from one address (addr "": the
+ * name alone, for logins through a front). */
 #define AUTH_USER_KEY_LEN (NAME_MAX_LEN + 2 + 64)
 size_t auth__user_key(char out[AUTH_USER_KEY_LEN], const char *name, const char *addr);
 /* Prepare the auth state (cache key, throttles, the dummy hash). */

@@ -15,6 +15,7 @@ itself, with only its addresses, ports, log target and stats socket rewritten
 for the test (rewrite_config: every rewrite must match, so a changed config
 fails here loudly instead of testing something else).
 """
+import itertools
 import os
 import re
 import shutil
@@ -31,6 +32,19 @@ import harness  # noqa: E402
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 HAPROXY_CFG = os.path.join(harness.ROOT, "config", "haproxy.cfg")
 PASSWORD = "password-cluster"
+FRONT_ADDRESS = "127.0.0.1"
+
+# Where the tests' clients connect from: the front limits new and open
+# connections per client address (config/haproxy.cfg, "Per client address"),
+# and real clients have addresses of their own, so each connection a test
+# makes comes from the next address of 127.0.1.1-254 unless the test names
+# one (loopback answers for all of 127.0.0.0/8).
+_SOURCES = itertools.cycle("127.0.1.%d" % i for i in range(1, 255))
+
+
+def next_source():
+    return next(_SOURCES)
+
 
 # The bounds the config promises (config/haproxy.cfg, "Health checks"),
 # with the slack of a shared 2-core test machine.
@@ -49,7 +63,10 @@ class Node(harness.Broker):
         self.host = host
         self.ws_port = harness.free_port()
         extra = "listener %d lo\nprotocol websockets\n" % self.ws_port
-        super().__init__(datadir, db=db, extra_conf=extra)
+        # HAProxy reaches the nodes from 127.0.0.1: the front's address,
+        # whose connections skip the plugin's per-address throttles.
+        super().__init__(datadir, db=db, extra_conf=extra,
+                         plugin_opts={"front_addresses": FRONT_ADDRESS})
         with open(self.conf) as f:
             text = f.read()
         mine = "listener %d 127.0.0.1\n" % self.port
@@ -153,13 +170,16 @@ class Front:
     """HAProxy from config/haproxy.cfg, rewritten for the test, in the
     foreground (-db) as this process's child, stopped by PID."""
 
-    def __init__(self, root, nodes):
+    def __init__(self, root, nodes, env=None, name="haproxy"):
+        """env: environment for HAProxy (the config's limits are
+        presetenv: MQCHAT_CONN_RATE and the others may be set here)."""
         self.root = root
+        self.env = env
         self.port = harness.free_port()
         self.ws_port = harness.free_port()
-        self.sock = os.path.join(root, "haproxy.sock")
-        self.cfg = os.path.join(root, "haproxy.cfg")
-        self.logpath = os.path.join(root, "haproxy.log")
+        self.sock = os.path.join(root, name + ".sock")
+        self.cfg = os.path.join(root, name + ".cfg")
+        self.logpath = os.path.join(root, name + ".log")
         with open(HAPROXY_CFG) as f:
             text = f.read()
         with open(self.cfg, "w") as f:
@@ -169,7 +189,7 @@ class Front:
         self.proc = None
 
     def start(self, timeout=harness.DEFAULT_TIMEOUT):
-        self.proc = harness.Proc([HAPROXY, "-db", "-f", self.cfg], self.logpath)
+        self.proc = harness.Proc([HAPROXY, "-db", "-f", self.cfg], self.logpath, env=self.env)
 
         def up():
             if self.proc.proc.poll() is not None:
@@ -263,12 +283,15 @@ class Cluster:
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)
 
-    def client(self, username, password=PASSWORD, client_id=None, v5=False, ws=False, **kw):
+    def client(self, username, password=PASSWORD, client_id=None, v5=False, ws=False,
+               source=None, front=None, **kw):
         """A harness.Client through HAProxy (MQTT, or WebSockets with the
-        client id in the URL as ?cid=, as config/haproxy.cfg asks). Closed
-        by stop()."""
-        c = harness.Client(self.front.ws_port if ws else self.front.port, username, password,
-                           client_id=client_id, v5=v5, **kw)
+        client id in the URL as ?cid=, as config/haproxy.cfg asks), from
+        source (default: next_source()), through front (default: the
+        cluster's). Closed by stop()."""
+        front = front or self.front
+        c = harness.Client(front.ws_port if ws else front.port, username, password,
+                           client_id=client_id, v5=v5, source=source or next_source(), **kw)
         if ws:
             import paho.mqtt.client as mqtt
             proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311

@@ -1,6 +1,6 @@
 """measure_front.py - figures for the front (config/haproxy.cfg), printed.
 
-    BUILD=build /usr/bin/python3 tests/cluster/measure_front.py [ROUNDS]
+    BUILD=build /usr/bin/python3 tests/cluster/measure_front.py [ROUNDS | limits]
 
 On a cluster of 3 nodes from cluster_util (not a test: pytest does not
 collect it):
@@ -13,7 +13,10 @@ collect it):
   as it is dropped (again 100 ms after the front closes a try without a
   CONNACK): time from the kill to its CONNACK from another node;
   time until HAProxy shows the node DOWN; after a restart, until UP;
-- hang: a node SIGSTOPped: time until the front has closed its clients.
+- hang: a node SIGSTOPped: time until the front has closed its clients;
+- limits (also alone: `limits`): HAProxy's CPU per connection refused by
+  the per-address rate (a flood of 2000 from one address), and its RSS per
+  entry of the per-address table (20,000 addresses, one connection each).
 """
 import collections
 import os
@@ -32,7 +35,9 @@ import test_front as tf  # noqa: E402
 
 
 def raw_cycle(port, pkt):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # Each from its own address, as real clients: the front limits per address.
+    s = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                 source_address=(cluster_util.next_source(), 0))
     try:
         s.sendall(pkt)
         got = s.recv(4)
@@ -70,6 +75,39 @@ def spread_and_cpu(cl):
         (c1 - c0) / n * 1e6, n, t1 - t0, n / (t1 - t0)))
 
 
+def table_used(cl):
+    head = cl.front.command("show table per_address").splitlines()[0]
+    return int(head.rsplit("used:", 1)[1])
+
+
+def limits(cl):
+    src, pkt, n = "127.0.2.1", tf.connect_packet("u2@limit", "u2", PASSWORD), 2000
+    got = [tf.mqtt_try(cl.front.port, src, "u2@limit", "u2") for _ in range(tf.CONN_RATE)]
+    assert got == [0] * tf.CONN_RATE, got
+    c0, t0 = cl.front.cpu_seconds(), time.monotonic()
+    for _ in range(n):
+        s, back = tf.open_raw(cl.front.port, src, pkt)
+        s.close()
+        assert back == b"", back
+    c1, t1 = cl.front.cpu_seconds(), time.monotonic()
+    print("HAProxy CPU per connection refused by the rate: %.1f us (%d in %.2f s)" % (
+        (c1 - c0) / n * 1e6, n, t1 - t0))
+    pid, used0 = cl.front.proc.proc.pid, table_used(cl)
+    r0, k = rss_kb(pid), 0
+    for x in range(3, 255):
+        for y in range(1, 255):
+            if k == 20000:
+                break
+            s = socket.create_connection(("127.0.0.1", cl.front.port), timeout=5,
+                                         source_address=("127.3.%d.%d" % (x, y), 0))
+            s.close()
+            k += 1
+    time.sleep(0.5)
+    r1, used1 = rss_kb(pid), table_used(cl)
+    print("per-address table: %d -> %d entries, HAProxy RSS %d -> %d KiB: %.0f bytes per entry" % (
+        used0, used1, r0, r1, (r1 - r0) * 1024 / max(1, used1 - used0)))
+
+
 def idle_memory(bufsize=None):
     orig = cluster_util.rewrite_config
     if bufsize:
@@ -84,7 +122,8 @@ def idle_memory(bufsize=None):
         r0 = rss_kb(pid)
         socks = []
         for i in range(1000):
-            s = socket.create_connection(("127.0.0.1", cl.front.port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", cl.front.port), timeout=5,
+                                         source_address=(cluster_util.next_source(), 0))
             u = "m%d" % (i % 250)
             s.sendall(tf.connect_packet("%s@idle%d" % (u, i), u, PASSWORD))
             assert s.recv(4)[:1] == b"\x20"
@@ -153,12 +192,16 @@ def hang_round(cl, tag):
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    only_limits = sys.argv[1:] == ["limits"]
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 and not only_limits else 5
     cl = Cluster(3)
     try:
         for u in tf.USERS:
             cl.store.add_user(u, PASSWORD)
         cl.start()
+        limits(cl)
+        if only_limits:
+            return
         spread_and_cpu(cl)
         for r in range(rounds):
             n, worst, med, down, up, again = kill_round(cl, "k%d" % r)

@@ -442,8 +442,9 @@ class Client:
     Received messages are kept in self.messages (a queue of paho messages)."""
 
     def __init__(self, port, username, password, client_id=None, v5=False, clean=True,
-                 will=None, keepalive=30):
+                 will=None, keepalive=30, source=None):
         self.v5 = v5
+        self.source = source    # a local address to connect from (127.0.0.x); None: any
         proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
         self.client_id = client_id if client_id is not None else username
         if v5:
@@ -499,7 +500,8 @@ class Client:
                 p = Properties(PacketTypes.CONNECT)
                 p.SessionExpiryInterval = 3600
                 kw["properties"] = p
-        self.c.connect("127.0.0.1", self.port, self.keepalive, **kw)
+        self.c.connect("127.0.0.1", self.port, self.keepalive, bind_address=self.source or "",
+                       **kw)
         self.c.loop_start()
         if not self.connected.wait(timeout):
             raise AssertionError("no CONNACK within %.1fs" % timeout)

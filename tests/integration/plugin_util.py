@@ -307,12 +307,15 @@ def connect_packet(client_id, username=None, password=None, v5=False, will=None)
     return b"\x10" + _varint(len(body)) + body
 
 
-def raw_connect(port, client_id, username=None, password=None, v5=False, timeout=5.0):
-    """Send one CONNECT on a fresh socket; return the CONNACK return/reason
-    code, or None if the broker closed the connection without one. The
-    socket is closed before returning (a DISCONNECT is sent when accepted)."""
+def raw_connect(port, client_id, username=None, password=None, v5=False, timeout=5.0,
+                source=None):
+    """Send one CONNECT on a fresh socket (from the local address source, if
+    given); return the CONNACK return/reason code, or None if the broker
+    closed the connection without one. The socket is closed before
+    returning (a DISCONNECT is sent when accepted)."""
     pkt = connect_packet(client_id, username, password, v5)
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
     try:
         s.sendall(pkt)
         head = _recv(s, 2)

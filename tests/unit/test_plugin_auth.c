@@ -422,6 +422,44 @@ static void test_unknown_names_throttled(void **state)
 	assert_int_equal(m->auth_throttled, 100);
 }
 
+/* A front (plugin_opt_front_addresses): its address carries every client,
+ * so no rule keys on it; the name's throttle keys on the name alone. */
+static void test_front_skips_address_throttles(void **state)
+{
+	struct mqchat *m = *state;
+	char err[128];
+	int i;
+
+	assert_int_equal(front__add(&m->cfg, "10.0.0.1 10.0.1.0/24", err, sizeof(err)), MQC_OK);
+	/* Failures on many names from the front lock no address... */
+	for(i=0; i<30; i++){
+		const char *name = i % 2 ? "bob" : "zed";
+
+		assert_int_equal(login(m, name, name, "bad", "10.0.0.1"), MOSQ_ERR_AUTH);
+		throttle__cleanup(&m->user_throttle);
+	}
+	assert_int_equal(m->addr_throttle.count, 0);
+	assert_int_equal(stub_log_contains("throttled"), 0);
+	assert_int_equal(login(m, "alice", "alice", PW, "10.0.0.1"), MOSQ_ERR_SUCCESS);
+	/* ... a name's failures lock the name through every front address
+	 * (the key is the name alone), not from elsewhere. */
+	for(i=0; i<3; i++) assert_int_equal(login(m, "bob", "bob", "bad", "10.0.1.7"), MOSQ_ERR_AUTH);
+	assert_true(user_locked(m, "bob", ""));
+	assert_int_equal(login(m, "bob", "bob", PW, "10.0.0.1"), MOSQ_ERR_AUTH);
+	assert_int_equal(stub_log_contains("throttled (user)"), 1);
+	assert_int_equal(login(m, "bob", "bob", PW, "10.0.2.1"), MOSQ_ERR_SUCCESS);
+	/* Registration connections: not counted per front address. */
+	for(i=0; i<20; i++){
+		assert_int_equal(login(m, "_register", "_register@abcdefgh", NULL, "10.0.1.9"),
+				MOSQ_ERR_SUCCESS);
+	}
+	for(i=0; i<5; i++){
+		assert_int_equal(login(m, "_register", "_register@abcdefgh", NULL, "10.0.2.9"),
+				MOSQ_ERR_SUCCESS);
+	}
+	assert_int_equal(login(m, "_register", "_register@abcdefgh", NULL, "10.0.2.9"), MOSQ_ERR_AUTH);
+}
+
 /* ---- registration connections ---- */
 
 static void test_register_login(void **state)
@@ -896,6 +934,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_passes_while_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_address_throttle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_throttle_spares_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_front_skips_address_throttles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_names_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_login, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_bounded, setup, teardown),

@@ -96,6 +96,20 @@ static void test_bad_values(void **state)
 		{"watch", "yes", "plugin_opt_watch must be on or off"},
 		{"watch", "", "plugin_opt_watch must be on or off"},
 		{"dbpath", "", "plugin_opt_dbpath is empty"},
+		{"front_addresses", "", "plugin_opt_front_addresses is empty"},
+		{"front_addresses", " , ", "plugin_opt_front_addresses is empty"},
+		{"front_addresses", "10.0.0.256", "\"10.0.0.256\" is not an IPv4 or IPv6 address"},
+		{"front_addresses", "10.0.0.1 haproxy", "\"haproxy\" is not an IPv4 or IPv6"},
+		{"front_addresses", "10.0.0.0/33", "\"10.0.0.0/33\" is not"},
+		{"front_addresses", "fd00::/129", "\"fd00::/129\" is not"},
+		{"front_addresses", "10.0.0.0/", "is not"},
+		{"front_addresses", "/8", "is not"},
+		{"front_addresses", "10.0.0.0/08", "is not"},
+		{"front_addresses", "10.0.0.0/+8", "is not"},
+		{"front_addresses", "10.0.0.0/8/8", "is not"},
+		{"front_addresses", "10.0.0.1/8", "\"10.0.0.1/8\" has bits set past its prefix"},
+		{"front_addresses", "fd00::1/64", "has bits set past its prefix"},
+		{"front_addresses", "10.0.0.1;10.0.0.2", "is not"},
 	};
 	struct mqchat_config cfg;
 	struct mosquitto_opt opts[2] = {OPT("dbpath", "a.db"), OPT("x", "y")};
@@ -113,6 +127,66 @@ static void test_bad_values(void **state)
 		}
 		plugin_config__cleanup(&cfg);
 	}
+}
+
+static void test_front_addresses(void **state)
+{
+	struct mqchat_config cfg;
+	struct mosquitto_opt opts[] = {
+		OPT("dbpath", "a.db"), OPT("front_addresses", "10.0.0.5, 192.168.8.0/22\tfd00:1::/64"),
+		OPT("front_addresses", "203.0.113.7/32,::ffff:198.51.100.1"),
+	};
+	struct mosquitto_opt many[FRONT_MAX + 2];
+	char err[256], addrs[FRONT_MAX + 1][32];
+	int i;
+
+	(void)state;
+	assert_int_equal(parse(opts, 1, &cfg, err), MQC_OK);
+	assert_false(front__match(&cfg, "10.0.0.5"));   /* none by default */
+	plugin_config__cleanup(&cfg);
+	/* Lines add up; spaces, tabs and commas separate. */
+	assert_int_equal(parse(opts, 3, &cfg, err), MQC_OK);
+	assert_int_equal(cfg.front_count, 5);
+	assert_true(front__match(&cfg, "10.0.0.5"));
+	assert_true(front__match(&cfg, "::ffff:10.0.0.5"));  /* a dual-stack listener's form */
+	assert_false(front__match(&cfg, "10.0.0.6"));
+	assert_false(front__match(&cfg, "10.0.0.50"));
+	assert_true(front__match(&cfg, "192.168.8.0"));
+	assert_true(front__match(&cfg, "192.168.11.255"));
+	assert_false(front__match(&cfg, "192.168.12.0"));
+	assert_false(front__match(&cfg, "192.168.7.255"));
+	assert_true(front__match(&cfg, "fd00:1::abcd"));
+	assert_true(front__match(&cfg, "fd00:1:0:0:ffff::1"));
+	assert_false(front__match(&cfg, "fd00:1:0:1::1"));
+	assert_true(front__match(&cfg, "203.0.113.7"));
+	assert_true(front__match(&cfg, "198.51.100.1"));
+	assert_false(front__match(&cfg, "::1"));
+	assert_false(front__match(&cfg, "?"));
+	assert_false(front__match(&cfg, "fe80::1%eth0"));
+	assert_false(front__match(&cfg, NULL));
+	plugin_config__cleanup(&cfg);
+	/* Everything: 0.0.0.0/0 and ::/0. */
+	opts[1].value = "0.0.0.0/0";
+	assert_int_equal(parse(opts, 2, &cfg, err), MQC_OK);
+	assert_true(front__match(&cfg, "1.2.3.4"));
+	assert_false(front__match(&cfg, "2001:db8::1"));
+	plugin_config__cleanup(&cfg);
+	opts[1].value = "::/0";
+	assert_int_equal(parse(opts, 2, &cfg, err), MQC_OK);
+	assert_true(front__match(&cfg, "2001:db8::1"));
+	assert_true(front__match(&cfg, "1.2.3.4"));
+	plugin_config__cleanup(&cfg);
+	/* At most FRONT_MAX. */
+	many[0] = (struct mosquitto_opt)OPT("dbpath", "a.db");
+	for(i=0; i<=FRONT_MAX; i++){
+		snprintf(addrs[i], sizeof(addrs[i]), "10.9.%d.%d", i / 256, i % 256);
+		many[i + 1] = (struct mosquitto_opt)OPT("front_addresses", addrs[i]);
+	}
+	assert_int_equal(parse(many, FRONT_MAX + 1, &cfg, err), MQC_OK);
+	plugin_config__cleanup(&cfg);
+	assert_int_equal(parse(many, FRONT_MAX + 2, &cfg, err), MQC_ERR_INVAL);
+	assert_non_null(strstr(err, "plugin_opt_front_addresses: more than 64 addresses"));
+	plugin_config__cleanup(&cfg);
 }
 
 static void test_db_required_unknown_ignored(void **state)
@@ -231,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_front_addresses),
 		cmocka_unit_test(test_db_required_unknown_ignored),
 		cmocka_unit_test(test_init_refuses_bad_store),
 		cmocka_unit_test(test_init_and_cleanup),
