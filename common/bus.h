@@ -1,0 +1,63 @@
+/* bus.h - what the node's plugin and its bus process (`mqchat-archiver
+ * bus`, archiver/bus.c) agree on: the spool records the bus reads beside
+ * the messages, the inbox ring it writes, and the NATS subjects
+ * (docs/SCALING.md, "The bus").
+ *
+ * Records in DATA/spool (common/spool.h) the bus reads:
+ *   flags & SPOOL_F_FORWARD   a message to send to the other nodes: the
+ *                             client's topic and payload
+ *   flags == BUS_F_INTEREST   a session's interest changed: client_id the
+ *                             session's client id, topic the MQTT filter,
+ *                             payload one byte BUS_OP_*
+ * The archiver stores only SPOOL_F_STORE records, so it skips both kinds
+ * unless a message is also STORE.
+ *
+ * DATA/inbox: a second ring of the same format (common/spool.c), written
+ * by the bus (the writer's lock), read by the broker's plugin in its TICK
+ * callback (reader slot SPOOL_READER_ARCHIVER, hard: the bus never
+ * overwrites what the broker has not published). Its records: client_id
+ * the origin node, topic and payload the message to publish.
+ *
+ * Subjects: chat/inbox/<to>/<from> is mq.i.<to>.<from>, chat/room/<room>/
+ * <from> mq.r.<room>.<from>, chat/typing/<to>/<from> mq.t..., chat/
+ * roomtyping/<room>/<from> mq.rt.... A NATS token may not hold '.', names
+ * may (common/names.c): '.' is sent as '~', which names may not hold. */
+#ifndef MQCHAT_BUS_H
+#define MQCHAT_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BUS_INBOX_FILE "inbox"          /* in the data folder */
+#define BUS_INTEREST_FILE "bus.interest"
+#define BUS_F_INTEREST 4u               /* spool flag beside SPOOL_F_STORE/FORWARD */
+#define BUS_OP_SUBSCRIBE '+'            /* the session subscribed to the filter */
+#define BUS_OP_UNSUBSCRIBE '-'          /* ... unsubscribed from it */
+#define BUS_OP_GONE 'x'                 /* the session ended: all its filters go */
+#define BUS_SUBJECT_MAX 600             /* any subject of a valid topic or filter fits */
+#define BUS_SUBJECTS_PER_FILTER 4       /* the four kinds: chat/# maps to all of them */
+#define BUS_ORIGIN_HEADER "Mq-Origin"   /* NATS headers: origin node, */
+#define BUS_EPOCH_HEADER "Mq-Epoch"     /* its spool's epoch, */
+#define BUS_SEQ_HEADER "Mq-Seq"         /* the record's seq in it */
+#define BUS_ORIGIN_PROPERTY "mqchat-origin" /* MQTT 5 user property on injected messages */
+
+/* True if the topic is one the bus carries (inbox, room, typing, room
+ * typing: four levels, none empty). */
+bool bus__carries(const char *topic);
+
+/* The subject of a message's topic into out (outlen bytes). False if the
+ * topic is not one the bus carries or a level cannot be a NATS token
+ * (a space, '*', '>', '~' or a control character). */
+bool bus__subject(const char *topic, char *out, size_t outlen);
+
+/* The topic of a subject from bus__subject (the other way round). False
+ * for anything else. */
+bool bus__topic(const char *subject, char *out, size_t outlen);
+
+/* The subjects that cover every carried topic the MQTT filter matches,
+ * into out[0..n) (each BUS_SUBJECT_MAX bytes); returns n (0: the filter
+ * matches nothing the bus carries). '+' is '*'; a '#' is '>' where it
+ * may stand for both levels, '*' where only the last is left. */
+size_t bus__filter_subjects(const char *filter, char out[][BUS_SUBJECT_MAX]);
+
+#endif

@@ -1,0 +1,159 @@
+/* test_bus.c - common/bus.c: topics to NATS subjects and back (names with
+ * '.' sent as '~'), filters to the subjects that cover them (wildcards),
+ * and what has no subject. Every subject made is checked against
+ * nats-server's rules for a published subject or a subscription. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bus.h"
+
+/* nats-server 2.9 (server/sublist.go, IsValidSubject / IsValidLiteralSubject):
+ * tokens split at '.', none empty, no whitespace; '*' and '>' only as a
+ * whole token, '>' only last; literal: no wildcard at all. */
+static bool nats_valid(const char *s, bool literal)
+{
+	const char *p = s, *dot;
+	size_t len;
+
+	if(*s == '\0') return false;
+	for(;;){
+		dot = strchr(p, '.');
+		len = dot ? (size_t)(dot - p) : strlen(p);
+		if(len == 0) return false;
+		for(size_t i=0; i<len; i++){
+			if(p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n') return false;
+			if((p[i] == '*' || p[i] == '>') && (literal || len != 1)) return false;
+		}
+		if(len == 1 && p[0] == '>' && dot != NULL) return false;
+		if(dot == NULL) return true;
+		p = dot + 1;
+	}
+}
+
+static void expect_subject(const char *topic, const char *subject)
+{
+	char out[BUS_SUBJECT_MAX], back[BUS_SUBJECT_MAX];
+
+	assert_true(bus__subject(topic, out, sizeof(out)));
+	assert_string_equal(out, subject);
+	assert_true(nats_valid(out, true));
+	assert_true(bus__carries(topic));
+	assert_true(bus__topic(out, back, sizeof(back)));
+	assert_string_equal(back, topic);
+}
+
+static void subjects_of_topics(void **state)
+{
+	(void)state;
+	expect_subject("chat/inbox/alice/bob", "mq.i.alice.bob");
+	expect_subject("chat/room/general/bob", "mq.r.general.bob");
+	expect_subject("chat/typing/alice/bob", "mq.t.alice.bob");
+	expect_subject("chat/roomtyping/general/bob", "mq.rt.general.bob");
+	/* Names may hold '.', a NATS token may not. */
+	expect_subject("chat/inbox/a.b/c.d.e", "mq.i.a~b.c~d~e");
+	expect_subject("chat/room/team.x/bob_1-2", "mq.r.team~x.bob_1-2");
+}
+
+static void topics_without_subject(void **state)
+{
+	static const char *bad[] = {
+		"chat/inbox/alice", "chat/inbox/alice/bob/x", "chat/inbox//bob", "chat/inbox/alice/",
+		"chat/presence/alice", "chat/rpc/alice/req", "chat/notice/alice", "chat/seen/node1",
+		"chat/inbox/al ice/bob", "chat/inbox/a*/bob", "chat/inbox/alice/>", "chat/inbox/a~b/c",
+		"chat/inbox/+/bob", "other/inbox/alice/bob", "", "chat",
+	};
+	char out[BUS_SUBJECT_MAX];
+	size_t i;
+
+	(void)state;
+	for(i=0; i<sizeof(bad) / sizeof(bad[0]); i++){
+		if(bus__subject(bad[i], out, sizeof(out))) fail_msg("%s gave %s", bad[i], out);
+		assert_false(bus__carries(bad[i]));
+	}
+	/* Too small a buffer is a refusal, never a cut subject. */
+	assert_false(bus__subject("chat/inbox/alice/bob", out, 10));
+}
+
+static void topics_of_bad_subjects(void **state)
+{
+	static const char *bad[] = {
+		"mq.i.alice", "mq.i.alice.bob.x", "mq.x.alice.bob", "mq.i.*.bob", "mq.i.alice.>",
+		"mq.i..bob", "mq.i.alice.", "nq.i.alice.bob", "mq.i", "mq.hb.node1",
+	};
+	char out[BUS_SUBJECT_MAX];
+	size_t i;
+
+	(void)state;
+	for(i=0; i<sizeof(bad) / sizeof(bad[0]); i++){
+		if(bus__topic(bad[i], out, sizeof(out))) fail_msg("%s gave %s", bad[i], out);
+	}
+}
+
+static void expect_filter(const char *filter, size_t n, const char *const *want)
+{
+	char out[BUS_SUBJECTS_PER_FILTER][BUS_SUBJECT_MAX];
+	size_t got, i;
+
+	got = bus__filter_subjects(filter, out);
+	if(got != n) fail_msg("%s: %zu subjects, want %zu", filter, got, n);
+	for(i=0; i<n; i++){
+		assert_string_equal(out[i], want[i]);
+		assert_true(nats_valid(out[i], false));
+	}
+}
+
+static void subjects_of_filters(void **state)
+{
+	(void)state;
+	expect_filter("chat/inbox/alice/#", 1, (const char *[]){"mq.i.alice.*"});
+	expect_filter("chat/inbox/alice/+", 1, (const char *[]){"mq.i.alice.*"});
+	expect_filter("chat/inbox/+/alice", 1, (const char *[]){"mq.i.*.alice"});
+	expect_filter("chat/inbox/alice/bob", 1, (const char *[]){"mq.i.alice.bob"});
+	expect_filter("chat/inbox/alice/bob/#", 1, (const char *[]){"mq.i.alice.bob"});
+	expect_filter("chat/room/team.x/#", 1, (const char *[]){"mq.r.team~x.*"});
+	expect_filter("chat/typing/a.b/+", 1, (const char *[]){"mq.t.a~b.*"});
+	expect_filter("chat/roomtyping/general/#", 1, (const char *[]){"mq.rt.general.*"});
+	expect_filter("chat/inbox/#", 1, (const char *[]){"mq.i.>"});
+	expect_filter("chat/room/+/+", 1, (const char *[]){"mq.r.*.*"});
+	expect_filter("chat/#", 4, (const char *[]){"mq.i.>", "mq.r.>", "mq.t.>", "mq.rt.>"});
+	expect_filter("#", 4, (const char *[]){"mq.i.>", "mq.r.>", "mq.t.>", "mq.rt.>"});
+	expect_filter("+/+/alice/#", 4,
+			(const char *[]){"mq.i.alice.*", "mq.r.alice.*", "mq.t.alice.*", "mq.rt.alice.*"});
+	expect_filter("chat/+/x/y", 4, (const char *[]){"mq.i.x.y", "mq.r.x.y", "mq.t.x.y", "mq.rt.x.y"});
+}
+
+static void filters_without_subject(void **state)
+{
+	static const char *none[] = {
+		"chat/presence/#", "chat/rpc/alice/resp", "chat/notice/alice", "chat/inbox/alice",
+		"chat/inbox/+", "chat/inbox", "chat/+", "+", "chat/inbox/alice/bob/x", "chat/inbox/al#/x",
+		"chat/inbox/a+/x", "chat/inbox/#/x", "chat/inbox/a b/#", "chat/inbox/a~b/#", "$SYS/#",
+		"chat/inbox/alice/bob/x/#", "",
+	};
+	char out[BUS_SUBJECTS_PER_FILTER][BUS_SUBJECT_MAX];
+	size_t i, n;
+
+	(void)state;
+	for(i=0; i<sizeof(none) / sizeof(none[0]); i++){
+		n = bus__filter_subjects(none[i], out);
+		if(n != 0) fail_msg("%s gave %zu subjects (%s)", none[i], n, out[0]);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(subjects_of_topics),
+		cmocka_unit_test(topics_without_subject),
+		cmocka_unit_test(topics_of_bad_subjects),
+		cmocka_unit_test(subjects_of_filters),
+		cmocka_unit_test(filters_without_subject),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
