@@ -7,10 +7,13 @@
  *   flags & SPOOL_F_FORWARD   a message to send to the other nodes: the
  *                             client's topic and payload
  *   flags == BUS_F_INTEREST   a session's interest changed: client_id the
- *                             session's client id, topic the MQTT filter,
- *                             payload one byte BUS_OP_*
+ *                             session's client id, topic the MQTT filter
+ *                             (BUS_GONE_TOPIC for BUS_OP_GONE: the spool
+ *                             takes no empty topic), payload one byte BUS_OP_*
  * The archiver stores only SPOOL_F_STORE records, so it skips both kinds
- * unless a message is also STORE.
+ * unless a message is also STORE. BUS_F_INTEREST is 0, neither STORE nor
+ * FORWARD: the spool's reader refuses flags it does not know (spool.c),
+ * and a record for nobody but the bus needs none.
  *
  * DATA/inbox: a second ring of the same format (common/spool.c), written
  * by the bus (the writer's lock), read by the broker's plugin in its TICK
@@ -30,7 +33,8 @@
 
 #define BUS_INBOX_FILE "inbox"          /* in the data folder */
 #define BUS_INTEREST_FILE "bus.interest"
-#define BUS_F_INTEREST 4u               /* spool flag beside SPOOL_F_STORE/FORWARD */
+#define BUS_F_INTEREST 0u               /* spool flags of an interest record (above) */
+#define BUS_GONE_TOPIC "#"
 #define BUS_OP_SUBSCRIBE '+'            /* the session subscribed to the filter */
 #define BUS_OP_UNSUBSCRIBE '-'          /* ... unsubscribed from it */
 #define BUS_OP_GONE 'x'                 /* the session ended: all its filters go */

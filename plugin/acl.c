@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "bus_plugin.h"
 #include "envelope.h"
 #include "plugin.h"
 #include "snapshot.h"
@@ -471,6 +472,10 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 				&& notice__register_request(m, ed->client, req.clientid, ed->payload, ed->payloadlen)){
 			return MOSQ_ERR_ACL_DENIED;   /* answered here, not by the archiver */
 		}
+	}
+	/* The bus follows each session's filters (bus.c). */
+	if(ed->access == MOSQ_ACL_UNSUBSCRIBE || (ed->access == MOSQ_ACL_SUBSCRIBE && r == ACL_OK)){
+		plugin_bus__interest(m, ed->client, ed->topic, ed->access);
 	}
 	if(r == ACL_OK) return MOSQ_ERR_SUCCESS;
 

@@ -76,6 +76,7 @@ static const struct int_opt int_opts[] = {
 	{"seen_report_s", 1, 3600, offsetof(struct mqchat_config, seen_report_s), false},
 	{"stats_interval", 0, 3600, offsetof(struct mqchat_config, stats_interval_s), false},
 	{"spool_mb", 0, SPOOL_MB_MAX, offsetof(struct mqchat_config, spool_mb), false},
+	{"bus_inbox_mb", 0, SPOOL_MB_MAX, offsetof(struct mqchat_config, bus_inbox_mb), false},
 };
 
 int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,

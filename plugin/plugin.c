@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus_plugin.h"
 #include "err.h"
 #include "plugin.h"
 #include "timeutil.h"
@@ -20,6 +21,7 @@ static const struct {
 	{MOSQ_EVT_DISCONNECT, presence__disconnect_cb},
 	{MOSQ_EVT_DISCONNECT, limits__disconnect_cb},
 	{MOSQ_EVT_DISCONNECT, devices__disconnect_cb},
+	{MOSQ_EVT_DISCONNECT, plugin_bus__disconnect_cb},
 	/* In this order: the spool keeps what limits leaves of the properties. */
 	{MOSQ_EVT_MESSAGE, limits__message_cb},
 	{MOSQ_EVT_MESSAGE, plugin_spool__message_cb},
@@ -48,6 +50,7 @@ static void mqchat_free(struct mqchat *m)
 			mosquitto_callback_unregister(m->pid, callbacks[i].event, callbacks[i].cb, NULL);
 		}
 	}
+	plugin_bus__cleanup(m);
 	plugin_spool__cleanup(&m->spool);
 	loader__cleanup(&m->loader);        /* m->snap lived in its memory */
 	m->snap = NULL;
@@ -104,6 +107,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	/* After the loader's fork: its process does not hold the spool's
 	 * writer lock. */
 	rc = plugin_spool__init(m, err, sizeof(err));
+	if(rc){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "%s", err);
+		goto fail;
+	}
+	rc = plugin_bus__init(m, err, sizeof(err));
 	if(rc){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "%s", err);
 		goto fail;

@@ -43,6 +43,7 @@
 
 struct mosquitto;
 struct mqchat;
+struct plugin_bus;
 
 /* ================================================================
  * Options (config.c)
@@ -83,6 +84,7 @@ struct mqchat_config {
 	int seen_report_s;              /* device logins reported this often (devices.c) */
 	int stats_interval_s;           /* figures on $SYS/mqchat/plugin this often (stats.c); 0: off */
 	int spool_mb;                   /* the node's spool, MiB (spool.c); 0: none */
+	int bus_inbox_mb;               /* DATA/inbox for the bus, MiB (bus.c); 0: no bus */
 	/* plugin_opt_front_addresses (front.c): networks whose connections
 	 * skip the per-address throttles; addr as IPv6 (IPv4 mapped). */
 	struct front_net {
@@ -848,6 +850,7 @@ struct mqchat {
 	char dummy_hash[PWHASH_STR_LEN];
 	struct plugin_stats stats;      /* the figures (stats.c) */
 	struct plugin_spool spool;      /* the node's spool (spool.c) */
+	struct plugin_bus *bus;         /* the bus between nodes (bus.c); NULL: off */
 };
 
 /* Input to the ACL decision. */

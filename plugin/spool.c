@@ -27,6 +27,7 @@
 
 #include <mqtt_protocol.h>
 
+#include "bus_plugin.h"
 #include "err.h"
 #include "plugin.h"
 #include "spool.h"
@@ -127,16 +128,20 @@ int plugin_spool__message_cb(int event, void *event_data, void *userdata)
 	void *corr = NULL;
 	char *resp = NULL;
 	uint16_t corr_len = 0;
+	uint32_t flags;
 	int rc;
 
 	(void)event;
-	if(ps->sp == NULL || ed->topic == NULL || !plugin_spool__takes(ed->topic)) return MOSQ_ERR_SUCCESS;
+	if(ps->sp == NULL || ed->topic == NULL) return MOSQ_ERR_SUCCESS;
+	/* The archiver's, and the bus's (bus.c: typing is the bus's only). */
+	flags = (plugin_spool__takes(ed->topic) ? SPOOL_F_STORE : 0) | plugin_bus__forward(m, ed->topic);
+	if(flags == 0) return MOSQ_ERR_SUCCESS;
 	if(ed->properties != NULL){
 		(void)mosquitto_property_read_binary(ed->properties, MQTT_PROP_CORRELATION_DATA, &corr,
 				&corr_len, false);
 		(void)mosquitto_property_read_string(ed->properties, MQTT_PROP_RESPONSE_TOPIC, &resp, false);
 	}
-	rc = spool__append(ps->sp, SPOOL_F_STORE, mosquitto_client_id(ed->client), ed->topic,
+	rc = spool__append(ps->sp, flags, mosquitto_client_id(ed->client), ed->topic,
 			ed->payload, ed->payloadlen, corr, corr_len, resp);
 	mosquitto_free(corr);
 	mosquitto_free(resp);
@@ -148,6 +153,11 @@ int plugin_spool__message_cb(int event, void *event_data, void *userdata)
 					" (%lu refused)", ps->refused - ps->refused_logged);
 			ps->refused_logged = ps->refused;
 		}
+		return MOSQ_ERR_SUCCESS;
+	}
+	/* Typing is never refused: lost, as on a node without room for it. */
+	if(!(flags & SPOOL_F_STORE)){
+		m->bus->forward_lost++;
 		return MOSQ_ERR_SUCCESS;
 	}
 	/* MQC_ERR_FULL; TOOBIG cannot happen (init made the ring big enough)

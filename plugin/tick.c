@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus_plugin.h"
 #include "plugin.h"
 
 #define PRUNE_EVERY_MS 10000
@@ -158,6 +159,7 @@ int tick__tick_cb(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)event_data;
 	m->now_ms = now;        /* every pass: the send limit's clock */
+	plugin_bus__drain(m);   /* every pass: what other nodes sent (bus.c) */
 	if(now < m->next_tick) return MOSQ_ERR_SUCCESS;
 	m->next_tick = now + TICK_EVERY_MS;
 	tick__run(m, now);
