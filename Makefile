@@ -24,6 +24,8 @@ MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 # Push notifications (archiver/push*.c) send with libcurl (HTTP/2 for APNs).
 CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# The bus between nodes (archiver/bus.c) speaks NATS with libnats.
+NATS_LIBS := $(shell pkg-config --libs libnats 2>/dev/null || echo -lnats)
 
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -96,7 +98,7 @@ $(ARCHIVER_LIB): $(ARCHIVER_LIB_OBJ)
 
 $(ARCHIVER_BIN): $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $(ARCHIVER_MAIN_OBJ) $(ARCHIVER_LIB) $(COMMON_OBJ) -lssl $(MHD_LIBS) \
-		$(CURL_LIBS) $(LDLIBS_COMMON)
+		$(CURL_LIBS) $(NATS_LIBS) $(LDLIBS_COMMON)
 
 # The terminal app draws with ncursesw (wide characters: UTF-8 names and texts).
 NCURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
@@ -119,7 +121,7 @@ $(BUILD)/mqchat-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(ARCHIVER_LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ) $(ARCHIVER_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) \
-		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS_COMMON)
+		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(CURL_LIBS) $(NATS_LIBS) $(LDLIBS_COMMON)
 
 # The terminal app's pure parts (client/tui_line.c, client/tui_store.c) are
 # tested where they live: each test links its own client object.

@@ -29,6 +29,8 @@ static const struct str_setting {
 	{"password_file", offsetof(struct config, password_file)},
 	{"cafile", offsetof(struct config, cafile)},
 	{"log", offsetof(struct config, log)},
+	{"node", offsetof(struct config, node)},
+	{"nats", offsetof(struct config, nats)},
 	{"http_bind", offsetof(struct config, http_bind)},
 	{"web_dir", offsetof(struct config, web_dir)},
 	{"web_mqtt_url", offsetof(struct config, web_mqtt_url)},
@@ -278,6 +280,8 @@ const struct cmdline_opt config__opts[] = {
 	{"push-fcm-url", 0, CMDLINE_REQUIRED, 'F'},
 	{"push-apns-url", 0, CMDLINE_REQUIRED, 'U'},
 	{"spool", 0, CMDLINE_NO_ARG, 'S'},
+	{"node", 0, CMDLINE_REQUIRED, 'n'},
+	{"nats", 0, CMDLINE_REQUIRED, 'Z'},
 	{"verbose", 'v', CMDLINE_NO_ARG, 'v'},
 	{0},
 };
@@ -307,6 +311,8 @@ static const char *opt_key(int c)
 		case 'C': return "push_collapse_ms";
 		case 'F': return "push_fcm_url";
 		case 'U': return "push_apns_url";
+		case 'n': return "node";
+		case 'Z': return "nats";
 		default: return NULL;
 	}
 }

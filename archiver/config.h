@@ -65,6 +65,9 @@ struct config {
 	 * (spool_in.c), not from subscriptions; the broker's plugin must
 	 * write it (plugin_opt_spool_mb). `spool yes|no`, --spool; default 0. */
 	int spool;
+	/* The bus (`bus`, bus.c): this node's name and the NATS server's URL. */
+	char *node;
+	char *nats;
 	int verbose;            /* -v count */
 };
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "bus_daemon.h"
 #include "cmdline.h"
 #include "config.h"
 #include "daemon.h"
@@ -34,9 +35,28 @@ static int run_cmd(struct cli *cli)
 	return daemon__main(cli->datadir, cli->nargs, cli->args);
 }
 
+/* `bus`: as `run`, for the bus process (bus_daemon.h). */
+static int bus_cmd(struct cli *cli)
+{
+	struct cmdline cl;
+	int c;
+
+	cli__options(cli, &cl, config__opts, cli->nargs, cli->args);
+	while((c = cmdline__next(&cl)) > 0) ;
+	if(c == CMDLINE_HELP){
+		printf("usage: %s [--data DIR] %s\n", cli->progname, BUS_USAGE);
+		return CLI_OK;
+	}
+	if(c == CMDLINE_ERROR) return cmdline__fail(&cl);
+	return bus__main(cli->datadir, cli->nargs, cli->args);
+}
+
 static const struct cli_cmd commands[] = {
 	{.name = "run", .usage = "[OPTIONS]",
 	 .help = "run the archiver daemon (see `run --help`)", .handler = run_cmd, .raw = true},
+	{.name = "bus", .usage = "--node NAME --nats URL [OPTIONS]",
+	 .help = "carry messages between nodes over NATS (see `bus --help`)", .handler = bus_cmd,
+	 .raw = true},
 	{.name = "init", .usage = "[--owner USER]",
 	 .help = "create DIR, auth.db, archive.db and the service account (idempotent)",
 	 .handler = cli_admin__init, .opts = {{"owner", CMDLINE_REQUIRED}}},
