@@ -6,6 +6,11 @@
     cluster.node_of("alice@phone")  # the node whose own log accepted that client id
     cluster.stop()                  # everything stopped by PID, the folder removed
 
+    cluster = Cluster(k=3, bus=True, front=False)   # the bus between the nodes:
+    cluster.start()                 # nats-server, and per node a broker with its spool,
+                                    # an archiver (--spool) and `mqchat-archiver bus`
+    c = cluster.node_client(cluster.nodes[1], "bob")   # straight to a node
+
 Each node is a real mosquitto with the real plugin (harness.Broker, with its
 listener moved from 127.0.0.1 to the node's own loopback address, on a free
 port), plus a WebSockets listener; all nodes read one auth.db (the plugin
@@ -14,6 +19,13 @@ own folder for its config, log and persistence. HAProxy runs config/haproxy.cfg
 itself, with only its addresses, ports, log target and stats socket rewritten
 for the test (rewrite_config: every rewrite must match, so a changed config
 fails here loudly instead of testing something else).
+
+With bus=True (docs/SCALING.md, "The bus"), nats-server runs on a free port
+of 127.0.0.1 (`nats-server -a 127.0.0.1 -p PORT`, stopped by PID) and each
+node gets its own data folder for everything: auth.db copied from the
+shared one when the cluster starts (the plugin puts DATA/spool and
+DATA/inbox beside its auth.db, so nodes cannot share that folder), the
+plugin's spool and inbox on, an archiver reading the spool, and a bus.
 """
 import itertools
 import os
@@ -28,6 +40,10 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
+import archiver_util  # noqa: E402
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
+BUS_PLUGIN_OPTS = {"spool_mb": 8, "bus_inbox_mb": 4}
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 HAPROXY_CFG = os.path.join(harness.ROOT, "config", "haproxy.cfg")
@@ -58,7 +74,7 @@ class Node(harness.Broker):
     WebSockets listener's address to libwebsockets as an interface name:
     `lo`, as config/mosquitto.conf does, keeps it on loopback)."""
 
-    def __init__(self, name, host, datadir, db):
+    def __init__(self, name, host, datadir, db, plugin_opts=None):
         self.name = name
         self.host = host
         self.ws_port = harness.free_port()
@@ -66,7 +82,7 @@ class Node(harness.Broker):
         # HAProxy reaches the nodes from 127.0.0.1: the front's address,
         # whose connections skip the plugin's per-address throttles.
         super().__init__(datadir, db=db, extra_conf=extra,
-                         plugin_opts={"front_addresses": FRONT_ADDRESS})
+                         plugin_opts=dict(plugin_opts or {}, front_addresses=FRONT_ADDRESS))
         with open(self.conf) as f:
             text = f.read()
         mine = "listener %d 127.0.0.1\n" % self.port
@@ -240,45 +256,174 @@ class Front:
             self.proc = None
 
 
+class Nats:
+    """nats-server on 127.0.0.1:<free port>, this process's child."""
+
+    def __init__(self, root):
+        self.port = harness.free_port()
+        self.logpath = os.path.join(root, "nats.log")
+        self.proc = None
+
+    @property
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=harness.DEFAULT_TIMEOUT):
+        self.proc = harness.Proc([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)], self.logpath)
+
+        def up():
+            if self.proc.proc.poll() is not None:
+                raise AssertionError("nats-server exited with %s:\n%s" % (
+                    self.proc.proc.returncode, self.proc.output()))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+        harness.wait_for(up, timeout, what="nats-server on port %d" % self.port)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None:
+            self.proc.stop(sig)
+            self.proc = None
+
+
+class Bus:
+    """`mqchat-archiver bus` of a node, a child process stopped by PID."""
+
+    def __init__(self, node, nats):
+        self.node = node
+        self.nats = nats
+        self.logpath = os.path.join(node.datadir, "bus.log")
+        self.proc = None
+
+    def start(self, timeout=harness.DEFAULT_TIMEOUT):
+        before = self.output().count("bus: node %s," % self.node.name)
+        self.proc = harness.Proc([harness.ARCHIVER, "--data", self.node.datadir, "bus",
+                                  "--node", self.node.name, "--nats", self.nats.url,
+                                  "--host", self.node.host, "--port", str(self.node.port), "-v"],
+                                 self.logpath)
+
+        def up():
+            if self.proc.proc.poll() is not None:
+                raise AssertionError("bus of %s exited with %s:\n%s" % (
+                    self.node.name, self.proc.proc.returncode, self.output()))
+            return self.output().count("bus: node %s," % self.node.name) > before
+        harness.wait_for(up, timeout, what="bus of %s" % self.node.name)
+
+    def output(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_log(self, text, n=1, timeout=harness.DEFAULT_TIMEOUT):
+        return harness.wait_for(lambda: self.output().count(text) >= n, timeout,
+                                what="bus of %s logging %r" % (self.node.name, text))
+
+    def running(self):
+        return self.proc is not None and self.proc.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return None
+        rc = self.proc.stop(sig)
+        self.proc = None
+        return rc
+
+
 class Cluster:
     """k nodes (node1 on 127.0.0.2, node2 on 127.0.0.3, ...) sharing one
-    auth.db, and HAProxy in front. start()/stop(failed) fit
+    auth.db, and HAProxy in front (front=False: none). bus=True: NATS and
+    each node's archiver and bus too, each node with its own copy of
+    auth.db (module docstring). start()/stop(failed) fit
     harness.serve_stack."""
 
-    def __init__(self, k=3):
+    def __init__(self, k=3, bus=False, front=True):
         self.root = tempfile.mkdtemp(prefix="mqchat-cluster-")
         os.chmod(self.root, 0o755)
         self.store = harness.Store(os.path.join(self.root, "auth.db"))
+        self.bus = bus
         self.nodes = []
         for i in range(k):
             d = os.path.join(self.root, "node%d" % (i + 1))
             os.mkdir(d)
-            self.nodes.append(Node("node%d" % (i + 1), "127.0.0.%d" % (i + 2), d, self.store.path))
-        self.front = Front(self.root, self.nodes)
+            db = os.path.join(d, "auth.db") if bus else self.store.path
+            self.nodes.append(Node("node%d" % (i + 1), "127.0.0.%d" % (i + 2), d, db,
+                                   plugin_opts=BUS_PLUGIN_OPTS if bus else None))
+        self.front = Front(self.root, self.nodes) if front else None
+        self.nats = Nats(self.root) if bus else None
+        self.archivers = {}
+        self.buses = {}
+        if bus:
+            self.service_pw = "svc-" + os.urandom(16).hex()
+            self.store.add_user("archiver", password=self.service_pw, kind="service")
         self.made = []
 
     def start(self):
+        if self.bus:
+            self.nats.start()
+            for n in self.nodes:
+                # The users and rooms the test made before start, and the
+                # service account of the node's archiver and bus.
+                shutil.copyfile(self.store.path, n.db)
+                pwfile = os.path.join(n.datadir, "archiver.pw")
+                fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(self.service_pw + "\n")
         for n in self.nodes:
             n.start()
-        self.front.start()
+            if self.bus:
+                self.archivers[n.name] = archiver_util.Archiver(
+                    n.datadir, n.port, ["--host", n.host, "--spool"]).start()
+                self.buses[n.name] = Bus(n, self.nats)
+                self.buses[n.name].start()
+        if self.front is not None:
+            self.front.start()
 
     def stop(self, failed=False):
-        """Stop every client, HAProxy and every node (by PID), remove the
-        folder; return the logs if failed."""
+        """Stop every client, HAProxy, every bus, archiver and node, and
+        NATS (by PID), remove the folder; return the logs if failed."""
         for c in self.made:
             c.close()
         out = ""
         if failed:
-            out = "---- haproxy ----\n%s" % (self.front.proc.output() if self.front.proc else "")
+            if self.front is not None:
+                out = "---- haproxy ----\n%s" % (self.front.proc.output() if self.front.proc else "")
             for n in self.nodes:
                 out += "\n---- %s (%s:%d) ----\n%s" % (n.name, n.host, n.port, n.output())
-        self.front.stop()
+                if n.name in self.buses:
+                    out += "\n---- bus of %s ----\n%s" % (n.name, self.buses[n.name].output()[-20000:])
+                if n.name in self.archivers:
+                    out += "\n---- archiver of %s ----\n%s" % (
+                        n.name, self.archivers[n.name].output()[-8000:])
+        if self.front is not None:
+            self.front.stop()
         try:
+            for b in self.buses.values():
+                b.stop()
+            for a in self.archivers.values():
+                a.stop()
             for n in self.nodes:
                 n.stop()
+            if self.nats is not None:
+                self.nats.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
         return out
+
+    def node_client(self, node, username, password=PASSWORD, client_id=None, v5=False, **kw):
+        """A harness.Client straight to node (its own address), not through
+        HAProxy. Closed by stop()."""
+        c = harness.Client(node.port, username, password, client_id=client_id, v5=v5, **kw)
+        connect = c.c.connect
+
+        def to_node(host, *a, **k):
+            return connect(node.host, *a, **k)
+        c.c.connect = to_node
+        self.made.append(c)
+        return c
 
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)

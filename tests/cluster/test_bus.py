@@ -1,0 +1,240 @@
+"""test_bus.py - the bus between nodes (docs/SCALING.md, "The bus"): three
+real nodes on 127.0.0.2-4, each a mosquitto with the plugin (spool and
+inbox on), an archiver reading its spool and `mqchat-archiver bus`, and one
+nats-server. Clients connect straight to the node a test puts them on.
+
+- a direct message and a room message between clients on three different
+  nodes: delivered once, live, with mqchat-origin to MQTT 5; stored once,
+  by the sender's node's archiver;
+- offline delivery: a persistent session away from node 2 keeps its
+  interest (DATA/bus.interest), a message sent on node 3 is queued on node 2
+  and arrives when it comes back;
+- order: 1,000 numbered room messages from one sender arrive in order on
+  every node, and the archive's seq has the same order;
+- typing crosses nodes and is stored nowhere;
+- a bus SIGKILLed: what other nodes send meanwhile does not reach its node
+  (no replay yet: build plan 9); what its node accepted meanwhile is sent
+  when it is back (its spool position), and its interest is back from
+  DATA/bus.interest.
+"""
+import json
+import os
+import signal
+import struct
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster_util import PASSWORD, Cluster  # noqa: E402
+import harness  # noqa: E402
+import archiver_util  # noqa: E402
+
+USERS = ["alice", "bob", "carol", "dave", "erin"]
+ROOM = "team.x"            # a '.' in the name: sent as '~' on NATS
+
+
+def ring_header(path):
+    """(write position, first reader's position, second reader's position)
+    of a ring file (common/spool.h: line 1 the writer's position, reader
+    slot i at line 2 + 2i)."""
+    with open(path, "rb") as f:
+        h = f.read(320)
+    assert h[:8] == b"MQCSPOOL", h[:8]
+    (wpos,) = struct.unpack_from("=Q", h, 64)
+    (r0,) = struct.unpack_from("=Q", h, 128)
+    (r1,) = struct.unpack_from("=Q", h, 256)
+    return wpos, r0, r1
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    c = Cluster(k=3, bus=True, front=False)
+    for u in USERS:
+        c.store.add_user(u, password=PASSWORD)
+    c.store.add_room(ROOM, members=["alice", "bob", "carol"])
+    yield from harness.serve_stack(request, c)
+
+
+def node(cluster, i):
+    return cluster.nodes[i - 1]
+
+
+def bus(cluster, i):
+    return cluster.buses["node%d" % i]
+
+
+def subscribed(cluster, i, subject, n=1):
+    """Wait until node i's bus has subscribed to subject on NATS (logged
+    after the server confirmed it: a message published later reaches it)."""
+    bus(cluster, i).wait_log("bus: subscribed %s\n" % subject, n=n)
+
+
+def stored(cluster, msg_id):
+    """Rows of message id over every node's archive, once every archiver
+    has read its whole spool."""
+    for n in cluster.nodes:
+        harness.wait_for(lambda: ring_header(os.path.join(n.datadir, "spool"))[1]
+                         == ring_header(os.path.join(n.datadir, "spool"))[0],
+                         what="%s's archiver at the end of its spool" % n.name)
+    return sum(len(archiver_util.rows(n.datadir, "SELECT seq FROM messages WHERE id=?", msg_id))
+               for n in cluster.nodes)
+
+
+def payloads(client, n, timeout=harness.DEFAULT_TIMEOUT):
+    return [client.get(timeout) for _ in range(n)]
+
+
+def quiet(client, seconds=0.5):
+    """Nothing more arrives within seconds (a bounded wait for an absence:
+    what crosses nodes takes a few milliseconds here)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert client.messages.empty(), "unexpected message on %s: %r" % (
+            client.messages.queue[0].topic, client.messages.queue[0].payload)
+        time.sleep(0.02)
+
+
+def test_dm_and_room_across_three_nodes(cluster):
+    alice = cluster.node_client(node(cluster, 1), "alice", client_id="alice@one")
+    bob = cluster.node_client(node(cluster, 2), "bob", client_id="bob@two", v5=True)
+    carol = cluster.node_client(node(cluster, 3), "carol", client_id="carol@three")
+    for c, me in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+        assert c.connect() == 0
+        assert c.subscribe("chat/inbox/%s/#" % me) == 1
+        assert c.subscribe("chat/room/%s/#" % ROOM) == 1
+    subscribed(cluster, 2, "mq.i.bob.*")
+    for i in (1, 2, 3):
+        subscribed(cluster, i, "mq.r.team~x.*")
+
+    dm = json.loads(harness.envelope("hello bob"))
+    alice.publish("chat/inbox/bob/alice", json.dumps(dm))
+    m = bob.get()
+    assert m.topic == "chat/inbox/bob/alice" and json.loads(m.payload)["id"] == dm["id"]
+    # MQTT 5: where it came from, as a user property.
+    assert ("mqchat-origin", "node1") in (m.properties.UserProperty or [])
+
+    room = json.loads(harness.envelope("hello team"))
+    carol.publish("chat/room/%s/carol" % ROOM, json.dumps(room))
+    for c in (alice, bob, carol):
+        m = c.get()
+        assert m.topic == "chat/room/%s/carol" % ROOM and json.loads(m.payload)["id"] == room["id"]
+    for c in (alice, bob, carol):
+        quiet(c)
+    # Stored once, by the sender's node.
+    assert stored(cluster, dm["id"]) == 1
+    assert archiver_util.rows(node(cluster, 1).datadir, "SELECT sender FROM messages WHERE id=?",
+                              dm["id"]) == [("alice",)]
+    assert stored(cluster, room["id"]) == 1
+    assert archiver_util.rows(node(cluster, 3).datadir, "SELECT sender FROM messages WHERE id=?",
+                              room["id"]) == [("carol",)]
+
+
+def test_offline_delivery_across_nodes(cluster):
+    dave = cluster.node_client(node(cluster, 2), "dave", client_id="dave@tab", clean=False)
+    assert dave.connect() == 0
+    assert dave.subscribe("chat/inbox/dave/#") == 1
+    subscribed(cluster, 2, "mq.i.dave.*")
+    dave.close()
+    # The interest outlives the connection, also on disk.
+    interest = os.path.join(node(cluster, 2).datadir, "bus.interest")
+    harness.wait_for(lambda: os.path.exists(interest)
+                     and "dave@tab\tchat/inbox/dave/#\n" in open(interest).read(),
+                     what="dave's filter in bus.interest")
+
+    inbox = os.path.join(node(cluster, 2).datadir, "inbox")
+    before = ring_header(inbox)[0]
+    erin = cluster.node_client(node(cluster, 3), "erin", client_id="erin@three")
+    assert erin.connect() == 0
+    env = json.loads(harness.envelope("while you were away"))
+    erin.publish("chat/inbox/dave/erin", json.dumps(env))
+    # On node 2 and published by its broker while dave is away.
+    harness.wait_for(lambda: ring_header(inbox)[0] > before and ring_header(inbox)[1] == ring_header(inbox)[0],
+                     what="node2's broker publishing its inbox")
+
+    dave = cluster.node_client(node(cluster, 2), "dave", client_id="dave@tab", clean=False)
+    assert dave.connect() == 0
+    m = dave.get()
+    assert m.topic == "chat/inbox/dave/erin" and json.loads(m.payload)["id"] == env["id"]
+    quiet(dave)
+
+
+def test_order_of_one_sender_across_nodes(cluster):
+    members = [cluster.node_client(node(cluster, i), u, client_id="%s@order" % u)
+               for i, u in ((1, "alice"), (2, "bob"), (3, "carol"))]
+    for c in members:
+        assert c.connect() == 0
+        assert c.subscribe("chat/room/%s/#" % ROOM) == 1
+    for i in (1, 2, 3):
+        subscribed(cluster, i, "mq.r.team~x.*")
+    alice = members[0]
+    n = 1000
+    ids = []
+    infos = []
+    for k in range(n):
+        env = json.loads(harness.envelope("n=%d" % k))
+        ids.append(env["id"])
+        infos.append(alice.publish("chat/room/%s/alice" % ROOM, json.dumps(env), wait=False))
+    harness.wait_for(lambda: all(alice.pubacks.get(i.mid) for i in infos), 30, what="1,000 PUBACKs")
+    t0 = time.monotonic()
+    for c in members:
+        got = [json.loads(m.payload)["id"] for m in payloads(c, n, timeout=30)]
+        assert got == ids, "%s: out of order or missing" % c.client_id
+    print("\n1,000 room messages on 3 nodes, after the last PUBACK: all in %.2f s" % (
+        time.monotonic() - t0))
+    harness.wait_for(lambda: len(archiver_util.rows(
+        node(cluster, 1).datadir, "SELECT id FROM messages WHERE sender='alice' AND room=?", ROOM))
+        >= n, 30, what="the archive of node1")
+    order = [r[0] for r in archiver_util.rows(
+        node(cluster, 1).datadir, "SELECT id FROM messages WHERE sender='alice' AND room=?"
+        " ORDER BY seq", ROOM)]
+    assert order[-n:] == ids
+
+
+def test_typing_across_nodes(cluster):
+    bob = cluster.node_client(node(cluster, 2), "bob", client_id="bob@typing")
+    assert bob.connect() == 0
+    assert bob.subscribe("chat/typing/bob/#", qos=0) == 0
+    subscribed(cluster, 2, "mq.t.bob.*")
+    alice = cluster.node_client(node(cluster, 1), "alice", client_id="alice@typing")
+    assert alice.connect() == 0
+    alice.publish("chat/typing/bob/alice", {"typing": True}, qos=0)
+    m = bob.get()
+    assert m.topic == "chat/typing/bob/alice" and json.loads(m.payload) == {"typing": True}
+    assert m.qos == 0
+
+
+def test_bus_killed_and_restarted(cluster):
+    bob = cluster.node_client(node(cluster, 2), "bob", client_id="bob@kill")
+    carol = cluster.node_client(node(cluster, 3), "carol", client_id="carol@kill")
+    for c, me in ((bob, "bob"), (carol, "carol")):
+        assert c.connect() == 0
+        assert c.subscribe("chat/inbox/%s/#" % me) == 1
+    subscribed(cluster, 3, "mq.i.carol.*")
+    b2 = bus(cluster, 2)
+    b2.stop(signal.SIGKILL)
+
+    # Node 3 to node 2 while node 2's bus is down: NATS has no interest of
+    # node 2 and keeps nothing: not delivered (no replay yet), still stored.
+    lost = json.loads(harness.envelope("lost live"))
+    carol.publish("chat/inbox/bob/carol", json.dumps(lost))
+    # Node 2 to node 3 while its bus is down: accepted and spooled.
+    later = json.loads(harness.envelope("sent when the bus is back"))
+    bob.publish("chat/inbox/carol/bob", json.dumps(later))
+    quiet(bob, 1.0)
+    assert carol.messages.empty()
+    assert stored(cluster, lost["id"]) == 1
+
+    b2.start()
+    # Its interest is back from DATA/bus.interest, and it goes on in the
+    # spool from where it was: the message node 2 took meanwhile goes out.
+    b2.wait_log("filters of sessions from", n=2)
+    m = carol.get()
+    assert m.topic == "chat/inbox/carol/bob" and json.loads(m.payload)["id"] == later["id"]
+    subscribed(cluster, 2, "mq.i.bob.*", n=2)
+    after = json.loads(harness.envelope("after the restart"))
+    carol.publish("chat/inbox/bob/carol", json.dumps(after))
+    m = bob.get()
+    assert json.loads(m.payload)["id"] == after["id"]
+    quiet(bob)
