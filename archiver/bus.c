@@ -439,7 +439,10 @@ static int interest_load(struct bus *b)
 	size_t n = 0;
 
 	if(f == NULL){
-		if(errno == ENOENT) return MQC_OK;
+		if(errno == ENOENT){
+			log_info("bus: 0 filters of sessions from %s (none yet)", b->interest_path);
+			return MQC_OK;
+		}
 		log_error("bus: cannot read %s: %s", b->interest_path, strerror(errno));
 		return MQC_ERR_IO;
 	}

@@ -104,7 +104,14 @@ def test_dm_and_room_across_three_nodes(cluster):
         assert c.connect() == 0
         assert c.subscribe("chat/inbox/%s/#" % me) == 1
         assert c.subscribe("chat/room/%s/#" % ROOM) == 1
+    # Alice's sent copies on node 2 too: the DM below matches two
+    # subscriptions of node 2 (mq.i.bob.* and mq.i.*.alice), so NATS sends
+    # it there twice; the bus takes it once.
+    copies = cluster.node_client(node(cluster, 2), "alice", client_id="alice@two")
+    assert copies.connect() == 0
+    assert copies.subscribe("chat/inbox/+/alice") == 1
     subscribed(cluster, 2, "mq.i.bob.*")
+    subscribed(cluster, 2, "mq.i.*.alice")
     for i in (1, 2, 3):
         subscribed(cluster, i, "mq.r.team~x.*")
 
@@ -114,13 +121,15 @@ def test_dm_and_room_across_three_nodes(cluster):
     assert m.topic == "chat/inbox/bob/alice" and json.loads(m.payload)["id"] == dm["id"]
     # MQTT 5: where it came from, as a user property.
     assert ("mqchat-origin", "node1") in (m.properties.UserProperty or [])
+    m = copies.get()
+    assert m.topic == "chat/inbox/bob/alice" and json.loads(m.payload)["id"] == dm["id"]
 
     room = json.loads(harness.envelope("hello team"))
     carol.publish("chat/room/%s/carol" % ROOM, json.dumps(room))
     for c in (alice, bob, carol):
         m = c.get()
         assert m.topic == "chat/room/%s/carol" % ROOM and json.loads(m.payload)["id"] == room["id"]
-    for c in (alice, bob, carol):
+    for c in (alice, bob, carol, copies):
         quiet(c)
     # Stored once, by the sender's node.
     assert stored(cluster, dm["id"]) == 1
