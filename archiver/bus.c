@@ -282,7 +282,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	 * stays non-empty gets woken again now and then, in case the broker
 	 * read it just before this append. */
 	now = time__mono_ms();
-	if(used == 0 || now - b->last_wake_ms >= BUS_WAKE_AGAIN_MS){
+	if(b->cfg.wake && (used == 0 || now - b->last_wake_ms >= BUS_WAKE_AGAIN_MS)){
 		pthread_mutex_lock(&b->mqtt_lock);
 		if(mqtt_ping(b, now)) b->wakes++;
 		pthread_mutex_unlock(&b->mqtt_lock);

@@ -5,7 +5,7 @@
 
 #define BUS_USAGE \
 	"bus --node NAME --nats URL [-c FILE] [--host H] [--port P] [--user U]\n" \
-	"    [--password-file F] [--log FILE] [-v]"
+	"    [--password-file F] [--wake on|off] [--log FILE] [-v]"
 
 /* Run until SIGTERM or SIGINT; argv[0] is "bus". The exit status. */
 int bus__main(const char *datadir, int argc, char **argv);

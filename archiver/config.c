@@ -70,6 +70,7 @@ static const struct onoff_setting {
 } onoff_settings[] = {
 	{"push", offsetof(struct config, push)},
 	{"push_webhook", offsetof(struct config, push_webhook)},
+	{"wake", offsetof(struct config, wake)},
 };
 
 #define NSETTINGS(t) (sizeof(t) / sizeof((t)[0]))
@@ -111,6 +112,7 @@ int config__defaults(struct config *cfg, const char *datadir)
 	cfg->expiry_interval = 60;
 	cfg->keepalive = 30;
 	cfg->push = 1;
+	cfg->wake = 1;
 	cfg->push_collapse_ms = 2000;
 	if(set_str(&cfg->datadir, datadir) || set_str(&cfg->host, "127.0.0.1")
 			|| set_str(&cfg->user, "archiver") || set_str(&cfg->http_bind, "127.0.0.1")
@@ -282,6 +284,7 @@ const struct cmdline_opt config__opts[] = {
 	{"spool", 0, CMDLINE_NO_ARG, 'S'},
 	{"node", 0, CMDLINE_REQUIRED, 'n'},
 	{"nats", 0, CMDLINE_REQUIRED, 'Z'},
+	{"wake", 0, CMDLINE_REQUIRED, 'w'},
 	{"verbose", 'v', CMDLINE_NO_ARG, 'v'},
 	{0},
 };
@@ -313,6 +316,7 @@ static const char *opt_key(int c)
 		case 'U': return "push_apns_url";
 		case 'n': return "node";
 		case 'Z': return "nats";
+		case 'w': return "wake";
 		default: return NULL;
 	}
 }

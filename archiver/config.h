@@ -68,6 +68,7 @@ struct config {
 	/* The bus (`bus`, bus.c): this node's name and the NATS server's URL. */
 	char *node;
 	char *nats;
+	int wake;               /* 1: wake the broker with a PINGREQ (bus.c); default 1 */
 	int verbose;            /* -v count */
 };
 

@@ -297,12 +297,12 @@ class Bus:
         self.logpath = os.path.join(node.datadir, "bus.log")
         self.proc = None
 
-    def start(self, timeout=harness.DEFAULT_TIMEOUT):
+    def start(self, timeout=harness.DEFAULT_TIMEOUT, args=()):
         before = self.output().count("bus: node %s," % self.node.name)
         self.proc = harness.Proc([harness.ARCHIVER, "--data", self.node.datadir, "bus",
                                   "--node", self.node.name, "--nats", self.nats.url,
-                                  "--host", self.node.host, "--port", str(self.node.port), "-v"],
-                                 self.logpath)
+                                  "--host", self.node.host, "--port", str(self.node.port), "-v"]
+                                 + list(args), self.logpath)
 
         def up():
             if self.proc.proc.poll() is not None:
