@@ -443,6 +443,10 @@ void daemon__dispatch(struct conn *c, const struct mqtt_msg *msg, bool from_spoo
 
 static void on_message(void *arg, const struct mqtt_msg *msg)
 {
+	/* Another node's message, brought by the bus: that node's archiver
+	 * stores it (docs/SCALING.md, "Archivers sharing the work"). Only an
+	 * archiver that subscribes rather than reads its spool sees one. */
+	if(msg->from_bus) return;
 	daemon__dispatch(arg, msg, false);
 }
 

@@ -38,6 +38,7 @@ enum {
 #define PROP_MAXIMUM_PACKET_SIZE 0x27
 #define PROP_RESPONSE_TOPIC 0x08
 #define PROP_CORRELATION_DATA 0x09
+#define PROP_USER 0x26
 
 /* The read buffer starts at this size and grows for a larger packet. */
 #define IN_CHUNK (64 * 1024)
@@ -658,10 +659,12 @@ static const unsigned char *prop_next(const unsigned char *p, const unsigned cha
 			*val = p + 2;
 			*vlen = n;
 			return p + 2 + n;
-		case 0x26:   /* user property: two strings */
+		case 0x26:   /* user property: two strings; *val the name */
 			if(end - p < 2) return NULL;
 			n = (size_t)(p[0] << 8 | p[1]);
 			if((size_t)(end - p - 2) < n) return NULL;
+			*val = p + 2;
+			*vlen = n;
 			p += 2 + n;
 			if(end - p < 2) return NULL;
 			n = (size_t)(p[0] << 8 | p[1]);
@@ -767,6 +770,9 @@ static int handle_publish(struct mqtt *m, unsigned flags, const unsigned char *p
 			memcpy(m->rtopic, val, vlen);
 			m->rtopic[vlen] = '\0';
 			msg.resp_topic = m->rtopic;
+		}else if(id == PROP_USER && vlen == sizeof(MQTT_ORIGIN_PROPERTY) - 1
+				&& memcmp(val, MQTT_ORIGIN_PROPERTY, vlen) == 0){
+			msg.from_bus = true;
 		}
 	}
 	msg.topic = m->topic;

@@ -17,6 +17,8 @@ set -eu
 # Depends with dpkg-shlibdeps; iproute2: make test-package brings up
 # loopback in its private network namespace (ip). haproxy: the front of
 # several nodes (config/haproxy.cfg), which make test-cluster runs.
+# libnats-dev: the bus between nodes (mqchat-archiver bus, archiver/bus.c)
+# speaks NATS; nats-server: make test-cluster runs one for the bus.
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
@@ -25,7 +27,7 @@ chromium libncurses-dev tmux
 libcurl4-openssl-dev python3-cryptography python3-h2
 python3-prometheus-client
 systemd groff-base man-db dpkg-dev iproute2
-haproxy"
+haproxy libnats-dev nats-server"
 
 missing=""
 for p in $PKGS; do
@@ -61,6 +63,15 @@ case " $missing " in
 	if [ -d /run/systemd/system ] && systemctl is-active --quiet mosquitto.service 2>/dev/null; then
 		echo "deps: stopping and disabling the mosquitto.service just installed (mqchat starts its own broker; undo: systemctl enable --now mosquitto)"
 		systemctl disable --now mosquitto.service || true
+	fi
+	;;
+esac
+# The same for nats-server: the tests start their own on a free port.
+case " $missing " in
+*" nats-server "*)
+	if [ -d /run/systemd/system ] && systemctl is-active --quiet nats-server.service 2>/dev/null; then
+		echo "deps: stopping and disabling the nats-server.service just installed (the tests start their own; undo: systemctl enable --now nats-server)"
+		systemctl disable --now nats-server.service || true
 	fi
 	;;
 esac

@@ -57,6 +57,7 @@ struct seen {
 	size_t corr_len;
 	bool has_resp;
 	char resp[256];
+	bool from_bus;
 };
 
 struct fx {
@@ -107,6 +108,7 @@ static void seen_copy(struct seen *s, const struct mqtt_msg *msg)
 		s->has_resp = true;
 		strcpy(s->resp, msg->resp_topic);
 	}
+	s->from_bus = msg->from_bus;
 }
 
 static void on_connack_cb(void *arg, bool session_present)
@@ -609,6 +611,35 @@ static void test_publish_qos1_properties(void **state)
 	EXPECT(f, 0x40, 0x02, 0x12, 0x34);
 	assert_false(mqtt__want_write(f->m));
 	assert_true(broker_quiet(f));
+}
+
+/* Another node's message (the bus's user property mqchat-origin) is
+ * marked, whatever other user properties come with it; a property whose
+ * value is "mqchat-origin" is not that property. */
+static void test_publish_from_bus(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char pkts[] = {
+		0x30, 0x1e, 0x00, 0x01, 'a',
+		0x19,                                                   /* properties: 25 bytes */
+		0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v',
+		0x26, 0x00, 0x0d, 'm', 'q', 'c', 'h', 'a', 't', '-', 'o', 'r', 'i', 'g', 'i', 'n',
+		0x00, 0x00,
+		'A',
+		0x30, 0x1d, 0x00, 0x01, 'b',
+		0x18,                                                   /* properties: 24 bytes */
+		0x26, 0x00, 0x06, 'o', 'r', 'i', 'g', 'i', 'n',
+		0x00, 0x0d, 'm', 'q', 'c', 'h', 'a', 't', '-', 'o', 'r', 'i', 'g', 'i', 'n',
+		'B',
+	};
+
+	assert_int_equal(deliver(f, pkts, sizeof(pkts)), MQC_OK);
+	assert_int_equal(f->msgs, 2);
+	assert_string_equal(f->msg[0].topic, "a");
+	assert_true(f->msg[0].from_bus);
+	assert_string_equal(f->msg[1].topic, "b");
+	assert_false(f->msg[1].from_bus);
+	assert_false(f->last.from_bus);
 }
 
 static void test_several_in_one_write(void **state)
@@ -1237,6 +1268,7 @@ int main(void)
 		T_READY(test_publish_qos0),
 		T_READY(test_publish_qos0_empty_payload),
 		T_READY(test_publish_qos1_properties),
+		T_READY(test_publish_from_bus),
 		T_READY(test_several_in_one_write),
 		T_READY(test_split_byte_by_byte),
 		T_READY(test_split_every_boundary),
