@@ -321,5 +321,10 @@ from test_archiver_durability import (  # noqa: E402,F401
     test_down_while_1000_sent_then_all_stored_in_order,
     test_broker_restart_reconnects_and_keeps_the_queue)
 from test_archiver_register import test_open_registration  # noqa: E402,F401
+# The archiver's own publishes (membership events, edits) come back to it
+# through the spool, as through its subscriptions, and are stored.
+from test_rooms_members import test_create_add_promote_set_info  # noqa: E402,F401
+from test_edit_delete import (  # noqa: E402,F401
+    test_edit_reaches_the_peer_and_my_other_device_and_shows_everywhere)
 # Device login reports reach the archiver through the spool too.
 from test_device_tokens import env, test_devices_lists_them_and_last_seen_follows_logins  # noqa: E402,F401
