@@ -290,6 +290,9 @@ def test_metrics_count_the_spool(arch_env):
                 and float(f["mqchat_archiver_spool_lag_bytes"]) == 0 and f)
     f = harness.wait_for(caught_up, 10, what="spool figures")
     assert float(f["mqchat_archiver_requests_dropped_total"]) == 0
+    # A clean stop, the waiting thread included.
+    assert env.arch.stop() == 0, env.arch.output()
+    assert "stopped: 20 stored" in env.arch.output()
 
 
 def run(datadir, *args, timeout=10):
