@@ -320,9 +320,12 @@ from test_archiver_ingest import (  # noqa: E402,F401
 from test_archiver_rpc import (  # noqa: E402,F401
     chat, test_history_paging_both_ways, test_sync_dms_and_rooms, test_v5_correlation_data_echoed,
     test_bad_requests_get_errors)
+# archive.db locked or read-only: the spool is not read meanwhile, and
+# what was read when the store failed is read again (spool_in.c).
 from test_archiver_durability import (  # noqa: E402,F401
     test_down_while_1000_sent_then_all_stored_in_order,
-    test_broker_restart_reconnects_and_keeps_the_queue)
+    test_broker_restart_reconnects_and_keeps_the_queue, test_signal_under_load,
+    test_locked_database_loses_nothing, test_read_only_database_waits_then_stores)
 from test_archiver_register import test_open_registration  # noqa: E402,F401
 # The archiver's own publishes (membership events, edits) come back to it
 # through the spool, as through its subscriptions, and are stored.
