@@ -318,12 +318,10 @@ from test_archiver_ingest import (  # noqa: E402,F401
     test_dm_and_room_stored_with_topic_names, test_duplicate_id_stored_once,
     test_receipts_raise_status_never_lower, test_invalid_payloads_counted_not_stored)
 from test_archiver_rpc import (  # noqa: E402,F401
-    chat, test_history_paging_both_ways, test_sync_dms_and_rooms, test_v5_correlation_data_echoed,
-    test_bad_requests_get_errors)
+    chat, test_history_paging_both_ways, test_sync_dms_and_rooms, test_v5_correlation_data_echoed)
 # archive.db locked or read-only: the spool is not read meanwhile, and
 # what was read when the store failed is read again (spool_in.c).
 from test_archiver_durability import (  # noqa: E402,F401
-    test_down_while_1000_sent_then_all_stored_in_order,
     test_broker_restart_reconnects_and_keeps_the_queue, test_signal_under_load,
     test_locked_database_loses_nothing, test_read_only_database_waits_then_stores)
 from test_archiver_register import test_open_registration  # noqa: E402,F401
