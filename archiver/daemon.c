@@ -358,6 +358,18 @@ static void on_suback(void *arg, const unsigned char *codes, size_t n)
 	}
 }
 
+/* Is c's broker still there? The loop may read the spool after the broker
+ * died and before it has read the end of c: ask the socket (a request is
+ * rare beside messages, so one poll each is cheap). */
+static bool peer_open(const struct conn *c)
+{
+	struct pollfd p = { .fd = mqtt__fd(c->mq), .events = POLLRDHUP };
+
+	if(!mqtt__is_ready(c->mq)) return false;
+	if(poll(&p, 1, 0) <= 0) return true;
+	return !(p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* Hand a request (or a device login report) on to the worker, or refuse
  * it at once if its queue is full: never wait for it here, where every
  * message behind it waits too. A report has nobody to refuse to: it is
@@ -370,7 +382,7 @@ static void request(struct conn *c, const struct mqtt_msg *msg, enum job_kind ki
 	/* From the spool while connection 0 is down: the broker went away,
 	 * and with it the asker's connection, so nobody would get the answer.
 	 * A device login report needs none: it is stored all the same. */
-	if(from_spool && kind != JOB_SEEN && !mqtt__is_ready(c->mq)){
+	if(from_spool && kind != JOB_SEEN && !peer_open(c)){
 		if(d->spool_dropped_streak++ == 0){
 			log_warnx("requests read from the spool while the broker is down are dropped (their"
 					" askers' connections closed with it); counted until it is back");

@@ -32,27 +32,44 @@
 #include "plugin.h"
 #include "spool.h"
 
-/* t continues with one level (no '/') and then exactly "/req". */
+/* s past prefix p, or NULL. A plain loop rather than strncmp: the
+ * compiler inlines it, and it runs for every publish. */
+static const char *past(const char *s, const char *p)
+{
+	for(; *p; s++, p++){
+		if(*s != *p) return NULL;
+	}
+	return s;
+}
+
+/* t is one level (no '/') and then exactly "/req". */
 static bool one_level_req(const char *t)
 {
-	const char *slash = strchr(t, '/');
+	const char *slash = t ? strchr(t, '/') : NULL;
 
 	return slash != NULL && strcmp(slash, "/req") == 0;
 }
 
 bool plugin_spool__takes(const char *topic)
 {
-	const char *t;
+	const char *t = past(topic, "chat/"), *rest;
 
 	/* MQTT filter matching of the five filters: "x/#" takes "x" too. */
-	if(strncmp(topic, "chat/", 5) != 0) return false;
-	t = topic + 5;
-	if(strncmp(t, "inbox", 5) == 0 && (t[5] == '/' || t[5] == '\0')) return true;
-	if(strncmp(t, "room", 4) == 0 && (t[4] == '/' || t[4] == '\0')) return true;
-	if(strncmp(t, "rpc/", 4) == 0) return one_level_req(t + 4);
-	if(strncmp(t, "register/", 9) == 0) return one_level_req(t + 9);
-	if(strncmp(t, "seen/", 5) == 0) return strchr(t + 5, '/') == NULL;
-	return false;
+	if(t == NULL) return false;
+	switch(t[0]){
+		case 'i':
+			rest = past(t, "inbox");
+			return rest != NULL && (*rest == '/' || *rest == '\0');
+		case 'r':
+			if((rest = past(t, "room")) != NULL) return *rest == '/' || *rest == '\0';
+			if((rest = past(t, "rpc/")) != NULL) return one_level_req(rest);
+			return one_level_req(past(t, "register/"));
+		case 's':
+			rest = past(t, "seen/");
+			return rest != NULL && strchr(rest, '/') == NULL;
+		default:
+			return false;
+	}
 }
 
 int plugin_spool__init(struct mqchat *m, char *err, size_t errlen)
@@ -124,7 +141,7 @@ int plugin_spool__message_cb(int event, void *event_data, void *userdata)
 	struct mqchat *m = userdata;
 	struct plugin_spool *ps = &m->spool;
 	const struct snap_user *u;
-	const char *username;
+	const char *username, *cid;
 	void *corr = NULL;
 	char *resp = NULL;
 	uint16_t corr_len = 0;
@@ -141,10 +158,11 @@ int plugin_spool__message_cb(int event, void *event_data, void *userdata)
 				&corr_len, false);
 		(void)mosquitto_property_read_string(ed->properties, MQTT_PROP_RESPONSE_TOPIC, &resp, false);
 	}
-	rc = spool__append(ps->sp, flags, mosquitto_client_id(ed->client), ed->topic,
-			ed->payload, ed->payloadlen, corr, corr_len, resp);
-	mosquitto_free(corr);
-	mosquitto_free(resp);
+	cid = mosquitto_client_id(ed->client);
+	rc = spool__append(ps->sp, flags, cid ? cid : "", ed->topic, ed->payload,
+			ed->payloadlen, corr, corr_len, resp);
+	if(corr != NULL) mosquitto_free(corr);
+	if(resp != NULL) mosquitto_free(resp);
 	if(rc == MQC_OK){
 		ps->appends++;
 		if(ps->refusing){

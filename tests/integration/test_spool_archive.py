@@ -12,6 +12,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -271,6 +272,29 @@ def test_waits_for_the_broker_to_make_the_spool(arch_env, make_broker):
     wait_all_stored(env, sent, STORE_BOUND, "messages stored from the new spool")
 
 
+def test_metrics_count_the_spool(arch_env):
+    port = harness.free_port()
+    env = arch_env(users=["alice", "bob"], args=["--metrics-port", str(port)])
+    alice = env.user("alice")
+    publish_many(alice, inbox("bob", "alice"), 20)
+    env.wait_rows(20)
+
+    def figures():
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            text = r.read().decode()
+        return dict(line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")
+
+    def caught_up():
+        f = figures()
+        return (float(f["mqchat_archiver_spool_records_total"]) >= 20
+                and float(f["mqchat_archiver_spool_lag_bytes"]) == 0 and f)
+    f = harness.wait_for(caught_up, 10, what="spool figures")
+    assert float(f["mqchat_archiver_requests_dropped_total"]) == 0
+    # A clean stop, the waiting thread included.
+    assert env.arch.stop() == 0, env.arch.output()
+    assert "stopped: 20 stored" in env.arch.output()
+
+
 def run(datadir, *args, timeout=10):
     return subprocess.run([harness.ARCHIVER, "--data", datadir, "run"] + list(args),
                           capture_output=True, text=True, timeout=timeout)
@@ -294,9 +318,17 @@ from test_archiver_ingest import (  # noqa: E402,F401
     test_dm_and_room_stored_with_topic_names, test_duplicate_id_stored_once,
     test_receipts_raise_status_never_lower, test_invalid_payloads_counted_not_stored)
 from test_archiver_rpc import (  # noqa: E402,F401
-    chat, test_history_paging_both_ways, test_sync_dms_and_rooms, test_v5_correlation_data_echoed,
-    test_bad_requests_get_errors)
+    chat, test_history_paging_both_ways, test_sync_dms_and_rooms, test_v5_correlation_data_echoed)
+# archive.db locked or read-only: the spool is not read meanwhile, and
+# what was read when the store failed is read again (spool_in.c).
 from test_archiver_durability import (  # noqa: E402,F401
-    test_down_while_1000_sent_then_all_stored_in_order,
-    test_broker_restart_reconnects_and_keeps_the_queue)
+    test_broker_restart_reconnects_and_keeps_the_queue, test_signal_under_load,
+    test_locked_database_loses_nothing, test_read_only_database_waits_then_stores)
 from test_archiver_register import test_open_registration  # noqa: E402,F401
+# The archiver's own publishes (membership events, edits) come back to it
+# through the spool, as through its subscriptions, and are stored.
+from test_rooms_members import test_create_add_promote_set_info  # noqa: E402,F401
+from test_edit_delete import (  # noqa: E402,F401
+    test_edit_reaches_the_peer_and_my_other_device_and_shows_everywhere)
+# Device login reports reach the archiver through the spool too.
+from test_device_tokens import env, test_devices_lists_them_and_last_seen_follows_logins  # noqa: E402,F401

@@ -532,7 +532,7 @@ static void test_two_processes(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if(pid == 0){
-		char text[64];
+		char text[300];
 		struct timespec pause = {0, 100000};
 		time_t deadline = time(NULL) + 60;
 		uint64_t i;
@@ -543,7 +543,11 @@ static void test_two_processes(void **state)
 		if(getppid() == 1) _exit(4);
 		if(spool__open(d->spool, 1, SPOOL_OPEN_WRITER, &w, NULL, 0) != MQC_OK) _exit(2);
 		for(i=0; i<FORK_RECORDS; i++){
-			int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)i);
+			int n;
+
+			/* The index, then up to 222 bytes of padding after its NUL. */
+			memset(text, '.', sizeof(text));
+			n = snprintf(text, sizeof(text), "%llu", (unsigned long long)i);
 
 			/* Sizes vary so that the PAD falls at different places. */
 			while((rc = spool__append(w, SPOOL_F_STORE, "writer", "chat/room/r/w", text,
