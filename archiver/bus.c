@@ -488,7 +488,16 @@ static void settle(struct bus *b)
 
 /* ---- out: the spool to NATS ---- */
 
-static void send_record(struct bus *b, const struct spool_rec *rec, int64_t now_ms)
+/* The bus's slot is soft: the broker may have written over the record at
+ * p while the bus read it. Asked after copying what the bus needs of it:
+ * false means the copy may be torn and must not be used. */
+static bool intact(const struct bus *b, uint64_t p)
+{
+	return spool__write_position(b->spool) - p <= spool__ring_size(b->spool);
+}
+
+/* Publish the FORWARD record at p; false if it was written over meanwhile. */
+static bool send_record(struct bus *b, const struct spool_rec *rec, uint64_t p, int64_t now_ms)
 {
 	char subject[BUS_SUBJECT_MAX], num[24];
 	natsMsg *msg = NULL;
@@ -496,11 +505,11 @@ static void send_record(struct bus *b, const struct spool_rec *rec, int64_t now_
 
 	if(!bus__subject(rec->topic, subject, sizeof(subject))){
 		b->unsendable++;
-		return;
+		return intact(b, p);
 	}
 	if(now_ms - rec->time_ms > BUS_SEND_MAX_AGE_MS){
 		b->stale++;
-		return;
+		return intact(b, p);
 	}
 	st = natsMsg_Create(&msg, subject, NULL, (const char *)rec->payload, (int)rec->len);
 	if(st == NATS_OK) st = natsMsgHeader_Set(msg, BUS_ORIGIN_HEADER, b->cfg.node);
@@ -508,6 +517,11 @@ static void send_record(struct bus *b, const struct spool_rec *rec, int64_t now_
 	if(st == NATS_OK) st = natsMsgHeader_Set(msg, BUS_EPOCH_HEADER, num);
 	snprintf(num, sizeof(num), "%" PRIu64, rec->seq);
 	if(st == NATS_OK) st = natsMsgHeader_Set(msg, BUS_SEQ_HEADER, num);
+	/* natsMsg_Create copied the payload: check before it goes out. */
+	if(!intact(b, p)){
+		natsMsg_Destroy(msg);
+		return false;
+	}
 	if(st == NATS_OK) st = natsConnection_PublishMsg(b->nc, msg);
 	natsMsg_Destroy(msg);
 	if(st == NATS_OK){
@@ -516,6 +530,22 @@ static void send_record(struct bus *b, const struct spool_rec *rec, int64_t now_
 		log_warnx("bus: cannot publish on %s: %s (%lu not sent so far)", subject,
 				natsStatus_GetText(st), b->unsendable);
 	}
+	return true;
+}
+
+/* Apply the interest record at p; false if it was written over meanwhile. */
+static bool take_interest(struct bus *b, const struct spool_rec *rec, uint64_t p)
+{
+	char *client = strdup(rec->client_id), *filter = strdup(rec->topic);
+	char op = (char)rec->payload[0];
+	bool ok;
+
+	if(client == NULL || filter == NULL) fatal("out of memory");
+	ok = intact(b, p);
+	if(ok) interest_apply(b, client, filter, op);
+	free(client);
+	free(filter);
+	return ok;
 }
 
 /* The spool's time_ms is the wall clock. */
@@ -532,6 +562,7 @@ static void out_loop(struct bus *b)
 	struct spool_rec rec;
 	int64_t now, report = time__mono_ms() + 10000;
 	unsigned n = 0;
+	bool ok;
 	int rc;
 
 	b->pos = spool__position(b->spool, SPOOL_READER_BUS);
@@ -568,10 +599,17 @@ static void out_loop(struct bus *b)
 			continue;
 		}
 		n++;
+		ok = true;
 		if(rec.flags & SPOOL_F_FORWARD){
-			send_record(b, &rec, wall_ms());
+			ok = send_record(b, &rec, b->pos, wall_ms());
 		}else if(rec.flags == BUS_F_INTEREST && rec.len == 1){
-			interest_apply(b, rec.client_id, rec.topic, (char)rec.payload[0]);
+			ok = take_interest(b, &rec, b->pos);
+		}
+		if(!ok){
+			log_warnx("bus: the broker wrote over the spool at %" PRIu64 " while it was read:"
+					" going on from %" PRIu64, b->pos, spool__write_position(b->spool));
+			b->pos = spool__write_position(b->spool);
+			continue;
 		}
 		b->pos = rec.end;
 	}
