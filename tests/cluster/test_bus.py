@@ -11,7 +11,8 @@ nats-server. Clients connect straight to the node a test puts them on.
   and arrives when it comes back;
 - order: 1,000 numbered room messages from one sender arrive in order on
   every node, and the archive's seq has the same order;
-- typing crosses nodes and is stored nowhere;
+- typing crosses nodes;
+- the archiver's own publishes (an edit) cross nodes too;
 - a bus SIGKILLed: what other nodes send meanwhile does not reach its node
   (no replay yet: build plan 9); what its node accepted meanwhile is sent
   when it is back (its spool position), and its interest is back from
@@ -246,4 +247,30 @@ def test_bus_killed_and_restarted(cluster):
     carol.publish("chat/inbox/bob/carol", json.dumps(after))
     m = bob.get()
     assert json.loads(m.payload)["id"] == after["id"]
+    quiet(bob)
+
+
+def test_the_archivers_own_publishes_cross_nodes(cluster):
+    """An edit: node 1's archiver answers alice's request and publishes the
+    edit envelope on its broker; the bus carries it to bob on node 2."""
+    alice = cluster.node_client(node(cluster, 1), "alice", client_id="alice@edit")
+    bob = cluster.node_client(node(cluster, 2), "bob", client_id="bob@edit")
+    for c in (alice, bob):
+        assert c.connect() == 0
+    assert bob.subscribe("chat/inbox/bob/#") == 1
+    subscribed(cluster, 2, "mq.i.bob.*")
+    rpc = archiver_util.Rpc(alice, "alice")
+    text = json.loads(harness.envelope("see you at 5"))
+    alice.publish("chat/inbox/bob/alice", json.dumps(text))
+    assert json.loads(bob.get().payload)["id"] == text["id"]
+    harness.wait_for(lambda: archiver_util.rows(node(cluster, 1).datadir,
+                                                "SELECT seq FROM messages WHERE id=?", text["id"]),
+                     what="the text in node1's archive")
+    answer = rpc.call("edit", ref=text["id"], body="see you at 6")
+    assert answer.get("ok") is True, answer
+    m = bob.get()
+    edit = json.loads(m.payload)
+    # The archiver publishes as itself (PROTOCOL.md, "Every device in step").
+    assert m.topic == "chat/inbox/bob/archiver", m.topic
+    assert edit["type"] == "edit" and edit["ref"] == text["id"] and edit["body"] == "see you at 6", edit
     quiet(bob)
