@@ -274,3 +274,23 @@ def test_the_archivers_own_publishes_cross_nodes(cluster):
     assert m.topic == "chat/inbox/bob/archiver", m.topic
     assert edit["type"] == "edit" and edit["ref"] == text["id"] and edit["body"] == "see you at 6", edit
     quiet(bob)
+
+
+def test_interest_follows_subscriptions(cluster):
+    """UNSUBSCRIBE and the end of a clean session take a node's interest
+    away (on NATS and in DATA/bus.interest); then nothing comes."""
+    b3 = bus(cluster, 3)
+    gone = b3.output().count("bus: unsubscribed mq.i.erin.*\n")
+    erin = cluster.node_client(node(cluster, 3), "erin", client_id="erin@clean")
+    assert erin.connect() == 0
+    assert erin.subscribe("chat/inbox/erin/#") == 1
+    subscribed(cluster, 3, "mq.i.erin.*")
+    erin.c.unsubscribe("chat/inbox/erin/#")
+    b3.wait_log("bus: unsubscribed mq.i.erin.*\n", n=gone + 1)
+    assert erin.subscribe("chat/inbox/erin/#") == 1
+    subscribed(cluster, 3, "mq.i.erin.*", n=2)
+    erin.close()
+    b3.wait_log("bus: unsubscribed mq.i.erin.*\n", n=gone + 2)
+    interest = os.path.join(node(cluster, 3).datadir, "bus.interest")
+    harness.wait_for(lambda: "erin@clean" not in open(interest).read(),
+                     what="erin@clean gone from bus.interest")
