@@ -47,6 +47,8 @@
 #define SPOOL_READ_BUDGET (256 * 1024)
 /* How often to look for a spool the broker has not made yet. */
 #define SPOOL_OPEN_RETRY_MS 1000
+/* How often a missing spool is said again. */
+#define SPOOL_TELL_MS 60000
 /* The waiting thread's longest sleep: how long a stop may wait for it. */
 #define SPOOL_WAIT_MS 250
 
@@ -56,7 +58,7 @@ struct spool_in {
 	uint64_t pos;                /* the next record to read */
 	uint64_t consumed;           /* the last position given to spool__consume */
 	int64_t next_open;           /* monotonic ms of the next open attempt */
-	bool told_missing;           /* "waiting for the broker to make it" said */
+	int64_t told_missing;        /* monotonic ms "waiting for the broker" was last said; 0: never */
 	bool broken;                 /* a corrupt record: reading stopped (logged) */
 	int efd;                     /* eventfd: the thread says records wait */
 	pthread_t thread;
@@ -149,10 +151,13 @@ static int try_open(struct spool_in *si, int64_t now)
 	 * is; the archiver never makes the file (it would have to guess). */
 	rc = spool__open(si->path, 0, 0, &si->s, err, sizeof(err));
 	if(rc == MQC_ERR_NOTFOUND){
-		if(!si->told_missing){
-			log_info("%s does not exist yet: waiting for the broker to make it"
-					" (plugin_opt_spool_mb)", si->path);
-			si->told_missing = true;
+		/* A warning, again every minute: without the file nothing is
+		 * stored, and a broker without plugin_opt_spool_mb never makes
+		 * it (the archiver does not subscribe either). */
+		if(si->told_missing == 0 || now - si->told_missing >= SPOOL_TELL_MS){
+			log_warnx("%s does not exist yet: waiting for the broker to make it (nothing is"
+					" stored until then; is plugin_opt_spool_mb set in its config?)", si->path);
+			si->told_missing = now;
 		}
 		return rc;
 	}

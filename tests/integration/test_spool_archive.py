@@ -272,6 +272,31 @@ def test_waits_for_the_broker_to_make_the_spool(arch_env, make_broker):
     wait_all_stored(env, sent, STORE_BOUND, "messages stored from the new spool")
 
 
+def test_turning_the_spool_on_loses_nothing(arch_env, make_broker):
+    # A run without the spool leaves a session with its subscriptions and
+    # a queue; the first run with it takes the queue once, drops the
+    # subscriptions (else every message would come twice) and reads the
+    # spool.
+    env = arch_env(users=["alice", "bob"], spool_mb=0)
+    alice = env.user("alice")
+    before = publish_many(alice, inbox("bob", "alice"), 10, prefix="before-")
+    env.wait_rows(10)
+    assert env.arch.stop() == 0
+    queued = publish_many(alice, inbox("bob", "alice"), 100, prefix="queued-")
+    alice.close()
+    port = env.broker.port
+    env.broker.stop()   # SIGTERM: the queue is saved with the session
+    env.broker = make_broker(port=port, plugin_opts={"spool_mb": SPOOL_MB})
+    env.arch.args.append("--spool")
+    env.arch.start()
+    alice = env.user("alice", client_id="alice@2")
+    after = publish_many(alice, inbox("bob", "alice"), 100, prefix="after-")
+    wait_all_stored(env, before + queued + after, STORE_BOUND, "messages of both runs")
+    assert stored_ids(env, "alice") == before + queued + after
+    assert env.arch.stop() == 0
+    assert "stored, 0 duplicates" in env.arch.output().split("stopped:")[-1], env.arch.output()[-2000:]
+
+
 def test_metrics_count_the_spool(arch_env):
     port = harness.free_port()
     env = arch_env(users=["alice", "bob"], args=["--metrics-port", str(port)])
