@@ -8,6 +8,7 @@ import json
 import re
 
 import harness
+from client_util import PASSWORD
 from tui_util import T, mark_re, msg_re, start_app, top_bar, tmux, tui_stack  # noqa: F401 (fixtures)
 
 TEXT = "typed while the broker was down"
@@ -91,3 +92,55 @@ def test_taken_over_by_another_machine_then_reconnect(tmux, tui_stack):
     pa.wait_screen(top_bar(a, "online"), what="online again after /reconnect")
     s.ok(b, "send", a, "still there?")
     pa.wait_screen(msg_re(b, "still there?"))
+
+
+
+def take_over(s, pa, user, device="tui"):
+    """A plain MQTT client connects as the app's client id with a clean
+    session each time the app takes the session back, until the app gives
+    way (session.h: it stops reconnecting after connections taken from it
+    3 times in a row). The app's session is gone with it: the taker's own
+    ends when it disconnects. Returns the taker, connected."""
+    def taken():
+        return re.match(top_bar(user, "taken over"), pa.row(0))
+    for _ in range(10):
+        c = harness.Client(s.broker.port, user, PASSWORD, client_id="%s@%s" % (user, device),
+                           v5=True)
+        assert c.connect() == 0
+        harness.wait_for(lambda: c.disconnected.is_set() or taken(), T, interval=0.05,
+                         what="the app to take its session back or give way")
+        if taken() and not c.disconnected.is_set():
+            return c
+        c.close()
+    raise AssertionError("the app never gave way:\n" + "\n".join(pa.screen()))
+
+
+def test_a_connack_without_the_session_brings_what_was_missed_once(tmux, tui_stack):
+    """Another program takes the app's client id with a clean session: the
+    app's session is gone with what it would have queued, and when the app
+    connects again its CONNACK says so (session present 0). The app syncs
+    from the largest seq it holds (docs/PROTOCOL.md, "Several nodes"): what
+    bob sent meanwhile shows, and nothing shows twice. The app holds no
+    archived message (the one it shows came live), so it syncs from 0,
+    which it did not do on a reconnect before."""
+    s = tui_stack
+    a, b = s.pair()
+    pa = start_app(tmux, s, a, "chat", b)
+    s.ok(b, "send", a, "before")
+    pa.wait_screen(msg_re(b, "before"))
+    taker = take_over(s, pa, a)
+    try:
+        s.ok(b, "send", a, "while away 1")
+        s.ok(b, "send", a, "while away 2")
+        harness.wait_for(lambda: "while away 2" in archived(s, b, a), T, interval=0.1,
+                         what="the texts in the archive")
+    finally:
+        taker.close()
+    pa.type("/reconnect")
+    pa.send_keys("Enter")
+    pa.wait_screen(top_bar(a, "online"), what="online again after /reconnect")
+    pa.wait_screen(msg_re(b, "while away 2"), what="what was sent meanwhile")
+    s.ok(b, "send", a, "after")
+    rows = pa.wait_screen(msg_re(b, "after"))
+    for text in ("before", "while away 1", "while away 2", "after"):
+        assert sum(1 for r in rows if re.search(msg_re(b, text) + "$", r)) == 1, "\n".join(rows)
