@@ -362,7 +362,7 @@ void tui__react(struct tui *t, const struct tmsg *m, const char *emoji, bool rem
 }
 
 /* The PUBACKs of my texts: sent, refused (in words), or sent again later
- * (rate_limited: after retry_ms, with the same id). */
+ * (rate_limited, unavailable: after retry_ms, with the same id). */
 static void collect_acks(struct tui *t)
 {
 	int i = 0, k;
@@ -402,7 +402,9 @@ static void collect_acks(struct tui *t)
 			char why[256];
 			bool have = notice__take(&t->s.notices, o->id, &n)
 				|| session__notice(&t->s, o->id, &n);
-			if(have && !strcmp(n.code, "rate_limited")){
+			/* Too fast, or the node cannot take messages now: nothing was
+			 * taken, so the same envelope again, later. */
+			if(have && (!strcmp(n.code, "rate_limited") || !strcmp(n.code, "unavailable"))){
 				o->resend_at = time__mono_ms() + (n.retry_ms > 100 ? n.retry_ms : 100);
 				i++;
 				continue;

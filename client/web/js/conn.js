@@ -878,7 +878,10 @@ class Conn extends EventTarget {
 				// while sending too fast is that too; otherwise try a few
 				// times before calling it failed.
 				const rl = this.rateLimited;
-				const limited = (n && n.code === 'rate_limited') || (!n && rl && Date.now() - rl.at < 5000);
+				// `unavailable`: the node cannot take messages now; nothing
+				// was taken, so the same, after retry_ms.
+				const limited = (n && (n.code === 'rate_limited' || n.code === 'unavailable')) ||
+					(!n && rl && Date.now() - rl.at < 5000);
 				o.tries = (o.tries || 0) + 1;
 				if (limited || (!n && o.tries <= 3)) {
 					o.waiting = true;
