@@ -268,7 +268,9 @@ int cmd_listen__run(struct options *opt, const struct cmd_args *a)
 			|| subscribe_rooms(&s, rooms, TOPIC_ROOMTYPING, "+", 0, "see typing in", &rc) < 0)){
 		goto done;
 	}
-	if((rc = catch_up_start(&s, &st))) goto done;
+	/* An archiver that did not answer (said above) is not asked again:
+	 * no catch-ups then, rather than a second wait. */
+	if(rooms != NULL && (rc = catch_up_start(&s, &st))) goto done;
 	fprintf(stderr, "listening as %s (inbox and %d room%s)\n", s.client_id, nrooms,
 			nrooms == 1 ? "" : "s");
 
