@@ -128,12 +128,12 @@ struct listen_stop {
 	struct feed *f;
 	long count;
 	/* The catch-up (docs/PROTOCOL.md, "Several nodes"): the largest seq
-	 * synced, the session's resyncs it has answered, and f->count at its
-	 * last sync. */
+	 * synced, the session's resyncs it has answered, and f->seen_added at
+	 * its last sync. */
 	int64_t seq;
 	bool seq_known;
 	unsigned resyncs;
-	long count_synced;
+	long seen_synced;
 	int64_t retry_at;           /* monotonic ms; 0: now */
 };
 
@@ -147,12 +147,13 @@ static bool count_reached(struct session *s, void *arg)
 
 /* A catch-up is due: the session was lost or a resync notice came; or
  * half of the feed's memory of what it showed has been filled since the
- * last sync, so that a later catch-up, which starts from that sync's seq,
- * still knows everything it returns that was shown live. */
+ * last sync (each text takes two places: it and my receipt's copy), so
+ * that a later catch-up, which starts from that sync's seq, still knows
+ * everything it returns that was shown live. */
 static bool catch_up_due(struct session *s, struct listen_stop *st)
 {
 	if(!st->seq_known || !s->connected || time__mono_ms() < st->retry_at) return false;
-	return s->resyncs != st->resyncs || st->f->count - st->count_synced >= FEED_SEEN / 2;
+	return s->resyncs != st->resyncs || st->f->seen_added - st->seen_synced >= FEED_SEEN / 2;
 }
 
 static bool listen_cond(struct session *s, void *arg)
@@ -199,7 +200,7 @@ static int catch_up(struct session *s, struct listen_stop *st, bool show)
 		if(!more) break;
 	}
 	st->resyncs = resyncs;
-	st->count_synced = st->f->count;
+	st->seen_synced = st->f->seen_added;
 	st->retry_at = 0;
 	return EXIT_OK;
 }

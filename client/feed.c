@@ -37,6 +37,7 @@ static void seen_add(struct feed *f, const char *key)
 {
 	memcpy(f->seen[f->seen_next], key, sizeof(f->seen[0]));
 	f->seen_next = (f->seen_next + 1) % FEED_SEEN;
+	f->seen_added++;
 }
 
 /* True if (from, id) was seen recently: QoS 1 may deliver twice, and a

@@ -23,6 +23,8 @@ struct feed {
 	long count;             /* messages and receipts printed */
 	char seen[FEED_SEEN][NAME_MAX_LEN + 1 + MSGID_MAX_LEN + 1];
 	int seen_next;
+	long seen_added;        /* keys ever put in seen: texts, and receipts and
+	                         * other envelopes (my own receipts' copies too) */
 };
 
 /* Set up f for session s (borrowed); status is a string constant. */

@@ -99,3 +99,35 @@ def test_listen_syncs_on_a_resync_notice(store, make_broker, datadir, archivers)
         assert sorted(bodies(lis)) == sorted(["direct, live", "direct, live too",
                                               "said in the room", "the last one"]), lis.lines()
         assert "warning" not in lis.errors(), lis.errors()
+
+
+def test_listen_syncs_before_it_forgets_and_shows_each_once(store, make_broker, datadir, archivers):
+    """Listen remembers the last 256 envelopes it saw (a text and the copy
+    of its own receipt take two places); it syncs every 128, so that a
+    catch-up never returns one it showed but forgot (with every 128 texts
+    instead, burst 000 showed twice). What that sync finds that never came
+    live (a room alice was added to) shows; the 130 that came live show
+    once each."""
+    users(store, "alice", "bob")
+    store.add_room("late", members=["bob"])
+    b = make_broker()
+    archivers(datadir, store, b, "alice")
+    with Listener(b, datadir, "alice") as lis:
+        lis.wait_ready()
+        store.add_member("late", "alice")
+        harness.wait_for(lambda: "late" in ok(b, datadir, "alice", "rooms").out,
+                         harness.DEFAULT_TIMEOUT, interval=0.1, what="alice in room late")
+        ok(b, datadir, "bob", "send", "--room", "late", "said in the room")
+        wait_archived(datadir, "said in the room")
+        bob = harness.Client(b.port, "bob", "password-xxxx", client_id="bob@burst")
+        try:
+            assert bob.connect() == 0
+            for i in range(130):
+                bob.publish("chat/inbox/alice/bob", harness.envelope("burst %03d" % i))
+        finally:
+            bob.close()
+        got = lis.wait_texts(131, timeout=30)
+        assert ("late", "bob", "said in the room") in got, lis.lines()
+        want = sorted(["burst %03d" % i for i in range(130)] + ["said in the room"])
+        assert sorted(bodies(lis)) == want, lis.lines()
+        assert "warning" not in lis.errors(), lis.errors()
