@@ -122,9 +122,7 @@ def test_a_connack_without_the_session_brings_what_was_missed_once(tmux, tui_sta
     app's session is gone with what it would have queued, and when the app
     connects again its CONNACK says so (session present 0). The app syncs
     from the largest seq it holds (docs/PROTOCOL.md, "Several nodes"): what
-    bob sent meanwhile shows, and nothing shows twice. The app holds no
-    archived message (the one it shows came live), so it syncs from 0,
-    which it did not do on a reconnect before."""
+    bob sent meanwhile shows, and nothing shows twice."""
     s = tui_stack
     a, b = s.pair()
     pa = start_app(tmux, s, a, "chat", b)
