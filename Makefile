@@ -133,6 +133,7 @@ $(BUILD)/tests/test_fuzz_replay: $(call obj,$(patsubst %,tests/fuzz/fuzz_%.c,env
 $(BUILD)/tests/test_fuzz_replay_archiver_config: $(call obj,tests/fuzz/fuzz_archiver_config.c)
 $(BUILD)/tests/test_fuzz_replay_mqtt: $(call obj,tests/fuzz/fuzz_mqtt.c)
 $(BUILD)/tests/test_fuzz_replay_rpc: $(call obj,tests/fuzz/fuzz_rpc.c)
+$(BUILD)/tests/test_spool_replay: $(call obj,tests/fuzz/fuzz_spool.c)
 
 # ---- the web app (client/web/) ----
 # $(BUILD)/web/ is what the archiver serves (archiver/http.c, `run

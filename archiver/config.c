@@ -179,6 +179,13 @@ static int apply(struct config *cfg, const char *key, const char *value, char *w
 			return MQC_OK;
 		}
 	}
+	/* yes|no; on|off, the other switches' words, are taken too. */
+	if(strcmp(key, "spool") == 0){
+		if(strcmp(value, "yes") == 0 || strcmp(value, "on") == 0) cfg->spool = 1;
+		else if(strcmp(value, "no") == 0 || strcmp(value, "off") == 0) cfg->spool = 0;
+		else goto bad;
+		return MQC_OK;
+	}
 	if(strcmp(key, "registration") == 0){
 		if(!registration__parse(value, &cfg->registration)) goto bad;
 		return MQC_OK;
@@ -270,6 +277,7 @@ const struct cmdline_opt config__opts[] = {
 	{"push-collapse-ms", 0, CMDLINE_REQUIRED, 'C'},
 	{"push-fcm-url", 0, CMDLINE_REQUIRED, 'F'},
 	{"push-apns-url", 0, CMDLINE_REQUIRED, 'U'},
+	{"spool", 0, CMDLINE_NO_ARG, 'S'},
 	{"verbose", 'v', CMDLINE_NO_ARG, 'v'},
 	{0},
 };
@@ -322,6 +330,10 @@ int config__parse_args(struct config *cfg, int argc, char **argv, char *err, siz
 			if(c == 'c') continue;
 			if(c == 'v'){
 				cfg->verbose++;
+				continue;
+			}
+			if(c == 'S'){
+				cfg->spool = 1;
 				continue;
 			}
 			rc = apply(cfg, opt_key(c), cl.value, why, sizeof(why));

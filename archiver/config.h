@@ -6,7 +6,7 @@
  *      [--metrics-port N] [--metrics-bind ADDR]
  *      [--push on|off] [--push-webhook on|off] [--push-allow-http 0|1]
  *      [--push-collapse-ms MS] [--push-fcm-url URL] [--push-apns-url URL]
- *      [--log FILE] [-v]`
+ *      [--spool] [--log FILE] [-v]`
  * The file holds `key = value` lines (keys as the fields below) and '#'
  * comments; flags win over the file, the file over the defaults. */
 #ifndef MQCHAT_ARCHIVER_CONFIG_H
@@ -61,6 +61,10 @@ struct config {
 	int push_webhook;       /* 1: people may register webhooks; default 0 */
 	int push_allow_http;    /* 1: http:// endpoints and URLs too (tests); default 0 */
 	int push_collapse_ms;   /* a new job waits this long for more; default 2000 */
+	/* 1: take messages and requests from the node's spool, DATA/spool
+	 * (spool_in.c), not from subscriptions; the broker's plugin must
+	 * write it (plugin_opt_spool_mb). `spool yes|no`, --spool; default 0. */
+	int spool;
 	int verbose;            /* -v count */
 };
 
@@ -93,6 +97,6 @@ int config__read_password(const struct config *cfg, char *buf, size_t buflen,
 	"    [--metrics-port N] [--metrics-bind ADDR]\n" \
 	"    [--push on|off] [--push-webhook on|off] [--push-allow-http 0|1]\n" \
 	"    [--push-collapse-ms MS] [--push-fcm-url URL] [--push-apns-url URL]\n" \
-	"    [--log FILE] [-v]"
+	"    [--spool] [--log FILE] [-v]"
 
 #endif

@@ -272,17 +272,38 @@ static void on_connack(void *arg, bool session_present)
 	c->sys_sub[0] = c->sys_sub[1] = -1;
 	count_up(c->d);
 	if(c->index == 0) metrics__broker_up(true);
-	/* The session keeps these, but say them every time: a new session or a
-	 * changed connection count must not leave a filter out. A filter of
-	 * the other form (shared or not) left by an earlier run would deliver
-	 * everything twice: drop it. */
-	subscribe(c, topic__filter_all(TOPIC_INBOX), share);
-	subscribe(c, topic__filter_all(TOPIC_ROOM), share);
-	unsubscribe(c, topic__filter_all(TOPIC_INBOX), !share);
-	unsubscribe(c, topic__filter_all(TOPIC_ROOM), !share);
+	if(c->index == 0 && c->d->spool_dropped_streak > 0){
+		log_warnx("%lld request(s) read from the spool while the broker was down were dropped",
+				(long long)c->d->spool_dropped_streak);
+		c->d->spool_dropped_streak = 0;
+	}
+	if(c->d->spool){
+		/* Everything these filters carry comes from the spool. The session
+		 * of an earlier run without it would still hold them, and deliver
+		 * every message twice: drop both forms. (What that session had
+		 * queued still arrives once and is taken as always.) */
+		unsubscribe(c, topic__filter_all(TOPIC_INBOX), false);
+		unsubscribe(c, topic__filter_all(TOPIC_ROOM), false);
+		unsubscribe(c, topic__filter_all(TOPIC_INBOX), true);
+		unsubscribe(c, topic__filter_all(TOPIC_ROOM), true);
+		unsubscribe(c, topic__filter_all(TOPIC_RPC_REQ), false);
+		unsubscribe(c, topic__filter_all(TOPIC_REGISTER_REQ), false);
+		unsubscribe(c, topic__filter_all(TOPIC_SEEN), false);
+	}else{
+		/* The session keeps these, but say them every time: a new session
+		 * or a changed connection count must not leave a filter out. A
+		 * filter of the other form (shared or not) left by an earlier run
+		 * would deliver everything twice: drop it. */
+		subscribe(c, topic__filter_all(TOPIC_INBOX), share);
+		subscribe(c, topic__filter_all(TOPIC_ROOM), share);
+		unsubscribe(c, topic__filter_all(TOPIC_INBOX), !share);
+		unsubscribe(c, topic__filter_all(TOPIC_ROOM), !share);
+	}
 	/* Requests, and the plugin's device login reports, go to connection
 	 * 0 only, so each is answered (stored) once. */
-	if(c->index == 0){
+	if(c->d->spool){
+		/* Unsubscribed above. */
+	}else if(c->index == 0){
 		subscribe(c, topic__filter_all(TOPIC_RPC_REQ), false);
 		subscribe(c, topic__filter_all(TOPIC_REGISTER_REQ), false);
 		subscribe(c, topic__filter_all(TOPIC_SEEN), false);
@@ -302,6 +323,9 @@ static void on_connack(void *arg, bool session_present)
 		unsubscribe(c, SYS_BROKER_FILTER, false);
 		unsubscribe(c, SYS_PLUGIN_TOPIC, false);
 	}
+	/* With the spool and neither push nor metrics there is nothing to
+	 * subscribe to: ready now (scripts and tests wait for this line). */
+	if(c->subs_due == 0) log_info("archiver@%d: subscribed", c->index);
 }
 
 static void on_suback(void *arg, const unsigned char *codes, size_t n)
@@ -334,14 +358,38 @@ static void on_suback(void *arg, const unsigned char *codes, size_t n)
 	}
 }
 
+/* Is c's broker still there? The loop may read the spool after the broker
+ * died and before it has read the end of c: ask the socket (a request is
+ * rare beside messages, so one poll each is cheap). */
+static bool peer_open(const struct conn *c)
+{
+	struct pollfd p = { .fd = mqtt__fd(c->mq), .events = POLLRDHUP };
+
+	if(!mqtt__is_ready(c->mq)) return false;
+	if(poll(&p, 1, 0) <= 0) return true;
+	return !(p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* Hand a request (or a device login report) on to the worker, or refuse
  * it at once if its queue is full: never wait for it here, where every
  * message behind it waits too. A report has nobody to refuse to: it is
  * dropped, which costs a last_seen. */
-static void request(struct conn *c, const struct mqtt_msg *msg, enum job_kind kind)
+static void request(struct conn *c, const struct mqtt_msg *msg, enum job_kind kind, bool from_spool)
 {
 	struct daemon *d = c->d;
 	int rc;
+
+	/* From the spool while connection 0 is down: the broker went away,
+	 * and with it the asker's connection, so nobody would get the answer.
+	 * A device login report needs none: it is stored all the same. */
+	if(from_spool && kind != JOB_SEEN && !peer_open(c)){
+		if(d->spool_dropped_streak++ == 0){
+			log_warnx("requests read from the spool while the broker is down are dropped (their"
+					" askers' connections closed with it); counted until it is back");
+		}
+		metrics__add(MC_REQUESTS_DROPPED, 1);
+		return;
+	}
 
 	if(!worker__room(d->worker, kind, msg->topic, msg->len)){
 		if(kind == JOB_SEEN) log_warnx("a device login report is dropped: too many requests waiting");
@@ -376,9 +424,8 @@ static void take(struct daemon *d, const struct mqtt_msg *msg)
 	}
 }
 
-static void on_message(void *arg, const struct mqtt_msg *msg)
+void daemon__dispatch(struct conn *c, const struct mqtt_msg *msg, bool from_spool)
 {
-	struct conn *c = arg;
 	struct daemon *d = c->d;
 	struct topic_parts tp;
 
@@ -394,16 +441,21 @@ static void on_message(void *arg, const struct mqtt_msg *msg)
 	if(ingest__takes(msg->topic)){
 		take(d, msg);
 	}else if(tp.kind == TOPIC_RPC_REQ){
-		request(c, msg, JOB_RPC);
+		request(c, msg, JOB_RPC, from_spool);
 	}else if(tp.kind == TOPIC_REGISTER_REQ){
-		request(c, msg, JOB_REGISTER);
+		request(c, msg, JOB_REGISTER, from_spool);
 	}else if(tp.kind == TOPIC_SEEN){
-		request(c, msg, JOB_SEEN);
+		request(c, msg, JOB_SEEN, from_spool);
 	}else if(tp.kind == TOPIC_PRESENCE){
 		push__presence(d->push, tp.a.p, tp.a.n, msg->payload, msg->len);
 	}else{
 		log_debug("archiver@%d: ignoring a message on an unexpected topic", c->index);
 	}
+}
+
+static void on_message(void *arg, const struct mqtt_msg *msg)
+{
+	daemon__dispatch(arg, msg, false);
 }
 
 /* ---- connections ---- */
@@ -521,11 +573,23 @@ static void handle_signals(struct daemon *d)
 	}
 }
 
+/* Is it time to read the spool? Not while the archive cannot be written
+ * (as no connection is read then), nor while connection 0 waits for its
+ * CONNACK: a request read then would be dropped though its asker is still
+ * there (at start, or back from an archive failure). With the broker down
+ * the connection is closed, and storing goes on. */
+static bool spool_live(const struct daemon *d)
+{
+	const struct mqtt *m0 = d->conns[0].mq;
+
+	return d->spool && d->db_ok && !(mqtt__is_open(m0) && !mqtt__is_ready(m0));
+}
+
 static void run_loop(struct daemon *d)
 {
-	struct pollfd fds[CONFIG_MAX_CONNECTIONS + 2];
-	int map[CONFIG_MAX_CONNECTIONS + 2];
-	int64_t now, wake, next;
+	struct pollfd fds[CONFIG_MAX_CONNECTIONS + 3];
+	int map[CONFIG_MAX_CONNECTIONS + 3];
+	int64_t now, wake, next, spool_next = 0;
 	char err[512];
 	int i, n, timeout;
 
@@ -563,6 +627,7 @@ static void run_loop(struct daemon *d)
 			next = expiry__tick(d, now);
 			if(next < wake) wake = next;
 		}
+		if(spool_live(d) && spool_next < wake) wake = spool_next;
 
 		fds[0].fd = d->sigpipe[0];
 		fds[0].events = POLLIN;
@@ -570,7 +635,12 @@ static void run_loop(struct daemon *d)
 		fds[1].fd = worker__fd(d->worker);
 		fds[1].events = POLLIN;
 		map[1] = -1;
-		n = 2;
+		/* poll ignores a negative fd: no spool, or not read now. */
+		fds[2].fd = spool_live(d) ? spool_in__fd(d->spool) : -1;
+		fds[2].events = POLLIN;
+		fds[2].revents = 0;
+		map[2] = -1;
+		n = 3;
 		for(i = 0; i < d->nconns; i++){
 			struct conn *c = &d->conns[i];
 
@@ -589,7 +659,7 @@ static void run_loop(struct daemon *d)
 		}
 		if(fds[0].revents & POLLIN) handle_signals(d);
 		if(fds[1].revents & POLLIN) worker__deliver(d->worker, d);
-		for(i = 2; i < n; i++){
+		for(i = 3; i < n; i++){
 			struct conn *c = &d->conns[map[i]];
 
 			if(!mqtt__is_open(c->mq)) continue;
@@ -597,6 +667,12 @@ static void run_loop(struct daemon *d)
 				conn_read(c);
 			}
 			if(mqtt__is_open(c->mq) && (fds[i].revents & POLLOUT)) conn_send(c);
+		}
+		/* Every turn, not only when the thread says so: a read that finds
+		 * nothing costs a load, and this way nothing waits on a wake-up
+		 * that was spent while the spool was not read. */
+		if(spool_live(d)){
+			spool_next = spool_in__tick(d->spool, d, time__mono_ms(), fds[2].revents & POLLIN);
 		}
 		if(time__mono_ms() >= ingest__due(&d->ing)) flush(d);
 	}
@@ -621,6 +697,8 @@ static void daemon_cleanup(struct daemon *d)
 	/* Before the connections go: it may hand answers to them. */
 	worker__stop(d->worker, d);
 	d->worker = NULL;
+	spool_in__stop(d->spool);
+	d->spool = NULL;
 	push__stop(d->push);
 	d->push = NULL;
 	http__stop(d->http);
@@ -823,6 +901,13 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		goto done;
 	}
 	d->nconns = d->cfg.connections;
+	if(d->cfg.spool && d->nconns > 1){
+		/* More connections shared the broker's deliveries; with the spool
+		 * there are none, and answers go out on connection 0. */
+		log_info("spool yes: one broker connection (connections = %d is for the subscriptions"
+				" the spool replaces)", d->nconns);
+		d->nconns = 1;
+	}
 	for(i = 0; i < d->nconns; i++){
 		if(conn_init(d, i) != MQC_OK){
 			log_error("out of memory");
@@ -831,6 +916,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 	}
 	if(worker__start(d, &d->worker) != MQC_OK){
 		log_error("cannot start the thread that answers requests");
+		goto done;
+	}
+	if(d->cfg.spool && spool_in__start(d->cfg.datadir, &d->spool, err, sizeof(err)) != MQC_OK){
+		log_error("spool: %s", err);
 		goto done;
 	}
 	d->exp.next_run = time__mono_ms() + 1000;
@@ -854,9 +943,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		}
 		if(rc != MQC_OK) log_warnx("push: off: %s", err);
 	}
-	log_info("archiving %s:%d into %s (%d connection%s, retention %d days, registration %s)",
+	log_info("archiving %s:%d into %s (%d connection%s%s, retention %d days, registration %s)",
 			d->cfg.host, d->cfg.port, d->archive_path, d->nconns, d->nconns > 1 ? "s" : "",
-			d->cfg.retention_days, registration__name(d->cfg.registration));
+			d->spool ? ", messages from the spool" : "", d->cfg.retention_days,
+			registration__name(d->cfg.registration));
 
 	run_loop(d);
 

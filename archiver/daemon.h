@@ -48,6 +48,7 @@ struct daemon;
 struct http;
 struct metrics_http;
 struct push;
+struct spool_in;
 
 /* One broker connection, client id archiver@<index>. */
 struct conn {
@@ -125,6 +126,11 @@ struct daemon {
 	/* The push thread (push.h); NULL with push off or when it could not
 	 * start. */
 	struct push *push;
+	/* The spool intake (spool_in.c); NULL unless `spool yes`. */
+	struct spool_in *spool;
+	/* Requests read from the spool while connection 0 was down, since it
+	 * was last up (logged when it comes back; the metric counts them all). */
+	int64_t spool_dropped_streak;
 
 	int sigpipe[2];
 	volatile int stop;
@@ -169,6 +175,29 @@ void daemon__send(struct conn *c, const char *topic, const char *text, size_t le
 /* The archive cannot be written (rc from the store): leave the broker, so
  * nothing more is acknowledged into the void, and retry with backoff. */
 void daemon__db_failed(struct daemon *d, int rc, const char *what);
+/* A message that arrived on c, or (from_spool) a record of the spool
+ * answered on c, connection 0: store it, hand a request to the worker, or
+ * take a figure. A request from the spool while c is down is dropped
+ * (counted): its asker's connection closed with the broker. */
+void daemon__dispatch(struct conn *c, const struct mqtt_msg *msg, bool from_spool);
+
+/* ---- spool_in.c ---- */
+/* Start the spool intake for data folder datadir: its eventfd and the
+ * thread that waits on the spool. The spool itself is opened by
+ * spool_in__tick once the broker has made it. MQC_OK, or an error with err
+ * filled. */
+int spool_in__start(const char *datadir, struct spool_in **out, char *err, size_t errlen);
+/* Readable when records wait: poll it, then call spool_in__tick with
+ * signalled true. */
+int spool_in__fd(const struct spool_in *si);
+/* Open the spool if needed, read records (a budget's worth) into the
+ * daemon's dispatch, consume what the journal holds. Poll loop; call it
+ * while d->db_ok. Returns when to call again (INT64_MAX: when the fd says). */
+int64_t spool_in__tick(struct spool_in *si, struct daemon *d, int64_t now, bool signalled);
+/* Has the spool been opened? */
+bool spool_in__is_open(const struct spool_in *si);
+/* Stop the thread, close the spool, free si. NULL is fine. */
+void spool_in__stop(struct spool_in *si);
 
 /* ---- rpc.c ---- */
 /* Answer one request that arrived on chat/rpc/<user>/req. Worker thread. */

@@ -52,6 +52,10 @@ static const struct {
 	[MC_PUSH_DROPPED] = {"mqchat_archiver_push_dropped_total",
 		"Push notifications dropped: the person came online or muted the conversation first."},
 	[MC_EXPIRED] = {"mqchat_archiver_expired_total", "Messages deleted past their retention."},
+	[MC_SPOOL_RECORDS] = {"mqchat_archiver_spool_records_total",
+		"Records read from the node's spool (spool yes)."},
+	[MC_REQUESTS_DROPPED] = {"mqchat_archiver_requests_dropped_total",
+		"Requests read from the spool while the broker connection was down: not answered."},
 };
 
 static const struct {
@@ -64,6 +68,8 @@ static const struct {
 		"The last batch: from its oldest message's arrival to its commit.", 0.001},
 	[MG_BROKER_CONNECTIONS] = {"mqchat_archiver_broker_connections",
 		"Broker connections up.", 1},
+	[MG_SPOOL_LAG_BYTES] = {"mqchat_archiver_spool_lag_bytes",
+		"Bytes in the node's spool the archiver has not consumed yet (spool yes).", 1},
 };
 
 static const char *const store_name[MS_COUNT] = {

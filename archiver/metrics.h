@@ -42,6 +42,8 @@ enum metrics_counter {
 	MC_PUSH_QUEUED,
 	MC_PUSH_DROPPED,        /* the person came online (or muted it) first */
 	MC_EXPIRED,             /* messages deleted past their retention */
+	MC_SPOOL_RECORDS,       /* records read from the spool (spool yes) */
+	MC_REQUESTS_DROPPED,    /* requests read from the spool while connection 0 was down */
 	MC_COUNT
 };
 
@@ -50,6 +52,7 @@ enum metrics_gauge {
 	MG_PENDING = 0,         /* messages in the journal, not yet committed */
 	MG_COMMIT_LAG_MS,       /* the last batch: its oldest message's arrival to the commit */
 	MG_BROKER_CONNECTIONS,  /* broker connections up (CONNACK received) */
+	MG_SPOOL_LAG_BYTES,     /* spool bytes written by the broker, not yet consumed by the archiver */
 	MG_COUNT
 };
 

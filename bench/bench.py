@@ -19,7 +19,9 @@ figure means.
 
 Environment: BUILD (default build), QUICK=1 for the short run (< 2 min),
 SETUPS (e.g. "a d", default all), OUT (default bench/results), ONLY=rpc for
-the RPC phase alone (rpc.md and rpc.json in OUT).
+the RPC phase alone (rpc.md and rpc.json in OUT), ONLY=spool for the
+archiver with the spool against without (spool_bench.py: spool.md and
+spool.json).
 
     bench/bench.py              (or scripts/bench.sh, or make bench)
 
@@ -111,6 +113,9 @@ def main():
     if ONLY == "rpc":
         doc["command"] = "ONLY=rpc " + doc["command"]
         return main_rpc(doc, t0)
+    if ONLY == "spool":
+        # The archiver with the spool against without (bench/spool_bench.py).
+        return subprocess.run([sys.executable, os.path.join(ROOT, "bench", "spool_bench.py")]).returncode
     tmp = tempfile.mkdtemp(prefix="mqchat-bench-")
     brokers = {}
     try:

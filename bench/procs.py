@@ -71,6 +71,7 @@ class Broker:
             f.write("\n".join(lines) + "\n")
         self.proc = None
         self.archiver = None
+        self.archiver_args = []   # more `run` options (--spool)
         self.start_s = None
 
     def start(self, timeout=60):
@@ -106,7 +107,7 @@ class Broker:
         its output appended to archiver.out; does not wait for it."""
         with open(os.path.join(self.d, "archiver.out"), "ab") as out:
             self.archiver = subprocess.Popen([ARCHIVER, "--data", self.d, "run", "--port",
-                                              str(self.port)], stdout=out,
+                                              str(self.port)] + self.archiver_args, stdout=out,
                                              stderr=subprocess.STDOUT, cwd=self.d)
 
     def start_archiver(self):

@@ -19,6 +19,9 @@ const char *mqc_strerror(int err)
 		case MQC_ERR_CRYPTO: return "cryptography error";
 		case MQC_ERR_TOOBIG: return "too large";
 		case MQC_ERR_TIMEOUT: return "timed out";
+		case MQC_ERR_FULL: return "no space left";
+		case MQC_ERR_AGAIN: return "nothing yet";
+		case MQC_ERR_CORRUPT: return "corrupt data";
 	}
 	return "unknown error";
 }

@@ -23,6 +23,9 @@ enum mqc_err {
 	MQC_ERR_CRYPTO,     /* OpenSSL failed */
 	MQC_ERR_TOOBIG,     /* input over a configured limit */
 	MQC_ERR_TIMEOUT,    /* no answer in time */
+	MQC_ERR_FULL,       /* no room left (the spool's ring) */
+	MQC_ERR_AGAIN,      /* nothing yet: try again later */
+	MQC_ERR_CORRUPT,    /* data that fails validation (a file's header, a record) */
 };
 
 /* A short constant English text for a status; never NULL. */

@@ -49,6 +49,7 @@ const char *acl__reason_name(enum acl_reason reason)
 		case ACL_DENY_SUBSCRIPTIONS: return "too many subscriptions";
 		case ACL_DENY_PRIVATE: return "not shown to this account";
 		case ACL_DENY_TYPING_QOS: return "typing needs a QoS 0 subscription";
+		case ACL_DENY_UNAVAILABLE: return "the server cannot take messages now";
 		case ACL_REASON_COUNT: break;
 	}
 	return "?";
@@ -74,6 +75,7 @@ const char *acl__reason_code(enum acl_reason reason)
 		case ACL_DENY_SUBSCRIPTIONS: return "too_many_subscriptions";
 		case ACL_DENY_PRIVATE: return "private";
 		case ACL_DENY_TYPING_QOS: return "typing_qos";
+		case ACL_DENY_UNAVAILABLE: return "unavailable";
 		case ACL_REASON_COUNT: break;
 	}
 	return "unknown";

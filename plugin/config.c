@@ -6,6 +6,7 @@
 
 #include "err.h"
 #include "plugin.h"
+#include "spool.h"
 
 void plugin_config__defaults(struct mqchat_config *cfg)
 {
@@ -23,6 +24,7 @@ void plugin_config__defaults(struct mqchat_config *cfg)
 	cfg->snapshot_mb = (int)CONFIG_DEFAULT_SNAPSHOT_MB;
 	cfg->seen_report_s = (int)CONFIG_DEFAULT_SEEN_REPORT_S;
 	cfg->stats_interval_s = (int)CONFIG_DEFAULT_STATS_INTERVAL;
+	cfg->spool_mb = (int)CONFIG_DEFAULT_SPOOL_MB;
 	cfg->watch = true;
 }
 
@@ -73,6 +75,7 @@ static const struct int_opt int_opts[] = {
 	{"max_subscriptions", 0, 1000000, offsetof(struct mqchat_config, max_subscriptions), false},
 	{"seen_report_s", 1, 3600, offsetof(struct mqchat_config, seen_report_s), false},
 	{"stats_interval", 0, 3600, offsetof(struct mqchat_config, stats_interval_s), false},
+	{"spool_mb", 0, SPOOL_MB_MAX, offsetof(struct mqchat_config, spool_mb), false},
 };
 
 int plugin_config__parse(struct mqchat_config *cfg, const struct mosquitto_opt *opts, int count,

@@ -157,8 +157,9 @@ size_t devices__snapshot(struct mqchat *m, const struct snapshot *s)
 
 /* Publish up to DEVICES_REPORT_BATCH entries of the seen table (removed);
  * false when there was nothing left or nothing could be built. */
-static bool report_batch(struct devices *dv)
+static bool report_batch(struct mqchat *m)
 {
+	struct devices *dv = &m->devices;
 	struct device_seen *s, *tmp;
 	char topic[TOPIC_MAX_LEN + 1], *text;
 	json_t *list = json_array(), *msg;
@@ -178,6 +179,9 @@ static bool report_batch(struct devices *dv)
 	json_decref(msg);
 	if(text == NULL) return false;
 	topic__build(topic, sizeof(topic), TOPIC_SEEN, DEVICES_NODE, NULL);
+	/* Before the broker takes text: a node with a spool hands the archiver
+	 * everything through it. */
+	plugin_spool__report(m, topic, text, strlen(text));
 	/* QoS 1: the archiver's session keeps it while it is away. The broker
 	 * takes text and frees it. */
 	if(mosquitto_broker_publish(NULL, topic, (int)strlen(text), text, 1, false, NULL)
@@ -193,7 +197,7 @@ void devices__tick(struct mqchat *m, int64_t now)
 
 	if(now < dv->next_report) return;
 	dv->next_report = now + (int64_t)m->cfg.seen_report_s * 1000;
-	while(dv->seen != NULL && report_batch(dv)){}
+	while(dv->seen != NULL && report_batch(m)){}
 }
 
 void devices__cleanup(struct mqchat *m)

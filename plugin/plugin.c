@@ -20,7 +20,9 @@ static const struct {
 	{MOSQ_EVT_DISCONNECT, presence__disconnect_cb},
 	{MOSQ_EVT_DISCONNECT, limits__disconnect_cb},
 	{MOSQ_EVT_DISCONNECT, devices__disconnect_cb},
+	/* In this order: the spool keeps what limits leaves of the properties. */
 	{MOSQ_EVT_MESSAGE, limits__message_cb},
+	{MOSQ_EVT_MESSAGE, plugin_spool__message_cb},
 	{MOSQ_EVT_RELOAD, tick__reload_cb},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
@@ -46,6 +48,7 @@ static void mqchat_free(struct mqchat *m)
 			mosquitto_callback_unregister(m->pid, callbacks[i].event, callbacks[i].cb, NULL);
 		}
 	}
+	plugin_spool__cleanup(&m->spool);
 	loader__cleanup(&m->loader);        /* m->snap lived in its memory */
 	m->snap = NULL;
 	presence__cleanup(&m->presence);
@@ -97,6 +100,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			m->snap->user_count, m->snap->room_count, m->snap->member_count,
 			m->snap->block_count, m->cfg.db, (long long)(time__mono_ms() - t0),
 			registration__name(m->cfg.registration), m->cfg.max_payload);
+
+	/* After the loader's fork: its process does not hold the spool's
+	 * writer lock. */
+	rc = plugin_spool__init(m, err, sizeof(err));
+	if(rc){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "%s", err);
+		goto fail;
+	}
 
 	/* Retained "online" messages restored from the broker's persistence
 	 * are stale: nobody is connected yet. TICK clears the presence of

@@ -64,6 +64,7 @@ struct mqchat;
 #define CONFIG_DEFAULT_STATS_INTERVAL 5L
 /* Entries plugin_opt_front_addresses may hold (a front is a few machines). */
 #define FRONT_MAX 64
+#define CONFIG_DEFAULT_SPOOL_MB 0L      /* no spool */
 
 struct mqchat_config {
 	char *db;                       /* plugin_opt_dbpath, malloc'd */
@@ -88,6 +89,7 @@ struct mqchat_config {
 		unsigned prefix;                /* 0..128 */
 	} front[FRONT_MAX];
 	size_t front_count;
+	int spool_mb;                   /* the node's spool, MiB (spool.c); 0: none */
 };
 
 /* Set every field to its default (db NULL). */
@@ -618,6 +620,7 @@ enum acl_reason {
 	ACL_DENY_SUBSCRIPTIONS, /* max_subscriptions held (acl__check_cb) */
 	ACL_DENY_PRIVATE,       /* a presence its owner does not show the reader */
 	ACL_DENY_TYPING_QOS,    /* QoS 1 or 2 subscription to typing (acl__check_cb) */
+	ACL_DENY_UNAVAILABLE,   /* the spool cannot take it (spool.c) */
 	ACL_REASON_COUNT
 };
 
@@ -777,6 +780,41 @@ int stats__build(const struct mqchat *m, int64_t now, char *buf, size_t buflen, 
  * the first call and then every plugin_opt_stats_interval seconds. */
 void stats__tick(struct mqchat *m, int64_t now);
 
+/* ================================================================
+ * The node's spool, writer side (spool.c; the file: common/spool.h)
+ * ================================================================ */
+
+/* When to send again after an `unavailable` refusal (the notice's retry_ms). */
+#define SPOOL_RETRY_MS 1000
+
+struct plugin_spool {
+	struct spool *sp;               /* NULL: no spool (plugin_opt_spool_mb 0) */
+	unsigned long appends;          /* publishes spooled */
+	unsigned long refused;          /* publishes refused: no room */
+	unsigned long reports_lost;     /* seen reports that found no room */
+	unsigned long refused_logged;   /* refused when "no room" was last logged */
+	int64_t said_ms;                /* when "full" was last logged (mono ms) */
+	bool refusing;                  /* the last append found no room */
+};
+
+/* Open (or make) DATA/spool, DATA the folder of plugin_opt_dbpath, with a
+ * ring of plugin_opt_spool_mb MiB, if that is not 0. MQC_OK (also when
+ * off), or an MQC_ERR_* with the whole log line in err: the broker must
+ * not start. */
+int plugin_spool__init(struct mqchat *m, char *err, size_t errlen);
+void plugin_spool__cleanup(struct plugin_spool *ps);
+/* Is topic one the node's archiver takes (the filters it subscribes to
+ * without a spool: chat/inbox/#, chat/room/#, chat/rpc/+/req,
+ * chat/register/+/req, chat/seen/+)? */
+bool plugin_spool__takes(const char *topic);
+/* MESSAGE: spool an accepted publish the archiver takes, or refuse it
+ * (MOSQ_ERR_ACL_DENIED, notice `unavailable`) when the spool has no room.
+ * Registered after limits__message_cb, whose property drop it relies on. */
+int plugin_spool__message_cb(int event, void *event_data, void *userdata);
+/* The plugin's own report of device logins, text[0..len) on topic, which
+ * mosquitto_broker_publish sends past MESSAGE: spooled here too. */
+void plugin_spool__report(struct mqchat *m, const char *topic, const char *text, size_t len);
+
 struct mqchat {
 	mosquitto_plugin_id_t *pid;
 	struct mqchat_config cfg;
@@ -809,6 +847,7 @@ struct mqchat {
 	unsigned long auth_ok, auth_failed, auth_throttled, auth_cached;
 	char dummy_hash[PWHASH_STR_LEN];
 	struct plugin_stats stats;      /* the figures (stats.c) */
+	struct plugin_spool spool;      /* the node's spool (spool.c) */
 };
 
 /* Input to the ACL decision. */
@@ -911,7 +950,7 @@ void tick__run(struct mqchat *m, int64_t now);
 /* Tell username's subscribed connections why client's publish of payload
  * on topic was refused, on chat/notice/<username> (QoS 0), at most
  * NOTICE_BURST at once and NOTICE_BURST a second per account. retry_ms > 0
- * goes with ACL_DENY_RATE. */
+ * goes with ACL_DENY_RATE and ACL_DENY_UNAVAILABLE. */
 #define NOTICE_BURST 10.0
 #define NOTICE_PERIOD_MS 1000
 

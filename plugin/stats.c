@@ -18,6 +18,7 @@
 
 #include "err.h"
 #include "plugin.h"
+#include "spool.h"
 
 static const struct {
 	const char *result, *reason;
@@ -202,6 +203,24 @@ int stats__build(const struct mqchat *m, int64_t now, char *buf, size_t buflen, 
 			"Open _register connections.");
 	sample(&t, "mqchat_plugin_registration_connections", NULL, NULL, NULL, NULL,
 			num(v, (unsigned long)m->presence.register_count));
+	family(&t, "mqchat_plugin_spool_appends_total", "counter",
+			"Records written to the node's spool (publishes and device login reports).");
+	sample(&t, "mqchat_plugin_spool_appends_total", NULL, NULL, NULL, NULL,
+			num(v, m->spool.appends));
+	family(&t, "mqchat_plugin_spool_refusals_total", "counter",
+			"What found no room in the spool: publishes refused (unavailable), device login reports lost.");
+	sample(&t, "mqchat_plugin_spool_refusals_total", "what", "publish", NULL, NULL,
+			num(v, m->spool.refused));
+	sample(&t, "mqchat_plugin_spool_refusals_total", "what", "seen_report", NULL, NULL,
+			num(v, m->spool.reports_lost));
+	family(&t, "mqchat_plugin_spool_used_bytes", "gauge",
+			"Bytes of the spool the archiver has not read yet (0 without a spool).");
+	sample(&t, "mqchat_plugin_spool_used_bytes", NULL, NULL, NULL, NULL,
+			num(v, m->spool.sp ? (unsigned long)spool__used(m->spool.sp) : 0));
+	family(&t, "mqchat_plugin_spool_size_bytes", "gauge",
+			"Size of the spool's ring (0 without a spool).");
+	sample(&t, "mqchat_plugin_spool_size_bytes", NULL, NULL, NULL, NULL,
+			num(v, m->spool.sp ? (unsigned long)spool__ring_size(m->spool.sp) : 0));
 	if(!t.full) t.whole = t.len;
 	*len = t.whole;
 	buf[t.whole] = '\0';

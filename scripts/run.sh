@@ -16,6 +16,12 @@
 #             http://127.0.0.1:METRICS_PORT/ (default 9464; 0: none)
 #   TLS_DIR   folder with the operator's ca.crt, server.crt and server.key;
 #             unset: DATA/tls, made by scripts/mkcert.sh on the first run
+#   SPOOL_MB  the node's spool, DATA/spool, of that many MiB (1..4096;
+#             default 0: none): the plugin writes every message to it
+#             before the broker acknowledges it (plugin_opt_spool_mb) and
+#             the archiver reads it (--spool) instead of subscribing, so a
+#             killed broker loses nothing it acknowledged (archiver/README.md,
+#             "The spool")
 #
 # The broker's config is config/mosquitto.conf with these paths and ports,
 # written at every start to DATA.run/mosquitto.conf: DATA.run is a folder
@@ -48,6 +54,7 @@ TLS_PORT=${TLS_PORT:-8883}
 WS_PORT=${WS_PORT:-8080}
 HTTP_PORT=${HTTP_PORT:-8090}
 METRICS_PORT=${METRICS_PORT:-9464}
+SPOOL_MB=${SPOOL_MB:-0}
 # The operator's certificates, or the local CA made here.
 own_tls=0
 [ -n "${TLS_DIR:-}" ] && own_tls=1
@@ -103,6 +110,13 @@ done
 case $TLS_DIR in
 	''|*[!A-Za-z0-9_./-]*) die "TLS_DIR must be a path of letters, digits and _ . / - (got '$TLS_DIR')";;
 esac
+# The plugin's own range (common/spool.h); said here, before anything starts.
+case $SPOOL_MB in
+	''|*[!0-9]*) die "SPOOL_MB must be a number from 1 to 4096, or 0 for no spool (got '$SPOOL_MB')";;
+esac
+if [ "${#SPOOL_MB}" -gt 4 ] || [ "$SPOOL_MB" -gt 4096 ]; then
+	die "SPOOL_MB must be a number from 1 to 4096, or 0 for no spool (got '$SPOOL_MB')"
+fi
 
 [ -x "$MOSQUITTO" ] || die "mosquitto is not installed: run 'make deps' as root"
 [ -r "$PLUGIN" ] || die "$PLUGIN is not built: run 'make' first"
@@ -399,8 +413,13 @@ ws_sed="s#^listener 8080 #listener $WS_PORT #"
 		-e "s#\\([[:space:]]\\)var/#\\1$DATA/#g" \
 		-e "s#^\\(cafile\\|certfile\\|keyfile\\) $DATA/tls/#\\1 $TLS_DIR/#" \
 		config/mosquitto.conf && printf '%b' "$local_conf"
+	# Written before the broker starts, so that whatever it acknowledges
+	# is in DATA/spool for the archiver (started with --spool below).
+	if [ "$SPOOL_MB" -ne 0 ]; then printf 'plugin_opt_spool_mb %d\n' "$((10#$SPOOL_MB))"; fi
 } > "$conf.new" && mv -f "$conf.new" "$conf" || die "cannot write $conf"
-say "broker config $conf (port $PORT, TLS port $TLS_PORT, WebSockets port $WS_PORT, data $DATA, build $BUILD)"
+spool_say=""
+[ "$SPOOL_MB" -ne 0 ] && spool_say=", spool $DATA/spool of $SPOOL_MB MiB"
+say "broker config $conf (port $PORT, TLS port $TLS_PORT, WebSockets port $WS_PORT, data $DATA, build $BUILD$spool_say)"
 
 # ---- start, watch, stop ----
 
@@ -521,6 +540,9 @@ if [ "$have_archiver" -eq 1 ]; then
 	# (On another host: cafile = DATA/tls/ca.crt and port = 8883 in its
 	# config.)
 	[ "$PORT" != 1883 ] && aargs+=(--port "$PORT")
+	# The broker writes the spool: the archiver must read it, or it fills
+	# and the broker refuses messages (archiver/README.md, "The spool").
+	[ "$SPOOL_MB" -ne 0 ] && aargs+=(--spool)
 	# The web app, served by the archiver (archiver/README.md, "The web
 	# app"): it connects to the broker's WebSockets listener.
 	if [ "$HTTP_PORT" -eq 0 ]; then

@@ -40,6 +40,7 @@ $(eval $(call fuzz_rule,auth,$(FUZZ_PLUGIN),$(LDLIBS_COMMON)))
 FUZZ_RPC := $(filter-out archiver/main.c archiver/worker.c archiver/daemon.c archiver/later.c archiver/cli_%.c,$(ARCHIVER_SRC))
 $(eval $(call fuzz_rule,rpc,$(FUZZ_RPC) $(COMMON_SRC),$(LDLIBS_COMMON) -lssl $(MHD_LIBS) $(CURL_LIBS)))
 $(eval $(call fuzz_rule,archiver_config,archiver/config.c $(COMMON_SRC),$(LDLIBS_COMMON)))
+$(eval $(call fuzz_rule,spool,common/spool.c common/err.c common/rand.c common/timeutil.c,-lcrypto))
 $(eval $(call fuzz_rule,mqtt,archiver/mqtt.c common/timeutil.c common/err.c,-lssl -lcrypto))
 
 .PHONY: fuzz-build

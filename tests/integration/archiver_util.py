@@ -118,8 +118,14 @@ class Env:
     """One test's world: data folder, user store, broker, archiver, clients."""
 
     def __init__(self, datadir, store, make_broker, clients, registration="off", args=(),
-                 start=True, broker_kw=None, users=(), rooms=None):
+                 start=True, broker_kw=None, users=(), rooms=None, spool_mb=0):
+        """spool_mb > 0: the plugin writes DATA/spool of that many MiB and
+        the archiver reads it (--spool) instead of subscribing."""
         self.datadir = datadir
+        if spool_mb:
+            broker_kw = dict(broker_kw or {})
+            broker_kw["plugin_opts"] = dict(broker_kw.get("plugin_opts") or {}, spool_mb=spool_mb)
+            args = list(args) + ["--spool"]
         self.store = store
         self.clients = clients
         # Users and rooms exist before the broker starts, so the plugin's
@@ -217,13 +223,13 @@ def rpc_fails(rpc, code, op, **args):
     return ans
 
 
-@pytest.fixture
-def arch_env(datadir, store, make_broker, clients, request):
-    """Factory: arch_env(registration="off", args=[...], start=True) -> Env."""
+def env_factory(datadir, store, make_broker, clients, request, **defaults):
+    """The body of arch_env, with defaults for Env (spool_mb=4 runs a
+    module's tests with the spool: test_spool_archive.py)."""
     made = []
 
     def make(**kw):
-        e = Env(datadir, store, make_broker, clients, **kw)
+        e = Env(datadir, store, make_broker, clients, **dict(defaults, **kw))
         made.append(e)
         return e
     yield make
@@ -234,6 +240,12 @@ def arch_env(datadir, store, make_broker, clients, request):
         e.arch.stop()
         if failed is not None and failed.failed:
             print("---- archiver log ----\n%s" % e.arch.output()[-20000:])
+
+
+@pytest.fixture
+def arch_env(datadir, store, make_broker, clients, request):
+    """Factory: arch_env(registration="off", args=[...], start=True) -> Env."""
+    yield from env_factory(datadir, store, make_broker, clients, request)
 
 
 def publish_many(client, topic, n, prefix="m", body="x"):

@@ -280,11 +280,11 @@ static void test_init_and_cleanup(void **state)
 			MOSQ_ERR_SUCCESS);
 	m = ud;
 	assert_non_null(m);
-	assert_int_equal(stub.registered, 8);
+	assert_int_equal(stub.registered, 9);
 	assert_int_equal(m->snap->user_count, 1);
 	assert_int_equal(stub_log_contains("mqchat: loaded 1 users, 0 rooms"), 1);
 	assert_int_equal(mosquitto_plugin_cleanup(ud, opts, 2), MOSQ_ERR_SUCCESS);
-	assert_int_equal(stub.unregistered, 8);
+	assert_int_equal(stub.unregistered, 9);
 
 	/* A failing registration unwinds everything. */
 	stub_reset();
@@ -293,7 +293,7 @@ static void test_init_and_cleanup(void **state)
 	assert_int_not_equal(mosquitto_plugin_init((mosquitto_plugin_id_t *)(uintptr_t)1, &ud, opts, 2),
 			MOSQ_ERR_SUCCESS);
 	assert_null(ud);
-	assert_int_equal(stub.unregistered, 8);
+	assert_int_equal(stub.unregistered, 9);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
