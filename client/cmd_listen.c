@@ -1,6 +1,7 @@
 /* cmd_listen.c - "listen": print what arrives in my inbox and my rooms (and
  * what I send from my other devices, and with --typing who is typing), send
- * delivered receipts, survive broker restarts (persistent session). */
+ * delivered receipts, survive broker restarts (persistent session), and
+ * sync what a lost session or a resync notice may have kept from me. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,9 +119,22 @@ int cmd_listen__typing(struct session *s, const char *peer, bool warn)
 	return rc;
 }
 
+/* Pages of one catch-up sync (500 messages each), as the terminal app. */
+#define CATCHUP_PAGES_MAX 20
+/* A catch-up that failed is tried again this much later. */
+#define CATCHUP_RETRY_MS 5000
+
 struct listen_stop {
 	struct feed *f;
 	long count;
+	/* The catch-up (docs/PROTOCOL.md, "Several nodes"): the largest seq
+	 * synced, the session's resyncs it has answered, and f->seen_added at
+	 * its last sync. */
+	int64_t seq;
+	bool seq_known;
+	unsigned resyncs;
+	long seen_synced;
+	int64_t retry_at;           /* monotonic ms; 0: now */
 };
 
 static bool count_reached(struct session *s, void *arg)
@@ -129,6 +143,94 @@ static bool count_reached(struct session *s, void *arg)
 
 	(void)s;
 	return st->count > 0 && st->f->count >= st->count;
+}
+
+/* A catch-up is due: the session was lost or a resync notice came; or
+ * half of the feed's memory of what it showed has been filled since the
+ * last sync (each text takes two places: it and my receipt's copy), so
+ * that a later catch-up, which starts from that sync's seq, still knows
+ * everything it returns that was shown live. */
+static bool catch_up_due(struct session *s, struct listen_stop *st)
+{
+	if(!st->seq_known || !s->connected || time__mono_ms() < st->retry_at) return false;
+	return s->resyncs != st->resyncs || st->f->seen_added - st->seen_synced >= FEED_SEEN / 2;
+}
+
+static bool listen_cond(struct session *s, void *arg)
+{
+	return count_reached(s, arg) || catch_up_due(s, arg);
+}
+
+/* Sync from the largest seq listen has until more is false, showing each
+ * row as it would have come live (feed__archived: what was shown is not
+ * shown again) unless show is false (at start: only the position moves).
+ * A failure is said and the catch-up tried again later; fatal errors
+ * return their exit code. */
+static int catch_up(struct session *s, struct listen_stop *st, bool show)
+{
+	unsigned resyncs = s->resyncs;
+	int pages, rc;
+
+	for(pages=0; pages<CATCHUP_PAGES_MAX; pages++){
+		json_t *req, *resp = NULL, *m;
+		size_t i;
+		bool more;
+
+		req = json_pack("{s:s, s:I, s:i, s:b}", "op", "sync", "after", (json_int_t)st->seq,
+				"limit", 500, "changes", 1);
+		if(req == NULL) return EXIT_FAILED;
+		s->quiet = true;
+		rc = session__rpc(s, req, &resp);
+		s->quiet = false;
+		json_decref(req);
+		if(rc == EXIT_AUTH || s->fatal) return rc ? rc : s->fatal;
+		if(rc){
+			fprintf(stderr, "warning: could not sync what may have been missed (%s): "
+					"trying again\n", s->rpc_error[0] ? s->rpc_error : "no answer");
+			st->retry_at = time__mono_ms() + CATCHUP_RETRY_MS;
+			return EXIT_OK;
+		}
+		json_array_foreach(json_object_get(resp, "messages"), i, m){
+			json_int_t seq = json_integer_value(json_object_get(m, "seq"));
+			if(seq > st->seq) st->seq = seq;
+			if(show) feed__archived(st->f, m);
+		}
+		more = json_is_true(json_object_get(resp, "more"));
+		json_decref(resp);
+		if(!more) break;
+	}
+	st->resyncs = resyncs;
+	st->seen_synced = st->f->seen_added;
+	st->retry_at = 0;
+	return EXIT_OK;
+}
+
+/* Where catch-ups start: the largest seq of my archive now, so that one
+ * shows only what came after listen started. The newest conversation's
+ * last_seq, then a sync from it that shows nothing (the changes after it).
+ * An archiver without conversations: no catch-ups, said. */
+static int catch_up_start(struct session *s, struct listen_stop *st)
+{
+	json_t *req = json_pack("{s:s, s:i}", "op", "conversations", "limit", 1), *resp = NULL;
+	int rc;
+
+	if(req == NULL) return EXIT_FAILED;
+	s->quiet = true;
+	rc = session__rpc(s, req, &resp);
+	s->quiet = false;
+	json_decref(req);
+	if(rc == EXIT_AUTH || s->fatal) return rc ? rc : s->fatal;
+	if(rc){
+		fprintf(stderr, "warning: could not ask where my archive ends: what a lost "
+				"connection keeps from me will not be synced\n");
+		return EXIT_OK;
+	}
+	st->seq = json_integer_value(json_object_get(json_array_get(
+					json_object_get(resp, "conversations"), 0), "last_seq"));
+	json_decref(resp);
+	st->seq_known = true;
+	st->resyncs = s->resyncs;
+	return catch_up(s, st, false);
 }
 
 int cmd_listen__run(struct options *opt, const struct cmd_args *a)
@@ -167,11 +269,18 @@ int cmd_listen__run(struct options *opt, const struct cmd_args *a)
 			|| subscribe_rooms(&s, rooms, TOPIC_ROOMTYPING, "+", 0, "see typing in", &rc) < 0)){
 		goto done;
 	}
+	/* An archiver that did not answer (said above) is not asked again:
+	 * no catch-ups then, rather than a second wait. */
+	if(rooms != NULL && (rc = catch_up_start(&s, &st))) goto done;
 	fprintf(stderr, "listening as %s (inbox and %d room%s)\n", s.client_id, nrooms,
 			nrooms == 1 ? "" : "s");
 
 	if(secs > 0) deadline = time__mono_ms() + secs * 1000;
-	w = session__wait(&s, count_reached, &st, deadline, -1);
+	for(;;){
+		w = session__wait(&s, listen_cond, &st, deadline, -1);
+		if(w != WAIT_DONE || count_reached(&s, &st)) break;
+		if((rc = catch_up(&s, &st, true))) goto done;
+	}
 	if(w == WAIT_FATAL) rc = s.fatal;
 	else if(w == WAIT_LOST) rc = session__wait_rc(&s, w, "while listening");
 	else rc = EXIT_OK;

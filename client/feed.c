@@ -37,6 +37,7 @@ static void seen_add(struct feed *f, const char *key)
 {
 	memcpy(f->seen[f->seen_next], key, sizeof(f->seen[0]));
 	f->seen_next = (f->seen_next + 1) % FEED_SEEN;
+	f->seen_added++;
 }
 
 /* True if (from, id) was seen recently: QoS 1 may deliver twice, and a
@@ -456,6 +457,50 @@ void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		if(!w.mine) send_receipt(f, from, &env.id);
 	}
 	free(body);
+}
+
+/* The account the archiver publishes edits and deletes from (the
+ * service's name in config/archiver.conf's default): the live key of an
+ * edit or delete row is (archiver, id). */
+#define ARCHIVER_ACCOUNT "archiver"
+
+void feed__archived(struct feed *f, json_t *m)
+{
+	static const char *const copied[] = {"id", "type", "body", "ts", "reply_to", "reply_from",
+		"event", "user", "by", "ref", "of", "emoji", "remove"};
+	const char *from = json_string_value(json_object_get(m, "from"));
+	const char *to = json_string_value(json_object_get(m, "to"));
+	const char *room = json_string_value(json_object_get(m, "room"));
+	const char *type = json_string_value(json_object_get(m, "type"));
+	char topic[TOPIC_MAX_LEN + 1];
+	json_t *env;
+	char *payload;
+	size_t i;
+
+	if(from == NULL || type == NULL || (room == NULL && to == NULL)) return;
+	if(json_object_get(m, "deleted")) return;   /* its delete row says it */
+	env = json_object();
+	if(env == NULL) return;
+	for(i=0; i<sizeof(copied) / sizeof(copied[0]); i++){
+		json_t *v = json_object_get(m, copied[i]);
+		if(v && !json_is_null(v)) json_object_set(env, copied[i], v);
+	}
+	if(!strcmp(type, "edit") || !strcmp(type, "delete")){
+		/* Live, the archiver publishes them: to the room, or to my inbox
+		 * with the other person of the conversation as "with". */
+		if(room == NULL){
+			json_object_set_new(env, "with", json_string(!strcmp(from, f->me) ? to : from));
+		}
+		topic__build(topic, sizeof(topic), room ? TOPIC_ROOM : TOPIC_INBOX,
+				room ? room : f->me, ARCHIVER_ACCOUNT);
+	}else{
+		topic__build(topic, sizeof(topic), room ? TOPIC_ROOM : TOPIC_INBOX,
+				room ? room : to, from);
+	}
+	payload = json_dumps(env, JSON_COMPACT);
+	if(payload) feed__message_cb(f->s, topic, payload, strlen(payload), f);
+	free(payload);
+	json_decref(env);
 }
 
 /* ---- changes to a message: edit, delete, reaction ---- */

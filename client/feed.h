@@ -23,6 +23,8 @@ struct feed {
 	long count;             /* messages and receipts printed */
 	char seen[FEED_SEEN][NAME_MAX_LEN + 1 + MSGID_MAX_LEN + 1];
 	int seen_next;
+	long seen_added;        /* keys ever put in seen: texts, and receipts and
+	                         * other envelopes (my own receipts' copies too) */
 };
 
 /* Set up f for session s (borrowed); status is a string constant. */
@@ -37,6 +39,12 @@ void feed__sent(struct feed *f, const char *id);
  * is left out quietly. */
 void feed__message_cb(struct session *s, const char *topic, const void *payload,
 		size_t len, void *ud);
+/* A row of a sync answer (borrowed), shown as the message would have been
+ * shown live, with its receipt: put back into its live topic and envelope
+ * and handed to feed__message_cb, so one already shown (the same from and
+ * id, among the last FEED_SEEN) is not shown again. Tombstones and rows of
+ * a type listen does not show are left out. */
+void feed__archived(struct feed *f, json_t *m);
 /* Print one archived message (an object of a history/sync/search answer,
  * borrowed): a text with its marks ("  (edited)", its status if mine) and
  * the lines under it (what it replies to, its reactions), a tombstone as

@@ -37,6 +37,16 @@ static void split_topic(const char *topic, struct notice *n)
 	n->target[t.a.n] = '\0';
 }
 
+bool notice__is_resync(const void *payload, size_t len)
+{
+	json_t *j = json_loadb(payload, len, 0, NULL);
+	const char *type = json_string_value(json_object_get(j, "type"));
+	bool yes = type != NULL && strcmp(type, "resync") == 0;
+
+	json_decref(j);
+	return yes;
+}
+
 bool notice__parse(const void *payload, size_t len, struct notice *n)
 {
 	json_t *j, *ref, *retry;

@@ -33,6 +33,10 @@ struct notice_box {
 /* Parse a payload received on chat/notice/<me>. Returns true and fills *n
  * if it is a {"type":"refused",...} notice; false for anything else. */
 bool notice__parse(const void *payload, size_t len, struct notice *n);
+/* True if a payload received on chat/notice/<me> is a resync notice,
+ * {"type":"resync",...}: messages on their way to me may have been lost,
+ * and whoever shows them syncs (docs/PROTOCOL.md, "Several nodes"). */
+bool notice__is_resync(const void *payload, size_t len);
 /* Keep a copy of n in b, dropping the oldest if b is full. */
 void notice__keep(struct notice_box *b, const struct notice *n);
 /* Move the notice about message id ref out of b into *out. Returns false

@@ -86,8 +86,12 @@ static void connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
 	if(s->quick_losses == 0) s->backoff_ms = BACKOFF_MIN_MS;
 	if(s->ever_connected){
 		fprintf(stderr, "reconnected%s\n", (flags & 1) ? "" : " (new session)");
-		/* Without the old session the broker forgot our subscriptions. */
-		if(!(flags & 1)) resubscribe(s);
+		/* Without the old session the broker forgot our subscriptions,
+		 * and what it had queued for us: the archive has it. */
+		if(!(flags & 1)){
+			resubscribe(s);
+			s->resyncs++;
+		}
 	}
 	s->ever_connected = true;
 }
@@ -204,6 +208,10 @@ static void message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_
 	if(m->topic == NULL) return;
 	if(s->notice_topic[0] && !strcmp(m->topic, s->notice_topic)){
 		struct notice n;
+		if(notice__is_resync(m->payload, (size_t)m->payloadlen)){
+			s->resyncs++;
+			return;
+		}
 		/* Every device of mine that subscribed gets the notice: only
 		 * those about this connection's messages are ours to explain. */
 		if(notice__parse(m->payload, (size_t)m->payloadlen, &n)

@@ -104,6 +104,12 @@ struct session {
 	int64_t until;          /* if set, no wait lasts past it (monotonic ms) */
 	char notice_topic[TOPIC_MAX_LEN + 1];/* chat/notice/<me>; "" for _register */
 	struct notice_box notices; /* refusal notices not yet claimed */
+	/* How many times messages on their way to me may have been lost: a
+	 * CONNACK without my session after the first (the broker restarted
+	 * without it, or another node took me: its queue is gone), or a
+	 * resync notice. Whoever shows messages syncs from the largest seq it
+	 * has whenever this grows (docs/PROTOCOL.md, "Several nodes"). */
+	unsigned resyncs;
 	session_message_cb on_message;
 	session_rpc_cb on_rpc;
 	void *ud;

@@ -179,10 +179,19 @@ bool tui__muted(const struct tui *t, const struct tconv *c, int64_t *until)
 	return false;
 }
 
+/* Sync from the largest seq held until more is false (the answers ask
+ * for the next pages). */
+static void catch_up(struct tui *t)
+{
+	t->sync_pages = 0;
+	ask_sync(t);
+}
+
 /* What the app asks at every connection: the contract it speaks, the rooms
  * (their topics), the list, the blocks, my nick; and after a reconnect what
- * was missed (sync from the largest seq seen). */
-static void ask_all(struct tui *t, bool catch_up)
+ * was missed (sync from the largest seq seen; from 0 too if the session was
+ * lost: whatever the broker had queued for it is gone). */
+static void ask_all(struct tui *t, bool reconnect, bool lost)
 {
 	static const struct { const char *op; enum tui_rpc_kind kind; } asks[] = {
 		{"hello", TRPC_HELLO}, {"rooms", TRPC_ROOMS}, {"blocked", TRPC_BLOCKED},
@@ -199,11 +208,8 @@ static void ask_all(struct tui *t, bool catch_up)
 			TRPC_CONVERSATIONS);
 	if(r) r->silent = true;
 	tui__ask_mutes(t);
-	if(catch_up && t->st.max_seq > 0){
-		t->sync_pages = 0;
-		ask_sync(t);
-	}
-	if(catch_up && t->open && !t->open->history_loaded) ask_history(t, t->open, 0);
+	if(lost || (reconnect && t->st.max_seq > 0)) catch_up(t);
+	if(reconnect && t->open && !t->open->history_loaded) ask_history(t, t->open, 0);
 	t->next_rooms_ms = time__mono_ms() + ROOMS_EVERY_MS;
 }
 
@@ -356,7 +362,7 @@ void tui__react(struct tui *t, const struct tmsg *m, const char *emoji, bool rem
 }
 
 /* The PUBACKs of my texts: sent, refused (in words), or sent again later
- * (rate_limited: after retry_ms, with the same id). */
+ * (rate_limited, unavailable: after retry_ms, with the same id). */
 static void collect_acks(struct tui *t)
 {
 	int i = 0, k;
@@ -396,7 +402,9 @@ static void collect_acks(struct tui *t)
 			char why[256];
 			bool have = notice__take(&t->s.notices, o->id, &n)
 				|| session__notice(&t->s, o->id, &n);
-			if(have && !strcmp(n.code, "rate_limited")){
+			/* Too fast, or the node cannot take messages now: nothing was
+			 * taken, so the same envelope again, later. */
+			if(have && (!strcmp(n.code, "rate_limited") || !strcmp(n.code, "unavailable"))){
 				o->resend_at = time__mono_ms() + (n.retry_ms > 100 ? n.retry_ms : 100);
 				i++;
 				continue;
@@ -1123,14 +1131,20 @@ static void read_keys(struct tui *t)
 static void tick(struct tui *t)
 {
 	int64_t now = time__mono_ms();
+	/* A CONNACK without my session, or a resync notice: messages on
+	 * their way to me may be lost (docs/PROTOCOL.md, "Several nodes"). */
+	bool lost = t->s.connected && t->s.resyncs != t->resyncs;
 
+	if(lost) t->resyncs = t->s.resyncs;
 	if(t->s.connected != t->was_connected){
 		t->dirty = true;
 		if(t->s.connected){
 			/* Back: what was missed, and the lists as they are now. */
-			ask_all(t, true);
+			ask_all(t, true, lost);
 		}
 		t->was_connected = t->s.connected;
+	}else if(lost){
+		catch_up(t);
 	}
 	while(json_array_size(t->answers) > 0){
 		json_t *a = json_incref(json_array_get(t->answers, 0));
@@ -1289,8 +1303,9 @@ static int setup(struct tui *t, const char *conv)
 		return EXIT_FAILED;
 	}
 	t->was_connected = true;
+	t->resyncs = t->s.resyncs;
 	t->sel = -1;
-	ask_all(t, false);
+	ask_all(t, false, false);
 	if(with || room){
 		struct tconv *c = tui_store__conv(&t->st, room ? TCONV_ROOM : TCONV_DIRECT,
 				room ? room : with, true);

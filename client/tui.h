@@ -81,6 +81,7 @@ struct tui {
 	int nouts, capouts;
 	int edit_window_s;
 	bool was_connected;         /* to see the connection come back */
+	unsigned resyncs;           /* the session's resyncs caught up with (session.h) */
 	bool dirty;                 /* redraw */
 	bool utf8;                  /* the locale speaks UTF-8: draw ✓ and │ */
 	bool quit;

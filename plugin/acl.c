@@ -163,8 +163,9 @@ static enum acl_reason service_message(const struct mqchat *m, const struct snap
 }
 
 /* A JSON object, by jansson: this runs once per registration attempt, which
- * is rate limited per address, so an allocation here is fine. */
-static bool json_object_payload(const void *payload, uint32_t len)
+ * is rate limited per address, so an allocation here is fine. With type
+ * set, its "type" member must be that string. */
+static bool json_object_payload(const void *payload, uint32_t len, const char *type)
 {
 	json_t *j;
 	bool ok;
@@ -172,8 +173,34 @@ static bool json_object_payload(const void *payload, uint32_t len)
 	if(payload == NULL || len == 0 || !utf8__valid(payload, len)) return false;
 	j = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL);
 	ok = j != NULL && json_is_object(j);
+	if(ok && type != NULL){
+		const char *t = json_string_value(json_object_get(j, "type"));
+		ok = t != NULL && strcmp(t, type) == 0;
+	}
 	json_decref(j);
 	return ok;
+}
+
+/* The longest resync notice a service may send: {"type":"resync","ts":...}
+ * and room to grow, far below a message. */
+#define RESYNC_NOTICE_MAX 1024
+
+/* A service's publish on chat/notice/<person>: only a resync notice
+ * (docs/PROTOCOL.md, "Several nodes"), which a node that lost messages on
+ * their way sends so the person's apps sync. Refusal notices are the
+ * plugin's alone: a forged one could make an app drop a message it sent.
+ * Rare (a node's recovery), so jansson's allocation is fine here. */
+static enum acl_reason service_notice(const struct mqchat *m, const struct snapshot *s,
+		const struct topic_parts *t, const struct acl_request *req)
+{
+	const struct snap_user *to;
+	enum acl_reason r;
+
+	if((r = recipient(s, &t->a, NULL, &to)) != ACL_OK) return r;
+	if((r = write_basics(m, req)) != ACL_OK) return r;
+	if(req->payloadlen > RESYNC_NOTICE_MAX) return ACL_DENY_TOO_BIG;
+	return json_object_payload(req->payload, req->payloadlen, "resync")
+		? ACL_OK : ACL_DENY_ENVELOPE;
 }
 
 /* `_register@<device>`: only its own chat/register/<clientid>/{req,resp}.
@@ -199,7 +226,8 @@ static enum acl_reason decide_register(const struct mqchat *m, const struct acl_
 			if(req->payloadlen > m->cfg.max_payload || req->payloadlen > REGISTER_MAX_PAYLOAD){
 				return ACL_DENY_TOO_BIG;
 			}
-			return json_object_payload(req->payload, req->payloadlen) ? ACL_OK : ACL_DENY_ENVELOPE;
+			return json_object_payload(req->payload, req->payloadlen, NULL)
+				? ACL_OK : ACL_DENY_ENVELOPE;
 	}
 	return ACL_DENY_REGISTER;
 }
@@ -246,11 +274,13 @@ static enum acl_reason decide_service(const struct mqchat *m, const struct snaps
 			return topic__is_chat(topic) || is_sys(topic) ? ACL_OK : ACL_DENY_TOPIC;
 		case MOSQ_ACL_WRITE:
 			/* Answers; a room's membership events, edits and deletes;
-			 * a person's edits, deletes and read markers: never a text,
-			 * never presence or typing. */
+			 * a person's edits, deletes and read markers; a person's
+			 * resync notices: never a text, never presence or typing. */
 			topic__parse(topic, &t);
 			if(t.kind == TOPIC_ROOM || t.kind == TOPIC_INBOX){
 				return service_message(m, s, me, &t, req);
+			}else if(t.kind == TOPIC_NOTICE){
+				return service_notice(m, s, &t, req);
 			}else if(t.kind == TOPIC_RPC_RESP){
 				if(!names__valid(t.a.p, t.a.n)) return ACL_DENY_TOPIC;
 			}else if(t.kind == TOPIC_REGISTER_RESP){

@@ -63,9 +63,9 @@ struct plugin_bus;
 #define CONFIG_DEFAULT_MAX_SESSIONS 32L
 #define CONFIG_DEFAULT_MAX_SUBSCRIPTIONS 1000L
 #define CONFIG_DEFAULT_STATS_INTERVAL 5L
-#define CONFIG_DEFAULT_SPOOL_MB 0L      /* no spool */
 /* Entries plugin_opt_front_addresses may hold (a front is a few machines). */
 #define FRONT_MAX 64
+#define CONFIG_DEFAULT_SPOOL_MB 0L      /* no spool */
 
 struct mqchat_config {
 	char *db;                       /* plugin_opt_dbpath, malloc'd */
@@ -83,8 +83,6 @@ struct mqchat_config {
 	int max_subscriptions;          /* per connection; 0: no limit */
 	int seen_report_s;              /* device logins reported this often (devices.c) */
 	int stats_interval_s;           /* figures on $SYS/mqchat/plugin this often (stats.c); 0: off */
-	int spool_mb;                   /* the node's spool, MiB (spool.c); 0: none */
-	int bus_inbox_mb;               /* DATA/inbox for the bus, MiB (bus.c); 0: no bus */
 	/* plugin_opt_front_addresses (front.c): networks whose connections
 	 * skip the per-address throttles; addr as IPv6 (IPv4 mapped). */
 	struct front_net {
@@ -92,6 +90,8 @@ struct mqchat_config {
 		unsigned prefix;                /* 0..128 */
 	} front[FRONT_MAX];
 	size_t front_count;
+	int spool_mb;                   /* the node's spool, MiB (spool.c); 0: none */
+	int bus_inbox_mb;               /* DATA/inbox for the bus, MiB (bus.c); 0: no bus */
 };
 
 /* Set every field to its default (db NULL). */

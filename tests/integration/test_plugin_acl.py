@@ -289,3 +289,50 @@ def test_wills(world, clients, v5):
     late.barrier()
     for m in list(late.messages.queue):
         assert b"forged" not in m.payload, "a forged retained presence was stored: %r" % m.payload
+
+
+@pytest.mark.parametrize("v5", PROTOCOLS)
+def test_resync_notice(world, clients, v5):
+    """A service may send a person a resync notice on chat/notice/<person>
+    (a node that lost messages on their way tells the apps to sync); any
+    other payload there, and anything a person or a device publishes there,
+    is refused and reaches nobody."""
+    svc = login(clients, world, "archiver", pw(), client_id="archiver@0", v5=v5)
+    bob = login(clients, world, "bob", pw(), client_id="bob@watch", v5=v5)
+    subscribe_ok(bob, "chat/notice/bob")
+    resync = json.dumps({"type": "resync", "ts": 1764892800000})
+    assert publish(svc, "chat/notice/bob", resync) == 0
+    expect_msg(bob, "chat/notice/bob", resync)
+    forged = [
+        ("chat/notice/bob", json.dumps({"type": "refused", "ref": "m-1", "code": "blocked",
+                                        "forged": True}), "a refusal"),
+        ("chat/notice/bob", '{"type":"resync","forged":true', "not JSON"),
+        ("chat/notice/bob", json.dumps(["resync", "forged"]), "not an object"),
+        ("chat/notice/bob", json.dumps({"type": "resync", "pad": "forged" + "x" * 1100}),
+         "over 1 KiB"),
+        ("chat/notice/nobody", json.dumps({"type": "resync", "forged": True}), "no account"),
+        ("chat/notice/dave", json.dumps({"type": "resync", "forged": True}), "disabled"),
+        ("chat/notice/archiver", json.dumps({"type": "resync", "forged": True}), "a service"),
+    ]
+    for topic, payload, why in forged:
+        code = publish(svc, topic, payload)
+        assert_denied_publish(svc, code, "%s by the service (%s)" % (topic, why))
+    code = publish(svc, "chat/notice/bob", resync.replace("}", ',"forged":true}'), retain=True)
+    assert_denied_publish(svc, code, "chat/notice/bob by the service (retained)")
+    alice = login(clients, world, "alice", pw(), v5=v5)
+    sensor = login(clients, world, "sensor1", pw(), v5=v5)
+    forged_resync = json.dumps({"type": "resync", "forged": True})
+    for c, topic in ((bob, "chat/notice/bob"), (alice, "chat/notice/bob"),
+                     (sensor, "chat/notice/sensor1"), (alice, "chat/notice/alice")):
+        code = publish(c, topic, forged_resync)
+        assert_denied_publish(c, code, "%s by %s" % (topic, c.client_id))
+    svc.barrier()
+    alice.barrier()
+    sensor.barrier()
+    bob.barrier()
+    got = [m.payload for m in list(bob.messages.queue) if b"forged" in m.payload]
+    assert not got, "bob received forged notices: %s" % got
+    # A new subscriber gets no retained notice either.
+    late = login(clients, world, "bob", pw(), client_id="bob@late", v5=v5)
+    subscribe_ok(late, "chat/notice/bob")
+    expect_none(late)

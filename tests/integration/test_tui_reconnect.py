@@ -1,13 +1,16 @@
 """test_tui_reconnect.py - the terminal app through a broker restart: the
 top bar says offline, a text typed meanwhile waits (… and "1 queued"),
 and once the broker is back the app is online again and the text reaches
-the other person exactly once, on the screen and in the archive.
+the other person exactly once, on the screen and in the archive. After a
+CONNACK without its session and on a resync notice it syncs what it
+missed (docs/PROTOCOL.md, "Several nodes"), each message shown once.
 
 A broker + plugin + archiver of its own (the test stops the broker)."""
 import json
 import re
 
 import harness
+from client_util import ARCHIVER_PASSWORD, PASSWORD
 from tui_util import T, mark_re, msg_re, start_app, top_bar, tmux, tui_stack  # noqa: F401 (fixtures)
 
 TEXT = "typed while the broker was down"
@@ -91,3 +94,92 @@ def test_taken_over_by_another_machine_then_reconnect(tmux, tui_stack):
     pa.wait_screen(top_bar(a, "online"), what="online again after /reconnect")
     s.ok(b, "send", a, "still there?")
     pa.wait_screen(msg_re(b, "still there?"))
+
+
+
+def take_over(s, pa, user, device="tui"):
+    """A plain MQTT client connects as the app's client id with a clean
+    session each time the app takes the session back, until the app gives
+    way (session.h: it stops reconnecting after connections taken from it
+    3 times in a row). The app's session is gone with it: the taker's own
+    ends when it disconnects. Returns the taker, connected."""
+    def taken():
+        return re.match(top_bar(user, "taken over"), pa.row(0))
+    for _ in range(10):
+        c = harness.Client(s.broker.port, user, PASSWORD, client_id="%s@%s" % (user, device),
+                           v5=True)
+        assert c.connect() == 0
+        harness.wait_for(lambda: c.disconnected.is_set() or taken(), T, interval=0.05,
+                         what="the app to take its session back or give way")
+        if taken() and not c.disconnected.is_set():
+            return c
+        c.close()
+    raise AssertionError("the app never gave way:\n" + "\n".join(pa.screen()))
+
+
+def test_a_connack_without_the_session_brings_what_was_missed_once(tmux, tui_stack):
+    """Another program takes the app's client id with a clean session: the
+    app's session is gone with what it would have queued, and when the app
+    connects again its CONNACK says so (session present 0). The app syncs
+    from the largest seq it holds (docs/PROTOCOL.md, "Several nodes"): what
+    bob sent meanwhile shows, and nothing shows twice."""
+    s = tui_stack
+    a, b = s.pair()
+    pa = start_app(tmux, s, a, "chat", b)
+    s.ok(b, "send", a, "before")
+    pa.wait_screen(msg_re(b, "before"))
+    taker = take_over(s, pa, a)
+    try:
+        s.ok(b, "send", a, "while away 1")
+        s.ok(b, "send", a, "while away 2")
+        harness.wait_for(lambda: "while away 2" in archived(s, b, a), T, interval=0.1,
+                         what="the texts in the archive")
+    finally:
+        taker.close()
+    pa.type("/reconnect")
+    pa.send_keys("Enter")
+    pa.wait_screen(top_bar(a, "online"), what="online again after /reconnect")
+    pa.wait_screen(msg_re(b, "while away 2"), what="what was sent meanwhile")
+    s.ok(b, "send", a, "after")
+    rows = pa.wait_screen(msg_re(b, "after"))
+    for text in ("before", "while away 1", "while away 2", "after"):
+        assert sum(1 for r in rows if re.search(msg_re(b, text) + "$", r)) == 1, "\n".join(rows)
+
+
+def test_a_resync_notice_brings_what_was_missed_once(tmux, tui_stack):
+    """A resync notice from a service (docs/PROTOCOL.md, "Several nodes"):
+    the app syncs from the largest seq it holds while connected. What it
+    missed here: a room message sent while alice was out of the room, which
+    the broker never delivered to her; back in the room, the archive gives
+    it to her (a room's messages since it was created)."""
+    s = tui_stack
+    a, b = s.pair()
+    room = "resync-" + a
+    s.store.add_room(room, members=[a, b])
+    harness.wait_for(lambda: room in s.run(a, "rooms").out, T, interval=0.2,
+                     what="the archiver to know room %s" % room)
+    pa = start_app(tmux, s, a, "chat", "#" + room)
+    harness.wait_for(lambda: s.run(b, "send", "--room", room, "said live").rc == 0, T,
+                     interval=0.2, what="bob allowed to speak in %s" % room)
+    pa.wait_screen(msg_re(b, "said live"))
+
+    s.store.remove_member(room, a)
+    harness.wait_for(lambda: s.run(a, "send", "--room", room, "probe").rc != 0, T, interval=0.2,
+                     what="the plugin to take alice out of %s" % room)
+    s.ok(b, "send", "--room", room, "said while out")
+    s.store.add_member(room, a)
+    harness.wait_for(lambda: "said while out" in s.run(a, "history", "--room", room).out, T,
+                     interval=0.2, what="alice back in %s, the text in its history" % room)
+    assert not any("said while out" in r for r in pa.screen()), "\n".join(pa.screen())
+
+    svc = harness.Client(s.broker.port, "archiver", ARCHIVER_PASSWORD, client_id="archiver@resync")
+    try:
+        assert svc.connect() == 0
+        svc.publish("chat/notice/%s" % a, json.dumps({"type": "resync", "ts": 1764892800000}))
+    finally:
+        svc.close()
+    pa.wait_screen(msg_re(b, "said while out"), what="the text the notice brought")
+    s.ok(b, "send", "--room", room, "said after")
+    rows = pa.wait_screen(msg_re(b, "said after"))
+    for text in ("said live", "said while out", "said after"):
+        assert sum(1 for r in rows if re.search(msg_re(b, text) + "$", r)) == 1, "\n".join(rows)

@@ -28,6 +28,7 @@
 
 #define ENV "{\"id\":\"m1\",\"type\":\"text\",\"body\":\"hi\"}"
 #define EVENT "{\"id\":\"e1\",\"type\":\"event\",\"event\":\"added\",\"user\":\"bob\",\"by\":\"alice\"}"
+#define RESYNC "{\"type\":\"resync\",\"ts\":1764892800000}"
 #define RECEIPT "{\"id\":\"m2\",\"type\":\"receipt\",\"ref\":\"m1\",\"status\":\"read\"}"
 #define REACTION "{\"id\":\"x1\",\"type\":\"reaction\",\"ref\":\"m1\",\"of\":\"bob\",\"emoji\":\"+1\"}"
 #define REPLY "{\"id\":\"m3\",\"type\":\"text\",\"body\":\"y\",\"reply_to\":\"m1\",\"reply_from\":\"bob\"}"
@@ -341,8 +342,49 @@ static void test_service(void **state)
 		{"archiver", NULL, W, "chat/room/lobby/archiver", "{\"id\":\"e\",\"type\":\"event\"}", false,
 		 ACL_DENY_ENVELOPE},
 		{"archiver", NULL, W, "chat/rpc/alice/resp/x", "{}", false, ACL_DENY_TOPIC},
+		/* Resync notices (docs/PROTOCOL.md, "Several nodes"): to an
+		 * enabled person or device, that type only, at most 1 KiB. */
+		{"archiver", NULL, W, "chat/notice/alice", RESYNC, false, ACL_OK},
+		{"archiver", NULL, W, "chat/notice/dev1", "{\"type\":\"resync\"}", false, ACL_OK},
+		{"archiver", NULL, W, "chat/notice/alice", RESYNC, true, ACL_DENY_RETAIN},
+		{"archiver", NULL, W, "chat/notice/carol", RESYNC, false, ACL_DENY_RECIPIENT},
+		{"archiver", NULL, W, "chat/notice/nobody", RESYNC, false, ACL_DENY_RECIPIENT},
+		{"archiver", NULL, W, "chat/notice/oldsvc", RESYNC, false, ACL_DENY_RECIPIENT},
+		{"archiver", NULL, W, "chat/notice/alice", "{\"type\":\"refused\",\"code\":\"blocked\"}", false,
+		 ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/notice/alice", "{\"type\":1}", false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/notice/alice", "{\"type\":\"resync\"", false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/notice/alice", "[\"resync\"]", false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/notice/alice", "", false, ACL_DENY_ENVELOPE},
+		{"archiver", NULL, W, "chat/notice/alice/x", RESYNC, false, ACL_DENY_TOPIC},
+		{"archiver", NULL, W, "chat/notice/+", RESYNC, false, ACL_DENY_RECIPIENT},
+		{"alice", NULL, W, "chat/notice/alice", RESYNC, false, ACL_DENY_TOPIC},
+		{"alice", NULL, W, "chat/notice/bob", RESYNC, false, ACL_DENY_TOPIC},
+		{"dev1", NULL, W, "chat/notice/dev1", RESYNC, false, ACL_DENY_TOPIC},
 	};
 	run_rows(*state, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+/* A resync notice of 1 KiB is taken, one byte more is not. */
+static void test_service_resync_size(void **state)
+{
+	struct mqchat *m = *state;
+	char payload[1026];
+	const char *head = "{\"type\":\"resync\",\"pad\":\"";
+	size_t n = strlen(head);
+	struct acl_request req = {
+		.username = "archiver", .clientid = "archiver", .access = MOSQ_ACL_WRITE,
+		.topic = "chat/notice/alice", .payload = payload,
+	};
+
+	memcpy(payload, head, n);
+	memset(payload + n, 'x', 1024 - n - 2);
+	memcpy(payload + 1024 - 2, "\"}", 3);
+	req.payloadlen = 1024;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_OK);
+	memcpy(payload + 1024 - 2, "x\"}", 4);
+	req.payloadlen = 1025;
+	assert_int_equal(acl__decide(m, m->snap, &req), ACL_DENY_TOO_BIG);
 }
 
 /* Conversations (docs/PROTOCOL.md): carbons, the types a person and a
@@ -1235,6 +1277,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_presence_privacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_resync_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_typing_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register, setup, teardown),

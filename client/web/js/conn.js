@@ -11,8 +11,9 @@
 // with the same id: the archive and every app keep it once.
 //
 // Events (CustomEvent, `detail`): state, envelope, presence, typing,
-// notice, outbox, puback, failed, ready, login (the person must log in
-// again: detail.reason), rooms (conn.rooms changed).
+// notice, outbox, puback, failed, ready ({first, sessionPresent}), resync
+// (a resync notice: messages on their way may be lost, sync), login (the
+// person must log in again: detail.reason), rooms (conn.rooms changed).
 
 import mqtt from '../vendor/mqtt.esm.js';
 import {ulid, randomId, parseConv, NAME_RE} from './util.js';
@@ -521,7 +522,9 @@ class Conn extends EventTarget {
 		if (rooms && Array.isArray(rooms.rooms)) await this.setRooms(rooms.rooms);
 		this.setState('online');
 		performance.mark('mqchat:ready');
-		this.emit('ready', {first});
+		// Without the session (a broker restarted without it, another node
+		// of the service): what it had queued is gone, the store syncs.
+		this.emit('ready', {first, sessionPresent: !!(connack && connack.sessionPresent)});
 	}
 
 	subscribe(filters) {
@@ -640,7 +643,10 @@ class Conn extends EventTarget {
 			this.emitEnvelope('r:' + parts[2], parts[3], obj, topic);
 			return;
 		case 'notice':
-			if (obj) this.onNotice(obj);
+			// A resync notice (PROTOCOL.md "Several nodes"): the service
+			// lost messages on their way to me; the store syncs.
+			if (obj && obj.type === 'resync') this.emit('resync', obj);
+			else if (obj) this.onNotice(obj);
 			return;
 		case 'presence':
 			if (parts.length !== 3) return;
@@ -872,7 +878,10 @@ class Conn extends EventTarget {
 				// while sending too fast is that too; otherwise try a few
 				// times before calling it failed.
 				const rl = this.rateLimited;
-				const limited = (n && n.code === 'rate_limited') || (!n && rl && Date.now() - rl.at < 5000);
+				// `unavailable`: the node cannot take messages now; nothing
+				// was taken, so the same, after retry_ms.
+				const limited = (n && (n.code === 'rate_limited' || n.code === 'unavailable')) ||
+					(!n && rl && Date.now() - rl.at < 5000);
 				o.tries = (o.tries || 0) + 1;
 				if (limited || (!n && o.tries <= 3)) {
 					o.waiting = true;

@@ -46,6 +46,8 @@ class Store extends EventTarget {
 		this.listLoading = null;
 		this.listLoaded = false;
 		this.maxSeq = 0;              // sync position
+		this.syncing = null;          // the catch-up on its way (catchUp)
+		this.syncAgain = false;
 		this.arrival = 0;
 		this.nicks = new Map();       // user -> nick ('' while asked)
 		this.whoisQueue = [];
@@ -363,7 +365,28 @@ class Store extends EventTarget {
 		return m;
 	}
 
-	// ---- sync (after a reconnect) ----
+	// ---- sync (after a reconnect, or a resync notice) ----
+
+	// Sync from the largest seq held until `more` is false (PROTOCOL.md
+	// "Several nodes"), one sync at a time: asked while one runs, it runs
+	// once more after it, from where that one ended.
+	catchUp() {
+		if (this.syncing) {
+			this.syncAgain = true;
+			return this.syncing;
+		}
+		this.syncing = (async () => {
+			try {
+				do {
+					this.syncAgain = false;
+					await this.sync();
+				} while (this.syncAgain);
+			} finally {
+				this.syncing = null;
+			}
+		})();
+		return this.syncing;
+	}
 
 	async sync() {
 		let after = this.maxSeq;
@@ -498,6 +521,14 @@ class Store extends EventTarget {
 		});
 		conn.addEventListener('typing', (e) => this.onTyping(e.detail));
 		conn.addEventListener('ready', (e) => this.onReady(e.detail));
+		conn.addEventListener('resync', () => {
+			// Before the list has loaded there is no position yet: the
+			// list and each conversation's history come as they are now.
+			if (!this.listLoaded || conn.state !== 'online') return;
+			// Then the list, for the badges of what the sync brought.
+			this.catchUp().then(() => this.loadConvs().catch(() => {}),
+				(e) => this.warn('Catching up failed: ' + e.message));
+		});
 		conn.addEventListener('rooms', (e) => this.onRooms(e.detail));
 		conn.addEventListener('login', () => {
 			if (this.cacheUser) forget(cacheKey(this.cacheUser));
@@ -532,6 +563,9 @@ class Store extends EventTarget {
 		this.changedConvs();
 	}
 
+	// After every connect. A reconnect syncs whether the broker kept the
+	// session or not: with it, sync brings what other devices did; without
+	// it (sessionPresent false), also what its queue held.
 	async onReady({first}) {
 		const tasks = [];
 		if (first || !this.listLoaded) {
@@ -539,7 +573,7 @@ class Store extends EventTarget {
 		} else {
 			tasks.push((async () => {
 				try {
-					await this.sync();
+					await this.catchUp();
 				} catch (e) {
 					this.warn('Catching up failed: ' + e.message);
 				}
