@@ -16,7 +16,10 @@ nats-server. Clients connect straight to the node a test puts them on.
 - a bus SIGKILLed: what other nodes send meanwhile does not reach its node
   (no replay yet: build plan 9); what its node accepted meanwhile is sent
   when it is back (its spool position), and its interest is back from
-  DATA/bus.interest.
+  DATA/bus.interest;
+- a stopped bus never makes its node refuse a message (its spool slot is
+  soft); back, it goes on from the newest record;
+- UNSUBSCRIBE and a clean session's end take the interest away.
 """
 import json
 import os
@@ -294,3 +297,33 @@ def test_interest_follows_subscriptions(cluster):
     interest = os.path.join(node(cluster, 3).datadir, "bus.interest")
     harness.wait_for(lambda: "erin@clean" not in open(interest).read(),
                      what="erin@clean gone from bus.interest")
+
+
+def test_a_stopped_bus_never_makes_its_node_refuse(cluster):
+    """The bus's slot in the spool is soft: with node 3's bus stopped, node 3
+    takes more than its whole spool (8 MiB) and refuses nothing; the bus,
+    back, says what it missed and goes on from the newest record."""
+    b3 = bus(cluster, 3)
+    skips = b3.output().count("going on from")
+    bob = cluster.node_client(node(cluster, 2), "bob", client_id="bob@soft")
+    erin = cluster.node_client(node(cluster, 3), "erin", client_id="erin@soft")
+    for c in (bob, erin):
+        assert c.connect() == 0
+    assert bob.subscribe("chat/inbox/bob/#") == 1
+    subscribed(cluster, 2, "mq.i.bob.*")
+    b3.proc.proc.send_signal(signal.SIGSTOP)
+    try:
+        big = "x" * 60000
+        infos = [erin.publish("chat/inbox/alice/erin", harness.envelope(big), wait=False)
+                 for _ in range(180)]
+        harness.wait_for(lambda: all(erin.pubacks.get(i.mid) for i in infos), 60,
+                         what="180 PUBACKs with the bus stopped")
+        wpos, _, bus_pos = ring_header(os.path.join(node(cluster, 3).datadir, "spool"))
+        assert wpos - bus_pos > 8 << 20, (wpos, bus_pos)
+    finally:
+        b3.proc.proc.send_signal(signal.SIGCONT)
+    b3.wait_log("going on from", n=skips + 1)
+    env = json.loads(harness.envelope("after the gap"))
+    erin.publish("chat/inbox/bob/erin", json.dumps(env))
+    m = bob.get()
+    assert json.loads(m.payload)["id"] == env["id"]
