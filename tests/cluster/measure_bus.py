@@ -9,11 +9,14 @@ when the nodes are idle (paced 20 ms apart), time from the publish call to
 the recipient's delivery; p50 and p99. Cross-node twice: with the bus's
 wake-up (a PINGREQ on its MQTT connection when DATA/inbox goes non-empty)
 and with `--wake off` (the broker publishes the inbox when its loop comes
-round: up to 100 ms when idle).
+round: up to 100 ms when idle). Then cross-node again with load: another
+pair on the same two nodes sending QoS 1 messages as fast as one Python
+client does, the rate printed.
 """
 import os
 import statistics
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +44,7 @@ def show(what, ms):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     c = Cluster(k=2, bus=True, front=False)
-    for u in ("alice", "bob"):
+    for u in ("alice", "bob", "carol", "dave"):
         c.store.add_user(u, password=PASSWORD)
     try:
         c.start()
@@ -61,6 +64,32 @@ def main():
         c.buses["node2"].wait_log("bus: subscribed mq.i.bob.*\n", n=2)
         latencies(far, "alice", bob, 5)
         show("cross-node, no wake-up", latencies(far, "alice", bob, n))
+        c.buses["node2"].stop()
+        c.buses["node2"].start()
+        c.buses["node2"].wait_log("bus: subscribed mq.i.bob.*\n", n=3)
+        # Load: carol on node 1 to dave on node 2, unpaced.
+        dave = c.node_client(n2, "dave", client_id="dave@m")
+        carol = c.node_client(n1, "carol", client_id="carol@m")
+        for cl in (dave, carol):
+            assert cl.connect() == 0
+        assert dave.subscribe("chat/inbox/dave/#") == 1
+        c.buses["node2"].wait_log("bus: subscribed mq.i.dave.*\n")
+        stop = threading.Event()
+        sent = [0]
+
+        def load():
+            while not stop.is_set():
+                carol.publish("chat/inbox/dave/carol", harness.envelope("load"), wait=False)
+                sent[0] += 1
+                if sent[0] % 200 == 0:
+                    time.sleep(0.01)
+        t = threading.Thread(target=load, daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        ms = latencies(far, "alice", bob, n)
+        stop.set()
+        t.join()
+        show("cross-node, %d/s sent" % (sent[0] / (time.monotonic() - t0)), ms)
     finally:
         print(c.stop(failed=False))
 
