@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "bus.h"
 #include "err.h"
 #include "mqtt.h"
 #include "timeutil.h"
@@ -770,8 +771,8 @@ static int handle_publish(struct mqtt *m, unsigned flags, const unsigned char *p
 			memcpy(m->rtopic, val, vlen);
 			m->rtopic[vlen] = '\0';
 			msg.resp_topic = m->rtopic;
-		}else if(id == PROP_USER && vlen == sizeof(MQTT_ORIGIN_PROPERTY) - 1
-				&& memcmp(val, MQTT_ORIGIN_PROPERTY, vlen) == 0){
+		}else if(id == PROP_USER && vlen == sizeof(BUS_ORIGIN_PROPERTY) - 1
+				&& memcmp(val, BUS_ORIGIN_PROPERTY, vlen) == 0){
 			msg.from_bus = true;
 		}
 	}

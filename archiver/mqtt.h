@@ -64,13 +64,9 @@ struct mqtt_msg {
 	const unsigned char *corr; /* MQTT 5 correlation data (<= MQTT_MAX_CORR), or NULL */
 	size_t corr_len;
 	const char *resp_topic;    /* MQTT 5 response topic (NUL-terminated), or NULL */
-	bool from_bus;             /* it has the user property MQTT_ORIGIN_PROPERTY: another
-	                            * node's message, which that node stores */
+	bool from_bus;             /* it has the user property BUS_ORIGIN_PROPERTY (common/bus.h):
+	                            * another node's message, which that node stores */
 };
-
-/* The user property the plugin puts on what the bus brought from another
- * node (common/bus.h BUS_ORIGIN_PROPERTY). */
-#define MQTT_ORIGIN_PROPERTY "mqchat-origin"
 
 struct mqtt_callbacks {
 	/* The broker accepted the connection. */

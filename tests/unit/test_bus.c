@@ -1,7 +1,10 @@
 /* test_bus.c - common/bus.c: topics to NATS subjects and back (names with
  * '.' sent as '~'), filters to the subjects that cover them (wildcards),
  * and what has no subject. Every subject made is checked against
- * nats-server's rules for a published subject or a subscription. */
+ * nats-server's rules for a published subject or a subscription, and the
+ * filter mapping against MQTT's own matching: for every filter and topic
+ * of a small alphabet, a filter matches a carried topic exactly when one
+ * of its subjects matches the topic's subject by NATS's rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,6 +149,96 @@ static void filters_without_subject(void **state)
 	}
 }
 
+/* MQTT 3.1.1 section 4.7 matching (no '$' topics here). */
+static bool mqtt_match(const char *f, const char *t)
+{
+	for(;;){
+		if(f[0] == '#' && f[1] == '\0') return true;
+		if(f[0] == '+' && (f[1] == '/' || f[1] == '\0')){
+			while(*t && *t != '/') t++;
+			f++;
+		}else{
+			while(*f && *f != '/' && *t && *t != '/'){
+				if(*f++ != *t++) return false;
+			}
+			if((*f == '/' || *f == '\0') != (*t == '/' || *t == '\0')) return false;
+		}
+		if(*f == '\0' && *t == '\0') return true;
+		/* "a/#" matches "a": the filter's "/#" after the topic's end. */
+		if(*t == '\0') return strcmp(f, "/#") == 0;
+		if(*f == '\0') return false;
+		f++;
+		t++;
+	}
+}
+
+/* NATS matching: '*' one token, '>' one or more, last. */
+static bool nats_match(const char *s, const char *t)
+{
+	for(;;){
+		if(s[0] == '>' && s[1] == '\0') return *t != '\0';
+		if(s[0] == '*' && (s[1] == '.' || s[1] == '\0')){
+			if(*t == '\0' || *t == '.') return false;
+			while(*t && *t != '.') t++;
+			s++;
+		}else{
+			while(*s && *s != '.' && *t && *t != '.'){
+				if(*s++ != *t++) return false;
+			}
+			if((*s == '.' || *s == '\0') != (*t == '.' || *t == '\0')) return false;
+		}
+		if(*s == '\0' || *t == '\0') return *s == '\0' && *t == '\0';
+		s++;
+		t++;
+	}
+}
+
+static void filters_match_as_mqtt_does(void **state)
+{
+	static const char *const lv0[] = {"chat", "+", "#", "x"};
+	static const char *const lv1[] = {"inbox", "room", "typing", "roomtyping", "presence", "+", "#"};
+	static const char *const lv[] = {"a", "b.c", "+", "#"};
+	static const char *const names[] = {"a", "b.c", "d"};
+	static const char *const kinds[] = {"inbox", "room", "typing", "roomtyping", "presence"};
+	char filter[128], topic[128], tsubj[BUS_SUBJECT_MAX];
+	char subjects[BUS_SUBJECTS_PER_FILTER][BUS_SUBJECT_MAX];
+	size_t a, b, c, d, e, k, x, y, i, n, depth, checked = 0;
+	bool want, got;
+
+	(void)state;
+	/* Filters of 1 to 5 levels from the alphabets above. */
+	for(depth=1; depth<=5; depth++)
+	for(a=0; a<4; a++) for(b=0; b<(depth > 1 ? 7u : 1u); b++)
+	for(c=0; c<(depth > 2 ? 4u : 1u); c++) for(d=0; d<(depth > 3 ? 4u : 1u); d++)
+	for(e=0; e<(depth > 4 ? 4u : 1u); e++){
+		const char *parts[5] = {lv0[a], lv1[b], lv[c], lv[d], lv[e]};
+
+		filter[0] = '\0';
+		for(i=0; i<depth; i++){
+			strcat(filter, parts[i]);
+			if(i + 1 < depth) strcat(filter, "/");
+		}
+		n = bus__filter_subjects(filter, subjects);
+		for(k=0; k<5; k++) for(x=0; x<3; x++) for(y=0; y<3; y++){
+			snprintf(topic, sizeof(topic), "chat/%s/%s/%s", kinds[k], names[x], names[y]);
+			if(!bus__subject(topic, tsubj, sizeof(tsubj))){
+				assert_int_equal(k, 4);         /* presence is not carried */
+				continue;
+			}
+			want = strchr(filter, '#') == NULL || strchr(filter, '#')[1] == '\0'
+				? mqtt_match(filter, topic) : false;
+			got = false;
+			for(i=0; i<n; i++) got = got || nats_match(subjects[i], tsubj);
+			if(want != got){
+				fail_msg("filter %s, topic %s: MQTT %d, subjects %d (%zu subjects, first %s)",
+						filter, topic, want, got, n, n ? subjects[0] : "-");
+			}
+			checked++;
+		}
+	}
+	assert_true(checked == 2384 * 36);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -154,6 +247,7 @@ int main(void)
 		cmocka_unit_test(topics_of_bad_subjects),
 		cmocka_unit_test(subjects_of_filters),
 		cmocka_unit_test(filters_without_subject),
+		cmocka_unit_test(filters_match_as_mqtt_does),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
