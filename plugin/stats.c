@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bus_plugin.h"
 #include "err.h"
 #include "plugin.h"
 #include "spool.h"
@@ -221,6 +222,16 @@ int stats__build(const struct mqchat *m, int64_t now, char *buf, size_t buflen, 
 			"Size of the spool's ring (0 without a spool).");
 	sample(&t, "mqchat_plugin_spool_size_bytes", NULL, NULL, NULL, NULL,
 			num(v, m->spool.sp ? (unsigned long)spool__ring_size(m->spool.sp) : 0));
+	family(&t, "mqchat_plugin_bus_injected_total", "counter",
+			"Messages from other nodes the bus brought and the broker published (0 without a bus).");
+	sample(&t, "mqchat_plugin_bus_injected_total", NULL, NULL, NULL, NULL,
+			num(v, m->bus ? m->bus->injected : 0));
+	family(&t, "mqchat_plugin_bus_lost_total", "counter",
+			"What found no room in the spool for the bus: interest changes, typing.");
+	sample(&t, "mqchat_plugin_bus_lost_total", "what", "interest", NULL, NULL,
+			num(v, m->bus ? m->bus->interest_lost : 0));
+	sample(&t, "mqchat_plugin_bus_lost_total", "what", "typing", NULL, NULL,
+			num(v, m->bus ? m->bus->forward_lost : 0));
 	if(!t.full) t.whole = t.len;
 	*len = t.whole;
 	buf[t.whole] = '\0';
