@@ -58,3 +58,18 @@ def test_bus_help():
     r = subprocess.run([harness.ARCHIVER, "bus", "--help"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 0 and r.stdout.startswith("usage: mqchat-archiver [--data DIR] bus "), r
+
+
+def test_bus_settings_from_the_config_file(datadir):
+    """node, nats and wake come from the file too (archiver.conf)."""
+    conf = os.path.join(datadir, "archiver.conf")
+    with open(conf, "w") as f:
+        f.write("nats = nats://127.0.0.1:1\nnode = Bad\n")
+    r = subprocess.run([harness.ARCHIVER, "--data", datadir, "bus", "-c", conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and 'node "Bad": a name of a-z 0-9' in r.stderr, r
+    with open(conf, "w") as f:
+        f.write("nats = nats://127.0.0.1:1\nnode = node1\nwake = sometimes\n")
+    r = subprocess.run([harness.ARCHIVER, "--data", datadir, "bus", "-c", conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "wake" in r.stderr, r
