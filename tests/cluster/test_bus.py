@@ -19,7 +19,8 @@ nats-server. Clients connect straight to the node a test puts them on.
   DATA/bus.interest;
 - a stopped bus never makes its node refuse a message (its spool slot is
   soft); back, it goes on from the newest record;
-- UNSUBSCRIBE and a clean session's end take the interest away.
+- UNSUBSCRIBE and a clean session's end take the interest away;
+- a restarted broker's persistent sessions still get other nodes' messages.
 """
 import json
 import os
@@ -327,3 +328,28 @@ def test_a_stopped_bus_never_makes_its_node_refuse(cluster):
     erin.publish("chat/inbox/bob/erin", json.dumps(env))
     m = bob.get()
     assert json.loads(m.payload)["id"] == env["id"]
+
+
+def test_a_restarted_broker_keeps_its_nodes_interest(cluster):
+    """Node 2's broker restarts: its persistent sessions come back from its
+    persistence without a SUBSCRIBE, and the bus (which kept their filters)
+    still brings them what other nodes send; the plugin reopens DATA/inbox."""
+    dave = cluster.node_client(node(cluster, 2), "dave", client_id="dave@desk", clean=False)
+    assert dave.connect() == 0
+    assert dave.subscribe("chat/inbox/dave/#") == 1
+    bus(cluster, 2).wait_log("bus: subscribed mq.i.dave.*\n")
+    dave.close()
+    n2 = node(cluster, 2)
+    n2.stop()
+    n2.start()
+    erin = cluster.node_client(node(cluster, 3), "erin", client_id="erin@restart")
+    assert erin.connect() == 0
+    env = json.loads(harness.envelope("after your broker restarted"))
+    erin.publish("chat/inbox/dave/erin", json.dumps(env))
+    dave = cluster.node_client(node(cluster, 2), "dave", client_id="dave@desk", clean=False)
+    assert dave.connect() == 0
+    got = set()
+    deadline = time.monotonic() + harness.DEFAULT_TIMEOUT
+    while env["id"] not in got:
+        assert time.monotonic() < deadline, "not delivered after the broker's restart: %s" % got
+        got.add(json.loads(dave.get().payload)["id"])
