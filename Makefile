@@ -219,6 +219,7 @@ INSTALL_SED = -e 's\#/usr/bin/mqchat\#$(BINDIR)/mqchat\#g' \
 INSTALL_TEXT = packaging/archiver.conf:$(CONFDIR)/archiver.conf:0644 \
 	packaging/mosquitto.conf:$(CONFDIR)/mosquitto.conf:0644 \
 	packaging/systemd/mqchat-archiver.service:$(SYSTEMDUNITDIR)/mqchat-archiver.service:0644 \
+	packaging/systemd/mqchat-bus.service:$(SYSTEMDUNITDIR)/mqchat-bus.service:0644 \
 	packaging/systemd/mosquitto-mqchat.conf:$(SYSTEMDUNITDIR)/mosquitto.service.d/mqchat.conf:0644 \
 	packaging/logrotate:$(LOGROTATEDIR)/mqchat:0644
 

@@ -77,6 +77,7 @@ EXPECTED = {
     "/etc/mqchat/archiver.conf": 0o644,
     "/etc/mqchat/mosquitto.conf": 0o644,
     "/lib/systemd/system/mqchat-archiver.service": 0o644,
+    "/lib/systemd/system/mqchat-bus.service": 0o644,
     "/lib/systemd/system/mosquitto.service.d/mqchat.conf": 0o644,
     "/etc/logrotate.d/mqchat": 0o644,
 }
@@ -156,7 +157,7 @@ def unit_copy(destdir, tmp):
     reads the drop-in on the unit it belongs to)."""
     units = os.path.join(tmp, "units")
     os.makedirs(os.path.join(units, "mosquitto.service.d"))
-    for rel in ("mqchat-archiver.service", "mosquitto.service.d/mqchat.conf"):
+    for rel in ("mqchat-archiver.service", "mqchat-bus.service", "mosquitto.service.d/mqchat.conf"):
         with open(os.path.join(destdir, "lib/systemd/system", rel)) as f:
             text = f.read().replace("/usr/bin/mqchat", destdir + "/usr/bin/mqchat")
         with open(os.path.join(units, rel), "w") as f:
@@ -174,7 +175,7 @@ def test_systemd_analyze_verify(destdir, tmp_path):
     units = unit_copy(destdir, str(tmp_path))
     shutil.copy(debian_unit, units)
     env = dict(os.environ, SYSTEMD_UNIT_PATH=units + ":", SYSTEMD_LOG_COLOR="0")
-    for unit in ("mqchat-archiver.service", "mosquitto.service"):
+    for unit in ("mqchat-archiver.service", "mqchat-bus.service", "mosquitto.service"):
         r = subprocess.run([tool, "verify", "--man=no", os.path.join(units, unit)],
                            capture_output=True, text=True, env=env, timeout=60)
         # Unknown keys are only warned about (status 0): any word is a failure.
@@ -198,7 +199,8 @@ def test_units_exposure(destdir, tmp_path):
     units = unit_copy(destdir, str(tmp_path))
     shutil.copy(debian_unit, units)
     env = dict(os.environ, SYSTEMD_UNIT_PATH=units + ":", SYSTEMD_LOG_COLOR="0")
-    for unit, bound in (("mqchat-archiver.service", 2.0), ("mosquitto.service", 3.5)):
+    for unit, bound in (("mqchat-archiver.service", 2.0), ("mqchat-bus.service", 2.0),
+                        ("mosquitto.service", 3.5)):
         r = subprocess.run([tool, "security", "--offline=true", "--no-pager", os.path.join(units, unit)],
                            capture_output=True, text=True, env=env, timeout=60)
         if "--offline" in r.stderr and "unrecognized" in r.stderr:
