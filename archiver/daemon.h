@@ -144,7 +144,7 @@ struct responder {
 	struct worker *w;              /* where its answers go */
 	int conn;                      /* connection of the request being answered */
 	int64_t arrived_ns;            /* when it arrived (time__mono_ns): its latency's start */
-	/* udb->committed_ns the last answer accounted for */
+	/* userdb__committed_ns(udb) the last answer accounted for */
 	int64_t answered_ns;
 	/* registration token bucket */
 	double reg_tokens;
