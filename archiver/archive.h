@@ -51,7 +51,6 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "names.h"
 
@@ -305,12 +304,12 @@ int archive__feed_body(struct archive_feed *f, int64_t seq,
 		int (*cb)(const char *body, void *arg), void *arg);
 const char *archive__feed_errmsg(struct archive_feed *f);
 
-/* The handle's own SQLite connection, for the archive's other files
- * (archive_edit.c, archive_search.c) to prepare their statements on: same
- * thread, same transactions. Never closed by the caller. */
-sqlite3 *archive__db(struct archive *ar);
+/* Can the archive at path be written now (the archiver's /health)? NULL
+ * if so, else why, in why. Waits up to busy_ms for the writer's lock;
+ * changes nothing. */
+const char *archive__writable(const char *path, int busy_ms, char *why, size_t whylen);
 
-/* The last SQLite error message of this handle. */
+/* The last error message of this handle (the database's own words). */
 const char *archive__errmsg(struct archive *ar);
 
 #endif

@@ -224,6 +224,11 @@ void push_store__close(struct push_store *ps)
 	free(ps);
 }
 
+const char *push_store__writable(const char *path, int busy_ms, char *why, size_t whylen)
+{
+	return sqlutil__writable(path, busy_ms, why, whylen);
+}
+
 sqlite3 *push_store_sqlite__handle(struct push_store *ps)
 {
 	return ps->db;

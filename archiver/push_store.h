@@ -67,6 +67,9 @@ struct push_job {
 /* Open (creating it and its schema if missing) DATADIR/push.db. */
 int push_store__open(const char *datadir, struct push_store **out, char *err, size_t errlen);
 void push_store__close(struct push_store *ps);
+/* Can DATADIR/push.db's file at path be written now (the archiver's
+ * /health)? NULL if so, else why, in why. Changes nothing. */
+const char *push_store__writable(const char *path, int busy_ms, char *why, size_t whylen);
 /* How long a statement waits for another connection's write lock. */
 int push_store__set_busy_ms(struct push_store *ps, int ms);
 

@@ -15,6 +15,11 @@ int userdb__open(const char *path, int flags, struct userdb **out, char *err, si
 	return userdb_sqlite__open(path, flags, out, err, errlen);
 }
 
+const char *userdb__writable(const char *path, int busy_ms, char *why, size_t whylen)
+{
+	return userdb_sqlite__writable(path, busy_ms, why, whylen);
+}
+
 const char *userdb__path(const struct userdb *udb)
 {
 	return udb->path;

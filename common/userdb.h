@@ -81,6 +81,10 @@ struct userdb_user {
 int userdb__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen);
 /* Close and free; NULL is fine. */
 void userdb__close(struct userdb *udb);
+/* Can the store at path be written now (the archiver's /health)? NULL if
+ * so, else why, in why. Waits up to busy_ms for another writer's lock;
+ * changes nothing. */
+const char *userdb__writable(const char *path, int busy_ms, char *why, size_t whylen);
 /* The path it was opened with. */
 const char *userdb__path(const struct userdb *udb);
 /* time__mono_ns after this handle's last commit of a change (every new

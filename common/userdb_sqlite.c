@@ -221,6 +221,11 @@ int userdb_sqlite__open(const char *path, int flags, struct userdb **out, char *
 	return MQC_OK;
 }
 
+const char *userdb_sqlite__writable(const char *path, int busy_ms, char *why, size_t whylen)
+{
+	return sqlutil__writable(path, busy_ms, why, whylen);
+}
+
 static void sqlite_close(struct userdb *udb)
 {
 	struct userdb_sqlite *s = (struct userdb_sqlite *)udb;

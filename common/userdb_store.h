@@ -107,5 +107,6 @@ struct userdb {
 
 /* The SQLite backend (common/userdb_sqlite.c): path is the file. */
 int userdb_sqlite__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen);
+const char *userdb_sqlite__writable(const char *path, int busy_ms, char *why, size_t whylen);
 
 #endif
