@@ -81,7 +81,7 @@ $(BUILD)/gen/userdb_schema.inc: common/userdb_schema.sql
 	{ printf 'static const char *schema_sql =\n'; \
 	  grep -v '^--' $< | sed 's/\\/\\\\/g; s/"/\\"/g; s/^/\t"/; s/$$/\\n"/'; \
 	  printf '\t;\n'; } > $@
-$(BUILD)/obj/common/userdb.o: $(BUILD)/gen/userdb_schema.inc
+$(BUILD)/obj/common/userdb_sqlite.o: $(BUILD)/gen/userdb_schema.inc
 
 # The plugin's broker symbols (mosquitto_*) resolve inside the broker.
 $(PLUGIN_SO): $(PLUGIN_OBJ) $(COMMON_OBJ)

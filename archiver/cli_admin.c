@@ -104,7 +104,7 @@ static int open_auth(struct init_ctx *ctx, struct userdb **udb)
 	}
 	rc = userdb__open(ctx->auth, USERDB_CREATE, udb, err, sizeof(err));
 	if(rc != MQC_OK) return cli__open_failed(rc, ctx->auth, err);
-	sqlite3_busy_timeout((*udb)->db, ctx->cli->busy_ms);
+	userdb__set_busy_ms(*udb, ctx->cli->busy_ms);
 	chmod_own(ctx->auth, 0640);
 	printf("created %s\n", ctx->auth);
 	ctx->changes++;

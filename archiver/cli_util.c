@@ -256,7 +256,7 @@ int cli__open_auth(struct cli *cli, struct userdb **out)
 	rc = userdb__open(path, 0, out, err, sizeof(err));
 	if(rc == MQC_ERR_NOTFOUND) return need_db(cli, path);
 	if(rc != MQC_OK) return cli__open_failed(rc, path, err);
-	sqlite3_busy_timeout((*out)->db, cli->busy_ms);
+	userdb__set_busy_ms(*out, cli->busy_ms);
 	return CLI_OK;
 }
 
@@ -270,8 +270,8 @@ int cli__open_auth_for(struct cli *cli, const char *what, const char *name, stru
 
 void cli__close_auth(struct userdb *udb)
 {
-	if(udb != NULL && udb->committed_ns != 0
-			&& applied__wait(udb->path, udb->committed_ns, APPLIED_WAIT_MS) == APPLIED_NOT_YET){
+	if(udb != NULL && userdb__committed_ns(udb) != 0
+			&& applied__wait(userdb__path(udb), userdb__committed_ns(udb), APPLIED_WAIT_MS) == APPLIED_NOT_YET){
 		fprintf(stderr, "Warning: the change is saved, but the broker has not applied it after"
 				" %d s; it will when its plugin reloads the user store\n", APPLIED_WAIT_MS / 1000);
 	}

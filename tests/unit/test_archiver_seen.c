@@ -268,9 +268,9 @@ static void test_apply_moves_forward_only(void **state)
 
 	/* The laptop was seen at 1000 already. */
 	assert_int_equal(userdb__device_seen(f->udb, "alice", "laptop", 1000), MQC_OK);
-	before = f->udb->committed_ns;
+	before = userdb__committed_ns(f->udb);
 	assert_int_equal(seen__apply(f->udb, v, 4), MQC_OK);
-	assert_true(f->udb->committed_ns != before);
+	assert_true(userdb__committed_ns(f->udb) != before);
 	assert_int_equal(last_seen(f, "phone"), 5000);
 	assert_int_equal(last_seen(f, "laptop"), 1000);
 	assert_int_equal(last_seen(f, "tablet"), -1);

@@ -1,5 +1,5 @@
 /* test_userdb.c - the user store's retired names and its upgrade from
- * schema version 1 (common/userdb.c), on real SQLite files in /tmp. */
+ * schema version 1 (common/userdb_sqlite.c), on real SQLite files in /tmp. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -279,7 +279,7 @@ static void upgrade_from(struct fx *f, const char *fixture, char version)
 	/* A writer upgrades it, keeping every row, and says nothing committed
 	 * that a broker would have to apply. */
 	assert_int_equal(userdb__open(f->path, 0, &f->udb, NULL, 0), MQC_OK);
-	assert_true(f->udb->committed_ns == 0);
+	assert_true(userdb__committed_ns(f->udb) == 0);
 	state_of(f->path, after, sizeof(after));
 	assert_string_equal(after + 1, before + 1);
 	assert_int_equal(after[0], '3');
