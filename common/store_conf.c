@@ -101,6 +101,14 @@ int store_conf__read(const char *dir, struct store_conf *out, char *err, size_t 
 	return rc;
 }
 
+bool store_conf__auth_is_file(const char *dir)
+{
+	struct store_conf conf;
+	char err[8];
+
+	return store_conf__read(dir, &conf, err, sizeof(err)) == MQC_OK && conf.kind == STORE_SQLITE;
+}
+
 void *store_conf__pg_symbol(const char *name, char *err, size_t errlen)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -19,6 +19,7 @@
 #ifndef MQCHAT_STORE_CONF_H
 #define MQCHAT_STORE_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define STORE_CONF_NAME "store.conf"
@@ -38,6 +39,12 @@ struct store_conf {
  * without store_conninfo: MQC_ERR_INVAL (or MQC_ERR_IO/PERM) with err
  * naming the file and line. */
 int store_conf__read(const char *dir, struct store_conf *out, char *err, size_t errlen);
+
+/* Whether the data folder dir keeps its user store in a file, auth.db
+ * (no store.conf, or `store sqlite`): what may be checked for on disk
+ * before opening it. False for a store.conf that cannot be read: the file
+ * is not what is wrong, and userdb__open says what is. */
+bool store_conf__auth_is_file(const char *dir);
 
 /* The folder part of path (a store file in the data folder) into out. */
 void store_conf__dir_of(const char *path, char *out, size_t outlen);
