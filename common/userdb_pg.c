@@ -854,6 +854,9 @@ static int pg_member_add(struct userdb *udb, const char *room, const char *user)
 	int rc;
 
 	if(!room_exists(udb, room) || !user_exists(udb, user)) return MQC_ERR_NOTFOUND;
+	/* Looked up, not left to the key: a failed statement would end the
+	 * caller's whole transaction here, where SQLite lets it go on. */
+	if(userdb__is_member(udb, room, user)) return MQC_ERR_EXISTS;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = run(udb, "INSERT INTO members(room, \"user\") VALUES($1, $2)", NULL, 2, args);
@@ -1362,6 +1365,7 @@ static int pg_invite_create(struct userdb *udb, const char *code, int uses, int6
 	const char *args[4] = {code, i64(u, uses), i64(e, expires > 0 ? expires : 0), i64(now, time__now_ms())};
 
 	if(code == NULL || !names__valid_msgid(code, strlen(code)) || uses < 1) return MQC_ERR_INVAL;
+	if(exists(udb, "SELECT 1 FROM invites WHERE code=$1", code, NULL)) return MQC_ERR_EXISTS;
 	return run(udb, "INSERT INTO invites(code, uses_left, expires, created) VALUES($1, $2, $3, $4)",
 			NULL, 4, args);
 }

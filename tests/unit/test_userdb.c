@@ -800,6 +800,31 @@ static void test_pg_notify(void **state)
 	PQfinish(c);
 }
 
+/* A refusal inside a transaction (a member twice, an invite code twice)
+ * leaves the transaction going, as on SQLite, so a caller may go on and
+ * commit the rest. */
+static void test_refusal_keeps_the_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct userdb_user u;
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "alice"), MQC_OK);
+	assert_int_equal(userdb__begin_write(f->udb), MQC_OK);
+	assert_int_equal(userdb__room_create(f->udb, "hall", 0), MQC_OK);
+	assert_int_equal(userdb__member_add(f->udb, "hall", "alice"), MQC_OK);
+	assert_int_equal(userdb__member_add(f->udb, "hall", "alice"), MQC_ERR_EXISTS);
+	assert_int_equal(userdb__invite_create(f->udb, "code1", 1, 0), MQC_OK);
+	assert_int_equal(userdb__invite_create(f->udb, "code1", 1, 0), MQC_ERR_EXISTS);
+	assert_int_equal(userdb__user_add(f->udb, "alice", USER_KIND_USER, "a", f->hash), MQC_ERR_EXISTS);
+	assert_int_equal(userdb__user_add(f->udb, "bob", USER_KIND_USER, "bob", f->hash), MQC_OK);
+	assert_int_equal(userdb__commit(f->udb), MQC_OK);
+	assert_int_equal(userdb__user_get(f->udb, "bob", &u), MQC_OK);
+	assert_true(userdb__is_member(f->udb, "hall", "alice"));
+	assert_int_equal(userdb__invite_use(f->udb, "code1", time__now_ms()), MQC_OK);
+	assert_int_equal(userdb__invite_use(f->udb, "code1", time__now_ms()), MQC_ERR_NOTFOUND);
+}
+
 /* The tests of both backends, then those of one (cmocka's skip() would
  * read as a failure in TAP: "not ok ... # SKIP"). */
 #define BOTH \
@@ -808,7 +833,8 @@ static void test_pg_notify(void **state)
 	cmocka_unit_test_setup_teardown(test_devices, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_privacy_and_contacts, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_rooms_run_by_members, setup, teardown), \
-	cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown)
+	cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown), \
+	cmocka_unit_test_setup_teardown(test_refusal_keeps_the_transaction, setup, teardown)
 
 static int run_sqlite(void)
 {
