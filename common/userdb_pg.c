@@ -48,6 +48,8 @@ struct userdb_pg {
 	PGconn *conn;
 	char conninfo[STORE_CONNINFO_MAX];
 	bool wrote;            /* the open transaction changed something */
+	bool readonly;         /* opened USERDB_READONLY */
+	int busy_ms;           /* lock_timeout */
 	char errmsg[512];      /* the last failure, for userdb__errmsg */
 };
 
@@ -89,7 +91,11 @@ static int status_of(struct userdb_pg *s, PGresult *res)
 	snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQresultErrorMessage(res));
 	s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	if(PQstatus(s->conn) == CONNECTION_BAD || state == NULL) return MQC_ERR_IO;
+	/* No SQLSTATE: the connection failed, not the statement. 57P0x: the
+	 * server is shutting down or restarting. */
+	if(PQstatus(s->conn) == CONNECTION_BAD || state == NULL || !strncmp(state, "57P0", 4)){
+		return MQC_ERR_IO;
+	}
 	if(!strncmp(state, "23", 2)) return MQC_ERR_EXISTS;
 	if(!strcmp(state, "55P03") || !strcmp(state, "40P01") || !strcmp(state, "40001")
 			|| !strcmp(state, "57014")){
@@ -225,46 +231,80 @@ static void pg_close(struct userdb *udb)
 	free(s);
 }
 
+/* The connection's settings, at open and again after a reconnection:
+ * the schema's tables without a prefix, how long a lock is waited for,
+ * and for a reader, no writes (the server refuses them). */
+static int session(struct userdb *udb)
+{
+	struct userdb_pg *s = pg_of(udb);
+	char sql[160];
+
+	snprintf(sql, sizeof(sql), "SET search_path TO auth; SET lock_timeout = %d;"
+			" SET default_transaction_read_only = %s", s->busy_ms > 0 ? s->busy_ms : 1,
+			s->readonly ? "on" : "off");
+	return exec(udb, sql);
+}
+
 /* A connection that broke (the server restarted, a failover) is made
  * again before the next transaction: the store is shared and outlives
  * this program's connection. */
-static int connected(struct userdb *udb)
+static int reconnect(struct userdb *udb)
 {
 	struct userdb_pg *s = pg_of(udb);
 
-	if(PQstatus(s->conn) == CONNECTION_OK) return MQC_OK;
 	PQreset(s->conn);
 	if(PQstatus(s->conn) != CONNECTION_OK){
 		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
 		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
 		return MQC_ERR_IO;
 	}
-	return exec(udb, "SET search_path TO auth");
+	return session(udb);
 }
 
+static int connected(struct userdb *udb)
+{
+	return PQstatus(pg_of(udb)->conn) == CONNECTION_OK ? MQC_OK : reconnect(udb);
+}
+
+/* Whether to run what failed once more, on a new connection: it failed
+ * for the connection (libpq may not have marked it bad: an error without
+ * SQLSTATE), and no transaction was open, so nothing was done yet. */
+static bool again(struct userdb *udb, int rc, bool was_idle)
+{
+	return rc == MQC_ERR_IO && was_idle && reconnect(udb) == MQC_OK;
+}
+
+/* 0 is "do not wait" as for SQLite, not PostgreSQL's "wait forever". */
 static void pg_set_busy_ms(struct userdb *udb, int ms)
 {
-	char sql[64];
+	pg_of(udb)->busy_ms = ms;
+	(void)session(udb);
+}
 
-	snprintf(sql, sizeof(sql), "SET lock_timeout = %d", ms > 0 ? ms : 1);
-	(void)exec(udb, sql);
+/* Start a transaction. libpq sees a connection broken only when it uses
+ * it, so a BEGIN that finds it so reconnects and begins again: nothing
+ * was done yet. */
+static int begin(struct userdb *udb, const char *sql)
+{
+	bool idle = PQtransactionStatus(pg_of(udb)->conn) != PQTRANS_INTRANS;
+	int rc = connected(udb);
+
+	pg_of(udb)->wrote = false;
+	if(rc == MQC_OK) rc = exec(udb, sql);
+	if(again(udb, rc, idle)) rc = exec(udb, sql);
+	return rc;
 }
 
 /* A snapshot for the whole transaction, as an SQLite read transaction. */
 static int pg_begin_read(struct userdb *udb)
 {
-	int rc = connected(udb);
-
-	pg_of(udb)->wrote = false;
-	return rc == MQC_OK ? exec(udb, "BEGIN ISOLATION LEVEL REPEATABLE READ") : rc;
+	return begin(udb, "BEGIN ISOLATION LEVEL REPEATABLE READ");
 }
 
 static int pg_begin_write(struct userdb *udb)
 {
-	int rc = connected(udb);
+	int rc = begin(udb, "BEGIN");
 
-	pg_of(udb)->wrote = false;
-	if(rc == MQC_OK) rc = exec(udb, "BEGIN");
 	if(rc == MQC_OK) rc = exec(udb, "SELECT pg_advisory_xact_lock(" LOCK_WRITE ")");
 	if(rc != MQC_OK) userdb__rollback(udb);
 	return rc;
@@ -311,12 +351,17 @@ static const char *pg_errmsg(struct userdb *udb)
 	return s->errmsg[0] ? s->errmsg : PQerrorMessage(s->conn);
 }
 
+/* The version: the last change's id. Asked again once on a connection
+ * found broken (the loaders ask it after a reconnection). */
 static int pg_data_version(struct userdb *udb, int64_t *version)
 {
+	const char *sql = "SELECT coalesce(max(id), 0) FROM changes";
+	bool idle = PQtransactionStatus(pg_of(udb)->conn) == PQTRANS_IDLE;
 	PGresult *r;
 	int rc = connected(udb);
 
-	if(rc == MQC_OK) rc = query(udb, "SELECT coalesce(max(id), 0) FROM changes", 0, NULL, &r);
+	if(rc == MQC_OK) rc = query(udb, sql, 0, NULL, &r);
+	if(again(udb, rc, idle)) rc = query(udb, sql, 0, NULL, &r);
 	if(rc != MQC_OK) return rc;
 	*version = col64(r, 0, 0);
 	PQclear(r);
@@ -539,8 +584,9 @@ int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **ou
 		return MQC_ERR_IO;
 	}
 	PQsetNoticeProcessor(s->conn, no_notices, NULL);
-	rc = exec(udb, "SET search_path TO auth");
-	if(rc == MQC_OK) userdb__set_busy_ms(udb, USERDB_BUSY_TIMEOUT_MS);
+	s->readonly = (flags & USERDB_READONLY) != 0;
+	s->busy_ms = USERDB_BUSY_TIMEOUT_MS;
+	rc = session(udb);
 	if(rc == MQC_OK) rc = check_schema(udb, flags, err, errlen);
 	else mqc_seterr(err, errlen, "%s: %s", udb->path, pg_errmsg(udb));
 	if(rc != MQC_OK){

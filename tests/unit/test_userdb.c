@@ -735,6 +735,11 @@ static void test_pg_created_by_several_at_once(void **state)
 	assert_string_equal(v, "schema_version=3");
 	assert_int_equal(userdb__open(f->path, 0, &f->udb, NULL, 0), MQC_OK);
 	assert_int_equal(add(f, "alice"), MQC_OK);
+	/* A reader's connection writes nothing, even when asked. */
+	userdb__close(f->udb);
+	assert_int_equal(userdb__open(f->path, USERDB_READONLY, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "bob"), MQC_ERR_DB);
+	assert_int_equal(raw_count(f, "users"), 1);
 }
 
 /* The next notification on c, within 5 s, into out (its payload). */
@@ -800,6 +805,28 @@ static void test_pg_notify(void **state)
 	PQfinish(c);
 }
 
+/* The server restarted (every connection cut): the next transaction
+ * and the version query connect again by themselves, and nothing
+ * committed is lost. */
+static void test_pg_reconnects(void **state)
+{
+	struct fx *f = *state;
+	char cmd[160];
+	int64_t before, after;
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	assert_int_equal(add(f, "alice"), MQC_OK);
+	assert_int_equal(userdb__data_version(f->udb, &before), MQC_OK);
+	snprintf(cmd, sizeof(cmd), "sh tests/unit/pg_cluster.sh restart '%s'", be.dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(userdb__data_version(f->udb, &after), MQC_OK);
+	assert_true(after == before);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(add(f, "bob"), MQC_OK);
+	assert_int_equal(created_of(f->udb, "alice") > 0, true);
+	assert_int_equal(raw_count(f, "users"), 2);
+}
+
 /* A refusal inside a transaction (a member twice, an invite code twice)
  * leaves the transaction going, as on SQLite, so a caller may go on and
  * commit the rest. */
@@ -853,6 +880,7 @@ static int run_pg_tests(void)
 		BOTH,
 		cmocka_unit_test_setup_teardown(test_pg_created_by_several_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_notify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_reconnects, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("userdb on postgresql", tests, NULL, NULL);
 }
