@@ -6,7 +6,8 @@
  * the tests run in a child process and the parent stops the server. That
  * run is skipped, saying why, when PostgreSQL 15 is not installed. The
  * PostgreSQL run adds what only it has: schema creation by several
- * programs at once, and the notification of each change. */
+ * programs at once, the notification of each change, and a reconnection
+ * after the server restarts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
