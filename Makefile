@@ -1,6 +1,7 @@
 # mqchat - top-level build.
 #
-#   make            build build/mqchat_auth.so, build/mqchat-archiver, build/mqchat
+#   make            build build/mqchat_auth.so, build/mqchat-archiver, build/mqchat,
+#                   build/mqchat_store_pg.so (the PostgreSQL stores, loaded when configured)
 #                   and the web app in build/web/ (make web)
 #   make deps       install the Debian packages the project needs (no-op if present)
 #   make run        deps + build + start broker, plugin and archiver on loopback
