@@ -137,14 +137,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) \
 		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS_COMMON)
 
-# The user store's tests run on both backends: the module beside the test
-# binaries (where they look for it), libpq for the test's own connection.
+# The user store's tests run on both backends (tests/unit/pg_fixture.h):
+# the module beside the test binaries (where they look for it), libpq for
+# the test's own connection.
 $(BUILD)/tests/mqchat_store_pg.so: $(STORE_PG_SO)
 	@mkdir -p $(dir $@)
 	cp $< $@
-$(BUILD)/tests/test_userdb: $(BUILD)/tests/mqchat_store_pg.so
-$(BUILD)/tests/test_userdb: private CPPFLAGS += $(PG_CPPFLAGS)
-$(BUILD)/tests/test_userdb: private LDLIBS_COMMON += -lpq
+PG_UNIT := $(BUILD)/tests/test_userdb $(BUILD)/tests/test_nick
+$(PG_UNIT): $(BUILD)/tests/mqchat_store_pg.so
+$(PG_UNIT): private CPPFLAGS += $(PG_CPPFLAGS)
+$(PG_UNIT): private LDLIBS_COMMON += -lpq
 
 # The terminal app's pure parts (client/tui_line.c, client/tui_store.c) are
 # tested where they live: each test links its own client object.

@@ -25,7 +25,7 @@
 #include <sqlite3.h>
 
 #include "err.h"
-#include "store_conf.h"
+#include "pg_fixture.h"
 #include "pwhash.h"
 #include "timeutil.h"
 #include "userdb.h"
@@ -37,70 +37,12 @@
 #define HEX_A "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define HEX_B "0000000000000000000000000000000000000000000000000000000000000001"
 
-/* The backend under test: SQLite, or the PostgreSQL server in pg_dir. */
-static struct {
-	bool pg;
-	char dir[64];
-	char conninfo[256];
-} be;
-
 struct fx {
 	char dir[64];
 	char path[128];
 	char hash[PWHASH_STR_LEN];
 	struct userdb *udb;
 };
-
-/* A connection of the test's own to the server. */
-static PGconn *pg_connect(void)
-{
-	PGconn *c = PQconnectdb(be.conninfo);
-
-	if(PQstatus(c) != CONNECTION_OK) fail_msg("%s", PQerrorMessage(c));
-	return c;
-}
-
-/* Run text (one or more statements) on the server, in schema auth. */
-static void pg_sql(const char *text)
-{
-	PGconn *c = pg_connect();
-	PGresult *r = PQexec(c, "SET client_min_messages TO warning; SET search_path TO auth");
-
-	PQclear(r);
-	r = PQexec(c, text);
-	if(PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK){
-		fail_msg("%s: %s", text, PQresultErrorMessage(r));
-	}
-	PQclear(r);
-	PQfinish(c);
-}
-
-/* The first column of the first row of a query, as text. */
-static void pg_value(const char *text, char *out, size_t outlen)
-{
-	PGconn *c = pg_connect();
-	PGresult *r = PQexec(c, text);
-
-	if(PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) fail_msg("%s: %s", text, PQresultErrorMessage(r));
-	snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	PQfinish(c);
-}
-
-/* Each test starts from an empty database, its folder naming the server
- * in store.conf as an operator would. */
-static void pg_fresh(const char *dir)
-{
-	char path[128];
-	FILE *fp;
-
-	pg_sql("DROP SCHEMA IF EXISTS auth CASCADE");
-	snprintf(path, sizeof(path), "%s/%s", dir, STORE_CONF_NAME);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fprintf(fp, "# the test's own server\nstore postgresql\nstore_conninfo %s\n", be.conninfo);
-	assert_int_equal(fclose(fp), 0);
-}
 
 static int setup(void **state)
 {
@@ -886,49 +828,9 @@ static int run_pg_tests(void)
 	return cmocka_run_group_tests_name("userdb on postgresql", tests, NULL, NULL);
 }
 
-/* The PostgreSQL run: start the server, run the tests in a child, stop
- * the server whatever the child did (a crash included). */
-static int run_pg(void)
-{
-	char cmd[256];
-	int rc, st, failed = 1;
-	pid_t pid;
-
-	snprintf(be.dir, sizeof(be.dir), "/tmp/mqchat-unit-pg-XXXXXX");
-	if(mkdtemp(be.dir) == NULL) return 1;
-	snprintf(cmd, sizeof(cmd), "sh tests/unit/pg_cluster.sh start '%s'", be.dir);
-	rc = system(cmd);
-	if(WIFEXITED(rc) && WEXITSTATUS(rc) == 77){
-		/* A comment line in cmocka's TAP output too. */
-		printf("# skipped: userdb on postgresql: PostgreSQL 15 is not installed"
-				" (no initdb; Debian: postgresql-15)\n");
-		failed = 0;
-	}else if(rc == 0){
-		be.pg = true;
-		snprintf(be.conninfo, sizeof(be.conninfo), "host=%s/pg port=5432 user=mqchat dbname=postgres",
-				be.dir);
-		fflush(stdout);
-		pid = fork();
-		if(pid == 0) _exit(run_pg_tests() == 0 ? 0 : 1);
-		if(pid > 0 && waitpid(pid, &st, 0) == pid) failed = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-	}else{
-		fprintf(stderr, "cannot start PostgreSQL (see %s/pg.log)\n", be.dir);
-	}
-	snprintf(cmd, sizeof(cmd), "sh tests/unit/pg_cluster.sh stop '%s'", be.dir);
-	if(system(cmd) != 0) failed = 1;
-	if(failed){
-		fprintf(stderr, "the server's log, last lines:\n");
-		snprintf(cmd, sizeof(cmd), "tail -n 20 '%s/pg.log' >&2", be.dir);
-		(void)!system(cmd);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", be.dir);
-	if(system(cmd) != 0) failed = 1;
-	return failed;
-}
-
 int main(void)
 {
 	int failed = run_sqlite() != 0;
 
-	return run_pg() || failed;
+	return pg_run("userdb", run_pg_tests) || failed;
 }
