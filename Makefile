@@ -143,7 +143,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 $(BUILD)/tests/mqchat_store_pg.so: $(STORE_PG_SO)
 	@mkdir -p $(dir $@)
 	cp $< $@
-PG_UNIT := $(BUILD)/tests/test_userdb $(BUILD)/tests/test_nick
+PG_UNIT := $(addprefix $(BUILD)/tests/,test_userdb test_nick test_archiver_seen)
 $(PG_UNIT): $(BUILD)/tests/mqchat_store_pg.so
 $(PG_UNIT): private CPPFLAGS += $(PG_CPPFLAGS)
 $(PG_UNIT): private LDLIBS_COMMON += -lpq
