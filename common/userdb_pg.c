@@ -35,8 +35,8 @@
 
 static const struct userdb_ops userdb_pg__ops;
 
-/* Advisory lock keys (any bigint; these spell "mqcauth" and "mqcauthw"):
- * the schema's creation and upgrades, and the store's writers. */
+/* Advisory lock keys (two bigints, the same in every release): the
+ * schema's creation and upgrades, and the store's writers. */
 #define LOCK_SCHEMA "7165012657120360"
 #define LOCK_WRITE "7165012657120361"
 
@@ -46,7 +46,6 @@ static const struct userdb_ops userdb_pg__ops;
 struct userdb_pg {
 	struct userdb udb;
 	PGconn *conn;
-	char conninfo[STORE_CONNINFO_MAX];
 	bool wrote;            /* the open transaction changed something */
 	bool readonly;         /* opened USERDB_READONLY */
 	int busy_ms;           /* lock_timeout */
@@ -310,12 +309,21 @@ static int pg_begin_write(struct userdb *udb)
 	return rc;
 }
 
+/* COMMIT of a transaction a statement failed in "succeeds" as a
+ * ROLLBACK: that is a failure to the caller, who asked for a commit. */
 static int pg_commit(struct userdb *udb)
 {
-	int rc = exec(udb, "COMMIT");
+	struct userdb_pg *s = pg_of(udb);
+	PGresult *r = PQexec(s->conn, "COMMIT");
+	int rc = status_of(s, r);
 
-	if(rc == MQC_OK && pg_of(udb)->wrote) udb->committed_ns = time__mono_ns();
-	pg_of(udb)->wrote = false;
+	if(rc == MQC_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0){
+		snprintf(s->errmsg, sizeof(s->errmsg), "the transaction failed and was rolled back");
+		rc = MQC_ERR_DB;
+	}
+	PQclear(r);
+	if(rc == MQC_OK && s->wrote) udb->committed_ns = time__mono_ns();
+	s->wrote = false;
 	return rc;
 }
 
@@ -570,8 +578,7 @@ int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **ou
 	/* Named by the setting file, never by the connection string (it may
 	 * hold a password). */
 	snprintf(udb->path, sizeof(udb->path), "%s", conf->path);
-	snprintf(s->conninfo, sizeof(s->conninfo), "%s", conf->conninfo);
-	s->conn = PQconnectdb(s->conninfo);
+	s->conn = PQconnectdb(conf->conninfo);
 	if(s->conn == NULL){
 		userdb__close(udb);
 		return MQC_ERR_NOMEM;

@@ -795,6 +795,23 @@ static void test_refusal_keeps_the_transaction(void **state)
 	assert_int_equal(userdb__invite_use(f->udb, "code1", time__now_ms()), MQC_ERR_NOTFOUND);
 }
 
+/* A transaction a statement failed in (here: one the test's SQL breaks)
+ * does not commit, and the commit says so: nothing of it is kept. */
+static void test_pg_failed_transaction_does_not_commit(void **state)
+{
+	struct fx *f = *state;
+	struct userdb_user u;
+
+	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
+	pg_sql("ALTER TABLE users ADD CHECK (name <> 'bob')");
+	assert_int_equal(userdb__begin_write(f->udb), MQC_OK);
+	assert_int_equal(userdb__user_add(f->udb, "alice", USER_KIND_USER, "alice", f->hash), MQC_OK);
+	assert_int_equal(userdb__user_add(f->udb, "bob", USER_KIND_USER, "bob", f->hash), MQC_ERR_EXISTS);
+	assert_int_equal(userdb__commit(f->udb), MQC_ERR_DB);
+	assert_int_equal(userdb__user_get(f->udb, "alice", &u), MQC_ERR_NOTFOUND);
+	assert_int_equal(add(f, "carol"), MQC_OK);
+}
+
 /* The tests of both backends, then those of one (cmocka's skip() would
  * read as a failure in TAP: "not ok ... # SKIP"). */
 #define BOTH \
@@ -824,6 +841,7 @@ static int run_pg_tests(void)
 		cmocka_unit_test_setup_teardown(test_pg_created_by_several_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_notify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_reconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_failed_transaction_does_not_commit, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("userdb on postgresql", tests, NULL, NULL);
 }
