@@ -209,12 +209,22 @@ static int get_int64(struct userdb *udb, const char *sql, const char *arg, int64
 
 /* Record a change the broker must apply: a row in auth.changes and its
  * notification, both part of the open transaction (sent, and seen, only
- * if it commits). kind says what happened; the kinds that cut someone off
- * (disable, delete, revoke, block, leave) are the loader's short list. */
-static int changed(struct userdb *udb, const char *kind, const char *name)
+ * if it commits). The payload is "ID KIND NAME", NAME one name or two
+ * joined by '/' (no name holds one):
+ *   user NAME, enable NAME, disable NAME, password NAME, delete NAME,
+ *   room ROOM, join ROOM/USER, leave ROOM/USER, block USER/BLOCKED,
+ *   unblock USER/BLOCKED, device USER/DEVICE (a new one),
+ *   revoke USER/DEVICE (deleted, or its token replaced), privacy USER,
+ *   contact USER/CONTACT, setting KEY.
+ * Those that cut someone off (disable, delete, revoke, block, leave) are
+ * what the loaders act on at once (docs/SCALING.md, "Revocation within
+ * 1 s"); b NULL for a one-name change. */
+static int changed(struct userdb *udb, const char *kind, const char *a, const char *b)
 {
-	char now[I64_LEN];
-	const char *args[3] = {i64(now, time__now_ms()), kind, name ? name : ""};
+	char now[I64_LEN], name[160];
+	const char *args[3] = {i64(now, time__now_ms()), kind, name};
+
+	snprintf(name, sizeof(name), "%s%s%s", a ? a : "", b ? "/" : "", b ? b : "");
 
 	return run(udb, "WITH c AS (INSERT INTO changes(at, kind, name) VALUES($1, $2, $3) RETURNING id)"
 			" SELECT pg_notify('" CHANNEL "', c.id || ' ' || $2 || ' ' || $3) FROM c", NULL, 3, args);
@@ -671,7 +681,7 @@ static int insert_user(struct userdb *udb, const char *name, enum user_kind kind
 	rc = run(udb, "INSERT INTO users(name, kind, nick, pwhash, enabled, created)"
 			" VALUES($1, $2, $3, $4, true, $5)", NULL, 5, args);
 	if(rc == MQC_OK) rc = run(udb, "DELETE FROM retired WHERE name=$1", NULL, 1, &name);
-	if(rc == MQC_OK) rc = changed(udb, "user", name);
+	if(rc == MQC_OK) rc = changed(udb, "user", name, NULL);
 	return rc;
 }
 
@@ -734,14 +744,14 @@ static int pg_user_get(struct userdb *udb, const char *name, struct userdb_user 
 
 /* A one-row change of an account and its change row, in one transaction. */
 static int user_change(struct userdb *udb, const char *sql, int n, const char *const *args,
-		const char *kind, const char *name)
+		const char *kind, const char *a, const char *b)
 {
 	bool mine;
 	int rc = own(udb, &mine);
 
 	if(rc) return rc;
 	rc = run_one(udb, sql, n, args);
-	if(rc == MQC_OK) rc = changed(udb, kind, name);
+	if(rc == MQC_OK) rc = changed(udb, kind, a, b);
 	return done(udb, mine, rc);
 }
 
@@ -750,7 +760,7 @@ static int pg_user_set_enabled(struct userdb *udb, const char *name, bool enable
 	const char *args[2] = {enabled ? "true" : "false", name};
 
 	return user_change(udb, "UPDATE users SET enabled=$1 WHERE name=$2", 2, args,
-			enabled ? "enable" : "disable", name);
+			enabled ? "enable" : "disable", name, NULL);
 }
 
 static int pg_user_set_pwhash(struct userdb *udb, const char *name, const char *pwhash)
@@ -759,10 +769,11 @@ static int pg_user_set_pwhash(struct userdb *udb, const char *name, const char *
 
 	if(pwhash__is_secret(pwhash)){
 		return user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2 AND kind='service'",
-				2, args, "password", name);
+				2, args, "password", name, NULL);
 	}
 	if(pwhash__iterations(pwhash) == 0) return MQC_ERR_INVAL;
-	return user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2", 2, args, "password", name);
+	return user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2", 2, args, "password", name,
+			NULL);
 }
 
 static int pg_service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed_out)
@@ -783,7 +794,7 @@ static int pg_service_secret(struct userdb *udb, const char *name, const char *s
 	rc = pwhash__make_secret(secret, strlen(secret), hash, sizeof(hash));
 	if(rc == MQC_OK){
 		rc = user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2 AND kind='service'", 2, args,
-				"password", name);
+				"password", name, NULL);
 	}
 	*changed_out = rc == MQC_OK;
 	return rc;
@@ -794,7 +805,7 @@ static int pg_user_set_nick(struct userdb *udb, const char *name, const char *ni
 	const char *args[2] = {nick, name};
 
 	if(!nick__valid(nick)) return MQC_ERR_INVAL;
-	return user_change(udb, "UPDATE users SET nick=$1 WHERE name=$2", 2, args, "user", name);
+	return user_change(udb, "UPDATE users SET nick=$1 WHERE name=$2", 2, args, "user", name, NULL);
 }
 
 static int pg_user_del(struct userdb *udb, const char *name)
@@ -812,7 +823,7 @@ static int pg_user_del(struct userdb *udb, const char *name)
 	if(rc == MQC_OK) rc = run(udb, "UPDATE room_meta SET owner=NULL WHERE owner=$1", NULL, 1, &name);
 	if(rc == MQC_OK) rc = run(udb, "DELETE FROM room_admins WHERE \"user\"=$1", NULL, 1, &name);
 	if(rc == MQC_OK) rc = run_one(udb, "DELETE FROM users WHERE name=$1", 1, &name);
-	if(rc == MQC_OK) rc = changed(udb, "delete", name);
+	if(rc == MQC_OK) rc = changed(udb, "delete", name, NULL);
 	return done(udb, mine, rc);
 }
 
@@ -866,7 +877,7 @@ static int pg_room_create(struct userdb *udb, const char *room, int retention_da
 	if(rc == MQC_OK) rc = run(udb, "INSERT INTO rooms(name, retention_days, created) VALUES($1, $2, $3)",
 			NULL, 3, args);
 	if(rc == MQC_OK) rc = run(udb, "DELETE FROM rooms_retired WHERE name=$1", NULL, 1, &room);
-	if(rc == MQC_OK) rc = changed(udb, "room", room);
+	if(rc == MQC_OK) rc = changed(udb, "room", room, NULL);
 	return done(udb, mine, rc);
 }
 
@@ -883,7 +894,7 @@ static int pg_room_del(struct userdb *udb, const char *room)
 	rc = run(udb, "INSERT INTO rooms_retired(name, deleted) VALUES($1, $2)"
 			" ON CONFLICT(name) DO UPDATE SET deleted=EXCLUDED.deleted", NULL, 2, args);
 	if(rc == MQC_OK) rc = run_one(udb, "DELETE FROM rooms WHERE name=$1", 1, &room);
-	if(rc == MQC_OK) rc = changed(udb, "room", room);
+	if(rc == MQC_OK) rc = changed(udb, "room", room, NULL);
 	return done(udb, mine, rc);
 }
 
@@ -915,7 +926,7 @@ static int pg_member_add(struct userdb *udb, const char *room, const char *user)
 	rc = run(udb, "INSERT INTO members(room, \"user\") VALUES($1, $2)", NULL, 2, args);
 	if(rc == MQC_OK) rc = run(udb, "INSERT INTO room_joined(room, \"user\", since) VALUES($1, $2, $3)"
 			" ON CONFLICT(room, \"user\") DO UPDATE SET since=EXCLUDED.since", NULL, 3, args);
-	if(rc == MQC_OK) rc = changed(udb, "join", user);
+	if(rc == MQC_OK) rc = changed(udb, "join", room, user);
 	return done(udb, mine, rc);
 }
 
@@ -923,7 +934,8 @@ static int pg_member_remove(struct userdb *udb, const char *room, const char *us
 {
 	const char *args[2] = {room, user};
 
-	return user_change(udb, "DELETE FROM members WHERE room=$1 AND \"user\"=$2", 2, args, "leave", user);
+	return user_change(udb, "DELETE FROM members WHERE room=$1 AND \"user\"=$2", 2, args, "leave", room,
+			user);
 }
 
 static bool pg_is_member(struct userdb *udb, const char *room, const char *user)
@@ -1017,7 +1029,7 @@ static int pg_room_meta_set(struct userdb *udb, const char *room, const struct u
 	rc = run(udb, "INSERT INTO room_meta(room, owner, title, description) VALUES($1, $2, $3, $4)"
 			" ON CONFLICT(room) DO UPDATE SET owner=EXCLUDED.owner, title=EXCLUDED.title,"
 			" description=EXCLUDED.description", NULL, 4, args);
-	if(rc == MQC_OK) rc = changed(udb, "room", room);
+	if(rc == MQC_OK) rc = changed(udb, "room", room, NULL);
 	return done(udb, mine, rc);
 }
 
@@ -1068,7 +1080,7 @@ static int pg_room_admin_set(struct userdb *udb, const char *room, const char *u
 	if(!admin) rc = run(udb, "DELETE FROM room_admins WHERE room=$1 AND \"user\"=$2", NULL, 2, args);
 	else rc = run(udb, "INSERT INTO room_admins(room, \"user\", since) VALUES($1, $2, $3)"
 			" ON CONFLICT DO NOTHING", NULL, 3, args);
-	if(rc == MQC_OK) rc = changed(udb, "room", room);
+	if(rc == MQC_OK) rc = changed(udb, "room", room, NULL);
 	return done(udb, mine, rc);
 }
 
@@ -1123,7 +1135,7 @@ static int pg_block_add(struct userdb *udb, const char *user, const char *blocke
 	if(rc) return rc;
 	rc = run(udb, "INSERT INTO blocks(\"user\", blocked) VALUES($1, $2) ON CONFLICT DO NOTHING",
 			NULL, 2, args);
-	if(rc == MQC_OK) rc = changed(udb, "block", user);
+	if(rc == MQC_OK) rc = changed(udb, "block", user, blocked);
 	return done(udb, mine, rc);
 }
 
@@ -1132,7 +1144,7 @@ static int pg_block_del(struct userdb *udb, const char *user, const char *blocke
 	const char *args[2] = {user, blocked};
 
 	return user_change(udb, "DELETE FROM blocks WHERE \"user\"=$1 AND blocked=$2", 2, args,
-			"unblock", user);
+			"unblock", user, blocked);
 }
 
 static int pg_block_each(struct userdb *udb, const char *user,
@@ -1151,7 +1163,7 @@ static int pg_device_set(struct userdb *udb, const char *user, const char *devic
 	char created[I64_LEN];
 	const char *args[4] = {user, device, token_sha256, i64(created, now)};
 	unsigned char digest[DEVTOKEN_DIGEST_LEN];
-	bool mine;
+	bool mine, replaced;
 	int rc;
 
 	if(device == NULL || !names__valid_device(device, strlen(device))
@@ -1162,11 +1174,12 @@ static int pg_device_set(struct userdb *udb, const char *user, const char *devic
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	/* A new token replaces the device's old one: the old is revoked. */
+	replaced = exists(udb, "SELECT 1 FROM devices WHERE \"user\"=$1 AND device=$2", user, device);
 	rc = run(udb, "INSERT INTO devices(\"user\", device, token_sha256, created, last_seen)"
 			" VALUES($1, $2, $3, $4, 0) ON CONFLICT(\"user\", device) DO UPDATE SET"
 			" token_sha256=EXCLUDED.token_sha256, created=EXCLUDED.created, last_seen=0",
 			NULL, 4, args);
-	if(rc == MQC_OK) rc = changed(udb, "revoke", user);
+	if(rc == MQC_OK) rc = changed(udb, replaced ? "revoke" : "device", user, device);
 	return done(udb, mine, rc);
 }
 
@@ -1175,19 +1188,26 @@ static int pg_device_del(struct userdb *udb, const char *user, const char *devic
 	const char *args[2] = {user, device};
 
 	return user_change(udb, "DELETE FROM devices WHERE \"user\"=$1 AND device=$2", 2, args,
-			"revoke", user);
+			"revoke", user, device);
 }
 
 static int pg_device_del_others(struct userdb *udb, const char *user, const char *keep, int *count)
 {
 	const char *args[2] = {user, keep};
+	PGresult *r = NULL;
 	bool mine;
-	int rc = own(udb, &mine);
+	int i, rc = own(udb, &mine);
 
 	if(rc) return rc;
-	rc = run(udb, "DELETE FROM devices WHERE \"user\"=$1 AND ($2::text IS NULL OR device<>$2)",
-			count, 2, args);
-	if(rc == MQC_OK) rc = changed(udb, "revoke", user);
+	/* A change per device, so only those are cut off, not the one kept. */
+	rc = query(udb, "DELETE FROM devices WHERE \"user\"=$1 AND ($2::text IS NULL OR device<>$2)"
+			" RETURNING device", 2, args, &r);
+	if(rc == MQC_OK){
+		pg_of(udb)->wrote = true;
+		if(count) *count = PQntuples(r);
+		for(i=0; rc == MQC_OK && i<PQntuples(r); i++) rc = changed(udb, "revoke", user, PQgetvalue(r, i, 0));
+		PQclear(r);
+	}
 	return done(udb, mine, rc);
 }
 
@@ -1263,7 +1283,7 @@ static int pg_privacy_set(struct userdb *udb, const char *user, const struct use
 	rc = run(udb, "INSERT INTO privacy(\"user\", presence, room_adds) VALUES($1, $2, $3)"
 			" ON CONFLICT(\"user\") DO UPDATE SET presence=EXCLUDED.presence,"
 			" room_adds=EXCLUDED.room_adds", NULL, 3, args);
-	if(rc == MQC_OK) rc = changed(udb, "privacy", user);
+	if(rc == MQC_OK) rc = changed(udb, "privacy", user, NULL);
 	return done(udb, mine, rc);
 }
 
@@ -1298,7 +1318,7 @@ static int pg_contact_add(struct userdb *udb, const char *user, const char *cont
 	if(rc) return rc;
 	rc = run(udb, "INSERT INTO contacts(\"user\", contact, since) VALUES($1, $2, $3)"
 			" ON CONFLICT DO NOTHING", NULL, 3, args);
-	if(rc == MQC_OK) rc = changed(udb, "contact", user);
+	if(rc == MQC_OK) rc = changed(udb, "contact", user, contact);
 	return done(udb, mine, rc);
 }
 
@@ -1307,7 +1327,7 @@ static int pg_contact_del(struct userdb *udb, const char *user, const char *cont
 	const char *args[2] = {user, contact};
 
 	return user_change(udb, "DELETE FROM contacts WHERE \"user\"=$1 AND contact=$2", 2, args,
-			"contact", user);
+			"contact", user, contact);
 }
 
 static bool is_contact(struct userdb *udb, const char *user, const char *other)
@@ -1388,13 +1408,13 @@ static int pg_setting_set(struct userdb *udb, const char *key, const char *value
 	if(rc) return rc;
 	rc = run(udb, "INSERT INTO settings(key, value) VALUES($1, $2)"
 			" ON CONFLICT(key) DO UPDATE SET value=EXCLUDED.value", NULL, 2, args);
-	if(rc == MQC_OK) rc = changed(udb, "setting", key);
+	if(rc == MQC_OK) rc = changed(udb, "setting", key, NULL);
 	return done(udb, mine, rc);
 }
 
 static int pg_setting_unset(struct userdb *udb, const char *key)
 {
-	return user_change(udb, "DELETE FROM settings WHERE key=$1", 1, &key, "setting", key);
+	return user_change(udb, "DELETE FROM settings WHERE key=$1", 1, &key, "setting", key, NULL);
 }
 
 static int pg_setting_each(struct userdb *udb,

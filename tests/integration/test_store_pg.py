@@ -103,7 +103,7 @@ def test_cli_on_postgresql(server, pgdir):
     # Each change the broker must apply, in order, as the loaders will read them.
     kinds = psql(server, db, "SELECT kind, name FROM auth.changes ORDER BY id")
     assert kinds == [["user", "archiver"], ["user", "alice"], ["user", "bob"], ["room", "hall"],
-                     ["join", "alice"], ["disable", "bob"], ["delete", "bob"]]
+                     ["join", "hall/alice"], ["disable", "bob"], ["delete", "bob"]]
     assert psql(server, db, "SELECT count(*) FROM auth.retired WHERE name='bob'") == [["1"]]
 
 

@@ -739,12 +739,28 @@ static void test_pg_notify(void **state)
 	assert_int_equal(userdb__device_seen(f->udb, "alice", "phone", 2000), MQC_OK);
 	assert_int_equal(userdb__user_set_enabled(f->udb, "alice", false), MQC_OK);
 	next_notice(c, got, sizeof(got));
-	assert_non_null(strstr(got, " revoke alice"));
+	assert_non_null(strstr(got, " device alice/phone"));
 	next_notice(c, got, sizeof(got));
 	assert_int_equal(userdb__data_version(f->udb, &version), MQC_OK);
 	snprintf(want, sizeof(want), "%lld disable alice", (long long)version);
 	assert_string_equal(got, want);
-	assert_int_equal(userdb__user_get(f->udb, "bob", &(struct userdb_user){0}), MQC_ERR_NOTFOUND);
+	/* Two-name changes say both; logging out the other devices names
+	 * each one cut off, not the one kept. */
+	assert_int_equal(userdb__device_set(f->udb, "alice", "laptop", HEX_A, 1000), MQC_OK);
+	assert_int_equal(userdb__device_set(f->udb, "alice", "laptop", HEX_B, 1000), MQC_OK);
+	assert_int_equal(userdb__device_del_others(f->udb, "alice", "phone", &(int){0}), MQC_OK);
+	next_notice(c, got, sizeof(got));
+	assert_non_null(strstr(got, " device alice/laptop"));
+	next_notice(c, got, sizeof(got));
+	assert_non_null(strstr(got, " revoke alice/laptop"));
+	next_notice(c, got, sizeof(got));
+	assert_non_null(strstr(got, " revoke alice/laptop"));
+	assert_int_equal(add(f, "bob"), MQC_OK);
+	assert_int_equal(userdb__block_add(f->udb, "alice", "bob"), MQC_OK);
+	next_notice(c, got, sizeof(got));
+	assert_non_null(strstr(got, " user bob"));
+	next_notice(c, got, sizeof(got));
+	assert_non_null(strstr(got, " block alice/bob"));
 	PQfinish(c);
 }
 
