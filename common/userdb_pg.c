@@ -241,14 +241,17 @@ static void pg_close(struct userdb *udb)
 }
 
 /* The connection's settings, at open and again after a reconnection:
- * the schema's tables without a prefix, how long a lock is waited for,
- * and for a reader, no writes (the server refuses them). */
+ * texts in UTF-8 (every name, nick and title is; the database must be
+ * able to hold them: created with ENCODING 'UTF8'), the schema's tables
+ * without a prefix, how long a lock is waited for, and for a reader, no
+ * writes (the server refuses them). */
 static int session(struct userdb *udb)
 {
 	struct userdb_pg *s = pg_of(udb);
-	char sql[160];
+	char sql[200];
 
-	snprintf(sql, sizeof(sql), "SET search_path TO auth; SET lock_timeout = %d;"
+	snprintf(sql, sizeof(sql), "SET client_encoding TO 'UTF8'; SET search_path TO auth;"
+			" SET lock_timeout = %d;"
 			" SET default_transaction_read_only = %s", s->busy_ms > 0 ? s->busy_ms : 1,
 			s->readonly ? "on" : "off");
 	return exec(udb, sql);
