@@ -7,12 +7,26 @@
 #include "enumname.h"
 #include "envelope.h"
 #include "err.h"
+#include "store_conf.h"
 #include "userdb.h"
 #include "userdb_store.h"
 
+/* The backend is the data folder's (common/store_conf.h): path's folder. */
 int userdb__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen)
 {
-	return userdb_sqlite__open(path, flags, out, err, errlen);
+	struct store_conf conf;
+	userdb_pg_open_fn *pg_open;
+	char dir[4096];
+	int rc;
+
+	*out = NULL;
+	if(path == NULL) return userdb_sqlite__open(path, flags, out, err, errlen);
+	store_conf__dir_of(path, dir, sizeof(dir));
+	rc = store_conf__read(dir, &conf, err, errlen);
+	if(rc != MQC_OK) return rc;
+	if(conf.kind == STORE_SQLITE) return userdb_sqlite__open(path, flags, out, err, errlen);
+	pg_open = (userdb_pg_open_fn *)store_conf__pg_symbol("userdb_pg__open", err, errlen);
+	return pg_open ? pg_open(&conf, flags, out, err, errlen) : MQC_ERR_IO;
 }
 
 const char *userdb__writable(const char *path, int busy_ms, char *why, size_t whylen)

@@ -109,4 +109,11 @@ struct userdb {
 int userdb_sqlite__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen);
 const char *userdb_sqlite__writable(const char *path, int busy_ms, char *why, size_t whylen);
 
+/* The PostgreSQL backend (common/userdb_pg.c, in the module
+ * mqchat_store_pg.so that userdb.c loads): conf is DATA/store.conf. */
+struct store_conf;
+typedef int userdb_pg_open_fn(const struct store_conf *conf, int flags, struct userdb **out,
+		char *err, size_t errlen);
+userdb_pg_open_fn userdb_pg__open;
+
 #endif

@@ -17,6 +17,9 @@ set -eu
 # Depends with dpkg-shlibdeps; iproute2: make test-package brings up
 # loopback in its private network namespace (ip). haproxy: the front of
 # several nodes (config/haproxy.cfg), which make test-cluster runs.
+# libpq-dev: the PostgreSQL stores' module (mqchat_store_pg.so, the only
+# part that links libpq); postgresql-15: the tests run them on a server of
+# their own (initdb and pg_ctl in a temp folder, tests/unit/pg_cluster.sh).
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
@@ -25,7 +28,8 @@ chromium libncurses-dev tmux
 libcurl4-openssl-dev python3-cryptography python3-h2
 python3-prometheus-client
 systemd groff-base man-db dpkg-dev iproute2
-haproxy"
+haproxy
+libpq-dev postgresql-15"
 
 missing=""
 for p in $PKGS; do
@@ -61,6 +65,16 @@ case " $missing " in
 	if [ -d /run/systemd/system ] && systemctl is-active --quiet mosquitto.service 2>/dev/null; then
 		echo "deps: stopping and disabling the mosquitto.service just installed (mqchat starts its own broker; undo: systemctl enable --now mosquitto)"
 		systemctl disable --now mosquitto.service || true
+	fi
+	;;
+esac
+# The same for PostgreSQL: Debian makes a cluster "main" and starts it on
+# port 5432; mqchat's tests start servers of their own in temp folders.
+case " $missing " in
+*" postgresql-15 "*)
+	if [ -d /run/systemd/system ] && systemctl is-active --quiet postgresql.service 2>/dev/null; then
+		echo "deps: stopping and disabling the postgresql.service just installed (the tests start their own servers; undo: systemctl enable --now postgresql)"
+		systemctl disable --now postgresql.service || true
 	fi
 	;;
 esac
