@@ -1,6 +1,7 @@
 # mqchat - top-level build.
 #
-#   make            build build/mqchat_auth.so, build/mqchat-archiver, build/mqchat
+#   make            build build/mqchat_auth.so, build/mqchat-archiver, build/mqchat,
+#                   build/mqchat_store_pg.so (the PostgreSQL stores, loaded when configured)
 #                   and the web app in build/web/ (make web)
 #   make deps       install the Debian packages the project needs (no-op if present)
 #   make run        deps + build + start broker, plugin and archiver on loopback
@@ -36,7 +37,10 @@ BUILD ?= build
 
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -MMD -MP
 
-COMMON_SRC := $(wildcard common/*.c)
+# The PostgreSQL backends (common/*_pg.c) go into a module of their own,
+# not into every program (common/store_conf.h).
+STORE_PG_SRC := $(wildcard common/*_pg.c)
+COMMON_SRC := $(filter-out $(STORE_PG_SRC),$(wildcard common/*.c))
 PLUGIN_SRC := $(wildcard plugin/*.c)
 ARCHIVER_SRC := $(wildcard archiver/*.c)
 CLIENT_SRC := $(wildcard client/*.c)
@@ -58,12 +62,13 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY_OBJ := $(call obj,$(wildcard tests/fuzz/fuzz_*.c))
 
 PLUGIN_SO := $(BUILD)/mqchat_auth.so
+STORE_PG_SO := $(BUILD)/mqchat_store_pg.so
 ARCHIVER_BIN := $(BUILD)/mqchat-archiver
 ARCHIVER_LIB := $(BUILD)/libmqchat-archiver.a
 CLIENT_BIN := $(BUILD)/mqchat
 BENCH_BIN := $(if $(BENCH_SRC),$(BUILD)/mqchat-bench)
 
-PROGRAMS := $(PLUGIN_SO) $(if $(ARCHIVER_SRC),$(ARCHIVER_BIN)) $(if $(CLIENT_SRC),$(CLIENT_BIN))
+PROGRAMS := $(PLUGIN_SO) $(if $(STORE_PG_SRC),$(STORE_PG_SO)) $(if $(ARCHIVER_SRC),$(ARCHIVER_BIN)) $(if $(CLIENT_SRC),$(CLIENT_BIN))
 
 .PHONY: all web deps run test unit integration bench fuzz clean
 .DEFAULT_GOAL := all
@@ -83,11 +88,22 @@ $(BUILD)/gen/userdb_schema.inc: common/userdb_schema.sql
 	{ printf 'static const char *schema_sql =\n'; \
 	  grep -v '^--' $< | sed 's/\\/\\\\/g; s/"/\\"/g; s/^/\t"/; s/$$/\\n"/'; \
 	  printf '\t;\n'; } > $@
-$(BUILD)/obj/common/userdb.o: $(BUILD)/gen/userdb_schema.inc
+$(BUILD)/obj/common/userdb_sqlite.o: $(BUILD)/gen/userdb_schema.inc
 
 # The plugin's broker symbols (mosquitto_*) resolve inside the broker.
 $(PLUGIN_SO): $(PLUGIN_OBJ) $(COMMON_OBJ)
 	$(CC) -shared -Wl,-Bsymbolic $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+
+# The PostgreSQL module, loaded with dlopen when DATA/store.conf says
+# `store postgresql`, from the folder of the program or plugin that loads
+# it, then PKGLIBDIR. It carries its own copy of common/ (-Bsymbolic: its
+# calls stay inside it), so it needs nothing from the program that loads
+# it, and only it links libpq.
+PG_CPPFLAGS := -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+$(call obj,$(STORE_PG_SRC)): CPPFLAGS += $(PG_CPPFLAGS)
+$(call obj,common/store_conf.c): CPPFLAGS += -DMQCHAT_PKGLIBDIR='"$(PKGLIBDIR)"'
+$(STORE_PG_SO): $(call obj,$(STORE_PG_SRC)) $(COMMON_OBJ)
+	$(CC) -shared -Wl,-Bsymbolic $(LDFLAGS) -o $@ $^ -lpq $(LDLIBS_COMMON)
 
 # The archiver speaks MQTT itself (archiver/mqtt.c), with OpenSSL for TLS,
 # and serves the web app over HTTP with libmicrohttpd (archiver/http.c).
@@ -122,6 +138,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iplugin -Iarchiver $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) \
 		$(ARCHIVER_LIB) -lcmocka -lssl $(MHD_LIBS) $(CURL_LIBS) $(NATS_LIBS) $(LDLIBS_COMMON)
+
+# The user store's tests run on both backends (tests/unit/pg_fixture.h):
+# the module beside the test binaries (where they look for it), libpq for
+# the test's own connection.
+$(BUILD)/tests/mqchat_store_pg.so: $(STORE_PG_SO)
+	@mkdir -p $(dir $@)
+	cp $< $@
+PG_UNIT := $(addprefix $(BUILD)/tests/,test_userdb test_nick test_archiver_seen)
+$(PG_UNIT): $(BUILD)/tests/mqchat_store_pg.so
+$(PG_UNIT): private CPPFLAGS += $(PG_CPPFLAGS)
+$(PG_UNIT): private LDLIBS_COMMON += -lpq
 
 # The terminal app's pure parts (client/tui_line.c, client/tui_store.c) are
 # tested where they live: each test links its own client object.

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "archive_sqlite.h"
 #include "archkey.h"
 #include "err.h"
 #include "names.h"
@@ -2058,4 +2059,9 @@ json_t *archive__export_page(struct archive *ar, const char *user, int64_t since
 	arr = collect(ar, st, limit, more);
 	sqlite3_finalize(st);
 	return arr;
+}
+
+const char *archive__writable(const char *path, int busy_ms, char *why, size_t whylen)
+{
+	return sqlutil__writable(path, busy_ms, why, whylen);
 }

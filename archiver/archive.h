@@ -51,7 +51,6 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "names.h"
 
@@ -276,12 +275,41 @@ int archive__index_step(struct archive *ar, int max_rows, int64_t *left);
  * it is now; those above are not yet (a search looks at them itself). */
 int archive__index_mark(struct archive *ar, int64_t *mark);
 
-/* The handle's own SQLite connection, for the archive's other files
- * (archive_edit.c, archive_search.c) to prepare their statements on: same
- * thread, same transactions. Never closed by the caller. */
-sqlite3 *archive__db(struct archive *ar);
+/* ---- the feed: what is stored after a seq, for the push thread ----
+ * A connection of its own that only reads (archive_feed.c), so the push
+ * thread never takes a lock the ingest writer waits for. */
+struct archive_feed;
+/* One stored row, as the push thread looks at it (not the body: a body may
+ * be 64 KiB and most rows notify nobody who wants a preview). Texts are
+ * NULL where the column is; valid during the callback only. */
+struct archive_feed_row {
+	int64_t seq;
+	const char *sender, *recipient, *room, *type, *id;
+	int64_t server_ts;
+	bool deleted;
+};
+/* Open the archive at path to read. MQC_OK, or MQC_ERR_DB with err. */
+int archive__feed_open(const char *path, struct archive_feed **out, char *err, size_t errlen);
+void archive__feed_close(struct archive_feed *f);                    /* NULL-safe */
+/* The largest seq stored, 0 if none: MQC_OK or MQC_ERR_DB. */
+int archive__feed_end(struct archive_feed *f, int64_t *seq);
+/* The rows after seq after, in seq order, at most max, each given to cb
+ * until it returns non-zero: that value, or MQC_OK after the last row, or
+ * MQC_ERR_DB (archive__feed_errmsg says why). */
+int archive__feed_each(struct archive_feed *f, int64_t after, int max,
+		int (*cb)(const struct archive_feed_row *row, void *arg), void *arg);
+/* seq's body given to cb (NULL: no such row), cb's answer returned; or
+ * MQC_ERR_DB. Inside archive__feed_each's callback too. */
+int archive__feed_body(struct archive_feed *f, int64_t seq,
+		int (*cb)(const char *body, void *arg), void *arg);
+const char *archive__feed_errmsg(struct archive_feed *f);
 
-/* The last SQLite error message of this handle. */
+/* Can the archive at path be written now (the archiver's /health)? NULL
+ * if so, else why, in why. Waits up to busy_ms for the writer's lock;
+ * changes nothing. */
+const char *archive__writable(const char *path, int busy_ms, char *why, size_t whylen);
+
+/* The last error message of this handle (the database's own words). */
 const char *archive__errmsg(struct archive *ar);
 
 #endif

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "archive_ext.h"
+#include "archive_sqlite.h"
 #include "archkey.h"
 #include "err.h"
 #include "sqlutil.h"

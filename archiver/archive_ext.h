@@ -1,6 +1,7 @@
 /* archive_ext.h - edits, deletes and search over archive.db
- * (docs/PROTOCOL.md, "edit", "delete", "search"), on the connection of an
- * archive handle (archive__db): same thread, same transactions.
+ * (docs/PROTOCOL.md, "edit", "delete", "search"), on an archive handle:
+ * same thread, same transactions (in SQLite, archive_edit.c and
+ * archive_search.c use the handle's connection, archive_sqlite.h).
  *
  * An edit or a delete changes the text in place and stores a row of its
  * own, which sync returns so that a device that had the original applies

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "archive_ext.h"
+#include "archive_sqlite.h"
 #include "err.h"
 #include "sqlutil.h"
 #include "timeutil.h"

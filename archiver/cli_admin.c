@@ -18,6 +18,7 @@
 #include "datadir.h"
 #include "err.h"
 #include "push.h"
+#include "store_conf.h"
 #include "timeutil.h"
 #include "userdb.h"
 
@@ -98,13 +99,24 @@ static int open_auth(struct init_ctx *ctx, struct userdb **udb)
 	bool created = !exists(ctx->auth);
 	int rc;
 
+	if(!store_conf__auth_is_file(ctx->dir)){
+		/* On PostgreSQL (or DIR/store.conf is wrong: the open says how):
+		 * the schema is made, or upgraded, by the open, under its lock,
+		 * whoever comes first. */
+		rc = userdb__open(ctx->auth, USERDB_CREATE, udb, err, sizeof(err));
+		if(rc != MQC_OK) return cli__error(rc == MQC_ERR_SCHEMA || rc == MQC_ERR_NOTFOUND
+				? CLI_ERR_NODB : CLI_ERR_RUNTIME, "%s", err);
+		userdb__set_busy_ms(*udb, ctx->cli->busy_ms);
+		printf("user store: schema auth on PostgreSQL (%s)\n", userdb__path(*udb));
+		return CLI_OK;
+	}
 	if(!created) return cli__open_auth(ctx->cli, udb);
 	if(datadir__sqlite_no_link(ctx->auth, err, sizeof(err)) != MQC_OK){
 		return cli__error(CLI_ERR_RUNTIME, "%s", err);
 	}
 	rc = userdb__open(ctx->auth, USERDB_CREATE, udb, err, sizeof(err));
 	if(rc != MQC_OK) return cli__open_failed(rc, ctx->auth, err);
-	sqlite3_busy_timeout((*udb)->db, ctx->cli->busy_ms);
+	userdb__set_busy_ms(*udb, ctx->cli->busy_ms);
 	chmod_own(ctx->auth, 0640);
 	printf("created %s\n", ctx->auth);
 	ctx->changes++;

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "cli.h"
 #include "err.h"
 #include "names.h"
@@ -68,14 +66,14 @@ int cli_user__devices(struct cli *cli)
 void cli__push_forget(struct cli *cli, const char *user, const char *device, bool account)
 {
 	char path[4096], err[512] = "";
-	struct sqlite3 *db = NULL;
+	struct push_store *db = NULL;
 	int rc, removed = 0;
 
 	snprintf(path, sizeof(path), "%s/push.db", cli->datadir);
 	if(access(path, F_OK) != 0) return;
 	rc = push_store__open(cli->datadir, &db, err, sizeof(err));
 	if(rc == MQC_OK){
-		sqlite3_busy_timeout(db, cli->busy_ms);
+		(void)push_store__set_busy_ms(db, cli->busy_ms);
 		rc = account ? push_store__user_forget(db, user) : push_store__target_remove(db, user, device, &removed);
 		if(rc != MQC_OK) snprintf(err, sizeof(err), "%s", mqc_strerror(rc));
 	}

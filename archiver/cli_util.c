@@ -25,6 +25,7 @@
 #include "prompt.h"
 #include "pwhash.h"
 #include "rand.h"
+#include "store_conf.h"
 #include "userdb.h"
 
 /* ---- dispatch and usage ---- */
@@ -252,11 +253,23 @@ int cli__open_auth(struct cli *cli, struct userdb **out)
 	int rc;
 
 	*out = NULL;
+	if(!store_conf__auth_is_file(cli->datadir)){
+		/* On PostgreSQL, or DIR/store.conf is wrong (the open says how):
+		 * no file to look for first. */
+		if(!cli__path(cli, "auth.db", path, sizeof(path))) return cli__error(CLI_ERR_USAGE, "data folder path too long");
+		rc = userdb__open(path, 0, out, err, sizeof(err));
+		if(rc != MQC_OK){
+			return cli__error(rc == MQC_ERR_NOTFOUND || rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB
+					: CLI_ERR_RUNTIME, "%s", err);
+		}
+		userdb__set_busy_ms(*out, cli->busy_ms);
+		return CLI_OK;
+	}
 	if((rc = existing_store(cli, "auth.db", path, sizeof(path))) != CLI_OK) return rc;
 	rc = userdb__open(path, 0, out, err, sizeof(err));
 	if(rc == MQC_ERR_NOTFOUND) return need_db(cli, path);
 	if(rc != MQC_OK) return cli__open_failed(rc, path, err);
-	sqlite3_busy_timeout((*out)->db, cli->busy_ms);
+	userdb__set_busy_ms(*out, cli->busy_ms);
 	return CLI_OK;
 }
 
@@ -270,8 +283,8 @@ int cli__open_auth_for(struct cli *cli, const char *what, const char *name, stru
 
 void cli__close_auth(struct userdb *udb)
 {
-	if(udb != NULL && udb->committed_ns != 0
-			&& applied__wait(udb->path, udb->committed_ns, APPLIED_WAIT_MS) == APPLIED_NOT_YET){
+	if(udb != NULL && userdb__committed_ns(udb) != 0
+			&& applied__wait(userdb__path(udb), userdb__committed_ns(udb), APPLIED_WAIT_MS) == APPLIED_NOT_YET){
 		fprintf(stderr, "Warning: the change is saved, but the broker has not applied it after"
 				" %d s; it will when its plugin reloads the user store\n", APPLIED_WAIT_MS / 1000);
 	}

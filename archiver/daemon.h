@@ -146,11 +146,11 @@ struct responder {
 	const char *archive_path;
 	struct userdb *udb;            /* its own connection to auth.db */
 	struct archive *ar;            /* its own connection to archive.db (reads) */
-	struct sqlite3 *push;          /* its own connection to push.db (rpc_push.c opens it) */
+	struct push_store *push;       /* its own connection to push.db (rpc_push.c opens it) */
 	struct worker *w;              /* where its answers go */
 	int conn;                      /* connection of the request being answered */
 	int64_t arrived_ns;            /* when it arrived (time__mono_ns): its latency's start */
-	/* udb->committed_ns the last answer accounted for */
+	/* userdb__committed_ns(udb) the last answer accounted for */
 	int64_t answered_ns;
 	/* registration token bucket */
 	double reg_tokens;

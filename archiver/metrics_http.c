@@ -1,7 +1,5 @@
 /* metrics_http.c - /metrics and /health over HTTP (metrics_http.h says what
  * they answer). */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,14 +9,16 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
-#include <sqlite3.h>
 
+#include "archive.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "push_store.h"
 #include "timeutil.h"
+#include "userdb.h"
 
 struct metrics_http {
 	struct MHD_Daemon *mhd;
@@ -27,14 +27,16 @@ struct metrics_http {
 	int listen_fd;           /* ours until libmicrohttpd has it */
 };
 
-/* The stores /health checks, in the data folder. */
+/* The stores /health checks, in the data folder, and each one's check
+ * that it can be written now (NULL if so, else why, in why). */
 static const struct {
 	enum metrics_store s;
 	const char *file;
+	const char *(*writable)(const char *path, int busy_ms, char *why, size_t whylen);
 } stores[] = {
-	{MS_AUTH, "auth.db"},
-	{MS_ARCHIVE, "archive.db"},
-	{MS_PUSH, "push.db"},
+	{MS_AUTH, "auth.db", userdb__writable},
+	{MS_ARCHIVE, "archive.db", archive__writable},
+	{MS_PUSH, "push.db", push_store__writable},
 };
 
 /* Queue the answer body[0..len) (taken: freed by libmicrohttpd, or here on
@@ -79,45 +81,6 @@ static enum MHD_Result answer_metrics(const struct metrics_http *mh, struct MHD_
 	return answer(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
 }
 
-/* Can the store at path be written now? NULL if so, else why (in why).
- * First the file and its WAL as the kernel sees them (an immutable file, a
- * read-only mount, modes): SQLite cannot tell, as it hands a new
- * connection a descriptor of this process's that is open for writing
- * already. Then the write lock, on a connection of its own. */
-static const char *probe(const char *path, char *why, size_t whylen)
-{
-	static const char *const suffix[] = {"", "-wal", "-shm"};
-	sqlite3 *db = NULL;
-	size_t i;
-	int rc;
-
-	for(i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++){
-		char p[4200];
-
-		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-		if(faccessat(AT_FDCWD, p, W_OK, AT_EACCESS) != 0 && (i == 0 || errno != ENOENT)){
-			snprintf(why, whylen, "not writable: %s%s%s", strerror(errno), i ? " (" : "",
-					i ? suffix[i] + 1 : "");
-			if(i) snprintf(why + strlen(why), whylen - strlen(why), ")");
-			return why;
-		}
-	}
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
-	if(rc == SQLITE_OK){
-		sqlite3_busy_timeout(db, METRICS_HTTP_BUSY_MS);
-		rc = sqlite3_exec(db, "BEGIN IMMEDIATE; ROLLBACK", NULL, NULL, NULL);
-		if(rc == SQLITE_OK){
-			sqlite3_close(db);
-			return NULL;
-		}
-		snprintf(why, whylen, "not writable: %s", sqlite3_errmsg(db));
-	}else{
-		snprintf(why, whylen, "cannot open: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-	}
-	sqlite3_close(db);
-	return why;
-}
-
 static enum MHD_Result answer_health(const struct metrics_http *mh, struct MHD_Connection *conn)
 {
 	json_t *o, *st;
@@ -142,7 +105,7 @@ static enum MHD_Result answer_health(const struct metrics_http *mh, struct MHD_C
 			bad = why;
 		}else{
 			snprintf(path, sizeof(path), "%s/%s", mh->datadir, stores[i].file);
-			bad = probe(path, why, sizeof(why));
+			bad = stores[i].writable(path, METRICS_HTTP_BUSY_MS, why, sizeof(why));
 		}
 		if(bad) ok = false;
 		if(json_object_set_new(st, stores[i].file, json_string(bad ? bad : "ok")) != 0) goto nomem;

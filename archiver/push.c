@@ -12,8 +12,8 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
+#include "archive.h"
 #include "datadir.h"
 #include "err.h"
 #include "log.h"
@@ -72,11 +72,9 @@ struct push {
 
 	/* The push thread's own. */
 	struct push_sender *snd;
-	sqlite3 *ar;               /* archive.db, read only */
-	sqlite3_stmt *scan;
-	sqlite3_stmt *body;        /* a text's beginning, for previews */
+	struct archive_feed *ar;   /* archive.db, read only */
 	struct userdb *udb;        /* auth.db, read only */
-	sqlite3 *db;               /* push.db */
+	struct push_store *db;     /* push.db */
 	int64_t cursor;
 	struct flight flights[PUSH_INFLIGHT_MAX];
 	int64_t sent, gone, failed, dropped;
@@ -485,25 +483,25 @@ struct text {
 	int64_t seq, now;
 	int rc;
 	int enqueued;
+	int rows;                  /* rows of the batch read */
+	int64_t last;              /* the last one's seq */
+	int stop;                  /* what stopped the batch (scan_row's answer), or MQC_OK */
 };
 
 /* The preview of t's body, read only now: most texts notify nobody who
  * wants one, and a body may be 64 KiB. */
+static int preview_of(const char *body, void *arg)
+{
+	struct text *t = arg;
+
+	if(body && (t->preview = push__preview(body)) == NULL) return MQC_ERR_NOMEM;
+	return MQC_OK;
+}
+
 static int text_preview(struct push *p, struct text *t)
 {
-	const char *body;
-	int s;
-
 	t->preview_read = true;
-	if(sqlite3_bind_int64(p->body, 1, t->seq)) return MQC_ERR_DB;
-	s = sqlite3_step(p->body);
-	body = s == SQLITE_ROW ? (const char *)sqlite3_column_text(p->body, 0) : NULL;
-	if(body && (t->preview = push__preview(body)) == NULL){
-		sqlite3_reset(p->body);
-		return MQC_ERR_NOMEM;
-	}
-	sqlite3_reset(p->body);
-	return s == SQLITE_ROW || s == SQLITE_DONE ? MQC_OK : MQC_ERR_DB;
+	return archive__feed_body(p->ar, t->seq, preview_of, t);
 }
 
 static void notify_cb(const char *name, void *arg)
@@ -553,6 +551,39 @@ static void notify_cb(const char *name, void *arg)
 	}
 }
 
+/* One row of the batch: each moves the cursor; a text notifies. */
+static int scan_row(const struct archive_feed_row *row, void *arg)
+{
+	struct text *t = arg;
+	struct push *p = t->p;
+	int rc;
+
+	t->rows++;
+	t->last = row->seq;
+	/* Texts only, not deleted already, and not old news. */
+	if(row->type == NULL || strcmp(row->type, "text") != 0 || row->deleted
+			|| row->server_ts < t->now - PUSH_MAX_AGE_MS){
+		return MQC_OK;
+	}
+	t->seq = row->seq;
+	t->sender = row->sender;
+	t->room = row->room;
+	t->id = row->id;
+	free(t->preview);
+	t->preview = NULL;
+	t->preview_read = false;
+	if(t->sender == NULL || t->id == NULL) return MQC_OK;
+	if(t->room){
+		rc = room_members(p, t->room);
+		if(rc != MQC_OK) return t->stop = rc;
+		push__recipients(t->sender, NULL, t->room, (const char *const *)p->members, p->nmembers,
+				notify_cb, t);
+	}else{
+		push__recipients(t->sender, row->recipient, NULL, NULL, 0, notify_cb, t);
+	}
+	return t->stop = t->rc;
+}
+
 /* Read the texts after the cursor (one batch), queue their jobs and move
  * the cursor, in one push.db transaction. Returns how many rows were
  * read (0: none new), or -1 after an error (logged; tried again later). */
@@ -560,58 +591,27 @@ static int scan(struct push *p)
 {
 	struct set cache = {0}, muted = {0};
 	struct text t;
-	int64_t last = p->cursor, now = time__now_ms();
-	int rows = 0, s, rc;
+	int rc;
 
 	memset(&t, 0, sizeof(t));
 	t.p = p;
 	t.cache = &cache;
 	t.muted = &muted;
-	t.now = now;
-	if(sqlite3_bind_int64(p->scan, 1, p->cursor) || sqlite3_bind_int(p->scan, 2, PUSH_BATCH)){
-		log_warnx("push: archive.db: %s", sqlite3_errmsg(p->ar));
-		return -1;
-	}
+	t.now = time__now_ms();
+	t.last = p->cursor;
 	rc = push_store__begin(p->db);
-	while(rc == MQC_OK && (s = sqlite3_step(p->scan)) == SQLITE_ROW){
-		const char *type = (const char *)sqlite3_column_text(p->scan, 4);
-
-		rows++;
-		last = sqlite3_column_int64(p->scan, 0);
-		/* Texts only, not deleted already, and not old news. */
-		if(type == NULL || strcmp(type, "text") != 0 || sqlite3_column_type(p->scan, 7) != SQLITE_NULL
-				|| sqlite3_column_int64(p->scan, 6) < now - PUSH_MAX_AGE_MS){
-			continue;
+	if(rc == MQC_OK){
+		rc = archive__feed_each(p->ar, p->cursor, PUSH_BATCH, scan_row, &t);
+		if(rc != MQC_OK && t.stop == MQC_OK){
+			log_warnx("push: reading archive.db: %s", archive__feed_errmsg(p->ar));
+			rc = MQC_ERR_DB;
 		}
-		t.seq = last;
-		t.sender = (const char *)sqlite3_column_text(p->scan, 1);
-		t.room = (const char *)sqlite3_column_text(p->scan, 3);
-		t.id = (const char *)sqlite3_column_text(p->scan, 5);
-		free(t.preview);
-		t.preview = NULL;
-		t.preview_read = false;
-		if(t.sender == NULL || t.id == NULL) continue;
-		if(t.room){
-			rc = room_members(p, t.room);
-			if(rc != MQC_OK) break;
-			push__recipients(t.sender, NULL, t.room, (const char *const *)p->members, p->nmembers,
-					notify_cb, &t);
-		}else{
-			push__recipients(t.sender, (const char *)sqlite3_column_text(p->scan, 2), NULL, NULL, 0,
-					notify_cb, &t);
-		}
-		rc = t.rc;
 	}
-	if(rc == MQC_OK && s != SQLITE_DONE && s != SQLITE_ROW){
-		log_warnx("push: reading archive.db: %s", sqlite3_errmsg(p->ar));
-		rc = MQC_ERR_DB;
-	}
-	sqlite3_reset(p->scan);
 	free(t.preview);
 	members_clear(p);
 	set_clear(&cache, recipient_free);
 	set_clear(&muted, NULL);
-	if(rc == MQC_OK && rows > 0) rc = push_store__set_cursor(p->db, last);
+	if(rc == MQC_OK && t.rows > 0) rc = push_store__set_cursor(p->db, t.last);
 	if(rc == MQC_OK) rc = push_store__commit(p->db);
 	else push_store__rollback(p->db);
 	metrics__store_write(MS_PUSH, rc);
@@ -620,10 +620,10 @@ static int scan(struct push *p)
 		return -1;
 	}
 	if(t.enqueued) log_debug("push: %d notification(s) queued from seq %lld to %lld", t.enqueued,
-			(long long)p->cursor + 1, (long long)last);
-	p->cursor = last;
+			(long long)p->cursor + 1, (long long)t.last);
+	p->cursor = t.last;
 	metrics__add(MC_PUSH_QUEUED, t.enqueued);
-	return rows;
+	return t.rows;
 }
 
 /* ---- sending ---- */
@@ -837,36 +837,17 @@ static void *push_main(void *arg)
  * the archive's end (no notifications for history). */
 static int open_archive(struct push *p, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_open_v2(p->archive_path, &p->ar, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	if(rc == SQLITE_OK){
-		sqlite3_busy_timeout(p->ar, USERDB_BUSY_TIMEOUT_MS);
-		rc = sqlite3_exec(p->ar, "PRAGMA query_only=1", NULL, NULL, NULL);
-	}
-	/* Not the body: a row's columns past the last one asked for are not
-	 * read, and a body may be 64 KiB. */
-	if(rc == SQLITE_OK) rc = sqlite3_prepare_v3(p->ar, "SELECT seq, sender, recipient, room, type, id,"
-			" server_ts, deleted FROM messages WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-			-1, SQLITE_PREPARE_PERSISTENT, &p->scan, NULL);
-	if(rc == SQLITE_OK) rc = sqlite3_prepare_v3(p->ar, "SELECT body FROM messages WHERE seq = ?1",
-			-1, SQLITE_PREPARE_PERSISTENT, &p->body, NULL);
-	if(rc != SQLITE_OK){
-		mqc_seterr(err, errlen, "%s: %s", p->archive_path, p->ar ? sqlite3_errmsg(p->ar) : sqlite3_errstr(rc));
-		return MQC_ERR_DB;
-	}
+	rc = archive__feed_open(p->archive_path, &p->ar, err, errlen);
+	if(rc != MQC_OK) return rc;
 	if(push_store__cursor(p->db, &p->cursor) != MQC_OK){
 		mqc_seterr(err, errlen, "push.db: cannot read the cursor");
 		return MQC_ERR_DB;
 	}
 	if(p->cursor > 0) return MQC_OK;
-	rc = sqlite3_prepare_v2(p->ar, "SELECT COALESCE(MAX(seq), 0) FROM messages", -1, &st, NULL);
-	if(rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) p->cursor = sqlite3_column_int64(st, 0);
-	else rc = SQLITE_ERROR;
-	sqlite3_finalize(st);
-	if(rc != SQLITE_OK){
-		mqc_seterr(err, errlen, "%s: %s", p->archive_path, sqlite3_errmsg(p->ar));
+	if(archive__feed_end(p->ar, &p->cursor) != MQC_OK){
+		mqc_seterr(err, errlen, "%s: %s", p->archive_path, archive__feed_errmsg(p->ar));
 		return MQC_ERR_DB;
 	}
 	if(p->cursor > 0 && push_store__set_cursor(p->db, p->cursor) != MQC_OK){
@@ -880,9 +861,7 @@ static void push_free(struct push *p)
 {
 	if(p == NULL) return;
 	push_send__free(p->snd);
-	sqlite3_finalize(p->scan);
-	sqlite3_finalize(p->body);
-	sqlite3_close_v2(p->ar);
+	archive__feed_close(p->ar);
 	userdb__close(p->udb);
 	push_store__close(p->db);
 	members_clear(p);

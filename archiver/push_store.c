@@ -23,10 +23,16 @@
 #include "datadir.h"
 #include "err.h"
 #include "push_store.h"
+#include "push_store_sqlite.h"
 #include "rand.h"
 #include "sqlutil.h"
 #include "timeutil.h"
 #include "userdb.h"
+
+/* One thread's connection to push.db. */
+struct push_store {
+	sqlite3 *db;
+};
 
 #define PUSH_STORE_SCHEMA 1
 #define PUSH_STORE_FILE "push.db"
@@ -163,12 +169,13 @@ static int create_file(const char *path, char *err, size_t errlen)
 	return MQC_ERR_IO;
 }
 
-int push_store__open(const char *datadir, struct sqlite3 **db, char *err, size_t errlen)
+int push_store__open(const char *datadir, struct push_store **out, char *err, size_t errlen)
 {
 	char path[4096];
+	sqlite3 *db = NULL;
 	int rc, version = -1;
 
-	*db = NULL;
+	*out = NULL;
 	if(datadir == NULL || (size_t)snprintf(path, sizeof(path), "%s/%s", datadir, PUSH_STORE_FILE)
 			>= sizeof(path)){
 		mqc_seterr(err, errlen, "invalid data folder");
@@ -177,37 +184,59 @@ int push_store__open(const char *datadir, struct sqlite3 **db, char *err, size_t
 	rc = datadir__sqlite_no_link(path, err, errlen);
 	if(rc == MQC_OK) rc = create_file(path, err, errlen);
 	if(rc != MQC_OK) return rc;
-	rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if(rc != SQLITE_OK){
-		mqc_seterr(err, errlen, "%s: %s", path, *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+		mqc_seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		rc = sqlutil__status(rc);
 		goto fail;
 	}
-	sqlite3_busy_timeout(*db, USERDB_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(db, USERDB_BUSY_TIMEOUT_MS);
 	/* WAL: the worker, the push thread and the CLI each have their
 	 * connection, and readers never wait for a writer. */
-	rc = exec(*db, "PRAGMA journal_mode=WAL");
-	if(rc == MQC_OK) rc = exec(*db, "PRAGMA synchronous=NORMAL");
-	if(rc == MQC_OK) rc = exec(*db, "PRAGMA temp_store=MEMORY");
+	rc = exec(db, "PRAGMA journal_mode=WAL");
+	if(rc == MQC_OK) rc = exec(db, "PRAGMA synchronous=NORMAL");
+	if(rc == MQC_OK) rc = exec(db, "PRAGMA temp_store=MEMORY");
 	if(rc != MQC_OK){
-		mqc_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(*db));
+		mqc_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto fail;
 	}
 	/* The usual case takes no write lock. */
-	rc = schema_version(*db, &version);
-	if(rc == MQC_OK && version != PUSH_STORE_SCHEMA) rc = migrate(*db, path, err, errlen);
-	else if(rc != MQC_OK) mqc_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(*db));
+	rc = schema_version(db, &version);
+	if(rc == MQC_OK && version != PUSH_STORE_SCHEMA) rc = migrate(db, path, err, errlen);
+	else if(rc != MQC_OK) mqc_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 	if(rc != MQC_OK) goto fail;
+	*out = calloc(1, sizeof(**out));
+	if(*out == NULL){
+		rc = MQC_ERR_NOMEM;
+		goto fail;
+	}
+	(*out)->db = db;
 	return MQC_OK;
 fail:
-	sqlite3_close_v2(*db);
-	*db = NULL;
+	sqlite3_close_v2(db);
 	return rc;
 }
 
-void push_store__close(struct sqlite3 *db)
+void push_store__close(struct push_store *ps)
 {
-	sqlite3_close_v2(db);
+	if(ps == NULL) return;
+	sqlite3_close_v2(ps->db);
+	free(ps);
+}
+
+const char *push_store__writable(const char *path, int busy_ms, char *why, size_t whylen)
+{
+	return sqlutil__writable(path, busy_ms, why, whylen);
+}
+
+sqlite3 *push_store_sqlite__handle(struct push_store *ps)
+{
+	return ps->db;
+}
+
+int push_store__set_busy_ms(struct push_store *ps, int ms)
+{
+	return sqlutil__status(sqlite3_busy_timeout(ps->db, ms));
 }
 
 /* ---- providers ---- */
@@ -256,9 +285,10 @@ static int make_secret(char out[64])
 	return MQC_OK;
 }
 
-int push_store__target_set(struct sqlite3 *db, const char *user, const char *device,
+int push_store__target_set(struct push_store *ps, const char *user, const char *device,
 		enum push_provider p, json_t *data, char *secret, int64_t now_ms)
 {
+	sqlite3 *db = ps->db;
 	char made[64] = "";
 	char *text;
 	sqlite3_stmt *st;
@@ -337,20 +367,26 @@ static int remove_targets(sqlite3 *db, const char *user, const char *device, boo
 	return rc;
 }
 
-int push_store__target_remove(struct sqlite3 *db, const char *user, const char *device,
+int push_store__target_remove(struct push_store *ps, const char *user, const char *device,
 		int *removed)
 {
+	sqlite3 *db = ps->db;
+
 	return remove_targets(db, user, device, false, removed);
 }
 
-int push_store__target_remove_others(struct sqlite3 *db, const char *user, const char *keep,
+int push_store__target_remove_others(struct push_store *ps, const char *user, const char *keep,
 		int *removed)
 {
+	sqlite3 *db = ps->db;
+
 	return remove_targets(db, user, keep, true, removed);
 }
 
-int push_store__user_forget(struct sqlite3 *db, const char *user)
+int push_store__user_forget(struct push_store *ps, const char *user)
 {
+	sqlite3 *db = ps->db;
+
 	static const char *const tables[] = {"queue", "targets", "mutes", "prefs"};
 	char sql[64];
 	sqlite3_stmt *st;
@@ -387,8 +423,9 @@ static int prep_user(sqlite3 *db, const char *sql, const char *user, sqlite3_stm
 	return rc;
 }
 
-int push_store__targets_json(struct sqlite3 *db, const char *user, json_t **out)
+int push_store__targets_json(struct push_store *ps, const char *user, json_t **out)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	json_t *arr = json_array();
 	int rc, s;
@@ -425,8 +462,9 @@ static void column_copy(sqlite3_stmt *st, int i, char *out, size_t n)
 	snprintf(out, n, "%s", s ? (const char *)s : "");
 }
 
-int push_store__targets(struct sqlite3 *db, const char *user, struct push_target **out, int *n)
+int push_store__targets(struct push_store *ps, const char *user, struct push_target **out, int *n)
 {
+	sqlite3 *db = ps->db;
 	struct push_target *v = NULL, *t;
 	sqlite3_stmt *st;
 	int rc, s, cap = 0, i;
@@ -496,8 +534,9 @@ static int user_int(sqlite3 *db, const char *sql, const char *user, int64_t dflt
 	return s == SQLITE_ROW || s == SQLITE_DONE ? MQC_OK : sqlutil__status(s);
 }
 
-int push_store__target_count(struct sqlite3 *db, const char *user, int *n)
+int push_store__target_count(struct push_store *ps, const char *user, int *n)
 {
+	sqlite3 *db = ps->db;
 	int64_t v;
 	int rc = user_int(db, "SELECT count(*) FROM targets WHERE user = ?1", user, 0, &v);
 
@@ -530,9 +569,11 @@ static int user_write(sqlite3 *db, const char *sql, const char *user, const char
 }
 
 /* A target removed meanwhile has nothing to record: MQC_OK all the same. */
-int push_store__target_result(struct sqlite3 *db, const char *user, const char *device, bool ok,
+int push_store__target_result(struct push_store *ps, const char *user, const char *device, bool ok,
 		int64_t now_ms)
 {
+	sqlite3 *db = ps->db;
+
 	return user_write(db, ok ? "UPDATE targets SET last_ok = ?3, failures = 0 WHERE user = ?1 AND device = ?2"
 			: "UPDATE targets SET failures = failures + 1 WHERE user = ?1 AND device = ?2",
 			user, device, now_ms, 0);
@@ -540,21 +581,26 @@ int push_store__target_result(struct sqlite3 *db, const char *user, const char *
 
 /* ---- mutes and previews ---- */
 
-int push_store__mute(struct sqlite3 *db, const char *user, const char *conv, int64_t until_ms)
+int push_store__mute(struct push_store *ps, const char *user, const char *conv, int64_t until_ms)
 {
+	sqlite3 *db = ps->db;
+
 	if(conv == NULL || until_ms < 0) return MQC_ERR_INVAL;
 	return user_write(db, "INSERT OR REPLACE INTO mutes(user, conv, until) VALUES(?1, ?2, ?3)",
 			user, conv, until_ms, 0);
 }
 
-int push_store__unmute(struct sqlite3 *db, const char *user, const char *conv)
+int push_store__unmute(struct push_store *ps, const char *user, const char *conv)
 {
+	sqlite3 *db = ps->db;
+
 	if(conv == NULL) return MQC_ERR_INVAL;
 	return user_write(db, "DELETE FROM mutes WHERE user = ?1 AND conv = ?2", user, conv, 0, 0);
 }
 
-int push_store__mutes_json(struct sqlite3 *db, const char *user, int64_t now_ms, json_t **out)
+int push_store__mutes_json(struct push_store *ps, const char *user, int64_t now_ms, json_t **out)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	json_t *arr = json_array();
 	int rc, s = SQLITE_DONE;
@@ -585,8 +631,9 @@ int push_store__mutes_json(struct sqlite3 *db, const char *user, int64_t now_ms,
 }
 
 /* On a read error: not muted (a notification too many, never one lost). */
-bool push_store__muted(struct sqlite3 *db, const char *user, const char *conv, int64_t now_ms)
+bool push_store__muted(struct push_store *ps, const char *user, const char *conv, int64_t now_ms)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	bool muted = false;
 
@@ -602,14 +649,17 @@ bool push_store__muted(struct sqlite3 *db, const char *user, const char *conv, i
 	return muted;
 }
 
-int push_store__previews_set(struct sqlite3 *db, const char *user, bool on)
+int push_store__previews_set(struct push_store *ps, const char *user, bool on)
 {
+	sqlite3 *db = ps->db;
+
 	return user_write(db, "INSERT OR REPLACE INTO prefs(user, previews) VALUES(?1, ?3)", user, NULL, on ? 1 : 0, 0);
 }
 
 /* On a read error: off (no text leaves by mistake). */
-bool push_store__previews(struct sqlite3 *db, const char *user)
+bool push_store__previews(struct push_store *ps, const char *user)
 {
+	sqlite3 *db = ps->db;
 	int64_t v = 0;
 
 	if(user_int(db, "SELECT previews FROM prefs WHERE user = ?1", user, 0, &v) != MQC_OK) return false;
@@ -618,10 +668,11 @@ bool push_store__previews(struct sqlite3 *db, const char *user)
 
 /* ---- the queue ---- */
 
-int push_store__enqueue(struct sqlite3 *db, const char *user, const char *device,
+int push_store__enqueue(struct push_store *ps, const char *user, const char *device,
 		const char *conv, int64_t seq, const char *msg_id, const char *sender,
 		const char *preview, int64_t due_ms)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	int rc;
 	bool own;
@@ -655,8 +706,9 @@ int push_store__enqueue(struct sqlite3 *db, const char *user, const char *device
 	return write_end(db, own, run(st));
 }
 
-int push_store__due(struct sqlite3 *db, int64_t now_ms, struct push_job *jobs, int max, int *n)
+int push_store__due(struct push_store *ps, int64_t now_ms, struct push_job *jobs, int max, int *n)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	int rc, s = SQLITE_DONE, i;
 
@@ -700,8 +752,9 @@ void push_store__job_free(struct push_job *j)
 	j->preview = NULL;
 }
 
-int push_store__next_due(struct sqlite3 *db, int64_t *due_ms)
+int push_store__next_due(struct push_store *ps, int64_t *due_ms)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	int rc = prep(db, "SELECT min(due) FROM queue", &st), s;
 
@@ -733,13 +786,16 @@ static int job_write(sqlite3 *db, const char *sql, int64_t id, int64_t v)
 	return write_end(db, own, run(st));
 }
 
-int push_store__job_done(struct sqlite3 *db, int64_t id)
+int push_store__job_done(struct push_store *ps, int64_t id)
 {
+	sqlite3 *db = ps->db;
+
 	return job_write(db, "DELETE FROM queue WHERE id = ?1", id, 0);
 }
 
-int push_store__job_sent(struct sqlite3 *db, const struct push_job *j)
+int push_store__job_sent(struct push_store *ps, const struct push_job *j)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	bool own;
 	int rc, k;
@@ -762,39 +818,48 @@ int push_store__job_sent(struct sqlite3 *db, const struct push_job *j)
 	return write_end(db, own, rc);
 }
 
-int push_store__job_retry(struct sqlite3 *db, int64_t id, int64_t due_ms)
+int push_store__job_retry(struct push_store *ps, int64_t id, int64_t due_ms)
 {
+	sqlite3 *db = ps->db;
+
 	return job_write(db, "UPDATE queue SET due = ?2, attempts = attempts + 1 WHERE id = ?1", id, due_ms);
 }
 
-int push_store__jobs_drop(struct sqlite3 *db, const char *user, const char *conv)
+int push_store__jobs_drop(struct push_store *ps, const char *user, const char *conv)
 {
+	sqlite3 *db = ps->db;
+
 	return user_write(db, "DELETE FROM queue WHERE user = ?1 AND (?2 IS NULL OR conv = ?2)",
 			user, conv, 0, 0);
 }
 
 /* ---- transactions and the cursor ---- */
 
-int push_store__begin(struct sqlite3 *db)
+int push_store__begin(struct push_store *ps)
 {
+	sqlite3 *db = ps->db;
+
 	return exec(db, "BEGIN IMMEDIATE");
 }
 
-int push_store__commit(struct sqlite3 *db)
+int push_store__commit(struct push_store *ps)
 {
-	int rc = exec(db, "COMMIT");
+	int rc = exec(ps->db, "COMMIT");
 
-	if(rc != MQC_OK) push_store__rollback(db);
+	if(rc != MQC_OK) push_store__rollback(ps);
 	return rc;
 }
 
-void push_store__rollback(struct sqlite3 *db)
+void push_store__rollback(struct push_store *ps)
 {
+	sqlite3 *db = ps->db;
+
 	if(!sqlite3_get_autocommit(db)) exec(db, "ROLLBACK");
 }
 
-int push_store__cursor(struct sqlite3 *db, int64_t *seq)
+int push_store__cursor(struct push_store *ps, int64_t *seq)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st;
 	int rc = prep(db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'cursor'", &st), s;
 
@@ -806,8 +871,9 @@ int push_store__cursor(struct sqlite3 *db, int64_t *seq)
 	return s == SQLITE_ROW || s == SQLITE_DONE ? MQC_OK : sqlutil__status(s);
 }
 
-int push_store__set_cursor(struct sqlite3 *db, int64_t seq)
+int push_store__set_cursor(struct push_store *ps, int64_t seq)
 {
+	sqlite3 *db = ps->db;
 	char v[24];
 
 	snprintf(v, sizeof(v), "%lld", (long long)seq);

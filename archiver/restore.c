@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "archive_sqlite.h"
 #include "backup_internal.h"
 #include "cli.h"
 #include "envelope.h"

@@ -34,7 +34,7 @@
 
 /* The worker's push.db, opened at the first use. NULL (logged) if it
  * cannot be opened now; the next request tries again. */
-static struct sqlite3 *push_db(struct responder *d)
+static struct push_store *push_db(struct responder *d)
 {
 	char err[512] = "";
 
@@ -249,7 +249,7 @@ static json_t *target_data(struct rpc_req *r, enum push_provider p, json_t **dat
 
 /* Set the target unless the account has PUSH_TARGETS_MAX of other devices
  * (*full then, nothing written): one transaction, count and write. */
-static int register_target(struct sqlite3 *db, struct rpc_req *r, const char *device,
+static int register_target(struct push_store *db, struct rpc_req *r, const char *device,
 		enum push_provider p, json_t *data, char *secret, bool *full)
 {
 	json_t *list = NULL, *t;
@@ -273,7 +273,7 @@ static int register_target(struct sqlite3 *db, struct rpc_req *r, const char *de
 json_t *rpc__op_push_register(struct rpc_req *r)
 {
 	json_t *prov = json_object_get(r->req, "provider"), *data, *resp;
-	struct sqlite3 *db;
+	struct push_store *db;
 	const char *device;
 	char secret[64] = "";
 	bool bad = false, full = false;
@@ -317,7 +317,7 @@ json_t *rpc__op_push_register(struct rpc_req *r)
 
 json_t *rpc__op_push_unregister(struct rpc_req *r)
 {
-	struct sqlite3 *db;
+	struct push_store *db;
 	const char *device;
 	bool bad = false;
 	int rc, removed = 0;
@@ -333,7 +333,7 @@ json_t *rpc__op_push_unregister(struct rpc_req *r)
 
 json_t *rpc__op_push_targets(struct rpc_req *r)
 {
-	struct sqlite3 *db = push_db(r->d);
+	struct push_store *db = push_db(r->d);
 	json_t *list;
 	int rc;
 
@@ -346,7 +346,7 @@ json_t *rpc__op_push_targets(struct rpc_req *r)
 json_t *rpc__op_push_settings(struct rpc_req *r)
 {
 	json_t *previews = json_object_get(r->req, "previews");
-	struct sqlite3 *db;
+	struct push_store *db;
 	int rc;
 
 	if(previews != NULL && !json_is_boolean(previews)){
@@ -382,7 +382,7 @@ static json_t *mute_conv(struct rpc_req *r, char *conv, size_t convlen)
 json_t *rpc__op_mute(struct rpc_req *r)
 {
 	char conv[NAME_MAX_LEN + 3];
-	struct sqlite3 *db;
+	struct push_store *db;
 	json_int_t for_s = 0;
 	int64_t until = 0;
 	json_t *resp;
@@ -406,7 +406,7 @@ json_t *rpc__op_mute(struct rpc_req *r)
 json_t *rpc__op_unmute(struct rpc_req *r)
 {
 	char conv[NAME_MAX_LEN + 3];
-	struct sqlite3 *db;
+	struct push_store *db;
 	json_t *resp;
 	int rc;
 
@@ -421,7 +421,7 @@ json_t *rpc__op_unmute(struct rpc_req *r)
 
 json_t *rpc__op_mutes(struct rpc_req *r)
 {
-	struct sqlite3 *db = push_db(r->d);
+	struct push_store *db = push_db(r->d);
 	json_t *list;
 	int rc;
 
@@ -435,7 +435,7 @@ json_t *rpc__op_mutes(struct rpc_req *r)
 
 void rpc__push_forget(struct rpc_req *r, const struct rpc_revoke_ask *ask)
 {
-	struct sqlite3 *db;
+	struct push_store *db;
 	int rc = MQC_OK, removed = 0;
 
 	if(ask && ask->what == RPC_REVOKE_NONE) return;

@@ -109,7 +109,7 @@ static int responder_open(struct worker *w)
 	if(rs->udb == NULL){
 		rc = datadir__sqlite_no_link(rs->auth_path, err, sizeof(err));
 		if(rc == MQC_OK) rc = userdb__open(rs->auth_path, 0, &rs->udb, err, sizeof(err));
-		if(rc == MQC_OK) rs->answered_ns = rs->udb->committed_ns;
+		if(rc == MQC_OK) rs->answered_ns = userdb__committed_ns(rs->udb);
 	}
 	if(rc == MQC_OK && rs->ar == NULL){
 		rc = datadir__sqlite_no_link(rs->archive_path, err, sizeof(err));
@@ -194,7 +194,7 @@ static void run_job(struct worker *w, struct job *j)
 	case JOB_SEEN:
 		seen__handle(rs, &msg);
 		/* Nobody waits for this commit: the next answer must not. */
-		rs->answered_ns = rs->udb->committed_ns;
+		rs->answered_ns = userdb__committed_ns(rs->udb);
 		break;
 	}
 }
@@ -287,8 +287,8 @@ void responder__reply(struct responder *rs, const char *topic, json_t *resp, con
 	json_decref(resp);
 	/* Requests are answered one at a time: a commit since the last answer
 	 * is this request's, and the answer waits until the broker has it. */
-	if(rs->udb != NULL && rs->udb->committed_ns != rs->answered_ns){
-		rs->answered_ns = rs->udb->committed_ns;
+	if(rs->udb != NULL && userdb__committed_ns(rs->udb) != rs->answered_ns){
+		rs->answered_ns = userdb__committed_ns(rs->udb);
 		commit_ns = rs->answered_ns;
 	}
 	queue(rs, topic, text, clen ? req->corr : NULL, clen, commit_ns);
@@ -301,8 +301,8 @@ uint64_t responder__publish(struct responder *rs, const char *topic, json_t *msg
 
 	json_decref(msg);
 	/* After the request's commit (not yet answered), like its answer. */
-	if(!now && rs->udb != NULL && rs->udb->committed_ns != rs->answered_ns){
-		commit_ns = rs->udb->committed_ns;
+	if(!now && rs->udb != NULL && userdb__committed_ns(rs->udb) != rs->answered_ns){
+		commit_ns = userdb__committed_ns(rs->udb);
 	}
 	return queue(rs, topic, text, NULL, 0, commit_ns);
 }

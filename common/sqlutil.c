@@ -1,5 +1,9 @@
 /* sqlutil.c - small SQLite helpers shared by the stores (see sqlutil.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "sqlutil.h"
@@ -53,4 +57,42 @@ void sqlutil__newer_error(char *err, size_t errlen, const char *path, const char
 	mqc_seterr(err, errlen, "%s: %s schema version %d is newer than this program's (%d):"
 			" it was written by a newer mqchat; run that release, or restore a backup"
 			" made by this one (the file is left as it is)", path, what, version, known);
+}
+
+/* First the file and its WAL as the kernel sees them (an immutable file, a
+ * read-only mount, modes): SQLite cannot tell, as it hands a new
+ * connection a descriptor of this process's that is open for writing
+ * already. Then the write lock, on a connection of its own. */
+const char *sqlutil__writable(const char *path, int busy_ms, char *why, size_t whylen)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	sqlite3 *db = NULL;
+	size_t i;
+	int rc;
+
+	for(i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++){
+		char p[4200];
+
+		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		if(faccessat(AT_FDCWD, p, W_OK, AT_EACCESS) != 0 && (i == 0 || errno != ENOENT)){
+			snprintf(why, whylen, "not writable: %s%s%s", strerror(errno), i ? " (" : "",
+					i ? suffix[i] + 1 : "");
+			if(i) snprintf(why + strlen(why), whylen - strlen(why), ")");
+			return why;
+		}
+	}
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+	if(rc == SQLITE_OK){
+		sqlite3_busy_timeout(db, busy_ms);
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE; ROLLBACK", NULL, NULL, NULL);
+		if(rc == SQLITE_OK){
+			sqlite3_close(db);
+			return NULL;
+		}
+		snprintf(why, whylen, "not writable: %s", sqlite3_errmsg(db));
+	}else{
+		snprintf(why, whylen, "cannot open: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	}
+	sqlite3_close(db);
+	return why;
 }

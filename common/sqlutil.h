@@ -19,6 +19,11 @@ int sqlutil__schema_version(sqlite3 *db, int *version, bool *prepared);
  * write here now" (MQC_ERR_IO); anything else is MQC_ERR_DB. */
 int sqlutil__status(int rc);
 
+/* Can the SQLite file at path be written now (a /health check)? NULL if
+ * so, else why, in why ("not writable: ...", "cannot open: ..."). Waits
+ * up to busy_ms for another connection's write lock; changes nothing. */
+const char *sqlutil__writable(const char *path, int busy_ms, char *why, size_t whylen);
+
 /* The one refusal of a store written by a newer mqchat (schema version
  * newer than known, the one this program reads), into err: the file, both
  * versions and what to do. what names the store ("user store", "archive",

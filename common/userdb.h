@@ -1,4 +1,8 @@
-/* userdb.h - the SQLite user store (auth.db) shared by the plugin and the CLI.
+/* userdb.h - the user store (auth.db) shared by the plugin and the CLI.
+ *
+ * The handle is opaque: userdb.c dispatches each call to the backend chosen
+ * at open (struct userdb_ops, common/userdb_store.h); SQLite
+ * (common/userdb_sqlite.c) is the only one so far.
  *
  * Schema version 3 (common/userdb_schema.sql):
  *   meta(key, value)                       schema_version = "2"
@@ -31,8 +35,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "names.h"
 #include "pwhash.h"
 
@@ -61,12 +63,7 @@ enum user_kind {
 #define USERDB_CREATE   0x1 /* create the file and schema if missing */
 #define USERDB_READONLY 0x2 /* no writes (SQLITE_OPEN_READONLY is not used: WAL readers need the -shm) */
 
-struct userdb {
-	sqlite3 *db;
-	int64_t committed_ns;   /* time__mono_ns after this connection's last commit; 0: none */
-	int version;            /* the schema version as opened (a reader does not upgrade) */
-	char path[4096];
-};
+struct userdb;  /* an open store: common/userdb_store.h */
 
 struct userdb_user {
 	char name[NAME_MAX_LEN + 1];
@@ -84,6 +81,18 @@ struct userdb_user {
 int userdb__open(const char *path, int flags, struct userdb **out, char *err, size_t errlen);
 /* Close and free; NULL is fine. */
 void userdb__close(struct userdb *udb);
+/* Can the store at path be written now (the archiver's /health)? NULL if
+ * so, else why, in why. Waits up to busy_ms for another writer's lock;
+ * changes nothing. */
+const char *userdb__writable(const char *path, int busy_ms, char *why, size_t whylen);
+/* The path it was opened with. */
+const char *userdb__path(const struct userdb *udb);
+/* time__mono_ns after this handle's last commit of a change (every new
+ * reader sees it from then on); 0: none yet. */
+int64_t userdb__committed_ns(const struct userdb *udb);
+/* How long a statement waits for another writer's lock before
+ * MQC_ERR_BUSY (USERDB_BUSY_TIMEOUT_MS after open). */
+void userdb__set_busy_ms(struct userdb *udb, int ms);
 
 /* Transactions for multi-statement reads or writes. begin_write takes the
  * write lock at once (BEGIN IMMEDIATE), so a writer waits at the start, not
@@ -93,7 +102,8 @@ int userdb__begin_write(struct userdb *udb);
 int userdb__commit(struct userdb *udb);
 void userdb__rollback(struct userdb *udb);
 
-/* PRAGMA data_version: changes whenever another connection commits. */
+/* A number that changes whenever another connection commits (SQLite's
+ * PRAGMA data_version). */
 int userdb__data_version(struct userdb *udb, int64_t *version);
 
 const char *user_kind__name(enum user_kind kind);
@@ -340,7 +350,14 @@ int userdb__invite_each(struct userdb *udb,
 		int (*cb)(const char *code, int uses_left, int64_t expires, int64_t created, void *arg),
 		void *arg);
 
-/* Last SQLite error message of this connection. */
+/* Every account's name and nick but except's (a name, not NULL), in
+ * the store's order, until cb returns true: the names and nicks alone, for
+ * common/nick.c's check, which reads every account. MQC_OK (stopped or
+ * not), MQC_ERR_BUSY, MQC_ERR_DB. */
+int userdb__nick_walk(struct userdb *udb, const char *except,
+		bool (*cb)(const char *name, const char *nick, void *arg), void *arg);
+
+/* Last error message of this connection (the database's own words). */
 const char *userdb__errmsg(struct userdb *udb);
 
 #endif

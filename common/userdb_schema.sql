@@ -1,7 +1,7 @@
 -- userdb_schema.sql - schema version 3 of the user store (auth.db).
--- The single source of the schema: compiled into common/userdb.c at build
+-- The single source of the schema: compiled into common/userdb_sqlite.c at build
 -- time and read by the integration tests. Every statement is idempotent:
--- userdb.c runs the whole file again to upgrade a store of version 1
+-- userdb_sqlite.c runs the whole file again to upgrade a store of version 1
 -- (tests/fixtures/userdb_schema_v1.sql, which lacks `retired` and
 -- `devices`) or 2 (tests/fixtures/userdb_schema_v2.sql, which lacks
 -- `devices`). No semicolon in a comment: tests split the file on them.

@@ -19,6 +19,9 @@ set -eu
 # several nodes (config/haproxy.cfg), which make test-cluster runs.
 # libnats-dev: the bus between nodes (mqchat-archiver bus, archiver/bus.c)
 # speaks NATS; nats-server: make test-cluster runs one for the bus.
+# libpq-dev: the PostgreSQL stores' module (mqchat_store_pg.so, the only
+# part that links libpq); postgresql-15: the tests run them on a server of
+# their own (initdb and pg_ctl in a temp folder, tests/unit/pg_cluster.sh).
 PKGS="make gcc pkg-config openssl
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libjansson-dev libssl-dev uthash-dev libcmocka-dev libmicrohttpd-dev
@@ -27,7 +30,8 @@ chromium libncurses-dev tmux
 libcurl4-openssl-dev python3-cryptography python3-h2
 python3-prometheus-client
 systemd groff-base man-db dpkg-dev iproute2
-haproxy libnats-dev nats-server"
+haproxy libnats-dev nats-server
+libpq-dev postgresql-15"
 
 missing=""
 for p in $PKGS; do
@@ -72,6 +76,16 @@ case " $missing " in
 	if [ -d /run/systemd/system ] && systemctl is-active --quiet nats-server.service 2>/dev/null; then
 		echo "deps: stopping and disabling the nats-server.service just installed (the tests start their own; undo: systemctl enable --now nats-server)"
 		systemctl disable --now nats-server.service || true
+	fi
+	;;
+esac
+# The same for PostgreSQL: Debian makes a cluster "main" and starts it on
+# port 5432; mqchat's tests start servers of their own in temp folders.
+case " $missing " in
+*" postgresql-15 "*)
+	if [ -d /run/systemd/system ] && systemctl is-active --quiet postgresql.service 2>/dev/null; then
+		echo "deps: stopping and disabling the postgresql.service just installed (the tests start their own servers; undo: systemctl enable --now postgresql)"
+		systemctl disable --now postgresql.service || true
 	fi
 	;;
 esac

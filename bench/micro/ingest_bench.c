@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "archive_sqlite.h"
 #include "err.h"
 #include "ingest.h"
 #include "log.h"

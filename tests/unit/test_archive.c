@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "archive_sqlite.h"
 #include "err.h"
 #include "log.h"
 

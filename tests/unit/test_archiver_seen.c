@@ -7,7 +7,8 @@
  *
  * Only the plugin can publish on chat/seen/+ (the ACL refuses it to
  * people and services), so the integration tests cannot send a bad report
- * through the broker: the parser is tested here, on its own. */
+ * through the broker: the parser is tested here, on its own. What touches
+ * the store runs on SQLite and on PostgreSQL (tests/unit/pg_fixture.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "err.h"
 #include "log.h"
 #include "mqtt.h"
+#include "pg_fixture.h"
 #include "pwhash.h"
 #include "userdb.h"
 
@@ -213,6 +215,7 @@ static int setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/mqchat-unit-seen-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/auth.db", f->dir);
+	if(be.pg) pg_fresh(f->dir);
 	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, NULL, 0), MQC_OK);
 	assert_int_equal(pwhash__make("password-xxxx", 13, 1000, hash, sizeof(hash)), MQC_OK);
 	assert_int_equal(userdb__user_add(f->udb, "alice", USER_KIND_USER, "alice", hash), MQC_OK);
@@ -268,9 +271,9 @@ static void test_apply_moves_forward_only(void **state)
 
 	/* The laptop was seen at 1000 already. */
 	assert_int_equal(userdb__device_seen(f->udb, "alice", "laptop", 1000), MQC_OK);
-	before = f->udb->committed_ns;
+	before = userdb__committed_ns(f->udb);
 	assert_int_equal(seen__apply(f->udb, v, 4), MQC_OK);
-	assert_true(f->udb->committed_ns != before);
+	assert_true(userdb__committed_ns(f->udb) != before);
 	assert_int_equal(last_seen(f, "phone"), 5000);
 	assert_int_equal(last_seen(f, "laptop"), 1000);
 	assert_int_equal(last_seen(f, "tablet"), -1);
@@ -305,6 +308,17 @@ static void test_handle_warns_once_a_minute(void **state)
 	assert_int_equal(last_seen(f, "phone"), 9000);
 }
 
+/* The tests on a store again, on PostgreSQL (tests/unit/pg_fixture.h). */
+static int run_pg_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_apply_moves_forward_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handle_warns_once_a_minute, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("seen on postgresql", tests, NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +330,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_handle_warns_once_a_minute, setup, teardown),
 	};
 
+	int failed;
+
 	log_init("test_archiver_seen", LOG_LVL_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	failed = cmocka_run_group_tests(tests, NULL, NULL) != 0;
+	return pg_run("seen", run_pg_tests) || failed;
 }

@@ -32,6 +32,7 @@
 #include "mqtt.h"
 #include "timeutil.h"
 #include "userdb.h"
+#include "userdb_store.h"
 #include "worker_internal.h"
 
 #include <cmocka.h>

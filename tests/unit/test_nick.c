@@ -1,6 +1,7 @@
 /* test_nick.c - the nick rule: which characters a nick may hold
  * (names__nick_valid), which texts look alike (names__nick_key), and the
- * check against the other accounts of a store (common/nick.c). */
+ * check against the other accounts of a store (common/nick.c), on SQLite
+ * and on PostgreSQL (tests/unit/pg_fixture.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "err.h"
 #include "names.h"
 #include "nick.h"
+#include "pg_fixture.h"
 #include "userdb.h"
 
 #define HASH "$pbkdf2-sha512$1000$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
@@ -295,6 +297,7 @@ static int setup_store(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/mqchat-unit-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/auth.db", f->dir);
+	if(be.pg) pg_fresh(f->dir);
 	assert_int_equal(userdb__open(f->path, USERDB_CREATE, &f->udb, err, sizeof(err)), MQC_OK);
 	assert_int_equal(userdb__begin_write(f->udb), MQC_OK);
 	assert_int_equal(userdb__user_add(f->udb, "alice", USER_KIND_USER, "Alice", HASH), MQC_OK);
@@ -395,6 +398,16 @@ static void test_nick_check_store(void **state)
 	assert_int_equal(set(f, "nobody", "Nobody", err), MQC_ERR_NOTFOUND);
 }
 
+/* The store's test again, on PostgreSQL. */
+static int run_pg_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_nick_check_store, setup_store, teardown_store),
+	};
+
+	return cmocka_run_group_tests_name("nick on postgresql", tests, NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_nick_key_bounds),
 		cmocka_unit_test_setup_teardown(test_nick_check_store, setup_store, teardown_store),
 	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL) != 0;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return pg_run("nick", run_pg_tests) || failed;
 }

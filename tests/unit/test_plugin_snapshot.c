@@ -22,6 +22,7 @@
 #include "err.h"
 #include "plugin.h"
 #include "timeutil.h"
+#include "userdb_sqlite.h"
 
 #define HASH "$pbkdf2-sha512$1000$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
 
@@ -118,7 +119,7 @@ static void test_load_foreign_schema(void **state)
 	struct snapshot *s = (struct snapshot *)(uintptr_t)1;
 	char err[256];
 
-	assert_int_equal(sqlite3_exec(f->udb->db, "DROP TABLE blocks", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(f->udb), "DROP TABLE blocks", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_not_equal(snapshot__load(f->udb, &s, err, sizeof(err)), MQC_OK);
 	assert_null(s);
 	assert_non_null(strstr(err, "reading blocks"));
@@ -332,7 +333,7 @@ static void test_loader(void **state)
 	}
 
 	/* A broken store: no snapshot, one log line however many polls. */
-	assert_int_equal(sqlite3_exec(f->udb->db, "ALTER TABLE blocks RENAME TO blocks_old", NULL, NULL,
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(f->udb), "ALTER TABLE blocks RENAME TO blocks_old", NULL, NULL,
 				NULL), SQLITE_OK);
 	wait_log(l, "mqchat: cannot reload user store", 5000);
 	drain(l, 200);
@@ -340,7 +341,7 @@ static void test_loader(void **state)
 	assert_non_null(strstr(stub.last_log, "keeping the last good snapshot"));
 	assert_int_equal(s->user_count, 5);
 	/* Repaired: a snapshot and a line saying so. */
-	assert_int_equal(sqlite3_exec(f->udb->db, "ALTER TABLE blocks_old RENAME TO blocks", NULL, NULL,
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(f->udb), "ALTER TABLE blocks_old RENAME TO blocks", NULL, NULL,
 				NULL), SQLITE_OK);
 	s = next(l, s, 5000);
 	drain(l, 60);
@@ -408,7 +409,7 @@ static void test_loader_start_fails(void **state)
 	assert_null(f->loader.sh);
 	assert_int_equal(f->loader.pid, 0);
 
-	assert_int_equal(sqlite3_exec(f->udb->db, "DROP TABLE blocks", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(f->udb), "DROP TABLE blocks", NULL, NULL, NULL), SQLITE_OK);
 	s = (struct snapshot *)(uintptr_t)1;
 	writer_close(f);                /* of a foreign schema now: no reopening */
 	assert_int_not_equal(loader__start(&f->loader, f->path, 20, true, 4, &s, err, sizeof(err)), MQC_OK);
@@ -431,13 +432,13 @@ static void test_loader_slot_full(void **state)
 	assert_null(s);
 	assert_non_null(strstr(err, "plugin_opt_snapshot_mb"));
 
-	assert_int_equal(sqlite3_exec(f->udb->db, "DELETE FROM members; DELETE FROM blocks;"
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(f->udb), "DELETE FROM members; DELETE FROM blocks;"
 				" DELETE FROM rooms; DELETE FROM users WHERE name >= 'user000100'", NULL, NULL, NULL),
 			SQLITE_OK);
 	s = start(f, 1);
 	assert_int_equal(s->user_count, 100);
 	/* One statement: the loader never sees half of it. */
-	assert_int_equal(sqlite3_exec(f->udb->db, "INSERT INTO users(name, kind, nick, pwhash, enabled,"
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(f->udb), "INSERT INTO users(name, kind, nick, pwhash, enabled,"
 				" created) WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c"
 				" WHERE i < 19999) SELECT 'big' || i, 'user', 'big', '" HASH "', 1, 0 FROM c",
 				NULL, NULL, NULL), SQLITE_OK);
@@ -476,8 +477,8 @@ static void fill_many(struct userdb *udb, int n)
 	char name[40], room[40];
 	int i, j;
 
-	assert_int_equal(sqlite3_exec(udb->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(udb->db, "INSERT INTO users(name, kind, nick, pwhash, enabled,"
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(udb), "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(userdb_sqlite__handle(udb), "INSERT INTO users(name, kind, nick, pwhash, enabled,"
 				" created) VALUES(?, 'user', ?, ?, 1, 0)", -1, &st, NULL), SQLITE_OK);
 	for(i=0; i<n; i++){
 		snprintf(name, sizeof(name), "user%06d", i);
@@ -488,7 +489,7 @@ static void fill_many(struct userdb *udb, int n)
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_prepare_v2(udb->db, "INSERT INTO rooms(name, retention_days, created)"
+	assert_int_equal(sqlite3_prepare_v2(userdb_sqlite__handle(udb), "INSERT INTO rooms(name, retention_days, created)"
 				" VALUES(?, 0, 0)", -1, &st, NULL), SQLITE_OK);
 	for(i=0; i<n/10; i++){
 		snprintf(room, sizeof(room), "room%05d", i);
@@ -497,7 +498,7 @@ static void fill_many(struct userdb *udb, int n)
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_prepare_v2(udb->db, "INSERT INTO members(room, user) VALUES(?, ?)", -1,
+	assert_int_equal(sqlite3_prepare_v2(userdb_sqlite__handle(udb), "INSERT INTO members(room, user) VALUES(?, ?)", -1,
 				&st, NULL), SQLITE_OK);
 	for(i=0; i<n/10; i++){
 		snprintf(room, sizeof(room), "room%05d", i);
@@ -510,7 +511,7 @@ static void fill_many(struct userdb *udb, int n)
 		}
 	}
 	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_prepare_v2(udb->db, "INSERT OR IGNORE INTO blocks(user, blocked)"
+	assert_int_equal(sqlite3_prepare_v2(userdb_sqlite__handle(udb), "INSERT OR IGNORE INTO blocks(user, blocked)"
 				" VALUES(?, ?)", -1, &st, NULL), SQLITE_OK);
 	for(i=0; i<n/10; i++){
 		snprintf(name, sizeof(name), "user%06d", i);
@@ -521,7 +522,7 @@ static void fill_many(struct userdb *udb, int n)
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_exec(udb->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(userdb_sqlite__handle(udb), "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 }
 
 static void test_load_many(void **state)

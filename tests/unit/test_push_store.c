@@ -20,12 +20,13 @@
 #include "err.h"
 #include "log.h"
 #include "push_store.h"
+#include "push_store_sqlite.h"
 
 #define NOW 1764892800000LL
 
 struct fx {
 	char dir[64];
-	sqlite3 *db;
+	struct push_store *db;
 };
 
 static int setup(void **state)
@@ -58,12 +59,12 @@ static int teardown(void **state)
 }
 
 /* The single integer of sql (with ?1 bound to a if given). */
-static int64_t one(sqlite3 *db, const char *sql, const char *a)
+static int64_t one(struct push_store *ps, const char *sql, const char *a)
 {
 	sqlite3_stmt *st;
 	int64_t v;
 
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(push_store_sqlite__handle(ps), sql, -1, &st, NULL), SQLITE_OK);
 	if(a) sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	v = sqlite3_column_int64(st, 0);
@@ -79,7 +80,7 @@ static json_t *data_token(const char *token)
 	return d;
 }
 
-static void set(sqlite3 *db, const char *user, const char *device, enum push_provider p,
+static void set(struct push_store *db, const char *user, const char *device, enum push_provider p,
 		const char *token)
 {
 	json_t *d = data_token(token);
@@ -102,7 +103,7 @@ static void test_schema_made_once_and_found_again(void **state)
 	struct fx *f = *state;
 	char path[128], err[256] = "";
 	struct stat sb;
-	sqlite3 *db2;
+	struct push_store *db2;
 	int64_t seq;
 
 	snprintf(path, sizeof(path), "%s/push.db", f->dir);
@@ -129,9 +130,9 @@ static void test_another_schema_version_is_refused(void **state)
 {
 	struct fx *f = *state;
 	char err[256] = "";
-	sqlite3 *db2 = NULL;
+	struct push_store *db2 = NULL;
 
-	assert_int_equal(sqlite3_exec(f->db, "UPDATE meta SET value='7' WHERE key='schema'", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(push_store_sqlite__handle(f->db), "UPDATE meta SET value='7' WHERE key='schema'", NULL, NULL, NULL),
 			SQLITE_OK);
 	assert_int_equal(push_store__open(f->dir, &db2, err, sizeof(err)), MQC_ERR_SCHEMA);
 	assert_null(db2);
@@ -547,7 +548,7 @@ static void test_begin_commit_rollback(void **state)
 {
 	struct fx *f = *state;
 	char err[256] = "";
-	sqlite3 *other;
+	struct push_store *other;
 	int64_t seq;
 	int removed;
 
@@ -560,7 +561,7 @@ static void test_begin_commit_rollback(void **state)
 	assert_int_equal(push_store__target_remove(f->db, "alice", "phone", &removed), MQC_OK);
 	assert_int_equal(removed, 1);
 	assert_int_equal(push_store__set_cursor(f->db, 2), MQC_OK);
-	assert_int_equal(sqlite3_get_autocommit(f->db), 0);   /* still in the batch */
+	assert_int_equal(sqlite3_get_autocommit(push_store_sqlite__handle(f->db)), 0);   /* still in the batch */
 	assert_int_equal(one(other, "SELECT count(*) FROM targets", NULL), 1);
 	push_store__rollback(f->db);
 	assert_int_equal(one(f->db, "SELECT count(*) FROM queue", NULL), 0);
@@ -577,7 +578,7 @@ static void test_begin_commit_rollback(void **state)
 	assert_int_equal(push_store__cursor(other, &seq), MQC_OK);
 	assert_int_equal(seq, 0);
 	assert_int_equal(push_store__commit(f->db), MQC_OK);
-	assert_int_equal(sqlite3_get_autocommit(f->db), 1);
+	assert_int_equal(sqlite3_get_autocommit(push_store_sqlite__handle(f->db)), 1);
 	assert_int_equal(one(other, "SELECT count(*) FROM queue", NULL), 2);
 	assert_int_equal(one(other, "SELECT count FROM queue WHERE conv='d:bob'", NULL), 2);
 	assert_int_equal(push_store__cursor(other, &seq), MQC_OK);
