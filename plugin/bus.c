@@ -86,7 +86,20 @@ void plugin_bus__cleanup(struct mqchat *m)
 
 uint32_t plugin_bus__forward(const struct mqchat *m, const char *topic)
 {
-	return m->bus != NULL && bus__carries(topic) ? SPOOL_F_FORWARD : 0;
+	struct topic_parts p;
+
+	/* On every accepted publish: the shape only (the ACL has checked the
+	 * names), with the parser the ACL uses; the bus makes the subject. */
+	if(m->bus == NULL || !topic__parse(topic, &p)) return 0;
+	switch(p.kind){
+		case TOPIC_INBOX:
+		case TOPIC_ROOM:
+		case TOPIC_TYPING:
+		case TOPIC_ROOMTYPING:
+			return SPOOL_F_FORWARD;
+		default:
+			return 0;
+	}
 }
 
 static void interest(struct mqchat *m, const char *client_id, const char *filter, char op)
