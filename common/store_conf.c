@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "datadir.h"
 #include "err.h"
@@ -75,14 +76,22 @@ int store_conf__read(const char *dir, struct store_conf *out, char *err, size_t 
 		mqc_seterr(err, errlen, "%s: path too long", dir);
 		return MQC_ERR_INVAL;
 	}
+	/* A folder we may not enter: the data folder's one wording, with its
+	 * owner and mode, as for auth.db. */
+	if(access(out->path, F_OK) != 0 && (errno == EACCES || errno == EPERM)){
+		return datadir__need_file(dir, out->path, err, errlen);
+	}
 	/* Whoever may write the folder must not point us at another file. */
 	rc = datadir__no_link(out->path, err, errlen);
 	if(rc != MQC_OK) return rc;
 	fp = fopen(out->path, "r");
 	if(fp == NULL){
-		if(errno == ENOENT) return MQC_OK;
-		mqc_seterr(err, errlen, "%s: %s", out->path, strerror(errno));
-		return errno == EACCES ? MQC_ERR_PERM : MQC_ERR_IO;
+		int e = errno;
+
+		if(e == ENOENT) return MQC_OK;
+		if(e == EACCES || e == EPERM) return datadir__need_file(dir, out->path, err, errlen);
+		mqc_seterr(err, errlen, "%s: %s", out->path, strerror(e));
+		return MQC_ERR_IO;
 	}
 	while(rc == MQC_OK && fgets(line, sizeof(line), fp) != NULL){
 		lineno++;
