@@ -106,6 +106,20 @@ void userdb__rollback(struct userdb *udb);
  * PRAGMA data_version). */
 int userdb__data_version(struct userdb *udb, int64_t *version);
 
+/* Being told of other programs' commits (the plugin's loader). watch_fd:
+ * a descriptor that turns readable when the version may have moved, to
+ * poll for POLLIN, or -1 when there is none now (the caller compares the
+ * version every so often instead). SQLite: always -1 (the loader watches
+ * the files itself). PostgreSQL: a second connection of its own that
+ * LISTENs; when it is lost, -1 until it is made again (tried at most
+ * every 0.1 s doubling to 5 s; each call may try once, blocking up to the
+ * connection's connect_timeout). After a new one is made, compare the
+ * version: what was committed meanwhile sent no notification.
+ * watch_drain: read what made it readable; MQC_OK, or MQC_ERR_IO when the
+ * watch was lost (ask watch_fd again). */
+int userdb__watch_fd(struct userdb *udb);
+int userdb__watch_drain(struct userdb *udb);
+
 const char *user_kind__name(enum user_kind kind);
 /* 0 if the text is not a kind. */
 enum user_kind user_kind__parse(const char *s);

@@ -50,6 +50,11 @@ struct userdb_pg {
 	bool readonly;         /* opened USERDB_READONLY */
 	int busy_ms;           /* lock_timeout */
 	char errmsg[512];      /* the last failure, for userdb__errmsg */
+	/* The watch (userdb__watch_fd): a connection that only LISTENs. */
+	char *conninfo;
+	PGconn *listen;
+	int64_t listen_retry_at;   /* time__mono_ms before which no new try */
+	int listen_backoff_ms;
 };
 
 static struct userdb_pg *pg_of(struct userdb *udb)
@@ -237,6 +242,8 @@ static void pg_close(struct userdb *udb)
 	struct userdb_pg *s = pg_of(udb);
 
 	if(s->conn) PQfinish(s->conn);
+	if(s->listen) PQfinish(s->listen);
+	free(s->conninfo);
 	free(s);
 }
 
@@ -386,6 +393,76 @@ static int pg_data_version(struct userdb *udb, int64_t *version)
 	if(rc != MQC_OK) return rc;
 	*version = col64(r, 0, 0);
 	PQclear(r);
+	return MQC_OK;
+}
+
+/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
+ * by default; they are not errors. */
+static void no_notices(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* ---- the watch: LISTEN on a connection of its own ----
+ * Its own, because the other one runs transactions: a notification is
+ * read only between them, and a broken LISTEN connection must not cost a
+ * transaction. PostgreSQL keeps nothing for a session that is not
+ * listening, so the caller compares the version after each new one. */
+
+#define LISTEN_RETRY_FIRST_MS 100
+#define LISTEN_RETRY_MAX_MS 5000
+
+static void listen_drop(struct userdb_pg *s)
+{
+	if(s->listen) PQfinish(s->listen);
+	s->listen = NULL;
+	if(s->listen_backoff_ms < LISTEN_RETRY_FIRST_MS) s->listen_backoff_ms = LISTEN_RETRY_FIRST_MS;
+	s->listen_retry_at = time__mono_ms() + s->listen_backoff_ms;
+	s->listen_backoff_ms = s->listen_backoff_ms * 2 > LISTEN_RETRY_MAX_MS
+		? LISTEN_RETRY_MAX_MS : s->listen_backoff_ms * 2;
+}
+
+static int pg_watch_fd(struct userdb *udb)
+{
+	struct userdb_pg *s = pg_of(udb);
+	PGresult *r;
+	bool ok;
+
+	if(s->listen != NULL) return PQsocket(s->listen);
+	if(s->conninfo == NULL || time__mono_ms() < s->listen_retry_at) return -1;
+	s->listen = PQconnectdb(s->conninfo);
+	if(s->listen == NULL || PQstatus(s->listen) != CONNECTION_OK){
+		listen_drop(s);
+		return -1;
+	}
+	PQsetNoticeProcessor(s->listen, no_notices, NULL);
+	r = PQexec(s->listen, "LISTEN " CHANNEL);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	/* Non-blocking: a drain reads what is there and never waits. */
+	if(!ok || PQsetnonblocking(s->listen, 1) != 0){
+		listen_drop(s);
+		return -1;
+	}
+	s->listen_backoff_ms = LISTEN_RETRY_FIRST_MS;
+	return PQsocket(s->listen);
+}
+
+static int pg_watch_drain(struct userdb *udb)
+{
+	struct userdb_pg *s = pg_of(udb);
+	PGnotify *n;
+
+	if(s->listen == NULL) return MQC_ERR_IO;
+	/* The server gone: end of file, and libpq marks the connection bad. */
+	if(!PQconsumeInput(s->listen) || PQstatus(s->listen) != CONNECTION_OK){
+		listen_drop(s);
+		return MQC_ERR_IO;
+	}
+	/* Their payloads ('ID KIND NAME') are not needed yet: the version says
+	 * whether to rebuild. */
+	while((n = PQnotifies(s->listen)) != NULL) PQfreemem(n);
 	return MQC_OK;
 }
 
@@ -568,13 +645,6 @@ static int check_schema(struct userdb *udb, int flags, char *err, size_t errlen)
 	return MQC_OK;
 }
 
-/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
- * by default; they are not errors. */
-static void no_notices(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
 
 int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **out,
 		char *err, size_t errlen)
@@ -606,6 +676,11 @@ int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **ou
 	PQsetNoticeProcessor(s->conn, no_notices, NULL);
 	s->readonly = (flags & USERDB_READONLY) != 0;
 	s->busy_ms = USERDB_BUSY_TIMEOUT_MS;
+	s->conninfo = strdup(conf->conninfo);
+	if(s->conninfo == NULL){
+		userdb__close(udb);
+		return MQC_ERR_NOMEM;
+	}
 	rc = session(udb);
 	if(rc == MQC_OK) rc = check_schema(udb, flags, err, errlen);
 	else mqc_seterr(err, errlen, "%s: %s", udb->path, pg_errmsg(udb));
@@ -1500,6 +1575,8 @@ static const struct userdb_ops userdb_pg__ops = {
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.data_version = pg_data_version,
+	.watch_fd = pg_watch_fd,
+	.watch_drain = pg_watch_drain,
 	.user_add = pg_user_add,
 	.user_restore = pg_user_restore,
 	.name_free = pg_name_free,

@@ -265,6 +265,20 @@ static int sqlite_data_version(struct userdb *udb, int64_t *version)
 	return rc == SQLITE_ROW ? MQC_OK : sqlutil__status(rc);
 }
 
+/* Nothing of its own to tell of changes: the loader watches the file and
+ * its -wal with inotify (plugin/loader.c, "Noticing changes"). */
+static int sqlite_watch_fd(struct userdb *udb)
+{
+	(void)udb;
+	return -1;
+}
+
+static int sqlite_watch_drain(struct userdb *udb)
+{
+	(void)udb;
+	return MQC_OK;
+}
+
 /* ---- statement helpers ----
  * run(): prepare, bind the given texts (NULL binds NULL), step to DONE.
  * Each statement runs rarely (CLI, RPC), so preparing per call is fine. */
@@ -1253,6 +1267,8 @@ static const struct userdb_ops userdb_sqlite__ops = {
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
 	.data_version = sqlite_data_version,
+	.watch_fd = sqlite_watch_fd,
+	.watch_drain = sqlite_watch_drain,
 	.user_add = sqlite_user_add,
 	.user_restore = sqlite_user_restore,
 	.name_free = sqlite_name_free,

@@ -20,6 +20,8 @@ struct userdb_ops {
 	int (*commit)(struct userdb *udb);
 	void (*rollback)(struct userdb *udb);
 	int (*data_version)(struct userdb *udb, int64_t *version);
+	int (*watch_fd)(struct userdb *udb);
+	int (*watch_drain)(struct userdb *udb);
 	int (*user_add)(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash);
 	int (*user_restore)(struct userdb *udb, const char *name, enum user_kind kind,
