@@ -47,6 +47,14 @@
  * and no later event follows. So an event with no change is followed by a
  * few more checks, 5 ms apart and doubling, before the loader sleeps.
  *
+ * A store with a watch of its own (userdb__watch_fd: PostgreSQL's LISTEN
+ * connection, docs/SCALING.md "How the plugin learns of changes") is
+ * polled instead of the files. A notification is sent after its commit,
+ * so one check follows it, no rechecks. Nothing is kept for a session that
+ * was not listening: a new watch (the first, or after a lost connection)
+ * is followed at once by a check of the version. While there is none the
+ * loader polls every reload_ms, and the store tries to make one again.
+ *
  * Telling writers: once the broker takes a snapshot, the loader writes when
  * it began reading it to "<store>-applied" (common/applied.h), so the CLI
  * and the archiver answer "done" only when a change is in force.
@@ -173,6 +181,7 @@ struct child {
 	int pending_level;
 	bool has_pending;
 	int watch_fd;                   /* inotify on the store and its -wal, or -1 */
+	int store_fd;                   /* the store's own watch (userdb__watch_fd), or -1 */
 	int rechecks_left;              /* checks still due after an event */
 	int64_t recheck_at;             /* mono ms of the next one */
 	int64_t building_started;       /* mono ns: when the published build began reading */
@@ -243,7 +252,9 @@ static bool file_replaced(struct child *c)
 {
 	struct stat st;
 
-	if(stat(c->l->path, &st) != 0) return true;
+	/* The store's own name: auth.db, or store.conf for PostgreSQL (a new
+	 * setting file is read by a restart, as a new auth.db is). */
+	if(stat(userdb__path(c->udb), &st) != 0) return true;
 	if(!c->have_ino){
 		c->dev = (unsigned long long)st.st_dev;
 		c->ino = (unsigned long long)st.st_ino;
@@ -378,12 +389,14 @@ static void tell_writers(struct child *c)
 	if(c->udb != NULL && userdb__data_version(c->udb, &version) == MQC_OK && version == c->version){
 		mark = now;
 	}
-	if(applied__publish(&c->mark, c->l->path, mark) == MQC_OK || c->mark_reported){
+	/* Next to the store's own name, where its writers look (auth.db, or
+	 * store.conf for PostgreSQL: this node's writers). */
+	if(applied__publish(&c->mark, userdb__path(c->udb), mark) == MQC_OK || c->mark_reported){
 		return;
 	}
 	c->mark_reported = true;
 	post(c, MOSQ_LOG_WARNING, "mqchat: cannot write %s%s (%s): the CLI and the archiver"
-			" will not wait for changes to be in force", c->l->path, APPLIED_SUFFIX,
+			" will not wait for changes to be in force", userdb__path(c->udb), APPLIED_SUFFIX,
 			strerror(errno));
 }
 
@@ -579,13 +592,15 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	struct child c;
 	struct pollfd pfd[2];
 	bool force = true;              /* the first build is unconditional */
-	int timeout;
+	bool check_now;
+	int timeout, store_fd, wfd;
 
 	child_setup(fd, parent);
 	memset(&c, 0, sizeof(c));
 	c.l = l;
 	c.fd = fd;
 	c.watch_fd = -1;
+	c.store_fd = -1;
 	c.mark.fd = -1;
 	/* A restarted loader: the slot the broker does not use may hold an
 	 * old build; a first one: both are fresh zeros. */
@@ -600,27 +615,39 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 			tell_writers(&c);
 		}
 		if(poll_once(&c, force)) force = false;
-		watch_start(&c);
+		/* The store's own watch (PostgreSQL's LISTEN), else its files'. */
+		store_fd = c.udb != NULL ? userdb__watch_fd(c.udb) : -1;
+		/* A new watch (the first, or after a lost connection): what was
+		 * committed before it told nobody, so compare the version now. */
+		check_now = store_fd >= 0 && c.store_fd < 0;
+		c.store_fd = store_fd;
+		if(store_fd < 0) watch_start(&c);
+		wfd = store_fd >= 0 ? store_fd : c.watch_fd;
 
 		pfd[0] = (struct pollfd){.fd = fd, .events = POLLIN};
-		pfd[1] = (struct pollfd){.fd = c.watch_fd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = wfd, .events = POLLIN};
 		/* Soon while something waits: a build, a log line, or the broker
 		 * taking the newest build (its old slot is then wiped, and writers
 		 * told). */
-		timeout = c.rq_count > 0 ? 0
+		timeout = c.rq_count > 0 || check_now ? 0
 			: force || c.has_pending
 			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published ? LOADER_BUSY_MS
-			: c.watch_fd >= 0 ? l->reload_ms * LOADER_WATCHED_POLLS : l->reload_ms;
+			: wfd >= 0 ? l->reload_ms * LOADER_WATCHED_POLLS : l->reload_ms;
 		if(c.rechecks_left > 0){
 			int64_t left = c.recheck_at - time__mono_ms();
 
 			if(left < timeout) timeout = left > 0 ? (int)left : 0;
 		}
-		if(poll(pfd, c.watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
+		if(poll(pfd, wfd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
 		if(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) serve_broker(&c, &force);
 		rehash_some(&c, &force);
 		if(c.broker_gone) break;
-		if(c.watch_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR))){
+		if(wfd < 0 || !(pfd[1].revents & (POLLIN | POLLERR | POLLHUP))) continue;
+		if(store_fd >= 0){
+			/* A notification comes after its commit: the next check sees
+			 * it. A lost connection: the next round asks for a new one. */
+			if(userdb__watch_drain(c.udb) != MQC_OK) c.store_fd = -1;
+		}else{
 			watch_drain(&c);
 			c.rechecks_left = LOADER_RECHECKS;
 		}
