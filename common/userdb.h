@@ -120,6 +120,18 @@ int userdb__data_version(struct userdb *udb, int64_t *version);
 int userdb__watch_fd(struct userdb *udb);
 int userdb__watch_drain(struct userdb *udb);
 
+/* "Done" when in force on every node (docs/SCALING.md, "How the plugin
+ * learns of changes"). node_applied: the loader says that node's broker
+ * uses the store as of version (userdb__data_version), and that the node
+ * is alive; called again every second. MQC_ERR_INVAL when the store has
+ * no such record (SQLite: the file mark of common/applied.h does it):
+ * stop calling. in_force_wait: wait until every node heard from in the
+ * last 3 s uses this connection's last committed change, at most
+ * timeout_ms; MQC_OK (also with no change or no node, or on SQLite),
+ * MQC_ERR_TIMEOUT, or another MQC_ERR_* when the store cannot say. */
+int userdb__node_applied(struct userdb *udb, const char *node, int64_t version);
+int userdb__in_force_wait(struct userdb *udb, int timeout_ms);
+
 const char *user_kind__name(enum user_kind kind);
 /* 0 if the text is not a kind. */
 enum user_kind user_kind__parse(const char *s);

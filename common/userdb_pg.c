@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -55,6 +56,8 @@ struct userdb_pg {
 	PGconn *listen;
 	int64_t listen_retry_at;   /* time__mono_ms before which no new try */
 	int listen_backoff_ms;
+	int64_t change_id;         /* the open transaction's last change row; 0 none */
+	int64_t committed_change;  /* the last one committed (userdb__in_force_wait) */
 };
 
 static struct userdb_pg *pg_of(struct userdb *udb)
@@ -231,8 +234,16 @@ static int changed(struct userdb *udb, const char *kind, const char *a, const ch
 
 	snprintf(name, sizeof(name), "%s%s%s", a ? a : "", b ? "/" : "", b ? b : "");
 
-	return run(udb, "WITH c AS (INSERT INTO changes(at, kind, name) VALUES($1, $2, $3) RETURNING id)"
-			" SELECT pg_notify('" CHANNEL "', c.id || ' ' || $2 || ' ' || $3) FROM c", NULL, 3, args);
+	PGresult *r;
+	int rc;
+
+	rc = query(udb, "WITH c AS (INSERT INTO changes(at, kind, name) VALUES($1, $2, $3) RETURNING id)"
+			" SELECT c.id, pg_notify('" CHANNEL "', c.id || ' ' || $2 || ' ' || $3) FROM c", 3, args, &r);
+	if(rc != MQC_OK) return rc;
+	pg_of(udb)->wrote = true;
+	pg_of(udb)->change_id = col64(r, 0, 0);
+	PQclear(r);
+	return MQC_OK;
 }
 
 /* ---- transactions ---- */
@@ -343,7 +354,9 @@ static int pg_commit(struct userdb *udb)
 	}
 	PQclear(r);
 	if(rc == MQC_OK && s->wrote) udb->committed_ns = time__mono_ns();
+	if(rc == MQC_OK && s->change_id != 0) s->committed_change = s->change_id;
 	s->wrote = false;
+	s->change_id = 0;
 	return rc;
 }
 
@@ -353,6 +366,7 @@ static void pg_rollback(struct userdb *udb)
 
 	if(PQtransactionStatus(s->conn) != PQTRANS_IDLE) (void)exec(udb, "ROLLBACK");
 	s->wrote = false;
+	s->change_id = 0;
 }
 
 /* A write called outside a transaction (SQLite's autocommit) gets one of
@@ -464,6 +478,54 @@ static int pg_watch_drain(struct userdb *udb)
 	 * whether to rebuild. */
 	while((n = PQnotifies(s->listen)) != NULL) PQfreemem(n);
 	return MQC_OK;
+}
+
+/* ---- in force on every node ----
+ * Times are the server's clock (milliseconds since 1970), so the nodes'
+ * clocks need not agree. A node not heard from for NODE_ALIVE_MS (its
+ * loader refreshes every second) is not waited for: stopped, or cut off
+ * from the store, it cannot apply anything. */
+
+#define NODE_ALIVE_MS "3000"
+#define SERVER_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+#define IN_FORCE_POLL_MS 10
+
+static int pg_node_applied(struct userdb *udb, const char *node, int64_t version)
+{
+	char v[I64_LEN];
+	const char *args[2] = {node, i64(v, version)};
+	bool idle = PQtransactionStatus(pg_of(udb)->conn) == PQTRANS_IDLE;
+	const char *sql = "INSERT INTO node_applied(node, change_id, at) VALUES($1, $2, " SERVER_MS ")"
+		" ON CONFLICT(node) DO UPDATE SET change_id = excluded.change_id, at = excluded.at";
+	PGresult *r;
+	int rc = connected(udb);
+
+	if(rc == MQC_OK) rc = query(udb, sql, 2, args, &r);
+	if(again(udb, rc, idle)) rc = query(udb, sql, 2, args, &r);
+	if(rc == MQC_OK) PQclear(r);
+	return rc;
+}
+
+static int pg_in_force_wait(struct userdb *udb, int timeout_ms)
+{
+	struct userdb_pg *s = pg_of(udb);
+	char v[I64_LEN];
+	const char *args[1] = {i64(v, s->committed_change)};
+	int64_t end = time__mono_ms() + timeout_ms, behind;
+	PGresult *r;
+	int rc;
+
+	if(s->committed_change == 0) return MQC_OK;
+	for(;;){
+		rc = query(udb, "SELECT count(*) FROM node_applied WHERE change_id < $1"
+				" AND at > " SERVER_MS " - " NODE_ALIVE_MS, 1, args, &r);
+		if(rc != MQC_OK) return rc;
+		behind = col64(r, 0, 0);
+		PQclear(r);
+		if(behind == 0) return MQC_OK;
+		if(time__mono_ms() >= end) return MQC_ERR_TIMEOUT;
+		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = IN_FORCE_POLL_MS * 1000000L}, NULL);
+	}
 }
 
 /* ---- schema ---- */
@@ -1577,6 +1639,8 @@ static const struct userdb_ops userdb_pg__ops = {
 	.data_version = pg_data_version,
 	.watch_fd = pg_watch_fd,
 	.watch_drain = pg_watch_drain,
+	.node_applied = pg_node_applied,
+	.in_force_wait = pg_in_force_wait,
 	.user_add = pg_user_add,
 	.user_restore = pg_user_restore,
 	.name_free = pg_name_free,
