@@ -57,7 +57,11 @@
  *
  * Telling writers: once the broker takes a snapshot, the loader writes when
  * it began reading it to "<store>-applied" (common/applied.h), so the CLI
- * and the archiver answer "done" only when a change is in force.
+ * and the archiver answer "done" only when a change is in force. A store
+ * shared by several nodes (PostgreSQL) also gets the version the broker
+ * uses, under this node's name (host and store.conf path), written again
+ * every second while the store takes it (userdb__node_applied): a writer
+ * there waits for every node heard from lately (userdb__in_force_wait).
  *
  * Rehashing: accounts imported from Mosquitto (archiver/cli_import.c) keep
  * Mosquitto's hash ($6$: one SHA-512; $7$: PBKDF2 with 101 iterations)
@@ -106,6 +110,10 @@
 #define LOADER_RESTART_MS 5000
 /* Cleanup waits this long for the loader to exit before killing it. */
 #define LOADER_STOP_MS 2000
+
+/* How often the version in force is written to a shared store again, so
+ * writers know this node is alive (userdb__node_applied). */
+#define LOADER_NODE_MS 1000
 
 /* With the store's files watched, poll anyway every this many reload_ms. */
 #define LOADER_WATCHED_POLLS 8
@@ -186,6 +194,11 @@ struct child {
 	int64_t recheck_at;             /* mono ms of the next one */
 	int64_t building_started;       /* mono ns: when the published build began reading */
 	uint32_t applied_gen;           /* generation written to the applied mark */
+	int64_t built_version;          /* the version of the newest published build */
+	int64_t in_force;               /* the version the broker uses; -1 not known yet */
+	bool node_off;                  /* the store keeps no node record */
+	int64_t node_next;              /* mono ms of the next node record */
+	char node[320];                 /* this node's name in it */
 	struct applied_mark mark;
 	bool mark_reported;             /* a failure to write it was logged */
 };
@@ -359,6 +372,7 @@ static bool poll_once(struct child *c, bool force)
 		return true;
 	}
 	s->data_version = version;
+	c->built_version = version;
 	c->building_started = started;
 	sh->published_slot = (uint32_t)slot;
 	__atomic_store_n(&sh->published, gen + 1, __ATOMIC_RELEASE);
@@ -381,6 +395,8 @@ static void tell_writers(struct child *c)
 
 	if(gen == c->applied_gen || c->building_started == 0) return;
 	c->applied_gen = gen;
+	c->in_force = c->built_version;
+	c->node_next = 0;               /* say so now */
 	/* A commit that was visible when the build began is in it; a writer
 	 * takes its time only after its commit is visible, so a commit made
 	 * just before the build can carry a later time than the build's start.
@@ -398,6 +414,32 @@ static void tell_writers(struct child *c)
 	post(c, MOSQ_LOG_WARNING, "mqchat: cannot write %s%s (%s): the CLI and the archiver"
 			" will not wait for changes to be in force", userdb__path(c->udb), APPLIED_SUFFIX,
 			strerror(errno));
+}
+
+/* Write the version in force under this node's name, now if it changed
+ * and again every LOADER_NODE_MS; ms until the next time (or INT_MAX). */
+static int tell_nodes(struct child *c)
+{
+	int64_t now = time__mono_ms();
+	char host[256];
+	int rc;
+
+	if(c->node_off || c->udb == NULL || c->in_force < 0) return INT_MAX;
+	if(now < c->node_next) return (int)(c->node_next - now);
+	if(c->node[0] == '\0'){
+		if(gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "?");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(c->node, sizeof(c->node), "%s:%s", host, userdb__path(c->udb));
+	}
+	rc = userdb__node_applied(c->udb, c->node, c->in_force);
+	if(rc == MQC_ERR_INVAL){
+		c->node_off = true;     /* SQLite: the file mark is enough */
+		return INT_MAX;
+	}
+	/* A failure (the store unreachable) is retried at the same pace: the
+	 * writers stop waiting for this node meanwhile, as they should. */
+	c->node_next = now + LOADER_NODE_MS;
+	return LOADER_NODE_MS;
 }
 
 /* Stop watching the store's files (polling every reload_ms again). */
@@ -593,7 +635,7 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	struct pollfd pfd[2];
 	bool force = true;              /* the first build is unconditional */
 	bool check_now;
-	int timeout, store_fd, wfd;
+	int timeout, store_fd, wfd, node_in;
 
 	child_setup(fd, parent);
 	memset(&c, 0, sizeof(c));
@@ -601,6 +643,7 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	c.fd = fd;
 	c.watch_fd = -1;
 	c.store_fd = -1;
+	c.in_force = -1;
 	c.mark.fd = -1;
 	/* A restarted loader: the slot the broker does not use may hold an
 	 * old build; a first one: both are fresh zeros. */
@@ -638,6 +681,8 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 
 			if(left < timeout) timeout = left > 0 ? (int)left : 0;
 		}
+		node_in = tell_nodes(&c);
+		if(node_in < timeout) timeout = node_in;
 		if(poll(pfd, wfd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
 		if(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) serve_broker(&c, &force);
 		rehash_some(&c, &force);
