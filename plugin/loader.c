@@ -671,10 +671,13 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 		pfd[1] = (struct pollfd){.fd = wfd, .events = POLLIN};
 		/* Soon while something waits: a build, a log line, or the broker
 		 * taking the newest build (its old slot is then wiped, and writers
-		 * told). */
+		 * told), or having taken it since the top of this round: seen
+		 * only here, it would wait for the next wake-up (up to 8 x
+		 * reload_ms) to be told. */
 		timeout = c.rq_count > 0 || check_now ? 0
 			: force || c.has_pending
-			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published ? LOADER_BUSY_MS
+			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published
+			|| (c.building_started != 0 && c.applied_gen != sh->published) ? LOADER_BUSY_MS
 			: wfd >= 0 ? l->reload_ms * LOADER_WATCHED_POLLS : l->reload_ms;
 		if(c.rechecks_left > 0){
 			int64_t left = c.recheck_at - time__mono_ms();
