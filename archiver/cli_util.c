@@ -283,10 +283,22 @@ int cli__open_auth_for(struct cli *cli, const char *what, const char *name, stru
 
 void cli__close_auth(struct userdb *udb)
 {
+	int rc;
+
 	if(udb != NULL && userdb__committed_ns(udb) != 0
 			&& applied__wait(userdb__path(udb), userdb__committed_ns(udb), APPLIED_WAIT_MS) == APPLIED_NOT_YET){
 		fprintf(stderr, "Warning: the change is saved, but the broker has not applied it after"
 				" %d s; it will when its plugin reloads the user store\n", APPLIED_WAIT_MS / 1000);
+	}else if(udb != NULL && (rc = userdb__in_force_wait(udb, APPLIED_WAIT_MS)) != MQC_OK){
+		/* A shared store: every node's broker, not only this folder's. */
+		if(rc == MQC_ERR_TIMEOUT){
+			fprintf(stderr, "Warning: the change is saved, but not every node's broker has applied"
+					" it after %d s; they will when their plugins reload the user store\n",
+					APPLIED_WAIT_MS / 1000);
+		}else{
+			fprintf(stderr, "Warning: the change is saved, but whether every node's broker has"
+					" applied it cannot be read (%s)\n", userdb__errmsg(udb));
+		}
 	}
 	userdb__close(udb);
 }

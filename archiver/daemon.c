@@ -21,6 +21,7 @@
 #include "metrics_http.h"
 #include "mqtt.h"
 #include "push.h"
+#include "store_conf.h"
 #include "timeutil.h"
 #include "topic.h"
 #include "userdb.h"
@@ -878,7 +879,10 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		log_error("cannot read the service password: %s", err);
 		goto done;
 	}
-	if(datadir__need_file(d->cfg.datadir, d->auth_path, err, sizeof(err)) != MQC_OK){
+	/* On PostgreSQL (DATA/store.conf) no file to look for: the open says
+	 * what is wrong. */
+	if(store_conf__auth_is_file(d->cfg.datadir)
+			&& datadir__need_file(d->cfg.datadir, d->auth_path, err, sizeof(err)) != MQC_OK){
 		log_error("%s", err);
 		goto done;
 	}

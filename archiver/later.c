@@ -72,7 +72,7 @@ int64_t later__run(struct daemon *d, int64_t now)
 	while((w = *pp) != NULL){
 		struct conn *c = &d->conns[w->conn];
 
-		if(now < w->deadline && applied__check(d->auth_path, w->commit_ns) == APPLIED_NOT_YET){
+		if(now < w->deadline && applied__check(userdb__path(d->udb), w->commit_ns) == APPLIED_NOT_YET){
 			d->later_tail = w;
 			pp = &w->next;
 			continue;

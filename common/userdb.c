@@ -79,6 +79,26 @@ int userdb__data_version(struct userdb *udb, int64_t *version)
 	return udb->ops->data_version(udb, version);
 }
 
+int userdb__watch_fd(struct userdb *udb)
+{
+	return udb->ops->watch_fd(udb);
+}
+
+int userdb__watch_drain(struct userdb *udb)
+{
+	return udb->ops->watch_drain(udb);
+}
+
+int userdb__node_applied(struct userdb *udb, const char *node, int64_t version)
+{
+	return udb->ops->node_applied(udb, node, version);
+}
+
+int userdb__in_force_wait(struct userdb *udb, int timeout_ms)
+{
+	return udb->ops->in_force_wait(udb, timeout_ms);
+}
+
 int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash)
 {

@@ -106,6 +106,32 @@ void userdb__rollback(struct userdb *udb);
  * PRAGMA data_version). */
 int userdb__data_version(struct userdb *udb, int64_t *version);
 
+/* Being told of other programs' commits (the plugin's loader). watch_fd:
+ * a descriptor that turns readable when the version may have moved, to
+ * poll for POLLIN, or -1 when there is none now (the caller compares the
+ * version every so often instead). SQLite: always -1 (the loader watches
+ * the files itself). PostgreSQL: a second connection of its own that
+ * LISTENs; when it is lost, -1 until it is made again (tried at most
+ * every 0.1 s doubling to 5 s; each call may try once, blocking up to the
+ * connection's connect_timeout). After a new one is made, compare the
+ * version: what was committed meanwhile sent no notification.
+ * watch_drain: read what made it readable; MQC_OK, or MQC_ERR_IO when the
+ * watch was lost (ask watch_fd again). */
+int userdb__watch_fd(struct userdb *udb);
+int userdb__watch_drain(struct userdb *udb);
+
+/* "Done" when in force on every node (docs/SCALING.md, "How the plugin
+ * learns of changes"). node_applied: the loader says that node's broker
+ * uses the store as of version (userdb__data_version), and that the node
+ * is alive; called again every second. MQC_ERR_INVAL when the store has
+ * no such record (SQLite: the file mark of common/applied.h does it):
+ * stop calling. in_force_wait: wait until every node heard from in the
+ * last 3 s uses this connection's last committed change, at most
+ * timeout_ms; MQC_OK (also with no change or no node, or on SQLite),
+ * MQC_ERR_TIMEOUT, or another MQC_ERR_* when the store cannot say. */
+int userdb__node_applied(struct userdb *udb, const char *node, int64_t version);
+int userdb__in_force_wait(struct userdb *udb, int timeout_ms);
+
 const char *user_kind__name(enum user_kind kind);
 /* 0 if the text is not a kind. */
 enum user_kind user_kind__parse(const char *s);

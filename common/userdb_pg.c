@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -50,6 +51,13 @@ struct userdb_pg {
 	bool readonly;         /* opened USERDB_READONLY */
 	int busy_ms;           /* lock_timeout */
 	char errmsg[512];      /* the last failure, for userdb__errmsg */
+	/* The watch (userdb__watch_fd): a connection that only LISTENs. */
+	char *conninfo;
+	PGconn *listen;
+	int64_t listen_retry_at;   /* time__mono_ms before which no new try */
+	int listen_backoff_ms;
+	int64_t change_id;         /* the open transaction's last change row; 0 none */
+	int64_t committed_change;  /* the last one committed (userdb__in_force_wait) */
 };
 
 static struct userdb_pg *pg_of(struct userdb *udb)
@@ -226,8 +234,16 @@ static int changed(struct userdb *udb, const char *kind, const char *a, const ch
 
 	snprintf(name, sizeof(name), "%s%s%s", a ? a : "", b ? "/" : "", b ? b : "");
 
-	return run(udb, "WITH c AS (INSERT INTO changes(at, kind, name) VALUES($1, $2, $3) RETURNING id)"
-			" SELECT pg_notify('" CHANNEL "', c.id || ' ' || $2 || ' ' || $3) FROM c", NULL, 3, args);
+	PGresult *r;
+	int rc;
+
+	rc = query(udb, "WITH c AS (INSERT INTO changes(at, kind, name) VALUES($1, $2, $3) RETURNING id)"
+			" SELECT c.id, pg_notify('" CHANNEL "', c.id || ' ' || $2 || ' ' || $3) FROM c", 3, args, &r);
+	if(rc != MQC_OK) return rc;
+	pg_of(udb)->wrote = true;
+	pg_of(udb)->change_id = col64(r, 0, 0);
+	PQclear(r);
+	return MQC_OK;
 }
 
 /* ---- transactions ---- */
@@ -237,6 +253,8 @@ static void pg_close(struct userdb *udb)
 	struct userdb_pg *s = pg_of(udb);
 
 	if(s->conn) PQfinish(s->conn);
+	if(s->listen) PQfinish(s->listen);
+	free(s->conninfo);
 	free(s);
 }
 
@@ -336,7 +354,9 @@ static int pg_commit(struct userdb *udb)
 	}
 	PQclear(r);
 	if(rc == MQC_OK && s->wrote) udb->committed_ns = time__mono_ns();
+	if(rc == MQC_OK && s->change_id != 0) s->committed_change = s->change_id;
 	s->wrote = false;
+	s->change_id = 0;
 	return rc;
 }
 
@@ -346,6 +366,7 @@ static void pg_rollback(struct userdb *udb)
 
 	if(PQtransactionStatus(s->conn) != PQTRANS_IDLE) (void)exec(udb, "ROLLBACK");
 	s->wrote = false;
+	s->change_id = 0;
 }
 
 /* A write called outside a transaction (SQLite's autocommit) gets one of
@@ -387,6 +408,124 @@ static int pg_data_version(struct userdb *udb, int64_t *version)
 	*version = col64(r, 0, 0);
 	PQclear(r);
 	return MQC_OK;
+}
+
+/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
+ * by default; they are not errors. */
+static void no_notices(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* ---- the watch: LISTEN on a connection of its own ----
+ * Its own, because the other one runs transactions: a notification is
+ * read only between them, and a broken LISTEN connection must not cost a
+ * transaction. PostgreSQL keeps nothing for a session that is not
+ * listening, so the caller compares the version after each new one. */
+
+#define LISTEN_RETRY_FIRST_MS 100
+#define LISTEN_RETRY_MAX_MS 5000
+
+static void listen_drop(struct userdb_pg *s)
+{
+	if(s->listen) PQfinish(s->listen);
+	s->listen = NULL;
+	if(s->listen_backoff_ms < LISTEN_RETRY_FIRST_MS) s->listen_backoff_ms = LISTEN_RETRY_FIRST_MS;
+	s->listen_retry_at = time__mono_ms() + s->listen_backoff_ms;
+	s->listen_backoff_ms = s->listen_backoff_ms * 2 > LISTEN_RETRY_MAX_MS
+		? LISTEN_RETRY_MAX_MS : s->listen_backoff_ms * 2;
+}
+
+static int pg_watch_fd(struct userdb *udb)
+{
+	struct userdb_pg *s = pg_of(udb);
+	PGresult *r;
+	bool ok;
+
+	if(s->listen != NULL) return PQsocket(s->listen);
+	if(s->conninfo == NULL || time__mono_ms() < s->listen_retry_at) return -1;
+	s->listen = PQconnectdb(s->conninfo);
+	if(s->listen == NULL || PQstatus(s->listen) != CONNECTION_OK){
+		listen_drop(s);
+		return -1;
+	}
+	PQsetNoticeProcessor(s->listen, no_notices, NULL);
+	r = PQexec(s->listen, "LISTEN " CHANNEL);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	/* Non-blocking: a drain reads what is there and never waits. */
+	if(!ok || PQsetnonblocking(s->listen, 1) != 0){
+		listen_drop(s);
+		return -1;
+	}
+	s->listen_backoff_ms = LISTEN_RETRY_FIRST_MS;
+	return PQsocket(s->listen);
+}
+
+static int pg_watch_drain(struct userdb *udb)
+{
+	struct userdb_pg *s = pg_of(udb);
+	PGnotify *n;
+
+	if(s->listen == NULL) return MQC_ERR_IO;
+	/* The server gone: end of file, and libpq marks the connection bad. */
+	if(!PQconsumeInput(s->listen) || PQstatus(s->listen) != CONNECTION_OK){
+		listen_drop(s);
+		return MQC_ERR_IO;
+	}
+	/* Their payloads ('ID KIND NAME') are not needed yet: the version says
+	 * whether to rebuild. */
+	while((n = PQnotifies(s->listen)) != NULL) PQfreemem(n);
+	return MQC_OK;
+}
+
+/* ---- in force on every node ----
+ * Times are the server's clock (milliseconds since 1970), so the nodes'
+ * clocks need not agree. A node not heard from for NODE_ALIVE_MS (its
+ * loader refreshes every second) is not waited for: stopped, or cut off
+ * from the store, it cannot apply anything. */
+
+#define NODE_ALIVE_MS "3000"
+#define SERVER_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+#define IN_FORCE_POLL_MS 10
+
+static int pg_node_applied(struct userdb *udb, const char *node, int64_t version)
+{
+	char v[I64_LEN];
+	const char *args[2] = {node, i64(v, version)};
+	bool idle = PQtransactionStatus(pg_of(udb)->conn) == PQTRANS_IDLE;
+	const char *sql = "INSERT INTO node_applied(node, change_id, at) VALUES($1, $2, " SERVER_MS ")"
+		" ON CONFLICT(node) DO UPDATE SET change_id = excluded.change_id, at = excluded.at";
+	PGresult *r;
+	int rc = connected(udb);
+
+	if(rc == MQC_OK) rc = query(udb, sql, 2, args, &r);
+	if(again(udb, rc, idle)) rc = query(udb, sql, 2, args, &r);
+	if(rc == MQC_OK) PQclear(r);
+	return rc;
+}
+
+static int pg_in_force_wait(struct userdb *udb, int timeout_ms)
+{
+	struct userdb_pg *s = pg_of(udb);
+	char v[I64_LEN];
+	const char *args[1] = {i64(v, s->committed_change)};
+	int64_t end = time__mono_ms() + timeout_ms, behind;
+	PGresult *r;
+	int rc;
+
+	if(s->committed_change == 0) return MQC_OK;
+	for(;;){
+		rc = query(udb, "SELECT count(*) FROM node_applied WHERE change_id < $1"
+				" AND at > " SERVER_MS " - " NODE_ALIVE_MS, 1, args, &r);
+		if(rc != MQC_OK) return rc;
+		behind = col64(r, 0, 0);
+		PQclear(r);
+		if(behind == 0) return MQC_OK;
+		if(time__mono_ms() >= end) return MQC_ERR_TIMEOUT;
+		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = IN_FORCE_POLL_MS * 1000000L}, NULL);
+	}
 }
 
 /* ---- schema ---- */
@@ -568,13 +707,6 @@ static int check_schema(struct userdb *udb, int flags, char *err, size_t errlen)
 	return MQC_OK;
 }
 
-/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
- * by default; they are not errors. */
-static void no_notices(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
 
 int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **out,
 		char *err, size_t errlen)
@@ -606,6 +738,11 @@ int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **ou
 	PQsetNoticeProcessor(s->conn, no_notices, NULL);
 	s->readonly = (flags & USERDB_READONLY) != 0;
 	s->busy_ms = USERDB_BUSY_TIMEOUT_MS;
+	s->conninfo = strdup(conf->conninfo);
+	if(s->conninfo == NULL){
+		userdb__close(udb);
+		return MQC_ERR_NOMEM;
+	}
 	rc = session(udb);
 	if(rc == MQC_OK) rc = check_schema(udb, flags, err, errlen);
 	else mqc_seterr(err, errlen, "%s: %s", udb->path, pg_errmsg(udb));
@@ -1500,6 +1637,10 @@ static const struct userdb_ops userdb_pg__ops = {
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.data_version = pg_data_version,
+	.watch_fd = pg_watch_fd,
+	.watch_drain = pg_watch_drain,
+	.node_applied = pg_node_applied,
+	.in_force_wait = pg_in_force_wait,
 	.user_add = pg_user_add,
 	.user_restore = pg_user_restore,
 	.name_free = pg_name_free,

@@ -265,6 +265,37 @@ static int sqlite_data_version(struct userdb *udb, int64_t *version)
 	return rc == SQLITE_ROW ? MQC_OK : sqlutil__status(rc);
 }
 
+/* Nothing of its own to tell of changes: the loader watches the file and
+ * its -wal with inotify (plugin/loader.c, "Noticing changes"). */
+static int sqlite_watch_fd(struct userdb *udb)
+{
+	(void)udb;
+	return -1;
+}
+
+static int sqlite_watch_drain(struct userdb *udb)
+{
+	(void)udb;
+	return MQC_OK;
+}
+
+/* One broker reads the file: the mark of common/applied.h says when it
+ * has a change in force. */
+static int sqlite_node_applied(struct userdb *udb, const char *node, int64_t version)
+{
+	(void)udb;
+	(void)node;
+	(void)version;
+	return MQC_ERR_INVAL;
+}
+
+static int sqlite_in_force_wait(struct userdb *udb, int timeout_ms)
+{
+	(void)udb;
+	(void)timeout_ms;
+	return MQC_OK;
+}
+
 /* ---- statement helpers ----
  * run(): prepare, bind the given texts (NULL binds NULL), step to DONE.
  * Each statement runs rarely (CLI, RPC), so preparing per call is fine. */
@@ -1253,6 +1284,10 @@ static const struct userdb_ops userdb_sqlite__ops = {
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
 	.data_version = sqlite_data_version,
+	.watch_fd = sqlite_watch_fd,
+	.watch_drain = sqlite_watch_drain,
+	.node_applied = sqlite_node_applied,
+	.in_force_wait = sqlite_in_force_wait,
 	.user_add = sqlite_user_add,
 	.user_restore = sqlite_user_restore,
 	.name_free = sqlite_name_free,

@@ -20,6 +20,10 @@ struct userdb_ops {
 	int (*commit)(struct userdb *udb);
 	void (*rollback)(struct userdb *udb);
 	int (*data_version)(struct userdb *udb, int64_t *version);
+	int (*watch_fd)(struct userdb *udb);
+	int (*watch_drain)(struct userdb *udb);
+	int (*node_applied)(struct userdb *udb, const char *node, int64_t version);
+	int (*in_force_wait)(struct userdb *udb, int timeout_ms);
 	int (*user_add)(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash);
 	int (*user_restore)(struct userdb *udb, const char *name, enum user_kind kind,

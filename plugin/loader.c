@@ -47,9 +47,21 @@
  * and no later event follows. So an event with no change is followed by a
  * few more checks, 5 ms apart and doubling, before the loader sleeps.
  *
+ * A store with a watch of its own (userdb__watch_fd: PostgreSQL's LISTEN
+ * connection, docs/SCALING.md "How the plugin learns of changes") is
+ * polled instead of the files. A notification is sent after its commit,
+ * so one check follows it, no rechecks. Nothing is kept for a session that
+ * was not listening: a new watch (the first, or after a lost connection)
+ * is followed at once by a check of the version. While there is none the
+ * loader polls every reload_ms, and the store tries to make one again.
+ *
  * Telling writers: once the broker takes a snapshot, the loader writes when
  * it began reading it to "<store>-applied" (common/applied.h), so the CLI
- * and the archiver answer "done" only when a change is in force.
+ * and the archiver answer "done" only when a change is in force. A store
+ * shared by several nodes (PostgreSQL) also gets the version the broker
+ * uses, under this node's name (host and store.conf path), written again
+ * every second while the store takes it (userdb__node_applied): a writer
+ * there waits for every node heard from lately (userdb__in_force_wait).
  *
  * Rehashing: accounts imported from Mosquitto (archiver/cli_import.c) keep
  * Mosquitto's hash ($6$: one SHA-512; $7$: PBKDF2 with 101 iterations)
@@ -98,6 +110,10 @@
 #define LOADER_RESTART_MS 5000
 /* Cleanup waits this long for the loader to exit before killing it. */
 #define LOADER_STOP_MS 2000
+
+/* How often the version in force is written to a shared store again, so
+ * writers know this node is alive (userdb__node_applied). */
+#define LOADER_NODE_MS 1000
 
 /* With the store's files watched, poll anyway every this many reload_ms. */
 #define LOADER_WATCHED_POLLS 8
@@ -173,10 +189,16 @@ struct child {
 	int pending_level;
 	bool has_pending;
 	int watch_fd;                   /* inotify on the store and its -wal, or -1 */
+	int store_fd;                   /* the store's own watch (userdb__watch_fd), or -1 */
 	int rechecks_left;              /* checks still due after an event */
 	int64_t recheck_at;             /* mono ms of the next one */
 	int64_t building_started;       /* mono ns: when the published build began reading */
 	uint32_t applied_gen;           /* generation written to the applied mark */
+	int64_t built_version;          /* the version of the newest published build */
+	int64_t in_force;               /* the version the broker uses; -1 not known yet */
+	bool node_off;                  /* the store keeps no node record */
+	int64_t node_next;              /* mono ms of the next node record */
+	char node[320];                 /* this node's name in it */
 	struct applied_mark mark;
 	bool mark_reported;             /* a failure to write it was logged */
 };
@@ -243,7 +265,9 @@ static bool file_replaced(struct child *c)
 {
 	struct stat st;
 
-	if(stat(c->l->path, &st) != 0) return true;
+	/* The store's own name: auth.db, or store.conf for PostgreSQL (a new
+	 * setting file is read by a restart, as a new auth.db is). */
+	if(stat(userdb__path(c->udb), &st) != 0) return true;
 	if(!c->have_ino){
 		c->dev = (unsigned long long)st.st_dev;
 		c->ino = (unsigned long long)st.st_ino;
@@ -348,6 +372,7 @@ static bool poll_once(struct child *c, bool force)
 		return true;
 	}
 	s->data_version = version;
+	c->built_version = version;
 	c->building_started = started;
 	sh->published_slot = (uint32_t)slot;
 	__atomic_store_n(&sh->published, gen + 1, __ATOMIC_RELEASE);
@@ -370,6 +395,8 @@ static void tell_writers(struct child *c)
 
 	if(gen == c->applied_gen || c->building_started == 0) return;
 	c->applied_gen = gen;
+	c->in_force = c->built_version;
+	c->node_next = 0;               /* say so now */
 	/* A commit that was visible when the build began is in it; a writer
 	 * takes its time only after its commit is visible, so a commit made
 	 * just before the build can carry a later time than the build's start.
@@ -378,13 +405,41 @@ static void tell_writers(struct child *c)
 	if(c->udb != NULL && userdb__data_version(c->udb, &version) == MQC_OK && version == c->version){
 		mark = now;
 	}
-	if(applied__publish(&c->mark, c->l->path, mark) == MQC_OK || c->mark_reported){
+	/* Next to the store's own name, where its writers look (auth.db, or
+	 * store.conf for PostgreSQL: this node's writers). */
+	if(applied__publish(&c->mark, userdb__path(c->udb), mark) == MQC_OK || c->mark_reported){
 		return;
 	}
 	c->mark_reported = true;
 	post(c, MOSQ_LOG_WARNING, "mqchat: cannot write %s%s (%s): the CLI and the archiver"
-			" will not wait for changes to be in force", c->l->path, APPLIED_SUFFIX,
+			" will not wait for changes to be in force", userdb__path(c->udb), APPLIED_SUFFIX,
 			strerror(errno));
+}
+
+/* Write the version in force under this node's name, now if it changed
+ * and again every LOADER_NODE_MS; ms until the next time (or INT_MAX). */
+static int tell_nodes(struct child *c)
+{
+	int64_t now = time__mono_ms();
+	char host[256];
+	int rc;
+
+	if(c->node_off || c->udb == NULL || c->in_force < 0) return INT_MAX;
+	if(now < c->node_next) return (int)(c->node_next - now);
+	if(c->node[0] == '\0'){
+		if(gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "?");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(c->node, sizeof(c->node), "%s:%s", host, userdb__path(c->udb));
+	}
+	rc = userdb__node_applied(c->udb, c->node, c->in_force);
+	if(rc == MQC_ERR_INVAL){
+		c->node_off = true;     /* SQLite: the file mark is enough */
+		return INT_MAX;
+	}
+	/* A failure (the store unreachable) is retried at the same pace: the
+	 * writers stop waiting for this node meanwhile, as they should. */
+	c->node_next = now + LOADER_NODE_MS;
+	return LOADER_NODE_MS;
 }
 
 /* Stop watching the store's files (polling every reload_ms again). */
@@ -579,13 +634,16 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 	struct child c;
 	struct pollfd pfd[2];
 	bool force = true;              /* the first build is unconditional */
-	int timeout;
+	bool check_now;
+	int timeout, store_fd, wfd, node_in;
 
 	child_setup(fd, parent);
 	memset(&c, 0, sizeof(c));
 	c.l = l;
 	c.fd = fd;
 	c.watch_fd = -1;
+	c.store_fd = -1;
+	c.in_force = -1;
 	c.mark.fd = -1;
 	/* A restarted loader: the slot the broker does not use may hold an
 	 * old build; a first one: both are fresh zeros. */
@@ -600,27 +658,44 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 			tell_writers(&c);
 		}
 		if(poll_once(&c, force)) force = false;
-		watch_start(&c);
+		/* The store's own watch (PostgreSQL's LISTEN), else its files'. */
+		store_fd = c.udb != NULL ? userdb__watch_fd(c.udb) : -1;
+		/* A new watch (the first, or after a lost connection): what was
+		 * committed before it told nobody, so compare the version now. */
+		check_now = store_fd >= 0 && c.store_fd < 0;
+		c.store_fd = store_fd;
+		if(store_fd < 0) watch_start(&c);
+		wfd = store_fd >= 0 ? store_fd : c.watch_fd;
 
 		pfd[0] = (struct pollfd){.fd = fd, .events = POLLIN};
-		pfd[1] = (struct pollfd){.fd = c.watch_fd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = wfd, .events = POLLIN};
 		/* Soon while something waits: a build, a log line, or the broker
 		 * taking the newest build (its old slot is then wiped, and writers
-		 * told). */
-		timeout = c.rq_count > 0 ? 0
+		 * told), or having taken it since the top of this round: seen
+		 * only here, it would wait for the next wake-up (up to 8 x
+		 * reload_ms) to be told. */
+		timeout = c.rq_count > 0 || check_now ? 0
 			: force || c.has_pending
-			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published ? LOADER_BUSY_MS
-			: c.watch_fd >= 0 ? l->reload_ms * LOADER_WATCHED_POLLS : l->reload_ms;
+			|| __atomic_load_n(&sh->taken, __ATOMIC_ACQUIRE) != sh->published
+			|| (c.building_started != 0 && c.applied_gen != sh->published) ? LOADER_BUSY_MS
+			: wfd >= 0 ? l->reload_ms * LOADER_WATCHED_POLLS : l->reload_ms;
 		if(c.rechecks_left > 0){
 			int64_t left = c.recheck_at - time__mono_ms();
 
 			if(left < timeout) timeout = left > 0 ? (int)left : 0;
 		}
-		if(poll(pfd, c.watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
+		node_in = tell_nodes(&c);
+		if(node_in < timeout) timeout = node_in;
+		if(poll(pfd, wfd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) break;
 		if(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) serve_broker(&c, &force);
 		rehash_some(&c, &force);
 		if(c.broker_gone) break;
-		if(c.watch_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR))){
+		if(wfd < 0 || !(pfd[1].revents & (POLLIN | POLLERR | POLLHUP))) continue;
+		if(store_fd >= 0){
+			/* A notification comes after its commit: the next check sees
+			 * it. A lost connection: the next round asks for a new one. */
+			if(userdb__watch_drain(c.udb) != MQC_OK) c.store_fd = -1;
+		}else{
 			watch_drain(&c);
 			c.rechecks_left = LOADER_RECHECKS;
 		}

@@ -6,6 +6,8 @@
 #   pg_cluster.sh start DIR   initdb DIR/pg (user mqchat, trust), start it:
 #                             socket DIR/pg/.s.PGSQL.5432, log DIR/pg.log
 #   pg_cluster.sh restart DIR stop it as a crash would, and start it again
+#   pg_cluster.sh crash DIR   stop it as a crash would (pg_ctl -m immediate)
+#   pg_cluster.sh resume DIR  start it again after a crash
 #   pg_cluster.sh stop DIR    stop it if it runs (fast: the test is over)
 #
 # Exit 77: PostgreSQL 15 is not installed (the caller skips, saying so).
@@ -42,12 +44,19 @@ restart)
 	$as "$BIN/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 60 \
 		-o "-c listen_addresses= -k $dir/pg -p 5432 -c fsync=off" start > /dev/null
 	;;
+crash)
+	$as "$BIN/pg_ctl" -D "$dir/pg" -m immediate -w -t 60 stop > /dev/null
+	;;
+resume)
+	$as "$BIN/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 60 \
+		-o "-c listen_addresses= -k $dir/pg -p 5432 -c fsync=off" start > /dev/null
+	;;
 stop)
 	[ -f "$dir/pg/postmaster.pid" ] || exit 0
 	$as "$BIN/pg_ctl" -D "$dir/pg" -m fast -w -t 60 stop > /dev/null
 	;;
 *)
-	echo "usage: pg_cluster.sh start|restart|stop DIR" >&2
+	echo "usage: pg_cluster.sh start|restart|crash|resume|stop DIR" >&2
 	exit 2
 	;;
 esac

@@ -1,0 +1,282 @@
+"""test_loader_pg.py - the plugin's loader on a user store in PostgreSQL.
+
+Three brokers with the plugin, each with a data folder of its own whose
+store.conf names the same database (three nodes sharing one store, no bus),
+and the operators' CLI writing in a fourth folder. Each loader LISTENs
+(common/userdb_pg.c, userdb__watch_fd) and rebuilds its snapshot when the
+version moves (plugin/loader.c), so:
+- an account added on one node logs in on all three;
+- `user disable` and `user revoke` cut the connected clients off on every
+  node within 1 s of the CLI's exit (docs/SCALING.md, "Revocation on every
+  node within 1 s"), and the CLI returns only once every node's broker
+  has the change in force (auth.node_applied);
+- with PostgreSQL stopped as a crash would, the brokers keep serving from
+  their snapshots, and a change made after it is back is applied.
+
+The server is the test's own (tests/unit/pg_cluster.sh); the module is
+skipped, saying why, when PostgreSQL 15 is not installed. The cut-off
+times are printed at the end of the module (pytest -s shows them)."""
+import base64
+import hashlib
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import harness
+from archiver_util import Archiver, Rpc, rpc_ok
+from cli_util import add_user, ok
+from plugin_util import RELOAD_BOUND, login, wait_disconnected, wait_login
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+CLUSTER = os.path.join(harness.ROOT, "tests", "unit", "pg_cluster.sh")
+PASSWORD = "correct-horse"
+NODES = 3
+# Revocation on every node (SCALING.md): from the CLI's exit to the client's
+# connection closed.
+CUT_BOUND = 1.0
+RUNS = 3
+# The loaders' own polling slower than that bound: only their LISTEN can
+# meet it.
+RELOAD_MS = 2000
+
+CUTS = {"disable": [], "revoke": []}
+# The same cut-offs from the CLI's start (its commit is in between).
+FROM_START = {"disable": [], "revoke": []}
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The folder of a running server of this module's own."""
+    if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
+        pytest.skip("PostgreSQL 15 is not installed (no %s/initdb; Debian: postgresql-15)" % PG_BIN)
+    # Not pytest's tmp_path: its folders are 0700 root's, and the server
+    # runs as nobody when the tests run as root.
+    top = tempfile.mkdtemp(prefix="mqchat-pg-", dir="/tmp")
+    p = subprocess.run(["sh", CLUSTER, "start", top], capture_output=True, text=True, timeout=120)
+    try:
+        assert p.returncode == 0, p.stderr
+        yield top
+    finally:
+        subprocess.run(["sh", CLUSTER, "stop", top], capture_output=True, timeout=120)
+        shutil.rmtree(top, ignore_errors=True)
+        for kind, cuts in CUTS.items():
+            if cuts:
+                print("\n%s: %d clients cut off, seconds after the CLI's exit: min %.3f median %.3f"
+                      " max %.3f; after its start: min %.3f median %.3f max %.3f" % (
+                          kind, len(cuts), min(cuts), statistics.median(cuts), max(cuts),
+                          min(FROM_START[kind]), statistics.median(FROM_START[kind]),
+                          max(FROM_START[kind])))
+
+
+def cluster(server, cmd):
+    p = subprocess.run(["sh", CLUSTER, cmd, server], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
+def psql(server, db, sql):
+    p = subprocess.run([os.path.join(PG_BIN, "psql"), "-h", os.path.join(server, "pg"), "-U", "mqchat",
+                        "-d", db, "-X", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return [line.split("|") for line in p.stdout.splitlines() if line]
+
+
+_dbs = iter(range(1, 1000))
+
+
+class Nodes:
+    def __init__(self, server, db, admin, dirs, brokers):
+        self.server, self.db, self.admin, self.dirs, self.brokers = server, db, admin, dirs, brokers
+
+    def listeners(self):
+        """How many sessions LISTEN on the loaders' channel."""
+        return int(psql(self.server, self.db, "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname=current_database() AND query='LISTEN mqchat_auth'")[0][0])
+
+
+@pytest.fixture
+def nodes(server, request):
+    """Three started brokers, each on a data folder of its own naming one
+    new database, and a fourth folder with no broker where the CLI runs
+    (so it does not wait for a broker of its folder to apply a change: its
+    exit is its commit); the schema made by `init` there."""
+    db = "n%d" % next(_dbs)
+    psql(server, "postgres", "CREATE DATABASE %s" % db)
+    admin = harness.make_datadir()
+    dirs = [harness.make_datadir() for _ in range(NODES)]
+    for d in [admin] + dirs:
+        path = os.path.join(d, "store.conf")
+        with open(path, "w") as f:
+            f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=%s\n"
+                    % (os.path.join(server, "pg"), db))
+        os.chmod(path, 0o600)
+    ok(admin, "init")
+    brokers = []
+    try:
+        for d in dirs:
+            b = harness.Broker(d, plugin_opts={"reload_ms": RELOAD_MS})
+            brokers.append(b)
+            b.start()
+        n = Nodes(server, db, admin, dirs, brokers)
+        # Every loader listens before the test changes anything.
+        harness.wait_for(lambda: n.listeners() == NODES, RELOAD_BOUND, what="three LISTEN sessions")
+        yield n
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        for b in brokers:
+            b.stop()
+            if failed is not None and failed.failed:
+                print("---- broker log (port %d) ----\n%s" % (b.port, b.output()))
+        for d in [admin] + dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def stamped(c):
+    """Note when c's connection is closed (c.cut_at, monotonic)."""
+    inner = c.c.on_disconnect
+
+    def on_disconnect(*args):
+        c.cut_at = time.monotonic()
+        inner(*args)
+    c.cut_at = None
+    c.c.on_disconnect = on_disconnect
+    return c
+
+
+def login_everywhere(clients, nodes, user, password, client_id=None):
+    """Log user in on every node (waiting for a change to get there);
+    the clients, each noting when it is cut off."""
+    return [stamped(wait_login(clients, b, user, password, client_id=client_id)[0])
+            for b in nodes.brokers]
+
+
+def cut_off(nodes, cs, kind, *cli_args):
+    """Run the CLI in the folder without a broker; every client in cs must
+    be cut off within CUT_BOUND of its exit. Returns the times."""
+    start = time.monotonic()
+    ok(nodes.admin, *cli_args)
+    done = time.monotonic()
+    for c in cs:
+        wait_disconnected(c, CUT_BOUND + RELOAD_BOUND, what=" ".join(cli_args))
+    cuts = [c.cut_at - done for c in cs]
+    CUTS[kind] += cuts
+    FROM_START[kind] += [c.cut_at - start for c in cs]
+    assert max(cuts) < CUT_BOUND, "%s: cut off %s s after the CLI's exit" % (
+        " ".join(cli_args), ["%.3f" % t for t in cuts])
+    return cuts
+
+
+def test_an_account_added_logs_in_on_every_node(nodes, clients):
+    add_user(nodes.admin, "alice")
+    for b in nodes.brokers:
+        _, took = wait_login(clients, b, "alice", PASSWORD)
+        assert took < RELOAD_BOUND
+
+
+def test_disable_cuts_off_on_every_node(nodes, clients):
+    add_user(nodes.admin, "alice")
+    for _ in range(RUNS):
+        cs = login_everywhere(clients, nodes, "alice", PASSWORD)
+        cut_off(nodes, cs, "disable", "user", "disable", "alice")
+        # Refused on every node, and back after enable.
+        for b in nodes.brokers:
+            c = clients(b, "alice", PASSWORD)
+            c.c._reconnect_on_failure = False
+            assert c.connect() != 0
+        ok(nodes.admin, "user", "enable", "alice")
+
+
+def test_revoke_cuts_off_a_device_on_every_node(nodes, clients):
+    add_user(nodes.admin, "alice")
+    for run in range(RUNS):
+        # A token as the archiver's device_token makes it (its SHA-256 kept),
+        # with its change row and notification, as userdb_pg.c writes them.
+        token = "mqt1." + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        device = "phone%d" % run
+        psql(nodes.server, nodes.db,
+             "INSERT INTO auth.devices(\"user\", device, token_sha256, created)"
+             " VALUES('alice', '%s', '%s', 0);"
+             " WITH c AS (INSERT INTO auth.changes(at, kind, name) VALUES(0, 'device', 'alice/%s')"
+             " RETURNING id) SELECT pg_notify('mqchat_auth', c.id || ' device alice/%s') FROM c"
+             % (device, hashlib.sha256(token.encode()).hexdigest(), device, device))
+        cs = login_everywhere(clients, nodes, "alice", token, client_id="alice@" + device)
+        # The account's password login is not touched by the revocation.
+        others = [login(clients, b, "alice", PASSWORD, client_id="alice@laptop") for b in nodes.brokers]
+        cut_off(nodes, cs, "revoke", "user", "revoke", "alice", device)
+        for c in others:
+            assert not c.disconnected.is_set()
+            c.close()
+
+
+def test_postgresql_down_then_back(nodes, clients):
+    add_user(nodes.admin, "alice")
+    add_user(nodes.admin, "bob")
+    cs = login_everywhere(clients, nodes, "bob", PASSWORD)
+    for b in nodes.brokers:
+        wait_login(clients, b, "alice", PASSWORD)
+    cluster(nodes.server, "crash")
+    try:
+        for b in nodes.brokers:
+            b.wait_log("keeping the last good snapshot", timeout=RELOAD_BOUND * 3)
+        # Served from the snapshot: a new login, the connected ones kept.
+        for b in nodes.brokers:
+            login(clients, b, "alice", PASSWORD)
+        assert not any(c.disconnected.is_set() for c in cs)
+    finally:
+        cluster(nodes.server, "resume")
+    # A change made once it is back reaches every node, whether its loader
+    # has listened again yet or not.
+    ok(nodes.admin, "user", "disable", "bob")
+    for c in cs:
+        wait_disconnected(c, RELOAD_MS / 1000 + RELOAD_BOUND, what="user disable bob after the restart")
+    # And once every loader listens again, within the revocation bound.
+    harness.wait_for(lambda: nodes.listeners() == NODES, 10, what="three LISTEN sessions again")
+    cs = login_everywhere(clients, nodes, "alice", PASSWORD)
+    cut_off(nodes, cs, "disable", "user", "disable", "alice")
+
+
+def test_the_archiver_runs_on_the_store(nodes, clients):
+    """`mqchat-archiver run` in a broker's folder works on the store: it
+    logs in, answers RPC, and a device token it issues logs in on the other
+    nodes."""
+    d = nodes.dirs[0]
+    ok(d, "init")
+    assert not os.path.exists(os.path.join(d, "auth.db"))
+    add_user(nodes.admin, "alice")
+    arch = Archiver(d, nodes.brokers[0].port)
+    try:
+        arch.start()
+        c, _ = wait_login(clients, nodes.brokers[0], "alice", PASSWORD)
+        ans = rpc_ok(Rpc(c, "alice"), "device_token", device="phone", password=PASSWORD)
+        for b in nodes.brokers[1:]:
+            wait_login(clients, b, "alice", ans["token"], client_id="alice@phone")
+    finally:
+        arch.stop()
+
+
+def test_done_when_in_force_on_every_node(nodes, clients):
+    """The CLI returns once every node's broker uses its change
+    (auth.node_applied): the clients are cut off by then. A node stopped
+    is waited for only until its record is 3 s old."""
+    add_user(nodes.admin, "alice")
+    rows = psql(nodes.server, nodes.db, "SELECT node FROM auth.node_applied ORDER BY node")
+    assert len(rows) == NODES, rows
+    for _ in range(RUNS):
+        cs = login_everywhere(clients, nodes, "alice", PASSWORD)
+        ok(nodes.admin, "user", "disable", "alice")
+        done = time.monotonic()
+        for c in cs:
+            wait_disconnected(c, CUT_BOUND, what="user disable alice")
+        # The paho thread notes the close a little after it happened.
+        late = [c.cut_at - done for c in cs]
+        assert max(late) < 0.05, "cut off %s s after the CLI's exit" % ["%.3f" % t for t in late]
+        ok(nodes.admin, "user", "enable", "alice")
+    nodes.brokers[2].stop()
+    r = ok(nodes.admin, "user", "disable", "alice")
+    assert r.elapsed < 4.5, r
