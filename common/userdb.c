@@ -333,14 +333,37 @@ int userdb__contact_del(struct userdb *udb, const char *user, const char *contac
 	return udb->ops->contact_del(udb, user, contact);
 }
 
+/* The privacy rules (docs/PROTOCOL.md, "Privacy"), the same on every
+ * backend: only whether two people are contacts is the store's. */
 int userdb__sees(struct userdb *udb, const char *target, const char *viewer, bool *out)
 {
-	return udb->ops->sees(udb, target, viewer, out);
+	struct userdb_privacy p;
+	struct userdb_user u;
+	int rc = userdb__user_get(udb, target, &u);
+
+	*out = false;
+	if(rc == MQC_OK) rc = userdb__privacy_get(udb, target, &p);
+	if(rc != MQC_OK) return rc;
+	/* A service (the archiver) is the system's own: shown to all. */
+	if(!strcmp(target, viewer) || p.presence == PRIVACY_EVERYONE || u.kind == USER_KIND_SERVICE){
+		*out = true;
+		return MQC_OK;
+	}
+	if(p.presence == PRIVACY_NOBODY) return MQC_OK;
+	*out = udb->ops->is_contact(udb, target, viewer);
+	return MQC_OK;
 }
 
 int userdb__may_add(struct userdb *udb, const char *target, const char *adder, bool *out)
 {
-	return udb->ops->may_add(udb, target, adder, out);
+	struct userdb_privacy p;
+	int rc = userdb__privacy_get(udb, target, &p);
+
+	*out = false;
+	if(rc != MQC_OK) return rc;
+	if(!strcmp(target, adder) || p.room_adds == PRIVACY_EVERYONE) *out = true;
+	else if(p.room_adds == PRIVACY_CONTACTS) *out = udb->ops->is_contact(udb, target, adder);
+	return MQC_OK;
 }
 
 int userdb__contact_each(struct userdb *udb, const char *user,

@@ -1477,36 +1477,6 @@ static bool is_contact(struct userdb *udb, const char *user, const char *other)
 			" WHERE a.\"user\"=$1 AND b.\"user\"=$2 LIMIT 1", user, other);
 }
 
-static int pg_sees(struct userdb *udb, const char *target, const char *viewer, bool *out)
-{
-	struct userdb_privacy p;
-	struct userdb_user u;
-	int rc = userdb__user_get(udb, target, &u);
-
-	*out = false;
-	if(rc == MQC_OK) rc = userdb__privacy_get(udb, target, &p);
-	if(rc != MQC_OK) return rc;
-	if(!strcmp(target, viewer) || p.presence == PRIVACY_EVERYONE || u.kind == USER_KIND_SERVICE){
-		*out = true;
-		return MQC_OK;
-	}
-	if(p.presence == PRIVACY_NOBODY) return MQC_OK;
-	*out = is_contact(udb, target, viewer);
-	return MQC_OK;
-}
-
-static int pg_may_add(struct userdb *udb, const char *target, const char *adder, bool *out)
-{
-	struct userdb_privacy p;
-	int rc = userdb__privacy_get(udb, target, &p);
-
-	*out = false;
-	if(rc != MQC_OK) return rc;
-	if(!strcmp(target, adder) || p.room_adds == PRIVACY_EVERYONE) *out = true;
-	else if(p.room_adds == PRIVACY_CONTACTS) *out = is_contact(udb, target, adder);
-	return MQC_OK;
-}
-
 static int pg_contact_each(struct userdb *udb, const char *user,
 		int (*cb)(const char *user, const char *contact, int64_t since, void *arg), void *arg)
 {
@@ -1685,8 +1655,7 @@ static const struct userdb_ops userdb_pg__ops = {
 	.privacy_each = pg_privacy_each,
 	.contact_add = pg_contact_add,
 	.contact_del = pg_contact_del,
-	.sees = pg_sees,
-	.may_add = pg_may_add,
+	.is_contact = is_contact,
 	.contact_each = pg_contact_each,
 	.setting_get = pg_setting_get,
 	.setting_set = pg_setting_set,

@@ -1107,37 +1107,6 @@ static bool is_contact(struct userdb *udb, const char *user, const char *other)
 			" WHERE a.user=?1 AND b.user=?2 LIMIT 1", user, other);
 }
 
-static int sqlite_sees(struct userdb *udb, const char *target, const char *viewer, bool *out)
-{
-	struct userdb_privacy p;
-	struct userdb_user u;
-	int rc = userdb__user_get(udb, target, &u);
-
-	*out = false;
-	if(rc == MQC_OK) rc = userdb__privacy_get(udb, target, &p);
-	if(rc != MQC_OK) return rc;
-	/* A service (the archiver) is the system's own: shown to all. */
-	if(!strcmp(target, viewer) || p.presence == PRIVACY_EVERYONE || u.kind == USER_KIND_SERVICE){
-		*out = true;
-		return MQC_OK;
-	}
-	if(p.presence == PRIVACY_NOBODY) return MQC_OK;
-	*out = is_contact(udb, target, viewer);
-	return MQC_OK;
-}
-
-static int sqlite_may_add(struct userdb *udb, const char *target, const char *adder, bool *out)
-{
-	struct userdb_privacy p;
-	int rc = userdb__privacy_get(udb, target, &p);
-
-	*out = false;
-	if(rc != MQC_OK) return rc;
-	if(!strcmp(target, adder) || p.room_adds == PRIVACY_EVERYONE) *out = true;
-	else if(p.room_adds == PRIVACY_CONTACTS) *out = is_contact(udb, target, adder);
-	return MQC_OK;
-}
-
 static int sqlite_contact_each(struct userdb *udb, const char *user,
 		int (*cb)(const char *user, const char *contact, int64_t since, void *arg), void *arg)
 {
@@ -1332,8 +1301,7 @@ static const struct userdb_ops userdb_sqlite__ops = {
 	.privacy_each = sqlite_privacy_each,
 	.contact_add = sqlite_contact_add,
 	.contact_del = sqlite_contact_del,
-	.sees = sqlite_sees,
-	.may_add = sqlite_may_add,
+	.is_contact = is_contact,
 	.contact_each = sqlite_contact_each,
 	.setting_get = sqlite_setting_get,
 	.setting_set = sqlite_setting_set,

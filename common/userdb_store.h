@@ -1,7 +1,9 @@
 /* userdb_store.h - what a user store backend implements (see userdb.h).
  *
- * userdb.c checks nothing and adds nothing: each userdb__* call goes to
- * the function of the same name in udb->ops, with the same arguments, and
+ * userdb.c checks nothing and adds nothing, except the privacy rules
+ * (userdb__sees, userdb__may_add: one rule for every backend, on top of
+ * is_contact): each other userdb__* call goes to the function of the same
+ * name in udb->ops, with the same arguments, and
  * returns its answer, so every backend gives the meanings and MQC_ERR_*
  * codes userdb.h documents, its name checks included. A backend's open
  * fills a struct that begins with struct userdb (ops set before anything
@@ -82,8 +84,9 @@ struct userdb_ops {
 		int (*cb)(const char *user, const struct userdb_privacy *p, void *arg), void *arg);
 	int (*contact_add)(struct userdb *udb, const char *user, const char *contact, int64_t since);
 	int (*contact_del)(struct userdb *udb, const char *user, const char *contact);
-	int (*sees)(struct userdb *udb, const char *target, const char *viewer, bool *out);
-	int (*may_add)(struct userdb *udb, const char *target, const char *adder, bool *out);
+	/* Is other one of user's contacts: in user's contacts table, or in a
+	 * room with them? (The privacy rules built on it are userdb.c's.) */
+	bool (*is_contact)(struct userdb *udb, const char *user, const char *other);
 	int (*contact_each)(struct userdb *udb, const char *user,
 		int (*cb)(const char *user, const char *contact, int64_t since, void *arg), void *arg);
 	int (*setting_get)(struct userdb *udb, const char *key, char *out, size_t outlen);
