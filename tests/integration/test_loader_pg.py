@@ -22,8 +22,6 @@ import os
 import secrets
 import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 
 import pytest
@@ -31,10 +29,9 @@ import pytest
 import harness
 from archiver_util import Archiver, Rpc, rpc_ok
 from cli_util import add_user, ok
+from pg_util import cluster, pg_server, psql
 from plugin_util import RELOAD_BOUND, login, wait_disconnected, wait_login
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
-CLUSTER = os.path.join(harness.ROOT, "tests", "unit", "pg_cluster.sh")
 PASSWORD = "correct-horse"
 NODES = 3
 # Revocation on every node (SCALING.md): from the CLI's exit to the client's
@@ -53,18 +50,10 @@ FROM_START = {"disable": [], "revoke": []}
 @pytest.fixture(scope="module")
 def server():
     """The folder of a running server of this module's own."""
-    if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
-        pytest.skip("PostgreSQL 15 is not installed (no %s/initdb; Debian: postgresql-15)" % PG_BIN)
-    # Not pytest's tmp_path: its folders are 0700 root's, and the server
-    # runs as nobody when the tests run as root.
-    top = tempfile.mkdtemp(prefix="mqchat-pg-", dir="/tmp")
-    p = subprocess.run(["sh", CLUSTER, "start", top], capture_output=True, text=True, timeout=120)
     try:
-        assert p.returncode == 0, p.stderr
-        yield top
+        with pg_server() as top:
+            yield top
     finally:
-        subprocess.run(["sh", CLUSTER, "stop", top], capture_output=True, timeout=120)
-        shutil.rmtree(top, ignore_errors=True)
         for kind, cuts in CUTS.items():
             if cuts:
                 print("\n%s: %d clients cut off, seconds after the CLI's exit: min %.3f median %.3f"
@@ -72,19 +61,6 @@ def server():
                           kind, len(cuts), min(cuts), statistics.median(cuts), max(cuts),
                           min(FROM_START[kind]), statistics.median(FROM_START[kind]),
                           max(FROM_START[kind])))
-
-
-def cluster(server, cmd):
-    p = subprocess.run(["sh", CLUSTER, cmd, server], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-
-
-def psql(server, db, sql):
-    p = subprocess.run([os.path.join(PG_BIN, "psql"), "-h", os.path.join(server, "pg"), "-U", "mqchat",
-                        "-d", db, "-X", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return [line.split("|") for line in p.stdout.splitlines() if line]
 
 
 _dbs = iter(range(1, 1000))

@@ -13,44 +13,20 @@ module, a database per test; the module is skipped, saying why, when
 PostgreSQL 15 is not installed."""
 import os
 import shutil
-import subprocess
-import tempfile
 import threading
 
 import pytest
 
-import harness
-
+from pg_util import pg_server, psql
 from cli_util import NODB, OK, RUNTIME, add_user, cli, fails, ok
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
-CLUSTER = os.path.join(harness.ROOT, "tests", "unit", "pg_cluster.sh")
 
 
 @pytest.fixture(scope="module")
 def server():
     """The folder of a running server of this module's own."""
-    if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
-        pytest.skip("PostgreSQL 15 is not installed (no %s/initdb; Debian: postgresql-15)" % PG_BIN)
-    # Not pytest's tmp_path: its folders are 0700 root's, and the server
-    # runs as nobody when the tests run as root.
-    top = tempfile.mkdtemp(prefix="mqchat-pg-", dir="/tmp")
-    p = subprocess.run(["sh", CLUSTER, "start", top], capture_output=True, text=True, timeout=120)
-    try:
-        assert p.returncode == 0, p.stderr
+    with pg_server() as top:
         yield top
-    finally:
-        subprocess.run(["sh", CLUSTER, "stop", top], capture_output=True, timeout=120)
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def psql(server, db, sql):
-    """Run sql in database db; its rows as lists of text."""
-    p = subprocess.run([os.path.join(PG_BIN, "psql"), "-h", os.path.join(server, "pg"), "-U", "mqchat",
-                        "-d", db, "-X", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return [line.split("|") for line in p.stdout.splitlines() if line]
 
 
 _dbs = iter(range(1, 1000))
