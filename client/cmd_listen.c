@@ -11,6 +11,19 @@
 #include "session.h"
 #include "timeutil.h"
 
+/* Ask the archiver req (taken) without printing its errors: listen says
+ * in its own words what a failed answer means for it. */
+static int quiet_rpc(struct session *s, json_t *req, json_t **resp)
+{
+	int rc;
+
+	s->quiet = true;
+	rc = session__rpc(s, req, resp);
+	s->quiet = false;
+	json_decref(req);
+	return rc;
+}
+
 /* The rooms the archiver names (a new array of cmd_rooms__list's objects),
  * or NULL: no answer (said on stderr, as "listening to the inbox (and rooms
  * of earlier runs) only"), or a fatal error with *rc set. */
@@ -22,10 +35,7 @@ static json_t *my_rooms(struct session *s, int *rc)
 	*rc = EXIT_OK;
 	req = json_pack("{s:s}", "op", "rooms");
 	if(req == NULL) return NULL;
-	s->quiet = true;
-	r2 = session__rpc(s, req, &resp);
-	s->quiet = false;
-	json_decref(req);
+	r2 = quiet_rpc(s, req, &resp);
 	if(r2 == EXIT_TIMEOUT){
 		fprintf(stderr, "warning: the archiver did not answer within %d s: listening to "
 				"the inbox (and rooms of earlier runs) only\n", s->opt->timeout_s);
@@ -179,10 +189,7 @@ static int catch_up(struct session *s, struct listen_stop *st, bool show)
 		req = json_pack("{s:s, s:I, s:i, s:b}", "op", "sync", "after", (json_int_t)st->seq,
 				"limit", 500, "changes", 1);
 		if(req == NULL) return EXIT_FAILED;
-		s->quiet = true;
-		rc = session__rpc(s, req, &resp);
-		s->quiet = false;
-		json_decref(req);
+		rc = quiet_rpc(s, req, &resp);
 		if(rc == EXIT_AUTH || s->fatal) return rc ? rc : s->fatal;
 		if(rc){
 			fprintf(stderr, "warning: could not sync what may have been missed (%s): "
@@ -215,10 +222,7 @@ static int catch_up_start(struct session *s, struct listen_stop *st)
 	int rc;
 
 	if(req == NULL) return EXIT_FAILED;
-	s->quiet = true;
-	rc = session__rpc(s, req, &resp);
-	s->quiet = false;
-	json_decref(req);
+	rc = quiet_rpc(s, req, &resp);
 	if(rc == EXIT_AUTH || s->fatal) return rc ? rc : s->fatal;
 	if(rc){
 		fprintf(stderr, "warning: could not ask where my archive ends: what a lost "
