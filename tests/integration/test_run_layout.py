@@ -34,8 +34,10 @@ ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                                reason="needs root (the attack is on root)")
 # Entries that come and go: SQLite's while a connection is open, the
 # loader's mark from the broker's first snapshot, the broker's persistence
-# from its first save, the node's spool (only with SPOOL_MB).
-OPTIONAL = ("-wal", "-shm", "auth.db-applied", "mosquitto/mosquitto.db", "DATA/spool")
+# from its first save, the node's spool (only with SPOOL_MB), and the bus's
+# inbox and interest (only on a node of several, with the bus).
+OPTIONAL = ("-wal", "-shm", "auth.db-applied", "mosquitto/mosquitto.db", "DATA/spool",
+            "DATA/inbox", "DATA/bus.interest")
 
 
 def broker_user():
