@@ -82,6 +82,15 @@ def nodes(server, request):
     new database, and a fourth folder with no broker where the CLI runs
     (so it does not wait for a broker of its folder to apply a change: its
     exit is its commit); the schema made by `init` there."""
+    if harness.SAN:
+        # The broker is not built with the sanitizers; libasan preloaded
+        # into it leaves glibc's gettext lock (_nl_state_lock) with a
+        # reader count below zero, so libpq's first bindtextdomain in the
+        # loader child (forked from it) waits on it forever and the broker
+        # never starts (gdb on both processes). Without the sanitizers the
+        # lock is sound and these tests run; the store's own code runs
+        # sanitized in test_store_pg.py and the unit tests.
+        pytest.skip("libpq in a child of the sanitized plugin hangs on glibc's gettext lock")
     db = "n%d" % next(_dbs)
     psql(server, "postgres", "CREATE DATABASE %s" % db)
     admin = harness.make_datadir()
