@@ -18,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 import harness
+from test_plugin_refusals import notices
 from plugin_util import (PROTOCOLS, assert_denied_publish, expect_msg, expect_none, inbox, login,
                          publish, room, subscribe_ok)
 
@@ -109,21 +110,6 @@ def publish_props(c, topic, payload, resp_topic, corr):
     info = c.c.publish(topic, payload, qos=1, properties=props)
     return harness.wait_for(lambda: c.puback_reasons.get(info.mid) is not None
                             and c.puback_reasons[info.mid] + 1, what="PUBACK for %s" % topic) - 1
-
-
-def notices(c, n, timeout=5.0):
-    out = []
-    deadline = time.monotonic() + timeout
-    while len(out) < n:
-        left = deadline - time.monotonic()
-        assert left > 0, "%s: %d of %d notices" % (c.client_id, len(out), n)
-        try:
-            m = c.messages.get(timeout=left)
-        except Exception:
-            continue
-        if m.topic.startswith("chat/notice/"):
-            out.append(json.loads(m.payload))
-    return out
 
 
 @pytest.fixture
