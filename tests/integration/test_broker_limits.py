@@ -167,10 +167,11 @@ def test_a_client_that_stops_reading_is_held_to_the_queue_limit(store, make_brok
         s.close()
 
 
-def status(clients, b, user):
-    """login_status for user, asked over a _register connection."""
+def status(clients, b, user, source=None):
+    """login_status for user, asked over a _register connection (from
+    source, a local address, if given)."""
     cid = "_register@" + secrets.token_hex(8)
-    c = clients(b, "_register", "any", client_id=cid)
+    c = clients(b, "_register", "any", client_id=cid, source=source)
     assert c.connect() == 0
     assert c.subscribe("chat/register/%s/resp" % cid) < 0x80
     rid = uuid.uuid4().hex

@@ -8,14 +8,12 @@ of 127.0.0.0/8 (loopback answers for all of them). The front here is
 127.0.0.1 and 127.0.0.4/31 (127.0.0.4 and .5); 127.0.0.6 and .7 are
 ordinary clients' addresses.
 """
-import json
-import secrets
-import uuid
 
 import pytest
 
 import harness
 from plugin_util import raw_connect
+from test_broker_limits import status
 
 FRONT = "127.0.0.1, 127.0.0.4/31"
 PW = "password-front"
@@ -68,21 +66,6 @@ def test_an_ordinary_address_is_still_locked(store, broker):
     got = first_logins(broker, "127.0.0.7")
     assert got.count(0) < 20 and got.count(5) > 0, got
     assert "throttled (address)" in broker.output()
-
-
-def status(clients, broker, user, source):
-    """login_status for user, asked over a _register connection from source."""
-    cid = "_register@" + secrets.token_hex(8)
-    c = clients(broker, "_register", "any", client_id=cid, source=source)
-    assert c.connect() == 0
-    assert c.subscribe("chat/register/%s/resp" % cid) < 0x80
-    rid = uuid.uuid4().hex
-    c.publish("chat/register/%s/req" % cid, {"id": rid, "op": "login_status", "user": user})
-    while True:
-        resp = json.loads(c.get().payload)
-        if resp.get("id") == rid:
-            c.close()
-            return resp
 
 
 def test_per_account_throttle_stays_through_the_front(clients, broker):
