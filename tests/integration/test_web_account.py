@@ -9,7 +9,7 @@ from harness import wait_for
 from web_util import T, driver, people, stack_fixture  # noqa: F401 (fixtures)
 
 web_env = stack_fixture(registration="open",
-                        users=["wes", "abe", "xena", "yuri", "zoe"],
+                        users=["wes", "abe", "xena", "yuri", "zoe", "ann", "bo"],
                         rooms={"blk": ["xena", "yuri", "zoe"]})
 
 
@@ -95,6 +95,39 @@ def test_block_hides_messages(web_env, people):
     yuri.send("after the unblock")
     xena.open_conv("r:blk")
     xena.wait_body("after the unblock")
+
+
+def test_blocked_list_follows_an_unblock_made_while_the_panel_was_replaced(web_env, people):
+    """The settings panel is opened again while an unblock from the panel
+    before it is on its way: the new panel asked for the list before that
+    unblock, yet ends without the person (the list is the store's, which
+    takes the unblock's answer and not an older `blocked` one)."""
+    ann = people.login("ann")
+    people.login("bo")
+    ann.click("#open-settings")
+    ann.wait("#settings")
+    ann.fill("#block-user", "bo")
+    ann.click("#block-go")
+    ann.wait(".blocked[data-user=bo]")
+    ann.js("""(async () => {
+        const old = document.getElementById('settings');
+        const button = old.querySelector('.blocked[data-user=bo] .unblock');
+        location.hash = '#/';
+        for (let i = 0; i < 200 && document.getElementById('settings'); i++)
+            await new Promise((r) => setTimeout(r, 10));
+        location.hash = '#/settings';
+        for (let i = 0; i < 200; i++) {
+            const now = document.getElementById('settings');
+            if (now && now !== old) break;
+            await new Promise((r) => setTimeout(r, 10));
+        }
+        button.click();   // the replaced panel's button: its unblock goes out now
+    })()""")
+    # The new panel drew its list (the empty-list line shows only then)
+    # and bo is not on it.
+    ann.wait_fn("document.querySelector('#settings #blocks-empty') && "
+                "!document.querySelector('#settings #blocks-empty').hidden && "
+                "document.querySelectorAll('#settings .blocked').length === 0")
 
 
 def test_devices_panel_lists_and_logs_out_the_others(web_env, people):

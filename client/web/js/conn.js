@@ -172,6 +172,7 @@ class Conn extends EventTarget {
 		this.backoff = BACKOFF_MIN;
 		this.rpcs = new Map();        // id -> {resolve, reject, timer, op, args}
 		this.rpcSeq = 0;
+		this.rpcAsked = 0;
 		this.notices = new Map();     // ref -> notice that came before its PUBACK
 		this.noticeWaiters = new Map(); // ref -> fn(notice)
 		this.outbox = [];             // [{key, topic, env, state}]
@@ -714,10 +715,14 @@ class Conn extends EventTarget {
 	// throttle the person must see).
 	async rpc(op, args = {}, {timeout = 10000} = {}) {
 		const passwordOp = op === 'passwd' || op === 'device_token' || op === 'delete_account';
+		// The order this request was made in: an answer describes the
+		// server as of its request, so a listener can tell a stale one
+		// (a `blocked` list asked before an `unblock` that came back first).
+		const asked = ++this.rpcAsked;
 		for (let attempt = 0; ; attempt++) {
 			try {
 				const a = await this.rpcOnce(op, args, timeout);
-				this.afterRpc(op, args, a);
+				this.afterRpc(op, args, a, asked);
 				return a;
 			} catch (e) {
 				if (e.code !== 'rate_limited' || passwordOp || attempt >= 3) throw e;
@@ -774,10 +779,10 @@ class Conn extends EventTarget {
 	}
 
 	// Room ops change which rooms this connection follows.
-	afterRpc(op, args, a) {
+	afterRpc(op, args, a, asked) {
 		if (op === 'room_create' && a.room) this.subscribeRoom(a.room);
 		else if ((op === 'room_leave' || op === 'room_delete') && args.room) this.unsubscribeRoom(args.room);
-		this.emit('rpc', {op, args, answer: a});
+		this.emit('rpc', {op, args, answer: a, asked});
 	}
 
 	// ---- publishing ----

@@ -802,6 +802,9 @@ class Settings {
 		this.life.listen(store, 'nick', debounce(() => {
 			if (this.blockUsers && this.life.alive()) this.renderBlocks(this.blockUsers);
 		}, 100));
+		this.life.listen(store, 'blocks', () => {
+			if (this.blocksLoaded && this.life.alive()) this.renderBlocks([...store.blocks].sort());
+		});
 		// After a reconnect, read everything again.
 		this.life.listen(conn, 'ready', () => {
 			this.loadProfile();
@@ -1117,14 +1120,17 @@ class Settings {
 	}
 
 	// The store follows block, unblock and blocked answers itself (its
-	// conn 'rpc' listener), so hidden messages update without a word here.
+	// conn 'rpc' listener), so hidden messages update without a word here,
+	// and the list is drawn from the store: an answer to a `blocked` asked
+	// before an unblock (this panel's or one made while it opened) is not
+	// the state any more, and the store knows which came last.
 	async loadBlocks() {
 		try {
-			const a = await conn.rpc('blocked');
+			await conn.rpc('blocked');
 			if (!this.life.alive()) return;
 			loaded(this.blocksStatus);
-			const users = (a.users || []).slice().sort();
-			this.renderBlocks(users);
+			this.blocksLoaded = true;
+			this.renderBlocks([...store.blocks].sort());
 		} catch (e) {
 			if (this.life.alive()) loadFailed(this.blocksStatus, e);
 		}

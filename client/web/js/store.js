@@ -1059,13 +1059,20 @@ export const store = new Store();
 
 // RPCs the views make (blocks, profile, rooms) change the model: keep it
 // in step without asking the views to.
+// A `blocked` list asked before a block or unblock whose answer came
+// first is older than what the store holds: it is not taken.
+let blocksAsked = 0;
 conn.addEventListener('rpc', (e) => {
-	const {op, args, answer} = e.detail;
+	const {op, args, answer, asked} = e.detail;
 	if (op === 'block' && args.user) {
+		blocksAsked = Math.max(blocksAsked, asked);
 		store.setBlocks([...store.blocks, args.user]);
 	} else if (op === 'unblock' && args.user) {
+		blocksAsked = Math.max(blocksAsked, asked);
 		store.setBlocks([...store.blocks].filter((u) => u !== args.user));
 	} else if (op === 'blocked' && Array.isArray(answer.users)) {
+		if (asked < blocksAsked) return;
+		blocksAsked = asked;
 		store.setBlocks(answer.users);
 	} else if (op === 'profile' && answer.nick) {
 		store.myNick = answer.nick;
