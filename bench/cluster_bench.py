@@ -41,7 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from procs import log  # noqa: E402
-from settings import BENCH, OUT, QUICK, ROOT  # noqa: E402
+from settings import BENCH, ONLY, OUT, QUICK, ROOT  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 import cluster_util  # noqa: E402
@@ -276,7 +276,8 @@ def markdown(doc):
 def main():
     os.chdir(ROOT)
     t0 = time.monotonic()
-    doc = {"command": "ONLY=cluster make bench" + (" QUICK=1" if QUICK else ""),
+    doc = {"command": ("ONLY=cluster " if ONLY == "cluster" else "") + "make bench"
+           + (" QUICK=1" if QUICK else ""),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
            "rounds_n": ROUNDS, "pace": PACE, "pairs": PAIRS, "speed_pairs": SPEED_PAIRS,
            "load_start": loadavg(), "rounds": [], "cross_pairs": {}}
