@@ -325,7 +325,7 @@ test-package: deps deb
 
 # Several nodes as one service (issue 22): three mosquitto nodes with the
 # plugin on 127.0.0.2-4 behind HAProxy running config/haproxy.cfg
-# (tests/cluster/, about 25 s). Apart from `make test`: each module starts
+# (tests/cluster/, about a minute). Apart from `make test`: each module starts
 # its own nodes and HAProxy, and the timing bounds want them not to share
 # the cores with parallel workers, so one pytest process, no -n.
 # CLUSTER_TESTS=tests/cluster/test_front.py::test_x for a part.

@@ -27,9 +27,13 @@ struct bench_opts {
 	long count;               /* measured messages (or connections, requests) */
 	double seconds;           /* bound of the measured phase */
 	int warmup_ms;
+	int settle_ms;            /* after the SUBACKs, before the first publish */
 	int broker_pid;           /* for CPU per message; 0 for none */
 	/* pairs */
 	int pairs;
+	const char *sub_host;     /* the subscribers' broker (another node); NULL: host */
+	int sub_port;             /* 0: port */
+	const char *cpu_pids;     /* "PID,PID,...": each one's CPU over the measured phase */
 	const char *archive_db;   /* archiver store to watch, or NULL */
 	const char *archive_sql;  /* query returning the stored count */
 	/* fanout */

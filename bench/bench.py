@@ -21,7 +21,8 @@ Environment: BUILD (default build), QUICK=1 for the short run (< 2 min),
 SETUPS (e.g. "a d", default all), OUT (default bench/results), ONLY=rpc for
 the RPC phase alone (rpc.md and rpc.json in OUT), ONLY=spool for the
 archiver with the spool against without (spool_bench.py: spool.md and
-spool.json).
+spool.json), ONLY=cluster for three nodes with the bus (cluster_bench.py:
+cluster.md and cluster.json).
 
     bench/bench.py              (or scripts/bench.sh, or make bench)
 
@@ -116,6 +117,9 @@ def main():
     if ONLY == "spool":
         # The archiver with the spool against without (bench/spool_bench.py).
         return subprocess.run([sys.executable, os.path.join(ROOT, "bench", "spool_bench.py")]).returncode
+    if ONLY == "cluster":
+        # Three nodes with the bus (bench/cluster_bench.py).
+        return subprocess.run([sys.executable, os.path.join(ROOT, "bench", "cluster_bench.py")]).returncode
     tmp = tempfile.mkdtemp(prefix="mqchat-bench-")
     brokers = {}
     try:

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 
@@ -28,6 +29,9 @@
 #define CONNECT_TIMEOUT_MS 30000
 #define STALL_MS 1000
 #define DRAIN_MS 3000
+/* --cpu-pids: the processes of a cluster (brokers, archivers, buses,
+ * nats-server, HAProxy) measured over the same phase as the load. */
+#define MAX_CPU_PIDS 32
 
 struct load {
 	const struct bench_opts *o;
@@ -48,6 +52,11 @@ struct load {
 	bool measuring;
 	struct lat lat;
 	struct archwatch aw;
+	struct bench_opts subo;   /* o with the subscribers' host and port */
+	int cpu_pid[MAX_CPU_PIDS];
+	double cpu0[MAX_CPU_PIDS], cpu1[MAX_CPU_PIDS];
+	size_t ncpu;
+	double self0, self1;      /* this process's own CPU, with --cpu-pids */
 	char err[256];
 };
 
@@ -198,7 +207,7 @@ static int connect_all(struct load *L, const char *pubprefix, const char *subpre
 			continue;
 		}
 		snprintf(name, sizeof(name), "%s%zu", subprefix, i);
-		if(bclient__start(&L->sub[i], o, name, name, o->password, NULL, message_cb,
+		if(bclient__start(&L->sub[i], &L->subo, name, name, o->password, NULL, message_cb,
 					L->err, sizeof(L->err)) != MQC_OK){
 			return MQC_ERR_IO;
 		}
@@ -273,7 +282,48 @@ static void print_result(struct load *L, double secs, long measured, double cpu_
 		printf(",\"archive\":");
 		archwatch__print(&L->aw, stdout);
 	}
+	if(L->ncpu > 0){
+		size_t i;
+
+		printf(",\"cpu_pids\":{");
+		for(i = 0; i < L->ncpu; i++){
+			printf("%s\"%d\":%.4f", i ? "," : "", L->cpu_pid[i],
+					(L->cpu0[i] >= 0 && L->cpu1[i] >= 0) ? L->cpu1[i] - L->cpu0[i] : -1.0);
+		}
+		printf("},\"generator_cpu_s\":%.4f", L->self1 - L->self0);
+	}
 	printf("}\n");
+}
+
+/* --cpu-pids into L->cpu_pid. MQC_OK, or an error in L->err. */
+static int parse_cpu_pids(struct load *L)
+{
+	const char *p = L->o->cpu_pids;
+	char *end;
+	long pid;
+
+	while(p && *p){
+		pid = strtol(p, &end, 10);
+		if(end == p || pid <= 0 || pid > 1L << 30 || (*end != ',' && *end != '\0')
+				|| L->ncpu == MAX_CPU_PIDS){
+			snprintf(L->err, sizeof(L->err), "--cpu-pids: at most %d PIDs separated by commas",
+					MAX_CPU_PIDS);
+			return MQC_ERR_INVAL;
+		}
+		L->cpu_pid[L->ncpu++] = (int)pid;
+		p = *end ? end + 1 : end;
+	}
+	return MQC_OK;
+}
+
+static void cpu_read(struct load *L, double *into)
+{
+	size_t i;
+
+	for(i = 0; i < L->ncpu; i++){
+		into[i] = proc__cpu_s(L->cpu_pid[i]);
+	}
+	*(into == L->cpu0 ? &L->self0 : &L->self1) = proc__cpu_s((int)getpid());
 }
 
 static int run(struct load *L)
@@ -284,6 +334,12 @@ static int run(struct load *L)
 	long recv0, measured, lost;
 	size_t i;
 
+	/* Nothing sent while the subscriptions settle: on a cluster a SUBACK
+	 * comes before the recipient's node has told the bus (NATS) of it. */
+	end = time__mono_ms() + o->settle_ms;
+	while(time__mono_ms() < end){
+		net__pass(L->all, L->nall, 1);
+	}
 	L->pace_t0 = time__mono_ns();
 	end = time__mono_ms() + o->warmup_ms;
 	while(time__mono_ms() < end){
@@ -291,6 +347,7 @@ static int run(struct load *L)
 	}
 	recv0 = L->recv_total;
 	cpu0 = proc__cpu_s(o->broker_pid);
+	cpu_read(L, L->cpu0);
 	t0 = time__mono_ns();
 	archwatch__mark(&L->aw, L->sent_total);
 	L->measuring = true;
@@ -301,6 +358,7 @@ static int run(struct load *L)
 	L->measuring = false;
 	t1 = time__mono_ns();
 	cpu1 = proc__cpu_s(o->broker_pid);
+	cpu_read(L, L->cpu1);
 	measured = L->recv_total - recv0;
 	archwatch__mark(&L->aw, L->sent_total);
 
@@ -340,7 +398,14 @@ static int connect_and_run(struct load *L, const char *pub, const char *sub, boo
 {
 	int rc;
 
-	if(connect_all(L, pub, sub, fanout) != MQC_OK || subscribe_all(L, fanout) != MQC_OK){
+	L->subo = *L->o;
+	if(L->o->sub_host){
+		L->subo.host = L->o->sub_host;
+	}
+	if(L->o->sub_port){
+		L->subo.port = L->o->sub_port;
+	}
+	if(parse_cpu_pids(L) != MQC_OK || connect_all(L, pub, sub, fanout) != MQC_OK || subscribe_all(L, fanout) != MQC_OK){
 		rc = fail_json(L);
 	}else{
 		rc = run(L) == MQC_OK ? 0 : 1;

@@ -41,7 +41,7 @@ struct mode {
 };
 
 static const struct mode modes[] = {
-	{ "pairs", load__pairs, "s<i> sends to the inbox of r<i> for i < --pairs" },
+	{ "pairs", load__pairs, "s<i> sends to the inbox of r<i> for i < --pairs (r<i> on --sub-host/--sub-port if given)" },
 	{ "fanout", load__fanout, "m0 sends to --room, its --members m<i> subscribed" },
 	{ "connect", conn__rate, "cold then warm logins of --users users (s<i>, r<i>)" },
 	{ "resume", conn__resume, "one login each of --prefix<i> for i < --users (--persistent, --token-seed)" },
@@ -79,8 +79,12 @@ static const struct opt opts[] = {
 	/* A thousandth of a second at least: less measures nothing. */
 	{ .name = "--seconds", .arg = "S", .kind = OPT_REAL, .off = OFF(seconds), .def = 5, .lo = 1e-3, .hi = 3600 },
 	{ .name = "--warmup-ms", .arg = "MS", .kind = OPT_INT, .off = OFF(warmup_ms), .def = 500, .lo = 0, .hi = 600000 },
+	{ .name = "--settle-ms", .arg = "MS", .kind = OPT_INT, .off = OFF(settle_ms), .lo = 0, .hi = 600000 },
 	{ .name = "--broker-pid", .arg = "PID", .kind = OPT_INT, .off = OFF(broker_pid), .lo = 0, .hi = 1L << 30 },
 	{ .name = "--pairs", .arg = "P", .kind = OPT_INT, .off = OFF(pairs), .def = 10, .lo = 1, .hi = 10000 },
+	{ .name = "--sub-host", .arg = "ADDR", .kind = OPT_STR, .off = OFF(sub_host) },
+	{ .name = "--sub-port", .arg = "N", .kind = OPT_INT, .off = OFF(sub_port), .lo = 1, .hi = 65535 },
+	{ .name = "--cpu-pids", .arg = "P,P..", .kind = OPT_STR, .off = OFF(cpu_pids) },
 	{ .name = "--archive-db", .arg = "PATH", .kind = OPT_STR, .off = OFF(archive_db) },
 	{ .name = "--archive-sql", .arg = "SQL", .kind = OPT_STR, .off = OFF(archive_sql), .def_str = "SELECT count(*) FROM messages" },
 	{ .name = "--members", .arg = "M", .kind = OPT_INT, .off = OFF(members), .def = 100, .lo = 1, .hi = 10000 },

@@ -340,7 +340,9 @@ class Cluster:
     auth.db (module docstring). start()/stop(failed) fit
     harness.serve_stack."""
 
-    def __init__(self, k=3, bus=False, front=True):
+    def __init__(self, k=3, bus=False, front=True, plugin_opts=None, front_env=None):
+        """plugin_opts: more plugin options for every node (over the bus's
+        own); front_env: HAProxy's environment (Front)."""
         self.root = tempfile.mkdtemp(prefix="mqchat-cluster-")
         os.chmod(self.root, 0o755)
         self.store = harness.Store(os.path.join(self.root, "auth.db"))
@@ -351,8 +353,9 @@ class Cluster:
             os.mkdir(d)
             db = os.path.join(d, "auth.db") if bus else self.store.path
             self.nodes.append(Node("node%d" % (i + 1), "127.0.0.%d" % (i + 2), d, db,
-                                   plugin_opts=BUS_PLUGIN_OPTS if bus else None))
-        self.front = Front(self.root, self.nodes) if front else None
+                                   plugin_opts=dict(BUS_PLUGIN_OPTS if bus else {},
+                                                    **(plugin_opts or {}))))
+        self.front = Front(self.root, self.nodes, env=front_env) if front else None
         self.nats = Nats(self.root) if bus else None
         self.archivers = {}
         self.buses = {}
