@@ -28,8 +28,9 @@
 
 #include "names.h"
 
-/* An open push store: a connection of one thread. Opaque: SQLite is its
- * only backend so far (push_store.c). */
+/* An open push store: a connection of one thread. Opaque: push_store.c
+ * sends each call to the backend DATA/store.conf names (SQLite's push.db,
+ * push_store_sqlite.c; or PostgreSQL, push_store_pg.c). */
 struct push_store;
 
 /* At most this many targets per person (one per device). */
