@@ -53,6 +53,7 @@ struct push_pg {
 	int busy_ms;           /* lock_timeout */
 	bool batch;            /* inside push_store__begin's transaction */
 	bool broken;           /* a statement failed for the connection */
+	bool opened;           /* the schema is there: close frees what it took */
 	char taker[33];        /* this connection's mark on the jobs it takes */
 	char errmsg[512];
 	char path[4096];       /* the setting file: names the store in messages */
@@ -359,10 +360,19 @@ static int check_schema(struct push_pg *s, char *err, size_t errlen)
 
 /* ---- opening ---- */
 
+/* A taker that stops frees what it took (a job still on its way at the
+ * stop may then go out twice, as on SQLite after a restart): another
+ * node need not wait for the lease. */
 static void pg_close(struct push_store *ps)
 {
 	struct push_pg *s = pg_of(ps);
+	const char *taker = s->taker;
 
+	if(s->conn && PQstatus(s->conn) == CONNECTION_OK && !s->broken
+			&& PQtransactionStatus(s->conn) == PQTRANS_IDLE && s->opened){
+		(void)run(s, "UPDATE queue SET taken_by = NULL, taken_until = 0 WHERE taken_by = $1", 1,
+				&taker, NULL);
+	}
 	if(s->conn) PQfinish(s->conn);
 	free(s);
 }
@@ -420,6 +430,7 @@ int push_store_pg__open(const struct store_conf *conf, struct push_store **out, 
 		return rc;
 	}
 	s->errmsg[0] = '\0';
+	s->opened = true;
 	*out = &s->ps;
 	return MQC_OK;
 }

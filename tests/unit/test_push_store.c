@@ -751,56 +751,76 @@ static void test_pg_two_takers_never_share_a_job(void **state)
 	assert_int_equal(one(f->db, "SELECT count(*) FROM queue", NULL), 0);
 }
 
-/* A taker that died with its jobs: another has none of them before the
- * lease ends, and all of them after; while it lives, the taker gets its
- * own again. */
+/* A taker that died with its jobs (a child that takes them and exits
+ * without closing): another has none of them before the lease ends, and
+ * all of them after. While it lives, a taker gets its own again; one that
+ * stops (closes) frees what it took at once. */
 static void test_pg_dead_takers_jobs_taken_after_the_lease(void **state)
 {
 	struct fx *f = *state;
 	struct push_store *other;
 	struct push_job j[4], k[4];
-	int64_t next;
-	int n, m;
+	int64_t next, first;
+	int n, m, st;
+	pid_t pid;
 
 	assert_int_equal(push_store__open(f->dir, &other, NULL, 0), MQC_OK);
 	assert_int_equal(push_store__enqueue(f->db, "alice", "phone", "d:bob", 1, "a", "bob", NULL, NOW), MQC_OK);
 	assert_int_equal(push_store__enqueue(f->db, "carol", "phone", "d:bob", 2, "b", "bob", NULL, NOW), MQC_OK);
+	first = one(f->db, "SELECT min(id) FROM queue", NULL);
+	/* a live taker gets its own again (the push thread skips those in
+	 * flight and starts those it could not); the other sees them not due
+	 * before the lease ends */
 	assert_int_equal(push_store__due(f->db, NOW, j, 4, &n), MQC_OK);
 	assert_int_equal(n, 2);
-	/* the other sees them not due before the lease ends */
 	assert_int_equal(push_store__due(other, NOW + 1, k, 4, &m), MQC_OK);
 	assert_int_equal(m, 0);
 	assert_int_equal(push_store__next_due(other, &next), MQC_OK);
 	assert_int_equal(next, NOW + PUSH_STORE_LEASE_MS);
-	/* the taker itself gets them again (the push thread skips those in
-	 * flight and starts those it could not) */
 	assert_int_equal(push_store__next_due(f->db, &next), MQC_OK);
 	assert_int_equal(next, NOW);
 	assert_int_equal(push_store__due(f->db, NOW + 2, k, 4, &m), MQC_OK);
 	assert_int_equal(m, 2);
 	assert_int_equal(k[0].id, j[0].id);
-	for(int i = 0; i < m; i++) push_store__job_free(&k[i]);
-	/* the taker dies: one lease after its last take, the other has them */
-	push_store__close(f->db);
-	f->db = NULL;
-	assert_int_equal(push_store__due(other, NOW + 2 + PUSH_STORE_LEASE_MS - 1, k, 4, &m), MQC_OK);
-	assert_int_equal(m, 0);
-	assert_int_equal(push_store__due(other, NOW + 2 + PUSH_STORE_LEASE_MS, k, 4, &m), MQC_OK);
-	assert_int_equal(m, 2);
-	assert_int_equal(k[0].id, j[0].id);
-	assert_int_equal(k[1].id, j[1].id);
-	/* a job given back (retried) is free at once for anyone */
-	assert_int_equal(push_store__job_retry(other, k[0].id, NOW + 5), MQC_OK);
-	assert_int_equal(push_store__open(f->dir, &f->db, NULL, 0), MQC_OK);
-	assert_int_equal(push_store__due(f->db, NOW + 5, j + 2, 2, &n), MQC_OK);
-	assert_int_equal(n, 1);
-	assert_int_equal(j[2].id, k[0].id);
-	assert_int_equal(j[2].attempts, 1);
-	push_store__job_free(&j[2]);
 	for(int i = 0; i < 2; i++){
 		push_store__job_free(&j[i]);
 		push_store__job_free(&k[i]);
 	}
+	/* a taker that stops frees them at once */
+	push_store__close(f->db);
+	f->db = NULL;
+	assert_int_equal(push_store__due(other, NOW + 3, k, 4, &m), MQC_OK);
+	assert_int_equal(m, 2);
+	/* ... and one that dies does not: they wait for the lease */
+	push_store__close(other);
+	pid = fork();
+	assert_true(pid >= 0);
+	if(pid == 0){
+		struct push_store *ps;
+
+		if(push_store__open(f->dir, &ps, NULL, 0) != MQC_OK) _exit(1);
+		if(push_store__due(ps, NOW + 10, j, 4, &n) != MQC_OK || n != 2) _exit(2);
+		_exit(0);   /* gone, its connection with it */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(push_store__open(f->dir, &other, NULL, 0), MQC_OK);
+	assert_int_equal(push_store__due(other, NOW + 10 + PUSH_STORE_LEASE_MS - 1, k, 4, &m), MQC_OK);
+	assert_int_equal(m, 0);
+	assert_int_equal(push_store__due(other, NOW + 10 + PUSH_STORE_LEASE_MS, k, 4, &m), MQC_OK);
+	assert_int_equal(m, 2);
+	assert_int_equal(k[0].id, first);
+	assert_int_equal(k[1].id, first + 1);
+	/* a job given back (retried) is free at once for anyone */
+	assert_int_equal(push_store__job_retry(other, k[0].id, NOW + 5), MQC_OK);
+	assert_int_equal(push_store__open(f->dir, &f->db, NULL, 0), MQC_OK);
+	assert_int_equal(push_store__due(f->db, NOW + 20, j, 2, &n), MQC_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(j[0].id, k[0].id);
+	assert_int_equal(j[0].attempts, 1);
+	push_store__job_free(&j[0]);
+	for(int i = 0; i < 2; i++) push_store__job_free(&k[i]);
 	push_store__close(other);
 }
 
