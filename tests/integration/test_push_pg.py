@@ -9,13 +9,17 @@ RPC lands in push.targets, a text to its person while away is notified,
 signed, once; the job leaves push.queue, the shared cursor in push.meta
 reaches the archive's seq, and the target's last_ok is written. A job
 another node's push thread took and never finished (its taker gone) is
-sent by this one once its lease is over.
+sent by this one once its lease is over. /health asks the server for the
+push store (a primary, schema `push` there).
 
 The server is the test's own (tests/unit/pg_cluster.sh); the module is
 skipped, saying why, when PostgreSQL 15 is not installed."""
+import json
 import os
 import shutil
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -46,9 +50,11 @@ class Node:
         for u in ("alice", "bob", "carol"):
             add_user(self.datadir, u, PASSWORD)
         self.webhook = WebhookFake()
+        self.metrics_port = harness.free_port()
         conf = os.path.join(self.datadir, "archiver.conf")
         with open(conf, "w") as f:
-            f.write("push_webhook = on\npush_allow_http = 1\npush_collapse_ms = 200\n")
+            f.write("push_webhook = on\npush_allow_http = 1\npush_collapse_ms = 200\nmetrics_port = %d\n"
+                    % self.metrics_port)
         self.broker = harness.Broker(self.datadir)
         self.arch = Archiver(self.datadir, self.broker.port, ["-c", conf])
         self.alice = None
@@ -168,3 +174,25 @@ def test_a_gone_takers_job_sent_after_its_lease(node):
     assert len(got) == 1 and got[0]["id"] == "m-gone", got
     harness.wait_for(lambda: node.sql("SELECT count(*) FROM push.queue")[0][0] == "0", T,
                      what="push.queue empty")
+
+
+def health(node):
+    """/health's stores, whatever its status."""
+    url = "http://127.0.0.1:%d/health" % node.metrics_port
+    try:
+        with urllib.request.urlopen(url, timeout=T) as r:
+            body = r.read()
+    except urllib.error.HTTPError as e:
+        body = e.read()
+    return json.loads(body)["stores"]
+
+
+def test_health_asks_the_server_for_the_push_store(node):
+    assert health(node)["push.db"] == "ok"
+    # The schema gone (renamed): /health says so, and ok again once it is back.
+    node.sql("ALTER SCHEMA push RENAME TO push_away")
+    try:
+        assert health(node)["push.db"] == "no push store (schema push) in the database"
+    finally:
+        node.sql("ALTER SCHEMA push_away RENAME TO push")
+    assert health(node)["push.db"] == "ok"
