@@ -40,9 +40,11 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -MMD -MP
 # The PostgreSQL backends (common/*_pg.c) go into a module of their own,
 # not into every program (common/store_conf.h).
 STORE_PG_SRC := $(wildcard common/*_pg.c)
+# The push store's PostgreSQL backend sits beside its SQLite one.
+STORE_PG_SRC += archiver/push_store_pg.c
 COMMON_SRC := $(filter-out $(STORE_PG_SRC),$(wildcard common/*.c))
 PLUGIN_SRC := $(wildcard plugin/*.c)
-ARCHIVER_SRC := $(wildcard archiver/*.c)
+ARCHIVER_SRC := $(filter-out $(STORE_PG_SRC),$(wildcard archiver/*.c))
 CLIENT_SRC := $(wildcard client/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -146,6 +148,7 @@ $(BUILD)/tests/mqchat_store_pg.so: $(STORE_PG_SO)
 	@mkdir -p $(dir $@)
 	cp $< $@
 PG_UNIT := $(addprefix $(BUILD)/tests/,test_userdb test_nick test_archiver_seen)
+PG_UNIT += $(BUILD)/tests/test_push_store
 $(PG_UNIT): $(BUILD)/tests/mqchat_store_pg.so
 $(PG_UNIT): private CPPFLAGS += $(PG_CPPFLAGS)
 $(PG_UNIT): private LDLIBS_COMMON += -lpq

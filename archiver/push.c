@@ -598,8 +598,12 @@ static int scan(struct push *p)
 	t.cache = &cache;
 	t.muted = &muted;
 	t.now = time__now_ms();
-	t.last = p->cursor;
 	rc = push_store__begin(p->db);
+	/* Read again inside the batch, which holds it: on a shared store
+	 * another node's push thread may have moved it, and waits for this
+	 * batch before it reads it again (push_store.h). */
+	if(rc == MQC_OK) rc = push_store__cursor(p->db, &p->cursor);
+	t.last = p->cursor;
 	if(rc == MQC_OK){
 		rc = archive__feed_each(p->ar, p->cursor, PUSH_BATCH, scan_row, &t);
 		if(rc != MQC_OK && t.stop == MQC_OK){

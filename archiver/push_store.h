@@ -28,9 +28,15 @@
 
 #include "names.h"
 
-/* An open push store: a connection of one thread. Opaque: SQLite is its
- * only backend so far (push_store.c). */
+/* An open push store: a connection of one thread. Opaque: push_store.c
+ * sends each call to the backend DATA/store.conf names (SQLite's push.db,
+ * push_store_sqlite.c; or PostgreSQL, push_store_pg.c). */
 struct push_store;
+
+/* How long a job push_store__due handed out stays taken on a shared store:
+ * well past a request's time limit (push_send.h, 10 s), so a job is sent
+ * twice only when its taker died or hung with it. */
+#define PUSH_STORE_LEASE_MS 30000
 
 /* At most this many targets per person (one per device). */
 #define PUSH_TARGETS_MAX 32
@@ -124,7 +130,12 @@ int push_store__enqueue(struct push_store *ps, const char *user, const char *dev
 		const char *conv, int64_t seq, const char *msg_id, const char *sender,
 		const char *preview, int64_t due_ms);
 /* Up to max jobs due at now_ms, oldest due first, into jobs (each freed
- * with push_store__job_free); *n how many. */
+ * with push_store__job_free); *n how many. On a shared store (PostgreSQL)
+ * they are taken: another connection's due skips them (its push thread,
+ * on another node) until job_sent, job_done or job_retry, or until
+ * PUSH_STORE_LEASE_MS after now_ms (their taker died); this connection
+ * gets them again. next_due counts another's taken job as due when its
+ * lease ends. SQLite has one push thread and takes nothing. */
 int push_store__due(struct push_store *ps, int64_t now_ms, struct push_job *jobs, int max, int *n);
 void push_store__job_free(struct push_job *j);
 /* The earliest due time of any job (0: none). */
@@ -148,7 +159,11 @@ int push_store__begin(struct push_store *ps);
 int push_store__commit(struct push_store *ps);
 void push_store__rollback(struct push_store *ps);
 
-/* The archive seq the push thread has looked at (0 at first). */
+/* The archive seq the push thread has looked at (0 at first): one for
+ * the store. Read inside a batch it is held until the batch ends, so
+ * another connection's batch that reads it (another node's push thread,
+ * reading the same shared archive) waits, then starts where this one
+ * stopped: each message is queued once. */
 int push_store__cursor(struct push_store *ps, int64_t *seq);
 int push_store__set_cursor(struct push_store *ps, int64_t seq);
 

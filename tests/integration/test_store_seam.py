@@ -26,7 +26,7 @@ ALLOWED = {
     "archiver/archive_search.c": "the same backend: search over its FTS5 index (archive_ext.h)",
     "archiver/archive_feed.c": "the same backend: the push thread's reads (archive.h, the feed)",
     "archiver/archive_sqlite.h": "the backend's connection, shared by its files (restore.c, tests)",
-    "archiver/push_store.c": "the push store in SQLite (push.db), behind an opaque handle",
+    "archiver/push_store_sqlite.c": "the push store in SQLite (push.db), behind push_store_backend.h's table",
     "archiver/push_store_sqlite.h": "its connection, for tests' raw SQL",
     "common/sqlutil.c": "helpers of the SQLite backends: result codes, schema version, writable check",
     "common/sqlutil.h": "the same",
