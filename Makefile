@@ -37,12 +37,12 @@ BUILD ?= build
 
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -MMD -MP
 
-# The PostgreSQL backends (common/*_pg.c) go into a module of their own,
-# not into every program (common/store_conf.h).
-STORE_PG_SRC := $(wildcard common/*_pg.c)
+# The PostgreSQL backends (common/*_pg.c, archiver/*_pg.c) go into a
+# module of their own, not into every program (common/store_conf.h).
+STORE_PG_SRC := $(wildcard common/*_pg.c archiver/*_pg.c)
 COMMON_SRC := $(filter-out $(STORE_PG_SRC),$(wildcard common/*.c))
 PLUGIN_SRC := $(wildcard plugin/*.c)
-ARCHIVER_SRC := $(wildcard archiver/*.c)
+ARCHIVER_SRC := $(filter-out $(STORE_PG_SRC),$(wildcard archiver/*.c))
 CLIENT_SRC := $(wildcard client/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -145,7 +145,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 $(BUILD)/tests/mqchat_store_pg.so: $(STORE_PG_SO)
 	@mkdir -p $(dir $@)
 	cp $< $@
-PG_UNIT := $(addprefix $(BUILD)/tests/,test_userdb test_nick test_archiver_seen)
+PG_UNIT := $(addprefix $(BUILD)/tests/,test_userdb test_nick test_archiver_seen test_archive_backends)
 $(PG_UNIT): $(BUILD)/tests/mqchat_store_pg.so
 $(PG_UNIT): private CPPFLAGS += $(PG_CPPFLAGS)
 $(PG_UNIT): private LDLIBS_COMMON += -lpq
