@@ -211,6 +211,11 @@ static const char schema_v2[] =
 	"CREATE INDEX reads_conv ON archive.reads(conv);"
 	"CREATE TABLE archive.reactions(seq bigint NOT NULL, \"user\" " T " NOT NULL,"
 	" emoji " T " NOT NULL, at bigint NOT NULL, PRIMARY KEY(seq, \"user\", emoji));"
+	/* search (pg_trgm: in Debian's postgresql-15; a trusted extension,
+	 * so the database's owner may create it): the texts not deleted. */
+	"CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA archive;"
+	"CREATE INDEX messages_trgm ON archive.messages USING gin (body archive.gin_trgm_ops)"
+	" WHERE type='text' AND deleted IS NULL;"
 	"CREATE FUNCTION archive.seq_floor(since bigint) RETURNS bigint LANGUAGE plpgsql STABLE AS $f$"
 	" DECLARE lo bigint; hi bigint; mid bigint; s bigint; t bigint;"
 	" BEGIN"
@@ -1294,45 +1299,190 @@ static json_t *pg_export_page(struct archive *base, const char *user, int64_t si
 	return NULL;
 }
 
+/* ---- edits and deletes (archive_ext.h) ---- */
+
 static int pg_text_find(struct archive *base, const char *sender, const char *id, const char *room,
 		struct archive_text *t)
 {
-	(void)sender;
-	(void)id;
-	(void)room;
-	(void)t;
-	return not_yet(pg(base), "edit and delete");
+	const char *args[3] = {sender, id, room};
+	PGresult *r;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if(sender == NULL || id == NULL) return MQC_ERR_INVAL;
+	rc = query(pg(base), "SELECT seq, sender, recipient, room, server_ts, deleted IS NOT NULL FROM messages"
+			" WHERE sender=$1 AND id=$2 AND type='text' AND ($3::text IS NULL OR room=$3::text)"
+			" ORDER BY seq DESC LIMIT 1", 3, args, &r);
+	if(rc != MQC_OK) return rc;
+	if(PQntuples(r) == 0){
+		PQclear(r);
+		return MQC_ERR_NOTFOUND;
+	}
+	t->seq = col64(r, 0, 0);
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	snprintf(t->sender, sizeof(t->sender), "%s", PQgetvalue(r, 0, 1));
+	snprintf(t->recipient, sizeof(t->recipient), "%s", PQgetvalue(r, 0, 2));
+	snprintf(t->room, sizeof(t->room), "%s", PQgetvalue(r, 0, 3));
+	t->server_ts = col64(r, 0, 4);
+	t->deleted = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
+	PQclear(r);
+	return MQC_OK;
+}
+
+/* Run sql (one UPDATE of the row $1, $2 text a, $3 integer b): MQC_OK if
+ * it changed exactly that row. */
+static int update_text(struct archive_pg *s, const char *sql, int64_t seq, const char *a, int64_t b)
+{
+	char sv[I64_LEN], bv[I64_LEN];
+	const char *args[3] = {i64(sv, seq), a, i64(bv, b)};
+	PGresult *r;
+	int rc = query(s, sql, 3, args, &r);
+
+	if(rc != MQC_OK) return rc;
+	rc = strcmp(PQcmdTuples(r), "1") == 0 ? MQC_OK : MQC_ERR_NOTFOUND;
+	PQclear(r);
+	return rc;
+}
+
+/* The row of type ('edit' or 'delete') from sender about text t, in t's
+ * conversation, with body: *seq its seq. Inside the caller's transaction
+ * (archive__begin: the seq lock held). */
+static int store_row(struct archive_pg *s, const struct archive_text *t, const char *type,
+		const char *sender, const char *row_id, const char *body, int64_t now, int64_t *seq)
+{
+	char conv[CONV_LEN], sv[I64_LEN], nv[I64_LEN], idh[I64_LEN];
+	const char *recipient = t->room[0] ? NULL : t->recipient, *room = t->room[0] ? t->room : NULL;
+	const char *args[11];
+	int rc;
+
+	if(!s->locked){
+		snprintf(s->errmsg, sizeof(s->errmsg), "an edit outside archive__begin's transaction");
+		return MQC_ERR_INVAL;
+	}
+	if(room) snprintf(conv, sizeof(conv), "r:%s", room);
+	else archkey__dm_conv(t->sender, recipient, conv, sizeof(conv));
+	args[0] = i64(sv, s->next);
+	args[1] = sender;
+	args[2] = recipient;
+	args[3] = room;
+	args[4] = conv;
+	args[5] = type;
+	args[6] = row_id;
+	args[7] = body;
+	args[8] = i64(nv, now);
+	args[9] = i64(idh, archkey__id_hash(sender, row_id));
+	args[10] = t->id;
+	{
+		const char *all[12];
+
+		memcpy(all, args, sizeof(args));
+		all[11] = t->sender;
+		rc = query(s, "INSERT INTO messages(seq, sender, recipient, room, conv, type, id, body, ts, server_ts,"
+				" idh, ref, of) VALUES($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $9::bigint,"
+				" $10::bigint, $11, $12)", 12, all, NULL);
+	}
+	if(rc != MQC_OK) return rc;
+	*seq = s->next++;
+	return MQC_OK;
 }
 
 static int pg_text_edit(struct archive *base, const struct archive_text *t, const char *body,
 		const char *row_id, int64_t now, int64_t *seq)
 {
-	(void)t;
-	(void)body;
-	(void)row_id;
-	(void)now;
-	(void)seq;
-	return not_yet(pg(base), "edit");
+	struct archive_pg *s = pg(base);
+	int rc = update_text(s, "UPDATE messages SET body=$2, edited=$3::bigint WHERE seq=$1::bigint"
+			" AND deleted IS NULL", t->seq, body, now);
+
+	if(rc != MQC_OK) return rc;
+	return store_row(s, t, "edit", t->sender, row_id, body, now, seq);
 }
 
+/* A tombstone has no reactions (archive.db's messages_tombstone trigger). */
 static int pg_text_delete(struct archive *base, const struct archive_text *t, const char *who,
 		const char *row_id, int64_t now, int64_t *seq)
 {
-	(void)t;
-	(void)who;
-	(void)row_id;
-	(void)now;
-	(void)seq;
-	return not_yet(pg(base), "delete");
+	struct archive_pg *s = pg(base);
+	char sv[I64_LEN];
+	const char *args[1] = {i64(sv, t->seq)};
+	int rc = update_text(s, "UPDATE messages SET body='', deleted_by=$2, deleted=$3::bigint"
+			" WHERE seq=$1::bigint AND deleted IS NULL", t->seq, who, now);
+
+	if(rc == MQC_OK) rc = query(s, "DELETE FROM reactions WHERE seq=$1::bigint", 1, args, NULL);
+	if(rc != MQC_OK) return rc;
+	return store_row(s, t, "delete", who, row_id, "", now, seq);
 }
+
+/* ---- search ----
+ * pg_trgm's GIN index (messages_trgm, texts not deleted) serves ILIKE
+ * '%text%': any substring, case folded as the database's locale folds
+ * (FTS5's trigram tokenizer folds Unicode; a database in the C locale
+ * folds ASCII only). One statement: the hits the asker may read, newest
+ * first, as archive_search.c's readable() says. */
+static const char sql_search[] = WITH_REACTIONS(
+	"SELECT " MSG_COLS " FROM messages AS m WHERE type='text' AND deleted IS NULL"
+	" AND body ILIKE $1 AND seq < $2::bigint AND ("
+	"(recipient IS NOT NULL AND $6::text IS NULL AND server_ts >= $4::bigint"
+	" AND ((sender=$3::text AND ($5::text IS NULL OR recipient=$5::text))"
+	" OR (recipient=$3::text AND sender<>$3::text AND ($5::text IS NULL OR sender=$5::text))))"
+	" OR (room IS NOT NULL AND $5::text IS NULL AND ($6::text IS NULL OR room=$6::text)"
+	" AND EXISTS(SELECT 1 FROM unnest($7::text[], $8::bigint[]) AS r(name, since)"
+	" WHERE r.name=m.room AND m.server_ts >= r.since)))"
+	" ORDER BY seq DESC LIMIT $9::bigint", "DESC");
 
 static json_t *pg_search(struct archive *base, const struct archive_search *q, bool *more, int64_t *next)
 {
-	(void)q;
+	char *pattern = NULL, *names = NULL, *sinces = NULL, *p;
+	const char **list = NULL;
+	int64_t *since = NULL;
+	char before[I64_LEN], us[I64_LEN], lim[I64_LEN];
+	const char *args[9];
+	json_t *arr = NULL;
+	size_t i, len;
+
 	*more = false;
 	*next = 0;
-	not_yet(pg(base), "search");
-	return NULL;
+	if(q->text == NULL || q->limit < 1) return NULL;
+	/* A literal: LIKE's %, _ and its escape \ escaped. */
+	len = strlen(q->text);
+	pattern = malloc(2 * len + 3);
+	list = calloc(q->nrooms + 1, sizeof(*list));
+	since = calloc(q->nrooms + 1, sizeof(*since));
+	if(pattern == NULL || list == NULL || since == NULL) goto done;
+	p = pattern;
+	*p++ = '%';
+	for(i = 0; i < len; i++){
+		if(q->text[i] == '%' || q->text[i] == '_' || q->text[i] == '\\') *p++ = '\\';
+		*p++ = q->text[i];
+	}
+	*p++ = '%';
+	*p = '\0';
+	for(i = 0; i < q->nrooms; i++){
+		list[i] = q->rooms[i].name;
+		since[i] = q->rooms[i].since;
+	}
+	names = text_array(list, q->nrooms);
+	sinces = int_array(since, q->nrooms);
+	if(names == NULL || sinces == NULL) goto done;
+	args[0] = pattern;
+	args[1] = i64(before, q->before > 0 ? q->before : INT64_MAX);
+	args[2] = q->user;
+	args[3] = i64(us, q->user_since);
+	args[4] = q->with;
+	args[5] = q->room;
+	args[6] = names;
+	args[7] = sinces;
+	args[8] = i64(lim, (int64_t)q->limit + 1);
+	arr = collect(pg(base), sql_search, 9, args, q->limit, more);
+	if(arr && *more){
+		*next = json_integer_value(json_object_get(json_array_get(arr, json_array_size(arr) - 1), "seq"));
+	}
+done:
+	free(pattern);
+	free(list);
+	free(since);
+	free(names);
+	free(sinces);
+	return arr;
 }
 
 static const struct archive_ops pg_ops = {

@@ -232,6 +232,39 @@ static void compare_reads(struct fx *f)
 			}
 		}
 	}
+	/* search: a few texts, each user, narrowed or not, page by page */
+	for(u = 0; u < 4; u++){
+		static const char *const texts[] = {"text", "ext 1", "from ann", "HELLO", "xyz", "resent"};
+		struct archive_room rr[2] = {{"hall", 0}, {"yard", 0}};
+
+		for(k = 0; k < sizeof(texts) / sizeof(texts[0]); k++){
+			for(int narrow = 0; narrow < 3; narrow++){
+				struct archive_search q = {.text = texts[k], .user = users[u], .rooms = rr,
+					.nrooms = 2, .limit = 3, .max_scan = 100000, .budget_ms = 10000};
+				int64_t before = 0;
+
+				if(narrow == 1) q.with = users[(u + 1) % 4];
+				if(narrow == 2) q.room = "hall";
+				for(int page = 0; page < 20; page++){
+					bool ma, mb;
+					int64_t na, nb;
+					json_t *a, *b;
+
+					q.before = before;
+					a = archive__search(f->ar, &q, &ma, &na);
+					b = archive__search(f->ref, &q, &mb, &nb);
+					if(a == NULL) fail_msg("search: %s", archive__errmsg(f->ar));
+					same_json(a, b, "search");
+					assert_int_equal(ma, mb);
+					json_decref(a);
+					json_decref(b);
+					if(!ma) break;
+					assert_int_equal(na, nb);
+					before = na;
+				}
+			}
+		}
+	}
 	/* get of every seq (and one past the end) */
 	assert_int_equal(archive__index_mark(f->ar, &last), MQC_OK);
 	for(s = 0; s <= last + 1; s++){
@@ -363,6 +396,73 @@ static void test_holder_rule(void **state)
 	j = archive__history(f->ar, "d:ann|ben", h.created, 0, 10, &more);
 	assert_int_equal(json_array_size(j), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "body")), "new holder");
+	json_decref(j);
+	compare_reads(f);
+}
+
+/* An edit and a delete, as the edit ops make them: the text changed in
+ * place (a tombstone loses its reactions and leaves search), a row of
+ * its own that sync returns. */
+static void edit_both(struct fx *f, const char *sender, const char *id, const char *room,
+		const char *body, const char *who)
+{
+	struct archive_text ta, tb;
+	int64_t sa, sb;
+
+	begin_both(f, false);
+	assert_int_equal(archive__text_find(f->ar, sender, id, room, &ta), MQC_OK);
+	if(f->ref){
+		assert_int_equal(archive__text_find(f->ref, sender, id, room, &tb), MQC_OK);
+		assert_memory_equal(&ta, &tb, sizeof(ta));
+	}
+	if(body){
+		assert_int_equal(archive__text_edit(f->ar, &ta, body, "ed1", f->clock, &sa), MQC_OK);
+		if(f->ref) assert_int_equal(archive__text_edit(f->ref, &tb, body, "ed1", f->clock, &sb), MQC_OK);
+	}else{
+		assert_int_equal(archive__text_delete(f->ar, &ta, who, "del1", f->clock, &sa), MQC_OK);
+		if(f->ref) assert_int_equal(archive__text_delete(f->ref, &tb, who, "del1", f->clock, &sb), MQC_OK);
+	}
+	if(f->ref) assert_int_equal(sa, sb);
+	f->clock++;
+	commit_both(f, false);
+}
+
+static void test_edit_delete_search(void **state)
+{
+	struct fx *f = *state;
+	struct archive_msg react = {.sender = "ben", .recipient = "ann", .id = "r1", .body = "",
+		.type = ARCHIVE_TYPE_REACTION, .ref = "a2", .of = "ann", .emoji = "x", .ts = -1};
+	struct archive_room rr[1] = {{"hall", 0}};
+	struct archive_search q = {.text = "hello", .user = "ben", .rooms = rr, .nrooms = 1, .limit = 10};
+	struct archive_text t;
+	bool more;
+	int64_t next;
+	json_t *j;
+
+	assert_true(text(f, "ann", "ben", NULL, "a1", "Hello there"));
+	assert_true(text(f, "ann", "ben", NULL, "a2", "hello again 100%_done"));
+	assert_true(text(f, "cat", NULL, "hall", "c1", "hello hall"));
+	react.server_ts = f->clock++;
+	assert_true(store_on(f, &react, NULL));
+	edit_both(f, "ann", "a1", NULL, "goodbye there", NULL);
+	edit_both(f, "ann", "a2", NULL, NULL, "ann");
+	assert_int_equal(archive__text_find(f->ar, "ann", "zz", NULL, &t), MQC_ERR_NOTFOUND);
+	j = archive__get(f->ar, 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "body")), "");
+	assert_null(json_object_get(json_array_get(j, 0), "reactions"));
+	json_decref(j);
+	j = archive__search(f->ar, &q, &more, &next);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(j), 1);   /* the room's: a1 edited, a2 deleted */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "id")), "c1");
+	json_decref(j);
+	q.text = "GOODBYE";
+	j = archive__search(f->ar, &q, &more, &next);
+	assert_int_equal(json_array_size(j), 1);
+	json_decref(j);
+	q.text = "%_d";   /* LIKE's own characters are literals */
+	j = archive__search(f->ar, &q, &more, &next);
+	assert_int_equal(json_array_size(j), 0);
 	json_decref(j);
 	compare_reads(f);
 }
@@ -546,12 +646,10 @@ static void test_newer_schema_and_not_yet(void **state)
 {
 	struct fx *f = *state;
 	struct archive *ar = NULL;
-	struct archive_search q = {.text = "hello", .user = "ann", .limit = 5};
 	char err[512] = "", v[16];
-	bool more;
-	int64_t next;
+	int64_t deleted;
 
-	assert_null(archive__search(f->ar, &q, &more, &next));
+	assert_int_equal(archive__purge(f->ar, 1000, &deleted), MQC_ERR_INVAL);
 	assert_non_null(strstr(archive__errmsg(f->ar), "not on PostgreSQL yet"));
 	pg_sql("UPDATE archive.meta SET value='99' WHERE key='schema_version'");
 	assert_int_equal(archive__open(f->path, &ar, err, sizeof(err)), MQC_ERR_SCHEMA);
@@ -567,6 +665,7 @@ static const struct CMUnitTest both[] = {
 	cmocka_unit_test_setup_teardown(test_store_and_read, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_holder_rule, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_random_same_answers, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_edit_delete_search, setup, teardown),
 };
 
 /* What only a shared server has: several writers, several openers, its
