@@ -51,6 +51,9 @@ static const struct archive_feed_ops pg_feed_ops;
 #define LOCK_SCHEMA "7165012657120370"
 
 #define CONV_LEN (2 * NAME_MAX_LEN + 8)
+/* ARCHIVE_BATCH (archive.h) in SQL text. */
+#define ARCHIVE_BATCH_TEXT "1000"
+_Static_assert(ARCHIVE_BATCH == 1000, "ARCHIVE_BATCH_TEXT is ARCHIVE_BATCH");
 
 struct archive_pg {
 	struct archive base;   /* first: the table of functions */
@@ -1251,34 +1254,170 @@ static int pg_index_mark(struct archive *base, int64_t *mark)
 	return query_int(pg(base), "SELECT COALESCE(max(seq), 0) FROM messages", 0, NULL, 0, mark);
 }
 
+/* ---- deleting: expiry, purge, erasure ----
+ * What archive.db's triggers do when a text or event goes
+ * (messages_gone, convs_emptied) is done by the deleting statements
+ * here: its reactions go, its conversation's last_seq goes back to the
+ * last text or event left (0: none), and a conversation left empty has
+ * nothing unread (every marker to its end). Each batch is one
+ * transaction that takes the seq lock first, as every writer does. */
+
+/* Delete the messages whose seqs sel selects (its parameters args), in
+ * the open transaction; *n += how many. */
+static int delete_msgs(struct archive_pg *s, const char *sel, int nargs, const char *const *args,
+		int64_t *n)
+{
+	char sql[1024];
+	const char *cargs[1];
+	char *list = NULL;
+	PGresult *r;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "WITH g AS (DELETE FROM messages WHERE seq IN (%s) RETURNING seq, conv, type),"
+			" x AS (DELETE FROM reactions WHERE seq IN (SELECT seq FROM g WHERE type IN ('text','event')))"
+			" SELECT count(*), COALESCE(array_agg(DISTINCT conv) FILTER (WHERE type IN ('text','event')),"
+			" '{}') FROM g", sel);
+	rc = query(s, sql, nargs, args, &r);
+	if(rc != MQC_OK) return rc;
+	*n += col64(r, 0, 0);
+	if(strcmp(PQgetvalue(r, 0, 1), "{}") != 0) list = strdup(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if(list == NULL) return MQC_OK;
+	cargs[0] = list;
+	/* A second statement: it must see the rows gone. */
+	rc = query(s, "WITH old AS (SELECT conv, last_seq FROM convs WHERE conv = ANY($1::text[])"
+			"  AND last_seq <> 0 AND NOT EXISTS(SELECT 1 FROM messages WHERE seq = convs.last_seq)),"
+			" c AS (UPDATE convs SET last_seq = COALESCE((SELECT max(m.seq) FROM messages AS m"
+			"  WHERE m.conv = convs.conv AND m.type IN ('text','event')), 0) FROM old"
+			"  WHERE convs.conv = old.conv RETURNING convs.conv, convs.last_seq, convs.n, old.last_seq AS was)"
+			" UPDATE reads SET read_n = c.n, read_seq = GREATEST(reads.read_seq, c.was) FROM c"
+			" WHERE reads.conv = c.conv AND c.last_seq = 0", 1, cargs, NULL);
+	free(list);
+	return rc;
+}
+
+/* Run delete_msgs on sel (which selects at most ARCHIVE_BATCH seqs) in
+ * transactions of one batch each until a batch deletes fewer. */
+static int delete_batches(struct archive_pg *s, const char *sel, int nargs, const char *const *args,
+		int64_t *deleted)
+{
+	int64_t n;
+	int rc;
+
+	*deleted = 0;
+	do{
+		n = 0;
+		rc = pg_begin(&s->base);
+		if(rc == MQC_OK) rc = delete_msgs(s, sel, nargs, args, &n);
+		rc = done(s, true, rc);
+		if(rc != MQC_OK) return rc;
+		*deleted += n;
+	}while(n >= ARCHIVE_BATCH);
+	return MQC_OK;
+}
+
+static bool in_list(const char *str, const char *const *list, size_t n)
+{
+	if(str == NULL) return false;
+	for(size_t i = 0; i < n; i++){
+		if(strcmp(str, list[i]) == 0) return true;
+	}
+	return false;
+}
+
+/* archive.c's expire_step: the same scan in seq order, the same stop at
+ * the first row not yet due, in one transaction. */
 static int pg_expire_step(struct archive *base, const char *conv,
 		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
 		int64_t *cursor, int64_t *deleted, bool *done_)
 {
-	(void)conv;
-	(void)skip_rooms;
-	(void)nskip;
-	(void)cutoff_ms;
-	(void)max_scan;
-	(void)cursor;
-	(void)deleted;
-	*done_ = true;
-	return not_yet(pg(base), "expiry");
+	struct archive_pg *s = pg(base);
+	char cur[I64_LEN], max[I64_LEN];
+	const char *args[3] = {i64(cur, *cursor), i64(max, max_scan > 0 ? max_scan : ARCHIVE_BATCH), conv};
+	int64_t *seqs = NULL, *left, n = 0;
+	char *list = NULL;
+	PGresult *r;
+	int i, rows, rc;
+
+	*done_ = false;
+	if(max_scan <= 0) max_scan = ARCHIVE_BATCH;
+	rc = pg_begin(base);
+	if(rc != MQC_OK) return rc;
+	rc = query(s, conv ? "SELECT seq, server_ts, room FROM messages WHERE conv=$3 AND seq>$1::bigint"
+			" ORDER BY seq LIMIT $2::bigint"
+			: "SELECT seq, server_ts, room FROM messages WHERE seq>$1::bigint ORDER BY seq LIMIT $2::bigint",
+			conv ? 3 : 2, args, &r);
+	if(rc != MQC_OK) goto fail;
+	rows = PQntuples(r);
+	seqs = malloc(((size_t)rows + 1) * sizeof(*seqs));
+	if(seqs == NULL){
+		PQclear(r);
+		rc = MQC_ERR_NOMEM;
+		goto fail;
+	}
+	left = seqs;
+	for(i = 0; i < rows; i++){
+		if(col64(r, i, 1) >= cutoff_ms){
+			*done_ = true;
+			break;
+		}
+		*cursor = col64(r, i, 0);
+		if(in_list(coltext(r, i, 2), skip_rooms, nskip)) continue;
+		*left++ = col64(r, i, 0);
+	}
+	PQclear(r);
+	if(rows < max_scan) *done_ = true;
+	if(left > seqs){
+		const char *dargs[1];
+
+		list = int_array(seqs, (size_t)(left - seqs));
+		if(list == NULL){
+			rc = MQC_ERR_NOMEM;
+			goto fail;
+		}
+		dargs[0] = list;
+		rc = delete_msgs(s, "SELECT unnest($1::bigint[])", 1, dargs, &n);
+		if(rc != MQC_OK) goto fail;
+	}
+	rc = pg_commit(base);
+	if(rc == MQC_OK) *deleted += n;
+	free(seqs);
+	free(list);
+	return rc;
+fail:
+	free(seqs);
+	free(list);
+	pg_rollback(base);
+	return rc;
 }
 
 static int pg_purge(struct archive *base, int64_t cutoff_ms, int64_t *deleted)
 {
-	(void)cutoff_ms;
-	*deleted = 0;
-	return not_yet(pg(base), "purge");
+	char v[I64_LEN];
+	const char *args[1] = {i64(v, cutoff_ms)};
+
+	return delete_batches(pg(base), "SELECT seq FROM messages WHERE server_ts<$1::bigint ORDER BY seq"
+			" LIMIT " ARCHIVE_BATCH_TEXT, 1, args, deleted);
 }
 
 static int pg_erase_user(struct archive *base, const char *user, int64_t since_ms, int64_t *deleted)
 {
-	(void)user;
-	(void)since_ms;
-	*deleted = 0;
-	return not_yet(pg(base), "erasing a user's messages");
+	struct archive_pg *s = pg(base);
+	char v[I64_LEN];
+	const char *args[2] = {user, i64(v, since_ms)};
+	int rc;
+
+	if(user == NULL) return MQC_ERR_INVAL;
+	rc = delete_batches(s, "SELECT seq FROM messages WHERE (sender=$1 OR recipient=$1)"
+			" AND server_ts>=$2::bigint LIMIT " ARCHIVE_BATCH_TEXT, 2, args, deleted);
+	/* Then what the user did to others': reactions, read markers. */
+	if(rc == MQC_OK) rc = pg_begin(base);
+	if(rc == MQC_OK){
+		rc = query(s, "DELETE FROM reactions WHERE \"user\"=$1 AND at>=$2::bigint", 2, args, NULL);
+		if(rc == MQC_OK) rc = query(s, "DELETE FROM reads WHERE \"user\"=$1", 1, args, NULL);
+		rc = done(s, true, rc);
+	}
+	return rc;
 }
 
 static json_t *pg_stats(struct archive *base)

@@ -469,12 +469,11 @@ static void test_edit_delete_search(void **state)
 
 /* Random stores in plain transactions and batches (texts, events,
  * reactions, resends, receipts), every read compared with SQLite's. */
-static void test_random_same_answers(void **state)
+static void random_fill(struct fx *f, int rounds)
 {
-	struct fx *f = *state;
 	char id[32], body[64];
 
-	for(int round = 0; round < 40; round++){
+	for(int round = 0; round < rounds; round++){
 		bool batch = rand_r(&f->seed) % 2, tx = batch || rand_r(&f->seed) % 3 == 0;
 		int n = 1 + rand_r(&f->seed) % 6;
 
@@ -525,6 +524,56 @@ static void test_random_same_answers(void **state)
 			}
 		}
 		if(tx) commit_both(f, batch);
+	}
+}
+
+static void test_random_same_answers(void **state)
+{
+	struct fx *f = *state;
+
+	random_fill(f, 40);
+	compare_reads(f);
+}
+
+/* Expiry (a room's, then all but a room), erasure and purge on the same
+ * random archive: the same rows go, the conversations and markers left
+ * the same. */
+static void test_expire_erase_purge(void **state)
+{
+	struct fx *f = *state;
+	int64_t cut, da = 0, db = 0, ca, cb;
+	bool done;
+	int steps;
+
+	random_fill(f, 40);
+	cut = 1000 + (f->clock - 1000) / 3;
+	for(int pass = 0; pass < 2; pass++){
+		const char *skip[1] = {"yard"};
+
+		ca = cb = 0;
+		for(steps = 0, done = false; !done && steps < 1000; steps++){
+			assert_int_equal(archive__expire_step(f->ar, pass ? NULL : "r:hall", skip, pass, cut, 7,
+						&ca, &da, &done), MQC_OK);
+		}
+		for(steps = 0, done = false; f->ref && !done && steps < 1000; steps++){
+			assert_int_equal(archive__expire_step(f->ref, pass ? NULL : "r:hall", skip, pass, cut, 7,
+						&cb, &db, &done), MQC_OK);
+		}
+		if(f->ref) assert_int_equal(da, db);
+		compare_reads(f);
+		cut += (f->clock - 1000) / 3;
+	}
+	assert_true(da > 0);
+	assert_int_equal(archive__erase_user(f->ar, "ben", 0, &da), MQC_OK);
+	if(f->ref){
+		assert_int_equal(archive__erase_user(f->ref, "ben", 0, &db), MQC_OK);
+		assert_int_equal(da, db);
+	}
+	compare_reads(f);
+	assert_int_equal(archive__purge(f->ar, cut, &da), MQC_OK);
+	if(f->ref){
+		assert_int_equal(archive__purge(f->ref, cut, &db), MQC_OK);
+		assert_int_equal(da, db);
 	}
 	compare_reads(f);
 }
@@ -647,9 +696,8 @@ static void test_newer_schema_and_not_yet(void **state)
 	struct fx *f = *state;
 	struct archive *ar = NULL;
 	char err[512] = "", v[16];
-	int64_t deleted;
 
-	assert_int_equal(archive__purge(f->ar, 1000, &deleted), MQC_ERR_INVAL);
+	assert_null(archive__stats(f->ar));
 	assert_non_null(strstr(archive__errmsg(f->ar), "not on PostgreSQL yet"));
 	pg_sql("UPDATE archive.meta SET value='99' WHERE key='schema_version'");
 	assert_int_equal(archive__open(f->path, &ar, err, sizeof(err)), MQC_ERR_SCHEMA);
@@ -666,6 +714,7 @@ static const struct CMUnitTest both[] = {
 	cmocka_unit_test_setup_teardown(test_holder_rule, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_random_same_answers, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_edit_delete_search, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_expire_erase_purge, setup, teardown),
 };
 
 /* What only a shared server has: several writers, several openers, its
