@@ -164,13 +164,6 @@ static int query_int(struct archive_pg *s, const char *sql, int n, const char *c
 	return MQC_OK;
 }
 
-/* What this backend does not do yet, said plainly. */
-static int not_yet(struct archive_pg *s, const char *what)
-{
-	snprintf(s->errmsg, sizeof(s->errmsg), "%s: not on PostgreSQL yet", what);
-	return MQC_ERR_INVAL;
-}
-
 /* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
  * by default; they are not errors. */
 static void no_notices(void *arg, const char *message)
@@ -1237,7 +1230,7 @@ static int pg_read_set(struct archive *base, const char *user, const char *conv,
 			" read_n=GREATEST(reads.read_n, excluded.read_n)", 6, args, NULL);
 }
 
-/* ---- what is not here yet, and what SQLite alone needs ---- */
+/* ---- what SQLite alone needs ---- */
 
 /* The search index (pg_trgm) is kept by the server at each insert: every
  * text is in it as soon as it is committed. */
@@ -1420,22 +1413,66 @@ static int pg_erase_user(struct archive *base, const char *user, int64_t since_m
 	return rc;
 }
 
+/* ---- the operators' reads: stats and export ---- */
+
+/* archive.c's stats: last_seq is the largest seq ever given (the next
+ * free one less one), db_bytes the schema's tables with their indexes;
+ * days in UTC, as SQLite's strftime. One snapshot. */
 static json_t *pg_stats(struct archive *base)
 {
-	not_yet(pg(base), "archive stats");
-	return NULL;
+	struct archive_pg *s = pg(base);
+	json_t *o = NULL, *days = NULL;
+	int64_t count, invalid, last_seq, last_ts, bytes;
+	PGresult *r = NULL;
+	int i;
+
+	if(connected(s) != MQC_OK || exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != MQC_OK) return NULL;
+	if(query_int(s, "SELECT count(*) FROM messages", 0, NULL, 0, &count)
+			|| query_int(s, "SELECT value::bigint FROM meta WHERE key='invalid'", 0, NULL, 0, &invalid)
+			|| query_int(s, "SELECT next - 1 FROM seq", 0, NULL, 0, &last_seq)
+			|| query_int(s, "SELECT server_ts FROM messages ORDER BY seq DESC LIMIT 1", 0, NULL, 0, &last_ts)
+			|| query_int(s, "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class AS c"
+				" JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+				" WHERE n.nspname = 'archive' AND c.relkind = 'r'", 0, NULL, 0, &bytes)
+			|| query(s, "SELECT to_char(to_timestamp(server_ts / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS d,"
+				" count(*) FROM messages GROUP BY d ORDER BY d", 0, NULL, &r)){
+		goto done;
+	}
+	days = json_object();
+	for(i = 0; days && i < PQntuples(r); i++){
+		if(json_object_set_new(days, PQgetvalue(r, i, 0), json_integer(col64(r, i, 1)))){
+			json_decref(days);
+			days = NULL;
+		}
+	}
+	if(days){
+		o = json_pack("{sI sO sI sI sI sI}", "messages", (json_int_t)count, "by_day", days,
+				"invalid", (json_int_t)invalid, "last_seq", (json_int_t)last_seq,
+				"last_server_ts", (json_int_t)last_ts, "db_bytes", (json_int_t)bytes);
+	}
+done:
+	PQclear(r);
+	json_decref(days);
+	exec(s, "ROLLBACK");
+	return o;
 }
 
+/* archive.c's export_page: the user's two index ranges merged. */
 static json_t *pg_export_page(struct archive *base, const char *user, int64_t since_ms, int64_t after,
 		int limit, bool *more)
 {
-	(void)user;
-	(void)since_ms;
-	(void)after;
-	(void)limit;
+	char sv[I64_LEN], av[I64_LEN], lv[I64_LEN];
+	const char *args[4] = {user, i64(sv, since_ms), i64(av, after),
+		limit < 0 ? NULL : i64(lv, (int64_t)limit + 1)};
+
 	if(more) *more = false;
-	not_yet(pg(base), "export");
-	return NULL;
+	if(user == NULL) return NULL;
+	return collect(pg(base), WITH_REACTIONS("SELECT * FROM ("
+				"(SELECT " MSG_COLS " FROM messages WHERE sender=$1 AND seq>$3::bigint"
+				" AND server_ts>=$2::bigint ORDER BY seq LIMIT $4::bigint)"
+				" UNION ALL (SELECT " MSG_COLS " FROM messages WHERE recipient=$1 AND sender<>$1"
+				" AND seq>$3::bigint AND server_ts>=$2::bigint ORDER BY seq LIMIT $4::bigint)"
+				") AS u ORDER BY seq LIMIT $4::bigint", ""), 4, args, limit, more);
 }
 
 /* ---- edits and deletes (archive_ext.h) ---- */

@@ -265,6 +265,42 @@ static void compare_reads(struct fx *f)
 			}
 		}
 	}
+	/* export, page by page and whole; stats but for the bytes */
+	for(u = 0; u < 4; u++){
+		int64_t after = 0;
+
+		for(int page = 0; page < 100; page++){
+			bool ma, mb;
+			json_t *a = archive__export_page(f->ar, users[u], 0, after, 4, &ma);
+			json_t *b = archive__export_page(f->ref, users[u], 0, after, 4, &mb);
+
+			assert_non_null(a);
+			same_json(a, b, "export page");
+			assert_int_equal(ma, mb);
+			if(json_array_size(a) > 0) after = json_integer_value(json_object_get(json_array_get(a, json_array_size(a) - 1), "seq"));
+			json_decref(a);
+			json_decref(b);
+			if(!ma) break;
+		}
+		{
+			json_t *a = archive__export_user(f->ar, users[u], 0), *b = archive__export_user(f->ref, users[u], 0);
+
+			same_json(a, b, "export");
+			json_decref(a);
+			json_decref(b);
+		}
+	}
+	{
+		json_t *a = archive__stats(f->ar), *b = archive__stats(f->ref);
+
+		assert_non_null(a);
+		assert_true(json_integer_value(json_object_get(a, "db_bytes")) > 0);
+		json_object_del(a, "db_bytes");
+		json_object_del(b, "db_bytes");
+		same_json(a, b, "stats");
+		json_decref(a);
+		json_decref(b);
+	}
 	/* get of every seq (and one past the end) */
 	assert_int_equal(archive__index_mark(f->ar, &last), MQC_OK);
 	for(s = 0; s <= last + 1; s++){
@@ -368,6 +404,7 @@ static void test_store_and_read(void **state)
 	assert_int_equal(archive__conv_target(f->ar, "d:ann|ben", 0, "ann", "zz", 0, &found), MQC_ERR_NOTFOUND);
 	assert_int_equal(archive__conv_target(f->ar, "r:hall", 4, NULL, NULL, 0, &found), MQC_OK);
 	assert_int_equal(archive__count_invalid(f->ar, 2), MQC_OK);
+	if(f->ref) assert_int_equal(archive__count_invalid(f->ref, 2), MQC_OK);
 	assert_int_equal(archive__probe(f->ar), MQC_OK);
 	if(f->ref) assert_int_equal(archive__read_set(f->ref, "ann", "d:ann|ben", "ben", NULL, 2, 2), MQC_OK);
 	compare_reads(f);
@@ -690,15 +727,16 @@ static void test_open_at_once(void **state)
 }
 
 /* PostgreSQL only: a schema newer than this build is refused, as on
- * SQLite, and left as it is; and what is not here yet says so. */
+ * SQLite, and left as it is. */
 static void test_newer_schema_and_not_yet(void **state)
 {
 	struct fx *f = *state;
 	struct archive *ar = NULL;
 	char err[512] = "", v[16];
+	int64_t left = -1;
 
-	assert_null(archive__stats(f->ar));
-	assert_non_null(strstr(archive__errmsg(f->ar), "not on PostgreSQL yet"));
+	assert_int_equal(archive__index_step(f->ar, 0, &left), MQC_OK);   /* no watermark: nothing to do */
+	assert_int_equal(left, 0);
 	pg_sql("UPDATE archive.meta SET value='99' WHERE key='schema_version'");
 	assert_int_equal(archive__open(f->path, &ar, err, sizeof(err)), MQC_ERR_SCHEMA);
 	assert_null(ar);
