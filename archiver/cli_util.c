@@ -238,6 +238,11 @@ static int existing_store(const struct cli *cli, const char *name, char *path, s
 	return need_db(cli, path);
 }
 
+bool cli__on_postgresql(const struct cli *cli)
+{
+	return !store_conf__auth_is_file(cli->datadir);
+}
+
 int cli__open_failed(int rc, const char *path, const char *err)
 {
 	int code = rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME;

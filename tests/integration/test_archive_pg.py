@@ -13,7 +13,7 @@ import pytest
 
 import harness
 from archiver_util import Archiver, Rpc, inbox, rpc_ok
-from cli_util import add_user, ok
+from cli_util import USAGE, add_user, fails, ok
 from pg_util import pg_server, psql
 from plugin_util import wait_login
 
@@ -123,3 +123,17 @@ def test_a_resend_through_the_other_node_is_a_copy(nodes, clients):
                      what="the next message stored")
     assert stored(server, db) == [["alice", "bob", "same", "once"], ["alice", "bob", "after", "b"]]
     assert psql(server, db, "SELECT next FROM archive.seq") == [["3"]]
+
+
+def test_backup_and_restore_refused(nodes, tmp_path):
+    """backup and restore copy SQLite files: on PostgreSQL they say what to
+    use instead, and write nothing."""
+    _, _, dirs, _ = nodes
+    dest = str(tmp_path / "bk")
+    r = fails(dirs[0], USAGE, "backup", dest)
+    assert "%s/store.conf puts the stores on PostgreSQL" % dirs[0] in r.err and "pg_dump" in r.err
+    assert not os.path.exists(dest)
+    os.mkdir(dest)
+    r = fails(dirs[0], USAGE, "restore", dest)
+    assert "restore puts back SQLite files only" in r.err
+    assert os.listdir(dest) == []
