@@ -55,9 +55,14 @@ static const struct archive_feed_ops pg_feed_ops;
 #define ARCHIVE_BATCH_TEXT "1000"
 _Static_assert(ARCHIVE_BATCH == 1000, "ARCHIVE_BATCH_TEXT is ARCHIVE_BATCH");
 
+/* The statements prepared once per connection (the storing ones: their
+ * planning would cost more than their running). */
+enum prep { PREP_TEXT, PREP_EVENT, PREP_OTHER, PREP__COUNT };
+
 struct archive_pg {
 	struct archive base;   /* first: the table of functions */
 	PGconn *conn;
+	bool prepared[PREP__COUNT];
 	bool batch;            /* between batch_begin and batch_commit */
 	bool locked;           /* this transaction holds archive.seq's row */
 	int64_t next;          /* the next seq to give (valid while locked) */
@@ -121,6 +126,33 @@ static int query(struct archive_pg *s, const char *sql, int n, const char *const
 	PGresult *r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
 	int rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
 
+	if(rc != MQC_OK || res == NULL){
+		PQclear(r);
+		if(res) *res = NULL;
+		return rc;
+	}
+	*res = r;
+	return MQC_OK;
+}
+
+/* The same through statement which (sql), prepared on first use. */
+static int query_prepared(struct archive_pg *s, enum prep which, const char *sql, int n,
+		const char *const *args, PGresult **res)
+{
+	char name[16];
+	PGresult *r;
+	int rc;
+
+	snprintf(name, sizeof(name), "archive_%d", (int)which);
+	if(!s->prepared[which]){
+		r = PQprepare(s->conn, name, sql, n, NULL);
+		rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+		PQclear(r);
+		if(rc != MQC_OK) return rc;
+		s->prepared[which] = true;
+	}
+	r = PQexecPrepared(s->conn, name, n, args, NULL, NULL, 0);
+	rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
 	if(rc != MQC_OK || res == NULL){
 		PQclear(r);
 		if(res) *res = NULL;
@@ -401,6 +433,8 @@ static int connected(struct archive_pg *s)
 {
 	if(PQstatus(s->conn) == CONNECTION_OK) return MQC_OK;
 	PQreset(s->conn);
+	/* A new session: nothing prepared on it. */
+	memset(s->prepared, 0, sizeof(s->prepared));
 	if(PQstatus(s->conn) != CONNECTION_OK){
 		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
 		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
@@ -630,6 +664,7 @@ static int store(struct archive_pg *s, const struct archive_msg *m, archive_crea
 	char conv[CONV_LEN], ts[I64_LEN], sts[I64_LEN], idh[I64_LEN], seq[I64_LEN], since[I64_LEN];
 	const char *args[STORE_NARGS + 1];
 	const char *sql;
+	enum prep which;
 	bool text, event, reaction, found;
 	int64_t dup_ts, created = 0;
 	PGresult *r;
@@ -663,7 +698,8 @@ static int store(struct archive_pg *s, const struct archive_msg *m, archive_crea
 	args[17] = "t";
 	args[18] = m->type;
 	sql = text ? sql_store_text : event ? sql_store_event : sql_store_other;
-	rc = query(s, sql, text || event ? STORE_NARGS : STORE_NARGS + 1, args, &r);
+	which = text ? PREP_TEXT : event ? PREP_EVENT : PREP_OTHER;
+	rc = query_prepared(s, which, sql, text || event ? STORE_NARGS : STORE_NARGS + 1, args, &r);
 	if(rc != MQC_OK) return rc;
 	if(PQntuples(r) == 0){
 		/* A row of (sender, id) is there: a copy, unless it was stored
@@ -679,7 +715,7 @@ static int store(struct archive_pg *s, const struct archive_msg *m, archive_crea
 		if(dup_ts >= created) return MQC_OK;
 		args[16] = i64(since, created);
 		args[17] = "f";
-		rc = query(s, sql, text || event ? STORE_NARGS : STORE_NARGS + 1, args, &r);
+		rc = query_prepared(s, which, sql, text || event ? STORE_NARGS : STORE_NARGS + 1, args, &r);
 		if(rc != MQC_OK) return rc;
 		if(PQntuples(r) == 0){
 			PQclear(r);
