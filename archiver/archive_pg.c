@@ -121,10 +121,22 @@ static int status_of(PGconn *conn, PGresult *res, char *errmsg, size_t errlen)
 
 /* Run sql with n text parameters; *res (if res is not NULL) gets the
  * result to read and PQclear, else it is cleared here. */
+static bool reconnect(struct archive_pg *s);
+
 static int query(struct archive_pg *s, const char *sql, int n, const char *const *args, PGresult **res)
 {
+	bool idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE;
 	PGresult *r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
 	int rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+
+	/* A connection that broke (the server restarted, a failover) while no
+	 * transaction was open: nothing was done, so once more on a new one.
+	 * A reader (the RPC threads') has no other moment to reconnect. */
+	if(rc == MQC_ERR_IO && idle && reconnect(s)){
+		PQclear(r);
+		r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
+		rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+	}
 
 	if(rc != MQC_OK || res == NULL){
 		PQclear(r);
@@ -427,20 +439,27 @@ int archive_pg__open(const struct store_conf *conf, struct archive **out, char *
 
 /* ---- transactions ---- */
 
-/* A connection that broke (the server restarted, a failover) is made
- * again before the next transaction: nothing was done yet. */
-static int connected(struct archive_pg *s)
+/* Make the connection again (the server restarted, a failover): true
+ * with the session's settings on a new one. */
+static bool reconnect(struct archive_pg *s)
 {
-	if(PQstatus(s->conn) == CONNECTION_OK) return MQC_OK;
 	PQreset(s->conn);
 	/* A new session: nothing prepared on it. */
 	memset(s->prepared, 0, sizeof(s->prepared));
 	if(PQstatus(s->conn) != CONNECTION_OK){
 		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
 		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-		return MQC_ERR_IO;
+		return false;
 	}
-	return session(s);
+	return session(s) == MQC_OK;
+}
+
+/* A connection known broken is made again before the next transaction:
+ * nothing was done yet. */
+static int connected(struct archive_pg *s)
+{
+	if(PQstatus(s->conn) == CONNECTION_OK) return MQC_OK;
+	return reconnect(s) ? MQC_OK : MQC_ERR_IO;
 }
 
 static bool in_tx(struct archive_pg *s)
@@ -469,6 +488,9 @@ static int pg_begin(struct archive *base)
 		return MQC_ERR_INVAL;
 	}
 	if(rc == MQC_OK) rc = exec(s, "BEGIN");
+	/* libpq sees a connection broken only when it uses it: nothing was
+	 * done yet, so begin again on a new one. */
+	if(rc == MQC_ERR_IO && reconnect(s)) rc = exec(s, "BEGIN");
 	if(rc == MQC_OK) rc = query_int(s, "UPDATE seq SET next = next RETURNING next", 0, NULL, 1, &s->next);
 	if(rc != MQC_OK){
 		pg_rollback(base);

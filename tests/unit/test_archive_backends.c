@@ -726,6 +726,32 @@ static void test_open_at_once(void **state)
 	assert_true(text(f, "ann", "ben", NULL, "a", "after"));
 }
 
+/* PostgreSQL only: the server restarted (every connection cut, as a
+ * crash would) under an open handle: its next read and its next batch
+ * work on a new connection, and the numbering goes on. */
+static void test_server_restarted(void **state)
+{
+	struct fx *f = *state;
+	char cmd[160];
+	bool more;
+	json_t *j;
+
+	assert_true(text(f, "ann", "ben", NULL, "a1", "before"));
+	snprintf(cmd, sizeof(cmd), "sh tests/unit/pg_cluster.sh restart '%s'", be.dir);
+	assert_int_equal(system(cmd), 0);
+	j = archive__history(f->ar, "d:ann|ben", 0, 0, 10, &more);
+	if(j == NULL) fail_msg("history after the restart: %s", archive__errmsg(f->ar));
+	assert_int_equal(json_array_size(j), 1);
+	json_decref(j);
+	assert_int_equal(system(cmd), 0);
+	begin_both(f, true);
+	assert_true(text(f, "ann", "ben", NULL, "a2", "after"));
+	commit_both(f, true);
+	j = archive__get(f->ar, 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "body")), "after");
+	json_decref(j);
+}
+
 /* PostgreSQL only: a schema newer than this build is refused, as on
  * SQLite, and left as it is. */
 static void test_newer_schema_and_not_yet(void **state)
@@ -760,6 +786,7 @@ static const struct CMUnitTest both[] = {
 static const struct CMUnitTest pg_only[] = {
 	cmocka_unit_test_setup_teardown(test_no_seq_hole_seen, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_open_at_once, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_server_restarted, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_newer_schema_and_not_yet, setup, teardown),
 };
 
