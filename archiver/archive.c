@@ -1,4 +1,6 @@
-/* archive.c - the message archive, archive.db (see archive.h). */
+/* archive.c - the message archive in SQLite, archive.db (see archive.h): the
+ * SQLite backend of the table of functions in archive_store.h, with
+ * archive_edit.c, archive_search.c and archive_feed.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
