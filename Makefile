@@ -37,11 +37,9 @@ BUILD ?= build
 
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -MMD -MP
 
-# The PostgreSQL backends (common/*_pg.c) go into a module of their own,
-# not into every program (common/store_conf.h).
-STORE_PG_SRC := $(wildcard common/*_pg.c)
-# The push store's PostgreSQL backend sits beside its SQLite one.
-STORE_PG_SRC += archiver/push_store_pg.c
+# The PostgreSQL backends (common/*_pg.c, archiver/*_pg.c) go into a
+# module of their own, not into every program (common/store_conf.h).
+STORE_PG_SRC := $(wildcard common/*_pg.c archiver/*_pg.c)
 COMMON_SRC := $(filter-out $(STORE_PG_SRC),$(wildcard common/*.c))
 PLUGIN_SRC := $(wildcard plugin/*.c)
 ARCHIVER_SRC := $(filter-out $(STORE_PG_SRC),$(wildcard archiver/*.c))
@@ -147,7 +145,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PLUGIN_OBJ) $(UNIT_SUPPORT_OBJ)
 $(BUILD)/tests/mqchat_store_pg.so: $(STORE_PG_SO)
 	@mkdir -p $(dir $@)
 	cp $< $@
-PG_UNIT := $(addprefix $(BUILD)/tests/,test_userdb test_nick test_archiver_seen)
+PG_UNIT := $(addprefix $(BUILD)/tests/,test_userdb test_nick test_archiver_seen test_archive_backends)
 PG_UNIT += $(BUILD)/tests/test_push_store
 $(PG_UNIT): $(BUILD)/tests/mqchat_store_pg.so
 $(PG_UNIT): private CPPFLAGS += $(PG_CPPFLAGS)

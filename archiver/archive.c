@@ -1,4 +1,6 @@
-/* archive.c - the message archive, archive.db (see archive.h). */
+/* archive.c - the message archive in SQLite, archive.db (see archive.h): the
+ * SQLite backend of the table of functions in archive_store.h, with
+ * archive_edit.c, archive_search.c and archive_feed.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 
 #include "archive.h"
 #include "archive_sqlite.h"
+#include "archive_store.h"
 #include "archkey.h"
 #include "err.h"
 #include "names.h"
@@ -358,7 +361,10 @@ struct batch {
 
 static void batch_free(struct batch *b);
 
-struct archive {
+/* The handle: struct archive (archive_store.h) first, so the table of
+ * functions finds its own. */
+struct archive_sqlite {
+	struct archive base;   /* first: the table of functions */
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
 	struct batch batch;
@@ -372,6 +378,16 @@ struct archive {
 	int ckpt_interval_ms;
 };
 
+static const struct archive_ops sqlite_ops;
+
+static struct archive_sqlite *sq(struct archive *base)
+{
+	return (struct archive_sqlite *)base;
+}
+
+static void sq_close(struct archive *base);
+static void sq_rollback(struct archive *base);
+
 void archive__library_init(void)
 {
 	/* Without this every sqlite3_malloc() takes a global mutex to keep
@@ -380,13 +396,13 @@ void archive__library_init(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static int exec(struct archive *ar, const char *sql)
+static int exec(struct archive_sqlite *ar, const char *sql)
 {
 	return sqlutil__status(sqlite3_exec(ar->db, sql, NULL, NULL, NULL));
 }
 
 /* Is there a table called name? */
-static bool has_table(struct archive *ar, const char *name)
+static bool has_table(struct archive_sqlite *ar, const char *name)
 {
 	sqlite3_stmt *st = NULL;
 	bool found = false;
@@ -400,7 +416,7 @@ static bool has_table(struct archive *ar, const char *name)
 	return found;
 }
 
-static int set_version(struct archive *ar)
+static int set_version(struct archive_sqlite *ar)
 {
 	char sql[96];
 
@@ -412,7 +428,7 @@ static int set_version(struct archive *ar)
 /* Bring the schema to ARCHIVE_SCHEMA_VERSION inside the caller's write
  * transaction: create it in an empty file, upgrade a version 1 archive in
  * place (archive.h), accept the current version, refuse anything else. */
-static int migrate(struct archive *ar, char *err, size_t errlen)
+static int migrate(struct archive_sqlite *ar, char *err, size_t errlen)
 {
 	int rc, version;
 	bool prepared;
@@ -456,9 +472,9 @@ done:
 	return rc;
 }
 
-int archive__open(const char *path, struct archive **out, char *err, size_t errlen)
+int archive_sqlite__open(const char *path, struct archive **out, char *err, size_t errlen)
 {
-	struct archive *ar;
+	struct archive_sqlite *ar;
 	bool prepared = false;
 	int rc, i, version = 0;
 
@@ -469,6 +485,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 	}
 	ar = calloc(1, sizeof(*ar));
 	if(ar == NULL) return MQC_ERR_NOMEM;
+	ar->base.ops = &sqlite_ops;
 	snprintf(ar->path, sizeof(ar->path), "%s", path);
 
 	rc = sqlite3_open_v2(path, &ar->db,
@@ -507,7 +524,7 @@ int archive__open(const char *path, struct archive **out, char *err, size_t errl
 		if(rc != MQC_OK) mqc_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(ar->db));
 	}
 	if(rc != MQC_OK){
-		archive__rollback(ar);
+		sq_rollback(&ar->base);
 		goto fail;
 	}
 ready:
@@ -519,10 +536,10 @@ ready:
 			goto fail;
 		}
 	}
-	*out = ar;
+	*out = &ar->base;
 	return MQC_OK;
 fail:
-	archive__close(ar);
+	sq_close(&ar->base);
 	return rc;
 }
 
@@ -530,7 +547,7 @@ fail:
  * database and does the fsyncs that go with it, off the ingest thread. */
 static void *checkpoint_main(void *arg)
 {
-	struct archive *ar = arg;
+	struct archive_sqlite *ar = arg;
 	sqlite3 *db = NULL;
 	struct timespec ts;
 	int log_frames, done_frames, rc;
@@ -566,8 +583,10 @@ static void *checkpoint_main(void *arg)
 	return NULL;
 }
 
-int archive__start_checkpointer(struct archive *ar, int interval_ms)
+static int sq_start_checkpointer(struct archive *base, int interval_ms)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	pthread_condattr_t attr;
 
 	if(ar->ckpt_running) return MQC_OK;
@@ -593,7 +612,7 @@ int archive__start_checkpointer(struct archive *ar, int interval_ms)
 	return MQC_OK;
 }
 
-static void stop_checkpointer(struct archive *ar)
+static void stop_checkpointer(struct archive_sqlite *ar)
 {
 	if(!ar->ckpt_running) return;
 	pthread_mutex_lock(&ar->ckpt_mutex);
@@ -606,8 +625,9 @@ static void stop_checkpointer(struct archive *ar)
 	ar->ckpt_running = false;
 }
 
-void archive__close(struct archive *ar)
+static void sq_close(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
 	int i;
 
 	if(ar == NULL) return;
@@ -620,28 +640,37 @@ void archive__close(struct archive *ar)
 	free(ar);
 }
 
-int archive__begin(struct archive *ar)
+static int sq_begin(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	return exec(ar, "BEGIN IMMEDIATE");
 }
 
-int archive__commit(struct archive *ar)
+static int sq_commit(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	return exec(ar, "COMMIT");
 }
 
-void archive__rollback(struct archive *ar)
+static void sq_rollback(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	if(!sqlite3_get_autocommit(ar->db)) exec(ar, "ROLLBACK");
 }
 
-sqlite3 *archive__db(struct archive *ar)
+sqlite3 *archive__db(struct archive *base)
 {
-	return ar->db;
+	/* NULL for another backend's handle: its callers are SQLite-only. */
+	return base->ops == &sqlite_ops ? sq(base)->db : NULL;
 }
 
-const char *archive__errmsg(struct archive *ar)
+static const char *sq_errmsg(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	return ar && ar->db ? sqlite3_errmsg(ar->db) : "no archive";
 }
 
@@ -666,7 +695,7 @@ static int bind_key(sqlite3_stmt *st, int64_t idh, const char *sender, const cha
 
 /* Is (sender, id) stored already? MQC_OK with *found and the newest
  * copy's server_ts in *server_ts, or an MQC_ERR_*. */
-static int find_dup(struct archive *ar, const char *sender, const char *id, int64_t idh,
+static int find_dup(struct archive_sqlite *ar, const char *sender, const char *id, int64_t idh,
 		bool *found, int64_t *server_ts)
 {
 	sqlite3_stmt *st = ar->st[ST_DUP];
@@ -719,7 +748,7 @@ static int step_once(sqlite3_stmt *st)
 /* A reaction row m was stored: add or take back the sender's reaction on
  * its target, the newest (of, ref) of the conversation, if that is a text
  * not deleted. No target: nothing to apply (the row still tells sync). */
-static int apply_reaction(struct archive *ar, const struct archive_msg *m, const char *conv)
+static int apply_reaction(struct archive_sqlite *ar, const struct archive_msg *m, const char *conv)
 {
 	sqlite3_stmt *st = ar->st[ST_TARGET];
 	sqlite3_int64 seq = 0;
@@ -808,7 +837,7 @@ static uint64_t read_key(const struct batch *b, size_t i)
 
 /* The batch's entry for conv, made (n from convs) if new; NULL with *rc
  * set on error. */
-static struct batch_conv *batch_conv(struct archive *ar, const char *conv, int *rc)
+static struct batch_conv *batch_conv(struct archive_sqlite *ar, const char *conv, int *rc)
 {
 	struct batch *b = &ar->batch;
 	sqlite3_stmt *st = ar->st[ST_CONV_N];
@@ -865,7 +894,7 @@ nomem:
 /* The batch's entry for user's marker in conv, made if new (peer and
  * room as the row would get them if the batch inserts it); NULL if out
  * of memory. */
-static struct batch_read *batch_read(struct archive *ar, const char *user, const char *conv,
+static struct batch_read *batch_read(struct archive_sqlite *ar, const char *user, const char *conv,
 		const char *peer, const char *room)
 {
 	struct batch *b = &ar->batch;
@@ -905,7 +934,7 @@ static struct batch_read *batch_read(struct archive *ar, const char *user, const
 
 /* What messages_conv_ai / messages_conv_event do for the row m just
  * stored at seq (n: a text's, 0 for an event), into the batch's memory. */
-static int batch_note(struct archive *ar, const struct archive_msg *m, struct batch_conv *c,
+static int batch_note(struct archive_sqlite *ar, const struct archive_msg *m, struct batch_conv *c,
 		bool text, int64_t seq)
 {
 	struct batch_read *r;
@@ -943,7 +972,7 @@ static void batch_free(struct batch *b)
 }
 
 /* The triggers on or off for this connection (SQLITE_DBCONFIG_ENABLE_TRIGGER). */
-static int set_triggers(struct archive *ar, bool on)
+static int set_triggers(struct archive_sqlite *ar, bool on)
 {
 	int now = -1;
 
@@ -957,7 +986,7 @@ static int set_triggers(struct archive *ar, bool on)
 /* Write what the batch's memory holds: each conversation once, each
  * marker once. (In key order it was no faster: convs and reads are small
  * beside the messages and stay in the cache.) */
-static int batch_write(struct archive *ar)
+static int batch_write(struct archive_sqlite *ar)
 {
 	struct batch *b = &ar->batch;
 	sqlite3_stmt *st;
@@ -1002,17 +1031,18 @@ static int batch_write(struct archive *ar)
 	return rc;
 }
 
-int archive__batch_begin(struct archive *ar)
+static int sq_batch_begin(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
 	int rc;
 
 	if(ar->batch.on) return MQC_ERR_INVAL;
-	rc = archive__begin(ar);
+	rc = sq_begin(&ar->base);
 	if(rc != MQC_OK) return rc;
 	rc = set_triggers(ar, false);
 	if(rc != MQC_OK){
 		set_triggers(ar, true);
-		archive__rollback(ar);
+		sq_rollback(&ar->base);
 		return rc;
 	}
 	batch_clear(&ar->batch);
@@ -1020,8 +1050,9 @@ int archive__batch_begin(struct archive *ar)
 	return MQC_OK;
 }
 
-int archive__batch_commit(struct archive *ar)
+static int sq_batch_commit(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
 	int rc;
 
 	if(!ar->batch.on) return MQC_ERR_INVAL;
@@ -1029,22 +1060,24 @@ int archive__batch_commit(struct archive *ar)
 	ar->batch.on = false;
 	batch_clear(&ar->batch);
 	if(set_triggers(ar, true) != MQC_OK && rc == MQC_OK) rc = MQC_ERR_DB;
-	if(rc == MQC_OK) rc = archive__commit(ar);
-	if(rc != MQC_OK) archive__rollback(ar);
+	if(rc == MQC_OK) rc = sq_commit(&ar->base);
+	if(rc != MQC_OK) sq_rollback(&ar->base);
 	return rc;
 }
 
-void archive__batch_rollback(struct archive *ar)
+static void sq_batch_rollback(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	if(ar->batch.on){
 		ar->batch.on = false;
 		batch_clear(&ar->batch);
 		set_triggers(ar, true);
 	}
-	archive__rollback(ar);
+	sq_rollback(&ar->base);
 }
 
-static int store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
+static int store(struct archive_sqlite *ar, const struct archive_msg *m, archive_created_fn created_of,
 		void *arg, bool *stored)
 {
 	sqlite3_stmt *st = ar->st[ar->batch.on ? ST_STORE_N : ST_STORE];
@@ -1108,19 +1141,20 @@ static int store(struct archive *ar, const struct archive_msg *m, archive_create
 	return rc;
 }
 
-int archive__store(struct archive *ar, const struct archive_msg *m, archive_created_fn created_of,
+static int sq_store(struct archive *base, const struct archive_msg *m, archive_created_fn created_of,
 		void *arg, bool *stored)
 {
+	struct archive_sqlite *ar = sq(base);
 	int rc;
 
 	/* A store is several statements (archive.h): all or none. */
 	if(!sqlite3_get_autocommit(ar->db)) return store(ar, m, created_of, arg, stored);
-	rc = archive__begin(ar);
+	rc = sq_begin(&ar->base);
 	if(rc != MQC_OK) return rc;
 	rc = store(ar, m, created_of, arg, stored);
-	if(rc == MQC_OK) rc = archive__commit(ar);
+	if(rc == MQC_OK) rc = sq_commit(&ar->base);
 	if(rc != MQC_OK){
-		archive__rollback(ar);
+		sq_rollback(&ar->base);
 		if(stored) *stored = false;
 	}
 	return rc;
@@ -1135,10 +1169,11 @@ static int status_rank(const char *s)
 	return -1;
 }
 
-int archive__receipt(struct archive *ar, const char *orig_sender, const char *ref,
+static int sq_receipt(struct archive *base, const char *orig_sender, const char *ref,
 		const char *reader, const char *status, archive_created_fn created_of, void *arg,
 		bool *updated)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_FIND];
 	sqlite3_int64 seq = 0;
 	int64_t server_ts = 0, created;
@@ -1187,8 +1222,9 @@ int archive__receipt(struct archive *ar, const char *orig_sender, const char *re
 	return MQC_OK;
 }
 
-int archive__count_invalid(struct archive *ar, int64_t n)
+static int sq_count_invalid(struct archive *base, int64_t n)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_INVALID];
 	int rc;
 
@@ -1198,8 +1234,9 @@ int archive__count_invalid(struct archive *ar, int64_t n)
 	return sqlutil__status(rc);
 }
 
-int archive__probe(struct archive *ar)
+static int sq_probe(struct archive *base)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_PROBE];
 	char buf[32];
 	int rc;
@@ -1260,7 +1297,7 @@ static int opt_int(json_t *o, const char *key, sqlite3_stmt *st, int col)
 /* The reactions on message seq into o as "reactions":[{"emoji","users"}]
  * (emojis in the order of their first reaction, users in the order they
  * reacted); nothing when there are none. Non-zero on error. */
-static int reactions_to_json(struct archive *ar, json_t *o, int64_t seq)
+static int reactions_to_json(struct archive_sqlite *ar, json_t *o, int64_t seq)
 {
 	sqlite3_stmt *st = ar->st[ST_REACTIONS];
 	json_t *arr = NULL;
@@ -1307,7 +1344,7 @@ static int reactions_to_json(struct archive *ar, json_t *o, int64_t seq)
  * "", deleted, deleted_by); an event with its members; a reaction, edit
  * or delete row with its target (ref, of) and what it says, "by" being
  * its sender. Members appear only when set. NULL if out of memory. */
-static json_t *row_to_json(struct archive *ar, sqlite3_stmt *st)
+static json_t *row_to_json(struct archive_sqlite *ar, sqlite3_stmt *st)
 {
 	json_t *o = json_object();
 	const char *recipient, *room, *type;
@@ -1378,7 +1415,7 @@ fail:
 /* Step st to the end, appending each row to a new array; at most max rows
  * (max < 0: all). *extra says whether a row beyond max existed. st is reset.
  * New reference, NULL on error. */
-static json_t *collect(struct archive *ar, sqlite3_stmt *st, long max, bool *extra)
+static json_t *collect(struct archive_sqlite *ar, sqlite3_stmt *st, long max, bool *extra)
 {
 	json_t *arr = json_array();
 	long n = 0;
@@ -1425,7 +1462,7 @@ static int seq_row(sqlite3_stmt *st, int64_t *seq, int64_t *ts)
 }
 
 /* The first row with seq >= x. */
-static int row_at(struct archive *ar, int64_t x, int64_t *seq, int64_t *ts)
+static int row_at(struct archive_sqlite *ar, int64_t x, int64_t *seq, int64_t *ts)
 {
 	if(sqlite3_bind_int64(ar->st[ST_AT], 1, x) != SQLITE_OK){
 		sqlite3_reset(ar->st[ST_AT]);
@@ -1443,7 +1480,7 @@ static int row_at(struct archive *ar, int64_t x, int64_t *seq, int64_t *ts)
  * new holder of a name with a long-gone holder's million messages costs
  * what a new name costs. Reads still compare server_ts, so a wall clock
  * set back can only hide a message, never show an older holder's. */
-static int seq_floor(struct archive *ar, int64_t since_ms, int64_t *floor)
+static int seq_floor(struct archive_sqlite *ar, int64_t since_ms, int64_t *floor)
 {
 	int64_t lo, hi, seq, ts;
 	int rc;
@@ -1472,9 +1509,10 @@ static int seq_floor(struct archive *ar, int64_t since_ms, int64_t *floor)
 	return MQC_OK;
 }
 
-json_t *archive__history(struct archive *ar, const char *conv, int64_t since_ms, int64_t before,
+static json_t *sq_history(struct archive *base, const char *conv, int64_t since_ms, int64_t before,
 		int limit, bool *more)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_HISTORY];
 	int64_t floor;
 	json_t *arr;
@@ -1494,8 +1532,9 @@ json_t *archive__history(struct archive *ar, const char *conv, int64_t since_ms,
 	return arr;
 }
 
-json_t *archive__get(struct archive *ar, int64_t seq)
+static json_t *sq_get(struct archive *base, int64_t seq)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_GET];
 	json_t *arr;
 
@@ -1508,14 +1547,17 @@ json_t *archive__get(struct archive *ar, int64_t seq)
 	return arr;
 }
 
-int archive__seq_floor(struct archive *ar, int64_t since_ms, int64_t *floor)
+static int sq_seq_floor(struct archive *base, int64_t since_ms, int64_t *floor)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	return seq_floor(ar, since_ms, floor);
 }
 
-int archive__dm_convs(struct archive *ar, const char *user, int64_t min_seq, int64_t before,
+static int sq_dm_convs(struct archive *base, const char *user, int64_t min_seq, int64_t before,
 		int (*fn)(const struct archive_conv *c, void *arg), void *arg)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_DM_CONVS];
 	struct archive_conv c;
 	int rc = SQLITE_DONE, frc = MQC_OK;
@@ -1541,8 +1583,9 @@ int archive__dm_convs(struct archive *ar, const char *user, int64_t min_seq, int
 	return sqlutil__status(rc);
 }
 
-int archive__conv_get(struct archive *ar, const char *user, const char *conv, struct archive_conv *out)
+static int sq_conv_get(struct archive *base, const char *user, const char *conv, struct archive_conv *out)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_CONV_GET];
 	int rc;
 
@@ -1568,8 +1611,9 @@ int archive__conv_get(struct archive *ar, const char *user, const char *conv, st
 	return sqlutil__status(rc);
 }
 
-int archive__text_n_at(struct archive *ar, const char *conv, int64_t seq, int64_t *n)
+static int sq_text_n_at(struct archive *base, const char *conv, int64_t seq, int64_t *n)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_N_AT];
 	int rc;
 
@@ -1588,9 +1632,10 @@ int archive__text_n_at(struct archive *ar, const char *conv, int64_t seq, int64_
 	return sqlutil__status(rc);
 }
 
-int archive__conv_target(struct archive *ar, const char *conv, int64_t seq, const char *of,
+static int sq_conv_target(struct archive *base, const char *conv, int64_t seq, const char *of,
 		const char *ref, int64_t since_ms, int64_t *found)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st;
 	int rc;
 
@@ -1633,9 +1678,10 @@ int archive__conv_target(struct archive *ar, const char *conv, int64_t seq, cons
 	return *found > 0 ? MQC_OK : MQC_ERR_NOTFOUND;
 }
 
-int archive__read_set(struct archive *ar, const char *user, const char *conv, const char *peer,
+static int sq_read_set(struct archive *base, const char *user, const char *conv, const char *peer,
 		const char *room, int64_t seq, int64_t n)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_READ_SET];
 
 	if(bind_text(st, 1, user) || bind_text(st, 2, conv) || bind_text(st, 3, peer)
@@ -1657,7 +1703,7 @@ int archive__read_set(struct archive *ar, const char *user, const char *conv, co
 #define SYNC_CONTENT_ONLY " AND type IN ('text','event')"
 
 /* The seq a source starts after: after, or just below the floor of since_ms. */
-static int start_after(struct archive *ar, int64_t after, int64_t since_ms, int64_t *out)
+static int start_after(struct archive_sqlite *ar, int64_t after, int64_t since_ms, int64_t *out)
 {
 	int64_t floor;
 	int rc = seq_floor(ar, since_ms, &floor);
@@ -1666,10 +1712,12 @@ static int start_after(struct archive *ar, int64_t after, int64_t since_ms, int6
 	return rc;
 }
 
-json_t *archive__sync(struct archive *ar, const char *user, int64_t user_since,
+static json_t *sq_sync(struct archive *base, const char *user, int64_t user_since,
 		const struct archive_room *rooms, size_t nrooms, int64_t after, int limit, bool changes,
 		bool *more)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	/* One index range per source (DMs in, DMs out, each room), each already
 	 * in seq order, starting where its holder's messages can start (the
 	 * user's or the room's created), cut at limit+1, merged by one small
@@ -1772,10 +1820,11 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 	return false;
 }
 
-int archive__expire_step(struct archive *ar, const char *conv,
+static int sq_expire_step(struct archive *base, const char *conv,
 		const char *const *skip_rooms, size_t nskip, int64_t cutoff_ms, int max_scan,
 		int64_t *cursor, int64_t *deleted, bool *done)
 {
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *scan = ar->st[conv ? ST_SCAN_CONV : ST_SCAN_ALL];
 	sqlite3_stmt *del = ar->st[ST_DELETE];
 	int rc, n = 0;
@@ -1835,7 +1884,7 @@ fail:
  * :text is bound to text and :num to num where sql has them. Each batch
  * is its own short transaction, so the daemon's inserts wait at most one
  * batch. */
-static int delete_batches(struct archive *ar, const char *sql, const char *text,
+static int delete_batches(struct archive_sqlite *ar, const char *sql, const char *text,
 		int64_t num, int64_t *deleted)
 {
 	sqlite3_stmt *st = NULL;
@@ -1864,7 +1913,7 @@ done:
 }
 
 /* The single integer of a one-row query; def if there is no row. */
-static int query_int(struct archive *ar, const char *sql, int64_t def, int64_t *out)
+static int query_int(struct archive_sqlite *ar, const char *sql, int64_t def, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1882,7 +1931,7 @@ static int query_int(struct archive *ar, const char *sql, int64_t def, int64_t *
 }
 
 /* Run sql, with ?1 and ?2 bound to a and b, once. */
-static int exec_range(struct archive *ar, const char *sql, int64_t a, int64_t b)
+static int exec_range(struct archive_sqlite *ar, const char *sql, int64_t a, int64_t b)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1896,8 +1945,9 @@ static int exec_range(struct archive *ar, const char *sql, int64_t a, int64_t b)
 	return sqlutil__status(rc);
 }
 
-int archive__index_step(struct archive *ar, int max_rows, int64_t *left)
+static int sq_index_step(struct archive *base, int max_rows, int64_t *left)
 {
+	struct archive_sqlite *ar = sq(base);
 	int64_t mark, last, upto;
 	int rc;
 
@@ -1907,13 +1957,13 @@ int archive__index_step(struct archive *ar, int max_rows, int64_t *left)
 	rc = query_int(ar, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq'", 0, &mark);
 	if(rc == MQC_OK) rc = query_int(ar, "SELECT seq FROM messages ORDER BY seq DESC LIMIT 1", 0, &last);
 	if(rc != MQC_OK || last <= mark) return rc;
-	rc = archive__begin(ar);
+	rc = sq_begin(&ar->base);
 	if(rc != MQC_OK) return rc;
 	/* Again inside the transaction: another writer may have moved it. */
 	rc = query_int(ar, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq'", 0, &mark);
 	if(rc == MQC_OK) rc = query_int(ar, "SELECT seq FROM messages ORDER BY seq DESC LIMIT 1", 0, &last);
 	if(rc != MQC_OK || last <= mark){
-		archive__rollback(ar);
+		sq_rollback(&ar->base);
 		return rc;
 	}
 	/* A range of seq, whatever its rows are: texts not deleted are
@@ -1925,30 +1975,35 @@ int archive__index_step(struct archive *ar, int max_rows, int64_t *left)
 		rc = exec_range(ar, "UPDATE meta SET value=CAST(?2 AS TEXT) WHERE key='fts_seq' AND ?1=?1",
 				mark, upto);
 	}
-	if(rc == MQC_OK) rc = archive__commit(ar);
+	if(rc == MQC_OK) rc = sq_commit(&ar->base);
 	if(rc != MQC_OK){
-		archive__rollback(ar);
+		sq_rollback(&ar->base);
 		return rc;
 	}
 	*left = last - upto;
 	return MQC_OK;
 }
 
-int archive__index_mark(struct archive *ar, int64_t *mark)
+static int sq_index_mark(struct archive *base, int64_t *mark)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	return query_int(ar, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='fts_seq'", 0, mark);
 }
 
-int archive__purge(struct archive *ar, int64_t cutoff_ms, int64_t *deleted)
+static int sq_purge(struct archive *base, int64_t cutoff_ms, int64_t *deleted)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	return delete_batches(ar,
 			"DELETE FROM messages WHERE seq IN"
 			" (SELECT seq FROM messages WHERE server_ts<:num ORDER BY seq LIMIT :batch)",
 			NULL, cutoff_ms, deleted);
 }
 
-int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, int64_t *deleted)
+static int sq_erase_user(struct archive *base, const char *user, int64_t since_ms, int64_t *deleted)
 {
+	struct archive_sqlite *ar = sq(base);
 	int64_t n;
 	int rc;
 
@@ -1969,13 +2024,9 @@ int archive__erase_user(struct archive *ar, const char *user, int64_t since_ms, 
 	return rc;
 }
 
-json_t *archive__export_user(struct archive *ar, const char *user, int64_t since_ms)
+static json_t *sq_stats(struct archive *base)
 {
-	return archive__export_page(ar, user, since_ms, 0, -1, NULL);
-}
-
-json_t *archive__stats(struct archive *ar)
-{
+	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = NULL;
 	json_t *o = NULL, *days = NULL;
 	int64_t count, invalid, last_seq, last_ts, pages, psize;
@@ -2031,9 +2082,11 @@ fail:
 	return NULL;
 }
 
-json_t *archive__export_page(struct archive *ar, const char *user, int64_t since_ms, int64_t after,
+static json_t *sq_export_page(struct archive *base, const char *user, int64_t since_ms, int64_t after,
 		int limit, bool *more)
 {
+	struct archive_sqlite *ar = sq(base);
+
 	/* Two index ranges (messages_sender, messages_recipient), each in seq
 	 * order and cut at limit+1, merged: a page costs its own rows, not
 	 * every row of the user before it. A DM to oneself is in the first. */
@@ -2061,7 +2114,43 @@ json_t *archive__export_page(struct archive *ar, const char *user, int64_t since
 	return arr;
 }
 
-const char *archive__writable(const char *path, int busy_ms, char *why, size_t whylen)
+const char *archive_sqlite__writable(const char *path, int busy_ms, char *why, size_t whylen)
 {
 	return sqlutil__writable(path, busy_ms, why, whylen);
 }
+
+static const struct archive_ops sqlite_ops = {
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.errmsg = sq_errmsg,
+	.batch_begin = sq_batch_begin,
+	.batch_commit = sq_batch_commit,
+	.batch_rollback = sq_batch_rollback,
+	.store = sq_store,
+	.receipt = sq_receipt,
+	.start_checkpointer = sq_start_checkpointer,
+	.count_invalid = sq_count_invalid,
+	.probe = sq_probe,
+	.history = sq_history,
+	.get = sq_get,
+	.seq_floor = sq_seq_floor,
+	.dm_convs = sq_dm_convs,
+	.conv_get = sq_conv_get,
+	.text_n_at = sq_text_n_at,
+	.conv_target = sq_conv_target,
+	.read_set = sq_read_set,
+	.sync = sq_sync,
+	.expire_step = sq_expire_step,
+	.index_step = sq_index_step,
+	.index_mark = sq_index_mark,
+	.purge = sq_purge,
+	.erase_user = sq_erase_user,
+	.stats = sq_stats,
+	.export_page = sq_export_page,
+	.text_find = archive_sqlite__text_find,
+	.text_edit = archive_sqlite__text_edit,
+	.text_delete = archive_sqlite__text_delete,
+	.search = archive_sqlite__search,
+};

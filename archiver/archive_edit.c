@@ -6,6 +6,7 @@
 
 #include "archive_ext.h"
 #include "archive_sqlite.h"
+#include "archive_store.h"
 #include "archkey.h"
 #include "err.h"
 #include "sqlutil.h"
@@ -18,7 +19,7 @@ static void col_name(sqlite3_stmt *st, int i, char *out, size_t outlen)
 	snprintf(out, outlen, "%s", s ? s : "");
 }
 
-int archive__text_find(struct archive *ar, const char *sender, const char *id, const char *room,
+int archive_sqlite__text_find(struct archive *ar, const char *sender, const char *id, const char *room,
 		struct archive_text *t)
 {
 	/* The (sender, id) hash index, as ingest's duplicate check: ids are
@@ -115,7 +116,7 @@ static int store_row(struct archive *ar, const struct archive_text *t, const cha
 	return sqlutil__status(rc);
 }
 
-int archive__text_edit(struct archive *ar, const struct archive_text *t, const char *body,
+int archive_sqlite__text_edit(struct archive *ar, const struct archive_text *t, const char *body,
 		const char *row_id, int64_t now, int64_t *seq)
 {
 	/* The index follows the body (the schema's trigger). */
@@ -126,7 +127,7 @@ int archive__text_edit(struct archive *ar, const struct archive_text *t, const c
 	return store_row(ar, t, "edit", t->sender, row_id, body, now, seq);
 }
 
-int archive__text_delete(struct archive *ar, const struct archive_text *t, const char *who,
+int archive_sqlite__text_delete(struct archive *ar, const struct archive_text *t, const char *who,
 		const char *row_id, int64_t now, int64_t *seq)
 {
 	/* Out of the index, its reactions dropped (the schema's triggers). */

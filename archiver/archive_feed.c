@@ -7,23 +7,29 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "archive_store.h"
 #include "err.h"
 #include "userdb.h"
 
-struct archive_feed {
+struct feed_sqlite {
+	struct archive_feed base;   /* first: the table of functions */
 	sqlite3 *db;
 	sqlite3_stmt *scan;
 	sqlite3_stmt *body;
 };
 
-int archive__feed_open(const char *path, struct archive_feed **out, char *err, size_t errlen)
+static void feed_close(struct archive_feed *base);
+static const struct archive_feed_ops feed_ops;
+
+int archive_sqlite__feed_open(const char *path, struct archive_feed **out, char *err, size_t errlen)
 {
-	struct archive_feed *f;
+	struct feed_sqlite *f;
 	int rc;
 
 	*out = NULL;
 	f = calloc(1, sizeof(*f));
 	if(f == NULL) return MQC_ERR_NOMEM;
+	f->base.ops = &feed_ops;
 	rc = sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if(rc == SQLITE_OK){
 		sqlite3_busy_timeout(f->db, USERDB_BUSY_TIMEOUT_MS);
@@ -38,15 +44,17 @@ int archive__feed_open(const char *path, struct archive_feed **out, char *err, s
 			-1, SQLITE_PREPARE_PERSISTENT, &f->body, NULL);
 	if(rc != SQLITE_OK){
 		mqc_seterr(err, errlen, "%s: %s", path, f->db ? sqlite3_errmsg(f->db) : sqlite3_errstr(rc));
-		archive__feed_close(f);
+		feed_close(&f->base);
 		return MQC_ERR_DB;
 	}
-	*out = f;
+	*out = &f->base;
 	return MQC_OK;
 }
 
-void archive__feed_close(struct archive_feed *f)
+static void feed_close(struct archive_feed *base)
 {
+	struct feed_sqlite *f = (struct feed_sqlite *)base;
+
 	if(f == NULL) return;
 	sqlite3_finalize(f->scan);
 	sqlite3_finalize(f->body);
@@ -54,8 +62,9 @@ void archive__feed_close(struct archive_feed *f)
 	free(f);
 }
 
-int archive__feed_end(struct archive_feed *f, int64_t *seq)
+static int feed_end(struct archive_feed *base, int64_t *seq)
 {
+	struct feed_sqlite *f = (struct feed_sqlite *)base;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
@@ -66,9 +75,10 @@ int archive__feed_end(struct archive_feed *f, int64_t *seq)
 	return rc == SQLITE_OK ? MQC_OK : MQC_ERR_DB;
 }
 
-int archive__feed_each(struct archive_feed *f, int64_t after, int max,
+static int feed_each(struct archive_feed *base, int64_t after, int max,
 		int (*cb)(const struct archive_feed_row *row, void *arg), void *arg)
 {
+	struct feed_sqlite *f = (struct feed_sqlite *)base;
 	struct archive_feed_row r;
 	int s, crc = MQC_OK;
 
@@ -89,9 +99,10 @@ int archive__feed_each(struct archive_feed *f, int64_t after, int max,
 	return s == SQLITE_DONE ? MQC_OK : MQC_ERR_DB;
 }
 
-int archive__feed_body(struct archive_feed *f, int64_t seq,
+static int feed_body(struct archive_feed *base, int64_t seq,
 		int (*cb)(const char *body, void *arg), void *arg)
 {
+	struct feed_sqlite *f = (struct feed_sqlite *)base;
 	int s, crc = MQC_OK;
 
 	if(sqlite3_bind_int64(f->body, 1, seq)) return MQC_ERR_DB;
@@ -102,7 +113,17 @@ int archive__feed_body(struct archive_feed *f, int64_t seq,
 	return s == SQLITE_ROW || s == SQLITE_DONE ? crc : MQC_ERR_DB;
 }
 
-const char *archive__feed_errmsg(struct archive_feed *f)
+static const char *feed_errmsg(struct archive_feed *base)
 {
+	struct feed_sqlite *f = (struct feed_sqlite *)base;
+
 	return sqlite3_errmsg(f->db);
 }
+
+static const struct archive_feed_ops feed_ops = {
+	.close = feed_close,
+	.end = feed_end,
+	.each = feed_each,
+	.body = feed_body,
+	.errmsg = feed_errmsg,
+};

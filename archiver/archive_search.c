@@ -15,6 +15,7 @@
 
 #include "archive_ext.h"
 #include "archive_sqlite.h"
+#include "archive_store.h"
 #include "err.h"
 #include "sqlutil.h"
 #include "timeutil.h"
@@ -252,7 +253,7 @@ static int search_index(struct page *p, const char *match, int64_t before)
 	return sqlutil__status(rc);
 }
 
-json_t *archive__search(struct archive *ar, const struct archive_search *q, bool *more, int64_t *next)
+json_t *archive_sqlite__search(struct archive *ar, const struct archive_search *q, bool *more, int64_t *next)
 {
 	sqlite3 *db = archive__db(ar);
 	struct archive_room *rooms = NULL;

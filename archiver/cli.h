@@ -176,6 +176,10 @@ const char *cli__quote(const char *s, char *out, size_t outlen);
 /* Validate a user/room name, printing the error; returns CLI_OK or CLI_ERR_INVALID. */
 int cli__check_name(const char *what, const char *name);
 
+/* Whether DIR/store.conf puts the stores on PostgreSQL (or cannot be
+ * read: the open of a store then says how). */
+bool cli__on_postgresql(const struct cli *cli);
+
 /* DIR/name into out; false if it does not fit. */
 bool cli__path(const struct cli *cli, const char *name, char *out, size_t outlen);
 /* Open DIR/auth.db (must exist, schema checked) with the CLI's busy timeout.

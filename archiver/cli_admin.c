@@ -129,6 +129,15 @@ static int make_archive(struct init_ctx *ctx)
 	char err[512] = "";
 	int rc;
 
+	if(!store_conf__auth_is_file(ctx->dir)){
+		/* On PostgreSQL (DIR/store.conf): schema archive, made by the
+		 * open under its lock, whoever comes first. */
+		rc = archive__open(ctx->archive, &ar, err, sizeof(err));
+		archive__close(ar);
+		if(rc != MQC_OK) return cli__open_failed(rc, ctx->archive, err);
+		printf("archive: schema archive on PostgreSQL\n");
+		return CLI_OK;
+	}
 	if(exists(ctx->archive)){
 		rc = cli__open_archive(ctx->cli, &ar);   /* checks the schema */
 		archive__close(ar);

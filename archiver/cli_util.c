@@ -238,6 +238,11 @@ static int existing_store(const struct cli *cli, const char *name, char *path, s
 	return need_db(cli, path);
 }
 
+bool cli__on_postgresql(const struct cli *cli)
+{
+	return !store_conf__auth_is_file(cli->datadir);
+}
+
 int cli__open_failed(int rc, const char *path, const char *err)
 {
 	int code = rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME;
@@ -309,8 +314,14 @@ int cli__open_archive(struct cli *cli, struct archive **out)
 	int rc;
 
 	*out = NULL;
-	/* archive__open creates a missing file: only init may do that. */
-	if((rc = existing_store(cli, "archive.db", path, sizeof(path))) != CLI_OK) return rc;
+	/* archive__open creates a missing file: only init may do that. On
+	 * PostgreSQL (DIR/store.conf) there is no file; the open says what
+	 * is wrong. */
+	if(!store_conf__auth_is_file(cli->datadir)){
+		if(!cli__path(cli, "archive.db", path, sizeof(path))) return cli__error(CLI_ERR_USAGE, "data folder path too long");
+	}else if((rc = existing_store(cli, "archive.db", path, sizeof(path))) != CLI_OK){
+		return rc;
+	}
 	rc = archive__open(path, out, err, sizeof(err));
 	/* archive__open's message names the file already. */
 	return rc == MQC_OK ? CLI_OK : cli__open_failed(rc, path, err);

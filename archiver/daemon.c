@@ -952,7 +952,8 @@ int daemon__main(const char *datadir, int argc, char **argv)
 		if(rc != MQC_OK) log_warnx("push: off: %s", err);
 	}
 	log_info("archiving %s:%d into %s (%d connection%s%s, retention %d days, registration %s)",
-			d->cfg.host, d->cfg.port, d->archive_path, d->nconns, d->nconns > 1 ? "s" : "",
+			d->cfg.host, d->cfg.port, store_conf__auth_is_file(d->cfg.datadir) ? d->archive_path
+			: "schema archive on PostgreSQL", d->nconns, d->nconns > 1 ? "s" : "",
 			d->spool ? ", messages from the spool" : "", d->cfg.retention_days,
 			registration__name(d->cfg.registration));
 

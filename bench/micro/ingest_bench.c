@@ -6,6 +6,12 @@
  *
  *   make all && bench/micro/ingest_bench.sh [--runs 3] [--count 100000] [--prefill 20000]
  *
+ * With IB_STORE_CONF=FILE the archive is the one FILE (a store.conf)
+ * names on PostgreSQL instead: give it a database without schema archive
+ * (each run makes it; drop it between runs, so --runs 1). Several at
+ * once into one archive, each with its own IB_ID_OFFSET, measure writers
+ * sharing the seq lock.
+ *
  * Each run: a fresh archive.db under /tmp, --prefill messages stored and
  * indexed (not timed), then --count messages timed (wall clock from the
  * first ingest__message to the last flush: "stored msg/s"), then the index
@@ -47,6 +53,9 @@ static unsigned long long rnd(void)
 
 /* One message's topic and payload. */
 static int contacts = 10;
+/* Added to every id (IB_ID_OFFSET): several runs at once into one
+ * PostgreSQL archive store different messages. */
+static long id_offset;
 
 static size_t make(long i, int people, char *topic, size_t tlen, char *payload, size_t plen)
 {
@@ -64,7 +73,7 @@ static size_t make(long i, int people, char *topic, size_t tlen, char *payload, 
 	if((r >> 40) % 10 == 0) snprintf(topic, tlen, "chat/room/room%d/u%d", (int)((r >> 44) % 10), from);
 	else snprintf(topic, tlen, "chat/inbox/u%d/u%d", to, from);
 	return (size_t)snprintf(payload, plen, "{\"id\":\"b-%ld\",\"type\":\"text\",\"body\":\"%s\",\"ts\":%lld}",
-			i, body, (long long)(1700000000000LL + i));
+			i + id_offset, body, (long long)(1700000000000LL + i));
 }
 
 static int catchup_rows;   /* rows per index step when catching up (0: the default) */
@@ -113,6 +122,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if(getenv("IB_ID_OFFSET")) id_offset = atol(getenv("IB_ID_OFFSET"));
 	log_init("ingest_bench", LOG_LVL_ERROR);
 	archive__library_init();
 	for(int run = 0; run < runs; run++){
@@ -124,12 +134,18 @@ int main(int argc, char **argv)
 		snprintf(dir, sizeof(dir), "/tmp/ingest_bench.XXXXXX");
 		if(mkdtemp(dir) == NULL) return 1;
 		snprintf(path, sizeof(path), "%s/archive.db", dir);
+		if(getenv("IB_STORE_CONF")){
+			/* The archive on PostgreSQL: a store.conf of the caller's
+			 * naming a database with no schema archive yet. */
+			snprintf(cmd, sizeof(cmd), "cp '%s' %s/store.conf", getenv("IB_STORE_CONF"), dir);
+			if(system(cmd) != 0) return 1;
+		}
 		if(archive__open(path, &ar, err, sizeof(err)) != MQC_OK){
 			fprintf(stderr, "%s\n", err);
 			return 1;
 		}
 		archive__start_checkpointer(ar, 200);
-		if(getenv("IB_SQL")) sqlite3_exec(archive__db(ar), getenv("IB_SQL"), NULL, NULL, NULL);
+		if(getenv("IB_SQL") && archive__db(ar)) sqlite3_exec(archive__db(ar), getenv("IB_SQL"), NULL, NULL, NULL);
 		ingest__init(&in);
 		rs = 88172645463325252ULL;
 		if(feed(&in, ar, 0, prefill, people, false) != 0) goto fail;

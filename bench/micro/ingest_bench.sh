@@ -5,5 +5,5 @@ set -e
 cd "$(dirname "$0")/../.."
 B=${BUILD:-build}
 cc -O2 -g -D_GNU_SOURCE -Icommon -Iarchiver -o "$B/ingest_bench" bench/micro/ingest_bench.c \
-	"$B/libmqchat-archiver.a" $(ls "$B"/obj/common/*.o) -lssl -lsqlite3 -lcrypto -ljansson -lpthread
+	"$B/libmqchat-archiver.a" $(ls "$B"/obj/common/*.o | grep -v "_pg\.o$") -lssl -lsqlite3 -lcrypto -ljansson -lpthread
 exec "$B/ingest_bench" "$@"
