@@ -15,11 +15,13 @@ nats-server. Clients connect straight to the node a test puts them on.
 - takeover: a persistent session on node 1, its client connects on node 2
   with the same client id; what is sent meanwhile (on node 1 and on node 3)
   is not queued in the old session, and back on node 1 the client gets a
-  resync notice instead.
+  resync notice instead;
+- presence messages the buses cannot read change nothing.
 """
 import json
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -110,6 +112,59 @@ def test_presence_across_nodes(cluster):
     # And on node 1, which had her first.
     w1 = watcher(cluster, 1, "alice", me="dave")
     assert next_status(w1, "alice") == "offline"
+
+
+def nats_publish(cluster, messages):
+    """Publish (subject, payload) pairs on the cluster's NATS as another
+    client would (the NATS text protocol), and wait for the server's PONG:
+    they have been handed to the subscribers."""
+    with socket.create_connection(("127.0.0.1", cluster.nats.port), timeout=5) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"INFO "), "not a NATS server"
+        out = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+        for subject, payload in messages:
+            out += b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
+        s.sendall(out + b"PING\r\n")
+        line = f.readline()
+        assert line == b"PONG\r\n", line
+
+
+def test_bad_presence_messages_change_nothing(cluster):
+    """What the buses cannot read on the presence subjects is dropped and
+    said (debug); a node that never sends a heartbeat after a presence
+    message is dropped 3 s later like a silent one."""
+    w = watcher(cluster, 3, "gina", me="erin")
+    # Whatever is retained (offline, or nothing if gina never connected).
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        if not w.messages.empty():
+            assert next_status(w, "gina") == "offline"
+        time.sleep(0.02)
+    before = bus(cluster, 3).output().count("a presence message not understood")
+    bad = [
+        ("mq.p.gina", b"garbage"),
+        ("mq.p.gina", b'{"node":"node1","run":1,"online":true'),            # cut short
+        ("mq.p.gina", b'{"node":"No Node","run":1,"online":true,"since":1}'),
+        ("mq.p.gina", b'{"node":"node9","run":1,"online":true,"since":1}' + b" " * 300),
+        ("mq.p.Not~A~Name!", b'{"node":"node9","run":1,"online":true,"since":1}'),
+        ("mq.hb.node9", b"not a heartbeat"),
+        ("mq.to.gina@tab", b"No Node"),
+        ("mq.to.gina@tab", b""),
+    ]
+    nats_publish(cluster, bad)
+    bus(cluster, 3).wait_log("a presence message not understood", n=before + 5)
+    quiet(w, 1.5)
+    for i in (1, 2, 3):
+        assert bus(cluster, i).running()
+    # A node nobody heard a heartbeat of: its word counts until it has
+    # been silent 3 s.
+    nats_publish(cluster, [("mq.p.gina", b'{"node":"node9","run":7,"online":true,"since":1}')])
+    assert wait_status(w, "gina", "online") < harness.DEFAULT_TIMEOUT
+    t0 = time.monotonic()
+    assert wait_status(w, "gina", "offline") < harness.DEFAULT_TIMEOUT
+    took = time.monotonic() - t0
+    assert 2.0 <= took < 6.0, took
+    bus(cluster, 3).wait_log("bus: node node9 silent for 3 s: 1 accounts dropped")
 
 
 def test_takeover_an_old_session_receives_nothing_after_its_client_moved(cluster):
