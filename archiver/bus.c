@@ -432,6 +432,16 @@ static bool interest_suspend(void *arg, const char *client_id)
 	return true;
 }
 
+static void each_suspended(void *arg, void (*fn)(void *ctx, const char *client_id), void *ctx)
+{
+	struct bus *b = arg;
+	struct client_filters *c, *tmp;
+
+	HASH_ITER(hh, b->clients, c, tmp){
+		if(c->suspended) fn(ctx, c->client_id);
+	}
+}
+
 /* client_id connected here: its session's filters count again. */
 static void interest_resume(struct bus *b, const char *client_id)
 {
@@ -875,7 +885,7 @@ int bus__main(const char *datadir, int argc, char **argv)
 	if(nats_start(b) != MQC_OK) goto done;
 	if(interest_load(b) != MQC_OK) goto done;
 	if(bus_presence__start(&b->presence, b->nc, b->inbox, &b->inbox_lock, b->cfg.node, b->epoch,
-				&(struct bus_presence_hooks){b, broker_up, interest_suspend, broker_wake}) != MQC_OK){
+				&(struct bus_presence_hooks){b, broker_up, interest_suspend, broker_wake, each_suspended}) != MQC_OK){
 		goto done;
 	}
 	log_info("bus: node %s, spool from %" PRIu64 ", NATS %s", b->cfg.node,

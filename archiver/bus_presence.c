@@ -434,21 +434,40 @@ void bus_presence__record(struct bus_presence *p, char op, const char *who, int6
 	pthread_mutex_unlock(&p->lock);
 }
 
-static void take_over(struct bus_presence *p, const struct moved *m)
+/* Tell the broker: client_id's session here must get nothing. */
+static bool takeover_to_inbox(struct bus_presence *p, const char *client_id, const char *node)
 {
 	int rc;
 
-	if(!p->hooks.drop_session(p->hooks.arg, m->client_id)) return;
-	log_info("bus: takeover of %s by %s: its session here gets nothing more", m->client_id, m->node);
 	pthread_mutex_lock(p->inbox_lock);
-	rc = spool__append(p->inbox, 0, m->client_id, BUS_IN_TAKEOVER, m->node, strlen(m->node),
-			NULL, 0, NULL);
+	rc = spool__append(p->inbox, 0, client_id, BUS_IN_TAKEOVER, node, strlen(node), NULL, 0, NULL);
 	pthread_mutex_unlock(p->inbox_lock);
 	if(rc != MQC_OK){
 		log_warnx("bus: DATA/inbox has no room: the takeover of %s not given to the broker",
-				m->client_id);
-		return;
+				client_id);
+		return false;
 	}
+	return true;
+}
+
+struct again {
+	struct bus_presence *p;
+	size_t n;
+};
+
+/* A broker that (re)started forgot which sessions were taken elsewhere. */
+static void takeover_again(void *ctx, const char *client_id)
+{
+	struct again *a = ctx;
+
+	if(takeover_to_inbox(a->p, client_id, "another node")) a->n++;
+}
+
+static void take_over(struct bus_presence *p, const struct moved *m)
+{
+	if(!p->hooks.drop_session(p->hooks.arg, m->client_id)) return;
+	log_info("bus: takeover of %s by %s: its session here gets nothing more", m->client_id, m->node);
+	if(!takeover_to_inbox(p, m->client_id, m->node)) return;
 	/* The old session must stop before more comes for it. */
 	p->hooks.wake(p->hooks.arg);
 }
@@ -457,6 +476,7 @@ void bus_presence__tick(struct bus_presence *p, uint64_t spool_seq)
 {
 	struct user_state *u, *tmp;
 	struct moved *moved, *next;
+	struct again again = {p, 0};
 	char subject[BUS_SUBJECT_MAX], data[PAYLOAD_MAX];
 	int64_t now = time__mono_ms(), wall;
 	unsigned long gen = 0;
@@ -521,7 +541,9 @@ void bus_presence__tick(struct bus_presence *p, uint64_t spool_seq)
 			to_inbox(p, u->name, true, u->since);
 			n++;
 		}
-		log_info("bus: connected to the broker: %zu accounts online over all nodes given to it", n);
+		p->hooks.each_dropped(p->hooks.arg, takeover_again, &again);
+		log_info("bus: connected to the broker: %zu accounts online over all nodes and %zu sessions"
+				" taken by other nodes given to it", n, again.n);
 		p->broker_gen = gen;
 	}
 	p->broker_known = true;

@@ -27,6 +27,9 @@ struct bus_presence_hooks {
 	/* Wake the broker (a PINGREQ), which may sleep up to 100 ms before it
 	 * reads the inbox. */
 	void (*wake)(void *arg);
+	/* Call fn(ctx, client id) for each session whose interest was dropped
+	 * (drop_session) and that has not come back. */
+	void (*each_dropped)(void *arg, void (*fn)(void *ctx, const char *client_id), void *ctx);
 };
 
 /* Subscribe to mq.p.*, mq.hb.*, mq.to.* and mq.pq.<node> on nc. inbox is

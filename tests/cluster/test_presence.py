@@ -235,6 +235,63 @@ def test_takeover_an_old_session_receives_nothing_after_its_client_moved(cluster
     assert json.loads(back.get().payload)["id"] == again["id"]
 
 
+def back_on(cluster, i, client_id, seconds=1.5):
+    """Connect client_id (persistent) to node i: (session present, message
+    ids, notices) of what arrives within seconds."""
+    c = cluster.node_client(node(cluster, i), client_id.split("@")[0], client_id=client_id,
+                            clean=False)
+    flags = {}
+    on_connect = c.c.on_connect
+
+    def keep_flags(cl, u, f, rc, props=None):
+        flags.update(f)
+        on_connect(cl, u, f, rc, props)
+    c.c.on_connect = keep_flags
+    assert c.connect() == 0
+    ids, notices = [], []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            m = c.messages.get(timeout=0.1)
+        except Exception:
+            continue
+        if m.topic.startswith("chat/notice/"):
+            notices.append(json.loads(m.payload)["type"])
+        else:
+            ids.append(json.loads(m.payload)["id"])
+    return flags.get("session present"), ids, notices
+
+
+def test_the_takeover_denial_outlives_a_broker_restart(cluster):
+    """The broker keeps its denials in memory; its bus gives them again
+    when it connects to the restarted broker (mosquitto.db brought the
+    old session back)."""
+    frank = cluster.node_client(node(cluster, 1), "frank", client_id="frank@desk", clean=False)
+    assert frank.connect() == 0
+    assert frank.subscribe("chat/inbox/frank/#") == 1
+    frank.close()
+    moved = cluster.node_client(node(cluster, 2), "frank", client_id="frank@desk", clean=False)
+    assert moved.connect() == 0
+    assert moved.subscribe("chat/inbox/frank/#") == 1
+    n1 = node(cluster, 1)
+    harness.wait_for(lambda: "frank@desk connected on node2" in n1.output(),
+                     what="node1's broker taking the takeover")
+    n1.stop()
+    n1.start()
+    harness.wait_for(lambda: "frank@desk connected on another node" in n1.output(),
+                     what="node1's bus giving the takeover again")
+    erin = cluster.node_client(n1, "erin", client_id="erin@restart")
+    assert erin.connect() == 0
+    local = json.loads(harness.envelope("from node 1 after its restart"))
+    erin.publish("chat/inbox/frank/erin", json.dumps(local))
+    assert json.loads(moved.get().payload)["id"] == local["id"]
+    moved.close()
+    present, ids, notices = back_on(cluster, 1, "frank@desk")
+    assert present == 1
+    assert ids == [], "the old session delivered %r" % ids
+    assert notices == ["resync"], notices
+
+
 def test_a_killed_broker_takes_its_accounts_offline(cluster):
     w = watcher(cluster, 3, "bob")
     bob = cluster.node_client(node(cluster, 1), "bob", client_id="bob@one")
