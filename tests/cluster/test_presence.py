@@ -15,7 +15,8 @@ nats-server. Clients connect straight to the node a test puts them on.
 - takeover: a persistent session on node 1, its client connects on node 2
   with the same client id; what is sent meanwhile (on node 1 and on node 3)
   is not queued in the old session, and back on node 1 the client gets a
-  resync notice instead;
+  resync notice instead, also after node 1's broker restarted;
+- NATS restarted: presence is right again and goes on;
 - presence messages the buses cannot read change nothing.
 """
 import json
@@ -347,3 +348,27 @@ def test_a_silent_bus_takes_its_accounts_offline(cluster, sig, who):
     assert wait_status(w, who, "online") < harness.DEFAULT_TIMEOUT
     acct.close()
     assert wait_status(w, who, "offline") < harness.DEFAULT_TIMEOUT
+
+
+def test_presence_after_nats_restarted(cluster):
+    """NATS killed and started again: every bus reconnects and sends its
+    list; an account online on node 1 is online on node 3 (a new watcher
+    finds it retained), and its going offline still crosses."""
+    acct = cluster.node_client(node(cluster, 1), "ivan", client_id="ivan@nats")
+    assert acct.connect() == 0
+    w = watcher(cluster, 3, "ivan", me="gina")
+    assert wait_status(w, "ivan", "online") < harness.DEFAULT_TIMEOUT
+    again = {i: bus(cluster, i).output().count("bus: NATS connected again") for i in (1, 2, 3)}
+    sent = bus(cluster, 1).output().count("bus: presence list sent")
+    cluster.nats.stop(signal.SIGKILL)
+    cluster.nats.start()
+    for i in (1, 2, 3):
+        bus(cluster, i).wait_log("bus: NATS connected again", n=again[i] + 1, timeout=20)
+    # Connected again, node 1's bus sends its whole list (the others may
+    # have dropped it had the outage passed 3 s).
+    bus(cluster, 1).wait_log("bus: presence list sent", n=sent + 1)
+    w2 = watcher(cluster, 3, "ivan", me="erin")
+    assert next_status(w2, "ivan") == "online"
+    acct.close()
+    bus(cluster, 1).wait_log("bus: ivan offline here")
+    assert wait_status(w2, "ivan", "offline") < harness.DEFAULT_TIMEOUT
