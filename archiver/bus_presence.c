@@ -101,35 +101,6 @@ struct bus_presence {
 	unsigned long inbox_full;
 };
 
-/* s as a NATS token ('.' as '~'); false if it cannot be one. */
-static bool to_token(const char *s, char *out, size_t outlen)
-{
-	size_t i, n = strlen(s);
-	unsigned char c;
-
-	if(n == 0 || n >= outlen) return false;
-	for(i=0; i<n; i++){
-		c = (unsigned char)s[i];
-		if(c <= ' ' || c == 0x7f || c == '*' || c == '>' || c == '~') return false;
-		out[i] = c == '.' ? '~' : (char)c;
-	}
-	out[n] = '\0';
-	return true;
-}
-
-/* The last token of subject (after prefix), '~' as '.'. */
-static bool from_token(const char *subject, const char *prefix, char *out, size_t outlen)
-{
-	size_t i, n, plen = strlen(prefix);
-
-	if(strncmp(subject, prefix, plen) != 0) return false;
-	subject += plen;
-	n = strlen(subject);
-	if(n == 0 || n >= outlen || strchr(subject, '.') != NULL) return false;
-	for(i=0; i<=n; i++) out[i] = subject[i] == '~' ? '.' : subject[i];
-	return true;
-}
-
 /* A message's payload as a string (libnats's is not promised to end in NUL). */
 static bool payload_str(natsMsg *msg, char *out, size_t outlen)
 {
@@ -155,7 +126,7 @@ static void publish_state(struct bus_presence *p, const char *name, bool online,
 {
 	char subject[BUS_SUBJECT_MAX], tok[TOKEN_MAX], data[PAYLOAD_MAX];
 
-	if(!to_token(name, tok, sizeof(tok))) return;
+	if(!bus__token(name, tok, sizeof(tok))) return;
 	snprintf(subject, sizeof(subject), "mq.p.%s", tok);
 	snprintf(data, sizeof(data), "{\"node\":\"%s\",\"run\":%" PRIu64 ",\"online\":%s,\"since\":%" PRId64 "}",
 			p->node, p->run, online ? "true" : "false", since);
@@ -248,7 +219,7 @@ static void ask_list(struct bus_presence *p, const char *node)
 {
 	char subject[BUS_SUBJECT_MAX], tok[TOKEN_MAX];
 
-	if(!to_token(node, tok, sizeof(tok))) return;
+	if(!bus__token(node, tok, sizeof(tok))) return;
 	snprintf(subject, sizeof(subject), "mq.pq.%s", tok);
 	publish(p, subject, "");
 }
@@ -302,7 +273,7 @@ static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 
 	(void)nc;
 	(void)sub;
-	if(!from_token(natsMsg_GetSubject(msg), "mq.p.", name, sizeof(name)) || !names__valid_str(name)
+	if(!bus__token_name(natsMsg_GetSubject(msg), "mq.p.", name, sizeof(name)) || !names__valid_str(name)
 			|| !payload_str(msg, data, sizeof(data))
 			|| sscanf(data, "{\"node\":\"%32[^\"]\",\"run\":%" SCNu64 ",\"online\":%7[a-z],\"since\":%" SCNd64 "}",
 				node, &run, online, &since) != 4
@@ -328,7 +299,7 @@ static void on_heartbeat(natsConnection *nc, natsSubscription *sub, natsMsg *msg
 
 	(void)nc;
 	(void)sub;
-	if(from_token(natsMsg_GetSubject(msg), "mq.hb.", node, sizeof(node)) && names__valid_str(node)
+	if(bus__token_name(natsMsg_GetSubject(msg), "mq.hb.", node, sizeof(node)) && names__valid_str(node)
 			&& strcmp(node, p->node) != 0 && payload_str(msg, data, sizeof(data))
 			&& sscanf(data, "{\"epoch\":%" SCNu64 ",\"spool_seq\":%" SCNu64 ",\"run\":%" SCNu64 "}",
 				&epoch, &seq, &run) == 3){
@@ -359,7 +330,7 @@ static void on_takeover(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	(void)nc;
 	(void)sub;
 	m = calloc(1, sizeof(*m));
-	if(m != NULL && from_token(natsMsg_GetSubject(msg), "mq.to.", m->client_id, sizeof(m->client_id))
+	if(m != NULL && bus__token_name(natsMsg_GetSubject(msg), "mq.to.", m->client_id, sizeof(m->client_id))
 			&& payload_str(msg, m->node, sizeof(m->node)) && names__valid_str(m->node)
 			&& strcmp(m->node, p->node) != 0){
 		/* For the main thread, in the order they came. */
@@ -424,7 +395,7 @@ void bus_presence__record(struct bus_presence *p, char op, const char *who, int6
 					m = &(*m)->next;
 				}
 			}
-			if(!to_token(who, tok, sizeof(tok))) break;
+			if(!bus__token(who, tok, sizeof(tok))) break;
 			snprintf(subject, sizeof(subject), "mq.to.%s", tok);
 			publish(p, subject, p->node);
 			break;
@@ -578,7 +549,7 @@ int bus_presence__start(struct bus_presence **out, natsConnection *nc, struct sp
 	snprintf(p->node, sizeof(p->node), "%s", node);
 	snprintf(p->nodes[0].name, sizeof(p->nodes[0].name), "%s", node);
 	p->node_n = 1;
-	if(!to_token(node, p->node_token, sizeof(p->node_token))
+	if(!bus__token(node, p->node_token, sizeof(p->node_token))
 			|| rand__bytes(&p->run, sizeof(p->run)) != MQC_OK){
 		free(p);
 		return MQC_ERR_IO;

@@ -79,6 +79,16 @@
 #define BUS_IN_PRESENCE "$presence"
 #define BUS_IN_TAKEOVER "$takeover"
 
+/* One name (an account, a node, a client id) as a NATS token into out
+ * (outlen bytes): '.' as '~'. False if it is empty, does not fit, or holds
+ * a byte no token may (as bus__subject). */
+bool bus__token(const char *name, char *out, size_t outlen);
+
+/* The name of the last token of subject, which must be prefix and one
+ * token ("mq.p." and "alice" for "mq.p.alice"): '~' as '.'. False for
+ * anything else. */
+bool bus__token_name(const char *subject, const char *prefix, char *out, size_t outlen);
+
 /* True if the topic is one the bus carries (inbox, room, typing, room
  * typing: four levels, none empty). */
 bool bus__carries(const char *topic);
