@@ -22,8 +22,12 @@
  * The broker's loop sleeps in epoll_wait up to 100 ms when idle and runs
  * TICK, which publishes the inbox, at the end of each pass.
  *
- * Not here yet (docs/SCALING.md, build plan 8 and 9): presence across
- * nodes, heartbeats, takeover, and replay: what NATS does not deliver
+ * Presence across nodes, heartbeats and takeover: bus_presence.c, with
+ * hooks here (its records in the spool, its tick in the main loop, the
+ * broker's connection, a session's interest dropped when its client
+ * connected on another node).
+ *
+ * Not here yet (docs/SCALING.md, build plan 9): replay: what NATS does not deliver
  * while a bus or NATS is down is not sent again (the archive has it: it is
  * fed by the sender's node's spool). */
 #include <errno.h>
@@ -45,6 +49,7 @@
 
 #include "bus.h"
 #include "bus_daemon.h"
+#include "bus_presence.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -70,6 +75,7 @@ struct client_filters {
 	char *client_id;
 	char **filters;
 	size_t n, cap;
+	bool suspended;                 /* its client is on another node: filters not counted */
 	UT_hash_handle hh;
 };
 
@@ -101,6 +107,9 @@ struct bus {
 	pthread_mutex_t mqtt_lock;
 	int mqtt_fd;
 	int64_t mqtt_retry_ms, mqtt_ping_ms;
+	unsigned long mqtt_connects;
+	pthread_mutex_t inbox_lock;     /* on_msg and bus_presence.c both append */
+	struct bus_presence *presence;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -195,6 +204,7 @@ static bool mqtt_ping(struct bus *b, int64_t now)
 		b->mqtt_retry_ms = now + 1000;
 		b->mqtt_fd = mqtt_connect(b);
 		if(b->mqtt_fd < 0) return false;
+		b->mqtt_connects++;
 	}
 	/* PINGRESPs (and nothing else: it subscribes to nothing) to discard. */
 	while((n = recv(b->mqtt_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) ;
@@ -267,9 +277,11 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		b->dups++;
 		goto done;
 	}
+	pthread_mutex_lock(&b->inbox_lock);
 	used = spool__used(b->inbox);
 	rc = spool__append(b->inbox, 0, origin, topic, natsMsg_GetData(msg),
 			(size_t)natsMsg_GetDataLength(msg), NULL, 0, NULL);
+	pthread_mutex_unlock(&b->inbox_lock);
 	if(rc != MQC_OK){
 		if(b->inbox_full++ % 1000 == 0){
 			log_warnx("bus: DATA/inbox has no room (the broker does not publish it?):"
@@ -380,14 +392,14 @@ static void interest_apply(struct bus *b, const char *client_id, const char *fil
 		c->filters[c->n] = strdup(filter);
 		if(c->filters[c->n] == NULL) fatal("out of memory");
 		c->n++;
-		filter_refs(b, filter, true);
+		if(!c->suspended) filter_refs(b, filter, true);
 		b->dirty = true;
 		return;
 	}
 	if(c == NULL) return;
 	for(i=0; i<c->n; ){
 		if(op == BUS_OP_GONE || strcmp(c->filters[i], filter) == 0){
-			filter_refs(b, c->filters[i], false);
+			if(!c->suspended) filter_refs(b, c->filters[i], false);
 			free(c->filters[i]);
 			c->filters[i] = c->filters[--c->n];
 			b->dirty = true;
@@ -401,6 +413,46 @@ static void interest_apply(struct bus *b, const char *client_id, const char *fil
 		free(c->client_id);
 		free(c);
 	}
+}
+
+/* client_id connected on another node (bus_presence.c): its session here
+ * stops counting until it connects here again. The file keeps its filters:
+ * a restarted bus counts them again (that session then gets messages
+ * until the client comes back and syncs; not yet kept across restarts). */
+static bool interest_suspend(void *arg, const char *client_id)
+{
+	struct bus *b = arg;
+	struct client_filters *c;
+	size_t i;
+
+	HASH_FIND_STR(b->clients, client_id, c);
+	if(c == NULL || c->suspended) return false;
+	for(i=0; i<c->n; i++) filter_refs(b, c->filters[i], false);
+	c->suspended = true;
+	return true;
+}
+
+static void each_suspended(void *arg, void (*fn)(void *ctx, const char *client_id), void *ctx)
+{
+	struct bus *b = arg;
+	struct client_filters *c, *tmp;
+
+	HASH_ITER(hh, b->clients, c, tmp){
+		if(c->suspended) fn(ctx, c->client_id);
+	}
+}
+
+/* client_id connected here: its session's filters count again. */
+static void interest_resume(struct bus *b, const char *client_id)
+{
+	struct client_filters *c;
+	size_t i;
+
+	HASH_FIND_STR(b->clients, client_id, c);
+	if(c == NULL || !c->suspended) return;
+	c->suspended = false;
+	for(i=0; i<c->n; i++) filter_refs(b, c->filters[i], true);
+	log_info("bus: %s is back on this node: its session's interest counts again", client_id);
 }
 
 /* DATA/bus.interest: "client id TAB filter" lines, replaced whole. */
@@ -548,6 +600,46 @@ static bool take_interest(struct bus *b, const struct spool_rec *rec, uint64_t p
 	return ok;
 }
 
+/* A presence or connect record (common/bus.h); false if it was written
+ * over meanwhile. */
+static bool take_presence(struct bus *b, const struct spool_rec *rec, uint64_t p)
+{
+	char who[CLIENTID_MAX_LEN + 1];
+	char op = (char)rec->payload[0];
+	bool connect = strcmp(rec->topic, BUS_CONNECT_TOPIC) == 0;
+	bool known = connect || strcmp(rec->topic, BUS_PRESENCE_TOPIC) == 0;
+	int64_t time_ms = rec->time_ms;
+
+	snprintf(who, sizeof(who), "%s", rec->client_id);
+	if(!intact(b, p)) return false;
+	if(!known) return true;
+	if(connect && op == BUS_OP_CONNECT) interest_resume(b, who);
+	bus_presence__record(b->presence, op, who, time_ms);
+	return true;
+}
+
+/* Hooks of bus_presence.c: the broker is there if the MQTT connection is. */
+static bool broker_up(void *arg, int64_t now, unsigned long *gen)
+{
+	struct bus *b = arg;
+	bool up;
+
+	pthread_mutex_lock(&b->mqtt_lock);
+	up = mqtt_ping(b, now);
+	*gen = b->mqtt_connects;
+	pthread_mutex_unlock(&b->mqtt_lock);
+	return up;
+}
+
+static void broker_wake(void *arg)
+{
+	struct bus *b = arg;
+
+	pthread_mutex_lock(&b->mqtt_lock);
+	if(mqtt_ping(b, time__mono_ms())) b->wakes++;
+	pthread_mutex_unlock(&b->mqtt_lock);
+}
+
 /* The spool's time_ms is the wall clock. */
 static int64_t wall_ms(void)
 {
@@ -578,6 +670,7 @@ static void out_loop(struct bus *b)
 				(void)mqtt_ping(b, now);
 				pthread_mutex_unlock(&b->mqtt_lock);
 			}
+			bus_presence__tick(b->presence, spool__next_seq(b->spool) - 1);
 			if(now >= report){
 				report = now + 60000;
 				log_info("bus: sent %lu (%lu too old, %lu not sendable), received %lu"
@@ -602,6 +695,8 @@ static void out_loop(struct bus *b)
 		ok = true;
 		if(rec.flags & SPOOL_F_FORWARD){
 			ok = send_record(b, &rec, b->pos, wall_ms());
+		}else if(rec.flags == BUS_F_INTEREST && rec.len == 1 && rec.topic[0] == '$'){
+			ok = take_presence(b, &rec, b->pos);
 		}else if(rec.flags == BUS_F_INTEREST && rec.len == 1){
 			ok = take_interest(b, &rec, b->pos);
 		}
@@ -662,11 +757,12 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
+	struct bus *b = closure;
 	char url[256];
 
-	(void)closure;
 	if(natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK) url[0] = '\0';
 	log_info("bus: NATS connected again (%s)", url);
+	if(b->presence != NULL) bus_presence__reconnected(b->presence);
 }
 
 static int nats_start(struct bus *b)
@@ -730,6 +826,7 @@ int bus__main(const char *datadir, int argc, char **argv)
 	memset(b, 0, sizeof(*b));
 	b->mqtt_fd = -1;
 	pthread_mutex_init(&b->mqtt_lock, NULL);
+	pthread_mutex_init(&b->inbox_lock, NULL);
 	if(config__defaults(&b->cfg, datadir) != MQC_OK){
 		fprintf(stderr, "Error: out of memory\n");
 		goto done;
@@ -787,6 +884,10 @@ int bus__main(const char *datadir, int argc, char **argv)
 	b->epoch = spool__epoch(b->spool);
 	if(nats_start(b) != MQC_OK) goto done;
 	if(interest_load(b) != MQC_OK) goto done;
+	if(bus_presence__start(&b->presence, b->nc, b->inbox, &b->inbox_lock, b->cfg.node, b->epoch,
+				&(struct bus_presence_hooks){b, broker_up, interest_suspend, broker_wake, each_suspended}) != MQC_OK){
+		goto done;
+	}
 	log_info("bus: node %s, spool from %" PRIu64 ", NATS %s", b->cfg.node,
 			spool__position(b->spool, SPOOL_READER_BUS), b->cfg.nats);
 	out_loop(b);
@@ -795,6 +896,8 @@ int bus__main(const char *datadir, int argc, char **argv)
 	log_info("bus: stopping: sent %lu, received %lu", b->sent, b->received);
 	status = 0;
 done:
+	bus_presence__stop(b->presence);
+	b->presence = NULL;
 	if(b->nc != NULL){
 		natsConnection_Destroy(b->nc);
 		b->nc = NULL;

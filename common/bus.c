@@ -53,6 +53,35 @@ static bool put_token(char *out, size_t outlen, size_t *at, const char *s, size_
 	return true;
 }
 
+bool bus__token(const char *name, char *out, size_t outlen)
+{
+	char buf[BUS_SUBJECT_MAX];
+	size_t at = 0;
+
+	if(name == NULL || !put_token(buf, sizeof(buf), &at, name, strlen(name)) || at > outlen) return false;
+	memcpy(out, buf + 1, at);       /* the token and its NUL, not put_token's '.' */
+	return true;
+}
+
+bool bus__token_name(const char *subject, const char *prefix, char *out, size_t outlen)
+{
+	size_t i, n, plen = strlen(prefix);
+
+	if(subject == NULL || strncmp(subject, prefix, plen) != 0) return false;
+	subject += plen;
+	n = strlen(subject);
+	if(n == 0 || n >= outlen) return false;
+	for(i=0; i<n; i++){
+		if(subject[i] == '.' || subject[i] == '*' || subject[i] == '>'
+				|| (unsigned char)subject[i] <= ' '){
+			return false;
+		}
+		out[i] = subject[i] == '~' ? '.' : subject[i];
+	}
+	out[n] = '\0';
+	return true;
+}
+
 static int kind_of(const char *lv, size_t len)
 {
 	size_t k;

@@ -45,6 +45,50 @@
 #define BUS_SEQ_HEADER "Mq-Seq"         /* the record's seq in it */
 #define BUS_ORIGIN_PROPERTY "mqchat-origin" /* MQTT 5 user property on injected messages */
 
+/* Presence and takeover (archiver/bus_presence.c, plugin/bus_presence.c).
+ * Spool records of flags BUS_F_INTEREST whose topic starts with '$' (no
+ * MQTT filter the bus maps does), payload one byte:
+ *   topic BUS_PRESENCE_TOPIC, client_id an account:
+ *     BUS_OP_ONLINE    its first connection on this node
+ *     BUS_OP_OFFLINE   its last one here went
+ *     BUS_OP_LIST      (client_id "-") the accounts online here follow,
+ *                      as ONLINE records, up to BUS_OP_LIST_END: the plugin
+ *                      writes them when the bus's MQTT connection logs in,
+ *                      so a restarted bus or broker starts from the truth
+ *   topic BUS_CONNECT_TOPIC, client_id a client id, BUS_OP_CONNECT: it
+ *     connected here (the bus tells the other nodes: takeover)
+ * DATA/inbox records whose topic starts with '$' are for the plugin itself,
+ * never published as they are:
+ *   BUS_IN_PRESENCE  client_id an account, payload "1 <since>" or "0
+ *                    <since>" (wall ms): its state over all nodes changed
+ *   BUS_IN_TAKEOVER  client_id a client id that connected on another node
+ *                    (payload that node's name) while this node holds its
+ *                    session: kick it, deliver nothing to it until it
+ *                    connects here again
+ * NATS: mq.p.<account> {"node","run","online","since"} (one node's
+ * presence of an account), mq.hb.<node> {"epoch","spool_seq","run"} every
+ * second, mq.pq.<node> (a bus asks that node for its whole list), and
+ * mq.to.<client id> (payload the node it is on now); '.' as '~'. */
+#define BUS_PRESENCE_TOPIC "$presence"
+#define BUS_CONNECT_TOPIC "$connect"
+#define BUS_OP_ONLINE 'N'
+#define BUS_OP_OFFLINE 'F'
+#define BUS_OP_LIST 'L'
+#define BUS_OP_LIST_END 'E'
+#define BUS_OP_CONNECT 'C'
+#define BUS_IN_PRESENCE "$presence"
+#define BUS_IN_TAKEOVER "$takeover"
+
+/* One name (an account, a node, a client id) as a NATS token into out
+ * (outlen bytes): '.' as '~'. False if it is empty, does not fit, or holds
+ * a byte no token may (as bus__subject). */
+bool bus__token(const char *name, char *out, size_t outlen);
+
+/* The name of the last token of subject, which must be prefix and one
+ * token ("mq.p." and "alice" for "mq.p.alice"): '~' as '.'. False for
+ * anything else. */
+bool bus__token_name(const char *subject, const char *prefix, char *out, size_t outlen);
+
 /* True if the topic is one the bus carries (inbox, room, typing, room
  * typing: four levels, none empty). */
 bool bus__carries(const char *topic);

@@ -475,6 +475,10 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 	char ubuf[ESC_LEN], abuf[ESC_LEN], tbuf[ESC_LEN * 2];
 
 	(void)event;
+	/* A session whose client went to another node gets nothing (bus_presence.c). */
+	if(ed->access == MOSQ_ACL_READ && m->bus != NULL && plugin_bus__moved(m, ed->client)){
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	req.username = mosquitto_client_username(ed->client);
 	/* Only the registration pseudo-user's decision reads the client id:
 	 * no broker call for it on every other check. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bus_plugin.h"
 #include "err.h"
 #include "plugin.h"
 
@@ -378,6 +379,7 @@ success:
 		devices__disconnect(m, client);
 		return refuse(m, LOGIN_NOMEM, addr, username, clientid, "out of memory");
 	}
+	plugin_bus__login(m, client, clientid, u->kind);
 	m->auth_ok++;
 	m->stats.logins[how]++;
 	return MOSQ_ERR_SUCCESS;

@@ -79,6 +79,7 @@ int plugin_bus__init(struct mqchat *m, char *err, size_t errlen)
 void plugin_bus__cleanup(struct mqchat *m)
 {
 	if(m->bus == NULL) return;
+	plugin_bus__presence_cleanup(m->bus);
 	spool__close(m->bus->inbox);
 	free(m->bus);
 	m->bus = NULL;
@@ -142,11 +143,11 @@ int plugin_bus__disconnect_cb(int event, void *event_data, void *userdata)
 	(void)event;
 	if(m->bus == NULL) return MOSQ_ERR_SUCCESS;
 	/* MQTT 3.1.1 clean session: the broker drops it now. MQTT 5's clean
-	 * start says nothing of its expiry (above). */
-	if(!mosquitto_client_clean_session(ed->client)
-			|| mosquitto_client_protocol_version(ed->client) == 5){
-		return MOSQ_ERR_SUCCESS;
-	}
+	 * start says nothing of its expiry (above). Asked of what the
+	 * connection said when it logged in (bus_presence.c): the broker marks
+	 * a persistent session's old context clean when a new connection takes
+	 * the session over, and that session goes on. */
+	if(!plugin_bus__ends_clean(m, ed->client)) return MOSQ_ERR_SUCCESS;
 	id = mosquitto_client_id(ed->client);
 	if(id != NULL) interest(m, id, BUS_GONE_TOPIC, BUS_OP_GONE);
 	return MOSQ_ERR_SUCCESS;
@@ -174,6 +175,12 @@ void plugin_bus__drain(struct mqchat *m)
 					(unsigned long long)spool__write_position(b->inbox));
 			b->pos = spool__write_position(b->inbox);
 			break;
+		}
+		if(rec.topic[0] == '$'){
+			/* For the plugin itself: presence, takeover (bus_presence.c). */
+			plugin_bus__control(m, &rec);
+			b->pos = rec.end;
+			continue;
 		}
 		props = NULL;
 		if(mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, BUS_ORIGIN_PROPERTY,

@@ -539,6 +539,7 @@ struct conn_user {
 	UT_hash_handle hh;
 	unsigned count;
 	bool kick_pending;              /* missing/disabled in a new snapshot */
+	bool elsewhere;                 /* the bus: online over all nodes (bus_presence.c) */
 	enum user_kind kind;
 	struct presence_gate gate;
 	struct conn_user *tprev, *tnext;        /* in presence.timers[queued] while gate.due */
@@ -596,6 +597,10 @@ void presence__vanished(struct mqchat *m, const struct snapshot *s);
  * more accounts of the start-up sweep: users and devices that are not
  * connected, then retired names. Call from TICK. */
 void presence__sweep(struct mqchat *m, size_t budget);
+/* The bus says name is online on some node or on none (since: wall ms of
+ * the change): published with the rate rule; "offline" never while name
+ * has a connection here. */
+void presence__global(struct mqchat *m, const char *name, bool online, int64_t since);
 /* Connections of name (0 if none). */
 unsigned presence__count(struct mqchat *m, const char *name);
 void presence__cleanup(struct presence *p);

@@ -45,6 +45,7 @@
 
 #include <utlist.h>
 
+#include "bus_plugin.h"
 #include "err.h"
 #include "plugin.h"
 #include "timeutil.h"
@@ -201,14 +202,22 @@ static bool apply(struct mqchat *m, struct conn_user *u, enum presence_action a,
 	return true;
 }
 
-/* u's real state changed to online (first connection) or offline (last). */
-static void change(struct mqchat *m, struct conn_user *u, bool online)
+/* u's real state changed to online (first connection) or offline (last)
+ * at wall (ms). */
+static void change_at(struct mqchat *m, struct conn_user *u, bool online, int64_t wall)
 {
 	const int64_t old_due = u->gate.due;
 	enum presence_action a;
 
-	a = presence__gate_change(&u->gate, online, m->clock_ms(), time__now_ms());
-	if(apply(m, u, a, old_due) && u->count == 0 && u->gate.due == 0) forget(&m->presence, u);
+	a = presence__gate_change(&u->gate, online, m->clock_ms(), wall);
+	if(apply(m, u, a, old_due) && u->count == 0 && !u->elsewhere && u->gate.due == 0){
+		forget(&m->presence, u);
+	}
+}
+
+static void change(struct mqchat *m, struct conn_user *u, bool online)
+{
+	change_at(m, u, online, time__now_ms());
 }
 
 int presence__connect(struct mqchat *m, const struct mosquitto *client, const char *name,
@@ -254,7 +263,10 @@ int presence__connect(struct mqchat *m, const struct mosquitto *client, const ch
 	}
 	u->count++;
 	u->kind = kind;
-	if(u->count == 1 && has_presence(kind)) change(m, u, true);
+	if(u->count == 1 && has_presence(kind)){
+		change(m, u, true);
+		plugin_bus__presence(m, u->name, true);
+	}
 	return MQC_OK;
 }
 
@@ -313,9 +325,45 @@ void presence__disconnect(struct mqchat *m, const struct mosquitto *client)
 		 * of the name to inherit. */
 		clear_presence(u->name);
 		forget(p, u);
+	}else if(m->bus != NULL){
+		/* Offline only if no node has it: the bus says (presence__global). */
+		plugin_bus__presence(m, u->name, false);
+		if(u->gate.due == 0 && !u->elsewhere) forget(p, u);
 	}else{
 		change(m, u, false);
 	}
+}
+
+void presence__global(struct mqchat *m, const char *name, bool online, int64_t since)
+{
+	struct presence *p = &m->presence;
+	const struct snap_user *su;
+	struct conn_user *u = NULL;
+	size_t len = strlen(name);
+	bool oom = false;
+
+	if(len == 0 || len > NAME_MAX_LEN) return;
+	/* An account this node does not know (deleted, or not loaded yet)
+	 * gets no presence from here. */
+	su = snapshot__user(m->snap, name, len);
+	if(su == NULL || !has_presence(su->kind)) return;
+	HASH_FIND(hh, p->users, name, len, u);
+	if(u == NULL){
+		u = calloc(1, sizeof(*u));
+		if(u == NULL) return;
+		memcpy(u->name, name, len);
+		u->len = (uint8_t)len;
+		u->kind = su->kind;
+		HASH_ADD_KEYPTR(hh, p->users, u->name, u->len, u);
+		if(oom){
+			free(u);
+			return;
+		}
+	}
+	u->elsewhere = online;
+	/* Connected here: online whatever another node's bus lags behind. */
+	if(!online && u->count > 0) return;
+	change_at(m, u, online, since);
 }
 
 void presence__tick(struct mqchat *m, int64_t now, size_t budget)
@@ -336,7 +384,8 @@ void presence__tick(struct mqchat *m, int64_t now, size_t budget)
 				requeue(p, u, old_due);
 				continue;
 			}
-			(void)apply(m, u, presence__gate_fire(&u->gate, now, u->count > 0), old_due);
+			(void)apply(m, u, presence__gate_fire(&u->gate, now, u->count > 0 || u->elsewhere),
+					old_due);
 		}
 	}
 }

@@ -232,6 +232,20 @@ int stats__build(const struct mqchat *m, int64_t now, char *buf, size_t buflen, 
 			num(v, m->bus ? m->bus->interest_lost : 0));
 	sample(&t, "mqchat_plugin_bus_lost_total", "what", "typing", NULL, NULL,
 			num(v, m->bus ? m->bus->forward_lost : 0));
+	sample(&t, "mqchat_plugin_bus_lost_total", "what", "presence", NULL, NULL,
+			num(v, m->bus ? m->bus->presence_lost : 0));
+	family(&t, "mqchat_plugin_bus_takeovers_total", "counter",
+			"Sessions here whose client connected on another node (bus_presence.c).");
+	sample(&t, "mqchat_plugin_bus_takeovers_total", NULL, NULL, NULL, NULL,
+			num(v, m->bus ? m->bus->takeovers : 0));
+	family(&t, "mqchat_plugin_bus_takeover_denied_total", "counter",
+			"Deliveries denied to such a session until its client is back.");
+	sample(&t, "mqchat_plugin_bus_takeover_denied_total", NULL, NULL, NULL, NULL,
+			num(v, m->bus ? m->bus->takeover_denied : 0));
+	family(&t, "mqchat_plugin_bus_resyncs_total", "counter",
+			"Resync notices to clients back on the node that kept their session.");
+	sample(&t, "mqchat_plugin_bus_resyncs_total", NULL, NULL, NULL, NULL,
+			num(v, m->bus ? m->bus->resyncs : 0));
 	if(!t.full) t.whole = t.len;
 	*len = t.whole;
 	buf[t.whole] = '\0';

@@ -239,6 +239,33 @@ static void filters_match_as_mqtt_does(void **state)
 	assert_true(checked == 2384 * 36);
 }
 
+/* Names as single tokens (presence, heartbeats, takeover): '.' as '~'
+ * and back; nothing a token may not hold. */
+static void names_as_tokens(void **state)
+{
+	char tok[64], name[64];
+	const char *bad[] = {"", "a b", "a*", "a>", "a~b", "a+b", "a#", "a\tb", NULL};
+	size_t i;
+
+	(void)state;
+	assert_true(bus__token("alice", tok, sizeof(tok)));
+	assert_string_equal(tok, "alice");
+	assert_true(bus__token("al.ice@tab.2", tok, sizeof(tok)));
+	assert_string_equal(tok, "al~ice@tab~2");
+	assert_true(nats_valid(tok, true));
+	assert_true(bus__token_name("mq.to.al~ice@tab~2", "mq.to.", name, sizeof(name)));
+	assert_string_equal(name, "al.ice@tab.2");
+	for(i=0; bad[i]; i++) assert_false(bus__token(bad[i], tok, sizeof(tok)));
+	/* Exactly as long as fits, then one more. */
+	assert_true(bus__token("abcd", tok, 5));
+	assert_false(bus__token("abcde", tok, 5));
+	assert_false(bus__token_name("mq.p.", "mq.p.", name, sizeof(name)));
+	assert_false(bus__token_name("mq.p.a.b", "mq.p.", name, sizeof(name)));
+	assert_false(bus__token_name("mq.p.*", "mq.p.", name, sizeof(name)));
+	assert_false(bus__token_name("mq.hb.alice", "mq.p.", name, sizeof(name)));
+	assert_false(bus__token_name("mq.p.abcde", "mq.p.", name, 5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +275,7 @@ int main(void)
 		cmocka_unit_test(subjects_of_filters),
 		cmocka_unit_test(filters_without_subject),
 		cmocka_unit_test(filters_match_as_mqtt_does),
+		cmocka_unit_test(names_as_tokens),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

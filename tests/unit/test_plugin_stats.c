@@ -331,10 +331,14 @@ static void test_text_parses_and_says_what_happened(void **state)
 	assert_float_equal(value_of(&t, "mqchat_plugin_bus_injected_total"), 0, 0);
 	assert_float_equal(value_of(&t, "mqchat_plugin_bus_lost_total{what=\"interest\"}"), 0, 0);
 	assert_float_equal(value_of(&t, "mqchat_plugin_bus_lost_total{what=\"typing\"}"), 0, 0);
+	assert_float_equal(value_of(&t, "mqchat_plugin_bus_lost_total{what=\"presence\"}"), 0, 0);
+	assert_float_equal(value_of(&t, "mqchat_plugin_bus_takeovers_total"), 0, 0);
+	assert_float_equal(value_of(&t, "mqchat_plugin_bus_takeover_denied_total"), 0, 0);
+	assert_float_equal(value_of(&t, "mqchat_plugin_bus_resyncs_total"), 0, 0);
 	assert_float_equal(value_of(&t, "mqchat_plugin_refusals_total{reason=\"unavailable\"}"), 0, 0);
 	/* Every series from the start: each login reason, each refusal but
 	 * "ok", each kick. */
-	assert_int_equal(t.count, LOGIN_REASON_COUNT + ACL_REASON_COUNT - 1 + KICK_REASON_COUNT + 15);
+	assert_int_equal(t.count, LOGIN_REASON_COUNT + ACL_REASON_COUNT - 1 + KICK_REASON_COUNT + 19);
 	for(i=1; i<ACL_REASON_COUNT; i++){
 		char series[128];
 
@@ -342,7 +346,7 @@ static void test_text_parses_and_says_what_happened(void **state)
 				acl__reason_code((enum acl_reason)i));
 		(void)value_of(&t, series);
 	}
-	assert_int_equal(t.families, 16);
+	assert_int_equal(t.families, 19);
 	for(i=0; i<t.families; i++) assert_int_equal(strncmp(t.family[i], "mqchat_plugin_", 14), 0);
 	/* No snapshot (cannot happen after init, but the text stays whole). */
 	snapshot__free(m->snap);
@@ -380,7 +384,7 @@ static void test_buffer_too_small(void **state)
 		assert_true(t.families >= prev_families);
 		prev_families = t.families;
 	}
-	assert_int_equal(prev_families, 15);    /* all but the last family */
+	assert_int_equal(prev_families, 18);    /* all but the last family */
 	assert_int_equal(stats__build(m, fake_now, small, full_len + 1, &len), MQC_OK);
 	assert_int_equal(len, full_len);
 	assert_string_equal(small, full);
