@@ -792,25 +792,6 @@ static int pg_retired_each(struct userdb *udb,
 	return crc;
 }
 
-static int pg_name_free(struct userdb *udb, const char *name)
-{
-	int64_t created, deleted;
-	int rc;
-
-	rc = get_int64(udb, "SELECT created FROM users WHERE name=$1", name, &created);
-	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
-	rc = userdb__retired_get(udb, name, &created, &deleted);
-	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
-	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
-}
-
-static bool user_args_valid(const char *name, enum user_kind kind, const char *nick, const char *pwhash)
-{
-	return names__valid_str(name) && nick__valid(nick) && user_kind__name(kind)[0] != '?'
-		&& (pwhash__iterations(pwhash) != 0
-			|| (kind == USER_KIND_SERVICE && pwhash__is_secret(pwhash)));
-}
-
 static int insert_user(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash, int64_t created)
 {
@@ -831,7 +812,6 @@ static int pg_user_add(struct userdb *udb, const char *name, enum user_kind kind
 	bool mine;
 	int rc;
 
-	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = userdb__name_free(udb, name);
@@ -846,7 +826,6 @@ static int pg_user_restore(struct userdb *udb, const char *name, enum user_kind 
 	bool mine;
 	int rc;
 
-	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = get_int64(udb, "SELECT created FROM users WHERE name=$1", name, &created);
@@ -874,7 +853,6 @@ static int pg_user_get(struct userdb *udb, const char *name, struct userdb_user 
 	PGresult *r;
 	int rc;
 
-	if(!names__valid_str(name)) return MQC_ERR_NOTFOUND;
 	rc = row(udb, "SELECT " USER_COLS " FROM users WHERE name=$1", 1, &name, &r);
 	if(rc != MQC_OK) return rc;
 	row_to_user(r, 0, out);
@@ -911,40 +889,14 @@ static int pg_user_set_pwhash(struct userdb *udb, const char *name, const char *
 		return user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2 AND kind='service'",
 				2, args, "password", name, NULL);
 	}
-	if(pwhash__iterations(pwhash) == 0) return MQC_ERR_INVAL;
 	return user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2", 2, args, "password", name,
 			NULL);
-}
-
-static int pg_service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed_out)
-{
-	struct userdb_user u;
-	char hash[PWHASH_STR_LEN];
-	const char *args[2] = {hash, name};
-	bool ok = false;
-	int rc;
-
-	*changed_out = false;
-	rc = userdb__user_get(udb, name, &u);
-	if(rc != MQC_OK) return rc;
-	if(u.kind != USER_KIND_SERVICE || pwhash__is_secret(u.pwhash)) return MQC_OK;
-	if(strlen(secret) < PWHASH_MIN_SECRET) return MQC_OK;
-	rc = pwhash__verify(secret, strlen(secret), u.pwhash, &ok);
-	if(rc != MQC_OK || !ok) return MQC_OK;
-	rc = pwhash__make_secret(secret, strlen(secret), hash, sizeof(hash));
-	if(rc == MQC_OK){
-		rc = user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2 AND kind='service'", 2, args,
-				"password", name, NULL);
-	}
-	*changed_out = rc == MQC_OK;
-	return rc;
 }
 
 static int pg_user_set_nick(struct userdb *udb, const char *name, const char *nick)
 {
 	const char *args[2] = {nick, name};
 
-	if(!nick__valid(nick)) return MQC_ERR_INVAL;
 	return user_change(udb, "UPDATE users SET nick=$1 WHERE name=$2", 2, args, "user", name, NULL);
 }
 
@@ -986,17 +938,6 @@ static int pg_user_each(struct userdb *udb,
 
 /* ---- rooms ---- */
 
-static int pg_room_name_free(struct userdb *udb, const char *room)
-{
-	int64_t deleted;
-	int rc;
-
-	if(room_exists(udb, room)) return MQC_ERR_EXISTS;
-	rc = get_int64(udb, "SELECT deleted FROM rooms_retired WHERE name=$1", room, &deleted);
-	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
-	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
-}
-
 static int pg_room_retired_get(struct userdb *udb, const char *room, int64_t *deleted)
 {
 	return get_int64(udb, "SELECT deleted FROM rooms_retired WHERE name=$1", room, deleted);
@@ -1010,7 +951,6 @@ static int pg_room_create(struct userdb *udb, const char *room, int retention_da
 	bool mine;
 	int rc;
 
-	if(!names__valid_str(room)) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = userdb__room_name_free(udb, room);
@@ -1159,10 +1099,6 @@ static int pg_room_meta_set(struct userdb *udb, const char *room, const struct u
 	bool mine;
 	int rc;
 
-	if(!room_text__valid(m->title, ROOM_TITLE_MAX_CHARS)
-			|| !room_text__valid(m->description, ROOM_DESCRIPTION_MAX_CHARS)){
-		return MQC_ERR_INVAL;
-	}
 	if(!room_exists(udb, room) || (args[1] && !user_exists(udb, args[1]))) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1302,14 +1238,9 @@ static int pg_device_set(struct userdb *udb, const char *user, const char *devic
 {
 	char created[I64_LEN];
 	const char *args[4] = {user, device, token_sha256, i64(created, now)};
-	unsigned char digest[DEVTOKEN_DIGEST_LEN];
 	bool mine, replaced;
 	int rc;
 
-	if(device == NULL || !names__valid_device(device, strlen(device))
-			|| !devtoken__from_hex(token_sha256, digest)){
-		return MQC_ERR_INVAL;
-	}
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1416,7 +1347,6 @@ static int pg_privacy_set(struct userdb *udb, const char *user, const struct use
 	bool mine;
 	int rc;
 
-	if(args[1][0] == '?' || args[2][0] == '?') return MQC_ERR_INVAL;
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1452,7 +1382,6 @@ static int pg_contact_add(struct userdb *udb, const char *user, const char *cont
 	bool mine;
 	int rc;
 
-	if(user == NULL || contact == NULL || !strcmp(user, contact)) return MQC_ERR_INVAL;
 	if(!user_exists(udb, user) || !user_exists(udb, contact)) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1509,11 +1438,9 @@ static int pg_setting_get(struct userdb *udb, const char *key, char *out, size_t
 static int pg_setting_set(struct userdb *udb, const char *key, const char *value)
 {
 	const char *args[2] = {key, value};
-	const struct setting_def *d = settings__find(key);
 	bool mine;
 	int rc;
 
-	if(d == NULL || settings__check(d, value) != NULL) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = run(udb, "INSERT INTO settings(key, value) VALUES($1, $2)"
@@ -1547,7 +1474,6 @@ static int pg_invite_create(struct userdb *udb, const char *code, int uses, int6
 	char u[I64_LEN], e[I64_LEN], now[I64_LEN];
 	const char *args[4] = {code, i64(u, uses), i64(e, expires > 0 ? expires : 0), i64(now, time__now_ms())};
 
-	if(code == NULL || !names__valid_msgid(code, strlen(code)) || uses < 1) return MQC_ERR_INVAL;
 	if(exists(udb, "SELECT 1 FROM invites WHERE code=$1", code, NULL)) return MQC_ERR_EXISTS;
 	return run(udb, "INSERT INTO invites(code, uses_left, expires, created) VALUES($1, $2, $3, $4)",
 			NULL, 4, args);
@@ -1613,14 +1539,12 @@ static const struct userdb_ops userdb_pg__ops = {
 	.in_force_wait = pg_in_force_wait,
 	.user_add = pg_user_add,
 	.user_restore = pg_user_restore,
-	.name_free = pg_name_free,
 	.retired_get = pg_retired_get,
 	.retired_each = pg_retired_each,
 	.user_get = pg_user_get,
 	.user_set_enabled = pg_user_set_enabled,
 	.user_set_pwhash = pg_user_set_pwhash,
 	.user_set_nick = pg_user_set_nick,
-	.service_secret = pg_service_secret,
 	.user_del = pg_user_del,
 	.user_each = pg_user_each,
 	.room_create = pg_room_create,
@@ -1632,7 +1556,6 @@ static const struct userdb_ops userdb_pg__ops = {
 	.rooms_of = pg_rooms_of,
 	.room_each = pg_room_each,
 	.member_each = pg_member_each,
-	.room_name_free = pg_room_name_free,
 	.room_retired_get = pg_room_retired_get,
 	.room_meta_get = pg_room_meta_get,
 	.room_meta_set = pg_room_meta_set,
