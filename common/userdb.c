@@ -89,9 +89,9 @@ int userdb__watch_fd(struct userdb *udb)
 	return udb->ops->watch_fd(udb);
 }
 
-int userdb__watch_drain(struct userdb *udb)
+int userdb__watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg)
 {
-	return udb->ops->watch_drain(udb);
+	return udb->ops->watch_drain(udb, told, arg);
 }
 
 int userdb__node_applied(struct userdb *udb, const char *node, int64_t version)

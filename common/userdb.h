@@ -115,10 +115,13 @@ int userdb__data_version(struct userdb *udb, int64_t *version);
  * every 0.1 s doubling to 5 s; each call may try once, blocking up to the
  * connection's connect_timeout). After a new one is made, compare the
  * version: what was committed meanwhile sent no notification.
- * watch_drain: read what made it readable; MQC_OK, or MQC_ERR_IO when the
- * watch was lost (ask watch_fd again). */
+ * watch_drain: read what made it readable, calling told (if not NULL) with
+ * each change it names: its version, kind and name as userdb_pg.c's
+ * change rows have them ("disable", "alice"; "revoke", "alice/phone");
+ * MQC_OK, or MQC_ERR_IO when the watch was lost (ask watch_fd again). */
+typedef void userdb_told_fn(int64_t version, const char *kind, const char *name, void *arg);
 int userdb__watch_fd(struct userdb *udb);
-int userdb__watch_drain(struct userdb *udb);
+int userdb__watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg);
 
 /* "Done" when in force on every node (docs/SCALING.md, "How the plugin
  * learns of changes"). node_applied: the loader says that node's broker

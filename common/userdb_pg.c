@@ -463,10 +463,13 @@ static int pg_watch_fd(struct userdb *udb)
 	return PQsocket(s->listen);
 }
 
-static int pg_watch_drain(struct userdb *udb)
+static int pg_watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg)
 {
 	struct userdb_pg *s = pg_of(udb);
 	PGnotify *n;
+	long long id;
+	char kind[16];
+	int at;
 
 	if(s->listen == NULL) return MQC_ERR_IO;
 	/* The server gone: end of file, and libpq marks the connection bad. */
@@ -474,9 +477,14 @@ static int pg_watch_drain(struct userdb *udb)
 		listen_drop(s);
 		return MQC_ERR_IO;
 	}
-	/* Their payloads ('ID KIND NAME') are not needed yet: the version says
-	 * whether to rebuild. */
-	while((n = PQnotifies(s->listen)) != NULL) PQfreemem(n);
+	/* Payloads 'ID KIND NAME' (changed()); one of another form (not ours
+	 * to write) is passed over: the version still says whether to rebuild. */
+	while((n = PQnotifies(s->listen)) != NULL){
+		if(told != NULL && sscanf(n->extra, "%lld %15s %n", &id, kind, &at) == 2 && n->extra[at] != '\0'){
+			told((int64_t)id, kind, n->extra + at, arg);
+		}
+		PQfreemem(n);
+	}
 	return MQC_OK;
 }
 

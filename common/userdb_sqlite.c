@@ -273,9 +273,11 @@ static int sqlite_watch_fd(struct userdb *udb)
 	return -1;
 }
 
-static int sqlite_watch_drain(struct userdb *udb)
+static int sqlite_watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg)
 {
 	(void)udb;
+	(void)told;
+	(void)arg;
 	return MQC_OK;
 }
 

@@ -25,7 +25,7 @@ struct userdb_ops {
 	void (*rollback)(struct userdb *udb);
 	int (*data_version)(struct userdb *udb, int64_t *version);
 	int (*watch_fd)(struct userdb *udb);
-	int (*watch_drain)(struct userdb *udb);
+	int (*watch_drain)(struct userdb *udb, userdb_told_fn *told, void *arg);
 	int (*node_applied)(struct userdb *udb, const char *node, int64_t version);
 	int (*in_force_wait)(struct userdb *udb, int timeout_ms);
 	int (*user_add)(struct userdb *udb, const char *name, enum user_kind kind,

@@ -10,6 +10,8 @@ version moves (plugin/loader.c), so:
   node within 1 s of the CLI's exit (docs/SCALING.md, "Revocation on every
   node within 1 s"), and the CLI returns only once every node's broker
   has the change in force (auth.node_applied);
+- with 100,000 accounts (a rebuild of about the bound's length), the cut
+  comes from the loaders' short list ahead of the rebuild (plugin/cuts.c);
 - with PostgreSQL stopped as a crash would, the brokers keep serving from
   their snapshots, and a change made after it is back is applied.
 
@@ -55,7 +57,11 @@ def server():
             yield top
     finally:
         for kind, cuts in CUTS.items():
-            if cuts:
+            if cuts and kind.startswith("large"):
+                print("\nwith %d accounts, %s: %d clients cut off, seconds after the CLI's start:"
+                      " min %.3f median %.3f max %.3f" % (LARGE_ACCOUNTS, kind[6:], len(cuts), min(cuts),
+                                                         statistics.median(cuts), max(cuts)))
+            elif cuts:
                 print("\n%s: %d clients cut off, seconds after the CLI's exit: min %.3f median %.3f"
                       " max %.3f; after its start: min %.3f median %.3f max %.3f" % (
                           kind, len(cuts), min(cuts), statistics.median(cuts), max(cuts),
@@ -177,19 +183,25 @@ def test_disable_cuts_off_on_every_node(nodes, clients):
         ok(nodes.admin, "user", "enable", "alice")
 
 
+def give_token(nodes, user, device):
+    """A token for user's device as the archiver's device_token makes it
+    (its SHA-256 kept), with its change row and notification, as
+    userdb_pg.c writes them."""
+    token = "mqt1." + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    psql(nodes.server, nodes.db,
+         "INSERT INTO auth.devices(\"user\", device, token_sha256, created)"
+         " VALUES('%s', '%s', '%s', 0);"
+         " WITH c AS (INSERT INTO auth.changes(at, kind, name) VALUES(0, 'device', '%s/%s')"
+         " RETURNING id) SELECT pg_notify('mqchat_auth', c.id || ' device %s/%s') FROM c"
+         % (user, device, hashlib.sha256(token.encode()).hexdigest(), user, device, user, device))
+    return token
+
+
 def test_revoke_cuts_off_a_device_on_every_node(nodes, clients):
     add_user(nodes.admin, "alice")
     for run in range(RUNS):
-        # A token as the archiver's device_token makes it (its SHA-256 kept),
-        # with its change row and notification, as userdb_pg.c writes them.
-        token = "mqt1." + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         device = "phone%d" % run
-        psql(nodes.server, nodes.db,
-             "INSERT INTO auth.devices(\"user\", device, token_sha256, created)"
-             " VALUES('alice', '%s', '%s', 0);"
-             " WITH c AS (INSERT INTO auth.changes(at, kind, name) VALUES(0, 'device', 'alice/%s')"
-             " RETURNING id) SELECT pg_notify('mqchat_auth', c.id || ' device alice/%s') FROM c"
-             % (device, hashlib.sha256(token.encode()).hexdigest(), device, device))
+        token = give_token(nodes, "alice", device)
         cs = login_everywhere(clients, nodes, "alice", token, client_id="alice@" + device)
         # The account's password login is not touched by the revocation.
         others = [login(clients, b, "alice", PASSWORD, client_id="alice@laptop") for b in nodes.brokers]
@@ -197,6 +209,55 @@ def test_revoke_cuts_off_a_device_on_every_node(nodes, clients):
         for c in others:
             assert not c.disconnected.is_set()
             c.close()
+
+
+# A store as large as README's "Sizes" plans for: its rebuild from
+# PostgreSQL takes most of the revocation bound (plugin/cuts.c).
+LARGE_ACCOUNTS = 100000
+
+
+def test_cut_off_ahead_of_a_large_rebuild(nodes, clients):
+    """With 100,000 accounts, each node's rebuild takes about as long as
+    the bound, three at once longer: the disabled account is closed on all
+    three from the short list (plugin/cuts.c) within 1 s of the CLI's
+    start, refused at once when it logs in again, and back after enable."""
+    add_user(nodes.admin, "alice")
+    psql(nodes.server, nodes.db,
+         "INSERT INTO auth.users(name, kind, nick, pwhash, enabled, created)"
+         " SELECT 'big' || i, 'user', 'big' || i, u.pwhash, true, 0"
+         " FROM generate_series(1, %d) AS i, auth.users AS u WHERE u.name = 'alice';"
+         " WITH c AS (INSERT INTO auth.changes(at, kind, name) VALUES(0, 'user', 'big') RETURNING id)"
+         " SELECT pg_notify('mqchat_auth', c.id || ' user big') FROM c" % LARGE_ACCOUNTS)
+    for b in nodes.brokers:
+        wait_login(clients, b, "big%d" % LARGE_ACCOUNTS, PASSWORD, timeout=30)
+    for run in range(RUNS):
+        cs = login_everywhere(clients, nodes, "alice", PASSWORD)
+        start = time.monotonic()
+        ok(nodes.admin, "user", "disable", "alice")
+        for c in cs:
+            wait_disconnected(c, CUT_BOUND + RELOAD_BOUND, what="user disable alice")
+        cuts = [c.cut_at - start for c in cs]
+        CUTS["large disable"] = CUTS.get("large disable", []) + cuts
+        assert max(cuts) < CUT_BOUND, "cut off %s s after the CLI's start" % ["%.3f" % t for t in cuts]
+        for b in nodes.brokers:
+            assert b.output().count("closing connections of alice (disabled or deleted; the"
+                                    " snapshot follows)") == run + 1, b.output()[-2000:]
+            c = clients(b, "alice", PASSWORD)
+            c.c._reconnect_on_failure = False
+            assert c.connect() != 0
+        ok(nodes.admin, "user", "enable", "alice")
+    # A revoked device token likewise: its token connections closed.
+    token = give_token(nodes, "alice", "phone")
+    cs = login_everywhere(clients, nodes, "alice", token, client_id="alice@phone")
+    start = time.monotonic()
+    ok(nodes.admin, "user", "revoke", "alice", "phone")
+    for c in cs:
+        wait_disconnected(c, CUT_BOUND + RELOAD_BOUND, what="user revoke alice phone")
+    cuts = [c.cut_at - start for c in cs]
+    CUTS["large revoke"] = cuts
+    assert max(cuts) < CUT_BOUND, "cut off %s s after the CLI's start" % ["%.3f" % t for t in cuts]
+    for b in nodes.brokers:
+        assert "closing alice@phone (device token revoked; the snapshot follows)" in b.output()
 
 
 def test_postgresql_down_then_back(nodes, clients):
