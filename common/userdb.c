@@ -5,6 +5,7 @@
  * called. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "devtoken.h"
 #include "enumname.h"
@@ -99,9 +100,30 @@ int userdb__node_applied(struct userdb *udb, const char *node, int64_t version)
 	return udb->ops->node_applied(udb, node, version);
 }
 
+int64_t userdb__committed_change(const struct userdb *udb)
+{
+	return udb->committed_change;
+}
+
+int userdb__in_force_version(struct userdb *udb, int64_t *version)
+{
+	return udb->ops->in_force_version(udb, version);
+}
+
+#define IN_FORCE_POLL_MS 10
+
 int userdb__in_force_wait(struct userdb *udb, int timeout_ms)
 {
-	return udb->ops->in_force_wait(udb, timeout_ms);
+	int64_t end = time__mono_ms() + timeout_ms, version;
+	int rc;
+
+	if(udb->committed_change == 0) return MQC_OK;
+	for(;;){
+		rc = userdb__in_force_version(udb, &version);
+		if(rc != MQC_OK || version >= udb->committed_change) return rc;
+		if(time__mono_ms() >= end) return MQC_ERR_TIMEOUT;
+		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = IN_FORCE_POLL_MS * 1000000L}, NULL);
+	}
 }
 
 static bool user_args_valid(const char *name, enum user_kind kind, const char *nick, const char *pwhash)

@@ -128,11 +128,16 @@ int userdb__watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg);
  * uses the store as of version (userdb__data_version), and that the node
  * is alive; called again every second. MQC_ERR_INVAL when the store has
  * no such record (SQLite: the file mark of common/applied.h does it):
- * stop calling. in_force_wait: wait until every node heard from in the
- * last 3 s uses this connection's last committed change, at most
- * timeout_ms; MQC_OK (also with no change or no node, or on SQLite),
- * MQC_ERR_TIMEOUT, or another MQC_ERR_* when the store cannot say. */
+ * stop calling. in_force_version: the lowest version in use by the nodes
+ * heard from in the last 3 s (INT64_MAX with none, and on SQLite).
+ * committed_change: the version of this connection's last committed
+ * change (0: none, or SQLite). in_force_wait: wait until in_force_version
+ * reaches committed_change, at most timeout_ms; MQC_OK (also with no
+ * change or no node, or on SQLite), MQC_ERR_TIMEOUT, or another MQC_ERR_*
+ * when the store cannot say. */
 int userdb__node_applied(struct userdb *udb, const char *node, int64_t version);
+int userdb__in_force_version(struct userdb *udb, int64_t *version);
+int64_t userdb__committed_change(const struct userdb *udb);
 int userdb__in_force_wait(struct userdb *udb, int timeout_ms);
 
 const char *user_kind__name(enum user_kind kind);

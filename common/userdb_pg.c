@@ -57,7 +57,6 @@ struct userdb_pg {
 	int64_t listen_retry_at;   /* time__mono_ms before which no new try */
 	int listen_backoff_ms;
 	int64_t change_id;         /* the open transaction's last change row; 0 none */
-	int64_t committed_change;  /* the last one committed (userdb__in_force_wait) */
 };
 
 static struct userdb_pg *pg_of(struct userdb *udb)
@@ -354,7 +353,7 @@ static int pg_commit(struct userdb *udb)
 	}
 	PQclear(r);
 	if(rc == MQC_OK && s->wrote) udb->committed_ns = time__mono_ns();
-	if(rc == MQC_OK && s->change_id != 0) s->committed_change = s->change_id;
+	if(rc == MQC_OK && s->change_id != 0) udb->committed_change = s->change_id;
 	s->wrote = false;
 	s->change_id = 0;
 	return rc;
@@ -496,7 +495,7 @@ static int pg_watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg)
 
 #define NODE_ALIVE_MS "3000"
 #define SERVER_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-#define IN_FORCE_POLL_MS 10
+#define I64_MAX_TEXT "9223372036854775807"
 
 static int pg_node_applied(struct userdb *udb, const char *node, int64_t version)
 {
@@ -514,26 +513,20 @@ static int pg_node_applied(struct userdb *udb, const char *node, int64_t version
 	return rc;
 }
 
-static int pg_in_force_wait(struct userdb *udb, int timeout_ms)
+static int pg_in_force_version(struct userdb *udb, int64_t *version)
 {
-	struct userdb_pg *s = pg_of(udb);
-	char v[I64_LEN];
-	const char *args[1] = {i64(v, s->committed_change)};
-	int64_t end = time__mono_ms() + timeout_ms, behind;
+	const char *sql = "SELECT coalesce(min(change_id), " I64_MAX_TEXT ") FROM node_applied"
+		" WHERE at > " SERVER_MS " - " NODE_ALIVE_MS;
+	bool idle = PQtransactionStatus(pg_of(udb)->conn) == PQTRANS_IDLE;
 	PGresult *r;
-	int rc;
+	int rc = connected(udb);
 
-	if(s->committed_change == 0) return MQC_OK;
-	for(;;){
-		rc = query(udb, "SELECT count(*) FROM node_applied WHERE change_id < $1"
-				" AND at > " SERVER_MS " - " NODE_ALIVE_MS, 1, args, &r);
-		if(rc != MQC_OK) return rc;
-		behind = col64(r, 0, 0);
-		PQclear(r);
-		if(behind == 0) return MQC_OK;
-		if(time__mono_ms() >= end) return MQC_ERR_TIMEOUT;
-		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = IN_FORCE_POLL_MS * 1000000L}, NULL);
-	}
+	if(rc == MQC_OK) rc = query(udb, sql, 0, NULL, &r);
+	if(again(udb, rc, idle)) rc = query(udb, sql, 0, NULL, &r);
+	if(rc != MQC_OK) return rc;
+	*version = col64(r, 0, 0);
+	PQclear(r);
+	return MQC_OK;
 }
 
 /* ---- schema ---- */
@@ -1544,7 +1537,7 @@ static const struct userdb_ops userdb_pg__ops = {
 	.watch_fd = pg_watch_fd,
 	.watch_drain = pg_watch_drain,
 	.node_applied = pg_node_applied,
-	.in_force_wait = pg_in_force_wait,
+	.in_force_version = pg_in_force_version,
 	.user_add = pg_user_add,
 	.user_restore = pg_user_restore,
 	.retired_get = pg_retired_get,

@@ -291,10 +291,10 @@ static int sqlite_node_applied(struct userdb *udb, const char *node, int64_t ver
 	return MQC_ERR_INVAL;
 }
 
-static int sqlite_in_force_wait(struct userdb *udb, int timeout_ms)
+static int sqlite_in_force_version(struct userdb *udb, int64_t *version)
 {
 	(void)udb;
-	(void)timeout_ms;
+	*version = INT64_MAX;   /* one node: its file mark says (common/applied.h) */
 	return MQC_OK;
 }
 
@@ -1183,7 +1183,7 @@ static const struct userdb_ops userdb_sqlite__ops = {
 	.watch_fd = sqlite_watch_fd,
 	.watch_drain = sqlite_watch_drain,
 	.node_applied = sqlite_node_applied,
-	.in_force_wait = sqlite_in_force_wait,
+	.in_force_version = sqlite_in_force_version,
 	.user_add = sqlite_user_add,
 	.user_restore = sqlite_user_restore,
 	.retired_get = sqlite_retired_get,

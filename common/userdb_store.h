@@ -27,7 +27,7 @@ struct userdb_ops {
 	int (*watch_fd)(struct userdb *udb);
 	int (*watch_drain)(struct userdb *udb, userdb_told_fn *told, void *arg);
 	int (*node_applied)(struct userdb *udb, const char *node, int64_t version);
-	int (*in_force_wait)(struct userdb *udb, int timeout_ms);
+	int (*in_force_version)(struct userdb *udb, int64_t *version);
 	int (*user_add)(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash);
 	int (*user_restore)(struct userdb *udb, const char *name, enum user_kind kind,
@@ -107,6 +107,7 @@ struct userdb_ops {
 struct userdb {
 	const struct userdb_ops *ops;
 	int64_t committed_ns;   /* time__mono_ns after this connection's last commit; 0: none */
+	int64_t committed_change; /* the version of its last committed change; 0: none or no versions */
 	int version;            /* the schema version as opened (a reader does not upgrade) */
 	char path[4096];
 };

@@ -12,6 +12,8 @@ version moves (plugin/loader.c), so:
   has the change in force (auth.node_applied);
 - with 100,000 accounts (a rebuild of about the bound's length), the cut
   comes from the loaders' short list ahead of the rebuild (plugin/cuts.c);
+- the archiver's answers that wait for a change to be in force wait for
+  every node, as the CLI does;
 - with PostgreSQL stopped as a crash would, the brokers keep serving from
   their snapshots, and a change made after it is back is applied.
 
@@ -23,7 +25,9 @@ import hashlib
 import os
 import secrets
 import shutil
+import signal
 import statistics
+import threading
 import time
 
 import pytest
@@ -43,6 +47,10 @@ RUNS = 3
 # The loaders' own polling slower than that bound: only their LISTEN can
 # meet it.
 RELOAD_MS = 2000
+
+# How long test_the_archivers_answers_wait_for_every_node keeps a broker
+# stopped: under the archiver's own deadline (archiver/later.c, 5 s).
+STOPPED_S = 1.5
 
 CUTS = {"disable": [], "revoke": []}
 # The same cut-offs from the CLI's start (its commit is in between).
@@ -303,6 +311,38 @@ def test_the_archiver_runs_on_the_store(nodes, clients):
         for b in nodes.brokers[1:]:
             wait_login(clients, b, "alice", ans["token"], client_id="alice@phone")
     finally:
+        arch.stop()
+
+
+def test_the_archivers_answers_wait_for_every_node(nodes, clients):
+    """An RPC whose change must be in force before its answer (block) is
+    answered once every node heard from in the last 3 s uses it, not this
+    node's broker alone: with another node's broker stopped (SIGSTOP: its
+    loader still says it is alive, at the version before), the answer
+    waits until that broker runs again and takes the change."""
+    d = nodes.dirs[0]
+    ok(d, "init")
+    for name in ("alice", "bob", "carol"):
+        add_user(nodes.admin, name)
+    arch = Archiver(d, nodes.brokers[0].port)
+    stopped = nodes.brokers[1]
+    try:
+        arch.start()
+        c, _ = wait_login(clients, nodes.brokers[0], "alice", PASSWORD)
+        rpc = Rpc(c, "alice")
+        start = time.monotonic()
+        rpc_ok(rpc, "block", user="bob")
+        assert time.monotonic() - start < CUT_BOUND     # every node running
+        stopped.proc.send_signal(signal.SIGSTOP)
+        resume = threading.Timer(STOPPED_S, stopped.proc.send_signal, (signal.SIGCONT,))
+        resume.start()
+        start = time.monotonic()
+        rpc_ok(rpc, "block", user="carol")
+        took = time.monotonic() - start
+        resume.join()
+        assert STOPPED_S <= took < STOPPED_S + CUT_BOUND, took
+    finally:
+        stopped.proc.send_signal(signal.SIGCONT)
         arch.stop()
 
 
