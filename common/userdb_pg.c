@@ -394,9 +394,10 @@ static const char *pg_errmsg(struct userdb *udb)
 
 /* The version: the last change's id. Asked again once on a connection
  * found broken (the loaders ask it after a reconnection). */
-static int pg_data_version(struct userdb *udb, int64_t *version)
+/* The one integer of sql (no arguments), asked again once on a new
+ * connection if the old one was lost between transactions. */
+static int ask_int64(struct userdb *udb, const char *sql, int64_t *out)
 {
-	const char *sql = "SELECT coalesce(max(id), 0) FROM changes";
 	bool idle = PQtransactionStatus(pg_of(udb)->conn) == PQTRANS_IDLE;
 	PGresult *r;
 	int rc = connected(udb);
@@ -404,9 +405,14 @@ static int pg_data_version(struct userdb *udb, int64_t *version)
 	if(rc == MQC_OK) rc = query(udb, sql, 0, NULL, &r);
 	if(again(udb, rc, idle)) rc = query(udb, sql, 0, NULL, &r);
 	if(rc != MQC_OK) return rc;
-	*version = col64(r, 0, 0);
+	*out = col64(r, 0, 0);
 	PQclear(r);
 	return MQC_OK;
+}
+
+static int pg_data_version(struct userdb *udb, int64_t *version)
+{
+	return ask_int64(udb, "SELECT coalesce(max(id), 0) FROM changes", version);
 }
 
 /* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
@@ -515,18 +521,8 @@ static int pg_node_applied(struct userdb *udb, const char *node, int64_t version
 
 static int pg_in_force_version(struct userdb *udb, int64_t *version)
 {
-	const char *sql = "SELECT coalesce(min(change_id), " I64_MAX_TEXT ") FROM node_applied"
-		" WHERE at > " SERVER_MS " - " NODE_ALIVE_MS;
-	bool idle = PQtransactionStatus(pg_of(udb)->conn) == PQTRANS_IDLE;
-	PGresult *r;
-	int rc = connected(udb);
-
-	if(rc == MQC_OK) rc = query(udb, sql, 0, NULL, &r);
-	if(again(udb, rc, idle)) rc = query(udb, sql, 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = col64(r, 0, 0);
-	PQclear(r);
-	return MQC_OK;
+	return ask_int64(udb, "SELECT coalesce(min(change_id), " I64_MAX_TEXT ") FROM node_applied"
+			" WHERE at > " SERVER_MS " - " NODE_ALIVE_MS, version);
 }
 
 /* ---- schema ---- */
