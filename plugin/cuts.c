@@ -3,10 +3,12 @@
  *
  * Why: with a shared store (PostgreSQL) a change reaches every node's
  * loader as a notification at once, but takes effect only with the next
- * snapshot, and a rebuild of 100,000 accounts from PostgreSQL took 0.43 to
- * 0.88 s on a loaded two-core machine (0.28 to 0.35 s from SQLite): with
- * the notification and the tick added, a disabled account could stay
- * connected past the 1 s the design promises. So the loader copies the
+ * snapshot, and a rebuild of 100,000 accounts from PostgreSQL took 0.34 to
+ * 0.88 s on a busy two-core machine, SQLite 0.23 to 0.43 s
+ * (bench/micro/rebuild_bench.sh); three nodes rebuilding at once on those
+ * cores closed a disabled account 0.61 to 0.71 s after the CLI started.
+ * With the notification and the tick added, a larger store or a busier
+ * machine passes the 1 s the design promises. So the loader copies the
  * changes that cut someone off into the shared header as they arrive, and
  * the tick acts on them at once: it closes the account's connections (a
  * device's token connections for a revoked token) and refuses their
