@@ -253,13 +253,13 @@ INSTALL_TEXT = packaging/archiver.conf:$(CONFDIR)/archiver.conf:0644 \
 
 .PHONY: install uninstall deb test-package
 install:
-	@for f in $(PLUGIN_SO) $(ARCHIVER_BIN) $(CLIENT_BIN) $(BUILD)/web/index.html; do [ -f "$$f" ] || \
+	@for f in $(PLUGIN_SO) $(STORE_PG_SO) $(ARCHIVER_BIN) $(CLIENT_BIN) $(BUILD)/web/index.html; do [ -f "$$f" ] || \
 		{ echo "install: $$f is not built: run make$(if $(filter-out build,$(BUILD)), BUILD=$(BUILD)) first" >&2; exit 1; }; done
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(WEBDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(CONFDIR) \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/mosquitto.service.d $(DESTDIR)$(LOGROTATEDIR)
 	install -m 0755 $(ARCHIVER_BIN) $(CLIENT_BIN) $(DESTDIR)$(BINDIR)/
-	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PKGLIBDIR)/
+	install -m 0644 $(PLUGIN_SO) $(STORE_PG_SO) $(DESTDIR)$(PKGLIBDIR)/
 	install -m 0644 docs/man/mqchat.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 docs/man/mqchat-archiver.8 $(DESTDIR)$(MANDIR)/man8/
 	cd $(BUILD)/web && find . -type f | while read -r f; do \
@@ -274,7 +274,7 @@ install:
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mqchat $(DESTDIR)$(BINDIR)/mqchat-archiver \
-		$(DESTDIR)$(PKGLIBDIR)/mqchat_auth.so \
+		$(DESTDIR)$(PKGLIBDIR)/mqchat_auth.so $(DESTDIR)$(PKGLIBDIR)/mqchat_store_pg.so \
 		$(DESTDIR)$(MANDIR)/man1/mqchat.1 $(DESTDIR)$(MANDIR)/man8/mqchat-archiver.8
 	rm -rf $(DESTDIR)$(WEBDIR)
 	@for e in $(INSTALL_TEXT); do \
@@ -304,13 +304,14 @@ deb: all
 	$(MAKE) -s --no-print-directory install BUILD=$(BUILD) DESTDIR="$$root" PREFIX=/usr \
 		SYSCONFDIR=/etc LOCALSTATEDIR=/var SYSTEMDUNITDIR=/lib/systemd/system >/dev/null; \
 	strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-		"$$root/usr/bin/mqchat" "$$root/usr/bin/mqchat-archiver" "$$root/usr/lib/mqchat/mqchat_auth.so"; \
+		"$$root/usr/bin/mqchat" "$$root/usr/bin/mqchat-archiver" "$$root/usr/lib/mqchat/mqchat_auth.so" \
+		"$$root/usr/lib/mqchat/mqchat_store_pg.so"; \
 	gzip -9 -n "$$root/usr/share/man/man1/mqchat.1" "$$root/usr/share/man/man8/mqchat-archiver.8"; \
 	install -d -m 0755 "$$root/DEBIAN"; \
 	install -m 0644 packaging/debian/conffiles "$$root/DEBIAN/"; \
 	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$$root/DEBIAN/"; \
 	depends=$$(packaging/debian/depends.sh "$$root/usr/bin/mqchat" "$$root/usr/bin/mqchat-archiver" \
-		"$$root/usr/lib/mqchat/mqchat_auth.so"); \
+		"$$root/usr/lib/mqchat/mqchat_auth.so" "$$root/usr/lib/mqchat/mqchat_store_pg.so"); \
 	size=$$(du -sk --exclude=DEBIAN "$$root" | cut -f1); \
 	sed -e "s/@VERSION@/$(DEB_VERSION)/" -e "s/@ARCH@/$(DEB_ARCH)/" -e "s/@SIZE@/$$size/" \
 		-e "s/@DEPENDS@/$$depends/" packaging/debian/control.in > "$$root/DEBIAN/control"; \

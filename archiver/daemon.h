@@ -305,9 +305,11 @@ bool responder__sent(struct responder *rs, uint64_t n, int timeout_ms);
 /* ---- later.c ---- */
 struct later;
 /* Keep the answer text (stolen) to req until the broker has applied the
- * change committed at commit_ns (time__mono_ns). */
+ * change committed at commit_ns (time__mono_ns), and, on a store shared by
+ * several nodes, every node heard from lately uses version change
+ * (userdb__committed_change; 0: no such wait). */
 void later__add(struct conn *c, const char *topic, char *text, const struct mqtt_msg *req,
-		int64_t commit_ns);
+		int64_t commit_ns, int64_t change);
 /* Send the answers that are due; returns when to look again (INT64_MAX:
  * none waits). */
 int64_t later__run(struct daemon *d, int64_t now);

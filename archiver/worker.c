@@ -259,6 +259,7 @@ static uint64_t queue(struct responder *rs, const char *topic, char *text, const
 	a->corr = (unsigned char *)a->topic + tlen;
 	a->corr_len = clen;
 	a->commit_ns = commit_ns;
+	a->change = commit_ns != 0 && rs->udb != NULL ? userdb__committed_change(rs->udb) : 0;
 	memcpy(a->topic, topic, tlen);
 	if(clen) memcpy(a->corr, corr, clen);
 	pthread_mutex_lock(&w->mu);
@@ -482,7 +483,7 @@ void worker__deliver(struct worker *w, struct daemon *d)
 			log_warnx("connection closed; the answer on %s is dropped", a->topic);
 			free(a->text);
 		}else if(a->commit_ns != 0){
-			later__add(c, a->topic, a->text, &req, a->commit_ns);
+			later__add(c, a->topic, a->text, &req, a->commit_ns, a->change);
 		}else{
 			daemon__send(c, a->topic, a->text, strlen(a->text), req.corr, req.corr_len);
 			free(a->text);

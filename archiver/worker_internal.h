@@ -55,6 +55,7 @@ struct answer {
 	struct answer *next;
 	int conn;
 	int64_t commit_ns;       /* 0: send now; else wait for the broker (later.c) */
+	int64_t change;          /* with commit_ns: its version, for every node (0: none) */
 	uint64_t seq;            /* its number among the worker's (w->queued) */
 	char *text;              /* from json_dumps: handed on to later__add */
 	char *topic;             /* these two in the same allocation */

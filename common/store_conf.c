@@ -133,6 +133,13 @@ void *store_conf__pg_symbol(const char *name, char *err, size_t errlen)
 		snprintf(path, sizeof(path), "%s/%s", dir, STORE_PG_MODULE);
 		module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 		if(module == NULL) why = dlerror();
+		/* `make install` installs what was built, for any PREFIX: a
+		 * program finds the module beside its bin/ folder. */
+		snprintf(path, sizeof(path), "%s/../lib/mqchat/%s", dir, STORE_PG_MODULE);
+		if(module == NULL && access(path, F_OK) == 0){
+			module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+			if(module == NULL) why = dlerror();
+		}
 	}
 	if(module == NULL){
 		snprintf(path, sizeof(path), "%s/%s", MQCHAT_PKGLIBDIR, STORE_PG_MODULE);

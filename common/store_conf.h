@@ -50,8 +50,10 @@ bool store_conf__auth_is_file(const char *dir);
 void store_conf__dir_of(const char *path, char *out, size_t outlen);
 
 /* A function of the PostgreSQL module, loaded on first use from the
- * folder of the program (or plugin) that calls, then the installed
- * library folder. NULL with err when it is missing. */
+ * folder of the program (or plugin) that calls (the build folder; the
+ * plugin's own installed folder), then ../lib/mqchat from there (a
+ * program in PREFIX/bin, wherever PREFIX was at install), then the
+ * library folder of the build's PREFIX. NULL with err when it is missing. */
 void *store_conf__pg_symbol(const char *name, char *err, size_t errlen);
 
 #endif

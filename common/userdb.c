@@ -1,13 +1,19 @@
 /* userdb.c - the user store's calls, each sent to the backend chosen at
  * open (userdb_store.h), and the store's names and rules that need no
- * store. */
+ * store: the checks of names and values, the retired names, the privacy
+ * rules, one copy for every backend, made here before the backend is
+ * called. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "devtoken.h"
 #include "enumname.h"
 #include "envelope.h"
 #include "err.h"
+#include "settings.h"
 #include "store_conf.h"
+#include "timeutil.h"
 #include "userdb.h"
 #include "userdb_store.h"
 
@@ -84,9 +90,9 @@ int userdb__watch_fd(struct userdb *udb)
 	return udb->ops->watch_fd(udb);
 }
 
-int userdb__watch_drain(struct userdb *udb)
+int userdb__watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg)
 {
-	return udb->ops->watch_drain(udb);
+	return udb->ops->watch_drain(udb, told, arg);
 }
 
 int userdb__node_applied(struct userdb *udb, const char *node, int64_t version)
@@ -94,26 +100,70 @@ int userdb__node_applied(struct userdb *udb, const char *node, int64_t version)
 	return udb->ops->node_applied(udb, node, version);
 }
 
+int64_t userdb__committed_change(const struct userdb *udb)
+{
+	return udb->committed_change;
+}
+
+int userdb__in_force_version(struct userdb *udb, int64_t *version)
+{
+	return udb->ops->in_force_version(udb, version);
+}
+
+#define IN_FORCE_POLL_MS 10
+
 int userdb__in_force_wait(struct userdb *udb, int timeout_ms)
 {
-	return udb->ops->in_force_wait(udb, timeout_ms);
+	int64_t end = time__mono_ms() + timeout_ms, version;
+	int rc;
+
+	if(udb->committed_change == 0) return MQC_OK;
+	for(;;){
+		rc = userdb__in_force_version(udb, &version);
+		if(rc != MQC_OK || version >= udb->committed_change) return rc;
+		if(time__mono_ms() >= end) return MQC_ERR_TIMEOUT;
+		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = IN_FORCE_POLL_MS * 1000000L}, NULL);
+	}
+}
+
+static bool user_args_valid(const char *name, enum user_kind kind, const char *nick, const char *pwhash)
+{
+	/* A secret's fast form is for services only (pwhash.h). */
+	return names__valid_str(name) && nick__valid(nick) && user_kind__name(kind)[0] != '?'
+		&& (pwhash__iterations(pwhash) != 0
+			|| (kind == USER_KIND_SERVICE && pwhash__is_secret(pwhash)));
 }
 
 int userdb__user_add(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash)
 {
+	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	return udb->ops->user_add(udb, name, kind, nick, pwhash);
 }
 
 int userdb__user_restore(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash)
 {
+	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	return udb->ops->user_restore(udb, name, kind, nick, pwhash);
+}
+
+/* A deletion "in the future" (the clock was set back) is recent too. */
+static int retired_free(int rc, int64_t deleted)
+{
+	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
 }
 
 int userdb__name_free(struct userdb *udb, const char *name)
 {
-	return udb->ops->name_free(udb, name);
+	struct userdb_user u;
+	int64_t created, deleted = 0;
+	int rc = userdb__user_get(udb, name, &u);
+
+	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
+	rc = userdb__retired_get(udb, name, &created, &deleted);
+	return retired_free(rc, deleted);
 }
 
 int userdb__retired_get(struct userdb *udb, const char *name, int64_t *created, int64_t *deleted)
@@ -129,6 +179,7 @@ int userdb__retired_each(struct userdb *udb,
 
 int userdb__user_get(struct userdb *udb, const char *name, struct userdb_user *out)
 {
+	if(!names__valid_str(name)) return MQC_ERR_NOTFOUND;
 	return udb->ops->user_get(udb, name, out);
 }
 
@@ -139,17 +190,35 @@ int userdb__user_set_enabled(struct userdb *udb, const char *name, bool enabled)
 
 int userdb__user_set_pwhash(struct userdb *udb, const char *name, const char *pwhash)
 {
+	/* A secret's fast form: the backend sets it on a service only. */
+	if(!pwhash__is_secret(pwhash) && pwhash__iterations(pwhash) == 0) return MQC_ERR_INVAL;
 	return udb->ops->user_set_pwhash(udb, name, pwhash);
 }
 
 int userdb__user_set_nick(struct userdb *udb, const char *name, const char *nick)
 {
+	if(!nick__valid(nick)) return MQC_ERR_INVAL;
 	return udb->ops->user_set_nick(udb, name, nick);
 }
 
 int userdb__service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed)
 {
-	return udb->ops->service_secret(udb, name, secret, changed);
+	struct userdb_user u;
+	char hash[PWHASH_STR_LEN];
+	bool ok = false;
+	int rc;
+
+	*changed = false;
+	rc = userdb__user_get(udb, name, &u);
+	if(rc != MQC_OK) return rc;
+	if(u.kind != USER_KIND_SERVICE || pwhash__is_secret(u.pwhash)) return MQC_OK;
+	if(strlen(secret) < PWHASH_MIN_SECRET) return MQC_OK;
+	rc = pwhash__verify(secret, strlen(secret), u.pwhash, &ok);
+	if(rc != MQC_OK || !ok) return MQC_OK;  /* not ours to change: the login will say */
+	rc = pwhash__make_secret(secret, strlen(secret), hash, sizeof(hash));
+	if(rc == MQC_OK) rc = userdb__user_set_pwhash(udb, name, hash);
+	*changed = rc == MQC_OK;
+	return rc;
 }
 
 int userdb__user_del(struct userdb *udb, const char *name)
@@ -165,6 +234,7 @@ int userdb__user_each(struct userdb *udb,
 
 int userdb__room_create(struct userdb *udb, const char *room, int retention_days)
 {
+	if(!names__valid_str(room)) return MQC_ERR_INVAL;
 	return udb->ops->room_create(udb, room, retention_days);
 }
 
@@ -213,7 +283,12 @@ int userdb__member_each(struct userdb *udb, const char *room, const char *user,
 
 int userdb__room_name_free(struct userdb *udb, const char *room)
 {
-	return udb->ops->room_name_free(udb, room);
+	int64_t deleted = 0;
+	int rc = userdb__room_get(udb, room, NULL, NULL);
+
+	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
+	rc = userdb__room_retired_get(udb, room, &deleted);
+	return retired_free(rc, deleted);
 }
 
 int userdb__room_retired_get(struct userdb *udb, const char *room, int64_t *deleted)
@@ -228,6 +303,10 @@ int userdb__room_meta_get(struct userdb *udb, const char *room, struct userdb_ro
 
 int userdb__room_meta_set(struct userdb *udb, const char *room, const struct userdb_room_meta *m)
 {
+	if(!room_text__valid(m->title, ROOM_TITLE_MAX_CHARS)
+			|| !room_text__valid(m->description, ROOM_DESCRIPTION_MAX_CHARS)){
+		return MQC_ERR_INVAL;
+	}
 	return udb->ops->room_meta_set(udb, room, m);
 }
 
@@ -283,6 +362,12 @@ int userdb__block_each(struct userdb *udb, const char *user,
 int userdb__device_set(struct userdb *udb, const char *user, const char *device,
 		const char *token_sha256, int64_t now)
 {
+	unsigned char digest[DEVTOKEN_DIGEST_LEN];
+
+	if(device == NULL || !names__valid_device(device, strlen(device))
+			|| !devtoken__from_hex(token_sha256, digest)){
+		return MQC_ERR_INVAL;
+	}
 	return udb->ops->device_set(udb, user, device, token_sha256, now);
 }
 
@@ -314,6 +399,7 @@ int userdb__privacy_get(struct userdb *udb, const char *user, struct userdb_priv
 
 int userdb__privacy_set(struct userdb *udb, const char *user, const struct userdb_privacy *p)
 {
+	if(privacy__name(p->presence)[0] == '?' || privacy__name(p->room_adds)[0] == '?') return MQC_ERR_INVAL;
 	return udb->ops->privacy_set(udb, user, p);
 }
 
@@ -325,6 +411,7 @@ int userdb__privacy_each(struct userdb *udb,
 
 int userdb__contact_add(struct userdb *udb, const char *user, const char *contact, int64_t since)
 {
+	if(user == NULL || contact == NULL || !strcmp(user, contact)) return MQC_ERR_INVAL;
 	return udb->ops->contact_add(udb, user, contact, since);
 }
 
@@ -379,6 +466,9 @@ int userdb__setting_get(struct userdb *udb, const char *key, char *out, size_t o
 
 int userdb__setting_set(struct userdb *udb, const char *key, const char *value)
 {
+	const struct setting_def *d = settings__find(key);
+
+	if(d == NULL || settings__check(d, value) != NULL) return MQC_ERR_INVAL;
 	return udb->ops->setting_set(udb, key, value);
 }
 
@@ -395,6 +485,7 @@ int userdb__setting_each(struct userdb *udb,
 
 int userdb__invite_create(struct userdb *udb, const char *code, int uses, int64_t expires)
 {
+	if(code == NULL || !names__valid_msgid(code, strlen(code)) || uses < 1) return MQC_ERR_INVAL;
 	return udb->ops->invite_create(udb, code, uses, expires);
 }
 

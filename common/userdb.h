@@ -115,21 +115,29 @@ int userdb__data_version(struct userdb *udb, int64_t *version);
  * every 0.1 s doubling to 5 s; each call may try once, blocking up to the
  * connection's connect_timeout). After a new one is made, compare the
  * version: what was committed meanwhile sent no notification.
- * watch_drain: read what made it readable; MQC_OK, or MQC_ERR_IO when the
- * watch was lost (ask watch_fd again). */
+ * watch_drain: read what made it readable, calling told (if not NULL) with
+ * each change it names: its version, kind and name as userdb_pg.c's
+ * change rows have them ("disable", "alice"; "revoke", "alice/phone");
+ * MQC_OK, or MQC_ERR_IO when the watch was lost (ask watch_fd again). */
+typedef void userdb_told_fn(int64_t version, const char *kind, const char *name, void *arg);
 int userdb__watch_fd(struct userdb *udb);
-int userdb__watch_drain(struct userdb *udb);
+int userdb__watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg);
 
 /* "Done" when in force on every node (docs/SCALING.md, "How the plugin
  * learns of changes"). node_applied: the loader says that node's broker
  * uses the store as of version (userdb__data_version), and that the node
  * is alive; called again every second. MQC_ERR_INVAL when the store has
  * no such record (SQLite: the file mark of common/applied.h does it):
- * stop calling. in_force_wait: wait until every node heard from in the
- * last 3 s uses this connection's last committed change, at most
- * timeout_ms; MQC_OK (also with no change or no node, or on SQLite),
- * MQC_ERR_TIMEOUT, or another MQC_ERR_* when the store cannot say. */
+ * stop calling. in_force_version: the lowest version in use by the nodes
+ * heard from in the last 3 s (INT64_MAX with none, and on SQLite).
+ * committed_change: the version of this connection's last committed
+ * change (0: none, or SQLite). in_force_wait: wait until in_force_version
+ * reaches committed_change, at most timeout_ms; MQC_OK (also with no
+ * change or no node, or on SQLite), MQC_ERR_TIMEOUT, or another MQC_ERR_*
+ * when the store cannot say. */
 int userdb__node_applied(struct userdb *udb, const char *node, int64_t version);
+int userdb__in_force_version(struct userdb *udb, int64_t *version);
+int64_t userdb__committed_change(const struct userdb *udb);
 int userdb__in_force_wait(struct userdb *udb, int timeout_ms);
 
 const char *user_kind__name(enum user_kind kind);

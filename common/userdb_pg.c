@@ -57,7 +57,6 @@ struct userdb_pg {
 	int64_t listen_retry_at;   /* time__mono_ms before which no new try */
 	int listen_backoff_ms;
 	int64_t change_id;         /* the open transaction's last change row; 0 none */
-	int64_t committed_change;  /* the last one committed (userdb__in_force_wait) */
 };
 
 static struct userdb_pg *pg_of(struct userdb *udb)
@@ -354,7 +353,7 @@ static int pg_commit(struct userdb *udb)
 	}
 	PQclear(r);
 	if(rc == MQC_OK && s->wrote) udb->committed_ns = time__mono_ns();
-	if(rc == MQC_OK && s->change_id != 0) s->committed_change = s->change_id;
+	if(rc == MQC_OK && s->change_id != 0) udb->committed_change = s->change_id;
 	s->wrote = false;
 	s->change_id = 0;
 	return rc;
@@ -395,9 +394,10 @@ static const char *pg_errmsg(struct userdb *udb)
 
 /* The version: the last change's id. Asked again once on a connection
  * found broken (the loaders ask it after a reconnection). */
-static int pg_data_version(struct userdb *udb, int64_t *version)
+/* The one integer of sql (no arguments), asked again once on a new
+ * connection if the old one was lost between transactions. */
+static int ask_int64(struct userdb *udb, const char *sql, int64_t *out)
 {
-	const char *sql = "SELECT coalesce(max(id), 0) FROM changes";
 	bool idle = PQtransactionStatus(pg_of(udb)->conn) == PQTRANS_IDLE;
 	PGresult *r;
 	int rc = connected(udb);
@@ -405,9 +405,14 @@ static int pg_data_version(struct userdb *udb, int64_t *version)
 	if(rc == MQC_OK) rc = query(udb, sql, 0, NULL, &r);
 	if(again(udb, rc, idle)) rc = query(udb, sql, 0, NULL, &r);
 	if(rc != MQC_OK) return rc;
-	*version = col64(r, 0, 0);
+	*out = col64(r, 0, 0);
 	PQclear(r);
 	return MQC_OK;
+}
+
+static int pg_data_version(struct userdb *udb, int64_t *version)
+{
+	return ask_int64(udb, "SELECT coalesce(max(id), 0) FROM changes", version);
 }
 
 /* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
@@ -463,10 +468,13 @@ static int pg_watch_fd(struct userdb *udb)
 	return PQsocket(s->listen);
 }
 
-static int pg_watch_drain(struct userdb *udb)
+static int pg_watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg)
 {
 	struct userdb_pg *s = pg_of(udb);
 	PGnotify *n;
+	long long id;
+	char kind[16];
+	int at;
 
 	if(s->listen == NULL) return MQC_ERR_IO;
 	/* The server gone: end of file, and libpq marks the connection bad. */
@@ -474,9 +482,14 @@ static int pg_watch_drain(struct userdb *udb)
 		listen_drop(s);
 		return MQC_ERR_IO;
 	}
-	/* Their payloads ('ID KIND NAME') are not needed yet: the version says
-	 * whether to rebuild. */
-	while((n = PQnotifies(s->listen)) != NULL) PQfreemem(n);
+	/* Payloads 'ID KIND NAME' (changed()); one of another form (not ours
+	 * to write) is passed over: the version still says whether to rebuild. */
+	while((n = PQnotifies(s->listen)) != NULL){
+		if(told != NULL && sscanf(n->extra, "%lld %15s %n", &id, kind, &at) == 2 && n->extra[at] != '\0'){
+			told((int64_t)id, kind, n->extra + at, arg);
+		}
+		PQfreemem(n);
+	}
 	return MQC_OK;
 }
 
@@ -488,7 +501,7 @@ static int pg_watch_drain(struct userdb *udb)
 
 #define NODE_ALIVE_MS "3000"
 #define SERVER_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-#define IN_FORCE_POLL_MS 10
+#define I64_MAX_TEXT "9223372036854775807"
 
 static int pg_node_applied(struct userdb *udb, const char *node, int64_t version)
 {
@@ -506,26 +519,10 @@ static int pg_node_applied(struct userdb *udb, const char *node, int64_t version
 	return rc;
 }
 
-static int pg_in_force_wait(struct userdb *udb, int timeout_ms)
+static int pg_in_force_version(struct userdb *udb, int64_t *version)
 {
-	struct userdb_pg *s = pg_of(udb);
-	char v[I64_LEN];
-	const char *args[1] = {i64(v, s->committed_change)};
-	int64_t end = time__mono_ms() + timeout_ms, behind;
-	PGresult *r;
-	int rc;
-
-	if(s->committed_change == 0) return MQC_OK;
-	for(;;){
-		rc = query(udb, "SELECT count(*) FROM node_applied WHERE change_id < $1"
-				" AND at > " SERVER_MS " - " NODE_ALIVE_MS, 1, args, &r);
-		if(rc != MQC_OK) return rc;
-		behind = col64(r, 0, 0);
-		PQclear(r);
-		if(behind == 0) return MQC_OK;
-		if(time__mono_ms() >= end) return MQC_ERR_TIMEOUT;
-		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = IN_FORCE_POLL_MS * 1000000L}, NULL);
-	}
+	return ask_int64(udb, "SELECT coalesce(min(change_id), " I64_MAX_TEXT ") FROM node_applied"
+			" WHERE at > " SERVER_MS " - " NODE_ALIVE_MS, version);
 }
 
 /* ---- schema ---- */
@@ -792,25 +789,6 @@ static int pg_retired_each(struct userdb *udb,
 	return crc;
 }
 
-static int pg_name_free(struct userdb *udb, const char *name)
-{
-	int64_t created, deleted;
-	int rc;
-
-	rc = get_int64(udb, "SELECT created FROM users WHERE name=$1", name, &created);
-	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
-	rc = userdb__retired_get(udb, name, &created, &deleted);
-	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
-	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
-}
-
-static bool user_args_valid(const char *name, enum user_kind kind, const char *nick, const char *pwhash)
-{
-	return names__valid_str(name) && nick__valid(nick) && user_kind__name(kind)[0] != '?'
-		&& (pwhash__iterations(pwhash) != 0
-			|| (kind == USER_KIND_SERVICE && pwhash__is_secret(pwhash)));
-}
-
 static int insert_user(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash, int64_t created)
 {
@@ -831,7 +809,6 @@ static int pg_user_add(struct userdb *udb, const char *name, enum user_kind kind
 	bool mine;
 	int rc;
 
-	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = userdb__name_free(udb, name);
@@ -846,7 +823,6 @@ static int pg_user_restore(struct userdb *udb, const char *name, enum user_kind 
 	bool mine;
 	int rc;
 
-	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = get_int64(udb, "SELECT created FROM users WHERE name=$1", name, &created);
@@ -874,7 +850,6 @@ static int pg_user_get(struct userdb *udb, const char *name, struct userdb_user 
 	PGresult *r;
 	int rc;
 
-	if(!names__valid_str(name)) return MQC_ERR_NOTFOUND;
 	rc = row(udb, "SELECT " USER_COLS " FROM users WHERE name=$1", 1, &name, &r);
 	if(rc != MQC_OK) return rc;
 	row_to_user(r, 0, out);
@@ -911,40 +886,14 @@ static int pg_user_set_pwhash(struct userdb *udb, const char *name, const char *
 		return user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2 AND kind='service'",
 				2, args, "password", name, NULL);
 	}
-	if(pwhash__iterations(pwhash) == 0) return MQC_ERR_INVAL;
 	return user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2", 2, args, "password", name,
 			NULL);
-}
-
-static int pg_service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed_out)
-{
-	struct userdb_user u;
-	char hash[PWHASH_STR_LEN];
-	const char *args[2] = {hash, name};
-	bool ok = false;
-	int rc;
-
-	*changed_out = false;
-	rc = userdb__user_get(udb, name, &u);
-	if(rc != MQC_OK) return rc;
-	if(u.kind != USER_KIND_SERVICE || pwhash__is_secret(u.pwhash)) return MQC_OK;
-	if(strlen(secret) < PWHASH_MIN_SECRET) return MQC_OK;
-	rc = pwhash__verify(secret, strlen(secret), u.pwhash, &ok);
-	if(rc != MQC_OK || !ok) return MQC_OK;
-	rc = pwhash__make_secret(secret, strlen(secret), hash, sizeof(hash));
-	if(rc == MQC_OK){
-		rc = user_change(udb, "UPDATE users SET pwhash=$1 WHERE name=$2 AND kind='service'", 2, args,
-				"password", name, NULL);
-	}
-	*changed_out = rc == MQC_OK;
-	return rc;
 }
 
 static int pg_user_set_nick(struct userdb *udb, const char *name, const char *nick)
 {
 	const char *args[2] = {nick, name};
 
-	if(!nick__valid(nick)) return MQC_ERR_INVAL;
 	return user_change(udb, "UPDATE users SET nick=$1 WHERE name=$2", 2, args, "user", name, NULL);
 }
 
@@ -986,17 +935,6 @@ static int pg_user_each(struct userdb *udb,
 
 /* ---- rooms ---- */
 
-static int pg_room_name_free(struct userdb *udb, const char *room)
-{
-	int64_t deleted;
-	int rc;
-
-	if(room_exists(udb, room)) return MQC_ERR_EXISTS;
-	rc = get_int64(udb, "SELECT deleted FROM rooms_retired WHERE name=$1", room, &deleted);
-	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
-	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
-}
-
 static int pg_room_retired_get(struct userdb *udb, const char *room, int64_t *deleted)
 {
 	return get_int64(udb, "SELECT deleted FROM rooms_retired WHERE name=$1", room, deleted);
@@ -1010,7 +948,6 @@ static int pg_room_create(struct userdb *udb, const char *room, int retention_da
 	bool mine;
 	int rc;
 
-	if(!names__valid_str(room)) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = userdb__room_name_free(udb, room);
@@ -1159,10 +1096,6 @@ static int pg_room_meta_set(struct userdb *udb, const char *room, const struct u
 	bool mine;
 	int rc;
 
-	if(!room_text__valid(m->title, ROOM_TITLE_MAX_CHARS)
-			|| !room_text__valid(m->description, ROOM_DESCRIPTION_MAX_CHARS)){
-		return MQC_ERR_INVAL;
-	}
 	if(!room_exists(udb, room) || (args[1] && !user_exists(udb, args[1]))) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1302,14 +1235,9 @@ static int pg_device_set(struct userdb *udb, const char *user, const char *devic
 {
 	char created[I64_LEN];
 	const char *args[4] = {user, device, token_sha256, i64(created, now)};
-	unsigned char digest[DEVTOKEN_DIGEST_LEN];
 	bool mine, replaced;
 	int rc;
 
-	if(device == NULL || !names__valid_device(device, strlen(device))
-			|| !devtoken__from_hex(token_sha256, digest)){
-		return MQC_ERR_INVAL;
-	}
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1416,7 +1344,6 @@ static int pg_privacy_set(struct userdb *udb, const char *user, const struct use
 	bool mine;
 	int rc;
 
-	if(args[1][0] == '?' || args[2][0] == '?') return MQC_ERR_INVAL;
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1452,7 +1379,6 @@ static int pg_contact_add(struct userdb *udb, const char *user, const char *cont
 	bool mine;
 	int rc;
 
-	if(user == NULL || contact == NULL || !strcmp(user, contact)) return MQC_ERR_INVAL;
 	if(!user_exists(udb, user) || !user_exists(udb, contact)) return MQC_ERR_NOTFOUND;
 	rc = own(udb, &mine);
 	if(rc) return rc;
@@ -1509,11 +1435,9 @@ static int pg_setting_get(struct userdb *udb, const char *key, char *out, size_t
 static int pg_setting_set(struct userdb *udb, const char *key, const char *value)
 {
 	const char *args[2] = {key, value};
-	const struct setting_def *d = settings__find(key);
 	bool mine;
 	int rc;
 
-	if(d == NULL || settings__check(d, value) != NULL) return MQC_ERR_INVAL;
 	rc = own(udb, &mine);
 	if(rc) return rc;
 	rc = run(udb, "INSERT INTO settings(key, value) VALUES($1, $2)"
@@ -1547,7 +1471,6 @@ static int pg_invite_create(struct userdb *udb, const char *code, int uses, int6
 	char u[I64_LEN], e[I64_LEN], now[I64_LEN];
 	const char *args[4] = {code, i64(u, uses), i64(e, expires > 0 ? expires : 0), i64(now, time__now_ms())};
 
-	if(code == NULL || !names__valid_msgid(code, strlen(code)) || uses < 1) return MQC_ERR_INVAL;
 	if(exists(udb, "SELECT 1 FROM invites WHERE code=$1", code, NULL)) return MQC_ERR_EXISTS;
 	return run(udb, "INSERT INTO invites(code, uses_left, expires, created) VALUES($1, $2, $3, $4)",
 			NULL, 4, args);
@@ -1610,17 +1533,15 @@ static const struct userdb_ops userdb_pg__ops = {
 	.watch_fd = pg_watch_fd,
 	.watch_drain = pg_watch_drain,
 	.node_applied = pg_node_applied,
-	.in_force_wait = pg_in_force_wait,
+	.in_force_version = pg_in_force_version,
 	.user_add = pg_user_add,
 	.user_restore = pg_user_restore,
-	.name_free = pg_name_free,
 	.retired_get = pg_retired_get,
 	.retired_each = pg_retired_each,
 	.user_get = pg_user_get,
 	.user_set_enabled = pg_user_set_enabled,
 	.user_set_pwhash = pg_user_set_pwhash,
 	.user_set_nick = pg_user_set_nick,
-	.service_secret = pg_service_secret,
 	.user_del = pg_user_del,
 	.user_each = pg_user_each,
 	.room_create = pg_room_create,
@@ -1632,7 +1553,6 @@ static const struct userdb_ops userdb_pg__ops = {
 	.rooms_of = pg_rooms_of,
 	.room_each = pg_room_each,
 	.member_each = pg_member_each,
-	.room_name_free = pg_room_name_free,
 	.room_retired_get = pg_room_retired_get,
 	.room_meta_get = pg_room_meta_get,
 	.room_meta_set = pg_room_meta_set,

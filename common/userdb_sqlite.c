@@ -273,9 +273,11 @@ static int sqlite_watch_fd(struct userdb *udb)
 	return -1;
 }
 
-static int sqlite_watch_drain(struct userdb *udb)
+static int sqlite_watch_drain(struct userdb *udb, userdb_told_fn *told, void *arg)
 {
 	(void)udb;
+	(void)told;
+	(void)arg;
 	return MQC_OK;
 }
 
@@ -289,10 +291,10 @@ static int sqlite_node_applied(struct userdb *udb, const char *node, int64_t ver
 	return MQC_ERR_INVAL;
 }
 
-static int sqlite_in_force_wait(struct userdb *udb, int timeout_ms)
+static int sqlite_in_force_version(struct userdb *udb, int64_t *version)
 {
 	(void)udb;
-	(void)timeout_ms;
+	*version = INT64_MAX;   /* one node: its file mark says (common/applied.h) */
 	return MQC_OK;
 }
 
@@ -468,27 +470,6 @@ static int sqlite_retired_each(struct userdb *udb,
 	return walk_end(st, rc, crc);
 }
 
-static int sqlite_name_free(struct userdb *udb, const char *name)
-{
-	int64_t created, deleted;
-	int rc;
-
-	rc = get_int64(udb, "SELECT created FROM users WHERE name=?", name, &created);
-	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
-	rc = userdb__retired_get(udb, name, &created, &deleted);
-	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
-	/* A deletion "in the future" (the clock was set back) is recent too. */
-	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
-}
-
-static bool user_args_valid(const char *name, enum user_kind kind, const char *nick, const char *pwhash)
-{
-	/* A secret's fast form is for services only (pwhash.h). */
-	return names__valid_str(name) && nick__valid(nick) && user_kind__name(kind)[0] != '?'
-		&& (pwhash__iterations(pwhash) != 0
-			|| (kind == USER_KIND_SERVICE && pwhash__is_secret(pwhash)));
-}
-
 /* Insert the account with this created time, and forget the name's
  * retired row: it has a holder again. */
 static int insert_user(struct userdb *udb, const char *name, enum user_kind kind,
@@ -512,7 +493,6 @@ static int sqlite_user_add(struct userdb *udb, const char *name, enum user_kind 
 {
 	int rc;
 
-	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	rc = userdb__name_free(udb, name);
 	if(rc) return rc;
 	return insert_user(udb, name, kind, nick, pwhash, time__now_ms());
@@ -524,7 +504,6 @@ static int sqlite_user_restore(struct userdb *udb, const char *name, enum user_k
 	int64_t created;
 	int rc;
 
-	if(!user_args_valid(name, kind, nick, pwhash)) return MQC_ERR_INVAL;
 	rc = get_int64(udb, "SELECT created FROM users WHERE name=?", name, &created);
 	if(rc != MQC_ERR_NOTFOUND) return rc == MQC_OK ? MQC_ERR_EXISTS : rc;
 	rc = get_int64(udb, "SELECT created FROM retired WHERE name=?", name, &created);
@@ -555,7 +534,6 @@ static int sqlite_user_get(struct userdb *udb, const char *name, struct userdb_u
 	sqlite3_stmt *st;
 	int rc;
 
-	if(!names__valid_str(name)) return MQC_ERR_NOTFOUND;
 	rc = prepare_bind(udb, "SELECT " USER_COLS " FROM users WHERE name=?", &st, 1, &name);
 	if(rc) return rc;
 	rc = sqlite3_step(st);
@@ -581,36 +559,13 @@ static int sqlite_user_set_pwhash(struct userdb *udb, const char *name, const ch
 	if(pwhash__is_secret(pwhash)){
 		return run_one(udb, "UPDATE users SET pwhash=? WHERE name=? AND kind='service'", 2, args);
 	}
-	if(pwhash__iterations(pwhash) == 0) return MQC_ERR_INVAL;
 	return run_one(udb, "UPDATE users SET pwhash=? WHERE name=?", 2, args);
-}
-
-static int sqlite_service_secret(struct userdb *udb, const char *name, const char *secret, bool *changed)
-{
-	struct userdb_user u;
-	char hash[PWHASH_STR_LEN];
-	const char *args[2] = {hash, name};
-	bool ok = false;
-	int rc;
-
-	*changed = false;
-	rc = userdb__user_get(udb, name, &u);
-	if(rc != MQC_OK) return rc;
-	if(u.kind != USER_KIND_SERVICE || pwhash__is_secret(u.pwhash)) return MQC_OK;
-	if(strlen(secret) < PWHASH_MIN_SECRET) return MQC_OK;
-	rc = pwhash__verify(secret, strlen(secret), u.pwhash, &ok);
-	if(rc != MQC_OK || !ok) return MQC_OK;  /* not ours to change: the login will say */
-	rc = pwhash__make_secret(secret, strlen(secret), hash, sizeof(hash));
-	if(rc == MQC_OK) rc = run_one(udb, "UPDATE users SET pwhash=? WHERE name=? AND kind='service'", 2, args);
-	*changed = rc == MQC_OK;
-	return rc;
 }
 
 static int sqlite_user_set_nick(struct userdb *udb, const char *name, const char *nick)
 {
 	const char *args[2] = {nick, name};
 
-	if(!nick__valid(nick)) return MQC_ERR_INVAL;
 	return run_one(udb, "UPDATE users SET nick=? WHERE name=?", 2, args);
 }
 
@@ -659,19 +614,6 @@ static int sqlite_user_each(struct userdb *udb,
 
 /* ---- rooms ---- */
 
-static int sqlite_room_name_free(struct userdb *udb, const char *room)
-{
-	int64_t deleted;
-	int rc;
-
-	if(room_exists(udb, room)) return MQC_ERR_EXISTS;
-	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_OK;
-	rc = get_int64(udb, "SELECT deleted FROM rooms_retired WHERE name=?", room, &deleted);
-	if(rc != MQC_OK) return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
-	/* As for accounts: a deletion "in the future" is recent too. */
-	return time__now_ms() - deleted < USERDB_RETIRE_MS ? MQC_ERR_EXISTS : MQC_OK;
-}
-
 static int sqlite_room_retired_get(struct userdb *udb, const char *room, int64_t *deleted)
 {
 	if(udb->version < USERDB_SCHEMA_VERSION) return MQC_ERR_NOTFOUND;
@@ -683,7 +625,6 @@ static int sqlite_room_create(struct userdb *udb, const char *room, int retentio
 	sqlite3_stmt *st;
 	int rc;
 
-	if(!names__valid_str(room)) return MQC_ERR_INVAL;
 	rc = userdb__room_name_free(udb, room);
 	if(rc) return rc;
 	rc = prepare_bind(udb, "INSERT INTO rooms(name, retention_days, created) VALUES(?, ?, ?)",
@@ -840,10 +781,6 @@ static int sqlite_room_meta_set(struct userdb *udb, const char *room, const stru
 {
 	const char *args[4] = {room, m->owner[0] ? m->owner : NULL, m->title, m->description};
 
-	if(!room_text__valid(m->title, ROOM_TITLE_MAX_CHARS)
-			|| !room_text__valid(m->description, ROOM_DESCRIPTION_MAX_CHARS)){
-		return MQC_ERR_INVAL;
-	}
 	if(!room_exists(udb, room) || (args[1] && !user_exists(udb, args[1]))) return MQC_ERR_NOTFOUND;
 	return run(udb, "INSERT OR REPLACE INTO room_meta(room, owner, title, description)"
 			" VALUES(?, ?, ?, ?)", NULL, 4, args);
@@ -969,12 +906,7 @@ static int sqlite_device_set(struct userdb *udb, const char *user, const char *d
 		const char *token_sha256, int64_t now)
 {
 	const char *args[3] = {user, device, token_sha256};
-	unsigned char digest[DEVTOKEN_DIGEST_LEN];
 
-	if(device == NULL || !names__valid_device(device, strlen(device))
-			|| !devtoken__from_hex(token_sha256, digest)){
-		return MQC_ERR_INVAL;
-	}
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
 	return run_int64(udb, "INSERT OR REPLACE INTO devices(user, device, token_sha256, created,"
 			" last_seen) VALUES(?, ?, ?, ?4, 0)", 3, args, now);
@@ -1058,7 +990,6 @@ static int sqlite_privacy_set(struct userdb *udb, const char *user, const struct
 {
 	const char *args[3] = {user, privacy__name(p->presence), privacy__name(p->room_adds)};
 
-	if(args[1][0] == '?' || args[2][0] == '?') return MQC_ERR_INVAL;
 	if(!user_exists(udb, user)) return MQC_ERR_NOTFOUND;
 	return run(udb, "INSERT OR REPLACE INTO privacy(user, presence, room_adds) VALUES(?, ?, ?)",
 			NULL, 3, args);
@@ -1087,7 +1018,6 @@ static int sqlite_contact_add(struct userdb *udb, const char *user, const char *
 {
 	const char *args[2] = {user, contact};
 
-	if(user == NULL || contact == NULL || !strcmp(user, contact)) return MQC_ERR_INVAL;
 	if(!user_exists(udb, user) || !user_exists(udb, contact)) return MQC_ERR_NOTFOUND;
 	return run_int64(udb, "INSERT OR IGNORE INTO contacts(user, contact, since) VALUES(?, ?, ?3)",
 			2, args, since);
@@ -1145,9 +1075,7 @@ static int sqlite_setting_get(struct userdb *udb, const char *key, char *out, si
 static int sqlite_setting_set(struct userdb *udb, const char *key, const char *value)
 {
 	const char *args[2] = {key, value};
-	const struct setting_def *d = settings__find(key);
 
-	if(d == NULL || settings__check(d, value) != NULL) return MQC_ERR_INVAL;
 	return run(udb, "INSERT OR REPLACE INTO settings(key, value) VALUES(?, ?)", NULL, 2, args);
 }
 
@@ -1179,7 +1107,6 @@ static int sqlite_invite_create(struct userdb *udb, const char *code, int uses, 
 	sqlite3_stmt *st;
 	int rc;
 
-	if(code == NULL || !names__valid_msgid(code, strlen(code)) || uses < 1) return MQC_ERR_INVAL;
 	rc = prepare_bind(udb, "INSERT INTO invites(code, uses_left, expires, created) VALUES(?, ?, ?, ?)",
 			&st, 1, &code);
 	if(rc) return rc;
@@ -1256,17 +1183,15 @@ static const struct userdb_ops userdb_sqlite__ops = {
 	.watch_fd = sqlite_watch_fd,
 	.watch_drain = sqlite_watch_drain,
 	.node_applied = sqlite_node_applied,
-	.in_force_wait = sqlite_in_force_wait,
+	.in_force_version = sqlite_in_force_version,
 	.user_add = sqlite_user_add,
 	.user_restore = sqlite_user_restore,
-	.name_free = sqlite_name_free,
 	.retired_get = sqlite_retired_get,
 	.retired_each = sqlite_retired_each,
 	.user_get = sqlite_user_get,
 	.user_set_enabled = sqlite_user_set_enabled,
 	.user_set_pwhash = sqlite_user_set_pwhash,
 	.user_set_nick = sqlite_user_set_nick,
-	.service_secret = sqlite_service_secret,
 	.user_del = sqlite_user_del,
 	.user_each = sqlite_user_each,
 	.room_create = sqlite_room_create,
@@ -1278,7 +1203,6 @@ static const struct userdb_ops userdb_sqlite__ops = {
 	.rooms_of = sqlite_rooms_of,
 	.room_each = sqlite_room_each,
 	.member_each = sqlite_member_each,
-	.room_name_free = sqlite_room_name_free,
 	.room_retired_get = sqlite_room_retired_get,
 	.room_meta_get = sqlite_room_meta_get,
 	.room_meta_set = sqlite_room_meta_set,

@@ -1,11 +1,13 @@
 /* userdb_store.h - what a user store backend implements (see userdb.h).
  *
- * userdb.c checks nothing and adds nothing, except the privacy rules
- * (userdb__sees, userdb__may_add: one rule for every backend, on top of
- * is_contact): each other userdb__* call goes to the function of the same
- * name in udb->ops, with the same arguments, and
- * returns its answer, so every backend gives the meanings and MQC_ERR_*
- * codes userdb.h documents, its name checks included. A backend's open
+ * userdb.c checks the arguments (names, nicks, hashes, texts, settings:
+ * MQC_ERR_INVAL, or MQC_ERR_NOTFOUND for a name no account can have) and
+ * holds the rules that need only other calls (retired names, a service's
+ * secret, the privacy rules on top of is_contact); then each userdb__*
+ * call goes to the function of the same name in udb->ops, with the same
+ * arguments, and returns its answer. So a backend is called with valid
+ * arguments only, and gives the meanings and MQC_ERR_* codes userdb.h
+ * documents for the rest. A backend's open
  * fills a struct that begins with struct userdb (ops set before anything
  * can fail: a failed open closes through them). Only backends and their
  * tests include this file. */
@@ -23,14 +25,13 @@ struct userdb_ops {
 	void (*rollback)(struct userdb *udb);
 	int (*data_version)(struct userdb *udb, int64_t *version);
 	int (*watch_fd)(struct userdb *udb);
-	int (*watch_drain)(struct userdb *udb);
+	int (*watch_drain)(struct userdb *udb, userdb_told_fn *told, void *arg);
 	int (*node_applied)(struct userdb *udb, const char *node, int64_t version);
-	int (*in_force_wait)(struct userdb *udb, int timeout_ms);
+	int (*in_force_version)(struct userdb *udb, int64_t *version);
 	int (*user_add)(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash);
 	int (*user_restore)(struct userdb *udb, const char *name, enum user_kind kind,
 		const char *nick, const char *pwhash);
-	int (*name_free)(struct userdb *udb, const char *name);
 	int (*retired_get)(struct userdb *udb, const char *name, int64_t *created, int64_t *deleted);
 	int (*retired_each)(struct userdb *udb,
 		int (*cb)(const char *name, int64_t created, int64_t deleted, void *arg), void *arg);
@@ -38,7 +39,6 @@ struct userdb_ops {
 	int (*user_set_enabled)(struct userdb *udb, const char *name, bool enabled);
 	int (*user_set_pwhash)(struct userdb *udb, const char *name, const char *pwhash);
 	int (*user_set_nick)(struct userdb *udb, const char *name, const char *nick);
-	int (*service_secret)(struct userdb *udb, const char *name, const char *secret, bool *changed);
 	int (*user_del)(struct userdb *udb, const char *name);
 	int (*user_each)(struct userdb *udb,
 		int (*cb)(const struct userdb_user *user, void *arg), void *arg);
@@ -54,7 +54,6 @@ struct userdb_ops {
 		int (*cb)(const char *room, int retention_days, int64_t created, void *arg), void *arg);
 	int (*member_each)(struct userdb *udb, const char *room, const char *user,
 		int (*cb)(const char *room, const char *user, void *arg), void *arg);
-	int (*room_name_free)(struct userdb *udb, const char *room);
 	int (*room_retired_get)(struct userdb *udb, const char *room, int64_t *deleted);
 	int (*room_meta_get)(struct userdb *udb, const char *room, struct userdb_room_meta *out);
 	int (*room_meta_set)(struct userdb *udb, const char *room, const struct userdb_room_meta *m);
@@ -108,6 +107,7 @@ struct userdb_ops {
 struct userdb {
 	const struct userdb_ops *ops;
 	int64_t committed_ns;   /* time__mono_ns after this connection's last commit; 0: none */
+	int64_t committed_change; /* the version of its last committed change; 0: none or no versions */
 	int version;            /* the schema version as opened (a reader does not upgrade) */
 	char path[4096];
 };

@@ -247,7 +247,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 	const struct snap_user *u;
 	const struct snap_device *device = NULL;
 	enum login_reason how = LOGIN_OK_PASSWORD;  /* its figure, if it succeeds */
-	bool by_token = false;
+	bool by_token = false, cut;
 	char ukey[AUTH_USER_KEY_LEN];
 	size_t ulen, idlen_user, devlen, pwlen, uklen;
 	const char *dev;
@@ -292,9 +292,13 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		return refuse(m, LOGIN_PASSWORD_TOO_LONG, addr, username, clientid, "password too long");
 	}
 	u = snapshot__user(m->snap, username, ulen);
+	/* Cut off by a change the snapshot does not have yet (cuts.c): as if
+	 * disabled (or the token invalid), until it does. */
+	cut = u != NULL && m->cuts.count > 0
+		&& cuts__denies(&m->cuts, username, clientid, devtoken__is_token(password, pwlen));
 	/* 5. A device token: no throttle, no slow hash. */
 	if(devtoken__is_token(password, pwlen)){
-		rc = token_auth(m, addr, username, clientid, u, dev, devlen, password, &device);
+		rc = token_auth(m, addr, username, clientid, cut ? NULL : u, dev, devlen, password, &device);
 		if(rc != MOSQ_ERR_SUCCESS) return rc;
 		by_token = true;
 		how = LOGIN_OK_TOKEN;
@@ -309,7 +313,7 @@ int auth__check(struct mqchat *m, const struct mosquitto *client, const char *us
 		return refuse_unknown(m, addr, taddr, ukey, uklen, username, clientid, password, pwlen,
 				now);
 	}
-	if(!u->enabled){
+	if(!u->enabled || cut){
 		return refuse_disabled(m, addr, taddr, ukey, uklen, u, clientid, password, pwlen, now);
 	}
 	/* 7. A credential that verified before passes, throttled or not. */

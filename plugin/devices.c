@@ -155,6 +155,25 @@ size_t devices__snapshot(struct mqchat *m, const struct snapshot *s)
 	return n;
 }
 
+size_t devices__close_token(struct mqchat *m, const char *clientid)
+{
+	char ids[4][CLIENTID_MAX_LEN + 1];
+	struct device_conn *c, *tmp;
+	size_t n = 0, i;
+
+	/* One client id is one session; a few at most while one replaces
+	 * another. Kicking edits the table: ids first. */
+	HASH_ITER(hh, m->devices.conns, c, tmp){
+		if(c->by_token && !strcmp(c->clientid, clientid) && n < 4) memcpy(ids[n++], c->clientid, sizeof(ids[0]));
+	}
+	for(i = 0; i < n; i++){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqchat: closing %s (device token revoked;"
+				" the snapshot follows)", ids[i]);
+		mosquitto_kick_client_by_clientid(ids[i], false);
+	}
+	return n;
+}
+
 /* Publish up to DEVICES_REPORT_BATCH entries of the seen table (removed);
  * false when there was nothing left or nothing could be built. */
 static bool report_batch(struct mqchat *m)

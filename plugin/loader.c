@@ -54,6 +54,9 @@
  * was not listening: a new watch (the first, or after a lost connection)
  * is followed at once by a check of the version. While there is none the
  * loader polls every reload_ms, and the store tries to make one again.
+ * A notification that cuts someone off (disable, delete, revoke) also goes
+ * on the short list in the shared header before the rebuild begins
+ * (cuts.c): the broker closes and refuses from it at its next tick.
  *
  * Telling writers: once the broker takes a snapshot, the loader writes when
  * it began reading it to "<store>-applied" (common/applied.h), so the CLI
@@ -164,9 +167,11 @@ struct loader_shared {
 	uint32_t msg_ack;               /* broker: the msg_seq it has logged */
 	int msg_level;
 	char message[512];
+	struct cut_ring cuts;           /* loader: the revocation short list (cuts.c) */
 };
 
-#define HEAD_BYTES 4096u
+#define HEAD_BYTES 16384u
+_Static_assert(sizeof(struct loader_shared) <= HEAD_BYTES, "the shared header outgrew its pages");
 
 /* ---- the loader process ---- */
 
@@ -537,6 +542,15 @@ static bool rehash_one(struct child *c, const struct rehash_req *r, size_t len)
 	return rc == MQC_OK;
 }
 
+/* A change the store's watch named (userdb__watch_drain): on the short
+ * list at once if it cuts someone off. */
+static void told(int64_t version, const char *kind, const char *name, void *arg)
+{
+	struct child *c = arg;
+
+	cuts__post(&c->l->sh->cuts, version, kind, name);
+}
+
 /* Read every message the broker has sent: a byte asks for a reload
  * (*force), anything longer is a rehash request, queued (dropped if the
  * queue is full or cannot be made). Sets broker_gone at end of file. */
@@ -694,7 +708,7 @@ static void child_main(struct loader *l, int fd, pid_t parent)
 		if(store_fd >= 0){
 			/* A notification comes after its commit: the next check sees
 			 * it. A lost connection: the next round asks for a new one. */
-			if(userdb__watch_drain(c.udb) != MQC_OK) c.store_fd = -1;
+			if(userdb__watch_drain(c.udb, told, &c) != MQC_OK) c.store_fd = -1;
 		}else{
 			watch_drain(&c);
 			c.rechecks_left = LOADER_RECHECKS;
@@ -921,6 +935,11 @@ struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *l
 		l->take_gen = gen;
 	}
 	return s;
+}
+
+const struct cut_ring *loader__cuts(const struct loader *l)
+{
+	return l->sh != NULL ? &l->sh->cuts : NULL;
 }
 
 void loader__retire(struct loader *l, struct snapshot *old)

@@ -271,6 +271,37 @@ void snapshot__free(struct snapshot *s);
 
 struct loader_shared;
 
+/* The revocation short list (cuts.c; docs/SCALING.md "Revocation within
+ * 1 s"): changes that cut someone off, as the store's watch names them
+ * (userdb__watch_drain), written by the loader process into the shared
+ * header the moment they arrive, read by the broker's tick, which acts on
+ * them before the snapshot that holds them is built. A ring: the loader
+ * writes entry seq % CUT_RING, then bumps seq (release); a reader that
+ * fell CUT_RING behind skips to what is still there (the snapshot brings
+ * the rest). */
+#define CUT_RING 32
+struct cut_entry {
+	int64_t version;                /* the change's version (userdb__data_version) */
+	char kind;                      /* CUT_USER or CUT_DEVICE */
+	char name[CLIENTID_MAX_LEN + 1]; /* <user>, or <user>@<device> */
+};
+struct cut_ring {
+	uint32_t seq;                   /* entries ever written */
+	struct cut_entry e[CUT_RING];
+};
+#define CUT_USER 'u'                /* disabled or deleted: every login and connection */
+#define CUT_DEVICE 'd'              /* a device's token revoked or replaced: its token logins */
+/* Loader process: note a change if its kind cuts someone off. */
+void cuts__post(struct cut_ring *r, int64_t version, const char *kind, const char *name);
+
+/* What the broker holds of the list until a snapshot has each change. */
+#define CUTS_KEPT 64
+struct cuts {
+	uint32_t seen;                  /* ring entries read */
+	unsigned count, next;           /* kept entries; the slot written next */
+	struct cut_entry kept[CUTS_KEPT];
+};
+
 struct loader {
 	struct loader_shared *sh;       /* head of the shared mapping; NULL: not started */
 	unsigned char *map;
@@ -319,6 +350,8 @@ struct snapshot *loader__take(struct loader *l, char *msg, size_t msglen, int *l
  * Without a loader process (tests) old is snapshot__free'd. Broker thread
  * only. */
 void loader__retire(struct loader *l, struct snapshot *old);
+/* The short list in the shared header; NULL without a loader (tests). */
+const struct cut_ring *loader__cuts(const struct loader *l);
 /* From TICK: about once a second, notice a loader process that died (it
  * is logged) and start a new one, at most every 5 s. */
 void loader__watch(struct loader *l, int64_t now);
@@ -845,6 +878,7 @@ struct mqchat {
 	struct ratelimit typing_limit;  /* typing indicators: a bucket of their own */
 	struct presence presence;
 	struct devices devices;
+	struct cuts cuts;               /* the revocation short list (cuts.c) */
 	struct plog log;
 	int64_t (*clock_ms)(void);      /* monotonic ms; tests inject their own */
 	int64_t now_ms;                 /* clock_ms() at the last TICK: the hot path's clock */
@@ -976,5 +1010,17 @@ bool notice__register_request(struct mqchat *m, const struct mosquitto *client,
 /* Escape untrusted text for a log line (see log_escape). */
 #define ESC_LEN 80
 const char *plugin__esc(const char *s, char *buf, size_t buflen);
+
+/* cuts.c, broker thread. take: read the loader's new entries, keep those
+ * the snapshot in use lacks, close what they cut off (its account's
+ * connections; a device's token connections). applied: forget what the
+ * snapshot of version now has. denies: is a login of username (with
+ * clientid, by a device token or not) cut off by a kept entry? */
+void cuts__take(struct mqchat *m, const struct cut_ring *r);
+void cuts__applied(struct cuts *c, int64_t version);
+bool cuts__denies(const struct cuts *c, const char *username, const char *clientid, bool by_token);
+/* devices.c: close clientid's connections that logged in with a token;
+ * how many. */
+size_t devices__close_token(struct mqchat *m, const char *clientid);
 
 #endif

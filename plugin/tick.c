@@ -35,6 +35,7 @@ void tick__swap_snapshot(struct mqchat *m, struct snapshot *s)
 	struct conn_user *u, *tmp;
 
 	m->snap = s;
+	cuts__applied(&m->cuts, s->data_version);
 	m->stats.reloads++;
 	m->stats.snapshot_since = m->clock_ms();
 	memset(&m->acl_cache, 0, sizeof(m->acl_cache));
@@ -132,6 +133,7 @@ void tick__run(struct mqchat *m, int64_t now)
 	if(has_msg) mosquitto_log_printf(level, "%s", msg);
 	if(s) tick__swap_snapshot(m, s);
 	else if(m->presence.kicks_pending) tick__kick_pending(m, KICKS_PER_TICK);
+	cuts__take(m, loader__cuts(&m->loader));
 	loader__watch(&m->loader, now);
 
 	if(m->presence.registers) expire_registrations(m, now);

@@ -14,6 +14,9 @@
   installed `mqchat` sends and reads back a message as a user made with
   the installed CLI, /health and /metrics answer on 9464; both stop on
   SIGTERM, by PID, with status 0;
+- the installed CLI on a store in PostgreSQL (the module
+  /usr/lib/mqchat/mqchat_store_pg.so, loaded with dlopen), when
+  PostgreSQL 15 is installed;
 - `dpkg --purge mqchat` leaves nothing of ours: files, /etc/mqchat,
   /var/lib/mqchat, the units and their enablement.
 The package is purged in a finally, whatever happened.
@@ -123,6 +126,7 @@ def test_files_owners_and_modes(installed):
         "/usr/bin/mqchat": 0o755,
         "/usr/bin/mqchat-archiver": 0o755,
         "/usr/lib/mqchat/mqchat_auth.so": 0o644,
+        "/usr/lib/mqchat/mqchat_store_pg.so": 0o644,
         "/usr/share/man/man1/mqchat.1.gz": 0o644,
         "/usr/share/man/man8/mqchat-archiver.8.gz": 0o644,
         "/etc/mqchat/archiver.conf": 0o644,
@@ -154,7 +158,8 @@ def test_depends_names_every_library(installed):
     depends = run(["dpkg-query", "-W", "-f=${Depends}", "mqchat"]).stdout
     names = {d.strip().split()[0] for d in depends.split(",")}
     assert "mosquitto" in names
-    for prog in ("/usr/bin/mqchat", "/usr/bin/mqchat-archiver", "/usr/lib/mqchat/mqchat_auth.so"):
+    for prog in ("/usr/bin/mqchat", "/usr/bin/mqchat-archiver", "/usr/lib/mqchat/mqchat_auth.so",
+                 "/usr/lib/mqchat/mqchat_store_pg.so"):
         needed = [l.split()[-1].strip("[]") for l in run(["objdump", "-p", prog]).stdout.splitlines()
                   if l.split()[:1] == ["NEEDED"]]
         assert needed, prog
@@ -382,6 +387,45 @@ def test_units_run_as_installed(installed, tmp_path):
             print("---- %s ----\n%s" % (name, f.read()[-3000:]))
             f.close()
         ns.close()
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def test_the_store_on_postgresql(installed):
+    """The installed CLI on a data folder whose store.conf says `store
+    postgresql` loads /usr/lib/mqchat/mqchat_store_pg.so (beside its bin/
+    folder's ../lib/mqchat) and works on a PostgreSQL of the test's own
+    (tests/unit/pg_cluster.sh): init, an account added and read back."""
+    if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
+        pytest.skip("PostgreSQL 15 is not installed (no %s/initdb; Debian: postgresql-15)" % PG_BIN)
+    cluster = os.path.join(ROOT, "tests", "unit", "pg_cluster.sh")
+    # Not pytest's tmp_path: its folders are 0700 root's, and the server
+    # runs as nobody.
+    top = tempfile.mkdtemp(prefix="mqchat-pkg-pg-", dir="/tmp")
+    os.chmod(top, 0o755)
+    data = os.path.join(top, "data")
+    os.mkdir(data, 0o750)
+    try:
+        r = run(["sh", cluster, "start", top])
+        assert r.returncode == 0, r.stderr
+        with open(os.path.join(data, "store.conf"), "w") as f:
+            f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=postgres\n"
+                    % os.path.join(top, "pg"))
+        os.chmod(os.path.join(data, "store.conf"), 0o600)
+        # As root: the server's socket is in its own folder (0700, the
+        # server's user's), which root may enter.
+        cli = ["/usr/bin/mqchat-archiver", "--data", data]
+        r = run(cli + ["init"], env=ENV)
+        assert r.returncode == 0 and "schema auth on PostgreSQL" in r.stdout, r.stdout + r.stderr
+        assert not os.path.exists(os.path.join(data, "auth.db"))
+        r = run(cli + ["user", "add", "pgalice", "--password-stdin"], input=PASSWORD + "\n", env=ENV)
+        assert r.returncode == 0, r.stderr
+        r = run(cli + ["user", "show", "pgalice"], env=ENV)
+        assert r.returncode == 0 and "pgalice" in r.stdout, r.stdout + r.stderr
+    finally:
+        run(["sh", cluster, "stop", top])
+        subprocess.run(["rm", "-rf", top])
 
 
 def test_purge_leaves_nothing(installed):

@@ -117,9 +117,9 @@ void daemon__send(struct conn *c, const char *topic, const char *text, size_t le
 }
 
 void later__add(struct conn *c, const char *topic, char *text, const struct mqtt_msg *req,
-		int64_t commit_ns)
+		int64_t commit_ns, int64_t change)
 {
-	(void)c; (void)req;
+	(void)c; (void)req; (void)change;
 	pthread_mutex_lock(&st.mu);
 	st.later++;
 	st.last_commit = commit_ns;

@@ -224,6 +224,56 @@ static void test_login_ok_and_cached(void **state)
 	assert_int_equal(presence__count(m, "alice"), 2);
 }
 
+/* The revocation short list (cuts.c): what the loader posts, what the
+ * tick closes, what logins it refuses until the snapshot has the change. */
+static void test_short_list(void **state)
+{
+	struct mqchat *m = *state;
+	static struct cut_ring r;
+
+	memset(&r, 0, sizeof(r));
+	m->snap->data_version = 5;
+	cuts__post(&r, 10, "disable", "alice");
+	cuts__post(&r, 11, "block", "alice/bob");       /* closes nothing: the snapshot's */
+	cuts__post(&r, 12, "revoke", "bob/phone");
+	cuts__post(&r, 13, "revoke", "bob");            /* a device needs its user: passed over */
+	cuts__post(&r, 14, "delete", "bob/phone");      /* an account is one name: passed over */
+	assert_int_equal(r.seq, 2);
+	assert_string_equal(r.e[1].name, "bob@phone");
+
+	assert_int_equal(login(m, "alice", "alice", PW, "10.0.0.1"), MOSQ_ERR_SUCCESS);
+	cuts__take(m, &r);
+	assert_int_equal(stub.kicked_user_count, 1);
+	assert_string_equal(stub.kicked_users[0], "alice");
+	assert_int_equal(stub.kicked_id_count, 0);      /* no token connection of bob@phone */
+	assert_int_equal(m->cuts.count, 2);
+	/* Refused as if disabled, though the snapshot says enabled. */
+	assert_int_equal(login(m, "alice", "alice", PW, "10.0.0.1"), MOSQ_ERR_AUTH);
+	assert_true(stub_log_contains("account disabled"));
+	/* A revoked token refuses token logins of that device only. */
+	assert_true(cuts__denies(&m->cuts, "bob", "bob@phone", true));
+	assert_false(cuts__denies(&m->cuts, "bob", "bob@phone", false));
+	assert_false(cuts__denies(&m->cuts, "bob", "bob@laptop", true));
+	assert_int_equal(login(m, "bob", "bob@phone", PW, "10.0.0.1"), MOSQ_ERR_SUCCESS);
+	/* Read once. */
+	cuts__take(m, &r);
+	assert_int_equal(stub.kicked_user_count, 1);
+
+	/* A snapshot with the disable: alice is the snapshot's again. */
+	cuts__applied(&m->cuts, 10);
+	assert_int_equal(m->cuts.count, 1);
+	assert_int_equal(login(m, "alice", "alice", PW, "10.0.0.1"), MOSQ_ERR_SUCCESS);
+	cuts__applied(&m->cuts, 12);
+	assert_int_equal(m->cuts.count, 0);
+
+	/* A change the snapshot in use has already: nothing to do. */
+	m->snap->data_version = 20;
+	cuts__post(&r, 15, "disable", "bob");
+	cuts__take(m, &r);
+	assert_int_equal(stub.kicked_user_count, 1);
+	assert_int_equal(m->cuts.count, 0);
+}
+
 static void test_login_refusals(void **state)
 {
 	struct mqchat *m = *state;
@@ -929,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_credcache),
 		cmocka_unit_test_setup_teardown(test_login_ok_and_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_throttle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_passes_while_throttled, setup, teardown),
