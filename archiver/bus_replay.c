@@ -715,14 +715,17 @@ void replay__tick(struct replay *r)
 	n = r->req_n;
 	memcpy(reqs, r->reqs, n * sizeof(reqs[0]));
 	r->req_n = 0;
-	if(r->recovering && mono >= r->answer_deadline){
-		/* Whoever did not answer: what it sent live goes in now. */
+	if(r->recovering && (mono >= r->answer_deadline || (r->seen->count > 0 && all_answered(r)))){
+		/* Whoever did not answer: what it sent live goes in now. (With no
+		 * origin known yet, a bus that lost DATA/bus.seen, the deadline
+		 * is the only end: it cannot tell who will answer.) */
 		for(i=0; i<r->seen->count; i++){
 			if(!r->origins[i].answered) release(r, (int)i);
 		}
 		r->recovering = false;
 	}
-	if(!r->recovering) r->seen->alive_ms = wall_ms();
+	/* What a restart asks from: now, or what this request asks from. */
+	r->seen->alive_ms = r->recovering ? r->since + REPLAY_MARGIN_MS : wall_ms();
 	if(r->notice_due && mono - r->last_notice >= REPLAY_NOTICE_EVERY_MS){
 		r->notice_due = false;
 		r->last_notice = mono;

@@ -14,7 +14,9 @@ of its own: a replay of a whole window reaches every session of a node).
 - the same without DATA/bus.seen (the bus cannot tell what it had taken):
   the whole window comes again, and each local person gets one
   {"type":"resync"} on chat/notice/<user>; every message arrives, repeats
-  only of earlier ones (apps keep one per (from, id)).
+  only of earlier ones (apps keep one per (from, id));
+- a sender's bus restarted (its window lost) while another node's bus was
+  away: its answer says so, and that node's people get a resync notice.
 """
 import json
 import os
@@ -27,6 +29,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_util import PASSWORD, Cluster  # noqa: E402
 import harness  # noqa: E402
+from test_bus import ring_header  # noqa: E402
 
 USERS = ["alice", "bob", "carol"]
 NOTICE = "chat/notice/%s"
@@ -125,3 +128,88 @@ def test_nats_restarted_while_three_nodes_send(cluster):
     quiet(carol)
     print("\nNATS restart: 90 messages across 3 nodes all delivered %.2f s after"
           " nats-server was started again" % took)
+
+
+def seen_path(cluster, i):
+    return os.path.join(cluster.nodes[i - 1].datadir, "bus.seen")
+
+
+def test_restarted_bus_gets_what_it_missed_once(cluster):
+    alice = person(cluster, 1, "alice", "kill")
+    bob = person(cluster, 2, "bob", "kill")
+    carol = person(cluster, 3, "carol", "kill")
+    b2 = bus(cluster, 2)
+    b2.stop(signal.SIGKILL)
+    ids = {"alice": [send(alice, "alice", "bob", "a%d" % k) for k in range(5)],
+           "carol": [send(carol, "carol", "bob", "c%d" % k) for k in range(5)]}
+    b2.start()
+    got, notices = collect(bob, 10)
+    assert [i for t, i in got if t == "chat/inbox/bob/alice"] == ids["alice"]
+    assert [i for t, i in got if t == "chat/inbox/bob/carol"] == ids["carol"]
+    # DATA/bus.seen said what it had taken and since when it was away.
+    assert notices == []
+    quiet(bob)
+
+
+def test_restarted_bus_without_its_record_sends_resync_notices(cluster):
+    alice = person(cluster, 1, "alice", "blind")
+    bob = person(cluster, 2, "bob", "blind")
+    carol = person(cluster, 3, "carol", "blind")
+    b2 = bus(cluster, 2)
+    notices_before = b2.output().count("resync notice to")
+    b2.stop(signal.SIGKILL)
+    os.unlink(seen_path(cluster, 2))
+    ids = [send(alice, "alice", "bob", "a%d" % k) for k in range(5)]
+    ids += [send(carol, "carol", "bob", "c%d" % k) for k in range(5)]
+    b2.start()
+    # The whole window comes again (repeats of what bob had, which apps
+    # drop by (from, id)), and bob is told to sync, once.
+    got, notices = set(), []
+    deadline = time.monotonic() + 30
+    while not set(ids) <= got or notices == []:
+        assert time.monotonic() < deadline, (ids, got, notices)
+        m = bob.get(deadline - time.monotonic())
+        if m.topic == NOTICE % "bob":
+            notices.append(json.loads(m.payload))
+        else:
+            got.add(json.loads(m.payload)["id"])
+    assert notices == [{"type": "resync"}]
+    b2.wait_log("resync notice to", n=notices_before + 1)
+    # One round, for the two people with sessions on node 2 (bob here and
+    # bob of the earlier tests: one notice per user), not one per message.
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        m = None if bob.messages.empty() else bob.get()
+        assert m is None or m.topic != NOTICE % "bob", "a second notice"
+        time.sleep(0.02)
+
+
+def test_a_senders_lost_window_sends_resync_notices(cluster):
+    """Node 2's bus is away while carol (node 3) writes to bob, and node 3's
+    bus restarts meanwhile: what it had published is gone with it, so its
+    answer says its window does not reach back, and bob is told to sync."""
+    bob = person(cluster, 2, "bob", "lost")
+    carol = person(cluster, 3, "carol", "lost")
+    b2, b3 = bus(cluster, 2), bus(cluster, 3)
+    b2.stop(signal.SIGKILL)
+    ids = [send(carol, "carol", "bob", "c%d" % k) for k in range(5)]
+    # Wait until node 3's bus has read them (its spool position moved on),
+    # then restart it: its window is lost.
+    spool = os.path.join(cluster.nodes[2].datadir, "spool")
+    harness.wait_for(lambda: ring_header(spool)[0] == ring_header(spool)[2],
+                     what="node 3's bus at the end of its spool")
+    b3.stop(signal.SIGKILL)
+    b3.start()
+    b2.start()
+    deadline = time.monotonic() + 30
+    notices = []
+    while notices == []:
+        assert time.monotonic() < deadline, "no resync notice"
+        m = bob.get(deadline - time.monotonic())
+        if m.topic == NOTICE % "bob":
+            notices.append(json.loads(m.payload))
+        else:
+            # Only what was said before node 2's bus went away could come.
+            assert json.loads(m.payload)["id"] not in ids
+    assert notices == [{"type": "resync"}]
+    b2.wait_log("window does not reach back")
