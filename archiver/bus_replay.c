@@ -682,15 +682,17 @@ static void send_notices(struct replay *r)
 {
 	struct notice_round nr = {r, NULL};
 	struct client_user *u, *tmp;
-	char topic[sizeof(REPLAY_NOTICE_TOPIC) + NAME_MAX_LEN];
+	char topic[sizeof(REPLAY_NOTICE_TOPIC) + NAME_MAX_LEN], body[64];
 	unsigned n = 0;
+	int len;
 
+	/* docs/PROTOCOL.md, "Several nodes": ts is when it was sent. */
+	len = snprintf(body, sizeof(body), REPLAY_NOTICE_FORMAT, wall_ms());
 	r->hooks.each_client(r->hooks.ctx, notice_client, &nr);
 	pthread_mutex_lock(&r->lock);
 	HASH_ITER(hh, nr.users, u, tmp){
 		snprintf(topic, sizeof(topic), REPLAY_NOTICE_TOPIC "%s", u->user);
-		if(r->hooks.inject(r->hooks.ctx, r->node, topic, REPLAY_NOTICE_PAYLOAD,
-					strlen(REPLAY_NOTICE_PAYLOAD))){
+		if(r->hooks.inject(r->hooks.ctx, r->node, topic, body, (size_t)len)){
 			n++;
 		}
 		HASH_DEL(nr.users, u);

@@ -7,7 +7,7 @@
  * (at most REPLAY_WINDOW_BYTES), and a bus that (re)connects asks the
  * others, on mq.ctl.resync, for what they published since it lost NATS;
  * they send it to it alone on mq.rp.<node>, then an end mark. What cannot
- * be replayed makes the node send `{"type":"resync"}` on chat/notice/<user>
+ * be replayed makes the node send `{"type":"resync","ts":...}` on chat/notice/<user>
  * to its local people (through DATA/inbox), and apps sync.
  *
  * Threads: replay__keep, replay__may_send, replay__tick and replay__start
@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
@@ -34,7 +35,7 @@
 #define REPLAY_NONCE_HEADER "Mq-Nonce"  /* resync and its answers: which request */
 #define REPLAY_END_HEADER "Mq-End"      /* the end of a replay: "1" complete, "0" not */
 #define REPLAY_NOTICE_TOPIC "chat/notice/"
-#define REPLAY_NOTICE_PAYLOAD "{\"type\":\"resync\"}"
+#define REPLAY_NOTICE_FORMAT "{\"type\":\"resync\",\"ts\":%" PRId64 "}"
 #define REPLAY_NOTICE_EVERY_MS 10000    /* at most one round of notices this often */
 
 struct replay;
