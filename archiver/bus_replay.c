@@ -121,6 +121,7 @@ struct replay {
 	int64_t complete_from;          /* wall ms: the window holds all published since */
 	/* Under lock. */
 	atomic_bool ask_due;            /* publish a resync request at the next tick */
+	bool lost_due;                  /* (main thread) tell the others records were lost */
 	int64_t since;                  /* ... for what was published since (wall ms) */
 	uint64_t nonce;
 	char ask_only[SEEN_NODE_LEN];   /* "": everyone; else only that node is asked again */
@@ -399,8 +400,17 @@ static void on_request(struct replay *r, natsMsg *msg)
 	int i;
 
 	if(natsMsgHeader_Get(msg, BUS_ORIGIN_HEADER, &node) != NATS_OK || !names__valid_str(node)
-			|| strcmp(node, r->node) == 0 || strlen(node) >= SEEN_NODE_LEN
-			|| natsMsgHeader_Get(msg, REPLAY_SINCE_HEADER, &since_s) != NATS_OK
+			|| strcmp(node, r->node) == 0 || strlen(node) >= SEEN_NODE_LEN){
+		return;
+	}
+	if(natsMsgHeader_Get(msg, REPLAY_LOST_HEADER, &only) == NATS_OK){
+		log_warnx("bus: %s lost records before they went out", node);
+		pthread_mutex_lock(&r->lock);
+		r->notice_due = true;
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	if(natsMsgHeader_Get(msg, REPLAY_SINCE_HEADER, &since_s) != NATS_OK
 			|| natsMsgHeader_Get(msg, REPLAY_NONCE_HEADER, &nonce_s) != NATS_OK){
 		return;
 	}
@@ -562,6 +572,7 @@ void replay__keep(struct replay *r, const char *subject, uint64_t seq, int64_t t
 void replay__lost(struct replay *r)
 {
 	r->complete_from = wall_ms() + 1;
+	r->lost_due = true;
 }
 
 /* Publish msg, destroying it; false on failure. */
@@ -570,6 +581,22 @@ static bool publish(struct replay *r, natsMsg *msg, natsStatus st)
 	if(st == NATS_OK) st = natsConnection_PublishMsg(r->nc, msg);
 	natsMsg_Destroy(msg);
 	return st == NATS_OK;
+}
+
+/* Tell every node that records of this one were lost before they went out
+ * (their receivers cannot tell whose): their people get a notice. */
+static void tell_lost(struct replay *r)
+{
+	natsMsg *msg = NULL;
+	natsStatus st;
+
+	st = natsMsg_Create(&msg, REPLAY_CTL_SUBJECT, NULL, NULL, 0);
+	if(st == NATS_OK) st = natsMsgHeader_Set(msg, BUS_ORIGIN_HEADER, r->node);
+	if(st == NATS_OK) st = natsMsgHeader_Set(msg, REPLAY_LOST_HEADER, "1");
+	if(publish(r, msg, st)){
+		r->lost_due = false;
+		log_info("bus: told the other nodes that records were lost before they went out");
+	}
 }
 
 /* Answer one request: the window since q->since to mq.rp.<node>, then the
@@ -713,6 +740,7 @@ void replay__tick(struct replay *r)
 
 	if(!connected(r)) return;
 	if(atomic_load(&r->ask_due)) ask(r);
+	if(r->lost_due) tell_lost(r);
 	pthread_mutex_lock(&r->lock);
 	n = r->req_n;
 	memcpy(reqs, r->reqs, n * sizeof(reqs[0]));

@@ -34,6 +34,7 @@
 #define REPLAY_SINCE_HEADER "Mq-Since"  /* resync: wall clock ms */
 #define REPLAY_NONCE_HEADER "Mq-Nonce"  /* resync and its answers: which request */
 #define REPLAY_END_HEADER "Mq-End"      /* the end of a replay: "1" complete, "0" not */
+#define REPLAY_LOST_HEADER "Mq-Lost"    /* on mq.ctl.resync: the origin lost records unsent */
 #define REPLAY_NOTICE_TOPIC "chat/notice/"
 #define REPLAY_NOTICE_FORMAT "{\"type\":\"resync\",\"ts\":%" PRId64 "}"
 #define REPLAY_NOTICE_EVERY_MS 10000    /* at most one round of notices this often */
@@ -74,7 +75,9 @@ void replay__keep(struct replay *r, const char *subject, uint64_t seq, int64_t t
 		const void *payload, size_t len);
 
 /* Records were lost before they could be published (written over in the
- * spool, too old): a later replay from before now cannot be complete. */
+ * spool, too old): a later replay from before now cannot be complete, and
+ * the next tick tells every node (mq.ctl.resync with Mq-Lost), whose
+ * people then get a resync notice. */
 void replay__lost(struct replay *r);
 
 /* Regular work: a reconnect (resync request), replays others asked for,

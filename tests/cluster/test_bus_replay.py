@@ -215,3 +215,32 @@ def test_a_senders_lost_window_sends_resync_notices(cluster):
     assert len(notices) == 1 and notices[0]["type"] == "resync", notices
     assert abs(notices[0]["ts"] / 1000 - time.time()) < 60, notices
     b2.wait_log("window does not reach back")
+
+
+def test_records_lost_in_a_senders_spool_send_resync_notices(cluster):
+    """Node 3's bus stopped while its node takes more than the whole spool
+    (8 MiB; its slot is soft): what was written over never goes out, and
+    the other nodes' people are told to sync."""
+    alice = person(cluster, 1, "alice", "overrun")
+    bob = person(cluster, 2, "bob", "overrun")
+    carol = person(cluster, 3, "carol", "overrun")
+    b3 = bus(cluster, 3)
+    skips = b3.output().count("going on from")
+    b3.proc.proc.send_signal(signal.SIGSTOP)
+    try:
+        big = "x" * 60000
+        infos = [carol.publish("chat/inbox/alice/carol", harness.envelope(big), wait=False)
+                 for _ in range(180)]
+        harness.wait_for(lambda: all(carol.pubacks.get(i.mid) for i in infos), 60,
+                         what="180 PUBACKs with the bus stopped")
+    finally:
+        b3.proc.proc.send_signal(signal.SIGCONT)
+    b3.wait_log("going on from", n=skips + 1)
+    for who in (alice, bob):
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "no resync notice"
+            m = who.get(deadline - time.monotonic())
+            if m.topic.startswith("chat/notice/"):
+                assert json.loads(m.payload)["type"] == "resync"
+                break
