@@ -11,7 +11,8 @@ of its own: a replay of a whole window reaches every session of a node).
 - a bus SIGKILLed and restarted while other nodes send to its people: what
   they sent arrives once, and no resync notice (DATA/bus.seen says what it
   had taken and since when it was away);
-- the same without DATA/bus.seen (the bus cannot tell what it had taken):
+- the same without DATA/bus.seen, or with one it did not write (the bus
+  cannot tell what it had taken):
   the whole window comes again, and each local person gets one
   {"type":"resync","ts":...} on chat/notice/<user>; every message arrives, repeats
   only of earlier ones (apps keep one per (from, id));
@@ -151,17 +152,24 @@ def test_restarted_bus_gets_what_it_missed_once(cluster):
     quiet(bob)
 
 
-def test_restarted_bus_without_its_record_sends_resync_notices(cluster):
-    alice = person(cluster, 1, "alice", "blind")
-    bob = person(cluster, 2, "bob", "blind")
-    carol = person(cluster, 3, "carol", "blind")
+@pytest.mark.parametrize("record", ["gone", "garbage"])
+def test_restarted_bus_without_its_record_sends_resync_notices(cluster, record):
+    alice = person(cluster, 1, "alice", "blind-" + record)
+    bob = person(cluster, 2, "bob", "blind-" + record)
+    carol = person(cluster, 3, "carol", "blind-" + record)
     b2 = bus(cluster, 2)
     notices_before = b2.output().count("resync notice to")
+    blind_before = b2.output().count("bus: no record of what was received")
     b2.stop(signal.SIGKILL)
-    os.unlink(seen_path(cluster, 2))
+    if record == "gone":
+        os.unlink(seen_path(cluster, 2))
+    else:
+        with open(seen_path(cluster, 2), "w") as f:
+            f.write("not what the bus wrote\n")
     ids = [send(alice, "alice", "bob", "a%d" % k) for k in range(5)]
     ids += [send(carol, "carol", "bob", "c%d" % k) for k in range(5)]
     b2.start()
+    b2.wait_log("bus: no record of what was received", n=blind_before + 1)
     # The whole window comes again (repeats of what bob had, which apps
     # drop by (from, id)), and bob is told to sync, once.
     got, notices = set(), []
