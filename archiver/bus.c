@@ -570,6 +570,7 @@ static void out_loop(struct bus *b)
 						" (%lu own or repeated), inbox full %lu, wake-ups %lu, %u subjects",
 						b->sent, b->stale, b->unsendable, b->received, b->dups, b->inbox_full,
 						b->wakes, HASH_COUNT(b->subjects));
+				replay__report(b->replay);
 			}
 			if(rc == MQC_ERR_AGAIN) (void)spool__wait(b->spool, SPOOL_READER_BUS, b->pos, BUS_WAIT_MS);
 			continue;
@@ -661,10 +662,9 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-	struct bus *b = closure;
 	char url[256];
 
-	replay__reconnected(b->replay);
+	(void)closure;
 	if(natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK) url[0] = '\0';
 	log_info("bus: NATS connected again (%s)", url);
 }

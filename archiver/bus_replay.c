@@ -476,12 +476,6 @@ void replay__disconnected(struct replay *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
-void replay__reconnected(struct replay *r)
-{
-	(void)r;
-	/* replay__tick sees the connection and asks. */
-}
-
 /* ---- out ---- */
 
 int replay__start(struct replay *r, natsConnection *nc, uint64_t epoch, bool fresh)
@@ -524,7 +518,7 @@ static void window_trim(struct replay *r, int64_t now)
 		if(now - k->time_ms <= REPLAY_WINDOW_MS && r->win_bytes <= REPLAY_WINDOW_BYTES) break;
 		/* Anything asked for from before the next one is not all here. */
 		r->complete_from = k->time_ms + 1;
-		r->win_bytes -= k->len + sizeof(*k);
+		r->win_bytes -= k->len + sizeof(*k) + strlen(k->subject) + 1;
 		free(k->subject);
 		free(k);
 		r->win_head = (r->win_head + 1) % r->win_cap;
@@ -565,7 +559,7 @@ void replay__keep(struct replay *r, const char *subject, uint64_t seq, int64_t t
 	}
 	r->win[(r->win_head + r->win_n) % r->win_cap] = k;
 	r->win_n++;
-	r->win_bytes += len + sizeof(*k);
+	r->win_bytes += len + sizeof(*k) + strlen(subject) + 1;
 	window_trim(r, k->time_ms);
 }
 
@@ -766,12 +760,15 @@ void replay__tick(struct replay *r)
 	if(notice) send_notices(r);
 }
 
-void replay__counts(struct replay *r, unsigned long *replayed, unsigned long *held,
-		unsigned long *notices)
+void replay__report(struct replay *r)
 {
+	unsigned long replayed, held;
+
 	pthread_mutex_lock(&r->lock);
-	*replayed = r->replayed;
-	*held = r->held_n;
+	replayed = r->replayed;
+	held = r->held_n;
 	pthread_mutex_unlock(&r->lock);
-	*notices = r->notices;
+	log_info("bus: replay: %lu records taken from replays, %lu held while waiting for one,"
+			" %lu answers sent, %zu records (%zu bytes) in the window, %lu resync notices",
+			replayed, held, r->answered_n, r->win_n, r->win_bytes, r->notices);
 }

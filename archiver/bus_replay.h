@@ -12,7 +12,7 @@
  *
  * Threads: replay__keep, replay__may_send, replay__tick and replay__start
  * on the main (out) thread; replay__take and replay__on_ctl on libnats's one
- * delivery thread; replay__disconnected/reconnected on libnats's callback
+ * delivery thread; replay__disconnected on libnats's callback
  * thread. The shared part is under the struct's own lock, which also
  * serializes every append to DATA/inbox (hooks.inject). */
 #ifndef MQCHAT_ARCHIVER_BUS_REPLAY_H
@@ -91,12 +91,10 @@ void replay__tick(struct replay *r);
 bool replay__take(struct replay *r, const char *origin, uint64_t epoch, uint64_t seq,
 		const char *topic, const void *payload, size_t len);
 
-/* libnats's connection callbacks. */
+/* libnats's disconnected callback (the reconnect is seen by replay__tick). */
 void replay__disconnected(struct replay *r);
-void replay__reconnected(struct replay *r);
 
-/* Counters for the bus's log line. */
-void replay__counts(struct replay *r, unsigned long *replayed, unsigned long *held,
-		unsigned long *notices);
+/* Log the replay's counters (main thread, with the bus's own). */
+void replay__report(struct replay *r);
 
 #endif
