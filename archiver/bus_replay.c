@@ -304,6 +304,16 @@ void replay__close(struct replay *r)
 
 /* ---- in ---- */
 
+/* Inject a message; one that does not fit in DATA/inbox is lost here, and
+ * the node's people are told to sync. Under lock. */
+static bool inject(struct replay *r, const char *origin, const char *topic, const void *payload,
+		size_t len)
+{
+	if(r->hooks.inject(r->hooks.ctx, origin, topic, payload, len)) return true;
+	r->notice_due = true;
+	return false;
+}
+
 /* Inject origin i's held messages that are new, in order. Under lock. */
 static void release(struct replay *r, int i)
 {
@@ -313,7 +323,7 @@ static void release(struct replay *r, int i)
 	for(h = os->head; h != NULL; h = h->next){
 		r->held_bytes -= h->len;
 		if(first_time(r, i, h->epoch, h->seq)){
-			(void)r->hooks.inject(r->hooks.ctx, r->seen->o[i].node, h->topic, h->payload, h->len);
+			(void)inject(r, r->seen->o[i].node, h->topic, h->payload, h->len);
 		}
 	}
 	held_free(os);
@@ -349,7 +359,7 @@ bool replay__take(struct replay *r, const char *origin, uint64_t epoch, uint64_t
 			r->held_n++;
 		}
 	}else if(first_time(r, i, epoch, seq)){
-		taken = r->hooks.inject(r->hooks.ctx, origin, topic, payload, len);
+		taken = inject(r, origin, topic, payload, len);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return taken;
@@ -384,7 +394,7 @@ static void on_replay(struct replay *r, natsMsg *msg)
 			&& natsMsgHeader_Get(msg, REPLAY_SUBJECT_HEADER, &subject) == NATS_OK
 			&& bus__topic(subject, topic, sizeof(topic))
 			&& first_time(r, i, strtoull(epoch_s, NULL, 10), strtoull(seq_s, NULL, 10))){
-		if(r->hooks.inject(r->hooks.ctx, origin, topic, natsMsg_GetData(msg),
+		if(inject(r, origin, topic, natsMsg_GetData(msg),
 					(size_t)natsMsg_GetDataLength(msg))){
 			r->replayed++;
 		}
