@@ -137,6 +137,7 @@ struct replay {
 	/* Main thread. */
 	int64_t last_notice;
 	unsigned long replayed, held_n, notices, answered_n;
+	atomic_ulong refused;           /* control messages not understood */
 };
 
 static int64_t wall_ms(void)
@@ -365,23 +366,66 @@ bool replay__take(struct replay *r, const char *origin, uint64_t epoch, uint64_t
 	return taken;
 }
 
+/* A control message that is not what a bus sends (another program on NATS,
+ * or a second bus with this node's name): said, the first ten and then
+ * every 1000th, and ignored. */
+static void refuse(struct replay *r, natsMsg *msg, const char *why)
+{
+	unsigned long n = atomic_fetch_add(&r->refused, 1);
+
+	if(n < 10 || n % 1000 == 0){
+		log_warnx("bus: a message on %s ignored: %s (%lu so far)", natsMsg_GetSubject(msg), why,
+				n + 1);
+	}
+}
+
+/* A decimal number, all of s; false for anything else. */
+static bool number(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if(s == NULL || *s < '0' || *s > '9') return false;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
 /* A replay record or an end mark on mq.rp.<me>. */
 static void on_replay(struct replay *r, natsMsg *msg)
 {
 	const char *origin = NULL, *epoch_s = NULL, *seq_s = NULL, *subject = NULL, *end = NULL;
 	const char *nonce_s = NULL;
 	char topic[BUS_SUBJECT_MAX];
+	uint64_t epoch, seq, nonce;
+	bool is_end;
 	int i;
 
-	if(natsMsgHeader_Get(msg, BUS_ORIGIN_HEADER, &origin) != NATS_OK || !names__valid_str(origin)
-			|| strcmp(origin, r->node) == 0){
+	if(natsMsgHeader_Get(msg, BUS_ORIGIN_HEADER, &origin) != NATS_OK || !names__valid_str(origin)){
+		refuse(r, msg, "no Mq-Origin that is a node's name");
+		return;
+	}
+	if(strcmp(origin, r->node) == 0){
+		refuse(r, msg, "from a bus with this node's name (two buses named alike?)");
+		return;
+	}
+	is_end = natsMsgHeader_Get(msg, REPLAY_END_HEADER, &end) == NATS_OK;
+	if(is_end && (natsMsgHeader_Get(msg, REPLAY_NONCE_HEADER, &nonce_s) != NATS_OK
+				|| !number(nonce_s, &nonce) || (strcmp(end, "1") != 0 && strcmp(end, "0") != 0))){
+		refuse(r, msg, "an end mark without a numeric Mq-Nonce or with Mq-End not 0 or 1");
+		return;
+	}
+	if(!is_end && (natsMsgHeader_Get(msg, BUS_EPOCH_HEADER, &epoch_s) != NATS_OK
+				|| natsMsgHeader_Get(msg, BUS_SEQ_HEADER, &seq_s) != NATS_OK
+				|| natsMsgHeader_Get(msg, REPLAY_SUBJECT_HEADER, &subject) != NATS_OK
+				|| !number(epoch_s, &epoch) || !number(seq_s, &seq)
+				|| !bus__topic(subject, topic, sizeof(topic)))){
+		refuse(r, msg, "a record without numeric Mq-Epoch and Mq-Seq and an Mq-Subject the bus carries");
 		return;
 	}
 	pthread_mutex_lock(&r->lock);
 	i = origin_index(r, origin);
-	if(natsMsgHeader_Get(msg, REPLAY_END_HEADER, &end) == NATS_OK){
-		if(natsMsgHeader_Get(msg, REPLAY_NONCE_HEADER, &nonce_s) == NATS_OK
-				&& strtoull(nonce_s, NULL, 10) == r->nonce && i >= 0){
+	if(is_end){
+		if(nonce == r->nonce && i >= 0){
 			if(strcmp(end, "1") != 0 && !r->blind){
 				log_warnx("bus: %s's window does not reach back to what was missed", origin);
 				r->notice_due = true;
@@ -389,11 +433,7 @@ static void on_replay(struct replay *r, natsMsg *msg)
 			r->origins[i].answered = true;
 			release(r, i);
 		}
-	}else if(natsMsgHeader_Get(msg, BUS_EPOCH_HEADER, &epoch_s) == NATS_OK
-			&& natsMsgHeader_Get(msg, BUS_SEQ_HEADER, &seq_s) == NATS_OK
-			&& natsMsgHeader_Get(msg, REPLAY_SUBJECT_HEADER, &subject) == NATS_OK
-			&& bus__topic(subject, topic, sizeof(topic))
-			&& first_time(r, i, strtoull(epoch_s, NULL, 10), strtoull(seq_s, NULL, 10))){
+	}else if(first_time(r, i, epoch, seq)){
 		if(inject(r, origin, topic, natsMsg_GetData(msg),
 					(size_t)natsMsg_GetDataLength(msg))){
 			r->replayed++;
@@ -407,10 +447,16 @@ static void on_request(struct replay *r, natsMsg *msg)
 {
 	const char *node = NULL, *since_s = NULL, *nonce_s = NULL, *only = NULL;
 	struct request *q;
+	uint64_t since, nonce;
 	int i;
 
 	if(natsMsgHeader_Get(msg, BUS_ORIGIN_HEADER, &node) != NATS_OK || !names__valid_str(node)
-			|| strcmp(node, r->node) == 0 || strlen(node) >= SEEN_NODE_LEN){
+			|| strlen(node) >= SEEN_NODE_LEN){
+		refuse(r, msg, "no Mq-Origin that is a node's name");
+		return;
+	}
+	if(strcmp(node, r->node) == 0){
+		refuse(r, msg, "from a bus with this node's name (two buses named alike?)");
 		return;
 	}
 	if(natsMsgHeader_Get(msg, REPLAY_LOST_HEADER, &only) == NATS_OK){
@@ -421,12 +467,14 @@ static void on_request(struct replay *r, natsMsg *msg)
 		return;
 	}
 	if(natsMsgHeader_Get(msg, REPLAY_SINCE_HEADER, &since_s) != NATS_OK
-			|| natsMsgHeader_Get(msg, REPLAY_NONCE_HEADER, &nonce_s) != NATS_OK){
+			|| natsMsgHeader_Get(msg, REPLAY_NONCE_HEADER, &nonce_s) != NATS_OK
+			|| !number(since_s, &since) || !number(nonce_s, &nonce) || since > INT64_MAX){
+		refuse(r, msg, "a request without a numeric Mq-Since and Mq-Nonce");
 		return;
 	}
 	pthread_mutex_lock(&r->lock);
 	/* Asked again of one node only (below): the others answered already. */
-	if(natsMsgHeader_Get(msg, BUS_ORIGIN_HEADER "-For", &only) == NATS_OK
+	if(natsMsgHeader_Get(msg, REPLAY_FOR_HEADER, &only) == NATS_OK
 			&& strcmp(only, r->node) != 0){
 		pthread_mutex_unlock(&r->lock);
 		return;
@@ -434,8 +482,8 @@ static void on_request(struct replay *r, natsMsg *msg)
 	if(r->req_n < REPLAY_REQUESTS_MAX){
 		q = &r->reqs[r->req_n++];
 		snprintf(q->node, sizeof(q->node), "%s", node);
-		q->since = strtoll(since_s, NULL, 10);
-		q->nonce = strtoull(nonce_s, NULL, 10);
+		q->since = (int64_t)since;
+		q->nonce = nonce;
 	}
 	/* It came back after this node asked, so it did not hear the request. */
 	i = origin_index(r, node);
@@ -670,7 +718,7 @@ static void ask(struct replay *r)
 	if(st == NATS_OK) st = natsMsgHeader_Set(msg, BUS_ORIGIN_HEADER, r->node);
 	if(st == NATS_OK) st = natsMsgHeader_Set(msg, REPLAY_SINCE_HEADER, since);
 	if(st == NATS_OK) st = natsMsgHeader_Set(msg, REPLAY_NONCE_HEADER, nonce);
-	if(st == NATS_OK && only[0] != '\0') st = natsMsgHeader_Set(msg, BUS_ORIGIN_HEADER "-For", only);
+	if(st == NATS_OK && only[0] != '\0') st = natsMsgHeader_Set(msg, REPLAY_FOR_HEADER, only);
 	if(!publish(r, msg, st)){
 		atomic_store(&r->ask_due, true);
 		return;

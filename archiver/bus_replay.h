@@ -34,6 +34,7 @@
 #define REPLAY_SINCE_HEADER "Mq-Since"  /* resync: wall clock ms */
 #define REPLAY_NONCE_HEADER "Mq-Nonce"  /* resync and its answers: which request */
 #define REPLAY_END_HEADER "Mq-End"      /* the end of a replay: "1" complete, "0" not */
+#define REPLAY_FOR_HEADER "Mq-For"      /* resync asked again of that node only */
 #define REPLAY_LOST_HEADER "Mq-Lost"    /* on mq.ctl.resync: the origin lost records unsent */
 #define REPLAY_NOTICE_TOPIC "chat/notice/"
 #define REPLAY_NOTICE_FORMAT "{\"type\":\"resync\",\"ts\":%" PRId64 "}"

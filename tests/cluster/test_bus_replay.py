@@ -22,6 +22,7 @@ of its own: a replay of a whole window reaches every session of a node).
 import json
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -252,3 +253,58 @@ def test_records_lost_in_a_senders_spool_send_resync_notices(cluster):
             if m.topic.startswith("chat/notice/"):
                 assert json.loads(m.payload)["type"] == "resync"
                 break
+
+
+def nats_publish(cluster, subject, headers=None, payload=b"x"):
+    """One message on NATS from a plain socket (the protocol's PUB, or HPUB
+    with headers), as another program on the same server could send."""
+    with socket.create_connection(("127.0.0.1", cluster.nats.port), timeout=5) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"INFO ")
+        s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\n')
+        if headers is None:
+            s.sendall(b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+        else:
+            hdr = b"NATS/1.0\r\n" + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode())
+                                             for k, v in headers.items()) + b"\r\n"
+            s.sendall(b"HPUB %s %d %d\r\n%s%s\r\n" % (subject.encode(), len(hdr),
+                                                     len(hdr) + len(payload), hdr, payload))
+        s.sendall(b"PING\r\n")
+        while f.readline() != b"PONG\r\n":
+            pass
+
+
+@pytest.mark.parametrize("subject,headers,says", [
+    ("mq.ctl.resync", None, "no Mq-Origin that is a node's name"),
+    ("mq.ctl.resync", {"Mq-Origin": "Node 9", "Mq-Since": "1", "Mq-Nonce": "1"},
+     "no Mq-Origin that is a node's name"),
+    ("mq.ctl.resync", {"Mq-Origin": "node2", "Mq-Since": "1", "Mq-Nonce": "1"},
+     "from a bus with this node's name"),
+    ("mq.ctl.resync", {"Mq-Origin": "node9", "Mq-Since": "yesterday", "Mq-Nonce": "1"},
+     "a request without a numeric Mq-Since and Mq-Nonce"),
+    ("mq.rp.node2", {"Mq-Origin": "node9", "Mq-End": "1"},
+     "an end mark without a numeric Mq-Nonce"),
+    ("mq.rp.node2", {"Mq-Origin": "node9", "Mq-Epoch": "1", "Mq-Seq": "-5",
+                     "Mq-Subject": "mq.i.bob.carol"},
+     "a record without numeric Mq-Epoch and Mq-Seq and an Mq-Subject the bus carries"),
+    ("mq.rp.node2", {"Mq-Origin": "node9", "Mq-Epoch": "1", "Mq-Seq": "5",
+                     "Mq-Subject": "mq.x.bob.carol"},
+     "a record without numeric Mq-Epoch and Mq-Seq and an Mq-Subject the bus carries"),
+], ids=["no-headers", "bad-origin", "own-name", "bad-since", "end-no-nonce", "bad-seq",
+        "bad-subject"])
+def test_control_messages_not_from_a_bus_are_said_and_ignored(request, cluster, subject,
+                                                             headers, says):
+    # A client id per case: a second connection with the same id would
+    # take the session over, and its end could race the new SUBSCRIBE.
+    tag = "ctl-%s" % request.node.callspec.id
+    bob = person(cluster, 2, "bob", tag)
+    carol = person(cluster, 3, "carol", tag)
+    b2 = bus(cluster, 2)
+    before = b2.output().count(says)
+    nats_publish(cluster, subject, headers)
+    b2.wait_log(says, n=before + 1)
+    # Nothing else happened to node 2: nothing injected, messages cross.
+    quiet(bob, 0.3)
+    mid = send(carol, "carol", "bob", "still crossing")
+    got, notices = collect(bob, 1)
+    assert got == [("chat/inbox/bob/carol", mid)] and notices == []
