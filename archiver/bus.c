@@ -572,7 +572,11 @@ static void out_loop(struct bus *b)
 						b->wakes, HASH_COUNT(b->subjects));
 				replay__report(b->replay);
 			}
-			if(rc == MQC_ERR_AGAIN) (void)spool__wait(b->spool, SPOOL_READER_BUS, b->pos, BUS_WAIT_MS);
+			/* A reconnect to act on (replay__tick asks for the gap): soon. */
+			if(rc == MQC_ERR_AGAIN){
+				(void)spool__wait(b->spool, SPOOL_READER_BUS, b->pos,
+						replay__may_send(b->replay) ? BUS_WAIT_MS : 20);
+			}
 			continue;
 		}
 		if(rc != MQC_OK){
