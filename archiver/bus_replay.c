@@ -124,7 +124,8 @@ struct replay {
 	bool lost_due;                  /* (main thread) tell the others records were lost */
 	int64_t since;                  /* ... for what was published since (wall ms) */
 	uint64_t nonce;
-	char ask_only[SEEN_NODE_LEN];   /* "": everyone; else only that node is asked again */
+	bool ask_fresh;                 /* the next request is a new one (a new nonce) */
+	char ask_only[SEEN_NODE_LEN];   /* asked again: of that node only; "": of everyone */
 	bool recovering;                /* holding live messages */
 	bool blind;                     /* this request's asker knows it missed an unknown
 	                                 * part: notices are sent already */
@@ -267,6 +268,7 @@ int replay__open(struct replay **out, const char *seen_path, const char *node,
 				" resync notice", had ? "receiving stopped longer ago than the window"
 				: "no record of what was received");
 	}
+	r->ask_fresh = true;
 	atomic_store(&r->ask_due, true);
 	*out = r;
 	return MQC_OK;
@@ -485,10 +487,12 @@ static void on_request(struct replay *r, natsMsg *msg)
 		q->since = (int64_t)since;
 		q->nonce = nonce;
 	}
-	/* It came back after this node asked, so it did not hear the request. */
+	/* It came back after this node asked, so it did not hear the request:
+	 * ask it again (two such before the next tick: everyone again). */
 	i = origin_index(r, node);
 	if(r->recovering && r->answer_deadline != INT64_MAX && i >= 0 && !r->origins[i].answered){
-		snprintf(r->ask_only, sizeof(r->ask_only), "%s", node);
+		if(!atomic_load(&r->ask_due)) snprintf(r->ask_only, sizeof(r->ask_only), "%s", node);
+		else if(strcmp(r->ask_only, node) != 0) r->ask_only[0] = '\0';
 		atomic_store(&r->ask_due, true);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -529,6 +533,7 @@ void replay__disconnected(struct replay *r)
 	r->recovering = true;
 	r->answer_deadline = INT64_MAX;
 	r->ask_only[0] = '\0';
+	r->ask_fresh = true;
 	for(i=0; i<SEEN_ORIGINS; i++) r->origins[i].answered = false;
 	atomic_store(&r->ask_due, true);
 	pthread_mutex_unlock(&r->lock);
@@ -701,10 +706,12 @@ static void ask(struct replay *r)
 	int64_t from;
 
 	pthread_mutex_lock(&r->lock);
-	if(r->ask_only[0] == '\0'){
+	if(r->ask_fresh){
 		/* A new request: answers to an older one are not for it. */
 		if(rand__bytes(&r->nonce, sizeof(r->nonce)) != MQC_OK) r->nonce = (uint64_t)wall_ms();
 		r->nonce |= 1;
+		r->ask_fresh = false;
+		r->ask_only[0] = '\0';
 	}
 	snprintf(only, sizeof(only), "%s", r->ask_only);
 	r->ask_only[0] = '\0';
@@ -720,6 +727,7 @@ static void ask(struct replay *r)
 	if(st == NATS_OK) st = natsMsgHeader_Set(msg, REPLAY_NONCE_HEADER, nonce);
 	if(st == NATS_OK && only[0] != '\0') st = natsMsgHeader_Set(msg, REPLAY_FOR_HEADER, only);
 	if(!publish(r, msg, st)){
+		/* Again at the next tick, of everyone (same nonce). */
 		atomic_store(&r->ask_due, true);
 		return;
 	}
