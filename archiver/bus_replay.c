@@ -15,9 +15,10 @@
  * took already: the highest seq taken per origin and spool epoch, which
  * is enough because one origin's records come in its order), then what it
  * held of that origin (all repeats, unless newer). Holding is what keeps
- * one sender's order: without it a live message that passes NATS after
- * the asker's SUB but before the answer would come before older ones of
- * the replay. An origin that does not answer within REPLAY_ANSWER_MS (down,
+ * one sender's messages whole and in order: without it a live message that
+ * passes NATS after the asker's SUB but before the answer raises the last
+ * seq taken past the older ones of the replay, which are then dropped as
+ * repeats (lost, in the NATS restart test). An origin that does not answer within REPLAY_ANSWER_MS (down,
  * or connected after the request: it asks in turn, and is then asked
  * again) has its held messages injected anyway.
  *
@@ -25,10 +26,12 @@
  * shared: updated in memory with each message taken, it survives a killed
  * bus in the page cache, so a restarted bus asks for exactly what it
  * missed (since the last moment it was known to be receiving, also kept
- * there). Without the file, with a gap longer than the window, or with an
- * answer whose window did not reach back (a restarted or overrun sender),
- * the node cannot tell who missed what: it sends every local person a
- * resync notice, at most once per REPLAY_NOTICE_EVERY_MS. */
+ * there). Without the file, with a gap longer than the window, with an
+ * answer whose window did not reach back (a restarted sender), when another
+ * node says it lost records before they went out (Mq-Lost: written over in
+ * its spool, or too old), or when a message does not fit in DATA/inbox or
+ * in what may be held, the node cannot tell who missed what: it sends every
+ * local person a resync notice, at most once per REPLAY_NOTICE_EVERY_MS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
