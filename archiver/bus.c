@@ -27,9 +27,9 @@
  * broker's connection, a session's interest dropped when its client
  * connected on another node).
  *
- * Not here yet (docs/SCALING.md, build plan 9): replay: what NATS does not deliver
- * while a bus or NATS is down is not sent again (the archive has it: it is
- * fed by the sender's node's spool). */
+ * Replay and resync (what NATS did not deliver while a bus or NATS was
+ * down): bus_replay.c; this file calls it where records go out, come in,
+ * and where the NATS connection drops. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -50,6 +50,7 @@
 #include "bus.h"
 #include "bus_daemon.h"
 #include "bus_presence.h"
+#include "bus_replay.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -62,7 +63,6 @@
 #define BUS_PING_EVERY_MS 30000         /* PINGREQ for the MQTT connection's keepalive */
 #define BUS_MQTT_KEEPALIVE 60
 #define BUS_WAKE_AGAIN_MS 20            /* wake again if the inbox stayed non-empty this long */
-#define BUS_ORIGINS_MAX 256             /* nodes whose last seq is kept */
 
 struct subject_ref {
 	char *subject;
@@ -79,16 +79,11 @@ struct client_filters {
 	UT_hash_handle hh;
 };
 
-struct origin_seen {
-	char node[NAME_MAX_LEN + 1];
-	uint64_t epoch, seq;            /* the highest seq taken of that spool */
-};
-
 struct bus {
 	struct config cfg;
 	char password[512];
 	char client_id[CLIENTID_MAX_LEN + 1];
-	char spool_path[4096], inbox_path[4096], interest_path[4096];
+	char spool_path[4096], inbox_path[4096], interest_path[4096], seen_path[4096];
 	uint64_t epoch;                 /* of this node's spool */
 	natsConnection *nc;
 	struct spool *spool, *inbox;
@@ -98,9 +93,8 @@ struct bus {
 	char **fresh;                   /* subjects subscribed since the last flush */
 	size_t fresh_n, fresh_cap;
 	bool dirty;                     /* the interest changed since it was saved */
+	struct replay *replay;          /* bus_replay.c */
 	/* The delivery thread's (the main thread only reads the counters). */
-	struct origin_seen origins[BUS_ORIGINS_MAX];
-	size_t origin_n;
 	int64_t last_wake_ms;
 	unsigned long sent, stale, unsendable, received, dups, inbox_full, wakes;
 	/* The MQTT connection that wakes the broker; both threads use it. */
@@ -108,7 +102,7 @@ struct bus {
 	int mqtt_fd;
 	int64_t mqtt_retry_ms, mqtt_ping_ms;
 	unsigned long mqtt_connects;
-	pthread_mutex_t inbox_lock;     /* on_msg and bus_presence.c both append */
+	pthread_mutex_t inbox_lock;     /* inject() and bus_presence.c both append */
 	struct bus_presence *presence;
 };
 
@@ -219,36 +213,38 @@ static bool mqtt_ping(struct bus *b, int64_t now)
 
 /* ---- in: NATS to DATA/inbox ---- */
 
-/* First time this (origin, epoch, seq)? Messages of one origin come in
- * its order (one connection, one delivery thread), so the highest seq
- * taken is enough to tell a second copy. */
-static bool first_time(struct bus *b, const char *origin, uint64_t epoch, uint64_t seq)
+/* Append a message for the broker to DATA/inbox and wake it if it may
+ * sleep. Called by bus_replay.c under its lock (one appender at a time). */
+static bool inject(void *ctx, const char *origin, const char *topic, const void *payload,
+		size_t len)
 {
-	struct origin_seen *o = NULL;
-	size_t i;
+	struct bus *b = ctx;
+	uint64_t used;
+	int64_t now;
+	int rc;
 
-	for(i=0; i<b->origin_n; i++){
-		if(strcmp(b->origins[i].node, origin) == 0){
-			o = &b->origins[i];
-			break;
+	pthread_mutex_lock(&b->inbox_lock);     /* bus_presence.c appends too */
+	used = spool__used(b->inbox);
+	rc = spool__append(b->inbox, 0, origin, topic, payload, len, NULL, 0, NULL);
+	pthread_mutex_unlock(&b->inbox_lock);
+	if(rc != MQC_OK){
+		if(b->inbox_full++ % 1000 == 0){
+			log_warnx("bus: DATA/inbox has no room (the broker does not publish it?):"
+					" %lu messages from other nodes dropped", b->inbox_full);
 		}
+		return false;
 	}
-	if(o == NULL){
-		if(b->origin_n == BUS_ORIGINS_MAX) return true;
-		o = &b->origins[b->origin_n++];
-		snprintf(o->node, sizeof(o->node), "%s", origin);
-		o->epoch = epoch;
-		o->seq = seq;
-		return true;
+	/* The broker publishes the inbox at the end of each pass of its loop.
+	 * An empty ring means it may sleep (up to 100 ms): wake it. One that
+	 * stays non-empty gets woken again now and then, in case the broker
+	 * read it just before this append. */
+	now = time__mono_ms();
+	if(b->cfg.wake && (used == 0 || now - b->last_wake_ms >= BUS_WAKE_AGAIN_MS)){
+		pthread_mutex_lock(&b->mqtt_lock);
+		if(mqtt_ping(b, now)) b->wakes++;
+		pthread_mutex_unlock(&b->mqtt_lock);
+		b->last_wake_ms = now;
 	}
-	if(o->epoch != epoch){
-		/* A new spool file on that node: its seqs start again. */
-		o->epoch = epoch;
-		o->seq = seq;
-		return true;
-	}
-	if(seq <= o->seq) return false;
-	o->seq = seq;
 	return true;
 }
 
@@ -257,9 +253,6 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	struct bus *b = closure;
 	char topic[BUS_SUBJECT_MAX];
 	const char *origin = NULL, *epoch_s = NULL, *seq_s = NULL;
-	uint64_t used;
-	int64_t now;
-	int rc;
 
 	(void)nc;
 	(void)sub;
@@ -272,33 +265,12 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		b->unsendable++;
 		goto done;
 	}
+	/* Repeats dropped, live messages held while a replay is awaited. */
 	if(strcmp(origin, b->cfg.node) == 0
-			|| !first_time(b, origin, strtoull(epoch_s, NULL, 10), strtoull(seq_s, NULL, 10))){
+			|| !replay__take(b->replay, origin, strtoull(epoch_s, NULL, 10),
+				strtoull(seq_s, NULL, 10), topic, natsMsg_GetData(msg),
+				(size_t)natsMsg_GetDataLength(msg))){
 		b->dups++;
-		goto done;
-	}
-	pthread_mutex_lock(&b->inbox_lock);
-	used = spool__used(b->inbox);
-	rc = spool__append(b->inbox, 0, origin, topic, natsMsg_GetData(msg),
-			(size_t)natsMsg_GetDataLength(msg), NULL, 0, NULL);
-	pthread_mutex_unlock(&b->inbox_lock);
-	if(rc != MQC_OK){
-		if(b->inbox_full++ % 1000 == 0){
-			log_warnx("bus: DATA/inbox has no room (the broker does not publish it?):"
-					" %lu messages from other nodes dropped", b->inbox_full);
-		}
-		goto done;
-	}
-	/* The broker publishes the inbox at the end of each pass of its loop.
-	 * An empty ring means it may sleep (up to 100 ms): wake it. One that
-	 * stays non-empty gets woken again now and then, in case the broker
-	 * read it just before this append. */
-	now = time__mono_ms();
-	if(b->cfg.wake && (used == 0 || now - b->last_wake_ms >= BUS_WAKE_AGAIN_MS)){
-		pthread_mutex_lock(&b->mqtt_lock);
-		if(mqtt_ping(b, now)) b->wakes++;
-		pthread_mutex_unlock(&b->mqtt_lock);
-		b->last_wake_ms = now;
 	}
 done:
 	natsMsg_Destroy(msg);
@@ -455,6 +427,15 @@ static void interest_resume(struct bus *b, const char *client_id)
 	log_info("bus: %s is back on this node: its session's interest counts again", client_id);
 }
 
+/* For bus_replay.c's notices: every client id with a session here. */
+static void each_client(void *ctx, void (*fn)(void *arg, const char *client_id), void *arg)
+{
+	struct bus *b = ctx;
+	struct client_filters *c, *tmp;
+
+	HASH_ITER(hh, b->clients, c, tmp) fn(arg, c->client_id);
+}
+
 /* DATA/bus.interest: "client id TAB filter" lines, replaced whole. */
 static int interest_save(struct bus *b)
 {
@@ -561,6 +542,7 @@ static bool send_record(struct bus *b, const struct spool_rec *rec, uint64_t p, 
 	}
 	if(now_ms - rec->time_ms > BUS_SEND_MAX_AGE_MS){
 		b->stale++;
+		replay__lost(b->replay);
 		return intact(b, p);
 	}
 	st = natsMsg_Create(&msg, subject, NULL, (const char *)rec->payload, (int)rec->len);
@@ -578,6 +560,7 @@ static bool send_record(struct bus *b, const struct spool_rec *rec, uint64_t p, 
 	natsMsg_Destroy(msg);
 	if(st == NATS_OK){
 		b->sent++;
+		replay__keep(b->replay, subject, rec->seq, rec->time_ms, rec->payload, rec->len);
 	}else if(b->unsendable++ % 1000 == 0){
 		log_warnx("bus: cannot publish on %s: %s (%lu not sent so far)", subject,
 				natsStatus_GetText(st), b->unsendable);
@@ -662,6 +645,7 @@ static void out_loop(struct bus *b)
 		rc = spool__read(b->spool, &b->pos, &rec);
 		if(rc == MQC_ERR_AGAIN || n >= 1024){
 			settle(b);
+			replay__tick(b->replay);
 			spool__consume(b->spool, SPOOL_READER_BUS, b->pos);
 			n = 0;
 			now = time__mono_ms();
@@ -677,8 +661,13 @@ static void out_loop(struct bus *b)
 						" (%lu own or repeated), inbox full %lu, wake-ups %lu, %u subjects",
 						b->sent, b->stale, b->unsendable, b->received, b->dups, b->inbox_full,
 						b->wakes, HASH_COUNT(b->subjects));
+				replay__report(b->replay);
 			}
-			if(rc == MQC_ERR_AGAIN) (void)spool__wait(b->spool, SPOOL_READER_BUS, b->pos, BUS_WAIT_MS);
+			/* A reconnect to act on (replay__tick asks for the gap): soon. */
+			if(rc == MQC_ERR_AGAIN){
+				(void)spool__wait(b->spool, SPOOL_READER_BUS, b->pos,
+						replay__may_send(b->replay) ? BUS_WAIT_MS : 20);
+			}
 			continue;
 		}
 		if(rc != MQC_OK){
@@ -689,6 +678,16 @@ static void out_loop(struct bus *b)
 					" (messages in between not sent, interest changes in between missed)",
 					b->pos, spool__write_position(b->spool));
 			b->pos = spool__write_position(b->spool);
+			replay__lost(b->replay);
+			continue;
+		}
+		if((rec.flags & SPOOL_F_FORWARD) && !replay__may_send(b->replay)){
+			/* NATS is away (or just back and the replay not yet asked for):
+			 * hold this record rather than leave it to libnats's reconnect
+			 * buffer, which goes out before the others subscribe again. */
+			settle(b);
+			replay__tick(b->replay);
+			usleep(20000);
 			continue;
 		}
 		n++;
@@ -704,6 +703,7 @@ static void out_loop(struct bus *b)
 			log_warnx("bus: the broker wrote over the spool at %" PRIu64 " while it was read:"
 					" going on from %" PRIu64, b->pos, spool__write_position(b->spool));
 			b->pos = spool__write_position(b->spool);
+			replay__lost(b->replay);
 			continue;
 		}
 		b->pos = rec.end;
@@ -749,8 +749,10 @@ static int open_made_by_broker(const char *path, int flags, struct spool **out)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
+	struct bus *b = closure;
+
 	(void)nc;
-	(void)closure;
+	replay__disconnected(b->replay);
 	log_warnx("bus: NATS connection lost; reconnecting (what is published meanwhile is"
 			" buffered up to libnats's limit)");
 }
@@ -858,7 +860,8 @@ int bus__main(const char *datadir, int argc, char **argv)
 	}
 	if(!data_file(b, SPOOL_FILE, b->spool_path, sizeof(b->spool_path))
 			|| !data_file(b, BUS_INBOX_FILE, b->inbox_path, sizeof(b->inbox_path))
-			|| !data_file(b, BUS_INTEREST_FILE, b->interest_path, sizeof(b->interest_path))){
+			|| !data_file(b, BUS_INTEREST_FILE, b->interest_path, sizeof(b->interest_path))
+			|| !data_file(b, REPLAY_SEEN_FILE, b->seen_path, sizeof(b->seen_path))){
 		log_error("bus: data folder path too long");
 		goto done;
 	}
@@ -882,7 +885,11 @@ int bus__main(const char *datadir, int argc, char **argv)
 	if(open_made_by_broker(b->inbox_path, SPOOL_OPEN_WRITER, &b->inbox) != MQC_OK) goto done;
 	if(open_made_by_broker(b->spool_path, 0, &b->spool) != MQC_OK) goto done;
 	b->epoch = spool__epoch(b->spool);
+	if(replay__open(&b->replay, b->seen_path, b->cfg.node, b->cfg.user,
+				&(struct replay_hooks){inject, each_client, b}) != MQC_OK) goto done;
 	if(nats_start(b) != MQC_OK) goto done;
+	if(replay__start(b->replay, b->nc, b->epoch,
+				spool__position(b->spool, SPOOL_READER_BUS) == 0) != MQC_OK) goto done;
 	if(interest_load(b) != MQC_OK) goto done;
 	if(bus_presence__start(&b->presence, b->nc, b->inbox, &b->inbox_lock, b->cfg.node, b->epoch,
 				&(struct bus_presence_hooks){b, broker_up, interest_suspend, broker_wake, each_suspended}) != MQC_OK){
@@ -918,6 +925,7 @@ done:
 	for(i=0; i<b->fresh_n; i++) free(b->fresh[i]);
 	free(b->fresh);
 	nats_Close();
+	replay__close(b->replay);        /* after libnats's threads: they call it */
 	if(b->mqtt_fd >= 0) close(b->mqtt_fd);
 	spool__close(b->spool);
 	spool__close(b->inbox);

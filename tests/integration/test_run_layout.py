@@ -35,9 +35,10 @@ ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
 # Entries that come and go: SQLite's while a connection is open, the
 # loader's mark from the broker's first snapshot, the broker's persistence
 # from its first save, the node's spool (only with SPOOL_MB), and the bus's
-# inbox and interest (only on a node of several, with the bus).
+# inbox, interest and record of what it took (only on a node of several,
+# with the bus).
 OPTIONAL = ("-wal", "-shm", "auth.db-applied", "mosquitto/mosquitto.db", "DATA/spool",
-            "DATA/inbox", "DATA/bus.interest")
+            "DATA/inbox", "DATA/bus.interest", "DATA/bus.seen")
 
 
 def broker_user():
