@@ -63,9 +63,9 @@ class PgCluster:
             self.buses.append(Bus(n, self.nats))
             self.buses[-1].start()
 
-    def client(self, node, username, client_id, v5=False):
+    def client(self, node, username, client_id, v5=False, clean=True):
         """A client of node (connected straight to it, not through a front)."""
-        c = harness.Client(node.port, username, PASSWORD, client_id=client_id, v5=v5)
+        c = harness.Client(node.port, username, PASSWORD, client_id=client_id, v5=v5, clean=clean)
         connect = c.c.connect
 
         def to_node(host, *a, **k):

@@ -13,7 +13,9 @@ tests/integration/test_loader_pg.py revocation. Here (docs/PROTOCOL.md):
   lowered;
 - block: alice blocks bob on node 1; bob's DM through node 2 is refused
   as on one node (PUBACK 0x87, a `blocked` notice) and neither reaches
-  alice nor is stored; after unblock his next DM goes at once;
+  alice nor is stored; after unblock his next DM goes at once; the
+  answer waits for a node whose loader is behind; what a session away
+  from node 1 had queued from bob is dropped after a block made on node 3;
 - room membership: members on three nodes; one leaves on node 3 and gets
   nothing more from the room on any node; one added on node 1 receives on
   node 2 at once;
@@ -38,8 +40,9 @@ import harness  # noqa: E402
 import archiver_util  # noqa: E402
 from pg_util import pg_server  # noqa: E402
 from plugin_util import publish, track_pubacks  # noqa: E402
+from test_bus import ring_header  # noqa: E402
 
-USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
 T = harness.DEFAULT_TIMEOUT
 HELD = 0.5            # s a node's loader is held (SIGSTOP) while a block is made
 
@@ -267,6 +270,41 @@ def test_block_on_node1_refuses_on_node2(cluster):
                      what="the DM after unblock in the archive")
     # The refused one was never stored.
     assert by_id(history(cluster, 1, "alice", **{"with": "bob"}), m["id"]) is None
+
+
+def test_block_drops_what_node1_queued(cluster):
+    """gina's persistent session on node 1 is away with a DM from bob and
+    one from carol queued; she blocks bob on node 3; back on node 1, she
+    gets carol's and not bob's (PROTOCOL.md, block: "queued ones are no
+    longer delivered")."""
+    gina = cluster.client(cluster.nodes[0], "gina", "gina@tab", clean=False)
+    assert gina.connect() == 0
+    assert gina.subscribe("chat/inbox/gina/#") == 1
+    subscribed(cluster, 1, "mq.i.gina.*")
+    gina.close()
+    interest = os.path.join(cluster.nodes[0].datadir, "bus.interest")
+    harness.wait_for(lambda: "gina@tab\tchat/inbox/gina/#\n" in open(interest).read(),
+                     what="gina's filter in bus.interest")
+    inbox = os.path.join(cluster.nodes[0].datadir, "inbox")
+    before = ring_header(inbox)[0]
+    bob = listener(cluster, 2, "bob")
+    carol = listener(cluster, 3, "carol")
+    sent = {"bob": text("from bob, while you are away"), "carol": text("from carol, meanwhile")}
+    bob.publish("chat/inbox/gina/bob", json.dumps(sent["bob"]))
+    carol.publish("chat/inbox/gina/carol", json.dumps(sent["carol"]))
+    # Both reached node 1 and were published there, into gina's session.
+    harness.wait_for(lambda: ring_header(inbox)[0] >= before + 2
+                     and ring_header(inbox)[1] == ring_header(inbox)[0],
+                     what="node1's broker publishing its inbox")
+    call(cluster, 3, "gina", "block", user="bob")
+    try:
+        gina = cluster.client(cluster.nodes[0], "gina", "gina@tab", clean=False)
+        assert gina.connect() == 0
+        m = gina.get()
+        assert (m.topic, json.loads(m.payload)["id"]) == ("chat/inbox/gina/carol", sent["carol"]["id"])
+        nothing_on(gina, "chat/inbox/gina/bob")
+    finally:
+        call(cluster, 3, "gina", "unblock", user="bob")
 
 
 def test_room_members_leave_and_join_across_nodes(cluster):
