@@ -18,11 +18,15 @@ tests/integration/test_loader_pg.py revocation. Here (docs/PROTOCOL.md):
   from node 1 had queued from bob is dropped after a block made on node 3;
 - room membership: members on three nodes; one leaves on node 3 and gets
   nothing more from the room on any node; one added on node 1 receives on
-  node 2 at once;
+  node 2 at once; a member's receipt reaches the sender on another node
+  and the room message stays `sent`; the owner's delete of a member's
+  text reaches node 2;
 - edit and delete made on node 1: seen live on node 2 and in history on
   node 3;
 - conversations, unread counts, the read marker and search give the same
   answers on every node.
+Found and left open (xfail): a receipt that reaches the archive before the
+message it acknowledges (the sender's node behind) is lost.
 """
 import json
 import os
@@ -326,6 +330,13 @@ def test_room_members_leave_and_join_across_nodes(cluster):
     members[("bob", 2)].publish(topic + "bob", json.dumps(hello))
     for (u, i), c in members.items():
         assert next_on(c, topic + "bob")["id"] == hello["id"], (u, i)
+    # A member's receipt goes to the sender's inbox, across nodes; the
+    # room message keeps the status sent.
+    listener(cluster, 2, "bob", "chat/inbox/bob/#")
+    subscribed(cluster, 2, "mq.i.bob.*")
+    members[("carol", 3)].publish("chat/inbox/bob/carol", harness.receipt(hello["id"]))
+    r = next_on(members[("bob", 2)], "chat/inbox/bob/carol", lambda e: e["type"] == "receipt")
+    assert (r["ref"], r["status"]) == (hello["id"], "read"), r
 
     call(cluster, 3, "dave", "room_leave", room=room)
     left = next_on(members[("bob", 2)], topic + "archiver", lambda e: e.get("event") == "left")
@@ -352,8 +363,9 @@ def test_room_members_leave_and_join_across_nodes(cluster):
     # and may not read the room any more, on any node
     for i in (1, 2, 3):
         archiver_util.rpc_fails(rpc(cluster, i, "dave"), "forbidden", "history", room=room)
-    got = [m["id"] for m in history(cluster, 2, "erin", room=room)]
-    assert welcome["id"] in got, got
+    got = history(cluster, 2, "erin", room=room)
+    assert by_id(got, welcome["id"]), got
+    assert by_id(got, hello["id"])["status"] == "sent", got
 
     # The owner deletes carol's text on node 1: the room hears it on
     # node 2, and history on node 3 has the tombstone.
