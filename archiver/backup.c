@@ -938,7 +938,7 @@ int cli_backup__backup(struct cli *cli)
 		rc = cli__options_end(cli, &cl, c);
 	}else if(cl.nargs != 1){
 		rc = cli__bad_args(cli, cl.nargs == 0 ? "missing the backup folder DEST" : "too many arguments");
-	}else if(cli__on_postgresql(cli)){
+	}else if(cli__says_postgresql(cli)){
 		/* Copies of SQLite files: PostgreSQL has its own tools. */
 		rc = cli__error(CLI_ERR_USAGE, "%s/store.conf puts the stores on PostgreSQL: backup copies SQLite"
 				" files only; use pg_dump or pg_basebackup", cli->datadir);

@@ -179,6 +179,10 @@ int cli__check_name(const char *what, const char *name);
 /* Whether DIR/store.conf puts the stores on PostgreSQL (or cannot be
  * read: the open of a store then says how). */
 bool cli__on_postgresql(const struct cli *cli);
+/* Whether DIR/store.conf can be read and says `store postgresql`: for the
+ * commands that refuse such a folder (backup, restore), so that a folder
+ * they may not read gets the usual permission message instead. */
+bool cli__says_postgresql(const struct cli *cli);
 
 /* DIR/name into out; false if it does not fit. */
 bool cli__path(const struct cli *cli, const char *name, char *out, size_t outlen);

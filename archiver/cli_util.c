@@ -243,6 +243,15 @@ bool cli__on_postgresql(const struct cli *cli)
 	return !store_conf__auth_is_file(cli->datadir);
 }
 
+bool cli__says_postgresql(const struct cli *cli)
+{
+	struct store_conf conf;
+	char err[256];
+
+	return store_conf__read(cli->datadir, &conf, err, sizeof(err)) == MQC_OK
+		&& conf.kind == STORE_POSTGRESQL;
+}
+
 int cli__open_failed(int rc, const char *path, const char *err)
 {
 	int code = rc == MQC_ERR_SCHEMA ? CLI_ERR_NODB : CLI_ERR_RUNTIME;

@@ -577,7 +577,7 @@ int cli_backup__restore(struct cli *cli)
 	while((c = cmdline__next(&cl)) > 0) ;
 	if(c < 0) return cli__options_end(cli, &cl, c);
 	if(cl.nargs != 1) return cli__bad_args(cli, cl.nargs == 0 ? "missing the backup folder SRC" : "too many arguments");
-	if(cli__on_postgresql(cli)){
+	if(cli__says_postgresql(cli)){
 		/* Its SQLite files would not be used: PostgreSQL has its own tools. */
 		return cli__error(CLI_ERR_USAGE, "%s/store.conf puts the stores on PostgreSQL: restore puts"
 				" back SQLite files only; use pg_restore or the server's own recovery", cli->datadir);
