@@ -10,6 +10,11 @@ and push store on one PostgreSQL (cluster_util.Cluster(pg=...)).
   connect again through HAProxy, land on other nodes with session present
   = 0, and a `sync` there from the largest seq they had returns what was
   sent to them while they moved (docs/PROTOCOL.md, "Several nodes").
+- Scenario 9: PostgreSQL stopped with `pg_ctl stop -m immediate` under
+  QoS 1 load through HAProxy and started again OUTAGE seconds later: the
+  senders' messages go on being acknowledged (into the spools), the
+  archivers store again by themselves, every acknowledged message is in
+  the archive once.
 
 Run apart from test_faults.py (whose nodes each keep an archive.db): both
 modules hold a cluster of their own for their whole run.
@@ -27,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from cluster_util import MARK_DOWN_BOUND, PASSWORD, Cluster  # noqa: E402
 import harness  # noqa: E402
 import archiver_util  # noqa: E402
-from pg_util import pg_server  # noqa: E402
+from pg_util import cluster as pg_cluster, pg_server  # noqa: E402
 from test_spool_archive import Publisher  # noqa: E402
 
 SENDERS = ["s%d" % i for i in range(9)]
@@ -43,6 +48,7 @@ STOP_ARCHIVER_AT = 150
 KILL_AFTER = 600
 AFTER_MOVE = 100
 STORE_BOUND = 60
+OUTAGE = 5                 # seconds PostgreSQL is down in scenario 9
 SYNC_PAGES = 400           # bound on one sync's pages (limit 500 each)
 # A request waits in the node's spool behind the messages before it, and at
 # full speed the senders outrun the one archive's writes (its seq lock
@@ -283,3 +289,71 @@ def test_broker_killed_shared_archive_and_moved_clients_sync(cluster):
           " shared archive, each once; moved recipients' messages: %s" % (
               victim.name, len(moved_senders), len(moved), t_back, failed, len(acked),
               acked_by_victim(), victim.name, stored, ", ".join(report)))
+
+
+def restore(cluster):
+    """Every node's broker running and UP in HAProxy (a test before may
+    have killed one)."""
+    for n in cluster.nodes:
+        if n.proc is None or n.proc.poll() is not None:
+            n.start()
+    harness.wait_for(lambda: set(cluster.front.states().values()) == {"UP"},
+                     harness.DEFAULT_TIMEOUT, what="every node UP in HAProxy")
+
+
+def acked_count(pubs):
+    return sum(len(p.acked()) for p in pubs.values())
+
+
+def test_postgresql_restarted_under_load_loses_nothing_acknowledged(cluster, server):
+    """Scenario 9: PostgreSQL stopped as a crash would (pg_ctl stop -m
+    immediate) under QoS 1 load through HAProxy, then started again: the
+    brokers go on acknowledging into their spools meanwhile, the archivers
+    find the server again by themselves, and every acknowledged message is
+    in the archive once."""
+    restore(cluster)
+    tag = "pg9"
+    senders = {s: sender(cluster, s, tag) for s in SENDERS}
+    for c in senders.values():
+        assert c.connect() == 0
+    pubs = {s: Paced(c, archiver_util.inbox("r" + s[1:], s), "%s-9-" % s, 100000)
+            for s, c in senders.items()}
+    for p in pubs.values():
+        p.start()
+    harness.wait_for(lambda: acked_count(pubs) >= 500, 60, what="load before the crash")
+    stored_before = sum(archived(cluster).values())
+    at_crash = acked_count(pubs)
+    t = time.monotonic()
+    pg_cluster(server, "crash")
+    # Down for OUTAGE seconds while the senders go on.
+    harness.wait_for(lambda: time.monotonic() - t >= OUTAGE, OUTAGE + 5, what="the outage")
+    during = acked_count(pubs) - at_crash
+    t = time.monotonic()
+    pg_cluster(server, "resume")
+    t_up = time.monotonic() - t
+    # The archivers store again by themselves: the archive grows past what
+    # was acknowledged before the crash, while the load goes on.
+    at_resume = acked_count(pubs)
+    harness.wait_for(lambda: sum(archived(cluster).values()) >= stored_before + at_resume - at_crash,
+                     STORE_BOUND, interval=0.5, what="the archivers storing again")
+    t_store = time.monotonic() - t
+    for p in pubs.values():
+        p.stop.set()
+    for p in pubs.values():
+        p.join(30)
+        assert not p.is_alive()
+    assert all(not c.disconnected.is_set() for c in senders.values()), \
+        "a sender lost its connection: %s" % [s for s, c in senders.items() if c.disconnected.is_set()]
+    acked = [(s, m) for s, p in pubs.items() for m in p.acked()]
+    sent = sum(len(p.sent) for p in pubs.values())
+    check_once(cluster, acked)
+    for name, a in cluster.archivers.items():
+        assert a.running(), "the archiver of %s exited:\n%s" % (name, a.output()[-3000:])
+        # What each said of the outage (archiver/README.md, "Faults").
+        said = [line.split("]: ", 1)[-1][:160] for line in a.output().splitlines()
+                if "writable" in line or "PostgreSQL" in line or "server" in line]
+        print("\n%s's archiver: %s" % (name, said[-4:]))
+    print("\nPostgreSQL down %.1f s under %d msgs/s: %d acknowledged meanwhile (no sender cut off),"
+          " the server up again in %.2f s, the archivers storing again %.2f s"
+          " after the restart began; %d sent, %d acknowledged, all in the archive once" % (
+              OUTAGE, RATE * len(SENDERS), during, t_up, t_store, sent, len(acked)))
