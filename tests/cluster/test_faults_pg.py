@@ -10,6 +10,10 @@ and push store on one PostgreSQL (cluster_util.Cluster(pg=...)).
   connect again through HAProxy, land on other nodes with session present
   = 0, and a `sync` there from the largest seq they had returns what was
   sent to them while they moved (docs/PROTOCOL.md, "Several nodes").
+- Push across nodes, the push store shared too: one message to an
+  offline person with a webhook is notified once, not once per node; a
+  node's archiver SIGKILLed while its request is on its way (the webhook
+  holds it): the job goes out from another node once its lease is over.
 - Scenario 9: PostgreSQL stopped with `pg_ctl stop -m immediate` under
   QoS 1 load through HAProxy and started again OUTAGE seconds later: the
   senders' messages go on being acknowledged (into the spools), the
@@ -34,11 +38,16 @@ import harness  # noqa: E402
 import archiver_util  # noqa: E402
 from pg_util import cluster as pg_cluster, pg_server  # noqa: E402
 from test_spool_archive import Publisher  # noqa: E402
+from push_fakes import WebhookFake  # noqa: E402
 
 SENDERS = ["s%d" % i for i in range(9)]
 # Sender s<i> writes to r<i>: each recipient has one sender, on whatever
 # node the ring gives either.
 RECIPIENTS = ["r%d" % i for i in range(9)]
+# Offline people with a webhook each (push across nodes).
+PUSHED = ["p1", "p2"]
+LEASE_S = 30               # PUSH_STORE_LEASE_MS (archiver/push_store.h)
+PUSH_BOUND = 20            # seconds a notification may take on a busy machine
 # Paced, not at full speed: the one archive takes every node's writes in
 # turn (its seq lock), a few thousand a second on an idle machine and a few
 # hundred on this busy one, and senders faster than that only fill the
@@ -68,8 +77,10 @@ def server():
 @pytest.fixture(scope="module")
 def cluster(request, server):
     c = Cluster(k=3, bus=True, front=True, pg=server,
-                plugin_opts={"send_rate": 1000000, "send_burst": 1000000})
-    for u in SENDERS + RECIPIENTS:
+                plugin_opts={"send_rate": 1000000, "send_burst": 1000000},
+                archiver_args=["--push-webhook", "on", "--push-allow-http", "1",
+                               "--push-collapse-ms", "200"])
+    for u in SENDERS + RECIPIENTS + PUSHED:
         c.store.add_user(u, password=PASSWORD)
     yield from harness.serve_stack(request, c)
 
@@ -357,3 +368,130 @@ def test_postgresql_restarted_under_load_loses_nothing_acknowledged(cluster, ser
           " the server up again in %.2f s, the archivers storing again %.2f s"
           " after the restart began; %d sent, %d acknowledged, all in the archive once" % (
               OUTAGE, RATE * len(SENDERS), during, t_up, t_store, sent, len(acked)))
+
+
+class HoldingWebhook(WebhookFake):
+    """The webhook fake; while holding is set, a request is kept unanswered
+    (not recorded as delivered) until released, as a receiver that hangs."""
+
+    def __init__(self):
+        self.holding = False
+        self.held = []                    # hook ids of requests kept
+        self.release = __import__("threading").Event()
+        super().__init__()
+
+    def handle(self, method, path, headers, body):
+        if self.holding:
+            with self.lock:
+                self.held.append(path.rsplit("/", 1)[-1])
+            self.release.wait(LEASE_S * 3)
+            return 200, {}, b""
+        return super().handle(method, path, headers, body)
+
+    def stop(self):
+        self.release.set()
+        super().stop()
+
+
+@pytest.fixture
+def webhook():
+    w = HoldingWebhook()
+    yield w
+    w.stop()
+
+
+def register(cluster, webhook, user):
+    """user's webhook, registered over RPC through HAProxy, then gone
+    offline; the fake's hook id."""
+    c = cluster.client(user, client_id="%s@app" % user)
+    assert c.connect() == 0
+    try:
+        hid, url = webhook.hook()
+        ans = archiver_util.rpc_ok(archiver_util.Rpc(c, user), "push_register", device="bot",
+                                   provider="webhook", url=url)
+        webhook.set_secret(hid, ans["secret"])
+    finally:
+        c.close()
+    return hid
+
+
+def notify(cluster, webhook, hid, to, frm):
+    """Send frm's texts to `to` (one a second, bounded) until the hook has a
+    notification: every archiver must first learn that `to` went offline.
+    The ids sent."""
+    c = cluster.client(frm, client_id="%s@push" % frm)
+    assert c.connect() == 0
+    sent, last = [], 0
+    deadline = time.monotonic() + PUSH_BOUND
+    while not webhook.deliveries(hid) and not webhook.held:
+        assert time.monotonic() < deadline and len(sent) < 30, \
+            "no notification to %s for %d texts" % (to, len(sent))
+        if time.monotonic() > last + 1:
+            mid = "push-%s-%d" % (to, len(sent))
+            c.publish(archiver_util.inbox(to, frm), harness.envelope("hi", id=mid))
+            sent.append(mid)
+            last = time.monotonic()
+        time.sleep(0.05)
+    c.close()
+    return sent
+
+
+def queued(cluster):
+    return int(cluster.sql("SELECT count(*) FROM push.queue")[0][0])
+
+
+def test_one_notification_not_one_per_node(cluster, webhook):
+    restore(cluster)
+    hid = register(cluster, webhook, "p1")
+    sent = notify(cluster, webhook, hid, "p1", "s0")
+    harness.wait_for(lambda: queued(cluster) == 0, PUSH_BOUND, what="push.queue empty")
+    # Three push threads read the one archive: a message queued by each
+    # would come again (or count 3) once the first was sent.
+    time.sleep(3)
+    got = webhook.notifications(hid)
+    assert len(got) == 1, "%d notifications for one message: %s" % (len(got), got)
+    assert got[0]["id"] == sent[-1] and got[0]["with"] == "s0", (got, sent)
+    assert got[0].get("count", 1) == 1, got
+    cursor = int(cluster.sql("SELECT value FROM push.meta WHERE key='cursor'")[0][0])
+    top = int(cluster.sql("SELECT max(seq) FROM archive.messages")[0][0])
+    assert cursor >= top, (cursor, top)
+    webhook.assert_refused_nothing()
+    print("\none text to an offline person, three nodes' push threads on one push store:"
+          " 1 notification (%d texts sent until it was offline everywhere)" % len(sent))
+
+
+def taker_of(cluster, port):
+    """The node whose archiver has a connection open to 127.0.0.1:port."""
+    import subprocess
+    out = subprocess.run(["ss", "-Htnp", "state", "established", "dport", "= :%d" % port],
+                         capture_output=True, text=True, timeout=10).stdout
+    pids = {int(p) for p in __import__("re").findall(r"pid=(\d+)", out)}
+    names = [n for n, a in cluster.archivers.items() if a.proc is not None and a.proc.proc.pid in pids]
+    assert len(names) == 1, "connections to the webhook from %s: %s" % (pids, out)
+    return names[0]
+
+
+def test_a_killed_archivers_taken_job_goes_out_from_another_node(cluster, webhook):
+    restore(cluster)
+    hid = register(cluster, webhook, "p2")
+    webhook.holding = True
+    notify(cluster, webhook, hid, "p2", "s1")
+    t_taken = time.monotonic()
+    name = taker_of(cluster, webhook.port)
+    row = cluster.sql("SELECT taken_by IS NOT NULL, taken_until FROM push.queue WHERE \"user\"='p2'")
+    assert row and row[0][0] == "t", row
+    cluster.archivers[name].stop(signal.SIGKILL)
+    webhook.holding = False
+    # Not before the lease: nobody else takes a job its taker holds.
+    harness.wait_for(lambda: time.monotonic() - t_taken >= LEASE_S - 5, LEASE_S,
+                     what="most of the lease")
+    assert webhook.deliveries(hid) == [], "sent again before the lease was over"
+    harness.wait_for(lambda: webhook.deliveries(hid), 10 + PUSH_BOUND,
+                     what="the job sent by another node after the lease")
+    t_sent = time.monotonic() - t_taken
+    harness.wait_for(lambda: queued(cluster) == 0, PUSH_BOUND, what="push.queue empty")
+    time.sleep(2)
+    assert len(webhook.deliveries(hid)) == 1, webhook.notifications(hid)
+    cluster.archivers[name].start()
+    print("\n%s's archiver SIGKILLed holding a taken job (its request unanswered): sent by another"
+          " node %.1f s after it was taken (lease %d s), once" % (name, t_sent, LEASE_S))
