@@ -20,7 +20,7 @@ top=$(mktemp -d /tmp/pg_writers.XXXXXX)
 chmod 755 "$top"
 trap 'sh tests/unit/pg_cluster.sh stop "$top" >/dev/null 2>&1; rm -rf "$top"' EXIT
 sh tests/unit/pg_cluster.sh start "$top"
-PSQL="/usr/lib/postgresql/15/bin/psql -h $top/pg -U mqchat -X -q -A -t"
+PSQL="${MQCHAT_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -h $top/pg -U mqchat -X -q -A -t"
 # Build the program once (ingest_bench.sh builds, then runs it: --count 0).
 bench/micro/ingest_bench.sh --runs 1 --count 1 --prefill 0 > /dev/null
 round=1
