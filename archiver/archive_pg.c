@@ -371,15 +371,26 @@ static int check_schema(struct archive_pg *s, char *err, size_t errlen)
 	return MQC_OK;
 }
 
+/* How long a statement waits for a lock here. Not SQLite's
+ * ARCHIVE_BUSY_TIMEOUT_MS (1 s): every writing transaction of every node
+ * holds archive.seq's row until its commit, and a batch of INGEST_BATCH
+ * to INGEST_BATCH_MAX messages, one round trip each, holds it for a
+ * second or more on a busy server. With 1 s, two or three writers gave up
+ * on each other in turn ("canceling statement due to lock timeout"):
+ * bench/micro/pg_writers.sh's writers failed, and the cluster's archivers
+ * took the archive for unwritable and stopped reading their spools, RPC
+ * requests included, for up to 5 s at a time. Waiting for the row is how
+ * writers take turns; a holder stuck this long is a fault. */
+#define ARCHIVE_PG_LOCK_TIMEOUT_MS 30000
+
 /* The connection's settings: UTF-8 texts, the schema's tables without a
- * prefix, how long a lock is waited for (ARCHIVE_BUSY_TIMEOUT_MS, as
- * SQLite's busy timeout). */
+ * prefix, how long a lock is waited for (ARCHIVE_PG_LOCK_TIMEOUT_MS). */
 static int session(struct archive_pg *s)
 {
 	char sql[160];
 
 	snprintf(sql, sizeof(sql), "SET client_encoding TO 'UTF8'; SET search_path TO archive;"
-			" SET lock_timeout = %d", ARCHIVE_BUSY_TIMEOUT_MS);
+			" SET lock_timeout = %d", ARCHIVE_PG_LOCK_TIMEOUT_MS);
 	return exec(s, sql);
 }
 

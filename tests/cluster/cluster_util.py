@@ -26,6 +26,18 @@ node gets its own data folder for everything: auth.db copied from the
 shared one when the cluster starts (the plugin puts DATA/spool and
 DATA/inbox beside its auth.db, so nodes cannot share that folder), the
 plugin's spool and inbox on, an archiver reading the spool, and a bus.
+
+    with pg_util.pg_server() as server:
+        cluster = Cluster(k=3, bus=True, pg=server)
+
+With pg (a running server's folder, tests/integration/pg_util.py), every
+node's DATA/store.conf says `store postgresql` on one database of that
+server, made for the cluster and dropped by stop(): the user store, the
+archive and the push store are shared (docs/SCALING.md, "Archivers
+sharing the work"), and each node keeps only its spool, inbox and logs.
+`init` runs in a folder of the cluster's own (admin_dir) and makes the
+service account; cluster.store.add_user adds users with the CLI there;
+cluster.sql(text) runs SQL in the database.
 """
 import itertools
 import os
@@ -41,6 +53,8 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
 import archiver_util  # noqa: E402
+import cli_util  # noqa: E402
+import pg_util  # noqa: E402
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 BUS_PLUGIN_OPTS = {"spool_mb": 8, "bus_inbox_mb": 4}
@@ -333,6 +347,28 @@ class Bus:
         return rc
 
 
+class PgStore:
+    """The user store of a cluster on PostgreSQL, changed through the CLI of
+    a data folder whose store.conf names the database (harness.Store's
+    add_user for such a cluster)."""
+
+    def __init__(self, admin_dir):
+        self.admin_dir = admin_dir
+
+    def add_user(self, name, password=PASSWORD, kind="user"):
+        extra = () if kind == "user" else ("--kind", kind)
+        cli_util.add_user(self.admin_dir, name, password, *extra)
+
+
+def write_store_conf(datadir, server, db):
+    """DATA/store.conf naming database db of the pg_util server in server."""
+    path = os.path.join(datadir, "store.conf")
+    with open(path, "w") as f:
+        f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=%s\n"
+                % (os.path.join(server, "pg"), db))
+    os.chmod(path, 0o600)
+
+
 class Cluster:
     """k nodes (node1 on 127.0.0.2, node2 on 127.0.0.3, ...) sharing one
     auth.db, and HAProxy in front (front=False: none). bus=True: NATS and
@@ -340,12 +376,28 @@ class Cluster:
     auth.db (module docstring). start()/stop(failed) fit
     harness.serve_stack."""
 
-    def __init__(self, k=3, bus=False, front=True, plugin_opts=None, front_env=None):
+    def __init__(self, k=3, bus=False, front=True, plugin_opts=None, front_env=None, pg=None,
+                 archiver_args=()):
         """plugin_opts: more plugin options for every node (over the bus's
-        own); front_env: HAProxy's environment (Front)."""
+        own); front_env: HAProxy's environment (Front); pg: a running
+        pg_util server's folder, to put every store there (with bus=True;
+        module docstring); archiver_args: more arguments for every node's
+        archiver."""
         self.root = tempfile.mkdtemp(prefix="mqchat-cluster-")
         os.chmod(self.root, 0o755)
-        self.store = harness.Store(os.path.join(self.root, "auth.db"))
+        self.pg = pg
+        self.archiver_args = list(archiver_args)
+        if pg is not None:
+            assert bus, "the stores on PostgreSQL go with bus=True (a data folder per node)"
+            self.db = "cluster%d_%s" % (os.getpid(), os.urandom(3).hex())
+            self.admin_dir = os.path.join(self.root, "admin")
+            os.mkdir(self.admin_dir)
+            pg_util.psql(pg, "postgres", "CREATE DATABASE %s" % self.db)
+            write_store_conf(self.admin_dir, pg, self.db)
+            cli_util.ok(self.admin_dir, "init")
+            self.store = PgStore(self.admin_dir)
+        else:
+            self.store = harness.Store(os.path.join(self.root, "auth.db"))
         self.bus = bus
         self.nodes = []
         for i in range(k):
@@ -359,7 +411,11 @@ class Cluster:
         self.nats = Nats(self.root) if bus else None
         self.archivers = {}
         self.buses = {}
-        if bus:
+        if pg is not None:
+            # init made the service account and its password file.
+            with open(os.path.join(self.admin_dir, "archiver.pw")) as f:
+                self.service_pw = f.read().strip()
+        elif bus:
             self.service_pw = "svc-" + os.urandom(16).hex()
             self.store.add_user("archiver", password=self.service_pw, kind="service")
         self.made = []
@@ -368,9 +424,12 @@ class Cluster:
         if self.bus:
             self.nats.start()
             for n in self.nodes:
-                # The users and rooms the test made before start, and the
-                # service account of the node's archiver and bus.
-                shutil.copyfile(self.store.path, n.db)
+                if self.pg is not None:
+                    write_store_conf(n.datadir, self.pg, self.db)
+                else:
+                    # The users and rooms the test made before start, and the
+                    # service account of the node's archiver and bus.
+                    shutil.copyfile(self.store.path, n.db)
                 pwfile = os.path.join(n.datadir, "archiver.pw")
                 fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "w") as f:
@@ -379,7 +438,7 @@ class Cluster:
             n.start()
             if self.bus:
                 self.archivers[n.name] = archiver_util.Archiver(
-                    n.datadir, n.port, ["--host", n.host, "--spool"]).start()
+                    n.datadir, n.port, ["--host", n.host, "--spool"] + self.archiver_args).start()
                 self.buses[n.name] = Bus(n, self.nats)
                 self.buses[n.name].start()
         if self.front is not None:
@@ -414,7 +473,13 @@ class Cluster:
                 self.nats.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            if self.pg is not None:
+                pg_util.psql(self.pg, "postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
         return out
+
+    def sql(self, text):
+        """Rows (lists of text) of text run in the cluster's database (pg only)."""
+        return pg_util.psql(self.pg, self.db, text)
 
     def node_client(self, node, username, password=PASSWORD, client_id=None, v5=False, **kw):
         """A harness.Client straight to node (its own address), not through

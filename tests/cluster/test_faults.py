@@ -12,6 +12,8 @@ HAProxy in front.
   acknowledged, also what it acknowledged while that archiver was
   stopped (behind). The killed node's senders connect again through HAProxy,
   land on the other nodes, and what they send there is stored too.
+  (tests/cluster/test_faults_pg.py: the same on one archive shared on
+  PostgreSQL, with the moved clients' sync.)
 - All of a node's processes (broker, archiver, bus) SIGKILLed at once
   under the same load, then started again as systemd would: the same,
   the restarted archiver storing from its spool position.
