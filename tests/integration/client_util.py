@@ -157,11 +157,17 @@ class Listener:
                          what="%r on stderr (have %r)" % (text, self.errors()))
 
     def wait_exit(self, timeout=harness.DEFAULT_TIMEOUT):
+        """The exit status, once the program has exited and everything it
+        wrote has been read: its pipes are read by threads, which may still
+        hold its last lines when the process is gone."""
         try:
-            return self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError("client still running after %.1fs; out %r err %r" % (
                 timeout, self.lines(), self.errors()))
+        for t in self.threads:
+            t.join(timeout=timeout)
+        return rc
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
