@@ -24,6 +24,11 @@
  *   per message, batch or not, so there is no separate batch path.
  * - No FTS watermark and no checkpoints: index_step and the checkpointer
  *   are no-ops, the mark is the last seq.
+ * - A receipt can reach the archive before its message: the reader's
+ *   node stored it while the sender's node is behind. It is kept in
+ *   archive.early_receipts and applied when the message is stored
+ *   (receipt(), apply_early()); one node's spool orders the two, so
+ *   archive.db needs no such table.
  * - The schema is created (and later upgraded) step by step, each step
  *   one transaction under an advisory lock, the version read again under
  *   it: several archivers may start at once. */
@@ -50,6 +55,10 @@ static const struct archive_feed_ops pg_feed_ops;
  * the same in every release; the user store's are ...360 and ...361). */
 #define LOCK_SCHEMA "7165012657120370"
 
+/* The schema's version: archive.db's tables are version 2
+ * (ARCHIVE_SCHEMA_VERSION), then the steps only this backend has. */
+#define SCHEMA_VERSION 3
+
 #define CONV_LEN (2 * NAME_MAX_LEN + 8)
 /* ARCHIVE_BATCH (archive.h) in SQL text. */
 #define ARCHIVE_BATCH_TEXT "1000"
@@ -66,6 +75,7 @@ struct archive_pg {
 	bool batch;            /* between batch_begin and batch_commit */
 	bool locked;           /* this transaction holds archive.seq's row */
 	int64_t next;          /* the next seq to give (valid while locked) */
+	int64_t first;         /* the first seq this transaction may give */
 	char path[4096];       /* the setting file, naming the store in messages */
 	char errmsg[512];
 };
@@ -275,6 +285,18 @@ static const char schema_v2[] =
 	" END $f$;"
 	"INSERT INTO archive.meta(key, value) VALUES('invalid', '0'), ('schema_version', '2');";
 
+/* Version 3 (additive): the receipts that came before their message
+ * (receipt(), apply_early()), the best status per reader; reader_since
+ * is the reader's account's created time when it was kept (the rule
+ * receipt() applies), at when it was kept (ms, the server's clock), for
+ * dropping those whose message never comes. */
+static const char schema_v3[] =
+	"CREATE TABLE archive.early_receipts(sender " T " NOT NULL, id " T " NOT NULL,"
+	" reader " T " NOT NULL, status " T " NOT NULL CHECK(status IN ('delivered','read')),"
+	" reader_since bigint NOT NULL, at bigint NOT NULL, PRIMARY KEY(sender, id, reader));"
+	"CREATE INDEX early_receipts_at ON archive.early_receipts(at);"
+	"UPDATE archive.meta SET value='3' WHERE key='schema_version';";
+
 /* The steps from each version to the next (0: no schema). A step that
  * changes meaning rather than adds must say so (docs/SCALING.md,
  * "Upgrades"). */
@@ -283,6 +305,7 @@ static const struct step {
 	const char *sql;
 } steps[] = {
 	{0, ARCHIVE_SCHEMA_VERSION, schema_v2},
+	{2, 3, schema_v3},
 };
 
 /* Every table this build reads, with its columns. */
@@ -295,6 +318,8 @@ static const struct step {
 	"SELECT seq, \"user\", emoji, at FROM reactions LIMIT 0;" \
 	"SELECT next FROM seq LIMIT 0;" \
 	"SELECT seq_floor(0);"
+#define V3_TABLES V2_TABLES \
+	"SELECT sender, id, reader, status, reader_since, at FROM early_receipts LIMIT 0;"
 
 /* The schema's version: 0 when there is no archive.meta. As userdb_pg.c:
  * the catalog with this statement's snapshot, not to_regclass (whose
@@ -346,7 +371,7 @@ static int check_schema(struct archive_pg *s, char *err, size_t errlen)
 	int rc, version;
 
 	rc = read_version(s, &version);
-	if(rc == MQC_OK && version >= 0 && version < ARCHIVE_SCHEMA_VERSION){
+	if(rc == MQC_OK && version >= 0 && version < SCHEMA_VERSION){
 		rc = upgrade(s, err, errlen);
 		if(rc != MQC_OK) return rc;
 		rc = read_version(s, &version);
@@ -355,16 +380,16 @@ static int check_schema(struct archive_pg *s, char *err, size_t errlen)
 		mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
 		return rc;
 	}
-	if(version > ARCHIVE_SCHEMA_VERSION){
-		sqlutil__newer_error(err, errlen, s->path, "archive", version, ARCHIVE_SCHEMA_VERSION);
+	if(version > SCHEMA_VERSION){
+		sqlutil__newer_error(err, errlen, s->path, "archive", version, SCHEMA_VERSION);
 		return MQC_ERR_SCHEMA;
 	}
-	if(version != ARCHIVE_SCHEMA_VERSION){
+	if(version != SCHEMA_VERSION){
 		mqc_seterr(err, errlen, "%s: archive schema version %d, this build needs %d", s->path,
-				version, ARCHIVE_SCHEMA_VERSION);
+				version, SCHEMA_VERSION);
 		return MQC_ERR_SCHEMA;
 	}
-	if(exec(s, V2_TABLES) != MQC_OK){
+	if(exec(s, V3_TABLES) != MQC_OK){
 		mqc_seterr(err, errlen, "%s: wrong archive schema (%s)", s->path, s->errmsg);
 		return MQC_ERR_SCHEMA;
 	}
@@ -507,12 +532,16 @@ static int pg_begin(struct archive *base)
 		pg_rollback(base);
 		return rc;
 	}
+	s->first = s->next;
 	s->locked = true;
 	return MQC_OK;
 }
 
-/* Write the next free seq back, then COMMIT. A COMMIT of a transaction a
- * statement failed in "succeeds" as a ROLLBACK: a failure to the caller. */
+static int apply_early(struct archive_pg *s);
+
+/* Apply the early receipts of what was stored, write the next free seq
+ * back, then COMMIT. A COMMIT of a transaction a statement failed in
+ * "succeeds" as a ROLLBACK: a failure to the caller. */
 static int pg_commit(struct archive *base)
 {
 	struct archive_pg *s = pg(base);
@@ -521,7 +550,8 @@ static int pg_commit(struct archive *base)
 	PGresult *r;
 	int rc = MQC_OK;
 
-	if(s->locked) rc = query(s, "UPDATE seq SET next = $1::bigint", 1, args, NULL);
+	if(s->locked && s->next > s->first) rc = apply_early(s);
+	if(rc == MQC_OK && s->locked) rc = query(s, "UPDATE seq SET next = $1::bigint", 1, args, NULL);
 	if(rc != MQC_OK){
 		pg_rollback(base);
 		return rc;
@@ -798,6 +828,69 @@ static int status_rank(const char *st)
 	return -1;
 }
 
+/* The server's clock in ms, and how long an early receipt waits for its
+ * message: a node's archiver a day behind is down, not slow, and a
+ * receipt of a message never sent (a wrong or forged ref) must not stay. */
+#define NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+#define EARLY_KEEP_MS "86400000"
+
+/* A receipt whose message is not stored yet: keep it (a higher status
+ * replaces a lower one, never the reverse) for apply_early(), with the
+ * reader's account's created time for receipt()'s rule. The rows older
+ * than EARLY_KEEP_MS go first (an index range on at): only this path
+ * adds rows, so the table holds at most a day of early receipts, and no
+ * other path pays for the bound.
+ *
+ * No receipt is lost between two archivers: this transaction and the one
+ * storing the message both hold archive.seq's row from their first
+ * statement (pg_begin: every writing transaction), so they run one after
+ * the other, and the later one (READ COMMITTED: each statement a new
+ * snapshot) sees the earlier one's commit: the message here, or this row
+ * in apply_early(). */
+static int keep_early(struct archive_pg *s, const char *orig_sender, const char *ref,
+		const char *reader, const char *status, archive_created_fn created_of, void *arg)
+{
+	char since[I64_LEN];
+	const char *args[5] = {orig_sender, ref, reader, status, NULL};
+	int64_t created = 0;
+	int rc;
+
+	if(created_of){
+		rc = created_of(reader, &created, arg);
+		if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
+		if(rc != MQC_OK) return rc;
+	}
+	args[4] = i64(since, created);
+	rc = exec(s, "DELETE FROM early_receipts WHERE at < " NOW_MS " - " EARLY_KEEP_MS);
+	if(rc != MQC_OK) return rc;
+	return query(s, "INSERT INTO early_receipts(sender, id, reader, status, reader_since, at)"
+			" VALUES($1, $2, $3, $4, $5::bigint, " NOW_MS ")"
+			" ON CONFLICT(sender, id, reader) DO UPDATE SET status = excluded.status,"
+			" reader_since = excluded.reader_since, at = excluded.at"
+			" WHERE early_receipts.status = 'delivered' AND excluded.status = 'read'", 5, args, NULL);
+}
+
+/* At commit, when this transaction stored messages (seq >= $1): the
+ * early receipts of their (sender, id) are applied as receipt() would
+ * have (to the newest row of (sender, id), a DM to the reader, stored
+ * since the reader's account was created, never lowered) and deleted,
+ * applied or not (their message is here; a room message keeps its
+ * status). One statement per transaction, whatever it stored. */
+static int apply_early(struct archive_pg *s)
+{
+	char first[I64_LEN];
+	const char *args[1] = {i64(first, s->first)};
+
+	return query(s, "WITH e AS (DELETE FROM early_receipts AS e USING messages AS m"
+			"  WHERE m.seq >= $1::bigint AND e.sender = m.sender AND e.id = m.id"
+			"  RETURNING e.sender, e.id, e.reader, e.status, e.reader_since)"
+			" UPDATE messages AS m SET status = e.status FROM e"
+			" WHERE m.sender = e.sender AND m.id = e.id AND m.recipient = e.reader"
+			" AND m.seq = (SELECT max(x.seq) FROM messages AS x WHERE x.sender = e.sender AND x.id = e.id)"
+			" AND m.server_ts >= e.reader_since"
+			" AND (m.status = 'sent' OR (m.status = 'delivered' AND e.status = 'read'))", 1, args, NULL);
+}
+
 static int receipt(struct archive_pg *s, const char *orig_sender, const char *ref,
 		const char *reader, const char *status, archive_created_fn created_of, void *arg,
 		bool *updated)
@@ -814,7 +907,7 @@ static int receipt(struct archive_pg *s, const char *orig_sender, const char *re
 	if(rc != MQC_OK) return rc;
 	if(PQntuples(r) == 0){
 		PQclear(r);
-		return MQC_OK;
+		return keep_early(s, orig_sender, ref, reader, status, created_of, arg);
 	}
 	/* A room message (recipient NULL) keeps its status; never lowered. */
 	allowed = coltext(r, 0, 1) != NULL && strcmp(coltext(r, 0, 1), reader) == 0
@@ -848,6 +941,11 @@ static int pg_receipt(struct archive *base, const char *orig_sender, const char 
 	if(status_rank(status) < 1) return MQC_ERR_INVAL;
 	rc = own(s, &mine);
 	if(rc != MQC_OK) return rc;
+	if(!s->locked){
+		/* keep_early() counts on archive.seq's row being held. */
+		snprintf(s->errmsg, sizeof(s->errmsg), "a receipt outside archive__begin's transaction");
+		return done(s, mine, MQC_ERR_INVAL);
+	}
 	rc = done(s, mine, receipt(s, orig_sender, ref, reader, status, created_of, arg, updated));
 	if(rc != MQC_OK) *updated = false;
 	return rc;
@@ -1477,6 +1575,9 @@ static int pg_erase_user(struct archive *base, const char *user, int64_t since_m
 	if(rc == MQC_OK){
 		rc = query(s, "DELETE FROM reactions WHERE \"user\"=$1 AND at>=$2::bigint", 2, args, NULL);
 		if(rc == MQC_OK) rc = query(s, "DELETE FROM reads WHERE \"user\"=$1", 1, args, NULL);
+		/* And the receipts waiting for a message, given or awaited. */
+		if(rc == MQC_OK) rc = query(s, "DELETE FROM early_receipts WHERE reader=$1 OR sender=$1",
+				1, args, NULL);
 		rc = done(s, true, rc);
 	}
 	return rc;

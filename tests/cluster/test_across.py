@@ -25,8 +25,9 @@ tests/integration/test_loader_pg.py revocation. Here (docs/PROTOCOL.md):
   node 3;
 - conversations, unread counts, the read marker and search give the same
   answers on every node.
-Found and left open (xfail): a receipt that reaches the archive before the
-message it acknowledges (the sender's node behind) is lost.
+- a receipt that reaches the archive before the message it acknowledges
+  (the sender's node's archiver held) is kept and raises the message once
+  it is stored.
 """
 import json
 import os
@@ -199,15 +200,12 @@ def test_receipts_raise_the_status_across_nodes(cluster):
         assert by_id(history(cluster, i, "alice", **{"with": "bob"}), m["id"])["status"] == "read"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a receipt stored before its message is dropped: the reader's node's archiver finds no "
-    "message to raise (archive_pg.c receipt(): no row, nothing done, nothing kept), and the "
-    "sender's node stores the text later with status sent; one node's spool orders the two"))
 def test_receipt_before_the_senders_node_stored_it(cluster):
     """An app sends its receipt as soon as it shows the message, which
     crosses nodes in milliseconds, while the sender's node stores it within
     its batch (50 ms) or later when behind: here node 1's archiver is held
-    (SIGSTOP) until bob's receipt is stored by node 2's."""
+    (SIGSTOP) until bob's receipt is stored by node 2's, which keeps it
+    for the message (archive_pg.c, early_receipts)."""
     alice = listener(cluster, 1, "alice", "chat/inbox/alice/#")
     bob = listener(cluster, 2, "bob", "chat/inbox/bob/#")
     subscribed(cluster, 1, "mq.i.alice.*")

@@ -771,6 +771,132 @@ static void test_newer_schema_and_not_yet(void **state)
 	assert_string_equal(v, "99");
 }
 
+/* The status of the message with this seq, on the backend under test. */
+static void status_is(struct fx *f, int64_t seq, const char *status)
+{
+	json_t *j = archive__get(f->ar, seq);
+
+	if(j == NULL || json_array_size(j) != 1) fail_msg("no message %lld", (long long)seq);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "status")), status);
+	json_decref(j);
+}
+
+static void early_is(const char *where, const char *expect)
+{
+	char sql[256], v[64];
+
+	snprintf(sql, sizeof(sql), "SELECT COALESCE(string_agg(status, ',' ORDER BY reader), '-')"
+			" FROM archive.early_receipts WHERE %s", where);
+	pg_value(sql, v, sizeof(v));
+	assert_string_equal(v, expect);
+}
+
+static bool receipt_on(struct fx *f, const char *sender, const char *ref, const char *reader,
+		const char *status, struct holders *h)
+{
+	bool updated = true;
+
+	assert_int_equal(archive__receipt(f->ar, sender, ref, reader, status, created_of, h, &updated),
+			MQC_OK);
+	return updated;
+}
+
+static bool store_one(struct fx *f, const char *from, const char *to, const char *room, const char *id)
+{
+	struct archive_msg m = {.sender = from, .recipient = to, .room = room, .id = id, .body = "b",
+		.ts = f->clock - 5, .server_ts = f->clock++};
+	bool stored = false;
+
+	assert_int_equal(archive__store(f->ar, &m, NULL, NULL, &stored), MQC_OK);
+	return stored;
+}
+
+/* PostgreSQL only: a receipt stored before its message (the sender's
+ * node behind) is kept and raises the message once it is stored; a
+ * lower one never lowers it; a room message keeps its status; the
+ * reader's account rule holds; one that never meets its message goes
+ * after a day. */
+static void test_receipt_before_message(void **state)
+{
+	struct fx *f = *state;
+	struct holders late = {"dan", 1000000};
+	int64_t deleted = 0;
+
+	assert_false(receipt_on(f, "ann", "e1", "ben", "delivered", NULL));
+	early_is("id='e1'", "delivered");
+	assert_false(receipt_on(f, "ann", "e1", "ben", "read", NULL));
+	early_is("id='e1'", "read");
+	assert_false(receipt_on(f, "ann", "e1", "ben", "delivered", NULL));
+	early_is("id='e1'", "read");
+	assert_false(receipt_on(f, "ann", "e2", "ben", "delivered", NULL));
+	assert_false(receipt_on(f, "ann", "r1", "ben", "read", NULL));
+	assert_false(receipt_on(f, "ann", "e3", "dan", "read", &late));   /* dan's account is newer */
+	/* One batch stores them all (as the ingest does): seqs 1-4. */
+	assert_int_equal(archive__batch_begin(f->ar), MQC_OK);
+	assert_true(store_one(f, "ann", "ben", NULL, "e1"));
+	assert_true(store_one(f, "ann", "ben", NULL, "e2"));
+	assert_true(store_one(f, "ann", NULL, "hall", "r1"));
+	assert_true(store_one(f, "ann", "dan", NULL, "e3"));
+	assert_int_equal(archive__batch_commit(f->ar), MQC_OK);
+	status_is(f, 1, "read");
+	status_is(f, 2, "delivered");
+	status_is(f, 3, "sent");
+	status_is(f, 4, "sent");
+	early_is("true", "-");
+	/* Then as before: never lowered, raised once. */
+	assert_false(receipt_on(f, "ann", "e1", "ben", "delivered", NULL));
+	status_is(f, 1, "read");
+	assert_true(receipt_on(f, "ann", "e2", "ben", "read", NULL));
+	status_is(f, 2, "read");
+	early_is("true", "-");
+	/* A store outside a batch (its own transaction) applies them too. */
+	assert_false(receipt_on(f, "ben", "e4", "ann", "read", NULL));
+	assert_true(store_one(f, "ben", "ann", NULL, "e4"));
+	status_is(f, 5, "read");
+	/* A receipt whose message never comes is dropped after a day, when
+	 * the next early one is kept. */
+	assert_false(receipt_on(f, "cat", "never", "ann", "read", NULL));
+	assert_false(receipt_on(f, "cat", "recent", "ann", "read", NULL));
+	pg_sql("UPDATE archive.early_receipts SET at = at - 86400000 - 60000 WHERE id='never'");
+	early_is("sender='cat'", "read,read");
+	assert_false(receipt_on(f, "cat", "new", "ann", "delivered", NULL));
+	early_is("id='never'", "-");
+	early_is("id='recent'", "read");
+	early_is("id='new'", "delivered");
+	/* Erasing a user takes the receipts given or awaited with them. */
+	assert_false(receipt_on(f, "ann", "x", "ben", "read", NULL));
+	assert_false(receipt_on(f, "dan", "y", "cat", "read", NULL));
+	assert_int_equal(archive__erase_user(f->ar, "ann", 0, &deleted), MQC_OK);
+	early_is("true", "read");
+	early_is("sender='dan'", "read");
+}
+
+/* PostgreSQL only: an archive made at version 2 (without early_receipts)
+ * is brought to version 3 on open, its messages kept, and a receipt
+ * before its message works on it. */
+static void test_upgrade_from_v2(void **state)
+{
+	struct fx *f = *state;
+	char v[16];
+
+	assert_true(store_one(f, "ann", "ben", NULL, "old"));
+	archive__close(f->ar);
+	f->ar = NULL;
+	/* Version 2's form: version 3 only added the table. */
+	pg_sql("DROP TABLE archive.early_receipts;"
+			" UPDATE archive.meta SET value='2' WHERE key='schema_version'");
+	pg_value("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname='archive'"
+			" AND tablename='early_receipts'", v, sizeof(v));
+	assert_string_equal(v, "0");
+	open_ok(f->path, &f->ar);
+	pg_value("SELECT value FROM archive.meta WHERE key='schema_version'", v, sizeof(v));
+	assert_string_equal(v, "3");
+	status_is(f, 1, "sent");
+	assert_false(receipt_on(f, "ann", "new", "ben", "read", NULL));
+	assert_true(store_one(f, "ann", "ben", NULL, "new"));
+	status_is(f, 2, "read");
+}
+
 /* On both backends (on SQLite alone, without a reference to compare
  * with: the expectations spelled out still hold). */
 static const struct CMUnitTest both[] = {
@@ -788,6 +914,8 @@ static const struct CMUnitTest pg_only[] = {
 	cmocka_unit_test_setup_teardown(test_open_at_once, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_server_restarted, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_newer_schema_and_not_yet, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_receipt_before_message, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
 };
 
 static int run_pg_tests(void)
