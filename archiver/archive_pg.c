@@ -40,6 +40,7 @@
 #include "archkey.h"
 #include "err.h"
 #include "names.h"
+#include "pgconn.h"
 #include "sqlutil.h"
 #include "store_conf.h"
 
@@ -86,39 +87,6 @@ static const char *i64(char *buf, int64_t v)
 	return buf;
 }
 
-/* The MQC_ERR_* of a result, as the user store's (userdb_pg.c): a lock
- * not had in time, a deadlock or a serialization failure is BUSY, a lost
- * connection IO, a constraint EXISTS. */
-static int status_of(PGconn *conn, PGresult *res, char *errmsg, size_t errlen)
-{
-	const char *state;
-
-	if(res == NULL){
-		snprintf(errmsg, errlen, "%s", PQerrorMessage(conn));
-		errmsg[strcspn(errmsg, "\n")] = '\0';
-		return PQstatus(conn) == CONNECTION_BAD ? MQC_ERR_IO : MQC_ERR_NOMEM;
-	}
-	switch(PQresultStatus(res)){
-		case PGRES_COMMAND_OK:
-		case PGRES_TUPLES_OK:
-			return MQC_OK;
-		default:
-			break;
-	}
-	snprintf(errmsg, errlen, "%s", PQresultErrorMessage(res));
-	errmsg[strcspn(errmsg, "\n")] = '\0';
-	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	if(PQstatus(conn) == CONNECTION_BAD || state == NULL || !strncmp(state, "57P0", 4)){
-		return MQC_ERR_IO;
-	}
-	if(!strncmp(state, "23", 2)) return MQC_ERR_EXISTS;
-	if(!strcmp(state, "55P03") || !strcmp(state, "40P01") || !strcmp(state, "40001")
-			|| !strcmp(state, "57014")){
-		return MQC_ERR_BUSY;
-	}
-	return MQC_ERR_DB;
-}
-
 /* Run sql with n text parameters; *res (if res is not NULL) gets the
  * result to read and PQclear, else it is cleared here. */
 static bool reconnect(struct archive_pg *s);
@@ -127,7 +95,7 @@ static int query(struct archive_pg *s, const char *sql, int n, const char *const
 {
 	bool idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE;
 	PGresult *r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
-	int rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+	int rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 
 	/* A connection that broke (the server restarted, a failover) while no
 	 * transaction was open: nothing was done, so once more on a new one.
@@ -135,7 +103,7 @@ static int query(struct archive_pg *s, const char *sql, int n, const char *const
 	if(rc == MQC_ERR_IO && idle && reconnect(s)){
 		PQclear(r);
 		r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
-		rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+		rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 	}
 
 	if(rc != MQC_OK || res == NULL){
@@ -158,13 +126,13 @@ static int query_prepared(struct archive_pg *s, enum prep which, const char *sql
 	snprintf(name, sizeof(name), "archive_%d", (int)which);
 	if(!s->prepared[which]){
 		r = PQprepare(s->conn, name, sql, n, NULL);
-		rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+		rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 		PQclear(r);
 		if(rc != MQC_OK) return rc;
 		s->prepared[which] = true;
 	}
 	r = PQexecPrepared(s->conn, name, n, args, NULL, NULL, 0);
-	rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+	rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 	if(rc != MQC_OK || res == NULL){
 		PQclear(r);
 		if(res) *res = NULL;
@@ -177,11 +145,7 @@ static int query_prepared(struct archive_pg *s, enum prep which, const char *sql
 /* Statements without parameters, several at once (the schema). */
 static int exec(struct archive_pg *s, const char *sql)
 {
-	PGresult *r = PQexec(s->conn, sql);
-	int rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
-
-	PQclear(r);
-	return rc;
+	return pgconn__exec(s->conn, sql, s->errmsg, sizeof(s->errmsg));
 }
 
 static int64_t col64(PGresult *r, int i, int col)
@@ -206,14 +170,6 @@ static int query_int(struct archive_pg *s, const char *sql, int n, const char *c
 	if(PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) *out = col64(r, 0, 0);
 	PQclear(r);
 	return MQC_OK;
-}
-
-/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
- * by default; they are not errors. */
-static void no_notices(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
 }
 
 /* ---- schema ---- */
@@ -278,10 +234,7 @@ static const char schema_v2[] =
 /* The steps from each version to the next (0: no schema). A step that
  * changes meaning rather than adds must say so (docs/SCALING.md,
  * "Upgrades"). */
-static const struct step {
-	int from, to;
-	const char *sql;
-} steps[] = {
+static const struct pgconn_step steps[] = {
 	{0, ARCHIVE_SCHEMA_VERSION, schema_v2},
 };
 
@@ -296,112 +249,26 @@ static const struct step {
 	"SELECT next FROM seq LIMIT 0;" \
 	"SELECT seq_floor(0);"
 
-/* The schema's version: 0 when there is no archive.meta. As userdb_pg.c:
- * the catalog with this statement's snapshot, not to_regclass (whose
- * cache an advisory lock does not refresh). */
-static int read_version(struct archive_pg *s, int *version)
-{
-	PGresult *r;
-	int rc;
+/* A step the server refuses is a schema error, as archive.c's upgrade
+ * says for archive.db. */
+static const struct pgconn_schema schema = {
+	.name = "archive",
+	.lock = LOCK_SCHEMA,
+	.version = ARCHIVE_SCHEMA_VERSION,
+	.steps = steps,
+	.nsteps = sizeof(steps) / sizeof(steps[0]),
+	.tables = V2_TABLES,
+	.what = "archive",
+	.label = "archive schema",
+	.refused_step_is_schema = true,
+};
 
-	rc = query(s, "SELECT EXISTS(SELECT 1 FROM pg_catalog.pg_tables"
-			" WHERE schemaname='archive' AND tablename='meta')", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = 0;
-	if(strcmp(PQgetvalue(r, 0, 0), "t") != 0){
-		PQclear(r);
-		return MQC_OK;
-	}
-	PQclear(r);
-	rc = query(s, "SELECT value FROM archive.meta WHERE key='schema_version'", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = PQntuples(r) > 0 ? atoi(PQgetvalue(r, 0, 0)) : -1;
-	PQclear(r);
-	return MQC_OK;
-}
-
-static int upgrade(struct archive_pg *s, char *err, size_t errlen)
-{
-	size_t i;
-	int rc, version;
-
-	for(i = 0; i < sizeof(steps) / sizeof(steps[0]); i++){
-		rc = exec(s, "BEGIN");
-		if(rc == MQC_OK) rc = exec(s, "SELECT pg_advisory_xact_lock(" LOCK_SCHEMA ")");
-		if(rc == MQC_OK) rc = read_version(s, &version);
-		if(rc == MQC_OK && version == steps[i].from) rc = exec(s, steps[i].sql);
-		if(rc == MQC_OK) rc = exec(s, "COMMIT");
-		if(rc != MQC_OK){
-			mqc_seterr(err, errlen, "%s: cannot make the archive schema version %d (%s)",
-					s->path, steps[i].to, s->errmsg);
-			exec(s, "ROLLBACK");
-			return rc == MQC_ERR_DB ? MQC_ERR_SCHEMA : rc;
-		}
-	}
-	return MQC_OK;
-}
-
-static int check_schema(struct archive_pg *s, char *err, size_t errlen)
-{
-	int rc, version;
-
-	rc = read_version(s, &version);
-	if(rc == MQC_OK && version >= 0 && version < ARCHIVE_SCHEMA_VERSION){
-		rc = upgrade(s, err, errlen);
-		if(rc != MQC_OK) return rc;
-		rc = read_version(s, &version);
-	}
-	if(rc != MQC_OK){
-		mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
-		return rc;
-	}
-	if(version > ARCHIVE_SCHEMA_VERSION){
-		sqlutil__newer_error(err, errlen, s->path, "archive", version, ARCHIVE_SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(version != ARCHIVE_SCHEMA_VERSION){
-		mqc_seterr(err, errlen, "%s: archive schema version %d, this build needs %d", s->path,
-				version, ARCHIVE_SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(exec(s, V2_TABLES) != MQC_OK){
-		mqc_seterr(err, errlen, "%s: wrong archive schema (%s)", s->path, s->errmsg);
-		return MQC_ERR_SCHEMA;
-	}
-	return MQC_OK;
-}
-
-/* The connection's settings: UTF-8 texts, the schema's tables without a
- * prefix, how long a lock is waited for (ARCHIVE_BUSY_TIMEOUT_MS, as
- * SQLite's busy timeout). */
+/* The connection's settings (pgconn__session's); a lock is waited for
+ * ARCHIVE_BUSY_TIMEOUT_MS, as SQLite's busy timeout. */
 static int session(struct archive_pg *s)
 {
-	char sql[160];
-
-	snprintf(sql, sizeof(sql), "SET client_encoding TO 'UTF8'; SET search_path TO archive;"
-			" SET lock_timeout = %d", ARCHIVE_BUSY_TIMEOUT_MS);
-	return exec(s, sql);
-}
-
-/* A connection to conf's server with the session's settings: MQC_OK, or
- * MQC_ERR_IO with err. */
-static int connect_to(const struct store_conf *conf, PGconn **out, char *err, size_t errlen)
-{
-	PGconn *c = PQconnectdb(conf->conninfo);
-	char msg[512];
-
-	*out = c;
-	if(c == NULL) return MQC_ERR_NOMEM;
-	if(PQstatus(c) != CONNECTION_OK){
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		/* Named by the setting file, never by the connection string (it
-		 * may hold a password). */
-		mqc_seterr(err, errlen, "%s: cannot connect to PostgreSQL (%s)", conf->path, msg);
-		return MQC_ERR_IO;
-	}
-	PQsetNoticeProcessor(c, no_notices, NULL);
-	return MQC_OK;
+	return pgconn__session(s->conn, "archive", ARCHIVE_BUSY_TIMEOUT_MS, NULL, s->errmsg,
+			sizeof(s->errmsg));
 }
 
 static void pg_close(struct archive *base)
@@ -422,10 +289,15 @@ int archive_pg__open(const struct store_conf *conf, struct archive **out, char *
 	if(s == NULL) return MQC_ERR_NOMEM;
 	s->base.ops = &pg_ops;
 	snprintf(s->path, sizeof(s->path), "%s", conf->path);
-	rc = connect_to(conf, &s->conn, err, errlen);
+	rc = pgconn__connect(conf->conninfo, s->path, &s->conn, err, errlen);
 	if(rc == MQC_OK){
+		int version;
+
 		rc = session(s);
-		if(rc == MQC_OK) rc = check_schema(s, err, errlen);
+		if(rc == MQC_OK){
+			rc = pgconn__check_schema(s->conn, &schema, true, s->path, &version, s->errmsg,
+					sizeof(s->errmsg), err, errlen);
+		}
 		else mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
 	}
 	if(rc != MQC_OK){
@@ -443,15 +315,11 @@ int archive_pg__open(const struct store_conf *conf, struct archive **out, char *
  * with the session's settings on a new one. */
 static bool reconnect(struct archive_pg *s)
 {
-	PQreset(s->conn);
+	int rc = pgconn__reset(s->conn, s->errmsg, sizeof(s->errmsg));
+
 	/* A new session: nothing prepared on it. */
 	memset(s->prepared, 0, sizeof(s->prepared));
-	if(PQstatus(s->conn) != CONNECTION_OK){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-		return false;
-	}
-	return session(s) == MQC_OK;
+	return rc == MQC_OK && session(s) == MQC_OK;
 }
 
 /* A connection known broken is made again before the next transaction:
@@ -516,7 +384,7 @@ static int pg_commit(struct archive *base)
 		return rc;
 	}
 	r = PQexec(s->conn, "COMMIT");
-	rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+	rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 	if(rc == MQC_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0){
 		snprintf(s->errmsg, sizeof(s->errmsg), "the transaction failed and was rolled back");
 		rc = MQC_ERR_DB;
@@ -1781,7 +1649,7 @@ int archive_pg__feed_open(const struct store_conf *conf, struct archive_feed **o
 	if(f == NULL) return MQC_ERR_NOMEM;
 	f->base.ops = &pg_feed_ops;
 	snprintf(f->s.path, sizeof(f->s.path), "%s", conf->path);
-	rc = connect_to(conf, &f->s.conn, err, errlen);
+	rc = pgconn__connect(conf->conninfo, f->s.path, &f->s.conn, err, errlen);
 	if(rc == MQC_OK && (rc = session(&f->s)) != MQC_OK){
 		mqc_seterr(err, errlen, "%s: %s", f->s.path, f->s.errmsg);
 	}
@@ -1878,7 +1746,7 @@ const char *archive_pg__writable(const struct store_conf *conf, int busy_ms, cha
 
 	memset(&s, 0, sizeof(s));
 	snprintf(s.path, sizeof(s.path), "%s", conf->path);
-	rc = connect_to(conf, &s.conn, why, whylen);
+	rc = pgconn__connect(conf->conninfo, s.path, &s.conn, why, whylen);
 	if(rc == MQC_OK){
 		snprintf(sql, sizeof(sql), "SET lock_timeout = %d; BEGIN;"
 				" SELECT next FROM archive.seq FOR UPDATE", busy_ms > 0 ? busy_ms : 1);
