@@ -1160,15 +1160,6 @@ static int sq_store(struct archive *base, const struct archive_msg *m, archive_c
 	return rc;
 }
 
-static int status_rank(const char *s)
-{
-	if(s == NULL) return -1;
-	if(strcmp(s, "sent") == 0) return 0;
-	if(strcmp(s, "delivered") == 0) return 1;
-	if(strcmp(s, "read") == 0) return 2;
-	return -1;
-}
-
 static int sq_receipt(struct archive *base, const char *orig_sender, const char *ref,
 		const char *reader, const char *status, archive_created_fn created_of, void *arg,
 		bool *updated)
@@ -1176,38 +1167,27 @@ static int sq_receipt(struct archive *base, const char *orig_sender, const char 
 	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_FIND];
 	sqlite3_int64 seq = 0;
-	int64_t server_ts = 0, created;
+	int64_t server_ts = 0;
 	bool allowed = false;
-	int rc, want = status_rank(status);
+	int rc;
 
 	*updated = false;
-	if(want < 1) return MQC_ERR_INVAL;
+	if(archive_store__status_rank(status) < 1) return MQC_ERR_INVAL;
 	if(bind_key(st, archkey__id_hash(orig_sender, ref), orig_sender, ref) != MQC_OK) return MQC_ERR_DB;
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW){
-		const char *recipient = (const char *)sqlite3_column_text(st, 1);
-		const char *cur = (const char *)sqlite3_column_text(st, 3);
-
 		seq = sqlite3_column_int64(st, 0);
 		server_ts = sqlite3_column_int64(st, 4);
-		/* A room message (recipient NULL) keeps its status: one member's
-		 * receipt says nothing of the others (archive.h). */
-		allowed = recipient != NULL && strcmp(recipient, reader) == 0;
-		if(status_rank(cur) >= want) allowed = false; /* never downgrade */
+		allowed = archive_store__receipt_may((const char *)sqlite3_column_text(st, 1),
+				(const char *)sqlite3_column_text(st, 3), reader, status);
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if(rc != SQLITE_DONE) return sqlutil__status(rc);
 	if(!allowed) return MQC_OK;
-	/* The reader's name may have had another holder, whose message this
-	 * is: only the holder it was sent to may mark it. */
-	if(created_of){
-		rc = created_of(reader, &created, arg);
-		if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
-		if(rc != MQC_OK) return rc;
-		if(server_ts < created) return MQC_OK;
-	}
+	rc = archive_store__sent_to_holder(reader, server_ts, created_of, arg, &allowed);
+	if(rc != MQC_OK || !allowed) return rc;
 
 	st = ar->st[ST_SET_STATUS];
 	if(sqlite3_bind_int64(st, 1, seq) || sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC)){

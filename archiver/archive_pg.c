@@ -646,22 +646,13 @@ static int pg_store(struct archive *base, const struct archive_msg *m, archive_c
 	return rc;
 }
 
-static int status_rank(const char *st)
-{
-	if(st == NULL) return -1;
-	if(strcmp(st, "sent") == 0) return 0;
-	if(strcmp(st, "delivered") == 0) return 1;
-	if(strcmp(st, "read") == 0) return 2;
-	return -1;
-}
-
 static int receipt(struct archive_pg *s, const char *orig_sender, const char *ref,
 		const char *reader, const char *status, archive_created_fn created_of, void *arg,
 		bool *updated)
 {
 	const char *args[2] = {orig_sender, ref};
 	char seq[I64_LEN];
-	int64_t server_ts, created;
+	int64_t server_ts;
 	bool allowed;
 	PGresult *r;
 	int rc;
@@ -673,19 +664,13 @@ static int receipt(struct archive_pg *s, const char *orig_sender, const char *re
 		PQclear(r);
 		return MQC_OK;
 	}
-	/* A room message (recipient NULL) keeps its status; never lowered. */
-	allowed = coltext(r, 0, 1) != NULL && strcmp(coltext(r, 0, 1), reader) == 0
-		&& status_rank(coltext(r, 0, 2)) < status_rank(status);
+	allowed = archive_store__receipt_may(coltext(r, 0, 1), coltext(r, 0, 2), reader, status);
 	snprintf(seq, sizeof(seq), "%s", PQgetvalue(r, 0, 0));
 	server_ts = col64(r, 0, 3);
 	PQclear(r);
 	if(!allowed) return MQC_OK;
-	if(created_of){
-		rc = created_of(reader, &created, arg);
-		if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
-		if(rc != MQC_OK) return rc;
-		if(server_ts < created) return MQC_OK;
-	}
+	rc = archive_store__sent_to_holder(reader, server_ts, created_of, arg, &allowed);
+	if(rc != MQC_OK || !allowed) return rc;
 	args[0] = seq;
 	args[1] = status;
 	rc = query(s, "UPDATE messages SET status=$2 WHERE seq=$1::bigint", 2, args, NULL);
@@ -702,7 +687,7 @@ static int pg_receipt(struct archive *base, const char *orig_sender, const char 
 	int rc;
 
 	*updated = false;
-	if(status_rank(status) < 1) return MQC_ERR_INVAL;
+	if(archive_store__status_rank(status) < 1) return MQC_ERR_INVAL;
 	rc = own(s, &mine);
 	if(rc != MQC_OK) return rc;
 	rc = done(s, mine, receipt(s, orig_sender, ref, reader, status, created_of, arg, updated));

@@ -18,8 +18,13 @@
 #ifndef MQCHAT_ARCHIVE_STORE_H
 #define MQCHAT_ARCHIVE_STORE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
 #include "archive.h"
 #include "archive_ext.h"
+#include "err.h"
 
 struct archive_ops {
 	void (*close)(struct archive *ar);
@@ -112,6 +117,46 @@ typedef int archive_pg_feed_open_fn(const struct store_conf *conf, struct archiv
 		char *err, size_t errlen);
 typedef const char *archive_pg_writable_fn(const struct store_conf *conf, int busy_ms, char *why,
 		size_t whylen);
+/* ---- the rules both backends apply ---- */
+
+/* The rank of a delivery status: sent 0, delivered 1, read 2; -1 for
+ * none or another word. */
+static inline int archive_store__status_rank(const char *st)
+{
+	if(st == NULL) return -1;
+	if(strcmp(st, "sent") == 0) return 0;
+	if(strcmp(st, "delivered") == 0) return 1;
+	if(strcmp(st, "read") == 0) return 2;
+	return -1;
+}
+
+/* Whether reader's receipt may set status on a message sent to recipient
+ * (NULL: a room's) whose status is now cur. A room message keeps its
+ * status: one member's receipt says nothing of the others (archive.h). A
+ * status is never lowered. */
+static inline bool archive_store__receipt_may(const char *recipient, const char *cur,
+		const char *reader, const char *status)
+{
+	return recipient != NULL && strcmp(recipient, reader) == 0
+		&& archive_store__status_rank(cur) < archive_store__status_rank(status);
+}
+
+/* The reader's name may have had another holder, whose message this is:
+ * only the holder it was sent to (at server_ts) may mark it. *holder
+ * (true without created_of): MQC_OK, or created_of's failure. */
+static inline int archive_store__sent_to_holder(const char *reader, int64_t server_ts,
+		archive_created_fn created_of, void *arg, bool *holder)
+{
+	int64_t created;
+	int rc;
+
+	*holder = true;
+	if(created_of == NULL) return MQC_OK;
+	rc = created_of(reader, &created, arg);
+	*holder = rc == MQC_OK && server_ts >= created;
+	return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+}
+
 archive_pg_open_fn archive_pg__open;
 archive_pg_feed_open_fn archive_pg__feed_open;
 archive_pg_writable_fn archive_pg__writable;
