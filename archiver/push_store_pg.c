@@ -423,6 +423,18 @@ static int pg_user_forget(struct push_store *ps, const char *user)
 	return write_end(s, own, rc);
 }
 
+/* The end of a list read from r into arr: *out gets arr if rc is MQC_OK. */
+static int json_list_end(PGresult *r, json_t *arr, int rc, json_t **out)
+{
+	PQclear(r);
+	if(rc != MQC_OK){
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return MQC_OK;
+}
+
 static int pg_targets_json(struct push_store *ps, const char *user, json_t **out)
 {
 	json_t *arr;
@@ -433,20 +445,12 @@ static int pg_targets_json(struct push_store *ps, const char *user, json_t **out
 			" WHERE \"user\" = $1 ORDER BY device", 1, &user, &r);
 	if(rc != MQC_OK) return rc;
 	arr = json_array();
-	for(i = 0; arr != NULL && i < PQntuples(r); i++){
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "device", PQgetvalue(r, i, 0),
-				"provider", PQgetvalue(r, i, 1), "created", (json_int_t)col64(r, i, 2),
-				"last_ok", (json_int_t)col64(r, i, 3), "failures", (json_int_t)col64(r, i, 4));
-
-		if(o == NULL || json_array_append_new(arr, o)){
-			json_decref(arr);
-			arr = NULL;
-		}
+	rc = arr ? MQC_OK : MQC_ERR_NOMEM;
+	for(i = 0; rc == MQC_OK && i < PQntuples(r); i++){
+		rc = push_store_target_append(arr, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), col64(r, i, 2),
+				col64(r, i, 3), col64(r, i, 4));
 	}
-	PQclear(r);
-	if(arr == NULL) return MQC_ERR_NOMEM;
-	*out = arr;
-	return MQC_OK;
+	return json_list_end(r, arr, rc, out);
 }
 
 static void target_clear(struct push_target *t)
@@ -558,23 +562,9 @@ static int pg_mutes_json(struct push_store *ps, const char *user, int64_t now_ms
 			" AND (until = 0 OR until > $2) ORDER BY conv", 2, args, &r);
 	if(rc != MQC_OK) return rc;
 	arr = json_array();
-	for(i = 0; arr != NULL && i < PQntuples(r); i++){
-		const char *conv = PQgetvalue(r, i, 0);
-		json_t *o;
-
-		/* "d:<peer>" or "r:<room>"; anything else is not ours to show. */
-		if((conv[0] != 'd' && conv[0] != 'r') || conv[1] != ':') continue;
-		o = json_pack("{s:s, s:I}", conv[0] == 'd' ? "with" : "room", conv + 2,
-				"until", (json_int_t)col64(r, i, 1));
-		if(o == NULL || json_array_append_new(arr, o)){
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
-	PQclear(r);
-	if(arr == NULL) return MQC_ERR_NOMEM;
-	*out = arr;
-	return MQC_OK;
+	rc = arr ? MQC_OK : MQC_ERR_NOMEM;
+	for(i = 0; rc == MQC_OK && i < PQntuples(r); i++) rc = push_store_mute_append(arr, PQgetvalue(r, i, 0), col64(r, i, 1));
+	return json_list_end(r, arr, rc, out);
 }
 
 /* On a read error: not muted (a notification too many, never one lost). */

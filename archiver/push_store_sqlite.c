@@ -367,6 +367,20 @@ static int prep_user(sqlite3 *db, const char *sql, const char *user, sqlite3_stm
 	return rc;
 }
 
+/* The end of a list read by st into arr (s: its last step): *out gets arr
+ * if all went well. */
+static int json_list_end(sqlite3_stmt *st, int s, int rc, json_t *arr, json_t **out)
+{
+	if(rc == MQC_OK && s != SQLITE_DONE) rc = sqlutil__status(s);
+	sqlite3_finalize(st);
+	if(rc != MQC_OK){
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return MQC_OK;
+}
+
 static int sq_targets_json(struct push_store *ps, const char *user, json_t **out)
 {
 	sqlite3 *db = db_of(ps);
@@ -379,23 +393,11 @@ static int sq_targets_json(struct push_store *ps, const char *user, json_t **out
 	rc = prep_user(db, "SELECT device, provider, created, last_ok, failures FROM targets"
 			" WHERE user = ?1 ORDER BY device", user, &st);
 	while(rc == MQC_OK && (s = sqlite3_step(st)) == SQLITE_ROW){
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}",
-				"device", (const char *)sqlite3_column_text(st, 0),
-				"provider", (const char *)sqlite3_column_text(st, 1),
-				"created", (json_int_t)sqlite3_column_int64(st, 2),
-				"last_ok", (json_int_t)sqlite3_column_int64(st, 3),
-				"failures", (json_int_t)sqlite3_column_int64(st, 4));
-
-		if(o == NULL || json_array_append_new(arr, o)) rc = MQC_ERR_NOMEM;
+		rc = push_store_target_append(arr, (const char *)sqlite3_column_text(st, 0),
+				(const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2),
+				sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
 	}
-	if(rc == MQC_OK && s != SQLITE_DONE) rc = sqlutil__status(s);
-	sqlite3_finalize(st);
-	if(rc != MQC_OK){
-		json_decref(arr);
-		return rc;
-	}
-	*out = arr;
-	return MQC_OK;
+	return json_list_end(st, s, rc, arr, out);
 }
 
 /* Copy the text of column i into out (n bytes), "" if NULL. */
@@ -547,23 +549,10 @@ static int sq_mutes_json(struct push_store *ps, const char *user, int64_t now_ms
 			" ORDER BY conv", user, &st);
 	if(rc == MQC_OK && sqlite3_bind_int64(st, 2, now_ms)) rc = MQC_ERR_DB;
 	while(rc == MQC_OK && (s = sqlite3_step(st)) == SQLITE_ROW){
-		const char *conv = (const char *)sqlite3_column_text(st, 0);
-		json_t *o;
-
-		/* "d:<peer>" or "r:<room>"; anything else is not ours to show. */
-		if(conv == NULL || (conv[0] != 'd' && conv[0] != 'r') || conv[1] != ':') continue;
-		o = json_pack("{s:s, s:I}", conv[0] == 'd' ? "with" : "room", conv + 2,
-				"until", (json_int_t)sqlite3_column_int64(st, 1));
-		if(o == NULL || json_array_append_new(arr, o)) rc = MQC_ERR_NOMEM;
+		rc = push_store_mute_append(arr, (const char *)sqlite3_column_text(st, 0),
+				sqlite3_column_int64(st, 1));
 	}
-	if(rc == MQC_OK && s != SQLITE_DONE) rc = sqlutil__status(s);
-	sqlite3_finalize(st);
-	if(rc != MQC_OK){
-		json_decref(arr);
-		return rc;
-	}
-	*out = arr;
-	return MQC_OK;
+	return json_list_end(st, s, rc, arr, out);
 }
 
 /* On a read error: not muted (a notification too many, never one lost). */
