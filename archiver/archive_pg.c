@@ -106,13 +106,7 @@ static int query(struct archive_pg *s, const char *sql, int n, const char *const
 		rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 	}
 
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
-		if(res) *res = NULL;
-		return rc;
-	}
-	*res = r;
-	return MQC_OK;
+	return pgconn__result(r, rc, res);
 }
 
 /* The same through statement which (sql), prepared on first use. */
@@ -133,13 +127,7 @@ static int query_prepared(struct archive_pg *s, enum prep which, const char *sql
 	}
 	r = PQexecPrepared(s->conn, name, n, args, NULL, NULL, 0);
 	rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
-		if(res) *res = NULL;
-		return rc;
-	}
-	*res = r;
-	return MQC_OK;
+	return pgconn__result(r, rc, res);
 }
 
 /* Statements without parameters, several at once (the schema). */

@@ -119,16 +119,12 @@ static int query(struct push_pg *s, const char *sql, int n, const char *const *a
 	PGresult *r;
 	int rc = connected(s);
 
-	if(res) *res = NULL;
-	if(rc != MQC_OK) return rc;
-	r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
-	rc = status_of(s, r);
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
+	if(rc != MQC_OK){
+		if(res) *res = NULL;
 		return rc;
 	}
-	*res = r;
-	return MQC_OK;
+	r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
+	return pgconn__result(r, status_of(s, r), res);
 }
 
 /* A write of one statement; *changes (may be NULL) the rows it changed. */
@@ -563,7 +559,9 @@ static int pg_mutes_json(struct push_store *ps, const char *user, int64_t now_ms
 	if(rc != MQC_OK) return rc;
 	arr = json_array();
 	rc = arr ? MQC_OK : MQC_ERR_NOMEM;
-	for(i = 0; rc == MQC_OK && i < PQntuples(r); i++) rc = push_store_mute_append(arr, PQgetvalue(r, i, 0), col64(r, i, 1));
+	for(i = 0; rc == MQC_OK && i < PQntuples(r); i++){
+		rc = push_store_mute_append(arr, PQgetvalue(r, i, 0), col64(r, i, 1));
+	}
 	return json_list_end(r, arr, rc, out);
 }
 

@@ -19,6 +19,11 @@
  * anything else DB. */
 int pgconn__status(PGconn *c, PGresult *res, char *errmsg, size_t errmsglen);
 
+/* Hand r, the result of a statement whose pgconn__status is rc, to the
+ * caller: *res (if res is not NULL) gets it when rc is MQC_OK, to read and
+ * PQclear; else (*res NULL) it is cleared here. Returns rc. */
+int pgconn__result(PGresult *r, int rc, PGresult **res);
+
 /* Statements without parameters, several at once; pgconn__status's code. */
 int pgconn__exec(PGconn *c, const char *sql, char *errmsg, size_t errmsglen);
 

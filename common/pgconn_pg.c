@@ -45,6 +45,17 @@ int pgconn__status(PGconn *c, PGresult *res, char *errmsg, size_t errmsglen)
 	return MQC_ERR_DB;
 }
 
+int pgconn__result(PGresult *r, int rc, PGresult **res)
+{
+	if(rc != MQC_OK || res == NULL){
+		PQclear(r);
+		if(res) *res = NULL;
+		return rc;
+	}
+	*res = r;
+	return MQC_OK;
+}
+
 int pgconn__exec(PGconn *c, const char *sql, char *errmsg, size_t errmsglen)
 {
 	PGresult *r = PQexec(c, sql);
@@ -159,12 +170,16 @@ static int upgrade(PGconn *c, const struct pgconn_schema *sc, const char *path, 
 		rc = pgconn__exec(c, "BEGIN", errmsg, errmsglen);
 		if(rc == MQC_OK) rc = pgconn__exec(c, lock, errmsg, errmsglen);
 		if(rc == MQC_OK) rc = read_version(c, sc->name, &version, errmsg, errmsglen);
-		if(rc == MQC_OK && version == sc->steps[i].from) rc = pgconn__exec(c, sc->steps[i].sql, errmsg, errmsglen);
+		if(rc == MQC_OK && version == sc->steps[i].from){
+			rc = pgconn__exec(c, sc->steps[i].sql, errmsg, errmsglen);
+		}
 		if(rc == MQC_OK) rc = pgconn__exec(c, "COMMIT", errmsg, errmsglen);
 		if(rc != MQC_OK){
 			mqc_seterr(err, errlen, "%s: cannot make the %s schema version %d (%s)", path,
 					sc->what, sc->steps[i].to, errmsg);
-			if(PQtransactionStatus(c) != PQTRANS_IDLE) (void)pgconn__exec(c, "ROLLBACK", errmsg, errmsglen);
+			if(PQtransactionStatus(c) != PQTRANS_IDLE){
+				(void)pgconn__exec(c, "ROLLBACK", errmsg, errmsglen);
+			}
 			return rc == MQC_ERR_DB && sc->refused_step_is_schema ? MQC_ERR_SCHEMA : rc;
 		}
 	}

@@ -91,13 +91,7 @@ static int query(struct userdb *udb, const char *sql, int n, const char *const *
 	PGresult *r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
 	int rc = status_of(s, r);
 
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
-		if(res) *res = NULL;
-		return rc;
-	}
-	*res = r;
-	return MQC_OK;
+	return pgconn__result(r, rc, res);
 }
 
 /* Statements without parameters, several at once (the schema). */
