@@ -1230,36 +1230,6 @@ static int sq_probe(struct archive *base)
 	return sqlutil__status(rc);
 }
 
-/* The body column of a row of type into o: a membership event's members
- * (its body holds them as a JSON object: event, user, by), any other
- * message's "body". Non-zero if out of memory. */
-static int body_to_json(json_t *o, const char *type, const char *body, size_t len)
-{
-	static const char *const keys[] = {"event", "user", "by"};
-	json_t *ev;
-
-	if(type == NULL || strcmp(type, ARCHIVE_TYPE_EVENT) != 0){
-		return json_object_set_new(o, "body", json_stringn(body ? body : "", body ? len : 0));
-	}
-	ev = json_loadb(body ? body : "{}", body ? len : 2, 0, NULL);
-	if(!json_is_object(ev)){
-		/* Only the archiver writes these: cannot happen, but say nothing
-		 * rather than something wrong. */
-		json_decref(ev);
-		return 0;
-	}
-	for(size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
-		json_t *v = json_object_get(ev, keys[i]);
-
-		if(json_is_string(v) && json_object_set(o, keys[i], v)){
-			json_decref(ev);
-			return -1;
-		}
-	}
-	json_decref(ev);
-	return 0;
-}
-
 /* Set key of o to column col of st as a string, if it is not NULL. */
 static int opt_str(json_t *o, const char *key, sqlite3_stmt *st, int col)
 {
@@ -1350,7 +1320,7 @@ static json_t *row_to_json(struct archive_sqlite *ar, sqlite3_stmt *st)
 		/* A tombstone's body is "": apps of protocol 1 read a body on
 		 * every text. */
 		if(deleted ? json_object_set_new(o, "body", json_string(""))
-				: body_to_json(o, type, (const char *)sqlite3_column_text(st, MC_BODY),
+				: archive_store__body_to_json(o, type, (const char *)sqlite3_column_text(st, MC_BODY),
 					(size_t)sqlite3_column_bytes(st, MC_BODY))){
 			goto fail;
 		}

@@ -727,31 +727,6 @@ enum msg_col {
 	MC_DELETED, MC_DELETED_BY, MC_REACTIONS,
 };
 
-/* The body of an event: its members (the body holds them as a JSON
- * object), as archive.c's body_to_json. */
-static int body_to_json(json_t *o, const char *type, const char *body)
-{
-	static const char *const keys[] = {"event", "user", "by"};
-	json_t *ev;
-
-	if(strcmp(type, ARCHIVE_TYPE_EVENT) != 0) return json_object_set_new(o, "body", json_string(body ? body : ""));
-	ev = json_loads(body ? body : "{}", 0, NULL);
-	if(!json_is_object(ev)){
-		json_decref(ev);
-		return 0;
-	}
-	for(size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
-		json_t *v = json_object_get(ev, keys[i]);
-
-		if(json_is_string(v) && json_object_set(o, keys[i], v)){
-			json_decref(ev);
-			return -1;
-		}
-	}
-	json_decref(ev);
-	return 0;
-}
-
 static int opt_str(json_t *o, const char *key, PGresult *r, int i, int col)
 {
 	if(PQgetisnull(r, i, col)) return 0;
@@ -828,7 +803,8 @@ static json_t *row_to_json(PGresult *r, int i)
 	}
 	if(text || strcmp(type, ARCHIVE_TYPE_EVENT) == 0){
 		if(deleted ? json_object_set_new(o, "body", json_string(""))
-				: body_to_json(o, type, PQgetvalue(r, i, MC_BODY))){
+				: archive_store__body_to_json(o, type, PQgetvalue(r, i, MC_BODY),
+					(size_t)PQgetlength(r, i, MC_BODY))){
 			goto fail;
 		}
 		if(text && !deleted && (opt_str(o, "reply_to", r, i, MC_REPLY_TO)

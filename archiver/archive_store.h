@@ -157,6 +157,36 @@ static inline int archive_store__sent_to_holder(const char *reader, int64_t serv
 	return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
 }
 
+/* The body column of a row of type into o: a membership event's members
+ * (its body holds them as a JSON object: event, user, by), any other
+ * message's "body" (len bytes). Non-zero if out of memory. */
+static inline int archive_store__body_to_json(json_t *o, const char *type, const char *body, size_t len)
+{
+	static const char *const keys[] = {"event", "user", "by"};
+	json_t *ev;
+
+	if(type == NULL || strcmp(type, ARCHIVE_TYPE_EVENT) != 0){
+		return json_object_set_new(o, "body", json_stringn(body ? body : "", body ? len : 0));
+	}
+	ev = json_loadb(body ? body : "{}", body ? len : 2, 0, NULL);
+	if(!json_is_object(ev)){
+		/* Only the archiver writes these: cannot happen, but say nothing
+		 * rather than something wrong. */
+		json_decref(ev);
+		return 0;
+	}
+	for(size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
+		json_t *v = json_object_get(ev, keys[i]);
+
+		if(json_is_string(v) && json_object_set(o, keys[i], v)){
+			json_decref(ev);
+			return -1;
+		}
+	}
+	json_decref(ev);
+	return 0;
+}
+
 archive_pg_open_fn archive_pg__open;
 archive_pg_feed_open_fn archive_pg__feed_open;
 archive_pg_writable_fn archive_pg__writable;
