@@ -1260,24 +1260,8 @@ static int reactions_to_json(struct archive_sqlite *ar, json_t *o, int64_t seq)
 	while((rc = sqlite3_step(st)) == SQLITE_ROW){
 		const char *emoji = (const char *)sqlite3_column_text(st, 0);
 		const char *user = (const char *)sqlite3_column_text(st, 1);
-		json_t *e = NULL, *users;
-		size_t i;
 
-		if(arr == NULL && (arr = json_array()) == NULL) break;
-		for(i = 0; i < json_array_size(arr); i++){
-			json_t *x = json_array_get(arr, i);
-
-			if(strcmp(json_string_value(json_object_get(x, "emoji")), emoji) == 0){
-				e = x;
-				break;
-			}
-		}
-		if(e == NULL){
-			e = json_pack("{sss[]}", "emoji", emoji, "users");
-			if(e == NULL || json_array_append_new(arr, e)) break;
-		}
-		users = json_object_get(e, "users");
-		if(json_array_append_new(users, json_string(user))) break;
+		if(archive_store__reaction_add(&arr, emoji, user)) break;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);

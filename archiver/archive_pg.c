@@ -745,7 +745,7 @@ static int opt_int(json_t *o, const char *key, PGresult *r, int i, int col)
 static int reactions_to_json(json_t *o, PGresult *r, int i)
 {
 	json_t *list, *arr = NULL, *pair;
-	size_t k, j;
+	size_t k;
 
 	if(PQgetisnull(r, i, MC_REACTIONS)) return 0;
 	list = json_loads(PQgetvalue(r, i, MC_REACTIONS), 0, NULL);
@@ -756,23 +756,9 @@ static int reactions_to_json(json_t *o, PGresult *r, int i)
 	json_array_foreach(list, k, pair){
 		const char *emoji = json_string_value(json_array_get(pair, 0));
 		const char *user = json_string_value(json_array_get(pair, 1));
-		json_t *e = NULL;
 
 		if(emoji == NULL || user == NULL) continue;
-		if(arr == NULL && (arr = json_array()) == NULL) break;
-		for(j = 0; j < json_array_size(arr); j++){
-			json_t *x = json_array_get(arr, j);
-
-			if(strcmp(json_string_value(json_object_get(x, "emoji")), emoji) == 0){
-				e = x;
-				break;
-			}
-		}
-		if(e == NULL){
-			e = json_pack("{sss[]}", "emoji", emoji, "users");
-			if(e == NULL || json_array_append_new(arr, e)) break;
-		}
-		if(json_array_append_new(json_object_get(e, "users"), json_string(user))) break;
+		if(archive_store__reaction_add(&arr, emoji, user)) break;
 	}
 	json_decref(list);
 	return arr ? json_object_set_new(o, "reactions", arr) : 0;

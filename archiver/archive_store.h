@@ -187,6 +187,28 @@ static inline int archive_store__body_to_json(json_t *o, const char *type, const
 	return 0;
 }
 
+/* Add user's reaction emoji to *arr, the "reactions" form
+ * [{"emoji","users"}] (made on the first): emojis in the order of their
+ * first reaction, users in the order they reacted. Non-zero if out of
+ * memory. */
+static inline int archive_store__reaction_add(json_t **arr, const char *emoji, const char *user)
+{
+	json_t *e = NULL;
+	size_t i;
+
+	if(*arr == NULL && (*arr = json_array()) == NULL) return -1;
+	for(i = 0; e == NULL && i < json_array_size(*arr); i++){
+		json_t *x = json_array_get(*arr, i);
+
+		if(strcmp(json_string_value(json_object_get(x, "emoji")), emoji) == 0) e = x;
+	}
+	if(e == NULL){
+		e = json_pack("{sss[]}", "emoji", emoji, "users");
+		if(e == NULL || json_array_append_new(*arr, e)) return -1;
+	}
+	return json_array_append_new(json_object_get(e, "users"), json_string(user));
+}
+
 archive_pg_open_fn archive_pg__open;
 archive_pg_feed_open_fn archive_pg__feed_open;
 archive_pg_writable_fn archive_pg__writable;
