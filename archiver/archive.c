@@ -1160,15 +1160,6 @@ static int sq_store(struct archive *base, const struct archive_msg *m, archive_c
 	return rc;
 }
 
-static int status_rank(const char *s)
-{
-	if(s == NULL) return -1;
-	if(strcmp(s, "sent") == 0) return 0;
-	if(strcmp(s, "delivered") == 0) return 1;
-	if(strcmp(s, "read") == 0) return 2;
-	return -1;
-}
-
 static int sq_receipt(struct archive *base, const char *orig_sender, const char *ref,
 		const char *reader, const char *status, archive_created_fn created_of, void *arg,
 		bool *updated)
@@ -1176,38 +1167,27 @@ static int sq_receipt(struct archive *base, const char *orig_sender, const char 
 	struct archive_sqlite *ar = sq(base);
 	sqlite3_stmt *st = ar->st[ST_FIND];
 	sqlite3_int64 seq = 0;
-	int64_t server_ts = 0, created;
+	int64_t server_ts = 0;
 	bool allowed = false;
-	int rc, want = status_rank(status);
+	int rc;
 
 	*updated = false;
-	if(want < 1) return MQC_ERR_INVAL;
+	if(archive_store__status_rank(status) < 1) return MQC_ERR_INVAL;
 	if(bind_key(st, archkey__id_hash(orig_sender, ref), orig_sender, ref) != MQC_OK) return MQC_ERR_DB;
 	rc = sqlite3_step(st);
 	if(rc == SQLITE_ROW){
-		const char *recipient = (const char *)sqlite3_column_text(st, 1);
-		const char *cur = (const char *)sqlite3_column_text(st, 3);
-
 		seq = sqlite3_column_int64(st, 0);
 		server_ts = sqlite3_column_int64(st, 4);
-		/* A room message (recipient NULL) keeps its status: one member's
-		 * receipt says nothing of the others (archive.h). */
-		allowed = recipient != NULL && strcmp(recipient, reader) == 0;
-		if(status_rank(cur) >= want) allowed = false; /* never downgrade */
+		allowed = archive_store__receipt_may((const char *)sqlite3_column_text(st, 1),
+				(const char *)sqlite3_column_text(st, 3), reader, status);
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if(rc != SQLITE_DONE) return sqlutil__status(rc);
 	if(!allowed) return MQC_OK;
-	/* The reader's name may have had another holder, whose message this
-	 * is: only the holder it was sent to may mark it. */
-	if(created_of){
-		rc = created_of(reader, &created, arg);
-		if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
-		if(rc != MQC_OK) return rc;
-		if(server_ts < created) return MQC_OK;
-	}
+	rc = archive_store__sent_to_holder(reader, server_ts, created_of, arg, &allowed);
+	if(rc != MQC_OK || !allowed) return rc;
 
 	st = ar->st[ST_SET_STATUS];
 	if(sqlite3_bind_int64(st, 1, seq) || sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC)){
@@ -1250,36 +1230,6 @@ static int sq_probe(struct archive *base)
 	return sqlutil__status(rc);
 }
 
-/* The body column of a row of type into o: a membership event's members
- * (its body holds them as a JSON object: event, user, by), any other
- * message's "body". Non-zero if out of memory. */
-static int body_to_json(json_t *o, const char *type, const char *body, size_t len)
-{
-	static const char *const keys[] = {"event", "user", "by"};
-	json_t *ev;
-
-	if(type == NULL || strcmp(type, ARCHIVE_TYPE_EVENT) != 0){
-		return json_object_set_new(o, "body", json_stringn(body ? body : "", body ? len : 0));
-	}
-	ev = json_loadb(body ? body : "{}", body ? len : 2, 0, NULL);
-	if(!json_is_object(ev)){
-		/* Only the archiver writes these: cannot happen, but say nothing
-		 * rather than something wrong. */
-		json_decref(ev);
-		return 0;
-	}
-	for(size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
-		json_t *v = json_object_get(ev, keys[i]);
-
-		if(json_is_string(v) && json_object_set(o, keys[i], v)){
-			json_decref(ev);
-			return -1;
-		}
-	}
-	json_decref(ev);
-	return 0;
-}
-
 /* Set key of o to column col of st as a string, if it is not NULL. */
 static int opt_str(json_t *o, const char *key, sqlite3_stmt *st, int col)
 {
@@ -1310,24 +1260,8 @@ static int reactions_to_json(struct archive_sqlite *ar, json_t *o, int64_t seq)
 	while((rc = sqlite3_step(st)) == SQLITE_ROW){
 		const char *emoji = (const char *)sqlite3_column_text(st, 0);
 		const char *user = (const char *)sqlite3_column_text(st, 1);
-		json_t *e = NULL, *users;
-		size_t i;
 
-		if(arr == NULL && (arr = json_array()) == NULL) break;
-		for(i = 0; i < json_array_size(arr); i++){
-			json_t *x = json_array_get(arr, i);
-
-			if(strcmp(json_string_value(json_object_get(x, "emoji")), emoji) == 0){
-				e = x;
-				break;
-			}
-		}
-		if(e == NULL){
-			e = json_pack("{sss[]}", "emoji", emoji, "users");
-			if(e == NULL || json_array_append_new(arr, e)) break;
-		}
-		users = json_object_get(e, "users");
-		if(json_array_append_new(users, json_string(user))) break;
+		if(archive_store__reaction_add(&arr, emoji, user)) break;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -1370,7 +1304,7 @@ static json_t *row_to_json(struct archive_sqlite *ar, sqlite3_stmt *st)
 		/* A tombstone's body is "": apps of protocol 1 read a body on
 		 * every text. */
 		if(deleted ? json_object_set_new(o, "body", json_string(""))
-				: body_to_json(o, type, (const char *)sqlite3_column_text(st, MC_BODY),
+				: archive_store__body_to_json(o, type, (const char *)sqlite3_column_text(st, MC_BODY),
 					(size_t)sqlite3_column_bytes(st, MC_BODY))){
 			goto fail;
 		}

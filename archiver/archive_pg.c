@@ -45,6 +45,7 @@
 #include "archkey.h"
 #include "err.h"
 #include "names.h"
+#include "pgconn.h"
 #include "sqlutil.h"
 #include "store_conf.h"
 
@@ -96,39 +97,6 @@ static const char *i64(char *buf, int64_t v)
 	return buf;
 }
 
-/* The MQC_ERR_* of a result, as the user store's (userdb_pg.c): a lock
- * not had in time, a deadlock or a serialization failure is BUSY, a lost
- * connection IO, a constraint EXISTS. */
-static int status_of(PGconn *conn, PGresult *res, char *errmsg, size_t errlen)
-{
-	const char *state;
-
-	if(res == NULL){
-		snprintf(errmsg, errlen, "%s", PQerrorMessage(conn));
-		errmsg[strcspn(errmsg, "\n")] = '\0';
-		return PQstatus(conn) == CONNECTION_BAD ? MQC_ERR_IO : MQC_ERR_NOMEM;
-	}
-	switch(PQresultStatus(res)){
-		case PGRES_COMMAND_OK:
-		case PGRES_TUPLES_OK:
-			return MQC_OK;
-		default:
-			break;
-	}
-	snprintf(errmsg, errlen, "%s", PQresultErrorMessage(res));
-	errmsg[strcspn(errmsg, "\n")] = '\0';
-	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	if(PQstatus(conn) == CONNECTION_BAD || state == NULL || !strncmp(state, "57P0", 4)){
-		return MQC_ERR_IO;
-	}
-	if(!strncmp(state, "23", 2)) return MQC_ERR_EXISTS;
-	if(!strcmp(state, "55P03") || !strcmp(state, "40P01") || !strcmp(state, "40001")
-			|| !strcmp(state, "57014")){
-		return MQC_ERR_BUSY;
-	}
-	return MQC_ERR_DB;
-}
-
 /* Run sql with n text parameters; *res (if res is not NULL) gets the
  * result to read and PQclear, else it is cleared here. */
 static bool reconnect(struct archive_pg *s);
@@ -137,7 +105,7 @@ static int query(struct archive_pg *s, const char *sql, int n, const char *const
 {
 	bool idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE;
 	PGresult *r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
-	int rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+	int rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 
 	/* A connection that broke (the server restarted, a failover) while no
 	 * transaction was open: nothing was done, so once more on a new one.
@@ -145,16 +113,10 @@ static int query(struct archive_pg *s, const char *sql, int n, const char *const
 	if(rc == MQC_ERR_IO && idle && reconnect(s)){
 		PQclear(r);
 		r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
-		rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+		rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 	}
 
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
-		if(res) *res = NULL;
-		return rc;
-	}
-	*res = r;
-	return MQC_OK;
+	return pgconn__result(r, rc, res);
 }
 
 /* The same through statement which (sql), prepared on first use. */
@@ -168,30 +130,20 @@ static int query_prepared(struct archive_pg *s, enum prep which, const char *sql
 	snprintf(name, sizeof(name), "archive_%d", (int)which);
 	if(!s->prepared[which]){
 		r = PQprepare(s->conn, name, sql, n, NULL);
-		rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+		rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 		PQclear(r);
 		if(rc != MQC_OK) return rc;
 		s->prepared[which] = true;
 	}
 	r = PQexecPrepared(s->conn, name, n, args, NULL, NULL, 0);
-	rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
-		if(res) *res = NULL;
-		return rc;
-	}
-	*res = r;
-	return MQC_OK;
+	rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
+	return pgconn__result(r, rc, res);
 }
 
 /* Statements without parameters, several at once (the schema). */
 static int exec(struct archive_pg *s, const char *sql)
 {
-	PGresult *r = PQexec(s->conn, sql);
-	int rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
-
-	PQclear(r);
-	return rc;
+	return pgconn__exec(s->conn, sql, s->errmsg, sizeof(s->errmsg));
 }
 
 static int64_t col64(PGresult *r, int i, int col)
@@ -216,14 +168,6 @@ static int query_int(struct archive_pg *s, const char *sql, int n, const char *c
 	if(PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) *out = col64(r, 0, 0);
 	PQclear(r);
 	return MQC_OK;
-}
-
-/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
- * by default; they are not errors. */
-static void no_notices(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
 }
 
 /* ---- schema ---- */
@@ -300,10 +244,7 @@ static const char schema_v3[] =
 /* The steps from each version to the next (0: no schema). A step that
  * changes meaning rather than adds must say so (docs/SCALING.md,
  * "Upgrades"). */
-static const struct step {
-	int from, to;
-	const char *sql;
-} steps[] = {
+static const struct pgconn_step steps[] = {
 	{0, ARCHIVE_SCHEMA_VERSION, schema_v2},
 	{2, 3, schema_v3},
 };
@@ -321,80 +262,19 @@ static const struct step {
 #define V3_TABLES V2_TABLES \
 	"SELECT sender, id, reader, status, reader_since, at FROM early_receipts LIMIT 0;"
 
-/* The schema's version: 0 when there is no archive.meta. As userdb_pg.c:
- * the catalog with this statement's snapshot, not to_regclass (whose
- * cache an advisory lock does not refresh). */
-static int read_version(struct archive_pg *s, int *version)
-{
-	PGresult *r;
-	int rc;
-
-	rc = query(s, "SELECT EXISTS(SELECT 1 FROM pg_catalog.pg_tables"
-			" WHERE schemaname='archive' AND tablename='meta')", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = 0;
-	if(strcmp(PQgetvalue(r, 0, 0), "t") != 0){
-		PQclear(r);
-		return MQC_OK;
-	}
-	PQclear(r);
-	rc = query(s, "SELECT value FROM archive.meta WHERE key='schema_version'", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = PQntuples(r) > 0 ? atoi(PQgetvalue(r, 0, 0)) : -1;
-	PQclear(r);
-	return MQC_OK;
-}
-
-static int upgrade(struct archive_pg *s, char *err, size_t errlen)
-{
-	size_t i;
-	int rc, version;
-
-	for(i = 0; i < sizeof(steps) / sizeof(steps[0]); i++){
-		rc = exec(s, "BEGIN");
-		if(rc == MQC_OK) rc = exec(s, "SELECT pg_advisory_xact_lock(" LOCK_SCHEMA ")");
-		if(rc == MQC_OK) rc = read_version(s, &version);
-		if(rc == MQC_OK && version == steps[i].from) rc = exec(s, steps[i].sql);
-		if(rc == MQC_OK) rc = exec(s, "COMMIT");
-		if(rc != MQC_OK){
-			mqc_seterr(err, errlen, "%s: cannot make the archive schema version %d (%s)",
-					s->path, steps[i].to, s->errmsg);
-			exec(s, "ROLLBACK");
-			return rc == MQC_ERR_DB ? MQC_ERR_SCHEMA : rc;
-		}
-	}
-	return MQC_OK;
-}
-
-static int check_schema(struct archive_pg *s, char *err, size_t errlen)
-{
-	int rc, version;
-
-	rc = read_version(s, &version);
-	if(rc == MQC_OK && version >= 0 && version < SCHEMA_VERSION){
-		rc = upgrade(s, err, errlen);
-		if(rc != MQC_OK) return rc;
-		rc = read_version(s, &version);
-	}
-	if(rc != MQC_OK){
-		mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
-		return rc;
-	}
-	if(version > SCHEMA_VERSION){
-		sqlutil__newer_error(err, errlen, s->path, "archive", version, SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(version != SCHEMA_VERSION){
-		mqc_seterr(err, errlen, "%s: archive schema version %d, this build needs %d", s->path,
-				version, SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(exec(s, V3_TABLES) != MQC_OK){
-		mqc_seterr(err, errlen, "%s: wrong archive schema (%s)", s->path, s->errmsg);
-		return MQC_ERR_SCHEMA;
-	}
-	return MQC_OK;
-}
+/* A step the server refuses is a schema error, as archive.c's upgrade
+ * says for archive.db. */
+static const struct pgconn_schema schema = {
+	.name = "archive",
+	.lock = LOCK_SCHEMA,
+	.version = SCHEMA_VERSION,
+	.steps = steps,
+	.nsteps = sizeof(steps) / sizeof(steps[0]),
+	.tables = V3_TABLES,
+	.what = "archive",
+	.label = "archive schema",
+	.refused_step_is_schema = true,
+};
 
 /* How long a statement waits for a lock here. Not SQLite's
  * ARCHIVE_BUSY_TIMEOUT_MS (1 s): every writing transaction of every node
@@ -408,36 +288,12 @@ static int check_schema(struct archive_pg *s, char *err, size_t errlen)
  * writers take turns; a holder stuck this long is a fault. */
 #define ARCHIVE_PG_LOCK_TIMEOUT_MS 30000
 
-/* The connection's settings: UTF-8 texts, the schema's tables without a
- * prefix, how long a lock is waited for (ARCHIVE_PG_LOCK_TIMEOUT_MS). */
+/* The connection's settings (pgconn__session's); a lock is waited for
+ * ARCHIVE_PG_LOCK_TIMEOUT_MS. */
 static int session(struct archive_pg *s)
 {
-	char sql[160];
-
-	snprintf(sql, sizeof(sql), "SET client_encoding TO 'UTF8'; SET search_path TO archive;"
-			" SET lock_timeout = %d", ARCHIVE_PG_LOCK_TIMEOUT_MS);
-	return exec(s, sql);
-}
-
-/* A connection to conf's server with the session's settings: MQC_OK, or
- * MQC_ERR_IO with err. */
-static int connect_to(const struct store_conf *conf, PGconn **out, char *err, size_t errlen)
-{
-	PGconn *c = PQconnectdb(conf->conninfo);
-	char msg[512];
-
-	*out = c;
-	if(c == NULL) return MQC_ERR_NOMEM;
-	if(PQstatus(c) != CONNECTION_OK){
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		/* Named by the setting file, never by the connection string (it
-		 * may hold a password). */
-		mqc_seterr(err, errlen, "%s: cannot connect to PostgreSQL (%s)", conf->path, msg);
-		return MQC_ERR_IO;
-	}
-	PQsetNoticeProcessor(c, no_notices, NULL);
-	return MQC_OK;
+	return pgconn__session(s->conn, "archive", ARCHIVE_PG_LOCK_TIMEOUT_MS, NULL, s->errmsg,
+			sizeof(s->errmsg));
 }
 
 static void pg_close(struct archive *base)
@@ -458,10 +314,15 @@ int archive_pg__open(const struct store_conf *conf, struct archive **out, char *
 	if(s == NULL) return MQC_ERR_NOMEM;
 	s->base.ops = &pg_ops;
 	snprintf(s->path, sizeof(s->path), "%s", conf->path);
-	rc = connect_to(conf, &s->conn, err, errlen);
+	rc = pgconn__connect(conf->conninfo, s->path, &s->conn, err, errlen);
 	if(rc == MQC_OK){
+		int version;
+
 		rc = session(s);
-		if(rc == MQC_OK) rc = check_schema(s, err, errlen);
+		if(rc == MQC_OK){
+			rc = pgconn__check_schema(s->conn, &schema, true, s->path, &version, s->errmsg,
+					sizeof(s->errmsg), err, errlen);
+		}
 		else mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
 	}
 	if(rc != MQC_OK){
@@ -479,15 +340,11 @@ int archive_pg__open(const struct store_conf *conf, struct archive **out, char *
  * with the session's settings on a new one. */
 static bool reconnect(struct archive_pg *s)
 {
-	PQreset(s->conn);
+	int rc = pgconn__reset(s->conn, s->errmsg, sizeof(s->errmsg));
+
 	/* A new session: nothing prepared on it. */
 	memset(s->prepared, 0, sizeof(s->prepared));
-	if(PQstatus(s->conn) != CONNECTION_OK){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-		return false;
-	}
-	return session(s) == MQC_OK;
+	return rc == MQC_OK && session(s) == MQC_OK;
 }
 
 /* A connection known broken is made again before the next transaction:
@@ -557,7 +414,7 @@ static int pg_commit(struct archive *base)
 		return rc;
 	}
 	r = PQexec(s->conn, "COMMIT");
-	rc = status_of(s->conn, r, s->errmsg, sizeof(s->errmsg));
+	rc = pgconn__status(s->conn, r, s->errmsg, sizeof(s->errmsg));
 	if(rc == MQC_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0){
 		snprintf(s->errmsg, sizeof(s->errmsg), "the transaction failed and was rolled back");
 		rc = MQC_ERR_DB;
@@ -819,15 +676,6 @@ static int pg_store(struct archive *base, const struct archive_msg *m, archive_c
 	return rc;
 }
 
-static int status_rank(const char *st)
-{
-	if(st == NULL) return -1;
-	if(strcmp(st, "sent") == 0) return 0;
-	if(strcmp(st, "delivered") == 0) return 1;
-	if(strcmp(st, "read") == 0) return 2;
-	return -1;
-}
-
 /* The server's clock in ms, and how long an early receipt waits for its
  * message: a node's archiver a day behind is down, not slow, and a
  * receipt of a message never sent (a wrong or forged ref) must not stay. */
@@ -897,7 +745,7 @@ static int receipt(struct archive_pg *s, const char *orig_sender, const char *re
 {
 	const char *args[2] = {orig_sender, ref};
 	char seq[I64_LEN];
-	int64_t server_ts, created;
+	int64_t server_ts;
 	bool allowed;
 	PGresult *r;
 	int rc;
@@ -909,19 +757,13 @@ static int receipt(struct archive_pg *s, const char *orig_sender, const char *re
 		PQclear(r);
 		return keep_early(s, orig_sender, ref, reader, status, created_of, arg);
 	}
-	/* A room message (recipient NULL) keeps its status; never lowered. */
-	allowed = coltext(r, 0, 1) != NULL && strcmp(coltext(r, 0, 1), reader) == 0
-		&& status_rank(coltext(r, 0, 2)) < status_rank(status);
+	allowed = archive_store__receipt_may(coltext(r, 0, 1), coltext(r, 0, 2), reader, status);
 	snprintf(seq, sizeof(seq), "%s", PQgetvalue(r, 0, 0));
 	server_ts = col64(r, 0, 3);
 	PQclear(r);
 	if(!allowed) return MQC_OK;
-	if(created_of){
-		rc = created_of(reader, &created, arg);
-		if(rc == MQC_ERR_NOTFOUND) return MQC_OK;
-		if(rc != MQC_OK) return rc;
-		if(server_ts < created) return MQC_OK;
-	}
+	rc = archive_store__sent_to_holder(reader, server_ts, created_of, arg, &allowed);
+	if(rc != MQC_OK || !allowed) return rc;
 	args[0] = seq;
 	args[1] = status;
 	rc = query(s, "UPDATE messages SET status=$2 WHERE seq=$1::bigint", 2, args, NULL);
@@ -938,7 +780,7 @@ static int pg_receipt(struct archive *base, const char *orig_sender, const char 
 	int rc;
 
 	*updated = false;
-	if(status_rank(status) < 1) return MQC_ERR_INVAL;
+	if(archive_store__status_rank(status) < 1) return MQC_ERR_INVAL;
 	rc = own(s, &mine);
 	if(rc != MQC_OK) return rc;
 	if(!s->locked){
@@ -995,31 +837,6 @@ enum msg_col {
 	MC_DELETED, MC_DELETED_BY, MC_REACTIONS,
 };
 
-/* The body of an event: its members (the body holds them as a JSON
- * object), as archive.c's body_to_json. */
-static int body_to_json(json_t *o, const char *type, const char *body)
-{
-	static const char *const keys[] = {"event", "user", "by"};
-	json_t *ev;
-
-	if(strcmp(type, ARCHIVE_TYPE_EVENT) != 0) return json_object_set_new(o, "body", json_string(body ? body : ""));
-	ev = json_loads(body ? body : "{}", 0, NULL);
-	if(!json_is_object(ev)){
-		json_decref(ev);
-		return 0;
-	}
-	for(size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
-		json_t *v = json_object_get(ev, keys[i]);
-
-		if(json_is_string(v) && json_object_set(o, keys[i], v)){
-			json_decref(ev);
-			return -1;
-		}
-	}
-	json_decref(ev);
-	return 0;
-}
-
 static int opt_str(json_t *o, const char *key, PGresult *r, int i, int col)
 {
 	if(PQgetisnull(r, i, col)) return 0;
@@ -1038,7 +855,7 @@ static int opt_int(json_t *o, const char *key, PGresult *r, int i, int col)
 static int reactions_to_json(json_t *o, PGresult *r, int i)
 {
 	json_t *list, *arr = NULL, *pair;
-	size_t k, j;
+	size_t k;
 
 	if(PQgetisnull(r, i, MC_REACTIONS)) return 0;
 	list = json_loads(PQgetvalue(r, i, MC_REACTIONS), 0, NULL);
@@ -1049,23 +866,9 @@ static int reactions_to_json(json_t *o, PGresult *r, int i)
 	json_array_foreach(list, k, pair){
 		const char *emoji = json_string_value(json_array_get(pair, 0));
 		const char *user = json_string_value(json_array_get(pair, 1));
-		json_t *e = NULL;
 
 		if(emoji == NULL || user == NULL) continue;
-		if(arr == NULL && (arr = json_array()) == NULL) break;
-		for(j = 0; j < json_array_size(arr); j++){
-			json_t *x = json_array_get(arr, j);
-
-			if(strcmp(json_string_value(json_object_get(x, "emoji")), emoji) == 0){
-				e = x;
-				break;
-			}
-		}
-		if(e == NULL){
-			e = json_pack("{sss[]}", "emoji", emoji, "users");
-			if(e == NULL || json_array_append_new(arr, e)) break;
-		}
-		if(json_array_append_new(json_object_get(e, "users"), json_string(user))) break;
+		if(archive_store__reaction_add(&arr, emoji, user)) break;
 	}
 	json_decref(list);
 	return arr ? json_object_set_new(o, "reactions", arr) : 0;
@@ -1096,7 +899,8 @@ static json_t *row_to_json(PGresult *r, int i)
 	}
 	if(text || strcmp(type, ARCHIVE_TYPE_EVENT) == 0){
 		if(deleted ? json_object_set_new(o, "body", json_string(""))
-				: body_to_json(o, type, PQgetvalue(r, i, MC_BODY))){
+				: archive_store__body_to_json(o, type, PQgetvalue(r, i, MC_BODY),
+					(size_t)PQgetlength(r, i, MC_BODY))){
 			goto fail;
 		}
 		if(text && !deleted && (opt_str(o, "reply_to", r, i, MC_REPLY_TO)
@@ -1893,7 +1697,7 @@ int archive_pg__feed_open(const struct store_conf *conf, struct archive_feed **o
 	if(f == NULL) return MQC_ERR_NOMEM;
 	f->base.ops = &pg_feed_ops;
 	snprintf(f->s.path, sizeof(f->s.path), "%s", conf->path);
-	rc = connect_to(conf, &f->s.conn, err, errlen);
+	rc = pgconn__connect(conf->conninfo, f->s.path, &f->s.conn, err, errlen);
 	if(rc == MQC_OK && (rc = session(&f->s)) != MQC_OK){
 		mqc_seterr(err, errlen, "%s: %s", f->s.path, f->s.errmsg);
 	}
@@ -1990,7 +1794,7 @@ const char *archive_pg__writable(const struct store_conf *conf, int busy_ms, cha
 
 	memset(&s, 0, sizeof(s));
 	snprintf(s.path, sizeof(s.path), "%s", conf->path);
-	rc = connect_to(conf, &s.conn, why, whylen);
+	rc = pgconn__connect(conf->conninfo, s.path, &s.conn, why, whylen);
 	if(rc == MQC_OK){
 		snprintf(sql, sizeof(sql), "SET lock_timeout = %d; BEGIN;"
 				" SELECT next FROM archive.seq FOR UPDATE", busy_ms > 0 ? busy_ms : 1);

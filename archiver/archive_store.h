@@ -18,8 +18,13 @@
 #ifndef MQCHAT_ARCHIVE_STORE_H
 #define MQCHAT_ARCHIVE_STORE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
 #include "archive.h"
 #include "archive_ext.h"
+#include "err.h"
 
 struct archive_ops {
 	void (*close)(struct archive *ar);
@@ -112,6 +117,98 @@ typedef int archive_pg_feed_open_fn(const struct store_conf *conf, struct archiv
 		char *err, size_t errlen);
 typedef const char *archive_pg_writable_fn(const struct store_conf *conf, int busy_ms, char *why,
 		size_t whylen);
+/* ---- the rules both backends apply ---- */
+
+/* The rank of a delivery status: sent 0, delivered 1, read 2; -1 for
+ * none or another word. */
+static inline int archive_store__status_rank(const char *st)
+{
+	if(st == NULL) return -1;
+	if(strcmp(st, "sent") == 0) return 0;
+	if(strcmp(st, "delivered") == 0) return 1;
+	if(strcmp(st, "read") == 0) return 2;
+	return -1;
+}
+
+/* Whether reader's receipt may set status on a message sent to recipient
+ * (NULL: a room's) whose status is now cur. A room message keeps its
+ * status: one member's receipt says nothing of the others (archive.h). A
+ * status is never lowered. */
+static inline bool archive_store__receipt_may(const char *recipient, const char *cur,
+		const char *reader, const char *status)
+{
+	return recipient != NULL && strcmp(recipient, reader) == 0
+		&& archive_store__status_rank(cur) < archive_store__status_rank(status);
+}
+
+/* The reader's name may have had another holder, whose message this is:
+ * only the holder it was sent to (at server_ts) may mark it. *holder
+ * (true without created_of): MQC_OK, or created_of's failure. */
+static inline int archive_store__sent_to_holder(const char *reader, int64_t server_ts,
+		archive_created_fn created_of, void *arg, bool *holder)
+{
+	int64_t created;
+	int rc;
+
+	*holder = true;
+	if(created_of == NULL) return MQC_OK;
+	rc = created_of(reader, &created, arg);
+	*holder = rc == MQC_OK && server_ts >= created;
+	return rc == MQC_ERR_NOTFOUND ? MQC_OK : rc;
+}
+
+/* The body column of a row of type into o: a membership event's members
+ * (its body holds them as a JSON object: event, user, by), any other
+ * message's "body" (len bytes). Non-zero if out of memory. */
+static inline int archive_store__body_to_json(json_t *o, const char *type, const char *body, size_t len)
+{
+	static const char *const keys[] = {"event", "user", "by"};
+	json_t *ev;
+
+	if(type == NULL || strcmp(type, ARCHIVE_TYPE_EVENT) != 0){
+		return json_object_set_new(o, "body", json_stringn(body ? body : "", body ? len : 0));
+	}
+	ev = json_loadb(body ? body : "{}", body ? len : 2, 0, NULL);
+	if(!json_is_object(ev)){
+		/* Only the archiver writes these: cannot happen, but say nothing
+		 * rather than something wrong. */
+		json_decref(ev);
+		return 0;
+	}
+	for(size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++){
+		json_t *v = json_object_get(ev, keys[i]);
+
+		if(json_is_string(v) && json_object_set(o, keys[i], v)){
+			json_decref(ev);
+			return -1;
+		}
+	}
+	json_decref(ev);
+	return 0;
+}
+
+/* Add user's reaction emoji to *arr, the "reactions" form
+ * [{"emoji","users"}] (made on the first): emojis in the order of their
+ * first reaction, users in the order they reacted. Non-zero if out of
+ * memory. */
+static inline int archive_store__reaction_add(json_t **arr, const char *emoji, const char *user)
+{
+	json_t *e = NULL;
+	size_t i;
+
+	if(*arr == NULL && (*arr = json_array()) == NULL) return -1;
+	for(i = 0; e == NULL && i < json_array_size(*arr); i++){
+		json_t *x = json_array_get(*arr, i);
+
+		if(strcmp(json_string_value(json_object_get(x, "emoji")), emoji) == 0) e = x;
+	}
+	if(e == NULL){
+		e = json_pack("{sss[]}", "emoji", emoji, "users");
+		if(e == NULL || json_array_append_new(*arr, e)) return -1;
+	}
+	return json_array_append_new(json_object_get(e, "users"), json_string(user));
+}
+
 archive_pg_open_fn archive_pg__open;
 archive_pg_feed_open_fn archive_pg__feed_open;
 archive_pg_writable_fn archive_pg__writable;

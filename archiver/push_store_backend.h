@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "err.h"
 #include "push_store.h"
 
 struct push_store_ops {
@@ -74,6 +75,29 @@ static inline int push_store_provider_parse(const char *name)
 		if(strcmp(name, push_store_provider_names[i]) == 0) return i;
 	}
 	return 0;
+}
+
+/* The lists' rows, as push_store.h gives them, the same from every
+ * backend: append a target's to arr; MQC_OK or MQC_ERR_NOMEM. */
+static inline int push_store_target_append(json_t *arr, const char *device, const char *provider,
+		int64_t created, int64_t last_ok, int64_t failures)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "device", device, "provider", provider,
+			"created", (json_int_t)created, "last_ok", (json_int_t)last_ok,
+			"failures", (json_int_t)failures);
+
+	return o == NULL || json_array_append_new(arr, o) ? MQC_ERR_NOMEM : MQC_OK;
+}
+
+/* A mute's, conv "d:<peer>" or "r:<room>"; anything else is not ours to
+ * show and is skipped. */
+static inline int push_store_mute_append(json_t *arr, const char *conv, int64_t until)
+{
+	json_t *o;
+
+	if(conv == NULL || (conv[0] != 'd' && conv[0] != 'r') || conv[1] != ':') return MQC_OK;
+	o = json_pack("{s:s, s:I}", conv[0] == 'd' ? "with" : "room", conv + 2, "until", (json_int_t)until);
+	return o == NULL || json_array_append_new(arr, o) ? MQC_ERR_NOMEM : MQC_OK;
 }
 
 /* The SQLite backend (archiver/push_store_sqlite.c): DATADIR/push.db. */

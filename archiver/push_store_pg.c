@@ -31,6 +31,7 @@
 #include <openssl/crypto.h>
 
 #include "err.h"
+#include "pgconn.h"
 #include "push_store.h"
 #include "push_store_backend.h"
 #include "rand.h"
@@ -75,51 +76,23 @@ static const char *i64(char *buf, int64_t v)
 	return buf;
 }
 
-/* The MQC_ERR_* of a failed result, as the user store's backend maps
- * them: a constraint is EXISTS, a lock not had in time, a deadlock or a
- * serialization failure BUSY, a lost connection IO. */
+/* The MQC_ERR_* of a result (pgconn.h says which). One that failed for
+ * the connection marks it broken: the next call outside a batch connects
+ * again. */
 static int status_of(struct push_pg *s, PGresult *res)
 {
-	const char *state;
+	int rc = pgconn__status(s->conn, res, s->errmsg, sizeof(s->errmsg));
 
-	if(res == NULL){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		if(PQstatus(s->conn) != CONNECTION_BAD) return MQC_ERR_NOMEM;
-		s->broken = true;
-		return MQC_ERR_IO;
-	}
-	if(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) return MQC_OK;
-	snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQresultErrorMessage(res));
-	s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	/* libpq may not have marked the connection bad: an error without
-	 * SQLSTATE. Either way the next call outside a batch connects again. */
-	if(PQstatus(s->conn) == CONNECTION_BAD || state == NULL || !strncmp(state, "57P0", 4)){
-		s->broken = true;
-		return MQC_ERR_IO;
-	}
-	if(!strncmp(state, "23", 2)) return MQC_ERR_EXISTS;
-	if(!strcmp(state, "55P03") || !strcmp(state, "40P01") || !strcmp(state, "40001")
-			|| !strcmp(state, "57014")){
-		return MQC_ERR_BUSY;
-	}
-	return MQC_ERR_DB;
+	if(rc == MQC_ERR_IO) s->broken = true;
+	return rc;
 }
 
-/* The connection's settings, at open and after a reconnection: texts in
- * UTF-8, the schema's tables without a prefix, how long a lock is waited
- * for (0 is "do not wait" as for SQLite, not PostgreSQL's "for ever"). */
+/* The connection's settings (pgconn__session's). */
 static int session(struct push_pg *s)
 {
-	char sql[160];
-	PGresult *r;
-	int rc;
+	int rc = pgconn__session(s->conn, "push", s->busy_ms, NULL, s->errmsg, sizeof(s->errmsg));
 
-	snprintf(sql, sizeof(sql), "SET client_encoding TO 'UTF8'; SET search_path TO push;"
-			" SET lock_timeout = %d", s->busy_ms > 0 ? s->busy_ms : 1);
-	r = PQexec(s->conn, sql);
-	rc = status_of(s, r);
-	PQclear(r);
+	if(rc == MQC_ERR_IO) s->broken = true;
 	return rc;
 }
 
@@ -134,13 +107,8 @@ static int connected(struct push_pg *s)
 		snprintf(s->errmsg, sizeof(s->errmsg), "the connection broke inside a batch");
 		return MQC_ERR_IO;
 	}
-	PQreset(s->conn);
 	s->broken = false;
-	if(PQstatus(s->conn) != CONNECTION_OK){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-		return MQC_ERR_IO;
-	}
+	if(pgconn__reset(s->conn, s->errmsg, sizeof(s->errmsg)) != MQC_OK) return MQC_ERR_IO;
 	return session(s);
 }
 
@@ -151,16 +119,12 @@ static int query(struct push_pg *s, const char *sql, int n, const char *const *a
 	PGresult *r;
 	int rc = connected(s);
 
-	if(res) *res = NULL;
-	if(rc != MQC_OK) return rc;
-	r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
-	rc = status_of(s, r);
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
+	if(rc != MQC_OK){
+		if(res) *res = NULL;
 		return rc;
 	}
-	*res = r;
-	return MQC_OK;
+	r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
+	return pgconn__result(r, status_of(s, r), res);
 }
 
 /* A write of one statement; *changes (may be NULL) the rows it changed. */
@@ -224,14 +188,6 @@ static int write_end(struct push_pg *s, bool own, int rc)
 	return rc;
 }
 
-/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
- * by default; they are not errors. */
-static void no_notices(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
-
 /* ---- schema ---- */
 
 /* Text compared and ordered bytewise, as SQLite's BINARY. */
@@ -263,10 +219,7 @@ static const char schema_v1[] =
 
 /* The steps from each version to the next, in order. A step that changes
  * meaning rather than adds must say so (docs/SCALING.md, "Upgrades"). */
-static const struct step {
-	int from, to;
-	const char *sql;
-} steps[] = {
+static const struct pgconn_step steps[] = {
 	{0, SCHEMA_VERSION, schema_v1},
 };
 
@@ -279,84 +232,16 @@ static const struct step {
 	"SELECT id, \"user\", device, conv, count, last_seq, msg_id, sender, preview, due, attempts," \
 	" created, taken_by, taken_until FROM queue LIMIT 0;"
 
-/* The schema's version: 0 when there is no push.meta (no schema yet), -1
- * without a version row. A scan of the catalog with this statement's
- * snapshot, not to_regclass, whose cache an advisory lock does not
- * refresh (as for the user store). */
-static int read_version(struct push_pg *s, int *version)
-{
-	PGresult *r;
-	int rc;
-
-	*version = 0;
-	rc = query(s, "SELECT EXISTS(SELECT 1 FROM pg_catalog.pg_tables"
-			" WHERE schemaname='push' AND tablename='meta')", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	if(strcmp(PQgetvalue(r, 0, 0), "t") != 0){
-		PQclear(r);
-		return MQC_OK;
-	}
-	PQclear(r);
-	rc = query(s, "SELECT value FROM push.meta WHERE key='schema_version'", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = PQntuples(r) > 0 ? atoi(PQgetvalue(r, 0, 0)) : -1;
-	PQclear(r);
-	return MQC_OK;
-}
-
-/* Bring the schema to this build's, one step per transaction under the
- * schema lock; each step reads the version again under it and does
- * nothing if another program did it meanwhile. */
-static int upgrade(struct push_pg *s, char *err, size_t errlen)
-{
-	size_t i;
-	int rc, version;
-
-	for(i = 0; i < sizeof(steps) / sizeof(steps[0]); i++){
-		rc = exec(s, "BEGIN");
-		if(rc == MQC_OK) rc = exec(s, "SELECT pg_advisory_xact_lock(" LOCK_SCHEMA ")");
-		if(rc == MQC_OK) rc = read_version(s, &version);
-		if(rc == MQC_OK && version == steps[i].from) rc = exec(s, steps[i].sql);
-		if(rc == MQC_OK) rc = exec(s, "COMMIT");
-		if(rc != MQC_OK){
-			mqc_seterr(err, errlen, "%s: cannot make the push store schema version %d (%s)",
-					s->path, steps[i].to, s->errmsg);
-			if(PQtransactionStatus(s->conn) != PQTRANS_IDLE) (void)exec(s, "ROLLBACK");
-			return rc;
-		}
-	}
-	return MQC_OK;
-}
-
-static int check_schema(struct push_pg *s, char *err, size_t errlen)
-{
-	int rc, version;
-
-	rc = read_version(s, &version);
-	if(rc == MQC_OK && version >= 0 && version < SCHEMA_VERSION){
-		rc = upgrade(s, err, errlen);
-		if(rc != MQC_OK) return rc;
-		rc = read_version(s, &version);
-	}
-	if(rc != MQC_OK){
-		mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
-		return rc;
-	}
-	if(version > SCHEMA_VERSION){
-		sqlutil__newer_error(err, errlen, s->path, "push store", version, SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(version != SCHEMA_VERSION){
-		mqc_seterr(err, errlen, "%s: push store schema version %d, this build needs %d", s->path,
-				version, SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(exec(s, V1_TABLES) != MQC_OK){
-		mqc_seterr(err, errlen, "%s: wrong push store schema (%s)", s->path, s->errmsg);
-		return MQC_ERR_SCHEMA;
-	}
-	return MQC_OK;
-}
+static const struct pgconn_schema schema = {
+	.name = "push",
+	.lock = LOCK_SCHEMA,
+	.version = SCHEMA_VERSION,
+	.steps = steps,
+	.nsteps = sizeof(steps) / sizeof(steps[0]),
+	.tables = V1_TABLES,
+	.what = "push store",
+	.label = "push store schema",
+};
 
 /* ---- opening ---- */
 
@@ -409,22 +294,20 @@ int push_store_pg__open(const struct store_conf *conf, struct push_store **out, 
 		pg_close(&s->ps);
 		return rc;
 	}
-	s->conn = PQconnectdb(conf->conninfo);
-	if(s->conn == NULL){
+	rc = pgconn__connect(conf->conninfo, s->path, &s->conn, err, errlen);
+	if(rc != MQC_OK){
 		pg_close(&s->ps);
-		return MQC_ERR_NOMEM;
+		return rc;
 	}
-	if(PQstatus(s->conn) != CONNECTION_OK){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-		mqc_seterr(err, errlen, "%s: cannot connect to PostgreSQL (%s)", s->path, s->errmsg);
-		pg_close(&s->ps);
-		return MQC_ERR_IO;
-	}
-	PQsetNoticeProcessor(s->conn, no_notices, NULL);
 	rc = session(s);
-	if(rc == MQC_OK) rc = check_schema(s, err, errlen);
-	else mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
+	if(rc == MQC_OK){
+		int version;
+
+		rc = pgconn__check_schema(s->conn, &schema, true, s->path, &version, s->errmsg,
+				sizeof(s->errmsg), err, errlen);
+	}else{
+		mqc_seterr(err, errlen, "%s: %s", s->path, s->errmsg);
+	}
 	if(rc != MQC_OK){
 		pg_close(&s->ps);
 		return rc;
@@ -536,6 +419,18 @@ static int pg_user_forget(struct push_store *ps, const char *user)
 	return write_end(s, own, rc);
 }
 
+/* The end of a list read from r into arr: *out gets arr if rc is MQC_OK. */
+static int json_list_end(PGresult *r, json_t *arr, int rc, json_t **out)
+{
+	PQclear(r);
+	if(rc != MQC_OK){
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return MQC_OK;
+}
+
 static int pg_targets_json(struct push_store *ps, const char *user, json_t **out)
 {
 	json_t *arr;
@@ -546,20 +441,12 @@ static int pg_targets_json(struct push_store *ps, const char *user, json_t **out
 			" WHERE \"user\" = $1 ORDER BY device", 1, &user, &r);
 	if(rc != MQC_OK) return rc;
 	arr = json_array();
-	for(i = 0; arr != NULL && i < PQntuples(r); i++){
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "device", PQgetvalue(r, i, 0),
-				"provider", PQgetvalue(r, i, 1), "created", (json_int_t)col64(r, i, 2),
-				"last_ok", (json_int_t)col64(r, i, 3), "failures", (json_int_t)col64(r, i, 4));
-
-		if(o == NULL || json_array_append_new(arr, o)){
-			json_decref(arr);
-			arr = NULL;
-		}
+	rc = arr ? MQC_OK : MQC_ERR_NOMEM;
+	for(i = 0; rc == MQC_OK && i < PQntuples(r); i++){
+		rc = push_store_target_append(arr, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), col64(r, i, 2),
+				col64(r, i, 3), col64(r, i, 4));
 	}
-	PQclear(r);
-	if(arr == NULL) return MQC_ERR_NOMEM;
-	*out = arr;
-	return MQC_OK;
+	return json_list_end(r, arr, rc, out);
 }
 
 static void target_clear(struct push_target *t)
@@ -671,23 +558,11 @@ static int pg_mutes_json(struct push_store *ps, const char *user, int64_t now_ms
 			" AND (until = 0 OR until > $2) ORDER BY conv", 2, args, &r);
 	if(rc != MQC_OK) return rc;
 	arr = json_array();
-	for(i = 0; arr != NULL && i < PQntuples(r); i++){
-		const char *conv = PQgetvalue(r, i, 0);
-		json_t *o;
-
-		/* "d:<peer>" or "r:<room>"; anything else is not ours to show. */
-		if((conv[0] != 'd' && conv[0] != 'r') || conv[1] != ':') continue;
-		o = json_pack("{s:s, s:I}", conv[0] == 'd' ? "with" : "room", conv + 2,
-				"until", (json_int_t)col64(r, i, 1));
-		if(o == NULL || json_array_append_new(arr, o)){
-			json_decref(arr);
-			arr = NULL;
-		}
+	rc = arr ? MQC_OK : MQC_ERR_NOMEM;
+	for(i = 0; rc == MQC_OK && i < PQntuples(r); i++){
+		rc = push_store_mute_append(arr, PQgetvalue(r, i, 0), col64(r, i, 1));
 	}
-	PQclear(r);
-	if(arr == NULL) return MQC_ERR_NOMEM;
-	*out = arr;
-	return MQC_OK;
+	return json_list_end(r, arr, rc, out);
 }
 
 /* On a read error: not muted (a notification too many, never one lost). */

@@ -107,6 +107,20 @@ static int write_end(sqlite3 *db, bool own, int rc)
 	return rc;
 }
 
+/* Run st, its parameters bound (bind_failed: one was not), as a write
+ * of its own (write_begin); st is finalized whatever happens. */
+static int write_one(sqlite3 *db, sqlite3_stmt *st, int bind_failed)
+{
+	bool own = false;
+	int rc = bind_failed ? MQC_ERR_DB : write_begin(db, &own);
+
+	if(rc != MQC_OK){
+		sqlite3_finalize(st);
+		return rc;
+	}
+	return write_end(db, own, run(st));
+}
+
 /* ---- opening ---- */
 
 /* Read meta "schema" into *version: 0 when push.db is empty (no meta
@@ -258,7 +272,6 @@ static int sq_target_set(struct push_store *ps, const char *user, const char *de
 {
 	sqlite3 *db = db_of(ps);
 	sqlite3_stmt *st;
-	bool own;
 	int rc;
 
 	/* A new registration of the device starts afresh: its jobs stay (they
@@ -268,21 +281,12 @@ static int sq_target_set(struct push_store *ps, const char *user, const char *de
 			" provider = excluded.provider, data = excluded.data, secret = excluded.secret,"
 			" created = excluded.created, last_ok = 0, failures = 0", &st);
 	if(rc != MQC_OK) return rc;
-	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)
+	return write_one(db, st, sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 3, provider, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 4, data, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 5, secret, -1, SQLITE_STATIC)
-			|| sqlite3_bind_int64(st, 6, now_ms)){
-		sqlite3_finalize(st);
-		return MQC_ERR_DB;
-	}
-	rc = write_begin(db, &own);
-	if(rc != MQC_OK){
-		sqlite3_finalize(st);
-		return rc;
-	}
-	return write_end(db, own, run(st));
+			|| sqlite3_bind_int64(st, 6, now_ms));
 }
 
 /* Delete user's targets (and their jobs) that device selects: that one
@@ -367,6 +371,20 @@ static int prep_user(sqlite3 *db, const char *sql, const char *user, sqlite3_stm
 	return rc;
 }
 
+/* The end of a list read by st into arr (s: its last step): *out gets arr
+ * if all went well. */
+static int json_list_end(sqlite3_stmt *st, int s, int rc, json_t *arr, json_t **out)
+{
+	if(rc == MQC_OK && s != SQLITE_DONE) rc = sqlutil__status(s);
+	sqlite3_finalize(st);
+	if(rc != MQC_OK){
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return MQC_OK;
+}
+
 static int sq_targets_json(struct push_store *ps, const char *user, json_t **out)
 {
 	sqlite3 *db = db_of(ps);
@@ -379,23 +397,11 @@ static int sq_targets_json(struct push_store *ps, const char *user, json_t **out
 	rc = prep_user(db, "SELECT device, provider, created, last_ok, failures FROM targets"
 			" WHERE user = ?1 ORDER BY device", user, &st);
 	while(rc == MQC_OK && (s = sqlite3_step(st)) == SQLITE_ROW){
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}",
-				"device", (const char *)sqlite3_column_text(st, 0),
-				"provider", (const char *)sqlite3_column_text(st, 1),
-				"created", (json_int_t)sqlite3_column_int64(st, 2),
-				"last_ok", (json_int_t)sqlite3_column_int64(st, 3),
-				"failures", (json_int_t)sqlite3_column_int64(st, 4));
-
-		if(o == NULL || json_array_append_new(arr, o)) rc = MQC_ERR_NOMEM;
+		rc = push_store_target_append(arr, (const char *)sqlite3_column_text(st, 0),
+				(const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2),
+				sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
 	}
-	if(rc == MQC_OK && s != SQLITE_DONE) rc = sqlutil__status(s);
-	sqlite3_finalize(st);
-	if(rc != MQC_OK){
-		json_decref(arr);
-		return rc;
-	}
-	*out = arr;
-	return MQC_OK;
+	return json_list_end(st, s, rc, arr, out);
 }
 
 /* Copy the text of column i into out (n bytes), "" if NULL. */
@@ -487,21 +493,12 @@ static int user_write(sqlite3 *db, const char *sql, const char *user, const char
 {
 	sqlite3_stmt *st;
 	int rc = prep_user(db, sql, user, &st), np;
-	bool own;
 
 	if(rc != MQC_OK) return rc;
 	np = sqlite3_bind_parameter_count(st);
-	if((np >= 2 && (text ? sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 2)))
-			|| (np >= 3 && sqlite3_bind_int64(st, 3, a)) || (np >= 4 && sqlite3_bind_int64(st, 4, b))){
-		sqlite3_finalize(st);
-		return MQC_ERR_DB;
-	}
-	rc = write_begin(db, &own);
-	if(rc != MQC_OK){
-		sqlite3_finalize(st);
-		return rc;
-	}
-	return write_end(db, own, run(st));
+	return write_one(db, st, (np >= 2 && (text ? sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC)
+				: sqlite3_bind_null(st, 2)))
+			|| (np >= 3 && sqlite3_bind_int64(st, 3, a)) || (np >= 4 && sqlite3_bind_int64(st, 4, b)));
 }
 
 /* A target removed meanwhile has nothing to record: MQC_OK all the same. */
@@ -547,23 +544,10 @@ static int sq_mutes_json(struct push_store *ps, const char *user, int64_t now_ms
 			" ORDER BY conv", user, &st);
 	if(rc == MQC_OK && sqlite3_bind_int64(st, 2, now_ms)) rc = MQC_ERR_DB;
 	while(rc == MQC_OK && (s = sqlite3_step(st)) == SQLITE_ROW){
-		const char *conv = (const char *)sqlite3_column_text(st, 0);
-		json_t *o;
-
-		/* "d:<peer>" or "r:<room>"; anything else is not ours to show. */
-		if(conv == NULL || (conv[0] != 'd' && conv[0] != 'r') || conv[1] != ':') continue;
-		o = json_pack("{s:s, s:I}", conv[0] == 'd' ? "with" : "room", conv + 2,
-				"until", (json_int_t)sqlite3_column_int64(st, 1));
-		if(o == NULL || json_array_append_new(arr, o)) rc = MQC_ERR_NOMEM;
+		rc = push_store_mute_append(arr, (const char *)sqlite3_column_text(st, 0),
+				sqlite3_column_int64(st, 1));
 	}
-	if(rc == MQC_OK && s != SQLITE_DONE) rc = sqlutil__status(s);
-	sqlite3_finalize(st);
-	if(rc != MQC_OK){
-		json_decref(arr);
-		return rc;
-	}
-	*out = arr;
-	return MQC_OK;
+	return json_list_end(st, s, rc, arr, out);
 }
 
 /* On a read error: not muted (a notification too many, never one lost). */
@@ -611,7 +595,6 @@ static int sq_enqueue(struct push_store *ps, const char *user, const char *devic
 	sqlite3 *db = db_of(ps);
 	sqlite3_stmt *st;
 	int rc;
-	bool own;
 
 	if(user == NULL || device == NULL || conv == NULL || msg_id == NULL || sender == NULL){
 		return MQC_ERR_INVAL;
@@ -622,7 +605,7 @@ static int sq_enqueue(struct push_store *ps, const char *user, const char *devic
 			" last_seq = excluded.last_seq, msg_id = excluded.msg_id, sender = excluded.sender,"
 			" preview = excluded.preview", &st);
 	if(rc != MQC_OK) return rc;
-	if(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)
+	return write_one(db, st, sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC)
 			|| sqlite3_bind_text(st, 3, conv, -1, SQLITE_STATIC)
 			|| sqlite3_bind_int64(st, 4, seq)
@@ -630,16 +613,7 @@ static int sq_enqueue(struct push_store *ps, const char *user, const char *devic
 			|| sqlite3_bind_text(st, 6, sender, -1, SQLITE_STATIC)
 			|| (preview ? sqlite3_bind_text(st, 7, preview, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 7))
 			|| sqlite3_bind_int64(st, 8, due_ms)
-			|| sqlite3_bind_int64(st, 9, time__now_ms())){
-		sqlite3_finalize(st);
-		return MQC_ERR_DB;
-	}
-	rc = write_begin(db, &own);
-	if(rc != MQC_OK){
-		sqlite3_finalize(st);
-		return rc;
-	}
-	return write_end(db, own, run(st));
+			|| sqlite3_bind_int64(st, 9, time__now_ms()));
 }
 
 static int sq_due(struct push_store *ps, int64_t now_ms, struct push_job *jobs, int max, int *n)
@@ -700,19 +674,10 @@ static int job_write(sqlite3 *db, const char *sql, int64_t id, int64_t v)
 {
 	sqlite3_stmt *st;
 	int rc = prep(db, sql, &st);
-	bool own;
 
 	if(rc != MQC_OK) return rc;
-	if(sqlite3_bind_int64(st, 1, id) || (sqlite3_bind_parameter_count(st) >= 2 && sqlite3_bind_int64(st, 2, v))){
-		sqlite3_finalize(st);
-		return MQC_ERR_DB;
-	}
-	rc = write_begin(db, &own);
-	if(rc != MQC_OK){
-		sqlite3_finalize(st);
-		return rc;
-	}
-	return write_end(db, own, run(st));
+	return write_one(db, st, sqlite3_bind_int64(st, 1, id)
+			|| (sqlite3_bind_parameter_count(st) >= 2 && sqlite3_bind_int64(st, 2, v)));
 }
 
 static int sq_job_done(struct push_store *ps, int64_t id)

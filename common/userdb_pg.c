@@ -27,6 +27,7 @@
 #include "devtoken.h"
 #include "envelope.h"
 #include "err.h"
+#include "pgconn.h"
 #include "settings.h"
 #include "sqlutil.h"
 #include "store_conf.h"
@@ -75,39 +76,11 @@ static const char *i64(char *buf, int64_t v)
 	return buf;
 }
 
-/* The MQC_ERR_* of a failed result: SQLSTATE class 23 (a constraint: a
- * duplicate key) is EXISTS as SQLite's CONSTRAINT is; a lock not had in
- * time, a deadlock or a serialization failure is BUSY; a lost connection
- * is IO. */
+/* The MQC_ERR_* of a result (pgconn.h says which), its message kept for
+ * userdb__errmsg. */
 static int status_of(struct userdb_pg *s, PGresult *res)
 {
-	const char *state;
-
-	if(res == NULL){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		return PQstatus(s->conn) == CONNECTION_BAD ? MQC_ERR_IO : MQC_ERR_NOMEM;
-	}
-	switch(PQresultStatus(res)){
-		case PGRES_COMMAND_OK:
-		case PGRES_TUPLES_OK:
-			return MQC_OK;
-		default:
-			break;
-	}
-	snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQresultErrorMessage(res));
-	s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	/* No SQLSTATE: the connection failed, not the statement. 57P0x: the
-	 * server is shutting down or restarting. */
-	if(PQstatus(s->conn) == CONNECTION_BAD || state == NULL || !strncmp(state, "57P0", 4)){
-		return MQC_ERR_IO;
-	}
-	if(!strncmp(state, "23", 2)) return MQC_ERR_EXISTS;
-	if(!strcmp(state, "55P03") || !strcmp(state, "40P01") || !strcmp(state, "40001")
-			|| !strcmp(state, "57014")){
-		return MQC_ERR_BUSY;
-	}
-	return MQC_ERR_DB;
+	return pgconn__status(s->conn, res, s->errmsg, sizeof(s->errmsg));
 }
 
 /* Run sql with n text parameters; *res (if res is not NULL) gets the
@@ -118,24 +91,15 @@ static int query(struct userdb *udb, const char *sql, int n, const char *const *
 	PGresult *r = PQexecParams(s->conn, sql, n, NULL, args, NULL, NULL, 0);
 	int rc = status_of(s, r);
 
-	if(rc != MQC_OK || res == NULL){
-		PQclear(r);
-		if(res) *res = NULL;
-		return rc;
-	}
-	*res = r;
-	return MQC_OK;
+	return pgconn__result(r, rc, res);
 }
 
 /* Statements without parameters, several at once (the schema). */
 static int exec(struct userdb *udb, const char *sql)
 {
 	struct userdb_pg *s = pg_of(udb);
-	PGresult *r = PQexec(s->conn, sql);
-	int rc = status_of(s, r);
 
-	PQclear(r);
-	return rc;
+	return pgconn__exec(s->conn, sql, s->errmsg, sizeof(s->errmsg));
 }
 
 /* A write: run it, note that the transaction changed something, and give
@@ -257,21 +221,15 @@ static void pg_close(struct userdb *udb)
 	free(s);
 }
 
-/* The connection's settings, at open and again after a reconnection:
- * texts in UTF-8 (every name, nick and title is; the database must be
- * able to hold them: created with ENCODING 'UTF8'), the schema's tables
- * without a prefix, how long a lock is waited for, and for a reader, no
+/* The connection's settings (pgconn__session's), and for a reader, no
  * writes (the server refuses them). */
 static int session(struct userdb *udb)
 {
 	struct userdb_pg *s = pg_of(udb);
-	char sql[200];
 
-	snprintf(sql, sizeof(sql), "SET client_encoding TO 'UTF8'; SET search_path TO auth;"
-			" SET lock_timeout = %d;"
-			" SET default_transaction_read_only = %s", s->busy_ms > 0 ? s->busy_ms : 1,
-			s->readonly ? "on" : "off");
-	return exec(udb, sql);
+	return pgconn__session(s->conn, "auth", s->busy_ms, s->readonly
+			? "; SET default_transaction_read_only = on" : "; SET default_transaction_read_only = off",
+			s->errmsg, sizeof(s->errmsg));
 }
 
 /* A connection that broke (the server restarted, a failover) is made
@@ -280,14 +238,9 @@ static int session(struct userdb *udb)
 static int reconnect(struct userdb *udb)
 {
 	struct userdb_pg *s = pg_of(udb);
+	int rc = pgconn__reset(s->conn, s->errmsg, sizeof(s->errmsg));
 
-	PQreset(s->conn);
-	if(PQstatus(s->conn) != CONNECTION_OK){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-		return MQC_ERR_IO;
-	}
-	return session(udb);
+	return rc == MQC_OK ? session(udb) : rc;
 }
 
 static int connected(struct userdb *udb)
@@ -415,14 +368,6 @@ static int pg_data_version(struct userdb *udb, int64_t *version)
 	return ask_int64(udb, "SELECT coalesce(max(id), 0) FROM changes", version);
 }
 
-/* libpq prints notices (a CREATE ... IF NOT EXISTS that skips) to stderr
- * by default; they are not errors. */
-static void no_notices(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
-
 /* ---- the watch: LISTEN on a connection of its own ----
  * Its own, because the other one runs transactions: a notification is
  * read only between them, and a broken LISTEN connection must not cost a
@@ -455,7 +400,7 @@ static int pg_watch_fd(struct userdb *udb)
 		listen_drop(s);
 		return -1;
 	}
-	PQsetNoticeProcessor(s->listen, no_notices, NULL);
+	pgconn__quiet(s->listen);
 	r = PQexec(s->listen, "LISTEN " CHANNEL);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
@@ -588,10 +533,7 @@ static const char schema_v3[] =
  * store of version v (0: no schema) into one of version to. A step that
  * changes meaning rather than adds must say so (docs/SCALING.md,
  * "Upgrades"). */
-static const struct step {
-	int from, to;
-	const char *sql;
-} steps[] = {
+static const struct pgconn_step steps[] = {
 	{0, USERDB_SCHEMA_VERSION, schema_v3},
 };
 
@@ -614,96 +556,18 @@ static const struct step {
 	"SELECT id, at, kind, name FROM changes LIMIT 0;" \
 	"SELECT node, change_id, at FROM node_applied LIMIT 0;"
 
-/* The schema's version: 0 when there is no auth.meta (no schema yet). */
-static int read_version(struct userdb *udb, int *version)
-{
-	PGresult *r;
-	int rc;
-
-	/* A scan of the catalog with this statement's snapshot, not
-	 * to_regclass: its name look-up goes through a cache that an advisory
-	 * lock does not refresh, so it may still miss a table another program
-	 * committed while this one waited for the lock. */
-	rc = query(udb, "SELECT EXISTS(SELECT 1 FROM pg_catalog.pg_tables"
-			" WHERE schemaname='auth' AND tablename='meta')", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = 0;
-	if(strcmp(PQgetvalue(r, 0, 0), "t") != 0){
-		PQclear(r);
-		return MQC_OK;
-	}
-	PQclear(r);
-	rc = query(udb, "SELECT value FROM auth.meta WHERE key='schema_version'", 0, NULL, &r);
-	if(rc != MQC_OK) return rc;
-	*version = PQntuples(r) > 0 ? atoi(PQgetvalue(r, 0, 0)) : -1;
-	PQclear(r);
-	return MQC_OK;
-}
-
-/* Bring the schema from version from to this build's, one step per
- * transaction under the schema lock. Another program may be doing the
- * same: each step reads the version again under the lock and does
- * nothing if someone else did it. */
-static int upgrade(struct userdb *udb, char *err, size_t errlen)
-{
-	size_t i;
-	int rc, version;
-
-	for(i=0; i<sizeof(steps)/sizeof(steps[0]); i++){
-		rc = exec(udb, "BEGIN");
-		if(rc == MQC_OK) rc = exec(udb, "SELECT pg_advisory_xact_lock(" LOCK_SCHEMA ")");
-		if(rc == MQC_OK) rc = read_version(udb, &version);
-		if(rc == MQC_OK && version == steps[i].from){
-			rc = exec(udb, steps[i].sql);
-		}
-		if(rc == MQC_OK) rc = exec(udb, "COMMIT");
-		if(rc != MQC_OK){
-			mqc_seterr(err, errlen, "%s: cannot make the user store schema version %d (%s)",
-					udb->path, steps[i].to, pg_errmsg(udb));
-			userdb__rollback(udb);
-			return rc;
-		}
-	}
-	return MQC_OK;
-}
-
-static int check_schema(struct userdb *udb, int flags, char *err, size_t errlen)
-{
-	int rc, version;
-
-	rc = read_version(udb, &version);
-	if(rc == MQC_OK && version >= 0 && version < USERDB_SCHEMA_VERSION
-			&& (flags & USERDB_CREATE) && !(flags & USERDB_READONLY)){
-		rc = upgrade(udb, err, errlen);
-		if(rc != MQC_OK) return rc;
-		rc = read_version(udb, &version);
-	}
-	if(rc != MQC_OK){
-		mqc_seterr(err, errlen, "%s: %s", udb->path, pg_errmsg(udb));
-		return rc;
-	}
-	udb->version = version;
-	if(version == 0){
-		mqc_seterr(err, errlen, "%s: no user store (schema auth) in this database"
-				" (create it with `mqchat-archiver --data DIR init`)", udb->path);
-		return MQC_ERR_NOTFOUND;
-	}
-	if(version > USERDB_SCHEMA_VERSION){
-		sqlutil__newer_error(err, errlen, udb->path, "user store", version, USERDB_SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(version != USERDB_SCHEMA_VERSION){
-		mqc_seterr(err, errlen, "%s: schema version %d, this build needs %d", udb->path,
-				version, USERDB_SCHEMA_VERSION);
-		return MQC_ERR_SCHEMA;
-	}
-	if(exec(udb, V3_TABLES) != MQC_OK){
-		mqc_seterr(err, errlen, "%s: wrong schema (%s)", udb->path, pg_errmsg(udb));
-		return MQC_ERR_SCHEMA;
-	}
-	return MQC_OK;
-}
-
+static const struct pgconn_schema schema = {
+	.name = "auth",
+	.lock = LOCK_SCHEMA,
+	.version = USERDB_SCHEMA_VERSION,
+	.steps = steps,
+	.nsteps = sizeof(steps) / sizeof(steps[0]),
+	.tables = V3_TABLES,
+	.what = "user store",
+	.label = "schema",
+	.missing = "no user store (schema auth) in this database"
+			" (create it with `mqchat-archiver --data DIR init`)",
+};
 
 int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **out,
 		char *err, size_t errlen)
@@ -720,19 +584,11 @@ int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **ou
 	/* Named by the setting file, never by the connection string (it may
 	 * hold a password). */
 	snprintf(udb->path, sizeof(udb->path), "%s", conf->path);
-	s->conn = PQconnectdb(conf->conninfo);
-	if(s->conn == NULL){
+	rc = pgconn__connect(conf->conninfo, udb->path, &s->conn, err, errlen);
+	if(rc != MQC_OK){
 		userdb__close(udb);
-		return MQC_ERR_NOMEM;
+		return rc;
 	}
-	if(PQstatus(s->conn) != CONNECTION_OK){
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", PQerrorMessage(s->conn));
-		s->errmsg[strcspn(s->errmsg, "\n")] = '\0';
-		mqc_seterr(err, errlen, "%s: cannot connect to PostgreSQL (%s)", udb->path, s->errmsg);
-		userdb__close(udb);
-		return MQC_ERR_IO;
-	}
-	PQsetNoticeProcessor(s->conn, no_notices, NULL);
 	s->readonly = (flags & USERDB_READONLY) != 0;
 	s->busy_ms = USERDB_BUSY_TIMEOUT_MS;
 	s->conninfo = strdup(conf->conninfo);
@@ -741,8 +597,12 @@ int userdb_pg__open(const struct store_conf *conf, int flags, struct userdb **ou
 		return MQC_ERR_NOMEM;
 	}
 	rc = session(udb);
-	if(rc == MQC_OK) rc = check_schema(udb, flags, err, errlen);
-	else mqc_seterr(err, errlen, "%s: %s", udb->path, pg_errmsg(udb));
+	if(rc == MQC_OK){
+		rc = pgconn__check_schema(s->conn, &schema, (flags & USERDB_CREATE) && !(flags & USERDB_READONLY),
+				udb->path, &udb->version, s->errmsg, sizeof(s->errmsg), err, errlen);
+	}else{
+		mqc_seterr(err, errlen, "%s: %s", udb->path, pg_errmsg(udb));
+	}
 	if(rc != MQC_OK){
 		userdb__close(udb);
 		return rc;
