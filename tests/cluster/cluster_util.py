@@ -360,13 +360,19 @@ class PgStore:
         cli_util.add_user(self.admin_dir, name, password, *extra)
 
 
-def write_store_conf(datadir, server, db):
-    """DATA/store.conf naming database db of the pg_util server in server."""
-    path = os.path.join(datadir, "store.conf")
-    with open(path, "w") as f:
-        f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=%s\n"
-                % (os.path.join(server, "pg"), db))
-    os.chmod(path, 0o600)
+write_store_conf = pg_util.write_store_conf
+
+
+def client_to(node, username, password, **kw):
+    """A harness.Client of node's own address (harness.Client connects to
+    127.0.0.1; a node listens on its 127.0.0.x)."""
+    c = harness.Client(node.port, username, password, **kw)
+    connect = c.c.connect
+
+    def to_node(host, *a, **k):
+        return connect(node.host, *a, **k)
+    c.c.connect = to_node
+    return c
 
 
 class Cluster:
@@ -484,12 +490,7 @@ class Cluster:
     def node_client(self, node, username, password=PASSWORD, client_id=None, v5=False, **kw):
         """A harness.Client straight to node (its own address), not through
         HAProxy. Closed by stop()."""
-        c = harness.Client(node.port, username, password, client_id=client_id, v5=v5, **kw)
-        connect = c.c.connect
-
-        def to_node(host, *a, **k):
-            return connect(node.host, *a, **k)
-        c.c.connect = to_node
+        c = client_to(node, username, password, client_id=client_id, v5=v5, **kw)
         self.made.append(c)
         return c
 

@@ -9,11 +9,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_util import BUS_PLUGIN_OPTS, Bus, Nats, Node  # noqa: E402
-import harness  # noqa: E402
+from cluster_util import BUS_PLUGIN_OPTS, Bus, Nats, Node, client_to  # noqa: E402
 import archiver_util  # noqa: E402
 from cli_util import add_user, ok  # noqa: E402
-from pg_util import psql  # noqa: E402
+from pg_util import psql, write_store_conf  # noqa: E402
 
 PASSWORD = "password-cluster"
 
@@ -36,11 +35,7 @@ class PgCluster:
 
     def conf(self, d):
         os.mkdir(d)
-        path = os.path.join(d, "store.conf")
-        with open(path, "w") as f:
-            f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=%s\n"
-                    % (os.path.join(self.server, "pg"), self.db))
-        os.chmod(path, 0o600)
+        write_store_conf(d, self.server, self.db)
 
     def start(self):
         psql(self.server, "postgres", "CREATE DATABASE %s" % self.db)
@@ -65,12 +60,7 @@ class PgCluster:
 
     def client(self, node, username, client_id, v5=False, clean=True):
         """A client of node (connected straight to it, not through a front)."""
-        c = harness.Client(node.port, username, PASSWORD, client_id=client_id, v5=v5, clean=clean)
-        connect = c.c.connect
-
-        def to_node(host, *a, **k):
-            return connect(node.host, *a, **k)
-        c.c.connect = to_node
+        c = client_to(node, username, PASSWORD, client_id=client_id, v5=v5, clean=clean)
         self.made.append(c)
         return c
 

@@ -37,6 +37,16 @@ def pg_server():
         shutil.rmtree(top, ignore_errors=True)
 
 
+def write_store_conf(datadir, top, db):
+    """DATA/store.conf naming database db of the server in top (0600: such a
+    file may hold a password)."""
+    path = os.path.join(datadir, "store.conf")
+    with open(path, "w") as f:
+        f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=%s\n"
+                % (os.path.join(top, "pg"), db))
+    os.chmod(path, 0o600)
+
+
 def psql(top, db, sql):
     """Run sql in database db of the server in top; its rows as lists of text."""
     p = subprocess.run([os.path.join(PG_BIN, "psql"), "-h", os.path.join(top, "pg"), "-U", "mqchat",

@@ -14,7 +14,7 @@ import pytest
 import harness
 from archiver_util import Archiver, Rpc, inbox, rpc_ok
 from cli_util import USAGE, add_user, fails, ok
-from pg_util import pg_server, psql
+from pg_util import pg_server, psql, write_store_conf
 from plugin_util import wait_login
 
 PASSWORD = "correct horse battery"
@@ -42,11 +42,7 @@ def nodes(server, request):
     admin = harness.make_datadir()
     dirs = [harness.make_datadir() for _ in range(NODES)]
     for d in [admin] + dirs:
-        path = os.path.join(d, "store.conf")
-        with open(path, "w") as f:
-            f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=%s\n"
-                    % (os.path.join(server, "pg"), db))
-        os.chmod(path, 0o600)
+        write_store_conf(d, server, db)
     ok(admin, "init")
     for d in dirs:
         # One service account for the service: every init would make it a

@@ -27,7 +27,7 @@ import pytest
 import harness
 from archiver_util import Archiver, Rpc, inbox, read_db, rpc_ok
 from cli_util import add_user, ok
-from pg_util import pg_server, psql
+from pg_util import pg_server, psql, write_store_conf
 from push_fakes import WebhookFake
 
 PASSWORD = "correct-horse"
@@ -41,11 +41,7 @@ class Node:
         psql(server, "postgres", "DROP DATABASE IF EXISTS %s" % self.db)
         psql(server, "postgres", "CREATE DATABASE %s" % self.db)
         self.datadir = harness.make_datadir()
-        path = os.path.join(self.datadir, "store.conf")
-        with open(path, "w") as f:
-            f.write("store postgresql\nstore_conninfo host=%s port=5432 user=mqchat dbname=%s\n"
-                    % (os.path.join(server, "pg"), self.db))
-        os.chmod(path, 0o600)
+        write_store_conf(self.datadir, server, self.db)
         ok(self.datadir, "init")
         for u in ("alice", "bob", "carol"):
             add_user(self.datadir, u, PASSWORD)
