@@ -72,6 +72,7 @@ EXPECTED = {
     "/usr/bin/mqchat": 0o755,
     "/usr/bin/mqchat-archiver": 0o755,
     "/usr/lib/mqchat/mqchat_auth.so": 0o644,
+    "/usr/lib/mqchat/mqchat_store_pg.so": 0o644,
     "/usr/share/man/man1/mqchat.1": 0o644,
     "/usr/share/man/man8/mqchat-archiver.8": 0o644,
     "/etc/mqchat/archiver.conf": 0o644,
@@ -94,7 +95,8 @@ def test_layout_and_modes(destdir):
     assert set(web.values()) == {0o644}
     # The programs are the build's, byte for byte (nothing rebuilt).
     for src, dst in (("mqchat-archiver", "/usr/bin/mqchat-archiver"),
-                     ("mqchat_auth.so", "/usr/lib/mqchat/mqchat_auth.so")):
+                     ("mqchat_auth.so", "/usr/lib/mqchat/mqchat_auth.so"),
+                     ("mqchat_store_pg.so", "/usr/lib/mqchat/mqchat_store_pg.so")):
         with open(os.path.join(ROOT, BUILD, src), "rb") as a, open(destdir + dst, "rb") as b:
             assert a.read() == b.read(), dst
     # No data folder: init makes it (the unit runs it), never make.
