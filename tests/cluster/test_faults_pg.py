@@ -44,7 +44,7 @@ from cluster_util import MARK_DOWN_BOUND, PASSWORD, Cluster  # noqa: E402
 import harness  # noqa: E402
 import archiver_util  # noqa: E402
 from pg_util import cluster as pg_cluster, pg_server  # noqa: E402
-from test_spool_archive import Publisher  # noqa: E402
+from test_spool_archive import Publisher, wait_all_in  # noqa: E402
 from push_fakes import WebhookFake  # noqa: E402
 
 SENDERS = ["s%d" % i for i in range(9)]
@@ -106,14 +106,7 @@ def archived(cluster):
 
 
 def wait_stored(cluster, want, what):
-    def missing():
-        have = archived(cluster)
-        return [m for m in want if m not in have]
-    try:
-        harness.wait_for(lambda: not missing(), STORE_BOUND, interval=0.5, what=what)
-    except AssertionError:
-        lost = missing()
-        raise AssertionError("%s: %d of %d missing, e.g. %s" % (what, len(lost), len(want), lost[:10]))
+    wait_all_in(lambda: archived(cluster), want, STORE_BOUND, what, interval=0.5)
 
 
 def check_once(cluster, acked):

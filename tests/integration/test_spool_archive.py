@@ -94,15 +94,21 @@ def assert_once(env):
     assert twice == [], "stored more than once: %s" % twice[:10]
 
 
-def wait_all_stored(env, want, bound, what):
+def wait_all_in(have, want, bound, what, interval=0.2):
+    """Until every item of want is in have() (a collection, read again each
+    time); on timeout, fail saying how many are missing and which."""
     def missing():
-        have = set(stored_ids(env))
-        return [m for m in want if m not in have]
+        got = have()
+        return [m for m in want if m not in got]
     try:
-        harness.wait_for(lambda: not missing(), bound, interval=0.2, what=what)
+        harness.wait_for(lambda: not missing(), bound, interval=interval, what=what)
     except AssertionError:
         lost = missing()
         raise AssertionError("%s: %d of %d missing, e.g. %s" % (what, len(lost), len(want), lost[:10]))
+
+
+def wait_all_stored(env, want, bound, what):
+    wait_all_in(lambda: set(stored_ids(env)), want, bound, what)
 
 
 def kill_broker_under_load(env, senders):
