@@ -129,20 +129,10 @@ def sender(cluster, name, tag):
 class Paced(Publisher):
     """test_spool_archive's Publisher at RATE messages a second."""
 
-    def run(self):
-        t0 = time.monotonic()
-        for i in range(self.n):
-            if self.stop.is_set() or self.client.disconnected.is_set():
-                return
-            mid = "%s%06d" % (self.prefix, i)
-            info = self.client.c.publish(self.topic, json.dumps(
-                {"id": mid, "type": "text", "body": "x", "ts": int(time.time() * 1000)}), qos=1)
-            if info.rc != 0:
-                return
-            self.sent.append((mid, info))
-            ahead = t0 + (i + 1) / RATE - time.monotonic()
-            if ahead > 0:
-                self.stop.wait(ahead)
+    def after_send(self, i):
+        ahead = self.t0 + (i + 1) / RATE - time.monotonic()
+        if ahead > 0:
+            self.stop.wait(ahead)
 
 
 class Recipient:

@@ -60,6 +60,7 @@ class Publisher(threading.Thread):
         client.c.max_inflight_messages_set(50)
 
     def run(self):
+        self.t0 = time.monotonic()
         for i in range(self.n):
             if self.stop.is_set() or self.client.disconnected.is_set():
                 return
@@ -69,14 +70,18 @@ class Publisher(threading.Thread):
             if info.rc != 0:
                 return   # the connection is gone: paho queues it, it was not sent
             self.sent.append((mid, info))
-            # A window of 200 unacknowledged: the broker stays busy, and the
-            # kill finds messages in every state.
-            if len(self.sent) > 200:
-                oldest = self.sent[-200][1]
-                deadline = time.monotonic() + 30
-                while not oldest.is_published() and not self.stop.is_set():
-                    assert time.monotonic() < deadline, "no PUBACK within 30 s"
-                    time.sleep(0.005)
+            self.after_send(i)
+
+    def after_send(self, i):
+        """After the i-th publish (from 0): a window of 200 unacknowledged,
+        so the broker stays busy and the kill finds messages in every
+        state."""
+        if len(self.sent) > 200:
+            oldest = self.sent[-200][1]
+            deadline = time.monotonic() + 30
+            while not oldest.is_published() and not self.stop.is_set():
+                assert time.monotonic() < deadline, "no PUBACK within 30 s"
+                time.sleep(0.005)
 
     def acked(self):
         return [m for m, info in list(self.sent) if info.is_published()]
