@@ -62,19 +62,26 @@ static inline void pg_value(const char *text, char *out, size_t outlen)
 	PQfinish(c);
 }
 
-/* Each test starts from an empty database, its folder naming the server
- * in store.conf as an operator would. */
-static inline void pg_fresh(const char *dir)
+/* Each test starts from an empty schema (auth, archive, ...), its folder
+ * naming the server in store.conf as an operator would. */
+static inline void pg_fresh_schema(const char *dir, const char *schema)
 {
-	char path[128];
+	char path[128], sql[96];
 	FILE *fp;
 
-	pg_sql("DROP SCHEMA IF EXISTS auth CASCADE");
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+	pg_sql(sql);
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_CONF_NAME);
 	fp = fopen(path, "w");
 	assert_non_null(fp);
 	fprintf(fp, "# the test's own server\nstore postgresql\nstore_conninfo %s\n", be.conninfo);
 	assert_int_equal(fclose(fp), 0);
+}
+
+/* The user store's tests: an empty schema auth. */
+static inline void pg_fresh(const char *dir)
+{
+	pg_fresh_schema(dir, "auth");
 }
 
 /* The PostgreSQL run of what: start the server, run tests() in a child,

@@ -46,21 +46,6 @@ struct fx {
 static const char *const users[] = {"ann", "ben", "cat", "dan"};
 static const char *const rooms[] = {"hall", "yard"};
 
-/* An empty archive in a folder of its own; on PostgreSQL the folder's
- * store.conf names the test's server, as an operator's would. */
-static void fresh_pg(const char *dir)
-{
-	char path[128];
-	FILE *fp;
-
-	pg_sql("DROP SCHEMA IF EXISTS archive CASCADE");
-	snprintf(path, sizeof(path), "%s/%s", dir, STORE_CONF_NAME);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fprintf(fp, "store postgresql\nstore_conninfo %s\n", be.conninfo);
-	assert_int_equal(fclose(fp), 0);
-}
-
 static void open_ok(const char *path, struct archive **out)
 {
 	char err[512] = "";
@@ -69,6 +54,8 @@ static void open_ok(const char *path, struct archive **out)
 	if(rc != MQC_OK) fail_msg("archive__open: %s", err);
 }
 
+/* An empty archive in a folder of its own; on PostgreSQL the folder's
+ * store.conf names the test's server, as an operator's would. */
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -78,7 +65,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/archive.db", f->dir);
 	if(be.pg){
-		fresh_pg(f->dir);
+		pg_fresh_schema(f->dir, "archive");
 		snprintf(f->refdir, sizeof(f->refdir), "/tmp/test_archive_ref.XXXXXX");
 		assert_non_null(mkdtemp(f->refdir));
 		snprintf(f->refpath, sizeof(f->refpath), "%s/archive.db", f->refdir);
