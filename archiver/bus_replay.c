@@ -53,6 +53,7 @@
 #include "names.h"
 #include "rand.h"
 #include "timeutil.h"
+#include "topic.h"
 
 #define REPLAY_ANSWER_MS 5000           /* how long a receiver waits for an origin's replay */
 #define REPLAY_HELD_BYTES (16u << 20)   /* what a receiver holds meanwhile, at most */
@@ -772,16 +773,16 @@ static void send_notices(struct replay *r)
 {
 	struct notice_round nr = {r, NULL};
 	struct client_user *u, *tmp;
-	char topic[sizeof(REPLAY_NOTICE_TOPIC) + NAME_MAX_LEN], body[64];
+	char topic[TOPIC_MAX_LEN + 1], body[64];
 	unsigned n = 0;
 	int len;
 
 	/* docs/PROTOCOL.md, "Several nodes": ts is when it was sent. */
-	len = snprintf(body, sizeof(body), REPLAY_NOTICE_FORMAT, wall_ms());
+	len = snprintf(body, sizeof(body), BUS_RESYNC_NOTICE_FORMAT, wall_ms());
 	r->hooks.each_client(r->hooks.ctx, notice_client, &nr);
 	pthread_mutex_lock(&r->lock);
 	HASH_ITER(hh, nr.users, u, tmp){
-		snprintf(topic, sizeof(topic), REPLAY_NOTICE_TOPIC "%s", u->user);
+		topic__build(topic, sizeof(topic), TOPIC_NOTICE, u->user, NULL);
 		if(r->hooks.inject(r->hooks.ctx, r->node, topic, body, (size_t)len)){
 			n++;
 		}

@@ -36,8 +36,6 @@
 #define REPLAY_END_HEADER "Mq-End"      /* the end of a replay: "1" complete, "0" not */
 #define REPLAY_FOR_HEADER "Mq-For"      /* resync asked again of that node only */
 #define REPLAY_LOST_HEADER "Mq-Lost"    /* on mq.ctl.resync: the origin lost records unsent */
-#define REPLAY_NOTICE_TOPIC "chat/notice/"
-#define REPLAY_NOTICE_FORMAT "{\"type\":\"resync\",\"ts\":%" PRId64 "}"
 #define REPLAY_NOTICE_EVERY_MS 10000    /* at most one round of notices this often */
 
 struct replay;

@@ -28,6 +28,7 @@
 #ifndef MQCHAT_BUS_H
 #define MQCHAT_BUS_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -107,5 +108,11 @@ bool bus__topic(const char *subject, char *out, size_t outlen);
  * matches nothing the bus carries). '+' is '*'; a '#' is '>' where it
  * may stand for both levels, '*' where only the last is left. */
 size_t bus__filter_subjects(const char *filter, char out[][BUS_SUBJECT_MAX]);
+
+/* The notice that tells an app to sync (docs/PROTOCOL.md, "Several
+ * nodes"), on chat/notice/<user>; ts is when it was sent (ms). The bus
+ * sends it when it cannot replay (bus_replay.c), the plugin to a client
+ * back on its session's node (bus_presence.c). */
+#define BUS_RESYNC_NOTICE_FORMAT "{\"type\":\"resync\",\"ts\":%" PRId64 "}"
 
 #endif

@@ -129,8 +129,7 @@ void plugin_bus__login(struct mqchat *m, const struct mosquitto *client, const c
 		name[at - client_id] = '\0';
 		topic__build(topic, sizeof(topic), TOPIC_NOTICE, name, NULL);
 	}
-	n = snprintf(notice, sizeof(notice), "{\"type\":\"resync\",\"ts\":%lld}",
-			(long long)time__now_ms());
+	n = snprintf(notice, sizeof(notice), BUS_RESYNC_NOTICE_FORMAT, time__now_ms());
 	if(mosquitto_broker_publish_copy(client_id, topic, n, notice, 1, false, NULL) == MOSQ_ERR_SUCCESS){
 		b->resyncs++;
 	}
